@@ -1,0 +1,4 @@
+//! routerstats agent library: source parsers, report collection, and the uplink to the collector.
+//! The binary in `main.rs` only parses flags and calls into here.
+
+pub mod sources;

@@ -1,0 +1,1 @@
+//! TODO: parser for board (being written).

@@ -1,0 +1,1 @@
+//! TODO: parser for dhcp_leases (being written).

@@ -1,0 +1,1 @@
+//! TODO: parser for iw_dev (being written).

@@ -1,0 +1,164 @@
+//! One module per input source. Each has a pure parser over text, `parse(&str)`, plus a small
+//! reader at the I/O edge. Parsers never panic: they keep every well-formed record and list what
+//! they skipped in [`Parsed::skipped`]. They return `Err` only when nothing usable was found.
+
+pub mod board;
+pub mod dhcp_leases;
+pub mod iw_dev;
+pub mod loadavg;
+pub mod meminfo;
+pub mod net_dev;
+pub mod openvpn;
+pub mod openwrt_release;
+pub mod proc_stat;
+pub mod station_dump;
+pub mod uci_network;
+pub mod uptime;
+pub mod wireguard;
+
+use std::path::Path;
+use std::process::Command;
+
+use routerstats_shared::{SourceState};
+
+/// What a parser produced: the well-formed records, plus what it had to skip.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Parsed<T> {
+    pub value: T,
+    pub skipped: Vec<Skipped>,
+}
+
+impl<T> Parsed<T> {
+    pub fn new(value: T) -> Self {
+        Parsed { value, skipped: Vec::new() }
+    }
+
+    /// Records that `line` (1-based; 0 when not tied to a line) was not understood.
+    pub fn skip(&mut self, line: usize, reason: impl Into<String>) {
+        self.skipped.push(Skipped { line, reason: reason.into() });
+    }
+
+    /// The source state this parse result should report.
+    pub fn state(&self) -> SourceState {
+        match self.skipped.first() {
+            None => SourceState::Ok,
+            Some(first) => SourceState::Partial {
+                skipped: self.skipped.len().min(u32::MAX as usize) as u32,
+                first_error: first.to_string(),
+            },
+        }
+    }
+}
+
+/// A line or record a parser could not use.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    pub line: usize,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}", self.reason)
+        } else {
+            write!(f, "line {}: {}", self.line, self.reason)
+        }
+    }
+}
+
+/// Why a parser found nothing usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("empty input")]
+    Empty,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Why a reader could not get the text to parse.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("command not found: {0}")]
+    ToolMissing(String),
+    #[error("{cmd} exited with {status}: {stderr}")]
+    Failed { cmd: String, status: String, stderr: String },
+    #[error("cannot read {path}: {err}")]
+    File { path: String, err: std::io::Error },
+    #[error("cannot run {cmd}: {err}")]
+    Spawn { cmd: String, err: std::io::Error },
+}
+
+impl ReadError {
+    /// The source state this read failure should report.
+    pub fn state(&self) -> SourceState {
+        match self {
+            ReadError::ToolMissing(t) => SourceState::ToolMissing(t.clone()),
+            other => SourceState::Error(other.to_string()),
+        }
+    }
+}
+
+/// Largest output the agent reads from one command or file (a safety cap on small routers).
+pub const MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Runs a command (program plus arguments) and returns its stdout as text (lossy UTF-8).
+/// A program that does not exist is [`ReadError::ToolMissing`].
+pub fn run_command(program: &str, args: &[&str]) -> Result<String, ReadError> {
+    let cmd = || std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
+    let out = match Command::new(program).args(args).output() {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ReadError::ToolMissing(program.to_string()))
+        }
+        Err(err) => return Err(ReadError::Spawn { cmd: cmd(), err }),
+    };
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(ReadError::Failed {
+            cmd: cmd(),
+            status: out.status.to_string(),
+            stderr: stderr.trim().chars().take(300).collect(),
+        });
+    }
+    let mut stdout = out.stdout;
+    stdout.truncate(MAX_INPUT_BYTES as usize);
+    Ok(String::from_utf8_lossy(&stdout).into_owned())
+}
+
+/// Reads a text file (lossy UTF-8, capped at [`MAX_INPUT_BYTES`]).
+pub fn read_text(path: &Path) -> Result<String, ReadError> {
+    use std::io::Read;
+    let file_err = |err| ReadError::File { path: path.display().to_string(), err };
+    let f = std::fs::File::open(path).map_err(file_err)?;
+    let mut buf = Vec::new();
+    f.take(MAX_INPUT_BYTES).read_to_end(&mut buf).map_err(file_err)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tool_is_reported_as_such() {
+        let err = run_command("/nonexistent/routerstats-no-such-tool", &[]).unwrap_err();
+        assert!(matches!(err, ReadError::ToolMissing(_)));
+        assert!(matches!(err.state(), SourceState::ToolMissing(_)));
+    }
+
+    #[test]
+    fn failing_command_keeps_stderr() {
+        let err = run_command("sh", &["-c", "echo nope >&2; exit 3"]).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn partial_state_names_first_problem() {
+        let mut p = Parsed::new(());
+        assert_eq!(p.state(), SourceState::Ok);
+        p.skip(4, "bad mac");
+        p.skip(9, "bad ip");
+        assert_eq!(p.state(), SourceState::Partial { skipped: 2, first_error: "line 4: bad mac".into() });
+    }
+}

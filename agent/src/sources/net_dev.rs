@@ -1,0 +1,1 @@
+//! TODO: parser for net_dev (being written).

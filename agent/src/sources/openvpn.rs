@@ -1,0 +1,1 @@
+//! TODO: parser for openvpn (being written).

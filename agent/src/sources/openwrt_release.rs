@@ -1,0 +1,1 @@
+//! TODO: parser for openwrt_release (being written).

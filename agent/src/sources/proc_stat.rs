@@ -1,0 +1,1 @@
+//! TODO: parser for proc_stat (being written).

@@ -1,0 +1,1 @@
+//! TODO: parser for station_dump (being written).

@@ -1,0 +1,1 @@
+//! TODO: parser for uci_network (being written).

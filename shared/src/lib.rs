@@ -1,0 +1,22 @@
+//! The routerstats wire protocol, shared by the agent and the collector.
+//!
+//! - [`model`]: the `Report` an agent produces each cycle, with compact field types
+//!   (MAC addresses as 6 bytes, IP addresses binary, counters encoded as varints).
+//! - [`frame`]: the frame header (magic, protocol version, message kind, length), the size limit
+//!   and the typed decode errors.
+//! - [`message`]: every message that crosses the wire (hello, report, ack, enrollment, renewal).
+//! - [`token`]: the enrollment token format (`rs1.<id>.<secret>.<ca-hash>`).
+//! - [`codec`]: the one place that knows the payload encoding (bincode 2.0.1 in serde mode).
+//! - [`io`] (feature `io`): async helpers that read and write whole frames on tokio streams.
+
+pub mod codec;
+pub mod frame;
+#[cfg(feature = "io")]
+pub mod io;
+pub mod message;
+pub mod model;
+pub mod token;
+
+pub use frame::{FrameError, FrameHeader, MessageKind, MAX_FRAME_LEN, PROTOCOL_VERSION};
+pub use message::Message;
+pub use model::*;

@@ -1,0 +1,283 @@
+//! Every message of the protocol, and how it maps to a frame.
+//!
+//! The ingest connection (client certificate required):
+//! agent `Hello` -> collector `HelloAck`, then agent `Report`* -> collector `Ack`* (each ack sent
+//! after the report's SQLite transaction committed); `RenewRequest` -> `RenewResponse` at any time.
+//!
+//! The enrollment connection (no client certificate): agent `EnrollRequest` -> collector
+//! `EnrollResponse` or `Error`, then the connection closes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::frame::{FrameError, FrameHeader, MessageKind, HEADER_LEN, MAX_FRAME_LEN};
+use crate::model::Report;
+
+/// First message on an ingest connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub agent_version: String,
+    pub hostname: String,
+    pub boot_id: [u8; 16],
+    /// Reports waiting in the agent's spool when it connected.
+    pub spooled: u32,
+}
+
+/// The collector's answer to `Hello`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloAck {
+    pub router_id: i64,
+    pub router_name: String,
+    /// Unix time (seconds) at the collector, so the agent can tell if its clock is off.
+    pub server_time: u64,
+    /// Unix time (seconds) when the agent's certificate expires.
+    pub cert_not_after: u64,
+    /// Whether the agent should renew its certificate now.
+    pub renew_now: bool,
+}
+
+/// The collector stored the report `(boot_id, seq)` durably (or already had it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub boot_id: [u8; 16],
+    pub seq: u64,
+}
+
+/// A router asks to join the fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The secret part of the enrollment token.
+    pub token: String,
+    /// PEM certificate signing request for the key generated on the router.
+    pub csr_pem: String,
+    /// Requested router name; the token's name is used when absent.
+    pub name: Option<String>,
+    pub hostname: String,
+}
+
+/// Enrollment succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub router_id: i64,
+    pub router_name: String,
+    pub cert_pem: String,
+    pub ca_pem: String,
+}
+
+/// An enrolled router asks for a fresh certificate for a new key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewRequest {
+    pub csr_pem: String,
+}
+
+/// The renewed certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewResponse {
+    pub cert_pem: String,
+}
+
+/// Machine-readable reason of an [`ErrorMsg`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    InvalidToken,
+    ExpiredToken,
+    UsedToken,
+    BadCsr,
+    Revoked,
+    Protocol,
+    Internal,
+    Unavailable,
+}
+
+/// The collector refuses a request; the connection closes after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorMsg {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// A decoded frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Hello(Hello),
+    HelloAck(HelloAck),
+    Report(Box<Report>),
+    Ack(Ack),
+    EnrollRequest(EnrollRequest),
+    EnrollResponse(EnrollResponse),
+    RenewRequest(RenewRequest),
+    RenewResponse(RenewResponse),
+    Error(ErrorMsg),
+}
+
+impl Message {
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Hello(_) => MessageKind::Hello,
+            Message::HelloAck(_) => MessageKind::HelloAck,
+            Message::Report(_) => MessageKind::Report,
+            Message::Ack(_) => MessageKind::Ack,
+            Message::EnrollRequest(_) => MessageKind::EnrollRequest,
+            Message::EnrollResponse(_) => MessageKind::EnrollResponse,
+            Message::RenewRequest(_) => MessageKind::RenewRequest,
+            Message::RenewResponse(_) => MessageKind::RenewResponse,
+            Message::Error(_) => MessageKind::Error,
+        }
+    }
+
+    /// Encodes the payload alone.
+    pub fn encode_payload(&self) -> Result<Vec<u8>, codec::CodecError> {
+        match self {
+            Message::Hello(m) => codec::encode(m),
+            Message::HelloAck(m) => codec::encode(m),
+            Message::Report(m) => codec::encode(m.as_ref()),
+            Message::Ack(m) => codec::encode(m),
+            Message::EnrollRequest(m) => codec::encode(m),
+            Message::EnrollResponse(m) => codec::encode(m),
+            Message::RenewRequest(m) => codec::encode(m),
+            Message::RenewResponse(m) => codec::encode(m),
+            Message::Error(m) => codec::encode(m),
+        }
+    }
+
+    /// Encodes a whole frame: header plus payload. Fails if the payload exceeds the frame limit.
+    pub fn to_frame(&self) -> Result<Vec<u8>, FrameError> {
+        let payload = self.encode_payload().map_err(|e| FrameError::BadPayload {
+            kind: self.kind(),
+            reason: e.to_string(),
+        })?;
+        frame_bytes(self.kind(), &payload)
+    }
+
+    /// Decodes a payload of the given kind.
+    pub fn decode_payload(kind: MessageKind, payload: &[u8]) -> Result<Message, FrameError> {
+        let bad = |e: codec::CodecError| FrameError::BadPayload { kind, reason: e.to_string() };
+        Ok(match kind {
+            MessageKind::Hello => Message::Hello(codec::decode(payload).map_err(bad)?),
+            MessageKind::HelloAck => Message::HelloAck(codec::decode(payload).map_err(bad)?),
+            MessageKind::Report => Message::Report(Box::new(codec::decode(payload).map_err(bad)?)),
+            MessageKind::Ack => Message::Ack(codec::decode(payload).map_err(bad)?),
+            MessageKind::EnrollRequest => Message::EnrollRequest(codec::decode(payload).map_err(bad)?),
+            MessageKind::EnrollResponse => {
+                Message::EnrollResponse(codec::decode(payload).map_err(bad)?)
+            }
+            MessageKind::RenewRequest => Message::RenewRequest(codec::decode(payload).map_err(bad)?),
+            MessageKind::RenewResponse => {
+                Message::RenewResponse(codec::decode(payload).map_err(bad)?)
+            }
+            MessageKind::Error => Message::Error(codec::decode(payload).map_err(bad)?),
+        })
+    }
+
+    /// Decodes one whole frame from the start of `bytes`; returns the message and the bytes used.
+    pub fn from_frame(bytes: &[u8], max_len: u32) -> Result<(Message, usize), FrameError> {
+        let header = FrameHeader::parse(bytes, max_len)?;
+        let end = HEADER_LEN + header.len as usize;
+        if bytes.len() < end {
+            return Err(FrameError::Truncated { need: end, have: bytes.len() });
+        }
+        Ok((Self::decode_payload(header.kind, &bytes[HEADER_LEN..end])?, end))
+    }
+}
+
+/// Builds a frame from a kind and an already encoded payload.
+pub fn frame_bytes(kind: MessageKind, payload: &[u8]) -> Result<Vec<u8>, FrameError> {
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    if len > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge { len, max: MAX_FRAME_LEN });
+    }
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&FrameHeader::new(kind, len).to_bytes());
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use proptest::prelude::*;
+
+    fn sample_report() -> Report {
+        Report {
+            seq: 42,
+            boot_id: [7; 16],
+            timestamp_ms: 1_700_000_000_000,
+            router: RouterFacts { hostname: "ap-1".into(), agent_version: "0.1.0".into(), arch: "mips".into(), ..Default::default() },
+            stations: vec![Station {
+                mac: "00:11:22:33:44:55".parse().unwrap(),
+                interface: "wlan0".into(),
+                stats: StationLinkStats { rx_bytes: Some(4_574_667_204), signal: Some(Signal { dbm: -60, chains: vec![-61, -62] }), ..Default::default() },
+                ..Default::default()
+            }],
+            wireguard: vec![WgInterface {
+                name: "wg0".into(),
+                peers: vec![WgPeer {
+                    public_key: "abc=".into(),
+                    endpoint: Some("[2001:db8::1]:51820".parse().unwrap()),
+                    allowed_ips: vec!["10.0.0.0/24".parse().unwrap()],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let msgs = vec![
+            Message::Hello(Hello { agent_version: "0.1".into(), hostname: "h".into(), boot_id: [1; 16], spooled: 3 }),
+            Message::HelloAck(HelloAck { router_id: 5, router_name: "r".into(), server_time: 9, cert_not_after: 10, renew_now: false }),
+            Message::Report(Box::new(sample_report())),
+            Message::Ack(Ack { boot_id: [2; 16], seq: 99 }),
+            Message::EnrollRequest(EnrollRequest { token: "t".into(), csr_pem: "c".into(), name: None, hostname: "h".into() }),
+            Message::EnrollResponse(EnrollResponse { router_id: 1, router_name: "r".into(), cert_pem: "c".into(), ca_pem: "a".into() }),
+            Message::RenewRequest(RenewRequest { csr_pem: "c".into() }),
+            Message::RenewResponse(RenewResponse { cert_pem: "c".into() }),
+            Message::Error(ErrorMsg { code: ErrorCode::UsedToken, message: "used".into() }),
+        ];
+        for m in msgs {
+            let frame = m.to_frame().unwrap();
+            let (back, used) = Message::from_frame(&frame, MAX_FRAME_LEN).unwrap();
+            assert_eq!(used, frame.len());
+            assert_eq!(back, m);
+        }
+    }
+
+    #[test]
+    fn payload_of_wrong_kind_is_a_typed_error() {
+        let frame = Message::Ack(Ack { boot_id: [0; 16], seq: 1 }).to_frame().unwrap();
+        let mut bad = frame.clone();
+        bad[3] = MessageKind::EnrollResponse as u8;
+        assert!(matches!(Message::from_frame(&bad, MAX_FRAME_LEN), Err(FrameError::BadPayload { .. })));
+        assert!(matches!(Message::from_frame(&frame[..frame.len() - 1], MAX_FRAME_LEN), Err(FrameError::Truncated { .. })));
+    }
+
+    #[test]
+    fn oversized_payload_is_refused_on_encode() {
+        let big = vec![0u8; MAX_FRAME_LEN as usize + 1];
+        assert!(matches!(frame_bytes(MessageKind::Report, &big), Err(FrameError::TooLarge { .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Message::from_frame(&bytes, MAX_FRAME_LEN);
+        }
+
+        #[test]
+        fn random_payload_behind_valid_header_never_panics(kind in 1u8..=9, payload in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let kind = MessageKind::from_u8(kind).unwrap();
+            let frame = frame_bytes(kind, &payload).unwrap();
+            let _ = Message::from_frame(&frame, MAX_FRAME_LEN);
+        }
+
+        #[test]
+        fn truncated_valid_frames_are_errors(cut in 0usize..200) {
+            let frame = Message::Report(Box::new(sample_report())).to_frame().unwrap();
+            let cut = cut.min(frame.len() - 1);
+            prop_assert!(Message::from_frame(&frame[..cut], MAX_FRAME_LEN).is_err());
+        }
+    }
+}
