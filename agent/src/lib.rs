@@ -2,3 +2,6 @@
 //! The binary in `main.rs` only parses flags and calls into here.
 
 pub mod sources;
+
+#[cfg(test)]
+pub(crate) mod testutil;
