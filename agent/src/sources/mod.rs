@@ -4,6 +4,7 @@
 
 pub mod board;
 pub mod dhcp_leases;
+pub mod disk;
 pub mod iw_dev;
 pub mod loadavg;
 pub mod meminfo;
