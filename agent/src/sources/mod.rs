@@ -4,6 +4,7 @@
 
 pub mod board;
 pub mod dhcp_leases;
+pub mod disk;
 pub mod iw_dev;
 pub mod loadavg;
 pub mod meminfo;
@@ -97,6 +98,15 @@ impl ReadError {
             other => SourceState::Error(other.to_string()),
         }
     }
+}
+
+/// Why a source produced nothing: it could not be read, or its text had nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Parse(#[from] ParseError),
 }
 
 /// Largest output the agent reads from one command or file (a safety cap on small routers).
