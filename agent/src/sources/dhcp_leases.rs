@@ -423,7 +423,7 @@ mod tests {
         assert_eq!(p.skipped.len(), 1);
 
         assert!(matches!(
-            read(&[missing.clone()]),
+            read(std::slice::from_ref(&missing)),
             Err(SourceError::Read(_))
         ));
         assert!(matches!(
@@ -438,7 +438,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("leases");
         std::fs::write(&path, "0 00:11:22:33:44:55 10.0.0.2 a *\nbad line\n").unwrap();
-        let p = read(&[path.clone()]).unwrap();
+        let p = read(std::slice::from_ref(&path)).unwrap();
         let s = p.skipped.first().unwrap();
         assert_eq!(s.line, 2);
         assert_eq!(

@@ -110,13 +110,14 @@ fn finish_section(out: &mut Parsed<HashMap<String, String>>, section: Option<Pee
     else {
         return;
     };
-    if out.value.contains_key(&key) {
-        out.skip(
-            sec.line,
-            "duplicate wireguard peer public_key, first name kept",
-        );
-    } else {
-        out.value.insert(key, name);
+    match out.value.entry(key) {
+        std::collections::hash_map::Entry::Occupied(_) => out.skipped.push(super::Skipped {
+            line: sec.line,
+            reason: "duplicate wireguard peer public_key, first name kept".to_string(),
+        }),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert(name);
+        }
     }
 }
 

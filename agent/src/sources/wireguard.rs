@@ -61,17 +61,20 @@ pub fn parse_dump(text: &str) -> Result<Parsed<Vec<WgInterface>>, ParseError> {
             [] => {}
             // The second field is the private key: matched by `_`, never bound.
             [name, _, public, port, fwmark] => {
-                let listen_port = port.parse::<u16>().ok();
-                if listen_port.is_none() {
-                    out.skip(n, "invalid listen port on interface line");
-                }
-                let fwmark = parse_fwmark(fwmark).unwrap_or_else(|()| {
-                    out.skip(n, "invalid fwmark on interface line");
-                    None
-                });
+                // A peer line cut off after its endpoint also has 5 fields, with its preshared key
+                // where the public key goes; its endpoint is never a bare port, so requiring a
+                // valid port (and fwmark) keeps such a line from being read as an interface.
+                let (Ok(listen_port), Ok(fwmark)) = (port.parse::<u16>(), parse_fwmark(fwmark))
+                else {
+                    out.skip(
+                        n,
+                        "malformed interface line (invalid listen port or fwmark)",
+                    );
+                    continue;
+                };
                 let iface = iface_entry(&mut out.value, name);
                 iface.public_key = none_if_none(public).map(str::to_string);
-                iface.listen_port = listen_port;
+                iface.listen_port = Some(listen_port);
                 iface.fwmark = fwmark;
             }
             [name, public, psk, endpoint, ips, handshake, rx, tx, keepalive] => {
@@ -606,8 +609,7 @@ mod tests {
             [
                 "line 1: malformed interface line (5 fields expected)",
                 "line 2: malformed interface line (5 fields expected)",
-                "line 3: invalid listen port on interface line",
-                "line 3: invalid fwmark on interface line",
+                "line 3: malformed interface line (invalid listen port or fwmark)",
             ]
         );
         for secret in [WG0_PRIVATE, WG1_PRIVATE, ALICE_PSK] {
@@ -616,8 +618,27 @@ mod tests {
         // The peer of the dropped interface line still belongs to a wg0 entry.
         assert_eq!(
             p.value.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
-            ["wg2", "wg0"]
+            ["wg0"]
         );
+    }
+
+    #[test]
+    fn peer_line_cut_after_its_endpoint_is_not_an_interface() {
+        // Found by the truncation property test: 5 fields, the preshared key in 3rd place.
+        for tail in [
+            "84.115.201.17:51820\t1",
+            "(none)\t10.0.0.2/32",
+            "[fd00::1]:5\t0",
+        ] {
+            let text = format!("wg0\tpeer=\t{ALICE_PSK}\t{tail}");
+            let Err(ParseError::Invalid(msg)) = parse(&text) else {
+                panic!("{tail}: cut peer line was accepted");
+            };
+            assert!(!msg.contains(ALICE_PSK));
+        }
+        let p = parse("wg0\tpriv\tpub=\t51820\t0xZZ\nwg0\tpriv\tpub=\t51820\t0x10\n").unwrap();
+        assert_eq!(p.skipped.len(), 1);
+        assert_eq!(p.value.first().unwrap().fwmark, Some(16));
     }
 
     #[test]
@@ -960,6 +981,29 @@ mod tests {
         texts.push(own_fixture(OWN_DUMP));
         texts.push(own_fixture("wg/wg-show.txt"));
         texts
+    }
+
+    #[test]
+    fn every_truncation_of_every_fixture_keeps_secrets() {
+        let mut checked = 0;
+        for text in all_fixture_texts() {
+            let mut secrets = private_keys_in(&text);
+            secrets.extend([
+                WG0_PRIVATE.to_string(),
+                WG1_PRIVATE.to_string(),
+                ALICE_PSK.to_string(),
+            ]);
+            let prefixes: Vec<&str> = secrets.iter().filter_map(|k| k.get(..12)).collect();
+            for cut in (0..=text.len()).filter(|c| text.is_char_boundary(*c)) {
+                if let Ok(p) = parse_show_or_dump_at(text.get(..cut).unwrap_or_default(), NOW) {
+                    checked += 1;
+                    for prefix in &prefixes {
+                        assert_no_secret(&p, prefix);
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "only {checked} truncations parsed");
     }
 
     proptest! {
