@@ -266,6 +266,7 @@ fn iface_entry<'a>(ifaces: &'a mut Vec<WgInterface>, name: &str) -> &'a mut WgIn
             });
             ifaces.len() - 1
         });
+    // `pos` indexes `ifaces` by construction (found in it, or the element just pushed).
     &mut ifaces[pos]
 }
 
@@ -668,6 +669,19 @@ mod tests {
         assert_eq!(wg9.listen_port, None);
         assert_eq!(wg9.peers.len(), 1);
         assert!(wg9.peers.first().unwrap().allowed_ips.is_empty());
+    }
+
+    #[test]
+    fn interface_line_after_its_peers_completes_the_entry() {
+        let p =
+            parse("wg0\tA=\t(none)\t(none)\t(none)\t0\t0\t0\toff\nwg0\tpriv\tPUB=\t51820\toff\n")
+                .unwrap();
+        assert_eq!(p.value.len(), 1);
+        let wg0 = p.value.first().unwrap();
+        assert_eq!(
+            (wg0.public_key.as_deref(), wg0.listen_port, wg0.peers.len()),
+            (Some("PUB="), Some(51820), 1)
+        );
     }
 
     #[test]
