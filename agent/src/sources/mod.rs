@@ -99,6 +99,15 @@ impl ReadError {
     }
 }
 
+/// Why a source produced nothing: it could not be read, or its text had nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+}
+
 /// Largest output the agent reads from one command or file (a safety cap on small routers).
 pub const MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024;
 
