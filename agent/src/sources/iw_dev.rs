@@ -12,6 +12,7 @@
 //!   link, and the first link's values are kept.
 //! - `Unnamed/non-netdev interface` blocks (P2P devices without a netdev) are dropped silently:
 //!   they have no name to read stations from.
+//! - An interface without a `type` line gets `WifiIfType::Other("")` (the model needs a type).
 //! - A width of `80+80 MHz` is stored as 160 (the two segments are told apart by `center2`).
 //!   Fractional frequencies (`902.5 MHz`, S1G) keep their whole MHz.
 
