@@ -166,6 +166,10 @@ impl AgentConfig {
     /// Applies the `config agent` section of UCI text.
     pub fn apply_uci(&mut self, text: &str, path: &str) -> Result<(), ConfigError> {
         let invalid = |reason: String| ConfigError::Invalid { path: path.into(), reason };
+        if text.trim().is_empty() {
+            // An empty file configures nothing: the defaults stand.
+            return Ok(());
+        }
         let parsed = uci::parse(text).map_err(|e| invalid(e.to_string()))?;
         if let Some(first) = parsed.skipped.first() {
             return Err(invalid(first.to_string()));
@@ -256,5 +260,6 @@ mod tests {
     #[test]
     fn missing_default_file_is_fine_but_named_file_is_not() {
         assert!(AgentConfig::load(Some(Path::new("/nonexistent/routerstats"))).is_err());
+        assert_eq!(AgentConfig::load(Some(Path::new("/dev/null"))).unwrap(), AgentConfig::default());
     }
 }

@@ -1,7 +1,10 @@
 //! routerstats agent library: source parsers, report collection, and the uplink to the collector.
 //! The binary in `main.rs` only parses flags and calls into here.
 
+pub mod collect;
 pub mod config;
+pub mod parse_cmd;
+pub mod snapshot;
 pub mod sources;
 pub mod uci;
 

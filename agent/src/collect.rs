@@ -1,0 +1,223 @@
+//! One collection cycle: reads every enabled source and assembles a [`Report`].
+//!
+//! Each source is read independently; a failure in one (a missing tool, an unreadable file, a
+//! malformed line) becomes a [`SourceStatus`] in the report and never stops the others.
+//! `seq`, `boot_id` and `dropped_reports` are filled in by the uplink, which owns the sequence.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use routerstats_shared::{
+    Report, RouterFacts, SourceKind, SourceState, SourceStatus, SystemStats,
+};
+
+use crate::config::AgentConfig;
+use crate::sources::{self, proc_stat::CpuTimes, Parsed, SourceError};
+
+/// Version of this agent, reported in every report.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Collects reports, remembering what CPU-busy deltas need between cycles.
+pub struct Collector {
+    cfg: AgentConfig,
+    prev_cpu: Option<CpuTimes>,
+}
+
+/// Turns a source result into its value, recording the outcome in `statuses`.
+fn record<T>(
+    statuses: &mut Vec<SourceStatus>,
+    kind: SourceKind,
+    name: impl Into<String>,
+    result: Result<Parsed<T>, SourceError>,
+) -> Option<T> {
+    let name = name.into();
+    match result {
+        Ok(parsed) => {
+            statuses.push(SourceStatus { kind, name, state: parsed.state() });
+            Some(parsed.value)
+        }
+        Err(err) => {
+            let state = match &err {
+                SourceError::Read(r) => r.state(),
+                SourceError::Parse(p) => SourceState::Error(p.to_string()),
+            };
+            statuses.push(SourceStatus { kind, name, state });
+            None
+        }
+    }
+}
+
+/// Marks a source as turned off in the configuration.
+fn disabled(statuses: &mut Vec<SourceStatus>, kind: SourceKind) {
+    statuses.push(SourceStatus { kind, name: String::new(), state: SourceState::Disabled });
+}
+
+/// Expands the configured OpenVPN status paths: a directory stands for every file in it whose
+/// name contains `status`.
+pub fn openvpn_status_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let Ok(entries) = std::fs::read_dir(p) else { continue };
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file())
+                .filter(|f| f.file_name().is_some_and(|n| n.to_string_lossy().contains("status")))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn read_trimmed(path: PathBuf) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+impl Collector {
+    pub fn new(cfg: AgentConfig) -> Self {
+        Collector { cfg, prev_cpu: None }
+    }
+
+    pub fn config(&self) -> &AgentConfig {
+        &self.cfg
+    }
+
+    /// Reads /proc/stat now so the next [`Collector::collect`] can report CPU busy share.
+    pub fn prime_cpu(&mut self) {
+        if let Ok(p) = sources::proc_stat::read(&self.cfg.proc_path("stat")) {
+            self.prev_cpu = Some(p.value);
+        }
+    }
+
+    /// Runs one cycle.
+    pub fn collect(&mut self) -> Report {
+        let cfg = self.cfg.clone();
+        let mut st = Vec::new();
+        let mut report = Report { timestamp_ms: now_ms(), ..Default::default() };
+
+        report.router = self.router_facts(&mut st);
+        if cfg.sources.system {
+            report.system = self.system(&mut st);
+        } else {
+            disabled(&mut st, SourceKind::System);
+        }
+
+        if cfg.sources.wifi {
+            let wifi = record(&mut st, SourceKind::IwDev, "", sources::iw_dev::read(&cfg.iw));
+            for iface in wifi.iter().flatten().filter(|w| w.iftype.has_stations()) {
+                let res = sources::station_dump::read(&cfg.iw, &iface.name);
+                if let Some(mut stations) = record(&mut st, SourceKind::StationDump, iface.name.clone(), res) {
+                    report.stations.append(&mut stations);
+                }
+            }
+            report.wireless = wifi.unwrap_or_default();
+        } else {
+            disabled(&mut st, SourceKind::IwDev);
+        }
+
+        if cfg.sources.dhcp {
+            let res = sources::dhcp_leases::read(&cfg.lease_files);
+            report.leases = record(&mut st, SourceKind::DhcpLeases, "", res).unwrap_or_default();
+        } else {
+            disabled(&mut st, SourceKind::DhcpLeases);
+        }
+
+        if cfg.sources.wireguard {
+            let res = sources::wireguard::read(&cfg.wg);
+            let mut wg = record(&mut st, SourceKind::WireGuard, "", res).unwrap_or_default();
+            if !wg.is_empty() {
+                // Peer names are a nicety: a missing /etc/config/network is not worth a status entry.
+                if let Ok(names) = sources::uci_network::read(&cfg.etc_path("config/network")) {
+                    sources::uci_network::apply_names(&mut wg, &names.value);
+                }
+            }
+            report.wireguard = wg;
+        } else {
+            disabled(&mut st, SourceKind::WireGuard);
+        }
+
+        if cfg.sources.openvpn {
+            let files = openvpn_status_files(&cfg.openvpn_status);
+            for (path, res) in sources::openvpn::read_all(&files) {
+                if let Some(inst) = record(&mut st, SourceKind::OpenVpn, path.display().to_string(), res) {
+                    report.openvpn.push(inst);
+                }
+            }
+        } else {
+            disabled(&mut st, SourceKind::OpenVpn);
+        }
+
+        if cfg.sources.interfaces {
+            let res = sources::net_dev::read(&cfg.proc_path("net/dev"));
+            let mut ifs = record(&mut st, SourceKind::NetDev, "", res).unwrap_or_default();
+            let wifi_names: Vec<String> = report.wireless.iter().map(|w| w.name.clone()).collect();
+            let wg_names: Vec<String> = report.wireguard.iter().map(|w| w.name.clone()).collect();
+            for i in &mut ifs {
+                i.kind = sources::net_dev::classify_with(&i.name, &wifi_names, &wg_names);
+            }
+            report.interfaces = ifs;
+        } else {
+            disabled(&mut st, SourceKind::NetDev);
+        }
+
+        report.sources = st;
+        report
+    }
+
+    fn router_facts(&self, st: &mut Vec<SourceStatus>) -> RouterFacts {
+        let cfg = &self.cfg;
+        let mut facts = RouterFacts {
+            hostname: read_trimmed(cfg.proc_path("sys/kernel/hostname")).unwrap_or_else(|| "unknown".into()),
+            kernel: read_trimmed(cfg.proc_path("sys/kernel/osrelease")),
+            agent_version: AGENT_VERSION.into(),
+            arch: std::env::consts::ARCH.into(),
+            ..Default::default()
+        };
+        let board = sources::board::read(&cfg.etc_path("board.json"));
+        if let Some(b) = record(st, SourceKind::RouterFacts, "board.json", board) {
+            facts.model = b.model_name;
+            facts.board = b.model_id;
+        }
+        let release = sources::openwrt_release::read(&cfg.etc_path("openwrt_release"));
+        facts.release = record(st, SourceKind::RouterFacts, "openwrt_release", release);
+        facts
+    }
+
+    fn system(&mut self, st: &mut Vec<SourceStatus>) -> Option<SystemStats> {
+        let cfg = self.cfg.clone();
+        let mem = record(st, SourceKind::System, "meminfo", sources::meminfo::read(&cfg.proc_path("meminfo")))?;
+        let mut sys = SystemStats {
+            mem_total_kb: mem.total_kb,
+            mem_available_kb: mem.available_kb,
+            mem_available_derived: mem.available_derived,
+            ..Default::default()
+        };
+        if let Some(up) = record(st, SourceKind::System, "uptime", sources::uptime::read(&cfg.proc_path("uptime"))) {
+            sys.uptime_s = up;
+        }
+        if let Some(load) = record(st, SourceKind::System, "loadavg", sources::loadavg::read(&cfg.proc_path("loadavg"))) {
+            sys.load = load;
+        }
+        if let Some(cpu) = record(st, SourceKind::System, "stat", sources::proc_stat::read(&cfg.proc_path("stat"))) {
+            sys.cpu_busy_permille =
+                self.prev_cpu.as_ref().and_then(|prev| sources::proc_stat::busy_permille(prev, &cpu));
+            self.prev_cpu = Some(cpu);
+        }
+        let mounts: Vec<&str> = cfg.disks.iter().map(String::as_str).collect();
+        if !mounts.is_empty() {
+            if let Some(disks) = record(st, SourceKind::System, "df", sources::disk::read(&cfg.df, &mounts)) {
+                // `df` may print more than was asked for (busybox without arguments, a wrapper).
+                sys.disks = disks.into_iter().filter(|d| mounts.contains(&d.mount.as_str())).collect();
+            }
+        }
+        Some(sys)
+    }
+}
