@@ -2,6 +2,7 @@
 //! The binary in `main.rs` only parses flags and calls into here.
 
 pub mod sources;
+pub mod uplink;
 
 #[cfg(test)]
 pub(crate) mod testutil;
