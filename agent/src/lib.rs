@@ -7,6 +7,7 @@ pub mod parse_cmd;
 pub mod snapshot;
 pub mod sources;
 pub mod uci;
+pub mod uplink;
 
 #[cfg(test)]
 pub(crate) mod testutil;

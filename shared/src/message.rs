@@ -46,7 +46,7 @@ pub struct Ack {
 /// A router asks to join the fleet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollRequest {
-    /// The secret part of the enrollment token.
+    /// The whole enrollment token string (`rs1.<id>.<secret>.<ca-hash>`).
     pub token: String,
     /// PEM certificate signing request for the key generated on the router.
     pub csr_pem: String,

@@ -1,0 +1,585 @@
+//! The spool: encoded report frames waiting for the collector's ack, oldest first.
+//!
+//! Bounded by a number of reports and a number of bytes; when a new report would exceed either
+//! bound the oldest reports are dropped and counted, so the next report can tell the collector
+//! how many it will never see. Entries are keyed by `(boot_id, seq)` (what an `Ack` names) and
+//! carry a local insertion id, so a connection can remember how far it has sent.
+//!
+//! The spool lives in RAM. With a file configured it is also saved atomically (a temporary
+//! file renamed over it) whenever the session asks, and reloaded on start; a file that does not
+//! parse is renamed to `<file>.corrupt` with a warning and the agent starts with an empty spool.
+//!
+//! File format: `RSSPOOL1`, a u32 count, then per entry 16 bytes boot id, u64 seq, u32 length
+//! and the frame, and finally the SHA-256 of everything before it. Integers are big endian.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+
+use routerstats_shared::frame::{FrameHeader, HEADER_LEN};
+use routerstats_shared::{MessageKind, MAX_FRAME_LEN};
+
+use super::tls::sha256;
+use super::write_atomic;
+
+const MAGIC: &[u8; 8] = b"RSSPOOL1";
+
+/// Where and how much to spool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolConfig {
+    /// At most this many reports are kept (at least one is always kept).
+    pub max_reports: usize,
+    /// At most this many bytes of frames are kept (a single larger frame is still kept alone).
+    pub max_bytes: usize,
+    /// Persist the spool here (best on tmpfs, e.g. /tmp, to spare the flash); RAM only when None.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for SpoolConfig {
+    /// 1000 reports (8 h at 30 s) or 4 MiB, whichever comes first; RAM only.
+    fn default() -> Self {
+        SpoolConfig {
+            max_reports: 1000,
+            max_bytes: 4 * 1024 * 1024,
+            file: None,
+        }
+    }
+}
+
+/// One spooled report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolEntry {
+    /// Local insertion order, increasing; not persisted (reassigned on reload).
+    pub id: u64,
+    pub boot_id: [u8; 16],
+    pub seq: u64,
+    /// The whole encoded frame (header and payload), ready to write.
+    pub frame: Vec<u8>,
+}
+
+/// Why the spool file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("corrupt spool file: {0}")]
+    Corrupt(&'static str),
+}
+
+/// The bounded spool (see module doc).
+#[derive(Debug)]
+pub struct Spool {
+    cfg: SpoolConfig,
+    entries: VecDeque<SpoolEntry>,
+    bytes: usize,
+    next_id: u64,
+    dropped_total: u64,
+    dropped_pending: u64,
+}
+
+impl Spool {
+    /// An empty spool; does not touch the file.
+    pub fn new(cfg: SpoolConfig) -> Self {
+        Spool {
+            cfg,
+            entries: VecDeque::new(),
+            bytes: 0,
+            next_id: 0,
+            dropped_total: 0,
+            dropped_pending: 0,
+        }
+    }
+
+    /// A spool reloaded from its file when one is configured and present. Never fails: problems
+    /// are returned as warnings (a corrupt file is renamed aside first).
+    pub fn open(cfg: SpoolConfig) -> (Self, Vec<String>) {
+        let mut spool = Spool::new(cfg);
+        let mut warnings = Vec::new();
+        let Some(path) = spool.cfg.file.clone() else {
+            return (spool, warnings);
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (spool, warnings),
+            Err(e) => {
+                warnings.push(format!(
+                    "cannot read spool file {}: {e}; starting empty",
+                    path.display()
+                ));
+                return (spool, warnings);
+            }
+        };
+        match decode(&bytes) {
+            Ok(entries) => {
+                for (boot_id, seq, frame) in entries {
+                    spool.push(boot_id, seq, frame);
+                }
+                if spool.dropped_pending > 0 {
+                    warnings.push(format!(
+                        "spool file {} held more than the spool's capacity: dropped {} oldest reports",
+                        path.display(),
+                        spool.dropped_pending
+                    ));
+                }
+            }
+            Err(e) => {
+                let aside = corrupt_path(&path);
+                let moved = match std::fs::rename(&path, &aside) {
+                    Ok(()) => format!("moved to {}", aside.display()),
+                    Err(re) => format!("could not move it aside: {re}"),
+                };
+                warnings.push(format!(
+                    "{} ({e}): {moved}; starting with an empty spool",
+                    path.display()
+                ));
+            }
+        }
+        (spool, warnings)
+    }
+
+    pub fn config(&self) -> &SpoolConfig {
+        &self.cfg
+    }
+
+    /// Appends a report frame; drops the oldest reports while over a bound. Returns how many
+    /// were dropped by this push.
+    pub fn push(&mut self, boot_id: [u8; 16], seq: u64, frame: Vec<u8>) -> u64 {
+        self.bytes = self.bytes.saturating_add(frame.len());
+        self.entries.push_back(SpoolEntry {
+            id: self.next_id,
+            boot_id,
+            seq,
+            frame,
+        });
+        self.next_id = self.next_id.saturating_add(1);
+        let mut dropped = 0;
+        while self.entries.len() > 1
+            && (self.entries.len() > self.cfg.max_reports.max(1) || self.bytes > self.cfg.max_bytes)
+        {
+            if let Some(old) = self.entries.pop_front() {
+                self.bytes = self.bytes.saturating_sub(old.frame.len());
+                dropped += 1;
+            }
+        }
+        self.note_dropped(dropped);
+        dropped
+    }
+
+    /// Counts reports lost outside the spool (e.g. one too large to encode).
+    pub fn note_dropped(&mut self, n: u64) {
+        self.dropped_total = self.dropped_total.saturating_add(n);
+        self.dropped_pending = self.dropped_pending.saturating_add(n);
+    }
+
+    /// Drops counted since the previous call: the `dropped_reports` of the next report.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped_pending)
+    }
+
+    /// Drops counted since the last `take_dropped`, without taking them.
+    pub fn pending_dropped(&self) -> u64 {
+        self.dropped_pending
+    }
+
+    /// Every drop since the spool was created (including drops while reloading).
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_total
+    }
+
+    /// Removes the acked report; false when it is not (or no longer) spooled.
+    pub fn ack(&mut self, boot_id: [u8; 16], seq: u64) -> bool {
+        match self
+            .entries
+            .iter()
+            .position(|e| e.seq == seq && e.boot_id == boot_id)
+        {
+            Some(i) => {
+                if let Some(e) = self.entries.remove(i) {
+                    self.bytes = self.bytes.saturating_sub(e.frame.len());
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The oldest entry whose id is at least `from_id`: what to send next on a connection that
+    /// has sent everything before `from_id`.
+    pub fn next_unsent(&self, from_id: u64) -> Option<&SpoolEntry> {
+        let i = self.entries.partition_point(|e| e.id < from_id);
+        self.entries.get(i)
+    }
+
+    /// Whether any entry with an id below `from_id` (already sent) is still waiting for its ack.
+    pub fn has_sent_unacked(&self, from_id: u64) -> bool {
+        self.entries.front().is_some_and(|e| e.id < from_id)
+    }
+
+    /// The entries, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &SpoolEntry> {
+        self.entries.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes of frames held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The file image of the spool (see module doc).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes + self.entries.len() * 28 + 44);
+        out.extend_from_slice(MAGIC);
+        let count = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&count.to_be_bytes());
+        for e in self.entries.iter().take(count as usize) {
+            out.extend_from_slice(&e.boot_id);
+            out.extend_from_slice(&e.seq.to_be_bytes());
+            let len = u32::try_from(e.frame.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(e.frame.get(..len as usize).unwrap_or(&e.frame));
+        }
+        let digest = sha256(&out);
+        out.extend_from_slice(&digest);
+        out
+    }
+
+    /// Saves the spool to its file, if one is configured.
+    pub fn save(&self) -> Result<(), SpoolError> {
+        match &self.cfg.file {
+            Some(path) => save_image(path, &self.encode()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Writes an encoded spool image atomically (for callers that encode under a lock and write
+/// outside it).
+pub fn save_image(path: &Path, image: &[u8]) -> Result<(), SpoolError> {
+    write_atomic(path, image, 0o600).map_err(|err| SpoolError::Io {
+        path: path.to_path_buf(),
+        err,
+    })
+}
+
+fn corrupt_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".corrupt");
+    path.with_file_name(name)
+}
+
+type Decoded = Vec<([u8; 16], u64, Vec<u8>)>;
+
+/// Parses a spool file image.
+pub fn decode(bytes: &[u8]) -> Result<Decoded, SpoolError> {
+    let body_len = bytes
+        .len()
+        .checked_sub(32)
+        .ok_or(SpoolError::Corrupt("too short"))?;
+    let (body, digest) = (
+        bytes.get(..body_len).unwrap_or_default(),
+        bytes.get(body_len..).unwrap_or_default(),
+    );
+    if body.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
+        return Err(SpoolError::Corrupt("not a spool file"));
+    }
+    if sha256(body).as_slice() != digest {
+        return Err(SpoolError::Corrupt("checksum mismatch"));
+    }
+    let mut r = Reader(body.get(MAGIC.len()..).unwrap_or_default());
+    let count = u32::from_be_bytes(r.array()?);
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let boot_id: [u8; 16] = r.array()?;
+        let seq = u64::from_be_bytes(r.array()?);
+        let len = u32::from_be_bytes(r.array()?) as usize;
+        if len > HEADER_LEN + MAX_FRAME_LEN as usize {
+            return Err(SpoolError::Corrupt("oversized entry"));
+        }
+        let frame = r.take(len)?.to_vec();
+        match FrameHeader::parse(&frame, MAX_FRAME_LEN) {
+            Ok(h)
+                if h.kind == MessageKind::Report && h.len as usize + HEADER_LEN == frame.len() => {}
+            _ => return Err(SpoolError::Corrupt("entry is not a report frame")),
+        }
+        out.push((boot_id, seq, frame));
+    }
+    if !r.0.is_empty() {
+        return Err(SpoolError::Corrupt("trailing bytes"));
+    }
+    Ok(out)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SpoolError> {
+        let head = self.0.get(..n).ok_or(SpoolError::Corrupt("truncated"))?;
+        self.0 = self.0.get(n..).unwrap_or_default();
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], SpoolError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use routerstats_shared::{Message, Report};
+
+    const BOOT: [u8; 16] = [9; 16];
+
+    fn frame(seq: u64) -> Vec<u8> {
+        let r = Report {
+            seq,
+            boot_id: BOOT,
+            timestamp_ms: 1_700_000_000_000 + seq,
+            ..Default::default()
+        };
+        Message::Report(Box::new(r)).to_frame().unwrap()
+    }
+
+    fn cfg(max_reports: usize) -> SpoolConfig {
+        SpoolConfig {
+            max_reports,
+            ..SpoolConfig::default()
+        }
+    }
+
+    fn seqs(s: &Spool) -> Vec<u64> {
+        s.iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn push_ack_and_order() {
+        let mut s = Spool::new(cfg(10));
+        for seq in 1..=4 {
+            assert_eq!(s.push(BOOT, seq, frame(seq)), 0);
+        }
+        assert_eq!(seqs(&s), vec![1, 2, 3, 4]);
+        assert!(s.ack(BOOT, 2));
+        assert!(!s.ack(BOOT, 2), "second ack of the same report");
+        assert!(!s.ack([1; 16], 3), "other boot id");
+        assert_eq!(seqs(&s), vec![1, 3, 4]);
+        let total: usize = s.iter().map(|e| e.frame.len()).sum();
+        assert_eq!(s.bytes(), total);
+    }
+
+    #[test]
+    fn overflow_drops_oldest_and_counts() {
+        let mut s = Spool::new(cfg(3));
+        for seq in 1..=3 {
+            s.push(BOOT, seq, frame(seq));
+        }
+        assert_eq!(s.push(BOOT, 4, frame(4)), 1);
+        assert_eq!(s.push(BOOT, 5, frame(5)), 1);
+        assert_eq!(seqs(&s), vec![3, 4, 5]);
+        assert_eq!(s.take_dropped(), 2);
+        assert_eq!(s.take_dropped(), 0, "take resets the pending count");
+        assert_eq!(s.dropped_total(), 2);
+    }
+
+    #[test]
+    fn byte_bound_drops_oldest_but_keeps_the_newest() {
+        let one = frame(1).len();
+        let mut s = Spool::new(SpoolConfig {
+            max_reports: 100,
+            max_bytes: one * 2,
+            file: None,
+        });
+        s.push(BOOT, 1, frame(1));
+        s.push(BOOT, 2, frame(2));
+        assert_eq!(s.push(BOOT, 3, frame(3)), 1);
+        assert_eq!(seqs(&s), vec![2, 3]);
+        let mut tiny = Spool::new(SpoolConfig {
+            max_reports: 100,
+            max_bytes: 1,
+            file: None,
+        });
+        tiny.push(BOOT, 1, frame(1));
+        assert_eq!(tiny.push(BOOT, 2, frame(2)), 1);
+        assert_eq!(
+            seqs(&tiny),
+            vec![2],
+            "a frame larger than the bound is kept alone"
+        );
+    }
+
+    #[test]
+    fn next_unsent_walks_in_order_across_acks() {
+        let mut s = Spool::new(cfg(10));
+        for seq in 1..=3 {
+            s.push(BOOT, seq, frame(seq));
+        }
+        let first = s.next_unsent(0).unwrap();
+        assert_eq!(first.seq, 1);
+        let after_first = first.id + 1;
+        assert!(s.has_sent_unacked(after_first));
+        assert_eq!(s.next_unsent(after_first).unwrap().seq, 2);
+        s.ack(BOOT, 1);
+        assert!(!s.has_sent_unacked(after_first));
+        s.ack(BOOT, 2);
+        assert_eq!(s.next_unsent(after_first).unwrap().seq, 3);
+        assert_eq!(s.next_unsent(u64::MAX), None);
+        // A new connection starts over from 0 and resends what is left.
+        assert_eq!(s.next_unsent(0).unwrap().seq, 3);
+    }
+
+    #[test]
+    fn file_round_trip_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("spool.bin");
+        let config = SpoolConfig {
+            file: Some(file.clone()),
+            ..cfg(10)
+        };
+        let (mut s, warnings) = Spool::open(config.clone());
+        assert!(
+            warnings.is_empty() && s.is_empty(),
+            "missing file means empty spool"
+        );
+        for seq in 1..=3 {
+            s.push(BOOT, seq, frame(seq));
+        }
+        s.ack(BOOT, 1);
+        s.save().unwrap();
+        let (back, warnings) = Spool::open(config);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(seqs(&back), vec![2, 3]);
+        assert_eq!(
+            back.iter().map(|e| e.frame.clone()).collect::<Vec<_>>(),
+            vec![frame(2), frame(3)]
+        );
+        assert_eq!(back.bytes(), s.bytes());
+    }
+
+    #[test]
+    fn reload_into_a_smaller_spool_counts_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("spool.bin");
+        let mut s = Spool::new(SpoolConfig {
+            file: Some(file.clone()),
+            ..cfg(10)
+        });
+        for seq in 1..=5 {
+            s.push(BOOT, seq, frame(seq));
+        }
+        s.save().unwrap();
+        let (mut small, warnings) = Spool::open(SpoolConfig {
+            file: Some(file),
+            ..cfg(2)
+        });
+        assert_eq!(seqs(&small), vec![4, 5]);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(small.take_dropped(), 3);
+    }
+
+    #[test]
+    fn corrupt_file_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("spool.bin");
+        let mut s = Spool::new(SpoolConfig {
+            file: Some(file.clone()),
+            ..cfg(10)
+        });
+        s.push(BOOT, 1, frame(1));
+        s.save().unwrap();
+        let mut bytes = std::fs::read(&file).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&file, &bytes).unwrap();
+
+        let (back, warnings) = Spool::open(SpoolConfig {
+            file: Some(file.clone()),
+            ..cfg(10)
+        });
+        assert!(back.is_empty());
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("checksum"), "{warnings:?}");
+        assert!(!file.exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("spool.bin.corrupt")).unwrap(),
+            bytes
+        );
+
+        // The spool keeps working and saving after that.
+        let mut back = back;
+        back.push(BOOT, 7, frame(7));
+        back.save().unwrap();
+        assert_eq!(
+            seqs(
+                &Spool::open(SpoolConfig {
+                    file: Some(file),
+                    ..cfg(10)
+                })
+                .0
+            ),
+            vec![7]
+        );
+    }
+
+    #[test]
+    fn decode_rejects_damage_with_reasons() {
+        let mut s = Spool::new(cfg(10));
+        s.push(BOOT, 1, frame(1));
+        let good = s.encode();
+        assert_eq!(decode(&good).unwrap().len(), 1);
+        assert!(matches!(
+            decode(&good[..good.len() - 1]),
+            Err(SpoolError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode(b"short"),
+            Err(SpoolError::Corrupt("too short"))
+        ));
+        let mut wrong_magic = good.clone();
+        wrong_magic[0] = b'X';
+        assert!(matches!(
+            decode(&wrong_magic),
+            Err(SpoolError::Corrupt("not a spool file"))
+        ));
+        // A well-checksummed image whose entry is not a report frame.
+        let mut body = MAGIC.to_vec();
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&BOOT);
+        body.extend_from_slice(&1u64.to_be_bytes());
+        body.extend_from_slice(&3u32.to_be_bytes());
+        body.extend_from_slice(b"abc");
+        let digest = sha256(&body);
+        body.extend_from_slice(&digest);
+        assert!(matches!(
+            decode(&body),
+            Err(SpoolError::Corrupt("entry is not a report frame"))
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn truncated_images_are_errors(cut in 0usize..2000) {
+            let mut s = Spool::new(cfg(10));
+            for seq in 1..=3 { s.push(BOOT, seq, frame(seq)); }
+            let image = s.encode();
+            let cut = cut.min(image.len() - 1);
+            prop_assert!(decode(&image[..cut]).is_err());
+        }
+    }
+}
