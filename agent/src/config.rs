@@ -37,6 +37,9 @@ pub struct AgentConfig {
     /// Where the key, certificate, CA and enrollment record live.
     pub config_dir: PathBuf,
     pub interval: Duration,
+    /// Delay before the first report; a random delay up to `interval` when None, so a fleet
+    /// that boots together does not report in lockstep.
+    pub initial_delay: Option<Duration>,
     /// Reports kept while the collector is unreachable; the oldest are dropped beyond this.
     pub spool_reports: usize,
     /// Optional file that keeps the spool across agent restarts.
@@ -62,6 +65,7 @@ impl Default for AgentConfig {
             collector: None,
             config_dir: PathBuf::from("/etc/routerstats"),
             interval: Duration::from_secs(30),
+            initial_delay: None,
             spool_reports: 1000,
             spool_file: None,
             proc_root: PathBuf::from("/proc"),
@@ -128,6 +132,9 @@ impl AgentConfig {
             "collector" => self.collector = Some(value.to_string()).filter(|v| !v.is_empty()),
             "config_dir" => self.config_dir = value.into(),
             "interval" => self.interval = parse_duration(key, value)?,
+            "initial_delay" => {
+                self.initial_delay = Some(if value == "0" { Duration::ZERO } else { parse_duration(key, value)? })
+            }
             "spool_reports" | "spool_size" => self.spool_reports = parse_count(key, value)?.max(1),
             "spool_file" => self.spool_file = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty()),
             "proc_root" => self.proc_root = value.into(),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use routerstats_agent::config::{AgentConfig, ConfigError};
-use routerstats_agent::{collect, parse_cmd, snapshot};
+use routerstats_agent::{cli_uplink, collect, parse_cmd, snapshot};
 
 const USAGE: &str = "\
 routerstats-agent: collects OpenWrt router statistics and pushes them to a routerstats collector
@@ -25,6 +25,7 @@ Options (override the `config agent` section of /etc/config/routerstats):
       --collector HOST:PORT
       --config-dir DIR     Key, certificate and CA [default: /etc/routerstats]
       --interval SECS      Seconds between reports, or with s/m/h [default: 30]
+      --initial-delay SECS Delay before the first report [default: random, up to the interval]
       --spool-size N       Reports kept while the collector is unreachable [default: 1000]
       --spool-file FILE    Keep the spool in a file across restarts
       --proc-root DIR      [default: /proc]
@@ -85,7 +86,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::E
             Long("force") => cli.force = true,
             Long("token") => cli.token = Some(p.value()?.string()?),
             Long("name") => cli.name = Some(p.value()?.string()?),
-            Long(key @ ("collector" | "config-dir" | "interval" | "spool-size" | "spool-file" | "proc-root"
+            Long(key @ ("collector" | "config-dir" | "interval" | "initial-delay" | "spool-size" | "spool-file" | "proc-root"
             | "etc-root" | "iw" | "wg" | "df")) => {
                 let key = key.replace('-', "_");
                 cli.settings.push((key, p.value()?.string()?));
@@ -194,6 +195,8 @@ fn main() -> ExitCode {
                 Err(e) => failure(e),
             }
         }
+        ["enroll"] => cli_uplink::enroll(cfg, cli.token, cli.name, cli.force),
+        ["run"] => cli_uplink::run(cfg),
         [other, ..] => usage_error(format!("unknown command or arguments: {other:?}")),
         [] => usage_error("no command"),
     }
