@@ -100,9 +100,16 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// Parses a duration in seconds, or with a unit suffix: `30`, `30s`, `5m`, `1h`.
+/// Parses a duration in seconds, or with a unit suffix: `30`, `30s`, `5m`, `1h`, `500ms`.
 pub fn parse_duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
     let bad = |reason| ConfigError::Value { key: key.into(), value: v.into(), reason };
+    if let Some(ms) = v.strip_suffix("ms") {
+        let ms: u64 = ms.trim().parse().map_err(|_| bad("expected seconds, or a number with ms/s/m/h"))?;
+        if ms == 0 {
+            return Err(bad("must be more than 0"));
+        }
+        return Ok(Duration::from_millis(ms));
+    }
     let (num, mult) = match v.strip_suffix('s') {
         Some(n) => (n, 1),
         None => match v.strip_suffix('m') {
@@ -113,7 +120,7 @@ pub fn parse_duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
             },
         },
     };
-    let n: u64 = num.trim().parse().map_err(|_| bad("expected seconds, or a number with s/m/h"))?;
+    let n: u64 = num.trim().parse().map_err(|_| bad("expected seconds, or a number with ms/s/m/h"))?;
     let secs = n.checked_mul(mult).ok_or_else(|| bad("too large"))?;
     if secs == 0 {
         return Err(bad("must be at least 1 second"));
@@ -260,6 +267,8 @@ mod tests {
         assert_eq!(parse_duration("i", "45").unwrap(), Duration::from_secs(45));
         assert_eq!(parse_duration("i", "2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("i", "1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("i", "250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("i", "0ms").is_err());
         assert!(parse_duration("i", "0").is_err());
         assert!(parse_duration("i", "-1").is_err());
     }

@@ -2,6 +2,7 @@
 //! agent binaries on ephemeral loopback ports in temporary directories.
 
 pub mod fake_router;
+pub mod harness;
 
 use std::path::PathBuf;
 

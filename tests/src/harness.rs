@@ -1,0 +1,330 @@
+//! Process harness for end-to-end tests: a real `routerstats-collector serve` on ephemeral
+//! loopback ports in a temporary data directory, real `routerstats-agent` processes enrolled
+//! against it, and a TCP proxy that can cut the network between them.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::bin_path;
+use crate::fake_router::FakeRouter;
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// Polls `check` every 50 ms until it returns Some, or panics with `what` after `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A minimal HTTP/1.1 GET on loopback; returns (status, body).
+pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A running collector process.
+pub struct Collector {
+    pub data_dir: PathBuf,
+    pub ingest: SocketAddr,
+    pub api: SocketAddr,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Collector {
+    /// Starts a collector with its data in `data_dir` on free loopback ports and waits until it
+    /// answers `/health`.
+    pub fn start(data_dir: &Path) -> Collector {
+        let ingest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut c = Collector { data_dir: data_dir.to_path_buf(), ingest, api, child: None, log: data_dir.join("collector.log") };
+        c.spawn();
+        c
+    }
+
+    fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.data_dir).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(bin_path("routerstats-collector"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--ingest-listen", &self.ingest.to_string(), "--api-listen", &self.api.to_string()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn collector");
+        self.child = Some(child);
+        let api = self.api;
+        let log_path = self.log.clone();
+        let child = self.child.as_mut().unwrap();
+        wait_for(Duration::from_secs(30), "collector /health", || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("collector exited early ({status}); log:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+            }
+            matches!(http_get(api, "/health", &[]), Ok((200, _))).then_some(())
+        });
+    }
+
+    /// Kills the collector with SIGKILL: no graceful shutdown, no flush.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same ports and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// The collector's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs a collector CLI command against this data directory.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin_path("routerstats-collector"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .output()
+            .expect("run collector cli")
+    }
+
+    /// Creates an enrollment token for `name` (extra args like `--ttl`, `--uses` appended).
+    pub fn token(&self, name: &str, extra: &[&str]) -> String {
+        let mut args = vec!["token", "create", "--name", name];
+        args.extend_from_slice(extra);
+        let out = self.cli(&args);
+        assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A read-only connection to the collector's database.
+    pub fn db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open_with_flags(
+            self.data_dir.join("routerstats.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .expect("open db");
+        c.busy_timeout(Duration::from_secs(5)).unwrap();
+        c
+    }
+
+    /// Sequence numbers stored for a router, in order.
+    pub fn stored_seqs(&self, router: &str) -> Vec<u64> {
+        let db = self.db();
+        let mut st = db
+            .prepare("SELECT r.seq FROM reports r JOIN routers t ON t.id = r.router_id WHERE t.name = ?1 ORDER BY r.seq")
+            .unwrap();
+        st.query_map([router], |row| row.get::<_, i64>(0)).unwrap().map(|r| r.unwrap() as u64).collect()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An agent identity directory plus its fake router root.
+pub struct AgentSetup {
+    pub router: FakeRouter,
+    pub config_dir: PathBuf,
+}
+
+impl AgentSetup {
+    /// A fake router called `hostname` under `dir`.
+    pub fn new(dir: &Path, hostname: &str) -> AgentSetup {
+        let router = FakeRouter::create(&dir.join("root"), hostname).unwrap();
+        AgentSetup { router, config_dir: dir.join("identity") }
+    }
+
+    /// The agent command with this router's sources and identity directory.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(bin_path("routerstats-agent"));
+        c.args(["--config", "/dev/null"]).args(self.router.agent_args()).arg("--config-dir").arg(&self.config_dir);
+        c
+    }
+
+    /// `routerstats-agent enroll`.
+    pub fn enroll(&self, collector: SocketAddr, token: &str) -> Output {
+        self.command().args(["--collector", &collector.to_string(), "--token", token, "enroll"]).output().unwrap()
+    }
+
+    /// `routerstats-agent run` in the background, reporting every `interval`.
+    pub fn run(&self, collector: SocketAddr, interval: &str, extra: &[&str]) -> RunningAgent {
+        let log = self.config_dir.with_extension("log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = self
+            .command()
+            .args(["--collector", &collector.to_string(), "--interval", interval, "--initial-delay", "0"])
+            .args(extra)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        RunningAgent { child: Some(child), log }
+    }
+}
+
+/// A running `routerstats-agent run`.
+pub struct RunningAgent {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl RunningAgent {
+    /// Stops it with SIGTERM and returns its log.
+    pub fn stop(&mut self) -> String {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.log()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A loopback TCP proxy whose link can be cut: while cut, open connections are closed and new
+/// ones are refused (closed at once), like a network outage between agent and collector.
+pub struct CutProxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CutProxy {
+    pub fn start(target: SocketAddr) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (up2, conns2, stop2) = (up.clone(), conns.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(inbound) = inbound else { continue };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let Ok(outbound) = TcpStream::connect(target) else { continue };
+                let mut list = conns2.lock().unwrap();
+                for s in [&inbound, &outbound] {
+                    if let Ok(c) = s.try_clone() {
+                        list.push(c);
+                    }
+                }
+                drop(list);
+                for (mut from, mut to) in [
+                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                    (outbound, inbound),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        CutProxy { addr, up, conns, stop }
+    }
+
+    /// Cuts the link: closes every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Restores the link.
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.cut();
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// Parses the agent's closing line: (built, acked, dropped, still spooled).
+pub fn agent_stats(log: &str) -> Option<(u64, u64, u64, u64)> {
+    let line = log.lines().rev().find(|l| l.contains("reports built"))?;
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    match nums.as_slice() {
+        [.., b, a, d, s] => Some((*b, *a, *d, *s)),
+        _ => None,
+    }
+}
