@@ -1,1 +1,3 @@
-//! placeholder
+//! routerstats collector library.
+
+pub mod store;
