@@ -2,3 +2,4 @@
 //! serves the HTTP API.
 
 pub mod pki;
+pub mod store;
