@@ -365,59 +365,93 @@ fn san_names(cert: &x509_parser::certificate::X509Certificate<'_>) -> BTreeSet<S
     have
 }
 
+/// Loads the CA from `data_dir`, creating it when neither `ca.key` nor `ca.pem` exists.
+#[allow(clippy::type_complexity)]
+fn load_or_create_ca(
+    data_dir: &Path,
+) -> Result<
+    (
+        CertificateDer<'static>,
+        String,
+        [u8; 32],
+        Issuer<'static, KeyPair>,
+    ),
+    PkiError,
+> {
+    let ca_key_path = data_dir.join(CA_KEY_FILE);
+    let ca_cert_path = data_dir.join(CA_CERT_FILE);
+    let (ca_key_pem, ca_cert_pem) = match (read_opt(&ca_key_path)?, read_opt(&ca_cert_path)?) {
+        (Some(k), Some(c)) => (k, c),
+        (None, None) => {
+            let (k, c) = create_ca()?;
+            write_file_mode(&ca_key_path, k.as_bytes(), 0o600)?;
+            write_file_mode(&ca_cert_path, c.as_bytes(), 0o644)?;
+            tracing::info!(path = %ca_cert_path.display(), "created a new collector CA");
+            (k, c)
+        }
+        (Some(_), None) => {
+            return Err(PkiError::HalfCa {
+                present: ca_key_path,
+                missing: ca_cert_path,
+            })
+        }
+        (None, Some(_)) => {
+            return Err(PkiError::HalfCa {
+                present: ca_cert_path,
+                missing: ca_key_path,
+            })
+        }
+    };
+    let bad = |path: &Path, what: &'static str| {
+        let path = path.to_path_buf();
+        move |reason: String| PkiError::BadFile { path, what, reason }
+    };
+    let ca_key = KeyPair::from_pem(&ca_key_pem)
+        .map_err(|e| bad(&ca_key_path, "private key")(e.to_string()))?;
+    let ca_der = pem_certs(&ca_cert_pem)
+        .map_err(bad(&ca_cert_path, "certificate"))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| bad(&ca_cert_path, "certificate")("empty".into()))?;
+    {
+        let (_, cert) = x509_parser::parse_x509_certificate(&ca_der)
+            .map_err(|e| bad(&ca_cert_path, "certificate")(e.to_string()))?;
+        if cert.public_key().subject_public_key.data.as_ref() != ca_key.public_key_raw() {
+            return Err(PkiError::CaKeyMismatch {
+                key: ca_key_path,
+                cert: ca_cert_path,
+            });
+        }
+    }
+    let issuer = Issuer::from_ca_cert_der(&ca_der, ca_key)
+        .map_err(|e| bad(&ca_cert_path, "CA certificate")(e.to_string()))?;
+    let ca_hash: [u8; 32] = Sha256::digest(&ca_der).into();
+    let ca_pem = ca_cert_pem;
+    Ok((ca_der, ca_pem, ca_hash, issuer))
+}
+
+/// The SHA-256 of the CA certificate in `data_dir` (creating the CA if there is none yet), for
+/// commands that issue enrollment tokens without starting the server.
+pub fn ca_hash_in(data_dir: &Path) -> Result<[u8; 32], PkiError> {
+    load_or_create_ca(data_dir).map(|(_, _, hash, _)| hash)
+}
+
+fn create_ca() -> Result<(String, String), PkiError> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen_err)?;
+    let mut params = ca_params();
+    let now = unix_now();
+    params.not_before = offset_from_unix(now - BACKDATE_SECS)?;
+    params.not_after = offset_from_unix(now + CA_DAYS * 86_400)?;
+    params.serial_number = Some(random_serial());
+    let cert = params.self_signed(&key).map_err(gen_err)?;
+    Ok((key.serialize_pem(), cert.pem()))
+}
+
 impl Pki {
     /// Loads the CA and server identity from `data_dir`, creating what is missing.
     pub fn load_or_create(data_dir: &Path, server_names: &[String]) -> Result<Pki, PkiError> {
         let names = server_name_set(server_names)?;
-        let ca_key_path = data_dir.join(CA_KEY_FILE);
-        let ca_cert_path = data_dir.join(CA_CERT_FILE);
-        let (ca_key_pem, ca_cert_pem) = match (read_opt(&ca_key_path)?, read_opt(&ca_cert_path)?) {
-            (Some(k), Some(c)) => (k, c),
-            (None, None) => {
-                let (k, c) = Self::create_ca()?;
-                write_file_mode(&ca_key_path, k.as_bytes(), 0o600)?;
-                write_file_mode(&ca_cert_path, c.as_bytes(), 0o644)?;
-                tracing::info!(path = %ca_cert_path.display(), "created a new collector CA");
-                (k, c)
-            }
-            (Some(_), None) => {
-                return Err(PkiError::HalfCa {
-                    present: ca_key_path,
-                    missing: ca_cert_path,
-                })
-            }
-            (None, Some(_)) => {
-                return Err(PkiError::HalfCa {
-                    present: ca_cert_path,
-                    missing: ca_key_path,
-                })
-            }
-        };
-        let bad = |path: &Path, what: &'static str| {
-            let path = path.to_path_buf();
-            move |reason: String| PkiError::BadFile { path, what, reason }
-        };
-        let ca_key = KeyPair::from_pem(&ca_key_pem)
-            .map_err(|e| bad(&ca_key_path, "private key")(e.to_string()))?;
-        let ca_der = pem_certs(&ca_cert_pem)
-            .map_err(bad(&ca_cert_path, "certificate"))?
-            .into_iter()
-            .next()
-            .ok_or_else(|| bad(&ca_cert_path, "certificate")("empty".into()))?;
-        {
-            let (_, cert) = x509_parser::parse_x509_certificate(&ca_der)
-                .map_err(|e| bad(&ca_cert_path, "certificate")(e.to_string()))?;
-            if cert.public_key().subject_public_key.data.as_ref() != ca_key.public_key_raw() {
-                return Err(PkiError::CaKeyMismatch {
-                    key: ca_key_path,
-                    cert: ca_cert_path,
-                });
-            }
-        }
-        let issuer = Issuer::from_ca_cert_der(&ca_der, ca_key)
-            .map_err(|e| bad(&ca_cert_path, "CA certificate")(e.to_string()))?;
-        let ca_hash: [u8; 32] = Sha256::digest(&ca_der).into();
-        let ca_pem = ca_cert_pem;
+        let (ca_der, ca_pem, ca_hash, issuer) = load_or_create_ca(data_dir)?;
 
         let server_key_path = data_dir.join(SERVER_KEY_FILE);
         let server_cert_path = data_dir.join(SERVER_CERT_FILE);
@@ -459,17 +493,6 @@ impl Pki {
             server_key_der,
             server_not_after,
         })
-    }
-
-    fn create_ca() -> Result<(String, String), PkiError> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(gen_err)?;
-        let mut params = ca_params();
-        let now = unix_now();
-        params.not_before = offset_from_unix(now - BACKDATE_SECS)?;
-        params.not_after = offset_from_unix(now + CA_DAYS * 86_400)?;
-        params.serial_number = Some(random_serial());
-        let cert = params.self_signed(&key).map_err(gen_err)?;
-        Ok((key.serialize_pem(), cert.pem()))
     }
 
     /// Loads the server identity; `Ok(None)` when absent, `Err(reason)` when it must be re-issued.
