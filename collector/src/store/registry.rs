@@ -40,22 +40,41 @@ impl Store {
         let _ = now;
         Err(StoreError::NotFound(name_or_id.into()))
     }
-    pub fn rename_router(&mut self, name_or_id: &str, new_name: &str) -> Result<RouterRow, StoreError> {
+    pub fn rename_router(
+        &mut self,
+        name_or_id: &str,
+        new_name: &str,
+    ) -> Result<RouterRow, StoreError> {
         let _ = new_name;
         Err(StoreError::NotFound(name_or_id.into()))
     }
-    pub fn update_router_cert(&mut self, router_id: i64, fp: &str, not_after: i64) -> Result<(), StoreError> {
+    pub fn update_router_cert(
+        &mut self,
+        router_id: i64,
+        fp: &str,
+        not_after: i64,
+    ) -> Result<(), StoreError> {
         let _ = (router_id, fp, not_after);
         Ok(())
     }
     pub fn revoked_router_ids(&self) -> Result<Vec<i64>, StoreError> {
         Ok(Vec::new())
     }
-    pub fn insert_api_key(&self, id: &str, key_hash: &[u8; 32], role: &str, name: &str, created_at: i64) -> Result<(), StoreError> {
+    pub fn insert_api_key(
+        &self,
+        id: &str,
+        key_hash: &[u8; 32],
+        role: &str,
+        name: &str,
+        created_at: i64,
+    ) -> Result<(), StoreError> {
         let _ = (id, key_hash, role, name, created_at);
         Ok(())
     }
-    pub fn api_key_role(&self, key_hash: &[u8; 32]) -> Result<Option<(String, String)>, StoreError> {
+    pub fn api_key_role(
+        &self,
+        key_hash: &[u8; 32],
+    ) -> Result<Option<(String, String)>, StoreError> {
         let _ = key_hash;
         Ok(None)
     }

@@ -12,7 +12,11 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention { raw_days: 8, rollup_5m_days: 35, rollup_1h_days: 400 }
+        Retention {
+            raw_days: 8,
+            rollup_5m_days: 35,
+            rollup_1h_days: 400,
+        }
     }
 }
 
@@ -26,7 +30,11 @@ pub struct RetentionStats {
 }
 
 impl Store {
-    pub fn apply_retention(&mut self, now_ms: i64, policy: &Retention) -> Result<RetentionStats, StoreError> {
+    pub fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        policy: &Retention,
+    ) -> Result<RetentionStats, StoreError> {
         let _ = (now_ms, policy);
         Ok(RetentionStats::default())
     }
