@@ -9,16 +9,24 @@ mod ingest;
 mod registry;
 mod retention;
 pub mod schema;
+#[cfg(test)]
+mod testutil;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
 
 use routerstats_shared::model::Report;
 
+pub use ingest::{bucket_start, BUCKET_1H_MS, BUCKET_5M_MS};
+pub use registry::{normalize_name, ApiKeyRow, MAX_NAME_CHARS};
 pub use retention::{Retention, RetentionStats};
+pub use schema::SCHEMA_VERSION;
+
+use schema::MIGRATIONS;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -160,17 +168,41 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if missing, mode 0600) and migrates the database.
+    /// Opens (creating it if missing, with mode 0600) and migrates the database.
+    ///
+    /// Settings: WAL journal, `synchronous=FULL` (a committed transaction survives a process
+    /// kill and a power loss, so acks sent after `ingest` returns are safe), `busy_timeout` 5 s,
+    /// foreign keys on. Refuses a database written by a newer collector
+    /// ([`StoreError::NewerSchema`]) and a file that is not an SQLite database, is corrupt, or is
+    /// some other program's database ([`StoreError::NotADatabase`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let _ = path;
-        Err(StoreError::InvalidInput("not yet".into()))
+        create_private(path)?;
+        let not_a_db = |e: rusqlite::Error| not_a_database(path, e);
+        let mut conn = Connection::open(path).map_err(not_a_db)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // The first read of the header: garbage and corrupt files fail here.
+        let _: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(not_a_db)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(not_a_db)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "could not switch the database to WAL mode");
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // 64 MiB page cache: the sample tables' index pages stay hot during ingest.
+        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        migrate(&mut conn, path)?;
+        Ok(Store { conn, path: path.to_path_buf(), cache: HashMap::new() })
     }
 
     /// The schema version recorded in the database (`PRAGMA user_version`).
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     /// The database file.
@@ -178,8 +210,106 @@ impl Store {
         &self.path
     }
 
-    /// The underlying connection, for read queries (the HTTP API).
+    /// The underlying connection, for read queries (the HTTP API). Do not write samples
+    /// through it: the ingest caches assume `Store` is their only writer.
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// Creates the database file with mode 0600 when it does not exist yet (SQLite gives its
+/// `-wal` and `-shm` files the same mode). Warns about an existing file readable by others.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                if let Ok(meta) = std::fs::metadata(path) {
+                    let mode = meta.permissions().mode() & 0o777;
+                    if mode & 0o077 != 0 {
+                        tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "database file is accessible by other users; expected 0600");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Io(e)),
+    }
+}
+
+/// Maps "not a database" and "corrupt" SQLite errors to [`StoreError::NotADatabase`].
+fn not_a_database(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            StoreError::NotADatabase { path: path.to_path_buf(), detail: e.to_string() }
+        }
+        _ => StoreError::Sqlite(e),
+    }
+}
+
+/// Applies the pending migrations in one IMMEDIATE transaction.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Read again under the write lock: another process may have migrated meanwhile.
+    let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema { found, supported: SCHEMA_VERSION });
+    }
+    if found < 0 {
+        return Err(StoreError::NotADatabase { path: path.to_path_buf(), detail: format!("negative schema version {found}") });
+    }
+    if found == 0 {
+        let objects: i64 = tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if objects > 0 {
+            return Err(StoreError::NotADatabase {
+                path: path.to_path_buf(),
+                detail: format!("an SQLite database with {objects} schema objects but no routerstats schema version"),
+            });
+        }
+    }
+    let start = usize::try_from(found).unwrap_or(usize::MAX);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(start) {
+        tx.execute_batch(sql)?;
+        tracing::info!(version = i + 1, "applied database migration");
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Constant-time equality of two 32-byte hashes.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8; 32]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// A u64 as an SQLite integer, saturating at `i64::MAX` (bogus input never fails a batch).
+pub(crate) fn sat(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// An optional u64 as an optional SQLite integer, saturating.
+pub(crate) fn sat_opt(v: Option<u64>) -> Option<i64> {
+    v.map(sat)
+}
+
+/// Whether an SQLite error is a UNIQUE/PRIMARY KEY/CHECK constraint violation.
+pub(crate) fn is_constraint(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
 }
