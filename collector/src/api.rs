@@ -124,7 +124,7 @@ where
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub role: Role,
-    /// What the store returned next to the role (key id or name).
+    /// The key's id.
     pub key: String,
 }
 
@@ -142,11 +142,8 @@ pub fn api_key_from_headers(headers: &HeaderMap) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then(|| key.to_string())
 }
 
-/// Reads a `(role, other)` pair from the store in either order.
+/// Reads the store's `(key id, role)` pair.
 fn role_of(pair: &(String, String)) -> Option<(Role, String)> {
-    if let Ok(r) = pair.0.parse::<Role>() {
-        return Some((r, pair.1.clone()));
-    }
     pair.1.parse::<Role>().ok().map(|r| (r, pair.0.clone()))
 }
 
@@ -292,15 +289,15 @@ mod tests {
     }
 
     #[test]
-    fn role_pair_in_either_order() {
+    fn role_pair_from_store() {
         assert_eq!(
-            role_of(&("admin".into(), "k1".into())),
+            role_of(&("k1".into(), "admin".into())),
             Some((Role::Admin, "k1".into()))
         );
         assert_eq!(
             role_of(&("k2".into(), "read".into())),
             Some((Role::Read, "k2".into()))
         );
-        assert_eq!(role_of(&("x".into(), "y".into())), None);
+        assert_eq!(role_of(&("k3".into(), "root".into())), None);
     }
 }

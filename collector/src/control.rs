@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::pki::{unix_now, Pki, SignedCert};
 use crate::store::{CertInfo, EnrollError, RouterRow, Store, StoreError};
-use crate::tokens::{sha256, validate_router_name};
+use crate::tokens::sha256;
 
 /// Longest hostname kept from an enrollment request.
 const MAX_HOSTNAME_LEN: usize = 253;
@@ -166,10 +166,8 @@ impl Service {
             ));
         }
         Pki::check_csr(&req.csr_pem).map_err(|e| err(ErrorCode::BadCsr, e.to_string()))?;
+        // The store normalises the requested name (and suffixes it when taken).
         let requested = req.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
-        if let Some(name) = requested {
-            validate_router_name(name).map_err(|e| err(ErrorCode::Protocol, e.to_string()))?;
-        }
         let hostname: String = req
             .hostname
             .chars()
@@ -222,9 +220,27 @@ impl Service {
         router_name: &str,
         csr_pem: &str,
     ) -> Result<RenewResponse, ErrorMsg> {
+        // The router may have been renamed or revoked since it connected.
+        let current = self.store.router(&router_id.to_string()).map_err(|e| {
+            tracing::error!(router_id, error = %e, "router lookup for renewal failed");
+            err(
+                ErrorCode::Internal,
+                "cannot read the router record; try again later",
+            )
+        })?;
+        let name = match current {
+            Some(row) if row.revoked_at.is_some() => {
+                return Err(err(
+                    ErrorCode::Revoked,
+                    format!("router {} was revoked", row.name),
+                ))
+            }
+            Some(row) if row.id == router_id => row.name,
+            _ => router_name.to_string(),
+        };
         let cert = self
             .pki
-            .sign_client_csr(csr_pem, router_name, self.client_cert_days)
+            .sign_client_csr(csr_pem, &name, self.client_cert_days)
             .map_err(|e| err(ErrorCode::BadCsr, e.to_string()))?;
         self.store
             .update_router_cert(router_id, &cert.fingerprint, cert.not_after)
@@ -235,7 +251,7 @@ impl Service {
                     format!("cannot record the new certificate: {e}"),
                 )
             })?;
-        tracing::info!(router_id, router = %router_name, not_after = cert.not_after, "certificate renewed");
+        tracing::info!(router_id, router = %name, not_after = cert.not_after, "certificate renewed");
         Ok(RenewResponse {
             cert_pem: cert.cert_pem,
         })

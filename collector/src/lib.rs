@@ -5,6 +5,7 @@
 //! (src/main.rs) is a thin CLI over this library.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod duration;
