@@ -223,7 +223,7 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");
         }
-        if self.ingest_listen == self.api_listen {
+        if self.ingest_listen == self.api_listen && self.api_listen.port() != 0 {
             return invalid("api_listen", "must differ from ingest_listen");
         }
         if self.client_cert_days == 0 || self.client_cert_days > MAX_CLIENT_CERT_DAYS {

@@ -19,3 +19,6 @@ pub mod writer;
 
 pub use config::Config;
 pub use server::{serve, ServeError, ServeHandle};
+
+#[cfg(test)]
+mod net_tests;

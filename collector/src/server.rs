@@ -30,6 +30,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Why the collector could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("cannot use data dir {}: {source}", path.display())]
     DataDir {
         path: PathBuf,
@@ -245,6 +247,7 @@ async fn bind(
 /// Starts the collector; returns once both listeners are bound.
 pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     let started = Instant::now();
+    config.validate()?;
     prepare_data_dir(&config.data_dir)?;
     let data_dir = config.data_dir.clone();
     let names = config.server_names.clone();
