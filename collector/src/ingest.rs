@@ -33,7 +33,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::control::Control;
 use crate::pki::{cert_facts, cert_fingerprint, unix_now, Pki};
 use crate::revocation::{ConnGuard, OpenConns};
-use crate::writer::{now_ms, DbHealth, IngestJob};
+use crate::writer::{now_ms, DbHealth, IngestJob, WriterReply};
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -428,11 +428,17 @@ impl Conn {
                     self.send_error(ErrorCode::Unavailable, "collector is shutting down; try again later").await;
                     return;
                 }
-                Some(ack) = ack_rx.recv() => {
-                    if self.send(&Message::Ack(ack)).await.is_err() {
+                Some(reply) = ack_rx.recv() => match reply {
+                    WriterReply::Ack(ack) => {
+                        if self.send(&Message::Ack(ack)).await.is_err() {
+                            return;
+                        }
+                    }
+                    WriterReply::Rejected(e) => {
+                        let _ = self.send(&Message::Error(e)).await;
                         return;
                     }
-                }
+                },
                 ev = self.inbound.recv() => {
                     let Some(msg) = self.on_event(ev).await else { return };
                     match msg {

@@ -752,6 +752,16 @@ async fn startup_errors_are_actionable() {
     let e = serve(test_config(bad)).await.err().unwrap();
     assert!(matches!(e, ServeError::Store { .. }), "{e}");
     assert!(e.to_string().contains("routerstats.db"), "{e}");
+
+    // A database written by a newer collector.
+    let newer = dir.path().join("newer");
+    std::fs::create_dir_all(&newer).unwrap();
+    drop(Store::open(&newer.join("routerstats.db")).unwrap());
+    let conn = rusqlite::Connection::open(newer.join("routerstats.db")).unwrap();
+    conn.execute_batch("PRAGMA user_version = 9999").unwrap();
+    drop(conn);
+    let e = serve(test_config(newer)).await.err().unwrap();
+    assert!(e.to_string().contains("newer"), "{e}");
 }
 
 /// A minimal HTTP/1.1 request; returns (status, JSON body).

@@ -266,4 +266,54 @@ mod tests {
         assert!("root".parse::<Role>().is_err());
         assert!(Role::Admin > Role::Read);
     }
+
+    #[test]
+    fn created_token_stores_only_the_secret_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let issued =
+            create_token(&store, [3; 32], "ap-1", Some("home"), DEFAULT_TTL, 2, 1_000).unwrap();
+        assert_eq!(issued.expires_at, 1_000 + 86_400);
+        assert_eq!(issued.token.ca_hash, [3; 32]);
+        let (hash, name): (Vec<u8>, String) = store
+            .connection()
+            .query_row(
+                "SELECT secret_hash, name FROM tokens WHERE id = ?1",
+                [&issued.token.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(hash, sha256(&issued.token.secret).to_vec());
+        assert_eq!(name, "ap-1");
+        let listed = store.list_tokens().unwrap();
+        assert_eq!(
+            (listed[0].max_uses, listed[0].site.as_deref()),
+            (2, Some("home"))
+        );
+        assert!(matches!(
+            create_token(&store, [3; 32], "ap 1", None, DEFAULT_TTL, 1, 0),
+            Err(TokenError::Name(_))
+        ));
+        assert!(matches!(
+            create_token(&store, [3; 32], "ap", None, DEFAULT_TTL, 0, 0),
+            Err(TokenError::Uses)
+        ));
+        assert!(matches!(
+            create_token(&store, [3; 32], "ap", None, Duration::from_secs(5), 1, 0),
+            Err(TokenError::TtlRange)
+        ));
+    }
+
+    #[test]
+    fn api_keys_are_stored_hashed_with_their_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let k = create_api_key(&store, Role::Read, "grafana", 5).unwrap();
+        assert!(k.key.starts_with(API_KEY_PREFIX) && k.key.len() == API_KEY_PREFIX.len() + 40);
+        assert_eq!(
+            store.api_key_role(&sha256(&k.key)).unwrap(),
+            Some((k.id.clone(), "read".to_string()))
+        );
+        assert_eq!(store.api_key_role(&sha256("rsk_other")).unwrap(), None);
+    }
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use routerstats_shared::message::Ack;
+use routerstats_shared::message::{Ack, ErrorCode, ErrorMsg};
 use routerstats_shared::model::Report;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -26,8 +26,17 @@ pub struct IngestJob {
     /// Collector time (Unix ms) when the report arrived.
     pub received_at_ms: i64,
     pub report: Box<Report>,
-    /// Where the ack goes once the report is committed.
-    pub reply: mpsc::UnboundedSender<Ack>,
+    /// Where the answer goes once the report is committed (or refused).
+    pub reply: mpsc::UnboundedSender<WriterReply>,
+}
+
+/// The writer's answer for one report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriterReply {
+    /// Committed (or already stored): send this ack.
+    Ack(Ack),
+    /// The database refuses the report itself (retrying cannot help): send this error and close.
+    Rejected(ErrorMsg),
 }
 
 /// What the writer needs from the database (implemented by [`Store`]; tests use fakes).
@@ -261,26 +270,78 @@ fn run_retention<S: IngestSink>(sink: &mut S, policy: &Retention) {
     }
 }
 
+/// Whether a failed write may succeed later unchanged (disk full, read-only, locked, I/O), as
+/// opposed to a report the database refuses for what it is.
+pub fn is_transient(e: &StoreError) -> bool {
+    use rusqlite::ErrorCode as C;
+    match e {
+        StoreError::Io(_) => true,
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => !matches!(
+            f.code,
+            C::ConstraintViolation
+                | C::TypeMismatch
+                | C::TooBig
+                | C::ParameterOutOfRange
+                | C::ApiMisuse
+        ),
+        _ => false,
+    }
+}
+
+fn items(batch: &[IngestJob]) -> Vec<IngestItem<'_>> {
+    batch
+        .iter()
+        .map(|j| IngestItem {
+            router_id: j.router_id,
+            received_at_ms: j.received_at_ms,
+            report: &j.report,
+        })
+        .collect()
+}
+
+fn ack(job: &IngestJob) {
+    // A closed connection simply misses its ack; the agent resends and gets a duplicate ack later.
+    let _ = job.reply.send(WriterReply::Ack(Ack {
+        boot_id: job.report.boot_id,
+        seq: job.report.seq,
+    }));
+}
+
+fn reject(job: &IngestJob, e: &StoreError) {
+    tracing::error!(
+        router_id = job.router_id,
+        seq = job.report.seq,
+        error = %e,
+        "the database refuses this report; it is not acknowledged"
+    );
+    let code = if matches!(e, StoreError::NotFound(_)) {
+        ErrorCode::Revoked
+    } else {
+        ErrorCode::Internal
+    };
+    let message = format!("the collector cannot store report {}: {e}", job.report.seq);
+    let _ = job
+        .reply
+        .send(WriterReply::Rejected(ErrorMsg { code, message }));
+}
+
 /// Writes one batch, retrying until it commits (or the writer is told to give up), then acks it.
+///
+/// A transient failure keeps the whole batch and retries it with backoff. A permanent one (the
+/// database refuses some report itself) must not block everybody else: the batch is retried one
+/// report at a time, and only the refused reports are rejected.
 async fn commit<S: IngestSink>(
     sink: &mut S,
-    batch: Vec<IngestJob>,
+    mut batch: Vec<IngestJob>,
     cfg: &WriterConfig,
     health: &DbHealth,
     stop: &mut watch::Receiver<bool>,
 ) {
     let mut delay = cfg.retry_min;
     loop {
-        let items: Vec<IngestItem<'_>> = batch
-            .iter()
-            .map(|j| IngestItem {
-                router_id: j.router_id,
-                received_at_ms: j.received_at_ms,
-                report: &j.report,
-            })
-            .collect();
         let started = std::time::Instant::now();
-        match sink.ingest(&items) {
+        let result = sink.ingest(&items(&batch));
+        match result {
             Ok(outcomes) => {
                 if health.is_failing() {
                     tracing::info!("database writes work again; acknowledging reports");
@@ -296,15 +357,28 @@ async fn commit<S: IngestSink>(
                     took_ms = started.elapsed().as_millis() as u64,
                     "batch committed"
                 );
-                for job in &batch {
-                    // A closed connection simply misses its ack; the agent resends and gets a
-                    // duplicate ack later.
-                    let _ = job.reply.send(Ack {
-                        boot_id: job.report.boot_id,
-                        seq: job.report.seq,
-                    });
-                }
+                batch.iter().for_each(ack);
                 return;
+            }
+            Err(e) if !is_transient(&e) => {
+                health.set_ok();
+                if let [job] = batch.as_slice() {
+                    reject(job, &e);
+                    return;
+                }
+                tracing::warn!(error = %e, reports = batch.len(), "batch refused; writing its reports one by one");
+                let mut again = Vec::new();
+                for job in batch {
+                    match sink.ingest(&items(std::slice::from_ref(&job))) {
+                        Ok(_) => ack(&job),
+                        Err(e) if is_transient(&e) => again.push(job),
+                        Err(e) => reject(&job, &e),
+                    }
+                }
+                if again.is_empty() {
+                    return;
+                }
+                batch = again;
             }
             Err(e) => {
                 tracing::error!(
@@ -336,11 +410,17 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
+    /// A report the fake database always refuses.
+    const POISON: u64 = 666;
+
+    /// (router id, seq) of every report of one committed batch.
+    type Batch = Vec<(i64, u64)>;
+
     /// A sink that fails while `fail` is set and records every batch it committed.
     #[derive(Clone, Default)]
     struct FakeSink {
         fail: Arc<AtomicBool>,
-        batches: Arc<Mutex<Vec<Vec<(i64, u64)>>>>,
+        batches: Arc<Mutex<Vec<Batch>>>,
         attempts: Arc<AtomicUsize>,
         retention_runs: Arc<AtomicUsize>,
     }
@@ -349,7 +429,10 @@ mod tests {
         fn ingest(&mut self, items: &[IngestItem<'_>]) -> Result<Vec<IngestOutcome>, StoreError> {
             self.attempts.fetch_add(1, Ordering::SeqCst);
             if self.fail.load(Ordering::SeqCst) {
-                return Err(StoreError::InvalidInput("disk full".into()));
+                return Err(StoreError::Io(std::io::Error::other("disk full")));
+            }
+            if items.iter().any(|i| i.report.seq == POISON) {
+                return Err(StoreError::InvalidInput("poison".into()));
             }
             let mut seen = self.batches.lock().unwrap();
             let all: Vec<(i64, u64)> = seen.iter().flatten().copied().collect();
@@ -376,7 +459,7 @@ mod tests {
         }
     }
 
-    fn job(seq: u64, reply: &mpsc::UnboundedSender<Ack>) -> IngestJob {
+    fn job(seq: u64, reply: &mpsc::UnboundedSender<WriterReply>) -> IngestJob {
         let report = Report {
             seq,
             boot_id: [5; 16],
@@ -387,6 +470,20 @@ mod tests {
             received_at_ms: 0,
             report: Box::new(report),
             reply: reply.clone(),
+        }
+    }
+
+    async fn next_reply(rx: &mut mpsc::UnboundedReceiver<WriterReply>) -> WriterReply {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn next_ack(rx: &mut mpsc::UnboundedReceiver<WriterReply>) -> Ack {
+        match next_reply(rx).await {
+            WriterReply::Ack(a) => a,
+            other => panic!("expected an ack, got {other:?}"),
         }
     }
 
@@ -412,10 +509,7 @@ mod tests {
             tx.send(job(seq, &ack_tx)).await.unwrap();
         }
         for seq in 1..=100 {
-            let ack = tokio::time::timeout(Duration::from_secs(5), ack_rx.recv())
-                .await
-                .unwrap()
-                .unwrap();
+            let ack = next_ack(&mut ack_rx).await;
             assert_eq!(ack.seq, seq);
             assert_eq!(ack.boot_id, [5; 16]);
         }
@@ -440,10 +534,7 @@ mod tests {
             tx.send(job(seq, &ack_tx)).await.unwrap();
         }
         for _ in 1..=7 {
-            tokio::time::timeout(Duration::from_secs(5), ack_rx.recv())
-                .await
-                .unwrap()
-                .unwrap();
+            next_ack(&mut ack_rx).await;
         }
         assert!(sink.batches.lock().unwrap().iter().all(|b| b.len() <= 3));
         drop(tx);
@@ -476,10 +567,7 @@ mod tests {
         assert!(health.last_error().unwrap().contains("disk full"));
         // The database recovers: the same batch commits and is acked.
         sink.fail.store(false, Ordering::SeqCst);
-        let ack = tokio::time::timeout(Duration::from_secs(5), ack_rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let ack = next_ack(&mut ack_rx).await;
         assert_eq!(ack.seq, 1);
         assert!(!health.is_failing());
         assert_eq!(health.last_error(), None);
@@ -521,5 +609,67 @@ mod tests {
         tokio::task::spawn_blocking(move || writer.join(Duration::from_secs(1)))
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refused_report_does_not_block_the_others() {
+        let sink = FakeSink::default();
+        let writer = Writer::spawn(sink.clone(), cfg(16, 50)).unwrap();
+        let health = writer.health();
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let tx = writer.sender().unwrap();
+        for seq in [1, 2, POISON, 4, 5] {
+            tx.send(job(seq, &ack_tx)).await.unwrap();
+        }
+        let mut acked = Vec::new();
+        let mut rejected = Vec::new();
+        for _ in 0..5 {
+            match next_reply(&mut ack_rx).await {
+                WriterReply::Ack(a) => acked.push(a.seq),
+                WriterReply::Rejected(e) => rejected.push(e),
+            }
+        }
+        acked.sort_unstable();
+        assert_eq!(acked, vec![1, 2, 4, 5]);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].code, ErrorCode::Internal);
+        assert!(
+            rejected[0].message.contains("666"),
+            "{}",
+            rejected[0].message
+        );
+        assert!(
+            !health.is_failing(),
+            "a refused report is not a database outage"
+        );
+        // Later reports are written normally.
+        tx.send(job(6, &ack_tx)).await.unwrap();
+        assert_eq!(next_ack(&mut ack_rx).await.seq, 6);
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.join(Duration::from_secs(1)))
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn transient_errors_are_told_apart() {
+        assert!(is_transient(&StoreError::Io(std::io::Error::other("x"))));
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        assert!(is_transient(&StoreError::Sqlite(full)));
+        let ro = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            None,
+        );
+        assert!(is_transient(&StoreError::Sqlite(ro)));
+        let constraint = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+            None,
+        );
+        assert!(!is_transient(&StoreError::Sqlite(constraint)));
+        assert!(!is_transient(&StoreError::NotFound("router 1".into())));
+        assert!(!is_transient(&StoreError::InvalidInput("x".into())));
     }
 }
