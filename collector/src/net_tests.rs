@@ -734,6 +734,10 @@ async fn startup_errors_are_actionable() {
             .contains(&format!("ingest port {} is already in use", h.addr())),
         "{e}"
     );
+    assert!(
+        !dir.path().join("d2").join(CA_CERT_FILE).exists(),
+        "a refused start must not create a CA"
+    );
     let mut c = test_config(dir.path().join("d3"));
     c.api_listen = h.handle.api_addr();
     let e = serve(c).await.err().unwrap();

@@ -249,6 +249,11 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     let started = Instant::now();
     config.validate()?;
     prepare_data_dir(&config.data_dir)?;
+    // Bind first: a second instance on the same ports must fail before touching any file.
+    let ingest_listener = bind(config.ingest_listen, "ingest", "--ingest-listen").await?;
+    let api_listener = bind(config.api_listen, "API", "--api-listen").await?;
+    let ingest_addr = ingest_listener.local_addr().map_err(ServeError::Thread)?;
+    let api_addr = api_listener.local_addr().map_err(ServeError::Thread)?;
     let data_dir = config.data_dir.clone();
     let names = config.server_names.clone();
     let pki = tokio::task::spawn_blocking(move || Pki::load_or_create(&data_dir, &names))
@@ -261,11 +266,6 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     let control_store = open_store(&db_path)?;
     let poller_store = open_store(&db_path)?;
     let api_store = open_store(&db_path)?;
-
-    let ingest_listener = bind(config.ingest_listen, "ingest", "--ingest-listen").await?;
-    let api_listener = bind(config.api_listen, "API", "--api-listen").await?;
-    let ingest_addr = ingest_listener.local_addr().map_err(ServeError::Thread)?;
-    let api_addr = api_listener.local_addr().map_err(ServeError::Thread)?;
 
     let tls = ingest::tls_server_config(&pki)?;
     let writer = Writer::spawn(
