@@ -555,6 +555,41 @@ async fn certificate_from_another_ca_is_refused_at_handshake() {
 }
 
 #[tokio::test]
+async fn expired_certificate_from_our_ca_is_refused_at_handshake() {
+    let h = start().await;
+    let ca_key =
+        KeyPair::from_pem(&std::fs::read_to_string(h.data.join(crate::pki::CA_KEY_FILE)).unwrap())
+            .unwrap();
+    let ca_pem = std::fs::read_to_string(h.data.join(CA_CERT_FILE)).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "ap-old");
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    leaf.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    leaf.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let id = Identity {
+        router_id: 0,
+        name: "ap-old".into(),
+        cert_der: cert.der().clone(),
+        key,
+    };
+    match h
+        .connect_with(h.client_config(Some(&id)), "localhost")
+        .await
+    {
+        Err(_) => {}
+        Ok(mut s) => {
+            let _ = write_message(&mut s, &hello()).await;
+            if let Ok(m) = recv(&mut s).await {
+                panic!("an expired certificate got an answer: {m:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn revoked_router_is_disconnected_within_a_second_and_refused_after() {
     let h = start().await;
     let id = h.enroll("ap-doomed").await;
