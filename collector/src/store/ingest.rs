@@ -1146,3 +1146,43 @@ mod tests {
         assert_eq!(store.router("gw").unwrap().unwrap().hostname, "OpenWrt");
     }
 }
+
+#[cfg(test)]
+mod bench {
+    //! Throughput check, run with
+    //! `cargo test --profile release-fast -p routerstats-collector store::ingest::bench -- --ignored --nocapture`.
+
+    use super::*;
+    use crate::store::testutil::{enrolled_router, mac, open_temp, rich_report};
+    use routerstats_shared::model::{NetInterface, Station};
+
+    #[test]
+    #[ignore = "benchmark; run in an optimized profile"]
+    fn ingest_throughput() {
+        let (_dir, mut store) = open_temp();
+        let routers: Vec<i64> = (0..100).map(|i| enrolled_router(&mut store, &format!("r{i}")).id).collect();
+        let rounds = 200u64;
+        let make = |seq: u64| {
+            let mut r = rich_report([3; 16], seq, 1_700_000_000_000 + seq * 30_000, 1000 + seq * 10);
+            let template = r.stations.first().cloned().unwrap_or_default();
+            r.stations = (0..20u8)
+                .map(|i| Station { mac: mac(i), connected_s: Some(seq * 30), ..template.clone() })
+                .collect::<Vec<Station>>();
+            for i in 0..4 {
+                r.interfaces.push(NetInterface { name: format!("lan{i}"), rx_bytes: seq * 1000, tx_bytes: seq * 2000, ..Default::default() });
+            }
+            r
+        };
+        let reports: Vec<_> = (1..=rounds).map(make).collect();
+        let start = std::time::Instant::now();
+        for rep in &reports {
+            let batch: Vec<IngestItem<'_>> = routers.iter().map(|&router_id| IngestItem { router_id, received_at_ms: 0, report: rep }).collect();
+            store.ingest(&batch).unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let total = rounds as f64 * routers.len() as f64;
+        println!("{total} reports (20 stations, 6 interfaces each) in {secs:.2} s: {:.0} reports/s", total / secs);
+        let n: i64 = store.connection().query_row("SELECT count(*) FROM station_samples", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, total as i64 * 20);
+    }
+}
