@@ -762,3 +762,427 @@ fn sync_sources(tx: &Transaction<'_>, rc: &mut RouterCache, rid: i64, ts: i64, n
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testutil::{enrolled_router, mac, open_temp, rich_report};
+    use routerstats_shared::model::{NetInterface, Report, SourceKind};
+
+    const BOOT_A: [u8; 16] = [0xaa; 16];
+    const BOOT_B: [u8; 16] = [0xbb; 16];
+    /// 2023-11-14T22:13:20Z, on a 1-hour boundary.
+    const T0: u64 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000;
+
+    fn one(store: &mut Store, router_id: i64, report: &Report) -> IngestOutcome {
+        let out = store.ingest(&[IngestItem { router_id, received_at_ms: 42, report }]).unwrap();
+        assert_eq!(out.len(), 1);
+        out[0]
+    }
+
+    fn count(store: &Store, table: &str) -> i64 {
+        store.connection().query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+    }
+
+    fn i64_query(store: &Store, sql: &str) -> Option<i64> {
+        store.connection().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    const ALL_TABLES: &[&str] = &[
+        "reports",
+        "interface_samples",
+        "station_samples",
+        "wg_peer_samples",
+        "ovpn_client_samples",
+        "interface_rollup_5m",
+        "interface_rollup_1h",
+        "station_rollup_1h",
+        "wg_rollup_1h",
+        "wireless_interfaces",
+        "leases",
+        "source_status",
+    ];
+
+    #[test]
+    fn rich_report_fills_every_table() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        assert_eq!(one(&mut store, r.id, &rich_report(BOOT_A, 1, T0, 1000)), IngestOutcome::Stored);
+        for table in ALL_TABLES {
+            assert!(count(&store, table) > 0, "{table} is empty");
+        }
+        assert_eq!(count(&store, "interface_samples"), 2);
+        assert_eq!(count(&store, "station_samples"), 2);
+        assert_eq!(count(&store, "leases"), 2);
+        assert_eq!(count(&store, "source_status"), 3);
+
+        let c = store.connection();
+        let (uptime, load5, disk, stations, wg, ovpn): (i64, f64, String, i64, i64, i64) = c
+            .query_row(
+                "SELECT uptime_s, load5, disk_mount, station_count, wg_peer_count, ovpn_client_count FROM reports",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .unwrap();
+        assert_eq!((uptime, load5, disk.as_str(), stations, wg, ovpn), (3630, 0.5, "/overlay", 2, 1, 1));
+
+        // First sample: counters stored, no deltas.
+        let (rx, delta): (i64, Option<i64>) = c
+            .query_row("SELECT rx_bytes, rx_delta FROM interface_samples WHERE name = 'eth0'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!((rx, delta), (1_000_000, None));
+
+        // The MLO station's counters are the sums over its links; ssid comes from iw dev.
+        let (rx, ssid, signal, bitrate): (i64, String, i64, i64) = c
+            .query_row(
+                "SELECT rx_bytes, ssid, signal_dbm, tx_bitrate_kbps FROM station_samples WHERE mac = ?1",
+                [mac(2).to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!((rx, ssid.as_str(), signal, bitrate), (20_000, "lab", -55, 1_200_000));
+
+        let (endpoint, allowed): (String, String) = c
+            .query_row("SELECT endpoint, allowed_ips FROM wg_peer_samples", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!((endpoint.as_str(), allowed.as_str()), ("198.51.100.7:40000", "10.70.0.2/32,fd70::2/128"));
+        let (cn, real, vaddr): (String, String, String) = c
+            .query_row("SELECT common_name, real_address, virtual_address FROM ovpn_client_samples", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!((cn.as_str(), real.as_str(), vaddr.as_str()), ("alice", "203.0.113.5:51000", "10.8.0.6"));
+        let (state, skipped, detail): (String, i64, String) = c
+            .query_row("SELECT state, skipped, detail FROM source_status WHERE kind = 'openvpn'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!((state.as_str(), skipped, detail.as_str()), ("partial", 1, "bad row"));
+        let (ssid, freq, txp): (String, i64, f64) = c
+            .query_row("SELECT ssid, freq_mhz, txpower_dbm FROM wireless_interfaces", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        assert_eq!((ssid.as_str(), freq, txp), ("lab", 5180, 23.0));
+
+        // Router facts.
+        let row = store.router("gw").unwrap().unwrap();
+        assert_eq!(row.hostname, "gw-lab");
+        assert_eq!(row.model.as_deref(), Some("GL.iNet GL-MT6000"));
+        assert_eq!(row.release.as_deref(), Some("23.05.3"));
+        assert_eq!(row.target.as_deref(), Some("mediatek/filogic"));
+        assert_eq!(row.kernel.as_deref(), Some("5.15.150"));
+        assert_eq!(row.agent_version.as_deref(), Some("0.1.0"));
+        assert_eq!(row.arch.as_deref(), Some("aarch64"));
+        assert_eq!(row.uptime_s, Some(3630));
+        assert_eq!(row.last_seen_ms, Some(42));
+        assert_eq!(row.last_report_ms, Some(T0 as i64));
+    }
+
+    #[test]
+    fn duplicates_within_and_across_batches() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let a1 = rich_report(BOOT_A, 1, T0, 1000);
+        let a2 = rich_report(BOOT_A, 2, T0 + 30_000, 2000);
+        // Same (boot, seq) as a1 but different content: still a duplicate.
+        let a1_again = rich_report(BOOT_A, 1, T0 + 99_000, 9999);
+        let b1 = rich_report(BOOT_B, 1, T0 + 60_000, 10);
+        let item = |report| IngestItem { router_id: r.id, received_at_ms: 1, report };
+        let out = store.ingest(&[item(&a1), item(&a2), item(&a1_again), item(&a2)]).unwrap();
+        use IngestOutcome::{Duplicate, Stored};
+        assert_eq!(out, vec![Stored, Stored, Duplicate, Duplicate]);
+        let before: Vec<i64> = ALL_TABLES.iter().map(|t| count(&store, t)).collect();
+        let rollup_before = i64_query(&store, "SELECT sum(rx_bytes) FROM interface_rollup_5m");
+
+        let out = store.ingest(&[item(&a2), item(&b1), item(&a1), item(&b1)]).unwrap();
+        assert_eq!(out, vec![Duplicate, Stored, Duplicate, Duplicate]);
+        assert_eq!(count(&store, "reports"), 3);
+        // Only b1 added raw rows; the duplicates changed nothing.
+        assert_eq!(count(&store, "interface_samples"), before[1] + 2);
+        assert_eq!(i64_query(&store, "SELECT sum(rx_bytes) FROM interface_rollup_5m"), rollup_before);
+        // b1 is a new boot: stored without deltas.
+        let sql = format!("SELECT count(*) FROM interface_samples WHERE ts_ms = {} AND rx_delta IS NULL", T0 + 60_000);
+        assert_eq!(i64_query(&store, &sql), Some(2));
+    }
+
+    #[test]
+    fn deltas_rates_and_boot_change() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        one(&mut store, r.id, &rich_report(BOOT_A, 1, T0, 1000));
+        one(&mut store, r.id, &rich_report(BOOT_A, 2, T0 + 30_000, 1300));
+        let q = |store: &Store, table: &str, key: &str, ts: u64| -> (Option<i64>, Option<i64>, Option<i64>, Option<i64>) {
+            store
+                .connection()
+                .query_row(
+                    &format!("SELECT rx_delta, tx_delta, rx_bps, tx_bps FROM {table} WHERE {key} AND ts_ms = ?1"),
+                    [ts as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .unwrap()
+        };
+        // eth0: rx = c*1000, tx = c*500 -> deltas 300_000 / 150_000 over 30 s.
+        assert_eq!(q(&store, "interface_samples", "name = 'eth0'", T0 + 30_000), (Some(300_000), Some(150_000), Some(80_000), Some(40_000)));
+        // station 1: rx = c*10, tx = c*20.
+        let m1 = format!("mac = '{}'", mac(1));
+        assert_eq!(q(&store, "station_samples", &m1, T0 + 30_000), (Some(3000), Some(6000), Some(800), Some(1600)));
+        // MLO station sums both links.
+        let m2 = format!("mac = '{}'", mac(2));
+        assert_eq!(q(&store, "station_samples", &m2, T0 + 30_000).0, Some(6000));
+        assert_eq!(q(&store, "wg_peer_samples", "1 = 1", T0 + 30_000).0, Some(12_000));
+        assert_eq!(q(&store, "ovpn_client_samples", "1 = 1", T0 + 30_000), (Some(18_000), Some(27_000), Some(4800), Some(7200)));
+
+        // A new agent boot: counters went up, but nothing is subtracted across boots.
+        one(&mut store, r.id, &rich_report(BOOT_B, 1, T0 + 60_000, 5000));
+        assert_eq!(q(&store, "interface_samples", "name = 'eth0'", T0 + 60_000), (None, None, None, None));
+        assert_eq!(q(&store, "station_samples", &m1, T0 + 60_000), (None, None, None, None));
+        // ...and the next report of the new boot has deltas again.
+        one(&mut store, r.id, &rich_report(BOOT_B, 2, T0 + 90_000, 5010));
+        assert_eq!(q(&store, "interface_samples", "name = 'eth0'", T0 + 90_000).0, Some(10_000));
+    }
+
+    fn iface_report(seq: u64, ts: u64, rx: u64, tx: u64) -> Report {
+        Report {
+            seq,
+            boot_id: BOOT_A,
+            timestamp_ms: ts,
+            interfaces: vec![NetInterface { name: "eth1".into(), rx_bytes: rx, tx_bytes: tx, ..Default::default() }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn wrap_and_reset_of_interface_counters() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let near_wrap = (1u64 << 32) - 1000;
+        one(&mut store, r.id, &iface_report(1, T0, near_wrap, 5_000_000));
+        // rx wrapped at 2^32 (+1500), tx went down from a small value: a reset.
+        one(&mut store, r.id, &iface_report(2, T0 + 1000, 500, 20));
+        one(&mut store, r.id, &iface_report(3, T0 + 2000, 1500, 220));
+        let rows: Vec<(Option<i64>, Option<i64>)> = {
+            let mut st = store.connection().prepare("SELECT rx_delta, tx_delta FROM interface_samples ORDER BY ts_ms").unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+        };
+        assert_eq!(rows, vec![(None, None), (Some(1500), None), (Some(1000), Some(200))]);
+        // The rollup holds the sum of the known deltas.
+        assert_eq!(i64_query(&store, "SELECT rx_bytes FROM interface_rollup_1h"), Some(2500));
+        assert_eq!(i64_query(&store, "SELECT tx_bytes FROM interface_rollup_1h"), Some(200));
+        assert_eq!(i64_query(&store, "SELECT samples FROM interface_rollup_1h"), Some(3));
+        assert_eq!(i64_query(&store, "SELECT max_rx_bps FROM interface_rollup_1h"), Some(12_000));
+    }
+
+    #[test]
+    fn late_report_is_stored_without_deltas_and_changes_no_current_state() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        one(&mut store, r.id, &iface_report(1, T0, 100, 100));
+        one(&mut store, r.id, &iface_report(3, T0 + 2000, 300, 300));
+        let mut late = iface_report(2, T0 + 1000, 200, 200);
+        late.router.hostname = "stale-name".into();
+        assert_eq!(one(&mut store, r.id, &late), IngestOutcome::Stored);
+        assert_eq!(i64_query(&store, &format!("SELECT rx_delta FROM interface_samples WHERE ts_ms = {}", T0 + 1000)), None);
+        let row = store.router("gw").unwrap().unwrap();
+        assert_eq!(row.last_report_ms, Some((T0 + 2000) as i64));
+        assert_ne!(row.hostname, "stale-name");
+        // The next report still subtracts from seq 3, not from the late seq 2.
+        one(&mut store, r.id, &iface_report(4, T0 + 3000, 450, 450));
+        assert_eq!(i64_query(&store, &format!("SELECT rx_delta FROM interface_samples WHERE ts_ms = {}", T0 + 3000)), Some(150));
+    }
+
+    #[test]
+    fn cold_cache_continues_from_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("routerstats.db");
+        let router_id = {
+            let mut store = Store::open(&path).unwrap();
+            let r = enrolled_router(&mut store, "gw");
+            one(&mut store, r.id, &rich_report(BOOT_A, 1, T0, 1000));
+            r.id
+        };
+        let mut store = Store::open(&path).unwrap();
+        assert!(store.cache.is_empty());
+        one(&mut store, router_id, &rich_report(BOOT_A, 2, T0 + 30_000, 1100));
+        let q = |sql: &str| i64_query(&store, sql);
+        assert_eq!(q("SELECT rx_delta FROM interface_samples WHERE name = 'eth0' AND rx_delta IS NOT NULL"), Some(100_000));
+        assert_eq!(q(&format!("SELECT rx_delta FROM station_samples WHERE mac = '{}' AND rx_delta IS NOT NULL", mac(1))), Some(1000));
+        assert_eq!(q("SELECT rx_delta FROM wg_peer_samples WHERE rx_delta IS NOT NULL"), Some(4000));
+        assert_eq!(q("SELECT rx_delta FROM ovpn_client_samples WHERE rx_delta IS NOT NULL"), Some(6000));
+        // Current state is unchanged, so updated_ms keeps the first report's time.
+        assert_eq!(q("SELECT max(updated_ms) FROM leases"), Some(T0 as i64));
+        assert_eq!(q("SELECT max(updated_ms) FROM source_status"), Some(T0 as i64));
+    }
+
+    #[test]
+    fn station_reassociation_and_new_ovpn_session_reset_deltas() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        one(&mut store, r.id, &rich_report(BOOT_A, 1, T0, 1000));
+        let mut next = rich_report(BOOT_A, 2, T0 + 30_000, 1100);
+        // Station 1 re-associated 5 s ago; its counters happen to be higher than before.
+        next.stations[0].connected_s = Some(5);
+        next.openvpn[0].clients[0].connected_since = Some(1_700_000_500);
+        one(&mut store, r.id, &next);
+        let q = |sql: String| i64_query(&store, &sql);
+        let ts = T0 + 30_000;
+        assert_eq!(q(format!("SELECT rx_delta FROM station_samples WHERE mac = '{}' AND ts_ms = {ts}", mac(1))), None);
+        assert_eq!(q(format!("SELECT rx_delta FROM station_samples WHERE mac = '{}' AND ts_ms = {ts}", mac(2))), Some(2000));
+        assert_eq!(q(format!("SELECT rx_delta FROM ovpn_client_samples WHERE ts_ms = {ts}")), None);
+    }
+
+    #[test]
+    fn rollups_equal_sums_of_raw_deltas() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let other = enrolled_router(&mut store, "ap");
+        // 2.5 hours of reports every 70 s, in batches of 7, for two routers, with one reset.
+        let mut reports = Vec::new();
+        let mut c = 1000;
+        for seq in 1..=130u64 {
+            c = if seq == 60 { 10 } else { c + seq * 3 };
+            reports.push(rich_report(BOOT_A, seq, T0 + 1234 + seq * 70_000, c));
+        }
+        for chunk in reports.chunks(7) {
+            let batch: Vec<IngestItem<'_>> = chunk
+                .iter()
+                .flat_map(|rep| {
+                    [IngestItem { router_id: r.id, received_at_ms: 0, report: rep }, IngestItem { router_id: other.id, received_at_ms: 0, report: rep }]
+                })
+                .collect();
+            store.ingest(&batch).unwrap();
+        }
+        // Every rollup row equals the aggregate of its raw rows, and vice versa.
+        let checks = [
+            ("interface_rollup_5m", "interface_samples", "router_id, name", 300_000),
+            ("interface_rollup_1h", "interface_samples", "router_id, name", 3_600_000),
+            ("station_rollup_1h", "station_samples", "mac, router_id", 3_600_000),
+            ("wg_rollup_1h", "wg_peer_samples", "public_key, router_id, iface", 3_600_000),
+        ];
+        for (rollup, raw, keys, len) in checks {
+            let from_raw = format!(
+                "SELECT {keys}, (ts_ms / {len}) * {len}, coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0), \
+                 max(rx_bps), max(tx_bps), count(*) FROM {raw} GROUP BY {keys}, ts_ms / {len}"
+            );
+            let from_rollup = format!("SELECT {keys}, bucket_start_ms, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples FROM {rollup}");
+            let diff = |a: &str, b: &str| i64_query(&store, &format!("SELECT count(*) FROM ({a} EXCEPT {b})"));
+            assert_eq!(diff(&from_raw, &from_rollup), Some(0), "{rollup}: raw rows missing from the rollup");
+            assert_eq!(diff(&from_rollup, &from_raw), Some(0), "{rollup}: rollup rows not matching raw rows");
+            let rows = count(&store, rollup);
+            let total = i64_query(&store, &format!("SELECT sum(rx_bytes) FROM {rollup}")).unwrap_or(0);
+            assert!(rows > 2 && total > 0, "{rollup}: {rows} rows, {total} bytes");
+        }
+        // The reset at seq 60 left one sample per counter without a delta.
+        let sql = "SELECT count(*) FROM interface_samples WHERE rx_delta IS NULL";
+        assert_eq!(i64_query(&store, sql), Some(2 * 2 * 2));
+        assert_eq!(i64_query(&store, "SELECT count(*) FROM interface_rollup_5m WHERE bucket_start_ms % 300000 != 0"), Some(0));
+    }
+
+    #[test]
+    fn current_state_follows_the_newest_report() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        one(&mut store, r.id, &rich_report(BOOT_A, 1, T0, 1000));
+        let mut next = rich_report(BOOT_A, 2, T0 + 30_000, 1100);
+        next.leases.remove(1);
+        next.leases[0].hostname = Some("renamed".into());
+        next.sources[0].state = SourceState::Error("iw failed".into());
+        next.sources.pop();
+        next.wireless[0].channel = Some(44);
+        one(&mut store, r.id, &next);
+        let c = store.connection();
+        let (host, updated): (String, i64) = c.query_row("SELECT hostname, updated_ms FROM leases", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!((host.as_str(), updated), ("renamed", (T0 + 30_000) as i64));
+        assert_eq!(count(&store, "leases"), 1);
+        assert_eq!(count(&store, "source_status"), 2);
+        let (state, updated): (String, i64) = c
+            .query_row("SELECT state, updated_ms FROM source_status WHERE kind = ?1", [SourceKind::StationDump.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((state.as_str(), updated), ("error", (T0 + 30_000) as i64));
+        let unchanged: i64 = c.query_row("SELECT updated_ms FROM source_status WHERE kind = 'openvpn'", [], |r| r.get(0)).unwrap();
+        assert_eq!(unchanged, T0 as i64);
+        assert_eq!(i64_query(&store, "SELECT channel FROM wireless_interfaces"), Some(44));
+        // An empty report empties the current state.
+        let empty = Report { seq: 3, boot_id: BOOT_A, timestamp_ms: T0 + 60_000, ..Default::default() };
+        one(&mut store, r.id, &empty);
+        for t in ["leases", "source_status", "wireless_interfaces"] {
+            assert_eq!(count(&store, t), 0, "{t}");
+        }
+    }
+
+    #[test]
+    fn unknown_router_fails_the_batch_and_writes_nothing() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let rep = rich_report(BOOT_A, 1, T0, 1000);
+        let batch = [IngestItem { router_id: r.id, received_at_ms: 0, report: &rep }, IngestItem { router_id: 9999, received_at_ms: 0, report: &rep }];
+        assert!(matches!(store.ingest(&batch), Err(StoreError::NotFound(_))));
+        assert_eq!(count(&store, "reports"), 0);
+        assert!(store.cache.is_empty());
+        // The same report is accepted afterwards (the failed batch left no trace).
+        assert_eq!(one(&mut store, r.id, &rep), IngestOutcome::Stored);
+        assert!(store.ingest(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn absurd_values_do_not_fail_ingest() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let mut rep = rich_report(BOOT_A, u64::MAX, u64::MAX, u64::MAX / 2000);
+        rep.interfaces[0].rx_bytes = u64::MAX;
+        rep.dropped_reports = u64::MAX;
+        if let Some(s) = rep.system.as_mut() {
+            s.load = [f32::NAN, f32::INFINITY, -1.0];
+            s.uptime_s = u64::MAX;
+        }
+        let peer = rep.wireguard[0].peers[0].clone();
+        rep.wireguard[0].peers.push(peer);
+        let lease = rep.leases[0].clone();
+        rep.leases.push(lease);
+        rep.router.hostname = String::new();
+        assert_eq!(one(&mut store, r.id, &rep), IngestOutcome::Stored);
+        assert_eq!(i64_query(&store, "SELECT max(rx_bytes) FROM interface_samples"), Some(i64::MAX));
+        // An empty hostname keeps the enrolled one.
+        assert_eq!(store.router("gw").unwrap().unwrap().hostname, "OpenWrt");
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    //! Throughput check, run with
+    //! `cargo test --profile release-fast -p routerstats-collector store::ingest::bench -- --ignored --nocapture`.
+
+    use super::*;
+    use crate::store::testutil::{enrolled_router, mac, open_temp, rich_report};
+    use routerstats_shared::model::{NetInterface, Station};
+
+    #[test]
+    #[ignore = "benchmark; run in an optimized profile"]
+    fn ingest_throughput() {
+        let (_dir, mut store) = open_temp();
+        let routers: Vec<i64> = (0..100).map(|i| enrolled_router(&mut store, &format!("r{i}")).id).collect();
+        let rounds = 200u64;
+        let make = |seq: u64| {
+            let mut r = rich_report([3; 16], seq, 1_700_000_000_000 + seq * 30_000, 1000 + seq * 10);
+            let template = r.stations.first().cloned().unwrap_or_default();
+            r.stations = (0..20u8)
+                .map(|i| Station { mac: mac(i), connected_s: Some(seq * 30), ..template.clone() })
+                .collect::<Vec<Station>>();
+            for i in 0..4 {
+                r.interfaces.push(NetInterface { name: format!("lan{i}"), rx_bytes: seq * 1000, tx_bytes: seq * 2000, ..Default::default() });
+            }
+            r
+        };
+        let reports: Vec<_> = (1..=rounds).map(make).collect();
+        let start = std::time::Instant::now();
+        for rep in &reports {
+            let batch: Vec<IngestItem<'_>> = routers.iter().map(|&router_id| IngestItem { router_id, received_at_ms: 0, report: rep }).collect();
+            store.ingest(&batch).unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let total = rounds as f64 * routers.len() as f64;
+        println!("{total} reports (20 stations, 6 interfaces each) in {secs:.2} s: {:.0} reports/s", total / secs);
+        let n: i64 = store.connection().query_row("SELECT count(*) FROM station_samples", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, total as i64 * 20);
+    }
+}

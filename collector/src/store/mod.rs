@@ -313,3 +313,137 @@ pub(crate) fn sat_opt(v: Option<u64>) -> Option<i64> {
 pub(crate) fn is_constraint(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db_path(dir: &tempfile::TempDir) -> PathBuf {
+        dir.path().join("routerstats.db")
+    }
+
+    #[test]
+    fn open_creates_migrates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        {
+            let store = Store::open(&path).unwrap();
+            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+            assert_eq!(store.path(), path.as_path());
+            let mode: String = store.connection().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+            assert_eq!(mode, "wal");
+            // FULL = 2
+            let sync: i64 = store.connection().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+            assert_eq!(sync, 2);
+            let fk: i64 = store.connection().query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+            assert_eq!(fk, 1);
+            store.insert_api_key("k", &[1; 32], "read", "n", 1).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(store.list_api_keys().unwrap().len(), 1, "data survives reopening");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_database_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        let store = Store::open(&path).unwrap();
+        store.insert_api_key("k", &[1; 32], "read", "n", 1).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let wal = dir.path().join("routerstats.db-wal");
+        let wal_mode = std::fs::metadata(&wal).unwrap().permissions().mode() & 0o777;
+        assert_eq!(wal_mode, 0o600);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        drop(Store::open(&path).unwrap());
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        }
+        match Store::open(&path) {
+            Err(StoreError::NewerSchema { found, supported }) => {
+                assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("newer schema accepted"),
+        }
+    }
+
+    #[test]
+    fn garbage_file_is_not_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        std::fs::write(&path, b"this is certainly not an SQLite database, just some text\n".repeat(100)).unwrap();
+        match Store::open(&path) {
+            Err(StoreError::NotADatabase { path: p, detail }) => {
+                assert_eq!(p, path);
+                assert!(!detail.is_empty());
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("garbage accepted"),
+        }
+        // The file was left untouched.
+        assert!(std::fs::read(&path).unwrap().starts_with(b"this is certainly"));
+    }
+
+    #[test]
+    fn corrupt_database_is_not_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        drop(Store::open(&path).unwrap());
+        // Checkpointed on close; now smash the pages after the header page.
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > 8192);
+        for b in bytes.iter_mut().skip(100).take(8000) {
+            *b = 0xa5;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(Store::open(&path), Err(StoreError::NotADatabase { .. })));
+    }
+
+    #[test]
+    fn foreign_sqlite_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE photos (id INTEGER PRIMARY KEY, blob BLOB)").unwrap();
+        }
+        assert!(matches!(Store::open(&path), Err(StoreError::NotADatabase { .. })));
+    }
+
+    #[test]
+    fn empty_existing_file_is_initialised() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = db_path(&dir);
+        std::fs::write(&path, b"").unwrap();
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn missing_directory_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no/such/dir/routerstats.db");
+        assert!(matches!(Store::open(&path), Err(StoreError::Io(_))));
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(ct_eq(&[5; 32], &[5; 32]));
+        let mut other = [5u8; 32];
+        other[0] = 4;
+        assert!(!ct_eq(&other, &[5; 32]));
+        assert!(!ct_eq(&[5; 31], &[5; 32]));
+        assert_eq!(sat(u64::MAX), i64::MAX);
+        assert_eq!(sat(7), 7);
+    }
+}

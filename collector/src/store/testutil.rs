@@ -39,7 +39,7 @@ pub(crate) fn mac(last: u8) -> MacAddr {
 }
 
 /// A report with something in every section. Every counter is `c` times a per-item factor,
-/// so two reports with counters `c1 < c2` have known deltas.
+/// so two reports with counters `c1 < c2` have known deltas (`c` up to `u64::MAX / 1000`).
 pub(crate) fn rich_report(boot_id: [u8; 16], seq: u64, ts_ms: u64, c: u64) -> Report {
     let link = |kbps| StationLinkStats {
         inactive_ms: Some(120),
@@ -77,7 +77,7 @@ pub(crate) fn rich_report(boot_id: [u8; 16], seq: u64, ts_ms: u64, c: u64) -> Re
             arch: "aarch64".into(),
         },
         system: Some(SystemStats {
-            uptime_s: 3600 + seq * 30,
+            uptime_s: seq.saturating_mul(30).saturating_add(3600),
             load: [0.25, 0.5, 0.75],
             cpu_busy_permille: Some(123),
             mem_total_kb: 1_000_000,
@@ -105,12 +105,12 @@ pub(crate) fn rich_report(boot_id: [u8; 16], seq: u64, ts_ms: u64, c: u64) -> Re
             txpower_dbm: Some(23.0),
         }],
         stations: vec![
-            Station { mac: mac(1), interface: "phy0-ap0".into(), stats: link(866_700), connected_s: Some(100 + seq * 30), ..Default::default() },
+            Station { mac: mac(1), interface: "phy0-ap0".into(), stats: link(866_700), connected_s: Some(seq.saturating_mul(30).saturating_add(100)), ..Default::default() },
             // An MLO station: counters only in its links.
             Station {
                 mac: mac(2),
                 interface: "phy0-ap0".into(),
-                connected_s: Some(50 + seq * 30),
+                connected_s: Some(seq.saturating_mul(30).saturating_add(50)),
                 links: vec![
                     StationLink { link_id: 0, addr: Some(mac(0x20)), stats: link(1_200_000) },
                     StationLink { link_id: 1, addr: Some(mac(0x21)), stats: link(600_000) },
