@@ -931,3 +931,34 @@ async fn api_health_and_token_creation_with_roles() {
     let (status, _) = http(api, "GET", "/nope", &[], "").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn many_routers_report_concurrently() {
+    let h = Arc::new(start().await);
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(h.enroll(&format!("ap-{i}")).await);
+    }
+    let mut tasks = Vec::new();
+    for id in ids {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut s, _) = h.ingest(&id).await;
+            let boot = [u8::try_from(id.router_id).unwrap(); 16];
+            for seq in 1..=40 {
+                send(&mut s, &Message::Report(Box::new(report(boot, seq)))).await;
+            }
+            for seq in 1..=40 {
+                match recv(&mut s).await.unwrap() {
+                    Message::Ack(a) => assert_eq!((a.boot_id, a.seq), (boot, seq)),
+                    other => panic!("{other:?}"),
+                }
+            }
+            id.router_id
+        }));
+    }
+    for t in tasks {
+        let router_id = t.await.unwrap();
+        assert_eq!(h.count_reports(router_id), 40);
+    }
+}
