@@ -16,7 +16,7 @@ use crate::duration::{parse_duration, DurationError};
 use crate::store::{NewToken, Store, StoreError};
 
 /// Shortest and longest token lifetime.
-pub const MIN_TTL: Duration = Duration::from_secs(60);
+pub const MIN_TTL: Duration = Duration::from_secs(1);
 pub const MAX_TTL: Duration = Duration::from_secs(365 * 86_400);
 /// Default token lifetime.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
@@ -32,7 +32,7 @@ const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 pub enum TokenError {
     #[error(transparent)]
     Ttl(#[from] DurationError),
-    #[error("token lifetime must be between 1m and 365d")]
+    #[error("token lifetime must be between 1s and 365d")]
     TtlRange,
     #[error("max uses must be at least 1")]
     Uses,
@@ -232,7 +232,8 @@ mod tests {
         assert_eq!(parse_ttl("24h").unwrap(), Duration::from_secs(86_400));
         assert_eq!(parse_ttl("30m").unwrap(), Duration::from_secs(1800));
         assert_eq!(parse_ttl("7d").unwrap(), Duration::from_secs(7 * 86_400));
-        assert!(matches!(parse_ttl("30s"), Err(TokenError::TtlRange)));
+        assert!(parse_ttl("30s").is_ok());
+        assert!(parse_ttl("0s").is_err());
         assert!(matches!(parse_ttl("400d"), Err(TokenError::TtlRange)));
         assert!(matches!(parse_ttl("soon"), Err(TokenError::Ttl(_))));
     }
@@ -299,7 +300,7 @@ mod tests {
             Err(TokenError::Uses)
         ));
         assert!(matches!(
-            create_token(&store, [3; 32], "ap", None, Duration::from_secs(5), 1, 0),
+            create_token(&store, [3; 32], "ap", None, Duration::from_millis(500), 1, 0),
             Err(TokenError::TtlRange)
         ));
     }
