@@ -312,6 +312,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         max_connections: config.max_connections,
         conns,
         started,
+        readers: Arc::new(api::readpool::ReadPool::new(config.db_path(), 4)),
     };
     let mut api_shutdown = shutdown_rx;
     let api_task = tokio::spawn(async move {

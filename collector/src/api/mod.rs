@@ -1,4 +1,13 @@
-//! The HTTP API (axum): health and admin endpoints, with API-key authentication.
+//! The HTTP API (axum), with API-key authentication. One submodule per route group, each with
+//! `routes()` and an OpenAPI fragment (`Doc`) merged into `/api/openapi.json`:
+//!
+//! - [`openwrt`]: `/api/openwrt` (the OpenWrt CGI-script stats tool this project replaces)
+//! - [`monitor`]: `/api/health`, `/api/performance`, `/api/export`, `/api/logs`, `/api/pppoe_interfaces`
+//! - [`gateway`]: `/api/organization`, `/api/sites`, `/api/gateways`, `/api/gateway/{id}/...`
+//! - [`isp`]: `/api/devices...`, `/api/users...`, `/api/vpn/...`, `/api/bandwidth/...`
+//! - [`wireguard`]: `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
+//! - [`prometheus`]: `/metrics`
+//! - [`openapi`]: `/api/openapi.json`
 //!
 //! Keys are sent as `X-API-Key: <key>` or `Authorization: Bearer <key>` and looked up by their
 //! SHA-256. [`require_role`] is the reusable check: 401 for a missing or unknown key, 403 for a
@@ -22,6 +31,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+pub mod gateway;
+pub mod isp;
+pub mod monitor;
+pub mod openapi;
+pub mod openwrt;
+pub mod prometheus;
+pub mod readpool;
+pub mod wireguard;
+
 use crate::pki::unix_now;
 use crate::revocation::OpenConns;
 use crate::store::{Store, StoreError};
@@ -40,6 +58,8 @@ pub struct ApiState {
     pub max_connections: usize,
     pub conns: OpenConns,
     pub started: Instant,
+    /// Read-only connections for queries, so reads run side by side with each other.
+    pub readers: Arc<readpool::ReadPool>,
 }
 
 /// An error answered as `{"error": message}` with a status.
@@ -173,11 +193,30 @@ pub async fn require_role(
     Ok(Caller { role, key: id })
 }
 
+/// Runs a read-only query `f` on a pooled connection on the blocking pool.
+pub async fn with_read<T, F>(state: &ApiState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection) -> Result<T, ApiError> + Send + 'static,
+{
+    let pool = state.readers.clone();
+    tokio::task::spawn_blocking(move || pool.with(f))
+        .await
+        .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
+}
+
 /// The API routes.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/api/admin/tokens", post(create_token_handler))
+        .merge(openwrt::routes())
+        .merge(monitor::routes())
+        .merge(gateway::routes())
+        .merge(isp::routes())
+        .merge(wireguard::routes())
+        .merge(prometheus::routes())
+        .merge(openapi::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(state)
 }
