@@ -62,8 +62,15 @@ pub fn rate_bps(delta_bytes: u64, dt_ms: i64) -> Option<u64> {
 ///
 /// True when its connected time went down, or is shorter than the time between the samples
 /// (with 2 s of slack for the agent reading the station dump at a slightly different moment).
-pub fn station_reassociated(prev_connected_s: Option<u64>, prev_ts_ms: i64, cur_connected_s: Option<u64>, cur_ts_ms: i64) -> bool {
-    let Some(cur) = cur_connected_s else { return false };
+pub fn station_reassociated(
+    prev_connected_s: Option<u64>,
+    prev_ts_ms: i64,
+    cur_connected_s: Option<u64>,
+    cur_ts_ms: i64,
+) -> bool {
+    let Some(cur) = cur_connected_s else {
+        return false;
+    };
     if let Some(prev) = prev_connected_s {
         if cur < prev {
             return true;
@@ -99,8 +106,17 @@ pub struct PrevSample {
 /// `prev` is the previous sample (None when there is none); `reset` is an extra,
 /// source-specific reset signal (re-association, a new OpenVPN session). A direction whose
 /// counter is missing in either sample has no delta.
-pub fn pair_delta(prev: Option<&PrevSample>, cur: &SampleOrigin, rx: Option<u64>, tx: Option<u64>, width: Width, reset: bool) -> PairDelta {
-    let Some(prev) = prev else { return PairDelta::default() };
+pub fn pair_delta(
+    prev: Option<&PrevSample>,
+    cur: &SampleOrigin,
+    rx: Option<u64>,
+    tx: Option<u64>,
+    width: Width,
+    reset: bool,
+) -> PairDelta {
+    let Some(prev) = prev else {
+        return PairDelta::default();
+    };
     if reset || !continuous(&prev.origin, cur) {
         return PairDelta::default();
     }
@@ -108,7 +124,12 @@ pub fn pair_delta(prev: Option<&PrevSample>, cur: &SampleOrigin, rx: Option<u64>
     let rx_delta = delta(prev.rx, rx);
     let tx_delta = delta(prev.tx, tx);
     let dt = cur.ts_ms.saturating_sub(prev.origin.ts_ms);
-    PairDelta { rx_delta, tx_delta, rx_bps: rx_delta.and_then(|d| rate_bps(d, dt)), tx_bps: tx_delta.and_then(|d| rate_bps(d, dt)) }
+    PairDelta {
+        rx_delta,
+        tx_delta,
+        rx_bps: rx_delta.and_then(|d| rate_bps(d, dt)),
+        tx_bps: tx_delta.and_then(|d| rate_bps(d, dt)),
+    }
 }
 
 #[cfg(test)]
@@ -119,7 +140,11 @@ mod tests {
     const BOOT_B: [u8; 16] = [2; 16];
 
     fn origin(boot_id: [u8; 16], seq: u64, ts_ms: i64) -> SampleOrigin {
-        SampleOrigin { boot_id, seq, ts_ms }
+        SampleOrigin {
+            boot_id,
+            seq,
+            ts_ms,
+        }
     }
 
     #[test]
@@ -134,9 +159,15 @@ mod tests {
         let prev = WRAP_32 - 1000;
         assert_eq!(counter_delta(prev, 500, Width::MayWrap32), Some(1500));
         // Largest plausible wrapped delta.
-        assert_eq!(counter_delta(WRAP_32 - 1, MAX_WRAPPED_DELTA - 2, Width::MayWrap32), Some(MAX_WRAPPED_DELTA - 1));
+        assert_eq!(
+            counter_delta(WRAP_32 - 1, MAX_WRAPPED_DELTA - 2, Width::MayWrap32),
+            Some(MAX_WRAPPED_DELTA - 1)
+        );
         // Not plausible: the wrapped delta would be 2^31 or more.
-        assert_eq!(counter_delta(WRAP_32 - 1, MAX_WRAPPED_DELTA - 1, Width::MayWrap32), None);
+        assert_eq!(
+            counter_delta(WRAP_32 - 1, MAX_WRAPPED_DELTA - 1, Width::MayWrap32),
+            None
+        );
         // 64-bit counters never wrap at 2^32.
         assert_eq!(counter_delta(prev, 500, Width::Only64), None);
     }
@@ -160,45 +191,129 @@ mod tests {
     }
 
     fn prev(o: SampleOrigin, rx: u64, tx: u64) -> PrevSample {
-        PrevSample { origin: o, rx: Some(rx), tx: Some(tx), session: None }
+        PrevSample {
+            origin: o,
+            rx: Some(rx),
+            tx: Some(tx),
+            session: None,
+        }
     }
 
     #[test]
     fn pair_delta_needs_same_boot_and_later_seq() {
         let p = prev(origin(BOOT_A, 7, 10_000), 1000, 2000);
-        let d = pair_delta(Some(&p), &origin(BOOT_A, 8, 40_000), Some(4000), Some(2600), Width::MayWrap32, false);
-        assert_eq!(d, PairDelta { rx_delta: Some(3000), tx_delta: Some(600), rx_bps: Some(800), tx_bps: Some(160) });
+        let d = pair_delta(
+            Some(&p),
+            &origin(BOOT_A, 8, 40_000),
+            Some(4000),
+            Some(2600),
+            Width::MayWrap32,
+            false,
+        );
+        assert_eq!(
+            d,
+            PairDelta {
+                rx_delta: Some(3000),
+                tx_delta: Some(600),
+                rx_bps: Some(800),
+                tx_bps: Some(160)
+            }
+        );
 
         // Boot change: no delta even though the counters went up.
-        let d = pair_delta(Some(&p), &origin(BOOT_B, 8, 40_000), Some(4000), Some(2600), Width::MayWrap32, false);
+        let d = pair_delta(
+            Some(&p),
+            &origin(BOOT_B, 8, 40_000),
+            Some(4000),
+            Some(2600),
+            Width::MayWrap32,
+            false,
+        );
         assert_eq!(d, PairDelta::default());
         // Older or same seq (out of order): no delta.
-        let d = pair_delta(Some(&p), &origin(BOOT_A, 7, 40_000), Some(4000), Some(2600), Width::MayWrap32, false);
+        let d = pair_delta(
+            Some(&p),
+            &origin(BOOT_A, 7, 40_000),
+            Some(4000),
+            Some(2600),
+            Width::MayWrap32,
+            false,
+        );
         assert_eq!(d, PairDelta::default());
         // No previous sample.
-        assert_eq!(pair_delta(None, &origin(BOOT_A, 1, 0), Some(1), Some(1), Width::Only64, false), PairDelta::default());
+        assert_eq!(
+            pair_delta(
+                None,
+                &origin(BOOT_A, 1, 0),
+                Some(1),
+                Some(1),
+                Width::Only64,
+                false
+            ),
+            PairDelta::default()
+        );
         // Source-specific reset.
-        let d = pair_delta(Some(&p), &origin(BOOT_A, 8, 40_000), Some(4000), Some(2600), Width::MayWrap32, true);
+        let d = pair_delta(
+            Some(&p),
+            &origin(BOOT_A, 8, 40_000),
+            Some(4000),
+            Some(2600),
+            Width::MayWrap32,
+            true,
+        );
         assert_eq!(d, PairDelta::default());
     }
 
     #[test]
     fn pair_delta_resets_and_wraps_each_direction_independently() {
         let p = prev(origin(BOOT_A, 1, 0), WRAP_32 - 10, 900);
-        let d = pair_delta(Some(&p), &origin(BOOT_A, 2, 1000), Some(10), Some(100), Width::MayWrap32, false);
+        let d = pair_delta(
+            Some(&p),
+            &origin(BOOT_A, 2, 1000),
+            Some(10),
+            Some(100),
+            Width::MayWrap32,
+            false,
+        );
         assert_eq!(d.rx_delta, Some(20));
         assert_eq!(d.rx_bps, Some(160));
         assert_eq!(d.tx_delta, None);
         assert_eq!(d.tx_bps, None);
         // Clock went backwards: delta kept, rate unknown.
         let p = prev(origin(BOOT_A, 1, 0), 10, 10);
-        let d = pair_delta(Some(&p), &origin(BOOT_A, 2, -5), Some(20), Some(20), Width::Only64, false);
+        let d = pair_delta(
+            Some(&p),
+            &origin(BOOT_A, 2, -5),
+            Some(20),
+            Some(20),
+            Width::Only64,
+            false,
+        );
         assert_eq!((d.rx_delta, d.rx_bps), (Some(10), None));
         // A counter missing on either side gives no delta for that direction only.
-        let p = PrevSample { origin: origin(BOOT_A, 1, 0), rx: None, tx: Some(5), session: None };
-        let d = pair_delta(Some(&p), &origin(BOOT_A, 2, 1000), Some(10), Some(7), Width::Only64, false);
+        let p = PrevSample {
+            origin: origin(BOOT_A, 1, 0),
+            rx: None,
+            tx: Some(5),
+            session: None,
+        };
+        let d = pair_delta(
+            Some(&p),
+            &origin(BOOT_A, 2, 1000),
+            Some(10),
+            Some(7),
+            Width::Only64,
+            false,
+        );
         assert_eq!((d.rx_delta, d.tx_delta), (None, Some(2)));
-        let d = pair_delta(Some(&p), &origin(BOOT_A, 2, 1000), Some(10), None, Width::Only64, false);
+        let d = pair_delta(
+            Some(&p),
+            &origin(BOOT_A, 2, 1000),
+            Some(10),
+            None,
+            Width::Only64,
+            false,
+        );
         assert_eq!((d.rx_delta, d.tx_delta), (None, None));
     }
 

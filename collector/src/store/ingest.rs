@@ -103,7 +103,10 @@ fn remember<V>(map: &mut HashMap<String, V>, key: &str, value: V) {
 }
 
 /// The inner map under `key`, created when missing (allocates the key only then).
-fn inner<'m, K, V>(map: &'m mut HashMap<String, HashMap<K, V>>, key: &str) -> Option<&'m mut HashMap<K, V>> {
+fn inner<'m, K, V>(
+    map: &'m mut HashMap<String, HashMap<K, V>>,
+    key: &str,
+) -> Option<&'m mut HashMap<K, V>> {
     if !map.contains_key(key) {
         map.insert(key.to_string(), HashMap::new());
     }
@@ -119,16 +122,28 @@ fn load_router_cache(tx: &Transaction<'_>, router_id: i64) -> Result<RouterCache
     let row = tx
         .prepare_cached("SELECT last_boot_id, last_seq, last_report_ms FROM routers WHERE id = ?1")?
         .query_row([router_id], |r| {
-            Ok((r.get::<_, Option<Vec<u8>>>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, Option<i64>>(2)?))
+            Ok((
+                r.get::<_, Option<Vec<u8>>>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
         })
         .optional()?;
     let Some((boot, seq, ts)) = row else {
         return Err(StoreError::NotFound(format!("router {router_id}")));
     };
     let mut cache = RouterCache::default();
-    let (Some(boot), Some(seq), Some(ts_ms)) = (boot, to_u64(seq), ts) else { return Ok(cache) };
-    let Ok(boot_id) = <[u8; 16]>::try_from(boot.as_slice()) else { return Ok(cache) };
-    let origin = SampleOrigin { boot_id, seq, ts_ms };
+    let (Some(boot), Some(seq), Some(ts_ms)) = (boot, to_u64(seq), ts) else {
+        return Ok(cache);
+    };
+    let Ok(boot_id) = <[u8; 16]>::try_from(boot.as_slice()) else {
+        return Ok(cache);
+    };
+    let origin = SampleOrigin {
+        boot_id,
+        seq,
+        ts_ms,
+    };
     cache.last = Some(origin);
     let prev = |rx: Option<i64>, tx: Option<i64>, session: Option<i64>| PrevSample {
         origin,
@@ -151,7 +166,9 @@ fn load_router_cache(tx: &Transaction<'_>, router_id: i64) -> Result<RouterCache
     while let Some(r) = rows.next()? {
         let iface: String = r.get(0)?;
         let mac: String = r.get(1)?;
-        let Ok(mac) = mac.parse::<MacAddr>() else { continue };
+        let Ok(mac) = mac.parse::<MacAddr>() else {
+            continue;
+        };
         let p = prev(r.get(2)?, r.get(3)?, r.get(4)?);
         if let Some(m) = inner(&mut cache.stations, &iface) {
             m.insert(mac, p);
@@ -206,20 +223,21 @@ impl Acc {
     }
 }
 
-/// Rollup contributions of a batch, written at its end.
+/// Rollup contributions of a batch, written at its end (keys borrow from the batch's reports).
 #[derive(Debug, Default)]
-struct Rollups {
-    /// (router, interface, bucket)
-    if_5m: HashMap<(i64, String, i64), Acc>,
-    if_1h: HashMap<(i64, String, i64), Acc>,
-    /// (mac, bucket, router)
-    st_1h: HashMap<(MacAddr, i64, i64), Acc>,
-    /// (public key, bucket, router, interface)
-    wg_1h: HashMap<(String, i64, i64, String), Acc>,
+struct Rollups<'a> {
+    /// (bucket, router, interface)
+    if_5m: HashMap<(i64, i64, &'a str), Acc>,
+    if_1h: HashMap<(i64, i64, &'a str), Acc>,
+    /// (bucket, router, mac)
+    st_1h: HashMap<(i64, i64, MacAddr), Acc>,
+    /// (bucket, router, interface, public key)
+    wg_1h: HashMap<(i64, i64, &'a str, &'a str), Acc>,
 }
 
 /// `max` of two nullable rates in SQL, NULL only when both are.
-const MAX_RATE: &str = "CASE WHEN excluded.{c} IS NULL THEN {c} WHEN {c} IS NULL THEN excluded.{c} \
+const MAX_RATE: &str =
+    "CASE WHEN excluded.{c} IS NULL THEN {c} WHEN {c} IS NULL THEN excluded.{c} \
                         ELSE max({c}, excluded.{c}) END";
 
 fn upsert_sql(table: &str, key_cols: &str) -> String {
@@ -236,33 +254,86 @@ fn upsert_sql(table: &str, key_cols: &str) -> String {
     )
 }
 
-impl Rollups {
-    fn add_interface(&mut self, router_id: i64, name: &str, ts_ms: i64, d: &PairDelta) {
-        for (map, len) in [(&mut self.if_5m, BUCKET_5M_MS), (&mut self.if_1h, BUCKET_1H_MS)] {
-            map.entry((router_id, name.to_string(), bucket_start(ts_ms, len))).or_default().add(d);
+impl<'a> Rollups<'a> {
+    fn add_interface(&mut self, router_id: i64, name: &'a str, ts_ms: i64, d: &PairDelta) {
+        for (map, len) in [
+            (&mut self.if_5m, BUCKET_5M_MS),
+            (&mut self.if_1h, BUCKET_1H_MS),
+        ] {
+            map.entry((bucket_start(ts_ms, len), router_id, name))
+                .or_default()
+                .add(d);
         }
     }
 
     fn flush(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
-        let acc_params = |a: &Acc| (sat(a.rx), sat(a.tx), sat_opt(a.max_rx), sat_opt(a.max_tx), sat(a.samples));
-        for (table, map) in [("interface_rollup_5m", &self.if_5m), ("interface_rollup_1h", &self.if_1h)] {
-            let mut st = tx.prepare_cached(&upsert_sql(table, "router_id, name, bucket_start_ms"))?;
-            for ((router, name, bucket), a) in map {
+        let acc_params = |a: &Acc| {
+            (
+                sat(a.rx),
+                sat(a.tx),
+                sat_opt(a.max_rx),
+                sat_opt(a.max_tx),
+                sat(a.samples),
+            )
+        };
+        for (table, map) in [
+            ("interface_rollup_5m", &self.if_5m),
+            ("interface_rollup_1h", &self.if_1h),
+        ] {
+            let mut st =
+                tx.prepare_cached(&upsert_sql(table, "bucket_start_ms, router_id, name"))?;
+            for ((bucket, router, name), a) in map {
                 let (rx, txb, mrx, mtx, n) = acc_params(a);
-                st.execute(params![router, name, bucket, rx, txb, mrx, mtx, n])?;
+                st.execute(params![bucket, router, name, rx, txb, mrx, mtx, n])?;
             }
         }
-        let mut st = tx.prepare_cached(&upsert_sql("station_rollup_1h", "mac, bucket_start_ms, router_id"))?;
-        for ((mac, bucket, router), a) in &self.st_1h {
+        let mut st = tx.prepare_cached(&upsert_sql(
+            "station_rollup_1h",
+            "bucket_start_ms, router_id, mac",
+        ))?;
+        let mut mac_buf = MacText::default();
+        for ((bucket, router, mac), a) in &self.st_1h {
             let (rx, txb, mrx, mtx, n) = acc_params(a);
-            st.execute(params![mac.to_string(), bucket, router, rx, txb, mrx, mtx, n])?;
+            st.execute(params![
+                bucket,
+                router,
+                mac_buf.format(mac),
+                rx,
+                txb,
+                mrx,
+                mtx,
+                n
+            ])?;
         }
-        let mut st = tx.prepare_cached(&upsert_sql("wg_rollup_1h", "public_key, bucket_start_ms, router_id, iface"))?;
-        for ((key, bucket, router, iface), a) in &self.wg_1h {
+        let mut st = tx.prepare_cached(&upsert_sql(
+            "wg_rollup_1h",
+            "bucket_start_ms, router_id, iface, public_key",
+        ))?;
+        for ((bucket, router, iface, key), a) in &self.wg_1h {
             let (rx, txb, mrx, mtx, n) = acc_params(a);
-            st.execute(params![key, bucket, router, iface, rx, txb, mrx, mtx, n])?;
+            st.execute(params![bucket, router, iface, key, rx, txb, mrx, mtx, n])?;
         }
         Ok(())
+    }
+}
+
+/// Formats MAC addresses as `aa:bb:cc:dd:ee:ff` without allocating.
+#[derive(Debug, Default)]
+struct MacText([u8; 17]);
+
+impl MacText {
+    fn format(&mut self, mac: &MacAddr) -> &str {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, b) in mac.0.iter().enumerate() {
+            let at = i * 3;
+            if let Some(slot) = self.0.get_mut(at..at + 2) {
+                slot.copy_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+            }
+            if let Some(colon) = self.0.get_mut(at + 2) {
+                *colon = b':';
+            }
+        }
+        std::str::from_utf8(&self.0).unwrap_or("00:00:00:00:00:00")
     }
 }
 
@@ -311,7 +382,11 @@ fn count(n: usize) -> i64 {
 }
 
 /// Inserts the `reports` row; None when it is a duplicate.
-fn insert_report(tx: &Transaction<'_>, item: &IngestItem<'_>, ts_ms: i64) -> Result<Option<i64>, StoreError> {
+fn insert_report(
+    tx: &Transaction<'_>,
+    item: &IngestItem<'_>,
+    ts_ms: i64,
+) -> Result<Option<i64>, StoreError> {
     let r = item.report;
     let sys = r.system.as_ref();
     let disk = sys.and_then(|s| s.disks.first());
@@ -355,7 +430,10 @@ fn insert_report(tx: &Transaction<'_>, item: &IngestItem<'_>, ts_ms: i64) -> Res
 
 /// Sum of a counter over the links of an MLO station (None when no link has it).
 fn sum_links(links: &[StationLink], f: impl Fn(&StationLinkStats) -> Option<u64>) -> Option<u64> {
-    links.iter().filter_map(|l| f(&l.stats)).fold(None, |acc, v| Some(acc.unwrap_or(0).saturating_add(v)))
+    links
+        .iter()
+        .filter_map(|l| f(&l.stats))
+        .fold(None, |acc, v| Some(acc.unwrap_or(0).saturating_add(v)))
 }
 
 /// The first link value of an MLO station.
@@ -363,20 +441,26 @@ fn first_link<T>(links: &[StationLink], f: impl Fn(&StationLinkStats) -> Option<
     links.iter().find_map(|l| f(&l.stats))
 }
 
-fn ingest_one(
+fn ingest_one<'a>(
     tx: &Transaction<'_>,
     rc: &mut RouterCache,
-    item: &IngestItem<'_>,
-    rollups: &mut Rollups,
+    item: &IngestItem<'a>,
+    rollups: &mut Rollups<'a>,
 ) -> Result<IngestOutcome, StoreError> {
     let r = item.report;
     let rid = item.router_id;
     let ts = sat(r.timestamp_ms);
-    let cur = SampleOrigin { boot_id: r.boot_id, seq: r.seq, ts_ms: ts };
+    let cur = SampleOrigin {
+        boot_id: r.boot_id,
+        seq: r.seq,
+        ts_ms: ts,
+    };
     let Some(report_id) = insert_report(tx, item, ts)? else {
         return Ok(IngestOutcome::Duplicate);
     };
-    let is_newest = rc.last.is_none_or(|l| l.boot_id != cur.boot_id || cur.seq > l.seq);
+    let is_newest = rc
+        .last
+        .is_none_or(|l| l.boot_id != cur.boot_id || cur.seq > l.seq);
     if is_newest && rc.last.is_some_and(|l| l.boot_id != cur.boot_id) {
         rc.clear_samples();
     }
@@ -389,7 +473,14 @@ fn ingest_one(
     )?;
     for i in &r.interfaces {
         let (rx, txb) = (Some(i.rx_bytes), Some(i.tx_bytes));
-        let d = pair_delta(rc.ifaces.get(i.name.as_str()), &cur, rx, txb, Width::MayWrap32, false);
+        let d = pair_delta(
+            rc.ifaces.get(i.name.as_str()),
+            &cur,
+            rx,
+            txb,
+            Width::MayWrap32,
+            false,
+        );
         let n = st.execute(params![
             rid,
             ts,
@@ -412,7 +503,16 @@ fn ingest_one(
             rollups.add_interface(rid, &i.name, ts, &d);
         }
         if is_newest {
-            remember(&mut rc.ifaces, &i.name, PrevSample { origin: cur, rx, tx: txb, session: None });
+            remember(
+                &mut rc.ifaces,
+                &i.name,
+                PrevSample {
+                    origin: cur,
+                    rx,
+                    tx: txb,
+                    session: None,
+                },
+            );
         }
     }
 
@@ -424,26 +524,41 @@ fn ingest_one(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) \
          ON CONFLICT DO NOTHING",
     )?;
+    let mut mac_buf = MacText::default();
     for sta in &r.stations {
         let s = &sta.stats;
         let l = &sta.links;
         let rx = s.rx_bytes.or_else(|| sum_links(l, |x| x.rx_bytes));
         let txb = s.tx_bytes.or_else(|| sum_links(l, |x| x.tx_bytes));
-        let prev = rc.stations.get(sta.interface.as_str()).and_then(|m| m.get(&sta.mac));
-        let reset = prev.is_some_and(|p| station_reassociated(p.session, p.origin.ts_ms, sta.connected_s, ts));
+        let prev = rc
+            .stations
+            .get(sta.interface.as_str())
+            .and_then(|m| m.get(&sta.mac));
+        let reset = prev
+            .is_some_and(|p| station_reassociated(p.session, p.origin.ts_ms, sta.connected_s, ts));
         let d = pair_delta(prev, &cur, rx, txb, Width::MayWrap32, reset);
-        let ssid = r.wireless.iter().find(|w| w.name == sta.interface).and_then(|w| w.ssid.as_deref());
-        let signal = s.signal.as_ref().map(|x| x.dbm).or_else(|| l.iter().filter_map(|x| x.stats.signal.as_ref()).map(|x| x.dbm).max());
-        let signal_avg = s
-            .signal_avg
-            .as_ref()
-            .map(|x| x.dbm)
-            .or_else(|| l.iter().filter_map(|x| x.stats.signal_avg.as_ref()).map(|x| x.dbm).max());
+        let ssid = r
+            .wireless
+            .iter()
+            .find(|w| w.name == sta.interface)
+            .and_then(|w| w.ssid.as_deref());
+        let signal = s.signal.as_ref().map(|x| x.dbm).or_else(|| {
+            l.iter()
+                .filter_map(|x| x.stats.signal.as_ref())
+                .map(|x| x.dbm)
+                .max()
+        });
+        let signal_avg = s.signal_avg.as_ref().map(|x| x.dbm).or_else(|| {
+            l.iter()
+                .filter_map(|x| x.stats.signal_avg.as_ref())
+                .map(|x| x.dbm)
+                .max()
+        });
         let n = st.execute(params![
             rid,
             ts,
             sta.interface,
-            sta.mac.to_string(),
+            mac_buf.format(&sta.mac),
             ssid,
             signal,
             signal_avg,
@@ -457,17 +572,36 @@ fn ingest_one(
             sat_opt(d.tx_bps),
             sat_opt(s.tx_retries.or_else(|| sum_links(l, |x| x.tx_retries))),
             sat_opt(s.tx_failed.or_else(|| sum_links(l, |x| x.tx_failed))),
-            sat_opt(s.inactive_ms.or_else(|| l.iter().filter_map(|x| x.stats.inactive_ms).min())),
+            sat_opt(
+                s.inactive_ms
+                    .or_else(|| l.iter().filter_map(|x| x.stats.inactive_ms).min())
+            ),
             sat_opt(sta.connected_s),
-            s.tx_bitrate.as_ref().map(|b| b.kbps).or_else(|| first_link(l, |x| x.tx_bitrate.as_ref().map(|b| b.kbps))),
-            s.rx_bitrate.as_ref().map(|b| b.kbps).or_else(|| first_link(l, |x| x.rx_bitrate.as_ref().map(|b| b.kbps))),
-            s.expected_throughput_kbps.or_else(|| first_link(l, |x| x.expected_throughput_kbps)),
+            s.tx_bitrate
+                .as_ref()
+                .map(|b| b.kbps)
+                .or_else(|| first_link(l, |x| x.tx_bitrate.as_ref().map(|b| b.kbps))),
+            s.rx_bitrate
+                .as_ref()
+                .map(|b| b.kbps)
+                .or_else(|| first_link(l, |x| x.rx_bitrate.as_ref().map(|b| b.kbps))),
+            s.expected_throughput_kbps
+                .or_else(|| first_link(l, |x| x.expected_throughput_kbps)),
         ])?;
         if n > 0 {
-            rollups.st_1h.entry((sta.mac, bucket_start(ts, BUCKET_1H_MS), rid)).or_default().add(&d);
+            rollups
+                .st_1h
+                .entry((bucket_start(ts, BUCKET_1H_MS), rid, sta.mac))
+                .or_default()
+                .add(&d);
         }
         if is_newest {
-            let sample = PrevSample { origin: cur, rx, tx: txb, session: sta.connected_s };
+            let sample = PrevSample {
+                origin: cur,
+                rx,
+                tx: txb,
+                session: sta.connected_s,
+            };
             if let Some(m) = inner(&mut rc.stations, &sta.interface) {
                 m.insert(sta.mac, sample);
             }
@@ -483,7 +617,10 @@ fn ingest_one(
     for wif in &r.wireguard {
         for p in &wif.peers {
             let (rx, txb) = (Some(p.rx_bytes), Some(p.tx_bytes));
-            let prev = rc.wg.get(wif.name.as_str()).and_then(|m| m.get(p.public_key.as_str()));
+            let prev = rc
+                .wg
+                .get(wif.name.as_str())
+                .and_then(|m| m.get(p.public_key.as_str()));
             let d = pair_delta(prev, &cur, rx, txb, Width::Only64, false);
             let allowed: Vec<String> = p.allowed_ips.iter().map(|n| n.to_string()).collect();
             let n = st.execute(params![
@@ -503,12 +640,26 @@ fn ingest_one(
                 sat_opt(d.tx_bps),
             ])?;
             if n > 0 {
-                let key = (p.public_key.clone(), bucket_start(ts, BUCKET_1H_MS), rid, wif.name.clone());
+                let key = (
+                    bucket_start(ts, BUCKET_1H_MS),
+                    rid,
+                    wif.name.as_str(),
+                    p.public_key.as_str(),
+                );
                 rollups.wg_1h.entry(key).or_default().add(&d);
             }
             if is_newest {
                 if let Some(m) = inner(&mut rc.wg, &wif.name) {
-                    remember(m, &p.public_key, PrevSample { origin: cur, rx, tx: txb, session: None });
+                    remember(
+                        m,
+                        &p.public_key,
+                        PrevSample {
+                            origin: cur,
+                            rx,
+                            tx: txb,
+                            session: None,
+                        },
+                    );
                 }
             }
         }
@@ -522,10 +673,15 @@ fn ingest_one(
     )?;
     for inst in &r.openvpn {
         for c in &inst.clients {
-            let key = (c.common_name.clone(), c.real_address.clone().unwrap_or_default());
+            let key = (
+                c.common_name.clone(),
+                c.real_address.clone().unwrap_or_default(),
+            );
             let (rx, txb) = (Some(c.bytes_received), Some(c.bytes_sent));
             let prev = rc.ovpn.get(inst.name.as_str()).and_then(|m| m.get(&key));
-            let new_session = prev.is_some_and(|p| p.session.is_some() && c.connected_since.is_some() && p.session != c.connected_since);
+            let new_session = prev.is_some_and(|p| {
+                p.session.is_some() && c.connected_since.is_some() && p.session != c.connected_since
+            });
             let d = pair_delta(prev, &cur, rx, txb, Width::Only64, new_session);
             st.execute(params![
                 rid,
@@ -547,7 +703,15 @@ fn ingest_one(
             ])?;
             if is_newest {
                 if let Some(m) = inner(&mut rc.ovpn, &inst.name) {
-                    m.insert(key, PrevSample { origin: cur, rx, tx: txb, session: c.connected_since });
+                    m.insert(
+                        key,
+                        PrevSample {
+                            origin: cur,
+                            rx,
+                            tx: txb,
+                            session: c.connected_since,
+                        },
+                    );
                 }
             }
         }
@@ -561,13 +725,20 @@ fn ingest_one(
         rc.last = Some(cur);
         rc.prune(cur.seq);
     } else {
-        tx.prepare_cached("UPDATE routers SET last_seen_ms = max(coalesce(last_seen_ms, ?2), ?2) WHERE id = ?1")?
-            .execute(params![rid, item.received_at_ms])?;
+        tx.prepare_cached(
+            "UPDATE routers SET last_seen_ms = max(coalesce(last_seen_ms, ?2), ?2) WHERE id = ?1",
+        )?
+        .execute(params![rid, item.received_at_ms])?;
     }
     Ok(IngestOutcome::Stored)
 }
 
-fn update_facts(tx: &Transaction<'_>, item: &IngestItem<'_>, report_id: i64, ts_ms: i64) -> Result<(), StoreError> {
+fn update_facts(
+    tx: &Transaction<'_>,
+    item: &IngestItem<'_>,
+    report_id: i64,
+    ts_ms: i64,
+) -> Result<(), StoreError> {
     let r = item.report;
     let f = &r.router;
     let rel = f.release.as_ref();
@@ -648,7 +819,13 @@ fn string_keys(tx: &Transaction<'_>, sql: &str, router_id: i64) -> Result<Vec<St
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn sync_wireless(tx: &Transaction<'_>, rc: &mut RouterCache, rid: i64, ts: i64, new: &[WirelessInterface]) -> Result<(), StoreError> {
+fn sync_wireless(
+    tx: &Transaction<'_>,
+    rc: &mut RouterCache,
+    rid: i64,
+    ts: i64,
+    new: &[WirelessInterface],
+) -> Result<(), StoreError> {
     let cols = "phy, ifindex, addr, type, ssid, channel, freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm";
     let excluded: Vec<String> = cols.split(", ").map(|c| format!("excluded.{c}")).collect();
     let upsert_sql = format!(
@@ -663,7 +840,13 @@ fn sync_wireless(tx: &Transaction<'_>, rc: &mut RouterCache, rid: i64, ts: i64, 
         &mut rc.wireless,
         new,
         |w| w.name.clone(),
-        || string_keys(tx, "SELECT name FROM wireless_interfaces WHERE router_id = ?1", rid),
+        || {
+            string_keys(
+                tx,
+                "SELECT name FROM wireless_interfaces WHERE router_id = ?1",
+                rid,
+            )
+        },
         |w| {
             tx.prepare_cached(&upsert_sql)?.execute(params![
                 rid,
@@ -684,13 +867,22 @@ fn sync_wireless(tx: &Transaction<'_>, rc: &mut RouterCache, rid: i64, ts: i64, 
             Ok(())
         },
         |name| {
-            tx.prepare_cached("DELETE FROM wireless_interfaces WHERE router_id = ?1 AND name = ?2")?.execute(params![rid, name])?;
+            tx.prepare_cached(
+                "DELETE FROM wireless_interfaces WHERE router_id = ?1 AND name = ?2",
+            )?
+            .execute(params![rid, name])?;
             Ok(())
         },
     )
 }
 
-fn sync_leases(tx: &Transaction<'_>, rc: &mut RouterCache, rid: i64, ts: i64, new: &[DhcpLease]) -> Result<(), StoreError> {
+fn sync_leases(
+    tx: &Transaction<'_>,
+    rc: &mut RouterCache,
+    rid: i64,
+    ts: i64,
+    new: &[DhcpLease],
+) -> Result<(), StoreError> {
     let upsert_sql = "INSERT INTO leases (router_id, ip, mac, hostname, client_id, iaid, expires, updated_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
          ON CONFLICT (router_id, ip) DO UPDATE SET (mac, hostname, client_id, iaid, expires, updated_ms) = \
@@ -717,7 +909,8 @@ fn sync_leases(tx: &Transaction<'_>, rc: &mut RouterCache, rid: i64, ts: i64, ne
             Ok(())
         },
         |ip| {
-            tx.prepare_cached("DELETE FROM leases WHERE router_id = ?1 AND ip = ?2")?.execute(params![rid, ip])?;
+            tx.prepare_cached("DELETE FROM leases WHERE router_id = ?1 AND ip = ?2")?
+                .execute(params![rid, ip])?;
             Ok(())
         },
     )
@@ -727,15 +920,25 @@ fn sync_leases(tx: &Transaction<'_>, rc: &mut RouterCache, rid: i64, ts: i64, ne
 fn source_columns(s: &SourceState) -> (&'static str, Option<u32>, Option<&str>) {
     match s {
         SourceState::Ok => ("ok", None, None),
-        SourceState::Partial { skipped, first_error } => ("partial", Some(*skipped), Some(first_error.as_str())),
+        SourceState::Partial {
+            skipped,
+            first_error,
+        } => ("partial", Some(*skipped), Some(first_error.as_str())),
         SourceState::Error(e) => ("error", None, Some(e.as_str())),
         SourceState::ToolMissing(t) => ("tool_missing", None, Some(t.as_str())),
         SourceState::Disabled => ("disabled", None, None),
     }
 }
 
-fn sync_sources(tx: &Transaction<'_>, rc: &mut RouterCache, rid: i64, ts: i64, new: &[SourceStatus]) -> Result<(), StoreError> {
-    let upsert_sql = "INSERT INTO source_status (router_id, kind, name, state, skipped, detail, updated_ms) \
+fn sync_sources(
+    tx: &Transaction<'_>,
+    rc: &mut RouterCache,
+    rid: i64,
+    ts: i64,
+    new: &[SourceStatus],
+) -> Result<(), StoreError> {
+    let upsert_sql =
+        "INSERT INTO source_status (router_id, kind, name, state, skipped, detail, updated_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
          ON CONFLICT (router_id, kind, name) DO UPDATE SET (state, skipped, detail, updated_ms) = \
          (excluded.state, excluded.skipped, excluded.detail, \
@@ -746,18 +949,29 @@ fn sync_sources(tx: &Transaction<'_>, rc: &mut RouterCache, rid: i64, ts: i64, n
         new,
         |s| (s.kind.as_str().to_string(), s.name.clone()),
         || {
-            let mut st = tx.prepare_cached("SELECT kind, name FROM source_status WHERE router_id = ?1")?;
+            let mut st =
+                tx.prepare_cached("SELECT kind, name FROM source_status WHERE router_id = ?1")?;
             let rows = st.query_map([rid], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<Result<_, _>>()?)
         },
         |s| {
             let (state, skipped, detail) = source_columns(&s.state);
-            tx.prepare_cached(upsert_sql)?.execute(params![rid, s.kind.as_str(), s.name, state, skipped, detail, ts])?;
+            tx.prepare_cached(upsert_sql)?.execute(params![
+                rid,
+                s.kind.as_str(),
+                s.name,
+                state,
+                skipped,
+                detail,
+                ts
+            ])?;
             Ok(())
         },
         |(kind, name)| {
-            tx.prepare_cached("DELETE FROM source_status WHERE router_id = ?1 AND kind = ?2 AND name = ?3")?
-                .execute(params![rid, kind, name])?;
+            tx.prepare_cached(
+                "DELETE FROM source_status WHERE router_id = ?1 AND kind = ?2 AND name = ?3",
+            )?
+            .execute(params![rid, kind, name])?;
             Ok(())
         },
     )
@@ -775,13 +989,22 @@ mod tests {
     const T0: u64 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000;
 
     fn one(store: &mut Store, router_id: i64, report: &Report) -> IngestOutcome {
-        let out = store.ingest(&[IngestItem { router_id, received_at_ms: 42, report }]).unwrap();
+        let out = store
+            .ingest(&[IngestItem {
+                router_id,
+                received_at_ms: 42,
+                report,
+            }])
+            .unwrap();
         assert_eq!(out.len(), 1);
         out[0]
     }
 
     fn count(store: &Store, table: &str) -> i64 {
-        store.connection().query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+        store
+            .connection()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
     }
 
     fn i64_query(store: &Store, sql: &str) -> Option<i64> {
@@ -807,7 +1030,10 @@ mod tests {
     fn rich_report_fills_every_table() {
         let (_dir, mut store) = open_temp();
         let r = enrolled_router(&mut store, "gw");
-        assert_eq!(one(&mut store, r.id, &rich_report(BOOT_A, 1, T0, 1000)), IngestOutcome::Stored);
+        assert_eq!(
+            one(&mut store, r.id, &rich_report(BOOT_A, 1, T0, 1000)),
+            IngestOutcome::Stored
+        );
         for table in ALL_TABLES {
             assert!(count(&store, table) > 0, "{table} is empty");
         }
@@ -824,11 +1050,18 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
             )
             .unwrap();
-        assert_eq!((uptime, load5, disk.as_str(), stations, wg, ovpn), (3630, 0.5, "/overlay", 2, 1, 1));
+        assert_eq!(
+            (uptime, load5, disk.as_str(), stations, wg, ovpn),
+            (3630, 0.5, "/overlay", 2, 1, 1)
+        );
 
         // First sample: counters stored, no deltas.
         let (rx, delta): (i64, Option<i64>) = c
-            .query_row("SELECT rx_bytes, rx_delta FROM interface_samples WHERE name = 'eth0'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT rx_bytes, rx_delta FROM interface_samples WHERE name = 'eth0'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .unwrap();
         assert_eq!((rx, delta), (1_000_000, None));
 
@@ -840,26 +1073,50 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .unwrap();
-        assert_eq!((rx, ssid.as_str(), signal, bitrate), (20_000, "lab", -55, 1_200_000));
+        assert_eq!(
+            (rx, ssid.as_str(), signal, bitrate),
+            (20_000, "lab", -55, 1_200_000)
+        );
 
         let (endpoint, allowed): (String, String) = c
-            .query_row("SELECT endpoint, allowed_ips FROM wg_peer_samples", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT endpoint, allowed_ips FROM wg_peer_samples",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .unwrap();
-        assert_eq!((endpoint.as_str(), allowed.as_str()), ("198.51.100.7:40000", "10.70.0.2/32,fd70::2/128"));
+        assert_eq!(
+            (endpoint.as_str(), allowed.as_str()),
+            ("198.51.100.7:40000", "10.70.0.2/32,fd70::2/128")
+        );
         let (cn, real, vaddr): (String, String, String) = c
-            .query_row("SELECT common_name, real_address, virtual_address FROM ovpn_client_samples", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT common_name, real_address, virtual_address FROM ovpn_client_samples",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .unwrap();
-        assert_eq!((cn.as_str(), real.as_str(), vaddr.as_str()), ("alice", "203.0.113.5:51000", "10.8.0.6"));
+        assert_eq!(
+            (cn.as_str(), real.as_str(), vaddr.as_str()),
+            ("alice", "203.0.113.5:51000", "10.8.0.6")
+        );
         let (state, skipped, detail): (String, i64, String) = c
-            .query_row("SELECT state, skipped, detail FROM source_status WHERE kind = 'openvpn'", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT state, skipped, detail FROM source_status WHERE kind = 'openvpn'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .unwrap();
-        assert_eq!((state.as_str(), skipped, detail.as_str()), ("partial", 1, "bad row"));
+        assert_eq!(
+            (state.as_str(), skipped, detail.as_str()),
+            ("partial", 1, "bad row")
+        );
         let (ssid, freq, txp): (String, i64, f64) = c
-            .query_row("SELECT ssid, freq_mhz, txpower_dbm FROM wireless_interfaces", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row(
+                "SELECT ssid, freq_mhz, txpower_dbm FROM wireless_interfaces",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .unwrap();
         assert_eq!((ssid.as_str(), freq, txp), ("lab", 5180, 23.0));
 
@@ -886,21 +1143,35 @@ mod tests {
         // Same (boot, seq) as a1 but different content: still a duplicate.
         let a1_again = rich_report(BOOT_A, 1, T0 + 99_000, 9999);
         let b1 = rich_report(BOOT_B, 1, T0 + 60_000, 10);
-        let item = |report| IngestItem { router_id: r.id, received_at_ms: 1, report };
-        let out = store.ingest(&[item(&a1), item(&a2), item(&a1_again), item(&a2)]).unwrap();
+        let item = |report| IngestItem {
+            router_id: r.id,
+            received_at_ms: 1,
+            report,
+        };
+        let out = store
+            .ingest(&[item(&a1), item(&a2), item(&a1_again), item(&a2)])
+            .unwrap();
         use IngestOutcome::{Duplicate, Stored};
         assert_eq!(out, vec![Stored, Stored, Duplicate, Duplicate]);
         let before: Vec<i64> = ALL_TABLES.iter().map(|t| count(&store, t)).collect();
         let rollup_before = i64_query(&store, "SELECT sum(rx_bytes) FROM interface_rollup_5m");
 
-        let out = store.ingest(&[item(&a2), item(&b1), item(&a1), item(&b1)]).unwrap();
+        let out = store
+            .ingest(&[item(&a2), item(&b1), item(&a1), item(&b1)])
+            .unwrap();
         assert_eq!(out, vec![Duplicate, Stored, Duplicate, Duplicate]);
         assert_eq!(count(&store, "reports"), 3);
         // Only b1 added raw rows; the duplicates changed nothing.
         assert_eq!(count(&store, "interface_samples"), before[1] + 2);
-        assert_eq!(i64_query(&store, "SELECT sum(rx_bytes) FROM interface_rollup_5m"), rollup_before);
+        assert_eq!(
+            i64_query(&store, "SELECT sum(rx_bytes) FROM interface_rollup_5m"),
+            rollup_before
+        );
         // b1 is a new boot: stored without deltas.
-        let sql = format!("SELECT count(*) FROM interface_samples WHERE ts_ms = {} AND rx_delta IS NULL", T0 + 60_000);
+        let sql = format!(
+            "SELECT count(*) FROM interface_samples WHERE ts_ms = {} AND rx_delta IS NULL",
+            T0 + 60_000
+        );
         assert_eq!(i64_query(&store, &sql), Some(2));
     }
 
@@ -910,7 +1181,11 @@ mod tests {
         let r = enrolled_router(&mut store, "gw");
         one(&mut store, r.id, &rich_report(BOOT_A, 1, T0, 1000));
         one(&mut store, r.id, &rich_report(BOOT_A, 2, T0 + 30_000, 1300));
-        let q = |store: &Store, table: &str, key: &str, ts: u64| -> (Option<i64>, Option<i64>, Option<i64>, Option<i64>) {
+        let q = |store: &Store,
+                 table: &str,
+                 key: &str,
+                 ts: u64|
+         -> (Option<i64>, Option<i64>, Option<i64>, Option<i64>) {
             store
                 .connection()
                 .query_row(
@@ -921,23 +1196,44 @@ mod tests {
                 .unwrap()
         };
         // eth0: rx = c*1000, tx = c*500 -> deltas 300_000 / 150_000 over 30 s.
-        assert_eq!(q(&store, "interface_samples", "name = 'eth0'", T0 + 30_000), (Some(300_000), Some(150_000), Some(80_000), Some(40_000)));
+        assert_eq!(
+            q(&store, "interface_samples", "name = 'eth0'", T0 + 30_000),
+            (Some(300_000), Some(150_000), Some(80_000), Some(40_000))
+        );
         // station 1: rx = c*10, tx = c*20.
         let m1 = format!("mac = '{}'", mac(1));
-        assert_eq!(q(&store, "station_samples", &m1, T0 + 30_000), (Some(3000), Some(6000), Some(800), Some(1600)));
+        assert_eq!(
+            q(&store, "station_samples", &m1, T0 + 30_000),
+            (Some(3000), Some(6000), Some(800), Some(1600))
+        );
         // MLO station sums both links.
         let m2 = format!("mac = '{}'", mac(2));
         assert_eq!(q(&store, "station_samples", &m2, T0 + 30_000).0, Some(6000));
-        assert_eq!(q(&store, "wg_peer_samples", "1 = 1", T0 + 30_000).0, Some(12_000));
-        assert_eq!(q(&store, "ovpn_client_samples", "1 = 1", T0 + 30_000), (Some(18_000), Some(27_000), Some(4800), Some(7200)));
+        assert_eq!(
+            q(&store, "wg_peer_samples", "1 = 1", T0 + 30_000).0,
+            Some(12_000)
+        );
+        assert_eq!(
+            q(&store, "ovpn_client_samples", "1 = 1", T0 + 30_000),
+            (Some(18_000), Some(27_000), Some(4800), Some(7200))
+        );
 
         // A new agent boot: counters went up, but nothing is subtracted across boots.
         one(&mut store, r.id, &rich_report(BOOT_B, 1, T0 + 60_000, 5000));
-        assert_eq!(q(&store, "interface_samples", "name = 'eth0'", T0 + 60_000), (None, None, None, None));
-        assert_eq!(q(&store, "station_samples", &m1, T0 + 60_000), (None, None, None, None));
+        assert_eq!(
+            q(&store, "interface_samples", "name = 'eth0'", T0 + 60_000),
+            (None, None, None, None)
+        );
+        assert_eq!(
+            q(&store, "station_samples", &m1, T0 + 60_000),
+            (None, None, None, None)
+        );
         // ...and the next report of the new boot has deltas again.
         one(&mut store, r.id, &rich_report(BOOT_B, 2, T0 + 90_000, 5010));
-        assert_eq!(q(&store, "interface_samples", "name = 'eth0'", T0 + 90_000).0, Some(10_000));
+        assert_eq!(
+            q(&store, "interface_samples", "name = 'eth0'", T0 + 90_000).0,
+            Some(10_000)
+        );
     }
 
     fn iface_report(seq: u64, ts: u64, rx: u64, tx: u64) -> Report {
@@ -945,7 +1241,12 @@ mod tests {
             seq,
             boot_id: BOOT_A,
             timestamp_ms: ts,
-            interfaces: vec![NetInterface { name: "eth1".into(), rx_bytes: rx, tx_bytes: tx, ..Default::default() }],
+            interfaces: vec![NetInterface {
+                name: "eth1".into(),
+                rx_bytes: rx,
+                tx_bytes: tx,
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }
@@ -960,15 +1261,36 @@ mod tests {
         one(&mut store, r.id, &iface_report(2, T0 + 1000, 500, 20));
         one(&mut store, r.id, &iface_report(3, T0 + 2000, 1500, 220));
         let rows: Vec<(Option<i64>, Option<i64>)> = {
-            let mut st = store.connection().prepare("SELECT rx_delta, tx_delta FROM interface_samples ORDER BY ts_ms").unwrap();
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+            let mut st = store
+                .connection()
+                .prepare("SELECT rx_delta, tx_delta FROM interface_samples ORDER BY ts_ms")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
         };
-        assert_eq!(rows, vec![(None, None), (Some(1500), None), (Some(1000), Some(200))]);
+        assert_eq!(
+            rows,
+            vec![(None, None), (Some(1500), None), (Some(1000), Some(200))]
+        );
         // The rollup holds the sum of the known deltas.
-        assert_eq!(i64_query(&store, "SELECT rx_bytes FROM interface_rollup_1h"), Some(2500));
-        assert_eq!(i64_query(&store, "SELECT tx_bytes FROM interface_rollup_1h"), Some(200));
-        assert_eq!(i64_query(&store, "SELECT samples FROM interface_rollup_1h"), Some(3));
-        assert_eq!(i64_query(&store, "SELECT max_rx_bps FROM interface_rollup_1h"), Some(12_000));
+        assert_eq!(
+            i64_query(&store, "SELECT rx_bytes FROM interface_rollup_1h"),
+            Some(2500)
+        );
+        assert_eq!(
+            i64_query(&store, "SELECT tx_bytes FROM interface_rollup_1h"),
+            Some(200)
+        );
+        assert_eq!(
+            i64_query(&store, "SELECT samples FROM interface_rollup_1h"),
+            Some(3)
+        );
+        assert_eq!(
+            i64_query(&store, "SELECT max_rx_bps FROM interface_rollup_1h"),
+            Some(12_000)
+        );
     }
 
     #[test]
@@ -980,13 +1302,31 @@ mod tests {
         let mut late = iface_report(2, T0 + 1000, 200, 200);
         late.router.hostname = "stale-name".into();
         assert_eq!(one(&mut store, r.id, &late), IngestOutcome::Stored);
-        assert_eq!(i64_query(&store, &format!("SELECT rx_delta FROM interface_samples WHERE ts_ms = {}", T0 + 1000)), None);
+        assert_eq!(
+            i64_query(
+                &store,
+                &format!(
+                    "SELECT rx_delta FROM interface_samples WHERE ts_ms = {}",
+                    T0 + 1000
+                )
+            ),
+            None
+        );
         let row = store.router("gw").unwrap().unwrap();
         assert_eq!(row.last_report_ms, Some((T0 + 2000) as i64));
         assert_ne!(row.hostname, "stale-name");
         // The next report still subtracts from seq 3, not from the late seq 2.
         one(&mut store, r.id, &iface_report(4, T0 + 3000, 450, 450));
-        assert_eq!(i64_query(&store, &format!("SELECT rx_delta FROM interface_samples WHERE ts_ms = {}", T0 + 3000)), Some(150));
+        assert_eq!(
+            i64_query(
+                &store,
+                &format!(
+                    "SELECT rx_delta FROM interface_samples WHERE ts_ms = {}",
+                    T0 + 3000
+                )
+            ),
+            Some(150)
+        );
     }
 
     #[test]
@@ -1001,15 +1341,34 @@ mod tests {
         };
         let mut store = Store::open(&path).unwrap();
         assert!(store.cache.is_empty());
-        one(&mut store, router_id, &rich_report(BOOT_A, 2, T0 + 30_000, 1100));
+        one(
+            &mut store,
+            router_id,
+            &rich_report(BOOT_A, 2, T0 + 30_000, 1100),
+        );
         let q = |sql: &str| i64_query(&store, sql);
         assert_eq!(q("SELECT rx_delta FROM interface_samples WHERE name = 'eth0' AND rx_delta IS NOT NULL"), Some(100_000));
-        assert_eq!(q(&format!("SELECT rx_delta FROM station_samples WHERE mac = '{}' AND rx_delta IS NOT NULL", mac(1))), Some(1000));
-        assert_eq!(q("SELECT rx_delta FROM wg_peer_samples WHERE rx_delta IS NOT NULL"), Some(4000));
-        assert_eq!(q("SELECT rx_delta FROM ovpn_client_samples WHERE rx_delta IS NOT NULL"), Some(6000));
+        assert_eq!(
+            q(&format!(
+                "SELECT rx_delta FROM station_samples WHERE mac = '{}' AND rx_delta IS NOT NULL",
+                mac(1)
+            )),
+            Some(1000)
+        );
+        assert_eq!(
+            q("SELECT rx_delta FROM wg_peer_samples WHERE rx_delta IS NOT NULL"),
+            Some(4000)
+        );
+        assert_eq!(
+            q("SELECT rx_delta FROM ovpn_client_samples WHERE rx_delta IS NOT NULL"),
+            Some(6000)
+        );
         // Current state is unchanged, so updated_ms keeps the first report's time.
         assert_eq!(q("SELECT max(updated_ms) FROM leases"), Some(T0 as i64));
-        assert_eq!(q("SELECT max(updated_ms) FROM source_status"), Some(T0 as i64));
+        assert_eq!(
+            q("SELECT max(updated_ms) FROM source_status"),
+            Some(T0 as i64)
+        );
     }
 
     #[test]
@@ -1024,9 +1383,26 @@ mod tests {
         one(&mut store, r.id, &next);
         let q = |sql: String| i64_query(&store, &sql);
         let ts = T0 + 30_000;
-        assert_eq!(q(format!("SELECT rx_delta FROM station_samples WHERE mac = '{}' AND ts_ms = {ts}", mac(1))), None);
-        assert_eq!(q(format!("SELECT rx_delta FROM station_samples WHERE mac = '{}' AND ts_ms = {ts}", mac(2))), Some(2000));
-        assert_eq!(q(format!("SELECT rx_delta FROM ovpn_client_samples WHERE ts_ms = {ts}")), None);
+        assert_eq!(
+            q(format!(
+                "SELECT rx_delta FROM station_samples WHERE mac = '{}' AND ts_ms = {ts}",
+                mac(1)
+            )),
+            None
+        );
+        assert_eq!(
+            q(format!(
+                "SELECT rx_delta FROM station_samples WHERE mac = '{}' AND ts_ms = {ts}",
+                mac(2)
+            )),
+            Some(2000)
+        );
+        assert_eq!(
+            q(format!(
+                "SELECT rx_delta FROM ovpn_client_samples WHERE ts_ms = {ts}"
+            )),
+            None
+        );
     }
 
     #[test]
@@ -1045,17 +1421,48 @@ mod tests {
             let batch: Vec<IngestItem<'_>> = chunk
                 .iter()
                 .flat_map(|rep| {
-                    [IngestItem { router_id: r.id, received_at_ms: 0, report: rep }, IngestItem { router_id: other.id, received_at_ms: 0, report: rep }]
+                    [
+                        IngestItem {
+                            router_id: r.id,
+                            received_at_ms: 0,
+                            report: rep,
+                        },
+                        IngestItem {
+                            router_id: other.id,
+                            received_at_ms: 0,
+                            report: rep,
+                        },
+                    ]
                 })
                 .collect();
             store.ingest(&batch).unwrap();
         }
         // Every rollup row equals the aggregate of its raw rows, and vice versa.
         let checks = [
-            ("interface_rollup_5m", "interface_samples", "router_id, name", 300_000),
-            ("interface_rollup_1h", "interface_samples", "router_id, name", 3_600_000),
-            ("station_rollup_1h", "station_samples", "mac, router_id", 3_600_000),
-            ("wg_rollup_1h", "wg_peer_samples", "public_key, router_id, iface", 3_600_000),
+            (
+                "interface_rollup_5m",
+                "interface_samples",
+                "router_id, name",
+                300_000,
+            ),
+            (
+                "interface_rollup_1h",
+                "interface_samples",
+                "router_id, name",
+                3_600_000,
+            ),
+            (
+                "station_rollup_1h",
+                "station_samples",
+                "mac, router_id",
+                3_600_000,
+            ),
+            (
+                "wg_rollup_1h",
+                "wg_peer_samples",
+                "public_key, router_id, iface",
+                3_600_000,
+            ),
         ];
         for (rollup, raw, keys, len) in checks {
             let from_raw = format!(
@@ -1063,17 +1470,37 @@ mod tests {
                  max(rx_bps), max(tx_bps), count(*) FROM {raw} GROUP BY {keys}, ts_ms / {len}"
             );
             let from_rollup = format!("SELECT {keys}, bucket_start_ms, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples FROM {rollup}");
-            let diff = |a: &str, b: &str| i64_query(&store, &format!("SELECT count(*) FROM ({a} EXCEPT {b})"));
-            assert_eq!(diff(&from_raw, &from_rollup), Some(0), "{rollup}: raw rows missing from the rollup");
-            assert_eq!(diff(&from_rollup, &from_raw), Some(0), "{rollup}: rollup rows not matching raw rows");
+            let diff = |a: &str, b: &str| {
+                i64_query(&store, &format!("SELECT count(*) FROM ({a} EXCEPT {b})"))
+            };
+            assert_eq!(
+                diff(&from_raw, &from_rollup),
+                Some(0),
+                "{rollup}: raw rows missing from the rollup"
+            );
+            assert_eq!(
+                diff(&from_rollup, &from_raw),
+                Some(0),
+                "{rollup}: rollup rows not matching raw rows"
+            );
             let rows = count(&store, rollup);
-            let total = i64_query(&store, &format!("SELECT sum(rx_bytes) FROM {rollup}")).unwrap_or(0);
-            assert!(rows > 2 && total > 0, "{rollup}: {rows} rows, {total} bytes");
+            let total =
+                i64_query(&store, &format!("SELECT sum(rx_bytes) FROM {rollup}")).unwrap_or(0);
+            assert!(
+                rows > 2 && total > 0,
+                "{rollup}: {rows} rows, {total} bytes"
+            );
         }
         // The reset at seq 60 left one sample per counter without a delta.
         let sql = "SELECT count(*) FROM interface_samples WHERE rx_delta IS NULL";
         assert_eq!(i64_query(&store, sql), Some(2 * 2 * 2));
-        assert_eq!(i64_query(&store, "SELECT count(*) FROM interface_rollup_5m WHERE bucket_start_ms % 300000 != 0"), Some(0));
+        assert_eq!(
+            i64_query(
+                &store,
+                "SELECT count(*) FROM interface_rollup_5m WHERE bucket_start_ms % 300000 != 0"
+            ),
+            Some(0)
+        );
     }
 
     #[test]
@@ -1089,21 +1516,41 @@ mod tests {
         next.wireless[0].channel = Some(44);
         one(&mut store, r.id, &next);
         let c = store.connection();
-        let (host, updated): (String, i64) = c.query_row("SELECT hostname, updated_ms FROM leases", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        let (host, updated): (String, i64) = c
+            .query_row("SELECT hostname, updated_ms FROM leases", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
         assert_eq!((host.as_str(), updated), ("renamed", (T0 + 30_000) as i64));
         assert_eq!(count(&store, "leases"), 1);
         assert_eq!(count(&store, "source_status"), 2);
         let (state, updated): (String, i64) = c
-            .query_row("SELECT state, updated_ms FROM source_status WHERE kind = ?1", [SourceKind::StationDump.as_str()], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT state, updated_ms FROM source_status WHERE kind = ?1",
+                [SourceKind::StationDump.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .unwrap();
         assert_eq!((state.as_str(), updated), ("error", (T0 + 30_000) as i64));
-        let unchanged: i64 = c.query_row("SELECT updated_ms FROM source_status WHERE kind = 'openvpn'", [], |r| r.get(0)).unwrap();
+        let unchanged: i64 = c
+            .query_row(
+                "SELECT updated_ms FROM source_status WHERE kind = 'openvpn'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
         assert_eq!(unchanged, T0 as i64);
-        assert_eq!(i64_query(&store, "SELECT channel FROM wireless_interfaces"), Some(44));
+        assert_eq!(
+            i64_query(&store, "SELECT channel FROM wireless_interfaces"),
+            Some(44)
+        );
         // An empty report empties the current state.
-        let empty = Report { seq: 3, boot_id: BOOT_A, timestamp_ms: T0 + 60_000, ..Default::default() };
+        let empty = Report {
+            seq: 3,
+            boot_id: BOOT_A,
+            timestamp_ms: T0 + 60_000,
+            ..Default::default()
+        };
         one(&mut store, r.id, &empty);
         for t in ["leases", "source_status", "wireless_interfaces"] {
             assert_eq!(count(&store, t), 0, "{t}");
@@ -1115,13 +1562,36 @@ mod tests {
         let (_dir, mut store) = open_temp();
         let r = enrolled_router(&mut store, "gw");
         let rep = rich_report(BOOT_A, 1, T0, 1000);
-        let batch = [IngestItem { router_id: r.id, received_at_ms: 0, report: &rep }, IngestItem { router_id: 9999, received_at_ms: 0, report: &rep }];
+        let batch = [
+            IngestItem {
+                router_id: r.id,
+                received_at_ms: 0,
+                report: &rep,
+            },
+            IngestItem {
+                router_id: 9999,
+                received_at_ms: 0,
+                report: &rep,
+            },
+        ];
         assert!(matches!(store.ingest(&batch), Err(StoreError::NotFound(_))));
         assert_eq!(count(&store, "reports"), 0);
         assert!(store.cache.is_empty());
         // The same report is accepted afterwards (the failed batch left no trace).
         assert_eq!(one(&mut store, r.id, &rep), IngestOutcome::Stored);
         assert!(store.ingest(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn mac_text_matches_display() {
+        let mut buf = MacText::default();
+        for m in [
+            MacAddr([0; 6]),
+            MacAddr([0xff; 6]),
+            MacAddr([0x0a, 0xb0, 0x12, 0xc3, 0x4d, 0xe5]),
+        ] {
+            assert_eq!(buf.format(&m), m.to_string());
+        }
     }
 
     #[test]
@@ -1141,7 +1611,10 @@ mod tests {
         rep.leases.push(lease);
         rep.router.hostname = String::new();
         assert_eq!(one(&mut store, r.id, &rep), IngestOutcome::Stored);
-        assert_eq!(i64_query(&store, "SELECT max(rx_bytes) FROM interface_samples"), Some(i64::MAX));
+        assert_eq!(
+            i64_query(&store, "SELECT max(rx_bytes) FROM interface_samples"),
+            Some(i64::MAX)
+        );
         // An empty hostname keeps the enrolled one.
         assert_eq!(store.router("gw").unwrap().unwrap().hostname, "OpenWrt");
     }
@@ -1154,35 +1627,75 @@ mod bench {
 
     use super::*;
     use crate::store::testutil::{enrolled_router, mac, open_temp, rich_report};
-    use routerstats_shared::model::{NetInterface, Station};
+    use routerstats_shared::model::{NetInterface, Report, Station};
+
+    /// A report with 20 stations and 6 interfaces.
+    fn bench_report(seq: u64) -> Report {
+        let mut r = rich_report(
+            [3; 16],
+            seq,
+            1_700_000_000_000 + seq * 30_000,
+            1000 + seq * 10,
+        );
+        let template = r.stations.first().cloned().unwrap_or_default();
+        r.stations = (0..20u8)
+            .map(|i| Station {
+                mac: mac(i),
+                connected_s: Some(seq * 30),
+                ..template.clone()
+            })
+            .collect();
+        for i in 0..4 {
+            r.interfaces.push(NetInterface {
+                name: format!("lan{i}"),
+                rx_bytes: seq * 1000,
+                tx_bytes: seq * 2000,
+                ..Default::default()
+            });
+        }
+        r
+    }
+
+    /// Ingests 20,000 reports from `routers` routers, `per_router` reports of each per batch.
+    fn run(routers: usize, per_router: usize) {
+        let (_dir, mut store) = open_temp();
+        let ids: Vec<i64> = (0..routers)
+            .map(|i| enrolled_router(&mut store, &format!("r{i}")).id)
+            .collect();
+        let rounds = 20_000 / routers as u64;
+        let reports: Vec<Report> = (1..=rounds).map(bench_report).collect();
+        let start = std::time::Instant::now();
+        for chunk in reports.chunks(per_router) {
+            let batch: Vec<IngestItem<'_>> = ids
+                .iter()
+                .flat_map(|&router_id| {
+                    chunk.iter().map(move |report| IngestItem {
+                        router_id,
+                        received_at_ms: 0,
+                        report,
+                    })
+                })
+                .collect();
+            store.ingest(&batch).unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let total = rounds * routers as u64;
+        println!(
+            "{routers} routers x {per_router} reports per batch: {total} reports (20 stations, 6 interfaces) in {secs:.2} s = {:.0} reports/s",
+            total as f64 / secs
+        );
+        let n: i64 = store
+            .connection()
+            .query_row("SELECT count(*) FROM station_samples", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, total as i64 * 20);
+    }
 
     #[test]
     #[ignore = "benchmark; run in an optimized profile"]
     fn ingest_throughput() {
-        let (_dir, mut store) = open_temp();
-        let routers: Vec<i64> = (0..100).map(|i| enrolled_router(&mut store, &format!("r{i}")).id).collect();
-        let rounds = 200u64;
-        let make = |seq: u64| {
-            let mut r = rich_report([3; 16], seq, 1_700_000_000_000 + seq * 30_000, 1000 + seq * 10);
-            let template = r.stations.first().cloned().unwrap_or_default();
-            r.stations = (0..20u8)
-                .map(|i| Station { mac: mac(i), connected_s: Some(seq * 30), ..template.clone() })
-                .collect::<Vec<Station>>();
-            for i in 0..4 {
-                r.interfaces.push(NetInterface { name: format!("lan{i}"), rx_bytes: seq * 1000, tx_bytes: seq * 2000, ..Default::default() });
-            }
-            r
-        };
-        let reports: Vec<_> = (1..=rounds).map(make).collect();
-        let start = std::time::Instant::now();
-        for rep in &reports {
-            let batch: Vec<IngestItem<'_>> = routers.iter().map(|&router_id| IngestItem { router_id, received_at_ms: 0, report: rep }).collect();
-            store.ingest(&batch).unwrap();
-        }
-        let secs = start.elapsed().as_secs_f64();
-        let total = rounds as f64 * routers.len() as f64;
-        println!("{total} reports (20 stations, 6 interfaces each) in {secs:.2} s: {:.0} reports/s", total / secs);
-        let n: i64 = store.connection().query_row("SELECT count(*) FROM station_samples", [], |r| r.get(0)).unwrap();
-        assert_eq!(n, total as i64 * 20);
+        run(100, 1);
+        run(100, 5);
+        run(10, 50);
     }
 }

@@ -6,16 +6,22 @@
 //! - `reports`: one row per stored report, `UNIQUE(router_id, boot_id, seq)` deduplicates.
 //! - Raw samples (`interface_samples`, `station_samples`, `wg_peer_samples`,
 //!   `ovpn_client_samples`): `WITHOUT ROWID`, clustered by `(router_id, ts_ms, key...)` so one
-//!   report appends in one place, "router X between t1 and t2" and "latest of router X" are range
-//!   scans, and retention deletes a range per router. Each has one secondary index for the
-//!   per-key history: `(router_id, name, ts_ms)`, `(mac, ts_ms)`, `(public_key, ts_ms)`,
-//!   `(common_name, ts_ms)`. `ts_ms` is the agent's report time. Two stored reports of one
-//!   router with the very same `ts_ms` keep only the first one's samples.
+//!   report's rows sit together, "router X between t1 and t2", "router X, interface/peer/client
+//!   K between t1 and t2" (a router has few of those; K is filtered inside the key) and "latest of
+//!   router X" are range scans, and retention deletes one range per router. Stations are many and
+//!   roam between routers, so `station_samples` also has `(mac, ts_ms)`. No other secondary
+//!   indexes: with many routers per batch, every index keyed by router or MAC dirties one page per
+//!   router per commit, and that write amplification is what limits ingest. `ts_ms` is the
+//!   agent's report time. Two stored reports of one router with the very same `ts_ms` keep only
+//!   the first one's samples.
 //! - Deltas are `NULL` when there is no usable previous sample (first sample, counter reset,
 //!   new agent boot); rates (`*_bps`) are bits per second, `NULL` when the delta is.
 //! - Rollups (`interface_rollup_5m`, `interface_rollup_1h`, `station_rollup_1h`,
-//!   `wg_rollup_1h`): sums of deltas and maxima of rates per bucket (`bucket_start_ms` is a
-//!   multiple of the bucket length), updated in the ingest transaction.
+//!   `wg_rollup_1h`): sums of deltas, maxima of rates and sample counts per bucket
+//!   (`bucket_start_ms` is a multiple of the bucket length), UPSERTed in the ingest transaction.
+//!   Clustered by `(bucket_start_ms, router_id, key)`: the open buckets are one small hot region,
+//!   and the per-key index (`(router_id, name, ...)`, `(mac, ...)`, `(public_key, ...)`) is only
+//!   written when a bucket row is created.
 //! - Current state, replaced from the newest report of each router: `wireless_interfaces`,
 //!   `leases`, `source_status` (their `updated_ms` is the report time when the row last changed).
 
@@ -122,7 +128,6 @@ CREATE TABLE interface_samples (
     tx_bps      INTEGER,
     PRIMARY KEY (router_id, ts_ms, name)
 ) WITHOUT ROWID;
-CREATE INDEX interface_samples_key ON interface_samples(router_id, name, ts_ms);
 
 CREATE TABLE station_samples (
     router_id             INTEGER NOT NULL,
@@ -168,7 +173,6 @@ CREATE TABLE wg_peer_samples (
     tx_bps            INTEGER,
     PRIMARY KEY (router_id, ts_ms, iface, public_key)
 ) WITHOUT ROWID;
-CREATE INDEX wg_peer_samples_key ON wg_peer_samples(public_key, ts_ms);
 
 CREATE TABLE ovpn_client_samples (
     router_id         INTEGER NOT NULL,
@@ -189,7 +193,6 @@ CREATE TABLE ovpn_client_samples (
     cipher            TEXT,
     PRIMARY KEY (router_id, ts_ms, instance, common_name, real_address)
 ) WITHOUT ROWID;
-CREATE INDEX ovpn_client_samples_cn ON ovpn_client_samples(common_name, ts_ms);
 
 CREATE TABLE interface_rollup_5m (
     router_id        INTEGER NOT NULL,
@@ -200,9 +203,9 @@ CREATE TABLE interface_rollup_5m (
     max_rx_bps       INTEGER,
     max_tx_bps       INTEGER,
     samples          INTEGER NOT NULL,
-    PRIMARY KEY (router_id, name, bucket_start_ms)
+    PRIMARY KEY (bucket_start_ms, router_id, name)
 ) WITHOUT ROWID;
-CREATE INDEX interface_rollup_5m_bucket ON interface_rollup_5m(bucket_start_ms);
+CREATE INDEX interface_rollup_5m_key ON interface_rollup_5m(router_id, name, bucket_start_ms);
 
 CREATE TABLE interface_rollup_1h (
     router_id        INTEGER NOT NULL,
@@ -213,9 +216,9 @@ CREATE TABLE interface_rollup_1h (
     max_rx_bps       INTEGER,
     max_tx_bps       INTEGER,
     samples          INTEGER NOT NULL,
-    PRIMARY KEY (router_id, name, bucket_start_ms)
+    PRIMARY KEY (bucket_start_ms, router_id, name)
 ) WITHOUT ROWID;
-CREATE INDEX interface_rollup_1h_bucket ON interface_rollup_1h(bucket_start_ms);
+CREATE INDEX interface_rollup_1h_key ON interface_rollup_1h(router_id, name, bucket_start_ms);
 
 CREATE TABLE station_rollup_1h (
     mac              TEXT NOT NULL,
@@ -226,9 +229,9 @@ CREATE TABLE station_rollup_1h (
     max_rx_bps       INTEGER,
     max_tx_bps       INTEGER,
     samples          INTEGER NOT NULL,
-    PRIMARY KEY (mac, bucket_start_ms, router_id)
+    PRIMARY KEY (bucket_start_ms, router_id, mac)
 ) WITHOUT ROWID;
-CREATE INDEX station_rollup_1h_bucket ON station_rollup_1h(bucket_start_ms, router_id);
+CREATE INDEX station_rollup_1h_mac ON station_rollup_1h(mac, bucket_start_ms);
 
 CREATE TABLE wg_rollup_1h (
     public_key       TEXT NOT NULL,
@@ -240,9 +243,9 @@ CREATE TABLE wg_rollup_1h (
     max_rx_bps       INTEGER,
     max_tx_bps       INTEGER,
     samples          INTEGER NOT NULL,
-    PRIMARY KEY (public_key, bucket_start_ms, router_id, iface)
+    PRIMARY KEY (bucket_start_ms, router_id, iface, public_key)
 ) WITHOUT ROWID;
-CREATE INDEX wg_rollup_1h_bucket ON wg_rollup_1h(bucket_start_ms, router_id);
+CREATE INDEX wg_rollup_1h_key ON wg_rollup_1h(public_key, bucket_start_ms);
 
 CREATE TABLE wireless_interfaces (
     router_id    INTEGER NOT NULL REFERENCES routers(id) ON DELETE CASCADE,
@@ -297,8 +300,14 @@ mod tests {
         for m in MIGRATIONS {
             conn.execute_batch(m).unwrap();
         }
-        let mut st = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").unwrap();
-        let tables: Vec<String> = st.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+        let mut st = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap();
+        let tables: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
         let mut expected = vec![
             "api_keys",
             "interface_rollup_1h",

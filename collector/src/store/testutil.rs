@@ -28,10 +28,19 @@ pub(crate) fn new_token(id: &str, secret_hash: [u8; 32], name: &str, max_uses: u
 
 /// Enrolls a router called `name` with a fresh single-use token.
 pub(crate) fn enrolled_router(store: &mut Store, name: &str) -> RouterRow {
-    let id = format!("t{:07}", name.len() * 1000 + name.bytes().map(usize::from).sum::<usize>());
-    store.insert_token(&new_token(&id, [9; 32], name, 1)).unwrap();
+    let id = format!("t{:07}", store.list_tokens().unwrap().len());
+    store
+        .insert_token(&new_token(&id, [9; 32], name, 1))
+        .unwrap();
     let fp = format!("fp-{name}");
-    store.enroll(&id, &[9; 32], None, "OpenWrt", 10, |_| Ok(CertInfo { fingerprint: fp, not_after: 1_000_000 })).unwrap()
+    store
+        .enroll(&id, &[9; 32], None, "OpenWrt", 10, |_| {
+            Ok(CertInfo {
+                fingerprint: fp,
+                not_after: 1_000_000,
+            })
+        })
+        .unwrap()
 }
 
 pub(crate) fn mac(last: u8) -> MacAddr {
@@ -49,10 +58,26 @@ pub(crate) fn rich_report(boot_id: [u8; 16], seq: u64, ts_ms: u64, c: u64) -> Re
         tx_packets: Some(c * 2),
         tx_retries: Some(c / 10),
         tx_failed: Some(1),
-        signal: Some(Signal { dbm: -55, chains: vec![-56, -58] }),
-        signal_avg: Some(Signal { dbm: -54, chains: vec![] }),
-        tx_bitrate: Some(Bitrate { kbps, standard: WifiStandard::He, mcs: Some(9), nss: Some(2), width_mhz: Some(80), ..Default::default() }),
-        rx_bitrate: Some(Bitrate { kbps: kbps / 2, ..Default::default() }),
+        signal: Some(Signal {
+            dbm: -55,
+            chains: vec![-56, -58],
+        }),
+        signal_avg: Some(Signal {
+            dbm: -54,
+            chains: vec![],
+        }),
+        tx_bitrate: Some(Bitrate {
+            kbps,
+            standard: WifiStandard::He,
+            mcs: Some(9),
+            nss: Some(2),
+            width_mhz: Some(80),
+            ..Default::default()
+        }),
+        rx_bitrate: Some(Bitrate {
+            kbps: kbps / 2,
+            ..Default::default()
+        }),
         expected_throughput_kbps: Some(kbps / 2),
         ..Default::default()
     };
@@ -83,11 +108,31 @@ pub(crate) fn rich_report(boot_id: [u8; 16], seq: u64, ts_ms: u64, c: u64) -> Re
             mem_total_kb: 1_000_000,
             mem_available_kb: 600_000,
             mem_available_derived: false,
-            disks: vec![DiskUsage { mount: "/overlay".into(), total_bytes: 100_000_000, used_bytes: 5_000_000 }],
+            disks: vec![DiskUsage {
+                mount: "/overlay".into(),
+                total_bytes: 100_000_000,
+                used_bytes: 5_000_000,
+            }],
         }),
         interfaces: vec![
-            NetInterface { name: "eth0".into(), kind: IfKind::Ethernet, rx_bytes: c * 1000, tx_bytes: c * 500, rx_packets: c, tx_packets: c, ..Default::default() },
-            NetInterface { name: "phy0-ap0".into(), kind: IfKind::Wifi, rx_bytes: c * 300, tx_bytes: c * 700, rx_errs: 2, tx_drop: 1, ..Default::default() },
+            NetInterface {
+                name: "eth0".into(),
+                kind: IfKind::Ethernet,
+                rx_bytes: c * 1000,
+                tx_bytes: c * 500,
+                rx_packets: c,
+                tx_packets: c,
+                ..Default::default()
+            },
+            NetInterface {
+                name: "phy0-ap0".into(),
+                kind: IfKind::Wifi,
+                rx_bytes: c * 300,
+                tx_bytes: c * 700,
+                rx_errs: 2,
+                tx_drop: 1,
+                ..Default::default()
+            },
         ],
         wireless: vec![WirelessInterface {
             phy: Some(0),
@@ -105,22 +150,50 @@ pub(crate) fn rich_report(boot_id: [u8; 16], seq: u64, ts_ms: u64, c: u64) -> Re
             txpower_dbm: Some(23.0),
         }],
         stations: vec![
-            Station { mac: mac(1), interface: "phy0-ap0".into(), stats: link(866_700), connected_s: Some(seq.saturating_mul(30).saturating_add(100)), ..Default::default() },
+            Station {
+                mac: mac(1),
+                interface: "phy0-ap0".into(),
+                stats: link(866_700),
+                connected_s: Some(seq.saturating_mul(30).saturating_add(100)),
+                ..Default::default()
+            },
             // An MLO station: counters only in its links.
             Station {
                 mac: mac(2),
                 interface: "phy0-ap0".into(),
                 connected_s: Some(seq.saturating_mul(30).saturating_add(50)),
                 links: vec![
-                    StationLink { link_id: 0, addr: Some(mac(0x20)), stats: link(1_200_000) },
-                    StationLink { link_id: 1, addr: Some(mac(0x21)), stats: link(600_000) },
+                    StationLink {
+                        link_id: 0,
+                        addr: Some(mac(0x20)),
+                        stats: link(1_200_000),
+                    },
+                    StationLink {
+                        link_id: 1,
+                        addr: Some(mac(0x21)),
+                        stats: link(600_000),
+                    },
                 ],
                 ..Default::default()
             },
         ],
         leases: vec![
-            DhcpLease { expires: Some(1_700_000_000), mac: Some(mac(1)), ip: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10)), hostname: Some("laptop".into()), client_id: Some("01:02:11:22:33:44:01".into()), iaid: None },
-            DhcpLease { expires: None, mac: None, ip: "fd00::10".parse().unwrap(), hostname: None, client_id: Some("00:01:00:01".into()), iaid: Some(7) },
+            DhcpLease {
+                expires: Some(1_700_000_000),
+                mac: Some(mac(1)),
+                ip: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10)),
+                hostname: Some("laptop".into()),
+                client_id: Some("01:02:11:22:33:44:01".into()),
+                iaid: None,
+            },
+            DhcpLease {
+                expires: None,
+                mac: None,
+                ip: "fd00::10".parse().unwrap(),
+                hostname: None,
+                client_id: Some("00:01:00:01".into()),
+                iaid: Some(7),
+            },
         ],
         wireguard: vec![WgInterface {
             name: "wg0".into(),
@@ -131,8 +204,14 @@ pub(crate) fn rich_report(boot_id: [u8; 16], seq: u64, ts_ms: u64, c: u64) -> Re
                 public_key: "PEERKEY1=".into(),
                 name: Some("phone".into()),
                 has_preshared_key: true,
-                endpoint: Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)), 40000)),
-                allowed_ips: vec!["10.70.0.2/32".parse().unwrap(), "fd70::2/128".parse().unwrap()],
+                endpoint: Some(SocketAddr::new(
+                    IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+                    40000,
+                )),
+                allowed_ips: vec![
+                    "10.70.0.2/32".parse().unwrap(),
+                    "fd70::2/128".parse().unwrap(),
+                ],
                 latest_handshake: Some(1_700_000_000),
                 rx_bytes: c * 40,
                 tx_bytes: c * 80,
@@ -158,9 +237,24 @@ pub(crate) fn rich_report(boot_id: [u8; 16], seq: u64, ts_ms: u64, c: u64) -> Re
             ..Default::default()
         }],
         sources: vec![
-            SourceStatus { kind: SourceKind::StationDump, name: "phy0-ap0".into(), state: SourceState::Ok },
-            SourceStatus { kind: SourceKind::OpenVpn, name: "/var/run/openvpn.server.status".into(), state: SourceState::Partial { skipped: 1, first_error: "bad row".into() } },
-            SourceStatus { kind: SourceKind::WireGuard, name: String::new(), state: SourceState::ToolMissing("wg".into()) },
+            SourceStatus {
+                kind: SourceKind::StationDump,
+                name: "phy0-ap0".into(),
+                state: SourceState::Ok,
+            },
+            SourceStatus {
+                kind: SourceKind::OpenVpn,
+                name: "/var/run/openvpn.server.status".into(),
+                state: SourceState::Partial {
+                    skipped: 1,
+                    first_error: "bad row".into(),
+                },
+            },
+            SourceStatus {
+                kind: SourceKind::WireGuard,
+                name: String::new(),
+                state: SourceState::ToolMissing("wg".into()),
+            },
         ],
     }
 }
