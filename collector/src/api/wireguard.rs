@@ -56,8 +56,14 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/metrics/peers/active", get(metrics_active_peers))
         .route("/api/metrics/peer/{public_key}", get(metrics_peer))
         .route("/api/metrics/bandwidth", get(metrics_bandwidth))
-        .route("/api/metrics/peer/{public_key}/bandwidth", get(metrics_peer_bandwidth))
-        .route("/api/metrics/peer/{public_key}/history", get(metrics_peer_history))
+        .route(
+            "/api/metrics/peer/{public_key}/bandwidth",
+            get(metrics_peer_bandwidth),
+        )
+        .route(
+            "/api/metrics/peer/{public_key}/history",
+            get(metrics_peer_history),
+        )
         .route("/peers", get(peers))
         .route("/peer/{name}", get(peer))
         .route("/peer/{name}/metrics", get(peer_metrics))
@@ -469,7 +475,9 @@ pub fn normalize_key(raw: &str) -> Result<String, ApiError> {
             c => c,
         })
         .collect();
-    let bytes = STANDARD_NO_PAD.decode(std.trim_end_matches('=')).map_err(|_| bad())?;
+    let bytes = STANDARD_NO_PAD
+        .decode(std.trim_end_matches('='))
+        .map_err(|_| bad())?;
     if bytes.len() != 32 {
         return Err(bad());
     }
@@ -477,16 +485,20 @@ pub fn normalize_key(raw: &str) -> Result<String, ApiError> {
 }
 
 fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    p.map(|Path(v)| v).map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(ApiError::bad_request(format!("peer name must be 1 to {MAX_NAME_LEN} bytes")));
+        return Err(ApiError::bad_request(format!(
+            "peer name must be 1 to {MAX_NAME_LEN} bytes"
+        )));
     }
     Ok(())
 }
@@ -629,7 +641,9 @@ impl PeerRow {
             total_mb: round(total as f64 / MIB, 2),
             last_handshake_timestamp: self.latest_handshake,
             last_handshake: self.latest_handshake.map(iso_utc),
-            time_since_handshake: self.latest_handshake.map(|h| human_age(now.saturating_sub(h))),
+            time_since_handshake: self
+                .latest_handshake
+                .map(|h| human_age(now.saturating_sub(h))),
             is_active: active,
             status: if active { "active" } else { "inactive" }.to_string(),
             router: self.router.clone(),
@@ -666,9 +680,18 @@ impl PeerRow {
     }
 
     fn entry(&self, now: i64, with_metrics: bool) -> WgPeerEntry {
-        let ip = self.allowed_ips.split(',').map(str::trim).find(|s| !s.is_empty()).map(|first| {
-            first.strip_suffix("/32").or_else(|| first.strip_suffix("/128")).unwrap_or(first).to_string()
-        });
+        let ip = self
+            .allowed_ips
+            .split(',')
+            .map(str::trim)
+            .find(|s| !s.is_empty())
+            .map(|first| {
+                first
+                    .strip_suffix("/32")
+                    .or_else(|| first.strip_suffix("/128"))
+                    .unwrap_or(first)
+                    .to_string()
+            });
         let (metrics, bandwidth) = if with_metrics {
             let s = self.stats(now);
             let b = self.bandwidth();
@@ -676,7 +699,11 @@ impl PeerRow {
                 Some(WgPeerEntryMetrics {
                     status: s.status,
                     is_active: s.is_active,
-                    traffic: WgTraffic { sent_mb: s.sent_mb, received_mb: s.received_mb, total_mb: s.total_mb },
+                    traffic: WgTraffic {
+                        sent_mb: s.sent_mb,
+                        received_mb: s.received_mb,
+                        total_mb: s.total_mb,
+                    },
                     last_handshake: s.last_handshake,
                     time_since_handshake: s.time_since_handshake,
                 }),
@@ -720,16 +747,31 @@ fn primary(rows: &[PeerRow]) -> Option<usize> {
 /// Active and total counts.
 fn counts(rows: &[PeerRow], now: i64) -> WgPeersCount {
     let total = rows.len() as u64;
-    let active = rows.iter().filter(|r| is_active(r.latest_handshake, now)).count() as u64;
-    WgPeersCount { total_peers: total, active_peers: active, inactive_peers: total - active }
+    let active = rows
+        .iter()
+        .filter(|r| is_active(r.latest_handshake, now))
+        .count() as u64;
+    WgPeersCount {
+        total_peers: total,
+        active_peers: active,
+        inactive_peers: total - active,
+    }
 }
 
 fn summarize(rows: &[PeerRow], now: i64) -> WgSummary {
     let c = counts(rows, now);
     let sent: f64 = rows.iter().map(|r| non_negative(r.tx_bytes) as f64).sum();
     let recv: f64 = rows.iter().map(|r| non_negative(r.rx_bytes) as f64).sum();
-    let sent_bps: f64 = rows.iter().filter_map(|r| r.tx_bps).map(|b| b.max(0) as f64).sum();
-    let recv_bps: f64 = rows.iter().filter_map(|r| r.rx_bps).map(|b| b.max(0) as f64).sum();
+    let sent_bps: f64 = rows
+        .iter()
+        .filter_map(|r| r.tx_bps)
+        .map(|b| b.max(0) as f64)
+        .sum();
+    let recv_bps: f64 = rows
+        .iter()
+        .filter_map(|r| r.rx_bps)
+        .map(|b| b.max(0) as f64)
+        .sum();
     let routers: HashSet<i64> = rows.iter().map(|r| r.router_id).collect();
     WgSummary {
         total_peers: c.total_peers,
@@ -771,9 +813,12 @@ fn history(
     hours: u32,
     now_ms: i64,
 ) -> Result<(Vec<WgHistoryPoint>, &'static str), ApiError> {
-    let wanted: HashSet<(i64, &str, &str)> =
-        occurrences.iter().map(|r| (r.router_id, r.iface.as_str(), r.public_key.as_str())).collect();
-    let keys: std::collections::BTreeSet<&str> = occurrences.iter().map(|r| r.public_key.as_str()).collect();
+    let wanted: HashSet<(i64, &str, &str)> = occurrences
+        .iter()
+        .map(|r| (r.router_id, r.iface.as_str(), r.public_key.as_str()))
+        .collect();
+    let keys: std::collections::BTreeSet<&str> =
+        occurrences.iter().map(|r| r.public_key.as_str()).collect();
     let window_ms = i64::from(hours) * BUCKET_1H_MS;
     let start_ms = now_ms.saturating_sub(window_ms);
     let raw = hours <= RAW_HISTORY_MAX_HOURS;
@@ -789,14 +834,20 @@ fn history(
                 .map_err(db_err)?;
             let mut rows = st.query(params![key, start_ms]).map_err(db_err)?;
             while let Some(r) = rows.next().map_err(db_err)? {
-                let (rid, router, iface): (i64, String, String) =
-                    (r.get(0).map_err(db_err)?, r.get(1).map_err(db_err)?, r.get(2).map_err(db_err)?);
+                let (rid, router, iface): (i64, String, String) = (
+                    r.get(0).map_err(db_err)?,
+                    r.get(1).map_err(db_err)?,
+                    r.get(2).map_err(db_err)?,
+                );
                 if !wanted.contains(&(rid, iface.as_str(), key)) {
                     continue;
                 }
                 let ts_ms: i64 = r.get(3).map_err(db_err)?;
-                let (tx, rx): (Option<i64>, Option<i64>) = (r.get(4).map_err(db_err)?, r.get(5).map_err(db_err)?);
-                let (Some(tx), Some(rx)) = (tx, rx) else { continue };
+                let (tx, rx): (Option<i64>, Option<i64>) =
+                    (r.get(4).map_err(db_err)?, r.get(5).map_err(db_err)?);
+                let (Some(tx), Some(rx)) = (tx, rx) else {
+                    continue;
+                };
                 points.push(point(
                     ts_ms.div_euclid(1000),
                     tx.max(0) as f64 / 8.0,
@@ -806,7 +857,9 @@ fn history(
                 ));
             }
         } else {
-            let first_bucket = start_ms.div_euclid(BUCKET_1H_MS).saturating_mul(BUCKET_1H_MS);
+            let first_bucket = start_ms
+                .div_euclid(BUCKET_1H_MS)
+                .saturating_mul(BUCKET_1H_MS);
             let mut st = conn
                 .prepare_cached(
                     "SELECT g.router_id, r.name, g.iface, g.bucket_start_ms, g.tx_bytes, g.rx_bytes \
@@ -816,8 +869,11 @@ fn history(
                 .map_err(db_err)?;
             let mut rows = st.query(params![key, first_bucket]).map_err(db_err)?;
             while let Some(r) = rows.next().map_err(db_err)? {
-                let (rid, router, iface): (i64, String, String) =
-                    (r.get(0).map_err(db_err)?, r.get(1).map_err(db_err)?, r.get(2).map_err(db_err)?);
+                let (rid, router, iface): (i64, String, String) = (
+                    r.get(0).map_err(db_err)?,
+                    r.get(1).map_err(db_err)?,
+                    r.get(2).map_err(db_err)?,
+                );
                 if !wanted.contains(&(rid, iface.as_str(), key)) {
                     continue;
                 }
@@ -836,7 +892,9 @@ fn history(
             }
         }
     }
-    points.sort_by(|a, b| (a.timestamp, &a.router, &a.interface).cmp(&(b.timestamp, &b.router, &b.interface)));
+    points.sort_by(|a, b| {
+        (a.timestamp, &a.router, &a.interface).cmp(&(b.timestamp, &b.router, &b.interface))
+    });
     Ok((points, if raw { "raw" } else { "1h" }))
 }
 
@@ -848,11 +906,17 @@ fn now_ms() -> i64 {
 }
 
 fn not_found_key(key: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("no WireGuard peer with public key {key} on any router"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no WireGuard peer with public key {key} on any router"),
+    )
 }
 
 fn not_found_name(name: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("no WireGuard peer named {name:?} on any router"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no WireGuard peer named {name:?} on any router"),
+    )
 }
 
 /// The occurrences of a key (404 when none) and the primary one's index.
@@ -870,7 +934,8 @@ fn name_rows(conn: &Connection, name: &str) -> Result<(Vec<PeerRow>, usize), Api
 }
 
 fn pick(rows: &[PeerRow], i: usize) -> Result<&PeerRow, ApiError> {
-    rows.get(i).ok_or_else(|| ApiError::internal("peer lookup failed"))
+    rows.get(i)
+        .ok_or_else(|| ApiError::internal("peer lookup failed"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -887,7 +952,10 @@ fn pick(rows: &[PeerRow], i: usize) -> Result<&PeerRow, ApiError> {
         (status = 401, description = "Missing or unknown API key"),
     )
 )]
-pub async fn summary(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<WgSummary>, ApiError> {
+pub async fn summary(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<WgSummary>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let now = crate::pki::unix_now();
     let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
@@ -927,12 +995,18 @@ pub async fn health(State(state): State<ApiState>) -> Json<WgHealth> {
         (status = 401, description = "Missing or unknown API key"),
     )
 )]
-pub async fn metrics_peers(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<WgPeerList>, ApiError> {
+pub async fn metrics_peers(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<WgPeerList>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let now = crate::pki::unix_now();
     let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
     let peers: Vec<WgPeerStats> = rows.iter().map(|r| r.stats(now)).collect();
-    Ok(Json(WgPeerList { count: peers.len(), peers }))
+    Ok(Json(WgPeerList {
+        count: peers.len(),
+        peers,
+    }))
 }
 
 /// Peers whose latest handshake is at most 180 s old.
@@ -953,9 +1027,15 @@ pub async fn metrics_active_peers(
     require_role(&state, &headers, Role::Read).await?;
     let now = crate::pki::unix_now();
     let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
-    let active: Vec<WgPeerStats> =
-        rows.iter().filter(|r| is_active(r.latest_handshake, now)).map(|r| r.stats(now)).collect();
-    Ok(Json(WgActivePeerList { count: active.len(), active_peers: active }))
+    let active: Vec<WgPeerStats> = rows
+        .iter()
+        .filter(|r| is_active(r.latest_handshake, now))
+        .map(|r| r.stats(now))
+        .collect();
+    Ok(Json(WgActivePeerList {
+        count: active.len(),
+        active_peers: active,
+    }))
 }
 
 /// Complete stats of one peer by public key, on every router holding it.
@@ -981,7 +1061,10 @@ pub async fn metrics_peer(
     let key = normalize_key(&path_param(key)?)?;
     let now = crate::pki::unix_now();
     let (rows, p) = with_read(&state, move |c| key_rows(c, &key)).await?;
-    Ok(Json(WgPeerDetail { stats: pick(&rows, p)?.stats(now), occurrences: rows.iter().map(|r| r.stats(now)).collect() }))
+    Ok(Json(WgPeerDetail {
+        stats: pick(&rows, p)?.stats(now),
+        occurrences: rows.iter().map(|r| r.stats(now)).collect(),
+    }))
 }
 
 /// Current bandwidth of every peer.
@@ -1002,7 +1085,10 @@ pub async fn metrics_bandwidth(
     require_role(&state, &headers, Role::Read).await?;
     let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
     let bandwidth: Vec<WgPeerBandwidth> = rows.iter().map(PeerRow::bandwidth).collect();
-    Ok(Json(WgBandwidthList { count: bandwidth.len(), bandwidth }))
+    Ok(Json(WgBandwidthList {
+        count: bandwidth.len(),
+        bandwidth,
+    }))
 }
 
 /// Current bandwidth of one peer by public key.
@@ -1095,7 +1181,11 @@ pub async fn peers(
     let now = crate::pki::unix_now();
     let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
     let peers: Vec<WgPeerEntry> = rows.iter().map(|r| r.entry(now, with_metrics)).collect();
-    Ok(Json(WgPeersResponse { count: peers.len(), peers, summary: counts(&rows, now) }))
+    Ok(Json(WgPeersResponse {
+        count: peers.len(),
+        peers,
+        summary: counts(&rows, now),
+    }))
 }
 
 /// One peer by name (its description on the router, or its public key when it has none).
@@ -1127,7 +1217,11 @@ pub async fn peer(
     let lookup = name.clone();
     let (rows, p, hist) = with_read(&state, move |c| {
         let (rows, p) = name_rows(c, &lookup)?;
-        let hist = if with_metrics { Some(history(c, &rows, 1, now_ms)?) } else { None };
+        let hist = if with_metrics {
+            Some(history(c, &rows, 1, now_ms)?)
+        } else {
+            None
+        };
         Ok((rows, p, hist))
     })
     .await?;
@@ -1187,14 +1281,22 @@ pub async fn peer_metrics(
         public_key: top.public_key.clone(),
         stats: top.stats(now),
         bandwidth: top.bandwidth(),
-        history: WgHistory { duration_hours: hours, data_points: data.len(), data, resolution: res.into() },
+        history: WgHistory {
+            duration_hours: hours,
+            data_points: data.len(),
+            data,
+            resolution: res.into(),
+        },
         occurrences: rows.iter().map(|r| r.stats(now)).collect(),
     }))
 }
 
 /// The WireGuard interfaces of every router: interfaces of kind `wireguard` in each router's
 /// newest `/proc/net/dev` sample, plus interfaces that only appear through their peers.
-fn server_interfaces(conn: &Connection, now: i64) -> Result<(Vec<WgServerInterface>, u64), ApiError> {
+fn server_interfaces(
+    conn: &Connection,
+    now: i64,
+) -> Result<(Vec<WgServerInterface>, u64), ApiError> {
     let peers = latest_peers(conn, PeerFilter::All)?;
     // (router name, interface) -> entry; BTreeMap keeps a stable order.
     let mut map: BTreeMap<(String, String), WgServerInterface> = BTreeMap::new();
@@ -1227,19 +1329,22 @@ fn server_interfaces(conn: &Connection, now: i64) -> Result<(Vec<WgServerInterfa
     }
     let mut by_iface: HashMap<(String, String), (u64, u64)> = HashMap::new();
     for p in &peers {
-        let e = by_iface.entry((p.router.clone(), p.iface.clone())).or_default();
+        let e = by_iface
+            .entry((p.router.clone(), p.iface.clone()))
+            .or_default();
         e.0 += 1;
         e.1 += u64::from(is_active(p.latest_handshake, now));
-        map.entry((p.router.clone(), p.iface.clone())).or_insert_with(|| WgServerInterface {
-            router: p.router.clone(),
-            site: p.site.clone(),
-            interface: p.iface.clone(),
-            public_key: None,
-            peers_count: 0,
-            active_peers: 0,
-            rx_bytes: None,
-            tx_bytes: None,
-        });
+        map.entry((p.router.clone(), p.iface.clone()))
+            .or_insert_with(|| WgServerInterface {
+                router: p.router.clone(),
+                site: p.site.clone(),
+                interface: p.iface.clone(),
+                public_key: None,
+                peers_count: 0,
+                active_peers: 0,
+                rx_bytes: None,
+                tx_bytes: None,
+            });
     }
     for (k, v) in map.iter_mut() {
         if let Some((n, a)) = by_iface.get(k) {
@@ -1261,7 +1366,10 @@ fn server_interfaces(conn: &Connection, now: i64) -> Result<(Vec<WgServerInterfa
         (status = 401, description = "Missing or unknown API key"),
     )
 )]
-pub async fn server_info(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<WgServerInfo>, ApiError> {
+pub async fn server_info(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<WgServerInfo>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let now = crate::pki::unix_now();
     let (interfaces, peers) = with_read(&state, move |c| server_interfaces(c, now)).await?;
@@ -1307,7 +1415,14 @@ mod tests {
         let url_safe = KEY.replace('+', "-").replace('/', "_");
         assert_eq!(normalize_key(&url_safe).unwrap(), KEY);
         assert_eq!(normalize_key(&KEY.replace('+', " ")).unwrap(), KEY);
-        for bad in ["", "abc", "not a key at all!", &"A".repeat(200), "osLnROAeI/bSVcmSkwREDfqR9tlRUumi48+CGm3bf2s", "AAAA"] {
+        for bad in [
+            "",
+            "abc",
+            "not a key at all!",
+            &"A".repeat(200),
+            "osLnROAeI/bSVcmSkwREDfqR9tlRUumi48+CGm3bf2s",
+            "AAAA",
+        ] {
             if bad == KEY.trim_end_matches('=') {
                 continue;
             }
@@ -1327,7 +1442,11 @@ mod tests {
         assert_eq!(parse_hours(Some("24")).unwrap(), 24);
         assert_eq!(parse_hours(Some("1")).unwrap(), 1);
         for bad in ["0", "25", "-1", "1.5", "abc", "", "99999999999999"] {
-            assert_eq!(parse_hours(Some(bad)).unwrap_err().status, StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(
+                parse_hours(Some(bad)).unwrap_err().status,
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
         }
         assert!(parse_flag(None, true).unwrap());
         assert!(!parse_flag(Some("false"), true).unwrap());
@@ -1352,14 +1471,20 @@ mod tests {
         assert!(is_active(Some(1000), 1000 + ACTIVE_WITHIN_S));
         assert!(!is_active(Some(1000), 1001 + ACTIVE_WITHIN_S));
         assert!(!is_active(None, 0));
-        assert!(is_active(Some(2000), 1000), "a handshake ahead of the clock is recent");
+        assert!(
+            is_active(Some(2000), 1000),
+            "a handshake ahead of the clock is recent"
+        );
     }
 
     #[test]
     fn stats_bandwidth_and_entries() {
         let r = row("ap", Some(1_000_000));
         let s = r.stats(1_000_135);
-        assert_eq!((s.sent_bytes, s.received_bytes, s.total_bytes), (3 * 1_048_576, 1_048_576, 4 * 1_048_576));
+        assert_eq!(
+            (s.sent_bytes, s.received_bytes, s.total_bytes),
+            (3 * 1_048_576, 1_048_576, 4 * 1_048_576)
+        );
         assert_eq!((s.sent_mb, s.received_mb, s.total_mb), (3.0, 1.0, 4.0));
         assert_eq!(s.time_since_handshake.as_deref(), Some("2m 15s"));
         assert!(s.is_active);
@@ -1383,13 +1508,21 @@ mod tests {
         assert_eq!(e.ip.as_deref(), Some("0.0.0.0/0"));
         assert!(e.metrics.is_none() && e.bandwidth.is_none());
         let s = unnamed.stats(0);
-        assert_eq!((s.last_handshake.as_deref(), s.is_active, s.status.as_str()), (None, false, "inactive"));
+        assert_eq!(
+            (s.last_handshake.as_deref(), s.is_active, s.status.as_str()),
+            (None, false, "inactive")
+        );
     }
 
     #[test]
     fn primary_is_the_most_recent_handshake() {
         assert_eq!(primary(&[]), None);
-        let rows = [row("a", None), row("b", Some(10)), row("c", Some(30)), row("d", Some(30))];
+        let rows = [
+            row("a", None),
+            row("b", Some(10)),
+            row("c", Some(30)),
+            row("d", Some(30)),
+        ];
         assert_eq!(primary(&rows), Some(2));
         assert_eq!(primary(&rows[..1]), Some(0));
     }
