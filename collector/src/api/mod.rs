@@ -225,6 +225,7 @@ pub fn router(state: ApiState) -> Router {
 #[utoipa::path(
     get,
     path = "/health",
+    operation_id = "collector_health",
     tag = "collector",
     security(()),
     responses(
@@ -282,6 +283,7 @@ pub struct CreateTokenResponse {
 #[utoipa::path(
     post,
     path = "/api/admin/tokens",
+    operation_id = "create_enrollment_token",
     tag = "collector",
     security(("api_key" = []), ("bearer" = [])),
     request_body = CreateTokenRequest,

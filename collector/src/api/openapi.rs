@@ -8,8 +8,9 @@
 //! (`security(())` in their `#[utoipa::path]`), which overrides the default.
 //!
 //! Merging keeps the first definition of a schema name or path operation; [`build`] reports
-//! the names defined differently by two groups, so such clashes are caught by tests instead
-//! of silently pointing `$ref`s at the wrong type.
+//! the names defined differently by two groups and repeated operation ids (utoipa uses the
+//! function name, so two `health` handlers clash unless one sets `operation_id`), so such
+//! clashes are caught by tests instead of silently pointing `$ref`s at the wrong type.
 
 use std::sync::OnceLock;
 
@@ -53,6 +54,7 @@ pub struct CoreDoc;
 #[utoipa::path(
     get,
     path = "/api/openapi.json",
+    operation_id = "openapi_json",
     tag = "openapi",
     security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json"))
@@ -92,10 +94,42 @@ fn methods(item: &PathItem) -> Vec<&'static str> {
     .collect()
 }
 
+/// The operations of a path item.
+fn operations(item: &PathItem) -> impl Iterator<Item = &utoipa::openapi::path::Operation> {
+    [
+        &item.get,
+        &item.put,
+        &item.post,
+        &item.delete,
+        &item.options,
+        &item.head,
+        &item.patch,
+        &item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Every operation id of a document.
+fn operation_ids(doc: &Document) -> Vec<&str> {
+    doc.paths
+        .paths
+        .values()
+        .flat_map(operations)
+        .filter_map(|o| o.operation_id.as_deref())
+        .collect()
+}
+
 /// Names `fragment` would define differently from `doc` (schemas with other content, path
-/// operations already defined).
+/// operations already defined, operation ids already used).
 fn clashes(doc: &Document, group: &str, fragment: &Document) -> Vec<String> {
     let mut out = Vec::new();
+    let ids = operation_ids(doc);
+    for id in operation_ids(fragment) {
+        if ids.contains(&id) {
+            out.push(format!("operationId {id} of group {group} is already used"));
+        }
+    }
     if let (Some(have), Some(new)) = (doc.components.as_ref(), fragment.components.as_ref()) {
         for (name, schema) in &new.schemas {
             if have.schemas.get(name).is_some_and(|s| s != schema) {

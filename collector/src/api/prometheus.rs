@@ -46,6 +46,7 @@ pub struct Doc;
 #[utoipa::path(
     get,
     path = "/metrics",
+    operation_id = "prometheus_metrics",
     tag = "prometheus",
     security(("api_key" = []), ("bearer" = [])),
     responses(
@@ -290,8 +291,9 @@ fn router_metrics(f: &mut Fleet, r: &Row<'_>, now_ms: i64) -> rusqlite::Result<i
     f.dropped.int(&l, r.get(9)?);
     f.uptime.opt_int(&l, r.get(10)?);
     for (fam, col) in [(&mut f.load1, 11), (&mut f.load5, 12), (&mut f.load15, 13)] {
+        // Stored from f32: round away the conversion noise (0.41999998688697815 -> 0.42).
         if let Some(v) = r.get::<_, Option<f64>>(col)? {
-            fam.float(&l, v);
+            fam.float(&l, (v * 10_000.0).round() / 10_000.0);
         }
     }
     if let Some(p) = r.get::<_, Option<i64>>(14)? {

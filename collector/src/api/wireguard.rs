@@ -945,6 +945,7 @@ fn pick(rows: &[PeerRow], i: usize) -> Result<&PeerRow, ApiError> {
 #[utoipa::path(
     get,
     path = "/api/metrics/summary",
+    operation_id = "wg_summary",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
     responses(
@@ -966,6 +967,7 @@ pub async fn summary(
 #[utoipa::path(
     get,
     path = "/api/metrics/health",
+    operation_id = "wg_health",
     tag = "wireguard",
     security(()),
     responses((status = 200, description = "API and database state", body = WgHealth))
@@ -988,6 +990,7 @@ pub async fn health(State(state): State<ApiState>) -> Json<WgHealth> {
 #[utoipa::path(
     get,
     path = "/api/metrics/peers",
+    operation_id = "wg_metrics_peers",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
     responses(
@@ -1013,6 +1016,7 @@ pub async fn metrics_peers(
 #[utoipa::path(
     get,
     path = "/api/metrics/peers/active",
+    operation_id = "wg_metrics_active_peers",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
     responses(
@@ -1042,6 +1046,7 @@ pub async fn metrics_active_peers(
 #[utoipa::path(
     get,
     path = "/api/metrics/peer/{public_key}",
+    operation_id = "wg_metrics_peer",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
     params(("public_key" = String, Path, description = "Base64 public key, percent-encoded (+ %2B, / %2F, = %3D)")),
@@ -1071,6 +1076,7 @@ pub async fn metrics_peer(
 #[utoipa::path(
     get,
     path = "/api/metrics/bandwidth",
+    operation_id = "wg_metrics_bandwidth",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
     responses(
@@ -1095,6 +1101,7 @@ pub async fn metrics_bandwidth(
 #[utoipa::path(
     get,
     path = "/api/metrics/peer/{public_key}/bandwidth",
+    operation_id = "wg_metrics_peer_bandwidth",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
     params(("public_key" = String, Path, description = "Base64 public key, percent-encoded")),
@@ -1123,6 +1130,7 @@ pub async fn metrics_peer_bandwidth(
 #[utoipa::path(
     get,
     path = "/api/metrics/peer/{public_key}/history",
+    operation_id = "wg_metrics_peer_history",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
     params(("public_key" = String, Path, description = "Base64 public key, percent-encoded"), HoursQuery),
@@ -1162,6 +1170,7 @@ pub async fn metrics_peer_history(
 #[utoipa::path(
     get,
     path = "/peers",
+    operation_id = "wg_peers",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
     params(MetricsQuery),
@@ -1192,6 +1201,7 @@ pub async fn peers(
 #[utoipa::path(
     get,
     path = "/peer/{name}",
+    operation_id = "wg_peer",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
     params(("name" = String, Path, description = "Peer description (percent-encoded) or public key"), MetricsQuery),
@@ -1246,6 +1256,7 @@ pub async fn peer(
 #[utoipa::path(
     get,
     path = "/peer/{name}/metrics",
+    operation_id = "wg_peer_metrics",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
     params(("name" = String, Path, description = "Peer description (percent-encoded) or public key"), HoursQuery),
@@ -1359,6 +1370,7 @@ fn server_interfaces(
 #[utoipa::path(
     get,
     path = "/server-info",
+    operation_id = "wg_server_info",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
     responses(
