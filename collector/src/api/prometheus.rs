@@ -452,9 +452,12 @@ pub fn render_fleet(conn: &Connection, now_ms: i64) -> Result<String, ApiError> 
 mod tests {
     use super::*;
 
+    /// A parsed sample: name, unescaped labels in order, value.
+    type Sample = (String, Vec<(String, String)>, f64);
+
     /// A small checker of the text format: every line is a HELP/TYPE comment or
-    /// `name{labels} value`; returns (name, unescaped labels, value) per sample.
-    fn parse(text: &str) -> Result<Vec<(String, Vec<(String, String)>, f64)>, String> {
+    /// `name{labels} value`.
+    fn parse(text: &str) -> Result<Vec<Sample>, String> {
         let mut out = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let err = |m: &str| format!("line {}: {m}: {line:?}", i + 1);
