@@ -221,6 +221,18 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// Collector health (open): database state, ingest connections, uptime.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "collector_health",
+    tag = "collector",
+    security(()),
+    responses(
+        (status = 200, description = "Healthy: `{status: \"ok\", version, database, ingest_connections, routers_connected, uptime_s}`", content_type = "application/json"),
+        (status = 503, description = "Database writes are failing (`status: \"degraded\"`)", content_type = "application/json"),
+    )
+)]
 async fn health(State(state): State<ApiState>) -> Response {
     let failing = state.health.is_failing();
     let database = match state.health.last_error() {
@@ -244,7 +256,7 @@ async fn health(State(state): State<ApiState>) -> Response {
 }
 
 /// Body of `POST /api/admin/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
     pub name: String,
@@ -256,7 +268,7 @@ pub struct CreateTokenRequest {
 }
 
 /// Answer of `POST /api/admin/tokens`.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CreateTokenResponse {
     pub token: String,
     pub id: String,
@@ -267,6 +279,22 @@ pub struct CreateTokenResponse {
     pub max_uses: u32,
 }
 
+/// Creates an enrollment token (admin key).
+#[utoipa::path(
+    post,
+    path = "/api/admin/tokens",
+    operation_id = "create_enrollment_token",
+    tag = "collector",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body = CreateTokenRequest,
+    responses(
+        (status = 201, description = "The token (shown once)", body = CreateTokenResponse),
+        (status = 400, description = "Bad body, name or ttl"),
+        (status = 401, description = "Missing or unknown API key"),
+        (status = 403, description = "Not an admin key"),
+        (status = 409, description = "Name already taken"),
+    )
+)]
 async fn create_token_handler(
     State(state): State<ApiState>,
     headers: HeaderMap,

@@ -1,15 +1,260 @@
-//! Route group `openapi` (being written).
+//! Route group `openapi`: `GET /api/openapi.json` (open), the OpenAPI document of the whole API,
+//! generated from the code: every route group's `Doc` fragment plus the routes of `api/mod.rs`
+//! (`/health`, `POST /api/admin/tokens`), merged once, with the document info and the two API
+//! key security schemes.
+//!
+//! Security: the document requires a key on every operation (`security` at the top level:
+//! [`API_KEY_SCHEME`] *or* [`BEARER_SCHEME`]); open routes say so with an empty requirement
+//! (`security(())` in their `#[utoipa::path]`), which overrides the default.
+//!
+//! Merging keeps the first definition of a schema name or path operation; [`build`] reports
+//! the names defined differently by two groups and repeated operation ids (utoipa uses the
+//! function name, so two `health` handlers clash unless one sets `operation_id`), so such
+//! clashes are caught by tests instead of silently pointing `$ref`s at the wrong type.
 
-use axum::Router;
+use std::sync::OnceLock;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{Components, InfoBuilder, OpenApi as Document, PathItem, Paths};
+use utoipa::OpenApi;
 
 use super::ApiState;
 
+/// Name of the `X-API-Key` header scheme.
+pub const API_KEY_SCHEME: &str = "api_key";
+/// Name of the `Authorization: Bearer` scheme.
+pub const BEARER_SCHEME: &str = "bearer";
+
 /// The routes of this group.
 pub fn routes() -> Router<ApiState> {
-    Router::new()
+    Router::new().route("/api/openapi.json", get(openapi_json))
 }
 
 /// The OpenAPI description of this group's routes.
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(openapi_json),
+    tags((name = "openapi", description = "This document"))
+)]
 pub struct Doc;
+
+/// The routes served by `api/mod.rs` itself.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(super::health, super::create_token_handler),
+    tags((name = "collector", description = "Collector health and administration"))
+)]
+pub struct CoreDoc;
+
+/// The OpenAPI document of the API (open).
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    operation_id = "openapi_json",
+    tag = "openapi",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json"))
+)]
+pub async fn openapi_json() -> Json<&'static Document> {
+    Json(document())
+}
+
+/// Every fragment with the group it comes from, in merge order.
+pub fn fragments() -> Vec<(&'static str, Document)> {
+    vec![
+        ("core", CoreDoc::openapi()),
+        ("openwrt", super::openwrt::Doc::openapi()),
+        ("monitor", super::monitor::Doc::openapi()),
+        ("gateway", super::gateway::Doc::openapi()),
+        ("isp", super::isp::Doc::openapi()),
+        ("wireguard", super::wireguard::Doc::openapi()),
+        ("prometheus", super::prometheus::Doc::openapi()),
+        ("openapi", Doc::openapi()),
+    ]
+}
+
+/// The (method, operation present) pairs of a path item.
+fn methods(item: &PathItem) -> Vec<&'static str> {
+    [
+        ("get", item.get.is_some()),
+        ("put", item.put.is_some()),
+        ("post", item.post.is_some()),
+        ("delete", item.delete.is_some()),
+        ("options", item.options.is_some()),
+        ("head", item.head.is_some()),
+        ("patch", item.patch.is_some()),
+        ("trace", item.trace.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(m, present)| present.then_some(m))
+    .collect()
+}
+
+/// The operations of a path item.
+fn operations(item: &PathItem) -> impl Iterator<Item = &utoipa::openapi::path::Operation> {
+    [
+        &item.get,
+        &item.put,
+        &item.post,
+        &item.delete,
+        &item.options,
+        &item.head,
+        &item.patch,
+        &item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Every operation id of a document.
+fn operation_ids(doc: &Document) -> Vec<&str> {
+    doc.paths
+        .paths
+        .values()
+        .flat_map(operations)
+        .filter_map(|o| o.operation_id.as_deref())
+        .collect()
+}
+
+/// Names `fragment` would define differently from `doc` (schemas with other content, path
+/// operations already defined, operation ids already used).
+fn clashes(doc: &Document, group: &str, fragment: &Document) -> Vec<String> {
+    let mut out = Vec::new();
+    let ids = operation_ids(doc);
+    for id in operation_ids(fragment) {
+        if ids.contains(&id) {
+            out.push(format!("operationId {id} of group {group} is already used"));
+        }
+    }
+    if let (Some(have), Some(new)) = (doc.components.as_ref(), fragment.components.as_ref()) {
+        for (name, schema) in &new.schemas {
+            if have.schemas.get(name).is_some_and(|s| s != schema) {
+                out.push(format!(
+                    "schema {name} of group {group} differs from an earlier definition"
+                ));
+            }
+        }
+    }
+    for (path, item) in &fragment.paths.paths {
+        if let Some(existing) = doc.paths.paths.get(path) {
+            let taken = methods(existing);
+            for m in methods(item).into_iter().filter(|m| taken.contains(m)) {
+                out.push(format!(
+                    "{} {path} of group {group} is already documented",
+                    m.to_uppercase()
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Builds the merged document and the clashes found while merging.
+pub fn build() -> (Document, Vec<String>) {
+    let info = InfoBuilder::new()
+        .title("routerstats")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(
+            "The routerstats collector API over the fleet's data. Read routes need a read key, admin routes \
+             an admin key, sent as `X-API-Key: <key>` or `Authorization: Bearer <key>`; health routes are open.",
+        ))
+        .build();
+    let mut doc = Document::new(info, Paths::new());
+    let mut found = Vec::new();
+    for (group, fragment) in fragments() {
+        found.extend(clashes(&doc, group, &fragment));
+        doc.merge(fragment);
+    }
+    let components = doc.components.get_or_insert_with(Components::new);
+    components.add_security_scheme(
+        API_KEY_SCHEME,
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+    );
+    components.add_security_scheme(
+        BEARER_SCHEME,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("The API key as a bearer token"))
+                .build(),
+        ),
+    );
+    doc.security = Some(vec![
+        SecurityRequirement::new(API_KEY_SCHEME, Vec::<String>::new()),
+        SecurityRequirement::new(BEARER_SCHEME, Vec::<String>::new()),
+    ]);
+    (doc, found)
+}
+
+/// The document, built on first use; clashes are logged.
+pub fn document() -> &'static Document {
+    static DOC: OnceLock<Document> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let (doc, found) = build();
+        for c in found {
+            tracing::warn!(clash = %c, "OpenAPI fragments clash");
+        }
+        doc
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_is_openapi_3_with_security_and_no_clashes() {
+        let (doc, found) = build();
+        assert!(found.is_empty(), "{found:?}");
+        let json = serde_json::to_value(&doc).unwrap();
+        assert!(json["openapi"].as_str().unwrap().starts_with("3."));
+        assert_eq!(json["info"]["title"], "routerstats");
+        assert_eq!(json["info"]["version"], env!("CARGO_PKG_VERSION"));
+        let schemes = &json["components"]["securitySchemes"];
+        assert_eq!(schemes[API_KEY_SCHEME]["type"], "apiKey");
+        assert_eq!(schemes[API_KEY_SCHEME]["in"], "header");
+        assert_eq!(schemes[API_KEY_SCHEME]["name"], "X-API-Key");
+        assert_eq!(schemes[BEARER_SCHEME]["scheme"], "bearer");
+        for path in [
+            "/health",
+            "/api/admin/tokens",
+            "/api/openapi.json",
+            "/metrics",
+            "/api/metrics/summary",
+        ] {
+            assert!(json["paths"].get(path).is_some(), "{path} missing");
+        }
+        // Open routes override the document's security with an empty requirement.
+        assert_eq!(
+            json["paths"]["/health"]["get"]["security"],
+            serde_json::json!([{}])
+        );
+    }
+
+    #[test]
+    fn clashes_are_reported() {
+        let (doc, _) = build();
+        let again = super::super::wireguard::Doc::openapi();
+        let found = clashes(&doc, "again", &again);
+        assert!(
+            found.iter().any(|c| c.contains("GET /api/metrics/summary")),
+            "{found:?}"
+        );
+        // Same schema content under the same name is no clash.
+        assert!(!found.iter().any(|c| c.starts_with("schema")), "{found:?}");
+        let mut other = Document::new(InfoBuilder::new().build(), Paths::new());
+        let mut comps = Components::new();
+        comps.schemas.insert(
+            "WgSummary".into(),
+            utoipa::openapi::RefOr::T(utoipa::openapi::Schema::default()),
+        );
+        other.components = Some(comps);
+        assert!(clashes(&doc, "x", &other)
+            .iter()
+            .any(|c| c.contains("schema WgSummary")));
+    }
+}

@@ -1,15 +1,1553 @@
-//! Route group `wireguard` (being written).
+//! Route group `wireguard`: the routes of a WireGuard manager (Lightway VPN's `/api/metrics/...`,
+//! `/peers`, `/peer/{name}...`, `/server-info`), answered over the WireGuard interfaces of every
+//! (unrevoked) router in the fleet.
+//!
+//! Sources: the peer samples of each router's newest report (`wg_peer_samples` at
+//! `routers.last_report_ms`, one primary-key range per router), per-key history from
+//! `wg_peer_samples` (index `(public_key, ts_ms)`) for windows up to
+//! [`RAW_HISTORY_MAX_HOURS`] and from `wg_rollup_1h` beyond, peer names from the routers' peer
+//! descriptions in `/etc/config/network`, interface counters from `interface_samples`.
+//!
+//! Conventions (see docs/api/wireguard.md): the router is the WireGuard "server", so `sent` is
+//! what the router sent to the peer (`tx`) and `received` what it got from it (`rx`); `*_mb` and
+//! `*_gb` are MiB and GiB; `*_kbps`/`*_mbps` are kilo-/megabits per second; a peer is active when
+//! its latest handshake is at most [`ACTIVE_WITHIN_S`] seconds old (collector clock). A key or
+//! name present on several routers answers all of them (`occurrences`), with the occurrence of
+//! the most recent handshake at the top level.
 
-use axum::Router;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::ApiState;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::Engine;
+use rusqlite::{params, Connection, Row};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::readpool::db_err;
+use super::{require_role, with_read, ApiError, ApiState};
+use crate::store::BUCKET_1H_MS;
+use crate::tokens::Role;
+
+/// A peer is active when its latest handshake is at most this old (seconds).
+pub const ACTIVE_WITHIN_S: i64 = 180;
+/// Largest `hours` of a history.
+pub const MAX_HOURS: u32 = 24;
+/// Histories up to this many hours come from raw samples; longer ones from hourly rollups.
+pub const RAW_HISTORY_MAX_HOURS: u32 = 6;
+/// Longest accepted public key in a path (a valid one is 44 characters).
+const MAX_KEY_LEN: usize = 128;
+/// Longest accepted peer name in a path.
+const MAX_NAME_LEN: usize = 256;
+
+const MIB: f64 = 1024.0 * 1024.0;
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// The routes of this group.
 pub fn routes() -> Router<ApiState> {
     Router::new()
+        .route("/api/metrics/summary", get(summary))
+        .route("/api/metrics/health", get(health))
+        .route("/api/metrics/peers", get(metrics_peers))
+        .route("/api/metrics/peers/active", get(metrics_active_peers))
+        .route("/api/metrics/peer/{public_key}", get(metrics_peer))
+        .route("/api/metrics/bandwidth", get(metrics_bandwidth))
+        .route(
+            "/api/metrics/peer/{public_key}/bandwidth",
+            get(metrics_peer_bandwidth),
+        )
+        .route(
+            "/api/metrics/peer/{public_key}/history",
+            get(metrics_peer_history),
+        )
+        .route("/peers", get(peers))
+        .route("/peer/{name}", get(peer))
+        .route("/peer/{name}/metrics", get(peer_metrics))
+        .route("/server-info", get(server_info))
 }
 
 /// The OpenAPI description of this group's routes.
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(
+        summary,
+        health,
+        metrics_peers,
+        metrics_active_peers,
+        metrics_peer,
+        metrics_bandwidth,
+        metrics_peer_bandwidth,
+        metrics_peer_history,
+        peers,
+        peer,
+        peer_metrics,
+        server_info
+    ),
+    components(schemas(
+        WgSummary,
+        WgHealth,
+        WgPeerStats,
+        WgPeerList,
+        WgActivePeerList,
+        WgPeerDetail,
+        WgPeerBandwidth,
+        WgBandwidthList,
+        WgPeerBandwidthDetail,
+        WgHistoryPoint,
+        WgKeyHistory,
+        WgHistory,
+        WgPeersResponse,
+        WgPeerEntry,
+        WgPeerEntryMetrics,
+        WgTraffic,
+        WgEntryBandwidth,
+        WgPeersCount,
+        WgPeerConfig,
+        WgPeerMetrics,
+        WgServerInfo,
+        WgServerInterface
+    )),
+    tags((name = "wireguard", description = "WireGuard peers of every router (VPN manager routes)"))
+)]
 pub struct Doc;
+
+// ---------------------------------------------------------------------------------------------
+// Response types.
+
+/// `GET /api/metrics/summary`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgSummary {
+    /// Peers over every router and interface (a key on two routers counts twice).
+    pub total_peers: u64,
+    pub active_peers: u64,
+    pub inactive_peers: u64,
+    /// GiB sent by the routers to their peers (counters of the newest report).
+    pub total_sent_gb: f64,
+    /// GiB received by the routers from their peers.
+    pub total_received_gb: f64,
+    pub total_traffic_gb: f64,
+    /// Megabits per second, summed over the newest sample of every peer.
+    pub current_bandwidth_sent_mbps: f64,
+    pub current_bandwidth_recv_mbps: f64,
+    pub current_bandwidth_total_mbps: f64,
+    /// Routers with at least one WireGuard peer.
+    pub routers: u64,
+}
+
+/// `GET /api/metrics/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgHealth {
+    /// Always `up` when this answers.
+    pub api_status: String,
+    /// State of the metrics store (the collector's database): `up` or `down`.
+    pub prometheus_status: String,
+    /// Where the fleet's Prometheus exposition is served (`/metrics`).
+    pub prometheus_url: String,
+    /// `ok`, or `failing: <error>` while database writes fail.
+    pub database: String,
+}
+
+/// One peer on one router interface, from that router's newest report.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgPeerStats {
+    /// Base64 public key.
+    pub public_key: String,
+    pub interface: String,
+    /// Allowed IPs, comma-separated (`10.77.0.2/32,fd77::2/128`).
+    pub allowed_ips: String,
+    /// Bytes the router sent to the peer (transfer counter `tx`).
+    pub sent_bytes: u64,
+    /// Bytes the router received from the peer (`rx`).
+    pub received_bytes: u64,
+    pub total_bytes: u64,
+    /// MiB, two decimals.
+    pub sent_mb: f64,
+    pub received_mb: f64,
+    pub total_mb: f64,
+    /// Unix seconds of the latest handshake; null when there has been none.
+    pub last_handshake_timestamp: Option<i64>,
+    /// Latest handshake, ISO 8601 UTC (`2025-11-18T10:30:45Z`); null when none.
+    pub last_handshake: Option<String>,
+    /// Age of the latest handshake (`2m 15s`); null when none.
+    pub time_since_handshake: Option<String>,
+    /// Latest handshake at most 180 s old.
+    pub is_active: bool,
+    /// `active` or `inactive`.
+    pub status: String,
+    /// The router holding this peer.
+    pub router: String,
+    pub site: Option<String>,
+    /// The peer's description on the router (null when it has none).
+    pub name: Option<String>,
+    /// Current endpoint `ip:port`, null when unknown.
+    pub endpoint: Option<String>,
+    /// Unix seconds of the report these values come from.
+    pub sample_timestamp: i64,
+}
+
+/// `GET /api/metrics/peers`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgPeerList {
+    pub peers: Vec<WgPeerStats>,
+    pub count: usize,
+}
+
+/// `GET /api/metrics/peers/active`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgActivePeerList {
+    pub active_peers: Vec<WgPeerStats>,
+    pub count: usize,
+}
+
+/// `GET /api/metrics/peer/{public_key}`: the occurrence with the most recent handshake at the
+/// top level, every occurrence (one per router and interface holding the key) in `occurrences`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgPeerDetail {
+    #[serde(flatten)]
+    pub stats: WgPeerStats,
+    pub occurrences: Vec<WgPeerStats>,
+}
+
+/// Current bandwidth of one peer (rates of the newest sample; null when the newest sample has
+/// no previous one to compare with).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgPeerBandwidth {
+    pub public_key: String,
+    pub sent_bytes_per_sec: Option<f64>,
+    pub recv_bytes_per_sec: Option<f64>,
+    pub total_bytes_per_sec: Option<f64>,
+    /// Kilobits per second (1000 bits).
+    pub sent_kbps: Option<f64>,
+    pub recv_kbps: Option<f64>,
+    /// Megabits per second (10^6 bits).
+    pub sent_mbps: Option<f64>,
+    pub recv_mbps: Option<f64>,
+    pub router: String,
+    pub interface: String,
+    pub name: Option<String>,
+}
+
+/// `GET /api/metrics/bandwidth`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgBandwidthList {
+    pub bandwidth: Vec<WgPeerBandwidth>,
+    pub count: usize,
+}
+
+/// `GET /api/metrics/peer/{public_key}/bandwidth`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgPeerBandwidthDetail {
+    #[serde(flatten)]
+    pub bandwidth: WgPeerBandwidth,
+    pub occurrences: Vec<WgPeerBandwidth>,
+}
+
+/// One point of a bandwidth history.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgHistoryPoint {
+    /// Unix seconds: the sample time (raw) or the start of the hour (rollup).
+    pub timestamp: i64,
+    /// The same, ISO 8601 UTC.
+    pub datetime: String,
+    /// Rate of the sample (raw) or the hour's average (rollup).
+    pub sent_bytes_per_sec: f64,
+    pub recv_bytes_per_sec: f64,
+    pub sent_kbps: f64,
+    pub recv_kbps: f64,
+    pub sent_mbps: f64,
+    pub recv_mbps: f64,
+    pub router: String,
+    pub interface: String,
+}
+
+/// `GET /api/metrics/peer/{public_key}/history`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgKeyHistory {
+    pub public_key: String,
+    pub duration_hours: u32,
+    pub history: Vec<WgHistoryPoint>,
+    pub data_points: usize,
+    /// `raw` (one point per report) or `1h` (hourly averages).
+    pub resolution: String,
+}
+
+/// A history inside `/peer/{name}` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgHistory {
+    pub duration_hours: u32,
+    pub data_points: usize,
+    pub data: Vec<WgHistoryPoint>,
+    /// `raw` or `1h`.
+    pub resolution: String,
+}
+
+/// Traffic totals of a `/peers` entry (MiB).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgTraffic {
+    pub sent_mb: f64,
+    pub received_mb: f64,
+    pub total_mb: f64,
+}
+
+/// Metrics of a `/peers` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgPeerEntryMetrics {
+    pub status: String,
+    pub is_active: bool,
+    pub traffic: WgTraffic,
+    pub last_handshake: Option<String>,
+    pub time_since_handshake: Option<String>,
+}
+
+/// Bandwidth of a `/peers` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgEntryBandwidth {
+    pub sent_kbps: Option<f64>,
+    pub recv_kbps: Option<f64>,
+    pub sent_mbps: Option<f64>,
+    pub recv_mbps: Option<f64>,
+}
+
+/// One entry of `GET /peers`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgPeerEntry {
+    /// The peer's description, or its public key when it has none.
+    pub name: String,
+    /// The first allowed IP (without `/32` or `/128` for a single host).
+    pub ip: Option<String>,
+    pub router: String,
+    pub site: Option<String>,
+    pub interface: String,
+    pub public_key: String,
+    pub allowed_ips: String,
+    /// Left out with `?metrics=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<WgPeerEntryMetrics>,
+    /// Left out with `?metrics=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<WgEntryBandwidth>,
+}
+
+/// Peer counts of `GET /peers`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgPeersCount {
+    pub total_peers: u64,
+    pub active_peers: u64,
+    pub inactive_peers: u64,
+}
+
+/// `GET /peers`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgPeersResponse {
+    pub peers: Vec<WgPeerEntry>,
+    pub count: usize,
+    pub summary: WgPeersCount,
+}
+
+/// `GET /peer/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgPeerConfig {
+    pub peer_name: String,
+    /// Always null: the peer's own configuration file (with its private key) does not exist on
+    /// the routers; see `occurrences` for what the routers hold.
+    pub config: Option<String>,
+    /// The key of the occurrence with the most recent handshake.
+    pub public_key: String,
+    pub occurrences: Vec<WgPeerStats>,
+    /// With `?metrics=true`: the stats of `public_key`'s occurrence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<WgPeerStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<WgPeerBandwidth>,
+    /// With `?metrics=true`: the last hour, every occurrence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<WgHistory>,
+}
+
+/// `GET /peer/{name}/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgPeerMetrics {
+    pub peer_name: String,
+    pub public_key: String,
+    pub stats: WgPeerStats,
+    pub bandwidth: WgPeerBandwidth,
+    pub history: WgHistory,
+    pub occurrences: Vec<WgPeerStats>,
+}
+
+/// One WireGuard interface of one router in `GET /server-info`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgServerInterface {
+    pub router: String,
+    pub site: Option<String>,
+    pub interface: String,
+    /// Always null: the collector does not store interface keys (see docs).
+    pub public_key: Option<String>,
+    pub peers_count: u64,
+    pub active_peers: u64,
+    /// Interface byte counters from `/proc/net/dev`; null when the interface is not listed there.
+    pub rx_bytes: Option<u64>,
+    pub tx_bytes: Option<u64>,
+}
+
+/// `GET /server-info`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WgServerInfo {
+    /// Always null: not stored by the collector.
+    pub server_public_key: Option<String>,
+    /// Always null: not stored by the collector.
+    pub publickey_server_exists: Option<bool>,
+    /// True when some router reports a WireGuard interface called `wg0`.
+    pub wg0_conf_exists: bool,
+    /// Peers over every router and interface.
+    pub existing_peers_count: u64,
+    /// Always null: there is no manager directory on the routers.
+    pub wireguard_path: Option<String>,
+    pub interfaces: Vec<WgServerInterface>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query parameters.
+
+/// `?hours=` of history routes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HoursQuery {
+    /// History window in hours, 1 to 24 (default 1).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 24)]
+    pub hours: Option<String>,
+}
+
+/// `?metrics=` of `/peers` and `/peer/{name}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsQuery {
+    /// `true` or `false` (default `true` for `/peers`, `false` for `/peer/{name}`).
+    #[param(value_type = Option<bool>)]
+    pub metrics: Option<String>,
+}
+
+/// Parses `hours`: 1..=24, default 1.
+pub fn parse_hours(raw: Option<&str>) -> Result<u32, ApiError> {
+    let Some(raw) = raw else { return Ok(1) };
+    let bad = || ApiError::bad_request(format!("hours must be an integer from 1 to {MAX_HOURS}"));
+    if raw.len() > 8 {
+        return Err(bad());
+    }
+    match raw.trim().parse::<u32>() {
+        Ok(h) if (1..=MAX_HOURS).contains(&h) => Ok(h),
+        _ => Err(bad()),
+    }
+}
+
+/// Parses a `true`/`false` flag.
+pub fn parse_flag(raw: Option<&str>, default: bool) -> Result<bool, ApiError> {
+    match raw.map(str::trim) {
+        None => Ok(default),
+        Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(false),
+        Some(_) => Err(ApiError::bad_request("metrics must be true or false")),
+    }
+}
+
+/// Validates a public key from a path (already percent-decoded) and returns it in standard
+/// padded base64. Accepts the URL-safe alphabet, a missing `=`, and a space for `+`.
+pub fn normalize_key(raw: &str) -> Result<String, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "malformed WireGuard public key: expected 32 bytes in base64 \
+             (percent-encode +, / and = in the path)",
+        )
+    };
+    if raw.is_empty() || raw.len() > MAX_KEY_LEN {
+        return Err(bad());
+    }
+    let std: String = raw
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '-' | ' ' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    let bytes = STANDARD_NO_PAD
+        .decode(std.trim_end_matches('='))
+        .map_err(|_| bad())?;
+    if bytes.len() != 32 {
+        return Err(bad());
+    }
+    Ok(STANDARD.encode(bytes))
+}
+
+fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(ApiError::bad_request(format!(
+            "peer name must be 1 to {MAX_NAME_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data.
+
+/// One peer sample of a router's newest report.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PeerRow {
+    router_id: i64,
+    router: String,
+    site: Option<String>,
+    iface: String,
+    public_key: String,
+    name: Option<String>,
+    endpoint: Option<String>,
+    allowed_ips: String,
+    latest_handshake: Option<i64>,
+    rx_bytes: i64,
+    tx_bytes: i64,
+    rx_bps: Option<i64>,
+    tx_bps: Option<i64>,
+    ts_ms: i64,
+}
+
+/// Which peers to load.
+#[derive(Debug, Clone, Copy)]
+enum PeerFilter<'a> {
+    All,
+    Key(&'a str),
+    NameOrKey(&'a str),
+}
+
+/// The newest report's peers of every unrevoked router: routers drive the join (CROSS JOIN
+/// keeps that order) and each router's samples are one primary-key range.
+const LATEST_PEERS_SQL: &str = "SELECT r.id, r.name, r.site, w.iface, w.public_key, w.name, w.endpoint, \
+     w.allowed_ips, w.latest_handshake, w.rx_bytes, w.tx_bytes, w.rx_bps, w.tx_bps, w.ts_ms \
+     FROM routers r CROSS JOIN wg_peer_samples w ON w.router_id = r.id AND w.ts_ms = r.last_report_ms \
+     WHERE r.revoked_at IS NULL";
+
+fn peer_row(r: &Row<'_>) -> rusqlite::Result<PeerRow> {
+    Ok(PeerRow {
+        router_id: r.get(0)?,
+        router: r.get(1)?,
+        site: r.get(2)?,
+        iface: r.get(3)?,
+        public_key: r.get(4)?,
+        name: r.get(5)?,
+        endpoint: r.get(6)?,
+        allowed_ips: r.get(7)?,
+        latest_handshake: r.get(8)?,
+        rx_bytes: r.get(9)?,
+        tx_bytes: r.get(10)?,
+        rx_bps: r.get(11)?,
+        tx_bps: r.get(12)?,
+        ts_ms: r.get(13)?,
+    })
+}
+
+fn latest_peers(conn: &Connection, filter: PeerFilter<'_>) -> Result<Vec<PeerRow>, ApiError> {
+    let (sql, arg) = match filter {
+        PeerFilter::All => (format!("{LATEST_PEERS_SQL} ORDER BY r.name, w.iface, w.public_key"), None),
+        PeerFilter::Key(k) => (format!("{LATEST_PEERS_SQL} AND w.public_key = ?1 ORDER BY r.name, w.iface"), Some(k)),
+        PeerFilter::NameOrKey(n) => (
+            format!("{LATEST_PEERS_SQL} AND (w.name = ?1 OR w.public_key = ?1) ORDER BY r.name, w.iface"),
+            Some(n),
+        ),
+    };
+    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+    let rows = match arg {
+        Some(a) => st.query_map([a], peer_row),
+        None => st.query_map([], peer_row),
+    }
+    .map_err(db_err)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+}
+
+fn non_negative(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Rounds to `places` decimals.
+fn round(v: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (v * f).round() / f
+}
+
+/// ISO 8601 UTC of Unix seconds (`2025-11-18T10:30:45Z`); the raw number when out of range.
+pub fn iso_utc(unix_s: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix_s) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => unix_s.to_string(),
+    }
+}
+
+/// A duration like the manager prints it: `45s`, `2m 15s`, `3h 4m`, `2d 5h`.
+pub fn human_age(secs: i64) -> String {
+    let s = secs.max(0);
+    let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {sec}s")
+    } else {
+        format!("{sec}s")
+    }
+}
+
+/// Whether a handshake at `hs` (Unix s) counts as active at `now`.
+pub fn is_active(hs: Option<i64>, now: i64) -> bool {
+    hs.is_some_and(|h| now.saturating_sub(h) <= ACTIVE_WITHIN_S)
+}
+
+impl PeerRow {
+    fn stats(&self, now: i64) -> WgPeerStats {
+        let sent = non_negative(self.tx_bytes);
+        let received = non_negative(self.rx_bytes);
+        let total = sent.saturating_add(received);
+        let active = is_active(self.latest_handshake, now);
+        WgPeerStats {
+            public_key: self.public_key.clone(),
+            interface: self.iface.clone(),
+            allowed_ips: self.allowed_ips.clone(),
+            sent_bytes: sent,
+            received_bytes: received,
+            total_bytes: total,
+            sent_mb: round(sent as f64 / MIB, 2),
+            received_mb: round(received as f64 / MIB, 2),
+            total_mb: round(total as f64 / MIB, 2),
+            last_handshake_timestamp: self.latest_handshake,
+            last_handshake: self.latest_handshake.map(iso_utc),
+            time_since_handshake: self
+                .latest_handshake
+                .map(|h| human_age(now.saturating_sub(h))),
+            is_active: active,
+            status: if active { "active" } else { "inactive" }.to_string(),
+            router: self.router.clone(),
+            site: self.site.clone(),
+            name: self.name.clone(),
+            endpoint: self.endpoint.clone(),
+            sample_timestamp: self.ts_ms.div_euclid(1000),
+        }
+    }
+
+    /// (sent, received) bytes per second of the newest sample.
+    fn rates(&self) -> (Option<f64>, Option<f64>) {
+        let per_sec = |bps: Option<i64>| bps.map(|b| b.max(0) as f64 / 8.0);
+        (per_sec(self.tx_bps), per_sec(self.rx_bps))
+    }
+
+    fn bandwidth(&self) -> WgPeerBandwidth {
+        let (sent, recv) = self.rates();
+        let kbps = |b: Option<f64>| b.map(|v| round(v * 8.0 / 1000.0, 2));
+        let mbps = |b: Option<f64>| b.map(|v| round(v * 8.0 / 1_000_000.0, 3));
+        WgPeerBandwidth {
+            public_key: self.public_key.clone(),
+            sent_bytes_per_sec: sent.map(|v| round(v, 2)),
+            recv_bytes_per_sec: recv.map(|v| round(v, 2)),
+            total_bytes_per_sec: sent.zip(recv).map(|(s, r)| round(s + r, 2)),
+            sent_kbps: kbps(sent),
+            recv_kbps: kbps(recv),
+            sent_mbps: mbps(sent),
+            recv_mbps: mbps(recv),
+            router: self.router.clone(),
+            interface: self.iface.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    fn entry(&self, now: i64, with_metrics: bool) -> WgPeerEntry {
+        let ip = self
+            .allowed_ips
+            .split(',')
+            .map(str::trim)
+            .find(|s| !s.is_empty())
+            .map(|first| {
+                first
+                    .strip_suffix("/32")
+                    .or_else(|| first.strip_suffix("/128"))
+                    .unwrap_or(first)
+                    .to_string()
+            });
+        let (metrics, bandwidth) = if with_metrics {
+            let s = self.stats(now);
+            let b = self.bandwidth();
+            (
+                Some(WgPeerEntryMetrics {
+                    status: s.status,
+                    is_active: s.is_active,
+                    traffic: WgTraffic {
+                        sent_mb: s.sent_mb,
+                        received_mb: s.received_mb,
+                        total_mb: s.total_mb,
+                    },
+                    last_handshake: s.last_handshake,
+                    time_since_handshake: s.time_since_handshake,
+                }),
+                Some(WgEntryBandwidth {
+                    sent_kbps: b.sent_kbps,
+                    recv_kbps: b.recv_kbps,
+                    sent_mbps: b.sent_mbps,
+                    recv_mbps: b.recv_mbps,
+                }),
+            )
+        } else {
+            (None, None)
+        };
+        WgPeerEntry {
+            name: self.name.clone().unwrap_or_else(|| self.public_key.clone()),
+            ip,
+            router: self.router.clone(),
+            site: self.site.clone(),
+            interface: self.iface.clone(),
+            public_key: self.public_key.clone(),
+            allowed_ips: self.allowed_ips.clone(),
+            metrics,
+            bandwidth,
+        }
+    }
+}
+
+/// Index of the occurrence shown at the top level: the most recent handshake, then the first
+/// in (router, interface) order. None for an empty slice.
+fn primary(rows: &[PeerRow]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, r) in rows.iter().enumerate() {
+        match best.and_then(|b| rows.get(b)) {
+            Some(b) if r.latest_handshake <= b.latest_handshake => {}
+            _ => best = Some(i),
+        }
+    }
+    best
+}
+
+/// Active and total counts.
+fn counts(rows: &[PeerRow], now: i64) -> WgPeersCount {
+    let total = rows.len() as u64;
+    let active = rows
+        .iter()
+        .filter(|r| is_active(r.latest_handshake, now))
+        .count() as u64;
+    WgPeersCount {
+        total_peers: total,
+        active_peers: active,
+        inactive_peers: total - active,
+    }
+}
+
+fn summarize(rows: &[PeerRow], now: i64) -> WgSummary {
+    let c = counts(rows, now);
+    let sent: f64 = rows.iter().map(|r| non_negative(r.tx_bytes) as f64).sum();
+    let recv: f64 = rows.iter().map(|r| non_negative(r.rx_bytes) as f64).sum();
+    let sent_bps: f64 = rows
+        .iter()
+        .filter_map(|r| r.tx_bps)
+        .map(|b| b.max(0) as f64)
+        .sum();
+    let recv_bps: f64 = rows
+        .iter()
+        .filter_map(|r| r.rx_bps)
+        .map(|b| b.max(0) as f64)
+        .sum();
+    let routers: HashSet<i64> = rows.iter().map(|r| r.router_id).collect();
+    WgSummary {
+        total_peers: c.total_peers,
+        active_peers: c.active_peers,
+        inactive_peers: c.inactive_peers,
+        total_sent_gb: round(sent / GIB, 2),
+        total_received_gb: round(recv / GIB, 2),
+        total_traffic_gb: round((sent + recv) / GIB, 2),
+        current_bandwidth_sent_mbps: round(sent_bps / 1e6, 3),
+        current_bandwidth_recv_mbps: round(recv_bps / 1e6, 3),
+        current_bandwidth_total_mbps: round((sent_bps + recv_bps) / 1e6, 3),
+        routers: routers.len() as u64,
+    }
+}
+
+/// One history point from (sent, received) bytes per second.
+fn point(ts_s: i64, sent: f64, recv: f64, router: String, iface: String) -> WgHistoryPoint {
+    WgHistoryPoint {
+        timestamp: ts_s,
+        datetime: iso_utc(ts_s),
+        sent_bytes_per_sec: round(sent, 2),
+        recv_bytes_per_sec: round(recv, 2),
+        sent_kbps: round(sent * 8.0 / 1000.0, 2),
+        recv_kbps: round(recv * 8.0 / 1000.0, 2),
+        sent_mbps: round(sent * 8.0 / 1e6, 3),
+        recv_mbps: round(recv * 8.0 / 1e6, 3),
+        router,
+        interface: iface,
+    }
+}
+
+/// The bandwidth history over the last `hours` of the given occurrences (router id, interface,
+/// key): raw samples (index `(public_key, ts_ms)`) up to [`RAW_HISTORY_MAX_HOURS`], hourly
+/// rollups (primary key `(public_key, bucket_start_ms, ...)`) beyond. Raw samples without a
+/// rate (first sample after a restart or reset) are left out.
+fn history(
+    conn: &Connection,
+    occurrences: &[PeerRow],
+    hours: u32,
+    now_ms: i64,
+) -> Result<(Vec<WgHistoryPoint>, &'static str), ApiError> {
+    let wanted: HashSet<(i64, &str, &str)> = occurrences
+        .iter()
+        .map(|r| (r.router_id, r.iface.as_str(), r.public_key.as_str()))
+        .collect();
+    let keys: std::collections::BTreeSet<&str> =
+        occurrences.iter().map(|r| r.public_key.as_str()).collect();
+    let window_ms = i64::from(hours) * BUCKET_1H_MS;
+    let start_ms = now_ms.saturating_sub(window_ms);
+    let raw = hours <= RAW_HISTORY_MAX_HOURS;
+    let mut points = Vec::new();
+    for key in keys {
+        if raw {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT w.router_id, r.name, w.iface, w.ts_ms, w.tx_bps, w.rx_bps \
+                     FROM wg_peer_samples w JOIN routers r ON r.id = w.router_id \
+                     WHERE w.public_key = ?1 AND w.ts_ms >= ?2 ORDER BY w.ts_ms",
+                )
+                .map_err(db_err)?;
+            let mut rows = st.query(params![key, start_ms]).map_err(db_err)?;
+            while let Some(r) = rows.next().map_err(db_err)? {
+                let (rid, router, iface): (i64, String, String) = (
+                    r.get(0).map_err(db_err)?,
+                    r.get(1).map_err(db_err)?,
+                    r.get(2).map_err(db_err)?,
+                );
+                if !wanted.contains(&(rid, iface.as_str(), key)) {
+                    continue;
+                }
+                let ts_ms: i64 = r.get(3).map_err(db_err)?;
+                let (tx, rx): (Option<i64>, Option<i64>) =
+                    (r.get(4).map_err(db_err)?, r.get(5).map_err(db_err)?);
+                let (Some(tx), Some(rx)) = (tx, rx) else {
+                    continue;
+                };
+                points.push(point(
+                    ts_ms.div_euclid(1000),
+                    tx.max(0) as f64 / 8.0,
+                    rx.max(0) as f64 / 8.0,
+                    router,
+                    iface,
+                ));
+            }
+        } else {
+            let first_bucket = start_ms
+                .div_euclid(BUCKET_1H_MS)
+                .saturating_mul(BUCKET_1H_MS);
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT g.router_id, r.name, g.iface, g.bucket_start_ms, g.tx_bytes, g.rx_bytes \
+                     FROM wg_rollup_1h g JOIN routers r ON r.id = g.router_id \
+                     WHERE g.public_key = ?1 AND g.bucket_start_ms >= ?2 ORDER BY g.bucket_start_ms",
+                )
+                .map_err(db_err)?;
+            let mut rows = st.query(params![key, first_bucket]).map_err(db_err)?;
+            while let Some(r) = rows.next().map_err(db_err)? {
+                let (rid, router, iface): (i64, String, String) = (
+                    r.get(0).map_err(db_err)?,
+                    r.get(1).map_err(db_err)?,
+                    r.get(2).map_err(db_err)?,
+                );
+                if !wanted.contains(&(rid, iface.as_str(), key)) {
+                    continue;
+                }
+                let bucket: i64 = r.get(3).map_err(db_err)?;
+                let (tx, rx): (i64, i64) = (r.get(4).map_err(db_err)?, r.get(5).map_err(db_err)?);
+                // The running hour is averaged over its elapsed part.
+                let span_ms = now_ms.saturating_sub(bucket).clamp(1000, BUCKET_1H_MS);
+                let secs = span_ms as f64 / 1000.0;
+                points.push(point(
+                    bucket.div_euclid(1000),
+                    tx.max(0) as f64 / secs,
+                    rx.max(0) as f64 / secs,
+                    router,
+                    iface,
+                ));
+            }
+        }
+    }
+    points.sort_by(|a, b| {
+        (a.timestamp, &a.router, &a.interface).cmp(&(b.timestamp, &b.router, &b.interface))
+    });
+    Ok((points, if raw { "raw" } else { "1h" }))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn not_found_key(key: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no WireGuard peer with public key {key} on any router"),
+    )
+}
+
+fn not_found_name(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no WireGuard peer named {name:?} on any router"),
+    )
+}
+
+/// The occurrences of a key (404 when none) and the primary one's index.
+fn key_rows(conn: &Connection, key: &str) -> Result<(Vec<PeerRow>, usize), ApiError> {
+    let rows = latest_peers(conn, PeerFilter::Key(key))?;
+    let p = primary(&rows).ok_or_else(|| not_found_key(key))?;
+    Ok((rows, p))
+}
+
+/// The occurrences of a peer name (or, for peers without one, public key).
+fn name_rows(conn: &Connection, name: &str) -> Result<(Vec<PeerRow>, usize), ApiError> {
+    let rows = latest_peers(conn, PeerFilter::NameOrKey(name))?;
+    let p = primary(&rows).ok_or_else(|| not_found_name(name))?;
+    Ok((rows, p))
+}
+
+fn pick(rows: &[PeerRow], i: usize) -> Result<&PeerRow, ApiError> {
+    rows.get(i)
+        .ok_or_else(|| ApiError::internal("peer lookup failed"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers.
+
+/// Global VPN summary over every router's WireGuard peers.
+#[utoipa::path(
+    get,
+    path = "/api/metrics/summary",
+    operation_id = "wg_summary",
+    tag = "wireguard",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Fleet-wide peer counts, traffic and current bandwidth", body = WgSummary),
+        (status = 401, description = "Missing or unknown API key"),
+    )
+)]
+pub async fn summary(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<WgSummary>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let now = crate::pki::unix_now();
+    let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
+    Ok(Json(summarize(&rows, now)))
+}
+
+/// API and metrics-store health (open).
+#[utoipa::path(
+    get,
+    path = "/api/metrics/health",
+    operation_id = "wg_health",
+    tag = "wireguard",
+    security(()),
+    responses((status = 200, description = "API and database state", body = WgHealth))
+)]
+pub async fn health(State(state): State<ApiState>) -> Json<WgHealth> {
+    let failing = state.health.is_failing();
+    let database = match state.health.last_error() {
+        Some(e) if failing => format!("failing: {e}"),
+        _ => "ok".to_string(),
+    };
+    Json(WgHealth {
+        api_status: "up".into(),
+        prometheus_status: if failing { "down" } else { "up" }.into(),
+        prometheus_url: "/metrics".into(),
+        database,
+    })
+}
+
+/// Every peer of every router with its counters and handshake.
+#[utoipa::path(
+    get,
+    path = "/api/metrics/peers",
+    operation_id = "wg_metrics_peers",
+    tag = "wireguard",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "One entry per router, interface and peer", body = WgPeerList),
+        (status = 401, description = "Missing or unknown API key"),
+    )
+)]
+pub async fn metrics_peers(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<WgPeerList>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let now = crate::pki::unix_now();
+    let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
+    let peers: Vec<WgPeerStats> = rows.iter().map(|r| r.stats(now)).collect();
+    Ok(Json(WgPeerList {
+        count: peers.len(),
+        peers,
+    }))
+}
+
+/// Peers whose latest handshake is at most 180 s old.
+#[utoipa::path(
+    get,
+    path = "/api/metrics/peers/active",
+    operation_id = "wg_metrics_active_peers",
+    tag = "wireguard",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The active peers", body = WgActivePeerList),
+        (status = 401, description = "Missing or unknown API key"),
+    )
+)]
+pub async fn metrics_active_peers(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<WgActivePeerList>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let now = crate::pki::unix_now();
+    let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
+    let active: Vec<WgPeerStats> = rows
+        .iter()
+        .filter(|r| is_active(r.latest_handshake, now))
+        .map(|r| r.stats(now))
+        .collect();
+    Ok(Json(WgActivePeerList {
+        count: active.len(),
+        active_peers: active,
+    }))
+}
+
+/// Complete stats of one peer by public key, on every router holding it.
+#[utoipa::path(
+    get,
+    path = "/api/metrics/peer/{public_key}",
+    operation_id = "wg_metrics_peer",
+    tag = "wireguard",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("public_key" = String, Path, description = "Base64 public key, percent-encoded (+ %2B, / %2F, = %3D)")),
+    responses(
+        (status = 200, description = "The peer", body = WgPeerDetail),
+        (status = 400, description = "Malformed key"),
+        (status = 401, description = "Missing or unknown API key"),
+        (status = 404, description = "No router has this peer"),
+    )
+)]
+pub async fn metrics_peer(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    key: Result<Path<String>, PathRejection>,
+) -> Result<Json<WgPeerDetail>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let key = normalize_key(&path_param(key)?)?;
+    let now = crate::pki::unix_now();
+    let (rows, p) = with_read(&state, move |c| key_rows(c, &key)).await?;
+    Ok(Json(WgPeerDetail {
+        stats: pick(&rows, p)?.stats(now),
+        occurrences: rows.iter().map(|r| r.stats(now)).collect(),
+    }))
+}
+
+/// Current bandwidth of every peer.
+#[utoipa::path(
+    get,
+    path = "/api/metrics/bandwidth",
+    operation_id = "wg_metrics_bandwidth",
+    tag = "wireguard",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Rates of each peer's newest sample", body = WgBandwidthList),
+        (status = 401, description = "Missing or unknown API key"),
+    )
+)]
+pub async fn metrics_bandwidth(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<WgBandwidthList>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
+    let bandwidth: Vec<WgPeerBandwidth> = rows.iter().map(PeerRow::bandwidth).collect();
+    Ok(Json(WgBandwidthList {
+        count: bandwidth.len(),
+        bandwidth,
+    }))
+}
+
+/// Current bandwidth of one peer by public key.
+#[utoipa::path(
+    get,
+    path = "/api/metrics/peer/{public_key}/bandwidth",
+    operation_id = "wg_metrics_peer_bandwidth",
+    tag = "wireguard",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("public_key" = String, Path, description = "Base64 public key, percent-encoded")),
+    responses(
+        (status = 200, description = "The peer's bandwidth", body = WgPeerBandwidthDetail),
+        (status = 400, description = "Malformed key"),
+        (status = 401, description = "Missing or unknown API key"),
+        (status = 404, description = "No router has this peer"),
+    )
+)]
+pub async fn metrics_peer_bandwidth(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    key: Result<Path<String>, PathRejection>,
+) -> Result<Json<WgPeerBandwidthDetail>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let key = normalize_key(&path_param(key)?)?;
+    let (rows, p) = with_read(&state, move |c| key_rows(c, &key)).await?;
+    Ok(Json(WgPeerBandwidthDetail {
+        bandwidth: pick(&rows, p)?.bandwidth(),
+        occurrences: rows.iter().map(PeerRow::bandwidth).collect(),
+    }))
+}
+
+/// Bandwidth history of one peer by public key.
+#[utoipa::path(
+    get,
+    path = "/api/metrics/peer/{public_key}/history",
+    operation_id = "wg_metrics_peer_history",
+    tag = "wireguard",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("public_key" = String, Path, description = "Base64 public key, percent-encoded"), HoursQuery),
+    responses(
+        (status = 200, description = "Bandwidth points, oldest first", body = WgKeyHistory),
+        (status = 400, description = "Malformed key or hours outside 1-24"),
+        (status = 401, description = "Missing or unknown API key"),
+        (status = 404, description = "No router has this peer"),
+    )
+)]
+pub async fn metrics_peer_history(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    key: Result<Path<String>, PathRejection>,
+    q: Result<Query<HoursQuery>, QueryRejection>,
+) -> Result<Json<WgKeyHistory>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let key = normalize_key(&path_param(key)?)?;
+    let hours = parse_hours(query(q)?.hours.as_deref())?;
+    let now = now_ms();
+    let out_key = key.clone();
+    let (points, resolution) = with_read(&state, move |c| {
+        let (rows, _) = key_rows(c, &key)?;
+        history(c, &rows, hours, now)
+    })
+    .await?;
+    Ok(Json(WgKeyHistory {
+        public_key: out_key,
+        duration_hours: hours,
+        data_points: points.len(),
+        history: points,
+        resolution: resolution.into(),
+    }))
+}
+
+/// Every peer with its name, address and (by default) metrics.
+#[utoipa::path(
+    get,
+    path = "/peers",
+    operation_id = "wg_peers",
+    tag = "wireguard",
+    security(("api_key" = []), ("bearer" = [])),
+    params(MetricsQuery),
+    responses(
+        (status = 200, description = "One entry per router, interface and peer", body = WgPeersResponse),
+        (status = 400, description = "metrics is not true or false"),
+        (status = 401, description = "Missing or unknown API key"),
+    )
+)]
+pub async fn peers(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<MetricsQuery>, QueryRejection>,
+) -> Result<Json<WgPeersResponse>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let with_metrics = parse_flag(query(q)?.metrics.as_deref(), true)?;
+    let now = crate::pki::unix_now();
+    let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
+    let peers: Vec<WgPeerEntry> = rows.iter().map(|r| r.entry(now, with_metrics)).collect();
+    Ok(Json(WgPeersResponse {
+        count: peers.len(),
+        peers,
+        summary: counts(&rows, now),
+    }))
+}
+
+/// One peer by name (its description on the router, or its public key when it has none).
+#[utoipa::path(
+    get,
+    path = "/peer/{name}",
+    operation_id = "wg_peer",
+    tag = "wireguard",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("name" = String, Path, description = "Peer description (percent-encoded) or public key"), MetricsQuery),
+    responses(
+        (status = 200, description = "The peer on every router holding it", body = WgPeerConfig),
+        (status = 400, description = "Bad name or metrics flag"),
+        (status = 401, description = "Missing or unknown API key"),
+        (status = 404, description = "No router has a peer of this name"),
+    )
+)]
+pub async fn peer(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<MetricsQuery>, QueryRejection>,
+) -> Result<Json<WgPeerConfig>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let name = path_param(name)?;
+    check_name(&name)?;
+    let with_metrics = parse_flag(query(q)?.metrics.as_deref(), false)?;
+    let now = crate::pki::unix_now();
+    let now_ms = now_ms();
+    let lookup = name.clone();
+    let (rows, p, hist) = with_read(&state, move |c| {
+        let (rows, p) = name_rows(c, &lookup)?;
+        let hist = if with_metrics {
+            Some(history(c, &rows, 1, now_ms)?)
+        } else {
+            None
+        };
+        Ok((rows, p, hist))
+    })
+    .await?;
+    let top = pick(&rows, p)?;
+    Ok(Json(WgPeerConfig {
+        peer_name: name,
+        config: None,
+        public_key: top.public_key.clone(),
+        occurrences: rows.iter().map(|r| r.stats(now)).collect(),
+        metrics: with_metrics.then(|| top.stats(now)),
+        bandwidth: with_metrics.then(|| top.bandwidth()),
+        history: hist.map(|(data, res)| WgHistory {
+            duration_hours: 1,
+            data_points: data.len(),
+            data,
+            resolution: res.into(),
+        }),
+    }))
+}
+
+/// Detailed metrics of one peer by name.
+#[utoipa::path(
+    get,
+    path = "/peer/{name}/metrics",
+    operation_id = "wg_peer_metrics",
+    tag = "wireguard",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("name" = String, Path, description = "Peer description (percent-encoded) or public key"), HoursQuery),
+    responses(
+        (status = 200, description = "Stats, bandwidth and history", body = WgPeerMetrics),
+        (status = 400, description = "Bad name or hours outside 1-24"),
+        (status = 401, description = "Missing or unknown API key"),
+        (status = 404, description = "No router has a peer of this name"),
+    )
+)]
+pub async fn peer_metrics(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<HoursQuery>, QueryRejection>,
+) -> Result<Json<WgPeerMetrics>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let name = path_param(name)?;
+    check_name(&name)?;
+    let hours = parse_hours(query(q)?.hours.as_deref())?;
+    let now = crate::pki::unix_now();
+    let now_ms = now_ms();
+    let lookup = name.clone();
+    let (rows, p, (data, res)) = with_read(&state, move |c| {
+        let (rows, p) = name_rows(c, &lookup)?;
+        let hist = history(c, &rows, hours, now_ms)?;
+        Ok((rows, p, hist))
+    })
+    .await?;
+    let top = pick(&rows, p)?;
+    Ok(Json(WgPeerMetrics {
+        peer_name: name,
+        public_key: top.public_key.clone(),
+        stats: top.stats(now),
+        bandwidth: top.bandwidth(),
+        history: WgHistory {
+            duration_hours: hours,
+            data_points: data.len(),
+            data,
+            resolution: res.into(),
+        },
+        occurrences: rows.iter().map(|r| r.stats(now)).collect(),
+    }))
+}
+
+/// The WireGuard interfaces of every router: interfaces of kind `wireguard` in each router's
+/// newest `/proc/net/dev` sample, plus interfaces that only appear through their peers.
+fn server_interfaces(
+    conn: &Connection,
+    now: i64,
+) -> Result<(Vec<WgServerInterface>, u64), ApiError> {
+    let peers = latest_peers(conn, PeerFilter::All)?;
+    // (router name, interface) -> entry; BTreeMap keeps a stable order.
+    let mut map: BTreeMap<(String, String), WgServerInterface> = BTreeMap::new();
+    let mut st = conn
+        .prepare_cached(
+            "SELECT r.name, r.site, i.name, i.rx_bytes, i.tx_bytes \
+             FROM routers r CROSS JOIN interface_samples i ON i.router_id = r.id AND i.ts_ms = r.last_report_ms \
+             WHERE r.revoked_at IS NULL AND i.kind = 'wireguard'",
+        )
+        .map_err(db_err)?;
+    let mut rows = st.query([]).map_err(db_err)?;
+    while let Some(r) = rows.next().map_err(db_err)? {
+        let router: String = r.get(0).map_err(db_err)?;
+        let iface: String = r.get(2).map_err(db_err)?;
+        let rx: i64 = r.get(3).map_err(db_err)?;
+        let tx: i64 = r.get(4).map_err(db_err)?;
+        map.insert(
+            (router.clone(), iface.clone()),
+            WgServerInterface {
+                router,
+                site: r.get(1).map_err(db_err)?,
+                interface: iface,
+                public_key: None,
+                peers_count: 0,
+                active_peers: 0,
+                rx_bytes: Some(non_negative(rx)),
+                tx_bytes: Some(non_negative(tx)),
+            },
+        );
+    }
+    let mut by_iface: HashMap<(String, String), (u64, u64)> = HashMap::new();
+    for p in &peers {
+        let e = by_iface
+            .entry((p.router.clone(), p.iface.clone()))
+            .or_default();
+        e.0 += 1;
+        e.1 += u64::from(is_active(p.latest_handshake, now));
+        map.entry((p.router.clone(), p.iface.clone()))
+            .or_insert_with(|| WgServerInterface {
+                router: p.router.clone(),
+                site: p.site.clone(),
+                interface: p.iface.clone(),
+                public_key: None,
+                peers_count: 0,
+                active_peers: 0,
+                rx_bytes: None,
+                tx_bytes: None,
+            });
+    }
+    for (k, v) in map.iter_mut() {
+        if let Some((n, a)) = by_iface.get(k) {
+            v.peers_count = *n;
+            v.active_peers = *a;
+        }
+    }
+    Ok((map.into_values().collect(), peers.len() as u64))
+}
+
+/// WireGuard "server" information over the fleet.
+#[utoipa::path(
+    get,
+    path = "/server-info",
+    operation_id = "wg_server_info",
+    tag = "wireguard",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Every router's WireGuard interfaces", body = WgServerInfo),
+        (status = 401, description = "Missing or unknown API key"),
+    )
+)]
+pub async fn server_info(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<WgServerInfo>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let now = crate::pki::unix_now();
+    let (interfaces, peers) = with_read(&state, move |c| server_interfaces(c, now)).await?;
+    Ok(Json(WgServerInfo {
+        server_public_key: None,
+        publickey_server_exists: None,
+        wg0_conf_exists: interfaces.iter().any(|i| i.interface == "wg0"),
+        existing_peers_count: peers,
+        wireguard_path: None,
+        interfaces,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "osLnROAeI/bSVcmSkwREDfqR9tlRUumi48+CGm3bf2s=";
+
+    fn row(router: &str, hs: Option<i64>) -> PeerRow {
+        PeerRow {
+            router_id: 1,
+            router: router.into(),
+            site: None,
+            iface: "wg0".into(),
+            public_key: KEY.into(),
+            name: Some("Alice laptop".into()),
+            endpoint: None,
+            allowed_ips: "10.77.0.2/32,fd77::2/128".into(),
+            latest_handshake: hs,
+            rx_bytes: 1_048_576,
+            tx_bytes: 3 * 1_048_576,
+            rx_bps: Some(8000),
+            tx_bps: None,
+            ts_ms: 1_700_000_000_500,
+        }
+    }
+
+    #[test]
+    fn keys_are_validated_and_normalized() {
+        assert_eq!(normalize_key(KEY).unwrap(), KEY);
+        assert_eq!(normalize_key(KEY.trim_end_matches('=')).unwrap(), KEY);
+        let url_safe = KEY.replace('+', "-").replace('/', "_");
+        assert_eq!(normalize_key(&url_safe).unwrap(), KEY);
+        assert_eq!(normalize_key(&KEY.replace('+', " ")).unwrap(), KEY);
+        for bad in [
+            "",
+            "abc",
+            "not a key at all!",
+            &"A".repeat(200),
+            "osLnROAeI/bSVcmSkwREDfqR9tlRUumi48+CGm3bf2s",
+            "AAAA",
+        ] {
+            if bad == KEY.trim_end_matches('=') {
+                continue;
+            }
+            let e = normalize_key(bad).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        // 31 bytes and 33 bytes.
+        assert!(normalize_key(&STANDARD.encode([7u8; 31])).is_err());
+        assert!(normalize_key(&STANDARD.encode([7u8; 33])).is_err());
+        // Non-zero trailing bits are not a canonical key.
+        assert!(normalize_key("osLnROAeI/bSVcmSkwREDfqR9tlRUumi48+CGm3bf2t=").is_err());
+    }
+
+    #[test]
+    fn hours_and_flags_are_bounded() {
+        assert_eq!(parse_hours(None).unwrap(), 1);
+        assert_eq!(parse_hours(Some("24")).unwrap(), 24);
+        assert_eq!(parse_hours(Some("1")).unwrap(), 1);
+        for bad in ["0", "25", "-1", "1.5", "abc", "", "99999999999999"] {
+            assert_eq!(
+                parse_hours(Some(bad)).unwrap_err().status,
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
+        }
+        assert!(parse_flag(None, true).unwrap());
+        assert!(!parse_flag(Some("false"), true).unwrap());
+        assert!(parse_flag(Some("TRUE"), false).unwrap());
+        assert!(parse_flag(Some("yes"), false).is_err());
+    }
+
+    #[test]
+    fn times_are_formatted() {
+        assert_eq!(iso_utc(1_731_925_845), "2024-11-18T10:30:45Z");
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_utc(i64::MAX), i64::MAX.to_string());
+        assert_eq!(human_age(135), "2m 15s");
+        assert_eq!(human_age(5), "5s");
+        assert_eq!(human_age(-5), "0s");
+        assert_eq!(human_age(3 * 3600 + 240), "3h 4m");
+        assert_eq!(human_age(2 * 86_400 + 5 * 3600), "2d 5h");
+    }
+
+    #[test]
+    fn activity_uses_the_three_minute_window() {
+        assert!(is_active(Some(1000), 1000 + ACTIVE_WITHIN_S));
+        assert!(!is_active(Some(1000), 1001 + ACTIVE_WITHIN_S));
+        assert!(!is_active(None, 0));
+        assert!(
+            is_active(Some(2000), 1000),
+            "a handshake ahead of the clock is recent"
+        );
+    }
+
+    #[test]
+    fn stats_bandwidth_and_entries() {
+        let r = row("ap", Some(1_000_000));
+        let s = r.stats(1_000_135);
+        assert_eq!(
+            (s.sent_bytes, s.received_bytes, s.total_bytes),
+            (3 * 1_048_576, 1_048_576, 4 * 1_048_576)
+        );
+        assert_eq!((s.sent_mb, s.received_mb, s.total_mb), (3.0, 1.0, 4.0));
+        assert_eq!(s.time_since_handshake.as_deref(), Some("2m 15s"));
+        assert!(s.is_active);
+        assert_eq!(s.status, "active");
+        assert_eq!(s.sample_timestamp, 1_700_000_000);
+        let b = r.bandwidth();
+        assert_eq!(b.recv_bytes_per_sec, Some(1000.0));
+        assert_eq!(b.recv_kbps, Some(8.0));
+        assert_eq!(b.recv_mbps, Some(0.008));
+        assert_eq!(b.sent_bytes_per_sec, None);
+        assert_eq!(b.total_bytes_per_sec, None);
+        let e = r.entry(1_000_135, true);
+        assert_eq!(e.ip.as_deref(), Some("10.77.0.2"));
+        assert_eq!(e.name, "Alice laptop");
+        assert!(e.metrics.is_some());
+        let mut unnamed = row("ap", None);
+        unnamed.name = None;
+        unnamed.allowed_ips = "0.0.0.0/0,::/0".into();
+        let e = unnamed.entry(0, false);
+        assert_eq!(e.name, KEY);
+        assert_eq!(e.ip.as_deref(), Some("0.0.0.0/0"));
+        assert!(e.metrics.is_none() && e.bandwidth.is_none());
+        let s = unnamed.stats(0);
+        assert_eq!(
+            (s.last_handshake.as_deref(), s.is_active, s.status.as_str()),
+            (None, false, "inactive")
+        );
+    }
+
+    #[test]
+    fn primary_is_the_most_recent_handshake() {
+        assert_eq!(primary(&[]), None);
+        let rows = [
+            row("a", None),
+            row("b", Some(10)),
+            row("c", Some(30)),
+            row("d", Some(30)),
+        ];
+        assert_eq!(primary(&rows), Some(2));
+        assert_eq!(primary(&rows[..1]), Some(0));
+    }
+
+    #[test]
+    fn summary_sums_every_occurrence() {
+        let rows = [row("a", Some(100)), row("b", None)];
+        let s = summarize(&rows, 100);
+        assert_eq!((s.total_peers, s.active_peers, s.inactive_peers), (2, 1, 1));
+        assert_eq!(s.routers, 1);
+        assert_eq!(s.current_bandwidth_recv_mbps, 0.016);
+        assert_eq!(s.current_bandwidth_sent_mbps, 0.0);
+        assert_eq!(s.total_traffic_gb, round(8.0 * 1_048_576.0 / GIB, 2));
+        assert_eq!(summarize(&[], 0).total_peers, 0);
+    }
+}
