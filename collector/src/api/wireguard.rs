@@ -804,7 +804,7 @@ fn point(ts_s: i64, sent: f64, recv: f64, router: String, iface: String) -> WgHi
 }
 
 /// The bandwidth history over the last `hours` of the given occurrences (router id, interface,
-/// key): raw samples (index `(public_key, ts_ms)`) up to [`RAW_HISTORY_MAX_HOURS`], hourly
+/// key): raw samples (a primary-key range per router) up to [`RAW_HISTORY_MAX_HOURS`], hourly
 /// rollups (primary key `(public_key, bucket_start_ms, ...)`) beyond. Raw samples without a
 /// rate (first sample after a restart or reset) are left out.
 fn history(
@@ -825,36 +825,34 @@ fn history(
     let mut points = Vec::new();
     for key in keys {
         if raw {
+            // One range scan of the primary key (router_id, ts_ms, iface, public_key) per
+            // occurrence: a router has few peers, and no index on the key alone is kept.
             let mut st = conn
                 .prepare_cached(
-                    "SELECT w.router_id, r.name, w.iface, w.ts_ms, w.tx_bps, w.rx_bps \
-                     FROM wg_peer_samples w JOIN routers r ON r.id = w.router_id \
-                     WHERE w.public_key = ?1 AND w.ts_ms >= ?2 ORDER BY w.ts_ms",
+                    "SELECT ts_ms, tx_bps, rx_bps FROM wg_peer_samples \
+                     WHERE router_id = ?1 AND ts_ms >= ?2 AND iface = ?3 AND public_key = ?4 \
+                     ORDER BY ts_ms",
                 )
                 .map_err(db_err)?;
-            let mut rows = st.query(params![key, start_ms]).map_err(db_err)?;
-            while let Some(r) = rows.next().map_err(db_err)? {
-                let (rid, router, iface): (i64, String, String) = (
-                    r.get(0).map_err(db_err)?,
-                    r.get(1).map_err(db_err)?,
-                    r.get(2).map_err(db_err)?,
-                );
-                if !wanted.contains(&(rid, iface.as_str(), key)) {
-                    continue;
+            for occ in occurrences.iter().filter(|o| o.public_key == key) {
+                let mut rows = st
+                    .query(params![occ.router_id, start_ms, occ.iface, key])
+                    .map_err(db_err)?;
+                while let Some(r) = rows.next().map_err(db_err)? {
+                    let ts_ms: i64 = r.get(0).map_err(db_err)?;
+                    let (tx, rx): (Option<i64>, Option<i64>) =
+                        (r.get(1).map_err(db_err)?, r.get(2).map_err(db_err)?);
+                    let (Some(tx), Some(rx)) = (tx, rx) else {
+                        continue;
+                    };
+                    points.push(point(
+                        ts_ms.div_euclid(1000),
+                        tx.max(0) as f64 / 8.0,
+                        rx.max(0) as f64 / 8.0,
+                        occ.router.clone(),
+                        occ.iface.clone(),
+                    ));
                 }
-                let ts_ms: i64 = r.get(3).map_err(db_err)?;
-                let (tx, rx): (Option<i64>, Option<i64>) =
-                    (r.get(4).map_err(db_err)?, r.get(5).map_err(db_err)?);
-                let (Some(tx), Some(rx)) = (tx, rx) else {
-                    continue;
-                };
-                points.push(point(
-                    ts_ms.div_euclid(1000),
-                    tx.max(0) as f64 / 8.0,
-                    rx.max(0) as f64 / 8.0,
-                    router,
-                    iface,
-                ));
             }
         } else {
             let first_bucket = start_ms
