@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+pub mod dashboard;
 pub mod gateway;
 pub mod isp;
 pub mod monitor;
@@ -217,6 +218,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(wireguard::routes())
         .merge(prometheus::routes())
         .merge(openapi::routes())
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(state)
 }
