@@ -498,7 +498,7 @@
       d.facts.release ? "OpenWrt " + d.facts.release + (d.facts.revision ? " (" + d.facts.revision + ")" : "") : null,
       d.facts.kernel ? "kernel " + d.facts.kernel : null,
       d.facts.agent_version ? "agent " + d.facts.agent_version : null,
-      r.report_interval_s != null ? "reports every " + fmtDuration(r.report_interval_s) : null,
+      r.report_interval_ms != null ? "reports every " + (r.report_interval_ms < 1000 ? r.report_interval_ms + " ms" : fmtDuration(r.report_interval_ms / 1000)) : null,
     ].filter(Boolean);
     $("#detail-facts").textContent = facts.join(" · ");
     const load = d.facts.load ? d.facts.load.map((x) => x.toFixed(2)).join(" ") : null;

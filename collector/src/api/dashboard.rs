@@ -271,8 +271,8 @@ pub struct FleetRouter {
     pub last_seen_ms: Option<i64>,
     /// Seconds since then.
     pub last_seen_age_s: Option<i64>,
-    /// Seconds between the two newest reports (the agent's interval).
-    pub report_interval_s: Option<i64>,
+    /// Milliseconds between the two newest reports (agent clock: the agent's interval).
+    pub report_interval_ms: Option<i64>,
     pub uptime_s: Option<i64>,
     /// CPU busy share over the agent's last interval.
     pub cpu_percent: Option<f64>,
@@ -705,8 +705,8 @@ fn window_traffic(
         .map_err(db_err)
 }
 
-/// Seconds between the router's two newest reports.
-fn report_interval_s(conn: &Connection, router_id: i64) -> Result<Option<i64>, ApiError> {
+/// Milliseconds between the router's two newest reports.
+fn report_interval_ms(conn: &Connection, router_id: i64) -> Result<Option<i64>, ApiError> {
     let mut st = conn
         .prepare_cached("SELECT ts_ms FROM reports WHERE router_id = ?1 ORDER BY ts_ms DESC LIMIT 2")
         .map_err(db_err)?;
@@ -716,7 +716,7 @@ fn report_interval_s(conn: &Connection, router_id: i64) -> Result<Option<i64>, A
         .collect::<Result<_, _>>()
         .map_err(db_err)?;
     Ok(match ts.as_slice() {
-        [a, b] => Some(a.saturating_sub(*b).max(0) / 1000),
+        [a, b] => Some(a.saturating_sub(*b).max(0)),
         _ => None,
     })
 }
@@ -742,16 +742,16 @@ fn round1(v: f64) -> f64 {
 }
 
 /// Online when seen within max(90 s, 3 report intervals).
-pub fn is_online(last_seen_ms: Option<i64>, interval_s: Option<i64>, now: i64) -> bool {
-    let limit = interval_s
-        .map(|s| s.saturating_mul(3_000))
+pub fn is_online(last_seen_ms: Option<i64>, interval_ms: Option<i64>, now: i64) -> bool {
+    let limit = interval_ms
+        .map(|ms| ms.saturating_mul(3))
         .unwrap_or(0)
         .max(ONLINE_MIN_MS);
     last_seen_ms.is_some_and(|t| now.saturating_sub(t) <= limit)
 }
 
 fn fleet_row(conn: &Connection, b: &Base, window: Window, now: i64) -> Result<FleetRouter, ApiError> {
-    let interval = report_interval_s(conn, b.id)?;
+    let interval = report_interval_ms(conn, b.id)?;
     let online = b.revoked_at.is_none() && is_online(b.last_seen_ms, interval, now);
     let status = if b.revoked_at.is_some() {
         "revoked"
@@ -792,7 +792,7 @@ fn fleet_row(conn: &Connection, b: &Base, window: Window, now: i64) -> Result<Fl
         status: status.to_string(),
         last_seen_ms: b.last_seen_ms,
         last_seen_age_s: b.last_seen_ms.map(|t| now.saturating_sub(t).max(0) / 1000),
-        report_interval_s: interval,
+        report_interval_ms: interval,
         uptime_s: b.uptime_s,
         cpu_percent: b.cpu_permille.map(|p| round1(p as f64 / 10.0)),
         load1: b.load[0],
@@ -1300,8 +1300,9 @@ mod tests {
     fn online_rule_and_wg_status() {
         assert!(is_online(Some(NOW - 89_000), None, NOW));
         assert!(!is_online(Some(NOW - 91_000), None, NOW));
-        assert!(is_online(Some(NOW - 800_000), Some(300), NOW));
-        assert!(!is_online(None, Some(30), NOW));
+        assert!(is_online(Some(NOW - 800_000), Some(300_000), NOW));
+        assert!(!is_online(Some(NOW - 901_000), Some(300_000), NOW));
+        assert!(!is_online(None, Some(30_000), NOW));
         assert_eq!(wg_status(None, None), "never");
         assert_eq!(wg_status(Some(5), Some(180)), "active");
         assert_eq!(wg_status(Some(5), Some(181)), "inactive");
@@ -1345,7 +1346,7 @@ mod tests {
         assert_eq!(f.sites, vec!["home".to_string(), "Office".to_string()]);
         let k = &f.routers[0];
         assert_eq!((k.name.as_str(), k.status.as_str(), k.online), ("ap-kitchen", "online", true));
-        assert_eq!(k.report_interval_s, Some(30));
+        assert_eq!(k.report_interval_ms, Some(30_000));
         assert_eq!(k.clients, 2, "mesh peer and older samples are not clients");
         assert_eq!(k.wan_interface.as_deref(), Some("pppoe-wan"));
         assert_eq!((k.wan_rx_bytes, k.wan_tx_bytes), (Some(1100), Some(2200)));
