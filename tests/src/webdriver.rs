@@ -91,23 +91,58 @@ fn http_json(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>, t
     req.push_str("\r\n");
     req.push_str(&payload);
     s.write_all(req.as_bytes())?;
+    // Read until the header end, then exactly Content-Length bytes (the driver may keep the
+    // connection open), or the chunks, or (neither given) until the connection closes.
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| WdError::Protocol(format!("no header end in {} bytes", buf.len())))?;
+    let mut chunk = [0u8; 16 * 1024];
+    let split = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(WdError::Protocol(format!("connection closed before the header end ({} bytes)", buf.len())));
+        }
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    };
     let head = String::from_utf8_lossy(buf.get(..split).unwrap_or_default()).into_owned();
-    let raw = buf.get(split + 4..).unwrap_or_default();
+    let mut raw = buf.get(split + 4..).unwrap_or_default().to_vec();
     let status: u16 = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| WdError::Protocol(format!("bad status line: {:?}", head.lines().next())))?;
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
-    let body_bytes = if chunked { dechunk(raw)? } else { raw.to_vec() };
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_ascii_lowercase())
+        })
+    };
+    let chunked = header("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+    let length = header("content-length").and_then(|v| v.parse::<usize>().ok());
+    let body_bytes = if chunked {
+        while !raw.ends_with(b"0\r\n\r\n") {
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+        dechunk(&raw)?
+    } else if let Some(len) = length {
+        while raw.len() < len {
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                return Err(WdError::Protocol(format!("body cut at {} of {len} bytes", raw.len())));
+            }
+            raw.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        }
+        raw.truncate(len);
+        raw
+    } else {
+        s.read_to_end(&mut raw)?;
+        raw
+    };
     let value = if body_bytes.is_empty() {
         Value::Null
     } else {
