@@ -324,7 +324,7 @@
     { key: "name", label: "Router", sort: (r) => r.name.toLowerCase() },
     { key: "status", label: "Status", sort: (r) => [STATUS_RANK[r.status] ?? 9, r.last_seen_age_s ?? Infinity] },
     { key: "site", label: "Site", sort: (r) => (r.site == null ? null : r.site.toLowerCase()) },
-    { key: "model", label: "Model", sort: (r) => (r.model == null ? null : r.model.toLowerCase()) },
+    { key: "model", label: "Model", cls: "col-model", sort: (r) => (r.model == null ? null : r.model.toLowerCase()) },
     { key: "uptime_s", label: "Uptime", num: true },
     { key: "cpu_percent", label: "CPU", num: true },
     { key: "mem_used_percent", label: "Memory", num: true },
@@ -401,7 +401,7 @@
       const sorted = state.sort.key === c.key;
       return h("th", {
         scope: "col",
-        class: c.num ? "num" : null,
+        class: [c.num ? "num" : null, c.cls || null].filter(Boolean).join(" ") || null,
         "aria-sort": sorted ? (state.sort.dir > 0 ? "ascending" : "descending") : null,
       }, h("button", { type: "button", class: "sort", "data-sort": c.key, "data-focus-key": "sort-" + c.key, onclick: () => sortBy(c.key) }, c.label));
     });
@@ -448,7 +448,7 @@
         h("th", { scope: "row" }, h("a", { href: routerHref(r.id), "data-focus-key": "router-" + r.id, text: r.name })),
         h("td", { "data-label": "Status" }, badge(r.status), " ", h("span", { class: "muted", text: r.last_seen_ms == null ? "" : fmtAgo(r.last_seen_age_s) })),
         h("td", { "data-label": "Site", text: dash(r.site) }),
-        h("td", { "data-label": "Model", text: dash(r.model) }),
+        h("td", { class: "col-model", "data-label": "Model", text: dash(r.model) }),
         h("td", { class: "num", "data-label": "Uptime", text: fmtDuration(r.uptime_s) }),
         h("td", { class: "num", "data-label": "CPU", text: fmtPercent(r.cpu_percent) }),
         h("td", { class: "num", "data-label": "Memory", text: fmtPercent(r.mem_used_percent) }),
@@ -627,8 +627,9 @@
   function drawChart(series) {
     const pts = series.points || [];
     const n = pts.length;
-    const W = 960;
-    const H = 320;
+    // Drawn at the container's width so labels keep their size on a phone.
+    const W = Math.round(Math.max(300, Math.min(1600, $("#chart").clientWidth || 960)));
+    const H = W < 600 ? 240 : 320;
     const m = { l: 78, r: 18, t: 16, b: 40 };
     const pw = W - m.l - m.r;
     const ph = H - m.t - m.b;
@@ -649,7 +650,8 @@
         s("line", { class: "grid", x1: m.l, x2: W - m.r, y1: y(v), y2: y(v) }),
         s("text", { class: "axis-label", x: m.l - 8, y: y(v) + 4, "text-anchor": "end" }, fmtBps(v)));
     }
-    const ticks = n > 1 ? [0, Math.round((n - 1) / 4), Math.round((n - 1) / 2), Math.round((3 * (n - 1)) / 4), n - 1] : [0];
+    const ticks = n < 2 ? [0] : W < 600 ? [0, Math.round((n - 1) / 2), n - 1]
+      : [0, Math.round((n - 1) / 4), Math.round((n - 1) / 2), Math.round((3 * (n - 1)) / 4), n - 1];
     for (const i of new Set(ticks)) {
       if (!pts[i]) continue;
       svg.append(s("text", { class: "axis-label", x: x(i), y: H - 14, "text-anchor": i === 0 ? "start" : i === n - 1 ? "end" : "middle" }, fmtStamp(pts[i].timestamp, series.duration)));
@@ -670,7 +672,7 @@
       }
     }
     $("#chart").replaceChildren(svg);
-    $("#chart-summary").textContent = "· " + n + " points of " + fmtDuration(series.interval) + " · total RX " + fmtBytes(series.rx_bytes) + ", TX " + fmtBytes(series.tx_bytes);
+    $("#chart-summary").textContent = n + " points of " + fmtDuration(series.interval) + " · total RX " + fmtBytes(series.rx_bytes) + ", TX " + fmtBytes(series.tx_bytes);
     $("#chart-table tbody").replaceChildren(...pts.map((p) => h("tr", null,
       h("th", { scope: "row", text: fmtStamp(p.timestamp, series.duration) }),
       h("td", { text: fmtBytes(p.rx_bytes) }),
@@ -779,12 +781,18 @@
   }
 
   let scrolledPort = null;
+  let lastView = null;
   function onRoute() {
     if (!state.key) {
       showLogin("");
       return;
     }
     const route = parseRoute();
+    const viewKey = route.view + ":" + (route.id || "");
+    if (viewKey !== lastView) {
+      lastView = viewKey;
+      window.scrollTo(0, 0);
+    }
     show(route.view);
     if (route.view === "overview") {
       state.chartWindow = null;
@@ -892,6 +900,13 @@
       if (!document.hidden && state.key) refresh();
     });
     window.addEventListener("hashchange", onRoute);
+    let resizeTimer = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(() => {
+        if (state.chart && !$("#chart-panel").hidden) drawChart(state.chart);
+      }, 150);
+    });
     onRoute();
   }
 

@@ -27,7 +27,11 @@ pub enum WdError {
     NotInstalled(String),
     Io(std::io::Error),
     /// The driver answered with a WebDriver error (`error` code and message).
-    Driver { status: u16, error: String, message: String },
+    Driver {
+        status: u16,
+        error: String,
+        message: String,
+    },
     /// The answer was not the HTTP/JSON expected.
     Protocol(String),
     /// A wait ran out.
@@ -39,7 +43,11 @@ impl fmt::Display for WdError {
         match self {
             WdError::NotInstalled(m) => write!(f, "not installed: {m}"),
             WdError::Io(e) => write!(f, "i/o: {e}"),
-            WdError::Driver { status, error, message } => write!(f, "webdriver {status} {error}: {message}"),
+            WdError::Driver {
+                status,
+                error,
+                message,
+            } => write!(f, "webdriver {status} {error}: {message}"),
             WdError::Protocol(m) => write!(f, "protocol: {m}"),
             WdError::Timeout(m) => write!(f, "timed out: {m}"),
         }
@@ -71,22 +79,36 @@ fn find_program(names: &[&str], extra: &[&str]) -> Option<PathBuf> {
 
 /// Paths of `chromedriver` and the Chromium binary, or why they are missing.
 pub fn find_browser() -> WdResult<(PathBuf, PathBuf)> {
-    let driver = find_program(&["chromedriver"], &["/usr/lib/chromium/chromedriver"])
-        .ok_or_else(|| WdError::NotInstalled("chromedriver (run scripts/install-browser)".into()))?;
-    let browser = find_program(&["chromium", "chromium-browser"], &["/usr/lib/chromium/chromium"])
-        .ok_or_else(|| WdError::NotInstalled("chromium (run scripts/install-browser)".into()))?;
+    let driver =
+        find_program(&["chromedriver"], &["/usr/lib/chromium/chromedriver"]).ok_or_else(|| {
+            WdError::NotInstalled("chromedriver (run scripts/install-browser)".into())
+        })?;
+    let browser = find_program(
+        &["chromium", "chromium-browser"],
+        &["/usr/lib/chromium/chromium"],
+    )
+    .ok_or_else(|| WdError::NotInstalled("chromium (run scripts/install-browser)".into()))?;
     Ok((driver, browser))
 }
 
 /// One HTTP/1.1 exchange with a JSON body; returns (status, body as JSON or Null).
-fn http_json(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>, timeout: Duration) -> WdResult<(u16, Value)> {
+fn http_json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    timeout: Duration,
+) -> WdResult<(u16, Value)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(Duration::from_secs(10)))?;
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n");
     if body.is_some() {
-        req.push_str(&format!("Content-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n", payload.len()));
+        req.push_str(&format!(
+            "Content-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n",
+            payload.len()
+        ));
     }
     req.push_str("\r\n");
     req.push_str(&payload);
@@ -101,7 +123,10 @@ fn http_json(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>, t
         }
         let n = s.read(&mut chunk)?;
         if n == 0 {
-            return Err(WdError::Protocol(format!("connection closed before the header end ({} bytes)", buf.len())));
+            return Err(WdError::Protocol(format!(
+                "connection closed before the header end ({} bytes)",
+                buf.len()
+            )));
         }
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
     };
@@ -115,7 +140,9 @@ fn http_json(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>, t
     let header = |name: &str| {
         head.lines().skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_ascii_lowercase())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_ascii_lowercase())
         })
     };
     let chunked = header("transfer-encoding").is_some_and(|v| v.contains("chunked"));
@@ -133,7 +160,10 @@ fn http_json(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>, t
         while raw.len() < len {
             let n = s.read(&mut chunk)?;
             if n == 0 {
-                return Err(WdError::Protocol(format!("body cut at {} of {len} bytes", raw.len())));
+                return Err(WdError::Protocol(format!(
+                    "body cut at {} of {len} bytes",
+                    raw.len()
+                )));
             }
             raw.extend_from_slice(chunk.get(..n).unwrap_or_default());
         }
@@ -146,7 +176,8 @@ fn http_json(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>, t
     let value = if body_bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&body_bytes).map_err(|e| WdError::Protocol(format!("bad JSON ({e}) from {method} {path}")))?
+        serde_json::from_slice(&body_bytes)
+            .map_err(|e| WdError::Protocol(format!("bad JSON ({e}) from {method} {path}")))?
     };
     Ok((status, value))
 }
@@ -155,15 +186,21 @@ fn http_json(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>, t
 fn dechunk(mut raw: &[u8]) -> WdResult<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let line_end = raw.windows(2).position(|w| w == b"\r\n").ok_or_else(|| WdError::Protocol("truncated chunk size".into()))?;
-        let size_text = String::from_utf8_lossy(raw.get(..line_end).unwrap_or_default()).into_owned();
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| WdError::Protocol("truncated chunk size".into()))?;
+        let size_text =
+            String::from_utf8_lossy(raw.get(..line_end).unwrap_or_default()).into_owned();
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .map_err(|_| WdError::Protocol(format!("bad chunk size {size_text:?}")))?;
         raw = raw.get(line_end + 2..).unwrap_or_default();
         if size == 0 {
             return Ok(out);
         }
-        let chunk = raw.get(..size).ok_or_else(|| WdError::Protocol("truncated chunk".into()))?;
+        let chunk = raw
+            .get(..size)
+            .ok_or_else(|| WdError::Protocol("truncated chunk".into()))?;
         out.extend_from_slice(chunk);
         raw = raw.get(size + 2..).unwrap_or_default();
     }
@@ -183,7 +220,10 @@ pub fn base64_decode(text: &str) -> WdResult<Vec<u8>> {
     }
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
     let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
         let v = val(c).ok_or_else(|| WdError::Protocol(format!("bad base64 byte {c:#x}")))?;
         acc = (acc << 6) | v;
         bits += 6;
@@ -201,8 +241,18 @@ fn unwrap_value(status: u16, body: Value) -> WdResult<Value> {
     if (200..300).contains(&status) {
         return Ok(value);
     }
-    let field = |k: &str| value.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    Err(WdError::Driver { status, error: field("error"), message: field("message") })
+    let field = |k: &str| {
+        value
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    Err(WdError::Driver {
+        status,
+        error: field("error"),
+        message: field("message"),
+    })
 }
 
 /// A running chromedriver, stopped on drop.
@@ -229,17 +279,25 @@ impl ChromeDriver {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let mut d = ChromeDriver { addr, browser, child: Some(child), log };
+        let mut d = ChromeDriver {
+            addr,
+            browser,
+            child: Some(child),
+            log,
+        };
         let start = Instant::now();
         loop {
-            if let Ok((200, body)) = http_json(addr, "GET", "/status", None, Duration::from_secs(5)) {
+            if let Ok((200, body)) = http_json(addr, "GET", "/status", None, Duration::from_secs(5))
+            {
                 if body.pointer("/value/ready").and_then(Value::as_bool) == Some(true) {
                     return Ok(d);
                 }
             }
             if let Some(c) = d.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
-                    return Err(WdError::Protocol(format!("chromedriver exited early ({status})")));
+                    return Err(WdError::Protocol(format!(
+                        "chromedriver exited early ({status})"
+                    )));
                 }
             }
             if start.elapsed() > Duration::from_secs(20) {
@@ -278,21 +336,33 @@ impl ChromeDriver {
                 }
             }
         });
-        let (status, body) = http_json(self.addr, "POST", "/session", Some(&caps), Duration::from_secs(60))?;
+        let (status, body) = http_json(
+            self.addr,
+            "POST",
+            "/session",
+            Some(&caps),
+            Duration::from_secs(60),
+        )?;
         let value = unwrap_value(status, body)?;
         let id = value
             .get("sessionId")
             .and_then(Value::as_str)
             .ok_or_else(|| WdError::Protocol(format!("no sessionId in {value}")))?
             .to_string();
-        Ok(Session { addr: self.addr, id, open: true })
+        Ok(Session {
+            addr: self.addr,
+            id,
+            open: true,
+        })
     }
 
     /// The driver's log so far (for failure messages).
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
-        all.get(all.len().saturating_sub(lines)..).unwrap_or_default().join("\n")
+        all.get(all.len().saturating_sub(lines)..)
+            .unwrap_or_default()
+            .join("\n")
     }
 
     fn stop(&mut self) {
@@ -323,20 +393,36 @@ pub struct Session {
 impl Session {
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> WdResult<Value> {
         let full = format!("/session/{}{path}", self.id);
-        let (status, answer) = http_json(self.addr, method, &full, body.as_ref(), Duration::from_secs(60))?;
+        let (status, answer) = http_json(
+            self.addr,
+            method,
+            &full,
+            body.as_ref(),
+            Duration::from_secs(60),
+        )?;
         unwrap_value(status, answer)
     }
 
     pub fn navigate(&self, url: &str) -> WdResult<()> {
-        self.call("POST", "/url", Some(json!({ "url": url }))).map(drop)
+        self.call("POST", "/url", Some(json!({ "url": url })))
+            .map(drop)
     }
 
     pub fn current_url(&self) -> WdResult<String> {
-        Ok(self.call("GET", "/url", None)?.as_str().unwrap_or_default().to_string())
+        Ok(self
+            .call("GET", "/url", None)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
     }
 
     pub fn set_window_size(&self, width: u32, height: u32) -> WdResult<()> {
-        self.call("POST", "/window/rect", Some(json!({ "width": width, "height": height }))).map(drop)
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .map(drop)
     }
 
     fn element_of(v: &Value) -> WdResult<Element> {
@@ -348,56 +434,93 @@ impl Session {
 
     /// The first element matching a CSS selector.
     pub fn find(&self, css: &str) -> WdResult<Element> {
-        let v = self.call("POST", "/element", Some(json!({ "using": "css selector", "value": css })))?;
+        let v = self.call(
+            "POST",
+            "/element",
+            Some(json!({ "using": "css selector", "value": css })),
+        )?;
         Self::element_of(&v)
     }
 
     /// Every element matching a CSS selector (possibly none).
     pub fn find_all(&self, css: &str) -> WdResult<Vec<Element>> {
-        let v = self.call("POST", "/elements", Some(json!({ "using": "css selector", "value": css })))?;
-        v.as_array().map(|a| a.iter().map(Self::element_of).collect()).unwrap_or_else(|| Ok(Vec::new()))
+        let v = self.call(
+            "POST",
+            "/elements",
+            Some(json!({ "using": "css selector", "value": css })),
+        )?;
+        v.as_array()
+            .map(|a| a.iter().map(Self::element_of).collect())
+            .unwrap_or_else(|| Ok(Vec::new()))
     }
 
     pub fn click(&self, el: &Element) -> WdResult<()> {
-        self.call("POST", &format!("/element/{}/click", el.0), Some(json!({}))).map(drop)
+        self.call("POST", &format!("/element/{}/click", el.0), Some(json!({})))
+            .map(drop)
     }
 
     pub fn clear(&self, el: &Element) -> WdResult<()> {
-        self.call("POST", &format!("/element/{}/clear", el.0), Some(json!({}))).map(drop)
+        self.call("POST", &format!("/element/{}/clear", el.0), Some(json!({})))
+            .map(drop)
     }
 
     pub fn send_keys(&self, el: &Element, text: &str) -> WdResult<()> {
-        self.call("POST", &format!("/element/{}/value", el.0), Some(json!({ "text": text }))).map(drop)
+        self.call(
+            "POST",
+            &format!("/element/{}/value", el.0),
+            Some(json!({ "text": text })),
+        )
+        .map(drop)
     }
 
     /// The element's rendered text.
     pub fn text(&self, el: &Element) -> WdResult<String> {
-        Ok(self.call("GET", &format!("/element/{}/text", el.0), None)?.as_str().unwrap_or_default().to_string())
+        Ok(self
+            .call("GET", &format!("/element/{}/text", el.0), None)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
     }
 
     pub fn attribute(&self, el: &Element, name: &str) -> WdResult<Option<String>> {
-        Ok(self.call("GET", &format!("/element/{}/attribute/{name}", el.0), None)?.as_str().map(str::to_string))
+        Ok(self
+            .call("GET", &format!("/element/{}/attribute/{name}", el.0), None)?
+            .as_str()
+            .map(str::to_string))
     }
 
     pub fn is_displayed(&self, el: &Element) -> WdResult<bool> {
-        Ok(self.call("GET", &format!("/element/{}/displayed", el.0), None)?.as_bool().unwrap_or(false))
+        Ok(self
+            .call("GET", &format!("/element/{}/displayed", el.0), None)?
+            .as_bool()
+            .unwrap_or(false))
     }
 
     /// Runs a synchronous script (`return ...;`) with JSON arguments and returns its result.
     pub fn execute(&self, script: &str, args: Vec<Value>) -> WdResult<Value> {
-        self.call("POST", "/execute/sync", Some(json!({ "script": script, "args": args })))
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
     }
 
     /// A screenshot of the viewport as PNG bytes.
     pub fn screenshot(&self) -> WdResult<Vec<u8>> {
         let v = self.call("GET", "/screenshot", None)?;
-        base64_decode(v.as_str().ok_or_else(|| WdError::Protocol("screenshot is not a string".into()))?)
+        base64_decode(
+            v.as_str()
+                .ok_or_else(|| WdError::Protocol("screenshot is not a string".into()))?,
+        )
     }
 
     /// A full-page screenshot (the window grown to the document height, then restored).
     pub fn full_screenshot(&self, width: u32, max_height: u32) -> WdResult<Vec<u8>> {
         let h = self
-            .execute("return Math.ceil(document.documentElement.scrollHeight);", vec![])?
+            .execute(
+                "return Math.ceil(document.documentElement.scrollHeight);",
+                vec![],
+            )?
             .as_u64()
             .unwrap_or(900)
             .clamp(300, u64::from(max_height)) as u32;
@@ -405,7 +528,10 @@ impl Session {
         self.set_window_size(width, h + 120)?;
         std::thread::sleep(Duration::from_millis(300));
         let png = self.screenshot();
-        let (w0, h0) = (before.get("width").and_then(Value::as_u64), before.get("height").and_then(Value::as_u64));
+        let (w0, h0) = (
+            before.get("width").and_then(Value::as_u64),
+            before.get("height").and_then(Value::as_u64),
+        );
         if let (Some(w0), Some(h0)) = (w0, h0) {
             self.set_window_size(w0 as u32, h0 as u32)?;
         }
@@ -413,7 +539,12 @@ impl Session {
     }
 
     /// Polls `check` every 100 ms until it returns Some, or fails after `timeout`.
-    pub fn wait<T>(&self, timeout: Duration, what: &str, mut check: impl FnMut(&Session) -> WdResult<Option<T>>) -> WdResult<T> {
+    pub fn wait<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut check: impl FnMut(&Session) -> WdResult<Option<T>>,
+    ) -> WdResult<T> {
         let start = Instant::now();
         let mut last_err = None;
         loop {
@@ -424,8 +555,12 @@ impl Session {
                 Err(e) => last_err = Some(e),
             }
             if start.elapsed() > timeout {
-                let detail = last_err.map(|e| format!(" (last error: {e})")).unwrap_or_default();
-                return Err(WdError::Timeout(format!("{what} after {timeout:?}{detail}")));
+                let detail = last_err
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default();
+                return Err(WdError::Timeout(format!(
+                    "{what} after {timeout:?}{detail}"
+                )));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -437,7 +572,13 @@ impl Session {
             return Ok(());
         }
         self.open = false;
-        let (status, body) = http_json(self.addr, "DELETE", &format!("/session/{}", self.id), None, Duration::from_secs(30))?;
+        let (status, body) = http_json(
+            self.addr,
+            "DELETE",
+            &format!("/session/{}", self.id),
+            None,
+            Duration::from_secs(30),
+        )?;
         unwrap_value(status, body).map(drop)
     }
 }
@@ -463,15 +604,25 @@ mod tests {
 
     #[test]
     fn chunked_bodies_decode() {
-        assert_eq!(dechunk(b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n").unwrap(), b"Wikipedia");
+        assert_eq!(
+            dechunk(b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n").unwrap(),
+            b"Wikipedia"
+        );
         assert!(dechunk(b"zz\r\n").is_err());
         assert!(dechunk(b"10\r\nshort").is_err());
     }
 
     #[test]
     fn driver_errors_carry_code_and_message() {
-        let e = unwrap_value(404, json!({"value": {"error": "no such element", "message": "gone"}})).unwrap_err();
-        assert!(matches!(e, WdError::Driver { status: 404, ref error, .. } if error == "no such element"), "{e}");
+        let e = unwrap_value(
+            404,
+            json!({"value": {"error": "no such element", "message": "gone"}}),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, WdError::Driver { status: 404, ref error, .. } if error == "no such element"),
+            "{e}"
+        );
         assert_eq!(unwrap_value(200, json!({"value": 3})).unwrap(), json!(3));
     }
 }

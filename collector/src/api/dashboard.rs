@@ -97,10 +97,19 @@ fn with_page_headers(mut resp: Response, content_type: &'static str) -> Response
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(
         HeaderName::from_static("permissions-policy"),
         HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
@@ -475,6 +484,7 @@ pub struct SourceOut {
 #[utoipa::path(
     get,
     path = "/api/fleet",
+    operation_id = "dashboard_fleet",
     tag = "dashboard",
     params(FleetQuery),
     responses(
@@ -506,6 +516,7 @@ pub async fn fleet(
 #[utoipa::path(
     get,
     path = "/api/routers/{id}",
+    operation_id = "dashboard_router_detail",
     tag = "dashboard",
     params(
         ("id" = String, Path, description = "Router id, or its name (case-insensitive)"),
@@ -571,11 +582,49 @@ struct Base {
     facts: RouterFactsOut,
 }
 
-const BASE_SQL: &str = "SELECT r.id, r.name, r.site, r.hostname, r.model, r.last_seen_ms, r.last_report_ms, \
+const BASE_SQL: &str =
+    "SELECT r.id, r.name, r.site, r.hostname, r.model, r.last_seen_ms, r.last_report_ms, \
      coalesce(p.uptime_s, r.uptime_s), r.revoked_at, p.cpu_permille, p.load1, p.load5, p.load15, \
      p.mem_total_kb, p.mem_available_kb, p.disk_mount, p.disk_used_bytes, p.disk_total_bytes, \
      r.board, r.release, r.revision, r.target, r.kernel, r.agent_version, r.arch, r.enrolled_at \
      FROM routers r LEFT JOIN reports p ON p.id = r.last_report_id";
+
+const LATEST_IFACES_SQL: &str = "SELECT name, kind, rx_bps, tx_bps FROM interface_samples \
+     WHERE router_id = ?1 AND ts_ms = ?2 ORDER BY name";
+const WINDOW_RAW_SQL: &str = "SELECT sum(rx_delta), sum(tx_delta) FROM interface_samples \
+     WHERE router_id = ?1 AND name = ?2 AND ts_ms >= ?3";
+const WINDOW_5M_SQL: &str = "SELECT sum(rx_bytes), sum(tx_bytes) FROM interface_rollup_5m \
+     WHERE router_id = ?1 AND name = ?2 AND bucket_start_ms >= ?3";
+const WINDOW_1H_SQL: &str = "SELECT sum(rx_bytes), sum(tx_bytes) FROM interface_rollup_1h \
+     WHERE router_id = ?1 AND name = ?2 AND bucket_start_ms >= ?3";
+const INTERVAL_SQL: &str =
+    "SELECT ts_ms FROM reports WHERE router_id = ?1 ORDER BY ts_ms DESC LIMIT 2";
+const CLIENT_COUNT_SQL: &str =
+    "SELECT count(*) FROM station_samples s WHERE s.router_id = ?1 AND s.ts_ms = ?2 \
+     AND coalesce((SELECT w.type FROM wireless_interfaces w \
+     WHERE w.router_id = s.router_id AND w.name = s.iface), 'AP') IN ('AP', 'AP/VLAN')";
+const IFACES_SQL: &str = "SELECT name, kind, rx_bytes, tx_bytes, rx_bps, tx_bps, rx_errs, tx_errs, rx_drop, tx_drop \
+     FROM interface_samples WHERE router_id = ?1 AND ts_ms = ?2 AND kind != 'loopback' ORDER BY name";
+const IFACE_WINDOW_SUMS_SQL: &str =
+    "SELECT name, sum(rx_delta), sum(tx_delta) FROM interface_samples \
+     WHERE router_id = ?1 AND ts_ms >= ?2 GROUP BY name";
+const LEASES_SQL: &str =
+    "SELECT ip, mac, hostname, client_id, expires FROM leases WHERE router_id = ?1";
+const LEASE_BY_MAC_SQL: &str = "SELECT hostname, ip FROM leases WHERE mac = ?1 ORDER BY hostname IS NULL, updated_ms DESC LIMIT 1";
+const WIRELESS_SQL: &str = "SELECT name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm \
+     FROM wireless_interfaces WHERE router_id = ?1 ORDER BY name";
+const STATIONS_SQL: &str =
+    "SELECT iface, mac, ssid, signal_dbm, signal_avg_dbm, tx_bitrate_kbps, rx_bitrate_kbps, \
+     expected_throughput_kbps, rx_bytes, tx_bytes, rx_bps, tx_bps, connected_s, inactive_ms \
+     FROM station_samples WHERE router_id = ?1 AND ts_ms = ?2";
+const WG_SQL: &str = "SELECT iface, public_key, name, endpoint, allowed_ips, latest_handshake, rx_bytes, tx_bytes, \
+     rx_bps, tx_bps FROM wg_peer_samples WHERE router_id = ?1 AND ts_ms = ?2 ORDER BY iface, name, public_key";
+const OVPN_SQL: &str = "SELECT instance, common_name, real_address, virtual_address, virtual_ipv6, rx_bytes, tx_bytes, \
+     rx_bps, tx_bps, connected_since, username, cipher FROM ovpn_client_samples \
+     WHERE router_id = ?1 AND ts_ms = ?2 ORDER BY instance, common_name, real_address";
+const SOURCES_SQL: &str =
+    "SELECT kind, name, state, skipped, detail, updated_ms FROM source_status \
+     WHERE router_id = ?1 ORDER BY kind, name";
 
 fn base_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Base> {
     let load = [r.get(10)?, r.get(11)?, r.get(12)?];
@@ -635,21 +684,29 @@ fn find_base(conn: &Connection, key: &str) -> Result<Option<Base>, ApiError> {
         .map_err(db_err)
 }
 
-/// The newest interface sample of each interface: (name, kind, rx_bps, tx_bps).
+/// An interface of a router's newest report.
+struct LatestIface {
+    name: String,
+    kind: String,
+    rx_bps: Option<i64>,
+    tx_bps: Option<i64>,
+}
+
+/// The newest sample of each interface.
 fn latest_interfaces(
     conn: &Connection,
     router_id: i64,
     ts_ms: i64,
-) -> Result<Vec<(String, String, Option<i64>, Option<i64>)>, ApiError> {
-    let mut st = conn
-        .prepare_cached(
-            "SELECT name, kind, rx_bps, tx_bps FROM interface_samples \
-             WHERE router_id = ?1 AND ts_ms = ?2 ORDER BY name",
-        )
-        .map_err(db_err)?;
+) -> Result<Vec<LatestIface>, ApiError> {
+    let mut st = conn.prepare_cached(LATEST_IFACES_SQL).map_err(db_err)?;
     let rows = st
         .query_map(params![router_id, ts_ms], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok(LatestIface {
+                name: r.get(0)?,
+                kind: r.get(1)?,
+                rx_bps: r.get(2)?,
+                tx_bps: r.get(3)?,
+            })
         })
         .map_err(db_err)?;
     rows.collect::<Result<_, _>>().map_err(db_err)
@@ -687,29 +744,22 @@ fn window_traffic(
     let since = now.saturating_sub(window.ms());
     // Rollup buckets count when they start inside the window.
     let sql = match window {
-        Window::M15 | Window::H1 => {
-            "SELECT sum(rx_delta), sum(tx_delta) FROM interface_samples \
-             WHERE router_id = ?1 AND name = ?2 AND ts_ms >= ?3"
-        }
-        Window::D1 => {
-            "SELECT sum(rx_bytes), sum(tx_bytes) FROM interface_rollup_5m \
-             WHERE router_id = ?1 AND name = ?2 AND bucket_start_ms >= ?3"
-        }
-        Window::D7 => {
-            "SELECT sum(rx_bytes), sum(tx_bytes) FROM interface_rollup_1h \
-             WHERE router_id = ?1 AND name = ?2 AND bucket_start_ms >= ?3"
-        }
+        Window::M15 | Window::H1 => WINDOW_RAW_SQL,
+        Window::D1 => WINDOW_5M_SQL,
+        Window::D7 => WINDOW_1H_SQL,
     };
     conn.prepare_cached(sql)
-        .and_then(|mut st| st.query_row(params![router_id, name, since], |r| Ok((r.get(0)?, r.get(1)?))))
+        .and_then(|mut st| {
+            st.query_row(params![router_id, name, since], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+        })
         .map_err(db_err)
 }
 
 /// Milliseconds between the router's two newest reports.
 fn report_interval_ms(conn: &Connection, router_id: i64) -> Result<Option<i64>, ApiError> {
-    let mut st = conn
-        .prepare_cached("SELECT ts_ms FROM reports WHERE router_id = ?1 ORDER BY ts_ms DESC LIMIT 2")
-        .map_err(db_err)?;
+    let mut st = conn.prepare_cached(INTERVAL_SQL).map_err(db_err)?;
     let ts: Vec<i64> = st
         .query_map([router_id], |r| r.get(0))
         .map_err(db_err)?
@@ -723,13 +773,9 @@ fn report_interval_ms(conn: &Connection, router_id: i64) -> Result<Option<i64>, 
 
 /// Stations of the newest report on AP interfaces (or interfaces `iw dev` did not list).
 fn client_count(conn: &Connection, router_id: i64, ts_ms: i64) -> Result<i64, ApiError> {
-    conn.prepare_cached(
-        "SELECT count(*) FROM station_samples s WHERE s.router_id = ?1 AND s.ts_ms = ?2 \
-         AND coalesce((SELECT w.type FROM wireless_interfaces w \
-                       WHERE w.router_id = s.router_id AND w.name = s.iface), 'AP') IN ('AP', 'AP/VLAN')",
-    )
-    .and_then(|mut st| st.query_row(params![router_id, ts_ms], |r| r.get(0)))
-    .map_err(db_err)
+    conn.prepare_cached(CLIENT_COUNT_SQL)
+        .and_then(|mut st| st.query_row(params![router_id, ts_ms], |r| r.get(0)))
+        .map_err(db_err)
 }
 
 fn percent(part: Option<i64>, whole: Option<i64>) -> Option<f64> {
@@ -750,7 +796,12 @@ pub fn is_online(last_seen_ms: Option<i64>, interval_ms: Option<i64>, now: i64) 
     last_seen_ms.is_some_and(|t| now.saturating_sub(t) <= limit)
 }
 
-fn fleet_row(conn: &Connection, b: &Base, window: Window, now: i64) -> Result<FleetRouter, ApiError> {
+fn fleet_row(
+    conn: &Connection,
+    b: &Base,
+    window: Window,
+    now: i64,
+) -> Result<FleetRouter, ApiError> {
     let interval = report_interval_ms(conn, b.id)?;
     let online = b.revoked_at.is_none() && is_online(b.last_seen_ms, interval, now);
     let status = if b.revoked_at.is_some() {
@@ -766,11 +817,11 @@ fn fleet_row(conn: &Connection, b: &Base, window: Window, now: i64) -> Result<Fl
     if let Some(ts) = b.last_report_ms {
         clients = client_count(conn, b.id, ts)?;
         let ifaces = latest_interfaces(conn, b.id, ts)?;
-        let picked = pick_wan(ifaces.iter().map(|(n, k, _, _)| (n.as_str(), k.as_str())));
+        let picked = pick_wan(ifaces.iter().map(|i| (i.name.as_str(), i.kind.as_str())));
         if let Some(name) = picked {
             wan = Some(name.to_string());
-            if let Some((_, _, rx, tx)) = ifaces.iter().find(|(n, ..)| n == name) {
-                wan_rates = (*rx, *tx);
+            if let Some(i) = ifaces.iter().find(|i| i.name == name) {
+                wan_rates = (i.rx_bps, i.tx_bps);
             }
         }
     }
@@ -885,7 +936,12 @@ pub fn detail_answer(
             wg_peers_of(conn, b.id, ts)?,
             ovpn_clients_of(conn, b.id, ts)?,
         ),
-        None => (Vec::new(), ssids_of(conn, b.id, i64::MIN, &leases)?, Vec::new(), Vec::new()),
+        None => (
+            Vec::new(),
+            ssids_of(conn, b.id, i64::MIN, &leases)?,
+            Vec::new(),
+            Vec::new(),
+        ),
     };
     Ok(Some(RouterDetail {
         generated_at_ms: now,
@@ -909,12 +965,7 @@ fn interfaces_of(
     now: i64,
     wan: Option<&str>,
 ) -> Result<Vec<InterfaceOut>, ApiError> {
-    let mut st = conn
-        .prepare_cached(
-            "SELECT name, kind, rx_bytes, tx_bytes, rx_bps, tx_bps, rx_errs, tx_errs, rx_drop, tx_drop \
-             FROM interface_samples WHERE router_id = ?1 AND ts_ms = ?2 AND kind != 'loopback' ORDER BY name",
-        )
-        .map_err(db_err)?;
+    let mut st = conn.prepare_cached(IFACES_SQL).map_err(db_err)?;
     let mut out: Vec<InterfaceOut> = st
         .query_map(params![router_id, ts], |r| {
             let name: String = r.get(0)?;
@@ -939,16 +990,12 @@ fn interfaces_of(
         .map_err(db_err)?;
     if window.uses_rollup() {
         for i in &mut out {
-            (i.window_rx_bytes, i.window_tx_bytes) = window_traffic(conn, router_id, &i.name, window, now)?;
+            (i.window_rx_bytes, i.window_tx_bytes) =
+                window_traffic(conn, router_id, &i.name, window, now)?;
         }
     } else {
         // One range scan of the router's samples in the window, summed per interface.
-        let mut st = conn
-            .prepare_cached(
-                "SELECT name, sum(rx_delta), sum(tx_delta) FROM interface_samples \
-                 WHERE router_id = ?1 AND ts_ms >= ?2 GROUP BY name",
-            )
-            .map_err(db_err)?;
+        let mut st = conn.prepare_cached(IFACE_WINDOW_SUMS_SQL).map_err(db_err)?;
         let sums: HashMap<String, (Option<i64>, Option<i64>)> = st
             .query_map(params![router_id, now.saturating_sub(window.ms())], |r| {
                 Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
@@ -967,9 +1014,7 @@ fn interfaces_of(
 
 fn leases_of(conn: &Connection, router_id: i64, now: i64) -> Result<Vec<LeaseOut>, ApiError> {
     let now_s = now / 1000;
-    let mut st = conn
-        .prepare_cached("SELECT ip, mac, hostname, client_id, expires FROM leases WHERE router_id = ?1")
-        .map_err(db_err)?;
+    let mut st = conn.prepare_cached(LEASES_SQL).map_err(db_err)?;
     let mut out: Vec<LeaseOut> = st
         .query_map([router_id], |r| {
             let expires: Option<i64> = r.get(4)?;
@@ -986,22 +1031,28 @@ fn leases_of(conn: &Connection, router_id: i64, now: i64) -> Result<Vec<LeaseOut
         .collect::<Result<_, _>>()
         .map_err(db_err)?;
     // IPv4 before IPv6, numerically; unparsable addresses last, as text.
-    out.sort_by(|a, b| match (a.ip.parse::<IpAddr>(), b.ip.parse::<IpAddr>()) {
-        (Ok(x), Ok(y)) => x.cmp(&y),
-        (Ok(_), Err(_)) => Ordering::Less,
-        (Err(_), Ok(_)) => Ordering::Greater,
-        (Err(_), Err(_)) => a.ip.cmp(&b.ip),
-    });
+    out.sort_by(
+        |a, b| match (a.ip.parse::<IpAddr>(), b.ip.parse::<IpAddr>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            (Ok(_), Err(_)) => Ordering::Less,
+            (Err(_), Ok(_)) => Ordering::Greater,
+            (Err(_), Err(_)) => a.ip.cmp(&b.ip),
+        },
+    );
     Ok(out)
 }
 
 /// A MAC's hostname and IP from another router's lease (newest lease first).
-fn lease_elsewhere(conn: &Connection, mac: &str) -> Result<Option<(Option<String>, String)>, ApiError> {
-    conn.prepare_cached(
-        "SELECT hostname, ip FROM leases WHERE mac = ?1 ORDER BY hostname IS NULL, updated_ms DESC LIMIT 1",
-    )
-    .and_then(|mut st| st.query_row([mac], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-    .map_err(db_err)
+fn lease_elsewhere(
+    conn: &Connection,
+    mac: &str,
+) -> Result<Option<(Option<String>, String)>, ApiError> {
+    conn.prepare_cached(LEASE_BY_MAC_SQL)
+        .and_then(|mut st| {
+            st.query_row([mac], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(db_err)
 }
 
 fn ssids_of(
@@ -1010,12 +1061,7 @@ fn ssids_of(
     ts: i64,
     leases: &[LeaseOut],
 ) -> Result<Vec<SsidGroup>, ApiError> {
-    let mut st = conn
-        .prepare_cached(
-            "SELECT name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm \
-             FROM wireless_interfaces WHERE router_id = ?1 ORDER BY name",
-        )
-        .map_err(db_err)?;
+    let mut st = conn.prepare_cached(WIRELESS_SQL).map_err(db_err)?;
     let ifaces: Vec<(Option<String>, WirelessInterfaceOut)> = st
         .query_map([router_id], |r| {
             Ok((
@@ -1037,22 +1083,19 @@ fn ssids_of(
     // Leases by MAC: an IPv4 lease with a hostname wins.
     let mut by_mac: HashMap<&str, &LeaseOut> = HashMap::new();
     for l in leases {
-        let Some(mac) = l.mac.as_deref() else { continue };
+        let Some(mac) = l.mac.as_deref() else {
+            continue;
+        };
         let better = |old: &LeaseOut| {
-            (l.hostname.is_some(), l.ip.contains('.')) > (old.hostname.is_some(), old.ip.contains('.'))
+            (l.hostname.is_some(), l.ip.contains('.'))
+                > (old.hostname.is_some(), old.ip.contains('.'))
         };
         if by_mac.get(mac).is_none_or(|old| better(old)) {
             by_mac.insert(mac, l);
         }
     }
 
-    let mut st = conn
-        .prepare_cached(
-            "SELECT iface, mac, ssid, signal_dbm, signal_avg_dbm, tx_bitrate_kbps, rx_bitrate_kbps, \
-             expected_throughput_kbps, rx_bytes, tx_bytes, rx_bps, tx_bps, connected_s, inactive_ms \
-             FROM station_samples WHERE router_id = ?1 AND ts_ms = ?2",
-        )
-        .map_err(db_err)?;
+    let mut st = conn.prepare_cached(STATIONS_SQL).map_err(db_err)?;
     let stations: Vec<(Option<String>, WirelessClient)> = st
         .query_map(params![router_id, ts], |r| {
             Ok((
@@ -1095,7 +1138,11 @@ fn ssids_of(
         let k = key_of(&ssid, &w.name);
         groups
             .entry(k)
-            .or_insert_with(|| SsidGroup { ssid: ssid.clone(), interfaces: Vec::new(), clients: Vec::new() })
+            .or_insert_with(|| SsidGroup {
+                ssid: ssid.clone(),
+                interfaces: Vec::new(),
+                clients: Vec::new(),
+            })
             .interfaces
             .push(w);
     }
@@ -1115,7 +1162,11 @@ fn ssids_of(
         let k = key_of(&ssid, &c.interface);
         groups
             .entry(k)
-            .or_insert_with(|| SsidGroup { ssid: ssid.clone(), interfaces: Vec::new(), clients: Vec::new() })
+            .or_insert_with(|| SsidGroup {
+                ssid: ssid.clone(),
+                interfaces: Vec::new(),
+                clients: Vec::new(),
+            })
             .clients
             .push(c);
     }
@@ -1141,12 +1192,7 @@ pub fn wg_status(handshake: Option<i64>, age_s: Option<i64>) -> &'static str {
 
 fn wg_peers_of(conn: &Connection, router_id: i64, ts: i64) -> Result<Vec<WgPeerOut>, ApiError> {
     let report_s = ts / 1000;
-    let mut st = conn
-        .prepare_cached(
-            "SELECT iface, public_key, name, endpoint, allowed_ips, latest_handshake, rx_bytes, tx_bytes, \
-             rx_bps, tx_bps FROM wg_peer_samples WHERE router_id = ?1 AND ts_ms = ?2 ORDER BY iface, name, public_key",
-        )
-        .map_err(db_err)?;
+    let mut st = conn.prepare_cached(WG_SQL).map_err(db_err)?;
     let rows = st
         .query_map(params![router_id, ts], |r| {
             let handshake: Option<i64> = r.get::<_, Option<i64>>(5)?.filter(|h| *h > 0);
@@ -1157,7 +1203,11 @@ fn wg_peers_of(conn: &Connection, router_id: i64, ts: i64) -> Result<Vec<WgPeerO
                 public_key: r.get(1)?,
                 name: r.get(2)?,
                 endpoint: r.get(3)?,
-                allowed_ips: allowed.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                allowed_ips: allowed
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
                 latest_handshake: handshake,
                 handshake_age_s: age,
                 status: wg_status(handshake, age).to_string(),
@@ -1171,15 +1221,13 @@ fn wg_peers_of(conn: &Connection, router_id: i64, ts: i64) -> Result<Vec<WgPeerO
     rows.collect::<Result<_, _>>().map_err(db_err)
 }
 
-fn ovpn_clients_of(conn: &Connection, router_id: i64, ts: i64) -> Result<Vec<OvpnClientOut>, ApiError> {
+fn ovpn_clients_of(
+    conn: &Connection,
+    router_id: i64,
+    ts: i64,
+) -> Result<Vec<OvpnClientOut>, ApiError> {
     let report_s = ts / 1000;
-    let mut st = conn
-        .prepare_cached(
-            "SELECT instance, common_name, real_address, virtual_address, virtual_ipv6, rx_bytes, tx_bytes, \
-             rx_bps, tx_bps, connected_since, username, cipher FROM ovpn_client_samples \
-             WHERE router_id = ?1 AND ts_ms = ?2 ORDER BY instance, common_name, real_address",
-        )
-        .map_err(db_err)?;
+    let mut st = conn.prepare_cached(OVPN_SQL).map_err(db_err)?;
     let rows = st
         .query_map(params![router_id, ts], |r| {
             let since: Option<i64> = r.get(9)?;
@@ -1204,12 +1252,7 @@ fn ovpn_clients_of(conn: &Connection, router_id: i64, ts: i64) -> Result<Vec<Ovp
 }
 
 fn sources_of(conn: &Connection, router_id: i64) -> Result<Vec<SourceOut>, ApiError> {
-    let mut st = conn
-        .prepare_cached(
-            "SELECT kind, name, state, skipped, detail, updated_ms FROM source_status \
-             WHERE router_id = ?1 ORDER BY kind, name",
-        )
-        .map_err(db_err)?;
+    let mut st = conn.prepare_cached(SOURCES_SQL).map_err(db_err)?;
     let rows = st
         .query_map([router_id], |r| {
             Ok(SourceOut {
@@ -1273,6 +1316,98 @@ mod tests {
         .unwrap();
     }
 
+    /// EXPLAIN QUERY PLAN of `sql` (parameters bound to NULL), one line per step.
+    fn plan(c: &Connection, sql: &str) -> String {
+        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = st.parameter_count();
+        let params: Vec<rusqlite::types::Value> = vec![rusqlite::types::Value::Null; n];
+        let rows = st
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn queries_use_keys_not_scans() {
+        let c = db();
+        let sample_tables = [
+            "interface_samples",
+            "station_samples",
+            "wg_peer_samples",
+            "ovpn_client_samples",
+            "interface_rollup_5m",
+            "interface_rollup_1h",
+            "reports",
+            "leases",
+            "wireless_interfaces",
+            "source_status",
+        ];
+        let by_id = format!("{BASE_SQL} WHERE r.id = ?1");
+        let by_name = format!("{BASE_SQL} WHERE r.name = ?1");
+        let all = format!("{BASE_SQL} WHERE r.revoked_at IS NULL ORDER BY r.name");
+        let queries = [
+            by_id.as_str(),
+            by_name.as_str(),
+            all.as_str(),
+            LATEST_IFACES_SQL,
+            WINDOW_RAW_SQL,
+            WINDOW_5M_SQL,
+            WINDOW_1H_SQL,
+            INTERVAL_SQL,
+            CLIENT_COUNT_SQL,
+            IFACES_SQL,
+            IFACE_WINDOW_SUMS_SQL,
+            LEASES_SQL,
+            LEASE_BY_MAC_SQL,
+            WIRELESS_SQL,
+            STATIONS_SQL,
+            WG_SQL,
+            OVPN_SQL,
+            SOURCES_SQL,
+        ];
+        for sql in queries {
+            let p = plan(&c, sql);
+            for line in p.lines() {
+                for t in sample_tables {
+                    let full_scan = line.starts_with(&format!("SCAN {t}"))
+                        || (line.starts_with("SCAN ")
+                            && line.contains(&format!("{t} "))
+                            && !line.contains("USING"));
+                    assert!(!full_scan, "full scan of {t}:\n{p}\nin {sql}");
+                }
+            }
+        }
+        // The by-id and by-name lookups and the newest report use keys.
+        assert!(
+            plan(&c, &by_id).contains("USING INTEGER PRIMARY KEY"),
+            "{}",
+            plan(&c, &by_id)
+        );
+        assert!(
+            plan(&c, &by_name).contains("USING INDEX sqlite_autoindex_routers"),
+            "{}",
+            plan(&c, &by_name)
+        );
+        // Raw windows: a range of one router's samples, by the clustered key or the per-name index.
+        let raw = plan(&c, WINDOW_RAW_SQL);
+        assert!(
+            raw.contains("(router_id=? AND ts_ms>?)") || raw.contains("interface_samples_key"),
+            "{raw}"
+        );
+        assert!(
+            plan(&c, INTERVAL_SQL).contains("reports_router_ts"),
+            "{}",
+            plan(&c, INTERVAL_SQL)
+        );
+        assert!(
+            plan(&c, LEASE_BY_MAC_SQL).contains("leases_mac"),
+            "{}",
+            plan(&c, LEASE_BY_MAC_SQL)
+        );
+    }
+
     #[test]
     fn window_parsing() {
         assert_eq!(Window::parse(None).unwrap(), Window::H1);
@@ -1286,9 +1421,17 @@ mod tests {
 
     #[test]
     fn wan_heuristic() {
-        let v = [("eth0", "ethernet"), ("pppoe-wan", "pppoe"), ("wan", "ethernet")];
+        let v = [
+            ("eth0", "ethernet"),
+            ("pppoe-wan", "pppoe"),
+            ("wan", "ethernet"),
+        ];
         assert_eq!(pick_wan(v.iter().copied()), Some("pppoe-wan"));
-        let v = [("lan1", "ethernet"), ("wan", "ethernet"), ("wan2", "ethernet")];
+        let v = [
+            ("lan1", "ethernet"),
+            ("wan", "ethernet"),
+            ("wan2", "ethernet"),
+        ];
         assert_eq!(pick_wan(v.iter().copied()), Some("wan"));
         let v = [("wan-guest", "bridge"), ("wan.7", "ethernet")];
         assert_eq!(pick_wan(v.iter().copied()), Some("wan.7"));
@@ -1310,11 +1453,20 @@ mod tests {
 
     #[test]
     fn filters_are_bounded() {
-        assert_eq!(filter_arg("q", Some("  Home ")).unwrap().as_deref(), Some("home"));
+        assert_eq!(
+            filter_arg("q", Some("  Home ")).unwrap().as_deref(),
+            Some("home")
+        );
         assert_eq!(filter_arg("q", Some("   ")).unwrap(), None);
         let long = "x".repeat(65);
-        assert_eq!(filter_arg("q", Some(&long)).unwrap_err().status, StatusCode::BAD_REQUEST);
-        assert_eq!(filter_arg("site", Some("a\u{7}")).unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            filter_arg("q", Some(&long)).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            filter_arg("site", Some("a\u{7}")).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]
@@ -1345,34 +1497,59 @@ mod tests {
         assert_eq!(f.routers.len(), 2);
         assert_eq!(f.sites, vec!["home".to_string(), "Office".to_string()]);
         let k = &f.routers[0];
-        assert_eq!((k.name.as_str(), k.status.as_str(), k.online), ("ap-kitchen", "online", true));
+        assert_eq!(
+            (k.name.as_str(), k.status.as_str(), k.online),
+            ("ap-kitchen", "online", true)
+        );
         assert_eq!(k.report_interval_ms, Some(30_000));
         assert_eq!(k.clients, 2, "mesh peer and older samples are not clients");
         assert_eq!(k.wan_interface.as_deref(), Some("pppoe-wan"));
         assert_eq!((k.wan_rx_bytes, k.wan_tx_bytes), (Some(1100), Some(2200)));
         assert_eq!((k.wan_rx_bps, k.wan_tx_bps), (Some(800), Some(1600)));
-        assert_eq!((k.cpu_percent, k.mem_used_percent, k.disk_used_percent), (Some(12.5), Some(75.0), Some(25.0)));
+        assert_eq!(
+            (k.cpu_percent, k.mem_used_percent, k.disk_used_percent),
+            (Some(12.5), Some(75.0), Some(25.0))
+        );
         assert_eq!(k.uptime_s, Some(3600));
         let o = &f.routers[1];
-        assert_eq!((o.status.as_str(), o.online, o.last_seen_age_s), ("offline", false, Some(600)));
+        assert_eq!(
+            (o.status.as_str(), o.online, o.last_seen_age_s),
+            ("offline", false, Some(600))
+        );
         assert_eq!(f.totals.routers, 2);
         assert_eq!(f.totals.routers_online, 1);
         assert_eq!(f.totals.clients, 2);
         assert_eq!(f.totals.wan_rx_bytes, 2200);
-        assert_eq!(f.totals.wan_rx_bps, 800, "offline routers have no current rate");
+        assert_eq!(
+            f.totals.wan_rx_bps, 800,
+            "offline routers have no current rate"
+        );
 
         let h = fleet_answer(&c, NOW, Window::H1, None, None).unwrap();
         assert_eq!(h.routers[0].wan_rx_bytes, Some(51_100));
 
-        assert_eq!(fleet_answer(&c, NOW, Window::H1, Some("office"), None).unwrap().routers.len(), 1);
+        assert_eq!(
+            fleet_answer(&c, NOW, Window::H1, Some("office"), None)
+                .unwrap()
+                .routers
+                .len(),
+            1
+        );
         let q = fleet_answer(&c, NOW, Window::H1, None, Some("kitch")).unwrap();
         assert_eq!(q.routers.len(), 1);
         assert_eq!(q.totals.routers, 1);
         assert_eq!(q.sites.len(), 2, "sites list the whole fleet");
 
         // Revoked routers leave the overview.
-        c.execute("UPDATE routers SET revoked_at = 5 WHERE id = 2", []).unwrap();
-        assert_eq!(fleet_answer(&c, NOW, Window::H1, None, None).unwrap().routers.len(), 1);
+        c.execute("UPDATE routers SET revoked_at = 5 WHERE id = 2", [])
+            .unwrap();
+        assert_eq!(
+            fleet_answer(&c, NOW, Window::H1, None, None)
+                .unwrap()
+                .routers
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -1382,7 +1559,13 @@ mod tests {
         iface(&c, 1, NOW - 1000, "wan", "ethernet", Some(1));
         let hour = |h: i64| (NOW - h * HOUR_MS) - (NOW - h * HOUR_MS).rem_euclid(HOUR_MS);
         for table in ["interface_rollup_5m", "interface_rollup_1h"] {
-            for (h, bytes) in [(0, 10), (5, 100), (23, 1000), (30, 10_000), (24 * 8, 100_000)] {
+            for (h, bytes) in [
+                (0, 10),
+                (5, 100),
+                (23, 1000),
+                (30, 10_000),
+                (24 * 8, 100_000),
+            ] {
                 c.execute(
                     &format!(
                         "INSERT INTO {table} (router_id, name, bucket_start_ms, rx_bytes, tx_bytes, samples) \
@@ -1440,9 +1623,13 @@ mod tests {
         ))
         .unwrap();
 
-        assert!(detail_answer(&c, NOW, Window::H1, "nope").unwrap().is_none());
+        assert!(detail_answer(&c, NOW, Window::H1, "nope")
+            .unwrap()
+            .is_none());
         assert!(detail_answer(&c, NOW, Window::H1, "999").unwrap().is_none());
-        let by_name = detail_answer(&c, NOW, Window::H1, "AP-KITCHEN").unwrap().unwrap();
+        let by_name = detail_answer(&c, NOW, Window::H1, "AP-KITCHEN")
+            .unwrap()
+            .unwrap();
         assert_eq!(by_name.router.id, 1);
         let d = detail_answer(&c, NOW, Window::H1, "1").unwrap().unwrap();
         assert_eq!(d.interfaces.len(), 1, "loopback is left out");
@@ -1451,23 +1638,53 @@ mod tests {
         let names: Vec<Option<&str>> = d.ssids.iter().map(|g| g.ssid.as_deref()).collect();
         assert_eq!(names, vec![Some("Guest"), Some("HomeNet"), None]);
         let home = &d.ssids[1];
-        assert_eq!(home.interfaces.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), vec!["wlan0", "wlan1"]);
-        let hosts: Vec<(Option<&str>, Option<&str>)> =
-            home.clients.iter().map(|c| (c.hostname.as_deref(), c.ip.as_deref())).collect();
+        assert_eq!(
+            home.interfaces
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["wlan0", "wlan1"]
+        );
+        let hosts: Vec<(Option<&str>, Option<&str>)> = home
+            .clients
+            .iter()
+            .map(|c| (c.hostname.as_deref(), c.ip.as_deref()))
+            .collect();
         assert_eq!(
             hosts,
-            vec![(Some("amy-phone"), Some("192.168.1.30")), (Some("zed-laptop"), Some("192.168.1.20")), (None, None)]
+            vec![
+                (Some("amy-phone"), Some("192.168.1.30")),
+                (Some("zed-laptop"), Some("192.168.1.20")),
+                (None, None)
+            ]
         );
         assert!(d.ssids[0].clients.is_empty());
         assert_eq!(d.ssids[2].clients.len(), 1);
         assert_eq!(d.ssids[2].interfaces[0].iftype, "mesh point");
 
-        assert_eq!(d.leases.iter().map(|l| l.ip.as_str()).collect::<Vec<_>>(), vec!["192.168.1.3", "192.168.1.20", "fd00::20"]);
+        assert_eq!(
+            d.leases.iter().map(|l| l.ip.as_str()).collect::<Vec<_>>(),
+            vec!["192.168.1.3", "192.168.1.20", "fd00::20"]
+        );
         assert_eq!(d.leases[1].expires_in_s, Some(600));
 
-        let wg: Vec<(&str, Option<i64>)> = d.wireguard.iter().map(|p| (p.status.as_str(), p.handshake_age_s)).collect();
-        assert_eq!(wg, vec![("never", None), ("active", Some(20)), ("inactive", Some(600))]);
-        assert_eq!(d.wireguard[1].allowed_ips, vec!["10.0.0.2/32", "fd00::2/128"]);
+        let wg: Vec<(&str, Option<i64>)> = d
+            .wireguard
+            .iter()
+            .map(|p| (p.status.as_str(), p.handshake_age_s))
+            .collect();
+        assert_eq!(
+            wg,
+            vec![
+                ("never", None),
+                ("active", Some(20)),
+                ("inactive", Some(600))
+            ]
+        );
+        assert_eq!(
+            d.wireguard[1].allowed_ips,
+            vec!["10.0.0.2/32", "fd00::2/128"]
+        );
         assert_eq!(d.openvpn.len(), 1);
         assert_eq!(d.openvpn[0].connected_s, Some(3600));
     }
@@ -1487,7 +1704,9 @@ mod tests {
         let f = fleet_answer(&c, NOW, Window::H1, None, None).unwrap();
         assert_eq!(f.routers[0].status, "never");
         assert_eq!(f.routers[0].wan_interface, None);
-        let d = detail_answer(&c, NOW, Window::D7, "fresh").unwrap().unwrap();
+        let d = detail_answer(&c, NOW, Window::D7, "fresh")
+            .unwrap()
+            .unwrap();
         assert!(d.interfaces.is_empty() && d.ssids.is_empty() && d.leases.is_empty());
     }
 }
