@@ -14,7 +14,8 @@
 //! - `GET /api/gateway/{id}/port/{port}/traffic?duration=`: exactly [`POINTS`] points of
 //!   `duration / 20` each (45 s, 180 s, 4320 s, 30240 s); see [`port_traffic_series`].
 //!
-//! Window membership: the window is `[end - duration, end]` with `end` the current second. A raw
+//! Window membership: the window is `[end - duration, end]` with `end` the current time rounded
+//! up to a whole second. A raw
 //! sample belongs to it when its `ts_ms` does (its delta is the traffic since the previous
 //! sample); a rollup bucket when its `bucket_start_ms` does. The series puts each sample or
 //! bucket in the interval holding that time, so its points always sum to the window totals of
@@ -133,9 +134,13 @@ impl Window {
     }
 }
 
-/// The window `[end - duration, end]` ending at the whole second at or before `now_ms`.
+/// The window `[end - duration, end]`, `end` being `now_ms` rounded up to a whole second (so
+/// the newest sample is always inside).
 pub fn window_bounds(window: Window, now_ms: i64) -> (i64, i64) {
-    let end = now_ms - now_ms.rem_euclid(1000);
+    let secs = now_ms
+        .div_euclid(1000)
+        .saturating_add(i64::from(now_ms.rem_euclid(1000) != 0));
+    let end = secs.saturating_mul(1000);
     (end.saturating_sub(window.duration_ms()), end)
 }
 
@@ -160,7 +165,8 @@ const ROLLUP_SUM_SQL: &str = "SELECT u.router_id, u.name, coalesce(sum(u.rx_byte
      CROSS JOIN {table} u ON u.router_id = p.router_id AND u.name = p.name AND u.bucket_start_ms BETWEEN ?1 AND ?2";
 
 /// One port's raw deltas in `[?3, ?4]` (index `interface_samples_key`).
-const RAW_SERIES_SQL: &str = "SELECT ts_ms, coalesce(rx_delta, 0), coalesce(tx_delta, 0) FROM interface_samples \
+const RAW_SERIES_SQL: &str =
+    "SELECT ts_ms, coalesce(rx_delta, 0), coalesce(tx_delta, 0) FROM interface_samples \
      WHERE router_id = ?1 AND name = ?2 AND ts_ms BETWEEN ?3 AND ?4";
 
 /// One port's rollup buckets starting in `[?3, ?4]` (primary key).
@@ -183,7 +189,10 @@ struct PortRow {
 }
 
 /// Ports by router id (all routers, or only `router`), each router's ports by name.
-fn load_ports(conn: &Connection, router: Option<i64>) -> Result<HashMap<i64, Vec<PortRow>>, ApiError> {
+fn load_ports(
+    conn: &Connection,
+    router: Option<i64>,
+) -> Result<HashMap<i64, Vec<PortRow>>, ApiError> {
     let sql = match router {
         Some(_) => format!("{PORTS_SQL} AND r.id = ?1 ORDER BY s.name"),
         None => format!("{PORTS_SQL} ORDER BY r.id, s.name"),
@@ -220,10 +229,17 @@ fn load_ports(conn: &Connection, router: Option<i64>) -> Result<HashMap<i64, Vec
 }
 
 /// (router id, interface) -> (rx bytes, tx bytes) in a window.
-type Totals = HashMap<(i64, String), (u64, u64)>;
+pub type Totals = HashMap<(i64, String), (u64, u64)>;
 
 /// Adds the rows of one sum query into `acc`.
-fn add_sums(conn: &Connection, sql: &str, lo: i64, hi: i64, router: Option<i64>, acc: &mut Totals) -> Result<(), ApiError> {
+fn add_sums(
+    conn: &Connection,
+    sql: &str,
+    lo: i64,
+    hi: i64,
+    router: Option<i64>,
+    acc: &mut Totals,
+) -> Result<(), ApiError> {
     let sql = match router {
         Some(_) => format!("{sql} WHERE r.id = ?3 GROUP BY 1, 2"),
         None => format!("{sql} GROUP BY 1, 2"),
@@ -247,7 +263,11 @@ fn add_sums(conn: &Connection, sql: &str, lo: i64, hi: i64, router: Option<i64>,
 }
 
 fn rollup_sql(template: &str, source: Source) -> String {
-    let table = if source == Source::Rollup1h { "interface_rollup_1h" } else { "interface_rollup_5m" };
+    let table = if source == Source::Rollup1h {
+        "interface_rollup_1h"
+    } else {
+        "interface_rollup_5m"
+    };
     template.replace("{table}", table)
 }
 
@@ -258,17 +278,27 @@ pub fn window_totals(
     start: i64,
     end: i64,
     router: Option<i64>,
-) -> Result<HashMap<(i64, String), (u64, u64)>, ApiError> {
+) -> Result<Totals, ApiError> {
     let mut acc = Totals::new();
     match window.source() {
         Source::Raw => add_sums(conn, RAW_SUM_SQL, start, end, router, &mut acc)?,
-        Source::Rollup1h => add_sums(conn, &rollup_sql(ROLLUP_SUM_SQL, Source::Rollup1h), start, end, router, &mut acc)?,
+        Source::Rollup1h => add_sums(
+            conn,
+            &rollup_sql(ROLLUP_SUM_SQL, Source::Rollup1h),
+            start,
+            end,
+            router,
+            &mut acc,
+        )?,
         Source::Rollup5m => {
             // 5-minute buckets starting in [start, end], read as: the 5-minute buckets before the
             // first whole hour and from the last hour on, and the 1-hour buckets (the sums of
             // their twelve 5-minute buckets) in between.
             let sql5 = rollup_sql(ROLLUP_SUM_SQL, Source::Rollup5m);
-            let first_hour = start.div_euclid(BUCKET_1H_MS).saturating_add(i64::from(start.rem_euclid(BUCKET_1H_MS) != 0)) * BUCKET_1H_MS;
+            let first_hour = start
+                .div_euclid(BUCKET_1H_MS)
+                .saturating_add(i64::from(start.rem_euclid(BUCKET_1H_MS) != 0))
+                * BUCKET_1H_MS;
             let last_hour = end.div_euclid(BUCKET_1H_MS) * BUCKET_1H_MS;
             if first_hour < last_hour {
                 add_sums(conn, &sql5, start, first_hour - 1, router, &mut acc)?;
@@ -305,13 +335,18 @@ fn gateway_status(r: &RouterInfo, now: i64) -> &'static str {
 
 fn check_len(what: &str, v: &str, max: usize) -> Result<(), ApiError> {
     if v.is_empty() || v.chars().count() > max {
-        return Err(ApiError::bad_request(format!("{what} must be 1 to {max} characters")));
+        return Err(ApiError::bad_request(format!(
+            "{what} must be 1 to {max} characters"
+        )));
     }
     Ok(())
 }
 
 fn not_found_gateway(id: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("no gateway (router) with id or name {id:?}"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no gateway (router) with id or name {id:?}"),
+    )
 }
 
 /// A gateway (router) by id or name: 400 for an oversized value, 404 when unknown.
@@ -348,7 +383,10 @@ pub struct Envelope<T> {
 }
 
 fn ok<T>(data: T) -> Json<Envelope<T>> {
-    Json(Envelope { success: true, data })
+    Json(Envelope {
+        success: true,
+        data,
+    })
 }
 
 /// The sites: distinct `site` values, `None` for routers without one.
@@ -369,7 +407,10 @@ fn site_counts(routers: &[RouterInfo], now: i64) -> BTreeMap<Option<String>, (us
     responses((status = 200, description = "The organization", body = Envelope<Organization>),
               (status = 401, description = "Missing or unknown API key")),
     security(("api_key" = [])))]
-pub async fn organization(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<Envelope<Organization>>, ApiError> {
+pub async fn organization(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Envelope<Organization>>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let routers = with_read(&state, load_routers).await?;
     let now = now_ms();
@@ -404,7 +445,10 @@ pub struct Site {
     responses((status = 200, description = "Sites", body = Envelope<Vec<Site>>),
               (status = 401, description = "Missing or unknown API key")),
     security(("api_key" = [])))]
-pub async fn sites(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<Envelope<Vec<Site>>>, ApiError> {
+pub async fn sites(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Envelope<Vec<Site>>>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let routers = with_read(&state, load_routers).await?;
     let now = now_ms();
@@ -523,7 +567,13 @@ pub fn gateways_in_window(
         .filter(|r| site.is_none_or(|s| r.site.as_deref() == Some(s)))
         .map(|r| gateway_entry(r, ports.remove(&r.id).unwrap_or_default(), &totals, now))
         .collect();
-    Ok(GatewaysResponse { success: true, duration: window, start: start / 1000, end: end / 1000, data })
+    Ok(GatewaysResponse {
+        success: true,
+        duration: window,
+        start: start / 1000,
+        end: end / 1000,
+        data,
+    })
 }
 
 fn gateway_entry(r: &RouterInfo, ports: Vec<PortRow>, totals: &Totals, now: i64) -> Gateway {
@@ -531,7 +581,10 @@ fn gateway_entry(r: &RouterInfo, ports: Vec<PortRow>, totals: &Totals, now: i64)
     let ports: Vec<GatewayPort> = ports
         .into_iter()
         .map(|p| {
-            let (rx, tx) = totals.get(&(r.id, p.name.clone())).copied().unwrap_or((0, 0));
+            let (rx, tx) = totals
+                .get(&(r.id, p.name.clone()))
+                .copied()
+                .unwrap_or((0, 0));
             GatewayPort {
                 usage: port_usage(&p.name, &p.kind).to_string(),
                 enabled: true,
@@ -596,7 +649,12 @@ pub async fn gateways(
         check_len("site_id", s, MAX_ID_CHARS)?;
     }
     let now = now_ms();
-    Ok(Json(with_read(&state, move |c| gateways_in_window(c, window, now, site.as_deref())).await?))
+    Ok(Json(
+        with_read(&state, move |c| {
+            gateways_in_window(c, window, now, site.as_deref())
+        })
+        .await?,
+    ))
 }
 
 /// One port of `/api/gateway/{id}/ports`: latest cumulative counters and rates.
@@ -634,7 +692,9 @@ pub struct GatewayPorts {
 pub fn gateway_port_stats(conn: &Connection, id: &str, now: i64) -> Result<GatewayPorts, ApiError> {
     let r = resolve_gateway(conn, id)?;
     let online = r.online(now);
-    let ports = load_ports(conn, Some(r.id))?.remove(&r.id).unwrap_or_default();
+    let ports = load_ports(conn, Some(r.id))?
+        .remove(&r.id)
+        .unwrap_or_default();
     Ok(GatewayPorts {
         gateway_id: r.id,
         gateway_name: r.name.clone(),
@@ -680,7 +740,10 @@ pub async fn gateway_ports(
     require_role(&state, &headers, Role::Read).await?;
     let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let now = now_ms();
-    Ok(ok(with_read(&state, move |c| gateway_port_stats(c, &id, now)).await?))
+    Ok(ok(with_read(&state, move |c| {
+        gateway_port_stats(c, &id, now)
+    })
+    .await?))
 }
 
 /// One interval of a traffic series.
@@ -729,11 +792,16 @@ pub fn port_traffic_series(
 ) -> Result<TrafficSeries, ApiError> {
     check_len("port id", port, MAX_PORT_CHARS)?;
     let r = resolve_gateway(conn, gateway)?;
-    let ports = load_ports(conn, Some(r.id))?.remove(&r.id).unwrap_or_default();
+    let ports = load_ports(conn, Some(r.id))?
+        .remove(&r.id)
+        .unwrap_or_default();
     if !ports.iter().any(|p| p.name == port) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            format!("gateway {} has no port {port:?} (see /api/gateway/{}/ports)", r.name, r.id),
+            format!(
+                "gateway {} has no port {port:?} (see /api/gateway/{}/ports)",
+                r.name, r.id
+            ),
         ));
     }
     let (start, end) = window_bounds(window, now_ms);
@@ -747,12 +815,18 @@ pub fn port_traffic_series(
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
     let rows = st
         .query_map(params![r.id, port, start, end], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
         })
         .map_err(db_err)?;
     for row in rows {
         let (ts, drx, dtx) = row.map_err(db_err)?;
-        let i = usize::try_from(ts.saturating_sub(start) / interval.max(1)).unwrap_or(0).min(POINTS - 1);
+        let i = usize::try_from(ts.saturating_sub(start) / interval.max(1))
+            .unwrap_or(0)
+            .min(POINTS - 1);
         if let (Some(a), Some(b)) = (rx.get_mut(i), tx.get_mut(i)) {
             *a = a.saturating_add(to_u64(drx));
             *b = b.saturating_add(to_u64(dtx));
@@ -761,7 +835,10 @@ pub fn port_traffic_series(
     let secs = (interval / 1000).max(1) as u64;
     let points: Vec<TrafficPoint> = (0..POINTS)
         .map(|i| {
-            let (a, b) = (rx.get(i).copied().unwrap_or(0), tx.get(i).copied().unwrap_or(0));
+            let (a, b) = (
+                rx.get(i).copied().unwrap_or(0),
+                tx.get(i).copied().unwrap_or(0),
+            );
             TrafficPoint {
                 timestamp: (start + i as i64 * interval) / 1000,
                 rx_bytes: a,
@@ -779,8 +856,12 @@ pub fn port_traffic_series(
         start: start / 1000,
         end: end / 1000,
         interval: interval / 1000,
-        rx_bytes: points.iter().fold(0u64, |s, p| s.saturating_add(p.rx_bytes)),
-        tx_bytes: points.iter().fold(0u64, |s, p| s.saturating_add(p.tx_bytes)),
+        rx_bytes: points
+            .iter()
+            .fold(0u64, |s, p| s.saturating_add(p.rx_bytes)),
+        tx_bytes: points
+            .iter()
+            .fold(0u64, |s, p| s.saturating_add(p.tx_bytes)),
         timestamps: points.iter().map(|p| p.timestamp).collect(),
         rx_bps: points.iter().map(|p| p.rx_bps).collect(),
         tx_bps: points.iter().map(|p| p.tx_bps).collect(),
@@ -816,7 +897,10 @@ pub async fn port_traffic(
     let Query(q) = q.map_err(bad_query)?;
     let window = Window::from_query(q.duration.as_deref(), Window::H1)?;
     let now = now_ms();
-    Ok(ok(with_read(&state, move |c| port_traffic_series(c, &id, &port, window, now)).await?))
+    Ok(ok(with_read(&state, move |c| {
+        port_traffic_series(c, &id, &port, window, now)
+    })
+    .await?))
 }
 
 #[cfg(test)]
@@ -825,8 +909,8 @@ mod tests {
     use crate::api::monitor::tests::{assert_no_big_scan, empty_db, plan};
 
     const HOUR: i64 = BUCKET_1H_MS;
-    /// A day boundary.
-    const T0: i64 = 1_700_006_400_000 - 1_700_006_400_000 % (24 * 3_600_000);
+    /// A day boundary (2023-11-15T00:00:00Z).
+    const T0: i64 = 1_700_006_400_000;
 
     #[test]
     fn windows_parse_and_divide_into_twenty() {
@@ -837,10 +921,22 @@ mod tests {
             assert_eq!(w.interval_ms() * POINTS as i64, w.duration_ms());
         }
         for bad in ["2h", "", "15M", "1w", "7d;", "1d1d"] {
-            assert_eq!(Window::parse(bad).unwrap_err().status, StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(
+                Window::parse(bad).unwrap_err().status,
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
         }
         assert_eq!(Window::from_query(None, Window::D7).unwrap(), Window::D7);
-        assert_eq!(window_bounds(Window::M15, 1_000_999), (1_000_000 - 900_000, 1_000_000));
+        assert_eq!(
+            window_bounds(Window::M15, 1_000_001),
+            (1_001_000 - 900_000, 1_001_000)
+        );
+        assert_eq!(
+            window_bounds(Window::M15, 1_000_000),
+            (1_000_000 - 900_000, 1_000_000)
+        );
+        assert_eq!(window_bounds(Window::D7, i64::MAX).1, i64::MAX);
     }
 
     #[test]
@@ -868,14 +964,27 @@ mod tests {
         }
         let p = plan(&c, RAW_SERIES_SQL, 4);
         assert_no_big_scan(&p);
-        assert!(p.contains("interface_samples_key") || p.contains("PRIMARY KEY"), "{p}");
+        assert!(
+            p.contains("interface_samples_key") || p.contains("PRIMARY KEY"),
+            "{p}"
+        );
         assert_no_big_scan(&plan(&c, &format!("{PORTS_SQL} ORDER BY r.id, s.name"), 0));
-        assert_no_big_scan(&plan(&c, &format!("{PORTS_SQL} AND r.id = ?1 ORDER BY s.name"), 1));
+        assert_no_big_scan(&plan(
+            &c,
+            &format!("{PORTS_SQL} AND r.id = ?1 ORDER BY s.name"),
+            1,
+        ));
     }
 
     /// A router with interface `eth0` (and `lo`) in its newest report at `last`, and rollup and
     /// raw rows as given.
-    fn seed(c: &Connection, last: i64, raw: &[(i64, i64, i64)], r5: &[(i64, i64, i64)], r1: &[(i64, i64, i64)]) {
+    fn seed(
+        c: &Connection,
+        last: i64,
+        raw: &[(i64, i64, i64)],
+        r5: &[(i64, i64, i64)],
+        r1: &[(i64, i64, i64)],
+    ) {
         c.execute(
             "INSERT INTO routers (id, name, site, hostname, cert_fingerprint, cert_not_after, enrolled_at, last_seen_ms, last_report_ms) \
              VALUES (1, 'gw', 'home', 'gw', 'f', 0, 0, ?1, ?1)",
@@ -919,7 +1028,12 @@ mod tests {
         let b_first = start - start % (5 * 60_000) + 5 * 60_000; // first bucket starting inside
         let b_mid = T0 + 20 * HOUR;
         let b_last = end - end % (5 * 60_000);
-        let r5 = [(b_before, 1000, 1), (b_first, 1, 10), (b_mid, 7, 70), (b_last, 100, 1000)];
+        let r5 = [
+            (b_before, 1000, 1),
+            (b_first, 1, 10),
+            (b_mid, 7, 70),
+            (b_last, 100, 1000),
+        ];
         // The 1-hour rows hold the sums of their 5-minute rows; the middle one is read from here.
         let r1 = [(T0 + 20 * HOUR, 7, 70)];
         seed(&c, end, &[], &r5, &r1);
@@ -946,7 +1060,13 @@ mod tests {
         let c = empty_db();
         let now = T0 + 10 * HOUR;
         let (start, end) = window_bounds(Window::M15, now);
-        let raw = [(start - 1, 1_000_000, 1), (start, 1, 2), (start + 44_999, 10, 20), (start + 45_000, 100, 200), (end, 1000, 2000)];
+        let raw = [
+            (start - 1, 1_000_000, 1),
+            (start, 1, 2),
+            (start + 44_999, 10, 20),
+            (start + 45_000, 100, 200),
+            (end, 1000, 2000),
+        ];
         seed(&c, end, &raw, &[], &[]);
         let t = window_totals(&c, Window::M15, start, end, Some(1)).unwrap();
         assert_eq!(t.get(&(1, "eth0".into())), Some(&(1111, 2222)));
@@ -961,9 +1081,15 @@ mod tests {
         let g = gateways_in_window(&c, Window::M15, now, None).unwrap();
         let gw = g.data.first().unwrap();
         // `lo` is not a port.
-        assert_eq!(gw.ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["eth0"]);
+        assert_eq!(
+            gw.ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["eth0"]
+        );
         assert_eq!((gw.rx_bytes, gw.tx_bytes), (1111, 2222));
-        assert!(gateways_in_window(&c, Window::M15, now, Some("office")).unwrap().data.is_empty());
+        assert!(gateways_in_window(&c, Window::M15, now, Some("office"))
+            .unwrap()
+            .data
+            .is_empty());
     }
 
     #[test]
@@ -976,13 +1102,17 @@ mod tests {
         assert_eq!(e.status, StatusCode::NOT_FOUND);
         let e = port_traffic_series(&c, "gw", "wlan9", Window::H1, T0).unwrap_err();
         assert_eq!(e.status, StatusCode::NOT_FOUND);
-        let e = port_traffic_series(&c, "gw", &"x".repeat(MAX_PORT_CHARS + 1), Window::H1, T0).unwrap_err();
+        let e = port_traffic_series(&c, "gw", &"x".repeat(MAX_PORT_CHARS + 1), Window::H1, T0)
+            .unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         let e = gateway_port_stats(&c, &"9".repeat(MAX_ID_CHARS + 1), T0).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         let p = gateway_port_stats(&c, "GW", T0).unwrap();
         assert_eq!(p.ports.keys().collect::<Vec<_>>(), ["eth0"]);
-        assert_eq!(p.ports.get("eth0").map(|s| (s.rx_bytes, s.tx_bytes)), Some((5, 6)));
+        assert_eq!(
+            p.ports.get("eth0").map(|s| (s.rx_bytes, s.tx_bytes)),
+            Some((5, 6))
+        );
         // Empty intervals are zeros.
         let s = port_traffic_series(&c, "gw", "eth0", Window::H1, T0).unwrap();
         assert_eq!(s.points.len(), POINTS);
@@ -997,5 +1127,20 @@ mod tests {
             assert!(g.data.is_empty());
         }
         assert!(site_counts(&[], T0).is_empty());
+    }
+
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc = <Doc as utoipa::OpenApi>::openapi();
+        for path in [
+            "/api/organization",
+            "/api/sites",
+            "/api/gateways",
+            "/api/gateway/{id}/ports",
+            "/api/gateway/{id}/port/{port}/traffic",
+        ] {
+            assert!(doc.paths.paths.contains_key(path), "{path}");
+        }
+        assert!(serde_json::to_string(&doc).is_ok());
     }
 }

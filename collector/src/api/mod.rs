@@ -232,8 +232,14 @@ pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) 
         .merge(openapi::routes())
         .merge(dashboard::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
-        .layer(axum::middleware::from_fn_with_state(limiter, rate_limit::limit))
-        .layer(axum::middleware::from_fn_with_state(stats.clone(), monitor::record_request))
+        .layer(axum::middleware::from_fn_with_state(
+            limiter,
+            rate_limit::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            stats.clone(),
+            monitor::record_request,
+        ))
         .layer(axum::Extension(stats))
         .with_state(state)
 }
@@ -396,7 +402,11 @@ pub mod rate_limit {
     impl Default for RateLimitConfig {
         /// 20 requests per second, bursts of 100.
         fn default() -> Self {
-            RateLimitConfig { per_second: 20.0, burst: 100.0, max_tracked: 100_000 }
+            RateLimitConfig {
+                per_second: 20.0,
+                burst: 100.0,
+                max_tracked: 100_000,
+            }
         }
     }
 
@@ -451,11 +461,22 @@ pub mod rate_limit {
     impl RateLimiter {
         pub fn new(cfg: RateLimitConfig) -> Self {
             let cfg = RateLimitConfig {
-                per_second: if cfg.per_second.is_finite() { cfg.per_second.max(0.0) } else { 0.0 },
-                burst: if cfg.burst.is_finite() { cfg.burst.max(1.0) } else { 1.0 },
+                per_second: if cfg.per_second.is_finite() {
+                    cfg.per_second.max(0.0)
+                } else {
+                    0.0
+                },
+                burst: if cfg.burst.is_finite() {
+                    cfg.burst.max(1.0)
+                } else {
+                    1.0
+                },
                 max_tracked: cfg.max_tracked.max(1),
             };
-            RateLimiter { cfg, table: Mutex::new(Table::default()) }
+            RateLimiter {
+                cfg,
+                table: Mutex::new(Table::default()),
+            }
         }
 
         pub fn config(&self) -> RateLimitConfig {
@@ -464,15 +485,27 @@ pub mod rate_limit {
 
         /// Buckets currently kept.
         pub fn tracked(&self) -> usize {
-            self.table.lock().unwrap_or_else(|e| e.into_inner()).map.len()
+            self.table
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map
+                .len()
         }
 
         /// Takes a token for a request with key hash `key` (None: no key) from `ip`; Err holds
         /// the seconds to wait (at least 1).
-        pub fn check(&self, key: Option<[u8; 32]>, ip: Option<IpAddr>, now: Instant) -> Result<(), u64> {
+        pub fn check(
+            &self,
+            key: Option<[u8; 32]>,
+            ip: Option<IpAddr>,
+            now: Instant,
+        ) -> Result<(), u64> {
             let cfg = self.cfg;
             let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
-            if t.map.len() >= cfg.max_tracked && t.last_prune.is_none_or(|p| now.saturating_duration_since(p) >= Duration::from_secs(1)) {
+            if t.map.len() >= cfg.max_tracked
+                && t.last_prune
+                    .is_none_or(|p| now.saturating_duration_since(p) >= Duration::from_secs(1))
+            {
                 t.last_prune = Some(now);
                 t.map.retain(|_, b| {
                     let mut b = *b;
@@ -485,18 +518,30 @@ pub mod rate_limit {
                     return c;
                 }
                 if t.map.len() < cfg.max_tracked {
-                    t.map.insert(c, Bucket { tokens: cfg.burst, last: now, verified: false });
+                    t.map.insert(
+                        c,
+                        Bucket {
+                            tokens: cfg.burst,
+                            last: now,
+                            verified: false,
+                        },
+                    );
                     return c;
                 }
                 let overflow = Client::Ip(None);
-                t.map.entry(overflow).or_insert(Bucket { tokens: cfg.burst, last: now, verified: false });
+                t.map.entry(overflow).or_insert(Bucket {
+                    tokens: cfg.burst,
+                    last: now,
+                    verified: false,
+                });
                 overflow
             };
             let mut draw: Vec<Client> = Vec::with_capacity(2);
             match key {
                 Some(k) => {
                     let kc = slot(Client::Key(k), &mut t);
-                    let verified = kc == Client::Key(k) && t.map.get(&kc).is_some_and(|b| b.verified);
+                    let verified =
+                        kc == Client::Key(k) && t.map.get(&kc).is_some_and(|b| b.verified);
                     draw.push(kc);
                     if !verified {
                         let ic = slot(Client::Ip(ip), &mut t);
@@ -541,16 +586,29 @@ pub mod rate_limit {
             "retry_after": retry_after,
         });
         let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         resp
     }
 
     /// The middleware (hooked in [`super::router`]).
-    pub async fn limit(State(limiter): State<Arc<RateLimiter>>, req: Request, next: Next) -> Response {
-        let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    pub async fn limit(
+        State(limiter): State<Arc<RateLimiter>>,
+        req: Request,
+        next: Next,
+    ) -> Response {
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
         let key = api_key_from_headers(req.headers()).map(|k| sha256(&k));
         if let Err(retry) = limiter.check(key, ip, Instant::now()) {
-            tracing::debug!(?ip, keyed = key.is_some(), retry, "API request rate limited");
+            tracing::debug!(
+                ?ip,
+                keyed = key.is_some(),
+                retry,
+                "API request rate limited"
+            );
             return too_many_requests(retry);
         }
         let resp = next.run(req).await;
@@ -565,7 +623,11 @@ pub mod rate_limit {
         use super::*;
 
         fn cfg(per_second: f64, burst: f64) -> RateLimitConfig {
-            RateLimitConfig { per_second, burst, max_tracked: 1000 }
+            RateLimitConfig {
+                per_second,
+                burst,
+                max_tracked: 1000,
+            }
         }
 
         const IP1: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)));
@@ -628,7 +690,11 @@ pub mod rate_limit {
 
         #[test]
         fn table_is_bounded() {
-            let l = RateLimiter::new(RateLimitConfig { per_second: 1.0, burst: 1.0, max_tracked: 4 });
+            let l = RateLimiter::new(RateLimitConfig {
+                per_second: 1.0,
+                burst: 1.0,
+                max_tracked: 4,
+            });
             let t0 = Instant::now();
             for i in 0..50u8 {
                 let ip = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, i)));
@@ -656,7 +722,12 @@ pub mod rate_limit {
         fn answer_has_header_and_body() {
             let r = too_many_requests(3);
             assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-            assert_eq!(r.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("3"));
+            assert_eq!(
+                r.headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()),
+                Some("3")
+            );
         }
     }
 }

@@ -89,15 +89,24 @@ pub fn iso_ms(ms: i64) -> String {
 /// Compact UTC time for file names, like `20250131T120000Z`.
 pub fn compact_utc(ms: i64) -> String {
     let iso = iso_ms(ms);
-    let digits: String = iso.chars().take(19).filter(|c| c.is_ascii_digit() || *c == 'T').collect();
+    let digits: String = iso
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
     format!("{digits}Z")
 }
 
 /// Whether a router whose latest report arrived at `last_seen_ms` counts as online at `now_ms`:
 /// within `max(3 x interval, 90 s)`, where `interval_ms` is its estimated report interval.
 pub fn is_online(now_ms: i64, last_seen_ms: Option<i64>, interval_ms: Option<i64>) -> bool {
-    let Some(seen) = last_seen_ms else { return false };
-    let by_interval = interval_ms.filter(|i| *i > 0).map(|i| i.saturating_mul(ONLINE_INTERVALS)).unwrap_or(0);
+    let Some(seen) = last_seen_ms else {
+        return false;
+    };
+    let by_interval = interval_ms
+        .filter(|i| *i > 0)
+        .map(|i| i.saturating_mul(ONLINE_INTERVALS))
+        .unwrap_or(0);
     now_ms.saturating_sub(seen) <= by_interval.max(ONLINE_FLOOR_MS)
 }
 
@@ -192,7 +201,9 @@ pub fn find_router(conn: &Connection, id_or_name: &str) -> Result<Option<RouterI
     }
     let sql = format!("{ROUTER_INFO_SQL} WHERE r.name = ?1");
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-    let mut rows = st.query_map([id_or_name], router_info_from_row).map_err(db_err)?;
+    let mut rows = st
+        .query_map([id_or_name], router_info_from_row)
+        .map_err(db_err)?;
     rows.next().transpose().map_err(db_err)
 }
 
@@ -281,12 +292,22 @@ impl RequestStats {
 
     /// Requests answered so far.
     pub fn total(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).all.count
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .all
+            .count
     }
 
     fn snapshot(&self) -> (RequestCounts, Vec<EndpointStats>) {
         let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let avg = |a: &RouteAgg| if a.count == 0 { 0.0 } else { a.total_us as f64 / a.count as f64 / 1000.0 };
+        let avg = |a: &RouteAgg| {
+            if a.count == 0 {
+                0.0
+            } else {
+                a.total_us as f64 / a.count as f64 / 1000.0
+            }
+        };
         let counts = RequestCounts {
             total: s.all.count,
             successful: s.successful,
@@ -308,16 +329,27 @@ impl RequestStats {
                 max_response_ms: a.max_us as f64 / 1000.0,
             })
             .collect();
-        endpoints.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.endpoint.cmp(&b.endpoint)));
+        endpoints.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.endpoint.cmp(&b.endpoint))
+        });
         (counts, endpoints)
     }
 }
 
 /// Middleware recording every request in [`RequestStats`] (hooked in `api::router`).
-pub async fn record_request(State(stats): State<Arc<RequestStats>>, req: Request, next: Next) -> Response {
+pub async fn record_request(
+    State(stats): State<Arc<RequestStats>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
     let resp = next.run(req).await;
     let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     stats.record(&method, route.as_deref(), resp.status(), us);
@@ -353,7 +385,10 @@ pub struct LogRing {
 
 impl LogRing {
     pub fn new(capacity: usize) -> Self {
-        LogRing { lines: Mutex::new(VecDeque::new()), capacity: capacity.max(1) }
+        LogRing {
+            lines: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+        }
     }
 
     /// Appends a line, dropping the oldest when full.
@@ -368,7 +403,13 @@ impl LogRing {
     /// The newest `count` lines at `min_severity` or more severe, oldest first.
     pub fn recent(&self, count: usize, min_severity: u8) -> Vec<LogLine> {
         let l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<LogLine> = l.iter().rev().filter(|x| x.severity >= min_severity).take(count).cloned().collect();
+        let mut out: Vec<LogLine> = l
+            .iter()
+            .rev()
+            .filter(|x| x.severity >= min_severity)
+            .take(count)
+            .cloned()
+            .collect();
         out.reverse();
         out
     }
@@ -463,7 +504,11 @@ fn truncate_chars(mut s: String, max: usize) -> String {
 pub struct LogCapture;
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogCapture {
-    fn on_event(&self, event: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
         let meta = event.metadata();
         let mut text = EventText::default();
         event.record(&mut text);
@@ -473,7 +518,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogCapture {
             timestamp_ms: ts,
             level: meta.level().to_string(),
             target: meta.target().to_string(),
-            message: truncate_chars(format!("{}{}", text.message, text.fields), LOG_LINE_MAX_CHARS),
+            message: truncate_chars(
+                format!("{}{}", text.message, text.fields),
+                LOG_LINE_MAX_CHARS,
+            ),
             severity: severity(meta.level()),
         });
     }
@@ -546,7 +594,12 @@ pub async fn health(State(state): State<ApiState>) -> Result<Json<HealthResponse
         Some(e) if failing => format!("failing: {e}"),
         _ => "ok".to_string(),
     };
-    let mut counts = RouterCounts { total: routers.len(), online: 0, offline: 0, revoked: 0 };
+    let mut counts = RouterCounts {
+        total: routers.len(),
+        online: 0,
+        offline: 0,
+        revoked: 0,
+    };
     let router_status: Vec<RouterHealth> = routers
         .iter()
         .map(|r| {
@@ -662,7 +715,9 @@ pub async fn performance(
     let since = now.saturating_sub(INGEST_WINDOW_MS);
     let (reports, routers) = with_read(&state, move |c| {
         c.prepare_cached(INGEST_SQL)
-            .and_then(|mut st| st.query_row([since], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))))
+            .and_then(|mut st| {
+                st.query_row([since], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            })
             .map_err(db_err)
     })
     .await?;
@@ -681,7 +736,9 @@ pub async fn performance(
             reports_in_window: to_u64(reports),
             reports_per_second: to_u64(reports) as f64 / window_s as f64,
             routers_reporting: to_u64(routers),
-            ingest_connections: state.max_connections.saturating_sub(state.permits.available_permits()),
+            ingest_connections: state
+                .max_connections
+                .saturating_sub(state.permits.available_permits()),
         },
     }))
 }
@@ -724,14 +781,16 @@ const EXPORT_OVPN_SQL: &str = "SELECT r.id, s.instance, s.common_name, s.real_ad
      FROM routers r CROSS JOIN ovpn_client_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
      ORDER BY r.id, s.instance, s.common_name";
 /// Current-state tables (one row set per router, replaced on each report).
-const EXPORT_WIRELESS_SQL: &str = "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, addr \
+const EXPORT_WIRELESS_SQL: &str =
+    "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, addr \
      FROM wireless_interfaces ORDER BY router_id, name";
 const EXPORT_LEASES_SQL: &str =
     "SELECT router_id, ip, mac, hostname, client_id, expires FROM leases ORDER BY router_id, ip";
 const EXPORT_SOURCES_SQL: &str =
     "SELECT router_id, kind, name, state, skipped, detail, updated_ms FROM source_status ORDER BY router_id, kind, name";
 /// The newest report row of each router (primary key lookups).
-const EXPORT_SYSTEM_SQL: &str = "SELECT r.id, p.ts_ms, p.uptime_s, p.load1, p.load5, p.load15, p.cpu_permille, \
+const EXPORT_SYSTEM_SQL: &str =
+    "SELECT r.id, p.ts_ms, p.uptime_s, p.load1, p.load5, p.load15, p.cpu_permille, \
      p.mem_total_kb, p.mem_available_kb, p.disk_mount, p.disk_used_bytes, p.disk_total_bytes \
      FROM routers r CROSS JOIN reports p ON p.id = r.last_report_id ORDER BY r.id";
 
@@ -804,7 +863,8 @@ fn export_document(conn: &Connection, now: i64, uptime_s: u64) -> Result<Value, 
             "disk_used_bytes": r.get::<_, Option<i64>>(10)?, "disk_total_bytes": r.get::<_, Option<i64>>(11)?,
         }))
     })?;
-    let take = |m: &mut HashMap<i64, Vec<Value>>, id: i64| Value::Array(m.remove(&id).unwrap_or_default());
+    let take =
+        |m: &mut HashMap<i64, Vec<Value>>, id: i64| Value::Array(m.remove(&id).unwrap_or_default());
     let list: Vec<Value> = routers
         .iter()
         .map(|r| {
@@ -838,16 +898,26 @@ fn export_document(conn: &Connection, now: i64, uptime_s: u64) -> Result<Value, 
                body = Object, content_type = "application/json"),
               (status = 401, description = "Missing or unknown API key")),
     security(("api_key" = [])))]
-pub async fn export(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn export(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let now = now_ms();
     let uptime = state.started.elapsed().as_secs();
     let doc = with_read(&state, move |c| export_document(c, now, uptime)).await?;
-    let body = serde_json::to_vec_pretty(&doc).map_err(|e| ApiError::internal(format!("cannot encode the export: {e}")))?;
-    let name = format!("attachment; filename=\"routerstats-export-{}.json\"", compact_utc(now));
+    let body = serde_json::to_vec_pretty(&doc)
+        .map_err(|e| ApiError::internal(format!("cannot encode the export: {e}")))?;
+    let name = format!(
+        "attachment; filename=\"routerstats-export-{}.json\"",
+        compact_utc(now)
+    );
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(v) = HeaderValue::from_str(&name) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -883,7 +953,9 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" | "" => Ok(false),
-        _ => Err(ApiError::bad_request(format!("{name} must be true or false"))),
+        _ => Err(ApiError::bad_request(format!(
+            "{name} must be true or false"
+        ))),
     }
 }
 
@@ -909,22 +981,35 @@ pub async fn logs(
         None => LOG_COUNT_DEFAULT,
         Some(v) => match v.trim().parse::<usize>() {
             Ok(n) if (1..=LOG_COUNT_MAX).contains(&n) => n,
-            _ => return Err(ApiError::bad_request(format!("count must be a whole number from 1 to {LOG_COUNT_MAX}"))),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "count must be a whole number from 1 to {LOG_COUNT_MAX}"
+                )))
+            }
         },
     };
     let min = match q.level.as_deref() {
         None => 1,
-        Some(v) => parse_level(v)
-            .ok_or_else(|| ApiError::bad_request("level must be one of error, warn, info, debug, trace"))?,
+        Some(v) => parse_level(v).ok_or_else(|| {
+            ApiError::bad_request("level must be one of error, warn, info, debug, trace")
+        })?,
     };
     let ring = log_ring();
     if clear {
         let caller = require_role(&state, &headers, Role::Admin).await?;
         let cleared = ring.clear();
         tracing::info!(by = %caller.key, cleared, "log buffer cleared via API");
-        return Ok(Json(json!({ "status": "success", "message": "Logs cleared", "cleared": cleared })).into_response());
+        return Ok(Json(
+            json!({ "status": "success", "message": "Logs cleared", "cleared": cleared }),
+        )
+        .into_response());
     }
-    Ok(Json(LogsResponse { logs: ring.recent(count, min), buffered: ring.len(), capacity: ring.capacity() }).into_response())
+    Ok(Json(LogsResponse {
+        logs: ring.recent(count, min),
+        buffered: ring.len(),
+        capacity: ring.capacity(),
+    })
+    .into_response())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -997,7 +1082,10 @@ const PPPOE_SQL: &str = "SELECT r.id, s.name, s.rx_bytes, s.tx_bytes, s.rx_packe
     responses((status = 200, description = "PPPoE interfaces and totals", body = PppoeResponse),
               (status = 401, description = "Missing or unknown API key")),
     security(("api_key" = [])))]
-pub async fn pppoe_interfaces(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<PppoeResponse>, ApiError> {
+pub async fn pppoe_interfaces(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<PppoeResponse>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let now = now_ms();
     let (routers, rows) = with_read(&state, |c| {
@@ -1008,7 +1096,12 @@ pub async fn pppoe_interfaces(State(state): State<ApiState>, headers: HeaderMap)
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
-                    [r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?, r.get::<_, i64>(5)?],
+                    [
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ],
                     r.get::<_, Option<i64>>(6)?,
                     r.get::<_, Option<i64>>(7)?,
                     r.get::<_, i64>(8)?,
@@ -1046,8 +1139,12 @@ pub async fn pppoe_interfaces(State(state): State<ApiState>, headers: HeaderMap)
         }
         agg.total_download_bytes = agg.total_download_bytes.saturating_add(to_u64(rx));
         agg.total_upload_bytes = agg.total_upload_bytes.saturating_add(to_u64(tx));
-        agg.total_rx_rate = agg.total_rx_rate.saturating_add(rx_bps.map(to_u64).unwrap_or(0));
-        agg.total_tx_rate = agg.total_tx_rate.saturating_add(tx_bps.map(to_u64).unwrap_or(0));
+        agg.total_rx_rate = agg
+            .total_rx_rate
+            .saturating_add(rx_bps.map(to_u64).unwrap_or(0));
+        agg.total_tx_rate = agg
+            .total_tx_rate
+            .saturating_add(tx_bps.map(to_u64).unwrap_or(0));
         list.push(PppoeInterface {
             router_id: rid,
             router: r.name.clone(),
@@ -1065,7 +1162,12 @@ pub async fn pppoe_interfaces(State(state): State<ApiState>, headers: HeaderMap)
             last_update: Some(iso_ms(ts)),
         });
     }
-    Ok(Json(PppoeResponse { pppoe_interfaces: list, aggregate_stats: agg, current_time: iso_ms(now), success: true }))
+    Ok(Json(PppoeResponse {
+        pppoe_interfaces: list,
+        aggregate_stats: agg,
+        current_time: iso_ms(now),
+        success: true,
+    }))
 }
 
 #[cfg(test)]
@@ -1085,7 +1187,11 @@ pub(crate) mod tests {
     pub(crate) fn plan(c: &Connection, sql: &str, n_params: usize) -> String {
         let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let params: Vec<i64> = vec![0; n_params];
-        let rows = st.query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3)).unwrap();
+        let rows = st
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
         rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
     }
 
@@ -1124,7 +1230,8 @@ pub(crate) mod tests {
             assert_no_big_scan(&p);
         }
         // The interval subquery and the ingest count use the (router_id, ts_ms) index.
-        assert!(plan(&c, &format!("{ROUTER_INFO_SQL} ORDER BY r.name"), 0).contains("reports_router_ts"));
+        assert!(plan(&c, &format!("{ROUTER_INFO_SQL} ORDER BY r.name"), 0)
+            .contains("reports_router_ts"));
         assert!(plan(&c, INGEST_SQL, 1).contains("reports_router_ts"));
         assert!(plan(&c, PPPOE_SQL, 0).contains("PRIMARY KEY"));
     }
@@ -1168,8 +1275,22 @@ pub(crate) mod tests {
         };
         assert_eq!(base.status(2000), "online");
         assert_eq!(base.status(1000 + ONLINE_FLOOR_MS + 1), "offline");
-        assert_eq!(RouterInfo { last_seen_ms: None, ..base.clone() }.status(0), "never_reported");
-        assert_eq!(RouterInfo { revoked_at: Some(5), ..base }.status(2000), "revoked");
+        assert_eq!(
+            RouterInfo {
+                last_seen_ms: None,
+                ..base.clone()
+            }
+            .status(0),
+            "never_reported"
+        );
+        assert_eq!(
+            RouterInfo {
+                revoked_at: Some(5),
+                ..base
+            }
+            .status(2000),
+            "revoked"
+        );
     }
 
     #[test]
@@ -1185,9 +1306,14 @@ pub(crate) mod tests {
     #[test]
     fn ring_keeps_newest_and_filters_levels() {
         let ring = LogRing::new(3);
-        for (i, lvl) in [tracing::Level::INFO, tracing::Level::ERROR, tracing::Level::DEBUG, tracing::Level::WARN]
-            .iter()
-            .enumerate()
+        for (i, lvl) in [
+            tracing::Level::INFO,
+            tracing::Level::ERROR,
+            tracing::Level::DEBUG,
+            tracing::Level::WARN,
+        ]
+        .iter()
+        .enumerate()
         {
             ring.push(LogLine {
                 timestamp: iso_ms(i as i64),
@@ -1201,9 +1327,16 @@ pub(crate) mod tests {
         assert_eq!(ring.len(), 3);
         let all: Vec<String> = ring.recent(10, 1).into_iter().map(|l| l.message).collect();
         assert_eq!(all, ["m1", "m2", "m3"]);
-        let warn: Vec<String> = ring.recent(10, parse_level("WARNING").unwrap()).into_iter().map(|l| l.message).collect();
+        let warn: Vec<String> = ring
+            .recent(10, parse_level("WARNING").unwrap())
+            .into_iter()
+            .map(|l| l.message)
+            .collect();
         assert_eq!(warn, ["m1", "m3"]);
-        assert_eq!(ring.recent(1, 1).first().map(|l| l.message.as_str()), Some("m3"));
+        assert_eq!(
+            ring.recent(1, 1).first().map(|l| l.message.as_str()),
+            Some("m3")
+        );
         assert_eq!(ring.clear(), 3);
         assert!(ring.is_empty());
         assert_eq!(parse_level("loud"), None);
@@ -1217,7 +1350,11 @@ pub(crate) mod tests {
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(router = "ap-1", count = 3, "{marker} happened");
         });
-        let line = log_ring().recent(LOG_CAPACITY, 1).into_iter().find(|l| l.message.contains(marker)).unwrap();
+        let line = log_ring()
+            .recent(LOG_CAPACITY, 1)
+            .into_iter()
+            .find(|l| l.message.contains(marker))
+            .unwrap();
         assert_eq!(line.level, "WARN");
         assert!(line.message.contains("router=ap-1"), "{}", line.message);
         assert!(line.message.contains("count=3"), "{}", line.message);
@@ -1236,19 +1373,49 @@ pub(crate) mod tests {
     fn request_stats_count_by_route_and_status() {
         let s = RequestStats::default();
         s.record(&Method::GET, Some("/api/gateways"), StatusCode::OK, 2000);
-        s.record(&Method::GET, Some("/api/gateways"), StatusCode::BAD_REQUEST, 4000);
+        s.record(
+            &Method::GET,
+            Some("/api/gateways"),
+            StatusCode::BAD_REQUEST,
+            4000,
+        );
         s.record(&Method::GET, None, StatusCode::NOT_FOUND, 100);
-        s.record(&Method::from_bytes(b"BREW").unwrap(), None, StatusCode::TOO_MANY_REQUESTS, 100);
-        s.record(&Method::GET, Some("/api/health"), StatusCode::INTERNAL_SERVER_ERROR, 100);
+        s.record(
+            &Method::from_bytes(b"BREW").unwrap(),
+            None,
+            StatusCode::TOO_MANY_REQUESTS,
+            100,
+        );
+        s.record(
+            &Method::GET,
+            Some("/api/health"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            100,
+        );
         let (c, e) = s.snapshot();
-        assert_eq!((c.total, c.successful, c.client_errors, c.server_errors, c.rate_limited), (5, 1, 3, 1, 1));
+        assert_eq!(
+            (
+                c.total,
+                c.successful,
+                c.client_errors,
+                c.server_errors,
+                c.rate_limited
+            ),
+            (5, 1, 3, 1, 1)
+        );
         assert_eq!(s.total(), 5);
-        let gw = e.iter().find(|x| x.endpoint == "GET /api/gateways").unwrap();
+        let gw = e
+            .iter()
+            .find(|x| x.endpoint == "GET /api/gateways")
+            .unwrap();
         assert_eq!((gw.count, gw.errors), (2, 1));
         assert!((gw.average_response_ms - 3.0).abs() < 1e-9);
         assert!((gw.max_response_ms - 4.0).abs() < 1e-9);
         assert!(e.iter().any(|x| x.endpoint == "OTHER (no route)"));
-        assert_eq!(e.first().map(|x| x.endpoint.as_str()), Some("GET /api/gateways"));
+        assert_eq!(
+            e.first().map(|x| x.endpoint.as_str()),
+            Some("GET /api/gateways")
+        );
     }
 
     #[test]
@@ -1276,5 +1443,20 @@ pub(crate) mod tests {
         assert_eq!(doc["router_count"], 0);
         assert_eq!(doc["routers"], json!([]));
         assert_eq!(doc["exported_at"], "2023-11-14T22:13:20.000Z");
+    }
+
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc = <Doc as utoipa::OpenApi>::openapi();
+        for path in [
+            "/api/health",
+            "/api/performance",
+            "/api/export",
+            "/api/logs",
+            "/api/pppoe_interfaces",
+        ] {
+            assert!(doc.paths.paths.contains_key(path), "{path}");
+        }
+        assert!(serde_json::to_string(&doc).is_ok());
     }
 }

@@ -85,7 +85,8 @@ pub fn ssid_key(ssid: Option<&str>) -> String {
 }
 
 /// SSIDs of the current wireless interfaces of non-revoked routers (a current-state table).
-const SSIDS_SQL: &str = "SELECT w.ssid FROM routers r CROSS JOIN wireless_interfaces w ON w.router_id = r.id \
+const SSIDS_SQL: &str =
+    "SELECT w.ssid FROM routers r CROSS JOIN wireless_interfaces w ON w.router_id = r.id \
      WHERE r.revoked_at IS NULL AND w.ssid IS NOT NULL";
 
 /// Stations of each non-revoked router's newest report (primary-key range per router).
@@ -128,7 +129,12 @@ fn leases_for(conn: &Connection, mac: &str, site: Option<&str>) -> Result<Vec<Le
     let mut st = conn.prepare_cached(LEASES_SQL).map_err(db_err)?;
     let rows = st
         .query_map(params![mac, site], |r| {
-            Ok(Lease { router_id: r.get(0)?, ip: r.get(1)?, hostname: r.get(2)?, expires: r.get(3)? })
+            Ok(Lease {
+                router_id: r.get(0)?,
+                ip: r.get(1)?,
+                hostname: r.get(2)?,
+                expires: r.get(3)?,
+            })
         })
         .map_err(db_err)?;
     rows.collect::<Result<_, _>>().map_err(db_err)
@@ -139,22 +145,47 @@ pub fn openwrt_document(conn: &Connection) -> Result<Value, ApiError> {
     let routers = load_routers(conn)?;
     let mut out = Map::new();
     for r in routers.iter().filter(|r| r.revoked_at.is_none()) {
-        out.insert(format!("{} uptime", r.name), Value::String(format_secs(r.uptime_s.map(to_u64))));
+        out.insert(
+            format!("{} uptime", r.name),
+            Value::String(format_secs(r.uptime_s.map(to_u64))),
+        );
     }
     let mut ssids: BTreeSet<String> = BTreeSet::new();
     {
         let mut st = conn.prepare_cached(SSIDS_SQL).map_err(db_err)?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(db_err)?;
         for s in rows {
             ssids.insert(ssid_key(Some(&s.map_err(db_err)?)));
         }
     }
-    type StationRow = (i64, String, Option<String>, String, String, Option<String>, Option<i64>, Option<i64>, Option<i64>);
+    type StationRow = (
+        i64,
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
     let stations: Vec<StationRow> = {
         let mut st = conn.prepare_cached(STATIONS_SQL).map_err(db_err)?;
         let rows = st
             .query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
             })
             .map_err(db_err)?;
         rows.collect::<Result<_, _>>().map_err(db_err)?
@@ -169,9 +200,15 @@ pub fn openwrt_document(conn: &Connection) -> Result<Value, ApiError> {
             let found = leases_for(conn, &mac, site.as_deref())?;
             lease_cache.insert(key.clone(), found);
         }
-        let lease = lease_cache.get(&key).and_then(|l| best_lease(l.clone(), rid));
+        let lease = lease_cache
+            .get(&key)
+            .and_then(|l| best_lease(l.clone(), rid));
         let ip = lease.as_ref().map(|l| l.ip.clone());
-        let hostname = lease.as_ref().and_then(|l| l.hostname.clone()).or_else(|| ip.clone()).unwrap_or_else(|| mac.clone());
+        let hostname = lease
+            .as_ref()
+            .and_then(|l| l.hostname.clone())
+            .or_else(|| ip.clone())
+            .unwrap_or_else(|| mac.clone());
         let (rx, tx, connected) = (rx.map(to_u64), tx.map(to_u64), connected.map(to_u64));
         let k = ssid_key(ssid.as_deref());
         by_ssid.entry(k).or_default().push(json!({
@@ -191,11 +228,17 @@ pub fn openwrt_document(conn: &Connection) -> Result<Value, ApiError> {
     }
     ssids.extend(by_ssid.keys().cloned());
     for k in &ssids {
-        out.insert(k.clone(), Value::String(format!("[{}]", by_ssid.get(k).map_or(0, Vec::len))));
+        out.insert(
+            k.clone(),
+            Value::String(format!("[{}]", by_ssid.get(k).map_or(0, Vec::len))),
+        );
         by_ssid.entry(k.clone()).or_default();
     }
     out.insert("total clients".to_string(), json!(total));
-    let clients: Map<String, Value> = by_ssid.into_iter().map(|(k, v)| (k, Value::Array(v))).collect();
+    let clients: Map<String, Value> = by_ssid
+        .into_iter()
+        .map(|(k, v)| (k, Value::Array(v)))
+        .collect();
     // Like the tool, `clients` comes last and wins over an SSID named "clients".
     out.insert("clients".to_string(), Value::Object(clients));
     Ok(Value::Object(out))
@@ -208,7 +251,10 @@ pub fn openwrt_document(conn: &Connection) -> Result<Value, ApiError> {
         body = Object),
               (status = 401, description = "Missing or unknown API key")),
     security(("api_key" = [])))]
-pub async fn openwrt_stats(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub async fn openwrt_stats(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     Ok(Json(with_read(&state, openwrt_document).await?))
 }
@@ -244,11 +290,32 @@ mod tests {
             hostname: hostname.map(String::from),
             expires,
         };
-        let own = best_lease(vec![l(2, "10.0.0.2", Some("other"), Some(9)), l(1, "10.0.0.1", None, Some(5))], 1).unwrap();
+        let own = best_lease(
+            vec![
+                l(2, "10.0.0.2", Some("other"), Some(9)),
+                l(1, "10.0.0.1", None, Some(5)),
+            ],
+            1,
+        )
+        .unwrap();
         assert_eq!(own.ip, "10.0.0.1");
-        let named = best_lease(vec![l(2, "10.0.0.2", None, None), l(3, "10.0.0.3", Some("n"), Some(1))], 1).unwrap();
+        let named = best_lease(
+            vec![
+                l(2, "10.0.0.2", None, None),
+                l(3, "10.0.0.3", Some("n"), Some(1)),
+            ],
+            1,
+        )
+        .unwrap();
         assert_eq!(named.hostname.as_deref(), Some("n"));
-        let infinite = best_lease(vec![l(2, "10.0.0.2", Some("a"), Some(100)), l(3, "10.0.0.3", Some("b"), Some(0))], 1).unwrap();
+        let infinite = best_lease(
+            vec![
+                l(2, "10.0.0.2", Some("a"), Some(100)),
+                l(3, "10.0.0.3", Some("b"), Some(0)),
+            ],
+            1,
+        )
+        .unwrap();
         assert_eq!(infinite.ip, "10.0.0.3");
         assert_eq!(best_lease(Vec::new(), 1), None);
     }
@@ -301,12 +368,18 @@ mod tests {
         assert_eq!(s["ip"], "192.168.1.50");
         assert_eq!(s["rx/tx"], "17.4 MB / 2.0 KB");
         assert_eq!(s["uptime"], "1h25m");
-        assert_eq!((s["router"].as_str(), s["interface"].as_str()), (Some("ap-b"), Some("wlan0")));
+        assert_eq!(
+            (s["router"].as_str(), s["interface"].as_str()),
+            (Some("ap-b"), Some("wlan0"))
+        );
         assert_eq!(s["connected_time"], 5123);
         // The same MAC at the office site does not see the home lease; a lease without a
         // hostname gives the IP; no lease gives the MAC. The revoked router's lease is ignored.
         let office = doc["clients"]["office"].as_array().unwrap();
-        let names: Vec<&str> = office.iter().filter_map(|c| c["hostname"].as_str()).collect();
+        let names: Vec<&str> = office
+            .iter()
+            .filter_map(|c| c["hostname"].as_str())
+            .collect();
         assert_eq!(names, ["aa:aa:aa:aa:aa:01", "10.1.1.7"]);
         assert_eq!(office[0]["ip"], Value::Null);
         let mesh = &doc["clients"][UNKNOWN_SSID][0];
@@ -318,5 +391,14 @@ mod tests {
     fn empty_fleet() {
         let doc = openwrt_document(&empty_db()).unwrap();
         assert_eq!(doc, json!({ "total clients": 0, "clients": {} }));
+    }
+
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc = <Doc as utoipa::OpenApi>::openapi();
+        for path in ["/api/openwrt"] {
+            assert!(doc.paths.paths.contains_key(path), "{path}");
+        }
+        assert!(serde_json::to_string(&doc).is_ok());
     }
 }
