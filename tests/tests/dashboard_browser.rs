@@ -465,7 +465,9 @@ fn save(png: WdResult<Vec<u8>>, name: &str) -> PathBuf {
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name} is not a PNG");
     let path = screenshot_dir().join(format!("dashboard-{name}.png"));
     std::fs::write(&path, png).expect("write screenshot");
-    println!("screenshot: {}", path.display());
+    // Straight to stderr (not eprintln!, which the test harness captures), so the paths show
+    // in every run's output.
+    let _ = writeln!(std::io::stderr(), "screenshot: {}", path.display());
     path
 }
 
