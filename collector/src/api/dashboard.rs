@@ -1409,6 +1409,30 @@ mod tests {
     }
 
     #[test]
+    fn openapi_fragment_lists_both_routes() {
+        use utoipa::OpenApi;
+        let doc = Doc::openapi();
+        let json = serde_json::to_value(&doc).unwrap();
+        for (path, op) in [
+            ("/api/fleet", "dashboard_fleet"),
+            ("/api/routers/{id}", "dashboard_router_detail"),
+        ] {
+            assert_eq!(json["paths"][path]["get"]["operationId"], op, "{path}");
+        }
+        assert!(
+            json["components"]["schemas"]["FleetRouter"]["properties"]["wan_rx_bytes"].is_object()
+        );
+        let params = &json["paths"]["/api/fleet"]["get"]["parameters"];
+        let names: Vec<&str> = params
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(names, vec!["duration", "site", "q"]);
+    }
+
+    #[test]
     fn window_parsing() {
         assert_eq!(Window::parse(None).unwrap(), Window::H1);
         assert_eq!(Window::parse(Some("15m")).unwrap(), Window::M15);
