@@ -198,9 +198,14 @@ pub fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Besides stderr, events go to the in-memory ring served by `GET /api/logs`.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .finish()
+        .with(crate::api::monitor::LogCapture)
         .try_init();
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr();

@@ -3,6 +3,7 @@
 
 pub mod fake_router;
 pub mod harness;
+pub mod webdriver;
 
 use std::path::PathBuf;
 

@@ -1,15 +1,1146 @@
-//! Route group `gateway` (being written).
+//! Route group `gateway`: the cloud-dashboard gateway WAN port statistics, over the fleet.
+//!
+//! The collector is the organization, sites are the routers' `site` values and every router is
+//! a gateway whose ports are its network interfaces (from its latest report) except `lo`.
+//! Answers use the dashboard's envelope `{"success": true, "data": ...}`.
+//!
+//! - `GET /api/organization`: name (`routerstats`), id (the CA hash) and counts.
+//! - `GET /api/sites`: one entry per site with its router counts.
+//! - `GET /api/gateways?duration=15m|1h|1d|7d[&site_id=]`: every router with per-port RX/TX
+//!   totals for the window: sums of deltas, not cumulative counters. 15m and 1h sum the raw
+//!   samples; 1d sums the 5-minute rollups (1-hour rollups for the whole hours inside the window,
+//!   which hold the same sums); 7d sums the 1-hour rollups.
+//! - `GET /api/gateway/{id}/ports`: each port's latest cumulative counters and rates.
+//! - `GET /api/gateway/{id}/port/{port}/traffic?duration=`: exactly [`POINTS`] points of
+//!   `duration / 20` each (45 s, 180 s, 4320 s, 30240 s); see [`port_traffic_series`].
+//!
+//! Window membership: the window is `[end - duration, end]` with `end` the current time rounded
+//! up to a whole second. A raw
+//! sample belongs to it when its `ts_ms` does (its delta is the traffic since the previous
+//! sample); a rollup bucket when its `bucket_start_ms` does. The series puts each sample or
+//! bucket in the interval holding that time, so its points always sum to the window totals of
+//! `/api/gateways`. `{id}` is the numeric router id or the router name.
 
-use axum::Router;
+use std::collections::{BTreeMap, HashMap};
 
-use super::ApiState;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+
+use super::monitor::{bad_query, find_router, iso_ms, load_routers, to_u64, RouterInfo};
+use super::readpool::db_err;
+use super::{require_role, with_read, ApiError, ApiState};
+use crate::store::BUCKET_1H_MS;
+use crate::tokens::Role;
+use crate::writer::now_ms;
+
+/// Points of a traffic series.
+pub const POINTS: usize = 20;
+/// Name of the organization (the collector) until the configuration has a key for it.
+pub const ORG_NAME: &str = "routerstats";
+/// Longest accepted gateway id or name, port name and site filter.
+pub const MAX_ID_CHARS: usize = 128;
+pub const MAX_PORT_CHARS: usize = 64;
 
 /// The routes of this group.
 pub fn routes() -> Router<ApiState> {
     Router::new()
+        .route("/api/organization", get(organization))
+        .route("/api/sites", get(sites))
+        .route("/api/gateways", get(gateways))
+        .route("/api/gateway/{id}/ports", get(gateway_ports))
+        .route("/api/gateway/{id}/port/{port}/traffic", get(port_traffic))
 }
 
 /// The OpenAPI description of this group's routes.
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(organization, sites, gateways, gateway_ports, port_traffic))]
 pub struct Doc;
+
+// ---------------------------------------------------------------------------------------------
+// Windows
+// ---------------------------------------------------------------------------------------------
+
+/// A statistics window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Window {
+    #[serde(rename = "15m")]
+    M15,
+    #[serde(rename = "1h")]
+    H1,
+    #[serde(rename = "1d")]
+    D1,
+    #[serde(rename = "7d")]
+    D7,
+}
+
+/// Where a window's data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Raw,
+    Rollup5m,
+    Rollup1h,
+}
+
+impl Window {
+    pub const ALL: [Window; 4] = [Window::M15, Window::H1, Window::D1, Window::D7];
+
+    /// Parses `15m`, `1h`, `1d` or `7d`; anything else is a 400.
+    pub fn parse(s: &str) -> Result<Window, ApiError> {
+        Window::ALL
+            .into_iter()
+            .find(|w| w.as_str() == s.trim())
+            .ok_or_else(|| ApiError::bad_request("duration must be one of 15m, 1h, 1d, 7d"))
+    }
+
+    /// `duration` query value: None is `default`.
+    fn from_query(v: Option<&str>, default: Window) -> Result<Window, ApiError> {
+        v.map(Window::parse).unwrap_or(Ok(default))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Window::M15 => "15m",
+            Window::H1 => "1h",
+            Window::D1 => "1d",
+            Window::D7 => "7d",
+        }
+    }
+
+    pub fn duration_ms(self) -> i64 {
+        match self {
+            Window::M15 => 15 * 60 * 1000,
+            Window::H1 => 60 * 60 * 1000,
+            Window::D1 => 24 * 60 * 60 * 1000,
+            Window::D7 => 7 * 24 * 60 * 60 * 1000,
+        }
+    }
+
+    /// `duration / 20`: 45 s, 180 s, 4320 s, 30240 s.
+    pub fn interval_ms(self) -> i64 {
+        self.duration_ms() / POINTS as i64
+    }
+
+    fn source(self) -> Source {
+        match self {
+            Window::M15 | Window::H1 => Source::Raw,
+            Window::D1 => Source::Rollup5m,
+            Window::D7 => Source::Rollup1h,
+        }
+    }
+}
+
+/// The window `[end - duration, end]`, `end` being `now_ms` rounded up to a whole second (so
+/// the newest sample is always inside).
+pub fn window_bounds(window: Window, now_ms: i64) -> (i64, i64) {
+    let secs = now_ms
+        .div_euclid(1000)
+        .saturating_add(i64::from(now_ms.rem_euclid(1000) != 0));
+    let end = secs.saturating_mul(1000);
+    (end.saturating_sub(window.duration_ms()), end)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+// ---------------------------------------------------------------------------------------------
+
+/// The router's ports: its interfaces in its newest report, `lo` excluded.
+const PORTS_SQL: &str = "SELECT r.id, s.name, s.kind, s.rx_bytes, s.tx_bytes, s.rx_packets, s.tx_packets, \
+     s.rx_errs, s.tx_errs, s.rx_bps, s.tx_bps \
+     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
+     WHERE s.name <> 'lo' AND s.kind <> 'loopback'";
+
+/// Sums of raw deltas per (router, interface) in `[?1, ?2]`: one primary-key range per router.
+const RAW_SUM_SQL: &str = "SELECT s.router_id, s.name, coalesce(sum(s.rx_delta), 0), coalesce(sum(s.tx_delta), 0) \
+     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms BETWEEN ?1 AND ?2";
+
+/// Sums of rollup buckets starting in `[?1, ?2]` for each current port: one primary-key range
+/// per (router, port). `{table}` is replaced by the rollup table.
+const ROLLUP_SUM_SQL: &str = "SELECT u.router_id, u.name, coalesce(sum(u.rx_bytes), 0), coalesce(sum(u.tx_bytes), 0) \
+     FROM routers r CROSS JOIN interface_samples p ON p.router_id = r.id AND p.ts_ms = r.last_report_ms \
+     CROSS JOIN {table} u ON u.router_id = p.router_id AND u.name = p.name AND u.bucket_start_ms BETWEEN ?1 AND ?2";
+
+/// One port's raw deltas in `[?3, ?4]` (index `interface_samples_key`).
+const RAW_SERIES_SQL: &str =
+    "SELECT ts_ms, coalesce(rx_delta, 0), coalesce(tx_delta, 0) FROM interface_samples \
+     WHERE router_id = ?1 AND name = ?2 AND ts_ms BETWEEN ?3 AND ?4";
+
+/// One port's rollup buckets starting in `[?3, ?4]` (primary key).
+const ROLLUP_SERIES_SQL: &str = "SELECT bucket_start_ms, rx_bytes, tx_bytes FROM {table} \
+     WHERE router_id = ?1 AND name = ?2 AND bucket_start_ms BETWEEN ?3 AND ?4";
+
+/// A port's latest counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PortRow {
+    name: String,
+    kind: String,
+    rx_bytes: u64,
+    tx_bytes: u64,
+    rx_packets: u64,
+    tx_packets: u64,
+    rx_errs: u64,
+    tx_errs: u64,
+    rx_bps: Option<u64>,
+    tx_bps: Option<u64>,
+}
+
+/// Ports by router id (all routers, or only `router`), each router's ports by name.
+fn load_ports(
+    conn: &Connection,
+    router: Option<i64>,
+) -> Result<HashMap<i64, Vec<PortRow>>, ApiError> {
+    let sql = match router {
+        Some(_) => format!("{PORTS_SQL} AND r.id = ?1 ORDER BY s.name"),
+        None => format!("{PORTS_SQL} ORDER BY r.id, s.name"),
+    };
+    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+    let map_row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, PortRow)> {
+        Ok((
+            r.get(0)?,
+            PortRow {
+                name: r.get(1)?,
+                kind: r.get(2)?,
+                rx_bytes: to_u64(r.get(3)?),
+                tx_bytes: to_u64(r.get(4)?),
+                rx_packets: to_u64(r.get(5)?),
+                tx_packets: to_u64(r.get(6)?),
+                rx_errs: to_u64(r.get(7)?),
+                tx_errs: to_u64(r.get(8)?),
+                rx_bps: r.get::<_, Option<i64>>(9)?.map(to_u64),
+                tx_bps: r.get::<_, Option<i64>>(10)?.map(to_u64),
+            },
+        ))
+    };
+    let rows = match router {
+        Some(id) => st.query_map([id], map_row),
+        None => st.query_map([], map_row),
+    }
+    .map_err(db_err)?;
+    let mut out: HashMap<i64, Vec<PortRow>> = HashMap::new();
+    for row in rows {
+        let (id, port) = row.map_err(db_err)?;
+        out.entry(id).or_default().push(port);
+    }
+    Ok(out)
+}
+
+/// (router id, interface) -> (rx bytes, tx bytes) in a window.
+pub type Totals = HashMap<(i64, String), (u64, u64)>;
+
+/// Adds the rows of one sum query into `acc`.
+fn add_sums(
+    conn: &Connection,
+    sql: &str,
+    lo: i64,
+    hi: i64,
+    router: Option<i64>,
+    acc: &mut Totals,
+) -> Result<(), ApiError> {
+    let sql = match router {
+        Some(_) => format!("{sql} WHERE r.id = ?3 GROUP BY 1, 2"),
+        None => format!("{sql} GROUP BY 1, 2"),
+    };
+    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+    let map_row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, i64, i64)> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    };
+    let rows = match router {
+        Some(id) => st.query_map(params![lo, hi, id], map_row),
+        None => st.query_map(params![lo, hi], map_row),
+    }
+    .map_err(db_err)?;
+    for row in rows {
+        let (id, name, rx, tx) = row.map_err(db_err)?;
+        let e = acc.entry((id, name)).or_insert((0, 0));
+        e.0 = e.0.saturating_add(to_u64(rx));
+        e.1 = e.1.saturating_add(to_u64(tx));
+    }
+    Ok(())
+}
+
+fn rollup_sql(template: &str, source: Source) -> String {
+    let table = if source == Source::Rollup1h {
+        "interface_rollup_1h"
+    } else {
+        "interface_rollup_5m"
+    };
+    template.replace("{table}", table)
+}
+
+/// Window totals of every port (of one router, or all). See the module doc for membership.
+pub fn window_totals(
+    conn: &Connection,
+    window: Window,
+    start: i64,
+    end: i64,
+    router: Option<i64>,
+) -> Result<Totals, ApiError> {
+    let mut acc = Totals::new();
+    match window.source() {
+        Source::Raw => add_sums(conn, RAW_SUM_SQL, start, end, router, &mut acc)?,
+        Source::Rollup1h => add_sums(
+            conn,
+            &rollup_sql(ROLLUP_SUM_SQL, Source::Rollup1h),
+            start,
+            end,
+            router,
+            &mut acc,
+        )?,
+        Source::Rollup5m => {
+            // 5-minute buckets starting in [start, end], read as: the 5-minute buckets before the
+            // first whole hour and from the last hour on, and the 1-hour buckets (the sums of
+            // their twelve 5-minute buckets) in between.
+            let sql5 = rollup_sql(ROLLUP_SUM_SQL, Source::Rollup5m);
+            let first_hour = start
+                .div_euclid(BUCKET_1H_MS)
+                .saturating_add(i64::from(start.rem_euclid(BUCKET_1H_MS) != 0))
+                * BUCKET_1H_MS;
+            let last_hour = end.div_euclid(BUCKET_1H_MS) * BUCKET_1H_MS;
+            if first_hour < last_hour {
+                add_sums(conn, &sql5, start, first_hour - 1, router, &mut acc)?;
+                let sql1 = rollup_sql(ROLLUP_SUM_SQL, Source::Rollup1h);
+                add_sums(conn, &sql1, first_hour, last_hour - 1, router, &mut acc)?;
+                add_sums(conn, &sql5, last_hour, end, router, &mut acc)?;
+            } else {
+                add_sums(conn, &sql5, start, end, router, &mut acc)?;
+            }
+        }
+    }
+    Ok(acc)
+}
+
+/// `wan` for PPPoE and `wan*` interfaces, `vpn` for WireGuard and tunnels, `lan` otherwise.
+pub fn port_usage(name: &str, kind: &str) -> &'static str {
+    if kind == "pppoe" || name.starts_with("wan") || name.starts_with("pppoe") {
+        "wan"
+    } else if kind == "wireguard" || kind == "tunnel" {
+        "vpn"
+    } else {
+        "lan"
+    }
+}
+
+/// `connected`, `disconnected` or `revoked` (the dashboard's device status words).
+fn gateway_status(r: &RouterInfo, now: i64) -> &'static str {
+    match r.status(now) {
+        "online" => "connected",
+        "revoked" => "revoked",
+        _ => "disconnected",
+    }
+}
+
+fn check_len(what: &str, v: &str, max: usize) -> Result<(), ApiError> {
+    if v.is_empty() || v.chars().count() > max {
+        return Err(ApiError::bad_request(format!(
+            "{what} must be 1 to {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn not_found_gateway(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no gateway (router) with id or name {id:?}"),
+    )
+}
+
+/// A gateway (router) by id or name: 400 for an oversized value, 404 when unknown.
+pub fn resolve_gateway(conn: &Connection, id: &str) -> Result<RouterInfo, ApiError> {
+    check_len("gateway id", id, MAX_ID_CHARS)?;
+    find_router(conn, id)?.ok_or_else(|| not_found_gateway(id))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers
+// ---------------------------------------------------------------------------------------------
+
+/// `GET /api/organization` data.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Organization {
+    /// Hex SHA-256 of the collector's CA certificate (stable per installation).
+    pub org_id: String,
+    pub org_name: String,
+    /// No source: null.
+    pub created_time: Option<i64>,
+    /// No source: null.
+    pub updated_time: Option<i64>,
+    pub num_sites: usize,
+    pub num_gateways: usize,
+    pub num_gateways_online: usize,
+    pub num_gateways_revoked: usize,
+}
+
+/// `{"success": true, "data": ...}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Envelope<T> {
+    pub success: bool,
+    pub data: T,
+}
+
+fn ok<T>(data: T) -> Json<Envelope<T>> {
+    Json(Envelope {
+        success: true,
+        data,
+    })
+}
+
+/// The sites: distinct `site` values, `None` for routers without one.
+fn site_counts(routers: &[RouterInfo], now: i64) -> BTreeMap<Option<String>, (usize, usize)> {
+    let mut m: BTreeMap<Option<String>, (usize, usize)> = BTreeMap::new();
+    for r in routers {
+        let e = m.entry(r.site.clone()).or_default();
+        e.0 += 1;
+        if r.online(now) {
+            e.1 += 1;
+        }
+    }
+    m
+}
+
+/// The collector as the organization: name, id and counts.
+#[utoipa::path(get, path = "/api/organization", tag = "gateway",
+    responses((status = 200, description = "The organization", body = Envelope<Organization>),
+              (status = 401, description = "Missing or unknown API key")),
+    security(("api_key" = [])))]
+pub async fn organization(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Envelope<Organization>>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let routers = with_read(&state, load_routers).await?;
+    let now = now_ms();
+    Ok(ok(Organization {
+        org_id: routerstats_shared::token::hex(&state.ca_hash),
+        org_name: ORG_NAME.to_string(),
+        created_time: None,
+        updated_time: None,
+        num_sites: site_counts(&routers, now).len(),
+        num_gateways: routers.len(),
+        num_gateways_online: routers.iter().filter(|r| r.online(now)).count(),
+        num_gateways_revoked: routers.iter().filter(|r| r.revoked_at.is_some()).count(),
+    }))
+}
+
+/// One site.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Site {
+    /// The site name (null for routers enrolled without a site).
+    pub id: Option<String>,
+    pub name: Option<String>,
+    /// No source: null.
+    pub address: Option<String>,
+    /// No source: null.
+    pub timezone: Option<String>,
+    pub num_devices: usize,
+    pub num_online: usize,
+}
+
+/// The sites with their router counts.
+#[utoipa::path(get, path = "/api/sites", tag = "gateway",
+    responses((status = 200, description = "Sites", body = Envelope<Vec<Site>>),
+              (status = 401, description = "Missing or unknown API key")),
+    security(("api_key" = [])))]
+pub async fn sites(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Envelope<Vec<Site>>>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let routers = with_read(&state, load_routers).await?;
+    let now = now_ms();
+    let list = site_counts(&routers, now)
+        .into_iter()
+        .map(|(site, (n, online))| Site {
+            id: site.clone(),
+            name: site,
+            address: None,
+            timezone: None,
+            num_devices: n,
+            num_online: online,
+        })
+        .collect();
+    Ok(ok(list))
+}
+
+/// One port of `/api/gateways`, with its window totals.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GatewayPort {
+    pub name: String,
+    /// The agent's interface kind (`pppoe`, `ethernet`, `bridge`, `wifi`, ...).
+    pub kind: String,
+    /// `wan`, `vpn` or `lan` (from the kind and name).
+    pub usage: String,
+    /// True: the port was in the router's latest report.
+    pub enabled: bool,
+    /// In the latest report of an online router.
+    pub up: bool,
+    /// Bytes received in the window (sum of deltas).
+    pub rx_bytes: u64,
+    /// Bytes sent in the window (sum of deltas).
+    pub tx_bytes: u64,
+    /// Cumulative error counters from the latest report.
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    /// No source (no per-window packet deltas): null.
+    pub rx_pkts: Option<u64>,
+    pub tx_pkts: Option<u64>,
+    /// No source (the agent reads no interface configuration): null.
+    pub wan_name: Option<String>,
+    pub description: Option<String>,
+    pub ip: Option<String>,
+    pub netmask: Option<String>,
+    pub gateway: Option<String>,
+    #[serde(rename = "type")]
+    pub ip_type: Option<String>,
+    pub vlan_id: Option<String>,
+    #[serde(rename = "override")]
+    pub override_: Option<String>,
+    pub speed: Option<u64>,
+    pub mac: Option<String>,
+}
+
+/// One gateway of `/api/gateways`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Gateway {
+    /// `routers.id`.
+    pub id: i64,
+    pub name: String,
+    pub hostname: String,
+    pub site_id: Option<String>,
+    pub site_name: Option<String>,
+    pub model: Option<String>,
+    /// The OpenWrt release.
+    pub version: Option<String>,
+    /// `connected`, `disconnected` or `revoked`.
+    pub status: String,
+    /// Seconds, from the latest report.
+    pub uptime: Option<i64>,
+    pub last_seen: Option<String>,
+    /// No source: null.
+    pub ip: Option<String>,
+    pub mac: Option<String>,
+    pub ports: Vec<GatewayPort>,
+    pub num_ports: usize,
+    /// Sums over the ports.
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+/// Answer of `GET /api/gateways`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GatewaysResponse {
+    pub success: bool,
+    pub duration: Window,
+    /// Unix seconds.
+    pub start: i64,
+    pub end: i64,
+    pub data: Vec<Gateway>,
+}
+
+/// Query of `GET /api/gateways`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GatewaysQuery {
+    /// `15m`, `1h`, `1d` or `7d` (default `7d`).
+    pub duration: Option<String>,
+    /// Only the routers of this site.
+    pub site_id: Option<String>,
+}
+
+/// Every gateway with its ports' RX/TX totals over the window.
+pub fn gateways_in_window(
+    conn: &Connection,
+    window: Window,
+    now: i64,
+    site: Option<&str>,
+) -> Result<GatewaysResponse, ApiError> {
+    let (start, end) = window_bounds(window, now);
+    let routers = load_routers(conn)?;
+    let mut ports = load_ports(conn, None)?;
+    let totals = window_totals(conn, window, start, end, None)?;
+    let data = routers
+        .iter()
+        .filter(|r| site.is_none_or(|s| r.site.as_deref() == Some(s)))
+        .map(|r| gateway_entry(r, ports.remove(&r.id).unwrap_or_default(), &totals, now))
+        .collect();
+    Ok(GatewaysResponse {
+        success: true,
+        duration: window,
+        start: start / 1000,
+        end: end / 1000,
+        data,
+    })
+}
+
+fn gateway_entry(r: &RouterInfo, ports: Vec<PortRow>, totals: &Totals, now: i64) -> Gateway {
+    let online = r.online(now);
+    let ports: Vec<GatewayPort> = ports
+        .into_iter()
+        .map(|p| {
+            let (rx, tx) = totals
+                .get(&(r.id, p.name.clone()))
+                .copied()
+                .unwrap_or((0, 0));
+            GatewayPort {
+                usage: port_usage(&p.name, &p.kind).to_string(),
+                enabled: true,
+                up: online,
+                rx_bytes: rx,
+                tx_bytes: tx,
+                rx_errors: p.rx_errs,
+                tx_errors: p.tx_errs,
+                rx_pkts: None,
+                tx_pkts: None,
+                wan_name: None,
+                description: None,
+                ip: None,
+                netmask: None,
+                gateway: None,
+                ip_type: None,
+                vlan_id: None,
+                override_: None,
+                speed: None,
+                mac: None,
+                name: p.name,
+                kind: p.kind,
+            }
+        })
+        .collect();
+    Gateway {
+        id: r.id,
+        name: r.name.clone(),
+        hostname: r.hostname.clone(),
+        site_id: r.site.clone(),
+        site_name: r.site.clone(),
+        model: r.model.clone(),
+        version: r.release.clone(),
+        status: gateway_status(r, now).to_string(),
+        uptime: r.uptime_s,
+        last_seen: r.last_seen_ms.map(iso_ms),
+        ip: None,
+        mac: None,
+        num_ports: ports.len(),
+        rx_bytes: ports.iter().fold(0u64, |a, p| a.saturating_add(p.rx_bytes)),
+        tx_bytes: ports.iter().fold(0u64, |a, p| a.saturating_add(p.tx_bytes)),
+        ports,
+    }
+}
+
+/// Every router with windowed per-port RX/TX totals.
+#[utoipa::path(get, path = "/api/gateways", tag = "gateway", params(GatewaysQuery),
+    responses((status = 200, description = "Gateways with window totals", body = GatewaysResponse),
+              (status = 400, description = "Unknown duration or oversized site_id"),
+              (status = 401, description = "Missing or unknown API key")),
+    security(("api_key" = [])))]
+pub async fn gateways(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<GatewaysQuery>, QueryRejection>,
+) -> Result<Json<GatewaysResponse>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let Query(q) = q.map_err(bad_query)?;
+    let window = Window::from_query(q.duration.as_deref(), Window::D7)?;
+    let site = q.site_id.filter(|s| !s.is_empty());
+    if let Some(s) = &site {
+        check_len("site_id", s, MAX_ID_CHARS)?;
+    }
+    let now = now_ms();
+    Ok(Json(
+        with_read(&state, move |c| {
+            gateways_in_window(c, window, now, site.as_deref())
+        })
+        .await?,
+    ))
+}
+
+/// One port of `/api/gateway/{id}/ports`: latest cumulative counters and rates.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PortStat {
+    pub kind: String,
+    pub usage: String,
+    pub up: bool,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_pkts: u64,
+    pub tx_pkts: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    /// Bits per second over the last report interval (null right after an agent start).
+    pub rx_bps: Option<u64>,
+    pub tx_bps: Option<u64>,
+    /// No source: null.
+    pub speed: Option<u64>,
+    pub mac: Option<String>,
+    pub full_duplex: Option<bool>,
+}
+
+/// `GET /api/gateway/{id}/ports` data.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GatewayPorts {
+    pub gateway_id: i64,
+    pub gateway_name: String,
+    pub ports: BTreeMap<String, PortStat>,
+    /// Unix seconds of the latest report (collector clock); null before the first.
+    pub timestamp: Option<i64>,
+}
+
+/// A gateway's ports with their latest cumulative counters and rates.
+pub fn gateway_port_stats(conn: &Connection, id: &str, now: i64) -> Result<GatewayPorts, ApiError> {
+    let r = resolve_gateway(conn, id)?;
+    let online = r.online(now);
+    let ports = load_ports(conn, Some(r.id))?
+        .remove(&r.id)
+        .unwrap_or_default();
+    Ok(GatewayPorts {
+        gateway_id: r.id,
+        gateway_name: r.name.clone(),
+        timestamp: r.last_seen_ms.map(|ms| ms / 1000),
+        ports: ports
+            .into_iter()
+            .map(|p| {
+                let stat = PortStat {
+                    usage: port_usage(&p.name, &p.kind).to_string(),
+                    kind: p.kind,
+                    up: online,
+                    rx_bytes: p.rx_bytes,
+                    tx_bytes: p.tx_bytes,
+                    rx_pkts: p.rx_packets,
+                    tx_pkts: p.tx_packets,
+                    rx_errors: p.rx_errs,
+                    tx_errors: p.tx_errs,
+                    rx_bps: p.rx_bps,
+                    tx_bps: p.tx_bps,
+                    speed: None,
+                    mac: None,
+                    full_duplex: None,
+                };
+                (p.name, stat)
+            })
+            .collect(),
+    })
+}
+
+/// A gateway's ports with their latest counters.
+#[utoipa::path(get, path = "/api/gateway/{id}/ports", tag = "gateway",
+    params(("id" = String, Path, description = "Router id or name")),
+    responses((status = 200, description = "Ports", body = Envelope<GatewayPorts>),
+              (status = 400, description = "Oversized id"),
+              (status = 401, description = "Missing or unknown API key"),
+              (status = 404, description = "Unknown gateway")),
+    security(("api_key" = [])))]
+pub async fn gateway_ports(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Envelope<GatewayPorts>>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let now = now_ms();
+    Ok(ok(with_read(&state, move |c| {
+        gateway_port_stats(c, &id, now)
+    })
+    .await?))
+}
+
+/// One interval of a traffic series.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TrafficPoint {
+    /// Unix seconds of the interval's start.
+    pub timestamp: i64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Average bits per second over the interval.
+    pub rx_bps: u64,
+    pub tx_bps: u64,
+}
+
+/// A port's traffic over a window in [`POINTS`] equal intervals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TrafficSeries {
+    pub gateway_id: i64,
+    pub gateway_name: String,
+    pub port_id: String,
+    pub duration: Window,
+    /// Unix seconds.
+    pub start: i64,
+    pub end: i64,
+    /// Seconds per point.
+    pub interval: i64,
+    /// Window totals (the sums of the points).
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// The dashboard's arrays: interval starts and rates, point by point.
+    pub timestamps: Vec<i64>,
+    pub rx_bps: Vec<u64>,
+    pub tx_bps: Vec<u64>,
+    pub points: Vec<TrafficPoint>,
+}
+
+/// The traffic series of port `port` of gateway `gateway` (id or name) over `window` ending at
+/// `now_ms`: exactly [`POINTS`] points, empty intervals as zeros. 400 for oversized ids, 404 for
+/// an unknown gateway or a port that is not in the router's latest report (or is `lo`).
+pub fn port_traffic_series(
+    conn: &Connection,
+    gateway: &str,
+    port: &str,
+    window: Window,
+    now_ms: i64,
+) -> Result<TrafficSeries, ApiError> {
+    check_len("port id", port, MAX_PORT_CHARS)?;
+    let r = resolve_gateway(conn, gateway)?;
+    let ports = load_ports(conn, Some(r.id))?
+        .remove(&r.id)
+        .unwrap_or_default();
+    if !ports.iter().any(|p| p.name == port) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "gateway {} has no port {port:?} (see /api/gateway/{}/ports)",
+                r.name, r.id
+            ),
+        ));
+    }
+    let (start, end) = window_bounds(window, now_ms);
+    let interval = window.interval_ms();
+    let mut rx = [0u64; POINTS];
+    let mut tx = [0u64; POINTS];
+    let sql = match window.source() {
+        Source::Raw => RAW_SERIES_SQL.to_string(),
+        source => rollup_sql(ROLLUP_SERIES_SQL, source),
+    };
+    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+    let rows = st
+        .query_map(params![r.id, port, start, end], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(db_err)?;
+    for row in rows {
+        let (ts, drx, dtx) = row.map_err(db_err)?;
+        let i = usize::try_from(ts.saturating_sub(start) / interval.max(1))
+            .unwrap_or(0)
+            .min(POINTS - 1);
+        if let (Some(a), Some(b)) = (rx.get_mut(i), tx.get_mut(i)) {
+            *a = a.saturating_add(to_u64(drx));
+            *b = b.saturating_add(to_u64(dtx));
+        }
+    }
+    let secs = (interval / 1000).max(1) as u64;
+    let points: Vec<TrafficPoint> = (0..POINTS)
+        .map(|i| {
+            let (a, b) = (
+                rx.get(i).copied().unwrap_or(0),
+                tx.get(i).copied().unwrap_or(0),
+            );
+            TrafficPoint {
+                timestamp: (start + i as i64 * interval) / 1000,
+                rx_bytes: a,
+                tx_bytes: b,
+                rx_bps: a.saturating_mul(8) / secs,
+                tx_bps: b.saturating_mul(8) / secs,
+            }
+        })
+        .collect();
+    Ok(TrafficSeries {
+        gateway_id: r.id,
+        gateway_name: r.name,
+        port_id: port.to_string(),
+        duration: window,
+        start: start / 1000,
+        end: end / 1000,
+        interval: interval / 1000,
+        rx_bytes: points
+            .iter()
+            .fold(0u64, |s, p| s.saturating_add(p.rx_bytes)),
+        tx_bytes: points
+            .iter()
+            .fold(0u64, |s, p| s.saturating_add(p.tx_bytes)),
+        timestamps: points.iter().map(|p| p.timestamp).collect(),
+        rx_bps: points.iter().map(|p| p.rx_bps).collect(),
+        tx_bps: points.iter().map(|p| p.tx_bps).collect(),
+        points,
+    })
+}
+
+/// Query of the traffic route.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TrafficQuery {
+    /// `15m`, `1h`, `1d` or `7d` (default `1h`).
+    pub duration: Option<String>,
+}
+
+/// A port's traffic as 20 points of `duration / 20`.
+#[utoipa::path(get, path = "/api/gateway/{id}/port/{port}/traffic", tag = "gateway",
+    params(("id" = String, Path, description = "Router id or name"),
+           ("port" = String, Path, description = "Interface name"), TrafficQuery),
+    responses((status = 200, description = "Series", body = Envelope<TrafficSeries>),
+              (status = 400, description = "Unknown duration or oversized id"),
+              (status = 401, description = "Missing or unknown API key"),
+              (status = 404, description = "Unknown gateway or port")),
+    security(("api_key" = [])))]
+pub async fn port_traffic(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+    q: Result<Query<TrafficQuery>, QueryRejection>,
+) -> Result<Json<Envelope<TrafficSeries>>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let Path((id, port)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Query(q) = q.map_err(bad_query)?;
+    let window = Window::from_query(q.duration.as_deref(), Window::H1)?;
+    let now = now_ms();
+    Ok(ok(with_read(&state, move |c| {
+        port_traffic_series(c, &id, &port, window, now)
+    })
+    .await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::monitor::tests::{assert_no_big_scan, empty_db, plan};
+
+    const HOUR: i64 = BUCKET_1H_MS;
+    /// A day boundary (2023-11-15T00:00:00Z).
+    const T0: i64 = 1_700_006_400_000;
+
+    #[test]
+    fn windows_parse_and_divide_into_twenty() {
+        let secs: Vec<i64> = Window::ALL.iter().map(|w| w.interval_ms() / 1000).collect();
+        assert_eq!(secs, [45, 180, 4320, 30240]);
+        for w in Window::ALL {
+            assert_eq!(Window::parse(w.as_str()).unwrap(), w);
+            assert_eq!(w.interval_ms() * POINTS as i64, w.duration_ms());
+        }
+        for bad in ["2h", "", "15M", "1w", "7d;", "1d1d"] {
+            assert_eq!(
+                Window::parse(bad).unwrap_err().status,
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
+        }
+        assert_eq!(Window::from_query(None, Window::D7).unwrap(), Window::D7);
+        assert_eq!(
+            window_bounds(Window::M15, 1_000_001),
+            (1_001_000 - 900_000, 1_001_000)
+        );
+        assert_eq!(
+            window_bounds(Window::M15, 1_000_000),
+            (1_000_000 - 900_000, 1_000_000)
+        );
+        assert_eq!(window_bounds(Window::D7, i64::MAX).1, i64::MAX);
+    }
+
+    #[test]
+    fn usage_words() {
+        assert_eq!(port_usage("pppoe-wan", "pppoe"), "wan");
+        assert_eq!(port_usage("wan", "ethernet"), "wan");
+        assert_eq!(port_usage("wg0", "wireguard"), "vpn");
+        assert_eq!(port_usage("br-lan", "bridge"), "lan");
+    }
+
+    #[test]
+    fn queries_use_indexes() {
+        let c = empty_db();
+        let raw = RAW_SUM_SQL.to_string() + " GROUP BY 1, 2";
+        let p = plan(&c, &raw, 2);
+        assert_no_big_scan(&p);
+        assert!(p.contains("PRIMARY KEY"), "{p}");
+        for source in [Source::Rollup5m, Source::Rollup1h] {
+            let sql = rollup_sql(ROLLUP_SUM_SQL, source) + " GROUP BY 1, 2";
+            let p = plan(&c, &sql, 2);
+            assert_no_big_scan(&p);
+            let series = plan(&c, &rollup_sql(ROLLUP_SERIES_SQL, source), 4);
+            assert_no_big_scan(&series);
+            assert!(series.contains("PRIMARY KEY"), "{series}");
+        }
+        let p = plan(&c, RAW_SERIES_SQL, 4);
+        assert_no_big_scan(&p);
+        assert!(
+            p.contains("interface_samples_key") || p.contains("PRIMARY KEY"),
+            "{p}"
+        );
+        assert_no_big_scan(&plan(&c, &format!("{PORTS_SQL} ORDER BY r.id, s.name"), 0));
+        assert_no_big_scan(&plan(
+            &c,
+            &format!("{PORTS_SQL} AND r.id = ?1 ORDER BY s.name"),
+            1,
+        ));
+    }
+
+    /// A router with interface `eth0` (and `lo`) in its newest report at `last`, and rollup and
+    /// raw rows as given.
+    fn seed(
+        c: &Connection,
+        last: i64,
+        raw: &[(i64, i64, i64)],
+        r5: &[(i64, i64, i64)],
+        r1: &[(i64, i64, i64)],
+    ) {
+        c.execute(
+            "INSERT INTO routers (id, name, site, hostname, cert_fingerprint, cert_not_after, enrolled_at, last_seen_ms, last_report_ms) \
+             VALUES (1, 'gw', 'home', 'gw', 'f', 0, 0, ?1, ?1)",
+            [last],
+        )
+        .unwrap();
+        for name in ["eth0", "lo"] {
+            c.execute(
+                "INSERT INTO interface_samples (router_id, ts_ms, name, kind, rx_bytes, rx_packets, rx_errs, rx_drop, \
+                 tx_bytes, tx_packets, tx_errs, tx_drop) VALUES (1, ?1, ?2, 'ethernet', 5, 0, 0, 0, 6, 0, 0, 0)",
+                params![last, name],
+            )
+            .unwrap();
+        }
+        for (ts, rx, tx) in raw {
+            c.execute(
+                "INSERT OR REPLACE INTO interface_samples (router_id, ts_ms, name, kind, rx_bytes, rx_packets, rx_errs, rx_drop, \
+                 tx_bytes, tx_packets, tx_errs, tx_drop, rx_delta, tx_delta) VALUES (1, ?1, 'eth0', 'ethernet', 5, 0, 0, 0, 6, 0, 0, 0, ?2, ?3)",
+                params![ts, rx, tx],
+            )
+            .unwrap();
+        }
+        for (table, rows) in [("interface_rollup_5m", r5), ("interface_rollup_1h", r1)] {
+            for (b, rx, tx) in rows {
+                c.execute(
+                    &format!("INSERT INTO {table} (router_id, name, bucket_start_ms, rx_bytes, tx_bytes, samples) VALUES (1, 'eth0', ?1, ?2, ?3, 1)"),
+                    params![b, rx, tx],
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn day_window_reads_hours_in_the_middle_and_five_minutes_at_the_edges() {
+        let c = empty_db();
+        let now = T0 + 30 * HOUR + 17 * 60_000 + 500; // 06:17:00.5 on day 2
+        let (start, end) = window_bounds(Window::D1, now);
+        // 5-minute buckets: one before the window, one at each edge, one in the middle hour.
+        let b_before = start - 5 * 60_000 - (start % (5 * 60_000));
+        let b_first = start - start % (5 * 60_000) + 5 * 60_000; // first bucket starting inside
+        let b_mid = T0 + 20 * HOUR;
+        let b_last = end - end % (5 * 60_000);
+        let r5 = [
+            (b_before, 1000, 1),
+            (b_first, 1, 10),
+            (b_mid, 7, 70),
+            (b_last, 100, 1000),
+        ];
+        // The 1-hour rows hold the sums of their 5-minute rows; the middle one is read from here.
+        let r1 = [(T0 + 20 * HOUR, 7, 70)];
+        seed(&c, end, &[], &r5, &r1);
+        let t = window_totals(&c, Window::D1, start, end, None).unwrap();
+        assert_eq!(t.get(&(1, "eth0".into())), Some(&(108, 1080)));
+        // The series agrees with the totals, point by point and in sum.
+        let s = port_traffic_series(&c, "gw", "eth0", Window::D1, now).unwrap();
+        assert_eq!(s.points.len(), POINTS);
+        assert_eq!((s.rx_bytes, s.tx_bytes), (108, 1080));
+        assert_eq!(s.interval, 4320);
+        assert_eq!(s.points.last().map(|p| p.rx_bytes), Some(100));
+        assert_eq!(s.points.first().map(|p| p.rx_bytes), Some(1));
+        assert_eq!(s.end - s.start, 86_400);
+        assert_eq!(s.timestamps.get(1).copied(), Some(s.start + 4320));
+        // 100 bytes in 4320 s.
+        assert_eq!(s.rx_bps.last().copied(), Some(100 * 8 / 4320));
+        // By id too; the week window reads the 1-hour rows.
+        let w = port_traffic_series(&c, "1", "eth0", Window::D7, now).unwrap();
+        assert_eq!((w.rx_bytes, w.tx_bytes), (7, 70));
+    }
+
+    #[test]
+    fn raw_windows_sum_deltas_and_the_series_matches() {
+        let c = empty_db();
+        let now = T0 + 10 * HOUR;
+        let (start, end) = window_bounds(Window::M15, now);
+        let raw = [
+            (start - 1, 1_000_000, 1),
+            (start, 1, 2),
+            (start + 44_999, 10, 20),
+            (start + 45_000, 100, 200),
+            (end, 1000, 2000),
+        ];
+        seed(&c, end, &raw, &[], &[]);
+        let t = window_totals(&c, Window::M15, start, end, Some(1)).unwrap();
+        assert_eq!(t.get(&(1, "eth0".into())), Some(&(1111, 2222)));
+        let s = port_traffic_series(&c, "gw", "eth0", Window::M15, now).unwrap();
+        let rx: Vec<u64> = s.points.iter().map(|p| p.rx_bytes).collect();
+        assert_eq!(rx.first(), Some(&11));
+        assert_eq!(rx.get(1), Some(&100));
+        // A sample at the very end belongs to the last interval.
+        assert_eq!(rx.last(), Some(&1000));
+        assert_eq!(rx.iter().sum::<u64>(), 1111);
+        assert_eq!(s.points.iter().filter(|p| p.rx_bytes == 0).count(), 17);
+        let g = gateways_in_window(&c, Window::M15, now, None).unwrap();
+        let gw = g.data.first().unwrap();
+        // `lo` is not a port.
+        assert_eq!(
+            gw.ports.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["eth0"]
+        );
+        assert_eq!((gw.rx_bytes, gw.tx_bytes), (1111, 2222));
+        assert!(gateways_in_window(&c, Window::M15, now, Some("office"))
+            .unwrap()
+            .data
+            .is_empty());
+    }
+
+    #[test]
+    fn unknown_gateways_ports_and_oversized_ids() {
+        let c = empty_db();
+        let e = port_traffic_series(&c, "nope", "eth0", Window::H1, T0).unwrap_err();
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        seed(&c, T0, &[], &[], &[]);
+        let e = port_traffic_series(&c, "gw", "lo", Window::H1, T0).unwrap_err();
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        let e = port_traffic_series(&c, "gw", "wlan9", Window::H1, T0).unwrap_err();
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        let e = port_traffic_series(&c, "gw", &"x".repeat(MAX_PORT_CHARS + 1), Window::H1, T0)
+            .unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let e = gateway_port_stats(&c, &"9".repeat(MAX_ID_CHARS + 1), T0).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let p = gateway_port_stats(&c, "GW", T0).unwrap();
+        assert_eq!(p.ports.keys().collect::<Vec<_>>(), ["eth0"]);
+        assert_eq!(
+            p.ports.get("eth0").map(|s| (s.rx_bytes, s.tx_bytes)),
+            Some((5, 6))
+        );
+        // Empty intervals are zeros.
+        let s = port_traffic_series(&c, "gw", "eth0", Window::H1, T0).unwrap();
+        assert_eq!(s.points.len(), POINTS);
+        assert!(s.points.iter().all(|p| p.rx_bytes == 0 && p.tx_bps == 0));
+    }
+
+    #[test]
+    fn empty_fleet() {
+        let c = empty_db();
+        for w in Window::ALL {
+            let g = gateways_in_window(&c, w, T0, None).unwrap();
+            assert!(g.data.is_empty());
+        }
+        assert!(site_counts(&[], T0).is_empty());
+    }
+
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc = <Doc as utoipa::OpenApi>::openapi();
+        for path in [
+            "/api/organization",
+            "/api/sites",
+            "/api/gateways",
+            "/api/gateway/{id}/ports",
+            "/api/gateway/{id}/port/{port}/traffic",
+        ] {
+            assert!(doc.paths.paths.contains_key(path), "{path}");
+        }
+        assert!(serde_json::to_string(&doc).is_ok());
+    }
+}

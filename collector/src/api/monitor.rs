@@ -1,15 +1,1462 @@
-//! Route group `monitor` (being written).
+//! Route group `monitor`: the RouterOS-style monitoring routes, applied to the OpenWrt fleet.
+//!
+//! - `GET /api/health` (open): collector status and every router online/offline with last-seen.
+//!   A router is online when its latest report arrived within `max(3 x its report interval,
+//!   90 s)` (see [`is_online`]); the interval is estimated from its two latest reports.
+//! - `GET /api/performance`: API request counts and response times (from the [`RequestStats`]
+//!   middleware), ingest rate (reports stored in the last 5 minutes) and uptime.
+//! - `GET /api/export`: every router's current data as a timestamped JSON download.
+//! - `GET /api/logs[?count=&level=&clear=true]`: recent collector log lines from an in-memory
+//!   ring buffer fed by the [`LogCapture`] tracing layer; clearing needs an admin key.
+//! - `GET /api/pppoe_interfaces`: PPPoE interfaces (kind `pppoe`) of every router with their
+//!   latest counters and rates.
+//!
+//! Also the shared helpers of the fleet route groups: [`RouterInfo`] (one row per router with
+//! its online state), [`iso_ms`] and query parsing.
 
-use axum::Router;
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Instant;
 
-use super::ApiState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{MatchedPath, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::readpool::db_err;
+use super::{require_role, with_read, ApiError, ApiState};
+use crate::tokens::Role;
+use crate::writer::now_ms;
+
+/// A router counts as online for at least this long after its latest report.
+pub const ONLINE_FLOOR_MS: i64 = 90_000;
+/// ... or for this many report intervals, when that is longer.
+pub const ONLINE_INTERVALS: i64 = 3;
+/// Window over which `/api/performance` measures the ingest rate.
+pub const INGEST_WINDOW_MS: i64 = 5 * 60 * 1000;
+/// Log lines kept in memory.
+pub const LOG_CAPACITY: usize = 1000;
+/// Longest kept log line (characters); longer ones are cut.
+pub const LOG_LINE_MAX_CHARS: usize = 2000;
+/// Default and largest `count` of `/api/logs`.
+pub const LOG_COUNT_DEFAULT: usize = 100;
+pub const LOG_COUNT_MAX: usize = LOG_CAPACITY;
 
 /// The routes of this group.
 pub fn routes() -> Router<ApiState> {
     Router::new()
+        .route("/api/health", get(health))
+        .route("/api/performance", get(performance))
+        .route("/api/export", get(export))
+        .route("/api/logs", get(logs))
+        .route("/api/pppoe_interfaces", get(pppoe_interfaces))
 }
 
 /// The OpenAPI description of this group's routes.
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(health, performance, export, logs, pppoe_interfaces))]
 pub struct Doc;
+
+// ---------------------------------------------------------------------------------------------
+// Shared helpers
+// ---------------------------------------------------------------------------------------------
+
+/// RFC 3339 UTC time with milliseconds, like `2025-01-31T12:00:00.123Z`.
+pub fn iso_ms(ms: i64) -> String {
+    let nanos = i128::from(ms).saturating_mul(1_000_000);
+    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        ),
+        Err(_) => ms.to_string(),
+    }
+}
+
+/// Compact UTC time for file names, like `20250131T120000Z`.
+pub fn compact_utc(ms: i64) -> String {
+    let iso = iso_ms(ms);
+    let digits: String = iso
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    format!("{digits}Z")
+}
+
+/// Whether a router whose latest report arrived at `last_seen_ms` counts as online at `now_ms`:
+/// within `max(3 x interval, 90 s)`, where `interval_ms` is its estimated report interval.
+pub fn is_online(now_ms: i64, last_seen_ms: Option<i64>, interval_ms: Option<i64>) -> bool {
+    let Some(seen) = last_seen_ms else {
+        return false;
+    };
+    let by_interval = interval_ms
+        .filter(|i| *i > 0)
+        .map(|i| i.saturating_mul(ONLINE_INTERVALS))
+        .unwrap_or(0);
+    now_ms.saturating_sub(seen) <= by_interval.max(ONLINE_FLOOR_MS)
+}
+
+/// Non-negative SQLite integer as u64 (negative values, which the store never writes, become 0).
+pub fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// One router with what the fleet routes show about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterInfo {
+    pub id: i64,
+    pub name: String,
+    pub site: Option<String>,
+    pub hostname: String,
+    pub model: Option<String>,
+    pub release: Option<String>,
+    pub agent_version: Option<String>,
+    /// Collector time of the latest report.
+    pub last_seen_ms: Option<i64>,
+    /// Agent time of the latest (newest) report: the `ts_ms` of its samples.
+    pub last_report_ms: Option<i64>,
+    pub last_report_id: Option<i64>,
+    /// Unix seconds.
+    pub revoked_at: Option<i64>,
+    pub uptime_s: Option<i64>,
+    /// Agent time between its two latest reports.
+    pub interval_ms: Option<i64>,
+}
+
+impl RouterInfo {
+    /// `online`, `offline`, `revoked` or `never_reported`.
+    pub fn status(&self, now_ms: i64) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.last_seen_ms.is_none() {
+            "never_reported"
+        } else if is_online(now_ms, self.last_seen_ms, self.interval_ms) {
+            "online"
+        } else {
+            "offline"
+        }
+    }
+
+    pub fn online(&self, now_ms: i64) -> bool {
+        self.status(now_ms) == "online"
+    }
+}
+
+/// Columns of [`RouterInfo`]; the interval comes from the `reports_router_ts` index.
+const ROUTER_INFO_SQL: &str = "SELECT r.id, r.name, r.site, r.hostname, r.model, r.release, r.agent_version, \
+     r.last_seen_ms, r.last_report_ms, r.last_report_id, r.revoked_at, r.uptime_s, \
+     r.last_report_ms - (SELECT p.ts_ms FROM reports p WHERE p.router_id = r.id AND p.ts_ms < r.last_report_ms \
+                         ORDER BY p.ts_ms DESC LIMIT 1) \
+     FROM routers r";
+
+fn router_info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RouterInfo> {
+    Ok(RouterInfo {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        site: r.get(2)?,
+        hostname: r.get(3)?,
+        model: r.get(4)?,
+        release: r.get(5)?,
+        agent_version: r.get(6)?,
+        last_seen_ms: r.get(7)?,
+        last_report_ms: r.get(8)?,
+        last_report_id: r.get(9)?,
+        revoked_at: r.get(10)?,
+        uptime_s: r.get(11)?,
+        interval_ms: r.get(12)?,
+    })
+}
+
+/// Every router, by name.
+pub fn load_routers(conn: &Connection) -> Result<Vec<RouterInfo>, ApiError> {
+    let sql = format!("{ROUTER_INFO_SQL} ORDER BY r.name");
+    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+    let rows = st.query_map([], router_info_from_row).map_err(db_err)?;
+    rows.collect::<Result<_, _>>().map_err(db_err)
+}
+
+/// A router by numeric id (when one has that id) or else by name (case-insensitive).
+pub fn find_router(conn: &Connection, id_or_name: &str) -> Result<Option<RouterInfo>, ApiError> {
+    if let Ok(id) = id_or_name.parse::<i64>() {
+        let sql = format!("{ROUTER_INFO_SQL} WHERE r.id = ?1");
+        let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+        let mut rows = st.query_map([id], router_info_from_row).map_err(db_err)?;
+        if let Some(row) = rows.next() {
+            return row.map(Some).map_err(db_err);
+        }
+    }
+    let sql = format!("{ROUTER_INFO_SQL} WHERE r.name = ?1");
+    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+    let mut rows = st
+        .query_map([id_or_name], router_info_from_row)
+        .map_err(db_err)?;
+    rows.next().transpose().map_err(db_err)
+}
+
+/// Maps a query-string rejection to a 400.
+pub fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::bad_request(format!("invalid query string: {}", e.body_text()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request statistics (fed by the middleware hooked in `api::router`)
+// ---------------------------------------------------------------------------------------------
+
+/// Counters of one route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RouteAgg {
+    count: u64,
+    errors: u64,
+    total_us: u64,
+    max_us: u64,
+}
+
+impl RouteAgg {
+    fn add(&mut self, status: StatusCode, us: u64) {
+        self.count += 1;
+        if status.is_client_error() || status.is_server_error() {
+            self.errors += 1;
+        }
+        self.total_us = self.total_us.saturating_add(us);
+        self.max_us = self.max_us.max(us);
+    }
+}
+
+#[derive(Debug, Default)]
+struct StatsInner {
+    all: RouteAgg,
+    successful: u64,
+    client_errors: u64,
+    server_errors: u64,
+    unauthorized: u64,
+    rate_limited: u64,
+    /// "METHOD /matched/path" -> counters (bounded by the route table).
+    routes: HashMap<String, RouteAgg>,
+}
+
+/// Request counts and response times of the API since it started.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    inner: Mutex<StatsInner>,
+}
+
+/// The method as a bounded label.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+impl RequestStats {
+    /// Records one answered request. `route` is the matched route pattern (None: no route).
+    pub fn record(&self, method: &Method, route: Option<&str>, status: StatusCode, micros: u64) {
+        let key = format!("{} {}", method_label(method), route.unwrap_or("(no route)"));
+        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        s.all.add(status, micros);
+        if status.is_server_error() {
+            s.server_errors += 1;
+        } else if status.is_client_error() {
+            s.client_errors += 1;
+        } else {
+            s.successful += 1;
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            s.unauthorized += 1;
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            s.rate_limited += 1;
+        }
+        s.routes.entry(key).or_default().add(status, micros);
+    }
+
+    /// Requests answered so far.
+    pub fn total(&self) -> u64 {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .all
+            .count
+    }
+
+    fn snapshot(&self) -> (RequestCounts, Vec<EndpointStats>) {
+        let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let avg = |a: &RouteAgg| {
+            if a.count == 0 {
+                0.0
+            } else {
+                a.total_us as f64 / a.count as f64 / 1000.0
+            }
+        };
+        let counts = RequestCounts {
+            total: s.all.count,
+            successful: s.successful,
+            client_errors: s.client_errors,
+            server_errors: s.server_errors,
+            unauthorized: s.unauthorized,
+            rate_limited: s.rate_limited,
+            average_response_ms: avg(&s.all),
+            max_response_ms: s.all.max_us as f64 / 1000.0,
+        };
+        let mut endpoints: Vec<EndpointStats> = s
+            .routes
+            .iter()
+            .map(|(k, a)| EndpointStats {
+                endpoint: k.clone(),
+                count: a.count,
+                errors: a.errors,
+                average_response_ms: avg(a),
+                max_response_ms: a.max_us as f64 / 1000.0,
+            })
+            .collect();
+        endpoints.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.endpoint.cmp(&b.endpoint))
+        });
+        (counts, endpoints)
+    }
+}
+
+/// Middleware recording every request in [`RequestStats`] (hooked in `api::router`).
+pub async fn record_request(
+    State(stats): State<Arc<RequestStats>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let resp = next.run(req).await;
+    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    stats.record(&method, route.as_deref(), resp.status(), us);
+    resp
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log capture
+// ---------------------------------------------------------------------------------------------
+
+/// One captured log line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct LogLine {
+    /// RFC 3339 UTC.
+    pub timestamp: String,
+    pub timestamp_ms: i64,
+    /// `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE`.
+    pub level: String,
+    /// The module that logged it.
+    pub target: String,
+    /// The message followed by its fields as `key=value`.
+    pub message: String,
+    #[serde(skip)]
+    severity: u8,
+}
+
+/// The in-memory ring of recent log lines.
+#[derive(Debug)]
+pub struct LogRing {
+    lines: Mutex<VecDeque<LogLine>>,
+    capacity: usize,
+}
+
+impl LogRing {
+    pub fn new(capacity: usize) -> Self {
+        LogRing {
+            lines: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Appends a line, dropping the oldest when full.
+    pub fn push(&self, line: LogLine) {
+        let mut l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        while l.len() >= self.capacity {
+            l.pop_front();
+        }
+        l.push_back(line);
+    }
+
+    /// The newest `count` lines at `min_severity` or more severe, oldest first.
+    pub fn recent(&self, count: usize, min_severity: u8) -> Vec<LogLine> {
+        let l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<LogLine> = l
+            .iter()
+            .rev()
+            .filter(|x| x.severity >= min_severity)
+            .take(count)
+            .cloned()
+            .collect();
+        out.reverse();
+        out
+    }
+
+    /// Empties the ring; returns how many lines it held.
+    pub fn clear(&self) -> usize {
+        let mut l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let n = l.len();
+        l.clear();
+        n
+    }
+
+    pub fn len(&self) -> usize {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+static LOG_RING: LazyLock<LogRing> = LazyLock::new(|| LogRing::new(LOG_CAPACITY));
+
+/// The process-wide ring that [`LogCapture`] fills and `/api/logs` reads.
+pub fn log_ring() -> &'static LogRing {
+    &LOG_RING
+}
+
+/// Severity rank: higher is more severe (TRACE 1 .. ERROR 5).
+fn severity(level: &tracing::Level) -> u8 {
+    match *level {
+        tracing::Level::ERROR => 5,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 3,
+        tracing::Level::DEBUG => 2,
+        tracing::Level::TRACE => 1,
+    }
+}
+
+/// Parses `?level=` (case-insensitive; `warning` is accepted for `warn`).
+fn parse_level(s: &str) -> Option<u8> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "error" => Some(5),
+        "warn" | "warning" => Some(4),
+        "info" => Some(3),
+        "debug" => Some(2),
+        "trace" => Some(1),
+        _ => None,
+    }
+}
+
+/// Collects an event's message and fields as text.
+#[derive(Default)]
+struct EventText {
+    message: String,
+    fields: String,
+}
+
+impl tracing::field::Visit for EventText {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.fields, " {}={}", field.name(), value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.fields, " {}={:?}", field.name(), value);
+        }
+    }
+}
+
+/// Cuts `s` to at most `max` characters.
+fn truncate_chars(mut s: String, max: usize) -> String {
+    if let Some((i, _)) = s.char_indices().nth(max) {
+        s.truncate(i);
+        s.push('…');
+    }
+    s
+}
+
+/// A tracing layer copying every event that passes the subscriber's filter into [`log_ring`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogCapture;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogCapture {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let meta = event.metadata();
+        let mut text = EventText::default();
+        event.record(&mut text);
+        let ts = now_ms();
+        log_ring().push(LogLine {
+            timestamp: iso_ms(ts),
+            timestamp_ms: ts,
+            level: meta.level().to_string(),
+            target: meta.target().to_string(),
+            message: truncate_chars(
+                format!("{}{}", text.message, text.fields),
+                LOG_LINE_MAX_CHARS,
+            ),
+            severity: severity(meta.level()),
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /api/health
+// ---------------------------------------------------------------------------------------------
+
+/// One router in `/api/health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RouterHealth {
+    pub id: i64,
+    pub name: String,
+    pub site: Option<String>,
+    /// `online`, `offline`, `revoked` or `never_reported`.
+    pub status: String,
+    pub online: bool,
+    /// RFC 3339 time the latest report arrived (collector clock); null before the first.
+    pub last_seen: Option<String>,
+    pub last_seen_ms: Option<i64>,
+    pub seconds_since_seen: Option<i64>,
+    /// Estimated from the two latest reports (agent clock); null with fewer than two.
+    pub report_interval_s: Option<f64>,
+}
+
+/// Router counts of `/api/health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RouterCounts {
+    pub total: usize,
+    pub online: usize,
+    /// Not revoked and not online (including routers that never reported).
+    pub offline: usize,
+    pub revoked: usize,
+}
+
+/// The collector part of `/api/health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CollectorHealth {
+    /// Always `up` (an answer means the collector runs).
+    pub status: String,
+    pub version: String,
+    pub uptime_s: u64,
+    /// `ok`, or `failing: <error>` while database writes fail.
+    pub database: String,
+    pub ingest_connections: usize,
+}
+
+/// Answer of `GET /api/health`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HealthResponse {
+    /// `healthy`, or `degraded` while database writes fail.
+    pub status: String,
+    pub timestamp: String,
+    pub collector: CollectorHealth,
+    /// The online rule, in words.
+    pub online_rule: String,
+    pub routers: RouterCounts,
+    pub router_status: Vec<RouterHealth>,
+}
+
+/// Collector status and every router online/offline with last-seen (open, no key needed).
+#[utoipa::path(get, path = "/api/health", tag = "monitor",
+    responses((status = 200, description = "Collector and router status", body = HealthResponse)))]
+pub async fn health(State(state): State<ApiState>) -> Result<Json<HealthResponse>, ApiError> {
+    let routers = with_read(&state, load_routers).await?;
+    let now = now_ms();
+    let failing = state.health.is_failing();
+    let database = match state.health.last_error() {
+        Some(e) if failing => format!("failing: {e}"),
+        _ => "ok".to_string(),
+    };
+    let mut counts = RouterCounts {
+        total: routers.len(),
+        online: 0,
+        offline: 0,
+        revoked: 0,
+    };
+    let router_status: Vec<RouterHealth> = routers
+        .iter()
+        .map(|r| {
+            let status = r.status(now);
+            match status {
+                "online" => counts.online += 1,
+                "revoked" => counts.revoked += 1,
+                _ => counts.offline += 1,
+            }
+            RouterHealth {
+                id: r.id,
+                name: r.name.clone(),
+                site: r.site.clone(),
+                status: status.to_string(),
+                online: status == "online",
+                last_seen: r.last_seen_ms.map(iso_ms),
+                last_seen_ms: r.last_seen_ms,
+                seconds_since_seen: r.last_seen_ms.map(|s| now.saturating_sub(s).max(0) / 1000),
+                report_interval_s: r.interval_ms.filter(|i| *i > 0).map(|i| i as f64 / 1000.0),
+            }
+        })
+        .collect();
+    Ok(Json(HealthResponse {
+        status: if failing { "degraded" } else { "healthy" }.to_string(),
+        timestamp: iso_ms(now),
+        collector: CollectorHealth {
+            status: "up".to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_s: state.started.elapsed().as_secs(),
+            database,
+            ingest_connections: state.max_connections.saturating_sub(state.permits.available_permits()),
+        },
+        online_rule: format!(
+            "online when the latest report arrived within max({ONLINE_INTERVALS} x the router's report interval, {} s); \
+             the interval is the time between its two latest reports",
+            ONLINE_FLOOR_MS / 1000
+        ),
+        routers: counts,
+        router_status,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /api/performance
+// ---------------------------------------------------------------------------------------------
+
+/// API request counters since the collector started.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RequestCounts {
+    pub total: u64,
+    /// Answered with 1xx-3xx.
+    pub successful: u64,
+    /// Answered with 4xx (including 401 and 429).
+    pub client_errors: u64,
+    /// Answered with 5xx.
+    pub server_errors: u64,
+    pub unauthorized: u64,
+    pub rate_limited: u64,
+    pub average_response_ms: f64,
+    pub max_response_ms: f64,
+}
+
+/// Counters of one route.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EndpointStats {
+    /// `METHOD /route/pattern`.
+    pub endpoint: String,
+    pub count: u64,
+    /// 4xx and 5xx answers.
+    pub errors: u64,
+    pub average_response_ms: f64,
+    pub max_response_ms: f64,
+}
+
+/// Ingest activity over the last 5 minutes (from the stored reports).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IngestStats {
+    pub window_s: i64,
+    /// Reports whose agent timestamp falls in the window.
+    pub reports_in_window: u64,
+    pub reports_per_second: f64,
+    /// Routers with at least one report in the window.
+    pub routers_reporting: u64,
+    pub ingest_connections: usize,
+}
+
+/// Answer of `GET /api/performance`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PerformanceResponse {
+    pub timestamp: String,
+    pub uptime_s: u64,
+    pub requests: RequestCounts,
+    pub endpoints: Vec<EndpointStats>,
+    pub ingest: IngestStats,
+}
+
+/// Reports and reporting routers since `since_ms` (index `reports_router_ts`, one range per router).
+const INGEST_SQL: &str = "SELECT count(*), count(DISTINCT r.id) FROM routers r \
+     CROSS JOIN reports p ON p.router_id = r.id AND p.ts_ms >= ?1";
+
+/// API request counts, response times, ingest rate and uptime.
+#[utoipa::path(get, path = "/api/performance", tag = "monitor",
+    responses((status = 200, description = "Performance statistics", body = PerformanceResponse),
+              (status = 401, description = "Missing or unknown API key")),
+    security(("api_key" = [])))]
+pub async fn performance(
+    State(state): State<ApiState>,
+    stats: Option<Extension<Arc<RequestStats>>>,
+    headers: HeaderMap,
+) -> Result<Json<PerformanceResponse>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let now = now_ms();
+    let since = now.saturating_sub(INGEST_WINDOW_MS);
+    let (reports, routers) = with_read(&state, move |c| {
+        c.prepare_cached(INGEST_SQL)
+            .and_then(|mut st| {
+                st.query_row([since], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            })
+            .map_err(db_err)
+    })
+    .await?;
+    let (requests, endpoints) = match stats {
+        Some(Extension(s)) => s.snapshot(),
+        None => RequestStats::default().snapshot(),
+    };
+    let window_s = INGEST_WINDOW_MS / 1000;
+    Ok(Json(PerformanceResponse {
+        timestamp: iso_ms(now),
+        uptime_s: state.started.elapsed().as_secs(),
+        requests,
+        endpoints,
+        ingest: IngestStats {
+            window_s,
+            reports_in_window: to_u64(reports),
+            reports_per_second: to_u64(reports) as f64 / window_s as f64,
+            routers_reporting: to_u64(routers),
+            ingest_connections: state
+                .max_connections
+                .saturating_sub(state.permits.available_permits()),
+        },
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /api/export
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `sql` (one parameter-less query ordered by router id, router id in column 0) and groups
+/// the rows as JSON objects under their router id.
+fn rows_by_router(
+    conn: &Connection,
+    sql: &str,
+    to_json: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Value>,
+) -> Result<HashMap<i64, Vec<Value>>, ApiError> {
+    let mut st = conn.prepare_cached(sql).map_err(db_err)?;
+    let mut rows = st.query([]).map_err(db_err)?;
+    let mut out: HashMap<i64, Vec<Value>> = HashMap::new();
+    while let Some(r) = rows.next().map_err(db_err)? {
+        let id: i64 = r.get(0).map_err(db_err)?;
+        out.entry(id).or_default().push(to_json(r).map_err(db_err)?);
+    }
+    Ok(out)
+}
+
+/// Latest samples: each router's newest report, found through `routers.last_report_ms`.
+const EXPORT_IFACES_SQL: &str = "SELECT r.id, s.name, s.kind, s.rx_bytes, s.tx_bytes, s.rx_packets, s.tx_packets, \
+     s.rx_errs, s.tx_errs, s.rx_drop, s.tx_drop, s.rx_bps, s.tx_bps \
+     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms ORDER BY r.id, s.name";
+const EXPORT_STATIONS_SQL: &str = "SELECT r.id, s.iface, s.mac, s.ssid, s.signal_dbm, s.signal_avg_dbm, s.rx_bytes, \
+     s.tx_bytes, s.rx_bps, s.tx_bps, s.connected_s, s.inactive_ms, s.tx_bitrate_kbps, s.rx_bitrate_kbps \
+     FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
+     ORDER BY r.id, s.iface, s.mac";
+const EXPORT_WG_SQL: &str = "SELECT r.id, s.iface, s.public_key, s.name, s.endpoint, s.allowed_ips, \
+     s.latest_handshake, s.rx_bytes, s.tx_bytes, s.rx_bps, s.tx_bps \
+     FROM routers r CROSS JOIN wg_peer_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
+     ORDER BY r.id, s.iface, s.public_key";
+const EXPORT_OVPN_SQL: &str = "SELECT r.id, s.instance, s.common_name, s.real_address, s.virtual_address, \
+     s.virtual_ipv6, s.rx_bytes, s.tx_bytes, s.rx_bps, s.tx_bps, s.connected_since, s.username \
+     FROM routers r CROSS JOIN ovpn_client_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
+     ORDER BY r.id, s.instance, s.common_name";
+/// Current-state tables (one row set per router, replaced on each report).
+const EXPORT_WIRELESS_SQL: &str =
+    "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, addr \
+     FROM wireless_interfaces ORDER BY router_id, name";
+const EXPORT_LEASES_SQL: &str =
+    "SELECT router_id, ip, mac, hostname, client_id, expires FROM leases ORDER BY router_id, ip";
+const EXPORT_SOURCES_SQL: &str =
+    "SELECT router_id, kind, name, state, skipped, detail, updated_ms FROM source_status ORDER BY router_id, kind, name";
+/// The newest report row of each router (primary key lookups).
+const EXPORT_SYSTEM_SQL: &str =
+    "SELECT r.id, p.ts_ms, p.uptime_s, p.load1, p.load5, p.load15, p.cpu_permille, \
+     p.mem_total_kb, p.mem_available_kb, p.disk_mount, p.disk_used_bytes, p.disk_total_bytes \
+     FROM routers r CROSS JOIN reports p ON p.id = r.last_report_id ORDER BY r.id";
+
+fn export_document(conn: &Connection, now: i64, uptime_s: u64) -> Result<Value, ApiError> {
+    let routers = load_routers(conn)?;
+    let mut ifaces = rows_by_router(conn, EXPORT_IFACES_SQL, |r| {
+        Ok(json!({
+            "name": r.get::<_, String>(1)?, "kind": r.get::<_, String>(2)?,
+            "rx_bytes": r.get::<_, i64>(3)?, "tx_bytes": r.get::<_, i64>(4)?,
+            "rx_packets": r.get::<_, i64>(5)?, "tx_packets": r.get::<_, i64>(6)?,
+            "rx_errors": r.get::<_, i64>(7)?, "tx_errors": r.get::<_, i64>(8)?,
+            "rx_drop": r.get::<_, i64>(9)?, "tx_drop": r.get::<_, i64>(10)?,
+            "rx_bps": r.get::<_, Option<i64>>(11)?, "tx_bps": r.get::<_, Option<i64>>(12)?,
+        }))
+    })?;
+    let mut stations = rows_by_router(conn, EXPORT_STATIONS_SQL, |r| {
+        Ok(json!({
+            "interface": r.get::<_, String>(1)?, "mac": r.get::<_, String>(2)?, "ssid": r.get::<_, Option<String>>(3)?,
+            "signal_dbm": r.get::<_, Option<i64>>(4)?, "signal_avg_dbm": r.get::<_, Option<i64>>(5)?,
+            "rx_bytes": r.get::<_, Option<i64>>(6)?, "tx_bytes": r.get::<_, Option<i64>>(7)?,
+            "rx_bps": r.get::<_, Option<i64>>(8)?, "tx_bps": r.get::<_, Option<i64>>(9)?,
+            "connected_time": r.get::<_, Option<i64>>(10)?, "inactive_ms": r.get::<_, Option<i64>>(11)?,
+            "tx_bitrate_kbps": r.get::<_, Option<i64>>(12)?, "rx_bitrate_kbps": r.get::<_, Option<i64>>(13)?,
+        }))
+    })?;
+    let mut wg = rows_by_router(conn, EXPORT_WG_SQL, |r| {
+        Ok(json!({
+            "interface": r.get::<_, String>(1)?, "public_key": r.get::<_, String>(2)?, "name": r.get::<_, Option<String>>(3)?,
+            "endpoint": r.get::<_, Option<String>>(4)?, "allowed_ips": r.get::<_, String>(5)?,
+            "latest_handshake": r.get::<_, Option<i64>>(6)?, "rx_bytes": r.get::<_, i64>(7)?, "tx_bytes": r.get::<_, i64>(8)?,
+            "rx_bps": r.get::<_, Option<i64>>(9)?, "tx_bps": r.get::<_, Option<i64>>(10)?,
+        }))
+    })?;
+    let mut ovpn = rows_by_router(conn, EXPORT_OVPN_SQL, |r| {
+        Ok(json!({
+            "instance": r.get::<_, String>(1)?, "common_name": r.get::<_, String>(2)?, "real_address": r.get::<_, String>(3)?,
+            "virtual_address": r.get::<_, Option<String>>(4)?, "virtual_ipv6": r.get::<_, Option<String>>(5)?,
+            "rx_bytes": r.get::<_, i64>(6)?, "tx_bytes": r.get::<_, i64>(7)?,
+            "rx_bps": r.get::<_, Option<i64>>(8)?, "tx_bps": r.get::<_, Option<i64>>(9)?,
+            "connected_since": r.get::<_, Option<i64>>(10)?, "username": r.get::<_, Option<String>>(11)?,
+        }))
+    })?;
+    let mut wireless = rows_by_router(conn, EXPORT_WIRELESS_SQL, |r| {
+        Ok(json!({
+            "name": r.get::<_, String>(1)?, "type": r.get::<_, String>(2)?, "ssid": r.get::<_, Option<String>>(3)?,
+            "channel": r.get::<_, Option<i64>>(4)?, "freq_mhz": r.get::<_, Option<i64>>(5)?,
+            "width_mhz": r.get::<_, Option<i64>>(6)?, "txpower_dbm": r.get::<_, Option<f64>>(7)?,
+            "addr": r.get::<_, Option<String>>(8)?,
+        }))
+    })?;
+    let mut leases = rows_by_router(conn, EXPORT_LEASES_SQL, |r| {
+        Ok(json!({
+            "ip": r.get::<_, String>(1)?, "mac": r.get::<_, Option<String>>(2)?, "hostname": r.get::<_, Option<String>>(3)?,
+            "client_id": r.get::<_, Option<String>>(4)?, "expires": r.get::<_, Option<i64>>(5)?,
+        }))
+    })?;
+    let mut sources = rows_by_router(conn, EXPORT_SOURCES_SQL, |r| {
+        Ok(json!({
+            "kind": r.get::<_, String>(1)?, "name": r.get::<_, String>(2)?, "state": r.get::<_, String>(3)?,
+            "skipped": r.get::<_, Option<i64>>(4)?, "detail": r.get::<_, Option<String>>(5)?,
+            "updated": iso_ms(r.get::<_, i64>(6)?),
+        }))
+    })?;
+    let mut system = rows_by_router(conn, EXPORT_SYSTEM_SQL, |r| {
+        Ok(json!({
+            "report_time": iso_ms(r.get::<_, i64>(1)?), "uptime_s": r.get::<_, Option<i64>>(2)?,
+            "load": [r.get::<_, Option<f64>>(3)?, r.get::<_, Option<f64>>(4)?, r.get::<_, Option<f64>>(5)?],
+            "cpu_permille": r.get::<_, Option<i64>>(6)?, "mem_total_kb": r.get::<_, Option<i64>>(7)?,
+            "mem_available_kb": r.get::<_, Option<i64>>(8)?, "disk_mount": r.get::<_, Option<String>>(9)?,
+            "disk_used_bytes": r.get::<_, Option<i64>>(10)?, "disk_total_bytes": r.get::<_, Option<i64>>(11)?,
+        }))
+    })?;
+    let take =
+        |m: &mut HashMap<i64, Vec<Value>>, id: i64| Value::Array(m.remove(&id).unwrap_or_default());
+    let list: Vec<Value> = routers
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "name": r.name, "site": r.site, "hostname": r.hostname, "model": r.model,
+                "release": r.release, "agent_version": r.agent_version, "status": r.status(now),
+                "last_seen": r.last_seen_ms.map(iso_ms), "revoked_at": r.revoked_at, "uptime_s": r.uptime_s,
+                "system": system.remove(&r.id).and_then(|mut v| v.pop()),
+                "interfaces": take(&mut ifaces, r.id),
+                "wireless": take(&mut wireless, r.id),
+                "stations": take(&mut stations, r.id),
+                "leases": take(&mut leases, r.id),
+                "wireguard_peers": take(&mut wg, r.id),
+                "openvpn_clients": take(&mut ovpn, r.id),
+                "sources": take(&mut sources, r.id),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "exported_at": iso_ms(now),
+        "exported_at_ms": now,
+        "collector": { "version": env!("CARGO_PKG_VERSION"), "uptime_s": uptime_s },
+        "router_count": list.len(),
+        "routers": list,
+    }))
+}
+
+/// Every router's current data (latest report's samples and current state) as a JSON download.
+#[utoipa::path(get, path = "/api/export", tag = "monitor",
+    responses((status = 200, description = "JSON document, served as an attachment `routerstats-export-<UTC time>.json`",
+               body = Object, content_type = "application/json"),
+              (status = 401, description = "Missing or unknown API key")),
+    security(("api_key" = [])))]
+pub async fn export(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let now = now_ms();
+    let uptime = state.started.elapsed().as_secs();
+    let doc = with_read(&state, move |c| export_document(c, now, uptime)).await?;
+    let body = serde_json::to_vec_pretty(&doc)
+        .map_err(|e| ApiError::internal(format!("cannot encode the export: {e}")))?;
+    let name = format!(
+        "attachment; filename=\"routerstats-export-{}.json\"",
+        compact_utc(now)
+    );
+    let mut resp = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&name) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /api/logs
+// ---------------------------------------------------------------------------------------------
+
+/// Query of `GET /api/logs`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogsQuery {
+    /// Lines to return, newest last (1..=1000, default 100).
+    pub count: Option<String>,
+    /// Minimum level: `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: Option<String>,
+    /// `true` empties the buffer (admin key required).
+    pub clear: Option<String>,
+}
+
+/// Answer of `GET /api/logs`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LogsResponse {
+    pub logs: Vec<LogLine>,
+    /// Lines in the buffer (all levels).
+    pub buffered: usize,
+    pub capacity: usize,
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(ApiError::bad_request(format!(
+            "{name} must be true or false"
+        ))),
+    }
+}
+
+/// Recent collector log lines, or `?clear=true` (admin) to empty the buffer.
+#[utoipa::path(get, path = "/api/logs", tag = "monitor", params(LogsQuery),
+    responses((status = 200, description = "Log lines, or `{status, message, cleared}` after a clear", body = LogsResponse),
+              (status = 400, description = "Bad count, level or clear value"),
+              (status = 401, description = "Missing or unknown API key"),
+              (status = 403, description = "Clearing needs an admin key")),
+    security(("api_key" = [])))]
+pub async fn logs(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<LogsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let Query(q) = q.map_err(bad_query)?;
+    let clear = match q.clear.as_deref() {
+        Some(v) => parse_bool("clear", v)?,
+        None => false,
+    };
+    let count = match q.count.as_deref() {
+        None => LOG_COUNT_DEFAULT,
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=LOG_COUNT_MAX).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "count must be a whole number from 1 to {LOG_COUNT_MAX}"
+                )))
+            }
+        },
+    };
+    let min = match q.level.as_deref() {
+        None => 1,
+        Some(v) => parse_level(v).ok_or_else(|| {
+            ApiError::bad_request("level must be one of error, warn, info, debug, trace")
+        })?,
+    };
+    let ring = log_ring();
+    if clear {
+        let caller = require_role(&state, &headers, Role::Admin).await?;
+        let cleared = ring.clear();
+        tracing::info!(by = %caller.key, cleared, "log buffer cleared via API");
+        return Ok(Json(
+            json!({ "status": "success", "message": "Logs cleared", "cleared": cleared }),
+        )
+        .into_response());
+    }
+    Ok(Json(LogsResponse {
+        logs: ring.recent(count, min),
+        buffered: ring.len(),
+        capacity: ring.capacity(),
+    })
+    .into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /api/pppoe_interfaces
+// ---------------------------------------------------------------------------------------------
+
+/// One PPPoE interface of `/api/pppoe_interfaces`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PppoeInterface {
+    pub router_id: i64,
+    pub router: String,
+    pub site: Option<String>,
+    pub name: String,
+    /// Always `pppoe` (RouterOS says `pppoe-in`/`pppoe-out`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The router is online (the interface was in its latest report).
+    pub running: bool,
+    /// Cumulative counters from the latest report.
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    /// Latest rates (bits per second over the last report interval); null right after an agent
+    /// start or a counter reset.
+    pub rx_rate: Option<u64>,
+    pub tx_rate: Option<u64>,
+    /// No source (the agent does not read PPP addresses): always null.
+    pub address: Option<String>,
+    pub last_update: Option<String>,
+}
+
+/// Totals of `/api/pppoe_interfaces`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PppoeAggregate {
+    /// PPP accounts (secrets) have no source on OpenWrt: null.
+    pub total_accounts: Option<u64>,
+    /// PPPoE interfaces in the routers' latest reports.
+    pub active_sessions: u64,
+    /// PPPoE interfaces on online routers.
+    pub online_accounts: u64,
+    /// PPPoE interfaces on routers that are not online.
+    pub offline_accounts: u64,
+    pub enabled_accounts: Option<u64>,
+    pub disabled_accounts: Option<u64>,
+    /// Sum of the rx (download) counters.
+    pub total_download_bytes: u64,
+    pub total_upload_bytes: u64,
+    pub total_rx_rate: u64,
+    pub total_tx_rate: u64,
+    pub last_updated: String,
+}
+
+/// Answer of `GET /api/pppoe_interfaces`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PppoeResponse {
+    pub pppoe_interfaces: Vec<PppoeInterface>,
+    pub aggregate_stats: PppoeAggregate,
+    pub current_time: String,
+    pub success: bool,
+}
+
+/// The PPPoE interfaces of every non-revoked router's newest report.
+const PPPOE_SQL: &str = "SELECT r.id, s.name, s.rx_bytes, s.tx_bytes, s.rx_packets, s.tx_packets, s.rx_bps, s.tx_bps, s.ts_ms \
+     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
+     WHERE r.revoked_at IS NULL AND s.kind = 'pppoe' ORDER BY r.name, s.name";
+
+/// PPPoE interfaces of every router with their latest counters and rates.
+#[utoipa::path(get, path = "/api/pppoe_interfaces", tag = "monitor",
+    responses((status = 200, description = "PPPoE interfaces and totals", body = PppoeResponse),
+              (status = 401, description = "Missing or unknown API key")),
+    security(("api_key" = [])))]
+pub async fn pppoe_interfaces(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<PppoeResponse>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    let now = now_ms();
+    let (routers, rows) = with_read(&state, |c| {
+        let routers = load_routers(c)?;
+        let mut st = c.prepare_cached(PPPOE_SQL).map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    [
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ],
+                    r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                    r.get::<_, i64>(8)?,
+                ))
+            })
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        Ok((routers, rows))
+    })
+    .await?;
+    let by_id: HashMap<i64, &RouterInfo> = routers.iter().map(|r| (r.id, r)).collect();
+    let mut agg = PppoeAggregate {
+        total_accounts: None,
+        active_sessions: 0,
+        online_accounts: 0,
+        offline_accounts: 0,
+        enabled_accounts: None,
+        disabled_accounts: None,
+        total_download_bytes: 0,
+        total_upload_bytes: 0,
+        total_rx_rate: 0,
+        total_tx_rate: 0,
+        last_updated: iso_ms(now),
+    };
+    let mut list = Vec::with_capacity(rows.len());
+    for (rid, name, [rx, tx, rxp, txp], rx_bps, tx_bps, ts) in rows {
+        let Some(r) = by_id.get(&rid) else { continue };
+        let running = r.online(now);
+        agg.active_sessions += 1;
+        if running {
+            agg.online_accounts += 1;
+        } else {
+            agg.offline_accounts += 1;
+        }
+        agg.total_download_bytes = agg.total_download_bytes.saturating_add(to_u64(rx));
+        agg.total_upload_bytes = agg.total_upload_bytes.saturating_add(to_u64(tx));
+        agg.total_rx_rate = agg
+            .total_rx_rate
+            .saturating_add(rx_bps.map(to_u64).unwrap_or(0));
+        agg.total_tx_rate = agg
+            .total_tx_rate
+            .saturating_add(tx_bps.map(to_u64).unwrap_or(0));
+        list.push(PppoeInterface {
+            router_id: rid,
+            router: r.name.clone(),
+            site: r.site.clone(),
+            name,
+            kind: "pppoe".to_string(),
+            running,
+            rx_bytes: to_u64(rx),
+            tx_bytes: to_u64(tx),
+            rx_packets: to_u64(rxp),
+            tx_packets: to_u64(txp),
+            rx_rate: rx_bps.map(to_u64),
+            tx_rate: tx_bps.map(to_u64),
+            address: None,
+            last_update: Some(iso_ms(ts)),
+        });
+    }
+    Ok(Json(PppoeResponse {
+        pppoe_interfaces: list,
+        aggregate_stats: agg,
+        current_time: iso_ms(now),
+        success: true,
+    }))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::store::schema::MIGRATIONS;
+
+    pub(crate) fn empty_db() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        for m in MIGRATIONS {
+            c.execute_batch(m).unwrap();
+        }
+        c
+    }
+
+    /// The plan of `sql` as text, one detail per line.
+    pub(crate) fn plan(c: &Connection, sql: &str, n_params: usize) -> String {
+        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let params: Vec<i64> = vec![0; n_params];
+        let rows = st
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
+    }
+
+    /// No full scan of a sample, report or rollup table.
+    pub(crate) fn assert_no_big_scan(plan: &str) {
+        for t in [
+            "interface_samples",
+            "station_samples",
+            "wg_peer_samples",
+            "ovpn_client_samples",
+            "reports",
+            "interface_rollup_5m",
+            "interface_rollup_1h",
+        ] {
+            for line in plan.lines() {
+                let scans = line.starts_with("SCAN") && line.split_whitespace().nth(1) == Some(t);
+                assert!(!scans, "full scan of {t}:\n{plan}");
+            }
+        }
+    }
+
+    #[test]
+    fn queries_use_indexes() {
+        let c = empty_db();
+        for (sql, n) in [
+            (format!("{ROUTER_INFO_SQL} ORDER BY r.name"), 0),
+            (INGEST_SQL.to_string(), 1),
+            (PPPOE_SQL.to_string(), 0),
+            (EXPORT_IFACES_SQL.to_string(), 0),
+            (EXPORT_STATIONS_SQL.to_string(), 0),
+            (EXPORT_WG_SQL.to_string(), 0),
+            (EXPORT_OVPN_SQL.to_string(), 0),
+            (EXPORT_SYSTEM_SQL.to_string(), 0),
+        ] {
+            let p = plan(&c, &sql, n);
+            assert_no_big_scan(&p);
+        }
+        // The interval subquery and the ingest count use the (router_id, ts_ms) index.
+        assert!(plan(&c, &format!("{ROUTER_INFO_SQL} ORDER BY r.name"), 0)
+            .contains("reports_router_ts"));
+        assert!(plan(&c, INGEST_SQL, 1).contains("reports_router_ts"));
+        assert!(plan(&c, PPPOE_SQL, 0).contains("PRIMARY KEY"));
+    }
+
+    #[test]
+    fn online_rule() {
+        let now = 1_000_000_000;
+        assert!(!is_online(now, None, Some(30_000)));
+        // The 90 s floor applies to short intervals.
+        assert!(is_online(now, Some(now - 89_000), Some(200)));
+        assert!(is_online(now, Some(now - 90_000), None));
+        assert!(!is_online(now, Some(now - 90_001), Some(200)));
+        // Three intervals when that is longer.
+        assert!(is_online(now, Some(now - 179_000), Some(60_000)));
+        assert!(!is_online(now, Some(now - 181_000), Some(60_000)));
+        // Nonsense intervals fall back to the floor.
+        assert!(!is_online(now, Some(now - 100_000), Some(-5)));
+        // A clock ahead of ours still counts as seen.
+        assert!(is_online(now, Some(now + 5_000), None));
+        // Extremes saturate instead of overflowing.
+        assert!(!is_online(i64::MAX, Some(i64::MIN), None));
+        assert!(is_online(i64::MAX, Some(i64::MIN), Some(i64::MAX)));
+    }
+
+    #[test]
+    fn router_status_words() {
+        let base = RouterInfo {
+            id: 1,
+            name: "a".into(),
+            site: None,
+            hostname: "a".into(),
+            model: None,
+            release: None,
+            agent_version: None,
+            last_seen_ms: Some(1000),
+            last_report_ms: Some(1000),
+            last_report_id: Some(1),
+            revoked_at: None,
+            uptime_s: None,
+            interval_ms: None,
+        };
+        assert_eq!(base.status(2000), "online");
+        assert_eq!(base.status(1000 + ONLINE_FLOOR_MS + 1), "offline");
+        assert_eq!(
+            RouterInfo {
+                last_seen_ms: None,
+                ..base.clone()
+            }
+            .status(0),
+            "never_reported"
+        );
+        assert_eq!(
+            RouterInfo {
+                revoked_at: Some(5),
+                ..base
+            }
+            .status(2000),
+            "revoked"
+        );
+    }
+
+    #[test]
+    fn times_format() {
+        assert_eq!(iso_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(compact_utc(1_700_000_000_123), "20231114T221320Z");
+        // Out of range: the number itself, no panic.
+        assert_eq!(iso_ms(i64::MAX), i64::MAX.to_string());
+        assert!(!iso_ms(i64::MIN).is_empty());
+    }
+
+    #[test]
+    fn ring_keeps_newest_and_filters_levels() {
+        let ring = LogRing::new(3);
+        for (i, lvl) in [
+            tracing::Level::INFO,
+            tracing::Level::ERROR,
+            tracing::Level::DEBUG,
+            tracing::Level::WARN,
+        ]
+        .iter()
+        .enumerate()
+        {
+            ring.push(LogLine {
+                timestamp: iso_ms(i as i64),
+                timestamp_ms: i as i64,
+                level: lvl.to_string(),
+                target: "t".into(),
+                message: format!("m{i}"),
+                severity: severity(lvl),
+            });
+        }
+        assert_eq!(ring.len(), 3);
+        let all: Vec<String> = ring.recent(10, 1).into_iter().map(|l| l.message).collect();
+        assert_eq!(all, ["m1", "m2", "m3"]);
+        let warn: Vec<String> = ring
+            .recent(10, parse_level("WARNING").unwrap())
+            .into_iter()
+            .map(|l| l.message)
+            .collect();
+        assert_eq!(warn, ["m1", "m3"]);
+        assert_eq!(
+            ring.recent(1, 1).first().map(|l| l.message.as_str()),
+            Some("m3")
+        );
+        assert_eq!(ring.clear(), 3);
+        assert!(ring.is_empty());
+        assert_eq!(parse_level("loud"), None);
+    }
+
+    #[test]
+    fn capture_layer_records_message_and_fields() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = tracing_subscriber::registry().with(LogCapture);
+        let marker = "capture-test-7f3a";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(router = "ap-1", count = 3, "{marker} happened");
+        });
+        let line = log_ring()
+            .recent(LOG_CAPACITY, 1)
+            .into_iter()
+            .find(|l| l.message.contains(marker))
+            .unwrap();
+        assert_eq!(line.level, "WARN");
+        assert!(line.message.contains("router=ap-1"), "{}", line.message);
+        assert!(line.message.contains("count=3"), "{}", line.message);
+        assert!(line.target.contains("monitor"), "{}", line.target);
+    }
+
+    #[test]
+    fn long_lines_are_cut_on_char_boundaries() {
+        let s = "é".repeat(LOG_LINE_MAX_CHARS + 10);
+        let cut = truncate_chars(s, LOG_LINE_MAX_CHARS);
+        assert_eq!(cut.chars().count(), LOG_LINE_MAX_CHARS + 1);
+        assert_eq!(truncate_chars("short".into(), 10), "short");
+    }
+
+    #[test]
+    fn request_stats_count_by_route_and_status() {
+        let s = RequestStats::default();
+        s.record(&Method::GET, Some("/api/gateways"), StatusCode::OK, 2000);
+        s.record(
+            &Method::GET,
+            Some("/api/gateways"),
+            StatusCode::BAD_REQUEST,
+            4000,
+        );
+        s.record(&Method::GET, None, StatusCode::NOT_FOUND, 100);
+        s.record(
+            &Method::from_bytes(b"BREW").unwrap(),
+            None,
+            StatusCode::TOO_MANY_REQUESTS,
+            100,
+        );
+        s.record(
+            &Method::GET,
+            Some("/api/health"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            100,
+        );
+        let (c, e) = s.snapshot();
+        assert_eq!(
+            (
+                c.total,
+                c.successful,
+                c.client_errors,
+                c.server_errors,
+                c.rate_limited
+            ),
+            (5, 1, 3, 1, 1)
+        );
+        assert_eq!(s.total(), 5);
+        let gw = e
+            .iter()
+            .find(|x| x.endpoint == "GET /api/gateways")
+            .unwrap();
+        assert_eq!((gw.count, gw.errors), (2, 1));
+        assert!((gw.average_response_ms - 3.0).abs() < 1e-9);
+        assert!((gw.max_response_ms - 4.0).abs() < 1e-9);
+        assert!(e.iter().any(|x| x.endpoint == "OTHER (no route)"));
+        assert_eq!(
+            e.first().map(|x| x.endpoint.as_str()),
+            Some("GET /api/gateways")
+        );
+    }
+
+    #[test]
+    fn bool_and_router_lookup() {
+        assert!(parse_bool("clear", "TRUE").unwrap());
+        assert!(!parse_bool("clear", "0").unwrap());
+        assert!(parse_bool("clear", "maybe").is_err());
+        let c = empty_db();
+        c.execute_batch(
+            "INSERT INTO routers (id, name, site, hostname, cert_fingerprint, cert_not_after, enrolled_at) VALUES \
+             (7, 'ap-7', 'home', 'h7', 'f7', 0, 0), (8, '7', 'home', 'h8', 'f8', 0, 0);",
+        )
+        .unwrap();
+        assert_eq!(find_router(&c, "7").unwrap().map(|r| r.id), Some(7));
+        assert_eq!(find_router(&c, "AP-7").unwrap().map(|r| r.id), Some(7));
+        assert_eq!(find_router(&c, "nope").unwrap(), None);
+        assert_eq!(find_router(&c, "99").unwrap(), None);
+        assert_eq!(load_routers(&c).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn export_of_an_empty_fleet() {
+        let c = empty_db();
+        let doc = export_document(&c, 1_700_000_000_000, 5).unwrap();
+        assert_eq!(doc["router_count"], 0);
+        assert_eq!(doc["routers"], json!([]));
+        assert_eq!(doc["exported_at"], "2023-11-14T22:13:20.000Z");
+    }
+
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc = <Doc as utoipa::OpenApi>::openapi();
+        for path in [
+            "/api/health",
+            "/api/performance",
+            "/api/export",
+            "/api/logs",
+            "/api/pppoe_interfaces",
+        ] {
+            assert!(doc.paths.paths.contains_key(path), "{path}");
+        }
+        assert!(serde_json::to_string(&doc).is_ok());
+    }
+}

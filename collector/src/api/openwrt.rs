@@ -1,15 +1,404 @@
-//! Route group `openwrt` (being written).
+//! Route group `openwrt`: `GET /api/openwrt`, the answer of the OpenWrt CGI-script stats tool
+//! this project replaces (its `info.cgi` / `dhcp.cgi` polling is what the agent does now).
+//!
+//! The shape is the tool's: one `"<router> uptime"` key per router (like `3d4h5m`), one key per
+//! SSID (lowercase, spaces as `_`) holding its client count as `"[n]"`, `"total clients"`, and
+//! `"clients"`: SSID key -> list of clients. Each client keeps the tool's `hostname`, `rx/tx`
+//! and `uptime` strings and adds the raw values (`mac`, `interface`, `router`, `site`, `ip`,
+//! `rx_bytes`, `tx_bytes`, `connected_time`).
+//!
+//! "Connected" means: a station in its router's latest report (revoked routers are left out).
+//! Hostname and IP come from the DHCP leases of any router of the same site (routers without a
+//! site form one group), preferring the station's own router, then a lease with a hostname, then
+//! the latest expiry. Like the tool, `hostname` falls back to the IP, then to the MAC. Stations on
+//! interfaces without an SSID (mesh points) are under `unknown_ssid`.
 
-use axum::Router;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::ApiState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use rusqlite::{params, Connection};
+use serde_json::{json, Map, Value};
+
+use super::monitor::{load_routers, to_u64};
+use super::readpool::db_err;
+use super::{require_role, with_read, ApiError, ApiState};
+use crate::tokens::Role;
+
+/// Key of the clients whose interface has no SSID.
+pub const UNKNOWN_SSID: &str = "unknown_ssid";
 
 /// The routes of this group.
 pub fn routes() -> Router<ApiState> {
-    Router::new()
+    Router::new().route("/api/openwrt", get(openwrt_stats))
 }
 
 /// The OpenAPI description of this group's routes.
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(paths(openwrt_stats))]
 pub struct Doc;
+
+/// Bytes as the tool printed them: `17.4 MB` (1024-based, one decimal).
+pub fn format_bytes(v: Option<u64>) -> String {
+    let Some(v) = v else { return "N/A".to_string() };
+    let mut f = v as f64;
+    for unit in ["Bytes", "KB", "MB", "GB", "TB"] {
+        if f < 1024.0 {
+            return format!("{f:.1} {unit}");
+        }
+        f /= 1024.0;
+    }
+    format!("{f:.1} PB")
+}
+
+/// Seconds as the tool printed them: `1d2h3m`, `0m` under a minute.
+pub fn format_secs(s: Option<u64>) -> String {
+    let Some(s) = s else { return "N/A".to_string() };
+    let m = s / 60;
+    let h = m / 60;
+    let d = h / 24;
+    let mut out = String::new();
+    if d > 0 {
+        out.push_str(&format!("{d}d"));
+    }
+    if h % 24 > 0 {
+        out.push_str(&format!("{}h", h % 24));
+    }
+    if m % 60 > 0 {
+        out.push_str(&format!("{}m", m % 60));
+    }
+    if out.is_empty() {
+        "0m".to_string()
+    } else {
+        out
+    }
+}
+
+/// The tool's SSID key: lowercase with spaces as `_`.
+pub fn ssid_key(ssid: Option<&str>) -> String {
+    match ssid {
+        Some(s) if !s.is_empty() => s.replace(' ', "_").to_lowercase(),
+        _ => UNKNOWN_SSID.to_string(),
+    }
+}
+
+/// SSIDs of the current wireless interfaces of non-revoked routers (a current-state table).
+const SSIDS_SQL: &str =
+    "SELECT w.ssid FROM routers r CROSS JOIN wireless_interfaces w ON w.router_id = r.id \
+     WHERE r.revoked_at IS NULL AND w.ssid IS NOT NULL";
+
+/// Stations of each non-revoked router's newest report (primary-key range per router).
+const STATIONS_SQL: &str = "SELECT r.id, r.name, r.site, s.iface, s.mac, s.ssid, s.rx_bytes, s.tx_bytes, s.connected_s \
+     FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
+     WHERE r.revoked_at IS NULL ORDER BY r.name, s.iface, s.mac";
+
+/// Leases of one MAC held by non-revoked routers of one site (index `leases_mac`).
+const LEASES_SQL: &str = "SELECT l.router_id, l.ip, l.hostname, l.expires FROM leases l \
+     CROSS JOIN routers lr ON lr.id = l.router_id WHERE l.mac = ?1 AND lr.site IS ?2 AND lr.revoked_at IS NULL";
+
+/// A lease found for a station.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Lease {
+    router_id: i64,
+    ip: String,
+    hostname: Option<String>,
+    /// None or 0: infinite.
+    expires: Option<i64>,
+}
+
+/// The best lease for a station of router `own`: its own router's, then one with a hostname,
+/// then the latest expiry (infinite first), then the lowest IP.
+fn best_lease(mut leases: Vec<Lease>, own: i64) -> Option<Lease> {
+    let expiry = |l: &Lease| match l.expires {
+        None | Some(0) => i64::MAX,
+        Some(e) => e,
+    };
+    leases.sort_by(|a, b| {
+        (b.router_id == own)
+            .cmp(&(a.router_id == own))
+            .then_with(|| b.hostname.is_some().cmp(&a.hostname.is_some()))
+            .then_with(|| expiry(b).cmp(&expiry(a)))
+            .then_with(|| a.ip.cmp(&b.ip))
+    });
+    leases.into_iter().next()
+}
+
+fn leases_for(conn: &Connection, mac: &str, site: Option<&str>) -> Result<Vec<Lease>, ApiError> {
+    let mut st = conn.prepare_cached(LEASES_SQL).map_err(db_err)?;
+    let rows = st
+        .query_map(params![mac, site], |r| {
+            Ok(Lease {
+                router_id: r.get(0)?,
+                ip: r.get(1)?,
+                hostname: r.get(2)?,
+                expires: r.get(3)?,
+            })
+        })
+        .map_err(db_err)?;
+    rows.collect::<Result<_, _>>().map_err(db_err)
+}
+
+/// Builds the `/api/openwrt` document.
+pub fn openwrt_document(conn: &Connection) -> Result<Value, ApiError> {
+    let routers = load_routers(conn)?;
+    let mut out = Map::new();
+    for r in routers.iter().filter(|r| r.revoked_at.is_none()) {
+        out.insert(
+            format!("{} uptime", r.name),
+            Value::String(format_secs(r.uptime_s.map(to_u64))),
+        );
+    }
+    let mut ssids: BTreeSet<String> = BTreeSet::new();
+    {
+        let mut st = conn.prepare_cached(SSIDS_SQL).map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(db_err)?;
+        for s in rows {
+            ssids.insert(ssid_key(Some(&s.map_err(db_err)?)));
+        }
+    }
+    type StationRow = (
+        i64,
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let stations: Vec<StationRow> = {
+        let mut st = conn.prepare_cached(STATIONS_SQL).map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            })
+            .map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)?
+    };
+    // Leases per (mac, site), looked up once each.
+    let mut lease_cache: HashMap<(String, Option<String>), Vec<Lease>> = HashMap::new();
+    let mut by_ssid: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut total = 0usize;
+    for (rid, router, site, iface, mac, ssid, rx, tx, connected) in stations {
+        let key = (mac.clone(), site.clone());
+        if !lease_cache.contains_key(&key) {
+            let found = leases_for(conn, &mac, site.as_deref())?;
+            lease_cache.insert(key.clone(), found);
+        }
+        let lease = lease_cache
+            .get(&key)
+            .and_then(|l| best_lease(l.clone(), rid));
+        let ip = lease.as_ref().map(|l| l.ip.clone());
+        let hostname = lease
+            .as_ref()
+            .and_then(|l| l.hostname.clone())
+            .or_else(|| ip.clone())
+            .unwrap_or_else(|| mac.clone());
+        let (rx, tx, connected) = (rx.map(to_u64), tx.map(to_u64), connected.map(to_u64));
+        let k = ssid_key(ssid.as_deref());
+        by_ssid.entry(k).or_default().push(json!({
+            "hostname": hostname,
+            "rx/tx": format!("{} / {}", format_bytes(rx), format_bytes(tx)),
+            "uptime": format_secs(connected),
+            "mac": mac,
+            "ip": ip,
+            "interface": iface,
+            "router": router,
+            "site": site,
+            "rx_bytes": rx,
+            "tx_bytes": tx,
+            "connected_time": connected,
+        }));
+        total += 1;
+    }
+    ssids.extend(by_ssid.keys().cloned());
+    for k in &ssids {
+        out.insert(
+            k.clone(),
+            Value::String(format!("[{}]", by_ssid.get(k).map_or(0, Vec::len))),
+        );
+        by_ssid.entry(k.clone()).or_default();
+    }
+    out.insert("total clients".to_string(), json!(total));
+    let clients: Map<String, Value> = by_ssid
+        .into_iter()
+        .map(|(k, v)| (k, Value::Array(v)))
+        .collect();
+    // Like the tool, `clients` comes last and wins over an SSID named "clients".
+    out.insert("clients".to_string(), Value::Object(clients));
+    Ok(Value::Object(out))
+}
+
+/// Router uptimes and connected wireless clients grouped by SSID, with hostnames from DHCP.
+#[utoipa::path(get, path = "/api/openwrt", tag = "openwrt",
+    responses((status = 200, description = "`{\"<router> uptime\": \"3d4h5m\", \"<ssid>\": \"[n]\", \"total clients\": n, \
+        \"clients\": {\"<ssid>\": [{hostname, \"rx/tx\", uptime, mac, ip, interface, router, site, rx_bytes, tx_bytes, connected_time}]}}`",
+        body = Object),
+              (status = 401, description = "Missing or unknown API key")),
+    security(("api_key" = [])))]
+pub async fn openwrt_stats(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&state, &headers, Role::Read).await?;
+    Ok(Json(with_read(&state, openwrt_document).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::monitor::tests::{assert_no_big_scan, empty_db, plan};
+
+    #[test]
+    fn formats_like_the_tool() {
+        assert_eq!(format_bytes(Some(0)), "0.0 Bytes");
+        assert_eq!(format_bytes(Some(1023)), "1023.0 Bytes");
+        assert_eq!(format_bytes(Some(18_234_567)), "17.4 MB");
+        assert_eq!(format_bytes(Some(u64::MAX)), "16384.0 PB");
+        assert_eq!(format_bytes(None), "N/A");
+        assert_eq!(format_secs(Some(5123)), "1h25m");
+        assert_eq!(format_secs(Some(86_012)), "23h53m");
+        assert_eq!(format_secs(Some(90_061)), "1d1h1m");
+        assert_eq!(format_secs(Some(59)), "0m");
+        assert_eq!(format_secs(Some(86_400)), "1d");
+        assert_eq!(format_secs(None), "N/A");
+        assert_eq!(ssid_key(Some("Home Net 5G")), "home_net_5g");
+        assert_eq!(ssid_key(None), UNKNOWN_SSID);
+        assert_eq!(ssid_key(Some("")), UNKNOWN_SSID);
+    }
+
+    #[test]
+    fn lease_preference() {
+        let l = |router_id, ip: &str, hostname: Option<&str>, expires| Lease {
+            router_id,
+            ip: ip.into(),
+            hostname: hostname.map(String::from),
+            expires,
+        };
+        let own = best_lease(
+            vec![
+                l(2, "10.0.0.2", Some("other"), Some(9)),
+                l(1, "10.0.0.1", None, Some(5)),
+            ],
+            1,
+        )
+        .unwrap();
+        assert_eq!(own.ip, "10.0.0.1");
+        let named = best_lease(
+            vec![
+                l(2, "10.0.0.2", None, None),
+                l(3, "10.0.0.3", Some("n"), Some(1)),
+            ],
+            1,
+        )
+        .unwrap();
+        assert_eq!(named.hostname.as_deref(), Some("n"));
+        let infinite = best_lease(
+            vec![
+                l(2, "10.0.0.2", Some("a"), Some(100)),
+                l(3, "10.0.0.3", Some("b"), Some(0)),
+            ],
+            1,
+        )
+        .unwrap();
+        assert_eq!(infinite.ip, "10.0.0.3");
+        assert_eq!(best_lease(Vec::new(), 1), None);
+    }
+
+    #[test]
+    fn queries_use_indexes() {
+        let c = empty_db();
+        assert_no_big_scan(&plan(&c, STATIONS_SQL, 0));
+        let p = plan(&c, LEASES_SQL, 2);
+        assert!(p.contains("leases_mac"), "{p}");
+    }
+
+    #[test]
+    fn site_scoped_resolution_and_shape() {
+        let c = empty_db();
+        c.execute_batch(
+            "INSERT INTO routers (id, name, site, hostname, cert_fingerprint, cert_not_after, enrolled_at, last_report_ms, uptime_s) VALUES \
+             (1, 'ap-a', 'home', 'a', 'f1', 0, 0, 100, 90061), (2, 'ap-b', 'home', 'b', 'f2', 0, 0, 100, 60), \
+             (3, 'ap-c', 'office', 'c', 'f3', 0, 0, 100, NULL), (4, 'gone', 'home', 'g', 'f4', 0, 0, 100, 5);
+             UPDATE routers SET revoked_at = 1 WHERE id = 4;
+             INSERT INTO wireless_interfaces (router_id, name, type, ssid, updated_ms) VALUES
+             (1, 'wlan0', 'AP', 'Home Net', 0), (2, 'wlan0', 'AP', 'Home Net', 0), (3, 'wlan0', 'AP', 'Office', 0), (4, 'wlan0', 'AP', 'Secret', 0);
+             INSERT INTO leases (router_id, ip, mac, hostname, updated_ms) VALUES
+             (1, '192.168.1.50', 'aa:aa:aa:aa:aa:01', 'tablet', 0), (4, '192.168.1.99', 'aa:aa:aa:aa:aa:02', 'stale', 0),
+             (3, '10.1.1.7', 'aa:aa:aa:aa:aa:03', NULL, 0);
+             INSERT INTO station_samples (router_id, ts_ms, iface, mac, ssid, rx_bytes, tx_bytes, connected_s) VALUES
+             (2, 100, 'wlan0', 'aa:aa:aa:aa:aa:01', 'Home Net', 18234567, 2048, 5123),
+             (2, 99, 'wlan0', 'aa:aa:aa:aa:aa:09', 'Home Net', 1, 1, 1),
+             (2, 100, 'mesh0', 'aa:aa:aa:aa:aa:02', NULL, NULL, NULL, NULL),
+             (3, 100, 'wlan0', 'aa:aa:aa:aa:aa:01', 'Office', 1, 2, 3),
+             (3, 100, 'wlan0', 'aa:aa:aa:aa:aa:03', 'Office', 1, 2, 3),
+             (4, 100, 'wlan0', 'aa:aa:aa:aa:aa:04', 'Secret', 1, 2, 3);",
+        )
+        .unwrap();
+        let doc = openwrt_document(&c).unwrap();
+        assert_eq!(doc["ap-a uptime"], "1d1h1m");
+        assert_eq!(doc["ap-c uptime"], "N/A");
+        assert!(doc.get("gone uptime").is_none());
+        assert_eq!(doc["home_net"], "[1]");
+        assert_eq!(doc["office"], "[2]");
+        assert_eq!(doc[UNKNOWN_SSID], "[1]");
+        assert!(doc.get("secret").is_none());
+        // Only the newest report's stations count, revoked routers' not at all.
+        assert_eq!(doc["total clients"], 4);
+        // ap-b's station resolves through ap-a's lease (same site).
+        let home = doc["clients"]["home_net"].as_array().unwrap();
+        assert_eq!(home.len(), 1);
+        let s = &home[0];
+        assert_eq!(s["hostname"], "tablet");
+        assert_eq!(s["ip"], "192.168.1.50");
+        assert_eq!(s["rx/tx"], "17.4 MB / 2.0 KB");
+        assert_eq!(s["uptime"], "1h25m");
+        assert_eq!(
+            (s["router"].as_str(), s["interface"].as_str()),
+            (Some("ap-b"), Some("wlan0"))
+        );
+        assert_eq!(s["connected_time"], 5123);
+        // The same MAC at the office site does not see the home lease; a lease without a
+        // hostname gives the IP; no lease gives the MAC. The revoked router's lease is ignored.
+        let office = doc["clients"]["office"].as_array().unwrap();
+        let names: Vec<&str> = office
+            .iter()
+            .filter_map(|c| c["hostname"].as_str())
+            .collect();
+        assert_eq!(names, ["aa:aa:aa:aa:aa:01", "10.1.1.7"]);
+        assert_eq!(office[0]["ip"], Value::Null);
+        let mesh = &doc["clients"][UNKNOWN_SSID][0];
+        assert_eq!(mesh["hostname"], "aa:aa:aa:aa:aa:02");
+        assert_eq!(mesh["rx/tx"], "N/A / N/A");
+    }
+
+    #[test]
+    fn empty_fleet() {
+        let doc = openwrt_document(&empty_db()).unwrap();
+        assert_eq!(doc, json!({ "total clients": 0, "clients": {} }));
+    }
+
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc = <Doc as utoipa::OpenApi>::openapi();
+        for path in ["/api/openwrt"] {
+            assert!(doc.paths.paths.contains_key(path), "{path}");
+        }
+        assert!(serde_json::to_string(&doc).is_ok());
+    }
+}

@@ -1,0 +1,915 @@
+// routerstats dashboard: a single page over the collector's JSON API.
+//
+// Reads /api/fleet, /api/routers/{id} and /api/gateway/{id}/port/{port}/traffic with the API key
+// the operator typed, kept in sessionStorage (this tab only) and sent as X-API-Key; never in a
+// URL. Every value from the API is put in the page as text (textContent), never as HTML. Charts
+// are SVG drawn here. Routes (location.hash): #/ overview, #/router/{id} detail,
+// #/router/{id}/port/{port} detail with that port's chart open.
+(function () {
+  "use strict";
+
+  const KEY_STORE = "routerstats.apiKey";
+  const PREFS_STORE = "routerstats.prefs";
+  const WINDOWS = ["15m", "1h", "1d", "7d"];
+  const REFRESH_CHOICES = [5, 10, 30, 60];
+  const WINDOW_LABEL = { "15m": "15 min", "1h": "1 hour", "1d": "1 day", "7d": "7 days" };
+
+  const $ = (sel) => document.querySelector(sel);
+
+  function loadPrefs() {
+    try {
+      const p = JSON.parse(localStorage.getItem(PREFS_STORE) || "{}");
+      return {
+        duration: WINDOWS.includes(p.duration) ? p.duration : "1h",
+        refreshS: REFRESH_CHOICES.includes(p.refreshS) ? p.refreshS : 30,
+      };
+    } catch (_) {
+      return { duration: "1h", refreshS: 30 };
+    }
+  }
+
+  function savePrefs() {
+    try {
+      localStorage.setItem(PREFS_STORE, JSON.stringify({ duration: state.duration, refreshS: state.refreshS }));
+    } catch (_) {
+      /* private mode: preferences are not kept */
+    }
+  }
+
+  function readKey() {
+    try {
+      return sessionStorage.getItem(KEY_STORE);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  const prefs = loadPrefs();
+  const state = {
+    key: readKey(),
+    duration: prefs.duration,
+    refreshS: prefs.refreshS,
+    sort: { key: "name", dir: 1 },
+    search: "",
+    site: "",
+    fleet: null,
+    detail: null,
+    chart: null,
+    chartWindow: null,
+    timer: null,
+    inflight: null,
+    lastOk: null,
+    sites: "",
+  };
+
+  // ------------------------------------------------------------------------------------------
+  // Formatting
+
+  function fmtBytes(v) {
+    if (v == null || !isFinite(v)) return "–";
+    const units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let i = 0;
+    let x = Math.max(0, Number(v));
+    while (x >= 1000 && i < units.length - 1) {
+      x /= 1000;
+      i++;
+    }
+    return (i === 0 ? String(Math.round(x)) : x.toFixed(x >= 100 ? 0 : x >= 10 ? 1 : 2)) + " " + units[i];
+  }
+
+  function fmtBps(v) {
+    if (v == null || !isFinite(v)) return "–";
+    const units = ["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"];
+    let i = 0;
+    let x = Math.max(0, Number(v));
+    while (x >= 1000 && i < units.length - 1) {
+      x /= 1000;
+      i++;
+    }
+    return (i === 0 ? String(Math.round(x)) : x.toFixed(x >= 100 ? 0 : x >= 10 ? 1 : 2)) + " " + units[i];
+  }
+
+  function fmtKbps(v) {
+    return v == null ? "–" : fmtBps(Number(v) * 1000);
+  }
+
+  function fmtDuration(s) {
+    if (s == null || !isFinite(s)) return "–";
+    s = Math.max(0, Math.floor(s));
+    const d = Math.floor(s / 86400);
+    const h = Math.floor((s % 86400) / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    const sec = s % 60;
+    if (d > 0) return d + "d " + h + "h";
+    if (h > 0) return h + "h " + m + "m";
+    if (m > 0) return m + "m " + sec + "s";
+    return sec + "s";
+  }
+
+  function fmtAgo(s) {
+    if (s == null || !isFinite(s)) return "never";
+    if (s < 5) return "just now";
+    return fmtDuration(s) + " ago";
+  }
+
+  function fmtPercent(v) {
+    return v == null ? "–" : Number(v).toFixed(Number(v) >= 10 ? 0 : 1) + " %";
+  }
+
+  function pad2(n) {
+    return String(n).padStart(2, "0");
+  }
+
+  function fmtClock(ms) {
+    const d = new Date(ms);
+    return pad2(d.getHours()) + ":" + pad2(d.getMinutes()) + ":" + pad2(d.getSeconds());
+  }
+
+  function fmtStamp(unixS, windowName) {
+    const d = new Date(unixS * 1000);
+    const hm = pad2(d.getHours()) + ":" + pad2(d.getMinutes());
+    if (windowName === "7d" || windowName === "1d") {
+      return d.toLocaleDateString(undefined, { month: "short", day: "numeric" }) + " " + hm;
+    }
+    return hm;
+  }
+
+  function dash(v) {
+    return v == null || v === "" ? "–" : String(v);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // DOM helpers: text only, never HTML from data.
+
+  function h(tag, attrs, ...kids) {
+    const el = document.createElement(tag);
+    if (attrs) {
+      for (const [k, v] of Object.entries(attrs)) {
+        if (v == null || v === false) continue;
+        if (k === "class") el.className = v;
+        else if (k === "text") el.textContent = v;
+        else if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+        else el.setAttribute(k, v === true ? "" : String(v));
+      }
+    }
+    for (const kid of kids.flat()) {
+      if (kid == null || kid === false) continue;
+      el.append(kid instanceof Node ? kid : String(kid));
+    }
+    return el;
+  }
+
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  function s(tag, attrs, ...kids) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v != null) el.setAttribute(k, String(v));
+    }
+    for (const kid of kids.flat()) {
+      if (kid == null) continue;
+      el.append(kid instanceof Node ? kid : String(kid));
+    }
+    return el;
+  }
+
+  function badge(status) {
+    return h("span", { class: "badge " + status, text: status });
+  }
+
+  function emptyRow(cols, text) {
+    return h("tr", null, h("td", { colspan: cols, class: "empty", text }));
+  }
+
+  // Keeps keyboard focus on the "same" control across a re-render.
+  function focusKey() {
+    const a = document.activeElement;
+    return a && a.dataset ? a.dataset.focusKey || null : null;
+  }
+
+  function restoreFocus(key) {
+    if (!key) return;
+    const el = document.querySelector('[data-focus-key="' + CSS.escape(key) + '"]');
+    if (el) el.focus();
+  }
+
+  function card(label, value, sub, extra) {
+    return h("div", { class: "card" },
+      h("div", { class: "label", text: label }),
+      h("div", { class: "value", text: value }),
+      sub ? h("div", { class: "sub", text: sub }) : null,
+      extra || null);
+  }
+
+  function usageBar(percent) {
+    if (percent == null) return null;
+    const p = Math.max(0, Math.min(100, Number(percent)));
+    const span = h("span");
+    span.style.width = p + "%";
+    return h("div", { class: "bar" + (p >= 95 ? " full" : p >= 80 ? " high" : ""), "aria-hidden": "true" }, span);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // API
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  async function api(path) {
+    let res;
+    try {
+      res = await fetch(path, {
+        headers: { "X-API-Key": state.key || "", Accept: "application/json" },
+        cache: "no-store",
+        credentials: "omit",
+        referrerPolicy: "no-referrer",
+      });
+    } catch (e) {
+      throw new ApiError(0, "cannot reach the collector (" + e.message + ")");
+    }
+    let body = null;
+    try {
+      body = await res.json();
+    } catch (_) {
+      body = null;
+    }
+    if (!res.ok) {
+      const msg = body && typeof body.error === "string" ? body.error : "HTTP " + res.status;
+      throw new ApiError(res.status, msg);
+    }
+    return body;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Routing
+
+  function parseRoute() {
+    const parts = location.hash.replace(/^#\/?/, "").split("/").filter((p) => p !== "");
+    try {
+      if (parts[0] === "router" && parts[1]) {
+        const id = decodeURIComponent(parts[1]);
+        const port = parts[2] === "port" && parts[3] ? decodeURIComponent(parts[3]) : null;
+        return { view: "detail", id, port };
+      }
+    } catch (_) {
+      /* a malformed escape: fall back to the overview */
+    }
+    return { view: "overview" };
+  }
+
+  function routerHref(id, port) {
+    let href = "#/router/" + encodeURIComponent(id);
+    if (port) href += "/port/" + encodeURIComponent(port);
+    return href;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Views
+
+  function show(view) {
+    $("#login-view").hidden = view !== "login";
+    $("#overview-view").hidden = view !== "overview";
+    $("#detail-view").hidden = view !== "detail";
+    $("#controls").hidden = view === "login";
+  }
+
+  function banner(text) {
+    const b = $("#banner");
+    b.textContent = text || "";
+    b.hidden = !text;
+  }
+
+  function clearData() {
+    state.fleet = null;
+    state.detail = null;
+    state.chart = null;
+    state.lastOk = null;
+    state.sites = "";
+    for (const sel of ["#totals", "#fleet-head", "#fleet-body", "#detail-cards", "#ssid-groups", "#chart"]) {
+      $(sel).replaceChildren();
+    }
+    for (const t of ["#iface-table", "#lease-table", "#wg-table", "#ovpn-table", "#src-table", "#chart-table"]) {
+      $(t + " tbody").replaceChildren();
+    }
+    $("#site-filter").replaceChildren(h("option", { value: "", text: "All sites" }));
+    $("#detail-title").textContent = "";
+    $("#detail-facts").textContent = "";
+    $("#updated").textContent = "Not loaded yet";
+  }
+
+  function showLogin(message) {
+    clearTimeout(state.timer);
+    state.key = null;
+    try {
+      sessionStorage.removeItem(KEY_STORE);
+    } catch (_) {
+      /* nothing stored */
+    }
+    clearData();
+    banner("");
+    show("login");
+    const err = $("#login-error");
+    err.textContent = message || "";
+    err.hidden = !message;
+    $("#api-key").focus();
+  }
+
+  // Overview ----------------------------------------------------------------------------------
+
+  const STATUS_RANK = { online: 0, offline: 1, never: 2, revoked: 3 };
+  const COLUMNS = [
+    { key: "name", label: "Router", sort: (r) => r.name.toLowerCase() },
+    { key: "status", label: "Status", sort: (r) => [STATUS_RANK[r.status] ?? 9, r.last_seen_age_s ?? Infinity] },
+    { key: "site", label: "Site", sort: (r) => (r.site == null ? null : r.site.toLowerCase()) },
+    { key: "model", label: "Model", cls: "col-model", sort: (r) => (r.model == null ? null : r.model.toLowerCase()) },
+    { key: "uptime_s", label: "Uptime", num: true },
+    { key: "cpu_percent", label: "CPU", num: true },
+    { key: "mem_used_percent", label: "Memory", num: true },
+    { key: "disk_used_percent", label: "Disk", num: true },
+    { key: "clients", label: "Clients", num: true },
+    { key: "wan_rx_bytes", label: "WAN RX", num: true },
+    { key: "wan_tx_bytes", label: "WAN TX", num: true },
+  ];
+
+  function sortValue(col, r) {
+    return col.sort ? col.sort(r) : r[col.key];
+  }
+
+  function compare(a, b) {
+    // Nulls sort last in both directions (handled by the caller); arrays element by element.
+    if (Array.isArray(a)) {
+      for (let i = 0; i < a.length; i++) {
+        const c = compare(a[i], b[i]);
+        if (c !== 0) return c;
+      }
+      return 0;
+    }
+    if (typeof a === "number" && typeof b === "number") return a - b;
+    return String(a).localeCompare(String(b));
+  }
+
+  function visibleRouters() {
+    if (!state.fleet) return [];
+    const q = state.search.trim().toLowerCase();
+    const site = state.site.toLowerCase();
+    const col = COLUMNS.find((c) => c.key === state.sort.key) || COLUMNS[0];
+    const rows = state.fleet.routers.filter((r) => {
+      const rs = (r.site || "").toLowerCase();
+      if (site && rs !== site) return false;
+      if (q && !r.name.toLowerCase().includes(q) && !rs.includes(q)) return false;
+      return true;
+    });
+    rows.sort((x, y) => {
+      const a = sortValue(col, x);
+      const b = sortValue(col, y);
+      if (a == null && b == null) return x.name.localeCompare(y.name);
+      if (a == null) return 1;
+      if (b == null) return -1;
+      return compare(a, b) * state.sort.dir || x.name.localeCompare(y.name);
+    });
+    return rows;
+  }
+
+  function renderTotals(f) {
+    const t = f.totals;
+    const offline = t.routers - t.routers_online;
+    const w = WINDOW_LABEL[f.duration] || f.duration;
+    $("#totals").replaceChildren(
+      card("Routers online", t.routers_online + " / " + t.routers, t.routers === 0 ? "no routers enrolled" : offline === 0 ? "all online" : offline + " offline"),
+      card("Wireless clients", String(t.clients), "on online routers"),
+      card("WAN received", fmtBytes(t.wan_rx_bytes), "last " + w + " · now " + fmtBps(t.wan_rx_bps)),
+      card("WAN sent", fmtBytes(t.wan_tx_bytes), "last " + w + " · now " + fmtBps(t.wan_tx_bps)),
+      card("Sites", String(f.sites.length), f.sites.slice(0, 4).join(", ") + (f.sites.length > 4 ? ", …" : ""))
+    );
+  }
+
+  function renderSiteFilter(f) {
+    const joined = f.sites.join("\u0000");
+    if (joined === state.sites) return;
+    state.sites = joined;
+    const sel = $("#site-filter");
+    sel.replaceChildren(h("option", { value: "", text: "All sites" }), ...f.sites.map((x) => h("option", { value: x, text: x })));
+    if (state.site && !f.sites.some((x) => x.toLowerCase() === state.site.toLowerCase())) state.site = "";
+    sel.value = f.sites.find((x) => x.toLowerCase() === state.site.toLowerCase()) || "";
+  }
+
+  function renderFleetHead() {
+    const cells = COLUMNS.map((c) => {
+      const sorted = state.sort.key === c.key;
+      return h("th", {
+        scope: "col",
+        class: [c.num ? "num" : null, c.cls || null].filter(Boolean).join(" ") || null,
+        "aria-sort": sorted ? (state.sort.dir > 0 ? "ascending" : "descending") : null,
+      }, h("button", { type: "button", class: "sort", "data-sort": c.key, "data-focus-key": "sort-" + c.key, onclick: () => sortBy(c.key) }, c.label));
+    });
+    $("#fleet-head").replaceChildren(...cells);
+  }
+
+  function sortBy(key) {
+    if (state.sort.key === key) state.sort.dir = -state.sort.dir;
+    else state.sort = { key, dir: COLUMNS.find((c) => c.key === key && c.num) ? -1 : 1 };
+    renderOverview();
+  }
+
+  function wanCell(r, dir) {
+    const bytes = dir === "rx" ? r.wan_rx_bytes : r.wan_tx_bytes;
+    const rate = dir === "rx" ? r.wan_rx_bps : r.wan_tx_bps;
+    const label = dir === "rx" ? "WAN RX" : "WAN TX";
+    const td = h("td", { class: "num", "data-label": label });
+    if (!r.wan_interface) {
+      td.append(h("span", { class: "muted", text: "no WAN", title: "No PPPoE or wan interface reported" }));
+      return td;
+    }
+    td.append(h("button", {
+      type: "button",
+      class: "linkbtn",
+      "data-port": r.wan_interface,
+      "data-focus-key": "wan-" + r.id + "-" + dir,
+      title: r.wan_interface + " now " + fmtBps(rate) + ": open its chart",
+      "aria-label": label + " of " + r.name + " (" + r.wan_interface + "): " + fmtBytes(bytes) + ". Open chart",
+      onclick: () => { location.hash = routerHref(r.id, r.wan_interface); },
+    }, fmtBytes(bytes)));
+    return td;
+  }
+
+  function renderOverview() {
+    const f = state.fleet;
+    if (!f) return;
+    const fk = focusKey();
+    renderTotals(f);
+    renderSiteFilter(f);
+    renderFleetHead();
+    const rows = visibleRouters();
+    const body = rows.map((r) => {
+      return h("tr", { class: r.online ? null : "offline", "data-router-id": r.id },
+        h("th", { scope: "row" }, h("a", { href: routerHref(r.id), "data-focus-key": "router-" + r.id, text: r.name })),
+        h("td", { "data-label": "Status" }, badge(r.status), " ", h("span", { class: "muted", text: r.last_seen_ms == null ? "" : fmtAgo(r.last_seen_age_s) })),
+        h("td", { "data-label": "Site", text: dash(r.site) }),
+        h("td", { class: "col-model", "data-label": "Model", text: dash(r.model) }),
+        h("td", { class: "num", "data-label": "Uptime", text: fmtDuration(r.uptime_s) }),
+        h("td", { class: "num", "data-label": "CPU", text: fmtPercent(r.cpu_percent) }),
+        h("td", { class: "num", "data-label": "Memory", text: fmtPercent(r.mem_used_percent) }),
+        h("td", { class: "num", "data-label": "Disk", text: fmtPercent(r.disk_used_percent) }),
+        h("td", { class: "num", "data-label": "Clients", text: String(r.clients) }),
+        wanCell(r, "rx"),
+        wanCell(r, "tx"));
+    });
+    $("#fleet-body").replaceChildren(...body);
+    const col = COLUMNS.find((c) => c.key === state.sort.key) || COLUMNS[0];
+    $("#fleet-caption").textContent = "Routers: " + rows.length + " of " + f.routers.length + " shown, sorted by " + col.label +
+      (state.sort.dir > 0 ? " ascending" : " descending") + "; WAN traffic over the last " + (WINDOW_LABEL[f.duration] || f.duration);
+    const empty = $("#fleet-empty");
+    empty.hidden = rows.length > 0;
+    empty.textContent = f.routers.length === 0 ? "No routers have enrolled yet." : "No router matches the search.";
+    restoreFocus(fk);
+  }
+
+  // Detail ------------------------------------------------------------------------------------
+
+  function signalCell(dbm) {
+    if (dbm == null) return h("td", { class: "num", text: "–" });
+    const cls = dbm >= -60 ? "good" : dbm >= -70 ? "fair" : "poor";
+    return h("td", { class: "num" }, h("span", { class: "signal " + cls, "aria-hidden": "true" }), dbm + " dBm");
+  }
+
+  function band(freq) {
+    if (freq == null) return "";
+    if (freq < 3000) return "2.4 GHz";
+    if (freq < 5950) return "5 GHz";
+    return "6 GHz";
+  }
+
+  function renderDetail() {
+    const d = state.detail;
+    if (!d) return;
+    const fk = focusKey();
+    const r = d.router;
+    const route = parseRoute();
+    $("#crumb-name").textContent = r.name;
+    $("#detail-title").textContent = r.name;
+    $("#detail-status").replaceChildren(badge(r.status), " ", h("span", { class: "muted", text: r.last_seen_ms == null ? "no report yet" : "last seen " + fmtAgo(r.last_seen_age_s) }));
+    const facts = [
+      r.site ? "Site " + r.site : "No site",
+      r.model,
+      r.hostname !== r.name ? "hostname " + r.hostname : null,
+      d.facts.release ? "OpenWrt " + d.facts.release + (d.facts.revision ? " (" + d.facts.revision + ")" : "") : null,
+      d.facts.kernel ? "kernel " + d.facts.kernel : null,
+      d.facts.agent_version ? "agent " + d.facts.agent_version : null,
+      r.report_interval_ms != null ? "reports every " + (r.report_interval_ms < 1000 ? r.report_interval_ms + " ms" : fmtDuration(r.report_interval_ms / 1000)) : null,
+    ].filter(Boolean);
+    $("#detail-facts").textContent = facts.join(" · ");
+    const load = d.facts.load ? d.facts.load.map((x) => x.toFixed(2)).join(" ") : null;
+    $("#detail-cards").replaceChildren(
+      card("Uptime", fmtDuration(r.uptime_s), null),
+      card("CPU", fmtPercent(r.cpu_percent), load ? "load " + load : null, usageBar(r.cpu_percent)),
+      card("Memory", fmtPercent(r.mem_used_percent), r.mem_total_kb != null ? "of " + fmtBytes(r.mem_total_kb * 1024) : null, usageBar(r.mem_used_percent)),
+      card("Disk", fmtPercent(r.disk_used_percent), r.disk_total_bytes != null ? (r.disk_mount || "") + " of " + fmtBytes(r.disk_total_bytes) : null, usageBar(r.disk_used_percent)),
+      card("Wireless clients", String(r.clients), null),
+      card("WAN " + (WINDOW_LABEL[d.duration] || d.duration), r.wan_interface ? "↓ " + fmtBytes(r.wan_rx_bytes) : "–",
+        r.wan_interface ? "↑ " + fmtBytes(r.wan_tx_bytes) + " on " + r.wan_interface : "no WAN interface")
+    );
+
+    // Interfaces.
+    const w = WINDOW_LABEL[d.duration] || d.duration;
+    $("#iface-rx-head").textContent = "RX (" + d.duration + ")";
+    $("#iface-tx-head").textContent = "TX (" + d.duration + ")";
+    $("#iface-caption").textContent = "Interfaces of the newest report, with traffic over the last " + w;
+    const portButton = (i, dir) => {
+      const bytes = dir === "rx" ? i.window_rx_bytes : i.window_tx_bytes;
+      const open = route.port === i.name;
+      return h("button", {
+        type: "button",
+        class: "linkbtn",
+        "data-port": i.name,
+        "data-dir": dir,
+        "data-focus-key": "port-" + i.name + "-" + dir,
+        "aria-pressed": open ? "true" : "false",
+        "aria-label": (dir === "rx" ? "RX" : "TX") + " of " + i.name + ": " + fmtBytes(bytes) + ". Open chart",
+        onclick: () => { location.hash = routerHref(routeId(), i.name); },
+      }, fmtBytes(bytes));
+    };
+    $("#iface-table tbody").replaceChildren(...(d.interfaces.length ? d.interfaces.map((i) => h("tr", null,
+      h("th", { scope: "row" }, i.name, i.wan ? h("span", { class: "wan-tag", text: "WAN" }) : null),
+      h("td", { text: i.kind }),
+      h("td", { class: "num" }, portButton(i, "rx")),
+      h("td", { class: "num" }, portButton(i, "tx")),
+      h("td", { class: "num", text: fmtBps(i.rx_bps) }),
+      h("td", { class: "num", text: fmtBps(i.tx_bps) }),
+      h("td", { class: "num", text: String(i.rx_errs + i.tx_errs) }),
+      h("td", { class: "num", text: String(i.rx_drop + i.tx_drop) }))) : [emptyRow(8, "No interfaces reported.")]));
+
+    // Wireless clients by SSID.
+    const groups = d.ssids.map((g, gi) => {
+      const ifaces = g.interfaces.map((x) => x.name + (x.freq_mhz ? " (" + band(x.freq_mhz) + (x.channel != null ? ", ch " + x.channel : "") + ")" : "")).join(", ");
+      const title = g.ssid != null ? g.ssid : (g.interfaces[0] ? g.interfaces[0].name + " (" + g.interfaces[0].type + ", no SSID)" : "No SSID");
+      const caption = title + ": " + g.clients.length + (g.clients.length === 1 ? " client" : " clients") + (ifaces ? " on " + ifaces : "");
+      const rows = g.clients.length ? g.clients.map((c) => h("tr", null,
+        h("th", { scope: "row", text: c.hostname || "(unknown)" }),
+        h("td", { text: dash(c.ip) }),
+        h("td", null, h("code", { text: c.mac })),
+        h("td", { text: c.interface }),
+        signalCell(c.signal_dbm),
+        h("td", { class: "num", text: fmtKbps(c.tx_bitrate_kbps) }),
+        h("td", { class: "num", text: fmtKbps(c.rx_bitrate_kbps) }),
+        h("td", { class: "num", text: fmtBps(c.rx_bps) + " / " + fmtBps(c.tx_bps) }),
+        h("td", { class: "num", text: fmtDuration(c.connected_s) }))) : [emptyRow(9, "No clients connected.")];
+      return h("div", { class: "ssid-group table-wrap" },
+        h("table", { class: "data ssid", "data-ssid": g.ssid == null ? "" : g.ssid, id: "ssid-" + gi },
+          h("caption", { text: caption }),
+          h("thead", null, h("tr", null,
+            ["Hostname", "IP address", "MAC", "Interface"].map((x) => h("th", { scope: "col", text: x })),
+            ["Signal", "TX rate", "RX rate", "Traffic now (down / up)", "Connected"].map((x) => h("th", { scope: "col", class: "num", text: x })))),
+          h("tbody", null, rows)));
+    });
+    $("#ssid-groups").replaceChildren(...(groups.length ? groups : [h("p", { class: "empty", text: "No wireless interfaces reported." })]));
+
+    // Leases.
+    $("#lease-caption").textContent = d.leases.length + " DHCP leases";
+    $("#lease-table tbody").replaceChildren(...(d.leases.length ? d.leases.map((l) => h("tr", null,
+      h("th", { scope: "row", text: l.hostname || "(no hostname)" }),
+      h("td", { text: l.ip }),
+      h("td", null, l.mac ? h("code", { text: l.mac }) : h("span", { class: "muted", text: l.client_id ? "DUID" : "–", title: l.client_id || null })),
+      h("td", { text: l.expires_in_s == null ? "never (static)" : l.expires_in_s < 0 ? "expired" : "in " + fmtDuration(l.expires_in_s) }))) : [emptyRow(4, "No DHCP leases reported.")]));
+
+    // WireGuard.
+    const activePeers = d.wireguard.filter((p) => p.status === "active").length;
+    $("#wg-caption").textContent = d.wireguard.length + " WireGuard peers, " + activePeers + " with a handshake in the last 3 minutes";
+    $("#wg-table tbody").replaceChildren(...(d.wireguard.length ? d.wireguard.map((p) => h("tr", null,
+      h("th", { scope: "row", text: p.name || p.public_key.slice(0, 10) + "…", title: p.public_key }),
+      h("td", { text: p.interface }),
+      h("td", null, badge(p.status)),
+      h("td", { text: p.handshake_age_s == null ? "never" : fmtAgo(p.handshake_age_s) }),
+      h("td", { text: dash(p.endpoint) }),
+      h("td", { class: "wrap", text: p.allowed_ips.join(", ") }),
+      h("td", { class: "num", text: fmtBytes(p.rx_bytes) }),
+      h("td", { class: "num", text: fmtBytes(p.tx_bytes) }))) : [emptyRow(8, "No WireGuard peers reported.")]));
+
+    // OpenVPN.
+    $("#ovpn-caption").textContent = d.openvpn.length + " OpenVPN clients";
+    $("#ovpn-table tbody").replaceChildren(...(d.openvpn.length ? d.openvpn.map((c) => h("tr", null,
+      h("th", { scope: "row", text: c.common_name }),
+      h("td", { text: c.instance }),
+      h("td", { text: c.real_address }),
+      h("td", { text: [c.virtual_address, c.virtual_ipv6].filter(Boolean).join(", ") || "–" }),
+      h("td", { text: c.connected_s == null ? "–" : fmtDuration(c.connected_s) }),
+      h("td", { class: "num", text: fmtBytes(c.rx_bytes) }),
+      h("td", { class: "num", text: fmtBytes(c.tx_bytes) }),
+      h("td", { text: dash(c.cipher) }))) : [emptyRow(8, "No OpenVPN clients reported.")]));
+
+    // Sources.
+    $("#src-table tbody").replaceChildren(...(d.sources.length ? d.sources.map((x) => h("tr", null,
+      h("th", { scope: "row", text: x.kind }),
+      h("td", { text: x.name }),
+      h("td", null, badge(x.state)),
+      h("td", { class: "wrap", text: x.detail ? x.detail + (x.skipped ? " (" + x.skipped + " skipped)" : "") : "" }))) : [emptyRow(4, "No source states reported.")]));
+    restoreFocus(fk);
+  }
+
+  function routeId() {
+    const r = parseRoute();
+    return r.view === "detail" ? r.id : "";
+  }
+
+  // Chart -------------------------------------------------------------------------------------
+
+  function niceCeil(v) {
+    if (!(v > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 2.5, 5, 10]) {
+      if (m * p >= v) return m * p;
+    }
+    return 10 * p;
+  }
+
+  function drawChart(series) {
+    const pts = series.points || [];
+    const n = pts.length;
+    // Drawn at the container's width so labels keep their size on a phone.
+    const W = Math.round(Math.max(300, Math.min(1600, $("#chart").clientWidth || 960)));
+    const H = W < 600 ? 240 : 320;
+    const m = { l: 78, r: 18, t: 16, b: 40 };
+    const pw = W - m.l - m.r;
+    const ph = H - m.t - m.b;
+    const max = niceCeil(Math.max(0, ...pts.map((p) => Math.max(p.rx_bps, p.tx_bps))));
+    const x = (i) => m.l + (n > 1 ? (i * pw) / (n - 1) : pw / 2);
+    const y = (v) => m.t + ph - (Math.max(0, v) / max) * ph;
+    const title = series.port_id + " on " + series.gateway_name + ": average traffic per " + fmtDuration(series.interval) + " over the last " + (WINDOW_LABEL[series.duration] || series.duration);
+    const svg = s("svg", {
+      viewBox: "0 0 " + W + " " + H,
+      role: "img",
+      "aria-labelledby": "chart-svg-title",
+      "data-points": n,
+      id: "traffic-chart",
+    }, s("title", { id: "chart-svg-title" }, title));
+    for (let k = 0; k <= 4; k++) {
+      const v = (max * k) / 4;
+      svg.append(
+        s("line", { class: "grid", x1: m.l, x2: W - m.r, y1: y(v), y2: y(v) }),
+        s("text", { class: "axis-label", x: m.l - 8, y: y(v) + 4, "text-anchor": "end" }, fmtBps(v)));
+    }
+    const ticks = n < 2 ? [0] : W < 600 ? [0, Math.round((n - 1) / 2), n - 1]
+      : [0, Math.round((n - 1) / 4), Math.round((n - 1) / 2), Math.round((3 * (n - 1)) / 4), n - 1];
+    for (const i of new Set(ticks)) {
+      if (!pts[i]) continue;
+      svg.append(s("text", { class: "axis-label", x: x(i), y: H - 14, "text-anchor": i === 0 ? "start" : i === n - 1 ? "end" : "middle" }, fmtStamp(pts[i].timestamp, series.duration)));
+    }
+    if (n > 0) {
+      const line = (key) => pts.map((p, i) => x(i).toFixed(1) + "," + y(p[key]).toFixed(1)).join(" ");
+      svg.append(s("polygon", { class: "area rx", points: x(0).toFixed(1) + "," + y(0) + " " + line("rx_bps") + " " + x(n - 1).toFixed(1) + "," + y(0) }));
+      for (const key of ["tx", "rx"]) {
+        svg.append(s("polyline", { class: "line " + key, points: line(key + "_bps") }));
+      }
+      for (const key of ["tx", "rx"]) {
+        const g = s("g", { class: "points " + key });
+        pts.forEach((p, i) => {
+          g.append(s("circle", { class: "pt " + key, cx: x(i).toFixed(1), cy: y(p[key + "_bps"]).toFixed(1), r: 3.6 },
+            s("title", null, fmtStamp(p.timestamp, series.duration) + " " + key.toUpperCase() + " " + fmtBps(p[key + "_bps"]) + " (" + fmtBytes(p[key + "_bytes"]) + ")")));
+        });
+        svg.append(g);
+      }
+    }
+    $("#chart").replaceChildren(svg);
+    $("#chart-summary").textContent = n + " points of " + fmtDuration(series.interval) + " · total RX " + fmtBytes(series.rx_bytes) + ", TX " + fmtBytes(series.tx_bytes);
+    $("#chart-table tbody").replaceChildren(...pts.map((p) => h("tr", null,
+      h("th", { scope: "row", text: fmtStamp(p.timestamp, series.duration) }),
+      h("td", { text: fmtBytes(p.rx_bytes) }),
+      h("td", { text: fmtBytes(p.tx_bytes) }),
+      h("td", { text: fmtBps(p.rx_bps) }),
+      h("td", { text: fmtBps(p.tx_bps) }))));
+  }
+
+  function renderChartControls(port) {
+    $("#chart-title").textContent = port + " traffic";
+    for (const b of document.querySelectorAll("#chart-windows button")) {
+      b.setAttribute("aria-pressed", b.dataset.window === state.chartWindow ? "true" : "false");
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Loading
+
+  async function load() {
+    const route = parseRoute();
+    const d = state.duration;
+    if (route.view === "overview") {
+      const f = await api("/api/fleet?duration=" + encodeURIComponent(d));
+      state.fleet = f;
+      renderOverview();
+      return;
+    }
+    const id = route.id;
+    const wantChart = route.port != null;
+    if (!state.chartWindow) state.chartWindow = state.duration;
+    const [detail, chart] = await Promise.all([
+      api("/api/routers/" + encodeURIComponent(id) + "?duration=" + encodeURIComponent(d)),
+      wantChart
+        ? api("/api/gateway/" + encodeURIComponent(id) + "/port/" + encodeURIComponent(route.port) + "/traffic?duration=" + encodeURIComponent(state.chartWindow))
+          .then((b) => ({ ok: b && b.data ? b.data : b }), (e) => ({ err: e }))
+        : Promise.resolve(null),
+    ]);
+    if (parseRoute().id !== id) return;
+    state.detail = detail;
+    renderDetail();
+    const panel = $("#chart-panel");
+    if (!wantChart) {
+      panel.hidden = true;
+      state.chart = null;
+      return;
+    }
+    panel.hidden = false;
+    renderChartControls(route.port);
+    if (chart && chart.err) {
+      if (chart.err.status === 401) throw chart.err;
+      state.chart = null;
+      $("#chart").replaceChildren(h("p", { class: "error", role: "alert", text: "Cannot load the chart: " + chart.err.message }));
+      $("#chart-summary").textContent = "";
+      $("#chart-table tbody").replaceChildren();
+    } else if (chart) {
+      state.chart = chart.ok;
+      drawChart(chart.ok);
+    }
+  }
+
+  let pending = false;
+  async function refresh() {
+    if (!state.key) return;
+    if (state.inflight) {
+      pending = true;
+      return state.inflight;
+    }
+    clearTimeout(state.timer);
+    state.inflight = (async () => {
+      try {
+        await load();
+        state.lastOk = Date.now();
+        banner("");
+        const u = $("#updated");
+        u.textContent = "Updated " + fmtClock(state.lastOk);
+        u.parentElement.classList.remove("stale");
+      } catch (e) {
+        if (e.status === 401 || e.status === 403) {
+          showLogin("Your API key was rejected (" + e.message + "). Sign in again.");
+          return;
+        }
+        const since = state.lastOk ? " Showing data from " + fmtClock(state.lastOk) + "." : "";
+        if (e.status === 404 && parseRoute().view === "detail") {
+          state.detail = null;
+          banner("Not found: " + e.message + ".");
+        } else {
+          banner("Refresh failed at " + fmtClock(Date.now()) + ": " + e.message + "." + since);
+        }
+        $("#updated").parentElement.classList.add("stale");
+      } finally {
+        state.inflight = null;
+        schedule();
+      }
+    })();
+    await state.inflight;
+    if (pending) {
+      pending = false;
+      await refresh();
+    }
+  }
+
+  function schedule() {
+    clearTimeout(state.timer);
+    if (!state.key) return;
+    state.timer = setTimeout(refresh, state.refreshS * 1000);
+  }
+
+  let scrolledPort = null;
+  let lastView = null;
+  function onRoute() {
+    if (!state.key) {
+      showLogin("");
+      return;
+    }
+    const route = parseRoute();
+    const viewKey = route.view + ":" + (route.id || "");
+    if (viewKey !== lastView) {
+      lastView = viewKey;
+      window.scrollTo(0, 0);
+    }
+    show(route.view);
+    if (route.view === "overview") {
+      state.chartWindow = null;
+      renderOverview();
+    } else {
+      if (!state.detail || String(state.detail.router.id) !== route.id && state.detail.router.name !== route.id) {
+        state.detail = null;
+        state.chart = null;
+        $("#detail-title").textContent = "Loading " + route.id + "…";
+      }
+      if (!route.port) {
+        $("#chart-panel").hidden = true;
+      }
+    }
+    if (!route.port) scrolledPort = null;
+    refresh().then(() => {
+      const now = parseRoute();
+      const panel = $("#chart-panel");
+      if (now.port && now.port === route.port && scrolledPort !== now.port && !panel.hidden) {
+        scrolledPort = now.port;
+        panel.scrollIntoView({ block: "start" });
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Wiring
+
+  function init() {
+    $("#duration").value = state.duration;
+    $("#refresh").value = String(state.refreshS);
+
+    $("#login-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const input = $("#api-key");
+      const key = input.value.trim();
+      const err = $("#login-error");
+      if (!key) {
+        err.textContent = "Enter an API key.";
+        err.hidden = false;
+        return;
+      }
+      $("#login-submit").disabled = true;
+      state.key = key;
+      try {
+        state.fleet = await api("/api/fleet?duration=" + encodeURIComponent(state.duration));
+        try {
+          sessionStorage.setItem(KEY_STORE, key);
+        } catch (_) {
+          /* the key then lives in this page only */
+        }
+        input.value = "";
+        err.hidden = true;
+        state.lastOk = Date.now();
+        onRoute();
+      } catch (ex) {
+        state.key = null;
+        state.fleet = null;
+        clearData();
+        err.textContent = ex.status === 401 || ex.status === 403
+          ? "The API key was rejected: " + ex.message + "."
+          : "Cannot sign in: " + ex.message + ".";
+        err.hidden = false;
+        input.select();
+      } finally {
+        $("#login-submit").disabled = false;
+      }
+    });
+
+    $("#logout").addEventListener("click", () => {
+      location.hash = "#/";
+      showLogin("");
+    });
+    $("#refresh-now").addEventListener("click", () => refresh());
+    $("#duration").addEventListener("change", (e) => {
+      state.duration = WINDOWS.includes(e.target.value) ? e.target.value : "1h";
+      savePrefs();
+      refresh();
+    });
+    $("#refresh").addEventListener("change", (e) => {
+      const v = Number(e.target.value);
+      state.refreshS = REFRESH_CHOICES.includes(v) ? v : 30;
+      savePrefs();
+      schedule();
+    });
+    $("#search").addEventListener("input", (e) => {
+      state.search = e.target.value;
+      renderOverview();
+    });
+    $("#site-filter").addEventListener("change", (e) => {
+      state.site = e.target.value;
+      renderOverview();
+    });
+    for (const b of document.querySelectorAll("#chart-windows button")) {
+      b.addEventListener("click", () => {
+        state.chartWindow = b.dataset.window;
+        renderChartControls(parseRoute().port || "");
+        refresh();
+      });
+    }
+    $("#chart-close").addEventListener("click", () => {
+      location.hash = routerHref(routeId());
+    });
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && state.key) refresh();
+    });
+    window.addEventListener("hashchange", onRoute);
+    let resizeTimer = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(() => {
+        if (state.chart && !$("#chart-panel").hidden) drawChart(state.chart);
+      }, 150);
+    });
+    onRoute();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
