@@ -154,15 +154,25 @@ const PORTS_SQL: &str = "SELECT r.id, s.name, s.kind, s.rx_bytes, s.tx_bytes, s.
      FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
      WHERE s.name <> 'lo' AND s.kind <> 'loopback'";
 
-/// Sums of raw deltas per (router, interface) in `[?1, ?2]`: one primary-key range per router.
-const RAW_SUM_SQL: &str = "SELECT s.router_id, s.name, coalesce(sum(s.rx_delta), 0), coalesce(sum(s.tx_delta), 0) \
+/// Raw deltas in `[?1, ?2]`: one primary-key range per router. Summed in Rust (a GROUP BY
+/// here would sort every sample).
+const RAW_ROWS_SQL: &str = "SELECT s.router_id, s.name, s.rx_delta, s.tx_delta \
      FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms BETWEEN ?1 AND ?2";
 
-/// Sums of rollup buckets starting in `[?1, ?2]` for each current port: one primary-key range
-/// per (router, port). `{table}` is replaced by the rollup table.
-const ROLLUP_SUM_SQL: &str = "SELECT u.router_id, u.name, coalesce(sum(u.rx_bytes), 0), coalesce(sum(u.tx_bytes), 0) \
-     FROM routers r CROSS JOIN interface_samples p ON p.router_id = r.id AND p.ts_ms = r.last_report_ms \
-     CROSS JOIN {table} u ON u.router_id = p.router_id AND u.name = p.name AND u.bucket_start_ms BETWEEN ?1 AND ?2";
+/// The (router, name) of every current port (see [`PORTS_SQL`]).
+const PORT_KEYS_SQL: &str = "SELECT r.id, s.name \
+     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
+     WHERE s.name <> 'lo' AND s.kind <> 'loopback'";
+
+/// One port's rollup sums: 5-minute buckets starting in `[?3, ?4]` and `[?7, ?8]`, 1-hour
+/// buckets starting in `[?5, ?6]` (primary-key ranges; an empty range is `lo > hi`).
+const ROLLUP_PORT_SUM_SQL: &str = "SELECT coalesce(sum(rx), 0), coalesce(sum(tx), 0) FROM ( \
+     SELECT rx_bytes AS rx, tx_bytes AS tx FROM interface_rollup_5m \
+       WHERE router_id = ?1 AND name = ?2 AND bucket_start_ms BETWEEN ?3 AND ?4 \
+     UNION ALL SELECT rx_bytes, tx_bytes FROM interface_rollup_1h \
+       WHERE router_id = ?1 AND name = ?2 AND bucket_start_ms BETWEEN ?5 AND ?6 \
+     UNION ALL SELECT rx_bytes, tx_bytes FROM interface_rollup_5m \
+       WHERE router_id = ?1 AND name = ?2 AND bucket_start_ms BETWEEN ?7 AND ?8)";
 
 /// One port's raw deltas in `[?3, ?4]` (index `interface_samples_key`).
 const RAW_SERIES_SQL: &str =
@@ -231,37 +241,85 @@ fn load_ports(
 /// (router id, interface) -> (rx bytes, tx bytes) in a window.
 pub type Totals = HashMap<(i64, String), (u64, u64)>;
 
-/// Adds the rows of one sum query into `acc`.
-fn add_sums(
+/// Adds the raw deltas in `[lo, hi]` into `acc`, per (router, interface).
+fn add_raw_sums(
     conn: &Connection,
-    sql: &str,
     lo: i64,
     hi: i64,
     router: Option<i64>,
     acc: &mut Totals,
 ) -> Result<(), ApiError> {
     let sql = match router {
-        Some(_) => format!("{sql} WHERE r.id = ?3 GROUP BY 1, 2"),
-        None => format!("{sql} GROUP BY 1, 2"),
+        Some(_) => format!("{RAW_ROWS_SQL} WHERE r.id = ?3"),
+        None => RAW_ROWS_SQL.to_string(),
     };
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-    let map_row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String, i64, i64)> {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-    };
-    let rows = match router {
-        Some(id) => st.query_map(params![lo, hi, id], map_row),
-        None => st.query_map(params![lo, hi], map_row),
+    let mut rows = match router {
+        Some(id) => st.query(params![lo, hi, id]),
+        None => st.query(params![lo, hi]),
     }
     .map_err(db_err)?;
-    for row in rows {
-        let (id, name, rx, tx) = row.map_err(db_err)?;
-        let e = acc.entry((id, name)).or_insert((0, 0));
-        e.0 = e.0.saturating_add(to_u64(rx));
-        e.1 = e.1.saturating_add(to_u64(tx));
+    // Rows come router by router: sum each router's interfaces in a small list, then move it
+    // into `acc` (which also copes with any other order).
+    let mut current: Option<i64> = None;
+    let mut sums: Vec<(String, u64, u64)> = Vec::new();
+    let flush = |id: Option<i64>, sums: &mut Vec<(String, u64, u64)>, acc: &mut Totals| {
+        if let Some(id) = id {
+            for (name, rx, tx) in sums.drain(..) {
+                let e = acc.entry((id, name)).or_insert((0, 0));
+                e.0 = e.0.saturating_add(rx);
+                e.1 = e.1.saturating_add(tx);
+            }
+        }
+    };
+    while let Some(r) = rows.next().map_err(db_err)? {
+        let id: i64 = r.get(0).map_err(db_err)?;
+        if current != Some(id) {
+            flush(current, &mut sums, acc);
+            current = Some(id);
+        }
+        let name = r
+            .get_ref(1)
+            .and_then(|v| v.as_str().map_err(Into::into))
+            .map_err(db_err)?;
+        let rx = r
+            .get::<_, Option<i64>>(2)
+            .map_err(db_err)?
+            .map_or(0, to_u64);
+        let tx = r
+            .get::<_, Option<i64>>(3)
+            .map_err(db_err)?
+            .map_or(0, to_u64);
+        match sums.iter_mut().find(|(n, _, _)| n == name) {
+            Some(e) => {
+                e.1 = e.1.saturating_add(rx);
+                e.2 = e.2.saturating_add(tx);
+            }
+            None => sums.push((name.to_string(), rx, tx)),
+        }
     }
+    flush(current, &mut sums, acc);
     Ok(())
 }
 
+/// The (router, name) of the current ports (of one router, or all).
+fn port_keys(conn: &Connection, router: Option<i64>) -> Result<Vec<(i64, String)>, ApiError> {
+    let sql = match router {
+        Some(_) => format!("{PORT_KEYS_SQL} AND r.id = ?1"),
+        None => PORT_KEYS_SQL.to_string(),
+    };
+    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+    let map_row =
+        |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String)> { Ok((r.get(0)?, r.get(1)?)) };
+    let rows = match router {
+        Some(id) => st.query_map([id], map_row),
+        None => st.query_map([], map_row),
+    }
+    .map_err(db_err)?;
+    rows.collect::<Result<_, _>>().map_err(db_err)
+}
+
+/// `template` with `{table}` replaced by the rollup table of `source`.
 fn rollup_sql(template: &str, source: Source) -> String {
     let table = if source == Source::Rollup1h {
         "interface_rollup_1h"
@@ -271,7 +329,36 @@ fn rollup_sql(template: &str, source: Source) -> String {
     template.replace("{table}", table)
 }
 
-/// Window totals of every port (of one router, or all). See the module doc for membership.
+/// The three bucket ranges of [`ROLLUP_PORT_SUM_SQL`] for a window: 5-minute, 1-hour,
+/// 5-minute (an empty range is `(1, 0)`).
+fn rollup_ranges(window: Window, start: i64, end: i64) -> [(i64, i64); 3] {
+    const EMPTY: (i64, i64) = (1, 0);
+    match window.source() {
+        Source::Rollup1h => [EMPTY, (start, end), EMPTY],
+        _ => {
+            // 5-minute buckets starting in [start, end], read as: the 5-minute buckets before
+            // the first whole hour and from the last hour on, and the 1-hour buckets (the sums
+            // of their twelve 5-minute buckets) in between.
+            let first_hour = start
+                .div_euclid(BUCKET_1H_MS)
+                .saturating_add(i64::from(start.rem_euclid(BUCKET_1H_MS) != 0))
+                .saturating_mul(BUCKET_1H_MS);
+            let last_hour = end.div_euclid(BUCKET_1H_MS).saturating_mul(BUCKET_1H_MS);
+            if first_hour < last_hour {
+                [
+                    (start, first_hour - 1),
+                    (first_hour, last_hour - 1),
+                    (last_hour, end),
+                ]
+            } else {
+                [(start, end), EMPTY, EMPTY]
+            }
+        }
+    }
+}
+
+/// Window totals of every current port (of one router, or all). See the module doc for
+/// membership. Raw windows may also hold interfaces that are no longer ports.
 pub fn window_totals(
     conn: &Connection,
     window: Window,
@@ -280,35 +367,19 @@ pub fn window_totals(
     router: Option<i64>,
 ) -> Result<Totals, ApiError> {
     let mut acc = Totals::new();
-    match window.source() {
-        Source::Raw => add_sums(conn, RAW_SUM_SQL, start, end, router, &mut acc)?,
-        Source::Rollup1h => add_sums(
-            conn,
-            &rollup_sql(ROLLUP_SUM_SQL, Source::Rollup1h),
-            start,
-            end,
-            router,
-            &mut acc,
-        )?,
-        Source::Rollup5m => {
-            // 5-minute buckets starting in [start, end], read as: the 5-minute buckets before the
-            // first whole hour and from the last hour on, and the 1-hour buckets (the sums of
-            // their twelve 5-minute buckets) in between.
-            let sql5 = rollup_sql(ROLLUP_SUM_SQL, Source::Rollup5m);
-            let first_hour = start
-                .div_euclid(BUCKET_1H_MS)
-                .saturating_add(i64::from(start.rem_euclid(BUCKET_1H_MS) != 0))
-                * BUCKET_1H_MS;
-            let last_hour = end.div_euclid(BUCKET_1H_MS) * BUCKET_1H_MS;
-            if first_hour < last_hour {
-                add_sums(conn, &sql5, start, first_hour - 1, router, &mut acc)?;
-                let sql1 = rollup_sql(ROLLUP_SUM_SQL, Source::Rollup1h);
-                add_sums(conn, &sql1, first_hour, last_hour - 1, router, &mut acc)?;
-                add_sums(conn, &sql5, last_hour, end, router, &mut acc)?;
-            } else {
-                add_sums(conn, &sql5, start, end, router, &mut acc)?;
-            }
-        }
+    if window.source() == Source::Raw {
+        add_raw_sums(conn, start, end, router, &mut acc)?;
+        return Ok(acc);
+    }
+    let [a, b, c] = rollup_ranges(window, start, end);
+    let mut st = conn.prepare_cached(ROLLUP_PORT_SUM_SQL).map_err(db_err)?;
+    for (id, name) in port_keys(conn, router)? {
+        let (rx, tx) = st
+            .query_row(params![id, name, a.0, a.1, b.0, b.1, c.0, c.1], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(db_err)?;
+        acc.insert((id, name), (to_u64(rx), to_u64(tx)));
     }
     Ok(acc)
 }
@@ -950,14 +1021,15 @@ mod tests {
     #[test]
     fn queries_use_indexes() {
         let c = empty_db();
-        let raw = RAW_SUM_SQL.to_string() + " GROUP BY 1, 2";
-        let p = plan(&c, &raw, 2);
+        let p = plan(&c, RAW_ROWS_SQL, 2);
         assert_no_big_scan(&p);
         assert!(p.contains("PRIMARY KEY"), "{p}");
+        assert_no_big_scan(&plan(&c, &format!("{RAW_ROWS_SQL} WHERE r.id = ?3"), 3));
+        assert_no_big_scan(&plan(&c, PORT_KEYS_SQL, 0));
+        let p = plan(&c, ROLLUP_PORT_SUM_SQL, 8);
+        assert_no_big_scan(&p);
+        assert_eq!(p.matches("PRIMARY KEY").count(), 3, "{p}");
         for source in [Source::Rollup5m, Source::Rollup1h] {
-            let sql = rollup_sql(ROLLUP_SUM_SQL, source) + " GROUP BY 1, 2";
-            let p = plan(&c, &sql, 2);
-            assert_no_big_scan(&p);
             let series = plan(&c, &rollup_sql(ROLLUP_SERIES_SQL, source), 4);
             assert_no_big_scan(&series);
             assert!(series.contains("PRIMARY KEY"), "{series}");

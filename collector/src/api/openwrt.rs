@@ -396,9 +396,7 @@ mod tests {
     #[test]
     fn openapi_lists_every_route() {
         let doc = <Doc as utoipa::OpenApi>::openapi();
-        for path in ["/api/openwrt"] {
-            assert!(doc.paths.paths.contains_key(path), "{path}");
-        }
+        assert!(doc.paths.paths.contains_key("/api/openwrt"));
         assert!(serde_json::to_string(&doc).is_ok());
     }
 }
