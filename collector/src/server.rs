@@ -316,7 +316,10 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     };
     let mut api_shutdown = shutdown_rx;
     let api_task = tokio::spawn(async move {
-        axum::serve(api_listener, api::router(api_state))
+        axum::serve(
+            api_listener,
+            api::router(api_state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
             .with_graceful_shutdown(async move { ingest::wait_true(&mut api_shutdown).await })
             .await
     });

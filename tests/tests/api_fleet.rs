@@ -15,7 +15,7 @@ const PPPOE_RX_BASE: u64 = 48_318_382_117;
 const PPPOE_TX_BASE: u64 = 6_553_120_911;
 /// A wlan0 station of agent/fixtures/iw/station-dump-wlan0.txt, and one more.
 const TABLET_MAC: &str = "3c:22:fb:7a:10:01";
-const PHONE_MAC: &str = "a4:83:e7:5d:2e:90";
+const PHONE_MAC: &str = "f0:18:98:44:9a:21";
 
 /// GET returning status, header block and body.
 fn raw_get(addr: SocketAddr, path: &str, key: Option<&str>) -> (u16, String, String) {
@@ -118,7 +118,7 @@ fn fleet_routes_serve_real_values() {
     add_leases(
         &fleet,
         2,
-        &["4102444800 a4:83:e7:5d:2e:90 10.20.0.78 * 01:a4:83:e7:5d:2e:90"],
+        &["4102444800 f0:18:98:44:9a:21 10.20.0.78 * 01:f0:18:98:44:9a:21"],
     );
 
     // Keep traffic flowing until the leases are reported and every pppoe-wan has live rates.

@@ -1028,11 +1028,13 @@ mod tests {
         assert_no_big_scan(&plan(&c, PORT_KEYS_SQL, 0));
         let p = plan(&c, ROLLUP_PORT_SUM_SQL, 8);
         assert_no_big_scan(&p);
-        assert_eq!(p.matches("PRIMARY KEY").count(), 3, "{p}");
+        // Each of the three rollup reads is a keyed search (primary key or the per-key index).
+        assert_eq!(p.matches("SEARCH interface_rollup").count(), 3, "{p}");
+        assert_eq!(p.matches("PRIMARY KEY").count() + p.matches("USING INDEX interface_rollup").count(), 3, "{p}");
         for source in [Source::Rollup5m, Source::Rollup1h] {
             let series = plan(&c, &rollup_sql(ROLLUP_SERIES_SQL, source), 4);
             assert_no_big_scan(&series);
-            assert!(series.contains("PRIMARY KEY"), "{series}");
+            assert!(series.contains("PRIMARY KEY") || series.contains("USING INDEX interface_rollup"), "{series}");
         }
         let p = plan(&c, RAW_SERIES_SQL, 4);
         assert_no_big_scan(&p);

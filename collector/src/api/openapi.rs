@@ -73,6 +73,7 @@ pub fn fragments() -> Vec<(&'static str, Document)> {
         ("isp", super::isp::Doc::openapi()),
         ("wireguard", super::wireguard::Doc::openapi()),
         ("prometheus", super::prometheus::Doc::openapi()),
+        ("dashboard", super::dashboard::Doc::openapi()),
         ("openapi", Doc::openapi()),
     ]
 }
