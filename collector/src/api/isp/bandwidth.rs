@@ -20,7 +20,7 @@ use super::devices::{stations_at, StationRow};
 use super::{
     all_routers, auth, db, device_filter, iso_ms, lease_for_mac, mbps, mib, now_ms, ok, read,
     resolve_user, round, router_names, station_totals, username_of, Envelope, ErrorEnvelope,
-    IspError, IspResult, LeaseInfo, Params, Scope, StationTotal,
+    IspError, IspResult, LeaseBook, LeaseInfo, Params, Scope, StationTotal,
 };
 use crate::api::ApiState;
 use crate::store::{bucket_start, BUCKET_1H_MS};
@@ -55,7 +55,8 @@ pub struct RealTimeUsage {
     pub summary: RateSummary,
 }
 
-/// Rate of one period: the mean of the per-report rates of each station, summed over stations.
+/// Average rate of one period: the bytes counted in it (deltas of the reports made in it) over
+/// its length.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = isp::RatePoint)]
 pub struct RatePoint {
@@ -76,8 +77,8 @@ pub struct RatePoint {
     pub user_ip: Option<String>,
     pub download_bytes: i64,
     pub upload_bytes: i64,
-    /// Stations contributing to the period.
-    pub stations: usize,
+    /// Counter deltas (per station and direction) counted in the period.
+    pub samples: i64,
 }
 
 /// Summary of a series.
@@ -125,8 +126,8 @@ pub struct HourUsage {
     pub avg_upload_mbps: f64,
     pub peak_download_mbps: f64,
     pub peak_upload_mbps: f64,
-    /// Distinct station MACs.
-    pub users: usize,
+    /// Stations (a MAC on a device) with samples in the hour.
+    pub stations: i64,
 }
 
 /// `data` of `GET /api/bandwidth/monitoring/top-users`.
@@ -327,8 +328,8 @@ fn resolve(c: &Connection, username: Option<&str>, device: Option<&str>) -> Resu
     Ok(Who { user, device })
 }
 
-/// Per-bucket rows of the raw series: (bucket, mean tx bps, mean rx bps, tx bytes, rx bytes).
-type BucketRow = (i64, Option<f64>, Option<f64>, i64, i64);
+/// Per-bucket rows of the raw series: (bucket index, tx bytes, rx bytes, deltas counted).
+type BucketRow = (i64, i64, i64, i64);
 
 /// Which stations a raw series covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,9 +344,9 @@ enum SeriesScope {
 /// Per bucket and station: `?1` window start, `?2` bucket length, `?3` now.
 fn raw_series_sql(scope: SeriesScope) -> String {
     let cols =
-        "(s.ts_ms - ?1) / ?2 AS b, avg(s.tx_bps), avg(s.rx_bps), sum(coalesce(s.tx_delta, 0)), \
-                sum(coalesce(s.rx_delta, 0))";
-    let group = "GROUP BY b, s.router_id, s.mac";
+        "(s.ts_ms - ?1) / ?2 AS b, sum(coalesce(s.tx_delta, 0)), sum(coalesce(s.rx_delta, 0)), \
+                count(s.tx_delta) + count(s.rx_delta)";
+    let group = "GROUP BY b";
     match scope {
         SeriesScope::Mac => format!(
             "SELECT {cols} FROM station_samples s WHERE s.mac = ?4 AND s.ts_ms >= ?1 AND s.ts_ms <= ?3 \
@@ -368,7 +369,7 @@ fn raw_series(
     now: i64,
     step: i64,
 ) -> Result<Vec<BucketRow>, IspError> {
-    let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
+    let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
     let router = who.device.as_ref().map(|d| d.id);
     let mut out = Vec::new();
     match (&who.user, router) {
@@ -408,29 +409,31 @@ fn raw_series(
     Ok(out)
 }
 
-/// One point per bucket: (start ms, download bps, upload bps, download bytes, upload bytes, stations).
-type Point = (i64, f64, f64, i64, i64, usize);
+/// One point per period: (start ms, download bps, upload bps, download bytes, upload bytes,
+/// deltas counted).
+type Point = (i64, f64, f64, i64, i64, i64);
 
-fn points_from_raw(rows: Vec<BucketRow>, start: i64, step: i64) -> Vec<Point> {
-    let mut by_bucket: BTreeMap<i64, Point> = BTreeMap::new();
-    for (b, tx_bps, rx_bps, tx, rx) in rows {
-        let p = by_bucket.entry(b).or_insert((
-            start.saturating_add(b.saturating_mul(step)),
-            0.0,
-            0.0,
-            0,
-            0,
-            0,
-        ));
-        p.1 += tx_bps.unwrap_or(0.0);
-        p.2 += rx_bps.unwrap_or(0.0);
-        p.3 = p.3.saturating_add(tx);
-        p.4 = p.4.saturating_add(rx);
-        if tx_bps.is_some() || rx_bps.is_some() {
-            p.5 += 1;
-        }
+/// Points of `step` ms from `start` to `now`: the bytes counted in a period over its length. A
+/// sample at exactly `now` belongs to the last period.
+fn points_from_raw(rows: Vec<BucketRow>, start: i64, now: i64, step: i64) -> Vec<Point> {
+    let step = step.max(1000);
+    let last = (now.saturating_sub(start).saturating_sub(1) / step).max(0);
+    let mut by_bucket: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+    for (b, tx, rx, n) in rows {
+        let e = by_bucket.entry(b.clamp(0, last)).or_default();
+        e.0 = e.0.saturating_add(tx);
+        e.1 = e.1.saturating_add(rx);
+        e.2 = e.2.saturating_add(n);
     }
-    by_bucket.into_values().filter(|p| p.5 > 0).collect()
+    let secs = (step / 1000) as f64;
+    by_bucket
+        .into_iter()
+        .filter(|(_, e)| e.2 > 0)
+        .map(|(b, (tx, rx, n))| {
+            let t = start.saturating_add(b.saturating_mul(step));
+            (t, tx as f64 * 8.0 / secs, rx as f64 * 8.0 / secs, tx, rx, n)
+        })
+        .collect()
 }
 
 /// Seconds of the hour bucket starting at `b` that have passed by `now` (1..=3600).
@@ -438,19 +441,27 @@ fn hour_seconds(b: i64, now: i64) -> f64 {
     (now.saturating_sub(b).clamp(1000, BUCKET_1H_MS) / 1000) as f64
 }
 
-const ROLLUP_SERIES_SQL: &str = "SELECT bucket_start_ms, sum(tx_bytes), sum(rx_bytes), count(*) \
+const ROLLUP_SERIES_SQL: &str =
+    "SELECT bucket_start_ms, sum(tx_bytes), sum(rx_bytes), sum(samples) \
      FROM station_rollup_1h WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2 \
      GROUP BY bucket_start_ms ORDER BY bucket_start_ms";
-const PEAK_COLS: &str = "bucket_start_ms, mac, tx_bytes, rx_bytes, max_tx_bps, max_rx_bps";
+const PEAK_COLS: &str =
+    "bucket_start_ms, sum(tx_bytes), sum(rx_bytes), max(max_tx_bps), max(max_rx_bps), count(*)";
 
 /// Hour buckets of one MAC: `?1` MAC, `?2` first bucket, `?3` now.
 fn peak_mac_sql() -> String {
-    format!("SELECT {PEAK_COLS} FROM station_rollup_1h WHERE mac = ?1 AND bucket_start_ms >= ?2 AND bucket_start_ms <= ?3")
+    format!(
+        "SELECT {PEAK_COLS} FROM station_rollup_1h WHERE mac = ?1 AND bucket_start_ms >= ?2 \
+         AND bucket_start_ms <= ?3 GROUP BY bucket_start_ms"
+    )
 }
 
 /// Hour buckets of every station: `?1` first bucket, `?2` now.
 fn peak_fleet_sql() -> String {
-    format!("SELECT {PEAK_COLS} FROM station_rollup_1h WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2")
+    format!(
+        "SELECT {PEAK_COLS} FROM station_rollup_1h WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2 \
+         GROUP BY bucket_start_ms"
+    )
 }
 
 const FIRST_TS_SQL: &str =
@@ -490,14 +501,7 @@ fn rollup_series(c: &Connection, start: i64, now: i64) -> Result<Vec<Point>, Isp
     for row in rows {
         let (b, tx, rx, n) = row.map_err(db)?;
         let secs = hour_seconds(b, now);
-        out.push((
-            b,
-            tx as f64 * 8.0 / secs,
-            rx as f64 * 8.0 / secs,
-            tx,
-            rx,
-            usize::try_from(n).unwrap_or(0),
-        ));
+        out.push((b, tx as f64 * 8.0 / secs, rx as f64 * 8.0 / secs, tx, rx, n));
     }
     Ok(out)
 }
@@ -541,7 +545,7 @@ pub async fn real_time(
         let rows = raw_series(c, &who, start, now, step)?;
         Ok((
             who,
-            points_from_raw(rows, start, step),
+            points_from_raw(rows, start, now, step),
             step,
             "station_samples",
         ))
@@ -563,7 +567,7 @@ pub async fn real_time(
             user_ip: ip.clone(),
             download_bytes: db_,
             upload_bytes: ub,
-            stations: n,
+            samples: n,
         })
         .collect();
     let n = data.len();
@@ -624,8 +628,8 @@ pub async fn peak(
     let hours = p.int("hours", 24, 1, MAX_HOURS)?;
     let now = now_ms();
     let first = bucket_start(now, BUCKET_1H_MS) - (hours - 1) * BUCKET_1H_MS;
-    // bucket -> (tx, rx, max tx bps, max rx bps, macs)
-    type Hour = (i64, i64, Option<i64>, Option<i64>, BTreeSet<String>);
+    // bucket -> (tx, rx, max tx bps, max rx bps, station entries)
+    type Hour = (i64, i64, Option<i64>, Option<i64>, i64);
     let (name, hours_map) = read(&state, move |c| {
         let user = username
             .as_deref()
@@ -634,11 +638,11 @@ pub async fn peak(
         let mut map: BTreeMap<i64, Hour> = BTreeMap::new();
         let mut add = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
             let h = map.entry(r.get(0)?).or_default();
-            h.0 = h.0.saturating_add(r.get(2)?);
-            h.1 = h.1.saturating_add(r.get(3)?);
-            h.2 = h.2.max(r.get(4)?);
-            h.3 = h.3.max(r.get(5)?);
-            h.4.insert(r.get(1)?);
+            h.0 = h.0.saturating_add(r.get(1)?);
+            h.1 = h.1.saturating_add(r.get(2)?);
+            h.2 = h.2.max(r.get(3)?);
+            h.3 = h.3.max(r.get(4)?);
+            h.4 = h.4.saturating_add(r.get(5)?);
             Ok(())
         };
         match &user {
@@ -664,7 +668,7 @@ pub async fn peak(
     .await?;
     let hourly: Vec<HourUsage> = hours_map
         .iter()
-        .map(|(&b, (tx, rx, mtx, mrx, macs))| {
+        .map(|(&b, (tx, rx, mtx, mrx, stations))| {
             let secs = hour_seconds(b, now);
             HourUsage {
                 hour: iso_ms(b).unwrap_or_default(),
@@ -675,7 +679,7 @@ pub async fn peak(
                 avg_upload_mbps: mbps(*rx as f64 * 8.0 / secs),
                 peak_download_mbps: mbps(mtx.unwrap_or(0) as f64),
                 peak_upload_mbps: mbps(mrx.unwrap_or(0) as f64),
-                users: macs.len(),
+                stations: *stations,
             }
         })
         .collect();
@@ -1060,6 +1064,12 @@ pub async fn quality(
         let mut first_ts = c.prepare_cached(FIRST_TS_SQL).map_err(db)?;
         let mut signal = c.prepare_cached(SIGNAL_SQL).map_err(db)?;
         let mut out = Vec::new();
+        // Without a user: every station of the fleet, so one pass over the leases.
+        let book = if user.is_none() {
+            Some(LeaseBook::load(c)?)
+        } else {
+            None
+        };
         for r in all_routers(c)?.iter().filter(|r| r.online(now)) {
             let Some(last_ts) = r.last_report_ms else {
                 continue;
@@ -1094,7 +1104,10 @@ pub async fn quality(
                 } else {
                     (None, None, None)
                 };
-                let lease = lease_for_mac(c, &s.mac, Some(r.id))?;
+                let lease = match &book {
+                    Some(b) => b.get(&s.mac, Some(r.id)),
+                    None => lease_for_mac(c, &s.mac, Some(r.id))?,
+                };
                 let sig = s.signal_avg_dbm.or(s.signal_dbm);
                 out.push(StationQuality {
                     username: username_of(&s.mac, &lease),

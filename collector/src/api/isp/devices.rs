@@ -654,11 +654,20 @@ pub async fn active_users(
             Some(r) => vec![r],
             None => all_routers(c)?,
         };
+        // The whole fleet: one pass over the leases instead of a lookup per station.
+        let book = if routers.len() > 1 {
+            Some(super::LeaseBook::load(c)?)
+        } else {
+            None
+        };
         let mut out = Vec::new();
         for r in routers.iter().filter(|r| r.online(now)) {
             let Some(ts) = r.last_report_ms else { continue };
             for s in stations_at(c, r.id, ts)? {
-                let lease = lease_for_mac(c, &s.mac, Some(r.id))?;
+                let lease = match &book {
+                    Some(b) => b.get(&s.mac, Some(r.id)),
+                    None => lease_for_mac(c, &s.mac, Some(r.id))?,
+                };
                 out.push(active_user(&s, &r.name, lease, true));
             }
         }

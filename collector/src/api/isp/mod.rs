@@ -567,6 +567,54 @@ pub fn lease_for_mac(
     Ok(row.unwrap_or_default())
 }
 
+/// Every lease with a MAC, loaded once for routes that look up many stations (one pass over
+/// `leases`, a current-state table, instead of a lookup per station).
+#[derive(Debug, Default)]
+pub struct LeaseBook {
+    /// MAC -> (router id, lease, updated_ms)
+    by_mac: std::collections::HashMap<String, Vec<(i64, LeaseInfo, i64)>>,
+}
+
+const ALL_LEASES_SQL: &str =
+    "SELECT router_id, mac, ip, hostname, updated_ms FROM leases WHERE mac IS NOT NULL";
+
+impl LeaseBook {
+    pub fn load(conn: &Connection) -> Result<LeaseBook, IspError> {
+        let mut st = conn.prepare_cached(ALL_LEASES_SQL).map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        let mut book = LeaseBook::default();
+        while let Some(r) = rows.next().map_err(db)? {
+            let lease = LeaseInfo {
+                ip: r.get(2).map_err(db)?,
+                hostname: r.get(3).map_err(db)?,
+            };
+            book.by_mac.entry(r.get(1).map_err(db)?).or_default().push((
+                r.get(0).map_err(db)?,
+                lease,
+                r.get(4).map_err(db)?,
+            ));
+        }
+        Ok(book)
+    }
+
+    /// Like [`lease_for_mac`]: preferably on `router_id`, then with a hostname, then newest.
+    pub fn get(&self, mac: &str, router_id: Option<i64>) -> LeaseInfo {
+        let Some(list) = self.by_mac.get(mac) else {
+            return LeaseInfo::default();
+        };
+        list.iter()
+            .min_by_key(|(r, l, updated)| {
+                (
+                    Some(*r) != router_id,
+                    l.hostname.is_none(),
+                    std::cmp::Reverse(*updated),
+                )
+            })
+            .map(|(_, l, _)| l.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// A user: a hostname with the MACs leased under it, or one MAC.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {

@@ -353,6 +353,16 @@ fn users_resolve_by_hostname_or_mac() {
         lease_for_mac(&c, &mac(2).to_string(), Some(a)).unwrap(),
         LeaseInfo::default()
     );
+    // The lease book loaded in one pass answers the same.
+    let book = LeaseBook::load(&c).unwrap();
+    let m2 = mac(2).to_string();
+    for (m, r) in [(&m1, Some(a)), (&m1, Some(b)), (&m1, None), (&m2, Some(a))] {
+        assert_eq!(
+            book.get(m, r),
+            lease_for_mac(&c, m, r).unwrap(),
+            "{m} {r:?}"
+        );
+    }
     let e = router_by_name(&c, "nope").unwrap_err();
     assert_eq!(
         (e.status, e.message.as_str()),
