@@ -507,7 +507,8 @@ fn rollup_series(c: &Connection, start: i64, now: i64) -> Result<Vec<Point>, Isp
 }
 
 /// Bandwidth over the last minutes: one user, one device or the whole fleet.
-#[utoipa::path(get, path = "/api/bandwidth/usage/real-time", tag = "isp",
+#[utoipa::path(get, path = "/api/bandwidth/usage/real-time",
+    operation_id = "isp_bandwidth_usage_real_time", tag = "isp",
     params(
         ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
         ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60"),
@@ -606,7 +607,8 @@ pub async fn real_time(
 }
 
 /// Peak usage per hour over the last hours.
-#[utoipa::path(get, path = "/api/bandwidth/usage/peak", tag = "isp",
+#[utoipa::path(get, path = "/api/bandwidth/usage/peak",
+    operation_id = "isp_bandwidth_usage_peak", tag = "isp",
     params(
         ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
         ("hours" = Option<i64>, Query, description = "1 to 168, default 24: the last N hour buckets, current included"),
@@ -761,7 +763,8 @@ fn avg_mbps(bytes: i64, window_ms: i64) -> f64 {
 }
 
 /// The users with the most traffic.
-#[utoipa::path(get, path = "/api/bandwidth/monitoring/top-users", tag = "isp",
+#[utoipa::path(get, path = "/api/bandwidth/monitoring/top-users",
+    operation_id = "isp_bandwidth_monitoring_top_users", tag = "isp",
     params(
         ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
         ("sort_by" = Option<String>, Query, description = "total (default), download or upload"),
@@ -833,7 +836,8 @@ pub async fn top_users(
 }
 
 /// Station traffic of the whole network and per device.
-#[utoipa::path(get, path = "/api/bandwidth/monitoring/network-summary", tag = "isp",
+#[utoipa::path(get, path = "/api/bandwidth/monitoring/network-summary",
+    operation_id = "isp_bandwidth_monitoring_network_summary", tag = "isp",
     params(("minutes" = Option<i64>, Query, description = "1 to 180, default 30")),
     responses(
         (status = 200, description = "Totals", body = Envelope<NetworkSummary>),
@@ -923,7 +927,8 @@ pub async fn network_summary(
 }
 
 /// Users whose rate reached a threshold.
-#[utoipa::path(get, path = "/api/bandwidth/monitoring/alerts", tag = "isp",
+#[utoipa::path(get, path = "/api/bandwidth/monitoring/alerts",
+    operation_id = "isp_bandwidth_monitoring_alerts", tag = "isp",
     params(
         ("threshold" = Option<f64>, Query, description = "Mbit/s, greater than 0 and at most 100000, default 50"),
         ("minutes" = Option<i64>, Query, description = "1 to 180, default 30"),
@@ -1033,7 +1038,8 @@ fn percent(part: i64, whole: i64) -> Option<f64> {
 }
 
 /// Wi-Fi link quality of the associated stations.
-#[utoipa::path(get, path = "/api/bandwidth/monitoring/quality", tag = "isp",
+#[utoipa::path(get, path = "/api/bandwidth/monitoring/quality",
+    operation_id = "isp_bandwidth_monitoring_quality", tag = "isp",
     params(
         ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60"),
         ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
@@ -1181,7 +1187,8 @@ pub async fn quality(
 }
 
 /// Bandwidth service health (no key needed).
-#[utoipa::path(get, path = "/api/bandwidth/health", tag = "isp",
+#[utoipa::path(get, path = "/api/bandwidth/health",
+    operation_id = "isp_bandwidth_health", tag = "isp",
     responses((status = 200, description = "Reporting devices and stations", body = Envelope<BandwidthHealth>)))]
 pub async fn health(
     State(state): State<ApiState>,

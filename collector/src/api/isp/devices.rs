@@ -363,7 +363,8 @@ fn device(r: &RouterInfo, now: i64) -> Device {
 }
 
 /// List all devices (routers).
-#[utoipa::path(get, path = "/api/devices", tag = "isp",
+#[utoipa::path(get, path = "/api/devices",
+    operation_id = "isp_devices", tag = "isp",
     responses(
         (status = 200, description = "Every enrolled router", body = Envelope<DeviceList>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
@@ -453,7 +454,8 @@ fn device_status(
 }
 
 /// VPN status of several devices.
-#[utoipa::path(get, path = "/api/devices/status", tag = "isp",
+#[utoipa::path(get, path = "/api/devices/status",
+    operation_id = "isp_devices_status", tag = "isp",
     params(("identities" = String, Query, description = "Comma-separated device names (1 to 100)")),
     responses(
         (status = 200, description = "One entry per named device, in the order given", body = Envelope<Vec<DeviceStatus>>),
@@ -520,7 +522,8 @@ pub async fn status(
 }
 
 /// VPN status of one device.
-#[utoipa::path(get, path = "/api/devices/{name}/currentstatus", tag = "isp",
+#[utoipa::path(get, path = "/api/devices/{name}/currentstatus",
+    operation_id = "isp_devices_name_currentstatus", tag = "isp",
     params(("name" = String, Path, description = "Device (router) name")),
     responses(
         (status = 200, description = "The device's VPN state", body = Envelope<DeviceStatus>),
@@ -553,7 +556,8 @@ const WIFI_SQL: &str =
     "SELECT name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm FROM wireless_interfaces WHERE router_id = ?1";
 
 /// Interface counters of the newest report of each device (or of one).
-#[utoipa::path(get, path = "/api/interfaces", tag = "isp",
+#[utoipa::path(get, path = "/api/interfaces",
+    operation_id = "isp_interfaces", tag = "isp",
     params(("device" = Option<String>, Query, description = "Only this device")),
     responses(
         (status = 200, description = "Interfaces by device and name", body = Envelope<InterfaceList>),
@@ -633,7 +637,8 @@ pub async fn interfaces(
 }
 
 /// Stations associated now: those in the newest report of every connected device.
-#[utoipa::path(get, path = "/api/users/active", tag = "isp",
+#[utoipa::path(get, path = "/api/users/active",
+    operation_id = "isp_users_active", tag = "isp",
     params(("device" = Option<String>, Query, description = "Only this device")),
     responses(
         (status = 200, description = "Associated stations by device, interface and MAC", body = Envelope<ActiveUsers>),
@@ -732,7 +737,8 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
 }
 
 /// Traffic and association of one user (hostname or MAC).
-#[utoipa::path(get, path = "/api/users/{name}/stats", tag = "isp",
+#[utoipa::path(get, path = "/api/users/{name}/stats",
+    operation_id = "isp_users_name_stats", tag = "isp",
     params(
         ("name" = String, Path, description = "DHCP lease hostname (case-insensitive) or MAC address"),
         ("device" = Option<String>, Query, description = "Only traffic through this device"),

@@ -444,6 +444,27 @@ fn openapi_lists_every_route() {
     ] {
         assert!(paths.contains_key(p), "{p}");
     }
+    if std::env::var_os("ISP_PRINT_OPENAPI").is_some() {
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&json["paths"]["/api/devices"]).unwrap_or_default()
+        );
+        eprintln!(
+            "{:?}",
+            json["components"]["schemas"]
+                .as_object()
+                .map(|m| m.keys().collect::<Vec<_>>())
+        );
+    }
+    let mut ids: Vec<&str> = paths
+        .values()
+        .filter_map(|p| p["get"]["operationId"].as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 19, "{ids:?}");
+    assert!(ids.iter().all(|i| i.starts_with("isp_")), "{ids:?}");
+    assert!(ids.contains(&"isp_users_name_stats"), "{ids:?}");
     let schemas = json["components"]["schemas"].as_object().unwrap();
     assert!(
         schemas.contains_key("isp.ErrorEnvelope"),

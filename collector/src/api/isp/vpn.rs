@@ -525,7 +525,8 @@ fn servers(
 }
 
 /// OpenVPN servers of the fleet.
-#[utoipa::path(get, path = "/api/vpn/status", tag = "isp",
+#[utoipa::path(get, path = "/api/vpn/status",
+    operation_id = "isp_vpn_status", tag = "isp",
     responses(
         (status = 200, description = "Fleet summary and every instance", body = Envelope<VpnStatus>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
@@ -563,7 +564,8 @@ pub async fn status(
 }
 
 /// Every client: connected ones per router, others at their last sighting.
-#[utoipa::path(get, path = "/api/vpn/clients", tag = "isp",
+#[utoipa::path(get, path = "/api/vpn/clients",
+    operation_id = "isp_vpn_clients", tag = "isp",
     responses(
         (status = 200, description = "Clients by name and router", body = Envelope<VpnClients>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
@@ -635,7 +637,8 @@ pub async fn clients(
 }
 
 /// Sessions connected now.
-#[utoipa::path(get, path = "/api/vpn/clients/connected", tag = "isp",
+#[utoipa::path(get, path = "/api/vpn/clients/connected",
+    operation_id = "isp_vpn_clients_connected", tag = "isp",
     responses(
         (status = 200, description = "Connected sessions by router, instance and name", body = Envelope<ConnectedClients>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
@@ -671,7 +674,8 @@ pub async fn connected(
 }
 
 /// One client (common name) across all routers.
-#[utoipa::path(get, path = "/api/vpn/clients/{name}/details", tag = "isp",
+#[utoipa::path(get, path = "/api/vpn/clients/{name}/details",
+    operation_id = "isp_vpn_clients_name_details", tag = "isp",
     params(("name" = String, Path, description = "Common name (exact)")),
     responses(
         (status = 200, description = "Sessions and traffic of the client", body = Envelope<VpnClientDetails>),
@@ -749,7 +753,8 @@ pub async fn details(
 type UsageRow = (i64, String, i64, Option<i64>, String, String, i64, i64, i64);
 
 /// VPN traffic over the last `days` days.
-#[utoipa::path(get, path = "/api/vpn/statistics/usage", tag = "isp",
+#[utoipa::path(get, path = "/api/vpn/statistics/usage",
+    operation_id = "isp_vpn_statistics_usage", tag = "isp",
     params(("days" = Option<i64>, Query, description = "1 to 90, default 7")),
     responses(
         (status = 200, description = "Traffic by client and by day", body = Envelope<VpnUsage>),
@@ -863,7 +868,8 @@ pub async fn usage(
 }
 
 /// VPN service health (no key needed).
-#[utoipa::path(get, path = "/api/vpn/health", tag = "isp",
+#[utoipa::path(get, path = "/api/vpn/health",
+    operation_id = "isp_vpn_health", tag = "isp",
     responses((status = 200, description = "Instance and client counts", body = Envelope<VpnHealth>)))]
 pub async fn health(
     State(state): State<ApiState>,
