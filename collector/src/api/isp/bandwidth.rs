@@ -1,0 +1,1221 @@
+//! Bandwidth routes from the Wi-Fi station counters: `/api/bandwidth/usage/real-time`,
+//! `/api/bandwidth/usage/peak`, `/api/bandwidth/monitoring/{top-users, network-summary,
+//! alerts, quality}`, `/api/bandwidth/health`.
+//!
+//! A user's download is what the access point sent to the station (the station's tx counter in
+//! `iw station dump`), the upload what the station sent (its rx counter). Traffic over a window
+//! is the sum of the deltas between reports: raw samples for the first partial hour and the
+//! hourly station rollup for whole hours (see [`super::station_totals`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::devices::{stations_at, StationRow};
+use super::{
+    all_routers, auth, db, device_filter, iso_ms, lease_for_mac, mbps, mib, now_ms, ok, read,
+    resolve_user, round, router_names, station_totals, username_of, Envelope, ErrorEnvelope,
+    IspError, IspResult, LeaseBook, LeaseInfo, Params, Scope, StationTotal,
+};
+use crate::api::ApiState;
+use crate::store::{bucket_start, BUCKET_1H_MS};
+
+/// Bounds of `minutes` on `/usage/real-time` and `/monitoring/quality`.
+pub const MAX_MINUTES_LONG: i64 = 1440;
+/// Bounds of `minutes` on `/monitoring/top-users`, `/network-summary` and `/alerts`.
+pub const MAX_MINUTES_SHORT: i64 = 180;
+/// Bounds of `hours` on `/usage/peak`.
+pub const MAX_HOURS: i64 = 168;
+/// Bounds of `limit` on `/monitoring/top-users`.
+pub const MAX_LIMIT: i64 = 100;
+/// Largest accepted alert `threshold`, in Mbit/s.
+pub const MAX_THRESHOLD_MBPS: f64 = 100_000.0;
+/// Fleet-wide real-time windows longer than this come from the hourly rollup.
+const RAW_FLEET_MINUTES: i64 = 60;
+const MINUTE_MS: i64 = 60_000;
+
+/// `data` of `GET /api/bandwidth/usage/real-time`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::RealTimeUsage)]
+pub struct RealTimeUsage {
+    pub period_minutes: i64,
+    pub username: Option<String>,
+    pub device: Option<String>,
+    /// Length of one point.
+    pub resolution_seconds: i64,
+    /// `station_samples` or `station_rollup_1h`.
+    pub source: String,
+    /// Oldest first; only periods with samples.
+    pub bandwidth_data: Vec<RatePoint>,
+    pub summary: RateSummary,
+}
+
+/// Average rate of one period: the bytes counted in it (deltas of the reports made in it) over
+/// its length.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::RatePoint)]
+pub struct RatePoint {
+    /// Start of the period.
+    pub timestamp: String,
+    /// The user asked for; null for the sum over all users.
+    pub username: Option<String>,
+    pub download_mbps: f64,
+    pub upload_mbps: f64,
+    pub total_mbps: f64,
+    /// Always null: no latency source.
+    pub latency_ms: Option<f64>,
+    /// Always null here (see `/monitoring/quality` for Wi-Fi tx failures).
+    pub packet_loss_percent: Option<f64>,
+    /// Always null: router addresses are not known.
+    pub nas_ip: Option<String>,
+    /// The user's DHCP lease address.
+    pub user_ip: Option<String>,
+    pub download_bytes: i64,
+    pub upload_bytes: i64,
+    /// Counter deltas (per station and direction) counted in the period.
+    pub samples: i64,
+}
+
+/// Summary of a series.
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[schema(as = isp::RateSummary)]
+pub struct RateSummary {
+    pub peak_download_mbps: f64,
+    pub avg_download_mbps: f64,
+    pub peak_upload_mbps: f64,
+    pub avg_upload_mbps: f64,
+    pub data_points: usize,
+    pub total_download_bytes: i64,
+    pub total_upload_bytes: i64,
+}
+
+/// `data` of `GET /api/bandwidth/usage/peak`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::PeakUsage)]
+pub struct PeakUsage {
+    pub period_hours: i64,
+    pub username: Option<String>,
+    /// Highest per-report rate of a single station in the period.
+    pub peak_download_mbps: f64,
+    /// The hour that rate was seen in.
+    pub peak_download_at: Option<String>,
+    pub peak_upload_mbps: f64,
+    pub peak_upload_at: Option<String>,
+    /// The hour with the most bytes.
+    pub busiest_hour: Option<HourUsage>,
+    /// Oldest first; only hours with samples.
+    pub hourly: Vec<HourUsage>,
+}
+
+/// Traffic of one hour bucket.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = isp::HourUsage)]
+pub struct HourUsage {
+    /// Start of the hour.
+    pub hour: String,
+    pub download_bytes: i64,
+    pub upload_bytes: i64,
+    pub total_bytes: i64,
+    /// Bytes over the hour (over the elapsed part for the current hour).
+    pub avg_download_mbps: f64,
+    pub avg_upload_mbps: f64,
+    pub peak_download_mbps: f64,
+    pub peak_upload_mbps: f64,
+    /// Stations (a MAC on a device) with samples in the hour.
+    pub stations: i64,
+}
+
+/// `data` of `GET /api/bandwidth/monitoring/top-users`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::TopUsers)]
+pub struct TopUsers {
+    pub period_minutes: i64,
+    /// `total`, `download` or `upload`.
+    pub sort_by: String,
+    /// Users with samples in the period.
+    pub total_users: usize,
+    pub top_users: Vec<UserTraffic>,
+}
+
+/// Traffic of one user (station MAC) over a window, all devices.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = isp::UserTraffic)]
+pub struct UserTraffic {
+    pub rank: usize,
+    pub username: String,
+    pub hostname: Option<String>,
+    pub mac_address: String,
+    pub ip_address: Option<String>,
+    /// Devices the station was seen on, by name.
+    pub devices: Vec<String>,
+    pub download_bytes: i64,
+    pub upload_bytes: i64,
+    pub total_bytes: i64,
+    pub download_mb: f64,
+    pub upload_mb: f64,
+    pub total_mb: f64,
+    /// Bytes over the whole window.
+    pub avg_download_mbps: f64,
+    pub avg_upload_mbps: f64,
+    /// Highest per-report rate.
+    pub peak_download_mbps: f64,
+    pub peak_upload_mbps: f64,
+}
+
+/// `data` of `GET /api/bandwidth/monitoring/network-summary`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::NetworkSummary)]
+pub struct NetworkSummary {
+    pub period_minutes: i64,
+    pub total_download_bytes: i64,
+    pub total_upload_bytes: i64,
+    pub total_bytes: i64,
+    pub total_download_mb: f64,
+    pub total_upload_mb: f64,
+    /// Bytes over the whole window.
+    pub avg_download_mbps: f64,
+    pub avg_upload_mbps: f64,
+    /// Highest per-report rate of a single station.
+    pub peak_user_download_mbps: f64,
+    pub peak_user_upload_mbps: f64,
+    /// Distinct station MACs with samples in the window.
+    pub active_users: usize,
+    pub devices_total: usize,
+    pub devices_connected: usize,
+    /// Every device by name, also those without traffic.
+    pub devices: Vec<DeviceTraffic>,
+}
+
+/// Station traffic through one device.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::DeviceTraffic)]
+pub struct DeviceTraffic {
+    pub device_name: String,
+    pub connected: bool,
+    pub download_bytes: i64,
+    pub upload_bytes: i64,
+    pub total_bytes: i64,
+    pub avg_download_mbps: f64,
+    pub avg_upload_mbps: f64,
+    pub users: usize,
+}
+
+/// `data` of `GET /api/bandwidth/monitoring/alerts`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::BandwidthAlerts)]
+pub struct BandwidthAlerts {
+    pub threshold_mbps: f64,
+    pub period_minutes: i64,
+    pub total_alerts: usize,
+    /// Highest peak first.
+    pub alerts: Vec<BandwidthAlert>,
+}
+
+/// A user whose per-report rate in one direction reached the threshold.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::BandwidthAlert)]
+pub struct BandwidthAlert {
+    pub username: String,
+    pub hostname: Option<String>,
+    pub mac_address: String,
+    pub ip_address: Option<String>,
+    pub devices: Vec<String>,
+    /// `download` or `upload`.
+    pub direction: String,
+    pub peak_mbps: f64,
+    /// Bytes over the whole window.
+    pub avg_mbps: f64,
+    pub threshold_mbps: f64,
+    /// `critical` at twice the threshold or more, else `warning`.
+    pub severity: String,
+    pub message: String,
+}
+
+/// `data` of `GET /api/bandwidth/monitoring/quality`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::QualityReport)]
+pub struct QualityReport {
+    pub period_minutes: i64,
+    pub username: Option<String>,
+    pub summary: QualitySummary,
+    /// Stations in the newest report of each connected device.
+    pub stations: Vec<StationQuality>,
+}
+
+/// Fleet view of Wi-Fi link quality.
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[schema(as = isp::QualitySummary)]
+pub struct QualitySummary {
+    pub stations: usize,
+    pub avg_signal_dbm: Option<f64>,
+    /// Stations below -75 dBm.
+    pub weak_signal_stations: usize,
+    pub total_tx_retries: i64,
+    pub total_tx_failed: i64,
+    pub avg_retry_rate_percent: Option<f64>,
+    pub excellent: usize,
+    pub good: usize,
+    pub fair: usize,
+    pub poor: usize,
+}
+
+/// Link quality of one associated station.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::StationQuality)]
+pub struct StationQuality {
+    pub username: String,
+    pub hostname: Option<String>,
+    pub mac_address: String,
+    pub ip_address: Option<String>,
+    pub device_name: String,
+    pub interface: String,
+    pub ssid: Option<String>,
+    pub signal_dbm: Option<i64>,
+    /// The driver's running average.
+    pub signal_avg_dbm: Option<i64>,
+    /// Over the window's samples; only with `username` (null otherwise).
+    pub signal_min_dbm: Option<i64>,
+    pub signal_max_dbm: Option<i64>,
+    pub signal_mean_dbm: Option<f64>,
+    pub inactive_time_ms: Option<i64>,
+    pub connected_seconds: Option<i64>,
+    pub tx_bitrate_mbps: Option<f64>,
+    pub rx_bitrate_mbps: Option<f64>,
+    pub expected_throughput_mbps: Option<f64>,
+    /// Counted over the window (since association when that is later); null when unknown.
+    pub tx_packets: Option<i64>,
+    pub tx_retries: Option<i64>,
+    pub tx_failed: Option<i64>,
+    /// Retries per transmitted packet.
+    pub retry_rate_percent: Option<f64>,
+    /// Failed per attempted packet: Wi-Fi frames dropped after all retries.
+    pub packet_loss_percent: Option<f64>,
+    /// Always null: no latency source.
+    pub latency_ms: Option<f64>,
+    /// From the signal: `excellent` (>= -55 dBm), `good` (>= -65), `fair` (>= -75), `poor`,
+    /// or `unknown`.
+    pub quality: String,
+}
+
+/// `data` of `GET /api/bandwidth/health`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::BandwidthHealth)]
+pub struct BandwidthHealth {
+    /// `healthy`, or `degraded` when devices are enrolled but none is reporting.
+    pub status: String,
+    pub service: String,
+    pub devices_total: usize,
+    pub devices_reporting: usize,
+    /// Stations in the newest reports of the reporting devices.
+    pub active_stations: i64,
+    pub latest_report_at: Option<String>,
+}
+
+/// Parameters `username` and `device` resolved.
+struct Who {
+    user: Option<super::User>,
+    device: Option<super::RouterInfo>,
+}
+
+fn resolve(c: &Connection, username: Option<&str>, device: Option<&str>) -> Result<Who, IspError> {
+    let device = device_filter(c, device)?;
+    let user = username.map(|u| resolve_user(c, u)).transpose()?;
+    Ok(Who { user, device })
+}
+
+/// Per-bucket rows of the raw series: (bucket index, tx bytes, rx bytes, deltas counted).
+type BucketRow = (i64, i64, i64, i64);
+
+/// Which stations a raw series covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeriesScope {
+    /// `?4` MAC, `?5` router id or NULL.
+    Mac,
+    /// `?4` router id.
+    Router,
+    Fleet,
+}
+
+/// Per bucket and station: `?1` window start, `?2` bucket length, `?3` now.
+fn raw_series_sql(scope: SeriesScope) -> String {
+    let cols =
+        "(s.ts_ms - ?1) / ?2 AS b, sum(coalesce(s.tx_delta, 0)), sum(coalesce(s.rx_delta, 0)), \
+                count(s.tx_delta) + count(s.rx_delta)";
+    let group = "GROUP BY b";
+    match scope {
+        SeriesScope::Mac => format!(
+            "SELECT {cols} FROM station_samples s WHERE s.mac = ?4 AND s.ts_ms >= ?1 AND s.ts_ms <= ?3 \
+             AND (?5 IS NULL OR s.router_id = ?5) {group}"
+        ),
+        SeriesScope::Router => format!(
+            "SELECT {cols} FROM station_samples s WHERE s.router_id = ?4 AND s.ts_ms >= ?1 AND s.ts_ms <= ?3 {group}"
+        ),
+        SeriesScope::Fleet => format!(
+            "SELECT {cols} FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id AND s.ts_ms >= ?1 \
+             AND s.ts_ms <= ?3 {group}"
+        ),
+    }
+}
+
+fn raw_series(
+    c: &Connection,
+    who: &Who,
+    start: i64,
+    now: i64,
+    step: i64,
+) -> Result<Vec<BucketRow>, IspError> {
+    let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
+    let router = who.device.as_ref().map(|d| d.id);
+    let mut out = Vec::new();
+    match (&who.user, router) {
+        (Some(u), router) => {
+            let mut st = c
+                .prepare_cached(&raw_series_sql(SeriesScope::Mac))
+                .map_err(db)?;
+            for mac in &u.macs {
+                for row in st
+                    .query_map(params![start, step, now, mac, router], map)
+                    .map_err(db)?
+                {
+                    out.push(row.map_err(db)?);
+                }
+            }
+        }
+        (None, Some(id)) => {
+            let mut st = c
+                .prepare_cached(&raw_series_sql(SeriesScope::Router))
+                .map_err(db)?;
+            for row in st
+                .query_map(params![start, step, now, id], map)
+                .map_err(db)?
+            {
+                out.push(row.map_err(db)?);
+            }
+        }
+        (None, None) => {
+            let mut st = c
+                .prepare_cached(&raw_series_sql(SeriesScope::Fleet))
+                .map_err(db)?;
+            for row in st.query_map(params![start, step, now], map).map_err(db)? {
+                out.push(row.map_err(db)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One point per period: (start ms, download bps, upload bps, download bytes, upload bytes,
+/// deltas counted).
+type Point = (i64, f64, f64, i64, i64, i64);
+
+/// Points of `step` ms from `start` to `now`: the bytes counted in a period over its length. A
+/// sample at exactly `now` belongs to the last period.
+fn points_from_raw(rows: Vec<BucketRow>, start: i64, now: i64, step: i64) -> Vec<Point> {
+    let step = step.max(1000);
+    let last = (now.saturating_sub(start).saturating_sub(1) / step).max(0);
+    let mut by_bucket: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+    for (b, tx, rx, n) in rows {
+        let e = by_bucket.entry(b.clamp(0, last)).or_default();
+        e.0 = e.0.saturating_add(tx);
+        e.1 = e.1.saturating_add(rx);
+        e.2 = e.2.saturating_add(n);
+    }
+    let secs = (step / 1000) as f64;
+    by_bucket
+        .into_iter()
+        .filter(|(_, e)| e.2 > 0)
+        .map(|(b, (tx, rx, n))| {
+            let t = start.saturating_add(b.saturating_mul(step));
+            (t, tx as f64 * 8.0 / secs, rx as f64 * 8.0 / secs, tx, rx, n)
+        })
+        .collect()
+}
+
+/// Seconds of the hour bucket starting at `b` that have passed by `now` (1..=3600).
+fn hour_seconds(b: i64, now: i64) -> f64 {
+    (now.saturating_sub(b).clamp(1000, BUCKET_1H_MS) / 1000) as f64
+}
+
+const ROLLUP_SERIES_SQL: &str =
+    "SELECT bucket_start_ms, sum(tx_bytes), sum(rx_bytes), sum(samples) \
+     FROM station_rollup_1h WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2 \
+     GROUP BY bucket_start_ms ORDER BY bucket_start_ms";
+const PEAK_COLS: &str =
+    "bucket_start_ms, sum(tx_bytes), sum(rx_bytes), max(max_tx_bps), max(max_rx_bps), count(*)";
+
+/// Hour buckets of one MAC: `?1` MAC, `?2` first bucket, `?3` now.
+fn peak_mac_sql() -> String {
+    format!(
+        "SELECT {PEAK_COLS} FROM station_rollup_1h WHERE mac = ?1 AND bucket_start_ms >= ?2 \
+         AND bucket_start_ms <= ?3 GROUP BY bucket_start_ms"
+    )
+}
+
+/// Hour buckets of every station: `?1` first bucket, `?2` now.
+fn peak_fleet_sql() -> String {
+    format!(
+        "SELECT {PEAK_COLS} FROM station_rollup_1h WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2 \
+         GROUP BY bucket_start_ms"
+    )
+}
+
+const FIRST_TS_SQL: &str =
+    "SELECT min(ts_ms) FROM station_samples WHERE router_id = ?1 AND ts_ms >= ?2";
+const SIGNAL_SQL: &str =
+    "SELECT min(signal_dbm), max(signal_dbm), avg(signal_dbm) FROM station_samples \
+     WHERE mac = ?1 AND ts_ms >= ?2 AND +router_id = ?3 AND +iface = ?4";
+
+/// The queries of this module, for plan checks.
+#[cfg(test)]
+pub(crate) fn queries() -> Vec<(&'static str, String)> {
+    vec![
+        ("series_mac", raw_series_sql(SeriesScope::Mac)),
+        ("series_router", raw_series_sql(SeriesScope::Router)),
+        ("series_fleet", raw_series_sql(SeriesScope::Fleet)),
+        ("rollup_series", ROLLUP_SERIES_SQL.to_string()),
+        ("peak_mac", peak_mac_sql()),
+        ("peak_fleet", peak_fleet_sql()),
+        ("first_ts", FIRST_TS_SQL.to_string()),
+        ("signal", SIGNAL_SQL.to_string()),
+    ]
+}
+
+fn rollup_series(c: &Connection, start: i64, now: i64) -> Result<Vec<Point>, IspError> {
+    let mut st = c.prepare_cached(ROLLUP_SERIES_SQL).map_err(db)?;
+    let rows = st
+        .query_map(params![bucket_start(start, BUCKET_1H_MS), now], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(db)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (b, tx, rx, n) = row.map_err(db)?;
+        let secs = hour_seconds(b, now);
+        out.push((b, tx as f64 * 8.0 / secs, rx as f64 * 8.0 / secs, tx, rx, n));
+    }
+    Ok(out)
+}
+
+/// Bandwidth over the last minutes: one user, one device or the whole fleet.
+#[utoipa::path(get, path = "/api/bandwidth/usage/real-time",
+    operation_id = "isp_bandwidth_usage_real_time", tag = "isp",
+    params(
+        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
+        ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60"),
+        ("device" = Option<String>, Query, description = "Only this device"),
+    ),
+    responses(
+        (status = 200, description = "Rate series", body = Envelope<RealTimeUsage>),
+        (status = 400, description = "Bad parameter", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown user or device", body = ErrorEnvelope),
+    ))]
+pub async fn real_time(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<RealTimeUsage> {
+    auth(&state, &headers).await?;
+    let p = Params::parse(q, &["username", "minutes", "device"])?;
+    let username = p.text("username")?;
+    let minutes = p.int("minutes", 60, 1, MAX_MINUTES_LONG)?;
+    let device = p.text("device")?;
+    let now = now_ms();
+    let start = now - minutes * MINUTE_MS;
+    let (who, points, step, source) = read(&state, move |c| {
+        let who = resolve(c, username.as_deref(), device.as_deref())?;
+        if who.user.is_none() && who.device.is_none() && minutes > RAW_FLEET_MINUTES {
+            return Ok((
+                who,
+                rollup_series(c, start, now)?,
+                BUCKET_1H_MS,
+                "station_rollup_1h",
+            ));
+        }
+        let step = (minutes * 1000).max(MINUTE_MS);
+        let rows = raw_series(c, &who, start, now, step)?;
+        Ok((
+            who,
+            points_from_raw(rows, start, now, step),
+            step,
+            "station_samples",
+        ))
+    })
+    .await?;
+    let name = who.user.as_ref().map(|u| u.username.clone());
+    let ip = who.user.as_ref().and_then(|u| u.ip.clone());
+    let data: Vec<RatePoint> = points
+        .iter()
+        .map(|&(t, d, u, db_, ub, n)| RatePoint {
+            timestamp: iso_ms(t).unwrap_or_default(),
+            username: name.clone(),
+            download_mbps: mbps(d),
+            upload_mbps: mbps(u),
+            total_mbps: mbps(d + u),
+            latency_ms: None,
+            packet_loss_percent: None,
+            nas_ip: None,
+            user_ip: ip.clone(),
+            download_bytes: db_,
+            upload_bytes: ub,
+            samples: n,
+        })
+        .collect();
+    let n = data.len();
+    let mean = |f: fn(&RatePoint) -> f64| {
+        if n == 0 {
+            0.0
+        } else {
+            round(data.iter().map(f).sum::<f64>() / n as f64, 3)
+        }
+    };
+    let peak = |f: fn(&RatePoint) -> f64| data.iter().map(f).fold(0.0, f64::max);
+    let summary = RateSummary {
+        peak_download_mbps: peak(|p| p.download_mbps),
+        avg_download_mbps: mean(|p| p.download_mbps),
+        peak_upload_mbps: peak(|p| p.upload_mbps),
+        avg_upload_mbps: mean(|p| p.upload_mbps),
+        data_points: n,
+        total_download_bytes: data
+            .iter()
+            .map(|p| p.download_bytes)
+            .fold(0, i64::saturating_add),
+        total_upload_bytes: data
+            .iter()
+            .map(|p| p.upload_bytes)
+            .fold(0, i64::saturating_add),
+    };
+    ok(RealTimeUsage {
+        period_minutes: minutes,
+        username: name,
+        device: who.device.map(|d| d.name),
+        resolution_seconds: step / 1000,
+        source: source.to_string(),
+        bandwidth_data: data,
+        summary,
+    })
+}
+
+/// Peak usage per hour over the last hours.
+#[utoipa::path(get, path = "/api/bandwidth/usage/peak",
+    operation_id = "isp_bandwidth_usage_peak", tag = "isp",
+    params(
+        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
+        ("hours" = Option<i64>, Query, description = "1 to 168, default 24: the last N hour buckets, current included"),
+    ),
+    responses(
+        (status = 200, description = "Peaks and hourly usage", body = Envelope<PeakUsage>),
+        (status = 400, description = "Bad parameter", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown user", body = ErrorEnvelope),
+    ))]
+pub async fn peak(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<PeakUsage> {
+    auth(&state, &headers).await?;
+    let p = Params::parse(q, &["username", "hours"])?;
+    let username = p.text("username")?;
+    let hours = p.int("hours", 24, 1, MAX_HOURS)?;
+    let now = now_ms();
+    let first = bucket_start(now, BUCKET_1H_MS) - (hours - 1) * BUCKET_1H_MS;
+    // bucket -> (tx, rx, max tx bps, max rx bps, station entries)
+    type Hour = (i64, i64, Option<i64>, Option<i64>, i64);
+    let (name, hours_map) = read(&state, move |c| {
+        let user = username
+            .as_deref()
+            .map(|u| resolve_user(c, u))
+            .transpose()?;
+        let mut map: BTreeMap<i64, Hour> = BTreeMap::new();
+        let mut add = |r: &rusqlite::Row<'_>| -> rusqlite::Result<()> {
+            let h = map.entry(r.get(0)?).or_default();
+            h.0 = h.0.saturating_add(r.get(1)?);
+            h.1 = h.1.saturating_add(r.get(2)?);
+            h.2 = h.2.max(r.get(3)?);
+            h.3 = h.3.max(r.get(4)?);
+            h.4 = h.4.saturating_add(r.get(5)?);
+            Ok(())
+        };
+        match &user {
+            Some(u) => {
+                let mut st = c.prepare_cached(&peak_mac_sql()).map_err(db)?;
+                for mac in &u.macs {
+                    let mut rows = st.query(params![mac, first, now]).map_err(db)?;
+                    while let Some(r) = rows.next().map_err(db)? {
+                        add(r).map_err(db)?;
+                    }
+                }
+            }
+            None => {
+                let mut st = c.prepare_cached(&peak_fleet_sql()).map_err(db)?;
+                let mut rows = st.query(params![first, now]).map_err(db)?;
+                while let Some(r) = rows.next().map_err(db)? {
+                    add(r).map_err(db)?;
+                }
+            }
+        }
+        Ok((user.map(|u| u.username), map))
+    })
+    .await?;
+    let hourly: Vec<HourUsage> = hours_map
+        .iter()
+        .map(|(&b, (tx, rx, mtx, mrx, stations))| {
+            let secs = hour_seconds(b, now);
+            HourUsage {
+                hour: iso_ms(b).unwrap_or_default(),
+                download_bytes: *tx,
+                upload_bytes: *rx,
+                total_bytes: tx.saturating_add(*rx),
+                avg_download_mbps: mbps(*tx as f64 * 8.0 / secs),
+                avg_upload_mbps: mbps(*rx as f64 * 8.0 / secs),
+                peak_download_mbps: mbps(mtx.unwrap_or(0) as f64),
+                peak_upload_mbps: mbps(mrx.unwrap_or(0) as f64),
+                stations: *stations,
+            }
+        })
+        .collect();
+    let top = |f: fn(&Hour) -> Option<i64>| {
+        hours_map
+            .iter()
+            .filter_map(|(b, h)| f(h).map(|v| (v, *b)))
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+    };
+    let (pd, pd_at) = top(|h| h.2).map_or((0, None), |(v, b)| (v, iso_ms(b)));
+    let (pu, pu_at) = top(|h| h.3).map_or((0, None), |(v, b)| (v, iso_ms(b)));
+    let busiest = hourly
+        .iter()
+        .max_by(|a, b| a.total_bytes.cmp(&b.total_bytes).then(b.hour.cmp(&a.hour)))
+        .cloned();
+    ok(PeakUsage {
+        period_hours: hours,
+        username: name,
+        peak_download_mbps: mbps(pd as f64),
+        peak_download_at: pd_at,
+        peak_upload_mbps: mbps(pu as f64),
+        peak_upload_at: pu_at,
+        busiest_hour: busiest.filter(|h| h.total_bytes > 0),
+        hourly,
+    })
+}
+
+/// Station totals merged per MAC across devices.
+#[derive(Debug, Default, Clone)]
+struct MacTotal {
+    mac: String,
+    download: i64,
+    upload: i64,
+    max_down: Option<i64>,
+    max_up: Option<i64>,
+    /// Router id -> bytes through it.
+    routers: BTreeMap<i64, i64>,
+}
+
+fn merge_by_mac(totals: Vec<StationTotal>) -> Vec<MacTotal> {
+    let mut by: BTreeMap<String, MacTotal> = BTreeMap::new();
+    for t in totals {
+        let m = by.entry(t.mac.clone()).or_insert_with(|| MacTotal {
+            mac: t.mac.clone(),
+            ..Default::default()
+        });
+        m.download = m.download.saturating_add(t.download_bytes);
+        m.upload = m.upload.saturating_add(t.upload_bytes);
+        m.max_down = m.max_down.max(t.max_download_bps);
+        m.max_up = m.max_up.max(t.max_upload_bps);
+        let r = m.routers.entry(t.router_id).or_default();
+        *r = r.saturating_add(t.download_bytes.saturating_add(t.upload_bytes));
+    }
+    by.into_values().collect()
+}
+
+/// The lease of a merged station, looked up on the device with the most of its traffic.
+fn lease_of(c: &Connection, m: &MacTotal) -> Result<LeaseInfo, IspError> {
+    let main = m
+        .routers
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(id, _)| *id);
+    lease_for_mac(c, &m.mac, main)
+}
+
+fn device_list(m: &MacTotal, names: &HashMap<i64, String>) -> Vec<String> {
+    let mut v: Vec<String> = m
+        .routers
+        .keys()
+        .filter_map(|id| names.get(id).cloned())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn avg_mbps(bytes: i64, window_ms: i64) -> f64 {
+    mbps(bytes as f64 * 8.0 / (window_ms.max(1000) / 1000) as f64)
+}
+
+/// The users with the most traffic.
+#[utoipa::path(get, path = "/api/bandwidth/monitoring/top-users",
+    operation_id = "isp_bandwidth_monitoring_top_users", tag = "isp",
+    params(
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
+        ("sort_by" = Option<String>, Query, description = "total (default), download or upload"),
+        ("minutes" = Option<i64>, Query, description = "1 to 180, default 30"),
+    ),
+    responses(
+        (status = 200, description = "Users by traffic, largest first (ties by MAC)", body = Envelope<TopUsers>),
+        (status = 400, description = "Bad parameter", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ))]
+pub async fn top_users(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<TopUsers> {
+    auth(&state, &headers).await?;
+    let p = Params::parse(q, &["limit", "sort_by", "minutes"])?;
+    let limit = p.int("limit", 20, 1, MAX_LIMIT)?;
+    let sort_by = p.choice("sort_by", &["total", "download", "upload"], "total")?;
+    let minutes = p.int("minutes", 30, 1, MAX_MINUTES_SHORT)?;
+    let now = now_ms();
+    let window = minutes * MINUTE_MS;
+    let (total_users, top) = read(&state, move |c| {
+        let names = router_names(&all_routers(c)?);
+        let mut all = merge_by_mac(station_totals(c, Scope::Fleet, now - window, now)?);
+        let key = |m: &MacTotal| match sort_by {
+            "download" => m.download,
+            "upload" => m.upload,
+            _ => m.download.saturating_add(m.upload),
+        };
+        all.sort_by(|a, b| key(b).cmp(&key(a)).then_with(|| a.mac.cmp(&b.mac)));
+        let total = all.len();
+        let mut out = Vec::new();
+        for (i, m) in all
+            .iter()
+            .take(usize::try_from(limit).unwrap_or(20))
+            .enumerate()
+        {
+            let lease = lease_of(c, m)?;
+            let total_bytes = m.download.saturating_add(m.upload);
+            out.push(UserTraffic {
+                rank: i + 1,
+                username: username_of(&m.mac, &lease),
+                hostname: lease.hostname,
+                mac_address: m.mac.clone(),
+                ip_address: lease.ip,
+                devices: device_list(m, &names),
+                download_bytes: m.download,
+                upload_bytes: m.upload,
+                total_bytes,
+                download_mb: mib(m.download),
+                upload_mb: mib(m.upload),
+                total_mb: mib(total_bytes),
+                avg_download_mbps: avg_mbps(m.download, window),
+                avg_upload_mbps: avg_mbps(m.upload, window),
+                peak_download_mbps: mbps(m.max_down.unwrap_or(0) as f64),
+                peak_upload_mbps: mbps(m.max_up.unwrap_or(0) as f64),
+            });
+        }
+        Ok((total, out))
+    })
+    .await?;
+    ok(TopUsers {
+        period_minutes: minutes,
+        sort_by: sort_by.to_string(),
+        total_users,
+        top_users: top,
+    })
+}
+
+/// Station traffic of the whole network and per device.
+#[utoipa::path(get, path = "/api/bandwidth/monitoring/network-summary",
+    operation_id = "isp_bandwidth_monitoring_network_summary", tag = "isp",
+    params(("minutes" = Option<i64>, Query, description = "1 to 180, default 30")),
+    responses(
+        (status = 200, description = "Totals", body = Envelope<NetworkSummary>),
+        (status = 400, description = "Bad parameter", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ))]
+pub async fn network_summary(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<NetworkSummary> {
+    auth(&state, &headers).await?;
+    let p = Params::parse(q, &["minutes"])?;
+    let minutes = p.int("minutes", 30, 1, MAX_MINUTES_SHORT)?;
+    let now = now_ms();
+    let window = minutes * MINUTE_MS;
+    let (routers, totals) = read(&state, move |c| {
+        Ok((
+            all_routers(c)?,
+            station_totals(c, Scope::Fleet, now - window, now)?,
+        ))
+    })
+    .await?;
+    let mut per_router: HashMap<i64, (i64, i64, BTreeSet<&str>)> = HashMap::new();
+    for t in &totals {
+        let e = per_router.entry(t.router_id).or_default();
+        e.0 = e.0.saturating_add(t.download_bytes);
+        e.1 = e.1.saturating_add(t.upload_bytes);
+        e.2.insert(t.mac.as_str());
+    }
+    let devices: Vec<DeviceTraffic> = routers
+        .iter()
+        .map(|r| {
+            let (d, u, users) = per_router
+                .get(&r.id)
+                .map(|e| (e.0, e.1, e.2.len()))
+                .unwrap_or_default();
+            DeviceTraffic {
+                device_name: r.name.clone(),
+                connected: r.online(now),
+                download_bytes: d,
+                upload_bytes: u,
+                total_bytes: d.saturating_add(u),
+                avg_download_mbps: avg_mbps(d, window),
+                avg_upload_mbps: avg_mbps(u, window),
+                users,
+            }
+        })
+        .collect();
+    let down = totals
+        .iter()
+        .map(|t| t.download_bytes)
+        .fold(0, i64::saturating_add);
+    let up = totals
+        .iter()
+        .map(|t| t.upload_bytes)
+        .fold(0, i64::saturating_add);
+    let users: BTreeSet<&str> = totals.iter().map(|t| t.mac.as_str()).collect();
+    ok(NetworkSummary {
+        period_minutes: minutes,
+        total_download_bytes: down,
+        total_upload_bytes: up,
+        total_bytes: down.saturating_add(up),
+        total_download_mb: mib(down),
+        total_upload_mb: mib(up),
+        avg_download_mbps: avg_mbps(down, window),
+        avg_upload_mbps: avg_mbps(up, window),
+        peak_user_download_mbps: mbps(
+            totals
+                .iter()
+                .filter_map(|t| t.max_download_bps)
+                .max()
+                .unwrap_or(0) as f64,
+        ),
+        peak_user_upload_mbps: mbps(
+            totals
+                .iter()
+                .filter_map(|t| t.max_upload_bps)
+                .max()
+                .unwrap_or(0) as f64,
+        ),
+        active_users: users.len(),
+        devices_total: routers.len(),
+        devices_connected: routers.iter().filter(|r| r.online(now)).count(),
+        devices,
+    })
+}
+
+/// Users whose rate reached a threshold.
+#[utoipa::path(get, path = "/api/bandwidth/monitoring/alerts",
+    operation_id = "isp_bandwidth_monitoring_alerts", tag = "isp",
+    params(
+        ("threshold" = Option<f64>, Query, description = "Mbit/s, greater than 0 and at most 100000, default 50"),
+        ("minutes" = Option<i64>, Query, description = "1 to 180, default 30"),
+    ),
+    responses(
+        (status = 200, description = "One alert per user and direction at or over the threshold", body = Envelope<BandwidthAlerts>),
+        (status = 400, description = "Bad parameter", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ))]
+pub async fn alerts(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<BandwidthAlerts> {
+    auth(&state, &headers).await?;
+    let p = Params::parse(q, &["threshold", "minutes"])?;
+    let threshold = p.positive_number("threshold", 50.0, MAX_THRESHOLD_MBPS)?;
+    let minutes = p.int("minutes", 30, 1, MAX_MINUTES_SHORT)?;
+    let now = now_ms();
+    let window = minutes * MINUTE_MS;
+    let limit_bps = threshold * 1_000_000.0;
+    let mut alerts = read(&state, move |c| {
+        let names = router_names(&all_routers(c)?);
+        let mut out = Vec::new();
+        for m in merge_by_mac(station_totals(c, Scope::Fleet, now - window, now)?) {
+            let hits: Vec<(&str, i64, i64)> = [("download", m.max_down, m.download), ("upload", m.max_up, m.upload)]
+                .into_iter()
+                .filter_map(|(dir, peak, bytes)| peak.filter(|p| *p as f64 >= limit_bps).map(|p| (dir, p, bytes)))
+                .collect();
+            if hits.is_empty() {
+                continue;
+            }
+            let lease = lease_of(c, &m)?;
+            for (dir, peak, bytes) in hits {
+                let peak_mbps = mbps(peak as f64);
+                let severity = if peak as f64 >= 2.0 * limit_bps { "critical" } else { "warning" };
+                let username = username_of(&m.mac, &lease);
+                out.push(BandwidthAlert {
+                    message: format!("{username} reached {peak_mbps} Mbit/s {dir} (threshold {threshold} Mbit/s)"),
+                    username,
+                    hostname: lease.hostname.clone(),
+                    mac_address: m.mac.clone(),
+                    ip_address: lease.ip.clone(),
+                    devices: device_list(&m, &names),
+                    direction: dir.to_string(),
+                    peak_mbps,
+                    avg_mbps: avg_mbps(bytes, window),
+                    threshold_mbps: threshold,
+                    severity: severity.to_string(),
+                });
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    alerts.sort_by(|a, b| {
+        b.peak_mbps
+            .total_cmp(&a.peak_mbps)
+            .then_with(|| a.mac_address.cmp(&b.mac_address))
+            .then_with(|| a.direction.cmp(&b.direction))
+    });
+    ok(BandwidthAlerts {
+        threshold_mbps: threshold,
+        period_minutes: minutes,
+        total_alerts: alerts.len(),
+        alerts,
+    })
+}
+
+fn quality_of(signal: Option<i64>) -> &'static str {
+    match signal {
+        Some(s) if s >= -55 => "excellent",
+        Some(s) if s >= -65 => "good",
+        Some(s) if s >= -75 => "fair",
+        Some(_) => "poor",
+        None => "unknown",
+    }
+}
+
+/// Counter growth between two samples of one association, or since association when the
+/// station associated inside the window. (packets, retries, failed)
+pub fn window_counters(
+    first: Option<&StationRow>,
+    last: &StationRow,
+    window_ms: i64,
+) -> Option<(i64, i64, i64)> {
+    let triple = |s: &StationRow| Some((s.tx_packets?, s.tx_retries?, s.tx_failed?));
+    let now = triple(last)?;
+    let same_association = first.filter(|f| {
+        let span_s = last.ts_ms.saturating_sub(f.ts_ms) / 1000;
+        matches!((f.connected_s, last.connected_s), (Some(a), Some(b)) if b >= a && b.saturating_sub(a) + 2 >= span_s)
+    });
+    match same_association.and_then(triple) {
+        Some(then) if now.0 >= then.0 && now.1 >= then.1 && now.2 >= then.2 => {
+            Some((now.0 - then.0, now.1 - then.1, now.2 - then.2))
+        }
+        Some(_) => None,
+        None => last
+            .connected_s
+            .filter(|c| c.saturating_mul(1000) <= window_ms)
+            .map(|_| now),
+    }
+}
+
+fn percent(part: i64, whole: i64) -> Option<f64> {
+    (whole > 0).then(|| round(part as f64 * 100.0 / whole as f64, 2))
+}
+
+/// Wi-Fi link quality of the associated stations.
+#[utoipa::path(get, path = "/api/bandwidth/monitoring/quality",
+    operation_id = "isp_bandwidth_monitoring_quality", tag = "isp",
+    params(
+        ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60"),
+        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
+    ),
+    responses(
+        (status = 200, description = "Stations by device, interface and MAC", body = Envelope<QualityReport>),
+        (status = 400, description = "Bad parameter", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown user", body = ErrorEnvelope),
+    ))]
+pub async fn quality(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<QualityReport> {
+    auth(&state, &headers).await?;
+    let p = Params::parse(q, &["minutes", "username"])?;
+    let minutes = p.int("minutes", 60, 1, MAX_MINUTES_LONG)?;
+    let username = p.text("username")?;
+    let now = now_ms();
+    let window = minutes * MINUTE_MS;
+    let start = now - window;
+    let (name, stations) = read(&state, move |c| {
+        let user = username
+            .as_deref()
+            .map(|u| resolve_user(c, u))
+            .transpose()?;
+        let mut first_ts = c.prepare_cached(FIRST_TS_SQL).map_err(db)?;
+        let mut signal = c.prepare_cached(SIGNAL_SQL).map_err(db)?;
+        let mut out = Vec::new();
+        // Without a user: every station of the fleet, so one pass over the leases.
+        let book = if user.is_none() {
+            Some(LeaseBook::load(c)?)
+        } else {
+            None
+        };
+        for r in all_routers(c)?.iter().filter(|r| r.online(now)) {
+            let Some(last_ts) = r.last_report_ms else {
+                continue;
+            };
+            let last: Vec<StationRow> = stations_at(c, r.id, last_ts)?
+                .into_iter()
+                .filter(|s| user.as_ref().is_none_or(|u| u.macs.contains(&s.mac)))
+                .collect();
+            if last.is_empty() {
+                continue;
+            }
+            let first_at: Option<i64> = first_ts
+                .query_row(params![r.id, start], |x| x.get(0))
+                .map_err(db)?;
+            let first: Vec<StationRow> = match first_at {
+                Some(t) if t < last_ts => stations_at(c, r.id, t)?,
+                _ => Vec::new(),
+            };
+            for s in last {
+                let before = first.iter().find(|f| f.mac == s.mac && f.iface == s.iface);
+                let counters = window_counters(before, &s, window);
+                let (smin, smax, smean) = if user.is_some() {
+                    signal
+                        .query_row(params![s.mac, start, r.id, s.iface], |x| {
+                            Ok((
+                                x.get::<_, Option<i64>>(0)?,
+                                x.get::<_, Option<i64>>(1)?,
+                                x.get::<_, Option<f64>>(2)?,
+                            ))
+                        })
+                        .map_err(db)?
+                } else {
+                    (None, None, None)
+                };
+                let lease = match &book {
+                    Some(b) => b.get(&s.mac, Some(r.id)),
+                    None => lease_for_mac(c, &s.mac, Some(r.id))?,
+                };
+                let sig = s.signal_avg_dbm.or(s.signal_dbm);
+                out.push(StationQuality {
+                    username: username_of(&s.mac, &lease),
+                    hostname: lease.hostname,
+                    mac_address: s.mac.clone(),
+                    ip_address: lease.ip,
+                    device_name: r.name.clone(),
+                    interface: s.iface.clone(),
+                    ssid: s.ssid.clone(),
+                    signal_dbm: s.signal_dbm,
+                    signal_avg_dbm: s.signal_avg_dbm,
+                    signal_min_dbm: smin,
+                    signal_max_dbm: smax,
+                    signal_mean_dbm: smean.map(|v| round(v, 1)),
+                    inactive_time_ms: s.inactive_ms,
+                    connected_seconds: s.connected_s,
+                    tx_bitrate_mbps: s.tx_bitrate_kbps.map(|k| round(k as f64 / 1000.0, 1)),
+                    rx_bitrate_mbps: s.rx_bitrate_kbps.map(|k| round(k as f64 / 1000.0, 1)),
+                    expected_throughput_mbps: s
+                        .expected_throughput_kbps
+                        .map(|k| round(k as f64 / 1000.0, 1)),
+                    tx_packets: counters.map(|c| c.0),
+                    tx_retries: counters.map(|c| c.1),
+                    tx_failed: counters.map(|c| c.2),
+                    retry_rate_percent: counters.and_then(|c| percent(c.1, c.0)),
+                    packet_loss_percent: counters
+                        .and_then(|c| percent(c.2, c.0.saturating_add(c.2))),
+                    latency_ms: None,
+                    quality: quality_of(sig).to_string(),
+                });
+            }
+        }
+        Ok((user.map(|u| u.username), out))
+    })
+    .await?;
+    let signals: Vec<i64> = stations
+        .iter()
+        .filter_map(|s| s.signal_avg_dbm.or(s.signal_dbm))
+        .collect();
+    let rates: Vec<f64> = stations
+        .iter()
+        .filter_map(|s| s.retry_rate_percent)
+        .collect();
+    let count = |q: &str| stations.iter().filter(|s| s.quality == q).count();
+    let summary = QualitySummary {
+        stations: stations.len(),
+        avg_signal_dbm: (!signals.is_empty())
+            .then(|| round(signals.iter().sum::<i64>() as f64 / signals.len() as f64, 1)),
+        weak_signal_stations: signals.iter().filter(|s| **s < -75).count(),
+        total_tx_retries: stations
+            .iter()
+            .filter_map(|s| s.tx_retries)
+            .fold(0, i64::saturating_add),
+        total_tx_failed: stations
+            .iter()
+            .filter_map(|s| s.tx_failed)
+            .fold(0, i64::saturating_add),
+        avg_retry_rate_percent: (!rates.is_empty())
+            .then(|| round(rates.iter().sum::<f64>() / rates.len() as f64, 2)),
+        excellent: count("excellent"),
+        good: count("good"),
+        fair: count("fair"),
+        poor: count("poor"),
+    };
+    ok(QualityReport {
+        period_minutes: minutes,
+        username: name,
+        summary,
+        stations,
+    })
+}
+
+/// Bandwidth service health (no key needed).
+#[utoipa::path(get, path = "/api/bandwidth/health",
+    operation_id = "isp_bandwidth_health", tag = "isp",
+    responses((status = 200, description = "Reporting devices and stations", body = Envelope<BandwidthHealth>)))]
+pub async fn health(
+    State(state): State<ApiState>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<BandwidthHealth> {
+    Params::parse(q, &[])?;
+    let now = now_ms();
+    let routers = read(&state, all_routers).await?;
+    let reporting: Vec<&super::RouterInfo> = routers.iter().filter(|r| r.online(now)).collect();
+    ok(BandwidthHealth {
+        status: if !routers.is_empty() && reporting.is_empty() {
+            "degraded"
+        } else {
+            "healthy"
+        }
+        .to_string(),
+        service: "bandwidth".to_string(),
+        devices_total: routers.len(),
+        devices_reporting: reporting.len(),
+        active_stations: reporting
+            .iter()
+            .filter_map(|r| r.station_count)
+            .fold(0, i64::saturating_add),
+        latest_report_at: routers
+            .iter()
+            .filter_map(|r| r.last_report_ms)
+            .max()
+            .and_then(iso_ms),
+    })
+}

@@ -1,0 +1,818 @@
+//! Devices (routers) and users (client hosts): `/api/devices`, `/api/devices/status`,
+//! `/api/devices/{name}/currentstatus`, `/api/interfaces`, `/api/users/active`,
+//! `/api/users/{name}/stats`.
+//!
+//! A device's "VPN connection" is an OpenVPN client session whose common name is the device's
+//! name, on any router's OpenVPN server (as a router dialling the middleware's VPN would be).
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{
+    all_routers, auth, db, device_filter, iso_ms, lease_for_mac, mib, ok, path_name,
+    plain_datetime_s, read, resolve_user, round, router_by_name, routeros_uptime, station_totals,
+    username_of, Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo, Scope,
+    MAX_IDENTITIES,
+};
+use crate::api::ApiState;
+
+/// `data` of `GET /api/devices`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::DeviceList)]
+pub struct DeviceList {
+    pub devices: Vec<Device>,
+    pub total_devices: usize,
+    /// Devices heard from within the last 5 minutes.
+    pub connected_devices: usize,
+}
+
+/// One router.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::Device)]
+pub struct Device {
+    pub name: String,
+    /// The router's hostname (agents push to the collector; the router's address is not known).
+    pub host: String,
+    /// Always null: there is no management port, the agent connects to the collector.
+    pub port: Option<u16>,
+    /// Always true: agents report over mutual TLS.
+    pub use_ssl: bool,
+    /// Not revoked and heard from within the last 5 minutes.
+    pub connected: bool,
+    pub system_info: SystemInfo,
+    pub site: Option<String>,
+    pub model: Option<String>,
+    pub agent_version: Option<String>,
+    pub revoked: bool,
+    /// When the collector last heard from the router.
+    pub last_seen: Option<String>,
+}
+
+/// System facts of a router's newest report (RouterOS-style strings, as the middleware gives).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::SystemInfo)]
+pub struct SystemInfo {
+    /// Like `2w3d4h15m10s`.
+    pub uptime: Option<String>,
+    /// OpenWrt release, like `23.05.3`.
+    pub version: Option<String>,
+    /// CPU busy percent over the last report interval, like `5`.
+    pub cpu_load: Option<String>,
+    /// Available memory in bytes.
+    pub free_memory: Option<String>,
+    /// Total memory in bytes.
+    pub total_memory: Option<String>,
+}
+
+/// VPN state of one device (`GET /api/devices/status`, `/currentstatus`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::DeviceStatus)]
+pub struct DeviceStatus {
+    pub device_name: String,
+    /// The device itself is reporting (heard from within 5 minutes, not revoked).
+    pub connected: bool,
+    /// An OpenVPN session with the device's name as common name is in the newest report of an
+    /// online router.
+    pub vpn_connected: bool,
+    /// The newest such session (also when it has ended); null when none was ever seen.
+    pub vpn_connection_info: Option<VpnConnectionInfo>,
+    pub last_seen: Option<String>,
+}
+
+/// One OpenVPN session of a device, as its server reports it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::VpnConnectionInfo)]
+pub struct VpnConnectionInfo {
+    pub real_address: String,
+    pub virtual_address: Option<String>,
+    /// Received by the server from the device.
+    pub bytes_received: i64,
+    /// Sent by the server to the device.
+    pub bytes_sent: i64,
+    /// `YYYY-MM-DD HH:MM:SS` UTC.
+    pub connected_since: Option<String>,
+    /// The router running the OpenVPN server.
+    pub server_device: String,
+    /// The server instance (status file name).
+    pub instance: String,
+    /// The time of the report the session was last seen in.
+    pub last_seen: Option<String>,
+}
+
+/// `data` of `GET /api/interfaces`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::InterfaceList)]
+pub struct InterfaceList {
+    pub interfaces: Vec<InterfaceStat>,
+    pub total_interfaces: usize,
+}
+
+/// Counters of one network interface in a router's newest report (/proc/net/dev).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::InterfaceStat)]
+pub struct InterfaceStat {
+    pub device_name: String,
+    pub name: String,
+    /// `wifi`, `ethernet`, `bridge`, `pppoe`, `wireguard`, `tunnel`, `loopback`, `other`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub rx_bytes: i64,
+    pub tx_bytes: i64,
+    pub rx_packets: i64,
+    pub tx_packets: i64,
+    pub rx_errors: i64,
+    pub tx_errors: i64,
+    pub rx_drops: i64,
+    pub tx_drops: i64,
+    /// Receive rate over the last report interval; null without a previous sample.
+    pub rx_bps: Option<i64>,
+    pub tx_bps: Option<i64>,
+    /// Wi-Fi settings when `iw dev` lists the interface.
+    pub wireless: Option<WirelessInfo>,
+    pub sampled_at: Option<String>,
+}
+
+/// `iw dev` facts of a wireless interface.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::WirelessInfo)]
+pub struct WirelessInfo {
+    /// `AP`, `mesh point`, `managed`, ...
+    pub mode: String,
+    pub ssid: Option<String>,
+    pub channel: Option<i64>,
+    pub frequency_mhz: Option<i64>,
+    pub width_mhz: Option<i64>,
+    pub txpower_dbm: Option<f64>,
+}
+
+/// `data` of `GET /api/users/active`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::ActiveUsers)]
+pub struct ActiveUsers {
+    pub active_users: Vec<ActiveUser>,
+    pub active_users_count: usize,
+}
+
+/// One associated Wi-Fi station. Download is what the access point sent to it (its tx
+/// counter), upload what it sent (its rx counter).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = isp::ActiveUser)]
+pub struct ActiveUser {
+    /// DHCP lease hostname, else the MAC.
+    pub username: String,
+    pub hostname: Option<String>,
+    pub mac_address: String,
+    /// From the DHCP lease; null without one.
+    pub ip_address: Option<String>,
+    pub device_name: String,
+    pub interface: String,
+    pub ssid: Option<String>,
+    pub signal_dbm: Option<i64>,
+    pub signal_avg_dbm: Option<i64>,
+    pub connected_seconds: Option<i64>,
+    pub inactive_ms: Option<i64>,
+    pub tx_bitrate_mbps: Option<f64>,
+    pub rx_bitrate_mbps: Option<f64>,
+    /// Bytes sent to the station since it associated.
+    pub bytes_downloaded: Option<i64>,
+    /// Bytes received from the station since it associated.
+    pub bytes_uploaded: Option<i64>,
+    pub download_bps: Option<i64>,
+    pub upload_bps: Option<i64>,
+    /// True when the station is in the newest report of a connected device.
+    pub is_active: bool,
+    pub last_seen: Option<String>,
+}
+
+/// `data` of `GET /api/users/{name}/stats`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::UserStats)]
+pub struct UserStats {
+    pub username: String,
+    pub hostname: Option<String>,
+    /// Every MAC counted for this user (all MACs leased under the hostname).
+    pub mac_addresses: Vec<String>,
+    pub ip_address: Option<String>,
+    /// The `device` filter, when given.
+    pub device: Option<String>,
+    pub is_active: bool,
+    /// Where the user is associated now; when nowhere, its last sighting (`is_active` false).
+    pub sessions: Vec<ActiveUser>,
+    pub usage: UserUsage,
+}
+
+/// Traffic of a user over fixed windows ending now.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::UserUsage)]
+pub struct UserUsage {
+    pub last_hour: Usage,
+    pub last_24h: Usage,
+    pub last_7d: Usage,
+}
+
+/// Bytes and peak rates over a window.
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[schema(as = isp::Usage)]
+pub struct Usage {
+    pub download_bytes: i64,
+    pub upload_bytes: i64,
+    pub total_bytes: i64,
+    pub total_mb: f64,
+    /// Highest per-sample rate of any of the user's stations.
+    pub peak_download_mbps: f64,
+    pub peak_upload_mbps: f64,
+}
+
+/// A station sample row (the columns of [`STATION_COLS`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StationRow {
+    pub router_id: i64,
+    pub ts_ms: i64,
+    pub iface: String,
+    pub mac: String,
+    pub ssid: Option<String>,
+    pub signal_dbm: Option<i64>,
+    pub signal_avg_dbm: Option<i64>,
+    pub rx_bytes: Option<i64>,
+    pub tx_bytes: Option<i64>,
+    pub rx_packets: Option<i64>,
+    pub tx_packets: Option<i64>,
+    pub rx_bps: Option<i64>,
+    pub tx_bps: Option<i64>,
+    pub tx_retries: Option<i64>,
+    pub tx_failed: Option<i64>,
+    pub inactive_ms: Option<i64>,
+    pub connected_s: Option<i64>,
+    pub tx_bitrate_kbps: Option<i64>,
+    pub rx_bitrate_kbps: Option<i64>,
+    pub expected_throughput_kbps: Option<i64>,
+}
+
+/// The columns [`station_row`] reads, table alias `s`.
+pub const STATION_COLS: &str = "s.router_id, s.ts_ms, s.iface, s.mac, s.ssid, s.signal_dbm, s.signal_avg_dbm, \
+     s.rx_bytes, s.tx_bytes, s.rx_packets, s.tx_packets, s.rx_bps, s.tx_bps, s.tx_retries, s.tx_failed, \
+     s.inactive_ms, s.connected_s, s.tx_bitrate_kbps, s.rx_bitrate_kbps, s.expected_throughput_kbps";
+
+/// Reads a row selected with [`STATION_COLS`].
+pub fn station_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StationRow> {
+    Ok(StationRow {
+        router_id: r.get(0)?,
+        ts_ms: r.get(1)?,
+        iface: r.get(2)?,
+        mac: r.get(3)?,
+        ssid: r.get(4)?,
+        signal_dbm: r.get(5)?,
+        signal_avg_dbm: r.get(6)?,
+        rx_bytes: r.get(7)?,
+        tx_bytes: r.get(8)?,
+        rx_packets: r.get(9)?,
+        tx_packets: r.get(10)?,
+        rx_bps: r.get(11)?,
+        tx_bps: r.get(12)?,
+        tx_retries: r.get(13)?,
+        tx_failed: r.get(14)?,
+        inactive_ms: r.get(15)?,
+        connected_s: r.get(16)?,
+        tx_bitrate_kbps: r.get(17)?,
+        rx_bitrate_kbps: r.get(18)?,
+        expected_throughput_kbps: r.get(19)?,
+    })
+}
+
+fn stations_at_sql() -> String {
+    format!("SELECT {STATION_COLS} FROM station_samples s WHERE s.router_id = ?1 AND s.ts_ms = ?2 ORDER BY s.iface, s.mac")
+}
+
+/// The stations in a router's report at `ts_ms` (its newest report: `last_report_ms`).
+pub fn stations_at(
+    conn: &Connection,
+    router_id: i64,
+    ts_ms: i64,
+) -> Result<Vec<StationRow>, IspError> {
+    let mut st = conn.prepare_cached(&stations_at_sql()).map_err(db)?;
+    let rows = st
+        .query_map(params![router_id, ts_ms], station_row)
+        .map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
+}
+
+fn kbps_to_mbps(v: Option<i64>) -> Option<f64> {
+    v.map(|k| round(k as f64 / 1000.0, 1))
+}
+
+/// An [`ActiveUser`] from a station row, its lease and its router's name.
+pub fn active_user(
+    s: &StationRow,
+    device_name: &str,
+    lease: super::LeaseInfo,
+    is_active: bool,
+) -> ActiveUser {
+    ActiveUser {
+        username: username_of(&s.mac, &lease),
+        hostname: lease.hostname,
+        mac_address: s.mac.clone(),
+        ip_address: lease.ip,
+        device_name: device_name.to_string(),
+        interface: s.iface.clone(),
+        ssid: s.ssid.clone(),
+        signal_dbm: s.signal_dbm,
+        signal_avg_dbm: s.signal_avg_dbm,
+        connected_seconds: s.connected_s,
+        inactive_ms: s.inactive_ms,
+        tx_bitrate_mbps: kbps_to_mbps(s.tx_bitrate_kbps),
+        rx_bitrate_mbps: kbps_to_mbps(s.rx_bitrate_kbps),
+        bytes_downloaded: s.tx_bytes,
+        bytes_uploaded: s.rx_bytes,
+        download_bps: s.tx_bps,
+        upload_bps: s.rx_bps,
+        is_active,
+        last_seen: iso_ms(s.ts_ms),
+    }
+}
+
+fn device(r: &RouterInfo, now: i64) -> Device {
+    let kb_bytes = |kb: Option<i64>| kb.map(|k| k.saturating_mul(1024).to_string());
+    Device {
+        name: r.name.clone(),
+        host: r.hostname.clone(),
+        port: None,
+        use_ssl: true,
+        connected: r.online(now),
+        system_info: SystemInfo {
+            uptime: r
+                .uptime_s
+                .and_then(|u| u64::try_from(u).ok())
+                .map(routeros_uptime),
+            version: r.release.clone(),
+            cpu_load: r.cpu_permille.map(|p| format!("{}", (p + 5) / 10)),
+            free_memory: kb_bytes(r.mem_available_kb),
+            total_memory: kb_bytes(r.mem_total_kb),
+        },
+        site: r.site.clone(),
+        model: r.model.clone(),
+        agent_version: r.agent_version.clone(),
+        revoked: r.revoked,
+        last_seen: r.last_seen_ms.and_then(iso_ms),
+    }
+}
+
+/// List all devices (routers).
+#[utoipa::path(get, path = "/api/devices",
+    operation_id = "isp_devices", tag = "isp",
+    responses(
+        (status = 200, description = "Every enrolled router", body = Envelope<DeviceList>),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 403, description = "Key role too low", body = ErrorEnvelope),
+    ))]
+pub async fn list(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<DeviceList> {
+    auth(&state, &headers).await?;
+    Params::parse(q, &[])?;
+    let now = super::now_ms();
+    let routers = read(&state, all_routers).await?;
+    let devices: Vec<Device> = routers.iter().map(|r| device(r, now)).collect();
+    let connected_devices = devices.iter().filter(|d| d.connected).count();
+    ok(DeviceList {
+        total_devices: devices.len(),
+        connected_devices,
+        devices,
+    })
+}
+
+const VPN_LINK_SQL: &str =
+    "SELECT router_id, ts_ms, instance, real_address, virtual_address, rx_bytes, tx_bytes, \
+     connected_since FROM ovpn_client_samples WHERE common_name = ?1 \
+     AND ts_ms = (SELECT max(ts_ms) FROM ovpn_client_samples WHERE common_name = ?1) \
+     ORDER BY connected_since DESC, router_id LIMIT 1";
+
+/// The newest OpenVPN session whose common name is `name`, and whether it is connected now.
+fn vpn_link(
+    conn: &Connection,
+    name: &str,
+    routers: &HashMap<i64, RouterInfo>,
+    now: i64,
+) -> Result<(bool, Option<VpnConnectionInfo>), IspError> {
+    let mut st = conn.prepare_cached(VPN_LINK_SQL).map_err(db)?;
+    let row = st
+        .query_map([name], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+            ))
+        })
+        .map_err(db)?
+        .next()
+        .transpose()
+        .map_err(db)?;
+    let Some((router_id, ts, instance, real_address, virtual_address, rx, tx, since)) = row else {
+        return Ok((false, None));
+    };
+    let server = routers.get(&router_id);
+    let connected = server.is_some_and(|s| s.online(now) && s.last_report_ms == Some(ts));
+    let info = VpnConnectionInfo {
+        real_address,
+        virtual_address,
+        bytes_received: rx,
+        bytes_sent: tx,
+        connected_since: since.and_then(plain_datetime_s),
+        server_device: server.map(|s| s.name.clone()).unwrap_or_default(),
+        instance,
+        last_seen: iso_ms(ts),
+    };
+    Ok((connected, Some(info)))
+}
+
+fn device_status(
+    conn: &Connection,
+    r: &RouterInfo,
+    routers: &HashMap<i64, RouterInfo>,
+    now: i64,
+) -> Result<DeviceStatus, IspError> {
+    let (vpn_connected, info) = vpn_link(conn, &r.name, routers, now)?;
+    Ok(DeviceStatus {
+        device_name: r.name.clone(),
+        connected: r.online(now),
+        vpn_connected,
+        vpn_connection_info: info,
+        last_seen: r.last_seen_ms.and_then(iso_ms),
+    })
+}
+
+/// VPN status of several devices.
+#[utoipa::path(get, path = "/api/devices/status",
+    operation_id = "isp_devices_status", tag = "isp",
+    params(("identities" = String, Query, description = "Comma-separated device names (1 to 100)")),
+    responses(
+        (status = 200, description = "One entry per named device, in the order given", body = Envelope<Vec<DeviceStatus>>),
+        (status = 400, description = "Missing or bad identities", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "A named device is unknown", body = ErrorEnvelope),
+    ))]
+pub async fn status(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<Vec<DeviceStatus>> {
+    auth(&state, &headers).await?;
+    let p = Params::parse(q, &["identities"])?;
+    let raw = p
+        .text_max("identities", MAX_IDENTITIES * (super::MAX_TEXT_CHARS + 1))?
+        .unwrap_or_default();
+    let mut names: Vec<String> = Vec::new();
+    for n in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if n.chars().count() > super::MAX_TEXT_CHARS {
+            return Err(IspError::bad_request(
+                "each name in identities must be at most 253 characters",
+            ));
+        }
+        if !names.iter().any(|x| x.eq_ignore_ascii_case(n)) {
+            names.push(n.to_string());
+        }
+    }
+    if names.is_empty() {
+        return Err(IspError::bad_request(
+            "identities is required: comma-separated device names",
+        ));
+    }
+    if names.len() > MAX_IDENTITIES {
+        return Err(IspError::bad_request(format!(
+            "identities may name at most {MAX_IDENTITIES} devices"
+        )));
+    }
+    let now = super::now_ms();
+    let out = read(&state, move |c| {
+        let routers = all_routers(c)?;
+        let mut picked = Vec::new();
+        let mut unknown = Vec::new();
+        for n in &names {
+            match routers.iter().find(|r| r.name.eq_ignore_ascii_case(n)) {
+                Some(r) => picked.push(r.clone()),
+                None => unknown.push(n.clone()),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(IspError::not_found(format!(
+                "unknown device(s): {}",
+                unknown.join(", ")
+            )));
+        }
+        let by_id: HashMap<i64, RouterInfo> = routers.into_iter().map(|r| (r.id, r)).collect();
+        picked
+            .iter()
+            .map(|r| device_status(c, r, &by_id, now))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    ok(out)
+}
+
+/// VPN status of one device.
+#[utoipa::path(get, path = "/api/devices/{name}/currentstatus",
+    operation_id = "isp_devices_name_currentstatus", tag = "isp",
+    params(("name" = String, Path, description = "Device (router) name")),
+    responses(
+        (status = 200, description = "The device's VPN state", body = Envelope<DeviceStatus>),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown device", body = ErrorEnvelope),
+    ))]
+pub async fn current_status(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<DeviceStatus> {
+    auth(&state, &headers).await?;
+    let name = path_name(name, "device name")?;
+    Params::parse(q, &[])?;
+    let now = super::now_ms();
+    let out = read(&state, move |c| {
+        let r = router_by_name(c, &name)?;
+        let routers: HashMap<i64, RouterInfo> =
+            all_routers(c)?.into_iter().map(|r| (r.id, r)).collect();
+        device_status(c, &r, &routers, now)
+    })
+    .await?;
+    ok(out)
+}
+
+const IFACES_SQL: &str = "SELECT name, kind, rx_bytes, tx_bytes, rx_packets, tx_packets, rx_errs, tx_errs, rx_drop, \
+     tx_drop, rx_bps, tx_bps FROM interface_samples WHERE router_id = ?1 AND ts_ms = ?2 ORDER BY name";
+const WIFI_SQL: &str =
+    "SELECT name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm FROM wireless_interfaces WHERE router_id = ?1";
+
+/// Interface counters of the newest report of each device (or of one).
+#[utoipa::path(get, path = "/api/interfaces",
+    operation_id = "isp_interfaces", tag = "isp",
+    params(("device" = Option<String>, Query, description = "Only this device")),
+    responses(
+        (status = 200, description = "Interfaces by device and name", body = Envelope<InterfaceList>),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown device", body = ErrorEnvelope),
+    ))]
+pub async fn interfaces(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<InterfaceList> {
+    auth(&state, &headers).await?;
+    let p = Params::parse(q, &["device"])?;
+    let device = p.text("device")?;
+    let out = read(&state, move |c| {
+        let routers = match device_filter(c, device.as_deref())? {
+            Some(r) => vec![r],
+            None => all_routers(c)?,
+        };
+        let mut ifaces = c.prepare_cached(IFACES_SQL).map_err(db)?;
+        let mut wifi = c.prepare_cached(WIFI_SQL).map_err(db)?;
+        let mut out = Vec::new();
+        for r in &routers {
+            let Some(ts) = r.last_report_ms else { continue };
+            let wireless: HashMap<String, WirelessInfo> = wifi
+                .query_map([r.id], |w| {
+                    Ok((
+                        w.get::<_, String>(0)?,
+                        WirelessInfo {
+                            mode: w.get(1)?,
+                            ssid: w.get(2)?,
+                            channel: w.get(3)?,
+                            frequency_mhz: w.get(4)?,
+                            width_mhz: w.get(5)?,
+                            txpower_dbm: w.get(6)?,
+                        },
+                    ))
+                })
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            let mut wireless = wireless;
+            let rows = ifaces
+                .query_map(params![r.id, ts], |i| {
+                    Ok(InterfaceStat {
+                        device_name: r.name.clone(),
+                        name: i.get(0)?,
+                        kind: i.get(1)?,
+                        rx_bytes: i.get(2)?,
+                        tx_bytes: i.get(3)?,
+                        rx_packets: i.get(4)?,
+                        tx_packets: i.get(5)?,
+                        rx_errors: i.get(6)?,
+                        tx_errors: i.get(7)?,
+                        rx_drops: i.get(8)?,
+                        tx_drops: i.get(9)?,
+                        rx_bps: i.get(10)?,
+                        tx_bps: i.get(11)?,
+                        wireless: None,
+                        sampled_at: iso_ms(ts),
+                    })
+                })
+                .map_err(db)?;
+            for row in rows {
+                let mut row = row.map_err(db)?;
+                row.wireless = wireless.remove(&row.name);
+                out.push(row);
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    ok(InterfaceList {
+        total_interfaces: out.len(),
+        interfaces: out,
+    })
+}
+
+/// Stations associated now: those in the newest report of every connected device.
+#[utoipa::path(get, path = "/api/users/active",
+    operation_id = "isp_users_active", tag = "isp",
+    params(("device" = Option<String>, Query, description = "Only this device")),
+    responses(
+        (status = 200, description = "Associated stations by device, interface and MAC", body = Envelope<ActiveUsers>),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown device", body = ErrorEnvelope),
+    ))]
+pub async fn active_users(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<ActiveUsers> {
+    auth(&state, &headers).await?;
+    let p = Params::parse(q, &["device"])?;
+    let device = p.text("device")?;
+    let now = super::now_ms();
+    let out = read(&state, move |c| {
+        let routers = match device_filter(c, device.as_deref())? {
+            Some(r) => vec![r],
+            None => all_routers(c)?,
+        };
+        // The whole fleet: one pass over the leases instead of a lookup per station.
+        let book = if routers.len() > 1 {
+            Some(super::LeaseBook::load(c)?)
+        } else {
+            None
+        };
+        let mut out = Vec::new();
+        for r in routers.iter().filter(|r| r.online(now)) {
+            let Some(ts) = r.last_report_ms else { continue };
+            for s in stations_at(c, r.id, ts)? {
+                let lease = match &book {
+                    Some(b) => b.get(&s.mac, Some(r.id)),
+                    None => lease_for_mac(c, &s.mac, Some(r.id))?,
+                };
+                out.push(active_user(&s, &r.name, lease, true));
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    ok(ActiveUsers {
+        active_users_count: out.len(),
+        active_users: out,
+    })
+}
+
+fn usage(totals: &[super::StationTotal]) -> Usage {
+    let download: i64 = totals
+        .iter()
+        .map(|t| t.download_bytes)
+        .fold(0, i64::saturating_add);
+    let upload: i64 = totals
+        .iter()
+        .map(|t| t.upload_bytes)
+        .fold(0, i64::saturating_add);
+    let peak = |f: fn(&super::StationTotal) -> Option<i64>| {
+        totals.iter().filter_map(f).max().unwrap_or(0) as f64
+    };
+    Usage {
+        download_bytes: download,
+        upload_bytes: upload,
+        total_bytes: download.saturating_add(upload),
+        total_mb: mib(download.saturating_add(upload)),
+        peak_download_mbps: super::mbps(peak(|t| t.max_download_bps)),
+        peak_upload_mbps: super::mbps(peak(|t| t.max_upload_bps)),
+    }
+}
+
+/// A MAC in the newest report of every router: `?1` MAC, `?2` router id or NULL.
+fn user_now_sql() -> String {
+    format!(
+        "SELECT {STATION_COLS} FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
+         AND s.ts_ms = r.last_report_ms WHERE +s.mac = ?1 AND (?2 IS NULL OR r.id = ?2) ORDER BY r.name, s.iface"
+    )
+}
+
+/// The newest sample of a MAC: `?1` MAC, `?2` router id or NULL.
+fn user_last_sql() -> String {
+    format!(
+        "SELECT {STATION_COLS} FROM station_samples s WHERE s.mac = ?1 AND (?2 IS NULL OR s.router_id = ?2) \
+         ORDER BY s.ts_ms DESC LIMIT 1"
+    )
+}
+
+/// The queries of this module, for plan checks.
+#[cfg(test)]
+pub(crate) fn queries() -> Vec<(&'static str, String)> {
+    vec![
+        ("stations_at", stations_at_sql()),
+        ("vpn_link", VPN_LINK_SQL.to_string()),
+        ("interfaces", IFACES_SQL.to_string()),
+        ("wireless", WIFI_SQL.to_string()),
+        ("user_now", user_now_sql()),
+        ("user_last", user_last_sql()),
+    ]
+}
+
+/// Traffic and association of one user (hostname or MAC).
+#[utoipa::path(get, path = "/api/users/{name}/stats",
+    operation_id = "isp_users_name_stats", tag = "isp",
+    params(
+        ("name" = String, Path, description = "DHCP lease hostname (case-insensitive) or MAC address"),
+        ("device" = Option<String>, Query, description = "Only traffic through this device"),
+    ),
+    responses(
+        (status = 200, description = "The user's sessions and traffic", body = Envelope<UserStats>),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown user or device", body = ErrorEnvelope),
+    ))]
+pub async fn user_stats(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<UserStats> {
+    auth(&state, &headers).await?;
+    let name = path_name(name, "user name")?;
+    let p = Params::parse(q, &["device"])?;
+    let device = p.text("device")?;
+    let now = super::now_ms();
+    let out = read(&state, move |c| {
+        let filter = device_filter(c, device.as_deref())?;
+        let user = resolve_user(c, &name)?;
+        let routers = all_routers(c)?;
+        let names = super::router_names(&routers);
+        let router_id = filter.as_ref().map(|r| r.id);
+        let mut now_st = c.prepare_cached(&user_now_sql()).map_err(db)?;
+        let mut last_st = c.prepare_cached(&user_last_sql()).map_err(db)?;
+        let online: HashMap<i64, bool> = routers.iter().map(|r| (r.id, r.online(now))).collect();
+        let mut sessions = Vec::new();
+        for mac in &user.macs {
+            let current: Vec<StationRow> = now_st
+                .query_map(params![mac, router_id], station_row)
+                .map_err(db)?
+                .collect::<Result<_, _>>()
+                .map_err(db)?;
+            let active: Vec<StationRow> = current
+                .into_iter()
+                .filter(|s| online.get(&s.router_id).copied().unwrap_or(false))
+                .collect();
+            let (rows, is_active) = if active.is_empty() {
+                let last: Vec<StationRow> = last_st
+                    .query_map(params![mac, router_id], station_row)
+                    .map_err(db)?
+                    .collect::<Result<_, _>>()
+                    .map_err(db)?;
+                (last, false)
+            } else {
+                (active, true)
+            };
+            for s in rows {
+                let lease = lease_for_mac(c, &s.mac, Some(s.router_id))?;
+                let dev = names.get(&s.router_id).cloned().unwrap_or_default();
+                sessions.push(active_user(&s, &dev, lease, is_active));
+            }
+        }
+        let scope = Scope::Macs(&user.macs, router_id);
+        let hour = 3_600_000;
+        let usage = UserUsage {
+            last_hour: usage(&station_totals(c, scope, now - hour, now)?),
+            last_24h: usage(&station_totals(c, scope, now - 24 * hour, now)?),
+            last_7d: usage(&station_totals(c, scope, now - 7 * 24 * hour, now)?),
+        };
+        Ok(UserStats {
+            is_active: sessions.iter().any(|s| s.is_active),
+            username: user.username,
+            hostname: user.hostname,
+            mac_addresses: user.macs.clone(),
+            ip_address: user.ip,
+            device: filter.map(|r| r.name),
+            sessions,
+            usage,
+        })
+    })
+    .await?;
+    ok(out)
+}

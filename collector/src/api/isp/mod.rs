@@ -1,0 +1,824 @@
+//! Route group `isp`: the routes of an ISP middleware (devices, VPN, bandwidth) served over the
+//! fleet's data. A "device" is an enrolled router; a "user" is a client host, named by the
+//! hostname of its DHCP lease, else by its MAC address.
+//!
+//! - [`devices`]: `/api/devices`, `/api/devices/status`, `/api/devices/{name}/currentstatus`,
+//!   `/api/interfaces`, `/api/users/active`, `/api/users/{name}/stats`
+//! - [`vpn`]: `/api/vpn/...` from the OpenVPN status files of every router
+//! - [`bandwidth`]: `/api/bandwidth/...` from the Wi-Fi station counters
+//!
+//! Every answer uses the middleware's envelope: `{"success": true, "data": ..., "timestamp"}`,
+//! or `{"success": false, "error": "...", "timestamp"}` with the status (400 bad input, 401/403
+//! authentication, 404 unknown device/user/client, 500 database trouble). Health routes are open;
+//! the others need a read key. docs/api/isp.md describes fields, sources and gaps.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use serde_json::json;
+
+use routerstats_shared::model::MacAddr;
+
+use super::{readpool, require_role, with_read, ApiError, ApiState};
+use crate::store::{bucket_start, BUCKET_1H_MS};
+use crate::tokens::Role;
+
+pub mod bandwidth;
+pub mod devices;
+pub mod vpn;
+
+#[cfg(test)]
+mod tests;
+
+/// A router whose last report arrived within this window counts as connected (online).
+pub const ONLINE_WINDOW_MS: i64 = 5 * 60 * 1000;
+/// Longest accepted text parameter (names, usernames), in characters.
+pub const MAX_TEXT_CHARS: usize = 253;
+/// Most device names accepted by `identities`.
+pub const MAX_IDENTITIES: usize = 100;
+
+/// The routes of this group.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/devices", get(devices::list))
+        .route("/api/devices/status", get(devices::status))
+        .route(
+            "/api/devices/{name}/currentstatus",
+            get(devices::current_status),
+        )
+        .route("/api/interfaces", get(devices::interfaces))
+        .route("/api/users/active", get(devices::active_users))
+        .route("/api/users/{name}/stats", get(devices::user_stats))
+        .route("/api/vpn/status", get(vpn::status))
+        .route("/api/vpn/clients", get(vpn::clients))
+        .route("/api/vpn/clients/connected", get(vpn::connected))
+        .route("/api/vpn/clients/{name}/details", get(vpn::details))
+        .route("/api/vpn/statistics/usage", get(vpn::usage))
+        .route("/api/vpn/health", get(vpn::health))
+        .route("/api/bandwidth/usage/real-time", get(bandwidth::real_time))
+        .route("/api/bandwidth/usage/peak", get(bandwidth::peak))
+        .route(
+            "/api/bandwidth/monitoring/top-users",
+            get(bandwidth::top_users),
+        )
+        .route(
+            "/api/bandwidth/monitoring/network-summary",
+            get(bandwidth::network_summary),
+        )
+        .route("/api/bandwidth/monitoring/alerts", get(bandwidth::alerts))
+        .route("/api/bandwidth/monitoring/quality", get(bandwidth::quality))
+        .route("/api/bandwidth/health", get(bandwidth::health))
+}
+
+/// The OpenAPI description of this group's routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        devices::list,
+        devices::status,
+        devices::current_status,
+        devices::interfaces,
+        devices::active_users,
+        devices::user_stats,
+        vpn::status,
+        vpn::clients,
+        vpn::connected,
+        vpn::details,
+        vpn::usage,
+        vpn::health,
+        bandwidth::real_time,
+        bandwidth::peak,
+        bandwidth::top_users,
+        bandwidth::network_summary,
+        bandwidth::alerts,
+        bandwidth::quality,
+        bandwidth::health,
+    ),
+    components(schemas(ErrorEnvelope)),
+    tags((name = "isp", description = "ISP middleware routes: devices, users, VPN, bandwidth"))
+)]
+pub struct Doc;
+
+/// The success envelope: `{"success": true, "data": ..., "timestamp": "...Z"}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = isp::Envelope<T>)]
+pub struct Envelope<T> {
+    /// Always true.
+    pub success: bool,
+    pub data: T,
+    /// When the answer was made, RFC 3339 UTC with milliseconds.
+    pub timestamp: String,
+}
+
+/// The error envelope: `{"success": false, "error": "...", "timestamp": "...Z"}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = isp::ErrorEnvelope)]
+pub struct ErrorEnvelope {
+    /// Always false.
+    pub success: bool,
+    /// What went wrong.
+    pub error: String,
+    pub timestamp: String,
+}
+
+/// An error of this group, answered in the error envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {message}")]
+pub struct IspError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl IspError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        IspError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+impl From<ApiError> for IspError {
+    fn from(e: ApiError) -> Self {
+        IspError {
+            status: e.status,
+            message: e.message,
+        }
+    }
+}
+
+impl IntoResponse for IspError {
+    fn into_response(self) -> Response {
+        let body = json!({ "success": false, "error": self.message, "timestamp": iso_now() });
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// What a handler of this group returns.
+pub type IspResult<T> = Result<Json<Envelope<T>>, IspError>;
+
+/// Wraps `data` in the success envelope.
+pub fn ok<T>(data: T) -> IspResult<T> {
+    Ok(Json(Envelope {
+        success: true,
+        data,
+        timestamp: iso_now(),
+    }))
+}
+
+/// Maps a query error to a 500 in the error envelope (details in the log only).
+pub fn db(e: rusqlite::Error) -> IspError {
+    readpool::db_err(e).into()
+}
+
+/// Checks for a read key (401/403 in the error envelope).
+pub async fn auth(state: &ApiState, headers: &HeaderMap) -> Result<(), IspError> {
+    require_role(state, headers, Role::Read)
+        .await
+        .map(|_| ())
+        .map_err(IspError::from)
+}
+
+/// Runs a read-only query on a pooled connection, with this group's error type.
+pub async fn read<T, F>(state: &ApiState, f: F) -> Result<T, IspError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, IspError> + Send + 'static,
+{
+    with_read(state, move |c| Ok(f(c))).await?
+}
+
+/// The `{name}` of a path, or 400.
+pub fn path_name(p: Result<Path<String>, PathRejection>, what: &str) -> Result<String, IspError> {
+    let Path(name) = p.map_err(|e| {
+        IspError::bad_request(format!("invalid {what} in the path: {}", e.body_text()))
+    })?;
+    let name = name.trim().to_string();
+    if name.is_empty() {
+        return Err(IspError::bad_request(format!(
+            "the {what} must not be empty"
+        )));
+    }
+    if name.chars().count() > MAX_TEXT_CHARS || name.chars().any(char::is_control) {
+        return Err(IspError::bad_request(format!(
+            "the {what} must be at most {MAX_TEXT_CHARS} characters without control characters"
+        )));
+    }
+    Ok(name)
+}
+
+/// The query parameters of a request, checked against the names a route accepts.
+#[derive(Debug, Clone, Default)]
+pub struct Params(Vec<(String, String)>);
+
+/// Cuts user input for echoing it in an error message.
+fn echo(s: &str) -> String {
+    let mut out: String = s.chars().take(40).collect();
+    if s.chars().count() > 40 {
+        out.push_str("...");
+    }
+    out
+}
+
+impl Params {
+    /// Parses the query string; 400 for malformed encoding, unknown or repeated parameters.
+    pub fn parse(
+        q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+        allowed: &[&str],
+    ) -> Result<Params, IspError> {
+        let Query(pairs) = q.map_err(|e| {
+            IspError::bad_request(format!("invalid query string: {}", e.body_text()))
+        })?;
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            if !allowed.contains(&k.as_str()) {
+                let known = if allowed.is_empty() {
+                    "none".to_string()
+                } else {
+                    allowed.join(", ")
+                };
+                return Err(IspError::bad_request(format!(
+                    "unknown query parameter {:?}; this route accepts: {known}",
+                    echo(k)
+                )));
+            }
+            if pairs.iter().take(i).any(|(p, _)| p == k) {
+                return Err(IspError::bad_request(format!(
+                    "query parameter {k:?} is given more than once"
+                )));
+            }
+        }
+        Ok(Params(pairs))
+    }
+
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// An integer parameter in `min..=max`, `default` when absent.
+    pub fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, IspError> {
+        let Some(v) = self.raw(name) else {
+            return Ok(default);
+        };
+        let n: i64 = v.trim().parse().map_err(|_| {
+            IspError::bad_request(format!(
+                "{name} must be an integer from {min} to {max}, got {:?}",
+                echo(v)
+            ))
+        })?;
+        if n < min || n > max {
+            return Err(IspError::bad_request(format!(
+                "{name} must be from {min} to {max}, got {n}"
+            )));
+        }
+        Ok(n)
+    }
+
+    /// A number parameter with `0 < value <= max`, `default` when absent.
+    pub fn positive_number(&self, name: &str, default: f64, max: f64) -> Result<f64, IspError> {
+        let Some(v) = self.raw(name) else {
+            return Ok(default);
+        };
+        let msg = || {
+            format!(
+                "{name} must be a number greater than 0 and at most {max}, got {:?}",
+                echo(v)
+            )
+        };
+        let n: f64 = v.trim().parse().map_err(|_| IspError::bad_request(msg()))?;
+        if !n.is_finite() || n <= 0.0 || n > max {
+            return Err(IspError::bad_request(msg()));
+        }
+        Ok(n)
+    }
+
+    /// A text parameter: trimmed, None when absent or empty, 400 when longer than
+    /// [`MAX_TEXT_CHARS`].
+    pub fn text(&self, name: &str) -> Result<Option<String>, IspError> {
+        self.text_max(name, MAX_TEXT_CHARS)
+    }
+
+    /// A text parameter of at most `max` characters.
+    pub fn text_max(&self, name: &str, max: usize) -> Result<Option<String>, IspError> {
+        let Some(v) = self.raw(name) else {
+            return Ok(None);
+        };
+        let v = v.trim();
+        if v.chars().count() > max || v.chars().any(char::is_control) {
+            return Err(IspError::bad_request(format!(
+                "{name} must be at most {max} characters without control characters"
+            )));
+        }
+        Ok((!v.is_empty()).then(|| v.to_string()))
+    }
+
+    /// One of `choices` (case-insensitive), `default` when absent or empty.
+    pub fn choice(
+        &self,
+        name: &str,
+        choices: &[&'static str],
+        default: &'static str,
+    ) -> Result<&'static str, IspError> {
+        match self.raw(name).map(str::trim).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => choices
+                .iter()
+                .copied()
+                .find(|c| c.eq_ignore_ascii_case(v))
+                .ok_or_else(|| {
+                    IspError::bad_request(format!(
+                        "{name} must be one of {}, got {:?}",
+                        choices.join(", "),
+                        echo(v)
+                    ))
+                }),
+        }
+    }
+}
+
+/// Current Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    crate::writer::now_ms()
+}
+
+fn datetime(ms: i64) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// `2025-11-19T12:50:14.000Z` for Unix milliseconds (None when out of range).
+pub fn iso_ms(ms: i64) -> Option<String> {
+    let t = datetime(ms)?;
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    ))
+}
+
+/// The envelope timestamp: now, in [`iso_ms`] form.
+pub fn iso_now() -> String {
+    iso_ms(now_ms()).unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_string())
+}
+
+/// `2025-11-19 06:42:49` (UTC) for Unix seconds, the OpenVPN status file style.
+pub fn plain_datetime_s(s: i64) -> Option<String> {
+    let t = datetime(s.checked_mul(1000)?)?;
+    Some(format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    ))
+}
+
+/// `2025-11-19` (UTC) for Unix milliseconds.
+pub fn date_ms(ms: i64) -> Option<String> {
+    let t = datetime(ms)?;
+    Some(format!(
+        "{:04}-{:02}-{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day()
+    ))
+}
+
+/// RouterOS-style uptime: `2w3d4h15m10s` (zero units left out, `0s` for zero).
+pub fn routeros_uptime(secs: u64) -> String {
+    let units = [
+        ("w", 7 * 86_400),
+        ("d", 86_400),
+        ("h", 3_600),
+        ("m", 60),
+        ("s", 1),
+    ];
+    let mut left = secs;
+    let mut out = String::new();
+    for (name, len) in units {
+        let n = left / len;
+        left %= len;
+        if n > 0 {
+            out.push_str(&format!("{n}{name}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
+}
+
+/// Bits per second to megabits per second, rounded to 3 decimals.
+pub fn mbps(bps: f64) -> f64 {
+    round(bps / 1_000_000.0, 3)
+}
+
+/// Rounds to `digits` decimals.
+pub fn round(v: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (v * f).round() / f
+}
+
+/// Bytes to MiB, rounded to 2 decimals.
+pub fn mib(bytes: i64) -> f64 {
+    round(bytes as f64 / 1_048_576.0, 2)
+}
+
+/// One enrolled router with the facts of its newest report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterInfo {
+    pub id: i64,
+    pub name: String,
+    pub site: Option<String>,
+    pub hostname: String,
+    pub model: Option<String>,
+    pub release: Option<String>,
+    pub agent_version: Option<String>,
+    pub revoked: bool,
+    pub last_seen_ms: Option<i64>,
+    /// `ts_ms` of the newest stored report: the samples of that report carry this time.
+    pub last_report_ms: Option<i64>,
+    pub uptime_s: Option<i64>,
+    pub cpu_permille: Option<i64>,
+    pub mem_total_kb: Option<i64>,
+    pub mem_available_kb: Option<i64>,
+    /// Stations in the newest report.
+    pub station_count: Option<i64>,
+}
+
+impl RouterInfo {
+    /// Not revoked and heard from within [`ONLINE_WINDOW_MS`].
+    pub fn online(&self, now_ms: i64) -> bool {
+        !self.revoked
+            && self
+                .last_seen_ms
+                .is_some_and(|t| t >= now_ms.saturating_sub(ONLINE_WINDOW_MS))
+    }
+}
+
+const ROUTER_SQL: &str = "SELECT r.id, r.name, r.site, r.hostname, r.model, r.release, r.agent_version, \
+     r.revoked_at IS NOT NULL, r.last_seen_ms, r.last_report_ms, r.uptime_s, p.cpu_permille, p.mem_total_kb, \
+     p.mem_available_kb, p.station_count FROM routers r LEFT JOIN reports p ON p.id = r.last_report_id";
+
+fn router_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RouterInfo> {
+    Ok(RouterInfo {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        site: r.get(2)?,
+        hostname: r.get(3)?,
+        model: r.get(4)?,
+        release: r.get(5)?,
+        agent_version: r.get(6)?,
+        revoked: r.get(7)?,
+        last_seen_ms: r.get(8)?,
+        last_report_ms: r.get(9)?,
+        uptime_s: r.get(10)?,
+        cpu_permille: r.get(11)?,
+        mem_total_kb: r.get(12)?,
+        mem_available_kb: r.get(13)?,
+        station_count: r.get(14)?,
+    })
+}
+
+/// Every enrolled router, by name.
+pub fn all_routers(conn: &Connection) -> Result<Vec<RouterInfo>, IspError> {
+    let mut st = conn
+        .prepare_cached(&format!("{ROUTER_SQL} ORDER BY r.name"))
+        .map_err(db)?;
+    let rows = st.query_map([], router_from_row).map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
+}
+
+/// The router called `name` (case-insensitive), or 404.
+pub fn router_by_name(conn: &Connection, name: &str) -> Result<RouterInfo, IspError> {
+    let mut st = conn
+        .prepare_cached(&format!("{ROUTER_SQL} WHERE r.name = ?1"))
+        .map_err(db)?;
+    st.query_row([name], router_from_row)
+        .optional()
+        .map_err(db)?
+        .ok_or_else(|| IspError::not_found(format!("unknown device {:?}", echo(name))))
+}
+
+/// The router named by an optional `device` parameter (None: all routers).
+pub fn device_filter(
+    conn: &Connection,
+    device: Option<&str>,
+) -> Result<Option<RouterInfo>, IspError> {
+    device.map(|d| router_by_name(conn, d)).transpose()
+}
+
+/// The names of routers by id.
+pub fn router_names(routers: &[RouterInfo]) -> std::collections::HashMap<i64, String> {
+    routers.iter().map(|r| (r.id, r.name.clone())).collect()
+}
+
+/// What the DHCP leases say about a MAC.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub ip: Option<String>,
+    pub hostname: Option<String>,
+}
+
+const LEASE_SQL: &str = "SELECT ip, hostname FROM leases WHERE mac = ?1 \
+     ORDER BY router_id IS ?2 DESC, hostname IS NULL, updated_ms DESC LIMIT 1";
+
+/// The lease of `mac` (lowercase `aa:bb:..`): preferably on `router_id`, preferably with a
+/// hostname, newest first. Default when no router has a lease for it.
+pub fn lease_for_mac(
+    conn: &Connection,
+    mac: &str,
+    router_id: Option<i64>,
+) -> Result<LeaseInfo, IspError> {
+    let mut st = conn.prepare_cached(LEASE_SQL).map_err(db)?;
+    let row = st
+        .query_row(params![mac, router_id], |r| {
+            Ok(LeaseInfo {
+                ip: r.get(0)?,
+                hostname: r.get(1)?,
+            })
+        })
+        .optional()
+        .map_err(db)?;
+    Ok(row.unwrap_or_default())
+}
+
+/// Every lease with a MAC, loaded once for routes that look up many stations (one pass over
+/// `leases`, a current-state table, instead of a lookup per station).
+#[derive(Debug, Default)]
+pub struct LeaseBook {
+    /// MAC -> (router id, lease, updated_ms)
+    by_mac: std::collections::HashMap<String, Vec<(i64, LeaseInfo, i64)>>,
+}
+
+const ALL_LEASES_SQL: &str =
+    "SELECT router_id, mac, ip, hostname, updated_ms FROM leases WHERE mac IS NOT NULL";
+
+impl LeaseBook {
+    pub fn load(conn: &Connection) -> Result<LeaseBook, IspError> {
+        let mut st = conn.prepare_cached(ALL_LEASES_SQL).map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        let mut book = LeaseBook::default();
+        while let Some(r) = rows.next().map_err(db)? {
+            let lease = LeaseInfo {
+                ip: r.get(2).map_err(db)?,
+                hostname: r.get(3).map_err(db)?,
+            };
+            book.by_mac.entry(r.get(1).map_err(db)?).or_default().push((
+                r.get(0).map_err(db)?,
+                lease,
+                r.get(4).map_err(db)?,
+            ));
+        }
+        Ok(book)
+    }
+
+    /// Like [`lease_for_mac`]: preferably on `router_id`, then with a hostname, then newest.
+    pub fn get(&self, mac: &str, router_id: Option<i64>) -> LeaseInfo {
+        let Some(list) = self.by_mac.get(mac) else {
+            return LeaseInfo::default();
+        };
+        list.iter()
+            .min_by_key(|(r, l, updated)| {
+                (
+                    Some(*r) != router_id,
+                    l.hostname.is_none(),
+                    std::cmp::Reverse(*updated),
+                )
+            })
+            .map(|(_, l, _)| l.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A user: a hostname with the MACs leased under it, or one MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The hostname, else the MAC.
+    pub username: String,
+    pub hostname: Option<String>,
+    /// Lowercase `aa:bb:cc:dd:ee:ff`, sorted.
+    pub macs: Vec<String>,
+    pub ip: Option<String>,
+}
+
+/// The display name of a station: its lease hostname, else its MAC.
+pub fn username_of(mac: &str, lease: &LeaseInfo) -> String {
+    lease.hostname.clone().unwrap_or_else(|| mac.to_string())
+}
+
+const MAC_SEEN_SQL: &str = "SELECT EXISTS (SELECT 1 FROM station_samples WHERE mac = ?1) \
+     OR EXISTS (SELECT 1 FROM leases WHERE mac = ?1)";
+const HOSTNAME_SQL: &str =
+    "SELECT mac, hostname, ip FROM leases WHERE hostname = ?1 COLLATE NOCASE \
+     AND mac IS NOT NULL ORDER BY updated_ms DESC";
+
+/// Finds the user called `name`: a MAC address seen as a station or in a lease, or a DHCP lease
+/// hostname (case-insensitive; every MAC leased under that hostname). 404 when nothing matches.
+pub fn resolve_user(conn: &Connection, name: &str) -> Result<User, IspError> {
+    if let Ok(mac) = name.parse::<MacAddr>() {
+        let mac = mac.to_string();
+        let seen: bool = conn
+            .prepare_cached(MAC_SEEN_SQL)
+            .and_then(|mut st| st.query_row([&mac], |r| r.get(0)))
+            .map_err(db)?;
+        if !seen {
+            return Err(IspError::not_found(format!(
+                "unknown user {mac}: no station or DHCP lease has this MAC"
+            )));
+        }
+        let lease = lease_for_mac(conn, &mac, None)?;
+        return Ok(User {
+            username: username_of(&mac, &lease),
+            hostname: lease.hostname,
+            macs: vec![mac],
+            ip: lease.ip,
+        });
+    }
+    let mut st = conn.prepare_cached(HOSTNAME_SQL).map_err(db)?;
+    let rows: Vec<(String, String, String)> = st
+        .query_map([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(db)?
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    let Some((_, hostname, ip)) = rows.first().cloned() else {
+        return Err(IspError::not_found(format!(
+            "unknown user {:?}: no DHCP lease hostname or station MAC matches",
+            echo(name)
+        )));
+    };
+    let mut macs: Vec<String> = rows.into_iter().map(|(m, _, _)| m).collect();
+    macs.sort_unstable();
+    macs.dedup();
+    Ok(User {
+        username: hostname.clone(),
+        hostname: Some(hostname),
+        macs,
+        ip: Some(ip),
+    })
+}
+
+/// Which stations a station query covers.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every router.
+    Fleet,
+    /// One router.
+    Router(i64),
+    /// Some MACs, optionally on one router only.
+    Macs(&'a [String], Option<i64>),
+}
+
+/// Traffic of one station (MAC on a router) over a window. Download is the station's tx (AP ->
+/// station), upload its rx.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StationTotal {
+    pub router_id: i64,
+    pub mac: String,
+    pub upload_bytes: i64,
+    pub download_bytes: i64,
+    pub max_upload_bps: Option<i64>,
+    pub max_download_bps: Option<i64>,
+    pub samples: i64,
+}
+
+/// Splits the window `[start, now]` into a raw part `[start, boundary)` (at most one hour, read
+/// from `station_samples`) and whole hour buckets from `boundary` on (read from
+/// `station_rollup_1h`; the current hour's bucket holds exactly the samples so far).
+pub fn split_window(start_ms: i64, now_ms: i64) -> (i64, i64) {
+    let boundary = bucket_start(start_ms.saturating_add(BUCKET_1H_MS - 1), BUCKET_1H_MS);
+    (boundary.min(now_ms.saturating_add(1)), boundary)
+}
+
+/// The queries of this module, for plan checks.
+#[cfg(test)]
+pub(crate) fn queries() -> Vec<(&'static str, String)> {
+    let macs = Vec::new();
+    vec![
+        ("routers", format!("{ROUTER_SQL} ORDER BY r.name")),
+        ("router_by_name", format!("{ROUTER_SQL} WHERE r.name = ?1")),
+        ("lease", LEASE_SQL.to_string()),
+        ("mac_seen", MAC_SEEN_SQL.to_string()),
+        ("hostname", HOSTNAME_SQL.to_string()),
+        ("totals_fleet", totals_sql(&Scope::Fleet)),
+        ("totals_router", totals_sql(&Scope::Router(1))),
+        ("totals_macs", totals_sql(&Scope::Macs(&macs, None))),
+    ]
+}
+
+/// The query of [`station_totals`]: `?1` window start, `?2` end of the raw part, `?3` first
+/// rollup bucket, `?4` now, `?5` router id, `?6` MAC.
+pub fn totals_sql(scope: &Scope<'_>) -> String {
+    let cols_raw = "s.router_id AS router_id, s.mac AS mac, coalesce(s.rx_delta, 0) AS rx, coalesce(s.tx_delta, 0) AS tx, \
+                    s.rx_bps AS mrx, s.tx_bps AS mtx, 1 AS n";
+    let cols_rollup =
+        "u.router_id, u.mac, u.rx_bytes, u.tx_bytes, u.max_rx_bps, u.max_tx_bps, u.samples";
+    let (raw, rollup) = match scope {
+        Scope::Fleet => (
+            format!(
+                "SELECT {cols_raw} FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
+                 AND s.ts_ms >= ?1 AND s.ts_ms < ?2"
+            ),
+            format!("SELECT {cols_rollup} FROM station_rollup_1h u WHERE u.bucket_start_ms >= ?3 AND u.bucket_start_ms <= ?4"),
+        ),
+        Scope::Router(_) => (
+            format!("SELECT {cols_raw} FROM station_samples s WHERE s.router_id = ?5 AND s.ts_ms >= ?1 AND s.ts_ms < ?2"),
+            format!(
+                "SELECT {cols_rollup} FROM station_rollup_1h u WHERE u.bucket_start_ms >= ?3 AND u.bucket_start_ms <= ?4 \
+                 AND u.router_id = ?5"
+            ),
+        ),
+        Scope::Macs(..) => (
+            format!(
+                "SELECT {cols_raw} FROM station_samples s WHERE s.mac = ?6 AND s.ts_ms >= ?1 AND s.ts_ms < ?2 \
+                 AND (?5 IS NULL OR s.router_id = ?5)"
+            ),
+            format!(
+                "SELECT {cols_rollup} FROM station_rollup_1h u WHERE u.mac = ?6 AND u.bucket_start_ms >= ?3 \
+                 AND u.bucket_start_ms <= ?4 AND (?5 IS NULL OR u.router_id = ?5)"
+            ),
+        ),
+    };
+    format!(
+        "SELECT router_id, mac, sum(rx), sum(tx), max(mrx), max(mtx), sum(n) FROM \
+         ({raw} UNION ALL {rollup}) GROUP BY router_id, mac"
+    )
+}
+
+/// Per-station traffic over `[start_ms, now_ms]`: raw deltas for the first partial hour, hourly
+/// rollups for the rest.
+pub fn station_totals(
+    conn: &Connection,
+    scope: Scope<'_>,
+    start_ms: i64,
+    now_ms: i64,
+) -> Result<Vec<StationTotal>, IspError> {
+    let (raw_end, boundary) = split_window(start_ms, now_ms);
+    let sql = totals_sql(&scope);
+    let mut st = conn.prepare_cached(&sql).map_err(db)?;
+    let map = |r: &rusqlite::Row<'_>| {
+        Ok(StationTotal {
+            router_id: r.get(0)?,
+            mac: r.get(1)?,
+            upload_bytes: r.get(2)?,
+            download_bytes: r.get(3)?,
+            max_upload_bps: r.get(4)?,
+            max_download_bps: r.get(5)?,
+            samples: r.get(6)?,
+        })
+    };
+    let bounds = (start_ms, raw_end, boundary, now_ms);
+    let mut out = Vec::new();
+    match scope {
+        Scope::Fleet => {
+            let rows = st
+                .query_map(params![bounds.0, bounds.1, bounds.2, bounds.3], map)
+                .map_err(db)?;
+            out = rows.collect::<Result<_, _>>().map_err(db)?;
+        }
+        Scope::Router(id) => {
+            let rows = st
+                .query_map(params![bounds.0, bounds.1, bounds.2, bounds.3, id], map)
+                .map_err(db)?;
+            out = rows.collect::<Result<_, _>>().map_err(db)?;
+        }
+        Scope::Macs(macs, router) => {
+            for mac in macs {
+                let rows = st
+                    .query_map(
+                        params![bounds.0, bounds.1, bounds.2, bounds.3, router, mac],
+                        map,
+                    )
+                    .map_err(db)?;
+                for row in rows {
+                    out.push(row.map_err(db)?);
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,506 @@
+//! Unit tests of the `isp` group: parameter checks, formatting, window arithmetic, user
+//! resolution and window totals over a store filled through the real ingest, and the query
+//! plans of every query (no full scan of a sample or rollup table).
+
+use axum::extract::Query;
+use axum::http::StatusCode;
+use rusqlite::Connection;
+
+use routerstats_shared::model::{DhcpLease, MacAddr, Report, Station, StationLinkStats};
+
+use super::bandwidth::window_counters;
+use super::devices::StationRow;
+use super::*;
+use crate::store::{CertInfo, IngestItem, NewToken, Store};
+
+fn params(pairs: &[(&str, &str)], allowed: &[&str]) -> Result<Params, IspError> {
+    let q = Ok(Query(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    ));
+    Params::parse(q, allowed)
+}
+
+#[test]
+fn params_check_names_bounds_and_types() {
+    let p = params(
+        &[("minutes", "30"), ("sort_by", "Download")],
+        &["minutes", "sort_by", "limit"],
+    )
+    .unwrap();
+    assert_eq!(p.int("minutes", 60, 1, 180).unwrap(), 30);
+    assert_eq!(p.int("limit", 20, 1, 100).unwrap(), 20);
+    assert_eq!(
+        p.choice("sort_by", &["total", "download", "upload"], "total")
+            .unwrap(),
+        "download"
+    );
+
+    let e = params(&[("minute", "5")], &["minutes"]).unwrap_err();
+    assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    assert!(
+        e.message.contains("unknown query parameter") && e.message.contains("minutes"),
+        "{}",
+        e.message
+    );
+    let e = params(&[("minutes", "5"), ("minutes", "6")], &["minutes"]).unwrap_err();
+    assert!(e.message.contains("more than once"), "{}", e.message);
+
+    let p = params(
+        &[
+            ("minutes", "181"),
+            ("limit", "abc"),
+            ("days", "0"),
+            ("t", "NaN"),
+        ],
+        &["minutes", "limit", "days", "t"],
+    )
+    .unwrap();
+    let e = p.int("minutes", 30, 1, 180).unwrap_err();
+    assert_eq!(e.message, "minutes must be from 1 to 180, got 181");
+    let e = p.int("limit", 20, 1, 100).unwrap_err();
+    assert!(
+        e.message.contains("must be an integer") && e.message.contains("abc"),
+        "{}",
+        e.message
+    );
+    assert!(p.int("days", 7, 1, 90).is_err());
+    assert!(p.positive_number("t", 50.0, 100_000.0).is_err());
+    for bad in ["0", "-1", "inf", "100001", "", "1e400"] {
+        let p = params(&[("threshold", bad)], &["threshold"]).unwrap();
+        assert!(
+            p.positive_number("threshold", 50.0, 100_000.0).is_err(),
+            "{bad}"
+        );
+    }
+    let p = params(&[("threshold", "0.5")], &["threshold"]).unwrap();
+    assert_eq!(
+        p.positive_number("threshold", 50.0, 100_000.0).unwrap(),
+        0.5
+    );
+    let p = params(&[("sort_by", "rx")], &["sort_by"]).unwrap();
+    assert!(p
+        .choice("sort_by", &["total", "download", "upload"], "total")
+        .is_err());
+
+    let long = "x".repeat(MAX_TEXT_CHARS + 1);
+    let p = params(
+        &[("username", long.as_str()), ("device", "  ")],
+        &["username", "device"],
+    )
+    .unwrap();
+    assert!(p.text("username").is_err());
+    assert_eq!(p.text("device").unwrap(), None);
+}
+
+#[test]
+fn times_and_units_format_like_the_middleware() {
+    assert_eq!(iso_ms(0).as_deref(), Some("1970-01-01T00:00:00.000Z"));
+    assert_eq!(
+        iso_ms(1_763_877_123_456).as_deref(),
+        Some("2025-11-23T05:52:03.456Z")
+    );
+    assert_eq!(
+        plain_datetime_s(1_715_500_931).as_deref(),
+        Some("2024-05-12 08:02:11")
+    );
+    assert_eq!(date_ms(1_715_500_931_000).as_deref(), Some("2024-05-12"));
+    assert_eq!(iso_ms(i64::MAX), None);
+    assert_eq!(plain_datetime_s(i64::MAX), None);
+    assert_eq!(routeros_uptime(0), "0s");
+    assert_eq!(
+        routeros_uptime(2 * 604_800 + 3 * 86_400 + 4 * 3600 + 15 * 60),
+        "2w3d4h15m"
+    );
+    assert_eq!(routeros_uptime(61), "1m1s");
+    assert_eq!(mib(1_048_576 * 3 / 2), 1.5);
+    assert_eq!(mbps(12_345_678.0), 12.346);
+}
+
+#[test]
+fn windows_split_at_the_next_hour() {
+    let h = 3_600_000;
+    // 10:20 .. 12:30: raw 10:20..11:00, rollups from 11:00.
+    assert_eq!(
+        split_window(10 * h + h / 3, 12 * h + h / 2),
+        (11 * h, 11 * h)
+    );
+    // Inside one hour: all raw, up to now.
+    assert_eq!(
+        split_window(12 * h + 60_000, 12 * h + 120_000),
+        (12 * h + 120_001, 13 * h)
+    );
+    // Starting on the hour: no raw part.
+    assert_eq!(split_window(12 * h, 12 * h + 120_000), (12 * h, 12 * h));
+}
+
+fn row(ts_ms: i64, connected_s: i64, packets: i64, retries: i64, failed: i64) -> StationRow {
+    StationRow {
+        ts_ms,
+        connected_s: Some(connected_s),
+        tx_packets: Some(packets),
+        tx_retries: Some(retries),
+        tx_failed: Some(failed),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn window_counters_follow_one_association() {
+    let first = row(0, 1000, 100, 10, 1);
+    let last = row(600_000, 1600, 300, 30, 4);
+    assert_eq!(
+        window_counters(Some(&first), &last, 3_600_000),
+        Some((200, 20, 3))
+    );
+    // Re-associated 100 s ago, inside the window: its counters since association count.
+    let fresh = row(600_000, 100, 50, 5, 0);
+    assert_eq!(
+        window_counters(Some(&first), &fresh, 3_600_000),
+        Some((50, 5, 0))
+    );
+    // Associated long before the window but missing from the first snapshot: unknown.
+    assert_eq!(window_counters(None, &last, 60_000), None);
+    // Counters went down within the same association: unknown.
+    let odd = row(600_000, 1600, 90, 30, 4);
+    assert_eq!(window_counters(Some(&first), &odd, 3_600_000), None);
+    assert_eq!(window_counters(None, &StationRow::default(), 60_000), None);
+}
+
+const T0: i64 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000;
+
+fn mac(n: u8) -> MacAddr {
+    MacAddr([0x02, 0, 0, 0, 0, n])
+}
+
+/// A report with two stations whose counters grow by `k` per report, and a lease for the first.
+fn report(seq: u64, ts: i64, k: u64, lease_host: &str) -> Report {
+    let sta = |m: u8, mult: u64| Station {
+        mac: mac(m),
+        interface: "wlan0".into(),
+        connected_s: Some(seq * 60 + 10),
+        stats: StationLinkStats {
+            rx_bytes: Some(seq * k * mult),
+            tx_bytes: Some(seq * k * mult * 3),
+            tx_packets: Some(seq * 100),
+            tx_retries: Some(seq * 10),
+            tx_failed: Some(seq),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Report {
+        seq,
+        boot_id: [7; 16],
+        timestamp_ms: u64::try_from(ts).unwrap(),
+        stations: vec![sta(1, 1), sta(2, 2)],
+        leases: vec![DhcpLease {
+            expires: None,
+            mac: Some(mac(1)),
+            ip: "192.168.1.10".parse().unwrap(),
+            hostname: Some(lease_host.into()),
+            client_id: None,
+            iaid: None,
+        }],
+        ..Default::default()
+    }
+}
+
+/// A store with routers `a` and `b` reporting every minute for three hours; returns the read
+/// connection and the router ids.
+fn filled() -> (tempfile::TempDir, Connection, i64, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routerstats.db");
+    let mut store = Store::open(&path).unwrap();
+    let mut ids = Vec::new();
+    for name in ["a", "b"] {
+        let tok = NewToken {
+            id: format!("tok-{name}"),
+            secret_hash: [1; 32],
+            name: name.into(),
+            site: None,
+            created_at: 0,
+            expires_at: i64::MAX / 2,
+            max_uses: 1,
+        };
+        store.insert_token(&tok).unwrap();
+        let r = store
+            .enroll(&tok.id, &[1; 32], None, name, 1, |_| {
+                Ok(CertInfo {
+                    fingerprint: format!("fp-{name}"),
+                    not_after: i64::MAX / 2,
+                })
+            })
+            .unwrap();
+        ids.push(r.id);
+    }
+    for seq in 1..=180u64 {
+        let ts = T0 + i64::try_from(seq).unwrap() * 60_000;
+        let ra = report(seq, ts, 1000, "Laptop-A");
+        let rb = report(seq, ts + 7000, 5000, "laptop-a-wired");
+        let batch = [
+            IngestItem {
+                router_id: ids[0],
+                received_at_ms: ts,
+                report: &ra,
+            },
+            IngestItem {
+                router_id: ids[1],
+                received_at_ms: ts,
+                report: &rb,
+            },
+        ];
+        store.ingest(&batch).unwrap();
+    }
+    let conn = Connection::open(&path).unwrap();
+    (dir, conn, ids[0], ids[1])
+}
+
+fn raw_sum(c: &Connection, sql_where: &str) -> (i64, i64) {
+    c.query_row(
+        &format!("SELECT coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0) FROM station_samples WHERE {sql_where}"),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+#[test]
+fn window_totals_equal_raw_sums() {
+    let (_dir, c, a, b) = filled();
+    let now = T0 + 180 * 60_000 + 7000;
+    let m1 = mac(1).to_string();
+    for minutes in [5, 30, 61, 95, 180, 600] {
+        let start = now - minutes * 60_000;
+        let fleet = station_totals(&c, Scope::Fleet, start, now).unwrap();
+        let (rx, tx) = raw_sum(&c, &format!("ts_ms >= {start} AND ts_ms <= {now}"));
+        assert_eq!(
+            fleet.iter().map(|t| t.upload_bytes).sum::<i64>(),
+            rx,
+            "{minutes} min"
+        );
+        assert_eq!(
+            fleet.iter().map(|t| t.download_bytes).sum::<i64>(),
+            tx,
+            "{minutes} min"
+        );
+        assert!(tx > 0);
+
+        let one = station_totals(&c, Scope::Router(b), start, now).unwrap();
+        let (rx, tx) = raw_sum(
+            &c,
+            &format!("router_id = {b} AND ts_ms >= {start} AND ts_ms <= {now}"),
+        );
+        assert_eq!(
+            (
+                one.iter().map(|t| t.upload_bytes).sum::<i64>(),
+                one.iter().map(|t| t.download_bytes).sum::<i64>()
+            ),
+            (rx, tx)
+        );
+        assert!(one.iter().all(|t| t.router_id == b));
+
+        let macs = vec![m1.clone()];
+        let by_mac = station_totals(&c, Scope::Macs(&macs, Some(a)), start, now).unwrap();
+        let (rx, tx) = raw_sum(
+            &c,
+            &format!("router_id = {a} AND mac = '{m1}' AND ts_ms >= {start} AND ts_ms <= {now}"),
+        );
+        assert_eq!(by_mac.len(), 1);
+        assert_eq!((by_mac[0].upload_bytes, by_mac[0].download_bytes), (rx, tx));
+    }
+    // Station 1 on router a: +1000 rx, +3000 tx per minute.
+    let macs = vec![m1];
+    let t = station_totals(&c, Scope::Macs(&macs, Some(a)), now - 10 * 60_000, now).unwrap();
+    assert_eq!((t[0].upload_bytes, t[0].download_bytes), (10_000, 30_000));
+    assert!(
+        station_totals(&c, Scope::Fleet, now + 60_000, now + 120_000)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn users_resolve_by_hostname_or_mac() {
+    let (_dir, c, a, b) = filled();
+    let m1 = mac(1).to_string();
+    let u = resolve_user(&c, "LAPTOP-a").unwrap();
+    assert_eq!(
+        (u.username.as_str(), u.macs.clone(), u.ip.as_deref()),
+        ("Laptop-A", vec![m1.clone()], Some("192.168.1.10"))
+    );
+    let u = resolve_user(&c, &m1.to_uppercase()).unwrap();
+    assert_eq!(u.macs, vec![m1.clone()]);
+    let u = resolve_user(&c, &mac(2).to_string()).unwrap();
+    assert_eq!((u.username, u.hostname), (mac(2).to_string(), None));
+    for unknown in ["nobody", "02:00:00:00:00:09"] {
+        let e = resolve_user(&c, unknown).unwrap_err();
+        assert_eq!(e.status, StatusCode::NOT_FOUND, "{unknown}");
+        assert!(e.message.contains("unknown user"), "{}", e.message);
+    }
+    // The lease of the router the station is on wins.
+    assert_eq!(
+        lease_for_mac(&c, &m1, Some(a)).unwrap().hostname.as_deref(),
+        Some("Laptop-A")
+    );
+    assert_eq!(
+        lease_for_mac(&c, &m1, Some(b)).unwrap().hostname.as_deref(),
+        Some("laptop-a-wired")
+    );
+    assert_eq!(
+        lease_for_mac(&c, &mac(2).to_string(), Some(a)).unwrap(),
+        LeaseInfo::default()
+    );
+    // The lease book loaded in one pass answers the same.
+    let book = LeaseBook::load(&c).unwrap();
+    let m2 = mac(2).to_string();
+    for (m, r) in [(&m1, Some(a)), (&m1, Some(b)), (&m1, None), (&m2, Some(a))] {
+        assert_eq!(
+            book.get(m, r),
+            lease_for_mac(&c, m, r).unwrap(),
+            "{m} {r:?}"
+        );
+    }
+    let e = router_by_name(&c, "nope").unwrap_err();
+    assert_eq!(
+        (e.status, e.message.as_str()),
+        (StatusCode::NOT_FOUND, "unknown device \"nope\"")
+    );
+    assert_eq!(router_by_name(&c, "A").unwrap().id, a);
+}
+
+/// Tables whose full scan would grow with history.
+const BIG_TABLES: [&str; 9] = [
+    "station_samples",
+    "ovpn_client_samples",
+    "interface_samples",
+    "wg_peer_samples",
+    "station_rollup_1h",
+    "interface_rollup_1h",
+    "interface_rollup_5m",
+    "reports",
+    "leases",
+];
+
+#[test]
+fn no_query_scans_a_growing_table() {
+    let (_dir, c, _, _) = filled();
+    let mut all = queries();
+    all.extend(devices::queries());
+    all.extend(vpn::queries());
+    all.extend(bandwidth::queries());
+    let mut failures = Vec::new();
+    for (name, sql) in &all {
+        let mut st = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let n = st.parameter_count();
+        let args: Vec<rusqlite::types::Value> =
+            (0..n).map(|_| rusqlite::types::Value::Integer(1)).collect();
+        let details: Vec<String> = st
+            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        if std::env::var_os("ISP_PRINT_PLANS").is_some() {
+            eprintln!("{name}:\n  {}", details.join("\n  "));
+        }
+        for d in &details {
+            let scanned = d
+                .strip_prefix("SCAN ")
+                .map(|rest| rest.split_whitespace().next().unwrap_or(""));
+            if let Some(t) = scanned {
+                // A scan of an alias is a scan of the table behind it; `routers` is small.
+                let table = match t {
+                    "s" => "station_samples",
+                    "o" => "ovpn_client_samples",
+                    "u" => "station_rollup_1h",
+                    "p" => "reports",
+                    other => other,
+                };
+                if BIG_TABLES.contains(&table) {
+                    failures.push(format!("{name}: {d}"));
+                }
+            }
+        }
+    }
+    // HOSTNAME_SQL searches leases by hostname: no index exists for it (see docs/api/isp.md).
+    failures.retain(|f| !f.starts_with("hostname: SCAN leases"));
+    assert!(failures.is_empty(), "full scans:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn openapi_lists_every_route() {
+    let doc = <Doc as utoipa::OpenApi>::openapi();
+    let json = serde_json::to_value(&doc).unwrap();
+    let paths = json["paths"].as_object().unwrap();
+    assert_eq!(paths.len(), 19, "{:?}", paths.keys().collect::<Vec<_>>());
+    for p in [
+        "/api/devices/{name}/currentstatus",
+        "/api/vpn/statistics/usage",
+        "/api/bandwidth/monitoring/quality",
+    ] {
+        assert!(paths.contains_key(p), "{p}");
+    }
+    if std::env::var_os("ISP_PRINT_OPENAPI").is_some() {
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&json["paths"]["/api/devices"]).unwrap_or_default()
+        );
+        eprintln!(
+            "{:?}",
+            json["components"]["schemas"]
+                .as_object()
+                .map(|m| m.keys().collect::<Vec<_>>())
+        );
+    }
+    let mut ids: Vec<&str> = paths
+        .values()
+        .filter_map(|p| p["get"]["operationId"].as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 19, "{ids:?}");
+    assert!(ids.iter().all(|i| i.starts_with("isp_")), "{ids:?}");
+    assert!(ids.contains(&"isp_users_name_stats"), "{ids:?}");
+    let schemas = json["components"]["schemas"].as_object().unwrap();
+    assert!(
+        schemas.contains_key("isp.ErrorEnvelope"),
+        "{:?}",
+        schemas.keys().collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn errors_use_the_envelope() {
+    use axum::response::IntoResponse;
+    let resp = IspError::from(crate::api::ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "missing API key",
+    ))
+    .into_response();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        resp.headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["success"], false);
+    assert_eq!(v["error"], "missing API key");
+    assert!(
+        v["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t.len() == 24),
+        "{v}"
+    );
+    let resp = IspError::not_found("unknown device \"x\"").into_response();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(resp.headers().get("www-authenticate").is_none());
+}

@@ -1,0 +1,901 @@
+//! VPN routes from the OpenVPN status files every router reports: `/api/vpn/status`,
+//! `/api/vpn/clients`, `/api/vpn/clients/connected`, `/api/vpn/clients/{name}/details`,
+//! `/api/vpn/statistics/usage`, `/api/vpn/health`.
+//!
+//! A client is a common name on a router's OpenVPN server; it is connected when it is listed in
+//! the newest report of a connected router. Instances come from the agent's source status (one
+//! per status file), so client-side instances (`OpenVPN STATISTICS` files) are listed too, with
+//! no clients; their counters are not stored by the collector.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{
+    all_routers, auth, date_ms, db, iso_ms, mib, now_ms, ok, path_name, plain_datetime_s, read,
+    Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo,
+};
+use crate::api::ApiState;
+
+/// Longest accepted `days` of `/api/vpn/statistics/usage`.
+pub const MAX_USAGE_DAYS: i64 = 90;
+/// Most distinct common names `/api/vpn/clients` walks.
+const MAX_CLIENT_NAMES: usize = 100_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// `data` of `GET /api/vpn/status`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::VpnStatus)]
+pub struct VpnStatus {
+    /// The fleet as one server.
+    pub server_status: ServerStatus,
+    /// Every OpenVPN instance of every router.
+    pub servers: Vec<VpnServer>,
+}
+
+/// Fleet-wide OpenVPN state.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::ServerStatus)]
+pub struct ServerStatus {
+    /// Some instance's status file was read in the newest report of a connected router.
+    pub service_running: bool,
+    /// Always null: the agent does not probe the listening port.
+    pub port_listening: Option<bool>,
+    /// Sessions listed by the running instances.
+    pub connected_clients: usize,
+    /// Common names of those sessions, sorted, each once.
+    pub client_list: Vec<String>,
+    /// Mean of the instances' scores; null without instances.
+    pub health_score: Option<u8>,
+    pub instances: usize,
+    pub instances_running: usize,
+}
+
+/// One OpenVPN instance (status file) of one router.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::VpnServer)]
+pub struct VpnServer {
+    pub device_name: String,
+    pub device_connected: bool,
+    /// The status file name without directory and extension.
+    pub instance: String,
+    /// The status file path on the router (null when only samples name the instance).
+    pub status_file: Option<String>,
+    /// How the agent read the file: `ok`, `partial`, `error`, ...
+    pub state: Option<String>,
+    pub detail: Option<String>,
+    /// The file was read (`ok` or `partial`) and the router is connected.
+    pub service_running: bool,
+    pub connected_clients: usize,
+    pub client_list: Vec<String>,
+    /// 100 running and read cleanly, 75 running with skipped lines, 0 otherwise.
+    pub health_score: u8,
+    /// When the state last changed.
+    pub updated: Option<String>,
+}
+
+/// One OpenVPN client session as its server lists it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = isp::VpnSession)]
+pub struct VpnSession {
+    pub common_name: String,
+    /// The router running the server.
+    pub device_name: String,
+    pub instance: String,
+    pub real_address: String,
+    pub virtual_address: Option<String>,
+    pub virtual_ipv6: Option<String>,
+    /// Received by the server from the client.
+    pub bytes_received: i64,
+    /// Sent by the server to the client.
+    pub bytes_sent: i64,
+    /// `YYYY-MM-DD HH:MM:SS` UTC.
+    pub connected_since: Option<String>,
+    /// Null when OpenVPN printed `UNDEF`.
+    pub username: Option<String>,
+    pub cipher: Option<String>,
+    /// Rates over the last report interval; null without a previous sample of the session.
+    pub receive_bps: Option<i64>,
+    pub send_bps: Option<i64>,
+    pub is_connected: bool,
+    /// The time of the report the session was last listed in.
+    pub last_seen: Option<String>,
+}
+
+/// `data` of `GET /api/vpn/clients`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::VpnClients)]
+pub struct VpnClients {
+    pub clients: Vec<VpnClient>,
+    pub statistics: VpnClientStatistics,
+}
+
+/// A client (common name) on one router's server.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::VpnClient)]
+pub struct VpnClient {
+    pub name: String,
+    /// The common name (there is no name prefix to strip).
+    pub full_name: String,
+    pub device_name: String,
+    pub is_connected: bool,
+    /// Always null: certificates are not reported.
+    pub is_valid: Option<bool>,
+    /// Always null: certificates are not reported.
+    pub created_at: Option<String>,
+    /// Always null: certificates are not reported.
+    pub expires_at: Option<String>,
+    /// Sessions of this name on this router in the newest report (1 for a last sighting).
+    pub sessions: usize,
+    pub last_seen: Option<String>,
+    /// The newest session.
+    pub connection_info: Option<VpnSession>,
+}
+
+/// Counts of `GET /api/vpn/clients`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::VpnClientStatistics)]
+pub struct VpnClientStatistics {
+    pub total_clients: usize,
+    pub connected_clients: usize,
+    /// Always null: certificates are not reported.
+    pub valid_certificates: Option<usize>,
+}
+
+/// `data` of `GET /api/vpn/clients/connected`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::ConnectedClients)]
+pub struct ConnectedClients {
+    pub connected_clients: Vec<VpnSession>,
+    pub total_connected: usize,
+    pub bandwidth_summary: BandwidthSummary,
+}
+
+/// Sums of the connected sessions' counters, in MiB.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::VpnBandwidthSummary)]
+pub struct BandwidthSummary {
+    pub total_mb_received: f64,
+    pub total_mb_sent: f64,
+}
+
+/// `data` of `GET /api/vpn/clients/{name}/details`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::VpnClientDetails)]
+pub struct VpnClientDetails {
+    pub name: String,
+    pub full_name: String,
+    pub is_connected: bool,
+    /// Routers whose servers list the sessions below.
+    pub devices: Vec<String>,
+    /// Connected sessions; when none, the sessions of the last sighting.
+    pub sessions: Vec<VpnSession>,
+    /// Sum of the listed sessions' counters.
+    pub total_bytes_received: i64,
+    pub total_bytes_sent: i64,
+    /// Traffic counted between reports over the last 24 hours, all routers.
+    pub usage_24h: VpnTraffic,
+    /// The oldest stored sample of the name (raw samples are kept for the retention period).
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    /// Always null: certificates are not reported.
+    pub is_valid: Option<bool>,
+    pub created_at: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+/// Bytes in both directions, seen from the server.
+#[derive(Debug, Default, Clone, Serialize, ToSchema)]
+#[schema(as = isp::VpnTraffic)]
+pub struct VpnTraffic {
+    pub bytes_received: i64,
+    pub bytes_sent: i64,
+}
+
+/// `data` of `GET /api/vpn/statistics/usage`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::VpnUsage)]
+pub struct VpnUsage {
+    pub period_days: i64,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub total_bytes_received: i64,
+    pub total_bytes_sent: i64,
+    pub total_mb_received: f64,
+    pub total_mb_sent: f64,
+    /// Distinct common names with samples in the period.
+    pub unique_clients: usize,
+    /// Distinct sessions (router, instance, common name, real address, connect time).
+    pub total_sessions: usize,
+    /// By bytes (received + sent), largest first.
+    pub clients: Vec<VpnClientUsage>,
+    /// By UTC date, oldest first; only days with samples.
+    pub daily: Vec<VpnDailyUsage>,
+}
+
+/// Usage of one common name on one router.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::VpnClientUsage)]
+pub struct VpnClientUsage {
+    pub common_name: String,
+    pub device_name: String,
+    pub bytes_received: i64,
+    pub bytes_sent: i64,
+    pub total_bytes: i64,
+    pub sessions: usize,
+    pub last_seen: Option<String>,
+}
+
+/// Usage of one UTC day.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::VpnDailyUsage)]
+pub struct VpnDailyUsage {
+    /// `YYYY-MM-DD`
+    pub date: String,
+    pub bytes_received: i64,
+    pub bytes_sent: i64,
+    pub unique_clients: usize,
+}
+
+/// `data` of `GET /api/vpn/health`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::VpnHealth)]
+pub struct VpnHealth {
+    /// `healthy`, or `degraded` when an instance of a connected router could not be read.
+    pub status: String,
+    pub service: String,
+    pub instances: usize,
+    pub instances_running: usize,
+    pub connected_clients: usize,
+    pub devices_reporting: usize,
+}
+
+const SESSION_COLS: &str = "o.router_id, o.ts_ms, o.instance, o.common_name, o.real_address, o.virtual_address, \
+     o.virtual_ipv6, o.rx_bytes, o.tx_bytes, o.connected_since, o.username, o.cipher, o.rx_bps, o.tx_bps";
+
+/// A session row read with [`SESSION_COLS`], before the router name is known.
+struct SessionRow {
+    router_id: i64,
+    ts_ms: i64,
+    connected_since: Option<i64>,
+    session: VpnSession,
+}
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+    let ts_ms: i64 = r.get(1)?;
+    let since: Option<i64> = r.get(9)?;
+    Ok(SessionRow {
+        router_id: r.get(0)?,
+        ts_ms,
+        connected_since: since,
+        session: VpnSession {
+            common_name: r.get(3)?,
+            device_name: String::new(),
+            instance: r.get(2)?,
+            real_address: r.get(4)?,
+            virtual_address: r.get(5)?,
+            virtual_ipv6: r.get(6)?,
+            bytes_received: r.get(7)?,
+            bytes_sent: r.get(8)?,
+            connected_since: since.and_then(plain_datetime_s),
+            username: r.get(10)?,
+            cipher: r.get(11)?,
+            receive_bps: r.get(12)?,
+            send_bps: r.get(13)?,
+            is_connected: false,
+            last_seen: iso_ms(ts_ms),
+        },
+    })
+}
+
+impl SessionRow {
+    fn finish(
+        mut self,
+        routers: &HashMap<i64, RouterInfo>,
+        now: i64,
+    ) -> (i64, Option<i64>, VpnSession) {
+        let router = routers.get(&self.router_id);
+        self.session.device_name = router.map(|r| r.name.clone()).unwrap_or_default();
+        self.session.is_connected =
+            router.is_some_and(|r| r.online(now) && r.last_report_ms == Some(self.ts_ms));
+        (self.ts_ms, self.connected_since, self.session)
+    }
+}
+
+fn by_id(routers: Vec<RouterInfo>) -> HashMap<i64, RouterInfo> {
+    routers.into_iter().map(|r| (r.id, r)).collect()
+}
+
+/// Sessions in the newest reports: `?1` common name or NULL, `?2` oldest `last_seen_ms` counted.
+fn connected_sql() -> String {
+    format!(
+        "SELECT {SESSION_COLS} FROM routers r CROSS JOIN ovpn_client_samples o ON o.router_id = r.id \
+         AND o.ts_ms = r.last_report_ms WHERE (?1 IS NULL OR +o.common_name = ?1) AND r.revoked_at IS NULL \
+         AND r.last_seen_ms >= ?2"
+    )
+}
+
+/// The newest sample time of a common name and its sessions then: `?1` common name.
+fn last_sighting_sql() -> String {
+    format!(
+        "SELECT {SESSION_COLS} FROM ovpn_client_samples o WHERE o.common_name = ?1 AND o.ts_ms = \
+         (SELECT max(ts_ms) FROM ovpn_client_samples WHERE common_name = ?1) ORDER BY o.router_id, o.real_address"
+    )
+}
+
+const CN_FIRST_SQL: &str = "SELECT min(common_name) FROM ovpn_client_samples";
+const CN_NEXT_SQL: &str = "SELECT min(common_name) FROM ovpn_client_samples WHERE common_name > ?1";
+const SOURCES_SQL: &str =
+    "SELECT name, state, detail, updated_ms FROM source_status WHERE router_id = ?1 \
+     AND kind = 'openvpn' AND state != 'disabled' ORDER BY name";
+const CLIENTS_AT_SQL: &str =
+    "SELECT instance, common_name FROM ovpn_client_samples WHERE router_id = ?1 \
+     AND ts_ms = ?2 ORDER BY instance, common_name";
+const SPAN_SQL: &str =
+    "SELECT min(ts_ms), max(ts_ms) FROM ovpn_client_samples WHERE common_name = ?1";
+const CN_USAGE_SQL: &str =
+    "SELECT coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0) FROM ovpn_client_samples \
+     WHERE common_name = ?1 AND ts_ms >= ?2";
+const USAGE_SQL: &str = "SELECT o.router_id, o.common_name, o.ts_ms / 86400000, o.connected_since, o.instance, \
+     o.real_address, coalesce(sum(o.rx_delta), 0), coalesce(sum(o.tx_delta), 0), max(o.ts_ms) \
+     FROM routers r CROSS JOIN ovpn_client_samples o ON o.router_id = r.id AND o.ts_ms >= ?1 AND o.ts_ms <= ?2 \
+     GROUP BY o.router_id, o.common_name, o.ts_ms / 86400000, o.connected_since, o.instance, o.real_address";
+
+/// The queries of this module, for plan checks.
+#[cfg(test)]
+pub(crate) fn queries() -> Vec<(&'static str, String)> {
+    vec![
+        ("connected", connected_sql()),
+        ("last_sighting", last_sighting_sql()),
+        ("cn_first", CN_FIRST_SQL.to_string()),
+        ("cn_next", CN_NEXT_SQL.to_string()),
+        ("sources", SOURCES_SQL.to_string()),
+        ("clients_at", CLIENTS_AT_SQL.to_string()),
+        ("span", SPAN_SQL.to_string()),
+        ("cn_usage", CN_USAGE_SQL.to_string()),
+        ("usage", USAGE_SQL.to_string()),
+    ]
+}
+
+/// Sessions in the newest report of every connected router (only `common_name` when given).
+fn connected_sessions(
+    conn: &Connection,
+    routers: &HashMap<i64, RouterInfo>,
+    common_name: Option<&str>,
+    now: i64,
+) -> Result<Vec<VpnSession>, IspError> {
+    let mut st = conn.prepare_cached(&connected_sql()).map_err(db)?;
+    let rows = st
+        .query_map(
+            params![common_name, now - super::ONLINE_WINDOW_MS],
+            session_row,
+        )
+        .map_err(db)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (_, _, s) = row.map_err(db)?.finish(routers, now);
+        if s.is_connected {
+            out.push(s);
+        }
+    }
+    out.sort_by(|a, b| {
+        (
+            a.device_name.as_str(),
+            a.instance.as_str(),
+            a.common_name.as_str(),
+            a.real_address.as_str(),
+        )
+            .cmp(&(
+                b.device_name.as_str(),
+                b.instance.as_str(),
+                b.common_name.as_str(),
+                b.real_address.as_str(),
+            ))
+    });
+    Ok(out)
+}
+
+/// The sessions of `common_name` in its newest sample time (one router's report).
+fn last_sighting(
+    conn: &Connection,
+    routers: &HashMap<i64, RouterInfo>,
+    common_name: &str,
+    now: i64,
+) -> Result<Vec<(i64, Option<i64>, VpnSession)>, IspError> {
+    let mut st = conn.prepare_cached(&last_sighting_sql()).map_err(db)?;
+    let rows = st.query_map([common_name], session_row).map_err(db)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row.map_err(db)?.finish(routers, now));
+    }
+    Ok(out)
+}
+
+/// Every distinct common name with stored samples, walking the `(common_name, ts_ms)` index one
+/// seek per name.
+fn common_names(conn: &Connection) -> Result<Vec<String>, IspError> {
+    let mut st = conn.prepare_cached(CN_NEXT_SQL).map_err(db)?;
+    let mut out: Vec<String> = Vec::new();
+    let first: Option<String> = conn.query_row(CN_FIRST_SQL, [], |r| r.get(0)).map_err(db)?;
+    let mut next = first;
+    while let Some(name) = next {
+        if out.len() >= MAX_CLIENT_NAMES {
+            break;
+        }
+        next = st.query_row([&name], |r| r.get(0)).map_err(db)?;
+        out.push(name);
+    }
+    Ok(out)
+}
+
+fn instance_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string())
+}
+
+fn score(state: Option<&str>, running: bool) -> u8 {
+    match (running, state) {
+        (true, Some("ok")) => 100,
+        (true, _) => 75,
+        (false, _) => 0,
+    }
+}
+
+/// Every OpenVPN instance of every router.
+fn servers(
+    conn: &Connection,
+    routers: &[RouterInfo],
+    now: i64,
+) -> Result<Vec<VpnServer>, IspError> {
+    let mut src = conn.prepare_cached(SOURCES_SQL).map_err(db)?;
+    let mut cl = conn.prepare_cached(CLIENTS_AT_SQL).map_err(db)?;
+    let mut out = Vec::new();
+    for r in routers {
+        let online = r.online(now);
+        let mut by_instance: BTreeMap<String, VpnServer> = BTreeMap::new();
+        let rows = src
+            .query_map([r.id], |x| {
+                Ok((
+                    x.get::<_, String>(0)?,
+                    x.get::<_, String>(1)?,
+                    x.get::<_, Option<String>>(2)?,
+                    x.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(db)?;
+        for row in rows {
+            let (path, state, detail, updated) = row.map_err(db)?;
+            let running = online && (state == "ok" || state == "partial");
+            by_instance.insert(
+                instance_name(&path),
+                VpnServer {
+                    device_name: r.name.clone(),
+                    device_connected: online,
+                    instance: instance_name(&path),
+                    status_file: Some(path),
+                    health_score: score(Some(&state), running),
+                    state: Some(state),
+                    detail,
+                    service_running: running,
+                    connected_clients: 0,
+                    client_list: Vec::new(),
+                    updated: iso_ms(updated),
+                },
+            );
+        }
+        if let (true, Some(ts)) = (online, r.last_report_ms) {
+            let rows = cl
+                .query_map(params![r.id, ts], |x| {
+                    Ok((x.get::<_, String>(0)?, x.get::<_, String>(1)?))
+                })
+                .map_err(db)?;
+            for row in rows {
+                let (instance, cn) = row.map_err(db)?;
+                let entry = by_instance
+                    .entry(instance.clone())
+                    .or_insert_with(|| VpnServer {
+                        device_name: r.name.clone(),
+                        device_connected: online,
+                        instance,
+                        status_file: None,
+                        state: None,
+                        detail: None,
+                        service_running: true,
+                        connected_clients: 0,
+                        client_list: Vec::new(),
+                        health_score: score(None, true),
+                        updated: None,
+                    });
+                entry.connected_clients += 1;
+                if !entry.client_list.contains(&cn) {
+                    entry.client_list.push(cn);
+                }
+            }
+        }
+        out.extend(by_instance.into_values());
+    }
+    Ok(out)
+}
+
+/// OpenVPN servers of the fleet.
+#[utoipa::path(get, path = "/api/vpn/status",
+    operation_id = "isp_vpn_status", tag = "isp",
+    responses(
+        (status = 200, description = "Fleet summary and every instance", body = Envelope<VpnStatus>),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ))]
+pub async fn status(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<VpnStatus> {
+    auth(&state, &headers).await?;
+    Params::parse(q, &[])?;
+    let now = now_ms();
+    let servers = read(&state, move |c| servers(c, &all_routers(c)?, now)).await?;
+    let running: Vec<&VpnServer> = servers.iter().filter(|s| s.service_running).collect();
+    let clients: BTreeSet<String> = running
+        .iter()
+        .flat_map(|s| s.client_list.iter().cloned())
+        .collect();
+    let health_score = (!servers.is_empty()).then(|| {
+        let sum: usize = servers.iter().map(|s| usize::from(s.health_score)).sum();
+        u8::try_from((sum + servers.len() / 2) / servers.len()).unwrap_or(100)
+    });
+    ok(VpnStatus {
+        server_status: ServerStatus {
+            service_running: !running.is_empty(),
+            port_listening: None,
+            connected_clients: running.iter().map(|s| s.connected_clients).sum(),
+            client_list: clients.into_iter().collect(),
+            health_score,
+            instances: servers.len(),
+            instances_running: running.len(),
+        },
+        servers,
+    })
+}
+
+/// Every client: connected ones per router, others at their last sighting.
+#[utoipa::path(get, path = "/api/vpn/clients",
+    operation_id = "isp_vpn_clients", tag = "isp",
+    responses(
+        (status = 200, description = "Clients by name and router", body = Envelope<VpnClients>),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ))]
+pub async fn clients(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<VpnClients> {
+    auth(&state, &headers).await?;
+    Params::parse(q, &[])?;
+    let now = now_ms();
+    let list = read(&state, move |c| {
+        let routers = by_id(all_routers(c)?);
+        // (name, device) -> sessions
+        let mut groups: BTreeMap<(String, String), Vec<VpnSession>> = BTreeMap::new();
+        for s in connected_sessions(c, &routers, None, now)? {
+            groups
+                .entry((s.common_name.clone(), s.device_name.clone()))
+                .or_default()
+                .push(s);
+        }
+        for name in common_names(c)? {
+            if groups
+                .range((name.clone(), String::new())..)
+                .next()
+                .is_some_and(|((n, _), _)| *n == name)
+            {
+                continue;
+            }
+            for (_, _, s) in last_sighting(c, &routers, &name, now)?.into_iter().take(1) {
+                groups
+                    .entry((name.clone(), s.device_name.clone()))
+                    .or_default()
+                    .push(s);
+            }
+        }
+        let mut out = Vec::new();
+        for ((name, device), sessions) in groups {
+            let newest = sessions
+                .iter()
+                .max_by(|a, b| a.connected_since.cmp(&b.connected_since))
+                .cloned();
+            out.push(VpnClient {
+                full_name: name.clone(),
+                name,
+                device_name: device,
+                is_connected: sessions.iter().any(|s| s.is_connected),
+                is_valid: None,
+                created_at: None,
+                expires_at: None,
+                sessions: sessions.len(),
+                last_seen: newest.as_ref().and_then(|s| s.last_seen.clone()),
+                connection_info: newest,
+            });
+        }
+        Ok(out)
+    })
+    .await?;
+    let connected = list.iter().filter(|c| c.is_connected).count();
+    ok(VpnClients {
+        statistics: VpnClientStatistics {
+            total_clients: list.len(),
+            connected_clients: connected,
+            valid_certificates: None,
+        },
+        clients: list,
+    })
+}
+
+/// Sessions connected now.
+#[utoipa::path(get, path = "/api/vpn/clients/connected",
+    operation_id = "isp_vpn_clients_connected", tag = "isp",
+    responses(
+        (status = 200, description = "Connected sessions by router, instance and name", body = Envelope<ConnectedClients>),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ))]
+pub async fn connected(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<ConnectedClients> {
+    auth(&state, &headers).await?;
+    Params::parse(q, &[])?;
+    let now = now_ms();
+    let list = read(&state, move |c| {
+        connected_sessions(c, &by_id(all_routers(c)?), None, now)
+    })
+    .await?;
+    let rx: i64 = list
+        .iter()
+        .map(|s| s.bytes_received)
+        .fold(0, i64::saturating_add);
+    let tx: i64 = list
+        .iter()
+        .map(|s| s.bytes_sent)
+        .fold(0, i64::saturating_add);
+    ok(ConnectedClients {
+        total_connected: list.len(),
+        connected_clients: list,
+        bandwidth_summary: BandwidthSummary {
+            total_mb_received: mib(rx),
+            total_mb_sent: mib(tx),
+        },
+    })
+}
+
+/// One client (common name) across all routers.
+#[utoipa::path(get, path = "/api/vpn/clients/{name}/details",
+    operation_id = "isp_vpn_clients_name_details", tag = "isp",
+    params(("name" = String, Path, description = "Common name (exact)")),
+    responses(
+        (status = 200, description = "Sessions and traffic of the client", body = Envelope<VpnClientDetails>),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 404, description = "No stored session has this common name", body = ErrorEnvelope),
+    ))]
+pub async fn details(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<VpnClientDetails> {
+    auth(&state, &headers).await?;
+    let name = path_name(name, "client name")?;
+    Params::parse(q, &[])?;
+    let now = now_ms();
+    let out = read(&state, move |c| {
+        let routers = by_id(all_routers(c)?);
+        let (first, last): (Option<i64>, Option<i64>) = c
+            .prepare_cached(SPAN_SQL)
+            .and_then(|mut st| st.query_row([&name], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(db)?;
+        let Some(last) = last else {
+            return Err(IspError::not_found(format!(
+                "unknown VPN client {name:?}: no stored session has this common name"
+            )));
+        };
+        let mut sessions = connected_sessions(c, &routers, Some(&name), now)?;
+        if sessions.is_empty() {
+            sessions = last_sighting(c, &routers, &name, now)?
+                .into_iter()
+                .map(|(_, _, s)| s)
+                .collect();
+        }
+        let usage: (i64, i64) = c
+            .prepare_cached(CN_USAGE_SQL)
+            .and_then(|mut st| {
+                st.query_row(params![&name, now - DAY_MS], |r| Ok((r.get(0)?, r.get(1)?)))
+            })
+            .map_err(db)?;
+        let mut devices: Vec<String> = sessions.iter().map(|s| s.device_name.clone()).collect();
+        devices.sort_unstable();
+        devices.dedup();
+        Ok(VpnClientDetails {
+            full_name: name.clone(),
+            name,
+            is_connected: sessions.iter().any(|s| s.is_connected),
+            devices,
+            total_bytes_received: sessions
+                .iter()
+                .map(|s| s.bytes_received)
+                .fold(0, i64::saturating_add),
+            total_bytes_sent: sessions
+                .iter()
+                .map(|s| s.bytes_sent)
+                .fold(0, i64::saturating_add),
+            sessions,
+            usage_24h: VpnTraffic {
+                bytes_received: usage.0,
+                bytes_sent: usage.1,
+            },
+            first_seen: first.and_then(iso_ms),
+            last_seen: iso_ms(last),
+            is_valid: None,
+            created_at: None,
+            expires_at: None,
+        })
+    })
+    .await?;
+    ok(out)
+}
+
+/// Per-session usage rows: (router, common name, UTC day, connect time, instance, real address)
+/// with summed deltas and the newest sample time.
+type UsageRow = (i64, String, i64, Option<i64>, String, String, i64, i64, i64);
+
+/// VPN traffic over the last `days` days.
+#[utoipa::path(get, path = "/api/vpn/statistics/usage",
+    operation_id = "isp_vpn_statistics_usage", tag = "isp",
+    params(("days" = Option<i64>, Query, description = "1 to 90, default 7")),
+    responses(
+        (status = 200, description = "Traffic by client and by day", body = Envelope<VpnUsage>),
+        (status = 400, description = "days out of bounds", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+    ))]
+pub async fn usage(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<VpnUsage> {
+    auth(&state, &headers).await?;
+    let p = Params::parse(q, &["days"])?;
+    let days = p.int("days", 7, 1, MAX_USAGE_DAYS)?;
+    let now = now_ms();
+    let start = now - days * DAY_MS;
+    let (rows, routers) = read(&state, move |c| {
+        let mut st = c.prepare_cached(USAGE_SQL).map_err(db)?;
+        let rows: Vec<UsageRow> = st
+            .query_map(params![start, now], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            })
+            .map_err(db)?
+            .collect::<Result<_, _>>()
+            .map_err(db)?;
+        Ok((rows, all_routers(c)?))
+    })
+    .await?;
+    let names = super::router_names(&routers);
+    #[derive(Default)]
+    struct Acc {
+        rx: i64,
+        tx: i64,
+        sessions: BTreeSet<(Option<i64>, String, String)>,
+        last: i64,
+    }
+    let mut per_client: BTreeMap<(String, i64), Acc> = BTreeMap::new();
+    let mut per_day: BTreeMap<i64, (i64, i64, BTreeSet<String>)> = BTreeMap::new();
+    let mut all_sessions = BTreeSet::new();
+    for (router, cn, day, since, instance, real, rx, tx, last) in rows {
+        let a = per_client.entry((cn.clone(), router)).or_default();
+        a.rx = a.rx.saturating_add(rx);
+        a.tx = a.tx.saturating_add(tx);
+        a.last = a.last.max(last);
+        a.sessions.insert((since, instance.clone(), real.clone()));
+        all_sessions.insert((router, cn.clone(), since, instance, real));
+        let d = per_day.entry(day).or_default();
+        d.0 = d.0.saturating_add(rx);
+        d.1 = d.1.saturating_add(tx);
+        d.2.insert(cn);
+    }
+    let mut clients: Vec<VpnClientUsage> = per_client
+        .into_iter()
+        .map(|((cn, router), a)| VpnClientUsage {
+            common_name: cn,
+            device_name: names.get(&router).cloned().unwrap_or_default(),
+            bytes_received: a.rx,
+            bytes_sent: a.tx,
+            total_bytes: a.rx.saturating_add(a.tx),
+            sessions: a.sessions.len(),
+            last_seen: iso_ms(a.last),
+        })
+        .collect();
+    clients.sort_by(|a, b| {
+        b.total_bytes
+            .cmp(&a.total_bytes)
+            .then_with(|| a.common_name.cmp(&b.common_name))
+            .then_with(|| a.device_name.cmp(&b.device_name))
+    });
+    let total_rx = clients
+        .iter()
+        .map(|c| c.bytes_received)
+        .fold(0, i64::saturating_add);
+    let total_tx = clients
+        .iter()
+        .map(|c| c.bytes_sent)
+        .fold(0, i64::saturating_add);
+    let unique: BTreeSet<&str> = clients.iter().map(|c| c.common_name.as_str()).collect();
+    let daily = per_day
+        .into_iter()
+        .map(|(day, (rx, tx, cns))| VpnDailyUsage {
+            date: date_ms(day.saturating_mul(DAY_MS)).unwrap_or_default(),
+            bytes_received: rx,
+            bytes_sent: tx,
+            unique_clients: cns.len(),
+        })
+        .collect();
+    ok(VpnUsage {
+        period_days: days,
+        from: iso_ms(start),
+        to: iso_ms(now),
+        total_bytes_received: total_rx,
+        total_bytes_sent: total_tx,
+        total_mb_received: mib(total_rx),
+        total_mb_sent: mib(total_tx),
+        unique_clients: unique.len(),
+        total_sessions: all_sessions.len(),
+        clients,
+        daily,
+    })
+}
+
+/// VPN service health (no key needed).
+#[utoipa::path(get, path = "/api/vpn/health",
+    operation_id = "isp_vpn_health", tag = "isp",
+    responses((status = 200, description = "Instance and client counts", body = Envelope<VpnHealth>)))]
+pub async fn health(
+    State(state): State<ApiState>,
+    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> IspResult<VpnHealth> {
+    Params::parse(q, &[])?;
+    let now = now_ms();
+    let (servers, reporting) = read(&state, move |c| {
+        let routers = all_routers(c)?;
+        let reporting = routers.iter().filter(|r| r.online(now)).count();
+        Ok((servers(c, &routers, now)?, reporting))
+    })
+    .await?;
+    let failing = servers
+        .iter()
+        .any(|s| s.device_connected && !s.service_running);
+    ok(VpnHealth {
+        status: if failing { "degraded" } else { "healthy" }.to_string(),
+        service: "vpn".to_string(),
+        instances: servers.len(),
+        instances_running: servers.iter().filter(|s| s.service_running).count(),
+        connected_clients: servers
+            .iter()
+            .filter(|s| s.service_running)
+            .map(|s| s.connected_clients)
+            .sum(),
+        devices_reporting: reporting,
+    })
+}
