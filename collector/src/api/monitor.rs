@@ -584,7 +584,7 @@ pub struct HealthResponse {
 }
 
 /// Collector status and every router online/offline with last-seen (open, no key needed).
-#[utoipa::path(get, path = "/api/health", tag = "monitor",
+#[utoipa::path(get, path = "/api/health", tag = "monitor", security(()),
     responses((status = 200, description = "Collector and router status", body = HealthResponse)))]
 pub async fn health(State(state): State<ApiState>) -> Result<Json<HealthResponse>, ApiError> {
     let routers = with_read(&state, load_routers).await?;

@@ -26,7 +26,7 @@
 //!   `leases`, `source_status` (their `updated_ms` is the report time when the row last changed).
 
 /// The migrations, in order.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1];
+pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
 
 /// The schema version this collector writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -290,6 +290,14 @@ CREATE TABLE source_status (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 2, for the API: users (client hosts) are looked up by their lease hostname,
+/// case-insensitively, and OpenVPN clients by common name across routers (few rows per report,
+/// so the index costs little at ingest).
+const MIGRATION_2: &str = r#"
+CREATE INDEX leases_hostname ON leases(hostname COLLATE NOCASE) WHERE hostname IS NOT NULL;
+CREATE INDEX ovpn_client_samples_cn ON ovpn_client_samples(common_name, ts_ms);
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +335,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 1);
+        assert_eq!(SCHEMA_VERSION, 2);
     }
 }

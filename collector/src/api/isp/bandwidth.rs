@@ -1188,7 +1188,7 @@ pub async fn quality(
 
 /// Bandwidth service health (no key needed).
 #[utoipa::path(get, path = "/api/bandwidth/health",
-    operation_id = "isp_bandwidth_health", tag = "isp",
+    operation_id = "isp_bandwidth_health", tag = "isp", security(()),
     responses((status = 200, description = "Reporting devices and stations", body = Envelope<BandwidthHealth>)))]
 pub async fn health(
     State(state): State<ApiState>,

@@ -869,7 +869,7 @@ pub async fn usage(
 
 /// VPN service health (no key needed).
 #[utoipa::path(get, path = "/api/vpn/health",
-    operation_id = "isp_vpn_health", tag = "isp",
+    operation_id = "isp_vpn_health", tag = "isp", security(()),
     responses((status = 200, description = "Instance and client counts", body = Envelope<VpnHealth>)))]
 pub async fn health(
     State(state): State<ApiState>,
