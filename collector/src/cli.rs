@@ -48,7 +48,7 @@ impl DataDirArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the collector (ingest listener and HTTP API).
+    /// Run the collector (ingest listener, HTTP API and dashboard).
     Serve(ServeArgs),
     /// Enrollment tokens.
     #[command(subcommand)]
