@@ -18,7 +18,7 @@ use crate::tokens::{
 };
 
 /// routerstats collector: enrolls OpenWrt routers, ingests their reports over mutual TLS into
-/// SQLite and serves the HTTP API.
+/// SQLite and serves the HTTP API and the dashboard.
 #[derive(Debug, Parser)]
 #[command(
     name = "routerstats-collector",
