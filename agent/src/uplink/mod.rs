@@ -21,7 +21,7 @@ use std::fs::{File, OpenOptions, Permissions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
@@ -63,7 +63,8 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
         .and_then(|mut f| f.read_exact(&mut out))
         .is_ok();
     if !from_urandom {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        // 32 bits: 32-bit MIPS (mips_24kc) has no 64-bit atomics; the counter only makes hashes differ.
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
