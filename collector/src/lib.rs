@@ -1,1 +1,24 @@
-//! placeholder
+//! routerstats collector: enrolls routers, ingests their reports over mutual TLS into SQLite and
+//! serves the HTTP API.
+//!
+//! [`serve`] starts everything from a [`config::Config`]; the `routerstats-collector` binary
+//! (src/main.rs) is a thin CLI over this library.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod duration;
+pub mod ingest;
+pub mod pki;
+pub mod revocation;
+pub mod server;
+pub mod store;
+pub mod tokens;
+pub mod writer;
+
+pub use config::Config;
+pub use server::{serve, ServeError, ServeHandle};
+
+#[cfg(test)]
+mod net_tests;

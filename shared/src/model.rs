@@ -150,7 +150,9 @@ pub struct Report {
     pub boot_id: [u8; 16],
     /// Unix time in milliseconds when the cycle started.
     pub timestamp_ms: u64,
-    /// Reports the agent had to drop from its full spool since the previous report was built.
+    /// Reports this agent run (this `boot_id`) has dropped from its full spool so far, as a
+    /// running total: any report that gets through tells the whole count, and a resend or a
+    /// lost ack cannot skew it. The gap of a run is the largest value stored for its boot id.
     pub dropped_reports: u64,
     pub router: RouterFacts,
     pub system: Option<SystemStats>,

@@ -58,10 +58,7 @@ pub fn parse(text: &str) -> Result<Parsed<BoardInfo>, ParseError> {
     }
     let b = &out.value;
     if b.model_id.is_none() && b.model_name.is_none() && b.network.is_empty() {
-        return Err(ParseError::Invalid(match out.skipped.first() {
-            Some(first) => format!("no model or network in board.json ({first})"),
-            None => "no model or network in board.json".to_string(),
-        }));
+        return Err(out.nothing_usable("no model or network in board.json"));
     }
     Ok(out)
 }

@@ -69,10 +69,7 @@ pub fn parse_df(text: &str) -> Result<Parsed<Vec<DiskUsage>>, ParseError> {
         out.skip(p, "filesystem name without figures");
     }
     if out.value.is_empty() {
-        return Err(ParseError::Invalid(match out.skipped.first() {
-            Some(first) => format!("no usable df rows ({first})"),
-            None => "no df rows".to_string(),
-        }));
+        return Err(out.nothing_usable("no usable df rows"));
     }
     Ok(out)
 }

@@ -99,11 +99,7 @@ pub fn parse(text: &str) -> Result<Parsed<Vec<WirelessInterface>>, ParseError> {
     current.finish(&mut out.value);
 
     if out.value.is_empty() {
-        let why = match out.skipped.first() {
-            Some(first) => format!("no usable Interface block ({first})"),
-            None => "no Interface block found".to_string(),
-        };
-        return Err(ParseError::Invalid(why));
+        return Err(out.nothing_usable("no usable Interface block"));
     }
     Ok(out)
 }

@@ -48,10 +48,7 @@ pub fn parse(text: &str) -> Result<Parsed<MemInfo>, ParseError> {
     }
     let get = |k: &str| values.get(k).copied();
     let Some(total_kb) = get("MemTotal") else {
-        return Err(ParseError::Invalid(match out.skipped.first() {
-            Some(first) => format!("no MemTotal ({first})"),
-            None => "no MemTotal".to_string(),
-        }));
+        return Err(out.nothing_usable("no MemTotal"));
     };
     let free_kb = get("MemFree").unwrap_or(0);
     let buffers_kb = get("Buffers").unwrap_or(0);

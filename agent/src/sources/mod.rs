@@ -39,6 +39,15 @@ impl<T> Parsed<T> {
         self.skipped.push(Skipped { line, reason: reason.into() });
     }
 
+    /// The error for input that yielded nothing usable: `what`, plus the first skipped line's
+    /// reason when there is one (the most likely explanation).
+    pub fn nothing_usable(&self, what: &str) -> ParseError {
+        match self.skipped.first() {
+            Some(first) => ParseError::Invalid(format!("{what} ({first})")),
+            None => ParseError::Invalid(what.to_string()),
+        }
+    }
+
     /// The source state this parse result should report.
     pub fn state(&self) -> SourceState {
         match self.skipped.first() {

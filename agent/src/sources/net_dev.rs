@@ -35,10 +35,7 @@ pub fn parse(text: &str) -> Result<Parsed<Vec<NetInterface>>, ParseError> {
         return Err(if text.trim().is_empty() {
             ParseError::Empty
         } else {
-            ParseError::Invalid(match out.skipped.first() {
-                Some(first) => format!("no usable interface rows ({first})"),
-                None => "no interface rows".to_string(),
-            })
+            out.nothing_usable("no usable interface rows")
         });
     }
     Ok(out)

@@ -67,10 +67,7 @@ pub fn parse(text: &str) -> Result<Parsed<OpenWrtRelease>, ParseError> {
         known += 1;
     }
     if known == 0 {
-        return Err(ParseError::Invalid(match out.skipped.first() {
-            Some(first) => format!("no DISTRIB_ fields ({first})"),
-            None => "no DISTRIB_ fields".to_string(),
-        }));
+        return Err(out.nothing_usable("no DISTRIB_ fields"));
     }
     Ok(out)
 }

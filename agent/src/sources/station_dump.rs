@@ -113,11 +113,7 @@ fn parse_with(
     target.finish(&mut out);
 
     if out.value.is_empty() {
-        let why = match out.skipped.first() {
-            Some(first) => format!("no usable station ({first})"),
-            None => "no `Station <mac>` block found".to_string(),
-        };
-        return Err(ParseError::Invalid(why));
+        return Err(out.nothing_usable("no usable `Station <mac>` block"));
     }
     Ok(out)
 }

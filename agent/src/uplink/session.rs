@@ -3,8 +3,8 @@
 //!
 //! Two tasks share the spool:
 //! - the collection loop (the caller's task) calls `collect` on the blocking pool every
-//!   `interval`, numbers the report (`boot_id` random per start, `seq` from 1), records how many
-//!   reports the spool dropped since the previous one, and pushes the encoded frame;
+//!   `interval`, numbers the report (`boot_id` random per start, `seq` from 1), records the
+//!   running total of reports the spool has dropped in this run, and pushes the encoded frame;
 //! - the connection task connects (`Hello` -> `HelloAck`), writes every spooled frame not yet
 //!   written on this connection, in order, and removes a report when its `Ack` arrives. On any
 //!   error or disconnect it reconnects with exponential backoff and jitter and, on the new
@@ -339,15 +339,14 @@ where
         {
             let mut sh = ctx.lock();
             sh.stats.reports_built += 1;
-            let pending = sh.spool.pending_dropped();
-            report.dropped_reports = pending;
+            // A running total for this agent run (this boot id): whichever report gets through
+            // tells the collector the whole count, and resends or lost acks cannot skew it.
+            report.dropped_reports = sh.spool.dropped_total();
             match Message::Report(Box::new(report)).to_frame() {
                 Ok(frame) => {
-                    sh.spool.take_dropped();
                     sh.spool.push(ctx.boot_id, seq, frame);
                 }
                 Err(e) => {
-                    // The pending drops stay pending for the next report, plus this one.
                     log!("error", "report {seq} cannot be encoded, dropped: {e}");
                     sh.spool.note_dropped(1);
                 }

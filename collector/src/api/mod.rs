@@ -1,0 +1,342 @@
+//! The HTTP API (axum), with API-key authentication. One submodule per route group, each with
+//! `routes()` and an OpenAPI fragment (`Doc`) merged into `/api/openapi.json`:
+//!
+//! - [`openwrt`]: `/api/openwrt` (the OpenWrt CGI-script stats tool this project replaces)
+//! - [`monitor`]: `/api/health`, `/api/performance`, `/api/export`, `/api/logs`, `/api/pppoe_interfaces`
+//! - [`gateway`]: `/api/organization`, `/api/sites`, `/api/gateways`, `/api/gateway/{id}/...`
+//! - [`isp`]: `/api/devices...`, `/api/users...`, `/api/vpn/...`, `/api/bandwidth/...`
+//! - [`wireguard`]: `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
+//! - [`prometheus`]: `/metrics`
+//! - [`openapi`]: `/api/openapi.json`
+//!
+//! Keys are sent as `X-API-Key: <key>` or `Authorization: Bearer <key>` and looked up by their
+//! SHA-256. [`require_role`] is the reusable check: 401 for a missing or unknown key, 403 for a
+//! key whose role is too low. Database work runs on the blocking pool through [`with_store`].
+//!
+//! - `GET /health` -> `{"status":"ok"|"degraded", "version", "database", "ingest_connections",
+//!   "routers_connected", "uptime_s"}` (503 while database writes fail).
+//! - `POST /api/admin/tokens` (admin) with `{name, site?, ttl?, max_uses?}` -> 201
+//!   `{token, id, name, site, expires_at, max_uses}`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+pub mod gateway;
+pub mod isp;
+pub mod monitor;
+pub mod openapi;
+pub mod openwrt;
+pub mod prometheus;
+pub mod readpool;
+pub mod wireguard;
+
+use crate::pki::unix_now;
+use crate::revocation::OpenConns;
+use crate::store::{Store, StoreError};
+use crate::tokens::{create_token, parse_ttl, sha256, Role, TokenError, DEFAULT_TTL};
+use crate::writer::DbHealth;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The API's own database connection.
+    pub store: Arc<Mutex<Store>>,
+    pub ca_hash: [u8; 32],
+    pub health: Arc<DbHealth>,
+    /// Ingest connection permits (open connections = max - available).
+    pub permits: Arc<Semaphore>,
+    pub max_connections: usize,
+    pub conns: OpenConns,
+    pub started: Instant,
+    /// Read-only connections for queries, so reads run side by side with each other.
+    pub readers: Arc<readpool::ReadPool>,
+}
+
+/// An error answered as `{"error": message}` with a status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => {
+                ApiError::new(StatusCode::NOT_FOUND, format!("not found: {m}"))
+            }
+            StoreError::NameTaken(m) => {
+                ApiError::new(StatusCode::CONFLICT, format!("name already taken: {m}"))
+            }
+            StoreError::AlreadyExists(m) => {
+                ApiError::new(StatusCode::CONFLICT, format!("already exists: {m}"))
+            }
+            StoreError::InvalidInput(m) => ApiError::bad_request(m),
+            other => {
+                tracing::error!(error = %other, "API database error");
+                ApiError::internal("database error; see the collector log")
+            }
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Store(s) => s.into(),
+            other => ApiError::bad_request(other.to_string()),
+        }
+    }
+}
+
+/// Runs `f` with the API's store on the blocking pool.
+pub async fn with_store<T, F>(state: &ApiState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
+{
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = store.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
+}
+
+/// The caller behind a valid API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub role: Role,
+    /// The key's id.
+    pub key: String,
+}
+
+/// The API key of a request, from `X-API-Key` or `Authorization: Bearer`.
+pub fn api_key_from_headers(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        if !v.is_empty() {
+            return Some(v.to_string());
+        }
+    }
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = auth.split_once(' ')?;
+    let key = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then(|| key.to_string())
+}
+
+/// Reads the store's `(key id, role)` pair.
+fn role_of(pair: &(String, String)) -> Option<(Role, String)> {
+    pair.1.parse::<Role>().ok().map(|r| (r, pair.0.clone()))
+}
+
+/// Checks the request's API key: 401 when missing or unknown, 403 when its role is below `min`.
+pub async fn require_role(
+    state: &ApiState,
+    headers: &HeaderMap,
+    min: Role,
+) -> Result<Caller, ApiError> {
+    let key = api_key_from_headers(headers).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing API key (send X-API-Key or Authorization: Bearer)",
+        )
+    })?;
+    let hash = sha256(&key);
+    let found = with_store(state, move |s| Ok(s.api_key_role(&hash)?)).await?;
+    let Some((role, id)) = found.as_ref().and_then(role_of) else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown API key"));
+    };
+    if role < min {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("this API key has role {role}; {min} is required"),
+        ));
+    }
+    Ok(Caller { role, key: id })
+}
+
+/// Runs a read-only query `f` on a pooled connection on the blocking pool.
+pub async fn with_read<T, F>(state: &ApiState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection) -> Result<T, ApiError> + Send + 'static,
+{
+    let pool = state.readers.clone();
+    tokio::task::spawn_blocking(move || pool.with(f))
+        .await
+        .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
+}
+
+/// The API routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/api/admin/tokens", post(create_token_handler))
+        .merge(openwrt::routes())
+        .merge(monitor::routes())
+        .merge(gateway::routes())
+        .merge(isp::routes())
+        .merge(wireguard::routes())
+        .merge(prometheus::routes())
+        .merge(openapi::routes())
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .with_state(state)
+}
+
+async fn health(State(state): State<ApiState>) -> Response {
+    let failing = state.health.is_failing();
+    let database = match state.health.last_error() {
+        Some(e) if failing => format!("failing: {e}"),
+        _ => "ok".to_string(),
+    };
+    let body = json!({
+        "status": if failing { "degraded" } else { "ok" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "database": database,
+        "ingest_connections": state.max_connections.saturating_sub(state.permits.available_permits()),
+        "routers_connected": state.conns.routers(),
+        "uptime_s": state.started.elapsed().as_secs(),
+    });
+    let status = if failing {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Body of `POST /api/admin/tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    pub name: String,
+    pub site: Option<String>,
+    /// Like `24h`, `30m`, `7d`; default 24h.
+    pub ttl: Option<String>,
+    /// Default 1.
+    pub max_uses: Option<u32>,
+}
+
+/// Answer of `POST /api/admin/tokens`.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CreateTokenResponse {
+    pub token: String,
+    pub id: String,
+    pub name: String,
+    pub site: Option<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub max_uses: u32,
+}
+
+async fn create_token_handler(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateTokenRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<CreateTokenResponse>), ApiError> {
+    let caller = require_role(&state, &headers, Role::Admin).await?;
+    let Json(req) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let ttl = match req.ttl.as_deref() {
+        Some(t) => parse_ttl(t)?,
+        None => DEFAULT_TTL,
+    };
+    let ca_hash = state.ca_hash;
+    let issued = with_store(&state, move |s| {
+        Ok(create_token(
+            s,
+            ca_hash,
+            &req.name,
+            req.site.as_deref(),
+            ttl,
+            req.max_uses.unwrap_or(1),
+            unix_now(),
+        )?)
+    })
+    .await?;
+    tracing::info!(token = %issued.token.id, name = %issued.name, by = %caller.key, "enrollment token created via API");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreateTokenResponse {
+            token: issued.token.to_string(),
+            id: issued.token.id.clone(),
+            name: issued.name,
+            site: issued.site,
+            expires_at: issued.expires_at,
+            max_uses: issued.max_uses,
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_from_either_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(api_key_from_headers(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer rsk_abc"),
+        );
+        assert_eq!(api_key_from_headers(&h).as_deref(), Some("rsk_abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic Zm9vOmJhcg=="),
+        );
+        assert_eq!(api_key_from_headers(&h), None);
+        h.insert("x-api-key", HeaderValue::from_static(" rsk_xyz "));
+        assert_eq!(api_key_from_headers(&h).as_deref(), Some("rsk_xyz"));
+    }
+
+    #[test]
+    fn role_pair_from_store() {
+        assert_eq!(
+            role_of(&("k1".into(), "admin".into())),
+            Some((Role::Admin, "k1".into()))
+        );
+        assert_eq!(
+            role_of(&("k2".into(), "read".into())),
+            Some((Role::Read, "k2".into()))
+        );
+        assert_eq!(role_of(&("k3".into(), "root".into())), None);
+    }
+}

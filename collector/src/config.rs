@@ -1,0 +1,434 @@
+//! Collector configuration: defaults, an optional TOML file (`--config FILE`) and validation.
+//!
+//! Every key is optional; `collector/collector.example.toml` documents them all. Durations are
+//! strings like `"10s"` or `"250ms"` (see [`crate::duration`]) or integers meaning seconds.
+//! Command-line flags override the file; [`Config::validate`] checks the merged result.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use routerstats_shared::MAX_FRAME_LEN;
+use serde::Deserialize;
+
+use crate::duration::parse_duration;
+use crate::pki::MAX_CLIENT_CERT_DAYS;
+use crate::store::Retention;
+
+/// Default data directory (relative to the working directory).
+pub const DEFAULT_DATA_DIR: &str = "routerstats-data";
+/// Name of the SQLite database inside the data dir.
+pub const DB_FILE: &str = "routerstats.db";
+
+/// The collector's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Holds the CA, the server certificate and the database.
+    pub data_dir: PathBuf,
+    /// TLS listener for enrollment and reports.
+    pub ingest_listen: SocketAddr,
+    /// HTTP listener of the API.
+    pub api_listen: SocketAddr,
+    /// Extra DNS names / IP addresses for the server certificate.
+    pub server_names: Vec<String>,
+    /// Validity of issued router certificates.
+    pub client_cert_days: u32,
+    /// Open ingest connections at most; more are closed right after accept.
+    pub max_connections: usize,
+    /// Time allowed for the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Idle time after which an ingest connection is closed (longer than the agents' interval).
+    pub read_timeout: Duration,
+    /// Largest accepted frame payload (at most [`MAX_FRAME_LEN`]).
+    pub max_frame: u32,
+    /// Reports committed in one SQLite transaction at most.
+    pub batch_max: usize,
+    /// How long the writer waits to fill a batch after its first report.
+    pub batch_latency: Duration,
+    /// How often the database is polled for revoked routers.
+    pub revocation_poll: Duration,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+    /// How long data is kept.
+    pub retention: Retention,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            ingest_listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
+            api_listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            server_names: Vec::new(),
+            client_cert_days: 90,
+            max_connections: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(120),
+            max_frame: MAX_FRAME_LEN,
+            batch_max: 512,
+            batch_latency: Duration::from_millis(20),
+            revocation_poll: Duration::from_millis(250),
+            retention_interval: Duration::from_secs(3600),
+            retention: Retention::default(),
+        }
+    }
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// A duration in the file: `"10s"` or an integer number of seconds.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileDuration {
+    Secs(u64),
+    Text(String),
+}
+
+impl FileDuration {
+    fn resolve(self, key: &'static str) -> Result<Duration, ConfigError> {
+        match self {
+            FileDuration::Secs(s) => Ok(Duration::from_secs(s)),
+            FileDuration::Text(t) => parse_duration(&t).map_err(|e| ConfigError::Invalid {
+                key,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRetention {
+    raw_days: Option<u32>,
+    rollup_5m_days: Option<u32>,
+    rollup_1h_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    ingest_listen: Option<SocketAddr>,
+    api_listen: Option<SocketAddr>,
+    server_names: Option<Vec<String>>,
+    client_cert_days: Option<u32>,
+    max_connections: Option<usize>,
+    handshake_timeout: Option<FileDuration>,
+    read_timeout: Option<FileDuration>,
+    max_frame: Option<u32>,
+    batch_max: Option<usize>,
+    batch_latency: Option<FileDuration>,
+    revocation_poll: Option<FileDuration>,
+    retention_interval: Option<FileDuration>,
+    retention: Option<FileRetention>,
+}
+
+impl Config {
+    /// Loads a TOML file over the defaults (and validates it).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text over the defaults (and validates it).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<inline>"),
+            message: e.to_string(),
+        })?;
+        let mut c = Config::default();
+        if let Some(v) = file.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = file.ingest_listen {
+            c.ingest_listen = v;
+        }
+        if let Some(v) = file.api_listen {
+            c.api_listen = v;
+        }
+        if let Some(v) = file.server_names {
+            c.server_names = v;
+        }
+        if let Some(v) = file.client_cert_days {
+            c.client_cert_days = v;
+        }
+        if let Some(v) = file.max_connections {
+            c.max_connections = v;
+        }
+        if let Some(v) = file.handshake_timeout {
+            c.handshake_timeout = v.resolve("handshake_timeout")?;
+        }
+        if let Some(v) = file.read_timeout {
+            c.read_timeout = v.resolve("read_timeout")?;
+        }
+        if let Some(v) = file.max_frame {
+            c.max_frame = v;
+        }
+        if let Some(v) = file.batch_max {
+            c.batch_max = v;
+        }
+        if let Some(v) = file.batch_latency {
+            c.batch_latency = v.resolve("batch_latency")?;
+        }
+        if let Some(v) = file.revocation_poll {
+            c.revocation_poll = v.resolve("revocation_poll")?;
+        }
+        if let Some(v) = file.retention_interval {
+            c.retention_interval = v.resolve("retention_interval")?;
+        }
+        if let Some(r) = file.retention {
+            if let Some(v) = r.raw_days {
+                c.retention.raw_days = v;
+            }
+            if let Some(v) = r.rollup_5m_days {
+                c.retention.rollup_5m_days = v;
+            }
+            if let Some(v) = r.rollup_1h_days {
+                c.retention.rollup_1h_days = v;
+            }
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the ranges of every setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_string(),
+            })
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir", "must not be empty");
+        }
+        if self.ingest_listen == self.api_listen && self.api_listen.port() != 0 {
+            return invalid("api_listen", "must differ from ingest_listen");
+        }
+        if self.client_cert_days == 0 || self.client_cert_days > MAX_CLIENT_CERT_DAYS {
+            return invalid(
+                "client_cert_days",
+                &format!("must be between 1 and {MAX_CLIENT_CERT_DAYS}"),
+            );
+        }
+        if self.max_connections == 0 {
+            return invalid("max_connections", "must be at least 1");
+        }
+        if self.handshake_timeout.is_zero() {
+            return invalid("handshake_timeout", "must be longer than 0");
+        }
+        if self.read_timeout < Duration::from_secs(1) {
+            return invalid(
+                "read_timeout",
+                "must be at least 1s (and longer than the agents' report interval)",
+            );
+        }
+        if self.max_frame < 1024 || self.max_frame > MAX_FRAME_LEN {
+            return invalid(
+                "max_frame",
+                &format!("must be between 1024 and {MAX_FRAME_LEN} bytes"),
+            );
+        }
+        if self.batch_max == 0 {
+            return invalid("batch_max", "must be at least 1");
+        }
+        if self.batch_latency > Duration::from_secs(5) {
+            return invalid("batch_latency", "must be at most 5s (agents wait for acks)");
+        }
+        if self.revocation_poll.is_zero() || self.revocation_poll > Duration::from_secs(60) {
+            return invalid("revocation_poll", "must be between 1ms and 60s");
+        }
+        if self.retention_interval < Duration::from_secs(1) {
+            return invalid("retention_interval", "must be at least 1s");
+        }
+        let r = &self.retention;
+        if r.raw_days == 0 || r.rollup_5m_days == 0 || r.rollup_1h_days == 0 {
+            return invalid("retention", "every *_days value must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The SQLite database path.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join(DB_FILE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.ingest_listen.to_string(), "0.0.0.0:7443");
+        assert_eq!(c.api_listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.read_timeout, Duration::from_secs(120));
+        assert_eq!(c.max_frame, MAX_FRAME_LEN);
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = Config::from_toml(
+            r#"
+            data_dir = "/var/lib/routerstats"
+            ingest_listen = "[::]:9443"
+            api_listen = "127.0.0.1:9080"
+            server_names = ["stats.example.net", "192.0.2.7"]
+            client_cert_days = 30
+            max_connections = 100
+            handshake_timeout = "5s"
+            read_timeout = 300
+            max_frame = 65536
+            batch_max = 64
+            batch_latency = "5ms"
+            revocation_poll = "100ms"
+            retention_interval = "30m"
+            [retention]
+            raw_days = 3
+            rollup_5m_days = 10
+            rollup_1h_days = 100
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/routerstats"));
+        assert_eq!(c.ingest_listen.to_string(), "[::]:9443");
+        assert_eq!(c.api_listen.to_string(), "127.0.0.1:9080");
+        assert_eq!(c.server_names, vec!["stats.example.net", "192.0.2.7"]);
+        assert_eq!(c.client_cert_days, 30);
+        assert_eq!(c.max_connections, 100);
+        assert_eq!(c.handshake_timeout, Duration::from_secs(5));
+        assert_eq!(c.read_timeout, Duration::from_secs(300));
+        assert_eq!(c.max_frame, 65536);
+        assert_eq!(c.batch_max, 64);
+        assert_eq!(c.batch_latency, Duration::from_millis(5));
+        assert_eq!(c.revocation_poll, Duration::from_millis(100));
+        assert_eq!(c.retention_interval, Duration::from_secs(1800));
+        assert_eq!(
+            c.retention,
+            Retention {
+                raw_days: 3,
+                rollup_5m_days: 10,
+                rollup_1h_days: 100
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = Config::from_toml("ingest_port = 1").unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Parse { message, .. } if message.contains("ingest_port")),
+            "{e}"
+        );
+        let e = Config::from_toml("read_timeout = \"2 fortnights\"").unwrap_err();
+        assert!(matches!(
+            e,
+            ConfigError::Invalid {
+                key: "read_timeout",
+                ..
+            }
+        ));
+        let e = Config::from_toml("max_frame = 99999999").unwrap_err();
+        assert!(matches!(
+            e,
+            ConfigError::Invalid {
+                key: "max_frame",
+                ..
+            }
+        ));
+        let e = Config::from_toml("max_connections = 0").unwrap_err();
+        assert!(matches!(
+            e,
+            ConfigError::Invalid {
+                key: "max_connections",
+                ..
+            }
+        ));
+        let e = Config::from_toml("ingest_listen = \"nonsense\"").unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }));
+        let e = Config::from_toml("[retention]\nraw_days = 0").unwrap_err();
+        assert!(matches!(
+            e,
+            ConfigError::Invalid {
+                key: "retention",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn example_file_parses_and_documents_every_key() {
+        let text = include_str!("../collector.example.toml");
+        // Uncommenting every `# key = value` line must give a valid config.
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") || rest.starts_with('[') => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        Config::from_toml(&uncommented).unwrap();
+        for key in [
+            "data_dir",
+            "ingest_listen",
+            "api_listen",
+            "server_names",
+            "client_cert_days",
+            "max_connections",
+            "handshake_timeout",
+            "read_timeout",
+            "max_frame",
+            "batch_max",
+            "batch_latency",
+            "revocation_poll",
+            "retention_interval",
+            "raw_days",
+            "rollup_5m_days",
+            "rollup_1h_days",
+        ] {
+            assert!(
+                uncommented.contains(&format!("{key} = ")),
+                "{key} not documented"
+            );
+        }
+    }
+
+    #[test]
+    fn load_reports_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        let e = Config::load(&missing).unwrap_err();
+        assert!(e.to_string().contains("nope.toml"), "{e}");
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "max_connections = \"many\"").unwrap();
+        let e = Config::load(&bad).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Parse { path, .. } if path == &bad),
+            "{e}"
+        );
+    }
+}

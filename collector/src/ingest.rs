@@ -1,0 +1,498 @@
+//! The ingest listener: TLS 1.3 with optional client certificates, enrollment and reports.
+//!
+//! One accept loop hands each connection to its own task, within a connection cap (a semaphore;
+//! connections over the cap are closed right after accept, with a log line). A connection gets a
+//! handshake timeout, a read timeout and a frame size cap; a bad frame, an idle peer or a
+//! protocol violation closes that connection only (logged with the reason, and answered with an
+//! `Error` frame where that makes sense).
+//!
+//! - First message `EnrollRequest` (any connection): enrollment through [`Control`], answer, close.
+//! - First message `Hello` (client certificate required): the certificate fingerprint is looked
+//!   up; unknown or revoked -> `Error{Revoked}`. Then `HelloAck`, and `Report`s go to the one
+//!   database writer, whose acks come back after commit; `RenewRequest` is answered in place.
+//! - Anything else -> `Error{Protocol}` and close.
+//!
+//! A frame reader task per connection turns the read half into events, so waiting for a frame
+//! never blocks sending acks or reacting to revocation and shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use routerstats_shared::io::{read_message, write_message, IoError};
+use routerstats_shared::message::{ErrorCode, ErrorMsg, Hello, HelloAck};
+use routerstats_shared::Message;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use tokio::io::{AsyncRead, AsyncWriteExt, WriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use crate::control::Control;
+use crate::pki::{cert_facts, cert_fingerprint, unix_now, Pki};
+use crate::revocation::{ConnGuard, OpenConns};
+use crate::writer::{now_ms, DbHealth, IngestJob, WriterReply};
+
+/// Why the TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("TLS setup: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("TLS client verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// The rustls server configuration: TLS 1.3 only, ring provider, chain `[leaf, CA]`, client
+/// certificates from our CA optional (a certificate from another CA fails the handshake).
+pub fn tls_server_config(pki: &Pki) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.ca_der().clone())?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()?;
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(pki.server_chain(), pki.server_key())?;
+    Ok(Arc::new(config))
+}
+
+/// Limits of the ingest listener.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    pub handshake_timeout: Duration,
+    pub read_timeout: Duration,
+    pub max_frame: u32,
+    pub max_connections: usize,
+}
+
+/// Everything a connection task needs.
+pub struct IngestCtx {
+    pub settings: IngestSettings,
+    pub acceptor: TlsAcceptor,
+    pub writer: mpsc::Sender<IngestJob>,
+    pub control: Control,
+    pub conns: OpenConns,
+    pub health: Arc<DbHealth>,
+    pub permits: Arc<Semaphore>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl IngestCtx {
+    /// Open ingest connections right now.
+    pub fn active_connections(&self) -> usize {
+        self.settings
+            .max_connections
+            .saturating_sub(self.permits.available_permits())
+    }
+}
+
+/// Resolves when the shutdown flag turns true (or its sender is gone).
+pub(crate) async fn wait_true(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Accepts connections until shutdown.
+pub async fn accept_loop(listener: TcpListener, ctx: Arc<IngestCtx>) {
+    let mut shutdown = ctx.shutdown.clone();
+    let mut refused: u64 = 0;
+    let mut last_refusal_log: Option<Instant> = None;
+    loop {
+        let accepted = tokio::select! {
+            _ = wait_true(&mut shutdown) => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((tcp, peer)) => match ctx.permits.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(serve_connection(ctx.clone(), tcp, peer, permit));
+                }
+                Err(_) => {
+                    drop(tcp);
+                    refused += 1;
+                    if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        tracing::warn!(
+                            %peer,
+                            max_connections = ctx.settings.max_connections,
+                            refused,
+                            "connection cap reached; closed the new connection"
+                        );
+                        refused = 0;
+                        last_refusal_log = Some(Instant::now());
+                    }
+                }
+            },
+            Err(e) => {
+                // EMFILE and friends: back off a little instead of spinning.
+                tracing::warn!(error = %e, "accepting an ingest connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    tracing::debug!("ingest accept loop stopped");
+}
+
+/// What the frame reader saw.
+enum Inbound {
+    Msg(Message),
+    Closed,
+    Idle,
+    Failed(IoError),
+}
+
+async fn read_frames<R: AsyncRead + Unpin>(
+    mut rd: R,
+    tx: mpsc::Sender<Inbound>,
+    read_timeout: Duration,
+    max_frame: u32,
+) {
+    loop {
+        let ev = match tokio::time::timeout(read_timeout, read_message(&mut rd, max_frame)).await {
+            Err(_) => Inbound::Idle,
+            Ok(Ok(m)) => Inbound::Msg(m),
+            Ok(Err(IoError::Closed)) => Inbound::Closed,
+            Ok(Err(e)) => Inbound::Failed(e),
+        };
+        let last = !matches!(ev, Inbound::Msg(_));
+        if tx.send(ev).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+async fn serve_connection(
+    ctx: Arc<IngestCtx>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+) {
+    let _permit = permit;
+    let _ = tcp.set_nodelay(true);
+    let tls = match tokio::time::timeout(ctx.settings.handshake_timeout, ctx.acceptor.accept(tcp))
+        .await
+    {
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out; closing");
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "TLS handshake failed; closing");
+            return;
+        }
+        Ok(Ok(s)) => s,
+    };
+    let client_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec());
+    let (rd, wr) = tokio::io::split(tls);
+    let (in_tx, in_rx) = mpsc::channel(4);
+    let reader = tokio::spawn(read_frames(
+        rd,
+        in_tx,
+        ctx.settings.read_timeout,
+        ctx.settings.max_frame,
+    ));
+    let shutdown = ctx.shutdown.clone();
+    let mut conn = Conn {
+        ctx,
+        peer,
+        wr,
+        inbound: in_rx,
+        client_cert,
+        shutdown,
+        router: None,
+    };
+    conn.run().await;
+    reader.abort();
+    let _ = reader.await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), conn.wr.shutdown()).await;
+}
+
+struct Conn {
+    ctx: Arc<IngestCtx>,
+    peer: SocketAddr,
+    wr: WriteHalf<TlsStream<TcpStream>>,
+    inbound: mpsc::Receiver<Inbound>,
+    client_cert: Option<Vec<u8>>,
+    shutdown: watch::Receiver<bool>,
+    /// Set after a successful Hello.
+    router: Option<(i64, String)>,
+}
+
+impl Conn {
+    fn router_id(&self) -> i64 {
+        self.router.as_ref().map(|r| r.0).unwrap_or(0)
+    }
+
+    fn router_name(&self) -> &str {
+        self.router.as_ref().map(|r| r.1.as_str()).unwrap_or("-")
+    }
+
+    async fn send(&mut self, msg: &Message) -> Result<(), ()> {
+        match tokio::time::timeout(
+            self.ctx.settings.read_timeout,
+            write_message(&mut self.wr, msg),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::info!(peer = %self.peer, router = self.router_name(), error = %e, "write failed; closing");
+                Err(())
+            }
+            Err(_) => {
+                tracing::info!(peer = %self.peer, router = self.router_name(), "peer does not read; closing");
+                Err(())
+            }
+        }
+    }
+
+    async fn send_error(&mut self, code: ErrorCode, message: impl Into<String>) {
+        let _ = self
+            .send(&Message::Error(ErrorMsg {
+                code,
+                message: message.into(),
+            }))
+            .await;
+    }
+
+    /// Turns a reader event into a message, or logs why the connection ends.
+    async fn on_event(&mut self, ev: Option<Inbound>) -> Option<Message> {
+        let (peer, router) = (self.peer, self.router_name().to_string());
+        match ev {
+            Some(Inbound::Msg(m)) => Some(m),
+            Some(Inbound::Closed) | None => {
+                tracing::debug!(%peer, %router, "connection closed by peer");
+                None
+            }
+            Some(Inbound::Idle) => {
+                let secs = self.ctx.settings.read_timeout.as_secs();
+                tracing::info!(%peer, %router, timeout_s = secs, "closing idle connection");
+                None
+            }
+            Some(Inbound::Failed(e)) => {
+                tracing::warn!(%peer, %router, reason = %e, "closing connection after a bad frame");
+                if matches!(e, IoError::Frame(_)) {
+                    self.send_error(ErrorCode::Protocol, e.to_string()).await;
+                }
+                None
+            }
+        }
+    }
+
+    /// The next message, unless the connection ends or the collector shuts down.
+    async fn next_message(&mut self) -> Option<Message> {
+        let ev = tokio::select! {
+            ev = self.inbound.recv() => ev,
+            _ = wait_true(&mut self.shutdown) => {
+                self.send_error(ErrorCode::Unavailable, "collector is shutting down; try again later").await;
+                return None;
+            }
+        };
+        self.on_event(ev).await
+    }
+
+    async fn run(&mut self) {
+        let Some(first) = self.next_message().await else {
+            return;
+        };
+        match first {
+            Message::EnrollRequest(req) => {
+                let reply = match self.ctx.control.enroll(req).await {
+                    Ok(resp) => Message::EnrollResponse(resp),
+                    Err(e) => Message::Error(e),
+                };
+                let _ = self.send(&reply).await;
+            }
+            Message::Hello(hello) => self.ingest(hello).await,
+            other => {
+                let why = if self.client_cert.is_none() {
+                    "a connection without a client certificate may only send EnrollRequest"
+                } else {
+                    "the first message must be Hello"
+                };
+                tracing::warn!(peer = %self.peer, kind = ?other.kind(), "{why}; closing");
+                self.send_error(
+                    ErrorCode::Protocol,
+                    format!("unexpected {:?}: {why}", other.kind()),
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn ingest(&mut self, hello: Hello) {
+        let peer = self.peer;
+        let Some(der) = self.client_cert.clone() else {
+            tracing::warn!(%peer, "Hello without a client certificate; closing");
+            self.send_error(
+                ErrorCode::Protocol,
+                "Hello requires a client certificate: enroll this router first",
+            )
+            .await;
+            return;
+        };
+        let fingerprint = cert_fingerprint(&der);
+        let row = match self.ctx.control.lookup(&fingerprint).await {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                tracing::warn!(%peer, %fingerprint, "unknown client certificate; closing");
+                self.send_error(
+                    ErrorCode::Revoked,
+                    "this certificate is not registered (the router was removed or re-enrolled); enroll again",
+                )
+                .await;
+                return;
+            }
+            Err(e) => {
+                self.send_error(
+                    ErrorCode::Unavailable,
+                    format!("collector database unavailable: {e}"),
+                )
+                .await;
+                return;
+            }
+        };
+        if row.revoked_at.is_some() {
+            tracing::warn!(%peer, router = %row.name, "revoked router tried to connect; closing");
+            self.send_error(
+                ErrorCode::Revoked,
+                format!("router {} was revoked", row.name),
+            )
+            .await;
+            return;
+        }
+        let mut guard = self.ctx.conns.register(row.id);
+        self.router = Some((row.id, row.name.clone()));
+        let now = unix_now();
+        let (not_before, not_after) = match cert_facts(&der) {
+            Ok(f) => (f.not_before, f.not_after),
+            Err(_) => (now, row.cert_not_after),
+        };
+        let lifetime = (not_after - not_before).max(1);
+        let ack = HelloAck {
+            router_id: row.id,
+            router_name: row.name.clone(),
+            server_time: u64::try_from(now).unwrap_or(0),
+            cert_not_after: u64::try_from(not_after).unwrap_or(0),
+            renew_now: not_after - now < lifetime / 3,
+        };
+        if self.send(&Message::HelloAck(ack)).await.is_err() {
+            return;
+        }
+        tracing::info!(
+            %peer,
+            router_id = row.id,
+            router = %row.name,
+            agent_version = %hello.agent_version,
+            spooled = hello.spooled,
+            "router connected"
+        );
+        self.ingest_loop(&mut guard).await;
+    }
+
+    async fn revoked_close(&mut self) {
+        tracing::info!(peer = %self.peer, router = self.router_name(), "router revoked; closing its connection");
+        self.send_error(
+            ErrorCode::Revoked,
+            format!("router {} was revoked", self.router_name()),
+        )
+        .await;
+    }
+
+    async fn ingest_loop(&mut self, guard: &mut ConnGuard) {
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let router_id = self.router_id();
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = guard.revoked() => {
+                    self.revoked_close().await;
+                    return;
+                }
+                _ = wait_true(&mut shutdown) => {
+                    self.send_error(ErrorCode::Unavailable, "collector is shutting down; try again later").await;
+                    return;
+                }
+                Some(reply) = ack_rx.recv() => match reply {
+                    WriterReply::Ack(ack) => {
+                        if self.send(&Message::Ack(ack)).await.is_err() {
+                            return;
+                        }
+                    }
+                    WriterReply::Rejected(e) => {
+                        let _ = self.send(&Message::Error(e)).await;
+                        return;
+                    }
+                },
+                ev = self.inbound.recv() => {
+                    let Some(msg) = self.on_event(ev).await else { return };
+                    match msg {
+                        Message::Report(report) => {
+                            if self.ctx.health.is_failing() {
+                                let why = self.ctx.health.last_error().unwrap_or_default();
+                                tracing::warn!(peer = %self.peer, router = self.router_name(), "refusing a report while the database fails");
+                                self.send_error(
+                                    ErrorCode::Unavailable,
+                                    format!("collector database unavailable ({why}); keep the report spooled and retry later"),
+                                )
+                                .await;
+                                return;
+                            }
+                            let job = IngestJob { router_id, received_at_ms: now_ms(), report, reply: ack_tx.clone() };
+                            // Wait for room in the writer queue (backpressure), but stay revocable.
+                            tokio::select! {
+                                biased;
+                                _ = guard.revoked() => {
+                                    self.revoked_close().await;
+                                    return;
+                                }
+                                sent = self.ctx.writer.send(job) => if sent.is_err() {
+                                    self.send_error(ErrorCode::Unavailable, "collector is shutting down; try again later").await;
+                                    return;
+                                }
+                            }
+                        }
+                        Message::RenewRequest(req) => {
+                            let name = self.router_name().to_string();
+                            let reply = match self.ctx.control.renew(router_id, &name, req.csr_pem).await {
+                                Ok(resp) => Message::RenewResponse(resp),
+                                Err(e) => {
+                                    tracing::warn!(peer = %self.peer, router = %name, reason = %e.message, "renewal refused");
+                                    let _ = self.send(&Message::Error(e)).await;
+                                    return;
+                                }
+                            };
+                            if self.send(&reply).await.is_err() {
+                                return;
+                            }
+                        }
+                        other => {
+                            tracing::warn!(peer = %self.peer, router = self.router_name(), kind = ?other.kind(), "unexpected message on an ingest connection; closing");
+                            self.send_error(
+                                ErrorCode::Protocol,
+                                format!("unexpected {:?} on an ingest connection (expected Report or RenewRequest)", other.kind()),
+                            )
+                            .await;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,964 @@
+//! Loopback tests of the whole collector: real TLS enrollment with a minimal client written here,
+//! mutual-TLS Hello/Report/Ack, duplicates, bad frames, foreign certificates, revocation, the
+//! connection cap, renewal, startup errors and the HTTP API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcgen::{CertificateParams, DnType, KeyPair};
+use routerstats_shared::frame::{FrameHeader, MessageKind, MAX_FRAME_LEN};
+use routerstats_shared::io::{read_message, write_message, IoError};
+use routerstats_shared::message::*;
+use routerstats_shared::model::{Report, RouterFacts};
+use routerstats_shared::token::EnrollToken;
+use routerstats_shared::Message;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::config::Config;
+use crate::pki::{cert_facts, cert_fingerprint, pem_certs, unix_now, CA_CERT_FILE};
+use crate::store::{NewToken, Store};
+use crate::tokens::{create_api_key, create_token, sha256, Role};
+use crate::{serve, ServeError, ServeHandle};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    handle: ServeHandle,
+}
+
+/// A router identity after enrollment.
+struct Identity {
+    router_id: i64,
+    name: String,
+    cert_der: CertificateDer<'static>,
+    key: KeyPair,
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+fn test_config(data: PathBuf) -> Config {
+    Config {
+        data_dir: data,
+        ingest_listen: loopback(),
+        api_listen: loopback(),
+        batch_latency: Duration::from_millis(5),
+        ..Config::default()
+    }
+}
+
+async fn start_with(f: impl FnOnce(&mut Config)) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut config = test_config(data.clone());
+    f(&mut config);
+    let handle = serve(config).await.unwrap();
+    Harness {
+        _dir: dir,
+        data,
+        handle,
+    }
+}
+
+async fn start() -> Harness {
+    start_with(|_| {}).await
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn report(boot_id: [u8; 16], seq: u64) -> Report {
+    Report {
+        seq,
+        boot_id,
+        timestamp_ms: u64::try_from(crate::writer::now_ms()).unwrap(),
+        router: RouterFacts {
+            hostname: "ap-test".into(),
+            agent_version: "0.1.0".into(),
+            arch: "mipsel".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn csr(key: &KeyPair) -> String {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "router");
+    params.serialize_request(key).unwrap().pem().unwrap()
+}
+
+impl Harness {
+    fn addr(&self) -> SocketAddr {
+        self.handle.ingest_addr()
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.data.join("routerstats.db")).unwrap()
+    }
+
+    fn roots(&self) -> RootCertStore {
+        let pem = std::fs::read_to_string(self.data.join(CA_CERT_FILE)).unwrap();
+        let mut roots = RootCertStore::empty();
+        for c in pem_certs(&pem).unwrap() {
+            roots.add(c).unwrap();
+        }
+        roots
+    }
+
+    fn token(&self, name: &str, uses: u32) -> EnrollToken {
+        let store = self.store();
+        create_token(
+            &store,
+            self.handle.ca_hash(),
+            name,
+            None,
+            Duration::from_secs(3600),
+            uses,
+            unix_now(),
+        )
+        .unwrap()
+        .token
+    }
+
+    fn client_config(&self, identity: Option<&Identity>) -> Arc<ClientConfig> {
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(self.roots());
+        Arc::new(match identity {
+            Some(id) => builder
+                .with_client_auth_cert(
+                    vec![id.cert_der.clone()],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key.serialize_der())),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        })
+    }
+
+    async fn connect_with(
+        &self,
+        config: Arc<ClientConfig>,
+        name: &str,
+    ) -> std::io::Result<TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(self.addr()).await?;
+        let server_name = ServerName::try_from(name.to_string()).unwrap();
+        tokio::time::timeout(WAIT, TlsConnector::from(config).connect(server_name, tcp))
+            .await
+            .map_err(|_| std::io::Error::other("handshake timeout"))?
+    }
+
+    async fn connect(&self, identity: Option<&Identity>) -> TlsStream<TcpStream> {
+        self.connect_with(self.client_config(identity), "localhost")
+            .await
+            .unwrap()
+    }
+
+    async fn enroll_request(&self, req: EnrollRequest) -> Message {
+        let mut s = self.connect(None).await;
+        send(&mut s, &Message::EnrollRequest(req)).await;
+        let reply = recv(&mut s).await.unwrap();
+        expect_closed(&mut s).await;
+        reply
+    }
+
+    async fn enroll(&self, name: &str) -> Identity {
+        let token = self.token(name, 1);
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let req = EnrollRequest {
+            token: token.to_string(),
+            csr_pem: csr(&key),
+            name: None,
+            hostname: "OpenWrt".into(),
+        };
+        match self.enroll_request(req).await {
+            Message::EnrollResponse(r) => {
+                let cert_der = pem_certs(&r.cert_pem).unwrap().remove(0);
+                Identity {
+                    router_id: r.router_id,
+                    name: r.router_name,
+                    cert_der,
+                    key,
+                }
+            }
+            other => panic!("enrollment failed: {other:?}"),
+        }
+    }
+
+    /// An ingest connection after Hello/HelloAck.
+    async fn ingest(&self, id: &Identity) -> (TlsStream<TcpStream>, HelloAck) {
+        let mut s = self.connect(Some(id)).await;
+        send(&mut s, &hello()).await;
+        match recv(&mut s).await.unwrap() {
+            Message::HelloAck(a) => (s, a),
+            other => panic!("expected HelloAck, got {other:?}"),
+        }
+    }
+
+    fn count_reports(&self, router_id: i64) -> i64 {
+        self.store()
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM reports WHERE router_id = ?1",
+                [router_id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+}
+
+fn hello() -> Message {
+    Message::Hello(Hello {
+        agent_version: "0.1.0".into(),
+        hostname: "OpenWrt".into(),
+        boot_id: [1; 16],
+        spooled: 0,
+    })
+}
+
+async fn send<S: AsyncWriteExt + Unpin>(s: &mut S, m: &Message) {
+    write_message(s, m).await.unwrap();
+}
+
+async fn recv(s: &mut TlsStream<TcpStream>) -> Result<Message, IoError> {
+    tokio::time::timeout(WAIT, read_message(s, MAX_FRAME_LEN))
+        .await
+        .expect("no answer within 10 s")
+}
+
+/// The server closed the connection (clean close or reset), with nothing more to read.
+async fn expect_closed(s: &mut TlsStream<TcpStream>) {
+    match recv(s).await {
+        Err(IoError::Closed) | Err(IoError::Io(_)) => {}
+        other => panic!("expected the connection to be closed, got {other:?}"),
+    }
+}
+
+async fn expect_error(s: &mut TlsStream<TcpStream>, code: ErrorCode) -> String {
+    match recv(s).await {
+        Ok(Message::Error(e)) if e.code == code => {
+            expect_closed(s).await;
+            e.message
+        }
+        other => panic!("expected Error {code:?}, got {other:?}"),
+    }
+}
+
+async fn send_report_expect_ack(s: &mut TlsStream<TcpStream>, boot: [u8; 16], seq: u64) {
+    send(s, &Message::Report(Box::new(report(boot, seq)))).await;
+    match recv(s).await.unwrap() {
+        Message::Ack(a) => assert_eq!((a.boot_id, a.seq), (boot, seq)),
+        other => panic!("expected Ack, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn enrollment_then_reports_acked_and_duplicates_stored_once() {
+    let h = start().await;
+    // The presented chain is [leaf, CA] and the CA matches the token's hash.
+    let token = h.token("ap-kitchen", 1);
+    let mut s = h.connect(None).await;
+    let chain: Vec<Vec<u8>> = s
+        .get_ref()
+        .1
+        .peer_certificates()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_ref().to_vec())
+        .collect();
+    assert_eq!(chain.len(), 2);
+    assert!(chain
+        .iter()
+        .any(|c| <[u8; 32]>::from(Sha256::digest(c)) == token.ca_hash));
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let req = EnrollRequest {
+        token: token.to_string(),
+        csr_pem: csr(&key),
+        name: None,
+        hostname: "OpenWrt".into(),
+    };
+    send(&mut s, &Message::EnrollRequest(req.clone())).await;
+    let resp = match recv(&mut s).await.unwrap() {
+        Message::EnrollResponse(r) => r,
+        other => panic!("{other:?}"),
+    };
+    expect_closed(&mut s).await;
+    assert_eq!(resp.router_name, "ap-kitchen");
+    assert_eq!(
+        resp.ca_pem,
+        std::fs::read_to_string(h.data.join(CA_CERT_FILE)).unwrap()
+    );
+    let cert_der = pem_certs(&resp.cert_pem).unwrap().remove(0);
+    let facts = cert_facts(&cert_der).unwrap();
+    assert_eq!(facts.common_name.as_deref(), Some("ap-kitchen"));
+    let row = h
+        .store()
+        .router_by_fingerprint(&cert_fingerprint(&cert_der))
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.id, resp.router_id);
+
+    // The single-use token is spent.
+    let again = h.enroll_request(req).await;
+    assert!(
+        matches!(
+            again,
+            Message::Error(ErrorMsg {
+                code: ErrorCode::UsedToken,
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+
+    let id = Identity {
+        router_id: resp.router_id,
+        name: resp.router_name,
+        cert_der,
+        key,
+    };
+    let (mut s, ack) = h.ingest(&id).await;
+    assert_eq!(
+        (ack.router_id, ack.router_name.as_str()),
+        (id.router_id, id.name.as_str())
+    );
+    assert!(!ack.renew_now);
+    assert_eq!(i64::try_from(ack.cert_not_after).unwrap(), facts.not_after);
+    assert!(ack.server_time.abs_diff(u64::try_from(unix_now()).unwrap()) < 5);
+
+    let boot = [7; 16];
+    send_report_expect_ack(&mut s, boot, 1).await;
+    send_report_expect_ack(&mut s, boot, 1).await; // duplicate: acked again
+    send_report_expect_ack(&mut s, boot, 2).await;
+    assert_eq!(h.count_reports(id.router_id), 2);
+
+    // Pipelined reports are all acked, in order.
+    for seq in 3..=20 {
+        send(&mut s, &Message::Report(Box::new(report(boot, seq)))).await;
+    }
+    for seq in 3..=20 {
+        match recv(&mut s).await.unwrap() {
+            Message::Ack(a) => assert_eq!(a.seq, seq),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(h.count_reports(id.router_id), 20);
+
+    // Shutdown tells the open connection.
+    h.handle.shutdown().await;
+    expect_error(&mut s, ErrorCode::Unavailable).await;
+}
+
+#[tokio::test]
+async fn server_cert_verifies_for_ip_names_too() {
+    let h = start_with(|c| c.server_names = vec!["stats.example.net".into()]).await;
+    for name in ["127.0.0.1", "stats.example.net", "localhost"] {
+        h.connect_with(h.client_config(None), name).await.unwrap();
+    }
+    assert!(h
+        .connect_with(h.client_config(None), "other.example.net")
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn enrollment_refusals_have_specific_codes() {
+    let h = start().await;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let good = h.token("ap-1", 1);
+    let req = |token: String, csr_pem: String| EnrollRequest {
+        token,
+        csr_pem,
+        name: None,
+        hostname: "h".into(),
+    };
+    let code = |m: Message| match m {
+        Message::Error(e) => e.code,
+        other => panic!("{other:?}"),
+    };
+
+    assert_eq!(
+        code(h.enroll_request(req("nonsense".into(), csr(&key))).await),
+        ErrorCode::InvalidToken
+    );
+    let mut wrong_secret = good.clone();
+    wrong_secret.secret = "a".repeat(32);
+    assert_eq!(
+        code(
+            h.enroll_request(req(wrong_secret.to_string(), csr(&key)))
+                .await
+        ),
+        ErrorCode::InvalidToken
+    );
+    let mut wrong_ca = good.clone();
+    wrong_ca.ca_hash = [0; 32];
+    assert_eq!(
+        code(h.enroll_request(req(wrong_ca.to_string(), csr(&key))).await),
+        ErrorCode::InvalidToken
+    );
+    assert_eq!(
+        code(
+            h.enroll_request(req(good.to_string(), "garbage".into()))
+                .await
+        ),
+        ErrorCode::BadCsr
+    );
+
+    // An expired token.
+    let expired = EnrollToken {
+        id: "expired1".into(),
+        secret: "s".repeat(32),
+        ca_hash: h.handle.ca_hash(),
+    };
+    h.store()
+        .insert_token(&NewToken {
+            id: expired.id.clone(),
+            secret_hash: sha256(&expired.secret),
+            name: "late".into(),
+            site: None,
+            created_at: unix_now() - 7200,
+            expires_at: unix_now() - 3600,
+            max_uses: 1,
+        })
+        .unwrap();
+    assert_eq!(
+        code(h.enroll_request(req(expired.to_string(), csr(&key))).await),
+        ErrorCode::ExpiredToken
+    );
+
+    // The refusals above did not spend the good token; a requested name wins over the token's.
+    let mut r = req(good.to_string(), csr(&key));
+    r.name = Some("garage".into());
+    match h.enroll_request(r).await {
+        Message::EnrollResponse(resp) => assert_eq!(resp.router_name, "garage"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_frames_close_only_that_connection() {
+    let h = start().await;
+    let a = h.enroll("ap-a").await;
+    let b = h.enroll("ap-b").await;
+    let (mut good, _) = h.ingest(&a).await;
+    send_report_expect_ack(&mut good, [1; 16], 1).await;
+
+    // Garbage bytes on an enrollment-type connection.
+    let mut s = h.connect(None).await;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    s.flush().await.unwrap();
+    let msg = expect_error(&mut s, ErrorCode::Protocol).await;
+    assert!(msg.contains("magic"), "{msg}");
+
+    // An oversized frame header.
+    let mut s = h.connect(None).await;
+    s.write_all(&FrameHeader::new(MessageKind::Report, MAX_FRAME_LEN + 1).to_bytes())
+        .await
+        .unwrap();
+    s.flush().await.unwrap();
+    let msg = expect_error(&mut s, ErrorCode::Protocol).await;
+    assert!(msg.contains("exceeds"), "{msg}");
+
+    // A wrong protocol version, on an established ingest connection of another router.
+    let (mut sb, _) = h.ingest(&b).await;
+    let mut frame = Message::Report(Box::new(report([2; 16], 1)))
+        .to_frame()
+        .unwrap();
+    frame[2] = 99;
+    sb.write_all(&frame).await.unwrap();
+    sb.flush().await.unwrap();
+    let msg = expect_error(&mut sb, ErrorCode::Protocol).await;
+    assert!(msg.contains("version"), "{msg}");
+
+    // A valid header with an undecodable payload.
+    let (mut sb, _) = h.ingest(&b).await;
+    let junk = routerstats_shared::message::frame_bytes(MessageKind::Report, &[0xff; 40]).unwrap();
+    sb.write_all(&junk).await.unwrap();
+    sb.flush().await.unwrap();
+    expect_error(&mut sb, ErrorCode::Protocol).await;
+
+    // The first connection is unaffected.
+    send_report_expect_ack(&mut good, [1; 16], 2).await;
+    assert_eq!(h.count_reports(a.router_id), 2);
+}
+
+#[tokio::test]
+async fn smaller_configured_frame_cap_is_enforced() {
+    let h = start_with(|c| c.max_frame = 2048).await;
+    let a = h.enroll("ap-a").await;
+    let (mut s, _) = h.ingest(&a).await;
+    let mut big = report([3; 16], 1);
+    big.router.hostname = "x".repeat(4000);
+    send(&mut s, &Message::Report(Box::new(big))).await;
+    let msg = expect_error(&mut s, ErrorCode::Protocol).await;
+    assert!(msg.contains("2048"), "{msg}");
+}
+
+#[tokio::test]
+async fn certificate_from_another_ca_is_refused_at_handshake() {
+    let h = start().await;
+    let _enrolled = h.enroll("ap-a").await;
+    // A look-alike CA and a client certificate it issued.
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "routerstats collector CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "ap-a");
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let _ = ca_cert;
+    let id = Identity {
+        router_id: 0,
+        name: "ap-a".into(),
+        cert_der: cert.der().clone(),
+        key,
+    };
+    // In TLS 1.3 the client may finish its side first; the server's refusal shows on first read.
+    match h
+        .connect_with(h.client_config(Some(&id)), "localhost")
+        .await
+    {
+        Err(_) => {}
+        Ok(mut s) => {
+            let _ = write_message(&mut s, &hello()).await;
+            match recv(&mut s).await {
+                Err(_) => {}
+                Ok(m) => panic!("a foreign certificate got an answer: {m:?}"),
+            }
+        }
+    }
+    // The collector still serves its own routers.
+    let ok = h.enroll("ap-b").await;
+    let (mut s, _) = h.ingest(&ok).await;
+    send_report_expect_ack(&mut s, [4; 16], 1).await;
+}
+
+#[tokio::test]
+async fn expired_certificate_from_our_ca_is_refused_at_handshake() {
+    let h = start().await;
+    let ca_key =
+        KeyPair::from_pem(&std::fs::read_to_string(h.data.join(crate::pki::CA_KEY_FILE)).unwrap())
+            .unwrap();
+    let ca_pem = std::fs::read_to_string(h.data.join(CA_CERT_FILE)).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "ap-old");
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    leaf.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    leaf.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let id = Identity {
+        router_id: 0,
+        name: "ap-old".into(),
+        cert_der: cert.der().clone(),
+        key,
+    };
+    match h
+        .connect_with(h.client_config(Some(&id)), "localhost")
+        .await
+    {
+        Err(_) => {}
+        Ok(mut s) => {
+            let _ = write_message(&mut s, &hello()).await;
+            if let Ok(m) = recv(&mut s).await {
+                panic!("an expired certificate got an answer: {m:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn revoked_router_is_disconnected_within_a_second_and_refused_after() {
+    let h = start().await;
+    let id = h.enroll("ap-doomed").await;
+    let other = h.enroll("ap-fine").await;
+    let (mut s, _) = h.ingest(&id).await;
+    let (mut s2, _) = h.ingest(&other).await;
+    send_report_expect_ack(&mut s, [5; 16], 1).await;
+
+    let started = Instant::now();
+    h.store().revoke_router("ap-doomed", unix_now()).unwrap();
+    let msg =
+        match tokio::time::timeout(Duration::from_secs(1), read_message(&mut s, MAX_FRAME_LEN))
+            .await
+        {
+            Ok(Ok(Message::Error(e))) => {
+                assert_eq!(e.code, ErrorCode::Revoked);
+                e.message
+            }
+            other => panic!("revoked connection not closed within 1 s: {other:?}"),
+        };
+    assert!(msg.contains("ap-doomed"), "{msg}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    expect_closed(&mut s).await;
+
+    // A new connection is refused at Hello.
+    let mut s = h.connect(Some(&id)).await;
+    send(&mut s, &hello()).await;
+    expect_error(&mut s, ErrorCode::Revoked).await;
+
+    // Other routers are unaffected.
+    send_report_expect_ack(&mut s2, [6; 16], 1).await;
+}
+
+#[tokio::test]
+async fn no_client_certificate_may_only_enroll() {
+    let h = start().await;
+    let mut s = h.connect(None).await;
+    send(&mut s, &Message::Report(Box::new(report([1; 16], 1)))).await;
+    let msg = expect_error(&mut s, ErrorCode::Protocol).await;
+    assert!(msg.contains("client certificate"), "{msg}");
+
+    let mut s = h.connect(None).await;
+    send(&mut s, &hello()).await;
+    expect_error(&mut s, ErrorCode::Protocol).await;
+
+    // With a certificate, Hello must come first.
+    let id = h.enroll("ap-a").await;
+    let mut s = h.connect(Some(&id)).await;
+    send(&mut s, &Message::Report(Box::new(report([1; 16], 1)))).await;
+    expect_error(&mut s, ErrorCode::Protocol).await;
+    // And collector-side messages are refused after it.
+    let (mut s, _) = h.ingest(&id).await;
+    send(
+        &mut s,
+        &Message::Ack(Ack {
+            boot_id: [0; 16],
+            seq: 1,
+        }),
+    )
+    .await;
+    expect_error(&mut s, ErrorCode::Protocol).await;
+    assert_eq!(h.count_reports(id.router_id), 0);
+}
+
+#[tokio::test]
+async fn connection_cap_closes_extra_connections_immediately() {
+    let h = start_with(|c| c.max_connections = 2).await;
+    let c1 = h.connect(None).await;
+    let _c2 = h.connect(None).await;
+    // Wait until the collector counts both.
+    let deadline = Instant::now() + WAIT;
+    while h.handle.active_connections() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.handle.active_connections(), 2);
+    let refused = h.connect_with(h.client_config(None), "localhost").await;
+    assert!(refused.is_err(), "a third connection must be closed");
+    // Closing one frees a slot.
+    drop(c1);
+    let deadline = Instant::now() + WAIT;
+    while h.handle.active_connections() > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let id = h.enroll("ap-a").await;
+    assert!(id.router_id > 0);
+}
+
+#[tokio::test]
+async fn idle_and_silent_connections_are_closed() {
+    let h = start_with(|c| {
+        c.read_timeout = Duration::from_secs(1);
+        c.handshake_timeout = Duration::from_millis(300);
+    })
+    .await;
+    // No TLS at all: the handshake times out.
+    let mut raw = TcpStream::connect(h.addr()).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(WAIT, raw.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(
+        n, 0,
+        "silent TCP connection should be closed after the handshake timeout"
+    );
+    // TLS but no frame: closed after the read timeout.
+    let mut s = h.connect(None).await;
+    let started = Instant::now();
+    expect_closed(&mut s).await;
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn renewal_issues_a_new_certificate_and_retires_the_old() {
+    let h = start().await;
+    let id = h.enroll("ap-renew").await;
+    let (mut s, _) = h.ingest(&id).await;
+    let new_key = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    send(
+        &mut s,
+        &Message::RenewRequest(RenewRequest {
+            csr_pem: csr(&new_key),
+        }),
+    )
+    .await;
+    let cert_pem = match recv(&mut s).await.unwrap() {
+        Message::RenewResponse(r) => r.cert_pem,
+        other => panic!("{other:?}"),
+    };
+    // Reports keep flowing on the same connection.
+    send_report_expect_ack(&mut s, [8; 16], 1).await;
+    let cert_der = pem_certs(&cert_pem).unwrap().remove(0);
+    let row = h
+        .store()
+        .router(&id.router_id.to_string())
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.cert_fingerprint, cert_fingerprint(&cert_der));
+    let renewed = Identity {
+        router_id: id.router_id,
+        name: id.name.clone(),
+        cert_der,
+        key: new_key,
+    };
+    let (_s, ack) = h.ingest(&renewed).await;
+    assert_eq!(ack.router_id, id.router_id);
+    // The old certificate is no longer accepted.
+    let mut old = h.connect(Some(&id)).await;
+    send(&mut old, &hello()).await;
+    expect_error(&mut old, ErrorCode::Revoked).await;
+    // A bad CSR is refused and closes the connection.
+    let (mut s, _) = h.ingest(&renewed).await;
+    send(
+        &mut s,
+        &Message::RenewRequest(RenewRequest {
+            csr_pem: "nope".into(),
+        }),
+    )
+    .await;
+    expect_error(&mut s, ErrorCode::BadCsr).await;
+}
+
+#[tokio::test]
+async fn startup_errors_are_actionable() {
+    let h = start().await;
+    // Busy port.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = test_config(dir.path().join("d2"));
+    c.ingest_listen = h.addr();
+    let e = serve(c).await.err().unwrap();
+    assert!(
+        matches!(e, ServeError::PortInUse { what: "ingest", .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains(&format!("ingest port {} is already in use", h.addr())),
+        "{e}"
+    );
+    assert!(
+        !dir.path().join("d2").join(CA_CERT_FILE).exists(),
+        "a refused start must not create a CA"
+    );
+    let mut c = test_config(dir.path().join("d3"));
+    c.api_listen = h.handle.api_addr();
+    let e = serve(c).await.err().unwrap();
+    assert!(e.to_string().contains("API port"), "{e}");
+
+    // A data dir that is a file.
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let e = serve(test_config(file)).await.err().unwrap();
+    assert!(matches!(e, ServeError::DataDirNotDir { .. }), "{e}");
+
+    // A corrupt database.
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("routerstats.db"), vec![0x42u8; 8192]).unwrap();
+    let e = serve(test_config(bad)).await.err().unwrap();
+    assert!(matches!(e, ServeError::Store { .. }), "{e}");
+    assert!(e.to_string().contains("routerstats.db"), "{e}");
+
+    // A database written by a newer collector.
+    let newer = dir.path().join("newer");
+    std::fs::create_dir_all(&newer).unwrap();
+    drop(Store::open(&newer.join("routerstats.db")).unwrap());
+    let conn = rusqlite::Connection::open(newer.join("routerstats.db")).unwrap();
+    conn.execute_batch("PRAGMA user_version = 9999").unwrap();
+    drop(conn);
+    let e = serve(test_config(newer)).await.err().unwrap();
+    assert!(e.to_string().contains("newer"), "{e}");
+}
+
+/// A minimal HTTP/1.1 request; returns (status, JSON body).
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let status: u16 = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn api_health_and_token_creation_with_roles() {
+    let h = start().await;
+    let api = h.handle.api_addr();
+    let (status, body) = http(api, "GET", "/health", &[], "").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"], "ok");
+
+    let store = h.store();
+    let admin = create_api_key(&store, Role::Admin, "ops", unix_now())
+        .unwrap()
+        .key;
+    let read = create_api_key(&store, Role::Read, "grafana", unix_now())
+        .unwrap()
+        .key;
+    let body = r#"{"name":"ap-api","site":"lab","ttl":"2h","max_uses":2}"#;
+
+    let (status, _) = http(api, "POST", "/api/admin/tokens", &[], body).await;
+    assert_eq!(status, 401);
+    let (status, _) = http(
+        api,
+        "POST",
+        "/api/admin/tokens",
+        &[("X-API-Key", "rsk_wrong")],
+        body,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, err) = http(
+        api,
+        "POST",
+        "/api/admin/tokens",
+        &[("X-API-Key", &read)],
+        body,
+    )
+    .await;
+    assert_eq!(status, 403, "{err}");
+    let bearer = format!("Bearer {admin}");
+    let (status, err) = http(
+        api,
+        "POST",
+        "/api/admin/tokens",
+        &[("Authorization", &bearer)],
+        r#"{"name":"x","ttl":"1y"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(err["error"].as_str().unwrap().contains("duration"), "{err}");
+    let (status, err) = http(
+        api,
+        "POST",
+        "/api/admin/tokens",
+        &[("Authorization", &bearer)],
+        "{",
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+
+    let (status, created) = http(
+        api,
+        "POST",
+        "/api/admin/tokens",
+        &[("Authorization", &bearer)],
+        body,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["name"], "ap-api");
+    assert_eq!(created["max_uses"], 2);
+    let expires = created["expires_at"].as_i64().unwrap();
+    assert!((expires - unix_now() - 7200).abs() < 10);
+    let token: EnrollToken = created["token"].as_str().unwrap().parse().unwrap();
+    assert_eq!(token.ca_hash, h.handle.ca_hash());
+
+    // The token enrolls a router (twice).
+    for _ in 0..2 {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let req = EnrollRequest {
+            token: token.to_string(),
+            csr_pem: csr(&key),
+            name: None,
+            hostname: "h".into(),
+        };
+        assert!(matches!(
+            h.enroll_request(req).await,
+            Message::EnrollResponse(_)
+        ));
+    }
+    let (status, _) = http(api, "GET", "/nope", &[], "").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn many_routers_report_concurrently() {
+    let h = Arc::new(start().await);
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(h.enroll(&format!("ap-{i}")).await);
+    }
+    let mut tasks = Vec::new();
+    for id in ids {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut s, _) = h.ingest(&id).await;
+            let boot = [u8::try_from(id.router_id).unwrap(); 16];
+            for seq in 1..=40 {
+                send(&mut s, &Message::Report(Box::new(report(boot, seq)))).await;
+            }
+            for seq in 1..=40 {
+                match recv(&mut s).await.unwrap() {
+                    Message::Ack(a) => assert_eq!((a.boot_id, a.seq), (boot, seq)),
+                    other => panic!("{other:?}"),
+                }
+            }
+            id.router_id
+        }));
+    }
+    for t in tasks {
+        let router_id = t.await.unwrap();
+        assert_eq!(h.count_reports(router_id), 40);
+    }
+}

@@ -1,0 +1,341 @@
+//! Starting and stopping the whole collector: data dir, PKI, database, writer, registry,
+//! revocation poller, the ingest listener and the HTTP API.
+//!
+//! [`serve`] returns once both listeners are bound (so callers, tests included, can bind port 0
+//! and read the real addresses from the [`ServeHandle`]); [`ServeHandle::shutdown`] stops
+//! accepting, tells open connections to close, waits for them and flushes the writer.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::control::Control;
+use crate::ingest::{self, IngestCtx, IngestSettings, TlsSetupError};
+use crate::pki::{Pki, PkiError};
+use crate::revocation::{spawn_poller, OpenConns, Poller};
+use crate::store::{Store, StoreError};
+use crate::writer::{Writer, WriterConfig, WriterSpawnError};
+
+/// How long shutdown waits for open connections and for the writer to flush.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the collector could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot use data dir {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {reason}", path.display())]
+    DataDirNotDir { path: PathBuf, reason: &'static str },
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error("cannot open the database {}: {source}", path.display())]
+    Store { path: PathBuf, source: StoreError },
+    #[error("{what} port {addr} is already in use (is another collector running? choose another address with {flag})")]
+    PortInUse {
+        what: &'static str,
+        addr: SocketAddr,
+        flag: &'static str,
+    },
+    #[error(
+        "cannot listen on {what} address {addr}: {source} (choose another address with {flag})"
+    )]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        flag: &'static str,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    #[error(transparent)]
+    Writer(#[from] WriterSpawnError),
+    #[error("cannot start a background thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running collector.
+pub struct ServeHandle {
+    ingest_addr: SocketAddr,
+    api_addr: SocketAddr,
+    ca_hash: [u8; 32],
+    shutdown_tx: watch::Sender<bool>,
+    accept_task: JoinHandle<()>,
+    api_task: Option<JoinHandle<std::io::Result<()>>>,
+    ctx: Arc<IngestCtx>,
+    writer: Writer,
+    _poller: Poller,
+}
+
+impl ServeHandle {
+    /// The bound ingest (TLS) address.
+    pub fn ingest_addr(&self) -> SocketAddr {
+        self.ingest_addr
+    }
+
+    /// The bound HTTP API address.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// SHA-256 of the CA certificate (what enrollment tokens carry).
+    pub fn ca_hash(&self) -> [u8; 32] {
+        self.ca_hash
+    }
+
+    /// Open ingest connections right now.
+    pub fn active_connections(&self) -> usize {
+        self.ctx.active_connections()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or until the API server fails), then shuts down.
+    pub async fn run_until_signal(mut self) -> std::io::Result<()> {
+        let api_result = match self.api_task.as_mut() {
+            Some(task) => tokio::select! {
+                _ = shutdown_signal() => {
+                    tracing::info!("shutting down");
+                    None
+                }
+                r = task => Some(r),
+            },
+            None => None,
+        };
+        if api_result.is_some() {
+            self.api_task = None;
+        }
+        let failed = match api_result {
+            Some(Ok(Err(e))) => Some(e),
+            Some(Err(e)) => Some(std::io::Error::other(e.to_string())),
+            _ => None,
+        };
+        self.shutdown().await;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops accepting, closes open connections (they get `Error{Unavailable}`), waits for them,
+    /// flushes the writer and returns.
+    pub async fn shutdown(self) {
+        let ServeHandle {
+            shutdown_tx,
+            accept_task,
+            api_task,
+            ctx,
+            writer,
+            _poller,
+            ..
+        } = self;
+        let _ = shutdown_tx.send(true);
+        let _ = accept_task.await;
+        // Every connection holds one permit: getting them all back means all are closed.
+        let all = u32::try_from(ctx.settings.max_connections).unwrap_or(u32::MAX);
+        if tokio::time::timeout(SHUTDOWN_GRACE, ctx.permits.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("some ingest connections did not close in time");
+        }
+        if let Some(api_task) = api_task {
+            if tokio::time::timeout(SHUTDOWN_GRACE, api_task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the API server did not stop in time");
+            }
+        }
+        drop(ctx);
+        let _ = tokio::task::spawn_blocking(move || writer.join(SHUTDOWN_GRACE)).await;
+        tracing::info!("collector stopped");
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Creates the data dir (mode 0700) if needed and checks that it is a writable directory.
+pub fn prepare_data_dir(path: &Path) -> Result<(), ServeError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let io_err = |source| ServeError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_dir() => {
+            return Err(ServeError::DataDirNotDir {
+                path: path.to_path_buf(),
+                reason: "exists but is not a directory",
+            })
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .map_err(io_err)?;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+        }
+        Err(e) => return Err(io_err(e)),
+    }
+    std::fs::read_dir(path).map_err(io_err)?;
+    let probe = path.join(".write-test");
+    std::fs::write(&probe, b"").map_err(io_err)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Opens the database, with the path in the error.
+pub fn open_store(path: &Path) -> Result<Store, ServeError> {
+    Store::open(path).map_err(|source| ServeError::Store {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            ServeError::PortInUse { what, addr, flag }
+        } else {
+            ServeError::Bind {
+                what,
+                addr,
+                flag,
+                source,
+            }
+        }
+    })
+}
+
+/// Starts the collector; returns once both listeners are bound.
+pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
+    let started = Instant::now();
+    config.validate()?;
+    prepare_data_dir(&config.data_dir)?;
+    // Bind first: a second instance on the same ports must fail before touching any file.
+    let ingest_listener = bind(config.ingest_listen, "ingest", "--ingest-listen").await?;
+    let api_listener = bind(config.api_listen, "API", "--api-listen").await?;
+    let ingest_addr = ingest_listener.local_addr().map_err(ServeError::Thread)?;
+    let api_addr = api_listener.local_addr().map_err(ServeError::Thread)?;
+    let data_dir = config.data_dir.clone();
+    let names = config.server_names.clone();
+    let pki = tokio::task::spawn_blocking(move || Pki::load_or_create(&data_dir, &names))
+        .await
+        .map_err(|e| ServeError::Thread(std::io::Error::other(e.to_string())))??;
+    let pki = Arc::new(pki);
+    let db_path = config.db_path();
+    // The first open creates and migrates the database; the others just connect.
+    let writer_store = open_store(&db_path)?;
+    let control_store = open_store(&db_path)?;
+    let poller_store = open_store(&db_path)?;
+    let api_store = open_store(&db_path)?;
+
+    let tls = ingest::tls_server_config(&pki)?;
+    let writer = Writer::spawn(
+        writer_store,
+        WriterConfig::new(
+            config.batch_max,
+            config.batch_latency,
+            config.retention,
+            config.retention_interval,
+        ),
+    )?;
+    let writer_tx = writer
+        .sender()
+        .ok_or_else(|| ServeError::Thread(std::io::Error::other("writer closed at start")))?;
+    let control = Control::spawn(control_store, pki.clone(), config.client_cert_days)
+        .map_err(ServeError::Thread)?;
+    let conns = OpenConns::default();
+    let poller = spawn_poller(poller_store, conns.clone(), config.revocation_poll)
+        .map_err(ServeError::Thread)?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let ctx = Arc::new(IngestCtx {
+        settings: IngestSettings {
+            handshake_timeout: config.handshake_timeout,
+            read_timeout: config.read_timeout,
+            max_frame: config.max_frame,
+            max_connections: config.max_connections,
+        },
+        acceptor: TlsAcceptor::from(tls),
+        writer: writer_tx,
+        control,
+        conns: conns.clone(),
+        health: writer.health(),
+        permits: permits.clone(),
+        shutdown: shutdown_rx.clone(),
+    });
+    let accept_task = tokio::spawn(ingest::accept_loop(ingest_listener, ctx.clone()));
+
+    let api_state = ApiState {
+        store: Arc::new(Mutex::new(api_store)),
+        ca_hash: pki.ca_hash(),
+        health: writer.health(),
+        permits,
+        max_connections: config.max_connections,
+        conns,
+        started,
+        readers: Arc::new(api::readpool::ReadPool::new(config.db_path(), 4)),
+    };
+    let mut api_shutdown = shutdown_rx;
+    let api_task = tokio::spawn(async move {
+        axum::serve(api_listener, api::router(api_state))
+            .with_graceful_shutdown(async move { ingest::wait_true(&mut api_shutdown).await })
+            .await
+    });
+    tracing::info!(
+        ingest = %ingest_addr,
+        api = %api_addr,
+        data_dir = %config.data_dir.display(),
+        ca_hash = %routerstats_shared::token::hex(&pki.ca_hash()),
+        "collector listening"
+    );
+    Ok(ServeHandle {
+        ingest_addr,
+        api_addr,
+        ca_hash: pki.ca_hash(),
+        shutdown_tx,
+        accept_task,
+        api_task: Some(api_task),
+        ctx,
+        writer,
+        _poller: poller,
+    })
+}

@@ -1,0 +1,1188 @@
+//! Ingest of report batches: one IMMEDIATE transaction per batch.
+//!
+//! Per report: the `reports` row (dedup on `(router_id, boot_id, seq)`; a duplicate writes
+//! nothing else), raw samples with deltas and rates against the previous sample of the same
+//! counter, rollup contributions (summed in memory over the batch, then UPSERTed once per
+//! bucket), and, when the report is the router's newest, the current-state tables and the
+//! router's facts.
+//!
+//! The previous samples live in an in-memory cache per router ([`RouterCache`]); a router not in
+//! the cache is loaded from the samples of its last stored report (one query per table). The
+//! cache is only trusted while this `Store` is the only writer of samples; it is dropped whenever
+//! a batch fails, so it never holds rolled-back state.
+//!
+//! "Newest" means: the first report of a router, a report of another agent boot (agents send
+//! spooled reports in order, so a new boot comes after the old one), or a later `seq` of the same
+//! boot. An older `seq` arriving late is stored, without deltas, and changes no current state.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use routerstats_shared::model::{
+    DhcpLease, MacAddr, SourceState, SourceStatus, StationLink, StationLinkStats, WirelessInterface,
+};
+
+use super::delta::{pair_delta, station_reassociated, PairDelta, PrevSample, SampleOrigin, Width};
+use super::{sat, sat_opt, IngestItem, IngestOutcome, Store, StoreError};
+
+/// Length of a 5-minute rollup bucket.
+pub const BUCKET_5M_MS: i64 = 5 * 60 * 1000;
+/// Length of a 1-hour rollup bucket.
+pub const BUCKET_1H_MS: i64 = 60 * 60 * 1000;
+/// Cache entries of counters not seen for this many reports are dropped.
+const CACHE_KEEP_REPORTS: u64 = 360;
+/// How often (in reports of a router) the cache is pruned.
+const CACHE_PRUNE_EVERY: u64 = 128;
+
+/// The start of the bucket of length `len` (> 0) holding `ts_ms`.
+pub fn bucket_start(ts_ms: i64, len: i64) -> i64 {
+    ts_ms.div_euclid(len.max(1)).saturating_mul(len.max(1))
+}
+
+/// Previous samples and current state of one router, as last written.
+#[derive(Debug, Default)]
+pub(crate) struct RouterCache {
+    /// The router's newest stored report.
+    last: Option<SampleOrigin>,
+    ifaces: HashMap<String, PrevSample>,
+    /// interface -> station MAC -> previous sample.
+    stations: HashMap<String, HashMap<MacAddr, PrevSample>>,
+    /// interface -> peer public key -> previous sample.
+    wg: HashMap<String, HashMap<String, PrevSample>>,
+    /// instance -> (common name, real address) -> previous sample.
+    ovpn: HashMap<String, HashMap<(String, String), PrevSample>>,
+    /// The current-state rows as written (None: unknown, compare with the database).
+    wireless: Option<Vec<WirelessInterface>>,
+    leases: Option<Vec<DhcpLease>>,
+    sources: Option<Vec<SourceStatus>>,
+    reports_since_prune: u64,
+}
+
+impl RouterCache {
+    fn clear_samples(&mut self) {
+        self.ifaces.clear();
+        self.stations.clear();
+        self.wg.clear();
+        self.ovpn.clear();
+    }
+
+    /// Drops counters not seen in the last [`CACHE_KEEP_REPORTS`] reports.
+    fn prune(&mut self, seq: u64) {
+        self.reports_since_prune += 1;
+        if self.reports_since_prune < CACHE_PRUNE_EVERY {
+            return;
+        }
+        self.reports_since_prune = 0;
+        let keep = |p: &PrevSample| p.origin.seq.saturating_add(CACHE_KEEP_REPORTS) >= seq;
+        self.ifaces.retain(|_, p| keep(p));
+        for m in self.stations.values_mut() {
+            m.retain(|_, p| keep(p));
+        }
+        self.stations.retain(|_, m| !m.is_empty());
+        for m in self.wg.values_mut() {
+            m.retain(|_, p| keep(p));
+        }
+        self.wg.retain(|_, m| !m.is_empty());
+        for m in self.ovpn.values_mut() {
+            m.retain(|_, p| keep(p));
+        }
+        self.ovpn.retain(|_, m| !m.is_empty());
+    }
+}
+
+/// Stores `value` under the string key `key` without allocating when the key exists.
+fn remember<V>(map: &mut HashMap<String, V>, key: &str, value: V) {
+    if let Some(slot) = map.get_mut(key) {
+        *slot = value;
+    } else {
+        map.insert(key.to_string(), value);
+    }
+}
+
+/// The inner map under `key`, created when missing (allocates the key only then).
+fn inner<'m, K, V>(map: &'m mut HashMap<String, HashMap<K, V>>, key: &str) -> Option<&'m mut HashMap<K, V>> {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), HashMap::new());
+    }
+    map.get_mut(key)
+}
+
+fn to_u64(v: Option<i64>) -> Option<u64> {
+    v.and_then(|v| u64::try_from(v).ok())
+}
+
+/// Loads a router's cache from its last stored report.
+fn load_router_cache(tx: &Transaction<'_>, router_id: i64) -> Result<RouterCache, StoreError> {
+    let row = tx
+        .prepare_cached("SELECT last_boot_id, last_seq, last_report_ms FROM routers WHERE id = ?1")?
+        .query_row([router_id], |r| {
+            Ok((r.get::<_, Option<Vec<u8>>>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, Option<i64>>(2)?))
+        })
+        .optional()?;
+    let Some((boot, seq, ts)) = row else {
+        return Err(StoreError::NotFound(format!("router {router_id}")));
+    };
+    let mut cache = RouterCache::default();
+    let (Some(boot), Some(seq), Some(ts_ms)) = (boot, to_u64(seq), ts) else { return Ok(cache) };
+    let Ok(boot_id) = <[u8; 16]>::try_from(boot.as_slice()) else { return Ok(cache) };
+    let origin = SampleOrigin { boot_id, seq, ts_ms };
+    cache.last = Some(origin);
+    let prev = |rx: Option<i64>, tx: Option<i64>, session: Option<i64>| PrevSample {
+        origin,
+        rx: to_u64(rx),
+        tx: to_u64(tx),
+        session: to_u64(session),
+    };
+
+    let mut st = tx.prepare_cached("SELECT name, rx_bytes, tx_bytes FROM interface_samples WHERE router_id = ?1 AND ts_ms = ?2")?;
+    let mut rows = st.query(params![router_id, ts_ms])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        cache.ifaces.insert(name, prev(r.get(1)?, r.get(2)?, None));
+    }
+
+    let mut st = tx.prepare_cached(
+        "SELECT iface, mac, rx_bytes, tx_bytes, connected_s FROM station_samples WHERE router_id = ?1 AND ts_ms = ?2",
+    )?;
+    let mut rows = st.query(params![router_id, ts_ms])?;
+    while let Some(r) = rows.next()? {
+        let iface: String = r.get(0)?;
+        let mac: String = r.get(1)?;
+        let Ok(mac) = mac.parse::<MacAddr>() else { continue };
+        let p = prev(r.get(2)?, r.get(3)?, r.get(4)?);
+        if let Some(m) = inner(&mut cache.stations, &iface) {
+            m.insert(mac, p);
+        }
+    }
+
+    let mut st =
+        tx.prepare_cached("SELECT iface, public_key, rx_bytes, tx_bytes FROM wg_peer_samples WHERE router_id = ?1 AND ts_ms = ?2")?;
+    let mut rows = st.query(params![router_id, ts_ms])?;
+    while let Some(r) = rows.next()? {
+        let iface: String = r.get(0)?;
+        let key: String = r.get(1)?;
+        let p = prev(r.get(2)?, r.get(3)?, None);
+        if let Some(m) = inner(&mut cache.wg, &iface) {
+            m.insert(key, p);
+        }
+    }
+
+    let mut st = tx.prepare_cached(
+        "SELECT instance, common_name, real_address, rx_bytes, tx_bytes, connected_since \
+         FROM ovpn_client_samples WHERE router_id = ?1 AND ts_ms = ?2",
+    )?;
+    let mut rows = st.query(params![router_id, ts_ms])?;
+    while let Some(r) = rows.next()? {
+        let instance: String = r.get(0)?;
+        let key: (String, String) = (r.get(1)?, r.get(2)?);
+        let p = prev(r.get(3)?, r.get(4)?, r.get(5)?);
+        if let Some(m) = inner(&mut cache.ovpn, &instance) {
+            m.insert(key, p);
+        }
+    }
+    Ok(cache)
+}
+
+/// Sums and maxima of one rollup bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Acc {
+    rx: u64,
+    tx: u64,
+    max_rx: Option<u64>,
+    max_tx: Option<u64>,
+    samples: u64,
+}
+
+impl Acc {
+    fn add(&mut self, d: &PairDelta) {
+        self.rx = self.rx.saturating_add(d.rx_delta.unwrap_or(0));
+        self.tx = self.tx.saturating_add(d.tx_delta.unwrap_or(0));
+        self.max_rx = self.max_rx.max(d.rx_bps);
+        self.max_tx = self.max_tx.max(d.tx_bps);
+        self.samples += 1;
+    }
+}
+
+/// Rollup contributions of a batch, written at its end.
+#[derive(Debug, Default)]
+struct Rollups {
+    /// (router, interface, bucket)
+    if_5m: HashMap<(i64, String, i64), Acc>,
+    if_1h: HashMap<(i64, String, i64), Acc>,
+    /// (mac, bucket, router)
+    st_1h: HashMap<(MacAddr, i64, i64), Acc>,
+    /// (public key, bucket, router, interface)
+    wg_1h: HashMap<(String, i64, i64, String), Acc>,
+}
+
+/// `max` of two nullable rates in SQL, NULL only when both are.
+const MAX_RATE: &str = "CASE WHEN excluded.{c} IS NULL THEN {c} WHEN {c} IS NULL THEN excluded.{c} \
+                        ELSE max({c}, excluded.{c}) END";
+
+fn upsert_sql(table: &str, key_cols: &str) -> String {
+    let max_rx = MAX_RATE.replace("{c}", "max_rx_bps");
+    let max_tx = MAX_RATE.replace("{c}", "max_tx_bps");
+    let n_keys = key_cols.split(',').count();
+    let placeholders: Vec<String> = (1..=n_keys + 5).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT INTO {table} ({key_cols}, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples) VALUES ({}) \
+         ON CONFLICT({key_cols}) DO UPDATE SET rx_bytes = rx_bytes + excluded.rx_bytes, \
+         tx_bytes = tx_bytes + excluded.tx_bytes, max_rx_bps = {max_rx}, max_tx_bps = {max_tx}, \
+         samples = samples + excluded.samples",
+        placeholders.join(", ")
+    )
+}
+
+impl Rollups {
+    fn add_interface(&mut self, router_id: i64, name: &str, ts_ms: i64, d: &PairDelta) {
+        for (map, len) in [(&mut self.if_5m, BUCKET_5M_MS), (&mut self.if_1h, BUCKET_1H_MS)] {
+            map.entry((router_id, name.to_string(), bucket_start(ts_ms, len))).or_default().add(d);
+        }
+    }
+
+    fn flush(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        let acc_params = |a: &Acc| (sat(a.rx), sat(a.tx), sat_opt(a.max_rx), sat_opt(a.max_tx), sat(a.samples));
+        for (table, map) in [("interface_rollup_5m", &self.if_5m), ("interface_rollup_1h", &self.if_1h)] {
+            let mut st = tx.prepare_cached(&upsert_sql(table, "router_id, name, bucket_start_ms"))?;
+            for ((router, name, bucket), a) in map {
+                let (rx, txb, mrx, mtx, n) = acc_params(a);
+                st.execute(params![router, name, bucket, rx, txb, mrx, mtx, n])?;
+            }
+        }
+        let mut st = tx.prepare_cached(&upsert_sql("station_rollup_1h", "mac, bucket_start_ms, router_id"))?;
+        for ((mac, bucket, router), a) in &self.st_1h {
+            let (rx, txb, mrx, mtx, n) = acc_params(a);
+            st.execute(params![mac.to_string(), bucket, router, rx, txb, mrx, mtx, n])?;
+        }
+        let mut st = tx.prepare_cached(&upsert_sql("wg_rollup_1h", "public_key, bucket_start_ms, router_id, iface"))?;
+        for ((key, bucket, router, iface), a) in &self.wg_1h {
+            let (rx, txb, mrx, mtx, n) = acc_params(a);
+            st.execute(params![key, bucket, router, iface, rx, txb, mrx, mtx, n])?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Stores a batch of reports in one transaction and returns one outcome per item, in order.
+    ///
+    /// A report whose `(router_id, boot_id, seq)` is already stored (earlier, or earlier in the
+    /// same batch) is [`IngestOutcome::Duplicate`] and writes nothing. When this returns Ok, the
+    /// batch is committed durably and every item may be acked. An unknown `router_id` fails
+    /// the whole batch with [`StoreError::NotFound`].
+    pub fn ingest(&mut self, batch: &[IngestItem<'_>]) -> Result<Vec<IngestOutcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let result = ingest_batch(&mut self.conn, &mut self.cache, batch);
+        if result.is_err() {
+            // The transaction rolled back: cached state may describe rows that do not exist.
+            self.cache.clear();
+        }
+        result
+    }
+}
+
+fn ingest_batch(
+    conn: &mut Connection,
+    cache: &mut HashMap<i64, RouterCache>,
+    batch: &[IngestItem<'_>],
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut rollups = Rollups::default();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for item in batch {
+        let rc = match cache.entry(item.router_id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(load_router_cache(&tx, item.router_id)?),
+        };
+        outcomes.push(ingest_one(&tx, rc, item, &mut rollups)?);
+    }
+    rollups.flush(&tx)?;
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Inserts the `reports` row; None when it is a duplicate.
+fn insert_report(tx: &Transaction<'_>, item: &IngestItem<'_>, ts_ms: i64) -> Result<Option<i64>, StoreError> {
+    let r = item.report;
+    let sys = r.system.as_ref();
+    let disk = sys.and_then(|s| s.disks.first());
+    let load = |i: usize| sys.and_then(|s| s.load.get(i).copied());
+    let wg_peers: usize = r.wireguard.iter().map(|w| w.peers.len()).sum();
+    let ovpn_clients: usize = r.openvpn.iter().map(|o| o.clients.len()).sum();
+    let mut st = tx.prepare_cached(
+        "INSERT INTO reports (router_id, boot_id, seq, ts_ms, received_ms, dropped_reports, uptime_s, \
+         load1, load5, load15, cpu_permille, mem_total_kb, mem_available_kb, mem_available_derived, \
+         disk_mount, disk_used_bytes, disk_total_bytes, interface_count, station_count, lease_count, \
+         wg_peer_count, ovpn_client_count) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) \
+         ON CONFLICT (router_id, boot_id, seq) DO NOTHING",
+    )?;
+    let n = st.execute(params![
+        item.router_id,
+        &r.boot_id[..],
+        sat(r.seq),
+        ts_ms,
+        item.received_at_ms,
+        sat(r.dropped_reports),
+        sys.map(|s| sat(s.uptime_s)),
+        load(0),
+        load(1),
+        load(2),
+        sys.and_then(|s| s.cpu_busy_permille),
+        sys.map(|s| sat(s.mem_total_kb)),
+        sys.map(|s| sat(s.mem_available_kb)),
+        sys.map(|s| s.mem_available_derived),
+        disk.map(|d| d.mount.as_str()),
+        disk.map(|d| sat(d.used_bytes)),
+        disk.map(|d| sat(d.total_bytes)),
+        count(r.interfaces.len()),
+        count(r.stations.len()),
+        count(r.leases.len()),
+        count(wg_peers),
+        count(ovpn_clients),
+    ])?;
+    Ok((n > 0).then(|| tx.last_insert_rowid()))
+}
+
+/// Sum of a counter over the links of an MLO station (None when no link has it).
+fn sum_links(links: &[StationLink], f: impl Fn(&StationLinkStats) -> Option<u64>) -> Option<u64> {
+    links.iter().filter_map(|l| f(&l.stats)).fold(None, |acc, v| Some(acc.unwrap_or(0).saturating_add(v)))
+}
+
+/// The first link value of an MLO station.
+fn first_link<T>(links: &[StationLink], f: impl Fn(&StationLinkStats) -> Option<T>) -> Option<T> {
+    links.iter().find_map(|l| f(&l.stats))
+}
+
+fn ingest_one(
+    tx: &Transaction<'_>,
+    rc: &mut RouterCache,
+    item: &IngestItem<'_>,
+    rollups: &mut Rollups,
+) -> Result<IngestOutcome, StoreError> {
+    let r = item.report;
+    let rid = item.router_id;
+    let ts = sat(r.timestamp_ms);
+    let cur = SampleOrigin { boot_id: r.boot_id, seq: r.seq, ts_ms: ts };
+    let Some(report_id) = insert_report(tx, item, ts)? else {
+        return Ok(IngestOutcome::Duplicate);
+    };
+    let is_newest = rc.last.is_none_or(|l| l.boot_id != cur.boot_id || cur.seq > l.seq);
+    if is_newest && rc.last.is_some_and(|l| l.boot_id != cur.boot_id) {
+        rc.clear_samples();
+    }
+
+    // Interfaces.
+    let mut st = tx.prepare_cached(
+        "INSERT INTO interface_samples (router_id, ts_ms, name, kind, rx_bytes, rx_packets, rx_errs, rx_drop, \
+         tx_bytes, tx_packets, tx_errs, tx_drop, rx_delta, tx_delta, rx_bps, tx_bps) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT DO NOTHING",
+    )?;
+    for i in &r.interfaces {
+        let (rx, txb) = (Some(i.rx_bytes), Some(i.tx_bytes));
+        let d = pair_delta(rc.ifaces.get(i.name.as_str()), &cur, rx, txb, Width::MayWrap32, false);
+        let n = st.execute(params![
+            rid,
+            ts,
+            i.name,
+            i.kind.as_str(),
+            sat(i.rx_bytes),
+            sat(i.rx_packets),
+            sat(i.rx_errs),
+            sat(i.rx_drop),
+            sat(i.tx_bytes),
+            sat(i.tx_packets),
+            sat(i.tx_errs),
+            sat(i.tx_drop),
+            sat_opt(d.rx_delta),
+            sat_opt(d.tx_delta),
+            sat_opt(d.rx_bps),
+            sat_opt(d.tx_bps),
+        ])?;
+        if n > 0 {
+            rollups.add_interface(rid, &i.name, ts, &d);
+        }
+        if is_newest {
+            remember(&mut rc.ifaces, &i.name, PrevSample { origin: cur, rx, tx: txb, session: None });
+        }
+    }
+
+    // Stations.
+    let mut st = tx.prepare_cached(
+        "INSERT INTO station_samples (router_id, ts_ms, iface, mac, ssid, signal_dbm, signal_avg_dbm, rx_bytes, \
+         tx_bytes, rx_packets, tx_packets, rx_delta, tx_delta, rx_bps, tx_bps, tx_retries, tx_failed, inactive_ms, \
+         connected_s, tx_bitrate_kbps, rx_bitrate_kbps, expected_throughput_kbps) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) \
+         ON CONFLICT DO NOTHING",
+    )?;
+    for sta in &r.stations {
+        let s = &sta.stats;
+        let l = &sta.links;
+        let rx = s.rx_bytes.or_else(|| sum_links(l, |x| x.rx_bytes));
+        let txb = s.tx_bytes.or_else(|| sum_links(l, |x| x.tx_bytes));
+        let prev = rc.stations.get(sta.interface.as_str()).and_then(|m| m.get(&sta.mac));
+        let reset = prev.is_some_and(|p| station_reassociated(p.session, p.origin.ts_ms, sta.connected_s, ts));
+        let d = pair_delta(prev, &cur, rx, txb, Width::MayWrap32, reset);
+        let ssid = r.wireless.iter().find(|w| w.name == sta.interface).and_then(|w| w.ssid.as_deref());
+        let signal = s.signal.as_ref().map(|x| x.dbm).or_else(|| l.iter().filter_map(|x| x.stats.signal.as_ref()).map(|x| x.dbm).max());
+        let signal_avg = s
+            .signal_avg
+            .as_ref()
+            .map(|x| x.dbm)
+            .or_else(|| l.iter().filter_map(|x| x.stats.signal_avg.as_ref()).map(|x| x.dbm).max());
+        let n = st.execute(params![
+            rid,
+            ts,
+            sta.interface,
+            sta.mac.to_string(),
+            ssid,
+            signal,
+            signal_avg,
+            sat_opt(rx),
+            sat_opt(txb),
+            sat_opt(s.rx_packets.or_else(|| sum_links(l, |x| x.rx_packets))),
+            sat_opt(s.tx_packets.or_else(|| sum_links(l, |x| x.tx_packets))),
+            sat_opt(d.rx_delta),
+            sat_opt(d.tx_delta),
+            sat_opt(d.rx_bps),
+            sat_opt(d.tx_bps),
+            sat_opt(s.tx_retries.or_else(|| sum_links(l, |x| x.tx_retries))),
+            sat_opt(s.tx_failed.or_else(|| sum_links(l, |x| x.tx_failed))),
+            sat_opt(s.inactive_ms.or_else(|| l.iter().filter_map(|x| x.stats.inactive_ms).min())),
+            sat_opt(sta.connected_s),
+            s.tx_bitrate.as_ref().map(|b| b.kbps).or_else(|| first_link(l, |x| x.tx_bitrate.as_ref().map(|b| b.kbps))),
+            s.rx_bitrate.as_ref().map(|b| b.kbps).or_else(|| first_link(l, |x| x.rx_bitrate.as_ref().map(|b| b.kbps))),
+            s.expected_throughput_kbps.or_else(|| first_link(l, |x| x.expected_throughput_kbps)),
+        ])?;
+        if n > 0 {
+            rollups.st_1h.entry((sta.mac, bucket_start(ts, BUCKET_1H_MS), rid)).or_default().add(&d);
+        }
+        if is_newest {
+            let sample = PrevSample { origin: cur, rx, tx: txb, session: sta.connected_s };
+            if let Some(m) = inner(&mut rc.stations, &sta.interface) {
+                m.insert(sta.mac, sample);
+            }
+        }
+    }
+
+    // WireGuard peers.
+    let mut st = tx.prepare_cached(
+        "INSERT INTO wg_peer_samples (router_id, ts_ms, iface, public_key, name, endpoint, allowed_ips, \
+         latest_handshake, rx_bytes, tx_bytes, rx_delta, tx_delta, rx_bps, tx_bps) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING",
+    )?;
+    for wif in &r.wireguard {
+        for p in &wif.peers {
+            let (rx, txb) = (Some(p.rx_bytes), Some(p.tx_bytes));
+            let prev = rc.wg.get(wif.name.as_str()).and_then(|m| m.get(p.public_key.as_str()));
+            let d = pair_delta(prev, &cur, rx, txb, Width::Only64, false);
+            let allowed: Vec<String> = p.allowed_ips.iter().map(|n| n.to_string()).collect();
+            let n = st.execute(params![
+                rid,
+                ts,
+                wif.name,
+                p.public_key,
+                p.name,
+                p.endpoint.map(|e| e.to_string()),
+                allowed.join(","),
+                sat_opt(p.latest_handshake),
+                sat(p.rx_bytes),
+                sat(p.tx_bytes),
+                sat_opt(d.rx_delta),
+                sat_opt(d.tx_delta),
+                sat_opt(d.rx_bps),
+                sat_opt(d.tx_bps),
+            ])?;
+            if n > 0 {
+                let key = (p.public_key.clone(), bucket_start(ts, BUCKET_1H_MS), rid, wif.name.clone());
+                rollups.wg_1h.entry(key).or_default().add(&d);
+            }
+            if is_newest {
+                if let Some(m) = inner(&mut rc.wg, &wif.name) {
+                    remember(m, &p.public_key, PrevSample { origin: cur, rx, tx: txb, session: None });
+                }
+            }
+        }
+    }
+
+    // OpenVPN clients (rx = received by the server from the client).
+    let mut st = tx.prepare_cached(
+        "INSERT INTO ovpn_client_samples (router_id, ts_ms, instance, common_name, real_address, virtual_address, \
+         virtual_ipv6, rx_bytes, tx_bytes, rx_delta, tx_delta, rx_bps, tx_bps, connected_since, username, cipher) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT DO NOTHING",
+    )?;
+    for inst in &r.openvpn {
+        for c in &inst.clients {
+            let key = (c.common_name.clone(), c.real_address.clone().unwrap_or_default());
+            let (rx, txb) = (Some(c.bytes_received), Some(c.bytes_sent));
+            let prev = rc.ovpn.get(inst.name.as_str()).and_then(|m| m.get(&key));
+            let new_session = prev.is_some_and(|p| p.session.is_some() && c.connected_since.is_some() && p.session != c.connected_since);
+            let d = pair_delta(prev, &cur, rx, txb, Width::Only64, new_session);
+            st.execute(params![
+                rid,
+                ts,
+                inst.name,
+                key.0,
+                key.1,
+                c.virtual_address.map(|a| a.to_string()),
+                c.virtual_ipv6.map(|a| a.to_string()),
+                sat(c.bytes_received),
+                sat(c.bytes_sent),
+                sat_opt(d.rx_delta),
+                sat_opt(d.tx_delta),
+                sat_opt(d.rx_bps),
+                sat_opt(d.tx_bps),
+                sat_opt(c.connected_since),
+                c.username,
+                c.cipher,
+            ])?;
+            if is_newest {
+                if let Some(m) = inner(&mut rc.ovpn, &inst.name) {
+                    m.insert(key, PrevSample { origin: cur, rx, tx: txb, session: c.connected_since });
+                }
+            }
+        }
+    }
+
+    if is_newest {
+        sync_wireless(tx, rc, rid, ts, &r.wireless)?;
+        sync_leases(tx, rc, rid, ts, &r.leases)?;
+        sync_sources(tx, rc, rid, ts, &r.sources)?;
+        update_facts(tx, item, report_id, ts)?;
+        rc.last = Some(cur);
+        rc.prune(cur.seq);
+    } else {
+        tx.prepare_cached("UPDATE routers SET last_seen_ms = max(coalesce(last_seen_ms, ?2), ?2) WHERE id = ?1")?
+            .execute(params![rid, item.received_at_ms])?;
+    }
+    Ok(IngestOutcome::Stored)
+}
+
+fn update_facts(tx: &Transaction<'_>, item: &IngestItem<'_>, report_id: i64, ts_ms: i64) -> Result<(), StoreError> {
+    let r = item.report;
+    let f = &r.router;
+    let rel = f.release.as_ref();
+    tx.prepare_cached(
+        "UPDATE routers SET hostname = coalesce(nullif(?2, ''), hostname), model = ?3, board = ?4, release = ?5, \
+         revision = ?6, target = ?7, kernel = ?8, agent_version = nullif(?9, ''), arch = nullif(?10, ''), \
+         uptime_s = ?11, last_report_id = ?12, last_boot_id = ?13, last_seq = ?14, last_report_ms = ?15, \
+         last_seen_ms = max(coalesce(last_seen_ms, ?16), ?16) WHERE id = ?1",
+    )?
+    .execute(params![
+        item.router_id,
+        f.hostname,
+        f.model,
+        f.board,
+        rel.and_then(|x| x.release.as_deref()),
+        rel.and_then(|x| x.revision.as_deref()),
+        rel.and_then(|x| x.target.as_deref()),
+        f.kernel,
+        f.agent_version,
+        f.arch,
+        r.system.as_ref().map(|s| sat(s.uptime_s)),
+        report_id,
+        &r.boot_id[..],
+        sat(r.seq),
+        ts_ms,
+        item.received_at_ms,
+    ])?;
+    Ok(())
+}
+
+/// Brings a current-state table in line with `new`, writing only rows that changed.
+///
+/// With a cached copy of what was last written, the diff is computed in memory; without one
+/// (cold cache), rows whose key is gone are deleted using the keys in the database and every
+/// row is upserted (the upsert keeps `updated_ms` of rows whose content did not change).
+fn sync_current<T, K>(
+    cached: &mut Option<Vec<T>>,
+    new: &[T],
+    key: impl Fn(&T) -> K,
+    db_keys: impl FnOnce() -> Result<Vec<K>, StoreError>,
+    mut upsert: impl FnMut(&T) -> Result<(), StoreError>,
+    mut delete: impl FnMut(&K) -> Result<(), StoreError>,
+) -> Result<(), StoreError>
+where
+    T: PartialEq + Clone,
+    K: Eq + Hash,
+{
+    let new_keys: HashSet<K> = new.iter().map(&key).collect();
+    match cached.as_deref() {
+        Some(old) if old == new => return Ok(()),
+        Some(old) => {
+            let old_by_key: HashMap<K, &T> = old.iter().map(|t| (key(t), t)).collect();
+            for t in new {
+                if old_by_key.get(&key(t)).is_none_or(|o| *o != t) {
+                    upsert(t)?;
+                }
+            }
+            for k in old_by_key.keys().filter(|k| !new_keys.contains(*k)) {
+                delete(k)?;
+            }
+        }
+        None => {
+            for k in db_keys()?.iter().filter(|k| !new_keys.contains(*k)) {
+                delete(k)?;
+            }
+            for t in new {
+                upsert(t)?;
+            }
+        }
+    }
+    *cached = Some(new.to_vec());
+    Ok(())
+}
+
+fn string_keys(tx: &Transaction<'_>, sql: &str, router_id: i64) -> Result<Vec<String>, StoreError> {
+    let mut st = tx.prepare_cached(sql)?;
+    let rows = st.query_map([router_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn sync_wireless(tx: &Transaction<'_>, rc: &mut RouterCache, rid: i64, ts: i64, new: &[WirelessInterface]) -> Result<(), StoreError> {
+    let cols = "phy, ifindex, addr, type, ssid, channel, freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm";
+    let excluded: Vec<String> = cols.split(", ").map(|c| format!("excluded.{c}")).collect();
+    let upsert_sql = format!(
+        "INSERT INTO wireless_interfaces (router_id, name, {cols}, updated_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         ON CONFLICT (router_id, name) DO UPDATE SET ({cols}, updated_ms) = ({}, \
+         CASE WHEN ({cols}) IS ({}) THEN updated_ms ELSE excluded.updated_ms END)",
+        excluded.join(", "),
+        excluded.join(", ")
+    );
+    sync_current(
+        &mut rc.wireless,
+        new,
+        |w| w.name.clone(),
+        || string_keys(tx, "SELECT name FROM wireless_interfaces WHERE router_id = ?1", rid),
+        |w| {
+            tx.prepare_cached(&upsert_sql)?.execute(params![
+                rid,
+                w.name,
+                w.phy,
+                w.ifindex,
+                w.addr.map(|a| a.to_string()),
+                w.iftype.as_str(),
+                w.ssid,
+                w.channel,
+                w.freq_mhz,
+                w.width_mhz,
+                w.center1_mhz,
+                w.center2_mhz,
+                w.txpower_dbm,
+                ts,
+            ])?;
+            Ok(())
+        },
+        |name| {
+            tx.prepare_cached("DELETE FROM wireless_interfaces WHERE router_id = ?1 AND name = ?2")?.execute(params![rid, name])?;
+            Ok(())
+        },
+    )
+}
+
+fn sync_leases(tx: &Transaction<'_>, rc: &mut RouterCache, rid: i64, ts: i64, new: &[DhcpLease]) -> Result<(), StoreError> {
+    let upsert_sql = "INSERT INTO leases (router_id, ip, mac, hostname, client_id, iaid, expires, updated_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT (router_id, ip) DO UPDATE SET (mac, hostname, client_id, iaid, expires, updated_ms) = \
+         (excluded.mac, excluded.hostname, excluded.client_id, excluded.iaid, excluded.expires, \
+         CASE WHEN (mac, hostname, client_id, iaid, expires) IS \
+         (excluded.mac, excluded.hostname, excluded.client_id, excluded.iaid, excluded.expires) \
+         THEN updated_ms ELSE excluded.updated_ms END)";
+    sync_current(
+        &mut rc.leases,
+        new,
+        |l| l.ip.to_string(),
+        || string_keys(tx, "SELECT ip FROM leases WHERE router_id = ?1", rid),
+        |l| {
+            tx.prepare_cached(upsert_sql)?.execute(params![
+                rid,
+                l.ip.to_string(),
+                l.mac.map(|m| m.to_string()),
+                l.hostname,
+                l.client_id,
+                l.iaid,
+                sat_opt(l.expires),
+                ts,
+            ])?;
+            Ok(())
+        },
+        |ip| {
+            tx.prepare_cached("DELETE FROM leases WHERE router_id = ?1 AND ip = ?2")?.execute(params![rid, ip])?;
+            Ok(())
+        },
+    )
+}
+
+/// `(state, skipped, detail)` columns of a source state.
+fn source_columns(s: &SourceState) -> (&'static str, Option<u32>, Option<&str>) {
+    match s {
+        SourceState::Ok => ("ok", None, None),
+        SourceState::Partial { skipped, first_error } => ("partial", Some(*skipped), Some(first_error.as_str())),
+        SourceState::Error(e) => ("error", None, Some(e.as_str())),
+        SourceState::ToolMissing(t) => ("tool_missing", None, Some(t.as_str())),
+        SourceState::Disabled => ("disabled", None, None),
+    }
+}
+
+fn sync_sources(tx: &Transaction<'_>, rc: &mut RouterCache, rid: i64, ts: i64, new: &[SourceStatus]) -> Result<(), StoreError> {
+    let upsert_sql = "INSERT INTO source_status (router_id, kind, name, state, skipped, detail, updated_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (router_id, kind, name) DO UPDATE SET (state, skipped, detail, updated_ms) = \
+         (excluded.state, excluded.skipped, excluded.detail, \
+         CASE WHEN (state, skipped, detail) IS (excluded.state, excluded.skipped, excluded.detail) \
+         THEN updated_ms ELSE excluded.updated_ms END)";
+    sync_current(
+        &mut rc.sources,
+        new,
+        |s| (s.kind.as_str().to_string(), s.name.clone()),
+        || {
+            let mut st = tx.prepare_cached("SELECT kind, name FROM source_status WHERE router_id = ?1")?;
+            let rows = st.query_map([rid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        },
+        |s| {
+            let (state, skipped, detail) = source_columns(&s.state);
+            tx.prepare_cached(upsert_sql)?.execute(params![rid, s.kind.as_str(), s.name, state, skipped, detail, ts])?;
+            Ok(())
+        },
+        |(kind, name)| {
+            tx.prepare_cached("DELETE FROM source_status WHERE router_id = ?1 AND kind = ?2 AND name = ?3")?
+                .execute(params![rid, kind, name])?;
+            Ok(())
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testutil::{enrolled_router, mac, open_temp, rich_report};
+    use routerstats_shared::model::{NetInterface, Report, SourceKind};
+
+    const BOOT_A: [u8; 16] = [0xaa; 16];
+    const BOOT_B: [u8; 16] = [0xbb; 16];
+    /// 2023-11-14T22:13:20Z, on a 1-hour boundary.
+    const T0: u64 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000;
+
+    fn one(store: &mut Store, router_id: i64, report: &Report) -> IngestOutcome {
+        let out = store.ingest(&[IngestItem { router_id, received_at_ms: 42, report }]).unwrap();
+        assert_eq!(out.len(), 1);
+        out[0]
+    }
+
+    fn count(store: &Store, table: &str) -> i64 {
+        store.connection().query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+    }
+
+    fn i64_query(store: &Store, sql: &str) -> Option<i64> {
+        store.connection().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    const ALL_TABLES: &[&str] = &[
+        "reports",
+        "interface_samples",
+        "station_samples",
+        "wg_peer_samples",
+        "ovpn_client_samples",
+        "interface_rollup_5m",
+        "interface_rollup_1h",
+        "station_rollup_1h",
+        "wg_rollup_1h",
+        "wireless_interfaces",
+        "leases",
+        "source_status",
+    ];
+
+    #[test]
+    fn rich_report_fills_every_table() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        assert_eq!(one(&mut store, r.id, &rich_report(BOOT_A, 1, T0, 1000)), IngestOutcome::Stored);
+        for table in ALL_TABLES {
+            assert!(count(&store, table) > 0, "{table} is empty");
+        }
+        assert_eq!(count(&store, "interface_samples"), 2);
+        assert_eq!(count(&store, "station_samples"), 2);
+        assert_eq!(count(&store, "leases"), 2);
+        assert_eq!(count(&store, "source_status"), 3);
+
+        let c = store.connection();
+        let (uptime, load5, disk, stations, wg, ovpn): (i64, f64, String, i64, i64, i64) = c
+            .query_row(
+                "SELECT uptime_s, load5, disk_mount, station_count, wg_peer_count, ovpn_client_count FROM reports",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .unwrap();
+        assert_eq!((uptime, load5, disk.as_str(), stations, wg, ovpn), (3630, 0.5, "/overlay", 2, 1, 1));
+
+        // First sample: counters stored, no deltas.
+        let (rx, delta): (i64, Option<i64>) = c
+            .query_row("SELECT rx_bytes, rx_delta FROM interface_samples WHERE name = 'eth0'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!((rx, delta), (1_000_000, None));
+
+        // The MLO station's counters are the sums over its links; ssid comes from iw dev.
+        let (rx, ssid, signal, bitrate): (i64, String, i64, i64) = c
+            .query_row(
+                "SELECT rx_bytes, ssid, signal_dbm, tx_bitrate_kbps FROM station_samples WHERE mac = ?1",
+                [mac(2).to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!((rx, ssid.as_str(), signal, bitrate), (20_000, "lab", -55, 1_200_000));
+
+        let (endpoint, allowed): (String, String) = c
+            .query_row("SELECT endpoint, allowed_ips FROM wg_peer_samples", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!((endpoint.as_str(), allowed.as_str()), ("198.51.100.7:40000", "10.70.0.2/32,fd70::2/128"));
+        let (cn, real, vaddr): (String, String, String) = c
+            .query_row("SELECT common_name, real_address, virtual_address FROM ovpn_client_samples", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!((cn.as_str(), real.as_str(), vaddr.as_str()), ("alice", "203.0.113.5:51000", "10.8.0.6"));
+        let (state, skipped, detail): (String, i64, String) = c
+            .query_row("SELECT state, skipped, detail FROM source_status WHERE kind = 'openvpn'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!((state.as_str(), skipped, detail.as_str()), ("partial", 1, "bad row"));
+        let (ssid, freq, txp): (String, i64, f64) = c
+            .query_row("SELECT ssid, freq_mhz, txpower_dbm FROM wireless_interfaces", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        assert_eq!((ssid.as_str(), freq, txp), ("lab", 5180, 23.0));
+
+        // Router facts.
+        let row = store.router("gw").unwrap().unwrap();
+        assert_eq!(row.hostname, "gw-lab");
+        assert_eq!(row.model.as_deref(), Some("GL.iNet GL-MT6000"));
+        assert_eq!(row.release.as_deref(), Some("23.05.3"));
+        assert_eq!(row.target.as_deref(), Some("mediatek/filogic"));
+        assert_eq!(row.kernel.as_deref(), Some("5.15.150"));
+        assert_eq!(row.agent_version.as_deref(), Some("0.1.0"));
+        assert_eq!(row.arch.as_deref(), Some("aarch64"));
+        assert_eq!(row.uptime_s, Some(3630));
+        assert_eq!(row.last_seen_ms, Some(42));
+        assert_eq!(row.last_report_ms, Some(T0 as i64));
+    }
+
+    #[test]
+    fn duplicates_within_and_across_batches() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let a1 = rich_report(BOOT_A, 1, T0, 1000);
+        let a2 = rich_report(BOOT_A, 2, T0 + 30_000, 2000);
+        // Same (boot, seq) as a1 but different content: still a duplicate.
+        let a1_again = rich_report(BOOT_A, 1, T0 + 99_000, 9999);
+        let b1 = rich_report(BOOT_B, 1, T0 + 60_000, 10);
+        let item = |report| IngestItem { router_id: r.id, received_at_ms: 1, report };
+        let out = store.ingest(&[item(&a1), item(&a2), item(&a1_again), item(&a2)]).unwrap();
+        use IngestOutcome::{Duplicate, Stored};
+        assert_eq!(out, vec![Stored, Stored, Duplicate, Duplicate]);
+        let before: Vec<i64> = ALL_TABLES.iter().map(|t| count(&store, t)).collect();
+        let rollup_before = i64_query(&store, "SELECT sum(rx_bytes) FROM interface_rollup_5m");
+
+        let out = store.ingest(&[item(&a2), item(&b1), item(&a1), item(&b1)]).unwrap();
+        assert_eq!(out, vec![Duplicate, Stored, Duplicate, Duplicate]);
+        assert_eq!(count(&store, "reports"), 3);
+        // Only b1 added raw rows; the duplicates changed nothing.
+        assert_eq!(count(&store, "interface_samples"), before[1] + 2);
+        assert_eq!(i64_query(&store, "SELECT sum(rx_bytes) FROM interface_rollup_5m"), rollup_before);
+        // b1 is a new boot: stored without deltas.
+        let sql = format!("SELECT count(*) FROM interface_samples WHERE ts_ms = {} AND rx_delta IS NULL", T0 + 60_000);
+        assert_eq!(i64_query(&store, &sql), Some(2));
+    }
+
+    #[test]
+    fn deltas_rates_and_boot_change() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        one(&mut store, r.id, &rich_report(BOOT_A, 1, T0, 1000));
+        one(&mut store, r.id, &rich_report(BOOT_A, 2, T0 + 30_000, 1300));
+        let q = |store: &Store, table: &str, key: &str, ts: u64| -> (Option<i64>, Option<i64>, Option<i64>, Option<i64>) {
+            store
+                .connection()
+                .query_row(
+                    &format!("SELECT rx_delta, tx_delta, rx_bps, tx_bps FROM {table} WHERE {key} AND ts_ms = ?1"),
+                    [ts as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .unwrap()
+        };
+        // eth0: rx = c*1000, tx = c*500 -> deltas 300_000 / 150_000 over 30 s.
+        assert_eq!(q(&store, "interface_samples", "name = 'eth0'", T0 + 30_000), (Some(300_000), Some(150_000), Some(80_000), Some(40_000)));
+        // station 1: rx = c*10, tx = c*20.
+        let m1 = format!("mac = '{}'", mac(1));
+        assert_eq!(q(&store, "station_samples", &m1, T0 + 30_000), (Some(3000), Some(6000), Some(800), Some(1600)));
+        // MLO station sums both links.
+        let m2 = format!("mac = '{}'", mac(2));
+        assert_eq!(q(&store, "station_samples", &m2, T0 + 30_000).0, Some(6000));
+        assert_eq!(q(&store, "wg_peer_samples", "1 = 1", T0 + 30_000).0, Some(12_000));
+        assert_eq!(q(&store, "ovpn_client_samples", "1 = 1", T0 + 30_000), (Some(18_000), Some(27_000), Some(4800), Some(7200)));
+
+        // A new agent boot: counters went up, but nothing is subtracted across boots.
+        one(&mut store, r.id, &rich_report(BOOT_B, 1, T0 + 60_000, 5000));
+        assert_eq!(q(&store, "interface_samples", "name = 'eth0'", T0 + 60_000), (None, None, None, None));
+        assert_eq!(q(&store, "station_samples", &m1, T0 + 60_000), (None, None, None, None));
+        // ...and the next report of the new boot has deltas again.
+        one(&mut store, r.id, &rich_report(BOOT_B, 2, T0 + 90_000, 5010));
+        assert_eq!(q(&store, "interface_samples", "name = 'eth0'", T0 + 90_000).0, Some(10_000));
+    }
+
+    fn iface_report(seq: u64, ts: u64, rx: u64, tx: u64) -> Report {
+        Report {
+            seq,
+            boot_id: BOOT_A,
+            timestamp_ms: ts,
+            interfaces: vec![NetInterface { name: "eth1".into(), rx_bytes: rx, tx_bytes: tx, ..Default::default() }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn wrap_and_reset_of_interface_counters() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let near_wrap = (1u64 << 32) - 1000;
+        one(&mut store, r.id, &iface_report(1, T0, near_wrap, 5_000_000));
+        // rx wrapped at 2^32 (+1500), tx went down from a small value: a reset.
+        one(&mut store, r.id, &iface_report(2, T0 + 1000, 500, 20));
+        one(&mut store, r.id, &iface_report(3, T0 + 2000, 1500, 220));
+        let rows: Vec<(Option<i64>, Option<i64>)> = {
+            let mut st = store.connection().prepare("SELECT rx_delta, tx_delta FROM interface_samples ORDER BY ts_ms").unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+        };
+        assert_eq!(rows, vec![(None, None), (Some(1500), None), (Some(1000), Some(200))]);
+        // The rollup holds the sum of the known deltas.
+        assert_eq!(i64_query(&store, "SELECT rx_bytes FROM interface_rollup_1h"), Some(2500));
+        assert_eq!(i64_query(&store, "SELECT tx_bytes FROM interface_rollup_1h"), Some(200));
+        assert_eq!(i64_query(&store, "SELECT samples FROM interface_rollup_1h"), Some(3));
+        assert_eq!(i64_query(&store, "SELECT max_rx_bps FROM interface_rollup_1h"), Some(12_000));
+    }
+
+    #[test]
+    fn late_report_is_stored_without_deltas_and_changes_no_current_state() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        one(&mut store, r.id, &iface_report(1, T0, 100, 100));
+        one(&mut store, r.id, &iface_report(3, T0 + 2000, 300, 300));
+        let mut late = iface_report(2, T0 + 1000, 200, 200);
+        late.router.hostname = "stale-name".into();
+        assert_eq!(one(&mut store, r.id, &late), IngestOutcome::Stored);
+        assert_eq!(i64_query(&store, &format!("SELECT rx_delta FROM interface_samples WHERE ts_ms = {}", T0 + 1000)), None);
+        let row = store.router("gw").unwrap().unwrap();
+        assert_eq!(row.last_report_ms, Some((T0 + 2000) as i64));
+        assert_ne!(row.hostname, "stale-name");
+        // The next report still subtracts from seq 3, not from the late seq 2.
+        one(&mut store, r.id, &iface_report(4, T0 + 3000, 450, 450));
+        assert_eq!(i64_query(&store, &format!("SELECT rx_delta FROM interface_samples WHERE ts_ms = {}", T0 + 3000)), Some(150));
+    }
+
+    #[test]
+    fn cold_cache_continues_from_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("routerstats.db");
+        let router_id = {
+            let mut store = Store::open(&path).unwrap();
+            let r = enrolled_router(&mut store, "gw");
+            one(&mut store, r.id, &rich_report(BOOT_A, 1, T0, 1000));
+            r.id
+        };
+        let mut store = Store::open(&path).unwrap();
+        assert!(store.cache.is_empty());
+        one(&mut store, router_id, &rich_report(BOOT_A, 2, T0 + 30_000, 1100));
+        let q = |sql: &str| i64_query(&store, sql);
+        assert_eq!(q("SELECT rx_delta FROM interface_samples WHERE name = 'eth0' AND rx_delta IS NOT NULL"), Some(100_000));
+        assert_eq!(q(&format!("SELECT rx_delta FROM station_samples WHERE mac = '{}' AND rx_delta IS NOT NULL", mac(1))), Some(1000));
+        assert_eq!(q("SELECT rx_delta FROM wg_peer_samples WHERE rx_delta IS NOT NULL"), Some(4000));
+        assert_eq!(q("SELECT rx_delta FROM ovpn_client_samples WHERE rx_delta IS NOT NULL"), Some(6000));
+        // Current state is unchanged, so updated_ms keeps the first report's time.
+        assert_eq!(q("SELECT max(updated_ms) FROM leases"), Some(T0 as i64));
+        assert_eq!(q("SELECT max(updated_ms) FROM source_status"), Some(T0 as i64));
+    }
+
+    #[test]
+    fn station_reassociation_and_new_ovpn_session_reset_deltas() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        one(&mut store, r.id, &rich_report(BOOT_A, 1, T0, 1000));
+        let mut next = rich_report(BOOT_A, 2, T0 + 30_000, 1100);
+        // Station 1 re-associated 5 s ago; its counters happen to be higher than before.
+        next.stations[0].connected_s = Some(5);
+        next.openvpn[0].clients[0].connected_since = Some(1_700_000_500);
+        one(&mut store, r.id, &next);
+        let q = |sql: String| i64_query(&store, &sql);
+        let ts = T0 + 30_000;
+        assert_eq!(q(format!("SELECT rx_delta FROM station_samples WHERE mac = '{}' AND ts_ms = {ts}", mac(1))), None);
+        assert_eq!(q(format!("SELECT rx_delta FROM station_samples WHERE mac = '{}' AND ts_ms = {ts}", mac(2))), Some(2000));
+        assert_eq!(q(format!("SELECT rx_delta FROM ovpn_client_samples WHERE ts_ms = {ts}")), None);
+    }
+
+    #[test]
+    fn rollups_equal_sums_of_raw_deltas() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let other = enrolled_router(&mut store, "ap");
+        // 2.5 hours of reports every 70 s, in batches of 7, for two routers, with one reset.
+        let mut reports = Vec::new();
+        let mut c = 1000;
+        for seq in 1..=130u64 {
+            c = if seq == 60 { 10 } else { c + seq * 3 };
+            reports.push(rich_report(BOOT_A, seq, T0 + 1234 + seq * 70_000, c));
+        }
+        for chunk in reports.chunks(7) {
+            let batch: Vec<IngestItem<'_>> = chunk
+                .iter()
+                .flat_map(|rep| {
+                    [IngestItem { router_id: r.id, received_at_ms: 0, report: rep }, IngestItem { router_id: other.id, received_at_ms: 0, report: rep }]
+                })
+                .collect();
+            store.ingest(&batch).unwrap();
+        }
+        // Every rollup row equals the aggregate of its raw rows, and vice versa.
+        let checks = [
+            ("interface_rollup_5m", "interface_samples", "router_id, name", 300_000),
+            ("interface_rollup_1h", "interface_samples", "router_id, name", 3_600_000),
+            ("station_rollup_1h", "station_samples", "mac, router_id", 3_600_000),
+            ("wg_rollup_1h", "wg_peer_samples", "public_key, router_id, iface", 3_600_000),
+        ];
+        for (rollup, raw, keys, len) in checks {
+            let from_raw = format!(
+                "SELECT {keys}, (ts_ms / {len}) * {len}, coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0), \
+                 max(rx_bps), max(tx_bps), count(*) FROM {raw} GROUP BY {keys}, ts_ms / {len}"
+            );
+            let from_rollup = format!("SELECT {keys}, bucket_start_ms, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples FROM {rollup}");
+            let diff = |a: &str, b: &str| i64_query(&store, &format!("SELECT count(*) FROM ({a} EXCEPT {b})"));
+            assert_eq!(diff(&from_raw, &from_rollup), Some(0), "{rollup}: raw rows missing from the rollup");
+            assert_eq!(diff(&from_rollup, &from_raw), Some(0), "{rollup}: rollup rows not matching raw rows");
+            let rows = count(&store, rollup);
+            let total = i64_query(&store, &format!("SELECT sum(rx_bytes) FROM {rollup}")).unwrap_or(0);
+            assert!(rows > 2 && total > 0, "{rollup}: {rows} rows, {total} bytes");
+        }
+        // The reset at seq 60 left one sample per counter without a delta.
+        let sql = "SELECT count(*) FROM interface_samples WHERE rx_delta IS NULL";
+        assert_eq!(i64_query(&store, sql), Some(2 * 2 * 2));
+        assert_eq!(i64_query(&store, "SELECT count(*) FROM interface_rollup_5m WHERE bucket_start_ms % 300000 != 0"), Some(0));
+    }
+
+    #[test]
+    fn current_state_follows_the_newest_report() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        one(&mut store, r.id, &rich_report(BOOT_A, 1, T0, 1000));
+        let mut next = rich_report(BOOT_A, 2, T0 + 30_000, 1100);
+        next.leases.remove(1);
+        next.leases[0].hostname = Some("renamed".into());
+        next.sources[0].state = SourceState::Error("iw failed".into());
+        next.sources.pop();
+        next.wireless[0].channel = Some(44);
+        one(&mut store, r.id, &next);
+        let c = store.connection();
+        let (host, updated): (String, i64) = c.query_row("SELECT hostname, updated_ms FROM leases", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!((host.as_str(), updated), ("renamed", (T0 + 30_000) as i64));
+        assert_eq!(count(&store, "leases"), 1);
+        assert_eq!(count(&store, "source_status"), 2);
+        let (state, updated): (String, i64) = c
+            .query_row("SELECT state, updated_ms FROM source_status WHERE kind = ?1", [SourceKind::StationDump.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((state.as_str(), updated), ("error", (T0 + 30_000) as i64));
+        let unchanged: i64 = c.query_row("SELECT updated_ms FROM source_status WHERE kind = 'openvpn'", [], |r| r.get(0)).unwrap();
+        assert_eq!(unchanged, T0 as i64);
+        assert_eq!(i64_query(&store, "SELECT channel FROM wireless_interfaces"), Some(44));
+        // An empty report empties the current state.
+        let empty = Report { seq: 3, boot_id: BOOT_A, timestamp_ms: T0 + 60_000, ..Default::default() };
+        one(&mut store, r.id, &empty);
+        for t in ["leases", "source_status", "wireless_interfaces"] {
+            assert_eq!(count(&store, t), 0, "{t}");
+        }
+    }
+
+    #[test]
+    fn unknown_router_fails_the_batch_and_writes_nothing() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let rep = rich_report(BOOT_A, 1, T0, 1000);
+        let batch = [IngestItem { router_id: r.id, received_at_ms: 0, report: &rep }, IngestItem { router_id: 9999, received_at_ms: 0, report: &rep }];
+        assert!(matches!(store.ingest(&batch), Err(StoreError::NotFound(_))));
+        assert_eq!(count(&store, "reports"), 0);
+        assert!(store.cache.is_empty());
+        // The same report is accepted afterwards (the failed batch left no trace).
+        assert_eq!(one(&mut store, r.id, &rep), IngestOutcome::Stored);
+        assert!(store.ingest(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn absurd_values_do_not_fail_ingest() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let mut rep = rich_report(BOOT_A, u64::MAX, u64::MAX, u64::MAX / 2000);
+        rep.interfaces[0].rx_bytes = u64::MAX;
+        rep.dropped_reports = u64::MAX;
+        if let Some(s) = rep.system.as_mut() {
+            s.load = [f32::NAN, f32::INFINITY, -1.0];
+            s.uptime_s = u64::MAX;
+        }
+        let peer = rep.wireguard[0].peers[0].clone();
+        rep.wireguard[0].peers.push(peer);
+        let lease = rep.leases[0].clone();
+        rep.leases.push(lease);
+        rep.router.hostname = String::new();
+        assert_eq!(one(&mut store, r.id, &rep), IngestOutcome::Stored);
+        assert_eq!(i64_query(&store, "SELECT max(rx_bytes) FROM interface_samples"), Some(i64::MAX));
+        // An empty hostname keeps the enrolled one.
+        assert_eq!(store.router("gw").unwrap().unwrap().hostname, "OpenWrt");
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    //! Throughput check, run with
+    //! `cargo test --profile release-fast -p routerstats-collector store::ingest::bench -- --ignored --nocapture`.
+
+    use super::*;
+    use crate::store::testutil::{enrolled_router, mac, open_temp, rich_report};
+    use routerstats_shared::model::{NetInterface, Station};
+
+    #[test]
+    #[ignore = "benchmark; run in an optimized profile"]
+    fn ingest_throughput() {
+        let (_dir, mut store) = open_temp();
+        let routers: Vec<i64> = (0..100).map(|i| enrolled_router(&mut store, &format!("r{i}")).id).collect();
+        let rounds = 200u64;
+        let make = |seq: u64| {
+            let mut r = rich_report([3; 16], seq, 1_700_000_000_000 + seq * 30_000, 1000 + seq * 10);
+            let template = r.stations.first().cloned().unwrap_or_default();
+            r.stations = (0..20u8)
+                .map(|i| Station { mac: mac(i), connected_s: Some(seq * 30), ..template.clone() })
+                .collect::<Vec<Station>>();
+            for i in 0..4 {
+                r.interfaces.push(NetInterface { name: format!("lan{i}"), rx_bytes: seq * 1000, tx_bytes: seq * 2000, ..Default::default() });
+            }
+            r
+        };
+        let reports: Vec<_> = (1..=rounds).map(make).collect();
+        let start = std::time::Instant::now();
+        for rep in &reports {
+            let batch: Vec<IngestItem<'_>> = routers.iter().map(|&router_id| IngestItem { router_id, received_at_ms: 0, report: rep }).collect();
+            store.ingest(&batch).unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let total = rounds as f64 * routers.len() as f64;
+        println!("{total} reports (20 stations, 6 interfaces each) in {secs:.2} s: {:.0} reports/s", total / secs);
+        let n: i64 = store.connection().query_row("SELECT count(*) FROM station_samples", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, total as i64 * 20);
+    }
+}

@@ -1,0 +1,174 @@
+//! Retention: deletes raw reports and samples older than `raw_days`, and rollup buckets that
+//! ended more than their days ago, in one transaction.
+//!
+//! Raw tables are clustered by `(router_id, ts_ms, ...)`, so the delete runs as one range per
+//! router; rollups have an index on `bucket_start_ms`.
+
+use rusqlite::{params, TransactionBehavior};
+
+use super::ingest::{BUCKET_1H_MS, BUCKET_5M_MS};
+use super::{Store, StoreError};
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// How long data is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Reports and raw samples (default 8 days).
+    pub raw_days: u32,
+    /// 5-minute rollups (default 35 days).
+    pub rollup_5m_days: u32,
+    /// 1-hour rollups (default 400 days).
+    pub rollup_1h_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { raw_days: 8, rollup_5m_days: 35, rollup_1h_days: 400 }
+    }
+}
+
+/// Rows deleted by [`Store::apply_retention`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionStats {
+    pub reports: u64,
+    /// Raw interface, station, WireGuard and OpenVPN samples.
+    pub samples: u64,
+    pub rollup_5m: u64,
+    /// Interface, station and WireGuard 1-hour rollups.
+    pub rollup_1h: u64,
+}
+
+/// Tables of raw samples, all with `router_id` and `ts_ms` leading their primary key.
+const SAMPLE_TABLES: &[&str] = &["interface_samples", "station_samples", "wg_peer_samples", "ovpn_client_samples"];
+const ROLLUP_1H_TABLES: &[&str] = &["interface_rollup_1h", "station_rollup_1h", "wg_rollup_1h"];
+
+fn cutoff(now_ms: i64, days: u32) -> i64 {
+    now_ms.saturating_sub(i64::from(days).saturating_mul(DAY_MS))
+}
+
+impl Store {
+    /// Deletes data older than the policy allows, relative to `now_ms` (Unix ms): raw rows with
+    /// `ts_ms < now - raw_days`, and rollup buckets that ended at or before their cutoff.
+    pub fn apply_retention(&mut self, now_ms: i64, policy: &Retention) -> Result<RetentionStats, StoreError> {
+        let raw_cut = cutoff(now_ms, policy.raw_days);
+        // A bucket is deleted once all of it is older than the cutoff.
+        let cut_5m = cutoff(now_ms, policy.rollup_5m_days).saturating_sub(BUCKET_5M_MS);
+        let cut_1h = cutoff(now_ms, policy.rollup_1h_days).saturating_sub(BUCKET_1H_MS);
+        let mut stats = RetentionStats::default();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let routers: Vec<i64> = {
+            let mut st = tx.prepare("SELECT id FROM routers UNION SELECT DISTINCT router_id FROM reports")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for id in &routers {
+            let n = tx
+                .prepare_cached("DELETE FROM reports WHERE router_id = ?1 AND ts_ms < ?2")?
+                .execute(params![id, raw_cut])?;
+            stats.reports += n as u64;
+            for table in SAMPLE_TABLES {
+                let sql = format!("DELETE FROM {table} WHERE router_id = ?1 AND ts_ms < ?2");
+                stats.samples += tx.prepare_cached(&sql)?.execute(params![id, raw_cut])? as u64;
+            }
+        }
+        stats.rollup_5m +=
+            tx.prepare_cached("DELETE FROM interface_rollup_5m WHERE bucket_start_ms <= ?1")?.execute([cut_5m])? as u64;
+        for table in ROLLUP_1H_TABLES {
+            let sql = format!("DELETE FROM {table} WHERE bucket_start_ms <= ?1");
+            stats.rollup_1h += tx.prepare_cached(&sql)?.execute([cut_1h])? as u64;
+        }
+        tx.commit()?;
+        // Keep the planner's statistics fresh; cheap when nothing changed much.
+        self.conn.execute_batch("PRAGMA optimize")?;
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testutil::{enrolled_router, open_temp, rich_report};
+    use crate::store::IngestItem;
+
+    const HOUR: u64 = 3_600_000;
+    const DAY: u64 = 24 * HOUR;
+    /// A day boundary.
+    const T0: u64 = 1_700_006_400_000 - 1_700_006_400_000 % (24 * 3_600_000);
+
+    fn counts(store: &Store) -> Vec<(String, i64)> {
+        [
+            "reports",
+            "interface_samples",
+            "station_samples",
+            "wg_peer_samples",
+            "ovpn_client_samples",
+            "interface_rollup_5m",
+            "interface_rollup_1h",
+            "station_rollup_1h",
+            "wg_rollup_1h",
+            "leases",
+        ]
+        .iter()
+        .map(|t| (t.to_string(), store.connection().query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)).unwrap()))
+        .collect()
+    }
+
+    fn min_ts(store: &Store, table: &str, col: &str) -> i64 {
+        store.connection().query_row(&format!("SELECT min({col}) FROM {table}"), [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn retention_deletes_old_rows_only() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        // One report every 6 hours over 40 days (the 5-minute rollups are sparse but present).
+        let reports: Vec<_> = (0..160u64).map(|i| rich_report([1; 16], i + 1, T0 + i * 6 * HOUR, 1000 + i * 100)).collect();
+        let batch: Vec<IngestItem<'_>> = reports.iter().map(|rep| IngestItem { router_id: r.id, received_at_ms: 0, report: rep }).collect();
+        store.ingest(&batch).unwrap();
+        let before = counts(&store);
+        let now = T0 + 40 * DAY;
+        // Nothing is old enough under a generous policy.
+        let generous = Retention { raw_days: 100, rollup_5m_days: 100, rollup_1h_days: 100 };
+        assert_eq!(store.apply_retention(now as i64, &generous).unwrap(), RetentionStats::default());
+        assert_eq!(counts(&store), before);
+
+        let policy = Retention { raw_days: 8, rollup_5m_days: 35, rollup_1h_days: 400 };
+        let stats = store.apply_retention(now as i64, &policy).unwrap();
+        let raw_cut = (now - 8 * DAY) as i64;
+        // Reports at T0 + 32 days and later stay: 8 days * 4 per day.
+        assert_eq!(stats.reports, 160 - 32);
+        assert_eq!(min_ts(&store, "reports", "ts_ms"), raw_cut);
+        for table in ["interface_samples", "station_samples", "wg_peer_samples", "ovpn_client_samples"] {
+            assert_eq!(min_ts(&store, table, "ts_ms"), raw_cut, "{table}");
+        }
+        // Two interfaces, two stations, one peer, one client per report.
+        assert_eq!(stats.samples, (160 - 32) * 6);
+        // 5-minute buckets that ended by now - 35 days are gone; the bucket at the cutoff stays.
+        let cut_5m = (now - 35 * DAY) as i64;
+        assert_eq!(min_ts(&store, "interface_rollup_5m", "bucket_start_ms"), cut_5m);
+        // Reports in the first 5 days (4 a day), two interfaces each.
+        assert_eq!(stats.rollup_5m, 5 * 4 * 2);
+        assert_eq!(stats.rollup_1h, 0);
+        // Current state and the router are untouched.
+        let after = counts(&store);
+        assert_eq!(after.iter().find(|(t, _)| t == "leases"), before.iter().find(|(t, _)| t == "leases"));
+        assert_eq!(after.iter().find(|(t, _)| t == "interface_rollup_1h"), before.iter().find(|(t, _)| t == "interface_rollup_1h"));
+        assert!(store.router("gw").unwrap().is_some());
+
+        // Everything raw goes with raw_days = 0 relative to a time after the last report.
+        let all = Retention { raw_days: 0, rollup_5m_days: 0, rollup_1h_days: 0 };
+        store.apply_retention((now + DAY) as i64, &all).unwrap();
+        for (table, n) in counts(&store) {
+            if table != "leases" {
+                assert_eq!(n, 0, "{table}");
+            }
+        }
+    }
+
+    #[test]
+    fn default_policy() {
+        assert_eq!(Retention::default(), Retention { raw_days: 8, rollup_5m_days: 35, rollup_1h_days: 400 });
+        assert_eq!(cutoff(i64::MIN + 1, u32::MAX), i64::MIN);
+    }
+}

@@ -1,0 +1,675 @@
+//! The one database writer: batches reports from every connection into few SQLite transactions.
+//!
+//! Connections send [`IngestJob`]s through a bounded channel. The writer (its own thread, owning
+//! the ingesting [`Store`]) takes the first job, then whatever else arrives within the batch
+//! latency up to the batch size, writes them in one transaction, and only after the commit sends
+//! each job's [`Ack`] to its connection. When the commit fails (disk full, read-only file system,
+//! ...) nothing is acknowledged: the writer records the failure in [`DbHealth`] (connections then
+//! refuse new reports with `Unavailable`, so agents keep them spooled), retries the same batch with
+//! backoff, and resumes when the database works again. It also runs retention periodically.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use routerstats_shared::message::{Ack, ErrorCode, ErrorMsg};
+use routerstats_shared::model::Report;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::store::{IngestItem, IngestOutcome, Retention, RetentionStats, Store, StoreError};
+
+/// One report on its way to the database.
+#[derive(Debug)]
+pub struct IngestJob {
+    pub router_id: i64,
+    /// Collector time (Unix ms) when the report arrived.
+    pub received_at_ms: i64,
+    pub report: Box<Report>,
+    /// Where the answer goes once the report is committed (or refused).
+    pub reply: mpsc::UnboundedSender<WriterReply>,
+}
+
+/// The writer's answer for one report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriterReply {
+    /// Committed (or already stored): send this ack.
+    Ack(Ack),
+    /// The database refuses the report itself (retrying cannot help): send this error and close.
+    Rejected(ErrorMsg),
+}
+
+/// What the writer needs from the database (implemented by [`Store`]; tests use fakes).
+pub trait IngestSink: Send + 'static {
+    fn ingest(&mut self, items: &[IngestItem<'_>]) -> Result<Vec<IngestOutcome>, StoreError>;
+    fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        policy: &Retention,
+    ) -> Result<RetentionStats, StoreError>;
+}
+
+impl IngestSink for Store {
+    fn ingest(&mut self, items: &[IngestItem<'_>]) -> Result<Vec<IngestOutcome>, StoreError> {
+        Store::ingest(self, items)
+    }
+    fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        policy: &Retention,
+    ) -> Result<RetentionStats, StoreError> {
+        Store::apply_retention(self, now_ms, policy)
+    }
+}
+
+/// Whether the writer can currently commit, shared with connections and the API.
+#[derive(Debug, Default)]
+pub struct DbHealth {
+    failing: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl DbHealth {
+    /// True while commits fail.
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
+    }
+
+    /// The error of the latest failed commit while failing.
+    pub fn last_error(&self) -> Option<String> {
+        if !self.is_failing() {
+            return None;
+        }
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_failing(&self, err: String) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(err);
+        self.failing.store(true, Ordering::Release);
+    }
+
+    fn set_ok(&self) {
+        self.failing.store(false, Ordering::Release);
+    }
+}
+
+/// Writer settings.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub batch_max: usize,
+    pub batch_latency: Duration,
+    pub retention: Retention,
+    pub retention_interval: Duration,
+    /// First retry delay after a failed commit; doubles up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    /// Capacity of the job channel.
+    pub queue: usize,
+}
+
+impl WriterConfig {
+    /// Settings for a batch size and latency, with defaults for the rest.
+    pub fn new(
+        batch_max: usize,
+        batch_latency: Duration,
+        retention: Retention,
+        retention_interval: Duration,
+    ) -> Self {
+        WriterConfig {
+            batch_max: batch_max.max(1),
+            batch_latency,
+            retention,
+            retention_interval,
+            retry_min: Duration::from_millis(250),
+            retry_max: Duration::from_secs(10),
+            queue: batch_max.max(1).saturating_mul(4),
+        }
+    }
+}
+
+/// Handle on the running writer thread.
+pub struct Writer {
+    tx: Option<mpsc::Sender<IngestJob>>,
+    health: Arc<DbHealth>,
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Why the writer could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the database writer thread: {0}")]
+pub struct WriterSpawnError(#[from] std::io::Error);
+
+impl Writer {
+    /// Starts the writer thread around `sink`.
+    pub fn spawn<S: IngestSink>(sink: S, cfg: WriterConfig) -> Result<Writer, WriterSpawnError> {
+        let (tx, rx) = mpsc::channel(cfg.queue.max(1));
+        let health = Arc::new(DbHealth::default());
+        let (stop, stop_rx) = watch::channel(false);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        let h = health.clone();
+        let thread = std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || rt.block_on(run(sink, rx, cfg, h, stop_rx)))?;
+        Ok(Writer {
+            tx: Some(tx),
+            health,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// A sender for jobs. Returns a closed sender after [`Writer::join`] started.
+    pub fn sender(&self) -> Option<mpsc::Sender<IngestJob>> {
+        self.tx.clone()
+    }
+
+    pub fn health(&self) -> Arc<DbHealth> {
+        self.health.clone()
+    }
+
+    /// Drops this handle's sender and waits (blocking) until the thread has written every queued
+    /// job. The writer exits when every other sender is dropped too; after `grace` it stops taking
+    /// jobs and gives up on a batch that cannot be committed (those reports stay unacknowledged,
+    /// so agents resend them).
+    pub fn join(mut self, grace: Duration) {
+        self.tx = None;
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + grace;
+        while !thread.is_finished() {
+            if std::time::Instant::now() >= deadline {
+                let _ = self.stop.send(true);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = thread.join();
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // A writer dropped without `join` stops taking jobs and does not retry forever.
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Current Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+async fn run<S: IngestSink>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<IngestJob>,
+    cfg: WriterConfig,
+    health: Arc<DbHealth>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let interval = cfg.retention_interval.max(Duration::from_secs(1));
+    let mut next_retention = Instant::now() + interval.min(Duration::from_secs(60));
+    let mut stopping = false;
+    loop {
+        let first = tokio::select! {
+            job = rx.recv() => match job {
+                Some(j) => j,
+                None => break,
+            },
+            _ = stop.changed(), if !stopping => {
+                // Give-up time: take no more jobs, write what is queued and exit.
+                stopping = true;
+                rx.close();
+                continue;
+            }
+            _ = tokio::time::sleep_until(next_retention) => {
+                run_retention(&mut sink, &cfg.retention);
+                next_retention = Instant::now() + interval;
+                continue;
+            }
+        };
+        let mut batch = vec![first];
+        let deadline = Instant::now() + cfg.batch_latency;
+        while batch.len() < cfg.batch_max {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(j)) => batch.push(j),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
+        commit(&mut sink, batch, &cfg, &health, &mut stop).await;
+    }
+    tracing::debug!("database writer stopped");
+}
+
+fn run_retention<S: IngestSink>(sink: &mut S, policy: &Retention) {
+    let started = std::time::Instant::now();
+    match sink.apply_retention(now_ms(), policy) {
+        Ok(stats) => tracing::info!(
+            reports = stats.reports,
+            samples = stats.samples,
+            rollup_5m = stats.rollup_5m,
+            rollup_1h = stats.rollup_1h,
+            took_ms = started.elapsed().as_millis() as u64,
+            "retention applied"
+        ),
+        Err(e) => tracing::warn!(error = %e, "retention failed; will try again next interval"),
+    }
+}
+
+/// Whether a failed write may succeed later unchanged (disk full, read-only, locked, I/O), as
+/// opposed to a report the database refuses for what it is.
+pub fn is_transient(e: &StoreError) -> bool {
+    use rusqlite::ErrorCode as C;
+    match e {
+        StoreError::Io(_) => true,
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => !matches!(
+            f.code,
+            C::ConstraintViolation
+                | C::TypeMismatch
+                | C::TooBig
+                | C::ParameterOutOfRange
+                | C::ApiMisuse
+        ),
+        _ => false,
+    }
+}
+
+fn items(batch: &[IngestJob]) -> Vec<IngestItem<'_>> {
+    batch
+        .iter()
+        .map(|j| IngestItem {
+            router_id: j.router_id,
+            received_at_ms: j.received_at_ms,
+            report: &j.report,
+        })
+        .collect()
+}
+
+fn ack(job: &IngestJob) {
+    // A closed connection simply misses its ack; the agent resends and gets a duplicate ack later.
+    let _ = job.reply.send(WriterReply::Ack(Ack {
+        boot_id: job.report.boot_id,
+        seq: job.report.seq,
+    }));
+}
+
+fn reject(job: &IngestJob, e: &StoreError) {
+    tracing::error!(
+        router_id = job.router_id,
+        seq = job.report.seq,
+        error = %e,
+        "the database refuses this report; it is not acknowledged"
+    );
+    let code = if matches!(e, StoreError::NotFound(_)) {
+        ErrorCode::Revoked
+    } else {
+        ErrorCode::Internal
+    };
+    let message = format!("the collector cannot store report {}: {e}", job.report.seq);
+    let _ = job
+        .reply
+        .send(WriterReply::Rejected(ErrorMsg { code, message }));
+}
+
+/// Writes one batch, retrying until it commits (or the writer is told to give up), then acks it.
+///
+/// A transient failure keeps the whole batch and retries it with backoff. A permanent one (the
+/// database refuses some report itself) must not block everybody else: the batch is retried one
+/// report at a time, and only the refused reports are rejected.
+async fn commit<S: IngestSink>(
+    sink: &mut S,
+    mut batch: Vec<IngestJob>,
+    cfg: &WriterConfig,
+    health: &DbHealth,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let mut delay = cfg.retry_min;
+    loop {
+        let started = std::time::Instant::now();
+        let result = sink.ingest(&items(&batch));
+        match result {
+            Ok(outcomes) => {
+                if health.is_failing() {
+                    tracing::info!("database writes work again; acknowledging reports");
+                }
+                health.set_ok();
+                let duplicates = outcomes
+                    .iter()
+                    .filter(|o| **o == IngestOutcome::Duplicate)
+                    .count();
+                tracing::debug!(
+                    reports = batch.len(),
+                    duplicates,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "batch committed"
+                );
+                batch.iter().for_each(ack);
+                return;
+            }
+            Err(e) if !is_transient(&e) => {
+                health.set_ok();
+                if let [job] = batch.as_slice() {
+                    reject(job, &e);
+                    return;
+                }
+                tracing::warn!(error = %e, reports = batch.len(), "batch refused; writing its reports one by one");
+                let mut again = Vec::new();
+                for job in batch {
+                    match sink.ingest(&items(std::slice::from_ref(&job))) {
+                        Ok(_) => ack(&job),
+                        Err(e) if is_transient(&e) => again.push(job),
+                        Err(e) => reject(&job, &e),
+                    }
+                }
+                if again.is_empty() {
+                    return;
+                }
+                batch = again;
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    reports = batch.len(),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "database write failed; reports are not acknowledged and stay spooled on the routers"
+                );
+                health.set_failing(e.to_string());
+                if *stop.borrow() {
+                    tracing::warn!(
+                        reports = batch.len(),
+                        "giving up on an uncommitted batch at shutdown"
+                    );
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => {}
+                }
+                delay = (delay * 2).min(cfg.retry_max);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A report the fake database always refuses.
+    const POISON: u64 = 666;
+
+    /// (router id, seq) of every report of one committed batch.
+    type Batch = Vec<(i64, u64)>;
+
+    /// A sink that fails while `fail` is set and records every batch it committed.
+    #[derive(Clone, Default)]
+    struct FakeSink {
+        fail: Arc<AtomicBool>,
+        batches: Arc<Mutex<Vec<Batch>>>,
+        attempts: Arc<AtomicUsize>,
+        retention_runs: Arc<AtomicUsize>,
+    }
+
+    impl IngestSink for FakeSink {
+        fn ingest(&mut self, items: &[IngestItem<'_>]) -> Result<Vec<IngestOutcome>, StoreError> {
+            self.attempts.fetch_add(1, Ordering::SeqCst);
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(StoreError::Io(std::io::Error::other("disk full")));
+            }
+            if items.iter().any(|i| i.report.seq == POISON) {
+                return Err(StoreError::InvalidInput("poison".into()));
+            }
+            let mut seen = self.batches.lock().unwrap();
+            let all: Vec<(i64, u64)> = seen.iter().flatten().copied().collect();
+            let outcomes = items
+                .iter()
+                .map(|i| {
+                    if all.contains(&(i.router_id, i.report.seq)) {
+                        IngestOutcome::Duplicate
+                    } else {
+                        IngestOutcome::Stored
+                    }
+                })
+                .collect();
+            seen.push(items.iter().map(|i| (i.router_id, i.report.seq)).collect());
+            Ok(outcomes)
+        }
+        fn apply_retention(
+            &mut self,
+            _now_ms: i64,
+            _p: &Retention,
+        ) -> Result<RetentionStats, StoreError> {
+            self.retention_runs.fetch_add(1, Ordering::SeqCst);
+            Ok(RetentionStats::default())
+        }
+    }
+
+    fn job(seq: u64, reply: &mpsc::UnboundedSender<WriterReply>) -> IngestJob {
+        let report = Report {
+            seq,
+            boot_id: [5; 16],
+            ..Default::default()
+        };
+        IngestJob {
+            router_id: 1,
+            received_at_ms: 0,
+            report: Box::new(report),
+            reply: reply.clone(),
+        }
+    }
+
+    async fn next_reply(rx: &mut mpsc::UnboundedReceiver<WriterReply>) -> WriterReply {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn next_ack(rx: &mut mpsc::UnboundedReceiver<WriterReply>) -> Ack {
+        match next_reply(rx).await {
+            WriterReply::Ack(a) => a,
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    }
+
+    fn cfg(batch_max: usize, latency_ms: u64) -> WriterConfig {
+        let mut c = WriterConfig::new(
+            batch_max,
+            Duration::from_millis(latency_ms),
+            Retention::default(),
+            Duration::from_secs(3600),
+        );
+        c.retry_min = Duration::from_millis(20);
+        c.retry_max = Duration::from_millis(40);
+        c
+    }
+
+    #[tokio::test]
+    async fn batches_many_reports_and_acks_after_commit() {
+        let sink = FakeSink::default();
+        let writer = Writer::spawn(sink.clone(), cfg(512, 50)).unwrap();
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let tx = writer.sender().unwrap();
+        for seq in 1..=100 {
+            tx.send(job(seq, &ack_tx)).await.unwrap();
+        }
+        for seq in 1..=100 {
+            let ack = next_ack(&mut ack_rx).await;
+            assert_eq!(ack.seq, seq);
+            assert_eq!(ack.boot_id, [5; 16]);
+        }
+        let batches = sink.batches.lock().unwrap().len();
+        assert!(
+            batches < 10,
+            "100 quick reports should need few transactions, took {batches}"
+        );
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.join(Duration::from_secs(1)))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn respects_batch_max() {
+        let sink = FakeSink::default();
+        let writer = Writer::spawn(sink.clone(), cfg(3, 200)).unwrap();
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let tx = writer.sender().unwrap();
+        for seq in 1..=7 {
+            tx.send(job(seq, &ack_tx)).await.unwrap();
+        }
+        for _ in 1..=7 {
+            next_ack(&mut ack_rx).await;
+        }
+        assert!(sink.batches.lock().unwrap().iter().all(|b| b.len() <= 3));
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.join(Duration::from_secs(1)))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn failing_database_means_no_ack_until_it_recovers() {
+        let sink = FakeSink::default();
+        sink.fail.store(true, Ordering::SeqCst);
+        let writer = Writer::spawn(sink.clone(), cfg(16, 1)).unwrap();
+        let health = writer.health();
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        writer
+            .sender()
+            .unwrap()
+            .send(job(1, &ack_tx))
+            .await
+            .unwrap();
+        // Several attempts, no ack, health reports the failure.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(sink.attempts.load(Ordering::SeqCst) >= 2);
+        assert!(
+            ack_rx.try_recv().is_err(),
+            "nothing may be acked while commits fail"
+        );
+        assert!(health.is_failing());
+        assert!(health.last_error().unwrap().contains("disk full"));
+        // The database recovers: the same batch commits and is acked.
+        sink.fail.store(false, Ordering::SeqCst);
+        let ack = next_ack(&mut ack_rx).await;
+        assert_eq!(ack.seq, 1);
+        assert!(!health.is_failing());
+        assert_eq!(health.last_error(), None);
+        tokio::task::spawn_blocking(move || writer.join(Duration::from_secs(1)))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn shutdown_gives_up_on_a_batch_that_cannot_commit() {
+        let sink = FakeSink::default();
+        sink.fail.store(true, Ordering::SeqCst);
+        let writer = Writer::spawn(sink.clone(), cfg(16, 1)).unwrap();
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        writer
+            .sender()
+            .unwrap()
+            .send(job(1, &ack_tx))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        tokio::task::spawn_blocking(move || writer.join(Duration::from_millis(100)))
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(ack_rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn retention_runs_on_its_interval() {
+        let sink = FakeSink::default();
+        let mut c = cfg(16, 1);
+        c.retention_interval = Duration::from_millis(1);
+        let writer = Writer::spawn(sink.clone(), c).unwrap();
+        // The first run waits min(interval, 60s) = the 1 s floor.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(sink.retention_runs.load(Ordering::SeqCst) >= 2);
+        tokio::task::spawn_blocking(move || writer.join(Duration::from_secs(1)))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refused_report_does_not_block_the_others() {
+        let sink = FakeSink::default();
+        let writer = Writer::spawn(sink.clone(), cfg(16, 50)).unwrap();
+        let health = writer.health();
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let tx = writer.sender().unwrap();
+        for seq in [1, 2, POISON, 4, 5] {
+            tx.send(job(seq, &ack_tx)).await.unwrap();
+        }
+        let mut acked = Vec::new();
+        let mut rejected = Vec::new();
+        for _ in 0..5 {
+            match next_reply(&mut ack_rx).await {
+                WriterReply::Ack(a) => acked.push(a.seq),
+                WriterReply::Rejected(e) => rejected.push(e),
+            }
+        }
+        acked.sort_unstable();
+        assert_eq!(acked, vec![1, 2, 4, 5]);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].code, ErrorCode::Internal);
+        assert!(
+            rejected[0].message.contains("666"),
+            "{}",
+            rejected[0].message
+        );
+        assert!(
+            !health.is_failing(),
+            "a refused report is not a database outage"
+        );
+        // Later reports are written normally.
+        tx.send(job(6, &ack_tx)).await.unwrap();
+        assert_eq!(next_ack(&mut ack_rx).await.seq, 6);
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.join(Duration::from_secs(1)))
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn transient_errors_are_told_apart() {
+        assert!(is_transient(&StoreError::Io(std::io::Error::other("x"))));
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        assert!(is_transient(&StoreError::Sqlite(full)));
+        let ro = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            None,
+        );
+        assert!(is_transient(&StoreError::Sqlite(ro)));
+        let constraint = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+            None,
+        );
+        assert!(!is_transient(&StoreError::Sqlite(constraint)));
+        assert!(!is_transient(&StoreError::NotFound("router 1".into())));
+        assert!(!is_transient(&StoreError::InvalidInput("x".into())));
+    }
+}
