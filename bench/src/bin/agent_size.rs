@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use routerstats_bench::gen::{RouterText, Shape};
 use routerstats_bench::{flag, flags};
-use routerstats_shared::{Message, Report};
+use routerstats_shared::{codec, Message, Report};
 
 fn frame_len(r: &Report) -> usize {
     Message::Report(Box::new(r.clone()))
@@ -18,6 +18,21 @@ fn frame_len(r: &Report) -> usize {
 
 fn json_len(r: &Report) -> usize {
     serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0)
+}
+
+/// Bytes of `data` after `gzip -9` (None when gzip is not installed).
+fn gzip_len(data: &[u8]) -> Option<usize> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("gzip")
+        .arg("-9c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(data).ok()?;
+    let out = child.wait_with_output().ok()?;
+    out.status.success().then_some(out.stdout.len())
 }
 
 fn pct(a: usize, b: usize) -> String {
@@ -122,6 +137,39 @@ fn main() -> ExitCode {
         pct(sub_frame, cgi)
     );
     println!("  per station            {per_station:>7.1}");
+    println!();
+    println!("where the frame's bytes go (bincode, varint integers)");
+    let enc = |len: Result<Vec<u8>, routerstats_shared::codec::CodecError>| len.map(|v| v.len()).unwrap_or(0);
+    let sections = [
+        ("stations", enc(codec::encode(&report.stations))),
+        ("leases", enc(codec::encode(&report.leases))),
+        ("wireguard", enc(codec::encode(&report.wireguard))),
+        ("openvpn", enc(codec::encode(&report.openvpn))),
+        ("interfaces", enc(codec::encode(&report.interfaces))),
+        ("wireless (iw dev)", enc(codec::encode(&report.wireless))),
+        ("source statuses", enc(codec::encode(&report.sources))),
+        ("router facts", enc(codec::encode(&report.router))),
+        ("system", enc(codec::encode(&report.system))),
+    ];
+    for (name, n) in sections {
+        println!("  {name:<22} {n:>7}   {}", pct(n, frame));
+    }
+    if let Some(one) = report.stations.first() {
+        let f = |v: Result<Vec<u8>, routerstats_shared::codec::CodecError>| enc(v);
+        println!(
+            "  one station: {} bytes = MAC 6 + interface name {} + link stats {} + times/flags/links {}",
+            f(codec::encode(one)),
+            f(codec::encode(&one.interface)),
+            f(codec::encode(&one.stats)),
+            f(codec::encode(one)).saturating_sub(6 + f(codec::encode(&one.interface)) + f(codec::encode(&one.stats)))
+        );
+    }
+    if let Some(gz) = gzip_len(&Message::Report(Box::new(report.clone())).to_frame().unwrap_or_default()) {
+        println!("  the frame through `gzip -9` (not done by the agent; an estimate of what compression would give): {gz} bytes, {} of the CGI bytes", pct(gz, cgi));
+    }
+    if let Some(gz) = gzip_len((info.clone() + &dhcp).as_bytes()) {
+        println!("  the CGI bodies through `gzip -9`, for comparison: {gz} bytes");
+    }
     println!();
     println!("the same report as JSON (serde_json, compact)");
     println!(
