@@ -82,6 +82,7 @@ impl CollectorProc {
             .arg(data_dir)
             .args(["--ingest-listen", &ingest.to_string(), "--api-listen", &api.to_string()])
             .env("RUST_LOG", rust_log)
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

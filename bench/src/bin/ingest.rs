@@ -37,9 +37,28 @@ struct Opts {
     collector: Option<PathBuf>,
 }
 
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Mean and count of the writer's "batch committed" debug lines.
 fn batch_sizes(log: &str) -> (f64, usize) {
-    let sizes: Vec<u64> = log
+    let plain = strip_ansi(log);
+    let sizes: Vec<u64> = plain
         .lines()
         .filter(|l| l.contains("batch committed"))
         .filter_map(|l| l.split("reports=").nth(1))
@@ -258,6 +277,19 @@ async fn bench(o: Opts) -> Result<(), String> {
         if rate / same_batch >= 0.5 { "met" } else { "MISSED" }
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_lines_are_read_with_or_without_colour() {
+        let log = "2026 DEBUG routerstats_collector::writer: batch committed reports=12 duplicates=0 took_ms=3\n\
+                   2026 \u{1b}[34mDEBUG\u{1b}[0m batch committed \u{1b}[3mreports\u{1b}[0m\u{1b}[2m=\u{1b}[0m4 x\n\
+                   2026 INFO router connected\n";
+        assert_eq!(batch_sizes(log), (8.0, 2));
+    }
 }
 
 fn main() -> ExitCode {
