@@ -114,6 +114,11 @@ fn full_disk_stops_acks_agents_spool_and_ingest_resumes_without_loss() {
     assert_eq!(seqs.len() as u64 + spooled, built, "agent log:\n{log}");
     let clog = collector.log();
     assert!(clog.contains("database writes work again"), "collector log:\n{clog}");
+    eprintln!(
+        "faults: disk filled with {filled} bytes; ingest stopped at {stalled_at} reports; agent built {built}, \
+         acked {acked}, dropped {dropped}, still spooled {spooled}; {} stored, contiguous",
+        seqs.len()
+    );
 }
 
 /// Enrolls `n` simulated routers with one multi-use token through the agent library's real

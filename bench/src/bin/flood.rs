@@ -4,7 +4,7 @@
 //! opens `--stalled M` TCP connections (default 500) that send the first five bytes of a TLS
 //! record and then nothing (each reopened as soon as the collector's handshake timeout closes
 //! it), then connects every router and has each send a report every `--interval-ms` (default
-//! 1000) for `--secs S` (default 30). Prints the connect times, the ack rate against the offered
+//! 5000: 400 reports/s from 2,000 routers) for `--secs S` (default 30). Prints the connect times, the ack rate against the offered
 //! rate, ack latency, errors, how often the stalled connections were cut, and the collector's
 //! memory.
 
@@ -183,7 +183,7 @@ fn main() -> ExitCode {
             agents: flag(&f, "agents", 2000usize)?.max(1),
             stalled: flag(&f, "stalled", 500usize)?,
             secs: flag(&f, "secs", 30u64)?.max(1),
-            interval: Duration::from_millis(flag(&f, "interval-ms", 1000u64)?.max(1)),
+            interval: Duration::from_millis(flag(&f, "interval-ms", 5000u64)?.max(1)),
             dir: f.iter().find(|(n, _)| n == "dir").map(|(_, v)| PathBuf::from(v)),
             collector: f
                 .iter()
