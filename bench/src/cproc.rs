@@ -80,7 +80,12 @@ impl CollectorProc {
             .arg(&config)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--ingest-listen", &ingest.to_string(), "--api-listen", &api.to_string()])
+            .args([
+                "--ingest-listen",
+                &ingest.to_string(),
+                "--api-listen",
+                &api.to_string(),
+            ])
             .env("RUST_LOG", rust_log)
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -135,7 +140,9 @@ impl CollectorProc {
     /// An enrollment token for `uses` routers.
     pub fn token(&self, name: &str, uses: usize) -> Result<String, CollectorError> {
         let uses = uses.to_string();
-        let args = ["token", "create", "--name", name, "--uses", &uses, "--ttl", "2h"];
+        let args = [
+            "token", "create", "--name", name, "--uses", &uses, "--ttl", "2h",
+        ];
         let out = Command::new(&self.bin)
             .args(args)
             .arg("--data-dir")

@@ -14,8 +14,8 @@ use std::path::Path;
 use base64::Engine as _;
 use routerstats_agent::collect::AGENT_VERSION;
 use routerstats_agent::sources::{
-    board, dhcp_leases, disk, iw_dev, loadavg, meminfo, net_dev, openvpn, openwrt_release, proc_stat, station_dump,
-    uptime, wireguard, ParseError,
+    board, dhcp_leases, disk, iw_dev, loadavg, meminfo, net_dev, openvpn, openwrt_release,
+    proc_stat, station_dump, uptime, wireguard, ParseError,
 };
 use routerstats_shared::{Report, RouterFacts, SourceKind, SourceState, SourceStatus, SystemStats};
 
@@ -78,7 +78,7 @@ impl Rng {
         Rng(seed | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -89,13 +89,13 @@ impl Rng {
 
     /// A number in `lo..=hi`.
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi.saturating_sub(lo) + 1)
+        lo + self.next_u64() % (hi.saturating_sub(lo) + 1)
     }
 
     pub fn bytes<const N: usize>(&mut self) -> [u8; N] {
         let mut out = [0u8; N];
         for b in out.iter_mut() {
-            *b = (self.next() >> 24) as u8;
+            *b = (self.next_u64() >> 24) as u8;
         }
         out
     }
@@ -152,7 +152,14 @@ const NAMES: [&str; 12] = [
 
 fn mac_of(i: usize) -> [u8; 6] {
     let v = VENDORS.get(i % VENDORS.len()).copied().unwrap_or([2, 0, 0]);
-    [v[0], v[1], v[2], 0x10 + (i / 256) as u8, (i % 256) as u8, 0x5a]
+    [
+        v[0],
+        v[1],
+        v[2],
+        0x10 + (i / 256) as u8,
+        (i % 256) as u8,
+        0x5a,
+    ]
 }
 
 fn mac_text(m: [u8; 6]) -> String {
@@ -351,7 +358,12 @@ impl RouterText {
         // wg show all dump: wg0 with its peers.
         let mut wg_dump = String::new();
         if shape.wg_peers > 0 {
-            let _ = writeln!(wg_dump, "wg0\t{}\t{}\t51820\toff", wg_key(&mut rng), wg_key(&mut rng));
+            let _ = writeln!(
+                wg_dump,
+                "wg0\t{}\t{}\t51820\toff",
+                wg_key(&mut rng),
+                wg_key(&mut rng)
+            );
             for i in 0..shape.wg_peers {
                 let psk = if i % 3 == 0 {
                     wg_key(&mut rng)
@@ -405,10 +417,17 @@ impl RouterText {
             );
         }
         openvpn_status.push_str(&routes);
-        openvpn_status.push_str("GLOBAL_STATS,Max bcast/mcast queue length,1\nGLOBAL_STATS,dco_enabled,0\nEND\n");
+        openvpn_status.push_str(
+            "GLOBAL_STATS,Max bcast/mcast queue length,1\nGLOBAL_STATS,dco_enabled,0\nEND\n",
+        );
 
         // /proc/net/dev: lo, eth0, br-lan, pppoe-wan, the access points, wg0, tun0, then lanN.
-        let mut names: Vec<String> = vec!["lo".into(), "eth0".into(), "br-lan".into(), "pppoe-wan".into()];
+        let mut names: Vec<String> = vec![
+            "lo".into(),
+            "eth0".into(),
+            "br-lan".into(),
+            "pppoe-wan".into(),
+        ];
         names.extend(aps.iter().map(|a| a.0.clone()));
         if shape.wg_peers > 0 {
             names.push("wg0".into());
@@ -478,7 +497,10 @@ impl RouterText {
     /// lease file.
     pub fn cgi_output(&self) -> (String, String) {
         let h = &self.hostname;
-        let mut info = format!("Content-type: text/plain\n\n=== iw dev {h} ===\n{}", self.iw_dev);
+        let mut info = format!(
+            "Content-type: text/plain\n\n=== iw dev {h} ===\n{}",
+            self.iw_dev
+        );
         for (iface, _, dump) in &self.station_dumps {
             let _ = write!(info, "\n=== {iface} station dump {h} ===\n{dump}");
         }
@@ -496,44 +518,66 @@ impl RouterText {
             state: SourceState::Ok,
         };
         let mut sources = Vec::new();
-        let board = board::parse(&self.board_json).map_err(refused("board.json"))?.value;
+        let board = board::parse(&self.board_json)
+            .map_err(refused("board.json"))?
+            .value;
         let release = openwrt_release::parse(&self.openwrt_release)
             .map_err(refused("openwrt_release"))?
             .value;
         sources.push(ok(SourceKind::RouterFacts, "board.json"));
         sources.push(ok(SourceKind::RouterFacts, "openwrt_release"));
-        let mem = meminfo::parse(&self.meminfo).map_err(refused("meminfo"))?.value;
-        let up = uptime::parse(&self.proc_uptime).map_err(refused("uptime"))?.value;
-        let load = loadavg::parse(&self.loadavg).map_err(refused("loadavg"))?.value;
+        let mem = meminfo::parse(&self.meminfo)
+            .map_err(refused("meminfo"))?
+            .value;
+        let up = uptime::parse(&self.proc_uptime)
+            .map_err(refused("uptime"))?
+            .value;
+        let load = loadavg::parse(&self.loadavg)
+            .map_err(refused("loadavg"))?
+            .value;
         let cpu = proc_stat::parse(&self.stat).map_err(refused("stat"))?.value;
         let disks = disk::parse_df(&self.df).map_err(refused("df"))?.value;
         for n in ["meminfo", "uptime", "loadavg", "stat", "df"] {
             sources.push(ok(SourceKind::System, n));
         }
-        let wireless = iw_dev::parse(&self.iw_dev).map_err(refused("iw dev"))?.value;
+        let wireless = iw_dev::parse(&self.iw_dev)
+            .map_err(refused("iw dev"))?
+            .value;
         sources.push(ok(SourceKind::IwDev, ""));
         let mut stations = Vec::new();
         for (iface, _, dump) in &self.station_dumps {
             if dump.is_empty() {
                 continue;
             }
-            stations.extend(station_dump::parse(dump, iface).map_err(refused("station dump"))?.value);
+            stations.extend(
+                station_dump::parse(dump, iface)
+                    .map_err(refused("station dump"))?
+                    .value,
+            );
             sources.push(ok(SourceKind::StationDump, iface));
         }
         let leases = if self.leases.is_empty() {
             Vec::new()
         } else {
-            dhcp_leases::parse(&self.leases).map_err(refused("dhcp leases"))?.value
+            dhcp_leases::parse(&self.leases)
+                .map_err(refused("dhcp leases"))?
+                .value
         };
         sources.push(ok(SourceKind::DhcpLeases, ""));
         let wg = if self.wg_dump.is_empty() {
             Vec::new()
         } else {
-            wireguard::parse_dump(&self.wg_dump).map_err(refused("wg dump"))?.value
+            wireguard::parse_dump(&self.wg_dump)
+                .map_err(refused("wg dump"))?
+                .value
         };
         sources.push(ok(SourceKind::WireGuard, ""));
         let mut ovpn = Vec::new();
-        if self.openvpn_status.lines().any(|l| l.starts_with("CLIENT_LIST,")) {
+        if self
+            .openvpn_status
+            .lines()
+            .any(|l| l.starts_with("CLIENT_LIST,"))
+        {
             ovpn.push(
                 openvpn::parse(&self.openvpn_status, "server")
                     .map_err(refused("openvpn status"))?
@@ -541,7 +585,9 @@ impl RouterText {
             );
             sources.push(ok(SourceKind::OpenVpn, "/var/run/openvpn/server.status"));
         }
-        let mut interfaces = net_dev::parse(&self.net_dev).map_err(refused("net/dev"))?.value;
+        let mut interfaces = net_dev::parse(&self.net_dev)
+            .map_err(refused("net/dev"))?
+            .value;
         let wifi_names: Vec<String> = wireless.iter().map(|w| w.name.clone()).collect();
         let wg_names: Vec<String> = wg.iter().map(|w| w.name.clone()).collect();
         for i in &mut interfaces {
@@ -570,7 +616,10 @@ impl RouterText {
                 mem_total_kb: mem.total_kb,
                 mem_available_kb: mem.available_kb,
                 mem_available_derived: mem.available_derived,
-                disks: disks.into_iter().filter(|d| d.mount == "/overlay").collect(),
+                disks: disks
+                    .into_iter()
+                    .filter(|d| d.mount == "/overlay")
+                    .collect(),
             }),
             interfaces,
             wireless,
@@ -644,7 +693,8 @@ mod tests {
         let r = t.parse_report().unwrap();
         assert_eq!(r.stations.len(), 30);
         assert_eq!(r.wireless.len(), 2);
-        let ssids: std::collections::BTreeSet<_> = r.wireless.iter().filter_map(|w| w.ssid.clone()).collect();
+        let ssids: std::collections::BTreeSet<_> =
+            r.wireless.iter().filter_map(|w| w.ssid.clone()).collect();
         assert_eq!(ssids.len(), 2);
         assert_eq!(r.leases.len(), 30);
         assert_eq!(r.wireguard.iter().map(|w| w.peers.len()).sum::<usize>(), 10);
@@ -652,16 +702,24 @@ mod tests {
         assert_eq!(r.interfaces.len(), 8);
         // Every station line was understood: nothing skipped.
         for (iface, _, dump) in &t.station_dumps {
-            assert!(station_dump::parse(dump, iface).unwrap().skipped.is_empty(), "{iface}");
+            assert!(
+                station_dump::parse(dump, iface).unwrap().skipped.is_empty(),
+                "{iface}"
+            );
         }
         assert!(dhcp_leases::parse(&t.leases).unwrap().skipped.is_empty());
-        assert!(wireguard::parse_dump(&t.wg_dump).unwrap().skipped.is_empty());
+        assert!(wireguard::parse_dump(&t.wg_dump)
+            .unwrap()
+            .skipped
+            .is_empty());
         assert!(net_dev::parse(&t.net_dev).unwrap().skipped.is_empty());
     }
 
     #[test]
     fn ingest_shape_has_only_stations_and_interfaces() {
-        let r = RouterText::generate(Shape::INGEST, 3).parse_report().unwrap();
+        let r = RouterText::generate(Shape::INGEST, 3)
+            .parse_report()
+            .unwrap();
         assert_eq!(r.stations.len(), 20);
         assert_eq!(r.interfaces.len(), 8);
         assert!(r.leases.is_empty() && r.wireguard.is_empty() && r.openvpn.is_empty());
@@ -674,6 +732,9 @@ mod tests {
         assert!(info.contains("=== phy0-ap0 station dump"));
         assert!(info.contains("=== phy1-ap0 station dump"));
         assert!(info.contains("load average"));
-        assert_eq!(dhcp.lines().filter(|l| l.contains(" 192.168.1.")).count(), 25);
+        assert_eq!(
+            dhcp.lines().filter(|l| l.contains(" 192.168.1.")).count(),
+            25
+        );
     }
 }

@@ -44,7 +44,11 @@ fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Vec<(String, St
 }
 
 /// The value of flag `name` parsed as `T`, or `default`.
-pub fn flag<T: std::str::FromStr>(flags: &[(String, String)], name: &str, default: T) -> Result<T, String> {
+pub fn flag<T: std::str::FromStr>(
+    flags: &[(String, String)],
+    name: &str,
+    default: T,
+) -> Result<T, String> {
     match flags.iter().rev().find(|(n, _)| n == name) {
         None => Ok(default),
         Some((_, v)) => v.parse().map_err(|_| format!("--{name}: cannot use {v:?}")),

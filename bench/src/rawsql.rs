@@ -41,7 +41,13 @@ fn sat(v: u64) -> i64 {
 
 /// Inserts `reports` copies of `template` spread over `routers` routers, `batch` reports per
 /// transaction, into a fresh database at `path`.
-pub fn run(path: &Path, template: &Report, routers: usize, reports: u64, batch: usize) -> Result<RawRun, RawError> {
+pub fn run(
+    path: &Path,
+    template: &Report,
+    routers: usize,
+    reports: u64,
+    batch: usize,
+) -> Result<RawRun, RawError> {
     // The collector's schema, created by the collector's own code; then a plain connection.
     drop(Store::open(path).map_err(|e| RawError::Schema(e.to_string()))?);
     let mut conn = Connection::open(path)?;
@@ -66,7 +72,12 @@ pub fn run(path: &Path, template: &Report, routers: usize, reports: u64, batch: 
     let sys = r.system.as_ref();
     let disk = sys.and_then(|s| s.disks.first());
     let load = |i: usize| sys.and_then(|s| s.load.get(i).copied());
-    let ssid_of = |iface: &str| r.wireless.iter().find(|w| w.name == iface).and_then(|w| w.ssid.clone());
+    let ssid_of = |iface: &str| {
+        r.wireless
+            .iter()
+            .find(|w| w.name == iface)
+            .and_then(|w| w.ssid.clone())
+    };
     let macs: Vec<String> = r.stations.iter().map(|s| s.mac.to_string()).collect();
     let base_ts = 1_700_000_000_000i64;
 
@@ -214,7 +225,9 @@ mod tests {
     fn baseline_writes_every_row() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("raw.db");
-        let report = RouterText::generate(Shape::INGEST, 1).parse_report().unwrap();
+        let report = RouterText::generate(Shape::INGEST, 1)
+            .parse_report()
+            .unwrap();
         let run = run(&path, &report, 3, 10, 4).unwrap();
         assert_eq!(run.reports, 10);
         let c = Connection::open(&path).unwrap();
@@ -222,6 +235,9 @@ mod tests {
         assert_eq!(n("SELECT COUNT(*) FROM reports"), 10);
         assert_eq!(n("SELECT COUNT(*) FROM station_samples"), 10 * 20);
         assert_eq!(n("SELECT COUNT(*) FROM interface_samples"), 10 * 8);
-        assert_eq!(n("SELECT COUNT(*) FROM routers WHERE last_seq IS NOT NULL"), 3);
+        assert_eq!(
+            n("SELECT COUNT(*) FROM routers WHERE last_seq IS NOT NULL"),
+            3
+        );
     }
 }

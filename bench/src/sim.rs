@@ -87,7 +87,8 @@ pub async fn enroll_fleet(
             let dir = opts.config_dir.clone();
             enroll(opts).await.map_err(|e| fail(e.to_string()))?;
             let id = load_identity(&dir).map_err(|e| fail(e.to_string()))?;
-            let tls = mtls_client_config(&id.ca_pem, &id.cert_pem, &id.key_pem).map_err(|e| fail(e.to_string()))?;
+            let tls = mtls_client_config(&id.ca_pem, &id.cert_pem, &id.key_pem)
+                .map_err(|e| fail(e.to_string()))?;
             Ok(SimAgent { name, tls })
         }));
     }
@@ -141,11 +142,15 @@ pub async fn connect(addr: SocketAddr, agent: &SimAgent, boot: [u8; 16]) -> Resu
         match read_message(&mut tls, MAX_FRAME_LEN).await {
             Ok(Message::HelloAck(_)) => Ok(tls),
             Ok(Message::Error(e)) => Err(SimError::Refused(format!("{:?}: {}", e.code, e.message))),
-            Ok(other) => Err(SimError::Protocol(format!("expected HelloAck, got {:?}", other.kind()))),
+            Ok(other) => Err(SimError::Protocol(format!(
+                "expected HelloAck, got {:?}",
+                other.kind()
+            ))),
             Err(e) => Err(SimError::Protocol(e.to_string())),
         }
     });
-    io.await.map_err(|_| SimError::Timeout("connect and Hello"))?
+    io.await
+        .map_err(|_| SimError::Timeout("connect and Hello"))?
 }
 
 /// Numbers and encodes reports from a template: `seq` from 1, the current time, and counters
@@ -181,7 +186,9 @@ impl ReportMaker {
         if let Some(sys) = &mut r.system {
             sys.uptime_s += 1;
         }
-        let frame = Message::Report(Box::new(r.clone())).to_frame().unwrap_or_default();
+        let frame = Message::Report(Box::new(r.clone()))
+            .to_frame()
+            .unwrap_or_default();
         (r.seq, frame)
     }
 }
@@ -214,7 +221,9 @@ pub async fn drive(
     let (tx, mut rx) = mpsc::channel::<Result<Message, String>>(64);
     let reader = tokio::spawn(async move {
         loop {
-            let m = read_message(&mut rd, MAX_FRAME_LEN).await.map_err(|e| e.to_string());
+            let m = read_message(&mut rd, MAX_FRAME_LEN)
+                .await
+                .map_err(|e| e.to_string());
             let last = m.is_err();
             if tx.send(m).await.is_err() || last {
                 return;
@@ -308,7 +317,12 @@ pub async fn stalled_handshake(addr: SocketAddr, stop_at: Instant, closed: Arc<A
         // A handshake record header announcing 512 bytes that never come.
         let _ = tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).await;
         let mut buf = [0u8; 64];
-        match timeout(stop_at.saturating_duration_since(Instant::now()), tcp.read(&mut buf)).await {
+        match timeout(
+            stop_at.saturating_duration_since(Instant::now()),
+            tcp.read(&mut buf),
+        )
+        .await
+        {
             Ok(_) => {
                 closed.fetch_add(1, Ordering::Relaxed);
             }
@@ -320,7 +334,10 @@ pub async fn stalled_handshake(addr: SocketAddr, stop_at: Instant, closed: Arc<A
 /// Sum of acks, all latencies sorted, and the errors of many [`DriveStats`].
 pub fn merge(stats: &[DriveStats]) -> (u64, Vec<Duration>, Vec<SimError>) {
     let acked = stats.iter().map(|s| s.acked_in_window).sum();
-    let mut lat: Vec<Duration> = stats.iter().flat_map(|s| s.latencies.iter().copied()).collect();
+    let mut lat: Vec<Duration> = stats
+        .iter()
+        .flat_map(|s| s.latencies.iter().copied())
+        .collect();
     lat.sort();
     let errors = stats.iter().filter_map(|s| s.error.clone()).collect();
     (acked, lat, errors)

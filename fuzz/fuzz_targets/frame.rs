@@ -10,17 +10,27 @@ use routerstats_shared::message::frame_bytes;
 use routerstats_shared::{Message, MessageKind, MAX_FRAME_LEN};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     let decoded = if mode % 2 == 0 {
         Message::from_frame(rest, MAX_FRAME_LEN)
     } else {
-        let Some((&kind, payload)) = rest.split_first() else { return };
+        let Some((&kind, payload)) = rest.split_first() else {
+            return;
+        };
         let kind = MessageKind::ALL[usize::from(kind) % MessageKind::ALL.len()];
-        let Ok(frame) = frame_bytes(kind, payload) else { return };
+        let Ok(frame) = frame_bytes(kind, payload) else {
+            return;
+        };
         Message::from_frame(&frame, MAX_FRAME_LEN)
     };
     if let Ok((msg, _)) = decoded {
         // A decoded message encodes again (it fit in a frame once).
-        assert!(msg.to_frame().is_ok(), "{:?} decoded but does not encode", msg.kind());
+        assert!(
+            msg.to_frame().is_ok(),
+            "{:?} decoded but does not encode",
+            msg.kind()
+        );
     }
 });

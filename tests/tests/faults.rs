@@ -25,7 +25,11 @@ const WAIT: Duration = Duration::from_secs(60);
 /// Asserts `seqs` is exactly 1..=n: nothing lost, nothing doubled.
 fn assert_contiguous(seqs: &[u64]) {
     let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
-    assert_eq!(seqs, expected.as_slice(), "stored sequence numbers have gaps or duplicates");
+    assert_eq!(
+        seqs,
+        expected.as_slice(),
+        "stored sequence numbers have gaps or duplicates"
+    );
 }
 
 /// A tmpfs mounted for the life of the value.
@@ -36,7 +40,13 @@ impl Tmpfs {
     fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(path).ok()?;
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(path)
             .status()
             .is_ok_and(|s| s.success());
@@ -74,30 +84,53 @@ fn full_disk_stops_acks_agents_spool_and_ingest_resumes_without_loss() {
         return;
     };
     // The log lives outside the small file system, so the collector can still say why.
-    std::os::unix::fs::symlink(dir.path().join("collector.log"), data.join("collector.log")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("collector.log"), data.join("collector.log"))
+        .unwrap();
     let collector = Collector::start(&data);
     let setup = AgentSetup::new(&dir.path().join("agent"), "ap-full");
-    assert!(setup.enroll(collector.ingest, &collector.token("ap-full", &[])).status.success());
+    assert!(setup
+        .enroll(collector.ingest, &collector.token("ap-full", &[]))
+        .status
+        .success());
     let mut agent = setup.run(collector.ingest, "100ms", &[]);
-    wait_for(WAIT, "5 stored reports", || (collector.stored_seqs("ap-full").len() >= 5).then_some(()));
+    wait_for(WAIT, "5 stored reports", || {
+        (collector.stored_seqs("ap-full").len() >= 5).then_some(())
+    });
 
     // Disk full: the next commits fail.
     let filler = data.join("filler");
     let filled = fill(&filler);
     assert!(filled > 0, "the filler wrote nothing");
     // Acks stop: the stored count stays put for 2 s (a commit in flight may still land first).
-    let stalled_at = wait_for(Duration::from_secs(30), "ingest to stop while the disk is full", || {
-        let before = collector.stored_seqs("ap-full").len();
-        std::thread::sleep(Duration::from_secs(2));
-        (collector.stored_seqs("ap-full").len() == before).then_some(before)
-    });
+    let stalled_at = wait_for(
+        Duration::from_secs(30),
+        "ingest to stop while the disk is full",
+        || {
+            let before = collector.stored_seqs("ap-full").len();
+            std::thread::sleep(Duration::from_secs(2));
+            (collector.stored_seqs("ap-full").len() == before).then_some(before)
+        },
+    );
     wait_for(Duration::from_secs(15), "the collector to log why", || {
-        collector.log().contains("database write failed").then_some(())
+        collector
+            .log()
+            .contains("database write failed")
+            .then_some(())
     });
     std::thread::sleep(Duration::from_secs(2)); // the agent keeps collecting and spooling
-    assert_eq!(collector.stored_seqs("ap-full").len(), stalled_at, "nothing is stored while the disk is full");
-    assert!(agent.is_running(), "the agent keeps running while the collector cannot store");
-    assert!(matches!(http_get(collector.api, "/health", &[]), Ok((_, _))), "the collector process stays up");
+    assert_eq!(
+        collector.stored_seqs("ap-full").len(),
+        stalled_at,
+        "nothing is stored while the disk is full"
+    );
+    assert!(
+        agent.is_running(),
+        "the agent keeps running while the collector cannot store"
+    );
+    assert!(
+        matches!(http_get(collector.api, "/health", &[]), Ok((_, _))),
+        "the collector process stays up"
+    );
 
     // Space returns: the writer's retry commits, agents reconnect and deliver their spools.
     std::fs::remove_file(&filler).unwrap();
@@ -105,15 +138,23 @@ fn full_disk_stops_acks_agents_spool_and_ingest_resumes_without_loss() {
         (collector.stored_seqs("ap-full").len() >= stalled_at + 30).then_some(())
     });
     let log = agent.stop();
-    let (built, acked, dropped, spooled) = agent_stats(&log).unwrap_or_else(|| panic!("no stats line in:\n{log}"));
+    let (built, acked, dropped, spooled) =
+        agent_stats(&log).unwrap_or_else(|| panic!("no stats line in:\n{log}"));
     let seqs = collector.stored_seqs("ap-full");
     assert_eq!(dropped, 0);
     assert_contiguous(&seqs);
     // No acked report is lost: each was stored; every report built is stored or still spooled.
-    assert!(acked <= seqs.len() as u64, "acked {acked}, stored {}", seqs.len());
+    assert!(
+        acked <= seqs.len() as u64,
+        "acked {acked}, stored {}",
+        seqs.len()
+    );
     assert_eq!(seqs.len() as u64 + spooled, built, "agent log:\n{log}");
     let clog = collector.log();
-    assert!(clog.contains("database writes work again"), "collector log:\n{clog}");
+    assert!(
+        clog.contains("database writes work again"),
+        "collector log:\n{clog}"
+    );
     eprintln!(
         "faults: disk filled with {filled} bytes; ingest stopped at {stalled_at} reports; agent built {built}, \
          acked {acked}, dropped {dropped}, still spooled {spooled}; {} stored, contiguous",
@@ -129,7 +170,9 @@ async fn enroll_many(
     dir: &Path,
     n: usize,
 ) -> Vec<(String, Arc<tokio_rustls::rustls::ClientConfig>)> {
-    use routerstats_agent::uplink::{enroll, load_identity, tls::mtls_client_config, EnrollOptions};
+    use routerstats_agent::uplink::{
+        enroll, load_identity, tls::mtls_client_config, EnrollOptions,
+    };
     let token: routerstats_shared::token::EnrollToken = token.parse().unwrap();
     let mut out = Vec::with_capacity(n);
     for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
@@ -148,9 +191,14 @@ async fn enroll_many(
             tasks.push(tokio::spawn(async move {
                 std::fs::create_dir_all(&opts.config_dir).unwrap();
                 let d = opts.config_dir.clone();
-                enroll(opts).await.unwrap_or_else(|e| panic!("enroll {name}: {e}"));
+                enroll(opts)
+                    .await
+                    .unwrap_or_else(|e| panic!("enroll {name}: {e}"));
                 let id = load_identity(&d).unwrap();
-                (name, mtls_client_config(&id.ca_pem, &id.cert_pem, &id.key_pem).unwrap())
+                (
+                    name,
+                    mtls_client_config(&id.ca_pem, &id.cert_pem, &id.key_pem).unwrap(),
+                )
             }));
         }
         for t in tasks {
@@ -169,14 +217,29 @@ async fn simulated_router(
     every: Duration,
     stop_at: Instant,
 ) -> Result<u64, String> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
     let server = rustls_pki_types::ServerName::IpAddress(IpAddr::from([127, 0, 0, 1]).into());
-    let mut s = tokio_rustls::TlsConnector::from(tls).connect(server, tcp).await.map_err(|e| format!("handshake: {e}"))?;
+    let mut s = tokio_rustls::TlsConnector::from(tls)
+        .connect(server, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
     let mut boot = [0u8; 16];
     boot[..name.len().min(16)].copy_from_slice(&name.as_bytes()[..name.len().min(16)]);
-    let hello = Hello { agent_version: "sim".into(), hostname: name.clone(), boot_id: boot, spooled: 0 };
-    write_message(&mut s, &Message::Hello(hello)).await.map_err(|e| e.to_string())?;
-    match read_message(&mut s, MAX_FRAME_LEN).await.map_err(|e| e.to_string())? {
+    let hello = Hello {
+        agent_version: "sim".into(),
+        hostname: name.clone(),
+        boot_id: boot,
+        spooled: 0,
+    };
+    write_message(&mut s, &Message::Hello(hello))
+        .await
+        .map_err(|e| e.to_string())?;
+    match read_message(&mut s, MAX_FRAME_LEN)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         Message::HelloAck(_) => {}
         other => return Err(format!("expected HelloAck, got {other:?}")),
     }
@@ -184,16 +247,28 @@ async fn simulated_router(
     let mut seq = 0;
     while Instant::now() < stop_at {
         seq += 1;
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
         let report = Report {
             seq,
             boot_id: boot,
             timestamp_ms: now_ms,
-            router: RouterFacts { hostname: name.clone(), agent_version: "sim".into(), arch: "x86_64".into(), ..Default::default() },
+            router: RouterFacts {
+                hostname: name.clone(),
+                agent_version: "sim".into(),
+                arch: "x86_64".into(),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        write_message(&mut s, &Message::Report(Box::new(report))).await.map_err(|e| e.to_string())?;
-        match tokio::time::timeout(Duration::from_secs(20), read_message(&mut s, MAX_FRAME_LEN)).await {
+        write_message(&mut s, &Message::Report(Box::new(report)))
+            .await
+            .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(Duration::from_secs(20), read_message(&mut s, MAX_FRAME_LEN))
+            .await
+        {
             Ok(Ok(Message::Ack(a))) if a.seq == seq => acked += 1,
             Ok(Ok(other)) => return Err(format!("expected Ack {seq}, got {other:?}")),
             Ok(Err(e)) => return Err(e.to_string()),
@@ -215,15 +290,30 @@ fn many_connections_and_stalled_handshakes_do_not_starve_real_agents() {
         .iter()
         .map(|name| {
             let s = AgentSetup::new(&dir.path().join(name), name);
-            assert!(s.enroll(collector.ingest, &collector.token(name, &[])).status.success());
+            assert!(s
+                .enroll(collector.ingest, &collector.token(name, &[]))
+                .status
+                .success());
             s
         })
         .collect();
-    let mut agents: Vec<_> = real.iter().map(|s| s.run(collector.ingest, "200ms", &[])).collect();
+    let mut agents: Vec<_> = real
+        .iter()
+        .map(|s| s.run(collector.ingest, "200ms", &[]))
+        .collect();
     let token = collector.token("sim", &["--uses", &SIMULATED.to_string()]);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let addr = collector.ingest;
-    let sims = rt.block_on(enroll_many(addr, &token, &dir.path().join("sims"), SIMULATED));
+    let sims = rt.block_on(enroll_many(
+        addr,
+        &token,
+        &dir.path().join("sims"),
+        SIMULATED,
+    ));
 
     // Stalled handshakes: five bytes of a TLS record, then nothing; reopened when closed.
     let stop_stalling = Instant::now() + Duration::from_secs(120);
@@ -253,12 +343,23 @@ fn many_connections_and_stalled_handshakes_do_not_starve_real_agents() {
     });
 
     // All simulated routers report every 500 ms for 8 s while the stalled connections are open.
-    let before: Vec<usize> = real.iter().map(|s| collector.stored_seqs(&s.router.hostname).len()).collect();
+    let before: Vec<usize> = real
+        .iter()
+        .map(|s| collector.stored_seqs(&s.router.hostname).len())
+        .collect();
     let window = Duration::from_secs(8);
     let stop_at = Instant::now() + window;
     let tasks: Vec<_> = sims
         .into_iter()
-        .map(|(name, tls)| rt.spawn(simulated_router(addr, name, tls, Duration::from_millis(500), stop_at)))
+        .map(|(name, tls)| {
+            rt.spawn(simulated_router(
+                addr,
+                name,
+                tls,
+                Duration::from_millis(500),
+                stop_at,
+            ))
+        })
         .collect();
     let results: Vec<Result<u64, String>> = rt.block_on(async {
         let mut out = Vec::new();
@@ -267,15 +368,31 @@ fn many_connections_and_stalled_handshakes_do_not_starve_real_agents() {
         }
         out
     });
-    let after: Vec<usize> = real.iter().map(|s| collector.stored_seqs(&s.router.hostname).len()).collect();
+    let after: Vec<usize> = real
+        .iter()
+        .map(|s| collector.stored_seqs(&s.router.hostname).len())
+        .collect();
 
     let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert!(failures.is_empty(), "{} simulated routers failed; first: {:?}", failures.len(), failures.first());
-    assert!(results.iter().all(|r| matches!(r, Ok(n) if *n >= 1)), "every simulated router got acks");
+    assert!(
+        failures.is_empty(),
+        "{} simulated routers failed; first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(n) if *n >= 1)),
+        "every simulated router got acks"
+    );
     // The real agents (200 ms interval) kept reporting during the 8 s window: at least a
     // quarter of their cycles landed, in order.
     for ((b, a), s) in before.iter().zip(&after).zip(&real) {
-        assert!(a - b >= 10, "{} stored only {} reports in {window:?}", s.router.hostname, a - b);
+        assert!(
+            a - b >= 10,
+            "{} stored only {} reports in {window:?}",
+            s.router.hostname,
+            a - b
+        );
     }
     for a in &mut agents {
         a.stop();

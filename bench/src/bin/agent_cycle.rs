@@ -103,7 +103,10 @@ fn part1(root: &std::path::Path, cycles: u64) -> Result<(), String> {
         ms(per(s1 - s0)),
         ms(per(k1 - k0))
     );
-    println!("  frames: {} bytes on average", bytes / cycles.max(1) as usize);
+    println!(
+        "  frames: {} bytes on average",
+        bytes / cycles.max(1) as usize
+    );
     let line: Vec<String> = rss.iter().map(|(i, kb)| format!("{i}:{kb}")).collect();
     println!("  VmRSS kB at cycle: {}", line.join(" "));
     let first = rss.first().map(|r| r.1).unwrap_or(0);
@@ -139,7 +142,8 @@ fn part2(
             agent_bin.display()
         ));
     }
-    let col = CollectorProc::start(&collector, &dir.join("collector/data"), "", "warn").map_err(|e| e.to_string())?;
+    let col = CollectorProc::start(&collector, &dir.join("collector/data"), "", "warn")
+        .map_err(|e| e.to_string())?;
     let token = col.token("bench-agent", 1).map_err(|e| e.to_string())?;
     let identity = dir.join("identity");
     let base = |c: &mut Command| {
@@ -151,11 +155,20 @@ fn part2(
     let mut enroll = Command::new(&agent_bin);
     base(&mut enroll);
     let out = enroll
-        .args(["--collector", &col.ingest.to_string(), "--token", &token, "enroll"])
+        .args([
+            "--collector",
+            &col.ingest.to_string(),
+            "--token",
+            &token,
+            "enroll",
+        ])
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
-        return Err(format!("enroll failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "enroll failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let mut run = Command::new(&agent_bin);
     base(&mut run);
@@ -186,7 +199,8 @@ fn part2(
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let _ = child.wait();
     let stored = {
-        let db = rusqlite::Connection::open(col.data_dir.join("routerstats.db")).map_err(|e| e.to_string())?;
+        let db = rusqlite::Connection::open(col.data_dir.join("routerstats.db"))
+            .map_err(|e| e.to_string())?;
         db.query_row("SELECT COUNT(*) FROM reports", [], |r| r.get::<_, i64>(0))
             .map_err(|e| e.to_string())?
     };
@@ -200,7 +214,10 @@ fn part2(
         ms(cpu),
         ms(cpu / stored.max(1) as u32)
     );
-    let line: Vec<String> = samples.iter().map(|(t, m)| format!("{t}s:{}", m.rss_kb)).collect();
+    let line: Vec<String> = samples
+        .iter()
+        .map(|(t, m)| format!("{t}s:{}", m.rss_kb))
+        .collect();
     println!("  VmRSS kB over time: {}", line.join(" "));
     if let (Some(first), Some(last)) = (samples.get(samples.len() / 4), samples.last()) {
         println!(
@@ -230,13 +247,16 @@ fn main() -> ExitCode {
             .find(|(n, _)| n == "collector-bin")
             .map(|(_, v)| PathBuf::from(v));
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let router = FakeRouter::create(&dir.path().join("root"), "bench-router").map_err(|e| e.to_string())?;
+        let router = FakeRouter::create(&dir.path().join("root"), "bench-router")
+            .map_err(|e| e.to_string())?;
         RouterText::generate(Shape::REALISTIC, 1)
             .write_root(&router.root)
             .map_err(|e| e.to_string())?;
         println!(
             "machine: {} cores; agent library built for {}",
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0),
             std::env::consts::ARCH
         );
         part1(&router.root, cycles)?;

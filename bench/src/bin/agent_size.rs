@@ -102,7 +102,11 @@ fn main() -> ExitCode {
     for (name, n) in inputs {
         println!("  {name:<22} {n:>7}");
     }
-    println!("  {:<22} {:>7}", "total", inputs.iter().map(|i| i.1).sum::<usize>());
+    println!(
+        "  {:<22} {:>7}",
+        "total",
+        inputs.iter().map(|i| i.1).sum::<usize>()
+    );
 
     let (info, dhcp) = text.cgi_output();
     let cgi = info.len() + dhcp.len();
@@ -121,7 +125,9 @@ fn main() -> ExitCode {
     let per_station_json = (json - json_len(&no_sta)) as f64 / report.stations.len().max(1) as f64;
 
     println!();
-    println!("the CGI scripts (info.cgi: iw dev + station dumps + uptime; dhcp.cgi: cat dhcp.leases)");
+    println!(
+        "the CGI scripts (info.cgi: iw dev + station dumps + uptime; dhcp.cgi: cat dhcp.leases)"
+    );
     println!("  info.cgi body          {:>7}", info.len());
     println!("  dhcp.cgi body          {:>7}", dhcp.len());
     println!("  total                  {cgi:>7}   (100%)");
@@ -139,7 +145,9 @@ fn main() -> ExitCode {
     println!("  per station            {per_station:>7.1}");
     println!();
     println!("where the frame's bytes go (bincode, varint integers)");
-    let enc = |len: Result<Vec<u8>, routerstats_shared::codec::CodecError>| len.map(|v| v.len()).unwrap_or(0);
+    let enc = |len: Result<Vec<u8>, routerstats_shared::codec::CodecError>| {
+        len.map(|v| v.len()).unwrap_or(0)
+    };
     let sections = [
         ("stations", enc(codec::encode(&report.stations))),
         ("leases", enc(codec::encode(&report.leases))),
@@ -164,7 +172,11 @@ fn main() -> ExitCode {
             f(codec::encode(one)).saturating_sub(6 + f(codec::encode(&one.interface)) + f(codec::encode(&one.stats)))
         );
     }
-    if let Some(gz) = gzip_len(&Message::Report(Box::new(report.clone())).to_frame().unwrap_or_default()) {
+    if let Some(gz) = gzip_len(
+        &Message::Report(Box::new(report.clone()))
+            .to_frame()
+            .unwrap_or_default(),
+    ) {
         println!("  the frame through `gzip -9` (not done by the agent; an estimate of what compression would give): {gz} bytes, {} of the CGI bytes", pct(gz, cgi));
     }
     if let Some(gz) = gzip_len((info.clone() + &dhcp).as_bytes()) {
@@ -184,6 +196,8 @@ fn main() -> ExitCode {
     println!("  per station            {per_station_json:>7.1}");
     println!();
     println!("note: the full report also carries WireGuard, OpenVPN, interface counters, memory, load, disk and");
-    println!("per-source status, none of which the CGI scripts send. TLS 1.3 adds 22 bytes per record.");
+    println!(
+        "per-source status, none of which the CGI scripts send. TLS 1.3 adds 22 bytes per record."
+    );
     ExitCode::SUCCESS
 }

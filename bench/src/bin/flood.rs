@@ -47,13 +47,24 @@ async fn bench(o: Opts) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     let bin = collector_bin(o.collector.clone()).map_err(|e| e.to_string())?;
-    let toml = format!("max_connections = {}\n", (o.agents + o.stalled + 256).max(4096));
-    let col = CollectorProc::start(&bin, &parent.path().join("data"), &toml, "warn").map_err(|e| e.to_string())?;
+    let toml = format!(
+        "max_connections = {}\n",
+        (o.agents + o.stalled + 256).max(4096)
+    );
+    let col = CollectorProc::start(&bin, &parent.path().join("data"), &toml, "warn")
+        .map_err(|e| e.to_string())?;
     let token = col.token("flood", o.agents).map_err(|e| e.to_string())?;
     let t = Instant::now();
-    let agents = sim::enroll_fleet(col.ingest, &token, &parent.path().join("agents"), "flood", o.agents, 8)
-        .await
-        .map_err(|e| e.to_string())?;
+    let agents = sim::enroll_fleet(
+        col.ingest,
+        &token,
+        &parent.path().join("agents"),
+        "flood",
+        o.agents,
+        8,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     println!(
         "enrolled {} routers in {:.1} s",
         agents.len(),
@@ -80,7 +91,9 @@ async fn bench(o: Opts) -> Result<(), String> {
             let _p = permits.acquire_owned().await;
             let boot = sim::boot_id(i as u64);
             let t0 = Instant::now();
-            sim::connect(addr, &a, boot).await.map(|c| (c, boot, t0.elapsed()))
+            sim::connect(addr, &a, boot)
+                .await
+                .map(|c| (c, boot, t0.elapsed()))
         }));
     }
     let mut conns = Vec::with_capacity(tasks.len());
@@ -163,7 +176,10 @@ async fn bench(o: Opts) -> Result<(), String> {
     println!(
         "  routers whose connection failed during the run: {}{}",
         errors.len(),
-        errors.first().map(|e| format!(" (first: {e})")).unwrap_or_default()
+        errors
+            .first()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default()
     );
     println!("  stalled connections closed by the collector's handshake timeout (and reopened): {stalled_cuts}");
     println!(
@@ -184,7 +200,10 @@ fn main() -> ExitCode {
             stalled: flag(&f, "stalled", 500usize)?,
             secs: flag(&f, "secs", 30u64)?.max(1),
             interval: Duration::from_millis(flag(&f, "interval-ms", 5000u64)?.max(1)),
-            dir: f.iter().find(|(n, _)| n == "dir").map(|(_, v)| PathBuf::from(v)),
+            dir: f
+                .iter()
+                .find(|(n, _)| n == "dir")
+                .map(|(_, v)| PathBuf::from(v)),
             collector: f
                 .iter()
                 .find(|(n, _)| n == "collector-bin")
@@ -198,7 +217,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");

@@ -107,9 +107,16 @@ async fn bench(o: Opts) -> Result<(), String> {
     // Enrollment through the real path.
     let token = col.token("bench", o.agents).map_err(|e| e.to_string())?;
     let t = Instant::now();
-    let agents = sim::enroll_fleet(col.ingest, &token, &parent.path().join("agents"), "bench", o.agents, 8)
-        .await
-        .map_err(|e| e.to_string())?;
+    let agents = sim::enroll_fleet(
+        col.ingest,
+        &token,
+        &parent.path().join("agents"),
+        "bench",
+        o.agents,
+        8,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let took = t.elapsed();
     println!(
         "enrolled {} routers in {:.1} s ({:.0} enrollments/s)",
@@ -139,7 +146,8 @@ async fn bench(o: Opts) -> Result<(), String> {
     let rss_all = col.mem();
     let n_idle = idle.len();
     let per_all = (rss_all.rss_kb as f64 - rss0.rss_kb as f64) / n_idle.max(1) as f64;
-    let per_rest = (rss_all.rss_kb as f64 - rss_warm.rss_kb as f64) / n_idle.saturating_sub(warm).max(1) as f64;
+    let per_rest = (rss_all.rss_kb as f64 - rss_warm.rss_kb as f64)
+        / n_idle.saturating_sub(warm).max(1) as f64;
     println!();
     println!("memory per connected idle agent ({n_idle} mutual-TLS connections after Hello, no reports):");
     println!(
@@ -204,7 +212,8 @@ async fn bench(o: Opts) -> Result<(), String> {
     let total_acked: u64 = stats.iter().map(|s| s.acked).sum();
     let rate = acked as f64 / o.secs.max(1) as f64;
     let stored: i64 = {
-        let db = rusqlite::Connection::open(col.data_dir.join("routerstats.db")).map_err(|e| e.to_string())?;
+        let db = rusqlite::Connection::open(col.data_dir.join("routerstats.db"))
+            .map_err(|e| e.to_string())?;
         db.query_row("SELECT COUNT(*) FROM reports", [], |r| r.get(0))
             .map_err(|e| e.to_string())?
     };
@@ -234,7 +243,9 @@ async fn bench(o: Opts) -> Result<(), String> {
         "  durable: {stored} reports rows in the database, {total_acked} acked in all (every ack followed its commit: {})",
         if stored as u64 >= total_acked { "yes" } else { "NO" }
     );
-    println!("  writer: {batches} transactions, {mean_batch:.1} reports per transaction on average");
+    println!(
+        "  writer: {batches} transactions, {mean_batch:.1} reports per transaction on average"
+    );
     println!(
         "  collector CPU {:.1} s in the window ({:.0} us per report); load generator CPU {:.1} s (both share the {} cores)",
         col_cpu.as_secs_f64(),
@@ -261,7 +272,8 @@ async fn bench(o: Opts) -> Result<(), String> {
     let mut raw_rates = Vec::new();
     for batch in [mean_batch.round().max(1.0) as usize, 512] {
         let path = parent.path().join(format!("raw-{batch}.db"));
-        let run = rawsql::run(&path, &template, o.agents, raw_reports, batch).map_err(|e| e.to_string())?;
+        let run = rawsql::run(&path, &template, o.agents, raw_reports, batch)
+            .map_err(|e| e.to_string())?;
         println!(
             "  batch {:>4}: {:.0} reports/s ({} transactions) -> the collector reaches {:.0}% of it",
             batch,
@@ -274,22 +286,13 @@ async fn bench(o: Opts) -> Result<(), String> {
     let same_batch = raw_rates.first().copied().unwrap_or(f64::INFINITY);
     println!(
         "  target >= 50% of the raw rate at the collector's batch size: {}",
-        if rate / same_batch >= 0.5 { "met" } else { "MISSED" }
+        if rate / same_batch >= 0.5 {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batch_lines_are_read_with_or_without_colour() {
-        let log = "2026 DEBUG routerstats_collector::writer: batch committed reports=12 duplicates=0 took_ms=3\n\
-                   2026 \u{1b}[34mDEBUG\u{1b}[0m batch committed \u{1b}[3mreports\u{1b}[0m\u{1b}[2m=\u{1b}[0m4 x\n\
-                   2026 INFO router connected\n";
-        assert_eq!(batch_sizes(log), (8.0, 2));
-    }
 }
 
 fn main() -> ExitCode {
@@ -305,7 +308,10 @@ fn main() -> ExitCode {
                 .find(|(n, _)| n == "raw-reports")
                 .map(|(_, v)| v.parse().map_err(|_| format!("--raw-reports: {v:?}")))
                 .transpose()?,
-            dir: f.iter().find(|(n, _)| n == "dir").map(|(_, v)| PathBuf::from(v)),
+            dir: f
+                .iter()
+                .find(|(n, _)| n == "dir")
+                .map(|(_, v)| PathBuf::from(v)),
             collector: f
                 .iter()
                 .find(|(n, _)| n == "collector-bin")
@@ -319,7 +325,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");
@@ -332,5 +341,18 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_lines_are_read_with_or_without_colour() {
+        let log = "2026 DEBUG routerstats_collector::writer: batch committed reports=12 duplicates=0 took_ms=3\n\
+                   2026 \u{1b}[34mDEBUG\u{1b}[0m batch committed \u{1b}[3mreports\u{1b}[0m\u{1b}[2m=\u{1b}[0m4 x\n\
+                   2026 INFO router connected\n";
+        assert_eq!(batch_sizes(log), (8.0, 2));
     }
 }
