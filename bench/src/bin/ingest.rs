@@ -1,0 +1,358 @@
+//! `bench-ingest`: the collector's sustained ingest rate with durable commits, against plain
+//! SQLite, and its memory per connected idle agent.
+//!
+//! Starts the real collector binary on loopback, enrolls `--agents N` simulated routers through
+//! the real enrollment path (default 1,000), then
+//! 1. opens one idle mutual-TLS connection per router (after `Hello`) and reads the collector's
+//!    VmRSS before and after: memory per connected idle agent;
+//! 2. has every router send reports with 20 stations as fast as acks come back (`--window W`
+//!    unacked per connection, default 4) for `--secs S` (default 20) after `--warmup S`
+//!    (default 5): acked reports per second (an ack is sent only after the SQLite commit,
+//!    `synchronous=FULL`), ack latency, collector CPU per report;
+//! 3. after stopping the collector, inserts the same rows with plain rusqlite in transactions
+//!    of the collector's mean batch size (and of 512): the raw SQLite rate, and the ratio.
+//!
+//! `--dir PATH` puts the data there (default: the system temp dir; its file system is printed,
+//! because fsync on tmpfs is free). `--raw-reports R` sizes the baseline (default: as many as the
+//! collector stored in the window, at least 20,000).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use routerstats_bench::cproc::{collector_bin, fs_type, CollectorProc};
+use routerstats_bench::gen::{RouterText, Shape};
+use routerstats_bench::sim::{self, ReportMaker};
+use routerstats_bench::sys::{self, ms, percentile};
+use routerstats_bench::{flag, flags, rawsql};
+use tokio::time::Instant;
+
+struct Opts {
+    agents: usize,
+    secs: u64,
+    warmup: u64,
+    window: usize,
+    raw_reports: Option<u64>,
+    dir: Option<PathBuf>,
+    collector: Option<PathBuf>,
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Mean and count of the writer's "batch committed" debug lines.
+fn batch_sizes(log: &str) -> (f64, usize) {
+    let plain = strip_ansi(log);
+    let sizes: Vec<u64> = plain
+        .lines()
+        .filter(|l| l.contains("batch committed"))
+        .filter_map(|l| l.split("reports=").nth(1))
+        .filter_map(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let n = sizes.len();
+    (sizes.iter().sum::<u64>() as f64 / n.max(1) as f64, n)
+}
+
+async fn bench(o: Opts) -> Result<(), String> {
+    let want_fds = (o.agents as u64) * 2 + 512;
+    let (soft0, hard0) = sys::nofile_limit();
+    let soft = sys::raise_nofile(want_fds);
+    println!(
+        "open-file limit: soft {soft0} / hard {hard0} at start, soft {soft} now (this run needs about {want_fds})"
+    );
+    if soft < want_fds {
+        return Err(format!(
+            "the open-file limit {soft} is too low for {} agents: raise `ulimit -n` (hard limit {hard0})",
+            o.agents
+        ));
+    }
+    let parent = match &o.dir {
+        Some(d) => tempfile::tempdir_in(d),
+        None => tempfile::tempdir(),
+    }
+    .map_err(|e| e.to_string())?;
+    let bin = collector_bin(o.collector.clone()).map_err(|e| e.to_string())?;
+    let toml = format!("max_connections = {}\n", (o.agents * 2 + 256).max(4096));
+    let mut col = CollectorProc::start(
+        &bin,
+        &parent.path().join("data"),
+        &toml,
+        "warn,routerstats_collector::writer=debug",
+    )
+    .map_err(|e| e.to_string())?;
+    println!(
+        "collector {} (pid {}), data on {} ({})",
+        bin.display(),
+        col.pid(),
+        col.data_dir.display(),
+        fs_type(&col.data_dir)
+    );
+
+    // Enrollment through the real path.
+    let token = col.token("bench", o.agents).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let agents = sim::enroll_fleet(
+        col.ingest,
+        &token,
+        &parent.path().join("agents"),
+        "bench",
+        o.agents,
+        8,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let took = t.elapsed();
+    println!(
+        "enrolled {} routers in {:.1} s ({:.0} enrollments/s)",
+        agents.len(),
+        took.as_secs_f64(),
+        agents.len() as f64 / took.as_secs_f64()
+    );
+
+    // 1. Memory per connected idle agent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let warm = (agents.len() / 10).max(1);
+    let mut idle = Vec::with_capacity(agents.len());
+    let rss0 = col.mem();
+    let mut rss_warm = rss0;
+    for (i, a) in agents.iter().enumerate() {
+        idle.push(
+            sim::connect(col.ingest, a, sim::boot_id(i as u64))
+                .await
+                .map_err(|e| format!("idle connection {i}: {e}"))?,
+        );
+        if i + 1 == warm {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            rss_warm = col.mem();
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_all = col.mem();
+    let n_idle = idle.len();
+    let per_all = (rss_all.rss_kb as f64 - rss0.rss_kb as f64) / n_idle.max(1) as f64;
+    let per_rest = (rss_all.rss_kb as f64 - rss_warm.rss_kb as f64)
+        / n_idle.saturating_sub(warm).max(1) as f64;
+    println!();
+    println!("memory per connected idle agent ({n_idle} mutual-TLS connections after Hello, no reports):");
+    println!(
+        "  collector VmRSS {} kB before, {} kB after the first {warm}, {} kB with all connected",
+        rss0.rss_kb, rss_warm.rss_kb, rss_all.rss_kb
+    );
+    println!(
+        "  {per_all:.1} kB per connection over all of them, {per_rest:.1} kB per connection after the first {warm} (target <= 64 KB: {})",
+        if per_all <= 64.0 { "met" } else { "MISSED" }
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // 2. Sustained ingest.
+    let template = RouterText::generate(Shape::INGEST, 7)
+        .parse_report()
+        .map_err(|e| e.to_string())?;
+    let frame_len = routerstats_shared::Message::Report(Box::new(template.clone()))
+        .to_frame()
+        .map(|f| f.len())
+        .unwrap_or(0);
+    let mut conns = Vec::with_capacity(agents.len());
+    for (i, a) in agents.iter().enumerate() {
+        let boot = sim::boot_id(1_000_000 + i as u64);
+        conns.push((
+            sim::connect(col.ingest, a, boot)
+                .await
+                .map_err(|e| format!("connection {i}: {e}"))?,
+            boot,
+        ));
+    }
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(o.warmup);
+    let stop_at = measure_from + Duration::from_secs(o.secs);
+    let mut tasks = Vec::with_capacity(conns.len());
+    for (conn, boot) in conns {
+        let maker = ReportMaker::new(template.clone(), boot);
+        tasks.push(tokio::spawn(sim::drive(
+            conn,
+            maker,
+            o.window,
+            None,
+            measure_from,
+            stop_at,
+        )));
+    }
+    let pid = col.pid();
+    let cpu_probe = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from).await;
+        let c0 = sys::cpu_of(pid).unwrap_or_default();
+        tokio::time::sleep_until(stop_at).await;
+        sys::cpu_of(pid).unwrap_or_default().saturating_sub(c0)
+    });
+    let bench_cpu0 = sys::cpu_self();
+    let mut stats = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        stats.push(t.await.map_err(|e| e.to_string())?);
+    }
+    let bench_cpu = sys::cpu_self() - bench_cpu0;
+    let col_cpu = cpu_probe.await.map_err(|e| e.to_string())?;
+    let (acked, lat, errors) = sim::merge(&stats);
+    let total_acked: u64 = stats.iter().map(|s| s.acked).sum();
+    let rate = acked as f64 / o.secs.max(1) as f64;
+    let stored: i64 = {
+        let db = rusqlite::Connection::open(col.data_dir.join("routerstats.db"))
+            .map_err(|e| e.to_string())?;
+        db.query_row("SELECT COUNT(*) FROM reports", [], |r| r.get(0))
+            .map_err(|e| e.to_string())?
+    };
+    let (mean_batch, batches) = batch_sizes(&col.log());
+    let mem = col.mem();
+    col.kill();
+    println!();
+    println!(
+        "sustained ingest: {} agents, {} stations + {} interfaces per report ({frame_len} byte frame), window {} unacked per agent",
+        stats.len(),
+        template.stations.len(),
+        template.interfaces.len(),
+        o.window
+    );
+    println!(
+        "  {acked} reports acked in {} s: {rate:.0} reports/s (target >= 5,000: {})",
+        o.secs,
+        if rate >= 5000.0 { "met" } else { "MISSED" }
+    );
+    println!(
+        "  ack latency p50 {}, p99 {}, max {}",
+        percentile(&lat, 0.5).map(ms).unwrap_or_default(),
+        percentile(&lat, 0.99).map(ms).unwrap_or_default(),
+        lat.last().copied().map(ms).unwrap_or_default()
+    );
+    println!(
+        "  durable: {stored} reports rows in the database, {total_acked} acked in all (every ack followed its commit: {})",
+        if stored as u64 >= total_acked { "yes" } else { "NO" }
+    );
+    println!(
+        "  writer: {batches} transactions, {mean_batch:.1} reports per transaction on average"
+    );
+    println!(
+        "  collector CPU {:.1} s in the window ({:.0} us per report); load generator CPU {:.1} s (both share the {} cores)",
+        col_cpu.as_secs_f64(),
+        col_cpu.as_secs_f64() * 1e6 / acked.max(1) as f64,
+        bench_cpu.as_secs_f64(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    println!(
+        "  collector VmRSS {} kB at the end, VmHWM {} kB",
+        mem.rss_kb, mem.hwm_kb
+    );
+    if !errors.is_empty() {
+        println!(
+            "  {} connections ended early; first: {}",
+            errors.len(),
+            errors.first().map(|e| e.to_string()).unwrap_or_default()
+        );
+    }
+
+    // 3. Plain SQLite with the same rows.
+    let raw_reports = o.raw_reports.unwrap_or((stored as u64).max(20_000));
+    println!();
+    println!("plain rusqlite baseline: the same rows ({raw_reports} reports), same schema and settings, no TLS/decoding/deltas/rollups");
+    let mut raw_rates = Vec::new();
+    for batch in [mean_batch.round().max(1.0) as usize, 512] {
+        let path = parent.path().join(format!("raw-{batch}.db"));
+        let run = rawsql::run(&path, &template, o.agents, raw_reports, batch)
+            .map_err(|e| e.to_string())?;
+        println!(
+            "  batch {:>4}: {:.0} reports/s ({} transactions) -> the collector reaches {:.0}% of it",
+            batch,
+            run.per_second(),
+            raw_reports.div_ceil(batch as u64),
+            rate / run.per_second() * 100.0
+        );
+        raw_rates.push(run.per_second());
+    }
+    let same_batch = raw_rates.first().copied().unwrap_or(f64::INFINITY);
+    println!(
+        "  target >= 50% of the raw rate at the collector's batch size: {}",
+        if rate / same_batch >= 0.5 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let parse = || -> Result<Opts, String> {
+        let f = flags().map_err(|e| e.to_string())?;
+        Ok(Opts {
+            agents: flag(&f, "agents", 1000usize)?.max(1),
+            secs: flag(&f, "secs", 20u64)?.max(1),
+            warmup: flag(&f, "warmup", 5u64)?,
+            window: flag(&f, "window", 4usize)?.max(1),
+            raw_reports: f
+                .iter()
+                .find(|(n, _)| n == "raw-reports")
+                .map(|(_, v)| v.parse().map_err(|_| format!("--raw-reports: {v:?}")))
+                .transpose()?,
+            dir: f
+                .iter()
+                .find(|(n, _)| n == "dir")
+                .map(|(_, v)| PathBuf::from(v)),
+            collector: f
+                .iter()
+                .find(|(n, _)| n == "collector-bin")
+                .map(|(_, v)| PathBuf::from(v)),
+        })
+    };
+    let opts = match parse() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(bench(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_lines_are_read_with_or_without_colour() {
+        let log = "2026 DEBUG routerstats_collector::writer: batch committed reports=12 duplicates=0 took_ms=3\n\
+                   2026 \u{1b}[34mDEBUG\u{1b}[0m batch committed \u{1b}[3mreports\u{1b}[0m\u{1b}[2m=\u{1b}[0m4 x\n\
+                   2026 INFO router connected\n";
+        assert_eq!(batch_sizes(log), (8.0, 2));
+    }
+}

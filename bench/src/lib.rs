@@ -1,0 +1,79 @@
+//! routerstats benchmarks: binaries that print figures (see BENCHMARKS.md), and the pieces they
+//! share.
+//!
+//! - [`gen`]: a realistic router generated as the text its tools print, parsed with the agent's
+//!   parsers into a report, and printed the way the shell CGI scripts print it.
+//! - [`sys`]: memory and CPU time of processes, and the open-file limit.
+//! - [`cproc`]: the real collector binary as a child process.
+//! - [`sim`]: simulated agents speaking the real protocol over real mutual TLS.
+//! - [`rawsql`]: the plain-SQLite baseline of the ingest benchmark.
+
+pub mod cproc;
+pub mod gen;
+pub mod rawsql;
+pub mod sim;
+pub mod sys;
+
+/// Why the command line could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("unexpected argument {0:?} (flags are --name VALUE or --name=VALUE; see BENCHMARKS.md)")]
+pub struct FlagError(pub String);
+
+/// Parses `--name value`, `--name=value` and bare `--switch` flags into (name, value) pairs.
+pub fn flags() -> Result<Vec<(String, String)>, FlagError> {
+    parse_flags(std::env::args().skip(1))
+}
+
+fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Vec<(String, String)>, FlagError> {
+    let mut out = Vec::new();
+    let mut it = args.into_iter().peekable();
+    while let Some(arg) = it.next() {
+        let Some(name) = arg.strip_prefix("--") else {
+            return Err(FlagError(arg));
+        };
+        if let Some((n, v)) = name.split_once('=') {
+            out.push((n.to_string(), v.to_string()));
+        } else if it.peek().is_some_and(|v| !v.starts_with("--")) {
+            let v = it.next().unwrap_or_default();
+            out.push((name.to_string(), v));
+        } else {
+            out.push((name.to_string(), String::new()));
+        }
+    }
+    Ok(out)
+}
+
+/// The value of flag `name` parsed as `T`, or `default`.
+pub fn flag<T: std::str::FromStr>(
+    flags: &[(String, String)],
+    name: &str,
+    default: T,
+) -> Result<T, String> {
+    match flags.iter().rev().find(|(n, _)| n == name) {
+        None => Ok(default),
+        Some((_, v)) => v.parse().map_err(|_| format!("--{name}: cannot use {v:?}")),
+    }
+}
+
+/// Whether switch `name` was given.
+pub fn switch(flags: &[(String, String)], name: &str) -> bool {
+    flags.iter().any(|(n, _)| n == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_take_values_both_ways_and_switches() {
+        let args = ["--agents", "200", "--secs=5", "--quick", "--window", "2"].map(String::from);
+        let f = parse_flags(args).unwrap();
+        assert_eq!(flag(&f, "agents", 0usize).unwrap(), 200);
+        assert_eq!(flag(&f, "secs", 0u64).unwrap(), 5);
+        assert_eq!(flag(&f, "window", 0usize).unwrap(), 2);
+        assert!(switch(&f, "quick"));
+        assert!(flag(&f, "quick", 1usize).is_err());
+        assert_eq!(flag(&f, "missing", 7u8).unwrap(), 7);
+        assert!(parse_flags(["stray".to_string()]).is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! What the benchmarks read about processes: memory from `/proc/<pid>/status`, CPU time from
+//! `getrusage` and `/proc/<pid>/stat`, and the open-file limit (raised with `setrlimit`).
+//!
+//! The three libc calls are declared here directly (the C library is linked anyway); their
+//! structures are the Linux ones for 64-bit targets.
+
+use std::time::Duration;
+
+/// Memory figures of a process, in kB, from `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mem {
+    /// Resident set size now.
+    pub rss_kb: u64,
+    /// Peak resident set size ("high water mark").
+    pub hwm_kb: u64,
+}
+
+/// Reads `VmRSS` and `VmHWM` of `pid` ("self" for this process).
+pub fn mem_of(pid: &str) -> std::io::Result<Mem> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(Mem {
+        rss_kb: field("VmRSS:"),
+        hwm_kb: field("VmHWM:"),
+    })
+}
+
+/// This process's memory.
+pub fn mem_self() -> Mem {
+    mem_of("self").unwrap_or_default()
+}
+
+/// User plus system CPU time of `pid` from `/proc/<pid>/stat` (clock ticks, assumed 100 Hz:
+/// 10 ms resolution).
+pub fn cpu_of(pid: u32) -> std::io::Result<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); utime is field 14, stime field 15.
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Ok(Duration::from_millis((ticks(11) + ticks(12)) * 10))
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Timeval {
+    sec: i64,
+    usec: i64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Rusage {
+    utime: Timeval,
+    stime: Timeval,
+    rest: [i64; 14],
+}
+
+#[repr(C)]
+struct Rlimit {
+    cur: u64,
+    max: u64,
+}
+
+extern "C" {
+    fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+    fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
+    fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
+}
+
+const RUSAGE_SELF: i32 = 0;
+const RUSAGE_CHILDREN: i32 = -1;
+const RLIMIT_NOFILE: i32 = 7;
+
+fn rusage(who: i32) -> Duration {
+    let mut u = Rusage::default();
+    // SAFETY: `u` is a properly sized and aligned `struct rusage` for 64-bit Linux.
+    let rc = unsafe { getrusage(who, &mut u) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    let us = |t: &Timeval| (t.sec.max(0) as u64) * 1_000_000 + t.usec.max(0) as u64;
+    Duration::from_micros(us(&u.utime) + us(&u.stime))
+}
+
+/// CPU time (user + system) this process has used, with microsecond resolution.
+pub fn cpu_self() -> Duration {
+    rusage(RUSAGE_SELF)
+}
+
+/// CPU time (user + system) of this process's children that have been waited for.
+pub fn cpu_children() -> Duration {
+    rusage(RUSAGE_CHILDREN)
+}
+
+/// Peak resident set size (kB) of the largest child process waited for so far (`ru_maxrss`).
+pub fn children_maxrss_kb() -> u64 {
+    let mut u = Rusage::default();
+    // SAFETY: `u` is a properly sized and aligned `struct rusage` for 64-bit Linux.
+    let rc = unsafe { getrusage(RUSAGE_CHILDREN, &mut u) };
+    if rc != 0 {
+        return 0;
+    }
+    u.rest.first().map(|v| (*v).max(0) as u64).unwrap_or(0)
+}
+
+/// The open-file limit: (soft, hard).
+pub fn nofile_limit() -> (u64, u64) {
+    let mut r = Rlimit { cur: 0, max: 0 };
+    // SAFETY: `r` is a properly sized `struct rlimit`.
+    let rc = unsafe { getrlimit(RLIMIT_NOFILE, &mut r) };
+    if rc != 0 {
+        return (0, 0);
+    }
+    (r.cur, r.max)
+}
+
+/// Raises the soft open-file limit to at least `want` (up to the hard limit; as root the hard
+/// limit is raised too when needed). Returns the soft limit in force afterwards. Child processes
+/// inherit it.
+pub fn raise_nofile(want: u64) -> u64 {
+    let (cur, max) = nofile_limit();
+    if cur >= want {
+        return cur;
+    }
+    let try_set = |cur: u64, max: u64| {
+        let r = Rlimit { cur, max };
+        // SAFETY: `r` is a properly sized `struct rlimit`.
+        unsafe { setrlimit(RLIMIT_NOFILE, &r) == 0 }
+    };
+    if !(want > max && try_set(want, want)) {
+        try_set(want.min(max), max);
+    }
+    nofile_limit().0
+}
+
+/// Percentile (0.0..=1.0) of sorted values; None when empty.
+pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let idx = ((sorted.len() - 1) as f64 * p.clamp(0.0, 1.0)).round() as usize;
+    sorted.get(idx).copied()
+}
+
+/// Milliseconds with one decimal, for printing.
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_memory_and_cpu_are_readable() {
+        let m = mem_self();
+        assert!(m.rss_kb > 0 && m.hwm_kb >= m.rss_kb, "{m:?}");
+        let before = cpu_self();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        assert!(x > 0);
+        assert!(cpu_self() > before);
+        assert!(cpu_of(std::process::id()).is_ok());
+    }
+
+    #[test]
+    fn nofile_limit_can_be_read_and_kept() {
+        let (soft, hard) = nofile_limit();
+        assert!(soft > 0 && hard >= soft);
+        assert_eq!(raise_nofile(soft), soft);
+    }
+
+    #[test]
+    fn percentiles_pick_from_sorted_values() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&v, 0.5), Some(Duration::from_millis(51)));
+        assert_eq!(percentile(&v, 0.99), Some(Duration::from_millis(99)));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+}

@@ -1,0 +1,11 @@
+//! Fuzzes the agent's parser of UCI configuration text: any bytes, read as the agent reads them (lossy
+//! UTF-8), must never panic.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let _ = routerstats_agent::uci::parse(&text);
+});
