@@ -77,7 +77,10 @@ fn parse_opts() -> Opts {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// Small deterministic PRNG (xorshift64*).
@@ -102,7 +105,12 @@ fn site_name(r: usize) -> String {
     format!("site-{:02}", r % SITES)
 }
 fn station_mac(r: usize, s: usize) -> String {
-    format!("02:{:02x}:{:02x}:00:00:{:02x}", (r >> 8) & 0xff, r & 0xff, s)
+    format!(
+        "02:{:02x}:{:02x}:00:00:{:02x}",
+        (r >> 8) & 0xff,
+        r & 0xff,
+        s
+    )
 }
 fn station_host(r: usize, s: usize) -> String {
     format!("host-{r:04}-{s:02}")
@@ -110,7 +118,8 @@ fn station_host(r: usize, s: usize) -> String {
 fn wg_key(r: usize, p: usize) -> String {
     // 32 bytes base64 = 43 chars + '='; include '+' and '/' to exercise percent-encoding.
     let body = format!("{r:04}{p:02}PeerKey+/abcdefghijklmnopqrstuvwxyzABCDEFG");
-    format!("{}=", &body[..43])
+    // 43 base64 characters, the last one with its two low bits zero ('A'), then '='.
+    format!("{}A=", &body[..42])
 }
 fn wg_name(r: usize, p: usize) -> String {
     format!("peer-{r:04}-{p}")
@@ -129,7 +138,9 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
     conn.execute_batch(
         "PRAGMA synchronous = OFF; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;",
     )?;
-    let mut g = Gen { rng: Rng(0x9E37_79B9_7F4A_7C15) };
+    let mut g = Gen {
+        rng: Rng(0x9E37_79B9_7F4A_7C15),
+    };
     let raw_steps = ((o.raw_hours * 3_600_000.0) / STEP_MS as f64).round() as i64;
     // The newest report of every router is a few seconds old (router r reports at offset r*30/N s).
     let last_ts = |r: usize| now - 2_000 - (r as i64 * STEP_MS) / o.routers as i64;
@@ -178,14 +189,21 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                 steps,
             ])?;
             for (i, (name, ch, freq, width, c1)) in
-                [("wlan0", 36, 5180, 80, 5210), ("wlan1", 6, 2437, 20, 2437)].iter().enumerate()
+                [("wlan0", 36, 5180, 80, 5210), ("wlan1", 6, 2437, 20, 2437)]
+                    .iter()
+                    .enumerate()
             {
                 wifi.execute(params![
                     id,
                     name,
                     i as i64,
                     10 + i as i64,
-                    format!("94:83:c4:{:02x}:{:02x}:{:02x}", (r >> 8) & 0xff, r & 0xff, i),
+                    format!(
+                        "94:83:c4:{:02x}:{:02x}:{:02x}",
+                        (r >> 8) & 0xff,
+                        r & 0xff,
+                        i
+                    ),
                     ch,
                     freq,
                     width,
@@ -216,7 +234,10 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
         }
     }
     conn.execute_batch("COMMIT")?;
-    eprintln!("  routers + current state: {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "  routers + current state: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
 
     // Raw reports and samples, one transaction per ~10 minutes of reports.
     let t = Instant::now();
@@ -298,7 +319,18 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                             (Some(rxd), Some(txd), Some(rxd * 8 / 30), Some(txd * 8 / 30))
                         };
                         ifs.execute(params![
-                            id, ts, name, kind, rxc, rxc / 900, txc, txc / 900, d_rx, d_tx, b_rx, b_tx
+                            id,
+                            ts,
+                            name,
+                            kind,
+                            rxc,
+                            rxc / 900,
+                            txc,
+                            txc / 900,
+                            d_rx,
+                            d_tx,
+                            b_rx,
+                            b_tx
                         ])?;
                         rows += 1;
                     }
@@ -436,7 +468,10 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
         }
         conn.execute_batch("COMMIT")?;
     }
-    eprintln!("  interface_rollup_5m: {n5} rows in {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "  interface_rollup_5m: {n5} rows in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     let b1_first = (start_ms / 3_600_000) * 3_600_000;
     let b1_last = (now / 3_600_000) * 3_600_000;
@@ -461,7 +496,15 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                 for (name, _, rx_rate, tx_rate) in IFACES {
                     let rx = g.rng.range(rx_rate * 1800, rx_rate * 5400);
                     let tx = g.rng.range(tx_rate * 1800, tx_rate * 5400);
-                    ifr.execute(params![id, name, b, rx, tx, rx * 8 / 3600 * 3, tx * 8 / 3600 * 3])?;
+                    ifr.execute(params![
+                        id,
+                        name,
+                        b,
+                        rx,
+                        tx,
+                        rx * 8 / 3600 * 3,
+                        tx * 8 / 3600 * 3
+                    ])?;
                     n1 += 1;
                 }
                 for s in 0..STATIONS {
@@ -519,7 +562,11 @@ impl Client {
         let s = TcpStream::connect(addr)?;
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        Ok(Client { addr, reader: BufReader::new(s.try_clone()?), writer: s })
+        Ok(Client {
+            addr,
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+        })
     }
 
     /// (status, body length)
@@ -531,7 +578,11 @@ impl Client {
         self.writer.write_all(req.as_bytes())?;
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
-        let status: u16 = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         let mut len: Option<usize> = None;
         let mut chunked = false;
         let mut close = false;
@@ -584,7 +635,9 @@ fn pct_encode(s: &str) -> String {
     let mut o = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => o.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                o.push(b as char)
+            }
             _ => o.push_str(&format!("%{b:02X}")),
         }
     }
@@ -636,7 +689,6 @@ fn routes(o: &Opts) -> Vec<String> {
         "/api/organization",
         "/api/sites",
         "/api/devices",
-        "/api/devices/status",
         "/api/interfaces",
         "/api/users/active",
         "/api/vpn/status",
@@ -660,7 +712,6 @@ fn routes(o: &Opts) -> Vec<String> {
         "/server-info",
         "/metrics",
         "/api/openapi.json",
-        "/api/admin/tokens",
         "/api/export",
     ]
     .iter()
@@ -669,13 +720,22 @@ fn routes(o: &Opts) -> Vec<String> {
     for w in ["15m", "1h", "1d", "7d"] {
         v.push(format!("/api/gateways?duration={w}"));
         v.push(format!("/api/gateways?duration={w}&site_id={site}"));
-        v.push(format!("/api/gateway/{name}/port/pppoe-wan/traffic?duration={w}"));
+        v.push(format!(
+            "/api/gateway/{name}/port/pppoe-wan/traffic?duration={w}"
+        ));
         v.push(format!("/api/fleet?duration={w}"));
         v.push(format!("/api/fleet?duration={w}&site={site}"));
     }
     v.extend([
         format!("/api/gateway/{name}/ports"),
         format!("/api/devices/{name}/currentstatus"),
+        format!(
+            "/api/devices/status?identities={}",
+            (0..10)
+                .map(|i| router_name((r + i * 7) % o.routers))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
         format!("/api/users/{host}/stats"),
         format!("/api/users/{mac}/stats"),
         format!("/api/vpn/clients/{cn}/details"),
@@ -706,7 +766,13 @@ fn main() {
         "routerstats-apibench: {} routers x {STATIONS} wireless clients, {} days at 30 s, raw samples for the last {} h",
         o.routers, o.days, o.raw_hours
     );
-    println!("cpus: {}, load average at start: {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), loadavg());
+    println!(
+        "cpus: {}, load average at start: {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        loadavg()
+    );
     let now = now_ms();
     let _ = std::fs::remove_dir_all(&o.dir);
     routerstats_collector::server::prepare_data_dir(&o.dir).expect("data dir");
@@ -729,7 +795,11 @@ fn main() {
     let keys: Vec<String> = route_list
         .iter()
         .enumerate()
-        .map(|(i, _)| create_api_key(&store, Role::Admin, &format!("bench-{i}"), now / 1000).expect("api key").key)
+        .map(|(i, _)| {
+            create_api_key(&store, Role::Admin, &format!("bench-{i}"), now / 1000)
+                .expect("api key")
+                .key
+        })
         .collect();
     drop(store);
     let gen_s = t.elapsed().as_secs_f64();
@@ -753,16 +823,29 @@ fn main() {
             "wg_rollup_1h",
             "leases",
         ] {
-            let n: i64 = c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0)).unwrap();
+            let n: i64 = c
+                .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                .unwrap();
             println!("  {t:<22} {n:>10} rows");
         }
     }
-    assert!(o.requests >= 1 && o.requests <= 90, "--requests must be in 1..=90 (rate-limit burst)");
+    assert!(
+        o.requests >= 1 && o.requests <= 90,
+        "--requests must be in 1..=90 (rate-limit burst)"
+    );
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let handle = rt.block_on(routerstats_collector::server::serve(config)).expect("serve");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt
+        .block_on(routerstats_collector::server::serve(config))
+        .expect("serve");
     let addr = handle.api_addr();
-    println!("collector API on {addr}; {} requests per route, sequential, one keep-alive connection", o.requests);
+    println!(
+        "collector API on {addr}; {} requests per route, sequential, one keep-alive connection",
+        o.requests
+    );
     println!("load average before requests: {}", loadavg());
 
     let mut client = Client::connect(addr).expect("connect");
@@ -801,7 +884,10 @@ fn main() {
             bytes,
             err,
         };
-        eprintln!("  {:<62} {:>4} p50 {:>8.2} p99 {:>8.2}", row.route, row.status, row.p50, row.p99);
+        eprintln!(
+            "  {:<62} {:>4} p50 {:>8.2} p99 {:>8.2}",
+            row.route, row.status, row.p50, row.p99
+        );
         rows.push(row);
     }
     let load_end = loadavg();
@@ -828,7 +914,10 @@ fn main() {
         );
     }
     println!();
-    println!("{} routes, {misses} miss p99 <= {TARGET_MS} ms; load average at end: {load_end}", rows.len());
+    println!(
+        "{} routes, {misses} miss p99 <= {TARGET_MS} ms; load average at end: {load_end}",
+        rows.len()
+    );
     for r in rows.iter().filter(|r| !r.err.is_empty()) {
         println!("  {} -> {}: {}", r.route, r.status, r.err);
     }
