@@ -1,0 +1,929 @@
+//! Benchmark of the collector's HTTP API on a generated fleet.
+//!
+//! Generates what the store would hold for `--routers` routers with 20 wireless clients each
+//! after 7 days of 30-second reports: raw reports and samples for the last `--raw-hours`,
+//! 5-minute and 1-hour rollups for the full 7 days, current leases / wireless interfaces /
+//! source status. The rows are written directly with rusqlite, in big transactions, into a
+//! database created (and migrated) by `Store::open`. Then the real server is started in-process
+//! (`server::serve`) and every GET route is requested sequentially over one keep-alive HTTP/1.1
+//! connection; p50/p99/max latency per route is printed.
+//!
+//! Usage: `routerstats-apibench [--routers N] [--raw-hours H] [--days D] [--requests R]
+//! [--dir PATH] [--keep]`
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use routerstats_collector::config::Config;
+use routerstats_collector::store::Store;
+use routerstats_collector::tokens::{create_api_key, Role};
+use rusqlite::{params, Connection};
+
+const STEP_MS: i64 = 30_000;
+const STATIONS: usize = 20;
+const WG_PEERS: usize = 3;
+const OVPN_CLIENTS: usize = 2;
+const SITES: usize = 50;
+/// (name, kind, mean rx bytes/s, mean tx bytes/s)
+const IFACES: &[(&str, &str, i64, i64)] = &[
+    ("pppoe-wan", "pppoe", 400_000, 60_000),
+    ("eth0", "ethernet", 420_000, 70_000),
+    ("br-lan", "bridge", 60_000, 380_000),
+    ("wlan0", "wifi", 30_000, 250_000),
+    ("wlan1", "wifi", 20_000, 120_000),
+];
+const TARGET_MS: f64 = 50.0;
+
+struct Opts {
+    routers: usize,
+    raw_hours: f64,
+    days: i64,
+    requests: usize,
+    dir: PathBuf,
+    keep: bool,
+}
+
+fn parse_opts() -> Opts {
+    let mut o = Opts {
+        routers: 1000,
+        raw_hours: 2.0,
+        days: 7,
+        requests: 30,
+        dir: std::env::temp_dir().join(format!("routerstats-apibench-{}", std::process::id())),
+        keep: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            "--routers" => o.routers = val().parse().expect("--routers"),
+            "--raw-hours" => o.raw_hours = val().parse().expect("--raw-hours"),
+            "--days" => o.days = val().parse().expect("--days"),
+            "--requests" => o.requests = val().parse().expect("--requests"),
+            "--dir" => o.dir = PathBuf::from(val()),
+            "--keep" => o.keep = true,
+            "-h" | "--help" => {
+                println!(
+                    "routerstats-apibench [--routers 1000] [--raw-hours 2] [--days 7] [--requests 30] [--dir PATH] [--keep]"
+                );
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    o
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Small deterministic PRNG (xorshift64*).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [lo, hi).
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % (hi - lo) as u64) as i64
+    }
+}
+
+fn router_name(r: usize) -> String {
+    format!("ap-{r:04}")
+}
+fn site_name(r: usize) -> String {
+    format!("site-{:02}", r % SITES)
+}
+fn station_mac(r: usize, s: usize) -> String {
+    format!(
+        "02:{:02x}:{:02x}:00:00:{:02x}",
+        (r >> 8) & 0xff,
+        r & 0xff,
+        s
+    )
+}
+fn station_host(r: usize, s: usize) -> String {
+    format!("host-{r:04}-{s:02}")
+}
+fn wg_key(r: usize, p: usize) -> String {
+    // 32 bytes base64 = 43 chars + '='; include '+' and '/' to exercise percent-encoding.
+    let body = format!("{r:04}{p:02}PeerKey+/abcdefghijklmnopqrstuvwxyzABCDEFG");
+    // 43 base64 characters, the last one with its two low bits zero ('A'), then '='.
+    format!("{}A=", &body[..42])
+}
+fn wg_name(r: usize, p: usize) -> String {
+    format!("peer-{r:04}-{p}")
+}
+fn ovpn_cn(r: usize, c: usize) -> String {
+    format!("client-{r:04}-{c}")
+}
+
+/// Per-router counters carried across generated samples.
+struct Gen {
+    rng: Rng,
+}
+
+fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
+    let conn = store.connection();
+    conn.execute_batch(
+        "PRAGMA synchronous = OFF; PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;",
+    )?;
+    let mut g = Gen {
+        rng: Rng(0x9E37_79B9_7F4A_7C15),
+    };
+    let raw_steps = ((o.raw_hours * 3_600_000.0) / STEP_MS as f64).round() as i64;
+    // The newest report of every router is a few seconds old (router r reports at offset r*30/N s).
+    let last_ts = |r: usize| now - 2_000 - (r as i64 * STEP_MS) / o.routers as i64;
+    let first_raw = |r: usize| last_ts(r) - (raw_steps - 1) * STEP_MS;
+    let start_ms = now - o.days * 86_400_000;
+
+    // Routers and current state.
+    let t = Instant::now();
+    conn.execute_batch("BEGIN")?;
+    {
+        let mut ins = conn.prepare(
+            "INSERT INTO routers (id, name, site, hostname, model, board, release, revision, target, kernel, \
+             agent_version, arch, cert_fingerprint, cert_not_after, enrolled_at, last_seen_ms, uptime_s, \
+             last_boot_id, last_seq, last_report_ms) \
+             VALUES (?1, ?2, ?3, ?4, 'GL.iNet GL-MT6000', 'glinet,gl-mt6000', '24.10.0', 'r28427-6df0e3d02a', \
+             'mediatek/filogic', '6.6.73', '0.1.0', 'aarch64_cortex-a53', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?8)",
+        )?;
+        let mut wifi = conn.prepare(
+            "INSERT INTO wireless_interfaces (router_id, name, phy, ifindex, addr, type, ssid, channel, freq_mhz, \
+             width_mhz, center1_mhz, txpower_dbm, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, 'AP', 'HomeNet', ?6, ?7, \
+             ?8, ?9, 20.0, ?10)",
+        )?;
+        let mut lease = conn.prepare(
+            "INSERT INTO leases (router_id, ip, mac, hostname, client_id, iaid, expires, updated_ms) \
+             VALUES (?1, ?2, ?3, ?4, NULL, NULL, ?5, ?6)",
+        )?;
+        let mut src = conn.prepare(
+            "INSERT INTO source_status (router_id, kind, name, state, skipped, detail, updated_ms) \
+             VALUES (?1, ?2, ?3, 'ok', NULL, NULL, ?4)",
+        )?;
+        for r in 0..o.routers {
+            let id = r as i64 + 1;
+            let last = last_ts(r);
+            let steps = raw_steps;
+            ins.execute(params![
+                id,
+                router_name(r),
+                site_name(r),
+                format!("OpenWrt-{r:04}"),
+                format!("{:064x}", r),
+                now / 1000 + 90 * 86_400,
+                start_ms / 1000 - 86_400,
+                last,
+                o.days * 86_400 + 3_600,
+                vec![r as u8; 16],
+                steps,
+            ])?;
+            for (i, (name, ch, freq, width, c1)) in
+                [("wlan0", 36, 5180, 80, 5210), ("wlan1", 6, 2437, 20, 2437)]
+                    .iter()
+                    .enumerate()
+            {
+                wifi.execute(params![
+                    id,
+                    name,
+                    i as i64,
+                    10 + i as i64,
+                    format!(
+                        "94:83:c4:{:02x}:{:02x}:{:02x}",
+                        (r >> 8) & 0xff,
+                        r & 0xff,
+                        i
+                    ),
+                    ch,
+                    freq,
+                    width,
+                    c1,
+                    last
+                ])?;
+            }
+            for s in 0..STATIONS {
+                lease.execute(params![
+                    id,
+                    format!("192.168.1.{}", 100 + s),
+                    station_mac(r, s),
+                    station_host(r, s),
+                    now / 1000 + 43_200,
+                    last
+                ])?;
+            }
+            for (kind, name) in [
+                ("interfaces", "proc"),
+                ("wireless", "iw"),
+                ("leases", "dnsmasq"),
+                ("wireguard", "wg"),
+                ("openvpn", "server"),
+                ("system", "proc"),
+            ] {
+                src.execute(params![id, kind, name, last])?;
+            }
+        }
+    }
+    conn.execute_batch("COMMIT")?;
+    eprintln!(
+        "  routers + current state: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // Raw reports and samples, one transaction per ~10 minutes of reports.
+    let t = Instant::now();
+    let mut rows: u64 = 0;
+    let chunk = 20;
+    let mut step = 0;
+    let mut report_id: i64 = 0;
+    while step < raw_steps {
+        conn.execute_batch("BEGIN")?;
+        {
+            let mut rep = conn.prepare_cached(
+                "INSERT INTO reports (id, router_id, boot_id, seq, ts_ms, received_ms, dropped_reports, uptime_s, \
+                 load1, load5, load15, cpu_permille, mem_total_kb, mem_available_kb, mem_available_derived, \
+                 disk_mount, disk_used_bytes, disk_total_bytes, interface_count, station_count, lease_count, \
+                 wg_peer_count, ovpn_client_count) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, \
+                 1048576, ?12, 0, '/overlay', ?13, 104857600, ?14, ?15, ?16, ?17, ?18)",
+            )?;
+            let mut ifs = conn.prepare_cached(
+                "INSERT INTO interface_samples (router_id, ts_ms, name, kind, rx_bytes, rx_packets, rx_errs, \
+                 rx_drop, tx_bytes, tx_packets, tx_errs, tx_drop, rx_delta, tx_delta, rx_bps, tx_bps) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, ?8, 0, 0, ?9, ?10, ?11, ?12)",
+            )?;
+            let mut sta = conn.prepare_cached(
+                "INSERT INTO station_samples (router_id, ts_ms, iface, mac, ssid, signal_dbm, signal_avg_dbm, \
+                 rx_bytes, tx_bytes, rx_packets, tx_packets, rx_delta, tx_delta, rx_bps, tx_bps, tx_retries, \
+                 tx_failed, inactive_ms, connected_s, tx_bitrate_kbps, rx_bitrate_kbps, expected_throughput_kbps) \
+                 VALUES (?1, ?2, ?3, ?4, 'HomeNet', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 3, 0, 40, ?15, \
+                 866700, 780000, 500000)",
+            )?;
+            let mut wg = conn.prepare_cached(
+                "INSERT INTO wg_peer_samples (router_id, ts_ms, iface, public_key, name, endpoint, allowed_ips, \
+                 latest_handshake, rx_bytes, tx_bytes, rx_delta, tx_delta, rx_bps, tx_bps) \
+                 VALUES (?1, ?2, 'wg0', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            let mut ovpn = conn.prepare_cached(
+                "INSERT INTO ovpn_client_samples (router_id, ts_ms, instance, common_name, real_address, \
+                 virtual_address, virtual_ipv6, rx_bytes, tx_bytes, rx_delta, tx_delta, rx_bps, tx_bps, \
+                 connected_since, username, cipher) VALUES (?1, ?2, 'server', ?3, ?4, ?5, NULL, ?6, ?7, ?8, \
+                 ?9, ?10, ?11, ?12, NULL, 'AES-256-GCM')",
+            )?;
+            let end = (step + chunk).min(raw_steps);
+            for k in step..end {
+                for r in 0..o.routers {
+                    let id = r as i64 + 1;
+                    let ts = first_raw(r) + k * STEP_MS;
+                    let first = k == 0;
+                    let elapsed_s = (ts - start_ms) / 1000;
+                    report_id += 1;
+                    let seq = k + 1;
+                    let load = g.rng.range(5, 150) as f64 / 100.0;
+                    rep.execute(params![
+                        report_id,
+                        id,
+                        vec![r as u8; 16],
+                        seq,
+                        ts,
+                        ts + 40,
+                        o.days * 86_400 + elapsed_s,
+                        load,
+                        load * 0.9,
+                        load * 0.8,
+                        g.rng.range(20, 600),
+                        g.rng.range(300_000, 700_000),
+                        g.rng.range(10_000_000, 30_000_000),
+                        IFACES.len() as i64,
+                        STATIONS as i64,
+                        STATIONS as i64,
+                        WG_PEERS as i64,
+                        OVPN_CLIENTS as i64,
+                    ])?;
+                    for (name, kind, rx_rate, tx_rate) in IFACES {
+                        let rxd = g.rng.range(rx_rate * 15, rx_rate * 45);
+                        let txd = g.rng.range(tx_rate * 15, tx_rate * 45);
+                        let rxc = rx_rate * elapsed_s;
+                        let txc = tx_rate * elapsed_s;
+                        let (d_rx, d_tx, b_rx, b_tx) = if first {
+                            (None, None, None, None)
+                        } else {
+                            (Some(rxd), Some(txd), Some(rxd * 8 / 30), Some(txd * 8 / 30))
+                        };
+                        ifs.execute(params![
+                            id,
+                            ts,
+                            name,
+                            kind,
+                            rxc,
+                            rxc / 900,
+                            txc,
+                            txc / 900,
+                            d_rx,
+                            d_tx,
+                            b_rx,
+                            b_tx
+                        ])?;
+                        rows += 1;
+                    }
+                    for s in 0..STATIONS {
+                        let rxd = g.rng.range(1_000, 1_500_000);
+                        let txd = g.rng.range(5_000, 6_000_000);
+                        let iface = if s % 3 == 0 { "wlan1" } else { "wlan0" };
+                        let (d_rx, d_tx, b_rx, b_tx) = if first {
+                            (None, None, None, None)
+                        } else {
+                            (Some(rxd), Some(txd), Some(rxd * 8 / 30), Some(txd * 8 / 30))
+                        };
+                        let sig = -40 - g.rng.range(0, 40);
+                        sta.execute(params![
+                            id,
+                            ts,
+                            iface,
+                            station_mac(r, s),
+                            sig,
+                            sig + 1,
+                            (k + 1) * 700_000,
+                            (k + 1) * 3_000_000,
+                            (k + 1) * 900,
+                            (k + 1) * 2_500,
+                            d_rx,
+                            d_tx,
+                            b_rx,
+                            b_tx,
+                            3_600 + k * 30
+                        ])?;
+                        rows += 1;
+                    }
+                    for p in 0..WG_PEERS {
+                        let rxd = g.rng.range(100, 400_000);
+                        let txd = g.rng.range(100, 900_000);
+                        let (d_rx, d_tx, b_rx, b_tx) = if first {
+                            (None, None, None, None)
+                        } else {
+                            (Some(rxd), Some(txd), Some(rxd * 8 / 30), Some(txd * 8 / 30))
+                        };
+                        wg.execute(params![
+                            id,
+                            ts,
+                            wg_key(r, p),
+                            wg_name(r, p),
+                            format!("203.0.113.{}:51820", p + 1),
+                            format!("10.{}.{}.{}/32", r / 250, r % 250, p + 2),
+                            ts / 1000 - 30,
+                            (k + 1) * 200_000,
+                            (k + 1) * 450_000,
+                            d_rx,
+                            d_tx,
+                            b_rx,
+                            b_tx
+                        ])?;
+                        rows += 1;
+                    }
+                    for c in 0..OVPN_CLIENTS {
+                        let rxd = g.rng.range(100, 300_000);
+                        let txd = g.rng.range(100, 700_000);
+                        let (d_rx, d_tx, b_rx, b_tx) = if first {
+                            (None, None, None, None)
+                        } else {
+                            (Some(rxd), Some(txd), Some(rxd * 8 / 30), Some(txd * 8 / 30))
+                        };
+                        ovpn.execute(params![
+                            id,
+                            ts,
+                            ovpn_cn(r, c),
+                            format!("198.51.100.{}:{}", c + 1, 40000 + r),
+                            format!("10.8.{}.{}", r % 250, c + 2),
+                            (k + 1) * 150_000,
+                            (k + 1) * 350_000,
+                            d_rx,
+                            d_tx,
+                            b_rx,
+                            b_tx,
+                            first_raw(r) / 1000
+                        ])?;
+                        rows += 1;
+                    }
+                }
+            }
+            step = end;
+        }
+        conn.execute_batch("COMMIT")?;
+    }
+    conn.execute(
+        "UPDATE routers SET last_report_id = (SELECT max(id) FROM reports WHERE reports.router_id = routers.id)",
+        [],
+    )?;
+    eprintln!(
+        "  raw: {} reports, {rows} sample rows in {:.1} s",
+        report_id,
+        t.elapsed().as_secs_f64()
+    );
+
+    // Rollups over the whole window, in clustered-key order (bucket, router, key).
+    let t = Instant::now();
+    let mut n5 = 0u64;
+    let mut n1 = 0u64;
+    let b5_first = (start_ms / 300_000) * 300_000;
+    let b5_last = (now / 300_000) * 300_000;
+    let mut b = b5_first;
+    while b <= b5_last {
+        conn.execute_batch("BEGIN")?;
+        {
+            let mut ins = conn.prepare_cached(
+                "INSERT INTO interface_rollup_5m (router_id, name, bucket_start_ms, rx_bytes, tx_bytes, \
+                 max_rx_bps, max_tx_bps, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 10)",
+            )?;
+            // 12 buckets (one hour) per transaction.
+            for _ in 0..12 {
+                if b > b5_last {
+                    break;
+                }
+                for r in 0..o.routers {
+                    for (name, _, rx_rate, tx_rate) in IFACES {
+                        let rx = g.rng.range(rx_rate * 150, rx_rate * 450);
+                        let tx = g.rng.range(tx_rate * 150, tx_rate * 450);
+                        ins.execute(params![
+                            r as i64 + 1,
+                            name,
+                            b,
+                            rx,
+                            tx,
+                            rx * 8 / 300 * 2,
+                            tx * 8 / 300 * 2
+                        ])?;
+                        n5 += 1;
+                    }
+                }
+                b += 300_000;
+            }
+        }
+        conn.execute_batch("COMMIT")?;
+    }
+    eprintln!(
+        "  interface_rollup_5m: {n5} rows in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let b1_first = (start_ms / 3_600_000) * 3_600_000;
+    let b1_last = (now / 3_600_000) * 3_600_000;
+    let mut b = b1_first;
+    while b <= b1_last {
+        conn.execute_batch("BEGIN")?;
+        {
+            let mut ifr = conn.prepare_cached(
+                "INSERT INTO interface_rollup_1h (router_id, name, bucket_start_ms, rx_bytes, tx_bytes, \
+                 max_rx_bps, max_tx_bps, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 120)",
+            )?;
+            let mut str_ = conn.prepare_cached(
+                "INSERT INTO station_rollup_1h (mac, bucket_start_ms, router_id, rx_bytes, tx_bytes, \
+                 max_rx_bps, max_tx_bps, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 120)",
+            )?;
+            let mut wgr = conn.prepare_cached(
+                "INSERT INTO wg_rollup_1h (public_key, bucket_start_ms, router_id, iface, rx_bytes, tx_bytes, \
+                 max_rx_bps, max_tx_bps, samples) VALUES (?1, ?2, ?3, 'wg0', ?4, ?5, ?6, ?7, 120)",
+            )?;
+            for r in 0..o.routers {
+                let id = r as i64 + 1;
+                for (name, _, rx_rate, tx_rate) in IFACES {
+                    let rx = g.rng.range(rx_rate * 1800, rx_rate * 5400);
+                    let tx = g.rng.range(tx_rate * 1800, tx_rate * 5400);
+                    ifr.execute(params![
+                        id,
+                        name,
+                        b,
+                        rx,
+                        tx,
+                        rx * 8 / 3600 * 3,
+                        tx * 8 / 3600 * 3
+                    ])?;
+                    n1 += 1;
+                }
+                for s in 0..STATIONS {
+                    let rx = g.rng.range(100_000, 180_000_000);
+                    let tx = g.rng.range(500_000, 720_000_000);
+                    str_.execute(params![
+                        station_mac(r, s),
+                        b,
+                        id,
+                        rx,
+                        tx,
+                        rx * 8 / 3600 * 3,
+                        tx * 8 / 3600 * 3
+                    ])?;
+                    n1 += 1;
+                }
+                for p in 0..WG_PEERS {
+                    let rx = g.rng.range(10_000, 48_000_000);
+                    let tx = g.rng.range(10_000, 108_000_000);
+                    wgr.execute(params![
+                        wg_key(r, p),
+                        b,
+                        id,
+                        rx,
+                        tx,
+                        rx * 8 / 3600 * 3,
+                        tx * 8 / 3600 * 3
+                    ])?;
+                    n1 += 1;
+                }
+            }
+            b += 3_600_000;
+        }
+        conn.execute_batch("COMMIT")?;
+    }
+    eprintln!(
+        "  1-hour rollups (interface, station, wg): {n1} rows in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    conn.execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")?;
+    eprintln!("  ANALYZE + checkpoint: {:.1} s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Minimal keep-alive HTTP/1.1 client.
+struct Client {
+    addr: SocketAddr,
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> std::io::Result<Client> {
+        let s = TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        Ok(Client {
+            addr,
+            reader: BufReader::new(s.try_clone()?),
+            writer: s,
+        })
+    }
+
+    /// (status, body length)
+    fn get(&mut self, path: &str, key: &str) -> std::io::Result<(u16, usize, String)> {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nX-API-Key: {key}\r\nConnection: keep-alive\r\n\r\n",
+            self.addr
+        );
+        self.writer.write_all(req.as_bytes())?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let mut len: Option<usize> = None;
+        let mut chunked = false;
+        let mut close = false;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line)?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (k, v) = l.split_once(':').unwrap_or((l, ""));
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_ascii_lowercase());
+            match k.as_str() {
+                "content-length" => len = v.parse().ok(),
+                "transfer-encoding" => chunked = v.contains("chunked"),
+                "connection" => close = v == "close",
+                _ => {}
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line)?;
+                let n = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
+                    .unwrap_or(0);
+                let mut buf = vec![0; n + 2];
+                self.reader.read_exact(&mut buf)?;
+                body.extend_from_slice(&buf[..n]);
+                if n == 0 {
+                    break;
+                }
+            }
+        } else if let Some(n) = len {
+            body.resize(n, 0);
+            self.reader.read_exact(&mut body)?;
+        } else {
+            self.reader.read_to_end(&mut body)?;
+            close = true;
+        }
+        if close {
+            *self = Client::connect(self.addr)?;
+        }
+        let snippet = String::from_utf8_lossy(&body[..body.len().min(160)]).into_owned();
+        Ok((status, body.len(), snippet))
+    }
+}
+
+fn pct_encode(s: &str) -> String {
+    let mut o = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                o.push(b as char)
+            }
+            _ => o.push_str(&format!("%{b:02X}")),
+        }
+    }
+    o
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn routes(o: &Opts) -> Vec<String> {
+    let r = o.routers / 2;
+    let name = router_name(r);
+    let host = station_host(r, 3);
+    let mac = station_mac(r, 4);
+    let key = pct_encode(&wg_key(r, 1));
+    let peer = wg_name(r, 1);
+    let cn = ovpn_cn(r, 0);
+    let site = site_name(r);
+    let mut v: Vec<String> = [
+        "/health",
+        "/api/health",
+        "/api/openwrt",
+        "/api/performance",
+        "/api/logs",
+        "/api/pppoe_interfaces",
+        "/api/organization",
+        "/api/sites",
+        "/api/devices",
+        "/api/interfaces",
+        "/api/users/active",
+        "/api/vpn/status",
+        "/api/vpn/clients",
+        "/api/vpn/clients/connected",
+        "/api/vpn/statistics/usage",
+        "/api/vpn/health",
+        "/api/bandwidth/usage/real-time",
+        "/api/bandwidth/usage/peak",
+        "/api/bandwidth/monitoring/top-users",
+        "/api/bandwidth/monitoring/network-summary",
+        "/api/bandwidth/monitoring/alerts",
+        "/api/bandwidth/monitoring/quality",
+        "/api/bandwidth/health",
+        "/api/metrics/summary",
+        "/api/metrics/health",
+        "/api/metrics/peers",
+        "/api/metrics/peers/active",
+        "/api/metrics/bandwidth",
+        "/peers",
+        "/server-info",
+        "/metrics",
+        "/api/openapi.json",
+        "/api/export",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for w in ["15m", "1h", "1d", "7d"] {
+        v.push(format!("/api/gateways?duration={w}"));
+        v.push(format!("/api/gateways?duration={w}&site_id={site}"));
+        v.push(format!(
+            "/api/gateway/{name}/port/pppoe-wan/traffic?duration={w}"
+        ));
+        v.push(format!("/api/fleet?duration={w}"));
+        v.push(format!("/api/fleet?duration={w}&site={site}"));
+    }
+    v.extend([
+        format!("/api/gateway/{name}/ports"),
+        format!("/api/devices/{name}/currentstatus"),
+        format!(
+            "/api/devices/status?identities={}",
+            (0..10)
+                .map(|i| router_name((r + i * 7) % o.routers))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        format!("/api/users/{host}/stats"),
+        format!("/api/users/{mac}/stats"),
+        format!("/api/vpn/clients/{cn}/details"),
+        format!("/api/metrics/peer/{key}"),
+        format!("/api/metrics/peer/{key}/bandwidth"),
+        format!("/api/metrics/peer/{key}/history"),
+        format!("/peer/{peer}"),
+        format!("/peer/{peer}/metrics"),
+        format!("/api/routers/{name}"),
+        format!("/api/routers/{}", r + 1),
+    ]);
+    v
+}
+
+struct Row {
+    route: String,
+    status: u16,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    bytes: usize,
+    err: String,
+}
+
+fn main() {
+    let o = parse_opts();
+    println!(
+        "routerstats-apibench: {} routers x {STATIONS} wireless clients, {} days at 30 s, raw samples for the last {} h",
+        o.routers, o.days, o.raw_hours
+    );
+    println!(
+        "cpus: {}, load average at start: {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        loadavg()
+    );
+    let now = now_ms();
+    let _ = std::fs::remove_dir_all(&o.dir);
+    routerstats_collector::server::prepare_data_dir(&o.dir).expect("data dir");
+    let mut config = Config {
+        data_dir: o.dir.clone(),
+        ingest_listen: "127.0.0.1:0".parse().unwrap(),
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    config.retention_interval = Duration::from_secs(86_400);
+    let db_path = config.db_path();
+
+    // Generate.
+    let t = Instant::now();
+    let store = Store::open(&db_path).expect("open store");
+    generate(&store, &o, now).expect("generate");
+    let route_list = routes(&o);
+    // serve() uses the default rate limit (20/s, burst 100 per key): one admin key per route keeps
+    // each route's batch inside the burst.
+    let keys: Vec<String> = route_list
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            create_api_key(&store, Role::Admin, &format!("bench-{i}"), now / 1000)
+                .expect("api key")
+                .key
+        })
+        .collect();
+    drop(store);
+    let gen_s = t.elapsed().as_secs_f64();
+    let db_bytes = dir_size(&o.dir);
+    println!(
+        "generation: {gen_s:.1} s, database {:.0} MiB ({})",
+        db_bytes as f64 / 1_048_576.0,
+        db_path.display()
+    );
+    {
+        let c = Connection::open(&db_path).unwrap();
+        for t in [
+            "reports",
+            "interface_samples",
+            "station_samples",
+            "wg_peer_samples",
+            "ovpn_client_samples",
+            "interface_rollup_5m",
+            "interface_rollup_1h",
+            "station_rollup_1h",
+            "wg_rollup_1h",
+            "leases",
+        ] {
+            let n: i64 = c
+                .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                .unwrap();
+            println!("  {t:<22} {n:>10} rows");
+        }
+    }
+    assert!(
+        o.requests >= 1 && o.requests <= 90,
+        "--requests must be in 1..=90 (rate-limit burst)"
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt
+        .block_on(routerstats_collector::server::serve(config))
+        .expect("serve");
+    let addr = handle.api_addr();
+    println!(
+        "collector API on {addr}; {} requests per route, sequential, one keep-alive connection",
+        o.requests
+    );
+    println!("load average before requests: {}", loadavg());
+
+    let mut client = Client::connect(addr).expect("connect");
+    let mut rows = Vec::new();
+    for (route, key) in route_list.iter().zip(&keys) {
+        let mut times = Vec::new();
+        let mut status = 0;
+        let mut bytes = 0;
+        let mut err = String::new();
+        // One warm-up request (statement cache, page cache), not counted.
+        let _ = client.get(route, key);
+        for _ in 0..o.requests {
+            let t = Instant::now();
+            match client.get(route, key) {
+                Ok((s, n, snippet)) => {
+                    times.push(t.elapsed().as_secs_f64() * 1000.0);
+                    status = s;
+                    bytes = n;
+                    if s >= 400 {
+                        err = snippet;
+                    }
+                }
+                Err(e) => {
+                    err = e.to_string();
+                    client = Client::connect(addr).expect("reconnect");
+                }
+            }
+        }
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let row = Row {
+            route: route.clone(),
+            status,
+            p50: percentile(&times, 50.0),
+            p99: percentile(&times, 99.0),
+            max: times.last().copied().unwrap_or(f64::NAN),
+            bytes,
+            err,
+        };
+        eprintln!(
+            "  {:<62} {:>4} p50 {:>8.2} p99 {:>8.2}",
+            row.route, row.status, row.p50, row.p99
+        );
+        rows.push(row);
+    }
+    let load_end = loadavg();
+    rt.block_on(handle.shutdown());
+
+    println!();
+    println!("| route | status | p50 ms | p99 ms | max ms | bytes | p99 <= {TARGET_MS} ms |");
+    println!("|---|---:|---:|---:|---:|---:|:---:|");
+    let mut misses = 0;
+    for r in &rows {
+        let ok = r.p99 <= TARGET_MS;
+        if !ok {
+            misses += 1;
+        }
+        println!(
+            "| `{}` | {} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            r.route,
+            r.status,
+            r.p50,
+            r.p99,
+            r.max,
+            r.bytes,
+            if ok { "yes" } else { "**no**" }
+        );
+    }
+    println!();
+    println!(
+        "{} routes, {misses} miss p99 <= {TARGET_MS} ms; load average at end: {load_end}",
+        rows.len()
+    );
+    for r in rows.iter().filter(|r| !r.err.is_empty()) {
+        println!("  {} -> {}: {}", r.route, r.status, r.err);
+    }
+    if !o.keep {
+        let _ = std::fs::remove_dir_all(&o.dir);
+    } else {
+        println!("kept {}", o.dir.display());
+    }
+}
