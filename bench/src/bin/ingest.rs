@@ -270,7 +270,11 @@ async fn bench(o: Opts) -> Result<(), String> {
     println!();
     println!("plain rusqlite baseline: the same rows ({raw_reports} reports), same schema and settings, no TLS/decoding/deltas/rollups");
     let mut raw_rates = Vec::new();
-    for batch in [mean_batch.round().max(1.0) as usize, 512] {
+    let mut batches = vec![mean_batch.round().max(1.0) as usize];
+    if !batches.contains(&512) {
+        batches.push(512);
+    }
+    for batch in batches {
         let path = parent.path().join(format!("raw-{batch}.db"));
         let run = rawsql::run(&path, &template, o.agents, raw_reports, batch)
             .map_err(|e| e.to_string())?;
