@@ -77,3 +77,34 @@ mod tests {
         assert!(parse_flags(["stray".to_string()]).is_err());
     }
 }
+
+/// Runs an async benchmark on a multi-threaded runtime with its parsed options, mapping the
+/// outcome to the exit codes every benchmark uses: 2 for bad flags, 1 for a failed run.
+pub fn run_async<O, F, Fut>(opts: Result<O, String>, bench: F) -> std::process::ExitCode
+where
+    F: FnOnce(O) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    use std::process::ExitCode;
+    let opts = match opts {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(bench(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

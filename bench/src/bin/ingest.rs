@@ -322,30 +322,7 @@ fn main() -> ExitCode {
                 .map(|(_, v)| PathBuf::from(v)),
         })
     };
-    let opts = match parse() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match rt.block_on(bench(opts)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    routerstats_bench::run_async(parse(), bench)
 }
 
 #[cfg(test)]
