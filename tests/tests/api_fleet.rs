@@ -371,6 +371,11 @@ fn fleet_routes_serve_real_values() {
         .filter_map(|g| g["name"].as_str())
         .collect();
     assert_eq!(names, ["ap-office"]);
+    // The site's totals are the router's own, the same as in the unfiltered answer.
+    let all = ok(&fleet, "/api/gateways?duration=1h");
+    let office = all["data"].as_array().unwrap().iter().find(|g| g["name"] == "ap-office").unwrap();
+    assert_eq!(site["data"][0]["ports"], office["ports"]);
+    assert!(office["ports"].as_array().unwrap().iter().any(|p| p["rx_bytes"].as_u64().unwrap_or(0) > 0), "{office}");
 
     // Export: a timestamped download of everything current.
     let (s, head, body) = raw_get(fleet.collector.api, "/api/export", Some(&fleet.read_key));

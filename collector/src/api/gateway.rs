@@ -632,10 +632,23 @@ pub fn gateways_in_window(
     let (start, end) = window_bounds(window, now);
     let routers = load_routers(conn)?;
     let mut ports = load_ports(conn, None)?;
-    let totals = window_totals(conn, window, start, end, None)?;
-    let data = routers
+    let selected: Vec<&RouterInfo> = routers
         .iter()
         .filter(|r| site.is_none_or(|s| r.site.as_deref() == Some(s)))
+        .collect();
+    // A site's totals are summed for its routers only; the whole fleet in one pass otherwise.
+    let totals = match site {
+        None => window_totals(conn, window, start, end, None)?,
+        Some(_) => {
+            let mut acc = Totals::new();
+            for r in &selected {
+                acc.extend(window_totals(conn, window, start, end, Some(r.id))?);
+            }
+            acc
+        }
+    };
+    let data = selected
+        .into_iter()
         .map(|r| gateway_entry(r, ports.remove(&r.id).unwrap_or_default(), &totals, now))
         .collect();
     Ok(GatewaysResponse {
