@@ -826,16 +826,20 @@ fn sync_wireless(
     ts: i64,
     new: &[WirelessInterface],
 ) -> Result<(), StoreError> {
-    let cols = "phy, ifindex, addr, type, ssid, channel, freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm";
-    let excluded: Vec<String> = cols.split(", ").map(|c| format!("excluded.{c}")).collect();
-    let upsert_sql = format!(
-        "INSERT INTO wireless_interfaces (router_id, name, {cols}, updated_ms) \
+    if rc.wireless.as_deref() == Some(new) {
+        return Ok(());
+    }
+    let upsert_sql = "INSERT INTO wireless_interfaces (router_id, name, phy, ifindex, addr, type, ssid, channel, \
+         freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm, updated_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-         ON CONFLICT (router_id, name) DO UPDATE SET ({cols}, updated_ms) = ({}, \
-         CASE WHEN ({cols}) IS ({}) THEN updated_ms ELSE excluded.updated_ms END)",
-        excluded.join(", "),
-        excluded.join(", ")
-    );
+         ON CONFLICT (router_id, name) DO UPDATE SET \
+         (phy, ifindex, addr, type, ssid, channel, freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm, updated_ms) = \
+         (excluded.phy, excluded.ifindex, excluded.addr, excluded.type, excluded.ssid, excluded.channel, \
+         excluded.freq_mhz, excluded.width_mhz, excluded.center1_mhz, excluded.center2_mhz, excluded.txpower_dbm, \
+         CASE WHEN (phy, ifindex, addr, type, ssid, channel, freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm) \
+         IS (excluded.phy, excluded.ifindex, excluded.addr, excluded.type, excluded.ssid, excluded.channel, \
+         excluded.freq_mhz, excluded.width_mhz, excluded.center1_mhz, excluded.center2_mhz, excluded.txpower_dbm) \
+         THEN updated_ms ELSE excluded.updated_ms END)";
     sync_current(
         &mut rc.wireless,
         new,
@@ -848,7 +852,7 @@ fn sync_wireless(
             )
         },
         |w| {
-            tx.prepare_cached(&upsert_sql)?.execute(params![
+            tx.prepare_cached(upsert_sql)?.execute(params![
                 rid,
                 w.name,
                 w.phy,
@@ -1367,6 +1371,10 @@ mod tests {
         assert_eq!(q("SELECT max(updated_ms) FROM leases"), Some(T0 as i64));
         assert_eq!(
             q("SELECT max(updated_ms) FROM source_status"),
+            Some(T0 as i64)
+        );
+        assert_eq!(
+            q("SELECT max(updated_ms) FROM wireless_interfaces"),
             Some(T0 as i64)
         );
     }
