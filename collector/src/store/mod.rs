@@ -227,6 +227,12 @@ impl Store {
     }
 }
 
+// The collector moves the store into its writer thread: this fails to compile if it is not Send.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Store>();
+};
+
 /// Creates the database file with mode 0600 when it does not exist yet (SQLite gives its
 /// `-wal` and `-shm` files the same mode). Warns about an existing file readable by others.
 fn create_private(path: &Path) -> Result<(), StoreError> {
