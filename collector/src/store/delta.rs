@@ -331,4 +331,27 @@ mod tests {
         assert!(!station_reassociated(Some(300), 0, None, 30_000));
         assert!(!station_reassociated(None, 0, Some(u64::MAX), 30_000));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn delta_is_exact_or_bounded(prev in proptest::num::u64::ANY, new in proptest::num::u64::ANY, wrap in proptest::bool::ANY) {
+            let width = if wrap { Width::MayWrap32 } else { Width::Only64 };
+            match counter_delta(prev, new, width) {
+                Some(d) if new >= prev => proptest::prop_assert_eq!(d, new - prev),
+                // A decrease only yields a delta for a plausible 32-bit wrap.
+                Some(d) => {
+                    proptest::prop_assert!(wrap && prev < WRAP_32 && d < MAX_WRAPPED_DELTA);
+                    proptest::prop_assert_eq!(u64::from((new as u32).wrapping_sub(prev as u32)), d);
+                }
+                None => proptest::prop_assert!(new < prev),
+            }
+        }
+
+        #[test]
+        fn small_counters_wrap_consistently(prev in 0u64..WRAP_32, step in 0u64..MAX_WRAPPED_DELTA) {
+            // A 32-bit counter advancing by less than 2^31 always yields exactly that step.
+            let new = (prev + step) % WRAP_32;
+            proptest::prop_assert_eq!(counter_delta(prev, new, Width::MayWrap32), Some(step));
+        }
+    }
 }

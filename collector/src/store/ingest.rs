@@ -240,16 +240,21 @@ const MAX_RATE: &str =
     "CASE WHEN excluded.{c} IS NULL THEN {c} WHEN {c} IS NULL THEN excluded.{c} \
                         ELSE max({c}, excluded.{c}) END";
 
+/// `{c} + excluded.{c}`, saturating at `i64::MAX` (SQLite would turn an overflow into a REAL).
+const SAT_SUM: &str =
+    "CASE WHEN {c} > 9223372036854775807 - excluded.{c} THEN 9223372036854775807 \
+                       ELSE {c} + excluded.{c} END";
+
 fn upsert_sql(table: &str, key_cols: &str) -> String {
     let max_rx = MAX_RATE.replace("{c}", "max_rx_bps");
     let max_tx = MAX_RATE.replace("{c}", "max_tx_bps");
+    let [rx, tx, n] = ["rx_bytes", "tx_bytes", "samples"].map(|c| SAT_SUM.replace("{c}", c));
     let n_keys = key_cols.split(',').count();
     let placeholders: Vec<String> = (1..=n_keys + 5).map(|i| format!("?{i}")).collect();
     format!(
         "INSERT INTO {table} ({key_cols}, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples) VALUES ({}) \
-         ON CONFLICT({key_cols}) DO UPDATE SET rx_bytes = rx_bytes + excluded.rx_bytes, \
-         tx_bytes = tx_bytes + excluded.tx_bytes, max_rx_bps = {max_rx}, max_tx_bps = {max_tx}, \
-         samples = samples + excluded.samples",
+         ON CONFLICT({key_cols}) DO UPDATE SET rx_bytes = {rx}, tx_bytes = {tx}, max_rx_bps = {max_rx}, \
+         max_tx_bps = {max_tx}, samples = {n}",
         placeholders.join(", ")
     )
 }
@@ -826,16 +831,20 @@ fn sync_wireless(
     ts: i64,
     new: &[WirelessInterface],
 ) -> Result<(), StoreError> {
-    let cols = "phy, ifindex, addr, type, ssid, channel, freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm";
-    let excluded: Vec<String> = cols.split(", ").map(|c| format!("excluded.{c}")).collect();
-    let upsert_sql = format!(
-        "INSERT INTO wireless_interfaces (router_id, name, {cols}, updated_ms) \
+    if rc.wireless.as_deref() == Some(new) {
+        return Ok(());
+    }
+    let upsert_sql = "INSERT INTO wireless_interfaces (router_id, name, phy, ifindex, addr, type, ssid, channel, \
+         freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm, updated_ms) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-         ON CONFLICT (router_id, name) DO UPDATE SET ({cols}, updated_ms) = ({}, \
-         CASE WHEN ({cols}) IS ({}) THEN updated_ms ELSE excluded.updated_ms END)",
-        excluded.join(", "),
-        excluded.join(", ")
-    );
+         ON CONFLICT (router_id, name) DO UPDATE SET \
+         (phy, ifindex, addr, type, ssid, channel, freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm, updated_ms) = \
+         (excluded.phy, excluded.ifindex, excluded.addr, excluded.type, excluded.ssid, excluded.channel, \
+         excluded.freq_mhz, excluded.width_mhz, excluded.center1_mhz, excluded.center2_mhz, excluded.txpower_dbm, \
+         CASE WHEN (phy, ifindex, addr, type, ssid, channel, freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm) \
+         IS (excluded.phy, excluded.ifindex, excluded.addr, excluded.type, excluded.ssid, excluded.channel, \
+         excluded.freq_mhz, excluded.width_mhz, excluded.center1_mhz, excluded.center2_mhz, excluded.txpower_dbm) \
+         THEN updated_ms ELSE excluded.updated_ms END)";
     sync_current(
         &mut rc.wireless,
         new,
@@ -848,7 +857,7 @@ fn sync_wireless(
             )
         },
         |w| {
-            tx.prepare_cached(&upsert_sql)?.execute(params![
+            tx.prepare_cached(upsert_sql)?.execute(params![
                 rid,
                 w.name,
                 w.phy,
@@ -1369,6 +1378,10 @@ mod tests {
             q("SELECT max(updated_ms) FROM source_status"),
             Some(T0 as i64)
         );
+        assert_eq!(
+            q("SELECT max(updated_ms) FROM wireless_interfaces"),
+            Some(T0 as i64)
+        );
     }
 
     #[test]
@@ -1615,8 +1628,76 @@ mod tests {
             i64_query(&store, "SELECT max(rx_bytes) FROM interface_samples"),
             Some(i64::MAX)
         );
+        // Counter jumps of 2^63 in one bucket, across batches: the rollup saturates, stays an integer.
+        for (seq, rx) in [(1u64, 0u64), (2, 1 << 63), (3, u64::MAX)] {
+            let mut rep = iface_report(seq, T0 + seq * 1000, rx, 0);
+            rep.boot_id = [0xcc; 16];
+            one(&mut store, r.id, &rep);
+        }
+        let (kind, sum): (String, i64) = store
+            .connection()
+            .query_row(
+                "SELECT typeof(rx_bytes), rx_bytes FROM interface_rollup_1h WHERE name = 'eth1'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((kind.as_str(), sum), ("integer", i64::MAX));
         // An empty hostname keeps the enrolled one.
         assert_eq!(store.router("gw").unwrap().unwrap().hostname, "OpenWrt");
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::store::testutil::{enrolled_router, open_temp, rich_report};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Any counters, names, sequence numbers and times are stored (or recognised as
+        /// duplicates), never an error, and deltas are never negative.
+        #[test]
+        fn ingest_accepts_any_values(
+            steps in proptest::collection::vec((any::<u64>(), any::<u64>(), any::<u64>(), 0u8..3), 1..6),
+            name in any::<String>(),
+            mac_byte in any::<u8>(),
+        ) {
+            let (_dir, mut store) = open_temp();
+            let r = enrolled_router(&mut store, "gw");
+            let reports: Vec<_> = steps
+                .iter()
+                .map(|&(seq, ts, c, boot)| {
+                    let mut rep = rich_report([boot; 16], seq, ts, c / 1000);
+                    rep.interfaces[0].name = name.clone();
+                    rep.interfaces[1].rx_bytes = c;
+                    rep.stations[0].mac.0[5] = mac_byte;
+                    rep.stations[0].interface = name.clone();
+                    rep.wireguard[0].peers[0].public_key = name.clone();
+                    rep.openvpn[0].clients[0].common_name = name.clone();
+                    rep.sources[0].name = name.clone();
+                    rep
+                })
+                .collect();
+            let batch: Vec<IngestItem<'_>> =
+                reports.iter().map(|report| IngestItem { router_id: r.id, received_at_ms: 1, report }).collect();
+            let out = store.ingest(&batch).unwrap();
+            prop_assert_eq!(out.len(), reports.len());
+            prop_assert!(out.contains(&IngestOutcome::Stored));
+            let negative: i64 = store
+                .connection()
+                .query_row(
+                    "SELECT (SELECT count(*) FROM interface_samples WHERE rx_delta < 0 OR tx_delta < 0) + \
+                     (SELECT count(*) FROM station_samples WHERE rx_delta < 0 OR tx_delta < 0) + \
+                     (SELECT count(*) FROM interface_rollup_1h WHERE rx_bytes < 0 OR tx_bytes < 0)",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            prop_assert_eq!(negative, 0);
+        }
     }
 }
 

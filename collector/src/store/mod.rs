@@ -1,8 +1,16 @@
 //! SQLite storage of the collector: routers, enrollment tokens, API keys and every report.
 //!
 //! One [`Store`] wraps one `rusqlite::Connection`. See [`schema`] for the tables and indexes.
-//! Durability: WAL journal with `synchronous=FULL`, so a transaction that returned from commit
-//! survives a process kill and a power loss; `ingest` acks may be sent right after it returns.
+//!
+//! - Durability: WAL journal with `synchronous=FULL`, so a transaction that returned from commit
+//!   survives a process kill and a power loss; `ingest` acks may be sent right after it returns.
+//! - Threads: `Store` is `Send`, not `Sync`. Keep the ingesting store in one writer thread;
+//!   readers (HTTP API, CLI) open their own `Store` (WAL lets them read while it writes).
+//! - Throughput comes from batching: one [`Store::ingest`] call is one transaction and one
+//!   fsync, and its cost is dominated by the pages it dirties (about one per router and table),
+//!   so pass every report that is waiting (hundreds) in one call rather than one at a time.
+//! - Units: `*_at` and `expires_at` are Unix seconds, `*_ms` Unix milliseconds, `*_bps` bits per
+//!   second.
 
 pub mod delta;
 mod ingest;
@@ -226,6 +234,12 @@ impl Store {
         &self.conn
     }
 }
+
+// The collector moves the store into its writer thread: this fails to compile if it is not Send.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Store>();
+};
 
 /// Creates the database file with mode 0600 when it does not exist yet (SQLite gives its
 /// `-wal` and `-shm` files the same mode). Warns about an existing file readable by others.

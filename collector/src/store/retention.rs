@@ -1,8 +1,10 @@
 //! Retention: deletes raw reports and samples older than `raw_days`, and rollup buckets that
-//! ended more than their days ago, in one transaction.
+//! ended more than their days ago (one transaction per router, then one for the rollups).
 //!
 //! Raw tables are clustered by `(router_id, ts_ms, ...)`, so the delete runs as one range per
 //! router; rollups have an index on `bucket_start_ms`.
+
+use std::collections::BTreeSet;
 
 use rusqlite::{params, TransactionBehavior};
 
@@ -69,16 +71,11 @@ impl Store {
         let cut_5m = cutoff(now_ms, policy.rollup_5m_days).saturating_sub(BUCKET_5M_MS);
         let cut_1h = cutoff(now_ms, policy.rollup_1h_days).saturating_sub(BUCKET_1H_MS);
         let mut stats = RetentionStats::default();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let routers: Vec<i64> = {
-            let mut st =
-                tx.prepare("SELECT id FROM routers UNION SELECT DISTINCT router_id FROM reports")?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        for id in &routers {
+        // One transaction per router, so the write lock is never held for long.
+        for id in self.router_ids_with_data()? {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = tx
                 .prepare_cached("DELETE FROM reports WHERE router_id = ?1 AND ts_ms < ?2")?
                 .execute(params![id, raw_cut])?;
@@ -87,7 +84,11 @@ impl Store {
                 let sql = format!("DELETE FROM {table} WHERE router_id = ?1 AND ts_ms < ?2");
                 stats.samples += tx.prepare_cached(&sql)?.execute(params![id, raw_cut])? as u64;
             }
+            tx.commit()?;
         }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         stats.rollup_5m += tx
             .prepare_cached("DELETE FROM interface_rollup_5m WHERE bucket_start_ms <= ?1")?
             .execute([cut_5m])? as u64;
@@ -99,6 +100,25 @@ impl Store {
         // Keep the planner's statistics fresh; cheap when nothing changed much.
         self.conn.execute_batch("PRAGMA optimize")?;
         Ok(stats)
+    }
+
+    /// Router ids present in the raw tables (also of routers no longer in `routers`), found by
+    /// skipping along each table's leading `router_id` key: a few seeks per router.
+    fn router_ids_with_data(&self) -> Result<BTreeSet<i64>, StoreError> {
+        let mut ids = BTreeSet::new();
+        for table in std::iter::once(&"reports").chain(SAMPLE_TABLES) {
+            let sql = format!(
+                "WITH RECURSIVE r(id) AS (SELECT min(router_id) FROM {table} \
+                 UNION ALL SELECT (SELECT min(router_id) FROM {table} WHERE router_id > r.id) FROM r \
+                 WHERE r.id IS NOT NULL) SELECT id FROM r WHERE id IS NOT NULL"
+            );
+            let mut st = self.conn.prepare_cached(&sql)?;
+            let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
+            for id in rows {
+                ids.insert(id?);
+            }
+        }
+        Ok(ids)
     }
 }
 
@@ -218,6 +238,21 @@ mod tests {
         );
         assert!(store.router("gw").unwrap().is_some());
 
+        // Rows of a router deleted behind the store's back are found too.
+        store
+            .connection()
+            .execute_batch(
+                "PRAGMA foreign_keys = OFF; DELETE FROM routers; PRAGMA foreign_keys = ON;",
+            )
+            .unwrap();
+        assert_eq!(
+            store
+                .router_ids_with_data()
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![r.id]
+        );
         // Everything raw goes with raw_days = 0 relative to a time after the last report.
         let all = Retention {
             raw_days: 0,
