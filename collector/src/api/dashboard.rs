@@ -22,7 +22,6 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -34,6 +33,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::writer::now_ms;
 use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::store::MAX_NAME_CHARS;
@@ -48,9 +48,6 @@ const ICON_SVG: &str = include_str!("../../assets/icon.svg");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// A router counts as online while its last report is at most this old, or three report
-/// intervals when that is longer.
-pub const ONLINE_MIN_MS: i64 = 90_000;
 /// A WireGuard peer whose latest handshake is older than this has no live session (WireGuard
 /// rekeys every 2 minutes and drops keys after 3).
 pub const WG_ACTIVE_S: i64 = 180;
@@ -226,12 +223,6 @@ fn filter_arg(name: &str, value: Option<&str>) -> Result<Option<String>, ApiErro
     Ok(Some(v.to_lowercase()))
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Response types
@@ -787,15 +778,6 @@ fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
-/// Online when seen within max(90 s, 3 report intervals).
-pub fn is_online(last_seen_ms: Option<i64>, interval_ms: Option<i64>, now: i64) -> bool {
-    let limit = interval_ms
-        .map(|ms| ms.saturating_mul(3))
-        .unwrap_or(0)
-        .max(ONLINE_MIN_MS);
-    last_seen_ms.is_some_and(|t| now.saturating_sub(t) <= limit)
-}
-
 fn fleet_row(
     conn: &Connection,
     b: &Base,
@@ -803,7 +785,7 @@ fn fleet_row(
     now: i64,
 ) -> Result<FleetRouter, ApiError> {
     let interval = report_interval_ms(conn, b.id)?;
-    let online = b.revoked_at.is_none() && is_online(b.last_seen_ms, interval, now);
+    let online = b.revoked_at.is_none() && super::monitor::is_online(now, b.last_seen_ms, interval);
     let status = if b.revoked_at.is_some() {
         "revoked"
     } else if b.last_seen_ms.is_none() {
@@ -1465,11 +1447,12 @@ mod tests {
 
     #[test]
     fn online_rule_and_wg_status() {
-        assert!(is_online(Some(NOW - 89_000), None, NOW));
-        assert!(!is_online(Some(NOW - 91_000), None, NOW));
-        assert!(is_online(Some(NOW - 800_000), Some(300_000), NOW));
-        assert!(!is_online(Some(NOW - 901_000), Some(300_000), NOW));
-        assert!(!is_online(None, Some(30_000), NOW));
+        use crate::api::monitor::is_online as online;
+        assert!(online(NOW, Some(NOW - 89_000), None));
+        assert!(!online(NOW, Some(NOW - 91_000), None));
+        assert!(online(NOW, Some(NOW - 800_000), Some(300_000)));
+        assert!(!online(NOW, Some(NOW - 901_000), Some(300_000)));
+        assert!(!online(NOW, None, Some(30_000)));
         assert_eq!(wg_status(None, None), "never");
         assert_eq!(wg_status(Some(5), Some(180)), "active");
         assert_eq!(wg_status(Some(5), Some(181)), "inactive");

@@ -1,13 +1,13 @@
 //! The HTTP API (axum), with API-key authentication. One submodule per route group, each with
 //! `routes()` and an OpenAPI fragment (`Doc`) merged into `/api/openapi.json`:
 //!
-//! - [`openwrt`]: `/api/openwrt` (the OpenWrt CGI-script stats tool this project replaces)
-//! - [`monitor`]: `/api/health`, `/api/performance`, `/api/export`, `/api/logs`, `/api/pppoe_interfaces`
-//! - [`gateway`]: `/api/organization`, `/api/sites`, `/api/gateways`, `/api/gateway/{id}/...`
-//! - [`isp`]: `/api/devices...`, `/api/users...`, `/api/vpn/...`, `/api/bandwidth/...`
-//! - [`wireguard`]: `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
-//! - [`prometheus`]: `/metrics`
-//! - [`openapi`]: `/api/openapi.json`
+//! - [`openwrt`] — `/api/openwrt` (the OpenWrt CGI-script stats tool this project replaces)
+//! - [`monitor`] — `/api/health`, `/api/performance`, `/api/export`, `/api/logs`, `/api/pppoe_interfaces`
+//! - [`gateway`] — `/api/organization`, `/api/sites`, `/api/gateways`, `/api/gateway/{id}/...`
+//! - [`isp`] — `/api/devices...`, `/api/users...`, `/api/vpn/...`, `/api/bandwidth/...`
+//! - [`wireguard`] — `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
+//! - [`prometheus`] — `/metrics`
+//! - [`openapi`] — `/api/openapi.json`
 //!
 //! Keys are sent as `X-API-Key: <key>` or `Authorization: Bearer <key>` and looked up by their
 //! SHA-256. [`require_role`] is the reusable check: 401 for a missing or unknown key, 403 for a

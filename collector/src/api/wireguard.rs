@@ -28,6 +28,7 @@ use rusqlite::{params, Connection, Row};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::writer::now_ms;
 use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::store::BUCKET_1H_MS;
@@ -896,12 +897,6 @@ fn history(
     Ok((points, if raw { "raw" } else { "1h" }))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 
 fn not_found_key(key: &str) -> ApiError {
     ApiError::new(
