@@ -131,9 +131,13 @@ fn fleet_routes_serve_real_values() {
             }
             std::thread::sleep(Duration::from_millis(150));
             let doc = ok(&fleet, "/api/openwrt");
+            // Both added leases must have been reported (each router reports on its own clock).
             let resolved = doc["clients"]["homenet"].as_array().is_some_and(|l| {
                 l.iter()
                     .any(|c| c["router"] == "ap-hall" && c["hostname"] == "kitchen-tablet")
+                    && l.iter().any(|c| {
+                        c["router"] == "ap-office" && c["mac"] == PHONE_MAC && c["ip"] == "10.20.0.78"
+                    })
             });
             let p = ok(&fleet, "/api/pppoe_interfaces");
             let live = p["pppoe_interfaces"].as_array().is_some_and(|l| {
