@@ -1,4 +1,4 @@
-//! Client TLS for the uplink (rustls with the ring provider, TLS 1.3 only).
+//! Client TLS for the uplink (rustls with the trimmed ring provider of [`super::crypto`], TLS 1.3 only).
 //!
 //! - Enrollment: the agent holds no certificate yet and trusts nothing but the CA hash in its
 //!   token. [`enroll_client_config`] installs [`CaPinVerifier`], which finds the certificate in
@@ -42,9 +42,9 @@ pub enum TlsError {
     Certificate(String),
 }
 
-/// The ring crypto provider, the only one the agent uses.
+/// The agent's trimmed ring provider (TLS 1.3, P-256, ECDSA P-256; see [`super::crypto`]).
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(super::crypto::provider())
 }
 
 /// SHA-256 of some bytes (a certificate's DER, for pinning and fingerprints).
