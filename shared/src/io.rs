@@ -5,7 +5,7 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::frame::{FrameError, FrameHeader, HEADER_LEN};
+use crate::frame::{FrameError, FrameHeader, MessageKind, HEADER_LEN};
 use crate::message::Message;
 
 /// Why reading or writing a frame failed.
@@ -21,6 +21,21 @@ pub enum IoError {
 
 /// Reads one frame. Returns [`IoError::Closed`] on a clean end of stream before a header.
 pub async fn read_message<R: AsyncRead + Unpin>(r: &mut R, max_len: u32) -> Result<Message, IoError> {
+    read_with(r, max_len, Message::decode_payload).await
+}
+
+/// Reads one frame the collector sends to an agent ([`Message::decode_reply`]): any other kind
+/// is an error ([`FrameError::Unexpected`]) and its payload is not decoded. The agent reads with
+/// this, so that it links no decoder of the messages it only sends.
+pub async fn read_reply<R: AsyncRead + Unpin>(r: &mut R, max_len: u32) -> Result<Message, IoError> {
+    read_with(r, max_len, Message::decode_reply).await
+}
+
+async fn read_with<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_len: u32,
+    decode: fn(MessageKind, &[u8]) -> Result<Message, FrameError>,
+) -> Result<Message, IoError> {
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
@@ -43,7 +58,7 @@ pub async fn read_message<R: AsyncRead + Unpin>(r: &mut R, max_len: u32) -> Resu
             IoError::Io(e)
         }
     })?;
-    Ok(Message::decode_payload(h.kind, &payload)?)
+    Ok(decode(h.kind, &payload)?)
 }
 
 /// Writes one frame and flushes.
@@ -68,6 +83,27 @@ mod tests {
         drop(a);
         assert_eq!(read_message(&mut b, MAX_FRAME_LEN).await.unwrap(), m);
         assert!(matches!(read_message(&mut b, MAX_FRAME_LEN).await, Err(IoError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn read_reply_takes_replies_and_refuses_agent_messages() {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let ack = Message::Ack(Ack { boot_id: [3; 16], seq: 7 });
+        let hello = Message::Hello(crate::message::Hello {
+            agent_version: "0.1".into(),
+            hostname: "h".into(),
+            boot_id: [1; 16],
+            spooled: 0,
+        });
+        write_message(&mut a, &ack).await.unwrap();
+        write_message(&mut a, &hello).await.unwrap();
+        drop(a);
+        assert_eq!(read_reply(&mut b, MAX_FRAME_LEN).await.unwrap(), ack);
+        assert!(matches!(
+            read_reply(&mut b, MAX_FRAME_LEN).await,
+            Err(IoError::Frame(FrameError::Unexpected { got: MessageKind::Hello, .. }))
+        ));
+        assert!(matches!(read_reply(&mut b, MAX_FRAME_LEN).await, Err(IoError::Closed)));
     }
 
     #[tokio::test]

@@ -154,18 +154,40 @@ impl Message {
         let bad = |e: codec::CodecError| FrameError::BadPayload { kind, reason: e.to_string() };
         Ok(match kind {
             MessageKind::Hello => Message::Hello(codec::decode(payload).map_err(bad)?),
-            MessageKind::HelloAck => Message::HelloAck(codec::decode(payload).map_err(bad)?),
             MessageKind::Report => Message::Report(Box::new(codec::decode(payload).map_err(bad)?)),
-            MessageKind::Ack => Message::Ack(codec::decode(payload).map_err(bad)?),
             MessageKind::EnrollRequest => Message::EnrollRequest(codec::decode(payload).map_err(bad)?),
+            MessageKind::RenewRequest => Message::RenewRequest(codec::decode(payload).map_err(bad)?),
+            MessageKind::HelloAck
+            | MessageKind::Ack
+            | MessageKind::EnrollResponse
+            | MessageKind::RenewResponse
+            | MessageKind::Error => return Self::decode_reply(kind, payload),
+        })
+    }
+
+    /// Decodes a payload the collector sends to an agent: `HelloAck`, `Ack`, `EnrollResponse`,
+    /// `RenewResponse` or `Error`; any other kind is [`FrameError::Unexpected`], not decoded.
+    ///
+    /// The agent reads with this instead of [`Message::decode_payload`], so its binary holds no
+    /// decoder for the messages it only sends (the `Report` decoder alone is ~50 KB on MIPS).
+    pub fn decode_reply(kind: MessageKind, payload: &[u8]) -> Result<Message, FrameError> {
+        let bad = |e: codec::CodecError| FrameError::BadPayload { kind, reason: e.to_string() };
+        Ok(match kind {
+            MessageKind::HelloAck => Message::HelloAck(codec::decode(payload).map_err(bad)?),
+            MessageKind::Ack => Message::Ack(codec::decode(payload).map_err(bad)?),
             MessageKind::EnrollResponse => {
                 Message::EnrollResponse(codec::decode(payload).map_err(bad)?)
             }
-            MessageKind::RenewRequest => Message::RenewRequest(codec::decode(payload).map_err(bad)?),
             MessageKind::RenewResponse => {
                 Message::RenewResponse(codec::decode(payload).map_err(bad)?)
             }
             MessageKind::Error => Message::Error(codec::decode(payload).map_err(bad)?),
+            MessageKind::Hello
+            | MessageKind::Report
+            | MessageKind::EnrollRequest
+            | MessageKind::RenewRequest => {
+                return Err(FrameError::Unexpected { got: kind, expected: "a collector reply" })
+            }
         })
     }
 
@@ -246,6 +268,42 @@ mod tests {
     }
 
     #[test]
+    fn replies_decode_and_agent_messages_are_refused_as_replies() {
+        let replies = vec![
+            Message::HelloAck(HelloAck { router_id: 5, router_name: "r".into(), server_time: 9, cert_not_after: 10, renew_now: true }),
+            Message::Ack(Ack { boot_id: [2; 16], seq: 99 }),
+            Message::EnrollResponse(EnrollResponse { router_id: 1, router_name: "r".into(), cert_pem: "c".into(), ca_pem: "a".into() }),
+            Message::RenewResponse(RenewResponse { cert_pem: "c".into() }),
+            Message::Error(ErrorMsg { code: ErrorCode::Revoked, message: "no".into() }),
+        ];
+        for m in replies {
+            let payload = m.encode_payload().unwrap();
+            assert_eq!(Message::decode_reply(m.kind(), &payload).unwrap(), m);
+            assert_eq!(Message::decode_payload(m.kind(), &payload).unwrap(), m);
+        }
+        let sent = vec![
+            Message::Hello(Hello { agent_version: "0.1".into(), hostname: "h".into(), boot_id: [1; 16], spooled: 3 }),
+            Message::Report(Box::new(sample_report())),
+            Message::EnrollRequest(EnrollRequest { token: "t".into(), csr_pem: "c".into(), name: None, hostname: "h".into() }),
+            Message::RenewRequest(RenewRequest { csr_pem: "c".into() }),
+        ];
+        for m in sent {
+            let payload = m.encode_payload().unwrap();
+            assert!(matches!(
+                Message::decode_reply(m.kind(), &payload),
+                Err(FrameError::Unexpected { got, .. }) if got == m.kind()
+            ));
+            assert_eq!(Message::decode_payload(m.kind(), &payload).unwrap(), m);
+        }
+        // A reply kind with a payload of another kind is a typed error, not a panic.
+        let ack = Message::Ack(Ack { boot_id: [0; 16], seq: 1 }).encode_payload().unwrap();
+        assert!(matches!(
+            Message::decode_reply(MessageKind::EnrollResponse, &ack),
+            Err(FrameError::BadPayload { kind: MessageKind::EnrollResponse, .. })
+        ));
+    }
+
+    #[test]
     fn payload_of_wrong_kind_is_a_typed_error() {
         let frame = Message::Ack(Ack { boot_id: [0; 16], seq: 1 }).to_frame().unwrap();
         let mut bad = frame.clone();
@@ -271,6 +329,7 @@ mod tests {
             let kind = MessageKind::from_u8(kind).unwrap();
             let frame = frame_bytes(kind, &payload).unwrap();
             let _ = Message::from_frame(&frame, MAX_FRAME_LEN);
+            let _ = Message::decode_reply(kind, &payload);
         }
 
         #[test]

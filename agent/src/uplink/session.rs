@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use routerstats_shared::io::{read_message, write_message, IoError};
+use routerstats_shared::io::{read_reply, write_message, IoError};
 use routerstats_shared::message::{ErrorCode, ErrorMsg, Hello, RenewRequest};
 use routerstats_shared::{Message, Report, MAX_FRAME_LEN};
 use tokio::io::{AsyncWriteExt, WriteHalf};
@@ -482,7 +482,7 @@ async fn session(
     let (tx, mut rx) = mpsc::channel::<Result<Message, IoError>>(64);
     let _reader = AbortOnDrop(tokio::spawn(async move {
         loop {
-            let m = read_message(&mut rd, MAX_FRAME_LEN).await;
+            let m = read_reply(&mut rd, MAX_FRAME_LEN).await;
             let end = m.is_err();
             if tx.send(m).await.is_err() || end {
                 break;
