@@ -104,7 +104,7 @@ impl P256Key {
 }
 
 /// One DER element: tag, definite length, contents.
-fn der_wrap(tag: u8, contents: &[u8]) -> Vec<u8> {
+pub(crate) fn der_wrap(tag: u8, contents: &[u8]) -> Vec<u8> {
     let len = contents.len();
     let mut out = vec![tag];
     if len < 0x80 {

@@ -222,16 +222,13 @@ pub fn load_identity(config_dir: &Path) -> Result<Identity, EnrollError> {
 
 /// A fresh ECDSA P-256 key (PEM) and a CSR for it with `CN = common_name` (PEM).
 pub fn make_key_and_csr(common_name: &str) -> Result<(String, String), EnrollError> {
-    let key = rcgen::KeyPair::generate().map_err(|e| EnrollError::Key(e.to_string()))?;
-    let mut params = rcgen::CertificateParams::default();
-    let mut dn = rcgen::DistinguishedName::new();
-    dn.push(rcgen::DnType::CommonName, common_name);
-    params.distinguished_name = dn;
-    let csr = params
-        .serialize_request(&key)
-        .map_err(|e| EnrollError::Key(e.to_string()))?;
-    let csr_pem = csr.pem().map_err(|e| EnrollError::Key(e.to_string()))?;
-    Ok((key.serialize_pem(), csr_pem))
+    let key = |e: super::csr::CsrError| EnrollError::Key(e.to_string());
+    let pkcs8 = super::csr::generate_p256_pkcs8().map_err(key)?;
+    let csr = super::csr::csr_der(&pkcs8, common_name).map_err(key)?;
+    Ok((
+        super::csr::pem("PRIVATE KEY", &pkcs8),
+        super::csr::pem("CERTIFICATE REQUEST", &csr),
+    ))
 }
 
 /// Atomically replaces key.pem and cert.pem with a renewed pair (see module doc), after checking

@@ -1,6 +1,7 @@
 //! The uplink to the collector: enrollment, TLS, the report spool and the long-lived session.
 //!
 //! - [`crypto`]: the trimmed rustls crypto provider (TLS 1.3, P-256, ECDSA P-256 only).
+//! - [`csr`]: the agent's P-256 key and PKCS#10 request (ring and a few lines of DER).
 //! - [`tls`]: client TLS configurations (CA-pinned enrollment, mutual TLS), collector address
 //!   parsing, certificate helpers.
 //! - [`enroll`]: one-time enrollment with a token; the identity files in the config directory.
@@ -11,6 +12,7 @@
 //! Logging is plain `eprintln!` with a level prefix (procd or the init system captures stderr).
 
 pub mod crypto;
+pub mod csr;
 pub mod enroll;
 pub mod session;
 pub mod spool;
