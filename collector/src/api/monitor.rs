@@ -894,7 +894,9 @@ fn export_document(conn: &Connection, now: i64, uptime_s: u64) -> Result<Value, 
 
 /// Every router's current data (latest report's samples and current state) as a JSON download.
 #[utoipa::path(get, path = "/api/export", tag = "monitor",
-    responses((status = 200, description = "JSON document, served as an attachment `routerstats-export-<UTC time>.json`",
+    responses((status = 200, description = "JSON document, served as an attachment `routerstats-export-<UTC time>.json`. \
+               Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new \
+               reports a cached answer is still served while one background task recomputes it; `exported_at` is when it was made",
                body = Object, content_type = "application/json"),
               (status = 401, description = "Missing or unknown API key")),
     security(("api_key" = [])))]
@@ -903,21 +905,22 @@ pub async fn export(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let now = now_ms();
-    let uptime = state.started.elapsed().as_secs();
-    let doc = with_read(&state, move |c| export_document(c, now, uptime)).await?;
-    let body = serde_json::to_vec_pretty(&doc)
-        .map_err(|e| ApiError::internal(format!("cannot encode the export: {e}")))?;
+    let started = state.started;
+    let mut resp = super::cache::cached(&state, "/api/export", "application/json", move |c| {
+        let now = now_ms();
+        let doc = export_document(c, now, started.elapsed().as_secs())?;
+        let mut body = Vec::with_capacity(1 << 20);
+        serde_json::to_writer_pretty(&mut body, &doc)
+            .map_err(|e| ApiError::internal(format!("cannot encode the export: {e}")))?;
+        Ok(body.into())
+    })
+    .await?;
+    // The file is named after the download time (`exported_at` in it is when it was made).
     let name = format!(
         "attachment; filename=\"routerstats-export-{}.json\"",
-        compact_utc(now)
+        compact_utc(now_ms())
     );
-    let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     if let Ok(v) = HeaderValue::from_str(&name) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

@@ -13,15 +13,16 @@
 
 use std::fmt::Write as _;
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use rusqlite::{Connection, Row};
 
 use super::readpool::db_err;
-use super::{require_role, with_read, ApiError, ApiState};
+use super::{require_role, ApiError, ApiState};
 use crate::tokens::Role;
 
 /// Content type of the exposition.
@@ -50,7 +51,9 @@ pub struct Doc;
     tag = "prometheus",
     security(("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "Prometheus text exposition format 0.0.4",
+        (status = 200, description = "Prometheus text exposition format 0.0.4. Served from the response cache \
+         (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is \
+         still served while one background task recomputes it",
          content_type = "text/plain; version=0.0.4", body = String),
         (status = 401, description = "Missing or unknown API key"),
     )
@@ -60,9 +63,11 @@ pub async fn metrics(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let now_ms = crate::pki::unix_now().saturating_mul(1000);
-    let body = with_read(&state, move |c| render_fleet(c, now_ms)).await?;
-    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
+    super::cache::cached(&state, "/metrics", CONTENT_TYPE, |c| {
+        let now_ms = crate::pki::unix_now().saturating_mul(1000);
+        render_fleet(c, now_ms).map(Bytes::from)
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,7 +20,9 @@ use super::{
     username_of, Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo, Scope,
     MAX_IDENTITIES,
 };
+use crate::api::cache::cached_envelope;
 use crate::api::ApiState;
+use axum::response::Response;
 
 /// `data` of `GET /api/devices`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -560,7 +562,7 @@ const WIFI_SQL: &str =
     operation_id = "isp_interfaces", tag = "isp",
     params(("device" = Option<String>, Query, description = "Only this device")),
     responses(
-        (status = 200, description = "Interfaces by device and name", body = Envelope<InterfaceList>),
+        (status = 200, description = "Interfaces by device and name. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<InterfaceList>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
@@ -568,11 +570,12 @@ pub async fn interfaces(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<InterfaceList> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["device"])?;
     let device = p.text("device")?;
-    let out = read(&state, move |c| {
+    let key = format!("/api/interfaces?device={device:?}");
+    cached_envelope(&state, &key, move |c| {
         let routers = match device_filter(c, device.as_deref())? {
             Some(r) => vec![r],
             None => all_routers(c)?,
@@ -627,13 +630,12 @@ pub async fn interfaces(
                 out.push(row);
             }
         }
-        Ok(out)
+        Ok(InterfaceList {
+            total_interfaces: out.len(),
+            interfaces: out,
+        })
     })
-    .await?;
-    ok(InterfaceList {
-        total_interfaces: out.len(),
-        interfaces: out,
-    })
+    .await
 }
 
 /// Stations associated now: those in the newest report of every connected device.
@@ -641,7 +643,7 @@ pub async fn interfaces(
     operation_id = "isp_users_active", tag = "isp",
     params(("device" = Option<String>, Query, description = "Only this device")),
     responses(
-        (status = 200, description = "Associated stations by device, interface and MAC", body = Envelope<ActiveUsers>),
+        (status = 200, description = "Associated stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<ActiveUsers>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
@@ -649,12 +651,13 @@ pub async fn active_users(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<ActiveUsers> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["device"])?;
     let device = p.text("device")?;
-    let now = super::now_ms();
-    let out = read(&state, move |c| {
+    let key = format!("/api/users/active?device={device:?}");
+    cached_envelope(&state, &key, move |c| {
+        let now = super::now_ms();
         let routers = match device_filter(c, device.as_deref())? {
             Some(r) => vec![r],
             None => all_routers(c)?,
@@ -676,13 +679,12 @@ pub async fn active_users(
                 out.push(active_user(&s, &r.name, lease, true));
             }
         }
-        Ok(out)
+        Ok(ActiveUsers {
+            active_users_count: out.len(),
+            active_users: out,
+        })
     })
-    .await?;
-    ok(ActiveUsers {
-        active_users_count: out.len(),
-        active_users: out,
-    })
+    .await
 }
 
 fn usage(totals: &[super::StationTotal]) -> Usage {

@@ -20,7 +20,9 @@ use super::{
     all_routers, auth, date_ms, db, iso_ms, mib, now_ms, ok, path_name, plain_datetime_s, read,
     Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo,
 };
+use crate::api::cache::cached_envelope;
 use crate::api::ApiState;
+use axum::response::Response;
 
 /// Longest accepted `days` of `/api/vpn/statistics/usage`.
 pub const MAX_USAGE_DAYS: i64 = 90;
@@ -528,18 +530,24 @@ fn servers(
 #[utoipa::path(get, path = "/api/vpn/status",
     operation_id = "isp_vpn_status", tag = "isp",
     responses(
-        (status = 200, description = "Fleet summary and every instance", body = Envelope<VpnStatus>),
+        (status = 200, description = "Fleet summary and every instance. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<VpnStatus>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn status(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<VpnStatus> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     Params::parse(q, &[])?;
-    let now = now_ms();
-    let servers = read(&state, move |c| servers(c, &all_routers(c)?, now)).await?;
+    cached_envelope(&state, "/api/vpn/status", |c| {
+        vpn_status(servers(c, &all_routers(c)?, now_ms())?)
+    })
+    .await
+}
+
+/// The `/api/vpn/status` summary of every OpenVPN instance.
+fn vpn_status(servers: Vec<VpnServer>) -> Result<VpnStatus, IspError> {
     let running: Vec<&VpnServer> = servers.iter().filter(|s| s.service_running).collect();
     let clients: BTreeSet<String> = running
         .iter()
@@ -549,7 +557,7 @@ pub async fn status(
         let sum: usize = servers.iter().map(|s| usize::from(s.health_score)).sum();
         u8::try_from((sum + servers.len() / 2) / servers.len()).unwrap_or(100)
     });
-    ok(VpnStatus {
+    Ok(VpnStatus {
         server_status: ServerStatus {
             service_running: !running.is_empty(),
             port_listening: None,
@@ -567,18 +575,35 @@ pub async fn status(
 #[utoipa::path(get, path = "/api/vpn/clients",
     operation_id = "isp_vpn_clients", tag = "isp",
     responses(
-        (status = 200, description = "Clients by name and router", body = Envelope<VpnClients>),
+        (status = 200, description = "Clients by name and router. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<VpnClients>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn clients(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<VpnClients> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     Params::parse(q, &[])?;
-    let now = now_ms();
-    let list = read(&state, move |c| {
+    cached_envelope(&state, "/api/vpn/clients", |c| {
+        let list = vpn_client_list(c, now_ms())?;
+        let connected = list.iter().filter(|c| c.is_connected).count();
+        Ok(VpnClients {
+            statistics: VpnClientStatistics {
+                total_clients: list.len(),
+                connected_clients: connected,
+                valid_certificates: None,
+            },
+            clients: list,
+        })
+    })
+    .await
+}
+
+/// Every client of `/api/vpn/clients`: connected sessions grouped by name and router, others
+/// at their last sighting.
+fn vpn_client_list(c: &Connection, now: i64) -> Result<Vec<VpnClient>, IspError> {
+    {
         let routers = by_id(all_routers(c)?);
         // (name, device) -> sessions
         let mut groups: BTreeMap<(String, String), Vec<VpnSession>> = BTreeMap::new();
@@ -623,17 +648,7 @@ pub async fn clients(
             });
         }
         Ok(out)
-    })
-    .await?;
-    let connected = list.iter().filter(|c| c.is_connected).count();
-    ok(VpnClients {
-        statistics: VpnClientStatistics {
-            total_clients: list.len(),
-            connected_clients: connected,
-            valid_certificates: None,
-        },
-        clients: list,
-    })
+    }
 }
 
 /// Sessions connected now.
