@@ -9,7 +9,11 @@
 //! connection; p50/p99/max latency per route is printed.
 //!
 //! Usage: `routerstats-apibench [--routers N] [--raw-hours H] [--days D] [--requests R]
-//! [--dir PATH] [--keep]`
+//! [--dir PATH] [--keep] [--reuse] [--cache-max-age SECS] [--only ROUTE,ROUTE]`
+//!
+//! `--reuse` serves an existing database in `--dir` instead of generating one. The "first"
+//! column is the warm-up request: for the cached fleet-wide routes it is the uncached (cold)
+//! computation; `--cache-max-age 0` disables the response cache so every request is uncached.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -44,6 +48,10 @@ struct Opts {
     dir: PathBuf,
     keep: bool,
     reuse: bool,
+    /// `api_cache_max_age` of the served collector (None: the default).
+    cache_max_age: Option<Duration>,
+    /// Only routes equal to one of these (all when empty).
+    only: Vec<String>,
 }
 
 fn parse_opts() -> Opts {
@@ -55,6 +63,8 @@ fn parse_opts() -> Opts {
         dir: std::env::temp_dir().join(format!("routerstats-apibench-{}", std::process::id())),
         keep: false,
         reuse: false,
+        cache_max_age: None,
+        only: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -67,9 +77,15 @@ fn parse_opts() -> Opts {
             "--dir" => o.dir = PathBuf::from(val()),
             "--keep" => o.keep = true,
             "--reuse" => o.reuse = true,
+            "--only" => o.only = val().split(',').map(str::to_string).collect(),
+            "--cache-max-age" => {
+                o.cache_max_age = Some(Duration::from_secs(
+                    val().parse().expect("--cache-max-age (seconds)"),
+                ))
+            }
             "-h" | "--help" => {
                 println!(
-                    "routerstats-apibench [--routers 1000] [--raw-hours 2] [--days 7] [--requests 30] [--dir PATH] [--keep] [--reuse]"
+                    "routerstats-apibench [--routers 1000] [--raw-hours 2] [--days 7] [--requests 30] [--dir PATH] [--keep] [--reuse] [--cache-max-age SECS] [--only ROUTE,ROUTE]"
                 );
                 std::process::exit(0);
             }
@@ -553,6 +569,19 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Generation takes minutes and a reused database is older still: moves each router's
+/// `last_seen_ms` (only that) to now, staggered like the generated reports, so the fleet is
+/// online (heard from within 5 minutes) while the routes are measured. Done before every
+/// route's batch. The reports and samples keep their times (`last_report_ms` still names the
+/// newest report).
+fn refresh_last_seen(conn: &Connection, routers: usize) {
+    conn.execute(
+        "UPDATE routers SET last_seen_ms = ?1 - 2000 - ((id - 1) * ?2) / ?3",
+        params![now_ms(), STEP_MS, routers.max(1) as i64],
+    )
+    .expect("refresh last_seen_ms");
+}
+
 /// Minimal keep-alive HTTP/1.1 client.
 struct Client {
     addr: SocketAddr,
@@ -790,6 +819,13 @@ fn main() {
         ..Config::default()
     };
     config.retention_interval = Duration::from_secs(86_400);
+    if let Some(age) = o.cache_max_age {
+        config.api_cache_max_age = age;
+    }
+    println!(
+        "API response cache max age: {} s (0: disabled)",
+        config.api_cache_max_age.as_secs()
+    );
     let db_path = config.db_path();
 
     // Generate.
@@ -803,7 +839,10 @@ fn main() {
     } else {
         generate(&store, &o, now).expect("generate");
     }
-    let route_list = routes(&o);
+    let mut route_list = routes(&o);
+    if !o.only.is_empty() {
+        route_list.retain(|r| o.only.contains(r));
+    }
     // serve() uses the default rate limit (20/s, burst 100 per key): one admin key per route keeps
     // each route's batch inside the burst.
     let keys: Vec<String> = route_list
@@ -815,6 +854,7 @@ fn main() {
                 .key
         })
         .collect();
+    refresh_last_seen(store.connection(), o.routers);
     drop(store);
     let gen_s = t.elapsed().as_secs_f64();
     let db_bytes = dir_size(&o.dir);
@@ -864,7 +904,10 @@ fn main() {
 
     let mut client = Client::connect(addr).expect("connect");
     let mut rows = Vec::new();
+    let seen = Connection::open(&db_path).expect("open database");
+    let _ = seen.busy_timeout(Duration::from_secs(10));
     for (route, key) in route_list.iter().zip(&keys) {
+        refresh_last_seen(&seen, o.routers);
         let mut times = Vec::new();
         let mut status = 0;
         let mut bytes = 0;
