@@ -312,6 +312,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
             api::cache::MAX_ENTRIES,
             config.api_cache_max_bytes,
             writer.health(),
+            Some(config.db_path()),
         )),
         health: writer.health(),
         permits,

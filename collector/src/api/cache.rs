@@ -5,10 +5,15 @@
 //! Entries are keyed by route + normalized query and hold the serialized body. Freshness rule,
 //! with `max_age` from the collector config (`api_cache_max_age`):
 //!
-//! - an entry younger than `max_age` computed from the current data generation (no report
-//!   committed since, see [`DbHealth::generation`]) is served as is (`X-Cache: hit`);
+//! - an entry younger than `max_age` computed from the current data generation is served as is
+//!   (`X-Cache: hit`). The generation changes when the writer commits reports
+//!   ([`DbHealth::generation`], bumped after each commit) and when any other connection or
+//!   process commits to the database (SQLite's `PRAGMA data_version` on a connection of the
+//!   cache's own: `router revoke`, renames, enrollment, retention);
 //! - an entry younger than `max_age` with reports committed since is still served
 //!   (`X-Cache: stale`) while exactly one background task per key recomputes it;
+//! - after any other change (only `data_version` moved: a revocation, a rename...) the entry is
+//!   recomputed before answering, so such changes show at once;
 //! - an entry `max_age` old or older (or none) is recomputed before answering (`X-Cache: miss`);
 //!   concurrent requests for that key wait for the one computation;
 //! - `max_age` 0 disables the cache (`X-Cache: bypass`).
@@ -20,6 +25,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -63,10 +69,13 @@ impl CacheStatus {
     }
 }
 
+/// The data generation: (writer commits, SQLite `data_version`).
+type Generation = (u64, i64);
+
 struct Entry {
     body: Bytes,
     /// Data generation read before the computation started.
-    generation: u64,
+    generation: Generation,
     /// When the computation started (the data is at least this old).
     computed: Instant,
 }
@@ -97,6 +106,10 @@ pub struct ResponseCache {
     max_entries: usize,
     max_bytes: usize,
     data: Arc<DbHealth>,
+    /// The database, for `PRAGMA data_version` (None: writer commits only).
+    db_path: Option<PathBuf>,
+    /// The connection `data_version` is read on (opened on first use).
+    version_conn: Mutex<Option<rusqlite::Connection>>,
     slots: Mutex<HashMap<String, Slot>>,
 }
 
@@ -116,20 +129,47 @@ impl Drop for RefreshDone {
 
 impl ResponseCache {
     /// A cache serving entries up to `max_age` old (0 disables it), with at most `max_entries`
-    /// keys and `max_bytes` body bytes; "data changed" is read from `data`'s generation.
+    /// keys and `max_bytes` body bytes; "data changed" is read from `data`'s generation and,
+    /// with `db_path`, from the database's `data_version`.
     pub fn new(
         max_age: Duration,
         max_entries: usize,
         max_bytes: usize,
         data: Arc<DbHealth>,
+        db_path: Option<PathBuf>,
     ) -> Self {
         ResponseCache {
             max_age,
             max_entries,
             max_bytes,
             data,
+            db_path,
+            version_conn: Mutex::new(None),
             slots: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The current data generation. A `data_version` that cannot be read counts as -1 (then
+    /// only writer commits and the max age refresh answers).
+    fn generation(&self) -> Generation {
+        let writer = self.data.generation();
+        let Some(path) = &self.db_path else {
+            return (writer, 0);
+        };
+        let mut conn = self.version_conn.lock().unwrap_or_else(|e| e.into_inner());
+        if conn.is_none() {
+            *conn = rusqlite::Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .ok();
+        }
+        let version = conn
+            .as_ref()
+            .and_then(|c| c.query_row("PRAGMA data_version", [], |r| r.get(0)).ok())
+            .unwrap_or(-1);
+        (writer, version)
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
@@ -163,7 +203,7 @@ impl ResponseCache {
         }
         let lock = {
             let now = Instant::now();
-            let generation = self.data.generation();
+            let generation = self.generation();
             let mut slots = self.slots();
             let slot = slots
                 .entry(key.to_string())
@@ -174,6 +214,8 @@ impl ResponseCache {
                     if e.generation == generation {
                         return Ok((e.body.clone(), CacheStatus::Hit));
                     }
+                }
+                if now.duration_since(e.computed) < self.max_age && e.generation.0 != generation.0 {
                     let body = e.body.clone();
                     if !slot.refreshing {
                         slot.refreshing = true;
@@ -188,19 +230,19 @@ impl ResponseCache {
         // Another request may have computed it while this one waited.
         {
             let now = Instant::now();
-            let generation = self.data.generation();
+            let generation = self.generation();
             if let Some(e) = self.slots().get(key).and_then(|s| s.entry.as_ref()) {
                 if now.duration_since(e.computed) < self.max_age {
-                    let status = if e.generation == generation {
-                        CacheStatus::Hit
-                    } else {
-                        CacheStatus::Stale
-                    };
-                    return Ok((e.body.clone(), status));
+                    if e.generation == generation {
+                        return Ok((e.body.clone(), CacheStatus::Hit));
+                    }
+                    if e.generation.0 != generation.0 {
+                        return Ok((e.body.clone(), CacheStatus::Stale));
+                    }
                 }
             }
         }
-        let generation = self.data.generation();
+        let generation = self.generation();
         let started = Instant::now();
         match compute().await {
             Ok(body) => {
@@ -237,7 +279,7 @@ impl ResponseCache {
                 key: key.clone(),
             };
             let _flight = lock.lock().await;
-            let generation = cache.data.generation();
+            let generation = cache.generation();
             // A request may have recomputed it meanwhile.
             let current = cache
                 .slots()
@@ -258,7 +300,7 @@ impl ResponseCache {
     }
 
     /// Keeps `body` for `key` and drops least recently used entries beyond the bounds.
-    fn store(&self, key: &str, body: Bytes, generation: u64, computed: Instant) {
+    fn store(&self, key: &str, body: Bytes, generation: Generation, computed: Instant) {
         let mut slots = self.slots();
         if body.len() > self.max_bytes {
             if let Some(s) = slots.get_mut(key) {
@@ -384,6 +426,7 @@ mod tests {
                 max_entries,
                 max_bytes,
                 data.clone(),
+                None,
             )),
             data,
         )
@@ -446,6 +489,31 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2, "single flight");
         assert_eq!(get(&c, "a", &calls).await, ("v2".into(), CacheStatus::Hit));
         assert_eq!(c.usage().0, 1);
+    }
+
+    #[tokio::test]
+    async fn a_commit_by_another_connection_is_new_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER);")
+            .unwrap();
+        let data = Arc::new(DbHealth::default());
+        let c = Arc::new(ResponseCache::new(
+            Duration::from_secs(60),
+            8,
+            1 << 20,
+            data,
+            Some(path),
+        ));
+        let calls = Arc::new(AtomicUsize::new(0));
+        assert_eq!(get(&c, "a", &calls).await.1, CacheStatus::Miss);
+        assert_eq!(get(&c, "a", &calls).await.1, CacheStatus::Hit);
+        // E.g. `router revoke` in another process: not a report; recomputed before answering.
+        other.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        assert_eq!(get(&c, "a", &calls).await, ("v2".into(), CacheStatus::Miss));
+        assert_eq!(get(&c, "a", &calls).await, ("v2".into(), CacheStatus::Hit));
     }
 
     #[tokio::test]
