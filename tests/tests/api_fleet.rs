@@ -136,9 +136,7 @@ fn fleet_routes_serve_real_values() {
                 l.iter()
                     .any(|c| c["router"] == "ap-hall" && c["hostname"] == "kitchen-tablet")
                     && l.iter().any(|c| {
-                        c["router"] == "ap-office"
-                            && c["mac"] == PHONE_MAC
-                            && c["ip"] == "10.20.0.78"
+                        c["router"] == "ap-office" && c["mac"] == PHONE_MAC && c["ip"] == "10.20.0.78"
                     })
             });
             let p = ok(&fleet, "/api/pppoe_interfaces");
@@ -379,21 +377,9 @@ fn fleet_routes_serve_real_values() {
     assert_eq!(names, ["ap-office"]);
     // The site's totals are the router's own, the same as in the unfiltered answer.
     let all = ok(&fleet, "/api/gateways?duration=1h");
-    let office = all["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["name"] == "ap-office")
-        .unwrap();
+    let office = all["data"].as_array().unwrap().iter().find(|g| g["name"] == "ap-office").unwrap();
     assert_eq!(site["data"][0]["ports"], office["ports"]);
-    assert!(
-        office["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["rx_bytes"].as_u64().unwrap_or(0) > 0),
-        "{office}"
-    );
+    assert!(office["ports"].as_array().unwrap().iter().any(|p| p["rx_bytes"].as_u64().unwrap_or(0) > 0), "{office}");
 
     // Export: a timestamped download of everything current.
     let (s, head, body) = raw_get(fleet.collector.api, "/api/export", Some(&fleet.read_key));

@@ -210,12 +210,13 @@ impl ResponseCache {
                 .or_insert_with(|| Slot::new(now));
             slot.last_used = now;
             if let Some(e) = &slot.entry {
-                if now.duration_since(e.computed) < self.max_age {
-                    if e.generation == generation {
-                        return Ok((e.body.clone(), CacheStatus::Hit));
-                    }
+                let young = now.duration_since(e.computed) < self.max_age;
+                if young && e.generation == generation {
+                    return Ok((e.body.clone(), CacheStatus::Hit));
                 }
-                if now.duration_since(e.computed) < self.max_age && e.generation.0 != generation.0 {
+                // Only reports were committed since (the writer's count moved): serve it while
+                // one background task recomputes it.
+                if young && e.generation.0 != generation.0 {
                     let body = e.body.clone();
                     if !slot.refreshing {
                         slot.refreshing = true;
