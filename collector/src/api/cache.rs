@@ -108,8 +108,8 @@ pub struct ResponseCache {
     data: Arc<DbHealth>,
     /// The database, for `PRAGMA data_version` (None: writer commits only).
     db_path: Option<PathBuf>,
-    /// The connection `data_version` is read on (opened on first use).
-    version_conn: Mutex<Option<rusqlite::Connection>>,
+    /// The connection `data_version` is read on (opened on first use) and the last value read.
+    version_conn: Mutex<(Option<rusqlite::Connection>, i64)>,
     slots: Mutex<HashMap<String, Slot>>,
 }
 
@@ -144,19 +144,20 @@ impl ResponseCache {
             max_bytes,
             data,
             db_path,
-            version_conn: Mutex::new(None),
+            version_conn: Mutex::new((None, 0)),
             slots: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The current data generation. A `data_version` that cannot be read counts as -1 (then
-    /// only writer commits and the max age refresh answers).
+    /// The current data generation. When `data_version` cannot be read, the last value read
+    /// stands (then only writer commits and the max age refresh answers).
     fn generation(&self) -> Generation {
         let writer = self.data.generation();
         let Some(path) = &self.db_path else {
             return (writer, 0);
         };
-        let mut conn = self.version_conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.version_conn.lock().unwrap_or_else(|e| e.into_inner());
+        let (conn, last) = &mut *guard;
         if conn.is_none() {
             *conn = rusqlite::Connection::open_with_flags(
                 path,
@@ -165,11 +166,13 @@ impl ResponseCache {
             )
             .ok();
         }
-        let version = conn
+        if let Some(v) = conn
             .as_ref()
             .and_then(|c| c.query_row("PRAGMA data_version", [], |r| r.get(0)).ok())
-            .unwrap_or(-1);
-        (writer, version)
+        {
+            *last = v;
+        }
+        (writer, *last)
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
