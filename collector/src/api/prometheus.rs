@@ -101,6 +101,16 @@ pub struct Family {
 /// Escapes a label value: backslash, double quote and line feed.
 pub fn escape_label_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
+    push_label_value(&mut out, v);
+    out
+}
+
+/// Appends `v` escaped as a label value (see [`escape_label_value`]) without allocating.
+fn push_label_value(out: &mut String, v: &str) {
+    if !v.contains(['\\', '"', '\n']) {
+        out.push_str(v);
+        return;
+    }
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -109,7 +119,6 @@ pub fn escape_label_value(v: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// Escapes HELP text: backslash and line feed.
@@ -154,7 +163,10 @@ impl Family {
                 if i > 0 {
                     self.lines.push(',');
                 }
-                let _ = write!(self.lines, "{k}=\"{}\"", escape_label_value(v));
+                self.lines.push_str(k);
+                self.lines.push_str("=\"");
+                push_label_value(&mut self.lines, v);
+                self.lines.push('"');
             }
             self.lines.push('}');
         }
@@ -191,7 +203,12 @@ impl Family {
 
 /// Renders families in order.
 pub fn render(families: &[&Family]) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(
+        families
+            .iter()
+            .map(|f| f.lines.len() + f.help.len() + 2 * f.name.len() + 32)
+            .sum(),
+    );
     for f in families {
         f.render(&mut out);
     }
