@@ -51,6 +51,10 @@ pub struct Config {
     pub retention_interval: Duration,
     /// How long data is kept.
     pub retention: Retention,
+    /// Longest age of a cached fleet-wide API answer (see `api::cache`); zero disables the cache.
+    pub api_cache_max_age: Duration,
+    /// Total body bytes the API response cache holds at most.
+    pub api_cache_max_bytes: usize,
 }
 
 impl Default for Config {
@@ -70,6 +74,8 @@ impl Default for Config {
             revocation_poll: Duration::from_millis(250),
             retention_interval: Duration::from_secs(3600),
             retention: Retention::default(),
+            api_cache_max_age: Duration::from_secs(10),
+            api_cache_max_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -133,6 +139,8 @@ struct FileConfig {
     revocation_poll: Option<FileDuration>,
     retention_interval: Option<FileDuration>,
     retention: Option<FileRetention>,
+    api_cache_max_age: Option<FileDuration>,
+    api_cache_max_bytes: Option<usize>,
 }
 
 impl Config {
@@ -196,6 +204,12 @@ impl Config {
         }
         if let Some(v) = file.retention_interval {
             c.retention_interval = v.resolve("retention_interval")?;
+        }
+        if let Some(v) = file.api_cache_max_age {
+            c.api_cache_max_age = v.resolve("api_cache_max_age")?;
+        }
+        if let Some(v) = file.api_cache_max_bytes {
+            c.api_cache_max_bytes = v;
         }
         if let Some(r) = file.retention {
             if let Some(v) = r.raw_days {
@@ -262,6 +276,12 @@ impl Config {
         if self.retention_interval < Duration::from_secs(1) {
             return invalid("retention_interval", "must be at least 1s");
         }
+        if self.api_cache_max_age > Duration::from_secs(3600) {
+            return invalid(
+                "api_cache_max_age",
+                "must be at most 1h (0 disables the cache)",
+            );
+        }
         let r = &self.retention;
         if r.raw_days == 0 || r.rollup_5m_days == 0 || r.rollup_1h_days == 0 {
             return invalid("retention", "every *_days value must be at least 1");
@@ -306,6 +326,8 @@ mod tests {
             batch_latency = "5ms"
             revocation_poll = "100ms"
             retention_interval = "30m"
+            api_cache_max_age = "3s"
+            api_cache_max_bytes = 1000000
             [retention]
             raw_days = 3
             rollup_5m_days = 10
@@ -326,6 +348,8 @@ mod tests {
         assert_eq!(c.batch_latency, Duration::from_millis(5));
         assert_eq!(c.revocation_poll, Duration::from_millis(100));
         assert_eq!(c.retention_interval, Duration::from_secs(1800));
+        assert_eq!(c.api_cache_max_age, Duration::from_secs(3));
+        assert_eq!(c.api_cache_max_bytes, 1_000_000);
         assert_eq!(
             c.retention,
             Retention {
@@ -348,6 +372,13 @@ mod tests {
             e,
             ConfigError::Invalid {
                 key: "read_timeout",
+                ..
+            }
+        ));
+        assert!(matches!(
+            Config::from_toml("api_cache_max_age = \"2h\"").unwrap_err(),
+            ConfigError::Invalid {
+                key: "api_cache_max_age",
                 ..
             }
         ));

@@ -8,7 +8,7 @@
 //! refuse new reports with `Unavailable`, so agents keep them spooled), retries the same batch with
 //! backoff, and resumes when the database works again. It also runs retention periodically.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,6 +67,8 @@ impl IngestSink for Store {
 pub struct DbHealth {
     failing: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Bumped after every commit that wrote reports (the API response cache's "data changed").
+    generation: AtomicU64,
 }
 
 impl DbHealth {
@@ -93,6 +95,16 @@ impl DbHealth {
 
     fn set_ok(&self) {
         self.failing.store(false, Ordering::Release);
+    }
+
+    /// The data generation: changes after every committed batch of reports.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Marks that new data was committed.
+    pub fn bump_generation(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -347,6 +359,7 @@ async fn commit<S: IngestSink>(
                     tracing::info!("database writes work again; acknowledging reports");
                 }
                 health.set_ok();
+                health.bump_generation();
                 let duplicates = outcomes
                     .iter()
                     .filter(|o| **o == IngestOutcome::Duplicate)
@@ -370,7 +383,10 @@ async fn commit<S: IngestSink>(
                 let mut again = Vec::new();
                 for job in batch {
                     match sink.ingest(&items(std::slice::from_ref(&job))) {
-                        Ok(_) => ack(&job),
+                        Ok(_) => {
+                            health.bump_generation();
+                            ack(&job)
+                        }
                         Err(e) if is_transient(&e) => again.push(job),
                         Err(e) => reject(&job, &e),
                     }
@@ -565,10 +581,13 @@ mod tests {
         );
         assert!(health.is_failing());
         assert!(health.last_error().unwrap().contains("disk full"));
+        assert_eq!(health.generation(), 0, "no commit, no new data generation");
         // The database recovers: the same batch commits and is acked.
         sink.fail.store(false, Ordering::SeqCst);
         let ack = next_ack(&mut ack_rx).await;
         assert_eq!(ack.seq, 1);
+        // The generation is bumped before the ack is sent.
+        assert_eq!(health.generation(), 1);
         assert!(!health.is_failing());
         assert_eq!(health.last_error(), None);
         tokio::task::spawn_blocking(move || writer.join(Duration::from_secs(1)))

@@ -688,3 +688,82 @@ fn empty_fleet_and_rate_limits() {
     assert!(u(&perf["requests"]["rate_limited"]) >= 3, "{perf}");
     assert!(u(&perf["requests"]["unauthorized"]) >= 1, "{perf}");
 }
+
+/// The station counters of `mac` on `router` in an `/api/openwrt` answer, if listed.
+fn station_rx(doc: &Value, router: &str, mac: &str) -> Option<u64> {
+    doc["clients"].as_object()?.values().find_map(|list| {
+        list.as_array()?
+            .iter()
+            .find(|c| c["router"] == router && c["mac"] == mac)
+            .and_then(|c| c["rx_bytes"].as_u64())
+    })
+}
+
+/// The fleet-wide answers are cached (`X-Cache`), yet a report stored after an answer was cached
+/// shows up within a few seconds, well before the cache's max age (10 s): committed reports mark
+/// cached answers stale and one background task recomputes them. Keys are still checked first.
+#[test]
+fn cached_fleet_answers_follow_new_reports() {
+    let fleet = Fleet::start(&[("ap-cache", "home")], 2);
+    let api = fleet.collector.api;
+    let first = ok(&fleet, "/api/openwrt");
+    let cached_at = std::time::Instant::now();
+    let before = station_rx(&first, "ap-cache", TABLET_MAC).expect("tablet listed");
+    let (s, head, _) = raw_get(api, "/api/openwrt", Some(&fleet.read_key));
+    assert_eq!(s, 200);
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("x-cache: hit") || head.contains("x-cache: stale"),
+        "second request not served from the cache: {head}"
+    );
+    assert_eq!(get_key(&fleet, "/api/openwrt", None).0, 401);
+    assert_eq!(get_key(&fleet, "/api/export", Some("rsk_unknown")).0, 401);
+
+    // New counters on the router; wait for a stored report carrying them.
+    fleet.routers[0].router.tick(30).unwrap();
+    let stored: u64 = wait_for(
+        Duration::from_secs(5),
+        "a report with the new counters",
+        || {
+            let rx: Option<i64> = fleet
+            .collector
+            .db()
+            .query_row(
+                "SELECT s.rx_bytes FROM routers r JOIN station_samples s ON s.router_id = r.id \
+                 AND s.ts_ms = r.last_report_ms WHERE r.name = 'ap-cache' AND s.mac = ?1",
+                [TABLET_MAC],
+                |r| r.get(0),
+            )
+            .ok()
+            .flatten();
+            rx.map(|v| v as u64).filter(|v| *v > before)
+        },
+    );
+    let seen = wait_for(
+        Duration::from_secs(3),
+        "/api/openwrt to show the new report",
+        || station_rx(&ok(&fleet, "/api/openwrt"), "ap-cache", TABLET_MAC).filter(|v| *v >= stored),
+    );
+    assert!(seen >= stored && seen > before);
+    assert!(
+        cached_at.elapsed() < Duration::from_secs(9),
+        "the new report must show before the cached answer ages out (10 s)"
+    );
+    // The same for an ISP-envelope route (`bytes_uploaded` is the station's rx counter).
+    let uploaded = wait_for(
+        Duration::from_secs(3),
+        "/api/users/active to show it",
+        || {
+            let doc = ok(&fleet, "/api/users/active");
+            doc["data"]["active_users"]
+                .as_array()
+                .and_then(|l| {
+                    l.iter()
+                        .find(|u| u["mac_address"] == TABLET_MAC && u["device_name"] == "ap-cache")
+                })
+                .and_then(|u| u["bytes_uploaded"].as_u64())
+                .filter(|v| *v >= stored)
+        },
+    );
+    assert!(uploaded > before);
+}

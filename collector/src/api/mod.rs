@@ -8,6 +8,7 @@
 //! - [`wireguard`] — `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
 //! - [`prometheus`] — `/metrics`
 //! - [`openapi`] — `/api/openapi.json`
+//! - [`cache`] — the response cache of the fleet-wide answers
 //!
 //! Keys are sent as `X-API-Key: <key>` or `Authorization: Bearer <key>` and looked up by their
 //! SHA-256. [`require_role`] is the reusable check: 401 for a missing or unknown key, 403 for a
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+pub mod cache;
 pub mod dashboard;
 pub mod gateway;
 pub mod isp;
@@ -65,6 +67,8 @@ pub struct ApiState {
     pub started: Instant,
     /// Read-only connections for queries, so reads run side by side with each other.
     pub readers: Arc<readpool::ReadPool>,
+    /// Cached fleet-wide answers.
+    pub cache: Arc<cache::ResponseCache>,
 }
 
 /// An error answered as `{"error": message}` with a status.

@@ -28,7 +28,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
@@ -748,20 +748,168 @@ pub async fn performance(
 // ---------------------------------------------------------------------------------------------
 
 /// Runs `sql` (one parameter-less query ordered by router id, router id in column 0) and groups
-/// the rows as JSON objects under their router id.
-fn rows_by_router(
+/// the rows, read by `row`, under their router id.
+fn rows_by_router<T>(
     conn: &Connection,
     sql: &str,
-    to_json: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Value>,
-) -> Result<HashMap<i64, Vec<Value>>, ApiError> {
+    row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<HashMap<i64, Vec<T>>, ApiError> {
     let mut st = conn.prepare_cached(sql).map_err(db_err)?;
     let mut rows = st.query([]).map_err(db_err)?;
-    let mut out: HashMap<i64, Vec<Value>> = HashMap::new();
+    let mut out: HashMap<i64, Vec<T>> = HashMap::new();
     while let Some(r) = rows.next().map_err(db_err)? {
         let id: i64 = r.get(0).map_err(db_err)?;
-        out.entry(id).or_default().push(to_json(r).map_err(db_err)?);
+        out.entry(id).or_default().push(row(r).map_err(db_err)?);
     }
     Ok(out)
+}
+
+// The export's objects. Fields are in alphabetical order: the order the document always had (it
+// was built as `serde_json::Map`s); `export_fields_are_in_map_order` checks it.
+
+#[derive(Serialize)]
+struct ExportIface {
+    kind: String,
+    name: String,
+    rx_bps: Option<i64>,
+    rx_bytes: i64,
+    rx_drop: i64,
+    rx_errors: i64,
+    rx_packets: i64,
+    tx_bps: Option<i64>,
+    tx_bytes: i64,
+    tx_drop: i64,
+    tx_errors: i64,
+    tx_packets: i64,
+}
+
+#[derive(Serialize)]
+struct ExportStation {
+    connected_time: Option<i64>,
+    inactive_ms: Option<i64>,
+    interface: String,
+    mac: String,
+    rx_bitrate_kbps: Option<i64>,
+    rx_bps: Option<i64>,
+    rx_bytes: Option<i64>,
+    signal_avg_dbm: Option<i64>,
+    signal_dbm: Option<i64>,
+    ssid: Option<String>,
+    tx_bitrate_kbps: Option<i64>,
+    tx_bps: Option<i64>,
+    tx_bytes: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct ExportWgPeer {
+    allowed_ips: String,
+    endpoint: Option<String>,
+    interface: String,
+    latest_handshake: Option<i64>,
+    name: Option<String>,
+    public_key: String,
+    rx_bps: Option<i64>,
+    rx_bytes: i64,
+    tx_bps: Option<i64>,
+    tx_bytes: i64,
+}
+
+#[derive(Serialize)]
+struct ExportOvpnClient {
+    common_name: String,
+    connected_since: Option<i64>,
+    instance: String,
+    real_address: String,
+    rx_bps: Option<i64>,
+    rx_bytes: i64,
+    tx_bps: Option<i64>,
+    tx_bytes: i64,
+    username: Option<String>,
+    virtual_address: Option<String>,
+    virtual_ipv6: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ExportWireless {
+    addr: Option<String>,
+    channel: Option<i64>,
+    freq_mhz: Option<i64>,
+    name: String,
+    ssid: Option<String>,
+    txpower_dbm: Option<f64>,
+    #[serde(rename = "type")]
+    kind: String,
+    width_mhz: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct ExportLease {
+    client_id: Option<String>,
+    expires: Option<i64>,
+    hostname: Option<String>,
+    ip: String,
+    mac: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ExportSource {
+    detail: Option<String>,
+    kind: String,
+    name: String,
+    skipped: Option<i64>,
+    state: String,
+    updated: String,
+}
+
+#[derive(Serialize)]
+struct ExportSystem {
+    cpu_permille: Option<i64>,
+    disk_mount: Option<String>,
+    disk_total_bytes: Option<i64>,
+    disk_used_bytes: Option<i64>,
+    load: [Option<f64>; 3],
+    mem_available_kb: Option<i64>,
+    mem_total_kb: Option<i64>,
+    report_time: String,
+    uptime_s: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct ExportRouter<'a> {
+    agent_version: &'a Option<String>,
+    hostname: &'a str,
+    id: i64,
+    interfaces: Vec<ExportIface>,
+    last_seen: Option<String>,
+    leases: Vec<ExportLease>,
+    model: &'a Option<String>,
+    name: &'a str,
+    openvpn_clients: Vec<ExportOvpnClient>,
+    release: &'a Option<String>,
+    revoked_at: Option<i64>,
+    site: &'a Option<String>,
+    sources: Vec<ExportSource>,
+    stations: Vec<ExportStation>,
+    status: &'static str,
+    system: Option<ExportSystem>,
+    uptime_s: Option<i64>,
+    wireguard_peers: Vec<ExportWgPeer>,
+    wireless: Vec<ExportWireless>,
+}
+
+#[derive(Serialize)]
+struct ExportCollector {
+    uptime_s: u64,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct ExportDoc<'a> {
+    collector: ExportCollector,
+    exported_at: String,
+    exported_at_ms: i64,
+    router_count: usize,
+    routers: Vec<ExportRouter<'a>>,
 }
 
 /// Latest samples: each router's newest report, found through `routers.last_report_ms`.
@@ -794,107 +942,160 @@ const EXPORT_SYSTEM_SQL: &str =
      p.mem_total_kb, p.mem_available_kb, p.disk_mount, p.disk_used_bytes, p.disk_total_bytes \
      FROM routers r CROSS JOIN reports p ON p.id = r.last_report_id ORDER BY r.id";
 
-fn export_document(conn: &Connection, now: i64, uptime_s: u64) -> Result<Value, ApiError> {
+/// The export document, pretty-printed.
+fn export_body(conn: &Connection, now: i64, uptime_s: u64) -> Result<Vec<u8>, ApiError> {
     let routers = load_routers(conn)?;
     let mut ifaces = rows_by_router(conn, EXPORT_IFACES_SQL, |r| {
-        Ok(json!({
-            "name": r.get::<_, String>(1)?, "kind": r.get::<_, String>(2)?,
-            "rx_bytes": r.get::<_, i64>(3)?, "tx_bytes": r.get::<_, i64>(4)?,
-            "rx_packets": r.get::<_, i64>(5)?, "tx_packets": r.get::<_, i64>(6)?,
-            "rx_errors": r.get::<_, i64>(7)?, "tx_errors": r.get::<_, i64>(8)?,
-            "rx_drop": r.get::<_, i64>(9)?, "tx_drop": r.get::<_, i64>(10)?,
-            "rx_bps": r.get::<_, Option<i64>>(11)?, "tx_bps": r.get::<_, Option<i64>>(12)?,
-        }))
+        Ok(ExportIface {
+            name: r.get(1)?,
+            kind: r.get(2)?,
+            rx_bytes: r.get(3)?,
+            tx_bytes: r.get(4)?,
+            rx_packets: r.get(5)?,
+            tx_packets: r.get(6)?,
+            rx_errors: r.get(7)?,
+            tx_errors: r.get(8)?,
+            rx_drop: r.get(9)?,
+            tx_drop: r.get(10)?,
+            rx_bps: r.get(11)?,
+            tx_bps: r.get(12)?,
+        })
     })?;
     let mut stations = rows_by_router(conn, EXPORT_STATIONS_SQL, |r| {
-        Ok(json!({
-            "interface": r.get::<_, String>(1)?, "mac": r.get::<_, String>(2)?, "ssid": r.get::<_, Option<String>>(3)?,
-            "signal_dbm": r.get::<_, Option<i64>>(4)?, "signal_avg_dbm": r.get::<_, Option<i64>>(5)?,
-            "rx_bytes": r.get::<_, Option<i64>>(6)?, "tx_bytes": r.get::<_, Option<i64>>(7)?,
-            "rx_bps": r.get::<_, Option<i64>>(8)?, "tx_bps": r.get::<_, Option<i64>>(9)?,
-            "connected_time": r.get::<_, Option<i64>>(10)?, "inactive_ms": r.get::<_, Option<i64>>(11)?,
-            "tx_bitrate_kbps": r.get::<_, Option<i64>>(12)?, "rx_bitrate_kbps": r.get::<_, Option<i64>>(13)?,
-        }))
+        Ok(ExportStation {
+            interface: r.get(1)?,
+            mac: r.get(2)?,
+            ssid: r.get(3)?,
+            signal_dbm: r.get(4)?,
+            signal_avg_dbm: r.get(5)?,
+            rx_bytes: r.get(6)?,
+            tx_bytes: r.get(7)?,
+            rx_bps: r.get(8)?,
+            tx_bps: r.get(9)?,
+            connected_time: r.get(10)?,
+            inactive_ms: r.get(11)?,
+            tx_bitrate_kbps: r.get(12)?,
+            rx_bitrate_kbps: r.get(13)?,
+        })
     })?;
     let mut wg = rows_by_router(conn, EXPORT_WG_SQL, |r| {
-        Ok(json!({
-            "interface": r.get::<_, String>(1)?, "public_key": r.get::<_, String>(2)?, "name": r.get::<_, Option<String>>(3)?,
-            "endpoint": r.get::<_, Option<String>>(4)?, "allowed_ips": r.get::<_, String>(5)?,
-            "latest_handshake": r.get::<_, Option<i64>>(6)?, "rx_bytes": r.get::<_, i64>(7)?, "tx_bytes": r.get::<_, i64>(8)?,
-            "rx_bps": r.get::<_, Option<i64>>(9)?, "tx_bps": r.get::<_, Option<i64>>(10)?,
-        }))
+        Ok(ExportWgPeer {
+            interface: r.get(1)?,
+            public_key: r.get(2)?,
+            name: r.get(3)?,
+            endpoint: r.get(4)?,
+            allowed_ips: r.get(5)?,
+            latest_handshake: r.get(6)?,
+            rx_bytes: r.get(7)?,
+            tx_bytes: r.get(8)?,
+            rx_bps: r.get(9)?,
+            tx_bps: r.get(10)?,
+        })
     })?;
     let mut ovpn = rows_by_router(conn, EXPORT_OVPN_SQL, |r| {
-        Ok(json!({
-            "instance": r.get::<_, String>(1)?, "common_name": r.get::<_, String>(2)?, "real_address": r.get::<_, String>(3)?,
-            "virtual_address": r.get::<_, Option<String>>(4)?, "virtual_ipv6": r.get::<_, Option<String>>(5)?,
-            "rx_bytes": r.get::<_, i64>(6)?, "tx_bytes": r.get::<_, i64>(7)?,
-            "rx_bps": r.get::<_, Option<i64>>(8)?, "tx_bps": r.get::<_, Option<i64>>(9)?,
-            "connected_since": r.get::<_, Option<i64>>(10)?, "username": r.get::<_, Option<String>>(11)?,
-        }))
+        Ok(ExportOvpnClient {
+            instance: r.get(1)?,
+            common_name: r.get(2)?,
+            real_address: r.get(3)?,
+            virtual_address: r.get(4)?,
+            virtual_ipv6: r.get(5)?,
+            rx_bytes: r.get(6)?,
+            tx_bytes: r.get(7)?,
+            rx_bps: r.get(8)?,
+            tx_bps: r.get(9)?,
+            connected_since: r.get(10)?,
+            username: r.get(11)?,
+        })
     })?;
     let mut wireless = rows_by_router(conn, EXPORT_WIRELESS_SQL, |r| {
-        Ok(json!({
-            "name": r.get::<_, String>(1)?, "type": r.get::<_, String>(2)?, "ssid": r.get::<_, Option<String>>(3)?,
-            "channel": r.get::<_, Option<i64>>(4)?, "freq_mhz": r.get::<_, Option<i64>>(5)?,
-            "width_mhz": r.get::<_, Option<i64>>(6)?, "txpower_dbm": r.get::<_, Option<f64>>(7)?,
-            "addr": r.get::<_, Option<String>>(8)?,
-        }))
+        Ok(ExportWireless {
+            name: r.get(1)?,
+            kind: r.get(2)?,
+            ssid: r.get(3)?,
+            channel: r.get(4)?,
+            freq_mhz: r.get(5)?,
+            width_mhz: r.get(6)?,
+            txpower_dbm: r.get(7)?,
+            addr: r.get(8)?,
+        })
     })?;
     let mut leases = rows_by_router(conn, EXPORT_LEASES_SQL, |r| {
-        Ok(json!({
-            "ip": r.get::<_, String>(1)?, "mac": r.get::<_, Option<String>>(2)?, "hostname": r.get::<_, Option<String>>(3)?,
-            "client_id": r.get::<_, Option<String>>(4)?, "expires": r.get::<_, Option<i64>>(5)?,
-        }))
+        Ok(ExportLease {
+            ip: r.get(1)?,
+            mac: r.get(2)?,
+            hostname: r.get(3)?,
+            client_id: r.get(4)?,
+            expires: r.get(5)?,
+        })
     })?;
     let mut sources = rows_by_router(conn, EXPORT_SOURCES_SQL, |r| {
-        Ok(json!({
-            "kind": r.get::<_, String>(1)?, "name": r.get::<_, String>(2)?, "state": r.get::<_, String>(3)?,
-            "skipped": r.get::<_, Option<i64>>(4)?, "detail": r.get::<_, Option<String>>(5)?,
-            "updated": iso_ms(r.get::<_, i64>(6)?),
-        }))
+        Ok(ExportSource {
+            kind: r.get(1)?,
+            name: r.get(2)?,
+            state: r.get(3)?,
+            skipped: r.get(4)?,
+            detail: r.get(5)?,
+            updated: iso_ms(r.get(6)?),
+        })
     })?;
     let mut system = rows_by_router(conn, EXPORT_SYSTEM_SQL, |r| {
-        Ok(json!({
-            "report_time": iso_ms(r.get::<_, i64>(1)?), "uptime_s": r.get::<_, Option<i64>>(2)?,
-            "load": [r.get::<_, Option<f64>>(3)?, r.get::<_, Option<f64>>(4)?, r.get::<_, Option<f64>>(5)?],
-            "cpu_permille": r.get::<_, Option<i64>>(6)?, "mem_total_kb": r.get::<_, Option<i64>>(7)?,
-            "mem_available_kb": r.get::<_, Option<i64>>(8)?, "disk_mount": r.get::<_, Option<String>>(9)?,
-            "disk_used_bytes": r.get::<_, Option<i64>>(10)?, "disk_total_bytes": r.get::<_, Option<i64>>(11)?,
-        }))
+        Ok(ExportSystem {
+            report_time: iso_ms(r.get(1)?),
+            uptime_s: r.get(2)?,
+            load: [r.get(3)?, r.get(4)?, r.get(5)?],
+            cpu_permille: r.get(6)?,
+            mem_total_kb: r.get(7)?,
+            mem_available_kb: r.get(8)?,
+            disk_mount: r.get(9)?,
+            disk_used_bytes: r.get(10)?,
+            disk_total_bytes: r.get(11)?,
+        })
     })?;
-    let take =
-        |m: &mut HashMap<i64, Vec<Value>>, id: i64| Value::Array(m.remove(&id).unwrap_or_default());
-    let list: Vec<Value> = routers
+    let list: Vec<ExportRouter<'_>> = routers
         .iter()
-        .map(|r| {
-            json!({
-                "id": r.id, "name": r.name, "site": r.site, "hostname": r.hostname, "model": r.model,
-                "release": r.release, "agent_version": r.agent_version, "status": r.status(now),
-                "last_seen": r.last_seen_ms.map(iso_ms), "revoked_at": r.revoked_at, "uptime_s": r.uptime_s,
-                "system": system.remove(&r.id).and_then(|mut v| v.pop()),
-                "interfaces": take(&mut ifaces, r.id),
-                "wireless": take(&mut wireless, r.id),
-                "stations": take(&mut stations, r.id),
-                "leases": take(&mut leases, r.id),
-                "wireguard_peers": take(&mut wg, r.id),
-                "openvpn_clients": take(&mut ovpn, r.id),
-                "sources": take(&mut sources, r.id),
-            })
+        .map(|r| ExportRouter {
+            id: r.id,
+            name: &r.name,
+            site: &r.site,
+            hostname: &r.hostname,
+            model: &r.model,
+            release: &r.release,
+            agent_version: &r.agent_version,
+            status: r.status(now),
+            last_seen: r.last_seen_ms.map(iso_ms),
+            revoked_at: r.revoked_at,
+            uptime_s: r.uptime_s,
+            system: system.remove(&r.id).and_then(|mut v| v.pop()),
+            interfaces: ifaces.remove(&r.id).unwrap_or_default(),
+            wireless: wireless.remove(&r.id).unwrap_or_default(),
+            stations: stations.remove(&r.id).unwrap_or_default(),
+            leases: leases.remove(&r.id).unwrap_or_default(),
+            wireguard_peers: wg.remove(&r.id).unwrap_or_default(),
+            openvpn_clients: ovpn.remove(&r.id).unwrap_or_default(),
+            sources: sources.remove(&r.id).unwrap_or_default(),
         })
         .collect();
-    Ok(json!({
-        "exported_at": iso_ms(now),
-        "exported_at_ms": now,
-        "collector": { "version": env!("CARGO_PKG_VERSION"), "uptime_s": uptime_s },
-        "router_count": list.len(),
-        "routers": list,
-    }))
+    let doc = ExportDoc {
+        exported_at: iso_ms(now),
+        exported_at_ms: now,
+        collector: ExportCollector {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_s,
+        },
+        router_count: list.len(),
+        routers: list,
+    };
+    let mut body = Vec::with_capacity(1 << 20);
+    serde_json::to_writer_pretty(&mut body, &doc)
+        .map_err(|e| ApiError::internal(format!("cannot encode the export: {e}")))?;
+    Ok(body)
 }
 
 /// Every router's current data (latest report's samples and current state) as a JSON download.
 #[utoipa::path(get, path = "/api/export", tag = "monitor",
-    responses((status = 200, description = "JSON document, served as an attachment `routerstats-export-<UTC time>.json`",
+    responses((status = 200, description = "JSON document, served as an attachment `routerstats-export-<UTC time>.json`. \
+               Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new \
+               reports a cached answer is still served while one background task recomputes it; `exported_at` is when it was made",
                body = Object, content_type = "application/json"),
               (status = 401, description = "Missing or unknown API key")),
     security(("api_key" = [])))]
@@ -903,21 +1104,17 @@ pub async fn export(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let now = now_ms();
-    let uptime = state.started.elapsed().as_secs();
-    let doc = with_read(&state, move |c| export_document(c, now, uptime)).await?;
-    let body = serde_json::to_vec_pretty(&doc)
-        .map_err(|e| ApiError::internal(format!("cannot encode the export: {e}")))?;
+    let started = state.started;
+    let mut resp = super::cache::cached(&state, "/api/export", "application/json", move |c| {
+        export_body(c, now_ms(), started.elapsed().as_secs()).map(Into::into)
+    })
+    .await?;
+    // The file is named after the download time (`exported_at` in it is when it was made).
     let name = format!(
         "attachment; filename=\"routerstats-export-{}.json\"",
-        compact_utc(now)
+        compact_utc(now_ms())
     );
-    let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     if let Ok(v) = HeaderValue::from_str(&name) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -1174,6 +1371,7 @@ pub async fn pppoe_interfaces(
 pub(crate) mod tests {
     use super::*;
     use crate::store::schema::MIGRATIONS;
+    use serde_json::Value;
 
     pub(crate) fn empty_db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
@@ -1439,10 +1637,46 @@ pub(crate) mod tests {
     #[test]
     fn export_of_an_empty_fleet() {
         let c = empty_db();
-        let doc = export_document(&c, 1_700_000_000_000, 5).unwrap();
+        let doc: Value =
+            serde_json::from_slice(&export_body(&c, 1_700_000_000_000, 5).unwrap()).unwrap();
         assert_eq!(doc["router_count"], 0);
         assert_eq!(doc["routers"], json!([]));
         assert_eq!(doc["exported_at"], "2023-11-14T22:13:20.000Z");
+    }
+
+    /// The typed export serializes byte for byte like the `serde_json::Value` document it
+    /// replaced (whose maps sort their keys): every field is in alphabetical order.
+    #[test]
+    fn export_fields_are_in_map_order() {
+        let c = empty_db();
+        c.execute_batch(
+            "INSERT INTO routers (id, name, site, hostname, cert_fingerprint, cert_not_after, enrolled_at, \
+             last_seen_ms, last_report_ms, last_report_id) VALUES (1, 'ap-1', 'home', 'h1', 'f1', 0, 0, 100, 100, 1); \
+             INSERT INTO reports (id, router_id, boot_id, seq, ts_ms, received_ms, dropped_reports, uptime_s, load1, \
+             load5, load15, cpu_permille, mem_total_kb, mem_available_kb, disk_mount, disk_used_bytes, disk_total_bytes, \
+             interface_count, station_count, lease_count, wg_peer_count, ovpn_client_count) \
+             VALUES (1, 1, x'00', 1, 100, 100, 0, 5, 0.5, NULL, 0.25, 10, 1000, 500, '/overlay', 1, 2, 1, 1, 1, 0, 0); \
+             INSERT INTO interface_samples (router_id, ts_ms, name, kind, rx_bytes, tx_bytes, rx_packets, tx_packets, \
+             rx_errs, tx_errs, rx_drop, tx_drop, rx_bps, tx_bps) VALUES (1, 100, 'eth0', 'ethernet', 1, 2, 3, 4, 5, 6, 7, 8, 9, NULL); \
+             INSERT INTO station_samples (router_id, ts_ms, iface, mac, ssid, rx_bytes, tx_bytes, connected_s) \
+             VALUES (1, 100, 'wlan0', 'aa:bb:cc:dd:ee:ff', 'Home', 1, 2, 3); \
+             INSERT INTO wireless_interfaces (router_id, name, type, ssid, txpower_dbm, updated_ms) VALUES (1, 'wlan0', 'AP', 'Home', 20.5, 0); \
+             INSERT INTO leases (router_id, ip, mac, hostname, updated_ms) VALUES (1, '10.0.0.2', 'aa:bb:cc:dd:ee:ff', 'tab', 0); \
+             INSERT INTO source_status (router_id, kind, name, state, updated_ms) VALUES (1, 'openvpn', '/tmp/x.status', 'ok', 0);",
+        )
+        .unwrap();
+        let body = export_body(&c, 1_700_000_000_000, 5).unwrap();
+        let as_map: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body, serde_json::to_vec_pretty(&as_map).unwrap());
+        let r = &as_map["routers"][0];
+        assert_eq!(r["system"]["load"], json!([0.5, null, 0.25]));
+        assert_eq!(r["interfaces"][0]["rx_errors"], 5);
+        assert_eq!(r["stations"][0]["connected_time"], 3);
+        assert_eq!(r["wireless"][0]["type"], "AP");
+        assert_eq!(r["leases"][0]["hostname"], "tab");
+        assert_eq!(r["sources"][0]["state"], "ok");
+        assert_eq!(r["status"], "offline");
+        assert_eq!(as_map["collector"]["uptime_s"], 5);
     }
 
     #[test]

@@ -15,16 +15,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
-use rusqlite::{params, Connection};
-use serde_json::{json, Map, Value};
+use axum::Router;
+use rusqlite::Connection;
+use serde::Serialize;
 
+use super::cache::{self, json_bytes};
 use super::monitor::{load_routers, to_u64};
 use super::readpool::db_err;
-use super::{require_role, with_read, ApiError, ApiState};
+use super::{require_role, ApiError, ApiState};
 use crate::tokens::Role;
 
 /// Key of the clients whose interface has no SSID.
@@ -94,9 +97,10 @@ const STATIONS_SQL: &str = "SELECT r.id, r.name, r.site, s.iface, s.mac, s.ssid,
      FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
      WHERE r.revoked_at IS NULL ORDER BY r.name, s.iface, s.mac";
 
-/// Leases of one MAC held by non-revoked routers of one site (index `leases_mac`).
-const LEASES_SQL: &str = "SELECT l.router_id, l.ip, l.hostname, l.expires FROM leases l \
-     CROSS JOIN routers lr ON lr.id = l.router_id WHERE l.mac = ?1 AND lr.site IS ?2 AND lr.revoked_at IS NULL";
+/// Every lease held by a non-revoked router, with that router's site (one pass; grouped by site
+/// and MAC in memory instead of one `leases_mac` lookup per station).
+const LEASES_SQL: &str = "SELECT lr.site, l.mac, l.router_id, l.ip, l.hostname, l.expires FROM leases l \
+     CROSS JOIN routers lr ON lr.id = l.router_id WHERE lr.revoked_at IS NULL AND l.mac IS NOT NULL";
 
 /// A lease found for a station.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,44 +114,80 @@ struct Lease {
 
 /// The best lease for a station of router `own`: its own router's, then one with a hostname,
 /// then the latest expiry (infinite first), then the lowest IP.
-fn best_lease(mut leases: Vec<Lease>, own: i64) -> Option<Lease> {
+fn best_lease(leases: &[Lease], own: i64) -> Option<&Lease> {
     let expiry = |l: &Lease| match l.expires {
         None | Some(0) => i64::MAX,
         Some(e) => e,
     };
-    leases.sort_by(|a, b| {
+    leases.iter().min_by(|a, b| {
         (b.router_id == own)
             .cmp(&(a.router_id == own))
             .then_with(|| b.hostname.is_some().cmp(&a.hostname.is_some()))
             .then_with(|| expiry(b).cmp(&expiry(a)))
             .then_with(|| a.ip.cmp(&b.ip))
-    });
-    leases.into_iter().next()
+    })
 }
 
-fn leases_for(conn: &Connection, mac: &str, site: Option<&str>) -> Result<Vec<Lease>, ApiError> {
+/// Leases by site (None: routers without a site) and MAC.
+type LeaseIndex = HashMap<Option<String>, HashMap<String, Vec<Lease>>>;
+
+fn load_leases(conn: &Connection) -> Result<LeaseIndex, ApiError> {
     let mut st = conn.prepare_cached(LEASES_SQL).map_err(db_err)?;
-    let rows = st
-        .query_map(params![mac, site], |r| {
-            Ok(Lease {
-                router_id: r.get(0)?,
-                ip: r.get(1)?,
-                hostname: r.get(2)?,
-                expires: r.get(3)?,
-            })
-        })
-        .map_err(db_err)?;
-    rows.collect::<Result<_, _>>().map_err(db_err)
+    let mut rows = st.query([]).map_err(db_err)?;
+    let mut out: LeaseIndex = HashMap::new();
+    while let Some(r) = rows.next().map_err(db_err)? {
+        let site: Option<String> = r.get(0).map_err(db_err)?;
+        let mac: String = r.get(1).map_err(db_err)?;
+        let lease = Lease {
+            router_id: r.get(2).map_err(db_err)?,
+            ip: r.get(3).map_err(db_err)?,
+            hostname: r.get(4).map_err(db_err)?,
+            expires: r.get(5).map_err(db_err)?,
+        };
+        out.entry(site)
+            .or_default()
+            .entry(mac)
+            .or_default()
+            .push(lease);
+    }
+    Ok(out)
 }
 
-/// Builds the `/api/openwrt` document.
-pub fn openwrt_document(conn: &Connection) -> Result<Value, ApiError> {
+/// One client in the tool's shape plus the raw values. Fields are in alphabetical order, the
+/// order the answer always had (it was built as a `serde_json::Map`).
+#[derive(Debug, Serialize)]
+struct Client {
+    connected_time: Option<u64>,
+    hostname: String,
+    interface: String,
+    ip: Option<String>,
+    mac: String,
+    router: String,
+    #[serde(rename = "rx/tx")]
+    rx_tx: String,
+    rx_bytes: Option<u64>,
+    site: Option<String>,
+    tx_bytes: Option<u64>,
+    uptime: String,
+}
+
+/// A top-level value: an uptime or `"[n]"` string, the total, or the clients by SSID.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Item {
+    Text(String),
+    Count(usize),
+    Clients(BTreeMap<String, Vec<Client>>),
+}
+
+/// Builds the `/api/openwrt` document, serialized (keys in alphabetical order).
+pub fn openwrt_body(conn: &Connection) -> Result<Bytes, ApiError> {
     let routers = load_routers(conn)?;
-    let mut out = Map::new();
+    let mut out: BTreeMap<String, Item> = BTreeMap::new();
     for r in routers.iter().filter(|r| r.revoked_at.is_none()) {
         out.insert(
             format!("{} uptime", r.name),
-            Value::String(format_secs(r.uptime_s.map(to_u64))),
+            Item::Text(format_secs(r.uptime_s.map(to_u64))),
         );
     }
     let mut ssids: BTreeSet<String> = BTreeSet::new();
@@ -160,93 +200,64 @@ pub fn openwrt_document(conn: &Connection) -> Result<Value, ApiError> {
             ssids.insert(ssid_key(Some(&s.map_err(db_err)?)));
         }
     }
-    type StationRow = (
-        i64,
-        String,
-        Option<String>,
-        String,
-        String,
-        Option<String>,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-    );
-    let stations: Vec<StationRow> = {
-        let mut st = conn.prepare_cached(STATIONS_SQL).map_err(db_err)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                ))
-            })
-            .map_err(db_err)?;
-        rows.collect::<Result<_, _>>().map_err(db_err)?
-    };
-    // Leases per (mac, site), looked up once each.
-    let mut lease_cache: HashMap<(String, Option<String>), Vec<Lease>> = HashMap::new();
-    let mut by_ssid: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let leases = load_leases(conn)?;
+    let mut by_ssid: BTreeMap<String, Vec<Client>> = BTreeMap::new();
     let mut total = 0usize;
-    for (rid, router, site, iface, mac, ssid, rx, tx, connected) in stations {
-        let key = (mac.clone(), site.clone());
-        if !lease_cache.contains_key(&key) {
-            let found = leases_for(conn, &mac, site.as_deref())?;
-            lease_cache.insert(key.clone(), found);
-        }
-        let lease = lease_cache
-            .get(&key)
-            .and_then(|l| best_lease(l.clone(), rid));
-        let ip = lease.as_ref().map(|l| l.ip.clone());
+    let mut st = conn.prepare_cached(STATIONS_SQL).map_err(db_err)?;
+    let mut rows = st.query([]).map_err(db_err)?;
+    while let Some(row) = rows.next().map_err(db_err)? {
+        let rid: i64 = row.get(0).map_err(db_err)?;
+        let router: String = row.get(1).map_err(db_err)?;
+        let site: Option<String> = row.get(2).map_err(db_err)?;
+        let iface: String = row.get(3).map_err(db_err)?;
+        let mac: String = row.get(4).map_err(db_err)?;
+        let ssid: Option<String> = row.get(5).map_err(db_err)?;
+        let rx = row.get::<_, Option<i64>>(6).map_err(db_err)?.map(to_u64);
+        let tx = row.get::<_, Option<i64>>(7).map_err(db_err)?.map(to_u64);
+        let connected = row.get::<_, Option<i64>>(8).map_err(db_err)?.map(to_u64);
+        let lease = leases
+            .get(&site)
+            .and_then(|m| m.get(mac.as_str()))
+            .and_then(|l| best_lease(l, rid));
+        let ip = lease.map(|l| l.ip.clone());
         let hostname = lease
-            .as_ref()
             .and_then(|l| l.hostname.clone())
             .or_else(|| ip.clone())
             .unwrap_or_else(|| mac.clone());
-        let (rx, tx, connected) = (rx.map(to_u64), tx.map(to_u64), connected.map(to_u64));
         let k = ssid_key(ssid.as_deref());
-        by_ssid.entry(k).or_default().push(json!({
-            "hostname": hostname,
-            "rx/tx": format!("{} / {}", format_bytes(rx), format_bytes(tx)),
-            "uptime": format_secs(connected),
-            "mac": mac,
-            "ip": ip,
-            "interface": iface,
-            "router": router,
-            "site": site,
-            "rx_bytes": rx,
-            "tx_bytes": tx,
-            "connected_time": connected,
-        }));
+        by_ssid.entry(k).or_default().push(Client {
+            connected_time: connected,
+            hostname,
+            interface: iface,
+            ip,
+            mac,
+            router,
+            rx_tx: format!("{} / {}", format_bytes(rx), format_bytes(tx)),
+            rx_bytes: rx,
+            site,
+            tx_bytes: tx,
+            uptime: format_secs(connected),
+        });
         total += 1;
     }
     ssids.extend(by_ssid.keys().cloned());
     for k in &ssids {
         out.insert(
             k.clone(),
-            Value::String(format!("[{}]", by_ssid.get(k).map_or(0, Vec::len))),
+            Item::Text(format!("[{}]", by_ssid.get(k).map_or(0, Vec::len))),
         );
         by_ssid.entry(k.clone()).or_default();
     }
-    out.insert("total clients".to_string(), json!(total));
-    let clients: Map<String, Value> = by_ssid
-        .into_iter()
-        .map(|(k, v)| (k, Value::Array(v)))
-        .collect();
-    // Like the tool, `clients` comes last and wins over an SSID named "clients".
-    out.insert("clients".to_string(), Value::Object(clients));
-    Ok(Value::Object(out))
+    out.insert("total clients".to_string(), Item::Count(total));
+    // Like the tool, `clients` is inserted last and wins over an SSID named "clients".
+    out.insert("clients".to_string(), Item::Clients(by_ssid));
+    json_bytes(&out)
 }
 
 /// Router uptimes and connected wireless clients grouped by SSID, with hostnames from DHCP.
 #[utoipa::path(get, path = "/api/openwrt", tag = "openwrt",
-    responses((status = 200, description = "`{\"<router> uptime\": \"3d4h5m\", \"<ssid>\": \"[n]\", \"total clients\": n, \
+    responses((status = 200, description = "Served from the response cache (see `X-Cache`): at most `api_cache_max_age` \
+        (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it. `{\"<router> uptime\": \"3d4h5m\", \"<ssid>\": \"[n]\", \"total clients\": n, \
         \"clients\": {\"<ssid>\": [{hostname, \"rx/tx\", uptime, mac, ip, interface, router, site, rx_bytes, tx_bytes, connected_time}]}}`",
         body = Object),
               (status = 401, description = "Missing or unknown API key")),
@@ -254,15 +265,21 @@ pub fn openwrt_document(conn: &Connection) -> Result<Value, ApiError> {
 pub async fn openwrt_stats(
     State(state): State<ApiState>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    Ok(Json(with_read(&state, openwrt_document).await?))
+    cache::cached(&state, "/api/openwrt", "application/json", openwrt_body).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::monitor::tests::{assert_no_big_scan, empty_db, plan};
+    use serde_json::{json, Value};
+
+    fn openwrt_document(c: &Connection) -> Result<Value, ApiError> {
+        let body = openwrt_body(c)?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::internal(e.to_string()))
+    }
 
     #[test]
     fn formats_like_the_tool() {
@@ -291,41 +308,45 @@ mod tests {
             expires,
         };
         let own = best_lease(
-            vec![
+            &[
                 l(2, "10.0.0.2", Some("other"), Some(9)),
                 l(1, "10.0.0.1", None, Some(5)),
             ],
             1,
         )
+        .cloned()
         .unwrap();
         assert_eq!(own.ip, "10.0.0.1");
         let named = best_lease(
-            vec![
+            &[
                 l(2, "10.0.0.2", None, None),
                 l(3, "10.0.0.3", Some("n"), Some(1)),
             ],
             1,
         )
+        .cloned()
         .unwrap();
         assert_eq!(named.hostname.as_deref(), Some("n"));
         let infinite = best_lease(
-            vec![
+            &[
                 l(2, "10.0.0.2", Some("a"), Some(100)),
                 l(3, "10.0.0.3", Some("b"), Some(0)),
             ],
             1,
         )
+        .cloned()
         .unwrap();
         assert_eq!(infinite.ip, "10.0.0.3");
-        assert_eq!(best_lease(Vec::new(), 1), None);
+        assert_eq!(best_lease(&[], 1), None);
     }
 
     #[test]
     fn queries_use_indexes() {
         let c = empty_db();
         assert_no_big_scan(&plan(&c, STATIONS_SQL, 0));
-        let p = plan(&c, LEASES_SQL, 2);
-        assert!(p.contains("leases_mac"), "{p}");
+        // One pass over the leases, each joined to its router by primary key.
+        let p = plan(&c, LEASES_SQL, 0);
+        assert!(p.contains("USING INTEGER PRIMARY KEY"), "{p}");
     }
 
     #[test]
@@ -350,6 +371,9 @@ mod tests {
              (4, 100, 'wlan0', 'aa:aa:aa:aa:aa:04', 'Secret', 1, 2, 3);",
         )
         .unwrap();
+        // Byte-exact shape (keys in the order the answer always had).
+        let text = String::from_utf8(openwrt_body(&c).unwrap().to_vec()).unwrap();
+        assert!(text.starts_with(r#"{"ap-a uptime":"1d1h1m","ap-b uptime":"1m","ap-c uptime":"N/A","clients":{"home_net":[{"connected_time":5123,"hostname":"tablet","interface":"wlan0","ip":"192.168.1.50","mac":"aa:aa:aa:aa:aa:01","router":"ap-b","rx/tx":"17.4 MB / 2.0 KB","rx_bytes":18234567,"site":"home","tx_bytes":2048,"uptime":"1h25m"}]"#), "{text}");
         let doc = openwrt_document(&c).unwrap();
         assert_eq!(doc["ap-a uptime"], "1d1h1m");
         assert_eq!(doc["ap-c uptime"], "N/A");

@@ -13,15 +13,16 @@
 
 use std::fmt::Write as _;
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use rusqlite::{Connection, Row};
 
 use super::readpool::db_err;
-use super::{require_role, with_read, ApiError, ApiState};
+use super::{require_role, ApiError, ApiState};
 use crate::tokens::Role;
 
 /// Content type of the exposition.
@@ -50,7 +51,9 @@ pub struct Doc;
     tag = "prometheus",
     security(("api_key" = []), ("bearer" = [])),
     responses(
-        (status = 200, description = "Prometheus text exposition format 0.0.4",
+        (status = 200, description = "Prometheus text exposition format 0.0.4. Served from the response cache \
+         (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is \
+         still served while one background task recomputes it",
          content_type = "text/plain; version=0.0.4", body = String),
         (status = 401, description = "Missing or unknown API key"),
     )
@@ -60,9 +63,11 @@ pub async fn metrics(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let now_ms = crate::pki::unix_now().saturating_mul(1000);
-    let body = with_read(&state, move |c| render_fleet(c, now_ms)).await?;
-    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response())
+    super::cache::cached(&state, "/metrics", CONTENT_TYPE, |c| {
+        let now_ms = crate::pki::unix_now().saturating_mul(1000);
+        render_fleet(c, now_ms).map(Bytes::from)
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -96,6 +101,16 @@ pub struct Family {
 /// Escapes a label value: backslash, double quote and line feed.
 pub fn escape_label_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
+    push_label_value(&mut out, v);
+    out
+}
+
+/// Appends `v` escaped as a label value (see [`escape_label_value`]) without allocating.
+fn push_label_value(out: &mut String, v: &str) {
+    if !v.contains(['\\', '"', '\n']) {
+        out.push_str(v);
+        return;
+    }
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -104,7 +119,6 @@ pub fn escape_label_value(v: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// Escapes HELP text: backslash and line feed.
@@ -149,7 +163,10 @@ impl Family {
                 if i > 0 {
                     self.lines.push(',');
                 }
-                let _ = write!(self.lines, "{k}=\"{}\"", escape_label_value(v));
+                self.lines.push_str(k);
+                self.lines.push_str("=\"");
+                push_label_value(&mut self.lines, v);
+                self.lines.push('"');
             }
             self.lines.push('}');
         }
@@ -186,7 +203,12 @@ impl Family {
 
 /// Renders families in order.
 pub fn render(families: &[&Family]) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(
+        families
+            .iter()
+            .map(|f| f.lines.len() + f.help.len() + 2 * f.name.len() + 32)
+            .sum(),
+    );
     for f in families {
         f.render(&mut out);
     }

@@ -20,7 +20,9 @@ use super::{
     username_of, Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo, Scope,
     MAX_IDENTITIES,
 };
+use crate::api::cache::cached_envelope;
 use crate::api::ApiState;
+use axum::response::Response;
 
 /// `data` of `GET /api/devices`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -289,6 +291,14 @@ fn stations_at_sql() -> String {
     format!("SELECT {STATION_COLS} FROM station_samples s WHERE s.router_id = ?1 AND s.ts_ms = ?2 ORDER BY s.iface, s.mac")
 }
 
+/// The stations of every router's newest report, by router and in [`stations_at`] order.
+fn all_stations_sql() -> String {
+    format!(
+        "SELECT {STATION_COLS} FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
+         AND s.ts_ms = r.last_report_ms ORDER BY r.id, s.iface, s.mac"
+    )
+}
+
 /// The stations in a router's report at `ts_ms` (its newest report: `last_report_ms`).
 pub fn stations_at(
     conn: &Connection,
@@ -552,15 +562,13 @@ pub async fn current_status(
 
 const IFACES_SQL: &str = "SELECT name, kind, rx_bytes, tx_bytes, rx_packets, tx_packets, rx_errs, tx_errs, rx_drop, \
      tx_drop, rx_bps, tx_bps FROM interface_samples WHERE router_id = ?1 AND ts_ms = ?2 ORDER BY name";
-const WIFI_SQL: &str =
-    "SELECT name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm FROM wireless_interfaces WHERE router_id = ?1";
 
 /// Interface counters of the newest report of each device (or of one).
 #[utoipa::path(get, path = "/api/interfaces",
     operation_id = "isp_interfaces", tag = "isp",
     params(("device" = Option<String>, Query, description = "Only this device")),
     responses(
-        (status = 200, description = "Interfaces by device and name", body = Envelope<InterfaceList>),
+        (status = 200, description = "Interfaces by device and name. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<InterfaceList>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
@@ -568,72 +576,134 @@ pub async fn interfaces(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<InterfaceList> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["device"])?;
     let device = p.text("device")?;
-    let out = read(&state, move |c| {
+    let key = format!("/api/interfaces?device={device:?}");
+    cached_envelope(&state, &key, move |c| {
         let routers = match device_filter(c, device.as_deref())? {
             Some(r) => vec![r],
             None => all_routers(c)?,
         };
+        let fleet = routers.len() > 1;
+        // The whole fleet: two statements (every current wireless interface, every interface
+        // of every newest report) instead of two per router.
+        let mut wireless = if fleet {
+            wireless_of(c, None)?
+        } else {
+            HashMap::new()
+        };
+        let mut samples: HashMap<i64, Vec<InterfaceStat>> = HashMap::new();
+        if fleet {
+            let mut st = c.prepare_cached(ALL_IFACES_SQL).map_err(db)?;
+            let mut rows = st.query([]).map_err(db)?;
+            while let Some(i) = rows.next().map_err(db)? {
+                let id: i64 = i.get(0).map_err(db)?;
+                let ts: i64 = i.get(1).map_err(db)?;
+                samples
+                    .entry(id)
+                    .or_default()
+                    .push(interface_stat(i, 2, ts).map_err(db)?);
+            }
+        }
         let mut ifaces = c.prepare_cached(IFACES_SQL).map_err(db)?;
-        let mut wifi = c.prepare_cached(WIFI_SQL).map_err(db)?;
         let mut out = Vec::new();
         for r in &routers {
             let Some(ts) = r.last_report_ms else { continue };
-            let wireless: HashMap<String, WirelessInfo> = wifi
-                .query_map([r.id], |w| {
-                    Ok((
-                        w.get::<_, String>(0)?,
-                        WirelessInfo {
-                            mode: w.get(1)?,
-                            ssid: w.get(2)?,
-                            channel: w.get(3)?,
-                            frequency_mhz: w.get(4)?,
-                            width_mhz: w.get(5)?,
-                            txpower_dbm: w.get(6)?,
-                        },
-                    ))
-                })
-                .map_err(db)?
-                .collect::<Result<_, _>>()
-                .map_err(db)?;
-            let mut wireless = wireless;
-            let rows = ifaces
-                .query_map(params![r.id, ts], |i| {
-                    Ok(InterfaceStat {
-                        device_name: r.name.clone(),
-                        name: i.get(0)?,
-                        kind: i.get(1)?,
-                        rx_bytes: i.get(2)?,
-                        tx_bytes: i.get(3)?,
-                        rx_packets: i.get(4)?,
-                        tx_packets: i.get(5)?,
-                        rx_errors: i.get(6)?,
-                        tx_errors: i.get(7)?,
-                        rx_drops: i.get(8)?,
-                        tx_drops: i.get(9)?,
-                        rx_bps: i.get(10)?,
-                        tx_bps: i.get(11)?,
-                        wireless: None,
-                        sampled_at: iso_ms(ts),
-                    })
-                })
-                .map_err(db)?;
-            for row in rows {
-                let mut row = row.map_err(db)?;
-                row.wireless = wireless.remove(&row.name);
+            let mut wifi = if fleet {
+                wireless.remove(&r.id).unwrap_or_default()
+            } else {
+                wireless_of(c, Some(r.id))?
+                    .remove(&r.id)
+                    .unwrap_or_default()
+            };
+            let rows = if fleet {
+                samples.remove(&r.id).unwrap_or_default()
+            } else {
+                ifaces
+                    .query_map(params![r.id, ts], |i| interface_stat(i, 0, ts))
+                    .map_err(db)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(db)?
+            };
+            for mut row in rows {
+                row.device_name.clone_from(&r.name);
+                row.wireless = wifi.remove(&row.name);
                 out.push(row);
             }
         }
-        Ok(out)
+        Ok(InterfaceList {
+            total_interfaces: out.len(),
+            interfaces: out,
+        })
     })
-    .await?;
-    ok(InterfaceList {
-        total_interfaces: out.len(),
-        interfaces: out,
+    .await
+}
+
+/// Every interface of every router's newest report (primary-key lookup per router).
+const ALL_IFACES_SQL: &str = "SELECT r.id, r.last_report_ms, i.name, i.kind, i.rx_bytes, i.tx_bytes, i.rx_packets, \
+     i.tx_packets, i.rx_errs, i.tx_errs, i.rx_drop, i.tx_drop, i.rx_bps, i.tx_bps FROM routers r \
+     CROSS JOIN interface_samples i ON i.router_id = r.id AND i.ts_ms = r.last_report_ms ORDER BY r.id, i.name";
+const ALL_WIFI_SQL: &str =
+    "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm FROM wireless_interfaces";
+const ONE_WIFI_SQL: &str =
+    "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm \
+     FROM wireless_interfaces WHERE router_id = ?1";
+
+/// An interface row (the columns of [`IFACES_SQL`] from column `at` on), without its device name.
+fn interface_stat(i: &rusqlite::Row<'_>, at: usize, ts: i64) -> rusqlite::Result<InterfaceStat> {
+    Ok(InterfaceStat {
+        device_name: String::new(),
+        name: i.get(at)?,
+        kind: i.get(at + 1)?,
+        rx_bytes: i.get(at + 2)?,
+        tx_bytes: i.get(at + 3)?,
+        rx_packets: i.get(at + 4)?,
+        tx_packets: i.get(at + 5)?,
+        rx_errors: i.get(at + 6)?,
+        tx_errors: i.get(at + 7)?,
+        rx_drops: i.get(at + 8)?,
+        tx_drops: i.get(at + 9)?,
+        rx_bps: i.get(at + 10)?,
+        tx_bps: i.get(at + 11)?,
+        wireless: None,
+        sampled_at: iso_ms(ts),
     })
+}
+
+/// Current wireless interfaces by router id and name (of one router, or of all).
+fn wireless_of(
+    c: &Connection,
+    router: Option<i64>,
+) -> Result<HashMap<i64, HashMap<String, WirelessInfo>>, IspError> {
+    let mut st = c
+        .prepare_cached(if router.is_some() {
+            ONE_WIFI_SQL
+        } else {
+            ALL_WIFI_SQL
+        })
+        .map_err(db)?;
+    let mut rows = match router {
+        Some(id) => st.query([id]),
+        None => st.query([]),
+    }
+    .map_err(db)?;
+    let mut out: HashMap<i64, HashMap<String, WirelessInfo>> = HashMap::new();
+    while let Some(w) = rows.next().map_err(db)? {
+        let info = WirelessInfo {
+            mode: w.get(2).map_err(db)?,
+            ssid: w.get(3).map_err(db)?,
+            channel: w.get(4).map_err(db)?,
+            frequency_mhz: w.get(5).map_err(db)?,
+            width_mhz: w.get(6).map_err(db)?,
+            txpower_dbm: w.get(7).map_err(db)?,
+        };
+        out.entry(w.get(0).map_err(db)?)
+            .or_default()
+            .insert(w.get(1).map_err(db)?, info);
+    }
+    Ok(out)
 }
 
 /// Stations associated now: those in the newest report of every connected device.
@@ -641,7 +711,7 @@ pub async fn interfaces(
     operation_id = "isp_users_active", tag = "isp",
     params(("device" = Option<String>, Query, description = "Only this device")),
     responses(
-        (status = 200, description = "Associated stations by device, interface and MAC", body = Envelope<ActiveUsers>),
+        (status = 200, description = "Associated stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<ActiveUsers>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
@@ -649,12 +719,13 @@ pub async fn active_users(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<ActiveUsers> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["device"])?;
     let device = p.text("device")?;
-    let now = super::now_ms();
-    let out = read(&state, move |c| {
+    let key = format!("/api/users/active?device={device:?}");
+    cached_envelope(&state, &key, move |c| {
+        let now = super::now_ms();
         let routers = match device_filter(c, device.as_deref())? {
             Some(r) => vec![r],
             None => all_routers(c)?,
@@ -665,10 +736,25 @@ pub async fn active_users(
         } else {
             None
         };
+        // ... and one statement for every router's newest stations instead of one per router.
+        let mut fleet_stations: HashMap<i64, Vec<StationRow>> = HashMap::new();
+        if book.is_some() {
+            let mut st = c.prepare_cached(&all_stations_sql()).map_err(db)?;
+            let mut rows = st.query([]).map_err(db)?;
+            while let Some(row) = rows.next().map_err(db)? {
+                let s = station_row(row).map_err(db)?;
+                fleet_stations.entry(s.router_id).or_default().push(s);
+            }
+        }
         let mut out = Vec::new();
         for r in routers.iter().filter(|r| r.online(now)) {
             let Some(ts) = r.last_report_ms else { continue };
-            for s in stations_at(c, r.id, ts)? {
+            let stations = if book.is_some() {
+                fleet_stations.remove(&r.id).unwrap_or_default()
+            } else {
+                stations_at(c, r.id, ts)?
+            };
+            for s in stations {
                 let lease = match &book {
                     Some(b) => b.get(&s.mac, Some(r.id)),
                     None => lease_for_mac(c, &s.mac, Some(r.id))?,
@@ -676,13 +762,12 @@ pub async fn active_users(
                 out.push(active_user(&s, &r.name, lease, true));
             }
         }
-        Ok(out)
+        Ok(ActiveUsers {
+            active_users_count: out.len(),
+            active_users: out,
+        })
     })
-    .await?;
-    ok(ActiveUsers {
-        active_users_count: out.len(),
-        active_users: out,
-    })
+    .await
 }
 
 fn usage(totals: &[super::StationTotal]) -> Usage {
@@ -728,9 +813,12 @@ fn user_last_sql() -> String {
 pub(crate) fn queries() -> Vec<(&'static str, String)> {
     vec![
         ("stations_at", stations_at_sql()),
+        ("all_stations", all_stations_sql()),
         ("vpn_link", VPN_LINK_SQL.to_string()),
         ("interfaces", IFACES_SQL.to_string()),
-        ("wireless", WIFI_SQL.to_string()),
+        ("all_interfaces", ALL_IFACES_SQL.to_string()),
+        ("all_wireless", ALL_WIFI_SQL.to_string()),
+        ("one_wireless", ONE_WIFI_SQL.to_string()),
         ("user_now", user_now_sql()),
         ("user_last", user_last_sql()),
     ]

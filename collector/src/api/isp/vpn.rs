@@ -20,7 +20,9 @@ use super::{
     all_routers, auth, date_ms, db, iso_ms, mib, now_ms, ok, path_name, plain_datetime_s, read,
     Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo,
 };
+use crate::api::cache::cached_envelope;
 use crate::api::ApiState;
+use axum::response::Response;
 
 /// Longest accepted `days` of `/api/vpn/statistics/usage`.
 pub const MAX_USAGE_DAYS: i64 = 90;
@@ -330,12 +332,14 @@ fn last_sighting_sql() -> String {
 
 const CN_FIRST_SQL: &str = "SELECT min(common_name) FROM ovpn_client_samples";
 const CN_NEXT_SQL: &str = "SELECT min(common_name) FROM ovpn_client_samples WHERE common_name > ?1";
-const SOURCES_SQL: &str =
-    "SELECT name, state, detail, updated_ms FROM source_status WHERE router_id = ?1 \
-     AND kind = 'openvpn' AND state != 'disabled' ORDER BY name";
-const CLIENTS_AT_SQL: &str =
-    "SELECT instance, common_name FROM ovpn_client_samples WHERE router_id = ?1 \
-     AND ts_ms = ?2 ORDER BY instance, common_name";
+/// The OpenVPN status files (not disabled) of every router, by router and name.
+const ALL_SOURCES_SQL: &str =
+    "SELECT router_id, name, state, detail, updated_ms FROM source_status \
+     WHERE kind = 'openvpn' AND state != 'disabled' ORDER BY router_id, name";
+/// The OpenVPN sessions of every router's newest report, by router, instance and name.
+const ALL_CLIENTS_AT_SQL: &str = "SELECT r.id, o.ts_ms, o.instance, o.common_name FROM routers r \
+     CROSS JOIN ovpn_client_samples o ON o.router_id = r.id AND o.ts_ms = r.last_report_ms \
+     ORDER BY r.id, o.instance, o.common_name";
 const SPAN_SQL: &str =
     "SELECT min(ts_ms), max(ts_ms) FROM ovpn_client_samples WHERE common_name = ?1";
 const CN_USAGE_SQL: &str =
@@ -354,8 +358,8 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ("last_sighting", last_sighting_sql()),
         ("cn_first", CN_FIRST_SQL.to_string()),
         ("cn_next", CN_NEXT_SQL.to_string()),
-        ("sources", SOURCES_SQL.to_string()),
-        ("clients_at", CLIENTS_AT_SQL.to_string()),
+        ("all_sources", ALL_SOURCES_SQL.to_string()),
+        ("all_clients_at", ALL_CLIENTS_AT_SQL.to_string()),
         ("span", SPAN_SQL.to_string()),
         ("cn_usage", CN_USAGE_SQL.to_string()),
         ("usage", USAGE_SQL.to_string()),
@@ -454,24 +458,38 @@ fn servers(
     routers: &[RouterInfo],
     now: i64,
 ) -> Result<Vec<VpnServer>, IspError> {
-    let mut src = conn.prepare_cached(SOURCES_SQL).map_err(db)?;
-    let mut cl = conn.prepare_cached(CLIENTS_AT_SQL).map_err(db)?;
+    // Two statements for the whole fleet (status files, sessions of the newest reports) instead
+    // of two per router.
+    type Source = (String, String, Option<String>, i64);
+    let mut sources: HashMap<i64, Vec<Source>> = HashMap::new();
+    {
+        let mut st = conn.prepare_cached(ALL_SOURCES_SQL).map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        while let Some(x) = rows.next().map_err(db)? {
+            sources.entry(x.get(0).map_err(db)?).or_default().push((
+                x.get(1).map_err(db)?,
+                x.get(2).map_err(db)?,
+                x.get(3).map_err(db)?,
+                x.get(4).map_err(db)?,
+            ));
+        }
+    }
+    let mut sessions: HashMap<(i64, i64), Vec<(String, String)>> = HashMap::new();
+    {
+        let mut st = conn.prepare_cached(ALL_CLIENTS_AT_SQL).map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        while let Some(x) = rows.next().map_err(db)? {
+            sessions
+                .entry((x.get(0).map_err(db)?, x.get(1).map_err(db)?))
+                .or_default()
+                .push((x.get(2).map_err(db)?, x.get(3).map_err(db)?));
+        }
+    }
     let mut out = Vec::new();
     for r in routers {
         let online = r.online(now);
         let mut by_instance: BTreeMap<String, VpnServer> = BTreeMap::new();
-        let rows = src
-            .query_map([r.id], |x| {
-                Ok((
-                    x.get::<_, String>(0)?,
-                    x.get::<_, String>(1)?,
-                    x.get::<_, Option<String>>(2)?,
-                    x.get::<_, i64>(3)?,
-                ))
-            })
-            .map_err(db)?;
-        for row in rows {
-            let (path, state, detail, updated) = row.map_err(db)?;
+        for (path, state, detail, updated) in sources.remove(&r.id).unwrap_or_default() {
             let running = online && (state == "ok" || state == "partial");
             by_instance.insert(
                 instance_name(&path),
@@ -491,13 +509,7 @@ fn servers(
             );
         }
         if let (true, Some(ts)) = (online, r.last_report_ms) {
-            let rows = cl
-                .query_map(params![r.id, ts], |x| {
-                    Ok((x.get::<_, String>(0)?, x.get::<_, String>(1)?))
-                })
-                .map_err(db)?;
-            for row in rows {
-                let (instance, cn) = row.map_err(db)?;
+            for (instance, cn) in sessions.remove(&(r.id, ts)).unwrap_or_default() {
                 let entry = by_instance
                     .entry(instance.clone())
                     .or_insert_with(|| VpnServer {
@@ -528,18 +540,24 @@ fn servers(
 #[utoipa::path(get, path = "/api/vpn/status",
     operation_id = "isp_vpn_status", tag = "isp",
     responses(
-        (status = 200, description = "Fleet summary and every instance", body = Envelope<VpnStatus>),
+        (status = 200, description = "Fleet summary and every instance. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<VpnStatus>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn status(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<VpnStatus> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     Params::parse(q, &[])?;
-    let now = now_ms();
-    let servers = read(&state, move |c| servers(c, &all_routers(c)?, now)).await?;
+    cached_envelope(&state, "/api/vpn/status", |c| {
+        vpn_status(servers(c, &all_routers(c)?, now_ms())?)
+    })
+    .await
+}
+
+/// The `/api/vpn/status` summary of every OpenVPN instance.
+fn vpn_status(servers: Vec<VpnServer>) -> Result<VpnStatus, IspError> {
     let running: Vec<&VpnServer> = servers.iter().filter(|s| s.service_running).collect();
     let clients: BTreeSet<String> = running
         .iter()
@@ -549,7 +567,7 @@ pub async fn status(
         let sum: usize = servers.iter().map(|s| usize::from(s.health_score)).sum();
         u8::try_from((sum + servers.len() / 2) / servers.len()).unwrap_or(100)
     });
-    ok(VpnStatus {
+    Ok(VpnStatus {
         server_status: ServerStatus {
             service_running: !running.is_empty(),
             port_listening: None,
@@ -567,18 +585,35 @@ pub async fn status(
 #[utoipa::path(get, path = "/api/vpn/clients",
     operation_id = "isp_vpn_clients", tag = "isp",
     responses(
-        (status = 200, description = "Clients by name and router", body = Envelope<VpnClients>),
+        (status = 200, description = "Clients by name and router. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<VpnClients>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn clients(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<VpnClients> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     Params::parse(q, &[])?;
-    let now = now_ms();
-    let list = read(&state, move |c| {
+    cached_envelope(&state, "/api/vpn/clients", |c| {
+        let list = vpn_client_list(c, now_ms())?;
+        let connected = list.iter().filter(|c| c.is_connected).count();
+        Ok(VpnClients {
+            statistics: VpnClientStatistics {
+                total_clients: list.len(),
+                connected_clients: connected,
+                valid_certificates: None,
+            },
+            clients: list,
+        })
+    })
+    .await
+}
+
+/// Every client of `/api/vpn/clients`: connected sessions grouped by name and router, others
+/// at their last sighting.
+fn vpn_client_list(c: &Connection, now: i64) -> Result<Vec<VpnClient>, IspError> {
+    {
         let routers = by_id(all_routers(c)?);
         // (name, device) -> sessions
         let mut groups: BTreeMap<(String, String), Vec<VpnSession>> = BTreeMap::new();
@@ -623,17 +658,7 @@ pub async fn clients(
             });
         }
         Ok(out)
-    })
-    .await?;
-    let connected = list.iter().filter(|c| c.is_connected).count();
-    ok(VpnClients {
-        statistics: VpnClientStatistics {
-            total_clients: list.len(),
-            connected_clients: connected,
-            valid_certificates: None,
-        },
-        clients: list,
-    })
+    }
 }
 
 /// Sessions connected now.
