@@ -1042,9 +1042,7 @@ fn fleet_extras(
     for (id, name) in &wan {
         let Some(x) = out.get_mut(id) else { continue };
         let Some(e) = sums.get(id) else { continue };
-        x.wan_traffic = if window.uses_rollup() {
-            (Some(e.rx), Some(e.tx))
-        } else if e.rx_known && e.tx_known {
+        x.wan_traffic = if window.uses_rollup() || (e.rx_known && e.tx_known) {
             (Some(e.rx), Some(e.tx))
         } else if e.buckets {
             window_traffic(conn, *id, name, window, now)?
@@ -1843,7 +1841,7 @@ mod tests {
                 .iter()
                 .zip(&reports)
                 .enumerate()
-                .filter(|(i, _)| !(*i == 1 && seq > 300) && !(*i == 3 && seq < 340))
+                .filter(|(i, _)| (*i != 1 || seq <= 300) && (*i != 3 || seq >= 340))
                 .map(|(_, (id, r))| IngestItem {
                     router_id: *id,
                     received_at_ms: ts,
