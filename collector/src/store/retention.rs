@@ -38,10 +38,10 @@ impl Default for Retention {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetentionStats {
     pub reports: u64,
-    /// Raw interface, station, WireGuard and OpenVPN samples.
+    /// Raw interface, station, WireGuard and OpenVPN samples, and per-report station totals.
     pub samples: u64,
     pub rollup_5m: u64,
-    /// Interface, station and WireGuard 1-hour rollups.
+    /// Interface, station, WireGuard and OpenVPN 1-hour rollups.
     pub rollup_1h: u64,
 }
 
@@ -51,8 +51,14 @@ const SAMPLE_TABLES: &[&str] = &[
     "station_samples",
     "wg_peer_samples",
     "ovpn_client_samples",
+    "station_report_totals",
 ];
-const ROLLUP_1H_TABLES: &[&str] = &["interface_rollup_1h", "station_rollup_1h", "wg_rollup_1h"];
+const ROLLUP_1H_TABLES: &[&str] = &[
+    "interface_rollup_1h",
+    "station_rollup_1h",
+    "wg_rollup_1h",
+    "ovpn_rollup_1h",
+];
 
 fn cutoff(now_ms: i64, days: u32) -> i64 {
     now_ms.saturating_sub(i64::from(days).saturating_mul(DAY_MS))
@@ -144,6 +150,8 @@ mod tests {
             "interface_rollup_1h",
             "station_rollup_1h",
             "wg_rollup_1h",
+            "station_report_totals",
+            "ovpn_rollup_1h",
             "leases",
         ]
         .iter()
@@ -212,11 +220,12 @@ mod tests {
             "station_samples",
             "wg_peer_samples",
             "ovpn_client_samples",
+            "station_report_totals",
         ] {
             assert_eq!(min_ts(&store, table, "ts_ms"), raw_cut, "{table}");
         }
-        // Two interfaces, two stations, one peer, one client per report.
-        assert_eq!(stats.samples, (160 - 32) * 6);
+        // Two interfaces, two stations, one peer, one client and one station total per report.
+        assert_eq!(stats.samples, (160 - 32) * 7);
         // 5-minute buckets that ended by now - 35 days are gone; the bucket at the cutoff stays.
         let cut_5m = (now - 35 * DAY) as i64;
         assert_eq!(
