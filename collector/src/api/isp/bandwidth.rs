@@ -5,7 +5,9 @@
 //! A user's download is what the access point sent to the station (the station's tx counter in
 //! `iw station dump`), the upload what the station sent (its rx counter). Traffic over a window
 //! is the sum of the deltas between reports: raw samples for the first partial hour and the
-//! hourly station rollup for whole hours (see [`super::station_totals`]).
+//! hourly station rollup for whole hours (see [`super::station_totals`]). The fleet-wide
+//! real-time series (up to [`RAW_FLEET_MINUTES`]) sums `station_report_totals`, one row per
+//! report with its stations' delta sums and counts, instead of one row per station.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -329,7 +331,22 @@ fn resolve(c: &Connection, username: Option<&str>, device: Option<&str>) -> Resu
 }
 
 /// Per-bucket rows of the raw series: (bucket index, tx bytes, rx bytes, deltas counted).
-type BucketRow = (i64, i64, i64, i64);
+pub(super) type BucketRow = (i64, i64, i64, i64);
+
+/// The fleet-wide raw series rows (for tests against the station samples).
+#[cfg(test)]
+pub(super) fn fleet_raw_series(
+    c: &Connection,
+    start: i64,
+    now: i64,
+    step: i64,
+) -> Result<Vec<BucketRow>, IspError> {
+    let who = Who {
+        user: None,
+        device: None,
+    };
+    raw_series(c, &who, start, now, step)
+}
 
 /// Which stations a raw series covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,10 +372,12 @@ fn raw_series_sql(scope: SeriesScope) -> String {
         SeriesScope::Router => format!(
             "SELECT {cols} FROM station_samples s WHERE s.router_id = ?4 AND s.ts_ms >= ?1 AND s.ts_ms <= ?3 {group}"
         ),
-        SeriesScope::Fleet => format!(
-            "SELECT {cols} FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id AND s.ts_ms >= ?1 \
-             AND s.ts_ms <= ?3 {group}"
-        ),
+        // One row per report (`station_report_totals` holds each report's station sums and
+        // delta counts), not one per station.
+        SeriesScope::Fleet => "SELECT (t.ts_ms - ?1) / ?2 AS b, sum(t.tx_bytes), sum(t.rx_bytes), \
+             sum(t.tx_deltas + t.rx_deltas) FROM routers r CROSS JOIN station_report_totals t \
+             ON t.router_id = r.id AND t.ts_ms >= ?1 AND t.ts_ms <= ?3 GROUP BY b"
+            .to_string(),
     }
 }
 
