@@ -723,11 +723,21 @@ pub fn gateways_in_window(
 ) -> Result<GatewaysResponse, ApiError> {
     let (start, end) = window_bounds(window, now);
     let routers = load_routers(conn)?;
-    let mut ports = load_ports(conn, None)?;
     let selected: Vec<&RouterInfo> = routers
         .iter()
         .filter(|r| site.is_none_or(|s| r.site.as_deref() == Some(s)))
         .collect();
+    // The whole fleet's ports in one query, a site's router by router.
+    let mut ports = match site {
+        None => load_ports(conn, None)?,
+        Some(_) => {
+            let mut m = HashMap::new();
+            for r in &selected {
+                m.extend(load_ports(conn, Some(r.id))?);
+            }
+            m
+        }
+    };
     // A site's totals are summed for its routers only; the whole fleet in one pass otherwise.
     let totals = match site {
         None => window_totals(conn, window, start, end, None)?,

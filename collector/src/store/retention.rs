@@ -41,7 +41,7 @@ pub struct RetentionStats {
     /// Raw interface, station, WireGuard and OpenVPN samples, and per-report station totals.
     pub samples: u64,
     pub rollup_5m: u64,
-    /// Interface, station, WireGuard and OpenVPN 1-hour rollups.
+    /// Interface, station, WireGuard and OpenVPN 1-hour rollups, and fleet station hours.
     pub rollup_1h: u64,
 }
 
@@ -58,6 +58,7 @@ const ROLLUP_1H_TABLES: &[&str] = &[
     "station_rollup_1h",
     "wg_rollup_1h",
     "ovpn_rollup_1h",
+    "station_fleet_1h",
 ];
 
 fn cutoff(now_ms: i64, days: u32) -> i64 {
@@ -152,6 +153,7 @@ mod tests {
             "wg_rollup_1h",
             "station_report_totals",
             "ovpn_rollup_1h",
+            "station_fleet_1h",
             "leases",
         ]
         .iter()

@@ -23,8 +23,8 @@
 //!   and the per-key index (`(router_id, name, ...)`, `(mac, ...)`, `(public_key, ...)`) is only
 //!   written when a bucket row is created.
 //! - Fleet-window summaries (version 3): `station_report_totals` (station deltas summed per
-//!   report, raw retention) and `ovpn_rollup_1h` (OpenVPN deltas per hour and session); see
-//!   `MIGRATION_3`.
+//!   report, raw retention), `ovpn_rollup_1h` (OpenVPN deltas per hour and session) and
+//!   `station_fleet_1h` (`station_rollup_1h` summed over the fleet per hour); see `MIGRATION_3`.
 //! - Current state, replaced from the newest report of each router: `wireless_interfaces`,
 //!   `leases`, `source_status` (their `updated_ms` is the report time when the row last changed).
 
@@ -310,6 +310,9 @@ CREATE INDEX ovpn_client_samples_cn ON ovpn_client_samples(common_name, ts_ms);
 /// - `ovpn_rollup_1h`: OpenVPN client deltas per hour and session (`router_id`, `instance`,
 ///   `common_name`, `real_address`, `connected_since`, which is -1 when the agent did not
 ///   report it), with the newest sample time `last_ts_ms`; 1-hour rollup retention.
+/// - `station_fleet_1h`: the whole fleet's `station_rollup_1h` per hour: sums of bytes and
+///   samples, maxima of rates, and `stations`, its number of `station_rollup_1h` rows (one per
+///   router and MAC); 1-hour rollup retention.
 ///
 /// Both are filled from the raw samples already stored when the migration runs (summed as
 /// floating point there, so that no sum can overflow: exact below 2^53 bytes, saturating).
@@ -338,6 +341,21 @@ CREATE TABLE ovpn_rollup_1h (
     samples          INTEGER NOT NULL,
     PRIMARY KEY (bucket_start_ms, router_id, instance, common_name, real_address, connected_since)
 ) WITHOUT ROWID;
+
+CREATE TABLE station_fleet_1h (
+    bucket_start_ms  INTEGER PRIMARY KEY NOT NULL,
+    rx_bytes         INTEGER NOT NULL,
+    tx_bytes         INTEGER NOT NULL,
+    max_rx_bps       INTEGER,
+    max_tx_bps       INTEGER,
+    samples          INTEGER NOT NULL,
+    stations         INTEGER NOT NULL
+);
+
+INSERT INTO station_fleet_1h (bucket_start_ms, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples, stations)
+SELECT bucket_start_ms, CAST(total(rx_bytes) AS INTEGER), CAST(total(tx_bytes) AS INTEGER), max(max_rx_bps),
+       max(max_tx_bps), CAST(total(samples) AS INTEGER), count(*)
+FROM station_rollup_1h GROUP BY bucket_start_ms;
 
 INSERT INTO station_report_totals (router_id, ts_ms, rx_bytes, tx_bytes, rx_deltas, tx_deltas, stations)
 SELECT router_id, ts_ms, CAST(total(rx_delta) AS INTEGER), CAST(total(tx_delta) AS INTEGER), count(rx_delta),
@@ -382,6 +400,7 @@ mod tests {
             "reports",
             "routers",
             "source_status",
+            "station_fleet_1h",
             "station_report_totals",
             "station_rollup_1h",
             "station_samples",

@@ -475,12 +475,35 @@ fn peak_mac_sql() -> String {
     )
 }
 
-/// Hour buckets of every station: `?1` first bucket, `?2` now.
+/// Hour buckets of every station: `?1` first bucket, `?2` now; one `station_fleet_1h` row per
+/// hour (the fleet's `station_rollup_1h` sums, maxima and row count) in [`PEAK_COLS`]'s shape.
 fn peak_fleet_sql() -> String {
-    format!(
-        "SELECT {PEAK_COLS} FROM station_rollup_1h WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2 \
-         GROUP BY bucket_start_ms"
-    )
+    "SELECT bucket_start_ms, tx_bytes, rx_bytes, max_tx_bps, max_rx_bps, stations FROM station_fleet_1h \
+     WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2"
+        .to_string()
+}
+
+/// A fleet peak hour: (bucket, tx, rx, max tx bps, max rx bps, stations).
+#[cfg(test)]
+pub(super) type PeakRow = (i64, i64, i64, Option<i64>, Option<i64>, i64);
+
+/// [`peak_fleet_sql`]'s rows (for tests against `station_rollup_1h`).
+#[cfg(test)]
+pub(super) fn peak_fleet_rows(c: &Connection, first: i64, now: i64) -> Vec<PeakRow> {
+    let mut st = c.prepare(&peak_fleet_sql()).unwrap();
+    let rows = st
+        .query_map(params![first, now], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect()
 }
 
 const FIRST_TS_SQL: &str =

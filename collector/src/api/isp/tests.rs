@@ -455,6 +455,34 @@ fn fleet_series_and_vpn_usage_equal_raw_queries() {
     }
     assert!(checked > 100, "{checked}");
     assert_eq!(sessions.len(), 2, "two OpenVPN sessions: {sessions:?}");
+    // Fleet peak hours from `station_fleet_1h` equal the grouped `station_rollup_1h`.
+    let old_peak =
+        "SELECT bucket_start_ms, sum(tx_bytes), sum(rx_bytes), max(max_tx_bps), max(max_rx_bps), \
+         count(*) FROM station_rollup_1h WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2 \
+         GROUP BY bucket_start_ms ORDER BY bucket_start_ms";
+    for hours in [1, 5, 24] {
+        let first = last - last.rem_euclid(3_600_000) - (hours - 1) * 3_600_000;
+        let mut st = c.prepare(old_peak).unwrap();
+        let old: Vec<bandwidth::PeakRow> = st
+            .query_map(rusqlite::params![first, last], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut new = bandwidth::peak_fleet_rows(&c, first, last);
+        new.sort_unstable();
+        assert_eq!(new, old, "{hours} h");
+        assert_eq!(old.len(), usize::try_from(hours).unwrap());
+        assert!(old.iter().all(|h| h.1 > 0 && h.5 >= 2), "{old:?}");
+    }
 }
 
 #[test]
