@@ -454,10 +454,33 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                 "INSERT INTO interface_rollup_5m (router_id, name, bucket_start_ms, rx_bytes, tx_bytes, \
                  max_rx_bps, max_tx_bps, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 10)",
             )?;
+            let mut sta5 = conn.prepare_cached(
+                "INSERT INTO station_rollup_5m (mac, bucket_start_ms, router_id, rx_bytes, tx_bytes, \
+                 max_rx_bps, max_tx_bps, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 10)",
+            )?;
             // 12 buckets (one hour) per transaction.
             for _ in 0..12 {
                 if b > b5_last {
                     break;
+                }
+                // Station buckets only where there are raw samples (they are kept as long).
+                if b + 300_000 > first_raw(0) {
+                    for r in 0..o.routers {
+                        for s in 0..STATIONS {
+                            let rx = g.rng.range(10_000, 15_000_000);
+                            let tx = g.rng.range(50_000, 60_000_000);
+                            sta5.execute(params![
+                                station_mac(r, s),
+                                b,
+                                r as i64 + 1,
+                                rx,
+                                tx,
+                                rx * 8 / 300 * 3,
+                                tx * 8 / 300 * 3
+                            ])?;
+                            n5 += 1;
+                        }
+                    }
                 }
                 for r in 0..o.routers {
                     for (name, _, rx_rate, tx_rate) in IFACES {
@@ -481,7 +504,7 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
         conn.execute_batch("COMMIT")?;
     }
     eprintln!(
-        "  interface_rollup_5m: {n5} rows in {:.1} s",
+        "  interface_rollup_5m (and station_rollup_5m over the raw window): {n5} rows in {:.1} s",
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
@@ -879,6 +902,7 @@ fn main() {
             "station_report_totals",
             "ovpn_rollup_1h",
             "station_fleet_1h",
+            "station_rollup_5m",
             "leases",
         ] {
             let n: i64 = c

@@ -240,6 +240,7 @@ struct Rollups<'a> {
     if_1h: HashMap<(i64, i64, &'a str), Acc>,
     /// (bucket, router, mac)
     st_1h: HashMap<(i64, i64, MacAddr), Acc>,
+    st_5m: HashMap<(i64, i64, MacAddr), Acc>,
     /// (bucket, router, interface, public key)
     wg_1h: HashMap<(i64, i64, &'a str, &'a str), Acc>,
     /// (bucket, router, instance, common name, real address, connected since or -1)
@@ -334,6 +335,24 @@ impl<'a> Rollups<'a> {
                 let (rx, txb, mrx, mtx, n) = acc_params(a);
                 st.execute(params![bucket, router, name, rx, txb, mrx, mtx, n])?;
             }
+        }
+        let mut st = tx.prepare_cached(&upsert_sql(
+            "station_rollup_5m",
+            "bucket_start_ms, router_id, mac",
+        ))?;
+        let mut mac_buf = MacText::default();
+        for ((bucket, router, mac), a) in &self.st_5m {
+            let (rx, txb, mrx, mtx, n) = acc_params(a);
+            st.execute(params![
+                bucket,
+                router,
+                mac_buf.format(mac),
+                rx,
+                txb,
+                mrx,
+                mtx,
+                n
+            ])?;
         }
         // The station rows return their new sample count: equal to this batch's, the row is
         // new (an existing row has at least one sample), which `station_fleet_1h` counts.
@@ -679,6 +698,11 @@ fn ingest_one<'a>(
             rollups
                 .st_1h
                 .entry((bucket_start(ts, BUCKET_1H_MS), rid, sta.mac))
+                .or_default()
+                .add(&d);
+            rollups
+                .st_5m
+                .entry((bucket_start(ts, BUCKET_5M_MS), rid, sta.mac))
                 .or_default()
                 .add(&d);
             station_totals.add(&d);
@@ -1154,6 +1178,7 @@ mod tests {
         "station_report_totals",
         "ovpn_rollup_1h",
         "station_fleet_1h",
+        "station_rollup_5m",
         "wireless_interfaces",
         "leases",
         "source_status",
@@ -1595,6 +1620,12 @@ mod tests {
                 3_600_000,
             ),
             (
+                "station_rollup_5m",
+                "station_samples",
+                "mac, router_id",
+                300_000,
+            ),
+            (
                 "wg_rollup_1h",
                 "wg_peer_samples",
                 "public_key, router_id, iface",
@@ -1655,7 +1686,7 @@ mod tests {
         ];
         let backfill = super::super::schema::MIGRATIONS
             .get(2)
-            .and_then(|m| m.find("INSERT INTO station_fleet_1h").map(|i| &m[i..]))
+            .and_then(|m| m.find("INSERT INTO station_rollup_5m").map(|i| &m[i..]))
             .unwrap();
         for pass in ["ingest", "migration"] {
             if pass == "migration" {
@@ -1663,7 +1694,7 @@ mod tests {
                     .connection()
                     .execute_batch(&format!(
                         "DELETE FROM station_report_totals; DELETE FROM ovpn_rollup_1h; \
-                         DELETE FROM station_fleet_1h; {backfill}"
+                         DELETE FROM station_fleet_1h; DELETE FROM station_rollup_5m; {backfill}"
                     ))
                     .unwrap();
             }

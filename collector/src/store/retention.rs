@@ -18,7 +18,8 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 pub struct Retention {
     /// Reports and raw samples (default 8 days).
     pub raw_days: u32,
-    /// 5-minute rollups (default 35 days).
+    /// Interface 5-minute rollups (default 35 days; station 5-minute rollups are kept
+    /// `raw_days`).
     pub rollup_5m_days: u32,
     /// 1-hour rollups (default 400 days).
     pub rollup_1h_days: u32,
@@ -99,6 +100,10 @@ impl Store {
         stats.rollup_5m += tx
             .prepare_cached("DELETE FROM interface_rollup_5m WHERE bucket_start_ms <= ?1")?
             .execute([cut_5m])? as u64;
+        // Station 5-minute buckets only serve sub-hour parts of recent windows: raw retention.
+        stats.rollup_5m += tx
+            .prepare_cached("DELETE FROM station_rollup_5m WHERE bucket_start_ms <= ?1")?
+            .execute([raw_cut.saturating_sub(BUCKET_5M_MS)])? as u64;
         for table in ROLLUP_1H_TABLES {
             let sql = format!("DELETE FROM {table} WHERE bucket_start_ms <= ?1");
             stats.rollup_1h += tx.prepare_cached(&sql)?.execute([cut_1h])? as u64;
@@ -154,6 +159,7 @@ mod tests {
             "station_report_totals",
             "ovpn_rollup_1h",
             "station_fleet_1h",
+            "station_rollup_5m",
             "leases",
         ]
         .iter()
@@ -234,8 +240,13 @@ mod tests {
             min_ts(&store, "interface_rollup_5m", "bucket_start_ms"),
             cut_5m
         );
-        // Reports in the first 5 days (4 a day), two interfaces each.
-        assert_eq!(stats.rollup_5m, 5 * 4 * 2);
+        // Interfaces: reports in the first 5 days (4 a day), two each; stations (raw
+        // retention): the 128 reports before the raw cutoff, two each.
+        assert_eq!(stats.rollup_5m, 5 * 4 * 2 + (160 - 32) * 2);
+        assert_eq!(
+            min_ts(&store, "station_rollup_5m", "bucket_start_ms"),
+            raw_cut
+        );
         assert_eq!(stats.rollup_1h, 0);
         // Current state and the router are untouched.
         let after = counts(&store);

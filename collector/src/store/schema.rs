@@ -24,7 +24,8 @@
 //!   written when a bucket row is created.
 //! - Fleet-window summaries (version 3): `station_report_totals` (station deltas summed per
 //!   report, raw retention), `ovpn_rollup_1h` (OpenVPN deltas per hour and session) and
-//!   `station_fleet_1h` (`station_rollup_1h` summed over the fleet per hour); see `MIGRATION_3`.
+//!   `station_fleet_1h` (`station_rollup_1h` summed over the fleet per hour), and
+//!   `station_rollup_5m` (raw retention); see `MIGRATION_3`.
 //! - Current state, replaced from the newest report of each router: `wireless_interfaces`,
 //!   `leases`, `source_status` (their `updated_ms` is the report time when the row last changed).
 
@@ -310,6 +311,8 @@ CREATE INDEX ovpn_client_samples_cn ON ovpn_client_samples(common_name, ts_ms);
 /// - `ovpn_rollup_1h`: OpenVPN client deltas per hour and session (`router_id`, `instance`,
 ///   `common_name`, `real_address`, `connected_since`, which is -1 when the agent did not
 ///   report it), with the newest sample time `last_ts_ms`; 1-hour rollup retention.
+/// - `station_rollup_5m`: like `station_rollup_1h` per 5 minutes, for the sub-hour parts of
+///   fleet-wide windows; kept as long as the raw samples (no per-MAC index).
 /// - `station_fleet_1h`: the whole fleet's `station_rollup_1h` per hour: sums of bytes and
 ///   samples, maxima of rates, and `stations`, its number of `station_rollup_1h` rows (one per
 ///   router and MAC); 1-hour rollup retention.
@@ -342,6 +345,18 @@ CREATE TABLE ovpn_rollup_1h (
     PRIMARY KEY (bucket_start_ms, router_id, instance, common_name, real_address, connected_since)
 ) WITHOUT ROWID;
 
+CREATE TABLE station_rollup_5m (
+    mac              TEXT NOT NULL,
+    bucket_start_ms  INTEGER NOT NULL,
+    router_id        INTEGER NOT NULL,
+    rx_bytes         INTEGER NOT NULL,
+    tx_bytes         INTEGER NOT NULL,
+    max_rx_bps       INTEGER,
+    max_tx_bps       INTEGER,
+    samples          INTEGER NOT NULL,
+    PRIMARY KEY (bucket_start_ms, router_id, mac)
+) WITHOUT ROWID;
+
 CREATE TABLE station_fleet_1h (
     bucket_start_ms  INTEGER PRIMARY KEY NOT NULL,
     rx_bytes         INTEGER NOT NULL,
@@ -351,6 +366,11 @@ CREATE TABLE station_fleet_1h (
     samples          INTEGER NOT NULL,
     stations         INTEGER NOT NULL
 );
+
+INSERT INTO station_rollup_5m (mac, bucket_start_ms, router_id, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples)
+SELECT mac, (ts_ms / 300000) * 300000, router_id, CAST(total(rx_delta) AS INTEGER), CAST(total(tx_delta) AS INTEGER),
+       max(rx_bps), max(tx_bps), count(*)
+FROM station_samples WHERE ts_ms >= 0 GROUP BY 2, router_id, mac;
 
 INSERT INTO station_fleet_1h (bucket_start_ms, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples, stations)
 SELECT bucket_start_ms, CAST(total(rx_bytes) AS INTEGER), CAST(total(tx_bytes) AS INTEGER), max(max_rx_bps),
@@ -403,6 +423,7 @@ mod tests {
             "station_fleet_1h",
             "station_report_totals",
             "station_rollup_1h",
+            "station_rollup_5m",
             "station_samples",
             "tokens",
             "wg_peer_samples",

@@ -455,6 +455,20 @@ fn fleet_series_and_vpn_usage_equal_raw_queries() {
     }
     assert!(checked > 100, "{checked}");
     assert_eq!(sessions.len(), 2, "two OpenVPN sessions: {sessions:?}");
+    // Fleet station totals (raw edge, 5-minute and hourly rollups) equal station_totals'.
+    for offset_min in [0, 1, 4, 17, 59, 60, 61, 89] {
+        let now = last + offset_min * 60_000 + 300;
+        for minutes in [1, 3, 7, 30, 61, 95, 180] {
+            let start = now - minutes * 60_000;
+            let key = |t: &StationTotal| (t.router_id, t.mac.clone());
+            let mut new = bandwidth::fleet_station_totals(&c, start, now).unwrap();
+            new.sort_by_key(key);
+            let mut old = station_totals(&c, Scope::Fleet, start, now).unwrap();
+            old.sort_by_key(key);
+            assert_eq!(new, old, "{minutes} min at +{offset_min} min");
+            assert!(minutes <= offset_min + 1 || old.iter().any(|t| t.download_bytes > 0));
+        }
+    }
     // Fleet peak hours from `station_fleet_1h` equal the grouped `station_rollup_1h`.
     let old_peak =
         "SELECT bucket_start_ms, sum(tx_bytes), sum(rx_bytes), max(max_tx_bps), max(max_rx_bps), \
@@ -535,7 +549,7 @@ fn users_resolve_by_hostname_or_mac() {
 }
 
 /// Tables whose full scan would grow with history.
-const BIG_TABLES: [&str; 11] = [
+const BIG_TABLES: [&str; 12] = [
     "station_samples",
     "ovpn_client_samples",
     "interface_samples",
@@ -543,6 +557,7 @@ const BIG_TABLES: [&str; 11] = [
     "station_rollup_1h",
     "station_report_totals",
     "ovpn_rollup_1h",
+    "station_rollup_5m",
     "interface_rollup_1h",
     "interface_rollup_5m",
     "reports",
