@@ -332,7 +332,8 @@ fn resolve(c: &Connection, username: Option<&str>, device: Option<&str>) -> Resu
     Ok(Who { user, device })
 }
 
-/// Per-bucket rows of the raw series: (bucket index, tx bytes, rx bytes, deltas counted).
+/// Rows of the raw series: (bucket index, tx bytes, rx bytes, deltas counted); several rows
+/// may have the same bucket (they are summed).
 pub(super) type BucketRow = (i64, i64, i64, i64);
 
 /// The fleet-wide raw series rows (for tests against the station samples).
@@ -375,10 +376,11 @@ fn raw_series_sql(scope: SeriesScope) -> String {
             "SELECT {cols} FROM station_samples s WHERE s.router_id = ?4 AND s.ts_ms >= ?1 AND s.ts_ms <= ?3 {group}"
         ),
         // One row per report (`station_report_totals` holds each report's station sums and
-        // delta counts), not one per station.
-        SeriesScope::Fleet => "SELECT (t.ts_ms - ?1) / ?2 AS b, sum(t.tx_bytes), sum(t.rx_bytes), \
-             sum(t.tx_deltas + t.rx_deltas) FROM routers r CROSS JOIN station_report_totals t \
-             ON t.router_id = r.id AND t.ts_ms >= ?1 AND t.ts_ms <= ?3 GROUP BY b"
+        // delta counts), not one per station; not grouped here ([`points_from_raw`] sums the
+        // rows of a period, which spares sorting them).
+        SeriesScope::Fleet => "SELECT (t.ts_ms - ?1) / ?2, t.tx_bytes, t.rx_bytes, \
+             t.tx_deltas + t.rx_deltas FROM routers r CROSS JOIN station_report_totals t \
+             ON t.router_id = r.id AND t.ts_ms >= ?1 AND t.ts_ms <= ?3"
             .to_string(),
     }
 }

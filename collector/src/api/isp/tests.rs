@@ -392,12 +392,11 @@ fn fleet_series_and_vpn_usage_equal_raw_queries() {
         for minutes in [1, 7, 30, 60] {
             let start = now - minutes * 60_000;
             let step = (minutes * 1000).max(60_000);
-            let new: BTreeMap<i64, (i64, i64, i64)> =
-                bandwidth::fleet_raw_series(&c, start, now, step)
-                    .unwrap()
-                    .into_iter()
-                    .map(|(b, tx, rx, n)| (b, (tx, rx, n)))
-                    .collect();
+            let mut new: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+            for (b, tx, rx, n) in bandwidth::fleet_raw_series(&c, start, now, step).unwrap() {
+                let e = new.entry(b).or_default();
+                *e = (e.0 + tx, e.1 + rx, e.2 + n);
+            }
             let mut st = c.prepare(old_series).unwrap();
             let old: BTreeMap<i64, (i64, i64, i64)> = st
                 .query_map(rusqlite::params![start, step, now], |r| {
