@@ -286,6 +286,10 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                  VALUES (?1, ?2, ?3, ?4, 'HomeNet', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 3, 0, 40, ?15, \
                  866700, 780000, 500000)",
             )?;
+            let mut srt = conn.prepare_cached(
+                "INSERT INTO station_report_totals (router_id, ts_ms, rx_bytes, tx_bytes, rx_deltas, \
+                 tx_deltas, stations) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+            )?;
             let mut wg = conn.prepare_cached(
                 "INSERT INTO wg_peer_samples (router_id, ts_ms, iface, public_key, name, endpoint, allowed_ips, \
                  latest_handshake, rx_bytes, tx_bytes, rx_delta, tx_delta, rx_bps, tx_bps) \
@@ -353,6 +357,7 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                         ])?;
                         rows += 1;
                     }
+                    let (mut sum_rx, mut sum_tx) = (0i64, 0i64);
                     for s in 0..STATIONS {
                         let rxd = g.rng.range(1_000, 1_500_000);
                         let txd = g.rng.range(5_000, 6_000_000);
@@ -380,8 +385,15 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                             b_tx,
                             3_600 + k * 30
                         ])?;
+                        if !first {
+                            sum_rx += rxd;
+                            sum_tx += txd;
+                        }
                         rows += 1;
                     }
+                    let known = if first { 0 } else { STATIONS as i64 };
+                    srt.execute(params![id, ts, sum_rx, sum_tx, known, STATIONS as i64])?;
+                    rows += 1;
                     for p in 0..WG_PEERS {
                         let rxd = g.rng.range(100, 400_000);
                         let txd = g.rng.range(100, 900_000);
@@ -461,10 +473,33 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                 "INSERT INTO interface_rollup_5m (router_id, name, bucket_start_ms, rx_bytes, tx_bytes, \
                  max_rx_bps, max_tx_bps, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 10)",
             )?;
+            let mut sta5 = conn.prepare_cached(
+                "INSERT INTO station_rollup_5m (mac, bucket_start_ms, router_id, rx_bytes, tx_bytes, \
+                 max_rx_bps, max_tx_bps, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 10)",
+            )?;
             // 12 buckets (one hour) per transaction.
             for _ in 0..12 {
                 if b > b5_last {
                     break;
+                }
+                // Station buckets only where there are raw samples (they are kept as long).
+                if b + 300_000 > first_raw(0) {
+                    for r in 0..o.routers {
+                        for s in 0..STATIONS {
+                            let rx = g.rng.range(10_000, 15_000_000);
+                            let tx = g.rng.range(50_000, 60_000_000);
+                            sta5.execute(params![
+                                station_mac(r, s),
+                                b,
+                                r as i64 + 1,
+                                rx,
+                                tx,
+                                rx * 8 / 300 * 3,
+                                tx * 8 / 300 * 3
+                            ])?;
+                            n5 += 1;
+                        }
+                    }
                 }
                 for r in 0..o.routers {
                     for (name, _, rx_rate, tx_rate) in IFACES {
@@ -488,7 +523,7 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
         conn.execute_batch("COMMIT")?;
     }
     eprintln!(
-        "  interface_rollup_5m: {n5} rows in {:.1} s",
+        "  interface_rollup_5m (and station_rollup_5m over the raw window): {n5} rows in {:.1} s",
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
@@ -510,8 +545,34 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                 "INSERT INTO wg_rollup_1h (public_key, bucket_start_ms, router_id, iface, rx_bytes, tx_bytes, \
                  max_rx_bps, max_tx_bps, samples) VALUES (?1, ?2, ?3, 'wg0', ?4, ?5, ?6, ?7, 120)",
             )?;
+            let mut ovr = conn.prepare_cached(
+                "INSERT INTO ovpn_rollup_1h (bucket_start_ms, router_id, instance, common_name, real_address, \
+                 connected_since, rx_bytes, tx_bytes, last_ts_ms, samples) \
+                 VALUES (?1, ?2, 'server', ?3, ?4, ?5, ?6, ?7, ?8, 120)",
+            )?;
+            let mut sfl = conn.prepare_cached(
+                "INSERT INTO station_fleet_1h (bucket_start_ms, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, \
+                 samples, stations) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            // (rx, tx, max rx bps, max tx bps) of this hour's station rows.
+            let mut fleet = (0i64, 0i64, 0i64, 0i64);
             for r in 0..o.routers {
                 let id = r as i64 + 1;
+                for c in 0..OVPN_CLIENTS {
+                    let rx = g.rng.range(10_000, 36_000_000);
+                    let tx = g.rng.range(10_000, 84_000_000);
+                    ovr.execute(params![
+                        b,
+                        id,
+                        ovpn_cn(r, c),
+                        format!("198.51.100.{}:{}", c + 1, 40000 + r),
+                        first_raw(r) / 1000,
+                        rx,
+                        tx,
+                        (b + 3_570_000).min(last_ts(r))
+                    ])?;
+                    n1 += 1;
+                }
                 for (name, _, rx_rate, tx_rate) in IFACES {
                     let rx = g.rng.range(rx_rate * 1800, rx_rate * 5400);
                     let tx = g.rng.range(tx_rate * 1800, tx_rate * 5400);
@@ -538,6 +599,12 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                         rx * 8 / 3600 * 3,
                         tx * 8 / 3600 * 3
                     ])?;
+                    fleet = (
+                        fleet.0 + rx,
+                        fleet.1 + tx,
+                        fleet.2.max(rx * 8 / 3600 * 3),
+                        fleet.3.max(tx * 8 / 3600 * 3),
+                    );
                     n1 += 1;
                 }
                 for p in 0..WG_PEERS {
@@ -555,12 +622,23 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                     n1 += 1;
                 }
             }
+            let stations = (o.routers * STATIONS) as i64;
+            sfl.execute(params![
+                b,
+                fleet.0,
+                fleet.1,
+                fleet.2,
+                fleet.3,
+                stations * 120,
+                stations
+            ])?;
+            n1 += 1;
             b += 3_600_000;
         }
         conn.execute_batch("COMMIT")?;
     }
     eprintln!(
-        "  1-hour rollups (interface, station, wg): {n1} rows in {:.1} s",
+        "  1-hour rollups (interface, station, wg, ovpn, fleet stations): {n1} rows in {:.1} s",
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
@@ -875,6 +953,10 @@ fn main() {
             "interface_rollup_1h",
             "station_rollup_1h",
             "wg_rollup_1h",
+            "station_report_totals",
+            "ovpn_rollup_1h",
+            "station_fleet_1h",
+            "station_rollup_5m",
             "leases",
         ] {
             let n: i64 = c

@@ -16,6 +16,10 @@
 //! `last_report_ms`, range scans on the sample tables' primary keys) and, for windowed traffic,
 //! from raw interface samples (15m, 1h; index `interface_samples_key`), the 5-minute rollup (1d)
 //! or the 1-hour rollup (7d), by their primary keys, like the gateway group's `/api/gateways`.
+//! From 64 routers on, `/api/fleet` reads each table once for all routers instead (newest
+//! interfaces and stations by the sample tables' keys, window sums by bucket ranges: raw edges
+//! plus 5-minute buckets for 15m/1h, 5-minute edges plus 1-hour buckets for 1d), with the very
+//! same sums.
 //! The charts use the gateway group's
 //! `/api/gateway/{id}/port/{port}/traffic`.
 
@@ -33,11 +37,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::writer::now_ms;
 use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::store::MAX_NAME_CHARS;
 use crate::tokens::Role;
+use crate::writer::now_ms;
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const DASHBOARD_CSS: &str = include_str!("../../assets/dashboard.css");
@@ -222,7 +226,6 @@ fn filter_arg(name: &str, value: Option<&str>) -> Result<Option<String>, ApiErro
     }
     Ok(Some(v.to_lowercase()))
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Response types
@@ -676,6 +679,7 @@ fn find_base(conn: &Connection, key: &str) -> Result<Option<Base>, ApiError> {
 }
 
 /// An interface of a router's newest report.
+#[derive(Debug)]
 struct LatestIface {
     name: String,
     kind: String,
@@ -778,13 +782,43 @@ fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
-fn fleet_row(
+/// What the overview needs of a router besides its `routers` / newest `reports` row.
+#[derive(Debug, Default)]
+struct RouterExtras {
+    /// Milliseconds between the two newest reports.
+    interval: Option<i64>,
+    /// Wireless clients in the newest report (see [`CLIENT_COUNT_SQL`]).
+    clients: i64,
+    /// Interfaces of the newest report, by name.
+    ifaces: Vec<LatestIface>,
+    /// WAN bytes received and sent in the window (see [`window_traffic`]).
+    wan_traffic: (Option<i64>, Option<i64>),
+}
+
+/// A router's [`RouterExtras`] from keyed queries on its rows.
+fn router_extras(
     conn: &Connection,
     b: &Base,
     window: Window,
     now: i64,
-) -> Result<FleetRouter, ApiError> {
-    let interval = report_interval_ms(conn, b.id)?;
+) -> Result<RouterExtras, ApiError> {
+    let mut x = RouterExtras {
+        interval: report_interval_ms(conn, b.id)?,
+        ..RouterExtras::default()
+    };
+    if let Some(ts) = b.last_report_ms {
+        x.clients = client_count(conn, b.id, ts)?;
+        x.ifaces = latest_interfaces(conn, b.id, ts)?;
+        let picked = pick_wan(x.ifaces.iter().map(|i| (i.name.as_str(), i.kind.as_str())));
+        if let Some(name) = picked {
+            x.wan_traffic = window_traffic(conn, b.id, name, window, now)?;
+        }
+    }
+    Ok(x)
+}
+
+fn fleet_row(b: &Base, x: RouterExtras, now: i64) -> FleetRouter {
+    let interval = x.interval;
     let online = b.revoked_at.is_none() && super::monitor::is_online(now, b.last_seen_ms, interval);
     let status = if b.revoked_at.is_some() {
         "revoked"
@@ -795,27 +829,30 @@ fn fleet_row(
     } else {
         "offline"
     };
-    let (mut clients, mut wan, mut wan_rates) = (0, None, (None, None));
-    if let Some(ts) = b.last_report_ms {
-        clients = client_count(conn, b.id, ts)?;
-        let ifaces = latest_interfaces(conn, b.id, ts)?;
-        let picked = pick_wan(ifaces.iter().map(|i| (i.name.as_str(), i.kind.as_str())));
+    let (mut wan, mut wan_rates) = (None, (None, None));
+    let clients = if b.last_report_ms.is_some() {
+        x.clients
+    } else {
+        0
+    };
+    if b.last_report_ms.is_some() {
+        let picked = pick_wan(x.ifaces.iter().map(|i| (i.name.as_str(), i.kind.as_str())));
         if let Some(name) = picked {
             wan = Some(name.to_string());
-            if let Some(i) = ifaces.iter().find(|i| i.name == name) {
+            if let Some(i) = x.ifaces.iter().find(|i| i.name == name) {
                 wan_rates = (i.rx_bps, i.tx_bps);
             }
         }
     }
     let (wan_rx_bytes, wan_tx_bytes) = match &wan {
-        Some(name) => window_traffic(conn, b.id, name, window, now)?,
+        Some(_) => x.wan_traffic,
         None => (None, None),
     };
     let mem_used = match (b.mem_total_kb, b.mem_available_kb) {
         (Some(t), Some(a)) => Some(t.saturating_sub(a)),
         _ => None,
     };
-    Ok(FleetRouter {
+    FleetRouter {
         id: b.id,
         name: b.name.clone(),
         site: b.site.clone(),
@@ -842,7 +879,178 @@ fn fleet_row(
         wan_tx_bytes,
         wan_rx_bps: wan_rates.0,
         wan_tx_bps: wan_rates.1,
-    })
+    }
+}
+
+/// From this many routers on, the overview reads each table once for all of them
+/// ([`fleet_extras`]) instead of a few keyed queries per router ([`router_extras`]).
+const FLEET_BATCH_MIN: usize = 64;
+
+/// Every router's newest-report interfaces.
+const LATEST_IFACES_ALL_SQL: &str = "SELECT r.id, s.name, s.kind, s.rx_bps, s.tx_bps \
+     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms";
+/// Every router's newest-report stations, counted per interface.
+const STATIONS_ALL_SQL: &str = "SELECT r.id, s.iface, count(*) \
+     FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
+     GROUP BY r.id, s.iface";
+const WIRELESS_TYPES_SQL: &str = "SELECT router_id, name, type FROM wireless_interfaces";
+/// Every router's raw interface deltas in `[?1, ?2]` (one primary-key range per router).
+const RAW_EDGE_SQL: &str = "SELECT s.router_id, s.name, s.rx_delta, s.tx_delta \
+     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms BETWEEN ?1 AND ?2";
+/// Every router's rollup buckets in `[?1, ?2]` (primary-key range).
+const ROLLUP_ALL_SQL: &str = "SELECT router_id, name, rx_bytes, tx_bytes FROM {table} \
+     WHERE bucket_start_ms BETWEEN ?1 AND ?2";
+
+/// `v` rounded up to a multiple of `len` (> 0).
+fn ceil_to(v: i64, len: i64) -> i64 {
+    v.div_euclid(len)
+        .saturating_add(i64::from(v.rem_euclid(len) != 0))
+        .saturating_mul(len)
+}
+
+/// A WAN sum being built from several tables: the byte sums, and whether a non-NULL delta
+/// (raw) or a bucket (rollup) was seen for each direction.
+#[derive(Debug, Default, Clone, Copy)]
+struct WanSum {
+    rx: i64,
+    tx: i64,
+    rx_known: bool,
+    tx_known: bool,
+    buckets: bool,
+}
+
+/// [`RouterExtras`] of `selected` routers, with one query per table for the whole fleet.
+///
+/// The WAN window sums equal [`window_traffic`]'s: 1d adds the 5-minute buckets before the
+/// first whole hour of the window and the 1-hour buckets from it on (which hold the sums of
+/// their 5-minute buckets); 7d the 1-hour buckets; 15m and 1h the raw deltas before the first
+/// whole 5-minute bucket and the 5-minute buckets from it on (which hold the sums of their
+/// samples). A raw window's SQL `sum` is NULL when no delta is known: a router whose buckets
+/// hold 0 bytes and whose raw edge has no known delta is read again with [`window_traffic`].
+fn fleet_extras(
+    conn: &Connection,
+    selected: &[&Base],
+    window: Window,
+    now: i64,
+) -> Result<HashMap<i64, RouterExtras>, ApiError> {
+    let mut out: HashMap<i64, RouterExtras> = HashMap::with_capacity(selected.len());
+    for b in selected {
+        let interval = report_interval_ms(conn, b.id)?;
+        out.insert(
+            b.id,
+            RouterExtras {
+                interval,
+                ..RouterExtras::default()
+            },
+        );
+    }
+    let mut st = conn.prepare_cached(LATEST_IFACES_ALL_SQL).map_err(db_err)?;
+    let mut rows = st.query([]).map_err(db_err)?;
+    while let Some(r) = rows.next().map_err(db_err)? {
+        if let Some(x) = out.get_mut(&r.get::<_, i64>(0).map_err(db_err)?) {
+            x.ifaces.push(LatestIface {
+                name: r.get(1).map_err(db_err)?,
+                kind: r.get(2).map_err(db_err)?,
+                rx_bps: r.get(3).map_err(db_err)?,
+                tx_bps: r.get(4).map_err(db_err)?,
+            });
+        }
+    }
+    for x in out.values_mut() {
+        x.ifaces.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    // Client counts: stations on AP interfaces, or interfaces `iw dev` did not list.
+    let mut types: HashMap<(i64, String), String> = HashMap::new();
+    let mut st = conn.prepare_cached(WIRELESS_TYPES_SQL).map_err(db_err)?;
+    let mut rows = st.query([]).map_err(db_err)?;
+    while let Some(r) = rows.next().map_err(db_err)? {
+        types.insert(
+            (r.get(0).map_err(db_err)?, r.get(1).map_err(db_err)?),
+            r.get(2).map_err(db_err)?,
+        );
+    }
+    let mut st = conn.prepare_cached(STATIONS_ALL_SQL).map_err(db_err)?;
+    let mut rows = st.query([]).map_err(db_err)?;
+    while let Some(r) = rows.next().map_err(db_err)? {
+        let id: i64 = r.get(0).map_err(db_err)?;
+        let iface: String = r.get(1).map_err(db_err)?;
+        let n: i64 = r.get(2).map_err(db_err)?;
+        let ap = types
+            .get(&(id, iface))
+            .is_none_or(|t| t == "AP" || t == "AP/VLAN");
+        if let (true, Some(x)) = (ap, out.get_mut(&id)) {
+            x.clients = x.clients.saturating_add(n);
+        }
+    }
+    // WAN window sums.
+    let wan: HashMap<i64, String> = out
+        .iter()
+        .filter_map(|(id, x)| {
+            pick_wan(x.ifaces.iter().map(|i| (i.name.as_str(), i.kind.as_str())))
+                .map(|n| (*id, n.to_string()))
+        })
+        .collect();
+    let since = now.saturating_sub(window.ms());
+    let mut sums: HashMap<i64, WanSum> = HashMap::with_capacity(wan.len());
+    let mut add = |table: Option<&str>, lo: i64, hi: i64| -> Result<(), ApiError> {
+        if lo > hi {
+            return Ok(());
+        }
+        let sql = match table {
+            Some(t) => ROLLUP_ALL_SQL.replace("{table}", t),
+            None => RAW_EDGE_SQL.to_string(),
+        };
+        let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+        let mut rows = st.query(params![lo, hi]).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let id: i64 = r.get(0).map_err(db_err)?;
+            let Some(w) = wan.get(&id) else { continue };
+            let name = r
+                .get_ref(1)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(db_err)?;
+            if name != w {
+                continue;
+            }
+            let rx: Option<i64> = r.get(2).map_err(db_err)?;
+            let tx: Option<i64> = r.get(3).map_err(db_err)?;
+            let e = sums.entry(id).or_default();
+            e.rx = e.rx.saturating_add(rx.unwrap_or(0));
+            e.tx = e.tx.saturating_add(tx.unwrap_or(0));
+            if table.is_some() {
+                e.buckets = true;
+            }
+            e.rx_known |= rx.is_some() && (table.is_none() || rx != Some(0));
+            e.tx_known |= tx.is_some() && (table.is_none() || tx != Some(0));
+        }
+        Ok(())
+    };
+    const M5: i64 = 5 * 60_000;
+    match window {
+        Window::M15 | Window::H1 => {
+            let first = ceil_to(since, M5);
+            add(None, since, first.saturating_sub(1))?;
+            add(Some("interface_rollup_5m"), first, i64::MAX)?;
+        }
+        Window::D1 => {
+            let first = ceil_to(since, HOUR_MS);
+            add(Some("interface_rollup_5m"), since, first.saturating_sub(1))?;
+            add(Some("interface_rollup_1h"), first, i64::MAX)?;
+        }
+        Window::D7 => add(Some("interface_rollup_1h"), since, i64::MAX)?,
+    }
+    for (id, name) in &wan {
+        let Some(x) = out.get_mut(id) else { continue };
+        let Some(e) = sums.get(id) else { continue };
+        x.wan_traffic = if window.uses_rollup() || (e.rx_known && e.tx_known) {
+            (Some(e.rx), Some(e.tx))
+        } else if e.buckets {
+            window_traffic(conn, *id, name, window, now)?
+        } else {
+            (e.rx_known.then_some(e.rx), e.tx_known.then_some(e.tx))
+        };
+    }
+    Ok(out)
 }
 
 fn nonneg(v: Option<i64>) -> u64 {
@@ -858,6 +1066,19 @@ pub fn fleet_answer(
     site: Option<&str>,
     text: Option<&str>,
 ) -> Result<FleetResponse, ApiError> {
+    fleet_answer_with(conn, now, window, site, text, None)
+}
+
+/// [`fleet_answer`]; `batch` forces the fleet-wide reads (true) or the per-router ones
+/// (false), None picks by the number of routers.
+fn fleet_answer_with(
+    conn: &Connection,
+    now: i64,
+    window: Window,
+    site: Option<&str>,
+    text: Option<&str>,
+    batch: Option<bool>,
+) -> Result<FleetResponse, ApiError> {
     let sql = format!("{BASE_SQL} WHERE r.revoked_at IS NULL ORDER BY r.name");
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
     let bases: Vec<Base> = st
@@ -868,17 +1089,27 @@ pub fn fleet_answer(
     let mut sites: Vec<String> = bases.iter().filter_map(|b| b.site.clone()).collect();
     sites.sort_by_key(|s| s.to_lowercase());
     sites.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    let selected: Vec<&Base> = bases
+        .iter()
+        .filter(|b| {
+            let site_lc = b.site.as_deref().unwrap_or("").to_lowercase();
+            site.is_none_or(|s| s == site_lc)
+                && text.is_none_or(|t| b.name.to_lowercase().contains(t) || site_lc.contains(t))
+        })
+        .collect();
+    let mut batch = if batch.unwrap_or(selected.len() >= FLEET_BATCH_MIN) {
+        Some(fleet_extras(conn, &selected, window, now)?)
+    } else {
+        None
+    };
     let mut routers = Vec::new();
     let mut totals = FleetTotals::default();
-    for b in &bases {
-        let site_lc = b.site.as_deref().unwrap_or("").to_lowercase();
-        if site.is_some_and(|s| s != site_lc) {
-            continue;
-        }
-        if text.is_some_and(|t| !b.name.to_lowercase().contains(t) && !site_lc.contains(t)) {
-            continue;
-        }
-        let row = fleet_row(conn, b, window, now)?;
+    for b in selected {
+        let extras = match batch.as_mut() {
+            Some(m) => m.remove(&b.id).unwrap_or_default(),
+            None => router_extras(conn, b, window, now)?,
+        };
+        let row = fleet_row(b, extras, now);
         totals.routers += 1;
         if row.online {
             totals.routers_online += 1;
@@ -909,7 +1140,7 @@ pub fn detail_answer(
     let Some(b) = find_base(conn, key)? else {
         return Ok(None);
     };
-    let router = fleet_row(conn, &b, window, now)?;
+    let router = fleet_row(&b, router_extras(conn, &b, window, now)?, now);
     let leases = leases_of(conn, b.id, now)?;
     let (interfaces, ssids, wireguard, openvpn) = match b.last_report_ms {
         Some(ts) => (
@@ -1329,10 +1560,17 @@ mod tests {
         let by_id = format!("{BASE_SQL} WHERE r.id = ?1");
         let by_name = format!("{BASE_SQL} WHERE r.name = ?1");
         let all = format!("{BASE_SQL} WHERE r.revoked_at IS NULL ORDER BY r.name");
+        let rollup_5m = ROLLUP_ALL_SQL.replace("{table}", "interface_rollup_5m");
+        let rollup_1h = ROLLUP_ALL_SQL.replace("{table}", "interface_rollup_1h");
         let queries = [
             by_id.as_str(),
             by_name.as_str(),
             all.as_str(),
+            LATEST_IFACES_ALL_SQL,
+            STATIONS_ALL_SQL,
+            RAW_EDGE_SQL,
+            rollup_5m.as_str(),
+            rollup_1h.as_str(),
             LATEST_IFACES_SQL,
             WINDOW_RAW_SQL,
             WINDOW_5M_SQL,
@@ -1372,6 +1610,18 @@ mod tests {
             "{}",
             plan(&c, &by_name)
         );
+        // Fleet-wide reads: one keyed range per router, or one bucket range.
+        for sql in [LATEST_IFACES_ALL_SQL, STATIONS_ALL_SQL, RAW_EDGE_SQL] {
+            let p = plan(&c, sql);
+            assert!(p.contains("PRIMARY KEY (router_id=? AND ts_ms"), "{p}");
+        }
+        for sql in [&rollup_5m, &rollup_1h] {
+            let p = plan(&c, sql);
+            assert!(
+                p.contains("PRIMARY KEY (bucket_start_ms>? AND bucket_start_ms<?)"),
+                "{p}"
+            );
+        }
         // Raw windows: a range of one router's samples, by the clustered key or the per-name index.
         let raw = plan(&c, WINDOW_RAW_SQL);
         assert!(
@@ -1557,6 +1807,73 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    /// The fleet-wide reads give the very answer of the per-router queries, on a store filled
+    /// through the real ingest: steady traffic, a router that stops reporting, one with zero
+    /// traffic (0-byte buckets: read again per router) and one that starts late (its first
+    /// sample has no delta).
+    #[test]
+    fn batched_fleet_equals_per_router_queries_after_ingest() {
+        use crate::store::testutil::{enrolled_router, open_temp, rich_report};
+        use crate::store::IngestItem;
+        let (dir, mut store) = open_temp();
+        let ids: Vec<i64> = ["r-a", "r-b", "r-c", "r-d"]
+            .iter()
+            .map(|n| enrolled_router(&mut store, n).id)
+            .collect();
+        let first = NOW - 3 * HOUR_MS - 7_000;
+        for seq in 1..=360u64 {
+            let ts = first + i64::try_from(seq).unwrap() * 30_000;
+            let counters = [seq * seq % 911 + seq * 50, seq * 3, 5, seq * 11];
+            let reports: Vec<_> = counters
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut r = rich_report([i as u8 + 1; 16], seq, u64::try_from(ts).unwrap(), *c);
+                    if let Some(ifc) = r.interfaces.first_mut() {
+                        ifc.name = "wan".into();
+                    }
+                    r
+                })
+                .collect();
+            let batch: Vec<IngestItem<'_>> = ids
+                .iter()
+                .zip(&reports)
+                .enumerate()
+                .filter(|(i, _)| (*i != 1 || seq <= 300) && (*i != 3 || seq >= 340))
+                .map(|(_, (id, r))| IngestItem {
+                    router_id: *id,
+                    received_at_ms: ts,
+                    report: r,
+                })
+                .collect();
+            store.ingest(&batch).unwrap();
+        }
+        let c = Connection::open(dir.path().join("routerstats.db")).unwrap();
+        let mut some = 0;
+        for offset in [0, 1, 150_001, 299_999, 1_234_567] {
+            let now = NOW + offset;
+            for w in [Window::M15, Window::H1, Window::D1, Window::D7] {
+                let per_router = fleet_answer_with(&c, now, w, None, None, Some(false)).unwrap();
+                let batched = fleet_answer_with(&c, now, w, None, None, Some(true)).unwrap();
+                assert_eq!(
+                    serde_json::to_value(&batched).unwrap(),
+                    serde_json::to_value(&per_router).unwrap(),
+                    "{w:?} at +{offset} ms"
+                );
+                some += per_router
+                    .routers
+                    .iter()
+                    .filter(|r| r.wan_rx_bytes.is_some_and(|b| b > 0))
+                    .count();
+            }
+        }
+        assert!(some > 20, "{some}");
+        // The zero-traffic router has known zero sums, not nulls.
+        let f = fleet_answer_with(&c, NOW, Window::M15, None, None, Some(true)).unwrap();
+        let zero = f.routers.iter().find(|r| r.name == "r-c").unwrap();
+        assert_eq!((zero.wan_rx_bytes, zero.clients), (Some(0), 2));
     }
 
     #[test]

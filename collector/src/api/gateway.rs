@@ -8,8 +8,11 @@
 //! - `GET /api/sites`: one entry per site with its router counts.
 //! - `GET /api/gateways?duration=15m|1h|1d|7d[&site_id=]`: every router with per-port RX/TX
 //!   totals for the window: sums of deltas, not cumulative counters. 15m and 1h sum the raw
-//!   samples; 1d sums the 5-minute rollups (1-hour rollups for the whole hours inside the window,
-//!   which hold the same sums); 7d sums the 1-hour rollups.
+//!   samples (for the whole fleet: the raw samples of the partial 5-minute buckets at the edges
+//!   and the 5-minute rollups of the whole buckets inside, which hold the same sums); 1d sums
+//!   the 5-minute rollups (1-hour rollups for the whole hours inside the window, which hold the
+//!   same sums); 7d sums the 1-hour rollups. The whole fleet is read with one bucket-range query
+//!   per table, a site's routers port by port through the per-key indexes.
 //! - `GET /api/gateway/{id}/ports`: each port's latest cumulative counters and rates.
 //! - `GET /api/gateway/{id}/port/{port}/traffic?duration=`: exactly [`POINTS`] points of
 //!   `duration / 20` each (45 s, 180 s, 4320 s, 30240 s); see [`port_traffic_series`].
@@ -34,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use super::monitor::{bad_query, find_router, iso_ms, load_routers, to_u64, RouterInfo};
 use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
-use crate::store::BUCKET_1H_MS;
+use crate::store::{BUCKET_1H_MS, BUCKET_5M_MS};
 use crate::tokens::Role;
 use crate::writer::now_ms;
 
@@ -159,6 +162,10 @@ const PORTS_SQL: &str = "SELECT r.id, s.name, s.kind, s.rx_bytes, s.tx_bytes, s.
 const RAW_ROWS_SQL: &str = "SELECT s.router_id, s.name, s.rx_delta, s.tx_delta \
      FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms BETWEEN ?1 AND ?2";
 
+/// Every router's rollup rows with `bucket_start_ms` in `[?1, ?2]` (primary-key range).
+const ROLLUP_RANGE_SQL: &str =
+    "SELECT router_id, name, rx_bytes, tx_bytes FROM {table} WHERE bucket_start_ms BETWEEN ?1 AND ?2";
+
 /// The (router, name) of every current port (see [`PORTS_SQL`]).
 const PORT_KEYS_SQL: &str = "SELECT r.id, s.name \
      FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
@@ -241,6 +248,60 @@ fn load_ports(
 /// (router id, interface) -> (rx bytes, tx bytes) in a window.
 pub type Totals = HashMap<(i64, String), (u64, u64)>;
 
+/// Sums per router, each router's interfaces in a short list (a router has few): rows arrive
+/// router by router or bucket by bucket, and this avoids allocating a key per row.
+#[derive(Debug, Default)]
+struct RouterSums(HashMap<i64, Vec<(String, u64, u64)>>);
+
+impl RouterSums {
+    fn add(&mut self, id: i64, name: &str, rx: u64, tx: u64) {
+        let list = self.0.entry(id).or_default();
+        match list.iter_mut().find(|(n, _, _)| n == name) {
+            Some(e) => {
+                e.1 = e.1.saturating_add(rx);
+                e.2 = e.2.saturating_add(tx);
+            }
+            None => list.push((name.to_string(), rx, tx)),
+        }
+    }
+
+    /// Adds every row of `st` (columns router id, name, rx, tx; rx and tx may be NULL).
+    fn add_rows(
+        &mut self,
+        st: &mut rusqlite::CachedStatement<'_>,
+        params: impl rusqlite::Params,
+    ) -> Result<(), ApiError> {
+        let mut rows = st.query(params).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let id: i64 = r.get(0).map_err(db_err)?;
+            let name = r
+                .get_ref(1)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(db_err)?;
+            let rx = r
+                .get::<_, Option<i64>>(2)
+                .map_err(db_err)?
+                .map_or(0, to_u64);
+            let tx = r
+                .get::<_, Option<i64>>(3)
+                .map_err(db_err)?
+                .map_or(0, to_u64);
+            self.add(id, name, rx, tx);
+        }
+        Ok(())
+    }
+
+    fn into_totals(self, acc: &mut Totals) {
+        for (id, list) in self.0 {
+            for (name, rx, tx) in list {
+                let e = acc.entry((id, name)).or_insert((0, 0));
+                e.0 = e.0.saturating_add(rx);
+                e.1 = e.1.saturating_add(tx);
+            }
+        }
+    }
+}
+
 /// Adds the raw deltas in `[lo, hi]` into `acc`, per (router, interface).
 fn add_raw_sums(
     conn: &Connection,
@@ -249,57 +310,67 @@ fn add_raw_sums(
     router: Option<i64>,
     acc: &mut Totals,
 ) -> Result<(), ApiError> {
+    if lo > hi {
+        return Ok(());
+    }
     let sql = match router {
         Some(_) => format!("{RAW_ROWS_SQL} WHERE r.id = ?3"),
         None => RAW_ROWS_SQL.to_string(),
     };
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-    let mut rows = match router {
-        Some(id) => st.query(params![lo, hi, id]),
-        None => st.query(params![lo, hi]),
+    let mut sums = RouterSums::default();
+    match router {
+        Some(id) => sums.add_rows(&mut st, params![lo, hi, id])?,
+        None => sums.add_rows(&mut st, params![lo, hi])?,
     }
-    .map_err(db_err)?;
-    // Rows come router by router: sum each router's interfaces in a small list, then move it
-    // into `acc` (which also copes with any other order).
-    let mut current: Option<i64> = None;
-    let mut sums: Vec<(String, u64, u64)> = Vec::new();
-    let flush = |id: Option<i64>, sums: &mut Vec<(String, u64, u64)>, acc: &mut Totals| {
-        if let Some(id) = id {
-            for (name, rx, tx) in sums.drain(..) {
-                let e = acc.entry((id, name)).or_insert((0, 0));
-                e.0 = e.0.saturating_add(rx);
-                e.1 = e.1.saturating_add(tx);
-            }
-        }
-    };
-    while let Some(r) = rows.next().map_err(db_err)? {
-        let id: i64 = r.get(0).map_err(db_err)?;
-        if current != Some(id) {
-            flush(current, &mut sums, acc);
-            current = Some(id);
-        }
-        let name = r
-            .get_ref(1)
-            .and_then(|v| v.as_str().map_err(Into::into))
-            .map_err(db_err)?;
-        let rx = r
-            .get::<_, Option<i64>>(2)
-            .map_err(db_err)?
-            .map_or(0, to_u64);
-        let tx = r
-            .get::<_, Option<i64>>(3)
-            .map_err(db_err)?
-            .map_or(0, to_u64);
-        match sums.iter_mut().find(|(n, _, _)| n == name) {
-            Some(e) => {
-                e.1 = e.1.saturating_add(rx);
-                e.2 = e.2.saturating_add(tx);
-            }
-            None => sums.push((name.to_string(), rx, tx)),
-        }
-    }
-    flush(current, &mut sums, acc);
+    sums.into_totals(acc);
     Ok(())
+}
+
+/// Adds the rollup rows of every router with `bucket_start_ms` in `[lo, hi]` of `table` into
+/// `acc`: one primary-key range (the rollups are clustered by bucket).
+fn add_rollup_range(
+    conn: &Connection,
+    table: &str,
+    lo: i64,
+    hi: i64,
+    acc: &mut RouterSums,
+) -> Result<(), ApiError> {
+    if lo > hi {
+        return Ok(());
+    }
+    let mut st = conn
+        .prepare_cached(&ROLLUP_RANGE_SQL.replace("{table}", table))
+        .map_err(db_err)?;
+    acc.add_rows(&mut st, params![lo, hi])
+}
+
+/// `v` rounded up to a multiple of `len` (> 0).
+fn ceil_to(v: i64, len: i64) -> i64 {
+    v.div_euclid(len)
+        .saturating_add(i64::from(v.rem_euclid(len) != 0))
+        .saturating_mul(len)
+}
+
+/// How a raw window `[start, end]` (samples by `ts_ms`) is read: the whole 5-minute buckets
+/// inside it from `interface_rollup_5m` (which holds exactly the sums of their samples), the
+/// partial buckets at the edges from raw samples. Returns (raw ranges, 5-minute bucket-start
+/// range); an empty range is `lo > hi`.
+fn raw_window_split(start: i64, end: i64) -> ([(i64, i64); 2], (i64, i64)) {
+    const EMPTY: (i64, i64) = (1, 0);
+    // Buckets [b, b + 5m) with start <= b and b + 5m - 1 <= end.
+    let first = ceil_to(start, BUCKET_5M_MS);
+    let stop = end
+        .saturating_add(1)
+        .div_euclid(BUCKET_5M_MS)
+        .saturating_mul(BUCKET_5M_MS);
+    if first >= stop {
+        return ([(start, end), EMPTY], EMPTY);
+    }
+    (
+        [(start, first - 1), (stop, end)],
+        (first, stop - BUCKET_5M_MS),
+    )
 }
 
 /// The (router, name) of the current ports (of one router, or all).
@@ -357,8 +428,12 @@ fn rollup_ranges(window: Window, start: i64, end: i64) -> [(i64, i64); 3] {
     }
 }
 
-/// Window totals of every current port (of one router, or all). See the module doc for
-/// membership. Raw windows may also hold interfaces that are no longer ports.
+/// Window totals of every port (of one router, or all) with traffic data in the window; a
+/// port without any is absent (read as zeros). See the module doc for membership.
+///
+/// The whole fleet is read with one range query per source table (the raw edges, the
+/// 5-minute and the 1-hour buckets), summed here; one router's ports are read port by port
+/// through the per-key indexes.
 pub fn window_totals(
     conn: &Connection,
     window: Window,
@@ -368,12 +443,29 @@ pub fn window_totals(
 ) -> Result<Totals, ApiError> {
     let mut acc = Totals::new();
     if window.source() == Source::Raw {
-        add_raw_sums(conn, start, end, router, &mut acc)?;
+        if router.is_some() {
+            add_raw_sums(conn, start, end, router, &mut acc)?;
+            return Ok(acc);
+        }
+        let ([r0, r1], b) = raw_window_split(start, end);
+        add_raw_sums(conn, r0.0, r0.1, None, &mut acc)?;
+        add_raw_sums(conn, r1.0, r1.1, None, &mut acc)?;
+        let mut sums = RouterSums::default();
+        add_rollup_range(conn, "interface_rollup_5m", b.0, b.1, &mut sums)?;
+        sums.into_totals(&mut acc);
         return Ok(acc);
     }
     let [a, b, c] = rollup_ranges(window, start, end);
+    let Some(id) = router else {
+        let mut sums = RouterSums::default();
+        add_rollup_range(conn, "interface_rollup_5m", a.0, a.1, &mut sums)?;
+        add_rollup_range(conn, "interface_rollup_1h", b.0, b.1, &mut sums)?;
+        add_rollup_range(conn, "interface_rollup_5m", c.0, c.1, &mut sums)?;
+        sums.into_totals(&mut acc);
+        return Ok(acc);
+    };
     let mut st = conn.prepare_cached(ROLLUP_PORT_SUM_SQL).map_err(db_err)?;
-    for (id, name) in port_keys(conn, router)? {
+    for (id, name) in port_keys(conn, Some(id))? {
         let (rx, tx) = st
             .query_row(params![id, name, a.0, a.1, b.0, b.1, c.0, c.1], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
@@ -631,11 +723,21 @@ pub fn gateways_in_window(
 ) -> Result<GatewaysResponse, ApiError> {
     let (start, end) = window_bounds(window, now);
     let routers = load_routers(conn)?;
-    let mut ports = load_ports(conn, None)?;
     let selected: Vec<&RouterInfo> = routers
         .iter()
         .filter(|r| site.is_none_or(|s| r.site.as_deref() == Some(s)))
         .collect();
+    // The whole fleet's ports in one query, a site's router by router.
+    let mut ports = match site {
+        None => load_ports(conn, None)?,
+        Some(_) => {
+            let mut m = HashMap::new();
+            for r in &selected {
+                m.extend(load_ports(conn, Some(r.id))?);
+            }
+            m
+        }
+    };
     // A site's totals are summed for its routers only; the whole fleet in one pass otherwise.
     let totals = match site {
         None => window_totals(conn, window, start, end, None)?,
@@ -1039,15 +1141,30 @@ mod tests {
         assert!(p.contains("PRIMARY KEY"), "{p}");
         assert_no_big_scan(&plan(&c, &format!("{RAW_ROWS_SQL} WHERE r.id = ?3"), 3));
         assert_no_big_scan(&plan(&c, PORT_KEYS_SQL, 0));
+        for table in ["interface_rollup_5m", "interface_rollup_1h"] {
+            let p = plan(&c, &ROLLUP_RANGE_SQL.replace("{table}", table), 2);
+            assert_no_big_scan(&p);
+            assert!(
+                p.contains("PRIMARY KEY (bucket_start_ms>? AND bucket_start_ms<?)"),
+                "{p}"
+            );
+        }
         let p = plan(&c, ROLLUP_PORT_SUM_SQL, 8);
         assert_no_big_scan(&p);
         // Each of the three rollup reads is a keyed search (primary key or the per-key index).
         assert_eq!(p.matches("SEARCH interface_rollup").count(), 3, "{p}");
-        assert_eq!(p.matches("PRIMARY KEY").count() + p.matches("USING INDEX interface_rollup").count(), 3, "{p}");
+        assert_eq!(
+            p.matches("PRIMARY KEY").count() + p.matches("USING INDEX interface_rollup").count(),
+            3,
+            "{p}"
+        );
         for source in [Source::Rollup5m, Source::Rollup1h] {
             let series = plan(&c, &rollup_sql(ROLLUP_SERIES_SQL, source), 4);
             assert_no_big_scan(&series);
-            assert!(series.contains("PRIMARY KEY") || series.contains("USING INDEX interface_rollup"), "{series}");
+            assert!(
+                series.contains("PRIMARY KEY") || series.contains("USING INDEX interface_rollup"),
+                "{series}"
+            );
         }
         let p = plan(&c, RAW_SERIES_SQL, 4);
         assert_no_big_scan(&p);
@@ -1155,6 +1272,7 @@ mod tests {
             (end, 1000, 2000),
         ];
         seed(&c, end, &raw, &[], &[]);
+        derive_rollups(&c);
         let t = window_totals(&c, Window::M15, start, end, Some(1)).unwrap();
         assert_eq!(t.get(&(1, "eth0".into())), Some(&(1111, 2222)));
         let s = port_traffic_series(&c, "gw", "eth0", Window::M15, now).unwrap();
@@ -1177,6 +1295,136 @@ mod tests {
             .unwrap()
             .data
             .is_empty());
+    }
+
+    /// Rebuilds `interface_rollup_5m` and `interface_rollup_1h` from the raw samples (what
+    /// ingest writes).
+    fn derive_rollups(c: &Connection) {
+        for (table, len) in [
+            ("interface_rollup_5m", BUCKET_5M_MS),
+            ("interface_rollup_1h", HOUR),
+        ] {
+            c.execute_batch(&format!(
+                "DELETE FROM {table}; INSERT INTO {table} (router_id, name, bucket_start_ms, rx_bytes, tx_bytes, samples) \
+                 SELECT router_id, name, (ts_ms / {len}) * {len}, sum(coalesce(rx_delta, 0)), sum(coalesce(tx_delta, 0)), count(*) \
+                 FROM interface_samples GROUP BY 1, 2, 3"
+            ))
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn raw_window_split_covers_the_window_once() {
+        let m5 = BUCKET_5M_MS;
+        // Aligned: only buckets.
+        assert_eq!(
+            raw_window_split(T0, T0 + 15 * 60_000 - 1),
+            (
+                [(T0, T0 - 1), (T0 + 15 * 60_000, T0 + 15 * 60_000 - 1)],
+                (T0, T0 + 10 * 60_000)
+            )
+        );
+        // Unaligned: raw edges around whole buckets.
+        let (start, end) = (T0 + 1000, T0 + 15 * 60_000 + 1000);
+        assert_eq!(
+            raw_window_split(start, end),
+            (
+                [(start, T0 + m5 - 1), (T0 + 15 * 60_000, end)],
+                (T0 + m5, T0 + 2 * m5)
+            )
+        );
+        // Shorter than a bucket: raw only.
+        let (r, b) = raw_window_split(T0 + 1, T0 + m5 - 1);
+        assert_eq!(r[0], (T0 + 1, T0 + m5 - 1));
+        assert!(r[1].0 > r[1].1 && b.0 > b.1);
+        assert_eq!(ceil_to(-1, 10), 0);
+        assert_eq!(ceil_to(11, 10), 20);
+    }
+
+    /// The fleet-wide path (range queries, 5-minute buckets for the whole buckets of raw
+    /// windows) equals the straightforward sums of the old per-port path, on a store filled
+    /// through the real ingest.
+    #[test]
+    fn fleet_totals_equal_straightforward_sums_after_ingest() {
+        use crate::store::testutil::{enrolled_router, open_temp, rich_report};
+        use crate::store::IngestItem;
+        let (dir, mut store) = open_temp();
+        let a = enrolled_router(&mut store, "gw-a").id;
+        let b = enrolled_router(&mut store, "gw-b").id;
+        let first = T0 + 17_000;
+        // Three and a half hours of 30-second reports with uneven traffic; router b skips a
+        // stretch (no samples in some buckets).
+        for seq in 1..=420u64 {
+            let ts = first + i64::try_from(seq).unwrap() * 30_000;
+            let ra = rich_report(
+                [1; 16],
+                seq,
+                u64::try_from(ts).unwrap(),
+                seq * seq % 977 + seq * 40,
+            );
+            let rb = rich_report([2; 16], seq, u64::try_from(ts + 11_000).unwrap(), seq * 7);
+            let mut batch = vec![IngestItem {
+                router_id: a,
+                received_at_ms: ts,
+                report: &ra,
+            }];
+            if !(100..160).contains(&seq) {
+                batch.push(IngestItem {
+                    router_id: b,
+                    received_at_ms: ts,
+                    report: &rb,
+                });
+            }
+            store.ingest(&batch).unwrap();
+        }
+        let c = Connection::open(dir.path().join("routerstats.db")).unwrap();
+        let sums = |sql: &str, lo: i64, hi: i64| -> Totals {
+            let mut st = c.prepare(sql).unwrap();
+            let rows = st
+                .query_map(params![lo, hi], |r| {
+                    Ok((
+                        (r.get::<_, i64>(0)?, r.get::<_, String>(1)?),
+                        (to_u64(r.get(2)?), to_u64(r.get(3)?)),
+                    ))
+                })
+                .unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        let mut checked = 0;
+        for offset_s in [0, 1, 299, 300, 3599, 3600, 4321, 7777, 10_800, 12_601] {
+            let now = first + offset_s * 1000 + 250;
+            for w in Window::ALL {
+                let (start, end) = window_bounds(w, now);
+                let expected = match w.source() {
+                    Source::Raw => sums("SELECT router_id, name, coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0) FROM interface_samples WHERE ts_ms BETWEEN ?1 AND ?2 GROUP BY 1, 2", start, end),
+                    Source::Rollup5m => sums("SELECT router_id, name, sum(rx_bytes), sum(tx_bytes) FROM interface_rollup_5m WHERE bucket_start_ms BETWEEN ?1 AND ?2 GROUP BY 1, 2", start, end),
+                    Source::Rollup1h => sums("SELECT router_id, name, sum(rx_bytes), sum(tx_bytes) FROM interface_rollup_1h WHERE bucket_start_ms BETWEEN ?1 AND ?2 GROUP BY 1, 2", start, end),
+                };
+                let fleet = window_totals(&c, w, start, end, None).unwrap();
+                let mut per_router = Totals::new();
+                for id in [a, b] {
+                    per_router.extend(window_totals(&c, w, start, end, Some(id)).unwrap());
+                }
+                let keys: std::collections::BTreeSet<&(i64, String)> = expected
+                    .keys()
+                    .chain(fleet.keys())
+                    .chain(per_router.keys())
+                    .collect();
+                for k in keys {
+                    let get = |t: &Totals| t.get(k).copied().unwrap_or((0, 0));
+                    assert_eq!(get(&fleet), get(&expected), "{w:?} at +{offset_s} s: {k:?}");
+                    assert_eq!(
+                        get(&per_router),
+                        get(&expected),
+                        "{w:?} at +{offset_s} s: {k:?}"
+                    );
+                    if get(&expected).0 > 0 {
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
     }
 
     #[test]

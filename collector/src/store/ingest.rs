@@ -214,6 +214,15 @@ struct Acc {
 }
 
 impl Acc {
+    /// Adds another bucket's sums and maxima.
+    fn merge(&mut self, o: &Acc) {
+        self.rx = self.rx.saturating_add(o.rx);
+        self.tx = self.tx.saturating_add(o.tx);
+        self.max_rx = self.max_rx.max(o.max_rx);
+        self.max_tx = self.max_tx.max(o.max_tx);
+        self.samples = self.samples.saturating_add(o.samples);
+    }
+
     fn add(&mut self, d: &PairDelta) {
         self.rx = self.rx.saturating_add(d.rx_delta.unwrap_or(0));
         self.tx = self.tx.saturating_add(d.tx_delta.unwrap_or(0));
@@ -231,8 +240,43 @@ struct Rollups<'a> {
     if_1h: HashMap<(i64, i64, &'a str), Acc>,
     /// (bucket, router, mac)
     st_1h: HashMap<(i64, i64, MacAddr), Acc>,
+    st_5m: HashMap<(i64, i64, MacAddr), Acc>,
     /// (bucket, router, interface, public key)
     wg_1h: HashMap<(i64, i64, &'a str, &'a str), Acc>,
+    /// (bucket, router, instance, common name, real address, connected since or -1)
+    ovpn_1h: HashMap<OvpnKey<'a>, OvpnAcc>,
+}
+
+/// Key of an `ovpn_rollup_1h` row.
+type OvpnKey<'a> = (i64, i64, &'a str, &'a str, &'a str, i64);
+
+/// Sums of one `ovpn_rollup_1h` bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct OvpnAcc {
+    rx: u64,
+    tx: u64,
+    last_ts_ms: i64,
+    samples: u64,
+}
+
+/// One report's `station_report_totals` row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct StationReportTotals {
+    rx: u64,
+    tx: u64,
+    rx_deltas: u64,
+    tx_deltas: u64,
+    stations: u64,
+}
+
+impl StationReportTotals {
+    fn add(&mut self, d: &PairDelta) {
+        self.rx = self.rx.saturating_add(d.rx_delta.unwrap_or(0));
+        self.tx = self.tx.saturating_add(d.tx_delta.unwrap_or(0));
+        self.rx_deltas += u64::from(d.rx_delta.is_some());
+        self.tx_deltas += u64::from(d.tx_delta.is_some());
+        self.stations += 1;
+    }
 }
 
 /// `max` of two nullable rates in SQL, NULL only when both are.
@@ -293,11 +337,11 @@ impl<'a> Rollups<'a> {
             }
         }
         let mut st = tx.prepare_cached(&upsert_sql(
-            "station_rollup_1h",
+            "station_rollup_5m",
             "bucket_start_ms, router_id, mac",
         ))?;
         let mut mac_buf = MacText::default();
-        for ((bucket, router, mac), a) in &self.st_1h {
+        for ((bucket, router, mac), a) in &self.st_5m {
             let (rx, txb, mrx, mtx, n) = acc_params(a);
             st.execute(params![
                 bucket,
@@ -310,6 +354,40 @@ impl<'a> Rollups<'a> {
                 n
             ])?;
         }
+        // The station rows return their new sample count: equal to this batch's, the row is
+        // new (an existing row has at least one sample), which `station_fleet_1h` counts.
+        let mut st = tx.prepare_cached(&format!(
+            "{} RETURNING samples",
+            upsert_sql("station_rollup_1h", "bucket_start_ms, router_id, mac")
+        ))?;
+        let mut mac_buf = MacText::default();
+        let mut fleet: HashMap<i64, (Acc, u64)> = HashMap::new();
+        for ((bucket, router, mac), a) in &self.st_1h {
+            let (rx, txb, mrx, mtx, n) = acc_params(a);
+            let total: i64 = st.query_row(
+                params![bucket, router, mac_buf.format(mac), rx, txb, mrx, mtx, n],
+                |r| r.get(0),
+            )?;
+            let f = fleet.entry(*bucket).or_default();
+            f.0.merge(a);
+            f.1 += u64::from(total == n);
+        }
+        let [rx, txb, n, stations] =
+            ["rx_bytes", "tx_bytes", "samples", "stations"].map(|c| SAT_SUM.replace("{c}", c));
+        let (max_rx, max_tx) = (
+            MAX_RATE.replace("{c}", "max_rx_bps"),
+            MAX_RATE.replace("{c}", "max_tx_bps"),
+        );
+        let mut st = tx.prepare_cached(&format!(
+            "INSERT INTO station_fleet_1h (bucket_start_ms, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples, \
+             stations) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (bucket_start_ms) DO UPDATE SET \
+             rx_bytes = {rx}, tx_bytes = {txb}, max_rx_bps = {max_rx}, max_tx_bps = {max_tx}, samples = {n}, \
+             stations = {stations}"
+        ))?;
+        for (bucket, (a, new_rows)) in &fleet {
+            let (rx, txb, mrx, mtx, n) = acc_params(a);
+            st.execute(params![bucket, rx, txb, mrx, mtx, n, sat(*new_rows)])?;
+        }
         let mut st = tx.prepare_cached(&upsert_sql(
             "wg_rollup_1h",
             "bucket_start_ms, router_id, iface, public_key",
@@ -317,6 +395,28 @@ impl<'a> Rollups<'a> {
         for ((bucket, router, iface, key), a) in &self.wg_1h {
             let (rx, txb, mrx, mtx, n) = acc_params(a);
             st.execute(params![bucket, router, iface, key, rx, txb, mrx, mtx, n])?;
+        }
+        let [rx, txb, n] = ["rx_bytes", "tx_bytes", "samples"].map(|c| SAT_SUM.replace("{c}", c));
+        let mut st = tx.prepare_cached(&format!(
+            "INSERT INTO ovpn_rollup_1h (bucket_start_ms, router_id, instance, common_name, real_address, \
+             connected_since, rx_bytes, tx_bytes, last_ts_ms, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+             ON CONFLICT (bucket_start_ms, router_id, instance, common_name, real_address, connected_since) \
+             DO UPDATE SET rx_bytes = {rx}, tx_bytes = {txb}, last_ts_ms = max(last_ts_ms, excluded.last_ts_ms), \
+             samples = {n}"
+        ))?;
+        for ((bucket, router, inst, cn, real, since), a) in &self.ovpn_1h {
+            st.execute(params![
+                bucket,
+                router,
+                inst,
+                cn,
+                real,
+                since,
+                sat(a.rx),
+                sat(a.tx),
+                a.last_ts_ms,
+                sat(a.samples)
+            ])?;
         }
         Ok(())
     }
@@ -530,6 +630,7 @@ fn ingest_one<'a>(
          ON CONFLICT DO NOTHING",
     )?;
     let mut mac_buf = MacText::default();
+    let mut station_totals = StationReportTotals::default();
     for sta in &r.stations {
         let s = &sta.stats;
         let l = &sta.links;
@@ -599,6 +700,12 @@ fn ingest_one<'a>(
                 .entry((bucket_start(ts, BUCKET_1H_MS), rid, sta.mac))
                 .or_default()
                 .add(&d);
+            rollups
+                .st_5m
+                .entry((bucket_start(ts, BUCKET_5M_MS), rid, sta.mac))
+                .or_default()
+                .add(&d);
+            station_totals.add(&d);
         }
         if is_newest {
             let sample = PrevSample {
@@ -611,6 +718,25 @@ fn ingest_one<'a>(
                 m.insert(sta.mac, sample);
             }
         }
+    }
+
+    if station_totals.stations > 0 {
+        let [rx, txb, rxn, txn, n] = ["rx_bytes", "tx_bytes", "rx_deltas", "tx_deltas", "stations"]
+            .map(|c| SAT_SUM.replace("{c}", c));
+        tx.prepare_cached(&format!(
+            "INSERT INTO station_report_totals (router_id, ts_ms, rx_bytes, tx_bytes, rx_deltas, tx_deltas, stations) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (router_id, ts_ms) DO UPDATE SET \
+             rx_bytes = {rx}, tx_bytes = {txb}, rx_deltas = {rxn}, tx_deltas = {txn}, stations = {n}"
+        ))?
+        .execute(params![
+            rid,
+            ts,
+            sat(station_totals.rx),
+            sat(station_totals.tx),
+            sat(station_totals.rx_deltas),
+            sat(station_totals.tx_deltas),
+            sat(station_totals.stations)
+        ])?;
     }
 
     // WireGuard peers.
@@ -688,7 +814,7 @@ fn ingest_one<'a>(
                 p.session.is_some() && c.connected_since.is_some() && p.session != c.connected_since
             });
             let d = pair_delta(prev, &cur, rx, txb, Width::Only64, new_session);
-            st.execute(params![
+            let n = st.execute(params![
                 rid,
                 ts,
                 inst.name,
@@ -706,6 +832,25 @@ fn ingest_one<'a>(
                 c.username,
                 c.cipher,
             ])?;
+            if n > 0 {
+                let key = (
+                    bucket_start(ts, BUCKET_1H_MS),
+                    rid,
+                    inst.name.as_str(),
+                    c.common_name.as_str(),
+                    c.real_address.as_deref().unwrap_or(""),
+                    c.connected_since.map_or(-1, sat),
+                );
+                let a = rollups.ovpn_1h.entry(key).or_default();
+                a.rx = a.rx.saturating_add(d.rx_delta.unwrap_or(0));
+                a.tx = a.tx.saturating_add(d.tx_delta.unwrap_or(0));
+                a.last_ts_ms = if a.samples == 0 {
+                    ts
+                } else {
+                    a.last_ts_ms.max(ts)
+                };
+                a.samples += 1;
+            }
             if is_newest {
                 if let Some(m) = inner(&mut rc.ovpn, &inst.name) {
                     m.insert(
@@ -1030,6 +1175,10 @@ mod tests {
         "interface_rollup_1h",
         "station_rollup_1h",
         "wg_rollup_1h",
+        "station_report_totals",
+        "ovpn_rollup_1h",
+        "station_fleet_1h",
+        "station_rollup_5m",
         "wireless_interfaces",
         "leases",
         "source_status",
@@ -1471,6 +1620,12 @@ mod tests {
                 3_600_000,
             ),
             (
+                "station_rollup_5m",
+                "station_samples",
+                "mac, router_id",
+                300_000,
+            ),
+            (
                 "wg_rollup_1h",
                 "wg_peer_samples",
                 "public_key, router_id, iface",
@@ -1503,6 +1658,60 @@ mod tests {
                 rows > 2 && total > 0,
                 "{rollup}: {rows} rows, {total} bytes"
             );
+        }
+        // The version-3 summaries equal the aggregates of their raw rows, as written at ingest
+        // and as the migration computes them from the raw rows.
+        let summaries = [
+            (
+                "SELECT router_id, ts_ms, coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0), \
+                 count(rx_delta), count(tx_delta), count(*) FROM station_samples GROUP BY router_id, ts_ms",
+                "SELECT router_id, ts_ms, rx_bytes, tx_bytes, rx_deltas, tx_deltas, stations FROM station_report_totals",
+                "station_report_totals",
+            ),
+            (
+                "SELECT (ts_ms / 3600000) * 3600000, router_id, instance, common_name, real_address, \
+                 coalesce(connected_since, -1), coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0), max(ts_ms), \
+                 count(*) FROM ovpn_client_samples GROUP BY 1, 2, 3, 4, 5, 6",
+                "SELECT bucket_start_ms, router_id, instance, common_name, real_address, connected_since, \
+                 rx_bytes, tx_bytes, last_ts_ms, samples FROM ovpn_rollup_1h",
+                "ovpn_rollup_1h",
+            ),
+            (
+                "SELECT bucket_start_ms, sum(rx_bytes), sum(tx_bytes), max(max_rx_bps), max(max_tx_bps), \
+                 sum(samples), count(*) FROM station_rollup_1h GROUP BY bucket_start_ms",
+                "SELECT bucket_start_ms, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples, stations \
+                 FROM station_fleet_1h",
+                "station_fleet_1h",
+            ),
+        ];
+        let backfill = super::super::schema::MIGRATIONS
+            .get(2)
+            .and_then(|m| m.find("INSERT INTO station_rollup_5m").map(|i| &m[i..]))
+            .unwrap();
+        for pass in ["ingest", "migration"] {
+            if pass == "migration" {
+                store
+                    .connection()
+                    .execute_batch(&format!(
+                        "DELETE FROM station_report_totals; DELETE FROM ovpn_rollup_1h; \
+                         DELETE FROM station_fleet_1h; DELETE FROM station_rollup_5m; {backfill}"
+                    ))
+                    .unwrap();
+            }
+            for (from_raw, from_table, table) in summaries {
+                let diff = |a: &str, b: &str| {
+                    i64_query(&store, &format!("SELECT count(*) FROM ({a} EXCEPT {b})"))
+                };
+                assert_eq!(diff(from_raw, from_table), Some(0), "{table} ({pass})");
+                assert_eq!(diff(from_table, from_raw), Some(0), "{table} ({pass})");
+                let rows = count(&store, table);
+                let total =
+                    i64_query(&store, &format!("SELECT sum(rx_bytes) FROM {table}")).unwrap_or(0);
+                assert!(
+                    rows > 2 && total > 0,
+                    "{table} ({pass}): {rows} rows, {total} bytes"
+                );
+            }
         }
         // The reset at seq 60 left one sample per counter without a delta.
         let sql = "SELECT count(*) FROM interface_samples WHERE rx_delta IS NULL";

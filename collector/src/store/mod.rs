@@ -18,7 +18,7 @@ mod registry;
 mod retention;
 pub mod schema;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

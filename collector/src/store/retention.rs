@@ -18,7 +18,8 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 pub struct Retention {
     /// Reports and raw samples (default 8 days).
     pub raw_days: u32,
-    /// 5-minute rollups (default 35 days).
+    /// Interface 5-minute rollups (default 35 days; station 5-minute rollups are kept
+    /// `raw_days`).
     pub rollup_5m_days: u32,
     /// 1-hour rollups (default 400 days).
     pub rollup_1h_days: u32,
@@ -38,10 +39,10 @@ impl Default for Retention {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetentionStats {
     pub reports: u64,
-    /// Raw interface, station, WireGuard and OpenVPN samples.
+    /// Raw interface, station, WireGuard and OpenVPN samples, and per-report station totals.
     pub samples: u64,
     pub rollup_5m: u64,
-    /// Interface, station and WireGuard 1-hour rollups.
+    /// Interface, station, WireGuard and OpenVPN 1-hour rollups, and fleet station hours.
     pub rollup_1h: u64,
 }
 
@@ -51,8 +52,15 @@ const SAMPLE_TABLES: &[&str] = &[
     "station_samples",
     "wg_peer_samples",
     "ovpn_client_samples",
+    "station_report_totals",
 ];
-const ROLLUP_1H_TABLES: &[&str] = &["interface_rollup_1h", "station_rollup_1h", "wg_rollup_1h"];
+const ROLLUP_1H_TABLES: &[&str] = &[
+    "interface_rollup_1h",
+    "station_rollup_1h",
+    "wg_rollup_1h",
+    "ovpn_rollup_1h",
+    "station_fleet_1h",
+];
 
 fn cutoff(now_ms: i64, days: u32) -> i64 {
     now_ms.saturating_sub(i64::from(days).saturating_mul(DAY_MS))
@@ -92,6 +100,10 @@ impl Store {
         stats.rollup_5m += tx
             .prepare_cached("DELETE FROM interface_rollup_5m WHERE bucket_start_ms <= ?1")?
             .execute([cut_5m])? as u64;
+        // Station 5-minute buckets only serve sub-hour parts of recent windows: raw retention.
+        stats.rollup_5m += tx
+            .prepare_cached("DELETE FROM station_rollup_5m WHERE bucket_start_ms <= ?1")?
+            .execute([raw_cut.saturating_sub(BUCKET_5M_MS)])? as u64;
         for table in ROLLUP_1H_TABLES {
             let sql = format!("DELETE FROM {table} WHERE bucket_start_ms <= ?1");
             stats.rollup_1h += tx.prepare_cached(&sql)?.execute([cut_1h])? as u64;
@@ -144,6 +156,10 @@ mod tests {
             "interface_rollup_1h",
             "station_rollup_1h",
             "wg_rollup_1h",
+            "station_report_totals",
+            "ovpn_rollup_1h",
+            "station_fleet_1h",
+            "station_rollup_5m",
             "leases",
         ]
         .iter()
@@ -212,19 +228,25 @@ mod tests {
             "station_samples",
             "wg_peer_samples",
             "ovpn_client_samples",
+            "station_report_totals",
         ] {
             assert_eq!(min_ts(&store, table, "ts_ms"), raw_cut, "{table}");
         }
-        // Two interfaces, two stations, one peer, one client per report.
-        assert_eq!(stats.samples, (160 - 32) * 6);
+        // Two interfaces, two stations, one peer, one client and one station total per report.
+        assert_eq!(stats.samples, (160 - 32) * 7);
         // 5-minute buckets that ended by now - 35 days are gone; the bucket at the cutoff stays.
         let cut_5m = (now - 35 * DAY) as i64;
         assert_eq!(
             min_ts(&store, "interface_rollup_5m", "bucket_start_ms"),
             cut_5m
         );
-        // Reports in the first 5 days (4 a day), two interfaces each.
-        assert_eq!(stats.rollup_5m, 5 * 4 * 2);
+        // Interfaces: reports in the first 5 days (4 a day), two each; stations (raw
+        // retention): the 128 reports before the raw cutoff, two each.
+        assert_eq!(stats.rollup_5m, 5 * 4 * 2 + (160 - 32) * 2);
+        assert_eq!(
+            min_ts(&store, "station_rollup_5m", "bucket_start_ms"),
+            raw_cut
+        );
         assert_eq!(stats.rollup_1h, 0);
         // Current state and the router are untouched.
         let after = counts(&store);

@@ -22,11 +22,15 @@
 //!   Clustered by `(bucket_start_ms, router_id, key)`: the open buckets are one small hot region,
 //!   and the per-key index (`(router_id, name, ...)`, `(mac, ...)`, `(public_key, ...)`) is only
 //!   written when a bucket row is created.
+//! - Fleet-window summaries (version 3): `station_report_totals` (station deltas summed per
+//!   report, raw retention), `ovpn_rollup_1h` (OpenVPN deltas per hour and session) and
+//!   `station_fleet_1h` (`station_rollup_1h` summed over the fleet per hour), and
+//!   `station_rollup_5m` (raw retention); see `MIGRATION_3`.
 //! - Current state, replaced from the newest report of each router: `wireless_interfaces`,
 //!   `leases`, `source_status` (their `updated_ms` is the report time when the row last changed).
 
 /// The migrations, in order.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 
 /// The schema version this collector writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -298,6 +302,95 @@ CREATE INDEX leases_hostname ON leases(hostname COLLATE NOCASE) WHERE hostname I
 CREATE INDEX ovpn_client_samples_cn ON ovpn_client_samples(common_name, ts_ms);
 "#;
 
+/// Version 3, for the fleet-wide API windows (filled at ingest in the batch's transaction,
+/// deleted by retention like the tables they summarize):
+/// - `station_report_totals`: per stored report, the sums of its stations' deltas and how many
+///   deltas are known (`rx_deltas`/`tx_deltas`, i.e. non-NULL) and how many station rows it
+///   stored. A raw-level table (`ts_ms` is the report time, raw retention), clustered like the
+///   raw samples: one row per report instead of one per station for fleet rate series.
+/// - `ovpn_rollup_1h`: OpenVPN client deltas per hour and session (`router_id`, `instance`,
+///   `common_name`, `real_address`, `connected_since`, which is -1 when the agent did not
+///   report it), with the newest sample time `last_ts_ms`; 1-hour rollup retention.
+/// - `station_rollup_5m`: like `station_rollup_1h` per 5 minutes, for the sub-hour parts of
+///   fleet-wide windows; kept as long as the raw samples (no per-MAC index).
+/// - `station_fleet_1h`: the whole fleet's `station_rollup_1h` per hour: sums of bytes and
+///   samples, maxima of rates, and `stations`, its number of `station_rollup_1h` rows (one per
+///   router and MAC); 1-hour rollup retention.
+///
+/// Both are filled from the raw samples already stored when the migration runs (summed as
+/// floating point there, so that no sum can overflow: exact below 2^53 bytes, saturating).
+const MIGRATION_3: &str = r#"
+CREATE TABLE station_report_totals (
+    router_id   INTEGER NOT NULL,
+    ts_ms       INTEGER NOT NULL,
+    rx_bytes    INTEGER NOT NULL,
+    tx_bytes    INTEGER NOT NULL,
+    rx_deltas   INTEGER NOT NULL,
+    tx_deltas   INTEGER NOT NULL,
+    stations    INTEGER NOT NULL,
+    PRIMARY KEY (router_id, ts_ms)
+) WITHOUT ROWID;
+
+CREATE TABLE ovpn_rollup_1h (
+    bucket_start_ms  INTEGER NOT NULL,
+    router_id        INTEGER NOT NULL,
+    instance         TEXT NOT NULL,
+    common_name      TEXT NOT NULL,
+    real_address     TEXT NOT NULL,
+    connected_since  INTEGER NOT NULL,
+    rx_bytes         INTEGER NOT NULL,
+    tx_bytes         INTEGER NOT NULL,
+    last_ts_ms       INTEGER NOT NULL,
+    samples          INTEGER NOT NULL,
+    PRIMARY KEY (bucket_start_ms, router_id, instance, common_name, real_address, connected_since)
+) WITHOUT ROWID;
+
+CREATE TABLE station_rollup_5m (
+    mac              TEXT NOT NULL,
+    bucket_start_ms  INTEGER NOT NULL,
+    router_id        INTEGER NOT NULL,
+    rx_bytes         INTEGER NOT NULL,
+    tx_bytes         INTEGER NOT NULL,
+    max_rx_bps       INTEGER,
+    max_tx_bps       INTEGER,
+    samples          INTEGER NOT NULL,
+    PRIMARY KEY (bucket_start_ms, router_id, mac)
+) WITHOUT ROWID;
+
+CREATE TABLE station_fleet_1h (
+    bucket_start_ms  INTEGER PRIMARY KEY NOT NULL,
+    rx_bytes         INTEGER NOT NULL,
+    tx_bytes         INTEGER NOT NULL,
+    max_rx_bps       INTEGER,
+    max_tx_bps       INTEGER,
+    samples          INTEGER NOT NULL,
+    stations         INTEGER NOT NULL
+);
+
+INSERT INTO station_rollup_5m (mac, bucket_start_ms, router_id, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples)
+SELECT mac, (ts_ms / 300000) * 300000, router_id, CAST(total(rx_delta) AS INTEGER), CAST(total(tx_delta) AS INTEGER),
+       max(rx_bps), max(tx_bps), count(*)
+FROM station_samples WHERE ts_ms >= 0 GROUP BY 2, router_id, mac;
+
+INSERT INTO station_fleet_1h (bucket_start_ms, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples, stations)
+SELECT bucket_start_ms, CAST(total(rx_bytes) AS INTEGER), CAST(total(tx_bytes) AS INTEGER), max(max_rx_bps),
+       max(max_tx_bps), CAST(total(samples) AS INTEGER), count(*)
+FROM station_rollup_1h GROUP BY bucket_start_ms;
+
+INSERT INTO station_report_totals (router_id, ts_ms, rx_bytes, tx_bytes, rx_deltas, tx_deltas, stations)
+SELECT router_id, ts_ms, CAST(total(rx_delta) AS INTEGER), CAST(total(tx_delta) AS INTEGER), count(rx_delta),
+       count(tx_delta), count(*)
+FROM station_samples GROUP BY router_id, ts_ms;
+
+INSERT INTO ovpn_rollup_1h (bucket_start_ms, router_id, instance, common_name, real_address,
+    connected_since, rx_bytes, tx_bytes, last_ts_ms, samples)
+SELECT (ts_ms / 3600000) * 3600000, router_id, instance, common_name, real_address,
+       coalesce(connected_since, -1), CAST(total(rx_delta) AS INTEGER), CAST(total(tx_delta) AS INTEGER),
+       max(ts_ms), count(*)
+FROM ovpn_client_samples WHERE ts_ms >= 0
+GROUP BY 1, router_id, instance, common_name, real_address, coalesce(connected_since, -1);
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,10 +416,14 @@ mod tests {
             "interface_samples",
             "leases",
             "ovpn_client_samples",
+            "ovpn_rollup_1h",
             "reports",
             "routers",
             "source_status",
+            "station_fleet_1h",
+            "station_report_totals",
             "station_rollup_1h",
+            "station_rollup_5m",
             "station_samples",
             "tokens",
             "wg_peer_samples",
@@ -335,6 +432,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 2);
+        assert_eq!(SCHEMA_VERSION, 3);
     }
 }

@@ -5,7 +5,11 @@
 //! A user's download is what the access point sent to the station (the station's tx counter in
 //! `iw station dump`), the upload what the station sent (its rx counter). Traffic over a window
 //! is the sum of the deltas between reports: raw samples for the first partial hour and the
-//! hourly station rollup for whole hours (see [`super::station_totals`]).
+//! hourly station rollup for whole hours (see [`super::station_totals`]); fleet-wide
+//! (`top-users`, `network-summary`, `alerts`) the 5-minute station rollup covers the sub-hour
+//! part down to the first whole 5-minute bucket ([`fleet_station_totals`]). The fleet-wide
+//! real-time series (up to [`RAW_FLEET_MINUTES`]) sums `station_report_totals`, one row per
+//! report with its stations' delta sums and counts, instead of one row per station.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -19,11 +23,11 @@ use utoipa::ToSchema;
 use super::devices::{stations_at, StationRow};
 use super::{
     all_routers, auth, db, device_filter, iso_ms, lease_for_mac, mbps, mib, now_ms, ok, read,
-    resolve_user, round, router_names, station_totals, username_of, Envelope, ErrorEnvelope,
-    IspError, IspResult, LeaseBook, LeaseInfo, Params, Scope, StationTotal,
+    resolve_user, round, router_names, username_of, Envelope, ErrorEnvelope, IspError, IspResult,
+    LeaseBook, LeaseInfo, Params, StationTotal,
 };
 use crate::api::ApiState;
-use crate::store::{bucket_start, BUCKET_1H_MS};
+use crate::store::{bucket_start, BUCKET_1H_MS, BUCKET_5M_MS};
 
 /// Bounds of `minutes` on `/usage/real-time` and `/monitoring/quality`.
 pub const MAX_MINUTES_LONG: i64 = 1440;
@@ -328,8 +332,24 @@ fn resolve(c: &Connection, username: Option<&str>, device: Option<&str>) -> Resu
     Ok(Who { user, device })
 }
 
-/// Per-bucket rows of the raw series: (bucket index, tx bytes, rx bytes, deltas counted).
-type BucketRow = (i64, i64, i64, i64);
+/// Rows of the raw series: (bucket index, tx bytes, rx bytes, deltas counted); several rows
+/// may have the same bucket (they are summed).
+pub(super) type BucketRow = (i64, i64, i64, i64);
+
+/// The fleet-wide raw series rows (for tests against the station samples).
+#[cfg(test)]
+pub(super) fn fleet_raw_series(
+    c: &Connection,
+    start: i64,
+    now: i64,
+    step: i64,
+) -> Result<Vec<BucketRow>, IspError> {
+    let who = Who {
+        user: None,
+        device: None,
+    };
+    raw_series(c, &who, start, now, step)
+}
 
 /// Which stations a raw series covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,10 +375,13 @@ fn raw_series_sql(scope: SeriesScope) -> String {
         SeriesScope::Router => format!(
             "SELECT {cols} FROM station_samples s WHERE s.router_id = ?4 AND s.ts_ms >= ?1 AND s.ts_ms <= ?3 {group}"
         ),
-        SeriesScope::Fleet => format!(
-            "SELECT {cols} FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id AND s.ts_ms >= ?1 \
-             AND s.ts_ms <= ?3 {group}"
-        ),
+        // One row per report (`station_report_totals` holds each report's station sums and
+        // delta counts), not one per station; not grouped here ([`points_from_raw`] sums the
+        // rows of a period, which spares sorting them).
+        SeriesScope::Fleet => "SELECT (t.ts_ms - ?1) / ?2, t.tx_bytes, t.rx_bytes, \
+             t.tx_deltas + t.rx_deltas FROM routers r CROSS JOIN station_report_totals t \
+             ON t.router_id = r.id AND t.ts_ms >= ?1 AND t.ts_ms <= ?3"
+            .to_string(),
     }
 }
 
@@ -456,12 +479,35 @@ fn peak_mac_sql() -> String {
     )
 }
 
-/// Hour buckets of every station: `?1` first bucket, `?2` now.
+/// Hour buckets of every station: `?1` first bucket, `?2` now; one `station_fleet_1h` row per
+/// hour (the fleet's `station_rollup_1h` sums, maxima and row count) in [`PEAK_COLS`]'s shape.
 fn peak_fleet_sql() -> String {
-    format!(
-        "SELECT {PEAK_COLS} FROM station_rollup_1h WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2 \
-         GROUP BY bucket_start_ms"
-    )
+    "SELECT bucket_start_ms, tx_bytes, rx_bytes, max_tx_bps, max_rx_bps, stations FROM station_fleet_1h \
+     WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2"
+        .to_string()
+}
+
+/// A fleet peak hour: (bucket, tx, rx, max tx bps, max rx bps, stations).
+#[cfg(test)]
+pub(super) type PeakRow = (i64, i64, i64, Option<i64>, Option<i64>, i64);
+
+/// [`peak_fleet_sql`]'s rows (for tests against `station_rollup_1h`).
+#[cfg(test)]
+pub(super) fn peak_fleet_rows(c: &Connection, first: i64, now: i64) -> Vec<PeakRow> {
+    let mut st = c.prepare(&peak_fleet_sql()).unwrap();
+    let rows = st
+        .query_map(params![first, now], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect()
 }
 
 const FIRST_TS_SQL: &str =
@@ -481,6 +527,15 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ("peak_mac", peak_mac_sql()),
         ("peak_fleet", peak_fleet_sql()),
         ("first_ts", FIRST_TS_SQL.to_string()),
+        ("fleet_raw", FLEET_RAW_SQL.to_string()),
+        (
+            "fleet_5m",
+            FLEET_ROLLUP_SQL.replace("{table}", "station_rollup_5m"),
+        ),
+        (
+            "fleet_1h",
+            FLEET_ROLLUP_SQL.replace("{table}", "station_rollup_1h"),
+        ),
         ("signal", SIGNAL_SQL.to_string()),
     ]
 }
@@ -709,6 +764,86 @@ pub async fn peak(
     })
 }
 
+/// Raw station rows of every device in `[?1, ?2)`, in the shape of the rollup rows.
+const FLEET_RAW_SQL: &str =
+    "SELECT s.router_id, s.mac, coalesce(s.rx_delta, 0), coalesce(s.tx_delta, 0), \
+     s.rx_bps, s.tx_bps, 1 FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
+     AND s.ts_ms >= ?1 AND s.ts_ms < ?2";
+/// Station rollup rows of every device with `bucket_start_ms` in `[?1, ?2]` (primary-key range).
+const FLEET_ROLLUP_SQL: &str =
+    "SELECT router_id, mac, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples \
+     FROM {table} WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2";
+
+/// [`super::station_totals`] of the whole fleet over `[start_ms, now_ms]`, read in three parts and
+/// summed here per (device, MAC): raw samples before the first whole 5-minute bucket,
+/// `station_rollup_5m` up to the first whole hour, `station_rollup_1h` from it on (each bucket
+/// holds exactly its samples' sums; the current ones the samples so far). The same totals as
+/// [`super::station_totals`] (which reads up to an hour of raw samples), in no particular
+/// order.
+pub(super) fn fleet_station_totals(
+    c: &Connection,
+    start_ms: i64,
+    now_ms: i64,
+) -> Result<Vec<StationTotal>, IspError> {
+    let (_, hour) = super::split_window(start_ms, now_ms);
+    let five = bucket_start(start_ms.saturating_add(BUCKET_5M_MS - 1), BUCKET_5M_MS).min(hour);
+    let raw_end = five.min(now_ms.saturating_add(1));
+    let five_last = hour.saturating_sub(BUCKET_5M_MS).min(now_ms);
+    let mut by: HashMap<i64, HashMap<String, StationTotal>> = HashMap::new();
+    let parts = [
+        (
+            FLEET_RAW_SQL.to_string(),
+            start_ms,
+            raw_end.saturating_sub(1),
+        ),
+        (
+            FLEET_ROLLUP_SQL.replace("{table}", "station_rollup_5m"),
+            five,
+            five_last,
+        ),
+        (
+            FLEET_ROLLUP_SQL.replace("{table}", "station_rollup_1h"),
+            hour,
+            now_ms,
+        ),
+    ];
+    for (i, (sql, lo, hi)) in parts.iter().enumerate() {
+        if lo > hi {
+            continue;
+        }
+        let mut st = c.prepare_cached(sql).map_err(db)?;
+        // The raw part's bound is exclusive.
+        let hi = if i == 0 { hi.saturating_add(1) } else { *hi };
+        let mut rows = st.query(params![lo, hi]).map_err(db)?;
+        while let Some(r) = rows.next().map_err(db)? {
+            let router: i64 = r.get(0).map_err(db)?;
+            let mac = r
+                .get_ref(1)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(db)?;
+            let macs = by.entry(router).or_default();
+            if !macs.contains_key(mac) {
+                macs.insert(
+                    mac.to_string(),
+                    StationTotal {
+                        router_id: router,
+                        mac: mac.to_string(),
+                        ..StationTotal::default()
+                    },
+                );
+            }
+            if let Some(t) = macs.get_mut(mac) {
+                t.upload_bytes = t.upload_bytes.saturating_add(r.get(2).map_err(db)?);
+                t.download_bytes = t.download_bytes.saturating_add(r.get(3).map_err(db)?);
+                t.max_upload_bps = t.max_upload_bps.max(r.get(4).map_err(db)?);
+                t.max_download_bps = t.max_download_bps.max(r.get(5).map_err(db)?);
+                t.samples = t.samples.saturating_add(r.get(6).map_err(db)?);
+            }
+        }
+    }
+    Ok(by.into_values().flat_map(HashMap::into_values).collect())
+}
+
 /// Station totals merged per MAC across devices.
 #[derive(Debug, Default, Clone)]
 struct MacTotal {
@@ -789,7 +924,7 @@ pub async fn top_users(
     let window = minutes * MINUTE_MS;
     let (total_users, top) = read(&state, move |c| {
         let names = router_names(&all_routers(c)?);
-        let mut all = merge_by_mac(station_totals(c, Scope::Fleet, now - window, now)?);
+        let mut all = merge_by_mac(fleet_station_totals(c, now - window, now)?);
         let key = |m: &MacTotal| match sort_by {
             "download" => m.download,
             "upload" => m.upload,
@@ -855,10 +990,7 @@ pub async fn network_summary(
     let now = now_ms();
     let window = minutes * MINUTE_MS;
     let (routers, totals) = read(&state, move |c| {
-        Ok((
-            all_routers(c)?,
-            station_totals(c, Scope::Fleet, now - window, now)?,
-        ))
+        Ok((all_routers(c)?, fleet_station_totals(c, now - window, now)?))
     })
     .await?;
     let mut per_router: HashMap<i64, (i64, i64, BTreeSet<&str>)> = HashMap::new();
@@ -953,7 +1085,7 @@ pub async fn alerts(
     let mut alerts = read(&state, move |c| {
         let names = router_names(&all_routers(c)?);
         let mut out = Vec::new();
-        for m in merge_by_mac(station_totals(c, Scope::Fleet, now - window, now)?) {
+        for m in merge_by_mac(fleet_station_totals(c, now - window, now)?) {
             let hits: Vec<(&str, i64, i64)> = [("download", m.max_down, m.download), ("upload", m.max_up, m.upload)]
                 .into_iter()
                 .filter_map(|(dir, peak, bytes)| peak.filter(|p| *p as f64 >= limit_bps).map(|p| (dir, p, bytes)))

@@ -2,6 +2,8 @@
 //! resolution and window totals over a store filled through the real ingest, and the query
 //! plans of every query (no full scan of a sample or rollup table).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use axum::extract::Query;
 use axum::http::StatusCode;
 use rusqlite::Connection;
@@ -322,6 +324,180 @@ fn window_totals_equal_raw_sums() {
     );
 }
 
+/// A store filled through the real ingest: two routers reporting `rich_report`s (two
+/// stations, one OpenVPN client whose session changes after 600 reports) every 90 s for 27
+/// hours from `T0 + 1234 ms`; router 2 pauses for a stretch.
+fn rich_filled() -> (tempfile::TempDir, Connection) {
+    use crate::store::testutil::{enrolled_router, rich_report};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routerstats.db");
+    let mut store = Store::open(&path).unwrap();
+    let ids = [
+        enrolled_router(&mut store, "r1").id,
+        enrolled_router(&mut store, "r2").id,
+    ];
+    let mut reports = Vec::new();
+    for seq in 1..=1080u64 {
+        let ts = u64::try_from(T0 + 1234).unwrap() + seq * 90_000;
+        for (i, id) in ids.iter().enumerate() {
+            if i == 1 && (200..260).contains(&seq) {
+                continue;
+            }
+            let mut r = rich_report(
+                [i as u8 + 1; 16],
+                seq,
+                ts + i as u64 * 7_000,
+                seq * (i as u64 + 3) + seq * seq % 97,
+            );
+            if seq > 600 {
+                for c in r.openvpn.iter_mut().flat_map(|o| o.clients.iter_mut()) {
+                    c.connected_since = Some(1_700_100_000);
+                }
+            }
+            reports.push((*id, r));
+        }
+    }
+    for chunk in reports.chunks(40) {
+        let batch: Vec<IngestItem<'_>> = chunk
+            .iter()
+            .map(|(id, r)| IngestItem {
+                router_id: *id,
+                received_at_ms: 0,
+                report: r,
+            })
+            .collect();
+        store.ingest(&batch).unwrap();
+    }
+    let conn = Connection::open(&path).unwrap();
+    (dir, conn)
+}
+
+/// The fleet rate series from `station_report_totals` and the VPN usage from `ovpn_rollup_1h`
+/// (raw samples for the first partial hour) equal the straightforward queries over the raw
+/// samples.
+#[test]
+fn fleet_series_and_vpn_usage_equal_raw_queries() {
+    let (_dir, c) = rich_filled();
+    let old_series = "SELECT (s.ts_ms - ?1) / ?2 AS b, sum(coalesce(s.tx_delta, 0)), sum(coalesce(s.rx_delta, 0)), \
+         count(s.tx_delta) + count(s.rx_delta) FROM station_samples s WHERE s.ts_ms >= ?1 AND s.ts_ms <= ?3 GROUP BY b";
+    let old_usage = "SELECT router_id, common_name, ts_ms / 86400000, connected_since, instance, real_address, \
+         coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0), max(ts_ms) FROM ovpn_client_samples \
+         WHERE ts_ms >= ?1 AND ts_ms <= ?2 GROUP BY 1, 2, 3, 4, 5, 6";
+    type Key = (i64, String, i64, Option<i64>, String, String);
+    let mut sessions = BTreeSet::new();
+    let mut checked = 0;
+    for offset_min in [0, 1, 59, 60, 61, 137, 600, 1000, 1619] {
+        let now = T0 + 1234 + 90_000 + offset_min * 60_000 + 500;
+        // Rate series of 1 to 60 minutes.
+        for minutes in [1, 7, 30, 60] {
+            let start = now - minutes * 60_000;
+            let step = (minutes * 1000).max(60_000);
+            let mut new: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+            for (b, tx, rx, n) in bandwidth::fleet_raw_series(&c, start, now, step).unwrap() {
+                let e = new.entry(b).or_default();
+                *e = (e.0 + tx, e.1 + rx, e.2 + n);
+            }
+            let mut st = c.prepare(old_series).unwrap();
+            let old: BTreeMap<i64, (i64, i64, i64)> = st
+                .query_map(rusqlite::params![start, step, now], |r| {
+                    Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(new, old, "{minutes} min at +{offset_min} min");
+            checked += old.len();
+        }
+    }
+    // VPN usage over 1 and 2 days, summed per session and day, at times after the last sample
+    // (the current hour's bucket holds every sample of that hour, so the raw query has to see
+    // all of them too).
+    let last: i64 = c
+        .query_row("SELECT max(ts_ms) FROM ovpn_client_samples", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    for offset_min in [0, 1, 17, 59, 60, 61, 89] {
+        let now = last + offset_min * 60_000 + 300;
+        for days in [1, 2] {
+            let start = now - days * 86_400_000;
+            let mut new: BTreeMap<Key, (i64, i64, i64)> = BTreeMap::new();
+            for (router, cn, day, since, inst, real, rx, tx, last) in
+                vpn::usage_rows(&c, start, now).unwrap()
+            {
+                let e = new.entry((router, cn, day, since, inst, real)).or_default();
+                e.0 += rx;
+                e.1 += tx;
+                e.2 = e.2.max(last);
+            }
+            let mut st = c.prepare(old_usage).unwrap();
+            let old: BTreeMap<Key, (i64, i64, i64)> = st
+                .query_map(rusqlite::params![start, now], |r| {
+                    Ok((
+                        (
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ),
+                        (r.get(6)?, r.get(7)?, r.get(8)?),
+                    ))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(new, old, "{days} d at +{offset_min} min");
+            sessions.extend(old.keys().map(|k| k.3));
+        }
+    }
+    assert!(checked > 100, "{checked}");
+    assert_eq!(sessions.len(), 2, "two OpenVPN sessions: {sessions:?}");
+    // Fleet station totals (raw edge, 5-minute and hourly rollups) equal station_totals'.
+    for offset_min in [0, 1, 4, 17, 59, 60, 61, 89] {
+        let now = last + offset_min * 60_000 + 300;
+        for minutes in [1, 3, 7, 30, 61, 95, 180] {
+            let start = now - minutes * 60_000;
+            let key = |t: &StationTotal| (t.router_id, t.mac.clone());
+            let mut new = bandwidth::fleet_station_totals(&c, start, now).unwrap();
+            new.sort_by_key(key);
+            let mut old = station_totals(&c, Scope::Fleet, start, now).unwrap();
+            old.sort_by_key(key);
+            assert_eq!(new, old, "{minutes} min at +{offset_min} min");
+            assert!(minutes <= offset_min + 1 || old.iter().any(|t| t.download_bytes > 0));
+        }
+    }
+    // Fleet peak hours from `station_fleet_1h` equal the grouped `station_rollup_1h`.
+    let old_peak =
+        "SELECT bucket_start_ms, sum(tx_bytes), sum(rx_bytes), max(max_tx_bps), max(max_rx_bps), \
+         count(*) FROM station_rollup_1h WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2 \
+         GROUP BY bucket_start_ms ORDER BY bucket_start_ms";
+    for hours in [1, 5, 24] {
+        let first = last - last.rem_euclid(3_600_000) - (hours - 1) * 3_600_000;
+        let mut st = c.prepare(old_peak).unwrap();
+        let old: Vec<bandwidth::PeakRow> = st
+            .query_map(rusqlite::params![first, last], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut new = bandwidth::peak_fleet_rows(&c, first, last);
+        new.sort_unstable();
+        assert_eq!(new, old, "{hours} h");
+        assert_eq!(old.len(), usize::try_from(hours).unwrap());
+        assert!(old.iter().all(|h| h.1 > 0 && h.5 >= 2), "{old:?}");
+    }
+}
+
 #[test]
 fn users_resolve_by_hostname_or_mac() {
     let (_dir, c, a, b) = filled();
@@ -372,12 +548,15 @@ fn users_resolve_by_hostname_or_mac() {
 }
 
 /// Tables whose full scan would grow with history.
-const BIG_TABLES: [&str; 9] = [
+const BIG_TABLES: [&str; 12] = [
     "station_samples",
     "ovpn_client_samples",
     "interface_samples",
     "wg_peer_samples",
     "station_rollup_1h",
+    "station_report_totals",
+    "ovpn_rollup_1h",
+    "station_rollup_5m",
     "interface_rollup_1h",
     "interface_rollup_5m",
     "reports",
@@ -417,6 +596,7 @@ fn no_query_scans_a_growing_table() {
                     "s" => "station_samples",
                     "o" => "ovpn_client_samples",
                     "u" => "station_rollup_1h",
+                    "t" => "station_report_totals",
                     "p" => "reports",
                     other => other,
                 };

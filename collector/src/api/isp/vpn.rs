@@ -345,10 +345,16 @@ const SPAN_SQL: &str =
 const CN_USAGE_SQL: &str =
     "SELECT coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0) FROM ovpn_client_samples \
      WHERE common_name = ?1 AND ts_ms >= ?2";
+/// Raw part of the usage window: samples in `[?1, ?2)` (at most the first partial hour).
 const USAGE_SQL: &str = "SELECT o.router_id, o.common_name, o.ts_ms / 86400000, o.connected_since, o.instance, \
      o.real_address, coalesce(sum(o.rx_delta), 0), coalesce(sum(o.tx_delta), 0), max(o.ts_ms) \
-     FROM routers r CROSS JOIN ovpn_client_samples o ON o.router_id = r.id AND o.ts_ms >= ?1 AND o.ts_ms <= ?2 \
+     FROM routers r CROSS JOIN ovpn_client_samples o ON o.router_id = r.id AND o.ts_ms >= ?1 AND o.ts_ms < ?2 \
      GROUP BY o.router_id, o.common_name, o.ts_ms / 86400000, o.connected_since, o.instance, o.real_address";
+/// Rollup part of the usage window: whole hour buckets starting in `[?1, ?2]` (the current
+/// hour's bucket holds the samples so far), in the shape of [`USAGE_SQL`]'s rows.
+const USAGE_ROLLUP_SQL: &str = "SELECT router_id, common_name, bucket_start_ms / 86400000, \
+     nullif(connected_since, -1), instance, real_address, rx_bytes, tx_bytes, last_ts_ms \
+     FROM ovpn_rollup_1h WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2";
 
 /// The queries of this module, for plan checks.
 #[cfg(test)]
@@ -363,6 +369,7 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ("span", SPAN_SQL.to_string()),
         ("cn_usage", CN_USAGE_SQL.to_string()),
         ("usage", USAGE_SQL.to_string()),
+        ("usage_rollup", USAGE_ROLLUP_SQL.to_string()),
     ]
 }
 
@@ -775,7 +782,40 @@ pub async fn details(
 
 /// Per-session usage rows: (router, common name, UTC day, connect time, instance, real address)
 /// with summed deltas and the newest sample time.
-type UsageRow = (i64, String, i64, Option<i64>, String, String, i64, i64, i64);
+pub(super) type UsageRow = (i64, String, i64, Option<i64>, String, String, i64, i64, i64);
+
+/// Per-session usage rows of `[start, now]`: raw samples before the first whole hour, the
+/// hourly rollup (`ovpn_rollup_1h`) from it on, so a window reads at most an hour of raw
+/// samples. The current hour's bucket holds the samples so far (also one stamped after `now`
+/// by an agent whose clock runs ahead). A session's rows of one day may come from both parts;
+/// the caller sums them (and takes the newest sample time).
+pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<UsageRow>, IspError> {
+    let (raw_end, boundary) = super::split_window(start, now);
+    let map = |r: &rusqlite::Row<'_>| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+        ))
+    };
+    let mut rows: Vec<UsageRow> = Vec::new();
+    for (sql, lo, hi) in [
+        (USAGE_SQL, start, raw_end),
+        (USAGE_ROLLUP_SQL, boundary, now),
+    ] {
+        let mut st = c.prepare_cached(sql).map_err(db)?;
+        for row in st.query_map(params![lo, hi], map).map_err(db)? {
+            rows.push(row.map_err(db)?);
+        }
+    }
+    Ok(rows)
+}
 
 /// VPN traffic over the last `days` days.
 #[utoipa::path(get, path = "/api/vpn/statistics/usage",
@@ -797,25 +837,7 @@ pub async fn usage(
     let now = now_ms();
     let start = now - days * DAY_MS;
     let (rows, routers) = read(&state, move |c| {
-        let mut st = c.prepare_cached(USAGE_SQL).map_err(db)?;
-        let rows: Vec<UsageRow> = st
-            .query_map(params![start, now], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                ))
-            })
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
-        Ok((rows, all_routers(c)?))
+        Ok((usage_rows(c, start, now)?, all_routers(c)?))
     })
     .await?;
     let names = super::router_names(&routers);
