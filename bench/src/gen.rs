@@ -683,62 +683,6 @@ impl RouterText {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn realistic_router_parses_completely() {
-        let t = RouterText::generate(Shape::REALISTIC, 1);
-        let r = t.parse_report().unwrap();
-        assert_eq!(r.stations.len(), 30);
-        assert_eq!(r.wireless.len(), 2);
-        let ssids: std::collections::BTreeSet<_> =
-            r.wireless.iter().filter_map(|w| w.ssid.clone()).collect();
-        assert_eq!(ssids.len(), 2);
-        assert_eq!(r.leases.len(), 30);
-        assert_eq!(r.wireguard.iter().map(|w| w.peers.len()).sum::<usize>(), 10);
-        assert_eq!(r.openvpn.iter().map(|o| o.clients.len()).sum::<usize>(), 10);
-        assert_eq!(r.interfaces.len(), 8);
-        // Every station line was understood: nothing skipped.
-        for (iface, _, dump) in &t.station_dumps {
-            assert!(
-                station_dump::parse(dump, iface).unwrap().skipped.is_empty(),
-                "{iface}"
-            );
-        }
-        assert!(dhcp_leases::parse(&t.leases).unwrap().skipped.is_empty());
-        assert!(wireguard::parse_dump(&t.wg_dump)
-            .unwrap()
-            .skipped
-            .is_empty());
-        assert!(net_dev::parse(&t.net_dev).unwrap().skipped.is_empty());
-    }
-
-    #[test]
-    fn ingest_shape_has_only_stations_and_interfaces() {
-        let r = RouterText::generate(Shape::INGEST, 3)
-            .parse_report()
-            .unwrap();
-        assert_eq!(r.stations.len(), 20);
-        assert_eq!(r.interfaces.len(), 8);
-        assert!(r.leases.is_empty() && r.wireguard.is_empty() && r.openvpn.is_empty());
-    }
-
-    #[test]
-    fn cgi_output_names_every_access_point() {
-        let t = RouterText::generate(Shape::REALISTIC, 2);
-        let (info, dhcp) = t.cgi_output();
-        assert!(info.contains("=== phy0-ap0 station dump"));
-        assert!(info.contains("=== phy1-ap0 station dump"));
-        assert!(info.contains("load average"));
-        assert_eq!(
-            dhcp.lines().filter(|l| l.contains(" 192.168.1.")).count(),
-            25
-        );
-    }
-}
-
 /// The same router `secs` seconds later, as the next collection cycle would see it: `seq` + 1,
 /// the clock and uptime advanced, load, CPU and free memory moved; every interface and
 /// station counter grown (two stations in three active with 100-900 KB each way per 30 s, the
@@ -861,4 +805,86 @@ pub fn steady_state_later(report: &Report, secs: u64, seed: u64) -> Report {
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realistic_router_parses_completely() {
+        let t = RouterText::generate(Shape::REALISTIC, 1);
+        let r = t.parse_report().unwrap();
+        assert_eq!(r.stations.len(), 30);
+        assert_eq!(r.wireless.len(), 2);
+        let ssids: std::collections::BTreeSet<_> =
+            r.wireless.iter().filter_map(|w| w.ssid.clone()).collect();
+        assert_eq!(ssids.len(), 2);
+        assert_eq!(r.leases.len(), 30);
+        assert_eq!(r.wireguard.iter().map(|w| w.peers.len()).sum::<usize>(), 10);
+        assert_eq!(r.openvpn.iter().map(|o| o.clients.len()).sum::<usize>(), 10);
+        assert_eq!(r.interfaces.len(), 8);
+        // Every station line was understood: nothing skipped.
+        for (iface, _, dump) in &t.station_dumps {
+            assert!(
+                station_dump::parse(dump, iface).unwrap().skipped.is_empty(),
+                "{iface}"
+            );
+        }
+        assert!(dhcp_leases::parse(&t.leases).unwrap().skipped.is_empty());
+        assert!(wireguard::parse_dump(&t.wg_dump)
+            .unwrap()
+            .skipped
+            .is_empty());
+        assert!(net_dev::parse(&t.net_dev).unwrap().skipped.is_empty());
+    }
+
+    #[test]
+    fn steady_state_grows_counters_and_patches_small() {
+        use routerstats_shared::{patch, Message, MAX_FRAME_LEN};
+        let r = RouterText::generate(Shape::REALISTIC, 1)
+            .parse_report()
+            .unwrap();
+        let later = steady_state_later(&r, 30, 1);
+        assert_eq!(later.seq, r.seq + 1);
+        assert_eq!(later.timestamp_ms, r.timestamp_ms + 30_000);
+        assert_eq!(later.stations.len(), r.stations.len());
+        for (a, b) in r.stations.iter().zip(&later.stations) {
+            assert!(b.stats.rx_bytes > a.stats.rx_bytes, "{:?}", b.mac);
+        }
+        assert_eq!(later.leases, r.leases);
+        let enc = |r: &Report| {
+            Message::Report(Box::new(r.clone()))
+                .encode_payload()
+                .unwrap()
+        };
+        let (p1, p2) = (enc(&r), enc(&later));
+        let diff = patch::encode(&p1, &p2);
+        assert_eq!(patch::apply(&p1, &diff, MAX_FRAME_LEN).unwrap(), p2);
+        // The target: <= 10% of the 28,657 CGI bytes.
+        assert!(diff.len() + 8 <= 2_865, "{} bytes", diff.len());
+    }
+
+    #[test]
+    fn ingest_shape_has_only_stations_and_interfaces() {
+        let r = RouterText::generate(Shape::INGEST, 3)
+            .parse_report()
+            .unwrap();
+        assert_eq!(r.stations.len(), 20);
+        assert_eq!(r.interfaces.len(), 8);
+        assert!(r.leases.is_empty() && r.wireguard.is_empty() && r.openvpn.is_empty());
+    }
+
+    #[test]
+    fn cgi_output_names_every_access_point() {
+        let t = RouterText::generate(Shape::REALISTIC, 2);
+        let (info, dhcp) = t.cgi_output();
+        assert!(info.contains("=== phy0-ap0 station dump"));
+        assert!(info.contains("=== phy1-ap0 station dump"));
+        assert!(info.contains("load average"));
+        assert_eq!(
+            dhcp.lines().filter(|l| l.contains(" 192.168.1.")).count(),
+            25
+        );
+    }
 }

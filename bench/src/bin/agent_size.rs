@@ -174,6 +174,30 @@ fn main() -> ExitCode {
         pct(patch_frame, HEADER_LEN + p2.len()),
         took.as_secs_f64() * 1000.0
     );
+    let prefix = p1.iter().zip(&p2).take_while(|(a, b)| a == b).count();
+    let suffix = p1[prefix..]
+        .iter()
+        .rev()
+        .zip(p2[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let middle = p2.len() - prefix - suffix;
+    let changed = if p1.len() == p2.len() {
+        format!(
+            "{} bytes differ",
+            p1.iter().zip(&p2).filter(|(a, b)| a != b).count()
+        )
+    } else {
+        format!(
+            "lengths differ ({} -> {}): no byte-for-byte XOR",
+            p1.len(),
+            p2.len()
+        )
+    };
+    println!(
+        "  for comparison: common prefix/suffix only would send {middle} bytes of {}; {changed}",
+        p2.len()
+    );
     println!();
     println!("where the frame's bytes go (bincode, varint integers)");
     let enc = |len: Result<Vec<u8>, routerstats_shared::codec::CodecError>| {
