@@ -22,8 +22,6 @@
 //! [`apply`] checks every length against the base, the announced size and a caller's limit
 //! (at most [`MAX_FRAME_LEN`]): a malformed patch is a [`PatchError`], never a panic.
 
-use std::collections::HashMap;
-
 use crate::frame::MAX_FRAME_LEN;
 
 /// Why a patch could not be applied.
@@ -79,7 +77,15 @@ struct Encoder<'a> {
     copy: usize,
     /// Literal bytes replacing as many base bytes, after `copy`.
     lit: Vec<u8>,
-    index: Option<HashMap<&'a [u8], usize>>,
+    /// Base positions by a hash of the [`KEY`] bytes there (first one wins), built on demand.
+    index: Option<Vec<u32>>,
+}
+
+/// Slot of `key` (8 bytes) in an index of `2^bits` slots.
+fn slot(key: &[u8], bits: u32) -> usize {
+    let mut k = [0u8; KEY];
+    k.copy_from_slice(key.get(..KEY).unwrap_or(&[0; KEY]));
+    (u64::from_le_bytes(k).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
 }
 
 impl Encoder<'_> {
@@ -123,17 +129,26 @@ impl Encoder<'_> {
         put_op(&mut self.out, 3, ((delta << 1) ^ (delta >> 63)) as u64);
     }
 
-    /// Where in the base the bytes at `key` also occur (first occurrence).
+    /// Where in the base the [`KEY`] bytes `key` also occur (one occurrence, if any).
     fn lookup(&mut self, key: &[u8]) -> Option<usize> {
         let base = self.base;
+        let bits = (base.len().max(2) * 2)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(4, 24);
         let index = self.index.get_or_insert_with(|| {
-            let mut m = HashMap::new();
+            let mut t = vec![u32::MAX; 1 << bits];
             for (p, w) in base.windows(KEY).enumerate() {
-                m.entry(w).or_insert(p);
+                if let Some(s) = t.get_mut(slot(w, bits)) {
+                    if *s == u32::MAX {
+                        *s = u32::try_from(p).unwrap_or(u32::MAX);
+                    }
+                }
             }
-            m
+            t
         });
-        index.get(key).copied()
+        let p = usize::try_from(*index.get(slot(key, bits))?).ok()?;
+        (base.get(p..p.checked_add(KEY)?) == Some(key)).then_some(p)
     }
 }
 
@@ -160,6 +175,9 @@ pub fn encode(base: &[u8], new: &[u8]) -> Vec<u8> {
     };
     put_varint(&mut e.out, new.len() as u64);
     let (mut i, mut j) = (0usize, 0usize);
+    // After a failed shift search, the next one waits a few bytes: unrelated data would cost
+    // O(WINDOW^2) per byte otherwise.
+    let mut search_from = 0usize;
     while let Some(&nb) = new.get(j) {
         if base.get(i) == Some(&nb) {
             e.copy_byte();
@@ -176,7 +194,7 @@ pub fn encode(base: &[u8], new: &[u8]) -> Vec<u8> {
         }
         // A shift: `a` base bytes dropped and `b` new bytes inserted, cheapest first.
         let mut best: Option<(usize, usize, usize)> = None;
-        for b in 0..=WINDOW {
+        for b in (0..=WINDOW).filter(|_| j >= search_from) {
             for a in 0..=WINDOW {
                 let cost = a.min(b) + if b > a { b - a + 2 } else { 2 };
                 if best.is_some_and(|x| x.0 <= cost) || (a == b) {
@@ -204,6 +222,9 @@ pub fn encode(base: &[u8], new: &[u8]) -> Vec<u8> {
             e.seek(p as i64 - i as i64);
             i = p;
             continue;
+        }
+        if j >= search_from {
+            search_from = j + WINDOW / 4;
         }
         e.lit.push(nb);
         i += 1;
