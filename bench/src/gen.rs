@@ -683,6 +683,130 @@ impl RouterText {
     }
 }
 
+/// The same router `secs` seconds later, as the next collection cycle would see it: `seq` + 1,
+/// the clock and uptime advanced, load, CPU and free memory moved; every interface and
+/// station counter grown (two stations in three active with 100-900 KB each way per 30 s, the
+/// rest a few KB), inactive times, signals and some bitrates changed; WireGuard and OpenVPN
+/// counters grown, a third of the WireGuard handshakes renewed, the OpenVPN status rewritten.
+/// Leases, interface names and facts stay as they were (no station joins or leaves).
+pub fn steady_state_later(report: &Report, secs: u64, seed: u64) -> Report {
+    let mut r = report.clone();
+    let mut rng = Rng::new(seed ^ 0x5eed_1a7e);
+    let scale = secs.max(1);
+    let grow = |v: &mut u64, rng: &mut Rng, lo: u64, hi: u64| {
+        *v = v.saturating_add(rng.range(lo, hi) * scale / 30);
+    };
+    let grow_opt = |v: &mut Option<u64>, rng: &mut Rng, lo: u64, hi: u64| {
+        if let Some(x) = v.as_mut() {
+            *x = x.saturating_add(rng.range(lo, hi) * scale / 30);
+        }
+    };
+    r.seq += 1;
+    r.timestamp_ms += secs * 1000;
+    let now_s = r.timestamp_ms / 1000;
+    if let Some(sys) = r.system.as_mut() {
+        sys.uptime_s += secs;
+        for l in sys.load.iter_mut() {
+            *l = (*l + rng.range(0, 20) as f32 / 100.0 - 0.1).max(0.0);
+        }
+        sys.cpu_busy_permille = Some(rng.range(20, 300) as u16);
+        sys.mem_available_kb =
+            sys.mem_available_kb.saturating_sub(rng.range(0, 800)) + rng.range(0, 800);
+        for d in sys.disks.iter_mut() {
+            d.used_bytes = d.used_bytes.saturating_add(rng.range(0, 64) * 4096);
+        }
+    }
+    for i in r.interfaces.iter_mut() {
+        let busy = i.rx_bytes > 0;
+        if busy {
+            grow(&mut i.rx_bytes, &mut rng, 2_000_000, 20_000_000);
+            grow(&mut i.tx_bytes, &mut rng, 1_000_000, 10_000_000);
+            grow(&mut i.rx_packets, &mut rng, 2_000, 15_000);
+            grow(&mut i.tx_packets, &mut rng, 1_000, 9_000);
+            grow(&mut i.rx_multicast, &mut rng, 0, 40);
+            grow(&mut i.rx_drop, &mut rng, 0, 2);
+        }
+    }
+    for s in r.stations.iter_mut() {
+        let active = rng.range(0, 2) > 0;
+        let (lo, hi) = if active {
+            (100_000, 900_000)
+        } else {
+            (200, 8_000)
+        };
+        let st = &mut s.stats;
+        grow_opt(&mut st.rx_bytes, &mut rng, lo, hi);
+        grow_opt(&mut st.tx_bytes, &mut rng, lo, hi);
+        grow_opt(&mut st.rx_packets, &mut rng, lo / 900, hi / 700);
+        grow_opt(&mut st.tx_packets, &mut rng, lo / 900, hi / 700);
+        grow_opt(&mut st.tx_retries, &mut rng, 0, hi / 20_000);
+        grow_opt(&mut st.tx_failed, &mut rng, 0, 1);
+        if let Some(x) = st.inactive_ms.as_mut() {
+            *x = if active {
+                rng.range(0, 400)
+            } else {
+                rng.range(500, 20_000)
+            };
+        }
+        for sig in [st.signal.as_mut(), st.signal_avg.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            let d = rng.range(0, 4) as i32 - 2;
+            sig.dbm += d;
+            for c in sig.chains.iter_mut() {
+                *c += rng.range(0, 4) as i32 - 2;
+            }
+        }
+        if let Some(x) = st.last_ack_signal_dbm.as_mut() {
+            *x += rng.range(0, 4) as i32 - 2;
+        }
+        if rng.range(0, 2) == 0 {
+            for b in [st.tx_bitrate.as_mut(), st.rx_bitrate.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(m) = b.mcs.as_mut() {
+                    *m = (*m + 1).min(11);
+                }
+                b.kbps = b.kbps + b.kbps / 10;
+            }
+            if let Some(t) = st.expected_throughput_kbps.as_mut() {
+                *t += *t / 12;
+            }
+        }
+        if let Some(c) = s.connected_s.as_mut() {
+            *c += secs;
+        }
+    }
+    for wg in r.wireguard.iter_mut() {
+        for p in wg.peers.iter_mut() {
+            if p.latest_handshake.is_some() {
+                grow(&mut p.rx_bytes, &mut rng, 5_000, 500_000);
+                grow(&mut p.tx_bytes, &mut rng, 5_000, 500_000);
+                if rng.range(0, 2) == 0 {
+                    p.latest_handshake = Some(now_s - rng.range(0, secs));
+                }
+            }
+        }
+    }
+    for o in r.openvpn.iter_mut() {
+        if let Some(u) = o.updated.as_mut() {
+            *u += secs;
+        }
+        for c in o.clients.iter_mut() {
+            grow(&mut c.bytes_received, &mut rng, 2_000, 300_000);
+            grow(&mut c.bytes_sent, &mut rng, 2_000, 300_000);
+        }
+        for rt in o.routes.iter_mut() {
+            if let Some(l) = rt.last_ref.as_mut() {
+                *l = now_s - rng.range(0, secs);
+            }
+        }
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -713,6 +837,32 @@ mod tests {
             .skipped
             .is_empty());
         assert!(net_dev::parse(&t.net_dev).unwrap().skipped.is_empty());
+    }
+
+    #[test]
+    fn steady_state_grows_counters_and_patches_small() {
+        use routerstats_shared::{patch, Message, MAX_FRAME_LEN};
+        let r = RouterText::generate(Shape::REALISTIC, 1)
+            .parse_report()
+            .unwrap();
+        let later = steady_state_later(&r, 30, 1);
+        assert_eq!(later.seq, r.seq + 1);
+        assert_eq!(later.timestamp_ms, r.timestamp_ms + 30_000);
+        assert_eq!(later.stations.len(), r.stations.len());
+        for (a, b) in r.stations.iter().zip(&later.stations) {
+            assert!(b.stats.rx_bytes > a.stats.rx_bytes, "{:?}", b.mac);
+        }
+        assert_eq!(later.leases, r.leases);
+        let enc = |r: &Report| {
+            Message::Report(Box::new(r.clone()))
+                .encode_payload()
+                .unwrap()
+        };
+        let (p1, p2) = (enc(&r), enc(&later));
+        let diff = patch::encode(&p1, &p2);
+        assert_eq!(patch::apply(&p1, &diff, MAX_FRAME_LEN).unwrap(), p2);
+        // The target: <= 10% of the 28,657 CGI bytes.
+        assert!(diff.len() + 8 <= 2_865, "{} bytes", diff.len());
     }
 
     #[test]

@@ -14,14 +14,19 @@
 //!
 //! A frame reader task per connection turns the read half into events, so waiting for a frame
 //! never blocks sending acks or reacting to revocation and shutdown.
+//!
+//! The reader keeps the payload of the last report of its connection: a `ReportPatch` frame is
+//! applied to it ([`routerstats_shared::patch`]) and the result is handled exactly like a
+//! `Report` payload (same decode, dedup, writer and ack). A patch with no report before it on
+//! the connection, or one that does not apply, is a bad frame like any other.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use routerstats_shared::io::{read_message, write_message, IoError};
+use routerstats_shared::io::{read_frame, write_message, IoError};
 use routerstats_shared::message::{ErrorCode, ErrorMsg, Hello, HelloAck};
-use routerstats_shared::Message;
+use routerstats_shared::{patch, FrameError, Message, MessageKind};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWriteExt, WriteHalf};
@@ -150,16 +155,53 @@ enum Inbound {
     Failed(IoError),
 }
 
+/// The last report payload of one connection, which a `ReportPatch` is relative to.
+#[derive(Debug, Default)]
+pub(crate) struct ReportBase {
+    prev: Option<Vec<u8>>,
+}
+
+impl ReportBase {
+    /// Decodes one frame; a `ReportPatch` is applied to the previous report payload and comes
+    /// back as a `Message::Report`. Every report payload becomes the base of the next patch.
+    pub(crate) fn decode(
+        &mut self,
+        kind: MessageKind,
+        payload: Vec<u8>,
+        max_frame: u32,
+    ) -> Result<Message, FrameError> {
+        let (kind, payload) = if kind == MessageKind::ReportPatch {
+            let bad = |reason: String| FrameError::BadPayload { kind, reason };
+            let base = self.prev.as_deref().ok_or_else(|| {
+                bad("a ReportPatch needs a full Report before it on the same connection".into())
+            })?;
+            let full = patch::apply(base, &payload, max_frame).map_err(|e| bad(e.to_string()))?;
+            (MessageKind::Report, full)
+        } else {
+            (kind, payload)
+        };
+        let msg = Message::decode_payload(kind, &payload)?;
+        if kind == MessageKind::Report {
+            self.prev = Some(payload);
+        }
+        Ok(msg)
+    }
+}
+
 async fn read_frames<R: AsyncRead + Unpin>(
     mut rd: R,
     tx: mpsc::Sender<Inbound>,
     read_timeout: Duration,
     max_frame: u32,
 ) {
+    let mut base = ReportBase::default();
     loop {
-        let ev = match tokio::time::timeout(read_timeout, read_message(&mut rd, max_frame)).await {
+        let ev = match tokio::time::timeout(read_timeout, read_frame(&mut rd, max_frame)).await {
             Err(_) => Inbound::Idle,
-            Ok(Ok(m)) => Inbound::Msg(m),
+            Ok(Ok((kind, payload))) => match base.decode(kind, payload, max_frame) {
+                Ok(m) => Inbound::Msg(m),
+                Err(e) => Inbound::Failed(IoError::Frame(e)),
+            },
             Ok(Err(IoError::Closed)) => Inbound::Closed,
             Ok(Err(e)) => Inbound::Failed(e),
         };

@@ -962,3 +962,193 @@ async fn many_routers_report_concurrently() {
         assert_eq!(h.count_reports(router_id), 40);
     }
 }
+
+/// A report with a station, an interface, a WireGuard peer and a lease, counters grown by `seq`.
+fn rich_report(seq: u64) -> Report {
+    use routerstats_shared::model::*;
+    let mut r = report([9; 16], seq);
+    r.timestamp_ms = 1_700_000_000_000 + seq * 30_000;
+    r.system = Some(SystemStats {
+        uptime_s: 1000 + seq * 30,
+        mem_total_kb: 256_000,
+        mem_available_kb: 100_000 + seq * 7,
+        ..Default::default()
+    });
+    r.interfaces = vec![NetInterface {
+        name: "eth0".into(),
+        kind: IfKind::Ethernet,
+        rx_bytes: 5_000_000_000 + seq * 3_000_000,
+        tx_bytes: 900_000_000 + seq * 1_000_000,
+        rx_packets: 4_000_000 + seq * 2_500,
+        ..Default::default()
+    }];
+    r.stations = vec![Station {
+        mac: "02:11:22:33:44:55".parse().unwrap(),
+        interface: "phy0-ap0".into(),
+        stats: StationLinkStats {
+            rx_bytes: Some(70_000_000 + seq * 400_000),
+            tx_bytes: Some(300_000_000 + seq * 800_000),
+            inactive_ms: Some(seq * 13 % 400),
+            ..Default::default()
+        },
+        connected_s: Some(5000 + seq * 30),
+        ..Default::default()
+    }];
+    r.wireguard = vec![WgInterface {
+        name: "wg0".into(),
+        peers: vec![WgPeer {
+            public_key: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=".into(),
+            latest_handshake: Some(1_700_000_000 + seq * 30),
+            rx_bytes: 1_000_000 + seq * 20_000,
+            tx_bytes: 2_000_000 + seq * 10_000,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }];
+    r.leases = vec![DhcpLease {
+        expires: Some(1_700_043_200),
+        mac: Some("02:11:22:33:44:55".parse().unwrap()),
+        ip: "192.168.1.20".parse().unwrap(),
+        hostname: Some("laptop".into()),
+        client_id: None,
+        iaid: None,
+    }];
+    r
+}
+
+fn report_payload(seq: u64) -> Vec<u8> {
+    Message::Report(Box::new(rich_report(seq)))
+        .encode_payload()
+        .unwrap()
+}
+
+/// A `ReportPatch` frame of report `seq` against report `base_seq`.
+fn patch_frame(base_seq: u64, seq: u64) -> Vec<u8> {
+    let p = routerstats_shared::patch::encode(&report_payload(base_seq), &report_payload(seq));
+    frame_bytes(MessageKind::ReportPatch, &p).unwrap()
+}
+
+async fn expect_ack(s: &mut TlsStream<TcpStream>, seq: u64) {
+    match recv(s).await.unwrap() {
+        Message::Ack(a) => assert_eq!((a.boot_id, a.seq), ([9; 16], seq)),
+        other => panic!("expected Ack {seq}, got {other:?}"),
+    }
+}
+
+impl Harness {
+    /// Every row of `table` for a router, without the router id, row id and arrival time.
+    fn rows(&self, table: &str, router_id: i64) -> Vec<String> {
+        let store = self.store();
+        let conn = store.connection();
+        let mut st = conn
+            .prepare(&format!("SELECT * FROM {table} WHERE router_id = ?1"))
+            .unwrap();
+        let names: Vec<String> = st.column_names().iter().map(|n| n.to_string()).collect();
+        let mut q = st.query([router_id]).unwrap();
+        let mut out = Vec::new();
+        while let Some(row) = q.next().unwrap() {
+            let mut line = String::new();
+            for (i, n) in names.iter().enumerate() {
+                if !matches!(n.as_str(), "id" | "router_id" | "received_ms") {
+                    let v: rusqlite::types::Value = row.get(i).unwrap();
+                    line.push_str(&format!("{n}={v:?};"));
+                }
+            }
+            out.push(line);
+        }
+        out.sort();
+        out
+    }
+}
+
+#[tokio::test]
+async fn report_patches_ingest_the_same_rows_as_full_reports() {
+    let h = start().await;
+    let full = h.enroll("ap-full").await;
+    let patched = h.enroll("ap-patched").await;
+
+    let (mut a, _) = h.ingest(&full).await;
+    for seq in 1..=3 {
+        send(&mut a, &Message::Report(Box::new(rich_report(seq)))).await;
+        expect_ack(&mut a, seq).await;
+    }
+
+    let (mut b, _) = h.ingest(&patched).await;
+    send(&mut b, &Message::Report(Box::new(rich_report(1)))).await;
+    expect_ack(&mut b, 1).await;
+    let p2 = patch_frame(1, 2);
+    assert!(
+        p2.len() * 3 < report_payload(2).len(),
+        "patch of {} bytes",
+        p2.len()
+    );
+    b.write_all(&p2).await.unwrap();
+    expect_ack(&mut b, 2).await;
+    // The next patch is against the payload the collector rebuilt from the previous one.
+    b.write_all(&patch_frame(2, 3)).await.unwrap();
+    expect_ack(&mut b, 3).await;
+    // A resent report (a duplicate) as a patch is acked and stored once.
+    b.write_all(&patch_frame(3, 3)).await.unwrap();
+    expect_ack(&mut b, 3).await;
+
+    for table in [
+        "reports",
+        "interface_samples",
+        "station_samples",
+        "wg_peer_samples",
+        "leases",
+    ] {
+        let (rf, rp) = (
+            h.rows(table, full.router_id),
+            h.rows(table, patched.router_id),
+        );
+        assert!(!rf.is_empty(), "no rows in {table}");
+        assert_eq!(rf, rp, "{table} differs");
+    }
+    assert_eq!(h.count_reports(patched.router_id), 3);
+}
+
+#[tokio::test]
+async fn patch_without_a_base_or_garbage_is_refused() {
+    let h = start().await;
+    let r = h.enroll("ap-p").await;
+    let (mut good, _) = h.ingest(&r).await;
+    send(&mut good, &Message::Report(Box::new(rich_report(1)))).await;
+    expect_ack(&mut good, 1).await;
+
+    // A patch as the first report of a connection: there is nothing to apply it to.
+    let (mut s, _) = h.ingest(&r).await;
+    s.write_all(&patch_frame(1, 2)).await.unwrap();
+    let msg = expect_error(&mut s, ErrorCode::Protocol).await;
+    assert!(msg.contains("needs a full Report"), "{msg}");
+
+    // A patch as the very first frame, before Hello.
+    let mut s = h.connect(Some(&r)).await;
+    s.write_all(&patch_frame(1, 2)).await.unwrap();
+    let msg = expect_error(&mut s, ErrorCode::Protocol).await;
+    assert!(msg.contains("ReportPatch"), "{msg}");
+
+    // Garbage after a full report.
+    let (mut s, _) = h.ingest(&r).await;
+    send(&mut s, &Message::Report(Box::new(rich_report(2)))).await;
+    expect_ack(&mut s, 2).await;
+    let junk = frame_bytes(MessageKind::ReportPatch, &[0xff; 40]).unwrap();
+    s.write_all(&junk).await.unwrap();
+    let msg = expect_error(&mut s, ErrorCode::Protocol).await;
+    assert!(msg.contains("ReportPatch"), "{msg}");
+
+    // A patch that applies but does not decode as a report.
+    let (mut s, _) = h.ingest(&r).await;
+    send(&mut s, &Message::Report(Box::new(rich_report(3)))).await;
+    expect_ack(&mut s, 3).await;
+    let p = routerstats_shared::patch::encode(&report_payload(3), &[0xff; 30]);
+    s.write_all(&frame_bytes(MessageKind::ReportPatch, &p).unwrap())
+        .await
+        .unwrap();
+    expect_error(&mut s, ErrorCode::Protocol).await;
+
+    // The first connection is unaffected and still patches.
+    good.write_all(&patch_frame(1, 4)).await.unwrap();
+    expect_ack(&mut good, 4).await;
+    assert_eq!(h.count_reports(r.router_id), 4);
+}

@@ -35,11 +35,14 @@ pub enum MessageKind {
     RenewResponse = 7,
     Error = 8,
     HelloAck = 9,
+    /// A report as a patch of the previous report payload sent on the same connection
+    /// (see [`crate::patch`]).
+    ReportPatch = 10,
 }
 
 impl MessageKind {
     /// Every kind, in wire order.
-    pub const ALL: [MessageKind; 9] = [
+    pub const ALL: [MessageKind; 10] = [
         MessageKind::Hello,
         MessageKind::Report,
         MessageKind::Ack,
@@ -49,6 +52,7 @@ impl MessageKind {
         MessageKind::RenewResponse,
         MessageKind::Error,
         MessageKind::HelloAck,
+        MessageKind::ReportPatch,
     ];
 
     pub fn from_u8(b: u8) -> Option<Self> {

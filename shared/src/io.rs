@@ -36,6 +36,16 @@ async fn read_with<R: AsyncRead + Unpin>(
     max_len: u32,
     decode: fn(MessageKind, &[u8]) -> Result<Message, FrameError>,
 ) -> Result<Message, IoError> {
+    let (kind, payload) = read_frame(r, max_len).await?;
+    Ok(decode(kind, &payload)?)
+}
+
+/// Reads one frame without decoding it: its kind and payload bytes. The collector reads with
+/// this, so it keeps the report payload a later `ReportPatch` is relative to.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_len: u32,
+) -> Result<(MessageKind, Vec<u8>), IoError> {
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
@@ -58,7 +68,7 @@ async fn read_with<R: AsyncRead + Unpin>(
             IoError::Io(e)
         }
     })?;
-    Ok(decode(h.kind, &payload)?)
+    Ok((h.kind, payload))
 }
 
 /// Writes one frame and flushes.

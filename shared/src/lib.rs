@@ -5,6 +5,7 @@
 //! - [`frame`]: the frame header (magic, protocol version, message kind, length), the size limit
 //!   and the typed decode errors.
 //! - [`message`]: every message that crosses the wire (hello, report, ack, enrollment, renewal).
+//! - [`patch`]: binary patches of a payload against the previous one (`ReportPatch` frames).
 //! - [`token`]: the enrollment token format (`rs1.<id>.<secret>.<ca-hash>`).
 //! - [`codec`]: the one place that knows the payload encoding (bincode 2.0.1 in serde mode).
 //! - [`io`] (feature `io`): async helpers that read and write whole frames on tokio streams.
@@ -15,6 +16,7 @@ pub mod frame;
 pub mod io;
 pub mod message;
 pub mod model;
+pub mod patch;
 pub mod token;
 
 pub use frame::{FrameError, FrameHeader, MessageKind, MAX_FRAME_LEN, PROTOCOL_VERSION};

@@ -3,6 +3,9 @@
 //! The ingest connection (client certificate required):
 //! agent `Hello` -> collector `HelloAck`, then agent `Report`* -> collector `Ack`* (each ack sent
 //! after the report's SQLite transaction committed); `RenewRequest` -> `RenewResponse` at any time.
+//! After the first `Report` of a connection, a report may come as a `ReportPatch`: a
+//! [`crate::patch`] of its payload against the previous report payload of that connection; the
+//! collector applies it and handles the result exactly like a `Report` payload.
 //!
 //! The enrollment connection (no client certificate): agent `EnrollRequest` -> collector
 //! `EnrollResponse` or `Error`, then the connection closes.
@@ -108,6 +111,9 @@ pub enum Message {
     RenewRequest(RenewRequest),
     RenewResponse(RenewResponse),
     Error(ErrorMsg),
+    /// The raw patch bytes of a `ReportPatch` frame; only the connection that received the
+    /// previous report payload can resolve it (see [`crate::patch::apply`]).
+    ReportPatch(Vec<u8>),
 }
 
 impl Message {
@@ -122,6 +128,7 @@ impl Message {
             Message::RenewRequest(_) => MessageKind::RenewRequest,
             Message::RenewResponse(_) => MessageKind::RenewResponse,
             Message::Error(_) => MessageKind::Error,
+            Message::ReportPatch(_) => MessageKind::ReportPatch,
         }
     }
 
@@ -137,6 +144,7 @@ impl Message {
             Message::RenewRequest(m) => codec::encode(m),
             Message::RenewResponse(m) => codec::encode(m),
             Message::Error(m) => codec::encode(m),
+            Message::ReportPatch(p) => Ok(p.clone()),
         }
     }
 
@@ -157,6 +165,7 @@ impl Message {
             MessageKind::Report => Message::Report(Box::new(codec::decode(payload).map_err(bad)?)),
             MessageKind::EnrollRequest => Message::EnrollRequest(codec::decode(payload).map_err(bad)?),
             MessageKind::RenewRequest => Message::RenewRequest(codec::decode(payload).map_err(bad)?),
+            MessageKind::ReportPatch => Message::ReportPatch(payload.to_vec()),
             MessageKind::HelloAck
             | MessageKind::Ack
             | MessageKind::EnrollResponse
@@ -185,7 +194,8 @@ impl Message {
             MessageKind::Hello
             | MessageKind::Report
             | MessageKind::EnrollRequest
-            | MessageKind::RenewRequest => {
+            | MessageKind::RenewRequest
+            | MessageKind::ReportPatch => {
                 return Err(FrameError::Unexpected { got: kind, expected: "a collector reply" })
             }
         })
@@ -258,6 +268,7 @@ mod tests {
             Message::RenewRequest(RenewRequest { csr_pem: "c".into() }),
             Message::RenewResponse(RenewResponse { cert_pem: "c".into() }),
             Message::Error(ErrorMsg { code: ErrorCode::UsedToken, message: "used".into() }),
+            Message::ReportPatch(vec![3, 1, 2, 3]),
         ];
         for m in msgs {
             let frame = m.to_frame().unwrap();
@@ -325,7 +336,7 @@ mod tests {
         }
 
         #[test]
-        fn random_payload_behind_valid_header_never_panics(kind in 1u8..=9, payload in proptest::collection::vec(any::<u8>(), 0..512)) {
+        fn random_payload_behind_valid_header_never_panics(kind in 1u8..=10, payload in proptest::collection::vec(any::<u8>(), 0..512)) {
             let kind = MessageKind::from_u8(kind).unwrap();
             let frame = frame_bytes(kind, &payload).unwrap();
             let _ = Message::from_frame(&frame, MAX_FRAME_LEN);

@@ -10,11 +10,12 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, CertifiedIssuer, DnType,
     DnValue, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
-use routerstats_shared::io::{read_message, write_message};
+use routerstats_shared::io::{read_frame, read_message, write_message};
 use routerstats_shared::message::{
     Ack, EnrollRequest, EnrollResponse, ErrorCode, ErrorMsg, Hello, HelloAck, RenewResponse,
 };
 use routerstats_shared::token::EnrollToken;
+use routerstats_shared::{patch, MessageKind};
 use routerstats_shared::{Message, MAX_FRAME_LEN};
 use rustls::pki_types::PrivateKeyDer;
 use rustls::server::WebPkiClientVerifier;
@@ -132,6 +133,8 @@ pub struct Script {
     pub close_after_renew: bool,
     /// Answer every Hello with Error{Revoked}.
     pub revoked: bool,
+    /// Answer a `ReportPatch` with `Error{Protocol}`, as a collector without patches would.
+    pub refuse_patches: bool,
 }
 
 impl Default for Script {
@@ -146,6 +149,7 @@ impl Default for Script {
             renew_now: false,
             close_after_renew: false,
             revoked: false,
+            refuse_patches: false,
         }
     }
 }
@@ -171,6 +175,8 @@ pub struct Seen {
     /// Client certificate fingerprint of each ingest connection, in order.
     pub conn_fingerprints: Vec<String>,
     pub reports: Vec<SeenReport>,
+    /// How many of `reports` came as a `ReportPatch`.
+    pub patches: usize,
     /// (connection, boot id, seq) of every ack sent.
     pub acked: Vec<(usize, [u8; 16], u64)>,
     pub renew_cns: Vec<String>,
@@ -340,8 +346,30 @@ async fn handle(
         None
     };
     let mut received = 0usize;
+    let mut prev: Option<Vec<u8>> = None;
     loop {
-        let Ok(msg) = read_message(&mut tls, MAX_FRAME_LEN).await else {
+        let Ok((mut kind, mut payload)) = read_frame(&mut tls, MAX_FRAME_LEN).await else {
+            return;
+        };
+        if kind == MessageKind::ReportPatch && script.lock().unwrap().refuse_patches {
+            let _ = write_message(&mut tls, &err(ErrorCode::Protocol, "unknown kind 10")).await;
+            return;
+        }
+        if kind == MessageKind::ReportPatch {
+            let Some(Ok(full)) = prev
+                .as_deref()
+                .map(|b| patch::apply(b, &payload, MAX_FRAME_LEN))
+            else {
+                let _ = write_message(&mut tls, &err(ErrorCode::Protocol, "bad patch")).await;
+                return;
+            };
+            seen.lock().unwrap().patches += 1;
+            (kind, payload) = (MessageKind::Report, full);
+        }
+        if kind == MessageKind::Report {
+            prev = Some(payload.clone());
+        }
+        let Ok(msg) = Message::decode_payload(kind, &payload) else {
             return;
         };
         match msg {

@@ -11,6 +11,13 @@
 //!   connection, writes everything still unacked again (the collector acks duplicates), so
 //!   nothing is lost unless the bounded spool overflows, and every drop is reported.
 //!
+//! On one connection, every report after the first goes out as a `ReportPatch` of its encoded
+//! payload against the payload written just before it on the same connection, when that is
+//! smaller (a steady-state report shrinks to about a sixth: mostly counters change). The agent
+//! works on the encoded bytes only; the spool keeps full frames, and every new connection starts
+//! with a full one. If a collector refuses a patch with a protocol error (one that predates
+//! `ReportPatch`), the agent sends only full reports for the rest of the run.
+//!
 //! Renewal: when `HelloAck.renew_now` is set, or less than a third of the certificate's
 //! lifetime remains (judged by the collector's clock from `HelloAck.server_time`, since a router
 //! may boot with a wrong clock), the agent generates a new key and sends a `RenewRequest`; the
@@ -26,12 +33,15 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use routerstats_shared::frame::HEADER_LEN;
 use routerstats_shared::io::{read_reply, write_message, IoError};
+use routerstats_shared::message::frame_bytes;
 use routerstats_shared::message::{ErrorCode, ErrorMsg, Hello, RenewRequest};
-use routerstats_shared::{Message, Report, MAX_FRAME_LEN};
+use routerstats_shared::{patch, FrameHeader, Message, MessageKind, Report, MAX_FRAME_LEN};
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
@@ -95,6 +105,8 @@ pub struct RunStats {
     pub reports_built: u64,
     /// Report frames written to a connection (resends included).
     pub reports_sent: u64,
+    /// Of those, sent as a `ReportPatch`.
+    pub patches_sent: u64,
     /// Reports acked by the collector and removed from the spool.
     pub reports_acked: u64,
     /// Reports lost to spool overflow (or too large to encode).
@@ -185,6 +197,10 @@ struct Ctx {
     ack_timeout: Duration,
     backoff_min: Duration,
     backoff_max: Duration,
+    /// Cleared when the collector refused a `ReportPatch`: full reports only from then on.
+    patches: AtomicBool,
+    /// Whether the current connection has sent a `ReportPatch`.
+    patched_on_conn: AtomicBool,
 }
 
 impl Ctx {
@@ -248,6 +264,8 @@ where
             .backoff_max
             .max(opts.backoff_min)
             .max(Duration::from_millis(1)),
+        patches: AtomicBool::new(true),
+        patched_on_conn: AtomicBool::new(false),
     });
     log!(
         "info",
@@ -386,6 +404,20 @@ async fn connection_loop(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
             Ok(()) => return,
             Err(e) => e,
         };
+        if matches!(
+            err,
+            SessionError::Rejected {
+                code: ErrorCode::Protocol,
+                ..
+            }
+        ) && ctx.patched_on_conn.load(Ordering::Relaxed)
+            && ctx.patches.swap(false, Ordering::Relaxed)
+        {
+            log!(
+                "warn",
+                "the collector refused a report patch ({err}); sending full reports from now on"
+            );
+        }
         if progress || started.elapsed() >= ctx.backoff_max {
             backoff = ctx.backoff_min;
         }
@@ -450,6 +482,29 @@ fn later(t: Instant, d: Duration) -> Instant {
     t.checked_add(d)
         .or_else(|| t.checked_add(Duration::from_secs(365 * 86_400)))
         .unwrap_or(t)
+}
+
+/// The frame to write for the spooled report `frame` on a connection whose previous report
+/// payload was `prev`: a `ReportPatch` against `prev` when that is smaller, else the frame itself.
+/// Remembers this report's payload in `prev` for the next one.
+fn compact(prev: &mut Option<Vec<u8>>, frame: Vec<u8>, patches: bool) -> (Vec<u8>, bool) {
+    let is_report = FrameHeader::parse(&frame, MAX_FRAME_LEN)
+        .is_ok_and(|h| h.kind == MessageKind::Report && h.len as usize + HEADER_LEN == frame.len());
+    let Some(payload) = frame.get(HEADER_LEN..).filter(|_| is_report) else {
+        *prev = None;
+        return (frame, false);
+    };
+    let patched = prev
+        .as_deref()
+        .filter(|_| patches)
+        .map(|base| patch::encode(base, payload))
+        .filter(|p| p.len() < payload.len())
+        .and_then(|p| frame_bytes(MessageKind::ReportPatch, &p).ok());
+    *prev = Some(payload.to_vec());
+    match patched {
+        Some(p) => (p, true),
+        None => (frame, false),
+    }
 }
 
 /// How long a stopping connection still waits for acks of reports it already wrote.
@@ -563,6 +618,9 @@ async fn session(
     }
 
     let mut next_id = 0u64;
+    // The payload of the last report written on this connection (what a patch is against).
+    let mut prev_payload: Option<Vec<u8>> = None;
+    ctx.patched_on_conn.store(false, Ordering::Relaxed);
     loop {
         let mut wrote = false;
         loop {
@@ -572,13 +630,25 @@ async fn session(
                 .next_unsent(next_id)
                 .map(|e| (e.id, e.frame.clone()));
             let Some((entry_id, frame)) = next else { break };
+            let (frame, is_patch) = compact(
+                &mut prev_payload,
+                frame,
+                ctx.patches.load(Ordering::Relaxed),
+            );
+            if is_patch {
+                ctx.patched_on_conn.store(true, Ordering::Relaxed);
+            }
             timeout(ctx.io_timeout, wr.write_all(&frame))
                 .await
                 .map_err(|_| SessionError::Timeout("a write"))?
                 .map_err(|e| SessionError::Io(e.into()))?;
             next_id = entry_id.saturating_add(1);
             wrote = true;
-            ctx.lock().stats.reports_sent += 1;
+            {
+                let mut sh = ctx.lock();
+                sh.stats.reports_sent += 1;
+                sh.stats.patches_sent += u64::from(is_patch);
+            }
             waiting_since.get_or_insert_with(Instant::now);
             // Take acks while a long backlog goes out, so neither side stalls on a full buffer.
             while let Ok(msg) = rx.try_recv() {
@@ -776,6 +846,9 @@ mod tests {
         assert_eq!(stats.connections, 1);
         assert_eq!(stats.reconnects, 0);
         assert_conserved(&stats);
+        // After the first full report, the others went as patches the fake resolved.
+        assert!(stats.patches_sent >= 2, "{stats:?}");
+        assert_eq!(fake.seen().patches as u64, stats.patches_sent);
         assert!(
             stats.spooled <= 1,
             "acked reports stay in the spool: {stats:?}"
@@ -843,6 +916,65 @@ mod tests {
             assert!(acked.contains(&seq), "report {seq} lost");
         }
         assert_eq!(stats.reports_dropped, 0);
+    }
+
+    #[tokio::test]
+    async fn a_collector_refusing_patches_gets_full_reports() {
+        let fake = FakeCollector::start(Script {
+            refuse_patches: true,
+            ..Script::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        enrolled(&fake, dir.path()).await;
+        let stats = run_until(
+            fast_options(dir.path()),
+            fake.wait_for("4 acks", |s| s.acked.len() >= 4),
+        )
+        .await;
+        // One patch refused (the connection closed), then full reports only.
+        assert_eq!(stats.patches_sent, 1, "{stats:?}");
+        assert_eq!(stats.reconnects, 1, "{stats:?}");
+        assert_eq!(fake.seen().patches, 0);
+        let acked: Vec<u64> = fake.seen().acked.iter().map(|a| a.2).collect();
+        for seq in 1..=3 {
+            assert!(acked.contains(&seq), "report {seq} lost: {acked:?}");
+        }
+        assert_conserved(&stats);
+    }
+
+    #[test]
+    fn compact_patches_reports_after_the_first_only() {
+        let report = |seq: u64| {
+            Message::Report(Box::new(Report {
+                seq,
+                timestamp_ms: 1_700_000_000_000 + seq * 30_000,
+                router: RouterFacts {
+                    hostname: "ap-kitchen-with-a-long-name".to_string(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }))
+            .to_frame()
+            .unwrap()
+        };
+        let mut prev = None;
+        let (first, p) = compact(&mut prev, report(1), true);
+        assert!(!p);
+        assert_eq!(first, report(1));
+        let (second, p) = compact(&mut prev, report(2), true);
+        assert!(p);
+        assert!(second.len() < report(2).len());
+        let h = FrameHeader::parse(&second, MAX_FRAME_LEN).unwrap();
+        assert_eq!(h.kind, MessageKind::ReportPatch);
+        let base = &report(1)[HEADER_LEN..];
+        let back = patch::apply(base, &second[HEADER_LEN..], MAX_FRAME_LEN).unwrap();
+        assert_eq!(back, &report(2)[HEADER_LEN..]);
+        // Disabled: the full frame, but the payload is still remembered.
+        let (third, p) = compact(&mut prev, report(3), false);
+        assert!(!p);
+        assert_eq!(third, report(3));
+        assert_eq!(prev.as_deref(), Some(&report(3)[HEADER_LEN..]));
     }
 
     #[tokio::test]

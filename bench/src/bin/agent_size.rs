@@ -1,13 +1,18 @@
 //! `bench-agent-size`: bytes per encoded report for a realistic router, next to the bytes of
 //! the same data as the shell CGI scripts print it and as JSON.
 //!
+//! It also prints the steady state: the same router 30 s later (counters grown, see
+//! [`steady_state_later`]) sent as a `ReportPatch` of its payload against the previous one, as
+//! the agent does on a connection after its first report.
+//!
 //! Flags: `--seed N` (default 1) varies the generated numbers.
 
 use std::process::ExitCode;
 
-use routerstats_bench::gen::{RouterText, Shape};
+use routerstats_bench::gen::{steady_state_later, RouterText, Shape};
 use routerstats_bench::{flag, flags};
-use routerstats_shared::{codec, Message, Report};
+use routerstats_shared::frame::HEADER_LEN;
+use routerstats_shared::{codec, patch, Message, Report, MAX_FRAME_LEN};
 
 fn frame_len(r: &Report) -> usize {
     Message::Report(Box::new(r.clone()))
@@ -143,6 +148,56 @@ fn main() -> ExitCode {
         pct(sub_frame, cgi)
     );
     println!("  per station            {per_station:>7.1}");
+    let payload = |r: &Report| {
+        Message::Report(Box::new(r.clone()))
+            .encode_payload()
+            .unwrap_or_default()
+    };
+    let later = steady_state_later(&report, 30, seed);
+    let (p1, p2) = (payload(&report), payload(&later));
+    let started = std::time::Instant::now();
+    let diff = patch::encode(&p1, &p2);
+    let took = started.elapsed();
+    let ok = patch::apply(&p1, &diff, MAX_FRAME_LEN).is_ok_and(|back| back == p2);
+    let patch_frame = HEADER_LEN + diff.len();
+    println!();
+    println!("steady state: the next report 30 s later on the same connection (counters grown)");
+    println!(
+        "  full report frame      {:>7}   {} of the CGI bytes",
+        HEADER_LEN + p2.len(),
+        pct(HEADER_LEN + p2.len(), cgi)
+    );
+    println!(
+        "  ReportPatch frame      {patch_frame:>7}   {} of the CGI bytes   (target <= 10%: {}; {} of the full frame; encoded in {:.2} ms; applies back: {ok})",
+        pct(patch_frame, cgi),
+        if patch_frame * 10 <= cgi { "met" } else { "MISSED" },
+        pct(patch_frame, HEADER_LEN + p2.len()),
+        took.as_secs_f64() * 1000.0
+    );
+    let prefix = p1.iter().zip(&p2).take_while(|(a, b)| a == b).count();
+    let suffix = p1[prefix..]
+        .iter()
+        .rev()
+        .zip(p2[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let middle = p2.len() - prefix - suffix;
+    let changed = if p1.len() == p2.len() {
+        format!(
+            "{} bytes differ",
+            p1.iter().zip(&p2).filter(|(a, b)| a != b).count()
+        )
+    } else {
+        format!(
+            "lengths differ ({} -> {}): no byte-for-byte XOR",
+            p1.len(),
+            p2.len()
+        )
+    };
+    println!(
+        "  for comparison: common prefix/suffix only would send {middle} bytes of {}; {changed}",
+        p2.len()
+    );
     println!();
     println!("where the frame's bytes go (bincode, varint integers)");
     let enc = |len: Result<Vec<u8>, routerstats_shared::codec::CodecError>| {
