@@ -136,7 +136,9 @@ fn fleet_routes_serve_real_values() {
                 l.iter()
                     .any(|c| c["router"] == "ap-hall" && c["hostname"] == "kitchen-tablet")
                     && l.iter().any(|c| {
-                        c["router"] == "ap-office" && c["mac"] == PHONE_MAC && c["ip"] == "10.20.0.78"
+                        c["router"] == "ap-office"
+                            && c["mac"] == PHONE_MAC
+                            && c["ip"] == "10.20.0.78"
                     })
             });
             let p = ok(&fleet, "/api/pppoe_interfaces");
@@ -377,9 +379,21 @@ fn fleet_routes_serve_real_values() {
     assert_eq!(names, ["ap-office"]);
     // The site's totals are the router's own, the same as in the unfiltered answer.
     let all = ok(&fleet, "/api/gateways?duration=1h");
-    let office = all["data"].as_array().unwrap().iter().find(|g| g["name"] == "ap-office").unwrap();
+    let office = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "ap-office")
+        .unwrap();
     assert_eq!(site["data"][0]["ports"], office["ports"]);
-    assert!(office["ports"].as_array().unwrap().iter().any(|p| p["rx_bytes"].as_u64().unwrap_or(0) > 0), "{office}");
+    assert!(
+        office["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["rx_bytes"].as_u64().unwrap_or(0) > 0),
+        "{office}"
+    );
 
     // Export: a timestamped download of everything current.
     let (s, head, body) = raw_get(fleet.collector.api, "/api/export", Some(&fleet.read_key));
@@ -526,6 +540,28 @@ fn fleet_routes_serve_real_values() {
     );
 
     // A revoked router: listed as revoked, no longer among the connected clients.
+    let fleet_names = |doc: Value| -> Vec<String> {
+        doc["routers"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|r| r["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Cached before the revocation (served from the cache on the second request)...
+    assert!(fleet_names(ok(&fleet, "/api/fleet?duration=1h")).contains(&"ap-office".to_string()));
+    let (_, head, _) = raw_get(
+        fleet.collector.api,
+        "/api/fleet?duration=1h",
+        Some(&fleet.read_key),
+    );
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("x-cache: hit") || head.contains("x-cache: stale"),
+        "{head}"
+    );
     let out = fleet.collector.cli(&["router", "revoke", "ap-office"]);
     assert!(
         out.status.success(),
@@ -567,6 +603,12 @@ fn fleet_routes_serve_real_values() {
         .find(|g| g["name"] == "ap-office")
         .unwrap();
     assert_eq!(office["status"], "revoked");
+    // ...and the overview drops it at once (the revocation is not a report: recomputed).
+    let names = fleet_names(ok(&fleet, "/api/fleet?duration=1h"));
+    assert!(
+        !names.is_empty() && !names.contains(&"ap-office".to_string()),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -718,6 +760,51 @@ fn cached_fleet_answers_follow_new_reports() {
     );
     assert_eq!(get_key(&fleet, "/api/openwrt", None).0, 401);
     assert_eq!(get_key(&fleet, "/api/export", Some("rsk_unknown")).0, 401);
+    // Fleet-wide windowed answers are cached too (per normalized query): the router's last
+    // report time and the window's station bytes as first served.
+    let gw_seen = |doc: &serde_json::Value| {
+        doc["data"].as_array().and_then(|l| {
+            l.iter()
+                .find(|g| g["name"] == "ap-cache")
+                .and_then(|g| g["last_seen"].as_str().map(str::to_string))
+        })
+    };
+    let fleet_seen = |doc: &serde_json::Value| {
+        doc["routers"].as_array().and_then(|l| {
+            l.iter()
+                .find(|r| r["name"] == "ap-cache")
+                .and_then(|r| r["last_seen_ms"].as_i64())
+        })
+    };
+    let summary_bytes = |doc: &serde_json::Value| doc["data"]["total_bytes"].as_i64();
+    const GW: &str = "/api/gateways?duration=15m";
+    const FLEET: &str = "/api/fleet?duration=15m";
+    const SUMMARY: &str = "/api/bandwidth/monitoring/network-summary?minutes=30";
+    let gw_before = gw_seen(&ok(&fleet, GW)).expect("gateway listed");
+    let fleet_before = fleet_seen(&ok(&fleet, FLEET)).expect("router listed");
+    let summary_before = summary_bytes(&ok(&fleet, SUMMARY)).expect("summary totals");
+    for route in [
+        GW,
+        "/api/gateways?duration=15m&site_id=",
+        FLEET,
+        SUMMARY,
+        "/api/bandwidth/monitoring/network-summary?minutes=%2030",
+    ] {
+        let (s, head, _) = raw_get(api, route, Some(&fleet.read_key));
+        assert_eq!(s, 200, "{route}");
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.contains("x-cache: hit") || head.contains("x-cache: stale"),
+            "{route} not served from the cache: {head}"
+        );
+    }
+    // Another window is another answer.
+    let (s, head, _) = raw_get(api, "/api/gateways?duration=1h", Some(&fleet.read_key));
+    assert_eq!(s, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("x-cache: miss"),
+        "{head}"
+    );
 
     // New counters on the router; wait for a stored report carrying them.
     fleet.routers[0].router.tick(30).unwrap();
@@ -766,4 +853,20 @@ fn cached_fleet_answers_follow_new_reports() {
         },
     );
     assert!(uploaded > before);
+    // The cached windowed answers follow the new report as well.
+    wait_for(Duration::from_secs(3), "/api/gateways to show it", || {
+        gw_seen(&ok(&fleet, GW)).filter(|s| *s != gw_before)
+    });
+    wait_for(Duration::from_secs(3), "/api/fleet to show it", || {
+        fleet_seen(&ok(&fleet, FLEET)).filter(|s| *s > fleet_before)
+    });
+    wait_for(
+        Duration::from_secs(3),
+        "network-summary to count it",
+        || summary_bytes(&ok(&fleet, SUMMARY)).filter(|s| *s > summary_before),
+    );
+    assert!(
+        cached_at.elapsed() < Duration::from_secs(9),
+        "the new report must show before the cached answers age out (10 s)"
+    );
 }

@@ -1,8 +1,12 @@
 //! A small response cache for the fleet-wide "current state" answers (`/api/openwrt`,
 //! `/api/export`, `/metrics`, `/api/users/active`, `/api/interfaces`, `/api/vpn/clients`,
-//! `/api/vpn/status`), whose uncached computation reads the whole fleet.
+//! `/api/vpn/status`) and the fleet-wide windowed answers (`/api/gateways`, `/api/fleet`,
+//! `/api/bandwidth/...`, `/api/vpn/statistics/usage`), whose uncached computation reads the
+//! whole fleet. A windowed answer's window ends when it was computed, so it lags by at most
+//! `max_age` like the others.
 //!
-//! Entries are keyed by route + normalized query and hold the serialized body. Freshness rule,
+//! Entries are keyed by route + normalized query ([`key`]: every parameter that changes the
+//! answer, after parsing, defaults filled in) and hold the serialized body. Freshness rule,
 //! with `max_age` from the collector config (`api_cache_max_age`):
 //!
 //! - an entry younger than `max_age` computed from the current data generation is served as is
@@ -403,6 +407,21 @@ where
     .map_err(IspError::from)
 }
 
+/// The cache key of a route answer: `route` then every parameter that changes the answer, in the
+/// handler's fixed order, each as `name=<Debug of its parsed value>` (defaults already filled in,
+/// so an absent parameter and its explicit default share a key). Debug quotes and escapes
+/// strings, so a value cannot imitate another parameter.
+pub fn key(route: &str, params: &[(&str, &dyn std::fmt::Debug)]) -> String {
+    let mut k = String::from(route);
+    for (i, (name, value)) in params.iter().enumerate() {
+        k.push(if i == 0 { '?' } else { '&' });
+        k.push_str(name);
+        k.push('=');
+        k.push_str(&format!("{value:?}"));
+    }
+    k
+}
+
 /// Serializes `value` as JSON straight into bytes (no `serde_json::Value` tree).
 pub fn json_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Result<Bytes, ApiError> {
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -463,6 +482,24 @@ mod tests {
             .await
             .unwrap();
         (String::from_utf8_lossy(&b).into_owned(), s)
+    }
+
+    #[test]
+    fn keys_name_every_parameter_and_quote_values() {
+        assert_eq!(key("/r", &[]), "/r");
+        assert_eq!(
+            key("/r", &[("a", &1i64), ("b", &Some("x"))]),
+            "/r?a=1&b=Some(\"x\")"
+        );
+        // A value holding `&b=` cannot pass for a second parameter.
+        assert_ne!(
+            key("/r", &[("a", &"1&b=2")]),
+            key("/r", &[("a", &"1"), ("b", &"2")])
+        );
+        assert_ne!(
+            key("/r", &[("a", &None::<String>)]),
+            key("/r", &[("a", &Some(String::new()))])
+        );
     }
 
     #[tokio::test]

@@ -482,7 +482,10 @@ pub struct SourceOut {
     tag = "dashboard",
     params(FleetQuery),
     responses(
-        (status = 200, description = "Routers and totals", body = FleetResponse),
+        (status = 200, description = "Routers and totals. Served from the response cache (see `X-Cache`): \
+            at most `api_cache_max_age` (default 10 s) old, so the window's end and the online states may lag \
+            the request by that much; after new reports a cached answer is still served while one background \
+            task recomputes it; a revocation, rename or enrollment shows at once.", body = FleetResponse),
         (status = 400, description = "Bad duration, site or q"),
         (status = 401, description = "Missing or unknown API key")
     ),
@@ -492,18 +495,32 @@ pub async fn fleet(
     State(state): State<ApiState>,
     headers: HeaderMap,
     query: Result<Query<FleetQuery>, QueryRejection>,
-) -> Result<Json<FleetResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let Query(q) = query.map_err(query_err)?;
     let window = Window::parse(q.duration.as_deref())?;
     let site = filter_arg("site", q.site.as_deref())?;
     let text = filter_arg("q", q.q.as_deref())?;
-    let now = now_ms();
-    let out = with_read(&state, move |conn| {
-        fleet_answer(conn, now, window, site.as_deref(), text.as_deref())
+    let key = fleet_key(window, site.as_deref(), text.as_deref());
+    super::cache::cached(&state, &key, "application/json", move |conn| {
+        // The window ends when the answer is computed (possibly in a background refresh).
+        super::cache::json_bytes(&fleet_answer(
+            conn,
+            now_ms(),
+            window,
+            site.as_deref(),
+            text.as_deref(),
+        )?)
     })
-    .await?;
-    Ok(Json(out))
+    .await
+}
+
+/// The response-cache key of `/api/fleet`: the parsed window and the normalized filters.
+fn fleet_key(window: Window, site: Option<&str>, text: Option<&str>) -> String {
+    super::cache::key(
+        "/api/fleet",
+        &[("duration", &window), ("site", &site), ("q", &text)],
+    )
 }
 
 /// One router in detail.
@@ -1484,6 +1501,36 @@ fn sources_of(conn: &Connection, router_id: i64) -> Result<Vec<SourceOut>, ApiEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fleet_cache_key_normalizes_the_query() {
+        let k = |d: Option<&str>, site: Option<&str>, q: Option<&str>| {
+            fleet_key(
+                Window::parse(d).unwrap(),
+                filter_arg("site", site).unwrap().as_deref(),
+                filter_arg("q", q).unwrap().as_deref(),
+            )
+        };
+        // Defaults and spelling variants of the same query share a key.
+        assert_eq!(k(None, None, None), k(Some("1h"), Some(""), Some(" ")));
+        assert_eq!(
+            k(Some("1d"), Some("North"), None),
+            k(Some(" 1d"), Some(" north "), None)
+        );
+        // Every window and filter is a key of its own.
+        let keys: std::collections::HashSet<String> = ["15m", "1h", "1d", "7d"]
+            .into_iter()
+            .flat_map(|d| {
+                [
+                    k(Some(d), None, None),
+                    k(Some(d), Some("a"), None),
+                    k(Some(d), None, Some("a")),
+                    k(Some(d), Some("a"), Some("a")),
+                ]
+            })
+            .collect();
+        assert_eq!(keys.len(), 16);
+    }
     use crate::store::schema::MIGRATIONS;
 
     const NOW: i64 = 1_750_000_000_000;

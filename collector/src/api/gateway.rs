@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use rusqlite::{params, Connection};
@@ -816,9 +817,20 @@ fn gateway_entry(r: &RouterInfo, ports: Vec<PortRow>, totals: &Totals, now: i64)
     }
 }
 
+/// The response-cache key of `/api/gateways`: the parsed window and site.
+fn gateways_key(window: Window, site: Option<&str>) -> String {
+    super::cache::key(
+        "/api/gateways",
+        &[("duration", &window), ("site_id", &site)],
+    )
+}
+
 /// Every router with windowed per-port RX/TX totals.
 #[utoipa::path(get, path = "/api/gateways", tag = "gateway", params(GatewaysQuery),
-    responses((status = 200, description = "Gateways with window totals", body = GatewaysResponse),
+    responses((status = 200, description = "Gateways with window totals. Served from the response cache \
+        (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window's end (`end`) may lag \
+        the request by that much; after new reports a cached answer is still served while one background \
+        task recomputes it.", body = GatewaysResponse),
               (status = 400, description = "Unknown duration or oversized site_id"),
               (status = 401, description = "Missing or unknown API key")),
     security(("api_key" = [])))]
@@ -826,7 +838,7 @@ pub async fn gateways(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<GatewaysQuery>, QueryRejection>,
-) -> Result<Json<GatewaysResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let Query(q) = q.map_err(bad_query)?;
     let window = Window::from_query(q.duration.as_deref(), Window::D7)?;
@@ -834,13 +846,12 @@ pub async fn gateways(
     if let Some(s) = &site {
         check_len("site_id", s, MAX_ID_CHARS)?;
     }
-    let now = now_ms();
-    Ok(Json(
-        with_read(&state, move |c| {
-            gateways_in_window(c, window, now, site.as_deref())
-        })
-        .await?,
-    ))
+    let key = gateways_key(window, site.as_deref());
+    super::cache::cached(&state, &key, "application/json", move |c| {
+        // The window ends when the answer is computed (possibly in a background refresh).
+        super::cache::json_bytes(&gateways_in_window(c, window, now_ms(), site.as_deref())?)
+    })
+    .await
 }
 
 /// One port of `/api/gateway/{id}/ports`: latest cumulative counters and rates.
@@ -1097,6 +1108,27 @@ mod tests {
     const HOUR: i64 = BUCKET_1H_MS;
     /// A day boundary (2023-11-15T00:00:00Z).
     const T0: i64 = 1_700_006_400_000;
+
+    #[test]
+    fn gateways_cache_key_normalizes_the_query() {
+        let parsed = |d: Option<&str>| Window::from_query(d, Window::D7).unwrap();
+        // No duration is the default window.
+        assert_eq!(
+            gateways_key(parsed(None), None),
+            gateways_key(parsed(Some("7d")), None)
+        );
+        let keys: std::collections::HashSet<String> = ["15m", "1h", "1d", "7d"]
+            .into_iter()
+            .flat_map(|d| {
+                [
+                    gateways_key(parsed(Some(d)), None),
+                    gateways_key(parsed(Some(d)), Some("s1")),
+                    gateways_key(parsed(Some(d)), Some("s2")),
+                ]
+            })
+            .collect();
+        assert_eq!(keys.len(), 12);
+    }
 
     #[test]
     fn windows_parse_and_divide_into_twenty() {

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
+use axum::response::Response;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -26,6 +27,7 @@ use super::{
     resolve_user, round, router_names, username_of, Envelope, ErrorEnvelope, IspError, IspResult,
     LeaseBook, LeaseInfo, Params, StationTotal,
 };
+use crate::api::cache::{self, cached_envelope};
 use crate::api::ApiState;
 use crate::store::{bucket_start, BUCKET_1H_MS, BUCKET_5M_MS};
 
@@ -561,6 +563,39 @@ fn rollup_series(c: &Connection, start: i64, now: i64) -> Result<Vec<Point>, Isp
     Ok(out)
 }
 
+/// The response-cache key of `/api/bandwidth/usage/real-time` (parsed parameters, defaults filled
+/// in).
+fn real_time_key(username: Option<&str>, minutes: i64, device: Option<&str>) -> String {
+    cache::key(
+        "/api/bandwidth/usage/real-time",
+        &[
+            ("username", &username),
+            ("minutes", &minutes),
+            ("device", &device),
+        ],
+    )
+}
+
+/// The response-cache key of `/api/bandwidth/monitoring/top-users`.
+fn top_users_key(limit: i64, sort_by: &str, minutes: i64) -> String {
+    cache::key(
+        "/api/bandwidth/monitoring/top-users",
+        &[
+            ("limit", &limit),
+            ("sort_by", &sort_by),
+            ("minutes", &minutes),
+        ],
+    )
+}
+
+/// The response-cache key of `/api/bandwidth/monitoring/alerts`.
+fn alerts_key(threshold: f64, minutes: i64) -> String {
+    cache::key(
+        "/api/bandwidth/monitoring/alerts",
+        &[("threshold", &threshold), ("minutes", &minutes)],
+    )
+}
+
 /// Bandwidth over the last minutes: one user, one device or the whole fleet.
 #[utoipa::path(get, path = "/api/bandwidth/usage/real-time",
     operation_id = "isp_bandwidth_usage_real_time", tag = "isp",
@@ -570,7 +605,7 @@ fn rollup_series(c: &Connection, start: i64, now: i64) -> Result<Vec<Point>, Isp
         ("device" = Option<String>, Query, description = "Only this device"),
     ),
     responses(
-        (status = 200, description = "Rate series", body = Envelope<RealTimeUsage>),
+        (status = 200, description = "Rate series. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<RealTimeUsage>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user or device", body = ErrorEnvelope),
@@ -579,86 +614,90 @@ pub async fn real_time(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<RealTimeUsage> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["username", "minutes", "device"])?;
     let username = p.text("username")?;
     let minutes = p.int("minutes", 60, 1, MAX_MINUTES_LONG)?;
     let device = p.text("device")?;
-    let now = now_ms();
-    let start = now - minutes * MINUTE_MS;
-    let (who, points, step, source) = read(&state, move |c| {
-        let who = resolve(c, username.as_deref(), device.as_deref())?;
-        if who.user.is_none() && who.device.is_none() && minutes > RAW_FLEET_MINUTES {
-            return Ok((
+    let key = real_time_key(username.as_deref(), minutes, device.as_deref());
+    cached_envelope(&state, &key, move |c| {
+        // The window ends when the answer is computed (possibly in a background refresh).
+        let now = now_ms();
+        let start = now - minutes * MINUTE_MS;
+        let (who, points, step, source) = (|| -> Result<_, IspError> {
+            let who = resolve(c, username.as_deref(), device.as_deref())?;
+            if who.user.is_none() && who.device.is_none() && minutes > RAW_FLEET_MINUTES {
+                return Ok((
+                    who,
+                    rollup_series(c, start, now)?,
+                    BUCKET_1H_MS,
+                    "station_rollup_1h",
+                ));
+            }
+            let step = (minutes * 1000).max(MINUTE_MS);
+            let rows = raw_series(c, &who, start, now, step)?;
+            Ok((
                 who,
-                rollup_series(c, start, now)?,
-                BUCKET_1H_MS,
-                "station_rollup_1h",
-            ));
-        }
-        let step = (minutes * 1000).max(MINUTE_MS);
-        let rows = raw_series(c, &who, start, now, step)?;
-        Ok((
-            who,
-            points_from_raw(rows, start, now, step),
-            step,
-            "station_samples",
-        ))
-    })
-    .await?;
-    let name = who.user.as_ref().map(|u| u.username.clone());
-    let ip = who.user.as_ref().and_then(|u| u.ip.clone());
-    let data: Vec<RatePoint> = points
-        .iter()
-        .map(|&(t, d, u, db_, ub, n)| RatePoint {
-            timestamp: iso_ms(t).unwrap_or_default(),
-            username: name.clone(),
-            download_mbps: mbps(d),
-            upload_mbps: mbps(u),
-            total_mbps: mbps(d + u),
-            latency_ms: None,
-            packet_loss_percent: None,
-            nas_ip: None,
-            user_ip: ip.clone(),
-            download_bytes: db_,
-            upload_bytes: ub,
-            samples: n,
+                points_from_raw(rows, start, now, step),
+                step,
+                "station_samples",
+            ))
+        })()?;
+        let name = who.user.as_ref().map(|u| u.username.clone());
+        let ip = who.user.as_ref().and_then(|u| u.ip.clone());
+        let data: Vec<RatePoint> = points
+            .iter()
+            .map(|&(t, d, u, db_, ub, n)| RatePoint {
+                timestamp: iso_ms(t).unwrap_or_default(),
+                username: name.clone(),
+                download_mbps: mbps(d),
+                upload_mbps: mbps(u),
+                total_mbps: mbps(d + u),
+                latency_ms: None,
+                packet_loss_percent: None,
+                nas_ip: None,
+                user_ip: ip.clone(),
+                download_bytes: db_,
+                upload_bytes: ub,
+                samples: n,
+            })
+            .collect();
+        let n = data.len();
+        let mean = |f: fn(&RatePoint) -> f64| {
+            if n == 0 {
+                0.0
+            } else {
+                round(data.iter().map(f).sum::<f64>() / n as f64, 3)
+            }
+        };
+        let peak = |f: fn(&RatePoint) -> f64| data.iter().map(f).fold(0.0, f64::max);
+        let summary = RateSummary {
+            peak_download_mbps: peak(|p| p.download_mbps),
+            avg_download_mbps: mean(|p| p.download_mbps),
+            peak_upload_mbps: peak(|p| p.upload_mbps),
+            avg_upload_mbps: mean(|p| p.upload_mbps),
+            data_points: n,
+            total_download_bytes: data
+                .iter()
+                .map(|p| p.download_bytes)
+                .fold(0, i64::saturating_add),
+            total_upload_bytes: data
+                .iter()
+                .map(|p| p.upload_bytes)
+                .fold(0, i64::saturating_add),
+        };
+        Ok(RealTimeUsage {
+            period_minutes: minutes,
+            username: name,
+            device: who.device.map(|d| d.name),
+            resolution_seconds: step / 1000,
+            source: source.to_string(),
+            bandwidth_data: data,
+            summary,
         })
-        .collect();
-    let n = data.len();
-    let mean = |f: fn(&RatePoint) -> f64| {
-        if n == 0 {
-            0.0
-        } else {
-            round(data.iter().map(f).sum::<f64>() / n as f64, 3)
-        }
-    };
-    let peak = |f: fn(&RatePoint) -> f64| data.iter().map(f).fold(0.0, f64::max);
-    let summary = RateSummary {
-        peak_download_mbps: peak(|p| p.download_mbps),
-        avg_download_mbps: mean(|p| p.download_mbps),
-        peak_upload_mbps: peak(|p| p.upload_mbps),
-        avg_upload_mbps: mean(|p| p.upload_mbps),
-        data_points: n,
-        total_download_bytes: data
-            .iter()
-            .map(|p| p.download_bytes)
-            .fold(0, i64::saturating_add),
-        total_upload_bytes: data
-            .iter()
-            .map(|p| p.upload_bytes)
-            .fold(0, i64::saturating_add),
-    };
-    ok(RealTimeUsage {
-        period_minutes: minutes,
-        username: name,
-        device: who.device.map(|d| d.name),
-        resolution_seconds: step / 1000,
-        source: source.to_string(),
-        bandwidth_data: data,
-        summary,
     })
+    .await
 }
 
 /// Peak usage per hour over the last hours.
@@ -906,7 +945,7 @@ fn avg_mbps(bytes: i64, window_ms: i64) -> f64 {
         ("minutes" = Option<i64>, Query, description = "1 to 180, default 30"),
     ),
     responses(
-        (status = 200, description = "Users by traffic, largest first (ties by MAC)", body = Envelope<TopUsers>),
+        (status = 200, description = "Users by traffic, largest first (ties by MAC). Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<TopUsers>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
@@ -914,60 +953,64 @@ pub async fn top_users(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<TopUsers> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["limit", "sort_by", "minutes"])?;
     let limit = p.int("limit", 20, 1, MAX_LIMIT)?;
     let sort_by = p.choice("sort_by", &["total", "download", "upload"], "total")?;
     let minutes = p.int("minutes", 30, 1, MAX_MINUTES_SHORT)?;
-    let now = now_ms();
-    let window = minutes * MINUTE_MS;
-    let (total_users, top) = read(&state, move |c| {
-        let names = router_names(&all_routers(c)?);
-        let mut all = merge_by_mac(fleet_station_totals(c, now - window, now)?);
-        let key = |m: &MacTotal| match sort_by {
-            "download" => m.download,
-            "upload" => m.upload,
-            _ => m.download.saturating_add(m.upload),
-        };
-        all.sort_by(|a, b| key(b).cmp(&key(a)).then_with(|| a.mac.cmp(&b.mac)));
-        let total = all.len();
-        let mut out = Vec::new();
-        for (i, m) in all
-            .iter()
-            .take(usize::try_from(limit).unwrap_or(20))
-            .enumerate()
-        {
-            let lease = lease_of(c, m)?;
-            let total_bytes = m.download.saturating_add(m.upload);
-            out.push(UserTraffic {
-                rank: i + 1,
-                username: username_of(&m.mac, &lease),
-                hostname: lease.hostname,
-                mac_address: m.mac.clone(),
-                ip_address: lease.ip,
-                devices: device_list(m, &names),
-                download_bytes: m.download,
-                upload_bytes: m.upload,
-                total_bytes,
-                download_mb: mib(m.download),
-                upload_mb: mib(m.upload),
-                total_mb: mib(total_bytes),
-                avg_download_mbps: avg_mbps(m.download, window),
-                avg_upload_mbps: avg_mbps(m.upload, window),
-                peak_download_mbps: mbps(m.max_down.unwrap_or(0) as f64),
-                peak_upload_mbps: mbps(m.max_up.unwrap_or(0) as f64),
-            });
-        }
-        Ok((total, out))
+    let key = top_users_key(limit, sort_by, minutes);
+    cached_envelope(&state, &key, move |c| {
+        // The window ends when the answer is computed (possibly in a background refresh).
+        let now = now_ms();
+        let window = minutes * MINUTE_MS;
+        let (total_users, top) = (|| -> Result<_, IspError> {
+            let names = router_names(&all_routers(c)?);
+            let mut all = merge_by_mac(fleet_station_totals(c, now - window, now)?);
+            let key = |m: &MacTotal| match sort_by {
+                "download" => m.download,
+                "upload" => m.upload,
+                _ => m.download.saturating_add(m.upload),
+            };
+            all.sort_by(|a, b| key(b).cmp(&key(a)).then_with(|| a.mac.cmp(&b.mac)));
+            let total = all.len();
+            let mut out = Vec::new();
+            for (i, m) in all
+                .iter()
+                .take(usize::try_from(limit).unwrap_or(20))
+                .enumerate()
+            {
+                let lease = lease_of(c, m)?;
+                let total_bytes = m.download.saturating_add(m.upload);
+                out.push(UserTraffic {
+                    rank: i + 1,
+                    username: username_of(&m.mac, &lease),
+                    hostname: lease.hostname,
+                    mac_address: m.mac.clone(),
+                    ip_address: lease.ip,
+                    devices: device_list(m, &names),
+                    download_bytes: m.download,
+                    upload_bytes: m.upload,
+                    total_bytes,
+                    download_mb: mib(m.download),
+                    upload_mb: mib(m.upload),
+                    total_mb: mib(total_bytes),
+                    avg_download_mbps: avg_mbps(m.download, window),
+                    avg_upload_mbps: avg_mbps(m.upload, window),
+                    peak_download_mbps: mbps(m.max_down.unwrap_or(0) as f64),
+                    peak_upload_mbps: mbps(m.max_up.unwrap_or(0) as f64),
+                });
+            }
+            Ok((total, out))
+        })()?;
+        Ok(TopUsers {
+            period_minutes: minutes,
+            sort_by: sort_by.to_string(),
+            total_users,
+            top_users: top,
+        })
     })
-    .await?;
-    ok(TopUsers {
-        period_minutes: minutes,
-        sort_by: sort_by.to_string(),
-        total_users,
-        top_users: top,
-    })
+    .await
 }
 
 /// Station traffic of the whole network and per device.
@@ -975,7 +1018,7 @@ pub async fn top_users(
     operation_id = "isp_bandwidth_monitoring_network_summary", tag = "isp",
     params(("minutes" = Option<i64>, Query, description = "1 to 180, default 30")),
     responses(
-        (status = 200, description = "Totals", body = Envelope<NetworkSummary>),
+        (status = 200, description = "Totals. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<NetworkSummary>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
@@ -983,79 +1026,86 @@ pub async fn network_summary(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<NetworkSummary> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["minutes"])?;
     let minutes = p.int("minutes", 30, 1, MAX_MINUTES_SHORT)?;
-    let now = now_ms();
-    let window = minutes * MINUTE_MS;
-    let (routers, totals) = read(&state, move |c| {
-        Ok((all_routers(c)?, fleet_station_totals(c, now - window, now)?))
-    })
-    .await?;
-    let mut per_router: HashMap<i64, (i64, i64, BTreeSet<&str>)> = HashMap::new();
-    for t in &totals {
-        let e = per_router.entry(t.router_id).or_default();
-        e.0 = e.0.saturating_add(t.download_bytes);
-        e.1 = e.1.saturating_add(t.upload_bytes);
-        e.2.insert(t.mac.as_str());
-    }
-    let devices: Vec<DeviceTraffic> = routers
-        .iter()
-        .map(|r| {
-            let (d, u, users) = per_router
-                .get(&r.id)
-                .map(|e| (e.0, e.1, e.2.len()))
-                .unwrap_or_default();
-            DeviceTraffic {
-                device_name: r.name.clone(),
-                connected: r.online(now),
-                download_bytes: d,
-                upload_bytes: u,
-                total_bytes: d.saturating_add(u),
-                avg_download_mbps: avg_mbps(d, window),
-                avg_upload_mbps: avg_mbps(u, window),
-                users,
-            }
+    let key = cache::key(
+        "/api/bandwidth/monitoring/network-summary",
+        &[("minutes", &minutes)],
+    );
+    cached_envelope(&state, &key, move |c| {
+        // The window ends when the answer is computed (possibly in a background refresh).
+        let now = now_ms();
+        let window = minutes * MINUTE_MS;
+        let (routers, totals) = (|| -> Result<_, IspError> {
+            Ok((all_routers(c)?, fleet_station_totals(c, now - window, now)?))
+        })()?;
+        let mut per_router: HashMap<i64, (i64, i64, BTreeSet<&str>)> = HashMap::new();
+        for t in &totals {
+            let e = per_router.entry(t.router_id).or_default();
+            e.0 = e.0.saturating_add(t.download_bytes);
+            e.1 = e.1.saturating_add(t.upload_bytes);
+            e.2.insert(t.mac.as_str());
+        }
+        let devices: Vec<DeviceTraffic> = routers
+            .iter()
+            .map(|r| {
+                let (d, u, users) = per_router
+                    .get(&r.id)
+                    .map(|e| (e.0, e.1, e.2.len()))
+                    .unwrap_or_default();
+                DeviceTraffic {
+                    device_name: r.name.clone(),
+                    connected: r.online(now),
+                    download_bytes: d,
+                    upload_bytes: u,
+                    total_bytes: d.saturating_add(u),
+                    avg_download_mbps: avg_mbps(d, window),
+                    avg_upload_mbps: avg_mbps(u, window),
+                    users,
+                }
+            })
+            .collect();
+        let down = totals
+            .iter()
+            .map(|t| t.download_bytes)
+            .fold(0, i64::saturating_add);
+        let up = totals
+            .iter()
+            .map(|t| t.upload_bytes)
+            .fold(0, i64::saturating_add);
+        let users: BTreeSet<&str> = totals.iter().map(|t| t.mac.as_str()).collect();
+        Ok(NetworkSummary {
+            period_minutes: minutes,
+            total_download_bytes: down,
+            total_upload_bytes: up,
+            total_bytes: down.saturating_add(up),
+            total_download_mb: mib(down),
+            total_upload_mb: mib(up),
+            avg_download_mbps: avg_mbps(down, window),
+            avg_upload_mbps: avg_mbps(up, window),
+            peak_user_download_mbps: mbps(
+                totals
+                    .iter()
+                    .filter_map(|t| t.max_download_bps)
+                    .max()
+                    .unwrap_or(0) as f64,
+            ),
+            peak_user_upload_mbps: mbps(
+                totals
+                    .iter()
+                    .filter_map(|t| t.max_upload_bps)
+                    .max()
+                    .unwrap_or(0) as f64,
+            ),
+            active_users: users.len(),
+            devices_total: routers.len(),
+            devices_connected: routers.iter().filter(|r| r.online(now)).count(),
+            devices,
         })
-        .collect();
-    let down = totals
-        .iter()
-        .map(|t| t.download_bytes)
-        .fold(0, i64::saturating_add);
-    let up = totals
-        .iter()
-        .map(|t| t.upload_bytes)
-        .fold(0, i64::saturating_add);
-    let users: BTreeSet<&str> = totals.iter().map(|t| t.mac.as_str()).collect();
-    ok(NetworkSummary {
-        period_minutes: minutes,
-        total_download_bytes: down,
-        total_upload_bytes: up,
-        total_bytes: down.saturating_add(up),
-        total_download_mb: mib(down),
-        total_upload_mb: mib(up),
-        avg_download_mbps: avg_mbps(down, window),
-        avg_upload_mbps: avg_mbps(up, window),
-        peak_user_download_mbps: mbps(
-            totals
-                .iter()
-                .filter_map(|t| t.max_download_bps)
-                .max()
-                .unwrap_or(0) as f64,
-        ),
-        peak_user_upload_mbps: mbps(
-            totals
-                .iter()
-                .filter_map(|t| t.max_upload_bps)
-                .max()
-                .unwrap_or(0) as f64,
-        ),
-        active_users: users.len(),
-        devices_total: routers.len(),
-        devices_connected: routers.iter().filter(|r| r.online(now)).count(),
-        devices,
     })
+    .await
 }
 
 /// Users whose rate reached a threshold.
@@ -1066,7 +1116,7 @@ pub async fn network_summary(
         ("minutes" = Option<i64>, Query, description = "1 to 180, default 30"),
     ),
     responses(
-        (status = 200, description = "One alert per user and direction at or over the threshold", body = Envelope<BandwidthAlerts>),
+        (status = 200, description = "One alert per user and direction at or over the threshold. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<BandwidthAlerts>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
@@ -1074,60 +1124,64 @@ pub async fn alerts(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<BandwidthAlerts> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["threshold", "minutes"])?;
     let threshold = p.positive_number("threshold", 50.0, MAX_THRESHOLD_MBPS)?;
     let minutes = p.int("minutes", 30, 1, MAX_MINUTES_SHORT)?;
-    let now = now_ms();
-    let window = minutes * MINUTE_MS;
-    let limit_bps = threshold * 1_000_000.0;
-    let mut alerts = read(&state, move |c| {
-        let names = router_names(&all_routers(c)?);
-        let mut out = Vec::new();
-        for m in merge_by_mac(fleet_station_totals(c, now - window, now)?) {
-            let hits: Vec<(&str, i64, i64)> = [("download", m.max_down, m.download), ("upload", m.max_up, m.upload)]
-                .into_iter()
-                .filter_map(|(dir, peak, bytes)| peak.filter(|p| *p as f64 >= limit_bps).map(|p| (dir, p, bytes)))
-                .collect();
-            if hits.is_empty() {
-                continue;
+    let key = alerts_key(threshold, minutes);
+    cached_envelope(&state, &key, move |c| {
+        // The window ends when the answer is computed (possibly in a background refresh).
+        let now = now_ms();
+        let window = minutes * MINUTE_MS;
+        let limit_bps = threshold * 1_000_000.0;
+        let mut alerts = (|| -> Result<_, IspError> {
+            let names = router_names(&all_routers(c)?);
+            let mut out = Vec::new();
+            for m in merge_by_mac(fleet_station_totals(c, now - window, now)?) {
+                let hits: Vec<(&str, i64, i64)> = [("download", m.max_down, m.download), ("upload", m.max_up, m.upload)]
+                    .into_iter()
+                    .filter_map(|(dir, peak, bytes)| peak.filter(|p| *p as f64 >= limit_bps).map(|p| (dir, p, bytes)))
+                    .collect();
+                if hits.is_empty() {
+                    continue;
+                }
+                let lease = lease_of(c, &m)?;
+                for (dir, peak, bytes) in hits {
+                    let peak_mbps = mbps(peak as f64);
+                    let severity = if peak as f64 >= 2.0 * limit_bps { "critical" } else { "warning" };
+                    let username = username_of(&m.mac, &lease);
+                    out.push(BandwidthAlert {
+                        message: format!("{username} reached {peak_mbps} Mbit/s {dir} (threshold {threshold} Mbit/s)"),
+                        username,
+                        hostname: lease.hostname.clone(),
+                        mac_address: m.mac.clone(),
+                        ip_address: lease.ip.clone(),
+                        devices: device_list(&m, &names),
+                        direction: dir.to_string(),
+                        peak_mbps,
+                        avg_mbps: avg_mbps(bytes, window),
+                        threshold_mbps: threshold,
+                        severity: severity.to_string(),
+                    });
+                }
             }
-            let lease = lease_of(c, &m)?;
-            for (dir, peak, bytes) in hits {
-                let peak_mbps = mbps(peak as f64);
-                let severity = if peak as f64 >= 2.0 * limit_bps { "critical" } else { "warning" };
-                let username = username_of(&m.mac, &lease);
-                out.push(BandwidthAlert {
-                    message: format!("{username} reached {peak_mbps} Mbit/s {dir} (threshold {threshold} Mbit/s)"),
-                    username,
-                    hostname: lease.hostname.clone(),
-                    mac_address: m.mac.clone(),
-                    ip_address: lease.ip.clone(),
-                    devices: device_list(&m, &names),
-                    direction: dir.to_string(),
-                    peak_mbps,
-                    avg_mbps: avg_mbps(bytes, window),
-                    threshold_mbps: threshold,
-                    severity: severity.to_string(),
-                });
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })()?;
+        alerts.sort_by(|a, b| {
+            b.peak_mbps
+                .total_cmp(&a.peak_mbps)
+                .then_with(|| a.mac_address.cmp(&b.mac_address))
+                .then_with(|| a.direction.cmp(&b.direction))
+        });
+        Ok(BandwidthAlerts {
+            threshold_mbps: threshold,
+            period_minutes: minutes,
+            total_alerts: alerts.len(),
+            alerts,
+        })
     })
-    .await?;
-    alerts.sort_by(|a, b| {
-        b.peak_mbps
-            .total_cmp(&a.peak_mbps)
-            .then_with(|| a.mac_address.cmp(&b.mac_address))
-            .then_with(|| a.direction.cmp(&b.direction))
-    });
-    ok(BandwidthAlerts {
-        threshold_mbps: threshold,
-        period_minutes: minutes,
-        total_alerts: alerts.len(),
-        alerts,
-    })
+    .await
 }
 
 fn quality_of(signal: Option<i64>) -> &'static str {
@@ -1177,7 +1231,7 @@ fn percent(part: i64, whole: i64) -> Option<f64> {
         ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
     ),
     responses(
-        (status = 200, description = "Stations by device, interface and MAC", body = Envelope<QualityReport>),
+        (status = 200, description = "Stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<QualityReport>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user", body = ErrorEnvelope),
@@ -1186,136 +1240,143 @@ pub async fn quality(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<QualityReport> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["minutes", "username"])?;
     let minutes = p.int("minutes", 60, 1, MAX_MINUTES_LONG)?;
     let username = p.text("username")?;
-    let now = now_ms();
-    let window = minutes * MINUTE_MS;
-    let start = now - window;
-    let (name, stations) = read(&state, move |c| {
-        let user = username
-            .as_deref()
-            .map(|u| resolve_user(c, u))
-            .transpose()?;
-        let mut first_ts = c.prepare_cached(FIRST_TS_SQL).map_err(db)?;
-        let mut signal = c.prepare_cached(SIGNAL_SQL).map_err(db)?;
-        let mut out = Vec::new();
-        // Without a user: every station of the fleet, so one pass over the leases.
-        let book = if user.is_none() {
-            Some(LeaseBook::load(c)?)
-        } else {
-            None
+    let key = cache::key(
+        "/api/bandwidth/monitoring/quality",
+        &[("minutes", &minutes), ("username", &username)],
+    );
+    cached_envelope(&state, &key, move |c| {
+        // The window ends when the answer is computed (possibly in a background refresh).
+        let now = now_ms();
+        let window = minutes * MINUTE_MS;
+        let start = now - window;
+        let (name, stations) = (|| -> Result<_, IspError> {
+            let user = username
+                .as_deref()
+                .map(|u| resolve_user(c, u))
+                .transpose()?;
+            let mut first_ts = c.prepare_cached(FIRST_TS_SQL).map_err(db)?;
+            let mut signal = c.prepare_cached(SIGNAL_SQL).map_err(db)?;
+            let mut out = Vec::new();
+            // Without a user: every station of the fleet, so one pass over the leases.
+            let book = if user.is_none() {
+                Some(LeaseBook::load(c)?)
+            } else {
+                None
+            };
+            for r in all_routers(c)?.iter().filter(|r| r.online(now)) {
+                let Some(last_ts) = r.last_report_ms else {
+                    continue;
+                };
+                let last: Vec<StationRow> = stations_at(c, r.id, last_ts)?
+                    .into_iter()
+                    .filter(|s| user.as_ref().is_none_or(|u| u.macs.contains(&s.mac)))
+                    .collect();
+                if last.is_empty() {
+                    continue;
+                }
+                let first_at: Option<i64> = first_ts
+                    .query_row(params![r.id, start], |x| x.get(0))
+                    .map_err(db)?;
+                let first: Vec<StationRow> = match first_at {
+                    Some(t) if t < last_ts => stations_at(c, r.id, t)?,
+                    _ => Vec::new(),
+                };
+                for s in last {
+                    let before = first.iter().find(|f| f.mac == s.mac && f.iface == s.iface);
+                    let counters = window_counters(before, &s, window);
+                    let (smin, smax, smean) = if user.is_some() {
+                        signal
+                            .query_row(params![s.mac, start, r.id, s.iface], |x| {
+                                Ok((
+                                    x.get::<_, Option<i64>>(0)?,
+                                    x.get::<_, Option<i64>>(1)?,
+                                    x.get::<_, Option<f64>>(2)?,
+                                ))
+                            })
+                            .map_err(db)?
+                    } else {
+                        (None, None, None)
+                    };
+                    let lease = match &book {
+                        Some(b) => b.get(&s.mac, Some(r.id)),
+                        None => lease_for_mac(c, &s.mac, Some(r.id))?,
+                    };
+                    let sig = s.signal_avg_dbm.or(s.signal_dbm);
+                    out.push(StationQuality {
+                        username: username_of(&s.mac, &lease),
+                        hostname: lease.hostname,
+                        mac_address: s.mac.clone(),
+                        ip_address: lease.ip,
+                        device_name: r.name.clone(),
+                        interface: s.iface.clone(),
+                        ssid: s.ssid.clone(),
+                        signal_dbm: s.signal_dbm,
+                        signal_avg_dbm: s.signal_avg_dbm,
+                        signal_min_dbm: smin,
+                        signal_max_dbm: smax,
+                        signal_mean_dbm: smean.map(|v| round(v, 1)),
+                        inactive_time_ms: s.inactive_ms,
+                        connected_seconds: s.connected_s,
+                        tx_bitrate_mbps: s.tx_bitrate_kbps.map(|k| round(k as f64 / 1000.0, 1)),
+                        rx_bitrate_mbps: s.rx_bitrate_kbps.map(|k| round(k as f64 / 1000.0, 1)),
+                        expected_throughput_mbps: s
+                            .expected_throughput_kbps
+                            .map(|k| round(k as f64 / 1000.0, 1)),
+                        tx_packets: counters.map(|c| c.0),
+                        tx_retries: counters.map(|c| c.1),
+                        tx_failed: counters.map(|c| c.2),
+                        retry_rate_percent: counters.and_then(|c| percent(c.1, c.0)),
+                        packet_loss_percent: counters
+                            .and_then(|c| percent(c.2, c.0.saturating_add(c.2))),
+                        latency_ms: None,
+                        quality: quality_of(sig).to_string(),
+                    });
+                }
+            }
+            Ok((user.map(|u| u.username), out))
+        })()?;
+        let signals: Vec<i64> = stations
+            .iter()
+            .filter_map(|s| s.signal_avg_dbm.or(s.signal_dbm))
+            .collect();
+        let rates: Vec<f64> = stations
+            .iter()
+            .filter_map(|s| s.retry_rate_percent)
+            .collect();
+        let count = |q: &str| stations.iter().filter(|s| s.quality == q).count();
+        let summary = QualitySummary {
+            stations: stations.len(),
+            avg_signal_dbm: (!signals.is_empty())
+                .then(|| round(signals.iter().sum::<i64>() as f64 / signals.len() as f64, 1)),
+            weak_signal_stations: signals.iter().filter(|s| **s < -75).count(),
+            total_tx_retries: stations
+                .iter()
+                .filter_map(|s| s.tx_retries)
+                .fold(0, i64::saturating_add),
+            total_tx_failed: stations
+                .iter()
+                .filter_map(|s| s.tx_failed)
+                .fold(0, i64::saturating_add),
+            avg_retry_rate_percent: (!rates.is_empty())
+                .then(|| round(rates.iter().sum::<f64>() / rates.len() as f64, 2)),
+            excellent: count("excellent"),
+            good: count("good"),
+            fair: count("fair"),
+            poor: count("poor"),
         };
-        for r in all_routers(c)?.iter().filter(|r| r.online(now)) {
-            let Some(last_ts) = r.last_report_ms else {
-                continue;
-            };
-            let last: Vec<StationRow> = stations_at(c, r.id, last_ts)?
-                .into_iter()
-                .filter(|s| user.as_ref().is_none_or(|u| u.macs.contains(&s.mac)))
-                .collect();
-            if last.is_empty() {
-                continue;
-            }
-            let first_at: Option<i64> = first_ts
-                .query_row(params![r.id, start], |x| x.get(0))
-                .map_err(db)?;
-            let first: Vec<StationRow> = match first_at {
-                Some(t) if t < last_ts => stations_at(c, r.id, t)?,
-                _ => Vec::new(),
-            };
-            for s in last {
-                let before = first.iter().find(|f| f.mac == s.mac && f.iface == s.iface);
-                let counters = window_counters(before, &s, window);
-                let (smin, smax, smean) = if user.is_some() {
-                    signal
-                        .query_row(params![s.mac, start, r.id, s.iface], |x| {
-                            Ok((
-                                x.get::<_, Option<i64>>(0)?,
-                                x.get::<_, Option<i64>>(1)?,
-                                x.get::<_, Option<f64>>(2)?,
-                            ))
-                        })
-                        .map_err(db)?
-                } else {
-                    (None, None, None)
-                };
-                let lease = match &book {
-                    Some(b) => b.get(&s.mac, Some(r.id)),
-                    None => lease_for_mac(c, &s.mac, Some(r.id))?,
-                };
-                let sig = s.signal_avg_dbm.or(s.signal_dbm);
-                out.push(StationQuality {
-                    username: username_of(&s.mac, &lease),
-                    hostname: lease.hostname,
-                    mac_address: s.mac.clone(),
-                    ip_address: lease.ip,
-                    device_name: r.name.clone(),
-                    interface: s.iface.clone(),
-                    ssid: s.ssid.clone(),
-                    signal_dbm: s.signal_dbm,
-                    signal_avg_dbm: s.signal_avg_dbm,
-                    signal_min_dbm: smin,
-                    signal_max_dbm: smax,
-                    signal_mean_dbm: smean.map(|v| round(v, 1)),
-                    inactive_time_ms: s.inactive_ms,
-                    connected_seconds: s.connected_s,
-                    tx_bitrate_mbps: s.tx_bitrate_kbps.map(|k| round(k as f64 / 1000.0, 1)),
-                    rx_bitrate_mbps: s.rx_bitrate_kbps.map(|k| round(k as f64 / 1000.0, 1)),
-                    expected_throughput_mbps: s
-                        .expected_throughput_kbps
-                        .map(|k| round(k as f64 / 1000.0, 1)),
-                    tx_packets: counters.map(|c| c.0),
-                    tx_retries: counters.map(|c| c.1),
-                    tx_failed: counters.map(|c| c.2),
-                    retry_rate_percent: counters.and_then(|c| percent(c.1, c.0)),
-                    packet_loss_percent: counters
-                        .and_then(|c| percent(c.2, c.0.saturating_add(c.2))),
-                    latency_ms: None,
-                    quality: quality_of(sig).to_string(),
-                });
-            }
-        }
-        Ok((user.map(|u| u.username), out))
+        Ok(QualityReport {
+            period_minutes: minutes,
+            username: name,
+            summary,
+            stations,
+        })
     })
-    .await?;
-    let signals: Vec<i64> = stations
-        .iter()
-        .filter_map(|s| s.signal_avg_dbm.or(s.signal_dbm))
-        .collect();
-    let rates: Vec<f64> = stations
-        .iter()
-        .filter_map(|s| s.retry_rate_percent)
-        .collect();
-    let count = |q: &str| stations.iter().filter(|s| s.quality == q).count();
-    let summary = QualitySummary {
-        stations: stations.len(),
-        avg_signal_dbm: (!signals.is_empty())
-            .then(|| round(signals.iter().sum::<i64>() as f64 / signals.len() as f64, 1)),
-        weak_signal_stations: signals.iter().filter(|s| **s < -75).count(),
-        total_tx_retries: stations
-            .iter()
-            .filter_map(|s| s.tx_retries)
-            .fold(0, i64::saturating_add),
-        total_tx_failed: stations
-            .iter()
-            .filter_map(|s| s.tx_failed)
-            .fold(0, i64::saturating_add),
-        avg_retry_rate_percent: (!rates.is_empty())
-            .then(|| round(rates.iter().sum::<f64>() / rates.len() as f64, 2)),
-        excellent: count("excellent"),
-        good: count("good"),
-        fair: count("fair"),
-        poor: count("poor"),
-    };
-    ok(QualityReport {
-        period_minutes: minutes,
-        username: name,
-        summary,
-        stations,
-    })
+    .await
 }
 
 /// Bandwidth service health (no key needed).
@@ -1350,4 +1411,72 @@ pub async fn health(
             .max()
             .and_then(iso_ms),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(q: &[(&str, &str)], allowed: &[&str]) -> Params {
+        let pairs = q
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Params::parse(Ok(Query(pairs)), allowed).unwrap()
+    }
+
+    fn top_key(q: &[(&str, &str)]) -> String {
+        let p = params(q, &["limit", "sort_by", "minutes"]);
+        top_users_key(
+            p.int("limit", 20, 1, MAX_LIMIT).unwrap(),
+            p.choice("sort_by", &["total", "download", "upload"], "total")
+                .unwrap(),
+            p.int("minutes", 30, 1, MAX_MINUTES_SHORT).unwrap(),
+        )
+    }
+
+    #[test]
+    fn cache_keys_fill_in_defaults_and_tell_answers_apart() {
+        // Absent, explicit-default and empty-choice queries are the same answer.
+        assert_eq!(
+            top_key(&[]),
+            top_key(&[("limit", "20"), ("minutes", " 30")])
+        );
+        assert_eq!(top_key(&[]), top_key(&[("sort_by", "")]));
+        assert_eq!(top_key(&[]), top_key(&[("sort_by", "TOTAL")]));
+        let keys: std::collections::HashSet<String> = [
+            top_key(&[]),
+            top_key(&[("limit", "5")]),
+            top_key(&[("sort_by", "upload")]),
+            top_key(&[("sort_by", "download")]),
+            top_key(&[("minutes", "60")]),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(keys.len(), 5);
+        assert_eq!(alerts_key(50.0, 30), {
+            let p = params(&[("threshold", "50")], &["threshold"]);
+            alerts_key(
+                p.positive_number("threshold", 50.0, MAX_THRESHOLD_MBPS)
+                    .unwrap(),
+                30,
+            )
+        });
+        assert_ne!(alerts_key(50.0, 30), alerts_key(50.5, 30));
+        assert_ne!(alerts_key(50.0, 30), alerts_key(50.0, 31));
+        let rt = |q: &[(&str, &str)]| {
+            let p = params(q, &["username", "minutes", "device"]);
+            real_time_key(
+                p.text("username").unwrap().as_deref(),
+                p.int("minutes", 60, 1, MAX_MINUTES_LONG).unwrap(),
+                p.text("device").unwrap().as_deref(),
+            )
+        };
+        assert_eq!(
+            rt(&[]),
+            rt(&[("minutes", "60"), ("username", " "), ("device", "")])
+        );
+        assert_ne!(rt(&[]), rt(&[("minutes", "61")]));
+        assert_ne!(rt(&[("username", "a")]), rt(&[("device", "a")]));
+    }
 }

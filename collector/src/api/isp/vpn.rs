@@ -20,7 +20,7 @@ use super::{
     all_routers, auth, date_ms, db, iso_ms, mib, now_ms, ok, path_name, plain_datetime_s, read,
     Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo,
 };
-use crate::api::cache::cached_envelope;
+use crate::api::cache::{self, cached_envelope};
 use crate::api::ApiState;
 use axum::response::Response;
 
@@ -822,7 +822,7 @@ pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<Usa
     operation_id = "isp_vpn_statistics_usage", tag = "isp",
     params(("days" = Option<i64>, Query, description = "1 to 90, default 7")),
     responses(
-        (status = 200, description = "Traffic by client and by day", body = Envelope<VpnUsage>),
+        (status = 200, description = "Traffic by client and by day. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<VpnUsage>),
         (status = 400, description = "days out of bounds", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
@@ -830,88 +830,91 @@ pub async fn usage(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<VpnUsage> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["days"])?;
     let days = p.int("days", 7, 1, MAX_USAGE_DAYS)?;
-    let now = now_ms();
-    let start = now - days * DAY_MS;
-    let (rows, routers) = read(&state, move |c| {
-        Ok((usage_rows(c, start, now)?, all_routers(c)?))
-    })
-    .await?;
-    let names = super::router_names(&routers);
-    #[derive(Default)]
-    struct Acc {
-        rx: i64,
-        tx: i64,
-        sessions: BTreeSet<(Option<i64>, String, String)>,
-        last: i64,
-    }
-    let mut per_client: BTreeMap<(String, i64), Acc> = BTreeMap::new();
-    let mut per_day: BTreeMap<i64, (i64, i64, BTreeSet<String>)> = BTreeMap::new();
-    let mut all_sessions = BTreeSet::new();
-    for (router, cn, day, since, instance, real, rx, tx, last) in rows {
-        let a = per_client.entry((cn.clone(), router)).or_default();
-        a.rx = a.rx.saturating_add(rx);
-        a.tx = a.tx.saturating_add(tx);
-        a.last = a.last.max(last);
-        a.sessions.insert((since, instance.clone(), real.clone()));
-        all_sessions.insert((router, cn.clone(), since, instance, real));
-        let d = per_day.entry(day).or_default();
-        d.0 = d.0.saturating_add(rx);
-        d.1 = d.1.saturating_add(tx);
-        d.2.insert(cn);
-    }
-    let mut clients: Vec<VpnClientUsage> = per_client
-        .into_iter()
-        .map(|((cn, router), a)| VpnClientUsage {
-            common_name: cn,
-            device_name: names.get(&router).cloned().unwrap_or_default(),
-            bytes_received: a.rx,
-            bytes_sent: a.tx,
-            total_bytes: a.rx.saturating_add(a.tx),
-            sessions: a.sessions.len(),
-            last_seen: iso_ms(a.last),
+    let key = cache::key("/api/vpn/statistics/usage", &[("days", &days)]);
+    cached_envelope(&state, &key, move |c| {
+        // The window ends when the answer is computed (possibly in a background refresh).
+        let now = now_ms();
+        let start = now - days * DAY_MS;
+        let (rows, routers) =
+            (|| -> Result<_, IspError> { Ok((usage_rows(c, start, now)?, all_routers(c)?)) })()?;
+        let names = super::router_names(&routers);
+        #[derive(Default)]
+        struct Acc {
+            rx: i64,
+            tx: i64,
+            sessions: BTreeSet<(Option<i64>, String, String)>,
+            last: i64,
+        }
+        let mut per_client: BTreeMap<(String, i64), Acc> = BTreeMap::new();
+        let mut per_day: BTreeMap<i64, (i64, i64, BTreeSet<String>)> = BTreeMap::new();
+        let mut all_sessions = BTreeSet::new();
+        for (router, cn, day, since, instance, real, rx, tx, last) in rows {
+            let a = per_client.entry((cn.clone(), router)).or_default();
+            a.rx = a.rx.saturating_add(rx);
+            a.tx = a.tx.saturating_add(tx);
+            a.last = a.last.max(last);
+            a.sessions.insert((since, instance.clone(), real.clone()));
+            all_sessions.insert((router, cn.clone(), since, instance, real));
+            let d = per_day.entry(day).or_default();
+            d.0 = d.0.saturating_add(rx);
+            d.1 = d.1.saturating_add(tx);
+            d.2.insert(cn);
+        }
+        let mut clients: Vec<VpnClientUsage> = per_client
+            .into_iter()
+            .map(|((cn, router), a)| VpnClientUsage {
+                common_name: cn,
+                device_name: names.get(&router).cloned().unwrap_or_default(),
+                bytes_received: a.rx,
+                bytes_sent: a.tx,
+                total_bytes: a.rx.saturating_add(a.tx),
+                sessions: a.sessions.len(),
+                last_seen: iso_ms(a.last),
+            })
+            .collect();
+        clients.sort_by(|a, b| {
+            b.total_bytes
+                .cmp(&a.total_bytes)
+                .then_with(|| a.common_name.cmp(&b.common_name))
+                .then_with(|| a.device_name.cmp(&b.device_name))
+        });
+        let total_rx = clients
+            .iter()
+            .map(|c| c.bytes_received)
+            .fold(0, i64::saturating_add);
+        let total_tx = clients
+            .iter()
+            .map(|c| c.bytes_sent)
+            .fold(0, i64::saturating_add);
+        let unique: BTreeSet<&str> = clients.iter().map(|c| c.common_name.as_str()).collect();
+        let daily = per_day
+            .into_iter()
+            .map(|(day, (rx, tx, cns))| VpnDailyUsage {
+                date: date_ms(day.saturating_mul(DAY_MS)).unwrap_or_default(),
+                bytes_received: rx,
+                bytes_sent: tx,
+                unique_clients: cns.len(),
+            })
+            .collect();
+        Ok(VpnUsage {
+            period_days: days,
+            from: iso_ms(start),
+            to: iso_ms(now),
+            total_bytes_received: total_rx,
+            total_bytes_sent: total_tx,
+            total_mb_received: mib(total_rx),
+            total_mb_sent: mib(total_tx),
+            unique_clients: unique.len(),
+            total_sessions: all_sessions.len(),
+            clients,
+            daily,
         })
-        .collect();
-    clients.sort_by(|a, b| {
-        b.total_bytes
-            .cmp(&a.total_bytes)
-            .then_with(|| a.common_name.cmp(&b.common_name))
-            .then_with(|| a.device_name.cmp(&b.device_name))
-    });
-    let total_rx = clients
-        .iter()
-        .map(|c| c.bytes_received)
-        .fold(0, i64::saturating_add);
-    let total_tx = clients
-        .iter()
-        .map(|c| c.bytes_sent)
-        .fold(0, i64::saturating_add);
-    let unique: BTreeSet<&str> = clients.iter().map(|c| c.common_name.as_str()).collect();
-    let daily = per_day
-        .into_iter()
-        .map(|(day, (rx, tx, cns))| VpnDailyUsage {
-            date: date_ms(day.saturating_mul(DAY_MS)).unwrap_or_default(),
-            bytes_received: rx,
-            bytes_sent: tx,
-            unique_clients: cns.len(),
-        })
-        .collect();
-    ok(VpnUsage {
-        period_days: days,
-        from: iso_ms(start),
-        to: iso_ms(now),
-        total_bytes_received: total_rx,
-        total_bytes_sent: total_tx,
-        total_mb_received: mib(total_rx),
-        total_mb_sent: mib(total_tx),
-        unique_clients: unique.len(),
-        total_sessions: all_sessions.len(),
-        clients,
-        daily,
     })
+    .await
 }
 
 /// VPN service health (no key needed).
