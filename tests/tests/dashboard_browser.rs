@@ -261,9 +261,19 @@ fn json_endpoints_answer_with_auth_bounds_and_404() {
         );
     }
 
-    // The detail, by name (any case) and by id.
-    let (s, d) = fleet.get("/api/routers/AP-Kitchen?duration=15m");
-    assert_eq!(s, 200, "{d}");
+    // The detail, by name (any case) and by id. The WAN rate is the newest sample's: an agent
+    // cycle that ran between two ticks of the fake router legitimately reports 0 B/s, so wait
+    // for a detail whose newest WAN sample saw traffic.
+    let d = wait_for(WAIT, "a detail whose newest WAN sample has traffic", || {
+        let (s, d) = fleet.get("/api/routers/AP-Kitchen?duration=15m");
+        assert_eq!(s, 200, "{d}");
+        let wan_rx_bps = d["interfaces"]
+            .as_array()?
+            .iter()
+            .find(|i| i["name"] == "pppoe-wan")?["rx_bps"]
+            .as_i64()?;
+        (wan_rx_bps > 0).then_some(d)
+    });
     let id = d["router"]["id"].as_i64().unwrap();
     let (s, by_id) = fleet.get(&format!("/api/routers/{id}"));
     assert_eq!(
