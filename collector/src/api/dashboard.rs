@@ -502,15 +502,9 @@ pub async fn fleet(
     let site = filter_arg("site", q.site.as_deref())?;
     let text = filter_arg("q", q.q.as_deref())?;
     let key = fleet_key(window, site.as_deref(), text.as_deref());
-    super::cache::cached(&state, &key, "application/json", move |conn| {
+    super::cache::cached_json(&state, &key, move |conn| {
         // The window ends when the answer is computed (possibly in a background refresh).
-        super::cache::json_bytes(&fleet_answer(
-            conn,
-            now_ms(),
-            window,
-            site.as_deref(),
-            text.as_deref(),
-        )?)
+        fleet_answer(conn, now_ms(), window, site.as_deref(), text.as_deref())
     })
     .await
 }

@@ -847,9 +847,9 @@ pub async fn gateways(
         check_len("site_id", s, MAX_ID_CHARS)?;
     }
     let key = gateways_key(window, site.as_deref());
-    super::cache::cached(&state, &key, "application/json", move |c| {
+    super::cache::cached_json(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
-        super::cache::json_bytes(&gateways_in_window(c, window, now_ms(), site.as_deref())?)
+        gateways_in_window(c, window, now_ms(), site.as_deref())
     })
     .await
 }
