@@ -23,9 +23,9 @@ use utoipa::ToSchema;
 
 use super::devices::{stations_at, StationRow};
 use super::{
-    all_routers, auth, db, device_filter, iso_ms, lease_for_mac, mbps, mib, now_ms, ok, read,
-    resolve_user, round, router_names, username_of, Envelope, ErrorEnvelope, IspError, IspResult,
-    LeaseBook, LeaseInfo, Params, StationTotal,
+    all_routers, auth, db, device_filter, iso_ms, kbps_to_mbps, lease_for_mac, mbps, mib, now_ms,
+    ok, read, resolve_user, round, router_names, username_of, Envelope, ErrorEnvelope, IspError,
+    IspResult, LeaseBook, LeaseInfo, Params, StationTotal,
 };
 use crate::api::cache::{self, cached_envelope};
 use crate::api::ApiState;
@@ -1322,11 +1322,9 @@ pub async fn quality(
                         signal_mean_dbm: smean.map(|v| round(v, 1)),
                         inactive_time_ms: s.inactive_ms,
                         connected_seconds: s.connected_s,
-                        tx_bitrate_mbps: s.tx_bitrate_kbps.map(|k| round(k as f64 / 1000.0, 1)),
-                        rx_bitrate_mbps: s.rx_bitrate_kbps.map(|k| round(k as f64 / 1000.0, 1)),
-                        expected_throughput_mbps: s
-                            .expected_throughput_kbps
-                            .map(|k| round(k as f64 / 1000.0, 1)),
+                        tx_bitrate_mbps: kbps_to_mbps(s.tx_bitrate_kbps),
+                        rx_bitrate_mbps: kbps_to_mbps(s.rx_bitrate_kbps),
+                        expected_throughput_mbps: kbps_to_mbps(s.expected_throughput_kbps),
                         tx_packets: counters.map(|c| c.0),
                         tx_retries: counters.map(|c| c.1),
                         tx_failed: counters.map(|c| c.2),

@@ -15,8 +15,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    all_routers, auth, db, device_filter, iso_ms, lease_for_mac, mib, ok, path_name,
-    plain_datetime_s, read, resolve_user, round, router_by_name, routeros_uptime, station_totals,
+    all_routers, auth, db, device_filter, iso_ms, kbps_to_mbps, lease_for_mac, mib, ok, path_name,
+    plain_datetime_s, read, resolve_user, router_by_name, routeros_uptime, station_totals,
     username_of, Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo, Scope,
     MAX_IDENTITIES,
 };
@@ -310,10 +310,6 @@ pub fn stations_at(
         .query_map(params![router_id, ts_ms], station_row)
         .map_err(db)?;
     rows.collect::<Result<_, _>>().map_err(db)
-}
-
-fn kbps_to_mbps(v: Option<i64>) -> Option<f64> {
-    v.map(|k| round(k as f64 / 1000.0, 1))
 }
 
 /// An [`ActiveUser`] from a station row, its lease and its router's name.

@@ -437,6 +437,11 @@ pub fn mbps(bps: f64) -> f64 {
     round(bps / 1_000_000.0, 3)
 }
 
+/// A kbit/s figure (station bitrates) in Mbit/s, rounded to 1 decimal.
+pub fn kbps_to_mbps(v: Option<i64>) -> Option<f64> {
+    v.map(|k| round(k as f64 / 1000.0, 1))
+}
+
 /// Rounds to `digits` decimals.
 pub fn round(v: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
