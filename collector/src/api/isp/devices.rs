@@ -20,7 +20,7 @@ use super::{
     username_of, Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo, Scope,
     MAX_IDENTITIES,
 };
-use crate::api::cache::cached_envelope;
+use crate::api::cache::{self, cached_envelope};
 use crate::api::ApiState;
 use axum::response::Response;
 
@@ -576,7 +576,7 @@ pub async fn interfaces(
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["device"])?;
     let device = p.text("device")?;
-    let key = format!("/api/interfaces?device={device:?}");
+    let key = cache::key("/api/interfaces", &[("device", &device)]);
     cached_envelope(&state, &key, move |c| {
         let routers = match device_filter(c, device.as_deref())? {
             Some(r) => vec![r],
@@ -719,7 +719,7 @@ pub async fn active_users(
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["device"])?;
     let device = p.text("device")?;
-    let key = format!("/api/users/active?device={device:?}");
+    let key = cache::key("/api/users/active", &[("device", &device)]);
     cached_envelope(&state, &key, move |c| {
         let now = super::now_ms();
         let routers = match device_filter(c, device.as_deref())? {
