@@ -808,9 +808,7 @@ pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<Usa
         (USAGE_ROLLUP_SQL, boundary, now),
     ] {
         let mut st = c.prepare_cached(sql).map_err(db)?;
-        for row in st.query_map(params![lo, hi], map).map_err(db)? {
-            rows.push(row.map_err(db)?);
-        }
+        super::push_rows(&mut st, params![lo, hi], map, &mut rows)?;
     }
     Ok(rows)
 }
