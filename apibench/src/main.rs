@@ -11,7 +11,8 @@
 //! Usage: `routerstats-apibench [--routers N] [--raw-hours H] [--days D] [--requests R]
 //! [--dir PATH] [--keep] [--reuse] [--cache-max-age SECS] [--only ROUTE,ROUTE]`
 //!
-//! `--reuse` serves an existing database in `--dir` instead of generating one. The "first"
+//! `--reuse` serves an existing database in `--dir` instead of generating one, and keeps `--dir`
+//! at the end (like `--keep`) so the database can be reused again. The "first"
 //! column is the warm-up request: for the cached fleet-wide routes it is the uncached (cold)
 //! computation; `--cache-max-age 0` disables the response cache so every request is uncached.
 
@@ -85,7 +86,9 @@ fn parse_opts() -> Opts {
             }
             "-h" | "--help" => {
                 println!(
-                    "routerstats-apibench [--routers 1000] [--raw-hours 2] [--days 7] [--requests 30] [--dir PATH] [--keep] [--reuse] [--cache-max-age SECS] [--only ROUTE,ROUTE]"
+                    "routerstats-apibench [--routers 1000] [--raw-hours 2] [--days 7] [--requests 30] [--dir PATH] [--keep] [--reuse] [--cache-max-age SECS] [--only ROUTE,ROUTE]\n\
+                     --keep: leave --dir in place at the end\n\
+                     --reuse: serve the database already in --dir instead of generating one (generated when there is none); implies --keep"
                 );
                 std::process::exit(0);
             }
@@ -1067,7 +1070,8 @@ fn main() {
     for r in rows.iter().filter(|r| !r.err.is_empty()) {
         println!("  {} -> {}: {}", r.route, r.status, r.err);
     }
-    if !o.keep {
+    // `--reuse` keeps the directory too: deleting it would destroy the database it reuses.
+    if !o.keep && !o.reuse {
         let _ = std::fs::remove_dir_all(&o.dir);
     } else {
         println!("kept {}", o.dir.display());

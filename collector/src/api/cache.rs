@@ -384,6 +384,23 @@ where
     Ok(response(body, content_type, status))
 }
 
+/// A JSON route answer through the cache: `compute` makes the value (serialized with
+/// [`json_bytes`]) each time the cache needs a new body.
+pub async fn cached_json<T, F>(
+    state: &ApiState,
+    key: &str,
+    compute: F,
+) -> Result<Response, ApiError>
+where
+    T: serde::Serialize,
+    F: Fn(&rusqlite::Connection) -> Result<T, ApiError> + Clone + Send + Sync + 'static,
+{
+    cached(state, key, "application/json", move |c| {
+        json_bytes(&compute(c)?)
+    })
+    .await
+}
+
 /// An ISP-group answer (`{"success": true, "data", "timestamp"}`) through the cache; `data`
 /// runs when the cache needs a new body, and `timestamp` is when that body was made.
 pub async fn cached_envelope<T, F>(
@@ -395,11 +412,10 @@ where
     T: serde::Serialize,
     F: Fn(&rusqlite::Connection) -> Result<T, IspError> + Clone + Send + Sync + 'static,
 {
-    cached(state, key, "application/json", move |c| {
-        let data = data(c).map_err(|e| ApiError::new(e.status, e.message))?;
-        json_bytes(&Envelope {
+    cached_json(state, key, move |c| {
+        Ok(Envelope {
             success: true,
-            data,
+            data: data(c).map_err(|e| ApiError::new(e.status, e.message))?,
             timestamp: iso_now(),
         })
     })

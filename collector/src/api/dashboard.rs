@@ -37,6 +37,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::gateway::Window;
 use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::store::MAX_NAME_CHARS;
@@ -135,52 +136,17 @@ async fn asset(Path(file): Path<String>) -> Response {
 // ---------------------------------------------------------------------------------------------
 // Query input
 
-/// A traffic window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Window {
-    M15,
-    H1,
-    D1,
-    D7,
-}
-
-impl Window {
-    /// Parses `15m`, `1h`, `1d` or `7d` (default `1h`); anything else is a 400.
-    pub fn parse(s: Option<&str>) -> Result<Window, ApiError> {
-        match s.map(str::trim) {
-            None | Some("") | Some("1h") => Ok(Window::H1),
-            Some("15m") => Ok(Window::M15),
-            Some("1d") => Ok(Window::D1),
-            Some("7d") => Ok(Window::D7),
-            Some(other) => Err(ApiError::bad_request(format!(
+/// The `duration` of `/api/fleet` and `/api/routers/{id}`: `15m`, `1h`, `1d` or `7d` (absent or
+/// empty: `1h`); anything else is a 400.
+pub fn parse_duration(s: Option<&str>) -> Result<Window, ApiError> {
+    match s.map(str::trim) {
+        None | Some("") => Ok(Window::H1),
+        Some(other) => Window::named(other).ok_or_else(|| {
+            ApiError::bad_request(format!(
                 "duration must be one of 15m, 1h, 1d, 7d (got {:?})",
                 other.chars().take(20).collect::<String>()
-            ))),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Window::M15 => "15m",
-            Window::H1 => "1h",
-            Window::D1 => "1d",
-            Window::D7 => "7d",
-        }
-    }
-
-    pub fn ms(self) -> i64 {
-        match self {
-            Window::M15 => 15 * 60_000,
-            Window::H1 => HOUR_MS,
-            Window::D1 => 24 * HOUR_MS,
-            Window::D7 => 7 * 24 * HOUR_MS,
-        }
-    }
-
-    /// Whether the window is summed from a rollup (5-minute for 1d, 1-hour for 7d) rather than
-    /// raw samples.
-    pub fn uses_rollup(self) -> bool {
-        matches!(self, Window::D1 | Window::D7)
+            ))
+        }),
     }
 }
 
@@ -498,19 +464,13 @@ pub async fn fleet(
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let Query(q) = query.map_err(query_err)?;
-    let window = Window::parse(q.duration.as_deref())?;
+    let window = parse_duration(q.duration.as_deref())?;
     let site = filter_arg("site", q.site.as_deref())?;
     let text = filter_arg("q", q.q.as_deref())?;
     let key = fleet_key(window, site.as_deref(), text.as_deref());
-    super::cache::cached(&state, &key, "application/json", move |conn| {
+    super::cache::cached_json(&state, &key, move |conn| {
         // The window ends when the answer is computed (possibly in a background refresh).
-        super::cache::json_bytes(&fleet_answer(
-            conn,
-            now_ms(),
-            window,
-            site.as_deref(),
-            text.as_deref(),
-        )?)
+        fleet_answer(conn, now_ms(), window, site.as_deref(), text.as_deref())
     })
     .await
 }
@@ -549,7 +509,7 @@ pub async fn router_detail(
 ) -> Result<Json<RouterDetail>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let Query(q) = query.map_err(query_err)?;
-    let window = Window::parse(q.duration.as_deref())?;
+    let window = parse_duration(q.duration.as_deref())?;
     let key = id.trim().to_string();
     if key.is_empty() || key.chars().count() > MAX_FILTER_CHARS || key.chars().any(char::is_control)
     {
@@ -753,7 +713,7 @@ fn window_traffic(
     window: Window,
     now: i64,
 ) -> Result<(Option<i64>, Option<i64>), ApiError> {
-    let since = now.saturating_sub(window.ms());
+    let since = now.saturating_sub(window.duration_ms());
     // Rollup buckets count when they start inside the window.
     let sql = match window {
         Window::M15 | Window::H1 => WINDOW_RAW_SQL,
@@ -1007,7 +967,7 @@ fn fleet_extras(
                 .map(|n| (*id, n.to_string()))
         })
         .collect();
-    let since = now.saturating_sub(window.ms());
+    let since = now.saturating_sub(window.duration_ms());
     let mut sums: HashMap<i64, WanSum> = HashMap::with_capacity(wan.len());
     let mut add = |table: Option<&str>, lo: i64, hi: i64| -> Result<(), ApiError> {
         if lo > hi {
@@ -1227,9 +1187,10 @@ fn interfaces_of(
         // One range scan of the router's samples in the window, summed per interface.
         let mut st = conn.prepare_cached(IFACE_WINDOW_SUMS_SQL).map_err(db_err)?;
         let sums: HashMap<String, (Option<i64>, Option<i64>)> = st
-            .query_map(params![router_id, now.saturating_sub(window.ms())], |r| {
-                Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
-            })
+            .query_map(
+                params![router_id, now.saturating_sub(window.duration_ms())],
+                |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))),
+            )
             .map_err(db_err)?
             .collect::<Result<_, _>>()
             .map_err(db_err)?;
@@ -1506,7 +1467,7 @@ mod tests {
     fn fleet_cache_key_normalizes_the_query() {
         let k = |d: Option<&str>, site: Option<&str>, q: Option<&str>| {
             fleet_key(
-                Window::parse(d).unwrap(),
+                parse_duration(d).unwrap(),
                 filter_arg("site", site).unwrap().as_deref(),
                 filter_arg("q", q).unwrap().as_deref(),
             )
@@ -1713,10 +1674,13 @@ mod tests {
 
     #[test]
     fn window_parsing() {
-        assert_eq!(Window::parse(None).unwrap(), Window::H1);
-        assert_eq!(Window::parse(Some("15m")).unwrap(), Window::M15);
-        assert_eq!(Window::parse(Some("7d")).unwrap().ms(), 604_800_000);
-        let e = Window::parse(Some("2w")).unwrap_err();
+        assert_eq!(parse_duration(None).unwrap(), Window::H1);
+        assert_eq!(parse_duration(Some("15m")).unwrap(), Window::M15);
+        assert_eq!(
+            parse_duration(Some("7d")).unwrap().duration_ms(),
+            604_800_000
+        );
+        let e = parse_duration(Some("2w")).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert!(e.message.contains("15m, 1h, 1d, 7d"), "{}", e.message);
         assert!(Window::D1.uses_rollup() && !Window::H1.uses_rollup());

@@ -93,11 +93,14 @@ enum Source {
 impl Window {
     pub const ALL: [Window; 4] = [Window::M15, Window::H1, Window::D1, Window::D7];
 
+    /// The window named `s` (`15m`, `1h`, `1d` or `7d`, surrounding white space ignored).
+    pub fn named(s: &str) -> Option<Window> {
+        Window::ALL.into_iter().find(|w| w.as_str() == s.trim())
+    }
+
     /// Parses `15m`, `1h`, `1d` or `7d`; anything else is a 400.
     pub fn parse(s: &str) -> Result<Window, ApiError> {
-        Window::ALL
-            .into_iter()
-            .find(|w| w.as_str() == s.trim())
+        Window::named(s)
             .ok_or_else(|| ApiError::bad_request("duration must be one of 15m, 1h, 1d, 7d"))
     }
 
@@ -127,6 +130,12 @@ impl Window {
     /// `duration / 20`: 45 s, 180 s, 4320 s, 30240 s.
     pub fn interval_ms(self) -> i64 {
         self.duration_ms() / POINTS as i64
+    }
+
+    /// Whether the window is summed from a rollup (5-minute for 1d, 1-hour for 7d) rather than
+    /// raw samples.
+    pub fn uses_rollup(self) -> bool {
+        self.source() != Source::Raw
     }
 
     fn source(self) -> Source {
@@ -847,9 +856,9 @@ pub async fn gateways(
         check_len("site_id", s, MAX_ID_CHARS)?;
     }
     let key = gateways_key(window, site.as_deref());
-    super::cache::cached(&state, &key, "application/json", move |c| {
+    super::cache::cached_json(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
-        super::cache::json_bytes(&gateways_in_window(c, window, now_ms(), site.as_deref())?)
+        gateways_in_window(c, window, now_ms(), site.as_deref())
     })
     .await
 }

@@ -23,9 +23,9 @@ use utoipa::ToSchema;
 
 use super::devices::{stations_at, StationRow};
 use super::{
-    all_routers, auth, db, device_filter, iso_ms, lease_for_mac, mbps, mib, now_ms, ok, read,
-    resolve_user, round, router_names, username_of, Envelope, ErrorEnvelope, IspError, IspResult,
-    LeaseBook, LeaseInfo, Params, StationTotal,
+    all_routers, auth, db, device_filter, iso_ms, kbps_to_mbps, lease_for_mac, mbps, mib, now_ms,
+    ok, push_rows, read, resolve_user, round, router_names, username_of, Envelope, ErrorEnvelope,
+    IspError, IspResult, LeaseBook, LeaseInfo, Params, StationTotal,
 };
 use crate::api::cache::{self, cached_envelope};
 use crate::api::ApiState;
@@ -397,39 +397,31 @@ fn raw_series(
     let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
     let router = who.device.as_ref().map(|d| d.id);
     let mut out = Vec::new();
+    let prepare = |scope| c.prepare_cached(&raw_series_sql(scope)).map_err(db);
     match (&who.user, router) {
         (Some(u), router) => {
-            let mut st = c
-                .prepare_cached(&raw_series_sql(SeriesScope::Mac))
-                .map_err(db)?;
+            let mut st = prepare(SeriesScope::Mac)?;
             for mac in &u.macs {
-                for row in st
-                    .query_map(params![start, step, now, mac, router], map)
-                    .map_err(db)?
-                {
-                    out.push(row.map_err(db)?);
-                }
+                push_rows(
+                    &mut st,
+                    params![start, step, now, mac, router],
+                    map,
+                    &mut out,
+                )?;
             }
         }
-        (None, Some(id)) => {
-            let mut st = c
-                .prepare_cached(&raw_series_sql(SeriesScope::Router))
-                .map_err(db)?;
-            for row in st
-                .query_map(params![start, step, now, id], map)
-                .map_err(db)?
-            {
-                out.push(row.map_err(db)?);
-            }
-        }
-        (None, None) => {
-            let mut st = c
-                .prepare_cached(&raw_series_sql(SeriesScope::Fleet))
-                .map_err(db)?;
-            for row in st.query_map(params![start, step, now], map).map_err(db)? {
-                out.push(row.map_err(db)?);
-            }
-        }
+        (None, Some(id)) => push_rows(
+            &mut *prepare(SeriesScope::Router)?,
+            params![start, step, now, id],
+            map,
+            &mut out,
+        )?,
+        (None, None) => push_rows(
+            &mut *prepare(SeriesScope::Fleet)?,
+            params![start, step, now],
+            map,
+            &mut out,
+        )?,
     }
     Ok(out)
 }
@@ -1322,11 +1314,9 @@ pub async fn quality(
                         signal_mean_dbm: smean.map(|v| round(v, 1)),
                         inactive_time_ms: s.inactive_ms,
                         connected_seconds: s.connected_s,
-                        tx_bitrate_mbps: s.tx_bitrate_kbps.map(|k| round(k as f64 / 1000.0, 1)),
-                        rx_bitrate_mbps: s.rx_bitrate_kbps.map(|k| round(k as f64 / 1000.0, 1)),
-                        expected_throughput_mbps: s
-                            .expected_throughput_kbps
-                            .map(|k| round(k as f64 / 1000.0, 1)),
+                        tx_bitrate_mbps: kbps_to_mbps(s.tx_bitrate_kbps),
+                        rx_bitrate_mbps: kbps_to_mbps(s.rx_bitrate_kbps),
+                        expected_throughput_mbps: kbps_to_mbps(s.expected_throughput_kbps),
                         tx_packets: counters.map(|c| c.0),
                         tx_retries: counters.map(|c| c.1),
                         tx_failed: counters.map(|c| c.2),

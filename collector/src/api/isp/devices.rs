@@ -15,12 +15,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    all_routers, auth, db, device_filter, iso_ms, lease_for_mac, mib, ok, path_name,
-    plain_datetime_s, read, resolve_user, round, router_by_name, routeros_uptime, station_totals,
+    all_routers, auth, db, device_filter, iso_ms, kbps_to_mbps, lease_for_mac, mib, ok, path_name,
+    plain_datetime_s, read, resolve_user, router_by_name, routeros_uptime, station_totals,
     username_of, Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo, Scope,
     MAX_IDENTITIES,
 };
-use crate::api::cache::cached_envelope;
+use crate::api::cache::{self, cached_envelope};
 use crate::api::ApiState;
 use axum::response::Response;
 
@@ -312,10 +312,6 @@ pub fn stations_at(
     rows.collect::<Result<_, _>>().map_err(db)
 }
 
-fn kbps_to_mbps(v: Option<i64>) -> Option<f64> {
-    v.map(|k| round(k as f64 / 1000.0, 1))
-}
-
 /// An [`ActiveUser`] from a station row, its lease and its router's name.
 pub fn active_user(
     s: &StationRow,
@@ -580,7 +576,7 @@ pub async fn interfaces(
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["device"])?;
     let device = p.text("device")?;
-    let key = format!("/api/interfaces?device={device:?}");
+    let key = cache::key("/api/interfaces", &[("device", &device)]);
     cached_envelope(&state, &key, move |c| {
         let routers = match device_filter(c, device.as_deref())? {
             Some(r) => vec![r],
@@ -723,7 +719,7 @@ pub async fn active_users(
     auth(&state, &headers).await?;
     let p = Params::parse(q, &["device"])?;
     let device = p.text("device")?;
-    let key = format!("/api/users/active?device={device:?}");
+    let key = cache::key("/api/users/active", &[("device", &device)]);
     cached_envelope(&state, &key, move |c| {
         let now = super::now_ms();
         let routers = match device_filter(c, device.as_deref())? {

@@ -187,6 +187,23 @@ pub fn db(e: rusqlite::Error) -> IspError {
     readpool::db_err(e).into()
 }
 
+/// Runs the prepared statement `st` with `p` and appends its rows, mapped by `map`, to `out`.
+pub fn push_rows<T, P, F>(
+    st: &mut rusqlite::Statement<'_>,
+    p: P,
+    map: F,
+    out: &mut Vec<T>,
+) -> Result<(), IspError>
+where
+    P: rusqlite::Params,
+    F: FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+{
+    for row in st.query_map(p, map).map_err(db)? {
+        out.push(row.map_err(db)?);
+    }
+    Ok(())
+}
+
 /// Checks for a read key (401/403 in the error envelope).
 pub async fn auth(state: &ApiState, headers: &HeaderMap) -> Result<(), IspError> {
     require_role(state, headers, Role::Read)
@@ -435,6 +452,11 @@ pub fn routeros_uptime(secs: u64) -> String {
 /// Bits per second to megabits per second, rounded to 3 decimals.
 pub fn mbps(bps: f64) -> f64 {
     round(bps / 1_000_000.0, 3)
+}
+
+/// A kbit/s figure (station bitrates) in Mbit/s, rounded to 1 decimal.
+pub fn kbps_to_mbps(v: Option<i64>) -> Option<f64> {
+    v.map(|k| round(k as f64 / 1000.0, 1))
 }
 
 /// Rounds to `digits` decimals.
@@ -794,29 +816,26 @@ pub fn station_totals(
     let bounds = (start_ms, raw_end, boundary, now_ms);
     let mut out = Vec::new();
     match scope {
-        Scope::Fleet => {
-            let rows = st
-                .query_map(params![bounds.0, bounds.1, bounds.2, bounds.3], map)
-                .map_err(db)?;
-            out = rows.collect::<Result<_, _>>().map_err(db)?;
-        }
-        Scope::Router(id) => {
-            let rows = st
-                .query_map(params![bounds.0, bounds.1, bounds.2, bounds.3, id], map)
-                .map_err(db)?;
-            out = rows.collect::<Result<_, _>>().map_err(db)?;
-        }
+        Scope::Fleet => push_rows(
+            &mut st,
+            params![bounds.0, bounds.1, bounds.2, bounds.3],
+            map,
+            &mut out,
+        )?,
+        Scope::Router(id) => push_rows(
+            &mut st,
+            params![bounds.0, bounds.1, bounds.2, bounds.3, id],
+            map,
+            &mut out,
+        )?,
         Scope::Macs(macs, router) => {
             for mac in macs {
-                let rows = st
-                    .query_map(
-                        params![bounds.0, bounds.1, bounds.2, bounds.3, router, mac],
-                        map,
-                    )
-                    .map_err(db)?;
-                for row in rows {
-                    out.push(row.map_err(db)?);
-                }
+                push_rows(
+                    &mut st,
+                    params![bounds.0, bounds.1, bounds.2, bounds.3, router, mac],
+                    map,
+                    &mut out,
+                )?;
             }
         }
     }

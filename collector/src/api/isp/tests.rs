@@ -119,6 +119,9 @@ fn times_and_units_format_like_the_middleware() {
     assert_eq!(routeros_uptime(61), "1m1s");
     assert_eq!(mib(1_048_576 * 3 / 2), 1.5);
     assert_eq!(mbps(12_345_678.0), 12.346);
+    assert_eq!(kbps_to_mbps(Some(866_700)), Some(866.7));
+    assert_eq!(kbps_to_mbps(Some(1_250)), Some(1.3));
+    assert_eq!(kbps_to_mbps(None), None);
 }
 
 #[test]

@@ -668,6 +668,16 @@ fn vpn_client_list(c: &Connection, now: i64) -> Result<Vec<VpnClient>, IspError>
     }
 }
 
+/// The sums (saturating) of the sessions' received and sent byte counters.
+fn session_bytes(sessions: &[VpnSession]) -> (i64, i64) {
+    sessions.iter().fold((0, 0), |(rx, tx), s| {
+        (
+            rx.saturating_add(s.bytes_received),
+            tx.saturating_add(s.bytes_sent),
+        )
+    })
+}
+
 /// Sessions connected now.
 #[utoipa::path(get, path = "/api/vpn/clients/connected",
     operation_id = "isp_vpn_clients_connected", tag = "isp",
@@ -687,14 +697,7 @@ pub async fn connected(
         connected_sessions(c, &by_id(all_routers(c)?), None, now)
     })
     .await?;
-    let rx: i64 = list
-        .iter()
-        .map(|s| s.bytes_received)
-        .fold(0, i64::saturating_add);
-    let tx: i64 = list
-        .iter()
-        .map(|s| s.bytes_sent)
-        .fold(0, i64::saturating_add);
+    let (rx, tx) = session_bytes(&list);
     ok(ConnectedClients {
         total_connected: list.len(),
         connected_clients: list,
@@ -751,19 +754,14 @@ pub async fn details(
         let mut devices: Vec<String> = sessions.iter().map(|s| s.device_name.clone()).collect();
         devices.sort_unstable();
         devices.dedup();
+        let (total_bytes_received, total_bytes_sent) = session_bytes(&sessions);
         Ok(VpnClientDetails {
             full_name: name.clone(),
             name,
             is_connected: sessions.iter().any(|s| s.is_connected),
             devices,
-            total_bytes_received: sessions
-                .iter()
-                .map(|s| s.bytes_received)
-                .fold(0, i64::saturating_add),
-            total_bytes_sent: sessions
-                .iter()
-                .map(|s| s.bytes_sent)
-                .fold(0, i64::saturating_add),
+            total_bytes_received,
+            total_bytes_sent,
             sessions,
             usage_24h: VpnTraffic {
                 bytes_received: usage.0,
@@ -810,9 +808,7 @@ pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<Usa
         (USAGE_ROLLUP_SQL, boundary, now),
     ] {
         let mut st = c.prepare_cached(sql).map_err(db)?;
-        for row in st.query_map(params![lo, hi], map).map_err(db)? {
-            rows.push(row.map_err(db)?);
-        }
+        super::push_rows(&mut st, params![lo, hi], map, &mut rows)?;
     }
     Ok(rows)
 }
@@ -948,4 +944,39 @@ pub async fn health(
             .sum(),
         devices_reporting: reporting,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(rx: i64, tx: i64) -> VpnSession {
+        VpnSession {
+            common_name: "c".to_string(),
+            device_name: "r".to_string(),
+            instance: "server".to_string(),
+            real_address: "192.0.2.1:1194".to_string(),
+            virtual_address: None,
+            virtual_ipv6: None,
+            bytes_received: rx,
+            bytes_sent: tx,
+            connected_since: None,
+            username: None,
+            cipher: None,
+            receive_bps: None,
+            send_bps: None,
+            is_connected: true,
+            last_seen: None,
+        }
+    }
+
+    #[test]
+    fn session_bytes_sum_each_direction_and_saturate() {
+        assert_eq!(session_bytes(&[]), (0, 0));
+        assert_eq!(session_bytes(&[session(1, 10), session(2, 20)]), (3, 30));
+        assert_eq!(
+            session_bytes(&[session(i64::MAX, 5), session(1, 5)]),
+            (i64::MAX, 10)
+        );
+    }
 }
