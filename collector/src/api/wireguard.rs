@@ -30,14 +30,16 @@ use rusqlite::{params, Connection, Row};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::writer::now_ms;
 use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::store::BUCKET_1H_MS;
 use crate::tokens::Role;
+use crate::writer::now_ms;
 
 /// A peer is active when its latest handshake is at most this old (seconds).
 pub const ACTIVE_WITHIN_S: i64 = 180;
+/// The manager's server interface: `server_public_key` and `wg0_conf_exists` are about it.
+const SERVER_INTERFACE: &str = "wg0";
 /// Largest `hours` of a history.
 pub const MAX_HOURS: u32 = 24;
 /// Histories up to this many hours come from raw samples; longer ones from hourly rollups.
@@ -405,11 +407,11 @@ pub struct WgServerInterface {
 /// `GET /server-info`.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct WgServerInfo {
-    /// The public key when the fleet's WireGuard interfaces have exactly one distinct public key
-    /// (a single VPN server, as in the manager); null when none or several (see `interfaces`).
+    /// The public key of the fleet's `wg0` interfaces (the manager's server interface) when they
+    /// all have the same one; null when no `wg0` has a key or they differ (see `interfaces`).
     pub server_public_key: Option<String>,
-    /// True when some router's WireGuard interface has a public key, false when interfaces are
-    /// known but none has one, null when no router has reported a WireGuard interface.
+    /// True when some router's `wg0` has a public key, false when it has none (or no router has
+    /// a `wg0`), null when no router has reported its WireGuard interfaces yet.
     pub publickey_server_exists: Option<bool>,
     /// True when some router reports a WireGuard interface called `wg0`.
     pub wg0_conf_exists: bool,
@@ -906,7 +908,6 @@ fn history(
     Ok((points, if raw { "raw" } else { "1h" }))
 }
 
-
 fn not_found_key(key: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -1305,7 +1306,8 @@ pub async fn peer_metrics(
 }
 
 /// The stored WireGuard interfaces of every unrevoked router (one primary-key range per router).
-const WG_INTERFACES_SQL: &str = "SELECT r.name, r.site, w.name, w.public_key, w.listen_port, w.fwmark \
+const WG_INTERFACES_SQL: &str =
+    "SELECT r.name, r.site, w.name, w.public_key, w.listen_port, w.fwmark \
      FROM routers r CROSS JOIN wg_interfaces w ON w.router_id = r.id WHERE r.revoked_at IS NULL";
 
 /// The WireGuard interfaces of every unrevoked router: its `wg_interfaces` rows (key, port,
@@ -1327,9 +1329,7 @@ fn server_interfaces(conn: &Connection, now: i64) -> Result<ServerInterfaces, Ap
         rx_bytes: None,
         tx_bytes: None,
     };
-    let mut st = conn
-        .prepare_cached(WG_INTERFACES_SQL)
-        .map_err(db_err)?;
+    let mut st = conn.prepare_cached(WG_INTERFACES_SQL).map_err(db_err)?;
     let mut rows = st.query([]).map_err(db_err)?;
     let mut stored = 0usize;
     while let Some(r) = rows.next().map_err(db_err)? {
@@ -1408,18 +1408,21 @@ impl ServerInterfaces {
         let keys: HashSet<&str> = self
             .interfaces
             .iter()
+            .filter(|i| i.interface == SERVER_INTERFACE)
             .filter_map(|i| i.public_key.as_deref())
             .collect();
+        let publickey_server_exists = (self.stored > 0).then_some(!keys.is_empty());
         let server_public_key = match keys.len() {
             1 => keys.into_iter().next().map(str::to_string),
             _ => None,
         };
-        let publickey_server_exists = (self.stored > 0)
-            .then(|| self.interfaces.iter().any(|i| i.public_key.is_some()));
         WgServerInfo {
             server_public_key,
             publickey_server_exists,
-            wg0_conf_exists: self.interfaces.iter().any(|i| i.interface == "wg0"),
+            wg0_conf_exists: self
+                .interfaces
+                .iter()
+                .any(|i| i.interface == SERVER_INTERFACE),
             existing_peers_count: self.peers,
             wireguard_path: None,
             interfaces: self.interfaces,
@@ -1616,7 +1619,7 @@ mod tests {
              last_report_ms, revoked_at) VALUES (1, 'gw', 'home', 'h1', 'f1', 0, 0, 100, NULL), \
              (2, 'ap', NULL, 'h2', 'f2', 0, 0, 100, NULL), (3, 'old', NULL, 'h3', 'f3', 0, 0, 100, 5); \
              INSERT INTO wg_interfaces (router_id, name, public_key, listen_port, fwmark, peers, updated_ms) \
-             VALUES (1, 'wg0', '{KEY}', 51820, 51820, 1, 100), (1, 'wg1', NULL, NULL, NULL, 0, 100), \
+             VALUES (1, 'wg0', '{KEY}', 51820, 51820, 1, 100), (1, 'wg1', 'wg1key', NULL, NULL, 0, 100), \
              (3, 'wg0', 'revokedKeyrevokedKeyrevokedKeyrevokedKey00=', 1, NULL, 0, 100); \
              INSERT INTO interface_samples (router_id, ts_ms, name, kind, rx_bytes, tx_bytes, rx_packets, \
              tx_packets, rx_errs, tx_errs, rx_drop, tx_drop) VALUES \
@@ -1633,7 +1636,8 @@ mod tests {
     fn server_info_reads_the_stored_interfaces() {
         let c = fleet();
         let info = server_interfaces(&c, 1000).unwrap().info();
-        let by_name: Vec<(&str, &str, Option<&str>, Option<u16>, Option<u32>)> = info
+        type Keyed<'a> = (&'a str, &'a str, Option<&'a str>, Option<u16>, Option<u32>);
+        let by_name: Vec<Keyed<'_>> = info
             .interfaces
             .iter()
             .map(|i| {
@@ -1651,23 +1655,28 @@ mod tests {
             vec![
                 ("ap", "wg0", None, None, None),
                 ("gw", "wg0", Some(KEY), Some(51820), Some(51820)),
-                ("gw", "wg1", None, None, None),
+                ("gw", "wg1", Some("wg1key"), None, None),
             ]
         );
         let gw0 = &info.interfaces[1];
         assert_eq!(
-            (gw0.peers_count, gw0.active_peers, gw0.rx_bytes, gw0.site.as_deref()),
+            (
+                gw0.peers_count,
+                gw0.active_peers,
+                gw0.rx_bytes,
+                gw0.site.as_deref()
+            ),
             (1, 1, Some(10), Some("home"))
         );
         assert_eq!(info.interfaces[0].rx_bytes, Some(30));
         assert_eq!(info.interfaces[2].rx_bytes, None);
-        // One distinct key in the (unrevoked) fleet: it is the server's.
+        // One distinct wg0 key in the (unrevoked) fleet: it is the server's (wg1's is not).
         assert_eq!(info.server_public_key.as_deref(), Some(KEY));
         assert_eq!(info.publickey_server_exists, Some(true));
         assert!(info.wg0_conf_exists);
         assert_eq!(info.existing_peers_count, 1);
 
-        // A second router with its own key makes the server key ambiguous.
+        // A second router's wg0 with another key makes the server key ambiguous.
         c.execute_batch(
             "INSERT INTO wg_interfaces (router_id, name, public_key, listen_port, fwmark, peers, updated_ms) \
              VALUES (2, 'wg0', 'otherkey', 51821, NULL, 0, 100)",
@@ -1679,26 +1688,30 @@ mod tests {
         assert_eq!(info.interfaces[0].listen_port, Some(51821));
         assert_eq!(info.interfaces[0].rx_bytes, Some(30));
 
-        // Interfaces without keys: false; no stored interface at all: unknown.
-        c.execute_batch("UPDATE wg_interfaces SET public_key = NULL").unwrap();
+        // wg0 without keys: false (wg1's key does not count); no stored interface: unknown.
+        c.execute_batch("UPDATE wg_interfaces SET public_key = NULL WHERE name = 'wg0'")
+            .unwrap();
         let info = server_interfaces(&c, 1000).unwrap().info();
         assert_eq!(info.publickey_server_exists, Some(false));
         c.execute_batch("DELETE FROM wg_interfaces").unwrap();
         let info = server_interfaces(&c, 1000).unwrap().info();
         assert_eq!(info.publickey_server_exists, None);
         assert_eq!(info.server_public_key, None);
-        assert_eq!(info.interfaces.len(), 2, "counters and peers still list interfaces");
+        assert_eq!(
+            info.interfaces.len(),
+            2,
+            "counters and peers still list interfaces"
+        );
     }
 
     #[test]
     fn stored_interfaces_are_read_without_a_table_scan() {
         let c = empty_db();
-        let p = plan(
-            &c,
-            WG_INTERFACES_SQL,
-            0,
+        let p = plan(&c, WG_INTERFACES_SQL, 0);
+        assert!(
+            p.contains("SEARCH w USING PRIMARY KEY (router_id=?)"),
+            "{p}"
         );
-        assert!(p.contains("SEARCH w USING PRIMARY KEY (router_id=?)"), "{p}");
         assert_no_big_scan(&p);
     }
 }

@@ -1114,7 +1114,13 @@ fn sync_wg_interfaces(
         &mut rc.wg_ifaces,
         &new,
         |w| w.name.clone(),
-        || string_keys(tx, "SELECT name FROM wg_interfaces WHERE router_id = ?1", rid),
+        || {
+            string_keys(
+                tx,
+                "SELECT name FROM wg_interfaces WHERE router_id = ?1",
+                rid,
+            )
+        },
         |w| {
             tx.prepare_cached(upsert_sql)?.execute(params![
                 rid,
@@ -1840,7 +1846,12 @@ mod tests {
             ..Default::default()
         };
         one(&mut store, r.id, &empty);
-        for t in ["leases", "source_status", "wireless_interfaces", "wg_interfaces"] {
+        for t in [
+            "leases",
+            "source_status",
+            "wireless_interfaces",
+            "wg_interfaces",
+        ] {
             assert_eq!(count(&store, t), 0, "{t}");
         }
     }
@@ -1859,7 +1870,14 @@ mod tests {
             .unwrap();
         let rows = st
             .query_map([router_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })
             .unwrap();
         rows.collect::<Result<_, _>>().unwrap()
@@ -1885,14 +1903,23 @@ mod tests {
         assert_eq!(
             wg_ifaces(&store, r.id),
             vec![
-                ("wg0".into(), Some("SERVERKEY=".into()), Some(51820), None, 1, t0),
+                (
+                    "wg0".into(),
+                    Some("SERVERKEY=".into()),
+                    Some(51820),
+                    None,
+                    1,
+                    t0
+                ),
                 ("wg1".into(), None, None, Some(0xca6c), 0, t0),
             ]
         );
         // Nothing of the agent's private key reaches the table: only these columns exist.
         let cols: Vec<String> = {
             let c = store.connection();
-            let mut st = c.prepare("SELECT name FROM pragma_table_info('wg_interfaces')").unwrap();
+            let mut st = c
+                .prepare("SELECT name FROM pragma_table_info('wg_interfaces')")
+                .unwrap();
             let v = st.query_map([], |r| r.get(0)).unwrap();
             v.collect::<Result<_, _>>().unwrap()
         };
@@ -1906,7 +1933,14 @@ mod tests {
         let t1 = t0 + 30_000;
         assert_eq!(
             wg_ifaces(&store, r.id),
-            vec![("wg0".into(), Some("SERVERKEY=".into()), Some(51821), None, 1, t1)]
+            vec![(
+                "wg0".into(),
+                Some("SERVERKEY=".into()),
+                Some(51821),
+                None,
+                1,
+                t1
+            )]
         );
         let mut third = rich_report(BOOT_A, 3, T0 + 60_000, 1200);
         third.wireguard[0].listen_port = Some(51821);
