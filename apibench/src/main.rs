@@ -3,7 +3,7 @@
 //! Generates what the store would hold for `--routers` routers with 20 wireless clients each
 //! after 7 days of 30-second reports: raw reports and samples for the last `--raw-hours`,
 //! 5-minute and 1-hour rollups for the full 7 days, current leases / wireless interfaces /
-//! source status. The rows are written directly with rusqlite, in big transactions, into a
+//! WireGuard interfaces (`wg0`) / source status. The rows are written directly with rusqlite, in big transactions, into a
 //! database created (and migrated) by `Store::open`. Then the real server is started in-process
 //! (`server::serve`) and every GET route is requested sequentially over one keep-alive HTTP/1.1
 //! connection; p50/p99/max latency per route is printed.
@@ -143,6 +143,11 @@ fn wg_key(r: usize, p: usize) -> String {
     // 43 base64 characters, the last one with its two low bits zero ('A'), then '='.
     format!("{}A=", &body[..42])
 }
+/// Router `r`'s `wg0` public key (each router its own, like a real fleet).
+fn wg_server_key(r: usize) -> String {
+    let body = format!("{r:04}ServerKey+/abcdefghijklmnopqrstuvwxyzABCDEFGH");
+    format!("{}A=", &body[..42])
+}
 fn wg_name(r: usize, p: usize) -> String {
     format!("peer-{r:04}-{p}")
 }
@@ -192,6 +197,10 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
         let mut src = conn.prepare(
             "INSERT INTO source_status (router_id, kind, name, state, skipped, detail, updated_ms) \
              VALUES (?1, ?2, ?3, 'ok', NULL, NULL, ?4)",
+        )?;
+        let mut wgif = conn.prepare(
+            "INSERT INTO wg_interfaces (router_id, name, public_key, listen_port, fwmark, peers, updated_ms) \
+             VALUES (?1, 'wg0', ?2, 51820, NULL, ?3, ?4)",
         )?;
         for r in 0..o.routers {
             let id = r as i64 + 1;
@@ -253,6 +262,7 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
             ] {
                 src.execute(params![id, kind, name, last])?;
             }
+            wgif.execute(params![id, wg_server_key(r), WG_PEERS as i64, last])?;
         }
     }
     conn.execute_batch("COMMIT")?;
@@ -961,6 +971,7 @@ fn main() {
             "station_fleet_1h",
             "station_rollup_5m",
             "leases",
+            "wg_interfaces",
         ] {
             let n: i64 = c
                 .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))

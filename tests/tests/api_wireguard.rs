@@ -17,6 +17,11 @@ const CAROL: &str = "zgLKuAbOIVTrVe1NdegrO1uk+5KE4sQLm77TnNKj/7M=";
 const OFFICE: &str = "BlEJmBoZM4StM4bgBNJO2C6WNB5xEQs4+01sagkPbpE=";
 const MULLVAD: &str = "a3Ywcg3TrKXtmFiePuNEcsmMhYMXAn1AOTcGI2Em78o=";
 const UNNAMED: &str = "GnK+WCYOFo1l1k8NlzaZP82F11kXfUsmak62DfUPL/Y=";
+/// The interfaces' public and private keys in the fixture's interface lines.
+const WG0_PUBLIC: &str = "3diIUq1AMjVtE+qeqAWHmcg5891wauoA14pyyLiq/tY=";
+const WG0_PRIVATE: &str = "Jix1X509DCn78TbyH7LXzvSyL7u32dy0iEiLG5ld9qk=";
+const WG1_PUBLIC: &str = "yEZstwxYlQEK2AEexLvmaVUOoN/ZqRLNaeeJGim41NY=";
+const WG1_PRIVATE: &str = "jGgsvcTole2hki4VohMCQFg7VQ6FIk2wwbXWLk0oogg=";
 /// A valid key no router has.
 const STRANGER: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 /// Alice's counters in the fixture before any tick.
@@ -406,7 +411,14 @@ fn server_info(fleet: &Fleet) {
     let s = ok(fleet, "/server-info");
     assert_eq!(u(&s["existing_peers_count"]), 12);
     assert_eq!(s["wg0_conf_exists"], true);
-    assert!(s["server_public_key"].is_null() && s["wireguard_path"].is_null());
+    // Both routers' wg0 have the fixture's key: it is the server's.
+    assert_eq!(s["server_public_key"], WG0_PUBLIC, "{s}");
+    assert_eq!(s["publickey_server_exists"], true);
+    assert!(s["wireguard_path"].is_null());
+    let text = s.to_string();
+    for private in [WG0_PRIVATE, WG1_PRIVATE] {
+        assert!(!text.contains(private), "private key in {text}");
+    }
     let ifs = s["interfaces"].as_array().unwrap();
     assert_eq!(ifs.len(), 4, "{s}");
     for (router, site) in ROUTERS {
@@ -415,6 +427,11 @@ fn server_info(fleet: &Fleet) {
             .find(|i| i["router"] == router && i["interface"] == "wg0")
             .unwrap();
         assert_eq!(wg0["site"], site);
+        assert_eq!(
+            (&wg0["public_key"], &wg0["listen_port"], &wg0["fwmark"]),
+            (&Value::from(WG0_PUBLIC), &Value::from(51820), &Value::Null),
+            "{wg0}"
+        );
         assert_eq!((u(&wg0["peers_count"]), u(&wg0["active_peers"])), (4, 3));
         // wg0 is in /proc/net/dev (ticks add 5·50000·k); wg1 only shows through its peers.
         assert!(u(&wg0["rx_bytes"]) >= 221_334_012, "{wg0}");
@@ -424,6 +441,16 @@ fn server_info(fleet: &Fleet) {
             .unwrap();
         assert_eq!((u(&wg1["peers_count"]), u(&wg1["active_peers"])), (2, 2));
         assert!(wg1["rx_bytes"].is_null());
+        // fwmark 0xca6c in the dump.
+        assert_eq!(
+            (&wg1["public_key"], &wg1["listen_port"], &wg1["fwmark"]),
+            (
+                &Value::from(WG1_PUBLIC),
+                &Value::from(51821),
+                &Value::from(0xca6c)
+            ),
+            "{wg1}"
+        );
     }
 }
 
@@ -829,6 +856,7 @@ fn empty_fleet_answers_zeros_and_404() {
     assert_eq!(info["existing_peers_count"], 0);
     assert_eq!(info["wg0_conf_exists"], false);
     assert_eq!(info["interfaces"], serde_json::json!([]));
+    assert!(info["server_public_key"].is_null() && info["publickey_server_exists"].is_null());
     for path in [
         format!("/api/metrics/peer/{}", enc(ALICE)),
         format!("/api/metrics/peer/{}/history?hours=24", enc(ALICE)),

@@ -6,7 +6,9 @@
 //! `routers.last_report_ms`, one primary-key range per router), per-key history from
 //! `wg_peer_samples` (index `(public_key, ts_ms)`) for windows up to
 //! [`RAW_HISTORY_MAX_HOURS`] and from `wg_rollup_1h` beyond, peer names from the routers' peer
-//! descriptions in `/etc/config/network`, interface counters from `interface_samples`.
+//! descriptions in `/etc/config/network`, interface counters from `interface_samples`, the
+//! interfaces' public keys, listen ports and fwmarks from `wg_interfaces` (current state of each
+//! router's newest report).
 //!
 //! Conventions (see docs/api/wireguard.md): the router is the WireGuard "server", so `sent` is
 //! what the router sent to the peer (`tx`) and `received` what it got from it (`rx`); `*_mb` and
@@ -28,14 +30,16 @@ use rusqlite::{params, Connection, Row};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::writer::now_ms;
 use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::store::BUCKET_1H_MS;
 use crate::tokens::Role;
+use crate::writer::now_ms;
 
 /// A peer is active when its latest handshake is at most this old (seconds).
 pub const ACTIVE_WITHIN_S: i64 = 180;
+/// The manager's server interface: `server_public_key` and `wg0_conf_exists` are about it.
+const SERVER_INTERFACE: &str = "wg0";
 /// Largest `hours` of a history.
 pub const MAX_HOURS: u32 = 24;
 /// Histories up to this many hours come from raw samples; longer ones from hourly rollups.
@@ -386,8 +390,13 @@ pub struct WgServerInterface {
     pub router: String,
     pub site: Option<String>,
     pub interface: String,
-    /// Always null: the collector does not store interface keys (see docs).
+    /// The interface's public key (`wg show` dump); null when the interface has no private key
+    /// set, or is not (yet) in `wg_interfaces` (seen only through `/proc/net/dev` or its peers).
     pub public_key: Option<String>,
+    /// *(added)* UDP listen port; null when unknown or not listening.
+    pub listen_port: Option<u16>,
+    /// *(added)* fwmark; null when off or unknown.
+    pub fwmark: Option<u32>,
     pub peers_count: u64,
     pub active_peers: u64,
     /// Interface byte counters from `/proc/net/dev`; null when the interface is not listed there.
@@ -398,9 +407,11 @@ pub struct WgServerInterface {
 /// `GET /server-info`.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct WgServerInfo {
-    /// Always null: not stored by the collector.
+    /// The public key of the fleet's `wg0` interfaces (the manager's server interface) when they
+    /// all have the same one; null when no `wg0` has a key or they differ (see `interfaces`).
     pub server_public_key: Option<String>,
-    /// Always null: not stored by the collector.
+    /// True when some router's `wg0` has a public key, false when it has none (or no router has
+    /// a `wg0`), null when no router has reported its WireGuard interfaces yet.
     pub publickey_server_exists: Option<bool>,
     /// True when some router reports a WireGuard interface called `wg0`.
     pub wg0_conf_exists: bool,
@@ -897,7 +908,6 @@ fn history(
     Ok((points, if raw { "raw" } else { "1h" }))
 }
 
-
 fn not_found_key(key: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -1295,15 +1305,51 @@ pub async fn peer_metrics(
     }))
 }
 
-/// The WireGuard interfaces of every router: interfaces of kind `wireguard` in each router's
-/// newest `/proc/net/dev` sample, plus interfaces that only appear through their peers.
-fn server_interfaces(
-    conn: &Connection,
-    now: i64,
-) -> Result<(Vec<WgServerInterface>, u64), ApiError> {
+/// The stored WireGuard interfaces of every unrevoked router (one primary-key range per router).
+const WG_INTERFACES_SQL: &str =
+    "SELECT r.name, r.site, w.name, w.public_key, w.listen_port, w.fwmark \
+     FROM routers r CROSS JOIN wg_interfaces w ON w.router_id = r.id WHERE r.revoked_at IS NULL";
+
+/// The WireGuard interfaces of every unrevoked router: its `wg_interfaces` rows (key, port,
+/// fwmark), interfaces of kind `wireguard` in its newest `/proc/net/dev` sample (counters), and
+/// interfaces that only appear through their peers.
+fn server_interfaces(conn: &Connection, now: i64) -> Result<ServerInterfaces, ApiError> {
     let peers = latest_peers(conn, PeerFilter::All)?;
     // (router name, interface) -> entry; BTreeMap keeps a stable order.
     let mut map: BTreeMap<(String, String), WgServerInterface> = BTreeMap::new();
+    let blank = |router: &str, site: Option<String>, iface: &str| WgServerInterface {
+        router: router.to_string(),
+        site,
+        interface: iface.to_string(),
+        public_key: None,
+        listen_port: None,
+        fwmark: None,
+        peers_count: 0,
+        active_peers: 0,
+        rx_bytes: None,
+        tx_bytes: None,
+    };
+    let mut st = conn.prepare_cached(WG_INTERFACES_SQL).map_err(db_err)?;
+    let mut rows = st.query([]).map_err(db_err)?;
+    let mut stored = 0usize;
+    while let Some(r) = rows.next().map_err(db_err)? {
+        let router: String = r.get(0).map_err(db_err)?;
+        let iface: String = r.get(2).map_err(db_err)?;
+        let mut e = blank(&router, r.get(1).map_err(db_err)?, &iface);
+        e.public_key = r.get(3).map_err(db_err)?;
+        // Out-of-range values (never written by the ingest) read as unknown.
+        e.listen_port = r
+            .get::<_, Option<i64>>(4)
+            .map_err(db_err)?
+            .and_then(|v| u16::try_from(v).ok());
+        e.fwmark = r
+            .get::<_, Option<i64>>(5)
+            .map_err(db_err)?
+            .and_then(|v| u32::try_from(v).ok());
+        map.insert((router, iface), e);
+        stored += 1;
+    }
+    drop(rows);
     let mut st = conn
         .prepare_cached(
             "SELECT r.name, r.site, i.name, i.rx_bytes, i.tx_bytes \
@@ -1317,19 +1363,12 @@ fn server_interfaces(
         let iface: String = r.get(2).map_err(db_err)?;
         let rx: i64 = r.get(3).map_err(db_err)?;
         let tx: i64 = r.get(4).map_err(db_err)?;
-        map.insert(
-            (router.clone(), iface.clone()),
-            WgServerInterface {
-                router,
-                site: r.get(1).map_err(db_err)?,
-                interface: iface,
-                public_key: None,
-                peers_count: 0,
-                active_peers: 0,
-                rx_bytes: Some(non_negative(rx)),
-                tx_bytes: Some(non_negative(tx)),
-            },
-        );
+        let site: Option<String> = r.get(1).map_err(db_err)?;
+        let e = map
+            .entry((router.clone(), iface.clone()))
+            .or_insert_with(|| blank(&router, site, &iface));
+        e.rx_bytes = Some(non_negative(rx));
+        e.tx_bytes = Some(non_negative(tx));
     }
     let mut by_iface: HashMap<(String, String), (u64, u64)> = HashMap::new();
     for p in &peers {
@@ -1339,16 +1378,7 @@ fn server_interfaces(
         e.0 += 1;
         e.1 += u64::from(is_active(p.latest_handshake, now));
         map.entry((p.router.clone(), p.iface.clone()))
-            .or_insert_with(|| WgServerInterface {
-                router: p.router.clone(),
-                site: p.site.clone(),
-                interface: p.iface.clone(),
-                public_key: None,
-                peers_count: 0,
-                active_peers: 0,
-                rx_bytes: None,
-                tx_bytes: None,
-            });
+            .or_insert_with(|| blank(&p.router, p.site.clone(), &p.iface));
     }
     for (k, v) in map.iter_mut() {
         if let Some((n, a)) = by_iface.get(k) {
@@ -1356,7 +1386,48 @@ fn server_interfaces(
             v.active_peers = *a;
         }
     }
-    Ok((map.into_values().collect(), peers.len() as u64))
+    Ok(ServerInterfaces {
+        interfaces: map.into_values().collect(),
+        peers: peers.len() as u64,
+        stored,
+    })
+}
+
+/// What `/server-info` is computed from.
+#[derive(Debug)]
+struct ServerInterfaces {
+    interfaces: Vec<WgServerInterface>,
+    /// Peer occurrences over the fleet.
+    peers: u64,
+    /// How many interfaces came from `wg_interfaces`.
+    stored: usize,
+}
+
+impl ServerInterfaces {
+    fn info(self) -> WgServerInfo {
+        let keys: HashSet<&str> = self
+            .interfaces
+            .iter()
+            .filter(|i| i.interface == SERVER_INTERFACE)
+            .filter_map(|i| i.public_key.as_deref())
+            .collect();
+        let publickey_server_exists = (self.stored > 0).then_some(!keys.is_empty());
+        let server_public_key = match keys.len() {
+            1 => keys.into_iter().next().map(str::to_string),
+            _ => None,
+        };
+        WgServerInfo {
+            server_public_key,
+            publickey_server_exists,
+            wg0_conf_exists: self
+                .interfaces
+                .iter()
+                .any(|i| i.interface == SERVER_INTERFACE),
+            existing_peers_count: self.peers,
+            wireguard_path: None,
+            interfaces: self.interfaces,
+        }
+    }
 }
 
 /// WireGuard "server" information over the fleet.
@@ -1377,20 +1448,14 @@ pub async fn server_info(
 ) -> Result<Json<WgServerInfo>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let now = crate::pki::unix_now();
-    let (interfaces, peers) = with_read(&state, move |c| server_interfaces(c, now)).await?;
-    Ok(Json(WgServerInfo {
-        server_public_key: None,
-        publickey_server_exists: None,
-        wg0_conf_exists: interfaces.iter().any(|i| i.interface == "wg0"),
-        existing_peers_count: peers,
-        wireguard_path: None,
-        interfaces,
-    }))
+    let found = with_read(&state, move |c| server_interfaces(c, now)).await?;
+    Ok(Json(found.info()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::monitor::tests::{assert_no_big_scan, empty_db, plan};
 
     const KEY: &str = "osLnROAeI/bSVcmSkwREDfqR9tlRUumi48+CGm3bf2s=";
 
@@ -1542,5 +1607,111 @@ mod tests {
         assert_eq!(s.current_bandwidth_sent_mbps, 0.0);
         assert_eq!(s.total_traffic_gb, round(8.0 * 1_048_576.0 / GIB, 2));
         assert_eq!(summarize(&[], 0).total_peers, 0);
+    }
+
+    /// Two routers with WireGuard: `gw` with `wg0` (key, port, fwmark, one peer, counters) and
+    /// `wg1` (no private key), `ap` with `wg0` only seen through `/proc/net/dev`; `old` is
+    /// revoked.
+    fn fleet() -> Connection {
+        let c = empty_db();
+        c.execute_batch(&format!(
+            "INSERT INTO routers (id, name, site, hostname, cert_fingerprint, cert_not_after, enrolled_at, \
+             last_report_ms, revoked_at) VALUES (1, 'gw', 'home', 'h1', 'f1', 0, 0, 100, NULL), \
+             (2, 'ap', NULL, 'h2', 'f2', 0, 0, 100, NULL), (3, 'old', NULL, 'h3', 'f3', 0, 0, 100, 5); \
+             INSERT INTO wg_interfaces (router_id, name, public_key, listen_port, fwmark, peers, updated_ms) \
+             VALUES (1, 'wg0', '{KEY}', 51820, 51820, 1, 100), (1, 'wg1', 'wg1key', NULL, NULL, 0, 100), \
+             (3, 'wg0', 'revokedKeyrevokedKeyrevokedKeyrevokedKey00=', 1, NULL, 0, 100); \
+             INSERT INTO interface_samples (router_id, ts_ms, name, kind, rx_bytes, tx_bytes, rx_packets, \
+             tx_packets, rx_errs, tx_errs, rx_drop, tx_drop) VALUES \
+             (1, 100, 'wg0', 'wireguard', 10, 20, 0, 0, 0, 0, 0, 0), \
+             (2, 100, 'wg0', 'wireguard', 30, 40, 0, 0, 0, 0, 0, 0); \
+             INSERT INTO wg_peer_samples (router_id, ts_ms, iface, public_key, allowed_ips, latest_handshake, \
+             rx_bytes, tx_bytes) VALUES (1, 100, 'wg0', 'peerkey', '10.0.0.2/32', 1000, 1, 2);"
+        ))
+        .unwrap();
+        c
+    }
+
+    #[test]
+    fn server_info_reads_the_stored_interfaces() {
+        let c = fleet();
+        let info = server_interfaces(&c, 1000).unwrap().info();
+        type Keyed<'a> = (&'a str, &'a str, Option<&'a str>, Option<u16>, Option<u32>);
+        let by_name: Vec<Keyed<'_>> = info
+            .interfaces
+            .iter()
+            .map(|i| {
+                (
+                    i.router.as_str(),
+                    i.interface.as_str(),
+                    i.public_key.as_deref(),
+                    i.listen_port,
+                    i.fwmark,
+                )
+            })
+            .collect();
+        assert_eq!(
+            by_name,
+            vec![
+                ("ap", "wg0", None, None, None),
+                ("gw", "wg0", Some(KEY), Some(51820), Some(51820)),
+                ("gw", "wg1", Some("wg1key"), None, None),
+            ]
+        );
+        let gw0 = &info.interfaces[1];
+        assert_eq!(
+            (
+                gw0.peers_count,
+                gw0.active_peers,
+                gw0.rx_bytes,
+                gw0.site.as_deref()
+            ),
+            (1, 1, Some(10), Some("home"))
+        );
+        assert_eq!(info.interfaces[0].rx_bytes, Some(30));
+        assert_eq!(info.interfaces[2].rx_bytes, None);
+        // One distinct wg0 key in the (unrevoked) fleet: it is the server's (wg1's is not).
+        assert_eq!(info.server_public_key.as_deref(), Some(KEY));
+        assert_eq!(info.publickey_server_exists, Some(true));
+        assert!(info.wg0_conf_exists);
+        assert_eq!(info.existing_peers_count, 1);
+
+        // A second router's wg0 with another key makes the server key ambiguous.
+        c.execute_batch(
+            "INSERT INTO wg_interfaces (router_id, name, public_key, listen_port, fwmark, peers, updated_ms) \
+             VALUES (2, 'wg0', 'otherkey', 51821, NULL, 0, 100)",
+        )
+        .unwrap();
+        let info = server_interfaces(&c, 1000).unwrap().info();
+        assert_eq!(info.server_public_key, None);
+        assert_eq!(info.publickey_server_exists, Some(true));
+        assert_eq!(info.interfaces[0].listen_port, Some(51821));
+        assert_eq!(info.interfaces[0].rx_bytes, Some(30));
+
+        // wg0 without keys: false (wg1's key does not count); no stored interface: unknown.
+        c.execute_batch("UPDATE wg_interfaces SET public_key = NULL WHERE name = 'wg0'")
+            .unwrap();
+        let info = server_interfaces(&c, 1000).unwrap().info();
+        assert_eq!(info.publickey_server_exists, Some(false));
+        c.execute_batch("DELETE FROM wg_interfaces").unwrap();
+        let info = server_interfaces(&c, 1000).unwrap().info();
+        assert_eq!(info.publickey_server_exists, None);
+        assert_eq!(info.server_public_key, None);
+        assert_eq!(
+            info.interfaces.len(),
+            2,
+            "counters and peers still list interfaces"
+        );
+    }
+
+    #[test]
+    fn stored_interfaces_are_read_without_a_table_scan() {
+        let c = empty_db();
+        let p = plan(&c, WG_INTERFACES_SQL, 0);
+        assert!(
+            p.contains("SEARCH w USING PRIMARY KEY (router_id=?)"),
+            "{p}"
+        );
+        assert_no_big_scan(&p);
     }
 }

@@ -3,8 +3,8 @@
 //! Per report: the `reports` row (dedup on `(router_id, boot_id, seq)`; a duplicate writes
 //! nothing else), raw samples with deltas and rates against the previous sample of the same
 //! counter, rollup contributions (summed in memory over the batch, then UPSERTed once per
-//! bucket), and, when the report is the router's newest, the current-state tables and the
-//! router's facts.
+//! bucket), and, when the report is the router's newest, the current-state tables
+//! (`wireless_interfaces`, `leases`, `source_status`, `wg_interfaces`) and the router's facts.
 //!
 //! The previous samples live in an in-memory cache per router ([`RouterCache`]); a router not in
 //! the cache is loaded from the samples of its last stored report (one query per table). The
@@ -22,7 +22,8 @@ use std::hash::Hash;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use routerstats_shared::model::{
-    DhcpLease, MacAddr, SourceState, SourceStatus, StationLink, StationLinkStats, WirelessInterface,
+    DhcpLease, MacAddr, SourceState, SourceStatus, StationLink, StationLinkStats, WgInterface,
+    WirelessInterface,
 };
 
 use super::delta::{pair_delta, station_reassociated, PairDelta, PrevSample, SampleOrigin, Width};
@@ -58,7 +59,30 @@ pub(crate) struct RouterCache {
     wireless: Option<Vec<WirelessInterface>>,
     leases: Option<Vec<DhcpLease>>,
     sources: Option<Vec<SourceStatus>>,
+    wg_ifaces: Option<Vec<WgIfaceRow>>,
     reports_since_prune: u64,
+}
+
+/// The stored part of a WireGuard interface (a `wg_interfaces` row without router and time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WgIfaceRow {
+    name: String,
+    public_key: Option<String>,
+    listen_port: Option<u16>,
+    fwmark: Option<u32>,
+    peers: i64,
+}
+
+impl WgIfaceRow {
+    fn of(w: &WgInterface) -> Self {
+        WgIfaceRow {
+            name: w.name.clone(),
+            public_key: w.public_key.clone(),
+            listen_port: w.listen_port,
+            fwmark: w.fwmark,
+            peers: i64::try_from(w.peers.len()).unwrap_or(i64::MAX),
+        }
+    }
 }
 
 impl RouterCache {
@@ -871,6 +895,7 @@ fn ingest_one<'a>(
         sync_wireless(tx, rc, rid, ts, &r.wireless)?;
         sync_leases(tx, rc, rid, ts, &r.leases)?;
         sync_sources(tx, rc, rid, ts, &r.sources)?;
+        sync_wg_interfaces(tx, rc, rid, ts, &r.wireguard)?;
         update_facts(tx, item, report_id, ts)?;
         rc.last = Some(cur);
         rc.prune(cur.seq);
@@ -1070,6 +1095,52 @@ fn sync_leases(
     )
 }
 
+fn sync_wg_interfaces(
+    tx: &Transaction<'_>,
+    rc: &mut RouterCache,
+    rid: i64,
+    ts: i64,
+    new: &[WgInterface],
+) -> Result<(), StoreError> {
+    let new: Vec<WgIfaceRow> = new.iter().map(WgIfaceRow::of).collect();
+    let upsert_sql = "INSERT INTO wg_interfaces (router_id, name, public_key, listen_port, fwmark, peers, updated_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (router_id, name) DO UPDATE SET (public_key, listen_port, fwmark, peers, updated_ms) = \
+         (excluded.public_key, excluded.listen_port, excluded.fwmark, excluded.peers, \
+         CASE WHEN (public_key, listen_port, fwmark, peers) IS \
+         (excluded.public_key, excluded.listen_port, excluded.fwmark, excluded.peers) \
+         THEN updated_ms ELSE excluded.updated_ms END)";
+    sync_current(
+        &mut rc.wg_ifaces,
+        &new,
+        |w| w.name.clone(),
+        || {
+            string_keys(
+                tx,
+                "SELECT name FROM wg_interfaces WHERE router_id = ?1",
+                rid,
+            )
+        },
+        |w| {
+            tx.prepare_cached(upsert_sql)?.execute(params![
+                rid,
+                w.name,
+                w.public_key,
+                w.listen_port,
+                w.fwmark,
+                w.peers,
+                ts,
+            ])?;
+            Ok(())
+        },
+        |name| {
+            tx.prepare_cached("DELETE FROM wg_interfaces WHERE router_id = ?1 AND name = ?2")?
+                .execute(params![rid, name])?;
+            Ok(())
+        },
+    )
+}
+
 /// `(state, skipped, detail)` columns of a source state.
 fn source_columns(s: &SourceState) -> (&'static str, Option<u32>, Option<&str>) {
     match s {
@@ -1182,6 +1253,7 @@ mod tests {
         "wireless_interfaces",
         "leases",
         "source_status",
+        "wg_interfaces",
     ];
 
     #[test]
@@ -1774,9 +1846,129 @@ mod tests {
             ..Default::default()
         };
         one(&mut store, r.id, &empty);
-        for t in ["leases", "source_status", "wireless_interfaces"] {
+        for t in [
+            "leases",
+            "source_status",
+            "wireless_interfaces",
+            "wg_interfaces",
+        ] {
             assert_eq!(count(&store, t), 0, "{t}");
         }
+    }
+
+    /// `(name, public_key, listen_port, fwmark, peers, updated_ms)` of a router's WireGuard
+    /// interfaces, by name.
+    type WgIfaceDbRow = (String, Option<String>, Option<i64>, Option<i64>, i64, i64);
+
+    fn wg_ifaces(store: &Store, router_id: i64) -> Vec<WgIfaceDbRow> {
+        let mut st = store
+            .connection()
+            .prepare(
+                "SELECT name, public_key, listen_port, fwmark, peers, updated_ms FROM wg_interfaces \
+                 WHERE router_id = ?1 ORDER BY name",
+            )
+            .unwrap();
+        let rows = st
+            .query_map([router_id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn wireguard_interfaces_are_current_state() {
+        use routerstats_shared::model::WgInterface;
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let other = enrolled_router(&mut store, "ap");
+        let mut first = rich_report(BOOT_A, 1, T0, 1000);
+        first.wireguard.push(WgInterface {
+            name: "wg1".into(),
+            public_key: None,
+            listen_port: None,
+            fwmark: Some(0xca6c),
+            peers: Vec::new(),
+        });
+        one(&mut store, r.id, &first);
+        one(&mut store, other.id, &rich_report(BOOT_B, 1, T0, 1000));
+        let t0 = T0 as i64;
+        assert_eq!(
+            wg_ifaces(&store, r.id),
+            vec![
+                (
+                    "wg0".into(),
+                    Some("SERVERKEY=".into()),
+                    Some(51820),
+                    None,
+                    1,
+                    t0
+                ),
+                ("wg1".into(), None, None, Some(0xca6c), 0, t0),
+            ]
+        );
+        // Nothing of the agent's private key reaches the table: only these columns exist.
+        let cols: Vec<String> = {
+            let c = store.connection();
+            let mut st = c
+                .prepare("SELECT name FROM pragma_table_info('wg_interfaces')")
+                .unwrap();
+            let v = st.query_map([], |r| r.get(0)).unwrap();
+            v.collect::<Result<_, _>>().unwrap()
+        };
+        assert!(!cols.iter().any(|c| c.contains("private")), "{cols:?}");
+
+        // A later report without wg1 removes it; a changed port updates wg0's row and time, an
+        // unchanged report keeps it.
+        let mut second = rich_report(BOOT_A, 2, T0 + 30_000, 1100);
+        second.wireguard[0].listen_port = Some(51821);
+        one(&mut store, r.id, &second);
+        let t1 = t0 + 30_000;
+        assert_eq!(
+            wg_ifaces(&store, r.id),
+            vec![(
+                "wg0".into(),
+                Some("SERVERKEY=".into()),
+                Some(51821),
+                None,
+                1,
+                t1
+            )]
+        );
+        let mut third = rich_report(BOOT_A, 3, T0 + 60_000, 1200);
+        third.wireguard[0].listen_port = Some(51821);
+        one(&mut store, r.id, &third);
+        assert_eq!(wg_ifaces(&store, r.id)[0].5, t1);
+        // A late (older) report changes nothing.
+        let mut late = rich_report(BOOT_A, 0, T0 - 30_000, 900);
+        late.wireguard.clear();
+        one(&mut store, r.id, &late);
+        assert_eq!(wg_ifaces(&store, r.id).len(), 1);
+
+        // A cold cache (new Store on the same file) still removes interfaces that are gone.
+        store.cache.clear();
+        let mut fourth = rich_report(BOOT_A, 4, T0 + 90_000, 1300);
+        fourth.wireguard.clear();
+        one(&mut store, r.id, &fourth);
+        assert!(wg_ifaces(&store, r.id).is_empty());
+        assert_eq!(wg_ifaces(&store, other.id).len(), 1);
+
+        // Deleting a router deletes its interfaces (foreign key, ON DELETE CASCADE); a revoked
+        // router keeps them until deleted (the API leaves revoked routers out).
+        store.revoke_router("ap", 1).unwrap();
+        assert_eq!(wg_ifaces(&store, other.id).len(), 1);
+        store
+            .connection()
+            .execute("DELETE FROM routers WHERE id = ?1", [other.id])
+            .unwrap();
+        assert_eq!(count(&store, "wg_interfaces"), 0);
     }
 
     #[test]

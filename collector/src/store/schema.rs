@@ -27,10 +27,11 @@
 //!   `station_fleet_1h` (`station_rollup_1h` summed over the fleet per hour), and
 //!   `station_rollup_5m` (raw retention); see `MIGRATION_3`.
 //! - Current state, replaced from the newest report of each router: `wireless_interfaces`,
-//!   `leases`, `source_status` (their `updated_ms` is the report time when the row last changed).
+//!   `leases`, `source_status`, `wg_interfaces` (version 4) (their `updated_ms` is the report
+//!   time when the row last changed). They reference `routers` with `ON DELETE CASCADE`.
 
 /// The migrations, in order.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
+pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
 
 /// The schema version this collector writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -391,6 +392,23 @@ FROM ovpn_client_samples WHERE ts_ms >= 0
 GROUP BY 1, router_id, instance, common_name, real_address, coalesce(connected_since, -1);
 "#;
 
+/// Version 4: `wg_interfaces`, the current WireGuard interfaces of each router (the interface
+/// part of the agent's `WgInterface`: public key, listen port, fwmark and the number of peers;
+/// the private key is never sent). Replaced from the newest report like `wireless_interfaces`.
+/// Empty after the migration until each router reports again (no older table holds the keys).
+const MIGRATION_4: &str = r#"
+CREATE TABLE wg_interfaces (
+    router_id    INTEGER NOT NULL REFERENCES routers(id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    public_key   TEXT,
+    listen_port  INTEGER,
+    fwmark       INTEGER,
+    peers        INTEGER NOT NULL,
+    updated_ms   INTEGER NOT NULL,
+    PRIMARY KEY (router_id, name)
+) WITHOUT ROWID;
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,12 +444,13 @@ mod tests {
             "station_rollup_5m",
             "station_samples",
             "tokens",
+            "wg_interfaces",
             "wg_peer_samples",
             "wg_rollup_1h",
             "wireless_interfaces",
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 3);
+        assert_eq!(SCHEMA_VERSION, 4);
     }
 }
