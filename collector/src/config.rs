@@ -69,7 +69,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(120),
             max_frame: MAX_FRAME_LEN,
-            batch_max: 512,
+            batch_max: 2048,
             batch_latency: Duration::from_millis(20),
             revocation_poll: Duration::from_millis(250),
             retention_interval: Duration::from_secs(3600),

@@ -137,7 +137,7 @@ impl WriterConfig {
             retention_interval,
             retry_min: Duration::from_millis(250),
             retry_max: Duration::from_secs(10),
-            queue: batch_max.max(1).saturating_mul(4),
+            queue: batch_max.max(1).saturating_mul(2),
         }
     }
 }
