@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use routerstats_collector::config::Config;
 use routerstats_collector::store::Store;
-use routerstats_collector::tokens::{create_api_key, Role};
+use routerstats_collector::pki::tokens::{create_api_key, Role};
 use rusqlite::{params, Connection};
 
 const STEP_MS: i64 = 30_000;

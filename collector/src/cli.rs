@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, ConfigError, DB_FILE, DEFAULT_DATA_DIR};
 use crate::pki::{ca_hash_in, machine_hostname, unix_now, PkiError};
 use crate::store::{RouterRow, Store, StoreError, TokenRow};
-use crate::tokens::{
+use crate::pki::tokens::{
     create_api_key, create_token, parse_ttl, validate_router_name, Role, TokenError,
 };
 
@@ -666,7 +666,7 @@ mod tests {
         assert!(err.contains("shown only this once"));
         let store = Store::open(&dir.path().join(DB_FILE)).unwrap();
         let (_, role) = store
-            .api_key_role(&crate::tokens::sha256(key))
+            .api_key_role(&crate::pki::tokens::sha256(key))
             .unwrap()
             .unwrap();
         assert_eq!(role, "admin");

@@ -7,15 +7,11 @@
 pub mod api;
 pub mod cli;
 pub mod config;
-pub mod control;
 pub mod duration;
 pub mod ingest;
 pub mod pki;
-pub mod revocation;
 pub mod server;
 pub mod store;
-pub mod tokens;
-pub mod writer;
 
 pub use config::Config;
 pub use server::{serve, ServeError, ServeHandle};

@@ -25,7 +25,7 @@ use tokio_rustls::TlsConnector;
 use crate::config::Config;
 use crate::pki::{cert_facts, cert_fingerprint, pem_certs, unix_now, CA_CERT_FILE};
 use crate::store::{NewToken, Store};
-use crate::tokens::{create_api_key, create_token, sha256, Role};
+use crate::pki::tokens::{create_api_key, create_token, sha256, Role};
 use crate::{serve, ServeError, ServeHandle};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -83,7 +83,7 @@ fn report(boot_id: [u8; 16], seq: u64) -> Report {
     Report {
         seq,
         boot_id,
-        timestamp_ms: u64::try_from(crate::writer::now_ms()).unwrap(),
+        timestamp_ms: u64::try_from(crate::ingest::writer::now_ms()).unwrap(),
         router: RouterFacts {
             hostname: "ap-test".into(),
             agent_version: "0.1.0".into(),

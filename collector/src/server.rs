@@ -17,12 +17,12 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
-use crate::control::Control;
-use crate::ingest::{self, IngestCtx, IngestSettings, TlsSetupError};
+use crate::ingest::control::Control;
+use crate::ingest::listener::{self, IngestCtx, IngestSettings, TlsSetupError};
 use crate::pki::{Pki, PkiError};
-use crate::revocation::{spawn_poller, OpenConns, Poller};
+use crate::ingest::revocation::{spawn_poller, OpenConns, Poller};
 use crate::store::{Store, StoreError};
-use crate::writer::{Writer, WriterConfig, WriterSpawnError};
+use crate::ingest::writer::{Writer, WriterConfig, WriterSpawnError};
 
 /// How long shutdown waits for open connections and for the writer to flush.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -267,7 +267,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     let poller_store = open_store(&db_path)?;
     let api_store = open_store(&db_path)?;
 
-    let tls = ingest::tls_server_config(&pki)?;
+    let tls = listener::tls_server_config(&pki)?;
     let writer = Writer::spawn(
         writer_store,
         WriterConfig::new(
@@ -302,7 +302,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         permits: permits.clone(),
         shutdown: shutdown_rx.clone(),
     });
-    let accept_task = tokio::spawn(ingest::accept_loop(ingest_listener, ctx.clone()));
+    let accept_task = tokio::spawn(listener::accept_loop(ingest_listener, ctx.clone()));
 
     let api_state = ApiState {
         store: Arc::new(Mutex::new(api_store)),
@@ -327,7 +327,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
             api_listener,
             api::router(api_state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
-            .with_graceful_shutdown(async move { ingest::wait_true(&mut api_shutdown).await })
+            .with_graceful_shutdown(async move { listener::wait_true(&mut api_shutdown).await })
             .await
     });
     tracing::info!(

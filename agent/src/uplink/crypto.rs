@@ -2,7 +2,7 @@
 //!
 //! `rustls::crypto::ring::default_provider()` names every cipher suite, key exchange group,
 //! signature algorithm and private key type rustls supports, so none of that code can be dropped
-//! at link time (about 150 KB on MIPS). The collector (`collector/src/ingest.rs`, `pki.rs`)
+//! at link time (about 150 KB on MIPS). The collector (`collector/src/ingest/listener.rs`, `pki/mod.rs`)
 //! speaks TLS 1.3 only, and its CA and server keys are ECDSA P-256 (rcgen's
 //! `PKCS_ECDSA_P256_SHA256`), as is the key the agent generates for itself. So the agent offers:
 //!

@@ -93,7 +93,7 @@ async fn bench(o: Opts) -> Result<(), String> {
         &bin,
         &parent.path().join("data"),
         &toml,
-        "warn,routerstats_collector::writer=debug",
+        "warn,routerstats_collector::ingest::writer=debug",
     )
     .map_err(|e| e.to_string())?;
     println!(
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn batch_lines_are_read_with_or_without_colour() {
-        let log = "2026 DEBUG routerstats_collector::writer: batch committed reports=12 duplicates=0 took_ms=3\n\
+        let log = "2026 DEBUG routerstats_collector::ingest::writer: batch committed reports=12 duplicates=0 took_ms=3\n\
                    2026 \u{1b}[34mDEBUG\u{1b}[0m batch committed \u{1b}[3mreports\u{1b}[0m\u{1b}[2m=\u{1b}[0m4 x\n\
                    2026 INFO router connected\n";
         assert_eq!(batch_sizes(log), (8.0, 2));

@@ -40,7 +40,7 @@ use tokio::time::Instant;
 
 use super::isp::{iso_now, Envelope, IspError};
 use super::{with_read, ApiError, ApiState};
-use crate::writer::DbHealth;
+use crate::ingest::writer::DbHealth;
 
 /// Entries (keys) kept at most.
 pub const MAX_ENTRIES: usize = 64;

@@ -41,8 +41,8 @@ use super::gateway::Window;
 use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::store::MAX_NAME_CHARS;
-use crate::tokens::Role;
-use crate::writer::now_ms;
+use crate::pki::tokens::Role;
+use crate::ingest::writer::now_ms;
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const DASHBOARD_CSS: &str = include_str!("../../assets/dashboard.css");

@@ -39,8 +39,8 @@ use super::monitor::{bad_query, find_router, iso_ms, load_routers, to_u64, Route
 use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::store::{BUCKET_1H_MS, BUCKET_5M_MS};
-use crate::tokens::Role;
-use crate::writer::now_ms;
+use crate::pki::tokens::Role;
+use crate::ingest::writer::now_ms;
 
 /// Points of a traffic series.
 pub const POINTS: usize = 20;

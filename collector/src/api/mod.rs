@@ -48,10 +48,10 @@ pub mod readpool;
 pub mod wireguard;
 
 use crate::pki::unix_now;
-use crate::revocation::OpenConns;
+use crate::ingest::revocation::OpenConns;
 use crate::store::{Store, StoreError};
-use crate::tokens::{create_token, parse_ttl, sha256, Role, TokenError, DEFAULT_TTL};
-use crate::writer::DbHealth;
+use crate::pki::tokens::{create_token, parse_ttl, sha256, Role, TokenError, DEFAULT_TTL};
+use crate::ingest::writer::DbHealth;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -273,7 +273,7 @@ async fn health(State(state): State<ApiState>) -> Response {
         "ingest_connections": state.max_connections.saturating_sub(state.permits.available_permits()),
         "routers_connected": state.conns.routers(),
         "uptime_s": state.started.elapsed().as_secs(),
-        "timestamp": monitor::iso_ms(crate::writer::now_ms()),
+        "timestamp": monitor::iso_ms(crate::ingest::writer::now_ms()),
     });
     let status = if failing {
         StatusCode::SERVICE_UNAVAILABLE
@@ -420,7 +420,7 @@ pub mod rate_limit {
     use serde_json::json;
 
     use super::api_key_from_headers;
-    use crate::tokens::sha256;
+    use crate::pki::tokens::sha256;
 
     /// Limits: a bucket holds `burst` tokens and refills `per_second`; a request takes one.
     #[derive(Debug, Clone, Copy, PartialEq)]

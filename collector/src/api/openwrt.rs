@@ -28,7 +28,7 @@ use super::cache::{self, json_bytes};
 use super::monitor::{load_routers, to_u64};
 use super::readpool::db_err;
 use super::{require_role, ApiError, ApiState};
-use crate::tokens::Role;
+use crate::pki::tokens::Role;
 
 /// Key of the clients whose interface has no SSID.
 pub const UNKNOWN_SSID: &str = "unknown_ssid";

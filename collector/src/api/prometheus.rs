@@ -23,7 +23,7 @@ use rusqlite::{Connection, Row};
 
 use super::readpool::db_err;
 use super::{require_role, ApiError, ApiState};
-use crate::tokens::Role;
+use crate::pki::tokens::Role;
 
 /// Content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

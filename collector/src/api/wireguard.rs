@@ -33,8 +33,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::store::BUCKET_1H_MS;
-use crate::tokens::Role;
-use crate::writer::now_ms;
+use crate::pki::tokens::Role;
+use crate::ingest::writer::now_ms;
 
 /// A peer is active when its latest handshake is at most this old (seconds).
 pub const ACTIVE_WITHIN_S: i64 = 180;

@@ -26,7 +26,7 @@ use routerstats_shared::model::MacAddr;
 
 use super::{readpool, require_role, with_read, ApiError, ApiState};
 use crate::store::{bucket_start, BUCKET_1H_MS};
-use crate::tokens::Role;
+use crate::pki::tokens::Role;
 
 pub mod bandwidth;
 pub mod devices;
@@ -373,7 +373,7 @@ impl Params {
 
 /// Current Unix time in milliseconds.
 pub fn now_ms() -> i64 {
-    crate::writer::now_ms()
+    crate::ingest::writer::now_ms()
 }
 
 fn datetime(ms: i64) -> Option<time::OffsetDateTime> {

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::pki::{unix_now, Pki, SignedCert};
 use crate::store::{CertInfo, EnrollError, RouterRow, Store, StoreError};
-use crate::tokens::sha256;
+use crate::pki::tokens::sha256;
 
 /// Longest hostname kept from an enrollment request.
 const MAX_HOSTNAME_LEN: usize = 253;

@@ -35,10 +35,10 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::control::Control;
+use crate::ingest::control::Control;
 use crate::pki::{cert_facts, cert_fingerprint, unix_now, Pki};
-use crate::revocation::{ConnGuard, OpenConns};
-use crate::writer::{now_ms, DbHealth, IngestJob, WriterReply};
+use crate::ingest::revocation::{ConnGuard, OpenConns};
+use crate::ingest::writer::{now_ms, DbHealth, IngestJob, WriterReply};
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]

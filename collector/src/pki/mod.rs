@@ -6,6 +6,9 @@
 //! configured names changed, when it expires within 30 days, or when it no longer matches the CA or
 //! its key. Routers send a CSR for a key they generated; [`Pki::sign_client_csr`] turns it into a
 //! client certificate whose CN is the router name. Key files are written with mode 0600.
+//! [`tokens`] holds the one-time enrollment tokens and API keys.
+
+pub mod tokens;
 
 use std::collections::BTreeSet;
 use std::fs;
