@@ -19,6 +19,8 @@ pub mod model;
 pub mod patch;
 pub mod token;
 
-pub use frame::{FrameError, FrameHeader, MessageKind, MAX_FRAME_LEN, PROTOCOL_VERSION};
+pub use frame::{
+    FrameError, FrameHeader, MessageKind, MAX_FRAME_LEN, MAX_PREAUTH_FRAME_LEN, PROTOCOL_VERSION,
+};
 pub use message::Message;
 pub use model::*;
