@@ -655,26 +655,34 @@ async fn no_client_certificate_may_only_enroll() {
 }
 
 #[tokio::test]
-async fn connection_cap_closes_extra_connections_immediately() {
+async fn router_connection_cap_refuses_extra_routers() {
     let h = start_with(|c| c.max_connections = 2).await;
-    let c1 = h.connect(None).await;
-    let _c2 = h.connect(None).await;
-    // Wait until the collector counts both.
-    let deadline = Instant::now() + WAIT;
-    while h.handle.active_connections() < 2 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let ids = [h.enroll("ap-a").await, h.enroll("ap-b").await, h.enroll("ap-c").await];
+    let (c1, _) = h.ingest(&ids[0]).await;
+    let (_c2, _) = h.ingest(&ids[1]).await;
     assert_eq!(h.handle.active_connections(), 2);
-    let refused = h.connect_with(h.client_config(None), "localhost").await;
-    assert!(refused.is_err(), "a third connection must be closed");
+    // A third router is told to come back later.
+    let mut s = h.connect(Some(&ids[2])).await;
+    send(&mut s, &hello()).await;
+    let why = expect_error(&mut s, ErrorCode::Unavailable).await;
+    assert!(why.contains("connection cap"), "{why}");
+    // Unauthenticated connections do not count against the routers' cap.
+    let _bare = h.connect(None).await;
     // Closing one frees a slot.
     drop(c1);
     let deadline = Instant::now() + WAIT;
-    while h.handle.active_connections() > 1 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    loop {
+        let mut s = h.connect(Some(&ids[2])).await;
+        send(&mut s, &hello()).await;
+        match recv(&mut s).await {
+            Ok(Message::HelloAck(_)) => break,
+            other if Instant::now() < deadline => {
+                assert!(matches!(other, Ok(Message::Error(_))), "{other:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("the freed slot was not given to ap-c: {other:?}"),
+        }
     }
-    let id = h.enroll("ap-a").await;
-    assert!(id.router_id > 0);
 }
 
 #[tokio::test]
@@ -1151,4 +1159,186 @@ async fn patch_without_a_base_or_garbage_is_refused() {
     good.write_all(&patch_frame(1, 4)).await.unwrap();
     expect_ack(&mut good, 4).await;
     assert_eq!(h.count_reports(r.router_id), 4);
+}
+
+// --- Hardening against unauthenticated peers (issue 15) ---
+
+/// A TCP connection to the ingest port from a chosen loopback source address (the whole
+/// 127.0.0.0/8 is loopback on Linux), so tests can play several clients.
+async fn tcp_from(h: &Harness, src: [u8; 4]) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::from((src, 0))).unwrap();
+    sock.connect(h.addr()).await.unwrap()
+}
+
+async fn tls_from(h: &Harness, src: [u8; 4], id: Option<&Identity>) -> TlsStream<TcpStream> {
+    let tcp = tcp_from(h, src).await;
+    let name = ServerName::try_from("localhost".to_string()).unwrap();
+    tokio::time::timeout(WAIT, TlsConnector::from(h.client_config(id)).connect(name, tcp))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Whether the server closes `tcp` within `within` (read returns 0 or an error).
+async fn closed_within(tcp: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match tokio::time::timeout(within, tcp.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn oversized_first_frame_is_refused_after_its_header() {
+    let h = start().await;
+    // No client certificate: a header announcing 1 MiB is refused at once, before any body.
+    let mut s = h.connect(None).await;
+    s.write_all(&FrameHeader::new(MessageKind::EnrollRequest, MAX_FRAME_LEN).to_bytes())
+        .await
+        .unwrap();
+    s.flush().await.unwrap();
+    let why = tokio::time::timeout(Duration::from_secs(3), async {
+        expect_error(&mut s, ErrorCode::Protocol).await
+    })
+    .await
+    .expect("refused within 3 s, without waiting for the body");
+    assert!(why.contains("exceeds the limit of 8192"), "{why}");
+    // The same for a router's first frame before its Hello was accepted.
+    let id = h.enroll("ap-big").await;
+    let mut s = h.connect(Some(&id)).await;
+    s.write_all(&FrameHeader::new(MessageKind::Hello, 100_000).to_bytes())
+        .await
+        .unwrap();
+    expect_error(&mut s, ErrorCode::Protocol).await;
+    // After Hello, frames up to max_frame are fine: a 40 KB report is acked.
+    let (mut s, _) = h.ingest(&id).await;
+    let mut r = report([9; 16], 1);
+    r.router.hostname = "h".repeat(40_000);
+    send(&mut s, &Message::Report(Box::new(r))).await;
+    assert!(matches!(recv(&mut s).await.unwrap(), Message::Ack(_)));
+}
+
+#[tokio::test]
+async fn unauthenticated_connections_get_a_short_deadline() {
+    let h = start_with(|c| c.preauth_timeout = Duration::from_millis(500)).await;
+    // TLS without a certificate and no frame: closed after the pre-auth deadline, not after
+    // the 120 s read timeout.
+    let mut s = h.connect(None).await;
+    let started = Instant::now();
+    expect_closed(&mut s).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    // A router that authenticated in time stays, past that deadline.
+    let id = h.enroll("ap-slow").await;
+    let (mut s, _) = h.ingest(&id).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    send_report_expect_ack(&mut s, [4; 16], 1).await;
+}
+
+#[tokio::test]
+async fn per_address_cap_closes_extra_unauthenticated_connections() {
+    let h = start_with(|c| c.preauth_per_address = 3).await;
+    let id = h.enroll("ap-neighbour").await;
+    let attacker = [127, 0, 0, 2];
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tcp_from(&h, attacker).await);
+    }
+    // Let the collector account for them, then a fourth from the same address is closed at once.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = tcp_from(&h, attacker).await;
+    assert!(closed_within(&mut extra, Duration::from_secs(2)).await, "fourth connection kept open");
+    for t in &mut held {
+        assert!(!closed_within(t, Duration::from_millis(50)).await, "held connection closed early");
+    }
+    // Another address is not affected.
+    let (mut s, _) = {
+        let mut s = tls_from(&h, [127, 0, 0, 1], Some(&id)).await;
+        send(&mut s, &hello()).await;
+        match recv(&mut s).await.unwrap() {
+            Message::HelloAck(a) => (s, a),
+            other => panic!("{other:?}"),
+        }
+    };
+    send_report_expect_ack(&mut s, [5; 16], 1).await;
+}
+
+#[tokio::test]
+async fn full_preauth_pool_does_not_keep_routers_out() {
+    let h = start_with(|c| {
+        c.preauth_max_connections = 8;
+        c.preauth_per_address = 8;
+    })
+    .await;
+    let id = h.enroll("ap-real").await;
+    // Eight silent TCP connections from one address fill the unauthenticated pool.
+    let mut flood = Vec::new();
+    for _ in 0..8 {
+        flood.push(tcp_from(&h, [127, 0, 0, 3]).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A router from another address still gets in (taking the flood's oldest slot) and reports.
+    let mut s = tls_from(&h, [127, 0, 0, 1], Some(&id)).await;
+    send(&mut s, &hello()).await;
+    assert!(matches!(recv(&mut s).await.unwrap(), Message::HelloAck(_)));
+    send_report_expect_ack(&mut s, [6; 16], 1).await;
+    assert!(
+        closed_within(&mut flood[0], Duration::from_secs(2)).await,
+        "the flood's oldest connection was not evicted"
+    );
+    // The router left the pool after Hello: the flood may fill it again, but not beyond.
+    let mut refill = tcp_from(&h, [127, 0, 0, 3]).await;
+    assert!(!closed_within(&mut refill, Duration::from_millis(300)).await);
+    let mut again = tcp_from(&h, [127, 0, 0, 3]).await;
+    assert!(closed_within(&mut again, Duration::from_secs(2)).await);
+}
+
+#[tokio::test]
+async fn failed_enrollments_are_rate_limited_per_address() {
+    let h = start().await;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let bad = |secret: &str| EnrollRequest {
+        token: format!(
+            "rs1.nosuchtoken.{secret}.{}",
+            routerstats_shared::token::hex(&h.handle.ca_hash())
+        ),
+        csr_pem: csr(&key),
+        name: None,
+        hostname: "prober".into(),
+    };
+    let ask = |src: [u8; 4], req: EnrollRequest| {
+        let h = &h;
+        async move {
+            let mut s = tls_from(h, src, None).await;
+            send(&mut s, &Message::EnrollRequest(req)).await;
+            recv(&mut s).await.unwrap()
+        }
+    };
+    let mut codes = Vec::new();
+    for i in 0..14 {
+        let secret = format!("{:032}", i);
+        match ask([127, 0, 0, 4], bad(&secret)).await {
+            Message::Error(e) => codes.push(e.code),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(codes[..10], [ErrorCode::InvalidToken; 10], "{codes:?}");
+    assert_eq!(codes[10..], [ErrorCode::Unavailable; 4], "{codes:?}");
+    // Another address still enrolls, with a good token.
+    let token = h.token("ap-ok", 1);
+    let reply = ask(
+        [127, 0, 0, 5],
+        EnrollRequest {
+            token: token.to_string(),
+            csr_pem: csr(&key),
+            name: None,
+            hostname: "OpenWrt".into(),
+        },
+    )
+    .await;
+    assert!(matches!(reply, Message::EnrollResponse(_)), "{reply:?}");
 }

@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::ingest::control::Control;
+use crate::ingest::guard::{EnrollLimiter, EnrollLimits, PreAuthPool};
 use crate::ingest::listener::{self, IngestCtx, IngestSettings, TlsSetupError};
 use crate::pki::{Pki, PkiError};
 use crate::ingest::revocation::{spawn_poller, OpenConns, Poller};
@@ -293,6 +294,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
             read_timeout: config.read_timeout,
             max_frame: config.max_frame,
             max_connections: config.max_connections,
+            preauth_timeout: config.preauth_timeout,
         },
         acceptor: TlsAcceptor::from(tls),
         writer: writer_tx,
@@ -300,6 +302,8 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         conns: conns.clone(),
         health: writer.health(),
         permits: permits.clone(),
+        preauth: PreAuthPool::new(config.preauth_max_connections, config.preauth_per_address),
+        enroll_limiter: Arc::new(EnrollLimiter::new(EnrollLimits::default())),
         shutdown: shutdown_rx.clone(),
     });
     let accept_task = tokio::spawn(listener::accept_loop(ingest_listener, ctx.clone()));
