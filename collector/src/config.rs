@@ -46,10 +46,9 @@ pub struct Config {
     pub api_max_connections: usize,
     /// Open HTTP API connections per client address at most (more are closed at once).
     pub api_max_per_address: usize,
-    /// Time a client has to send a request's headers (slow headers are cut).
+    /// Time a client has to send a request's headers, counted from the connection's start or
+    /// from the previous response: slow headers and idle keep-alive connections are closed.
     pub api_header_timeout: Duration,
-    /// An HTTP keep-alive connection idle this long is closed.
-    pub api_idle_timeout: Duration,
     /// Time allowed for the TLS handshake.
     pub handshake_timeout: Duration,
     /// Idle time after which an ingest connection is closed (longer than the agents' interval).
@@ -87,7 +86,6 @@ impl Default for Config {
             api_max_connections: 1024,
             api_max_per_address: 256,
             api_header_timeout: Duration::from_secs(10),
-            api_idle_timeout: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(120),
             max_frame: MAX_FRAME_LEN,
@@ -159,7 +157,6 @@ struct FileConfig {
     api_max_connections: Option<usize>,
     api_max_per_address: Option<usize>,
     api_header_timeout: Option<FileDuration>,
-    api_idle_timeout: Option<FileDuration>,
     handshake_timeout: Option<FileDuration>,
     read_timeout: Option<FileDuration>,
     max_frame: Option<u32>,
@@ -230,9 +227,6 @@ impl Config {
         }
         if let Some(v) = file.api_header_timeout {
             c.api_header_timeout = v.resolve("api_header_timeout")?;
-        }
-        if let Some(v) = file.api_idle_timeout {
-            c.api_idle_timeout = v.resolve("api_idle_timeout")?;
         }
         if let Some(v) = file.handshake_timeout {
             c.handshake_timeout = v.resolve("handshake_timeout")?;
@@ -312,7 +306,6 @@ impl Config {
         for (key, v) in [
             ("preauth_timeout", self.preauth_timeout),
             ("api_header_timeout", self.api_header_timeout),
-            ("api_idle_timeout", self.api_idle_timeout),
         ] {
             if v.is_zero() || v > Duration::from_secs(3600) {
                 return invalid(key, "must be between 1ms and 1h");

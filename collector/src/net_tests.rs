@@ -1342,3 +1342,85 @@ async fn failed_enrollments_are_rate_limited_per_address() {
     .await;
     assert!(matches!(reply, Message::EnrollResponse(_)), "{reply:?}");
 }
+
+/// A TCP connection to the API port from a chosen loopback source address.
+async fn api_tcp_from(h: &Harness, src: [u8; 4]) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::from((src, 0))).unwrap();
+    sock.connect(h.handle.api_addr()).await.unwrap()
+}
+
+/// Sends a keep-alive `GET /health` on `tcp` and reads the answer's status line.
+async fn api_health_on(tcp: &mut TcpStream) -> Option<String> {
+    tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await.ok()?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut buf)).await.ok()?.ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    text.lines().next().map(str::to_string)
+}
+
+#[tokio::test]
+async fn api_cuts_slow_headers_and_idle_keep_alive_connections() {
+    let h = start_with(|c| c.api_header_timeout = Duration::from_millis(600)).await;
+    // Slowloris: a header line every 200 ms never completes; cut after the header timeout.
+    let mut slow = api_tcp_from(&h, [127, 0, 0, 1]).await;
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = Instant::now();
+    let mut cut = false;
+    for i in 0..25 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if slow.write_all(format!("X-Slow-{i}: y\r\n").as_bytes()).await.is_err() {
+            cut = true;
+            break;
+        }
+        if closed_within(&mut slow, Duration::from_millis(1)).await {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "slow headers still open after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // Keep-alive: answered, then closed once idle for the header timeout.
+    let mut ka = api_tcp_from(&h, [127, 0, 0, 1]).await;
+    let status = api_health_on(&mut ka).await.unwrap();
+    assert!(status.contains("200"), "{status}");
+    let idle = Instant::now();
+    assert!(closed_within(&mut ka, Duration::from_secs(4)).await, "idle keep-alive kept open");
+    assert!(idle.elapsed() >= Duration::from_millis(400), "{:?}", idle.elapsed());
+}
+
+#[tokio::test]
+async fn api_connection_caps_per_address_and_in_total() {
+    let h = start_with(|c| {
+        c.api_max_connections = 5;
+        c.api_max_per_address = 3;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(api_tcp_from(&h, [127, 0, 0, 6]).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A fourth from the same address is closed at once.
+    let mut extra = api_tcp_from(&h, [127, 0, 0, 6]).await;
+    assert!(closed_within(&mut extra, Duration::from_secs(2)).await);
+    // Another address is served.
+    let mut other = api_tcp_from(&h, [127, 0, 0, 7]).await;
+    assert!(api_health_on(&mut other).await.unwrap().contains("200"));
+    let _other2 = api_tcp_from(&h, [127, 0, 0, 7]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Five open: a sixth client waits in the backlog, and is served once a slot frees.
+    let mut waiting = api_tcp_from(&h, [127, 0, 0, 8]).await;
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), waiting.read(&mut buf)).await.is_err(),
+        "served over the cap"
+    );
+    drop(held);
+    let n = tokio::time::timeout(WAIT, waiting.read(&mut buf)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("200"));
+}

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, ApiState};
+use crate::http_server::{self, HttpLimits};
 use crate::config::Config;
 use crate::ingest::control::Control;
 use crate::ingest::guard::{EnrollLimiter, EnrollLimits, PreAuthPool};
@@ -218,6 +219,27 @@ pub fn prepare_data_dir(path: &Path) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Descriptors the caps can hold at once, plus a margin for the database, logs and listeners.
+pub fn descriptors_needed(config: &Config) -> u64 {
+    (config.max_connections + config.preauth_max_connections + config.api_max_connections) as u64
+        + 64
+}
+
+/// Raises the soft open-files limit to the hard limit, and warns when even that is below what
+/// the connection caps can hold (a flood would then exhaust descriptors before the caps act).
+fn check_descriptors(config: &Config) {
+    let need = descriptors_needed(config);
+    match http_server::raise_nofile_limit() {
+        Ok((soft, _)) if soft < need => tracing::warn!(
+            open_files_limit = soft,
+            needed = need,
+            "the open-files limit is below what the connection caps can hold; raise it (LimitNOFILE= in the systemd unit, ulimit -n) or lower max_connections, preauth_max_connections, api_max_connections"
+        ),
+        Ok((soft, _)) => tracing::debug!(open_files_limit = soft, needed = need, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-files limit"),
+    }
+}
+
 /// Opens the database, with the path in the error.
 pub fn open_store(path: &Path) -> Result<Store, ServeError> {
     Store::open(path).map_err(|source| ServeError::Store {
@@ -249,6 +271,7 @@ async fn bind(
 pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     let started = Instant::now();
     config.validate()?;
+    check_descriptors(&config);
     prepare_data_dir(&config.data_dir)?;
     // Bind first: a second instance on the same ports must fail before touching any file.
     let ingest_listener = bind(config.ingest_listen, "ingest", "--ingest-listen").await?;
@@ -325,15 +348,17 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         started,
         readers: Arc::new(api::readpool::ReadPool::new(config.db_path(), 4)),
     };
-    let mut api_shutdown = shutdown_rx;
-    let api_task = tokio::spawn(async move {
-        axum::serve(
-            api_listener,
-            api::router(api_state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-            .with_graceful_shutdown(async move { listener::wait_true(&mut api_shutdown).await })
-            .await
-    });
+    let api_limits = HttpLimits {
+        max_connections: config.api_max_connections,
+        per_address: config.api_max_per_address,
+        header_timeout: config.api_header_timeout,
+    };
+    let api_task = tokio::spawn(http_server::serve(
+        api_listener,
+        api::router(api_state),
+        api_limits,
+        shutdown_rx,
+    ));
     tracing::info!(
         ingest = %ingest_addr,
         api = %api_addr,

@@ -1,0 +1,172 @@
+//! Serving the HTTP API with limits: a connection cap, a per-address cap and a header timeout.
+//!
+//! `axum::serve` has none of these, so the API is served here with hyper's HTTP/1 connection
+//! builder (the same one axum uses):
+//!
+//! - at most `max_connections` open connections: a slot is taken before `accept`, so clients
+//!   over the cap wait in the kernel's listen backlog instead of taking descriptors;
+//! - at most `per_address` open connections per client address (IPv4, or IPv6 /64): more are
+//!   closed right after accept, so one client cannot take every slot;
+//! - `header_timeout` to send a request's headers, counted from the connection's start and,
+//!   on a keep-alive connection, from the end of the previous response: slow headers
+//!   (slowloris) and idle keep-alive connections are closed after it.
+//!
+//! Each request gets the client address as axum's `ConnectInfo<SocketAddr>` (the rate limiter
+//! reads it). On shutdown, open connections finish their current request and close.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt;
+
+use crate::ingest::guard::AddrKey;
+use crate::ingest::listener::wait_true;
+
+/// Limits of the API listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    pub per_address: usize,
+    pub header_timeout: Duration,
+}
+
+/// Open connections per address.
+#[derive(Default)]
+struct PerAddress(Mutex<HashMap<AddrKey, usize>>);
+
+struct AddrSlot {
+    table: Arc<PerAddress>,
+    key: AddrKey,
+}
+
+impl PerAddress {
+    fn take(self: &Arc<Self>, key: AddrKey, max: usize) -> Option<AddrSlot> {
+        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = t.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddrSlot {
+            table: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for AddrSlot {
+    fn drop(&mut self) {
+        let mut t = self.table.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = t.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                t.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` turns true; then stops accepting and waits for
+/// open connections to finish their current request.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_address = Arc::new(PerAddress::default());
+    let mut refused: u64 = 0;
+    let mut last_log: Option<std::time::Instant> = None;
+    loop {
+        // A slot first: over the cap, clients wait in the listen backlog.
+        let slot = tokio::select! {
+            _ = wait_true(&mut shutdown) => break,
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+        };
+        let (tcp, peer) = tokio::select! {
+            _ = wait_true(&mut shutdown) => break,
+            r = listener.accept() => match r {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off a little instead of spinning.
+                    tracing::warn!(error = %e, "accepting an API connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(addr_slot) = per_address.take(AddrKey::of(peer.ip()), limits.per_address) else {
+            drop(tcp);
+            refused += 1;
+            if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                tracing::warn!(%peer, refused, per_address = limits.per_address, "too many API connections from this address; closed the new one");
+                refused = 0;
+                last_log = Some(std::time::Instant::now());
+            }
+            continue;
+        };
+        let app = app.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _slots = (slot, addr_slot);
+            let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                app.clone().oneshot(req)
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout);
+            let conn = builder.serve_connection(TokioIo::new(tcp), svc);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = wait_true(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.as_mut().await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "API connection ended with an error");
+            }
+        });
+    }
+    // Wait (bounded by the caller) until every connection has given its slot back.
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
+    Ok(())
+}
+
+/// Raises the soft limit of open files to the hard limit and returns (soft, hard) after.
+pub fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            lim = want;
+        }
+    }
+    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+}
