@@ -11,7 +11,8 @@
 //!   on a keep-alive connection, from the end of the previous response: slow headers
 //!   (slowloris) and idle keep-alive connections are closed after it.
 //!
-//! Each request gets the client address as axum's `ConnectInfo<SocketAddr>` (the rate limiter
+//! Every answer gets `X-Content-Type-Options: nosniff` ([`nosniff`]). Each request gets the
+//! client address as axum's `ConnectInfo<SocketAddr>` (the rate limiter
 //! reads it). On shutdown, open connections finish their current request and close.
 
 use std::collections::HashMap;
@@ -146,6 +147,15 @@ pub async fn serve(
     let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
     Ok(())
+}
+
+/// Adds `X-Content-Type-Options: nosniff` to every answer that does not set it already (the JSON
+/// routes did not; the dashboard did), so a browser never sniffs a JSON body as HTML.
+pub async fn nosniff(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut()
+        .entry(axum::http::header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(axum::http::HeaderValue::from_static("nosniff"));
+    resp
 }
 
 /// Raises the soft limit of open files to the hard limit and returns (soft, hard) after.

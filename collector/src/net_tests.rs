@@ -1424,3 +1424,39 @@ async fn api_connection_caps_per_address_and_in_total() {
     let n = tokio::time::timeout(WAIT, waiting.read(&mut buf)).await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains("200"));
 }
+
+#[tokio::test]
+async fn json_answers_say_nosniff() {
+    let h = start().await;
+    for path in ["/health", "/api/health", "/no/such/route"] {
+        let mut tcp = api_tcp_from(&h, [127, 0, 0, 1]).await;
+        tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        tokio::time::timeout(WAIT, tcp.read_to_end(&mut buf)).await.unwrap().unwrap();
+        let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        assert!(text.contains("content-type: application/json"), "{path}: {text}");
+        assert!(text.contains("x-content-type-options: nosniff"), "{path}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn api_health_without_a_key_tells_only_the_collector_health() {
+    let h = start().await;
+    let id = h.enroll("ap-secret-name").await;
+    let (mut s, _) = h.ingest(&id).await;
+    send_report_expect_ack(&mut s, [2; 16], 1).await;
+    let api = h.handle.api_addr();
+    let (status, body) = http(api, "GET", "/api/health", &[], "").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["collector"]["status"], "up");
+    assert!(body.get("router_status").is_none(), "{body}");
+    assert!(!body.to_string().contains("ap-secret-name"), "{body}");
+    let read = create_api_key(&h.store(), Role::Read, "grafana", unix_now()).unwrap().key;
+    let (status, body) = http(api, "GET", "/api/health", &[("X-API-Key", &read)], "").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["router_status"][0]["name"], "ap-secret-name", "{body}");
+    let (status, _) = http(api, "GET", "/api/health", &[("X-API-Key", "rsk_wrong")], "").await;
+    assert_eq!(status, 401);
+}

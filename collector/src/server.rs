@@ -355,7 +355,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     };
     let api_task = tokio::spawn(http_server::serve(
         api_listener,
-        api::router(api_state),
+        api::router(api_state).layer(axum::middleware::map_response(http_server::nosniff)),
         api_limits,
         shutdown_rx,
     ));
