@@ -1460,3 +1460,27 @@ async fn api_health_without_a_key_tells_only_the_collector_health() {
     let (status, _) = http(api, "GET", "/api/health", &[("X-API-Key", "rsk_wrong")], "").await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn loose_modes_of_the_data_dir_and_keys_are_tightened_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    serve(test_config(data.clone())).await.unwrap().shutdown().await;
+    let set = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    set(&data, 0o777);
+    set(&data.join("ca.key"), 0o644);
+    set(&data.join("server.key"), 0o640);
+    set(&data.join("routerstats.db"), 0o666);
+    set(&data.join("ca.pem"), 0o644);
+    let h = serve(test_config(data.clone())).await.unwrap();
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("ca.key")), 0o600);
+    assert_eq!(mode(&data.join("server.key")), 0o600);
+    assert_eq!(mode(&data.join("routerstats.db")), 0o600);
+    assert_eq!(mode(&data.join("ca.pem")), 0o644, "public files are left alone");
+    h.shutdown().await;
+}

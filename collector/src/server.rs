@@ -240,6 +240,48 @@ fn check_descriptors(config: &Config) {
     }
 }
 
+/// Makes `path` no more open than `mode` (drops the extra permission bits) and warns when it
+/// had to; a missing path is left alone. Returns whether it changed something.
+pub fn tighten_mode(path: &Path, mode: u32) -> std::io::Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let now = meta.permissions().mode() & 0o7777;
+    let want = now & mode;
+    if want == now {
+        return Ok(false);
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))?;
+    tracing::warn!(
+        path = %path.display(),
+        was = format!("{:o}", now & 0o777),
+        now = format!("{:o}", want & 0o777),
+        "file was open to other users; its mode was tightened"
+    );
+    Ok(true)
+}
+
+/// The data dir (0700), the private keys and the database files (0600): tightened at start.
+fn tighten_data_dir(data_dir: &Path) {
+    let files = [
+        crate::pki::CA_KEY_FILE,
+        crate::pki::SERVER_KEY_FILE,
+        crate::config::DB_FILE,
+        "routerstats.db-wal",
+        "routerstats.db-shm",
+    ];
+    let paths = std::iter::once((data_dir.to_path_buf(), 0o700))
+        .chain(files.iter().map(|f| (data_dir.join(f), 0o600)));
+    for (p, mode) in paths {
+        if let Err(e) = tighten_mode(&p, mode) {
+            tracing::warn!(path = %p.display(), error = %e, "cannot check or tighten this file's mode");
+        }
+    }
+}
+
 /// Opens the database, with the path in the error.
 pub fn open_store(path: &Path) -> Result<Store, ServeError> {
     Store::open(path).map_err(|source| ServeError::Store {
@@ -284,6 +326,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         .await
         .map_err(|e| ServeError::Thread(std::io::Error::other(e.to_string())))??;
     let pki = Arc::new(pki);
+    tighten_data_dir(&config.data_dir);
     let db_path = config.db_path();
     // The first open creates and migrates the database; the others just connect.
     let writer_store = open_store(&db_path)?;

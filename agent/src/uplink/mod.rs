@@ -42,6 +42,30 @@ macro_rules! log {
 }
 pub(crate) use log;
 
+/// Makes `path` no more open than `mode` (removes the extra permission bits, keeps the rest) and
+/// says so; Ok(true) when it changed something. A missing path is left alone.
+pub fn tighten_mode(path: &Path, mode: u32) -> std::io::Result<bool> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let now = meta.permissions().mode() & 0o7777;
+    let want = now & mode;
+    if want == now {
+        return Ok(false);
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))?;
+    log!(
+        "warn",
+        "{} was mode {:o}, open to other users; set it to {:o}",
+        path.display(),
+        now & 0o777,
+        want & 0o777
+    );
+    Ok(true)
+}
+
 /// Seconds since the Unix epoch (0 if the clock is before 1970).
 pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
@@ -206,5 +230,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("nope").join("x");
         assert!(write_atomic(&p, b"x", 0o600).is_err());
+    }
+
+    #[test]
+    fn tighten_mode_removes_only_extra_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key.pem");
+        std::fs::write(&p, b"k").unwrap();
+        std::fs::set_permissions(&p, Permissions::from_mode(0o644)).unwrap();
+        assert!(tighten_mode(&p, 0o600).unwrap());
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!tighten_mode(&p, 0o600).unwrap());
+        std::fs::set_permissions(&p, Permissions::from_mode(0o400)).unwrap();
+        assert!(!tighten_mode(&p, 0o600).unwrap(), "a stricter mode is kept");
+        assert!(!tighten_mode(&dir.path().join("missing"), 0o600).unwrap());
     }
 }
