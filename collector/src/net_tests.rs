@@ -1484,3 +1484,61 @@ async fn loose_modes_of_the_data_dir_and_keys_are_tightened_at_start() {
     assert_eq!(mode(&data.join("ca.pem")), 0o644, "public files are left alone");
     h.shutdown().await;
 }
+
+#[tokio::test]
+async fn corrupted_database_pages_show_in_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let h = serve(test_config(data.clone())).await.unwrap();
+    let api = h.api_addr();
+    let deadline = Instant::now() + WAIT;
+    let body = loop {
+        let (status, body) = http(api, "GET", "/health", &[], "").await;
+        if body["integrity"] != "checking" || Instant::now() > deadline {
+            assert_eq!(status, 200);
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(body["integrity"], "ok", "{body}");
+    h.shutdown().await;
+    // Garbage over the last pages of the file (table and index pages, not the schema page).
+    let db = data.join("routerstats.db");
+    {
+        // A table written last, so the file's last pages are its leaves (startup never reads
+        // them; the quick check does).
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "CREATE TABLE filler(x BLOB); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+             INSERT INTO filler SELECT randomblob(300) FROM n;",
+        )
+        .unwrap();
+        let busy: i64 = c
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(busy, 0, "checkpoint blocked");
+    }
+    let mut bytes = std::fs::read(&db).unwrap();
+    let len = bytes.len();
+    assert!(len > 8 * 4096, "{len}");
+    for (i, b) in bytes[len - 4 * 4096..].iter_mut().enumerate() {
+        *b = (i * 7 % 251) as u8;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    let h = serve(test_config(data.clone())).await.unwrap();
+    let api = h.api_addr();
+    let deadline = Instant::now() + WAIT;
+    let (status, body) = loop {
+        let (status, body) = http(api, "GET", "/health", &[], "").await;
+        if body["integrity"] != "checking" || Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(body["integrity"], "failed", "{body}");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "degraded");
+    assert!(body["database"].as_str().unwrap().starts_with("corrupt: "), "{body}");
+    h.shutdown().await;
+}

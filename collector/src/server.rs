@@ -282,6 +282,43 @@ fn tighten_data_dir(data_dir: &Path) {
     }
 }
 
+/// How long the integrity check at start may run before it is interrupted.
+pub const INTEGRITY_CHECK_LIMIT: Duration = Duration::from_secs(5);
+
+/// `PRAGMA quick_check` of the database on its own connection, interrupted after `limit`.
+pub fn quick_check(path: &Path, limit: Duration) -> crate::ingest::writer::Integrity {
+    use crate::ingest::writer::Integrity;
+    let conn = match rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) {
+        Ok(c) => c,
+        Err(e) => return Integrity::Failed(e.to_string()),
+    };
+    let interrupt = conn.get_interrupt_handle();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(limit).is_err() {
+            interrupt.interrupt();
+        }
+    });
+    let result = (|| -> rusqlite::Result<Vec<String>> {
+        let mut st = conn.prepare("PRAGMA quick_check(20)")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect()
+    })();
+    let _ = done_tx.send(());
+    let _ = watchdog.join();
+    match result {
+        Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Integrity::Ok,
+        Ok(lines) => Integrity::Failed(lines.join("; ")),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
+            Integrity::Unfinished
+        }
+        Err(e) => Integrity::Failed(e.to_string()),
+    }
+}
+
 /// Opens the database, with the path in the error.
 pub fn open_store(path: &Path) -> Result<Store, ServeError> {
     Store::open(path).map_err(|source| ServeError::Store {
@@ -344,6 +381,18 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
             config.retention_interval,
         ),
     )?;
+    {
+        let (health, path) = (writer.health(), db_path.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = quick_check(&path, INTEGRITY_CHECK_LIMIT);
+            match &result {
+                crate::ingest::writer::Integrity::Ok => tracing::debug!("database quick check: ok"),
+                crate::ingest::writer::Integrity::Unfinished => tracing::info!(limit_s = INTEGRITY_CHECK_LIMIT.as_secs(), "database quick check did not finish in time; not checked"),
+                crate::ingest::writer::Integrity::Failed(why) => tracing::error!(problem = %why, "database quick check found corruption; restore a backup or run `sqlite3 routerstats.db .recover`"),
+            }
+            health.set_integrity(result);
+        });
+    }
     let writer_tx = writer
         .sender()
         .ok_or_else(|| ServeError::Thread(std::io::Error::other("writer closed at start")))?;
