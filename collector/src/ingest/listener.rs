@@ -188,6 +188,12 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<IngestCtx>) {
     tracing::debug!("ingest accept loop stopped");
 }
 
+/// Retry hints (seconds) sent with `Error{Unavailable}`: a restarting collector is back in
+/// seconds; a full router pool or a failing disk takes longer.
+const SHUTDOWN_RETRY_S: u64 = 2;
+const CAP_RETRY_S: u64 = 10;
+const DB_RETRY_S: u64 = 5;
+
 /// What the frame reader saw.
 enum Inbound {
     Msg(Message),
@@ -375,6 +381,10 @@ impl Conn {
         }
     }
 
+    async fn send_msg_error(&mut self, e: ErrorMsg) {
+        let _ = self.send(&Message::Error(e)).await;
+    }
+
     async fn send_error(&mut self, code: ErrorCode, message: impl Into<String>) {
         let _ = self
             .send(&Message::Error(ErrorMsg {
@@ -413,7 +423,7 @@ impl Conn {
         let ev = tokio::select! {
             ev = self.inbound.recv() => ev,
             _ = wait_true(&mut self.shutdown) => {
-                self.send_error(ErrorCode::Unavailable, "collector is shutting down; try again later").await;
+                self.send_msg_error(ErrorMsg::unavailable_retry("collector is shutting down", SHUTDOWN_RETRY_S)).await;
                 return None;
             }
         };
@@ -444,10 +454,10 @@ impl Conn {
     async fn enroll(&mut self, req: routerstats_shared::message::EnrollRequest) {
         let (peer, limiter) = (self.peer, self.ctx.enroll_limiter.clone());
         if let Err(retry) = limiter.check(peer.ip(), std::time::Instant::now()) {
-            self.send_error(
-                ErrorCode::Unavailable,
-                format!("too many failed enrollments from this address; retry in {retry} s"),
-            )
+            self.send_msg_error(ErrorMsg::unavailable_retry(
+                "too many failed enrollments from this address",
+                retry,
+            ))
             .await;
             return;
         }
@@ -530,10 +540,10 @@ impl Conn {
         }
         let Ok(permit) = self.ctx.permits.clone().try_acquire_owned() else {
             tracing::warn!(%peer, router = %row.name, max_connections = self.ctx.settings.max_connections, "router connection cap reached; refusing");
-            self.send_error(
-                ErrorCode::Unavailable,
-                "the collector is at its router connection cap; try again later",
-            )
+            self.send_msg_error(ErrorMsg::unavailable_retry(
+                "the collector is at its router connection cap",
+                CAP_RETRY_S,
+            ))
             .await;
             return;
         };
@@ -590,7 +600,7 @@ impl Conn {
                     return;
                 }
                 _ = wait_true(&mut shutdown) => {
-                    self.send_error(ErrorCode::Unavailable, "collector is shutting down; try again later").await;
+                    self.send_msg_error(ErrorMsg::unavailable_retry("collector is shutting down", SHUTDOWN_RETRY_S)).await;
                     return;
                 }
                 Some(reply) = ack_rx.recv() => match reply {
@@ -611,10 +621,10 @@ impl Conn {
                             if self.ctx.health.is_failing() {
                                 let why = self.ctx.health.last_error().unwrap_or_default();
                                 tracing::warn!(peer = %self.peer, router = self.router_name(), "refusing a report while the database fails");
-                                self.send_error(
-                                    ErrorCode::Unavailable,
-                                    format!("collector database unavailable ({why}); keep the report spooled and retry later"),
-                                )
+                                self.send_msg_error(ErrorMsg::unavailable_retry(
+                                    format!("collector database unavailable ({why}); keep the report spooled"),
+                                    DB_RETRY_S,
+                                ))
                                 .await;
                                 return;
                             }
@@ -627,7 +637,7 @@ impl Conn {
                                     return;
                                 }
                                 sent = self.ctx.writer.send(job) => if sent.is_err() {
-                                    self.send_error(ErrorCode::Unavailable, "collector is shutting down; try again later").await;
+                                    self.send_msg_error(ErrorMsg::unavailable_retry("collector is shutting down", SHUTDOWN_RETRY_S)).await;
                                     return;
                                 }
                             }
