@@ -9,7 +9,9 @@
 //!   closed right after accept, so one client cannot take every slot;
 //! - `header_timeout` to send a request's headers, counted from the connection's start and,
 //!   on a keep-alive connection, from the end of the previous response: slow headers
-//!   (slowloris) and idle keep-alive connections are closed after it.
+//!   (slowloris) and idle keep-alive connections are closed after it; connections accepted
+//!   while fewer than an eighth of the slots are free get at most 1 s, so a flood of idle
+//!   connections turns over quickly and clients waiting in the backlog get a slot.
 //!
 //! Every answer gets `X-Content-Type-Options: nosniff` ([`nosniff`]). Each request gets the
 //! client address as axum's `ConnectInfo<SocketAddr>` (the rate limiter
@@ -29,6 +31,9 @@ use tower::ServiceExt;
 
 use crate::ingest::guard::AddrKey;
 use crate::ingest::listener::wait_true;
+
+/// The header (and idle keep-alive) timeout of connections accepted while the API is nearly full.
+pub const PRESSED_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Limits of the API listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +122,15 @@ pub async fn serve(
             }
             continue;
         };
+        // Under pressure (less than an eighth of the slots free), new connections get at most
+        // PRESSED_HEADER_TIMEOUT: a flood of idle connections then turns over quickly and
+        // clients waiting in the backlog get a slot.
+        let pressed = slots.available_permits() < limits.max_connections / 8;
+        let header_timeout = if pressed {
+            limits.header_timeout.min(PRESSED_HEADER_TIMEOUT)
+        } else {
+            limits.header_timeout
+        };
         let app = app.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
@@ -126,9 +140,7 @@ pub async fn serve(
                 app.clone().oneshot(req)
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
+            builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
             let conn = builder.serve_connection(TokioIo::new(tcp), svc);
             tokio::pin!(conn);
             let result = tokio::select! {

@@ -419,6 +419,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         permits: permits.clone(),
         preauth: PreAuthPool::new(config.preauth_max_connections, config.preauth_per_address),
         enroll_limiter: Arc::new(EnrollLimiter::new(EnrollLimits::default())),
+        preauth_log: Default::default(),
         shutdown: shutdown_rx.clone(),
     });
     let accept_task = tokio::spawn(listener::accept_loop(ingest_listener, ctx.clone()));

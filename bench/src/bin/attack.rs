@@ -9,7 +9,8 @@
 //! loopback source addresses (127.0.1.1 ..) so per-address limits are not the only defence
 //! measured:
 //!
-//! - `api-idle`: `--api-conns` TCP connections to the API port that send nothing;
+//! - `api-idle`: `--api-conns` TCP connections to the API port that send nothing, each reopened
+//!   as soon as the collector closes it (the "opened" column counts every opening);
 //! - `big-header`: `--big-conns` TLS connections without a client certificate, each sending an
 //!   8-byte frame header announcing a 1 MiB payload and then nothing;
 //! - `preauth`: `--preauth-conns` TLS connections without a certificate that send nothing,
@@ -79,6 +80,8 @@ struct Opts {
     max_connections: usize,
     only: Vec<String>,
     collector: Option<PathBuf>,
+    /// The collector's CA hash (hex), once known.
+    ca_hash: String,
 }
 
 /// What the reporting agents and the probes count.
@@ -249,9 +252,26 @@ async fn run_attack(
                         let src = attack_addr(i, k);
                         match name.as_str() {
                             "api-idle" => {
-                                if let Some(t) = tcp_from(src, api).await {
-                                    open.push(Box::new(t));
-                                }
+                                // Held, and reopened as soon as the collector closes it.
+                                let (stop, held) = (stop.clone(), held.clone());
+                                tokio::spawn(async move {
+                                    while !stop.load(Ordering::Relaxed) {
+                                        let Some(mut t) = tcp_from(src, api).await else {
+                                            tokio::time::sleep(Duration::from_millis(200)).await;
+                                            continue;
+                                        };
+                                        held.fetch_add(1, Ordering::Relaxed);
+                                        let mut b = [0u8; 64];
+                                        loop {
+                                            tokio::select! {
+                                                r = t.read(&mut b) => if matches!(r, Ok(0) | Err(_)) { break },
+                                                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                                                    if stop.load(Ordering::Relaxed) { return; }
+                                                }
+                                            }
+                                        }
+                                    }
+                                });
                             }
                             "big-header" => {
                                 if let Some(mut t) = tls_from(src, ingest, tls.clone()).await {
@@ -278,8 +298,15 @@ async fn run_attack(
             }
         }
         "enroll" => {
+            // Tokens with this collector's CA hash and a valid CSR, so each attempt reaches the
+            // token lookup (unknown token) as a guessing attacker's would.
+            let csr = routerstats_agent::uplink::csr::generate_p256_pkcs8()
+                .and_then(|k| routerstats_agent::uplink::csr::csr_der(&k, "attacker"))
+                .map(|d| routerstats_agent::uplink::csr::pem("CERTIFICATE REQUEST", &d))
+                .unwrap_or_default();
             for w in 0..o.enroll_workers {
                 let (stop, attempts, tls) = (stop.clone(), attempts.clone(), tls.clone());
+                let (csr, ca_hash) = (csr.clone(), o.ca_hash.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut i = 0u64;
                     while !stop.load(Ordering::Relaxed) {
@@ -291,8 +318,8 @@ async fn run_attack(
                         };
                         attempts.fetch_add(1, Ordering::Relaxed);
                         let req = EnrollRequest {
-                            token: format!("rs1.bogus{w:03}.{:032}.{}", i, "0".repeat(64)),
-                            csr_pem: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n".into(),
+                            token: format!("rs1.bogus{w:03}.{i:032}.{ca_hash}"),
+                            csr_pem: csr.clone(),
                             name: Some(format!("<img src=x onerror=alert({i})>")),
                             hostname: "x".repeat(200),
                         };
@@ -346,6 +373,8 @@ async fn bench(o: Opts) -> Result<(), String> {
         o.max_connections
     );
     let token = col.token("attack", o.agents + 1).map_err(|e| e.to_string())?;
+    let mut o = o;
+    o.ca_hash = token.rsplit('.').next().unwrap_or_default().to_string();
     let mut fleet = sim::enroll_fleet(
         col.ingest,
         &token,
@@ -485,6 +514,7 @@ fn main() -> ExitCode {
                 .iter()
                 .find(|(n, _)| n == "collector-bin")
                 .map(|(_, v)| PathBuf::from(v)),
+            ca_hash: String::new(),
         })
     };
     routerstats_bench::run_async(parse(), bench)

@@ -97,6 +97,8 @@ pub struct IngestCtx {
     pub preauth: Arc<PreAuthPool>,
     /// Failed enrollments per address.
     pub enroll_limiter: Arc<EnrollLimiter>,
+    /// Bad frames from unauthenticated peers, logged once a second.
+    pub preauth_log: std::sync::Mutex<Throttle>,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -116,7 +118,7 @@ impl IngestCtx {
 
 /// Logs at most one line per second for a repeated event, with the count since the last line.
 #[derive(Default)]
-struct Throttle {
+pub struct Throttle {
     count: u64,
     last: Option<Instant>,
 }
@@ -409,7 +411,13 @@ impl Conn {
                 None
             }
             Some(Inbound::Failed(e)) => {
-                tracing::warn!(%peer, %router, reason = %e, "closing connection after a bad frame");
+                if self.router.is_some() {
+                    tracing::warn!(%peer, %router, reason = %e, "closing connection after a bad frame");
+                } else if let Some(n) = self.ctx.preauth_log.lock().unwrap_or_else(|p| p.into_inner()).hit() {
+                    // Unauthenticated peers can send bad frames as fast as they connect: one
+                    // line a second, with the count.
+                    tracing::warn!(%peer, reason = %e, bad_frames = n, "closing unauthenticated connections after bad frames");
+                }
                 if matches!(e, IoError::Frame(_)) {
                     self.send_error(ErrorCode::Protocol, e.to_string()).await;
                 }
