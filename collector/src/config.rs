@@ -38,7 +38,8 @@ pub struct Config {
     /// Not-yet-authenticated ingest connections at most (from accept to the first frame, and
     /// enrollments); a separate pool, so they cannot take the routers' slots.
     pub preauth_max_connections: usize,
-    /// Not-yet-authenticated ingest connections per address (IPv4, or IPv6 /64) at most.
+    /// Not-yet-authenticated ingest connections per address (IPv4, or IPv6 /64) at most, while
+    /// that pool is at least half full.
     pub preauth_per_address: usize,
     /// Time from accept to the first frame (TLS handshake included).
     pub preauth_timeout: Duration,

@@ -1241,7 +1241,11 @@ async fn unauthenticated_connections_get_a_short_deadline() {
 
 #[tokio::test]
 async fn per_address_cap_closes_extra_unauthenticated_connections() {
-    let h = start_with(|c| c.preauth_per_address = 3).await;
+    let h = start_with(|c| {
+        c.preauth_per_address = 3;
+        c.preauth_max_connections = 6;
+    })
+    .await;
     let id = h.enroll("ap-neighbour").await;
     let attacker = [127, 0, 0, 2];
     let mut held = Vec::new();

@@ -3,8 +3,9 @@
 //! - [`PreAuthPool`]: every accepted connection holds a slot here from accept until its first
 //!   frame (`Hello` from a router with a certificate, or an enrollment, which is all a connection
 //!   without one may do). The pool is small and separate from the routers' connection cap, so
-//!   unauthenticated peers cannot take the slots of enrolled routers. An address (an IPv4
-//!   address, or an IPv6 /64) holds at most `per_address` slots; when the pool is full, a
+//!   unauthenticated peers cannot take the slots of enrolled routers. While the pool is at least
+//!   half full, an address (an IPv4 address, or an IPv6 /64) holds at most `per_address` slots
+//!   (below that, many routers behind one NAT may connect at once); when the pool is full, a
 //!   newcomer takes the oldest slot of the address holding the most, if that address holds more
 //!   than the newcomer's (the evicted connection is told through its [`PreAuthSlot::evicted`]),
 //!   so a flood from a few addresses cannot keep a router out.
@@ -54,7 +55,8 @@ pub struct PreAuthPool {
 /// Why a connection got no slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// Its address already holds `per_address` unauthenticated connections.
+    /// Its address already holds `per_address` unauthenticated connections, and the pool is at
+    /// least half full.
     PerAddress,
     /// The pool is full and its address holds as many slots as any other.
     Full,
@@ -96,7 +98,7 @@ impl PreAuthPool {
         let addr = AddrKey::of(ip);
         let mut st = self.lock();
         let mine = st.by_addr.get(&addr).map_or(0, |s| s.len());
-        if mine >= self.per_address {
+        if mine >= self.per_address && st.open.len() * 2 >= self.cap {
             return Err(Refusal::PerAddress);
         }
         if st.open.len() >= self.cap {
@@ -310,21 +312,31 @@ mod tests {
 
     #[test]
     fn per_address_cap_and_release() {
-        let pool = PreAuthPool::new(100, 2);
+        let pool = PreAuthPool::new(4, 2);
         let a = pool.admit(ip("192.0.2.1")).unwrap();
         let _b = pool.admit(ip("192.0.2.1")).unwrap();
+        // Half full: the address is at its cap.
         assert_eq!(pool.admit(ip("192.0.2.1")).err(), Some(Refusal::PerAddress));
-        assert!(pool.admit(ip("192.0.2.2")).is_ok());
+        let _c = pool.admit(ip("192.0.2.2")).unwrap();
         drop(a);
-        assert!(pool.admit(ip("192.0.2.1")).is_ok());
+        let _a = pool.admit(ip("192.0.2.1")).unwrap();
         // One IPv6 /64 counts as one address.
+        let pool = PreAuthPool::new(4, 2);
         let _c = pool.admit(ip("2001:db8::1")).unwrap();
         let _d = pool.admit(ip("2001:db8::ffff:2")).unwrap();
-        assert_eq!(
-            pool.admit(ip("2001:db8::3")).err(),
-            Some(Refusal::PerAddress)
-        );
+        assert_eq!(pool.admit(ip("2001:db8::3")).err(), Some(Refusal::PerAddress));
         assert!(pool.admit(ip("2001:db8:0:1::1")).is_ok());
+    }
+
+    #[test]
+    fn per_address_cap_applies_only_under_pressure() {
+        // Many routers behind one NAT may connect at once while the pool is less than half full.
+        let pool = PreAuthPool::new(100, 2);
+        let held: Vec<_> = (0..49).map(|_| pool.admit(ip("192.0.2.1")).unwrap()).collect();
+        assert_eq!(held.len(), 49);
+        let _fiftieth = pool.admit(ip("192.0.2.1")).unwrap();
+        assert_eq!(pool.admit(ip("192.0.2.1")).err(), Some(Refusal::PerAddress));
+        assert!(pool.admit(ip("192.0.2.2")).is_ok());
     }
 
     #[tokio::test]
