@@ -135,7 +135,11 @@ pub async fn connect(addr: SocketAddr, agent: &SimAgent, boot: [u8; 16]) -> Resu
     }
 }
 
-async fn connect_once(addr: SocketAddr, agent: &SimAgent, boot: [u8; 16]) -> Result<Conn, SimError> {
+async fn connect_once(
+    addr: SocketAddr,
+    agent: &SimAgent,
+    boot: [u8; 16],
+) -> Result<Conn, SimError> {
     let io = timeout(Duration::from_secs(60), async {
         let tcp = TcpStream::connect(addr)
             .await

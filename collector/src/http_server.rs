@@ -140,7 +140,9 @@ pub async fn serve(
                 app.clone().oneshot(req)
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
             let conn = builder.serve_connection(TokioIo::new(tcp), svc);
             tokio::pin!(conn);
             let result = tokio::select! {
@@ -190,5 +192,7 @@ pub fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
             lim = want;
         }
     }
+    // rlim_t is u64 on Linux; the cast keeps other targets compiling.
+    #[allow(clippy::unnecessary_cast)]
     Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
 }

@@ -657,7 +657,11 @@ async fn no_client_certificate_may_only_enroll() {
 #[tokio::test]
 async fn router_connection_cap_refuses_extra_routers() {
     let h = start_with(|c| c.max_connections = 2).await;
-    let ids = [h.enroll("ap-a").await, h.enroll("ap-b").await, h.enroll("ap-c").await];
+    let ids = [
+        h.enroll("ap-a").await,
+        h.enroll("ap-b").await,
+        h.enroll("ap-c").await,
+    ];
     let (c1, _) = h.ingest(&ids[0]).await;
     let (_c2, _) = h.ingest(&ids[1]).await;
     assert_eq!(h.handle.active_connections(), 2);
@@ -1174,10 +1178,13 @@ async fn tcp_from(h: &Harness, src: [u8; 4]) -> TcpStream {
 async fn tls_from(h: &Harness, src: [u8; 4], id: Option<&Identity>) -> TlsStream<TcpStream> {
     let tcp = tcp_from(h, src).await;
     let name = ServerName::try_from("localhost".to_string()).unwrap();
-    tokio::time::timeout(WAIT, TlsConnector::from(h.client_config(id)).connect(name, tcp))
-        .await
-        .unwrap()
-        .unwrap()
+    tokio::time::timeout(
+        WAIT,
+        TlsConnector::from(h.client_config(id)).connect(name, tcp),
+    )
+    .await
+    .unwrap()
+    .unwrap()
 }
 
 /// Whether the server closes `tcp` within `within` (read returns 0 or an error).
@@ -1255,9 +1262,15 @@ async fn per_address_cap_closes_extra_unauthenticated_connections() {
     // Let the collector account for them, then a fourth from the same address is closed at once.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut extra = tcp_from(&h, attacker).await;
-    assert!(closed_within(&mut extra, Duration::from_secs(2)).await, "fourth connection kept open");
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(2)).await,
+        "fourth connection kept open"
+    );
     for t in &mut held {
-        assert!(!closed_within(t, Duration::from_millis(50)).await, "held connection closed early");
+        assert!(
+            !closed_within(t, Duration::from_millis(50)).await,
+            "held connection closed early"
+        );
     }
     // Another address is not affected.
     let (mut s, _) = {
@@ -1356,9 +1369,14 @@ async fn api_tcp_from(h: &Harness, src: [u8; 4]) -> TcpStream {
 
 /// Sends a keep-alive `GET /health` on `tcp` and reads the answer's status line.
 async fn api_health_on(tcp: &mut TcpStream) -> Option<String> {
-    tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await.ok()?;
+    tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(WAIT, tcp.read(&mut buf)).await.ok()?.ok()?;
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
     let text = String::from_utf8_lossy(&buf[..n]).into_owned();
     text.lines().next().map(str::to_string)
 }
@@ -1368,12 +1386,18 @@ async fn api_cuts_slow_headers_and_idle_keep_alive_connections() {
     let h = start_with(|c| c.api_header_timeout = Duration::from_millis(600)).await;
     // Slowloris: a header line every 200 ms never completes; cut after the header timeout.
     let mut slow = api_tcp_from(&h, [127, 0, 0, 1]).await;
-    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let started = Instant::now();
     let mut cut = false;
     for i in 0..25 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if slow.write_all(format!("X-Slow-{i}: y\r\n").as_bytes()).await.is_err() {
+        if slow
+            .write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
+            .await
+            .is_err()
+        {
             cut = true;
             break;
         }
@@ -1389,8 +1413,15 @@ async fn api_cuts_slow_headers_and_idle_keep_alive_connections() {
     let status = api_health_on(&mut ka).await.unwrap();
     assert!(status.contains("200"), "{status}");
     let idle = Instant::now();
-    assert!(closed_within(&mut ka, Duration::from_secs(4)).await, "idle keep-alive kept open");
-    assert!(idle.elapsed() >= Duration::from_millis(400), "{:?}", idle.elapsed());
+    assert!(
+        closed_within(&mut ka, Duration::from_secs(4)).await,
+        "idle keep-alive kept open"
+    );
+    assert!(
+        idle.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        idle.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -1421,11 +1452,16 @@ async fn api_connection_caps_per_address_and_in_total() {
         .unwrap();
     let mut buf = [0u8; 64];
     assert!(
-        tokio::time::timeout(Duration::from_millis(500), waiting.read(&mut buf)).await.is_err(),
+        tokio::time::timeout(Duration::from_millis(500), waiting.read(&mut buf))
+            .await
+            .is_err(),
         "served over the cap"
     );
     drop(held);
-    let n = tokio::time::timeout(WAIT, waiting.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(WAIT, waiting.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains("200"));
 }
 
@@ -1434,14 +1470,25 @@ async fn json_answers_say_nosniff() {
     let h = start().await;
     for path in ["/health", "/api/health", "/no/such/route"] {
         let mut tcp = api_tcp_from(&h, [127, 0, 0, 1]).await;
-        tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        tcp.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
         let mut buf = Vec::new();
-        tokio::time::timeout(WAIT, tcp.read_to_end(&mut buf)).await.unwrap().unwrap();
+        tokio::time::timeout(WAIT, tcp.read_to_end(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
-        assert!(text.contains("content-type: application/json"), "{path}: {text}");
-        assert!(text.contains("x-content-type-options: nosniff"), "{path}: {text}");
+        assert!(
+            text.contains("content-type: application/json"),
+            "{path}: {text}"
+        );
+        assert!(
+            text.contains("x-content-type-options: nosniff"),
+            "{path}: {text}"
+        );
     }
 }
 
@@ -1457,7 +1504,9 @@ async fn api_health_without_a_key_tells_only_the_collector_health() {
     assert_eq!(body["collector"]["status"], "up");
     assert!(body.get("router_status").is_none(), "{body}");
     assert!(!body.to_string().contains("ap-secret-name"), "{body}");
-    let read = create_api_key(&h.store(), Role::Read, "grafana", unix_now()).unwrap().key;
+    let read = create_api_key(&h.store(), Role::Read, "grafana", unix_now())
+        .unwrap()
+        .key;
     let (status, body) = http(api, "GET", "/api/health", &[("X-API-Key", &read)], "").await;
     assert_eq!(status, 200);
     assert_eq!(body["router_status"][0]["name"], "ap-secret-name", "{body}");
@@ -1470,7 +1519,11 @@ async fn loose_modes_of_the_data_dir_and_keys_are_tightened_at_start() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    serve(test_config(data.clone())).await.unwrap().shutdown().await;
+    serve(test_config(data.clone()))
+        .await
+        .unwrap()
+        .shutdown()
+        .await;
     let set = |p: &std::path::Path, m: u32| {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
     };
@@ -1485,7 +1538,11 @@ async fn loose_modes_of_the_data_dir_and_keys_are_tightened_at_start() {
     assert_eq!(mode(&data.join("ca.key")), 0o600);
     assert_eq!(mode(&data.join("server.key")), 0o600);
     assert_eq!(mode(&data.join("routerstats.db")), 0o600);
-    assert_eq!(mode(&data.join("ca.pem")), 0o644, "public files are left alone");
+    assert_eq!(
+        mode(&data.join("ca.pem")),
+        0o644,
+        "public files are left alone"
+    );
     h.shutdown().await;
 }
 
@@ -1543,6 +1600,9 @@ async fn corrupted_database_pages_show_in_health() {
     assert_eq!(body["integrity"], "failed", "{body}");
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "degraded");
-    assert!(body["database"].as_str().unwrap().starts_with("corrupt: "), "{body}");
+    assert!(
+        body["database"].as_str().unwrap().starts_with("corrupt: "),
+        "{body}"
+    );
     h.shutdown().await;
 }

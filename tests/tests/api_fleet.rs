@@ -235,7 +235,10 @@ fn fleet_routes_serve_real_values() {
     let (s, anon) = get_key(&fleet, "/api/health", None);
     assert_eq!(s, 200, "{anon}");
     assert_eq!(anon["collector"]["status"], "up");
-    assert!(anon.get("router_status").is_none() && anon.get("routers").is_none(), "{anon}");
+    assert!(
+        anon.get("router_status").is_none() && anon.get("routers").is_none(),
+        "{anon}"
+    );
     assert!(!anon.to_string().contains("ap-hall"), "{anon}");
     let (s, health) = get_key(&fleet, "/api/health", Some(&fleet.read_key));
     assert_eq!(s, 200, "{health}");

@@ -11,7 +11,9 @@ use routerstats_tests::harness::{http_get, wait_for, AgentSetup, Collector};
 /// A blocking TCP connection to `to` from the loopback address `src` (std cannot bind before
 /// connecting; tokio's socket can).
 fn connect_from(src: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let s = rt.block_on(async {
         let s = tokio::net::TcpSocket::new_v4()?;
         s.bind(SocketAddr::from((src, 0)))?;
@@ -25,7 +27,9 @@ fn connect_from(src: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
 }
 
 fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -36,9 +40,14 @@ fn idle_api_flood_is_capped_and_agents_keep_reporting() {
         "api_max_connections = 64\napi_max_per_address = 8\napi_header_timeout = \"2s\"\n",
     );
     let agent = AgentSetup::new(&dir.path().join("ap-flood"), "ap-flood");
-    assert!(agent.enroll(collector.ingest, &collector.token("ap-flood", &[])).status.success());
+    assert!(agent
+        .enroll(collector.ingest, &collector.token("ap-flood", &[]))
+        .status
+        .success());
     let mut running = agent.run(collector.ingest, "200ms", &[]);
-    wait_for(Duration::from_secs(20), "first reports", || (collector.stored_seqs("ap-flood").len() >= 3).then_some(()));
+    wait_for(Duration::from_secs(20), "first reports", || {
+        (collector.stored_seqs("ap-flood").len() >= 3).then_some(())
+    });
     let fds_before = open_fds(collector.pid());
 
     // 400 idle connections from 40 addresses (10 each: 2 over the per-address cap).
@@ -52,7 +61,10 @@ fn idle_api_flood_is_capped_and_agents_keep_reporting() {
     std::thread::sleep(Duration::from_millis(500));
     let fds_during = open_fds(collector.pid());
     // The API holds at most its 64 slots (plus a few being closed), whatever the flood.
-    assert!(fds_during <= fds_before + 64 + 16, "collector fds {fds_before} -> {fds_during}");
+    assert!(
+        fds_during <= fds_before + 64 + 16,
+        "collector fds {fds_before} -> {fds_during}"
+    );
 
     // /health still answers from another address (within the header timeout turnover), and the
     // agent keeps storing reports in order.
@@ -60,7 +72,11 @@ fn idle_api_flood_is_capped_and_agents_keep_reporting() {
     let t = Instant::now();
     let (status, body) = http_get(collector.api, "/health", &[]).unwrap();
     assert_eq!(status, 200, "{body}");
-    assert!(t.elapsed() < Duration::from_secs(8), "/health took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "/health took {:?}",
+        t.elapsed()
+    );
     wait_for(Duration::from_secs(10), "reports during the flood", || {
         (collector.stored_seqs("ap-flood").len() >= stored + 5).then_some(())
     });
@@ -73,7 +89,11 @@ fn idle_api_flood_is_capped_and_agents_keep_reporting() {
             cut += 1;
         }
     }
-    assert!(cut > 300, "only {cut} of {} idle connections were closed", idle.len());
+    assert!(
+        cut > 300,
+        "only {cut} of {} idle connections were closed",
+        idle.len()
+    );
     let seqs = collector.stored_seqs("ap-flood");
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "gaps: {seqs:?}");
     running.stop();
@@ -88,7 +108,15 @@ fn enrollment_names_follow_the_cli_rule() {
         let token = collector.token("ap-any", &[]);
         let out = agent
             .command()
-            .args(["--collector", &collector.ingest.to_string(), "--token", &token, "--name", bad, "enroll"])
+            .args([
+                "--collector",
+                &collector.ingest.to_string(),
+                "--token",
+                &token,
+                "--name",
+                bad,
+                "enroll",
+            ])
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -102,9 +130,16 @@ fn enrollment_names_follow_the_cli_rule() {
     assert!(!out.status.success());
     // A good name still enrolls, and `id:`/`name:` pick explicitly.
     let agent = AgentSetup::new(&dir.path().join("good"), "OpenWrt");
-    assert!(agent.enroll(collector.ingest, &collector.token("ap-good", &[])).status.success());
+    assert!(agent
+        .enroll(collector.ingest, &collector.token("ap-good", &[]))
+        .status
+        .success());
     let by_name = collector.cli(&["router", "show", "name:ap-good"]);
-    assert!(by_name.status.success(), "{}", String::from_utf8_lossy(&by_name.stderr));
+    assert!(
+        by_name.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_name.stderr)
+    );
     let shown = String::from_utf8_lossy(&by_name.stdout).into_owned();
     assert!(shown.contains("ap-good"), "{shown}");
 }

@@ -179,7 +179,10 @@ pub fn load_identity(config_dir: &Path) -> Result<Identity, EnrollError> {
     }
     finish_pending_renewal(config_dir)?;
     // Key and directory no more open than enrollment made them (a copy or restore may not be).
-    for (p, mode) in [(config_dir.to_path_buf(), 0o700), (config_dir.join(KEY_FILE), 0o600)] {
+    for (p, mode) in [
+        (config_dir.to_path_buf(), 0o700),
+        (config_dir.join(KEY_FILE), 0o600),
+    ] {
         super::tighten_mode(&p, mode).map_err(io_err(&p))?;
     }
     let meta: EnrollmentFile =

@@ -239,7 +239,10 @@ mod tests {
         std::fs::write(&p, b"k").unwrap();
         std::fs::set_permissions(&p, Permissions::from_mode(0o644)).unwrap();
         assert!(tighten_mode(&p, 0o600).unwrap());
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(!tighten_mode(&p, 0o600).unwrap());
         std::fs::set_permissions(&p, Permissions::from_mode(0o400)).unwrap();
         assert!(!tighten_mode(&p, 0o600).unwrap(), "a stricter mode is kept");

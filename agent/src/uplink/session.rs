@@ -426,9 +426,10 @@ async fn connection_loop(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
         // The collector may say when to come back (e.g. it is restarting): follow that, within
         // [backoff_min, backoff_max], instead of the growing backoff.
         let hint = match &err {
-            SessionError::Rejected { code: ErrorCode::Unavailable, message } => {
-                routerstats_shared::message::retry_hint(message)
-            }
+            SessionError::Rejected {
+                code: ErrorCode::Unavailable,
+                message,
+            } => routerstats_shared::message::retry_hint(message),
             _ => None,
         };
         let delay = if revoked {

@@ -259,7 +259,9 @@ impl Spool {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.bytes + self.entries.len() * 40 + 16);
         out.extend_from_slice(MAGIC);
-        let count = u32::try_from(self.entries.len()).unwrap_or(u32::MAX).to_be_bytes();
+        let count = u32::try_from(self.entries.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes();
         out.extend_from_slice(&count);
         out.extend_from_slice(&sha256(&count)[..4]);
         let mut body = Vec::new();
@@ -304,7 +306,9 @@ fn corrupt_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-type Decoded = Vec<([u8; 16], u64, Vec<u8>)>;
+/// One spooled entry as stored: boot id, seq, frame.
+type Entry = ([u8; 16], u64, Vec<u8>);
+type Decoded = Vec<Entry>;
 
 /// First 8 bytes of the SHA-256 of a record's length and body.
 fn record_check(len: &[u8; 4], body: &[u8]) -> [u8; 8] {
@@ -318,7 +322,7 @@ fn record_check(len: &[u8; 4], body: &[u8]) -> [u8; 8] {
 }
 
 /// The record starting at `at` (at its marker), if it checks out: (entry, bytes it spans).
-fn record_at(bytes: &[u8], at: usize) -> Option<(([u8; 16], u64, Vec<u8>), usize)> {
+fn record_at(bytes: &[u8], at: usize) -> Option<(Entry, usize)> {
     let rest = bytes.get(at..)?;
     if rest.get(..4)? != RECORD.as_slice() {
         return None;
@@ -644,7 +648,10 @@ mod tests {
             assert_eq!(back.take_dropped(), 1, "counted as dropped");
             assert_eq!(warnings.len(), 1, "{warnings:?}");
             assert!(warnings[0].contains("1 damaged records"), "{warnings:?}");
-            assert_eq!(std::fs::read(dir.path().join("spool.bin.corrupt")).unwrap(), bytes);
+            assert_eq!(
+                std::fs::read(dir.path().join("spool.bin.corrupt")).unwrap(),
+                bytes
+            );
         }
         // A damaged count: the records still come back; the loss is judged by damaged stretches.
         let mut bytes = good.clone();
@@ -673,7 +680,10 @@ mod tests {
         assert_eq!(lost, 0);
         assert_eq!(entries.iter().map(|e| e.1).collect::<Vec<_>>(), vec![3, 4]);
         body[20] ^= 1;
-        assert!(matches!(decode(&body), Err(SpoolError::Corrupt("checksum mismatch"))));
+        assert!(matches!(
+            decode(&body),
+            Err(SpoolError::Corrupt("checksum mismatch"))
+        ));
     }
 
     #[test]

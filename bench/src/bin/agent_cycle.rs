@@ -236,7 +236,8 @@ fn part2(
     Ok(())
 }
 
-const USAGE: &str = "bench-agent-cycle: CPU time and memory of the agent's collection cycle (see BENCHMARKS.md).
+const USAGE: &str =
+    "bench-agent-cycle: CPU time and memory of the agent's collection cycle (see BENCHMARKS.md).
 
 Usage: bench-agent-cycle [--cycles N] [--run-secs S] [--agent-bin PATH] [--collector-bin PATH]
   --cycles N           in-process cycles after the first (default 10000)

@@ -111,7 +111,12 @@ impl Counters {
 }
 
 fn attack_addr(i: usize, k: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1 + (i % usize::from(k.max(1))) as u8))
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        0,
+        1,
+        1 + (i % usize::from(k.max(1))) as u8,
+    ))
 }
 
 async fn tcp_from(src: IpAddr, to: SocketAddr) -> Option<TcpStream> {
@@ -130,10 +135,13 @@ async fn tls_from(
 ) -> Option<tokio_rustls::client::TlsStream<TcpStream>> {
     let tcp = tcp_from(src, to).await?;
     let name = ServerName::IpAddress(IpAddr::from([127, 0, 0, 1]).into());
-    timeout(Duration::from_secs(10), TlsConnector::from(tls).connect(name, tcp))
-        .await
-        .ok()?
-        .ok()
+    timeout(
+        Duration::from_secs(10),
+        TlsConnector::from(tls).connect(name, tcp),
+    )
+    .await
+    .ok()?
+    .ok()
 }
 
 /// Reports every `interval` on its own connection until `stop`, reconnecting after 1 s.
@@ -180,7 +188,13 @@ async fn agent_loop(
 }
 
 /// Once a second: `/health`, and a fresh router connection.
-async fn probes(api: SocketAddr, ingest: SocketAddr, probe: SimAgent, c: Arc<Counters>, stop: Arc<AtomicBool>) {
+async fn probes(
+    api: SocketAddr,
+    ingest: SocketAddr,
+    probe: SimAgent,
+    c: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+) {
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let t = Instant::now();
@@ -191,7 +205,9 @@ async fn probes(api: SocketAddr, ingest: SocketAddr, probe: SimAgent, c: Arc<Cou
                 .ok()?;
             let mut buf = Vec::new();
             s.read_to_end(&mut buf).await.ok()?;
-            String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200").then_some(())
+            String::from_utf8_lossy(&buf)
+                .starts_with("HTTP/1.1 200")
+                .then_some(())
         })
         .await;
         if matches!(health, Ok(Some(()))) {
@@ -240,8 +256,13 @@ async fn run_attack(
             let workers = 256.min(n.max(1));
             for w in 0..workers {
                 let share: Vec<usize> = (w..n).step_by(workers).collect();
-                let (stop, held, attempts, tls, name) =
-                    (stop.clone(), held.clone(), attempts.clone(), tls.clone(), name.to_string());
+                let (stop, held, attempts, tls, name) = (
+                    stop.clone(),
+                    held.clone(),
+                    attempts.clone(),
+                    tls.clone(),
+                    name.to_string(),
+                );
                 tasks.push(tokio::spawn(async move {
                     let mut open: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
                     for i in share {
@@ -324,7 +345,9 @@ async fn run_attack(
                             hostname: "x".repeat(200),
                         };
                         let _ = write_message(&mut t, &Message::EnrollRequest(req)).await;
-                        let _ = timeout(Duration::from_secs(5), read_message(&mut t, MAX_FRAME_LEN)).await;
+                        let _ =
+                            timeout(Duration::from_secs(5), read_message(&mut t, MAX_FRAME_LEN))
+                                .await;
                     }
                 }));
             }
@@ -346,7 +369,9 @@ async fn sample_until(pid: u32, end: Instant) -> Sample {
     };
     while Instant::now() < end {
         s.fds_max = s.fds_max.max(sys::open_fds(pid));
-        s.rss_max_kb = s.rss_max_kb.max(sys::mem_of(&pid.to_string()).map(|m| m.rss_kb).unwrap_or(0));
+        s.rss_max_kb = s
+            .rss_max_kb
+            .max(sys::mem_of(&pid.to_string()).map(|m| m.rss_kb).unwrap_or(0));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     s
@@ -356,7 +381,9 @@ async fn bench(o: Opts) -> Result<(), String> {
     let want = (o.api_conns.max(o.preauth_conns).max(o.big_conns) + o.agents * 2 + 512) as u64;
     let soft = sys::raise_nofile(want);
     if soft < want {
-        return Err(format!("open-file limit {soft} is below the {want} this run needs"));
+        return Err(format!(
+            "open-file limit {soft} is below the {want} this run needs"
+        ));
     }
     let parent = tempfile::tempdir().map_err(|e| e.to_string())?;
     let bin = collector_bin(o.collector.clone()).map_err(|e| e.to_string())?;
@@ -372,7 +399,9 @@ async fn bench(o: Opts) -> Result<(), String> {
         if nofile_set { "ok" } else { "FAILED" },
         o.max_connections
     );
-    let token = col.token("attack", o.agents + 1).map_err(|e| e.to_string())?;
+    let token = col
+        .token("attack", o.agents + 1)
+        .map_err(|e| e.to_string())?;
     let mut o = o;
     o.ca_hash = token.rsplit('.').next().unwrap_or_default().to_string();
     let mut fleet = sim::enroll_fleet(
@@ -416,7 +445,13 @@ async fn bench(o: Opts) -> Result<(), String> {
             agent_loop(addr, a, i as u64, interval, c, stop, template).await
         }));
     }
-    let probe_task = tokio::spawn(probes(col.api, col.ingest, probe, counters.clone(), stop_all.clone()));
+    let probe_task = tokio::spawn(probes(
+        col.api,
+        col.ingest,
+        probe,
+        counters.clone(),
+        stop_all.clone(),
+    ));
     tokio::time::sleep(o.interval * 3).await;
 
     println!(
@@ -441,8 +476,19 @@ async fn bench(o: Opts) -> Result<(), String> {
         let stop = Arc::new(AtomicBool::new(false));
         let held = Arc::new(AtomicUsize::new(0));
         let attempts = Arc::new(AtomicU64::new(0));
-        let log0 = std::fs::metadata(&col.log_path).map(|m| m.len()).unwrap_or(0);
-        let tasks = run_attack(&phase, &o, &col, tls.clone(), stop.clone(), held.clone(), attempts.clone()).await;
+        let log0 = std::fs::metadata(&col.log_path)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let tasks = run_attack(
+            &phase,
+            &o,
+            &col,
+            tls.clone(),
+            stop.clone(),
+            held.clone(),
+            attempts.clone(),
+        )
+        .await;
         // Let the attack build up for a fifth of the phase, then measure the rest.
         let ramp = Duration::from_secs(o.secs / 5);
         let s_ramp = sample_until(pid, Instant::now() + ramp).await;
@@ -455,7 +501,9 @@ async fn bench(o: Opts) -> Result<(), String> {
         for t in tasks {
             let _ = timeout(Duration::from_secs(10), t).await;
         }
-        let log1 = std::fs::metadata(&col.log_path).map(|m| m.len()).unwrap_or(0);
+        let log1 = std::fs::metadata(&col.log_path)
+            .map(|m| m.len())
+            .unwrap_or(0);
         tokio::time::sleep(Duration::from_secs(5)).await;
         let rss_after = col.mem().rss_kb;
         let rate = (after[0] - before[0]) as f64 / secs;
@@ -487,7 +535,10 @@ async fn bench(o: Opts) -> Result<(), String> {
     }
     let log = col.log();
     let emfile = log.matches("Too many open files").count();
-    println!("collector log: {} bytes, {emfile} lines with \"Too many open files\"", log.len());
+    println!(
+        "collector log: {} bytes, {emfile} lines with \"Too many open files\"",
+        log.len()
+    );
     Ok(())
 }
 

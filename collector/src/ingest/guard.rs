@@ -324,7 +324,10 @@ mod tests {
         let pool = PreAuthPool::new(4, 2);
         let _c = pool.admit(ip("2001:db8::1")).unwrap();
         let _d = pool.admit(ip("2001:db8::ffff:2")).unwrap();
-        assert_eq!(pool.admit(ip("2001:db8::3")).err(), Some(Refusal::PerAddress));
+        assert_eq!(
+            pool.admit(ip("2001:db8::3")).err(),
+            Some(Refusal::PerAddress)
+        );
         assert!(pool.admit(ip("2001:db8:0:1::1")).is_ok());
     }
 
@@ -332,7 +335,9 @@ mod tests {
     fn per_address_cap_applies_only_under_pressure() {
         // Many routers behind one NAT may connect at once while the pool is less than half full.
         let pool = PreAuthPool::new(100, 2);
-        let held: Vec<_> = (0..49).map(|_| pool.admit(ip("192.0.2.1")).unwrap()).collect();
+        let held: Vec<_> = (0..49)
+            .map(|_| pool.admit(ip("192.0.2.1")).unwrap())
+            .collect();
         assert_eq!(held.len(), 49);
         let _fiftieth = pool.admit(ip("192.0.2.1")).unwrap();
         assert_eq!(pool.admit(ip("192.0.2.1")).err(), Some(Refusal::PerAddress));

@@ -127,7 +127,10 @@ impl Throttle {
     /// Counts one event; Some(count) when a line is due.
     fn hit(&mut self) -> Option<u64> {
         self.count += 1;
-        if self.last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
             self.last = Some(Instant::now());
             return Some(std::mem::take(&mut self.count));
         }
@@ -173,7 +176,9 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<IngestCtx>) {
                     drop(tcp);
                     if let Some(n) = refused.hit() {
                         let why = match why {
-                            Refusal::PerAddress => "this address holds too many unauthenticated connections",
+                            Refusal::PerAddress => {
+                                "this address holds too many unauthenticated connections"
+                            }
                             Refusal::Full => "the unauthenticated connection pool is full",
                         };
                         tracing::warn!(%peer, refused = n, "{why}; closed the new connection");
@@ -280,7 +285,9 @@ async fn serve_connection(
     let _ = tcp.set_nodelay(true);
     let deadline = tokio::time::Instant::now() + ctx.settings.preauth_timeout;
     let handshake = tokio::time::timeout(
-        ctx.settings.handshake_timeout.min(ctx.settings.preauth_timeout),
+        ctx.settings
+            .handshake_timeout
+            .min(ctx.settings.preauth_timeout),
         ctx.acceptor.accept(tcp),
     );
     let tls = tokio::select! {
@@ -413,7 +420,13 @@ impl Conn {
             Some(Inbound::Failed(e)) => {
                 if self.router.is_some() {
                     tracing::warn!(%peer, %router, reason = %e, "closing connection after a bad frame");
-                } else if let Some(n) = self.ctx.preauth_log.lock().unwrap_or_else(|p| p.into_inner()).hit() {
+                } else if let Some(n) = self
+                    .ctx
+                    .preauth_log
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .hit()
+                {
                     // Unauthenticated peers can send bad frames as fast as they connect: one
                     // line a second, with the count.
                     tracing::warn!(%peer, reason = %e, bad_frames = n, "closing unauthenticated connections after bad frames");
@@ -469,7 +482,12 @@ impl Conn {
             .await;
             return;
         }
-        let hostname: String = req.hostname.chars().filter(|c| !c.is_control()).take(64).collect();
+        let hostname: String = req
+            .hostname
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
         let reply = match self.ctx.control.enroll(req).await {
             Ok(resp) => Message::EnrollResponse(resp),
             Err(e) => {

@@ -62,7 +62,10 @@ pub struct ApiKeyRow {
 pub fn check_router_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_CHARS
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
@@ -80,7 +83,9 @@ pub fn check_router_name(name: &str) -> Result<(), String> {
 /// A router name as stored: trimmed, and following [`check_router_name`]; None otherwise.
 pub fn normalize_name(name: &str) -> Option<String> {
     let trimmed = name.trim();
-    check_router_name(trimmed).ok().map(|()| trimmed.to_string())
+    check_router_name(trimmed)
+        .ok()
+        .map(|()| trimmed.to_string())
 }
 
 /// A name made from a router's hostname when neither the request nor the token names it:
@@ -90,7 +95,13 @@ pub fn name_from_hostname(hostname: &str) -> Option<String> {
     let mapped: String = hostname
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .skip_while(|c| !c.is_ascii_alphanumeric())
         .collect();
     let mut name = if !mapped.is_empty() && mapped.bytes().all(|b| b.is_ascii_digit()) {
@@ -163,7 +174,9 @@ fn find_router(
     if let Some(id) = key.strip_prefix("id:") {
         return match id.trim().parse::<i64>() {
             Ok(id) => router_by_id_conn(conn, id),
-            Err(_) => Err(StoreError::InvalidInput(format!("{key:?}: id: needs a number"))),
+            Err(_) => Err(StoreError::InvalidInput(format!(
+                "{key:?}: id: needs a number"
+            ))),
         };
     }
     if let Some(name) = key.strip_prefix("name:") {
@@ -629,15 +642,32 @@ mod tests {
             assert_eq!(normalize_name(good).as_deref(), Some(good), "{good}");
         }
         assert_eq!(normalize_name("  ap-1 ").as_deref(), Some("ap-1"));
-        for bad in ["<img src=x onerror=alert(1)>", "-1", "2", "0042", "a b", "a;rm", "$(x)", ".x", "é", &"x".repeat(65)] {
+        for bad in [
+            "<img src=x onerror=alert(1)>",
+            "-1",
+            "2",
+            "0042",
+            "a b",
+            "a;rm",
+            "$(x)",
+            ".x",
+            "é",
+            &"x".repeat(65),
+        ] {
             assert_eq!(normalize_name(bad), None, "{bad}");
             assert!(check_router_name(bad).is_err(), "{bad}");
         }
-        assert_eq!(name_from_hostname("My Router <1>").as_deref(), Some("My-Router--1-"));
+        assert_eq!(
+            name_from_hostname("My Router <1>").as_deref(),
+            Some("My-Router--1-")
+        );
         assert_eq!(name_from_hostname("2").as_deref(), Some("router-2"));
         assert_eq!(name_from_hostname("--OpenWrt").as_deref(), Some("OpenWrt"));
         assert_eq!(name_from_hostname("<>").as_deref(), None);
-        assert_eq!(name_from_hostname(&"h".repeat(300)).unwrap().len(), MAX_NAME_CHARS);
+        assert_eq!(
+            name_from_hostname(&"h".repeat(300)).unwrap().len(),
+            MAX_NAME_CHARS
+        );
     }
 
     #[test]
@@ -757,11 +787,23 @@ mod tests {
         let legacy = r2.id.to_string();
         store
             .connection()
-            .execute("UPDATE routers SET name = ?2 WHERE id = ?1", rusqlite::params![r.id, legacy])
+            .execute(
+                "UPDATE routers SET name = ?2 WHERE id = ?1",
+                rusqlite::params![r.id, legacy],
+            )
             .unwrap();
-        assert!(matches!(store.router(&legacy), Err(StoreError::InvalidInput(_))));
-        assert_eq!(store.router(&format!("id:{legacy}")).unwrap().unwrap().id, r2.id);
-        assert_eq!(store.router(&format!("name:{legacy}")).unwrap().unwrap().id, r.id);
+        assert!(matches!(
+            store.router(&legacy),
+            Err(StoreError::InvalidInput(_))
+        ));
+        assert_eq!(
+            store.router(&format!("id:{legacy}")).unwrap().unwrap().id,
+            r2.id
+        );
+        assert_eq!(
+            store.router(&format!("name:{legacy}")).unwrap().unwrap().id,
+            r.id
+        );
         assert_eq!(store.router("name:nosuch").unwrap(), None);
         assert_eq!(store.router("name:other").unwrap().unwrap().id, r2.id);
         assert_eq!(store.router(&r.id.to_string()).unwrap().unwrap().id, r.id);
