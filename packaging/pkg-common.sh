@@ -37,14 +37,17 @@ pkg_source_date_epoch() { # repo
 #   /usr/libexec/routerstats-agent-run         0755  procd's command: enroll once, then run
 #   /etc/init.d/routerstats-agent              0755  procd init script
 #   /etc/config/routerstats                    0600  UCI settings (may hold the enrollment token)
+#   /lib/upgrade/keep.d/routerstats-agent      0644  sysupgrade keeps the identity (/etc/routerstats)
 pkg_stage_data() { # here dest binary
   local here=$1 dest=$2 bin=$3
   install -d -m 0755 "$dest" "$dest/usr" "$dest/usr/sbin" "$dest/usr/libexec" \
-    "$dest/etc" "$dest/etc/init.d" "$dest/etc/config"
+    "$dest/etc" "$dest/etc/init.d" "$dest/etc/config" "$dest/lib" "$dest/lib/upgrade" \
+    "$dest/lib/upgrade/keep.d"
   install -m 0755 "$bin" "$dest/usr/sbin/routerstats-agent"
   install -m 0755 "$here/files/usr/libexec/routerstats-agent-run" "$dest/usr/libexec/routerstats-agent-run"
   install -m 0755 "$here/files/etc/init.d/routerstats-agent" "$dest/etc/init.d/routerstats-agent"
   install -m 0600 "$here/files/etc/config/routerstats" "$dest/etc/config/routerstats"
+  install -m 0644 "$here/files/lib/upgrade/keep.d/routerstats-agent" "$dest/lib/upgrade/keep.d/routerstats-agent"
 }
 
 # Deterministic gzip'd tar of DIR's contents, entries named ./..., sorted, owned 0:0, mtime fixed.

@@ -22,6 +22,7 @@ FILES = {
     "usr/libexec/routerstats-agent-run": {0o755},
     "etc/init.d/routerstats-agent": {0o755},
     "etc/config/routerstats": {0o644, 0o600},
+    "lib/upgrade/keep.d/routerstats-agent": {0o644},
 }
 CONFFILES = ["/etc/config/routerstats"]
 
@@ -120,6 +121,10 @@ def check_payload(c, text_of, binary, arch):
     c.check(re.search(r"^config agent 'main'$", uci, re.M) is not None, "config: no `config agent 'main'` section")
     for opt in ("enabled", "collector", "token", "interval", "spool_reports"):
         c.check(re.search(rf"^\s*option {opt} ", uci, re.M) is not None, f"config: no option {opt}")
+    # sysupgrade keeps what keep.d lists (comments and blank lines skipped): the identity.
+    keep = [l.strip() for l in text_of("lib/upgrade/keep.d/routerstats-agent").splitlines()
+            if l.strip() and not l.startswith("#")]
+    c.check(keep == ["/etc/routerstats/"], f"keep.d: lists {keep}, want ['/etc/routerstats/']")
     if binary is not None and arch in ARCHS:
         elf_check(c, binary, arch)
 
