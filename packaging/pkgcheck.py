@@ -115,8 +115,11 @@ def check_payload(c, text_of, binary, arch):
                    "procd_set_param stderr 1", "procd_add_reload_trigger routerstats"):
         c.check(needle in init, f"init script: no {needle!r}")
     runner = text_of("usr/libexec/routerstats-agent-run")
-    for needle in ("delete routerstats.main.token", "commit routerstats", "enroll --token", "exec \"$AGENT\" --config \"$CONFIG\" run"):
+    for needle in ("delete routerstats.main.token", "commit routerstats", "enroll --token-file -",
+                   "exec \"$AGENT\" --config \"$CONFIG\" run"):
         c.check(needle in runner, f"runner: no {needle!r}")
+    # The token on a command line would show in /proc/<pid>/cmdline.
+    c.check(re.search(r"--token[ =]", runner) is None, "runner: passes the token with --token")
     uci = text_of("etc/config/routerstats")
     c.check(re.search(r"^config agent 'main'$", uci, re.M) is not None, "config: no `config agent 'main'` section")
     for opt in ("enabled", "collector", "token", "interval", "spool_reports"):
