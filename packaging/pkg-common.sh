@@ -107,9 +107,14 @@ pkg_apk_path() { # here version arch
 }
 
 # Builds the apk v2 package (see apk2-pack) from a staged tree made by pkg_stage_data, with
-# python3 only. The tree is copied first, so DATA stays as the ipk has it.
+# python3 only. The tree is copied first, so DATA stays as the ipk has it. Signed when
+# APK_SIGN_KEY names an RSA private key (PEM); APK_SIGN_KEY_NAME is the name its public key has
+# in the routers' /etc/apk/keys (default: the key file's name with .pub).
 pkg_build_apk2() { # here data arch version epoch out
-  local here=$1 data=$2 arch=$3 version=$4 epoch=$5 out=$6 w rc=0
+  local here=$1 data=$2 arch=$3 version=$4 epoch=$5 out=$6 w rc=0 sign=()
+  if [ -n "${APK_SIGN_KEY:-}" ]; then
+    sign=(--sign-key "$APK_SIGN_KEY" --key-name "${APK_SIGN_KEY_NAME:-$(basename "$APK_SIGN_KEY").pub}")
+  fi
   w=$(mktemp -d)
   cp -a "$data" "$w/root"
   pkg_stage_apk_meta "$w/root"
@@ -119,7 +124,7 @@ pkg_build_apk2() { # here data arch version epoch out
     --info "pkgname=$PKG_NAME" --info "pkgver=$version" \
     --info "pkgdesc=$(echo "$PKG_DESCRIPTION" | paste -sd' ')" \
     --info "builddate=$epoch" --info "arch=$arch" --info "origin=$PKG_NAME" \
-    --info "maintainer=$PKG_MAINTAINER" --info "license=$PKG_LICENSE" || rc=$?
+    --info "maintainer=$PKG_MAINTAINER" --info "license=$PKG_LICENSE" "${sign[@]}" || rc=$?
   rm -rf "$w"
   return $rc
 }
