@@ -112,6 +112,8 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::E
     Ok(cli)
 }
 
+/// Every command, `version` included, parses the whole configuration first: OpenWrt's runner
+/// (`packaging/files/usr/libexec/routerstats-agent-run`) uses `version` as its config check.
 fn build_config(cli: &Cli) -> Result<AgentConfig, ConfigError> {
     let mut cfg = AgentConfig::load(cli.config_file.as_deref())?;
     for (k, v) in &cli.settings {
