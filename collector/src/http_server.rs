@@ -3,22 +3,23 @@
 //! `axum::serve` has none of these, so the API is served here with hyper's HTTP/1 connection
 //! builder (the same one axum uses):
 //!
-//! - at most `max_connections` open connections: a slot is taken before `accept`, so clients
-//!   over the cap wait in the kernel's listen backlog instead of taking descriptors;
-//! - at most `per_address` open connections per client address (IPv4, or IPv6 /64): more are
-//!   closed right after accept, so one client cannot take every slot;
+//! - at most `max_connections` open connections, held in the same fair pool as the ingest
+//!   listener's unauthenticated connections ([`PreAuthPool`]): while it is at least half full an
+//!   address (IPv4, or IPv6 /64) holds at most `per_address` (more are closed at once), and
+//!   when it is full a newcomer takes the oldest connection of the address holding the most, if
+//!   that address holds more than the newcomer's; otherwise the newcomer is closed at once. So
+//!   a flood from a few dozen addresses cannot keep another client out;
 //! - `header_timeout` to send a request's headers, counted from the connection's start and,
 //!   on a keep-alive connection, from the end of the previous response: slow headers
 //!   (slowloris) and idle keep-alive connections are closed after it; connections accepted
 //!   while fewer than an eighth of the slots are free get at most 1 s, so a flood of idle
-//!   connections turns over quickly and clients waiting in the backlog get a slot.
+//!   connections turns over quickly.
 //!
 //! Every answer gets `X-Content-Type-Options: nosniff` ([`nosniff`]). Each request gets the
-//! client address as axum's `ConnectInfo<SocketAddr>` (the rate limiter
-//! reads it). On shutdown, open connections finish their current request and close.
+//! client address as axum's `ConnectInfo<SocketAddr>` (the rate limiter reads it). On shutdown,
+//! open connections finish their current request and close.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -26,10 +27,10 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tower::ServiceExt;
 
-use crate::ingest::guard::AddrKey;
+use crate::ingest::guard::{PreAuthPool, Refusal};
 use crate::ingest::listener::wait_true;
 
 /// The header (and idle keep-alive) timeout of connections accepted while the API is nearly full.
@@ -43,42 +44,6 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
 }
 
-/// Open connections per address.
-#[derive(Default)]
-struct PerAddress(Mutex<HashMap<AddrKey, usize>>);
-
-struct AddrSlot {
-    table: Arc<PerAddress>,
-    key: AddrKey,
-}
-
-impl PerAddress {
-    fn take(self: &Arc<Self>, key: AddrKey, max: usize) -> Option<AddrSlot> {
-        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let n = t.entry(key).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(AddrSlot {
-            table: self.clone(),
-            key,
-        })
-    }
-}
-
-impl Drop for AddrSlot {
-    fn drop(&mut self) {
-        let mut t = self.table.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = t.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                t.remove(&self.key);
-            }
-        }
-    }
-}
-
 /// Serves `app` on `listener` until `shutdown` turns true; then stops accepting and waits for
 /// open connections to finish their current request.
 pub async fn serve(
@@ -87,19 +52,11 @@ pub async fn serve(
     limits: HttpLimits,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let per_address = Arc::new(PerAddress::default());
+    let pool = PreAuthPool::new(limits.max_connections, limits.per_address);
+    let live = Arc::new(());
     let mut refused: u64 = 0;
     let mut last_log: Option<std::time::Instant> = None;
     loop {
-        // A slot first: over the cap, clients wait in the listen backlog.
-        let slot = tokio::select! {
-            _ = wait_true(&mut shutdown) => break,
-            s = slots.clone().acquire_owned() => match s {
-                Ok(s) => s,
-                Err(_) => break,
-            },
-        };
         let (tcp, peer) = tokio::select! {
             _ = wait_true(&mut shutdown) => break,
             r = listener.accept() => match r {
@@ -112,29 +69,36 @@ pub async fn serve(
                 }
             },
         };
-        let Some(addr_slot) = per_address.take(AddrKey::of(peer.ip()), limits.per_address) else {
-            drop(tcp);
-            refused += 1;
-            if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                tracing::warn!(%peer, refused, per_address = limits.per_address, "too many API connections from this address; closed the new one");
-                refused = 0;
-                last_log = Some(std::time::Instant::now());
+        let slot = match pool.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                drop(tcp);
+                refused += 1;
+                if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    let why = match why {
+                        Refusal::PerAddress => "too many API connections from this address",
+                        Refusal::Full => "the API is at its connection cap",
+                    };
+                    tracing::warn!(%peer, refused, "{why}; closed the new one");
+                    refused = 0;
+                    last_log = Some(std::time::Instant::now());
+                }
+                continue;
             }
-            continue;
         };
         // Under pressure (less than an eighth of the slots free), new connections get at most
-        // PRESSED_HEADER_TIMEOUT: a flood of idle connections then turns over quickly and
-        // clients waiting in the backlog get a slot.
-        let pressed = slots.available_permits() < limits.max_connections / 8;
+        // PRESSED_HEADER_TIMEOUT: a flood of idle connections then turns over quickly.
+        let pressed = pool.open() * 8 > limits.max_connections.max(1) * 7;
         let header_timeout = if pressed {
             limits.header_timeout.min(PRESSED_HEADER_TIMEOUT)
         } else {
             limits.header_timeout
         };
+        let live = live.clone();
         let app = app.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
-            let _slots = (slot, addr_slot);
+            let _live = live;
             let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().oneshot(req)
@@ -147,6 +111,10 @@ pub async fn serve(
             tokio::pin!(conn);
             let result = tokio::select! {
                 r = conn.as_mut() => r,
+                _ = slot.evicted() => {
+                    tracing::debug!(%peer, "API connection evicted to make room for another address");
+                    return;
+                }
                 _ = wait_true(&mut stop) => {
                     conn.as_mut().graceful_shutdown();
                     conn.as_mut().await
@@ -157,9 +125,10 @@ pub async fn serve(
             }
         });
     }
-    // Wait (bounded by the caller) until every connection has given its slot back.
-    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
-    let _ = slots.acquire_many(all).await;
+    // Wait (bounded by the caller) until every connection task has ended.
+    while Arc::strong_count(&live) > 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(())
 }
 
