@@ -243,22 +243,13 @@ fn check_descriptors(config: &Config) {
 /// Makes `path` no more open than `mode` (drops the extra permission bits) and warns when it
 /// had to; a missing path is left alone. Returns whether it changed something.
 pub fn tighten_mode(path: &Path, mode: u32) -> std::io::Result<bool> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let now = meta.permissions().mode() & 0o7777;
-    let want = now & mode;
-    if want == now {
+    let Some((was, now)) = routerstats_shared::filemode::tighten_mode(path, mode)? else {
         return Ok(false);
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))?;
+    };
     tracing::warn!(
         path = %path.display(),
-        was = format!("{:o}", now & 0o777),
-        now = format!("{:o}", want & 0o777),
+        was = format!("{was:o}"),
+        now = format!("{now:o}"),
         "file was open to other users; its mode was tightened"
     );
     Ok(true)

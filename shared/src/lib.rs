@@ -9,8 +9,10 @@
 //! - [`token`]: the enrollment token format (`rs1.<id>.<secret>.<ca-hash>`).
 //! - [`codec`]: the one place that knows the payload encoding (bincode 2.0.1 in serde mode).
 //! - [`io`] (feature `io`): async helpers that read and write whole frames on tokio streams.
+//! - [`filemode`]: tightening the mode of private files and directories (both sides).
 
 pub mod codec;
+pub mod filemode;
 pub mod frame;
 #[cfg(feature = "io")]
 pub mod io;

@@ -65,23 +65,13 @@ pub fn log_line(level: &str, args: std::fmt::Arguments<'_>) {
 /// Makes `path` no more open than `mode` (removes the extra permission bits, keeps the rest) and
 /// says so; Ok(true) when it changed something. A missing path is left alone.
 pub fn tighten_mode(path: &Path, mode: u32) -> std::io::Result<bool> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let now = meta.permissions().mode() & 0o7777;
-    let want = now & mode;
-    if want == now {
+    let Some((was, now)) = routerstats_shared::filemode::tighten_mode(path, mode)? else {
         return Ok(false);
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))?;
+    };
     log!(
         "warn",
-        "{} was mode {:o}, open to other users; set it to {:o}",
-        path.display(),
-        now & 0o777,
-        want & 0o777
+        "{} was mode {was:o}, open to other users; set it to {now:o}",
+        path.display()
     );
     Ok(true)
 }
