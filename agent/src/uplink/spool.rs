@@ -574,18 +574,24 @@ mod tests {
         assert_eq!(back.bytes(), s.bytes());
     }
 
-    #[test]
-    fn reload_into_a_smaller_spool_counts_drops() {
+    /// A spool file holding reports 1..=n, in a temp dir.
+    fn saved_spool(n: u64) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("spool.bin");
         let mut s = Spool::new(SpoolConfig {
             file: Some(file.clone()),
             ..cfg(10)
         });
-        for seq in 1..=5 {
+        for seq in 1..=n {
             s.push(BOOT, seq, frame(seq));
         }
         s.save().unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn reload_into_a_smaller_spool_counts_drops() {
+        let (_dir, file) = saved_spool(5);
         let (mut small, warnings) = Spool::open(SpoolConfig {
             file: Some(file),
             ..cfg(2)
@@ -622,16 +628,7 @@ mod tests {
 
     #[test]
     fn one_corrupt_byte_loses_one_record_not_the_spool() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("spool.bin");
-        let mut s = Spool::new(SpoolConfig {
-            file: Some(file.clone()),
-            ..cfg(10)
-        });
-        for seq in 1..=5 {
-            s.push(BOOT, seq, frame(seq));
-        }
-        s.save().unwrap();
+        let (dir, file) = saved_spool(5);
         let good = std::fs::read(&file).unwrap();
         // A byte inside each record in turn: that record goes, the four others stay.
         let record_len = (good.len() - 16) / 5;
