@@ -326,11 +326,17 @@ pub async fn drive(
 
 /// Holds a TCP connection to `addr` that sends the first bytes of a TLS record and then
 /// nothing, reopening it whenever the collector closes it, until `stop_at`. Counts in `closed`
-/// how many times the collector closed it.
+/// how many times the collector closed it. It comes from 127.0.0.2 (loopback too), an address
+/// other than the simulated routers' 127.0.0.1, as an attacker is not behind the fleet's NAT.
 pub async fn stalled_handshake(addr: SocketAddr, stop_at: Instant, closed: Arc<AtomicU64>) {
     use tokio::io::AsyncReadExt;
+    let open = || async {
+        let sock = tokio::net::TcpSocket::new_v4()?;
+        sock.bind(SocketAddr::from(([127, 0, 0, 2], 0)))?;
+        sock.connect(addr).await
+    };
     while Instant::now() < stop_at {
-        let Ok(mut tcp) = TcpStream::connect(addr).await else {
+        let Ok(mut tcp) = open().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
