@@ -114,6 +114,7 @@ fn finish_section(out: &mut Parsed<HashMap<String, String>>, section: Option<Pee
         std::collections::hash_map::Entry::Occupied(_) => out.skipped.push(super::Skipped {
             line: sec.line,
             reason: "duplicate wireguard peer public_key, first name kept".to_string(),
+            unused: false,
         }),
         std::collections::hash_map::Entry::Vacant(slot) => {
             slot.insert(name);

@@ -148,6 +148,7 @@ pub(crate) fn rich_report(boot_id: [u8; 16], seq: u64, ts_ms: u64, c: u64) -> Re
             center1_mhz: Some(5210),
             center2_mhz: None,
             txpower_dbm: Some(23.0),
+            links: vec![],
         }],
         stations: vec![
             Station {
