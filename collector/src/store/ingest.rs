@@ -664,9 +664,9 @@ fn ingest_one<'a>(
         "INSERT INTO station_samples (router_id, ts_ms, iface, mac, ssid, signal_dbm, signal_avg_dbm, rx_bytes, \
          tx_bytes, rx_packets, tx_packets, rx_delta, tx_delta, rx_bps, tx_bps, tx_retries, tx_failed, inactive_ms, \
          connected_s, tx_bitrate_kbps, rx_bitrate_kbps, expected_throughput_kbps, tx_duration_us, rx_duration_us, \
-         tx_airtime_us, rx_airtime_us, airtime_weight, mesh_gate) \
+         tx_airtime_us, rx_airtime_us, airtime_permille, airtime_weight, mesh_gate) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
-         ?23, ?24, ?25, ?26, ?27, ?28) \
+         ?23, ?24, ?25, ?26, ?27, ?28, ?29) \
          ON CONFLICT DO NOTHING",
     )?;
     let mut link_st = tx.prepare_cached(
@@ -702,6 +702,14 @@ fn ingest_one<'a>(
         let air_reset = prev_air
             .is_some_and(|p| station_reassociated(p.session, p.origin.ts_ms, sta.connected_s, ts));
         let air = pair_delta(prev_air, &cur, rx_dur, tx_dur, Width::Only64, air_reset);
+        // Microseconds of airtime per millisecond of report interval: per mille.
+        let air_permille = match (air.tx_delta, air.rx_delta, prev_air) {
+            (None, None, _) | (_, _, None) => None,
+            (t, r, Some(p)) => u64::try_from(ts.saturating_sub(p.origin.ts_ms))
+                .ok()
+                .filter(|dt| *dt > 0)
+                .map(|dt| t.unwrap_or(0).saturating_add(r.unwrap_or(0)) / dt),
+        };
         let ssid = r
             .wireless
             .iter()
@@ -756,6 +764,7 @@ fn ingest_one<'a>(
             sat_opt(rx_dur),
             sat_opt(air.tx_delta),
             sat_opt(air.rx_delta),
+            sat_opt(air_permille),
             s.airtime_weight
                 .or_else(|| first_link(l, |x| x.airtime_weight)),
             sta.mesh.as_ref().and_then(|m| m.connected_to_gate),
@@ -1594,6 +1603,19 @@ mod tests {
                 Some(256),
                 Some(1)
             ]
+        );
+        // 330 ms of airtime in 30 s: 11 per mille.
+        let permille = |m: u8, ts: u64| -> Option<i64> {
+            conn.query_row(
+                "SELECT airtime_permille FROM station_samples WHERE mac = ?1 AND ts_ms = ?2",
+                params![mac(m).to_string(), ts as i64],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            (permille(1, T0), permille(1, T0 + 30_000)),
+            (None, Some(11))
         );
         // The MLO station: sums over its links (10c + 20c, c + 2c).
         assert_eq!(

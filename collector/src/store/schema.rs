@@ -424,7 +424,9 @@ CREATE TABLE wg_interfaces (
 /// - `station_samples`: airtime counters `tx_duration_us`/`rx_duration_us` (microseconds since
 ///   association, as the driver reports them), their per-report deltas `tx_airtime_us`/
 ///   `rx_airtime_us` (NULL like the byte deltas: first sample, re-association, counter reset),
-///   `airtime_weight`, and `mesh_gate` (mesh peers: connected to a gate, 0/1).
+///   `airtime_permille` (their sum over the report interval: the station's share of airtime in
+///   per mille, above 1000 for a multi-link station using several radios), `airtime_weight`,
+///   and `mesh_gate` (mesh peers: connected to a gate, 0/1).
 /// - `station_link_samples`: the per-link figures of multi-link stations (one row per link of
 ///   a station in a report), clustered like `station_samples`; raw retention.
 /// Rows stored before the migration have NULL in the new columns.
@@ -434,6 +436,7 @@ ALTER TABLE station_samples ADD COLUMN tx_duration_us INTEGER;
 ALTER TABLE station_samples ADD COLUMN rx_duration_us INTEGER;
 ALTER TABLE station_samples ADD COLUMN tx_airtime_us INTEGER;
 ALTER TABLE station_samples ADD COLUMN rx_airtime_us INTEGER;
+ALTER TABLE station_samples ADD COLUMN airtime_permille INTEGER;
 ALTER TABLE station_samples ADD COLUMN airtime_weight INTEGER;
 ALTER TABLE station_samples ADD COLUMN mesh_gate INTEGER;
 
