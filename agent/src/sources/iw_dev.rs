@@ -276,15 +276,16 @@ fn apply_field(iface: &mut WirelessInterface, keyword: &str, rest: &str) -> Resu
             }
             iface.iftype = WifiIfType::from_iw(value);
         }
-        "channel" if iface.channel.is_none() && iface.freq_mhz.is_none() => {
-            let (ch, problems) = parse_channel(value);
-            iface.channel = ch.channel;
-            iface.freq_mhz = ch.freq_mhz;
-            iface.width_mhz = ch.width_mhz;
-            iface.center1_mhz = ch.center1_mhz;
-            iface.center2_mhz = ch.center2_mhz;
-            problems?
-        }
+        "channel" if iface.channel.is_none() && iface.freq_mhz.is_none() => set_channel(
+            [
+                &mut iface.channel,
+                &mut iface.freq_mhz,
+                &mut iface.width_mhz,
+                &mut iface.center1_mhz,
+                &mut iface.center2_mhz,
+            ],
+            value,
+        )?,
         "txpower" if iface.txpower_dbm.is_none() => iface.txpower_dbm = Some(parse_power(value)?),
         _ => {}
     }
@@ -295,19 +296,33 @@ fn apply_field(iface: &mut WirelessInterface, keyword: &str, rest: &str) -> Resu
 fn apply_link_field(link: &mut WifiLink, keyword: &str, rest: &str) -> Result<(), String> {
     let value = rest.trim();
     match keyword {
-        "channel" if link.channel.is_none() && link.freq_mhz.is_none() => {
-            let (ch, problems) = parse_channel(value);
-            link.channel = ch.channel;
-            link.freq_mhz = ch.freq_mhz;
-            link.width_mhz = ch.width_mhz;
-            link.center1_mhz = ch.center1_mhz;
-            link.center2_mhz = ch.center2_mhz;
-            problems?
-        }
+        "channel" if link.channel.is_none() && link.freq_mhz.is_none() => set_channel(
+            [
+                &mut link.channel,
+                &mut link.freq_mhz,
+                &mut link.width_mhz,
+                &mut link.center1_mhz,
+                &mut link.center2_mhz,
+            ],
+            value,
+        )?,
         "txpower" if link.txpower_dbm.is_none() => link.txpower_dbm = Some(parse_power(value)?),
         _ => {}
     }
     Ok(())
+}
+
+/// Sets `[channel, freq, width, center1, center2]` from a `channel` line (of an interface or
+/// of an MLD link): the parts that parse are set even when another part is malformed.
+fn set_channel(slots: [&mut Option<u32>; 5], value: &str) -> Result<(), String> {
+    let (ch, problems) = parse_channel(value);
+    let [channel, freq, width, center1, center2] = slots;
+    *channel = ch.channel;
+    *freq = ch.freq_mhz;
+    *width = ch.width_mhz;
+    *center1 = ch.center1_mhz;
+    *center2 = ch.center2_mhz;
+    problems
 }
 
 /// `- link ID  1 link addr 02:00:00:00:01:01` (the text after the `-`): the link ID is

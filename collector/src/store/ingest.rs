@@ -1298,7 +1298,7 @@ fn sync_sources(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testutil::{enrolled_router, mac, open_temp, rich_report};
+    use crate::store::testutil::{enrolled_router, mac, mld_interface, open_temp, rich_report};
     use routerstats_shared::model::{NetInterface, Report, SourceKind};
 
     const BOOT_A: [u8; 16] = [0xaa; 16];
@@ -1502,31 +1502,9 @@ mod tests {
     /// The rich report plus Wi-Fi 7 / airtime facts: an MLD interface with two links, airtime
     /// counters on station 1 and on the links of the MLO station 2, a mesh gate flag.
     fn airtime_report(seq: u64, ts: u64, c: u64) -> Report {
-        use routerstats_shared::model::{MeshPeer, WifiIfType};
+        use routerstats_shared::model::MeshPeer;
         let mut r = rich_report(BOOT_A, seq, ts, c);
-        let mut mld = r.wireless[0].clone();
-        mld.name = "ap-mld0".into();
-        (mld.channel, mld.freq_mhz, mld.width_mhz, mld.txpower_dbm) = (None, None, None, None);
-        mld.iftype = WifiIfType::Ap;
-        mld.links = vec![
-            WifiLink {
-                link_id: 1,
-                channel: Some(36),
-                freq_mhz: Some(5180),
-                width_mhz: Some(160),
-                ..WifiLink::default()
-            },
-            WifiLink {
-                link_id: 2,
-                addr: Some(mac(0x62)),
-                channel: Some(37),
-                freq_mhz: Some(6135),
-                width_mhz: Some(320),
-                txpower_dbm: Some(21.5),
-                ..WifiLink::default()
-            },
-        ];
-        r.wireless.push(mld);
+        r.wireless.push(mld_interface());
         let s1 = &mut r.stations[0];
         s1.stats.tx_duration_us = Some(c * 1_000);
         s1.stats.rx_duration_us = Some(c * 100);

@@ -267,43 +267,12 @@ fn enroll(store: &mut Store, name: &str) -> i64 {
 
 #[test]
 fn mld_links_airtime_and_station_links_reach_the_api_rows() {
-    use routerstats_shared::model::{StationLink, WifiIfType, WifiLink, WirelessInterface};
+    use routerstats_shared::model::StationLink;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("routerstats.db");
     let mut store = Store::open(&path).unwrap();
     let id = enroll(&mut store, "w7");
-    let mld = WirelessInterface {
-        phy: Some(0),
-        name: "ap-mld0".into(),
-        ifindex: None,
-        wdev: None,
-        addr: None,
-        iftype: WifiIfType::Ap,
-        ssid: Some("Seven".into()),
-        channel: None,
-        freq_mhz: None,
-        width_mhz: None,
-        center1_mhz: None,
-        center2_mhz: None,
-        txpower_dbm: None,
-        links: vec![
-            WifiLink {
-                link_id: 1,
-                channel: Some(36),
-                freq_mhz: Some(5180),
-                width_mhz: Some(160),
-                ..WifiLink::default()
-            },
-            WifiLink {
-                link_id: 2,
-                channel: Some(37),
-                freq_mhz: Some(6135),
-                width_mhz: Some(320),
-                txpower_dbm: Some(21.5),
-                ..WifiLink::default()
-            },
-        ],
-    };
+    let mld = crate::store::testutil::mld_interface();
     let at = |seq: u64| {
         let mut r = report(seq, T0 + i64::try_from(seq).unwrap() * 60_000, 1000, "host");
         r.wireless = vec![mld.clone()];
