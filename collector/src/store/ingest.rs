@@ -1600,7 +1600,8 @@ mod tests {
             airtime(2, T0 + 30_000)[..4],
             [Some(39_000), Some(3_900), Some(9_000), Some(900)]
         );
-        let per_link: Vec<(i64, Option<i64>, Option<i64>, Option<i64>)> = conn
+        type LinkRow = (i64, Option<i64>, Option<i64>, Option<i64>);
+        let per_link: Vec<LinkRow> = conn
             .prepare("SELECT link_id, tx_duration_us, rx_bytes, tx_bitrate_kbps FROM station_link_samples WHERE mac = ?1 AND ts_ms = ?2 ORDER BY link_id")
             .unwrap()
             .query_map(params![mac(2).to_string(), (T0 + 30_000) as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))

@@ -429,6 +429,7 @@ CREATE TABLE wg_interfaces (
 ///   and `mesh_gate` (mesh peers: connected to a gate, 0/1).
 /// - `station_link_samples`: the per-link figures of multi-link stations (one row per link of
 ///   a station in a report), clustered like `station_samples`; raw retention.
+///
 /// Rows stored before the migration have NULL in the new columns.
 const MIGRATION_5: &str = r#"
 ALTER TABLE wireless_interfaces ADD COLUMN links TEXT;
