@@ -1272,10 +1272,7 @@ fn ssids_of(
                     freq_mhz: r.get(4)?,
                     width_mhz: r.get(5)?,
                     txpower_dbm: r.get(6)?,
-                    links: r
-                        .get::<_, Option<String>>(7)?
-                        .and_then(|t| serde_json::from_str(&t).ok())
-                        .unwrap_or_default(),
+                    links: crate::store::wifi_links(r.get(7)?),
                 },
             ))
         })

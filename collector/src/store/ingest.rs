@@ -1148,6 +1148,13 @@ fn links_json(links: &[WifiLink]) -> Option<String> {
     serde_json::to_string(links).ok()
 }
 
+/// Reads a `wireless_interfaces.links` value back: no links for NULL, and for a malformed value
+/// (the collector never writes one).
+pub fn wifi_links(json: Option<String>) -> Vec<WifiLink> {
+    json.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
 fn sync_leases(
     tx: &Transaction<'_>,
     rc: &mut RouterCache,

@@ -157,18 +157,35 @@ pub struct WirelessInfo {
 }
 
 /// One link of a multi-link (MLD) interface (read from `wireless_interfaces.links`).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[schema(as = isp::WirelessLinkInfo)]
 pub struct WirelessLinkInfo {
     pub link_id: i64,
     pub addr: Option<String>,
     pub channel: Option<i64>,
-    #[serde(rename(deserialize = "freq_mhz"))]
     pub frequency_mhz: Option<i64>,
     pub width_mhz: Option<i64>,
     pub center1_mhz: Option<i64>,
     pub center2_mhz: Option<i64>,
     pub txpower_dbm: Option<f64>,
+}
+
+impl From<routerstats_shared::WifiLink> for WirelessLinkInfo {
+    fn from(l: routerstats_shared::WifiLink) -> Self {
+        WirelessLinkInfo {
+            link_id: l.link_id.into(),
+            addr: l.addr.map(|a| a.to_string()),
+            channel: l.channel.map(i64::from),
+            frequency_mhz: l.freq_mhz.map(i64::from),
+            width_mhz: l.width_mhz.map(i64::from),
+            center1_mhz: l.center1_mhz.map(i64::from),
+            center2_mhz: l.center2_mhz.map(i64::from),
+            // iw prints two decimals: keep them, not the f32's binary tail (22.3, not 22.2999...).
+            txpower_dbm: l
+                .txpower_dbm
+                .map(|p| (f64::from(p) * 100.0).round() / 100.0),
+        }
+    }
 }
 
 /// Per-link figures of a multi-link station in the same report.
@@ -771,11 +788,10 @@ pub(super) fn wireless_of(
             frequency_mhz: w.get(5).map_err(db)?,
             width_mhz: w.get(6).map_err(db)?,
             txpower_dbm: w.get(7).map_err(db)?,
-            links: w
-                .get::<_, Option<String>>(8)
-                .map_err(db)?
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or_default(),
+            links: crate::store::wifi_links(w.get(8).map_err(db)?)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
         };
         out.entry(w.get(0).map_err(db)?)
             .or_default()
