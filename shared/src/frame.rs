@@ -31,7 +31,10 @@ pub const MAX_PREAUTH_FRAME_LEN: u32 = 8 * 1024;
 #[repr(u8)]
 pub enum MessageKind {
     Hello = 1,
-    Report = 2,
+    /// A report in the version 1 model ([`crate::model_v1`]), as agents before the Wi-Fi 7 /
+    /// airtime fields send it (and as their spools still hold it after an upgrade). The
+    /// collector decodes it and converts it to the current model.
+    ReportV1 = 2,
     Ack = 3,
     EnrollRequest = 4,
     EnrollResponse = 5,
@@ -42,13 +45,17 @@ pub enum MessageKind {
     /// A report as a patch of the previous report payload sent on the same connection
     /// (see [`crate::patch`]).
     ReportPatch = 10,
+    /// A report in the current model. A new kind rather than a new header version, so that old
+    /// agents keep talking to a new collector unchanged; a new agent talking to an old
+    /// collector is refused with "unknown message kind 11" (upgrade collectors first).
+    Report = 11,
 }
 
 impl MessageKind {
     /// Every kind, in wire order.
-    pub const ALL: [MessageKind; 10] = [
+    pub const ALL: [MessageKind; 11] = [
         MessageKind::Hello,
-        MessageKind::Report,
+        MessageKind::ReportV1,
         MessageKind::Ack,
         MessageKind::EnrollRequest,
         MessageKind::EnrollResponse,
@@ -57,10 +64,16 @@ impl MessageKind {
         MessageKind::Error,
         MessageKind::HelloAck,
         MessageKind::ReportPatch,
+        MessageKind::Report,
     ];
 
     pub fn from_u8(b: u8) -> Option<Self> {
         Self::ALL.into_iter().find(|k| *k as u8 == b)
+    }
+
+    /// Whether frames of this kind carry a whole report payload (of either model version).
+    pub fn is_full_report(self) -> bool {
+        matches!(self, MessageKind::Report | MessageKind::ReportV1)
     }
 }
 

@@ -29,7 +29,7 @@ use serde::Serialize;
 
 use routerstats_shared::model::Report;
 
-pub use ingest::{bucket_start, BUCKET_1H_MS, BUCKET_5M_MS};
+pub use ingest::{bucket_start, wifi_links, BUCKET_1H_MS, BUCKET_5M_MS};
 pub use registry::{
     check_router_name, name_from_hostname, normalize_name, ApiKeyRow, MAX_NAME_CHARS,
 };
