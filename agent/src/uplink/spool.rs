@@ -340,7 +340,7 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(Entry, usize)> {
     let seq = u64::from_be_bytes(body.get(16..24)?.try_into().ok()?);
     let frame = body.get(RECORD_HEAD..)?;
     match FrameHeader::parse(frame, MAX_FRAME_LEN) {
-        Ok(h) if h.kind == MessageKind::Report && h.len as usize + HEADER_LEN == frame.len() => {}
+        Ok(h) if h.kind.is_full_report() && h.len as usize + HEADER_LEN == frame.len() => {}
         _ => return None,
     }
     Some(((boot_id, seq, frame.to_vec()), 16 + n))
@@ -691,8 +691,8 @@ mod tests {
         let mut s = Spool::new(cfg(10));
         s.push(BOOT, 1, old.clone());
         s.push(BOOT, 2, frame(2));
-        let back = decode(&s.encode()).unwrap();
-        assert_eq!(back.len(), 2);
+        let (back, lost) = decode(&s.encode()).unwrap();
+        assert_eq!((back.len(), lost), (2, 0));
         assert_eq!(back[0].2, old);
     }
 
