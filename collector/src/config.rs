@@ -43,9 +43,11 @@ pub struct Config {
     pub preauth_per_address: usize,
     /// Time from accept to the first frame (TLS handshake included).
     pub preauth_timeout: Duration,
-    /// Open HTTP API connections at most (more wait in the kernel's backlog).
+    /// Open HTTP API connections at most (when full, a client from another address takes the
+    /// oldest connection of the address holding the most; otherwise it is closed).
     pub api_max_connections: usize,
-    /// Open HTTP API connections per client address at most (more are closed at once).
+    /// Open HTTP API connections per client address at most while at least half of
+    /// `api_max_connections` are open (more are closed at once).
     pub api_max_per_address: usize,
     /// Time a client has to send a request's headers, counted from the connection's start or
     /// from the previous response: slow headers and idle keep-alive connections are closed.
