@@ -20,8 +20,18 @@ pub mod sys;
 pub struct FlagError(pub String);
 
 /// Parses `--name value`, `--name=value` and bare `--switch` flags into (name, value) pairs.
-pub fn flags() -> Result<Vec<(String, String)>, FlagError> {
-    parse_flags(std::env::args().skip(1))
+/// With `-h` or `--help` anywhere, prints `usage` and exits with status 0 instead.
+pub fn flags(usage: &str) -> Result<Vec<(String, String)>, FlagError> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if wants_help(&args) {
+        println!("{}", usage.trim_end());
+        std::process::exit(0);
+    }
+    parse_flags(args)
+}
+
+fn wants_help(args: &[String]) -> bool {
+    args.iter().any(|a| a == "-h" || a == "--help")
 }
 
 fn parse_flags(args: impl IntoIterator<Item = String>) -> Result<Vec<(String, String)>, FlagError> {
@@ -75,6 +85,13 @@ mod tests {
         assert!(flag(&f, "quick", 1usize).is_err());
         assert_eq!(flag(&f, "missing", 7u8).unwrap(), 7);
         assert!(parse_flags(["stray".to_string()]).is_err());
+    }
+
+    #[test]
+    fn help_is_recognised_anywhere() {
+        assert!(wants_help(&["--agents".into(), "5".into(), "--help".into()]));
+        assert!(wants_help(&["-h".into()]));
+        assert!(!wants_help(&["--agents".into(), "5".into()]));
     }
 }
 

@@ -83,7 +83,7 @@ pub async fn enroll_fleet(
                 name: name.clone(),
                 reason,
             };
-            std::fs::create_dir_all(&opts.config_dir).map_err(|e| fail(e.to_string()))?;
+            // enroll() creates the identity directory itself (mode 0700).
             let dir = opts.config_dir.clone();
             enroll(opts).await.map_err(|e| fail(e.to_string()))?;
             let id = load_identity(&dir).map_err(|e| fail(e.to_string()))?;
@@ -118,8 +118,28 @@ pub fn boot_id(salt: u64) -> [u8; 16] {
     b
 }
 
-/// Opens a mutual-TLS connection as `agent` and says `Hello`; returns after `HelloAck`.
+/// Opens a mutual-TLS connection as `agent` and says `Hello`; returns after `HelloAck`. A
+/// connection the collector closes before or during the handshake (its per-address cap on
+/// unauthenticated connections, when many simulated routers connect at once from one address)
+/// is retried a few times after a short pause, as a real agent's backoff would.
 pub async fn connect(addr: SocketAddr, agent: &SimAgent, boot: [u8; 16]) -> Result<Conn, SimError> {
+    let mut tries = 0u32;
+    loop {
+        match connect_once(addr, agent, boot).await {
+            Err(SimError::Handshake(_) | SimError::Connect(_)) if tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100 + 50 * u64::from(tries))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn connect_once(
+    addr: SocketAddr,
+    agent: &SimAgent,
+    boot: [u8; 16],
+) -> Result<Conn, SimError> {
     let io = timeout(Duration::from_secs(60), async {
         let tcp = TcpStream::connect(addr)
             .await
@@ -306,11 +326,17 @@ pub async fn drive(
 
 /// Holds a TCP connection to `addr` that sends the first bytes of a TLS record and then
 /// nothing, reopening it whenever the collector closes it, until `stop_at`. Counts in `closed`
-/// how many times the collector closed it.
+/// how many times the collector closed it. It comes from 127.0.0.2 (loopback too), an address
+/// other than the simulated routers' 127.0.0.1, as an attacker is not behind the fleet's NAT.
 pub async fn stalled_handshake(addr: SocketAddr, stop_at: Instant, closed: Arc<AtomicU64>) {
     use tokio::io::AsyncReadExt;
+    let open = || async {
+        let sock = tokio::net::TcpSocket::new_v4()?;
+        sock.bind(SocketAddr::from(([127, 0, 0, 2], 0)))?;
+        sock.connect(addr).await
+    };
     while Instant::now() < stop_at {
-        let Ok(mut tcp) = TcpStream::connect(addr).await else {
+        let Ok(mut tcp) = open().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };

@@ -73,6 +73,7 @@ extern "C" {
     fn getrusage(who: i32, usage: *mut Rusage) -> i32;
     fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
     fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
+    fn prlimit(pid: i32, resource: i32, new: *const Rlimit, old: *mut Rlimit) -> i32;
 }
 
 const RUSAGE_SELF: i32 = 0;
@@ -139,6 +140,26 @@ pub fn raise_nofile(want: u64) -> u64 {
         try_set(want.min(max), max);
     }
     nofile_limit().0
+}
+
+/// Sets the open-file limit (soft and hard) of another process; true when it worked.
+pub fn set_nofile_of(pid: u32, limit: u64) -> bool {
+    let r = Rlimit {
+        cur: limit,
+        max: limit,
+    };
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: `r` is a properly sized `struct rlimit`; the old value is not asked for.
+    unsafe { prlimit(pid, RLIMIT_NOFILE, &r, std::ptr::null_mut()) == 0 }
+}
+
+/// Open file descriptors of a process (entries of /proc/<pid>/fd); 0 if it cannot be read.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Percentile (0.0..=1.0) of sorted values; None when empty.

@@ -125,18 +125,21 @@ pub enum RouterCmd {
     Show {
         #[command(flatten)]
         data_dir: DataDirArg,
+        /// The router: a number is its id, anything else its name; `id:N` or `name:NAME` to say which.
         router: String,
     },
     /// Revoke a router: its certificate is refused and its open connections close within a second.
     Revoke {
         #[command(flatten)]
         data_dir: DataDirArg,
+        /// The router: a number is its id, anything else its name; `id:N` or `name:NAME` to say which.
         router: String,
     },
     /// Rename a router.
     Rename {
         #[command(flatten)]
         data_dir: DataDirArg,
+        /// The router: a number is its id, anything else its name; `id:N` or `name:NAME` to say which.
         router: String,
         new_name: String,
     },

@@ -33,8 +33,25 @@ pub struct Config {
     pub server_names: Vec<String>,
     /// Validity of issued router certificates.
     pub client_cert_days: u32,
-    /// Open ingest connections at most; more are closed right after accept.
+    /// Authenticated router connections at most (after `Hello`); more are refused.
     pub max_connections: usize,
+    /// Not-yet-authenticated ingest connections at most (from accept to the first frame, and
+    /// enrollments); a separate pool, so they cannot take the routers' slots.
+    pub preauth_max_connections: usize,
+    /// Not-yet-authenticated ingest connections per address (IPv4, or IPv6 /64) at most, while
+    /// that pool is at least half full.
+    pub preauth_per_address: usize,
+    /// Time from accept to the first frame (TLS handshake included).
+    pub preauth_timeout: Duration,
+    /// Open HTTP API connections at most (when full, a client from another address takes the
+    /// oldest connection of the address holding the most; otherwise it is closed).
+    pub api_max_connections: usize,
+    /// Open HTTP API connections per client address at most while at least half of
+    /// `api_max_connections` are open (more are closed at once).
+    pub api_max_per_address: usize,
+    /// Time a client has to send a request's headers, counted from the connection's start or
+    /// from the previous response: slow headers and idle keep-alive connections are closed.
+    pub api_header_timeout: Duration,
     /// Time allowed for the TLS handshake.
     pub handshake_timeout: Duration,
     /// Idle time after which an ingest connection is closed (longer than the agents' interval).
@@ -66,6 +83,12 @@ impl Default for Config {
             server_names: Vec::new(),
             client_cert_days: 90,
             max_connections: 4096,
+            preauth_max_connections: 1024,
+            preauth_per_address: 128,
+            preauth_timeout: Duration::from_secs(10),
+            api_max_connections: 1024,
+            api_max_per_address: 256,
+            api_header_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(120),
             max_frame: MAX_FRAME_LEN,
@@ -131,6 +154,12 @@ struct FileConfig {
     server_names: Option<Vec<String>>,
     client_cert_days: Option<u32>,
     max_connections: Option<usize>,
+    preauth_max_connections: Option<usize>,
+    preauth_per_address: Option<usize>,
+    preauth_timeout: Option<FileDuration>,
+    api_max_connections: Option<usize>,
+    api_max_per_address: Option<usize>,
+    api_header_timeout: Option<FileDuration>,
     handshake_timeout: Option<FileDuration>,
     read_timeout: Option<FileDuration>,
     max_frame: Option<u32>,
@@ -183,6 +212,24 @@ impl Config {
         }
         if let Some(v) = file.max_connections {
             c.max_connections = v;
+        }
+        if let Some(v) = file.preauth_max_connections {
+            c.preauth_max_connections = v;
+        }
+        if let Some(v) = file.preauth_per_address {
+            c.preauth_per_address = v;
+        }
+        if let Some(v) = file.preauth_timeout {
+            c.preauth_timeout = v.resolve("preauth_timeout")?;
+        }
+        if let Some(v) = file.api_max_connections {
+            c.api_max_connections = v;
+        }
+        if let Some(v) = file.api_max_per_address {
+            c.api_max_per_address = v;
+        }
+        if let Some(v) = file.api_header_timeout {
+            c.api_header_timeout = v.resolve("api_header_timeout")?;
         }
         if let Some(v) = file.handshake_timeout {
             c.handshake_timeout = v.resolve("handshake_timeout")?;
@@ -248,6 +295,24 @@ impl Config {
         }
         if self.max_connections == 0 {
             return invalid("max_connections", "must be at least 1");
+        }
+        for (key, v) in [
+            ("preauth_max_connections", self.preauth_max_connections),
+            ("preauth_per_address", self.preauth_per_address),
+            ("api_max_connections", self.api_max_connections),
+            ("api_max_per_address", self.api_max_per_address),
+        ] {
+            if v == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
+        for (key, v) in [
+            ("preauth_timeout", self.preauth_timeout),
+            ("api_header_timeout", self.api_header_timeout),
+        ] {
+            if v.is_zero() || v > Duration::from_secs(3600) {
+                return invalid(key, "must be between 1ms and 1h");
+            }
         }
         if self.handshake_timeout.is_zero() {
             return invalid("handshake_timeout", "must be longer than 0");

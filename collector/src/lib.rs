@@ -8,6 +8,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod http_server;
 pub mod ingest;
 pub mod pki;
 pub mod server;

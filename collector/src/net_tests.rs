@@ -655,26 +655,38 @@ async fn no_client_certificate_may_only_enroll() {
 }
 
 #[tokio::test]
-async fn connection_cap_closes_extra_connections_immediately() {
+async fn router_connection_cap_refuses_extra_routers() {
     let h = start_with(|c| c.max_connections = 2).await;
-    let c1 = h.connect(None).await;
-    let _c2 = h.connect(None).await;
-    // Wait until the collector counts both.
-    let deadline = Instant::now() + WAIT;
-    while h.handle.active_connections() < 2 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let ids = [
+        h.enroll("ap-a").await,
+        h.enroll("ap-b").await,
+        h.enroll("ap-c").await,
+    ];
+    let (c1, _) = h.ingest(&ids[0]).await;
+    let (_c2, _) = h.ingest(&ids[1]).await;
     assert_eq!(h.handle.active_connections(), 2);
-    let refused = h.connect_with(h.client_config(None), "localhost").await;
-    assert!(refused.is_err(), "a third connection must be closed");
+    // A third router is told to come back later.
+    let mut s = h.connect(Some(&ids[2])).await;
+    send(&mut s, &hello()).await;
+    let why = expect_error(&mut s, ErrorCode::Unavailable).await;
+    assert!(why.contains("connection cap"), "{why}");
+    // Unauthenticated connections do not count against the routers' cap.
+    let _bare = h.connect(None).await;
     // Closing one frees a slot.
     drop(c1);
     let deadline = Instant::now() + WAIT;
-    while h.handle.active_connections() > 1 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    loop {
+        let mut s = h.connect(Some(&ids[2])).await;
+        send(&mut s, &hello()).await;
+        match recv(&mut s).await {
+            Ok(Message::HelloAck(_)) => break,
+            other if Instant::now() < deadline => {
+                assert!(matches!(other, Ok(Message::Error(_))), "{other:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("the freed slot was not given to ap-c: {other:?}"),
+        }
     }
-    let id = h.enroll("ap-a").await;
-    assert!(id.router_id > 0);
 }
 
 #[tokio::test]
@@ -1151,4 +1163,438 @@ async fn patch_without_a_base_or_garbage_is_refused() {
     good.write_all(&patch_frame(1, 4)).await.unwrap();
     expect_ack(&mut good, 4).await;
     assert_eq!(h.count_reports(r.router_id), 4);
+}
+
+// --- Hardening against unauthenticated peers (issue 15) ---
+
+/// A TCP connection to the ingest port from a chosen loopback source address (the whole
+/// 127.0.0.0/8 is loopback on Linux), so tests can play several clients.
+async fn tcp_from(h: &Harness, src: [u8; 4]) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::from((src, 0))).unwrap();
+    sock.connect(h.addr()).await.unwrap()
+}
+
+async fn tls_from(h: &Harness, src: [u8; 4], id: Option<&Identity>) -> TlsStream<TcpStream> {
+    let tcp = tcp_from(h, src).await;
+    let name = ServerName::try_from("localhost".to_string()).unwrap();
+    tokio::time::timeout(
+        WAIT,
+        TlsConnector::from(h.client_config(id)).connect(name, tcp),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+/// Whether the server closes `tcp` within `within` (read returns 0 or an error).
+async fn closed_within(tcp: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match tokio::time::timeout(within, tcp.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn oversized_first_frame_is_refused_after_its_header() {
+    let h = start().await;
+    // No client certificate: a header announcing 1 MiB is refused at once, before any body.
+    let mut s = h.connect(None).await;
+    s.write_all(&FrameHeader::new(MessageKind::EnrollRequest, MAX_FRAME_LEN).to_bytes())
+        .await
+        .unwrap();
+    s.flush().await.unwrap();
+    let why = tokio::time::timeout(Duration::from_secs(3), async {
+        expect_error(&mut s, ErrorCode::Protocol).await
+    })
+    .await
+    .expect("refused within 3 s, without waiting for the body");
+    assert!(why.contains("exceeds the limit of 8192"), "{why}");
+    // The same for a router's first frame before its Hello was accepted.
+    let id = h.enroll("ap-big").await;
+    let mut s = h.connect(Some(&id)).await;
+    s.write_all(&FrameHeader::new(MessageKind::Hello, 100_000).to_bytes())
+        .await
+        .unwrap();
+    expect_error(&mut s, ErrorCode::Protocol).await;
+    // After Hello, frames up to max_frame are fine: a 40 KB report is acked.
+    let (mut s, _) = h.ingest(&id).await;
+    let mut r = report([9; 16], 1);
+    r.router.hostname = "h".repeat(40_000);
+    send(&mut s, &Message::Report(Box::new(r))).await;
+    assert!(matches!(recv(&mut s).await.unwrap(), Message::Ack(_)));
+}
+
+#[tokio::test]
+async fn unauthenticated_connections_get_a_short_deadline() {
+    let h = start_with(|c| c.preauth_timeout = Duration::from_millis(500)).await;
+    // TLS without a certificate and no frame: closed after the pre-auth deadline, not after
+    // the 120 s read timeout.
+    let mut s = h.connect(None).await;
+    let started = Instant::now();
+    expect_closed(&mut s).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    // A router that authenticated in time stays, past that deadline.
+    let id = h.enroll("ap-slow").await;
+    let (mut s, _) = h.ingest(&id).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    send_report_expect_ack(&mut s, [4; 16], 1).await;
+}
+
+#[tokio::test]
+async fn per_address_cap_closes_extra_unauthenticated_connections() {
+    let h = start_with(|c| {
+        c.preauth_per_address = 3;
+        c.preauth_max_connections = 6;
+    })
+    .await;
+    let id = h.enroll("ap-neighbour").await;
+    let attacker = [127, 0, 0, 2];
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tcp_from(&h, attacker).await);
+    }
+    // Let the collector account for them, then a fourth from the same address is closed at once.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = tcp_from(&h, attacker).await;
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(2)).await,
+        "fourth connection kept open"
+    );
+    for t in &mut held {
+        assert!(
+            !closed_within(t, Duration::from_millis(50)).await,
+            "held connection closed early"
+        );
+    }
+    // Another address is not affected.
+    let (mut s, _) = {
+        let mut s = tls_from(&h, [127, 0, 0, 1], Some(&id)).await;
+        send(&mut s, &hello()).await;
+        match recv(&mut s).await.unwrap() {
+            Message::HelloAck(a) => (s, a),
+            other => panic!("{other:?}"),
+        }
+    };
+    send_report_expect_ack(&mut s, [5; 16], 1).await;
+}
+
+#[tokio::test]
+async fn full_preauth_pool_does_not_keep_routers_out() {
+    let h = start_with(|c| {
+        c.preauth_max_connections = 8;
+        c.preauth_per_address = 8;
+    })
+    .await;
+    let id = h.enroll("ap-real").await;
+    // Eight silent TCP connections from one address fill the unauthenticated pool.
+    let mut flood = Vec::new();
+    for _ in 0..8 {
+        flood.push(tcp_from(&h, [127, 0, 0, 3]).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A router from another address still gets in (taking the flood's oldest slot) and reports.
+    let mut s = tls_from(&h, [127, 0, 0, 1], Some(&id)).await;
+    send(&mut s, &hello()).await;
+    assert!(matches!(recv(&mut s).await.unwrap(), Message::HelloAck(_)));
+    send_report_expect_ack(&mut s, [6; 16], 1).await;
+    assert!(
+        closed_within(&mut flood[0], Duration::from_secs(2)).await,
+        "the flood's oldest connection was not evicted"
+    );
+    // The router left the pool after Hello: the flood may fill it again, but not beyond.
+    let mut refill = tcp_from(&h, [127, 0, 0, 3]).await;
+    assert!(!closed_within(&mut refill, Duration::from_millis(300)).await);
+    let mut again = tcp_from(&h, [127, 0, 0, 3]).await;
+    assert!(closed_within(&mut again, Duration::from_secs(2)).await);
+}
+
+#[tokio::test]
+async fn failed_enrollments_are_rate_limited_per_address() {
+    let h = start().await;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let bad = |secret: &str| EnrollRequest {
+        token: format!(
+            "rs1.nosuchtoken.{secret}.{}",
+            routerstats_shared::token::hex(&h.handle.ca_hash())
+        ),
+        csr_pem: csr(&key),
+        name: None,
+        hostname: "prober".into(),
+    };
+    let ask = |src: [u8; 4], req: EnrollRequest| {
+        let h = &h;
+        async move {
+            let mut s = tls_from(h, src, None).await;
+            send(&mut s, &Message::EnrollRequest(req)).await;
+            recv(&mut s).await.unwrap()
+        }
+    };
+    let mut codes = Vec::new();
+    for i in 0..14 {
+        let secret = format!("{:032}", i);
+        match ask([127, 0, 0, 4], bad(&secret)).await {
+            Message::Error(e) => codes.push(e.code),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(codes[..10], [ErrorCode::InvalidToken; 10], "{codes:?}");
+    assert_eq!(codes[10..], [ErrorCode::Unavailable; 4], "{codes:?}");
+    // Another address still enrolls, with a good token.
+    let token = h.token("ap-ok", 1);
+    let reply = ask(
+        [127, 0, 0, 5],
+        EnrollRequest {
+            token: token.to_string(),
+            csr_pem: csr(&key),
+            name: None,
+            hostname: "OpenWrt".into(),
+        },
+    )
+    .await;
+    assert!(matches!(reply, Message::EnrollResponse(_)), "{reply:?}");
+}
+
+/// A TCP connection to the API port from a chosen loopback source address.
+async fn api_tcp_from(h: &Harness, src: [u8; 4]) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::from((src, 0))).unwrap();
+    sock.connect(h.handle.api_addr()).await.unwrap()
+}
+
+/// Sends a keep-alive `GET /health` on `tcp` and reads the answer's status line.
+async fn api_health_on(tcp: &mut TcpStream) -> Option<String> {
+    tcp.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    text.lines().next().map(str::to_string)
+}
+
+#[tokio::test]
+async fn api_cuts_slow_headers_and_idle_keep_alive_connections() {
+    let h = start_with(|c| c.api_header_timeout = Duration::from_millis(600)).await;
+    // Slowloris: a header line every 200 ms never completes; cut after the header timeout.
+    let mut slow = api_tcp_from(&h, [127, 0, 0, 1]).await;
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut cut = false;
+    for i in 0..25 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if slow
+            .write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            cut = true;
+            break;
+        }
+        if closed_within(&mut slow, Duration::from_millis(1)).await {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "slow headers still open after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // Keep-alive: answered, then closed once idle for the header timeout.
+    let mut ka = api_tcp_from(&h, [127, 0, 0, 1]).await;
+    let status = api_health_on(&mut ka).await.unwrap();
+    assert!(status.contains("200"), "{status}");
+    let idle = Instant::now();
+    assert!(
+        closed_within(&mut ka, Duration::from_secs(4)).await,
+        "idle keep-alive kept open"
+    );
+    assert!(
+        idle.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        idle.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn api_connection_caps_per_address_and_in_total() {
+    let h = start_with(|c| {
+        c.api_max_connections = 5;
+        c.api_max_per_address = 3;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(api_tcp_from(&h, [127, 0, 0, 6]).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A fourth from the same address is closed at once.
+    let mut extra = api_tcp_from(&h, [127, 0, 0, 6]).await;
+    assert!(closed_within(&mut extra, Duration::from_secs(2)).await);
+    // Another address is served.
+    let mut other = api_tcp_from(&h, [127, 0, 0, 7]).await;
+    assert!(api_health_on(&mut other).await.unwrap().contains("200"));
+    let _other2 = api_tcp_from(&h, [127, 0, 0, 7]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Five open (the cap): a client from a new address takes the oldest connection of the
+    // address holding the most, and is served at once.
+    let mut newcomer = api_tcp_from(&h, [127, 0, 0, 8]).await;
+    assert!(api_health_on(&mut newcomer).await.unwrap().contains("200"));
+    assert!(
+        closed_within(&mut held[0], Duration::from_secs(2)).await,
+        "the flooding address's oldest connection was not evicted"
+    );
+    // The flooding address cannot take it back: it does not hold fewer than the others.
+    let mut again = api_tcp_from(&h, [127, 0, 0, 6]).await;
+    assert!(closed_within(&mut again, Duration::from_secs(2)).await);
+}
+
+#[tokio::test]
+async fn json_answers_say_nosniff() {
+    let h = start().await;
+    for path in ["/health", "/api/health", "/no/such/route"] {
+        let mut tcp = api_tcp_from(&h, [127, 0, 0, 1]).await;
+        tcp.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        tokio::time::timeout(WAIT, tcp.read_to_end(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        assert!(
+            text.contains("content-type: application/json"),
+            "{path}: {text}"
+        );
+        assert!(
+            text.contains("x-content-type-options: nosniff"),
+            "{path}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn api_health_without_a_key_tells_only_the_collector_health() {
+    let h = start().await;
+    let id = h.enroll("ap-secret-name").await;
+    let (mut s, _) = h.ingest(&id).await;
+    send_report_expect_ack(&mut s, [2; 16], 1).await;
+    let api = h.handle.api_addr();
+    let (status, body) = http(api, "GET", "/api/health", &[], "").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["collector"]["status"], "up");
+    assert!(body.get("router_status").is_none(), "{body}");
+    assert!(!body.to_string().contains("ap-secret-name"), "{body}");
+    let read = create_api_key(&h.store(), Role::Read, "grafana", unix_now())
+        .unwrap()
+        .key;
+    let (status, body) = http(api, "GET", "/api/health", &[("X-API-Key", &read)], "").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["router_status"][0]["name"], "ap-secret-name", "{body}");
+    let (status, _) = http(api, "GET", "/api/health", &[("X-API-Key", "rsk_wrong")], "").await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn loose_modes_of_the_data_dir_and_keys_are_tightened_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    serve(test_config(data.clone()))
+        .await
+        .unwrap()
+        .shutdown()
+        .await;
+    let set = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    set(&data, 0o777);
+    set(&data.join("ca.key"), 0o644);
+    set(&data.join("server.key"), 0o640);
+    set(&data.join("routerstats.db"), 0o666);
+    set(&data.join("ca.pem"), 0o644);
+    let h = serve(test_config(data.clone())).await.unwrap();
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("ca.key")), 0o600);
+    assert_eq!(mode(&data.join("server.key")), 0o600);
+    assert_eq!(mode(&data.join("routerstats.db")), 0o600);
+    assert_eq!(
+        mode(&data.join("ca.pem")),
+        0o644,
+        "public files are left alone"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn corrupted_database_pages_show_in_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let h = serve(test_config(data.clone())).await.unwrap();
+    let api = h.api_addr();
+    let deadline = Instant::now() + WAIT;
+    let body = loop {
+        let (status, body) = http(api, "GET", "/health", &[], "").await;
+        if body["integrity"] != "checking" || Instant::now() > deadline {
+            assert_eq!(status, 200);
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(body["integrity"], "ok", "{body}");
+    h.shutdown().await;
+    // Garbage over the last pages of the file (table and index pages, not the schema page).
+    let db = data.join("routerstats.db");
+    {
+        // A table written last, so the file's last pages are its leaves (startup never reads
+        // them; the quick check does).
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "CREATE TABLE filler(x BLOB); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) \
+             INSERT INTO filler SELECT randomblob(300) FROM n;",
+        )
+        .unwrap();
+        let busy: i64 = c
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(busy, 0, "checkpoint blocked");
+    }
+    let mut bytes = std::fs::read(&db).unwrap();
+    let len = bytes.len();
+    assert!(len > 8 * 4096, "{len}");
+    for (i, b) in bytes[len - 4 * 4096..].iter_mut().enumerate() {
+        *b = (i * 7 % 251) as u8;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    let h = serve(test_config(data.clone())).await.unwrap();
+    let api = h.api_addr();
+    let deadline = Instant::now() + WAIT;
+    let (status, body) = loop {
+        let (status, body) = http(api, "GET", "/health", &[], "").await;
+        if body["integrity"] != "checking" || Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(body["integrity"], "failed", "{body}");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "degraded");
+    assert!(
+        body["database"].as_str().unwrap().starts_with("corrupt: "),
+        "{body}"
+    );
+    h.shutdown().await;
 }

@@ -16,8 +16,10 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, ApiState};
+use crate::http_server::{self, HttpLimits};
 use crate::config::Config;
 use crate::ingest::control::Control;
+use crate::ingest::guard::{EnrollLimiter, EnrollLimits, PreAuthPool};
 use crate::ingest::listener::{self, IngestCtx, IngestSettings, TlsSetupError};
 use crate::pki::{Pki, PkiError};
 use crate::ingest::revocation::{spawn_poller, OpenConns, Poller};
@@ -217,6 +219,97 @@ pub fn prepare_data_dir(path: &Path) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Descriptors the caps can hold at once, plus a margin for the database, logs and listeners.
+pub fn descriptors_needed(config: &Config) -> u64 {
+    (config.max_connections + config.preauth_max_connections + config.api_max_connections) as u64
+        + 64
+}
+
+/// Raises the soft open-files limit to the hard limit, and warns when even that is below what
+/// the connection caps can hold (a flood would then exhaust descriptors before the caps act).
+fn check_descriptors(config: &Config) {
+    let need = descriptors_needed(config);
+    match http_server::raise_nofile_limit() {
+        Ok((soft, _)) if soft < need => tracing::warn!(
+            open_files_limit = soft,
+            needed = need,
+            "the open-files limit is below what the connection caps can hold; raise it (LimitNOFILE= in the systemd unit, ulimit -n) or lower max_connections, preauth_max_connections, api_max_connections"
+        ),
+        Ok((soft, _)) => tracing::debug!(open_files_limit = soft, needed = need, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-files limit"),
+    }
+}
+
+/// Makes `path` no more open than `mode` (drops the extra permission bits) and warns when it
+/// had to; a missing path is left alone. Returns whether it changed something.
+pub fn tighten_mode(path: &Path, mode: u32) -> std::io::Result<bool> {
+    let Some((was, now)) = routerstats_shared::filemode::tighten_mode(path, mode)? else {
+        return Ok(false);
+    };
+    tracing::warn!(
+        path = %path.display(),
+        was = format!("{was:o}"),
+        now = format!("{now:o}"),
+        "file was open to other users; its mode was tightened"
+    );
+    Ok(true)
+}
+
+/// The data dir (0700), the private keys and the database files (0600): tightened at start.
+fn tighten_data_dir(data_dir: &Path) {
+    let files = [
+        crate::pki::CA_KEY_FILE,
+        crate::pki::SERVER_KEY_FILE,
+        crate::config::DB_FILE,
+        "routerstats.db-wal",
+        "routerstats.db-shm",
+    ];
+    let paths = std::iter::once((data_dir.to_path_buf(), 0o700))
+        .chain(files.iter().map(|f| (data_dir.join(f), 0o600)));
+    for (p, mode) in paths {
+        if let Err(e) = tighten_mode(&p, mode) {
+            tracing::warn!(path = %p.display(), error = %e, "cannot check or tighten this file's mode");
+        }
+    }
+}
+
+/// How long the integrity check at start may run before it is interrupted.
+pub const INTEGRITY_CHECK_LIMIT: Duration = Duration::from_secs(5);
+
+/// `PRAGMA quick_check` of the database on its own connection, interrupted after `limit`.
+pub fn quick_check(path: &Path, limit: Duration) -> crate::ingest::writer::Integrity {
+    use crate::ingest::writer::Integrity;
+    let conn = match rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) {
+        Ok(c) => c,
+        Err(e) => return Integrity::Failed(e.to_string()),
+    };
+    let interrupt = conn.get_interrupt_handle();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(limit).is_err() {
+            interrupt.interrupt();
+        }
+    });
+    let result = (|| -> rusqlite::Result<Vec<String>> {
+        let mut st = conn.prepare("PRAGMA quick_check(20)")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect()
+    })();
+    let _ = done_tx.send(());
+    let _ = watchdog.join();
+    match result {
+        Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Integrity::Ok,
+        Ok(lines) => Integrity::Failed(lines.join("; ")),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
+            Integrity::Unfinished
+        }
+        Err(e) => Integrity::Failed(e.to_string()),
+    }
+}
+
 /// Opens the database, with the path in the error.
 pub fn open_store(path: &Path) -> Result<Store, ServeError> {
     Store::open(path).map_err(|source| ServeError::Store {
@@ -248,6 +341,7 @@ async fn bind(
 pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     let started = Instant::now();
     config.validate()?;
+    check_descriptors(&config);
     prepare_data_dir(&config.data_dir)?;
     // Bind first: a second instance on the same ports must fail before touching any file.
     let ingest_listener = bind(config.ingest_listen, "ingest", "--ingest-listen").await?;
@@ -260,6 +354,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         .await
         .map_err(|e| ServeError::Thread(std::io::Error::other(e.to_string())))??;
     let pki = Arc::new(pki);
+    tighten_data_dir(&config.data_dir);
     let db_path = config.db_path();
     // The first open creates and migrates the database; the others just connect.
     let writer_store = open_store(&db_path)?;
@@ -277,6 +372,18 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
             config.retention_interval,
         ),
     )?;
+    {
+        let (health, path) = (writer.health(), db_path.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = quick_check(&path, INTEGRITY_CHECK_LIMIT);
+            match &result {
+                crate::ingest::writer::Integrity::Ok => tracing::debug!("database quick check: ok"),
+                crate::ingest::writer::Integrity::Unfinished => tracing::info!(limit_s = INTEGRITY_CHECK_LIMIT.as_secs(), "database quick check did not finish in time; not checked"),
+                crate::ingest::writer::Integrity::Failed(why) => tracing::error!(problem = %why, "database quick check found corruption; restore a backup or run `sqlite3 routerstats.db .recover`"),
+            }
+            health.set_integrity(result);
+        });
+    }
     let writer_tx = writer
         .sender()
         .ok_or_else(|| ServeError::Thread(std::io::Error::other("writer closed at start")))?;
@@ -293,6 +400,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
             read_timeout: config.read_timeout,
             max_frame: config.max_frame,
             max_connections: config.max_connections,
+            preauth_timeout: config.preauth_timeout,
         },
         acceptor: TlsAcceptor::from(tls),
         writer: writer_tx,
@@ -300,6 +408,9 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         conns: conns.clone(),
         health: writer.health(),
         permits: permits.clone(),
+        preauth: PreAuthPool::new(config.preauth_max_connections, config.preauth_per_address),
+        enroll_limiter: Arc::new(EnrollLimiter::new(EnrollLimits::default())),
+        preauth_log: Default::default(),
         shutdown: shutdown_rx.clone(),
     });
     let accept_task = tokio::spawn(listener::accept_loop(ingest_listener, ctx.clone()));
@@ -321,15 +432,17 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         started,
         readers: Arc::new(api::readpool::ReadPool::new(config.db_path(), 4)),
     };
-    let mut api_shutdown = shutdown_rx;
-    let api_task = tokio::spawn(async move {
-        axum::serve(
-            api_listener,
-            api::router(api_state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-            .with_graceful_shutdown(async move { listener::wait_true(&mut api_shutdown).await })
-            .await
-    });
+    let api_limits = HttpLimits {
+        max_connections: config.api_max_connections,
+        per_address: config.api_max_per_address,
+        header_timeout: config.api_header_timeout,
+    };
+    let api_task = tokio::spawn(http_server::serve(
+        api_listener,
+        api::router(api_state).layer(axum::middleware::map_response(http_server::nosniff)),
+        api_limits,
+        shutdown_rx,
+    ));
     tracing::info!(
         ingest = %ingest_addr,
         api = %api_addr,

@@ -21,6 +21,10 @@ pub const HEADER_LEN: usize = 8;
 /// Hard upper bound of a payload. A report of a busy router is a few kilobytes; 1 MiB leaves room
 /// for hundreds of stations while bounding what a peer can make us buffer.
 pub const MAX_FRAME_LEN: u32 = 1024 * 1024;
+/// Largest frame the collector reads from a peer that has not authenticated yet (the first frame
+/// of a connection: `EnrollRequest` or `Hello`). An enrollment request (token, CSR, names) is
+/// well under 2 KiB; anything larger before authentication is refused after its 8-byte header.
+pub const MAX_PREAUTH_FRAME_LEN: u32 = 8 * 1024;
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

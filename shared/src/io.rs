@@ -1,7 +1,9 @@
 //! Async frame I/O over tokio streams (feature `io`).
 //!
 //! The header is read and validated before the payload, so a peer announcing an oversized frame
-//! is refused after eight bytes, never buffered.
+//! is refused after eight bytes, never buffered. The payload buffer grows with the bytes that
+//! actually arrive (in steps of at most [`READ_CHUNK`] beyond them), so a header announcing
+//! 1 MiB followed by silence costs a few kilobytes, not a megabyte.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -40,11 +42,24 @@ async fn read_with<R: AsyncRead + Unpin>(
     Ok(decode(kind, &payload)?)
 }
 
+/// How much the payload buffer grows ahead of the bytes received.
+pub const READ_CHUNK: usize = 16 * 1024;
+
 /// Reads one frame without decoding it: its kind and payload bytes. The collector reads with
 /// this, so it keeps the report payload a later `ReportPatch` is relative to.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     max_len: u32,
+) -> Result<(MessageKind, Vec<u8>), IoError> {
+    read_frame_capped(r, || max_len).await
+}
+
+/// Like [`read_frame`], with the size limit asked for once the header has arrived, so a limit
+/// that changes while the reader waits (the collector lifts it once a router has authenticated)
+/// applies to the frame whose header comes next.
+pub async fn read_frame_capped<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_len: impl FnOnce() -> u32,
 ) -> Result<(MessageKind, Vec<u8>), IoError> {
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
@@ -59,15 +74,22 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         }
         got += n;
     }
-    let h = FrameHeader::parse(&header, max_len)?;
-    let mut payload = vec![0u8; h.len as usize];
-    r.read_exact(&mut payload).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            IoError::Frame(FrameError::Truncated { need: HEADER_LEN + h.len as usize, have: HEADER_LEN })
-        } else {
-            IoError::Io(e)
+    let h = FrameHeader::parse(&header, max_len())?;
+    let len = h.len as usize;
+    // Grow with the bytes received: never allocate the announced length up front.
+    let mut payload = Vec::new();
+    let mut have = 0;
+    while have < len {
+        if have == payload.len() {
+            let grow = (len - have).min(READ_CHUNK.max(have));
+            payload.resize(have + grow, 0);
         }
-    })?;
+        let n = r.read(&mut payload[have..]).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated { need: HEADER_LEN + len, have: HEADER_LEN + have }.into());
+        }
+        have += n;
+    }
     Ok((h.kind, payload))
 }
 
@@ -123,6 +145,91 @@ mod tests {
         a.write_all(&h).await.unwrap();
         let err = read_message(&mut b, 1000).await.unwrap_err();
         assert!(matches!(err, IoError::Frame(FrameError::TooLarge { len: 10_000, max: 1000 })));
+    }
+
+    /// Largest single allocation made on this thread since the last reset (test allocator).
+    mod alloc_probe {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        pub struct Probe;
+        thread_local! {
+            static LARGEST: Cell<usize> = const { Cell::new(0) };
+        }
+        unsafe impl GlobalAlloc for Probe {
+            unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+                let _ = LARGEST.try_with(|c| c.set(c.get().max(l.size())));
+                System.alloc(l)
+            }
+            unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+                let _ = LARGEST.try_with(|c| c.set(c.get().max(l.size())));
+                System.alloc_zeroed(l)
+            }
+            unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+                let _ = LARGEST.try_with(|c| c.set(c.get().max(n)));
+                System.realloc(p, l, n)
+            }
+            unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+                System.dealloc(p, l)
+            }
+        }
+        pub fn reset() {
+            LARGEST.with(|c| c.set(0));
+        }
+        pub fn largest() -> usize {
+            LARGEST.with(|c| c.get())
+        }
+    }
+
+    #[global_allocator]
+    static PROBE: alloc_probe::Probe = alloc_probe::Probe;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn announced_length_is_not_allocated_before_its_bytes_arrive() {
+        // A 1 MiB header followed by 100 bytes and the end of the stream: the reader must fail
+        // with Truncated having allocated about what arrived, not the announced megabyte.
+        let (mut a, mut b) = tokio::io::duplex(64 * 1024);
+        let h = FrameHeader::new(crate::MessageKind::Report, MAX_FRAME_LEN).to_bytes();
+        a.write_all(&h).await.unwrap();
+        a.write_all(&[7u8; 100]).await.unwrap();
+        drop(a);
+        alloc_probe::reset();
+        let err = read_frame(&mut b, MAX_FRAME_LEN).await.unwrap_err();
+        let largest = alloc_probe::largest();
+        assert!(matches!(err, IoError::Frame(FrameError::Truncated { have: 108, .. })), "{err:?}");
+        assert!(largest <= READ_CHUNK, "allocated {largest} bytes for 100 received");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn large_frames_arriving_in_pieces_read_whole() {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let len = 300_000u32;
+        let writer = tokio::spawn(async move {
+            a.write_all(&FrameHeader::new(crate::MessageKind::Report, len).to_bytes()).await.unwrap();
+            let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            for piece in body.chunks(7001) {
+                a.write_all(piece).await.unwrap();
+            }
+            a.write_all(b"next").await.unwrap();
+            a
+        });
+        let (kind, payload) = read_frame(&mut b, MAX_FRAME_LEN).await.unwrap();
+        assert_eq!(kind, crate::MessageKind::Report);
+        assert_eq!(payload.len(), len as usize);
+        assert!(payload.iter().enumerate().all(|(i, &v)| v == (i % 251) as u8));
+        // Not a byte past the frame was consumed.
+        let _a = writer.await.unwrap();
+        let mut rest = [0u8; 4];
+        b.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"next");
+    }
+
+    #[tokio::test]
+    async fn cap_is_asked_after_the_header() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        a.write_all(&FrameHeader::new(crate::MessageKind::Report, 5000).to_bytes()).await.unwrap();
+        let err = read_frame_capped(&mut b, || crate::MAX_PREAUTH_FRAME_LEN.min(4096)).await.unwrap_err();
+        assert!(matches!(err, IoError::Frame(FrameError::TooLarge { len: 5000, max: 4096 })), "{err:?}");
     }
 
     #[tokio::test]

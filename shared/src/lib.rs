@@ -10,8 +10,10 @@
 //! - [`token`]: the enrollment token format (`rs1.<id>.<secret>.<ca-hash>`).
 //! - [`codec`]: the one place that knows the payload encoding (bincode 2.0.1 in serde mode).
 //! - [`io`] (feature `io`): async helpers that read and write whole frames on tokio streams.
+//! - [`filemode`]: tightening the mode of private files and directories (both sides).
 
 pub mod codec;
+pub mod filemode;
 pub mod frame;
 #[cfg(feature = "io")]
 pub mod io;
@@ -21,6 +23,8 @@ pub mod model_v1;
 pub mod patch;
 pub mod token;
 
-pub use frame::{FrameError, FrameHeader, MessageKind, MAX_FRAME_LEN, PROTOCOL_VERSION};
+pub use frame::{
+    FrameError, FrameHeader, MessageKind, MAX_FRAME_LEN, MAX_PREAUTH_FRAME_LEN, PROTOCOL_VERSION,
+};
 pub use message::Message;
 pub use model::*;

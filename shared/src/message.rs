@@ -99,6 +99,33 @@ pub struct ErrorMsg {
     pub message: String,
 }
 
+/// How a message says when to come back: it ends with `retry in <N> s` (kept in the text so
+/// that older agents and collectors still read the frame).
+const RETRY_HINT: &str = "retry in ";
+
+impl ErrorMsg {
+    /// `Unavailable` with a hint to come back after `secs` seconds.
+    pub fn unavailable_retry(message: impl Into<String>, secs: u64) -> ErrorMsg {
+        ErrorMsg {
+            code: ErrorCode::Unavailable,
+            message: format!("{}; {RETRY_HINT}{secs} s", message.into()),
+        }
+    }
+
+    /// The collector's hint of when to come back, if the message carries one.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        retry_hint(&self.message)
+    }
+}
+
+/// Reads a `retry in <N> s` hint at the end of an error message.
+pub fn retry_hint(message: &str) -> Option<std::time::Duration> {
+    let at = message.rfind(RETRY_HINT)?;
+    let secs = message.get(at + RETRY_HINT.len()..)?.strip_suffix(" s")?;
+    let secs: u64 = secs.parse().ok()?;
+    Some(std::time::Duration::from_secs(secs.min(86_400)))
+}
+
 /// A decoded frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
@@ -231,6 +258,17 @@ pub fn frame_bytes(kind: MessageKind, payload: &[u8]) -> Result<Vec<u8>, FrameEr
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn retry_hints_round_trip_and_are_optional() {
+        let e = ErrorMsg::unavailable_retry("collector is shutting down", 2);
+        assert_eq!(e.message, "collector is shutting down; retry in 2 s");
+        assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(2)));
+        for no in ["try again later", "retry in x s", "retry in 5", "retry in -1 s"] {
+            assert_eq!(retry_hint(no), None, "{no}");
+        }
+        assert_eq!(retry_hint("retry in 99999999 s"), Some(std::time::Duration::from_secs(86_400)));
+    }
+
     use super::*;
     use crate::model::*;
     use proptest::prelude::*;

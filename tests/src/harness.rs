@@ -57,6 +57,8 @@ pub struct Collector {
     pub api: SocketAddr,
     child: Option<Child>,
     log: PathBuf,
+    /// A config file passed with `--config` (see [`Collector::start_with_config`]).
+    config: Option<PathBuf>,
 }
 
 impl Collector {
@@ -65,16 +67,37 @@ impl Collector {
     pub fn start(data_dir: &Path) -> Collector {
         let ingest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut c = Collector { data_dir: data_dir.to_path_buf(), ingest, api, child: None, log: data_dir.join("collector.log") };
+        let mut c = Collector { data_dir: data_dir.to_path_buf(), ingest, api, child: None, log: data_dir.join("collector.log"), config: None };
         c.spawn();
         c
+    }
+
+    /// Like [`Collector::start`], with these settings (TOML) in a `--config` file.
+    pub fn start_with_config(data_dir: &Path, toml: &str) -> Collector {
+        let ingest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        std::fs::create_dir_all(data_dir).unwrap();
+        let config = data_dir.with_extension("toml");
+        std::fs::write(&config, toml).unwrap();
+        let mut c = Collector { data_dir: data_dir.to_path_buf(), ingest, api, child: None, log: data_dir.join("collector.log"), config: Some(config) };
+        c.spawn();
+        c
+    }
+
+    /// The collector's process id (0 when it is not running).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
     }
 
     fn spawn(&mut self) {
         std::fs::create_dir_all(&self.data_dir).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new(bin_path("routerstats-collector"))
-            .arg("serve")
+        let mut cmd = Command::new(bin_path("routerstats-collector"));
+        cmd.arg("serve");
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        let child = cmd
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--ingest-listen", &self.ingest.to_string(), "--api-listen", &self.api.to_string()])

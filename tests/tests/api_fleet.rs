@@ -229,8 +229,18 @@ fn fleet_routes_serve_real_values() {
         "mesh0"
     );
 
-    // /api/health: open; all three online, with the estimated interval of 200 ms.
-    let (s, health) = get_key(&fleet, "/api/health", None);
+    // /api/health: open, but without a key only the collector's own health (no router names,
+    // sites or last-seen times); with a read key all three online, with the estimated interval
+    // of 200 ms.
+    let (s, anon) = get_key(&fleet, "/api/health", None);
+    assert_eq!(s, 200, "{anon}");
+    assert_eq!(anon["collector"]["status"], "up");
+    assert!(
+        anon.get("router_status").is_none() && anon.get("routers").is_none(),
+        "{anon}"
+    );
+    assert!(!anon.to_string().contains("ap-hall"), "{anon}");
+    let (s, health) = get_key(&fleet, "/api/health", Some(&fleet.read_key));
     assert_eq!(s, 200, "{health}");
     assert_eq!(health["status"], "healthy");
     assert_eq!(health["collector"]["status"], "up");
@@ -568,7 +578,7 @@ fn fleet_routes_serve_real_values() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let health = get_key(&fleet, "/api/health", None).1;
+    let health = get_key(&fleet, "/api/health", Some(&fleet.read_key)).1;
     assert_eq!(
         (
             u(&health["routers"]["revoked"]),
@@ -642,7 +652,7 @@ fn empty_fleet_and_rate_limits() {
         ),
         (0, 0)
     );
-    let (s, health) = get_key(&fleet, "/api/health", None);
+    let (s, health) = get_key(&fleet, "/api/health", Some(&fleet.read_key));
     assert_eq!(s, 200);
     assert_eq!(health["routers"]["total"], 0);
     assert_eq!(health["router_status"], serde_json::json!([]));

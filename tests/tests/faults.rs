@@ -189,7 +189,7 @@ async fn enroll_many(
                 force: false,
             };
             tasks.push(tokio::spawn(async move {
-                std::fs::create_dir_all(&opts.config_dir).unwrap();
+                // enroll() creates the identity directory itself (mode 0700).
                 let d = opts.config_dir.clone();
                 enroll(opts)
                     .await

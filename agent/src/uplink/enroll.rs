@@ -178,6 +178,13 @@ pub fn load_identity(config_dir: &Path) -> Result<Identity, EnrollError> {
         return Err(EnrollError::NotEnrolled(enrollment_path));
     }
     finish_pending_renewal(config_dir)?;
+    // Key and directory no more open than enrollment made them (a copy or restore may not be).
+    for (p, mode) in [
+        (config_dir.to_path_buf(), 0o700),
+        (config_dir.join(KEY_FILE), 0o600),
+    ] {
+        super::tighten_mode(&p, mode).map_err(io_err(&p))?;
+    }
     let meta: EnrollmentFile =
         serde_json::from_str(&read_file(&enrollment_path)?).map_err(|e| {
             EnrollError::BadIdentity {
@@ -327,7 +334,16 @@ pub async fn enroll(opts: EnrollOptions) -> Result<Enrollment, EnrollError> {
         })?;
 
     let dir = &opts.config_dir;
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        // 0700 whatever the umask: the directory holds the router's private key.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err(dir))?;
+        super::tighten_mode(dir, 0o700).map_err(io_err(dir))?;
+    }
     // A stale enrollment.json must not pair with the new files if we stop halfway.
     let enrollment_path = dir.join(ENROLLMENT_FILE);
     match std::fs::remove_file(&enrollment_path) {
@@ -436,6 +452,21 @@ mod tests {
 
     fn mode(p: &Path) -> u32 {
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn config_dir_is_private_and_loose_modes_are_fixed_at_load() {
+        let fake = FakeCollector::start(Script::default()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("etc/routerstats");
+        enroll(options(&fake, &cfg)).await.unwrap();
+        assert_eq!(mode(&cfg), 0o700, "config dir must not follow the umask");
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(cfg.join(KEY_FILE), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        load_identity(&cfg).unwrap();
+        assert_eq!(mode(&cfg), 0o700);
+        assert_eq!(mode(&cfg.join(KEY_FILE)), 0o600);
     }
 
     #[tokio::test]

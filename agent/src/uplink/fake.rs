@@ -135,6 +135,8 @@ pub struct Script {
     pub revoked: bool,
     /// Answer a `ReportPatch` with `Error{Protocol}`, as a collector without patches would.
     pub refuse_patches: bool,
+    /// Answer every Hello with this error (e.g. `Unavailable` with a retry hint).
+    pub hello_error: Option<ErrorMsg>,
 }
 
 impl Default for Script {
@@ -150,6 +152,7 @@ impl Default for Script {
             close_after_renew: false,
             revoked: false,
             refuse_patches: false,
+            hello_error: None,
         }
     }
 }
@@ -322,6 +325,10 @@ async fn handle(
     };
     if sc.revoked {
         let _ = write_message(&mut tls, &err(ErrorCode::Revoked, "router revoked")).await;
+        return;
+    }
+    if let Some(e) = sc.hello_error.clone() {
+        let _ = write_message(&mut tls, &Message::Error(e)).await;
         return;
     }
     let renewed_before = !seen.lock().unwrap().renewed_certs.is_empty();

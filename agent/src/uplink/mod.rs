@@ -62,6 +62,20 @@ pub fn log_line(level: &str, args: std::fmt::Arguments<'_>) {
     };
 }
 
+/// Makes `path` no more open than `mode` (removes the extra permission bits, keeps the rest) and
+/// says so; Ok(true) when it changed something. A missing path is left alone.
+pub fn tighten_mode(path: &Path, mode: u32) -> std::io::Result<bool> {
+    let Some((was, now)) = routerstats_shared::filemode::tighten_mode(path, mode)? else {
+        return Ok(false);
+    };
+    log!(
+        "warn",
+        "{} was mode {was:o}, open to other users; set it to {now:o}",
+        path.display()
+    );
+    Ok(true)
+}
+
 /// Seconds since the Unix epoch (0 if the clock is before 1970).
 pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
@@ -234,5 +248,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("nope").join("x");
         assert!(write_atomic(&p, b"x", 0o600).is_err());
+    }
+
+    #[test]
+    fn tighten_mode_removes_only_extra_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key.pem");
+        std::fs::write(&p, b"k").unwrap();
+        std::fs::set_permissions(&p, Permissions::from_mode(0o644)).unwrap();
+        assert!(tighten_mode(&p, 0o600).unwrap());
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(!tighten_mode(&p, 0o600).unwrap());
+        std::fs::set_permissions(&p, Permissions::from_mode(0o400)).unwrap();
+        assert!(!tighten_mode(&p, 0o600).unwrap(), "a stricter mode is kept");
+        assert!(!tighten_mode(&dir.path().join("missing"), 0o600).unwrap());
     }
 }

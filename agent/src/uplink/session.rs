@@ -66,7 +66,8 @@ pub struct RunOptions {
     /// fleet restarted together does not report in lockstep. 0 in tests.
     pub initial_jitter: Duration,
     pub spool: SpoolConfig,
-    /// Reconnect delays grow from `backoff_min` (default 1 s) to `backoff_max` (default 60 s).
+    /// Reconnect delays grow from `backoff_min` (default 1 s) to `backoff_max` (default 15 s),
+    /// each spread over its upper half; a collector's `retry in N s` hint replaces them.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     /// Bound on connecting, the handshake, the HelloAck and each write (default 30 s).
@@ -89,7 +90,7 @@ impl RunOptions {
             initial_jitter: interval,
             spool: SpoolConfig::default(),
             backoff_min: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(15),
             io_timeout: Duration::from_secs(30),
             ack_timeout: Duration::from_secs(90),
             hostname,
@@ -422,12 +423,23 @@ async fn connection_loop(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
             backoff = ctx.backoff_min;
         }
         let revoked = matches!(err, SessionError::Revoked(_));
+        // The collector may say when to come back (e.g. it is restarting): follow that, within
+        // [backoff_min, backoff_max], instead of the growing backoff.
+        let hint = match &err {
+            SessionError::Rejected {
+                code: ErrorCode::Unavailable,
+                message,
+            } => routerstats_shared::message::retry_hint(message),
+            _ => None,
+        };
         let delay = if revoked {
             jitter.spread(ctx.backoff_max)
+        } else if let Some(h) = hint {
+            jitter.spread(h.clamp(ctx.backoff_min, ctx.backoff_max))
         } else {
             jitter.spread(backoff)
         };
-        if !revoked {
+        if !revoked && hint.is_none() {
             backoff = backoff.saturating_mul(2).min(ctx.backoff_max);
         }
         let msg = err.to_string();
@@ -1115,6 +1127,36 @@ mod tests {
         assert_eq!(stats.connections, 0);
         assert_eq!(stats.reports_acked, 0);
         assert_conserved(&stats);
+    }
+
+    #[tokio::test]
+    async fn collector_retry_hint_sets_the_reconnect_delay() {
+        let fake = FakeCollector::start(Script::default()).await;
+        let dir = tempfile::tempdir().unwrap();
+        enrolled(&fake, dir.path()).await;
+        fake.set_script(|s| {
+            s.hello_error = Some(ErrorMsg::unavailable_retry("collector is shutting down", 1))
+        });
+        let mut opts = fast_options(dir.path());
+        opts.backoff_max = Duration::from_secs(5);
+        let started = Instant::now();
+        let stats = run_until(
+            opts,
+            fake.wait_for("3 refused connections", |s| s.hellos.len() >= 3),
+        )
+        .await;
+        // Two waits of 0.5-1 s (the hint, spread) instead of 10 + 20 ms of backoff.
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(1000), "{took:?}");
+        assert!(took < Duration::from_secs(4), "{took:?}");
+        assert!(stats.reconnects >= 2, "{stats:?}");
+        assert_conserved(&stats);
+    }
+
+    #[test]
+    fn backoff_is_capped_at_15_seconds_by_default() {
+        let o = RunOptions::new(PathBuf::from("/x"), "n".into(), "v".into());
+        assert_eq!(o.backoff_max, Duration::from_secs(15));
     }
 
     #[tokio::test]

@@ -6,11 +6,16 @@
 //! carry a local insertion id, so a connection can remember how far it has sent.
 //!
 //! The spool lives in RAM. With a file configured it is also saved atomically (a temporary
-//! file renamed over it) whenever the session asks, and reloaded on start; a file that does not
-//! parse is renamed to `<file>.corrupt` with a warning and the agent starts with an empty spool.
+//! file renamed over it) whenever the session asks, and reloaded on start. Each record is
+//! checked on its own: a damaged record is skipped (and counted as dropped, so the collector
+//! hears of it) and the others are kept; a damaged file is also copied to `<file>.corrupt` with a
+//! warning. A file that is not a spool at all is renamed there and the agent starts empty.
 //!
-//! File format: `RSSPOOL1`, a u32 count, then per entry 16 bytes boot id, u64 seq, u32 length
-//! and the frame, and finally the SHA-256 of everything before it. Integers are big endian.
+//! File format (version 2): `RSSPOOL2`, a u32 record count and the first 4 bytes of its
+//! SHA-256; then per record the marker `RSR2`, a u32 body length, the body (16 bytes boot id,
+//! u64 seq, the frame) and the first 8 bytes of the SHA-256 of length and body. Integers are big
+//! endian. After a damaged record the reader looks for the next marker whose record checks out.
+//! Version 1 files (one checksum over the whole file) are still read.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -21,7 +26,11 @@ use routerstats_shared::MAX_FRAME_LEN;
 use super::tls::sha256;
 use super::write_atomic;
 
-const MAGIC: &[u8; 8] = b"RSSPOOL1";
+const MAGIC_V1: &[u8; 8] = b"RSSPOOL1";
+const MAGIC: &[u8; 8] = b"RSSPOOL2";
+const RECORD: &[u8; 4] = b"RSR2";
+/// Boot id and seq before the frame in a record body.
+const RECORD_HEAD: usize = 24;
 
 /// Where and how much to spool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,15 +118,29 @@ impl Spool {
             }
         };
         match decode(&bytes) {
-            Ok(entries) => {
+            Ok((entries, lost)) => {
+                let kept = entries.len();
                 for (boot_id, seq, frame) in entries {
                     spool.push(boot_id, seq, frame);
                 }
-                if spool.dropped_pending > 0 {
+                let over_capacity = spool.dropped_pending;
+                if lost > 0 {
+                    let aside = corrupt_path(&path);
+                    let copied = match std::fs::copy(&path, &aside) {
+                        Ok(_) => format!("a copy is in {}", aside.display()),
+                        Err(ce) => format!("could not copy it aside: {ce}"),
+                    };
+                    spool.note_dropped(lost);
+                    warnings.push(format!(
+                        "spool file {} had {lost} damaged records: skipped and counted as dropped, {kept} kept; {copied}",
+                        path.display()
+                    ));
+                }
+                if over_capacity > 0 {
                     warnings.push(format!(
                         "spool file {} held more than the spool's capacity: dropped {} oldest reports",
                         path.display(),
-                        spool.dropped_pending
+                        over_capacity
                     ));
                 }
             }
@@ -234,19 +257,25 @@ impl Spool {
 
     /// The file image of the spool (see module doc).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.bytes + self.entries.len() * 28 + 44);
+        let mut out = Vec::with_capacity(self.bytes + self.entries.len() * 40 + 16);
         out.extend_from_slice(MAGIC);
-        let count = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&count.to_be_bytes());
-        for e in self.entries.iter().take(count as usize) {
-            out.extend_from_slice(&e.boot_id);
-            out.extend_from_slice(&e.seq.to_be_bytes());
-            let len = u32::try_from(e.frame.len()).unwrap_or(u32::MAX);
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(e.frame.get(..len as usize).unwrap_or(&e.frame));
+        let count = u32::try_from(self.entries.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes();
+        out.extend_from_slice(&count);
+        out.extend_from_slice(&sha256(&count)[..4]);
+        let mut body = Vec::new();
+        for e in self.entries.iter() {
+            body.clear();
+            body.extend_from_slice(&e.boot_id);
+            body.extend_from_slice(&e.seq.to_be_bytes());
+            body.extend_from_slice(&e.frame);
+            let len = u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes();
+            out.extend_from_slice(RECORD);
+            out.extend_from_slice(&len);
+            out.extend_from_slice(&body);
+            out.extend_from_slice(&record_check(&len, &body));
         }
-        let digest = sha256(&out);
-        out.extend_from_slice(&digest);
         out
     }
 
@@ -277,10 +306,88 @@ fn corrupt_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-type Decoded = Vec<([u8; 16], u64, Vec<u8>)>;
+/// One spooled entry as stored: boot id, seq, frame.
+type Entry = ([u8; 16], u64, Vec<u8>);
+type Decoded = Vec<Entry>;
 
-/// Parses a spool file image.
-pub fn decode(bytes: &[u8]) -> Result<Decoded, SpoolError> {
+/// First 8 bytes of the SHA-256 of a record's length and body.
+fn record_check(len: &[u8; 4], body: &[u8]) -> [u8; 8] {
+    let mut both = Vec::with_capacity(4 + body.len());
+    both.extend_from_slice(len);
+    both.extend_from_slice(body);
+    let d = sha256(&both);
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&d[..8]);
+    out
+}
+
+/// The record starting at `at` (at its marker), if it checks out: (entry, bytes it spans).
+fn record_at(bytes: &[u8], at: usize) -> Option<(Entry, usize)> {
+    let rest = bytes.get(at..)?;
+    if rest.get(..4)? != RECORD.as_slice() {
+        return None;
+    }
+    let len: [u8; 4] = rest.get(4..8)?.try_into().ok()?;
+    let n = u32::from_be_bytes(len) as usize;
+    if n < RECORD_HEAD + HEADER_LEN || n > RECORD_HEAD + HEADER_LEN + MAX_FRAME_LEN as usize {
+        return None;
+    }
+    let body = rest.get(8..8 + n)?;
+    if rest.get(8 + n..16 + n)? != record_check(&len, body).as_slice() {
+        return None;
+    }
+    let boot_id: [u8; 16] = body.get(..16)?.try_into().ok()?;
+    let seq = u64::from_be_bytes(body.get(16..24)?.try_into().ok()?);
+    let frame = body.get(RECORD_HEAD..)?;
+    match FrameHeader::parse(frame, MAX_FRAME_LEN) {
+        Ok(h) if h.kind.is_full_report() && h.len as usize + HEADER_LEN == frame.len() => {}
+        _ => return None,
+    }
+    Some(((boot_id, seq, frame.to_vec()), 16 + n))
+}
+
+/// Parses a spool file image: the records that check out, and how many were lost (damaged or
+/// missing, judged by the record count when that is intact, else one per damaged stretch).
+/// Err only for a file that is not a spool file (or a damaged version 1 file).
+pub fn decode(bytes: &[u8]) -> Result<(Decoded, u64), SpoolError> {
+    match bytes.get(..MAGIC.len()) {
+        Some(m) if m == MAGIC_V1.as_slice() => return decode_v1(bytes).map(|d| (d, 0)),
+        Some(m) if m == MAGIC.as_slice() => {}
+        _ => return Err(SpoolError::Corrupt("not a spool file")),
+    }
+    let count = bytes.get(8..12).and_then(|c| {
+        let c: [u8; 4] = c.try_into().ok()?;
+        (bytes.get(12..16)? == &sha256(&c)[..4]).then(|| u64::from(u32::from_be_bytes(c)))
+    });
+    let mut out = Vec::new();
+    let mut stretches = 0u64;
+    let mut at = 16;
+    let mut in_damage = false;
+    while at < bytes.len() {
+        match record_at(bytes, at) {
+            Some((entry, span)) => {
+                out.push(entry);
+                at += span;
+                in_damage = false;
+            }
+            None => {
+                if !in_damage {
+                    stretches += 1;
+                    in_damage = true;
+                }
+                at += 1;
+            }
+        }
+    }
+    let lost = match count {
+        Some(c) => c.saturating_sub(out.len() as u64),
+        None => stretches.max(1),
+    };
+    Ok((out, lost))
+}
+
+/// Parses a version 1 image (one checksum over everything: any damage loses it all).
+fn decode_v1(bytes: &[u8]) -> Result<Decoded, SpoolError> {
     let body_len = bytes
         .len()
         .checked_sub(32)
@@ -289,13 +396,13 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, SpoolError> {
         bytes.get(..body_len).unwrap_or_default(),
         bytes.get(body_len..).unwrap_or_default(),
     );
-    if body.get(..MAGIC.len()) != Some(MAGIC.as_slice()) {
+    if body.get(..MAGIC_V1.len()) != Some(MAGIC_V1.as_slice()) {
         return Err(SpoolError::Corrupt("not a spool file"));
     }
     if sha256(body).as_slice() != digest {
         return Err(SpoolError::Corrupt("checksum mismatch"));
     }
-    let mut r = Reader(body.get(MAGIC.len()..).unwrap_or_default());
+    let mut r = Reader(body.get(MAGIC_V1.len()..).unwrap_or_default());
     let count = u32::from_be_bytes(r.array()?);
     let mut out = Vec::new();
     for _ in 0..count {
@@ -467,18 +574,24 @@ mod tests {
         assert_eq!(back.bytes(), s.bytes());
     }
 
-    #[test]
-    fn reload_into_a_smaller_spool_counts_drops() {
+    /// A spool file holding reports 1..=n, in a temp dir.
+    fn saved_spool(n: u64) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("spool.bin");
         let mut s = Spool::new(SpoolConfig {
             file: Some(file.clone()),
             ..cfg(10)
         });
-        for seq in 1..=5 {
+        for seq in 1..=n {
             s.push(BOOT, seq, frame(seq));
         }
         s.save().unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn reload_into_a_smaller_spool_counts_drops() {
+        let (_dir, file) = saved_spool(5);
         let (mut small, warnings) = Spool::open(SpoolConfig {
             file: Some(file),
             ..cfg(2)
@@ -489,47 +602,85 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_file_is_moved_aside() {
+    fn not_a_spool_file_is_moved_aside() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("spool.bin");
-        let mut s = Spool::new(SpoolConfig {
-            file: Some(file.clone()),
-            ..cfg(10)
-        });
-        s.push(BOOT, 1, frame(1));
-        s.save().unwrap();
-        let mut bytes = std::fs::read(&file).unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 0xff;
-        std::fs::write(&file, &bytes).unwrap();
-
+        std::fs::write(&file, b"RSSPOOLX something else").unwrap();
         let (back, warnings) = Spool::open(SpoolConfig {
             file: Some(file.clone()),
             ..cfg(10)
         });
         assert!(back.is_empty());
         assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("checksum"), "{warnings:?}");
+        assert!(warnings[0].contains("not a spool file"), "{warnings:?}");
         assert!(!file.exists());
-        assert_eq!(
-            std::fs::read(dir.path().join("spool.bin.corrupt")).unwrap(),
-            bytes
-        );
-
+        assert!(dir.path().join("spool.bin.corrupt").exists());
         // The spool keeps working and saving after that.
         let mut back = back;
         back.push(BOOT, 7, frame(7));
         back.save().unwrap();
-        assert_eq!(
-            seqs(
-                &Spool::open(SpoolConfig {
-                    file: Some(file),
-                    ..cfg(10)
-                })
-                .0
-            ),
-            vec![7]
-        );
+        let reopened = Spool::open(SpoolConfig {
+            file: Some(file),
+            ..cfg(10)
+        });
+        assert_eq!(seqs(&reopened.0), vec![7]);
+    }
+
+    #[test]
+    fn one_corrupt_byte_loses_one_record_not_the_spool() {
+        let (dir, file) = saved_spool(5);
+        let good = std::fs::read(&file).unwrap();
+        // A byte inside each record in turn: that record goes, the four others stay.
+        let record_len = (good.len() - 16) / 5;
+        for victim in 0..5usize {
+            let mut bytes = good.clone();
+            bytes[16 + victim * record_len + record_len / 2] ^= 0x40;
+            std::fs::write(&file, &bytes).unwrap();
+            let (mut back, warnings) = Spool::open(SpoolConfig {
+                file: Some(file.clone()),
+                ..cfg(10)
+            });
+            let expect: Vec<u64> = (1..=5).filter(|s| *s != victim as u64 + 1).collect();
+            assert_eq!(seqs(&back), expect, "victim {victim}");
+            assert_eq!(back.take_dropped(), 1, "counted as dropped");
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(warnings[0].contains("1 damaged records"), "{warnings:?}");
+            assert_eq!(
+                std::fs::read(dir.path().join("spool.bin.corrupt")).unwrap(),
+                bytes
+            );
+        }
+        // A damaged count: the records still come back; the loss is judged by damaged stretches.
+        let mut bytes = good.clone();
+        bytes[9] ^= 1;
+        let (entries, lost) = decode(&bytes).unwrap();
+        assert_eq!((entries.len(), lost), (5, 1));
+        // A cut file keeps what is whole.
+        let (entries, lost) = decode(&good[..good.len() - record_len / 2]).unwrap();
+        assert_eq!((entries.len(), lost), (4, 1));
+    }
+
+    #[test]
+    fn version_1_files_are_still_read() {
+        let mut body = MAGIC_V1.to_vec();
+        body.extend_from_slice(&2u32.to_be_bytes());
+        for seq in [3u64, 4] {
+            let f = frame(seq);
+            body.extend_from_slice(&BOOT);
+            body.extend_from_slice(&seq.to_be_bytes());
+            body.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            body.extend_from_slice(&f);
+        }
+        let digest = sha256(&body);
+        body.extend_from_slice(&digest);
+        let (entries, lost) = decode(&body).unwrap();
+        assert_eq!(lost, 0);
+        assert_eq!(entries.iter().map(|e| e.1).collect::<Vec<_>>(), vec![3, 4]);
+        body[20] ^= 1;
+        assert!(matches!(
+            decode(&body),
+            Err(SpoolError::Corrupt("checksum mismatch"))
+        ));
     }
 
     #[test]
@@ -540,8 +691,8 @@ mod tests {
         let mut s = Spool::new(cfg(10));
         s.push(BOOT, 1, old.clone());
         s.push(BOOT, 2, frame(2));
-        let back = decode(&s.encode()).unwrap();
-        assert_eq!(back.len(), 2);
+        let (back, lost) = decode(&s.encode()).unwrap();
+        assert_eq!((back.len(), lost), (2, 0));
         assert_eq!(back[0].2, old);
     }
 
@@ -550,14 +701,10 @@ mod tests {
         let mut s = Spool::new(cfg(10));
         s.push(BOOT, 1, frame(1));
         let good = s.encode();
-        assert_eq!(decode(&good).unwrap().len(), 1);
-        assert!(matches!(
-            decode(&good[..good.len() - 1]),
-            Err(SpoolError::Corrupt(_))
-        ));
+        assert_eq!(decode(&good).unwrap().0.len(), 1);
         assert!(matches!(
             decode(b"short"),
-            Err(SpoolError::Corrupt("too short"))
+            Err(SpoolError::Corrupt("not a spool file"))
         ));
         let mut wrong_magic = good.clone();
         wrong_magic[0] = b'X';
@@ -565,19 +712,19 @@ mod tests {
             decode(&wrong_magic),
             Err(SpoolError::Corrupt("not a spool file"))
         ));
-        // A well-checksummed image whose entry is not a report frame.
-        let mut body = MAGIC.to_vec();
-        body.extend_from_slice(&1u32.to_be_bytes());
-        body.extend_from_slice(&BOOT);
+        // A well-checksummed record whose frame is not a report frame is skipped.
+        let mut image = MAGIC.to_vec();
+        image.extend_from_slice(&1u32.to_be_bytes());
+        image.extend_from_slice(&sha256(&1u32.to_be_bytes())[..4]);
+        let mut body = BOOT.to_vec();
         body.extend_from_slice(&1u64.to_be_bytes());
-        body.extend_from_slice(&3u32.to_be_bytes());
-        body.extend_from_slice(b"abc");
-        let digest = sha256(&body);
-        body.extend_from_slice(&digest);
-        assert!(matches!(
-            decode(&body),
-            Err(SpoolError::Corrupt("entry is not a report frame"))
-        ));
+        body.extend_from_slice(b"abcdefghij");
+        let len = (body.len() as u32).to_be_bytes();
+        image.extend_from_slice(RECORD);
+        image.extend_from_slice(&len);
+        image.extend_from_slice(&body);
+        image.extend_from_slice(&record_check(&len, &body));
+        assert_eq!(decode(&image).unwrap(), (Vec::new(), 1));
     }
 
     proptest! {
@@ -587,12 +734,38 @@ mod tests {
         }
 
         #[test]
-        fn truncated_images_are_errors(cut in 0usize..2000) {
+        fn truncated_images_lose_only_the_cut_records(cut in 0usize..2000) {
             let mut s = Spool::new(cfg(10));
             for seq in 1..=3 { s.push(BOOT, seq, frame(seq)); }
             let image = s.encode();
             let cut = cut.min(image.len() - 1);
-            prop_assert!(decode(&image[..cut]).is_err());
+            match decode(&image[..cut]) {
+                Err(_) => prop_assert!(cut < MAGIC.len()),
+                // The record count was cut too: nothing kept, and at least one loss reported.
+                Ok((entries, lost)) if cut < 16 => prop_assert!(entries.is_empty() && lost >= 1),
+                Ok((entries, lost)) => {
+                    prop_assert!(entries.len() < 3);
+                    prop_assert_eq!(entries.len() as u64 + lost, 3);
+                    let expect: Vec<u64> = (1..=entries.len() as u64).collect();
+                    prop_assert_eq!(entries.iter().map(|e| e.1).collect::<Vec<_>>(), expect);
+                }
+            }
+        }
+
+        #[test]
+        fn any_flipped_byte_keeps_the_other_records(at in 0usize..2000, bit in 0u8..8) {
+            let mut s = Spool::new(cfg(10));
+            for seq in 1..=4 { s.push(BOOT, seq, frame(seq)); }
+            let mut image = s.encode();
+            let at = at % image.len();
+            image[at] ^= 1 << bit;
+            match decode(&image) {
+                Err(_) => prop_assert!(at < MAGIC.len()),
+                Ok((entries, lost)) => {
+                    prop_assert!(entries.len() >= 3, "{} kept", entries.len());
+                    prop_assert!(entries.len() as u64 + lost >= 4);
+                }
+            }
         }
     }
 }

@@ -236,9 +236,19 @@ fn part2(
     Ok(())
 }
 
+const USAGE: &str =
+    "bench-agent-cycle: CPU time and memory of the agent's collection cycle (see BENCHMARKS.md).
+
+Usage: bench-agent-cycle [--cycles N] [--run-secs S] [--agent-bin PATH] [--collector-bin PATH]
+  --cycles N           in-process cycles after the first (default 10000)
+  --run-secs S         run the real agent binary for S seconds (default 20; 0 skips it)
+  --agent-bin PATH     agent binary (default: routerstats-agent next to this one)
+  --collector-bin PATH collector binary (default: routerstats-collector next to this one)
+  -h, --help           print this help";
+
 fn main() -> ExitCode {
     let run = || -> Result<(), String> {
-        let f = flags().map_err(|e| e.to_string())?;
+        let f = flags(USAGE).map_err(|e| e.to_string())?;
         let cycles: u64 = flag(&f, "cycles", 10_000)?;
         let run_secs: u64 = flag(&f, "run-secs", 20)?;
         let agent_bin: PathBuf = flag(&f, "agent-bin", sibling("routerstats-agent"))?;

@@ -44,8 +44,14 @@ fn pct(a: usize, b: usize) -> String {
     format!("{:.1}%", a as f64 * 100.0 / b.max(1) as f64)
 }
 
+const USAGE: &str = "bench-agent-size: bytes per encoded report against the CGI scripts and JSON (see BENCHMARKS.md).
+
+Usage: bench-agent-size [--seed N]
+  --seed N     varies the generated numbers (default 1)
+  -h, --help   print this help";
+
 fn main() -> ExitCode {
-    let f = match flags() {
+    let f = match flags(USAGE) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");

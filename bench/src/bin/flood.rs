@@ -192,9 +192,21 @@ async fn bench(o: Opts) -> Result<(), String> {
     Ok(())
 }
 
+const USAGE: &str = "bench-flood: many connected agents plus connections that never finish their TLS handshake
+(see BENCHMARKS.md).
+
+Usage: bench-flood [--agents N] [--stalled M] [--interval-ms MS] [--secs S] [--dir PATH] [--collector-bin PATH]
+  --agents N           simulated routers (default 2000)
+  --stalled M          stalled TLS handshakes held open (default 500)
+  --interval-ms MS     report interval of each router (default 5000)
+  --secs S             measuring window (default 30)
+  --dir PATH           where the collector's data dir is made (default: a temp dir)
+  --collector-bin PATH collector binary (default: routerstats-collector next to this one)
+  -h, --help           print this help";
+
 fn main() -> ExitCode {
     let parse = || -> Result<Opts, String> {
-        let f = flags().map_err(|e| e.to_string())?;
+        let f = flags(USAGE).map_err(|e| e.to_string())?;
         Ok(Opts {
             agents: flag(&f, "agents", 2000usize)?.max(1),
             stalled: flag(&f, "stalled", 500usize)?,

@@ -299,9 +299,22 @@ async fn bench(o: Opts) -> Result<(), String> {
     Ok(())
 }
 
+const USAGE: &str = "bench-ingest: the collector's durable ingest rate against plain SQLite, and memory per idle
+connected agent (see BENCHMARKS.md).
+
+Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--raw-reports R] [--dir PATH] [--collector-bin PATH]
+  --agents N           simulated routers (default 1000)
+  --secs S             measuring window (default 20)
+  --warmup S           warm-up before it (default 5)
+  --window W           unacked reports per connection (default 4)
+  --raw-reports R      reports the plain-SQLite baseline inserts (default: as many as acked, at least 20000)
+  --dir PATH           where the collector's data dir is made (default: a temp dir)
+  --collector-bin PATH collector binary (default: routerstats-collector next to this one)
+  -h, --help           print this help";
+
 fn main() -> ExitCode {
     let parse = || -> Result<Opts, String> {
-        let f = flags().map_err(|e| e.to_string())?;
+        let f = flags(USAGE).map_err(|e| e.to_string())?;
         Ok(Opts {
             agents: flag(&f, "agents", 1000usize)?.max(1),
             secs: flag(&f, "secs", 20u64)?.max(1),

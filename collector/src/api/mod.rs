@@ -14,8 +14,9 @@
 //! SHA-256. [`require_role`] is the reusable check: 401 for a missing or unknown key, 403 for a
 //! key whose role is too low. Database work runs on the blocking pool through [`with_store`].
 //!
-//! - `GET /health` -> `{"status":"ok"|"degraded", "version", "database", "ingest_connections",
-//!   "routers_connected", "uptime_s", "timestamp"}` (503 while database writes fail).
+//! - `GET /health` -> `{"status":"ok"|"degraded", "version", "database", "integrity",
+//!   "ingest_connections", "routers_connected", "uptime_s", "timestamp"}` (503 while database
+//!   writes fail or the quick integrity check at start found corruption).
 //!
 //! Every route is rate limited ([`rate_limit`]): a token bucket per API key, and per client IP
 //! for requests without a (valid) key; over the limit the answer is 429 with
@@ -257,19 +258,30 @@ pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) 
     security(()),
     responses(
         (status = 200, description = "Healthy: `{status: \"ok\", version, database, ingest_connections, routers_connected, uptime_s}`", content_type = "application/json"),
-        (status = 503, description = "Database writes are failing (`status: \"degraded\"`)", content_type = "application/json"),
+        (status = 503, description = "Database writes are failing, or the integrity check at start found corruption (`status: \"degraded\"`)", content_type = "application/json"),
     )
 )]
 async fn health(State(state): State<ApiState>) -> Response {
-    let failing = state.health.is_failing();
-    let database = match state.health.last_error() {
-        Some(e) if failing => format!("failing: {e}"),
+    use crate::ingest::writer::Integrity;
+    let integrity = state.health.integrity();
+    let corrupt = matches!(integrity, Some(Integrity::Failed(_)));
+    let failing = state.health.is_failing() || corrupt;
+    let database = match (state.health.last_error(), &integrity) {
+        (Some(e), _) if state.health.is_failing() => format!("failing: {e}"),
+        (_, Some(Integrity::Failed(why))) => format!("corrupt: {why}"),
         _ => "ok".to_string(),
+    };
+    let integrity = match integrity {
+        None => "checking",
+        Some(Integrity::Ok) => "ok",
+        Some(Integrity::Unfinished) => "not checked (the quick check did not finish in time)",
+        Some(Integrity::Failed(_)) => "failed",
     };
     let body = json!({
         "status": if failing { "degraded" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
         "database": database,
+        "integrity": integrity,
         "ingest_connections": state.max_connections.saturating_sub(state.permits.available_permits()),
         "routers_connected": state.conns.routers(),
         "uptime_s": state.started.elapsed().as_secs(),

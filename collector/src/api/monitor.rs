@@ -1,8 +1,9 @@
 //! Route group `monitor`: the RouterOS-style monitoring routes, applied to the OpenWrt fleet.
 //!
-//! - `GET /api/health` (open): collector status and every router online/offline with last-seen.
-//!   A router is online when its latest report arrived within `max(3 x its report interval,
-//!   90 s)` (see [`is_online`]); the interval is estimated from its two latest reports.
+//! - `GET /api/health` (open): collector status; with a read key also every router
+//!   online/offline with last-seen (without a key only the collector part). A router is online
+//!   when its latest report arrived within `max(3 x its report interval, 90 s)` (see
+//!   [`is_online`]); the interval is estimated from its two latest reports.
 //! - `GET /api/performance`: API request counts and response times (from the [`RequestStats`]
 //!   middleware), ingest rate (reports stored in the last 5 minutes) and uptime.
 //! - `GET /api/export`: every router's current data as a timestamped JSON download.
@@ -579,15 +580,33 @@ pub struct HealthResponse {
     pub collector: CollectorHealth,
     /// The online rule, in words.
     pub online_rule: String,
-    pub routers: RouterCounts,
-    pub router_status: Vec<RouterHealth>,
+    /// With a read key only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routers: Option<RouterCounts>,
+    /// With a read key only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub router_status: Option<Vec<RouterHealth>>,
 }
 
-/// Collector status and every router online/offline with last-seen (open, no key needed).
-#[utoipa::path(get, path = "/api/health", tag = "monitor", security(()),
-    responses((status = 200, description = "Collector and router status", body = HealthResponse)))]
-pub async fn health(State(state): State<ApiState>) -> Result<Json<HealthResponse>, ApiError> {
-    let routers = with_read(&state, load_routers).await?;
+/// Collector status; with a read key also every router online/offline with last-seen. Without
+/// a key only the collector's own health is answered (router names, sites and last-seen times
+/// are not for anonymous callers); an unknown key is 401.
+#[utoipa::path(get, path = "/api/health", tag = "monitor", security((), ("api_key" = []), ("bearer" = [])),
+    responses((status = 200, description = "Collector status (and router status with a key)", body = HealthResponse),
+        (status = 401, description = "Unknown API key")))]
+pub async fn health(
+    State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<HealthResponse>, ApiError> {
+    let keyed = crate::api::api_key_from_headers(&headers).is_some();
+    if keyed {
+        require_role(&state, &headers, Role::Read).await?;
+    }
+    let routers = if keyed {
+        with_read(&state, load_routers).await?
+    } else {
+        Vec::new()
+    };
     let now = now_ms();
     let failing = state.health.is_failing();
     let database = match state.health.last_error() {
@@ -637,8 +656,8 @@ pub async fn health(State(state): State<ApiState>) -> Result<Json<HealthResponse
              the interval is the time between its two latest reports",
             ONLINE_FLOOR_MS / 1000
         ),
-        routers: counts,
-        router_status,
+        routers: keyed.then_some(counts),
+        router_status: keyed.then_some(router_status),
     }))
 }
 

@@ -208,7 +208,8 @@ impl Service {
             }
             Err(e) => {
                 let msg = enroll_error(e);
-                tracing::warn!(token = %token.id, hostname = %hostname, code = ?msg.code, reason = %msg.message, "enrollment refused");
+                // The listener logs the first failure of an address and summarizes the rest.
+                tracing::debug!(token = %token.id, hostname = %hostname, code = ?msg.code, reason = %msg.message, "enrollment refused");
                 Err(msg)
             }
         }

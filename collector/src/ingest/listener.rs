@@ -1,10 +1,15 @@
 //! The ingest listener: TLS 1.3 with optional client certificates, enrollment and reports.
 //!
-//! One accept loop hands each connection to its own task, within a connection cap (a semaphore;
-//! connections over the cap are closed right after accept, with a log line). A connection gets a
-//! handshake timeout, a read timeout and a frame size cap; a bad frame, an idle peer or a
-//! protocol violation closes that connection only (logged with the reason, and answered with an
-//! `Error` frame where that makes sense).
+//! One accept loop hands each connection to its own task. Until its first frame a connection is
+//! unauthenticated: it holds a slot of the small pre-auth pool ([`PreAuthPool`]: its own
+//! cap, a per-address cap, eviction of the biggest address's oldest slot when full), must finish
+//! the TLS handshake and send its first frame within `preauth_timeout`, and may send frames of
+//! at most [`MAX_PREAUTH_FRAME_LEN`] bytes. A router whose `Hello` is accepted moves to the
+//! routers' pool (`max_connections`, a semaphore) and may send frames up to `max_frame`. Failed
+//! enrollments are budgeted per address ([`EnrollLimiter`]) and summarized in the log.
+//! A connection gets a read timeout; a bad frame, an idle peer or a protocol violation closes
+//! that connection only (logged with the reason, and answered with an `Error` frame where that
+//! makes sense).
 //!
 //! - First message `EnrollRequest` (any connection): enrollment through [`Control`], answer, close.
 //! - First message `Hello` (client certificate required): the certificate fingerprint is looked
@@ -21,12 +26,13 @@
 //! the connection, or one that does not apply, is a bad frame like any other.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use routerstats_shared::io::{read_frame, write_message, IoError};
+use routerstats_shared::io::{read_frame_capped, write_message, IoError};
 use routerstats_shared::message::{ErrorCode, ErrorMsg, Hello, HelloAck};
-use routerstats_shared::{patch, FrameError, Message, MessageKind};
+use routerstats_shared::{patch, FrameError, Message, MessageKind, MAX_PREAUTH_FRAME_LEN};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWriteExt, WriteHalf};
@@ -36,6 +42,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::ingest::control::Control;
+use crate::ingest::guard::{EnrollLimiter, PreAuthPool, PreAuthSlot, Refusal};
 use crate::pki::{cert_facts, cert_fingerprint, unix_now, Pki};
 use crate::ingest::revocation::{ConnGuard, OpenConns};
 use crate::ingest::writer::{now_ms, DbHealth, IngestJob, WriterReply};
@@ -72,6 +79,8 @@ pub struct IngestSettings {
     pub read_timeout: Duration,
     pub max_frame: u32,
     pub max_connections: usize,
+    /// From accept to the first frame.
+    pub preauth_timeout: Duration,
 }
 
 /// Everything a connection task needs.
@@ -82,16 +91,50 @@ pub struct IngestCtx {
     pub control: Control,
     pub conns: OpenConns,
     pub health: Arc<DbHealth>,
+    /// The routers' pool (authenticated connections).
     pub permits: Arc<Semaphore>,
+    /// Connections that have not authenticated yet.
+    pub preauth: Arc<PreAuthPool>,
+    /// Failed enrollments per address.
+    pub enroll_limiter: Arc<EnrollLimiter>,
+    /// Bad frames from unauthenticated peers, logged once a second.
+    pub preauth_log: std::sync::Mutex<Throttle>,
     pub shutdown: watch::Receiver<bool>,
 }
 
 impl IngestCtx {
-    /// Open ingest connections right now.
+    /// Open ingest connections right now (routers and unauthenticated ones).
     pub fn active_connections(&self) -> usize {
+        self.router_connections() + self.preauth.open()
+    }
+
+    /// Authenticated router connections right now.
+    pub fn router_connections(&self) -> usize {
         self.settings
             .max_connections
             .saturating_sub(self.permits.available_permits())
+    }
+}
+
+/// Logs at most one line per second for a repeated event, with the count since the last line.
+#[derive(Default)]
+pub struct Throttle {
+    count: u64,
+    last: Option<Instant>,
+}
+
+impl Throttle {
+    /// Counts one event; Some(count) when a line is due.
+    fn hit(&mut self) -> Option<u64> {
+        self.count += 1;
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.last = Some(Instant::now());
+            return Some(std::mem::take(&mut self.count));
+        }
+        None
     }
 }
 
@@ -110,30 +153,35 @@ pub(crate) async fn wait_true(rx: &mut watch::Receiver<bool>) {
 /// Accepts connections until shutdown.
 pub async fn accept_loop(listener: TcpListener, ctx: Arc<IngestCtx>) {
     let mut shutdown = ctx.shutdown.clone();
-    let mut refused: u64 = 0;
-    let mut last_refusal_log: Option<Instant> = None;
+    let mut refused = Throttle::default();
+    let mut summary = tokio::time::interval(Duration::from_secs(5));
+    summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let accepted = tokio::select! {
             _ = wait_true(&mut shutdown) => break,
             r = listener.accept() => r,
+            _ = summary.tick() => {
+                if let Some(line) = ctx.enroll_limiter.take_summary(std::time::Instant::now()) {
+                    tracing::warn!("{line}");
+                }
+                continue;
+            }
         };
         match accepted {
-            Ok((tcp, peer)) => match ctx.permits.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    tokio::spawn(serve_connection(ctx.clone(), tcp, peer, permit));
+            Ok((tcp, peer)) => match ctx.preauth.admit(peer.ip()) {
+                Ok(slot) => {
+                    tokio::spawn(serve_connection(ctx.clone(), tcp, peer, slot));
                 }
-                Err(_) => {
+                Err(why) => {
                     drop(tcp);
-                    refused += 1;
-                    if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                        tracing::warn!(
-                            %peer,
-                            max_connections = ctx.settings.max_connections,
-                            refused,
-                            "connection cap reached; closed the new connection"
-                        );
-                        refused = 0;
-                        last_refusal_log = Some(Instant::now());
+                    if let Some(n) = refused.hit() {
+                        let why = match why {
+                            Refusal::PerAddress => {
+                                "this address holds too many unauthenticated connections"
+                            }
+                            Refusal::Full => "the unauthenticated connection pool is full",
+                        };
+                        tracing::warn!(%peer, refused = n, "{why}; closed the new connection");
                     }
                 }
             },
@@ -146,6 +194,12 @@ pub async fn accept_loop(listener: TcpListener, ctx: Arc<IngestCtx>) {
     }
     tracing::debug!("ingest accept loop stopped");
 }
+
+/// Retry hints (seconds) sent with `Error{Unavailable}`: a restarting collector is back in
+/// seconds; a full router pool or a failing disk takes longer.
+const SHUTDOWN_RETRY_S: u64 = 2;
+const CAP_RETRY_S: u64 = 10;
+const DB_RETRY_S: u64 = 5;
 
 /// What the frame reader saw.
 enum Inbound {
@@ -189,15 +243,25 @@ impl ReportBase {
     }
 }
 
+/// Reads frames into events. Until `authed` is set, frames over [`MAX_PREAUTH_FRAME_LEN`] are
+/// refused after their header.
 async fn read_frames<R: AsyncRead + Unpin>(
     mut rd: R,
     tx: mpsc::Sender<Inbound>,
     read_timeout: Duration,
     max_frame: u32,
+    authed: Arc<AtomicBool>,
 ) {
     let mut base = ReportBase::default();
+    let cap = || {
+        if authed.load(Ordering::Acquire) {
+            max_frame
+        } else {
+            max_frame.min(MAX_PREAUTH_FRAME_LEN)
+        }
+    };
     loop {
-        let ev = match tokio::time::timeout(read_timeout, read_frame(&mut rd, max_frame)).await {
+        let ev = match tokio::time::timeout(read_timeout, read_frame_capped(&mut rd, cap)).await {
             Err(_) => Inbound::Idle,
             Ok(Ok((kind, payload))) => match base.decode(kind, payload, max_frame) {
                 Ok(m) => Inbound::Msg(m),
@@ -217,22 +281,32 @@ async fn serve_connection(
     ctx: Arc<IngestCtx>,
     tcp: TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    slot: PreAuthSlot,
 ) {
-    let _permit = permit;
     let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(ctx.settings.handshake_timeout, ctx.acceptor.accept(tcp))
-        .await
-    {
-        Err(_) => {
-            tracing::info!(%peer, "TLS handshake timed out; closing");
+    let deadline = tokio::time::Instant::now() + ctx.settings.preauth_timeout;
+    let handshake = tokio::time::timeout(
+        ctx.settings
+            .handshake_timeout
+            .min(ctx.settings.preauth_timeout),
+        ctx.acceptor.accept(tcp),
+    );
+    let tls = tokio::select! {
+        r = handshake => match r {
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out; closing");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed; closing");
+                return;
+            }
+            Ok(Ok(s)) => s,
+        },
+        _ = slot.evicted() => {
+            tracing::debug!(%peer, "unauthenticated connection evicted to make room; closing");
             return;
         }
-        Ok(Err(e)) => {
-            tracing::info!(%peer, error = %e, "TLS handshake failed; closing");
-            return;
-        }
-        Ok(Ok(s)) => s,
     };
     let client_cert = tls
         .get_ref()
@@ -242,11 +316,13 @@ async fn serve_connection(
         .map(|c| c.as_ref().to_vec());
     let (rd, wr) = tokio::io::split(tls);
     let (in_tx, in_rx) = mpsc::channel(4);
+    let authed = Arc::new(AtomicBool::new(false));
     let reader = tokio::spawn(read_frames(
         rd,
         in_tx,
         ctx.settings.read_timeout,
         ctx.settings.max_frame,
+        authed.clone(),
     ));
     let shutdown = ctx.shutdown.clone();
     let mut conn = Conn {
@@ -257,6 +333,10 @@ async fn serve_connection(
         client_cert,
         shutdown,
         router: None,
+        preauth: Some(slot),
+        deadline,
+        authed,
+        _permit: None,
     };
     conn.run().await;
     reader.abort();
@@ -273,6 +353,14 @@ struct Conn {
     shutdown: watch::Receiver<bool>,
     /// Set after a successful Hello.
     router: Option<(i64, String)>,
+    /// Held until the connection authenticates (or ends, for an enrollment).
+    preauth: Option<PreAuthSlot>,
+    /// When the first frame must have arrived.
+    deadline: tokio::time::Instant,
+    /// Lifts the reader's frame cap once the router is known.
+    authed: Arc<AtomicBool>,
+    /// The router's slot, after Hello.
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Conn {
@@ -303,6 +391,10 @@ impl Conn {
         }
     }
 
+    async fn send_msg_error(&mut self, e: ErrorMsg) {
+        let _ = self.send(&Message::Error(e)).await;
+    }
+
     async fn send_error(&mut self, code: ErrorCode, message: impl Into<String>) {
         let _ = self
             .send(&Message::Error(ErrorMsg {
@@ -327,7 +419,19 @@ impl Conn {
                 None
             }
             Some(Inbound::Failed(e)) => {
-                tracing::warn!(%peer, %router, reason = %e, "closing connection after a bad frame");
+                if self.router.is_some() {
+                    tracing::warn!(%peer, %router, reason = %e, "closing connection after a bad frame");
+                } else if let Some(n) = self
+                    .ctx
+                    .preauth_log
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .hit()
+                {
+                    // Unauthenticated peers can send bad frames as fast as they connect: one
+                    // line a second, with the count.
+                    tracing::warn!(%peer, reason = %e, bad_frames = n, "closing unauthenticated connections after bad frames");
+                }
                 if matches!(e, IoError::Frame(_)) {
                     self.send_error(ErrorCode::Protocol, e.to_string()).await;
                 }
@@ -341,25 +445,68 @@ impl Conn {
         let ev = tokio::select! {
             ev = self.inbound.recv() => ev,
             _ = wait_true(&mut self.shutdown) => {
-                self.send_error(ErrorCode::Unavailable, "collector is shutting down; try again later").await;
+                self.send_msg_error(ErrorMsg::unavailable_retry("collector is shutting down", SHUTDOWN_RETRY_S)).await;
                 return None;
             }
         };
         self.on_event(ev).await
     }
 
+    /// The first message, within the pre-auth deadline and unless evicted.
+    async fn first_message(&mut self) -> Option<Message> {
+        let peer = self.peer;
+        let slot = self.preauth.take()?;
+        let got = tokio::select! {
+            m = tokio::time::timeout_at(self.deadline, self.next_message()) => m,
+            _ = slot.evicted() => {
+                tracing::debug!(%peer, "unauthenticated connection evicted to make room; closing");
+                return None;
+            }
+        };
+        self.preauth = Some(slot);
+        match got {
+            Ok(m) => m,
+            Err(_) => {
+                tracing::debug!(%peer, timeout_s = self.ctx.settings.preauth_timeout.as_secs_f64(), "no first frame in time; closing");
+                None
+            }
+        }
+    }
+
+    async fn enroll(&mut self, req: routerstats_shared::message::EnrollRequest) {
+        let (peer, limiter) = (self.peer, self.ctx.enroll_limiter.clone());
+        if let Err(retry) = limiter.check(peer.ip(), std::time::Instant::now()) {
+            self.send_msg_error(ErrorMsg::unavailable_retry(
+                "too many failed enrollments from this address",
+                retry,
+            ))
+            .await;
+            return;
+        }
+        let hostname: String = req
+            .hostname
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
+        let reply = match self.ctx.control.enroll(req).await {
+            Ok(resp) => Message::EnrollResponse(resp),
+            Err(e) => {
+                if limiter.failed(peer.ip(), std::time::Instant::now()) {
+                    tracing::warn!(%peer, %hostname, code = ?e.code, reason = %e.message, "enrollment refused (further failures from this address are summarized)");
+                }
+                Message::Error(e)
+            }
+        };
+        let _ = self.send(&reply).await;
+    }
+
     async fn run(&mut self) {
-        let Some(first) = self.next_message().await else {
+        let Some(first) = self.first_message().await else {
             return;
         };
         match first {
-            Message::EnrollRequest(req) => {
-                let reply = match self.ctx.control.enroll(req).await {
-                    Ok(resp) => Message::EnrollResponse(resp),
-                    Err(e) => Message::Error(e),
-                };
-                let _ = self.send(&reply).await;
-            }
+            Message::EnrollRequest(req) => self.enroll(req).await,
             Message::Hello(hello) => self.ingest(hello).await,
             other => {
                 let why = if self.client_cert.is_none() {
@@ -418,6 +565,18 @@ impl Conn {
             .await;
             return;
         }
+        let Ok(permit) = self.ctx.permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, router = %row.name, max_connections = self.ctx.settings.max_connections, "router connection cap reached; refusing");
+            self.send_msg_error(ErrorMsg::unavailable_retry(
+                "the collector is at its router connection cap",
+                CAP_RETRY_S,
+            ))
+            .await;
+            return;
+        };
+        self._permit = Some(permit);
+        self.preauth = None;
+        self.authed.store(true, Ordering::Release);
         let mut guard = self.ctx.conns.register(row.id);
         self.router = Some((row.id, row.name.clone()));
         let now = unix_now();
@@ -468,7 +627,7 @@ impl Conn {
                     return;
                 }
                 _ = wait_true(&mut shutdown) => {
-                    self.send_error(ErrorCode::Unavailable, "collector is shutting down; try again later").await;
+                    self.send_msg_error(ErrorMsg::unavailable_retry("collector is shutting down", SHUTDOWN_RETRY_S)).await;
                     return;
                 }
                 Some(reply) = ack_rx.recv() => match reply {
@@ -489,10 +648,10 @@ impl Conn {
                             if self.ctx.health.is_failing() {
                                 let why = self.ctx.health.last_error().unwrap_or_default();
                                 tracing::warn!(peer = %self.peer, router = self.router_name(), "refusing a report while the database fails");
-                                self.send_error(
-                                    ErrorCode::Unavailable,
-                                    format!("collector database unavailable ({why}); keep the report spooled and retry later"),
-                                )
+                                self.send_msg_error(ErrorMsg::unavailable_retry(
+                                    format!("collector database unavailable ({why}); keep the report spooled"),
+                                    DB_RETRY_S,
+                                ))
                                 .await;
                                 return;
                             }
@@ -505,7 +664,7 @@ impl Conn {
                                     return;
                                 }
                                 sent = self.ctx.writer.send(job) => if sent.is_err() {
-                                    self.send_error(ErrorCode::Unavailable, "collector is shutting down; try again later").await;
+                                    self.send_msg_error(ErrorMsg::unavailable_retry("collector is shutting down", SHUTDOWN_RETRY_S)).await;
                                     return;
                                 }
                             }

@@ -69,6 +69,18 @@ pub struct DbHealth {
     last_error: Mutex<Option<String>>,
     /// Bumped after every commit that wrote reports (the API response cache's "data changed").
     generation: AtomicU64,
+    /// Result of the integrity check at start: None until it ran.
+    integrity: Mutex<Option<Integrity>>,
+}
+
+/// What the quick integrity check at start found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    Ok,
+    /// It did not finish within its time bound (the database is large or the disk slow).
+    Unfinished,
+    /// Corruption (SQLite's own words), or the error that stopped the check.
+    Failed(String),
 }
 
 impl DbHealth {
@@ -95,6 +107,19 @@ impl DbHealth {
 
     fn set_ok(&self) {
         self.failing.store(false, Ordering::Release);
+    }
+
+    /// Records the integrity check's result.
+    pub fn set_integrity(&self, result: Integrity) {
+        *self.integrity.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+    }
+
+    /// The integrity check's result (None while it runs).
+    pub fn integrity(&self) -> Option<Integrity> {
+        self.integrity
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The data generation: changes after every committed batch of reports.

@@ -36,7 +36,7 @@ pub enum TokenError {
     TtlRange,
     #[error("max uses must be at least 1")]
     Uses,
-    #[error("invalid router name {0:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")]
+    #[error("invalid router name {0:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, not only digits")]
     Name(String),
     #[error("invalid site {0:?}: at most 128 printable characters")]
     Site(String),
@@ -88,22 +88,9 @@ fn check_ttl(d: Duration) -> Result<(), TokenError> {
     }
 }
 
-/// Checks a router name: 1-64 of `[A-Za-z0-9._-]`, starting with a letter or digit.
+/// Checks a router name against the one rule ([`crate::store::check_router_name`]).
 pub fn validate_router_name(name: &str) -> Result<(), TokenError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(TokenError::Name(name.chars().take(80).collect()))
-    }
+    crate::store::check_router_name(name).map_err(|_| TokenError::Name(name.chars().take(80).collect()))
 }
 
 fn validate_site(site: &str) -> Result<(), TokenError> {
@@ -252,10 +239,10 @@ mod tests {
 
     #[test]
     fn router_names() {
-        for ok in ["ap-1", "Kitchen_AP", "r1.site2", "7"] {
+        for ok in ["ap-1", "Kitchen_AP", "r1.site2", "7a"] {
             validate_router_name(ok).unwrap();
         }
-        for bad in ["", "-ap", "ap 1", "ap/1", "é", &"a".repeat(65)] {
+        for bad in ["", "-ap", "ap 1", "ap/1", "é", &"a".repeat(65), "7", "<b>"] {
             assert!(validate_router_name(bad).is_err(), "{bad:?}");
         }
     }

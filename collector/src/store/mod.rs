@@ -30,7 +30,9 @@ use serde::Serialize;
 use routerstats_shared::model::Report;
 
 pub use ingest::{bucket_start, wifi_links, BUCKET_1H_MS, BUCKET_5M_MS};
-pub use registry::{normalize_name, ApiKeyRow, MAX_NAME_CHARS};
+pub use registry::{
+    check_router_name, name_from_hostname, normalize_name, ApiKeyRow, MAX_NAME_CHARS,
+};
 pub use retention::{Retention, RetentionStats};
 pub use schema::SCHEMA_VERSION;
 

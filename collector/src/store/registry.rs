@@ -55,21 +55,62 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<i64>,
 }
 
-/// A router name as stored: trimmed, no control characters, at most [`MAX_NAME_CHARS`]
-/// characters (longer names are cut). None for a name that is empty or has control characters.
+/// The one rule for router names, wherever a name comes from (token, enrollment request,
+/// rename, CLI, API): 1-64 of `[A-Za-z0-9._-]`, starting with a letter or digit, and not all
+/// digits (a number always means a router id). So a name is never HTML, a shell word with
+/// metacharacters, an option (`-1`) or someone else's id (`2`).
+pub fn check_router_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_CHARS
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !name.bytes().all(|b| b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "router name {:?} is not allowed: use 1-{MAX_NAME_CHARS} letters, digits, '.', '_' or '-', starting with a letter or digit, not only digits",
+            name.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+/// A router name as stored: trimmed, and following [`check_router_name`]; None otherwise.
 pub fn normalize_name(name: &str) -> Option<String> {
     let trimmed = name.trim();
-    if trimmed.is_empty() || trimmed.chars().any(char::is_control) {
-        return None;
-    }
-    Some(
-        trimmed
-            .chars()
-            .take(MAX_NAME_CHARS)
-            .collect::<String>()
-            .trim_end()
-            .to_string(),
-    )
+    check_router_name(trimmed)
+        .ok()
+        .map(|()| trimmed.to_string())
+}
+
+/// A name made from a router's hostname when neither the request nor the token names it:
+/// characters outside the rule become `-`, leading ones that cannot start a name are dropped,
+/// it is cut to [`MAX_NAME_CHARS`], and an all-digit result gets a `router-` prefix.
+pub fn name_from_hostname(hostname: &str) -> Option<String> {
+    let mapped: String = hostname
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .skip_while(|c| !c.is_ascii_alphanumeric())
+        .collect();
+    let mut name = if !mapped.is_empty() && mapped.bytes().all(|b| b.is_ascii_digit()) {
+        format!("router-{mapped}")
+    } else {
+        mapped
+    };
+    name.truncate(MAX_NAME_CHARS);
+    normalize_name(&name)
 }
 
 /// `base-n`, cutting `base` so the result stays within [`MAX_NAME_CHARS`].
@@ -129,8 +170,28 @@ fn find_router(
     name_or_id: &str,
 ) -> Result<Option<RouterRow>, StoreError> {
     let key = name_or_id.trim();
+    // Explicit forms first: `id:7` is only an id, `name:ap-7` only a name.
+    if let Some(id) = key.strip_prefix("id:") {
+        return match id.trim().parse::<i64>() {
+            Ok(id) => router_by_id_conn(conn, id),
+            Err(_) => Err(StoreError::InvalidInput(format!(
+                "{key:?}: id: needs a number"
+            ))),
+        };
+    }
+    if let Some(name) = key.strip_prefix("name:") {
+        return router_by_name_conn(conn, name.trim());
+    }
+    // A number is an id (names cannot be all digits); a database from before that rule may
+    // hold an all-digit name, found when no router has that id, and refused as ambiguous when
+    // one does.
     if let Ok(id) = key.parse::<i64>() {
         if let Some(row) = router_by_id_conn(conn, id)? {
+            if router_by_name_conn(conn, key)?.is_some_and(|other| other.id != row.id) {
+                return Err(StoreError::InvalidInput(format!(
+                    "{key:?} is router id {id} and another router's name: say id:{id} or name:{key}"
+                )));
+            }
             return Ok(Some(row));
         }
     }
@@ -249,10 +310,18 @@ impl Store {
         if tok.uses >= tok.max_uses {
             return Err(EnrollError::Used);
         }
-        let base = requested_name
-            .and_then(normalize_name)
+        // A name the router asks for must follow the rule (refused otherwise, not replaced).
+        let requested = match requested_name.filter(|n| !n.trim().is_empty()) {
+            Some(n) => Some(normalize_name(n).ok_or_else(|| {
+                EnrollError::Store(StoreError::InvalidInput(
+                    check_router_name(n.trim()).err().unwrap_or_default(),
+                ))
+            })?),
+            None => None,
+        };
+        let base = requested
             .or_else(|| normalize_name(&tok.name))
-            .or_else(|| normalize_name(hostname))
+            .or_else(|| name_from_hostname(hostname))
             .unwrap_or_else(|| "router".to_string());
         let name = free_name(&tx, &base)?;
         let cert = sign(&name).map_err(EnrollError::Sign)?;
@@ -320,8 +389,9 @@ impl Store {
         name_or_id: &str,
         new_name: &str,
     ) -> Result<RouterRow, StoreError> {
-        let name = normalize_name(new_name)
-            .ok_or_else(|| StoreError::InvalidInput(format!("router name {new_name:?}")))?;
+        let name = normalize_name(new_name).ok_or_else(|| {
+            StoreError::InvalidInput(check_router_name(new_name.trim()).err().unwrap_or_default())
+        })?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -567,12 +637,68 @@ mod tests {
     }
 
     #[test]
-    fn long_names_are_cut_before_the_suffix() {
-        let long = "x".repeat(100);
+    fn one_name_rule() {
+        for good in ["ap-kitchen", "AP_2.lab", "0x1", "2nd-floor", "a"] {
+            assert_eq!(normalize_name(good).as_deref(), Some(good), "{good}");
+        }
+        assert_eq!(normalize_name("  ap-1 ").as_deref(), Some("ap-1"));
+        for bad in [
+            "<img src=x onerror=alert(1)>",
+            "-1",
+            "2",
+            "0042",
+            "a b",
+            "a;rm",
+            "$(x)",
+            ".x",
+            "é",
+            &"x".repeat(65),
+        ] {
+            assert_eq!(normalize_name(bad), None, "{bad}");
+            assert!(check_router_name(bad).is_err(), "{bad}");
+        }
         assert_eq!(
-            normalize_name(&long).unwrap().chars().count(),
+            name_from_hostname("My Router <1>").as_deref(),
+            Some("My-Router--1-")
+        );
+        assert_eq!(name_from_hostname("2").as_deref(), Some("router-2"));
+        assert_eq!(name_from_hostname("--OpenWrt").as_deref(), Some("OpenWrt"));
+        assert_eq!(name_from_hostname("<>").as_deref(), None);
+        assert_eq!(
+            name_from_hostname(&"h".repeat(300)).unwrap().len(),
             MAX_NAME_CHARS
         );
+    }
+
+    #[test]
+    fn enrollment_refuses_names_outside_the_rule() {
+        let (_dir, mut store) = open_temp();
+        store
+            .insert_token(&new_token("tok00001", [1; 32], "ap", 10))
+            .unwrap();
+        for bad in ["<img src=x onerror=alert(1)>", "-1", "2", "a b"] {
+            let err = store
+                .enroll("tok00001", &[1; 32], Some(bad), "h", 10, cert("f1"))
+                .unwrap_err();
+            assert!(
+                matches!(&err, EnrollError::Store(StoreError::InvalidInput(m)) if m.contains("not allowed")),
+                "{bad}: {err:?}"
+            );
+        }
+        assert!(store.list_routers().unwrap().is_empty());
+        // A hostname is made into a name by the rule instead.
+        let row = store
+            .enroll("tok00001", &[1; 32], None, "7", 10, cert("f2"))
+            .unwrap();
+        assert_eq!(row.name, "ap");
+        let err = store.rename_router("ap", "3").unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+    }
+
+    #[test]
+    fn long_names_are_cut_before_the_suffix() {
+        let long = "x".repeat(100);
+        assert_eq!(normalize_name(&long), None);
         assert_eq!(with_suffix(&long, 12).chars().count(), MAX_NAME_CHARS);
         assert!(with_suffix(&long, 12).ends_with("x-12"));
         assert_eq!(normalize_name("bad\nname"), None);
@@ -645,10 +771,41 @@ mod tests {
         store
             .insert_token(&new_token("tok00001", [1; 32], "ap", 10))
             .unwrap();
+        // All-digit names are refused now; a database from before may still hold one.
         let r = store
-            .enroll("tok00001", &[1; 32], Some("4242"), "h", 10, cert("f1"))
+            .enroll("tok00001", &[1; 32], Some("n4242"), "h", 10, cert("f1"))
+            .unwrap();
+        store
+            .connection()
+            .execute("UPDATE routers SET name = '4242' WHERE id = ?1", [r.id])
             .unwrap();
         assert_eq!(store.router("4242").unwrap().unwrap().id, r.id);
+        // A legacy name equal to another router's id is ambiguous without id:/name:.
+        let r2 = store
+            .enroll("tok00001", &[1; 32], Some("other"), "h", 10, cert("f2"))
+            .unwrap();
+        let legacy = r2.id.to_string();
+        store
+            .connection()
+            .execute(
+                "UPDATE routers SET name = ?2 WHERE id = ?1",
+                rusqlite::params![r.id, legacy],
+            )
+            .unwrap();
+        assert!(matches!(
+            store.router(&legacy),
+            Err(StoreError::InvalidInput(_))
+        ));
+        assert_eq!(
+            store.router(&format!("id:{legacy}")).unwrap().unwrap().id,
+            r2.id
+        );
+        assert_eq!(
+            store.router(&format!("name:{legacy}")).unwrap().unwrap().id,
+            r.id
+        );
+        assert_eq!(store.router("name:nosuch").unwrap(), None);
+        assert_eq!(store.router("name:other").unwrap().unwrap().id, r2.id);
         assert_eq!(store.router(&r.id.to_string()).unwrap().unwrap().id, r.id);
     }
 
