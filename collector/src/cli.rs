@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, ConfigError, DB_FILE, DEFAULT_DATA_DIR};
-use crate::pki::{ca_hash_in, machine_hostname, unix_now, PkiError};
+use crate::clock::unix_now;
+use crate::pki::{ca_hash_in, machine_hostname, PkiError};
 use crate::store::{RouterRow, Store, StoreError, TokenRow};
 use crate::pki::tokens::{
     create_api_key, create_token, parse_ttl, validate_router_name, Role, TokenError,

@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod ingest;

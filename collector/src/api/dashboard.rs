@@ -42,7 +42,7 @@ use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::store::MAX_NAME_CHARS;
 use crate::pki::tokens::Role;
-use crate::ingest::writer::now_ms;
+use crate::clock::now_ms;
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const DASHBOARD_CSS: &str = include_str!("../../assets/dashboard.css");

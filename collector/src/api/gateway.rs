@@ -40,7 +40,7 @@ use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::store::{BUCKET_1H_MS, BUCKET_5M_MS};
 use crate::pki::tokens::Role;
-use crate::ingest::writer::now_ms;
+use crate::clock::now_ms;
 
 /// Points of a traffic series.
 pub const POINTS: usize = 20;

@@ -47,7 +47,7 @@ pub mod prometheus;
 pub mod readpool;
 pub mod wireguard;
 
-use crate::pki::unix_now;
+use crate::clock::unix_now;
 use crate::ingest::revocation::OpenConns;
 use crate::store::{Store, StoreError};
 use crate::pki::tokens::{create_token, parse_ttl, sha256, Role, TokenError, DEFAULT_TTL};
@@ -273,7 +273,7 @@ async fn health(State(state): State<ApiState>) -> Response {
         "ingest_connections": state.max_connections.saturating_sub(state.permits.available_permits()),
         "routers_connected": state.conns.routers(),
         "uptime_s": state.started.elapsed().as_secs(),
-        "timestamp": monitor::iso_ms(crate::ingest::writer::now_ms()),
+        "timestamp": monitor::iso_ms(crate::clock::now_ms()),
     });
     let status = if failing {
         StatusCode::SERVICE_UNAVAILABLE

@@ -33,7 +33,7 @@ use serde_json::json;
 use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::pki::tokens::Role;
-use crate::ingest::writer::now_ms;
+use crate::clock::now_ms;
 
 /// A router counts as online for at least this long after its latest report.
 pub const ONLINE_FLOOR_MS: i64 = 90_000;

@@ -64,7 +64,7 @@ pub async fn metrics(
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     super::cache::cached(&state, "/metrics", CONTENT_TYPE, |c| {
-        let now_ms = crate::pki::unix_now().saturating_mul(1000);
+        let now_ms = crate::clock::unix_now().saturating_mul(1000);
         render_fleet(c, now_ms).map(Bytes::from)
     })
     .await

@@ -34,7 +34,7 @@ use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::store::BUCKET_1H_MS;
 use crate::pki::tokens::Role;
-use crate::ingest::writer::now_ms;
+use crate::clock::now_ms;
 
 /// A peer is active when its latest handshake is at most this old (seconds).
 pub const ACTIVE_WITHIN_S: i64 = 180;
@@ -961,7 +961,7 @@ pub async fn summary(
     headers: HeaderMap,
 ) -> Result<Json<WgSummary>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
     Ok(Json(summarize(&rows, now)))
 }
@@ -1006,7 +1006,7 @@ pub async fn metrics_peers(
     headers: HeaderMap,
 ) -> Result<Json<WgPeerList>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
     let peers: Vec<WgPeerStats> = rows.iter().map(|r| r.stats(now)).collect();
     Ok(Json(WgPeerList {
@@ -1032,7 +1032,7 @@ pub async fn metrics_active_peers(
     headers: HeaderMap,
 ) -> Result<Json<WgActivePeerList>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
     let active: Vec<WgPeerStats> = rows
         .iter()
@@ -1067,7 +1067,7 @@ pub async fn metrics_peer(
 ) -> Result<Json<WgPeerDetail>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let key = normalize_key(&path_param(key)?)?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let (rows, p) = with_read(&state, move |c| key_rows(c, &key)).await?;
     Ok(Json(WgPeerDetail {
         stats: pick(&rows, p)?.stats(now),
@@ -1190,7 +1190,7 @@ pub async fn peers(
 ) -> Result<Json<WgPeersResponse>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let with_metrics = parse_flag(query(q)?.metrics.as_deref(), true)?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
     let peers: Vec<WgPeerEntry> = rows.iter().map(|r| r.entry(now, with_metrics)).collect();
     Ok(Json(WgPeersResponse {
@@ -1225,7 +1225,7 @@ pub async fn peer(
     let name = path_param(name)?;
     check_name(&name)?;
     let with_metrics = parse_flag(query(q)?.metrics.as_deref(), false)?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let now_ms = now_ms();
     let lookup = name.clone();
     let (rows, p, hist) = with_read(&state, move |c| {
@@ -1280,7 +1280,7 @@ pub async fn peer_metrics(
     let name = path_param(name)?;
     check_name(&name)?;
     let hours = parse_hours(query(q)?.hours.as_deref())?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let now_ms = now_ms();
     let lookup = name.clone();
     let (rows, p, (data, res)) = with_read(&state, move |c| {
@@ -1447,7 +1447,7 @@ pub async fn server_info(
     headers: HeaderMap,
 ) -> Result<Json<WgServerInfo>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let found = with_read(&state, move |c| server_interfaces(c, now)).await?;
     Ok(Json(found.info()))
 }

@@ -373,7 +373,7 @@ impl Params {
 
 /// Current Unix time in milliseconds.
 pub fn now_ms() -> i64 {
-    crate::ingest::writer::now_ms()
+    crate::clock::now_ms()
 }
 
 fn datetime(ms: i64) -> Option<time::OffsetDateTime> {
