@@ -41,6 +41,9 @@ const IFACES: &[(&str, &str, i64, i64)] = &[
 ];
 const TARGET_MS: f64 = 50.0;
 
+#[cfg(test)]
+mod golden;
+
 struct Opts {
     routers: usize,
     raw_hours: f64,
@@ -692,8 +695,15 @@ impl Client {
         })
     }
 
-    /// (status, body length)
+    /// (status, body length, the body's first 160 bytes)
     fn get(&mut self, path: &str, key: &str) -> std::io::Result<(u16, usize, String)> {
+        let (status, _, body) = self.get_full(path, key)?;
+        let snippet = String::from_utf8_lossy(&body[..body.len().min(160)]).into_owned();
+        Ok((status, body.len(), snippet))
+    }
+
+    /// (status, content type, body)
+    fn get_full(&mut self, path: &str, key: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nX-API-Key: {key}\r\nConnection: keep-alive\r\n\r\n",
             self.addr
@@ -707,6 +717,7 @@ impl Client {
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
         let mut len: Option<usize> = None;
+        let mut content_type = String::new();
         let mut chunked = false;
         let mut close = false;
         loop {
@@ -722,6 +733,7 @@ impl Client {
                 "content-length" => len = v.parse().ok(),
                 "transfer-encoding" => chunked = v.contains("chunked"),
                 "connection" => close = v == "close",
+                "content-type" => content_type = v,
                 _ => {}
             }
         }
@@ -749,8 +761,7 @@ impl Client {
         if close {
             *self = Client::connect(self.addr)?;
         }
-        let snippet = String::from_utf8_lossy(&body[..body.len().min(160)]).into_owned();
-        Ok((status, body.len(), snippet))
+        Ok((status, content_type, body))
     }
 }
 
