@@ -109,7 +109,11 @@ fn requests(doc: &Value) -> Vec<String> {
                 out.push(format!("{base}?{q}={v}"));
             }
             out.push(format!("{base}?{q}=1&{q}=2"));
-            out.push(format!("{base}?{}={}", q.to_uppercase(), query_values(&q)[0]));
+            out.push(format!(
+                "{base}?{}={}",
+                q.to_uppercase(),
+                query_values(&q)[0]
+            ));
         }
         out.push(format!("{base}?unknown_param=1"));
         out.push(format!("{base}?&&=x&novalue"));
@@ -221,7 +225,11 @@ fn every_route_answers_as_recorded() {
     assert_eq!(status, 200);
     let doc: Value = serde_json::from_slice(&doc).expect("openapi json");
     let list = requests(&doc);
-    assert!(keys.len() * PER_KEY >= list.len(), "{} requests", list.len());
+    assert!(
+        keys.len() * PER_KEY >= list.len(),
+        "{} requests",
+        list.len()
+    );
 
     let mut summary = String::new();
     let mut bodies = String::new();

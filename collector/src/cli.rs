@@ -206,7 +206,7 @@ pub fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .finish()
-        .with(crate::api::monitor::LogCapture)
+        .with(crate::api::log_capture::LogCapture)
         .try_init();
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr();
