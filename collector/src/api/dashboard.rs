@@ -40,9 +40,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::gateway::Window;
 use super::readpool::db_err;
 use super::{require_role, with_read, ApiError, ApiState};
-use crate::store::MAX_NAME_CHARS;
-use crate::pki::tokens::Role;
 use crate::clock::now_ms;
+use crate::pki::tokens::Role;
+use crate::store::MAX_NAME_CHARS;
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const DASHBOARD_CSS: &str = include_str!("../../assets/dashboard.css");

@@ -35,12 +35,14 @@ use axum::{Json, Router};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
-use super::monitor::{bad_query, find_router, iso_ms, load_routers, to_u64, RouterInfo};
+use super::envelope::{envelope, Envelope};
+use super::monitor::{bad_query, find_router, load_routers, to_u64, RouterInfo};
 use super::readpool::db_err;
+use super::times::iso_ms;
 use super::{require_role, with_read, ApiError, ApiState};
-use crate::store::{BUCKET_1H_MS, BUCKET_5M_MS};
-use crate::pki::tokens::Role;
 use crate::clock::now_ms;
+use crate::pki::tokens::Role;
+use crate::store::{BUCKET_1H_MS, BUCKET_5M_MS};
 
 /// Points of a traffic series.
 pub const POINTS: usize = 20;
@@ -548,18 +550,8 @@ pub struct Organization {
     pub num_gateways_revoked: usize,
 }
 
-/// `{"success": true, "data": ...}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Envelope<T> {
-    pub success: bool,
-    pub data: T,
-}
-
 fn ok<T>(data: T) -> Json<Envelope<T>> {
-    Json(Envelope {
-        success: true,
-        data,
-    })
+    Json(envelope(data))
 }
 
 /// The sites: distinct `site` values, `None` for routers without one.

@@ -8,7 +8,7 @@ use std::sync::{LazyLock, Mutex};
 
 use serde::Serialize;
 
-use super::monitor::iso_ms;
+use super::times::iso_ms;
 use crate::clock::now_ms;
 
 /// Log lines kept in memory.

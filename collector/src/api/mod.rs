@@ -38,6 +38,7 @@ use tokio::sync::Semaphore;
 
 pub mod cache;
 pub mod dashboard;
+pub mod envelope;
 pub mod gateway;
 pub mod isp;
 pub mod log_capture;
@@ -48,13 +49,14 @@ pub mod prometheus;
 pub mod rate_limit;
 pub mod readpool;
 pub mod request_stats;
+pub mod times;
 pub mod wireguard;
 
 use crate::clock::unix_now;
 use crate::ingest::revocation::OpenConns;
-use crate::store::{Store, StoreError};
-use crate::pki::tokens::{create_token, parse_ttl, sha256, Role, TokenError, DEFAULT_TTL};
 use crate::ingest::writer::DbHealth;
+use crate::pki::tokens::{create_token, parse_ttl, sha256, Role, TokenError, DEFAULT_TTL};
+use crate::store::{Store, StoreError};
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -276,7 +278,7 @@ async fn health(State(state): State<ApiState>) -> Response {
         "ingest_connections": state.max_connections.saturating_sub(state.permits.available_permits()),
         "routers_connected": state.conns.routers(),
         "uptime_s": state.started.elapsed().as_secs(),
-        "timestamp": monitor::iso_ms(crate::clock::now_ms()),
+        "timestamp": times::iso_ms(crate::clock::now_ms()),
     });
     let status = if failing {
         StatusCode::SERVICE_UNAVAILABLE

@@ -30,6 +30,7 @@ use serde_json::json;
 use super::log_capture::{log_ring, parse_level, LogLine, LOG_CAPACITY};
 use super::readpool::db_err;
 use super::request_stats::{EndpointStats, RequestCounts, RequestStats};
+use super::times::{compact_utc, iso_ms};
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::clock::now_ms;
 use crate::pki::tokens::Role;
@@ -62,35 +63,6 @@ pub struct Doc;
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 // ---------------------------------------------------------------------------------------------
-
-/// RFC 3339 UTC time with milliseconds, like `2025-01-31T12:00:00.123Z`.
-pub fn iso_ms(ms: i64) -> String {
-    let nanos = i128::from(ms).saturating_mul(1_000_000);
-    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.millisecond()
-        ),
-        Err(_) => ms.to_string(),
-    }
-}
-
-/// Compact UTC time for file names, like `20250131T120000Z`.
-pub fn compact_utc(ms: i64) -> String {
-    let iso = iso_ms(ms);
-    let digits: String = iso
-        .chars()
-        .take(19)
-        .filter(|c| c.is_ascii_digit() || *c == 'T')
-        .collect();
-    format!("{digits}Z")
-}
 
 /// Whether a router whose latest report arrived at `last_seen_ms` counts as online at `now_ms`:
 /// within `max(3 x interval, 90 s)`, where `interval_ms` is its estimated report interval.

@@ -31,10 +31,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::readpool::db_err;
+use super::times::{human_age, iso_utc};
 use super::{require_role, with_read, ApiError, ApiState};
-use crate::store::BUCKET_1H_MS;
-use crate::pki::tokens::Role;
 use crate::clock::now_ms;
+use crate::pki::tokens::Role;
+use crate::store::BUCKET_1H_MS;
 
 /// A peer is active when its latest handshake is at most this old (seconds).
 pub const ACTIVE_WITHIN_S: i64 = 180;
@@ -597,37 +598,6 @@ fn non_negative(v: i64) -> u64 {
 fn round(v: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (v * f).round() / f
-}
-
-/// ISO 8601 UTC of Unix seconds (`2025-11-18T10:30:45Z`); the raw number when out of range.
-pub fn iso_utc(unix_s: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(unix_s) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => unix_s.to_string(),
-    }
-}
-
-/// A duration like the manager prints it: `45s`, `2m 15s`, `3h 4m`, `2d 5h`.
-pub fn human_age(secs: i64) -> String {
-    let s = secs.max(0);
-    let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
-    if d > 0 {
-        format!("{d}d {h}h")
-    } else if h > 0 {
-        format!("{h}h {m}m")
-    } else if m > 0 {
-        format!("{m}m {sec}s")
-    } else {
-        format!("{sec}s")
-    }
 }
 
 /// Whether a handshake at `hs` (Unix s) counts as active at `now`.

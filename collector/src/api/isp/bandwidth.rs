@@ -21,14 +21,17 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::cached_envelope;
 use super::devices::{stations_at, StationRow};
 use super::{
-    all_routers, auth, db, device_filter, iso_ms, kbps_to_mbps, lease_for_mac, mbps, mib, now_ms,
-    ok, push_rows, read, resolve_user, round, router_names, username_of, Envelope, ErrorEnvelope,
-    IspError, IspResult, LeaseBook, LeaseInfo, Params, StationTotal,
+    all_routers, auth, db, device_filter, kbps_to_mbps, lease_for_mac, mbps, mib, ok, push_rows,
+    read, resolve_user, round, router_names, username_of, ErrorEnvelope, IspError, IspResult,
+    LeaseBook, LeaseInfo, Params, StampedEnvelope, StationTotal,
 };
-use crate::api::cache::{self, cached_envelope};
+use crate::api::cache;
+use crate::api::times::iso_ms_opt;
 use crate::api::ApiState;
+use crate::clock::now_ms;
 use crate::store::{bucket_start, BUCKET_1H_MS, BUCKET_5M_MS};
 
 /// Bounds of `minutes` on `/usage/real-time` and `/monitoring/quality`.
@@ -597,7 +600,7 @@ fn alerts_key(threshold: f64, minutes: i64) -> String {
         ("device" = Option<String>, Query, description = "Only this device"),
     ),
     responses(
-        (status = 200, description = "Rate series. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<RealTimeUsage>),
+        (status = 200, description = "Rate series. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<RealTimeUsage>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user or device", body = ErrorEnvelope),
@@ -641,7 +644,7 @@ pub async fn real_time(
         let data: Vec<RatePoint> = points
             .iter()
             .map(|&(t, d, u, db_, ub, n)| RatePoint {
-                timestamp: iso_ms(t).unwrap_or_default(),
+                timestamp: iso_ms_opt(t).unwrap_or_default(),
                 username: name.clone(),
                 download_mbps: mbps(d),
                 upload_mbps: mbps(u),
@@ -700,7 +703,7 @@ pub async fn real_time(
         ("hours" = Option<i64>, Query, description = "1 to 168, default 24: the last N hour buckets, current included"),
     ),
     responses(
-        (status = 200, description = "Peaks and hourly usage", body = Envelope<PeakUsage>),
+        (status = 200, description = "Peaks and hourly usage", body = StampedEnvelope<PeakUsage>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user", body = ErrorEnvelope),
@@ -759,7 +762,7 @@ pub async fn peak(
         .map(|(&b, (tx, rx, mtx, mrx, stations))| {
             let secs = hour_seconds(b, now);
             HourUsage {
-                hour: iso_ms(b).unwrap_or_default(),
+                hour: iso_ms_opt(b).unwrap_or_default(),
                 download_bytes: *tx,
                 upload_bytes: *rx,
                 total_bytes: tx.saturating_add(*rx),
@@ -777,8 +780,8 @@ pub async fn peak(
             .filter_map(|(b, h)| f(h).map(|v| (v, *b)))
             .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
     };
-    let (pd, pd_at) = top(|h| h.2).map_or((0, None), |(v, b)| (v, iso_ms(b)));
-    let (pu, pu_at) = top(|h| h.3).map_or((0, None), |(v, b)| (v, iso_ms(b)));
+    let (pd, pd_at) = top(|h| h.2).map_or((0, None), |(v, b)| (v, iso_ms_opt(b)));
+    let (pu, pu_at) = top(|h| h.3).map_or((0, None), |(v, b)| (v, iso_ms_opt(b)));
     let busiest = hourly
         .iter()
         .max_by(|a, b| a.total_bytes.cmp(&b.total_bytes).then(b.hour.cmp(&a.hour)))
@@ -937,7 +940,7 @@ fn avg_mbps(bytes: i64, window_ms: i64) -> f64 {
         ("minutes" = Option<i64>, Query, description = "1 to 180, default 30"),
     ),
     responses(
-        (status = 200, description = "Users by traffic, largest first (ties by MAC). Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<TopUsers>),
+        (status = 200, description = "Users by traffic, largest first (ties by MAC). Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<TopUsers>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
@@ -1010,7 +1013,7 @@ pub async fn top_users(
     operation_id = "isp_bandwidth_monitoring_network_summary", tag = "isp",
     params(("minutes" = Option<i64>, Query, description = "1 to 180, default 30")),
     responses(
-        (status = 200, description = "Totals. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<NetworkSummary>),
+        (status = 200, description = "Totals. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<NetworkSummary>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
@@ -1108,7 +1111,7 @@ pub async fn network_summary(
         ("minutes" = Option<i64>, Query, description = "1 to 180, default 30"),
     ),
     responses(
-        (status = 200, description = "One alert per user and direction at or over the threshold. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<BandwidthAlerts>),
+        (status = 200, description = "One alert per user and direction at or over the threshold. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<BandwidthAlerts>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
@@ -1223,7 +1226,7 @@ fn percent(part: i64, whole: i64) -> Option<f64> {
         ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
     ),
     responses(
-        (status = 200, description = "Stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<QualityReport>),
+        (status = 200, description = "Stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<QualityReport>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user", body = ErrorEnvelope),
@@ -1372,7 +1375,7 @@ pub async fn quality(
 /// Bandwidth service health (no key needed).
 #[utoipa::path(get, path = "/api/bandwidth/health",
     operation_id = "isp_bandwidth_health", tag = "isp", security(()),
-    responses((status = 200, description = "Reporting devices and stations", body = Envelope<BandwidthHealth>)))]
+    responses((status = 200, description = "Reporting devices and stations", body = StampedEnvelope<BandwidthHealth>)))]
 pub async fn health(
     State(state): State<ApiState>,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -1399,7 +1402,7 @@ pub async fn health(
             .iter()
             .filter_map(|r| r.last_report_ms)
             .max()
-            .and_then(iso_ms),
+            .and_then(iso_ms_opt),
     })
 }
 

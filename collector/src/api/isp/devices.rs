@@ -14,14 +14,16 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::cached_envelope;
 use super::{
-    all_routers, auth, db, device_filter, iso_ms, kbps_to_mbps, lease_for_mac, mib, ok, path_name,
-    plain_datetime_s, read, resolve_user, router_by_name, routeros_uptime, station_totals,
-    username_of, Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo, Scope,
-    MAX_IDENTITIES,
+    all_routers, auth, db, device_filter, kbps_to_mbps, lease_for_mac, mib, ok, path_name, read,
+    resolve_user, router_by_name, station_totals, username_of, ErrorEnvelope, IspError, IspResult,
+    Params, RouterInfo, Scope, StampedEnvelope, MAX_IDENTITIES,
 };
-use crate::api::cache::{self, cached_envelope};
+use crate::api::cache;
+use crate::api::times::{iso_ms_opt, plain_datetime_s, routeros_uptime};
 use crate::api::ApiState;
+use crate::clock::now_ms;
 use axum::response::Response;
 
 /// `data` of `GET /api/devices`.
@@ -338,7 +340,7 @@ pub fn active_user(
         download_bps: s.tx_bps,
         upload_bps: s.rx_bps,
         is_active,
-        last_seen: iso_ms(s.ts_ms),
+        last_seen: iso_ms_opt(s.ts_ms),
     }
 }
 
@@ -364,7 +366,7 @@ fn device(r: &RouterInfo, now: i64) -> Device {
         model: r.model.clone(),
         agent_version: r.agent_version.clone(),
         revoked: r.revoked,
-        last_seen: r.last_seen_ms.and_then(iso_ms),
+        last_seen: r.last_seen_ms.and_then(iso_ms_opt),
     }
 }
 
@@ -372,7 +374,7 @@ fn device(r: &RouterInfo, now: i64) -> Device {
 #[utoipa::path(get, path = "/api/devices",
     operation_id = "isp_devices", tag = "isp",
     responses(
-        (status = 200, description = "Every enrolled router", body = Envelope<DeviceList>),
+        (status = 200, description = "Every enrolled router", body = StampedEnvelope<DeviceList>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 403, description = "Key role too low", body = ErrorEnvelope),
     ))]
@@ -383,7 +385,7 @@ pub async fn list(
 ) -> IspResult<DeviceList> {
     auth(&state, &headers).await?;
     Params::parse(q, &[])?;
-    let now = super::now_ms();
+    let now = now_ms();
     let routers = read(&state, all_routers).await?;
     let devices: Vec<Device> = routers.iter().map(|r| device(r, now)).collect();
     let connected_devices = devices.iter().filter(|d| d.connected).count();
@@ -438,7 +440,7 @@ fn vpn_link(
         connected_since: since.and_then(plain_datetime_s),
         server_device: server.map(|s| s.name.clone()).unwrap_or_default(),
         instance,
-        last_seen: iso_ms(ts),
+        last_seen: iso_ms_opt(ts),
     };
     Ok((connected, Some(info)))
 }
@@ -455,7 +457,7 @@ fn device_status(
         connected: r.online(now),
         vpn_connected,
         vpn_connection_info: info,
-        last_seen: r.last_seen_ms.and_then(iso_ms),
+        last_seen: r.last_seen_ms.and_then(iso_ms_opt),
     })
 }
 
@@ -464,7 +466,7 @@ fn device_status(
     operation_id = "isp_devices_status", tag = "isp",
     params(("identities" = String, Query, description = "Comma-separated device names (1 to 100)")),
     responses(
-        (status = 200, description = "One entry per named device, in the order given", body = Envelope<Vec<DeviceStatus>>),
+        (status = 200, description = "One entry per named device, in the order given", body = StampedEnvelope<Vec<DeviceStatus>>),
         (status = 400, description = "Missing or bad identities", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "A named device is unknown", body = ErrorEnvelope),
@@ -500,7 +502,7 @@ pub async fn status(
             "identities may name at most {MAX_IDENTITIES} devices"
         )));
     }
-    let now = super::now_ms();
+    let now = now_ms();
     let out = read(&state, move |c| {
         let routers = all_routers(c)?;
         let mut picked = Vec::new();
@@ -532,7 +534,7 @@ pub async fn status(
     operation_id = "isp_devices_name_currentstatus", tag = "isp",
     params(("name" = String, Path, description = "Device (router) name")),
     responses(
-        (status = 200, description = "The device's VPN state", body = Envelope<DeviceStatus>),
+        (status = 200, description = "The device's VPN state", body = StampedEnvelope<DeviceStatus>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
@@ -545,7 +547,7 @@ pub async fn current_status(
     auth(&state, &headers).await?;
     let name = path_name(name, "device name")?;
     Params::parse(q, &[])?;
-    let now = super::now_ms();
+    let now = now_ms();
     let out = read(&state, move |c| {
         let r = router_by_name(c, &name)?;
         let routers: HashMap<i64, RouterInfo> =
@@ -564,7 +566,7 @@ const IFACES_SQL: &str = "SELECT name, kind, rx_bytes, tx_bytes, rx_packets, tx_
     operation_id = "isp_interfaces", tag = "isp",
     params(("device" = Option<String>, Query, description = "Only this device")),
     responses(
-        (status = 200, description = "Interfaces by device and name. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<InterfaceList>),
+        (status = 200, description = "Interfaces by device and name. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<InterfaceList>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
@@ -664,7 +666,7 @@ fn interface_stat(i: &rusqlite::Row<'_>, at: usize, ts: i64) -> rusqlite::Result
         rx_bps: i.get(at + 10)?,
         tx_bps: i.get(at + 11)?,
         wireless: None,
-        sampled_at: iso_ms(ts),
+        sampled_at: iso_ms_opt(ts),
     })
 }
 
@@ -707,7 +709,7 @@ fn wireless_of(
     operation_id = "isp_users_active", tag = "isp",
     params(("device" = Option<String>, Query, description = "Only this device")),
     responses(
-        (status = 200, description = "Associated stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<ActiveUsers>),
+        (status = 200, description = "Associated stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<ActiveUsers>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
@@ -721,7 +723,7 @@ pub async fn active_users(
     let device = p.text("device")?;
     let key = cache::key("/api/users/active", &[("device", &device)]);
     cached_envelope(&state, &key, move |c| {
-        let now = super::now_ms();
+        let now = now_ms();
         let routers = match device_filter(c, device.as_deref())? {
             Some(r) => vec![r],
             None => all_routers(c)?,
@@ -828,7 +830,7 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ("device" = Option<String>, Query, description = "Only traffic through this device"),
     ),
     responses(
-        (status = 200, description = "The user's sessions and traffic", body = Envelope<UserStats>),
+        (status = 200, description = "The user's sessions and traffic", body = StampedEnvelope<UserStats>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user or device", body = ErrorEnvelope),
     ))]
@@ -842,7 +844,7 @@ pub async fn user_stats(
     let name = path_name(name, "user name")?;
     let p = Params::parse(q, &["device"])?;
     let device = p.text("device")?;
-    let now = super::now_ms();
+    let now = now_ms();
     let out = read(&state, move |c| {
         let filter = device_filter(c, device.as_deref())?;
         let user = resolve_user(c, &name)?;

@@ -19,14 +19,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
 use serde_json::json;
 
 use routerstats_shared::model::MacAddr;
 
+use super::envelope::{stamped, ErrorEnvelope, StampedEnvelope};
+use super::times::iso_now;
 use super::{readpool, require_role, with_read, ApiError, ApiState};
-use crate::store::{bucket_start, BUCKET_1H_MS};
 use crate::pki::tokens::Role;
+use crate::store::{bucket_start, BUCKET_1H_MS};
 
 pub mod bandwidth;
 pub mod devices;
@@ -104,28 +105,6 @@ pub fn routes() -> Router<ApiState> {
 )]
 pub struct Doc;
 
-/// The success envelope: `{"success": true, "data": ..., "timestamp": "...Z"}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = isp::Envelope<T>)]
-pub struct Envelope<T> {
-    /// Always true.
-    pub success: bool,
-    pub data: T,
-    /// When the answer was made, RFC 3339 UTC with milliseconds.
-    pub timestamp: String,
-}
-
-/// The error envelope: `{"success": false, "error": "...", "timestamp": "...Z"}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = isp::ErrorEnvelope)]
-pub struct ErrorEnvelope {
-    /// Always false.
-    pub success: bool,
-    /// What went wrong.
-    pub error: String,
-    pub timestamp: String,
-}
-
 /// An error of this group, answered in the error envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {message}")]
@@ -171,15 +150,11 @@ impl IntoResponse for IspError {
 }
 
 /// What a handler of this group returns.
-pub type IspResult<T> = Result<Json<Envelope<T>>, IspError>;
+pub type IspResult<T> = Result<Json<StampedEnvelope<T>>, IspError>;
 
 /// Wraps `data` in the success envelope.
 pub fn ok<T>(data: T) -> IspResult<T> {
-    Ok(Json(Envelope {
-        success: true,
-        data,
-        timestamp: iso_now(),
-    }))
+    Ok(Json(stamped(data)))
 }
 
 /// Maps a query error to a 500 in the error envelope (details in the log only).
@@ -369,84 +344,6 @@ impl Params {
                 }),
         }
     }
-}
-
-/// Current Unix time in milliseconds.
-pub fn now_ms() -> i64 {
-    crate::clock::now_ms()
-}
-
-fn datetime(ms: i64) -> Option<time::OffsetDateTime> {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-}
-
-/// `2025-11-19T12:50:14.000Z` for Unix milliseconds (None when out of range).
-pub fn iso_ms(ms: i64) -> Option<String> {
-    let t = datetime(ms)?;
-    Some(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    ))
-}
-
-/// The envelope timestamp: now, in [`iso_ms`] form.
-pub fn iso_now() -> String {
-    iso_ms(now_ms()).unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_string())
-}
-
-/// `2025-11-19 06:42:49` (UTC) for Unix seconds, the OpenVPN status file style.
-pub fn plain_datetime_s(s: i64) -> Option<String> {
-    let t = datetime(s.checked_mul(1000)?)?;
-    Some(format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    ))
-}
-
-/// `2025-11-19` (UTC) for Unix milliseconds.
-pub fn date_ms(ms: i64) -> Option<String> {
-    let t = datetime(ms)?;
-    Some(format!(
-        "{:04}-{:02}-{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day()
-    ))
-}
-
-/// RouterOS-style uptime: `2w3d4h15m10s` (zero units left out, `0s` for zero).
-pub fn routeros_uptime(secs: u64) -> String {
-    let units = [
-        ("w", 7 * 86_400),
-        ("d", 86_400),
-        ("h", 3_600),
-        ("m", 60),
-        ("s", 1),
-    ];
-    let mut left = secs;
-    let mut out = String::new();
-    for (name, len) in units {
-        let n = left / len;
-        left %= len;
-        if n > 0 {
-            out.push_str(&format!("{n}{name}"));
-        }
-    }
-    if out.is_empty() {
-        out.push_str("0s");
-    }
-    out
 }
 
 /// Bits per second to megabits per second, rounded to 3 decimals.
@@ -840,4 +737,26 @@ pub fn station_totals(
         }
     }
     Ok(out)
+}
+
+/// An ISP-group answer (`{"success": true, "data", "timestamp"}`) through the cache; `data`
+/// runs when the cache needs a new body, and `timestamp` is when that body was made.
+pub async fn cached_envelope<T, F>(
+    state: &ApiState,
+    key: &str,
+    data: F,
+) -> Result<Response, IspError>
+where
+    T: serde::Serialize,
+    F: Fn(&rusqlite::Connection) -> Result<T, IspError> + Clone + Send + Sync + 'static,
+{
+    super::cache::cached_json(state, key, move |c| {
+        Ok(StampedEnvelope {
+            success: true,
+            data: data(c).map_err(|e| ApiError::new(e.status, e.message))?,
+            timestamp: iso_now(),
+        })
+    })
+    .await
+    .map_err(IspError::from)
 }

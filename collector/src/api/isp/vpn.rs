@@ -16,12 +16,15 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::cached_envelope;
 use super::{
-    all_routers, auth, date_ms, db, iso_ms, mib, now_ms, ok, path_name, plain_datetime_s, read,
-    Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo,
+    all_routers, auth, db, mib, ok, path_name, read, ErrorEnvelope, IspError, IspResult, Params,
+    RouterInfo, StampedEnvelope,
 };
-use crate::api::cache::{self, cached_envelope};
+use crate::api::cache;
+use crate::api::times::{date_ms, iso_ms_opt, plain_datetime_s};
 use crate::api::ApiState;
+use crate::clock::now_ms;
 use axum::response::Response;
 
 /// Longest accepted `days` of `/api/vpn/statistics/usage`.
@@ -290,7 +293,7 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
             receive_bps: r.get(12)?,
             send_bps: r.get(13)?,
             is_connected: false,
-            last_seen: iso_ms(ts_ms),
+            last_seen: iso_ms_opt(ts_ms),
         },
     })
 }
@@ -511,7 +514,7 @@ fn servers(
                     service_running: running,
                     connected_clients: 0,
                     client_list: Vec::new(),
-                    updated: iso_ms(updated),
+                    updated: iso_ms_opt(updated),
                 },
             );
         }
@@ -547,7 +550,7 @@ fn servers(
 #[utoipa::path(get, path = "/api/vpn/status",
     operation_id = "isp_vpn_status", tag = "isp",
     responses(
-        (status = 200, description = "Fleet summary and every instance. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<VpnStatus>),
+        (status = 200, description = "Fleet summary and every instance. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<VpnStatus>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn status(
@@ -592,7 +595,7 @@ fn vpn_status(servers: Vec<VpnServer>) -> Result<VpnStatus, IspError> {
 #[utoipa::path(get, path = "/api/vpn/clients",
     operation_id = "isp_vpn_clients", tag = "isp",
     responses(
-        (status = 200, description = "Clients by name and router. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<VpnClients>),
+        (status = 200, description = "Clients by name and router. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<VpnClients>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn clients(
@@ -682,7 +685,7 @@ fn session_bytes(sessions: &[VpnSession]) -> (i64, i64) {
 #[utoipa::path(get, path = "/api/vpn/clients/connected",
     operation_id = "isp_vpn_clients_connected", tag = "isp",
     responses(
-        (status = 200, description = "Connected sessions by router, instance and name", body = Envelope<ConnectedClients>),
+        (status = 200, description = "Connected sessions by router, instance and name", body = StampedEnvelope<ConnectedClients>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn connected(
@@ -713,7 +716,7 @@ pub async fn connected(
     operation_id = "isp_vpn_clients_name_details", tag = "isp",
     params(("name" = String, Path, description = "Common name (exact)")),
     responses(
-        (status = 200, description = "Sessions and traffic of the client", body = Envelope<VpnClientDetails>),
+        (status = 200, description = "Sessions and traffic of the client", body = StampedEnvelope<VpnClientDetails>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "No stored session has this common name", body = ErrorEnvelope),
     ))]
@@ -767,8 +770,8 @@ pub async fn details(
                 bytes_received: usage.0,
                 bytes_sent: usage.1,
             },
-            first_seen: first.and_then(iso_ms),
-            last_seen: iso_ms(last),
+            first_seen: first.and_then(iso_ms_opt),
+            last_seen: iso_ms_opt(last),
             is_valid: None,
             created_at: None,
             expires_at: None,
@@ -818,7 +821,7 @@ pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<Usa
     operation_id = "isp_vpn_statistics_usage", tag = "isp",
     params(("days" = Option<i64>, Query, description = "1 to 90, default 7")),
     responses(
-        (status = 200, description = "Traffic by client and by day. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<VpnUsage>),
+        (status = 200, description = "Traffic by client and by day. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<VpnUsage>),
         (status = 400, description = "days out of bounds", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
@@ -869,7 +872,7 @@ pub async fn usage(
                 bytes_sent: a.tx,
                 total_bytes: a.rx.saturating_add(a.tx),
                 sessions: a.sessions.len(),
-                last_seen: iso_ms(a.last),
+                last_seen: iso_ms_opt(a.last),
             })
             .collect();
         clients.sort_by(|a, b| {
@@ -898,8 +901,8 @@ pub async fn usage(
             .collect();
         Ok(VpnUsage {
             period_days: days,
-            from: iso_ms(start),
-            to: iso_ms(now),
+            from: iso_ms_opt(start),
+            to: iso_ms_opt(now),
             total_bytes_received: total_rx,
             total_bytes_sent: total_tx,
             total_mb_received: mib(total_rx),
@@ -916,7 +919,7 @@ pub async fn usage(
 /// VPN service health (no key needed).
 #[utoipa::path(get, path = "/api/vpn/health",
     operation_id = "isp_vpn_health", tag = "isp", security(()),
-    responses((status = 200, description = "Instance and client counts", body = Envelope<VpnHealth>)))]
+    responses((status = 200, description = "Instance and client counts", body = StampedEnvelope<VpnHealth>)))]
 pub async fn health(
     State(state): State<ApiState>,
     q: Result<Query<Vec<(String, String)>>, QueryRejection>,
