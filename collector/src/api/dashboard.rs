@@ -796,7 +796,7 @@ fn router_extras(
 
 fn fleet_row(b: &Base, x: RouterExtras, now: i64) -> FleetRouter {
     let interval = x.interval;
-    let online = b.revoked_at.is_none() && super::monitor::is_online(now, b.last_seen_ms, interval);
+    let online = b.revoked_at.is_none() && super::fleet::is_online(now, b.last_seen_ms, interval);
     let status = if b.revoked_at.is_some() {
         "revoked"
     } else if b.last_seen_ms.is_none() {
@@ -1708,7 +1708,7 @@ mod tests {
 
     #[test]
     fn online_rule_and_wg_status() {
-        use crate::api::monitor::is_online as online;
+        use crate::api::fleet::is_online as online;
         assert!(online(NOW, Some(NOW - 89_000), None));
         assert!(!online(NOW, Some(NOW - 91_000), None));
         assert!(online(NOW, Some(NOW - 800_000), Some(300_000)));

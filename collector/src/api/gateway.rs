@@ -36,7 +36,8 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{envelope, Envelope};
-use super::monitor::{bad_query, find_router, load_routers, to_u64, RouterInfo};
+use super::fleet::{find_router, load_routers, RouterInfo};
+use super::monitor::{bad_query, to_u64};
 use super::readpool::db_err;
 use super::times::iso_ms;
 use super::{require_role, with_read, ApiError, ApiState};

@@ -39,6 +39,7 @@ use tokio::sync::Semaphore;
 pub mod cache;
 pub mod dashboard;
 pub mod envelope;
+pub mod fleet;
 pub mod gateway;
 pub mod isp;
 pub mod log_capture;

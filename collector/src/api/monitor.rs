@@ -2,7 +2,8 @@
 //!
 //! - `GET /api/health` (open): collector status and every router online/offline with last-seen.
 //!   A router is online when its latest report arrived within `max(3 x its report interval,
-//!   90 s)` (see [`is_online`]); the interval is estimated from its two latest reports.
+//!   90 s)` (see [`super::fleet::is_online`]); the interval is estimated from its two latest
+//!   reports.
 //! - `GET /api/performance`: API request counts and response times (from the
 //!   [`super::request_stats`] middleware), ingest rate (reports stored in the last 5 minutes) and uptime.
 //! - `GET /api/export`: every router's current data as a timestamped JSON download.
@@ -11,8 +12,8 @@
 //! - `GET /api/pppoe_interfaces`: PPPoE interfaces (kind `pppoe`) of every router with their
 //!   latest counters and rates.
 //!
-//! Also the shared helpers of the fleet route groups: [`RouterInfo`] (one row per router with
-//! its online state), [`iso_ms`] and query parsing.
+//! The router rows and the online rule come from [`super::fleet`], time formats from
+//! [`super::times`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::fleet::{load_routers, RouterInfo, ONLINE_FLOOR_MS, ONLINE_INTERVALS};
 use super::log_capture::{log_ring, parse_level, LogLine, LOG_CAPACITY};
 use super::readpool::db_err;
 use super::request_stats::{EndpointStats, RequestCounts, RequestStats};
@@ -35,10 +37,6 @@ use super::{require_role, with_read, ApiError, ApiState};
 use crate::clock::now_ms;
 use crate::pki::tokens::Role;
 
-/// A router counts as online for at least this long after its latest report.
-pub const ONLINE_FLOOR_MS: i64 = 90_000;
-/// ... or for this many report intervals, when that is longer.
-pub const ONLINE_INTERVALS: i64 = 3;
 /// Window over which `/api/performance` measures the ingest rate.
 pub const INGEST_WINDOW_MS: i64 = 5 * 60 * 1000;
 /// Default and largest `count` of `/api/logs`.
@@ -64,114 +62,9 @@ pub struct Doc;
 // Shared helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Whether a router whose latest report arrived at `last_seen_ms` counts as online at `now_ms`:
-/// within `max(3 x interval, 90 s)`, where `interval_ms` is its estimated report interval.
-pub fn is_online(now_ms: i64, last_seen_ms: Option<i64>, interval_ms: Option<i64>) -> bool {
-    let Some(seen) = last_seen_ms else {
-        return false;
-    };
-    let by_interval = interval_ms
-        .filter(|i| *i > 0)
-        .map(|i| i.saturating_mul(ONLINE_INTERVALS))
-        .unwrap_or(0);
-    now_ms.saturating_sub(seen) <= by_interval.max(ONLINE_FLOOR_MS)
-}
-
 /// Non-negative SQLite integer as u64 (negative values, which the store never writes, become 0).
 pub fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
-}
-
-/// One router with what the fleet routes show about it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RouterInfo {
-    pub id: i64,
-    pub name: String,
-    pub site: Option<String>,
-    pub hostname: String,
-    pub model: Option<String>,
-    pub release: Option<String>,
-    pub agent_version: Option<String>,
-    /// Collector time of the latest report.
-    pub last_seen_ms: Option<i64>,
-    /// Agent time of the latest (newest) report: the `ts_ms` of its samples.
-    pub last_report_ms: Option<i64>,
-    pub last_report_id: Option<i64>,
-    /// Unix seconds.
-    pub revoked_at: Option<i64>,
-    pub uptime_s: Option<i64>,
-    /// Agent time between its two latest reports.
-    pub interval_ms: Option<i64>,
-}
-
-impl RouterInfo {
-    /// `online`, `offline`, `revoked` or `never_reported`.
-    pub fn status(&self, now_ms: i64) -> &'static str {
-        if self.revoked_at.is_some() {
-            "revoked"
-        } else if self.last_seen_ms.is_none() {
-            "never_reported"
-        } else if is_online(now_ms, self.last_seen_ms, self.interval_ms) {
-            "online"
-        } else {
-            "offline"
-        }
-    }
-
-    pub fn online(&self, now_ms: i64) -> bool {
-        self.status(now_ms) == "online"
-    }
-}
-
-/// Columns of [`RouterInfo`]; the interval comes from the `reports_router_ts` index.
-const ROUTER_INFO_SQL: &str = "SELECT r.id, r.name, r.site, r.hostname, r.model, r.release, r.agent_version, \
-     r.last_seen_ms, r.last_report_ms, r.last_report_id, r.revoked_at, r.uptime_s, \
-     r.last_report_ms - (SELECT p.ts_ms FROM reports p WHERE p.router_id = r.id AND p.ts_ms < r.last_report_ms \
-                         ORDER BY p.ts_ms DESC LIMIT 1) \
-     FROM routers r";
-
-fn router_info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RouterInfo> {
-    Ok(RouterInfo {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        site: r.get(2)?,
-        hostname: r.get(3)?,
-        model: r.get(4)?,
-        release: r.get(5)?,
-        agent_version: r.get(6)?,
-        last_seen_ms: r.get(7)?,
-        last_report_ms: r.get(8)?,
-        last_report_id: r.get(9)?,
-        revoked_at: r.get(10)?,
-        uptime_s: r.get(11)?,
-        interval_ms: r.get(12)?,
-    })
-}
-
-/// Every router, by name.
-pub fn load_routers(conn: &Connection) -> Result<Vec<RouterInfo>, ApiError> {
-    let sql = format!("{ROUTER_INFO_SQL} ORDER BY r.name");
-    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-    let rows = st.query_map([], router_info_from_row).map_err(db_err)?;
-    rows.collect::<Result<_, _>>().map_err(db_err)
-}
-
-/// A router by numeric id (when one has that id) or else by name (case-insensitive).
-pub fn find_router(conn: &Connection, id_or_name: &str) -> Result<Option<RouterInfo>, ApiError> {
-    if let Ok(id) = id_or_name.parse::<i64>() {
-        let sql = format!("{ROUTER_INFO_SQL} WHERE r.id = ?1");
-        let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-        let mut rows = st.query_map([id], router_info_from_row).map_err(db_err)?;
-        if let Some(row) = rows.next() {
-            return row.map(Some).map_err(db_err);
-        }
-    }
-    let sql = format!("{ROUTER_INFO_SQL} WHERE r.name = ?1");
-    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-    let mut rows = st
-        .query_map([id_or_name], router_info_from_row)
-        .map_err(db_err)?;
-    rows.next().transpose().map_err(db_err)
 }
 
 /// Maps a query-string rejection to a 400.
@@ -994,6 +887,7 @@ pub async fn pppoe_interfaces(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::api::fleet::{find_router, is_online, ROUTER_INFO_SQL};
     use crate::api::log_capture::LogCapture;
     use crate::store::schema::MIGRATIONS;
     use serde_json::Value;

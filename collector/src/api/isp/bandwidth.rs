@@ -328,7 +328,7 @@ pub struct BandwidthHealth {
 /// Parameters `username` and `device` resolved.
 struct Who {
     user: Option<super::User>,
-    device: Option<super::RouterInfo>,
+    device: Option<super::RouterFacts>,
 }
 
 fn resolve(c: &Connection, username: Option<&str>, device: Option<&str>) -> Result<Who, IspError> {
@@ -1052,7 +1052,7 @@ pub async fn network_summary(
                     .unwrap_or_default();
                 DeviceTraffic {
                     device_name: r.name.clone(),
-                    connected: r.online(now),
+                    connected: r.connected(now),
                     download_bytes: d,
                     upload_bytes: u,
                     total_bytes: d.saturating_add(u),
@@ -1096,7 +1096,7 @@ pub async fn network_summary(
             ),
             active_users: users.len(),
             devices_total: routers.len(),
-            devices_connected: routers.iter().filter(|r| r.online(now)).count(),
+            devices_connected: routers.iter().filter(|r| r.connected(now)).count(),
             devices,
         })
     })
@@ -1263,7 +1263,7 @@ pub async fn quality(
             } else {
                 None
             };
-            for r in all_routers(c)?.iter().filter(|r| r.online(now)) {
+            for r in all_routers(c)?.iter().filter(|r| r.connected(now)) {
                 let Some(last_ts) = r.last_report_ms else {
                     continue;
                 };
@@ -1383,7 +1383,7 @@ pub async fn health(
     Params::parse(q, &[])?;
     let now = now_ms();
     let routers = read(&state, all_routers).await?;
-    let reporting: Vec<&super::RouterInfo> = routers.iter().filter(|r| r.online(now)).collect();
+    let reporting: Vec<&super::RouterFacts> = routers.iter().filter(|r| r.connected(now)).collect();
     ok(BandwidthHealth {
         status: if !routers.is_empty() && reporting.is_empty() {
             "degraded"

@@ -18,7 +18,7 @@ use super::cached_envelope;
 use super::{
     all_routers, auth, db, device_filter, kbps_to_mbps, lease_for_mac, mib, ok, path_name, read,
     resolve_user, router_by_name, station_totals, username_of, ErrorEnvelope, IspError, IspResult,
-    Params, RouterInfo, Scope, StampedEnvelope, MAX_IDENTITIES,
+    Params, RouterFacts, Scope, StampedEnvelope, MAX_IDENTITIES,
 };
 use crate::api::cache;
 use crate::api::times::{iso_ms_opt, plain_datetime_s, routeros_uptime};
@@ -344,14 +344,14 @@ pub fn active_user(
     }
 }
 
-fn device(r: &RouterInfo, now: i64) -> Device {
+fn device(r: &RouterFacts, now: i64) -> Device {
     let kb_bytes = |kb: Option<i64>| kb.map(|k| k.saturating_mul(1024).to_string());
     Device {
         name: r.name.clone(),
         host: r.hostname.clone(),
         port: None,
         use_ssl: true,
-        connected: r.online(now),
+        connected: r.connected(now),
         system_info: SystemInfo {
             uptime: r
                 .uptime_s
@@ -406,7 +406,7 @@ const VPN_LINK_SQL: &str =
 fn vpn_link(
     conn: &Connection,
     name: &str,
-    routers: &HashMap<i64, RouterInfo>,
+    routers: &HashMap<i64, RouterFacts>,
     now: i64,
 ) -> Result<(bool, Option<VpnConnectionInfo>), IspError> {
     let mut st = conn.prepare_cached(VPN_LINK_SQL).map_err(db)?;
@@ -431,7 +431,7 @@ fn vpn_link(
         return Ok((false, None));
     };
     let server = routers.get(&router_id);
-    let connected = server.is_some_and(|s| s.online(now) && s.last_report_ms == Some(ts));
+    let connected = server.is_some_and(|s| s.connected(now) && s.last_report_ms == Some(ts));
     let info = VpnConnectionInfo {
         real_address,
         virtual_address,
@@ -447,14 +447,14 @@ fn vpn_link(
 
 fn device_status(
     conn: &Connection,
-    r: &RouterInfo,
-    routers: &HashMap<i64, RouterInfo>,
+    r: &RouterFacts,
+    routers: &HashMap<i64, RouterFacts>,
     now: i64,
 ) -> Result<DeviceStatus, IspError> {
     let (vpn_connected, info) = vpn_link(conn, &r.name, routers, now)?;
     Ok(DeviceStatus {
         device_name: r.name.clone(),
-        connected: r.online(now),
+        connected: r.connected(now),
         vpn_connected,
         vpn_connection_info: info,
         last_seen: r.last_seen_ms.and_then(iso_ms_opt),
@@ -519,7 +519,7 @@ pub async fn status(
                 unknown.join(", ")
             )));
         }
-        let by_id: HashMap<i64, RouterInfo> = routers.into_iter().map(|r| (r.id, r)).collect();
+        let by_id: HashMap<i64, RouterFacts> = routers.into_iter().map(|r| (r.id, r)).collect();
         picked
             .iter()
             .map(|r| device_status(c, r, &by_id, now))
@@ -550,7 +550,7 @@ pub async fn current_status(
     let now = now_ms();
     let out = read(&state, move |c| {
         let r = router_by_name(c, &name)?;
-        let routers: HashMap<i64, RouterInfo> =
+        let routers: HashMap<i64, RouterFacts> =
             all_routers(c)?.into_iter().map(|r| (r.id, r)).collect();
         device_status(c, &r, &routers, now)
     })
@@ -745,7 +745,7 @@ pub async fn active_users(
             }
         }
         let mut out = Vec::new();
-        for r in routers.iter().filter(|r| r.online(now)) {
+        for r in routers.iter().filter(|r| r.connected(now)) {
             let Some(ts) = r.last_report_ms else { continue };
             let stations = if book.is_some() {
                 fleet_stations.remove(&r.id).unwrap_or_default()
@@ -853,7 +853,7 @@ pub async fn user_stats(
         let router_id = filter.as_ref().map(|r| r.id);
         let mut now_st = c.prepare_cached(&user_now_sql()).map_err(db)?;
         let mut last_st = c.prepare_cached(&user_last_sql()).map_err(db)?;
-        let online: HashMap<i64, bool> = routers.iter().map(|r| (r.id, r.online(now))).collect();
+        let online: HashMap<i64, bool> = routers.iter().map(|r| (r.id, r.connected(now))).collect();
         let mut sessions = Vec::new();
         for mac in &user.macs {
             let current: Vec<StationRow> = now_st

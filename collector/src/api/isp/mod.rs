@@ -24,6 +24,7 @@ use serde_json::json;
 use routerstats_shared::model::MacAddr;
 
 use super::envelope::{stamped, ErrorEnvelope, StampedEnvelope};
+use super::fleet::{self, RouterFacts};
 use super::times::iso_now;
 use super::{readpool, require_role, with_read, ApiError, ApiState};
 use crate::pki::tokens::Role;
@@ -36,8 +37,6 @@ pub mod vpn;
 #[cfg(test)]
 mod tests;
 
-/// A router whose last report arrived within this window counts as connected (online).
-pub const ONLINE_WINDOW_MS: i64 = 5 * 60 * 1000;
 /// Longest accepted text parameter (names, usernames), in characters.
 pub const MAX_TEXT_CHARS: usize = 253;
 /// Most device names accepted by `identities`.
@@ -367,78 +366,14 @@ pub fn mib(bytes: i64) -> f64 {
     round(bytes as f64 / 1_048_576.0, 2)
 }
 
-/// One enrolled router with the facts of its newest report.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RouterInfo {
-    pub id: i64,
-    pub name: String,
-    pub site: Option<String>,
-    pub hostname: String,
-    pub model: Option<String>,
-    pub release: Option<String>,
-    pub agent_version: Option<String>,
-    pub revoked: bool,
-    pub last_seen_ms: Option<i64>,
-    /// `ts_ms` of the newest stored report: the samples of that report carry this time.
-    pub last_report_ms: Option<i64>,
-    pub uptime_s: Option<i64>,
-    pub cpu_permille: Option<i64>,
-    pub mem_total_kb: Option<i64>,
-    pub mem_available_kb: Option<i64>,
-    /// Stations in the newest report.
-    pub station_count: Option<i64>,
-}
-
-impl RouterInfo {
-    /// Not revoked and heard from within [`ONLINE_WINDOW_MS`].
-    pub fn online(&self, now_ms: i64) -> bool {
-        !self.revoked
-            && self
-                .last_seen_ms
-                .is_some_and(|t| t >= now_ms.saturating_sub(ONLINE_WINDOW_MS))
-    }
-}
-
-const ROUTER_SQL: &str = "SELECT r.id, r.name, r.site, r.hostname, r.model, r.release, r.agent_version, \
-     r.revoked_at IS NOT NULL, r.last_seen_ms, r.last_report_ms, r.uptime_s, p.cpu_permille, p.mem_total_kb, \
-     p.mem_available_kb, p.station_count FROM routers r LEFT JOIN reports p ON p.id = r.last_report_id";
-
-fn router_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RouterInfo> {
-    Ok(RouterInfo {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        site: r.get(2)?,
-        hostname: r.get(3)?,
-        model: r.get(4)?,
-        release: r.get(5)?,
-        agent_version: r.get(6)?,
-        revoked: r.get(7)?,
-        last_seen_ms: r.get(8)?,
-        last_report_ms: r.get(9)?,
-        uptime_s: r.get(10)?,
-        cpu_permille: r.get(11)?,
-        mem_total_kb: r.get(12)?,
-        mem_available_kb: r.get(13)?,
-        station_count: r.get(14)?,
-    })
-}
-
 /// Every enrolled router, by name.
-pub fn all_routers(conn: &Connection) -> Result<Vec<RouterInfo>, IspError> {
-    let mut st = conn
-        .prepare_cached(&format!("{ROUTER_SQL} ORDER BY r.name"))
-        .map_err(db)?;
-    let rows = st.query_map([], router_from_row).map_err(db)?;
-    rows.collect::<Result<_, _>>().map_err(db)
+pub fn all_routers(conn: &Connection) -> Result<Vec<RouterFacts>, IspError> {
+    fleet::load_router_facts(conn).map_err(db)
 }
 
 /// The router called `name` (case-insensitive), or 404.
-pub fn router_by_name(conn: &Connection, name: &str) -> Result<RouterInfo, IspError> {
-    let mut st = conn
-        .prepare_cached(&format!("{ROUTER_SQL} WHERE r.name = ?1"))
-        .map_err(db)?;
-    st.query_row([name], router_from_row)
-        .optional()
+pub fn router_by_name(conn: &Connection, name: &str) -> Result<RouterFacts, IspError> {
+    fleet::router_facts_by_name(conn, name)
         .map_err(db)?
         .ok_or_else(|| IspError::not_found(format!("unknown device {:?}", echo(name))))
 }
@@ -447,12 +382,12 @@ pub fn router_by_name(conn: &Connection, name: &str) -> Result<RouterInfo, IspEr
 pub fn device_filter(
     conn: &Connection,
     device: Option<&str>,
-) -> Result<Option<RouterInfo>, IspError> {
+) -> Result<Option<RouterFacts>, IspError> {
     device.map(|d| router_by_name(conn, d)).transpose()
 }
 
 /// The names of routers by id.
-pub fn router_names(routers: &[RouterInfo]) -> std::collections::HashMap<i64, String> {
+pub fn router_names(routers: &[RouterFacts]) -> std::collections::HashMap<i64, String> {
     routers.iter().map(|r| (r.id, r.name.clone())).collect()
 }
 
@@ -638,8 +573,14 @@ pub fn split_window(start_ms: i64, now_ms: i64) -> (i64, i64) {
 pub(crate) fn queries() -> Vec<(&'static str, String)> {
     let macs = Vec::new();
     vec![
-        ("routers", format!("{ROUTER_SQL} ORDER BY r.name")),
-        ("router_by_name", format!("{ROUTER_SQL} WHERE r.name = ?1")),
+        (
+            "routers",
+            format!("{} ORDER BY r.name", fleet::ROUTER_FACTS_SQL),
+        ),
+        (
+            "router_by_name",
+            format!("{} WHERE r.name = ?1", fleet::ROUTER_FACTS_SQL),
+        ),
         ("lease", LEASE_SQL.to_string()),
         ("mac_seen", MAC_SEEN_SQL.to_string()),
         ("hostname", HOSTNAME_SQL.to_string()),

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use super::cached_envelope;
 use super::{
     all_routers, auth, db, mib, ok, path_name, read, ErrorEnvelope, IspError, IspResult, Params,
-    RouterInfo, StampedEnvelope,
+    RouterFacts, StampedEnvelope,
 };
 use crate::api::cache;
 use crate::api::times::{date_ms, iso_ms_opt, plain_datetime_s};
@@ -301,18 +301,18 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
 impl SessionRow {
     fn finish(
         mut self,
-        routers: &HashMap<i64, RouterInfo>,
+        routers: &HashMap<i64, RouterFacts>,
         now: i64,
     ) -> (i64, Option<i64>, VpnSession) {
         let router = routers.get(&self.router_id);
         self.session.device_name = router.map(|r| r.name.clone()).unwrap_or_default();
         self.session.is_connected =
-            router.is_some_and(|r| r.online(now) && r.last_report_ms == Some(self.ts_ms));
+            router.is_some_and(|r| r.connected(now) && r.last_report_ms == Some(self.ts_ms));
         (self.ts_ms, self.connected_since, self.session)
     }
 }
 
-fn by_id(routers: Vec<RouterInfo>) -> HashMap<i64, RouterInfo> {
+fn by_id(routers: Vec<RouterFacts>) -> HashMap<i64, RouterFacts> {
     routers.into_iter().map(|r| (r.id, r)).collect()
 }
 
@@ -379,14 +379,14 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
 /// Sessions in the newest report of every connected router (only `common_name` when given).
 fn connected_sessions(
     conn: &Connection,
-    routers: &HashMap<i64, RouterInfo>,
+    routers: &HashMap<i64, RouterFacts>,
     common_name: Option<&str>,
     now: i64,
 ) -> Result<Vec<VpnSession>, IspError> {
     let mut st = conn.prepare_cached(&connected_sql()).map_err(db)?;
     let rows = st
         .query_map(
-            params![common_name, now - super::ONLINE_WINDOW_MS],
+            params![common_name, now - crate::api::fleet::ONLINE_WINDOW_MS],
             session_row,
         )
         .map_err(db)?;
@@ -417,7 +417,7 @@ fn connected_sessions(
 /// The sessions of `common_name` in its newest sample time (one router's report).
 fn last_sighting(
     conn: &Connection,
-    routers: &HashMap<i64, RouterInfo>,
+    routers: &HashMap<i64, RouterFacts>,
     common_name: &str,
     now: i64,
 ) -> Result<Vec<(i64, Option<i64>, VpnSession)>, IspError> {
@@ -465,7 +465,7 @@ fn score(state: Option<&str>, running: bool) -> u8 {
 /// Every OpenVPN instance of every router.
 fn servers(
     conn: &Connection,
-    routers: &[RouterInfo],
+    routers: &[RouterFacts],
     now: i64,
 ) -> Result<Vec<VpnServer>, IspError> {
     // Two statements for the whole fleet (status files, sessions of the newest reports) instead
@@ -497,7 +497,7 @@ fn servers(
     }
     let mut out = Vec::new();
     for r in routers {
-        let online = r.online(now);
+        let online = r.connected(now);
         let mut by_instance: BTreeMap<String, VpnServer> = BTreeMap::new();
         for (path, state, detail, updated) in sources.remove(&r.id).unwrap_or_default() {
             let running = online && (state == "ok" || state == "partial");
@@ -928,7 +928,7 @@ pub async fn health(
     let now = now_ms();
     let (servers, reporting) = read(&state, move |c| {
         let routers = all_routers(c)?;
-        let reporting = routers.iter().filter(|r| r.online(now)).count();
+        let reporting = routers.iter().filter(|r| r.connected(now)).count();
         Ok((servers(c, &routers, now)?, reporting))
     })
     .await?;
