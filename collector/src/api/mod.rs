@@ -51,6 +51,7 @@ pub mod rate_limit;
 pub mod readpool;
 pub mod request_stats;
 pub mod times;
+pub mod window;
 pub mod wireguard;
 
 use crate::clock::unix_now;
