@@ -5,7 +5,6 @@
 //! `seq`, `boot_id` and `dropped_reports` are filled in by the uplink, which owns the sequence.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use routerstats_shared::{
     Report, RouterFacts, SourceKind, SourceState, SourceStatus, SystemStats,
@@ -73,10 +72,6 @@ pub fn openvpn_status_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 fn read_trimmed(path: PathBuf) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
@@ -101,7 +96,7 @@ impl Collector {
     pub fn collect(&mut self) -> Report {
         let cfg = self.cfg.clone();
         let mut st = Vec::new();
-        let mut report = Report { timestamp_ms: now_ms(), ..Default::default() };
+        let mut report = Report { timestamp_ms: crate::clock::unix_now_ms(), ..Default::default() };
 
         report.router = self.router_facts(&mut st);
         if cfg.sources.system {

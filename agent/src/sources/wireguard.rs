@@ -7,7 +7,6 @@
 //! interface line cannot echo its private key.
 
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use routerstats_shared::{IpNet, WgInterface, WgPeer};
 
@@ -22,7 +21,7 @@ const PLAUSIBLE_HANDSHAKE_AFTER: u64 = 1_420_070_400;
 /// format, relative handshake times are resolved against the current system time.
 pub fn parse(text: &str) -> Result<Parsed<Vec<WgInterface>>, ParseError> {
     if is_show_format(text) {
-        parse_show(text, unix_now())
+        parse_show(text, u64::try_from(crate::clock::unix_now()).unwrap_or(0))
     } else {
         parse_dump(text)
     }
@@ -463,13 +462,6 @@ fn strip_ansi(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
