@@ -2,12 +2,12 @@
 //! router counts as online. One home for every route group (monitor, gateway, dashboard,
 //! OpenWrt stats, ISP, WireGuard) instead of a copy per group.
 //!
-//! Two rows, for two kinds of routes:
+//! One row, read two ways:
 //! - [`RouterInfo`] ([`load_routers`], [`find_router`]): identity, last seen, revocation and the
 //!   estimated report interval; monitor, gateway, OpenWrt stats and (through its own query) the
 //!   dashboard.
-//! - [`RouterFacts`] ([`load_router_facts`], [`router_facts_by_name`]): identity plus the facts of
-//!   the newest report (CPU, memory, stations); the ISP routes.
+//! - [`RouterFacts`] ([`load_router_facts`], [`router_facts_by_name`]): the same [`RouterInfo`]
+//!   plus the facts of the newest report (CPU, memory, stations); the ISP routes.
 //!
 //! Two online rules, side by side, because two contracts define them differently:
 //! - [`is_online`]: heard from within `max(3 x the router's report interval, 90 s)`. The
@@ -91,12 +91,20 @@ impl RouterInfo {
     }
 }
 
-/// Columns of [`RouterInfo`]; the interval comes from the `reports_router_ts` index.
-pub(crate) const ROUTER_INFO_SQL: &str = "SELECT r.id, r.name, r.site, r.hostname, r.model, r.release, r.agent_version, \
+/// The columns of [`RouterInfo`] (`r`: `routers`); the interval comes from the
+/// `reports_router_ts` index.
+macro_rules! router_info_columns {
+    () => {
+        "r.id, r.name, r.site, r.hostname, r.model, r.release, r.agent_version, \
      r.last_seen_ms, r.last_report_ms, r.last_report_id, r.revoked_at, r.uptime_s, \
      r.last_report_ms - (SELECT p.ts_ms FROM reports p WHERE p.router_id = r.id AND p.ts_ms < r.last_report_ms \
-                         ORDER BY p.ts_ms DESC LIMIT 1) \
-     FROM routers r";
+                         ORDER BY p.ts_ms DESC LIMIT 1)"
+    };
+}
+
+/// [`RouterInfo`] rows.
+pub(crate) const ROUTER_INFO_SQL: &str =
+    concat!("SELECT ", router_info_columns!(), " FROM routers r");
 
 fn router_info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RouterInfo> {
     Ok(RouterInfo {
@@ -142,21 +150,11 @@ pub fn find_router(conn: &Connection, id_or_name: &str) -> Result<Option<RouterI
     rows.next().transpose().map_err(db_err)
 }
 
-/// One enrolled router with the facts of its newest report (the ISP routes' row).
+/// One enrolled router with the facts of its newest report (the ISP routes' row): a
+/// [`RouterInfo`] (its fields read through `Deref`) plus CPU, memory and stations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouterFacts {
-    pub id: i64,
-    pub name: String,
-    pub site: Option<String>,
-    pub hostname: String,
-    pub model: Option<String>,
-    pub release: Option<String>,
-    pub agent_version: Option<String>,
-    pub revoked: bool,
-    pub last_seen_ms: Option<i64>,
-    /// `ts_ms` of the newest stored report: the samples of that report carry this time.
-    pub last_report_ms: Option<i64>,
-    pub uptime_s: Option<i64>,
+    pub router: RouterInfo,
     pub cpu_permille: Option<i64>,
     pub mem_total_kb: Option<i64>,
     pub mem_available_kb: Option<i64>,
@@ -164,35 +162,36 @@ pub struct RouterFacts {
     pub station_count: Option<i64>,
 }
 
-impl RouterFacts {
-    /// Not revoked and [`is_connected`].
-    pub fn connected(&self, now_ms: i64) -> bool {
-        !self.revoked && is_connected(now_ms, self.last_seen_ms)
+impl std::ops::Deref for RouterFacts {
+    type Target = RouterInfo;
+
+    fn deref(&self) -> &RouterInfo {
+        &self.router
     }
 }
 
-/// Columns of [`RouterFacts`].
-pub(crate) const ROUTER_FACTS_SQL: &str = "SELECT r.id, r.name, r.site, r.hostname, r.model, r.release, r.agent_version, \
-     r.revoked_at IS NOT NULL, r.last_seen_ms, r.last_report_ms, r.uptime_s, p.cpu_permille, p.mem_total_kb, \
-     p.mem_available_kb, p.station_count FROM routers r LEFT JOIN reports p ON p.id = r.last_report_id";
+impl RouterFacts {
+    /// Not revoked and [`is_connected`].
+    pub fn connected(&self, now_ms: i64) -> bool {
+        self.revoked_at.is_none() && is_connected(now_ms, self.last_seen_ms)
+    }
+}
+
+/// [`RouterFacts`] rows (`n`: the newest report).
+pub(crate) const ROUTER_FACTS_SQL: &str = concat!(
+    "SELECT ",
+    router_info_columns!(),
+    ", n.cpu_permille, n.mem_total_kb, n.mem_available_kb, n.station_count \
+     FROM routers r LEFT JOIN reports n ON n.id = r.last_report_id"
+);
 
 fn router_facts_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RouterFacts> {
     Ok(RouterFacts {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        site: r.get(2)?,
-        hostname: r.get(3)?,
-        model: r.get(4)?,
-        release: r.get(5)?,
-        agent_version: r.get(6)?,
-        revoked: r.get(7)?,
-        last_seen_ms: r.get(8)?,
-        last_report_ms: r.get(9)?,
-        uptime_s: r.get(10)?,
-        cpu_permille: r.get(11)?,
-        mem_total_kb: r.get(12)?,
-        mem_available_kb: r.get(13)?,
-        station_count: r.get(14)?,
+        router: router_info_from_row(r)?,
+        cpu_permille: r.get(13)?,
+        mem_total_kb: r.get(14)?,
+        mem_available_kb: r.get(15)?,
+        station_count: r.get(16)?,
     })
 }
 

@@ -685,7 +685,7 @@ pub async fn real_time(
         Ok(RealTimeUsage {
             period_minutes: minutes,
             username: name,
-            device: who.device.map(|d| d.name),
+            device: who.device.map(|d| d.router.name),
             resolution_seconds: step / 1000,
             source: source.to_string(),
             bandwidth_data: data,

@@ -365,7 +365,7 @@ fn device(r: &RouterFacts, now: i64) -> Device {
         site: r.site.clone(),
         model: r.model.clone(),
         agent_version: r.agent_version.clone(),
-        revoked: r.revoked,
+        revoked: r.revoked_at.is_some(),
         last_seen: r.last_seen_ms.and_then(iso_ms_opt),
     }
 }
@@ -894,7 +894,7 @@ pub async fn user_stats(
             hostname: user.hostname,
             mac_addresses: user.macs.clone(),
             ip_address: user.ip,
-            device: filter.map(|r| r.name),
+            device: filter.map(|r| r.router.name),
             sessions,
             usage,
         })
