@@ -225,13 +225,7 @@ fn every_route_answers_as_recorded() {
         .collect();
     drop(store);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let handle = rt
-        .block_on(routerstats_collector::server::serve(config))
-        .expect("serve");
+    let (rt, handle) = start_server(config);
     let mut client = Client::connect(handle.api_addr()).expect("connect");
     let (status, _, doc) = client
         .get_full("/api/openapi.json", &keys[0])

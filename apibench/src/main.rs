@@ -22,8 +22,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use routerstats_collector::config::Config;
-use routerstats_collector::store::Store;
 use routerstats_collector::pki::tokens::{create_api_key, Role};
+use routerstats_collector::store::Store;
 use rusqlite::{params, Connection};
 
 const STEP_MS: i64 = 30_000;
@@ -765,6 +765,23 @@ impl Client {
     }
 }
 
+/// A runtime and the real collector served on it from `config`.
+fn start_server(
+    config: Config,
+) -> (
+    tokio::runtime::Runtime,
+    routerstats_collector::server::ServeHandle,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt
+        .block_on(routerstats_collector::server::serve(config))
+        .expect("serve");
+    (rt, handle)
+}
+
 fn pct_encode(s: &str) -> String {
     let mut o = String::new();
     for b in s.bytes() {
@@ -995,13 +1012,7 @@ fn main() {
         "--requests must be in 1..=90 (rate-limit burst)"
     );
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let handle = rt
-        .block_on(routerstats_collector::server::serve(config))
-        .expect("serve");
+    let (rt, handle) = start_server(config);
     let addr = handle.api_addr();
     println!(
         "collector API on {addr}; {} requests per route, sequential, one keep-alive connection",
