@@ -183,6 +183,7 @@ impl ResponseCache {
     }
 
     /// (entries, total body bytes) held now.
+    #[cfg(test)]
     pub fn usage(&self) -> (usize, usize) {
         let slots = self.slots();
         let bytes = slots

@@ -99,6 +99,7 @@ pub struct Family {
 }
 
 /// Escapes a label value: backslash, double quote and line feed.
+#[cfg(test)]
 pub fn escape_label_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     push_label_value(&mut out, v);
@@ -139,6 +140,7 @@ pub fn format_float(v: f64) -> String {
 
 /// Whether `name` is a valid metric or label name (`[a-zA-Z_:][a-zA-Z0-9_:]*`; label names may
 /// not contain `:`, which none of ours do).
+#[cfg(test)]
 pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')

@@ -112,11 +112,8 @@ impl RateLimiter {
         }
     }
 
-    pub fn config(&self) -> RateLimitConfig {
-        self.cfg
-    }
-
     /// Buckets currently kept.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.table
             .lock()

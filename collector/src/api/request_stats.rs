@@ -115,6 +115,7 @@ impl RequestStats {
     }
 
     /// Requests answered so far.
+    #[cfg(test)]
     pub fn total(&self) -> u64 {
         self.inner
             .lock()
