@@ -13,8 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use rusqlite::{params, Connection};
@@ -24,9 +23,9 @@ use utoipa::ToSchema;
 use super::cached_envelope;
 use super::devices::{stations_at, StationRow};
 use super::{
-    all_routers, auth, db, device_filter, kbps_to_mbps, lease_for_mac, mbps, mib, ok, push_rows,
-    read, resolve_user, round, router_names, username_of, ErrorEnvelope, IspError, IspResult,
-    LeaseBook, LeaseInfo, Params, StampedEnvelope, StationTotal,
+    all_routers, auth, db, device_filter, isp_query, kbps_to_mbps, lease_for_mac, mbps, mib, ok,
+    push_rows, read, resolve_user, round, router_names, username_of, ErrorEnvelope, IspError,
+    IspResult, LeaseBook, LeaseInfo, NoQuery, Params, RawQuery, StampedEnvelope, StationTotal,
 };
 use crate::api::cache;
 use crate::api::times::iso_ms_opt;
@@ -591,6 +590,56 @@ fn alerts_key(threshold: f64, minutes: i64) -> String {
     )
 }
 
+isp_query! {
+    /// The query of [`real_time`].
+    RealTimeQuery {
+        username: Option<String> = |p: &Params| p.text("username"),
+        minutes: i64 = |p: &Params| p.int("minutes", 60, 1, MAX_MINUTES_LONG),
+        device: Option<String> = |p: &Params| p.text("device"),
+    }
+}
+
+isp_query! {
+    /// The query of [`peak`].
+    PeakQuery {
+        username: Option<String> = |p: &Params| p.text("username"),
+        hours: i64 = |p: &Params| p.int("hours", 24, 1, MAX_HOURS),
+    }
+}
+
+isp_query! {
+    /// The query of [`top_users`].
+    TopUsersQuery {
+        limit: i64 = |p: &Params| p.int("limit", 20, 1, MAX_LIMIT),
+        sort_by: &'static str =
+            |p: &Params| p.choice("sort_by", &["total", "download", "upload"], "total"),
+        minutes: i64 = |p: &Params| p.int("minutes", 30, 1, MAX_MINUTES_SHORT),
+    }
+}
+
+isp_query! {
+    /// The query of [`network_summary`].
+    NetworkSummaryQuery {
+        minutes: i64 = |p: &Params| p.int("minutes", 30, 1, MAX_MINUTES_SHORT),
+    }
+}
+
+isp_query! {
+    /// The query of [`alerts`].
+    AlertsQuery {
+        threshold: f64 = |p: &Params| p.positive_number("threshold", 50.0, MAX_THRESHOLD_MBPS),
+        minutes: i64 = |p: &Params| p.int("minutes", 30, 1, MAX_MINUTES_SHORT),
+    }
+}
+
+isp_query! {
+    /// The query of [`quality`].
+    QualityQuery {
+        minutes: i64 = |p: &Params| p.int("minutes", 60, 1, MAX_MINUTES_LONG),
+        username: Option<String> = |p: &Params| p.text("username"),
+    }
+}
+
 /// Bandwidth over the last minutes: one user, one device or the whole fleet.
 #[utoipa::path(get, path = "/api/bandwidth/usage/real-time",
     operation_id = "isp_bandwidth_usage_real_time", tag = "isp",
@@ -608,13 +657,14 @@ fn alerts_key(threshold: f64, minutes: i64) -> String {
 pub async fn real_time(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["username", "minutes", "device"])?;
-    let username = p.text("username")?;
-    let minutes = p.int("minutes", 60, 1, MAX_MINUTES_LONG)?;
-    let device = p.text("device")?;
+    let RealTimeQuery {
+        username,
+        minutes,
+        device,
+    } = RealTimeQuery::parse(q)?;
     let key = real_time_key(username.as_deref(), minutes, device.as_deref());
     cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
@@ -711,12 +761,10 @@ pub async fn real_time(
 pub async fn peak(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<PeakUsage> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["username", "hours"])?;
-    let username = p.text("username")?;
-    let hours = p.int("hours", 24, 1, MAX_HOURS)?;
+    let PeakQuery { username, hours } = PeakQuery::parse(q)?;
     let now = now_ms();
     let first = bucket_start(now, BUCKET_1H_MS) - (hours - 1) * BUCKET_1H_MS;
     // bucket -> (tx, rx, max tx bps, max rx bps, station entries)
@@ -947,13 +995,14 @@ fn avg_mbps(bytes: i64, window_ms: i64) -> f64 {
 pub async fn top_users(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["limit", "sort_by", "minutes"])?;
-    let limit = p.int("limit", 20, 1, MAX_LIMIT)?;
-    let sort_by = p.choice("sort_by", &["total", "download", "upload"], "total")?;
-    let minutes = p.int("minutes", 30, 1, MAX_MINUTES_SHORT)?;
+    let TopUsersQuery {
+        limit,
+        sort_by,
+        minutes,
+    } = TopUsersQuery::parse(q)?;
     let key = top_users_key(limit, sort_by, minutes);
     cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
@@ -1020,11 +1069,10 @@ pub async fn top_users(
 pub async fn network_summary(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["minutes"])?;
-    let minutes = p.int("minutes", 30, 1, MAX_MINUTES_SHORT)?;
+    let NetworkSummaryQuery { minutes } = NetworkSummaryQuery::parse(q)?;
     let key = cache::key(
         "/api/bandwidth/monitoring/network-summary",
         &[("minutes", &minutes)],
@@ -1118,12 +1166,10 @@ pub async fn network_summary(
 pub async fn alerts(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["threshold", "minutes"])?;
-    let threshold = p.positive_number("threshold", 50.0, MAX_THRESHOLD_MBPS)?;
-    let minutes = p.int("minutes", 30, 1, MAX_MINUTES_SHORT)?;
+    let AlertsQuery { threshold, minutes } = AlertsQuery::parse(q)?;
     let key = alerts_key(threshold, minutes);
     cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
@@ -1234,12 +1280,10 @@ fn percent(part: i64, whole: i64) -> Option<f64> {
 pub async fn quality(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["minutes", "username"])?;
-    let minutes = p.int("minutes", 60, 1, MAX_MINUTES_LONG)?;
-    let username = p.text("username")?;
+    let QualityQuery { minutes, username } = QualityQuery::parse(q)?;
     let key = cache::key(
         "/api/bandwidth/monitoring/quality",
         &[("minutes", &minutes), ("username", &username)],
@@ -1376,11 +1420,8 @@ pub async fn quality(
 #[utoipa::path(get, path = "/api/bandwidth/health",
     operation_id = "isp_bandwidth_health", tag = "isp", security(()),
     responses((status = 200, description = "Reporting devices and stations", body = StampedEnvelope<BandwidthHealth>)))]
-pub async fn health(
-    State(state): State<ApiState>,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<BandwidthHealth> {
-    Params::parse(q, &[])?;
+pub async fn health(State(state): State<ApiState>, q: RawQuery) -> IspResult<BandwidthHealth> {
+    NoQuery::parse(q)?;
     let now = now_ms();
     let routers = read(&state, all_routers).await?;
     let reporting: Vec<&super::RouterFacts> = routers.iter().filter(|r| r.connected(now)).collect();
@@ -1409,6 +1450,7 @@ pub async fn health(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::Query;
 
     fn params(q: &[(&str, &str)], allowed: &[&str]) -> Params {
         let pairs = q

@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -16,9 +16,10 @@ use utoipa::ToSchema;
 
 use super::cached_envelope;
 use super::{
-    all_routers, auth, db, device_filter, kbps_to_mbps, lease_for_mac, mib, ok, path_name, read,
-    resolve_user, router_by_name, station_totals, username_of, ErrorEnvelope, IspError, IspResult,
-    Params, RouterFacts, Scope, StampedEnvelope, MAX_IDENTITIES,
+    all_routers, auth, db, device_filter, isp_query, kbps_to_mbps, lease_for_mac, mib, ok,
+    path_name, read, resolve_user, router_by_name, station_totals, username_of, ErrorEnvelope,
+    IspError, IspResult, NoQuery, Params, RawQuery, RouterFacts, Scope, StampedEnvelope,
+    MAX_IDENTITIES,
 };
 use crate::api::cache;
 use crate::api::times::{iso_ms_opt, plain_datetime_s, routeros_uptime};
@@ -370,6 +371,35 @@ fn device(r: &RouterFacts, now: i64) -> Device {
     }
 }
 
+isp_query! {
+    /// The query of [`status`].
+    StatusQuery {
+        identities: Option<String> =
+            |p: &Params| p.text_max("identities", MAX_IDENTITIES * (super::MAX_TEXT_CHARS + 1)),
+    }
+}
+
+isp_query! {
+    /// The query of [`interfaces`].
+    InterfacesQuery {
+        device: Option<String> = |p: &Params| p.text("device"),
+    }
+}
+
+isp_query! {
+    /// The query of [`active_users`].
+    ActiveUsersQuery {
+        device: Option<String> = |p: &Params| p.text("device"),
+    }
+}
+
+isp_query! {
+    /// The query of [`user_stats`].
+    UserStatsQuery {
+        device: Option<String> = |p: &Params| p.text("device"),
+    }
+}
+
 /// List all devices (routers).
 #[utoipa::path(get, path = "/api/devices",
     operation_id = "isp_devices", tag = "isp",
@@ -381,10 +411,10 @@ fn device(r: &RouterFacts, now: i64) -> Device {
 pub async fn list(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<DeviceList> {
     auth(&state, &headers).await?;
-    Params::parse(q, &[])?;
+    NoQuery::parse(q)?;
     let now = now_ms();
     let routers = read(&state, all_routers).await?;
     let devices: Vec<Device> = routers.iter().map(|r| device(r, now)).collect();
@@ -474,13 +504,11 @@ fn device_status(
 pub async fn status(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<Vec<DeviceStatus>> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["identities"])?;
-    let raw = p
-        .text_max("identities", MAX_IDENTITIES * (super::MAX_TEXT_CHARS + 1))?
-        .unwrap_or_default();
+    let q = StatusQuery::parse(q)?;
+    let raw = q.identities.unwrap_or_default();
     let mut names: Vec<String> = Vec::new();
     for n in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         if n.chars().count() > super::MAX_TEXT_CHARS {
@@ -542,11 +570,11 @@ pub async fn current_status(
     State(state): State<ApiState>,
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<DeviceStatus> {
     auth(&state, &headers).await?;
     let name = path_name(name, "device name")?;
-    Params::parse(q, &[])?;
+    NoQuery::parse(q)?;
     let now = now_ms();
     let out = read(&state, move |c| {
         let r = router_by_name(c, &name)?;
@@ -573,11 +601,10 @@ const IFACES_SQL: &str = "SELECT name, kind, rx_bytes, tx_bytes, rx_packets, tx_
 pub async fn interfaces(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["device"])?;
-    let device = p.text("device")?;
+    let InterfacesQuery { device } = InterfacesQuery::parse(q)?;
     let key = cache::key("/api/interfaces", &[("device", &device)]);
     cached_envelope(&state, &key, move |c| {
         let routers = match device_filter(c, device.as_deref())? {
@@ -716,11 +743,10 @@ fn wireless_of(
 pub async fn active_users(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["device"])?;
-    let device = p.text("device")?;
+    let ActiveUsersQuery { device } = ActiveUsersQuery::parse(q)?;
     let key = cache::key("/api/users/active", &[("device", &device)]);
     cached_envelope(&state, &key, move |c| {
         let now = now_ms();
@@ -838,12 +864,11 @@ pub async fn user_stats(
     State(state): State<ApiState>,
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<UserStats> {
     auth(&state, &headers).await?;
     let name = path_name(name, "user name")?;
-    let p = Params::parse(q, &["device"])?;
-    let device = p.text("device")?;
+    let UserStatsQuery { device } = UserStatsQuery::parse(q)?;
     let now = now_ms();
     let out = read(&state, move |c| {
         let filter = device_filter(c, device.as_deref())?;

@@ -214,9 +214,47 @@ pub fn path_name(p: Result<Path<String>, PathRejection>, what: &str) -> Result<S
     Ok(name)
 }
 
+/// The query string of an ISP route as axum hands it over: every `(name, value)` pair, so that
+/// [`Params::parse`] can answer unknown and repeated names with the middleware's own 400s.
+pub type RawQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
 /// The query parameters of a request, checked against the names a route accepts.
 #[derive(Debug, Clone, Default)]
 pub struct Params(Vec<(String, String)>);
+
+/// Declares the typed query of a route: a struct whose fields are the parameters the route
+/// accepts (their names, in this order, are the only ones accepted: anything else, or a name
+/// given twice, is a 400 from [`Params::parse`]), each read by its expression, in order. A route
+/// without parameters declares a struct without fields.
+macro_rules! isp_query {
+    ($(#[$meta:meta])* $name:ident { $($field:ident : $ty:ty = $read:expr),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $name {
+            $(pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// The accepted parameter names.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// Parses and checks the query string (400 in the error envelope).
+            #[allow(unused_variables)]
+            pub fn parse(q: $crate::api::isp::RawQuery) -> Result<Self, $crate::api::isp::IspError> {
+                let p = $crate::api::isp::Params::parse(q, Self::NAMES)?;
+                Ok(Self {
+                    $($field: ($read)(&p)?,)*
+                })
+            }
+        }
+    };
+}
+pub(crate) use isp_query;
+
+isp_query! {
+    /// The query of a route that accepts no parameter.
+    NoQuery {}
+}
 
 /// Cuts user input for echoing it in an error message.
 fn echo(s: &str) -> String {
@@ -229,10 +267,7 @@ fn echo(s: &str) -> String {
 
 impl Params {
     /// Parses the query string; 400 for malformed encoding, unknown or repeated parameters.
-    pub fn parse(
-        q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-        allowed: &[&str],
-    ) -> Result<Params, IspError> {
+    pub fn parse(q: RawQuery, allowed: &[&str]) -> Result<Params, IspError> {
         let Query(pairs) = q.map_err(|e| {
             IspError::bad_request(format!("invalid query string: {}", e.body_text()))
         })?;

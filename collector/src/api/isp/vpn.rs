@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -18,8 +18,8 @@ use utoipa::ToSchema;
 
 use super::cached_envelope;
 use super::{
-    all_routers, auth, db, mib, ok, path_name, read, ErrorEnvelope, IspError, IspResult, Params,
-    RouterFacts, StampedEnvelope,
+    all_routers, auth, db, isp_query, mib, ok, path_name, read, ErrorEnvelope, IspError, IspResult,
+    NoQuery, Params, RawQuery, RouterFacts, StampedEnvelope,
 };
 use crate::api::cache;
 use crate::api::times::{date_ms, iso_ms_opt, plain_datetime_s};
@@ -546,6 +546,13 @@ fn servers(
     Ok(out)
 }
 
+isp_query! {
+    /// The query of [`usage`].
+    UsageQuery {
+        days: i64 = |p: &Params| p.int("days", 7, 1, MAX_USAGE_DAYS),
+    }
+}
+
 /// OpenVPN servers of the fleet.
 #[utoipa::path(get, path = "/api/vpn/status",
     operation_id = "isp_vpn_status", tag = "isp",
@@ -556,10 +563,10 @@ fn servers(
 pub async fn status(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    Params::parse(q, &[])?;
+    NoQuery::parse(q)?;
     cached_envelope(&state, "/api/vpn/status", |c| {
         vpn_status(servers(c, &all_routers(c)?, now_ms())?)
     })
@@ -601,10 +608,10 @@ fn vpn_status(servers: Vec<VpnServer>) -> Result<VpnStatus, IspError> {
 pub async fn clients(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    Params::parse(q, &[])?;
+    NoQuery::parse(q)?;
     cached_envelope(&state, "/api/vpn/clients", |c| {
         let list = vpn_client_list(c, now_ms())?;
         let connected = list.iter().filter(|c| c.is_connected).count();
@@ -691,10 +698,10 @@ fn session_bytes(sessions: &[VpnSession]) -> (i64, i64) {
 pub async fn connected(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<ConnectedClients> {
     auth(&state, &headers).await?;
-    Params::parse(q, &[])?;
+    NoQuery::parse(q)?;
     let now = now_ms();
     let list = read(&state, move |c| {
         connected_sessions(c, &by_id(all_routers(c)?), None, now)
@@ -724,11 +731,11 @@ pub async fn details(
     State(state): State<ApiState>,
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<VpnClientDetails> {
     auth(&state, &headers).await?;
     let name = path_name(name, "client name")?;
-    Params::parse(q, &[])?;
+    NoQuery::parse(q)?;
     let now = now_ms();
     let out = read(&state, move |c| {
         let routers = by_id(all_routers(c)?);
@@ -828,11 +835,10 @@ pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<Usa
 pub async fn usage(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["days"])?;
-    let days = p.int("days", 7, 1, MAX_USAGE_DAYS)?;
+    let UsageQuery { days } = UsageQuery::parse(q)?;
     let key = cache::key("/api/vpn/statistics/usage", &[("days", &days)]);
     cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
@@ -920,11 +926,8 @@ pub async fn usage(
 #[utoipa::path(get, path = "/api/vpn/health",
     operation_id = "isp_vpn_health", tag = "isp", security(()),
     responses((status = 200, description = "Instance and client counts", body = StampedEnvelope<VpnHealth>)))]
-pub async fn health(
-    State(state): State<ApiState>,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<VpnHealth> {
-    Params::parse(q, &[])?;
+pub async fn health(State(state): State<ApiState>, q: RawQuery) -> IspResult<VpnHealth> {
+    NoQuery::parse(q)?;
     let now = now_ms();
     let (servers, reporting) = read(&state, move |c| {
         let routers = all_routers(c)?;
