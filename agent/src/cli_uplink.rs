@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use routerstats_shared::token::EnrollToken;
 
-use crate::collect::{Collector, AGENT_VERSION};
+use crate::collect::{ReportBuilder, AGENT_VERSION};
 use crate::config::AgentConfig;
 use crate::uplink::{self, EnrollOptions, RunOptions, SpoolConfig};
 
@@ -113,7 +113,7 @@ pub fn run_options(cfg: &AgentConfig) -> RunOptions {
 /// `routerstats-agent run`.
 pub fn run(cfg: AgentConfig) -> ExitCode {
     let opts = run_options(&cfg);
-    let mut collector = Collector::new(cfg);
+    let mut collector = ReportBuilder::new(cfg);
     collector.prime_cpu();
     let rt = match runtime() {
         Ok(rt) => rt,

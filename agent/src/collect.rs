@@ -16,8 +16,9 @@ use crate::sources::{self, proc_stat::CpuTimes, Parsed, SourceError};
 /// Version of this agent, reported in every report.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Collects reports, remembering what CPU-busy deltas need between cycles.
-pub struct Collector {
+/// Builds each cycle's report from the sources, remembering what CPU-busy deltas need between
+/// cycles (it collects from the router; the collector is the server).
+pub struct ReportBuilder {
     cfg: AgentConfig,
     prev_cpu: Option<CpuTimes>,
 }
@@ -76,16 +77,16 @@ fn read_trimmed(path: PathBuf) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-impl Collector {
+impl ReportBuilder {
     pub fn new(cfg: AgentConfig) -> Self {
-        Collector { cfg, prev_cpu: None }
+        ReportBuilder { cfg, prev_cpu: None }
     }
 
     pub fn config(&self) -> &AgentConfig {
         &self.cfg
     }
 
-    /// Reads /proc/stat now so the next [`Collector::collect`] can report CPU busy share.
+    /// Reads /proc/stat now so the next [`ReportBuilder::collect`] can report CPU busy share.
     pub fn prime_cpu(&mut self) {
         if let Ok(p) = sources::proc_stat::read(&self.cfg.proc_path("stat")) {
             self.prev_cpu = Some(p.value);
