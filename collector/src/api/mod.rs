@@ -8,7 +8,19 @@
 //! - [`wireguard`] — `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
 //! - [`prometheus`] — `/metrics`
 //! - [`openapi`] — `/api/openapi.json`
+//! - [`dashboard`] — `/`, `/assets/{file}`, `/api/fleet`, `/api/routers/{id}`
+//!
+//! The concepts several groups share each have one home here, never in the group that needed
+//! them first (docs/api/layout.md):
+//!
+//! - [`fleet`] — the fleet read model: router rows and the two online rules
+//! - [`window`] — `duration` windows, their bounds and the one traffic-sum function
+//! - [`times`] — time and duration formatting (the wall clock itself is `crate::clock`)
+//! - [`envelope`] — the `{success, data[, timestamp]}` envelopes
 //! - [`cache`] — the response cache of the fleet-wide answers
+//! - [`readpool`] — read-only database connections
+//! - [`rate_limit`], [`request_stats`] — the middleware every request passes
+//! - [`log_capture`] — the tracing layer behind `/api/logs`
 //!
 //! Keys are sent as `X-API-Key: <key>` or `Authorization: Bearer <key>` and looked up by their
 //! SHA-256. [`require_role`] is the reusable check: 401 for a missing or unknown key, 403 for a

@@ -106,7 +106,7 @@ pub fn escape_label_value(v: &str) -> String {
     out
 }
 
-/// Appends `v` escaped as a label value (see [`escape_label_value`]) without allocating.
+/// Appends `v` escaped as a label value (the rules of `escape_label_value`) without allocating.
 fn push_label_value(out: &mut String, v: &str) {
     if !v.contains(['\\', '"', '\n']) {
         out.push_str(v);
