@@ -19,11 +19,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// The router's hostname as the kernel knows it (under the configured proc root).
 pub fn hostname(cfg: &AgentConfig) -> String {
-    std::fs::read_to_string(cfg.proc_path("sys/kernel/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "openwrt".into())
+    crate::collect::kernel_hostname(cfg).unwrap_or_else(|| "openwrt".into())
 }
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {

@@ -73,6 +73,13 @@ pub fn openvpn_status_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+/// The router's hostname as the kernel knows it (under the configured proc root); None when
+/// unreadable or empty. The one reader: reports fall back to `unknown`, enrollment and the
+/// session hello to `openwrt` (`cli_uplink::hostname`).
+pub fn kernel_hostname(cfg: &AgentConfig) -> Option<String> {
+    read_trimmed(cfg.proc_path("sys/kernel/hostname"))
+}
+
 fn read_trimmed(path: PathBuf) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
@@ -171,7 +178,7 @@ impl ReportBuilder {
     fn router_facts(&self, st: &mut Vec<SourceStatus>) -> RouterFacts {
         let cfg = &self.cfg;
         let mut facts = RouterFacts {
-            hostname: read_trimmed(cfg.proc_path("sys/kernel/hostname")).unwrap_or_else(|| "unknown".into()),
+            hostname: kernel_hostname(cfg).unwrap_or_else(|| "unknown".into()),
             kernel: read_trimmed(cfg.proc_path("sys/kernel/osrelease")),
             agent_version: AGENT_VERSION.into(),
             arch: std::env::consts::ARCH.into(),
