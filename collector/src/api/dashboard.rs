@@ -914,7 +914,7 @@ fn fleet_extras(
         .collect();
     // The same sums as /api/gateways (window::window_sums), WAN ports picked.
     let (since, until) = open_bounds(window, now);
-    let sums = window_sums(conn, window, since, until, SumScope::Fleet)?;
+    let sums = window_sums(conn, window, since, until, SumScope::FleetPorts(&wan))?;
     for (id, name) in &wan {
         let Some(x) = out.get_mut(id) else { continue };
         let Some(e) = sums.get(&(*id, name.clone())) else {

@@ -181,6 +181,9 @@ pub(crate) const ROLLUP_PORT_SUM_SQL: &str =
 pub enum SumScope<'a> {
     /// Every interface of every router.
     Fleet,
+    /// Every router, only the one interface named for it (the same queries as `Fleet`, rows of
+    /// other interfaces skipped before their values are read).
+    FleetPorts(&'a HashMap<i64, String>),
     /// One router: every interface with samples (raw windows) or its current ports (rollup
     /// windows).
     Router(i64),
@@ -200,6 +203,21 @@ pub struct WindowSum {
     pub tx_known: bool,
     /// Some part came from rollup buckets.
     pub buckets: bool,
+}
+
+impl SumScope<'_> {
+    /// Whether the scope reads the whole fleet (one range query per table).
+    fn is_fleet(&self) -> bool {
+        matches!(self, SumScope::Fleet | SumScope::FleetPorts(_))
+    }
+
+    /// The one interface per router that `FleetPorts` keeps.
+    fn only(&self) -> Option<&HashMap<i64, String>> {
+        match self {
+            SumScope::FleetPorts(ports) => Some(ports),
+            _ => None,
+        }
+    }
 }
 
 impl WindowSum {
@@ -248,6 +266,7 @@ impl RouterSums {
         st: &mut rusqlite::CachedStatement<'_>,
         params: impl rusqlite::Params,
         bucket: bool,
+        only: Option<&HashMap<i64, String>>,
     ) -> Result<(), ApiError> {
         let mut rows = st.query(params).map_err(db_err)?;
         while let Some(r) = rows.next().map_err(db_err)? {
@@ -256,6 +275,9 @@ impl RouterSums {
                 .get_ref(1)
                 .and_then(|v| v.as_str().map_err(Into::into))
                 .map_err(db_err)?;
+            if only.is_some_and(|o| o.get(&id).map(String::as_str) != Some(name)) {
+                continue;
+            }
             let rx = r.get::<_, Option<i64>>(2).map_err(db_err)?;
             let tx = r.get::<_, Option<i64>>(3).map_err(db_err)?;
             self.add(id, name, rx, tx, bucket);
@@ -296,17 +318,17 @@ fn add_raw_sums(
     }
     let mut sums = RouterSums::default();
     match scope {
-        SumScope::Fleet => {
+        SumScope::Fleet | SumScope::FleetPorts(_) => {
             let mut st = conn.prepare_cached(RAW_ROWS_SQL).map_err(db_err)?;
-            sums.add_rows(&mut st, params![lo, hi], false)?;
+            sums.add_rows(&mut st, params![lo, hi], false, scope.only())?;
         }
         SumScope::Router(id) => {
             let mut st = conn.prepare_cached(RAW_ROUTER_ROWS_SQL).map_err(db_err)?;
-            sums.add_rows(&mut st, params![lo, hi, id], false)?;
+            sums.add_rows(&mut st, params![lo, hi, id], false, None)?;
         }
         SumScope::Port(id, name) => {
             let mut st = conn.prepare_cached(RAW_PORT_ROWS_SQL).map_err(db_err)?;
-            sums.add_rows(&mut st, params![id, name, lo, hi], false)?;
+            sums.add_rows(&mut st, params![id, name, lo, hi], false, None)?;
         }
     }
     sums.into_sums(acc);
@@ -320,6 +342,7 @@ fn add_rollup_range(
     table: &str,
     lo: i64,
     hi: i64,
+    only: Option<&HashMap<i64, String>>,
     acc: &mut RouterSums,
 ) -> Result<(), ApiError> {
     if lo > hi {
@@ -328,7 +351,7 @@ fn add_rollup_range(
     let mut st = conn
         .prepare_cached(&ROLLUP_RANGE_SQL.replace("{table}", table))
         .map_err(db_err)?;
-    acc.add_rows(&mut st, params![lo, hi], true)
+    acc.add_rows(&mut st, params![lo, hi], true, only)
 }
 
 /// `v` rounded up to a multiple of `len` (> 0).
@@ -420,7 +443,7 @@ pub fn window_sums(
 ) -> Result<Sums, ApiError> {
     let mut acc = Sums::new();
     if window.source() == Source::Raw {
-        if scope != SumScope::Fleet {
+        if !scope.is_fleet() {
             add_raw_sums(conn, start, end, scope, &mut acc)?;
             return Ok(acc);
         }
@@ -428,17 +451,25 @@ pub fn window_sums(
         add_raw_sums(conn, r0.0, r0.1, scope, &mut acc)?;
         add_raw_sums(conn, r1.0, r1.1, scope, &mut acc)?;
         let mut sums = RouterSums::default();
-        add_rollup_range(conn, "interface_rollup_5m", b.0, b.1, &mut sums)?;
+        add_rollup_range(
+            conn,
+            "interface_rollup_5m",
+            b.0,
+            b.1,
+            scope.only(),
+            &mut sums,
+        )?;
         sums.into_sums(&mut acc);
         return Ok(acc);
     }
     let [a, b, c] = rollup_ranges(window, start, end);
     let keys = match scope {
-        SumScope::Fleet => {
+        SumScope::Fleet | SumScope::FleetPorts(_) => {
+            let only = scope.only();
             let mut sums = RouterSums::default();
-            add_rollup_range(conn, "interface_rollup_5m", a.0, a.1, &mut sums)?;
-            add_rollup_range(conn, "interface_rollup_1h", b.0, b.1, &mut sums)?;
-            add_rollup_range(conn, "interface_rollup_5m", c.0, c.1, &mut sums)?;
+            add_rollup_range(conn, "interface_rollup_5m", a.0, a.1, only, &mut sums)?;
+            add_rollup_range(conn, "interface_rollup_1h", b.0, b.1, only, &mut sums)?;
+            add_rollup_range(conn, "interface_rollup_5m", c.0, c.1, only, &mut sums)?;
             sums.into_sums(&mut acc);
             return Ok(acc);
         }
