@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use routerstats_shared::token::EnrollToken;
 
-use crate::collect::{Collector, AGENT_VERSION};
+use crate::collect::{ReportBuilder, AGENT_VERSION};
 use crate::config::AgentConfig;
 use crate::uplink::{self, EnrollOptions, RunOptions, SpoolConfig};
 
@@ -21,11 +21,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// The router's hostname as the kernel knows it (under the configured proc root).
 pub fn hostname(cfg: &AgentConfig) -> String {
-    std::fs::read_to_string(cfg.proc_path("sys/kernel/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "openwrt".into())
+    crate::collect::kernel_hostname(cfg).unwrap_or_else(|| "openwrt".into())
 }
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
@@ -155,7 +151,7 @@ pub fn run_options(cfg: &AgentConfig) -> RunOptions {
 /// `routerstats-agent run`.
 pub fn run(cfg: AgentConfig) -> ExitCode {
     let opts = run_options(&cfg);
-    let mut collector = Collector::new(cfg);
+    let mut collector = ReportBuilder::new(cfg);
     collector.prime_cpu();
     let rt = match runtime() {
         Ok(rt) => rt,

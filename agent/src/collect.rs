@@ -5,7 +5,6 @@
 //! `seq`, `boot_id` and `dropped_reports` are filled in by the uplink, which owns the sequence.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use routerstats_shared::{
     Report, RouterFacts, SourceKind, SourceState, SourceStatus, SystemStats,
@@ -17,8 +16,9 @@ use crate::sources::{self, proc_stat::CpuTimes, Parsed, SourceError};
 /// Version of this agent, reported in every report.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Collects reports, remembering what CPU-busy deltas need between cycles.
-pub struct Collector {
+/// Builds each cycle's report from the sources, remembering what CPU-busy deltas need between
+/// cycles (it collects from the router; the collector is the server).
+pub struct ReportBuilder {
     cfg: AgentConfig,
     prev_cpu: Option<CpuTimes>,
 }
@@ -73,24 +73,27 @@ pub fn openvpn_status_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+/// The router's hostname as the kernel knows it (under the configured proc root); None when
+/// unreadable or empty. The one reader: reports fall back to `unknown`, enrollment and the
+/// session hello to `openwrt` (`cli_uplink::hostname`).
+pub fn kernel_hostname(cfg: &AgentConfig) -> Option<String> {
+    read_trimmed(cfg.proc_path("sys/kernel/hostname"))
 }
 
 fn read_trimmed(path: PathBuf) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-impl Collector {
+impl ReportBuilder {
     pub fn new(cfg: AgentConfig) -> Self {
-        Collector { cfg, prev_cpu: None }
+        ReportBuilder { cfg, prev_cpu: None }
     }
 
     pub fn config(&self) -> &AgentConfig {
         &self.cfg
     }
 
-    /// Reads /proc/stat now so the next [`Collector::collect`] can report CPU busy share.
+    /// Reads /proc/stat now so the next [`ReportBuilder::collect`] can report CPU busy share.
     pub fn prime_cpu(&mut self) {
         if let Ok(p) = sources::proc_stat::read(&self.cfg.proc_path("stat")) {
             self.prev_cpu = Some(p.value);
@@ -101,7 +104,7 @@ impl Collector {
     pub fn collect(&mut self) -> Report {
         let cfg = self.cfg.clone();
         let mut st = Vec::new();
-        let mut report = Report { timestamp_ms: now_ms(), ..Default::default() };
+        let mut report = Report { timestamp_ms: crate::clock::unix_now_ms(), ..Default::default() };
 
         report.router = self.router_facts(&mut st);
         if cfg.sources.system {
@@ -175,7 +178,7 @@ impl Collector {
     fn router_facts(&self, st: &mut Vec<SourceStatus>) -> RouterFacts {
         let cfg = &self.cfg;
         let mut facts = RouterFacts {
-            hostname: read_trimmed(cfg.proc_path("sys/kernel/hostname")).unwrap_or_else(|| "unknown".into()),
+            hostname: kernel_hostname(cfg).unwrap_or_else(|| "unknown".into()),
             kernel: read_trimmed(cfg.proc_path("sys/kernel/osrelease")),
             agent_version: AGENT_VERSION.into(),
             arch: std::env::consts::ARCH.into(),

@@ -2,6 +2,7 @@
 //! The binary in `main.rs` only parses flags and calls into here.
 
 pub mod cli_uplink;
+pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod parse_cmd;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use routerstats_shared::{Message, Report, SourceState};
 
-use crate::collect::Collector;
+use crate::collect::ReportBuilder;
 use crate::config::AgentConfig;
 
 /// How long `snapshot` waits between its two /proc/stat samples to report CPU busy share.
@@ -13,7 +13,7 @@ pub const CPU_SAMPLE: Duration = Duration::from_millis(250);
 
 /// Collects one report, sampling /proc/stat twice so CPU busy share is filled in.
 pub fn take(cfg: AgentConfig) -> Report {
-    let mut c = Collector::new(cfg);
+    let mut c = ReportBuilder::new(cfg);
     c.prime_cpu();
     std::thread::sleep(CPU_SAMPLE);
     let mut r = c.collect();

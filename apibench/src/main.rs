@@ -22,8 +22,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use routerstats_collector::config::Config;
-use routerstats_collector::store::Store;
 use routerstats_collector::pki::tokens::{create_api_key, Role};
+use routerstats_collector::store::Store;
 use rusqlite::{params, Connection};
 
 const STEP_MS: i64 = 30_000;
@@ -40,6 +40,9 @@ const IFACES: &[(&str, &str, i64, i64)] = &[
     ("wlan1", "wifi", 20_000, 120_000),
 ];
 const TARGET_MS: f64 = 50.0;
+
+#[cfg(test)]
+mod golden;
 
 struct Opts {
     routers: usize,
@@ -692,8 +695,15 @@ impl Client {
         })
     }
 
-    /// (status, body length)
+    /// (status, body length, the body's first 160 bytes)
     fn get(&mut self, path: &str, key: &str) -> std::io::Result<(u16, usize, String)> {
+        let (status, _, body) = self.get_full(path, key)?;
+        let snippet = String::from_utf8_lossy(&body[..body.len().min(160)]).into_owned();
+        Ok((status, body.len(), snippet))
+    }
+
+    /// (status, content type, body)
+    fn get_full(&mut self, path: &str, key: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nX-API-Key: {key}\r\nConnection: keep-alive\r\n\r\n",
             self.addr
@@ -707,6 +717,7 @@ impl Client {
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
         let mut len: Option<usize> = None;
+        let mut content_type = String::new();
         let mut chunked = false;
         let mut close = false;
         loop {
@@ -722,6 +733,7 @@ impl Client {
                 "content-length" => len = v.parse().ok(),
                 "transfer-encoding" => chunked = v.contains("chunked"),
                 "connection" => close = v == "close",
+                "content-type" => content_type = v,
                 _ => {}
             }
         }
@@ -749,9 +761,25 @@ impl Client {
         if close {
             *self = Client::connect(self.addr)?;
         }
-        let snippet = String::from_utf8_lossy(&body[..body.len().min(160)]).into_owned();
-        Ok((status, body.len(), snippet))
+        Ok((status, content_type, body))
     }
+}
+
+/// A runtime and the real collector served on it from `config`.
+fn start_server(
+    config: Config,
+) -> (
+    tokio::runtime::Runtime,
+    routerstats_collector::server::ServeHandle,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt
+        .block_on(routerstats_collector::server::serve(config))
+        .expect("serve");
+    (rt, handle)
 }
 
 fn pct_encode(s: &str) -> String {
@@ -984,13 +1012,7 @@ fn main() {
         "--requests must be in 1..=90 (rate-limit burst)"
     );
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let handle = rt
-        .block_on(routerstats_collector::server::serve(config))
-        .expect("serve");
+    let (rt, handle) = start_server(config);
     let addr = handle.api_addr();
     println!(
         "collector API on {addr}; {} requests per route, sequential, one keep-alive connection",

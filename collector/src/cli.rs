@@ -10,12 +10,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::api::times::utc_s;
+use crate::clock::unix_now;
 use crate::config::{Config, ConfigError, DB_FILE, DEFAULT_DATA_DIR};
-use crate::pki::{ca_hash_in, machine_hostname, unix_now, PkiError};
-use crate::store::{RouterRow, Store, StoreError, TokenRow};
 use crate::pki::tokens::{
     create_api_key, create_token, parse_ttl, validate_router_name, Role, TokenError,
 };
+use crate::pki::{ca_hash_in, machine_hostname, PkiError};
+use crate::store::{RouterRow, Store, StoreError, TokenRow};
 
 /// routerstats collector: enrolls OpenWrt routers, ingests their reports over mutual TLS into
 /// SQLite and serves the HTTP API and the dashboard.
@@ -208,7 +210,7 @@ pub fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .finish()
-        .with(crate::api::monitor::LogCapture)
+        .with(crate::api::log_capture::LogCapture)
         .try_init();
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr();
@@ -266,7 +268,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Cli
                 issued.token.id,
                 issued.name,
                 uses_text,
-                format_unix(issued.expires_at),
+                utc_s(issued.expires_at),
                 token,
                 collector
             );
@@ -432,22 +434,6 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, CliError> {
         .map_err(|e| CliError::Runtime(format!("cannot encode JSON: {e}")))
 }
 
-/// `YYYY-MM-DD HH:MM:SS UTC` for Unix seconds (the number itself if out of range).
-pub fn format_unix(secs: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => secs.to_string(),
-    }
-}
-
 fn write_token_table(out: &mut dyn Write, tokens: &[TokenRow], now: i64) {
     let _ = writeln!(
         out,
@@ -469,7 +455,7 @@ fn write_token_table(out: &mut dyn Write, tokens: &[TokenRow], now: i64) {
             t.name,
             t.site.as_deref().unwrap_or("-"),
             format!("{}/{}", t.uses, t.max_uses),
-            format_unix(t.expires_at),
+            utc_s(t.expires_at),
             state
         );
     }
@@ -484,7 +470,7 @@ fn write_router_table(out: &mut dyn Write, routers: &[RouterRow]) {
     for r in routers {
         let last_seen = r
             .last_seen_ms
-            .map(|ms| format_unix(ms.div_euclid(1000)))
+            .map(|ms| utc_s(ms.div_euclid(1000)))
             .unwrap_or_else(|| "never".into());
         let status = if r.revoked_at.is_some() {
             "revoked"
@@ -499,7 +485,7 @@ fn write_router_table(out: &mut dyn Write, routers: &[RouterRow]) {
             r.site.as_deref().unwrap_or("-"),
             r.hostname,
             last_seen,
-            format_unix(r.cert_not_after),
+            utc_s(r.cert_not_after),
             status
         );
     }
@@ -508,6 +494,7 @@ fn write_router_table(out: &mut dyn Write, routers: &[RouterRow]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::times::utc_s as format_unix;
 
     fn run_args(args: &[&str]) -> (Result<(), CliError>, String, String) {
         let cli = Cli::try_parse_from(

@@ -1,7 +1,7 @@
 //! Collector configuration: defaults, an optional TOML file (`--config FILE`) and validation.
 //!
 //! Every key is optional; `collector/collector.example.toml` documents them all. Durations are
-//! strings like `"10s"` or `"250ms"` (see [`crate::duration`]) or integers meaning seconds.
+//! strings like `"10s"` or `"250ms"` (see `crate::duration`) or integers meaning seconds.
 //! Command-line flags override the file; [`Config::validate`] checks the merged result.
 
 use std::net::SocketAddr;

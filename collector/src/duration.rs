@@ -54,6 +54,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
 }
 
 /// Formats a duration in the largest exact unit (`90s` -> `90s`, `86400s` -> `1d`).
+#[cfg(test)]
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     for (unit, factor) in [

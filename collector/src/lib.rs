@@ -4,12 +4,13 @@
 //! [`serve`] starts everything from a [`config::Config`]; the `routerstats-collector` binary
 //! (src/main.rs) is a thin CLI over this library.
 
-pub mod api;
+pub(crate) mod api;
 pub mod cli;
+pub mod clock;
 pub mod config;
-pub mod duration;
-pub mod http_server;
-pub mod ingest;
+pub(crate) mod duration;
+pub(crate) mod http_server;
+pub(crate) mod ingest;
 pub mod pki;
 pub mod server;
 pub mod store;

@@ -23,7 +23,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::config::Config;
-use crate::pki::{cert_facts, cert_fingerprint, pem_certs, unix_now, CA_CERT_FILE};
+use crate::clock::unix_now;
+use crate::pki::{cert_facts, cert_fingerprint, pem_certs, CA_CERT_FILE};
 use crate::store::{NewToken, Store};
 use crate::pki::tokens::{create_api_key, create_token, sha256, Role};
 use crate::{serve, ServeError, ServeHandle};
@@ -83,7 +84,7 @@ fn report(boot_id: [u8; 16], seq: u64) -> Report {
     Report {
         seq,
         boot_id,
-        timestamp_ms: u64::try_from(crate::ingest::writer::now_ms()).unwrap(),
+        timestamp_ms: u64::try_from(crate::clock::now_ms()).unwrap(),
         router: RouterFacts {
             hostname: "ap-test".into(),
             agent_version: "0.1.0".into(),

@@ -8,7 +8,6 @@
 //! interface line cannot echo its private key.
 
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use routerstats_shared::{IpNet, WgInterface, WgPeer};
 
@@ -24,7 +23,7 @@ const PLAUSIBLE_HANDSHAKE_AFTER: u64 = 1_420_070_400;
 /// system time. A per-interface dump does not name its interface: `interface` names it.
 pub fn parse(text: &str, interface: &str) -> Result<Parsed<Vec<WgInterface>>, ParseError> {
     if is_show_format(text) {
-        parse_show(text, unix_now())
+        parse_show(text, u64::try_from(crate::clock::unix_now()).unwrap_or(0))
     } else if is_interface_dump(text) {
         parse_interface_dump(text, interface)
     } else {
@@ -515,13 +514,6 @@ fn strip_ansi(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -76,21 +76,8 @@ pub fn tighten_mode(path: &Path, mode: u32) -> std::io::Result<bool> {
     Ok(true)
 }
 
-/// Seconds since the Unix epoch (0 if the clock is before 1970).
-pub(crate) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// Milliseconds since the Unix epoch (0 if the clock is before 1970).
-pub(crate) fn unix_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+/// The clock, for the uplink's modules (`super::unix_now`).
+pub(crate) use crate::clock::{unix_now, unix_now_ms};
 
 /// `N` random bytes from `/dev/urandom`. If it cannot be read (a very unusual router), falls back
 /// to hashing the time, the process id and a counter: unique enough for a boot id or for jitter,

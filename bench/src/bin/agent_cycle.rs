@@ -1,6 +1,6 @@
 //! `bench-agent-cycle`: CPU time and memory of the agent's collection cycle.
 //!
-//! Part 1 runs the agent library's `Collector` in this process over a fake router root (the
+//! Part 1 runs the agent library's `ReportBuilder` in this process over a fake router root (the
 //! realistic router of `bench-agent-size`, written into a root made by the tests' fake_router,
 //! whose `iw`, `wg` and `df` are shell scripts): one cycle, then `--cycles N` more (default
 //! 10,000), each also encoding its report frame as the agent does. It prints CPU time (this
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use routerstats_agent::collect::Collector;
+use routerstats_agent::collect::ReportBuilder;
 use routerstats_agent::config::AgentConfig;
 use routerstats_bench::cproc::{collector_bin, CollectorProc};
 use routerstats_bench::gen::{RouterText, Shape};
@@ -40,7 +40,7 @@ fn config_for(root: &std::path::Path) -> AgentConfig {
     }
 }
 
-fn cycle(c: &mut Collector) -> usize {
+fn cycle(c: &mut ReportBuilder) -> usize {
     let report = c.collect();
     Message::Report(Box::new(report))
         .to_frame()
@@ -49,7 +49,7 @@ fn cycle(c: &mut Collector) -> usize {
 }
 
 fn part1(root: &std::path::Path, cycles: u64) -> Result<(), String> {
-    let mut c = Collector::new(config_for(root));
+    let mut c = ReportBuilder::new(config_for(root));
     c.prime_cpu();
     let m0 = sys::mem_self();
     let (s0, k0, w0) = (sys::cpu_self(), sys::cpu_children(), Instant::now());

@@ -38,7 +38,6 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
-use super::isp::{iso_now, Envelope, IspError};
 use super::{with_read, ApiError, ApiState};
 use crate::ingest::writer::DbHealth;
 
@@ -184,6 +183,7 @@ impl ResponseCache {
     }
 
     /// (entries, total body bytes) held now.
+    #[cfg(test)]
     pub fn usage(&self) -> (usize, usize) {
         let slots = self.slots();
         let bytes = slots
@@ -399,28 +399,6 @@ where
         json_bytes(&compute(c)?)
     })
     .await
-}
-
-/// An ISP-group answer (`{"success": true, "data", "timestamp"}`) through the cache; `data`
-/// runs when the cache needs a new body, and `timestamp` is when that body was made.
-pub async fn cached_envelope<T, F>(
-    state: &ApiState,
-    key: &str,
-    data: F,
-) -> Result<Response, IspError>
-where
-    T: serde::Serialize,
-    F: Fn(&rusqlite::Connection) -> Result<T, IspError> + Clone + Send + Sync + 'static,
-{
-    cached_json(state, key, move |c| {
-        Ok(Envelope {
-            success: true,
-            data: data(c).map_err(|e| ApiError::new(e.status, e.message))?,
-            timestamp: iso_now(),
-        })
-    })
-    .await
-    .map_err(IspError::from)
 }
 
 /// The cache key of a route answer: `route` then every parameter that changes the answer, in the

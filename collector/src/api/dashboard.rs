@@ -37,12 +37,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::gateway::Window;
 use super::readpool::db_err;
+use super::window::{open_bounds, parse_duration, port_traffic, window_sums, SumScope, Window};
 use super::{require_role, with_read, ApiError, ApiState};
-use crate::store::MAX_NAME_CHARS;
+use crate::clock::now_ms;
 use crate::pki::tokens::Role;
-use crate::ingest::writer::now_ms;
+use crate::store::MAX_NAME_CHARS;
 
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const DASHBOARD_CSS: &str = include_str!("../../assets/dashboard.css");
@@ -58,6 +58,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub const WG_ACTIVE_S: i64 = 180;
 /// Longest `q` / `site` filter and router id accepted.
 const MAX_FILTER_CHARS: usize = MAX_NAME_CHARS;
+#[cfg(test)]
 const HOUR_MS: i64 = 3_600_000;
 
 /// The routes of this group.
@@ -135,20 +136,6 @@ async fn asset(Path(file): Path<String>) -> Response {
 
 // ---------------------------------------------------------------------------------------------
 // Query input
-
-/// The `duration` of `/api/fleet` and `/api/routers/{id}`: `15m`, `1h`, `1d` or `7d` (absent or
-/// empty: `1h`); anything else is a 400.
-pub fn parse_duration(s: Option<&str>) -> Result<Window, ApiError> {
-    match s.map(str::trim) {
-        None | Some("") => Ok(Window::H1),
-        Some(other) => Window::named(other).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "duration must be one of 15m, 1h, 1d, 7d (got {:?})",
-                other.chars().take(20).collect::<String>()
-            ))
-        }),
-    }
-}
 
 /// Query of `GET /api/fleet`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -570,12 +557,6 @@ const BASE_SQL: &str =
 
 const LATEST_IFACES_SQL: &str = "SELECT name, kind, rx_bps, tx_bps FROM interface_samples \
      WHERE router_id = ?1 AND ts_ms = ?2 ORDER BY name";
-const WINDOW_RAW_SQL: &str = "SELECT sum(rx_delta), sum(tx_delta) FROM interface_samples \
-     WHERE router_id = ?1 AND name = ?2 AND ts_ms >= ?3";
-const WINDOW_5M_SQL: &str = "SELECT sum(rx_bytes), sum(tx_bytes) FROM interface_rollup_5m \
-     WHERE router_id = ?1 AND name = ?2 AND bucket_start_ms >= ?3";
-const WINDOW_1H_SQL: &str = "SELECT sum(rx_bytes), sum(tx_bytes) FROM interface_rollup_1h \
-     WHERE router_id = ?1 AND name = ?2 AND bucket_start_ms >= ?3";
 const INTERVAL_SQL: &str =
     "SELECT ts_ms FROM reports WHERE router_id = ?1 ORDER BY ts_ms DESC LIMIT 2";
 const CLIENT_COUNT_SQL: &str =
@@ -584,9 +565,6 @@ const CLIENT_COUNT_SQL: &str =
      WHERE w.router_id = s.router_id AND w.name = s.iface), 'AP') IN ('AP', 'AP/VLAN')";
 const IFACES_SQL: &str = "SELECT name, kind, rx_bytes, tx_bytes, rx_bps, tx_bps, rx_errs, tx_errs, rx_drop, tx_drop \
      FROM interface_samples WHERE router_id = ?1 AND ts_ms = ?2 AND kind != 'loopback' ORDER BY name";
-const IFACE_WINDOW_SUMS_SQL: &str =
-    "SELECT name, sum(rx_delta), sum(tx_delta) FROM interface_samples \
-     WHERE router_id = ?1 AND ts_ms >= ?2 GROUP BY name";
 const LEASES_SQL: &str =
     "SELECT ip, mac, hostname, client_id, expires FROM leases WHERE router_id = ?1";
 const LEASE_BY_MAC_SQL: &str = "SELECT hostname, ip FROM leases WHERE mac = ?1 ORDER BY hostname IS NULL, updated_ms DESC LIMIT 1";
@@ -713,7 +691,8 @@ pub fn pick_wan<'a>(ifaces: impl IntoIterator<Item = (&'a str, &'a str)>) -> Opt
         .map(|(n, _)| *n)
 }
 
-/// Bytes received and sent on one interface over the window ending now.
+/// Bytes received and sent on one interface over the window ending now ([`port_traffic`], the
+/// sums `/api/gateways` reads too); None for a direction without a known delta.
 fn window_traffic(
     conn: &Connection,
     router_id: i64,
@@ -721,20 +700,14 @@ fn window_traffic(
     window: Window,
     now: i64,
 ) -> Result<(Option<i64>, Option<i64>), ApiError> {
-    let since = now.saturating_sub(window.duration_ms());
-    // Rollup buckets count when they start inside the window.
-    let sql = match window {
-        Window::M15 | Window::H1 => WINDOW_RAW_SQL,
-        Window::D1 => WINDOW_5M_SQL,
-        Window::D7 => WINDOW_1H_SQL,
-    };
-    conn.prepare_cached(sql)
-        .and_then(|mut st| {
-            st.query_row(params![router_id, name, since], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-        })
-        .map_err(db_err)
+    let sums = port_traffic(conn, window, open_bounds(window, now), router_id, name)?;
+    Ok(as_i64(sums))
+}
+
+/// Byte sums as the dashboard's JSON numbers.
+fn as_i64((rx, tx): (Option<u64>, Option<u64>)) -> (Option<i64>, Option<i64>) {
+    let v = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
+    (rx.map(v), tx.map(v))
 }
 
 /// Milliseconds between the router's two newest reports.
@@ -804,7 +777,7 @@ fn router_extras(
 
 fn fleet_row(b: &Base, x: RouterExtras, now: i64) -> FleetRouter {
     let interval = x.interval;
-    let online = b.revoked_at.is_none() && super::monitor::is_online(now, b.last_seen_ms, interval);
+    let online = b.revoked_at.is_none() && super::fleet::is_online(now, b.last_seen_ms, interval);
     let status = if b.revoked_at.is_some() {
         "revoked"
     } else if b.last_seen_ms.is_none() {
@@ -879,39 +852,11 @@ const STATIONS_ALL_SQL: &str = "SELECT r.id, s.iface, count(*) \
      FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
      GROUP BY r.id, s.iface";
 const WIRELESS_TYPES_SQL: &str = "SELECT router_id, name, type FROM wireless_interfaces";
-/// Every router's raw interface deltas in `[?1, ?2]` (one primary-key range per router).
-const RAW_EDGE_SQL: &str = "SELECT s.router_id, s.name, s.rx_delta, s.tx_delta \
-     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms BETWEEN ?1 AND ?2";
-/// Every router's rollup buckets in `[?1, ?2]` (primary-key range).
-const ROLLUP_ALL_SQL: &str = "SELECT router_id, name, rx_bytes, tx_bytes FROM {table} \
-     WHERE bucket_start_ms BETWEEN ?1 AND ?2";
-
-/// `v` rounded up to a multiple of `len` (> 0).
-fn ceil_to(v: i64, len: i64) -> i64 {
-    v.div_euclid(len)
-        .saturating_add(i64::from(v.rem_euclid(len) != 0))
-        .saturating_mul(len)
-}
-
-/// A WAN sum being built from several tables: the byte sums, and whether a non-NULL delta
-/// (raw) or a bucket (rollup) was seen for each direction.
-#[derive(Debug, Default, Clone, Copy)]
-struct WanSum {
-    rx: i64,
-    tx: i64,
-    rx_known: bool,
-    tx_known: bool,
-    buckets: bool,
-}
-
 /// [`RouterExtras`] of `selected` routers, with one query per table for the whole fleet.
 ///
-/// The WAN window sums equal [`window_traffic`]'s: 1d adds the 5-minute buckets before the
-/// first whole hour of the window and the 1-hour buckets from it on (which hold the sums of
-/// their 5-minute buckets); 7d the 1-hour buckets; 15m and 1h the raw deltas before the first
-/// whole 5-minute bucket and the 5-minute buckets from it on (which hold the sums of their
-/// samples). A raw window's SQL `sum` is NULL when no delta is known: a router whose buckets
-/// hold 0 bytes and whose raw edge has no known delta is read again with [`window_traffic`].
+/// The WAN window sums come from [`window_sums`] over the whole fleet, the function
+/// `/api/gateways` reads; a raw window whose 5-minute buckets hold 0 bytes and whose raw edge
+/// has no known delta is read again with [`window_traffic`] (to tell unknown from zero).
 fn fleet_extras(
     conn: &Connection,
     selected: &[&Base],
@@ -975,64 +920,18 @@ fn fleet_extras(
                 .map(|n| (*id, n.to_string()))
         })
         .collect();
-    let since = now.saturating_sub(window.duration_ms());
-    let mut sums: HashMap<i64, WanSum> = HashMap::with_capacity(wan.len());
-    let mut add = |table: Option<&str>, lo: i64, hi: i64| -> Result<(), ApiError> {
-        if lo > hi {
-            return Ok(());
-        }
-        let sql = match table {
-            Some(t) => ROLLUP_ALL_SQL.replace("{table}", t),
-            None => RAW_EDGE_SQL.to_string(),
-        };
-        let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-        let mut rows = st.query(params![lo, hi]).map_err(db_err)?;
-        while let Some(r) = rows.next().map_err(db_err)? {
-            let id: i64 = r.get(0).map_err(db_err)?;
-            let Some(w) = wan.get(&id) else { continue };
-            let name = r
-                .get_ref(1)
-                .and_then(|v| v.as_str().map_err(Into::into))
-                .map_err(db_err)?;
-            if name != w {
-                continue;
-            }
-            let rx: Option<i64> = r.get(2).map_err(db_err)?;
-            let tx: Option<i64> = r.get(3).map_err(db_err)?;
-            let e = sums.entry(id).or_default();
-            e.rx = e.rx.saturating_add(rx.unwrap_or(0));
-            e.tx = e.tx.saturating_add(tx.unwrap_or(0));
-            if table.is_some() {
-                e.buckets = true;
-            }
-            e.rx_known |= rx.is_some() && (table.is_none() || rx != Some(0));
-            e.tx_known |= tx.is_some() && (table.is_none() || tx != Some(0));
-        }
-        Ok(())
-    };
-    const M5: i64 = 5 * 60_000;
-    match window {
-        Window::M15 | Window::H1 => {
-            let first = ceil_to(since, M5);
-            add(None, since, first.saturating_sub(1))?;
-            add(Some("interface_rollup_5m"), first, i64::MAX)?;
-        }
-        Window::D1 => {
-            let first = ceil_to(since, HOUR_MS);
-            add(Some("interface_rollup_5m"), since, first.saturating_sub(1))?;
-            add(Some("interface_rollup_1h"), first, i64::MAX)?;
-        }
-        Window::D7 => add(Some("interface_rollup_1h"), since, i64::MAX)?,
-    }
+    // The same sums as /api/gateways (window::window_sums), WAN ports picked.
+    let (since, until) = open_bounds(window, now);
+    let sums = window_sums(conn, window, since, until, SumScope::FleetPorts(&wan))?;
     for (id, name) in &wan {
         let Some(x) = out.get_mut(id) else { continue };
-        let Some(e) = sums.get(id) else { continue };
-        x.wan_traffic = if window.uses_rollup() || (e.rx_known && e.tx_known) {
-            (Some(e.rx), Some(e.tx))
-        } else if e.buckets {
+        let Some(e) = sums.get(&(*id, name.clone())) else {
+            continue;
+        };
+        x.wan_traffic = if e.buckets && !window.uses_rollup() && !(e.rx_known && e.tx_known) {
             window_traffic(conn, *id, name, window, now)?
         } else {
-            (e.rx_known.then_some(e.rx), e.tx_known.then_some(e.tx))
+            as_i64(e.known(window))
         };
     }
     Ok(out)
@@ -1193,18 +1092,11 @@ fn interfaces_of(
         }
     } else {
         // One range scan of the router's samples in the window, summed per interface.
-        let mut st = conn.prepare_cached(IFACE_WINDOW_SUMS_SQL).map_err(db_err)?;
-        let sums: HashMap<String, (Option<i64>, Option<i64>)> = st
-            .query_map(
-                params![router_id, now.saturating_sub(window.duration_ms())],
-                |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))),
-            )
-            .map_err(db_err)?
-            .collect::<Result<_, _>>()
-            .map_err(db_err)?;
+        let (since, until) = open_bounds(window, now);
+        let sums = window_sums(conn, window, since, until, SumScope::Router(router_id))?;
         for i in &mut out {
-            if let Some((rx, tx)) = sums.get(&i.name) {
-                (i.window_rx_bytes, i.window_tx_bytes) = (*rx, *tx);
+            if let Some(e) = sums.get(&(router_id, i.name.clone())) {
+                (i.window_rx_bytes, i.window_tx_bytes) = as_i64(e.known(window));
             }
         }
     }
@@ -1472,6 +1364,13 @@ fn sources_of(conn: &Connection, router_id: i64) -> Result<Vec<SourceOut>, ApiEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The window queries the dashboard read itself before it shared api::window with
+    // /api/gateways, under their old names.
+    use crate::api::window::{
+        RAW_PORT_ROWS_SQL as WINDOW_RAW_SQL, RAW_ROUTER_ROWS_SQL as IFACE_WINDOW_SUMS_SQL,
+        RAW_ROWS_SQL as RAW_EDGE_SQL, ROLLUP_PORT_SUM_SQL as WINDOW_5M_SQL,
+        ROLLUP_PORT_SUM_SQL as WINDOW_1H_SQL, ROLLUP_RANGE_SQL as ROLLUP_ALL_SQL,
+    };
 
     #[test]
     fn fleet_cache_key_normalizes_the_query() {
@@ -1643,7 +1542,9 @@ mod tests {
         // Raw windows: a range of one router's samples, by the clustered key or the per-name index.
         let raw = plan(&c, WINDOW_RAW_SQL);
         assert!(
-            raw.contains("(router_id=? AND ts_ms>?)") || raw.contains("interface_samples_key"),
+            raw.contains("(router_id=? AND ts_ms>?)")
+                || raw.contains("(router_id=? AND ts_ms>? AND ts_ms<?)")
+                || raw.contains("interface_samples_key"),
             "{raw}"
         );
         assert!(
@@ -1718,7 +1619,7 @@ mod tests {
 
     #[test]
     fn online_rule_and_wg_status() {
-        use crate::api::monitor::is_online as online;
+        use crate::api::fleet::is_online as online;
         assert!(online(NOW, Some(NOW - 89_000), None));
         assert!(!online(NOW, Some(NOW - 91_000), None));
         assert!(online(NOW, Some(NOW - 800_000), Some(300_000)));

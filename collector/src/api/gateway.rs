@@ -35,15 +35,16 @@ use axum::{Json, Router};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
-use super::monitor::{bad_query, find_router, iso_ms, load_routers, to_u64, RouterInfo};
+use super::envelope::{envelope, Envelope};
+use super::fleet::{find_router, load_routers, RouterInfo};
+use super::monitor::{bad_query, to_u64};
 use super::readpool::db_err;
+use super::times::iso_ms;
+use super::window::{window_bounds, window_totals, Source, Totals, Window, POINTS};
 use super::{require_role, with_read, ApiError, ApiState};
-use crate::store::{BUCKET_1H_MS, BUCKET_5M_MS};
+use crate::clock::now_ms;
 use crate::pki::tokens::Role;
-use crate::ingest::writer::now_ms;
 
-/// Points of a traffic series.
-pub const POINTS: usize = 20;
 /// Name of the organization (the collector) until the configuration has a key for it.
 pub const ORG_NAME: &str = "routerstats";
 /// Longest accepted gateway id or name, port name and site filter.
@@ -66,98 +67,6 @@ pub fn routes() -> Router<ApiState> {
 pub struct Doc;
 
 // ---------------------------------------------------------------------------------------------
-// Windows
-// ---------------------------------------------------------------------------------------------
-
-/// A statistics window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-pub enum Window {
-    #[serde(rename = "15m")]
-    M15,
-    #[serde(rename = "1h")]
-    H1,
-    #[serde(rename = "1d")]
-    D1,
-    #[serde(rename = "7d")]
-    D7,
-}
-
-/// Where a window's data comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Raw,
-    Rollup5m,
-    Rollup1h,
-}
-
-impl Window {
-    pub const ALL: [Window; 4] = [Window::M15, Window::H1, Window::D1, Window::D7];
-
-    /// The window named `s` (`15m`, `1h`, `1d` or `7d`, surrounding white space ignored).
-    pub fn named(s: &str) -> Option<Window> {
-        Window::ALL.into_iter().find(|w| w.as_str() == s.trim())
-    }
-
-    /// Parses `15m`, `1h`, `1d` or `7d`; anything else is a 400.
-    pub fn parse(s: &str) -> Result<Window, ApiError> {
-        Window::named(s)
-            .ok_or_else(|| ApiError::bad_request("duration must be one of 15m, 1h, 1d, 7d"))
-    }
-
-    /// `duration` query value: None is `default`.
-    fn from_query(v: Option<&str>, default: Window) -> Result<Window, ApiError> {
-        v.map(Window::parse).unwrap_or(Ok(default))
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Window::M15 => "15m",
-            Window::H1 => "1h",
-            Window::D1 => "1d",
-            Window::D7 => "7d",
-        }
-    }
-
-    pub fn duration_ms(self) -> i64 {
-        match self {
-            Window::M15 => 15 * 60 * 1000,
-            Window::H1 => 60 * 60 * 1000,
-            Window::D1 => 24 * 60 * 60 * 1000,
-            Window::D7 => 7 * 24 * 60 * 60 * 1000,
-        }
-    }
-
-    /// `duration / 20`: 45 s, 180 s, 4320 s, 30240 s.
-    pub fn interval_ms(self) -> i64 {
-        self.duration_ms() / POINTS as i64
-    }
-
-    /// Whether the window is summed from a rollup (5-minute for 1d, 1-hour for 7d) rather than
-    /// raw samples.
-    pub fn uses_rollup(self) -> bool {
-        self.source() != Source::Raw
-    }
-
-    fn source(self) -> Source {
-        match self {
-            Window::M15 | Window::H1 => Source::Raw,
-            Window::D1 => Source::Rollup5m,
-            Window::D7 => Source::Rollup1h,
-        }
-    }
-}
-
-/// The window `[end - duration, end]`, `end` being `now_ms` rounded up to a whole second (so
-/// the newest sample is always inside).
-pub fn window_bounds(window: Window, now_ms: i64) -> (i64, i64) {
-    let secs = now_ms
-        .div_euclid(1000)
-        .saturating_add(i64::from(now_ms.rem_euclid(1000) != 0));
-    let end = secs.saturating_mul(1000);
-    (end.saturating_sub(window.duration_ms()), end)
-}
-
-// ---------------------------------------------------------------------------------------------
 // Queries
 // ---------------------------------------------------------------------------------------------
 
@@ -166,30 +75,6 @@ const PORTS_SQL: &str = "SELECT r.id, s.name, s.kind, s.rx_bytes, s.tx_bytes, s.
      s.rx_errs, s.tx_errs, s.rx_bps, s.tx_bps \
      FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
      WHERE s.name <> 'lo' AND s.kind <> 'loopback'";
-
-/// Raw deltas in `[?1, ?2]`: one primary-key range per router. Summed in Rust (a GROUP BY
-/// here would sort every sample).
-const RAW_ROWS_SQL: &str = "SELECT s.router_id, s.name, s.rx_delta, s.tx_delta \
-     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms BETWEEN ?1 AND ?2";
-
-/// Every router's rollup rows with `bucket_start_ms` in `[?1, ?2]` (primary-key range).
-const ROLLUP_RANGE_SQL: &str =
-    "SELECT router_id, name, rx_bytes, tx_bytes FROM {table} WHERE bucket_start_ms BETWEEN ?1 AND ?2";
-
-/// The (router, name) of every current port (see [`PORTS_SQL`]).
-const PORT_KEYS_SQL: &str = "SELECT r.id, s.name \
-     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
-     WHERE s.name <> 'lo' AND s.kind <> 'loopback'";
-
-/// One port's rollup sums: 5-minute buckets starting in `[?3, ?4]` and `[?7, ?8]`, 1-hour
-/// buckets starting in `[?5, ?6]` (primary-key ranges; an empty range is `lo > hi`).
-const ROLLUP_PORT_SUM_SQL: &str = "SELECT coalesce(sum(rx), 0), coalesce(sum(tx), 0) FROM ( \
-     SELECT rx_bytes AS rx, tx_bytes AS tx FROM interface_rollup_5m \
-       WHERE router_id = ?1 AND name = ?2 AND bucket_start_ms BETWEEN ?3 AND ?4 \
-     UNION ALL SELECT rx_bytes, tx_bytes FROM interface_rollup_1h \
-       WHERE router_id = ?1 AND name = ?2 AND bucket_start_ms BETWEEN ?5 AND ?6 \
-     UNION ALL SELECT rx_bytes, tx_bytes FROM interface_rollup_5m \
-       WHERE router_id = ?1 AND name = ?2 AND bucket_start_ms BETWEEN ?7 AND ?8)";
 
 /// One port's raw deltas in `[?3, ?4]` (index `interface_samples_key`).
 const RAW_SERIES_SQL: &str =
@@ -255,151 +140,6 @@ fn load_ports(
     Ok(out)
 }
 
-/// (router id, interface) -> (rx bytes, tx bytes) in a window.
-pub type Totals = HashMap<(i64, String), (u64, u64)>;
-
-/// Sums per router, each router's interfaces in a short list (a router has few): rows arrive
-/// router by router or bucket by bucket, and this avoids allocating a key per row.
-#[derive(Debug, Default)]
-struct RouterSums(HashMap<i64, Vec<(String, u64, u64)>>);
-
-impl RouterSums {
-    fn add(&mut self, id: i64, name: &str, rx: u64, tx: u64) {
-        let list = self.0.entry(id).or_default();
-        match list.iter_mut().find(|(n, _, _)| n == name) {
-            Some(e) => {
-                e.1 = e.1.saturating_add(rx);
-                e.2 = e.2.saturating_add(tx);
-            }
-            None => list.push((name.to_string(), rx, tx)),
-        }
-    }
-
-    /// Adds every row of `st` (columns router id, name, rx, tx; rx and tx may be NULL).
-    fn add_rows(
-        &mut self,
-        st: &mut rusqlite::CachedStatement<'_>,
-        params: impl rusqlite::Params,
-    ) -> Result<(), ApiError> {
-        let mut rows = st.query(params).map_err(db_err)?;
-        while let Some(r) = rows.next().map_err(db_err)? {
-            let id: i64 = r.get(0).map_err(db_err)?;
-            let name = r
-                .get_ref(1)
-                .and_then(|v| v.as_str().map_err(Into::into))
-                .map_err(db_err)?;
-            let rx = r
-                .get::<_, Option<i64>>(2)
-                .map_err(db_err)?
-                .map_or(0, to_u64);
-            let tx = r
-                .get::<_, Option<i64>>(3)
-                .map_err(db_err)?
-                .map_or(0, to_u64);
-            self.add(id, name, rx, tx);
-        }
-        Ok(())
-    }
-
-    fn into_totals(self, acc: &mut Totals) {
-        for (id, list) in self.0 {
-            for (name, rx, tx) in list {
-                let e = acc.entry((id, name)).or_insert((0, 0));
-                e.0 = e.0.saturating_add(rx);
-                e.1 = e.1.saturating_add(tx);
-            }
-        }
-    }
-}
-
-/// Adds the raw deltas in `[lo, hi]` into `acc`, per (router, interface).
-fn add_raw_sums(
-    conn: &Connection,
-    lo: i64,
-    hi: i64,
-    router: Option<i64>,
-    acc: &mut Totals,
-) -> Result<(), ApiError> {
-    if lo > hi {
-        return Ok(());
-    }
-    let sql = match router {
-        Some(_) => format!("{RAW_ROWS_SQL} WHERE r.id = ?3"),
-        None => RAW_ROWS_SQL.to_string(),
-    };
-    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-    let mut sums = RouterSums::default();
-    match router {
-        Some(id) => sums.add_rows(&mut st, params![lo, hi, id])?,
-        None => sums.add_rows(&mut st, params![lo, hi])?,
-    }
-    sums.into_totals(acc);
-    Ok(())
-}
-
-/// Adds the rollup rows of every router with `bucket_start_ms` in `[lo, hi]` of `table` into
-/// `acc`: one primary-key range (the rollups are clustered by bucket).
-fn add_rollup_range(
-    conn: &Connection,
-    table: &str,
-    lo: i64,
-    hi: i64,
-    acc: &mut RouterSums,
-) -> Result<(), ApiError> {
-    if lo > hi {
-        return Ok(());
-    }
-    let mut st = conn
-        .prepare_cached(&ROLLUP_RANGE_SQL.replace("{table}", table))
-        .map_err(db_err)?;
-    acc.add_rows(&mut st, params![lo, hi])
-}
-
-/// `v` rounded up to a multiple of `len` (> 0).
-fn ceil_to(v: i64, len: i64) -> i64 {
-    v.div_euclid(len)
-        .saturating_add(i64::from(v.rem_euclid(len) != 0))
-        .saturating_mul(len)
-}
-
-/// How a raw window `[start, end]` (samples by `ts_ms`) is read: the whole 5-minute buckets
-/// inside it from `interface_rollup_5m` (which holds exactly the sums of their samples), the
-/// partial buckets at the edges from raw samples. Returns (raw ranges, 5-minute bucket-start
-/// range); an empty range is `lo > hi`.
-fn raw_window_split(start: i64, end: i64) -> ([(i64, i64); 2], (i64, i64)) {
-    const EMPTY: (i64, i64) = (1, 0);
-    // Buckets [b, b + 5m) with start <= b and b + 5m - 1 <= end.
-    let first = ceil_to(start, BUCKET_5M_MS);
-    let stop = end
-        .saturating_add(1)
-        .div_euclid(BUCKET_5M_MS)
-        .saturating_mul(BUCKET_5M_MS);
-    if first >= stop {
-        return ([(start, end), EMPTY], EMPTY);
-    }
-    (
-        [(start, first - 1), (stop, end)],
-        (first, stop - BUCKET_5M_MS),
-    )
-}
-
-/// The (router, name) of the current ports (of one router, or all).
-fn port_keys(conn: &Connection, router: Option<i64>) -> Result<Vec<(i64, String)>, ApiError> {
-    let sql = match router {
-        Some(_) => format!("{PORT_KEYS_SQL} AND r.id = ?1"),
-        None => PORT_KEYS_SQL.to_string(),
-    };
-    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-    let map_row =
-        |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, String)> { Ok((r.get(0)?, r.get(1)?)) };
-    let rows = match router {
-        Some(id) => st.query_map([id], map_row),
-        None => st.query_map([], map_row),
-    }
-    .map_err(db_err)?;
-    rows.collect::<Result<_, _>>().map_err(db_err)
-}
-
 /// `template` with `{table}` replaced by the rollup table of `source`.
 fn rollup_sql(template: &str, source: Source) -> String {
     let table = if source == Source::Rollup1h {
@@ -408,82 +148,6 @@ fn rollup_sql(template: &str, source: Source) -> String {
         "interface_rollup_5m"
     };
     template.replace("{table}", table)
-}
-
-/// The three bucket ranges of [`ROLLUP_PORT_SUM_SQL`] for a window: 5-minute, 1-hour,
-/// 5-minute (an empty range is `(1, 0)`).
-fn rollup_ranges(window: Window, start: i64, end: i64) -> [(i64, i64); 3] {
-    const EMPTY: (i64, i64) = (1, 0);
-    match window.source() {
-        Source::Rollup1h => [EMPTY, (start, end), EMPTY],
-        _ => {
-            // 5-minute buckets starting in [start, end], read as: the 5-minute buckets before
-            // the first whole hour and from the last hour on, and the 1-hour buckets (the sums
-            // of their twelve 5-minute buckets) in between.
-            let first_hour = start
-                .div_euclid(BUCKET_1H_MS)
-                .saturating_add(i64::from(start.rem_euclid(BUCKET_1H_MS) != 0))
-                .saturating_mul(BUCKET_1H_MS);
-            let last_hour = end.div_euclid(BUCKET_1H_MS).saturating_mul(BUCKET_1H_MS);
-            if first_hour < last_hour {
-                [
-                    (start, first_hour - 1),
-                    (first_hour, last_hour - 1),
-                    (last_hour, end),
-                ]
-            } else {
-                [(start, end), EMPTY, EMPTY]
-            }
-        }
-    }
-}
-
-/// Window totals of every port (of one router, or all) with traffic data in the window; a
-/// port without any is absent (read as zeros). See the module doc for membership.
-///
-/// The whole fleet is read with one range query per source table (the raw edges, the
-/// 5-minute and the 1-hour buckets), summed here; one router's ports are read port by port
-/// through the per-key indexes.
-pub fn window_totals(
-    conn: &Connection,
-    window: Window,
-    start: i64,
-    end: i64,
-    router: Option<i64>,
-) -> Result<Totals, ApiError> {
-    let mut acc = Totals::new();
-    if window.source() == Source::Raw {
-        if router.is_some() {
-            add_raw_sums(conn, start, end, router, &mut acc)?;
-            return Ok(acc);
-        }
-        let ([r0, r1], b) = raw_window_split(start, end);
-        add_raw_sums(conn, r0.0, r0.1, None, &mut acc)?;
-        add_raw_sums(conn, r1.0, r1.1, None, &mut acc)?;
-        let mut sums = RouterSums::default();
-        add_rollup_range(conn, "interface_rollup_5m", b.0, b.1, &mut sums)?;
-        sums.into_totals(&mut acc);
-        return Ok(acc);
-    }
-    let [a, b, c] = rollup_ranges(window, start, end);
-    let Some(id) = router else {
-        let mut sums = RouterSums::default();
-        add_rollup_range(conn, "interface_rollup_5m", a.0, a.1, &mut sums)?;
-        add_rollup_range(conn, "interface_rollup_1h", b.0, b.1, &mut sums)?;
-        add_rollup_range(conn, "interface_rollup_5m", c.0, c.1, &mut sums)?;
-        sums.into_totals(&mut acc);
-        return Ok(acc);
-    };
-    let mut st = conn.prepare_cached(ROLLUP_PORT_SUM_SQL).map_err(db_err)?;
-    for (id, name) in port_keys(conn, Some(id))? {
-        let (rx, tx) = st
-            .query_row(params![id, name, a.0, a.1, b.0, b.1, c.0, c.1], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-            })
-            .map_err(db_err)?;
-        acc.insert((id, name), (to_u64(rx), to_u64(tx)));
-    }
-    Ok(acc)
 }
 
 /// `wan` for PPPoE and `wan*` interfaces, `vpn` for WireGuard and tunnels, `lan` otherwise.
@@ -548,18 +212,8 @@ pub struct Organization {
     pub num_gateways_revoked: usize,
 }
 
-/// `{"success": true, "data": ...}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Envelope<T> {
-    pub success: bool,
-    pub data: T,
-}
-
 fn ok<T>(data: T) -> Json<Envelope<T>> {
-    Json(Envelope {
-        success: true,
-        data,
-    })
+    Json(envelope(data))
 }
 
 /// The sites: distinct `site` values, `None` for routers without one.
@@ -1113,6 +767,11 @@ pub async fn port_traffic(
 mod tests {
     use super::*;
     use crate::api::monitor::tests::{assert_no_big_scan, empty_db, plan};
+    use crate::api::window::{
+        ceil_to, raw_window_split, PORT_KEYS_SQL, RAW_ROWS_SQL, ROLLUP_PORT_SUM_SQL,
+        ROLLUP_RANGE_SQL,
+    };
+    use crate::store::{BUCKET_1H_MS, BUCKET_5M_MS};
 
     const HOUR: i64 = BUCKET_1H_MS;
     /// A day boundary (2023-11-15T00:00:00Z).

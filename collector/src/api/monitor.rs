@@ -3,27 +3,24 @@
 //! - `GET /api/health` (open): collector status; with a read key also every router
 //!   online/offline with last-seen (without a key only the collector part). A router is online
 //!   when its latest report arrived within `max(3 x its report interval, 90 s)` (see
-//!   [`is_online`]); the interval is estimated from its two latest reports.
-//! - `GET /api/performance`: API request counts and response times (from the [`RequestStats`]
-//!   middleware), ingest rate (reports stored in the last 5 minutes) and uptime.
+//!   [`super::fleet::is_online`]); the interval is estimated from its two latest reports.
+//! - `GET /api/performance`: API request counts and response times (from the
+//!   [`super::request_stats`] middleware), ingest rate (reports stored in the last 5 minutes) and uptime.
 //! - `GET /api/export`: every router's current data as a timestamped JSON download.
 //! - `GET /api/logs[?count=&level=&clear=true]`: recent collector log lines from an in-memory
-//!   ring buffer fed by the [`LogCapture`] tracing layer; clearing needs an admin key.
+//!   ring buffer fed by the [`super::log_capture`] tracing layer; clearing needs an admin key.
 //! - `GET /api/pppoe_interfaces`: PPPoE interfaces (kind `pppoe`) of every router with their
 //!   latest counters and rates.
 //!
-//! Also the shared helpers of the fleet route groups: [`RouterInfo`] (one row per router with
-//! its online state), [`iso_ms`] and query parsing.
+//! The router rows and the online rule come from [`super::fleet`], time formats from
+//! [`super::times`].
 
-use std::collections::{HashMap, VecDeque};
-use std::fmt::Write as _;
-use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{MatchedPath, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -31,21 +28,17 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::fleet::{load_routers, RouterInfo, ONLINE_FLOOR_MS, ONLINE_INTERVALS};
+use super::log_capture::{log_ring, parse_level, LogLine, LOG_CAPACITY};
 use super::readpool::db_err;
+use super::request_stats::{EndpointStats, RequestCounts, RequestStats};
+use super::times::{compact_utc, iso_ms};
 use super::{require_role, with_read, ApiError, ApiState};
+use crate::clock::now_ms;
 use crate::pki::tokens::Role;
-use crate::ingest::writer::now_ms;
 
-/// A router counts as online for at least this long after its latest report.
-pub const ONLINE_FLOOR_MS: i64 = 90_000;
-/// ... or for this many report intervals, when that is longer.
-pub const ONLINE_INTERVALS: i64 = 3;
 /// Window over which `/api/performance` measures the ingest rate.
 pub const INGEST_WINDOW_MS: i64 = 5 * 60 * 1000;
-/// Log lines kept in memory.
-pub const LOG_CAPACITY: usize = 1000;
-/// Longest kept log line (characters); longer ones are cut.
-pub const LOG_LINE_MAX_CHARS: usize = 2000;
 /// Default and largest `count` of `/api/logs`.
 pub const LOG_COUNT_DEFAULT: usize = 100;
 pub const LOG_COUNT_MAX: usize = LOG_CAPACITY;
@@ -69,463 +62,14 @@ pub struct Doc;
 // Shared helpers
 // ---------------------------------------------------------------------------------------------
 
-/// RFC 3339 UTC time with milliseconds, like `2025-01-31T12:00:00.123Z`.
-pub fn iso_ms(ms: i64) -> String {
-    let nanos = i128::from(ms).saturating_mul(1_000_000);
-    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.millisecond()
-        ),
-        Err(_) => ms.to_string(),
-    }
-}
-
-/// Compact UTC time for file names, like `20250131T120000Z`.
-pub fn compact_utc(ms: i64) -> String {
-    let iso = iso_ms(ms);
-    let digits: String = iso
-        .chars()
-        .take(19)
-        .filter(|c| c.is_ascii_digit() || *c == 'T')
-        .collect();
-    format!("{digits}Z")
-}
-
-/// Whether a router whose latest report arrived at `last_seen_ms` counts as online at `now_ms`:
-/// within `max(3 x interval, 90 s)`, where `interval_ms` is its estimated report interval.
-pub fn is_online(now_ms: i64, last_seen_ms: Option<i64>, interval_ms: Option<i64>) -> bool {
-    let Some(seen) = last_seen_ms else {
-        return false;
-    };
-    let by_interval = interval_ms
-        .filter(|i| *i > 0)
-        .map(|i| i.saturating_mul(ONLINE_INTERVALS))
-        .unwrap_or(0);
-    now_ms.saturating_sub(seen) <= by_interval.max(ONLINE_FLOOR_MS)
-}
-
 /// Non-negative SQLite integer as u64 (negative values, which the store never writes, become 0).
 pub fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// One router with what the fleet routes show about it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RouterInfo {
-    pub id: i64,
-    pub name: String,
-    pub site: Option<String>,
-    pub hostname: String,
-    pub model: Option<String>,
-    pub release: Option<String>,
-    pub agent_version: Option<String>,
-    /// Collector time of the latest report.
-    pub last_seen_ms: Option<i64>,
-    /// Agent time of the latest (newest) report: the `ts_ms` of its samples.
-    pub last_report_ms: Option<i64>,
-    pub last_report_id: Option<i64>,
-    /// Unix seconds.
-    pub revoked_at: Option<i64>,
-    pub uptime_s: Option<i64>,
-    /// Agent time between its two latest reports.
-    pub interval_ms: Option<i64>,
-}
-
-impl RouterInfo {
-    /// `online`, `offline`, `revoked` or `never_reported`.
-    pub fn status(&self, now_ms: i64) -> &'static str {
-        if self.revoked_at.is_some() {
-            "revoked"
-        } else if self.last_seen_ms.is_none() {
-            "never_reported"
-        } else if is_online(now_ms, self.last_seen_ms, self.interval_ms) {
-            "online"
-        } else {
-            "offline"
-        }
-    }
-
-    pub fn online(&self, now_ms: i64) -> bool {
-        self.status(now_ms) == "online"
-    }
-}
-
-/// Columns of [`RouterInfo`]; the interval comes from the `reports_router_ts` index.
-const ROUTER_INFO_SQL: &str = "SELECT r.id, r.name, r.site, r.hostname, r.model, r.release, r.agent_version, \
-     r.last_seen_ms, r.last_report_ms, r.last_report_id, r.revoked_at, r.uptime_s, \
-     r.last_report_ms - (SELECT p.ts_ms FROM reports p WHERE p.router_id = r.id AND p.ts_ms < r.last_report_ms \
-                         ORDER BY p.ts_ms DESC LIMIT 1) \
-     FROM routers r";
-
-fn router_info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RouterInfo> {
-    Ok(RouterInfo {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        site: r.get(2)?,
-        hostname: r.get(3)?,
-        model: r.get(4)?,
-        release: r.get(5)?,
-        agent_version: r.get(6)?,
-        last_seen_ms: r.get(7)?,
-        last_report_ms: r.get(8)?,
-        last_report_id: r.get(9)?,
-        revoked_at: r.get(10)?,
-        uptime_s: r.get(11)?,
-        interval_ms: r.get(12)?,
-    })
-}
-
-/// Every router, by name.
-pub fn load_routers(conn: &Connection) -> Result<Vec<RouterInfo>, ApiError> {
-    let sql = format!("{ROUTER_INFO_SQL} ORDER BY r.name");
-    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-    let rows = st.query_map([], router_info_from_row).map_err(db_err)?;
-    rows.collect::<Result<_, _>>().map_err(db_err)
-}
-
-/// A router by numeric id (when one has that id) or else by name (case-insensitive).
-pub fn find_router(conn: &Connection, id_or_name: &str) -> Result<Option<RouterInfo>, ApiError> {
-    if let Ok(id) = id_or_name.parse::<i64>() {
-        let sql = format!("{ROUTER_INFO_SQL} WHERE r.id = ?1");
-        let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-        let mut rows = st.query_map([id], router_info_from_row).map_err(db_err)?;
-        if let Some(row) = rows.next() {
-            return row.map(Some).map_err(db_err);
-        }
-    }
-    let sql = format!("{ROUTER_INFO_SQL} WHERE r.name = ?1");
-    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-    let mut rows = st
-        .query_map([id_or_name], router_info_from_row)
-        .map_err(db_err)?;
-    rows.next().transpose().map_err(db_err)
-}
-
 /// Maps a query-string rejection to a 400.
 pub fn bad_query(e: QueryRejection) -> ApiError {
     ApiError::bad_request(format!("invalid query string: {}", e.body_text()))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Request statistics (fed by the middleware hooked in `api::router`)
-// ---------------------------------------------------------------------------------------------
-
-/// Counters of one route.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct RouteAgg {
-    count: u64,
-    errors: u64,
-    total_us: u64,
-    max_us: u64,
-}
-
-impl RouteAgg {
-    fn add(&mut self, status: StatusCode, us: u64) {
-        self.count += 1;
-        if status.is_client_error() || status.is_server_error() {
-            self.errors += 1;
-        }
-        self.total_us = self.total_us.saturating_add(us);
-        self.max_us = self.max_us.max(us);
-    }
-}
-
-#[derive(Debug, Default)]
-struct StatsInner {
-    all: RouteAgg,
-    successful: u64,
-    client_errors: u64,
-    server_errors: u64,
-    unauthorized: u64,
-    rate_limited: u64,
-    /// "METHOD /matched/path" -> counters (bounded by the route table).
-    routes: HashMap<String, RouteAgg>,
-}
-
-/// Request counts and response times of the API since it started.
-#[derive(Debug, Default)]
-pub struct RequestStats {
-    inner: Mutex<StatsInner>,
-}
-
-/// The method as a bounded label.
-fn method_label(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
-    }
-}
-
-impl RequestStats {
-    /// Records one answered request. `route` is the matched route pattern (None: no route).
-    pub fn record(&self, method: &Method, route: Option<&str>, status: StatusCode, micros: u64) {
-        let key = format!("{} {}", method_label(method), route.unwrap_or("(no route)"));
-        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        s.all.add(status, micros);
-        if status.is_server_error() {
-            s.server_errors += 1;
-        } else if status.is_client_error() {
-            s.client_errors += 1;
-        } else {
-            s.successful += 1;
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            s.unauthorized += 1;
-        }
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            s.rate_limited += 1;
-        }
-        s.routes.entry(key).or_default().add(status, micros);
-    }
-
-    /// Requests answered so far.
-    pub fn total(&self) -> u64 {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .all
-            .count
-    }
-
-    fn snapshot(&self) -> (RequestCounts, Vec<EndpointStats>) {
-        let s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let avg = |a: &RouteAgg| {
-            if a.count == 0 {
-                0.0
-            } else {
-                a.total_us as f64 / a.count as f64 / 1000.0
-            }
-        };
-        let counts = RequestCounts {
-            total: s.all.count,
-            successful: s.successful,
-            client_errors: s.client_errors,
-            server_errors: s.server_errors,
-            unauthorized: s.unauthorized,
-            rate_limited: s.rate_limited,
-            average_response_ms: avg(&s.all),
-            max_response_ms: s.all.max_us as f64 / 1000.0,
-        };
-        let mut endpoints: Vec<EndpointStats> = s
-            .routes
-            .iter()
-            .map(|(k, a)| EndpointStats {
-                endpoint: k.clone(),
-                count: a.count,
-                errors: a.errors,
-                average_response_ms: avg(a),
-                max_response_ms: a.max_us as f64 / 1000.0,
-            })
-            .collect();
-        endpoints.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then_with(|| a.endpoint.cmp(&b.endpoint))
-        });
-        (counts, endpoints)
-    }
-}
-
-/// Middleware recording every request in [`RequestStats`] (hooked in `api::router`).
-pub async fn record_request(
-    State(stats): State<Arc<RequestStats>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
-    let resp = next.run(req).await;
-    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    stats.record(&method, route.as_deref(), resp.status(), us);
-    resp
-}
-
-// ---------------------------------------------------------------------------------------------
-// Log capture
-// ---------------------------------------------------------------------------------------------
-
-/// One captured log line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct LogLine {
-    /// RFC 3339 UTC.
-    pub timestamp: String,
-    pub timestamp_ms: i64,
-    /// `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE`.
-    pub level: String,
-    /// The module that logged it.
-    pub target: String,
-    /// The message followed by its fields as `key=value`.
-    pub message: String,
-    #[serde(skip)]
-    severity: u8,
-}
-
-/// The in-memory ring of recent log lines.
-#[derive(Debug)]
-pub struct LogRing {
-    lines: Mutex<VecDeque<LogLine>>,
-    capacity: usize,
-}
-
-impl LogRing {
-    pub fn new(capacity: usize) -> Self {
-        LogRing {
-            lines: Mutex::new(VecDeque::new()),
-            capacity: capacity.max(1),
-        }
-    }
-
-    /// Appends a line, dropping the oldest when full.
-    pub fn push(&self, line: LogLine) {
-        let mut l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        while l.len() >= self.capacity {
-            l.pop_front();
-        }
-        l.push_back(line);
-    }
-
-    /// The newest `count` lines at `min_severity` or more severe, oldest first.
-    pub fn recent(&self, count: usize, min_severity: u8) -> Vec<LogLine> {
-        let l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<LogLine> = l
-            .iter()
-            .rev()
-            .filter(|x| x.severity >= min_severity)
-            .take(count)
-            .cloned()
-            .collect();
-        out.reverse();
-        out
-    }
-
-    /// Empties the ring; returns how many lines it held.
-    pub fn clear(&self) -> usize {
-        let mut l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        let n = l.len();
-        l.clear();
-        n
-    }
-
-    pub fn len(&self) -> usize {
-        self.lines.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-}
-
-static LOG_RING: LazyLock<LogRing> = LazyLock::new(|| LogRing::new(LOG_CAPACITY));
-
-/// The process-wide ring that [`LogCapture`] fills and `/api/logs` reads.
-pub fn log_ring() -> &'static LogRing {
-    &LOG_RING
-}
-
-/// Severity rank: higher is more severe (TRACE 1 .. ERROR 5).
-fn severity(level: &tracing::Level) -> u8 {
-    match *level {
-        tracing::Level::ERROR => 5,
-        tracing::Level::WARN => 4,
-        tracing::Level::INFO => 3,
-        tracing::Level::DEBUG => 2,
-        tracing::Level::TRACE => 1,
-    }
-}
-
-/// Parses `?level=` (case-insensitive; `warning` is accepted for `warn`).
-fn parse_level(s: &str) -> Option<u8> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "error" => Some(5),
-        "warn" | "warning" => Some(4),
-        "info" => Some(3),
-        "debug" => Some(2),
-        "trace" => Some(1),
-        _ => None,
-    }
-}
-
-/// Collects an event's message and fields as text.
-#[derive(Default)]
-struct EventText {
-    message: String,
-    fields: String,
-}
-
-impl tracing::field::Visit for EventText {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            let _ = write!(self.fields, " {}={}", field.name(), value);
-        }
-    }
-
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.fields, " {}={:?}", field.name(), value);
-        }
-    }
-}
-
-/// Cuts `s` to at most `max` characters.
-fn truncate_chars(mut s: String, max: usize) -> String {
-    if let Some((i, _)) = s.char_indices().nth(max) {
-        s.truncate(i);
-        s.push('…');
-    }
-    s
-}
-
-/// A tracing layer copying every event that passes the subscriber's filter into [`log_ring`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LogCapture;
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for LogCapture {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        let meta = event.metadata();
-        let mut text = EventText::default();
-        event.record(&mut text);
-        let ts = now_ms();
-        log_ring().push(LogLine {
-            timestamp: iso_ms(ts),
-            timestamp_ms: ts,
-            level: meta.level().to_string(),
-            target: meta.target().to_string(),
-            message: truncate_chars(
-                format!("{}{}", text.message, text.fields),
-                LOG_LINE_MAX_CHARS,
-            ),
-            severity: severity(meta.level()),
-        });
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -664,34 +208,6 @@ pub async fn health(
 // ---------------------------------------------------------------------------------------------
 // GET /api/performance
 // ---------------------------------------------------------------------------------------------
-
-/// API request counters since the collector started.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RequestCounts {
-    pub total: u64,
-    /// Answered with 1xx-3xx.
-    pub successful: u64,
-    /// Answered with 4xx (including 401 and 429).
-    pub client_errors: u64,
-    /// Answered with 5xx.
-    pub server_errors: u64,
-    pub unauthorized: u64,
-    pub rate_limited: u64,
-    pub average_response_ms: f64,
-    pub max_response_ms: f64,
-}
-
-/// Counters of one route.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct EndpointStats {
-    /// `METHOD /route/pattern`.
-    pub endpoint: String,
-    pub count: u64,
-    /// 4xx and 5xx answers.
-    pub errors: u64,
-    pub average_response_ms: f64,
-    pub max_response_ms: f64,
-}
 
 /// Ingest activity over the last 5 minutes (from the stored reports).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -1396,6 +912,8 @@ pub async fn pppoe_interfaces(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::api::fleet::{find_router, is_online, ROUTER_INFO_SQL};
+    use crate::api::log_capture::LogCapture;
     use crate::store::schema::MIGRATIONS;
     use serde_json::Value;
 
@@ -1528,45 +1046,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn ring_keeps_newest_and_filters_levels() {
-        let ring = LogRing::new(3);
-        for (i, lvl) in [
-            tracing::Level::INFO,
-            tracing::Level::ERROR,
-            tracing::Level::DEBUG,
-            tracing::Level::WARN,
-        ]
-        .iter()
-        .enumerate()
-        {
-            ring.push(LogLine {
-                timestamp: iso_ms(i as i64),
-                timestamp_ms: i as i64,
-                level: lvl.to_string(),
-                target: "t".into(),
-                message: format!("m{i}"),
-                severity: severity(lvl),
-            });
-        }
-        assert_eq!(ring.len(), 3);
-        let all: Vec<String> = ring.recent(10, 1).into_iter().map(|l| l.message).collect();
-        assert_eq!(all, ["m1", "m2", "m3"]);
-        let warn: Vec<String> = ring
-            .recent(10, parse_level("WARNING").unwrap())
-            .into_iter()
-            .map(|l| l.message)
-            .collect();
-        assert_eq!(warn, ["m1", "m3"]);
-        assert_eq!(
-            ring.recent(1, 1).first().map(|l| l.message.as_str()),
-            Some("m3")
-        );
-        assert_eq!(ring.clear(), 3);
-        assert!(ring.is_empty());
-        assert_eq!(parse_level("loud"), None);
-    }
-
-    #[test]
     fn capture_layer_records_message_and_fields() {
         use tracing_subscriber::layer::SubscriberExt;
         let subscriber = tracing_subscriber::registry().with(LogCapture);
@@ -1583,63 +1062,6 @@ pub(crate) mod tests {
         assert!(line.message.contains("router=ap-1"), "{}", line.message);
         assert!(line.message.contains("count=3"), "{}", line.message);
         assert!(line.target.contains("monitor"), "{}", line.target);
-    }
-
-    #[test]
-    fn long_lines_are_cut_on_char_boundaries() {
-        let s = "é".repeat(LOG_LINE_MAX_CHARS + 10);
-        let cut = truncate_chars(s, LOG_LINE_MAX_CHARS);
-        assert_eq!(cut.chars().count(), LOG_LINE_MAX_CHARS + 1);
-        assert_eq!(truncate_chars("short".into(), 10), "short");
-    }
-
-    #[test]
-    fn request_stats_count_by_route_and_status() {
-        let s = RequestStats::default();
-        s.record(&Method::GET, Some("/api/gateways"), StatusCode::OK, 2000);
-        s.record(
-            &Method::GET,
-            Some("/api/gateways"),
-            StatusCode::BAD_REQUEST,
-            4000,
-        );
-        s.record(&Method::GET, None, StatusCode::NOT_FOUND, 100);
-        s.record(
-            &Method::from_bytes(b"BREW").unwrap(),
-            None,
-            StatusCode::TOO_MANY_REQUESTS,
-            100,
-        );
-        s.record(
-            &Method::GET,
-            Some("/api/health"),
-            StatusCode::INTERNAL_SERVER_ERROR,
-            100,
-        );
-        let (c, e) = s.snapshot();
-        assert_eq!(
-            (
-                c.total,
-                c.successful,
-                c.client_errors,
-                c.server_errors,
-                c.rate_limited
-            ),
-            (5, 1, 3, 1, 1)
-        );
-        assert_eq!(s.total(), 5);
-        let gw = e
-            .iter()
-            .find(|x| x.endpoint == "GET /api/gateways")
-            .unwrap();
-        assert_eq!((gw.count, gw.errors), (2, 1));
-        assert!((gw.average_response_ms - 3.0).abs() < 1e-9);
-        assert!((gw.max_response_ms - 4.0).abs() < 1e-9);
-        assert!(e.iter().any(|x| x.endpoint == "OTHER (no route)"));
-        assert_eq!(
-            e.first().map(|x| x.endpoint.as_str()),
-            Some("GET /api/gateways")
-        );
     }
 
     #[test]

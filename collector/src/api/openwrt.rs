@@ -25,7 +25,8 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use super::cache::{self, json_bytes};
-use super::monitor::{load_routers, to_u64};
+use super::fleet::load_routers;
+use super::monitor::to_u64;
 use super::readpool::db_err;
 use super::{require_role, ApiError, ApiState};
 use crate::pki::tokens::Role;

@@ -64,7 +64,7 @@ pub async fn metrics(
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     super::cache::cached(&state, "/metrics", CONTENT_TYPE, |c| {
-        let now_ms = crate::pki::unix_now().saturating_mul(1000);
+        let now_ms = crate::clock::unix_now().saturating_mul(1000);
         render_fleet(c, now_ms).map(Bytes::from)
     })
     .await
@@ -99,13 +99,14 @@ pub struct Family {
 }
 
 /// Escapes a label value: backslash, double quote and line feed.
+#[cfg(test)]
 pub fn escape_label_value(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     push_label_value(&mut out, v);
     out
 }
 
-/// Appends `v` escaped as a label value (see [`escape_label_value`]) without allocating.
+/// Appends `v` escaped as a label value (the rules of `escape_label_value`) without allocating.
 fn push_label_value(out: &mut String, v: &str) {
     if !v.contains(['\\', '"', '\n']) {
         out.push_str(v);
@@ -139,6 +140,7 @@ pub fn format_float(v: f64) -> String {
 
 /// Whether `name` is a valid metric or label name (`[a-zA-Z_:][a-zA-Z0-9_:]*`; label names may
 /// not contain `:`, which none of ours do).
+#[cfg(test)]
 pub fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')

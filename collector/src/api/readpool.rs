@@ -18,13 +18,19 @@ pub struct ReadPool {
 
 impl ReadPool {
     pub fn new(path: PathBuf, max_idle: usize) -> Self {
-        ReadPool { path, idle: Mutex::new(Vec::new()), max_idle }
+        ReadPool {
+            path,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+        }
     }
 
     fn open(&self) -> Result<Connection, ApiError> {
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
         )
         .map_err(|e| {
             tracing::error!(error = %e, "cannot open a read connection");
@@ -35,7 +41,10 @@ impl ReadPool {
     }
 
     /// Runs `f` on an idle connection (or a new one) and returns the connection to the pool.
-    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,

@@ -31,10 +31,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::readpool::db_err;
+use super::times::{human_age, iso_utc};
 use super::{require_role, with_read, ApiError, ApiState};
-use crate::store::BUCKET_1H_MS;
+use crate::clock::now_ms;
 use crate::pki::tokens::Role;
-use crate::ingest::writer::now_ms;
+use crate::store::BUCKET_1H_MS;
 
 /// A peer is active when its latest handshake is at most this old (seconds).
 pub const ACTIVE_WITHIN_S: i64 = 180;
@@ -599,37 +600,6 @@ fn round(v: f64, places: i32) -> f64 {
     (v * f).round() / f
 }
 
-/// ISO 8601 UTC of Unix seconds (`2025-11-18T10:30:45Z`); the raw number when out of range.
-pub fn iso_utc(unix_s: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(unix_s) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => unix_s.to_string(),
-    }
-}
-
-/// A duration like the manager prints it: `45s`, `2m 15s`, `3h 4m`, `2d 5h`.
-pub fn human_age(secs: i64) -> String {
-    let s = secs.max(0);
-    let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
-    if d > 0 {
-        format!("{d}d {h}h")
-    } else if h > 0 {
-        format!("{h}h {m}m")
-    } else if m > 0 {
-        format!("{m}m {sec}s")
-    } else {
-        format!("{sec}s")
-    }
-}
-
 /// Whether a handshake at `hs` (Unix s) counts as active at `now`.
 pub fn is_active(hs: Option<i64>, now: i64) -> bool {
     hs.is_some_and(|h| now.saturating_sub(h) <= ACTIVE_WITHIN_S)
@@ -961,7 +931,7 @@ pub async fn summary(
     headers: HeaderMap,
 ) -> Result<Json<WgSummary>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
     Ok(Json(summarize(&rows, now)))
 }
@@ -1006,7 +976,7 @@ pub async fn metrics_peers(
     headers: HeaderMap,
 ) -> Result<Json<WgPeerList>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
     let peers: Vec<WgPeerStats> = rows.iter().map(|r| r.stats(now)).collect();
     Ok(Json(WgPeerList {
@@ -1032,7 +1002,7 @@ pub async fn metrics_active_peers(
     headers: HeaderMap,
 ) -> Result<Json<WgActivePeerList>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
     let active: Vec<WgPeerStats> = rows
         .iter()
@@ -1067,7 +1037,7 @@ pub async fn metrics_peer(
 ) -> Result<Json<WgPeerDetail>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let key = normalize_key(&path_param(key)?)?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let (rows, p) = with_read(&state, move |c| key_rows(c, &key)).await?;
     Ok(Json(WgPeerDetail {
         stats: pick(&rows, p)?.stats(now),
@@ -1190,7 +1160,7 @@ pub async fn peers(
 ) -> Result<Json<WgPeersResponse>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let with_metrics = parse_flag(query(q)?.metrics.as_deref(), true)?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
     let peers: Vec<WgPeerEntry> = rows.iter().map(|r| r.entry(now, with_metrics)).collect();
     Ok(Json(WgPeersResponse {
@@ -1225,7 +1195,7 @@ pub async fn peer(
     let name = path_param(name)?;
     check_name(&name)?;
     let with_metrics = parse_flag(query(q)?.metrics.as_deref(), false)?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let now_ms = now_ms();
     let lookup = name.clone();
     let (rows, p, hist) = with_read(&state, move |c| {
@@ -1280,7 +1250,7 @@ pub async fn peer_metrics(
     let name = path_param(name)?;
     check_name(&name)?;
     let hours = parse_hours(query(q)?.hours.as_deref())?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let now_ms = now_ms();
     let lookup = name.clone();
     let (rows, p, (data, res)) = with_read(&state, move |c| {
@@ -1447,7 +1417,7 @@ pub async fn server_info(
     headers: HeaderMap,
 ) -> Result<Json<WgServerInfo>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let now = crate::pki::unix_now();
+    let now = crate::clock::unix_now();
     let found = with_read(&state, move |c| server_interfaces(c, now)).await?;
     Ok(Json(found.info()))
 }

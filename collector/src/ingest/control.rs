@@ -14,7 +14,8 @@ use routerstats_shared::message::{
 use routerstats_shared::token::EnrollToken;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::pki::{unix_now, Pki, SignedCert};
+use crate::clock::unix_now;
+use crate::pki::{Pki, SignedCert};
 use crate::store::{CertInfo, EnrollError, RouterRow, Store, StoreError};
 use crate::pki::tokens::sha256;
 

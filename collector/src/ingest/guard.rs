@@ -89,6 +89,7 @@ impl PreAuthPool {
     }
 
     /// Connections evicted so far to make room for another address.
+    #[cfg(test)]
     pub fn evicted(&self) -> u64 {
         self.lock().evicted
     }

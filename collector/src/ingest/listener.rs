@@ -42,10 +42,11 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::ingest::control::Control;
+use crate::clock::{now_ms, unix_now};
 use crate::ingest::guard::{EnrollLimiter, PreAuthPool, PreAuthSlot, Refusal};
-use crate::pki::{cert_facts, cert_fingerprint, unix_now, Pki};
+use crate::pki::{cert_facts, cert_fingerprint, Pki};
 use crate::ingest::revocation::{ConnGuard, OpenConns};
-use crate::ingest::writer::{now_ms, DbHealth, IngestJob, WriterReply};
+use crate::ingest::writer::{DbHealth, IngestJob, WriterReply};
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -42,6 +42,7 @@ impl ConnGuard {
         }
     }
 
+    #[cfg(test)]
     pub fn is_revoked(&self) -> bool {
         *self.rx.borrow()
     }

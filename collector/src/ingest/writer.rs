@@ -17,6 +17,7 @@ use routerstats_shared::model::Report;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::clock::now_ms;
 use crate::store::{IngestItem, IngestOutcome, Retention, RetentionStats, Store, StoreError};
 
 /// One report on its way to the database.
@@ -235,14 +236,6 @@ impl Drop for Writer {
         // A writer dropped without `join` stops taking jobs and does not retry forever.
         let _ = self.stop.send(true);
     }
-}
-
-/// Current Unix time in milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 async fn run<S: IngestSink>(

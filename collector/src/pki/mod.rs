@@ -28,6 +28,8 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_SIG_ED25519};
 use x509_parser::prelude::FromDer;
 
+use crate::clock::unix_now;
+
 /// File names inside the data dir.
 pub const CA_KEY_FILE: &str = "ca.key";
 pub const CA_CERT_FILE: &str = "ca.pem";
@@ -122,11 +124,6 @@ impl std::fmt::Debug for Pki {
 /// SHA-256 hex of a certificate's DER: how the collector identifies a router's certificate.
 pub fn cert_fingerprint(der: &[u8]) -> String {
     routerstats_shared::token::hex(&Sha256::digest(der))
-}
-
-/// Current Unix time in seconds.
-pub fn unix_now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// The machine's hostname, if it can be read and is usable as a DNS name.

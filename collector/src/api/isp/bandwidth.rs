@@ -13,22 +13,24 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::cached_envelope;
 use super::devices::{stations_at, StationRow};
 use super::{
-    all_routers, auth, db, device_filter, iso_ms, kbps_to_mbps, lease_for_mac, mbps, mib, now_ms,
-    ok, push_rows, read, resolve_user, round, router_names, username_of, Envelope, ErrorEnvelope,
-    IspError, IspResult, LeaseBook, LeaseInfo, Params, StationTotal,
+    all_routers, auth, db, device_filter, isp_query, kbps_to_mbps, lease_for_mac, mbps, mib, ok,
+    push_rows, read, resolve_user, round, router_names, username_of, ErrorEnvelope, IspError,
+    IspResult, LeaseBook, LeaseInfo, NoQuery, Params, RawQuery, StampedEnvelope, StationTotal,
 };
-use crate::api::cache::{self, cached_envelope};
+use crate::api::cache;
+use crate::api::times::iso_ms_opt;
 use crate::api::ApiState;
+use crate::clock::now_ms;
 use crate::store::{bucket_start, BUCKET_1H_MS, BUCKET_5M_MS};
 
 /// Bounds of `minutes` on `/usage/real-time` and `/monitoring/quality`.
@@ -325,7 +327,7 @@ pub struct BandwidthHealth {
 /// Parameters `username` and `device` resolved.
 struct Who {
     user: Option<super::User>,
-    device: Option<super::RouterInfo>,
+    device: Option<super::RouterFacts>,
 }
 
 fn resolve(c: &Connection, username: Option<&str>, device: Option<&str>) -> Result<Who, IspError> {
@@ -588,6 +590,56 @@ fn alerts_key(threshold: f64, minutes: i64) -> String {
     )
 }
 
+isp_query! {
+    /// The query of [`real_time`].
+    RealTimeQuery {
+        username: Option<String> = |p: &Params| p.text("username"),
+        minutes: i64 = |p: &Params| p.int("minutes", 60, 1, MAX_MINUTES_LONG),
+        device: Option<String> = |p: &Params| p.text("device"),
+    }
+}
+
+isp_query! {
+    /// The query of [`peak`].
+    PeakQuery {
+        username: Option<String> = |p: &Params| p.text("username"),
+        hours: i64 = |p: &Params| p.int("hours", 24, 1, MAX_HOURS),
+    }
+}
+
+isp_query! {
+    /// The query of [`top_users`].
+    TopUsersQuery {
+        limit: i64 = |p: &Params| p.int("limit", 20, 1, MAX_LIMIT),
+        sort_by: &'static str =
+            |p: &Params| p.choice("sort_by", &["total", "download", "upload"], "total"),
+        minutes: i64 = |p: &Params| p.int("minutes", 30, 1, MAX_MINUTES_SHORT),
+    }
+}
+
+isp_query! {
+    /// The query of [`network_summary`].
+    NetworkSummaryQuery {
+        minutes: i64 = |p: &Params| p.int("minutes", 30, 1, MAX_MINUTES_SHORT),
+    }
+}
+
+isp_query! {
+    /// The query of [`alerts`].
+    AlertsQuery {
+        threshold: f64 = |p: &Params| p.positive_number("threshold", 50.0, MAX_THRESHOLD_MBPS),
+        minutes: i64 = |p: &Params| p.int("minutes", 30, 1, MAX_MINUTES_SHORT),
+    }
+}
+
+isp_query! {
+    /// The query of [`quality`].
+    QualityQuery {
+        minutes: i64 = |p: &Params| p.int("minutes", 60, 1, MAX_MINUTES_LONG),
+        username: Option<String> = |p: &Params| p.text("username"),
+    }
+}
+
 /// Bandwidth over the last minutes: one user, one device or the whole fleet.
 #[utoipa::path(get, path = "/api/bandwidth/usage/real-time",
     operation_id = "isp_bandwidth_usage_real_time", tag = "isp",
@@ -597,7 +649,7 @@ fn alerts_key(threshold: f64, minutes: i64) -> String {
         ("device" = Option<String>, Query, description = "Only this device"),
     ),
     responses(
-        (status = 200, description = "Rate series. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<RealTimeUsage>),
+        (status = 200, description = "Rate series. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<RealTimeUsage>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user or device", body = ErrorEnvelope),
@@ -605,13 +657,14 @@ fn alerts_key(threshold: f64, minutes: i64) -> String {
 pub async fn real_time(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["username", "minutes", "device"])?;
-    let username = p.text("username")?;
-    let minutes = p.int("minutes", 60, 1, MAX_MINUTES_LONG)?;
-    let device = p.text("device")?;
+    let RealTimeQuery {
+        username,
+        minutes,
+        device,
+    } = RealTimeQuery::parse(q)?;
     let key = real_time_key(username.as_deref(), minutes, device.as_deref());
     cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
@@ -641,7 +694,7 @@ pub async fn real_time(
         let data: Vec<RatePoint> = points
             .iter()
             .map(|&(t, d, u, db_, ub, n)| RatePoint {
-                timestamp: iso_ms(t).unwrap_or_default(),
+                timestamp: iso_ms_opt(t).unwrap_or_default(),
                 username: name.clone(),
                 download_mbps: mbps(d),
                 upload_mbps: mbps(u),
@@ -682,7 +735,7 @@ pub async fn real_time(
         Ok(RealTimeUsage {
             period_minutes: minutes,
             username: name,
-            device: who.device.map(|d| d.name),
+            device: who.device.map(|d| d.router.name),
             resolution_seconds: step / 1000,
             source: source.to_string(),
             bandwidth_data: data,
@@ -700,7 +753,7 @@ pub async fn real_time(
         ("hours" = Option<i64>, Query, description = "1 to 168, default 24: the last N hour buckets, current included"),
     ),
     responses(
-        (status = 200, description = "Peaks and hourly usage", body = Envelope<PeakUsage>),
+        (status = 200, description = "Peaks and hourly usage", body = StampedEnvelope<PeakUsage>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user", body = ErrorEnvelope),
@@ -708,12 +761,10 @@ pub async fn real_time(
 pub async fn peak(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<PeakUsage> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["username", "hours"])?;
-    let username = p.text("username")?;
-    let hours = p.int("hours", 24, 1, MAX_HOURS)?;
+    let PeakQuery { username, hours } = PeakQuery::parse(q)?;
     let now = now_ms();
     let first = bucket_start(now, BUCKET_1H_MS) - (hours - 1) * BUCKET_1H_MS;
     // bucket -> (tx, rx, max tx bps, max rx bps, station entries)
@@ -759,7 +810,7 @@ pub async fn peak(
         .map(|(&b, (tx, rx, mtx, mrx, stations))| {
             let secs = hour_seconds(b, now);
             HourUsage {
-                hour: iso_ms(b).unwrap_or_default(),
+                hour: iso_ms_opt(b).unwrap_or_default(),
                 download_bytes: *tx,
                 upload_bytes: *rx,
                 total_bytes: tx.saturating_add(*rx),
@@ -777,8 +828,8 @@ pub async fn peak(
             .filter_map(|(b, h)| f(h).map(|v| (v, *b)))
             .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
     };
-    let (pd, pd_at) = top(|h| h.2).map_or((0, None), |(v, b)| (v, iso_ms(b)));
-    let (pu, pu_at) = top(|h| h.3).map_or((0, None), |(v, b)| (v, iso_ms(b)));
+    let (pd, pd_at) = top(|h| h.2).map_or((0, None), |(v, b)| (v, iso_ms_opt(b)));
+    let (pu, pu_at) = top(|h| h.3).map_or((0, None), |(v, b)| (v, iso_ms_opt(b)));
     let busiest = hourly
         .iter()
         .max_by(|a, b| a.total_bytes.cmp(&b.total_bytes).then(b.hour.cmp(&a.hour)))
@@ -937,20 +988,21 @@ fn avg_mbps(bytes: i64, window_ms: i64) -> f64 {
         ("minutes" = Option<i64>, Query, description = "1 to 180, default 30"),
     ),
     responses(
-        (status = 200, description = "Users by traffic, largest first (ties by MAC). Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<TopUsers>),
+        (status = 200, description = "Users by traffic, largest first (ties by MAC). Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<TopUsers>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn top_users(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["limit", "sort_by", "minutes"])?;
-    let limit = p.int("limit", 20, 1, MAX_LIMIT)?;
-    let sort_by = p.choice("sort_by", &["total", "download", "upload"], "total")?;
-    let minutes = p.int("minutes", 30, 1, MAX_MINUTES_SHORT)?;
+    let TopUsersQuery {
+        limit,
+        sort_by,
+        minutes,
+    } = TopUsersQuery::parse(q)?;
     let key = top_users_key(limit, sort_by, minutes);
     cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
@@ -1010,18 +1062,17 @@ pub async fn top_users(
     operation_id = "isp_bandwidth_monitoring_network_summary", tag = "isp",
     params(("minutes" = Option<i64>, Query, description = "1 to 180, default 30")),
     responses(
-        (status = 200, description = "Totals. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<NetworkSummary>),
+        (status = 200, description = "Totals. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<NetworkSummary>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn network_summary(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["minutes"])?;
-    let minutes = p.int("minutes", 30, 1, MAX_MINUTES_SHORT)?;
+    let NetworkSummaryQuery { minutes } = NetworkSummaryQuery::parse(q)?;
     let key = cache::key(
         "/api/bandwidth/monitoring/network-summary",
         &[("minutes", &minutes)],
@@ -1049,7 +1100,7 @@ pub async fn network_summary(
                     .unwrap_or_default();
                 DeviceTraffic {
                     device_name: r.name.clone(),
-                    connected: r.online(now),
+                    connected: r.connected(now),
                     download_bytes: d,
                     upload_bytes: u,
                     total_bytes: d.saturating_add(u),
@@ -1093,7 +1144,7 @@ pub async fn network_summary(
             ),
             active_users: users.len(),
             devices_total: routers.len(),
-            devices_connected: routers.iter().filter(|r| r.online(now)).count(),
+            devices_connected: routers.iter().filter(|r| r.connected(now)).count(),
             devices,
         })
     })
@@ -1108,19 +1159,17 @@ pub async fn network_summary(
         ("minutes" = Option<i64>, Query, description = "1 to 180, default 30"),
     ),
     responses(
-        (status = 200, description = "One alert per user and direction at or over the threshold. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<BandwidthAlerts>),
+        (status = 200, description = "One alert per user and direction at or over the threshold. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<BandwidthAlerts>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn alerts(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["threshold", "minutes"])?;
-    let threshold = p.positive_number("threshold", 50.0, MAX_THRESHOLD_MBPS)?;
-    let minutes = p.int("minutes", 30, 1, MAX_MINUTES_SHORT)?;
+    let AlertsQuery { threshold, minutes } = AlertsQuery::parse(q)?;
     let key = alerts_key(threshold, minutes);
     cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
@@ -1223,7 +1272,7 @@ fn percent(part: i64, whole: i64) -> Option<f64> {
         ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
     ),
     responses(
-        (status = 200, description = "Stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<QualityReport>),
+        (status = 200, description = "Stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<QualityReport>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user", body = ErrorEnvelope),
@@ -1231,12 +1280,10 @@ fn percent(part: i64, whole: i64) -> Option<f64> {
 pub async fn quality(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["minutes", "username"])?;
-    let minutes = p.int("minutes", 60, 1, MAX_MINUTES_LONG)?;
-    let username = p.text("username")?;
+    let QualityQuery { minutes, username } = QualityQuery::parse(q)?;
     let key = cache::key(
         "/api/bandwidth/monitoring/quality",
         &[("minutes", &minutes), ("username", &username)],
@@ -1260,7 +1307,7 @@ pub async fn quality(
             } else {
                 None
             };
-            for r in all_routers(c)?.iter().filter(|r| r.online(now)) {
+            for r in all_routers(c)?.iter().filter(|r| r.connected(now)) {
                 let Some(last_ts) = r.last_report_ms else {
                     continue;
                 };
@@ -1372,15 +1419,12 @@ pub async fn quality(
 /// Bandwidth service health (no key needed).
 #[utoipa::path(get, path = "/api/bandwidth/health",
     operation_id = "isp_bandwidth_health", tag = "isp", security(()),
-    responses((status = 200, description = "Reporting devices and stations", body = Envelope<BandwidthHealth>)))]
-pub async fn health(
-    State(state): State<ApiState>,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<BandwidthHealth> {
-    Params::parse(q, &[])?;
+    responses((status = 200, description = "Reporting devices and stations", body = StampedEnvelope<BandwidthHealth>)))]
+pub async fn health(State(state): State<ApiState>, q: RawQuery) -> IspResult<BandwidthHealth> {
+    NoQuery::parse(q)?;
     let now = now_ms();
     let routers = read(&state, all_routers).await?;
-    let reporting: Vec<&super::RouterInfo> = routers.iter().filter(|r| r.online(now)).collect();
+    let reporting: Vec<&super::RouterFacts> = routers.iter().filter(|r| r.connected(now)).collect();
     ok(BandwidthHealth {
         status: if !routers.is_empty() && reporting.is_empty() {
             "degraded"
@@ -1399,13 +1443,14 @@ pub async fn health(
             .iter()
             .filter_map(|r| r.last_report_ms)
             .max()
-            .and_then(iso_ms),
+            .and_then(iso_ms_opt),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::Query;
 
     fn params(q: &[(&str, &str)], allowed: &[&str]) -> Params {
         let pairs = q

@@ -7,21 +7,24 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::cached_envelope;
 use super::{
-    all_routers, auth, db, device_filter, iso_ms, kbps_to_mbps, lease_for_mac, mib, ok, path_name,
-    plain_datetime_s, read, resolve_user, router_by_name, routeros_uptime, station_totals,
-    username_of, Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo, Scope,
+    all_routers, auth, db, device_filter, isp_query, kbps_to_mbps, lease_for_mac, mib, ok,
+    path_name, read, resolve_user, router_by_name, station_totals, username_of, ErrorEnvelope,
+    IspError, IspResult, NoQuery, Params, RawQuery, RouterFacts, Scope, StampedEnvelope,
     MAX_IDENTITIES,
 };
-use crate::api::cache::{self, cached_envelope};
+use crate::api::cache;
+use crate::api::times::{iso_ms_opt, plain_datetime_s, routeros_uptime};
 use crate::api::ApiState;
+use crate::clock::now_ms;
 use axum::response::Response;
 
 /// `data` of `GET /api/devices`.
@@ -432,18 +435,18 @@ pub fn active_user(
         airtime_weight: s.airtime_weight,
         links: s.links.clone(),
         is_active,
-        last_seen: iso_ms(s.ts_ms),
+        last_seen: iso_ms_opt(s.ts_ms),
     }
 }
 
-fn device(r: &RouterInfo, now: i64) -> Device {
+fn device(r: &RouterFacts, now: i64) -> Device {
     let kb_bytes = |kb: Option<i64>| kb.map(|k| k.saturating_mul(1024).to_string());
     Device {
         name: r.name.clone(),
         host: r.hostname.clone(),
         port: None,
         use_ssl: true,
-        connected: r.online(now),
+        connected: r.connected(now),
         system_info: SystemInfo {
             uptime: r
                 .uptime_s
@@ -457,8 +460,37 @@ fn device(r: &RouterInfo, now: i64) -> Device {
         site: r.site.clone(),
         model: r.model.clone(),
         agent_version: r.agent_version.clone(),
-        revoked: r.revoked,
-        last_seen: r.last_seen_ms.and_then(iso_ms),
+        revoked: r.revoked_at.is_some(),
+        last_seen: r.last_seen_ms.and_then(iso_ms_opt),
+    }
+}
+
+isp_query! {
+    /// The query of [`status`].
+    StatusQuery {
+        identities: Option<String> =
+            |p: &Params| p.text_max("identities", MAX_IDENTITIES * (super::MAX_TEXT_CHARS + 1)),
+    }
+}
+
+isp_query! {
+    /// The query of [`interfaces`].
+    InterfacesQuery {
+        device: Option<String> = |p: &Params| p.text("device"),
+    }
+}
+
+isp_query! {
+    /// The query of [`active_users`].
+    ActiveUsersQuery {
+        device: Option<String> = |p: &Params| p.text("device"),
+    }
+}
+
+isp_query! {
+    /// The query of [`user_stats`].
+    UserStatsQuery {
+        device: Option<String> = |p: &Params| p.text("device"),
     }
 }
 
@@ -466,18 +498,18 @@ fn device(r: &RouterInfo, now: i64) -> Device {
 #[utoipa::path(get, path = "/api/devices",
     operation_id = "isp_devices", tag = "isp",
     responses(
-        (status = 200, description = "Every enrolled router", body = Envelope<DeviceList>),
+        (status = 200, description = "Every enrolled router", body = StampedEnvelope<DeviceList>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 403, description = "Key role too low", body = ErrorEnvelope),
     ))]
 pub async fn list(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<DeviceList> {
     auth(&state, &headers).await?;
-    Params::parse(q, &[])?;
-    let now = super::now_ms();
+    NoQuery::parse(q)?;
+    let now = now_ms();
     let routers = read(&state, all_routers).await?;
     let devices: Vec<Device> = routers.iter().map(|r| device(r, now)).collect();
     let connected_devices = devices.iter().filter(|d| d.connected).count();
@@ -498,7 +530,7 @@ const VPN_LINK_SQL: &str =
 fn vpn_link(
     conn: &Connection,
     name: &str,
-    routers: &HashMap<i64, RouterInfo>,
+    routers: &HashMap<i64, RouterFacts>,
     now: i64,
 ) -> Result<(bool, Option<VpnConnectionInfo>), IspError> {
     let mut st = conn.prepare_cached(VPN_LINK_SQL).map_err(db)?;
@@ -523,7 +555,7 @@ fn vpn_link(
         return Ok((false, None));
     };
     let server = routers.get(&router_id);
-    let connected = server.is_some_and(|s| s.online(now) && s.last_report_ms == Some(ts));
+    let connected = server.is_some_and(|s| s.connected(now) && s.last_report_ms == Some(ts));
     let info = VpnConnectionInfo {
         real_address,
         virtual_address,
@@ -532,24 +564,24 @@ fn vpn_link(
         connected_since: since.and_then(plain_datetime_s),
         server_device: server.map(|s| s.name.clone()).unwrap_or_default(),
         instance,
-        last_seen: iso_ms(ts),
+        last_seen: iso_ms_opt(ts),
     };
     Ok((connected, Some(info)))
 }
 
 fn device_status(
     conn: &Connection,
-    r: &RouterInfo,
-    routers: &HashMap<i64, RouterInfo>,
+    r: &RouterFacts,
+    routers: &HashMap<i64, RouterFacts>,
     now: i64,
 ) -> Result<DeviceStatus, IspError> {
     let (vpn_connected, info) = vpn_link(conn, &r.name, routers, now)?;
     Ok(DeviceStatus {
         device_name: r.name.clone(),
-        connected: r.online(now),
+        connected: r.connected(now),
         vpn_connected,
         vpn_connection_info: info,
-        last_seen: r.last_seen_ms.and_then(iso_ms),
+        last_seen: r.last_seen_ms.and_then(iso_ms_opt),
     })
 }
 
@@ -558,7 +590,7 @@ fn device_status(
     operation_id = "isp_devices_status", tag = "isp",
     params(("identities" = String, Query, description = "Comma-separated device names (1 to 100)")),
     responses(
-        (status = 200, description = "One entry per named device, in the order given", body = Envelope<Vec<DeviceStatus>>),
+        (status = 200, description = "One entry per named device, in the order given", body = StampedEnvelope<Vec<DeviceStatus>>),
         (status = 400, description = "Missing or bad identities", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "A named device is unknown", body = ErrorEnvelope),
@@ -566,13 +598,11 @@ fn device_status(
 pub async fn status(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<Vec<DeviceStatus>> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["identities"])?;
-    let raw = p
-        .text_max("identities", MAX_IDENTITIES * (super::MAX_TEXT_CHARS + 1))?
-        .unwrap_or_default();
+    let q = StatusQuery::parse(q)?;
+    let raw = q.identities.unwrap_or_default();
     let mut names: Vec<String> = Vec::new();
     for n in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         if n.chars().count() > super::MAX_TEXT_CHARS {
@@ -594,7 +624,7 @@ pub async fn status(
             "identities may name at most {MAX_IDENTITIES} devices"
         )));
     }
-    let now = super::now_ms();
+    let now = now_ms();
     let out = read(&state, move |c| {
         let routers = all_routers(c)?;
         let mut picked = Vec::new();
@@ -611,7 +641,7 @@ pub async fn status(
                 unknown.join(", ")
             )));
         }
-        let by_id: HashMap<i64, RouterInfo> = routers.into_iter().map(|r| (r.id, r)).collect();
+        let by_id: HashMap<i64, RouterFacts> = routers.into_iter().map(|r| (r.id, r)).collect();
         picked
             .iter()
             .map(|r| device_status(c, r, &by_id, now))
@@ -626,7 +656,7 @@ pub async fn status(
     operation_id = "isp_devices_name_currentstatus", tag = "isp",
     params(("name" = String, Path, description = "Device (router) name")),
     responses(
-        (status = 200, description = "The device's VPN state", body = Envelope<DeviceStatus>),
+        (status = 200, description = "The device's VPN state", body = StampedEnvelope<DeviceStatus>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
@@ -634,15 +664,15 @@ pub async fn current_status(
     State(state): State<ApiState>,
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<DeviceStatus> {
     auth(&state, &headers).await?;
     let name = path_name(name, "device name")?;
-    Params::parse(q, &[])?;
-    let now = super::now_ms();
+    NoQuery::parse(q)?;
+    let now = now_ms();
     let out = read(&state, move |c| {
         let r = router_by_name(c, &name)?;
-        let routers: HashMap<i64, RouterInfo> =
+        let routers: HashMap<i64, RouterFacts> =
             all_routers(c)?.into_iter().map(|r| (r.id, r)).collect();
         device_status(c, &r, &routers, now)
     })
@@ -658,18 +688,17 @@ const IFACES_SQL: &str = "SELECT name, kind, rx_bytes, tx_bytes, rx_packets, tx_
     operation_id = "isp_interfaces", tag = "isp",
     params(("device" = Option<String>, Query, description = "Only this device")),
     responses(
-        (status = 200, description = "Interfaces by device and name. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<InterfaceList>),
+        (status = 200, description = "Interfaces by device and name. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<InterfaceList>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
 pub async fn interfaces(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["device"])?;
-    let device = p.text("device")?;
+    let InterfacesQuery { device } = InterfacesQuery::parse(q)?;
     let key = cache::key("/api/interfaces", &[("device", &device)]);
     cached_envelope(&state, &key, move |c| {
         let routers = match device_filter(c, device.as_deref())? {
@@ -758,7 +787,7 @@ fn interface_stat(i: &rusqlite::Row<'_>, at: usize, ts: i64) -> rusqlite::Result
         rx_bps: i.get(at + 10)?,
         tx_bps: i.get(at + 11)?,
         wireless: None,
-        sampled_at: iso_ms(ts),
+        sampled_at: iso_ms_opt(ts),
     })
 }
 
@@ -805,21 +834,20 @@ pub(super) fn wireless_of(
     operation_id = "isp_users_active", tag = "isp",
     params(("device" = Option<String>, Query, description = "Only this device")),
     responses(
-        (status = 200, description = "Associated stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<ActiveUsers>),
+        (status = 200, description = "Associated stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<ActiveUsers>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
 pub async fn active_users(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["device"])?;
-    let device = p.text("device")?;
+    let ActiveUsersQuery { device } = ActiveUsersQuery::parse(q)?;
     let key = cache::key("/api/users/active", &[("device", &device)]);
     cached_envelope(&state, &key, move |c| {
-        let now = super::now_ms();
+        let now = now_ms();
         let routers = match device_filter(c, device.as_deref())? {
             Some(r) => vec![r],
             None => all_routers(c)?,
@@ -841,7 +869,7 @@ pub async fn active_users(
             }
         }
         let mut out = Vec::new();
-        for r in routers.iter().filter(|r| r.online(now)) {
+        for r in routers.iter().filter(|r| r.connected(now)) {
             let Some(ts) = r.last_report_ms else { continue };
             let stations = if book.is_some() {
                 fleet_stations.remove(&r.id).unwrap_or_default()
@@ -926,7 +954,7 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ("device" = Option<String>, Query, description = "Only traffic through this device"),
     ),
     responses(
-        (status = 200, description = "The user's sessions and traffic", body = Envelope<UserStats>),
+        (status = 200, description = "The user's sessions and traffic", body = StampedEnvelope<UserStats>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user or device", body = ErrorEnvelope),
     ))]
@@ -934,13 +962,12 @@ pub async fn user_stats(
     State(state): State<ApiState>,
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<UserStats> {
     auth(&state, &headers).await?;
     let name = path_name(name, "user name")?;
-    let p = Params::parse(q, &["device"])?;
-    let device = p.text("device")?;
-    let now = super::now_ms();
+    let UserStatsQuery { device } = UserStatsQuery::parse(q)?;
+    let now = now_ms();
     let out = read(&state, move |c| {
         let filter = device_filter(c, device.as_deref())?;
         let user = resolve_user(c, &name)?;
@@ -949,7 +976,7 @@ pub async fn user_stats(
         let router_id = filter.as_ref().map(|r| r.id);
         let mut now_st = c.prepare_cached(&user_now_sql()).map_err(db)?;
         let mut last_st = c.prepare_cached(&user_last_sql()).map_err(db)?;
-        let online: HashMap<i64, bool> = routers.iter().map(|r| (r.id, r.online(now))).collect();
+        let online: HashMap<i64, bool> = routers.iter().map(|r| (r.id, r.connected(now))).collect();
         let mut sessions = Vec::new();
         for mac in &user.macs {
             let current: Vec<StationRow> = now_st
@@ -990,7 +1017,7 @@ pub async fn user_stats(
             hostname: user.hostname,
             mac_addresses: user.macs.clone(),
             ip_address: user.ip,
-            device: filter.map(|r| r.name),
+            device: filter.map(|r| r.router.name),
             sessions,
             usage,
         })

@@ -19,14 +19,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
 use serde_json::json;
 
 use routerstats_shared::model::MacAddr;
 
+use super::envelope::{stamped, ErrorEnvelope, StampedEnvelope};
+use super::fleet::{self, RouterFacts};
+use super::times::iso_now;
 use super::{readpool, require_role, with_read, ApiError, ApiState};
-use crate::store::{bucket_start, BUCKET_1H_MS};
 use crate::pki::tokens::Role;
+use crate::store::{bucket_start, BUCKET_1H_MS};
 
 pub mod bandwidth;
 pub mod devices;
@@ -35,8 +37,6 @@ pub mod vpn;
 #[cfg(test)]
 mod tests;
 
-/// A router whose last report arrived within this window counts as connected (online).
-pub const ONLINE_WINDOW_MS: i64 = 5 * 60 * 1000;
 /// Longest accepted text parameter (names, usernames), in characters.
 pub const MAX_TEXT_CHARS: usize = 253;
 /// Most device names accepted by `identities`.
@@ -104,28 +104,6 @@ pub fn routes() -> Router<ApiState> {
 )]
 pub struct Doc;
 
-/// The success envelope: `{"success": true, "data": ..., "timestamp": "...Z"}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = isp::Envelope<T>)]
-pub struct Envelope<T> {
-    /// Always true.
-    pub success: bool,
-    pub data: T,
-    /// When the answer was made, RFC 3339 UTC with milliseconds.
-    pub timestamp: String,
-}
-
-/// The error envelope: `{"success": false, "error": "...", "timestamp": "...Z"}`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = isp::ErrorEnvelope)]
-pub struct ErrorEnvelope {
-    /// Always false.
-    pub success: bool,
-    /// What went wrong.
-    pub error: String,
-    pub timestamp: String,
-}
-
 /// An error of this group, answered in the error envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {message}")]
@@ -171,15 +149,11 @@ impl IntoResponse for IspError {
 }
 
 /// What a handler of this group returns.
-pub type IspResult<T> = Result<Json<Envelope<T>>, IspError>;
+pub type IspResult<T> = Result<Json<StampedEnvelope<T>>, IspError>;
 
 /// Wraps `data` in the success envelope.
 pub fn ok<T>(data: T) -> IspResult<T> {
-    Ok(Json(Envelope {
-        success: true,
-        data,
-        timestamp: iso_now(),
-    }))
+    Ok(Json(stamped(data)))
 }
 
 /// Maps a query error to a 500 in the error envelope (details in the log only).
@@ -240,9 +214,47 @@ pub fn path_name(p: Result<Path<String>, PathRejection>, what: &str) -> Result<S
     Ok(name)
 }
 
+/// The query string of an ISP route as axum hands it over: every `(name, value)` pair, so that
+/// [`Params::parse`] can answer unknown and repeated names with the middleware's own 400s.
+pub type RawQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
 /// The query parameters of a request, checked against the names a route accepts.
 #[derive(Debug, Clone, Default)]
 pub struct Params(Vec<(String, String)>);
+
+/// Declares the typed query of a route: a struct whose fields are the parameters the route
+/// accepts (their names, in this order, are the only ones accepted: anything else, or a name
+/// given twice, is a 400 from [`Params::parse`]), each read by its expression, in order. A route
+/// without parameters declares a struct without fields.
+macro_rules! isp_query {
+    ($(#[$meta:meta])* $name:ident { $($field:ident : $ty:ty = $read:expr),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct $name {
+            $(pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// The accepted parameter names.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// Parses and checks the query string (400 in the error envelope).
+            #[allow(unused_variables)]
+            pub fn parse(q: $crate::api::isp::RawQuery) -> Result<Self, $crate::api::isp::IspError> {
+                let p = $crate::api::isp::Params::parse(q, Self::NAMES)?;
+                Ok(Self {
+                    $($field: ($read)(&p)?,)*
+                })
+            }
+        }
+    };
+}
+pub(crate) use isp_query;
+
+isp_query! {
+    /// The query of a route that accepts no parameter.
+    NoQuery {}
+}
 
 /// Cuts user input for echoing it in an error message.
 fn echo(s: &str) -> String {
@@ -255,10 +267,7 @@ fn echo(s: &str) -> String {
 
 impl Params {
     /// Parses the query string; 400 for malformed encoding, unknown or repeated parameters.
-    pub fn parse(
-        q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-        allowed: &[&str],
-    ) -> Result<Params, IspError> {
+    pub fn parse(q: RawQuery, allowed: &[&str]) -> Result<Params, IspError> {
         let Query(pairs) = q.map_err(|e| {
             IspError::bad_request(format!("invalid query string: {}", e.body_text()))
         })?;
@@ -371,84 +380,6 @@ impl Params {
     }
 }
 
-/// Current Unix time in milliseconds.
-pub fn now_ms() -> i64 {
-    crate::ingest::writer::now_ms()
-}
-
-fn datetime(ms: i64) -> Option<time::OffsetDateTime> {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-}
-
-/// `2025-11-19T12:50:14.000Z` for Unix milliseconds (None when out of range).
-pub fn iso_ms(ms: i64) -> Option<String> {
-    let t = datetime(ms)?;
-    Some(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    ))
-}
-
-/// The envelope timestamp: now, in [`iso_ms`] form.
-pub fn iso_now() -> String {
-    iso_ms(now_ms()).unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_string())
-}
-
-/// `2025-11-19 06:42:49` (UTC) for Unix seconds, the OpenVPN status file style.
-pub fn plain_datetime_s(s: i64) -> Option<String> {
-    let t = datetime(s.checked_mul(1000)?)?;
-    Some(format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    ))
-}
-
-/// `2025-11-19` (UTC) for Unix milliseconds.
-pub fn date_ms(ms: i64) -> Option<String> {
-    let t = datetime(ms)?;
-    Some(format!(
-        "{:04}-{:02}-{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day()
-    ))
-}
-
-/// RouterOS-style uptime: `2w3d4h15m10s` (zero units left out, `0s` for zero).
-pub fn routeros_uptime(secs: u64) -> String {
-    let units = [
-        ("w", 7 * 86_400),
-        ("d", 86_400),
-        ("h", 3_600),
-        ("m", 60),
-        ("s", 1),
-    ];
-    let mut left = secs;
-    let mut out = String::new();
-    for (name, len) in units {
-        let n = left / len;
-        left %= len;
-        if n > 0 {
-            out.push_str(&format!("{n}{name}"));
-        }
-    }
-    if out.is_empty() {
-        out.push_str("0s");
-    }
-    out
-}
-
 /// Bits per second to megabits per second, rounded to 3 decimals.
 pub fn mbps(bps: f64) -> f64 {
     round(bps / 1_000_000.0, 3)
@@ -470,78 +401,14 @@ pub fn mib(bytes: i64) -> f64 {
     round(bytes as f64 / 1_048_576.0, 2)
 }
 
-/// One enrolled router with the facts of its newest report.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RouterInfo {
-    pub id: i64,
-    pub name: String,
-    pub site: Option<String>,
-    pub hostname: String,
-    pub model: Option<String>,
-    pub release: Option<String>,
-    pub agent_version: Option<String>,
-    pub revoked: bool,
-    pub last_seen_ms: Option<i64>,
-    /// `ts_ms` of the newest stored report: the samples of that report carry this time.
-    pub last_report_ms: Option<i64>,
-    pub uptime_s: Option<i64>,
-    pub cpu_permille: Option<i64>,
-    pub mem_total_kb: Option<i64>,
-    pub mem_available_kb: Option<i64>,
-    /// Stations in the newest report.
-    pub station_count: Option<i64>,
-}
-
-impl RouterInfo {
-    /// Not revoked and heard from within [`ONLINE_WINDOW_MS`].
-    pub fn online(&self, now_ms: i64) -> bool {
-        !self.revoked
-            && self
-                .last_seen_ms
-                .is_some_and(|t| t >= now_ms.saturating_sub(ONLINE_WINDOW_MS))
-    }
-}
-
-const ROUTER_SQL: &str = "SELECT r.id, r.name, r.site, r.hostname, r.model, r.release, r.agent_version, \
-     r.revoked_at IS NOT NULL, r.last_seen_ms, r.last_report_ms, r.uptime_s, p.cpu_permille, p.mem_total_kb, \
-     p.mem_available_kb, p.station_count FROM routers r LEFT JOIN reports p ON p.id = r.last_report_id";
-
-fn router_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RouterInfo> {
-    Ok(RouterInfo {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        site: r.get(2)?,
-        hostname: r.get(3)?,
-        model: r.get(4)?,
-        release: r.get(5)?,
-        agent_version: r.get(6)?,
-        revoked: r.get(7)?,
-        last_seen_ms: r.get(8)?,
-        last_report_ms: r.get(9)?,
-        uptime_s: r.get(10)?,
-        cpu_permille: r.get(11)?,
-        mem_total_kb: r.get(12)?,
-        mem_available_kb: r.get(13)?,
-        station_count: r.get(14)?,
-    })
-}
-
 /// Every enrolled router, by name.
-pub fn all_routers(conn: &Connection) -> Result<Vec<RouterInfo>, IspError> {
-    let mut st = conn
-        .prepare_cached(&format!("{ROUTER_SQL} ORDER BY r.name"))
-        .map_err(db)?;
-    let rows = st.query_map([], router_from_row).map_err(db)?;
-    rows.collect::<Result<_, _>>().map_err(db)
+pub fn all_routers(conn: &Connection) -> Result<Vec<RouterFacts>, IspError> {
+    fleet::load_router_facts(conn).map_err(db)
 }
 
 /// The router called `name` (case-insensitive), or 404.
-pub fn router_by_name(conn: &Connection, name: &str) -> Result<RouterInfo, IspError> {
-    let mut st = conn
-        .prepare_cached(&format!("{ROUTER_SQL} WHERE r.name = ?1"))
-        .map_err(db)?;
-    st.query_row([name], router_from_row)
-        .optional()
+pub fn router_by_name(conn: &Connection, name: &str) -> Result<RouterFacts, IspError> {
+    fleet::router_facts_by_name(conn, name)
         .map_err(db)?
         .ok_or_else(|| IspError::not_found(format!("unknown device {:?}", echo(name))))
 }
@@ -550,12 +417,12 @@ pub fn router_by_name(conn: &Connection, name: &str) -> Result<RouterInfo, IspEr
 pub fn device_filter(
     conn: &Connection,
     device: Option<&str>,
-) -> Result<Option<RouterInfo>, IspError> {
+) -> Result<Option<RouterFacts>, IspError> {
     device.map(|d| router_by_name(conn, d)).transpose()
 }
 
 /// The names of routers by id.
-pub fn router_names(routers: &[RouterInfo]) -> std::collections::HashMap<i64, String> {
+pub fn router_names(routers: &[RouterFacts]) -> std::collections::HashMap<i64, String> {
     routers.iter().map(|r| (r.id, r.name.clone())).collect()
 }
 
@@ -705,6 +572,8 @@ pub fn resolve_user(conn: &Connection, name: &str) -> Result<User, IspError> {
 }
 
 /// Which stations a station query covers.
+// Fleet and Router are read by the plan checks; the routes use Macs.
+#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
     /// Every router.
@@ -741,8 +610,14 @@ pub fn split_window(start_ms: i64, now_ms: i64) -> (i64, i64) {
 pub(crate) fn queries() -> Vec<(&'static str, String)> {
     let macs = Vec::new();
     vec![
-        ("routers", format!("{ROUTER_SQL} ORDER BY r.name")),
-        ("router_by_name", format!("{ROUTER_SQL} WHERE r.name = ?1")),
+        (
+            "routers",
+            format!("{} ORDER BY r.name", fleet::ROUTER_FACTS_SQL),
+        ),
+        (
+            "router_by_name",
+            format!("{} WHERE r.name = ?1", fleet::ROUTER_FACTS_SQL),
+        ),
         ("lease", LEASE_SQL.to_string()),
         ("mac_seen", MAC_SEEN_SQL.to_string()),
         ("hostname", HOSTNAME_SQL.to_string()),
@@ -840,4 +715,26 @@ pub fn station_totals(
         }
     }
     Ok(out)
+}
+
+/// An ISP-group answer (`{"success": true, "data", "timestamp"}`) through the cache; `data`
+/// runs when the cache needs a new body, and `timestamp` is when that body was made.
+pub async fn cached_envelope<T, F>(
+    state: &ApiState,
+    key: &str,
+    data: F,
+) -> Result<Response, IspError>
+where
+    T: serde::Serialize,
+    F: Fn(&rusqlite::Connection) -> Result<T, IspError> + Clone + Send + Sync + 'static,
+{
+    super::cache::cached_json(state, key, move |c| {
+        Ok(StampedEnvelope {
+            success: true,
+            data: data(c).map_err(|e| ApiError::new(e.status, e.message))?,
+            timestamp: iso_now(),
+        })
+    })
+    .await
+    .map_err(IspError::from)
 }

@@ -13,6 +13,8 @@ use routerstats_shared::model::{DhcpLease, MacAddr, Report, Station, StationLink
 use super::bandwidth::window_counters;
 use super::devices::StationRow;
 use super::*;
+use crate::api::times::iso_ms_opt as iso_ms;
+use crate::api::times::{date_ms, plain_datetime_s, routeros_uptime};
 use crate::store::{CertInfo, IngestItem, NewToken, Store};
 
 fn params(pairs: &[(&str, &str)], allowed: &[&str]) -> Result<Params, IspError> {

@@ -9,19 +9,22 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::cached_envelope;
 use super::{
-    all_routers, auth, date_ms, db, iso_ms, mib, now_ms, ok, path_name, plain_datetime_s, read,
-    Envelope, ErrorEnvelope, IspError, IspResult, Params, RouterInfo,
+    all_routers, auth, db, isp_query, mib, ok, path_name, read, ErrorEnvelope, IspError, IspResult,
+    NoQuery, Params, RawQuery, RouterFacts, StampedEnvelope,
 };
-use crate::api::cache::{self, cached_envelope};
+use crate::api::cache;
+use crate::api::times::{date_ms, iso_ms_opt, plain_datetime_s};
 use crate::api::ApiState;
+use crate::clock::now_ms;
 use axum::response::Response;
 
 /// Longest accepted `days` of `/api/vpn/statistics/usage`.
@@ -290,7 +293,7 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
             receive_bps: r.get(12)?,
             send_bps: r.get(13)?,
             is_connected: false,
-            last_seen: iso_ms(ts_ms),
+            last_seen: iso_ms_opt(ts_ms),
         },
     })
 }
@@ -298,18 +301,18 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
 impl SessionRow {
     fn finish(
         mut self,
-        routers: &HashMap<i64, RouterInfo>,
+        routers: &HashMap<i64, RouterFacts>,
         now: i64,
     ) -> (i64, Option<i64>, VpnSession) {
         let router = routers.get(&self.router_id);
         self.session.device_name = router.map(|r| r.name.clone()).unwrap_or_default();
         self.session.is_connected =
-            router.is_some_and(|r| r.online(now) && r.last_report_ms == Some(self.ts_ms));
+            router.is_some_and(|r| r.connected(now) && r.last_report_ms == Some(self.ts_ms));
         (self.ts_ms, self.connected_since, self.session)
     }
 }
 
-fn by_id(routers: Vec<RouterInfo>) -> HashMap<i64, RouterInfo> {
+fn by_id(routers: Vec<RouterFacts>) -> HashMap<i64, RouterFacts> {
     routers.into_iter().map(|r| (r.id, r)).collect()
 }
 
@@ -376,14 +379,14 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
 /// Sessions in the newest report of every connected router (only `common_name` when given).
 fn connected_sessions(
     conn: &Connection,
-    routers: &HashMap<i64, RouterInfo>,
+    routers: &HashMap<i64, RouterFacts>,
     common_name: Option<&str>,
     now: i64,
 ) -> Result<Vec<VpnSession>, IspError> {
     let mut st = conn.prepare_cached(&connected_sql()).map_err(db)?;
     let rows = st
         .query_map(
-            params![common_name, now - super::ONLINE_WINDOW_MS],
+            params![common_name, now - crate::api::fleet::ONLINE_WINDOW_MS],
             session_row,
         )
         .map_err(db)?;
@@ -414,7 +417,7 @@ fn connected_sessions(
 /// The sessions of `common_name` in its newest sample time (one router's report).
 fn last_sighting(
     conn: &Connection,
-    routers: &HashMap<i64, RouterInfo>,
+    routers: &HashMap<i64, RouterFacts>,
     common_name: &str,
     now: i64,
 ) -> Result<Vec<(i64, Option<i64>, VpnSession)>, IspError> {
@@ -462,7 +465,7 @@ fn score(state: Option<&str>, running: bool) -> u8 {
 /// Every OpenVPN instance of every router.
 fn servers(
     conn: &Connection,
-    routers: &[RouterInfo],
+    routers: &[RouterFacts],
     now: i64,
 ) -> Result<Vec<VpnServer>, IspError> {
     // Two statements for the whole fleet (status files, sessions of the newest reports) instead
@@ -494,7 +497,7 @@ fn servers(
     }
     let mut out = Vec::new();
     for r in routers {
-        let online = r.online(now);
+        let online = r.connected(now);
         let mut by_instance: BTreeMap<String, VpnServer> = BTreeMap::new();
         for (path, state, detail, updated) in sources.remove(&r.id).unwrap_or_default() {
             let running = online && (state == "ok" || state == "partial");
@@ -511,7 +514,7 @@ fn servers(
                     service_running: running,
                     connected_clients: 0,
                     client_list: Vec::new(),
-                    updated: iso_ms(updated),
+                    updated: iso_ms_opt(updated),
                 },
             );
         }
@@ -543,20 +546,27 @@ fn servers(
     Ok(out)
 }
 
+isp_query! {
+    /// The query of [`usage`].
+    UsageQuery {
+        days: i64 = |p: &Params| p.int("days", 7, 1, MAX_USAGE_DAYS),
+    }
+}
+
 /// OpenVPN servers of the fleet.
 #[utoipa::path(get, path = "/api/vpn/status",
     operation_id = "isp_vpn_status", tag = "isp",
     responses(
-        (status = 200, description = "Fleet summary and every instance. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<VpnStatus>),
+        (status = 200, description = "Fleet summary and every instance. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<VpnStatus>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn status(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    Params::parse(q, &[])?;
+    NoQuery::parse(q)?;
     cached_envelope(&state, "/api/vpn/status", |c| {
         vpn_status(servers(c, &all_routers(c)?, now_ms())?)
     })
@@ -592,16 +602,16 @@ fn vpn_status(servers: Vec<VpnServer>) -> Result<VpnStatus, IspError> {
 #[utoipa::path(get, path = "/api/vpn/clients",
     operation_id = "isp_vpn_clients", tag = "isp",
     responses(
-        (status = 200, description = "Clients by name and router. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<VpnClients>),
+        (status = 200, description = "Clients by name and router. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<VpnClients>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn clients(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    Params::parse(q, &[])?;
+    NoQuery::parse(q)?;
     cached_envelope(&state, "/api/vpn/clients", |c| {
         let list = vpn_client_list(c, now_ms())?;
         let connected = list.iter().filter(|c| c.is_connected).count();
@@ -682,16 +692,16 @@ fn session_bytes(sessions: &[VpnSession]) -> (i64, i64) {
 #[utoipa::path(get, path = "/api/vpn/clients/connected",
     operation_id = "isp_vpn_clients_connected", tag = "isp",
     responses(
-        (status = 200, description = "Connected sessions by router, instance and name", body = Envelope<ConnectedClients>),
+        (status = 200, description = "Connected sessions by router, instance and name", body = StampedEnvelope<ConnectedClients>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn connected(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<ConnectedClients> {
     auth(&state, &headers).await?;
-    Params::parse(q, &[])?;
+    NoQuery::parse(q)?;
     let now = now_ms();
     let list = read(&state, move |c| {
         connected_sessions(c, &by_id(all_routers(c)?), None, now)
@@ -713,7 +723,7 @@ pub async fn connected(
     operation_id = "isp_vpn_clients_name_details", tag = "isp",
     params(("name" = String, Path, description = "Common name (exact)")),
     responses(
-        (status = 200, description = "Sessions and traffic of the client", body = Envelope<VpnClientDetails>),
+        (status = 200, description = "Sessions and traffic of the client", body = StampedEnvelope<VpnClientDetails>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "No stored session has this common name", body = ErrorEnvelope),
     ))]
@@ -721,11 +731,11 @@ pub async fn details(
     State(state): State<ApiState>,
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> IspResult<VpnClientDetails> {
     auth(&state, &headers).await?;
     let name = path_name(name, "client name")?;
-    Params::parse(q, &[])?;
+    NoQuery::parse(q)?;
     let now = now_ms();
     let out = read(&state, move |c| {
         let routers = by_id(all_routers(c)?);
@@ -767,8 +777,8 @@ pub async fn details(
                 bytes_received: usage.0,
                 bytes_sent: usage.1,
             },
-            first_seen: first.and_then(iso_ms),
-            last_seen: iso_ms(last),
+            first_seen: first.and_then(iso_ms_opt),
+            last_seen: iso_ms_opt(last),
             is_valid: None,
             created_at: None,
             expires_at: None,
@@ -818,18 +828,17 @@ pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<Usa
     operation_id = "isp_vpn_statistics_usage", tag = "isp",
     params(("days" = Option<i64>, Query, description = "1 to 90, default 7")),
     responses(
-        (status = 200, description = "Traffic by client and by day. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = Envelope<VpnUsage>),
+        (status = 200, description = "Traffic by client and by day. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<VpnUsage>),
         (status = 400, description = "days out of bounds", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn usage(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let p = Params::parse(q, &["days"])?;
-    let days = p.int("days", 7, 1, MAX_USAGE_DAYS)?;
+    let UsageQuery { days } = UsageQuery::parse(q)?;
     let key = cache::key("/api/vpn/statistics/usage", &[("days", &days)]);
     cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
@@ -869,7 +878,7 @@ pub async fn usage(
                 bytes_sent: a.tx,
                 total_bytes: a.rx.saturating_add(a.tx),
                 sessions: a.sessions.len(),
-                last_seen: iso_ms(a.last),
+                last_seen: iso_ms_opt(a.last),
             })
             .collect();
         clients.sort_by(|a, b| {
@@ -898,8 +907,8 @@ pub async fn usage(
             .collect();
         Ok(VpnUsage {
             period_days: days,
-            from: iso_ms(start),
-            to: iso_ms(now),
+            from: iso_ms_opt(start),
+            to: iso_ms_opt(now),
             total_bytes_received: total_rx,
             total_bytes_sent: total_tx,
             total_mb_received: mib(total_rx),
@@ -916,16 +925,13 @@ pub async fn usage(
 /// VPN service health (no key needed).
 #[utoipa::path(get, path = "/api/vpn/health",
     operation_id = "isp_vpn_health", tag = "isp", security(()),
-    responses((status = 200, description = "Instance and client counts", body = Envelope<VpnHealth>)))]
-pub async fn health(
-    State(state): State<ApiState>,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> IspResult<VpnHealth> {
-    Params::parse(q, &[])?;
+    responses((status = 200, description = "Instance and client counts", body = StampedEnvelope<VpnHealth>)))]
+pub async fn health(State(state): State<ApiState>, q: RawQuery) -> IspResult<VpnHealth> {
+    NoQuery::parse(q)?;
     let now = now_ms();
     let (servers, reporting) = read(&state, move |c| {
         let routers = all_routers(c)?;
-        let reporting = routers.iter().filter(|r| r.online(now)).count();
+        let reporting = routers.iter().filter(|r| r.connected(now)).count();
         Ok((servers(c, &routers, now)?, reporting))
     })
     .await?;

@@ -1,0 +1,212 @@
+//! The fleet read model: what the route groups read about each enrolled router, and when a
+//! router counts as online. One home for every route group (monitor, gateway, dashboard,
+//! OpenWrt stats, ISP, WireGuard) instead of a copy per group.
+//!
+//! One row, read two ways:
+//! - [`RouterInfo`] ([`load_routers`], [`find_router`]): identity, last seen, revocation and the
+//!   estimated report interval; monitor, gateway, OpenWrt stats and (through its own query) the
+//!   dashboard.
+//! - [`RouterFacts`] ([`load_router_facts`], [`router_facts_by_name`]): the same [`RouterInfo`]
+//!   plus the facts of the newest report (CPU, memory, stations); the ISP routes.
+//!
+//! Two online rules, side by side, because two contracts define them differently:
+//! - [`is_online`]: heard from within `max(3 x the router's report interval, 90 s)`. The
+//!   RouterOS-style monitor, the gateway manager and the dashboard say "online" for a router
+//!   that keeps its own rhythm, so a router reporting every 5 minutes is not flapping, while a
+//!   30-second router is offline after 90 s.
+//! - [`is_connected`]: heard from within a fixed 5 minutes. The ISP middleware's contract
+//!   (docs/api/isp.md) defines "connected" that way, whatever the router's interval.
+//!
+//! The CLI's `routers` table reads `store::RouterRow` (certificates, enrollment), not these.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::readpool::db_err;
+use super::ApiError;
+
+/// A router counts as online for at least this long after its latest report.
+pub const ONLINE_FLOOR_MS: i64 = 90_000;
+/// ... or for this many report intervals, when that is longer.
+pub const ONLINE_INTERVALS: i64 = 3;
+/// A router whose last report arrived within this window counts as connected ([`is_connected`]).
+pub const ONLINE_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// Whether a router whose latest report arrived at `last_seen_ms` counts as online at `now_ms`:
+/// within `max(3 x interval, 90 s)`, where `interval_ms` is its estimated report interval.
+pub fn is_online(now_ms: i64, last_seen_ms: Option<i64>, interval_ms: Option<i64>) -> bool {
+    let Some(seen) = last_seen_ms else {
+        return false;
+    };
+    let by_interval = interval_ms
+        .filter(|i| *i > 0)
+        .map(|i| i.saturating_mul(ONLINE_INTERVALS))
+        .unwrap_or(0);
+    now_ms.saturating_sub(seen) <= by_interval.max(ONLINE_FLOOR_MS)
+}
+
+/// Whether a router whose latest report arrived at `last_seen_ms` counts as connected at
+/// `now_ms`: within [`ONLINE_WINDOW_MS`] (5 minutes), whatever its report interval.
+pub fn is_connected(now_ms: i64, last_seen_ms: Option<i64>) -> bool {
+    last_seen_ms.is_some_and(|t| t >= now_ms.saturating_sub(ONLINE_WINDOW_MS))
+}
+
+/// One router with what the fleet routes show about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterInfo {
+    pub id: i64,
+    pub name: String,
+    pub site: Option<String>,
+    pub hostname: String,
+    pub model: Option<String>,
+    pub release: Option<String>,
+    pub agent_version: Option<String>,
+    /// Collector time of the latest report.
+    pub last_seen_ms: Option<i64>,
+    /// Agent time of the latest (newest) report: the `ts_ms` of its samples.
+    pub last_report_ms: Option<i64>,
+    pub last_report_id: Option<i64>,
+    /// Unix seconds.
+    pub revoked_at: Option<i64>,
+    pub uptime_s: Option<i64>,
+    /// Agent time between its two latest reports.
+    pub interval_ms: Option<i64>,
+}
+
+impl RouterInfo {
+    /// `online`, `offline`, `revoked` or `never_reported`.
+    pub fn status(&self, now_ms: i64) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.last_seen_ms.is_none() {
+            "never_reported"
+        } else if is_online(now_ms, self.last_seen_ms, self.interval_ms) {
+            "online"
+        } else {
+            "offline"
+        }
+    }
+
+    pub fn online(&self, now_ms: i64) -> bool {
+        self.status(now_ms) == "online"
+    }
+}
+
+/// The columns of [`RouterInfo`] (`r`: `routers`); the interval comes from the
+/// `reports_router_ts` index.
+macro_rules! router_info_columns {
+    () => {
+        "r.id, r.name, r.site, r.hostname, r.model, r.release, r.agent_version, \
+     r.last_seen_ms, r.last_report_ms, r.last_report_id, r.revoked_at, r.uptime_s, \
+     r.last_report_ms - (SELECT p.ts_ms FROM reports p WHERE p.router_id = r.id AND p.ts_ms < r.last_report_ms \
+                         ORDER BY p.ts_ms DESC LIMIT 1)"
+    };
+}
+
+/// [`RouterInfo`] rows.
+pub(crate) const ROUTER_INFO_SQL: &str =
+    concat!("SELECT ", router_info_columns!(), " FROM routers r");
+
+fn router_info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RouterInfo> {
+    Ok(RouterInfo {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        site: r.get(2)?,
+        hostname: r.get(3)?,
+        model: r.get(4)?,
+        release: r.get(5)?,
+        agent_version: r.get(6)?,
+        last_seen_ms: r.get(7)?,
+        last_report_ms: r.get(8)?,
+        last_report_id: r.get(9)?,
+        revoked_at: r.get(10)?,
+        uptime_s: r.get(11)?,
+        interval_ms: r.get(12)?,
+    })
+}
+
+/// Every router, by name.
+pub fn load_routers(conn: &Connection) -> Result<Vec<RouterInfo>, ApiError> {
+    let sql = format!("{ROUTER_INFO_SQL} ORDER BY r.name");
+    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+    let rows = st.query_map([], router_info_from_row).map_err(db_err)?;
+    rows.collect::<Result<_, _>>().map_err(db_err)
+}
+
+/// A router by numeric id (when one has that id) or else by name (case-insensitive).
+pub fn find_router(conn: &Connection, id_or_name: &str) -> Result<Option<RouterInfo>, ApiError> {
+    if let Ok(id) = id_or_name.parse::<i64>() {
+        let sql = format!("{ROUTER_INFO_SQL} WHERE r.id = ?1");
+        let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+        let mut rows = st.query_map([id], router_info_from_row).map_err(db_err)?;
+        if let Some(row) = rows.next() {
+            return row.map(Some).map_err(db_err);
+        }
+    }
+    let sql = format!("{ROUTER_INFO_SQL} WHERE r.name = ?1");
+    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+    let mut rows = st
+        .query_map([id_or_name], router_info_from_row)
+        .map_err(db_err)?;
+    rows.next().transpose().map_err(db_err)
+}
+
+/// One enrolled router with the facts of its newest report (the ISP routes' row): a
+/// [`RouterInfo`] (its fields read through `Deref`) plus CPU, memory and stations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouterFacts {
+    pub router: RouterInfo,
+    pub cpu_permille: Option<i64>,
+    pub mem_total_kb: Option<i64>,
+    pub mem_available_kb: Option<i64>,
+    /// Stations in the newest report.
+    pub station_count: Option<i64>,
+}
+
+impl std::ops::Deref for RouterFacts {
+    type Target = RouterInfo;
+
+    fn deref(&self) -> &RouterInfo {
+        &self.router
+    }
+}
+
+impl RouterFacts {
+    /// Not revoked and [`is_connected`].
+    pub fn connected(&self, now_ms: i64) -> bool {
+        self.revoked_at.is_none() && is_connected(now_ms, self.last_seen_ms)
+    }
+}
+
+/// [`RouterFacts`] rows (`n`: the newest report).
+pub(crate) const ROUTER_FACTS_SQL: &str = concat!(
+    "SELECT ",
+    router_info_columns!(),
+    ", n.cpu_permille, n.mem_total_kb, n.mem_available_kb, n.station_count \
+     FROM routers r LEFT JOIN reports n ON n.id = r.last_report_id"
+);
+
+fn router_facts_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RouterFacts> {
+    Ok(RouterFacts {
+        router: router_info_from_row(r)?,
+        cpu_permille: r.get(13)?,
+        mem_total_kb: r.get(14)?,
+        mem_available_kb: r.get(15)?,
+        station_count: r.get(16)?,
+    })
+}
+
+/// Every enrolled router with its newest report's facts, by name.
+pub fn load_router_facts(conn: &Connection) -> rusqlite::Result<Vec<RouterFacts>> {
+    let mut st = conn.prepare_cached(&format!("{ROUTER_FACTS_SQL} ORDER BY r.name"))?;
+    let rows = st.query_map([], router_facts_from_row)?;
+    rows.collect()
+}
+
+/// The router called `name` (case-insensitive) with its newest report's facts.
+pub fn router_facts_by_name(
+    conn: &Connection,
+    name: &str,
+) -> rusqlite::Result<Option<RouterFacts>> {
+    let mut st = conn.prepare_cached(&format!("{ROUTER_FACTS_SQL} WHERE r.name = ?1"))?;
+    st.query_row([name], router_facts_from_row).optional()
+}
