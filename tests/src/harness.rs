@@ -50,6 +50,31 @@ pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::
     Ok((status, body))
 }
 
+/// A minimal HTTP/1.1 request with an optional JSON body on loopback; returns (status, body).
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
 /// A running collector process.
 pub struct Collector {
     pub data_dir: PathBuf,
@@ -57,6 +82,8 @@ pub struct Collector {
     pub api: SocketAddr,
     child: Option<Child>,
     log: PathBuf,
+    /// `--config` file, when started with one.
+    config: Option<PathBuf>,
 }
 
 impl Collector {
@@ -65,7 +92,20 @@ impl Collector {
     pub fn start(data_dir: &Path) -> Collector {
         let ingest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut c = Collector { data_dir: data_dir.to_path_buf(), ingest, api, child: None, log: data_dir.join("collector.log") };
+        let mut c = Collector { data_dir: data_dir.to_path_buf(), ingest, api, child: None, log: data_dir.join("collector.log"), config: None };
+        c.spawn();
+        c
+    }
+
+    /// Like [`Collector::start`] with a TOML config file holding `config` (flags still set the
+    /// data dir and the listeners).
+    pub fn start_with_config(data_dir: &Path, config: &str) -> Collector {
+        let ingest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        std::fs::create_dir_all(data_dir).unwrap();
+        let path = data_dir.join("collector.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut c = Collector { data_dir: data_dir.to_path_buf(), ingest, api, child: None, log: data_dir.join("collector.log"), config: Some(path) };
         c.spawn();
         c
     }
@@ -73,8 +113,12 @@ impl Collector {
     fn spawn(&mut self) {
         std::fs::create_dir_all(&self.data_dir).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new(bin_path("routerstats-collector"))
-            .arg("serve")
+        let mut cmd = Command::new(bin_path("routerstats-collector"));
+        cmd.arg("serve");
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        let child = cmd
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--ingest-listen", &self.ingest.to_string(), "--api-listen", &self.api.to_string()])
@@ -345,8 +389,16 @@ impl Fleet {
     /// fake counters between cycles, and returns once each router has stored `cycles` reports.
     /// The agents keep running until [`Fleet::stop_agents`] (or drop).
     pub fn start(routers: &[(&str, &str)], cycles: usize) -> Fleet {
+        Self::start_with_config(routers, cycles, None)
+    }
+
+    /// [`Fleet::start`] with a collector config file (TOML text).
+    pub fn start_with_config(routers: &[(&str, &str)], cycles: usize, config: Option<&str>) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
-        let collector = Collector::start(&dir.path().join("collector"));
+        let collector = match config {
+            Some(text) => Collector::start_with_config(&dir.path().join("collector"), text),
+            None => Collector::start(&dir.path().join("collector")),
+        };
         let key = |role: &str| {
             let out = collector.cli(&["apikey", "create", "--role", role, "--name", &format!("test-{role}")]);
             assert!(out.status.success(), "apikey create: {}", String::from_utf8_lossy(&out.stderr));
@@ -378,6 +430,19 @@ impl Fleet {
         for a in &mut self.agents {
             a.stop();
         }
+    }
+
+    /// Starts the agents again (after [`Fleet::stop_agents`]), reporting every 200 ms.
+    pub fn restart_agents(&mut self) {
+        self.stop_agents();
+        self.agents = self.routers.iter().map(|s| s.run(self.collector.ingest, "200ms", &[])).collect();
+    }
+
+    /// A request with a JSON body and an optional API key; returns the status and the parsed body.
+    pub fn send_as(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> (u16, serde_json::Value) {
+        let headers: Vec<(&str, &str)> = key.map(|k| vec![("X-API-Key", k)]).unwrap_or_default();
+        let (status, body) = http_request(self.collector.api, method, path, &headers, body).expect("http request");
+        (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
     }
 
     /// GET with an optional API key; returns the status and the body parsed as JSON (Null when

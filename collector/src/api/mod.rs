@@ -7,6 +7,7 @@
 //! - [`isp`] — `/api/devices...`, `/api/users...`, `/api/vpn/...`, `/api/bandwidth/...`
 //! - [`wireguard`] — `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
 //! - [`prometheus`] — `/metrics`
+//! - [`alerts`] — `/api/alerts`, `/api/alerts/silences...`
 //! - [`openapi`] — `/api/openapi.json`
 //! - [`cache`] — the response cache of the fleet-wide answers
 //!
@@ -36,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+pub mod alerts;
 pub mod cache;
 pub mod dashboard;
 pub mod gateway;
@@ -235,6 +237,7 @@ pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) 
         .merge(prometheus::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())
+        .merge(alerts::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             limiter,
