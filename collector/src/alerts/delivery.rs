@@ -2,7 +2,7 @@
 //! (`alert_deliveries`), on a tokio task of its own: a receiver that is down, slow or answers an
 //! error gets retries with exponential backoff (`retry_base` doubled per attempt up to
 //! `retry_max`, `max_attempts` in all) and never holds up ingest, the API or the other queued
-//! deliveries (each attempt has `send_timeout`; attempts run side by side).
+//! deliveries (each attempt is a task of its own, bounded by `send_timeout`).
 //!
 //! Bodies (documented in docs/alerts.md):
 //! - `webhook`: [`webhook_body`] as JSON; with a `secret`, `X-Routerstats-Signature:
@@ -29,8 +29,8 @@ use super::state::{get_alert, AlertRow, ALERT_COLUMNS};
 
 /// How often firing alerts are sent again to Alertmanager receivers.
 pub const ALERTMANAGER_RESEND: Duration = Duration::from_secs(60);
-/// Queued deliveries taken per round.
-const BATCH: i64 = 64;
+/// Attempts in flight at most.
+const MAX_IN_FLIGHT: usize = 64;
 /// The signature header of the generic webhook.
 pub const SIGNATURE_HEADER: &str = "X-Routerstats-Signature";
 
@@ -258,11 +258,36 @@ fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// Records the outcome of one attempt: delivered or given up (deleted), or the next attempt.
+fn record(c: &Connection, cfg: &AlertsConfig, d: &Due, result: Result<(), String>, fatal: bool) -> rusqlite::Result<()> {
+    let attempts = d.attempts + 1;
+    match result {
+        Ok(()) => {
+            tracing::info!(receiver = %d.receiver, alert = d.alert_id, event = %d.event, "alert delivered");
+            c.execute("DELETE FROM alert_deliveries WHERE id = ?1", [d.id])?;
+        }
+        Err(e) if fatal || attempts >= i64::from(cfg.max_attempts) => {
+            tracing::warn!(receiver = %d.receiver, alert = d.alert_id, attempts, error = %e, "alert delivery given up");
+            c.execute("DELETE FROM alert_deliveries WHERE id = ?1", [d.id])?;
+        }
+        Err(e) => {
+            let delay = backoff(cfg, (attempts - 1).clamp(0, 64) as u32).as_millis() as i64;
+            tracing::warn!(receiver = %d.receiver, alert = d.alert_id, attempts, retry_in_ms = delay, error = %e, "alert delivery failed; will retry");
+            c.execute(
+                "UPDATE alert_deliveries SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4 WHERE id = ?1",
+                params![d.id, attempts, now_ms() + delay, e],
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// The delivery worker: its own database connection, the receivers and the sender.
 pub struct Deliverer {
     cfg: AlertsConfig,
     db: Db,
     sender: Sender,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 type Db = Arc<Mutex<crate::store::Store>>;
@@ -282,7 +307,7 @@ impl Deliverer {
     pub fn open(cfg: AlertsConfig, path: &Path) -> Result<Self, crate::store::StoreError> {
         let store = crate::store::Store::open(path)?;
         let sender = Sender::new(cfg.send_timeout);
-        Ok(Deliverer { cfg, db: Arc::new(Mutex::new(store)), sender })
+        Ok(Deliverer { cfg, db: Arc::new(Mutex::new(store)), sender, in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)) })
     }
 
     /// Runs until `stop` fires: delivers what is due, then waits for `wake` or the next due time.
@@ -292,7 +317,7 @@ impl Deliverer {
             if *stop.borrow() {
                 return;
             }
-            let next = match self.round().await {
+            let next = match self.round(&wake).await {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::warn!(error = %e, "alert delivery round failed");
@@ -312,67 +337,55 @@ impl Deliverer {
         }
     }
 
-    /// Attempts every due delivery once (side by side); returns the time until the next is due.
-    pub async fn round(&self) -> rusqlite::Result<Duration> {
+    /// Starts an attempt for every due delivery, each on a task of its own (a slow receiver
+    /// holds up nothing else), and returns the time until the next one is due. A delivery taken
+    /// is leased (its next attempt moved past the send timeout) so it is not taken twice, and is
+    /// retried after the lease if the collector stops mid-attempt.
+    pub async fn round(&self, wake: &Arc<Notify>) -> rusqlite::Result<Duration> {
         let now = now_ms();
+        let lease = now + self.cfg.send_timeout.as_millis() as i64 + 1000;
+        let free = self.in_flight.available_permits() as i64;
         let due: Vec<(Due, Option<AlertRow>)> = blocking(&self.db, move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT id, alert_id, event, receiver, attempts FROM alert_deliveries \
-                 WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, id LIMIT ?2",
-            )?;
-            let rows: Vec<Due> = st
-                .query_map(params![now, BATCH], |r| {
+            let tx = c.unchecked_transaction()?;
+            let rows: Vec<Due> = tx
+                .prepare_cached(
+                    "SELECT id, alert_id, event, receiver, attempts FROM alert_deliveries \
+                     WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, id LIMIT ?2",
+                )?
+                .query_map(params![now, free], |r| {
                     Ok(Due { id: r.get(0)?, alert_id: r.get(1)?, event: r.get(2)?, receiver: r.get(3)?, attempts: r.get(4)? })
                 })?
                 .collect::<Result<_, _>>()?;
-            rows.into_iter().map(|d| Ok((d.clone(), get_alert(c, d.alert_id)?))).collect()
+            let mut out = Vec::with_capacity(rows.len());
+            for d in rows {
+                tx.prepare_cached("UPDATE alert_deliveries SET next_attempt_ms = ?2 WHERE id = ?1")?
+                    .execute(params![d.id, lease])?;
+                let alert = get_alert(&tx, d.alert_id)?;
+                out.push((d, alert));
+            }
+            tx.commit()?;
+            Ok(out)
         })
         .await?;
-        let mut set = tokio::task::JoinSet::new();
         for (d, alert) in due {
             let receiver = self.cfg.receivers.iter().find(|r| r.name == d.receiver).cloned();
-            let sender = self.sender.clone();
-            set.spawn(async move {
+            let (sender, db, cfg, wake) = (self.sender.clone(), self.db.clone(), self.cfg.clone(), wake.clone());
+            let Ok(permit) = self.in_flight.clone().try_acquire_owned() else { break };
+            tokio::spawn(async move {
+                let _permit = permit;
                 let result = match (&receiver, &alert) {
                     (Some(r), Some(a)) => sender.send(r, a, &d.event, d.id, now).await.map_err(|e| e.to_string()),
                     (None, _) => Err("receiver no longer configured".to_string()),
                     (_, None) => Err("alert no longer stored".to_string()),
                 };
                 let fatal = receiver.is_none() || alert.is_none();
-                (d, result, fatal)
+                if let Err(e) = blocking(&db, move |c| record(c, &cfg, &d, result, fatal)).await {
+                    tracing::warn!(error = %e, "cannot record an alert delivery attempt");
+                }
+                wake.notify_one();
             });
         }
-        let mut outcomes = Vec::new();
-        while let Some(joined) = set.join_next().await {
-            if let Ok(o) = joined {
-                outcomes.push(o);
-            }
-        }
-        let cfg = self.cfg.clone();
-        blocking(&self.db, move |c| {
-            let tx = c.unchecked_transaction()?;
-            for (d, result, fatal) in outcomes {
-                let attempts = d.attempts + 1;
-                match result {
-                    Ok(()) => {
-                        tracing::info!(receiver = %d.receiver, alert = d.alert_id, event = %d.event, "alert delivered");
-                        tx.execute("DELETE FROM alert_deliveries WHERE id = ?1", [d.id])?;
-                    }
-                    Err(e) if fatal || attempts >= i64::from(cfg.max_attempts) => {
-                        tracing::warn!(receiver = %d.receiver, alert = d.alert_id, attempts, error = %e, "alert delivery given up");
-                        tx.execute("DELETE FROM alert_deliveries WHERE id = ?1", [d.id])?;
-                    }
-                    Err(e) => {
-                        let delay = backoff(&cfg, attempts as u32 - 1).as_millis() as i64;
-                        tracing::warn!(receiver = %d.receiver, alert = d.alert_id, attempts, retry_in_ms = delay, error = %e, "alert delivery failed; will retry");
-                        tx.execute(
-                            "UPDATE alert_deliveries SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4 WHERE id = ?1",
-                            params![d.id, attempts, now_ms() + delay, e],
-                        )?;
-                    }
-                }
-            }
-            tx.commit()?;
+        blocking(&self.db, |c| {
             let next: Option<i64> = c.query_row("SELECT min(next_attempt_ms) FROM alert_deliveries", [], |r| r.get(0))?;
             Ok(match next {
                 Some(t) => Duration::from_millis((t - now_ms()).clamp(0, 3_600_000) as u64),
