@@ -152,12 +152,16 @@ impl AlertService {
         let eval = std::thread::Builder::new()
             .name("alerts-eval".into())
             .spawn(move || loop {
+                let t = Instant::now();
                 match evaluator.run_once(now_ms()) {
-                    Ok(s) if s.fired + s.resolved > 0 => {
-                        tracing::info!(fired = s.fired, resolved = s.resolved, "alerts changed");
-                        wake.notify_one();
+                    Ok(s) => {
+                        let took_us = t.elapsed().as_micros() as u64;
+                        tracing::debug!(routers = s.routers, conditions = s.conditions, took_us, "alerts evaluated");
+                        if s.fired + s.resolved > 0 {
+                            tracing::info!(fired = s.fired, resolved = s.resolved, "alerts changed");
+                            wake.notify_one();
+                        }
                     }
-                    Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "alert evaluation failed"),
                 }
                 match stop.recv_timeout(interval) {
