@@ -8,6 +8,7 @@
 //! - [`wireguard`] — `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
 //! - [`prometheus`] — `/metrics`
 //! - [`alerts`] — `/api/alerts`, `/api/alerts/silences...`
+//! - [`series`] — `/api/routers/{id}/interfaces/{name}/series` (the dashboard chart, with gaps)
 //! - [`openapi`] — `/api/openapi.json`
 //! - [`cache`] — the response cache of the fleet-wide answers
 //!
@@ -47,6 +48,7 @@ pub mod openapi;
 pub mod openwrt;
 pub mod prometheus;
 pub mod readpool;
+pub mod series;
 pub mod wireguard;
 
 use crate::pki::unix_now;
@@ -238,6 +240,7 @@ pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) 
         .merge(openapi::routes())
         .merge(dashboard::routes())
         .merge(alerts::routes())
+        .merge(series::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             limiter,

@@ -75,6 +75,7 @@ pub fn fragments() -> Vec<(&'static str, Document)> {
         ("prometheus", super::prometheus::Doc::openapi()),
         ("dashboard", super::dashboard::Doc::openapi()),
         ("alerts", super::alerts::Doc::openapi()),
+        ("series", super::series::Doc::openapi()),
         ("openapi", Doc::openapi()),
     ]
 }
