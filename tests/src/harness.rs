@@ -432,6 +432,15 @@ impl Fleet {
         }
     }
 
+    /// Stops the agent of router `name` (the others keep reporting).
+    pub fn stop_agent(&mut self, name: &str) {
+        if let Some(i) = self.routers.iter().position(|r| r.router.hostname == name) {
+            if let Some(a) = self.agents.get_mut(i) {
+                a.stop();
+            }
+        }
+    }
+
     /// Starts the agents again (after [`Fleet::stop_agents`]), reporting every 200 ms.
     pub fn restart_agents(&mut self) {
         self.stop_agents();
