@@ -34,23 +34,11 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
 
 /// A minimal HTTP/1.1 GET on loopback; returns (status, body).
 pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Ok((status, body))
+    http_request(addr, "GET", path, headers, None)
 }
 
-/// A minimal HTTP/1.1 request with an optional JSON body on loopback; returns (status, body).
+/// A minimal HTTP/1.1 request on loopback, with a JSON body when `body` is given; returns
+/// (status, body).
 pub fn http_request(
     addr: SocketAddr,
     method: &str,
@@ -64,8 +52,11 @@ pub fn http_request(
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    let body = body.unwrap_or("");
-    req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+    match body {
+        Some(b) => req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len())),
+        None if method == "GET" => req.push_str("\r\n"),
+        None => req.push_str("Content-Length: 0\r\n\r\n"),
+    }
     s.write_all(req.as_bytes())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
@@ -74,6 +65,17 @@ pub fn http_request(
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Ok((status, body))
 }
+
+/// Alert rules for tests: evaluated every second, a router offline after 2 missed 1-second
+/// intervals, resolved at once (for [`Fleet::start_with_config`]).
+pub const FAST_ALERTS: &str = r#"
+[alerts]
+eval_interval = "1s"
+report_interval = "1s"
+[alerts.fleet]
+offline_intervals = 2
+keep_firing_for = "0s"
+"#;
 
 /// A running collector process.
 pub struct Collector {

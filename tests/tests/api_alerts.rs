@@ -4,18 +4,9 @@
 
 use std::time::Duration;
 
-use routerstats_tests::harness::{wait_for, Fleet};
+use routerstats_tests::harness::{wait_for, Fleet, FAST_ALERTS};
 use serde_json::Value;
 
-/// Fast rules: evaluated every second, offline after 2 missed 1-second intervals.
-const CONFIG: &str = r#"
-[alerts]
-eval_interval = "1s"
-report_interval = "1s"
-[alerts.fleet]
-offline_intervals = 2
-keep_firing_for = "0s"
-"#;
 
 fn alerts(fleet: &Fleet, query: &str) -> Value {
     let (s, body) = fleet.get(&format!("/api/alerts{query}"));
@@ -25,7 +16,7 @@ fn alerts(fleet: &Fleet, query: &str) -> Value {
 
 #[test]
 fn offline_alert_history_filters_and_silences() {
-    let mut fleet = Fleet::start_with_config(&[("edge-a", "north"), ("edge-b", "south")], 2, Some(CONFIG));
+    let mut fleet = Fleet::start_with_config(&[("edge-a", "north"), ("edge-b", "south")], 2, Some(FAST_ALERTS));
     let (s, body) = fleet.get_as("/api/alerts", None);
     assert_eq!(s, 401, "{body}");
     fleet.stop_agents();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use routerstats_tests::fake_router::FakeRouter;
-use routerstats_tests::harness::{wait_for, Fleet};
+use routerstats_tests::harness::{wait_for, Fleet, FAST_ALERTS};
 use routerstats_tests::webdriver::{ChromeDriver, Element, Session, WdError, WdResult};
 use serde_json::{json, Value};
 
@@ -889,16 +889,6 @@ fn browse(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
     Ok(())
 }
 
-/// Fast alert rules for the alerts page: evaluated every second, offline after 2 missed 1-second
-/// intervals.
-const FAST_ALERTS: &str = r#"
-[alerts]
-eval_interval = "1s"
-report_interval = "1s"
-[alerts.fleet]
-offline_intervals = 2
-keep_firing_for = "0s"
-"#;
 
 /// The `textContent` of every element matching `css` (also inside a closed `<details>`, where
 /// WebDriver's rendered text is empty).

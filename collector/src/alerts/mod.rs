@@ -54,6 +54,8 @@ pub struct Evaluator {
     receivers: Vec<String>,
     last_prune: Option<Instant>,
     last_refresh: Instant,
+    /// The first evaluation's time: the collector listens for reports since about then.
+    started_ms: Option<i64>,
 }
 
 /// Wall clock in Unix milliseconds.
@@ -80,6 +82,7 @@ impl Evaluator {
             receivers,
             last_prune: None,
             last_refresh: Instant::now(),
+            started_ms: None,
         })
     }
 
@@ -97,7 +100,8 @@ impl Evaluator {
         }
         let engine = self.engine.get_or_insert_with(Engine::default);
         let routers = snapshot::read(&self.read, &self.cfg, now_ms)?;
-        let eval = rules::evaluate(&self.cfg, &routers, &mut self.mem, now_ms);
+        let since = *self.started_ms.get_or_insert(now_ms);
+        let eval = rules::evaluate(&self.cfg, &routers, &mut self.mem, now_ms, since);
         let conditions = eval.conditions.len();
         let transitions = engine.step(eval.conditions, &eval.hold, now_ms);
         let mut stats = EvalStats { routers: routers.len(), conditions, ..Default::default() };

@@ -180,17 +180,21 @@ pub fn pick_wan(ifaces: &[IfaceSnap]) -> Option<&IfaceSnap> {
         .copied()
 }
 
-/// Evaluates every rule for every router at `now_ms` (collector clock).
+/// Evaluates every rule for every router at `now_ms` (collector clock). `listening_since_ms`:
+/// when this collector started receiving reports; silence before it does not count towards
+/// `offline` (a restarted collector does not call the whole fleet offline before the agents
+/// had a chance to reconnect).
 pub fn evaluate(
     cfg: &AlertsConfig,
     routers: &[RouterSnap],
     mem: &mut RuleMemory,
     now_ms: i64,
+    listening_since_ms: i64,
 ) -> Evaluation {
     let mut out = Evaluation::default();
     for r in routers {
         let t = cfg.thresholds_for(r.site.as_deref(), &r.name);
-        evaluate_router(cfg, &t, r, mem, now_ms, &mut out);
+        evaluate_router(cfg, &t, r, mem, (now_ms, listening_since_ms), &mut out);
     }
     out
 }
@@ -200,7 +204,7 @@ fn evaluate_router(
     t: &Thresholds,
     r: &RouterSnap,
     mem: &mut RuleMemory,
-    now_ms: i64,
+    (now_ms, listening_since_ms): (i64, i64),
     out: &mut Evaluation,
 ) {
     let mut push = |rule: &'static str,
@@ -228,7 +232,7 @@ fn evaluate_router(
     if t.offline_intervals > 0 {
         let limit = cfg.report_interval.as_millis() as i64 * i64::from(t.offline_intervals);
         let silent = now_ms - seen;
-        if silent > limit {
+        if now_ms - seen.max(listening_since_ms) > limit {
             push(
                 "offline",
                 String::new(),
@@ -474,7 +478,7 @@ mod tests {
     #[test]
     fn healthy_router_raises_nothing() {
         let now = 1_700_000_000_000;
-        let e = evaluate(&AlertsConfig::default(), &[router(now)], &mut RuleMemory::default(), now);
+        let e = evaluate(&AlertsConfig::default(), &[router(now)], &mut RuleMemory::default(), now, 0);
         assert!(e.conditions.is_empty(), "{:?}", e.conditions);
     }
 
@@ -497,7 +501,7 @@ mod tests {
         rep.wg_peers.push(WgPeerSnap { iface: "wg0".into(), public_key: "K=".into(), name: None, latest_handshake: Some(rep.ts_ms / 1000 - 3600) });
         rep.wg_peers.push(WgPeerSnap { iface: "wg0".into(), public_key: "L=".into(), name: None, latest_handshake: Some(rep.ts_ms / 1000 - 60) });
         rep.ovpn_gone.push(OvpnGoneSnap { instance: "server".into(), common_name: "alice".into(), last_seen_ms: now - 60_000 });
-        let e = evaluate(&cfg, &[r], &mut RuleMemory::default(), now);
+        let e = evaluate(&cfg, &[r], &mut RuleMemory::default(), now, 0);
         let mut got = rules(&e);
         got.sort_unstable();
         assert_eq!(
@@ -517,14 +521,22 @@ mod tests {
         let mut r = router(now);
         r.last_seen_ms = Some(now - 91_000);
         r.report.as_mut().unwrap().cpu_permille = Some(999);
-        let e = evaluate(&AlertsConfig::default(), &[r], &mut RuleMemory::default(), now);
+        let e = evaluate(&AlertsConfig::default(), &[r], &mut RuleMemory::default(), now, 0);
         assert_eq!(rules(&e), ["offline"]);
         assert!(e.hold.contains(&1));
         assert_eq!(e.conditions[0].values["silent_s"], 91);
+        // A collector that started listening 30 s ago waits for the agents to reconnect.
+        let mut r = router(now);
+        r.last_seen_ms = Some(now - 3_600_000);
+        let e = evaluate(&AlertsConfig::default(), &[r.clone()], &mut RuleMemory::default(), now, now - 30_000);
+        assert!(e.conditions.is_empty(), "{:?}", e.conditions);
+        let e = evaluate(&AlertsConfig::default(), &[r], &mut RuleMemory::default(), now + 61_000, now - 30_000);
+        assert_eq!(rules(&e), ["offline"]);
+        assert_eq!(e.conditions[0].values["silent_s"], 3661);
         // 89 s is under 3 x 30 s.
         let mut r = router(now);
         r.last_seen_ms = Some(now - 89_000);
-        assert!(evaluate(&AlertsConfig::default(), &[r], &mut RuleMemory::default(), now).conditions.is_empty());
+        assert!(evaluate(&AlertsConfig::default(), &[r], &mut RuleMemory::default(), now, 0).conditions.is_empty());
     }
 
     #[test]
@@ -535,18 +547,18 @@ mod tests {
         let mut r = router(now);
         r.report.as_mut().unwrap().interfaces[0] = IfaceSnap { name: "pppoe-wan".into(), kind: "pppoe".into(), ..Default::default() };
         r.report.as_mut().unwrap().dropped_reports = 5;
-        assert!(evaluate(&cfg, &[r.clone()], &mut mem, now).conditions.is_empty());
+        assert!(evaluate(&cfg, &[r.clone()], &mut mem, now, 0).conditions.is_empty());
         let rep = r.report.as_mut().unwrap();
         rep.interfaces.clear();
         rep.dropped_reports = 7;
-        let e = evaluate(&cfg, &[r.clone()], &mut mem, now);
+        let e = evaluate(&cfg, &[r.clone()], &mut mem, now, 0);
         let mut got = rules(&e);
         got.sort_unstable();
         assert_eq!(got, ["spool_drops", "wan_down"]);
         assert_eq!(e.conditions.iter().find(|c| c.key.rule == "spool_drops").unwrap().values["dropped"], 2);
         assert_eq!(e.conditions.iter().find(|c| c.key.rule == "wan_down").unwrap().key.subject, "pppoe-wan");
         // Same report again: no new drops; the WAN is still gone.
-        assert_eq!(rules(&evaluate(&cfg, &[r], &mut mem, now)), ["wan_down"]);
+        assert_eq!(rules(&evaluate(&cfg, &[r], &mut mem, now, 0)), ["wan_down"]);
     }
 
     #[test]
@@ -556,9 +568,9 @@ mod tests {
         let cfg = AlertsConfig::from_value(v).unwrap();
         let mut r = router(now);
         r.report.as_mut().unwrap().cpu_permille = Some(990);
-        assert!(evaluate(&cfg, &[r.clone()], &mut RuleMemory::default(), now).conditions.is_empty());
+        assert!(evaluate(&cfg, &[r.clone()], &mut RuleMemory::default(), now, 0).conditions.is_empty());
         r.name = "r2".into();
-        assert_eq!(rules(&evaluate(&cfg, &[r], &mut RuleMemory::default(), now)), ["cpu"]);
+        assert_eq!(rules(&evaluate(&cfg, &[r], &mut RuleMemory::default(), now, 0)), ["cpu"]);
     }
 
     #[test]
@@ -571,6 +583,6 @@ mod tests {
         rep.cpu_permille = Some(i64::MAX);
         rep.interfaces[0].rx_bps = Some(i64::MIN);
         r.cert_not_after = i64::MIN / 2;
-        let _ = evaluate(&AlertsConfig::default(), &[r], &mut RuleMemory::default(), now);
+        let _ = evaluate(&AlertsConfig::default(), &[r], &mut RuleMemory::default(), now, 0);
     }
 }
