@@ -2,6 +2,11 @@
 //! read-only connection: one query for the routers and their newest reports (through
 //! `routers.last_report_id`), then one query per sample table joined on each router's newest
 //! report time, each run only when some scope turns on a rule that needs it.
+//!
+//! Cost: the joins are written `CROSS JOIN` so SQLite keeps the order routers -> report (rowid)
+//! -> samples (primary key `router_id, ts_ms`): left to itself, without table statistics, it
+//! scans the whole sample table instead (a test checks the plans). OpenVPN clients come from
+//! `ovpn_rollup_1h` (one row per session and hour) rather than the raw samples.
 
 use std::collections::HashMap;
 
@@ -17,23 +22,21 @@ const ROUTERS_SQL: &str = "SELECT r.id, r.name, r.site, r.last_seen_ms, r.cert_n
      WHERE r.revoked_at IS NULL ORDER BY r.id";
 
 const IFACES_SQL: &str = "SELECT r.id, s.name, s.kind, s.rx_bps, s.tx_bps FROM routers r \
-     JOIN reports p ON p.id = r.last_report_id \
-     JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = p.ts_ms WHERE r.revoked_at IS NULL";
+     CROSS JOIN reports p ON p.id = r.last_report_id \
+     CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = p.ts_ms WHERE r.revoked_at IS NULL";
 
 const STATIONS_SQL: &str = "SELECT r.id, s.iface, s.mac, s.rx_bps, s.tx_bps FROM routers r \
-     JOIN reports p ON p.id = r.last_report_id \
-     JOIN station_samples s ON s.router_id = r.id AND s.ts_ms = p.ts_ms \
+     CROSS JOIN reports p ON p.id = r.last_report_id \
+     CROSS JOIN station_samples s ON s.router_id = r.id AND s.ts_ms = p.ts_ms \
      WHERE r.revoked_at IS NULL AND max(coalesce(s.rx_bps, 0), coalesce(s.tx_bps, 0)) > ?1";
 
 const WG_SQL: &str = "SELECT r.id, s.iface, s.public_key, s.name, s.latest_handshake FROM routers r \
-     JOIN reports p ON p.id = r.last_report_id \
-     JOIN wg_peer_samples s ON s.router_id = r.id AND s.ts_ms = p.ts_ms WHERE r.revoked_at IS NULL";
+     CROSS JOIN reports p ON p.id = r.last_report_id \
+     CROSS JOIN wg_peer_samples s ON s.router_id = r.id AND s.ts_ms = p.ts_ms WHERE r.revoked_at IS NULL";
 
-/// OpenVPN clients seen since ?1 whose newest sample is older than their router's newest report.
-const OVPN_GONE_SQL: &str = "SELECT r.id, s.instance, s.common_name, max(s.ts_ms) AS last FROM routers r \
-     JOIN reports p ON p.id = r.last_report_id \
-     JOIN ovpn_client_samples s ON s.router_id = r.id AND s.ts_ms >= ?1 AND s.ts_ms <= p.ts_ms \
-     WHERE r.revoked_at IS NULL GROUP BY r.id, s.instance, s.common_name HAVING last < max(p.ts_ms)";
+/// OpenVPN sessions' newest sample time per client, over the 1-hour buckets from ?1 on.
+const OVPN_SQL: &str = "SELECT router_id, instance, common_name, max(last_ts_ms) FROM ovpn_rollup_1h \
+     WHERE bucket_start_ms >= ?1 GROUP BY router_id, instance, common_name";
 
 /// Reads the fleet snapshot at `now_ms`.
 pub fn read(conn: &Connection, cfg: &AlertsConfig, now_ms: i64) -> rusqlite::Result<Vec<RouterSnap>> {
@@ -103,10 +106,15 @@ pub fn read(conn: &Connection, cfg: &AlertsConfig, now_ms: i64) -> rusqlite::Res
         })?;
     }
     if cfg.any_scope(|t| t.ovpn_client_gone) {
-        let lookback = longest_ovpn_lookback(cfg);
-        let since = now_ms - lookback;
-        with(OVPN_GONE_SQL, &[&since], &mut |rep, r| {
-            rep.ovpn_gone.push(OvpnGoneSnap { instance: r.get(1)?, common_name: r.get(2)?, last_seen_ms: r.get(3)? });
+        // Clients seen within the lookback whose newest sample is older than the router's
+        // newest report: gone from it.
+        let since = now_ms - longest_ovpn_lookback(cfg);
+        let bucket = since - since.rem_euclid(crate::store::BUCKET_1H_MS);
+        with(OVPN_SQL, &[&bucket], &mut |rep, r| {
+            let last: i64 = r.get(3)?;
+            if last >= since && last < rep.ts_ms {
+                rep.ovpn_gone.push(OvpnGoneSnap { instance: r.get(1)?, common_name: r.get(2)?, last_seen_ms: last });
+            }
             Ok(())
         })?;
     }
@@ -133,4 +141,61 @@ fn longest_ovpn_lookback(cfg: &AlertsConfig) -> i64 {
         false
     });
     longest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::schema::MIGRATIONS;
+
+    /// Every query reads the sample tables by key: only `routers` may be scanned.
+    #[test]
+    fn queries_read_by_keys() {
+        let c = Connection::open_in_memory().unwrap();
+        for m in MIGRATIONS {
+            c.execute_batch(m).unwrap();
+        }
+        for (sql, n) in [(ROUTERS_SQL, 0), (IFACES_SQL, 0), (STATIONS_SQL, 1), (WG_SQL, 0), (OVPN_SQL, 1)] {
+            let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = st
+                .query_map(rusqlite::params_from_iter(vec![0i64; n]), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for line in &plan {
+                let scan = line.starts_with("SCAN") && !line.starts_with("SCAN r");
+                assert!(!scan, "{sql}\n{plan:#?}");
+            }
+        }
+    }
+
+    #[test]
+    fn snapshot_of_a_stored_report() {
+        use crate::store::testutil::{enrolled_router, open_temp, rich_report};
+        use crate::store::IngestItem;
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let now = 1_700_000_000_000i64;
+        for (seq, ts) in [(1u64, now - 60_000), (2, now - 30_000)] {
+            let mut rep = rich_report([2; 16], seq, ts as u64, seq * 10);
+            if seq == 2 {
+                rep.openvpn.clear();
+            }
+            store.ingest(&[IngestItem { router_id: r.id, received_at_ms: ts, report: &rep }]).unwrap();
+        }
+        let mut cfg = AlertsConfig::default();
+        cfg.fleet.station_mbps = 0.000001;
+        cfg.fleet.wg_handshake_age = std::time::Duration::from_secs(60);
+        cfg.fleet.ovpn_client_gone = true;
+        let snap = read(store.connection(), &cfg, now).unwrap();
+        assert_eq!(snap.len(), 1);
+        let rep = snap[0].report.as_ref().unwrap();
+        assert_eq!(rep.ts_ms, now - 30_000);
+        assert_eq!(rep.cpu_permille, Some(123));
+        assert_eq!(rep.interfaces.len(), 2);
+        assert!(!rep.stations.is_empty());
+        assert!(!rep.wg_peers.is_empty());
+        assert!(!rep.ovpn_gone.is_empty(), "the clients of the first report are gone from the second");
+        assert!(rep.ovpn_gone.iter().all(|c| c.last_seen_ms == now - 60_000));
+    }
 }
