@@ -216,8 +216,12 @@ impl Config {
             c.api_cache_max_bytes = v;
         }
         if let Some(v) = file.alerts {
-            c.alerts = crate::alerts::AlertsConfig::from_value(v)
-                .map_err(|reason| ConfigError::Invalid { key: "alerts", reason })?;
+            c.alerts = crate::alerts::AlertsConfig::from_value(v).map_err(|reason| {
+                ConfigError::Invalid {
+                    key: "alerts",
+                    reason,
+                }
+            })?;
         }
         if let Some(r) = file.retention {
             if let Some(v) = r.raw_days {
@@ -291,7 +295,10 @@ impl Config {
             );
         }
         if let Err(reason) = self.alerts.validate() {
-            return Err(ConfigError::Invalid { key: "alerts", reason });
+            return Err(ConfigError::Invalid {
+                key: "alerts",
+                reason,
+            });
         }
         let r = &self.retention;
         if r.raw_days == 0 || r.rollup_5m_days == 0 || r.rollup_1h_days == 0 {

@@ -65,10 +65,16 @@ fn read_request(stream: &mut TcpStream) -> Option<Hit> {
         let (k, v) = h.split_once(':')?;
         headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
     }
-    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
-    Some(Hit { headers, body: String::from_utf8_lossy(&body).into_owned() })
+    Some(Hit {
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 impl HttpReceiver {
@@ -84,7 +90,9 @@ impl HttpReceiver {
                 let (h, hold) = (h.clone(), hold.clone());
                 std::thread::spawn(move || {
                     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                    let Some(hit) = read_request(&mut stream) else { return };
+                    let Some(hit) = read_request(&mut stream) else {
+                        return;
+                    };
                     let n = {
                         let mut v = h.lock().unwrap();
                         v.push(hit);
@@ -101,11 +109,18 @@ impl HttpReceiver {
                             return;
                         }
                     };
-                    let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                    );
                 });
             }
         });
-        HttpReceiver { addr, hits, holding }
+        HttpReceiver {
+            addr,
+            hits,
+            holding,
+        }
     }
 
     fn url(&self) -> String {
@@ -132,7 +147,9 @@ fn wait_port(addr: SocketAddr, proc: &mut Proc) {
         if let Ok(Some(s)) = proc.0.try_wait() {
             panic!("{} exited early: {s}", proc.1);
         }
-        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok().map(|_| ())
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+            .ok()
+            .map(|_| ())
     });
 }
 
@@ -149,7 +166,11 @@ fn start_alertmanager(dir: &Path) -> (Proc, SocketAddr) {
     let bin = PathBuf::from("/usr/bin/prometheus-alertmanager");
     require(&bin, "prometheus-alertmanager");
     let conf = dir.join("alertmanager.yml");
-    std::fs::write(&conf, "route:\n  receiver: sink\nreceivers:\n  - name: sink\n").unwrap();
+    std::fs::write(
+        &conf,
+        "route:\n  receiver: sink\nreceivers:\n  - name: sink\n",
+    )
+    .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap();
     let child = Command::new(bin)
@@ -175,13 +196,20 @@ fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "alerts test CA");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "alerts test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
     let key = KeyPair::generate().unwrap();
-    let params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let params =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
-    let paths = (dir.join("ca.pem"), dir.join("smtp.pem"), dir.join("smtp.key"));
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("smtp.pem"),
+        dir.join("smtp.key"),
+    );
     std::fs::write(&paths.0, ca.pem()).unwrap();
     std::fs::write(&paths.1, cert.pem()).unwrap();
     std::fs::write(&paths.2, key.serialize_pem()).unwrap();
@@ -192,8 +220,15 @@ fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 fn start_smtp(dir: &Path, cert: &Path, key: &Path) -> (Proc, SocketAddr, PathBuf) {
     let python = PathBuf::from("/usr/bin/python3");
     require(&python, "python3");
-    let ok = Command::new(&python).args(["-c", "import aiosmtpd"]).status().map(|s| s.success()).unwrap_or(false);
-    assert!(ok, "python3-aiosmtpd is missing: run scripts/install-alert-receivers");
+    let ok = Command::new(&python)
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "python3-aiosmtpd is missing: run scripts/install-alert-receivers"
+    );
     let maildir = dir.join("maildir");
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let log = std::fs::File::create(dir.join("smtp.log")).unwrap();
@@ -215,8 +250,11 @@ fn start_smtp(dir: &Path, cert: &Path, key: &Path) -> (Proc, SocketAddr, PathBuf
 }
 
 fn mails(maildir: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(maildir.join("new")) else { return Vec::new() };
-    rd.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).collect()
+    let Ok(rd) = std::fs::read_dir(maildir.join("new")) else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .collect()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -225,8 +263,12 @@ fn hex(b: &[u8]) -> String {
 
 /// Checks `sha256=<hex>` against an HMAC-SHA256 of the body computed here.
 fn signature_ok(hit: &Hit) -> bool {
-    let Some(sig) = hit.headers.get("x-routerstats-signature") else { return false };
-    let Some(hexsig) = sig.strip_prefix("sha256=") else { return false };
+    let Some(sig) = hit.headers.get("x-routerstats-signature") else {
+        return false;
+    };
+    let Some(hexsig) = sig.strip_prefix("sha256=") else {
+        return false;
+    };
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
     hex(ring::hmac::sign(&key, hit.body.as_bytes()).as_ref()) == hexsig
 }
@@ -236,7 +278,13 @@ fn events(r: &HttpReceiver) -> Vec<(String, Value)> {
         .into_iter()
         .map(|h| {
             let v: Value = serde_json::from_str(&h.body).unwrap_or(Value::Null);
-            (h.headers.get("x-routerstats-event").cloned().unwrap_or_default(), v)
+            (
+                h.headers
+                    .get("x-routerstats-event")
+                    .cloned()
+                    .unwrap_or_default(),
+                v,
+            )
         })
         .collect()
 }
@@ -249,7 +297,9 @@ fn am_alerts(addr: SocketAddr) -> Vec<Value> {
 
 fn am_active_for(addr: SocketAddr, router: &str) -> bool {
     am_alerts(addr).iter().any(|a| {
-        a["labels"]["router"] == router && a["labels"]["alertname"] == "offline" && a["status"]["state"] == "active"
+        a["labels"]["router"] == router
+            && a["labels"]["alertname"] == "offline"
+            && a["status"]["state"] == "active"
     })
 }
 
@@ -325,7 +375,10 @@ ca_file = "{ca}"
     // The router stops reporting: offline fires everywhere.
     fleet.stop_agents();
     let firing = wait_for(wait, "signed webhook: firing", || {
-        events(&signed).into_iter().find(|(e, _)| e == "firing").map(|(_, v)| v)
+        events(&signed)
+            .into_iter()
+            .find(|(e, _)| e == "firing")
+            .map(|(_, v)| v)
     });
     assert_eq!(firing["version"], 1);
     assert_eq!(firing["event"], "firing");
@@ -333,22 +386,46 @@ ca_file = "{ca}"
     assert_eq!(firing["alert"]["router"], "edge-m");
     assert_eq!(firing["alert"]["site"], "lab");
     assert_eq!(firing["alert"]["state"], "firing");
-    assert!(firing["alert"]["started_at"].as_str().unwrap().ends_with('Z'), "{firing}");
+    assert!(
+        firing["alert"]["started_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z'),
+        "{firing}"
+    );
     assert!(firing["alert"]["values"]["silent_s"].as_i64().unwrap() >= 2);
     for hit in signed.hits() {
         assert!(signature_ok(&hit), "bad signature on {hit:?}");
-        assert_eq!(hit.headers.get("content-type").map(String::as_str), Some("application/json"));
+        assert_eq!(
+            hit.headers.get("content-type").map(String::as_str),
+            Some("application/json")
+        );
     }
     let text = wait_for(wait, "slack webhook", || {
-        chat.hits().first().map(|h| serde_json::from_str::<Value>(&h.body).unwrap()["text"].as_str().unwrap().to_string())
+        chat.hits().first().map(|h| {
+            serde_json::from_str::<Value>(&h.body).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
     });
     assert!(text.starts_with("[FIRING] critical offline"), "{text}");
-    wait_for(wait, "alertmanager lists the alert", || am_active_for(am_addr, "edge-m").then_some(()));
-    let am_alert = am_alerts(am_addr).into_iter().find(|a| a["labels"]["router"] == "edge-m").unwrap();
+    wait_for(wait, "alertmanager lists the alert", || {
+        am_active_for(am_addr, "edge-m").then_some(())
+    });
+    let am_alert = am_alerts(am_addr)
+        .into_iter()
+        .find(|a| a["labels"]["router"] == "edge-m")
+        .unwrap();
     assert_eq!(am_alert["labels"]["site"], "lab");
     assert_eq!(am_alert["labels"]["severity"], "critical");
-    let mail = wait_for(wait, "mail through STARTTLS", || mails(&maildir).into_iter().find(|m| m.contains("[FIRING]")));
-    assert!(mail.contains("Subject: [FIRING] critical offline"), "{mail}");
+    let mail = wait_for(wait, "mail through STARTTLS", || {
+        mails(&maildir).into_iter().find(|m| m.contains("[FIRING]"))
+    });
+    assert!(
+        mail.contains("Subject: [FIRING] critical offline"),
+        "{mail}"
+    );
     assert!(mail.contains("To: noc@example.net"), "{mail}");
     assert!(mail.contains("router: edge-m"), "{mail}");
 
@@ -357,8 +434,15 @@ ca_file = "{ca}"
         let h = flaky.hits();
         (h.len() >= 3).then_some(h)
     });
-    let ids: Vec<_> = tries.iter().take(3).map(|h| h.headers.get("x-routerstats-delivery").cloned()).collect();
-    assert!(ids[0].is_some() && ids.iter().all(|i| *i == ids[0]), "{ids:?}");
+    let ids: Vec<_> = tries
+        .iter()
+        .take(3)
+        .map(|h| h.headers.get("x-routerstats-delivery").cloned())
+        .collect();
+    assert!(
+        ids[0].is_some() && ids.iter().all(|i| *i == ids[0]),
+        "{ids:?}"
+    );
 
     // Nothing listening: retried with the error kept in the queue.
     let db = fleet.collector.db();
@@ -373,30 +457,49 @@ ca_file = "{ca}"
     });
 
     // The slow receiver holds a connection: the API answers and ingest stores reports meanwhile.
-    wait_for(wait, "slow receiver holding a request", || (slow.holding.load(Ordering::SeqCst) > 0).then_some(()));
+    wait_for(wait, "slow receiver holding a request", || {
+        (slow.holding.load(Ordering::SeqCst) > 0).then_some(())
+    });
     let before = fleet.collector.stored_seqs("edge-m").len();
     fleet.restart_agents();
     let mut served = 0;
-    wait_for(wait, "reports stored and API answers while the slow receiver holds on", || {
-        let (s, _) = fleet.get("/api/alerts?rule=offline");
-        assert_eq!(s, 200);
-        served += 1;
-        let stored = fleet.collector.stored_seqs("edge-m").len() > before;
-        (stored && slow.holding.load(Ordering::SeqCst) > 0 && served >= 3).then_some(())
-    });
+    wait_for(
+        wait,
+        "reports stored and API answers while the slow receiver holds on",
+        || {
+            let (s, _) = fleet.get("/api/alerts?rule=offline");
+            assert_eq!(s, 200);
+            served += 1;
+            let stored = fleet.collector.stored_seqs("edge-m").len() > before;
+            (stored && slow.holding.load(Ordering::SeqCst) > 0 && served >= 3).then_some(())
+        },
+    );
 
     // Back online: resolved everywhere.
     let resolved = wait_for(wait, "signed webhook: resolved", || {
-        events(&signed).into_iter().find(|(e, _)| e == "resolved").map(|(_, v)| v)
+        events(&signed)
+            .into_iter()
+            .find(|(e, _)| e == "resolved")
+            .map(|(_, v)| v)
     });
     assert_eq!(resolved["alert"]["state"], "resolved");
     assert!(resolved["alert"]["ended_at"].is_string(), "{resolved}");
     assert_eq!(resolved["alert"]["id"], firing["alert"]["id"]);
     wait_for(wait, "slack resolved", || {
-        chat.hits().iter().any(|h| h.body.contains("[RESOLVED]")).then_some(())
+        chat.hits()
+            .iter()
+            .any(|h| h.body.contains("[RESOLVED]"))
+            .then_some(())
     });
-    wait_for(wait, "alertmanager resolves the alert", || (!am_active_for(am_addr, "edge-m")).then_some(()));
-    wait_for(wait, "resolved mail", || mails(&maildir).iter().any(|m| m.contains("[RESOLVED]")).then_some(()));
+    wait_for(wait, "alertmanager resolves the alert", || {
+        (!am_active_for(am_addr, "edge-m")).then_some(())
+    });
+    wait_for(wait, "resolved mail", || {
+        mails(&maildir)
+            .iter()
+            .any(|m| m.contains("[RESOLVED]"))
+            .then_some(())
+    });
     assert!(slow.hits().len() >= 2, "the slow receiver was retried");
     for hit in signed.hits() {
         assert!(signature_ok(&hit), "bad signature on {hit:?}");

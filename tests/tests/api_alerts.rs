@@ -7,7 +7,6 @@ use std::time::Duration;
 use routerstats_tests::harness::{wait_for, Fleet, FAST_ALERTS};
 use serde_json::Value;
 
-
 fn alerts(fleet: &Fleet, query: &str) -> Value {
     let (s, body) = fleet.get(&format!("/api/alerts{query}"));
     assert_eq!(s, 200, "{body}");
@@ -16,7 +15,11 @@ fn alerts(fleet: &Fleet, query: &str) -> Value {
 
 #[test]
 fn offline_alert_history_filters_and_silences() {
-    let mut fleet = Fleet::start_with_config(&[("edge-a", "north"), ("edge-b", "south")], 2, Some(FAST_ALERTS));
+    let mut fleet = Fleet::start_with_config(
+        &[("edge-a", "north"), ("edge-b", "south")],
+        2,
+        Some(FAST_ALERTS),
+    );
     let (s, body) = fleet.get_as("/api/alerts", None);
     assert_eq!(s, 401, "{body}");
     fleet.stop_agents();
@@ -35,13 +38,31 @@ fn offline_alert_history_filters_and_silences() {
     assert_eq!(b["total"], 1);
     assert_eq!(b["alerts"][0]["router"], "edge-a");
     assert_eq!(b["alerts"][0]["site"], "north");
-    assert_eq!(alerts(&fleet, "?site=south")["alerts"][0]["router"], "edge-b");
+    assert_eq!(
+        alerts(&fleet, "?site=south")["alerts"][0]["router"],
+        "edge-b"
+    );
     let page = alerts(&fleet, "?limit=1&offset=1");
-    assert_eq!((page["total"].as_i64(), page["alerts"].as_array().unwrap().len()), (Some(2), 1));
+    assert_eq!(
+        (
+            page["total"].as_i64(),
+            page["alerts"].as_array().unwrap().len()
+        ),
+        (Some(2), 1)
+    );
     assert_eq!(page["limit"], 1);
-    assert_eq!(alerts(&fleet, "?since=4102444800")["total"], 0, "2100-01-01: nothing yet");
+    assert_eq!(
+        alerts(&fleet, "?since=4102444800")["total"],
+        0,
+        "2100-01-01: nothing yet"
+    );
     assert_eq!(alerts(&fleet, "?since=2000-01-01T00:00:00Z")["total"], 2);
-    for bad in ["?state=burning", "?rule=nope", "?since=yesterday", "?limit=x"] {
+    for bad in [
+        "?state=burning",
+        "?rule=nope",
+        "?since=yesterday",
+        "?limit=x",
+    ] {
         let (s, body) = fleet.get(&format!("/api/alerts{bad}"));
         assert_eq!(s, 400, "{bad}: {body}");
         assert!(body["error"].is_string(), "{body}");
@@ -80,16 +101,43 @@ fn offline_alert_history_filters_and_silences() {
     assert_eq!(s, 200);
     assert_eq!(list["silences"].as_array().unwrap().len(), 1);
     let id = silence["id"].as_i64().unwrap();
-    let (s, _) = fleet.send_as("DELETE", &format!("/api/alerts/silences/{id}"), Some(&read_key), None);
+    let (s, _) = fleet.send_as(
+        "DELETE",
+        &format!("/api/alerts/silences/{id}"),
+        Some(&read_key),
+        None,
+    );
     assert_eq!(s, 403);
-    let (s, _) = fleet.send_as("DELETE", &format!("/api/alerts/silences/{id}"), Some(&admin_key), None);
+    let (s, _) = fleet.send_as(
+        "DELETE",
+        &format!("/api/alerts/silences/{id}"),
+        Some(&admin_key),
+        None,
+    );
     assert_eq!(s, 204);
-    let (s, _) = fleet.send_as("DELETE", &format!("/api/alerts/silences/{id}"), Some(&admin_key), None);
+    let (s, _) = fleet.send_as(
+        "DELETE",
+        &format!("/api/alerts/silences/{id}"),
+        Some(&admin_key),
+        None,
+    );
     assert_eq!(s, 404);
     let (s, _) = fleet.send_as("DELETE", "/api/alerts/silences/abc", Some(&admin_key), None);
     assert_eq!(s, 400);
-    assert_eq!(fleet.get("/api/alerts/silences").1["silences"].as_array().unwrap().len(), 0);
-    assert_eq!(fleet.get("/api/alerts/silences?expired=true").1["silences"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        fleet.get("/api/alerts/silences").1["silences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        fleet.get("/api/alerts/silences?expired=true").1["silences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Back online: the offline alerts resolve with an end time.
     fleet.restart_agents();
@@ -98,7 +146,10 @@ fn offline_alert_history_filters_and_silences() {
         (b["total"] == 2).then_some(b)
     });
     for a in b["alerts"].as_array().unwrap() {
-        assert!(a["ended_ms"].as_i64().unwrap() >= a["started_ms"].as_i64().unwrap(), "{a}");
+        assert!(
+            a["ended_ms"].as_i64().unwrap() >= a["started_ms"].as_i64().unwrap(),
+            "{a}"
+        );
     }
     assert_eq!(alerts(&fleet, "?state=firing")["total"], 0);
 }

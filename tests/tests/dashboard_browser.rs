@@ -767,7 +767,10 @@ fn browse(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
     let zero = s
-        .execute("return Number(document.querySelector('#traffic-chart line.grid').getAttribute('y1'));", vec![])?
+        .execute(
+            "return Number(document.querySelector('#traffic-chart line.grid').getAttribute('y1'));",
+            vec![],
+        )?
         .as_f64()
         .unwrap_or(0.0);
     assert!(
@@ -889,7 +892,6 @@ fn browse(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
     Ok(())
 }
 
-
 /// The `textContent` of every element matching `css` (also inside a closed `<details>`, where
 /// WebDriver's rendered text is empty).
 fn text_contents(s: &Session, css: &str) -> WdResult<Vec<String>> {
@@ -898,7 +900,12 @@ fn text_contents(s: &Session, css: &str) -> WdResult<Vec<String>> {
         vec![json!(css)],
     )?;
     Ok(v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default())
 }
 
@@ -915,7 +922,11 @@ fn sign_in(s: &Session, base: &str, key: &str) -> WdResult<()> {
 /// it needs an admin key; an admin key silences and expires), and the chart's gaps and hover tip.
 #[test]
 fn dashboard_alerts_silences_and_chart_gaps_in_headless_chromium() {
-    let mut fleet = Fleet::start_with_config(&[("ap-kitchen", "home"), ("ap-office", "office")], 3, Some(FAST_ALERTS));
+    let mut fleet = Fleet::start_with_config(
+        &[("ap-kitchen", "home"), ("ap-office", "office")],
+        3,
+        Some(FAST_ALERTS),
+    );
     let _ticker = Ticker::start(&fleet);
     fleet.stop_agent("ap-office");
     wait_for(WAIT, "the offline alert", || {
@@ -938,7 +949,11 @@ fn browse_alerts(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
 
     // Overview with a read key: the firing alert, and silencing is refused with a reason.
     sign_in(&s, &base, &fleet.read_key)?;
-    wait_texts(&s, "#alerts-table tbody tr[data-alert] th a", &["ap-office"])?;
+    wait_texts(
+        &s,
+        "#alerts-table tbody tr[data-alert] th a",
+        &["ap-office"],
+    )?;
     let row = texts(&s, "#alerts-table tbody tr[data-alert] td")?;
     assert_eq!(row[0], "critical", "{row:?}");
     assert_eq!(row[1], "offline", "{row:?}");
@@ -947,21 +962,36 @@ fn browse_alerts(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
     save(s.full_screenshot(1366, 2400), "alerts-overview");
     s.click(&s.find("#alerts-table button.silence")?)?;
     s.wait(WAIT, "the read-only message", |s| {
-        Ok(s.text(&s.find("#alerts-msg")?)?.contains("needs an admin API key").then_some(()))
+        Ok(s.text(&s.find("#alerts-msg")?)?
+            .contains("needs an admin API key")
+            .then_some(()))
     })?;
-    assert_eq!(texts(&s, "#silences-table tbody tr[data-silence]")?.len(), 0);
+    assert_eq!(
+        texts(&s, "#silences-table tbody tr[data-silence]")?.len(),
+        0
+    );
 
     // The router page lists it too.
     s.click(&s.find("#alerts-table tbody tr[data-alert] th a")?)?;
-    wait_texts(&s, "#router-alerts-table tbody tr[data-alert] th", &["offline"])?;
+    wait_texts(
+        &s,
+        "#router-alerts-table tbody tr[data-alert] th",
+        &["offline"],
+    )?;
     let cells = texts(&s, "#router-alerts-table tbody tr[data-alert] td")?;
     assert_eq!(cells[0], "firing", "{cells:?}");
-    assert!(s.text(&s.find("#router-alerts-title")?)?.contains("1 firing"));
+    assert!(s
+        .text(&s.find("#router-alerts-title")?)?
+        .contains("1 firing"));
 
     // An admin key silences it from the router page, then expires the silence on the overview.
     s.click(&s.find("#logout")?)?;
     sign_in(&s, &base, &fleet.admin_key)?;
-    wait_texts(&s, "#alerts-table tbody tr[data-alert] th a", &["ap-office"])?;
+    wait_texts(
+        &s,
+        "#alerts-table tbody tr[data-alert] th a",
+        &["ap-office"],
+    )?;
     s.click(&s.find("#alerts-table button.silence")?)?;
     s.wait(WAIT, "the silence", |s| {
         Ok((s.find_all("#silences-table tbody tr[data-silence]")?.len() == 1).then_some(()))
@@ -969,49 +999,101 @@ fn browse_alerts(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
     let sil = texts(&s, "#silences-table tbody tr[data-silence] td")?;
     assert_eq!(sil[0], "rule offline, router ap-office", "{sil:?}");
     assert_eq!(sil[1], "silenced from the dashboard");
-    wait_texts(&s, "#alerts-table tbody tr[data-alert] td .badge.silenced", &["silenced"])?;
-    assert!(s.text(&s.find("#alerts-msg")?)?.starts_with("Silenced offline on ap-office"));
+    wait_texts(
+        &s,
+        "#alerts-table tbody tr[data-alert] td .badge.silenced",
+        &["silenced"],
+    )?;
+    assert!(s
+        .text(&s.find("#alerts-msg")?)?
+        .starts_with("Silenced offline on ap-office"));
     let (_, api) = fleet.get("/api/alerts/silences");
     assert_eq!(api["silences"][0]["router"], "ap-office");
     save(s.full_screenshot(1366, 2400), "alerts-silenced");
     s.click(&s.find("#silences-table button.expire")?)?;
     s.wait(WAIT, "no active silence", |s| {
-        Ok((s.find_all("#silences-table tbody tr[data-silence]")?.is_empty()).then_some(()))
+        Ok((s
+            .find_all("#silences-table tbody tr[data-silence]")?
+            .is_empty())
+        .then_some(()))
     })?;
-    assert_eq!(fleet.get("/api/alerts/silences").1["silences"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        fleet.get("/api/alerts/silences").1["silences"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
 
     // The chart of a router whose agent started seconds ago: measured intervals are points, the
     // rest are gaps (never zeros), in the chart and in its table.
     let (_, f) = fleet.get("/api/fleet");
-    let kitchen = f["routers"].as_array().unwrap().iter().find(|r| r["name"] == "ap-kitchen").unwrap()["id"].as_i64().unwrap();
+    let kitchen = f["routers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "ap-kitchen")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
     s.navigate(&format!("{base}/#/router/{kitchen}/port/pppoe-wan"))?;
-    s.click(&wait_displayed(&s, "#chart-windows button[data-window='1h']")?)?;
+    s.click(&wait_displayed(
+        &s,
+        "#chart-windows button[data-window='1h']",
+    )?)?;
     let present = wait_chart(&s)?;
-    assert!(present < 20, "an agent that just started cannot fill an hour: {present}");
+    assert!(
+        present < 20,
+        "an agent that just started cannot fill an hour: {present}"
+    );
     let rows = text_contents(&s, "#chart-table tbody tr")?;
     assert_eq!(rows.len(), 20, "the data table keeps every interval");
-    assert_eq!(rows.iter().filter(|r| r.contains("no data")).count(), 20 - present, "{rows:?}");
+    assert_eq!(
+        rows.iter().filter(|r| r.contains("no data")).count(),
+        20 - present,
+        "{rows:?}"
+    );
     let summary = s.text(&s.find("#chart-summary")?)?;
-    assert!(summary.starts_with(&format!("{present} of 20 intervals")), "{summary}");
+    assert!(
+        summary.starts_with(&format!("{present} of 20 intervals")),
+        "{summary}"
+    );
 
     // Hovering a point shows its time and values; hovering a gap says so.
     let pt = s.find("#traffic-chart circle.pt.rx")?;
-    let i: usize = s.attribute(&pt, "data-i")?.and_then(|v| v.parse().ok()).expect("point index");
+    let i: usize = s
+        .attribute(&pt, "data-i")?
+        .and_then(|v| v.parse().ok())
+        .expect("point index");
     s.hover(&pt)?;
     let tip = wait_displayed(&s, "#chart-tip")?;
     let text = s.text(&tip)?;
     let time = text_contents(&s, "#chart-table tbody tr th")?[i].clone();
-    assert!(text.starts_with(&time) && text.contains("RX ") && text.contains("TX ") && text.contains("bit/s"), "{text} at {time}");
-    assert_eq!(s.attribute(&tip, "data-i")?.as_deref(), Some(i.to_string().as_str()));
+    assert!(
+        text.starts_with(&time)
+            && text.contains("RX ")
+            && text.contains("TX ")
+            && text.contains("bit/s"),
+        "{text} at {time}"
+    );
+    assert_eq!(
+        s.attribute(&tip, "data-i")?.as_deref(),
+        Some(i.to_string().as_str())
+    );
     save(s.screenshot(), "chart-hover");
     let gap = s.find("#traffic-chart rect.gap")?;
-    let gi: usize = s.attribute(&gap, "data-i")?.and_then(|v| v.parse().ok()).expect("gap index");
+    let gi: usize = s
+        .attribute(&gap, "data-i")?
+        .and_then(|v| v.parse().ok())
+        .expect("gap index");
     s.hover(&gap)?;
     s.wait(WAIT, "the gap's tip", |s| {
         let t = s.text(&s.find("#chart-tip")?)?;
         Ok(t.ends_with("no data").then_some(t))
     })?;
-    assert_eq!(s.attribute(&s.find("#chart-tip")?, "data-i")?.as_deref(), Some(gi.to_string().as_str()));
+    assert_eq!(
+        s.attribute(&s.find("#chart-tip")?, "data-i")?.as_deref(),
+        Some(gi.to_string().as_str())
+    );
     s.delete()?;
     Ok(())
 }

@@ -133,7 +133,11 @@ async fn drive_fleet(
     }
     let bench_cpu = sys::cpu_self() - bench_cpu0;
     let col_cpu = cpu_probe.await.map_err(|e| e.to_string())?;
-    Ok(Driven { stats, bench_cpu, col_cpu })
+    Ok(Driven {
+        stats,
+        bench_cpu,
+        col_cpu,
+    })
 }
 
 async fn bench(o: Opts) -> Result<(), String> {
@@ -236,7 +240,11 @@ async fn bench(o: Opts) -> Result<(), String> {
         .to_frame()
         .map(|f| f.len())
         .unwrap_or(0);
-    let Driven { stats, bench_cpu, col_cpu } = drive_fleet(&col, &agents, &template, &o, 1_000_000).await?;
+    let Driven {
+        stats,
+        bench_cpu,
+        col_cpu,
+    } = drive_fleet(&col, &agents, &template, &o, 1_000_000).await?;
     let (acked, lat, errors) = sim::merge(&stats);
     let total_acked: u64 = stats.iter().map(|s| s.acked).sum();
     let rate = acked as f64 / o.secs.max(1) as f64;
@@ -381,15 +389,29 @@ async fn alert_rules(
     );
     let base = format!("max_connections = {}\n", (o.agents * 2 + 256).max(4096));
     let mut rates = Vec::new();
-    for (i, (label, extra)) in [("off", "[alerts]\nenabled = false\n"), ("on ", ALL_RULES)].into_iter().enumerate() {
-        let mut col = CollectorProc::start(bin, data_dir, &format!("{base}{extra}"), "warn,routerstats_collector::alerts=debug")
-            .map_err(|e| e.to_string())?;
+    for (i, (label, extra)) in [("off", "[alerts]\nenabled = false\n"), ("on ", ALL_RULES)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut col = CollectorProc::start(
+            bin,
+            data_dir,
+            &format!("{base}{extra}"),
+            "warn,routerstats_collector::alerts=debug",
+        )
+        .map_err(|e| e.to_string())?;
         let d = drive_fleet(&col, agents, template, o, 2_000_000 + 1_000_000 * i as u64).await?;
         let (acked, lat, _) = sim::merge(&d.stats);
         let rate = acked as f64 / o.secs.max(1) as f64;
         let evals = eval_times(&col.log());
         let alerts: i64 = rusqlite::Connection::open(col.data_dir.join("routerstats.db"))
-            .and_then(|db| db.query_row("SELECT count(*) FROM alerts WHERE state = 'firing'", [], |r| r.get(0)))
+            .and_then(|db| {
+                db.query_row(
+                    "SELECT count(*) FROM alerts WHERE state = 'firing'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
             .map_err(|e| e.to_string())?;
         col.kill();
         let mean = evals.iter().sum::<u64>() as f64 / evals.len().max(1) as f64;

@@ -161,7 +161,9 @@ impl ThresholdOverrides {
             ("disk_percent", t.disk_percent),
         ] {
             if !(0.0..=100.0).contains(&v) {
-                return Err(format!("{k} must be between 0 and 100 (0 turns the rule off)"));
+                return Err(format!(
+                    "{k} must be between 0 and 100 (0 turns the rule off)"
+                ));
             }
         }
         for (k, v) in [("station_mbps", t.station_mbps), ("wan_mbps", t.wan_mbps)] {
@@ -328,13 +330,19 @@ impl AlertsConfig {
         }
         // Check every scope now so a bad override fails at start, not at evaluation.
         for (name, o) in &f.site {
-            o.apply(&mut c.fleet.clone()).map_err(|e| format!("site {name}: {e}"))?;
+            o.apply(&mut c.fleet.clone())
+                .map_err(|e| format!("site {name}: {e}"))?;
         }
         for (name, o) in &f.router {
-            o.apply(&mut c.fleet.clone()).map_err(|e| format!("router {name}: {e}"))?;
+            o.apply(&mut c.fleet.clone())
+                .map_err(|e| format!("router {name}: {e}"))?;
         }
         c.site = f.site;
-        c.router = f.router.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect();
+        c.router = f
+            .router
+            .into_iter()
+            .map(|(k, v)| (k.to_lowercase(), v))
+            .collect();
         c.receivers = f.receivers;
         c.validate()?;
         Ok(c)
@@ -363,7 +371,10 @@ impl AlertsConfig {
         let mut names = std::collections::HashSet::new();
         for r in &self.receivers {
             if r.name.trim().is_empty() || !names.insert(r.name.as_str()) {
-                return Err(format!("receiver names must be set and unique ({:?})", r.name));
+                return Err(format!(
+                    "receiver names must be set and unique ({:?})",
+                    r.name
+                ));
             }
             let url = match &r.kind {
                 ReceiverKind::Webhook { url, .. }
@@ -384,7 +395,10 @@ impl AlertsConfig {
             };
             if let Some(url) = url {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(format!("receiver {}: url must be http:// or https://", r.name));
+                    return Err(format!(
+                        "receiver {}: url must be http:// or https://",
+                        r.name
+                    ));
                 }
             }
         }
@@ -441,7 +455,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.thresholds_for(None, "x").cpu_percent, 80.0);
-        assert_eq!(c.thresholds_for(None, "x").cpu_for, Duration::from_secs(120));
+        assert_eq!(
+            c.thresholds_for(None, "x").cpu_for,
+            Duration::from_secs(120)
+        );
         let north = c.thresholds_for(Some("north"), "x");
         assert_eq!((north.cpu_percent, north.wan_mbps), (70.0, 100.0));
         let edge = c.thresholds_for(Some("north"), "edge1");
@@ -452,16 +469,24 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        assert!(parse("[fleet]\ncpu_percent = 120").unwrap_err().contains("cpu_percent"));
-        assert!(parse("[router.a]\ncpu_for = \"soon\"").unwrap_err().contains("router a"));
-        assert!(parse("[fleet]\ncpu_percnt = 1").unwrap_err().contains("cpu_percnt"));
+        assert!(parse("[fleet]\ncpu_percent = 120")
+            .unwrap_err()
+            .contains("cpu_percent"));
+        assert!(parse("[router.a]\ncpu_for = \"soon\"")
+            .unwrap_err()
+            .contains("router a"));
+        assert!(parse("[fleet]\ncpu_percnt = 1")
+            .unwrap_err()
+            .contains("cpu_percnt"));
         assert!(parse("[[receivers]]\nname = \"a\"\nkind = \"pager\"").is_err());
         let dup = "[[receivers]]\nname = \"a\"\nkind = \"slack\"\nurl = \"http://x\"\n\
                    [[receivers]]\nname = \"a\"\nkind = \"slack\"\nurl = \"http://y\"";
         assert!(parse(dup).unwrap_err().contains("unique"));
-        assert!(parse("[[receivers]]\nname = \"a\"\nkind = \"webhook\"\nurl = \"ftp://x\"")
-            .unwrap_err()
-            .contains("http"));
+        assert!(
+            parse("[[receivers]]\nname = \"a\"\nkind = \"webhook\"\nurl = \"ftp://x\"")
+                .unwrap_err()
+                .contains("http")
+        );
     }
 
     #[test]
@@ -483,7 +508,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.receivers.len(), 2);
-        assert!(matches!(&c.receivers[0].kind, ReceiverKind::Webhook { secret: Some(s), .. } if s == "s3"));
-        assert!(matches!(&c.receivers[1].kind, ReceiverKind::Email(e) if e.smtp_port == 587 && e.security == "starttls"));
+        assert!(
+            matches!(&c.receivers[0].kind, ReceiverKind::Webhook { secret: Some(s), .. } if s == "s3")
+        );
+        assert!(
+            matches!(&c.receivers[1].kind, ReceiverKind::Email(e) if e.smtp_port == 587 && e.security == "starttls")
+        );
     }
 }

@@ -89,8 +89,15 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 /// One line of text for chat and mail subjects.
 pub fn headline(alert: &AlertRow, event: &str) -> String {
-    let tag = if event == "resolved" { "RESOLVED" } else { "FIRING" };
-    format!("[{tag}] {} {}: {}", alert.severity, alert.rule, alert.summary)
+    let tag = if event == "resolved" {
+        "RESOLVED"
+    } else {
+        "FIRING"
+    };
+    format!(
+        "[{tag}] {} {}: {}",
+        alert.severity, alert.rule, alert.summary
+    )
 }
 
 fn text_body(alert: &AlertRow, event: &str) -> String {
@@ -100,7 +107,11 @@ fn text_body(alert: &AlertRow, event: &str) -> String {
         alert.router,
         alert.site.as_deref().unwrap_or("-"),
         alert.rule,
-        if alert.subject.is_empty() { "-" } else { &alert.subject },
+        if alert.subject.is_empty() {
+            "-"
+        } else {
+            &alert.subject
+        },
         rfc3339(alert.started_ms),
     );
     if let Some(e) = alert.ended_ms {
@@ -148,7 +159,10 @@ async fn check(resp: reqwest::Response) -> Result<(), SendError> {
         return Ok(());
     }
     let body = resp.text().await.unwrap_or_default();
-    Err(SendError::Status { status: status.as_u16(), body: body.chars().take(200).collect() })
+    Err(SendError::Status {
+        status: status.as_u16(),
+        body: body.chars().take(200).collect(),
+    })
 }
 
 impl Sender {
@@ -162,11 +176,19 @@ impl Sender {
     }
 
     /// One attempt to deliver `event` of `alert` to `r` (delivery id `id`).
-    pub async fn send(&self, r: &Receiver, alert: &AlertRow, event: &str, id: i64, now_ms: i64) -> Result<(), SendError> {
+    pub async fn send(
+        &self,
+        r: &Receiver,
+        alert: &AlertRow,
+        event: &str,
+        id: i64,
+        now_ms: i64,
+    ) -> Result<(), SendError> {
         let fut = async {
             match &r.kind {
                 ReceiverKind::Webhook { url, secret } => {
-                    let body = serde_json::to_vec(&webhook_body(alert, event, now_ms)).unwrap_or_default();
+                    let body =
+                        serde_json::to_vec(&webhook_body(alert, event, now_ms)).unwrap_or_default();
                     let mut req = self
                         .http
                         .post(url)
@@ -179,10 +201,24 @@ impl Sender {
                     check(req.body(body).send().await?).await
                 }
                 ReceiverKind::Slack { url } => {
-                    let text = format!("{}\n{} · {}", headline(alert, event), alert.router, alert.values);
-                    check(self.http.post(url).json(&json!({ "text": text })).send().await?).await
+                    let text = format!(
+                        "{}\n{} · {}",
+                        headline(alert, event),
+                        alert.router,
+                        alert.values
+                    );
+                    check(
+                        self.http
+                            .post(url)
+                            .json(&json!({ "text": text }))
+                            .send()
+                            .await?,
+                    )
+                    .await
                 }
-                ReceiverKind::Alertmanager { url } => self.post_alertmanager(url, &[alert.clone()]).await,
+                ReceiverKind::Alertmanager { url } => {
+                    self.post_alertmanager(url, &[alert.clone()]).await
+                }
                 ReceiverKind::Email(e) => send_mail(e, alert, event, self.timeout).await,
             }
         };
@@ -193,14 +229,23 @@ impl Sender {
     }
 
     /// Posts alerts to Alertmanager's `/api/v2/alerts`.
-    pub async fn post_alertmanager(&self, base: &str, alerts: &[AlertRow]) -> Result<(), SendError> {
+    pub async fn post_alertmanager(
+        &self,
+        base: &str,
+        alerts: &[AlertRow],
+    ) -> Result<(), SendError> {
         let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
         let body: Vec<Value> = alerts.iter().map(alertmanager_alert).collect();
         check(self.http.post(url).json(&body).send().await?).await
     }
 }
 
-async fn send_mail(e: &EmailReceiver, alert: &AlertRow, event: &str, timeout: Duration) -> Result<(), SendError> {
+async fn send_mail(
+    e: &EmailReceiver,
+    alert: &AlertRow,
+    event: &str,
+    timeout: Duration,
+) -> Result<(), SendError> {
     use lettre::message::header::ContentType;
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -218,7 +263,8 @@ async fn send_mail(e: &EmailReceiver, alert: &AlertRow, event: &str, timeout: Du
     let tls = || -> Result<TlsParameters, SendError> {
         let mut b = TlsParameters::builder(e.smtp_host.clone());
         if let Some(ca) = &e.ca_file {
-            let pem = std::fs::read(ca).map_err(|x| SendError::Smtp(format!("{}: {x}", ca.display())))?;
+            let pem =
+                std::fs::read(ca).map_err(|x| SendError::Smtp(format!("{}: {x}", ca.display())))?;
             b = b.add_root_certificate(Certificate::from_pem(&pem).map_err(|x| smtp(&x))?);
         }
         b.build_rustls().map_err(|x| smtp(&x))
@@ -259,7 +305,13 @@ fn now_ms() -> i64 {
 }
 
 /// Records the outcome of one attempt: delivered or given up (deleted), or the next attempt.
-fn record(c: &Connection, cfg: &AlertsConfig, d: &Due, result: Result<(), String>, fatal: bool) -> rusqlite::Result<()> {
+fn record(
+    c: &Connection,
+    cfg: &AlertsConfig,
+    d: &Due,
+    result: Result<(), String>,
+    fatal: bool,
+) -> rusqlite::Result<()> {
     let attempts = d.attempts + 1;
     match result {
         Ok(()) => {
@@ -292,7 +344,10 @@ pub struct Deliverer {
 
 type Db = Arc<Mutex<crate::store::Store>>;
 
-async fn blocking<T: Send + 'static>(db: &Db, f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static) -> rusqlite::Result<T> {
+async fn blocking<T: Send + 'static>(
+    db: &Db,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+) -> rusqlite::Result<T> {
     let db = db.clone();
     tokio::task::spawn_blocking(move || {
         let c = db.lock().unwrap_or_else(|e| e.into_inner());
@@ -307,7 +362,12 @@ impl Deliverer {
     pub fn open(cfg: AlertsConfig, path: &Path) -> Result<Self, crate::store::StoreError> {
         let store = crate::store::Store::open(path)?;
         let sender = Sender::new(cfg.send_timeout);
-        Ok(Deliverer { cfg, db: Arc::new(Mutex::new(store)), sender, in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)) })
+        Ok(Deliverer {
+            cfg,
+            db: Arc::new(Mutex::new(store)),
+            sender,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+        })
     }
 
     /// Runs until `stop` fires: delivers what is due, then waits for `wake` or the next due time.
@@ -353,13 +413,21 @@ impl Deliverer {
                      WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, id LIMIT ?2",
                 )?
                 .query_map(params![now, free], |r| {
-                    Ok(Due { id: r.get(0)?, alert_id: r.get(1)?, event: r.get(2)?, receiver: r.get(3)?, attempts: r.get(4)? })
+                    Ok(Due {
+                        id: r.get(0)?,
+                        alert_id: r.get(1)?,
+                        event: r.get(2)?,
+                        receiver: r.get(3)?,
+                        attempts: r.get(4)?,
+                    })
                 })?
                 .collect::<Result<_, _>>()?;
             let mut out = Vec::with_capacity(rows.len());
             for d in rows {
-                tx.prepare_cached("UPDATE alert_deliveries SET next_attempt_ms = ?2 WHERE id = ?1")?
-                    .execute(params![d.id, lease])?;
+                tx.prepare_cached(
+                    "UPDATE alert_deliveries SET next_attempt_ms = ?2 WHERE id = ?1",
+                )?
+                .execute(params![d.id, lease])?;
                 let alert = get_alert(&tx, d.alert_id)?;
                 out.push((d, alert));
             }
@@ -368,13 +436,28 @@ impl Deliverer {
         })
         .await?;
         for (d, alert) in due {
-            let receiver = self.cfg.receivers.iter().find(|r| r.name == d.receiver).cloned();
-            let (sender, db, cfg, wake) = (self.sender.clone(), self.db.clone(), self.cfg.clone(), wake.clone());
-            let Ok(permit) = self.in_flight.clone().try_acquire_owned() else { break };
+            let receiver = self
+                .cfg
+                .receivers
+                .iter()
+                .find(|r| r.name == d.receiver)
+                .cloned();
+            let (sender, db, cfg, wake) = (
+                self.sender.clone(),
+                self.db.clone(),
+                self.cfg.clone(),
+                wake.clone(),
+            );
+            let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+                break;
+            };
             tokio::spawn(async move {
                 let _permit = permit;
                 let result = match (&receiver, &alert) {
-                    (Some(r), Some(a)) => sender.send(r, a, &d.event, d.id, now).await.map_err(|e| e.to_string()),
+                    (Some(r), Some(a)) => sender
+                        .send(r, a, &d.event, d.id, now)
+                        .await
+                        .map_err(|e| e.to_string()),
                     (None, _) => Err("receiver no longer configured".to_string()),
                     (_, None) => Err("alert no longer stored".to_string()),
                 };
@@ -386,7 +469,11 @@ impl Deliverer {
             });
         }
         blocking(&self.db, |c| {
-            let next: Option<i64> = c.query_row("SELECT min(next_attempt_ms) FROM alert_deliveries", [], |r| r.get(0))?;
+            let next: Option<i64> = c.query_row(
+                "SELECT min(next_attempt_ms) FROM alert_deliveries",
+                [],
+                |r| r.get(0),
+            )?;
             Ok(match next {
                 Some(t) => Duration::from_millis((t - now_ms()).clamp(0, 3_600_000) as u64),
                 None => Duration::from_secs(3600),

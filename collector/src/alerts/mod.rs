@@ -104,20 +104,38 @@ impl Evaluator {
         let eval = rules::evaluate(&self.cfg, &routers, &mut self.mem, now_ms, since);
         let conditions = eval.conditions.len();
         let transitions = engine.step(eval.conditions, &eval.hold, now_ms);
-        let mut stats = EvalStats { routers: routers.len(), conditions, ..Default::default() };
-        let writes = transitions.iter().any(|t| !matches!(t, Transition::Update { .. }));
+        let mut stats = EvalStats {
+            routers: routers.len(),
+            conditions,
+            ..Default::default()
+        };
+        let writes = transitions
+            .iter()
+            .any(|t| !matches!(t, Transition::Update { .. }));
         // Updates refresh the stored values of firing alerts: written with other changes, else
         // once a minute, to keep the evaluator's writes (and its share of the write lock) small.
-        let refresh = !transitions.is_empty() && self.last_refresh.elapsed() >= Duration::from_secs(60);
+        let refresh =
+            !transitions.is_empty() && self.last_refresh.elapsed() >= Duration::from_secs(60);
         if writes || refresh {
             self.last_refresh = Instant::now();
-            let fired = state::apply(self.write.connection(), &transitions, &self.receivers, self.cfg.queue_max, now_ms)?;
+            let fired = state::apply(
+                self.write.connection(),
+                &transitions,
+                &self.receivers,
+                self.cfg.queue_max,
+                now_ms,
+            )?;
             for t in &transitions {
                 match t {
                     Transition::Fire { cond, .. } => {
                         stats.fired += 1;
                         if let Some((_, id)) = fired.iter().find(|(k, _)| *k == cond.key) {
-                            engine.fired(cond.key.clone(), *id, now_ms, cond.keep_firing_for.as_millis() as i64);
+                            engine.fired(
+                                cond.key.clone(),
+                                *id,
+                                now_ms,
+                                cond.keep_firing_for.as_millis() as i64,
+                            );
                         }
                     }
                     Transition::Resolve { .. } => stats.resolved += 1,
@@ -125,7 +143,10 @@ impl Evaluator {
                 }
             }
         }
-        if self.last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+        if self
+            .last_prune
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(3600))
+        {
             self.last_prune = Some(Instant::now());
             let before = now_ms - i64::from(self.cfg.history_days) * 86_400_000;
             state::prune(self.write.connection(), before)?;
@@ -160,9 +181,18 @@ impl AlertService {
                 match evaluator.run_once(now_ms()) {
                     Ok(s) => {
                         let took_us = t.elapsed().as_micros() as u64;
-                        tracing::debug!(routers = s.routers, conditions = s.conditions, took_us, "alerts evaluated");
+                        tracing::debug!(
+                            routers = s.routers,
+                            conditions = s.conditions,
+                            took_us,
+                            "alerts evaluated"
+                        );
                         if s.fired + s.resolved > 0 {
-                            tracing::info!(fired = s.fired, resolved = s.resolved, "alerts changed");
+                            tracing::info!(
+                                fired = s.fired,
+                                resolved = s.resolved,
+                                "alerts changed"
+                            );
                             wake.notify_one();
                         }
                     }
@@ -211,7 +241,11 @@ mod tests {
         let mut r = rich_report([4; 16], seq, ts_ms as u64, seq + 1);
         r.system.as_mut().unwrap().cpu_busy_permille = Some(cpu_permille);
         store
-            .ingest(&[IngestItem { router_id, received_at_ms: ts_ms, report: &r }])
+            .ingest(&[IngestItem {
+                router_id,
+                received_at_ms: ts_ms,
+                report: &r,
+            }])
             .unwrap();
     }
 
@@ -241,7 +275,11 @@ mod tests {
         let cfg = AlertsConfig::from_value(v).unwrap();
         let mut ev = Evaluator::open(cfg.clone(), &path).unwrap();
         let s = ev.run_once(t0 + 1_000).unwrap();
-        assert_eq!((s.routers, s.conditions, s.fired), (1, 1, 0), "cpu is pending for 30 s");
+        assert_eq!(
+            (s.routers, s.conditions, s.fired),
+            (1, 1, 0),
+            "cpu is pending for 30 s"
+        );
         ingest(&mut store, router.id, 2, t0 + 30_000, 990);
         let s = ev.run_once(t0 + 31_000).unwrap();
         assert_eq!(s.fired, 1);
@@ -254,7 +292,11 @@ mod tests {
         assert!(values.contains("\"cpu_percent\":99.0"), "{values}");
         let queued: i64 = store
             .connection()
-            .query_row("SELECT count(*) FROM alert_deliveries WHERE receiver = 'hook'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM alert_deliveries WHERE receiver = 'hook'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(queued, 1);
 
@@ -270,13 +312,19 @@ mod tests {
         assert_eq!(s.resolved, 1);
         assert_eq!(
             states(&store),
-            [("cpu".into(), "firing".into()), ("offline".into(), "resolved".into())]
+            [
+                ("cpu".into(), "firing".into()),
+                ("offline".into(), "resolved".into())
+            ]
         );
         let s = ev.run_once(t0 + 130_500 + 25_000).unwrap();
         assert_eq!(s.resolved, 1);
         assert_eq!(
             states(&store),
-            [("cpu".into(), "resolved".into()), ("offline".into(), "resolved".into())]
+            [
+                ("cpu".into(), "resolved".into()),
+                ("offline".into(), "resolved".into())
+            ]
         );
         let events: Vec<String> = store
             .connection()
@@ -295,7 +343,8 @@ mod tests {
         let router = enrolled_router(&mut store, "gw2");
         let now = 1_700_000_000_000;
         ingest(&mut store, router.id, 1, now, 10);
-        let mut ev = Evaluator::open(AlertsConfig::default(), &dir.path().join("routerstats.db")).unwrap();
+        let mut ev =
+            Evaluator::open(AlertsConfig::default(), &dir.path().join("routerstats.db")).unwrap();
         // The test CA gave it not_after = 1_000_000 (1970): long expired and never renewed.
         assert_eq!(ev.run_once(now + 1).unwrap().fired, 1);
         assert_eq!(states(&store), [("cert_renewal".into(), "firing".into())]);

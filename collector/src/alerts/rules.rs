@@ -215,7 +215,11 @@ fn evaluate_router(
                     for_: Duration,
                     keep: Duration| {
         out.conditions.push(Condition {
-            key: AlertKey { rule, router_id: r.id, subject },
+            key: AlertKey {
+                rule,
+                router_id: r.id,
+                subject,
+            },
             router: r.name.clone(),
             site: r.site.clone(),
             severity,
@@ -288,7 +292,10 @@ fn evaluate_router(
                     "memory",
                     String::new(),
                     "warning",
-                    format!("{} memory {v:.1}% used (above {}%)", r.name, t.memory_percent),
+                    format!(
+                        "{} memory {v:.1}% used (above {}%)",
+                        r.name, t.memory_percent
+                    ),
                     json!({"memory_percent": v, "mem_total_kb": total, "mem_available_kb": avail, "threshold": t.memory_percent, "report_ms": rep.ts_ms}),
                     t.memory_for,
                     keep,
@@ -304,7 +311,10 @@ fn evaluate_router(
                     "disk",
                     mount.clone(),
                     "warning",
-                    format!("{} disk {mount} {v:.1}% used (above {}%)", r.name, t.disk_percent),
+                    format!(
+                        "{} disk {mount} {v:.1}% used (above {}%)",
+                        r.name, t.disk_percent
+                    ),
                     json!({"disk_percent": v, "used_bytes": used, "total_bytes": total, "threshold": t.disk_percent, "report_ms": rep.ts_ms}),
                     t.disk_for,
                     keep,
@@ -319,7 +329,10 @@ fn evaluate_router(
             "clients_high",
             String::new(),
             "warning",
-            format!("{} has {n} wireless clients (above {})", r.name, t.clients_max),
+            format!(
+                "{} has {n} wireless clients (above {})",
+                r.name, t.clients_max
+            ),
             json!({"clients": n, "threshold": t.clients_max, "report_ms": rep.ts_ms}),
             t.clients_for,
             keep,
@@ -330,7 +343,10 @@ fn evaluate_router(
             "clients_low",
             String::new(),
             "warning",
-            format!("{} has {n} wireless clients (below {})", r.name, t.clients_min),
+            format!(
+                "{} has {n} wireless clients (below {})",
+                r.name, t.clients_min
+            ),
             json!({"clients": n, "threshold": t.clients_min, "report_ms": rep.ts_ms}),
             t.clients_for,
             keep,
@@ -362,7 +378,10 @@ fn evaluate_router(
                 "wan_rate",
                 w.name.clone(),
                 "warning",
-                format!("{} WAN {} at {v:.1} Mbit/s (above {})", r.name, w.name, t.wan_mbps),
+                format!(
+                    "{} WAN {} at {v:.1} Mbit/s (above {})",
+                    r.name, w.name, t.wan_mbps
+                ),
                 json!({"rx_mbps": mbps(w.rx_bps), "tx_mbps": mbps(w.tx_bps), "threshold_mbps": t.wan_mbps, "report_ms": rep.ts_ms}),
                 t.rate_for,
                 keep,
@@ -377,7 +396,10 @@ fn evaluate_router(
                     "station_rate",
                     s.mac.clone(),
                     "warning",
-                    format!("{} station {} on {} at {v:.1} Mbit/s (above {})", r.name, s.mac, s.iface, t.station_mbps),
+                    format!(
+                        "{} station {} on {} at {v:.1} Mbit/s (above {})",
+                        r.name, s.mac, s.iface, t.station_mbps
+                    ),
                     json!({"mac": s.mac, "interface": s.iface, "rx_mbps": mbps(s.rx_bps), "tx_mbps": mbps(s.tx_bps), "threshold_mbps": t.station_mbps, "report_ms": rep.ts_ms}),
                     t.rate_for,
                     keep,
@@ -401,7 +423,10 @@ fn evaluate_router(
                     "wg_handshake",
                     format!("{}/{}", p.iface, p.public_key),
                     "warning",
-                    format!("{}: WireGuard peer {who} on {} last handshake {when}", r.name, p.iface),
+                    format!(
+                        "{}: WireGuard peer {who} on {} last handshake {when}",
+                        r.name, p.iface
+                    ),
                     json!({"interface": p.iface, "public_key": p.public_key, "name": p.name, "latest_handshake": p.latest_handshake, "threshold_s": limit}),
                     Duration::ZERO,
                     keep,
@@ -415,7 +440,10 @@ fn evaluate_router(
                 "ovpn_client_gone",
                 format!("{}/{}", c.instance, c.common_name),
                 "warning",
-                format!("{}: OpenVPN client {} left {}", r.name, c.common_name, c.instance),
+                format!(
+                    "{}: OpenVPN client {} left {}",
+                    r.name, c.common_name, c.instance
+                ),
                 json!({"instance": c.instance, "common_name": c.common_name, "last_seen_ms": c.last_seen_ms}),
                 Duration::ZERO,
                 keep,
@@ -423,7 +451,9 @@ fn evaluate_router(
         }
     }
     // Agent spool.
-    let prev = mem.drops.insert(r.id, (rep.boot_id.clone(), rep.dropped_reports));
+    let prev = mem
+        .drops
+        .insert(r.id, (rep.boot_id.clone(), rep.dropped_reports));
     if t.spool_drops {
         let grew = match &prev {
             Some((boot, d)) if *boot == rep.boot_id => rep.dropped_reports - d,
@@ -436,7 +466,10 @@ fn evaluate_router(
                 "spool_drops",
                 String::new(),
                 "warning",
-                format!("{}'s agent dropped {grew} reports from its full spool", r.name),
+                format!(
+                    "{}'s agent dropped {grew} reports from its full spool",
+                    r.name
+                ),
                 json!({"dropped": grew, "dropped_total": rep.dropped_reports, "report_ms": rep.ts_ms}),
                 Duration::ZERO,
                 keep,
@@ -465,7 +498,12 @@ mod tests {
                 disk_used_bytes: Some(10),
                 disk_total_bytes: Some(100),
                 station_count: 3,
-                interfaces: vec![IfaceSnap { name: "wan".into(), kind: "ethernet".into(), rx_bps: Some(1_000_000), tx_bps: None }],
+                interfaces: vec![IfaceSnap {
+                    name: "wan".into(),
+                    kind: "ethernet".into(),
+                    rx_bps: Some(1_000_000),
+                    tx_bps: None,
+                }],
                 ..Default::default()
             }),
         }
@@ -478,7 +516,13 @@ mod tests {
     #[test]
     fn healthy_router_raises_nothing() {
         let now = 1_700_000_000_000;
-        let e = evaluate(&AlertsConfig::default(), &[router(now)], &mut RuleMemory::default(), now, 0);
+        let e = evaluate(
+            &AlertsConfig::default(),
+            &[router(now)],
+            &mut RuleMemory::default(),
+            now,
+            0,
+        );
         assert!(e.conditions.is_empty(), "{:?}", e.conditions);
     }
 
@@ -497,21 +541,54 @@ mod tests {
         rep.cpu_permille = Some(955);
         rep.mem_available_kb = Some(50);
         rep.disk_used_bytes = Some(95);
-        rep.stations.push(StationSnap { iface: "wlan0".into(), mac: "aa:bb:cc:dd:ee:ff".into(), rx_bps: Some(20_000_000), tx_bps: None });
-        rep.wg_peers.push(WgPeerSnap { iface: "wg0".into(), public_key: "K=".into(), name: None, latest_handshake: Some(rep.ts_ms / 1000 - 3600) });
-        rep.wg_peers.push(WgPeerSnap { iface: "wg0".into(), public_key: "L=".into(), name: None, latest_handshake: Some(rep.ts_ms / 1000 - 60) });
-        rep.ovpn_gone.push(OvpnGoneSnap { instance: "server".into(), common_name: "alice".into(), last_seen_ms: now - 60_000 });
+        rep.stations.push(StationSnap {
+            iface: "wlan0".into(),
+            mac: "aa:bb:cc:dd:ee:ff".into(),
+            rx_bps: Some(20_000_000),
+            tx_bps: None,
+        });
+        rep.wg_peers.push(WgPeerSnap {
+            iface: "wg0".into(),
+            public_key: "K=".into(),
+            name: None,
+            latest_handshake: Some(rep.ts_ms / 1000 - 3600),
+        });
+        rep.wg_peers.push(WgPeerSnap {
+            iface: "wg0".into(),
+            public_key: "L=".into(),
+            name: None,
+            latest_handshake: Some(rep.ts_ms / 1000 - 60),
+        });
+        rep.ovpn_gone.push(OvpnGoneSnap {
+            instance: "server".into(),
+            common_name: "alice".into(),
+            last_seen_ms: now - 60_000,
+        });
         let e = evaluate(&cfg, &[r], &mut RuleMemory::default(), now, 0);
         let mut got = rules(&e);
         got.sort_unstable();
         assert_eq!(
             got,
-            ["cert_renewal", "clients_high", "cpu", "disk", "memory", "ovpn_client_gone", "station_rate", "wan_rate", "wg_handshake"]
+            [
+                "cert_renewal",
+                "clients_high",
+                "cpu",
+                "disk",
+                "memory",
+                "ovpn_client_gone",
+                "station_rate",
+                "wan_rate",
+                "wg_handshake"
+            ]
         );
         let cpu = e.conditions.iter().find(|c| c.key.rule == "cpu").unwrap();
         assert_eq!(cpu.values["cpu_percent"], 95.5);
         assert_eq!(cpu.for_, Duration::from_secs(300));
-        let wg = e.conditions.iter().find(|c| c.key.rule == "wg_handshake").unwrap();
+        let wg = e
+            .conditions
+            .iter()
+            .find(|c| c.key.rule == "wg_handshake")
+            .unwrap();
         assert_eq!(wg.key.subject, "wg0/K=");
     }
 
@@ -521,22 +598,48 @@ mod tests {
         let mut r = router(now);
         r.last_seen_ms = Some(now - 91_000);
         r.report.as_mut().unwrap().cpu_permille = Some(999);
-        let e = evaluate(&AlertsConfig::default(), &[r], &mut RuleMemory::default(), now, 0);
+        let e = evaluate(
+            &AlertsConfig::default(),
+            &[r],
+            &mut RuleMemory::default(),
+            now,
+            0,
+        );
         assert_eq!(rules(&e), ["offline"]);
         assert!(e.hold.contains(&1));
         assert_eq!(e.conditions[0].values["silent_s"], 91);
         // A collector that started listening 30 s ago waits for the agents to reconnect.
         let mut r = router(now);
         r.last_seen_ms = Some(now - 3_600_000);
-        let e = evaluate(&AlertsConfig::default(), &[r.clone()], &mut RuleMemory::default(), now, now - 30_000);
+        let e = evaluate(
+            &AlertsConfig::default(),
+            &[r.clone()],
+            &mut RuleMemory::default(),
+            now,
+            now - 30_000,
+        );
         assert!(e.conditions.is_empty(), "{:?}", e.conditions);
-        let e = evaluate(&AlertsConfig::default(), &[r], &mut RuleMemory::default(), now + 61_000, now - 30_000);
+        let e = evaluate(
+            &AlertsConfig::default(),
+            &[r],
+            &mut RuleMemory::default(),
+            now + 61_000,
+            now - 30_000,
+        );
         assert_eq!(rules(&e), ["offline"]);
         assert_eq!(e.conditions[0].values["silent_s"], 3661);
         // 89 s is under 3 x 30 s.
         let mut r = router(now);
         r.last_seen_ms = Some(now - 89_000);
-        assert!(evaluate(&AlertsConfig::default(), &[r], &mut RuleMemory::default(), now, 0).conditions.is_empty());
+        assert!(evaluate(
+            &AlertsConfig::default(),
+            &[r],
+            &mut RuleMemory::default(),
+            now,
+            0
+        )
+        .conditions
+        .is_empty());
     }
 
     #[test]
@@ -545,9 +648,15 @@ mod tests {
         let cfg = AlertsConfig::default();
         let mut mem = RuleMemory::default();
         let mut r = router(now);
-        r.report.as_mut().unwrap().interfaces[0] = IfaceSnap { name: "pppoe-wan".into(), kind: "pppoe".into(), ..Default::default() };
+        r.report.as_mut().unwrap().interfaces[0] = IfaceSnap {
+            name: "pppoe-wan".into(),
+            kind: "pppoe".into(),
+            ..Default::default()
+        };
         r.report.as_mut().unwrap().dropped_reports = 5;
-        assert!(evaluate(&cfg, &[r.clone()], &mut mem, now, 0).conditions.is_empty());
+        assert!(evaluate(&cfg, &[r.clone()], &mut mem, now, 0)
+            .conditions
+            .is_empty());
         let rep = r.report.as_mut().unwrap();
         rep.interfaces.clear();
         rep.dropped_reports = 7;
@@ -555,8 +664,23 @@ mod tests {
         let mut got = rules(&e);
         got.sort_unstable();
         assert_eq!(got, ["spool_drops", "wan_down"]);
-        assert_eq!(e.conditions.iter().find(|c| c.key.rule == "spool_drops").unwrap().values["dropped"], 2);
-        assert_eq!(e.conditions.iter().find(|c| c.key.rule == "wan_down").unwrap().key.subject, "pppoe-wan");
+        assert_eq!(
+            e.conditions
+                .iter()
+                .find(|c| c.key.rule == "spool_drops")
+                .unwrap()
+                .values["dropped"],
+            2
+        );
+        assert_eq!(
+            e.conditions
+                .iter()
+                .find(|c| c.key.rule == "wan_down")
+                .unwrap()
+                .key
+                .subject,
+            "pppoe-wan"
+        );
         // Same report again: no new drops; the WAN is still gone.
         assert_eq!(rules(&evaluate(&cfg, &[r], &mut mem, now, 0)), ["wan_down"]);
     }
@@ -564,13 +688,21 @@ mod tests {
     #[test]
     fn zero_turns_rules_off_and_router_scope_wins() {
         let now = 1_700_000_000_000;
-        let v: toml::Value = toml::from_str("[fleet]\ncpu_percent = 50\n[router.r1]\ncpu_percent = 0").unwrap();
+        let v: toml::Value =
+            toml::from_str("[fleet]\ncpu_percent = 50\n[router.r1]\ncpu_percent = 0").unwrap();
         let cfg = AlertsConfig::from_value(v).unwrap();
         let mut r = router(now);
         r.report.as_mut().unwrap().cpu_permille = Some(990);
-        assert!(evaluate(&cfg, &[r.clone()], &mut RuleMemory::default(), now, 0).conditions.is_empty());
+        assert!(
+            evaluate(&cfg, &[r.clone()], &mut RuleMemory::default(), now, 0)
+                .conditions
+                .is_empty()
+        );
         r.name = "r2".into();
-        assert_eq!(rules(&evaluate(&cfg, &[r], &mut RuleMemory::default(), now, 0)), ["cpu"]);
+        assert_eq!(
+            rules(&evaluate(&cfg, &[r], &mut RuleMemory::default(), now, 0)),
+            ["cpu"]
+        );
     }
 
     #[test]
@@ -583,6 +715,12 @@ mod tests {
         rep.cpu_permille = Some(i64::MAX);
         rep.interfaces[0].rx_bps = Some(i64::MIN);
         r.cert_not_after = i64::MIN / 2;
-        let _ = evaluate(&AlertsConfig::default(), &[r], &mut RuleMemory::default(), now, 0);
+        let _ = evaluate(
+            &AlertsConfig::default(),
+            &[r],
+            &mut RuleMemory::default(),
+            now,
+            0,
+        );
     }
 }

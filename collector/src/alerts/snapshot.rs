@@ -35,11 +35,16 @@ const WG_SQL: &str = "SELECT r.id, s.iface, s.public_key, s.name, s.latest_hands
      CROSS JOIN wg_peer_samples s ON s.router_id = r.id AND s.ts_ms = p.ts_ms WHERE r.revoked_at IS NULL";
 
 /// OpenVPN sessions' newest sample time per client, over the 1-hour buckets from ?1 on.
-const OVPN_SQL: &str = "SELECT router_id, instance, common_name, max(last_ts_ms) FROM ovpn_rollup_1h \
+const OVPN_SQL: &str =
+    "SELECT router_id, instance, common_name, max(last_ts_ms) FROM ovpn_rollup_1h \
      WHERE bucket_start_ms >= ?1 GROUP BY router_id, instance, common_name";
 
 /// Reads the fleet snapshot at `now_ms`.
-pub fn read(conn: &Connection, cfg: &AlertsConfig, now_ms: i64) -> rusqlite::Result<Vec<RouterSnap>> {
+pub fn read(
+    conn: &Connection,
+    cfg: &AlertsConfig,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<RouterSnap>> {
     let mut routers = Vec::new();
     let mut index = HashMap::new();
     {
@@ -75,33 +80,52 @@ pub fn read(conn: &Connection, cfg: &AlertsConfig, now_ms: i64) -> rusqlite::Res
             });
         }
     }
-    let mut with = |sql: &str, p: &[&dyn rusqlite::ToSql], f: &mut dyn FnMut(&mut ReportSnap, &rusqlite::Row<'_>) -> rusqlite::Result<()>| -> rusqlite::Result<()> {
-        let mut st = conn.prepare_cached(sql)?;
-        let mut rows = st.query(p)?;
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            if let Some(rep) = index.get(&id).and_then(|&i| routers[i].report.as_mut()) {
-                f(rep, r)?;
+    let mut with =
+        |sql: &str,
+         p: &[&dyn rusqlite::ToSql],
+         f: &mut dyn FnMut(&mut ReportSnap, &rusqlite::Row<'_>) -> rusqlite::Result<()>|
+         -> rusqlite::Result<()> {
+            let mut st = conn.prepare_cached(sql)?;
+            let mut rows = st.query(p)?;
+            while let Some(r) = rows.next()? {
+                let id: i64 = r.get(0)?;
+                if let Some(rep) = index.get(&id).and_then(|&i| routers[i].report.as_mut()) {
+                    f(rep, r)?;
+                }
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     // Interfaces: the WAN rules are on by default and the table has few rows per report.
     with(IFACES_SQL, &[], &mut |rep, r| {
-        rep.interfaces.push(IfaceSnap { name: r.get(1)?, kind: r.get(2)?, rx_bps: r.get(3)?, tx_bps: r.get(4)? });
+        rep.interfaces.push(IfaceSnap {
+            name: r.get(1)?,
+            kind: r.get(2)?,
+            rx_bps: r.get(3)?,
+            tx_bps: r.get(4)?,
+        });
         Ok(())
     })?;
     if cfg.any_scope(|t| t.station_mbps > 0.0) {
         // Only stations above the lowest threshold of any scope come back.
         let lowest = lowest_station_bps(cfg);
         with(STATIONS_SQL, &[&lowest], &mut |rep, r| {
-            rep.stations.push(StationSnap { iface: r.get(1)?, mac: r.get(2)?, rx_bps: r.get(3)?, tx_bps: r.get(4)? });
+            rep.stations.push(StationSnap {
+                iface: r.get(1)?,
+                mac: r.get(2)?,
+                rx_bps: r.get(3)?,
+                tx_bps: r.get(4)?,
+            });
             Ok(())
         })?;
     }
     if cfg.any_scope(|t| !t.wg_handshake_age.is_zero()) {
         with(WG_SQL, &[], &mut |rep, r| {
-            rep.wg_peers.push(WgPeerSnap { iface: r.get(1)?, public_key: r.get(2)?, name: r.get(3)?, latest_handshake: r.get(4)? });
+            rep.wg_peers.push(WgPeerSnap {
+                iface: r.get(1)?,
+                public_key: r.get(2)?,
+                name: r.get(3)?,
+                latest_handshake: r.get(4)?,
+            });
             Ok(())
         })?;
     }
@@ -113,7 +137,11 @@ pub fn read(conn: &Connection, cfg: &AlertsConfig, now_ms: i64) -> rusqlite::Res
         with(OVPN_SQL, &[&bucket], &mut |rep, r| {
             let last: i64 = r.get(3)?;
             if last >= since && last < rep.ts_ms {
-                rep.ovpn_gone.push(OvpnGoneSnap { instance: r.get(1)?, common_name: r.get(2)?, last_seen_ms: last });
+                rep.ovpn_gone.push(OvpnGoneSnap {
+                    instance: r.get(1)?,
+                    common_name: r.get(2)?,
+                    last_seen_ms: last,
+                });
             }
             Ok(())
         })?;
@@ -155,10 +183,18 @@ mod tests {
         for m in MIGRATIONS {
             c.execute_batch(m).unwrap();
         }
-        for (sql, n) in [(ROUTERS_SQL, 0), (IFACES_SQL, 0), (STATIONS_SQL, 1), (WG_SQL, 0), (OVPN_SQL, 1)] {
+        for (sql, n) in [
+            (ROUTERS_SQL, 0),
+            (IFACES_SQL, 0),
+            (STATIONS_SQL, 1),
+            (WG_SQL, 0),
+            (OVPN_SQL, 1),
+        ] {
             let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let plan: Vec<String> = st
-                .query_map(rusqlite::params_from_iter(vec![0i64; n]), |r| r.get::<_, String>(3))
+                .query_map(rusqlite::params_from_iter(vec![0i64; n]), |r| {
+                    r.get::<_, String>(3)
+                })
                 .unwrap()
                 .collect::<Result<_, _>>()
                 .unwrap();
@@ -181,7 +217,13 @@ mod tests {
             if seq == 2 {
                 rep.openvpn.clear();
             }
-            store.ingest(&[IngestItem { router_id: r.id, received_at_ms: ts, report: &rep }]).unwrap();
+            store
+                .ingest(&[IngestItem {
+                    router_id: r.id,
+                    received_at_ms: ts,
+                    report: &rep,
+                }])
+                .unwrap();
         }
         let mut cfg = AlertsConfig::default();
         cfg.fleet.station_mbps = 0.000001;
@@ -195,7 +237,10 @@ mod tests {
         assert_eq!(rep.interfaces.len(), 2);
         assert!(!rep.stations.is_empty());
         assert!(!rep.wg_peers.is_empty());
-        assert!(!rep.ovpn_gone.is_empty(), "the clients of the first report are gone from the second");
+        assert!(
+            !rep.ovpn_gone.is_empty(),
+            "the clients of the first report are gone from the second"
+        );
         assert!(rep.ovpn_gone.iter().all(|c| c.last_seen_ms == now - 60_000));
     }
 }

@@ -31,7 +31,11 @@ pub enum Transition {
     /// Still firing: its latest values.
     Update { id: i64, cond: Condition },
     /// False for its hold-down: resolved at `ended_ms`.
-    Resolve { id: i64, key: AlertKey, ended_ms: i64 },
+    Resolve {
+        id: i64,
+        key: AlertKey,
+        ended_ms: i64,
+    },
 }
 
 /// The in-memory lifecycle state.
@@ -58,7 +62,12 @@ impl Engine {
 
     /// One evaluation: `conds` hold at `now_ms`; the alerts of routers in `hold` keep their
     /// state (their data is stale).
-    pub fn step(&mut self, conds: Vec<Condition>, hold: &HashSet<i64>, now_ms: i64) -> Vec<Transition> {
+    pub fn step(
+        &mut self,
+        conds: Vec<Condition>,
+        hold: &HashSet<i64>,
+        now_ms: i64,
+    ) -> Vec<Transition> {
         let mut out = Vec::new();
         let mut seen = HashSet::with_capacity(conds.len());
         for c in conds {
@@ -72,7 +81,10 @@ impl Engine {
             let since = *self.pending.entry(c.key.clone()).or_insert(now_ms);
             if now_ms - since >= c.for_.as_millis() as i64 {
                 self.pending.remove(&c.key);
-                out.push(Transition::Fire { cond: c, started_ms: since });
+                out.push(Transition::Fire {
+                    cond: c,
+                    started_ms: since,
+                });
             }
         }
         self.pending.retain(|k, _| seen.contains(k));
@@ -85,7 +97,11 @@ impl Engine {
                 continue;
             }
             if now_ms - f.last_true_ms >= f.keep_firing_for_ms {
-                out.push(Transition::Resolve { id: f.id, key: key.clone(), ended_ms: now_ms });
+                out.push(Transition::Resolve {
+                    id: f.id,
+                    key: key.clone(),
+                    ended_ms: now_ms,
+                });
             }
         }
         for t in &out {
@@ -98,7 +114,14 @@ impl Engine {
 
     /// Records the id [`apply`] gave a fired alert.
     pub fn fired(&mut self, key: AlertKey, id: i64, now_ms: i64, keep_firing_for_ms: i64) {
-        self.firing.insert(key, Firing { id, last_true_ms: now_ms, keep_firing_for_ms });
+        self.firing.insert(
+            key,
+            Firing {
+                id,
+                last_true_ms: now_ms,
+                keep_firing_for_ms,
+            },
+        );
     }
 }
 
@@ -108,27 +131,58 @@ pub fn rule_name(s: &str) -> Option<&'static str> {
 }
 
 /// The firing alerts in the database, with the rule memory they imply (WAN names that are down).
-pub fn load_firing(conn: &Connection, now_ms: i64, keep_firing_for_ms: i64) -> rusqlite::Result<Vec<(AlertKey, Firing)>> {
-    let mut st = conn.prepare("SELECT id, rule, router_id, subject FROM alerts WHERE state = 'firing'")?;
+pub fn load_firing(
+    conn: &Connection,
+    now_ms: i64,
+    keep_firing_for_ms: i64,
+) -> rusqlite::Result<Vec<(AlertKey, Firing)>> {
+    let mut st =
+        conn.prepare("SELECT id, rule, router_id, subject FROM alerts WHERE state = 'firing'")?;
     let rows = st.query_map([], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(3)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
         let (id, rule, router_id, subject) = row?;
         if let Some(rule) = rule_name(&rule) {
-            let key = AlertKey { rule, router_id, subject };
+            let key = AlertKey {
+                rule,
+                router_id,
+                subject,
+            };
             // Restarted: give each condition one hold-down to show up again (offline resolves
             // at the first report, as always).
-            let keep = if rule == "offline" { 0 } else { keep_firing_for_ms };
-            out.push((key, Firing { id, last_true_ms: now_ms, keep_firing_for_ms: keep }));
+            let keep = if rule == "offline" {
+                0
+            } else {
+                keep_firing_for_ms
+            };
+            out.push((
+                key,
+                Firing {
+                    id,
+                    last_true_ms: now_ms,
+                    keep_firing_for_ms: keep,
+                },
+            ));
         }
     }
     Ok(out)
 }
 
 /// Whether an active silence matches this alert.
-pub fn silenced(conn: &Connection, rule: &str, router: &str, site: Option<&str>, now_ms: i64) -> rusqlite::Result<bool> {
+pub fn silenced(
+    conn: &Connection,
+    rule: &str,
+    router: &str,
+    site: Option<&str>,
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
     conn.prepare_cached(
         "SELECT 1 FROM alert_silences WHERE starts_ms <= ?4 AND expires_ms > ?4 \
          AND (rule IS NULL OR rule = ?1) AND (router IS NULL OR router = ?2) \
@@ -154,7 +208,13 @@ pub fn apply(
     for t in transitions {
         match t {
             Transition::Fire { cond, started_ms } => {
-                let sil = silenced(&tx, cond.key.rule, &cond.router, cond.site.as_deref(), now_ms)?;
+                let sil = silenced(
+                    &tx,
+                    cond.key.rule,
+                    &cond.router,
+                    cond.site.as_deref(),
+                    now_ms,
+                )?;
                 tx.prepare_cached(
                     "INSERT INTO alerts (rule, router_id, router, site, subject, severity, state, summary, \"values\", \
                      silenced, started_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'firing', ?7, ?8, ?9, ?10, ?11) \
@@ -191,7 +251,9 @@ pub fn apply(
                     .prepare_cached("SELECT rule, router, site, silenced FROM alerts WHERE id = ?1 AND state = 'firing'")?
                     .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                     .optional()?;
-                let Some((rule, router, site, was_silenced)) = row else { continue };
+                let Some((rule, router, site, was_silenced)) = row else {
+                    continue;
+                };
                 tx.prepare_cached("UPDATE alerts SET state = 'resolved', ended_ms = ?2, updated_ms = ?2 WHERE id = ?1")?
                     .execute(params![id, ended_ms])?;
                 if !was_silenced && !silenced(&tx, &rule, &router, site.as_deref(), now_ms)? {
@@ -207,7 +269,13 @@ pub fn apply(
     Ok(fired)
 }
 
-fn enqueue(conn: &Connection, alert_id: i64, event: &str, receivers: &[String], now_ms: i64) -> rusqlite::Result<usize> {
+fn enqueue(
+    conn: &Connection,
+    alert_id: i64,
+    event: &str,
+    receivers: &[String],
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
     let mut st = conn.prepare_cached(
         "INSERT INTO alert_deliveries (alert_id, event, receiver, next_attempt_ms, created_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
     )?;
@@ -224,14 +292,21 @@ pub fn trim_queue(conn: &Connection, max: usize) -> rusqlite::Result<usize> {
         [max as i64],
     )?;
     if n > 0 {
-        tracing::warn!(dropped = n, max, "alert delivery queue full: dropped the oldest deliveries");
+        tracing::warn!(
+            dropped = n,
+            max,
+            "alert delivery queue full: dropped the oldest deliveries"
+        );
     }
     Ok(n)
 }
 
 /// Deletes resolved alerts that ended before `before_ms`; returns how many.
 pub fn prune(conn: &Connection, before_ms: i64) -> rusqlite::Result<usize> {
-    conn.execute("DELETE FROM alerts WHERE state = 'resolved' AND ended_ms < ?1", [before_ms])
+    conn.execute(
+        "DELETE FROM alerts WHERE state = 'resolved' AND ended_ms < ?1",
+        [before_ms],
+    )
 }
 
 /// One stored alert, as the API and the receivers see it.
@@ -314,7 +389,11 @@ mod tests {
 
     fn cond(rule: &'static str, for_s: u64, keep_s: u64) -> Condition {
         Condition {
-            key: AlertKey { rule, router_id: 7, subject: String::new() },
+            key: AlertKey {
+                rule,
+                router_id: 7,
+                subject: String::new(),
+            },
             router: "r7".into(),
             site: Some("north".into()),
             severity: "warning",
@@ -346,11 +425,20 @@ mod tests {
         assert!(e.step(vec![cond("cpu", 60, 120)], &none, 90_000).is_empty());
         let t = e.step(vec![cond("cpu", 60, 120)], &none, 100_000);
         assert_eq!(kinds(&t), ["fire"]);
-        assert!(matches!(&t[0], Transition::Fire { started_ms: 40_000, .. }));
+        assert!(matches!(
+            &t[0],
+            Transition::Fire {
+                started_ms: 40_000,
+                ..
+            }
+        ));
         e.fired(cond("cpu", 60, 120).key, 1, 100_000, 120_000);
         // False for less than the hold-down: still firing, and a new true refreshes it.
         assert!(e.step(vec![], &none, 200_000).is_empty());
-        assert_eq!(kinds(&e.step(vec![cond("cpu", 60, 120)], &none, 210_000)), ["update"]);
+        assert_eq!(
+            kinds(&e.step(vec![cond("cpu", 60, 120)], &none, 210_000)),
+            ["update"]
+        );
         assert!(e.step(vec![], &none, 300_000).is_empty());
         assert_eq!(kinds(&e.step(vec![], &none, 330_000)), ["resolve"]);
         assert!(e.firing().is_empty());
@@ -363,7 +451,10 @@ mod tests {
         e.fired(cond("cpu", 0, 0).key, 1, 0, 0);
         let hold: HashSet<i64> = [7].into();
         assert!(e.step(vec![], &hold, 1_000_000).is_empty());
-        assert_eq!(kinds(&e.step(vec![], &HashSet::new(), 1_000_001)), ["resolve"]);
+        assert_eq!(
+            kinds(&e.step(vec![], &HashSet::new(), 1_000_001)),
+            ["resolve"]
+        );
     }
 
     #[test]
@@ -371,15 +462,22 @@ mod tests {
         let c = db();
         let receivers = vec!["hook".to_string(), "mail".to_string()];
         let now = 1_000_000;
-        let fire = |cond: Condition| Transition::Fire { cond, started_ms: now - 5 };
+        let fire = |cond: Condition| Transition::Fire {
+            cond,
+            started_ms: now - 5,
+        };
         let ids = apply(&c, &[fire(cond("cpu", 0, 0))], &receivers, 100, now).unwrap();
         assert_eq!(ids.len(), 1);
-        let queued: i64 = c.query_row("SELECT count(*) FROM alert_deliveries", [], |r| r.get(0)).unwrap();
+        let queued: i64 = c
+            .query_row("SELECT count(*) FROM alert_deliveries", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(queued, 2);
         // The same key again (e.g. a second collector process) does not make a second row.
         let again = apply(&c, &[fire(cond("cpu", 0, 0))], &[], 100, now + 1).unwrap();
         assert_eq!(again[0].1, ids[0].1);
-        let rows: i64 = c.query_row("SELECT count(*) FROM alerts", [], |r| r.get(0)).unwrap();
+        let rows: i64 = c
+            .query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(rows, 1);
         // A silence on the site: a new alert there is stored, marked, not queued.
         c.execute(
@@ -391,15 +489,39 @@ mod tests {
         let a = get_alert(&c, mem[0].1).unwrap().unwrap();
         assert!(a.silenced);
         assert_eq!(a.values, json!({"v": 1}));
-        let queued: i64 = c.query_row("SELECT count(*) FROM alert_deliveries", [], |r| r.get(0)).unwrap();
+        let queued: i64 = c
+            .query_row("SELECT count(*) FROM alert_deliveries", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(queued, 2);
         // After the silence expired, resolving the CPU alert queues "resolved" for each receiver.
-        let cpu = AlertKey { rule: "cpu", router_id: 7, subject: String::new() };
-        apply(&c, &[Transition::Resolve { id: ids[0].1, key: cpu, ended_ms: now + 20 }], &receivers, 100, now + 20).unwrap();
+        let cpu = AlertKey {
+            rule: "cpu",
+            router_id: 7,
+            subject: String::new(),
+        };
+        apply(
+            &c,
+            &[Transition::Resolve {
+                id: ids[0].1,
+                key: cpu,
+                ended_ms: now + 20,
+            }],
+            &receivers,
+            100,
+            now + 20,
+        )
+        .unwrap();
         let a = get_alert(&c, ids[0].1).unwrap().unwrap();
-        assert_eq!((a.state.as_str(), a.ended_ms, a.started_ms), ("resolved", Some(now + 20), now - 5));
+        assert_eq!(
+            (a.state.as_str(), a.ended_ms, a.started_ms),
+            ("resolved", Some(now + 20), now - 5)
+        );
         let resolved: i64 = c
-            .query_row("SELECT count(*) FROM alert_deliveries WHERE event = 'resolved'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM alert_deliveries WHERE event = 'resolved'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(resolved, 2);
         // The firing one is loaded back after a restart; the resolved one is not.
@@ -408,7 +530,9 @@ mod tests {
         assert_eq!(firing[0].0.rule, "memory");
         // Pruning deletes resolved history and its queued deliveries.
         assert_eq!(prune(&c, now + 21).unwrap(), 1);
-        let left: i64 = c.query_row("SELECT count(*) FROM alert_deliveries", [], |r| r.get(0)).unwrap();
+        let left: i64 = c
+            .query_row("SELECT count(*) FROM alert_deliveries", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(left, 0);
     }
 
@@ -416,7 +540,17 @@ mod tests {
     fn queue_is_bounded() {
         let c = db();
         let receivers: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
-        apply(&c, &[Transition::Fire { cond: cond("cpu", 0, 0), started_ms: 0 }], &receivers, 3, 10).unwrap();
+        apply(
+            &c,
+            &[Transition::Fire {
+                cond: cond("cpu", 0, 0),
+                started_ms: 0,
+            }],
+            &receivers,
+            3,
+            10,
+        )
+        .unwrap();
         let ids: Vec<String> = c
             .prepare("SELECT receiver FROM alert_deliveries ORDER BY id")
             .unwrap()

@@ -42,7 +42,10 @@ const MAX_TEXT: usize = 256;
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/api/alerts", get(list_alerts))
-        .route("/api/alerts/silences", get(list_silences).post(create_silence))
+        .route(
+            "/api/alerts/silences",
+            get(list_silences).post(create_silence),
+        )
         .route("/api/alerts/silences/{id}", delete(delete_silence))
 }
 
@@ -151,7 +154,10 @@ fn rule_arg(v: Option<String>) -> Result<Option<String>, ApiError> {
     let v = text_arg("rule", v)?;
     if let Some(r) = &v {
         if !RULES.contains(&r.as_str()) {
-            return Err(ApiError::bad_request(format!("unknown rule {r:?}; rules: {}", RULES.join(", "))));
+            return Err(ApiError::bad_request(format!(
+                "unknown rule {r:?}; rules: {}",
+                RULES.join(", ")
+            )));
         }
     }
     Ok(v)
@@ -159,7 +165,9 @@ fn rule_arg(v: Option<String>) -> Result<Option<String>, ApiError> {
 
 /// `since`: Unix seconds or RFC 3339, as Unix milliseconds.
 fn since_arg(v: Option<String>) -> Result<Option<i64>, ApiError> {
-    let Some(v) = text_arg("since", v)? else { return Ok(None) };
+    let Some(v) = text_arg("since", v)? else {
+        return Ok(None);
+    };
     if let Ok(s) = v.parse::<i64>() {
         return Ok(Some(s.saturating_mul(1000)));
     }
@@ -190,7 +198,10 @@ pub async fn list_alerts(
     require_role(&state, &headers, Role::Read).await?;
     let Query(q) = q.map_err(super::monitor::bad_query)?;
     let st = text_arg("state", q.state)?;
-    if st.as_deref().is_some_and(|s| s != "firing" && s != "resolved") {
+    if st
+        .as_deref()
+        .is_some_and(|s| s != "firing" && s != "resolved")
+    {
         return Err(ApiError::bad_request("state must be firing or resolved"));
     }
     let router = text_arg("router", q.router)?;
@@ -255,7 +266,8 @@ fn silence_from_row(r: &rusqlite::Row<'_>, now: i64) -> rusqlite::Result<Silence
     })
 }
 
-const SILENCE_COLUMNS: &str = "id, rule, router, site, comment, created_by, created_ms, starts_ms, expires_ms";
+const SILENCE_COLUMNS: &str =
+    "id, rule, router, site, comment, created_by, created_ms, starts_ms, expires_ms";
 
 /// Silences (active ones unless `expired=true`).
 #[utoipa::path(
@@ -278,7 +290,11 @@ pub async fn list_silences(
     require_role(&state, &headers, Role::Read).await?;
     let Query(q) = q.map_err(super::monitor::bad_query)?;
     let now = now_ms();
-    let since = if q.expired.unwrap_or(false) { i64::MIN } else { now };
+    let since = if q.expired.unwrap_or(false) {
+        i64::MIN
+    } else {
+        now
+    };
     with_read(&state, move |c| {
         let mut st = c
             .prepare(&format!(
@@ -316,25 +332,36 @@ pub async fn create_silence(
     body: Result<Json<NewSilence>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = require_role(&state, &headers, Role::Admin).await?;
-    let Json(b) = body.map_err(|e| ApiError::bad_request(format!("invalid body: {}", e.body_text())))?;
+    let Json(b) =
+        body.map_err(|e| ApiError::bad_request(format!("invalid body: {}", e.body_text())))?;
     let rule = rule_arg(b.rule)?;
     let router = text_arg("router", b.router)?;
     let site = text_arg("site", b.site)?;
-    let comment = text_arg("comment", Some(b.comment))?.ok_or_else(|| ApiError::bad_request("comment is required"))?;
+    let comment = text_arg("comment", Some(b.comment))?
+        .ok_or_else(|| ApiError::bad_request("comment is required"))?;
     if rule.is_none() && router.is_none() && site.is_none() {
-        return Err(ApiError::bad_request("a silence needs at least one of rule, router, site"));
+        return Err(ApiError::bad_request(
+            "a silence needs at least one of rule, router, site",
+        ));
     }
     let now = now_ms();
     let expires_ms = match (b.expires_at, b.duration) {
-        (Some(_), Some(_)) => return Err(ApiError::bad_request("give duration or expires_at, not both")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give duration or expires_at, not both",
+            ))
+        }
         (Some(at), None) => at.saturating_mul(1000),
         (None, d) => {
-            let d = parse_duration(d.as_deref().unwrap_or("1h")).map_err(|e| ApiError::bad_request(format!("duration: {e}")))?;
+            let d = parse_duration(d.as_deref().unwrap_or("1h"))
+                .map_err(|e| ApiError::bad_request(format!("duration: {e}")))?;
             now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         }
     };
     if expires_ms <= now || expires_ms - now > MAX_SILENCE_MS {
-        return Err(ApiError::bad_request("a silence must end in the future and within 365 days"));
+        return Err(ApiError::bad_request(
+            "a silence must end in the future and within 365 days",
+        ));
     }
     let created_by = caller.key;
     let silence = with_store(&state, move |s| {
@@ -400,6 +427,9 @@ pub async fn delete_silence(
     .await?;
     match gone {
         Some(_) => Ok(StatusCode::NO_CONTENT),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no silence {id}"))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no silence {id}"),
+        )),
     }
 }

@@ -24,7 +24,10 @@ use crate::pki::tokens::Role;
 
 /// The routes of this group.
 pub fn routes() -> Router<ApiState> {
-    Router::new().route("/api/routers/{id}/interfaces/{name}/series", get(interface_series))
+    Router::new().route(
+        "/api/routers/{id}/interfaces/{name}/series",
+        get(interface_series),
+    )
 }
 
 /// The OpenAPI description of this group's routes.
@@ -77,7 +80,13 @@ const ROLLUP_COUNT_SQL: &str = "SELECT bucket_start_ms FROM {table} \
      AND (max_rx_bps IS NOT NULL OR max_tx_bps IS NOT NULL)";
 
 /// The series of `port` on router `id` over `window` ending at `now_ms`, with gaps.
-pub fn gap_series(conn: &Connection, id: &str, port: &str, window: Window, now_ms: i64) -> Result<GapSeries, ApiError> {
+pub fn gap_series(
+    conn: &Connection,
+    id: &str,
+    port: &str,
+    window: Window,
+    now_ms: i64,
+) -> Result<GapSeries, ApiError> {
     let s = port_traffic_series(conn, id, port, window, now_ms)?;
     let (start, end) = (s.start * 1000, s.end * 1000);
     let interval = (s.interval * 1000).max(1);
@@ -89,11 +98,15 @@ pub fn gap_series(conn: &Connection, id: &str, port: &str, window: Window, now_m
     let mut counts = [0u32; POINTS];
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
     let rows = st
-        .query_map(params![s.gateway_id, port, start, end], |r| r.get::<_, i64>(0))
+        .query_map(params![s.gateway_id, port, start, end], |r| {
+            r.get::<_, i64>(0)
+        })
         .map_err(db_err)?;
     for ts in rows {
         let ts = ts.map_err(db_err)?;
-        let i = usize::try_from((ts - start) / interval).unwrap_or(0).min(POINTS - 1);
+        let i = usize::try_from((ts - start) / interval)
+            .unwrap_or(0)
+            .min(POINTS - 1);
         counts[i] = counts[i].saturating_add(1);
     }
     let points = s
@@ -159,7 +172,9 @@ pub async fn interface_series(
         None => Window::H1,
     };
     let now = now_ms();
-    Ok(Json(with_read(&state, move |c| gap_series(c, &id, &port, window, now)).await?))
+    Ok(Json(
+        with_read(&state, move |c| gap_series(c, &id, &port, window, now)).await?,
+    ))
 }
 
 #[cfg(test)]
@@ -176,7 +191,13 @@ mod tests {
         // Two reports 60 s apart, 10 minutes ago: the first has no delta (no previous sample).
         for (seq, ts, c) in [(1u64, now - 600_000, 10u64), (2, now - 540_000, 20)] {
             let rep = rich_report([1; 16], seq, ts as u64, c);
-            store.ingest(&[IngestItem { router_id: r.id, received_at_ms: ts, report: &rep }]).unwrap();
+            store
+                .ingest(&[IngestItem {
+                    router_id: r.id,
+                    received_at_ms: ts,
+                    report: &rep,
+                }])
+                .unwrap();
         }
         let s = gap_series(store.connection(), "gw", "eth0", Window::H1, now).unwrap();
         assert_eq!(s.points.len(), POINTS);
@@ -185,7 +206,10 @@ mod tests {
         assert_eq!(known[0].rx_bytes, Some(10_000), "eth0 rx grows by 1000 x c");
         assert!(known[0].rx_bps.unwrap() > 0);
         for p in s.points.iter().filter(|p| p.samples == 0) {
-            assert_eq!((p.rx_bytes, p.tx_bytes, p.rx_bps, p.tx_bps), (None, None, None, None));
+            assert_eq!(
+                (p.rx_bytes, p.tx_bytes, p.rx_bps, p.tx_bps),
+                (None, None, None, None)
+            );
         }
         assert_eq!(s.rx_bytes, 10_000);
         // Unknown interface: 404 as on the gateway route.
