@@ -926,9 +926,11 @@
     if (parseRoute().id !== id) return;
     state.detail = detail;
     renderDetail();
-    state.routerAlerts = await api("/api/alerts?limit=20&router=" + encodeURIComponent(detail.router.name))
+    const ra = await api("/api/alerts?limit=20&router=" + encodeURIComponent(detail.router.name))
       .then((ok) => ({ ok }), (err) => ({ err }));
-    if (state.routerAlerts.err && state.routerAlerts.err.status === 401) throw state.routerAlerts.err;
+    if (ra.err && ra.err.status === 401) throw ra.err;
+    if (parseRoute().id !== id) return;
+    state.routerAlerts = ra;
     renderRouterAlerts();
     const panel = $("#chart-panel");
     if (!wantChart) {

@@ -341,11 +341,9 @@ async fn bench(o: Opts) -> Result<(), String> {
     Ok(())
 }
 
-/// Every rule on, with thresholds every simulated router crosses and no for-duration, evaluated
-/// every second: the worst case (thousands of alerts fire in the first evaluation).
+/// Every rule on, with thresholds every simulated router crosses and no for-duration: the worst
+/// case (thousands of alerts fire in the first evaluation). `[alerts]` comes before it.
 const ALL_RULES: &str = r#"
-[alerts]
-eval_interval = "1s"
 [alerts.fleet]
 cpu_percent = 1
 cpu_for = "0s"
@@ -385,14 +383,20 @@ async fn alert_rules(
 ) -> Result<(), String> {
     println!();
     println!(
-        "alert rules: the collector restarted on the same data, rules off, then all on (every rule, thresholds every router crosses, evaluated every 1 s)"
+        "alert rules: the collector restarted on the same data: rules off, then every rule on with thresholds every router crosses, evaluated every 15 s (the default), then every 1 s"
     );
     let base = format!("max_connections = {}\n", (o.agents * 2 + 256).max(4096));
     let mut rates = Vec::new();
-    for (i, (label, extra)) in [("off", "[alerts]\nenabled = false\n"), ("on ", ALL_RULES)]
-        .into_iter()
-        .enumerate()
-    {
+    let every = |s: &str| format!("[alerts]\neval_interval = \"{s}\"\n{ALL_RULES}");
+    let runs = [
+        (
+            "off             ",
+            "[alerts]\nenabled = false\n".to_string(),
+        ),
+        ("on, every 15 s  ", every("15s")),
+        ("on, every 1 s   ", every("1s")),
+    ];
+    for (i, (label, extra)) in runs.into_iter().enumerate() {
         let mut col = CollectorProc::start(
             bin,
             data_dir,
@@ -426,8 +430,9 @@ async fn alert_rules(
         rates.push(rate);
     }
     println!(
-        "  ingest with all rules on: {:.0}% of the rate with rules off (the second run also starts on a larger database)",
-        rates[1] / rates[0].max(1.0) * 100.0
+        "  ingest with all rules on: {:.0}% (every 15 s), {:.0}% (every 1 s) of the rate with rules off (each run starts on a larger database than the one before)",
+        rates[1] / rates[0].max(1.0) * 100.0,
+        rates[2] / rates[0].max(1.0) * 100.0
     );
     Ok(())
 }

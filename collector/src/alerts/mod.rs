@@ -8,9 +8,9 @@
 //! - [`state`]: the lifecycle engine and the alert tables.
 //! - [`delivery`]: the delivery queue and the receivers.
 //!
-//! Off the ingest hot path: the evaluator is a thread of its own with its own read-only
-//! connection for the snapshot and its own connection for the (small) alert writes; delivery is
-//! a tokio task with its own connection. Ingest never waits for either beyond SQLite's single
+//! Off the ingest hot path: the evaluator is a thread of its own, at a lower priority (nice 10),
+//! with its own read-only connection for the snapshot and its own connection for the (small)
+//! alert writes; delivery is a tokio task with its own connection. Ingest never waits for either beyond SQLite's single
 //! write lock for the few rows an evaluation changes.
 
 pub mod config;
@@ -156,6 +156,18 @@ impl Evaluator {
     }
 }
 
+/// The evaluator thread's nice value: ingest and the API get the CPU first.
+const EVAL_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority to [`EVAL_NICE`] (Linux keeps a nice value
+/// per thread); a failure is only logged.
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), EVAL_NICE) {
+        tracing::debug!(error = %e, "cannot lower the alert evaluator's priority");
+    }
+}
+
 /// The running alert service: the evaluator thread and the delivery task.
 pub struct AlertService {
     stop_eval: Option<mpsc::Sender<()>>,
@@ -176,31 +188,34 @@ impl AlertService {
         let interval = cfg.eval_interval;
         let eval = std::thread::Builder::new()
             .name("alerts-eval".into())
-            .spawn(move || loop {
-                let t = Instant::now();
-                match evaluator.run_once(now_ms()) {
-                    Ok(s) => {
-                        let took_us = t.elapsed().as_micros() as u64;
-                        tracing::debug!(
-                            routers = s.routers,
-                            conditions = s.conditions,
-                            took_us,
-                            "alerts evaluated"
-                        );
-                        if s.fired + s.resolved > 0 {
-                            tracing::info!(
-                                fired = s.fired,
-                                resolved = s.resolved,
-                                "alerts changed"
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    let t = Instant::now();
+                    match evaluator.run_once(now_ms()) {
+                        Ok(s) => {
+                            let took_us = t.elapsed().as_micros() as u64;
+                            tracing::debug!(
+                                routers = s.routers,
+                                conditions = s.conditions,
+                                took_us,
+                                "alerts evaluated"
                             );
-                            wake.notify_one();
+                            if s.fired + s.resolved > 0 {
+                                tracing::info!(
+                                    fired = s.fired,
+                                    resolved = s.resolved,
+                                    "alerts changed"
+                                );
+                                wake.notify_one();
+                            }
                         }
+                        Err(e) => tracing::warn!(error = %e, "alert evaluation failed"),
                     }
-                    Err(e) => tracing::warn!(error = %e, "alert evaluation failed"),
-                }
-                match stop.recv_timeout(interval) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    _ => return,
+                    match stop.recv_timeout(interval) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
                 }
             })?;
         Ok(AlertService {
