@@ -646,8 +646,15 @@
     return when + " · RX " + fmtBps(p.rx_bps) + " (" + fmtBytes(p.rx_bytes) + ") · TX " + fmtBps(p.tx_bps) + " (" + fmtBytes(p.tx_bytes) + ")";
   }
 
+  // The interval whose tip is shown (kept across redraws of the same series), -1 for none.
+  let chartHover = -1;
+  let chartDrawn = "";
+
   function drawChart(series) {
     const pts = series.points || [];
+    const drawn = series.router_id + "/" + series.interface + "/" + series.duration;
+    if (drawn !== chartDrawn) chartHover = -1;
+    chartDrawn = drawn;
     const n = pts.length;
     const known = pts.filter(present);
     // Drawn at the container's width so labels keep their size on a phone.
@@ -735,9 +742,11 @@
       const scale = box.width > 0 ? box.width / W : 1;
       const left = Math.max(0, Math.min(box.width - tip.offsetWidth, px * scale - tip.offsetWidth / 2));
       tip.style.left = left + "px";
+      chartHover = i;
     };
     const hideTip = () => {
       current = -1;
+      chartHover = -1;
       tip.hidden = true;
       guide.setAttribute("visibility", "hidden");
     };
@@ -759,6 +768,8 @@
       }
     });
     $("#chart").replaceChildren(svg, tip);
+    // A refresh redraws the chart: keep the tip where it was.
+    if (chartHover >= 0 && chartHover < n) showTip(chartHover);
     $("#chart-summary").textContent = known.length + " of " + n + " intervals of " + fmtDuration(series.interval) + " measured · total RX " + fmtBytes(series.rx_bytes) + ", TX " + fmtBytes(series.tx_bytes);
     const cell = (v, f) => (v == null ? "no data" : f(v));
     $("#chart-table tbody").replaceChildren(...pts.map((p) => h("tr", { class: present(p) ? null : "gap-row" },

@@ -1058,15 +1058,26 @@ fn browse_alerts(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
         "{summary}"
     );
 
-    // Hovering a point shows its time and values; hovering a gap says so.
-    let pt = s.find("#traffic-chart circle.pt.rx")?;
-    let i: usize = s
-        .attribute(&pt, "data-i")?
-        .and_then(|v| v.parse().ok())
-        .expect("point index");
-    s.hover(&pt)?;
-    let tip = wait_displayed(&s, "#chart-tip")?;
-    let text = s.text(&tip)?;
+    // Hovering a point shows its time and values; hovering a gap says so. (Hovered again when
+    // a refresh redrew the chart in between.)
+    let hover_tip = |css: &'static str| {
+        s.wait(WAIT, &format!("the tip over {css}"), move |s| {
+            let el = s.find(css)?;
+            let i: usize = s
+                .attribute(&el, "data-i")?
+                .and_then(|v| v.parse().ok())
+                .expect("index");
+            s.hover(&el)?;
+            let tip = s.find("#chart-tip")?;
+            if !s.is_displayed(&tip)?
+                || s.attribute(&tip, "data-i")?.as_deref() != Some(i.to_string().as_str())
+            {
+                return Ok(None);
+            }
+            Ok(Some((i, s.text(&tip)?)))
+        })
+    };
+    let (i, text) = hover_tip("#traffic-chart circle.pt.rx")?;
     let time = text_contents(&s, "#chart-table tbody tr th")?[i].clone();
     assert!(
         text.starts_with(&time)
@@ -1075,25 +1086,10 @@ fn browse_alerts(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
             && text.contains("bit/s"),
         "{text} at {time}"
     );
-    assert_eq!(
-        s.attribute(&tip, "data-i")?.as_deref(),
-        Some(i.to_string().as_str())
-    );
     save(s.screenshot(), "chart-hover");
-    let gap = s.find("#traffic-chart rect.gap")?;
-    let gi: usize = s
-        .attribute(&gap, "data-i")?
-        .and_then(|v| v.parse().ok())
-        .expect("gap index");
-    s.hover(&gap)?;
-    s.wait(WAIT, "the gap's tip", |s| {
-        let t = s.text(&s.find("#chart-tip")?)?;
-        Ok(t.ends_with("no data").then_some(t))
-    })?;
-    assert_eq!(
-        s.attribute(&s.find("#chart-tip")?, "data-i")?.as_deref(),
-        Some(gi.to_string().as_str())
-    );
+    let (gi, text) = hover_tip("#traffic-chart rect.gap")?;
+    let time = text_contents(&s, "#chart-table tbody tr th")?[gi].clone();
+    assert_eq!(text, format!("{time} · no data"));
     s.delete()?;
     Ok(())
 }
