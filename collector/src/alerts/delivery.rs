@@ -217,7 +217,8 @@ impl Sender {
                     .await
                 }
                 ReceiverKind::Alertmanager { url } => {
-                    self.post_alertmanager(url, &[alert.clone()]).await
+                    self.post_alertmanager(url, std::slice::from_ref(alert))
+                        .await
                 }
                 ReceiverKind::Email(e) => send_mail(e, alert, event, self.timeout).await,
             }
