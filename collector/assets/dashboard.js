@@ -1,6 +1,7 @@
 // routerstats dashboard: a single page over the collector's JSON API.
 //
-// Reads /api/fleet, /api/routers/{id} and /api/gateway/{id}/port/{port}/traffic with the API key
+// Reads /api/fleet, /api/routers/{id}, /api/routers/{id}/interfaces/{name}/series and /api/alerts
+// (and creates/expires silences) with the API key
 // the operator typed, kept in sessionStorage (this tab only) and sent as X-API-Key; never in a
 // URL. Every value from the API is put in the page as text (textContent), never as HTML. Charts
 // are SVG drawn here. Routes (location.hash): #/ overview, #/router/{id} detail,
@@ -56,6 +57,8 @@
     detail: null,
     chart: null,
     chartWindow: null,
+    alerts: null,
+    routerAlerts: null,
     timer: null,
     inflight: null,
     lastOk: null,
@@ -218,11 +221,17 @@
     }
   }
 
-  async function api(path) {
+  // GET `path`, or `opts.method` with `opts.body` as JSON.
+  async function api(path, opts) {
+    const o = opts || {};
+    const headers = { "X-API-Key": state.key || "", Accept: "application/json" };
+    if (o.body !== undefined) headers["Content-Type"] = "application/json";
     let res;
     try {
       res = await fetch(path, {
-        headers: { "X-API-Key": state.key || "", Accept: "application/json" },
+        method: o.method || "GET",
+        headers,
+        body: o.body === undefined ? undefined : JSON.stringify(o.body),
         cache: "no-store",
         credentials: "omit",
         referrerPolicy: "no-referrer",
@@ -291,7 +300,9 @@
     for (const sel of ["#totals", "#fleet-head", "#fleet-body", "#detail-cards", "#ssid-groups", "#chart"]) {
       $(sel).replaceChildren();
     }
-    for (const t of ["#iface-table", "#lease-table", "#wg-table", "#ovpn-table", "#src-table", "#chart-table"]) {
+    state.alerts = null;
+    state.routerAlerts = null;
+    for (const t of ["#iface-table", "#lease-table", "#wg-table", "#ovpn-table", "#src-table", "#chart-table", "#alerts-table", "#silences-table", "#router-alerts-table"]) {
       $(t + " tbody").replaceChildren();
     }
     $("#site-filter").replaceChildren(h("option", { value: "", text: "All sites" }));
@@ -629,25 +640,47 @@
     return 10 * p;
   }
 
+  // A series point: bytes and rates are null where nothing was measured (a gap, never 0).
+  function present(p) {
+    return p.rx_bps != null || p.tx_bps != null;
+  }
+
+  function tipText(p, windowName) {
+    const when = fmtStamp(p.timestamp, windowName);
+    if (!present(p)) return when + " · no data";
+    return when + " · RX " + fmtBps(p.rx_bps) + " (" + fmtBytes(p.rx_bytes) + ") · TX " + fmtBps(p.tx_bps) + " (" + fmtBytes(p.tx_bytes) + ")";
+  }
+
+  // The interval whose tip is shown (kept across redraws of the same series), -1 for none.
+  let chartHover = -1;
+  let chartDrawn = "";
+
   function drawChart(series) {
     const pts = series.points || [];
+    const drawn = series.router_id + "/" + series.interface + "/" + series.duration;
+    if (drawn !== chartDrawn) chartHover = -1;
+    chartDrawn = drawn;
     const n = pts.length;
+    const known = pts.filter(present);
     // Drawn at the container's width so labels keep their size on a phone.
     const W = Math.round(Math.max(300, Math.min(1600, $("#chart").clientWidth || 960)));
     const H = W < 600 ? 240 : 320;
     const m = { l: 78, r: 18, t: 16, b: 40 };
     const pw = W - m.l - m.r;
     const ph = H - m.t - m.b;
-    const max = niceCeil(Math.max(0, ...pts.map((p) => Math.max(p.rx_bps, p.tx_bps))));
+    const max = niceCeil(Math.max(0, ...known.map((p) => Math.max(p.rx_bps || 0, p.tx_bps || 0))));
     const x = (i) => m.l + (n > 1 ? (i * pw) / (n - 1) : pw / 2);
     const y = (v) => m.t + ph - (Math.max(0, v) / max) * ph;
-    const title = series.port_id + " on " + series.gateway_name + ": average traffic per " + fmtDuration(series.interval) + " over the last " + (WINDOW_LABEL[series.duration] || series.duration);
+    const step = n > 1 ? pw / (n - 1) : pw;
+    const title = series.interface + " on " + series.router + ": average traffic per " + fmtDuration(series.interval) + " over the last " + (WINDOW_LABEL[series.duration] || series.duration);
     const svg = s("svg", {
       viewBox: "0 0 " + W + " " + H,
       role: "img",
       "aria-labelledby": "chart-svg-title",
       "data-points": n,
+      "data-present": known.length,
       id: "traffic-chart",
+      tabindex: 0,
     }, s("title", { id: "chart-svg-title" }, title));
     for (let k = 0; k <= 4; k++) {
       const v = (max * k) / 4;
@@ -661,29 +694,95 @@
       if (!pts[i]) continue;
       svg.append(s("text", { class: "axis-label", x: x(i), y: H - 14, "text-anchor": i === 0 ? "start" : i === n - 1 ? "end" : "middle" }, fmtStamp(pts[i].timestamp, series.duration)));
     }
-    if (n > 0) {
-      const line = (key) => pts.map((p, i) => x(i).toFixed(1) + "," + y(p[key]).toFixed(1)).join(" ");
-      svg.append(s("polygon", { class: "area rx", points: x(0).toFixed(1) + "," + y(0) + " " + line("rx_bps") + " " + x(n - 1).toFixed(1) + "," + y(0) }));
-      for (const key of ["tx", "rx"]) {
-        svg.append(s("polyline", { class: "line " + key, points: line(key + "_bps") }));
-      }
-      for (const key of ["tx", "rx"]) {
-        const g = s("g", { class: "points " + key });
-        pts.forEach((p, i) => {
-          g.append(s("circle", { class: "pt " + key, cx: x(i).toFixed(1), cy: y(p[key + "_bps"]).toFixed(1), r: 3.6 },
-            s("title", null, fmtStamp(p.timestamp, series.duration) + " " + key.toUpperCase() + " " + fmtBps(p[key + "_bps"]) + " (" + fmtBytes(p[key + "_bytes"]) + ")")));
-        });
-        svg.append(g);
+    // Intervals without data: a shaded band, and the lines break there.
+    pts.forEach((p, i) => {
+      if (present(p)) return;
+      const x0 = Math.max(m.l, x(i) - step / 2);
+      const x1 = Math.min(W - m.r, x(i) + step / 2);
+      svg.append(s("rect", { class: "gap", x: x0.toFixed(1), y: m.t, width: Math.max(1, x1 - x0).toFixed(1), height: ph, "data-i": i },
+        s("title", null, tipText(p, series.duration))));
+    });
+    // Runs of consecutive measured intervals.
+    const runs = [];
+    let run = [];
+    pts.forEach((p, i) => {
+      if (present(p)) run.push(i);
+      else if (run.length) { runs.push(run); run = []; }
+    });
+    if (run.length) runs.push(run);
+    for (const r of runs) {
+      const line = (key) => r.map((i) => x(i).toFixed(1) + "," + y(pts[i][key] || 0).toFixed(1)).join(" ");
+      if (r.length > 1) {
+        svg.append(s("polygon", { class: "area rx", points: x(r[0]).toFixed(1) + "," + y(0) + " " + line("rx_bps") + " " + x(r[r.length - 1]).toFixed(1) + "," + y(0) }));
+        for (const key of ["tx", "rx"]) {
+          svg.append(s("polyline", { class: "line " + key, points: line(key + "_bps") }));
+        }
       }
     }
-    $("#chart").replaceChildren(svg);
-    $("#chart-summary").textContent = n + " points of " + fmtDuration(series.interval) + " · total RX " + fmtBytes(series.rx_bytes) + ", TX " + fmtBytes(series.tx_bytes);
-    $("#chart-table tbody").replaceChildren(...pts.map((p) => h("tr", null,
+    for (const key of ["tx", "rx"]) {
+      const g = s("g", { class: "points " + key });
+      pts.forEach((p, i) => {
+        if (!present(p)) return;
+        g.append(s("circle", { class: "pt " + key, cx: x(i).toFixed(1), cy: y(p[key + "_bps"] || 0).toFixed(1), r: 3.6, "data-i": i },
+          s("title", null, tipText(p, series.duration))));
+      });
+      svg.append(g);
+    }
+    // Hover (or arrow keys on the focused chart): a guide line and a tip with time and values.
+    const guide = s("line", { class: "guide", x1: 0, x2: 0, y1: m.t, y2: m.t + ph, visibility: "hidden" });
+    svg.append(guide);
+    const tip = h("div", { id: "chart-tip", class: "chart-tip", role: "status", "aria-live": "polite", hidden: true });
+    let current = -1;
+    const showTip = (i) => {
+      if (i < 0 || i >= n) return;
+      current = i;
+      const px = x(i);
+      guide.setAttribute("x1", px.toFixed(1));
+      guide.setAttribute("x2", px.toFixed(1));
+      guide.setAttribute("visibility", "visible");
+      tip.textContent = tipText(pts[i], series.duration);
+      tip.dataset.i = String(i);
+      tip.hidden = false;
+      const box = svg.getBoundingClientRect();
+      const scale = box.width > 0 ? box.width / W : 1;
+      const left = Math.max(0, Math.min(box.width - tip.offsetWidth, px * scale - tip.offsetWidth / 2));
+      tip.style.left = left + "px";
+      chartHover = i;
+    };
+    const hideTip = () => {
+      current = -1;
+      chartHover = -1;
+      tip.hidden = true;
+      guide.setAttribute("visibility", "hidden");
+    };
+    svg.addEventListener("pointermove", (e) => {
+      const box = svg.getBoundingClientRect();
+      if (!(box.width > 0) || n === 0) return;
+      const vx = ((e.clientX - box.left) / box.width) * W;
+      showTip(Math.round(n > 1 ? ((vx - m.l) / pw) * (n - 1) : 0));
+    });
+    svg.addEventListener("pointerleave", hideTip);
+    svg.addEventListener("blur", hideTip);
+    svg.addEventListener("keydown", (e) => {
+      if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
+        e.preventDefault();
+        const d = e.key === "ArrowRight" ? 1 : -1;
+        showTip(current < 0 ? (d > 0 ? 0 : n - 1) : Math.max(0, Math.min(n - 1, current + d)));
+      } else if (e.key === "Escape") {
+        hideTip();
+      }
+    });
+    $("#chart").replaceChildren(svg, tip);
+    // A refresh redraws the chart: keep the tip where it was.
+    if (chartHover >= 0 && chartHover < n) showTip(chartHover);
+    $("#chart-summary").textContent = known.length + " of " + n + " intervals of " + fmtDuration(series.interval) + " measured · total RX " + fmtBytes(series.rx_bytes) + ", TX " + fmtBytes(series.tx_bytes);
+    const cell = (v, f) => (v == null ? "no data" : f(v));
+    $("#chart-table tbody").replaceChildren(...pts.map((p) => h("tr", { class: present(p) ? null : "gap-row" },
       h("th", { scope: "row", text: fmtStamp(p.timestamp, series.duration) }),
-      h("td", { text: fmtBytes(p.rx_bytes) }),
-      h("td", { text: fmtBytes(p.tx_bytes) }),
-      h("td", { text: fmtBps(p.rx_bps) }),
-      h("td", { text: fmtBps(p.tx_bps) }))));
+      h("td", { text: cell(p.rx_bytes, fmtBytes) }),
+      h("td", { text: cell(p.tx_bytes, fmtBytes) }),
+      h("td", { text: cell(p.rx_bps, fmtBps) }),
+      h("td", { text: cell(p.tx_bps, fmtBps) }))));
   }
 
   function renderChartControls(port) {
@@ -693,6 +792,124 @@
     }
   }
 
+  // Alerts -------------------------------------------------------------------------------------
+
+  function fmtWhen(ms) {
+    if (ms == null) return "–";
+    const d = new Date(ms);
+    return d.toLocaleDateString(undefined, { month: "short", day: "numeric" }) + " " + pad2(d.getHours()) + ":" + pad2(d.getMinutes());
+  }
+
+  function alertName(a) {
+    return a.rule + (a.subject ? " (" + a.subject + ")" : "");
+  }
+
+  async function silence(a, msgSel) {
+    const msg = $(msgSel);
+    try {
+      await api("/api/alerts/silences", {
+        method: "POST",
+        body: { router: a.router, rule: a.rule, comment: "silenced from the dashboard", duration: "1h" },
+      });
+      msg.textContent = "Silenced " + a.rule + " on " + a.router + " for 1 hour.";
+      refresh();
+    } catch (e) {
+      msg.textContent = e.status === 403
+        ? "Silencing needs an admin API key; this key is read-only."
+        : "Cannot silence: " + e.message + ".";
+    }
+  }
+
+  async function expireSilence(sil) {
+    const msg = $("#alerts-msg");
+    try {
+      await api("/api/alerts/silences/" + encodeURIComponent(sil.id), { method: "DELETE" });
+      msg.textContent = "Silence " + sil.id + " expired.";
+      refresh();
+    } catch (e) {
+      msg.textContent = e.status === 403
+        ? "Expiring a silence needs an admin API key; this key is read-only."
+        : "Cannot expire the silence: " + e.message + ".";
+    }
+  }
+
+  function silenceCell(a, msgSel) {
+    if (a.state !== "firing") return h("td", { "data-label": "Silence", text: a.silenced ? "silenced" : "–" });
+    if (a.silenced) return h("td", { "data-label": "Silence" }, badge("silenced"));
+    return h("td", { "data-label": "Silence" }, h("button", {
+      type: "button",
+      class: "ghost silence",
+      "data-alert": a.id,
+      "data-focus-key": "silence-" + a.id,
+      "aria-label": "Silence " + alertName(a) + " on " + a.router + " for 1 hour",
+      text: "Silence 1 h",
+      onclick: () => silence(a, msgSel),
+    }));
+  }
+
+  function renderAlerts() {
+    const fk = focusKey();
+    const al = state.alerts;
+    const body = $("#alerts-table tbody");
+    const sbody = $("#silences-table tbody");
+    if (!al) return;
+    if (al.err) {
+      body.replaceChildren(emptyRow(6, "Cannot load the alerts: " + al.err.message));
+      sbody.replaceChildren();
+      return;
+    }
+    const firing = al.firing.alerts || [];
+    $("#alerts-title").textContent = "Firing alerts (" + al.firing.total + ")";
+    body.replaceChildren(...(firing.length ? firing.map((a) => h("tr", { "data-alert": a.id },
+      h("td", { "data-label": "Severity" }, badge(a.severity)),
+      h("td", { "data-label": "Alert", text: alertName(a) }),
+      h("th", { scope: "row", "data-label": "Router" }, h("a", { href: routerHref(a.router_id), text: a.router })),
+      h("td", { "data-label": "Summary", text: a.summary }),
+      h("td", { "data-label": "Since", text: fmtWhen(a.started_ms) }),
+      silenceCell(a, "#alerts-msg"))) : [emptyRow(6, "No alerts firing.")]));
+    const sils = al.silences.silences || [];
+    sbody.replaceChildren(...(sils.length ? sils.map((x) => h("tr", { "data-silence": x.id },
+      h("td", { "data-label": "Matches", text: [x.rule && "rule " + x.rule, x.router && "router " + x.router, x.site && "site " + x.site].filter(Boolean).join(", ") }),
+      h("td", { "data-label": "Comment", text: x.comment }),
+      h("td", { "data-label": "Until", text: fmtWhen(x.expires_ms) }),
+      h("td", { "data-label": "Created by", text: dash(x.created_by) }),
+      h("td", { "data-label": "Expire" }, h("button", {
+        type: "button",
+        class: "ghost expire",
+        "data-focus-key": "expire-" + x.id,
+        "aria-label": "Expire silence " + x.id,
+        text: "Expire",
+        onclick: () => expireSilence(x),
+      })))) : [emptyRow(5, "No active silences.")]));
+    restoreFocus(fk);
+  }
+
+  function renderRouterAlerts() {
+    const fk = focusKey();
+    const ra = state.routerAlerts;
+    const body = $("#router-alerts-table tbody");
+    if (!ra) {
+      body.replaceChildren();
+      return;
+    }
+    if (ra.err) {
+      body.replaceChildren(emptyRow(7, "Cannot load the alerts: " + ra.err.message));
+      return;
+    }
+    const list = ra.ok.alerts || [];
+    const firing = list.filter((a) => a.state === "firing").length;
+    $("#router-alerts-title").textContent = "Alerts (" + firing + " firing)";
+    body.replaceChildren(...(list.length ? list.map((a) => h("tr", { "data-alert": a.id, class: a.state },
+      h("td", { "data-label": "State" }, badge(a.state)),
+      h("td", { "data-label": "Severity" }, badge(a.severity)),
+      h("th", { scope: "row", "data-label": "Alert", text: alertName(a) }),
+      h("td", { "data-label": "Summary", text: a.summary }),
+      h("td", { "data-label": "Started", text: fmtWhen(a.started_ms) }),
+      h("td", { "data-label": "Ended", text: fmtWhen(a.ended_ms) }),
+      silenceCell(a, "#router-alerts-msg"))) : [emptyRow(7, "No alerts for this router.")]));
+    restoreFocus(fk);
+  }
+
   // ------------------------------------------------------------------------------------------
   // Loading
 
@@ -700,9 +917,16 @@
     const route = parseRoute();
     const d = state.duration;
     if (route.view === "overview") {
-      const f = await api("/api/fleet?duration=" + encodeURIComponent(d));
+      const [f, al] = await Promise.all([
+        api("/api/fleet?duration=" + encodeURIComponent(d)),
+        Promise.all([api("/api/alerts?state=firing&limit=200"), api("/api/alerts/silences")])
+          .then(([firing, silences]) => ({ firing, silences }), (err) => ({ err })),
+      ]);
+      if (al.err && al.err.status === 401) throw al.err;
       state.fleet = f;
+      state.alerts = al;
       renderOverview();
+      renderAlerts();
       return;
     }
     const id = route.id;
@@ -711,13 +935,19 @@
     const [detail, chart] = await Promise.all([
       api("/api/routers/" + encodeURIComponent(id) + "?duration=" + encodeURIComponent(d)),
       wantChart
-        ? api("/api/gateway/" + encodeURIComponent(id) + "/port/" + encodeURIComponent(route.port) + "/traffic?duration=" + encodeURIComponent(state.chartWindow))
-          .then((b) => ({ ok: b && b.data ? b.data : b }), (e) => ({ err: e }))
+        ? api("/api/routers/" + encodeURIComponent(id) + "/interfaces/" + encodeURIComponent(route.port) + "/series?duration=" + encodeURIComponent(state.chartWindow))
+          .then((b) => ({ ok: b }), (e) => ({ err: e }))
         : Promise.resolve(null),
     ]);
     if (parseRoute().id !== id) return;
     state.detail = detail;
     renderDetail();
+    const ra = await api("/api/alerts?limit=20&router=" + encodeURIComponent(detail.router.name))
+      .then((ok) => ({ ok }), (err) => ({ err }));
+    if (ra.err && ra.err.status === 401) throw ra.err;
+    if (parseRoute().id !== id) return;
+    state.routerAlerts = ra;
+    renderRouterAlerts();
     const panel = $("#chart-panel");
     if (!wantChart) {
       panel.hidden = true;
@@ -806,6 +1036,8 @@
       if (!state.detail || String(state.detail.router.id) !== route.id && state.detail.router.name !== route.id) {
         state.detail = null;
         state.chart = null;
+        state.routerAlerts = null;
+        renderRouterAlerts();
         $("#detail-title").textContent = "Loading " + route.id + "…";
       }
       if (!route.port) {

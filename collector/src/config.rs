@@ -72,6 +72,8 @@ pub struct Config {
     pub api_cache_max_age: Duration,
     /// Total body bytes the API response cache holds at most.
     pub api_cache_max_bytes: usize,
+    /// Alert rules, thresholds and receivers (`[alerts]`, see `crate::alerts::config`).
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 impl Default for Config {
@@ -99,6 +101,7 @@ impl Default for Config {
             retention: Retention::default(),
             api_cache_max_age: Duration::from_secs(10),
             api_cache_max_bytes: 256 * 1024 * 1024,
+            alerts: crate::alerts::AlertsConfig::default(),
         }
     }
 }
@@ -170,6 +173,7 @@ struct FileConfig {
     retention: Option<FileRetention>,
     api_cache_max_age: Option<FileDuration>,
     api_cache_max_bytes: Option<usize>,
+    alerts: Option<toml::Value>,
 }
 
 impl Config {
@@ -257,6 +261,14 @@ impl Config {
         }
         if let Some(v) = file.api_cache_max_bytes {
             c.api_cache_max_bytes = v;
+        }
+        if let Some(v) = file.alerts {
+            c.alerts = crate::alerts::AlertsConfig::from_value(v).map_err(|reason| {
+                ConfigError::Invalid {
+                    key: "alerts",
+                    reason,
+                }
+            })?;
         }
         if let Some(r) = file.retention {
             if let Some(v) = r.raw_days {
@@ -346,6 +358,12 @@ impl Config {
                 "api_cache_max_age",
                 "must be at most 1h (0 disables the cache)",
             );
+        }
+        if let Err(reason) = self.alerts.validate() {
+            return Err(ConfigError::Invalid {
+                key: "alerts",
+                reason,
+            });
         }
         let r = &self.retention;
         if r.raw_days == 0 || r.rollup_5m_days == 0 || r.rollup_1h_days == 0 {

@@ -79,6 +79,7 @@ pub struct ServeHandle {
     ctx: Arc<IngestCtx>,
     writer: Writer,
     _poller: Poller,
+    alerts: Option<crate::alerts::AlertService>,
 }
 
 impl ServeHandle {
@@ -139,9 +140,13 @@ impl ServeHandle {
             ctx,
             writer,
             _poller,
+            alerts,
             ..
         } = self;
         let _ = shutdown_tx.send(true);
+        if let Some(alerts) = alerts {
+            alerts.shutdown(SHUTDOWN_GRACE).await;
+        }
         let _ = accept_task.await;
         // Every connection holds one permit: getting them all back means all are closed.
         let all = u32::try_from(ctx.settings.max_connections).unwrap_or(u32::MAX);
@@ -392,6 +397,16 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     let conns = OpenConns::default();
     let poller = spawn_poller(poller_store, conns.clone(), config.revocation_poll)
         .map_err(ServeError::Thread)?;
+    // Alerts: their own thread and connections, off the ingest path (see crate::alerts).
+    let alerts = if config.alerts.enabled {
+        Some(
+            crate::alerts::AlertService::spawn(config.alerts.clone(), &db_path).map_err(|source| {
+                ServeError::Store { path: db_path.clone(), source }
+            })?,
+        )
+    } else {
+        None
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let ctx = Arc::new(IngestCtx {
@@ -460,5 +475,6 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         ctx,
         writer,
         _poller: poller,
+        alerts,
     })
 }

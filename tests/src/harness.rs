@@ -34,13 +34,29 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
 
 /// A minimal HTTP/1.1 GET on loopback; returns (status, body).
 pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, String)> {
+    http_request(addr, "GET", path, headers, None)
+}
+
+/// A minimal HTTP/1.1 request on loopback, with a JSON body when `body` is given; returns
+/// (status, body).
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    req.push_str("\r\n");
+    match body {
+        Some(b) => req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len())),
+        None if method == "GET" => req.push_str("\r\n"),
+        None => req.push_str("Content-Length: 0\r\n\r\n"),
+    }
     s.write_all(req.as_bytes())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
@@ -49,6 +65,17 @@ pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Ok((status, body))
 }
+
+/// Alert rules for tests: evaluated every second, a router offline after 2 missed 1-second
+/// intervals, resolved at once (for [`Fleet::start_with_config`]).
+pub const FAST_ALERTS: &str = r#"
+[alerts]
+eval_interval = "1s"
+report_interval = "1s"
+[alerts.fleet]
+offline_intervals = 2
+keep_firing_for = "0s"
+"#;
 
 /// A running collector process.
 pub struct Collector {
@@ -388,8 +415,16 @@ impl Fleet {
     /// fake counters between cycles, and returns once each router has stored `cycles` reports.
     /// The agents keep running until [`Fleet::stop_agents`] (or drop).
     pub fn start(routers: &[(&str, &str)], cycles: usize) -> Fleet {
+        Self::start_with_config(routers, cycles, None)
+    }
+
+    /// [`Fleet::start`] with a collector config file (TOML text).
+    pub fn start_with_config(routers: &[(&str, &str)], cycles: usize, config: Option<&str>) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
-        let collector = Collector::start(&dir.path().join("collector"));
+        let collector = match config {
+            Some(text) => Collector::start_with_config(&dir.path().join("collector"), text),
+            None => Collector::start(&dir.path().join("collector")),
+        };
         let key = |role: &str| {
             let out = collector.cli(&["apikey", "create", "--role", role, "--name", &format!("test-{role}")]);
             assert!(out.status.success(), "apikey create: {}", String::from_utf8_lossy(&out.stderr));
@@ -421,6 +456,28 @@ impl Fleet {
         for a in &mut self.agents {
             a.stop();
         }
+    }
+
+    /// Stops the agent of router `name` (the others keep reporting).
+    pub fn stop_agent(&mut self, name: &str) {
+        if let Some(i) = self.routers.iter().position(|r| r.router.hostname == name) {
+            if let Some(a) = self.agents.get_mut(i) {
+                a.stop();
+            }
+        }
+    }
+
+    /// Starts the agents again (after [`Fleet::stop_agents`]), reporting every 200 ms.
+    pub fn restart_agents(&mut self) {
+        self.stop_agents();
+        self.agents = self.routers.iter().map(|s| s.run(self.collector.ingest, "200ms", &[])).collect();
+    }
+
+    /// A request with a JSON body and an optional API key; returns the status and the parsed body.
+    pub fn send_as(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> (u16, serde_json::Value) {
+        let headers: Vec<(&str, &str)> = key.map(|k| vec![("X-API-Key", k)]).unwrap_or_default();
+        let (status, body) = http_request(self.collector.api, method, path, &headers, body).expect("http request");
+        (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
     }
 
     /// GET with an optional API key; returns the status and the body parsed as JSON (Null when

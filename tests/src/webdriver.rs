@@ -496,6 +496,21 @@ impl Session {
             .unwrap_or(false))
     }
 
+    /// Moves the mouse pointer over the centre of `el` (W3C actions: a real pointer move, so
+    /// hover handlers and CSS :hover see it), then releases the input state.
+    pub fn hover(&self, el: &Element) -> WdResult<()> {
+        let origin = json!({ ELEMENT_KEY: el.0 });
+        self.call(
+            "POST",
+            "/actions",
+            Some(json!({ "actions": [{
+                "type": "pointer", "id": "mouse", "parameters": { "pointerType": "mouse" },
+                "actions": [{ "type": "pointerMove", "duration": 0, "origin": origin, "x": 0, "y": 0 }]
+            }]})),
+        )?;
+        self.call("DELETE", "/actions", None).map(drop)
+    }
+
     /// Runs a synchronous script (`return ...;`) with JSON arguments and returns its result.
     pub fn execute(&self, script: &str, args: Vec<Value>) -> WdResult<Value> {
         self.call(

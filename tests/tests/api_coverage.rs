@@ -21,6 +21,7 @@ const ROUTES: &[&str] = &[
     "/api/metrics/peer/{}", "/api/metrics/bandwidth", "/api/metrics/peer/{}/bandwidth",
     "/api/metrics/peer/{}/history", "/peers", "/peer/{}", "/peer/{}/metrics", "/server-info",
     "/metrics", "/api/openapi.json", "/api/admin/tokens", "/api/fleet", "/api/routers/{}",
+    "/api/alerts", "/api/alerts/silences", "/api/alerts/silences/{}", "/api/routers/{}/interfaces/{}/series",
 ];
 
 /// `/a/{id}/b` -> `/a/{}/b`.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use routerstats_tests::fake_router::FakeRouter;
-use routerstats_tests::harness::{wait_for, Fleet};
+use routerstats_tests::harness::{wait_for, Fleet, FAST_ALERTS};
 use routerstats_tests::webdriver::{ChromeDriver, Element, Session, WdError, WdResult};
 use serde_json::{json, Value};
 
@@ -505,9 +505,25 @@ fn script_str(s: &Session, script: &str) -> Option<String> {
         .and_then(|v| v.as_str().map(str::to_string))
 }
 
-fn wait_count(s: &Session, css: &str, n: usize) -> WdResult<()> {
-    s.wait(WAIT, &format!("{n} x {css}"), |s| {
-        Ok((s.find_all(css)?.len() == n).then_some(()))
+/// Waits for the chart: 20 intervals, one RX and one TX point per measured interval (at least
+/// one), a gap band for each interval without data; returns the number of measured intervals.
+fn wait_chart(s: &Session) -> WdResult<usize> {
+    s.wait(WAIT, "the chart with its measured intervals", |s| {
+        let v = s.execute(
+            "const c = document.getElementById('traffic-chart'); if (!c) return null; \
+             return [Number(c.dataset.points), Number(c.dataset.present), \
+               c.querySelectorAll('circle.pt.rx').length, c.querySelectorAll('circle.pt.tx').length, \
+               c.querySelectorAll('rect.gap').length];",
+            vec![],
+        )?;
+        let n: Vec<usize> = v
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).map(|x| x as usize).collect())
+            .unwrap_or_default();
+        Ok(match n[..] {
+            [20, present, rx, tx, gaps] if present >= 1 && rx == present && tx == present && gaps == 20 - present => Some(present),
+            _ => None,
+        })
     })
 }
 
@@ -728,11 +744,11 @@ fn browse(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
     );
     save(s.full_screenshot(1366, 4000), "detail");
 
-    // A port's RX opens its chart: 20 points per series, for each window.
+    // A port's RX opens its chart: 20 intervals, a point where something was measured (the
+    // agents started seconds ago, so most intervals are gaps, never zeros), for each window.
     s.click(&s.find("#iface-table button[data-port='pppoe-wan'][data-dir=rx]")?)?;
     wait_displayed(&s, "#chart-panel")?;
-    wait_count(&s, "#traffic-chart circle.pt.rx", 20)?;
-    wait_count(&s, "#traffic-chart circle.pt.tx", 20)?;
+    wait_chart(&s)?;
     assert!(s
         .current_url()?
         .ends_with(&format!("#/router/{kitchen_id}/port/pppoe-wan")));
@@ -741,7 +757,7 @@ fn browse(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
     assert_eq!(s.find_all("#chart-table tbody tr")?.len(), 20);
     let title = s.text(&s.find("#chart-title")?)?;
     assert_eq!(title, "pppoe-wan traffic");
-    // Traffic went through pppoe-wan, so the RX line is not flat on the axis.
+    // Traffic went through pppoe-wan, so a measured RX point stands above the zero line.
     let ys = s.execute(
         "return [...document.querySelectorAll('#traffic-chart circle.pt.rx')].map(c => Number(c.getAttribute('cy')));",
         vec![],
@@ -750,12 +766,16 @@ fn browse(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
-    let (lo, hi) = ys
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), y| (lo.min(*y), hi.max(*y)));
+    let zero = s
+        .execute(
+            "return Number(document.querySelector('#traffic-chart line.grid').getAttribute('y1'));",
+            vec![],
+        )?
+        .as_f64()
+        .unwrap_or(0.0);
     assert!(
-        ys.len() == 20 && hi - lo > 1.0,
-        "RX points all on one line: {ys:?}"
+        ys.iter().any(|y| zero - y > 1.0),
+        "every RX point on the zero line {zero}: {ys:?}"
     );
     for w in ["15m", "1d", "7d", "1h"] {
         s.click(&s.find(&format!("#chart-windows button[data-window='{w}']"))?)?;
@@ -779,7 +799,7 @@ fn browse(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
                 .is_some_and(|l| l.ends_with(&format!("over the last {want}")));
             Ok((pressed.as_deref() == Some("true") && shown).then_some(()))
         })?;
-        wait_count(&s, "#traffic-chart circle.pt.rx", 20)?;
+        wait_chart(&s)?;
         if w == "15m" {
             save(s.screenshot(), "chart");
         }
@@ -792,7 +812,7 @@ fn browse(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
         &["ap-kitchen", "ap-office", "mesh-garden"],
     )?;
     s.click(&s.find("#fleet-body td[data-label='WAN TX'] button")?)?;
-    wait_count(&s, "#traffic-chart circle.pt.tx", 20)?;
+    wait_chart(&s)?;
 
     // Only the collector was contacted (no CDN, nothing external).
     let resources = s.execute(
@@ -839,7 +859,7 @@ fn browse(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
     );
     save(s.screenshot(), "phone-overview");
     s.navigate(&format!("{base}/#/router/{kitchen_id}/port/pppoe-wan"))?;
-    wait_count(&s, "#traffic-chart circle.pt.rx", 20)?;
+    wait_chart(&s)?;
     save(s.screenshot(), "phone-chart");
 
     // Tablet in landscape.
@@ -868,6 +888,208 @@ fn browse(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
         None
     );
     assert!(s.find_all("#fleet-body tr")?.is_empty());
+    s.delete()?;
+    Ok(())
+}
+
+/// The `textContent` of every element matching `css` (also inside a closed `<details>`, where
+/// WebDriver's rendered text is empty).
+fn text_contents(s: &Session, css: &str) -> WdResult<Vec<String>> {
+    let v = s.execute(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent);",
+        vec![json!(css)],
+    )?;
+    Ok(v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+fn sign_in(s: &Session, base: &str, key: &str) -> WdResult<()> {
+    s.navigate(&format!("{base}/#/"))?;
+    let input = wait_displayed(s, "#api-key")?;
+    s.clear(&input)?;
+    s.send_keys(&input, key)?;
+    s.click(&s.find("#login-submit")?)?;
+    wait_displayed(s, "#overview-view").map(drop)
+}
+
+/// Firing alerts on the overview and the router page, silences from the UI (a read key is told
+/// it needs an admin key; an admin key silences and expires), and the chart's gaps and hover tip.
+#[test]
+fn dashboard_alerts_silences_and_chart_gaps_in_headless_chromium() {
+    let mut fleet = Fleet::start_with_config(
+        &[("ap-kitchen", "home"), ("ap-office", "office")],
+        3,
+        Some(FAST_ALERTS),
+    );
+    let _ticker = Ticker::start(&fleet);
+    fleet.stop_agent("ap-office");
+    wait_for(WAIT, "the offline alert", || {
+        let (_, b) = fleet.get("/api/alerts?state=firing&rule=offline");
+        (b["total"] == 1).then_some(())
+    });
+    let driver = match ChromeDriver::start(&fleet.dir.path().join("chromedriver")) {
+        Ok(d) => d,
+        Err(e @ WdError::NotInstalled(_)) => panic!("the browser test needs Chromium: {e}"),
+        Err(e) => panic!("chromedriver did not start: {e}"),
+    };
+    if let Err(e) = browse_alerts(&fleet, &driver) {
+        panic!("{e}\nchromedriver log tail:\n{}", driver.log_tail(30));
+    }
+}
+
+fn browse_alerts(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
+    let base = format!("http://{}", fleet.collector.api);
+    let mut s = driver.new_session(&fleet.dir.path().join("chrome-profile"), 1366, 900)?;
+
+    // Overview with a read key: the firing alert, and silencing is refused with a reason.
+    sign_in(&s, &base, &fleet.read_key)?;
+    wait_texts(
+        &s,
+        "#alerts-table tbody tr[data-alert] th a",
+        &["ap-office"],
+    )?;
+    let row = texts(&s, "#alerts-table tbody tr[data-alert] td")?;
+    assert_eq!(row[0], "critical", "{row:?}");
+    assert_eq!(row[1], "offline", "{row:?}");
+    assert!(row[2].contains("ap-office has sent no report"), "{row:?}");
+    assert!(s.text(&s.find("#alerts-title")?)?.contains("(1)"));
+    save(s.full_screenshot(1366, 2400), "alerts-overview");
+    s.click(&s.find("#alerts-table button.silence")?)?;
+    s.wait(WAIT, "the read-only message", |s| {
+        Ok(s.text(&s.find("#alerts-msg")?)?
+            .contains("needs an admin API key")
+            .then_some(()))
+    })?;
+    assert_eq!(
+        texts(&s, "#silences-table tbody tr[data-silence]")?.len(),
+        0
+    );
+
+    // The router page lists it too.
+    s.click(&s.find("#alerts-table tbody tr[data-alert] th a")?)?;
+    wait_texts(
+        &s,
+        "#router-alerts-table tbody tr[data-alert] th",
+        &["offline"],
+    )?;
+    let cells = texts(&s, "#router-alerts-table tbody tr[data-alert] td")?;
+    assert_eq!(cells[0], "firing", "{cells:?}");
+    assert!(s
+        .text(&s.find("#router-alerts-title")?)?
+        .contains("1 firing"));
+
+    // An admin key silences it from the router page, then expires the silence on the overview.
+    s.click(&s.find("#logout")?)?;
+    sign_in(&s, &base, &fleet.admin_key)?;
+    wait_texts(
+        &s,
+        "#alerts-table tbody tr[data-alert] th a",
+        &["ap-office"],
+    )?;
+    s.click(&s.find("#alerts-table button.silence")?)?;
+    s.wait(WAIT, "the silence", |s| {
+        Ok((s.find_all("#silences-table tbody tr[data-silence]")?.len() == 1).then_some(()))
+    })?;
+    let sil = texts(&s, "#silences-table tbody tr[data-silence] td")?;
+    assert_eq!(sil[0], "rule offline, router ap-office", "{sil:?}");
+    assert_eq!(sil[1], "silenced from the dashboard");
+    wait_texts(
+        &s,
+        "#alerts-table tbody tr[data-alert] td .badge.silenced",
+        &["silenced"],
+    )?;
+    assert!(s
+        .text(&s.find("#alerts-msg")?)?
+        .starts_with("Silenced offline on ap-office"));
+    let (_, api) = fleet.get("/api/alerts/silences");
+    assert_eq!(api["silences"][0]["router"], "ap-office");
+    save(s.full_screenshot(1366, 2400), "alerts-silenced");
+    s.click(&s.find("#silences-table button.expire")?)?;
+    s.wait(WAIT, "no active silence", |s| {
+        Ok((s
+            .find_all("#silences-table tbody tr[data-silence]")?
+            .is_empty())
+        .then_some(()))
+    })?;
+    assert_eq!(
+        fleet.get("/api/alerts/silences").1["silences"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+
+    // The chart of a router whose agent started seconds ago: measured intervals are points, the
+    // rest are gaps (never zeros), in the chart and in its table.
+    let (_, f) = fleet.get("/api/fleet");
+    let kitchen = f["routers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "ap-kitchen")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    s.navigate(&format!("{base}/#/router/{kitchen}/port/pppoe-wan"))?;
+    s.click(&wait_displayed(
+        &s,
+        "#chart-windows button[data-window='1h']",
+    )?)?;
+    let present = wait_chart(&s)?;
+    assert!(
+        present < 20,
+        "an agent that just started cannot fill an hour: {present}"
+    );
+    let rows = text_contents(&s, "#chart-table tbody tr")?;
+    assert_eq!(rows.len(), 20, "the data table keeps every interval");
+    assert_eq!(
+        rows.iter().filter(|r| r.contains("no data")).count(),
+        20 - present,
+        "{rows:?}"
+    );
+    let summary = s.text(&s.find("#chart-summary")?)?;
+    assert!(
+        summary.starts_with(&format!("{present} of 20 intervals")),
+        "{summary}"
+    );
+
+    // Hovering a point shows its time and values; hovering a gap says so. (Hovered again when
+    // a refresh redrew the chart in between.)
+    let hover_tip = |css: &'static str| {
+        s.wait(WAIT, &format!("the tip over {css}"), move |s| {
+            let el = s.find(css)?;
+            let i: usize = s
+                .attribute(&el, "data-i")?
+                .and_then(|v| v.parse().ok())
+                .expect("index");
+            s.hover(&el)?;
+            let tip = s.find("#chart-tip")?;
+            if !s.is_displayed(&tip)?
+                || s.attribute(&tip, "data-i")?.as_deref() != Some(i.to_string().as_str())
+            {
+                return Ok(None);
+            }
+            Ok(Some((i, s.text(&tip)?)))
+        })
+    };
+    let (i, text) = hover_tip("#traffic-chart circle.pt.rx")?;
+    let time = text_contents(&s, "#chart-table tbody tr th")?[i].clone();
+    assert!(
+        text.starts_with(&time)
+            && text.contains("RX ")
+            && text.contains("TX ")
+            && text.contains("bit/s"),
+        "{text} at {time}"
+    );
+    save(s.screenshot(), "chart-hover");
+    let (gi, text) = hover_tip("#traffic-chart rect.gap")?;
+    let time = text_contents(&s, "#chart-table tbody tr th")?[gi].clone();
+    assert_eq!(text, format!("{time} · no data"));
     s.delete()?;
     Ok(())
 }

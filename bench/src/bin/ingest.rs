@@ -12,6 +12,11 @@
 //! 3. after stopping the collector, inserts the same rows with plain rusqlite in transactions
 //!    of the collector's mean batch size (and of 512): the raw SQLite rate, and the ratio.
 //!
+//! 4. restarts the collector on the same data twice and drives the fleet again, alert rules off
+//!    (`[alerts] enabled = false`) then every rule on with thresholds every router crosses,
+//!    evaluated every second: both rates, their ratio and the evaluation times
+//!    (`--alert-rules false` skips this).
+//!
 //! `--dir PATH` puts the data there (default: the system temp dir; its file system is printed,
 //! because fsync on tmpfs is free). `--raw-reports R` sizes the baseline (default: as many as the
 //! collector stored in the window, at least 20,000).
@@ -35,6 +40,8 @@ struct Opts {
     raw_reports: Option<u64>,
     dir: Option<PathBuf>,
     collector: Option<PathBuf>,
+    /// Also measure ingest with alert rules off and all on.
+    alert_rules: bool,
 }
 
 /// `text` without ANSI colour sequences (`ESC [ ... m`).
@@ -67,6 +74,70 @@ fn batch_sizes(log: &str) -> (f64, usize) {
         .collect();
     let n = sizes.len();
     (sizes.iter().sum::<u64>() as f64 / n.max(1) as f64, n)
+}
+
+/// What driving the fleet measured.
+struct Driven {
+    stats: Vec<sim::DriveStats>,
+    /// The load generator's CPU time over the whole drive.
+    bench_cpu: Duration,
+    /// The collector's CPU time inside the measuring window.
+    col_cpu: Duration,
+}
+
+/// Connects every agent (boot ids from `boot_base`) and has each send reports as fast as acks
+/// come back for `o.warmup + o.secs` seconds.
+async fn drive_fleet(
+    col: &CollectorProc,
+    agents: &[sim::SimAgent],
+    template: &routerstats_shared::model::Report,
+    o: &Opts,
+    boot_base: u64,
+) -> Result<Driven, String> {
+    let mut conns = Vec::with_capacity(agents.len());
+    for (i, a) in agents.iter().enumerate() {
+        let boot = sim::boot_id(boot_base + i as u64);
+        conns.push((
+            sim::connect(col.ingest, a, boot)
+                .await
+                .map_err(|e| format!("connection {i}: {e}"))?,
+            boot,
+        ));
+    }
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs(o.warmup);
+    let stop_at = measure_from + Duration::from_secs(o.secs);
+    let mut tasks = Vec::with_capacity(conns.len());
+    for (conn, boot) in conns {
+        let maker = ReportMaker::new(template.clone(), boot);
+        tasks.push(tokio::spawn(sim::drive(
+            conn,
+            maker,
+            o.window,
+            None,
+            measure_from,
+            stop_at,
+        )));
+    }
+    let pid = col.pid();
+    let cpu_probe = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from).await;
+        let c0 = sys::cpu_of(pid).unwrap_or_default();
+        tokio::time::sleep_until(stop_at).await;
+        sys::cpu_of(pid).unwrap_or_default().saturating_sub(c0)
+    });
+    let bench_cpu0 = sys::cpu_self();
+    let mut stats = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        stats.push(t.await.map_err(|e| e.to_string())?);
+    }
+    let bench_cpu = sys::cpu_self() - bench_cpu0;
+    let col_cpu = cpu_probe.await.map_err(|e| e.to_string())?;
+    Ok(Driven {
+        stats,
+        bench_cpu,
+        col_cpu,
+    })
 }
 
 async fn bench(o: Opts) -> Result<(), String> {
@@ -169,45 +240,11 @@ async fn bench(o: Opts) -> Result<(), String> {
         .to_frame()
         .map(|f| f.len())
         .unwrap_or(0);
-    let mut conns = Vec::with_capacity(agents.len());
-    for (i, a) in agents.iter().enumerate() {
-        let boot = sim::boot_id(1_000_000 + i as u64);
-        conns.push((
-            sim::connect(col.ingest, a, boot)
-                .await
-                .map_err(|e| format!("connection {i}: {e}"))?,
-            boot,
-        ));
-    }
-    let start = Instant::now();
-    let measure_from = start + Duration::from_secs(o.warmup);
-    let stop_at = measure_from + Duration::from_secs(o.secs);
-    let mut tasks = Vec::with_capacity(conns.len());
-    for (conn, boot) in conns {
-        let maker = ReportMaker::new(template.clone(), boot);
-        tasks.push(tokio::spawn(sim::drive(
-            conn,
-            maker,
-            o.window,
-            None,
-            measure_from,
-            stop_at,
-        )));
-    }
-    let pid = col.pid();
-    let cpu_probe = tokio::spawn(async move {
-        tokio::time::sleep_until(measure_from).await;
-        let c0 = sys::cpu_of(pid).unwrap_or_default();
-        tokio::time::sleep_until(stop_at).await;
-        sys::cpu_of(pid).unwrap_or_default().saturating_sub(c0)
-    });
-    let bench_cpu0 = sys::cpu_self();
-    let mut stats = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        stats.push(t.await.map_err(|e| e.to_string())?);
-    }
-    let bench_cpu = sys::cpu_self() - bench_cpu0;
-    let col_cpu = cpu_probe.await.map_err(|e| e.to_string())?;
+    let Driven {
+        stats,
+        bench_cpu,
+        col_cpu,
+    } = drive_fleet(&col, &agents, &template, &o, 1_000_000).await?;
     let (acked, lat, errors) = sim::merge(&stats);
     let total_acked: u64 = stats.iter().map(|s| s.acked).sum();
     let rate = acked as f64 / o.secs.max(1) as f64;
@@ -296,6 +333,107 @@ async fn bench(o: Opts) -> Result<(), String> {
             "MISSED"
         }
     );
+
+    // 4. Alert rules off vs all on, same fleet and data directory.
+    if o.alert_rules {
+        alert_rules(&bin, &col.data_dir, &agents, &template, &o).await?;
+    }
+    Ok(())
+}
+
+/// Every rule on, with thresholds every simulated router crosses and no for-duration: the worst
+/// case (thousands of alerts fire in the first evaluation). `[alerts]` comes before it.
+const ALL_RULES: &str = r#"
+[alerts.fleet]
+cpu_percent = 1
+cpu_for = "0s"
+memory_percent = 1
+memory_for = "0s"
+disk_percent = 1
+disk_for = "0s"
+clients_max = 1
+clients_min = 1000
+clients_for = "0s"
+station_mbps = 0.000001
+wan_mbps = 0.000001
+rate_for = "0s"
+wg_handshake_age = "1m"
+ovpn_client_gone = true
+"#;
+
+/// `took_us` of the evaluator's "alerts evaluated" debug lines.
+fn eval_times(log: &str) -> Vec<u64> {
+    strip_ansi(log)
+        .lines()
+        .filter(|l| l.contains("alerts evaluated"))
+        .filter_map(|l| l.split("took_us=").nth(1))
+        .filter_map(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+/// Restarts the collector on the same data twice, alert rules off then all on, drives the fleet
+/// each time and prints both rates and their ratio.
+async fn alert_rules(
+    bin: &std::path::Path,
+    data_dir: &std::path::Path,
+    agents: &[sim::SimAgent],
+    template: &routerstats_shared::model::Report,
+    o: &Opts,
+) -> Result<(), String> {
+    println!();
+    println!(
+        "alert rules: the collector restarted on the same data: rules off, then every rule on with thresholds every router crosses, evaluated every 15 s (the default), then every 1 s"
+    );
+    let base = format!("max_connections = {}\n", (o.agents * 2 + 256).max(4096));
+    let mut rates = Vec::new();
+    let every = |s: &str| format!("[alerts]\neval_interval = \"{s}\"\n{ALL_RULES}");
+    let runs = [
+        (
+            "off             ",
+            "[alerts]\nenabled = false\n".to_string(),
+        ),
+        ("on, every 15 s  ", every("15s")),
+        ("on, every 1 s   ", every("1s")),
+    ];
+    for (i, (label, extra)) in runs.into_iter().enumerate() {
+        let mut col = CollectorProc::start(
+            bin,
+            data_dir,
+            &format!("{base}{extra}"),
+            "warn,routerstats_collector::alerts=debug",
+        )
+        .map_err(|e| e.to_string())?;
+        let d = drive_fleet(&col, agents, template, o, 2_000_000 + 1_000_000 * i as u64).await?;
+        let (acked, lat, _) = sim::merge(&d.stats);
+        let rate = acked as f64 / o.secs.max(1) as f64;
+        let evals = eval_times(&col.log());
+        let alerts: i64 = rusqlite::Connection::open(col.data_dir.join("routerstats.db"))
+            .and_then(|db| {
+                db.query_row(
+                    "SELECT count(*) FROM alerts WHERE state = 'firing'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .map_err(|e| e.to_string())?;
+        col.kill();
+        let mean = evals.iter().sum::<u64>() as f64 / evals.len().max(1) as f64;
+        println!(
+            "  rules {label}: {rate:.0} reports/s, ack p99 {}, collector CPU {:.0} us per report; {} evaluations (mean {:.1} ms, max {:.1} ms), {alerts} alerts firing",
+            percentile(&lat, 0.99).map(ms).unwrap_or_default(),
+            d.col_cpu.as_secs_f64() * 1e6 / acked.max(1) as f64,
+            evals.len(),
+            mean / 1000.0,
+            evals.iter().max().copied().unwrap_or(0) as f64 / 1000.0,
+        );
+        rates.push(rate);
+    }
+    println!(
+        "  ingest with all rules on: {:.0}% (every 15 s), {:.0}% (every 1 s) of the rate with rules off (each run starts on a larger database than the one before)",
+        rates[1] / rates[0].max(1.0) * 100.0,
+        rates[2] / rates[0].max(1.0) * 100.0
+    );
     Ok(())
 }
 
@@ -333,6 +471,7 @@ fn main() -> ExitCode {
                 .iter()
                 .find(|(n, _)| n == "collector-bin")
                 .map(|(_, v)| PathBuf::from(v)),
+            alert_rules: flag(&f, "alert-rules", true)?,
         })
     };
     routerstats_bench::run_async(parse(), bench)

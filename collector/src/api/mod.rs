@@ -7,6 +7,8 @@
 //! - [`isp`] — `/api/devices...`, `/api/users...`, `/api/vpn/...`, `/api/bandwidth/...`
 //! - [`wireguard`] — `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
 //! - [`prometheus`] — `/metrics`
+//! - [`alerts`] — `/api/alerts`, `/api/alerts/silences...`
+//! - [`series`] — `/api/routers/{id}/interfaces/{name}/series` (the dashboard chart, with gaps)
 //! - [`openapi`] — `/api/openapi.json`
 //! - [`dashboard`] — `/`, `/assets/{file}`, `/api/fleet`, `/api/routers/{id}`
 //!
@@ -49,6 +51,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+pub mod alerts;
 pub mod cache;
 pub mod dashboard;
 pub mod envelope;
@@ -63,6 +66,7 @@ pub mod prometheus;
 pub mod rate_limit;
 pub mod readpool;
 pub mod request_stats;
+pub mod series;
 pub mod times;
 pub mod window;
 pub mod wireguard;
@@ -255,6 +259,8 @@ pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) 
         .merge(prometheus::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())
+        .merge(alerts::routes())
+        .merge(series::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             limiter,

@@ -74,6 +74,8 @@ pub fn fragments() -> Vec<(&'static str, Document)> {
         ("wireguard", super::wireguard::Doc::openapi()),
         ("prometheus", super::prometheus::Doc::openapi()),
         ("dashboard", super::dashboard::Doc::openapi()),
+        ("alerts", super::alerts::Doc::openapi()),
+        ("series", super::series::Doc::openapi()),
         ("openapi", Doc::openapi()),
     ]
 }

@@ -31,6 +31,7 @@
 //!   time when the row last changed). They reference `routers` with `ON DELETE CASCADE`.
 //! - Version 5: MLD links of wireless interfaces, station airtime, per-link station samples
 //!   (`station_link_samples`); see `MIGRATION_5`.
+//! - Alerts (version 6): `alerts`, `alert_silences`, `alert_deliveries`; see `MIGRATION_6`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -39,6 +40,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_3,
     MIGRATION_4,
     MIGRATION_5,
+    MIGRATION_6,
 ];
 
 /// The schema version this collector writes.
@@ -461,6 +463,63 @@ CREATE TABLE station_link_samples (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 6, the alert subsystem (`crate::alerts`), written by its own connection, never by
+/// the ingest writer:
+/// - `alerts`: one row per alert, `state` firing then resolved, with `started_ms`/`ended_ms`
+///   (collector clock) and the triggering `values` (JSON). At most one firing row per
+///   `(rule, router_id, subject)` (deduplication, enforced by a partial unique index).
+///   `router` and `site` are copied so history outlives a deleted router.
+/// - `alert_silences`: optional `rule`, `router`, `site` matchers (all given ones must match),
+///   active from `starts_ms` until `expires_ms`.
+/// - `alert_deliveries`: the delivery queue (bounded by the collector), one row per alert
+///   event and receiver, with its attempts and next attempt time; deleted once delivered or
+///   given up.
+const MIGRATION_6: &str = r#"
+CREATE TABLE alerts (
+    id          INTEGER PRIMARY KEY,
+    rule        TEXT NOT NULL,
+    router_id   INTEGER NOT NULL,
+    router      TEXT NOT NULL,
+    site        TEXT,
+    subject     TEXT NOT NULL,
+    severity    TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('firing', 'resolved')),
+    summary     TEXT NOT NULL,
+    "values"    TEXT NOT NULL,
+    silenced    INTEGER NOT NULL DEFAULT 0,
+    started_ms  INTEGER NOT NULL,
+    ended_ms    INTEGER,
+    updated_ms  INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX alerts_firing ON alerts(rule, router_id, subject) WHERE state = 'firing';
+CREATE INDEX alerts_started ON alerts(started_ms);
+CREATE INDEX alerts_router ON alerts(router_id, started_ms);
+
+CREATE TABLE alert_silences (
+    id          INTEGER PRIMARY KEY,
+    rule        TEXT,
+    router      TEXT COLLATE NOCASE,
+    site        TEXT,
+    comment     TEXT NOT NULL,
+    created_by  TEXT,
+    created_ms  INTEGER NOT NULL,
+    starts_ms   INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL
+);
+
+CREATE TABLE alert_deliveries (
+    id               INTEGER PRIMARY KEY,
+    alert_id         INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+    event            TEXT NOT NULL CHECK (event IN ('firing', 'resolved')),
+    receiver         TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms  INTEGER NOT NULL,
+    last_error       TEXT,
+    created_ms       INTEGER NOT NULL
+);
+CREATE INDEX alert_deliveries_due ON alert_deliveries(next_attempt_ms);
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,6 +539,9 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         let mut expected = vec![
+            "alert_deliveries",
+            "alert_silences",
+            "alerts",
             "api_keys",
             "interface_rollup_1h",
             "interface_rollup_5m",
@@ -504,6 +566,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 5);
+        assert_eq!(SCHEMA_VERSION, 6);
     }
 }
