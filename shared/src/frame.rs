@@ -38,11 +38,15 @@ pub enum MessageKind {
     /// A report as a patch of the previous report payload sent on the same connection
     /// (see [`crate::patch`]).
     ReportPatch = 10,
+    /// Collector -> agent: a fleet action (see [`crate::action`]).
+    Action = 11,
+    /// Agent -> collector: the result of an action.
+    ActionResult = 12,
 }
 
 impl MessageKind {
     /// Every kind, in wire order.
-    pub const ALL: [MessageKind; 10] = [
+    pub const ALL: [MessageKind; 12] = [
         MessageKind::Hello,
         MessageKind::Report,
         MessageKind::Ack,
@@ -53,6 +57,8 @@ impl MessageKind {
         MessageKind::Error,
         MessageKind::HelloAck,
         MessageKind::ReportPatch,
+        MessageKind::Action,
+        MessageKind::ActionResult,
     ];
 
     pub fn from_u8(b: u8) -> Option<Self> {
