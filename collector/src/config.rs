@@ -55,6 +55,10 @@ pub struct Config {
     pub api_cache_max_age: Duration,
     /// Total body bytes the API response cache holds at most.
     pub api_cache_max_bytes: usize,
+    /// How long an action waits for its router before it expires (requests may ask less).
+    pub action_ttl: Duration,
+    /// Defaults of the WireGuard manager's write routes (`[wireguard]` in the file).
+    pub wireguard: crate::actions::WgDefaults,
 }
 
 impl Default for Config {
@@ -76,6 +80,8 @@ impl Default for Config {
             retention: Retention::default(),
             api_cache_max_age: Duration::from_secs(10),
             api_cache_max_bytes: 256 * 1024 * 1024,
+            action_ttl: crate::actions::DEFAULT_TTL,
+            wireguard: crate::actions::WgDefaults::default(),
         }
     }
 }
@@ -141,6 +147,17 @@ struct FileConfig {
     retention: Option<FileRetention>,
     api_cache_max_age: Option<FileDuration>,
     api_cache_max_bytes: Option<usize>,
+    action_ttl: Option<FileDuration>,
+    wireguard: Option<FileWireguard>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWireguard {
+    default_router: Option<String>,
+    default_interface: Option<String>,
+    endpoint: Option<String>,
+    dns: Option<String>,
 }
 
 impl Config {
@@ -211,6 +228,15 @@ impl Config {
         if let Some(v) = file.api_cache_max_bytes {
             c.api_cache_max_bytes = v;
         }
+        if let Some(v) = file.action_ttl {
+            c.action_ttl = v.resolve("action_ttl")?;
+        }
+        if let Some(w) = file.wireguard {
+            c.wireguard.router = w.default_router.or(c.wireguard.router);
+            c.wireguard.interface = w.default_interface.unwrap_or(c.wireguard.interface);
+            c.wireguard.endpoint = w.endpoint.or(c.wireguard.endpoint);
+            c.wireguard.dns = w.dns.or(c.wireguard.dns);
+        }
         if let Some(r) = file.retention {
             if let Some(v) = r.raw_days {
                 c.retention.raw_days = v;
@@ -236,6 +262,12 @@ impl Config {
         };
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");
+        }
+        if self.action_ttl.is_zero() || self.action_ttl > crate::actions::MAX_TTL {
+            return invalid("action_ttl", "must be between 1s and 7d");
+        }
+        if let Err(e) = routerstats_shared::action::check_iface(&self.wireguard.interface) {
+            return invalid("wireguard.default_interface", &e);
         }
         if self.ingest_listen == self.api_listen && self.api_listen.port() != 0 {
             return invalid("api_listen", "must differ from ingest_listen");

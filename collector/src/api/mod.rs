@@ -69,6 +69,8 @@ pub struct ApiState {
     pub readers: Arc<readpool::ReadPool>,
     /// Cached fleet-wide answers.
     pub cache: Arc<cache::ResponseCache>,
+    /// Fleet actions (the write routes).
+    pub actions: crate::actions::Hub,
 }
 
 /// An error answered as `{"error": message}` with a status.

@@ -29,9 +29,11 @@
 //! - Current state, replaced from the newest report of each router: `wireless_interfaces`,
 //!   `leases`, `source_status`, `wg_interfaces` (version 4) (their `updated_ms` is the report
 //!   time when the row last changed). They reference `routers` with `ON DELETE CASCADE`.
+//! - `actions` (version 5): the fleet actions sent to routers, their state and result (the
+//!   audit trail of every write; see `crate::actions`).
 
 /// The migrations, in order.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
+pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5];
 
 /// The schema version this collector writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -409,6 +411,34 @@ CREATE TABLE wg_interfaces (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 5: `actions`, one row per fleet action: its typed parameters as JSON (`params`, the
+/// serde form of `ActionKind`), who asked, the idempotency key (unique per caller), the times
+/// (Unix seconds), the state (`queued` -> `sent` -> `done` | `failed` | `refused`, or `expired`
+/// when the deadline passed first) and the router's answer (`output` bounded by the agent,
+/// `result` the typed detail as JSON). Never holds a private key.
+const MIGRATION_5: &str = r#"
+CREATE TABLE actions (
+    id               INTEGER PRIMARY KEY,
+    router_id        INTEGER NOT NULL REFERENCES routers(id) ON DELETE CASCADE,
+    kind             TEXT NOT NULL,
+    params           TEXT NOT NULL,
+    idempotency_key  TEXT,
+    requested_by     TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    deadline         INTEGER NOT NULL,
+    sent_at          INTEGER,
+    finished_at      INTEGER,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    state            TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'done', 'failed', 'expired', 'refused')),
+    result           TEXT,
+    output           TEXT
+);
+CREATE UNIQUE INDEX actions_idempotency ON actions(requested_by, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX actions_open ON actions(router_id, state) WHERE state IN ('queued', 'sent');
+CREATE INDEX actions_router ON actions(router_id, id);
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,6 +458,7 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         let mut expected = vec![
+            "actions",
             "api_keys",
             "interface_rollup_1h",
             "interface_rollup_5m",
@@ -451,6 +482,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 4);
+        assert_eq!(SCHEMA_VERSION, 5);
     }
 }
