@@ -7,7 +7,7 @@
 //! - [`enroll`]: one-time enrollment with a token; the identity files in the config directory.
 //! - [`spool`]: the bounded queue of encoded reports waiting for the collector's ack.
 //! - [`session`]: the agent's run loop: collect every interval, keep one connection, resend
-//!   whatever was not acked, renew the certificate when due.
+//!   whatever was not acked, renew the certificate when due, hand actions to an [`ActionRunner`].
 //!
 //! Logging is plain `eprintln!` with a level prefix (procd or the init system captures stderr).
 
@@ -48,6 +48,19 @@ pub(crate) fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// Seconds since the Unix epoch, unsigned (0 if the clock is before 1970).
+pub(crate) fn unix_now_secs() -> u64 {
+    u64::try_from(unix_now()).unwrap_or(0)
+}
+
+/// Runs the fleet actions that arrive on the session (see `crate::actions::Executor`).
+pub trait ActionRunner: Send + Sync + 'static {
+    /// Runs (or recalls) `action`, given the collector's clock now; returns the encoded
+    /// `ActionResult` frame, or None when the action is already running (its result follows).
+    /// Called on the blocking pool.
+    fn run(&self, action: routerstats_shared::action::Action, collector_now: i64) -> Option<Vec<u8>>;
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).

@@ -272,6 +272,11 @@ impl Hub {
         .await
     }
 
+    /// The newest successful `wg_add_peer` of a peer name.
+    pub async fn peer_added(&self, name: String) -> Result<Option<ActionRow>, HubError> {
+        self.blocking(move |_, st| Ok(st.store.latest_peer_add(&name)?)).await
+    }
+
     /// The action once it is final, or as it is after `wait` (None if it does not exist).
     pub async fn wait(&self, id: i64, wait: Duration) -> Result<Option<ActionRow>, HubError> {
         let mut rx = self.inner.finished.subscribe();

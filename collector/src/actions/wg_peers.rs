@@ -1,7 +1,7 @@
 //! Client configurations of WireGuard peers added through the API.
 //!
 //! The peer's key pair is generated here (x25519); only the public key travels to the router.
-//! The private key waits in `<data_dir>/wireguard/<router id>/<peer>/pending.json` (mode 0600)
+//! The private key waits in `<data_dir>/wireguard/<router id>/<peer>/pending-<key>.json` (0600)
 //! until the router answers; a `done` answer turns it into `<peer>.conf` (mode 0600) with the
 //! address the router picked and the router's public key and port; a `failed` or `refused` answer
 //! removes it, and so does a done `wg_delete_peer`. Neither file is ever logged or put in the
@@ -61,11 +61,25 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The pending file of the key pair whose public key is `public_key` (one per request, so a
+/// repeated request cannot overwrite the key of the first).
+fn pending_file(dir: &Path, public_key: &str) -> PathBuf {
+    let tag: String = public_key.chars().filter(char::is_ascii_alphanumeric).take(16).collect();
+    dir.join(format!("pending-{tag}.json"))
+}
+
 /// Stores the private key of a peer being added.
-pub fn save_pending(data_dir: &Path, router_id: i64, name: &str, p: &PendingPeer) -> std::io::Result<()> {
+pub fn save_pending(data_dir: &Path, router_id: i64, name: &str, public_key: &str, p: &PendingPeer) -> std::io::Result<()> {
     let dir = peer_dir(data_dir, router_id, name).ok_or_else(|| std::io::Error::other("bad peer name"))?;
     let json = serde_json::to_vec(p).map_err(std::io::Error::other)?;
-    write_private(&dir.join("pending.json"), &json)
+    write_private(&pending_file(&dir, public_key), &json)
+}
+
+/// Removes a pending key pair that no action uses (a repeated request).
+pub fn drop_pending(data_dir: &Path, router_id: i64, name: &str, public_key: &str) {
+    if let Some(dir) = peer_dir(data_dir, router_id, name) {
+        let _ = std::fs::remove_file(pending_file(&dir, public_key));
+    }
 }
 
 /// The stored client configuration of a peer.
@@ -128,15 +142,16 @@ pub fn client_conf(p: &PendingPeer, detail: &ActionDetail, fallback_host: &str) 
 pub fn on_finished(data_dir: &Path, row: &ActionRow, detail: Option<&ActionDetail>) {
     let Some(kind) = row.kind() else { return };
     match (kind, row.state.as_str()) {
-        (ActionKind::WgAddPeer { name, .. }, "done") => {
+        (ActionKind::WgAddPeer { name, public_key, .. }, "done") => {
             let Some(dir) = peer_dir(data_dir, row.router_id, &name) else { return };
-            let pending = std::fs::read(dir.join("pending.json")).ok().and_then(|b| serde_json::from_slice::<PendingPeer>(&b).ok());
+            let pending_path = pending_file(&dir, &public_key);
+            let pending = std::fs::read(&pending_path).ok().and_then(|b| serde_json::from_slice::<PendingPeer>(&b).ok());
             match (pending, detail) {
                 (Some(p), Some(d)) => {
                     let conf = client_conf(&p, d, "router.invalid");
                     match write_private(&dir.join(conf_file(&name)), conf.as_bytes()) {
                         Ok(()) => {
-                            let _ = std::fs::remove_file(dir.join("pending.json"));
+                            let _ = std::fs::remove_file(&pending_path);
                         }
                         Err(e) => tracing::error!(action = row.id, error = %e, "cannot store a peer configuration"),
                     }
@@ -190,8 +205,8 @@ mod tests {
     fn done_writes_a_private_conf_and_delete_removes_it() {
         let dir = tempfile::tempdir().unwrap();
         let p = PendingPeer { private_key: "PRIV".into(), endpoint: Some("198.51.100.1".into()), dns: Some("10.0.3.1".into()) };
-        save_pending(dir.path(), 3, "laptop-alice", &p).unwrap();
-        let kind = ActionKind::WgAddPeer { interface: "wg0".into(), name: "laptop-alice".into(), public_key: "x".into() };
+        save_pending(dir.path(), 3, "laptop-alice", "PUB+/=", &p).unwrap();
+        let kind = ActionKind::WgAddPeer { interface: "wg0".into(), name: "laptop-alice".into(), public_key: "PUB+/=".into() };
         let mut row = ActionRow {
             id: 1, router_id: 3, router: "r".into(), kind: "wg_add_peer".into(), params: serde_json::to_value(&kind).unwrap(),
             idempotency_key: None, requested_by: "k".into(), created_at: 0, deadline: 0, sent_at: None, finished_at: None,
@@ -207,7 +222,7 @@ mod tests {
         assert!(conf.contains("PublicKey = RPK\nEndpoint = 198.51.100.1:51820\nAllowedIPs = 10.0.3.0/24\n"), "{conf}");
         let path = peer_dir(dir.path(), 3, "laptop-alice").unwrap().join("laptop-alice.conf");
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert!(!path.with_file_name("pending.json").exists());
+        assert!(!path.with_file_name("pending-PUB.json").exists());
         assert!(qr_svg(&conf).unwrap().starts_with("<?xml"));
         let del = ActionKind::WgDeletePeer { interface: "wg0".into(), name: "laptop-alice".into() };
         row.params = serde_json::to_value(&del).unwrap();

@@ -6,6 +6,8 @@
 //! - [`gateway`] — `/api/organization`, `/api/sites`, `/api/gateways`, `/api/gateway/{id}/...`
 //! - [`isp`] — `/api/devices...`, `/api/users...`, `/api/vpn/...`, `/api/bandwidth/...`
 //! - [`wireguard`] — `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
+//! - [`wg_writes`] — `POST /add-peer`, `DELETE /peer/{name}`, `POST /reload-wireguard`, `/peer/{name}/qr`
+//! - [`actions`] — `/api/actions...` (the audit trail of fleet actions)
 //! - [`prometheus`] — `/metrics`
 //! - [`openapi`] — `/api/openapi.json`
 //! - [`cache`] — the response cache of the fleet-wide answers
@@ -36,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+pub mod actions;
 pub mod cache;
 pub mod dashboard;
 pub mod gateway;
@@ -45,6 +48,7 @@ pub mod openapi;
 pub mod openwrt;
 pub mod prometheus;
 pub mod readpool;
+pub mod wg_writes;
 pub mod wireguard;
 
 use crate::pki::unix_now;
@@ -234,6 +238,8 @@ pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) 
         .merge(gateway::routes())
         .merge(isp::routes())
         .merge(wireguard::routes())
+        .merge(wg_writes::routes())
+        .merge(actions::routes())
         .merge(prometheus::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())

@@ -72,6 +72,8 @@ pub fn fragments() -> Vec<(&'static str, Document)> {
         ("gateway", super::gateway::Doc::openapi()),
         ("isp", super::isp::Doc::openapi()),
         ("wireguard", super::wireguard::Doc::openapi()),
+        ("wg_writes", super::wg_writes::Doc::openapi()),
+        ("actions", super::actions::Doc::openapi()),
         ("prometheus", super::prometheus::Doc::openapi()),
         ("dashboard", super::dashboard::Doc::openapi()),
         ("openapi", Doc::openapi()),

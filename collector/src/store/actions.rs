@@ -189,6 +189,16 @@ impl Store {
         self.action(r.id)
     }
 
+    /// The newest successful `wg_add_peer` of a peer name (which router and interface hold it).
+    pub fn latest_peer_add(&self, name: &str) -> Result<Option<ActionRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM actions a JOIN routers r ON r.id = a.router_id \
+             WHERE a.kind = 'wg_add_peer' AND a.state = 'done' \
+             AND json_extract(a.params, '$.wg_add_peer.name') = ?1 ORDER BY a.id DESC LIMIT 1"
+        );
+        Ok(self.conn.query_row(&sql, [name], row).optional()?)
+    }
+
     /// Marks every open action whose deadline passed as `expired`; returns how many.
     pub fn expire_actions(&self, now: i64) -> Result<usize, StoreError> {
         Ok(self.conn.execute(
@@ -251,8 +261,13 @@ mod tests {
         let late = ActionResult::new(b.id, ActionState::Failed, "boom", None);
         assert_eq!(store.finish_action(rid, &late, 300).unwrap().unwrap().state, "failed");
 
+        assert!(store.latest_peer_add("x").unwrap().is_none());
+        let add = ActionKind::WgAddPeer { interface: "wg0".into(), name: "x".into(), public_key: "k".into() };
+        let (c, _) = store.insert_action(&new(rid, &add, None, 10_000)).unwrap();
+        store.finish_action(rid, &ActionResult::new(c.id, ActionState::Done, "", None), 120).unwrap();
+        assert_eq!(store.latest_peer_add("x").unwrap().unwrap().id, c.id);
         let all = store.list_actions(&ActionFilter { limit: 10, ..Default::default() }).unwrap();
-        assert_eq!(all.iter().map(|a| a.id).collect::<Vec<_>>(), vec![b.id, a.id]);
+        assert_eq!(all.iter().map(|a| a.id).collect::<Vec<_>>(), vec![c.id, b.id, a.id]);
         let failed = store.list_actions(&ActionFilter { state: Some("failed".into()), limit: 10, ..Default::default() }).unwrap();
         assert_eq!(failed.len(), 1);
         let page = store.list_actions(&ActionFilter { before_id: Some(b.id), limit: 10, ..Default::default() }).unwrap();
