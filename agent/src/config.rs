@@ -62,7 +62,7 @@ pub struct AgentConfig {
     pub sources: Sources,
     /// Action families the collector may run here (`list allow_actions`); none by default.
     pub allow_actions: Vec<String>,
-    /// The `uci` tool for actions, its config directory (`-c`) and change directory (`-P`).
+    /// The `uci` tool for actions, its config directory (`-c`) and change directory (`-t`).
     pub uci: String,
     pub uci_confdir: Option<PathBuf>,
     pub uci_savedir: Option<PathBuf>,

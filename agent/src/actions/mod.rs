@@ -32,7 +32,7 @@ pub struct ActionConfig {
     /// Action families the router accepts (`list allow_actions`).
     pub allow: Vec<String>,
     /// The `uci` tool, its config directory (`-c`, default: the tool's own `/etc/config`) and
-    /// its directory of uncommitted changes (`-P`).
+    /// its directory of uncommitted changes (`-t`).
     pub uci: String,
     pub uci_confdir: Option<PathBuf>,
     pub uci_savedir: Option<PathBuf>,

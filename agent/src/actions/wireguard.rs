@@ -23,7 +23,7 @@ fn uci_args<'a>(cfg: &'a ActionConfig, confdir: &'a str, savedir: &'a str, rest:
         v.extend(["-c", confdir]);
     }
     if cfg.uci_savedir.is_some() {
-        v.extend(["-P", savedir]);
+        v.extend(["-t", savedir]);
     }
     v.extend_from_slice(rest);
     v
