@@ -2,10 +2,10 @@
 //! config allows, through OpenWrt's own tools with argument vectors (never a shell).
 //!
 //! For each action, in order:
-//! 1. An id found in the [`journal`] is answered with the result recorded there (a redelivery
+//! 1. An id already running in this process is not started again (its result follows).
+//! 2. An id found in the [`journal`] is answered with the result recorded there (a redelivery
 //!    after a lost answer or a reconnect never runs an action twice); an id that was started but
 //!    has no result (the agent died while running it) is answered `failed` without running again.
-//! 2. An id already running on another connection is not started again (its result follows).
 //! 3. `refused` with the reason: the deadline passed (collector clock), the kind is unknown to
 //!    this agent, a parameter fails the shared checks, or its family is not in
 //!    `list allow_actions` of `/etc/config/routerstats` (none by default).
@@ -118,6 +118,17 @@ impl Executor {
     /// Runs or recalls one action; the encoded `ActionResult` frame, or None while it runs.
     pub fn handle(&self, action: Action, collector_now: i64) -> Option<Vec<u8>> {
         let id = action.id;
+        // Claim the id first: while this process runs it, a redelivery waits for its result.
+        if !self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(id) {
+            return None;
+        }
+        let frame = self.handle_claimed(action, collector_now);
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        frame
+    }
+
+    fn handle_claimed(&self, action: Action, collector_now: i64) -> Option<Vec<u8>> {
+        let id = action.id;
         // Bound first: a guard in the match scrutinee would be held through the arms.
         let recalled = self.journal().recall(id);
         match recalled {
@@ -136,9 +147,6 @@ impl Executor {
             }
             Recall::Unknown => {}
         }
-        if !self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(id) {
-            return None;
-        }
         let result = match self.check(&action, collector_now) {
             Err(reason) => {
                 log!("warn", "action {id} ({}) refused: {reason}", action.kind.name());
@@ -149,7 +157,6 @@ impl Executor {
                 if let Err(e) = started {
                     log!("warn", "action {id} refused: cannot write the action journal: {e}");
                     let r = ActionResult::new(id, ActionState::Refused, format!("cannot write the action journal: {e}"), None);
-                    self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                     return Message::ActionResult(r).to_frame().ok();
                 }
                 log!("info", "running action {id} ({})", action.kind.name());
@@ -158,9 +165,7 @@ impl Executor {
                 r
             }
         };
-        let frame = self.record(&result, action.deadline);
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-        frame
+        self.record(&result, action.deadline)
     }
 
     fn record(&self, r: &ActionResult, deadline: u64) -> Option<Vec<u8>> {
@@ -256,6 +261,24 @@ mod tests {
         let ex = Executor::new(c);
         assert_eq!(ex.handle(reload(9), now()).unwrap(), first);
         assert_eq!(std::fs::read_to_string(&marker).unwrap(), "wg0\n");
+    }
+
+    #[test]
+    fn a_redelivery_while_running_waits_for_the_first_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path(), &["wireguard"]);
+        let script = dir.path().join("ifup");
+        std::fs::write(&script, "#!/bin/sh\nsleep 1\n").unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        c.ifup = script.display().to_string();
+        let ex = std::sync::Arc::new(Executor::new(c));
+        let first = {
+            let ex = ex.clone();
+            std::thread::spawn(move || ex.handle(reload(4), now()))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(ex.handle(reload(4), now()).is_none(), "a second run started");
+        assert_eq!(result_of(&first.join().unwrap().unwrap()).state, ActionState::Done);
     }
 
     #[test]

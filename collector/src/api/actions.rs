@@ -289,7 +289,8 @@ pub async fn create_action(
         ttl,
     };
     let (row, fresh) = state.actions.request(req).await?;
-    let status = if row.state == "refused" {
+    // Refused at creation: the router is revoked (a repeat returns the first action as it is now).
+    let status = if fresh && row.state == "refused" {
         StatusCode::CONFLICT
     } else if fresh {
         StatusCode::CREATED

@@ -1,0 +1,351 @@
+//! Fleet actions end to end: the real collector sends WireGuard actions over the agent's mTLS
+//! session, the real agent applies them with OpenWrt's real `uci` CLI (built from the C sources
+//! in the libuci-sys crate by `scripts/build-uci`) on a fake router root, and the tests assert
+//! the resulting `/etc/config/network`, the `wg`/`ifup` calls, the answers in the WireGuard
+//! manager's shapes, and the audit trail in `/api/actions`.
+//!
+//! `wg` and `ifup` are stand-ins here (scripts that record their arguments and keep the fake
+//! `wg show all dump` in step): no WireGuard interface exists in these tests.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use routerstats_tests::harness::{wait_for, AgentSetup, Collector, RunningAgent};
+use serde_json::{json, Value};
+
+/// The real `uci` binary: `$ROUTERSTATS_UCI`, or built once by `scripts/build-uci`.
+fn uci_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("ROUTERSTATS_UCI") {
+            return PathBuf::from(p);
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = Command::new(root.join("scripts/build-uci")).output().expect("run scripts/build-uci");
+        assert!(out.status.success(), "scripts/build-uci: {}", String::from_utf8_lossy(&out.stderr));
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or_default())
+    })
+    .clone()
+}
+
+/// One HTTP/1.1 request on loopback; (status, body as JSON or Null).
+fn http(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", payload.len());
+    if body.is_some() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    if let Some(k) = key {
+        req.push_str(&format!("X-API-Key: {k}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&payload);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+}
+
+fn write_exec(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The fixture's wg0 public key (`wg show wg0 public-key` of the fake router).
+const ROUTER_PUBLIC_KEY: &str = "3diIUq1AMjVtE+qeqAWHmcg5891wauoA14pyyLiq/tY=";
+
+/// A collector, an admin key, and one enrolled router whose UCI config allows `allow`.
+struct Bench {
+    _dir: tempfile::TempDir,
+    collector: Collector,
+    admin: String,
+    read: String,
+    setup: AgentSetup,
+    agent: Option<RunningAgent>,
+    name: String,
+}
+
+impl Bench {
+    fn new(name: &str, allow: &[&str], ifup_delay: u32) -> Bench {
+        let uci = uci_bin();
+        let dir = tempfile::tempdir().unwrap();
+        let collector = Collector::start(&dir.path().join("collector"));
+        let key = |role: &str| {
+            let out = collector.cli(&["apikey", "create", "--role", role, "--name", &format!("t-{role}")]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let (admin, read) = (key("admin"), key("read"));
+        let setup = AgentSetup::new(&dir.path().join(name), name);
+        let root = setup.router.root.clone();
+        // wg: records every call; `set ... allowed-ips` / `remove` keep the dump in step.
+        write_exec(
+            &root.join("bin/wg"),
+            &format!(
+                "#!/bin/sh\nd=\"$(dirname \"$0\")/../data/wg\"\necho \"$*\" >> \"$d/calls.log\"\ncase \"$*\" in\n  \"show all dump\") exec cat \"$d/dump.txt\" ;;\n  \"show wg0 public-key\") echo {ROUTER_PUBLIC_KEY} ;;\n  \"show wg0 listen-port\") echo 51820 ;;\n  \"set wg0 peer \"*\" allowed-ips \"*) printf 'wg0\\t%s\\t(none)\\t(none)\\t%s\\t0\\t0\\t0\\toff\\n' \"$4\" \"$6\" >> \"$d/dump.txt\" ;;\n  \"set wg0 peer \"*\" remove\") grep -v -F \"$4\" \"$d/dump.txt\" > \"$d/dump.new\"; mv \"$d/dump.new\" \"$d/dump.txt\" ;;\n  *) echo \"fake wg: unsupported: $*\" >&2; exit 1 ;;\nesac\n"
+            ),
+        );
+        write_exec(
+            &root.join("bin/ifup"),
+            &format!("#!/bin/sh\nsleep {ifup_delay}\necho \"$*\" >> \"$(dirname \"$0\")/../data/ifup.log\"\n"),
+        );
+        let mut conf = String::from("config agent 'main'\n");
+        for a in allow {
+            conf.push_str(&format!("\tlist allow_actions '{a}'\n"));
+        }
+        conf.push_str(&format!(
+            "\toption uci '{}'\n\toption uci_confdir '{}'\n\toption uci_savedir '{}'\n\toption ifup '{}'\n",
+            uci.display(),
+            root.join("etc/config").display(),
+            root.join("tmp/uci").display(),
+            root.join("bin/ifup").display()
+        ));
+        std::fs::write(root.join("etc/config/routerstats"), conf).unwrap();
+        let token = collector.token(name, &[]);
+        let out = setup.enroll(collector.ingest, &token);
+        assert!(out.status.success(), "enroll: {}", String::from_utf8_lossy(&out.stderr));
+        let mut b = Bench { _dir: dir, collector, admin, read, setup, agent: None, name: name.to_string() };
+        b.start_agent();
+        b
+    }
+
+    fn start_agent(&mut self) {
+        let conf = self.setup.router.root.join("etc/config/routerstats").display().to_string();
+        self.agent = Some(self.setup.run(self.collector.ingest, "1s", &["--config", &conf]));
+        let name = self.name.clone();
+        wait_for(Duration::from_secs(30), "the router's first report", || {
+            (!self.collector.stored_seqs(&name).is_empty()).then_some(())
+        });
+    }
+
+    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        http(self.collector.api, "POST", path, Some(&self.admin), Some(&body))
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        http(self.collector.api, "GET", path, Some(&self.admin), None)
+    }
+
+    fn root(&self) -> &Path {
+        &self.setup.router.root
+    }
+
+    fn network(&self) -> String {
+        std::fs::read_to_string(self.root().join("etc/config/network")).unwrap()
+    }
+
+    fn read_log(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.root().join(rel)).unwrap_or_default()
+    }
+
+    fn agent_log(&self) -> String {
+        self.agent.as_ref().map(|a| a.log()).unwrap_or_default()
+    }
+}
+
+#[test]
+fn add_peer_writes_uci_and_answers_in_the_managers_shape_then_delete_and_reload() {
+    let b = Bench::new("ap-wg", &["wireguard"], 0);
+    let before = b.network();
+    let (status, body) = b.post("/add-peer", json!({"name": "laptop-alice", "router": "ap-wg", "endpoint": "192.0.2.1", "dns": "10.77.0.1"}));
+    assert_eq!(status, 200, "{body}\n{}", b.agent_log());
+    assert_eq!(body["message"], "Peer laptop-alice created successfully");
+    assert_eq!(body["peer_name"], "laptop-alice");
+    // The fixture's wg0 is 10.77.0.1/24 with peers on .2, .3, .4 and .10: the next free is .5.
+    assert_eq!(body["ip_address"], "10.77.0.5");
+    assert_eq!(body["config_file"], "laptop-alice.conf");
+    assert_eq!(body["directory"], "laptop-alice");
+    let peer_key = body["public_key"].as_str().unwrap().to_string();
+    assert_eq!(peer_key.len(), 44);
+
+    // The real uci wrote a named section and kept everything else.
+    let net = b.network();
+    let section = format!(
+        "config wireguard_wg0 'rs_laptop_alice'\n\toption description 'laptop-alice'\n\toption public_key '{peer_key}'\n\tlist allowed_ips '10.77.0.5/32'\n"
+    );
+    assert!(net.contains(&section), "{net}");
+    for kept in ["option description 'Alice laptop'", "config wireguard_wg0 'carol'", "list allowed_ips '192.168.51.0/24'", "config interface 'wg1'"] {
+        assert!(before.contains(kept) && net.contains(kept), "{kept} lost:\n{net}");
+    }
+    // Applied to the running interface with an argument vector.
+    assert!(b.read_log("data/wg/calls.log").contains(&format!("set wg0 peer {peer_key} allowed-ips 10.77.0.5/32")));
+
+    // The client configuration: admin only, 0600 on the collector, with the router's key.
+    let conf_path = b.collector.data_dir.join("wireguard/1/laptop-alice/laptop-alice.conf");
+    assert_eq!(std::fs::metadata(&conf_path).unwrap().permissions().mode() & 0o777, 0o600);
+    let (status, peer) = wait_for(Duration::from_secs(20), "the new peer in a report", || {
+        let (s, v) = b.get("/peer/laptop-alice");
+        (s == 200).then_some((s, v))
+    });
+    assert_eq!(status, 200);
+    let conf = peer["config"].as_str().unwrap_or_else(|| panic!("{peer}"));
+    assert!(conf.starts_with("[Interface]\nPrivateKey = "), "{conf}");
+    for line in ["Address = 10.77.0.5/32", "DNS = 10.77.0.1", &format!("PublicKey = {ROUTER_PUBLIC_KEY}"), "Endpoint = 192.0.2.1:51820", "AllowedIPs = 10.77.0.0/24"] {
+        assert!(conf.contains(line), "{line} missing:\n{conf}");
+    }
+    assert_eq!(peer["public_key"], peer_key.as_str());
+    let (status, as_reader) = http(b.collector.api, "GET", "/peer/laptop-alice", Some(&b.read), None);
+    assert_eq!(status, 200);
+    assert!(as_reader["config"].is_null(), "a read key got the private config");
+    let (status, svg) = b.get("/peer/laptop-alice/qr");
+    assert_eq!(status, 200);
+    assert!(svg.as_str().unwrap_or_default().contains("<svg"), "{svg}");
+    assert_eq!(http(b.collector.api, "GET", "/peer/laptop-alice/qr", Some(&b.read), None).0, 403);
+    // The private key is in no log and not in the database.
+    let private = conf.lines().find_map(|l| l.strip_prefix("PrivateKey = ")).unwrap();
+    assert!(!b.collector.log().contains(private) && !b.agent_log().contains(private));
+    let db = std::fs::read(b.collector.data_dir.join("routerstats.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&db).contains(private));
+
+    // The same name again: the router refuses, the document's 400, nothing changes.
+    let net = b.network();
+    let (status, body) = b.post("/add-peer", json!({"name": "laptop-alice", "router": "ap-wg"}));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("already exists"), "{body}");
+    assert_eq!(b.network(), net);
+
+    let (status, body) = b.post("/reload-wireguard", json!({"router": "ap-wg"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(b.read_log("data/ifup.log"), "wg0\n");
+
+    let (status, body) = http(b.collector.api, "DELETE", "/peer/laptop-alice", Some(&b.admin), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "Peer laptop-alice deleted successfully");
+    let net = b.network();
+    assert!(!net.contains("rs_laptop_alice") && !net.contains(&peer_key), "{net}");
+    assert!(net.contains("config wireguard_wg0 'carol'"));
+    assert!(b.read_log("data/wg/calls.log").contains(&format!("set wg0 peer {peer_key} remove")));
+    assert!(!conf_path.exists(), "the client config outlived its peer");
+    let (status, body) = http(b.collector.api, "DELETE", "/peer/laptop-alice?router=ap-wg", Some(&b.admin), None);
+    assert_eq!(status, 404, "{body}");
+
+    // The audit trail, newest first, admin only.
+    let (status, list) = b.get("/api/actions?router=ap-wg");
+    assert_eq!(status, 200);
+    let kinds: Vec<(&str, &str)> = list["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["kind"].as_str().unwrap(), a["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![("wg_delete_peer", "failed"), ("wg_delete_peer", "done"), ("wg_reload", "done"), ("wg_add_peer", "failed"), ("wg_add_peer", "done")]
+    );
+    assert!(list["actions"][4]["requested_by"].as_str().unwrap().starts_with("key:"));
+    assert_eq!(http(b.collector.api, "GET", "/api/actions", Some(&b.read), None).0, 403);
+    assert_eq!(http(b.collector.api, "GET", "/api/actions", None, None).0, 401);
+}
+
+#[test]
+fn refused_invalid_unknown_and_revoked() {
+    let b = Bench::new("ap-closed", &[], 0);
+    // Not allowed by the router: refused with the reason, nothing written.
+    let net = b.network();
+    let (status, body) = b.post("/add-peer", json!({"name": "phone", "router": "ap-closed"}));
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("list allow_actions 'wireguard'"), "{body}");
+    assert_eq!(b.network(), net);
+    assert!(!b.root().join("tmp/uci").exists() || std::fs::read_dir(b.root().join("tmp/uci")).unwrap().count() == 0);
+
+    // Shell metacharacters and oversized names never reach the router (nor the database).
+    for name in ["x; reboot", "$(id)", "a`b`", "-rf", "x\ny", &"a".repeat(1000)] {
+        let (status, body) = b.post("/add-peer", json!({"name": name, "router": "ap-closed"}));
+        assert_eq!(status, 400, "{name:?}: {body}");
+    }
+    let (status, body) = b.post("/api/actions", json!({"router": "ap-closed", "action": {"format_disk": {}}}));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = b.post("/api/actions", json!({"router": "ap-closed", "action": {"wg_reload": {"interface": "wg0 && reboot"}}}));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = b.post("/api/actions", json!({"router": "nope", "action": {"wg_reload": {"interface": "wg0"}}}));
+    assert_eq!(status, 404, "{body}");
+    let (_, list) = b.get("/api/actions");
+    assert_eq!(list["count"], 1, "{list}");
+
+    // Idempotency: the same key returns the first action.
+    let body = json!({"router": "ap-closed", "action": {"wg_reload": {"interface": "wg0"}}, "idempotency_key": "k1"});
+    let (s1, a1) = b.post("/api/actions", body.clone());
+    let (s2, a2) = b.post("/api/actions", body);
+    assert_eq!((s1, s2), (201, 200), "{a1} {a2}");
+    assert_eq!(a1["id"], a2["id"]);
+
+    // A revoked router: stored as refused with the reason, never sent.
+    let out = b.collector.cli(&["router", "revoke", "ap-closed"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (status, body) = b.post("/api/actions", json!({"router": "ap-closed", "action": {"wg_reload": {"interface": "wg0"}}}));
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["action"]["state"], "refused");
+    assert!(body["error"].as_str().unwrap().contains("revoked"), "{body}");
+}
+
+#[test]
+fn an_offline_router_gets_its_action_on_reconnect_and_an_expired_one_never() {
+    let mut b = Bench::new("ap-away", &["wireguard"], 0);
+    b.agent.as_mut().unwrap().stop();
+    let (status, body) = b.post("/add-peer?wait=0", json!({"name": "tablet", "router": "ap-away"}));
+    assert_eq!(status, 202, "{body}");
+    let id = body["action_id"].as_i64().unwrap();
+    // Queued (or sent to a connection the collector had not yet seen close: sent again later).
+    let state = b.get(&format!("/api/actions/{id}")).1["state"].clone();
+    assert!(state == "queued" || state == "sent", "{state}");
+    let (status, body) = b.post("/api/actions", json!({"router": "ap-away", "action": {"wg_reload": {"interface": "wg0"}}, "ttl": "1s"}));
+    assert_eq!(status, 201, "{body}");
+    let short = body["id"].as_i64().unwrap();
+    let (_, body) = b.get(&format!("/api/actions/{short}?wait=5"));
+    assert_eq!(body["state"], "expired", "{body}");
+
+    b.start_agent();
+    let (status, body) = b.get(&format!("/api/actions/{id}?wait=30"));
+    assert_eq!(status, 200);
+    assert_eq!(body["state"], "done", "{body}\n{}", b.agent_log());
+    assert_eq!(body["result"]["WgPeer"]["address"], "10.77.0.5/32");
+    assert!(b.network().contains("config wireguard_wg0 'rs_tablet'"));
+    // The expired reload never reached the router.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(b.read_log("data/ifup.log").is_empty());
+    assert!(!b.agent_log().contains(&format!("action {short} (")), "{}", b.agent_log());
+    assert_eq!(b.get(&format!("/api/actions/{short}")).1["state"], "expired");
+}
+
+#[test]
+fn collector_killed_mid_action_then_agent_killed_mid_action_nothing_runs_twice() {
+    let mut b = Bench::new("ap-crash", &["wireguard"], 3);
+    // The collector dies (kill -9) while the router runs a slow reload.
+    let (status, body) = b.post("/reload-wireguard?wait=0", json!({"router": "ap-crash"}));
+    assert_eq!(status, 202, "{body}");
+    let id = body["action_id"].as_i64().unwrap();
+    wait_for(Duration::from_secs(10), "the agent to start the action", || b.agent_log().contains(&format!("running action {id}")).then_some(()));
+    b.collector.restart();
+    let (status, body) = b.get(&format!("/api/actions/{id}?wait=40"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "done", "{body}\n{}", b.agent_log());
+    assert_eq!(b.read_log("data/ifup.log"), "wg0\n", "ran more than once");
+    // The result was stored before the collector acknowledged anything: it survives another kill.
+    b.collector.restart();
+    assert_eq!(b.get(&format!("/api/actions/{id}")).1["state"], "done");
+
+    // The agent dies (kill -9) while running one: after its restart the journal says it started,
+    // so it is answered failed and not run again.
+    let (_, body) = b.post("/reload-wireguard?wait=0", json!({"router": "ap-crash"}));
+    let id2 = body["action_id"].as_i64().unwrap();
+    wait_for(Duration::from_secs(20), "the agent to start the second action", || {
+        b.agent_log().contains(&format!("running action {id2}")).then_some(())
+    });
+    drop(b.agent.take()); // SIGKILL
+    std::thread::sleep(Duration::from_secs(4)); // the orphaned ifup finishes: one run
+    b.start_agent();
+    let (_, body) = b.get(&format!("/api/actions/{id2}?wait=40"));
+    assert_eq!(body["state"], "failed", "{body}\n{}", b.agent_log());
+    assert!(body["output"].as_str().unwrap().contains("not run again"), "{body}");
+    assert_eq!(b.read_log("data/ifup.log"), "wg0\nwg0\n");
+}
