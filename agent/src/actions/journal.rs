@@ -4,7 +4,7 @@
 //! One line per action: `<id> <deadline> started` before it runs, then `<id> <deadline> <hex of
 //! the encoded ActionResult frame>` once it ended. The file is rewritten whole (temp file, fsync,
 //! rename) on every change; entries whose deadline is more than [`KEEP_AFTER_DEADLINE`] seconds
-//! past are dropped (the collector never sends an action after its deadline), and at most
+//! past (by the collector's clock, which deadlines are in) are dropped (the collector never sends an action after its deadline), and at most
 //! [`MAX_ENTRIES`] are kept. A damaged line is skipped with a warning, never a panic.
 
 use std::collections::BTreeMap;
@@ -96,28 +96,28 @@ impl Journal {
         }
     }
 
-    /// Records that an action is about to run (durably, before it runs).
-    pub fn started(&mut self, id: i64, deadline: u64) -> std::io::Result<()> {
+    /// Records that an action is about to run (durably, before it runs). `now` is the
+    /// collector's clock, the one deadlines are in.
+    pub fn started(&mut self, id: i64, deadline: u64, now: u64) -> std::io::Result<()> {
         self.entries.insert(id, (deadline, Entry::Started));
-        self.save()
+        self.save(now)
     }
 
     /// Records an action's result frame.
-    pub fn finished(&mut self, id: i64, deadline: u64, frame: &[u8]) -> std::io::Result<()> {
+    pub fn finished(&mut self, id: i64, deadline: u64, frame: &[u8], now: u64) -> std::io::Result<()> {
         self.entries.insert(id, (deadline, Entry::Finished(frame.to_vec())));
-        self.save()
+        self.save(now)
     }
 
-    fn prune(&mut self) {
-        let now = crate::uplink::unix_now_secs();
+    fn prune(&mut self, now: u64) {
         self.entries.retain(|_, (deadline, _)| deadline.saturating_add(KEEP_AFTER_DEADLINE) > now);
         while self.entries.len() > MAX_ENTRIES {
             self.entries.pop_first();
         }
     }
 
-    fn save(&mut self) -> std::io::Result<()> {
-        self.prune();
+    fn save(&mut self, now: u64) -> std::io::Result<()> {
+        self.prune(now);
         let mut text = String::new();
         for (id, (deadline, e)) in &self.entries {
             let v = match e {
@@ -145,12 +145,13 @@ mod tests {
     fn round_trip_prune_and_damage() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j");
-        let far = crate::uplink::unix_now_secs() + 1000;
+        let now = 1_000_000;
+        let far = now + 1000;
         let (mut j, w) = Journal::open(path.clone());
         assert!(w.is_none());
-        j.started(1, far).unwrap();
-        j.finished(2, far, &[1, 2, 255]).unwrap();
-        j.finished(3, 10, &[9]).unwrap(); // long past its deadline: pruned
+        j.started(1, far, now).unwrap();
+        j.finished(2, far, &[1, 2, 255], now).unwrap();
+        j.finished(3, 10, &[9], now).unwrap(); // long past its deadline: pruned
         let (j, _) = Journal::open(path.clone());
         assert_eq!(j.recall(1), Recall::Started);
         assert_eq!(j.recall(2), Recall::Result(vec![1, 2, 255]));
@@ -167,11 +168,11 @@ mod tests {
     fn bounded() {
         let dir = tempfile::tempdir().unwrap();
         let (mut j, _) = Journal::open(dir.path().join("j"));
-        let far = crate::uplink::unix_now_secs() + 1000;
+        let far = 2_000_000;
         for id in 0..(MAX_ENTRIES as i64 + 10) {
             j.entries.insert(id, (far, Entry::Started));
         }
-        j.finished(100_000, far, &[1]).unwrap();
+        j.finished(100_000, far, &[1], 1_000_000).unwrap();
         assert_eq!(j.entries.len(), MAX_ENTRIES);
         assert_eq!(j.recall(0), Recall::Unknown);
     }

@@ -62,6 +62,10 @@ impl ActionConfig {
     }
 }
 
+fn now_u64(t: i64) -> u64 {
+    u64::try_from(t).unwrap_or(0)
+}
+
 /// Runs actions (see the module doc).
 pub struct Executor {
     cfg: ActionConfig,
@@ -143,7 +147,7 @@ impl Executor {
                     "the agent stopped while this action was running; it was not run again (check the router)",
                     None,
                 );
-                return self.record(&r, action.deadline);
+                return self.record(&r, action.deadline, collector_now);
             }
             Recall::Unknown => {}
         }
@@ -153,7 +157,7 @@ impl Executor {
                 ActionResult::new(id, ActionState::Refused, reason, None)
             }
             Ok(()) => {
-                let started = self.journal().started(id, action.deadline);
+                let started = self.journal().started(id, action.deadline, now_u64(collector_now));
                 if let Err(e) = started {
                     log!("warn", "action {id} refused: cannot write the action journal: {e}");
                     let r = ActionResult::new(id, ActionState::Refused, format!("cannot write the action journal: {e}"), None);
@@ -165,12 +169,12 @@ impl Executor {
                 r
             }
         };
-        self.record(&result, action.deadline)
+        self.record(&result, action.deadline, collector_now)
     }
 
-    fn record(&self, r: &ActionResult, deadline: u64) -> Option<Vec<u8>> {
+    fn record(&self, r: &ActionResult, deadline: u64, collector_now: i64) -> Option<Vec<u8>> {
         let frame = Message::ActionResult(r.clone()).to_frame().ok()?;
-        let saved = self.journal().finished(r.id, deadline, &frame);
+        let saved = self.journal().finished(r.id, deadline, &frame, now_u64(collector_now));
         if let Err(e) = saved {
             log!("warn", "cannot journal the result of action {}: {e}", r.id);
         }
@@ -214,7 +218,7 @@ mod tests {
     }
 
     fn deadline() -> u64 {
-        crate::uplink::unix_now_secs() + 3600
+        crate::uplink::unix_now() as u64 + 3600
     }
 
     fn reload(id: i64) -> Action {
@@ -285,7 +289,7 @@ mod tests {
     fn started_without_result_is_not_run_again() {
         let dir = tempfile::tempdir().unwrap();
         let c = cfg(dir.path(), &["wireguard"]);
-        Journal::open(c.journal.clone()).0.started(5, deadline()).unwrap();
+        Journal::open(c.journal.clone()).0.started(5, deadline(), now() as u64).unwrap();
         let ex = Executor::new(c);
         let r = result_of(&ex.handle(reload(5), now()).unwrap());
         assert!(r.state == ActionState::Failed && r.output.contains("not run again"), "{r:?}");

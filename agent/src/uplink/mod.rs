@@ -50,11 +50,6 @@ pub(crate) fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Seconds since the Unix epoch, unsigned (0 if the clock is before 1970).
-pub(crate) fn unix_now_secs() -> u64 {
-    u64::try_from(unix_now()).unwrap_or(0)
-}
-
 /// Runs the fleet actions that arrive on the session (see `crate::actions::Executor`).
 pub trait ActionRunner: Send + Sync + 'static {
     /// Runs (or recalls) `action`, given the collector's clock now; returns the encoded
