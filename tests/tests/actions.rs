@@ -4,8 +4,10 @@
 //! the resulting `/etc/config/network`, the `wg`/`ifup` calls, the answers in the WireGuard
 //! manager's shapes, and the audit trail in `/api/actions`.
 //!
-//! `wg` and `ifup` are stand-ins here (scripts that record their arguments and keep the fake
-//! `wg show all dump` in step): no WireGuard interface exists in these tests.
+//! In the first tests `wg` and `ifup` are stand-ins (scripts that record their arguments and keep
+//! the fake `wg show all dump` in step); the last test runs a real userspace WireGuard interface
+//! (`wireguard-go` + `wg`) in network namespaces it creates, and passes traffic through a peer
+//! added through the API.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -348,4 +350,172 @@ fn collector_killed_mid_action_then_agent_killed_mid_action_nothing_runs_twice()
     assert_eq!(body["state"], "failed", "{body}\n{}", b.agent_log());
     assert!(body["output"].as_str().unwrap().contains("not run again"), "{body}");
     assert_eq!(b.read_log("data/ifup.log"), "wg0\nwg0\n");
+}
+
+/// Network namespaces, veth links and `wireguard-go` processes of one test, removed on drop.
+struct Netns {
+    names: Vec<String>,
+    children: Vec<std::process::Child>,
+    sockets: Vec<PathBuf>,
+}
+
+impl Netns {
+    fn sh(args: &[&str]) -> String {
+        let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `wireguard-go <iface>` in the foreground inside `ns`, waiting for its UAPI socket.
+    fn wireguard_go(&mut self, ns: &str, iface: &str) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "wireguard-go", iface])
+            .env("WG_PROCESS_FOREGROUND", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start wireguard-go");
+        self.children.push(child);
+        let sock = PathBuf::from(format!("/var/run/wireguard/{iface}.sock"));
+        wait_for(Duration::from_secs(10), "wireguard-go's socket", || sock.exists().then_some(()));
+        self.sockets.push(sock);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+        // A killed wireguard-go leaves its UAPI socket behind.
+        for s in &self.sockets {
+            let _ = std::fs::remove_file(s);
+        }
+    }
+}
+
+/// A TCP exchange from the client namespace to `addr`: the echoed text, or why it failed.
+fn exchange(ns: &str, addr: &str, port: u16) -> Result<String, String> {
+    let code = format!(
+        "import socket\ns = socket.create_connection(('{addr}', {port}), timeout=3)\ns.sendall(b'hello through wireguard')\nprint(s.recv(100).decode())"
+    );
+    let out = Command::new("ip").args(["netns", "exec", ns, "python3", "-c", &code]).output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// The real WireGuard proof: the router side is a real userspace WireGuard interface
+/// (`wireguard-go` + `wg`) in a network namespace; the agent adds a peer through the real `uci`
+/// and `wg set`; the returned client configuration, used with `wg` in a second namespace,
+/// completes a handshake and passes TCP traffic; deleting the peer stops it.
+/// Needs root, `ip`, `wireguard-go`, `wg` and `python3` (scripts/test installs them);
+/// `ROUTERSTATS_SKIP_NETNS=1` skips it on machines without them (and says so).
+#[test]
+fn a_peer_added_through_the_api_passes_traffic_over_real_wireguard() {
+    if std::env::var("ROUTERSTATS_SKIP_NETNS").is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED: ROUTERSTATS_SKIP_NETNS=1");
+        return;
+    }
+    for tool in ["ip", "wireguard-go", "wg", "python3"] {
+        assert!(
+            Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success()),
+            "{tool} is missing (scripts/test installs wireguard-go and wireguard-tools; ROUTERSTATS_SKIP_NETNS=1 skips this test)"
+        );
+    }
+    let tag = std::process::id() % 100_000;
+    let (srv_ns, cli_ns) = (format!("rs{tag}srv"), format!("rs{tag}cli"));
+    let (srv_if, cli_if) = (format!("rs{tag}s"), format!("rs{tag}c"));
+    let (veth_s, veth_c) = (format!("rs{tag}vs"), format!("rs{tag}vc"));
+    let mut net = Netns { names: vec![srv_ns.clone(), cli_ns.clone()], children: Vec::new(), sockets: Vec::new() };
+    let sh = Netns::sh;
+    sh(&["ip", "netns", "add", &srv_ns]);
+    sh(&["ip", "netns", "add", &cli_ns]);
+    sh(&["ip", "link", "add", &veth_s, "type", "veth", "peer", "name", &veth_c]);
+    sh(&["ip", "link", "set", &veth_s, "netns", &srv_ns]);
+    sh(&["ip", "link", "set", &veth_c, "netns", &cli_ns]);
+    sh(&["ip", "-n", &srv_ns, "addr", "add", "192.168.77.1/24", "dev", &veth_s]);
+    sh(&["ip", "-n", &cli_ns, "addr", "add", "192.168.77.2/24", "dev", &veth_c]);
+    for (ns, dev) in [(&srv_ns, &veth_s), (&cli_ns, &veth_c), (&srv_ns, &"lo".to_string()), (&cli_ns, &"lo".to_string())] {
+        sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+    }
+
+    // The router's WireGuard interface: 10.99.0.1/24, port 51820.
+    let dir = tempfile::tempdir().unwrap();
+    net.wireguard_go(&srv_ns, &srv_if);
+    let key = dir.path().join("server.key");
+    std::fs::write(&key, sh(&["wg", "genkey"])).unwrap();
+    sh(&["wg", "set", &srv_if, "private-key", key.to_str().unwrap(), "listen-port", "51820"]);
+    sh(&["ip", "-n", &srv_ns, "addr", "add", "10.99.0.1/24", "dev", &srv_if]);
+    sh(&["ip", "-n", &srv_ns, "link", "set", &srv_if, "up"]);
+    let echo = Command::new("ip")
+        .args(["netns", "exec", &srv_ns, "python3", "-c",
+            "import socket\nl = socket.socket()\nl.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\nl.bind(('10.99.0.1', 7777))\nl.listen(8)\nwhile True:\n    c, _ = l.accept()\n    c.sendall(c.recv(100))\n    c.close()\n"])
+        .spawn()
+        .expect("start the echo server");
+    net.children.push(echo);
+
+    // The agent's router: UCI knows the interface; `wg` is the real one (its UAPI socket is
+    // reachable from the host namespace).
+    let b = Bench::new("ap-real", &["wireguard"], 0);
+    std::fs::write(
+        b.root().join("etc/config/network"),
+        format!("config interface '{srv_if}'\n\toption proto 'wireguard'\n\toption listen_port '51820'\n\tlist addresses '10.99.0.1/24'\n"),
+    )
+    .unwrap();
+    write_exec(&b.root().join("bin/wg"), "#!/bin/sh\nexec wg \"$@\"\n");
+
+    let (status, body) = b.post("/add-peer", json!({"name": "phone", "router": "ap-real", "interface": srv_if, "endpoint": "192.168.77.1"}));
+    assert_eq!(status, 200, "{body}\n{}", b.agent_log());
+    assert_eq!(body["ip_address"], "10.99.0.2");
+    let peer_key = body["public_key"].as_str().unwrap().to_string();
+    assert!(sh(&["wg", "show", &srv_if, "allowed-ips"]).contains(&format!("{peer_key}\t10.99.0.2/32")));
+    assert!(b.network().contains("config wireguard_"));
+
+    let (_, peer) = wait_for(Duration::from_secs(20), "the new peer in a report", || {
+        let (s, v) = b.get("/peer/phone");
+        (s == 200).then_some((s, v))
+    });
+    let conf = peer["config"].as_str().unwrap_or_else(|| panic!("{peer}")).to_string();
+    let server_public = sh(&["wg", "show", &srv_if, "public-key"]).trim().to_string();
+    assert!(conf.contains(&format!("PublicKey = {server_public}")), "{conf}");
+
+    // The phone: the .conf's keys and peer in `wg setconf` form (Address/DNS are wg-quick's).
+    net.wireguard_go(&cli_ns, &cli_if);
+    let setconf: String = conf
+        .lines()
+        .filter(|l| !l.starts_with("Address") && !l.starts_with("DNS"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let address = conf.lines().find_map(|l| l.strip_prefix("Address = ")).unwrap().to_string();
+    let conf_path = dir.path().join("phone.conf");
+    std::fs::write(&conf_path, setconf).unwrap();
+    sh(&["wg", "setconf", &cli_if, conf_path.to_str().unwrap()]);
+    sh(&["ip", "-n", &cli_ns, "addr", "add", &address, "dev", &cli_if]);
+    sh(&["ip", "-n", &cli_ns, "link", "set", &cli_if, "up"]);
+    sh(&["ip", "-n", &cli_ns, "route", "add", "10.99.0.0/24", "dev", &cli_if]);
+
+    let echoed = wait_for(Duration::from_secs(30), "traffic through the tunnel", || exchange(&cli_ns, "10.99.0.1", 7777).ok());
+    assert_eq!(echoed, "hello through wireguard");
+    let handshakes = sh(&["wg", "show", &srv_if, "latest-handshakes"]);
+    let when: u64 = handshakes
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{peer_key}\t")))
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(when > 0, "no handshake recorded: {handshakes}");
+
+    // Delete: gone from UCI and from the running interface; the tunnel no longer passes traffic.
+    let (status, body) = http(b.collector.api, "DELETE", "/peer/phone", Some(&b.admin), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(!sh(&["wg", "show", &srv_if, "peers"]).contains(&peer_key));
+    assert!(!b.network().contains(&peer_key));
+    let after = exchange(&cli_ns, "10.99.0.1", 7777);
+    assert!(after.is_err(), "traffic still passes after the delete: {after:?}");
 }
