@@ -43,7 +43,11 @@ pub enum ActionKind {
     /// Add a WireGuard peer to `interface` through UCI (a `wireguard_<interface>` section named
     /// after the peer) and to the running interface; the agent picks the next free address in
     /// the interface's subnet.
-    WgAddPeer { interface: String, name: String, public_key: String },
+    WgAddPeer {
+        interface: String,
+        name: String,
+        public_key: String,
+    },
     /// Remove the peer named `name` from `interface` (UCI and the running interface).
     WgDeletePeer { interface: String, name: String },
     /// Restart the WireGuard interface (`ifup <interface>`), as the manager's reload does.
@@ -69,9 +73,9 @@ impl ActionKind {
     /// The family the router's allow list must name.
     pub fn family(&self) -> &'static str {
         match self {
-            ActionKind::WgAddPeer { .. } | ActionKind::WgDeletePeer { .. } | ActionKind::WgReload { .. } => {
-                FAMILY_WIREGUARD
-            }
+            ActionKind::WgAddPeer { .. }
+            | ActionKind::WgDeletePeer { .. }
+            | ActionKind::WgReload { .. } => FAMILY_WIREGUARD,
             ActionKind::Unsupported { .. } => "unsupported",
         }
     }
@@ -79,7 +83,11 @@ impl ActionKind {
     /// Checks every parameter; the error names the bad one.
     pub fn validate(&self) -> Result<(), String> {
         match self {
-            ActionKind::WgAddPeer { interface, name, public_key } => {
+            ActionKind::WgAddPeer {
+                interface,
+                name,
+                public_key,
+            } => {
                 check_iface(interface)?;
                 check_peer_name(name)?;
                 check_wg_key(public_key)
@@ -96,8 +104,14 @@ impl ActionKind {
 
 /// A WireGuard interface name: 1-15 of `[A-Za-z0-9_]` (UCI section names allow no more).
 pub fn check_iface(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.len() > MAX_IFACE || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(format!("interface must be 1-{MAX_IFACE} characters of A-Z a-z 0-9 _ (got {:?})", clip(s)));
+    if s.is_empty()
+        || s.len() > MAX_IFACE
+        || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(format!(
+            "interface must be 1-{MAX_IFACE} characters of A-Z a-z 0-9 _ (got {:?})",
+            clip(s)
+        ));
     }
     Ok(())
 }
@@ -107,7 +121,8 @@ pub fn check_peer_name(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= MAX_PEER_NAME
         && s.as_bytes()[0].is_ascii_alphanumeric()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !ok {
         return Err(format!(
             "peer name must be 1-{MAX_PEER_NAME} characters of A-Z a-z 0-9 _ -, starting with a letter or digit (got {:?})",
@@ -126,7 +141,10 @@ pub fn check_wg_key(s: &str) -> Result<(), String> {
         // The last symbol carries 2 bits of padding that must be zero: one of AEIMQUYcgkosw048.
         && b"AEIMQUYcgkosw048".contains(&b[42]);
     if !ok {
-        return Err(format!("public_key must be a base64 WireGuard key of 44 characters (got {:?})", clip(s)));
+        return Err(format!(
+            "public_key must be a base64 WireGuard key of 44 characters (got {:?})",
+            clip(s)
+        ));
     }
     Ok(())
 }
@@ -187,8 +205,18 @@ pub struct ActionResult {
 
 impl ActionResult {
     /// A result with its output cut to [`MAX_OUTPUT`].
-    pub fn new(id: i64, state: ActionState, output: impl Into<String>, detail: Option<ActionDetail>) -> Self {
-        ActionResult { id, state, output: bound_output(output.into()), detail }
+    pub fn new(
+        id: i64,
+        state: ActionState,
+        output: impl Into<String>,
+        detail: Option<ActionDetail>,
+    ) -> Self {
+        ActionResult {
+            id,
+            state,
+            output: bound_output(output.into()),
+            detail,
+        }
     }
 }
 
@@ -215,22 +243,37 @@ struct ActionWire {
 
 impl Action {
     pub(crate) fn encode(&self) -> Result<Vec<u8>, codec::CodecError> {
-        codec::encode(&ActionWire { id: self.id, deadline: self.deadline, kind: codec::encode(&self.kind)? })
+        codec::encode(&ActionWire {
+            id: self.id,
+            deadline: self.deadline,
+            kind: codec::encode(&self.kind)?,
+        })
     }
 
     /// Decodes an action payload; an unknown or malformed kind becomes
     /// [`ActionKind::Unsupported`] with the id kept, so the agent can answer it.
     pub(crate) fn decode(payload: &[u8]) -> Result<Action, codec::CodecError> {
         let w: ActionWire = codec::decode(payload)?;
-        let kind = codec::decode(&w.kind)
-            .unwrap_or_else(|e| ActionKind::Unsupported { reason: format!("unknown action kind for this agent ({e})") });
-        Ok(Action { id: w.id, deadline: w.deadline, kind })
+        let kind = codec::decode(&w.kind).unwrap_or_else(|e| ActionKind::Unsupported {
+            reason: format!("unknown action kind for this agent ({e})"),
+        });
+        Ok(Action {
+            id: w.id,
+            deadline: w.deadline,
+            kind,
+        })
     }
 
     /// An action whose kind bytes are given as is (tests of unknown kinds).
     pub fn raw_frame(id: i64, deadline: u64, kind: &[u8]) -> Result<Vec<u8>, crate::FrameError> {
-        let payload = codec::encode(&ActionWire { id, deadline, kind: kind.to_vec() }).map_err(|e| {
-            crate::FrameError::BadPayload { kind: crate::MessageKind::Action, reason: e.to_string() }
+        let payload = codec::encode(&ActionWire {
+            id,
+            deadline,
+            kind: kind.to_vec(),
+        })
+        .map_err(|e| crate::FrameError::BadPayload {
+            kind: crate::MessageKind::Action,
+            reason: e.to_string(),
         })?;
         crate::message::frame_bytes(crate::MessageKind::Action, &payload)
     }
@@ -246,7 +289,18 @@ mod tests {
     fn names_and_keys() {
         assert!(check_peer_name("laptop-alice").is_ok());
         assert!(check_peer_name("a").is_ok());
-        for bad in ["", "-x", "a b", "a;rm -rf /", "$(id)", "a`b`", "x'y", "a\nb", "é", &"a".repeat(33)] {
+        for bad in [
+            "",
+            "-x",
+            "a b",
+            "a;rm -rf /",
+            "$(id)",
+            "a`b`",
+            "x'y",
+            "a\nb",
+            "é",
+            &"a".repeat(33),
+        ] {
             assert!(check_peer_name(bad).is_err(), "{bad:?}");
         }
         assert!(check_iface("wg0").is_ok());
@@ -254,7 +308,13 @@ mod tests {
             assert!(check_iface(bad).is_err(), "{bad:?}");
         }
         assert!(check_wg_key(KEY).is_ok());
-        for bad in ["", "abc=", &KEY[1..], &format!("{}x", &KEY[..43]), "8BGW2iCuYLoHQfgdPmfOoLfn2jPBw7/oNaUEbfjKNR1="] {
+        for bad in [
+            "",
+            "abc=",
+            &KEY[1..],
+            &format!("{}x", &KEY[..43]),
+            "8BGW2iCuYLoHQfgdPmfOoLfn2jPBw7/oNaUEbfjKNR1=",
+        ] {
             assert!(check_wg_key(bad).is_err(), "{bad:?}");
         }
         assert_eq!(peer_section("laptop-alice"), "rs_laptop_alice");
@@ -262,12 +322,30 @@ mod tests {
 
     #[test]
     fn validate_names_the_parameter() {
-        let k = ActionKind::WgAddPeer { interface: "wg0".into(), name: "a|b".into(), public_key: KEY.into() };
+        let k = ActionKind::WgAddPeer {
+            interface: "wg0".into(),
+            name: "a|b".into(),
+            public_key: KEY.into(),
+        };
         assert!(k.validate().unwrap_err().contains("peer name"));
-        let k = ActionKind::WgAddPeer { interface: "wg0".into(), name: "ok".into(), public_key: "x".into() };
+        let k = ActionKind::WgAddPeer {
+            interface: "wg0".into(),
+            name: "ok".into(),
+            public_key: "x".into(),
+        };
         assert!(k.validate().unwrap_err().contains("public_key"));
-        assert!(ActionKind::WgReload { interface: "wg0".into() }.validate().is_ok());
-        assert_eq!(ActionKind::WgReload { interface: "wg0".into() }.family(), "wireguard");
+        assert!(ActionKind::WgReload {
+            interface: "wg0".into()
+        }
+        .validate()
+        .is_ok());
+        assert_eq!(
+            ActionKind::WgReload {
+                interface: "wg0".into()
+            }
+            .family(),
+            "wireguard"
+        );
     }
 
     #[test]

@@ -28,19 +28,40 @@ fn uci_bin() -> PathBuf {
             return PathBuf::from(p);
         }
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let out = Command::new(root.join("scripts/build-uci")).output().expect("run scripts/build-uci");
-        assert!(out.status.success(), "scripts/build-uci: {}", String::from_utf8_lossy(&out.stderr));
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or_default())
+        let out = Command::new(root.join("scripts/build-uci"))
+            .output()
+            .expect("run scripts/build-uci");
+        assert!(
+            out.status.success(),
+            "scripts/build-uci: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or_default(),
+        )
     })
     .clone()
 }
 
 /// One HTTP/1.1 request on loopback; (status, body as JSON or Null).
-fn http(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", payload.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        payload.len()
+    );
     if body.is_some() {
         req.push_str("Content-Type: application/json\r\n");
     }
@@ -53,9 +74,19 @@ fn http(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, body: Opt
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
 }
 
 fn write_exec(path: &Path, text: &str) {
@@ -83,8 +114,19 @@ impl Bench {
         let dir = tempfile::tempdir().unwrap();
         let collector = Collector::start(&dir.path().join("collector"));
         let key = |role: &str| {
-            let out = collector.cli(&["apikey", "create", "--role", role, "--name", &format!("t-{role}")]);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let out = collector.cli(&[
+                "apikey",
+                "create",
+                "--role",
+                role,
+                "--name",
+                &format!("t-{role}"),
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             String::from_utf8_lossy(&out.stdout).trim().to_string()
         };
         let (admin, read) = (key("admin"), key("read"));
@@ -115,15 +157,36 @@ impl Bench {
         std::fs::write(root.join("etc/config/routerstats"), conf).unwrap();
         let token = collector.token(name, &[]);
         let out = setup.enroll(collector.ingest, &token);
-        assert!(out.status.success(), "enroll: {}", String::from_utf8_lossy(&out.stderr));
-        let mut b = Bench { _dir: dir, collector, admin, read, setup, agent: None, name: name.to_string() };
+        assert!(
+            out.status.success(),
+            "enroll: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut b = Bench {
+            _dir: dir,
+            collector,
+            admin,
+            read,
+            setup,
+            agent: None,
+            name: name.to_string(),
+        };
         b.start_agent();
         b
     }
 
     fn start_agent(&mut self) {
-        let conf = self.setup.router.root.join("etc/config/routerstats").display().to_string();
-        self.agent = Some(self.setup.run(self.collector.ingest, "1s", &["--config", &conf]));
+        let conf = self
+            .setup
+            .router
+            .root
+            .join("etc/config/routerstats")
+            .display()
+            .to_string();
+        self.agent = Some(
+            self.setup
+                .run(self.collector.ingest, "1s", &["--config", &conf]),
+        );
         let name = self.name.clone();
         wait_for(Duration::from_secs(30), "the router's first report", || {
             (!self.collector.stored_seqs(&name).is_empty()).then_some(())
@@ -131,7 +194,13 @@ impl Bench {
     }
 
     fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        http(self.collector.api, "POST", path, Some(&self.admin), Some(&body))
+        http(
+            self.collector.api,
+            "POST",
+            path,
+            Some(&self.admin),
+            Some(&body),
+        )
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
@@ -176,15 +245,31 @@ fn add_peer_writes_uci_and_answers_in_the_managers_shape_then_delete_and_reload(
         "config wireguard_wg0 'rs_laptop_alice'\n\toption description 'laptop-alice'\n\toption public_key '{peer_key}'\n\tlist allowed_ips '10.77.0.5/32'\n"
     );
     assert!(net.contains(&section), "{net}");
-    for kept in ["option description 'Alice laptop'", "config wireguard_wg0 'carol'", "list allowed_ips '192.168.51.0/24'", "config interface 'wg1'"] {
-        assert!(before.contains(kept) && net.contains(kept), "{kept} lost:\n{net}");
+    for kept in [
+        "option description 'Alice laptop'",
+        "config wireguard_wg0 'carol'",
+        "list allowed_ips '192.168.51.0/24'",
+        "config interface 'wg1'",
+    ] {
+        assert!(
+            before.contains(kept) && net.contains(kept),
+            "{kept} lost:\n{net}"
+        );
     }
     // Applied to the running interface with an argument vector.
-    assert!(b.read_log("data/wg/calls.log").contains(&format!("set wg0 peer {peer_key} allowed-ips 10.77.0.5/32")));
+    assert!(b
+        .read_log("data/wg/calls.log")
+        .contains(&format!("set wg0 peer {peer_key} allowed-ips 10.77.0.5/32")));
 
     // The client configuration: admin only, 0600 on the collector, with the router's key.
-    let conf_path = b.collector.data_dir.join("wireguard/1/laptop-alice/laptop-alice.conf");
-    assert_eq!(std::fs::metadata(&conf_path).unwrap().permissions().mode() & 0o777, 0o600);
+    let conf_path = b
+        .collector
+        .data_dir
+        .join("wireguard/1/laptop-alice/laptop-alice.conf");
+    assert_eq!(
+        std::fs::metadata(&conf_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let (status, peer) = wait_for(Duration::from_secs(20), "the new peer in a report", || {
         let (s, v) = b.get("/peer/laptop-alice");
         (s == 200).then_some((s, v))
@@ -192,43 +277,94 @@ fn add_peer_writes_uci_and_answers_in_the_managers_shape_then_delete_and_reload(
     assert_eq!(status, 200);
     let conf = peer["config"].as_str().unwrap_or_else(|| panic!("{peer}"));
     assert!(conf.starts_with("[Interface]\nPrivateKey = "), "{conf}");
-    for line in ["Address = 10.77.0.5/32", "DNS = 10.77.0.1", &format!("PublicKey = {ROUTER_PUBLIC_KEY}"), "Endpoint = 192.0.2.1:51820", "AllowedIPs = 10.77.0.0/24"] {
+    for line in [
+        "Address = 10.77.0.5/32",
+        "DNS = 10.77.0.1",
+        &format!("PublicKey = {ROUTER_PUBLIC_KEY}"),
+        "Endpoint = 192.0.2.1:51820",
+        "AllowedIPs = 10.77.0.0/24",
+    ] {
         assert!(conf.contains(line), "{line} missing:\n{conf}");
     }
     assert_eq!(peer["public_key"], peer_key.as_str());
-    let (status, as_reader) = http(b.collector.api, "GET", "/peer/laptop-alice", Some(&b.read), None);
+    let (status, as_reader) = http(
+        b.collector.api,
+        "GET",
+        "/peer/laptop-alice",
+        Some(&b.read),
+        None,
+    );
     assert_eq!(status, 200);
-    assert!(as_reader["config"].is_null(), "a read key got the private config");
+    assert!(
+        as_reader["config"].is_null(),
+        "a read key got the private config"
+    );
     let (status, svg) = b.get("/peer/laptop-alice/qr");
     assert_eq!(status, 200);
     assert!(svg.as_str().unwrap_or_default().contains("<svg"), "{svg}");
-    assert_eq!(http(b.collector.api, "GET", "/peer/laptop-alice/qr", Some(&b.read), None).0, 403);
+    assert_eq!(
+        http(
+            b.collector.api,
+            "GET",
+            "/peer/laptop-alice/qr",
+            Some(&b.read),
+            None
+        )
+        .0,
+        403
+    );
     // The private key is in no log and not in the database.
-    let private = conf.lines().find_map(|l| l.strip_prefix("PrivateKey = ")).unwrap();
+    let private = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("PrivateKey = "))
+        .unwrap();
     assert!(!b.collector.log().contains(private) && !b.agent_log().contains(private));
     let db = std::fs::read(b.collector.data_dir.join("routerstats.db")).unwrap();
     assert!(!String::from_utf8_lossy(&db).contains(private));
 
     // The same name again: the router refuses, the document's 400, nothing changes.
     let net = b.network();
-    let (status, body) = b.post("/add-peer", json!({"name": "laptop-alice", "router": "ap-wg"}));
+    let (status, body) = b.post(
+        "/add-peer",
+        json!({"name": "laptop-alice", "router": "ap-wg"}),
+    );
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("already exists"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("already exists"),
+        "{body}"
+    );
     assert_eq!(b.network(), net);
 
     let (status, body) = b.post("/reload-wireguard", json!({"router": "ap-wg"}));
     assert_eq!(status, 200, "{body}");
     assert_eq!(b.read_log("data/ifup.log"), "wg0\n");
 
-    let (status, body) = http(b.collector.api, "DELETE", "/peer/laptop-alice", Some(&b.admin), None);
+    let (status, body) = http(
+        b.collector.api,
+        "DELETE",
+        "/peer/laptop-alice",
+        Some(&b.admin),
+        None,
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["message"], "Peer laptop-alice deleted successfully");
     let net = b.network();
-    assert!(!net.contains("rs_laptop_alice") && !net.contains(&peer_key), "{net}");
+    assert!(
+        !net.contains("rs_laptop_alice") && !net.contains(&peer_key),
+        "{net}"
+    );
     assert!(net.contains("config wireguard_wg0 'carol'"));
-    assert!(b.read_log("data/wg/calls.log").contains(&format!("set wg0 peer {peer_key} remove")));
+    assert!(b
+        .read_log("data/wg/calls.log")
+        .contains(&format!("set wg0 peer {peer_key} remove")));
     assert!(!conf_path.exists(), "the client config outlived its peer");
-    let (status, body) = http(b.collector.api, "DELETE", "/peer/laptop-alice?router=ap-wg", Some(&b.admin), None);
+    let (status, body) = http(
+        b.collector.api,
+        "DELETE",
+        "/peer/laptop-alice?router=ap-wg",
+        Some(&b.admin),
+        None,
+    );
     assert_eq!(status, 404, "{body}");
 
     // The audit trail, newest first, admin only.
@@ -242,11 +378,26 @@ fn add_peer_writes_uci_and_answers_in_the_managers_shape_then_delete_and_reload(
         .collect();
     assert_eq!(
         kinds,
-        vec![("wg_delete_peer", "failed"), ("wg_delete_peer", "done"), ("wg_reload", "done"), ("wg_add_peer", "failed"), ("wg_add_peer", "done")]
+        vec![
+            ("wg_delete_peer", "failed"),
+            ("wg_delete_peer", "done"),
+            ("wg_reload", "done"),
+            ("wg_add_peer", "failed"),
+            ("wg_add_peer", "done")
+        ]
     );
-    assert!(list["actions"][4]["requested_by"].as_str().unwrap().starts_with("key:"));
-    assert_eq!(http(b.collector.api, "GET", "/api/actions", Some(&b.read), None).0, 403);
-    assert_eq!(http(b.collector.api, "GET", "/api/actions", None, None).0, 401);
+    assert!(list["actions"][4]["requested_by"]
+        .as_str()
+        .unwrap()
+        .starts_with("key:"));
+    assert_eq!(
+        http(b.collector.api, "GET", "/api/actions", Some(&b.read), None).0,
+        403
+    );
+    assert_eq!(
+        http(b.collector.api, "GET", "/api/actions", None, None).0,
+        401
+    );
 }
 
 #[test]
@@ -256,20 +407,45 @@ fn refused_invalid_unknown_and_revoked() {
     let net = b.network();
     let (status, body) = b.post("/add-peer", json!({"name": "phone", "router": "ap-closed"}));
     assert_eq!(status, 409, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("list allow_actions 'wireguard'"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("list allow_actions 'wireguard'"),
+        "{body}"
+    );
     assert_eq!(b.network(), net);
-    assert!(!b.root().join("tmp/uci").exists() || std::fs::read_dir(b.root().join("tmp/uci")).unwrap().count() == 0);
+    assert!(
+        !b.root().join("tmp/uci").exists()
+            || std::fs::read_dir(b.root().join("tmp/uci")).unwrap().count() == 0
+    );
 
     // Shell metacharacters and oversized names never reach the router (nor the database).
-    for name in ["x; reboot", "$(id)", "a`b`", "-rf", "x\ny", &"a".repeat(1000)] {
+    for name in [
+        "x; reboot",
+        "$(id)",
+        "a`b`",
+        "-rf",
+        "x\ny",
+        &"a".repeat(1000),
+    ] {
         let (status, body) = b.post("/add-peer", json!({"name": name, "router": "ap-closed"}));
         assert_eq!(status, 400, "{name:?}: {body}");
     }
-    let (status, body) = b.post("/api/actions", json!({"router": "ap-closed", "action": {"format_disk": {}}}));
+    let (status, body) = b.post(
+        "/api/actions",
+        json!({"router": "ap-closed", "action": {"format_disk": {}}}),
+    );
     assert_eq!(status, 400, "{body}");
-    let (status, body) = b.post("/api/actions", json!({"router": "ap-closed", "action": {"wg_reload": {"interface": "wg0 && reboot"}}}));
+    let (status, body) = b.post(
+        "/api/actions",
+        json!({"router": "ap-closed", "action": {"wg_reload": {"interface": "wg0 && reboot"}}}),
+    );
     assert_eq!(status, 400, "{body}");
-    let (status, body) = b.post("/api/actions", json!({"router": "nope", "action": {"wg_reload": {"interface": "wg0"}}}));
+    let (status, body) = b.post(
+        "/api/actions",
+        json!({"router": "nope", "action": {"wg_reload": {"interface": "wg0"}}}),
+    );
     assert_eq!(status, 404, "{body}");
     let (_, list) = b.get("/api/actions");
     assert_eq!(list["count"], 1, "{list}");
@@ -283,24 +459,40 @@ fn refused_invalid_unknown_and_revoked() {
 
     // A revoked router: stored as refused with the reason, never sent.
     let out = b.collector.cli(&["router", "revoke", "ap-closed"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (status, body) = b.post("/api/actions", json!({"router": "ap-closed", "action": {"wg_reload": {"interface": "wg0"}}}));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, body) = b.post(
+        "/api/actions",
+        json!({"router": "ap-closed", "action": {"wg_reload": {"interface": "wg0"}}}),
+    );
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["action"]["state"], "refused");
-    assert!(body["error"].as_str().unwrap().contains("revoked"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
 }
 
 #[test]
 fn an_offline_router_gets_its_action_on_reconnect_and_an_expired_one_never() {
     let mut b = Bench::new("ap-away", &["wireguard"], 0);
     b.agent.as_mut().unwrap().stop();
-    let (status, body) = b.post("/add-peer?wait=0", json!({"name": "tablet", "router": "ap-away"}));
+    let (status, body) = b.post(
+        "/add-peer?wait=0",
+        json!({"name": "tablet", "router": "ap-away"}),
+    );
     assert_eq!(status, 202, "{body}");
     let id = body["action_id"].as_i64().unwrap();
     // Queued (or sent to a connection the collector had not yet seen close: sent again later).
     let state = b.get(&format!("/api/actions/{id}")).1["state"].clone();
     assert!(state == "queued" || state == "sent", "{state}");
-    let (status, body) = b.post("/api/actions", json!({"router": "ap-away", "action": {"wg_reload": {"interface": "wg0"}}, "ttl": "1s"}));
+    let (status, body) = b.post(
+        "/api/actions",
+        json!({"router": "ap-away", "action": {"wg_reload": {"interface": "wg0"}}, "ttl": "1s"}),
+    );
     assert_eq!(status, 201, "{body}");
     let short = body["id"].as_i64().unwrap();
     let (_, body) = b.get(&format!("/api/actions/{short}?wait=5"));
@@ -315,8 +507,15 @@ fn an_offline_router_gets_its_action_on_reconnect_and_an_expired_one_never() {
     // The expired reload never reached the router.
     std::thread::sleep(Duration::from_millis(500));
     assert!(b.read_log("data/ifup.log").is_empty());
-    assert!(!b.agent_log().contains(&format!("action {short} (")), "{}", b.agent_log());
-    assert_eq!(b.get(&format!("/api/actions/{short}")).1["state"], "expired");
+    assert!(
+        !b.agent_log().contains(&format!("action {short} (")),
+        "{}",
+        b.agent_log()
+    );
+    assert_eq!(
+        b.get(&format!("/api/actions/{short}")).1["state"],
+        "expired"
+    );
 }
 
 #[test]
@@ -326,7 +525,15 @@ fn collector_killed_mid_action_then_agent_killed_mid_action_nothing_runs_twice()
     let (status, body) = b.post("/reload-wireguard?wait=0", json!({"router": "ap-crash"}));
     assert_eq!(status, 202, "{body}");
     let id = body["action_id"].as_i64().unwrap();
-    wait_for(Duration::from_secs(10), "the agent to start the action", || b.agent_log().contains(&format!("running action {id}")).then_some(()));
+    wait_for(
+        Duration::from_secs(10),
+        "the agent to start the action",
+        || {
+            b.agent_log()
+                .contains(&format!("running action {id}"))
+                .then_some(())
+        },
+    );
     b.collector.restart();
     let (status, body) = b.get(&format!("/api/actions/{id}?wait=40"));
     assert_eq!(status, 200, "{body}");
@@ -340,15 +547,24 @@ fn collector_killed_mid_action_then_agent_killed_mid_action_nothing_runs_twice()
     // so it is answered failed and not run again.
     let (_, body) = b.post("/reload-wireguard?wait=0", json!({"router": "ap-crash"}));
     let id2 = body["action_id"].as_i64().unwrap();
-    wait_for(Duration::from_secs(20), "the agent to start the second action", || {
-        b.agent_log().contains(&format!("running action {id2}")).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "the agent to start the second action",
+        || {
+            b.agent_log()
+                .contains(&format!("running action {id2}"))
+                .then_some(())
+        },
+    );
     drop(b.agent.take()); // SIGKILL
     std::thread::sleep(Duration::from_secs(4)); // the orphaned ifup finishes: one run
     b.start_agent();
     let (_, body) = b.get(&format!("/api/actions/{id2}?wait=40"));
     assert_eq!(body["state"], "failed", "{body}\n{}", b.agent_log());
-    assert!(body["output"].as_str().unwrap().contains("not run again"), "{body}");
+    assert!(
+        body["output"].as_str().unwrap().contains("not run again"),
+        "{body}"
+    );
     assert_eq!(b.read_log("data/ifup.log"), "wg0\nwg0\n");
 }
 
@@ -361,8 +577,15 @@ struct Netns {
 
 impl Netns {
     fn sh(args: &[&str]) -> String {
-        let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -377,7 +600,9 @@ impl Netns {
             .expect("start wireguard-go");
         self.children.push(child);
         let sock = PathBuf::from(format!("/var/run/wireguard/{iface}.sock"));
-        wait_for(Duration::from_secs(10), "wireguard-go's socket", || sock.exists().then_some(()));
+        wait_for(Duration::from_secs(10), "wireguard-go's socket", || {
+            sock.exists().then_some(())
+        });
         self.sockets.push(sock);
     }
 }
@@ -403,7 +628,10 @@ fn exchange(ns: &str, addr: &str, port: u16) -> Result<String, String> {
     let code = format!(
         "import socket\ns = socket.create_connection(('{addr}', {port}), timeout=3)\ns.sendall(b'hello through wireguard')\nprint(s.recv(100).decode())"
     );
-    let out = Command::new("ip").args(["netns", "exec", ns, "python3", "-c", &code]).output().map_err(|e| e.to_string())?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "python3", "-c", &code])
+        .output()
+        .map_err(|e| e.to_string())?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
@@ -433,16 +661,45 @@ fn a_peer_added_through_the_api_passes_traffic_over_real_wireguard() {
     let (srv_ns, cli_ns) = (format!("rs{tag}srv"), format!("rs{tag}cli"));
     let (srv_if, cli_if) = (format!("rs{tag}s"), format!("rs{tag}c"));
     let (veth_s, veth_c) = (format!("rs{tag}vs"), format!("rs{tag}vc"));
-    let mut net = Netns { names: vec![srv_ns.clone(), cli_ns.clone()], children: Vec::new(), sockets: Vec::new() };
+    let mut net = Netns {
+        names: vec![srv_ns.clone(), cli_ns.clone()],
+        children: Vec::new(),
+        sockets: Vec::new(),
+    };
     let sh = Netns::sh;
     sh(&["ip", "netns", "add", &srv_ns]);
     sh(&["ip", "netns", "add", &cli_ns]);
-    sh(&["ip", "link", "add", &veth_s, "type", "veth", "peer", "name", &veth_c]);
+    sh(&[
+        "ip", "link", "add", &veth_s, "type", "veth", "peer", "name", &veth_c,
+    ]);
     sh(&["ip", "link", "set", &veth_s, "netns", &srv_ns]);
     sh(&["ip", "link", "set", &veth_c, "netns", &cli_ns]);
-    sh(&["ip", "-n", &srv_ns, "addr", "add", "192.168.77.1/24", "dev", &veth_s]);
-    sh(&["ip", "-n", &cli_ns, "addr", "add", "192.168.77.2/24", "dev", &veth_c]);
-    for (ns, dev) in [(&srv_ns, &veth_s), (&cli_ns, &veth_c), (&srv_ns, &"lo".to_string()), (&cli_ns, &"lo".to_string())] {
+    sh(&[
+        "ip",
+        "-n",
+        &srv_ns,
+        "addr",
+        "add",
+        "192.168.77.1/24",
+        "dev",
+        &veth_s,
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &cli_ns,
+        "addr",
+        "add",
+        "192.168.77.2/24",
+        "dev",
+        &veth_c,
+    ]);
+    for (ns, dev) in [
+        (&srv_ns, &veth_s),
+        (&cli_ns, &veth_c),
+        (&srv_ns, &"lo".to_string()),
+        (&cli_ns, &"lo".to_string()),
+    ] {
         sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
     }
 
@@ -451,8 +708,25 @@ fn a_peer_added_through_the_api_passes_traffic_over_real_wireguard() {
     net.wireguard_go(&srv_ns, &srv_if);
     let key = dir.path().join("server.key");
     std::fs::write(&key, sh(&["wg", "genkey"])).unwrap();
-    sh(&["wg", "set", &srv_if, "private-key", key.to_str().unwrap(), "listen-port", "51820"]);
-    sh(&["ip", "-n", &srv_ns, "addr", "add", "10.99.0.1/24", "dev", &srv_if]);
+    sh(&[
+        "wg",
+        "set",
+        &srv_if,
+        "private-key",
+        key.to_str().unwrap(),
+        "listen-port",
+        "51820",
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &srv_ns,
+        "addr",
+        "add",
+        "10.99.0.1/24",
+        "dev",
+        &srv_if,
+    ]);
     sh(&["ip", "-n", &srv_ns, "link", "set", &srv_if, "up"]);
     let echo = Command::new("ip")
         .args(["netns", "exec", &srv_ns, "python3", "-c",
@@ -475,16 +749,26 @@ fn a_peer_added_through_the_api_passes_traffic_over_real_wireguard() {
     assert_eq!(status, 200, "{body}\n{}", b.agent_log());
     assert_eq!(body["ip_address"], "10.99.0.2");
     let peer_key = body["public_key"].as_str().unwrap().to_string();
-    assert!(sh(&["wg", "show", &srv_if, "allowed-ips"]).contains(&format!("{peer_key}\t10.99.0.2/32")));
+    assert!(
+        sh(&["wg", "show", &srv_if, "allowed-ips"]).contains(&format!("{peer_key}\t10.99.0.2/32"))
+    );
     assert!(b.network().contains("config wireguard_"));
 
     let (_, peer) = wait_for(Duration::from_secs(20), "the new peer in a report", || {
         let (s, v) = b.get("/peer/phone");
         (s == 200).then_some((s, v))
     });
-    let conf = peer["config"].as_str().unwrap_or_else(|| panic!("{peer}")).to_string();
-    let server_public = sh(&["wg", "show", &srv_if, "public-key"]).trim().to_string();
-    assert!(conf.contains(&format!("PublicKey = {server_public}")), "{conf}");
+    let conf = peer["config"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{peer}"))
+        .to_string();
+    let server_public = sh(&["wg", "show", &srv_if, "public-key"])
+        .trim()
+        .to_string();
+    assert!(
+        conf.contains(&format!("PublicKey = {server_public}")),
+        "{conf}"
+    );
 
     // The phone: the .conf's keys and peer in `wg setconf` form (Address/DNS are wg-quick's).
     net.wireguard_go(&cli_ns, &cli_if);
@@ -493,15 +777,32 @@ fn a_peer_added_through_the_api_passes_traffic_over_real_wireguard() {
         .filter(|l| !l.starts_with("Address") && !l.starts_with("DNS"))
         .map(|l| format!("{l}\n"))
         .collect();
-    let address = conf.lines().find_map(|l| l.strip_prefix("Address = ")).unwrap().to_string();
+    let address = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("Address = "))
+        .unwrap()
+        .to_string();
     let conf_path = dir.path().join("phone.conf");
     std::fs::write(&conf_path, setconf).unwrap();
     sh(&["wg", "setconf", &cli_if, conf_path.to_str().unwrap()]);
     sh(&["ip", "-n", &cli_ns, "addr", "add", &address, "dev", &cli_if]);
     sh(&["ip", "-n", &cli_ns, "link", "set", &cli_if, "up"]);
-    sh(&["ip", "-n", &cli_ns, "route", "add", "10.99.0.0/24", "dev", &cli_if]);
+    sh(&[
+        "ip",
+        "-n",
+        &cli_ns,
+        "route",
+        "add",
+        "10.99.0.0/24",
+        "dev",
+        &cli_if,
+    ]);
 
-    let echoed = wait_for(Duration::from_secs(30), "traffic through the tunnel", || exchange(&cli_ns, "10.99.0.1", 7777).ok());
+    let echoed = wait_for(
+        Duration::from_secs(30),
+        "traffic through the tunnel",
+        || exchange(&cli_ns, "10.99.0.1", 7777).ok(),
+    );
     assert_eq!(echoed, "hello through wireguard");
     let handshakes = sh(&["wg", "show", &srv_if, "latest-handshakes"]);
     let when: u64 = handshakes
@@ -512,10 +813,19 @@ fn a_peer_added_through_the_api_passes_traffic_over_real_wireguard() {
     assert!(when > 0, "no handshake recorded: {handshakes}");
 
     // Delete: gone from UCI and from the running interface; the tunnel no longer passes traffic.
-    let (status, body) = http(b.collector.api, "DELETE", "/peer/phone", Some(&b.admin), None);
+    let (status, body) = http(
+        b.collector.api,
+        "DELETE",
+        "/peer/phone",
+        Some(&b.admin),
+        None,
+    );
     assert_eq!(status, 200, "{body}");
     assert!(!sh(&["wg", "show", &srv_if, "peers"]).contains(&peer_key));
     assert!(!b.network().contains(&peer_key));
     let after = exchange(&cli_ns, "10.99.0.1", 7777);
-    assert!(after.is_err(), "traffic still passes after the delete: {after:?}");
+    assert!(
+        after.is_err(),
+        "traffic still passes after the delete: {after:?}"
+    );
 }

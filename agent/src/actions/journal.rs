@@ -42,10 +42,13 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if s.len() & 1 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Parses journal text; the second value counts damaged lines.
@@ -80,10 +83,24 @@ impl Journal {
         let (entries, warning) = match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let (entries, bad) = parse(&text);
-                (entries, (bad > 0).then(|| format!("action journal {}: {bad} damaged lines skipped", path.display())))
+                (
+                    entries,
+                    (bad > 0).then(|| {
+                        format!(
+                            "action journal {}: {bad} damaged lines skipped",
+                            path.display()
+                        )
+                    }),
+                )
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), None),
-            Err(e) => (BTreeMap::new(), Some(format!("cannot read the action journal {}: {e}", path.display()))),
+            Err(e) => (
+                BTreeMap::new(),
+                Some(format!(
+                    "cannot read the action journal {}: {e}",
+                    path.display()
+                )),
+            ),
         };
         (Journal { path, entries }, warning)
     }
@@ -104,13 +121,21 @@ impl Journal {
     }
 
     /// Records an action's result frame.
-    pub fn finished(&mut self, id: i64, deadline: u64, frame: &[u8], now: u64) -> std::io::Result<()> {
-        self.entries.insert(id, (deadline, Entry::Finished(frame.to_vec())));
+    pub fn finished(
+        &mut self,
+        id: i64,
+        deadline: u64,
+        frame: &[u8],
+        now: u64,
+    ) -> std::io::Result<()> {
+        self.entries
+            .insert(id, (deadline, Entry::Finished(frame.to_vec())));
         self.save(now)
     }
 
     fn prune(&mut self, now: u64) {
-        self.entries.retain(|_, (deadline, _)| deadline.saturating_add(KEEP_AFTER_DEADLINE) > now);
+        self.entries
+            .retain(|_, (deadline, _)| deadline.saturating_add(KEEP_AFTER_DEADLINE) > now);
         while self.entries.len() > MAX_ENTRIES {
             self.entries.pop_first();
         }

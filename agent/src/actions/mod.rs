@@ -58,7 +58,10 @@ impl ActionConfig {
 
     /// The UCI `network` file the executor reads.
     pub fn network_file(&self) -> PathBuf {
-        self.uci_confdir.clone().unwrap_or_else(|| PathBuf::from("/etc/config")).join("network")
+        self.uci_confdir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/etc/config"))
+            .join("network")
     }
 }
 
@@ -79,7 +82,11 @@ impl Executor {
         if let Some(w) = warning {
             log!("warn", "{w}");
         }
-        Executor { cfg, journal: Mutex::new(journal), running: Mutex::new(HashSet::new()) }
+        Executor {
+            cfg,
+            journal: Mutex::new(journal),
+            running: Mutex::new(HashSet::new()),
+        }
     }
 
     fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
@@ -106,10 +113,14 @@ impl Executor {
 
     fn execute(&self, action: &Action) -> ActionResult {
         let outcome = match &action.kind {
-            ActionKind::WgAddPeer { interface, name, public_key } => {
-                wireguard::add_peer(&self.cfg, interface, name, public_key)
+            ActionKind::WgAddPeer {
+                interface,
+                name,
+                public_key,
+            } => wireguard::add_peer(&self.cfg, interface, name, public_key),
+            ActionKind::WgDeletePeer { interface, name } => {
+                wireguard::delete_peer(&self.cfg, interface, name)
             }
-            ActionKind::WgDeletePeer { interface, name } => wireguard::delete_peer(&self.cfg, interface, name),
             ActionKind::WgReload { interface } => wireguard::reload(&self.cfg, interface),
             ActionKind::Unsupported { reason } => Err(reason.clone()),
         };
@@ -123,11 +134,19 @@ impl Executor {
     pub fn handle(&self, action: Action, collector_now: i64) -> Option<Vec<u8>> {
         let id = action.id;
         // Claim the id first: while this process runs it, a redelivery waits for its result.
-        if !self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(id) {
+        if !self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id)
+        {
             return None;
         }
         let frame = self.handle_claimed(action, collector_now);
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         frame
     }
 
@@ -137,7 +156,10 @@ impl Executor {
         let recalled = self.journal().recall(id);
         match recalled {
             Recall::Result(frame) => {
-                log!("info", "action {id} was already handled; sending its result again");
+                log!(
+                    "info",
+                    "action {id} was already handled; sending its result again"
+                );
                 return Some(frame);
             }
             Recall::Started => {
@@ -153,19 +175,38 @@ impl Executor {
         }
         let result = match self.check(&action, collector_now) {
             Err(reason) => {
-                log!("warn", "action {id} ({}) refused: {reason}", action.kind.name());
+                log!(
+                    "warn",
+                    "action {id} ({}) refused: {reason}",
+                    action.kind.name()
+                );
                 ActionResult::new(id, ActionState::Refused, reason, None)
             }
             Ok(()) => {
-                let started = self.journal().started(id, action.deadline, now_u64(collector_now));
+                let started = self
+                    .journal()
+                    .started(id, action.deadline, now_u64(collector_now));
                 if let Err(e) = started {
-                    log!("warn", "action {id} refused: cannot write the action journal: {e}");
-                    let r = ActionResult::new(id, ActionState::Refused, format!("cannot write the action journal: {e}"), None);
+                    log!(
+                        "warn",
+                        "action {id} refused: cannot write the action journal: {e}"
+                    );
+                    let r = ActionResult::new(
+                        id,
+                        ActionState::Refused,
+                        format!("cannot write the action journal: {e}"),
+                        None,
+                    );
                     return Message::ActionResult(r).to_frame().ok();
                 }
                 log!("info", "running action {id} ({})", action.kind.name());
                 let r = self.execute(&action);
-                log!("info", "action {id} ({}): {}", action.kind.name(), r.state.as_str());
+                log!(
+                    "info",
+                    "action {id} ({}): {}",
+                    action.kind.name(),
+                    r.state.as_str()
+                );
                 r
             }
         };
@@ -174,7 +215,9 @@ impl Executor {
 
     fn record(&self, r: &ActionResult, deadline: u64, collector_now: i64) -> Option<Vec<u8>> {
         let frame = Message::ActionResult(r.clone()).to_frame().ok()?;
-        let saved = self.journal().finished(r.id, deadline, &frame, now_u64(collector_now));
+        let saved = self
+            .journal()
+            .finished(r.id, deadline, &frame, now_u64(collector_now));
         if let Err(e) = saved {
             log!("warn", "cannot journal the result of action {}: {e}", r.id);
         }
@@ -222,7 +265,13 @@ mod tests {
     }
 
     fn reload(id: i64) -> Action {
-        Action { id, deadline: deadline(), kind: ActionKind::WgReload { interface: "wg0".into() } }
+        Action {
+            id,
+            deadline: deadline(),
+            kind: ActionKind::WgReload {
+                interface: "wg0".into(),
+            },
+        }
     }
 
     #[test]
@@ -231,7 +280,11 @@ mod tests {
         let ex = Executor::new(cfg(dir.path(), &[]));
         let r = result_of(&ex.handle(reload(1), now()).unwrap());
         assert_eq!(r.state, ActionState::Refused);
-        assert!(r.output.contains("list allow_actions 'wireguard'"), "{}", r.output);
+        assert!(
+            r.output.contains("list allow_actions 'wireguard'"),
+            "{}",
+            r.output
+        );
     }
 
     #[test]
@@ -239,12 +292,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ex = Executor::new(cfg(dir.path(), &["wireguard"]));
         let r = result_of(&ex.handle(reload(1), now() + 3600).unwrap());
-        assert!(r.state == ActionState::Refused && r.output.contains("deadline"), "{r:?}");
-        let unknown = Action { id: 2, deadline: deadline(), kind: ActionKind::Unsupported { reason: "unknown action kind".into() } };
-        assert_eq!(result_of(&ex.handle(unknown, now()).unwrap()).state, ActionState::Refused);
-        let bad = Action { id: 3, deadline: deadline(), kind: ActionKind::WgDeletePeer { interface: "wg0".into(), name: "$(reboot)".into() } };
+        assert!(
+            r.state == ActionState::Refused && r.output.contains("deadline"),
+            "{r:?}"
+        );
+        let unknown = Action {
+            id: 2,
+            deadline: deadline(),
+            kind: ActionKind::Unsupported {
+                reason: "unknown action kind".into(),
+            },
+        };
+        assert_eq!(
+            result_of(&ex.handle(unknown, now()).unwrap()).state,
+            ActionState::Refused
+        );
+        let bad = Action {
+            id: 3,
+            deadline: deadline(),
+            kind: ActionKind::WgDeletePeer {
+                interface: "wg0".into(),
+                name: "$(reboot)".into(),
+            },
+        };
         let r = result_of(&ex.handle(bad, now()).unwrap());
-        assert!(r.state == ActionState::Refused && r.output.contains("peer name"), "{r:?}");
+        assert!(
+            r.state == ActionState::Refused && r.output.contains("peer name"),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -254,8 +329,13 @@ mod tests {
         let mut c = cfg(dir.path(), &["wireguard"]);
         // `ifup` appends to a file each time it runs: it must run once.
         let script = dir.path().join("ifup");
-        std::fs::write(&script, format!("#!/bin/sh\necho \"$1\" >> {}\n", marker.display())).unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$1\" >> {}\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         c.ifup = script.display().to_string();
         let ex = Executor::new(c.clone());
         let first = ex.handle(reload(9), now()).unwrap();
@@ -273,7 +353,8 @@ mod tests {
         let mut c = cfg(dir.path(), &["wireguard"]);
         let script = dir.path().join("ifup");
         std::fs::write(&script, "#!/bin/sh\nsleep 1\n").unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         c.ifup = script.display().to_string();
         let ex = std::sync::Arc::new(Executor::new(c));
         let first = {
@@ -281,17 +362,29 @@ mod tests {
             std::thread::spawn(move || ex.handle(reload(4), now()))
         };
         std::thread::sleep(std::time::Duration::from_millis(300));
-        assert!(ex.handle(reload(4), now()).is_none(), "a second run started");
-        assert_eq!(result_of(&first.join().unwrap().unwrap()).state, ActionState::Done);
+        assert!(
+            ex.handle(reload(4), now()).is_none(),
+            "a second run started"
+        );
+        assert_eq!(
+            result_of(&first.join().unwrap().unwrap()).state,
+            ActionState::Done
+        );
     }
 
     #[test]
     fn started_without_result_is_not_run_again() {
         let dir = tempfile::tempdir().unwrap();
         let c = cfg(dir.path(), &["wireguard"]);
-        Journal::open(c.journal.clone()).0.started(5, deadline(), now() as u64).unwrap();
+        Journal::open(c.journal.clone())
+            .0
+            .started(5, deadline(), now() as u64)
+            .unwrap();
         let ex = Executor::new(c);
         let r = result_of(&ex.handle(reload(5), now()).unwrap());
-        assert!(r.state == ActionState::Failed && r.output.contains("not run again"), "{r:?}");
+        assert!(
+            r.state == ActionState::Failed && r.output.contains("not run again"),
+            "{r:?}"
+        );
     }
 }

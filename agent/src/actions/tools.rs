@@ -32,7 +32,11 @@ pub fn run_with(program: &str, args: &[&str], limit: Duration) -> Result<String,
             Ok(None) if started.elapsed() >= limit => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{} did not finish within {} s; killed", shown(), limit.as_secs()));
+                return Err(format!(
+                    "{} did not finish within {} s; killed",
+                    shown(),
+                    limit.as_secs()
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => return Err(format!("waiting for {program}: {e}")),
@@ -50,7 +54,11 @@ pub fn run_with(program: &str, args: &[&str], limit: Duration) -> Result<String,
     if status.success() {
         Ok(out)
     } else {
-        let why = if err.trim().is_empty() { out.trim() } else { err.trim() };
+        let why = if err.trim().is_empty() {
+            out.trim()
+        } else {
+            err.trim()
+        };
         Err(format!("{} failed ({status}): {why}", shown()))
     }
 }
@@ -62,12 +70,17 @@ mod tests {
     #[test]
     fn arguments_are_not_interpreted_by_a_shell() {
         // A shell would run `id`; echo prints the characters as they are.
-        assert_eq!(run("echo", &["$(id)", ";", "`id`"]).unwrap(), "$(id) ; `id`\n");
+        assert_eq!(
+            run("echo", &["$(id)", ";", "`id`"]).unwrap(),
+            "$(id) ; `id`\n"
+        );
     }
 
     #[test]
     fn failures_and_timeouts_are_messages() {
-        assert!(run("/nonexistent/tool", &[]).unwrap_err().contains("cannot run"));
+        assert!(run("/nonexistent/tool", &[])
+            .unwrap_err()
+            .contains("cannot run"));
         assert!(run("false", &[]).unwrap_err().contains("failed"));
         let e = run_with("sleep", &["5"], Duration::from_millis(100)).unwrap_err();
         assert!(e.contains("killed"), "{e}");

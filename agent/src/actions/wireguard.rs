@@ -17,7 +17,12 @@ use crate::uci::{self, Section};
 
 type Outcome = Result<(String, Option<ActionDetail>), String>;
 
-fn uci_args<'a>(cfg: &'a ActionConfig, confdir: &'a str, savedir: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+fn uci_args<'a>(
+    cfg: &'a ActionConfig,
+    confdir: &'a str,
+    savedir: &'a str,
+    rest: &[&'a str],
+) -> Vec<&'a str> {
     let mut v = Vec::new();
     if cfg.uci_confdir.is_some() {
         v.extend(["-c", confdir]);
@@ -31,8 +36,16 @@ fn uci_args<'a>(cfg: &'a ActionConfig, confdir: &'a str, savedir: &'a str, rest:
 
 /// Runs a sequence of `uci` commands, then `uci commit network`; reverts on a failure.
 fn uci_change(cfg: &ActionConfig, steps: &[Vec<String>]) -> Result<String, String> {
-    let confdir = cfg.uci_confdir.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-    let savedir = cfg.uci_savedir.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let confdir = cfg
+        .uci_confdir
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let savedir = cfg
+        .uci_savedir
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let mut log = String::new();
     let commit = vec!["commit".to_string(), "network".to_string()];
     for step in steps.iter().chain(std::iter::once(&commit)) {
@@ -40,7 +53,10 @@ fn uci_change(cfg: &ActionConfig, steps: &[Vec<String>]) -> Result<String, Strin
         let args = uci_args(cfg, &confdir, &savedir, &rest);
         log.push_str(&format!("uci {}\n", rest.join(" ")));
         if let Err(e) = tools::run(&cfg.uci, &args) {
-            let _ = tools::run(&cfg.uci, &uci_args(cfg, &confdir, &savedir, &["revert", "network"]));
+            let _ = tools::run(
+                &cfg.uci,
+                &uci_args(cfg, &confdir, &savedir, &["revert", "network"]),
+            );
             return Err(format!("{log}{e}; uncommitted changes reverted"));
         }
     }
@@ -49,7 +65,8 @@ fn uci_change(cfg: &ActionConfig, steps: &[Vec<String>]) -> Result<String, Strin
 
 fn read_network(cfg: &ActionConfig) -> Result<Vec<Section>, String> {
     let path = cfg.network_file();
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let parsed = uci::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(parsed.value)
 }
@@ -111,7 +128,12 @@ pub fn next_free(iface_addrs: &[String], used: &[String]) -> Result<Ipv4Addr, St
         .iter()
         .filter_map(|a| parse_v4(a))
         .map(|(ip, l)| (u32::from(ip) & mask(l), mask(l)))
-        .chain(iface_addrs.iter().filter_map(|a| parse_v4(a)).map(|(ip, _)| (u32::from(ip), u32::MAX)))
+        .chain(
+            iface_addrs
+                .iter()
+                .filter_map(|a| parse_v4(a))
+                .map(|(ip, _)| (u32::from(ip), u32::MAX)),
+        )
         .collect();
     (net + 1..bcast)
         .find(|h| !taken.iter().any(|(n, m)| h & m == *n))
@@ -120,7 +142,10 @@ pub fn next_free(iface_addrs: &[String], used: &[String]) -> Result<Ipv4Addr, St
 }
 
 fn wg_show(cfg: &ActionConfig, iface: &str, what: &str) -> Option<String> {
-    tools::run(&cfg.wg, &["show", iface, what]).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    tools::run(&cfg.wg, &["show", iface, what])
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// Adds a peer (see the module doc).
@@ -130,18 +155,31 @@ pub fn add_peer(cfg: &ActionConfig, iface: &str, name: &str, public_key: &str) -
         .iter()
         .find(|s| s.kind == "interface" && s.name.as_deref() == Some(iface) && s.option("proto") == Some("wireguard"))
         .ok_or_else(|| format!("no WireGuard interface '{iface}' in UCI network (config interface '{iface}' with proto 'wireguard')"))?;
-    let mut addrs: Vec<String> = iface_sec.list("addresses").into_iter().flat_map(|v| v.split_whitespace()).map(String::from).collect();
+    let mut addrs: Vec<String> = iface_sec
+        .list("addresses")
+        .into_iter()
+        .flat_map(|v| v.split_whitespace())
+        .map(String::from)
+        .collect();
     addrs.retain(|a| !a.is_empty());
     let existing = peers(&sections, iface);
     if existing.iter().any(|(_, s)| is_named(s, name)) {
         return Err(format!("a peer named '{name}' already exists on {iface}"));
     }
-    if existing.iter().any(|(_, s)| s.option("public_key") == Some(public_key)) {
+    if existing
+        .iter()
+        .any(|(_, s)| s.option("public_key") == Some(public_key))
+    {
         return Err(format!("this public key is already a peer of {iface}"));
     }
     let used: Vec<String> = existing
         .iter()
-        .flat_map(|(_, s)| s.list("allowed_ips").into_iter().flat_map(|v| v.split_whitespace()).map(String::from))
+        .flat_map(|(_, s)| {
+            s.list("allowed_ips")
+                .into_iter()
+                .flat_map(|v| v.split_whitespace())
+                .map(String::from)
+        })
         .collect();
     let ip = next_free(&addrs, &used)?;
     let address = format!("{ip}/32");
@@ -153,15 +191,24 @@ pub fn add_peer(cfg: &ActionConfig, iface: &str, name: &str, public_key: &str) -
         vec!["add_list".into(), format!("{sec}.allowed_ips={address}")],
     ];
     let mut out = uci_change(cfg, &steps)?;
-    match tools::run(&cfg.wg, &["set", iface, "peer", public_key, "allowed-ips", &address]) {
-        Ok(_) => out.push_str(&format!("wg set {iface} peer {public_key} allowed-ips {address}\n")),
-        Err(e) => out.push_str(&format!("stored in UCI; not applied to the running interface ({e}); a reload applies it\n")),
+    match tools::run(
+        &cfg.wg,
+        &["set", iface, "peer", public_key, "allowed-ips", &address],
+    ) {
+        Ok(_) => out.push_str(&format!(
+            "wg set {iface} peer {public_key} allowed-ips {address}\n"
+        )),
+        Err(e) => out.push_str(&format!(
+            "stored in UCI; not applied to the running interface ({e}); a reload applies it\n"
+        )),
     }
     let detail = ActionDetail::WgPeer {
         interface: iface.to_string(),
         address,
         router_public_key: wg_show(cfg, iface, "public-key"),
-        listen_port: wg_show(cfg, iface, "listen-port").and_then(|p| p.parse().ok()).filter(|p| *p != 0),
+        listen_port: wg_show(cfg, iface, "listen-port")
+            .and_then(|p| p.parse().ok())
+            .filter(|p| *p != 0),
         interface_addresses: addrs,
     };
     Ok((out, Some(detail)))
@@ -180,7 +227,9 @@ pub fn delete_peer(cfg: &ActionConfig, iface: &str, name: &str) -> Outcome {
     if let Some(key) = key.filter(|k| routerstats_shared::action::check_wg_key(k).is_ok()) {
         match tools::run(&cfg.wg, &["set", iface, "peer", &key, "remove"]) {
             Ok(_) => out.push_str(&format!("wg set {iface} peer {key} remove\n")),
-            Err(e) => out.push_str(&format!("removed from UCI; not from the running interface ({e})\n")),
+            Err(e) => out.push_str(&format!(
+                "removed from UCI; not from the running interface ({e})\n"
+            )),
         }
     }
     Ok((out, None))
@@ -202,15 +251,32 @@ mod tests {
 
     #[test]
     fn next_free_skips_used_and_special_addresses() {
-        assert_eq!(next_free(&s(&["10.0.3.1/24"]), &[]).unwrap(), Ipv4Addr::new(10, 0, 3, 2));
-        assert_eq!(next_free(&s(&["10.0.3.1/24"]), &s(&["10.0.3.2/32", "10.0.3.3"])).unwrap(), Ipv4Addr::new(10, 0, 3, 4));
+        assert_eq!(
+            next_free(&s(&["10.0.3.1/24"]), &[]).unwrap(),
+            Ipv4Addr::new(10, 0, 3, 2)
+        );
+        assert_eq!(
+            next_free(&s(&["10.0.3.1/24"]), &s(&["10.0.3.2/32", "10.0.3.3"])).unwrap(),
+            Ipv4Addr::new(10, 0, 3, 4)
+        );
         // A peer routing a whole /30 blocks all of it.
-        assert_eq!(next_free(&s(&["10.0.3.1/24"]), &s(&["10.0.3.0/29"])).unwrap(), Ipv4Addr::new(10, 0, 3, 8));
+        assert_eq!(
+            next_free(&s(&["10.0.3.1/24"]), &s(&["10.0.3.0/29"])).unwrap(),
+            Ipv4Addr::new(10, 0, 3, 8)
+        );
         // The interface address need not be the first one.
-        assert_eq!(next_free(&s(&["10.0.3.2/29"]), &[]).unwrap(), Ipv4Addr::new(10, 0, 3, 1));
+        assert_eq!(
+            next_free(&s(&["10.0.3.2/29"]), &[]).unwrap(),
+            Ipv4Addr::new(10, 0, 3, 1)
+        );
         // IPv6 addresses are skipped for the IPv4 subnet; garbage is ignored.
-        assert_eq!(next_free(&s(&["fd00::1/64", "192.168.9.1/30"]), &s(&["junk"])).unwrap(), Ipv4Addr::new(192, 168, 9, 2));
-        assert!(next_free(&s(&["192.168.9.1/30"]), &s(&["192.168.9.2/32"])).unwrap_err().contains("no free address"));
+        assert_eq!(
+            next_free(&s(&["fd00::1/64", "192.168.9.1/30"]), &s(&["junk"])).unwrap(),
+            Ipv4Addr::new(192, 168, 9, 2)
+        );
+        assert!(next_free(&s(&["192.168.9.1/30"]), &s(&["192.168.9.2/32"]))
+            .unwrap_err()
+            .contains("no free address"));
         assert!(next_free(&s(&["fd00::1/64"]), &[]).is_err());
         assert!(next_free(&s(&["10.0.0.1/32"]), &[]).is_err());
     }
@@ -220,7 +286,10 @@ mod tests {
         let text = "config interface 'wg0'\n\toption proto 'wireguard'\n\nconfig wireguard_wg0\n\toption description 'phone'\n\nconfig wireguard_wg0 'rs_laptop_alice'\n\toption description 'laptop-alice'\n\nconfig wireguard_wg1\n";
         let secs = uci::parse(text).unwrap().value;
         let p = peers(&secs, "wg0");
-        assert_eq!(p.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(), vec!["network.@wireguard_wg0[0]", "network.rs_laptop_alice"]);
+        assert_eq!(
+            p.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(),
+            vec!["network.@wireguard_wg0[0]", "network.rs_laptop_alice"]
+        );
         assert!(is_named(p[0].1, "phone"));
         assert!(is_named(p[1].1, "laptop-alice"));
     }

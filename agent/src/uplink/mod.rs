@@ -55,7 +55,11 @@ pub trait ActionRunner: Send + Sync + 'static {
     /// Runs (or recalls) `action`, given the collector's clock now; returns the encoded
     /// `ActionResult` frame, or None when the action is already running (its result follows).
     /// Called on the blocking pool.
-    fn run(&self, action: routerstats_shared::action::Action, collector_now: i64) -> Option<Vec<u8>>;
+    fn run(
+        &self,
+        action: routerstats_shared::action::Action,
+        collector_now: i64,
+    ) -> Option<Vec<u8>>;
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).

@@ -607,7 +607,8 @@ async fn session(
     let local_now = unix_now();
     let server_now = i64::try_from(ack.server_time).unwrap_or(i64::MAX);
     if ack.server_time > 0 {
-        ctx.clock_offset.store(server_now.saturating_sub(local_now), Ordering::Relaxed);
+        ctx.clock_offset
+            .store(server_now.saturating_sub(local_now), Ordering::Relaxed);
     }
     let mut results = ctx.results_rx.lock().await;
     if ack.server_time > 0 && (server_now - local_now).abs() > 300 {

@@ -56,7 +56,12 @@ pub struct WgDefaults {
 
 impl Default for WgDefaults {
     fn default() -> Self {
-        WgDefaults { router: None, interface: "wg0".into(), endpoint: None, dns: None }
+        WgDefaults {
+            router: None,
+            interface: "wg0".into(),
+            endpoint: None,
+            dns: None,
+        }
     }
 }
 
@@ -126,13 +131,27 @@ pub struct Connected {
 }
 
 fn to_action(row: &ActionRow) -> Option<Action> {
-    Some(Action { id: row.id, deadline: u64::try_from(row.deadline).ok()?, kind: row.kind()? })
+    Some(Action {
+        id: row.id,
+        deadline: u64::try_from(row.deadline).ok()?,
+        kind: row.kind()?,
+    })
 }
 
 impl Hub {
     pub fn new(store: Store, settings: ActionSettings) -> Hub {
-        let state = State { store, live: HashMap::new(), next_conn: 0 };
-        Hub { inner: Arc::new(Inner { state: Mutex::new(state), finished: watch::channel(0).0, settings }) }
+        let state = State {
+            store,
+            live: HashMap::new(),
+            next_conn: 0,
+        };
+        Hub {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                finished: watch::channel(0).0,
+                settings,
+            }),
+        }
     }
 
     pub fn settings(&self) -> &ActionSettings {
@@ -170,12 +189,23 @@ impl Hub {
         }
         let ttl = req.ttl.unwrap_or(self.inner.settings.ttl);
         if ttl.is_zero() || ttl > MAX_TTL {
-            return Err(HubError::Invalid(format!("ttl must be between 1 s and {} s", MAX_TTL.as_secs())));
+            return Err(HubError::Invalid(format!(
+                "ttl must be between 1 s and {} s",
+                MAX_TTL.as_secs()
+            )));
         }
         self.blocking(move |_, st| {
-            let router = st.store.router(&req.router)?.ok_or_else(|| HubError::NoRouter(req.router.clone()))?;
+            let router = st
+                .store
+                .router(&req.router)?
+                .ok_or_else(|| HubError::NoRouter(req.router.clone()))?;
             let now = unix_now();
-            let revoked = router.revoked_at.map(|_| format!("router {} is revoked; actions are not sent to it", router.name));
+            let revoked = router.revoked_at.map(|_| {
+                format!(
+                    "router {} is revoked; actions are not sent to it",
+                    router.name
+                )
+            });
             let (row, fresh) = st.store.insert_action(&NewAction {
                 router_id: router.id,
                 kind: &req.kind,
@@ -231,12 +261,20 @@ impl Hub {
     }
 
     /// Stores a router's result (durably, before returning) and wakes the waiters.
-    pub async fn finish(&self, router_id: i64, result: ActionResult) -> Result<Option<ActionRow>, HubError> {
+    pub async fn finish(
+        &self,
+        router_id: i64,
+        result: ActionResult,
+    ) -> Result<Option<ActionRow>, HubError> {
         let updated = self
             .blocking(move |hub, st| {
                 let row = st.store.finish_action(router_id, &result, unix_now())?;
                 if let Some(row) = &row {
-                    wg_peers::on_finished(&hub.inner.settings.data_dir, row, result.detail.as_ref());
+                    wg_peers::on_finished(
+                        &hub.inner.settings.data_dir,
+                        row,
+                        result.detail.as_ref(),
+                    );
                 }
                 Ok(row)
             })
@@ -249,7 +287,9 @@ impl Hub {
 
     /// Marks open actions past their deadline `expired`.
     pub async fn expire(&self) -> Result<usize, HubError> {
-        let n = self.blocking(|_, st| Ok(st.store.expire_actions(unix_now())?)).await?;
+        let n = self
+            .blocking(|_, st| Ok(st.store.expire_actions(unix_now())?))
+            .await?;
         if n > 0 {
             self.inner.finished.send_modify(|c| *c += 1);
         }
@@ -261,20 +301,26 @@ impl Hub {
     }
 
     pub async fn list(&self, filter: ActionFilter) -> Result<Vec<ActionRow>, HubError> {
-        self.blocking(move |_, st| Ok(st.store.list_actions(&filter)?)).await
+        self.blocking(move |_, st| Ok(st.store.list_actions(&filter)?))
+            .await
     }
 
     /// The id of a router by name or id.
     pub async fn router_id(&self, name_or_id: String) -> Result<i64, HubError> {
         self.blocking(move |_, st| {
-            Ok(st.store.router(&name_or_id)?.ok_or_else(|| HubError::NoRouter(name_or_id.clone()))?.id)
+            Ok(st
+                .store
+                .router(&name_or_id)?
+                .ok_or_else(|| HubError::NoRouter(name_or_id.clone()))?
+                .id)
         })
         .await
     }
 
     /// The newest successful `wg_add_peer` of a peer name.
     pub async fn peer_added(&self, name: String) -> Result<Option<ActionRow>, HubError> {
-        self.blocking(move |_, st| Ok(st.store.latest_peer_add(&name)?)).await
+        self.blocking(move |_, st| Ok(st.store.latest_peer_add(&name)?))
+            .await
     }
 
     /// The action once it is final, or as it is after `wait` (None if it does not exist).
@@ -326,36 +372,67 @@ mod tests {
     fn hub() -> (tempfile::TempDir, Hub) {
         let (dir, mut store) = open_temp();
         enrolled_router(&mut store, "ap1");
-        let settings = ActionSettings { data_dir: dir.path().to_path_buf(), ttl: DEFAULT_TTL, wg: WgDefaults::default() };
+        let settings = ActionSettings {
+            data_dir: dir.path().to_path_buf(),
+            ttl: DEFAULT_TTL,
+            wg: WgDefaults::default(),
+        };
         (dir, Hub::new(store, settings))
     }
 
     fn req(kind: ActionKind) -> Request {
-        Request { router: "ap1".into(), kind, idempotency_key: None, requested_by: "k".into(), ttl: None }
+        Request {
+            router: "ap1".into(),
+            kind,
+            idempotency_key: None,
+            requested_by: "k".into(),
+            ttl: None,
+        }
     }
 
     #[tokio::test]
     async fn queued_then_delivered_on_connect_then_finished() {
         let (_d, hub) = hub();
-        let (row, _) = hub.request(req(ActionKind::WgReload { interface: "wg0".into() })).await.unwrap();
+        let (row, _) = hub
+            .request(req(ActionKind::WgReload {
+                interface: "wg0".into(),
+            }))
+            .await
+            .unwrap();
         assert_eq!(row.state, "queued");
-        let mut c = hub.connect(row.router_id, "127.0.0.1".parse().unwrap()).await.unwrap();
+        let mut c = hub
+            .connect(row.router_id, "127.0.0.1".parse().unwrap())
+            .await
+            .unwrap();
         let a = c.rx.try_recv().unwrap();
         assert_eq!(a.id, row.id);
         // Live: a new action goes straight to the connection.
-        let (row2, _) = hub.request(req(ActionKind::WgReload { interface: "wg1".into() })).await.unwrap();
+        let (row2, _) = hub
+            .request(req(ActionKind::WgReload {
+                interface: "wg1".into(),
+            }))
+            .await
+            .unwrap();
         assert_eq!(row2.state, "sent");
         assert_eq!(c.rx.try_recv().unwrap().id, row2.id);
         let waiter = {
             let hub = hub.clone();
             tokio::spawn(async move { hub.wait(row.id, Duration::from_secs(10)).await })
         };
-        hub.finish(row.router_id, ActionResult::new(row.id, ActionState::Done, "ok", None)).await.unwrap();
+        hub.finish(
+            row.router_id,
+            ActionResult::new(row.id, ActionState::Done, "ok", None),
+        )
+        .await
+        .unwrap();
         let done = waiter.await.unwrap().unwrap().unwrap();
         assert_eq!(done.state, "done");
         // A reconnect gets the unanswered one again, not the finished one.
         hub.disconnect(row.router_id, c.conn);
-        let mut c2 = hub.connect(row.router_id, "127.0.0.1".parse().unwrap()).await.unwrap();
+        let mut c2 = hub
+            .connect(row.router_id, "127.0.0.1".parse().unwrap())
+            .await
+            .unwrap();
         assert_eq!(c2.rx.try_recv().unwrap().id, row2.id);
         assert!(c2.rx.try_recv().is_err());
     }
@@ -363,14 +440,31 @@ mod tests {
     #[tokio::test]
     async fn bad_requests_are_refused_before_storing() {
         let (_d, hub) = hub();
-        let bad = ActionKind::WgDeletePeer { interface: "wg0".into(), name: "x; reboot".into() };
-        assert!(matches!(hub.request(req(bad)).await, Err(HubError::Invalid(_))));
-        let mut r = req(ActionKind::WgReload { interface: "wg0".into() });
+        let bad = ActionKind::WgDeletePeer {
+            interface: "wg0".into(),
+            name: "x; reboot".into(),
+        };
+        assert!(matches!(
+            hub.request(req(bad)).await,
+            Err(HubError::Invalid(_))
+        ));
+        let mut r = req(ActionKind::WgReload {
+            interface: "wg0".into(),
+        });
         r.router = "nope".into();
         assert!(matches!(hub.request(r).await, Err(HubError::NoRouter(_))));
-        let mut r = req(ActionKind::WgReload { interface: "wg0".into() });
+        let mut r = req(ActionKind::WgReload {
+            interface: "wg0".into(),
+        });
         r.ttl = Some(Duration::ZERO);
         assert!(matches!(hub.request(r).await, Err(HubError::Invalid(_))));
-        assert!(hub.list(ActionFilter { limit: 10, ..Default::default() }).await.unwrap().is_empty());
+        assert!(hub
+            .list(ActionFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

@@ -42,7 +42,12 @@ pub fn generate_keypair() -> (String, String) {
 /// The directory of one peer (the name is checked: no path tricks).
 pub fn peer_dir(data_dir: &Path, router_id: i64, name: &str) -> Option<PathBuf> {
     check_peer_name(name).ok()?;
-    Some(data_dir.join("wireguard").join(router_id.to_string()).join(name))
+    Some(
+        data_dir
+            .join("wireguard")
+            .join(router_id.to_string())
+            .join(name),
+    )
 }
 
 /// The name of a peer's configuration file.
@@ -55,7 +60,12 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
@@ -64,13 +74,24 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 /// The pending file of the key pair whose public key is `public_key` (one per request, so a
 /// repeated request cannot overwrite the key of the first).
 fn pending_file(dir: &Path, public_key: &str) -> PathBuf {
-    let tag: String = public_key.chars().filter(char::is_ascii_alphanumeric).take(16).collect();
+    let tag: String = public_key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect();
     dir.join(format!("pending-{tag}.json"))
 }
 
 /// Stores the private key of a peer being added.
-pub fn save_pending(data_dir: &Path, router_id: i64, name: &str, public_key: &str, p: &PendingPeer) -> std::io::Result<()> {
-    let dir = peer_dir(data_dir, router_id, name).ok_or_else(|| std::io::Error::other("bad peer name"))?;
+pub fn save_pending(
+    data_dir: &Path,
+    router_id: i64,
+    name: &str,
+    public_key: &str,
+    p: &PendingPeer,
+) -> std::io::Result<()> {
+    let dir = peer_dir(data_dir, router_id, name)
+        .ok_or_else(|| std::io::Error::other("bad peer name"))?;
     let json = serde_json::to_vec(p).map_err(std::io::Error::other)?;
     write_private(&pending_file(&dir, public_key), &json)
 }
@@ -110,11 +131,21 @@ fn network_of(cidr: &str) -> Option<String> {
     match ip.parse::<IpAddr>().ok()? {
         IpAddr::V4(v4) if len <= 32 => {
             let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            Some(format!("{}/{len}", std::net::Ipv4Addr::from(u32::from(v4) & mask)))
+            Some(format!(
+                "{}/{len}",
+                std::net::Ipv4Addr::from(u32::from(v4) & mask)
+            ))
         }
         IpAddr::V6(v6) if len <= 128 => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
-            Some(format!("{}/{len}", std::net::Ipv6Addr::from(u128::from(v6) & mask)))
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            Some(format!(
+                "{}/{len}",
+                std::net::Ipv6Addr::from(u128::from(v6) & mask)
+            ))
         }
         _ => None,
     }
@@ -122,10 +153,26 @@ fn network_of(cidr: &str) -> Option<String> {
 
 /// The client `.conf` of a peer.
 pub fn client_conf(p: &PendingPeer, detail: &ActionDetail, fallback_host: &str) -> String {
-    let ActionDetail::WgPeer { address, router_public_key, listen_port, interface_addresses, .. } = detail;
-    let allowed: Vec<String> = interface_addresses.iter().filter_map(|a| network_of(a)).collect();
-    let allowed = if allowed.is_empty() { address.clone() } else { allowed.join(", ") };
-    let mut s = format!("[Interface]\nPrivateKey = {}\nAddress = {address}\n", p.private_key);
+    let ActionDetail::WgPeer {
+        address,
+        router_public_key,
+        listen_port,
+        interface_addresses,
+        ..
+    } = detail;
+    let allowed: Vec<String> = interface_addresses
+        .iter()
+        .filter_map(|a| network_of(a))
+        .collect();
+    let allowed = if allowed.is_empty() {
+        address.clone()
+    } else {
+        allowed.join(", ")
+    };
+    let mut s = format!(
+        "[Interface]\nPrivateKey = {}\nAddress = {address}\n",
+        p.private_key
+    );
     if let Some(dns) = &p.dns {
         s.push_str(&format!("DNS = {dns}\n"));
     }
@@ -134,7 +181,10 @@ pub fn client_conf(p: &PendingPeer, detail: &ActionDetail, fallback_host: &str) 
         s.push_str(&format!("PublicKey = {k}\n"));
     }
     let host = p.endpoint.as_deref().unwrap_or(fallback_host);
-    s.push_str(&format!("Endpoint = {}\nAllowedIPs = {allowed}\nPersistentKeepalive = 25\n", endpoint(host, *listen_port)));
+    s.push_str(&format!(
+        "Endpoint = {}\nAllowedIPs = {allowed}\nPersistentKeepalive = 25\n",
+        endpoint(host, *listen_port)
+    ));
     s
 }
 
@@ -142,10 +192,19 @@ pub fn client_conf(p: &PendingPeer, detail: &ActionDetail, fallback_host: &str) 
 pub fn on_finished(data_dir: &Path, row: &ActionRow, detail: Option<&ActionDetail>) {
     let Some(kind) = row.kind() else { return };
     match (kind, row.state.as_str()) {
-        (ActionKind::WgAddPeer { name, public_key, .. }, "done") => {
-            let Some(dir) = peer_dir(data_dir, row.router_id, &name) else { return };
+        (
+            ActionKind::WgAddPeer {
+                name, public_key, ..
+            },
+            "done",
+        ) => {
+            let Some(dir) = peer_dir(data_dir, row.router_id, &name) else {
+                return;
+            };
             let pending_path = pending_file(&dir, &public_key);
-            let pending = std::fs::read(&pending_path).ok().and_then(|b| serde_json::from_slice::<PendingPeer>(&b).ok());
+            let pending = std::fs::read(&pending_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<PendingPeer>(&b).ok());
             match (pending, detail) {
                 (Some(p), Some(d)) => {
                     let conf = client_conf(&p, d, "router.invalid");
@@ -153,13 +212,19 @@ pub fn on_finished(data_dir: &Path, row: &ActionRow, detail: Option<&ActionDetai
                         Ok(()) => {
                             let _ = std::fs::remove_file(&pending_path);
                         }
-                        Err(e) => tracing::error!(action = row.id, error = %e, "cannot store a peer configuration"),
+                        Err(e) => {
+                            tracing::error!(action = row.id, error = %e, "cannot store a peer configuration")
+                        }
                     }
                 }
-                _ => tracing::warn!(action = row.id, "peer added but its pending key or detail is missing; no client configuration"),
+                _ => tracing::warn!(
+                    action = row.id,
+                    "peer added but its pending key or detail is missing; no client configuration"
+                ),
             }
         }
-        (ActionKind::WgAddPeer { name, .. }, "failed" | "refused") | (ActionKind::WgDeletePeer { name, .. }, "done") => {
+        (ActionKind::WgAddPeer { name, .. }, "failed" | "refused")
+        | (ActionKind::WgDeletePeer { name, .. }, "done") => {
             if let Some(dir) = peer_dir(data_dir, row.router_id, &name) {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -171,7 +236,11 @@ pub fn on_finished(data_dir: &Path, row: &ActionRow, detail: Option<&ActionDetai
 /// The configuration as an SVG QR code, for phones.
 pub fn qr_svg(conf: &str) -> Option<String> {
     let code = qrcode::QrCode::new(conf.as_bytes()).ok()?;
-    Some(code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(256, 256).build())
+    Some(
+        code.render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(256, 256)
+            .build(),
+    )
 }
 
 #[cfg(test)]
@@ -182,19 +251,32 @@ mod tests {
     #[test]
     fn keypair_is_wg_shaped_and_public_matches() {
         let (private, public) = generate_keypair();
-        assert!(routerstats_shared::action::check_wg_key(&public).is_ok(), "{public}");
+        assert!(
+            routerstats_shared::action::check_wg_key(&public).is_ok(),
+            "{public}"
+        );
         assert!(routerstats_shared::action::check_wg_key(&private).is_ok());
         // The same private key gives the same public key.
-        let raw: [u8; 32] = base64::engine::general_purpose::STANDARD.decode(&private).unwrap().try_into().unwrap();
+        let raw: [u8; 32] = base64::engine::general_purpose::STANDARD
+            .decode(&private)
+            .unwrap()
+            .try_into()
+            .unwrap();
         let again = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(raw));
-        assert_eq!(base64::engine::general_purpose::STANDARD.encode(again.as_bytes()), public);
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD.encode(again.as_bytes()),
+            public
+        );
     }
 
     #[test]
     fn endpoints_and_networks() {
         assert_eq!(endpoint("203.0.113.7", Some(51821)), "203.0.113.7:51821");
         assert_eq!(endpoint("vpn.example.net", None), "vpn.example.net:51820");
-        assert_eq!(endpoint("vpn.example.net:443", Some(1)), "vpn.example.net:443");
+        assert_eq!(
+            endpoint("vpn.example.net:443", Some(1)),
+            "vpn.example.net:443"
+        );
         assert_eq!(endpoint("2001:db8::1", Some(5)), "[2001:db8::1]:5");
         assert_eq!(network_of("10.0.3.1/24").unwrap(), "10.0.3.0/24");
         assert_eq!(network_of("fd00::1/64").unwrap(), "fd00::/64");
@@ -204,27 +286,66 @@ mod tests {
     #[test]
     fn done_writes_a_private_conf_and_delete_removes_it() {
         let dir = tempfile::tempdir().unwrap();
-        let p = PendingPeer { private_key: "PRIV".into(), endpoint: Some("198.51.100.1".into()), dns: Some("10.0.3.1".into()) };
+        let p = PendingPeer {
+            private_key: "PRIV".into(),
+            endpoint: Some("198.51.100.1".into()),
+            dns: Some("10.0.3.1".into()),
+        };
         save_pending(dir.path(), 3, "laptop-alice", "PUB+/=", &p).unwrap();
-        let kind = ActionKind::WgAddPeer { interface: "wg0".into(), name: "laptop-alice".into(), public_key: "PUB+/=".into() };
+        let kind = ActionKind::WgAddPeer {
+            interface: "wg0".into(),
+            name: "laptop-alice".into(),
+            public_key: "PUB+/=".into(),
+        };
         let mut row = ActionRow {
-            id: 1, router_id: 3, router: "r".into(), kind: "wg_add_peer".into(), params: serde_json::to_value(&kind).unwrap(),
-            idempotency_key: None, requested_by: "k".into(), created_at: 0, deadline: 0, sent_at: None, finished_at: None,
-            attempts: 1, state: "done".into(), result: None, output: None,
+            id: 1,
+            router_id: 3,
+            router: "r".into(),
+            kind: "wg_add_peer".into(),
+            params: serde_json::to_value(&kind).unwrap(),
+            idempotency_key: None,
+            requested_by: "k".into(),
+            created_at: 0,
+            deadline: 0,
+            sent_at: None,
+            finished_at: None,
+            attempts: 1,
+            state: "done".into(),
+            result: None,
+            output: None,
         };
         let detail = ActionDetail::WgPeer {
-            interface: "wg0".into(), address: "10.0.3.2/32".into(), router_public_key: Some("RPK".into()),
-            listen_port: Some(51820), interface_addresses: vec!["10.0.3.1/24".into()],
+            interface: "wg0".into(),
+            address: "10.0.3.2/32".into(),
+            router_public_key: Some("RPK".into()),
+            listen_port: Some(51820),
+            interface_addresses: vec!["10.0.3.1/24".into()],
         };
         on_finished(dir.path(), &row, Some(&detail));
         let conf = read_conf(dir.path(), 3, "laptop-alice").unwrap();
-        assert!(conf.contains("PrivateKey = PRIV\nAddress = 10.0.3.2/32\nDNS = 10.0.3.1\n"), "{conf}");
-        assert!(conf.contains("PublicKey = RPK\nEndpoint = 198.51.100.1:51820\nAllowedIPs = 10.0.3.0/24\n"), "{conf}");
-        let path = peer_dir(dir.path(), 3, "laptop-alice").unwrap().join("laptop-alice.conf");
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(
+            conf.contains("PrivateKey = PRIV\nAddress = 10.0.3.2/32\nDNS = 10.0.3.1\n"),
+            "{conf}"
+        );
+        assert!(
+            conf.contains(
+                "PublicKey = RPK\nEndpoint = 198.51.100.1:51820\nAllowedIPs = 10.0.3.0/24\n"
+            ),
+            "{conf}"
+        );
+        let path = peer_dir(dir.path(), 3, "laptop-alice")
+            .unwrap()
+            .join("laptop-alice.conf");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(!path.with_file_name("pending-PUB.json").exists());
         assert!(qr_svg(&conf).unwrap().starts_with("<?xml"));
-        let del = ActionKind::WgDeletePeer { interface: "wg0".into(), name: "laptop-alice".into() };
+        let del = ActionKind::WgDeletePeer {
+            interface: "wg0".into(),
+            name: "laptop-alice".into(),
+        };
         row.params = serde_json::to_value(&del).unwrap();
         on_finished(dir.path(), &row, None);
         assert!(read_conf(dir.path(), 3, "laptop-alice").is_none());

@@ -160,7 +160,10 @@ pub fn requested_by(caller: &Caller) -> String {
 
 /// The `Idempotency-Key` header, if any.
 pub fn idempotency_header(headers: &HeaderMap) -> Option<String> {
-    headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string())
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
 }
 
 /// A waited-for action: 200 when final, 202 while the router has not answered.
@@ -200,7 +203,10 @@ pub async fn list_actions(
     }
     if let Some(s) = &q.state {
         if !STATES.contains(&s.as_str()) {
-            return Err(ApiError::bad_request(format!("state must be one of {}", STATES.join(", "))));
+            return Err(ApiError::bad_request(format!(
+                "state must be one of {}",
+                STATES.join(", ")
+            )));
         }
     }
     let router_id = match q.router {
@@ -209,11 +215,23 @@ pub async fn list_actions(
     };
     let rows = state
         .actions
-        .list(ActionFilter { router_id, state: q.state, kind: q.kind, before_id: q.before, limit })
+        .list(ActionFilter {
+            router_id,
+            state: q.state,
+            kind: q.kind,
+            before_id: q.before,
+            limit,
+        })
         .await?;
-    let next_before = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id)).flatten();
+    let next_before = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
     let actions: Vec<ActionView> = rows.into_iter().map(ActionView::from).collect();
-    Ok(Json(ActionList { count: actions.len(), actions, next_before }))
+    Ok(Json(ActionList {
+        count: actions.len(),
+        actions,
+        next_before,
+    }))
 }
 
 /// One action, optionally waiting for its result (admin).
@@ -245,10 +263,14 @@ pub async fn get_action(
     let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
     let wait = Duration::from_secs(q.wait.unwrap_or(0));
     if wait > MAX_WAIT {
-        return Err(ApiError::bad_request(format!("wait must be 0 to {} seconds", MAX_WAIT.as_secs())));
+        return Err(ApiError::bad_request(format!(
+            "wait must be 0 to {} seconds",
+            MAX_WAIT.as_secs()
+        )));
     }
     let row = state.actions.wait(id, wait).await?;
-    row.map(|r| Json(r.into())).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no action {id}")))
+    row.map(|r| Json(r.into()))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no action {id}")))
 }
 
 /// Requests an action for a router (admin).
@@ -274,17 +296,23 @@ pub async fn create_action(
     body: Result<Json<CreateAction>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = require_role(&state, &headers, Role::Admin).await?;
-    let Json(body) = body.map_err(|e| ApiError::bad_request(format!("bad body: {}", e.body_text())))?;
+    let Json(body) =
+        body.map_err(|e| ApiError::bad_request(format!("bad body: {}", e.body_text())))?;
     let kind: ActionKind = serde_json::from_value(body.action)
         .map_err(|e| ApiError::bad_request(format!("unknown action or bad parameters: {e}")))?;
     let ttl = body
         .ttl
-        .map(|t| crate::duration::parse_duration(&t).map_err(|e| ApiError::bad_request(format!("ttl: {e}"))))
+        .map(|t| {
+            crate::duration::parse_duration(&t)
+                .map_err(|e| ApiError::bad_request(format!("ttl: {e}")))
+        })
         .transpose()?;
     let req = Request {
         router: body.router,
         kind,
-        idempotency_key: body.idempotency_key.or_else(|| idempotency_header(&headers)),
+        idempotency_key: body
+            .idempotency_key
+            .or_else(|| idempotency_header(&headers)),
         requested_by: requested_by(&caller),
         ttl,
     };

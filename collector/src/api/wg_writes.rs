@@ -108,13 +108,20 @@ pub struct WaitParam {
 fn wait_of(w: Option<u64>) -> Result<Duration, ApiError> {
     let d = w.map(Duration::from_secs).unwrap_or(DEFAULT_WAIT);
     if d > MAX_WAIT {
-        return Err(ApiError::bad_request(format!("wait must be 0 to {} seconds", MAX_WAIT.as_secs())));
+        return Err(ApiError::bad_request(format!(
+            "wait must be 0 to {} seconds",
+            MAX_WAIT.as_secs()
+        )));
     }
     Ok(d)
 }
 
 fn err_body(status: StatusCode, msg: impl Into<String>, id: i64) -> Response {
-    (status, Json(json!({ "error": msg.into(), "action_id": id }))).into_response()
+    (
+        status,
+        Json(json!({ "error": msg.into(), "action_id": id })),
+    )
+        .into_response()
 }
 
 /// Sends an action and waits; a final non-`done` state or a timeout as its response.
@@ -134,7 +141,11 @@ async fn run(
         ttl: None,
     };
     let (row, _) = state.actions.request(req).await?;
-    let row = if row.is_final() || wait.is_zero() { row } else { state.actions.wait(row.id, wait).await?.unwrap_or(row) };
+    let row = if row.is_final() || wait.is_zero() {
+        row
+    } else {
+        state.actions.wait(row.id, wait).await?.unwrap_or(row)
+    };
     let output = row.output.clone().unwrap_or_default();
     Ok(match row.state.as_str() {
         "done" => Ok(row),
@@ -155,9 +166,13 @@ async fn run(
 }
 
 fn default_router(state: &ApiState, given: Option<String>) -> Result<String, ApiError> {
-    given.or_else(|| state.actions.settings().wg.router.clone()).ok_or_else(|| {
-        ApiError::bad_request("no router given and no [wireguard] default_router in the collector config")
-    })
+    given
+        .or_else(|| state.actions.settings().wg.router.clone())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "no router given and no [wireguard] default_router in the collector config",
+            )
+        })
 }
 
 fn interface(state: &ApiState, given: Option<String>) -> String {
@@ -191,7 +206,8 @@ pub async fn add_peer(
 ) -> Result<Response, ApiError> {
     let caller = require_role(&state, &headers, Role::Admin).await?;
     let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
-    let Json(body) = body.map_err(|e| ApiError::bad_request(format!("bad body: {}", e.body_text())))?;
+    let Json(body) =
+        body.map_err(|e| ApiError::bad_request(format!("bad body: {}", e.body_text())))?;
     check_peer_name(&body.name).map_err(ApiError::bad_request)?;
     let wait = wait_of(q.wait)?;
     let router = default_router(&state, body.router)?;
@@ -202,14 +218,24 @@ pub async fn add_peer(
         .endpoint
         .or_else(|| state.actions.settings().wg.endpoint.clone())
         .or_else(|| state.actions.peer_ip(router_id).map(|ip| ip.to_string()));
-    let pending = wg_peers::PendingPeer { private_key, endpoint, dns: body.dns.or_else(|| state.actions.settings().wg.dns.clone()) };
+    let pending = wg_peers::PendingPeer {
+        private_key,
+        endpoint,
+        dns: body.dns.or_else(|| state.actions.settings().wg.dns.clone()),
+    };
     let data_dir = state.actions.settings().data_dir.clone();
     let (name, pk) = (body.name.clone(), public_key.clone());
-    tokio::task::spawn_blocking(move || wg_peers::save_pending(&data_dir, router_id, &name, &pk, &pending))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(format!("cannot store the peer's key: {e}")))?;
-    let kind = ActionKind::WgAddPeer { interface: iface, name: body.name.clone(), public_key: public_key.clone() };
+    tokio::task::spawn_blocking(move || {
+        wg_peers::save_pending(&data_dir, router_id, &name, &pk, &pending)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("cannot store the peer's key: {e}")))?;
+    let kind = ActionKind::WgAddPeer {
+        interface: iface,
+        name: body.name.clone(),
+        public_key: public_key.clone(),
+    };
     let outcome = run(&state, &caller, &headers, router_id.to_string(), kind, wait).await;
     let row = match outcome {
         Ok(Ok(row)) => row,
@@ -222,15 +248,27 @@ pub async fn add_peer(
     };
     // A repeated request (same idempotency key) answers with the first action's key.
     let public_key = match row.kind() {
-        Some(ActionKind::WgAddPeer { public_key: first, .. }) if first != public_key => {
-            wg_peers::drop_pending(&state.actions.settings().data_dir, router_id, &body.name, &public_key);
+        Some(ActionKind::WgAddPeer {
+            public_key: first, ..
+        }) if first != public_key => {
+            wg_peers::drop_pending(
+                &state.actions.settings().data_dir,
+                router_id,
+                &body.name,
+                &public_key,
+            );
             first
         }
         _ => public_key,
     };
-    let detail: Option<ActionDetail> = row.result.clone().and_then(|v| serde_json::from_value(v).ok());
+    let detail: Option<ActionDetail> = row
+        .result
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok());
     let ip = match detail {
-        Some(ActionDetail::WgPeer { address, .. }) => address.split('/').next().unwrap_or_default().to_string(),
+        Some(ActionDetail::WgPeer { address, .. }) => {
+            address.split('/').next().unwrap_or_default().to_string()
+        }
         None => String::new(),
     };
     Ok(Json(AddPeerAnswer {
@@ -247,7 +285,8 @@ pub async fn add_peer(
 }
 
 fn peer_name(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    let Path(name) = p.map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))?;
+    let Path(name) =
+        p.map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))?;
     check_peer_name(&name).map_err(ApiError::bad_request)?;
     Ok(name)
 }
@@ -282,17 +321,26 @@ pub async fn delete_peer(
     let wait = wait_of(q.wait)?;
     // Where this API added the peer, unless the caller says otherwise.
     let added = state.actions.peer_added(name.clone()).await?;
-    let (added_router, added_iface) = match added.as_ref().and_then(|r| Some((r.router_id, r.kind()?))) {
-        Some((rid, ActionKind::WgAddPeer { interface, .. })) => (Some(rid.to_string()), Some(interface)),
-        _ => (None, None),
-    };
+    let (added_router, added_iface) =
+        match added.as_ref().and_then(|r| Some((r.router_id, r.kind()?))) {
+            Some((rid, ActionKind::WgAddPeer { interface, .. })) => {
+                (Some(rid.to_string()), Some(interface))
+            }
+            _ => (None, None),
+        };
     let router = default_router(&state, q.router.or(added_router))?;
     let iface = interface(&state, q.interface.or(added_iface));
-    let kind = ActionKind::WgDeletePeer { interface: iface, name: name.clone() };
-    Ok(match run(&state, &caller, &headers, router, kind, wait).await? {
-        Ok(_) => Json(json!({ "message": format!("Peer {name} deleted successfully") })).into_response(),
-        Err(resp) => resp,
-    })
+    let kind = ActionKind::WgDeletePeer {
+        interface: iface,
+        name: name.clone(),
+    };
+    Ok(
+        match run(&state, &caller, &headers, router, kind, wait).await? {
+            Ok(_) => Json(json!({ "message": format!("Peer {name} deleted successfully") }))
+                .into_response(),
+            Err(resp) => resp,
+        },
+    )
 }
 
 /// Restarts the WireGuard interface of a router (admin).
@@ -325,7 +373,9 @@ pub async fn reload_wireguard(
     let wait = wait_of(q.wait.or(b.wait))?;
     let router = default_router(&state, q.router.or(b.router))?;
     let iface = interface(&state, q.interface.or(b.interface));
-    let kind = ActionKind::WgReload { interface: iface.clone() };
+    let kind = ActionKind::WgReload {
+        interface: iface.clone(),
+    };
     Ok(match run(&state, &caller, &headers, router, kind, wait).await? {
         Ok(row) => Json(json!({ "message": format!("WireGuard interface {iface} reloaded on {}", row.router) })).into_response(),
         Err(resp) => resp,
@@ -339,7 +389,9 @@ pub async fn stored_config(state: &ApiState, headers: &HeaderMap, name: &str) ->
     let row = state.actions.peer_added(name.to_string()).await.ok()??;
     let data_dir = state.actions.settings().data_dir.clone();
     let name = name.to_string();
-    tokio::task::spawn_blocking(move || wg_peers::read_conf(&data_dir, row.router_id, &name)).await.ok()?
+    tokio::task::spawn_blocking(move || wg_peers::read_conf(&data_dir, row.router_id, &name))
+        .await
+        .ok()?
 }
 
 /// The client configuration of a peer as an SVG QR code (admin).
@@ -366,7 +418,20 @@ pub async fn peer_qr(
     let name = peer_name(name)?;
     let conf = stored_config(&state, &headers, &name)
         .await
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no stored configuration for peer {name}")))?;
-    let svg = wg_peers::qr_svg(&conf).ok_or_else(|| ApiError::internal("the configuration does not fit a QR code"))?;
-    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg).into_response())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no stored configuration for peer {name}"),
+            )
+        })?;
+    let svg = wg_peers::qr_svg(&conf)
+        .ok_or_else(|| ApiError::internal("the configuration does not fit a QR code"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response())
 }

@@ -72,7 +72,8 @@ pub struct ActionFilter {
     pub limit: u32,
 }
 
-const COLUMNS: &str = "a.id, a.router_id, r.name, a.kind, a.params, a.idempotency_key, a.requested_by, \
+const COLUMNS: &str =
+    "a.id, a.router_id, r.name, a.kind, a.params, a.idempotency_key, a.requested_by, \
      a.created_at, a.deadline, a.sent_at, a.finished_at, a.attempts, a.state, a.result, a.output";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<ActionRow> {
@@ -110,10 +111,15 @@ impl Store {
                 )
                 .optional()?;
             if let Some(id) = found {
-                return Ok((self.action(id)?.ok_or_else(|| StoreError::NotFound(format!("action {id}")))?, false));
+                return Ok((
+                    self.action(id)?
+                        .ok_or_else(|| StoreError::NotFound(format!("action {id}")))?,
+                    false,
+                ));
             }
         }
-        let params = serde_json::to_string(a.kind).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+        let params =
+            serde_json::to_string(a.kind).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
         let (state, finished, output) = match a.refused {
             Some(why) => ("refused", Some(a.now), Some(why)),
             None => ("queued", None, None),
@@ -124,12 +130,18 @@ impl Store {
             params![a.router_id, a.kind.name(), params, a.idempotency_key, a.requested_by, a.now, a.deadline, finished, state, output],
         )?;
         let id = self.conn.last_insert_rowid();
-        Ok((self.action(id)?.ok_or_else(|| StoreError::NotFound(format!("action {id}")))?, true))
+        Ok((
+            self.action(id)?
+                .ok_or_else(|| StoreError::NotFound(format!("action {id}")))?,
+            true,
+        ))
     }
 
     /// One action by id.
     pub fn action(&self, id: i64) -> Result<Option<ActionRow>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM actions a JOIN routers r ON r.id = a.router_id WHERE a.id = ?1");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM actions a JOIN routers r ON r.id = a.router_id WHERE a.id = ?1"
+        );
         Ok(self.conn.query_row(&sql, [id], row).optional()?)
     }
 
@@ -142,14 +154,22 @@ impl Store {
         );
         let mut st = self.conn.prepare_cached(&sql)?;
         let rows = st
-            .query_map(params![f.router_id, f.state, f.kind, f.before_id, f.limit], row)?
+            .query_map(
+                params![f.router_id, f.state, f.kind, f.before_id, f.limit],
+                row,
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     /// The router's actions still to deliver (queued, or sent without an answer) whose deadline
     /// has not passed, oldest first; marks them `sent` (one more attempt) at `now`.
-    pub fn take_deliverable(&self, router_id: i64, now: i64, only_id: Option<i64>) -> Result<Vec<ActionRow>, StoreError> {
+    pub fn take_deliverable(
+        &self,
+        router_id: i64,
+        now: i64,
+        only_id: Option<i64>,
+    ) -> Result<Vec<ActionRow>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM actions a JOIN routers r ON r.id = a.router_id \
              WHERE a.router_id = ?1 AND a.state IN ('queued', 'sent') AND a.deadline > ?2 \
@@ -157,7 +177,9 @@ impl Store {
         );
         let mut out = {
             let mut st = self.conn.prepare_cached(&sql)?;
-            let rows = st.query_map(params![router_id, now, only_id], row)?.collect::<Result<Vec<_>, _>>()?;
+            let rows = st
+                .query_map(params![router_id, now, only_id], row)?
+                .collect::<Result<Vec<_>, _>>()?;
             rows
         };
         for a in &mut out {
@@ -176,8 +198,16 @@ impl Store {
     /// Records a router's result. Accepted while the action is queued, sent, or expired (a
     /// late answer still tells what happened); a result for another router's action or a
     /// duplicate of a final one changes nothing. Returns the updated row when it changed.
-    pub fn finish_action(&self, router_id: i64, r: &ActionResult, now: i64) -> Result<Option<ActionRow>, StoreError> {
-        let detail = r.detail.as_ref().and_then(|d| serde_json::to_string(d).ok());
+    pub fn finish_action(
+        &self,
+        router_id: i64,
+        r: &ActionResult,
+        now: i64,
+    ) -> Result<Option<ActionRow>, StoreError> {
+        let detail = r
+            .detail
+            .as_ref()
+            .and_then(|d| serde_json::to_string(d).ok());
         let n = self.conn.execute(
             "UPDATE actions SET state = ?3, finished_at = ?4, output = ?5, result = ?6 \
              WHERE id = ?1 AND router_id = ?2 AND state IN ('queued', 'sent', 'expired')",
@@ -216,20 +246,42 @@ mod tests {
     use crate::store::testutil::*;
     use routerstats_shared::action::{ActionDetail, ActionState};
 
-    fn new<'a>(router_id: i64, kind: &'a ActionKind, key: Option<&'a str>, deadline: i64) -> NewAction<'a> {
-        NewAction { router_id, kind, idempotency_key: key, requested_by: "k1", now: 100, deadline, refused: None }
+    fn new<'a>(
+        router_id: i64,
+        kind: &'a ActionKind,
+        key: Option<&'a str>,
+        deadline: i64,
+    ) -> NewAction<'a> {
+        NewAction {
+            router_id,
+            kind,
+            idempotency_key: key,
+            requested_by: "k1",
+            now: 100,
+            deadline,
+            refused: None,
+        }
     }
 
     #[test]
     fn lifecycle_idempotency_and_expiry() {
         let (_dir, mut store) = open_temp();
         let rid = enrolled_router(&mut store, "ap1").id;
-        let kind = ActionKind::WgReload { interface: "wg0".into() };
-        let (a, fresh) = store.insert_action(&new(rid, &kind, Some("x"), 200)).unwrap();
+        let kind = ActionKind::WgReload {
+            interface: "wg0".into(),
+        };
+        let (a, fresh) = store
+            .insert_action(&new(rid, &kind, Some("x"), 200))
+            .unwrap();
         assert!(fresh);
-        assert_eq!((a.state.as_str(), a.kind.as_str(), a.router.as_str()), ("queued", "wg_reload", "ap1"));
+        assert_eq!(
+            (a.state.as_str(), a.kind.as_str(), a.router.as_str()),
+            ("queued", "wg_reload", "ap1")
+        );
         assert_eq!(a.kind(), Some(kind.clone()));
-        let (again, fresh) = store.insert_action(&new(rid, &kind, Some("x"), 200)).unwrap();
+        let (again, fresh) = store
+            .insert_action(&new(rid, &kind, Some("x"), 200))
+            .unwrap();
         assert!(!fresh);
         assert_eq!(again.id, a.id);
 
@@ -237,11 +289,23 @@ mod tests {
         assert_eq!(sent.len(), 1);
         assert_eq!((sent[0].state.as_str(), sent[0].attempts), ("sent", 1));
         // A reconnect delivers the unanswered action again.
-        assert_eq!(store.take_deliverable(rid, 160, None).unwrap()[0].attempts, 2);
+        assert_eq!(
+            store.take_deliverable(rid, 160, None).unwrap()[0].attempts,
+            2
+        );
 
-        let res = ActionResult::new(a.id, ActionState::Done, "ok", Some(ActionDetail::WgPeer {
-            interface: "wg0".into(), address: "10.0.0.2/32".into(), router_public_key: None, listen_port: None, interface_addresses: vec![],
-        }));
+        let res = ActionResult::new(
+            a.id,
+            ActionState::Done,
+            "ok",
+            Some(ActionDetail::WgPeer {
+                interface: "wg0".into(),
+                address: "10.0.0.2/32".into(),
+                router_public_key: None,
+                listen_port: None,
+                interface_addresses: vec![],
+            }),
+        );
         // Another router cannot finish it.
         assert!(store.finish_action(rid + 1, &res, 170).unwrap().is_none());
         let done = store.finish_action(rid, &res, 170).unwrap().unwrap();
@@ -259,18 +323,51 @@ mod tests {
         assert!(store.take_deliverable(rid, 150, None).unwrap().is_empty());
         // A late answer is still recorded.
         let late = ActionResult::new(b.id, ActionState::Failed, "boom", None);
-        assert_eq!(store.finish_action(rid, &late, 300).unwrap().unwrap().state, "failed");
+        assert_eq!(
+            store.finish_action(rid, &late, 300).unwrap().unwrap().state,
+            "failed"
+        );
 
         assert!(store.latest_peer_add("x").unwrap().is_none());
-        let add = ActionKind::WgAddPeer { interface: "wg0".into(), name: "x".into(), public_key: "k".into() };
+        let add = ActionKind::WgAddPeer {
+            interface: "wg0".into(),
+            name: "x".into(),
+            public_key: "k".into(),
+        };
         let (c, _) = store.insert_action(&new(rid, &add, None, 10_000)).unwrap();
-        store.finish_action(rid, &ActionResult::new(c.id, ActionState::Done, "", None), 120).unwrap();
+        store
+            .finish_action(
+                rid,
+                &ActionResult::new(c.id, ActionState::Done, "", None),
+                120,
+            )
+            .unwrap();
         assert_eq!(store.latest_peer_add("x").unwrap().unwrap().id, c.id);
-        let all = store.list_actions(&ActionFilter { limit: 10, ..Default::default() }).unwrap();
-        assert_eq!(all.iter().map(|a| a.id).collect::<Vec<_>>(), vec![c.id, b.id, a.id]);
-        let failed = store.list_actions(&ActionFilter { state: Some("failed".into()), limit: 10, ..Default::default() }).unwrap();
+        let all = store
+            .list_actions(&ActionFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|a| a.id).collect::<Vec<_>>(),
+            vec![c.id, b.id, a.id]
+        );
+        let failed = store
+            .list_actions(&ActionFilter {
+                state: Some("failed".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(failed.len(), 1);
-        let page = store.list_actions(&ActionFilter { before_id: Some(b.id), limit: 10, ..Default::default() }).unwrap();
+        let page = store
+            .list_actions(&ActionFilter {
+                before_id: Some(b.id),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(page.len(), 1);
     }
 }

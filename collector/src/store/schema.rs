@@ -33,7 +33,13 @@
 //!   audit trail of every write; see `crate::actions`).
 
 /// The migrations, in order.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5];
+pub const MIGRATIONS: &[&str] = &[
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_3,
+    MIGRATION_4,
+    MIGRATION_5,
+];
 
 /// The schema version this collector writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
