@@ -132,29 +132,21 @@ impl Bench {
         let (admin, read) = (key("admin"), key("read"));
         let setup = AgentSetup::new(&dir.path().join(name), name);
         let root = setup.router.root.clone();
-        // wg: records every call; `set ... allowed-ips` / `remove` keep the dump in step.
-        write_exec(
-            &root.join("bin/wg"),
-            &format!(
-                "#!/bin/sh\nd=\"$(dirname \"$0\")/../data/wg\"\necho \"$*\" >> \"$d/calls.log\"\ncase \"$*\" in\n  \"show all dump\") exec cat \"$d/dump.txt\" ;;\n  \"show wg0 public-key\") echo {ROUTER_PUBLIC_KEY} ;;\n  \"show wg0 listen-port\") echo 51820 ;;\n  \"set wg0 peer \"*\" allowed-ips \"*) printf 'wg0\\t%s\\t(none)\\t(none)\\t%s\\t0\\t0\\t0\\toff\\n' \"$4\" \"$6\" >> \"$d/dump.txt\" ;;\n  \"set wg0 peer \"*\" remove\") grep -v -F \"$4\" \"$d/dump.txt\" > \"$d/dump.new\"; mv \"$d/dump.new\" \"$d/dump.txt\" ;;\n  *) echo \"fake wg: unsupported: $*\" >&2; exit 1 ;;\nesac\n"
-            ),
-        );
-        write_exec(
-            &root.join("bin/ifup"),
-            &format!("#!/bin/sh\nsleep {ifup_delay}\necho \"$*\" >> \"$(dirname \"$0\")/../data/ifup.log\"\n"),
-        );
-        let mut conf = String::from("config agent 'main'\n");
-        for a in allow {
-            conf.push_str(&format!("\tlist allow_actions '{a}'\n"));
+        if ifup_delay > 0 {
+            write_exec(
+                &root.join("bin/ifup"),
+                &format!("#!/bin/sh\nsleep {ifup_delay}\necho \"$*\" >> \"$(dirname \"$0\")/../data/ifup.log\"\n"),
+            );
         }
-        conf.push_str(&format!(
-            "\toption uci '{}'\n\toption uci_confdir '{}'\n\toption uci_savedir '{}'\n\toption ifup '{}'\n",
-            uci.display(),
-            root.join("etc/config").display(),
-            root.join("tmp/uci").display(),
-            root.join("bin/ifup").display()
-        ));
-        std::fs::write(root.join("etc/config/routerstats"), conf).unwrap();
+        let conf = setup
+            .router
+            .write_agent_config((!allow.is_empty()).then_some(uci.as_path()))
+            .unwrap();
+        assert!(
+            allow.is_empty() || allow == ["wireguard"],
+            "the fake root allows every family or none"
+        );
+        let _ = conf;
         let token = collector.token(name, &[]);
         let out = setup.enroll(collector.ingest, &token);
         assert!(
