@@ -13,7 +13,8 @@ use crate::uci;
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/config/routerstats";
 
 /// Action families an agent knows (`list allow_actions` values).
-pub const KNOWN_FAMILIES: &[&str] = &[routerstats_shared::action::FAMILY_WIREGUARD];
+pub const KNOWN_FAMILIES: &[&str] =
+    &[routerstats_shared::action::FAMILY_WIREGUARD, routerstats_shared::action::FAMILY_BACKUP];
 
 /// Which sources a cycle reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +69,9 @@ pub struct AgentConfig {
     pub uci_savedir: Option<PathBuf>,
     /// Restarts an interface (the WireGuard reload action).
     pub ifup: String,
+    /// Makes configuration backups (`sysupgrade -b FILE`), written under `backup_dir`.
+    pub sysupgrade: String,
+    pub backup_dir: PathBuf,
 }
 
 impl Default for AgentConfig {
@@ -93,6 +97,8 @@ impl Default for AgentConfig {
             uci_confdir: None,
             uci_savedir: None,
             ifup: "ifup".into(),
+            sysupgrade: "sysupgrade".into(),
+            backup_dir: PathBuf::from("/tmp"),
         }
     }
 }
@@ -175,6 +181,8 @@ impl AgentConfig {
             "uci_confdir" => self.uci_confdir = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty()),
             "uci_savedir" => self.uci_savedir = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty()),
             "ifup" => self.ifup = value.into(),
+            "sysupgrade" => self.sysupgrade = value.into(),
+            "backup_dir" => self.backup_dir = value.into(),
             // Options the init script uses, not the agent.
             "enabled" | "token" | "name" => {}
             _ => {
@@ -193,7 +201,7 @@ impl AgentConfig {
             "allow_actions" => {
                 for v in &values {
                     if !KNOWN_FAMILIES.contains(&v.as_str()) {
-                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard)" });
+                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup)" });
                     }
                 }
                 self.allow_actions = values;

@@ -59,6 +59,8 @@ pub struct Config {
     pub action_ttl: Duration,
     /// Defaults of the WireGuard manager's write routes (`[wireguard]` in the file).
     pub wireguard: crate::actions::WgDefaults,
+    /// Backup archives kept per router.
+    pub backup_keep: usize,
 }
 
 impl Default for Config {
@@ -82,6 +84,7 @@ impl Default for Config {
             api_cache_max_bytes: 256 * 1024 * 1024,
             action_ttl: crate::actions::DEFAULT_TTL,
             wireguard: crate::actions::WgDefaults::default(),
+            backup_keep: 10,
         }
     }
 }
@@ -148,6 +151,7 @@ struct FileConfig {
     api_cache_max_age: Option<FileDuration>,
     api_cache_max_bytes: Option<usize>,
     action_ttl: Option<FileDuration>,
+    backup_keep: Option<usize>,
     wireguard: Option<FileWireguard>,
 }
 
@@ -231,6 +235,9 @@ impl Config {
         if let Some(v) = file.action_ttl {
             c.action_ttl = v.resolve("action_ttl")?;
         }
+        if let Some(v) = file.backup_keep {
+            c.backup_keep = v;
+        }
         if let Some(w) = file.wireguard {
             c.wireguard.router = w.default_router.or(c.wireguard.router);
             c.wireguard.interface = w.default_interface.unwrap_or(c.wireguard.interface);
@@ -265,6 +272,9 @@ impl Config {
         }
         if self.action_ttl.is_zero() || self.action_ttl > crate::actions::MAX_TTL {
             return invalid("action_ttl", "must be between 1s and 7d");
+        }
+        if self.backup_keep == 0 {
+            return invalid("backup_keep", "must be at least 1");
         }
         if let Err(e) = routerstats_shared::action::check_iface(&self.wireguard.interface) {
             return invalid("wireguard.default_interface", &e);

@@ -272,6 +272,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
             data_dir: config.data_dir.clone(),
             ttl: config.action_ttl,
             wg: config.wireguard.clone(),
+            backup_keep: config.backup_keep,
         },
     );
 

@@ -54,10 +54,18 @@ pub enum ActionKind {
     WgReload { interface: String },
     /// Not sent by anyone: what an agent decodes when it does not know the kind.
     Unsupported { reason: String },
+    /// A configuration backup: the router's `sysupgrade -b` archive, returned in the result
+    /// (at most [`MAX_BACKUP`] bytes, with its SHA-256).
+    Backup {},
 }
+
+/// Largest backup archive an agent returns (bytes); it travels in one result frame.
+pub const MAX_BACKUP: usize = 512 * 1024;
 
 /// The family an action belongs to: what `list allow_actions` names on the router.
 pub const FAMILY_WIREGUARD: &str = "wireguard";
+/// The backup family (`sysupgrade -b`).
+pub const FAMILY_BACKUP: &str = "backup";
 
 impl ActionKind {
     /// The kind's name in the API and the database (`wg_add_peer`...).
@@ -67,6 +75,7 @@ impl ActionKind {
             ActionKind::WgDeletePeer { .. } => "wg_delete_peer",
             ActionKind::WgReload { .. } => "wg_reload",
             ActionKind::Unsupported { .. } => "unsupported",
+            ActionKind::Backup {} => "backup",
         }
     }
 
@@ -77,7 +86,14 @@ impl ActionKind {
             | ActionKind::WgDeletePeer { .. }
             | ActionKind::WgReload { .. } => FAMILY_WIREGUARD,
             ActionKind::Unsupported { .. } => "unsupported",
+            ActionKind::Backup {} => FAMILY_BACKUP,
         }
+    }
+
+    /// Whether running it twice changes nothing on the router (a backup). The agent does not
+    /// journal those (their results can be large) and simply runs a repeat again.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, ActionKind::Backup {})
     }
 
     /// Checks every parameter; the error names the bad one.
@@ -98,6 +114,7 @@ impl ActionKind {
             }
             ActionKind::WgReload { interface } => check_iface(interface),
             ActionKind::Unsupported { reason } => Err(format!("unsupported action: {reason}")),
+            ActionKind::Backup {} => Ok(()),
         }
     }
 }
@@ -190,6 +207,14 @@ pub enum ActionDetail {
         listen_port: Option<u16>,
         /// The interface's own addresses (`10.0.3.1/24`).
         interface_addresses: Vec<String>,
+    },
+    /// A backup archive. The collector stores `data` in a file and keeps only the size and
+    /// checksum in the database (`data` is then empty).
+    Backup {
+        size: u64,
+        /// Lowercase hex SHA-256 of `data`, computed by the agent and checked by the collector.
+        sha256: String,
+        data: Vec<u8>,
     },
 }
 

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
+use routerstats_shared::token::hex;
+
 /// Entries kept at most (the oldest ids go first).
 pub const MAX_ENTRIES: usize = 512;
 /// Seconds an entry is kept after its action's deadline.
@@ -35,10 +37,6 @@ pub enum Recall {
 pub struct Journal {
     path: PathBuf,
     entries: BTreeMap<i64, (u64, Entry)>,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

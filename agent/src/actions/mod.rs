@@ -11,6 +11,7 @@
 //!    `list allow_actions` of `/etc/config/routerstats` (none by default).
 //! 4. Otherwise it runs ([`wireguard`]), and the result is journaled before it is sent.
 
+pub mod backup;
 pub mod journal;
 pub mod tools;
 pub mod wireguard;
@@ -41,6 +42,9 @@ pub struct ActionConfig {
     pub ifup: String,
     /// Where the recent action ids and results are kept.
     pub journal: PathBuf,
+    /// `sysupgrade` (backups) and the directory its archive is written to for a moment.
+    pub sysupgrade: String,
+    pub backup_dir: PathBuf,
 }
 
 impl ActionConfig {
@@ -53,6 +57,8 @@ impl ActionConfig {
             wg: cfg.wg.clone(),
             ifup: cfg.ifup.clone(),
             journal: cfg.config_dir.join("actions.journal"),
+            sysupgrade: cfg.sysupgrade.clone(),
+            backup_dir: cfg.backup_dir.clone(),
         }
     }
 
@@ -122,6 +128,7 @@ impl Executor {
                 wireguard::delete_peer(&self.cfg, interface, name)
             }
             ActionKind::WgReload { interface } => wireguard::reload(&self.cfg, interface),
+            ActionKind::Backup {} => backup::create(&self.cfg, action.id),
             ActionKind::Unsupported { reason } => Err(reason.clone()),
         };
         match outcome {
@@ -153,7 +160,7 @@ impl Executor {
     fn handle_claimed(&self, action: Action, collector_now: i64) -> Option<Vec<u8>> {
         let id = action.id;
         // Bound first: a guard in the match scrutinee would be held through the arms.
-        let recalled = self.journal().recall(id);
+        let recalled = if action.kind.is_read_only() { Recall::Unknown } else { self.journal().recall(id) };
         match recalled {
             Recall::Result(frame) => {
                 log!(
@@ -246,6 +253,8 @@ mod tests {
             wg: "/nonexistent/wg".into(),
             ifup: "true".into(),
             journal: dir.join("journal"),
+            sysupgrade: "/nonexistent/sysupgrade".into(),
+            backup_dir: dir.to_path_buf(),
         }
     }
 

@@ -18,11 +18,16 @@
 //!    leaves the action `sent`, and the agent answers it again on the next connection.
 //! 4. An expirer marks open actions past their deadline `expired` ([`spawn_expirer`]).
 //!
-//! [`wg_peers`] keeps the client configurations of WireGuard peers added through the API.
+//! [`wg_peers`] keeps the client configurations of WireGuard peers added through the API;
+//! [`backups`] keeps the routers' backup archives.
 
+pub mod backups;
 pub mod wg_peers;
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -72,6 +77,20 @@ pub struct ActionSettings {
     pub data_dir: PathBuf,
     pub ttl: Duration,
     pub wg: WgDefaults,
+    /// Backup archives kept per router (the oldest files go first).
+    pub backup_keep: usize,
+}
+
+/// Writes a file with mode 0600 atomically (temp file, fsync, rename), creating its directory.
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Why an action could not be requested or read.
@@ -268,6 +287,9 @@ impl Hub {
     ) -> Result<Option<ActionRow>, HubError> {
         let updated = self
             .blocking(move |hub, st| {
+                let settings = &hub.inner.settings;
+                // A backup archive goes to its file before the row says done.
+                let result = backups::receive(&settings.data_dir, router_id, result, settings.backup_keep);
                 let row = st.store.finish_action(router_id, &result, unix_now())?;
                 if let Some(row) = &row {
                     wg_peers::on_finished(
@@ -376,6 +398,7 @@ mod tests {
             data_dir: dir.path().to_path_buf(),
             ttl: DEFAULT_TTL,
             wg: WgDefaults::default(),
+            backup_keep: 10,
         };
         (dir, Hub::new(store, settings))
     }

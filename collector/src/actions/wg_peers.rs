@@ -7,15 +7,14 @@
 //! removes it, and so does a done `wg_delete_peer`. Neither file is ever logged or put in the
 //! database.
 
-use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use routerstats_shared::action::{check_peer_name, ActionDetail, ActionKind};
 use serde::{Deserialize, Serialize};
 
+use super::write_private;
 use crate::store::ActionRow;
 
 /// Port written when the router did not report its listen port.
@@ -55,21 +54,6 @@ pub fn conf_file(name: &str) -> String {
     format!("{name}.conf")
 }
 
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
 
 /// The pending file of the key pair whose public key is `public_key` (one per request, so a
 /// repeated request cannot overwrite the key of the first).
@@ -151,15 +135,18 @@ fn network_of(cidr: &str) -> Option<String> {
     }
 }
 
-/// The client `.conf` of a peer.
-pub fn client_conf(p: &PendingPeer, detail: &ActionDetail, fallback_host: &str) -> String {
+/// The client `.conf` of a peer (None for a detail that is not a peer's).
+pub fn client_conf(p: &PendingPeer, detail: &ActionDetail, fallback_host: &str) -> Option<String> {
     let ActionDetail::WgPeer {
         address,
         router_public_key,
         listen_port,
         interface_addresses,
         ..
-    } = detail;
+    } = detail
+    else {
+        return None;
+    };
     let allowed: Vec<String> = interface_addresses
         .iter()
         .filter_map(|a| network_of(a))
@@ -185,7 +172,7 @@ pub fn client_conf(p: &PendingPeer, detail: &ActionDetail, fallback_host: &str) 
         "Endpoint = {}\nAllowedIPs = {allowed}\nPersistentKeepalive = 25\n",
         endpoint(host, *listen_port)
     ));
-    s
+    Some(s)
 }
 
 /// Reacts to a finished action: writes or removes a peer's files.
@@ -205,9 +192,9 @@ pub fn on_finished(data_dir: &Path, row: &ActionRow, detail: Option<&ActionDetai
             let pending = std::fs::read(&pending_path)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<PendingPeer>(&b).ok());
-            match (pending, detail) {
-                (Some(p), Some(d)) => {
-                    let conf = client_conf(&p, d, "router.invalid");
+            let conf = pending.as_ref().zip(detail).and_then(|(p, d)| client_conf(p, d, "router.invalid"));
+            match conf {
+                Some(conf) => {
                     match write_private(&dir.join(conf_file(&name)), conf.as_bytes()) {
                         Ok(()) => {
                             let _ = std::fs::remove_file(&pending_path);
@@ -323,6 +310,7 @@ mod tests {
         };
         on_finished(dir.path(), &row, Some(&detail));
         let conf = read_conf(dir.path(), 3, "laptop-alice").unwrap();
+        assert!(client_conf(&p, &ActionDetail::Backup { size: 0, sha256: String::new(), data: vec![] }, "h").is_none());
         assert!(
             conf.contains("PrivateKey = PRIV\nAddress = 10.0.3.2/32\nDNS = 10.0.3.1\n"),
             "{conf}"

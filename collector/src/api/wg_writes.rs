@@ -269,7 +269,7 @@ pub async fn add_peer(
         Some(ActionDetail::WgPeer { address, .. }) => {
             address.split('/').next().unwrap_or_default().to_string()
         }
-        None => String::new(),
+        _ => String::new(),
     };
     Ok(Json(AddPeerAnswer {
         message: format!("Peer {} created successfully", body.name),
