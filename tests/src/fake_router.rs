@@ -82,6 +82,11 @@ impl FakeRouter {
                 "#!/bin/sh\nd=\"$(dirname \"$0\")/../data/wg\"\necho \"$*\" >> \"$d/calls.log\"\ncase \"$*\" in\n  \"show all dump\") exec cat \"$d/dump.txt\" ;;\n  \"show \"*\" public-key\") awk -v i=\"$2\" 'NF == 5 && $1 == i {{ print $3; exit }}' \"$d/dump.txt\" ;;\n  \"show \"*\" listen-port\") awk -v i=\"$2\" 'NF == 5 && $1 == i {{ print $4; exit }}' \"$d/dump.txt\" ;;\n  \"set \"*\" peer \"*\" allowed-ips \"*) printf '%s\\t%s\\t(none)\\t(none)\\t%s\\t0\\t0\\t0\\toff\\n' \"$2\" \"$4\" \"$6\" >> \"$d/dump.txt\" ;;\n  \"set \"*\" peer \"*\" remove\") grep -v -F \"$4\" \"$d/dump.txt\" > \"$d/dump.new\"; mv \"$d/dump.new\" \"$d/dump.txt\" ;;\n  *) echo \"fake wg: unsupported: $*\" >&2; exit 1 ;;\nesac\n"
             ),
         )?;
+        // `sysupgrade -b FILE`: an archive of the root's etc/config, as OpenWrt's would hold.
+        write_script(
+            &root.join("bin/sysupgrade"),
+            "#!/bin/sh\n[ \"$1\" = -b ] && [ -n \"$2\" ] || { echo \"fake sysupgrade: unsupported: $*\" >&2; exit 1; }\nexec tar -czf \"$2\" -C \"$(dirname \"$0\")/..\" etc/config\n",
+        )?;
         // `ifup`: records the interfaces it was asked to restart in data/ifup.log.
         write_script(&root.join("bin/ifup"), "#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/../data/ifup.log\"\n")?;
         write_script(
@@ -114,11 +119,13 @@ impl FakeRouter {
         let mut text = String::from("config agent 'main'\n");
         if let Some(uci) = uci {
             text.push_str(&format!(
-                "\tlist allow_actions 'wireguard'\n\toption uci '{}'\n\toption uci_confdir '{}'\n\toption uci_savedir '{}'\n\toption ifup '{}'\n",
+                "\tlist allow_actions 'wireguard'\n\tlist allow_actions 'backup'\n\toption uci '{}'\n\toption uci_confdir '{}'\n\toption uci_savedir '{}'\n\toption ifup '{}'\n\toption sysupgrade '{}'\n\toption backup_dir '{}'\n",
                 uci.display(),
                 p("etc/config"),
                 p("tmp/uci"),
-                p("bin/ifup")
+                p("bin/ifup"),
+                p("bin/sysupgrade"),
+                p("tmp")
             ));
         }
         let path = self.root.join("etc/config/routerstats");

@@ -47,6 +47,34 @@ fn uci_bin() -> PathBuf {
     .clone()
 }
 
+/// One HTTP/1.1 request on loopback; (status, raw body). The body must not be chunked.
+fn http_raw(addr: SocketAddr, method: &str, path: &str, key: Option<&str>) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    if let Some(k) = key {
+        req.push_str(&format!("X-API-Key: {k}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers")
+        + 4;
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, buf[end..].to_vec())
+}
+
 /// One HTTP/1.1 request on loopback; (status, body as JSON or Null).
 fn http(
     addr: SocketAddr,
@@ -143,7 +171,7 @@ impl Bench {
             .write_agent_config((!allow.is_empty()).then_some(uci.as_path()))
             .unwrap();
         assert!(
-            allow.is_empty() || allow == ["wireguard"],
+            allow.is_empty() || allow == ["all"],
             "the fake root allows every family or none"
         );
         let _ = conf;
@@ -218,7 +246,7 @@ impl Bench {
 
 #[test]
 fn add_peer_writes_uci_and_answers_in_the_managers_shape_then_delete_and_reload() {
-    let b = Bench::new("ap-wg", &["wireguard"], 0);
+    let b = Bench::new("ap-wg", &["all"], 0);
     let before = b.network();
     let (status, body) = b.post("/add-peer", json!({"name": "laptop-alice", "router": "ap-wg", "endpoint": "192.0.2.1", "dns": "10.77.0.1"}));
     assert_eq!(status, 200, "{body}\n{}", b.agent_log());
@@ -393,6 +421,77 @@ fn add_peer_writes_uci_and_answers_in_the_managers_shape_then_delete_and_reload(
 }
 
 #[test]
+fn backups_are_made_checked_stored_listed_and_downloaded() {
+    let b = Bench::new("ap-bak", &["all"], 0);
+    let (status, body) = b.post("/api/mikrotik/backup/create", json!({}));
+    assert_eq!(status, 200, "{body}\n{}", b.agent_log());
+    assert_eq!(body["success"], true);
+    let backup = &body["backup"];
+    let (id, size, sha) = (
+        backup["id"].as_i64().unwrap(),
+        backup["size"].as_u64().unwrap(),
+        backup["sha256"].as_str().unwrap().to_string(),
+    );
+    assert!(size > 0 && backup["available"] == true, "{body}");
+    // The VPN API's route makes one too, for a named device.
+    let (status, body) = b.post("/api/vpn/server/backup?device=ap-bak", json!({}));
+    assert_eq!(status, 200, "{body}");
+    let (_, list) = b.get("/api/backups?router=ap-bak");
+    assert_eq!(list["count"], 2, "{list}");
+
+    let (status, bytes) = http_raw(
+        b.collector.api,
+        "GET",
+        &format!("/api/backups/{id}"),
+        Some(&b.admin),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(bytes.len() as u64, size);
+    let file = b.root().join("downloaded.tar.gz");
+    std::fs::write(&file, &bytes).unwrap();
+    let sum = Command::new("sha256sum").arg(&file).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&sum.stdout).starts_with(&sha),
+        "checksum differs"
+    );
+    let listing = Command::new("tar").arg("-tzf").arg(&file).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("etc/config/network") && listing.contains("etc/config/routerstats"),
+        "{listing}"
+    );
+    // The archive is stored 0600 and its bytes are not in the database.
+    let stored = b.collector.data_dir.join(format!("backups/1/{id}.tar.gz"));
+    assert_eq!(
+        std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (_, action) = b.get(&format!("/api/actions/{id}"));
+    assert_eq!(action["result"]["Backup"]["data"], json!([]), "{action}");
+    // The archive never stays on the router.
+    assert!(!std::fs::read_dir(b.root().join("tmp")).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains("backup")));
+    // Admin only.
+    assert_eq!(
+        http_raw(
+            b.collector.api,
+            "GET",
+            &format!("/api/backups/{id}"),
+            Some(&b.read)
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        http_raw(b.collector.api, "GET", "/api/backups/999", Some(&b.admin)).0,
+        404
+    );
+}
+
+#[test]
 fn refused_invalid_unknown_and_revoked() {
     let b = Bench::new("ap-closed", &[], 0);
     // Not allowed by the router: refused with the reason, nothing written.
@@ -449,6 +548,17 @@ fn refused_invalid_unknown_and_revoked() {
     assert_eq!((s1, s2), (201, 200), "{a1} {a2}");
     assert_eq!(a1["id"], a2["id"]);
 
+    // Backups are a family of their own.
+    let (status, body) = b.post("/api/mikrotik/backup/create?device=ap-closed", json!({}));
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("list allow_actions 'backup'"),
+        "{body}"
+    );
+
     // A revoked router: stored as refused with the reason, never sent.
     let out = b.collector.cli(&["router", "revoke", "ap-closed"]);
     assert!(
@@ -470,7 +580,7 @@ fn refused_invalid_unknown_and_revoked() {
 
 #[test]
 fn an_offline_router_gets_its_action_on_reconnect_and_an_expired_one_never() {
-    let mut b = Bench::new("ap-away", &["wireguard"], 0);
+    let mut b = Bench::new("ap-away", &["all"], 0);
     b.agent.as_mut().unwrap().stop();
     let (status, body) = b.post(
         "/add-peer?wait=0",
@@ -512,7 +622,7 @@ fn an_offline_router_gets_its_action_on_reconnect_and_an_expired_one_never() {
 
 #[test]
 fn collector_killed_mid_action_then_agent_killed_mid_action_nothing_runs_twice() {
-    let mut b = Bench::new("ap-crash", &["wireguard"], 3);
+    let mut b = Bench::new("ap-crash", &["all"], 3);
     // The collector dies (kill -9) while the router runs a slow reload.
     let (status, body) = b.post("/reload-wireguard?wait=0", json!({"router": "ap-crash"}));
     assert_eq!(status, 202, "{body}");
@@ -729,7 +839,7 @@ fn a_peer_added_through_the_api_passes_traffic_over_real_wireguard() {
 
     // The agent's router: UCI knows the interface; `wg` is the real one (its UAPI socket is
     // reachable from the host namespace).
-    let b = Bench::new("ap-real", &["wireguard"], 0);
+    let b = Bench::new("ap-real", &["all"], 0);
     std::fs::write(
         b.root().join("etc/config/network"),
         format!("config interface '{srv_if}'\n\toption proto 'wireguard'\n\toption listen_port '51820'\n\tlist addresses '10.99.0.1/24'\n"),

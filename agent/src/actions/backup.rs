@@ -10,20 +10,34 @@ use super::{tools, ActionConfig};
 
 /// Makes the archive; its bytes and checksum in the detail.
 pub fn create(cfg: &ActionConfig, id: i64) -> Result<(String, Option<ActionDetail>), String> {
-    let path = cfg.backup_dir.join(format!("routerstats-backup-{id}.tar.gz"));
+    let path = cfg
+        .backup_dir
+        .join(format!("routerstats-backup-{id}.tar.gz"));
     let _ = std::fs::remove_file(&path);
     let result = (|| {
         let shown = path.display().to_string();
         tools::run(&cfg.sysupgrade, &["-b", &shown])?;
-        let size = std::fs::metadata(&path).map_err(|e| format!("sysupgrade wrote no archive ({shown}): {e}"))?.len();
+        let size = std::fs::metadata(&path)
+            .map_err(|e| format!("sysupgrade wrote no archive ({shown}): {e}"))?
+            .len();
         if size > MAX_BACKUP as u64 {
-            return Err(format!("the archive has {size} bytes, more than the {MAX_BACKUP} a backup may have"));
+            return Err(format!(
+                "the archive has {size} bytes, more than the {MAX_BACKUP} a backup may have"
+            ));
         }
         let data = std::fs::read(&path).map_err(|e| format!("cannot read {shown}: {e}"))?;
         let sha256 = hex(&Sha256::digest(&data));
         Ok((
-            format!("{} -b: {} bytes, sha256 {sha256}\n", cfg.sysupgrade, data.len()),
-            Some(ActionDetail::Backup { size: data.len() as u64, sha256, data }),
+            format!(
+                "{} -b: {} bytes, sha256 {sha256}\n",
+                cfg.sysupgrade,
+                data.len()
+            ),
+            Some(ActionDetail::Backup {
+                size: data.len() as u64,
+                sha256,
+                data,
+            }),
         ))
     })();
     let _ = std::fs::remove_file(&path);
@@ -55,9 +69,14 @@ mod tests {
     #[test]
     fn archive_with_checksum_and_the_file_is_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let c = cfg(dir.path(), "#!/bin/sh\n[ \"$1\" = -b ] || exit 2\nprintf 'archive' > \"$2\"\n");
+        let c = cfg(
+            dir.path(),
+            "#!/bin/sh\n[ \"$1\" = -b ] || exit 2\nprintf 'archive' > \"$2\"\n",
+        );
         let (_, detail) = create(&c, 7).unwrap();
-        let Some(ActionDetail::Backup { size, sha256, data }) = detail else { panic!() };
+        let Some(ActionDetail::Backup { size, sha256, data }) = detail else {
+            panic!()
+        };
         assert_eq!((size, data.as_slice()), (7, b"archive".as_slice()));
         assert_eq!(sha256, hex(&Sha256::digest(b"archive")));
         assert!(!dir.path().join("routerstats-backup-7.tar.gz").exists());
@@ -67,9 +86,17 @@ mod tests {
     fn too_large_or_missing_archives_fail() {
         let dir = tempfile::tempdir().unwrap();
         let big = format!("#!/bin/sh\nhead -c {} /dev/zero > \"$2\"\n", MAX_BACKUP + 1);
-        assert!(create(&cfg(dir.path(), &big), 1).unwrap_err().contains("more than"));
+        assert!(create(&cfg(dir.path(), &big), 1)
+            .unwrap_err()
+            .contains("more than"));
         assert!(!dir.path().join("routerstats-backup-1.tar.gz").exists());
-        assert!(create(&cfg(dir.path(), "#!/bin/sh\nexit 0\n"), 2).unwrap_err().contains("no archive"));
-        assert!(create(&cfg(dir.path(), "#!/bin/sh\necho broken >&2; exit 1\n"), 3).unwrap_err().contains("broken"));
+        assert!(create(&cfg(dir.path(), "#!/bin/sh\nexit 0\n"), 2)
+            .unwrap_err()
+            .contains("no archive"));
+        assert!(
+            create(&cfg(dir.path(), "#!/bin/sh\necho broken >&2; exit 1\n"), 3)
+                .unwrap_err()
+                .contains("broken")
+        );
     }
 }

@@ -160,7 +160,11 @@ impl Executor {
     fn handle_claimed(&self, action: Action, collector_now: i64) -> Option<Vec<u8>> {
         let id = action.id;
         // Bound first: a guard in the match scrutinee would be held through the arms.
-        let recalled = if action.kind.is_read_only() { Recall::Unknown } else { self.journal().recall(id) };
+        let recalled = if action.kind.is_read_only() {
+            Recall::Unknown
+        } else {
+            self.journal().recall(id)
+        };
         match recalled {
             Recall::Result(frame) => {
                 log!(

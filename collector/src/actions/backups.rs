@@ -26,7 +26,9 @@ pub fn file(data_dir: &Path, router_id: i64, action_id: i64) -> PathBuf {
 /// Stores the archive of a backup result; returns the result to record (data removed, or
 /// `failed` when the checksum or the size do not match, or the file cannot be written).
 pub fn receive(data_dir: &Path, router_id: i64, mut r: ActionResult, keep: usize) -> ActionResult {
-    let Some(ActionDetail::Backup { size, sha256, data }) = r.detail.as_mut() else { return r };
+    let Some(ActionDetail::Backup { size, sha256, data }) = r.detail.as_mut() else {
+        return r;
+    };
     let id = r.id;
     let actual = hex(&Sha256::digest(data.as_slice()));
     let fail = |why: String| ActionResult::new(id, ActionState::Failed, why, None);
@@ -47,9 +49,18 @@ pub fn receive(data_dir: &Path, router_id: i64, mut r: ActionResult, keep: usize
 
 /// Deletes the oldest archives (by action id) beyond `keep`.
 fn prune(dir: &Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut ids: Vec<i64> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".tar.gz")?.parse().ok())
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".tar.gz")?
+                .parse()
+                .ok()
+        })
         .collect();
     ids.sort_unstable();
     let excess = ids.len().saturating_sub(keep);
@@ -65,7 +76,16 @@ mod tests {
 
     fn result(id: i64, data: &[u8], sha: Option<String>) -> ActionResult {
         let sha256 = sha.unwrap_or_else(|| hex(&Sha256::digest(data)));
-        ActionResult::new(id, ActionState::Done, "", Some(ActionDetail::Backup { size: data.len() as u64, sha256, data: data.to_vec() }))
+        ActionResult::new(
+            id,
+            ActionState::Done,
+            "",
+            Some(ActionDetail::Backup {
+                size: data.len() as u64,
+                sha256,
+                data: data.to_vec(),
+            }),
+        )
     }
 
     #[test]
@@ -73,10 +93,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = receive(dir.path(), 2, result(5, b"tar", None), 2);
         assert_eq!(r.state, ActionState::Done);
-        assert!(matches!(&r.detail, Some(ActionDetail::Backup { data, size: 3, .. }) if data.is_empty()));
+        assert!(
+            matches!(&r.detail, Some(ActionDetail::Backup { data, size: 3, .. }) if data.is_empty())
+        );
         let f = file(dir.path(), 2, 5);
         assert_eq!(std::fs::read(&f).unwrap(), b"tar");
-        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
 
         let bad = receive(dir.path(), 2, result(6, b"tar", Some("00".into())), 2);
         assert_eq!(bad.state, ActionState::Failed);

@@ -26,9 +26,9 @@ pub mod wg_peers;
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -87,7 +87,12 @@ pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
@@ -289,7 +294,8 @@ impl Hub {
             .blocking(move |hub, st| {
                 let settings = &hub.inner.settings;
                 // A backup archive goes to its file before the row says done.
-                let result = backups::receive(&settings.data_dir, router_id, result, settings.backup_keep);
+                let result =
+                    backups::receive(&settings.data_dir, router_id, result, settings.backup_keep);
                 let row = st.store.finish_action(router_id, &result, unix_now())?;
                 if let Some(row) = &row {
                     wg_peers::on_finished(
@@ -335,6 +341,20 @@ impl Hub {
                 .router(&name_or_id)?
                 .ok_or_else(|| HubError::NoRouter(name_or_id.clone()))?
                 .id)
+        })
+        .await
+    }
+
+    /// The name of the fleet's only (unrevoked) router, if it has exactly one.
+    pub async fn only_router(&self) -> Result<Option<String>, HubError> {
+        self.blocking(|_, st| {
+            let live: Vec<_> = st
+                .store
+                .list_routers()?
+                .into_iter()
+                .filter(|r| r.revoked_at.is_none())
+                .collect();
+            Ok((live.len() == 1).then(|| live[0].name.clone()))
         })
         .await
     }

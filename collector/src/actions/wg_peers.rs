@@ -54,7 +54,6 @@ pub fn conf_file(name: &str) -> String {
     format!("{name}.conf")
 }
 
-
 /// The pending file of the key pair whose public key is `public_key` (one per request, so a
 /// repeated request cannot overwrite the key of the first).
 fn pending_file(dir: &Path, public_key: &str) -> PathBuf {
@@ -192,18 +191,19 @@ pub fn on_finished(data_dir: &Path, row: &ActionRow, detail: Option<&ActionDetai
             let pending = std::fs::read(&pending_path)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<PendingPeer>(&b).ok());
-            let conf = pending.as_ref().zip(detail).and_then(|(p, d)| client_conf(p, d, "router.invalid"));
+            let conf = pending
+                .as_ref()
+                .zip(detail)
+                .and_then(|(p, d)| client_conf(p, d, "router.invalid"));
             match conf {
-                Some(conf) => {
-                    match write_private(&dir.join(conf_file(&name)), conf.as_bytes()) {
-                        Ok(()) => {
-                            let _ = std::fs::remove_file(&pending_path);
-                        }
-                        Err(e) => {
-                            tracing::error!(action = row.id, error = %e, "cannot store a peer configuration")
-                        }
+                Some(conf) => match write_private(&dir.join(conf_file(&name)), conf.as_bytes()) {
+                    Ok(()) => {
+                        let _ = std::fs::remove_file(&pending_path);
                     }
-                }
+                    Err(e) => {
+                        tracing::error!(action = row.id, error = %e, "cannot store a peer configuration")
+                    }
+                },
                 _ => tracing::warn!(
                     action = row.id,
                     "peer added but its pending key or detail is missing; no client configuration"
@@ -310,7 +310,16 @@ mod tests {
         };
         on_finished(dir.path(), &row, Some(&detail));
         let conf = read_conf(dir.path(), 3, "laptop-alice").unwrap();
-        assert!(client_conf(&p, &ActionDetail::Backup { size: 0, sha256: String::new(), data: vec![] }, "h").is_none());
+        assert!(client_conf(
+            &p,
+            &ActionDetail::Backup {
+                size: 0,
+                sha256: String::new(),
+                data: vec![]
+            },
+            "h"
+        )
+        .is_none());
         assert!(
             conf.contains("PrivateKey = PRIV\nAddress = 10.0.3.2/32\nDNS = 10.0.3.1\n"),
             "{conf}"

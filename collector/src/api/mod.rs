@@ -8,6 +8,7 @@
 //! - [`wireguard`] — `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
 //! - [`wg_writes`] — `POST /add-peer`, `DELETE /peer/{name}`, `POST /reload-wireguard`, `/peer/{name}/qr`
 //! - [`actions`] — `/api/actions...` (the audit trail of fleet actions)
+//! - [`backups`] — `POST /api/mikrotik/backup/create`, `POST /api/vpn/server/backup`, `/api/backups...`
 //! - [`prometheus`] — `/metrics`
 //! - [`openapi`] — `/api/openapi.json`
 //! - [`cache`] — the response cache of the fleet-wide answers
@@ -39,6 +40,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 pub mod actions;
+pub mod backups;
 pub mod cache;
 pub mod dashboard;
 pub mod gateway;
@@ -240,6 +242,7 @@ pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) 
         .merge(wireguard::routes())
         .merge(wg_writes::routes())
         .merge(actions::routes())
+        .merge(backups::routes())
         .merge(prometheus::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())

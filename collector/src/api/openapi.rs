@@ -74,6 +74,7 @@ pub fn fragments() -> Vec<(&'static str, Document)> {
         ("wireguard", super::wireguard::Doc::openapi()),
         ("wg_writes", super::wg_writes::Doc::openapi()),
         ("actions", super::actions::Doc::openapi()),
+        ("backups", super::backups::Doc::openapi()),
         ("prometheus", super::prometheus::Doc::openapi()),
         ("dashboard", super::dashboard::Doc::openapi()),
         ("openapi", Doc::openapi()),

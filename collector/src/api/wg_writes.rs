@@ -105,7 +105,8 @@ pub struct WaitParam {
     pub wait: Option<u64>,
 }
 
-fn wait_of(w: Option<u64>) -> Result<Duration, ApiError> {
+/// A `?wait=` in seconds (default [`DEFAULT_WAIT`], at most 60).
+pub fn wait_of(w: Option<u64>) -> Result<Duration, ApiError> {
     let d = w.map(Duration::from_secs).unwrap_or(DEFAULT_WAIT);
     if d > MAX_WAIT {
         return Err(ApiError::bad_request(format!(
