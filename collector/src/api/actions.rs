@@ -106,6 +106,7 @@ pub struct ActionList {
 
 /// Query of `GET /api/actions`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Router name or id.
@@ -120,6 +121,7 @@ pub struct ListQuery {
 
 /// Query of `GET /api/actions/{id}`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WaitQuery {
     /// Seconds to wait for a final state (0-60).

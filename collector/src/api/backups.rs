@@ -65,6 +65,7 @@ pub struct BackupView {
 
 /// Query of the create routes.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CreateQuery {
     /// Router name or id (optional when the fleet has one router).
@@ -75,6 +76,7 @@ pub struct CreateQuery {
 
 /// Query of `GET /api/backups`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub router: Option<String>,

@@ -89,6 +89,7 @@ pub struct AddPeerAnswer {
 
 /// Router and interface of `DELETE /peer/{name}` and `POST /reload-wireguard`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub router: Option<String>,
@@ -99,6 +100,7 @@ pub struct Target {
 
 /// `?wait=` of `POST /add-peer`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WaitParam {
     /// Seconds to wait for the router (0-60, default 30).
