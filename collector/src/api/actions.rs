@@ -177,6 +177,59 @@ pub fn action_status(row: &ActionRow) -> StatusCode {
     }
 }
 
+/// Requests an action for the caller and waits up to `wait` for it to be final (the write
+/// routes' common step).
+pub async fn request_and_wait(
+    state: &ApiState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    router: String,
+    kind: ActionKind,
+    wait: Duration,
+) -> Result<ActionRow, ApiError> {
+    let req = Request {
+        router,
+        kind,
+        idempotency_key: idempotency_header(headers),
+        requested_by: requested_by(caller),
+        ttl: None,
+    };
+    let (row, _) = state.actions.request(req).await?;
+    if row.is_final() || wait.is_zero() {
+        return Ok(row);
+    }
+    Ok(state.actions.wait(row.id, wait).await?.unwrap_or(row))
+}
+
+/// The answer of an action that did not end `done` (None when it did): 202 `{message,
+/// action_id, state}` while the router has not answered, else `{error, action_id}` with 409
+/// (refused), 504 (expired), 404 (no such peer) or 400 (failed).
+pub fn not_done(row: &ActionRow) -> Option<(StatusCode, serde_json::Value)> {
+    let output = row.output.clone().unwrap_or_default();
+    let err = |status, msg: String| Some((status, json!({ "error": msg, "action_id": row.id })));
+    match row.state.as_str() {
+        "done" => None,
+        "queued" | "sent" => Some((
+            StatusCode::ACCEPTED,
+            json!({
+                "message": format!("{} requested; router {} has not answered yet", row.kind, row.router),
+                "action_id": row.id,
+                "state": row.state,
+            }),
+        )),
+        "refused" => err(
+            StatusCode::CONFLICT,
+            format!("refused by router {}: {output}", row.router),
+        ),
+        "expired" => err(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("router {} did not answer in time", row.router),
+        ),
+        _ if output.contains("no peer named") => err(StatusCode::NOT_FOUND, output),
+        _ => err(StatusCode::BAD_REQUEST, output),
+    }
+}
+
 /// Lists actions (admin).
 #[utoipa::path(
     get,

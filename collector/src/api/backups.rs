@@ -24,9 +24,9 @@ use routerstats_shared::action::{ActionDetail, ActionKind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::actions::{idempotency_header, requested_by};
+use super::actions::{not_done, request_and_wait};
 use super::{require_role, ApiError, ApiState};
-use crate::actions::{backups, Request};
+use crate::actions::backups;
 use crate::pki::tokens::Role;
 use crate::store::{ActionFilter, ActionRow};
 
@@ -110,22 +110,21 @@ async fn create(state: ApiState, headers: HeaderMap, q: CreateQuery) -> Result<R
             )
         })?,
     };
-    let req = Request {
+    let row = request_and_wait(
+        &state,
+        &caller,
+        &headers,
         router,
-        kind: ActionKind::Backup {},
-        idempotency_key: idempotency_header(&headers),
-        requested_by: requested_by(&caller),
-        ttl: None,
-    };
-    let (row, _) = state.actions.request(req).await?;
-    let row = if row.is_final() || wait.is_zero() {
-        row
-    } else {
-        state.actions.wait(row.id, wait).await?.unwrap_or(row)
-    };
-    let output = row.output.clone().unwrap_or_default();
-    let (status, body) = match row.state.as_str() {
-        "done" => match view(&state, &row) {
+        ActionKind::Backup {},
+        wait,
+    )
+    .await?;
+    let (status, body) = match not_done(&row) {
+        Some((status, mut body)) => {
+            body["success"] = json!(false);
+            (status, body)
+        }
+        None => match view(&state, &row) {
             Some(b) => (
                 StatusCode::OK,
                 json!({"success": true, "message": format!("Backup of {} created", row.router), "backup": b}),
@@ -135,22 +134,6 @@ async fn create(state: ApiState, headers: HeaderMap, q: CreateQuery) -> Result<R
                 json!({"success": false, "error": "the backup's record is incomplete", "action_id": row.id}),
             ),
         },
-        "queued" | "sent" => (
-            StatusCode::ACCEPTED,
-            json!({"success": false, "message": format!("backup requested; router {} has not answered yet", row.router), "action_id": row.id, "state": row.state}),
-        ),
-        "refused" => (
-            StatusCode::CONFLICT,
-            json!({"success": false, "error": format!("refused by router {}: {output}", row.router), "action_id": row.id}),
-        ),
-        "expired" => (
-            StatusCode::GATEWAY_TIMEOUT,
-            json!({"success": false, "error": format!("router {} did not answer in time", row.router), "action_id": row.id}),
-        ),
-        _ => (
-            StatusCode::BAD_REQUEST,
-            json!({"success": false, "error": output, "action_id": row.id}),
-        ),
     };
     Ok((status, Json(body)).into_response())
 }

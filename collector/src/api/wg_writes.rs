@@ -31,9 +31,9 @@ use routerstats_shared::action::{check_peer_name, ActionDetail, ActionKind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::actions::{idempotency_header, requested_by, MAX_WAIT};
+use super::actions::{not_done, request_and_wait, MAX_WAIT};
 use super::{require_role, ApiError, ApiState, Caller};
-use crate::actions::{wg_peers, Request};
+use crate::actions::wg_peers;
 use crate::pki::tokens::Role;
 use crate::store::ActionRow;
 
@@ -119,14 +119,6 @@ pub fn wait_of(w: Option<u64>) -> Result<Duration, ApiError> {
     Ok(d)
 }
 
-fn err_body(status: StatusCode, msg: impl Into<String>, id: i64) -> Response {
-    (
-        status,
-        Json(json!({ "error": msg.into(), "action_id": id })),
-    )
-        .into_response()
-}
-
 /// Sends an action and waits; a final non-`done` state or a timeout as its response.
 async fn run(
     state: &ApiState,
@@ -136,35 +128,10 @@ async fn run(
     kind: ActionKind,
     wait: Duration,
 ) -> Result<Result<ActionRow, Response>, ApiError> {
-    let req = Request {
-        router,
-        kind,
-        idempotency_key: idempotency_header(headers),
-        requested_by: requested_by(caller),
-        ttl: None,
-    };
-    let (row, _) = state.actions.request(req).await?;
-    let row = if row.is_final() || wait.is_zero() {
-        row
-    } else {
-        state.actions.wait(row.id, wait).await?.unwrap_or(row)
-    };
-    let output = row.output.clone().unwrap_or_default();
-    Ok(match row.state.as_str() {
-        "done" => Ok(row),
-        "queued" | "sent" => Err((
-            StatusCode::ACCEPTED,
-            Json(json!({
-                "message": format!("{} requested; router {} has not answered yet", row.kind, row.router),
-                "action_id": row.id,
-                "state": row.state,
-            })),
-        )
-            .into_response()),
-        "refused" => Err(err_body(StatusCode::CONFLICT, format!("refused by router {}: {output}", row.router), row.id)),
-        "expired" => Err(err_body(StatusCode::GATEWAY_TIMEOUT, format!("router {} did not answer in time", row.router), row.id)),
-        _ if output.contains("no peer named") => Err(err_body(StatusCode::NOT_FOUND, output, row.id)),
-        _ => Err(err_body(StatusCode::BAD_REQUEST, output, row.id)),
+    let row = request_and_wait(state, caller, headers, router, kind, wait).await?;
+    Ok(match not_done(&row) {
+        None => Ok(row),
+        Some((status, body)) => Err((status, Json(body)).into_response()),
     })
 }
 
