@@ -14,7 +14,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/config/routerstats";
 
 /// Action families an agent knows (`list allow_actions` values).
 pub const KNOWN_FAMILIES: &[&str] =
-    &[routerstats_shared::action::FAMILY_WIREGUARD, routerstats_shared::action::FAMILY_BACKUP];
+    &[routerstats_shared::action::FAMILY_WIREGUARD, routerstats_shared::action::FAMILY_BACKUP, routerstats_shared::action::FAMILY_STATUS];
 
 /// Which sources a cycle reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +201,7 @@ impl AgentConfig {
             "allow_actions" => {
                 for v in &values {
                     if !KNOWN_FAMILIES.contains(&v.as_str()) {
-                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup)" });
+                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup, status)" });
                     }
                 }
                 self.allow_actions = values;

@@ -57,6 +57,9 @@ pub enum ActionKind {
     /// A configuration backup: the router's `sysupgrade -b` archive, returned in the result
     /// (at most [`MAX_BACKUP`] bytes, with its SHA-256).
     Backup {},
+    /// A fresh look at the router's system state (uptime, release, CPU, memory), read when the
+    /// action runs rather than from the last report.
+    Status {},
 }
 
 /// Largest backup archive an agent returns (bytes); it travels in one result frame.
@@ -66,6 +69,8 @@ pub const MAX_BACKUP: usize = 512 * 1024;
 pub const FAMILY_WIREGUARD: &str = "wireguard";
 /// The backup family (`sysupgrade -b`).
 pub const FAMILY_BACKUP: &str = "backup";
+/// The on-demand status family (reads /proc and /etc only).
+pub const FAMILY_STATUS: &str = "status";
 
 impl ActionKind {
     /// The kind's name in the API and the database (`wg_add_peer`...).
@@ -76,6 +81,7 @@ impl ActionKind {
             ActionKind::WgReload { .. } => "wg_reload",
             ActionKind::Unsupported { .. } => "unsupported",
             ActionKind::Backup {} => "backup",
+            ActionKind::Status {} => "status",
         }
     }
 
@@ -87,13 +93,14 @@ impl ActionKind {
             | ActionKind::WgReload { .. } => FAMILY_WIREGUARD,
             ActionKind::Unsupported { .. } => "unsupported",
             ActionKind::Backup {} => FAMILY_BACKUP,
+            ActionKind::Status {} => FAMILY_STATUS,
         }
     }
 
     /// Whether running it twice changes nothing on the router (a backup). The agent does not
     /// journal those (their results can be large) and simply runs a repeat again.
     pub fn is_read_only(&self) -> bool {
-        matches!(self, ActionKind::Backup {})
+        matches!(self, ActionKind::Backup {} | ActionKind::Status {})
     }
 
     /// Checks every parameter; the error names the bad one.
@@ -114,7 +121,7 @@ impl ActionKind {
             }
             ActionKind::WgReload { interface } => check_iface(interface),
             ActionKind::Unsupported { reason } => Err(format!("unsupported action: {reason}")),
-            ActionKind::Backup {} => Ok(()),
+            ActionKind::Backup {} | ActionKind::Status {} => Ok(()),
         }
     }
 }
@@ -215,6 +222,16 @@ pub enum ActionDetail {
         /// Lowercase hex SHA-256 of `data`, computed by the agent and checked by the collector.
         sha256: String,
         data: Vec<u8>,
+    },
+    /// The router's system state when the action ran.
+    Status {
+        uptime_s: Option<u64>,
+        /// OpenWrt release (`DISTRIB_RELEASE`).
+        release: Option<String>,
+        /// CPU busy over 250 ms, in permille.
+        cpu_permille: Option<u16>,
+        mem_total_kb: Option<u64>,
+        mem_available_kb: Option<u64>,
     },
 }
 

@@ -119,7 +119,7 @@ impl FakeRouter {
         let mut text = String::from("config agent 'main'\n");
         if let Some(uci) = uci {
             text.push_str(&format!(
-                "\tlist allow_actions 'wireguard'\n\tlist allow_actions 'backup'\n\toption uci '{}'\n\toption uci_confdir '{}'\n\toption uci_savedir '{}'\n\toption ifup '{}'\n\toption sysupgrade '{}'\n\toption backup_dir '{}'\n",
+                "\tlist allow_actions 'wireguard'\n\tlist allow_actions 'backup'\n\tlist allow_actions 'status'\n\toption uci '{}'\n\toption uci_confdir '{}'\n\toption uci_savedir '{}'\n\toption ifup '{}'\n\toption sysupgrade '{}'\n\toption backup_dir '{}'\n",
                 uci.display(),
                 p("etc/config"),
                 p("tmp/uci"),

@@ -125,6 +125,10 @@ fn write_exec(path: &Path, text: &str) {
 /// The fixture's wg0 public key (`wg show wg0 public-key` of the fake router).
 const ROUTER_PUBLIC_KEY: &str = "3diIUq1AMjVtE+qeqAWHmcg5891wauoA14pyyLiq/tY=";
 
+/// `MemTotal` and `DISTRIB_RELEASE` of the fake root's fixtures.
+const FIXTURE_MEM_TOTAL_KB: u64 = 122_560;
+const FIXTURE_RELEASE: &str = "23.05.3";
+
 /// A collector, an admin key, and one enrolled router whose UCI config allows `allow`.
 struct Bench {
     _dir: tempfile::TempDir,
@@ -474,6 +478,27 @@ fn backups_are_made_checked_stored_listed_and_downloaded() {
         .file_name()
         .to_string_lossy()
         .contains("backup")));
+    // A fresh status, in the middleware's shape; its RouterOS credentials are ignored.
+    let (status, body) = b.post(
+        "/api/mikrotik/devices/ap-bak/status",
+        json!({"username": "admin", "password": "secret", "host": "192.168.1.100", "port": 8728}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let res = &body["data"]["system_resources"];
+    assert_eq!(body["success"], true);
+    assert_eq!(body["data"]["device_name"], "ap-bak");
+    assert_eq!(
+        res["total_memory"],
+        (FIXTURE_MEM_TOTAL_KB * 1024).to_string(),
+        "{body}"
+    );
+    assert_eq!(res["version"], FIXTURE_RELEASE, "{body}");
+    assert_eq!(res["uptime"], "3d19h22m5s", "{body}"); // the fixture's /proc/uptime
+                                                       // The fake /proc/stat does not move during the 250 ms sample: no CPU figure, said as null.
+    assert!(res["cpu_load"].is_null(), "{body}");
+    assert!(!b.collector.log().contains("secret"));
+    let (status, _) = b.post("/api/mikrotik/devices/nope/status", json!({}));
+    assert_eq!(status, 404);
     // Admin only.
     assert_eq!(
         http_raw(
@@ -548,6 +573,8 @@ fn refused_invalid_unknown_and_revoked() {
     assert_eq!((s1, s2), (201, 200), "{a1} {a2}");
     assert_eq!(a1["id"], a2["id"]);
 
+    let (status, body) = b.post("/api/mikrotik/devices/ap-closed/status", json!({}));
+    assert_eq!(status, 409, "{body}");
     // Backups are a family of their own.
     let (status, body) = b.post("/api/mikrotik/backup/create?device=ap-closed", json!({}));
     assert_eq!(status, 409, "{body}");

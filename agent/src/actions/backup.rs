@@ -63,6 +63,8 @@ mod tests {
             journal: dir.join("j"),
             sysupgrade: tool.display().to_string(),
             backup_dir: dir.to_path_buf(),
+            proc_root: dir.to_path_buf(),
+            etc_root: dir.to_path_buf(),
         }
     }
 

@@ -13,6 +13,7 @@
 
 pub mod backup;
 pub mod journal;
+pub mod status;
 pub mod tools;
 pub mod wireguard;
 
@@ -45,6 +46,9 @@ pub struct ActionConfig {
     /// `sysupgrade` (backups) and the directory its archive is written to for a moment.
     pub sysupgrade: String,
     pub backup_dir: PathBuf,
+    /// Where the status action reads `/proc` and `/etc`.
+    pub proc_root: PathBuf,
+    pub etc_root: PathBuf,
 }
 
 impl ActionConfig {
@@ -59,6 +63,8 @@ impl ActionConfig {
             journal: cfg.config_dir.join("actions.journal"),
             sysupgrade: cfg.sysupgrade.clone(),
             backup_dir: cfg.backup_dir.clone(),
+            proc_root: cfg.proc_root.clone(),
+            etc_root: cfg.etc_root.clone(),
         }
     }
 
@@ -129,6 +135,7 @@ impl Executor {
             }
             ActionKind::WgReload { interface } => wireguard::reload(&self.cfg, interface),
             ActionKind::Backup {} => backup::create(&self.cfg, action.id),
+            ActionKind::Status {} => Ok(status::read(&self.cfg)),
             ActionKind::Unsupported { reason } => Err(reason.clone()),
         };
         match outcome {
@@ -242,6 +249,24 @@ impl ActionRunner for Executor {
     }
 }
 
+/// A configuration for unit tests: nothing allowed, tools that do not exist, all under `dir`.
+#[cfg(test)]
+pub(crate) fn tests_cfg(dir: &std::path::Path) -> ActionConfig {
+    ActionConfig {
+        allow: vec![],
+        uci: "/nonexistent/uci".into(),
+        uci_confdir: Some(dir.to_path_buf()),
+        uci_savedir: None,
+        wg: "/nonexistent/wg".into(),
+        ifup: "true".into(),
+        journal: dir.join("journal"),
+        sysupgrade: "/nonexistent/sysupgrade".into(),
+        backup_dir: dir.to_path_buf(),
+        proc_root: dir.to_path_buf(),
+        etc_root: dir.to_path_buf(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +284,8 @@ mod tests {
             journal: dir.join("journal"),
             sysupgrade: "/nonexistent/sysupgrade".into(),
             backup_dir: dir.to_path_buf(),
+            proc_root: dir.to_path_buf(),
+            etc_root: dir.to_path_buf(),
         }
     }
 

@@ -230,6 +230,14 @@ pub fn not_done(row: &ActionRow) -> Option<(StatusCode, serde_json::Value)> {
     }
 }
 
+/// [`not_done`] for the ISP middleware's routes, whose answers carry `success: false`.
+pub fn not_done_isp(row: &ActionRow) -> Option<(StatusCode, serde_json::Value)> {
+    not_done(row).map(|(status, mut body)| {
+        body["success"] = json!(false);
+        (status, body)
+    })
+}
+
 /// Lists actions (admin).
 #[utoipa::path(
     get,

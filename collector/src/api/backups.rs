@@ -24,7 +24,7 @@ use routerstats_shared::action::{ActionDetail, ActionKind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::actions::{not_done, request_and_wait};
+use super::actions::{not_done_isp, request_and_wait};
 use super::{require_role, ApiError, ApiState};
 use crate::actions::backups;
 use crate::pki::tokens::Role;
@@ -119,11 +119,8 @@ async fn create(state: ApiState, headers: HeaderMap, q: CreateQuery) -> Result<R
         wait,
     )
     .await?;
-    let (status, body) = match not_done(&row) {
-        Some((status, mut body)) => {
-            body["success"] = json!(false);
-            (status, body)
-        }
+    let (status, body) = match not_done_isp(&row) {
+        Some(answer) => answer,
         None => match view(&state, &row) {
             Some(b) => (
                 StatusCode::OK,

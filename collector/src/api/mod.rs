@@ -8,6 +8,7 @@
 //! - [`wireguard`] — `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
 //! - [`wg_writes`] — `POST /add-peer`, `DELETE /peer/{name}`, `POST /reload-wireguard`, `/peer/{name}/qr`
 //! - [`actions`] — `/api/actions...` (the audit trail of fleet actions)
+//! - [`device_status`] — `POST /api/mikrotik/devices/{name}/status` (a fresh status)
 //! - [`backups`] — `POST /api/mikrotik/backup/create`, `POST /api/vpn/server/backup`, `/api/backups...`
 //! - [`prometheus`] — `/metrics`
 //! - [`openapi`] — `/api/openapi.json`
@@ -43,6 +44,7 @@ pub mod actions;
 pub mod backups;
 pub mod cache;
 pub mod dashboard;
+pub mod device_status;
 pub mod gateway;
 pub mod isp;
 pub mod monitor;
@@ -243,6 +245,7 @@ pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) 
         .merge(wg_writes::routes())
         .merge(actions::routes())
         .merge(backups::routes())
+        .merge(device_status::routes())
         .merge(prometheus::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())

@@ -75,6 +75,7 @@ pub fn fragments() -> Vec<(&'static str, Document)> {
         ("wg_writes", super::wg_writes::Doc::openapi()),
         ("actions", super::actions::Doc::openapi()),
         ("backups", super::backups::Doc::openapi()),
+        ("device_status", super::device_status::Doc::openapi()),
         ("prometheus", super::prometheus::Doc::openapi()),
         ("dashboard", super::dashboard::Doc::openapi()),
         ("openapi", Doc::openapi()),
