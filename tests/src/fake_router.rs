@@ -78,9 +78,7 @@ impl FakeRouter {
         // call is appended to data/wg/calls.log.
         write_script(
             &root.join("bin/wg"),
-            &format!(
-                "#!/bin/sh\nd=\"$(dirname \"$0\")/../data/wg\"\necho \"$*\" >> \"$d/calls.log\"\ncase \"$*\" in\n  \"show all dump\") exec cat \"$d/dump.txt\" ;;\n  \"show \"*\" public-key\") awk -v i=\"$2\" 'NF == 5 && $1 == i {{ print $3; exit }}' \"$d/dump.txt\" ;;\n  \"show \"*\" listen-port\") awk -v i=\"$2\" 'NF == 5 && $1 == i {{ print $4; exit }}' \"$d/dump.txt\" ;;\n  \"set \"*\" peer \"*\" allowed-ips \"*) printf '%s\\t%s\\t(none)\\t(none)\\t%s\\t0\\t0\\t0\\toff\\n' \"$2\" \"$4\" \"$6\" >> \"$d/dump.txt\" ;;\n  \"set \"*\" peer \"*\" remove\") grep -v -F \"$4\" \"$d/dump.txt\" > \"$d/dump.new\"; mv \"$d/dump.new\" \"$d/dump.txt\" ;;\n  *) echo \"fake wg: unsupported: $*\" >&2; exit 1 ;;\nesac\n"
-            ),
+            "#!/bin/sh\nd=\"$(dirname \"$0\")/../data/wg\"\necho \"$*\" >> \"$d/calls.log\"\ncase \"$*\" in\n  \"show all dump\") exec cat \"$d/dump.txt\" ;;\n  \"show \"*\" public-key\") awk -v i=\"$2\" 'NF == 5 && $1 == i { print $3; exit }' \"$d/dump.txt\" ;;\n  \"show \"*\" listen-port\") awk -v i=\"$2\" 'NF == 5 && $1 == i { print $4; exit }' \"$d/dump.txt\" ;;\n  \"set \"*\" peer \"*\" allowed-ips \"*) printf '%s\\t%s\\t(none)\\t(none)\\t%s\\t0\\t0\\t0\\toff\\n' \"$2\" \"$4\" \"$6\" >> \"$d/dump.txt\" ;;\n  \"set \"*\" peer \"*\" remove\") grep -v -F \"$4\" \"$d/dump.txt\" > \"$d/dump.new\"; mv \"$d/dump.new\" \"$d/dump.txt\" ;;\n  *) echo \"fake wg: unsupported: $*\" >&2; exit 1 ;;\nesac\n",
         )?;
         // `sysupgrade -b FILE`: an archive of the root's etc/config, as OpenWrt's would hold.
         write_script(
