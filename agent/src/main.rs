@@ -15,8 +15,10 @@ Usage: routerstats-agent [OPTIONS] <COMMAND>
 Commands:
   snapshot [--json]        Collect once and print the report that would be sent
   parse <KIND> <FILE>      Run one parser on a captured file ('-' for stdin) and print JSON
-  enroll --collector HOST:PORT --token TOKEN [--name NAME] [--force]
-                           Join the fleet: generate a key, get a certificate from the collector
+  enroll --collector HOST:PORT --token-file FILE [--name NAME] [--force]
+                           Join the fleet: generate a key, get a certificate from the collector.
+                           FILE holds the token (`-`: read it from standard input); or
+                           --token TOKEN, which shows the token in the process list
   run                      Collect every interval and push reports to the collector
   version                  Print the agent version
 
@@ -39,7 +41,9 @@ Options (override the `config agent` section of /etc/config/routerstats):
       --disable SOURCE     wifi, dhcp, wireguard, openvpn, system or interfaces; repeatable
   -h, --help               Print help
 
-Exit codes: 0 success, 1 failure (the message says why), 2 usage error.";
+Exit codes: 0 success, 1 failure (the message says why), 2 usage error (also a malformed
+token or a bad config value), 3 enroll: the collector refused the token (unknown, expired,
+already used, or for another CA): a new token is needed.";
 
 /// What the command line asked for.
 struct Cli {
@@ -49,6 +53,7 @@ struct Cli {
     command: Vec<String>,
     json: bool,
     token: Option<String>,
+    token_file: Option<PathBuf>,
     name: Option<String>,
     force: bool,
 }
@@ -63,6 +68,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::E
         command: Vec::new(),
         json: false,
         token: None,
+        token_file: None,
         name: None,
         force: false,
     };
@@ -85,6 +91,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::E
             Long("json") => cli.json = true,
             Long("force") => cli.force = true,
             Long("token") => cli.token = Some(p.value()?.string()?),
+            Long("token-file") => cli.token_file = Some(p.value()?.into()),
             Long("name") => cli.name = Some(p.value()?.string()?),
             Long(key @ ("collector" | "config-dir" | "interval" | "initial-delay" | "spool-size" | "spool-file" | "proc-root"
             | "etc-root" | "iw" | "wg" | "df")) => {
@@ -105,6 +112,8 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::E
     Ok(cli)
 }
 
+/// Every command, `version` included, parses the whole configuration first: OpenWrt's runner
+/// (`packaging/files/usr/libexec/routerstats-agent-run`) uses `version` as its config check.
 fn build_config(cli: &Cli) -> Result<AgentConfig, ConfigError> {
     let mut cfg = AgentConfig::load(cli.config_file.as_deref())?;
     for (k, v) in &cli.settings {
@@ -195,7 +204,10 @@ fn main() -> ExitCode {
                 Err(e) => failure(e),
             }
         }
-        ["enroll"] => cli_uplink::enroll(cfg, cli.token, cli.name, cli.force),
+        ["enroll"] => match cli_uplink::token_argument(cli.token, cli.token_file.as_deref()) {
+            Ok(token) => cli_uplink::enroll(cfg, token, cli.name, cli.force),
+            Err(e) => usage_error(e),
+        },
         ["run"] => cli_uplink::run(cfg),
         [other, ..] => usage_error(format!("unknown command or arguments: {other:?}")),
         [] => usage_error("no command"),

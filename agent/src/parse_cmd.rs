@@ -16,7 +16,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ("iw-dev", "output of `iw dev`"),
     ("station-dump", "output of `iw dev <if> station dump` (or `station get`)"),
     ("leases", "a dnsmasq lease file (dhcp.leases)"),
-    ("wg-dump", "output of `wg show all dump` (or `wg show`)"),
+    ("wg-dump", "output of `wg show all dump`, `wg show <if> dump` (named by the file name) or `wg show`"),
     ("openvpn", "an OpenVPN status file (v1, v2, v3 or client STATISTICS)"),
     ("net-dev", "/proc/net/dev"),
     ("meminfo", "/proc/meminfo"),
@@ -55,7 +55,8 @@ pub fn parse_text(kind: &str, text: &str, file: &str) -> Result<Value, ParseCmdE
         "iw-dev" => render(kind, sources::iw_dev::parse(text), file),
         "station-dump" => render(kind, sources::station_dump::parse(text, ""), file),
         "leases" => render(kind, sources::dhcp_leases::parse(text), file),
-        "wg-dump" => render(kind, sources::wireguard::parse(text), file),
+        // A per-interface dump does not name its interface: the file name does (`wg0.txt`).
+        "wg-dump" => render(kind, sources::wireguard::parse(text, stdin_or(&stem)), file),
         "openvpn" => render(kind, sources::openvpn::parse(text, &stem), file),
         "net-dev" => render(kind, sources::net_dev::parse(text), file),
         "meminfo" => render(kind, sources::meminfo::parse(text), file),
@@ -69,6 +70,11 @@ pub fn parse_text(kind: &str, text: &str, file: &str) -> Result<Value, ParseCmdE
         "df" => render(kind, sources::disk::parse_df(text), file),
         other => Err(ParseCmdError::UnknownKind(other.to_string())),
     }
+}
+
+/// `stem`, or `(stdin)` for input read from standard input (`-`).
+fn stdin_or(stem: &str) -> &str {
+    if stem.is_empty() || stem == "-" { "(stdin)" } else { stem }
 }
 
 #[cfg(test)]
@@ -90,5 +96,17 @@ mod tests {
         let v = parse_text("uci", "config a 'b'\nbogus line\n", "f").unwrap();
         assert_eq!(v["kind"], "uci");
         assert_eq!(v["skipped"][0], "line 2: not a config/option/list line");
+    }
+
+    #[test]
+    fn per_interface_wg_dump_is_named_by_the_file() {
+        let text = "PRIV=\tPUB=\t51820\toff\nPEER=\t(none)\t(none)\t10.0.0.2/32\t0\t0\t0\toff\n";
+        let v = parse_text("wg-dump", text, "/tmp/wg7.txt").unwrap();
+        assert_eq!(v["value"][0]["name"], "wg7");
+        assert_eq!(v["value"][0]["public_key"], "PUB=");
+        assert_eq!(v["value"][0]["peers"][0]["public_key"], "PEER=");
+        assert!(!v.to_string().contains("PRIV="));
+        let v = parse_text("wg-dump", text, "-").unwrap();
+        assert_eq!(v["value"][0]["name"], "(stdin)");
     }
 }

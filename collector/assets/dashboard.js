@@ -543,7 +543,11 @@
 
     // Wireless clients by SSID.
     const groups = d.ssids.map((g, gi) => {
-      const ifaces = g.interfaces.map((x) => x.name + (x.freq_mhz ? " (" + band(x.freq_mhz) + (x.channel != null ? ", ch " + x.channel : "") + ")" : "")).join(", ");
+      // A Wi-Fi 7 multi-link interface lists each link: "ap-mld0 (5 GHz, ch 36, 160 MHz + 6 GHz, ch 37, 320 MHz)".
+      const linkText = (l) => band(l.freq_mhz) + (l.channel != null ? ", ch " + l.channel : "") + (l.width_mhz ? ", " + l.width_mhz + " MHz" : "");
+      const ifaces = g.interfaces.map((x) => x.name + ((x.links || []).length
+        ? " (" + x.links.filter((l) => l.freq_mhz).map(linkText).join(" + ") + ")"
+        : x.freq_mhz ? " (" + band(x.freq_mhz) + (x.channel != null ? ", ch " + x.channel : "") + ")" : "")).join(", ");
       const title = g.ssid != null ? g.ssid : (g.interfaces[0] ? g.interfaces[0].name + " (" + g.interfaces[0].type + ", no SSID)" : "No SSID");
       const caption = title + ": " + g.clients.length + (g.clients.length === 1 ? " client" : " clients") + (ifaces ? " on " + ifaces : "");
       const rows = g.clients.length ? g.clients.map((c) => h("tr", null,
@@ -555,13 +559,14 @@
         h("td", { class: "num", text: fmtKbps(c.tx_bitrate_kbps) }),
         h("td", { class: "num", text: fmtKbps(c.rx_bitrate_kbps) }),
         h("td", { class: "num", text: fmtBps(c.rx_bps) + " / " + fmtBps(c.tx_bps) }),
-        h("td", { class: "num", text: fmtDuration(c.connected_s) }))) : [emptyRow(9, "No clients connected.")];
+        h("td", { class: "num", text: c.airtime_permille == null ? "–" : (c.airtime_permille / 10).toFixed(1) + " %" }),
+        h("td", { class: "num", text: fmtDuration(c.connected_s) }))) : [emptyRow(10, "No clients connected.")];
       return h("div", { class: "ssid-group table-wrap" },
         h("table", { class: "data ssid", "data-ssid": g.ssid == null ? "" : g.ssid, id: "ssid-" + gi },
           h("caption", { text: caption }),
           h("thead", null, h("tr", null,
             ["Hostname", "IP address", "MAC", "Interface"].map((x) => h("th", { scope: "col", text: x })),
-            ["Signal", "TX rate", "RX rate", "Traffic now (down / up)", "Connected"].map((x) => h("th", { scope: "col", class: "num", text: x })))),
+            ["Signal", "TX rate", "RX rate", "Traffic now (down / up)", "Airtime", "Connected"].map((x) => h("th", { scope: "col", class: "num", text: x })))),
           h("tbody", null, rows)));
     });
     $("#ssid-groups").replaceChildren(...(groups.length ? groups : [h("p", { class: "empty", text: "No wireless interfaces reported." })]));

@@ -259,13 +259,13 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Cli
             };
             let _ = writeln!(
                 err,
-                "Enrollment token {} for router {:?} ({}, expires {}).\nOn the router, run:\n  routerstats-agent enroll --collector {} --token {}",
+                "Enrollment token {} for router {:?} ({}, expires {}).\nOn the router, run (the token on stdin stays out of the process list):\n  echo {} | routerstats-agent enroll --collector {} --token-file -",
                 issued.token.id,
                 issued.name,
                 uses_text,
                 format_unix(issued.expires_at),
-                collector,
-                token
+                token,
+                collector
             );
             Ok(())
         }
@@ -593,7 +593,7 @@ mod tests {
         let token: routerstats_shared::token::EnrollToken = out.trim().parse().unwrap();
         assert_eq!(token.ca_hash, ca_hash_in(dir.path()).unwrap());
         assert!(
-            err.contains("routerstats-agent enroll --collector stats.example:7443 --token rs1."),
+            err.contains("echo rs1.") && err.contains("| routerstats-agent enroll --collector stats.example:7443 --token-file -"),
             "{err}"
         );
         let (r, out, _) = run_args(&["token", "list", "--data-dir", d]);

@@ -27,7 +27,10 @@ pub const MAX_FRAME_LEN: u32 = 1024 * 1024;
 #[repr(u8)]
 pub enum MessageKind {
     Hello = 1,
-    Report = 2,
+    /// A report in the version 1 model ([`crate::model_v1`]), as agents before the Wi-Fi 7 /
+    /// airtime fields send it (and as their spools still hold it after an upgrade). The
+    /// collector decodes it and converts it to the current model.
+    ReportV1 = 2,
     Ack = 3,
     EnrollRequest = 4,
     EnrollResponse = 5,
@@ -38,17 +41,21 @@ pub enum MessageKind {
     /// A report as a patch of the previous report payload sent on the same connection
     /// (see [`crate::patch`]).
     ReportPatch = 10,
+    /// A report in the current model. A new kind rather than a new header version, so that old
+    /// agents keep talking to a new collector unchanged; a new agent talking to an old
+    /// collector is refused with "unknown message kind 11" (upgrade collectors first).
+    Report = 11,
     /// Collector -> agent: a fleet action (see [`crate::action`]).
-    Action = 11,
+    Action = 12,
     /// Agent -> collector: the result of an action.
-    ActionResult = 12,
+    ActionResult = 13,
 }
 
 impl MessageKind {
     /// Every kind, in wire order.
-    pub const ALL: [MessageKind; 12] = [
+    pub const ALL: [MessageKind; 13] = [
         MessageKind::Hello,
-        MessageKind::Report,
+        MessageKind::ReportV1,
         MessageKind::Ack,
         MessageKind::EnrollRequest,
         MessageKind::EnrollResponse,
@@ -57,12 +64,18 @@ impl MessageKind {
         MessageKind::Error,
         MessageKind::HelloAck,
         MessageKind::ReportPatch,
+        MessageKind::Report,
         MessageKind::Action,
         MessageKind::ActionResult,
     ];
 
     pub fn from_u8(b: u8) -> Option<Self> {
         Self::ALL.into_iter().find(|k| *k as u8 == b)
+    }
+
+    /// Whether frames of this kind carry a whole report payload (of either model version).
+    pub fn is_full_report(self) -> bool {
+        matches!(self, MessageKind::Report | MessageKind::ReportV1)
     }
 }
 

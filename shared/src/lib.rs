@@ -2,6 +2,7 @@
 //!
 //! - [`model`]: the `Report` an agent produces each cycle, with compact field types
 //!   (MAC addresses as 6 bytes, IP addresses binary, counters encoded as varints).
+//! - [`model_v1`]: the frozen report model of version 1 agents, decoded and converted.
 //! - [`frame`]: the frame header (magic, protocol version, message kind, length), the size limit
 //!   and the typed decode errors.
 //! - [`message`]: every message that crosses the wire (hello, report, ack, enrollment, renewal).
@@ -18,6 +19,7 @@ pub mod frame;
 pub mod io;
 pub mod message;
 pub mod model;
+pub mod model_v1;
 pub mod patch;
 pub mod token;
 

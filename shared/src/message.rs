@@ -173,6 +173,10 @@ impl Message {
         Ok(match kind {
             MessageKind::Hello => Message::Hello(codec::decode(payload).map_err(bad)?),
             MessageKind::Report => Message::Report(Box::new(codec::decode(payload).map_err(bad)?)),
+            MessageKind::ReportV1 => {
+                let v1: crate::model_v1::Report = codec::decode(payload).map_err(bad)?;
+                Message::Report(Box::new(v1.into()))
+            }
             MessageKind::EnrollRequest => Message::EnrollRequest(codec::decode(payload).map_err(bad)?),
             MessageKind::RenewRequest => Message::RenewRequest(codec::decode(payload).map_err(bad)?),
             MessageKind::ReportPatch => Message::ReportPatch(payload.to_vec()),
@@ -206,6 +210,7 @@ impl Message {
             MessageKind::Action => Message::Action(Action::decode(payload).map_err(bad)?),
             MessageKind::Hello
             | MessageKind::Report
+            | MessageKind::ReportV1
             | MessageKind::EnrollRequest
             | MessageKind::RenewRequest
             | MessageKind::ReportPatch
@@ -357,7 +362,7 @@ mod tests {
         }
 
         #[test]
-        fn random_payload_behind_valid_header_never_panics(kind in 1u8..=12, payload in proptest::collection::vec(any::<u8>(), 0..512)) {
+        fn random_payload_behind_valid_header_never_panics(kind in 1u8..=13, payload in proptest::collection::vec(any::<u8>(), 0..512)) {
             let kind = MessageKind::from_u8(kind).unwrap();
             let frame = frame_bytes(kind, &payload).unwrap();
             let _ = Message::from_frame(&frame, MAX_FRAME_LEN);

@@ -350,6 +350,25 @@ pub struct WirelessInterface {
     pub center1_mhz: Option<u32>,
     pub center2_mhz: Option<u32>,
     pub txpower_dbm: Option<f32>,
+    /// The links of a Wi-Fi 7 multi-link (MLD) interface (`MLD with links:`), in the order
+    /// printed; empty for a single-link interface. An MLD's channel, width and power are per
+    /// link: the interface-level channel fields above hold only what `iw` printed for the
+    /// interface itself (usually nothing for an MLD).
+    pub links: Vec<WifiLink>,
+}
+
+/// One link of a multi-link (MLD) interface: `- link ID  1 link addr ...` and the `channel`
+/// and `txpower` lines under it (a link that is set up but not active has no channel).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WifiLink {
+    pub link_id: u8,
+    pub addr: Option<MacAddr>,
+    pub channel: Option<u32>,
+    pub freq_mhz: Option<u32>,
+    pub width_mhz: Option<u32>,
+    pub center1_mhz: Option<u32>,
+    pub center2_mhz: Option<u32>,
+    pub txpower_dbm: Option<f32>,
 }
 
 /// The PHY generation a bitrate was negotiated with.
@@ -374,6 +393,9 @@ pub struct Bitrate {
     pub standard: WifiStandard,
     pub mcs: Option<u8>,
     pub nss: Option<u8>,
+    /// Channel width the rate was sent at. `iw` prints a width token only above 20 MHz, so a
+    /// rate without one is 20 MHz (`Some(20)`); None when the rate was an HE/EHT resource unit
+    /// (`HE-RU-ALLOC`/`EHT-RU-ALLOC`, no channel width).
     pub width_mhz: Option<u16>,
     pub short_gi: bool,
     /// HE/EHT guard interval index (`HE-GI 0` is 0.8 us, 1 is 1.6 us, 2 is 3.2 us).
@@ -396,6 +418,10 @@ pub struct MeshPeer {
     /// Peer link state: `ESTAB`, `LISTEN`, `OPN_SNT`, `BLOCKED`, ...
     pub plink: Option<String>,
     pub airtime_metric: Option<u32>,
+    /// `mesh connected to gate`: the peer reaches a mesh gate (a way out of the mesh).
+    pub connected_to_gate: Option<bool>,
+    /// `mesh connected to auth server`.
+    pub connected_to_auth_server: Option<bool>,
 }
 
 /// Counters and link state of one associated station (or mesh peer), from a station dump.
@@ -416,6 +442,12 @@ pub struct StationLinkStats {
     pub tx_bitrate: Option<Bitrate>,
     pub rx_bitrate: Option<Bitrate>,
     pub expected_throughput_kbps: Option<u32>,
+    /// Airtime counters (`tx duration`/`rx duration`, microseconds since association): the
+    /// basis of airtime-fairness monitoring.
+    pub tx_duration_us: Option<u64>,
+    pub rx_duration_us: Option<u64>,
+    /// `airtime weight` of the station in the airtime-fairness scheduler (default 256).
+    pub airtime_weight: Option<u16>,
 }
 
 /// One MLO link of a multi-link station (`Link N:` section).
@@ -451,6 +483,8 @@ pub struct Station {
     pub mesh: Option<MeshPeer>,
     /// `associated at: <ms> ms` (Unix time in milliseconds, newer iw).
     pub associated_at_ms: Option<u64>,
+    /// `current time: <ms> ms`: the router's clock (Unix ms) when `iw` printed the station.
+    pub current_time_ms: Option<u64>,
     /// Per-link sections of an MLO station, in the order printed.
     pub links: Vec<StationLink>,
 }
@@ -523,6 +557,17 @@ pub struct OvpnInstance {
     pub routes: Vec<OvpnRoute>,
     /// Counters of a client-side `OpenVPN STATISTICS` file.
     pub statistics: Option<OvpnStatistics>,
+    /// The server's `GLOBAL_STATS` rows (`GLOBAL STATS` section in v1).
+    pub global: Option<OvpnGlobalStats>,
+}
+
+/// The `GLOBAL_STATS` rows of an OpenVPN server status file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OvpnGlobalStats {
+    /// `Max bcast/mcast queue length`.
+    pub max_bcast_mcast_queue_len: Option<u64>,
+    /// `dco_enabled` (OpenVPN 2.6+): whether data channel offload is in use.
+    pub dco_enabled: Option<bool>,
 }
 
 /// One connected client of an OpenVPN server.

@@ -185,6 +185,25 @@ impl AgentSetup {
         self.command().args(["--collector", &collector.to_string(), "--token", token, "enroll"]).output().unwrap()
     }
 
+    /// `routerstats-agent enroll --token-file -` with the token written to its standard input;
+    /// `cmdline` gets the process's `/proc/<pid>/cmdline` (read before the token is written).
+    pub fn enroll_stdin(&self, collector: SocketAddr, token: &str) -> (Output, String) {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(["--collector", &collector.to_string(), "enroll", "--token-file", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap_or_default();
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{token}").unwrap();
+        drop(stdin);
+        (child.wait_with_output().unwrap(), String::from_utf8_lossy(&cmdline).replace('\0', " "))
+    }
+
     /// `routerstats-agent run` in the background, reporting every `interval`.
     pub fn run(&self, collector: SocketAddr, interval: &str, extra: &[&str]) -> RunningAgent {
         let log = self.config_dir.with_extension("log");
@@ -194,7 +213,8 @@ impl AgentSetup {
             .args(["--collector", &collector.to_string(), "--interval", interval, "--initial-delay", "0"])
             .args(extra)
             .arg("run")
-            .stdout(Stdio::null())
+            // Info lines go to stdout, warnings and errors to stderr: one log for both.
+            .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()
             .unwrap();

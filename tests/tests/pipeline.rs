@@ -176,7 +176,8 @@ fn bad_tokens_get_one_line_errors() {
     assert!(first.enroll(collector.ingest, &used).status.success());
     let second = AgentSetup::new(&dir.path().join("a2"), "r-used-2");
     let out = second.enroll(collector.ingest, &used);
-    assert_eq!(out.status.code(), Some(1));
+    // 3: the collector refused the token; no retry can help (the runner stops retrying).
+    assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.to_lowercase().contains("used"), "{err}");
@@ -184,14 +185,14 @@ fn bad_tokens_get_one_line_errors() {
     let expired = collector.token("r-exp", &["--ttl", "1s"]);
     std::thread::sleep(Duration::from_millis(2100));
     let out = AgentSetup::new(&dir.path().join("a3"), "r-exp").enroll(collector.ingest, &expired);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).to_lowercase().contains("expired"));
 
     // A token whose CA hash belongs to another collector: the agent refuses this collector.
     let other = Collector::start(&dir.path().join("other"));
     let foreign = other.token("r-foreign", &[]);
     let out = AgentSetup::new(&dir.path().join("a4"), "r-foreign").enroll(collector.ingest, &foreign);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("CA"), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Malformed token: usage error; unreachable collector: failure naming the address.
@@ -202,6 +203,55 @@ fn bad_tokens_get_one_line_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&closed));
     assert_eq!(collector.stored_seqs("r5").len(), 0);
+}
+
+#[test]
+fn token_on_stdin_stays_out_of_the_process_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(&dir.path().join("collector"));
+    let token = collector.token("ap-stdin", &[]);
+    let setup = AgentSetup::new(&dir.path().join("agent"), "ap-stdin");
+    let (out, cmdline) = setup.enroll_stdin(collector.ingest, &token);
+    assert!(out.status.success(), "enroll: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("enrolled as ap-stdin"));
+    assert!(cmdline.contains("--token-file -"), "read the wrong process: {cmdline:?}");
+    assert!(!cmdline.contains(&token), "the token is in /proc/<pid>/cmdline: {cmdline:?}");
+    // A pipe with no token in it: a usage error (exit 2) naming standard input.
+    let other = AgentSetup::new(&dir.path().join("other"), "ap-empty");
+    let (out, _) = other.enroll_stdin(collector.ingest, "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no token in standard input"));
+}
+
+#[test]
+fn info_on_stdout_warnings_on_stderr_and_one_stop_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start(&dir.path().join("collector"));
+    let setup = AgentSetup::new(&dir.path().join("agent"), "ap-logs");
+    assert!(setup.enroll(collector.ingest, &collector.token("ap-logs", &[])).status.success());
+    // A collector address nobody listens on: the agent warns that it cannot connect.
+    let closed = format!("127.0.0.1:{}", routerstats_tests::harness::free_port());
+    let (stdout, stderr) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let child = setup
+        .command()
+        .args(["--collector", &closed, "--interval", "100ms", "--initial-delay", "0", "run"])
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    wait_for(WAIT, "a warning on stderr", || read(&stderr).contains("warn:").then_some(()));
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait_with_output().unwrap().status;
+    assert!(status.success(), "{status}");
+    let (out, err) = (read(&stdout), read(&stderr));
+    // procd logs stdout as daemon.info and stderr as daemon.err.
+    assert!(out.lines().all(|l| l.starts_with("routerstats-agent info: ")), "stdout:\n{out}");
+    assert!(out.contains("info: reporting to"), "stdout:\n{out}");
+    assert!(!err.contains("info:"), "stderr:\n{err}");
+    assert!(err.lines().all(|l| l.starts_with("routerstats-agent warn: ")), "stderr:\n{err}");
+    let summaries = format!("{out}{err}").matches("stopped:").count();
+    assert_eq!(summaries, 1, "the stop summary is logged once:\n{out}{err}");
 }
 
 #[test]

@@ -77,6 +77,7 @@ fn string_field(
             skipped.push(super::Skipped {
                 line: 0,
                 reason: format!("{what} is not a string"),
+                unused: false,
             });
             None
         }
@@ -85,7 +86,7 @@ fn string_field(
 
 /// The device names of one network role, or None (noted) when it names none.
 fn devices(role: &str, section: &Value, skipped: &mut Vec<super::Skipped>) -> Option<Vec<String>> {
-    let mut note = |reason: String| skipped.push(super::Skipped { line: 0, reason });
+    let mut note = |reason: String| skipped.push(super::Skipped { line: 0, reason, unused: false });
     let Value::Object(section) = section else {
         note(format!("network.{role} is not an object"));
         return None;

@@ -5,18 +5,23 @@
 //! and the extra leading tab of copied-from-Markdown text all parse alike. Choices:
 //! - An interface before any `phy#N` header has `phy: None`, unless a `wiphy N` line (printed by
 //!   `iw dev <if> info`) names it.
-//! - Lines that are not known fields (`multicast TXQ:` tables, `MLD with links:`, lines of newer
-//!   iw versions) are ignored, not reported. A known field with a malformed value is reported
-//!   with [`Parsed::skip`] and the rest of the interface is kept.
-//! - The first value of a field wins: MLO interfaces print `channel` and `txpower` once per
-//!   link, and the first link's values are kept.
-//! - `Unnamed/non-netdev interface` blocks (P2P devices without a netdev) are dropped silently:
-//!   they have no name to read stations from.
+//! - Lines that are not known fields (the `multicast TXQ:` table, `4addr: on`, lines of newer iw
+//!   versions) are listed with [`Parsed::unused`] (one entry per TXQ table). A known field with
+//!   a malformed value is reported with [`Parsed::skip`] and the rest of the interface is kept.
+//! - The first value of an interface field wins.
+//! - Wi-Fi 7 multi-link (MLD) interfaces: after `MLD with links:`, each `- link ID <n> link addr
+//!   <mac>` line opens a [`WifiLink`], and the `channel` and `txpower` lines under it belong to
+//!   that link, not to the interface: every link is kept (a 5 GHz 160 MHz link and a 6 GHz
+//!   320 MHz link stay two links), and the interface-level channel stays as `iw` printed it
+//!   (usually absent for an MLD). A link line without an ID is skipped with its channel lines.
+//! - `Unnamed/non-netdev interface` blocks (P2P-device wdevs) are not kept (the model's
+//!   interfaces are netdevs: they have a name to read stations and counters from); the block is
+//!   listed with [`Parsed::unused`], with its type and wdev.
 //! - An interface without a `type` line gets `WifiIfType::Other("")` (the model needs a type).
 //! - A width of `80+80 MHz` is stored as 160 (the two segments are told apart by `center2`).
 //!   Fractional frequencies (`902.5 MHz`, S1G) keep their whole MHz.
 
-use routerstats_shared::{MacAddr, WifiIfType, WirelessInterface};
+use routerstats_shared::{MacAddr, WifiIfType, WifiLink, WirelessInterface};
 
 use super::{run_command, ParseError, Parsed, SourceError};
 
@@ -39,6 +44,10 @@ pub fn parse(text: &str) -> Result<Parsed<Vec<WirelessInterface>>, ParseError> {
     let mut phy: Option<u32> = None;
     // The interface being filled; `Discard` swallows the fields of a block that cannot be kept.
     let mut current = Block::None;
+    // Inside the `MLD with links:` section of the current interface: where link lines go.
+    let mut mld = Mld::Off;
+    // Inside a `multicast TXQ:` table (its header and value rows are one unused entry).
+    let mut in_txq = false;
 
     for (idx, raw) in text.lines().enumerate() {
         let line_no = idx + 1;
@@ -50,9 +59,14 @@ pub fn parse(text: &str) -> Result<Parsed<Vec<WirelessInterface>>, ParseError> {
             Some((k, r)) => (k, r),
             None => (line, ""),
         };
+        if in_txq && (keyword == "qsz-byt" || keyword.bytes().all(|b| b.is_ascii_digit())) {
+            continue;
+        }
+        in_txq = false;
 
         if let Some(num) = keyword.strip_prefix("phy#") {
-            current.finish(&mut out.value);
+            current.finish_noting(&mut out);
+            mld = Mld::Off;
             phy = match num.parse::<u32>() {
                 Ok(n) => Some(n),
                 Err(_) => {
@@ -63,7 +77,8 @@ pub fn parse(text: &str) -> Result<Parsed<Vec<WirelessInterface>>, ParseError> {
             continue;
         }
         if keyword == "Interface" {
-            current.finish(&mut out.value);
+            current.finish_noting(&mut out);
+            mld = Mld::Off;
             let name = rest.trim();
             if name.is_empty() {
                 out.skip(line_no, "Interface line without a name");
@@ -74,29 +89,80 @@ pub fn parse(text: &str) -> Result<Parsed<Vec<WirelessInterface>>, ParseError> {
             continue;
         }
         if keyword == "Unnamed/non-netdev" {
-            current.finish(&mut out.value);
-            current = Block::Discard;
+            current.finish_noting(&mut out);
+            mld = Mld::Off;
+            current = Block::Unnamed {
+                line: line_no,
+                wdev: None,
+                iftype: None,
+            };
             continue;
         }
-        if !is_field(keyword) {
+        if let Block::Unnamed { wdev, iftype, .. } = &mut current {
+            match keyword {
+                "wdev" => *wdev = Some(short(rest.trim())),
+                "type" => *iftype = Some(short(rest.trim())),
+                _ => {}
+            }
             continue;
         }
         let iface = match &mut current {
             Block::Iface(iface) => iface,
-            Block::Discard => continue,
+            Block::Discard | Block::Unnamed { .. } => continue,
             Block::None => {
-                out.skip(
-                    line_no,
-                    format!("{keyword} line outside an Interface block"),
-                );
+                if is_field(keyword) {
+                    out.skip(
+                        line_no,
+                        format!("{keyword} line outside an Interface block"),
+                    );
+                } else {
+                    out.unused(
+                        line_no,
+                        format!("line {:?} outside an Interface block", short(line)),
+                    );
+                }
                 continue;
             }
         };
-        if let Err(reason) = apply_field(iface, keyword, rest) {
+        if line.starts_with("MLD with links") {
+            mld = Mld::Section;
+            continue;
+        }
+        if keyword == "-" && rest.trim_start().starts_with("link") && mld != Mld::Off {
+            match parse_link_header(rest) {
+                Ok(link) => {
+                    iface.links.push(link);
+                    mld = Mld::Link;
+                }
+                Err(reason) => {
+                    out.skip(line_no, reason);
+                    mld = Mld::BadLink;
+                }
+            }
+            continue;
+        }
+        if keyword == "multicast" {
+            in_txq = true;
+            out.unused(line_no, "multicast TXQ statistics");
+            continue;
+        }
+        if !is_field(keyword) {
+            out.unused(line_no, format!("{:?}", short(line)));
+            continue;
+        }
+        let result = match (keyword, &mld) {
+            ("channel" | "txpower", Mld::BadLink) => Ok(()),
+            ("channel" | "txpower", Mld::Link) => match iface.links.last_mut() {
+                Some(link) => apply_link_field(link, keyword, rest),
+                None => Ok(()),
+            },
+            _ => apply_field(iface, keyword, rest),
+        };
+        if let Err(reason) = result {
             out.skip(line_no, format!("{keyword}: {reason}"));
         }
     }
-    current.finish(&mut out.value);
+    current.finish_noting(&mut out);
 
     if out.value.is_empty() {
         return Err(out.nothing_usable("no usable Interface block"));
@@ -109,6 +175,25 @@ enum Block {
     None,
     Iface(Box<WirelessInterface>),
     Discard,
+    /// An `Unnamed/non-netdev interface` block starting at `line`: listed as unused on finish.
+    Unnamed {
+        line: usize,
+        wdev: Option<String>,
+        iftype: Option<String>,
+    },
+}
+
+/// Where the lines of an interface's `MLD with links:` section go.
+#[derive(PartialEq)]
+enum Mld {
+    /// Not in an MLD section: `channel` and `txpower` are the interface's.
+    Off,
+    /// After `MLD with links:`, before the first link line.
+    Section,
+    /// In the section of the last link of the interface.
+    Link,
+    /// In the section of a link line that could not be read: its lines are dropped.
+    BadLink,
 }
 
 impl Block {
@@ -117,6 +202,22 @@ impl Block {
         if let Block::Iface(iface) = std::mem::replace(self, Block::None) {
             out.push(*iface);
         }
+    }
+
+    /// Like [`Block::finish`], and lists a finished unnamed (non-netdev) block as unused.
+    fn finish_noting(&mut self, out: &mut Parsed<Vec<WirelessInterface>>) {
+        if let Block::Unnamed { line, wdev, iftype } = self {
+            let (line, what) = (
+                *line,
+                format!(
+                    "non-netdev interface (type {}, wdev {}): no netdev to read",
+                    iftype.as_deref().unwrap_or("unknown"),
+                    wdev.as_deref().unwrap_or("unknown"),
+                ),
+            );
+            out.unused(line, what);
+        }
+        self.finish(&mut out.value);
     }
 }
 
@@ -135,6 +236,7 @@ fn new_interface(phy: Option<u32>, name: &str) -> WirelessInterface {
         center1_mhz: None,
         center2_mhz: None,
         txpower_dbm: None,
+        links: Vec::new(),
     }
 }
 
@@ -174,25 +276,112 @@ fn apply_field(iface: &mut WirelessInterface, keyword: &str, rest: &str) -> Resu
             }
             iface.iftype = WifiIfType::from_iw(value);
         }
-        "channel" if iface.channel.is_none() && iface.freq_mhz.is_none() => {
-            apply_channel(iface, value)?
-        }
-        "txpower" if iface.txpower_dbm.is_none() => {
-            let num = value.split_whitespace().next().unwrap_or("");
-            match num.parse::<f32>() {
-                Ok(p) if p.is_finite() => iface.txpower_dbm = Some(p),
-                _ => return Err(format!("not a power: {:?}", short(value))),
-            }
-        }
+        "channel" if iface.channel.is_none() && iface.freq_mhz.is_none() => set_channel(
+            [
+                &mut iface.channel,
+                &mut iface.freq_mhz,
+                &mut iface.width_mhz,
+                &mut iface.center1_mhz,
+                &mut iface.center2_mhz,
+            ],
+            value,
+        )?,
+        "txpower" if iface.txpower_dbm.is_none() => iface.txpower_dbm = Some(parse_power(value)?),
         _ => {}
     }
     Ok(())
 }
 
+/// Sets the `channel` or `txpower` of an MLD link (first value wins, as for interfaces).
+fn apply_link_field(link: &mut WifiLink, keyword: &str, rest: &str) -> Result<(), String> {
+    let value = rest.trim();
+    match keyword {
+        "channel" if link.channel.is_none() && link.freq_mhz.is_none() => set_channel(
+            [
+                &mut link.channel,
+                &mut link.freq_mhz,
+                &mut link.width_mhz,
+                &mut link.center1_mhz,
+                &mut link.center2_mhz,
+            ],
+            value,
+        )?,
+        "txpower" if link.txpower_dbm.is_none() => link.txpower_dbm = Some(parse_power(value)?),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Sets `[channel, freq, width, center1, center2]` from a `channel` line (of an interface or
+/// of an MLD link): the parts that parse are set even when another part is malformed.
+fn set_channel(slots: [&mut Option<u32>; 5], value: &str) -> Result<(), String> {
+    let (ch, problems) = parse_channel(value);
+    let [channel, freq, width, center1, center2] = slots;
+    *channel = ch.channel;
+    *freq = ch.freq_mhz;
+    *width = ch.width_mhz;
+    *center1 = ch.center1_mhz;
+    *center2 = ch.center2_mhz;
+    problems
+}
+
+/// `- link ID  1 link addr 02:00:00:00:01:01` (the text after the `-`): the link ID is
+/// required, the address optional (iw prints each only when the kernel sent it).
+fn parse_link_header(rest: &str) -> Result<WifiLink, String> {
+    let mut words = rest.split_whitespace().skip(1);
+    let mut link = None;
+    let mut addr = None;
+    while let Some(w) = words.next() {
+        match w {
+            "ID" => {
+                let id = words.next().unwrap_or("");
+                link = Some(
+                    id.parse::<u8>()
+                        .map_err(|_| format!("MLD link: bad link ID {:?}", short(id)))?,
+                );
+            }
+            "addr" => {
+                let mac = words.next().unwrap_or("");
+                addr = Some(
+                    mac.parse::<MacAddr>()
+                        .map_err(|_| format!("MLD link: not a MAC address: {:?}", short(mac)))?,
+                );
+            }
+            _ => {}
+        }
+    }
+    let link_id = link.ok_or("MLD link without an ID: its lines are dropped")?;
+    Ok(WifiLink {
+        link_id,
+        addr,
+        ..WifiLink::default()
+    })
+}
+
+/// `20.00 dBm` -> 20.0.
+fn parse_power(value: &str) -> Result<f32, String> {
+    let num = value.split_whitespace().next().unwrap_or("");
+    match num.parse::<f32>() {
+        Ok(p) if p.is_finite() => Ok(p),
+        _ => Err(format!("not a power: {:?}", short(value))),
+    }
+}
+
+/// The parts of a `channel` line.
+#[derive(Default)]
+struct Channel {
+    channel: Option<u32>,
+    freq_mhz: Option<u32>,
+    width_mhz: Option<u32>,
+    center1_mhz: Option<u32>,
+    center2_mhz: Option<u32>,
+}
+
 /// Parses `11 (2462 MHz), width: 20 MHz, center1: 2462 MHz[, center2: ...]` (the text after
 /// `channel`), also old iw's `1 (2412 MHz) HT20`. Parts that parse are kept even when another
-/// part is malformed; the malformed parts are returned as the error.
-fn apply_channel(iface: &mut WirelessInterface, value: &str) -> Result<(), String> {
+/// part is malformed; the malformed parts are returned as the error beside them.
+fn parse_channel(value: &str) -> (Channel, Result<(), String>) {
+    let mut iface = Channel::default();
     let mut problems: Vec<String> = Vec::new();
     let mut parts = value.split(',');
     let head = parts.next().unwrap_or("").trim();
@@ -247,11 +436,12 @@ fn apply_channel(iface: &mut WirelessInterface, value: &str) -> Result<(), Strin
             _ => {}
         }
     }
-    if problems.is_empty() {
+    let problems = if problems.is_empty() {
         Ok(())
     } else {
         Err(problems.join("; "))
-    }
+    };
+    (iface, problems)
 }
 
 /// `20 MHz`, `20 MHz (no HT)`, `80+80 MHz` (160), `unknown` (None).
@@ -304,7 +494,7 @@ mod tests {
     #[test]
     fn own_dual_band_router() {
         let p = parse(&own_fixture("iw/iw-dev.txt")).unwrap();
-        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+        assert_eq!(p.malformed().count(), 0, "{:?}", p.skipped);
         let names: Vec<&str> = p.value.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, ["mesh0", "wlan1", "wlan0"]);
         let wlan0 = &p.value[2];
@@ -381,7 +571,7 @@ mod tests {
              Interface d\n\tchannel 36 (5180 MHz), width: unknown\n",
         )
         .unwrap();
-        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+        assert_eq!(p.malformed().count(), 0, "{:?}", p.skipped);
         let v = &p.value;
         assert_eq!((v[0].width_mhz, v[0].center1_mhz), (Some(20), Some(2412)));
         assert_eq!(
@@ -451,21 +641,103 @@ mod tests {
     }
 
     #[test]
-    fn unknown_lines_ignored_and_mld_keeps_first_link_channel() {
-        let text = "phy#0\n\tInterface wlan0\n\t\tifindex 5\n\t\ttype AP\n\t\tmulticast TXQ:\n\
-                    \t\t\tqsz-byt\tqsz-pkt\tflows\tdrops\tmarks\toverlmt\thashcol\ttx-bytes\ttx-packets\n\
-                    \t\t\t0\t0\t0\t0\t0\t0\t0\t0\t\t0\n\t\tMLD with links:\n\
-                    \t\t - link ID  0 link addr 02:00:00:00:01:00\n\
-                    \t\t   channel 6 (2437 MHz), width: 20 MHz, center1: 2437 MHz\n\
-                    \t\t - link ID  1 link addr 02:00:00:00:01:01\n\
-                    \t\t   channel 37 (6135 MHz), width: 320 MHz, center1: 6105 MHz\n\
-                    \t\tsomething new 42\n";
-        let p = parse(text).unwrap();
-        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+    fn mld_keeps_every_link_and_unused_lines_are_listed() {
+        let p = parse(&own_fixture("iw/iw-dev-mld.txt")).unwrap();
+        assert_eq!(p.malformed().count(), 0, "{:?}", p.skipped);
+        let names: Vec<&str> = p.value.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["ap-mld0", "phy0.0-ap0"]);
+        let mld = &p.value[0];
         assert_eq!(
-            (p.value[0].channel, p.value[0].width_mhz),
-            (Some(6), Some(20))
+            (mld.iftype.clone(), mld.ssid.as_deref()),
+            (WifiIfType::Ap, Some("Attic Wi-Fi 7"))
         );
+        // No interface-level channel: a 160 MHz and a 320 MHz link are not one 160 MHz radio.
+        assert_eq!(
+            (mld.channel, mld.width_mhz, mld.txpower_dbm),
+            (None, None, None)
+        );
+        let [l1, l2, l0] = &mld.links[..] else {
+            panic!("{:?}", mld.links)
+        };
+        assert_eq!(
+            *l1,
+            WifiLink {
+                link_id: 1,
+                addr: Some(mac("02:1c:55:40:01:24")),
+                channel: Some(36),
+                freq_mhz: Some(5180),
+                width_mhz: Some(160),
+                center1_mhz: Some(5250),
+                center2_mhz: None,
+                txpower_dbm: Some(23.0),
+            }
+        );
+        assert_eq!(
+            (
+                l2.link_id,
+                l2.channel,
+                l2.freq_mhz,
+                l2.width_mhz,
+                l2.center1_mhz,
+                l2.txpower_dbm
+            ),
+            (2, Some(37), Some(6135), Some(320), Some(6265), Some(21.5))
+        );
+        // A link that is set up but not active: ID and address only.
+        assert_eq!(
+            (l0.link_id, l0.addr, l0.channel, l0.txpower_dbm),
+            (0, Some(mac("02:1c:55:40:00:26")), None, None)
+        );
+        let plain = &p.value[1];
+        assert!(plain.links.is_empty());
+        assert_eq!(
+            (plain.channel, plain.width_mhz, plain.txpower_dbm),
+            (Some(6), Some(20), Some(20.0))
+        );
+        let notes: Vec<String> = p.skipped.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            notes,
+            [
+                "line 2: not used: non-netdev interface (type P2P-device, wdev 0x3): no netdev to read",
+                "line 12: not used: multicast TXQ statistics",
+                "line 31: not used: \"4addr: on\"",
+            ]
+        );
+        assert_eq!(p.state(), routerstats_shared::SourceState::Ok);
+    }
+
+    #[test]
+    fn mld_link_lines_and_their_errors() {
+        let text = "Interface wlan0\n\ttype managed\n\tMLD with links:\n\t - link ID x link addr 02:00:00:00:00:01\n\
+                    \t   channel 6 (2437 MHz), width: 20 MHz, center1: 2437 MHz\n\t - link ID 3\n\
+                    \t   channel 37 (6135 MHz), width: 320 MHz, center1: 6105 MHz\n\t   txpower 22.00 dBm\n\
+                    \t - link ID 4 link addr nope\n\t   txpower 1.00 dBm\n";
+        let p = parse(text).unwrap();
+        let i = &p.value[0];
+        // The bad links' lines are dropped, never moved to a neighbour or the interface.
+        assert_eq!((i.channel, i.txpower_dbm), (None, None));
+        assert_eq!(i.links.len(), 1);
+        assert_eq!(
+            (
+                i.links[0].link_id,
+                i.links[0].addr,
+                i.links[0].width_mhz,
+                i.links[0].txpower_dbm
+            ),
+            (3, None, Some(320), Some(22.0))
+        );
+        let lines: Vec<usize> = p.malformed().map(|s| s.line).collect();
+        assert_eq!(lines, [4, 9]);
+        // Link lines outside an MLD section are not links.
+        let p = parse("Interface wlan0\n\t - link ID 1\n\tchannel 1 (2412 MHz)\n").unwrap();
+        assert!(p.value[0].links.is_empty());
+        assert_eq!(p.value[0].channel, Some(1));
+        // A new interface ends the MLD section.
+        let p = parse(
+            "Interface a\n\tMLD with links:\n\t - link ID 1\nInterface b\n\tchannel 1 (2412 MHz)\n",
+        )
+        .unwrap();
+        assert_eq!((p.value[0].links.len(), p.value[1].channel), (1, Some(1)));
     }
 
     #[test]
@@ -475,7 +747,21 @@ mod tests {
         let p = parse(text).unwrap();
         assert_eq!(p.value.len(), 1);
         assert_eq!(p.value[0].wdev, Some(1));
-        assert!(p.skipped.is_empty());
+        assert_eq!(p.malformed().count(), 0);
+        assert_eq!(p.skipped.len(), 1);
+        assert!(
+            p.skipped[0].reason.contains("P2P-device, wdev 0x2"),
+            "{:?}",
+            p.skipped
+        );
+        // Also when it is the last block.
+        let p = parse("Interface wlan0\n\ttype AP\nUnnamed/non-netdev interface\n\twdev 0x9\n")
+            .unwrap();
+        assert!(
+            p.skipped[0].reason.contains("type unknown, wdev 0x9"),
+            "{:?}",
+            p.skipped
+        );
     }
 
     #[test]
@@ -574,7 +860,7 @@ mod tests {
             }
             seen += 1;
             let p = parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert!(p.skipped.is_empty(), "{name}: {:?}", p.skipped);
+            assert_eq!(p.malformed().count(), 0, "{name}: {:?}", p.skipped);
             let expected = match name.as_str() {
                 "doc-tomesh-iwdev-meshpoint-plus-AP-2phy-txpower-MDINDENT.txt" => 2,
                 "gotest-openmanet-iwdev-halow-meshpoint-plus-AP-TRIMMED.txt" => 2,
@@ -688,6 +974,7 @@ mod tests {
                 .map(|(_, t)| t)
                 .collect();
             v.push(own_fixture("iw/iw-dev.txt"));
+            v.push(own_fixture("iw/iw-dev-mld.txt"));
             v
         })
     }
@@ -703,8 +990,39 @@ mod tests {
             "phy#", "phy#1", "Interface ", "wlan0", "\n", "\t", " ", "ifindex ", "wdev ", "0x", "addr ",
             "ssid ", "type ", "channel ", "(", ")", "MHz", ", width: ", "center1: ", "center2: ",
             "txpower ", "dBm", "1", "-", ".", "80+80", "ü", "wiphy ", "Unnamed/non-netdev interface",
+            "MLD with links:", " - link ID ", " link addr ", "02:00:00:00:00:01", "multicast TXQ:", "qsz-byt",
         ]), 0..60)) {
             let _ = parse(&parts.concat());
+        }
+
+        #[test]
+        fn every_generated_mld_link_is_kept(
+            links in prop::collection::vec((0u8..15, any::<[u8; 6]>(), prop::option::of((1u32..234, 2400u32..7200, prop::sample::select(vec![20u32, 40, 80, 160, 320]))), prop::option::of(0u8..40)), 0..6),
+            indent in prop::sample::select(vec!["\t\t", "        ", "\t        "]),
+        ) {
+            let mut text = format!("phy#1\n\tInterface ap-mld0\n{indent}type AP\n{indent}MLD with links:\n");
+            for (id, addr, chan, power) in &links {
+                text.push_str(&format!("{indent} - link ID {id:2} link addr {}\n", MacAddr(*addr)));
+                if let Some((c, f, w)) = chan {
+                    text.push_str(&format!("{indent}   channel {c} ({f} MHz), width: {w} MHz, center1: {f} MHz\n"));
+                }
+                if let Some(pw) = power {
+                    text.push_str(&format!("{indent}   txpower {pw}.00 dBm\n"));
+                }
+            }
+            let p = parse(&text).unwrap();
+            prop_assert_eq!(p.skipped.len(), 0);
+            let got = &p.value[0].links;
+            prop_assert_eq!(got.len(), links.len());
+            for (link, (id, addr, chan, power)) in got.iter().zip(&links) {
+                prop_assert_eq!(link.link_id, *id);
+                prop_assert_eq!(link.addr, Some(MacAddr(*addr)));
+                prop_assert_eq!(link.channel, chan.map(|c| c.0));
+                prop_assert_eq!(link.freq_mhz, chan.map(|c| c.1));
+                prop_assert_eq!(link.width_mhz, chan.map(|c| c.2));
+                prop_assert_eq!(link.txpower_dbm, power.map(f32::from));
+            }
+            prop_assert_eq!(p.value[0].channel, None);
         }
 
         #[test]

@@ -1,6 +1,11 @@
 //! One module per input source. Each has a pure parser over text, `parse(&str)`, plus a small
 //! reader at the I/O edge. Parsers never panic: they keep every well-formed record and list what
 //! they skipped in [`Parsed::skipped`]. They return `Err` only when nothing usable was found.
+//!
+//! `skipped` holds two kinds of entries: malformed input ([`Parsed::skip`]), which makes the
+//! source [`SourceState::Partial`], and well-formed lines the parser deliberately does not use
+//! ([`Parsed::unused`], e.g. `beacon interval` of a station dump), listed so that nothing is
+//! dropped silently (`routerstats-agent parse` shows them) without flagging a healthy source.
 
 pub mod board;
 pub mod dhcp_leases;
@@ -36,24 +41,34 @@ impl<T> Parsed<T> {
 
     /// Records that `line` (1-based; 0 when not tied to a line) was not understood.
     pub fn skip(&mut self, line: usize, reason: impl Into<String>) {
-        self.skipped.push(Skipped { line, reason: reason.into() });
+        self.skipped.push(Skipped { line, reason: reason.into(), unused: false });
+    }
+
+    /// Records that `line` is well formed but not used: `what` names it (never the whole line).
+    pub fn unused(&mut self, line: usize, what: impl std::fmt::Display) {
+        self.skipped.push(Skipped { line, reason: format!("not used: {what}"), unused: true });
+    }
+
+    /// The malformed entries of `skipped` (those that are not [`Parsed::unused`] notes).
+    pub fn malformed(&self) -> impl Iterator<Item = &Skipped> {
+        self.skipped.iter().filter(|s| !s.unused)
     }
 
     /// The error for input that yielded nothing usable: `what`, plus the first skipped line's
     /// reason when there is one (the most likely explanation).
     pub fn nothing_usable(&self, what: &str) -> ParseError {
-        match self.skipped.first() {
+        match self.malformed().next().or(self.skipped.first()) {
             Some(first) => ParseError::Invalid(format!("{what} ({first})")),
             None => ParseError::Invalid(what.to_string()),
         }
     }
 
-    /// The source state this parse result should report.
+    /// The source state this parse result should report: `unused` notes do not count.
     pub fn state(&self) -> SourceState {
-        match self.skipped.first() {
+        match self.malformed().next() {
             None => SourceState::Ok,
             Some(first) => SourceState::Partial {
-                skipped: self.skipped.len().min(u32::MAX as usize) as u32,
+                skipped: self.malformed().count().min(u32::MAX as usize) as u32,
                 first_error: first.to_string(),
             },
         }
@@ -65,6 +80,8 @@ impl<T> Parsed<T> {
 pub struct Skipped {
     pub line: usize,
     pub reason: String,
+    /// A well-formed line the parser does not use, not an error ([`Parsed::unused`]).
+    pub unused: bool,
 }
 
 impl std::fmt::Display for Skipped {
@@ -179,5 +196,16 @@ mod tests {
         p.skip(4, "bad mac");
         p.skip(9, "bad ip");
         assert_eq!(p.state(), SourceState::Partial { skipped: 2, first_error: "line 4: bad mac".into() });
+    }
+
+    #[test]
+    fn unused_lines_are_listed_but_do_not_make_a_source_partial() {
+        let mut p = Parsed::new(());
+        p.unused(3, "beacon interval");
+        assert_eq!(p.state(), SourceState::Ok);
+        assert_eq!(p.skipped[0].to_string(), "line 3: not used: beacon interval");
+        p.skip(5, "bad mac");
+        assert_eq!(p.state(), SourceState::Partial { skipped: 1, first_error: "line 5: bad mac".into() });
+        assert_eq!(p.malformed().count(), 1);
     }
 }

@@ -24,13 +24,18 @@
 //!   uncached host route of that address family has the client's common name and real address.
 //! - A file without `END` was cut off mid-write: a skip entry says so, and a last line without
 //!   its newline is skipped as incomplete even when it happens to parse.
-//! - `GLOBAL_STATS` lines and unknown `name,number` counters of a statistics file are ignored
-//!   (the model has no place for them); any other line that cannot be used is skipped.
+//! - `GLOBAL_STATS` rows (the `GLOBAL STATS` section in v1) fill [`OvpnGlobalStats`]:
+//!   `Max bcast/mcast queue length` and, since OpenVPN 2.6, `dco_enabled`. Other global rows,
+//!   unknown `name,number` counters of a statistics file and `HEADER` rows of tables the model
+//!   has no place for are listed as unused ([`Parsed::unused`]); any other line that cannot be
+//!   used is skipped.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use routerstats_shared::{OvpnClient, OvpnFormat, OvpnInstance, OvpnRoute, OvpnStatistics};
+use routerstats_shared::{
+    OvpnClient, OvpnFormat, OvpnGlobalStats, OvpnInstance, OvpnRoute, OvpnStatistics,
+};
 
 use super::{read_text, ParseError, Parsed, SourceError};
 
@@ -241,7 +246,10 @@ fn v1_line(st: &mut State, out: &mut Parsed<OvpnInstance>, no: usize, t: &str) -
                 Section::Start => {
                     out.skip(no, format!("line before OpenVPN CLIENT LIST: {}", show(t)))
                 }
-                Section::Global => {}
+                Section::Global => match t.rsplit_once(',') {
+                    Some((name, value)) => global_stat(out, no, name.trim(), value.trim()),
+                    None => out.skip(no, format!("not a name,value line: {}", show(t))),
+                },
                 Section::Clients
                     if st.client_cols.is_none() && first.eq_ignore_ascii_case("Common Name") =>
                 {
@@ -312,7 +320,8 @@ fn tagged_line(st: &mut State, out: &mut Parsed<OvpnInstance>, no: usize, t: &st
             match table {
                 "CLIENT_LIST" => st.client_cols = Some(cols),
                 "ROUTING_TABLE" => st.route_cols = Some(cols),
-                _ => {} // a table this model has no place for
+                // A table this model has no place for.
+                other => out.unused(no, format!("HEADER of table {}", show(other))),
             }
         }
         "CLIENT_LIST" | "ROUTING_TABLE" => {
@@ -326,7 +335,18 @@ fn tagged_line(st: &mut State, out: &mut Parsed<OvpnInstance>, no: usize, t: &st
                 table_row(out, no, table, cols, &fields, tabs);
             }
         }
-        "GLOBAL_STATS" => {}
+        "GLOBAL_STATS" => match fields.split_last() {
+            // Whitespace-collapsed rows: the name is every word but the last.
+            Some((value, name)) if !name.is_empty() => {
+                let name = if words {
+                    name.join(" ")
+                } else {
+                    name.join(",")
+                };
+                global_stat(out, no, name.trim(), value)
+            }
+            _ => out.skip(no, format!("GLOBAL_STATS without a value: {}", show(t))),
+        },
         _ => out.skip(no, format!("unknown line: {}", show(t))),
     }
     false
@@ -368,10 +388,32 @@ fn statistics_line(out: &mut Parsed<OvpnInstance>, no: usize, t: &str) -> bool {
     match (slot, digits(value)) {
         (Some(slot), Some(n)) => *slot = Some(n),
         (Some(_), None) => out.skip(no, format!("{key}: not a number: {}", show(value))),
-        (None, Some(_)) => {} // a counter the model has no place for
+        (None, Some(_)) => out.unused(no, format!("counter {}", show(key))),
         (None, None) => out.skip(no, format!("unknown line: {}", show(t))),
     }
     false
+}
+
+/// One `GLOBAL_STATS` row: `name` and its `value`.
+fn global_stat(out: &mut Parsed<OvpnInstance>, no: usize, name: &str, value: &str) {
+    let global = out
+        .value
+        .global
+        .get_or_insert_with(OvpnGlobalStats::default);
+    if name.eq_ignore_ascii_case("Max bcast/mcast queue length") {
+        match digits(value) {
+            Some(n) => global.max_bcast_mcast_queue_len = Some(n),
+            None => out.skip(no, format!("{}: not a number: {}", show(name), show(value))),
+        }
+    } else if name.eq_ignore_ascii_case("dco_enabled") {
+        match value {
+            "0" => global.dco_enabled = Some(false),
+            "1" => global.dco_enabled = Some(true),
+            _ => out.skip(no, format!("dco_enabled: not 0 or 1: {}", show(value))),
+        }
+    } else {
+        out.unused(no, format!("GLOBAL_STATS {}", show(name)));
+    }
 }
 
 /// `Updated,<date>` of v1 and statistics files.
@@ -1346,8 +1388,62 @@ mod tests {
             TCP/UDP read bytes,lots\nnonsense\nEND\n",
         );
         assert_eq!(p.value.updated, Some(1_651_759_272));
-        assert_eq!(p.skipped.len(), 2, "{}", skipped_text(&p));
+        assert_eq!(p.malformed().count(), 2, "{}", skipped_text(&p));
+        assert_eq!(
+            p.skipped[0].to_string(),
+            "line 3: not used: counter \"Some new counter\""
+        );
         assert_eq!(p.value.statistics.as_ref().unwrap().link_read_bytes, None);
+    }
+
+    #[test]
+    fn global_stats_rows_in_every_format() {
+        let v2 = own("server.status");
+        assert_eq!(
+            v2.value.global,
+            Some(OvpnGlobalStats {
+                max_bcast_mcast_queue_len: Some(1),
+                dco_enabled: Some(false)
+            })
+        );
+        let v3 = ok("TITLE\tx\nTIME\t2024-05-12 09:41:07\t1715506867\nGLOBAL_STATS\tMax bcast/mcast queue length\t7\n\
+                     GLOBAL_STATS\tdco_enabled\t1\nEND\n");
+        assert_eq!(
+            v3.value.global,
+            Some(OvpnGlobalStats {
+                max_bcast_mcast_queue_len: Some(7),
+                dco_enabled: Some(true)
+            })
+        );
+        let words = ok("TITLE x\nTIME 2024-05-12 09:41:07 1715506867\nGLOBAL_STATS Max bcast/mcast queue length 3\nEND\n");
+        assert_eq!(
+            words.value.global.unwrap().max_bcast_mcast_queue_len,
+            Some(3)
+        );
+        let v1 = ok("OpenVPN CLIENT LIST\nUpdated,2024-05-12 09:41:07\nCommon Name,Real Address,Bytes Received,Bytes Sent,Connected Since\n\
+                     ROUTING TABLE\nVirtual Address,Common Name,Real Address,Last Ref\nGLOBAL STATS\n\
+                     Max bcast/mcast queue length,2\ndco_enabled,1\nEND\n");
+        assert_eq!(
+            v1.value.global,
+            Some(OvpnGlobalStats {
+                max_bcast_mcast_queue_len: Some(2),
+                dco_enabled: Some(true)
+            })
+        );
+        // Unknown rows are listed as unused, bad values skipped; neither loses the rest.
+        let p = parse(
+            "TITLE,x\nGLOBAL_STATS,Some future stat,5\nGLOBAL_STATS,dco_enabled,yes\n\
+             GLOBAL_STATS,Max bcast/mcast queue length,-1\nGLOBAL_STATS\nHEADER,FUTURE_TABLE,a,b\nEND\n",
+            "srv",
+        )
+        .unwrap();
+        assert_eq!(
+            skipped_text(&p),
+            "line 2: not used: GLOBAL_STATS \"Some future stat\" | line 3: dco_enabled: not 0 or 1: \"yes\" | \
+             line 4: \"Max bcast/mcast queue length\": not a number: \"-1\" | line 5: GLOBAL_STATS without a value: \"GLOBAL_STATS\" | \
+             line 6: not used: HEADER of table \"FUTURE_TABLE\""
+        );
+        assert_eq!(p.value.global, Some(OvpnGlobalStats::default()));
     }
 
     #[test]
@@ -1741,6 +1837,20 @@ mod tests {
                     skipped_text(&p)
                 );
             }
+            // Every file with a GLOBAL_STATS row (GLOBAL STATS section) has its queue length.
+            let queue_len = text
+                .lines()
+                .find(|l| l.contains("Max bcast/mcast queue length"))
+                .and_then(|l| l.rsplit([',', '\t', ' ']).next())
+                .map(|n| n.trim().parse::<u64>().unwrap());
+            if queue_len.is_some() {
+                assert_eq!(
+                    v.global.as_ref().and_then(|g| g.max_bcast_mcast_queue_len),
+                    queue_len,
+                    "{file}: {}",
+                    skipped_text(&p)
+                );
+            }
             (want.check)(v);
         }
     }
@@ -1775,6 +1885,22 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn generated_global_stats_rows_parse(
+            n in any::<u64>(), dco in any::<bool>(), sep in prop::sample::select(vec![",", "\t", " "]),
+        ) {
+            let text = format!(
+                "TITLE{sep}x\nGLOBAL_STATS{sep}Max bcast/mcast queue length{sep}{n}\nGLOBAL_STATS{sep}dco_enabled{sep}{}\nEND\n",
+                u8::from(dco)
+            );
+            let p = parse(&text, "srv").unwrap();
+            prop_assert_eq!(p.skipped.len(), 0);
+            prop_assert_eq!(
+                p.value.global,
+                Some(OvpnGlobalStats { max_bcast_mcast_queue_len: Some(n), dco_enabled: Some(dco) })
+            );
+        }
+
         #[test]
         fn random_text_never_panics(s in "\\PC{0,400}") {
             let _ = parse(&s, "x");

@@ -4,8 +4,10 @@
 //!
 //! Every line is trimmed and split at its first `:`, so tabs, spaces, an extra leading tab and
 //! keys glued to their values (`beacon interval:100`, `last ack signal:-95 dBm`) all parse.
-//! Field order does not matter and unknown keys are ignored; a known key with a malformed value
-//! is reported with [`Parsed::skip`] and the rest of the station is kept. Values are kept as
+//! Field order does not matter. A line the parser does not use (`beacon interval`, `DTIM
+//! period`, `associated at [boottime]`, keys of newer iw versions, lines without a key) is listed
+//! with [`Parsed::unused`], by its key; a known key with a malformed value is reported with
+//! [`Parsed::skip`] and the rest of the station is kept. Values are kept as
 //! printed: positive dBm from buggy drivers, an `inactive time` that wrapped at 2^32.
 //!
 //! Choices:
@@ -22,6 +24,12 @@
 //!   padding (`20.49Mbps` is 20049), so the digits after the dot are read as the remainder.
 //! - A bare `MCS n` (802.11n) with n <= 31 implies `n / 8 + 1` spatial streams; a bitrate of
 //!   `(unknown)` has `kbps` 0.
+//! - A bitrate without a width token is 20 MHz: iw prints a width only for 40 MHz and up (the
+//!   kernel has no 20 MHz flag), so `width_mhz` is `Some(20)`; except with `HE-RU-ALLOC` or
+//!   `EHT-RU-ALLOC`, where the rate is a resource unit, not a channel width (`None`).
+//! - Airtime: `tx duration`/`rx duration` (microseconds) and `airtime weight` go to the
+//!   station's or the link's stats like the other counters; `current time` (the router's clock
+//!   when iw printed the station) and the mesh gate/auth-server flags are station fields.
 
 use routerstats_shared::{
     Bitrate, MacAddr, MeshPeer, Preamble, Signal, Station, StationLink, StationLinkStats,
@@ -85,11 +93,13 @@ fn parse_with(
             continue;
         }
         let Some((key, value)) = line.split_once(':') else {
+            out.unused(line_no, format!("line without a key {:?}", short(line)));
             continue;
         };
         let key = key.trim().to_ascii_lowercase();
         let value = value.trim();
         let Some(field) = Field::from_key(&key) else {
+            out.unused(line_no, format!("{:?}", short(&key)));
             continue;
         };
 
@@ -194,7 +204,13 @@ enum Field {
     Plid,
     Plink,
     AirtimeMetric,
+    ConnectedToGate,
+    ConnectedToAuthServer,
     AssociatedAt,
+    CurrentTime,
+    TxDuration,
+    RxDuration,
+    AirtimeWeight,
     LinkHeader,
     LinkAddress,
 }
@@ -230,7 +246,13 @@ impl Field {
             "mesh plid" => Field::Plid,
             "mesh plink" => Field::Plink,
             "mesh airtime link metric" => Field::AirtimeMetric,
+            "mesh connected to gate" => Field::ConnectedToGate,
+            "mesh connected to auth server" => Field::ConnectedToAuthServer,
             "associated at" => Field::AssociatedAt,
+            "current time" => Field::CurrentTime,
+            "tx duration" => Field::TxDuration,
+            "rx duration" => Field::RxDuration,
+            "airtime weight" => Field::AirtimeWeight,
             "address" => Field::LinkAddress,
             k if k.starts_with("link ") => Field::LinkHeader,
             _ => return None,
@@ -281,6 +303,17 @@ impl Open {
             }
             Field::Connected => put(&mut st.connected_s, first_u64(value)?, in_link),
             Field::AssociatedAt => put(&mut st.associated_at_ms, first_u64(value)?, in_link),
+            Field::CurrentTime => put(&mut st.current_time_ms, first_u64(value)?, in_link),
+            Field::ConnectedToGate => {
+                st.mesh
+                    .get_or_insert_with(MeshPeer::default)
+                    .connected_to_gate = Some(yes_no(value)?)
+            }
+            Field::ConnectedToAuthServer => {
+                st.mesh
+                    .get_or_insert_with(MeshPeer::default)
+                    .connected_to_auth_server = Some(yes_no(value)?)
+            }
             Field::Authorized => put(&mut st.authorized, yes_no(value)?, in_link),
             Field::Authenticated => put(&mut st.authenticated, yes_no(value)?, in_link),
             Field::Associated => put(&mut st.associated, yes_no(value)?, in_link),
@@ -354,6 +387,15 @@ fn apply_stat(stats: &mut StationLinkStats, field: Field, value: &str) -> Result
         Field::ExpectedThroughput => {
             stats.expected_throughput_kbps = Some(parse_throughput(value)?)
         }
+        Field::TxDuration => stats.tx_duration_us = Some(parse_us(value)?),
+        Field::RxDuration => stats.rx_duration_us = Some(parse_us(value)?),
+        Field::AirtimeWeight => {
+            let tok = value.split_whitespace().next().unwrap_or("");
+            stats.airtime_weight = Some(
+                tok.parse()
+                    .map_err(|_| format!("not a weight: {:?}", short(tok)))?,
+            );
+        }
         _ => {}
     }
     Ok(())
@@ -395,6 +437,17 @@ fn first_u32(value: &str) -> Result<u32, String> {
     let tok = value.split_whitespace().next().unwrap_or("");
     tok.parse()
         .map_err(|_| format!("not a number: {:?}", short(tok)))
+}
+
+/// `123456 us` -> 123456 (the unit, when printed, must be `us`).
+fn parse_us(value: &str) -> Result<u64, String> {
+    let mut toks = value.split_whitespace();
+    let n = first_u64(value)?;
+    toks.next();
+    match toks.next() {
+        None | Some("us") if toks.next().is_none() => Ok(n),
+        _ => Err(format!("expected microseconds, got {:?}", short(value))),
+    }
 }
 
 fn yes_no(value: &str) -> Result<bool, String> {
@@ -461,6 +514,7 @@ fn parse_bitrate(value: &str) -> Result<Bitrate, String> {
         br.kbps = u32::try_from(kbps).map_err(|_| format!("rate too large: {:?}", short(first)))?;
     }
     let (mut ht, mut vht, mut he, mut eht) = (false, false, false, false);
+    let mut resource_unit = false;
     while let Some(tok) = toks.next() {
         let mut number = |what: &str| -> Result<u8, String> {
             let n = toks.next().unwrap_or("");
@@ -479,8 +533,8 @@ fn parse_bitrate(value: &str) -> Result<Bitrate, String> {
             "HE-GI" => (br.gi, he) = (Some(number(tok)?), true),
             "EHT-GI" => (br.gi, eht) = (Some(number(tok)?), true),
             "HE-DCM" => (br.dcm, he) = (Some(number(tok)?), true),
-            "HE-RU-ALLOC" => (_, he) = (number(tok)?, true),
-            "EHT-RU-ALLOC" => (_, eht) = (number(tok)?, true),
+            "HE-RU-ALLOC" => (_, he, resource_unit) = (number(tok)?, true, true),
+            "EHT-RU-ALLOC" => (_, eht, resource_unit) = (number(tok)?, true, true),
             "short" => {
                 if toks.next_if_eq(&"GI").is_some() {
                     br.short_gi = true;
@@ -509,6 +563,9 @@ fn parse_bitrate(value: &str) -> Result<Bitrate, String> {
     } else {
         WifiStandard::Legacy
     };
+    if br.width_mhz.is_none() && !resource_unit {
+        br.width_mhz = Some(20);
+    }
     if br.standard == WifiStandard::Ht && br.nss.is_none() {
         br.nss = br.mcs.filter(|m| *m <= 31).map(|m| m / 8 + 1);
     }
@@ -588,7 +645,7 @@ mod tests {
 
     fn one(text: &str) -> Station {
         let p = parse(text, "wlan0").unwrap();
-        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+        assert_eq!(p.malformed().count(), 0, "{:?}", p.skipped);
         assert_eq!(p.value.len(), 1);
         p.value.into_iter().next().unwrap()
     }
@@ -600,7 +657,7 @@ mod tests {
     #[test]
     fn own_wlan0_three_stations() {
         let p = parse(&own_fixture("iw/station-dump-wlan0.txt"), "wlan0").unwrap();
-        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+        assert_eq!(p.malformed().count(), 0, "{:?}", p.skipped);
         let [ht, he, legacy] = &p.value[..] else {
             panic!("{:?}", p.value)
         };
@@ -659,7 +716,7 @@ mod tests {
                 Some(2),
                 Some(0),
                 Some(0),
-                None
+                Some(20)
             )
         );
         assert_eq!(he.stats.expected_throughput_kbps, Some(164_062));
@@ -679,7 +736,7 @@ mod tests {
     #[test]
     fn own_wlan1_he_and_vht() {
         let p = parse(&own_fixture("iw/station-dump-wlan1.txt"), "wlan1").unwrap();
-        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+        assert_eq!(p.malformed().count(), 0, "{:?}", p.skipped);
         let [he, vht] = &p.value[..] else {
             panic!("{:?}", p.value)
         };
@@ -731,7 +788,9 @@ mod tests {
                 llid: Some(17543),
                 plid: Some(40211),
                 plink: Some("ESTAB".into()),
-                airtime_metric: Some(171)
+                airtime_metric: Some(171),
+                connected_to_gate: Some(false),
+                connected_to_auth_server: Some(false),
             })
         );
         assert_eq!(peer.stats.rx_bytes, Some(9_123_456_789));
@@ -742,7 +801,7 @@ mod tests {
     #[test]
     fn mlo_links_get_their_own_counters() {
         let p = parse(&own_fixture("iw/station-dump-mlo-wlan2.txt"), "wlan2").unwrap();
-        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+        assert_eq!(p.malformed().count(), 0, "{:?}", p.skipped);
         let st = &p.value[0];
         assert_eq!(st.interface, "wlan2");
         assert_eq!(st.stats.rx_bytes, Some(912_345_678));
@@ -774,6 +833,79 @@ mod tests {
         assert_eq!(
             l1.stats.tx_bitrate.as_ref().map(|b| (b.kbps, b.width_mhz)),
             Some((5_764_700, Some(320)))
+        );
+    }
+
+    #[test]
+    fn airtime_current_time_and_unused_lines() {
+        let p = parse(&own_fixture("iw/station-dump-airtime.txt"), "x").unwrap();
+        assert_eq!(p.malformed().count(), 0, "{:?}", p.skipped);
+        let [a, mlo] = &p.value[..] else {
+            panic!("{:?}", p.value)
+        };
+        assert_eq!(a.interface, "phy1-ap0");
+        assert_eq!(
+            (
+                a.stats.tx_duration_us,
+                a.stats.rx_duration_us,
+                a.stats.airtime_weight
+            ),
+            (Some(91_833_120), Some(4_018_230), Some(256))
+        );
+        assert_eq!(a.current_time_ms, Some(1_764_993_620_450));
+        assert_eq!(a.stats.tx_bitrate.as_ref().unwrap().width_mhz, Some(20));
+        assert_eq!(a.stats.rx_bitrate.as_ref().unwrap().width_mhz, None);
+        // Every line the parser does not use is listed, by its key, without making the source partial.
+        let notes: Vec<String> = p.skipped.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            notes,
+            [
+                "line 17: not used: \"avg ack signal\"",
+                "line 27: not used: \"dtim period\"",
+                "line 28: not used: \"beacon interval\"",
+                "line 29: not used: \"short slot time\"",
+                "line 31: not used: \"associated at [boottime]\"",
+            ]
+        );
+        assert_eq!(p.state(), routerstats_shared::SourceState::Ok);
+        // Multi-link: the station's totals and each link's own airtime.
+        assert_eq!(
+            (mlo.stats.tx_duration_us, mlo.stats.airtime_weight),
+            (Some(5100), Some(512))
+        );
+        assert_eq!(mlo.current_time_ms, Some(1_764_993_620_451));
+        let airtime: Vec<_> = mlo
+            .links
+            .iter()
+            .map(|l| (l.link_id, l.stats.tx_duration_us, l.stats.rx_duration_us))
+            .collect();
+        assert_eq!(
+            airtime,
+            [(1, Some(4000), Some(1500)), (2, Some(1100), Some(800))]
+        );
+    }
+
+    #[test]
+    fn mesh_gate_flags_and_bad_airtime_values() {
+        let st = one("Station 02:00:00:00:00:01 (on mesh0)\n\tmesh plink:\tESTAB\n\tmesh connected to gate:\tyes\n\tmesh connected to auth server:\tno\n");
+        let mesh = st.mesh.unwrap();
+        assert_eq!(
+            (mesh.connected_to_gate, mesh.connected_to_auth_server),
+            (Some(true), Some(false))
+        );
+        let p = parse(
+            "Station 02:00:00:00:00:01 (on wlan0)\n\ttx duration:\t5 ms\n\trx duration:\tlots us\n\tairtime weight: 70000\n\
+             \tmesh connected to gate:\tmaybe\n\tcurrent time:\tnow\n\ttx duration:\t7\n",
+            "wlan0",
+        )
+        .unwrap();
+        let lines: Vec<usize> = p.malformed().map(|s| s.line).collect();
+        assert_eq!(lines, [2, 3, 4, 5, 6]);
+        // A bare number is taken as microseconds.
+        assert_eq!(p.value[0].stats.tx_duration_us, Some(7));
+        assert_eq!(
+            (p.value[0].stats.airtime_weight, p.value[0].current_time_ms),
+            (None, None)
         );
     }
 
@@ -838,7 +970,8 @@ mod tests {
                 llid: Some(0),
                 plid: Some(0),
                 plink: None,
-                airtime_metric: None
+                airtime_metric: None,
+                ..MeshPeer::default()
             })
         );
     }
@@ -900,7 +1033,7 @@ mod tests {
         let b = rate("48.0 MBit/s");
         assert_eq!(
             (b.kbps, b.standard, b.mcs, b.nss, b.width_mhz, b.short_gi),
-            (48_000, WifiStandard::Legacy, None, None, None, false)
+            (48_000, WifiStandard::Legacy, None, None, Some(20), false)
         );
         let b = rate("6.5 MBit/s MCS 0");
         assert_eq!(
@@ -942,6 +1075,20 @@ mod tests {
                 Some(320),
                 Some(2)
             )
+        );
+        // No width token is 20 MHz; a resource unit has no channel width.
+        assert_eq!(rate("6.5 MBit/s MCS 0").width_mhz, Some(20));
+        assert_eq!(
+            rate("143.4 MBit/s HE-MCS 7 HE-NSS 2 HE-GI 0 HE-DCM 0").width_mhz,
+            Some(20)
+        );
+        assert_eq!(
+            rate("6.5 MBit/s HE-MCS 0 HE-NSS 1 HE-GI 0 HE-DCM 0 HE-RU-ALLOC 106").width_mhz,
+            None
+        );
+        assert_eq!(
+            rate("8.6 MBit/s EHT-MCS 1 EHT-NSS 1 EHT-GI 0 EHT-RU-ALLOC 52").width_mhz,
+            None
         );
         let b = rate("(unknown) VHT-MCS 3 VHT-NSS 1");
         assert_eq!((b.kbps, b.standard, b.mcs), (0, WifiStandard::Vht, Some(3)));
@@ -1182,7 +1329,7 @@ mod tests {
                 other => panic!("unexpected iw fixture {other}: add its expectations"),
             };
             let p = parse(&text, "fallback0").unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert!(p.skipped.is_empty(), "{name}: {:?}", p.skipped);
+            assert_eq!(p.malformed().count(), 0, "{name}: {:?}", p.skipped);
             assert_eq!(p.value.len(), expected_stations, "{name}");
             assert!(
                 p.value.iter().all(|s| s.interface != "fallback0"),
@@ -1215,7 +1362,8 @@ mod tests {
                 llid: Some(22429),
                 plid: Some(44255),
                 plink: Some("ESTAB".into()),
-                airtime_metric: None
+                airtime_metric: None,
+                ..MeshPeer::default()
             })
         );
         assert_eq!(
@@ -1476,6 +1624,7 @@ mod tests {
                 "station-dump-wlan1.txt",
                 "station-dump-mesh0.txt",
                 "station-dump-mlo-wlan2.txt",
+                "station-dump-airtime.txt",
             ] {
                 v.push(own_fixture(&format!("iw/{f}")));
             }
@@ -1498,6 +1647,32 @@ mod tests {
             "Mbps", "Link 0", "Link", "address", "rx bytes", "mesh plink", "yes", "ü", "(unknown)",
         ]), 0..80)) {
             let _ = parse(&parts.concat(), "wlan0");
+        }
+
+        #[test]
+        fn generated_airtime_lines_round_trip(
+            tx in any::<u64>(), rx in any::<u64>(), weight in any::<u16>(), now in any::<u64>(),
+            gate in any::<bool>(), links in prop::collection::vec((0u8..15, any::<u64>()), 0..4),
+        ) {
+            let yn = |b: bool| if b { "yes" } else { "no" };
+            let mut text = format!(
+                "Station 02:00:00:00:00:01 (on mesh0)\n\ttx duration:\t{tx} us\n\trx duration:\t{rx} us\n\
+                 \tairtime weight: {weight}\n\tmesh connected to gate:\t{}\n\tcurrent time:\t{now} ms\n",
+                yn(gate)
+            );
+            for (id, d) in &links {
+                text.push_str(&format!("\tLink {id}:\n\t\ttx duration:\t{d} us\n"));
+            }
+            let p = parse(&text, "mesh0").unwrap();
+            prop_assert_eq!(p.skipped.len(), 0);
+            let st = &p.value[0];
+            prop_assert_eq!((st.stats.tx_duration_us, st.stats.rx_duration_us), (Some(tx), Some(rx)));
+            prop_assert_eq!(st.stats.airtime_weight, Some(weight));
+            prop_assert_eq!(st.current_time_ms, Some(now));
+            prop_assert_eq!(st.mesh.as_ref().and_then(|m| m.connected_to_gate), Some(gate));
+            let got: Vec<_> = st.links.iter().map(|l| (l.link_id, l.stats.tx_duration_us)).collect();
+            let want: Vec<_> = links.iter().map(|(i, d)| (*i, Some(*d))).collect();
+            prop_assert_eq!(got, want);
         }
 
         #[test]

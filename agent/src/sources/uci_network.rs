@@ -114,6 +114,7 @@ fn finish_section(out: &mut Parsed<HashMap<String, String>>, section: Option<Pee
         std::collections::hash_map::Entry::Occupied(_) => out.skipped.push(super::Skipped {
             line: sec.line,
             reason: "duplicate wireguard peer public_key, first name kept".to_string(),
+            unused: false,
         }),
         std::collections::hash_map::Entry::Vacant(slot) => {
             slot.insert(name);
@@ -310,7 +311,7 @@ mod tests {
 
     #[test]
     fn own_fixtures_together_name_the_dump_peers() {
-        let mut ifaces = crate::sources::wireguard::parse(&own_fixture("wg/wg-show-all-dump.txt"))
+        let mut ifaces = crate::sources::wireguard::parse(&own_fixture("wg/wg-show-all-dump.txt"), "wg0")
             .unwrap()
             .value;
         let names = parse(&own_fixture("uci/network")).unwrap().value;

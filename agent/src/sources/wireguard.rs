@@ -1,5 +1,6 @@
 //! WireGuard interfaces and peers, from `wg show all dump` (tab-separated, the format the agent
-//! runs) or from the human `wg show` output (accepted too, detected automatically).
+//! runs), from the per-interface `wg show <interface> dump` (the same columns without the
+//! interface name), or from the human `wg show` output (all three detected automatically).
 //!
 //! Secrets are dropped at parse time: the private key field of an interface line (and the
 //! `private key:` line of `wg show`) is never bound to anything, and a preshared key is reduced
@@ -18,14 +19,31 @@ use super::{run_command, ParseError, Parsed, SourceError};
 /// report "never" as a handshake at the epoch, which `wg show` prints as "55 years, ... ago".
 const PLAUSIBLE_HANDSHAKE_AFTER: u64 = 1_420_070_400;
 
-/// Parses `wg show all dump` or `wg show` output, detecting which one it is. For the human
-/// format, relative handshake times are resolved against the current system time.
-pub fn parse(text: &str) -> Result<Parsed<Vec<WgInterface>>, ParseError> {
+/// Parses `wg show all dump`, `wg show <interface> dump` or `wg show` output, detecting which
+/// one it is. For the human format, relative handshake times are resolved against the current
+/// system time. A per-interface dump does not name its interface: `interface` names it.
+pub fn parse(text: &str, interface: &str) -> Result<Parsed<Vec<WgInterface>>, ParseError> {
     if is_show_format(text) {
         parse_show(text, unix_now())
+    } else if is_interface_dump(text) {
+        parse_interface_dump(text, interface)
     } else {
         parse_dump(text)
     }
+}
+
+/// Whether `text` is a per-interface `wg show <interface> dump`: its first line is the
+/// interface line of 4 fields (private key, public key, listen port, fwmark). wg always prints
+/// that line first. No line of `wg show all dump` can pass for it, not even a cut-off one: the
+/// third field of such a line is a key, a preshared key or `(none)`, never a port number.
+pub fn is_interface_dump(text: &str) -> bool {
+    let Some(first) = text.lines().find(|l| !l.trim().is_empty()) else {
+        return false;
+    };
+    matches!(
+        first.split_whitespace().collect::<Vec<_>>().as_slice(),
+        [_, _, port, fwmark] if port.parse::<u16>().is_ok() && parse_fwmark(fwmark).is_ok()
+    )
 }
 
 /// Whether `text` is the human `wg show` format (it has `interface:` or `peer:` lines, which a
@@ -53,10 +71,38 @@ pub fn read(wg: &str) -> Result<Parsed<Vec<WgInterface>>, SourceError> {
 /// ips, latest handshake, rx, tx, persistent keepalive). Fields are split on runs of whitespace,
 /// so a dump whose tabs became spaces still parses.
 pub fn parse_dump(text: &str) -> Result<Parsed<Vec<WgInterface>>, ParseError> {
+    parse_dump_lines(text, None)
+}
+
+/// Parses `wg show <interface> dump`: the columns of [`parse_dump`] without the leading
+/// interface name (an interface line of 4 fields, peer lines of 8), all of them belonging to
+/// `interface`. The first field of the interface line is the private key, dropped as in
+/// [`parse_dump`].
+pub fn parse_interface_dump(
+    text: &str,
+    interface: &str,
+) -> Result<Parsed<Vec<WgInterface>>, ParseError> {
+    parse_dump_lines(text, Some(interface))
+}
+
+/// The dump grammar of both forms: `interface` is the name a per-interface dump leaves out
+/// (None for `wg show all dump`, whose lines start with it).
+fn parse_dump_lines(
+    text: &str,
+    interface: Option<&str>,
+) -> Result<Parsed<Vec<WgInterface>>, ParseError> {
+    // Field counts of the interface and peer lines as printed in this form.
+    let (iface_fields, peer_fields) = if interface.is_some() { (4, 8) } else { (5, 9) };
     let mut out = Parsed::new(Vec::new());
     for (idx, line) in text.lines().enumerate() {
         let n = idx + 1;
-        let fields: Vec<&str> = line.split_whitespace().collect();
+        let fields: Vec<&str> = interface
+            .into_iter()
+            .chain(line.split_whitespace())
+            .collect();
+        if fields.len() == usize::from(interface.is_some()) {
+            continue;
+        }
         match fields.as_slice() {
             [] => {}
             // The second field is the private key: matched by `_`, never bound.
@@ -116,9 +162,15 @@ pub fn parse_dump(text: &str) -> Result<Parsed<Vec<WgInterface>>, ParseError> {
                 iface_entry(&mut out.value, name).peers.push(peer);
             }
             other if other.len() < 7 => {
-                out.skip(n, "malformed interface line (5 fields expected)");
+                out.skip(
+                    n,
+                    format!("malformed interface line ({iface_fields} fields expected)"),
+                );
             }
-            _ => out.skip(n, "malformed peer line (9 fields expected)"),
+            _ => out.skip(
+                n,
+                format!("malformed peer line ({peer_fields} fields expected)"),
+            ),
         }
     }
     finish(text, out)
@@ -479,6 +531,8 @@ mod tests {
     use proptest::prelude::*;
 
     const OWN_DUMP: &str = "wg/wg-show-all-dump.txt";
+    /// `wg show wg0 dump` of the same router: the wg0 lines of [`OWN_DUMP`] without their name.
+    const OWN_WG0_DUMP: &str = "wg/wg-show-wg0-dump.txt";
     const WG0_PRIVATE: &str = "Jix1X509DCn78TbyH7LXzvSyL7u32dy0iEiLG5ld9qk=";
     const WG1_PRIVATE: &str = "jGgsvcTole2hki4VohMCQFg7VQ6FIk2wwbXWLk0oogg=";
     const ALICE_PSK: &str = "pJ5h+BKjhsSRB0sqDKXL4Wfxwj9zagk682SrSouiZY4=";
@@ -526,7 +580,7 @@ mod tests {
 
     #[test]
     fn own_dump_parses_interfaces_and_peers() {
-        let p = parse(&own_fixture(OWN_DUMP)).unwrap();
+        let p = parse(&own_fixture(OWN_DUMP), "wg0").unwrap();
         assert!(p.skipped.is_empty(), "{:?}", p.skipped);
         let names: Vec<_> = p
             .value
@@ -589,7 +643,7 @@ mod tests {
             text.contains(WG0_PRIVATE) && text.contains(ALICE_PSK),
             "fixture carries the secrets"
         );
-        let p = parse(&text).unwrap();
+        let p = parse(&text, "wg0").unwrap();
         for secret in [WG0_PRIVATE, WG1_PRIVATE, ALICE_PSK] {
             assert_no_secret(&p, secret);
         }
@@ -603,7 +657,7 @@ mod tests {
              wg2\t{WG1_PRIVATE}\tpub\tnotaport\t0xZZ\n\
              wg0\tpeerkey=\t{ALICE_PSK}\t(none)\t10.0.0.2/32\t0\t0\t0\toff\n"
         );
-        let p = parse(&text).unwrap();
+        let p = parse(&text, "wg0").unwrap();
         let reasons: Vec<String> = p.skipped.iter().map(|s| s.to_string()).collect();
         assert_eq!(
             reasons,
@@ -632,12 +686,16 @@ mod tests {
             "[fd00::1]:5\t0",
         ] {
             let text = format!("wg0\tpeer=\t{ALICE_PSK}\t{tail}");
-            let Err(ParseError::Invalid(msg)) = parse(&text) else {
+            let Err(ParseError::Invalid(msg)) = parse(&text, "wg0") else {
                 panic!("{tail}: cut peer line was accepted");
             };
             assert!(!msg.contains(ALICE_PSK));
         }
-        let p = parse("wg0\tpriv\tpub=\t51820\t0xZZ\nwg0\tpriv\tpub=\t51820\t0x10\n").unwrap();
+        let p = parse(
+            "wg0\tpriv\tpub=\t51820\t0xZZ\nwg0\tpriv\tpub=\t51820\t0x10\n",
+            "wg0",
+        )
+        .unwrap();
         assert_eq!(p.skipped.len(), 1);
         assert_eq!(p.value.first().unwrap().fwmark, Some(16));
     }
@@ -662,7 +720,7 @@ mod tests {
 
     #[test]
     fn peers_without_interface_line_get_an_interface_entry() {
-        let p = parse("wg9\tKEY=\t(none)\t(none)\t(none)\t0\t0\t0\toff\n").unwrap();
+        let p = parse("wg9\tKEY=\t(none)\t(none)\t(none)\t0\t0\t0\toff\n", "wg0").unwrap();
         let wg9 = p.value.first().unwrap();
         assert_eq!(wg9.name, "wg9");
         assert_eq!(wg9.public_key, None);
@@ -673,9 +731,11 @@ mod tests {
 
     #[test]
     fn interface_line_after_its_peers_completes_the_entry() {
-        let p =
-            parse("wg0\tA=\t(none)\t(none)\t(none)\t0\t0\t0\toff\nwg0\tpriv\tPUB=\t51820\toff\n")
-                .unwrap();
+        let p = parse(
+            "wg0\tA=\t(none)\t(none)\t(none)\t0\t0\t0\toff\nwg0\tpriv\tPUB=\t51820\toff\n",
+            "wg0",
+        )
+        .unwrap();
         assert_eq!(p.value.len(), 1);
         let wg0 = p.value.first().unwrap();
         assert_eq!(
@@ -688,6 +748,7 @@ mod tests {
     fn invalid_key_lengths_are_kept_as_printed() {
         let p = parse(
             "wg0\tpriv\tshort=\t51820\toff\nwg0\tabc\t(none)\t(none)\t10.0.0.1/32\t0\t0\t0\toff\n",
+            "wg0",
         )
         .unwrap();
         let wg0 = p.value.first().unwrap();
@@ -697,8 +758,11 @@ mod tests {
 
     #[test]
     fn unparseable_endpoint_is_none_with_a_note() {
-        let p = parse("wg0\tK=\t(none)\tmypublicip:51820\t10.0.0.2/32\t1700000000\t1\t2\toff\n")
-            .unwrap();
+        let p = parse(
+            "wg0\tK=\t(none)\tmypublicip:51820\t10.0.0.2/32\t1700000000\t1\t2\toff\n",
+            "wg0",
+        )
+        .unwrap();
         let peer = p.value.first().unwrap().peers.first().unwrap();
         assert_eq!(peer.endpoint, None);
         assert_eq!(peer.latest_handshake, Some(1_700_000_000));
@@ -713,13 +777,16 @@ mod tests {
             .lines()
             .map(|l| format!("\t{}  \n", l.replace('\t', "    ")))
             .collect();
-        assert_eq!(parse(&spaced).unwrap(), parse(&text).unwrap());
+        assert_eq!(parse(&spaced, "wg0").unwrap(), parse(&text, "wg0").unwrap());
     }
 
     #[test]
     fn bad_fields_of_a_peer_are_noted_and_the_peer_kept() {
-        let p = parse("wg0\tK=\t(none)\t(none)\t10.0.0.2/33,10.0.0.3/32\tsoon\t-1\tx\t99999\n")
-            .unwrap();
+        let p = parse(
+            "wg0\tK=\t(none)\t(none)\t10.0.0.2/33,10.0.0.3/32\tsoon\t-1\tx\t99999\n",
+            "wg0",
+        )
+        .unwrap();
         let peer = p.value.first().unwrap().peers.first().unwrap();
         assert_eq!(peer.allowed_ips, vec!["10.0.0.3/32".parse().unwrap()]);
         assert_eq!(
@@ -735,11 +802,93 @@ mod tests {
     }
 
     #[test]
+    fn per_interface_dump_equals_its_part_of_the_all_dump() {
+        let text = own_fixture(OWN_WG0_DUMP);
+        assert!(is_interface_dump(&text));
+        let p = parse(&text, "wg0").unwrap();
+        assert_eq!(p, parse_interface_dump(&text, "wg0").unwrap());
+        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+        let all = parse(&own_fixture(OWN_DUMP), "unused").unwrap();
+        assert_eq!(p.value, all.value[..1]);
+        assert_eq!(p.value[0].peers.len(), 4);
+        assert_eq!(p.value[0].listen_port, Some(51820));
+        assert_no_secret(&p, WG0_PRIVATE);
+        assert_no_secret(&p, ALICE_PSK);
+        // Named by the caller: the dump itself has no name column.
+        assert_eq!(parse(&text, "vpn").unwrap().value[0].name, "vpn");
+    }
+
+    #[test]
+    fn per_interface_dump_without_peers_and_with_bad_lines() {
+        let p = parse("PRIV=\tPUB=\t51820\t0x10\n", "wg5").unwrap();
+        assert_eq!(
+            (
+                p.value[0].name.as_str(),
+                p.value[0].public_key.as_deref(),
+                p.value[0].fwmark
+            ),
+            ("wg5", Some("PUB="), Some(16))
+        );
+        assert!(p.value[0].peers.is_empty());
+        let p = parse(
+            "PRIV=\tPUB=\t51820\toff\nP1=\t(none)\t(none)\n\
+             P2=\t(none)\t(none)\t10.0.0.2/32\t0\t0\t0\toff\textra\n\
+             P3=\t(none)\t1.2.3.4:5\t10.0.0.3/32\t1700000000\t1\t2\t25\n",
+            "wg0",
+        )
+        .unwrap();
+        let reasons: Vec<_> = p.skipped.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "line 2: malformed interface line (4 fields expected)",
+                "line 3: malformed peer line (8 fields expected)",
+            ]
+        );
+        let peers = &p.value[0].peers;
+        assert_eq!(peers.len(), 1);
+        assert_eq!(peers[0].endpoint, Some("1.2.3.4:5".parse().unwrap()));
+        assert_eq!(
+            (peers[0].rx_bytes, peers[0].tx_bytes, peers[0].keepalive_s),
+            (1, 2, Some(25))
+        );
+        // The all-dump form still names its own counts.
+        let p = parse("wg0\tpriv\tPUB=\t1\toff\nwg0\tA\tB\n", "x").unwrap();
+        assert_eq!(
+            p.skipped[0].reason,
+            "malformed interface line (5 fields expected)"
+        );
+    }
+
+    #[test]
+    fn no_cut_of_an_all_dump_passes_for_a_per_interface_dump() {
+        let mut texts: Vec<String> = shared_fixtures_in("wg")
+            .into_iter()
+            .map(|(_, t)| t)
+            .filter(|t| !is_show_format(t))
+            .collect();
+        texts.push(own_fixture(OWN_DUMP));
+        let mut cuts = 0;
+        for text in &texts {
+            for cut in (0..=text.len()).filter(|c| text.is_char_boundary(*c)) {
+                let part = &text[..cut];
+                cuts += 1;
+                assert!(!is_interface_dump(part), "{part:?}");
+            }
+        }
+        assert!(cuts > 1000);
+        // Every cut of the per-interface dump that holds its whole first line is one.
+        let text = own_fixture(OWN_WG0_DUMP);
+        let first_len = text.find('\n').unwrap();
+        assert!((first_len..=text.len()).all(|c| is_interface_dump(&text[..c])));
+    }
+
+    #[test]
     fn empty_and_garbage_input_are_errors() {
-        assert_eq!(parse(""), Err(ParseError::Empty));
-        assert_eq!(parse(" \n\n"), Err(ParseError::Empty));
+        assert_eq!(parse("", "wg0"), Err(ParseError::Empty));
+        assert_eq!(parse(" \n\n", "wg0"), Err(ParseError::Empty));
         assert!(matches!(
-            parse("hello world\n"),
+            parse("hello world\n", "wg0"),
             Err(ParseError::Invalid(_))
         ));
         assert!(matches!(
@@ -760,7 +909,7 @@ mod tests {
             .map(|i| (i.name.as_str(), i.peers.len()))
             .collect();
         assert_eq!(names, [("wg0", 4), ("wg1", 2)]);
-        let dump = parse(&own_fixture(OWN_DUMP)).unwrap();
+        let dump = parse(&own_fixture(OWN_DUMP), "wg0").unwrap();
         for (show_if, dump_if) in p.value.iter().zip(&dump.value) {
             assert_eq!(
                 (&show_if.public_key, show_if.listen_port, show_if.fwmark),
@@ -855,10 +1004,14 @@ mod tests {
     fn private_keys_in(text: &str) -> Vec<String> {
         let mut keys = Vec::new();
         let show = is_show_format(text);
+        let per_interface = is_interface_dump(text);
         for line in text.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            if !show && fields.len() == 5 {
+            if !show && !per_interface && fields.len() == 5 {
                 keys.extend(fields.get(1).map(|k| k.to_string()));
+            }
+            if per_interface && fields.len() == 4 {
+                keys.extend(fields.first().map(|k| k.to_string()));
             }
             if let Some(v) = line.trim().strip_prefix("private key:") {
                 let v = v.trim();
@@ -970,6 +1123,8 @@ mod tests {
     fn parse_show_or_dump_at(text: &str, now: u64) -> Result<Parsed<Vec<WgInterface>>, ParseError> {
         if is_show_format(text) {
             parse_show(text, now)
+        } else if is_interface_dump(text) {
+            parse_interface_dump(text, "wg0")
         } else {
             parse_dump(text)
         }
@@ -994,6 +1149,7 @@ mod tests {
             .collect();
         texts.push(own_fixture(OWN_DUMP));
         texts.push(own_fixture("wg/wg-show.txt"));
+        texts.push(own_fixture(OWN_WG0_DUMP));
         texts
     }
 
@@ -1023,7 +1179,7 @@ mod tests {
     proptest! {
         #[test]
         fn random_text_never_panics(s in "\\PC*") {
-            let _ = parse(&s);
+            let _ = parse(&s, "wg0");
             let _ = parse_show(&s, NOW);
             let _ = parse_dump(&s);
         }
@@ -1040,6 +1196,26 @@ mod tests {
         }
 
         #[test]
+        fn random_per_interface_dumps_never_panic_nor_leak(
+            port in any::<u16>(),
+            peers in proptest::collection::vec(
+                proptest::collection::vec("[a-zA-Z0-9=:./,\\[\\]()+-]{0,12}", 6..10), 0..6),
+        ) {
+            let mut text = format!("SECRETPRIVATEKEY=\tPUB=\t{port}\toff\n");
+            for p in &peers {
+                text.push_str(&p.join("\t"));
+                text.push('\n');
+            }
+            prop_assert!(is_interface_dump(&text));
+            let p = parse(&text, "wg0").unwrap();
+            prop_assert_eq!(p.value.len(), 1);
+            prop_assert_eq!(p.value[0].listen_port, Some(port));
+            // Every line is a peer of wg0 or named in `skipped`.
+            prop_assert_eq!(p.value[0].peers.len() + p.skipped.iter().filter(|s| s.reason.starts_with("malformed")).count(), peers.len());
+            assert_no_secret(&p, "SECRETPRIVATEKEY");
+        }
+
+        #[test]
         fn truncated_fixtures_never_panic_nor_leak(idx in 0usize..64, cut in 0usize..4096) {
             let texts = all_fixture_texts();
             let text = texts.get(idx % texts.len()).unwrap();
@@ -1048,7 +1224,7 @@ mod tests {
                 cut -= 1;
             }
             let part = &text[..cut];
-            if let Ok(p) = parse(part) {
+            if let Ok(p) = parse(part, "wg0") {
                 let mut keys = private_keys_in(text);
                 keys.extend([WG0_PRIVATE.to_string(), ALICE_PSK.to_string()]);
                 for key in keys {

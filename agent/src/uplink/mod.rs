@@ -9,7 +9,9 @@
 //! - [`session`]: the agent's run loop: collect every interval, keep one connection, resend
 //!   whatever was not acked, renew the certificate when due, hand actions to an [`ActionRunner`].
 //!
-//! Logging is plain `eprintln!` with a level prefix (procd or the init system captures stderr).
+//! Logging is one line per event with a level prefix: `info` on stdout, `warn` and `error` on
+//! stderr. procd logs an instance's stdout as `daemon.info` and its stderr as `daemon.err`, so
+//! the priority in `logread` follows the level.
 
 pub mod crypto;
 pub mod csr;
@@ -34,13 +36,31 @@ pub use enroll::{enroll, load_identity, EnrollError, EnrollOptions, Enrollment, 
 pub use session::{run, RunError, RunOptions, RunStats};
 pub use spool::{Spool, SpoolConfig};
 
-/// Writes one log line to stderr: `routerstats-agent <level>: <message>`.
+/// Writes one log line, `routerstats-agent <level>: <message>`, where [`log_to_stderr`] says.
 macro_rules! log {
     ($level:expr, $($arg:tt)*) => {
-        eprintln!("routerstats-agent {}: {}", $level, format_args!($($arg)*))
+        $crate::uplink::log_line($level, format_args!($($arg)*))
     };
 }
 pub(crate) use log;
+
+/// Whether a log level goes to stderr (procd: `daemon.err`): warnings and errors. Everything
+/// else (`info`) goes to stdout (`daemon.info`).
+pub fn log_to_stderr(level: &str) -> bool {
+    matches!(level, "warn" | "error")
+}
+
+/// One log line on stdout or stderr (see [`log_to_stderr`]). A closed stream loses the line
+/// rather than panicking the agent.
+pub fn log_line(level: &str, args: std::fmt::Arguments<'_>) {
+    let line = format!("routerstats-agent {level}: {args}\n");
+    let _ = if log_to_stderr(level) {
+        std::io::stderr().lock().write_all(line.as_bytes())
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(line.as_bytes()).and_then(|()| out.flush())
+    };
+}
 
 /// Seconds since the Unix epoch (0 if the clock is before 1970).
 pub(crate) fn unix_now() -> i64 {
@@ -176,6 +196,14 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn info_goes_to_stdout_warnings_and_errors_to_stderr() {
+        // procd: stdout is logged as daemon.info, stderr as daemon.err.
+        assert!(!log_to_stderr("info"));
+        assert!(log_to_stderr("warn"));
+        assert!(log_to_stderr("error"));
+    }
 
     #[test]
     fn random_bytes_differ() {

@@ -516,7 +516,9 @@ fn later(t: Instant, d: Duration) -> Instant {
 
 /// The frame to write for the spooled report `frame` on a connection whose previous report
 /// payload was `prev`: a `ReportPatch` against `prev` when that is smaller, else the frame itself.
-/// Remembers this report's payload in `prev` for the next one.
+/// Remembers this report's payload in `prev` for the next one. Only current-model reports are
+/// patched or patched against: a `ReportV1` frame left in the spool by an older agent version
+/// goes out whole and resets `prev`.
 fn compact(prev: &mut Option<Vec<u8>>, frame: Vec<u8>, patches: bool) -> (Vec<u8>, bool) {
     let is_report = FrameHeader::parse(&frame, MAX_FRAME_LEN)
         .is_ok_and(|h| h.kind == MessageKind::Report && h.len as usize + HEADER_LEN == frame.len());
@@ -1043,6 +1045,15 @@ mod tests {
         assert!(!p);
         assert_eq!(third, report(3));
         assert_eq!(prev.as_deref(), Some(&report(3)[HEADER_LEN..]));
+        // A version 1 report left in the spool by an older agent goes out whole, and is no base
+        // for the next patch (the collector would decode a patch on it as version 1).
+        let old = frame_bytes(MessageKind::ReportV1, &report(4)[HEADER_LEN..]).unwrap();
+        let (fourth, p) = compact(&mut prev, old.clone(), true);
+        assert!(!p);
+        assert_eq!((fourth, prev.as_ref()), (old, None));
+        let (fifth, p) = compact(&mut prev, report(5), true);
+        assert!(!p);
+        assert_eq!(fifth, report(5));
     }
 
     #[tokio::test]

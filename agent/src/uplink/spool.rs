@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use routerstats_shared::frame::{FrameHeader, HEADER_LEN};
-use routerstats_shared::{MessageKind, MAX_FRAME_LEN};
+use routerstats_shared::MAX_FRAME_LEN;
 
 use super::tls::sha256;
 use super::write_atomic;
@@ -308,7 +308,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, SpoolError> {
         let frame = r.take(len)?.to_vec();
         match FrameHeader::parse(&frame, MAX_FRAME_LEN) {
             Ok(h)
-                if h.kind == MessageKind::Report && h.len as usize + HEADER_LEN == frame.len() => {}
+                if h.kind.is_full_report() && h.len as usize + HEADER_LEN == frame.len() => {}
             _ => return Err(SpoolError::Corrupt("entry is not a report frame")),
         }
         out.push((boot_id, seq, frame));
@@ -530,6 +530,19 @@ mod tests {
             ),
             vec![7]
         );
+    }
+
+    #[test]
+    fn spooled_version_1_reports_survive_an_upgrade() {
+        // A spool image written by an agent that sent the version 1 model (kind ReportV1).
+        let payload = Message::Report(Box::default()).encode_payload().unwrap();
+        let old = routerstats_shared::message::frame_bytes(routerstats_shared::MessageKind::ReportV1, &payload).unwrap();
+        let mut s = Spool::new(cfg(10));
+        s.push(BOOT, 1, old.clone());
+        s.push(BOOT, 2, frame(2));
+        let back = decode(&s.encode()).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].2, old);
     }
 
     #[test]

@@ -345,6 +345,11 @@ pub struct WirelessInterfaceOut {
     pub freq_mhz: Option<i64>,
     pub width_mhz: Option<i64>,
     pub txpower_dbm: Option<f64>,
+    /// The links of a Wi-Fi 7 multi-link (MLD) interface, as the agent reports them
+    /// (`link_id`, `addr`, `channel`, `freq_mhz`, `width_mhz`, `center1_mhz`, `center2_mhz`,
+    /// `txpower_dbm`); empty for a single-link interface.
+    #[schema(value_type = Vec<Object>)]
+    pub links: Vec<routerstats_shared::WifiLink>,
 }
 
 /// One associated station.
@@ -366,6 +371,9 @@ pub struct WirelessClient {
     pub tx_bps: Option<i64>,
     pub connected_s: Option<i64>,
     pub inactive_ms: Option<i64>,
+    /// Share of the last report interval the radio spent sending to and receiving from the
+    /// station, per mille (from the driver's airtime counters; null without them).
+    pub airtime_permille: Option<i64>,
 }
 
 /// One DHCP lease.
@@ -582,11 +590,11 @@ const IFACE_WINDOW_SUMS_SQL: &str =
 const LEASES_SQL: &str =
     "SELECT ip, mac, hostname, client_id, expires FROM leases WHERE router_id = ?1";
 const LEASE_BY_MAC_SQL: &str = "SELECT hostname, ip FROM leases WHERE mac = ?1 ORDER BY hostname IS NULL, updated_ms DESC LIMIT 1";
-const WIRELESS_SQL: &str = "SELECT name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm \
+const WIRELESS_SQL: &str = "SELECT name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, links \
      FROM wireless_interfaces WHERE router_id = ?1 ORDER BY name";
 const STATIONS_SQL: &str =
     "SELECT iface, mac, ssid, signal_dbm, signal_avg_dbm, tx_bitrate_kbps, rx_bitrate_kbps, \
-     expected_throughput_kbps, rx_bytes, tx_bytes, rx_bps, tx_bps, connected_s, inactive_ms \
+     expected_throughput_kbps, rx_bytes, tx_bytes, rx_bps, tx_bps, connected_s, inactive_ms, airtime_permille \
      FROM station_samples WHERE router_id = ?1 AND ts_ms = ?2";
 const WG_SQL: &str = "SELECT iface, public_key, name, endpoint, allowed_ips, latest_handshake, rx_bytes, tx_bytes, \
      rx_bps, tx_bps FROM wg_peer_samples WHERE router_id = ?1 AND ts_ms = ?2 ORDER BY iface, name, public_key";
@@ -1264,6 +1272,7 @@ fn ssids_of(
                     freq_mhz: r.get(4)?,
                     width_mhz: r.get(5)?,
                     txpower_dbm: r.get(6)?,
+                    links: crate::store::wifi_links(r.get(7)?),
                 },
             ))
         })
@@ -1307,6 +1316,7 @@ fn ssids_of(
                     tx_bps: r.get(11)?,
                     connected_s: r.get(12)?,
                     inactive_ms: r.get(13)?,
+                    airtime_permille: r.get(14)?,
                 },
             ))
         })
@@ -1922,6 +1932,31 @@ mod tests {
         assert_eq!(d.routers[0].wan_rx_bytes, Some(1110));
         let w = fleet_answer(&c, NOW, Window::D7, None, None).unwrap();
         assert_eq!(w.routers[0].wan_rx_bytes, Some(11_110));
+    }
+
+    #[test]
+    fn detail_shows_mld_links_and_station_airtime() {
+        let c = db();
+        let ts = NOW - 1000;
+        router(&c, 1, "ap-attic", Some("home"), ts, ts);
+        iface(&c, 1, ts, "ap-mld0", "wifi", Some(5));
+        c.execute_batch(&format!(
+            "INSERT INTO wireless_interfaces (router_id, name, type, ssid, links, updated_ms) VALUES \
+             (1, 'ap-mld0', 'AP', 'Seven', '[{{\"link_id\":1,\"addr\":null,\"channel\":36,\"freq_mhz\":5180,\
+             \"width_mhz\":160,\"center1_mhz\":5250,\"center2_mhz\":null,\"txpower_dbm\":23.0}},\
+             {{\"link_id\":2,\"addr\":\"02:00:00:00:00:62\",\"channel\":37,\"freq_mhz\":6135,\"width_mhz\":320,\
+             \"center1_mhz\":6265,\"center2_mhz\":null,\"txpower_dbm\":21.5}}]', 0);
+             INSERT INTO station_samples (router_id, ts_ms, iface, mac, ssid, airtime_permille) VALUES \
+             (1, {ts}, 'ap-mld0', 'aa:aa:aa:aa:aa:01', 'Seven', 125);"
+        ))
+        .unwrap();
+        let d = detail_answer(&c, NOW, Window::H1, "1").unwrap().unwrap();
+        let g = &d.ssids[0];
+        let links = &g.interfaces[0].links;
+        let widths: Vec<_> = links.iter().map(|l| (l.link_id, l.freq_mhz, l.width_mhz)).collect();
+        assert_eq!(widths, [(1, Some(5180), Some(160)), (2, Some(6135), Some(320))]);
+        assert_eq!(links[1].addr.map(|a| a.to_string()).as_deref(), Some("02:00:00:00:00:62"));
+        assert_eq!(g.clients[0].airtime_permille, Some(125));
     }
 
     #[test]

@@ -834,6 +834,9 @@ struct ExportWireless {
     addr: Option<String>,
     channel: Option<i64>,
     freq_mhz: Option<i64>,
+    /// The links of a Wi-Fi 7 multi-link interface (empty otherwise), as the agent reports them
+    /// (as JSON values, so that their keys are sorted like the rest of the export).
+    links: Vec<serde_json::Value>,
     name: String,
     ssid: Option<String>,
     txpower_dbm: Option<f64>,
@@ -930,7 +933,7 @@ const EXPORT_OVPN_SQL: &str = "SELECT r.id, s.instance, s.common_name, s.real_ad
      ORDER BY r.id, s.instance, s.common_name";
 /// Current-state tables (one row set per router, replaced on each report).
 const EXPORT_WIRELESS_SQL: &str =
-    "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, addr \
+    "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, addr, links \
      FROM wireless_interfaces ORDER BY router_id, name";
 const EXPORT_LEASES_SQL: &str =
     "SELECT router_id, ip, mac, hostname, client_id, expires FROM leases ORDER BY router_id, ip";
@@ -1017,6 +1020,10 @@ fn export_body(conn: &Connection, now: i64, uptime_s: u64) -> Result<Vec<u8>, Ap
             width_mhz: r.get(6)?,
             txpower_dbm: r.get(7)?,
             addr: r.get(8)?,
+            links: crate::store::wifi_links(r.get(9)?)
+                .iter()
+                .filter_map(|l| serde_json::to_value(l).ok())
+                .collect(),
         })
     })?;
     let mut leases = rows_by_router(conn, EXPORT_LEASES_SQL, |r| {
@@ -1661,6 +1668,8 @@ pub(crate) mod tests {
              INSERT INTO station_samples (router_id, ts_ms, iface, mac, ssid, rx_bytes, tx_bytes, connected_s) \
              VALUES (1, 100, 'wlan0', 'aa:bb:cc:dd:ee:ff', 'Home', 1, 2, 3); \
              INSERT INTO wireless_interfaces (router_id, name, type, ssid, txpower_dbm, updated_ms) VALUES (1, 'wlan0', 'AP', 'Home', 20.5, 0); \
+             INSERT INTO wireless_interfaces (router_id, name, type, ssid, links, updated_ms) VALUES (1, 'ap-mld0', 'AP', 'Seven', \
+             '[{\"link_id\":2,\"addr\":null,\"channel\":37,\"freq_mhz\":6135,\"width_mhz\":320,\"center1_mhz\":6265,\"center2_mhz\":null,\"txpower_dbm\":21.5}]', 0); \
              INSERT INTO leases (router_id, ip, mac, hostname, updated_ms) VALUES (1, '10.0.0.2', 'aa:bb:cc:dd:ee:ff', 'tab', 0); \
              INSERT INTO source_status (router_id, kind, name, state, updated_ms) VALUES (1, 'openvpn', '/tmp/x.status', 'ok', 0);",
         )
@@ -1673,6 +1682,9 @@ pub(crate) mod tests {
         assert_eq!(r["interfaces"][0]["rx_errors"], 5);
         assert_eq!(r["stations"][0]["connected_time"], 3);
         assert_eq!(r["wireless"][0]["type"], "AP");
+        // ap-mld0 sorts first: its links, each with its own width.
+        assert_eq!(r["wireless"][0]["links"][0]["width_mhz"], 320);
+        assert_eq!(r["wireless"][1]["links"], json!([]));
         assert_eq!(r["leases"][0]["hostname"], "tab");
         assert_eq!(r["sources"][0]["state"], "ok");
         assert_eq!(r["status"], "offline");

@@ -158,10 +158,11 @@ enum Inbound {
     Failed(IoError),
 }
 
-/// The last report payload of one connection, which a `ReportPatch` is relative to.
+/// The last report payload of one connection, which a `ReportPatch` is relative to, with its
+/// kind: a patch of a version 1 report payload (old agents) is a version 1 payload too.
 #[derive(Debug, Default)]
 pub(crate) struct ReportBase {
-    prev: Option<Vec<u8>>,
+    prev: Option<(MessageKind, Vec<u8>)>,
 }
 
 impl ReportBase {
@@ -175,17 +176,17 @@ impl ReportBase {
     ) -> Result<Message, FrameError> {
         let (kind, payload) = if kind == MessageKind::ReportPatch {
             let bad = |reason: String| FrameError::BadPayload { kind, reason };
-            let base = self.prev.as_deref().ok_or_else(|| {
+            let (base_kind, base) = self.prev.as_ref().ok_or_else(|| {
                 bad("a ReportPatch needs a full Report before it on the same connection".into())
             })?;
             let full = patch::apply(base, &payload, max_frame).map_err(|e| bad(e.to_string()))?;
-            (MessageKind::Report, full)
+            (*base_kind, full)
         } else {
             (kind, payload)
         };
         let msg = Message::decode_payload(kind, &payload)?;
-        if kind == MessageKind::Report {
-            self.prev = Some(payload);
+        if kind.is_full_report() {
+            self.prev = Some((kind, payload));
         }
         Ok(msg)
     }
@@ -567,5 +568,35 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use routerstats_shared::{codec, Report, MAX_FRAME_LEN};
+
+    /// A report without wireless, station or OpenVPN entries: its bytes are the same in the
+    /// version 1 model and the current one, so it stands in for an old agent's payload here
+    /// (the conversion of the other types is tested in `routerstats_shared::model_v1`).
+    fn payload(seq: u64) -> Vec<u8> {
+        let mut r = Report { seq, boot_id: [9; 16], ..Default::default() };
+        r.router.hostname = "old-agent".into();
+        codec::encode(&r).unwrap()
+    }
+
+    #[test]
+    fn patches_of_old_agents_apply_to_their_version_1_reports() {
+        let mut base = ReportBase::default();
+        let first = base.decode(MessageKind::ReportV1, payload(1), MAX_FRAME_LEN).unwrap();
+        assert!(matches!(first, Message::Report(r) if r.seq == 1));
+        let p = patch::encode(&payload(1), &payload(2));
+        let second = base.decode(MessageKind::ReportPatch, p, MAX_FRAME_LEN).unwrap();
+        assert!(matches!(second, Message::Report(r) if r.seq == 2 && r.router.hostname == "old-agent"));
+        // The base stays a version 1 payload: a patch on it is decoded as one.
+        assert!(matches!(base.prev, Some((MessageKind::ReportV1, _))));
+        let third = base.decode(MessageKind::Report, payload(3), MAX_FRAME_LEN).unwrap();
+        assert!(matches!(third, Message::Report(r) if r.seq == 3));
+        assert!(matches!(base.prev, Some((MessageKind::Report, _))));
     }
 }

@@ -23,7 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use routerstats_shared::model::{
     DhcpLease, MacAddr, SourceState, SourceStatus, StationLink, StationLinkStats, WgInterface,
-    WirelessInterface,
+    WifiLink, WirelessInterface,
 };
 
 use super::delta::{pair_delta, station_reassociated, PairDelta, PrevSample, SampleOrigin, Width};
@@ -51,6 +51,8 @@ pub(crate) struct RouterCache {
     ifaces: HashMap<String, PrevSample>,
     /// interface -> station MAC -> previous sample.
     stations: HashMap<String, HashMap<MacAddr, PrevSample>>,
+    /// interface -> station MAC -> previous airtime counters (rx/tx duration, microseconds).
+    airtime: HashMap<String, HashMap<MacAddr, PrevSample>>,
     /// interface -> peer public key -> previous sample.
     wg: HashMap<String, HashMap<String, PrevSample>>,
     /// instance -> (common name, real address) -> previous sample.
@@ -89,6 +91,7 @@ impl RouterCache {
     fn clear_samples(&mut self) {
         self.ifaces.clear();
         self.stations.clear();
+        self.airtime.clear();
         self.wg.clear();
         self.ovpn.clear();
     }
@@ -106,6 +109,10 @@ impl RouterCache {
             m.retain(|_, p| keep(p));
         }
         self.stations.retain(|_, m| !m.is_empty());
+        for m in self.airtime.values_mut() {
+            m.retain(|_, p| keep(p));
+        }
+        self.airtime.retain(|_, m| !m.is_empty());
         for m in self.wg.values_mut() {
             m.retain(|_, p| keep(p));
         }
@@ -184,7 +191,8 @@ fn load_router_cache(tx: &Transaction<'_>, router_id: i64) -> Result<RouterCache
     }
 
     let mut st = tx.prepare_cached(
-        "SELECT iface, mac, rx_bytes, tx_bytes, connected_s FROM station_samples WHERE router_id = ?1 AND ts_ms = ?2",
+        "SELECT iface, mac, rx_bytes, tx_bytes, connected_s, rx_duration_us, tx_duration_us \
+         FROM station_samples WHERE router_id = ?1 AND ts_ms = ?2",
     )?;
     let mut rows = st.query(params![router_id, ts_ms])?;
     while let Some(r) = rows.next()? {
@@ -196,6 +204,12 @@ fn load_router_cache(tx: &Transaction<'_>, router_id: i64) -> Result<RouterCache
         let p = prev(r.get(2)?, r.get(3)?, r.get(4)?);
         if let Some(m) = inner(&mut cache.stations, &iface) {
             m.insert(mac, p);
+        }
+        let a = prev(r.get(5)?, r.get(6)?, r.get(4)?);
+        if a.rx.is_some() || a.tx.is_some() {
+            if let Some(m) = inner(&mut cache.airtime, &iface) {
+                m.insert(mac, a);
+            }
         }
     }
 
@@ -649,9 +663,16 @@ fn ingest_one<'a>(
     let mut st = tx.prepare_cached(
         "INSERT INTO station_samples (router_id, ts_ms, iface, mac, ssid, signal_dbm, signal_avg_dbm, rx_bytes, \
          tx_bytes, rx_packets, tx_packets, rx_delta, tx_delta, rx_bps, tx_bps, tx_retries, tx_failed, inactive_ms, \
-         connected_s, tx_bitrate_kbps, rx_bitrate_kbps, expected_throughput_kbps) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) \
+         connected_s, tx_bitrate_kbps, rx_bitrate_kbps, expected_throughput_kbps, tx_duration_us, rx_duration_us, \
+         tx_airtime_us, rx_airtime_us, airtime_permille, airtime_weight, mesh_gate) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
+         ?23, ?24, ?25, ?26, ?27, ?28, ?29) \
          ON CONFLICT DO NOTHING",
+    )?;
+    let mut link_st = tx.prepare_cached(
+        "INSERT INTO station_link_samples (router_id, ts_ms, iface, mac, link_id, addr, signal_dbm, rx_bytes, \
+         tx_bytes, tx_retries, tx_failed, tx_bitrate_kbps, rx_bitrate_kbps, tx_duration_us, rx_duration_us) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT DO NOTHING",
     )?;
     let mut mac_buf = MacText::default();
     let mut station_totals = StationReportTotals::default();
@@ -667,6 +688,28 @@ fn ingest_one<'a>(
         let reset = prev
             .is_some_and(|p| station_reassociated(p.session, p.origin.ts_ms, sta.connected_s, ts));
         let d = pair_delta(prev, &cur, rx, txb, Width::MayWrap32, reset);
+        // Airtime: the station's own counters, else the sums over its links (MLO).
+        let rx_dur = s
+            .rx_duration_us
+            .or_else(|| sum_links(l, |x| x.rx_duration_us));
+        let tx_dur = s
+            .tx_duration_us
+            .or_else(|| sum_links(l, |x| x.tx_duration_us));
+        let prev_air = rc
+            .airtime
+            .get(sta.interface.as_str())
+            .and_then(|m| m.get(&sta.mac));
+        let air_reset = prev_air
+            .is_some_and(|p| station_reassociated(p.session, p.origin.ts_ms, sta.connected_s, ts));
+        let air = pair_delta(prev_air, &cur, rx_dur, tx_dur, Width::Only64, air_reset);
+        // Microseconds of airtime per millisecond of report interval: per mille.
+        let air_permille = match (air.tx_delta, air.rx_delta, prev_air) {
+            (None, None, _) | (_, _, None) => None,
+            (t, r, Some(p)) => u64::try_from(ts.saturating_sub(p.origin.ts_ms))
+                .ok()
+                .filter(|dt| *dt > 0)
+                .map(|dt| t.unwrap_or(0).saturating_add(r.unwrap_or(0)) / dt),
+        };
         let ssid = r
             .wireless
             .iter()
@@ -717,8 +760,36 @@ fn ingest_one<'a>(
                 .or_else(|| first_link(l, |x| x.rx_bitrate.as_ref().map(|b| b.kbps))),
             s.expected_throughput_kbps
                 .or_else(|| first_link(l, |x| x.expected_throughput_kbps)),
+            sat_opt(tx_dur),
+            sat_opt(rx_dur),
+            sat_opt(air.tx_delta),
+            sat_opt(air.rx_delta),
+            sat_opt(air_permille),
+            s.airtime_weight
+                .or_else(|| first_link(l, |x| x.airtime_weight)),
+            sta.mesh.as_ref().and_then(|m| m.connected_to_gate),
         ])?;
         if n > 0 {
+            for link in l {
+                let ls = &link.stats;
+                link_st.execute(params![
+                    rid,
+                    ts,
+                    sta.interface,
+                    mac_buf.format(&sta.mac),
+                    link.link_id,
+                    link.addr.map(|a| a.to_string()),
+                    ls.signal.as_ref().map(|x| x.dbm),
+                    sat_opt(ls.rx_bytes),
+                    sat_opt(ls.tx_bytes),
+                    sat_opt(ls.tx_retries),
+                    sat_opt(ls.tx_failed),
+                    ls.tx_bitrate.as_ref().map(|b| b.kbps),
+                    ls.rx_bitrate.as_ref().map(|b| b.kbps),
+                    sat_opt(ls.tx_duration_us),
+                    sat_opt(ls.rx_duration_us),
+                ])?;
+            }
             rollups
                 .st_1h
                 .entry((bucket_start(ts, BUCKET_1H_MS), rid, sta.mac))
@@ -740,6 +811,17 @@ fn ingest_one<'a>(
             };
             if let Some(m) = inner(&mut rc.stations, &sta.interface) {
                 m.insert(sta.mac, sample);
+            }
+            if rx_dur.is_some() || tx_dur.is_some() {
+                let sample = PrevSample {
+                    origin: cur,
+                    rx: rx_dur,
+                    tx: tx_dur,
+                    session: sta.connected_s,
+                };
+                if let Some(m) = inner(&mut rc.airtime, &sta.interface) {
+                    m.insert(sta.mac, sample);
+                }
             }
         }
     }
@@ -1005,15 +1087,17 @@ fn sync_wireless(
         return Ok(());
     }
     let upsert_sql = "INSERT INTO wireless_interfaces (router_id, name, phy, ifindex, addr, type, ssid, channel, \
-         freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm, updated_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm, links, updated_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
          ON CONFLICT (router_id, name) DO UPDATE SET \
-         (phy, ifindex, addr, type, ssid, channel, freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm, updated_ms) = \
+         (phy, ifindex, addr, type, ssid, channel, freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm, links, updated_ms) = \
          (excluded.phy, excluded.ifindex, excluded.addr, excluded.type, excluded.ssid, excluded.channel, \
          excluded.freq_mhz, excluded.width_mhz, excluded.center1_mhz, excluded.center2_mhz, excluded.txpower_dbm, \
-         CASE WHEN (phy, ifindex, addr, type, ssid, channel, freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm) \
+         excluded.links, \
+         CASE WHEN (phy, ifindex, addr, type, ssid, channel, freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm, links) \
          IS (excluded.phy, excluded.ifindex, excluded.addr, excluded.type, excluded.ssid, excluded.channel, \
-         excluded.freq_mhz, excluded.width_mhz, excluded.center1_mhz, excluded.center2_mhz, excluded.txpower_dbm) \
+         excluded.freq_mhz, excluded.width_mhz, excluded.center1_mhz, excluded.center2_mhz, excluded.txpower_dbm, \
+         excluded.links) \
          THEN updated_ms ELSE excluded.updated_ms END)";
     sync_current(
         &mut rc.wireless,
@@ -1041,6 +1125,7 @@ fn sync_wireless(
                 w.center1_mhz,
                 w.center2_mhz,
                 w.txpower_dbm,
+                links_json(&w.links),
                 ts,
             ])?;
             Ok(())
@@ -1053,6 +1138,21 @@ fn sync_wireless(
             Ok(())
         },
     )
+}
+
+/// The `wireless_interfaces.links` JSON of an MLD interface's links (None without links).
+fn links_json(links: &[WifiLink]) -> Option<String> {
+    if links.is_empty() {
+        return None;
+    }
+    serde_json::to_string(links).ok()
+}
+
+/// Reads a `wireless_interfaces.links` value back: no links for NULL, and for a malformed value
+/// (the collector never writes one).
+pub fn wifi_links(json: Option<String>) -> Vec<WifiLink> {
+    json.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
 }
 
 fn sync_leases(
@@ -1205,7 +1305,7 @@ fn sync_sources(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testutil::{enrolled_router, mac, open_temp, rich_report};
+    use crate::store::testutil::{enrolled_router, mac, mld_interface, open_temp, rich_report};
     use routerstats_shared::model::{NetInterface, Report, SourceKind};
 
     const BOOT_A: [u8; 16] = [0xaa; 16];
@@ -1240,6 +1340,7 @@ mod tests {
         "reports",
         "interface_samples",
         "station_samples",
+        "station_link_samples",
         "wg_peer_samples",
         "ovpn_client_samples",
         "interface_rollup_5m",
@@ -1403,6 +1504,153 @@ mod tests {
             T0 + 60_000
         );
         assert_eq!(i64_query(&store, &sql), Some(2));
+    }
+
+    /// The rich report plus Wi-Fi 7 / airtime facts: an MLD interface with two links, airtime
+    /// counters on station 1 and on the links of the MLO station 2, a mesh gate flag.
+    fn airtime_report(seq: u64, ts: u64, c: u64) -> Report {
+        use routerstats_shared::model::MeshPeer;
+        let mut r = rich_report(BOOT_A, seq, ts, c);
+        r.wireless.push(mld_interface());
+        let s1 = &mut r.stations[0];
+        s1.stats.tx_duration_us = Some(c * 1_000);
+        s1.stats.rx_duration_us = Some(c * 100);
+        s1.stats.airtime_weight = Some(256);
+        s1.mesh = Some(MeshPeer {
+            connected_to_gate: Some(true),
+            ..MeshPeer::default()
+        });
+        for (i, l) in r.stations[1].links.iter_mut().enumerate() {
+            l.stats.tx_duration_us = Some(c * 10 * (i as u64 + 1));
+            l.stats.rx_duration_us = Some(c * (i as u64 + 1));
+        }
+        r
+    }
+
+    #[test]
+    fn mld_links_airtime_and_per_link_samples_are_stored() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        one(&mut store, r.id, &airtime_report(1, T0, 1000));
+        one(&mut store, r.id, &airtime_report(2, T0 + 30_000, 1300));
+        let conn = store.connection();
+        let links: String = conn
+            .query_row(
+                "SELECT links FROM wireless_interfaces WHERE name = 'ap-mld0'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&links).unwrap();
+        assert_eq!(v[0]["link_id"], 1);
+        assert_eq!(
+            (v[1]["width_mhz"].as_i64(), v[1]["txpower_dbm"].as_f64()),
+            (Some(320), Some(21.5))
+        );
+        assert_eq!(v[1]["addr"], mac(0x62).to_string());
+        let single: Option<String> = conn
+            .query_row(
+                "SELECT links FROM wireless_interfaces WHERE name = 'phy0-ap0'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(single, None);
+        let airtime = |m: u8, ts: u64| -> [Option<i64>; 6] {
+            conn.query_row(
+                "SELECT tx_duration_us, rx_duration_us, tx_airtime_us, rx_airtime_us, airtime_weight, mesh_gate \
+                 FROM station_samples WHERE mac = ?1 AND ts_ms = ?2",
+                params![mac(m).to_string(), ts as i64],
+                |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?]),
+            )
+            .unwrap()
+        };
+        // First sample: counters, no per-report airtime yet.
+        assert_eq!(
+            airtime(1, T0),
+            [
+                Some(1_000_000),
+                Some(100_000),
+                None,
+                None,
+                Some(256),
+                Some(1)
+            ]
+        );
+        // Second: 300 * 1000 us sent and 300 * 100 us received in this cycle.
+        assert_eq!(
+            airtime(1, T0 + 30_000),
+            [
+                Some(1_300_000),
+                Some(130_000),
+                Some(300_000),
+                Some(30_000),
+                Some(256),
+                Some(1)
+            ]
+        );
+        // 330 ms of airtime in 30 s: 11 per mille.
+        let permille = |m: u8, ts: u64| -> Option<i64> {
+            conn.query_row(
+                "SELECT airtime_permille FROM station_samples WHERE mac = ?1 AND ts_ms = ?2",
+                params![mac(m).to_string(), ts as i64],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            (permille(1, T0), permille(1, T0 + 30_000)),
+            (None, Some(11))
+        );
+        // The MLO station: sums over its links (10c + 20c, c + 2c).
+        assert_eq!(
+            airtime(2, T0 + 30_000)[..4],
+            [Some(39_000), Some(3_900), Some(9_000), Some(900)]
+        );
+        type LinkRow = (i64, Option<i64>, Option<i64>, Option<i64>);
+        let per_link: Vec<LinkRow> = conn
+            .prepare("SELECT link_id, tx_duration_us, rx_bytes, tx_bitrate_kbps FROM station_link_samples WHERE mac = ?1 AND ts_ms = ?2 ORDER BY link_id")
+            .unwrap()
+            .query_map(params![mac(2).to_string(), (T0 + 30_000) as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(per_link.len(), 2);
+        assert_eq!(
+            (per_link[0].0, per_link[0].1, per_link[1].0, per_link[1].1),
+            (0, Some(13_000), 1, Some(26_000))
+        );
+        assert_eq!(
+            (per_link[0].3, per_link[1].3),
+            (Some(1_200_000), Some(600_000))
+        );
+        // A station without links has no link rows.
+        assert_eq!(
+            i64_query(
+                &store,
+                &format!(
+                    "SELECT count(*) FROM station_link_samples WHERE mac = '{}'",
+                    mac(1)
+                )
+            ),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn airtime_deltas_survive_a_cold_cache() {
+        let (dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        one(&mut store, r.id, &airtime_report(1, T0, 1000));
+        drop(store);
+        let mut store = Store::open(&dir.path().join("routerstats.db")).unwrap();
+        one(&mut store, r.id, &airtime_report(2, T0 + 30_000, 1100));
+        let q = format!(
+            "SELECT tx_airtime_us FROM station_samples WHERE mac = '{}' AND ts_ms = {}",
+            mac(1),
+            T0 + 30_000
+        );
+        assert_eq!(i64_query(&store, &q), Some(100_000));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use serde::Serialize;
 use routerstats_shared::model::Report;
 
 pub use actions::{ActionFilter, ActionRow, NewAction};
-pub use ingest::{bucket_start, BUCKET_1H_MS, BUCKET_5M_MS};
+pub use ingest::{bucket_start, wifi_links, BUCKET_1H_MS, BUCKET_5M_MS};
 pub use registry::{normalize_name, ApiKeyRow, MAX_NAME_CHARS};
 pub use retention::{Retention, RetentionStats};
 pub use schema::SCHEMA_VERSION;

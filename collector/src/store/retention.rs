@@ -50,6 +50,7 @@ pub struct RetentionStats {
 const SAMPLE_TABLES: &[&str] = &[
     "interface_samples",
     "station_samples",
+    "station_link_samples",
     "wg_peer_samples",
     "ovpn_client_samples",
     "station_report_totals",
@@ -226,14 +227,16 @@ mod tests {
         for table in [
             "interface_samples",
             "station_samples",
+            "station_link_samples",
             "wg_peer_samples",
             "ovpn_client_samples",
             "station_report_totals",
         ] {
             assert_eq!(min_ts(&store, table, "ts_ms"), raw_cut, "{table}");
         }
-        // Two interfaces, two stations, one peer, one client and one station total per report.
-        assert_eq!(stats.samples, (160 - 32) * 7);
+        // Two interfaces, two stations, the two links of the MLO station, one peer, one client
+        // and one station total per report.
+        assert_eq!(stats.samples, (160 - 32) * 9);
         // 5-minute buckets that ended by now - 35 days are gone; the bucket at the cutoff stays.
         let cut_5m = (now - 35 * DAY) as i64;
         assert_eq!(

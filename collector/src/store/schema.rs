@@ -29,7 +29,9 @@
 //! - Current state, replaced from the newest report of each router: `wireless_interfaces`,
 //!   `leases`, `source_status`, `wg_interfaces` (version 4) (their `updated_ms` is the report
 //!   time when the row last changed). They reference `routers` with `ON DELETE CASCADE`.
-//! - `actions` (version 5): the fleet actions sent to routers, their state and result (the
+//! - Version 5: MLD links of wireless interfaces, station airtime, per-link station samples
+//!   (`station_link_samples`); see `MIGRATION_5`.
+//! - `actions` (version 6): the fleet actions sent to routers, their state and result (the
 //!   audit trail of every write; see `crate::actions`).
 
 /// The migrations, in order.
@@ -39,6 +41,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_3,
     MIGRATION_4,
     MIGRATION_5,
+    MIGRATION_6,
 ];
 
 /// The schema version this collector writes.
@@ -417,12 +420,56 @@ CREATE TABLE wg_interfaces (
 ) WITHOUT ROWID;
 "#;
 
-/// Version 5: `actions`, one row per fleet action: its typed parameters as JSON (`params`, the
+/// Version 5: Wi-Fi 7 multi-link devices and airtime.
+/// - `wireless_interfaces.links`: the links of a multi-link (MLD) interface as a JSON array of
+///   `{link_id, addr, channel, freq_mhz, width_mhz, center1_mhz, center2_mhz, txpower_dbm}`
+///   (current state, a handful of entries), NULL for a single-link interface.
+/// - `station_samples`: airtime counters `tx_duration_us`/`rx_duration_us` (microseconds since
+///   association, as the driver reports them), their per-report deltas `tx_airtime_us`/
+///   `rx_airtime_us` (NULL like the byte deltas: first sample, re-association, counter reset),
+///   `airtime_permille` (their sum over the report interval: the station's share of airtime in
+///   per mille, above 1000 for a multi-link station using several radios), `airtime_weight`,
+///   and `mesh_gate` (mesh peers: connected to a gate, 0/1).
+/// - `station_link_samples`: the per-link figures of multi-link stations (one row per link of
+///   a station in a report), clustered like `station_samples`; raw retention.
+///
+/// Rows stored before the migration have NULL in the new columns.
+const MIGRATION_5: &str = r#"
+ALTER TABLE wireless_interfaces ADD COLUMN links TEXT;
+ALTER TABLE station_samples ADD COLUMN tx_duration_us INTEGER;
+ALTER TABLE station_samples ADD COLUMN rx_duration_us INTEGER;
+ALTER TABLE station_samples ADD COLUMN tx_airtime_us INTEGER;
+ALTER TABLE station_samples ADD COLUMN rx_airtime_us INTEGER;
+ALTER TABLE station_samples ADD COLUMN airtime_permille INTEGER;
+ALTER TABLE station_samples ADD COLUMN airtime_weight INTEGER;
+ALTER TABLE station_samples ADD COLUMN mesh_gate INTEGER;
+
+CREATE TABLE station_link_samples (
+    router_id        INTEGER NOT NULL,
+    ts_ms            INTEGER NOT NULL,
+    iface            TEXT NOT NULL,
+    mac              TEXT NOT NULL,
+    link_id          INTEGER NOT NULL,
+    addr             TEXT,
+    signal_dbm       INTEGER,
+    rx_bytes         INTEGER,
+    tx_bytes         INTEGER,
+    tx_retries       INTEGER,
+    tx_failed        INTEGER,
+    tx_bitrate_kbps  INTEGER,
+    rx_bitrate_kbps  INTEGER,
+    tx_duration_us   INTEGER,
+    rx_duration_us   INTEGER,
+    PRIMARY KEY (router_id, ts_ms, iface, mac, link_id)
+) WITHOUT ROWID;
+"#;
+
+/// Version 6: `actions`, one row per fleet action: its typed parameters as JSON (`params`, the
 /// serde form of `ActionKind`), who asked, the idempotency key (unique per caller), the times
 /// (Unix seconds), the state (`queued` -> `sent` -> `done` | `failed` | `refused`, or `expired`
 /// when the deadline passed first) and the router's answer (`output` bounded by the agent,
 /// `result` the typed detail as JSON). Never holds a private key.
-const MIGRATION_5: &str = r#"
+const MIGRATION_6: &str = r#"
 CREATE TABLE actions (
     id               INTEGER PRIMARY KEY,
     router_id        INTEGER NOT NULL REFERENCES routers(id) ON DELETE CASCADE,
@@ -476,6 +523,7 @@ mod tests {
             "routers",
             "source_status",
             "station_fleet_1h",
+            "station_link_samples",
             "station_report_totals",
             "station_rollup_1h",
             "station_rollup_5m",
@@ -488,6 +536,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 5);
+        assert_eq!(SCHEMA_VERSION, 6);
     }
 }

@@ -148,6 +148,7 @@ pub(crate) fn rich_report(boot_id: [u8; 16], seq: u64, ts_ms: u64, c: u64) -> Re
             center1_mhz: Some(5210),
             center2_mhz: None,
             txpower_dbm: Some(23.0),
+            links: vec![],
         }],
         stations: vec![
             Station {
@@ -254,6 +255,44 @@ pub(crate) fn rich_report(boot_id: [u8; 16], seq: u64, ts_ms: u64, c: u64) -> Re
                 kind: SourceKind::WireGuard,
                 name: String::new(),
                 state: SourceState::ToolMissing("wg".into()),
+            },
+        ],
+    }
+}
+
+/// A Wi-Fi 7 multi-link AP interface `ap-mld0` (SSID `Seven`): a 5 GHz 160 MHz link and a 6 GHz
+/// 320 MHz link, no interface-level channel.
+pub(crate) fn mld_interface() -> WirelessInterface {
+    WirelessInterface {
+        phy: Some(0),
+        name: "ap-mld0".into(),
+        ifindex: None,
+        wdev: None,
+        addr: None,
+        iftype: WifiIfType::Ap,
+        ssid: Some("Seven".into()),
+        channel: None,
+        freq_mhz: None,
+        width_mhz: None,
+        center1_mhz: None,
+        center2_mhz: None,
+        txpower_dbm: None,
+        links: vec![
+            WifiLink {
+                link_id: 1,
+                channel: Some(36),
+                freq_mhz: Some(5180),
+                width_mhz: Some(160),
+                ..WifiLink::default()
+            },
+            WifiLink {
+                link_id: 2,
+                addr: Some(mac(0x62)),
+                channel: Some(37),
+                freq_mhz: Some(6135),
+                width_mhz: Some(320),
+                txpower_dbm: Some(21.5),
+                ..WifiLink::default()
             },
         ],
     }

@@ -11,7 +11,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use rusqlite::{params, Connection};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
@@ -151,6 +151,60 @@ pub struct WirelessInfo {
     pub frequency_mhz: Option<i64>,
     pub width_mhz: Option<i64>,
     pub txpower_dbm: Option<f64>,
+    /// The links of a Wi-Fi 7 multi-link (MLD) interface, each with its own channel, width
+    /// and power (the interface-level fields above are then usually null); empty otherwise.
+    pub links: Vec<WirelessLinkInfo>,
+}
+
+/// One link of a multi-link (MLD) interface (read from `wireless_interfaces.links`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::WirelessLinkInfo)]
+pub struct WirelessLinkInfo {
+    pub link_id: i64,
+    pub addr: Option<String>,
+    pub channel: Option<i64>,
+    pub frequency_mhz: Option<i64>,
+    pub width_mhz: Option<i64>,
+    pub center1_mhz: Option<i64>,
+    pub center2_mhz: Option<i64>,
+    pub txpower_dbm: Option<f64>,
+}
+
+impl From<routerstats_shared::WifiLink> for WirelessLinkInfo {
+    fn from(l: routerstats_shared::WifiLink) -> Self {
+        WirelessLinkInfo {
+            link_id: l.link_id.into(),
+            addr: l.addr.map(|a| a.to_string()),
+            channel: l.channel.map(i64::from),
+            frequency_mhz: l.freq_mhz.map(i64::from),
+            width_mhz: l.width_mhz.map(i64::from),
+            center1_mhz: l.center1_mhz.map(i64::from),
+            center2_mhz: l.center2_mhz.map(i64::from),
+            // iw prints two decimals: keep them, not the f32's binary tail (22.3, not 22.2999...).
+            txpower_dbm: l
+                .txpower_dbm
+                .map(|p| (f64::from(p) * 100.0).round() / 100.0),
+        }
+    }
+}
+
+/// Per-link figures of a multi-link station in the same report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = isp::StationLinkInfo)]
+pub struct StationLinkInfo {
+    pub link_id: i64,
+    pub addr: Option<String>,
+    pub signal_dbm: Option<i64>,
+    /// Bytes sent to the station on this link since it associated.
+    pub bytes_downloaded: Option<i64>,
+    pub bytes_uploaded: Option<i64>,
+    pub tx_bitrate_kbps: Option<i64>,
+    pub rx_bitrate_kbps: Option<i64>,
+    pub tx_retries: Option<i64>,
+    pub tx_failed: Option<i64>,
+    /// Airtime counters of the link (microseconds since association).
+    pub tx_duration_us: Option<i64>,
+    pub rx_duration_us: Option<i64>,
 }
 
 /// `data` of `GET /api/users/active`.
@@ -187,6 +241,16 @@ pub struct ActiveUser {
     pub bytes_uploaded: Option<i64>,
     pub download_bps: Option<i64>,
     pub upload_bps: Option<i64>,
+    /// Airtime the access point spent sending to / receiving from the station over the last
+    /// report interval (microseconds); null without a previous sample.
+    pub tx_airtime_us: Option<i64>,
+    pub rx_airtime_us: Option<i64>,
+    /// Their share of that interval, in per mille (above 1000 for a multi-link station).
+    pub airtime_permille: Option<i64>,
+    /// The station's weight in the airtime-fairness scheduler (256 by default).
+    pub airtime_weight: Option<i64>,
+    /// Per-link figures of a Wi-Fi 7 multi-link station; empty for other stations.
+    pub links: Vec<StationLinkInfo>,
     /// True when the station is in the newest report of a connected device.
     pub is_active: bool,
     pub last_seen: Option<String>,
@@ -254,12 +318,32 @@ pub struct StationRow {
     pub tx_bitrate_kbps: Option<i64>,
     pub rx_bitrate_kbps: Option<i64>,
     pub expected_throughput_kbps: Option<i64>,
+    pub tx_airtime_us: Option<i64>,
+    pub rx_airtime_us: Option<i64>,
+    pub airtime_permille: Option<i64>,
+    pub airtime_weight: Option<i64>,
+    pub links: Vec<StationLinkInfo>,
 }
 
-/// The columns [`station_row`] reads, table alias `s`.
+/// The columns [`station_row`] reads, table alias `s`. The last one is the station's links
+/// in the same report, as a JSON array (a primary-key range of `station_link_samples`).
 pub const STATION_COLS: &str = "s.router_id, s.ts_ms, s.iface, s.mac, s.ssid, s.signal_dbm, s.signal_avg_dbm, \
      s.rx_bytes, s.tx_bytes, s.rx_packets, s.tx_packets, s.rx_bps, s.tx_bps, s.tx_retries, s.tx_failed, \
-     s.inactive_ms, s.connected_s, s.tx_bitrate_kbps, s.rx_bitrate_kbps, s.expected_throughput_kbps";
+     s.inactive_ms, s.connected_s, s.tx_bitrate_kbps, s.rx_bitrate_kbps, s.expected_throughput_kbps, \
+     s.tx_airtime_us, s.rx_airtime_us, s.airtime_permille, s.airtime_weight, \
+     (SELECT json_group_array(json_object('link_id', l.link_id, 'addr', l.addr, 'signal_dbm', l.signal_dbm, \
+     'bytes_downloaded', l.tx_bytes, 'bytes_uploaded', l.rx_bytes, 'tx_bitrate_kbps', l.tx_bitrate_kbps, \
+     'rx_bitrate_kbps', l.rx_bitrate_kbps, 'tx_retries', l.tx_retries, 'tx_failed', l.tx_failed, \
+     'tx_duration_us', l.tx_duration_us, 'rx_duration_us', l.rx_duration_us)) \
+     FROM station_link_samples l WHERE l.router_id = s.router_id AND l.ts_ms = s.ts_ms \
+     AND l.iface = s.iface AND l.mac = s.mac)";
+
+/// The links JSON of [`STATION_COLS`]; a malformed value (never written by the collector)
+/// reads as no links.
+fn links_from_json(text: Option<String>) -> Vec<StationLinkInfo> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
 
 /// Reads a row selected with [`STATION_COLS`].
 pub fn station_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StationRow> {
@@ -284,6 +368,11 @@ pub fn station_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StationRow> {
         tx_bitrate_kbps: r.get(17)?,
         rx_bitrate_kbps: r.get(18)?,
         expected_throughput_kbps: r.get(19)?,
+        tx_airtime_us: r.get(20)?,
+        rx_airtime_us: r.get(21)?,
+        airtime_permille: r.get(22)?,
+        airtime_weight: r.get(23)?,
+        links: links_from_json(r.get(24)?),
     })
 }
 
@@ -337,6 +426,11 @@ pub fn active_user(
         bytes_uploaded: s.rx_bytes,
         download_bps: s.tx_bps,
         upload_bps: s.rx_bps,
+        tx_airtime_us: s.tx_airtime_us,
+        rx_airtime_us: s.rx_airtime_us,
+        airtime_permille: s.airtime_permille,
+        airtime_weight: s.airtime_weight,
+        links: s.links.clone(),
         is_active,
         last_seen: iso_ms(s.ts_ms),
     }
@@ -642,9 +736,9 @@ const ALL_IFACES_SQL: &str = "SELECT r.id, r.last_report_ms, i.name, i.kind, i.r
      i.tx_packets, i.rx_errs, i.tx_errs, i.rx_drop, i.tx_drop, i.rx_bps, i.tx_bps FROM routers r \
      CROSS JOIN interface_samples i ON i.router_id = r.id AND i.ts_ms = r.last_report_ms ORDER BY r.id, i.name";
 const ALL_WIFI_SQL: &str =
-    "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm FROM wireless_interfaces";
+    "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, links FROM wireless_interfaces";
 const ONE_WIFI_SQL: &str =
-    "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm \
+    "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, links \
      FROM wireless_interfaces WHERE router_id = ?1";
 
 /// An interface row (the columns of [`IFACES_SQL`] from column `at` on), without its device name.
@@ -669,7 +763,7 @@ fn interface_stat(i: &rusqlite::Row<'_>, at: usize, ts: i64) -> rusqlite::Result
 }
 
 /// Current wireless interfaces by router id and name (of one router, or of all).
-fn wireless_of(
+pub(super) fn wireless_of(
     c: &Connection,
     router: Option<i64>,
 ) -> Result<HashMap<i64, HashMap<String, WirelessInfo>>, IspError> {
@@ -694,6 +788,10 @@ fn wireless_of(
             frequency_mhz: w.get(5).map_err(db)?,
             width_mhz: w.get(6).map_err(db)?,
             txpower_dbm: w.get(7).map_err(db)?,
+            links: crate::store::wifi_links(w.get(8).map_err(db)?)
+                .into_iter()
+                .map(Into::into)
+                .collect(),
         };
         out.entry(w.get(0).map_err(db)?)
             .or_default()

@@ -219,28 +219,7 @@ fn filled() -> (tempfile::TempDir, Connection, i64, i64) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("routerstats.db");
     let mut store = Store::open(&path).unwrap();
-    let mut ids = Vec::new();
-    for name in ["a", "b"] {
-        let tok = NewToken {
-            id: format!("tok-{name}"),
-            secret_hash: [1; 32],
-            name: name.into(),
-            site: None,
-            created_at: 0,
-            expires_at: i64::MAX / 2,
-            max_uses: 1,
-        };
-        store.insert_token(&tok).unwrap();
-        let r = store
-            .enroll(&tok.id, &[1; 32], None, name, 1, |_| {
-                Ok(CertInfo {
-                    fingerprint: format!("fp-{name}"),
-                    not_after: i64::MAX / 2,
-                })
-            })
-            .unwrap();
-        ids.push(r.id);
-    }
+    let ids: Vec<i64> = ["a", "b"].map(|name| enroll(&mut store, name)).to_vec();
     for seq in 1..=180u64 {
         let ts = T0 + i64::try_from(seq).unwrap() * 60_000;
         let ra = report(seq, ts, 1000, "Laptop-A");
@@ -261,6 +240,111 @@ fn filled() -> (tempfile::TempDir, Connection, i64, i64) {
     }
     let conn = Connection::open(&path).unwrap();
     (dir, conn, ids[0], ids[1])
+}
+
+/// Enrolls a router called `name`; returns its id.
+fn enroll(store: &mut Store, name: &str) -> i64 {
+    let tok = NewToken {
+        id: format!("tok-{name}"),
+        secret_hash: [1; 32],
+        name: name.into(),
+        site: None,
+        created_at: 0,
+        expires_at: i64::MAX / 2,
+        max_uses: 1,
+    };
+    store.insert_token(&tok).unwrap();
+    store
+        .enroll(&tok.id, &[1; 32], None, name, 1, |_| {
+            Ok(CertInfo {
+                fingerprint: format!("fp-{name}"),
+                not_after: i64::MAX / 2,
+            })
+        })
+        .unwrap()
+        .id
+}
+
+#[test]
+fn mld_links_airtime_and_station_links_reach_the_api_rows() {
+    use routerstats_shared::model::StationLink;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routerstats.db");
+    let mut store = Store::open(&path).unwrap();
+    let id = enroll(&mut store, "w7");
+    let mld = crate::store::testutil::mld_interface();
+    let at = |seq: u64| {
+        let mut r = report(seq, T0 + i64::try_from(seq).unwrap() * 60_000, 1000, "host");
+        r.wireless = vec![mld.clone()];
+        for s in &mut r.stations {
+            s.interface = "ap-mld0".into();
+            s.stats.tx_duration_us = Some(seq * 600_000);
+            s.stats.airtime_weight = Some(256);
+        }
+        r.stations[1].links = (1..=2u8)
+            .map(|l| StationLink {
+                link_id: l,
+                addr: Some(mac(0x10 + l)),
+                stats: StationLinkStats {
+                    tx_bytes: Some(seq * 100 * u64::from(l)),
+                    tx_duration_us: Some(seq * 300_000),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        r
+    };
+    for seq in 1..=2 {
+        let r = at(seq);
+        store
+            .ingest(&[IngestItem {
+                router_id: id,
+                received_at_ms: 0,
+                report: &r,
+            }])
+            .unwrap();
+    }
+    let c = Connection::open(&path).unwrap();
+    let rows = super::devices::stations_at(&c, id, T0 + 120_000).unwrap();
+    assert_eq!(rows.len(), 2);
+    // 600 ms of transmit airtime in the 60 s interval: 10 per mille.
+    assert_eq!(
+        (
+            rows[0].tx_airtime_us,
+            rows[0].airtime_permille,
+            rows[0].airtime_weight
+        ),
+        (Some(600_000), Some(10), Some(256))
+    );
+    assert!(rows[0].links.is_empty());
+    let links = &rows[1].links;
+    assert_eq!(links.len(), 2);
+    assert_eq!(
+        (
+            links[1].link_id,
+            links[1].addr.clone(),
+            links[1].bytes_downloaded,
+            links[1].tx_duration_us
+        ),
+        (2, Some(mac(0x12).to_string()), Some(400), Some(600_000))
+    );
+    let user = super::devices::active_user(&rows[1], "w7", LeaseInfo::default(), true);
+    let json = serde_json::to_value(&user).unwrap();
+    assert_eq!(json["links"][0]["link_id"], 1);
+    assert_eq!(json["airtime_permille"], 10);
+    let wifi = super::devices::wireless_of(&c, Some(id)).unwrap();
+    let w = &wifi[&id]["ap-mld0"];
+    assert_eq!((w.channel, w.width_mhz), (None, None));
+    let widths: Vec<_> = w
+        .links
+        .iter()
+        .map(|l| (l.link_id, l.frequency_mhz, l.width_mhz))
+        .collect();
+    assert_eq!(
+        widths,
+        [(1, Some(5180), Some(160)), (2, Some(6135), Some(320))]
+    );
+    assert_eq!(w.links[1].txpower_dbm, Some(21.5));
 }
 
 fn raw_sum(c: &Connection, sql_where: &str) -> (i64, i64) {
@@ -551,8 +635,9 @@ fn users_resolve_by_hostname_or_mac() {
 }
 
 /// Tables whose full scan would grow with history.
-const BIG_TABLES: [&str; 12] = [
+const BIG_TABLES: [&str; 13] = [
     "station_samples",
+    "station_link_samples",
     "ovpn_client_samples",
     "interface_samples",
     "wg_peer_samples",
@@ -597,6 +682,7 @@ fn no_query_scans_a_growing_table() {
                 // A scan of an alias is a scan of the table behind it; `routers` is small.
                 let table = match t {
                     "s" => "station_samples",
+                    "l" => "station_link_samples",
                     "o" => "ovpn_client_samples",
                     "u" => "station_rollup_1h",
                     "t" => "station_report_totals",
