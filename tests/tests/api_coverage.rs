@@ -21,6 +21,10 @@ const ROUTES: &[&str] = &[
     "/api/metrics/peer/{}", "/api/metrics/bandwidth", "/api/metrics/peer/{}/bandwidth",
     "/api/metrics/peer/{}/history", "/peers", "/peer/{}", "/peer/{}/metrics", "/server-info",
     "/metrics", "/api/openapi.json", "/api/admin/tokens", "/api/fleet", "/api/routers/{}",
+    // Fleet actions (issue 13): the audit trail, the WireGuard manager's writes, backups, status.
+    "/api/actions", "/api/actions/{}", "/add-peer", "/peer/{}/qr", "/reload-wireguard",
+    "/api/mikrotik/backup/create", "/api/vpn/server/backup", "/api/backups", "/api/backups/{}",
+    "/api/mikrotik/devices/{}/status",
 ];
 
 /// `/a/{id}/b` -> `/a/{}/b`.
