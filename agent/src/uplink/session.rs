@@ -224,8 +224,9 @@ struct Ctx {
     /// Result frames of finished actions, written by whichever connection is up.
     results_tx: mpsc::UnboundedSender<Vec<u8>>,
     results_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
-    /// Collector clock minus local clock (seconds), from the last `HelloAck`.
-    clock_offset: std::sync::atomic::AtomicI64,
+    /// Collector clock minus local clock (seconds), from the last `HelloAck`. 32 bits: 32-bit
+    /// MIPS (mips_24kc) has no 64-bit atomics; ±68 years is plenty.
+    clock_offset: std::sync::atomic::AtomicI32,
 }
 
 impl Ctx {
@@ -295,7 +296,7 @@ where
         actions: opts.actions.clone(),
         results_tx,
         results_rx: tokio::sync::Mutex::new(results_rx),
-        clock_offset: std::sync::atomic::AtomicI64::new(0),
+        clock_offset: std::sync::atomic::AtomicI32::new(0),
     });
     log!(
         "info",
@@ -609,8 +610,9 @@ async fn session(
     let local_now = unix_now();
     let server_now = i64::try_from(ack.server_time).unwrap_or(i64::MAX);
     if ack.server_time > 0 {
-        ctx.clock_offset
-            .store(server_now.saturating_sub(local_now), Ordering::Relaxed);
+        let offset = server_now.saturating_sub(local_now);
+        let offset = i32::try_from(offset).unwrap_or(if offset < 0 { i32::MIN } else { i32::MAX });
+        ctx.clock_offset.store(offset, Ordering::Relaxed);
     }
     let mut results = ctx.results_rx.lock().await;
     if ack.server_time > 0 && (server_now - local_now).abs() > 300 {
@@ -754,7 +756,7 @@ fn start_action(ctx: &Ctx, action: routerstats_shared::action::Action) {
         }
         return;
     };
-    let collector_now = unix_now().saturating_add(ctx.clock_offset.load(Ordering::Relaxed));
+    let collector_now = unix_now().saturating_add(i64::from(ctx.clock_offset.load(Ordering::Relaxed)));
     tokio::task::spawn_blocking(move || {
         if let Some(frame) = runner.run(action, collector_now) {
             let _ = tx.send(frame);
