@@ -12,6 +12,10 @@ use crate::uci;
 /// Default location of the UCI config file.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/config/routerstats";
 
+/// Action families an agent knows (`list allow_actions` values).
+pub const KNOWN_FAMILIES: &[&str] =
+    &[routerstats_shared::action::FAMILY_WIREGUARD, routerstats_shared::action::FAMILY_BACKUP, routerstats_shared::action::FAMILY_STATUS];
+
 /// Which sources a cycle reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sources {
@@ -57,6 +61,17 @@ pub struct AgentConfig {
     /// Mount points whose usage is reported.
     pub disks: Vec<String>,
     pub sources: Sources,
+    /// Action families the collector may run here (`list allow_actions`); none by default.
+    pub allow_actions: Vec<String>,
+    /// The `uci` tool for actions, its config directory (`-c`) and change directory (`-t`).
+    pub uci: String,
+    pub uci_confdir: Option<PathBuf>,
+    pub uci_savedir: Option<PathBuf>,
+    /// Restarts an interface (the WireGuard reload action).
+    pub ifup: String,
+    /// Makes configuration backups (`sysupgrade -b FILE`), written under `backup_dir`.
+    pub sysupgrade: String,
+    pub backup_dir: PathBuf,
 }
 
 impl Default for AgentConfig {
@@ -77,6 +92,13 @@ impl Default for AgentConfig {
             openvpn_status: vec![PathBuf::from("/var/run")],
             disks: vec!["/overlay".into(), "/".into()],
             sources: Sources::default(),
+            allow_actions: Vec::new(),
+            uci: "uci".into(),
+            uci_confdir: None,
+            uci_savedir: None,
+            ifup: "ifup".into(),
+            sysupgrade: "sysupgrade".into(),
+            backup_dir: PathBuf::from("/tmp"),
         }
     }
 }
@@ -155,6 +177,12 @@ impl AgentConfig {
             "openvpn" => self.sources.openvpn = parse_bool(key, value)?,
             "system" => self.sources.system = parse_bool(key, value)?,
             "interfaces" => self.sources.interfaces = parse_bool(key, value)?,
+            "uci" => self.uci = value.into(),
+            "uci_confdir" => self.uci_confdir = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty()),
+            "uci_savedir" => self.uci_savedir = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty()),
+            "ifup" => self.ifup = value.into(),
+            "sysupgrade" => self.sysupgrade = value.into(),
+            "backup_dir" => self.backup_dir = value.into(),
             // Options the init script uses, not the agent.
             "enabled" | "token" | "name" => {}
             _ => {
@@ -164,12 +192,20 @@ impl AgentConfig {
         Ok(())
     }
 
-    /// Replaces a list setting (`lease_file`, `openvpn_status`, `disk`).
+    /// Replaces a list setting (`lease_file`, `openvpn_status`, `disk`, `allow_actions`).
     pub fn set_list(&mut self, key: &str, values: Vec<String>) -> Result<(), ConfigError> {
         match key {
             "lease_file" => self.lease_files = values.into_iter().map(PathBuf::from).collect(),
             "openvpn_status" => self.openvpn_status = values.into_iter().map(PathBuf::from).collect(),
             "disk" => self.disks = values,
+            "allow_actions" => {
+                for v in &values {
+                    if !KNOWN_FAMILIES.contains(&v.as_str()) {
+                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup, status)" });
+                    }
+                }
+                self.allow_actions = values;
+            }
             _ => {
                 return Err(ConfigError::Value { key: key.into(), value: values.join(" "), reason: "unknown list" })
             }
@@ -192,13 +228,13 @@ impl AgentConfig {
             return Err(invalid("no `config agent` section".into()));
         };
         for (k, v) in &section.options {
-            if matches!(k.as_str(), "lease_file" | "openvpn_status" | "disk") {
+            if matches!(k.as_str(), "lease_file" | "openvpn_status" | "disk" | "allow_actions") {
                 self.set_list(k, vec![v.clone()])?;
             } else {
                 self.set(k, v)?;
             }
         }
-        for key in ["lease_file", "openvpn_status", "disk"] {
+        for key in ["lease_file", "openvpn_status", "disk", "allow_actions"] {
             let values = section.list(key);
             if !values.is_empty() {
                 self.set_list(key, values.into_iter().map(String::from).collect())?;
@@ -260,6 +296,18 @@ mod tests {
         assert!(cfg.set("nonsense", "1").unwrap_err().to_string().contains("unknown setting"));
         assert!(cfg.apply_uci("config other 'x'\n", "f").unwrap_err().to_string().contains("no `config agent`"));
         assert!(cfg.apply_uci("config agent\n\toption x 'y\n", "f").is_err());
+    }
+
+    #[test]
+    fn allow_actions_list_and_tools() {
+        let text = "config agent 'main'\n\tlist allow_actions 'wireguard'\n\toption uci '/usr/bin/uci'\n\toption uci_confdir '/r/etc/config'\n";
+        let mut cfg = AgentConfig::default();
+        assert!(cfg.allow_actions.is_empty());
+        cfg.apply_uci(text, "t").unwrap();
+        assert_eq!(cfg.allow_actions, vec!["wireguard".to_string()]);
+        assert_eq!((cfg.uci.as_str(), cfg.uci_confdir.as_deref()), ("/usr/bin/uci", Some(Path::new("/r/etc/config"))));
+        let err = cfg.apply_uci("config agent\n\tlist allow_actions 'everything'\n", "t").unwrap_err().to_string();
+        assert!(err.contains("unknown action family"), "{err}");
     }
 
     #[test]

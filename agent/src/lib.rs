@@ -1,6 +1,7 @@
 //! routerstats agent library: source parsers, report collection, and the uplink to the collector.
 //! The binary in `main.rs` only parses flags and calls into here.
 
+pub mod actions;
 pub mod cli_uplink;
 pub mod clock;
 pub mod collect;

@@ -74,6 +74,12 @@ pub struct Config {
     pub api_cache_max_bytes: usize,
     /// Alert rules, thresholds and receivers (`[alerts]`, see `crate::alerts::config`).
     pub alerts: crate::alerts::AlertsConfig,
+    /// How long an action waits for its router before it expires (requests may ask less).
+    pub action_ttl: Duration,
+    /// Defaults of the WireGuard manager's write routes (`[wireguard]` in the file).
+    pub wireguard: crate::actions::WgDefaults,
+    /// Backup archives kept per router.
+    pub backup_keep: usize,
 }
 
 impl Default for Config {
@@ -102,6 +108,9 @@ impl Default for Config {
             api_cache_max_age: Duration::from_secs(10),
             api_cache_max_bytes: 256 * 1024 * 1024,
             alerts: crate::alerts::AlertsConfig::default(),
+            action_ttl: crate::actions::DEFAULT_TTL,
+            wireguard: crate::actions::WgDefaults::default(),
+            backup_keep: 10,
         }
     }
 }
@@ -174,6 +183,18 @@ struct FileConfig {
     api_cache_max_age: Option<FileDuration>,
     api_cache_max_bytes: Option<usize>,
     alerts: Option<toml::Value>,
+    action_ttl: Option<FileDuration>,
+    backup_keep: Option<usize>,
+    wireguard: Option<FileWireguard>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWireguard {
+    default_router: Option<String>,
+    default_interface: Option<String>,
+    endpoint: Option<String>,
+    dns: Option<String>,
 }
 
 impl Config {
@@ -270,6 +291,18 @@ impl Config {
                 }
             })?;
         }
+        if let Some(v) = file.action_ttl {
+            c.action_ttl = v.resolve("action_ttl")?;
+        }
+        if let Some(v) = file.backup_keep {
+            c.backup_keep = v;
+        }
+        if let Some(w) = file.wireguard {
+            c.wireguard.router = w.default_router.or(c.wireguard.router);
+            c.wireguard.interface = w.default_interface.unwrap_or(c.wireguard.interface);
+            c.wireguard.endpoint = w.endpoint.or(c.wireguard.endpoint);
+            c.wireguard.dns = w.dns.or(c.wireguard.dns);
+        }
         if let Some(r) = file.retention {
             if let Some(v) = r.raw_days {
                 c.retention.raw_days = v;
@@ -295,6 +328,15 @@ impl Config {
         };
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");
+        }
+        if self.action_ttl.is_zero() || self.action_ttl > crate::actions::MAX_TTL {
+            return invalid("action_ttl", "must be between 1s and 7d");
+        }
+        if self.backup_keep == 0 {
+            return invalid("backup_keep", "must be at least 1");
+        }
+        if let Err(e) = routerstats_shared::action::check_iface(&self.wireguard.interface) {
+            return invalid("wireguard.default_interface", &e);
         }
         if self.ingest_listen == self.api_listen && self.api_listen.port() != 0 {
             return invalid("api_listen", "must differ from ingest_listen");

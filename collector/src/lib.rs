@@ -4,6 +4,7 @@
 //! [`serve`] starts everything from a [`config::Config`]; the `routerstats-collector` binary
 //! (src/main.rs) is a thin CLI over this library.
 
+pub mod actions;
 pub mod alerts;
 pub(crate) mod api;
 pub mod cli;

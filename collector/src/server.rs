@@ -366,6 +366,15 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     let control_store = open_store(&db_path)?;
     let poller_store = open_store(&db_path)?;
     let api_store = open_store(&db_path)?;
+    let actions = crate::actions::Hub::new(
+        open_store(&db_path)?,
+        crate::actions::ActionSettings {
+            data_dir: config.data_dir.clone(),
+            ttl: config.action_ttl,
+            wg: config.wireguard.clone(),
+            backup_keep: config.backup_keep,
+        },
+    );
 
     let tls = listener::tls_server_config(&pki)?;
     let writer = Writer::spawn(
@@ -427,7 +436,9 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         enroll_limiter: Arc::new(EnrollLimiter::new(EnrollLimits::default())),
         preauth_log: Default::default(),
         shutdown: shutdown_rx.clone(),
+        actions: actions.clone(),
     });
+    let _expirer = crate::actions::spawn_expirer(actions.clone(), shutdown_rx.clone());
     let accept_task = tokio::spawn(listener::accept_loop(ingest_listener, ctx.clone()));
 
     let api_state = ApiState {
@@ -446,6 +457,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         conns,
         started,
         readers: Arc::new(api::readpool::ReadPool::new(config.db_path(), 4)),
+        actions,
     };
     let api_limits = HttpLimits {
         max_connections: config.api_max_connections,

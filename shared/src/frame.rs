@@ -49,11 +49,15 @@ pub enum MessageKind {
     /// agents keep talking to a new collector unchanged; a new agent talking to an old
     /// collector is refused with "unknown message kind 11" (upgrade collectors first).
     Report = 11,
+    /// Collector -> agent: a fleet action (see [`crate::action`]).
+    Action = 12,
+    /// Agent -> collector: the result of an action.
+    ActionResult = 13,
 }
 
 impl MessageKind {
     /// Every kind, in wire order.
-    pub const ALL: [MessageKind; 11] = [
+    pub const ALL: [MessageKind; 13] = [
         MessageKind::Hello,
         MessageKind::ReportV1,
         MessageKind::Ack,
@@ -65,6 +69,8 @@ impl MessageKind {
         MessageKind::HelloAck,
         MessageKind::ReportPatch,
         MessageKind::Report,
+        MessageKind::Action,
+        MessageKind::ActionResult,
     ];
 
     pub fn from_u8(b: u8) -> Option<Self> {

@@ -6,12 +6,14 @@
 //! - [`frame`]: the frame header (magic, protocol version, message kind, length), the size limit
 //!   and the typed decode errors.
 //! - [`message`]: every message that crosses the wire (hello, report, ack, enrollment, renewal).
+//! - [`action`]: fleet actions (collector -> agent) and their results, with the parameter checks.
 //! - [`patch`]: binary patches of a payload against the previous one (`ReportPatch` frames).
 //! - [`token`]: the enrollment token format (`rs1.<id>.<secret>.<ca-hash>`).
 //! - [`codec`]: the one place that knows the payload encoding (bincode 2.0.1 in serde mode).
 //! - [`io`] (feature `io`): async helpers that read and write whole frames on tokio streams.
 //! - [`filemode`]: tightening the mode of private files and directories (both sides).
 
+pub mod action;
 pub mod codec;
 pub mod filemode;
 pub mod frame;

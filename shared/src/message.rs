@@ -7,11 +7,15 @@
 //! [`crate::patch`] of its payload against the previous report payload of that connection; the
 //! collector applies it and handles the result exactly like a `Report` payload.
 //!
+//! On the same ingest connection, at any time after `HelloAck`: collector `Action` -> agent, and
+//! agent `ActionResult` -> collector when the action ended (see [`crate::action`]).
+//!
 //! The enrollment connection (no client certificate): agent `EnrollRequest` -> collector
 //! `EnrollResponse` or `Error`, then the connection closes.
 
 use serde::{Deserialize, Serialize};
 
+use crate::action::{Action, ActionResult};
 use crate::codec;
 use crate::frame::{FrameError, FrameHeader, MessageKind, HEADER_LEN, MAX_FRAME_LEN};
 use crate::model::Report;
@@ -141,6 +145,8 @@ pub enum Message {
     /// The raw patch bytes of a `ReportPatch` frame; only the connection that received the
     /// previous report payload can resolve it (see [`crate::patch::apply`]).
     ReportPatch(Vec<u8>),
+    Action(Action),
+    ActionResult(ActionResult),
 }
 
 impl Message {
@@ -156,6 +162,8 @@ impl Message {
             Message::RenewResponse(_) => MessageKind::RenewResponse,
             Message::Error(_) => MessageKind::Error,
             Message::ReportPatch(_) => MessageKind::ReportPatch,
+            Message::Action(_) => MessageKind::Action,
+            Message::ActionResult(_) => MessageKind::ActionResult,
         }
     }
 
@@ -172,6 +180,8 @@ impl Message {
             Message::RenewResponse(m) => codec::encode(m),
             Message::Error(m) => codec::encode(m),
             Message::ReportPatch(p) => Ok(p.clone()),
+            Message::Action(a) => a.encode(),
+            Message::ActionResult(m) => codec::encode(m),
         }
     }
 
@@ -197,7 +207,9 @@ impl Message {
             MessageKind::EnrollRequest => Message::EnrollRequest(codec::decode(payload).map_err(bad)?),
             MessageKind::RenewRequest => Message::RenewRequest(codec::decode(payload).map_err(bad)?),
             MessageKind::ReportPatch => Message::ReportPatch(payload.to_vec()),
-            MessageKind::HelloAck
+            MessageKind::ActionResult => Message::ActionResult(codec::decode(payload).map_err(bad)?),
+            MessageKind::Action
+            | MessageKind::HelloAck
             | MessageKind::Ack
             | MessageKind::EnrollResponse
             | MessageKind::RenewResponse
@@ -206,7 +218,7 @@ impl Message {
     }
 
     /// Decodes a payload the collector sends to an agent: `HelloAck`, `Ack`, `EnrollResponse`,
-    /// `RenewResponse` or `Error`; any other kind is [`FrameError::Unexpected`], not decoded.
+    /// `RenewResponse`, `Error` or `Action`; any other kind is [`FrameError::Unexpected`], not decoded.
     ///
     /// The agent reads with this instead of [`Message::decode_payload`], so its binary holds no
     /// decoder for the messages it only sends (the `Report` decoder alone is ~50 KB on MIPS).
@@ -222,12 +234,14 @@ impl Message {
                 Message::RenewResponse(codec::decode(payload).map_err(bad)?)
             }
             MessageKind::Error => Message::Error(codec::decode(payload).map_err(bad)?),
+            MessageKind::Action => Message::Action(Action::decode(payload).map_err(bad)?),
             MessageKind::Hello
             | MessageKind::Report
             | MessageKind::ReportV1
             | MessageKind::EnrollRequest
             | MessageKind::RenewRequest
-            | MessageKind::ReportPatch => {
+            | MessageKind::ReportPatch
+            | MessageKind::ActionResult => {
                 return Err(FrameError::Unexpected { got: kind, expected: "a collector reply" })
             }
         })
@@ -270,6 +284,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::action::*;
     use crate::model::*;
     use proptest::prelude::*;
 
@@ -312,6 +327,10 @@ mod tests {
             Message::RenewResponse(RenewResponse { cert_pem: "c".into() }),
             Message::Error(ErrorMsg { code: ErrorCode::UsedToken, message: "used".into() }),
             Message::ReportPatch(vec![3, 1, 2, 3]),
+            Message::Action(Action { id: 7, deadline: 99, kind: ActionKind::WgReload { interface: "wg0".into() } }),
+            Message::ActionResult(ActionResult::new(7, ActionState::Done, "ok", Some(ActionDetail::WgPeer {
+                interface: "wg0".into(), address: "10.0.3.2/32".into(), router_public_key: None, listen_port: Some(51820), interface_addresses: vec!["10.0.3.1/24".into()],
+            }))),
         ];
         for m in msgs {
             let frame = m.to_frame().unwrap();
@@ -329,6 +348,7 @@ mod tests {
             Message::EnrollResponse(EnrollResponse { router_id: 1, router_name: "r".into(), cert_pem: "c".into(), ca_pem: "a".into() }),
             Message::RenewResponse(RenewResponse { cert_pem: "c".into() }),
             Message::Error(ErrorMsg { code: ErrorCode::Revoked, message: "no".into() }),
+            Message::Action(Action { id: 1, deadline: 2, kind: ActionKind::WgDeletePeer { interface: "wg0".into(), name: "a".into() } }),
         ];
         for m in replies {
             let payload = m.encode_payload().unwrap();
@@ -340,6 +360,7 @@ mod tests {
             Message::Report(Box::new(sample_report())),
             Message::EnrollRequest(EnrollRequest { token: "t".into(), csr_pem: "c".into(), name: None, hostname: "h".into() }),
             Message::RenewRequest(RenewRequest { csr_pem: "c".into() }),
+            Message::ActionResult(ActionResult::new(1, ActionState::Refused, "no", None)),
         ];
         for m in sent {
             let payload = m.encode_payload().unwrap();
@@ -379,7 +400,7 @@ mod tests {
         }
 
         #[test]
-        fn random_payload_behind_valid_header_never_panics(kind in 1u8..=11, payload in proptest::collection::vec(any::<u8>(), 0..512)) {
+        fn random_payload_behind_valid_header_never_panics(kind in 1u8..=13, payload in proptest::collection::vec(any::<u8>(), 0..512)) {
             let kind = MessageKind::from_u8(kind).unwrap();
             let frame = frame_bytes(kind, &payload).unwrap();
             let _ = Message::from_frame(&frame, MAX_FRAME_LEN);

@@ -73,10 +73,20 @@ impl FakeRouter {
             &root.join("bin/iw"),
             "#!/bin/sh\nd=\"$(dirname \"$0\")/../data/iw\"\ncase \"$*\" in\n  dev) exec cat \"$d/iw-dev.txt\" ;;\n  \"dev \"*\" station dump\") set -- $*; f=\"$d/station-dump-$2.txt\"; [ -f \"$f\" ] && exec cat \"$f\"; exit 0 ;;\n  *) echo \"fake iw: unsupported: $*\" >&2; exit 1 ;;\nesac\n",
         )?;
+        // `wg`: the dump, plus what the WireGuard actions run (`show <if> public-key|listen-port`,
+        // `set <if> peer K allowed-ips A` / `... remove`, which keep the dump in step); every
+        // call is appended to data/wg/calls.log.
         write_script(
             &root.join("bin/wg"),
-            "#!/bin/sh\n[ \"$*\" = \"show all dump\" ] || { echo \"fake wg: unsupported: $*\" >&2; exit 1; }\nexec cat \"$(dirname \"$0\")/../data/wg/dump.txt\"\n",
+            "#!/bin/sh\nd=\"$(dirname \"$0\")/../data/wg\"\necho \"$*\" >> \"$d/calls.log\"\ncase \"$*\" in\n  \"show all dump\") exec cat \"$d/dump.txt\" ;;\n  \"show \"*\" public-key\") awk -v i=\"$2\" 'NF == 5 && $1 == i { print $3; exit }' \"$d/dump.txt\" ;;\n  \"show \"*\" listen-port\") awk -v i=\"$2\" 'NF == 5 && $1 == i { print $4; exit }' \"$d/dump.txt\" ;;\n  \"set \"*\" peer \"*\" allowed-ips \"*) printf '%s\\t%s\\t(none)\\t(none)\\t%s\\t0\\t0\\t0\\toff\\n' \"$2\" \"$4\" \"$6\" >> \"$d/dump.txt\" ;;\n  \"set \"*\" peer \"*\" remove\") grep -v -F \"$4\" \"$d/dump.txt\" > \"$d/dump.new\"; mv \"$d/dump.new\" \"$d/dump.txt\" ;;\n  *) echo \"fake wg: unsupported: $*\" >&2; exit 1 ;;\nesac\n",
         )?;
+        // `sysupgrade -b FILE`: an archive of the root's etc/config, as OpenWrt's would hold.
+        write_script(
+            &root.join("bin/sysupgrade"),
+            "#!/bin/sh\n[ \"$1\" = -b ] && [ -n \"$2\" ] || { echo \"fake sysupgrade: unsupported: $*\" >&2; exit 1; }\nexec tar -czf \"$2\" -C \"$(dirname \"$0\")/..\" etc/config\n",
+        )?;
+        // `ifup`: records the interfaces it was asked to restart in data/ifup.log.
+        write_script(&root.join("bin/ifup"), "#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/../data/ifup.log\"\n")?;
         write_script(
             &root.join("bin/df"),
             "#!/bin/sh\necho 'Filesystem           1K-blocks      Used Available Use% Mounted on'\necho '/dev/root                 4352      4352         0 100% /rom'\necho 'overlayfs:/overlay      102400     23120     79280  23% /'\necho '/dev/mtdblock6          102400     23120     79280  23% /overlay'\n",
@@ -97,6 +107,28 @@ impl FakeRouter {
             "--openvpn-status".into(), p("var/run/openvpn"),
             "--disk".into(), "/overlay".into(),
         ]
+    }
+
+    /// Writes `etc/config/routerstats` for this root (an agent `--config` file). With a `uci`
+    /// binary, every action family is allowed and the actions run against this root's
+    /// `etc/config` with that `uci`, this root's `wg` and `ifup`; without one, none is allowed.
+    pub fn write_agent_config(&self, uci: Option<&Path>) -> io::Result<PathBuf> {
+        let p = |rel: &str| self.root.join(rel).display().to_string();
+        let mut text = String::from("config agent 'main'\n");
+        if let Some(uci) = uci {
+            text.push_str(&format!(
+                "\tlist allow_actions 'wireguard'\n\tlist allow_actions 'backup'\n\tlist allow_actions 'status'\n\toption uci '{}'\n\toption uci_confdir '{}'\n\toption uci_savedir '{}'\n\toption ifup '{}'\n\toption sysupgrade '{}'\n\toption backup_dir '{}'\n",
+                uci.display(),
+                p("etc/config"),
+                p("tmp/uci"),
+                p("bin/ifup"),
+                p("bin/sysupgrade"),
+                p("tmp")
+            ));
+        }
+        let path = self.root.join("etc/config/routerstats");
+        fs::write(&path, text)?;
+        Ok(path)
     }
 
     /// Advances counters as if `secs` seconds of traffic had passed.

@@ -22,6 +22,10 @@ const ROUTES: &[&str] = &[
     "/api/metrics/peer/{}/history", "/peers", "/peer/{}", "/peer/{}/metrics", "/server-info",
     "/metrics", "/api/openapi.json", "/api/admin/tokens", "/api/fleet", "/api/routers/{}",
     "/api/alerts", "/api/alerts/silences", "/api/alerts/silences/{}", "/api/routers/{}/interfaces/{}/series",
+    // Fleet actions (issue 13): the audit trail, the WireGuard manager's writes, backups, status.
+    "/api/actions", "/api/actions/{}", "/add-peer", "/peer/{}/qr", "/reload-wireguard",
+    "/api/mikrotik/backup/create", "/api/vpn/server/backup", "/api/backups", "/api/backups/{}",
+    "/api/mikrotik/devices/{}/status",
 ];
 
 /// `/a/{id}/b` -> `/a/{}/b`.

@@ -7,7 +7,7 @@
 //! - [`enroll`]: one-time enrollment with a token; the identity files in the config directory.
 //! - [`spool`]: the bounded queue of encoded reports waiting for the collector's ack.
 //! - [`session`]: the agent's run loop: collect every interval, keep one connection, resend
-//!   whatever was not acked, renew the certificate when due.
+//!   whatever was not acked, renew the certificate when due, hand actions to an [`ActionRunner`].
 //!
 //! Logging is one line per event with a level prefix: `info` on stdout, `warn` and `error` on
 //! stderr. procd logs an instance's stdout as `daemon.info` and its stderr as `daemon.err`, so
@@ -78,6 +78,18 @@ pub fn tighten_mode(path: &Path, mode: u32) -> std::io::Result<bool> {
 
 /// The clock, for the uplink's modules (`super::unix_now`).
 pub(crate) use crate::clock::{unix_now, unix_now_ms};
+
+/// Runs the fleet actions that arrive on the session (see `crate::actions::Executor`).
+pub trait ActionRunner: Send + Sync + 'static {
+    /// Runs (or recalls) `action`, given the collector's clock now; returns the encoded
+    /// `ActionResult` frame, or None when the action is already running (its result follows).
+    /// Called on the blocking pool.
+    fn run(
+        &self,
+        action: routerstats_shared::action::Action,
+        collector_now: i64,
+    ) -> Option<Vec<u8>>;
+}
 
 /// `N` random bytes from `/dev/urandom`. If it cannot be read (a very unusual router), falls back
 /// to hashing the time, the process id and a counter: unique enough for a boot id or for jitter,

@@ -28,6 +28,12 @@
 //! since the last save are forgotten by a crash, so those reports are sent again after the
 //! restart; the collector recognises and acks them as duplicates.
 //!
+//! Actions: an `Action` from the collector goes to the [`ActionRunner`] of [`RunOptions::actions`]
+//! on the blocking pool (without one, it is answered `refused`); the result frame is written on
+//! whichever connection is up when it is ready. A result lost with a connection is not resent by
+//! the agent: the collector delivers the unanswered action again, and the runner answers from its
+//! journal.
+//!
 //! `Error{Revoked}` is logged and retried at the maximum backoff: the agent never exits on its
 //! own, so re-enrolling (or un-revoking) recovers without touching the service.
 
@@ -52,7 +58,7 @@ use tokio_rustls::TlsConnector;
 use super::enroll::{install_renewed, load_identity, make_key_and_csr, EnrollError, Identity};
 use super::spool::{save_image, Spool, SpoolConfig};
 use super::tls::{mtls_client_config, CollectorAddr, TlsError};
-use super::{log, random_bytes, unix_now, unix_now_ms, Jitter};
+use super::{log, random_bytes, unix_now, unix_now_ms, ActionRunner, Jitter};
 
 /// How the agent runs.
 #[derive(Debug, Clone)]
@@ -77,6 +83,18 @@ pub struct RunOptions {
     pub ack_timeout: Duration,
     pub hostname: String,
     pub agent_version: String,
+    /// Runs the collector's actions; None answers every action `refused`.
+    pub actions: Option<Runner>,
+}
+
+/// A shared [`ActionRunner`].
+#[derive(Clone)]
+pub struct Runner(pub Arc<dyn ActionRunner>);
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runner")
+    }
 }
 
 impl RunOptions {
@@ -95,6 +113,7 @@ impl RunOptions {
             ack_timeout: Duration::from_secs(90),
             hostname,
             agent_version,
+            actions: None,
         }
     }
 }
@@ -202,6 +221,13 @@ struct Ctx {
     patches: AtomicBool,
     /// Whether the current connection has sent a `ReportPatch`.
     patched_on_conn: AtomicBool,
+    actions: Option<Runner>,
+    /// Result frames of finished actions, written by whichever connection is up.
+    results_tx: mpsc::UnboundedSender<Vec<u8>>,
+    results_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
+    /// Collector clock minus local clock (seconds), from the last `HelloAck`. 32 bits: 32-bit
+    /// MIPS (mips_24kc) has no 64-bit atomics; ±68 years is plenty.
+    clock_offset: std::sync::atomic::AtomicI32,
 }
 
 impl Ctx {
@@ -247,6 +273,7 @@ where
             spool.len()
         );
     }
+    let (results_tx, results_rx) = mpsc::unbounded_channel();
     let ctx = Arc::new(Ctx {
         shared: Mutex::new(Shared {
             spool,
@@ -267,6 +294,10 @@ where
             .max(Duration::from_millis(1)),
         patches: AtomicBool::new(true),
         patched_on_conn: AtomicBool::new(false),
+        actions: opts.actions.clone(),
+        results_tx,
+        results_rx: tokio::sync::Mutex::new(results_rx),
+        clock_offset: std::sync::atomic::AtomicI32::new(0),
     });
     log!(
         "info",
@@ -590,6 +621,12 @@ async fn session(
     );
     let local_now = unix_now();
     let server_now = i64::try_from(ack.server_time).unwrap_or(i64::MAX);
+    if ack.server_time > 0 {
+        let offset = server_now.saturating_sub(local_now);
+        let offset = i32::try_from(offset).unwrap_or(if offset < 0 { i32::MIN } else { i32::MAX });
+        ctx.clock_offset.store(offset, Ordering::Relaxed);
+    }
+    let mut results = ctx.results_rx.lock().await;
     if ack.server_time > 0 && (server_now - local_now).abs() > 300 {
         log!(
             "warn",
@@ -696,6 +733,12 @@ async fn session(
                 return Ok(());
             }
             _ = ctx.wake.notified() => {}
+            Some(frame) = results.recv() => {
+                timeout(ctx.io_timeout, async { wr.write_all(&frame).await?; wr.flush().await })
+                    .await
+                    .map_err(|_| SessionError::Timeout("a write"))?
+                    .map_err(|e| SessionError::Io(e.into()))?;
+            }
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 return Err(SessionError::Timeout("acks from the collector"));
             }
@@ -708,6 +751,29 @@ async fn session(
             }
         }
     }
+}
+
+/// Hands an action to the runner on the blocking pool; its result frame goes to `results_tx`.
+fn start_action(ctx: &Ctx, action: routerstats_shared::action::Action) {
+    let tx = ctx.results_tx.clone();
+    let Some(Runner(runner)) = ctx.actions.clone() else {
+        let r = routerstats_shared::action::ActionResult::new(
+            action.id,
+            routerstats_shared::action::ActionState::Refused,
+            "this agent runs no actions",
+            None,
+        );
+        if let Ok(frame) = Message::ActionResult(r).to_frame() {
+            let _ = tx.send(frame);
+        }
+        return;
+    };
+    let collector_now = unix_now().saturating_add(i64::from(ctx.clock_offset.load(Ordering::Relaxed)));
+    tokio::task::spawn_blocking(move || {
+        if let Some(frame) = runner.run(action, collector_now) {
+            let _ = tx.send(frame);
+        }
+    });
 }
 
 /// Handles one message from the collector on an established connection.
@@ -745,6 +811,10 @@ fn on_message(
             Ok(())
         }
         Message::Error(e) => Err(e.into()),
+        Message::Action(action) => {
+            start_action(ctx, action);
+            Ok(())
+        }
         other => Err(SessionError::Protocol(format!(
             "unexpected {:?} message",
             other.kind()

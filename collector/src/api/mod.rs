@@ -6,6 +6,10 @@
 //! - [`gateway`] — `/api/organization`, `/api/sites`, `/api/gateways`, `/api/gateway/{id}/...`
 //! - [`isp`] — `/api/devices...`, `/api/users...`, `/api/vpn/...`, `/api/bandwidth/...`
 //! - [`wireguard`] — `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
+//! - [`wg_writes`] — `POST /add-peer`, `DELETE /peer/{name}`, `POST /reload-wireguard`, `/peer/{name}/qr`
+//! - [`actions`] — `/api/actions...` (the audit trail of fleet actions)
+//! - [`device_status`] — `POST /api/mikrotik/devices/{name}/status` (a fresh status)
+//! - [`backups`] — `POST /api/mikrotik/backup/create`, `POST /api/vpn/server/backup`, `/api/backups...`
 //! - [`prometheus`] — `/metrics`
 //! - [`alerts`] — `/api/alerts`, `/api/alerts/silences...`
 //! - [`series`] — `/api/routers/{id}/interfaces/{name}/series` (the dashboard chart, with gaps)
@@ -51,9 +55,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+pub mod actions;
 pub mod alerts;
+pub mod backups;
 pub mod cache;
 pub mod dashboard;
+pub mod device_status;
 pub mod envelope;
 pub mod fleet;
 pub mod gateway;
@@ -68,6 +75,7 @@ pub mod readpool;
 pub mod request_stats;
 pub mod series;
 pub mod times;
+pub mod wg_writes;
 pub mod window;
 pub mod wireguard;
 
@@ -93,6 +101,8 @@ pub struct ApiState {
     pub readers: Arc<readpool::ReadPool>,
     /// Cached fleet-wide answers.
     pub cache: Arc<cache::ResponseCache>,
+    /// Fleet actions (the write routes).
+    pub actions: crate::actions::Hub,
 }
 
 /// An error answered as `{"error": message}` with a status.
@@ -256,6 +266,10 @@ pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) 
         .merge(gateway::routes())
         .merge(isp::routes())
         .merge(wireguard::routes())
+        .merge(wg_writes::routes())
+        .merge(actions::routes())
+        .merge(backups::routes())
+        .merge(device_status::routes())
         .merge(prometheus::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())

@@ -358,8 +358,8 @@ pub struct WgPeersResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct WgPeerConfig {
     pub peer_name: String,
-    /// Always null: the peer's own configuration file (with its private key) does not exist on
-    /// the routers; see `occurrences` for what the routers hold.
+    /// The client `.conf` (with its private key) of a peer added through `POST /add-peer`, for
+    /// admin keys only; null otherwise (the routers never hold a peer's private key).
     pub config: Option<String>,
     /// The key of the occurrence with the most recent handshake.
     pub public_key: String,
@@ -1208,10 +1208,12 @@ pub async fn peer(
         Ok((rows, p, hist))
     })
     .await?;
+    // Admin callers get the client configuration of a peer added through `POST /add-peer`.
+    let config = super::wg_writes::stored_config(&state, &headers, &name).await;
     let top = pick(&rows, p)?;
     Ok(Json(WgPeerConfig {
         peer_name: name,
-        config: None,
+        config,
         public_key: top.public_key.clone(),
         occurrences: rows.iter().map(|r| r.stats(now)).collect(),
         metrics: with_metrics.then(|| top.stats(now)),

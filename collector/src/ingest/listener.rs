@@ -15,6 +15,8 @@
 //! - First message `Hello` (client certificate required): the certificate fingerprint is looked
 //!   up; unknown or revoked -> `Error{Revoked}`. Then `HelloAck`, and `Report`s go to the one
 //!   database writer, whose acks come back after commit; `RenewRequest` is answered in place.
+//!   Fleet actions ([`crate::actions::Hub`]) for the router are written on the same connection
+//!   (`Action`), and its `ActionResult`s are stored before anything else is done with them.
 //! - Anything else -> `Error{Protocol}` and close.
 //!
 //! A frame reader task per connection turns the read half into events, so waiting for a frame
@@ -101,6 +103,7 @@ pub struct IngestCtx {
     /// Bad frames from unauthenticated peers, logged once a second.
     pub preauth_log: std::sync::Mutex<Throttle>,
     pub shutdown: watch::Receiver<bool>,
+    pub actions: crate::actions::Hub,
 }
 
 impl IngestCtx {
@@ -604,7 +607,17 @@ impl Conn {
             spooled = hello.spooled,
             "router connected"
         );
-        self.ingest_loop(&mut guard).await;
+        let mut actions = match self.ctx.actions.connect(row.id, peer.ip()).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(%peer, router = %row.name, error = %e, "cannot load the router's actions; none sent on this connection");
+                None
+            }
+        };
+        self.ingest_loop(&mut guard, actions.as_mut().map(|c| &mut c.rx)).await;
+        if let Some(c) = actions {
+            self.ctx.actions.disconnect(row.id, c.conn);
+        }
     }
 
     async fn revoked_close(&mut self) {
@@ -616,7 +629,11 @@ impl Conn {
         .await;
     }
 
-    async fn ingest_loop(&mut self, guard: &mut ConnGuard) {
+    async fn ingest_loop(
+        &mut self,
+        guard: &mut ConnGuard,
+        mut actions: Option<&mut mpsc::UnboundedReceiver<routerstats_shared::action::Action>>,
+    ) {
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         let router_id = self.router_id();
         let mut shutdown = self.shutdown.clone();
@@ -630,6 +647,12 @@ impl Conn {
                 _ = wait_true(&mut shutdown) => {
                     self.send_msg_error(ErrorMsg::unavailable_retry("collector is shutting down", SHUTDOWN_RETRY_S)).await;
                     return;
+                }
+                Some(action) = async { actions.as_mut()?.recv().await }, if actions.is_some() => {
+                    tracing::info!(peer = %self.peer, router = self.router_name(), action = action.id, kind = action.kind.name(), "sending an action");
+                    if self.send(&Message::Action(action)).await.is_err() {
+                        return;
+                    }
                 }
                 Some(reply) = ack_rx.recv() => match reply {
                     WriterReply::Ack(ack) => {
@@ -668,6 +691,14 @@ impl Conn {
                                     self.send_msg_error(ErrorMsg::unavailable_retry("collector is shutting down", SHUTDOWN_RETRY_S)).await;
                                     return;
                                 }
+                            }
+                        }
+                        Message::ActionResult(result) => {
+                            let (id, state) = (result.id, result.state.as_str());
+                            match self.ctx.actions.finish(router_id, result).await {
+                                Ok(Some(_)) => tracing::info!(peer = %self.peer, router = self.router_name(), action = id, state, "action finished"),
+                                Ok(None) => tracing::debug!(peer = %self.peer, router = self.router_name(), action = id, "duplicate or unknown action result ignored"),
+                                Err(e) => tracing::warn!(peer = %self.peer, router = self.router_name(), action = id, error = %e, "cannot store an action result; the agent answers again on its next connection"),
                             }
                         }
                         Message::RenewRequest(req) => {

@@ -12,6 +12,7 @@
 //! - Units: `*_at` and `expires_at` are Unix seconds, `*_ms` Unix milliseconds, `*_bps` bits per
 //!   second.
 
+mod actions;
 pub mod delta;
 mod ingest;
 mod registry;
@@ -29,6 +30,7 @@ use serde::Serialize;
 
 use routerstats_shared::model::Report;
 
+pub use actions::{ActionFilter, ActionRow, NewAction};
 pub use ingest::{bucket_start, wifi_links, BUCKET_1H_MS, BUCKET_5M_MS};
 pub use registry::{
     check_router_name, name_from_hostname, normalize_name, ApiKeyRow, MAX_NAME_CHARS,

@@ -32,6 +32,8 @@
 //! - Version 5: MLD links of wireless interfaces, station airtime, per-link station samples
 //!   (`station_link_samples`); see `MIGRATION_5`.
 //! - Alerts (version 6): `alerts`, `alert_silences`, `alert_deliveries`; see `MIGRATION_6`.
+//! - `actions` (version 7): the fleet actions sent to routers, their state and result (the
+//!   audit trail of every write; see `crate::actions`).
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -41,6 +43,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_4,
     MIGRATION_5,
     MIGRATION_6,
+    MIGRATION_7,
 ];
 
 /// The schema version this collector writes.
@@ -520,6 +523,34 @@ CREATE TABLE alert_deliveries (
 CREATE INDEX alert_deliveries_due ON alert_deliveries(next_attempt_ms);
 "#;
 
+/// Version 7: `actions`, one row per fleet action: its typed parameters as JSON (`params`, the
+/// serde form of `ActionKind`), who asked, the idempotency key (unique per caller), the times
+/// (Unix seconds), the state (`queued` -> `sent` -> `done` | `failed` | `refused`, or `expired`
+/// when the deadline passed first) and the router's answer (`output` bounded by the agent,
+/// `result` the typed detail as JSON). Never holds a private key.
+const MIGRATION_7: &str = r#"
+CREATE TABLE actions (
+    id               INTEGER PRIMARY KEY,
+    router_id        INTEGER NOT NULL REFERENCES routers(id) ON DELETE CASCADE,
+    kind             TEXT NOT NULL,
+    params           TEXT NOT NULL,
+    idempotency_key  TEXT,
+    requested_by     TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    deadline         INTEGER NOT NULL,
+    sent_at          INTEGER,
+    finished_at      INTEGER,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    state            TEXT NOT NULL CHECK (state IN ('queued', 'sent', 'done', 'failed', 'expired', 'refused')),
+    result           TEXT,
+    output           TEXT
+);
+CREATE UNIQUE INDEX actions_idempotency ON actions(requested_by, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX actions_open ON actions(router_id, state) WHERE state IN ('queued', 'sent');
+CREATE INDEX actions_router ON actions(router_id, id);
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,6 +573,7 @@ mod tests {
             "alert_deliveries",
             "alert_silences",
             "alerts",
+            "actions",
             "api_keys",
             "interface_rollup_1h",
             "interface_rollup_5m",
@@ -566,6 +598,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 6);
+        assert_eq!(SCHEMA_VERSION, 7);
     }
 }

@@ -1,7 +1,9 @@
 //! `fake-router`: builds and advances fake OpenWrt router roots for the demo.
 //!
 //! `fake-router create ROOT HOSTNAME` builds a root; `fake-router tick ROOT SECS` advances its
-//! counters; `fake-router args ROOT` prints the agent flags for it, one per line.
+//! counters; `fake-router args ROOT` prints the agent flags for it, one per line;
+//! `fake-router config ROOT [UCI]` writes the root's agent config file (every action family
+//! allowed when a `uci` binary is given) and prints its path.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -27,8 +29,12 @@ fn main() -> ExitCode {
                 println!("{a}");
             }
         }),
+        ["config", root, rest @ ..] if rest.len() <= 1 => hostname_of(root).and_then(|h| {
+            let r = FakeRouter { root: root.into(), hostname: h };
+            r.write_agent_config(rest.first().map(Path::new)).map(|p| println!("{}", p.display()))
+        }),
         _ => {
-            eprintln!("usage: fake-router create ROOT HOSTNAME | tick ROOT SECS | args ROOT");
+            eprintln!("usage: fake-router create ROOT HOSTNAME | tick ROOT SECS | args ROOT | config ROOT [UCI]");
             return ExitCode::from(2);
         }
     };

@@ -1,0 +1,388 @@
+//! Route group `actions`: the audit API of fleet actions and a generic way to request one.
+//! Every route needs an admin key.
+//!
+//! - `GET /api/actions?router=&state=&kind=&before=&limit=`: newest first, `limit` 1-500
+//!   (default 50); `before` is the smallest id of the previous page. Answer
+//!   `{actions: [...], count, next_before}`.
+//! - `GET /api/actions/{id}?wait=<seconds>`: one action; with `wait` (at most 60) the answer
+//!   comes when the action is final or the wait is over, whichever is first.
+//! - `POST /api/actions` `{router, action: {"wg_reload": {"interface": "wg0"}}, ttl?,
+//!   idempotency_key?}` (or the `Idempotency-Key` header): 201 with the stored action (200 with
+//!   the first one when the idempotency key was used before by the same key), 400 for invalid
+//!   parameters, 404 for an unknown router, 409 for a revoked router (stored `refused`).
+
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use routerstats_shared::action::ActionKind;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{require_role, ApiError, ApiState, Caller};
+use crate::actions::{HubError, Request};
+use crate::pki::tokens::Role;
+use crate::store::{ActionFilter, ActionRow};
+
+/// Longest `wait` of `GET /api/actions/{id}`.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/actions", get(list_actions).post(create_action))
+        .route("/api/actions/{id}", get(get_action))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list_actions, get_action, create_action),
+    components(schemas(ActionView, ActionList, CreateAction)),
+    tags((name = "actions", description = "Fleet actions sent to the routers, and their results (admin)"))
+)]
+pub struct Doc;
+
+/// One action as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ActionView {
+    pub id: i64,
+    pub router: String,
+    pub router_id: i64,
+    /// `wg_add_peer`, `wg_delete_peer`, `wg_reload`.
+    pub kind: String,
+    /// The typed parameters, e.g. `{"wg_reload": {"interface": "wg0"}}`.
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    /// `queued`, `sent`, `done`, `failed`, `expired` or `refused`.
+    pub state: String,
+    pub requested_by: String,
+    pub idempotency_key: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub deadline: i64,
+    pub sent_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub attempts: i64,
+    /// The router's output (bounded), or why the action was refused or expired.
+    pub output: Option<String>,
+    /// Typed facts from the router (e.g. the address a new peer got).
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+}
+
+impl From<ActionRow> for ActionView {
+    fn from(r: ActionRow) -> Self {
+        ActionView {
+            id: r.id,
+            router: r.router,
+            router_id: r.router_id,
+            kind: r.kind,
+            params: r.params,
+            state: r.state,
+            requested_by: r.requested_by,
+            idempotency_key: r.idempotency_key,
+            created_at: r.created_at,
+            deadline: r.deadline,
+            sent_at: r.sent_at,
+            finished_at: r.finished_at,
+            attempts: r.attempts,
+            output: r.output,
+            result: r.result,
+        }
+    }
+}
+
+/// `GET /api/actions`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ActionList {
+    pub actions: Vec<ActionView>,
+    pub count: usize,
+    /// Pass as `before` for the next (older) page; null on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// Query of `GET /api/actions`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Router name or id.
+    pub router: Option<String>,
+    pub state: Option<String>,
+    pub kind: Option<String>,
+    /// Only actions with a smaller id.
+    pub before: Option<i64>,
+    /// 1-500, default 50.
+    pub limit: Option<u32>,
+}
+
+/// Query of `GET /api/actions/{id}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// Seconds to wait for a final state (0-60).
+    pub wait: Option<u64>,
+}
+
+/// Body of `POST /api/actions`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAction {
+    /// Router name or id.
+    pub router: String,
+    /// The action, e.g. `{"wg_add_peer": {"interface": "wg0", "name": "laptop", "public_key": "..."}}`.
+    #[schema(value_type = Object)]
+    pub action: serde_json::Value,
+    /// Like `30s`, `5m` (default: the collector's `action_ttl`).
+    pub ttl: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+const STATES: &[&str] = &["queued", "sent", "done", "failed", "expired", "refused"];
+
+impl From<HubError> for ApiError {
+    fn from(e: HubError) -> Self {
+        match e {
+            HubError::Invalid(m) => ApiError::bad_request(m),
+            HubError::NoRouter(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            HubError::Store(s) => s.into(),
+            HubError::Internal(m) => ApiError::internal(m),
+        }
+    }
+}
+
+/// Who asked, as stored in `requested_by`.
+pub fn requested_by(caller: &Caller) -> String {
+    format!("key:{}", caller.key)
+}
+
+/// The `Idempotency-Key` header, if any.
+pub fn idempotency_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+}
+
+/// Requests an action for the caller and waits up to `wait` for it to be final (the write
+/// routes' common step).
+pub async fn request_and_wait(
+    state: &ApiState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    router: String,
+    kind: ActionKind,
+    wait: Duration,
+) -> Result<ActionRow, ApiError> {
+    let req = Request {
+        router,
+        kind,
+        idempotency_key: idempotency_header(headers),
+        requested_by: requested_by(caller),
+        ttl: None,
+    };
+    let (row, _) = state.actions.request(req).await?;
+    if row.is_final() || wait.is_zero() {
+        return Ok(row);
+    }
+    Ok(state.actions.wait(row.id, wait).await?.unwrap_or(row))
+}
+
+/// The answer of an action that did not end `done` (None when it did): 202 `{message,
+/// action_id, state}` while the router has not answered, else `{error, action_id}` with 409
+/// (refused), 504 (expired), 404 (no such peer) or 400 (failed).
+pub fn not_done(row: &ActionRow) -> Option<(StatusCode, serde_json::Value)> {
+    let output = row.output.clone().unwrap_or_default();
+    let err = |status, msg: String| Some((status, json!({ "error": msg, "action_id": row.id })));
+    match row.state.as_str() {
+        "done" => None,
+        "queued" | "sent" => Some((
+            StatusCode::ACCEPTED,
+            json!({
+                "message": format!("{} requested; router {} has not answered yet", row.kind, row.router),
+                "action_id": row.id,
+                "state": row.state,
+            }),
+        )),
+        "refused" => err(
+            StatusCode::CONFLICT,
+            format!("refused by router {}: {output}", row.router),
+        ),
+        "expired" => err(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("router {} did not answer in time", row.router),
+        ),
+        _ if output.contains("no peer named") => err(StatusCode::NOT_FOUND, output),
+        _ => err(StatusCode::BAD_REQUEST, output),
+    }
+}
+
+/// [`not_done`] for the ISP middleware's routes, whose answers carry `success: false`.
+pub fn not_done_isp(row: &ActionRow) -> Option<(StatusCode, serde_json::Value)> {
+    not_done(row).map(|(status, mut body)| {
+        body["success"] = json!(false);
+        (status, body)
+    })
+}
+
+/// Lists actions (admin).
+#[utoipa::path(
+    get,
+    path = "/api/actions",
+    tag = "actions",
+    security(("api_key" = []), ("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Actions, newest first", body = ActionList),
+        (status = 400, description = "Bad filter"),
+        (status = 401, description = "Missing or unknown API key"),
+        (status = 403, description = "Not an admin key"),
+        (status = 404, description = "Unknown router"),
+    )
+)]
+pub async fn list_actions(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<ActionList>, ApiError> {
+    require_role(&state, &headers, Role::Admin).await?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be 1 to 500"));
+    }
+    if let Some(s) = &q.state {
+        if !STATES.contains(&s.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "state must be one of {}",
+                STATES.join(", ")
+            )));
+        }
+    }
+    let router_id = match q.router {
+        Some(r) => Some(state.actions.router_id(r).await?),
+        None => None,
+    };
+    let rows = state
+        .actions
+        .list(ActionFilter {
+            router_id,
+            state: q.state,
+            kind: q.kind,
+            before_id: q.before,
+            limit,
+        })
+        .await?;
+    let next_before = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    let actions: Vec<ActionView> = rows.into_iter().map(ActionView::from).collect();
+    Ok(Json(ActionList {
+        count: actions.len(),
+        actions,
+        next_before,
+    }))
+}
+
+/// One action, optionally waiting for its result (admin).
+#[utoipa::path(
+    get,
+    path = "/api/actions/{id}",
+    tag = "actions",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("id" = i64, Path, description = "Action id"), WaitQuery),
+    responses(
+        (status = 200, description = "The action (final, or as it is when the wait ended)", body = ActionView),
+        (status = 400, description = "Bad id or wait"),
+        (status = 401, description = "Missing or unknown API key"),
+        (status = 403, description = "Not an admin key"),
+        (status = 404, description = "No such action"),
+    )
+)]
+pub async fn get_action(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<WaitQuery>, QueryRejection>,
+) -> Result<Json<ActionView>, ApiError> {
+    require_role(&state, &headers, Role::Admin).await?;
+    let id: i64 = id
+        .ok()
+        .and_then(|Path(s)| s.parse().ok())
+        .ok_or_else(|| ApiError::bad_request("action id must be an integer"))?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let wait = Duration::from_secs(q.wait.unwrap_or(0));
+    if wait > MAX_WAIT {
+        return Err(ApiError::bad_request(format!(
+            "wait must be 0 to {} seconds",
+            MAX_WAIT.as_secs()
+        )));
+    }
+    let row = state.actions.wait(id, wait).await?;
+    row.map(|r| Json(r.into()))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no action {id}")))
+}
+
+/// Requests an action for a router (admin).
+#[utoipa::path(
+    post,
+    path = "/api/actions",
+    tag = "actions",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body = CreateAction,
+    responses(
+        (status = 201, description = "Stored (and sent if the router is connected)", body = ActionView),
+        (status = 200, description = "The action this idempotency key created before", body = ActionView),
+        (status = 400, description = "Unknown action kind or invalid parameters"),
+        (status = 401, description = "Missing or unknown API key"),
+        (status = 403, description = "Not an admin key"),
+        (status = 404, description = "Unknown router"),
+        (status = 409, description = "The router is revoked (the action is stored as refused)"),
+    )
+)]
+pub async fn create_action(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Result<Json<CreateAction>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let caller = require_role(&state, &headers, Role::Admin).await?;
+    let Json(body) =
+        body.map_err(|e| ApiError::bad_request(format!("bad body: {}", e.body_text())))?;
+    let kind: ActionKind = serde_json::from_value(body.action)
+        .map_err(|e| ApiError::bad_request(format!("unknown action or bad parameters: {e}")))?;
+    let ttl = body
+        .ttl
+        .map(|t| {
+            crate::duration::parse_duration(&t)
+                .map_err(|e| ApiError::bad_request(format!("ttl: {e}")))
+        })
+        .transpose()?;
+    let req = Request {
+        router: body.router,
+        kind,
+        idempotency_key: body
+            .idempotency_key
+            .or_else(|| idempotency_header(&headers)),
+        requested_by: requested_by(&caller),
+        ttl,
+    };
+    let (row, fresh) = state.actions.request(req).await?;
+    // Refused at creation: the router is revoked (a repeat returns the first action as it is now).
+    let status = if fresh && row.state == "refused" {
+        StatusCode::CONFLICT
+    } else if fresh {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let view = ActionView::from(row);
+    if status == StatusCode::CONFLICT {
+        let msg = view.output.clone().unwrap_or_default();
+        return Ok((status, Json(json!({ "error": msg, "action": view }))).into_response());
+    }
+    Ok((status, Json(view)).into_response())
+}

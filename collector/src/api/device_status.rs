@@ -1,0 +1,101 @@
+//! Route group `device_status`: `POST /api/mikrotik/devices/{name}/status` (the ISP middleware's
+//! "detailed device status"), answered from a fresh look at the router: a `status` fleet action
+//! that reads uptime, release, CPU and memory when it runs (not the last report). Admin key.
+//!
+//! The middleware's body carries RouterOS credentials (`username`, `password`, `host`, `port`);
+//! routers here are reached over their own mTLS session, so the body is not needed, not read and
+//! not stored. Answer: `{success: true, data: {device_name, connected: true, system_resources:
+//! {uptime, version, cpu_load, free_memory, total_memory}, action_id}}` (RouterOS-style strings:
+//! uptime like `2w3d4h15m10s`, CPU percent, memory in bytes). The middleware's
+//! `interface_stats` and `active_users` come from reports, not from this fresh look: they are
+//! served by `GET /api/interfaces?device=` and `GET /api/users/active`. A router that does not
+//! answer within `?wait=` (default 30 s) gives 202, one whose allow list has no `status` 409.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use routerstats_shared::action::{ActionDetail, ActionKind};
+use serde_json::json;
+
+use super::actions::{not_done_isp, request_and_wait};
+use super::backups::CreateQuery;
+use super::{require_role, ApiError, ApiState};
+use crate::pki::tokens::Role;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new().route("/api/mikrotik/devices/{name}/status", post(device_status))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(device_status))]
+pub struct Doc;
+
+/// A fresh status of one router (admin; the body is ignored).
+#[utoipa::path(
+    post,
+    path = "/api/mikrotik/devices/{name}/status",
+    tag = "isp",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("name" = String, Path, description = "Device (router) name"), ("wait" = Option<u64>, Query, description = "Seconds to wait for the router (0-60, default 30)")),
+    responses(
+        (status = 200, description = "`{success: true, data: {device_name, connected, system_resources, action_id}}`"),
+        (status = 202, description = "Requested; the router has not answered yet"),
+        (status = 401, description = "Missing or unknown API key"),
+        (status = 403, description = "Not an admin key"),
+        (status = 404, description = "Unknown device"),
+        (status = 409, description = "The router's allow list has no `status`, or it is revoked"),
+        (status = 504, description = "The router did not answer in time"),
+    )
+)]
+pub async fn device_status(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<CreateQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let caller = require_role(&state, &headers, Role::Admin).await?;
+    let Path(name) =
+        name.map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    if q.device.is_some() {
+        return Err(ApiError::bad_request("the device is the path's {name}"));
+    }
+    let wait = super::wg_writes::wait_of(q.wait)?;
+    let row =
+        request_and_wait(&state, &caller, &headers, name, ActionKind::Status {}, wait).await?;
+    if let Some((status, body)) = not_done_isp(&row) {
+        return Ok((status, Json(body)).into_response());
+    }
+    let detail: Option<ActionDetail> = row
+        .result
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok());
+    let Some(ActionDetail::Status {
+        uptime_s,
+        release,
+        cpu_permille,
+        mem_total_kb,
+        mem_available_kb,
+    }) = detail
+    else {
+        return Err(ApiError::internal(
+            "the router's status answer is incomplete",
+        ));
+    };
+    let data = json!({
+        "device_name": row.router,
+        "connected": true,
+        "system_resources": {
+            "uptime": uptime_s.map(super::times::routeros_uptime),
+            "version": release,
+            "cpu_load": cpu_permille.map(|p| ((u32::from(p) + 5) / 10).to_string()),
+            "free_memory": mem_available_kb.map(|k| (k * 1024).to_string()),
+            "total_memory": mem_total_kb.map(|k| (k * 1024).to_string()),
+        },
+        "action_id": row.id,
+    });
+    Ok((StatusCode::OK, Json(json!({"success": true, "data": data}))).into_response())
+}
