@@ -46,7 +46,7 @@ use std::time::Duration;
 use routerstats_shared::frame::HEADER_LEN;
 use routerstats_shared::io::{read_reply, write_message, IoError};
 use routerstats_shared::message::frame_bytes;
-use routerstats_shared::message::{ErrorCode, ErrorMsg, Hello, RenewRequest};
+use routerstats_shared::message::{ErrorCode, ErrorMsg, Hello, HelloAck, RenewRequest};
 use routerstats_shared::{patch, FrameHeader, Message, MessageKind, Report, MAX_FRAME_LEN};
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::net::TcpStream;
@@ -561,6 +561,89 @@ async fn session(
     stop: &mut watch::Receiver<bool>,
     progress: &mut bool,
 ) -> Result<(), SessionError> {
+    let mut conn = connect(ctx).await?;
+    let ack = handshake(ctx, &mut conn).await?;
+    let (local_now, server_now) = store_clock_offset(ctx, &ack);
+    let mut results = ctx.results_rx.lock().await;
+    warn_clock_skew(&ack, local_now, server_now);
+
+    let mut waiting_since: Option<Instant> = None;
+    let mut pending_key: Option<String> = None;
+    let judge_now = if ack.server_time > 0 {
+        server_now
+    } else {
+        local_now
+    };
+    renew_if_due(
+        ctx,
+        &mut conn,
+        &ack,
+        judge_now,
+        &mut pending_key,
+        &mut waiting_since,
+    )
+    .await?;
+
+    let mut next_id = 0u64;
+    // The payload of the last report written on this connection (what a patch is against).
+    let mut prev_payload: Option<Vec<u8>> = None;
+    ctx.patched_on_conn.store(false, Ordering::Relaxed);
+    loop {
+        let wrote = write_spooled(
+            ctx,
+            &mut conn,
+            &mut next_id,
+            &mut prev_payload,
+            &mut waiting_since,
+            &mut pending_key,
+            progress,
+        )
+        .await?;
+        if wrote {
+            timeout(ctx.io_timeout, conn.wr.flush())
+                .await
+                .map_err(|_| SessionError::Timeout("a write"))?
+                .map_err(|e| SessionError::Io(e.into()))?;
+        }
+        let deadline = waiting_since.map(|t| later(t, ctx.ack_timeout));
+        let Conn { id, wr, rx, .. } = &mut conn;
+        tokio::select! {
+            _ = stop.changed() => {
+                shut_down(ctx, id, wr, rx, &mut pending_key, next_id).await;
+                return Ok(());
+            }
+            _ = ctx.wake.notified() => {}
+            Some(frame) = results.recv() => {
+                timeout(ctx.io_timeout, async { wr.write_all(&frame).await?; wr.flush().await })
+                    .await
+                    .map_err(|_| SessionError::Timeout("a write"))?
+                    .map_err(|e| SessionError::Io(e.into()))?;
+            }
+            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                return Err(SessionError::Timeout("acks from the collector"));
+            }
+            msg = rx.recv() => {
+                let msg = msg.unwrap_or(Err(IoError::Closed));
+                on_message(ctx, id, &mut pending_key, msg)?;
+                *progress = true;
+                let outstanding = pending_key.is_some() || ctx.lock().spool.has_sent_unacked(next_id);
+                waiting_since = outstanding.then(Instant::now);
+            }
+        }
+    }
+}
+
+/// An open connection: the reader task feeding `rx`, the write half, and the identity used.
+/// Fields drop in this order: the reader is aborted first, the identity dropped last.
+struct Conn {
+    _reader: AbortOnDrop,
+    rx: mpsc::Receiver<Result<Message, IoError>>,
+    wr: Writer,
+    id: Identity,
+}
+
+/// Connects over TCP and mutual TLS with the stored identity and starts the reader task.
+async fn connect(ctx: &Ctx) -> Result<Conn, SessionError> {
     let id = load_identity(&ctx.config_dir)?;
     let config = mtls_client_config(&id.ca_pem, &id.cert_pem, &id.key_pem)?;
     let tcp = timeout(
@@ -578,8 +661,8 @@ async fn session(
     .await
     .map_err(|_| SessionError::Timeout("the TLS handshake"))?
     .map_err(SessionError::Tls)?;
-    let (mut rd, mut wr) = tokio::io::split(tls);
-    let (tx, mut rx) = mpsc::channel::<Result<Message, IoError>>(64);
+    let (mut rd, wr) = tokio::io::split(tls);
+    let (tx, rx) = mpsc::channel::<Result<Message, IoError>>(64);
     let _reader = AbortOnDrop(tokio::spawn(async move {
         loop {
             let m = read_reply(&mut rd, MAX_FRAME_LEN).await;
@@ -589,7 +672,17 @@ async fn session(
             }
         }
     }));
+    Ok(Conn {
+        _reader,
+        rx,
+        wr,
+        id,
+    })
+}
 
+/// Sends `Hello`, waits for the collector's `HelloAck` and counts the connection.
+async fn handshake(ctx: &Ctx, conn: &mut Conn) -> Result<HelloAck, SessionError> {
+    let Conn { wr, rx, .. } = conn;
     let spooled = u32::try_from(ctx.lock().spool.len()).unwrap_or(u32::MAX);
     let hello = Hello {
         agent_version: ctx.agent_version.clone(),
@@ -597,7 +690,7 @@ async fn session(
         boot_id: ctx.boot_id,
         spooled,
     };
-    send(ctx, &mut wr, &Message::Hello(hello)).await?;
+    send(ctx, wr, &Message::Hello(hello)).await?;
     let ack = match timeout(ctx.io_timeout, rx.recv()).await {
         Err(_) => return Err(SessionError::Timeout("the collector's HelloAck")),
         Ok(None) => return Err(SessionError::Closed),
@@ -619,6 +712,11 @@ async fn session(
         ack.router_name,
         spooled
     );
+    Ok(ack)
+}
+
+/// Records the collector's clock minus ours from the `HelloAck`; returns (local, server) now.
+fn store_clock_offset(ctx: &Ctx, ack: &HelloAck) -> (i64, i64) {
     let local_now = unix_now();
     let server_now = i64::try_from(ack.server_time).unwrap_or(i64::MAX);
     if ack.server_time > 0 {
@@ -626,7 +724,11 @@ async fn session(
         let offset = i32::try_from(offset).unwrap_or(if offset < 0 { i32::MIN } else { i32::MAX });
         ctx.clock_offset.store(offset, Ordering::Relaxed);
     }
-    let mut results = ctx.results_rx.lock().await;
+    (local_now, server_now)
+}
+
+/// Warns when the local clock is more than five minutes off the collector's.
+fn warn_clock_skew(ack: &HelloAck, local_now: i64, server_now: i64) {
     if ack.server_time > 0 && (server_now - local_now).abs() > 300 {
         log!(
             "warn",
@@ -634,14 +736,18 @@ async fn session(
             server_now - local_now
         );
     }
+}
 
-    let mut waiting_since: Option<Instant> = None;
-    let mut pending_key: Option<String> = None;
-    let judge_now = if ack.server_time > 0 {
-        server_now
-    } else {
-        local_now
-    };
+/// Asks for a new certificate when the collector says so or the current one is due.
+async fn renew_if_due(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    ack: &HelloAck,
+    judge_now: i64,
+    pending_key: &mut Option<String>,
+    waiting_since: &mut Option<Instant>,
+) -> Result<(), SessionError> {
+    let Conn { id, wr, .. } = conn;
     if ack.renew_now || id.validity.renew_due(judge_now) {
         let cn = if ack.router_name.is_empty() {
             id.name.clone()
@@ -655,102 +761,83 @@ async fn session(
                     "renewing the client certificate (expires at unix time {})",
                     id.validity.not_after
                 );
-                send(
-                    ctx,
-                    &mut wr,
-                    &Message::RenewRequest(RenewRequest { csr_pem }),
-                )
-                .await?;
-                pending_key = Some(key_pem);
-                waiting_since = Some(Instant::now());
+                send(ctx, wr, &Message::RenewRequest(RenewRequest { csr_pem })).await?;
+                *pending_key = Some(key_pem);
+                *waiting_since = Some(Instant::now());
             }
             Err(e) => log!("warn", "cannot renew the certificate: {e}"),
         }
     }
+    Ok(())
+}
 
-    let mut next_id = 0u64;
-    // The payload of the last report written on this connection (what a patch is against).
-    let mut prev_payload: Option<Vec<u8>> = None;
-    ctx.patched_on_conn.store(false, Ordering::Relaxed);
+/// Writes every spooled report not yet written on this connection, taking replies meanwhile;
+/// returns whether anything was written (and so needs a flush).
+async fn write_spooled(
+    ctx: &Ctx,
+    conn: &mut Conn,
+    next_id: &mut u64,
+    prev_payload: &mut Option<Vec<u8>>,
+    waiting_since: &mut Option<Instant>,
+    pending_key: &mut Option<String>,
+    progress: &mut bool,
+) -> Result<bool, SessionError> {
+    let Conn { id, wr, rx, .. } = conn;
+    let mut wrote = false;
     loop {
-        let mut wrote = false;
-        loop {
-            let next = ctx
-                .lock()
-                .spool
-                .next_unsent(next_id)
-                .map(|e| (e.id, e.frame.clone()));
-            let Some((entry_id, frame)) = next else { break };
-            let (frame, is_patch) = compact(
-                &mut prev_payload,
-                frame,
-                ctx.patches.load(Ordering::Relaxed),
-            );
-            if is_patch {
-                ctx.patched_on_conn.store(true, Ordering::Relaxed);
-            }
-            timeout(ctx.io_timeout, wr.write_all(&frame))
-                .await
-                .map_err(|_| SessionError::Timeout("a write"))?
-                .map_err(|e| SessionError::Io(e.into()))?;
-            next_id = entry_id.saturating_add(1);
-            wrote = true;
-            {
-                let mut sh = ctx.lock();
-                sh.stats.reports_sent += 1;
-                sh.stats.patches_sent += u64::from(is_patch);
-            }
-            waiting_since.get_or_insert_with(Instant::now);
-            // Take acks while a long backlog goes out, so neither side stalls on a full buffer.
-            while let Ok(msg) = rx.try_recv() {
-                on_message(ctx, &id, &mut pending_key, msg)?;
-                *progress = true;
-            }
+        let next = ctx
+            .lock()
+            .spool
+            .next_unsent(*next_id)
+            .map(|e| (e.id, e.frame.clone()));
+        let Some((entry_id, frame)) = next else { break };
+        let (frame, is_patch) = compact(prev_payload, frame, ctx.patches.load(Ordering::Relaxed));
+        if is_patch {
+            ctx.patched_on_conn.store(true, Ordering::Relaxed);
         }
-        if wrote {
-            timeout(ctx.io_timeout, wr.flush())
-                .await
-                .map_err(|_| SessionError::Timeout("a write"))?
-                .map_err(|e| SessionError::Io(e.into()))?;
+        timeout(ctx.io_timeout, wr.write_all(&frame))
+            .await
+            .map_err(|_| SessionError::Timeout("a write"))?
+            .map_err(|e| SessionError::Io(e.into()))?;
+        *next_id = entry_id.saturating_add(1);
+        wrote = true;
+        {
+            let mut sh = ctx.lock();
+            sh.stats.reports_sent += 1;
+            sh.stats.patches_sent += u64::from(is_patch);
         }
-        let deadline = waiting_since.map(|t| later(t, ctx.ack_timeout));
-        tokio::select! {
-            _ = stop.changed() => {
-                // Answers to what was already written may be in flight: take them for a moment,
-                // so a clean restart neither resends those reports nor loses a renewal.
-                let grace = Instant::now() + SHUTDOWN_GRACE;
-                while pending_key.is_some() || ctx.lock().spool.has_sent_unacked(next_id) {
-                    match tokio::time::timeout_at(grace, rx.recv()).await {
-                        Ok(Some(msg)) => {
-                            if on_message(ctx, &id, &mut pending_key, msg).is_err() {
-                                break;
-                            }
-                        }
-                        _ => break,
-                    }
-                }
-                let _ = timeout(Duration::from_secs(1), wr.shutdown()).await;
-                return Ok(());
-            }
-            _ = ctx.wake.notified() => {}
-            Some(frame) = results.recv() => {
-                timeout(ctx.io_timeout, async { wr.write_all(&frame).await?; wr.flush().await })
-                    .await
-                    .map_err(|_| SessionError::Timeout("a write"))?
-                    .map_err(|e| SessionError::Io(e.into()))?;
-            }
-            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                return Err(SessionError::Timeout("acks from the collector"));
-            }
-            msg = rx.recv() => {
-                let msg = msg.unwrap_or(Err(IoError::Closed));
-                on_message(ctx, &id, &mut pending_key, msg)?;
-                *progress = true;
-                let outstanding = pending_key.is_some() || ctx.lock().spool.has_sent_unacked(next_id);
-                waiting_since = outstanding.then(Instant::now);
-            }
+        waiting_since.get_or_insert_with(Instant::now);
+        // Take acks while a long backlog goes out, so neither side stalls on a full buffer.
+        while let Ok(msg) = rx.try_recv() {
+            on_message(ctx, id, pending_key, msg)?;
+            *progress = true;
         }
     }
+    Ok(wrote)
+}
+
+/// On stop: takes the answers to what was already written for a moment, then closes the TLS
+/// session, so a clean restart neither resends those reports nor loses a renewal.
+async fn shut_down(
+    ctx: &Ctx,
+    id: &Identity,
+    wr: &mut Writer,
+    rx: &mut mpsc::Receiver<Result<Message, IoError>>,
+    pending_key: &mut Option<String>,
+    next_id: u64,
+) {
+    let grace = Instant::now() + SHUTDOWN_GRACE;
+    while pending_key.is_some() || ctx.lock().spool.has_sent_unacked(next_id) {
+        match tokio::time::timeout_at(grace, rx.recv()).await {
+            Ok(Some(msg)) => {
+                if on_message(ctx, id, pending_key, msg).is_err() {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    let _ = timeout(Duration::from_secs(1), wr.shutdown()).await;
 }
 
 /// Hands an action to the runner on the blocking pool; its result frame goes to `results_tx`.
@@ -768,7 +855,8 @@ fn start_action(ctx: &Ctx, action: routerstats_shared::action::Action) {
         }
         return;
     };
-    let collector_now = unix_now().saturating_add(i64::from(ctx.clock_offset.load(Ordering::Relaxed)));
+    let collector_now =
+        unix_now().saturating_add(i64::from(ctx.clock_offset.load(Ordering::Relaxed)));
     tokio::task::spawn_blocking(move || {
         if let Some(frame) = runner.run(action, collector_now) {
             let _ = tx.send(frame);

@@ -22,8 +22,8 @@ use std::hash::Hash;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use routerstats_shared::model::{
-    DhcpLease, MacAddr, SourceState, SourceStatus, StationLink, StationLinkStats, WgInterface,
-    WifiLink, WirelessInterface,
+    DhcpLease, MacAddr, Report, SourceState, SourceStatus, StationLink, StationLinkStats,
+    WgInterface, WifiLink, WirelessInterface,
 };
 
 use super::delta::{pair_delta, station_reassociated, PairDelta, PrevSample, SampleOrigin, Width};
@@ -584,6 +584,16 @@ fn first_link<T>(links: &[StationLink], f: impl Fn(&StationLinkStats) -> Option<
     links.iter().find_map(|l| f(&l.stats))
 }
 
+/// Where the report being stored stands: its router, time, origin and whether it is the newest.
+#[derive(Debug, Clone, Copy)]
+struct ReportStep {
+    rid: i64,
+    ts: i64,
+    cur: SampleOrigin,
+    is_newest: bool,
+}
+
+/// Stores one report: its row, then one step per part of it, all in the caller's transaction.
 fn ingest_one<'a>(
     tx: &Transaction<'_>,
     rc: &mut RouterCache,
@@ -607,8 +617,39 @@ fn ingest_one<'a>(
     if is_newest && rc.last.is_some_and(|l| l.boot_id != cur.boot_id) {
         rc.clear_samples();
     }
+    let s = ReportStep {
+        rid,
+        ts,
+        cur,
+        is_newest,
+    };
+    ingest_interfaces(tx, rc, r, s, rollups)?;
+    let station_totals = ingest_stations(tx, rc, r, s, rollups)?;
+    store_station_totals(tx, s, &station_totals)?;
+    ingest_wg_peers(tx, rc, r, s, rollups)?;
+    ingest_ovpn_clients(tx, rc, r, s, rollups)?;
+    if is_newest {
+        make_current(tx, rc, item, s, report_id)?;
+    } else {
+        touch_last_seen(tx, item)?;
+    }
+    Ok(IngestOutcome::Stored)
+}
 
-    // Interfaces.
+/// Interface counter samples, their deltas and rollups.
+fn ingest_interfaces<'a>(
+    tx: &Transaction<'_>,
+    rc: &mut RouterCache,
+    r: &'a Report,
+    s: ReportStep,
+    rollups: &mut Rollups<'a>,
+) -> Result<(), StoreError> {
+    let ReportStep {
+        rid,
+        ts,
+        cur,
+        is_newest,
+    } = s;
     let mut st = tx.prepare_cached(
         "INSERT INTO interface_samples (router_id, ts_ms, name, kind, rx_bytes, rx_packets, rx_errs, rx_drop, \
          tx_bytes, tx_packets, tx_errs, tx_drop, rx_delta, tx_delta, rx_bps, tx_bps) \
@@ -658,8 +699,23 @@ fn ingest_one<'a>(
             );
         }
     }
+    Ok(())
+}
 
-    // Stations.
+/// Station samples (with their MLO link samples), deltas and rollups; returns the station totals.
+fn ingest_stations<'a>(
+    tx: &Transaction<'_>,
+    rc: &mut RouterCache,
+    r: &'a Report,
+    s: ReportStep,
+    rollups: &mut Rollups<'a>,
+) -> Result<StationReportTotals, StoreError> {
+    let ReportStep {
+        rid,
+        ts,
+        cur,
+        is_newest,
+    } = s;
     let mut st = tx.prepare_cached(
         "INSERT INTO station_samples (router_id, ts_ms, iface, mac, ssid, signal_dbm, signal_avg_dbm, rx_bytes, \
          tx_bytes, rx_packets, tx_packets, rx_delta, tx_delta, rx_bps, tx_bps, tx_retries, tx_failed, inactive_ms, \
@@ -825,7 +881,16 @@ fn ingest_one<'a>(
             }
         }
     }
+    Ok(station_totals)
+}
 
+/// The report's station totals row, when any station sample was stored.
+fn store_station_totals(
+    tx: &Transaction<'_>,
+    s: ReportStep,
+    station_totals: &StationReportTotals,
+) -> Result<(), StoreError> {
+    let ReportStep { rid, ts, .. } = s;
     if station_totals.stations > 0 {
         let [rx, txb, rxn, txn, n] = ["rx_bytes", "tx_bytes", "rx_deltas", "tx_deltas", "stations"]
             .map(|c| SAT_SUM.replace("{c}", c));
@@ -844,8 +909,23 @@ fn ingest_one<'a>(
             sat(station_totals.stations)
         ])?;
     }
+    Ok(())
+}
 
-    // WireGuard peers.
+/// WireGuard peer samples, their deltas and rollups.
+fn ingest_wg_peers<'a>(
+    tx: &Transaction<'_>,
+    rc: &mut RouterCache,
+    r: &'a Report,
+    s: ReportStep,
+    rollups: &mut Rollups<'a>,
+) -> Result<(), StoreError> {
+    let ReportStep {
+        rid,
+        ts,
+        cur,
+        is_newest,
+    } = s;
     let mut st = tx.prepare_cached(
         "INSERT INTO wg_peer_samples (router_id, ts_ms, iface, public_key, name, endpoint, allowed_ips, \
          latest_handshake, rx_bytes, tx_bytes, rx_delta, tx_delta, rx_bps, tx_bps) \
@@ -901,8 +981,23 @@ fn ingest_one<'a>(
             }
         }
     }
+    Ok(())
+}
 
-    // OpenVPN clients (rx = received by the server from the client).
+/// OpenVPN client samples (rx = received by the server from the client), deltas and rollups.
+fn ingest_ovpn_clients<'a>(
+    tx: &Transaction<'_>,
+    rc: &mut RouterCache,
+    r: &'a Report,
+    s: ReportStep,
+    rollups: &mut Rollups<'a>,
+) -> Result<(), StoreError> {
+    let ReportStep {
+        rid,
+        ts,
+        cur,
+        is_newest,
+    } = s;
     let mut st = tx.prepare_cached(
         "INSERT INTO ovpn_client_samples (router_id, ts_ms, instance, common_name, real_address, virtual_address, \
          virtual_ipv6, rx_bytes, tx_bytes, rx_delta, tx_delta, rx_bps, tx_bps, connected_since, username, cipher) \
@@ -972,22 +1067,37 @@ fn ingest_one<'a>(
             }
         }
     }
+    Ok(())
+}
 
-    if is_newest {
-        sync_wireless(tx, rc, rid, ts, &r.wireless)?;
-        sync_leases(tx, rc, rid, ts, &r.leases)?;
-        sync_sources(tx, rc, rid, ts, &r.sources)?;
-        sync_wg_interfaces(tx, rc, rid, ts, &r.wireguard)?;
-        update_facts(tx, item, report_id, ts)?;
-        rc.last = Some(cur);
-        rc.prune(cur.seq);
-    } else {
-        tx.prepare_cached(
-            "UPDATE routers SET last_seen_ms = max(coalesce(last_seen_ms, ?2), ?2) WHERE id = ?1",
-        )?
-        .execute(params![rid, item.received_at_ms])?;
-    }
-    Ok(IngestOutcome::Stored)
+/// The newest report becomes the current state: wireless, leases, sources, WireGuard interfaces, facts.
+fn make_current(
+    tx: &Transaction<'_>,
+    rc: &mut RouterCache,
+    item: &IngestItem<'_>,
+    s: ReportStep,
+    report_id: i64,
+) -> Result<(), StoreError> {
+    let r = item.report;
+    let ReportStep { rid, ts, cur, .. } = s;
+    sync_wireless(tx, rc, rid, ts, &r.wireless)?;
+    sync_leases(tx, rc, rid, ts, &r.leases)?;
+    sync_sources(tx, rc, rid, ts, &r.sources)?;
+    sync_wg_interfaces(tx, rc, rid, ts, &r.wireguard)?;
+    update_facts(tx, item, report_id, ts)?;
+    rc.last = Some(cur);
+    rc.prune(cur.seq);
+    Ok(())
+}
+
+/// An older report only moves the router's last-seen time.
+fn touch_last_seen(tx: &Transaction<'_>, item: &IngestItem<'_>) -> Result<(), StoreError> {
+    let rid = item.router_id;
+    tx.prepare_cached(
+        "UPDATE routers SET last_seen_ms = max(coalesce(last_seen_ms, ?2), ?2) WHERE id = ?1",
+    )?
+    .execute(params![rid, item.received_at_ms])?;
+    Ok(())
 }
 
 fn update_facts(
