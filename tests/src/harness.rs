@@ -247,7 +247,16 @@ impl AgentSetup {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap_or_default();
+        // Right after exec the kernel may still show an empty command line: read it until the
+        // agent's own shows (it waits on stdin, so it is still running), for at most 2 s.
+        let mut cmdline = Vec::new();
+        for _ in 0..200 {
+            cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap_or_default();
+            if !cmdline.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let mut stdin = child.stdin.take().unwrap();
         writeln!(stdin, "{token}").unwrap();
         drop(stdin);
