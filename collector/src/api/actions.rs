@@ -250,7 +250,7 @@ pub async fn list_actions(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<ActionList>, ApiError> {
     require_role(&state, &headers, Role::Admin).await?;
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let q = super::extract::query(q)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request("limit must be 1 to 500"));
@@ -314,7 +314,7 @@ pub async fn get_action(
         .ok()
         .and_then(|Path(s)| s.parse().ok())
         .ok_or_else(|| ApiError::bad_request("action id must be an integer"))?;
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let q = super::extract::query(q)?;
     let wait = Duration::from_secs(q.wait.unwrap_or(0));
     if wait > MAX_WAIT {
         return Err(ApiError::bad_request(format!(

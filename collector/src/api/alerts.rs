@@ -196,7 +196,7 @@ pub async fn list_alerts(
     q: Result<Query<AlertsQuery>, QueryRejection>,
 ) -> Result<Json<AlertsPage>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let Query(q) = q.map_err(super::monitor::bad_query)?;
+    let Query(q) = q.map_err(super::extract::bad_query)?;
     let st = text_arg("state", q.state)?;
     if st
         .as_deref()
@@ -288,7 +288,7 @@ pub async fn list_silences(
     q: Result<Query<SilencesQuery>, QueryRejection>,
 ) -> Result<Json<SilenceList>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let Query(q) = q.map_err(super::monitor::bad_query)?;
+    let Query(q) = q.map_err(super::extract::bad_query)?;
     let now = now_ms();
     let since = if q.expired.unwrap_or(false) {
         i64::MIN

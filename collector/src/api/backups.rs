@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::actions::{not_done_isp, request_and_wait};
+use super::extract::query;
 use super::{require_role, ApiError, ApiState};
 use crate::actions::backups;
 use crate::pki::tokens::Role;
@@ -133,11 +134,6 @@ async fn create(state: ApiState, headers: HeaderMap, q: CreateQuery) -> Result<R
         },
     };
     Ok((status, Json(body)).into_response())
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
 }
 
 /// Backs up a router's configuration (admin).

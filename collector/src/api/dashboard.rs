@@ -157,10 +157,6 @@ pub struct DetailQuery {
     pub duration: Option<String>,
 }
 
-fn query_err(e: QueryRejection) -> ApiError {
-    ApiError::bad_request(format!("bad query: {}", e.body_text()))
-}
-
 /// A filter string: trimmed, lower-cased, None when empty; 400 when too long or with control
 /// characters.
 fn filter_arg(name: &str, value: Option<&str>) -> Result<Option<String>, ApiError> {
@@ -458,7 +454,7 @@ pub async fn fleet(
     query: Result<Query<FleetQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let Query(q) = query.map_err(query_err)?;
+    let Query(q) = query.map_err(super::extract::query_rejected)?;
     let window = parse_duration(q.duration.as_deref())?;
     let site = filter_arg("site", q.site.as_deref())?;
     let text = filter_arg("q", q.q.as_deref())?;
@@ -503,7 +499,7 @@ pub async fn router_detail(
     query: Result<Query<DetailQuery>, QueryRejection>,
 ) -> Result<Json<RouterDetail>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let Query(q) = query.map_err(query_err)?;
+    let Query(q) = query.map_err(super::extract::query_rejected)?;
     let window = parse_duration(q.duration.as_deref())?;
     let key = id.trim().to_string();
     if key.is_empty() || key.chars().count() > MAX_FILTER_CHARS || key.chars().any(char::is_control)

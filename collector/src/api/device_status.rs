@@ -57,9 +57,8 @@ pub async fn device_status(
     q: Result<Query<CreateQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let caller = require_role(&state, &headers, Role::Admin).await?;
-    let Path(name) =
-        name.map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))?;
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let name = super::extract::path(name)?;
+    let q = super::extract::query(q)?;
     if q.device.is_some() {
         return Err(ApiError::bad_request("the device is the path's {name}"));
     }

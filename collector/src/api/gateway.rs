@@ -37,7 +37,8 @@ use serde::{Deserialize, Serialize};
 
 use super::envelope::{envelope, Envelope};
 use super::fleet::{find_router, load_routers, RouterInfo};
-use super::monitor::{bad_query, to_u64};
+use super::extract::bad_query;
+use super::monitor::to_u64;
 use super::readpool::db_err;
 use super::times::iso_ms;
 use super::window::{window_bounds, window_totals, Source, Totals, Window, POINTS};

@@ -62,6 +62,7 @@ pub mod cache;
 pub mod dashboard;
 pub mod device_status;
 pub mod envelope;
+pub(crate) mod extract;
 pub mod fleet;
 pub mod gateway;
 pub mod isp;

@@ -28,6 +28,7 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::extract::bad_query;
 use super::fleet::{load_routers, RouterInfo, ONLINE_FLOOR_MS, ONLINE_INTERVALS};
 use super::log_capture::{log_ring, parse_level, LogLine, LOG_CAPACITY};
 use super::readpool::db_err;
@@ -67,10 +68,6 @@ pub fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// Maps a query-string rejection to a 400.
-pub fn bad_query(e: QueryRejection) -> ApiError {
-    ApiError::bad_request(format!("invalid query string: {}", e.body_text()))
-}
 
 // ---------------------------------------------------------------------------------------------
 // GET /api/health

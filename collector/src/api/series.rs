@@ -167,7 +167,7 @@ pub async fn interface_series(
 ) -> Result<Json<GapSeries>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let Path((id, port)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let Query(q) = q.map_err(super::monitor::bad_query)?;
+    let Query(q) = q.map_err(super::extract::bad_query)?;
     let window = match q.duration.as_deref() {
         Some(d) => Window::parse(d)?,
         None => Window::H1,

@@ -175,7 +175,7 @@ pub async fn add_peer(
     body: Result<Json<AddPeer>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = require_role(&state, &headers, Role::Admin).await?;
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let q = super::extract::query(q)?;
     let Json(body) =
         body.map_err(|e| ApiError::bad_request(format!("bad body: {}", e.body_text())))?;
     check_peer_name(&body.name).map_err(ApiError::bad_request)?;
@@ -255,8 +255,7 @@ pub async fn add_peer(
 }
 
 fn peer_name(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    let Path(name) =
-        p.map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))?;
+    let name = super::extract::path(p)?;
     check_peer_name(&name).map_err(ApiError::bad_request)?;
     Ok(name)
 }
@@ -287,7 +286,7 @@ pub async fn delete_peer(
 ) -> Result<Response, ApiError> {
     let caller = require_role(&state, &headers, Role::Admin).await?;
     let name = peer_name(name)?;
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let q = super::extract::query(q)?;
     let wait = wait_of(q.wait)?;
     // Where this API added the peer, unless the caller says otherwise.
     let added = state.actions.peer_added(name.clone()).await?;
@@ -338,7 +337,7 @@ pub async fn reload_wireguard(
     body: Option<Json<Target>>,
 ) -> Result<Response, ApiError> {
     let caller = require_role(&state, &headers, Role::Admin).await?;
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))?;
+    let q = super::extract::query(q)?;
     let b = body.map(|Json(b)| b).unwrap_or_default();
     let wait = wait_of(q.wait.or(b.wait))?;
     let router = default_router(&state, q.router.or(b.router))?;

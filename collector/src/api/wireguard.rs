@@ -30,6 +30,7 @@ use rusqlite::{params, Connection, Row};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::extract::{path, query};
 use super::readpool::db_err;
 use super::times::{human_age, iso_utc};
 use super::{require_role, with_read, ApiError, ApiState};
@@ -497,15 +498,6 @@ pub fn normalize_key(raw: &str) -> Result<String, ApiError> {
     Ok(STANDARD.encode(bytes))
 }
 
-fn path_param(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    p.map(|Path(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("bad path: {}", e.body_text())))
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("bad query: {}", e.body_text())))
-}
 
 fn check_name(name: &str) -> Result<(), ApiError> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
@@ -1036,7 +1028,7 @@ pub async fn metrics_peer(
     key: Result<Path<String>, PathRejection>,
 ) -> Result<Json<WgPeerDetail>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let key = normalize_key(&path_param(key)?)?;
+    let key = normalize_key(&path(key)?)?;
     let now = crate::clock::unix_now();
     let (rows, p) = with_read(&state, move |c| key_rows(c, &key)).await?;
     Ok(Json(WgPeerDetail {
@@ -1091,7 +1083,7 @@ pub async fn metrics_peer_bandwidth(
     key: Result<Path<String>, PathRejection>,
 ) -> Result<Json<WgPeerBandwidthDetail>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let key = normalize_key(&path_param(key)?)?;
+    let key = normalize_key(&path(key)?)?;
     let (rows, p) = with_read(&state, move |c| key_rows(c, &key)).await?;
     Ok(Json(WgPeerBandwidthDetail {
         bandwidth: pick(&rows, p)?.bandwidth(),
@@ -1121,7 +1113,7 @@ pub async fn metrics_peer_history(
     q: Result<Query<HoursQuery>, QueryRejection>,
 ) -> Result<Json<WgKeyHistory>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let key = normalize_key(&path_param(key)?)?;
+    let key = normalize_key(&path(key)?)?;
     let hours = parse_hours(query(q)?.hours.as_deref())?;
     let now = now_ms();
     let out_key = key.clone();
@@ -1192,7 +1184,7 @@ pub async fn peer(
     q: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Result<Json<WgPeerConfig>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let name = path_param(name)?;
+    let name = path(name)?;
     check_name(&name)?;
     let with_metrics = parse_flag(query(q)?.metrics.as_deref(), false)?;
     let now = crate::clock::unix_now();
@@ -1249,7 +1241,7 @@ pub async fn peer_metrics(
     q: Result<Query<HoursQuery>, QueryRejection>,
 ) -> Result<Json<WgPeerMetrics>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let name = path_param(name)?;
+    let name = path(name)?;
     check_name(&name)?;
     let hours = parse_hours(query(q)?.hours.as_deref())?;
     let now = crate::clock::unix_now();
