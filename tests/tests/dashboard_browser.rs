@@ -1184,16 +1184,19 @@ fn browse_actions(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
         &[("X-API-Key", fleet.admin_key.as_str())],
     )?;
     assert_eq!(status, 200);
-    assert!(svg.contains("<svg") && svg == api_svg, "the QR shown is the API's");
+    assert!(
+        svg.contains("<svg") && svg == api_svg,
+        "the QR shown is the API's"
+    );
     // A drawn QR code: the image has loaded with a size.
     let loaded = s.execute(
         "const i = document.getElementById('wg-qr'); return i.complete && i.naturalWidth > 0;",
         vec![],
     )?;
     assert_eq!(loaded, json!(true), "the QR image did not load");
-    assert!(s
-        .text(&s.find("#wg-msg")?)?
-        .starts_with(&format!("Peer {PEER} created successfully: {PEER} has address 10.77.0.5")));
+    assert!(s.text(&s.find("#wg-msg")?)?.starts_with(&format!(
+        "Peer {PEER} created successfully: {PEER} has address 10.77.0.5"
+    )));
     assert!(network().contains(&format!("option description '{PEER}'")));
 
     // The actions panel lists the add as done, with who asked and what the router did.
@@ -1230,7 +1233,10 @@ fn browse_actions(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
         Ok(s.click(&s.find(&delete_css)?).ok())
     })?;
     let question = s.wait(WAIT, "the confirm dialog", |s| Ok(s.alert_text().ok()))?;
-    assert!(question.contains(PEER) && question.contains("ap-office"), "{question}");
+    assert!(
+        question.contains(PEER) && question.contains("ap-office"),
+        "{question}"
+    );
     s.accept_alert()?;
     s.wait(slow, "the delete message", |s| {
         Ok(s.text(&s.find("#wg-msg")?)?
@@ -1239,9 +1245,11 @@ fn browse_actions(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
     })?;
     assert!(!network().contains(PEER), "{}", network());
     s.wait(slow, "the peer gone from the table", |s| {
-        Ok(s.find_all(&format!("#wg-table tbody tr[data-peer='{PEER}']"))?
-            .is_empty()
-            .then_some(()))
+        Ok(
+            s.find_all(&format!("#wg-table tbody tr[data-peer='{PEER}']"))?
+                .is_empty()
+                .then_some(()),
+        )
     })?;
     s.wait(slow, "the delete action as done", |s| {
         Ok((s
