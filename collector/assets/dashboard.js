@@ -1014,6 +1014,7 @@
       msg.textContent = e.status === 403 ? READ_ONLY : "Cannot delete " + p.name + ": " + e.message + ".";
     }
     refresh();
+    refreshAfterWrite();
   }
 
   // Forgets a shown client configuration: nothing of it stays in the page or in this script.
@@ -1039,6 +1040,16 @@
 
   function sleep(ms) {
     return new Promise((r) => setTimeout(r, ms));
+  }
+
+  // After a write the router's next report (seconds later) shows its effect: refresh a few times
+  // at short intervals rather than waiting for the page's own refresh period.
+  async function refreshAfterWrite() {
+    for (let i = 0; i < 5; i++) {
+      await sleep(2000);
+      if (!state.key || parseRoute().view !== "detail") return;
+      await refresh();
+    }
   }
 
   async function addPeer(e) {
@@ -1092,6 +1103,7 @@
     } finally {
       submit.disabled = false;
       refresh();
+      refreshAfterWrite();
     }
   }
 
