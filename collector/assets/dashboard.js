@@ -1,7 +1,8 @@
 // routerstats dashboard: a single page over the collector's JSON API.
 //
 // Reads /api/fleet, /api/routers/{id}, /api/routers/{id}/interfaces/{name}/series and /api/alerts
-// (and creates/expires silences) with the API key
+// (and creates/expires silences), and on a router's page its fleet actions (/api/actions) and,
+// with an admin key, WireGuard peer writes (POST /add-peer, DELETE /peer/{name}), with the API key
 // the operator typed, kept in sessionStorage (this tab only) and sent as X-API-Key; never in a
 // URL. Every value from the API is put in the page as text (textContent), never as HTML. Charts
 // are SVG drawn here. Routes (location.hash): #/ overview, #/router/{id} detail,
@@ -59,6 +60,9 @@
     chartWindow: null,
     alerts: null,
     routerAlerts: null,
+    routerActions: null,
+    // Whether the key may write (admin): null until /api/actions answered for a router page.
+    canWrite: null,
     timer: null,
     inflight: null,
     lastOk: null,
@@ -221,7 +225,8 @@
     }
   }
 
-  // GET `path`, or `opts.method` with `opts.body` as JSON.
+  // GET `path`, or `opts.method` with `opts.body` as JSON. The answer's JSON, or its text with
+  // `opts.text`.
   async function api(path, opts) {
     const o = opts || {};
     const headers = { "X-API-Key": state.key || "", Accept: "application/json" };
@@ -239,6 +244,7 @@
     } catch (e) {
       throw new ApiError(0, "cannot reach the collector (" + e.message + ")");
     }
+    if (o.text && res.ok) return res.text();
     let body = null;
     try {
       body = await res.json();
@@ -302,7 +308,13 @@
     }
     state.alerts = null;
     state.routerAlerts = null;
-    for (const t of ["#iface-table", "#lease-table", "#wg-table", "#ovpn-table", "#src-table", "#chart-table", "#alerts-table", "#silences-table", "#router-alerts-table"]) {
+    state.routerActions = null;
+    state.canWrite = null;
+    forgetPeerConfig();
+    $("#wg-add-form").hidden = true;
+    $("#wg-msg").textContent = "";
+    $("#actions-msg").textContent = "";
+    for (const t of ["#iface-table", "#lease-table", "#wg-table", "#ovpn-table", "#src-table", "#chart-table", "#alerts-table", "#silences-table", "#router-alerts-table", "#actions-table"]) {
       $(t + " tbody").replaceChildren();
     }
     $("#site-filter").replaceChildren(h("option", { value: "", text: "All sites" }));
@@ -593,7 +605,8 @@
     // WireGuard.
     const activePeers = d.wireguard.filter((p) => p.status === "active").length;
     $("#wg-caption").textContent = d.wireguard.length + " WireGuard peers, " + activePeers + " with a handshake in the last 3 minutes";
-    $("#wg-table tbody").replaceChildren(...(d.wireguard.length ? d.wireguard.map((p) => h("tr", null,
+    renderPeerForm(d);
+    $("#wg-table tbody").replaceChildren(...(d.wireguard.length ? d.wireguard.map((p) => h("tr", { "data-peer": p.name || null },
       h("th", { scope: "row", text: p.name || p.public_key.slice(0, 10) + "…", title: p.public_key }),
       h("td", { text: p.interface }),
       h("td", null, badge(p.status)),
@@ -601,7 +614,8 @@
       h("td", { text: dash(p.endpoint) }),
       h("td", { class: "wrap", text: p.allowed_ips.join(", ") }),
       h("td", { class: "num", text: fmtBytes(p.rx_bytes) }),
-      h("td", { class: "num", text: fmtBytes(p.tx_bytes) }))) : [emptyRow(8, "No WireGuard peers reported.")]));
+      h("td", { class: "num", text: fmtBytes(p.tx_bytes) }),
+      peerManageCell(d.router.name, p))) : [emptyRow(9, "No WireGuard peers reported.")]));
 
     // OpenVPN.
     $("#ovpn-caption").textContent = d.openvpn.length + " OpenVPN clients";
@@ -910,6 +924,189 @@
     restoreFocus(fk);
   }
 
+  // Fleet actions and WireGuard writes ----------------------------------------------------------
+
+  const READ_ONLY = "Fleet actions and WireGuard changes need an admin API key; this key is read-only (it sees the peers but cannot add or delete them).";
+  const PEER_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
+
+  function fmtUnix(s) {
+    return s == null ? "–" : fmtWhen(s * 1000);
+  }
+
+  // "laptop-alice on wg0" for the typed parameters of an action, "" when it has none.
+  function actionTarget(a) {
+    const p = a.params && typeof a.params === "object" ? Object.values(a.params)[0] : null;
+    if (!p || typeof p !== "object") return "";
+    return [p.name, p.interface && "on " + p.interface].filter(Boolean).join(" ");
+  }
+
+  function renderActions() {
+    const fk = focusKey();
+    const ac = state.routerActions;
+    const body = $("#actions-table tbody");
+    const msg = $("#actions-msg");
+    if (!ac) {
+      body.replaceChildren();
+      msg.textContent = "";
+      return;
+    }
+    if (ac.err) {
+      msg.textContent = ac.err.status === 403 ? READ_ONLY : "Cannot load the fleet actions: " + ac.err.message + ".";
+      body.replaceChildren(emptyRow(6, ac.err.status === 403 ? "Listing fleet actions needs an admin API key." : "Fleet actions not loaded."));
+      return;
+    }
+    const list = ac.ok.actions || [];
+    msg.textContent = "";
+    $("#router-actions-title").textContent = "Fleet actions (" + list.length + (ac.ok.next_before != null ? "+" : "") + ")";
+    body.replaceChildren(...(list.length ? list.map((a) => {
+      const target = actionTarget(a);
+      const out = a.output || "";
+      return h("tr", { "data-action": a.id, "data-kind": a.kind, "data-state": a.state },
+        h("th", { scope: "row", "data-label": "Action" }, h("code", { text: a.kind }), target ? " " + target : null),
+        h("td", { "data-label": "State" }, badge(a.state)),
+        h("td", { "data-label": "Requested by", text: dash(a.requested_by) }),
+        h("td", { "data-label": "Created", text: fmtUnix(a.created_at) }),
+        h("td", { "data-label": "Finished", text: fmtUnix(a.finished_at) }),
+        h("td", { "data-label": "Output", class: "wrap" }, out
+          ? h("details", { "data-focus-key": "action-out-" + a.id },
+            h("summary", { text: out.split("\n")[0].slice(0, 80) || "output" }),
+            h("pre", { class: "action-output", text: out }))
+          : h("span", { class: "muted", text: "–" })));
+    }) : [emptyRow(6, "No fleet actions for this router.")]));
+    restoreFocus(fk);
+  }
+
+  // The add-peer form: shown to admin keys, with the router's reported WireGuard interfaces.
+  function renderPeerForm(d) {
+    const form = $("#wg-add-form");
+    form.hidden = state.canWrite !== true;
+    const sel = $("#wg-peer-iface");
+    const ifaces = [...new Set(d.wireguard.map((p) => p.interface))].sort();
+    if (!ifaces.length) ifaces.push("wg0");
+    const cur = sel.value;
+    if ([...sel.options].map((o) => o.value).join(",") !== ifaces.join(",")) {
+      sel.replaceChildren(...ifaces.map((i) => h("option", { value: i, text: i })));
+      if (ifaces.includes(cur)) sel.value = cur;
+    }
+    if (state.canWrite === false) $("#wg-msg").textContent = READ_ONLY;
+  }
+
+  function peerManageCell(router, p) {
+    if (state.canWrite !== true || !p.name) return h("td", { "data-label": "Manage", text: "–" });
+    return h("td", { "data-label": "Manage" }, h("button", {
+      type: "button",
+      class: "ghost danger delete-peer",
+      "data-focus-key": "delete-peer-" + p.interface + "-" + p.name,
+      "aria-label": "Delete WireGuard peer " + p.name + " (" + p.interface + ")",
+      text: "Delete",
+      onclick: () => deletePeer(router, p),
+    }));
+  }
+
+  async function deletePeer(router, p) {
+    const msg = $("#wg-msg");
+    if (!window.confirm("Delete WireGuard peer \"" + p.name + "\" from " + router + " (" + p.interface + ")? Its client can no longer connect.")) return;
+    msg.textContent = "Deleting " + p.name + " on " + router + "…";
+    try {
+      const r = await api("/peer/" + encodeURIComponent(p.name) + "?router=" + encodeURIComponent(router) + "&interface=" + encodeURIComponent(p.interface), { method: "DELETE" });
+      msg.textContent = r && r.message ? r.message + "." : "Deleting " + p.name + " was sent to the router.";
+    } catch (e) {
+      msg.textContent = e.status === 403 ? READ_ONLY : "Cannot delete " + p.name + ": " + e.message + ".";
+    }
+    refresh();
+    refreshAfterWrite();
+  }
+
+  // Forgets a shown client configuration: nothing of it stays in the page or in this script.
+  function forgetPeerConfig() {
+    $("#wg-config").textContent = "";
+    const img = $("#wg-qr");
+    img.removeAttribute("src");
+    img.hidden = true;
+    $("#wg-new-config").hidden = true;
+  }
+
+  function showPeerConfig(conf, svg) {
+    $("#wg-config").textContent = conf;
+    const img = $("#wg-qr");
+    if (svg) {
+      // An <img> never runs what an SVG holds; a data: URL is what the page's CSP allows.
+      img.src = "data:image/svg+xml;base64," + btoa(unescape(encodeURIComponent(svg)));
+      img.hidden = false;
+    }
+    $("#wg-new-config").hidden = false;
+    $("#wg-config-dismiss").focus();
+  }
+
+  function sleep(ms) {
+    return new Promise((r) => setTimeout(r, ms));
+  }
+
+  // After a write the router's next report (seconds later) shows its effect: refresh a few times
+  // at short intervals rather than waiting for the page's own refresh period.
+  async function refreshAfterWrite() {
+    for (let i = 0; i < 5; i++) {
+      await sleep(2000);
+      if (!state.key || parseRoute().view !== "detail") return;
+      await refresh();
+    }
+  }
+
+  async function addPeer(e) {
+    e.preventDefault();
+    const d = state.detail;
+    const msg = $("#wg-msg");
+    const input = $("#wg-peer-name");
+    const name = input.value.trim();
+    const iface = $("#wg-peer-iface").value;
+    if (!d) return;
+    if (!PEER_NAME.test(name)) {
+      msg.textContent = "A peer name is 1-32 letters, digits, _ or -, starting with a letter or digit.";
+      input.focus();
+      return;
+    }
+    forgetPeerConfig();
+    const router = d.router.name;
+    const submit = $("#wg-add-submit");
+    submit.disabled = true;
+    msg.textContent = "Adding " + name + " on " + router + " (" + iface + "), waiting for the router…";
+    try {
+      const r = await api("/add-peer", { method: "POST", body: { name, router, interface: iface } });
+      if (r.action_id != null && r.peer_name == null) {
+        msg.textContent = "The router has not answered yet (action " + r.action_id + ", " + r.state + "); see Fleet actions.";
+        return;
+      }
+      input.value = "";
+      msg.textContent = r.message + ": " + r.peer_name + " has address " + r.ip_address + ". Fetching its configuration…";
+      refresh();
+      // The configuration is served once the router's next report lists the peer.
+      let conf = null;
+      for (let i = 0; i < 30 && conf == null; i++) {
+        try {
+          const p = await api("/peer/" + encodeURIComponent(r.peer_name));
+          conf = p.config;
+          if (conf == null) break;
+        } catch (err) {
+          if (err.status !== 404) throw err;
+          await sleep(1000);
+        }
+      }
+      if (conf == null) {
+        msg.textContent = r.message + " (address " + r.ip_address + "), but its configuration could not be fetched.";
+        return;
+      }
+      const svg = await api("/peer/" + encodeURIComponent(r.peer_name) + "/qr", { text: true }).catch(() => null);
+      showPeerConfig(conf, svg);
+      msg.textContent = r.message + ": " + r.peer_name + " has address " + r.ip_address + ".";
+    } catch (err) {
+      msg.textContent = err.status === 403 ? READ_ONLY : "Cannot add " + name + ": " + err.message + ".";
+    } finally {
+      submit.disabled = false;
+      refresh();
+      refreshAfterWrite();
+    }
+  }
+
   // ------------------------------------------------------------------------------------------
   // Loading
 
@@ -948,6 +1145,16 @@
     if (parseRoute().id !== id) return;
     state.routerAlerts = ra;
     renderRouterAlerts();
+    // The actions of this router; a read key gets 403 here, which also says it cannot write.
+    const ac = await api("/api/actions?limit=20&router=" + encodeURIComponent(detail.router.name))
+      .then((ok) => ({ ok }), (err) => ({ err }));
+    if (ac.err && ac.err.status === 401) throw ac.err;
+    if (parseRoute().id !== id) return;
+    state.routerActions = ac;
+    const could = state.canWrite;
+    state.canWrite = ac.ok ? true : ac.err.status === 403 ? false : could;
+    if (state.canWrite !== could) renderDetail();
+    renderActions();
     const panel = $("#chart-panel");
     if (!wantChart) {
       panel.hidden = true;
@@ -1037,7 +1244,11 @@
         state.detail = null;
         state.chart = null;
         state.routerAlerts = null;
+        state.routerActions = null;
         renderRouterAlerts();
+        renderActions();
+        forgetPeerConfig();
+        $("#wg-msg").textContent = "";
         $("#detail-title").textContent = "Loading " + route.id + "…";
       }
       if (!route.port) {
@@ -1130,6 +1341,11 @@
         refresh();
       });
     }
+    $("#wg-add-form").addEventListener("submit", addPeer);
+    $("#wg-config-dismiss").addEventListener("click", () => {
+      forgetPeerConfig();
+      $("#wg-peer-name").focus();
+    });
     $("#chart-close").addEventListener("click", () => {
       location.hash = routerHref(routeId());
     });

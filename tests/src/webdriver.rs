@@ -459,6 +459,21 @@ impl Session {
             .map(drop)
     }
 
+    /// The text of the open `alert`/`confirm` dialog (an error when none is open).
+    pub fn alert_text(&self) -> WdResult<String> {
+        Ok(self
+            .call("GET", "/alert/text", None)?
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Accepts (OK) the open `alert`/`confirm` dialog.
+    pub fn accept_alert(&self) -> WdResult<()> {
+        self.call("POST", "/alert/accept", Some(json!({})))
+            .map(drop)
+    }
+
     pub fn clear(&self, el: &Element) -> WdResult<()> {
         self.call("POST", &format!("/element/{}/clear", el.0), Some(json!({})))
             .map(drop)

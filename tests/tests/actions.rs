@@ -14,38 +14,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use routerstats_tests::harness::{wait_for, AgentSetup, Collector, RunningAgent};
+use routerstats_tests::harness::{uci_bin, wait_for, AgentSetup, Collector, RunningAgent};
 use serde_json::{json, Value};
-
-/// The real `uci` binary: `$ROUTERSTATS_UCI`, or built once by `scripts/build-uci`.
-fn uci_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("ROUTERSTATS_UCI") {
-            return PathBuf::from(p);
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let out = Command::new(root.join("scripts/build-uci"))
-            .output()
-            .expect("run scripts/build-uci");
-        assert!(
-            out.status.success(),
-            "scripts/build-uci: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or_default(),
-        )
-    })
-    .clone()
-}
 
 /// One HTTP/1.1 request on loopback; (status, raw body). The body must not be chunked.
 fn http_raw(addr: SocketAddr, method: &str, path: &str, key: Option<&str>) -> (u16, Vec<u8>) {

@@ -14,8 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use routerstats_tests::fake_router::FakeRouter;
-use routerstats_tests::harness::{wait_for, Fleet, FAST_ALERTS};
-use routerstats_tests::webdriver::{ChromeDriver, Element, Session, WdError, WdResult};
+use routerstats_tests::harness::{http_get, uci_bin, wait_for, Fleet, FAST_ALERTS};
+use routerstats_tests::webdriver::{
+    base64_decode, ChromeDriver, Element, Session, WdError, WdResult,
+};
 use serde_json::{json, Value};
 
 const ROUTERS: &[(&str, &str)] = &[
@@ -1090,6 +1092,187 @@ fn browse_alerts(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
     let (gi, text) = hover_tip("#traffic-chart rect.gap")?;
     let time = text_contents(&s, "#chart-table tbody tr th")?[gi].clone();
     assert_eq!(text, format!("{time} · no data"));
+    s.delete()?;
+    Ok(())
+}
+
+/// A router page's fleet actions and WireGuard writes: an admin adds a peer (its configuration
+/// and QR code shown once, gone from the page after Done), the actions panel lists the action as
+/// done, Delete (confirmed) removes the peer; a read key sees the peers, no write buttons, and is
+/// told writes need an admin key. The router's agent applies the actions with OpenWrt's real
+/// `uci` on its fake root (`wg` and `ifup` are the fake root's recording stand-ins).
+#[test]
+fn dashboard_fleet_actions_and_wireguard_peers_in_headless_chromium() {
+    let mut fleet = Fleet::start(&[("ap-office", "office")], 2);
+    // Run the router's agent again with a config that allows the action families.
+    fleet.stop_agent("ap-office");
+    let setup = &fleet.routers[0];
+    let conf = setup
+        .router
+        .write_agent_config(Some(&uci_bin()))
+        .expect("agent config");
+    let mut agent = setup.run(
+        fleet.collector.ingest,
+        "200ms",
+        &["--config", &conf.display().to_string()],
+    );
+    let _ticker = Ticker::start(&fleet);
+    let driver = match ChromeDriver::start(&fleet.dir.path().join("chromedriver")) {
+        Ok(d) => d,
+        Err(e @ WdError::NotInstalled(_)) => panic!("the browser test needs Chromium: {e}"),
+        Err(e) => panic!("chromedriver did not start: {e}"),
+    };
+    if let Err(e) = browse_actions(&fleet, &driver) {
+        panic!(
+            "{e}\nchromedriver log tail:\n{}\nagent log:\n{}",
+            driver.log_tail(30),
+            agent.stop()
+        );
+    }
+}
+
+fn browse_actions(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
+    const PEER: &str = "phone-dana";
+    let slow = Duration::from_secs(90);
+    let base = format!("http://{}", fleet.collector.api);
+    let root = fleet.routers[0].router.root.clone();
+    let network = || std::fs::read_to_string(root.join("etc/config/network")).unwrap_or_default();
+    let (_, f) = fleet.get("/api/fleet");
+    let id = f["routers"][0]["id"].as_i64().expect("router id");
+    let mut s = driver.new_session(&fleet.dir.path().join("chrome-profile"), 1366, 900)?;
+
+    // Admin: the form, Delete buttons on named peers, no actions yet.
+    sign_in(&s, &base, &fleet.admin_key)?;
+    s.navigate(&format!("{base}/#/router/{id}"))?;
+    let input = wait_displayed(&s, "#wg-peer-name")?;
+    wait_texts(
+        &s,
+        "#actions-table tbody td.empty",
+        &["No fleet actions for this router."],
+    )?;
+    assert!(!s.find_all("#wg-table button.delete-peer")?.is_empty());
+    assert_eq!(s.text(&s.find("#wg-peer-iface option")?)?, "wg0");
+
+    // Add a peer: the router's answer, then its configuration and QR code, once.
+    s.send_keys(&input, PEER)?;
+    s.click(&s.find("#wg-add-submit")?)?;
+    let conf = s.wait(slow, "the new peer's configuration", |s| {
+        let el = s.find("#wg-config")?;
+        s.is_displayed(&el)?.then(|| s.text(&el)).transpose()
+    })?;
+    assert!(conf.starts_with("[Interface]\nPrivateKey = "), "{conf}");
+    // The fixture's wg0 is 10.77.0.1/24 with peers on .2, .3, .4 and .10.
+    assert!(conf.contains("Address = 10.77.0.5/32"), "{conf}");
+    assert!(conf.contains("AllowedIPs = 10.77.0.0/24"), "{conf}");
+    let private_key = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("PrivateKey = "))
+        .expect("private key")
+        .to_string();
+    let qr = s.find("#wg-qr")?;
+    assert!(s.is_displayed(&qr)?);
+    let src = s.attribute(&qr, "src")?.unwrap_or_default();
+    let svg = src
+        .strip_prefix("data:image/svg+xml;base64,")
+        .map(base64_decode)
+        .transpose()?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let (status, api_svg) = http_get(
+        fleet.collector.api,
+        &format!("/peer/{PEER}/qr"),
+        &[("X-API-Key", fleet.admin_key.as_str())],
+    )?;
+    assert_eq!(status, 200);
+    assert!(
+        svg.contains("<svg") && svg == api_svg,
+        "the QR shown is the API's"
+    );
+    // A drawn QR code: the image has loaded with a size.
+    let loaded = s.execute(
+        "const i = document.getElementById('wg-qr'); return i.complete && i.naturalWidth > 0;",
+        vec![],
+    )?;
+    assert_eq!(loaded, json!(true), "the QR image did not load");
+    assert!(s.text(&s.find("#wg-msg")?)?.starts_with(&format!(
+        "Peer {PEER} created successfully: {PEER} has address 10.77.0.5"
+    )));
+    assert!(network().contains(&format!("option description '{PEER}'")));
+
+    // The actions panel lists the add as done, with who asked and what the router did.
+    s.wait(slow, "the add action as done", |s| {
+        Ok((s
+            .find_all("#actions-table tbody tr[data-kind='wg_add_peer'][data-state='done']")?
+            .len()
+            == 1)
+            .then_some(()))
+    })?;
+    let row = texts(&s, "#actions-table tbody tr[data-kind='wg_add_peer'] > *")?;
+    assert_eq!(row[0], format!("wg_add_peer {PEER} on wg0"), "{row:?}");
+    assert_eq!(row[1], "done", "{row:?}");
+    assert!(row[2].starts_with("key:"), "{row:?}");
+    assert!(row[5].contains("uci"), "{row:?}");
+    // The peer shows in the table once the router reports it.
+    wait_displayed(&s, &format!("#wg-table tbody tr[data-peer='{PEER}']"))?;
+    save(s.full_screenshot(1366, 3200), "actions-peer-added");
+
+    // Done: the configuration is gone from the page.
+    s.click(&s.find("#wg-config-dismiss")?)?;
+    let gone = s.execute(
+        "return document.getElementById('wg-new-config').hidden \
+           && document.getElementById('wg-config').textContent === '' \
+           && !document.getElementById('wg-qr').hasAttribute('src') \
+           && !document.documentElement.outerHTML.includes(arguments[0]);",
+        vec![json!(private_key)],
+    )?;
+    assert_eq!(gone, json!(true), "the configuration stayed in the page");
+
+    // Delete, confirmed: the peer leaves the router's UCI config and the table.
+    let delete_css = format!("#wg-table tbody tr[data-peer='{PEER}'] button.delete-peer");
+    s.wait(WAIT, "the delete button", |s| {
+        Ok(s.click(&s.find(&delete_css)?).ok())
+    })?;
+    let question = s.wait(WAIT, "the confirm dialog", |s| Ok(s.alert_text().ok()))?;
+    assert!(
+        question.contains(PEER) && question.contains("ap-office"),
+        "{question}"
+    );
+    s.accept_alert()?;
+    s.wait(slow, "the delete message", |s| {
+        Ok(s.text(&s.find("#wg-msg")?)?
+            .contains(&format!("Peer {PEER} deleted successfully"))
+            .then_some(()))
+    })?;
+    assert!(!network().contains(PEER), "{}", network());
+    s.wait(slow, "the peer gone from the table", |s| {
+        Ok(
+            s.find_all(&format!("#wg-table tbody tr[data-peer='{PEER}']"))?
+                .is_empty()
+                .then_some(()),
+        )
+    })?;
+    s.wait(slow, "the delete action as done", |s| {
+        Ok((s
+            .find_all("#actions-table tbody tr[data-kind='wg_delete_peer'][data-state='done']")?
+            .len()
+            == 1)
+            .then_some(()))
+    })?;
+
+    // A read key: the peers, no write buttons, and why.
+    s.click(&s.find("#logout")?)?;
+    sign_in(&s, &base, &fleet.read_key)?;
+    s.navigate(&format!("{base}/#/router/{id}"))?;
+    s.wait(WAIT, "the read-only message", |s| {
+        Ok(s.text(&s.find("#wg-msg")?)?
+            .contains("need an admin API key")
+            .then_some(()))
+    })?;
+    assert!(!s.find_all("#wg-table tbody tr[data-peer]")?.is_empty());
+    assert!(s.find_all("#wg-table button.delete-peer")?.is_empty());
+    assert!(!s.is_displayed(&s.find("#wg-add-form")?)?);
+    assert!(s.text(&s.find("#actions-msg")?)?.contains("read-only"));
+    save(s.full_screenshot(1366, 3200), "actions-read-only");
     s.delete()?;
     Ok(())
 }
