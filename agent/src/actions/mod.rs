@@ -276,16 +276,7 @@ mod tests {
     fn cfg(dir: &std::path::Path, allow: &[&str]) -> ActionConfig {
         ActionConfig {
             allow: allow.iter().map(|s| s.to_string()).collect(),
-            uci: "/nonexistent/uci".into(),
-            uci_confdir: Some(dir.to_path_buf()),
-            uci_savedir: None,
-            wg: "/nonexistent/wg".into(),
-            ifup: "true".into(),
-            journal: dir.join("journal"),
-            sysupgrade: "/nonexistent/sysupgrade".into(),
-            backup_dir: dir.to_path_buf(),
-            proc_root: dir.to_path_buf(),
-            etc_root: dir.to_path_buf(),
+            ..tests_cfg(dir)
         }
     }
 
