@@ -167,7 +167,8 @@ pub fn build() -> (Document, Vec<String>) {
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(
             "The routerstats collector API over the fleet's data. Read routes need a read key, admin routes \
-             an admin key, sent as `X-API-Key: <key>` or `Authorization: Bearer <key>`; health routes are open.",
+             an admin key, sent as `X-API-Key: <key>` or `Authorization: Bearer <key>` (or a JWT as the bearer \
+             token when configured); health routes are open.",
         ))
         .build();
     let mut doc = Document::new(info, Paths::new());
@@ -186,7 +187,13 @@ pub fn build() -> (Document, Vec<String>) {
         SecurityScheme::Http(
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
-                .description(Some("The API key as a bearer token"))
+                .bearer_format("API key or JWT")
+                .description(Some(
+                    "An API key as a bearer token, or a JWT when the collector has a `[jwt]` key \
+                     configured (HS256 secret or ES256/RS256 public key; role from the configured \
+                     claim, caller from `sub`). An invalid, expired, unsigned or foreign-algorithm \
+                     token is 401; a valid token without a known role is 403.",
+                ))
                 .build(),
         ),
     );
@@ -235,6 +242,14 @@ mod tests {
         ] {
             assert!(json["paths"].get(path).is_some(), "{path} missing");
         }
+        // GET / (JSON status or the page) and the POST /api/health round trip.
+        let root = &json["paths"]["/"]["get"]["responses"]["200"]["content"];
+        assert!(root.get("application/json").is_some() && root.get("text/html").is_some(), "{root}");
+        let ping = &json["paths"]["/api/health"]["post"]["responses"];
+        for status in ["200", "400", "401", "403", "404", "503", "504"] {
+            assert!(ping.get(status).is_some(), "POST /api/health {status}");
+        }
+        assert_eq!(schemes[BEARER_SCHEME]["bearerFormat"], "API key or JWT");
         // Open routes override the document's security with an empty requirement.
         assert_eq!(
             json["paths"]["/health"]["get"]["security"],
