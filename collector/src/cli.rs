@@ -80,7 +80,12 @@ pub struct ServeArgs {
     #[arg(long = "server-name", value_name = "NAME")]
     pub server_names: Vec<String>,
     /// Accept `Authorization: Bearer <jwt>` signed HS256 with the secret in FILE (at least 32 bytes)
-    #[arg(long, value_name = "FILE", env = "ROUTERSTATS_JWT_SECRET_FILE", conflicts_with = "jwt_public_key")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ROUTERSTATS_JWT_SECRET_FILE",
+        conflicts_with = "jwt_public_key"
+    )]
     pub jwt_secret_file: Option<PathBuf>,
     /// Accept `Authorization: Bearer <jwt>` signed ES256 or RS256, verified with this PEM public key
     #[arg(long, value_name = "FILE")]
@@ -454,7 +459,9 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     if let Some(a) = args.api_listen {
         config.api_listen = a;
     }
-    config.server_names.extend(args.server_names.iter().cloned());
+    config
+        .server_names
+        .extend(args.server_names.iter().cloned());
     config.validate()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -614,7 +621,10 @@ mod tests {
     fn jwt_and_cors_flags_override_the_file() {
         let parse = |extra: &[&str]| {
             let cli = Cli::try_parse_from(
-                ["routerstats-collector", "serve"].iter().chain(extra.iter()).copied(),
+                ["routerstats-collector", "serve"]
+                    .iter()
+                    .chain(extra.iter())
+                    .copied(),
             )
             .unwrap();
             let Command::Serve(args) = cli.command else {
@@ -637,8 +647,14 @@ mod tests {
         ])
         .unwrap();
         let j = c.jwt.unwrap();
-        assert_eq!(j.key, crate::api::jwt::JwtKeySource::PublicKeyFile("/k.pem".into()));
-        assert_eq!((j.role_claim.as_str(), j.audience.as_deref()), ("r", Some("rs")));
+        assert_eq!(
+            j.key,
+            crate::api::jwt::JwtKeySource::PublicKeyFile("/k.pem".into())
+        );
+        assert_eq!(
+            (j.role_claim.as_str(), j.audience.as_deref()),
+            ("r", Some("rs"))
+        );
         assert_eq!(c.cors.origins.len(), 2);
         assert!(parse(&[]).unwrap().jwt.is_none());
         assert!(parse(&["--jwt-issuer", "x"]).is_err());

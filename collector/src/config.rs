@@ -347,12 +347,11 @@ impl Config {
             c.jwt = Some(j.resolve()?);
         }
         if let Some(o) = file.cors_allowed_origins {
-            c.cors = crate::api::cors::CorsOrigins::parse(&o).map_err(|e| {
-                ConfigError::Invalid {
+            c.cors =
+                crate::api::cors::CorsOrigins::parse(&o).map_err(|e| ConfigError::Invalid {
                     key: "cors_allowed_origins",
                     reason: e.to_string(),
-                }
-            })?;
+                })?;
         }
         if let Some(w) = file.wireguard {
             c.wireguard.router = w.default_router.or(c.wireguard.router);

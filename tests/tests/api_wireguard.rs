@@ -797,22 +797,37 @@ fn prometheus(fleet: &Fleet) {
         ];
         assert_eq!(
             one(&samples, "wireguard_sent_bytes_total", &bob_wge),
-            one(&samples, "routerstats_wireguard_peer_transmit_bytes_total", &bob)
+            one(
+                &samples,
+                "routerstats_wireguard_peer_transmit_bytes_total",
+                &bob
+            )
         );
         assert_eq!(
             one(&samples, "wireguard_received_bytes_total", &bob_wge),
-            one(&samples, "routerstats_wireguard_peer_receive_bytes_total", &bob)
+            one(
+                &samples,
+                "routerstats_wireguard_peer_receive_bytes_total",
+                &bob
+            )
         );
         assert_eq!(
             one(&samples, "wireguard_latest_handshake_seconds", &bob_wge),
-            one(&samples, "routerstats_wireguard_peer_latest_handshake_seconds", &bob)
+            one(
+                &samples,
+                "routerstats_wireguard_peer_latest_handshake_seconds",
+                &bob
+            )
         );
         let carol_wge = [
             ("public_key", CAROL),
             ("allowed_ips", "10.77.0.4/32"),
             ("router", router),
         ];
-        assert_eq!(one(&samples, "wireguard_latest_handshake_seconds", &carol_wge), 0.0);
+        assert_eq!(
+            one(&samples, "wireguard_latest_handshake_seconds", &carol_wge),
+            0.0
+        );
         // A peer without a name has no friendly_name label (as the exporter without -n).
         let unnamed_wge = find(
             &samples,
@@ -820,7 +835,10 @@ fn prometheus(fleet: &Fleet) {
             &[("router", router), ("public_key", UNNAMED)],
         );
         assert_eq!(unnamed_wge.len(), 1);
-        assert!(!unnamed_wge[0].1.contains_key("friendly_name"), "{unnamed_wge:?}");
+        assert!(
+            !unnamed_wge[0].1.contains_key("friendly_name"),
+            "{unnamed_wge:?}"
+        );
         assert_eq!(unnamed_wge[0].1.len(), 4, "{unnamed_wge:?}");
         // OpenVPN: 4 clients of the server instance, laptop-anna twice (two addresses).
         assert_eq!(

@@ -338,7 +338,9 @@ mod tests {
         assert_eq!((r.state, r.output.as_str()), (ActionState::Done, "pong"));
         assert!(
             !dir.path().join("journal").exists()
-                || std::fs::read(dir.path().join("journal")).unwrap().is_empty(),
+                || std::fs::read(dir.path().join("journal"))
+                    .unwrap()
+                    .is_empty(),
             "a ping is not journaled"
         );
         // Past its deadline it is refused like any action.

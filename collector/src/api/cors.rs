@@ -61,7 +61,9 @@ impl CorsOrigins {
                 || rest.contains('#')
                 || rest.contains('@')
             {
-                return Err(err("must be scheme://host[:port] with no path, query or user"));
+                return Err(err(
+                    "must be scheme://host[:port] with no path, query or user",
+                ));
             }
             if !rest
                 .bytes()
@@ -126,7 +128,12 @@ mod tests {
 
     #[test]
     fn origins_parse_and_bad_ones_are_named() {
-        let o = CorsOrigins::parse(&["https://VPN.example.net", "http://localhost:5173", "http://[::1]:8080"]).unwrap();
+        let o = CorsOrigins::parse(&[
+            "https://VPN.example.net",
+            "http://localhost:5173",
+            "http://[::1]:8080",
+        ])
+        .unwrap();
         assert_eq!(o.origins.len(), 3);
         assert_eq!(o.origins[0], "https://vpn.example.net");
         assert!(!o.any && !o.is_empty());

@@ -156,7 +156,11 @@ fn accept_q(accept: &str, pred: impl Fn(&str) -> bool) -> f32 {
             let q = parts
                 .find_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
                 .map_or(1.0, |q| q.trim().parse::<f32>().unwrap_or(0.0));
-            Some(if q.is_finite() { q.clamp(0.0, 1.0) } else { 0.0 })
+            Some(if q.is_finite() {
+                q.clamp(0.0, 1.0)
+            } else {
+                0.0
+            })
         })
         .unwrap_or(0.0)
 }
@@ -1462,7 +1466,9 @@ mod tests {
         let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
         assert!(wants_html(&accept(Some(browser))));
         assert!(wants_html(&accept(Some("text/html"))));
-        assert!(wants_html(&accept(Some("application/json;q=0.5, text/html"))));
+        assert!(wants_html(&accept(Some(
+            "application/json;q=0.5, text/html"
+        ))));
         for api in [
             None,
             Some("application/json"),
@@ -1481,16 +1487,25 @@ mod tests {
         let r = index(accept(Some("application/json"))).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[header::VARY], "Accept");
-        assert!(r.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"));
+        assert!(r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
         let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["status"], "running");
         assert_eq!(v["wireguard_config"], WIREGUARD_CONFIG);
         let r = index(accept(Some("text/html"))).await;
-        assert!(r.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+        assert!(r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
         assert!(r.headers().contains_key(header::CONTENT_SECURITY_POLICY));
         let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
-        assert!(body.starts_with(b"<!") || body.starts_with(b"<html"), "not the page");
+        assert!(
+            body.starts_with(b"<!") || body.starts_with(b"<html"),
+            "not the page"
+        );
     }
     // The window queries the dashboard read itself before it shared api::window with
     // /api/gateways, under their old names.

@@ -103,7 +103,9 @@ pub enum JwtSetupError {
 /// Why a token was not accepted. `Forbidden` is answered 403, everything else 401.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
-    #[error("JWT bearer tokens are not enabled on this collector (configure [jwt]); send an API key")]
+    #[error(
+        "JWT bearer tokens are not enabled on this collector (configure [jwt]); send an API key"
+    )]
     Disabled,
     #[error("unsigned JWT (alg \"none\") refused")]
     Unsigned,
@@ -175,7 +177,7 @@ fn load_pem(path: &Path) -> Result<(DecodingKey, Algorithm), JwtSetupError> {
         source,
     })?;
     match DecodingKey::from_ec_pem(&pem) {
-        Ok(k) => return Ok((k, Algorithm::ES256)),
+        Ok(k) => Ok((k, Algorithm::ES256)),
         Err(ec) => match DecodingKey::from_rsa_pem(&pem) {
             Ok(k) => Ok((k, Algorithm::RS256)),
             Err(rsa) => Err(JwtSetupError::Pem {
@@ -267,13 +269,12 @@ impl JwtVerifier {
                 want: alg_name(self.algorithm),
             });
         }
-        let data =
-            jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
-                token,
-                &self.key,
-                &self.validation,
-            )
-            .map_err(|e| self.map_error(e.into_kind()))?;
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &self.key,
+            &self.validation,
+        )
+        .map_err(|e| self.map_error(e.into_kind()))?;
         let claims = data.claims;
         let subject = match claims.get("sub") {
             Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
@@ -299,17 +300,21 @@ impl JwtVerifier {
             ErrorKind::MissingRequiredClaim(c) => JwtError::MissingClaim(c),
             ErrorKind::InvalidIssuer => JwtError::Issuer,
             ErrorKind::InvalidAudience => JwtError::Audience(
-                self.audience.clone().unwrap_or_else(|| "none configured".into()),
+                self.audience
+                    .clone()
+                    .unwrap_or_else(|| "none configured".into()),
             ),
-            ErrorKind::InvalidClaimFormat(c) => JwtError::Malformed(format!("claim {c} has a wrong type")),
+            ErrorKind::InvalidClaimFormat(c) => {
+                JwtError::Malformed(format!("claim {c} has a wrong type"))
+            }
             ErrorKind::InvalidToken => JwtError::Malformed("not three base64url parts".into()),
             ErrorKind::Base64(e) => JwtError::Malformed(format!("bad base64url: {e}")),
             ErrorKind::Json(e) => JwtError::Malformed(format!("bad JSON: {e}")),
             ErrorKind::Utf8(_) => JwtError::Malformed("not UTF-8".into()),
             // Key errors mean the signature cannot be checked with this key.
-            ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat => {
-                JwtError::Signature
-            }
+            ErrorKind::InvalidEcdsaKey
+            | ErrorKind::InvalidRsaKey(_)
+            | ErrorKind::InvalidKeyFormat => JwtError::Signature,
             other => JwtError::Malformed(format!("{other:?}")),
         }
     }
@@ -400,7 +405,8 @@ pub(crate) mod tests {
         let v = hs();
         let t = hs_token(&json!({"sub": "a", "role": "read", "exp": now() - 120}));
         assert_eq!(v.verify(&t).unwrap_err(), JwtError::Expired);
-        let t = hs_token(&json!({"sub": "a", "role": "read", "exp": now() + 600, "nbf": now() + 300}));
+        let t =
+            hs_token(&json!({"sub": "a", "role": "read", "exp": now() + 600, "nbf": now() + 300}));
         assert_eq!(v.verify(&t).unwrap_err(), JwtError::NotYetValid);
         let other = encode(
             &Header::new(Algorithm::HS256),
@@ -426,7 +432,11 @@ pub(crate) mod tests {
         let v = hs();
         let claims = json!({"sub": "a", "role": "admin", "exp": now() + 60});
         for alg in ["none", "None", "NONE"] {
-            let t = format!("{}.{}.", b64(&json!({"alg": alg, "typ": "JWT"})), b64(&claims));
+            let t = format!(
+                "{}.{}.",
+                b64(&json!({"alg": alg, "typ": "JWT"})),
+                b64(&claims)
+            );
             assert_eq!(v.verify(&t).unwrap_err(), JwtError::Unsigned, "{alg}");
         }
         let t = format!("{}.{}.", b64(&json!({"typ": "JWT"})), b64(&claims));
@@ -442,17 +452,34 @@ pub(crate) mod tests {
     fn missing_claims_unknown_roles_and_garbage() {
         let v = hs();
         let t = hs_token(&json!({"sub": "a", "role": "read"}));
-        assert_eq!(v.verify(&t).unwrap_err(), JwtError::MissingClaim("exp".into()));
+        assert_eq!(
+            v.verify(&t).unwrap_err(),
+            JwtError::MissingClaim("exp".into())
+        );
         let t = hs_token(&json!({"role": "read", "exp": now() + 60}));
-        assert_eq!(v.verify(&t).unwrap_err(), JwtError::MissingClaim("sub".into()));
-        for role in [json!("root"), json!(7), json!(["x"]), serde_json::Value::Null] {
+        assert_eq!(
+            v.verify(&t).unwrap_err(),
+            JwtError::MissingClaim("sub".into())
+        );
+        for role in [
+            json!("root"),
+            json!(7),
+            json!(["x"]),
+            serde_json::Value::Null,
+        ] {
             let t = hs_token(&json!({"sub": "a", "role": role, "exp": now() + 60}));
             let e = v.verify(&t).unwrap_err();
             assert!(e.is_forbidden(), "{e}");
         }
         let t = hs_token(&json!({"sub": "a", "exp": now() + 60}));
         assert!(v.verify(&t).unwrap_err().is_forbidden());
-        for bad in ["", "a.b", "a.b.c.d", "!!!.x.y", &"a".repeat(MAX_TOKEN_BYTES + 1)] {
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!!.x.y",
+            &"a".repeat(MAX_TOKEN_BYTES + 1),
+        ] {
             assert!(
                 matches!(v.verify(bad).unwrap_err(), JwtError::Malformed(_)),
                 "{bad:?}"
@@ -478,7 +505,10 @@ pub(crate) mod tests {
         assert_eq!(v.verify(&hs_token(&bad)).unwrap_err(), JwtError::Issuer);
         let mut bad = good.clone();
         bad["aud"] = json!("other");
-        assert!(matches!(v.verify(&hs_token(&bad)).unwrap_err(), JwtError::Audience(_)));
+        assert!(matches!(
+            v.verify(&hs_token(&bad)).unwrap_err(),
+            JwtError::Audience(_)
+        ));
     }
 
     #[test]
@@ -514,7 +544,8 @@ pub(crate) mod tests {
         std::fs::write(&pub_file, include_str!("../../testdata/jwt-rsa.pub.pem")).unwrap();
         let v = JwtVerifier::new(&JwtConfig::new(JwtKeySource::PublicKeyFile(pub_file))).unwrap();
         assert_eq!(v.algorithm(), "RS256");
-        let enc = EncodingKey::from_rsa_pem(include_bytes!("../../testdata/jwt-rsa.key.pem")).unwrap();
+        let enc =
+            EncodingKey::from_rsa_pem(include_bytes!("../../testdata/jwt-rsa.key.pem")).unwrap();
         let t = encode(
             &Header::new(Algorithm::RS256),
             &json!({"sub": "ops", "role": "admin", "exp": now() + 60}),
@@ -526,19 +557,28 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_setup_is_a_clear_error() {
-        let e = JwtVerifier::new(&JwtConfig::new(JwtKeySource::Secret(b"short".to_vec()))).unwrap_err();
+        let e =
+            JwtVerifier::new(&JwtConfig::new(JwtKeySource::Secret(b"short".to_vec()))).unwrap_err();
         assert!(matches!(e, JwtSetupError::ShortSecret(5)), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("none.pem");
-        let e = JwtVerifier::new(&JwtConfig::new(JwtKeySource::PublicKeyFile(missing))).unwrap_err();
+        let e =
+            JwtVerifier::new(&JwtConfig::new(JwtKeySource::PublicKeyFile(missing))).unwrap_err();
         assert!(e.to_string().contains("none.pem"), "{e}");
         let junk = dir.path().join("junk.pem");
-        std::fs::write(&junk, "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").unwrap();
+        std::fs::write(
+            &junk,
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        )
+        .unwrap();
         let e = JwtVerifier::new(&JwtConfig::new(JwtKeySource::PublicKeyFile(junk))).unwrap_err();
         assert!(matches!(e, JwtSetupError::Pem { .. }), "{e}");
         let mut cfg = JwtConfig::new(JwtKeySource::Secret(SECRET.to_vec()));
         cfg.role_claim = String::new();
-        assert!(matches!(JwtVerifier::new(&cfg).unwrap_err(), JwtSetupError::RoleClaim));
+        assert!(matches!(
+            JwtVerifier::new(&cfg).unwrap_err(),
+            JwtSetupError::RoleClaim
+        ));
     }
 
     #[test]

@@ -293,7 +293,9 @@ pub async fn health_test(
         })?,
     };
     if target.chars().count() > crate::store::MAX_NAME_CHARS {
-        return Err(ApiError::bad_request("router must be at most 64 characters"));
+        return Err(ApiError::bad_request(
+            "router must be at most 64 characters",
+        ));
     }
     let router_id = state.actions.router_id(target.clone()).await?;
     if !state.actions.is_live(router_id) {
@@ -322,7 +324,10 @@ pub async fn health_test(
     let latency_ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
     // The hub refuses, without sending, an action for a revoked router.
     let revoked = row.state == "refused"
-        && row.output.as_deref().is_some_and(|o| o.contains("is revoked"));
+        && row
+            .output
+            .as_deref()
+            .is_some_and(|o| o.contains("is revoked"));
     if revoked {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -302,7 +302,10 @@ mod tests {
         }
         // GET / (JSON status or the page) and the POST /api/health round trip.
         let root = &json["paths"]["/"]["get"]["responses"]["200"]["content"];
-        assert!(root.get("application/json").is_some() && root.get("text/html").is_some(), "{root}");
+        assert!(
+            root.get("application/json").is_some() && root.get("text/html").is_some(),
+            "{root}"
+        );
         let ping = &json["paths"]["/api/health"]["post"]["responses"];
         for status in ["200", "400", "401", "403", "404", "503", "504"] {
             assert!(ping.get(status).is_some(), "POST /api/health {status}");
