@@ -314,6 +314,11 @@ fn post_api_health_round_trips_to_the_agent_and_audits_the_jwt_subject() {
         assert_eq!(s, 400, "{bad}: {body}");
         assert!(body["error"].is_string(), "{body}");
     }
+    let long = format!(r#"{{"router": "ap-ping", "host": "{}"}}"#, "h".repeat(65));
+    assert_eq!(
+        b.call("POST", "/api/health", Some(&read), Some(&long)).0,
+        400
+    );
     let (s, _, body) = b.call(
         "POST",
         "/api/health",

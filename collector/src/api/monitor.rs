@@ -286,17 +286,20 @@ pub async fn health_test(
             "timeout must be between 1 and {HEALTH_TEST_TIMEOUT_MAX_S} seconds"
         )));
     }
+    for (field, v) in [("router", &req.router), ("host", &req.host)] {
+        if v.as_ref().is_some_and(|v| v.chars().count() > crate::store::MAX_NAME_CHARS) {
+            return Err(ApiError::bad_request(format!(
+                "{field} must be at most {} characters",
+                crate::store::MAX_NAME_CHARS
+            )));
+        }
+    }
     let target = match req.router.or(req.host).filter(|t| !t.trim().is_empty()) {
         Some(t) => t,
         None => state.actions.only_router().await?.ok_or_else(|| {
             ApiError::bad_request("name the router to test: {\"router\": \"<name or id>\"}")
         })?,
     };
-    if target.chars().count() > crate::store::MAX_NAME_CHARS {
-        return Err(ApiError::bad_request(
-            "router must be at most 64 characters",
-        ));
-    }
     let router_id = state.actions.router_id(target.clone()).await?;
     if !state.actions.is_live(router_id) {
         return Err(ApiError::new(
