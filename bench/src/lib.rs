@@ -7,11 +7,13 @@
 //! - [`cproc`]: the real collector binary as a child process.
 //! - [`sim`]: simulated agents speaking the real protocol over real mutual TLS.
 //! - [`rawsql`]: the plain-SQLite baseline of the ingest benchmark.
+//! - [`storage`]: stored bytes per report, split by table with `dbstat`.
 
 pub mod cproc;
 pub mod gen;
 pub mod rawsql;
 pub mod sim;
+pub mod storage;
 pub mod sys;
 
 /// Why the command line could not be used.
