@@ -173,7 +173,10 @@ fn add_routers(conn: &Connection, n: usize) -> Result<Vec<i64>, rusqlite::Error>
         "INSERT INTO routers (name, hostname, cert_fingerprint, cert_not_after, enrolled_at) VALUES (?1, ?1, ?2, 0, 0)",
     )?;
     for i in 0..n {
-        st.execute(rusqlite::params![format!("bench-{i:05}"), format!("{i:064x}")])?;
+        st.execute(rusqlite::params![
+            format!("bench-{i:05}"),
+            format!("{i:064x}")
+        ])?;
         ids.push(conn.last_insert_rowid());
     }
     Ok(ids)
@@ -236,7 +239,9 @@ pub fn measure(conn: &Connection) -> Result<Figures, StorageError> {
     let free_pages: u64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
     // b-tree name -> owning table
     let mut owner: BTreeMap<String, String> = BTreeMap::new();
-    let mut st = conn.prepare("SELECT name, tbl_name, type FROM sqlite_master WHERE type IN ('table', 'index')")?;
+    let mut st = conn.prepare(
+        "SELECT name, tbl_name, type FROM sqlite_master WHERE type IN ('table', 'index')",
+    )?;
     let objects: Vec<(String, String, String)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
@@ -250,7 +255,8 @@ pub fn measure(conn: &Connection) -> Result<Figures, StorageError> {
             });
         }
     }
-    let mut st = conn.prepare("SELECT name, sum(pgsize), sum(payload) FROM dbstat GROUP BY name")?;
+    let mut st =
+        conn.prepare("SELECT name, sum(pgsize), sum(payload) FROM dbstat GROUP BY name")?;
     let pages: Vec<(String, u64, u64)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
@@ -273,7 +279,10 @@ pub fn measure(conn: &Connection) -> Result<Figures, StorageError> {
             continue;
         }
         let mut cols = Vec::new();
-        let mut st = conn.prepare(&format!("SELECT name FROM pragma_table_info('{}')", t.table))?;
+        let mut st = conn.prepare(&format!(
+            "SELECT name FROM pragma_table_info('{}')",
+            t.table
+        ))?;
         for c in st.query_map([], |r| r.get::<_, String>(0))? {
             cols.push(format!("(\"{}\" IS NOT NULL)", c?));
         }
@@ -281,7 +290,11 @@ pub fn measure(conn: &Connection) -> Result<Figures, StorageError> {
             continue;
         }
         let (rows, values): (u64, Option<u64>) = conn.query_row(
-            &format!("SELECT count(*), sum({}) FROM \"{}\"", cols.join(" + "), t.table),
+            &format!(
+                "SELECT count(*), sum({}) FROM \"{}\"",
+                cols.join(" + "),
+                t.table
+            ),
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
@@ -314,7 +327,11 @@ mod tests {
         let pages: u64 = f.tables.iter().map(TableBytes::bytes).sum();
         // every page but the free ones belongs to some b-tree
         assert_eq!(pages + f.free_pages * f.page_size, f.file_bytes);
-        let st = f.tables.iter().find(|t| t.table == "station_samples").unwrap();
+        let st = f
+            .tables
+            .iter()
+            .find(|t| t.table == "station_samples")
+            .unwrap();
         assert_eq!(st.rows, 12 * 20);
         assert!(st.values > st.rows * 10, "{st:?}");
         assert!(f.bytes_per_report() > 0.0 && f.render().contains("bytes per report"));

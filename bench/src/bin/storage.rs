@@ -12,15 +12,13 @@ use routerstats_bench::{flag, flags, storage};
 const USAGE: &str = "bench-storage [--routers N] [--hours H] [--dir PATH]";
 
 fn main() -> ExitCode {
-    let opts = flags(USAGE)
-        .map_err(|e| e.to_string())
-        .and_then(|f| {
-            Ok((
-                flag(&f, "routers", 200usize)?,
-                flag(&f, "hours", 2.0f64)?,
-                flag::<String>(&f, "dir", String::new())?,
-            ))
-        });
+    let opts = flags(USAGE).map_err(|e| e.to_string()).and_then(|f| {
+        Ok((
+            flag(&f, "routers", 200usize)?,
+            flag(&f, "hours", 2.0f64)?,
+            flag::<String>(&f, "dir", String::new())?,
+        ))
+    });
     let (routers, hours, dir) = match opts {
         Ok(o) => o,
         Err(e) => {
@@ -35,8 +33,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let dir = if dir.is_empty() { tmp.path().to_path_buf() } else { PathBuf::from(dir) };
-    let rounds = ((hours * 3600.0) / storage::INTERVAL_S as f64).round().max(1.0) as u64;
+    let dir = if dir.is_empty() {
+        tmp.path().to_path_buf()
+    } else {
+        PathBuf::from(dir)
+    };
+    let rounds = ((hours * 3600.0) / storage::INTERVAL_S as f64)
+        .round()
+        .max(1.0) as u64;
     println!(
         "bench-storage: {routers} routers x {rounds} reports ({hours} h at {} s), report shape {:?}",
         storage::INTERVAL_S,
