@@ -564,8 +564,7 @@ const IFACES_SQL: &str = "SELECT name, kind, rx_bytes, tx_bytes, rx_bps, tx_bps,
 const LEASES_SQL: &str =
     "SELECT ip, mac, hostname, client_id, expires FROM leases WHERE router_id = ?1";
 const LEASE_BY_MAC_SQL: &str = "SELECT hostname, ip FROM leases WHERE mac = ?1 ORDER BY hostname IS NULL, updated_ms DESC LIMIT 1";
-const WIRELESS_SQL: &str =
-    "SELECT name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, links \
+const WIRELESS_SQL: &str = "SELECT name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, links \
      FROM wireless_interfaces WHERE router_id = ?1 ORDER BY name";
 const STATIONS_SQL: &str =
     "SELECT iface, mac, ssid, signal_dbm, signal_avg_dbm, tx_bitrate_kbps, rx_bitrate_kbps, \
@@ -1851,18 +1850,9 @@ mod tests {
         let d = detail_answer(&c, NOW, Window::H1, "1").unwrap().unwrap();
         let g = &d.ssids[0];
         let links = &g.interfaces[0].links;
-        let widths: Vec<_> = links
-            .iter()
-            .map(|l| (l.link_id, l.freq_mhz, l.width_mhz))
-            .collect();
-        assert_eq!(
-            widths,
-            [(1, Some(5180), Some(160)), (2, Some(6135), Some(320))]
-        );
-        assert_eq!(
-            links[1].addr.map(|a| a.to_string()).as_deref(),
-            Some("02:00:00:00:00:62")
-        );
+        let widths: Vec<_> = links.iter().map(|l| (l.link_id, l.freq_mhz, l.width_mhz)).collect();
+        assert_eq!(widths, [(1, Some(5180), Some(160)), (2, Some(6135), Some(320))]);
+        assert_eq!(links[1].addr.map(|a| a.to_string()).as_deref(), Some("02:00:00:00:00:62"));
         assert_eq!(g.clients[0].airtime_permille, Some(125));
     }
 

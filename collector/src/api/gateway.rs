@@ -36,8 +36,8 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{envelope, Envelope};
-use super::extract::bad_query;
 use super::fleet::{find_router, load_routers, RouterInfo};
+use super::extract::bad_query;
 use super::monitor::to_u64;
 use super::readpool::db_err;
 use super::times::iso_ms;

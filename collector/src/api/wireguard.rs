@@ -498,6 +498,7 @@ pub fn normalize_key(raw: &str) -> Result<String, ApiError> {
     Ok(STANDARD.encode(bytes))
 }
 
+
 fn check_name(name: &str) -> Result<(), ApiError> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(ApiError::bad_request(format!(
