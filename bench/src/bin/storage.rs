@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use routerstats_bench::{flag, flags, storage};
+use routerstats_bench::{blocks, flag, flags, storage};
 
 const USAGE: &str = "bench-storage [--routers N] [--hours H] [--dir PATH]";
 
@@ -46,9 +46,11 @@ fn main() -> ExitCode {
         storage::INTERVAL_S,
         storage::SHAPE
     );
-    match storage::run(&dir.join("storage.db"), routers, rounds) {
+    let db = dir.join("storage.db");
+    match storage::run(&db, routers, rounds) {
         Ok(f) => {
             print!("{}", f.render());
+            block_layout(&db, &dir.join("blocks.db"), &f);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -56,4 +58,40 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints what the block layout (`routerstats_bench::blocks`) would store for the same rows,
+/// next to the row layout's bytes.
+fn block_layout(db: &std::path::Path, scratch: &std::path::Path, rows: &storage::Figures) {
+    let conn = match rusqlite::Connection::open(db) {
+        Ok(c) => c,
+        Err(e) => return eprintln!("block layout: {e}"),
+    };
+    let b = match blocks::measure(&conn, scratch) {
+        Ok(b) => b,
+        Err(e) => return eprintln!("block layout: {e}"),
+    };
+    let reports = rows.reports.max(1) as f64;
+    // The per-report summaries stay row tables next to the blocks (fleet queries read them).
+    let kept: u64 = rows
+        .tables
+        .iter()
+        .filter(|t| t.table == "station_report_totals" || t.table == "station_rollup_5m")
+        .map(|t| t.bytes())
+        .sum();
+    println!(
+        "block layout (measured, not the store): {} blocks (router x table x hour), {} B encoded -> {} B deflated, {} B of SQLite pages",
+        b.blocks, b.encoded, b.compressed, b.pages
+    );
+    for (t, bytes) in &b.per_table {
+        println!("  {t:<22} {:>8.1} B/report deflated", *bytes as f64 / reports);
+    }
+    println!(
+        "  = {:.0} B per report in blocks + {:.0} B of per-report summaries kept as rows = {:.0} B per report ({:.2} B per value, {:.2} MB per router-day)",
+        b.pages as f64 / reports,
+        kept as f64 / reports,
+        (b.pages + kept) as f64 / reports,
+        b.pages as f64 / b.values.max(1) as f64,
+        (b.pages + kept) as f64 / reports * (86_400 / storage::INTERVAL_S) as f64 / 1e6
+    );
 }
