@@ -25,7 +25,10 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ("interface_samples", &["name"]),
     ("station_samples", &["iface", "mac"]),
     ("wg_peer_samples", &["iface", "public_key"]),
-    ("ovpn_client_samples", &["instance", "common_name", "real_address"]),
+    (
+        "ovpn_client_samples",
+        &["instance", "common_name", "real_address"],
+    ),
     ("station_link_samples", &["iface", "mac", "link_id"]),
 ];
 
@@ -154,12 +157,19 @@ fn encode(rows: &[Vec<Value>], series: &[bool], pred: &[Predict], ts: usize) -> 
         let mut vals = Vec::new();
         let mut dict: HashMap<&[u8], u64> = HashMap::new();
         for (i, row) in rows.iter().enumerate() {
-            let prev = if series[i] { None } else { Some(rows[i - 1].as_slice()) };
+            let prev = if series[i] {
+                None
+            } else {
+                Some(rows[i - 1].as_slice())
+            };
             match &row[col] {
                 Value::Null => tags.push(0),
                 Value::Integer(v) => {
                     tags.push(1);
-                    put_varint(&mut vals, zigzag(v.wrapping_sub(predicted(p, col, row, prev, ts))));
+                    put_varint(
+                        &mut vals,
+                        zigzag(v.wrapping_sub(predicted(p, col, row, prev, ts))),
+                    );
                 }
                 Value::Real(f) => {
                     tags.push(2);
@@ -220,7 +230,11 @@ fn decode(buf: &[u8], ncols: usize, pred: &[Predict], ts: usize) -> Option<Vec<V
                     let r = unzigzag(get_varint(vals, &mut vp)?);
                     let (head, tail) = rows.split_at_mut(i);
                     let row = &tail[0];
-                    let prev = if series[i] { None } else { head.last().map(Vec::as_slice) };
+                    let prev = if series[i] {
+                        None
+                    } else {
+                        head.last().map(Vec::as_slice)
+                    };
                     Value::Integer(r.wrapping_add(predicted(pred[col], col, row, prev, ts)))
                 }
                 2 => {
@@ -286,10 +300,17 @@ pub fn measure(src: &Connection, scratch: &Path) -> Result<BlockFigures, BlockEr
             .iter()
             .filter_map(|k| cols.iter().position(|c| c == k))
             .collect();
-        let order: Vec<String> = key.iter().map(|k| format!("\"{k}\"")).chain(["ts_ms".into()]).collect();
+        let order: Vec<String> = key
+            .iter()
+            .map(|k| format!("\"{k}\""))
+            .chain(["ts_ms".into()])
+            .collect();
         let sql = format!(
             "SELECT router_id, {} FROM \"{table}\" ORDER BY router_id, ts_ms / {HOUR_MS}, {}",
-            cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", "),
+            cols.iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
             order.join(", ")
         );
         let mut st = src.prepare(&sql)?;
@@ -297,7 +318,10 @@ pub fn measure(src: &Connection, scratch: &Path) -> Result<BlockFigures, BlockEr
         let mut cur: Option<(i64, i64)> = None;
         let mut block: Vec<Vec<Value>> = Vec::new();
         let mut compressed_table = 0u64;
-        let flush = |id: (i64, i64), block: &mut Vec<Vec<Value>>, f: &mut BlockFigures| -> Result<u64, BlockError> {
+        let flush = |id: (i64, i64),
+                     block: &mut Vec<Vec<Value>>,
+                     f: &mut BlockFigures|
+         -> Result<u64, BlockError> {
             let series: Vec<bool> = (0..block.len())
                 .map(|i| i == 0 || key_idx.iter().any(|&k| block[i][k] != block[i - 1][k]))
                 .collect();
@@ -325,7 +349,9 @@ pub fn measure(src: &Connection, scratch: &Path) -> Result<BlockFigures, BlockEr
         };
         while let Some(r) = rows.next()? {
             let router: i64 = r.get(0)?;
-            let vals: Vec<Value> = (1..=cols.len()).map(|i| r.get(i)).collect::<Result<_, _>>()?;
+            let vals: Vec<Value> = (1..=cols.len())
+                .map(|i| r.get(i))
+                .collect::<Result<_, _>>()?;
             let hour = int(&vals[ts]).unwrap_or(0).div_euclid(HOUR_MS);
             if cur.is_some_and(|c| c != (router, hour)) {
                 if let Some(c) = cur {
@@ -341,12 +367,13 @@ pub fn measure(src: &Connection, scratch: &Path) -> Result<BlockFigures, BlockEr
         f.per_table.push((table.to_string(), compressed_table));
     }
     dst.execute_batch("COMMIT")?;
-    f.pages = dst.query_row(
-        "SELECT sum(pgsize) FROM dbstat WHERE name = 'blocks'",
-        [],
-        |r| r.get::<_, Option<i64>>(0),
-    )?
-    .unwrap_or(0) as u64;
+    f.pages = dst
+        .query_row(
+            "SELECT sum(pgsize) FROM dbstat WHERE name = 'blocks'",
+            [],
+            |r| r.get::<_, Option<i64>>(0),
+        )?
+        .unwrap_or(0) as u64;
     Ok(f)
 }
 

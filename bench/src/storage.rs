@@ -302,7 +302,7 @@ pub fn measure(conn: &Connection) -> Result<Figures, StorageError> {
         t.values = values.unwrap_or(0);
     }
     let mut tables: Vec<TableBytes> = tables.into_values().filter(|t| t.bytes() > 0).collect();
-    tables.sort_by(|a, b| b.bytes().cmp(&a.bytes()));
+    tables.sort_by_key(|t| std::cmp::Reverse(t.bytes()));
     Ok(Figures {
         routers: 0,
         reports: 0,

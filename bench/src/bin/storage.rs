@@ -2,14 +2,17 @@
 //! table-by-table split from SQLite's `dbstat` (see `routerstats_bench::storage`).
 //!
 //! `--routers N` (default 200) routers report every 30 s for `--hours H` (default 2) through
-//! the collector's own ingest into a database in `--dir PATH` (default: a temp dir).
+//! the collector's own ingest into a database in `--dir PATH` (default: a temp dir). Then what a
+//! compressed block layout would store for the same rows (`--no-blocks` skips it), and with
+//! `--metrics` the size and time of `/metrics` and of one remote-write snapshot.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use routerstats_bench::{blocks, flag, flags, storage};
 
-const USAGE: &str = "bench-storage [--routers N] [--hours H] [--dir PATH]";
+const USAGE: &str =
+    "bench-storage [--routers N] [--hours H] [--dir PATH] [--no-blocks] [--metrics]";
 
 fn main() -> ExitCode {
     let opts = flags(USAGE).map_err(|e| e.to_string()).and_then(|f| {
@@ -17,9 +20,11 @@ fn main() -> ExitCode {
             flag(&f, "routers", 200usize)?,
             flag(&f, "hours", 2.0f64)?,
             flag::<String>(&f, "dir", String::new())?,
+            !routerstats_bench::switch(&f, "no-blocks"),
+            routerstats_bench::switch(&f, "metrics"),
         ))
     });
-    let (routers, hours, dir) = match opts {
+    let (routers, hours, dir, with_blocks, with_metrics) = match opts {
         Ok(o) => o,
         Err(e) => {
             eprintln!("{e}\nusage: {USAGE}");
@@ -50,7 +55,12 @@ fn main() -> ExitCode {
     match storage::run(&db, routers, rounds) {
         Ok(f) => {
             print!("{}", f.render());
-            block_layout(&db, &dir.join("blocks.db"), &f);
+            if with_metrics {
+                metrics(&db);
+            }
+            if with_blocks {
+                block_layout(&db, &dir.join("blocks.db"), &f);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -84,7 +94,10 @@ fn block_layout(db: &std::path::Path, scratch: &std::path::Path, rows: &storage:
         b.blocks, b.encoded, b.compressed, b.pages
     );
     for (t, bytes) in &b.per_table {
-        println!("  {t:<22} {:>8.1} B/report deflated", *bytes as f64 / reports);
+        println!(
+            "  {t:<22} {:>8.1} B/report deflated",
+            *bytes as f64 / reports
+        );
     }
     println!(
         "  = {:.0} B per report in blocks + {:.0} B of per-report summaries kept as rows = {:.0} B per report ({:.2} B per value, {:.2} MB per router-day)",
@@ -94,4 +107,60 @@ fn block_layout(db: &std::path::Path, scratch: &std::path::Path, rows: &storage:
         b.pages as f64 / b.values.max(1) as f64,
         (b.pages + kept) as f64 / reports * (86_400 / storage::INTERVAL_S) as f64 / 1e6
     );
+}
+
+/// Size and time of `/metrics` (uncached) on the stored fleet, and of one remote-write
+/// snapshot of it (protobuf + snappy), with and without the per-station families.
+fn metrics(db: &std::path::Path) {
+    use routerstats_collector::remote_write::{exposition, snapshot, wire, RemoteWriteConfig};
+    let conn = match rusqlite::Connection::open(db) {
+        Ok(c) => c,
+        Err(e) => return eprintln!("metrics: {e}"),
+    };
+    let now: i64 = conn
+        .query_row("SELECT max(last_report_ms) FROM routers", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    let t = std::time::Instant::now();
+    let text = match exposition(&conn, now) {
+        Ok(t) => t,
+        Err(e) => return eprintln!("metrics: {e}"),
+    };
+    let took = t.elapsed();
+    let series = text.lines().filter(|l| !l.starts_with('#')).count();
+    println!(
+        "/metrics (uncached, this build): {} bytes, {series} series, rendered in {:.0} ms",
+        text.len(),
+        took.as_secs_f64() * 1e3
+    );
+    for (what, cfg) in [
+        ("every family", RemoteWriteConfig::default()),
+        (
+            "without routerstats_station_",
+            RemoteWriteConfig {
+                exclude: vec!["routerstats_station_".into()],
+                ..RemoteWriteConfig::default()
+            },
+        ),
+    ] {
+        let t = std::time::Instant::now();
+        match snapshot(&conn, &cfg, now) {
+            Ok(s) => {
+                let n = s.len();
+                let bytes: usize = s
+                    .chunks(cfg.batch_samples)
+                    .map(|c| wire::encode(c.to_vec()).len())
+                    .sum();
+                println!(
+                    "remote-write snapshot, {what}: {n} samples, {bytes} bytes on the wire (protobuf + snappy, {} per request), {:.0} ms",
+                    cfg.batch_samples,
+                    t.elapsed().as_secs_f64() * 1e3
+                );
+            }
+            Err(e) => eprintln!("snapshot: {e}"),
+        }
+    }
 }

@@ -234,13 +234,18 @@ pub async fn send(
     }
 }
 
+/// The text `GET /metrics` serves at `now_ms` (uncached), for the output and the benchmarks.
+pub fn exposition(conn: &rusqlite::Connection, now_ms: i64) -> Result<String, String> {
+    crate::api::prometheus::render_fleet(conn, now_ms).map_err(|e| format!("{e:?}"))
+}
+
 /// The series of `/metrics` at `now_ms` that `cfg` sends.
 pub fn snapshot(
     conn: &rusqlite::Connection,
     cfg: &RemoteWriteConfig,
     now_ms: i64,
 ) -> Result<Vec<TimeSeries>, String> {
-    let text = crate::api::prometheus::render_fleet(conn, now_ms).map_err(|e| format!("{e:?}"))?;
+    let text = exposition(conn, now_ms)?;
     let points: Vec<Point> = wire::parse_exposition(&text).map_err(|e| e.to_string())?;
     Ok(points
         .iter()
