@@ -4,7 +4,8 @@
 //! `--routers N` (default 200) routers report every 30 s for `--hours H` (default 2) through
 //! the collector's own ingest into a database in `--dir PATH` (default: a temp dir). Then what a
 //! compressed block layout would store for the same rows (`--no-blocks` skips it), and with
-//! `--metrics` the size and time of `/metrics` and of one remote-write snapshot.
+//! `--metrics` the size and time of `/metrics` and of one remote-write snapshot (`--reuse` with
+//! `--dir` measures those on the database an earlier run left there).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use routerstats_bench::{blocks, flag, flags, storage};
 
 const USAGE: &str =
-    "bench-storage [--routers N] [--hours H] [--dir PATH] [--no-blocks] [--metrics]";
+    "bench-storage [--routers N] [--hours H] [--dir PATH] [--no-blocks] [--metrics] [--reuse]";
 
 fn main() -> ExitCode {
     let opts = flags(USAGE).map_err(|e| e.to_string()).and_then(|f| {
@@ -22,9 +23,10 @@ fn main() -> ExitCode {
             flag::<String>(&f, "dir", String::new())?,
             !routerstats_bench::switch(&f, "no-blocks"),
             routerstats_bench::switch(&f, "metrics"),
+            routerstats_bench::switch(&f, "reuse"),
         ))
     });
-    let (routers, hours, dir, with_blocks, with_metrics) = match opts {
+    let (routers, hours, dir, with_blocks, with_metrics, reuse) = match opts {
         Ok(o) => o,
         Err(e) => {
             eprintln!("{e}\nusage: {USAGE}");
@@ -52,6 +54,13 @@ fn main() -> ExitCode {
         storage::SHAPE
     );
     let db = dir.join("storage.db");
+    if reuse {
+        // Measure the database an earlier run left in --dir (sizes and /metrics only).
+        if with_metrics {
+            metrics(&db);
+        }
+        return ExitCode::SUCCESS;
+    }
     match storage::run(&db, routers, rounds) {
         Ok(f) => {
             print!("{}", f.render());
@@ -124,18 +133,27 @@ fn metrics(db: &std::path::Path) {
         .ok()
         .flatten()
         .unwrap_or(0);
-    let t = std::time::Instant::now();
-    let text = match exposition(&conn, now) {
-        Ok(t) => t,
-        Err(e) => return eprintln!("metrics: {e}"),
-    };
-    let took = t.elapsed();
-    let series = text.lines().filter(|l| !l.starts_with('#')).count();
-    println!(
-        "/metrics (uncached, this build): {} bytes, {series} series, rendered in {:.0} ms",
-        text.len(),
-        took.as_secs_f64() * 1e3
-    );
+    for (what, cfg) in [
+        ("every family", RemoteWriteConfig::default()),
+        (
+            "?exclude=routerstats_station_",
+            RemoteWriteConfig {
+                exclude: vec!["routerstats_station_".into()],
+                ..RemoteWriteConfig::default()
+            },
+        ),
+    ] {
+        let t = std::time::Instant::now();
+        match exposition(&conn, now, &cfg) {
+            Ok(text) => println!(
+                "/metrics {what} (uncached, this build): {} bytes, {} series, rendered in {:.0} ms",
+                text.len(),
+                text.lines().filter(|l| !l.starts_with('#')).count(),
+                t.elapsed().as_secs_f64() * 1e3
+            ),
+            Err(e) => eprintln!("metrics: {e}"),
+        }
+    }
     for (what, cfg) in [
         ("every family", RemoteWriteConfig::default()),
         (

@@ -25,6 +25,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::alerts::config::FileDuration;
+use crate::api::prometheus::FamilyFilter;
 use crate::api::readpool::ReadPool;
 use wire::{Point, TimeSeries};
 
@@ -131,10 +132,17 @@ impl RemoteWriteConfig {
         Ok(())
     }
 
+    /// The families sent, as the `/metrics` filter.
+    pub(crate) fn filter(&self) -> FamilyFilter {
+        FamilyFilter {
+            include: self.families.clone(),
+            exclude: self.exclude.clone(),
+        }
+    }
+
     /// Whether the family of metric `name` is sent.
     pub fn sends(&self, name: &str) -> bool {
-        (self.families.is_empty() || self.families.iter().any(|p| name.starts_with(p.as_str())))
-            && !self.exclude.iter().any(|p| name.starts_with(p.as_str()))
+        self.filter().keeps(name)
     }
 }
 
@@ -234,24 +242,27 @@ pub async fn send(
     }
 }
 
-/// The text `GET /metrics` serves at `now_ms` (uncached), for the output and the benchmarks.
-pub fn exposition(conn: &rusqlite::Connection, now_ms: i64) -> Result<String, String> {
-    crate::api::prometheus::render_fleet(conn, now_ms).map_err(|e| format!("{e:?}"))
+/// The text `GET /metrics` serves at `now_ms` (uncached) with the families `cfg` sends, for the
+/// output and the benchmarks.
+pub fn exposition(
+    conn: &rusqlite::Connection,
+    now_ms: i64,
+    cfg: &RemoteWriteConfig,
+) -> Result<String, String> {
+    crate::api::prometheus::render_fleet_filtered(conn, now_ms, &cfg.filter())
+        .map_err(|e| format!("{e:?}"))
 }
 
-/// The series of `/metrics` at `now_ms` that `cfg` sends.
+/// The series of `/metrics` at `now_ms` that `cfg` sends (the families it leaves out are not
+/// even read).
 pub fn snapshot(
     conn: &rusqlite::Connection,
     cfg: &RemoteWriteConfig,
     now_ms: i64,
 ) -> Result<Vec<TimeSeries>, String> {
-    let text = exposition(conn, now_ms)?;
+    let text = exposition(conn, now_ms, cfg)?;
     let points: Vec<Point> = wire::parse_exposition(&text).map_err(|e| e.to_string())?;
-    Ok(points
-        .iter()
-        .filter(|p| cfg.sends(&p.name))
-        .map(|p| p.to_series(now_ms))
-        .collect())
+    Ok(points.iter().map(|p| p.to_series(now_ms)).collect())
 }
 
 /// The running output: a snapshot task and a sender task.
