@@ -48,12 +48,14 @@ fn main() -> ExitCode {
     let rounds = ((hours * 3600.0) / storage::INTERVAL_S as f64)
         .round()
         .max(1.0) as u64;
-    println!(
-        "bench-storage: {routers} routers x {rounds} reports ({hours} h at {} s), report shape {:?}",
-        storage::INTERVAL_S,
-        storage::SHAPE
-    );
     let db = dir.join("storage.db");
+    if !reuse {
+        println!(
+            "bench-storage: {routers} routers x {rounds} reports ({hours} h at {} s), report shape {:?}",
+            storage::INTERVAL_S,
+            storage::SHAPE
+        );
+    }
     if reuse {
         // Measure the database an earlier run left in --dir (sizes and /metrics only).
         if with_metrics {
