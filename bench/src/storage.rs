@@ -33,17 +33,8 @@ pub const SHAPE: Shape = Shape {
 /// Report interval of the simulated fleet.
 pub const INTERVAL_S: u64 = 30;
 
-/// Tables deleted by raw retention (kept as long as the raw samples).
-pub const RAW_LEVEL: &[&str] = &[
-    "reports",
-    "interface_samples",
-    "station_samples",
-    "station_link_samples",
-    "wg_peer_samples",
-    "ovpn_client_samples",
-    "station_report_totals",
-    "station_rollup_5m",
-];
+/// Tables deleted by raw retention (kept as long as the raw samples): the collector's list.
+pub const RAW_LEVEL: &[&str] = routerstats_collector::store::RAW_LEVEL_TABLES;
 
 /// Why the measurement could not run.
 #[derive(Debug, thiserror::Error)]
