@@ -173,6 +173,33 @@ fn add_routers(conn: &Connection, n: usize) -> Result<Vec<i64>, rusqlite::Error>
     Ok(ids)
 }
 
+/// `steady_state_later` raises a station's bitrates by a tenth every other cycle (one step of a
+/// link getting better); over hours that compounds without bound (and overflows), so a bitrate
+/// that passed twice its first value goes back to it: a sawtooth in the generated link's range.
+fn settle_bitrates(r: &mut Report, base: &Report) {
+    for (s, b) in r.stations.iter_mut().zip(&base.stations) {
+        let (st, bs) = (&mut s.stats, &b.stats);
+        for (rate, first) in [
+            (st.tx_bitrate.as_mut(), bs.tx_bitrate.as_ref()),
+            (st.rx_bitrate.as_mut(), bs.rx_bitrate.as_ref()),
+        ] {
+            if let (Some(rate), Some(first)) = (rate, first) {
+                if rate.kbps > first.kbps.saturating_mul(2) {
+                    *rate = first.clone();
+                }
+            }
+        }
+        if let (Some(t), Some(first)) = (
+            st.expected_throughput_kbps.as_mut(),
+            bs.expected_throughput_kbps,
+        ) {
+            if *t > first.saturating_mul(2) {
+                *t = first;
+            }
+        }
+    }
+}
+
 /// Runs `routers` routers for `rounds` reports each (one batch per round) into a fresh
 /// database at `path`, then measures it.
 pub fn run(path: &Path, routers: usize, rounds: u64) -> Result<Figures, StorageError> {
@@ -181,6 +208,7 @@ pub fn run(path: &Path, routers: usize, rounds: u64) -> Result<Figures, StorageE
     let mut current: Vec<Report> = (0..routers)
         .map(|i| RouterText::generate(SHAPE, i as u64 + 1).parse_report())
         .collect::<Result<_, _>>()?;
+    let base = current.clone();
     let start_ms = 1_767_225_600_000u64;
     for (i, r) in current.iter_mut().enumerate() {
         r.seq = 1;
@@ -192,6 +220,7 @@ pub fn run(path: &Path, routers: usize, rounds: u64) -> Result<Figures, StorageE
         if round > 0 {
             for (i, r) in current.iter_mut().enumerate() {
                 *r = steady_state_later(r, INTERVAL_S, round * 1_000_003 + i as u64);
+                settle_bitrates(r, &base[i]);
             }
         }
         let batch: Vec<IngestItem<'_>> = ids
