@@ -74,6 +74,8 @@ pub struct Config {
     pub api_cache_max_bytes: usize,
     /// Alert rules, thresholds and receivers (`[alerts]`, see `crate::alerts::config`).
     pub alerts: crate::alerts::AlertsConfig,
+    /// Prometheus remote-write output (`[remote_write]`, see `crate::remote_write`); off without a URL.
+    pub remote_write: crate::remote_write::RemoteWriteConfig,
     /// How long an action waits for its router before it expires (requests may ask less).
     pub action_ttl: Duration,
     /// Defaults of the WireGuard manager's write routes (`[wireguard]` in the file).
@@ -112,6 +114,7 @@ impl Default for Config {
             api_cache_max_age: Duration::from_secs(10),
             api_cache_max_bytes: 256 * 1024 * 1024,
             alerts: crate::alerts::AlertsConfig::default(),
+            remote_write: crate::remote_write::RemoteWriteConfig::default(),
             action_ttl: crate::actions::DEFAULT_TTL,
             wireguard: crate::actions::WgDefaults::default(),
             backup_keep: 10,
@@ -189,6 +192,7 @@ struct FileConfig {
     api_cache_max_age: Option<FileDuration>,
     api_cache_max_bytes: Option<usize>,
     alerts: Option<toml::Value>,
+    remote_write: Option<toml::Value>,
     action_ttl: Option<FileDuration>,
     backup_keep: Option<usize>,
     wireguard: Option<FileWireguard>,
@@ -333,6 +337,14 @@ impl Config {
             c.alerts = crate::alerts::AlertsConfig::from_value(v).map_err(|reason| {
                 ConfigError::Invalid {
                     key: "alerts",
+                    reason,
+                }
+            })?;
+        }
+        if let Some(v) = file.remote_write {
+            c.remote_write = crate::remote_write::RemoteWriteConfig::from_value(v).map_err(|reason| {
+                ConfigError::Invalid {
+                    key: "remote_write",
                     reason,
                 }
             })?;
