@@ -80,6 +80,9 @@ pub struct Config {
     pub wireguard: crate::actions::WgDefaults,
     /// Backup archives kept per router.
     pub backup_keep: usize,
+    /// The ISP middleware routes' per-route limits (`[isp_rate_limits]`: `default_per_hour`, and
+    /// `[isp_rate_limits.routes]` with `"METHOD /path" = per_hour` entries).
+    pub isp_rate_limits: crate::api::rate_limit::RouteLimits,
 }
 
 impl Default for Config {
@@ -111,6 +114,7 @@ impl Default for Config {
             action_ttl: crate::actions::DEFAULT_TTL,
             wireguard: crate::actions::WgDefaults::default(),
             backup_keep: 10,
+            isp_rate_limits: crate::api::rate_limit::RouteLimits::default(),
         }
     }
 }
@@ -186,6 +190,15 @@ struct FileConfig {
     action_ttl: Option<FileDuration>,
     backup_keep: Option<usize>,
     wireguard: Option<FileWireguard>,
+    isp_rate_limits: Option<FileIspRateLimits>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIspRateLimits {
+    default_per_hour: Option<u32>,
+    /// `"METHOD /path" = per_hour`.
+    routes: Option<std::collections::BTreeMap<String, u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -302,6 +315,15 @@ impl Config {
             c.wireguard.interface = w.default_interface.unwrap_or(c.wireguard.interface);
             c.wireguard.endpoint = w.endpoint.or(c.wireguard.endpoint);
             c.wireguard.dns = w.dns.or(c.wireguard.dns);
+        }
+        if let Some(l) = file.isp_rate_limits {
+            let routes: Vec<(String, u32)> = l.routes.unwrap_or_default().into_iter().collect();
+            c.isp_rate_limits
+                .apply(l.default_per_hour, &routes)
+                .map_err(|e| ConfigError::Invalid {
+                    key: "isp_rate_limits",
+                    reason: e.to_string(),
+                })?;
         }
         if let Some(r) = file.retention {
             if let Some(v) = r.raw_days {

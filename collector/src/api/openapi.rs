@@ -176,6 +176,7 @@ pub fn build() -> (Document, Vec<String>) {
         found.extend(clashes(&doc, group, &fragment));
         doc.merge(fragment);
     }
+    super::isp::declare_group_answers(&mut doc);
     let components = doc.components.get_or_insert_with(Components::new);
     components.add_security_scheme(
         API_KEY_SCHEME,

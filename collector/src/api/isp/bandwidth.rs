@@ -20,8 +20,8 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::cached_envelope;
 use super::devices::{stations_at, StationRow};
+use super::{cached_envelope, cached_flat, FlatEnvelope};
 use super::{
     all_routers, auth, db, device_filter, isp_query, kbps_to_mbps, lease_for_mac, mbps, mib, ok,
     push_rows, read, resolve_user, round, router_names, username_of, ErrorEnvelope, IspError,
@@ -47,7 +47,7 @@ pub const MAX_THRESHOLD_MBPS: f64 = 100_000.0;
 const RAW_FLEET_MINUTES: i64 = 60;
 const MINUTE_MS: i64 = 60_000;
 
-/// `data` of `GET /api/bandwidth/usage/real-time`.
+/// `GET /api/bandwidth/usage/real-time`, its fields at the top level beside `success`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = isp::RealTimeUsage)]
 pub struct RealTimeUsage {
@@ -649,7 +649,7 @@ isp_query! {
         ("device" = Option<String>, Query, description = "Only this device"),
     ),
     responses(
-        (status = 200, description = "Rate series. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<RealTimeUsage>),
+        (status = 200, description = "`{success, period_minutes, bandwidth_data, summary, ..., timestamp}`: rate series. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = FlatEnvelope<RealTimeUsage>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user or device", body = ErrorEnvelope),
@@ -666,7 +666,7 @@ pub async fn real_time(
         device,
     } = RealTimeQuery::parse(q)?;
     let key = real_time_key(username.as_deref(), minutes, device.as_deref());
-    cached_envelope(&state, &key, move |c| {
+    cached_flat(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
         let now = now_ms();
         let start = now - minutes * MINUTE_MS;

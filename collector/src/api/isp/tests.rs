@@ -42,13 +42,11 @@ fn params_check_names_bounds_and_types() {
         "download"
     );
 
-    let e = params(&[("minute", "5")], &["minutes"]).unwrap_err();
-    assert_eq!(e.status, StatusCode::BAD_REQUEST);
-    assert!(
-        e.message.contains("unknown query parameter") && e.message.contains("minutes"),
-        "{}",
-        e.message
-    );
+    // Unknown names (cache busters, misspellings) are ignored, as on the other groups.
+    let p = params(&[("minute", "5"), ("_", "123")], &["minutes"]).unwrap();
+    assert_eq!(p.int("minutes", 60, 1, 180).unwrap(), 60);
+    // ... also repeated: only the accepted names must be unique.
+    params(&[("_", "1"), ("_", "2"), ("minutes", "5")], &["minutes"]).unwrap();
     let e = params(&[("minutes", "5"), ("minutes", "6")], &["minutes"]).unwrap_err();
     assert!(e.message.contains("more than once"), "{}", e.message);
 
@@ -705,18 +703,39 @@ fn openapi_lists_every_route() {
     let doc = <Doc as utoipa::OpenApi>::openapi();
     let json = serde_json::to_value(&doc).unwrap();
     let paths = json["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 19, "{:?}", paths.keys().collect::<Vec<_>>());
+    // 21 documented routes and the 6 deprecated aliases.
+    assert_eq!(paths.len(), 27, "{:?}", paths.keys().collect::<Vec<_>>());
     for p in [
-        "/api/devices/{name}/currentstatus",
+        "/api/mikrotik/devices",
+        "/api/mikrotik/devices/status",
+        "/api/mikrotik/devices/{name}/currentstatus",
+        "/api/mikrotik/devices/{name}/config",
+        "/api/mikrotik/users/{name}/stats",
+        "/api/mikrotik/users/active",
+        "/api/mikrotik/interfaces",
+        "/api/mikrotik/health",
         "/api/vpn/statistics/usage",
         "/api/bandwidth/monitoring/quality",
     ] {
         assert!(paths.contains_key(p), "{p}");
+        assert!(paths[p]["get"].get("deprecated").is_none(), "{p}");
+    }
+    // Each alias: the same operation, deprecated, under its own operation id.
+    for (old, new) in ALIASES {
+        let a = &paths[*old]["get"];
+        let n = &paths[*new]["get"];
+        assert_eq!(a["deprecated"], true, "{old}");
+        assert_eq!(
+            a["operationId"].as_str().unwrap(),
+            format!("{}_deprecated_alias", n["operationId"].as_str().unwrap())
+        );
+        assert_eq!(a["responses"], n["responses"], "{old}");
+        assert_eq!(a["parameters"], n["parameters"], "{old}");
     }
     if std::env::var_os("ISP_PRINT_OPENAPI").is_some() {
         eprintln!(
             "{}",
-            serde_json::to_string_pretty(&json["paths"]["/api/devices"]).unwrap_or_default()
+            serde_json::to_string_pretty(&json["paths"]["/api/mikrotik/devices"]).unwrap_or_default()
         );
         eprintln!(
             "{:?}",
@@ -731,7 +750,7 @@ fn openapi_lists_every_route() {
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    assert_eq!(ids.len(), 19, "{ids:?}");
+    assert_eq!(ids.len(), 27, "{ids:?}");
     assert!(ids.iter().all(|i| i.starts_with("isp_")), "{ids:?}");
     assert!(ids.contains(&"isp_users_name_stats"), "{ids:?}");
     let schemas = json["components"]["schemas"].as_object().unwrap();
