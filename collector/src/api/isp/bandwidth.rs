@@ -79,9 +79,12 @@ pub struct RatePoint {
     pub latency_ms: Option<f64>,
     /// Always null here (see `/monitoring/quality` for Wi-Fi tx failures).
     pub packet_loss_percent: Option<f64>,
-    /// Always null: router addresses are not known.
+    /// The address the device (the `device` asked for, else the one the user's station was
+    /// last seen on) connects to the collector from; null for the fleet-wide sum and while that
+    /// device is not connected.
     pub nas_ip: Option<String>,
-    /// The user's DHCP lease address.
+    /// The user's DHCP lease address (the lease book the routers report); null for the
+    /// fleet-wide sum and without a lease.
     pub user_ip: Option<String>,
     pub download_bytes: i64,
     pub upload_bytes: i64,
@@ -330,6 +333,33 @@ struct Who {
     device: Option<super::RouterFacts>,
 }
 
+/// The newest station sample of a MAC: its router.
+const NAS_OF_MAC_SQL: &str =
+    "SELECT router_id, ts_ms FROM station_samples WHERE mac = ?1 ORDER BY ts_ms DESC LIMIT 1";
+
+/// The router serving a series: the device asked for, else the one the user's stations were
+/// last seen on; None for the whole fleet.
+fn nas_router(c: &Connection, who: &Who) -> Result<Option<i64>, IspError> {
+    if let Some(d) = &who.device {
+        return Ok(Some(d.id));
+    }
+    let Some(user) = &who.user else {
+        return Ok(None);
+    };
+    let mut st = c.prepare_cached(NAS_OF_MAC_SQL).map_err(db)?;
+    let mut newest: Option<(i64, i64)> = None;
+    for mac in &user.macs {
+        let mut rows = st.query([mac]).map_err(db)?;
+        if let Some(r) = rows.next().map_err(db)? {
+            let (id, ts): (i64, i64) = (r.get(0).map_err(db)?, r.get(1).map_err(db)?);
+            if newest.is_none_or(|(_, t)| ts > t) {
+                newest = Some((id, ts));
+            }
+        }
+    }
+    Ok(newest.map(|(id, _)| id))
+}
+
 fn resolve(c: &Connection, username: Option<&str>, device: Option<&str>) -> Result<Who, IspError> {
     let device = device_filter(c, device)?;
     let user = username.map(|u| resolve_user(c, u)).transpose()?;
@@ -516,6 +546,7 @@ const SIGNAL_SQL: &str =
 #[cfg(test)]
 pub(crate) fn queries() -> Vec<(&'static str, String)> {
     vec![
+        ("nas_of_mac", NAS_OF_MAC_SQL.to_string()),
         ("series_mac", raw_series_sql(SeriesScope::Mac)),
         ("series_router", raw_series_sql(SeriesScope::Router)),
         ("series_fleet", raw_series_sql(SeriesScope::Fleet)),
@@ -666,6 +697,7 @@ pub async fn real_time(
         device,
     } = RealTimeQuery::parse(q)?;
     let key = real_time_key(username.as_deref(), minutes, device.as_deref());
+    let conns = state.conns.clone();
     cached_flat(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
         let now = now_ms();
@@ -691,6 +723,9 @@ pub async fn real_time(
         })()?;
         let name = who.user.as_ref().map(|u| u.username.clone());
         let ip = who.user.as_ref().and_then(|u| u.ip.clone());
+        let nas_ip = nas_router(c, &who)?
+            .and_then(|id| conns.addr_of(id))
+            .map(|a| a.to_string());
         let data: Vec<RatePoint> = points
             .iter()
             .map(|&(t, d, u, db_, ub, n)| RatePoint {
@@ -701,7 +736,7 @@ pub async fn real_time(
                 total_mbps: mbps(d + u),
                 latency_ms: None,
                 packet_loss_percent: None,
-                nas_ip: None,
+                nas_ip: nas_ip.clone(),
                 user_ip: ip.clone(),
                 download_bytes: db_,
                 upload_bytes: ub,

@@ -19,10 +19,10 @@ use utoipa::ToSchema;
 
 use super::cached_envelope;
 use super::{
-    all_routers, auth, db, device_filter, isp_query, kbps_to_mbps, lease_for_mac, mib, ok,
-    ok_flat, path_name, read, resolve_user, router_by_name, station_totals, username_of,
-    ErrorEnvelope, FlatEnvelope, IspError, IspFlatResult, IspResult, NoQuery, Params, RawQuery,
-    RouterFacts, Scope, StampedEnvelope, MAX_IDENTITIES,
+    all_routers, auth, db, device_filter, isp_query, kbps_to_mbps, lease_for_mac, mib, ok, ok_flat,
+    path_name, read, resolve_user, router_by_name, station_totals, username_of, ErrorEnvelope,
+    FlatEnvelope, IspError, IspFlatResult, IspResult, NoQuery, Params, RawQuery, RouterFacts,
+    Scope, StampedEnvelope, MAX_IDENTITIES,
 };
 use crate::api::cache;
 use crate::api::times::{iso_ms_opt, plain_datetime_s, routeros_uptime};
@@ -661,14 +661,15 @@ pub async fn status(
     let now = now_ms();
     let out = read(&state, move |c| {
         let routers = all_routers(c)?;
-        let by_id: HashMap<i64, RouterFacts> =
-            routers.iter().map(|r| (r.id, r.clone())).collect();
+        let by_id: HashMap<i64, RouterFacts> = routers.iter().map(|r| (r.id, r.clone())).collect();
         names
             .iter()
-            .map(|n| match routers.iter().find(|r| r.name.eq_ignore_ascii_case(n)) {
-                Some(r) => device_status(c, r, &by_id, now),
-                None => Ok(unknown_device(n)),
-            })
+            .map(
+                |n| match routers.iter().find(|r| r.name.eq_ignore_ascii_case(n)) {
+                    Some(r) => device_status(c, r, &by_id, now),
+                    None => Ok(unknown_device(n)),
+                },
+            )
             .collect::<Result<Vec<_>, _>>()
     })
     .await?;
@@ -730,59 +731,64 @@ pub async fn interfaces(
             Some(r) => vec![r],
             None => all_routers(c)?,
         };
-        let fleet = routers.len() > 1;
-        // The whole fleet: two statements (every current wireless interface, every interface
-        // of every newest report) instead of two per router.
-        let mut wireless = if fleet {
-            wireless_of(c, None)?
-        } else {
-            HashMap::new()
-        };
-        let mut samples: HashMap<i64, Vec<InterfaceStat>> = HashMap::new();
-        if fleet {
-            let mut st = c.prepare_cached(ALL_IFACES_SQL).map_err(db)?;
-            let mut rows = st.query([]).map_err(db)?;
-            while let Some(i) = rows.next().map_err(db)? {
-                let id: i64 = i.get(0).map_err(db)?;
-                let ts: i64 = i.get(1).map_err(db)?;
-                samples
-                    .entry(id)
-                    .or_default()
-                    .push(interface_stat(i, 2, ts).map_err(db)?);
-            }
-        }
-        let mut ifaces = c.prepare_cached(IFACES_SQL).map_err(db)?;
-        let mut out = Vec::new();
-        for r in &routers {
-            let Some(ts) = r.last_report_ms else { continue };
-            let mut wifi = if fleet {
-                wireless.remove(&r.id).unwrap_or_default()
-            } else {
-                wireless_of(c, Some(r.id))?
-                    .remove(&r.id)
-                    .unwrap_or_default()
-            };
-            let rows = if fleet {
-                samples.remove(&r.id).unwrap_or_default()
-            } else {
-                ifaces
-                    .query_map(params![r.id, ts], |i| interface_stat(i, 0, ts))
-                    .map_err(db)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(db)?
-            };
-            for mut row in rows {
-                row.device_name.clone_from(&r.name);
-                row.wireless = wifi.remove(&row.name);
-                out.push(row);
-            }
-        }
-        Ok(InterfaceList {
-            total_interfaces: out.len(),
-            interfaces: out,
-        })
+        interfaces_of(c, &routers)
     })
     .await
+}
+
+/// The interfaces of the newest report of each of `routers`.
+pub fn interfaces_of(c: &Connection, routers: &[RouterFacts]) -> Result<InterfaceList, IspError> {
+    let fleet = routers.len() > 1;
+    // The whole fleet: two statements (every current wireless interface, every interface
+    // of every newest report) instead of two per router.
+    let mut wireless = if fleet {
+        wireless_of(c, None)?
+    } else {
+        HashMap::new()
+    };
+    let mut samples: HashMap<i64, Vec<InterfaceStat>> = HashMap::new();
+    if fleet {
+        let mut st = c.prepare_cached(ALL_IFACES_SQL).map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        while let Some(i) = rows.next().map_err(db)? {
+            let id: i64 = i.get(0).map_err(db)?;
+            let ts: i64 = i.get(1).map_err(db)?;
+            samples
+                .entry(id)
+                .or_default()
+                .push(interface_stat(i, 2, ts).map_err(db)?);
+        }
+    }
+    let mut ifaces = c.prepare_cached(IFACES_SQL).map_err(db)?;
+    let mut out = Vec::new();
+    for r in routers {
+        let Some(ts) = r.last_report_ms else { continue };
+        let mut wifi = if fleet {
+            wireless.remove(&r.id).unwrap_or_default()
+        } else {
+            wireless_of(c, Some(r.id))?
+                .remove(&r.id)
+                .unwrap_or_default()
+        };
+        let rows = if fleet {
+            samples.remove(&r.id).unwrap_or_default()
+        } else {
+            ifaces
+                .query_map(params![r.id, ts], |i| interface_stat(i, 0, ts))
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?
+        };
+        for mut row in rows {
+            row.device_name.clone_from(&r.name);
+            row.wireless = wifi.remove(&row.name);
+            out.push(row);
+        }
+    }
+    Ok(InterfaceList {
+        total_interfaces: out.len(),
+        interfaces: out,
+    })
 }
 
 /// Every interface of every router's newest report (primary-key lookup per router).
@@ -877,44 +883,53 @@ pub async fn active_users(
             Some(r) => vec![r],
             None => all_routers(c)?,
         };
-        // The whole fleet: one pass over the leases instead of a lookup per station.
-        let book = if routers.len() > 1 {
-            Some(super::LeaseBook::load(c)?)
-        } else {
-            None
-        };
-        // ... and one statement for every router's newest stations instead of one per router.
-        let mut fleet_stations: HashMap<i64, Vec<StationRow>> = HashMap::new();
-        if book.is_some() {
-            let mut st = c.prepare_cached(&all_stations_sql()).map_err(db)?;
-            let mut rows = st.query([]).map_err(db)?;
-            while let Some(row) = rows.next().map_err(db)? {
-                let s = station_row(row).map_err(db)?;
-                fleet_stations.entry(s.router_id).or_default().push(s);
-            }
-        }
-        let mut out = Vec::new();
-        for r in routers.iter().filter(|r| r.connected(now)) {
-            let Some(ts) = r.last_report_ms else { continue };
-            let stations = if book.is_some() {
-                fleet_stations.remove(&r.id).unwrap_or_default()
-            } else {
-                stations_at(c, r.id, ts)?
-            };
-            for s in stations {
-                let lease = match &book {
-                    Some(b) => b.get(&s.mac, Some(r.id)),
-                    None => lease_for_mac(c, &s.mac, Some(r.id))?,
-                };
-                out.push(active_user(&s, &r.name, lease, true));
-            }
-        }
-        Ok(ActiveUsers {
-            active_users_count: out.len(),
-            active_users: out,
-        })
+        active_users_of(c, &routers, now)
     })
     .await
+}
+
+/// The stations in the newest report of each of `routers` that is connected at `now`.
+pub fn active_users_of(
+    c: &Connection,
+    routers: &[RouterFacts],
+    now: i64,
+) -> Result<ActiveUsers, IspError> {
+    // The whole fleet: one pass over the leases instead of a lookup per station.
+    let book = if routers.len() > 1 {
+        Some(super::LeaseBook::load(c)?)
+    } else {
+        None
+    };
+    // ... and one statement for every router's newest stations instead of one per router.
+    let mut fleet_stations: HashMap<i64, Vec<StationRow>> = HashMap::new();
+    if book.is_some() {
+        let mut st = c.prepare_cached(&all_stations_sql()).map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        while let Some(row) = rows.next().map_err(db)? {
+            let s = station_row(row).map_err(db)?;
+            fleet_stations.entry(s.router_id).or_default().push(s);
+        }
+    }
+    let mut out = Vec::new();
+    for r in routers.iter().filter(|r| r.connected(now)) {
+        let Some(ts) = r.last_report_ms else { continue };
+        let stations = if book.is_some() {
+            fleet_stations.remove(&r.id).unwrap_or_default()
+        } else {
+            stations_at(c, r.id, ts)?
+        };
+        for s in stations {
+            let lease = match &book {
+                Some(b) => b.get(&s.mac, Some(r.id)),
+                None => lease_for_mac(c, &s.mac, Some(r.id))?,
+            };
+            out.push(active_user(&s, &r.name, lease, true));
+        }
+    }
+    Ok(ActiveUsers {
+        active_users_count: out.len(),
+        active_users: out,
+    })
 }
 
 fn usage(totals: &[super::StationTotal]) -> Usage {
