@@ -44,7 +44,7 @@ fn path_values(template: &str, param: &str) -> Vec<String> {
             "index.html".into(),
         ],
         (_, "public_key") => vec![pct_encode(&wg_key(1, 1)), pct_encode(&wg_key(4, 0))],
-        (t, "name") if t.starts_with("/api/users/") => vec![
+        (t, "name") if t.starts_with("/api/users/") || t.starts_with("/api/mikrotik/users/") => vec![
             station_host(1, 3),
             station_mac(1, 4),
             station_mac(5, 0).to_uppercase(),

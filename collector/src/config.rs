@@ -609,4 +609,36 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn isp_rate_limits_from_the_file() {
+        let c = Config::from_toml(
+            "[isp_rate_limits]\ndefault_per_hour = 50\n[isp_rate_limits.routes]\n\"GET /api/mikrotik/devices\" = 7\n\"post /api/vpn/server/backup\" = 1\n",
+        )
+        .unwrap();
+        let l = &c.isp_rate_limits;
+        assert_eq!(l.default_per_hour, 50);
+        let per = |m: &str, p: &str| {
+            l.rules
+                .iter()
+                .find(|r| r.method.as_str() == m && r.path == p)
+                .map(|r| r.per_hour)
+        };
+        assert_eq!(per("GET", "/api/mikrotik/devices"), Some(7));
+        assert_eq!(per("POST", "/api/vpn/server/backup"), Some(1));
+        assert_eq!(per("POST", "/api/mikrotik/backup/create"), Some(5), "defaults stay");
+        assert_eq!(Config::default().isp_rate_limits.default_per_hour, 1000);
+        for bad in [
+            "[isp_rate_limits]\ndefault_per_hour = 0\n",
+            "[isp_rate_limits.routes]\n\"/api/x\" = 3\n",
+            "[isp_rate_limits.routes]\n\"GET /api/x\" = 0\n",
+            "[isp_rate_limits]\nper_minute = 3\n",
+        ] {
+            let e = Config::from_toml(bad).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::Invalid { key: "isp_rate_limits", .. } | ConfigError::Parse { .. }),
+                "{bad}: {e}"
+            );
+        }
+    }
 }
