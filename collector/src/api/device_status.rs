@@ -44,6 +44,7 @@ pub struct Doc;
     responses(
         (status = 200, description = "`{success: true, data: {device_name, connected, system_resources, interface_stats, active_users_count, active_users, action_id}}`"),
         (status = 202, description = "Requested; the router has not answered yet"),
+        (status = 400, description = "Bad device name or `wait`, or a `device` parameter"),
         (status = 401, description = "Missing or unknown API key"),
         (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown device"),

@@ -638,12 +638,27 @@ isp_query! {
     }
 }
 
+/// The accepted `sort_by` values (any case).
+pub const SORT_BY: [&str; 3] = ["total", "download", "upload"];
+
+/// The orders of `/monitoring/top-users` (`sort_by`, parsed from [`SORT_BY`]), for the OpenAPI
+/// document (a test checks the two agree).
+#[allow(dead_code)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = isp::SortBy)]
+pub enum SortBy {
+    Total,
+    Download,
+    Upload,
+}
+
 isp_query! {
     /// The query of [`top_users`].
     TopUsersQuery {
         limit: i64 = |p: &Params| p.int("limit", 20, 1, MAX_LIMIT),
         sort_by: &'static str =
-            |p: &Params| p.choice("sort_by", &["total", "download", "upload"], "total"),
+            |p: &Params| p.choice("sort_by", &SORT_BY, "total"),
         minutes: i64 = |p: &Params| p.int("minutes", 30, 1, MAX_MINUTES_SHORT),
     }
 }
@@ -675,9 +690,9 @@ isp_query! {
 #[utoipa::path(get, path = "/api/bandwidth/usage/real-time",
     operation_id = "isp_bandwidth_usage_real_time", tag = "isp",
     params(
-        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
-        ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60"),
-        ("device" = Option<String>, Query, description = "Only this device"),
+        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent or empty; at most 253 characters", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
+        ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60", minimum = 1, maximum = 1440),
+        ("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
     ),
     responses(
         (status = 200, description = "`{success, period_minutes, bandwidth_data, summary, ..., timestamp}`: rate series. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = FlatEnvelope<RealTimeUsage>),
@@ -784,8 +799,8 @@ pub async fn real_time(
 #[utoipa::path(get, path = "/api/bandwidth/usage/peak",
     operation_id = "isp_bandwidth_usage_peak", tag = "isp",
     params(
-        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
-        ("hours" = Option<i64>, Query, description = "1 to 168, default 24: the last N hour buckets, current included"),
+        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent or empty; at most 253 characters", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
+        ("hours" = Option<i64>, Query, description = "1 to 168, default 24: the last N hour buckets, current included", minimum = 1, maximum = 168),
     ),
     responses(
         (status = 200, description = "Peaks and hourly usage", body = StampedEnvelope<PeakUsage>),
@@ -1018,9 +1033,9 @@ fn avg_mbps(bytes: i64, window_ms: i64) -> f64 {
 #[utoipa::path(get, path = "/api/bandwidth/monitoring/top-users",
     operation_id = "isp_bandwidth_monitoring_top_users", tag = "isp",
     params(
-        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
-        ("sort_by" = Option<String>, Query, description = "total (default), download or upload"),
-        ("minutes" = Option<i64>, Query, description = "1 to 180, default 30"),
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20", minimum = 1, maximum = 100),
+        ("sort_by" = Option<SortBy>, Query, description = "total (default), download or upload (any case)"),
+        ("minutes" = Option<i64>, Query, description = "1 to 180, default 30", minimum = 1, maximum = 180),
     ),
     responses(
         (status = 200, description = "Users by traffic, largest first (ties by MAC). Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<TopUsers>),
@@ -1095,7 +1110,7 @@ pub async fn top_users(
 /// Station traffic of the whole network and per device.
 #[utoipa::path(get, path = "/api/bandwidth/monitoring/network-summary",
     operation_id = "isp_bandwidth_monitoring_network_summary", tag = "isp",
-    params(("minutes" = Option<i64>, Query, description = "1 to 180, default 30")),
+    params(("minutes" = Option<i64>, Query, description = "1 to 180, default 30", minimum = 1, maximum = 180)),
     responses(
         (status = 200, description = "Totals. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<NetworkSummary>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
@@ -1190,8 +1205,8 @@ pub async fn network_summary(
 #[utoipa::path(get, path = "/api/bandwidth/monitoring/alerts",
     operation_id = "isp_bandwidth_monitoring_alerts", tag = "isp",
     params(
-        ("threshold" = Option<f64>, Query, description = "Mbit/s, greater than 0 and at most 100000, default 50"),
-        ("minutes" = Option<i64>, Query, description = "1 to 180, default 30"),
+        ("threshold" = Option<f64>, Query, description = "Mbit/s, greater than 0 and at most 100000, default 50", exclusive_minimum = 0.0, maximum = 100000.0),
+        ("minutes" = Option<i64>, Query, description = "1 to 180, default 30", minimum = 1, maximum = 180),
     ),
     responses(
         (status = 200, description = "One alert per user and direction at or over the threshold. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<BandwidthAlerts>),
@@ -1303,8 +1318,8 @@ fn percent(part: i64, whole: i64) -> Option<f64> {
 #[utoipa::path(get, path = "/api/bandwidth/monitoring/quality",
     operation_id = "isp_bandwidth_monitoring_quality", tag = "isp",
     params(
-        ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60"),
-        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
+        ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60", minimum = 1, maximum = 1440),
+        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent or empty; at most 253 characters", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
     ),
     responses(
         (status = 200, description = "Stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<QualityReport>),

@@ -185,8 +185,8 @@ isp_query! {
 #[utoipa::path(get, path = "/api/mikrotik/devices/{name}/config",
     operation_id = "isp_devices_name_config", tag = "isp",
     params(
-        ("name" = String, Path, description = "Device (router) name, 1 to 253 characters", min_length = 1, max_length = 253),
-        ("profile" = Option<String>, Query, description = "The profile's file name without extension (default: the one named like the device, else the first by name); at most 253 characters", max_length = 253),
+        ("name" = String, Path, description = "Device (router) name, 1 to 253 characters", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"),
+        ("profile" = Option<String>, Query, description = "The profile's file name without extension (default: the one named like the device, else the first by name); at most 253 characters", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
     ),
     responses(
         (status = 200, description = "The `.ovpn` file from the device's newest backup, secrets redacted (`Content-Disposition: attachment`; `X-Backup-Id`, `X-Backup-Created` say which backup)", content_type = "application/x-openvpn-profile", body = String),

@@ -623,7 +623,7 @@ fn unknown_device(name: &str) -> DeviceStatus {
 /// VPN status of several devices.
 #[utoipa::path(get, path = "/api/mikrotik/devices/status",
     operation_id = "isp_devices_status", tag = "isp",
-    params(("identities" = String, Query, description = "Comma-separated device names: 1 to 100 names (empty items are skipped, a name repeated is answered once), each at most 253 characters", min_length = 1, max_length = 25400)),
+    params(("identities" = String, Query, description = "Comma-separated device names: 1 to 100 names (empty items are skipped, a name repeated is answered once), each at most 253 characters", min_length = 1, max_length = 25400, pattern = "^ *[^,\\s\\u0000-\\u001F\\u007F-\\u009F][^,\\u0000-\\u001F\\u007F-\\u009F]{0,252}(,[^,\\u0000-\\u001F\\u007F-\\u009F]{0,253}){0,99}$")),
     responses(
         (status = 200, description = "One entry per named device, in the order given; a name no device has is answered in its entry (`error: \"unknown device\"`, `connected: false`)", body = StampedEnvelope<Vec<DeviceStatus>>),
         (status = 400, description = "Missing or bad identities", body = ErrorEnvelope),
@@ -679,7 +679,7 @@ pub async fn status(
 /// VPN status of one device.
 #[utoipa::path(get, path = "/api/mikrotik/devices/{name}/currentstatus",
     operation_id = "isp_devices_name_currentstatus", tag = "isp",
-    params(("name" = String, Path, description = "Device (router) name, 1 to 253 characters", min_length = 1, max_length = 253)),
+    params(("name" = String, Path, description = "Device (router) name, 1 to 253 characters", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$")),
     responses(
         (status = 200, description = "The device's VPN state", body = StampedEnvelope<DeviceStatus>),
         (status = 400, description = "Bad device name", body = ErrorEnvelope),
@@ -712,9 +712,10 @@ const IFACES_SQL: &str = "SELECT name, kind, rx_bytes, tx_bytes, rx_packets, tx_
 /// Interface counters of the newest report of each device (or of one).
 #[utoipa::path(get, path = "/api/mikrotik/interfaces",
     operation_id = "isp_interfaces", tag = "isp",
-    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all)", max_length = 253)),
+    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")),
     responses(
         (status = 200, description = "Interfaces by device and name. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<InterfaceList>),
+        (status = 400, description = "Bad device name, or `device` given twice", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
@@ -863,9 +864,10 @@ pub(super) fn wireless_of(
 /// Stations associated now: those in the newest report of every connected device.
 #[utoipa::path(get, path = "/api/mikrotik/users/active",
     operation_id = "isp_users_active", tag = "isp",
-    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all)", max_length = 253)),
+    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")),
     responses(
         (status = 200, description = "Associated stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<ActiveUsers>),
+        (status = 400, description = "Bad device name, or `device` given twice", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
@@ -990,8 +992,8 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
 #[utoipa::path(get, path = "/api/mikrotik/users/{name}/stats",
     operation_id = "isp_users_name_stats", tag = "isp",
     params(
-        ("name" = String, Path, description = "DHCP lease hostname (case-insensitive) or MAC address, 1 to 253 characters", min_length = 1, max_length = 253),
-        ("device" = Option<String>, Query, description = "Only traffic through this device (at most 253 characters; empty means all)", max_length = 253),
+        ("name" = String, Path, description = "DHCP lease hostname (case-insensitive) or MAC address, 1 to 253 characters", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"),
+        ("device" = Option<String>, Query, description = "Only traffic through this device (at most 253 characters; empty means all)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
     ),
     responses(
         (status = 200, description = "The user's sessions and traffic", body = StampedEnvelope<UserStats>),

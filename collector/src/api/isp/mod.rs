@@ -162,7 +162,7 @@ pub fn routes() -> Router<ApiState> {
         bandwidth::quality,
         bandwidth::health,
     ),
-    components(schemas(ErrorEnvelope, RateLimitEnvelope)),
+    components(schemas(ErrorEnvelope, RateLimitEnvelope, bandwidth::SortBy)),
     modifiers(&DeprecatedAliases),
     tags((name = "isp", description = "ISP middleware routes (`../shared/api/isp-middleware.md`): MikroTik blueprint (devices, users, interfaces), VPN, bandwidth"))
 )]

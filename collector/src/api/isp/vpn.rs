@@ -721,9 +721,10 @@ pub async fn connected(
 /// One client (common name) across all routers.
 #[utoipa::path(get, path = "/api/vpn/clients/{name}/details",
     operation_id = "isp_vpn_clients_name_details", tag = "isp",
-    params(("name" = String, Path, description = "Common name (exact)")),
+    params(("name" = String, Path, description = "Common name (exact), 1 to 253 characters", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$")),
     responses(
         (status = 200, description = "Sessions and traffic of the client", body = StampedEnvelope<VpnClientDetails>),
+        (status = 400, description = "Bad common name", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "No stored session has this common name", body = ErrorEnvelope),
     ))]
@@ -826,7 +827,7 @@ pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<Usa
 /// VPN traffic over the last `days` days.
 #[utoipa::path(get, path = "/api/vpn/statistics/usage",
     operation_id = "isp_vpn_statistics_usage", tag = "isp",
-    params(("days" = Option<i64>, Query, description = "1 to 90, default 7")),
+    params(("days" = Option<i64>, Query, description = "1 to 90, default 7", minimum = 1, maximum = 90)),
     responses(
         (status = 200, description = "Traffic by client and by day. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<VpnUsage>),
         (status = 400, description = "days out of bounds", body = ErrorEnvelope),
