@@ -522,8 +522,34 @@ fn backups_are_made_checked_stored_listed_and_downloaded() {
                                                        // The fake /proc/stat does not move during the 250 ms sample: no CPU figure, said as null.
     assert!(res["cpu_load"].is_null(), "{body}");
     assert!(!b.collector.log().contains("secret"));
-    let (status, _) = b.post("/api/mikrotik/devices/nope/status", json!({}));
+    // Beside the fresh look, from the newest report: the interfaces and the associated users
+    // (the fixture's wlan0/wlan1/mesh0 stations), as the document's status shows them.
+    let d = &body["data"];
+    let ifaces = d["interface_stats"].as_array().expect("interface_stats");
+    assert!(
+        ifaces
+            .iter()
+            .any(|i| i["name"] == "wlan0" && i["rx_bytes"].is_number()),
+        "{body}"
+    );
+    let users = d["active_users"].as_array().expect("active_users");
+    assert_eq!(
+        d["active_users_count"].as_u64(),
+        Some(users.len() as u64),
+        "{body}"
+    );
+    assert!(
+        !users.is_empty() && users.iter().all(|u| u["mac_address"].is_string()),
+        "{body}"
+    );
+    let (status, body) = b.post("/api/mikrotik/devices/nope/status", json!({}));
     assert_eq!(status, 404);
+    // The ISP group's error envelope, from the shared actions code too.
+    assert_eq!(body["success"], false, "{body}");
+    assert!(
+        body["timestamp"].is_string() && body["error"].is_string(),
+        "{body}"
+    );
     // Admin only.
     assert_eq!(
         http_raw(
