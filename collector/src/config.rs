@@ -626,7 +626,11 @@ mod tests {
         };
         assert_eq!(per("GET", "/api/mikrotik/devices"), Some(7));
         assert_eq!(per("POST", "/api/vpn/server/backup"), Some(1));
-        assert_eq!(per("POST", "/api/mikrotik/backup/create"), Some(5), "defaults stay");
+        assert_eq!(
+            per("POST", "/api/mikrotik/backup/create"),
+            Some(5),
+            "defaults stay"
+        );
         assert_eq!(Config::default().isp_rate_limits.default_per_hour, 1000);
         for bad in [
             "[isp_rate_limits]\ndefault_per_hour = 0\n",
@@ -636,7 +640,13 @@ mod tests {
         ] {
             let e = Config::from_toml(bad).unwrap_err();
             assert!(
-                matches!(e, ConfigError::Invalid { key: "isp_rate_limits", .. } | ConfigError::Parse { .. }),
+                matches!(
+                    e,
+                    ConfigError::Invalid {
+                        key: "isp_rate_limits",
+                        ..
+                    } | ConfigError::Parse { .. }
+                ),
                 "{bad}: {e}"
             );
         }

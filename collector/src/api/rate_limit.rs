@@ -424,7 +424,10 @@ pub async fn route_limit(
     req: Request,
     next: Next,
 ) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
     let Some(limiter) = route
         .as_deref()
         .and_then(|r| limits.limiter(req.method(), r))
@@ -572,7 +575,10 @@ mod tests {
         )
         .unwrap();
         let r = RouteLimiter::new(l, |p| p.starts_with("/api/"));
-        assert_eq!(r.per_hour(&Method::POST, "/api/vpn/clients/{name}/revoke"), 7);
+        assert_eq!(
+            r.per_hour(&Method::POST, "/api/vpn/clients/{name}/revoke"),
+            7
+        );
         assert_eq!(r.per_hour(&Method::POST, "/api/mikrotik/backup/create"), 5);
         assert_eq!(r.per_hour(&Method::GET, "/api/mikrotik/devices"), 3);
         assert_eq!(r.per_hour(&Method::GET, "/api/vpn/status"), 50);
@@ -592,10 +598,16 @@ mod tests {
     #[test]
     fn bad_route_limits_are_errors() {
         let mut l = RouteLimits::default();
-        assert!(matches!(l.apply(Some(0), &[]), Err(RouteLimitError::Range(_))));
+        assert!(matches!(
+            l.apply(Some(0), &[]),
+            Err(RouteLimitError::Range(_))
+        ));
         for bad in ["/api/x", "GET api/x", "G@T /api/x", "GET /api/x y"] {
             assert!(
-                matches!(l.apply(None, &[(bad.into(), 1)]), Err(RouteLimitError::Route(_))),
+                matches!(
+                    l.apply(None, &[(bad.into(), 1)]),
+                    Err(RouteLimitError::Route(_))
+                ),
                 "{bad}"
             );
         }

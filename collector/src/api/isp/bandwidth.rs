@@ -21,12 +21,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::devices::{stations_at, StationRow};
-use super::{cached_envelope, cached_flat, FlatEnvelope};
 use super::{
     all_routers, auth, db, device_filter, isp_query, kbps_to_mbps, lease_for_mac, mbps, mib, ok,
     push_rows, read, resolve_user, round, router_names, username_of, ErrorEnvelope, IspError,
     IspResult, LeaseBook, LeaseInfo, NoQuery, Params, RawQuery, StampedEnvelope, StationTotal,
 };
+use super::{cached_envelope, cached_flat, FlatEnvelope};
 use crate::api::cache;
 use crate::api::times::iso_ms_opt;
 use crate::api::ApiState;

@@ -313,18 +313,27 @@ mod tests {
         let a = archive(&[
             ("etc/config/network", "config interface 'lan'\n"),
             ("etc/openvpn/office.ovpn", CLIENT),
-            ("./etc/openvpn/server.conf", "server 10.8.0.0 255.255.255.0\n<key>\nK\n</key>\n"),
+            (
+                "./etc/openvpn/server.conf",
+                "server 10.8.0.0 255.255.255.0\n<key>\nK\n</key>\n",
+            ),
             ("etc/openvpn/home.conf", "tls-client\nremote h 1194\n"),
         ]);
         let p = client_profiles(&a).unwrap();
         let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["home", "office"], "the server config is no client profile");
+        assert_eq!(
+            names,
+            ["home", "office"],
+            "the server config is no client profile"
+        );
         let office = &p[1];
         assert_eq!(office.path, "etc/openvpn/office.ovpn");
         assert!(office.text.contains("CA-CERT"), "{}", office.text);
         assert!(!office.text.contains("PRIVATE-KEY"), "{}", office.text);
         assert!(!office.text.contains("STATIC-KEY"), "{}", office.text);
-        assert!(office.text.contains("<key>\n# redacted by routerstats: a secret\n</key>"));
+        assert!(office
+            .text
+            .contains("<key>\n# redacted by routerstats: a secret\n</key>"));
         assert!(office.text.ends_with("verb 3\n"));
     }
 
@@ -341,7 +350,10 @@ mod tests {
             client_profiles(b"not a gzip file"),
             Err(ProfileError::Archive(_))
         ));
-        assert!(matches!(client_profiles(&[]), Err(ProfileError::Archive(_)) | Ok(_)));
+        assert!(matches!(
+            client_profiles(&[]),
+            Err(ProfileError::Archive(_)) | Ok(_)
+        ));
         let big = "x".repeat((MAX_UNPACKED + 10) as usize);
         let a = archive(&[("etc/big", &big)]);
         assert_eq!(client_profiles(&a), Err(ProfileError::TooLarge));

@@ -57,7 +57,10 @@ pub const ALIASES: &[(&str, &str)] = &[
     ),
     ("/api/interfaces", "/api/mikrotik/interfaces"),
     ("/api/users/active", "/api/mikrotik/users/active"),
-    ("/api/users/{name}/stats", "/api/mikrotik/users/{name}/stats"),
+    (
+        "/api/users/{name}/stats",
+        "/api/mikrotik/users/{name}/stats",
+    ),
 ];
 
 /// True when `path` (a request path) belongs to this group: under one of [`PREFIXES`], or one
@@ -93,7 +96,10 @@ fn documented() -> Vec<(&'static str, MethodRouter<ApiState>)> {
             "/api/mikrotik/devices/{name}/currentstatus",
             get(devices::current_status),
         ),
-        ("/api/mikrotik/devices/{name}/config", get(config::device_config)),
+        (
+            "/api/mikrotik/devices/{name}/config",
+            get(config::device_config),
+        ),
         ("/api/mikrotik/interfaces", get(devices::interfaces)),
         ("/api/mikrotik/users/active", get(devices::active_users)),
         ("/api/mikrotik/users/{name}/stats", get(devices::user_stats)),
@@ -190,7 +196,10 @@ impl utoipa::Modify for DeprecatedAliases {
             .flatten()
             {
                 op.deprecated = Some(Deprecated::True);
-                op.operation_id = op.operation_id.take().map(|id| format!("{id}_deprecated_alias"));
+                op.operation_id = op
+                    .operation_id
+                    .take()
+                    .map(|id| format!("{id}_deprecated_alias"));
                 op.summary = Some(format!("Deprecated alias of {new}"));
                 op.description = Some(format!(
                     "Deprecated: the same handler as `{new}` (the middleware's path); kept for clients of earlier releases."

@@ -735,7 +735,8 @@ fn openapi_lists_every_route() {
     if std::env::var_os("ISP_PRINT_OPENAPI").is_some() {
         eprintln!(
             "{}",
-            serde_json::to_string_pretty(&json["paths"]["/api/mikrotik/devices"]).unwrap_or_default()
+            serde_json::to_string_pretty(&json["paths"]["/api/mikrotik/devices"])
+                .unwrap_or_default()
         );
         eprintln!(
             "{:?}",
@@ -807,14 +808,31 @@ fn openapi_declares_bounds_enums_patterns_and_statuses() {
     };
     let schema = |path: &str, name: &str| param(path, name)["schema"].clone();
     let minutes = schema("/api/bandwidth/usage/real-time", "minutes");
-    assert_eq!((minutes["minimum"].as_i64(), minutes["maximum"].as_i64()), (Some(1), Some(1440)), "{minutes}");
+    assert_eq!(
+        (minutes["minimum"].as_i64(), minutes["maximum"].as_i64()),
+        (Some(1), Some(1440)),
+        "{minutes}"
+    );
     let m = schema("/api/bandwidth/monitoring/top-users", "minutes");
     assert_eq!(m["maximum"].as_i64(), Some(180), "{m}");
-    assert_eq!(schema("/api/bandwidth/usage/peak", "hours")["maximum"].as_i64(), Some(168));
-    assert_eq!(schema("/api/vpn/statistics/usage", "days")["maximum"].as_i64(), Some(90));
-    assert_eq!(schema("/api/bandwidth/monitoring/top-users", "limit")["maximum"].as_i64(), Some(100));
+    assert_eq!(
+        schema("/api/bandwidth/usage/peak", "hours")["maximum"].as_i64(),
+        Some(168)
+    );
+    assert_eq!(
+        schema("/api/vpn/statistics/usage", "days")["maximum"].as_i64(),
+        Some(90)
+    );
+    assert_eq!(
+        schema("/api/bandwidth/monitoring/top-users", "limit")["maximum"].as_i64(),
+        Some(100)
+    );
     let t = schema("/api/bandwidth/monitoring/alerts", "threshold");
-    assert_eq!((t["exclusiveMinimum"].as_f64(), t["maximum"].as_f64()), (Some(0.0), Some(100000.0)), "{t}");
+    assert_eq!(
+        (t["exclusiveMinimum"].as_f64(), t["maximum"].as_f64()),
+        (Some(0.0), Some(100000.0)),
+        "{t}"
+    );
     // sort_by: an enum, the very values the parser accepts.
     let sort = schema("/api/bandwidth/monitoring/top-users", "sort_by");
     let reference = sort["$ref"]
@@ -841,10 +859,18 @@ fn openapi_declares_bounds_enums_patterns_and_statuses() {
     ] {
         let s = schema(path, name);
         assert!(s["maxLength"].as_u64().is_some(), "{path} {name}: {s}");
-        let pattern = s["pattern"].as_str().unwrap_or_else(|| panic!("{path} {name}: {s}"));
-        assert!(pattern.contains("\\u0000-\\u001F"), "{path} {name}: {pattern}");
+        let pattern = s["pattern"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path} {name}: {s}"));
+        assert!(
+            pattern.contains("\\u0000-\\u001F"),
+            "{path} {name}: {pattern}"
+        );
     }
-    assert_eq!(param("/api/mikrotik/devices/status", "identities")["required"], true);
+    assert_eq!(
+        param("/api/mikrotik/devices/status", "identities")["required"],
+        true
+    );
     // Every operation on the group's paths (documented here or by another group) declares 405
     // and 429 in the group's shapes; 429 with its header.
     let mut seen = 0;
@@ -859,15 +885,36 @@ fn openapi_declares_bounds_enums_patterns_and_statuses() {
             seen += 1;
             let r = &op["responses"];
             if op["parameters"].as_array().is_some_and(|p| !p.is_empty()) {
-                assert!(r["400"].is_object(), "{method} {path}: parameters but no 400");
+                assert!(
+                    r["400"].is_object(),
+                    "{method} {path}: parameters but no 400"
+                );
             }
-            let body = |code: &str| r[code]["content"]["application/json"]["schema"]["$ref"].as_str().map(String::from);
-            assert_eq!(body("405").as_deref(), Some("#/components/schemas/isp.ErrorEnvelope"), "{method} {path}");
-            assert_eq!(body("429").as_deref(), Some("#/components/schemas/isp.RateLimitEnvelope"), "{method} {path}");
-            assert!(r["429"]["headers"]["Retry-After"].is_object(), "{method} {path}");
+            let body = |code: &str| {
+                r[code]["content"]["application/json"]["schema"]["$ref"]
+                    .as_str()
+                    .map(String::from)
+            };
+            assert_eq!(
+                body("405").as_deref(),
+                Some("#/components/schemas/isp.ErrorEnvelope"),
+                "{method} {path}"
+            );
+            assert_eq!(
+                body("429").as_deref(),
+                Some("#/components/schemas/isp.RateLimitEnvelope"),
+                "{method} {path}"
+            );
+            assert!(
+                r["429"]["headers"]["Retry-After"].is_object(),
+                "{method} {path}"
+            );
             for (code, answer) in r.as_object().unwrap() {
                 if code.starts_with('4') {
-                    assert!(answer["content"]["application/json"].is_object(), "{method} {path} {code}: a body");
+                    assert!(
+                        answer["content"]["application/json"].is_object(),
+                        "{method} {path} {code}: a body"
+                    );
                 }
             }
         }
