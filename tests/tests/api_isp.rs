@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use routerstats_tests::harness::{wait_for, Fleet};
+use routerstats_tests::harness::{http_exchange, wait_for, Fleet};
 use serde_json::Value;
 
 const KITCHEN: &str = "ap-kitchen";
@@ -1181,42 +1181,20 @@ fn auth_and_bounds(fleet: &Fleet) {
     );
 }
 
-/// One HTTP/1.1 request on loopback: (status, headers in lowercase, body as JSON or Null).
+/// One request with an optional key: (status, headers in lowercase, body as JSON or Null).
 fn raw(
     fleet: &Fleet,
     method: &str,
     path: &str,
     key: Option<&str>,
 ) -> (u16, Vec<(String, String)>, Value) {
-    use std::io::{Read, Write};
-    let addr = fleet.collector.api;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
-    );
-    if let Some(k) = key {
-        req.push_str(&format!("X-API-Key: {k}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
+    let headers: Vec<(&str, &str)> = key.map(|k| vec![("X-API-Key", k)]).unwrap_or_default();
+    let (status, headers, body) =
+        http_exchange(fleet.collector.api, method, path, &headers, None).expect("http request");
     (
         status,
         headers,
-        serde_json::from_str(body).unwrap_or(Value::Null),
+        serde_json::from_str(&body).unwrap_or(Value::Null),
     )
 }
 

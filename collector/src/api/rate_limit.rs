@@ -233,6 +233,12 @@ pub fn too_many_requests(retry_after: u64) -> Response {
 
 /// The middleware (hooked in [`super::router`]).
 pub async fn limit(State(limiter): State<Arc<RateLimiter>>, req: Request, next: Next) -> Response {
+    guarded(&limiter, None, req, next).await
+}
+
+/// Runs the request when `limiter` has a token for its key (and address), 429 otherwise; then
+/// records whether the key turned out valid.
+async fn guarded(limiter: &RateLimiter, route: Option<&str>, req: Request, next: Next) -> Response {
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -242,6 +248,7 @@ pub async fn limit(State(limiter): State<Arc<RateLimiter>>, req: Request, next: 
         tracing::debug!(
             ?ip,
             keyed = key.is_some(),
+            route,
             retry,
             "API request rate limited"
         );
@@ -428,26 +435,13 @@ pub async fn route_limit(
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string());
-    let Some(limiter) = route
+    match route
         .as_deref()
         .and_then(|r| limits.limiter(req.method(), r))
-    else {
-        return next.run(req).await;
-    };
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let key = api_key_from_headers(req.headers()).map(|k| sha256(&k));
-    if let Err(retry) = limiter.check(key, ip, Instant::now()) {
-        tracing::debug!(?ip, route, retry, "API request over its route's rate limit");
-        return too_many_requests(retry);
+    {
+        Some(limiter) => guarded(&limiter, route.as_deref(), req, next).await,
+        None => next.run(req).await,
     }
-    let resp = next.run(req).await;
-    if let Some(k) = key {
-        limiter.settle(k, resp.status() != StatusCode::UNAUTHORIZED);
-    }
-    resp
 }
 
 #[cfg(test)]
