@@ -76,14 +76,17 @@ pub fn http_request(
     http_exchange(addr, method, path, headers, body).map(|(status, _, body)| (status, body))
 }
 
-/// [`http_request`] that also returns the response headers (names in lowercase, in order).
+/// Response headers: (name in lowercase, value), in order.
+pub type Headers = Vec<(String, String)>;
+
+/// [`http_request`] that also returns the response headers.
 pub fn http_exchange(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: Option<&str>,
-) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
+) -> std::io::Result<(u16, Headers, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
