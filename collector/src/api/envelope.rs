@@ -227,3 +227,126 @@ fn default_message(status: StatusCode, allow: Option<&HeaderValue>) -> String {
             .to_lowercase(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    /// A router with one ISP route and one of another group, behind [`shape_errors`].
+    fn app() -> Router {
+        Router::new()
+            .route(
+                "/api/mikrotik/devices",
+                get(|| async { "ok" }).post(|| async {
+                    crate::api::ApiError::bad_request("bad body").into_response()
+                }),
+            )
+            .route(
+                "/api/vpn/limited",
+                get(|| async { crate::api::rate_limit::too_many_requests(7) }),
+            )
+            .route(
+                "/api/gateways",
+                get(|| async { crate::api::rate_limit::too_many_requests(7) }),
+            )
+            .fallback(|| async {
+                crate::api::ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
+            })
+            .layer(axum::middleware::from_fn(shape_errors))
+    }
+
+    async fn call(
+        method: &str,
+        path: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let resp = app().oneshot(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (parts.status, parts.headers, json)
+    }
+
+    fn assert_isp_error(v: &serde_json::Value, message: &str) {
+        assert_eq!(v["success"], false, "{v}");
+        assert!(v["error"].as_str().unwrap().contains(message), "{v}");
+        assert!(
+            v["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{v}"
+        );
+        assert_eq!(v.as_object().unwrap().len(), 3, "{v}");
+    }
+
+    #[tokio::test]
+    async fn isp_paths_answer_errors_in_the_isp_shape() {
+        // axum's empty 405, with its Allow header kept.
+        let (s, h, v) = call("DELETE", "/api/mikrotik/devices").await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+        assert_isp_error(&v, "method not allowed");
+        assert!(h.get(header::ALLOW).is_some(), "{h:?}");
+        assert_eq!(h.get(header::CONTENT_TYPE).unwrap(), "application/json");
+        // A shared helper's `{"error"}` and the fallback's 404.
+        let (s, _, v) = call("POST", "/api/mikrotik/devices").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_isp_error(&v, "bad body");
+        let (s, _, v) = call("GET", "/api/bandwidth/nothing/here").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_isp_error(&v, "no such endpoint");
+        // A limiter's 429: the document's body, the wait as a string and in the header.
+        let (s, h, v) = call("GET", "/api/vpn/limited").await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            v,
+            serde_json::json!({"success": false, "error": "Rate limit exceeded", "retry_after": "7"})
+        );
+        assert_eq!(h.get(header::RETRY_AFTER).unwrap(), "7");
+        // Successes pass unchanged.
+        let (s, _, _) = call("GET", "/api/mikrotik/devices").await;
+        assert_eq!(s, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn other_groups_keep_their_shapes() {
+        let (s, _, v) = call("GET", "/api/gateways").await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(v["retry_after"], 7, "a number there: {v}");
+        assert!(v.get("success").is_none(), "{v}");
+        let (s, _, v) = call("GET", "/no/such/route").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(v, serde_json::json!({"error": "no such endpoint"}));
+    }
+
+    #[test]
+    fn paths_of_the_isp_group() {
+        for p in [
+            "/api/mikrotik",
+            "/api/mikrotik/devices",
+            "/api/vpn/status",
+            "/api/bandwidth/health",
+            "/api/devices",
+            "/api/devices/ap-1/currentstatus",
+            "/api/users/x/stats",
+            "/api/interfaces",
+        ] {
+            assert_eq!(ErrorShape::for_path(p), ErrorShape::Isp, "{p}");
+        }
+        for p in [
+            "/api/mikrotikx",
+            "/api/gateways",
+            "/api/devicesx",
+            "/api/devices/a/b/c",
+            "/api/users",
+            "/api/interfaces/x",
+            "/metrics",
+        ] {
+            assert_eq!(ErrorShape::for_path(p), ErrorShape::Plain, "{p}");
+        }
+    }
+}
