@@ -174,21 +174,6 @@ pub fn routes() -> Router<ApiState> {
 )]
 pub struct Doc;
 
-/// The operations of a path item a route of this group can have.
-fn operations_mut(
-    item: &mut utoipa::openapi::PathItem,
-) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
-    [
-        &mut item.get,
-        &mut item.put,
-        &mut item.post,
-        &mut item.delete,
-        &mut item.patch,
-    ]
-    .into_iter()
-    .flatten()
-}
-
 /// Adds each of [`ALIASES`] to the document: the documented path's operations, deprecated,
 /// with `_deprecated_alias` appended to their operation ids.
 struct DeprecatedAliases;
@@ -200,7 +185,7 @@ impl utoipa::Modify for DeprecatedAliases {
             let Some(mut item) = doc.paths.paths.get(*new).cloned() else {
                 continue;
             };
-            for op in operations_mut(&mut item) {
+            for op in super::openapi::operations_mut(&mut item) {
                 op.deprecated = Some(Deprecated::True);
                 op.operation_id = op
                     .operation_id
@@ -234,7 +219,7 @@ pub fn declare_group_answers(doc: &mut utoipa::openapi::OpenApi) {
         if !is_group_path(path) {
             continue;
         }
-        for op in operations_mut(item) {
+        for op in super::openapi::operations_mut(item) {
             let responses = &mut op.responses.responses;
             for (code, answer) in responses.iter_mut() {
                 if let (true, RefOr::T(r)) = (code.starts_with('4'), answer) {
