@@ -44,11 +44,13 @@ fn path_values(template: &str, param: &str) -> Vec<String> {
             "index.html".into(),
         ],
         (_, "public_key") => vec![pct_encode(&wg_key(1, 1)), pct_encode(&wg_key(4, 0))],
-        (t, "name") if t.starts_with("/api/users/") => vec![
-            station_host(1, 3),
-            station_mac(1, 4),
-            station_mac(5, 0).to_uppercase(),
-        ],
+        (t, "name") if t.starts_with("/api/users/") || t.starts_with("/api/mikrotik/users/") => {
+            vec![
+                station_host(1, 3),
+                station_mac(1, 4),
+                station_mac(5, 0).to_uppercase(),
+            ]
+        }
         (t, "name") if t.starts_with("/api/vpn/") => vec![ovpn_cn(1, 0), ovpn_cn(4, 1)],
         (t, "name") if t.starts_with("/peer/") => vec![wg_name(1, 1), wg_name(4, 0)],
         (t, "id") if t.starts_with("/api/routers/") => {

@@ -82,6 +82,9 @@ pub struct Config {
     pub wireguard: crate::actions::WgDefaults,
     /// Backup archives kept per router.
     pub backup_keep: usize,
+    /// The ISP middleware routes' per-route limits (`[isp_rate_limits]`: `default_per_hour`, and
+    /// `[isp_rate_limits.routes]` with `"METHOD /path" = per_hour` entries).
+    pub isp_rate_limits: crate::api::rate_limit::RouteLimits,
     /// JWT bearer tokens (`[jwt]`); None: only API keys are accepted.
     pub jwt: Option<crate::api::jwt::JwtConfig>,
     /// Browser origins allowed to call the API (`cors_allowed_origins`); none by default.
@@ -118,6 +121,7 @@ impl Default for Config {
             action_ttl: crate::actions::DEFAULT_TTL,
             wireguard: crate::actions::WgDefaults::default(),
             backup_keep: 10,
+            isp_rate_limits: crate::api::rate_limit::RouteLimits::default(),
             jwt: None,
             cors: crate::api::cors::CorsOrigins::default(),
         }
@@ -196,8 +200,17 @@ struct FileConfig {
     action_ttl: Option<FileDuration>,
     backup_keep: Option<usize>,
     wireguard: Option<FileWireguard>,
+    isp_rate_limits: Option<FileIspRateLimits>,
     jwt: Option<FileJwt>,
     cors_allowed_origins: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIspRateLimits {
+    default_per_hour: Option<u32>,
+    /// `"METHOD /path" = per_hour`.
+    routes: Option<std::collections::BTreeMap<String, u32>>,
 }
 
 /// `[jwt]`: exactly one of `secret_file` (HS256) and `public_key_file` (ES256/RS256 PEM).
@@ -370,6 +383,15 @@ impl Config {
             c.wireguard.interface = w.default_interface.unwrap_or(c.wireguard.interface);
             c.wireguard.endpoint = w.endpoint.or(c.wireguard.endpoint);
             c.wireguard.dns = w.dns.or(c.wireguard.dns);
+        }
+        if let Some(l) = file.isp_rate_limits {
+            let routes: Vec<(String, u32)> = l.routes.unwrap_or_default().into_iter().collect();
+            c.isp_rate_limits
+                .apply(l.default_per_hour, &routes)
+                .map_err(|e| ConfigError::Invalid {
+                    key: "isp_rate_limits",
+                    reason: e.to_string(),
+                })?;
         }
         if let Some(r) = file.retention {
             if let Some(v) = r.raw_days {
@@ -702,5 +724,47 @@ mod tests {
             matches!(&e, ConfigError::Parse { path, .. } if path == &bad),
             "{e}"
         );
+    }
+
+    #[test]
+    fn isp_rate_limits_from_the_file() {
+        let c = Config::from_toml(
+            "[isp_rate_limits]\ndefault_per_hour = 50\n[isp_rate_limits.routes]\n\"GET /api/mikrotik/devices\" = 7\n\"post /api/vpn/server/backup\" = 1\n",
+        )
+        .unwrap();
+        let l = &c.isp_rate_limits;
+        assert_eq!(l.default_per_hour, 50);
+        let per = |m: &str, p: &str| {
+            l.rules
+                .iter()
+                .find(|r| r.method.as_str() == m && r.path == p)
+                .map(|r| r.per_hour)
+        };
+        assert_eq!(per("GET", "/api/mikrotik/devices"), Some(7));
+        assert_eq!(per("POST", "/api/vpn/server/backup"), Some(1));
+        assert_eq!(
+            per("POST", "/api/mikrotik/backup/create"),
+            Some(5),
+            "defaults stay"
+        );
+        assert_eq!(Config::default().isp_rate_limits.default_per_hour, 1000);
+        for bad in [
+            "[isp_rate_limits]\ndefault_per_hour = 0\n",
+            "[isp_rate_limits.routes]\n\"/api/x\" = 3\n",
+            "[isp_rate_limits.routes]\n\"GET /api/x\" = 0\n",
+            "[isp_rate_limits]\nper_minute = 3\n",
+        ] {
+            let e = Config::from_toml(bad).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ConfigError::Invalid {
+                        key: "isp_rate_limits",
+                        ..
+                    } | ConfigError::Parse { .. }
+                ),
+                "{bad}: {e}"
+            );
+        }
     }
 }

@@ -476,6 +476,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         started,
         readers: Arc::new(api::readpool::ReadPool::new(config.db_path(), 4)),
         actions,
+        isp_limits: config.isp_rate_limits.clone(),
         jwt,
         cors: config.cors.clone(),
     };

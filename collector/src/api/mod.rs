@@ -4,7 +4,8 @@
 //! - [`openwrt`] — `/api/openwrt` (the OpenWrt CGI-script stats tool this project replaces)
 //! - [`monitor`] — `/api/health`, `/api/performance`, `/api/export`, `/api/logs`, `/api/pppoe_interfaces`
 //! - [`gateway`] — `/api/organization`, `/api/sites`, `/api/gateways`, `/api/gateway/{id}/...`
-//! - [`isp`] — `/api/devices...`, `/api/users...`, `/api/vpn/...`, `/api/bandwidth/...`
+//! - [`isp`] — `/api/mikrotik/...`, `/api/vpn/...`, `/api/bandwidth/...` (and the deprecated
+//!   aliases `/api/devices...`, `/api/users...`, `/api/interfaces`)
 //! - [`wireguard`] — `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
 //! - [`wg_writes`] — `POST /add-peer`, `DELETE /peer/{name}`, `POST /reload-wireguard`, `/peer/{name}/qr`
 //! - [`actions`] — `/api/actions...` (the audit trail of fleet actions)
@@ -43,7 +44,9 @@
 //!
 //! Every route is rate limited ([`rate_limit`]): a token bucket per API key, and per client IP
 //! for requests without a (valid) key; over the limit the answer is 429 with
-//! `{"error", "retry_after"}` and a `Retry-After` header.
+//! `{"error", "retry_after"}` and a `Retry-After` header. The ISP middleware's routes have
+//! per-route hourly limits besides, and answer every error in their own shape
+//! ([`envelope::shape_errors`]).
 //! - `POST /api/admin/tokens` (admin) with `{name, site?, ttl?, max_uses?}` -> 201
 //!   `{token, id, name, site, expires_at, max_uses}`.
 
@@ -112,6 +115,8 @@ pub struct ApiState {
     pub cache: Arc<cache::ResponseCache>,
     /// Fleet actions (the write routes).
     pub actions: crate::actions::Hub,
+    /// The ISP group's per-route rate limits (`[isp_rate_limits]` in the config).
+    pub isp_limits: rate_limit::RouteLimits,
     /// The JWT verifier, when JWTs are configured.
     pub jwt: Option<Arc<jwt::JwtVerifier>>,
     /// Origins allowed to call the API from a browser (empty: no CORS headers at all).
@@ -147,6 +152,9 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        // The ISP group answers the same error in its own shape (envelope::shape_errors).
+        resp.extensions_mut()
+            .insert(envelope::ErrorText(self.message));
         resp
     }
 }
@@ -326,9 +334,14 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// The API routes with the given rate limits. Every request passes the request-stats middleware
-/// (read by `/api/performance`) and then the rate limiter.
+/// (read by `/api/performance`), the ISP group's error shaping (`envelope::shape_errors`), the
+/// rate limiter, and, once routed, the ISP group's per-route limits (`state.isp_limits`).
 pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) -> Router {
     let limiter = Arc::new(rate_limit::RateLimiter::new(limits));
+    let route_limiter = Arc::new(rate_limit::RouteLimiter::new(
+        state.isp_limits.clone(),
+        isp::is_group_path,
+    ));
     let stats = Arc::new(request_stats::RequestStats::default());
     let cors = state.cors.layer();
     let router = Router::new()
@@ -348,11 +361,16 @@ pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) 
         .merge(dashboard::routes())
         .merge(alerts::routes())
         .merge(series::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            route_limiter,
+            rate_limit::route_limit,
+        ))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             limiter,
             rate_limit::limit,
         ))
+        .layer(axum::middleware::from_fn(envelope::shape_errors))
         .layer(axum::middleware::from_fn_with_state(
             stats.clone(),
             request_stats::record_request,
