@@ -143,11 +143,11 @@ impl Prometheus {
         })
     }
 
-    /// Every `routerstats_*` series at `time_s` as (name, sorted labels) -> value.
+    /// Every `routerstats_*` and `wireguard_*` (the exporter names) series at `time_s` as (name, sorted labels) -> value.
     fn query_all(&self, time_s: f64) -> BTreeMap<(String, Vec<(String, String)>), f64> {
         let (status, body) = self
             .get(&format!(
-                "/api/v1/query?query=%7B__name__%3D~%22routerstats_.%2B%22%7D&time={time_s}"
+                "/api/v1/query?query=%7B__name__%3D~%22(routerstats%7Cwireguard)_.%2B%22%7D&time={time_s}"
             ))
             .expect("query");
         assert_eq!(status, 200, "{body}");
