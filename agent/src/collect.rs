@@ -11,6 +11,7 @@ use routerstats_shared::{
 };
 
 use crate::config::AgentConfig;
+use crate::probes::{self, routes, routes::DefaultRoute};
 use crate::sources::{self, proc_stat::CpuTimes, Parsed, SourceError};
 
 /// Version of this agent, reported in every report.
@@ -171,8 +172,87 @@ impl ReportBuilder {
             disabled(&mut st, SourceKind::NetDev);
         }
 
+        if cfg.sources.probes || cfg.sources.wan {
+            let routes = self.default_routes();
+            if cfg.sources.wan {
+                self.wan(&mut report, &mut st, &routes);
+            } else {
+                disabled(&mut st, SourceKind::Wan);
+            }
+            if cfg.sources.probes {
+                self.probes(&mut report, &mut st, &routes);
+            } else {
+                disabled(&mut st, SourceKind::Probe);
+            }
+        } else {
+            disabled(&mut st, SourceKind::Wan);
+            disabled(&mut st, SourceKind::Probe);
+        }
+
         report.sources = st;
         report
+    }
+
+    /// The default routes of both families (IPv4 first), or why there are none. A missing
+    /// `/proc/net/ipv6_route` (a kernel without IPv6) is not an error.
+    fn default_routes(&self) -> Result<Vec<DefaultRoute>, String> {
+        let v4 = sources::read_text(&self.cfg.proc_path("net/route")).map_err(|e| e.to_string())?;
+        let mut all = routes::parse_ipv4(&v4).map_err(|e| format!("/proc/net/route: {e}"))?.value;
+        if let Ok(v6) = sources::read_text(&self.cfg.proc_path("net/ipv6_route")) {
+            all.extend(routes::parse_ipv6(&v6).value);
+        }
+        Ok(all)
+    }
+
+    fn wan(&self, report: &mut Report, st: &mut Vec<SourceStatus>, routes: &Result<Vec<DefaultRoute>, String>) {
+        let state = match routes {
+            Err(e) => SourceState::Error(e.clone()),
+            Ok(r) if r.is_empty() => SourceState::Error("no default route: no WAN device".into()),
+            Ok(r) => match sources::wan::interface_addresses() {
+                Ok(all) => {
+                    report.wan = sources::wan::select(r, &all);
+                    SourceState::Ok
+                }
+                Err(e) => SourceState::Error(format!("getifaddrs: {e}")),
+            },
+        };
+        st.push(SourceStatus { kind: SourceKind::Wan, name: String::new(), state });
+    }
+
+    fn probes(&self, report: &mut Report, st: &mut Vec<SourceStatus>, routes: &Result<Vec<DefaultRoute>, String>) {
+        let pc = &self.cfg.probe;
+        let gateways: &[DefaultRoute] = match routes {
+            Ok(r) if pc.gateway => {
+                if !r.iter().any(|r| r.gateway.is_some()) {
+                    let state = SourceState::Error("no default route with a gateway address".into());
+                    st.push(SourceStatus { kind: SourceKind::Probe, name: "gateway".into(), state });
+                }
+                r
+            }
+            Err(e) if pc.gateway => {
+                st.push(SourceStatus { kind: SourceKind::Probe, name: "gateway".into(), state: SourceState::Error(e.clone()) });
+                &[]
+            }
+            _ => &[],
+        };
+        let targets = probes::targets(gateways, &pc.targets);
+        for out in probes::socket::probe(&targets, pc.options) {
+            let name = out.target.addr.to_string();
+            let state = match out.result {
+                Ok(r) => {
+                    let state = if r.received == 0 {
+                        let why = out.note.map(|n| format!(" ({n})")).unwrap_or_default();
+                        SourceState::Error(format!("no reply to {} echo requests{why}", r.sent))
+                    } else {
+                        SourceState::Ok
+                    };
+                    report.probes.push(r);
+                    state
+                }
+                Err(e) => SourceState::Error(e.to_string()),
+            };
+            st.push(SourceStatus { kind: SourceKind::Probe, name, state });
+        }
     }
 
     fn router_facts(&self, st: &mut Vec<SourceStatus>) -> RouterFacts {
