@@ -34,6 +34,8 @@
 //! - Alerts (version 6): `alerts`, `alert_silences`, `alert_deliveries`; see `MIGRATION_6`.
 //! - `actions` (version 7): the fleet actions sent to routers, their state and result (the
 //!   audit trail of every write; see `crate::actions`).
+//! - Version 8: `probe_samples` (raw: one row per report and probed target, raw retention) and
+//!   `wan_addresses` (current state); see `MIGRATION_8`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -44,6 +46,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_5,
     MIGRATION_6,
     MIGRATION_7,
+    MIGRATION_8,
 ];
 
 /// The schema version this collector writes.
@@ -549,6 +552,31 @@ CREATE UNIQUE INDEX actions_idempotency ON actions(requested_by, idempotency_key
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX actions_open ON actions(router_id, state) WHERE state IN ('queued', 'sent');
 CREATE INDEX actions_router ON actions(router_id, id);
+"#;
+
+/// Active ICMP probes and WAN addresses (agents since model version 3). `target` is the probed
+/// address as text, `role` `gateway` or `target`; RTTs in microseconds, NULL without replies.
+const MIGRATION_8: &str = r#"
+CREATE TABLE probe_samples (
+    router_id   INTEGER NOT NULL,
+    ts_ms       INTEGER NOT NULL,
+    target      TEXT NOT NULL,
+    role        TEXT NOT NULL CHECK (role IN ('gateway', 'target')),
+    name        TEXT NOT NULL,
+    sent        INTEGER NOT NULL CHECK (sent >= 0),
+    received    INTEGER NOT NULL CHECK (received >= 0),
+    rtt_min_us  INTEGER,
+    rtt_avg_us  INTEGER,
+    rtt_max_us  INTEGER,
+    PRIMARY KEY (router_id, ts_ms, target)
+) WITHOUT ROWID;
+CREATE TABLE wan_addresses (
+    router_id   INTEGER NOT NULL REFERENCES routers(id) ON DELETE CASCADE,
+    device      TEXT NOT NULL,
+    addr        TEXT NOT NULL,
+    updated_ms  INTEGER NOT NULL,
+    PRIMARY KEY (router_id, device, addr)
+) WITHOUT ROWID;
 "#;
 
 #[cfg(test)]
