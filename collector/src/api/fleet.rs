@@ -238,6 +238,24 @@ impl ProbeFigures {
     }
 }
 
+/// The sums `probe_figures` and `probe_buckets` select, after their group key.
+const PROBE_SUMS: &str = "sum(sent), sum(received), \
+     sum(rtt_avg_us * received) * 1.0 / nullif(sum(CASE WHEN rtt_avg_us IS NOT NULL THEN received END), 0), \
+     max(rtt_max_us)";
+
+fn probe_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, ProbeFigures)> {
+    let us_to_ms = |v: Option<f64>| v.map(|v| (v / 10.0).round() / 100.0);
+    Ok((
+        r.get::<_, i64>(0)?,
+        ProbeFigures {
+            sent: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+            received: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+            latency_ms: us_to_ms(r.get(3)?),
+            max_latency_ms: us_to_ms(r.get::<_, Option<i64>>(4)?.map(|v| v as f64)),
+        },
+    ))
+}
+
 /// Probe figures per router over `[start_ms, end_ms)`; `router` limits it to one router.
 /// Routers without probe samples in the window are absent.
 pub fn probe_figures(
@@ -246,26 +264,75 @@ pub fn probe_figures(
     start_ms: i64,
     end_ms: i64,
 ) -> rusqlite::Result<std::collections::HashMap<i64, ProbeFigures>> {
-    let mut st = conn.prepare_cached(
-        "SELECT router_id, sum(sent), sum(received), \
-         sum(rtt_avg_us * received) * 1.0 / nullif(sum(CASE WHEN rtt_avg_us IS NOT NULL THEN received END), 0), \
-         max(rtt_max_us) \
-         FROM probe_samples WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 IS NULL OR router_id = ?3) \
-         GROUP BY router_id",
-    )?;
-    let rows = st.query_map(rusqlite::params![start_ms, end_ms, router], |r| {
-        let us_to_ms = |v: Option<f64>| v.map(|v| (v / 10.0).round() / 100.0);
-        Ok((
-            r.get::<_, i64>(0)?,
-            ProbeFigures {
-                sent: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
-                received: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
-                latency_ms: us_to_ms(r.get(3)?),
-                max_latency_ms: us_to_ms(r.get::<_, Option<i64>>(4)?.map(|v| v as f64)),
-            },
-        ))
-    })?;
+    let sql = format!(
+        "SELECT router_id, {PROBE_SUMS} FROM probe_samples \
+         WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 IS NULL OR router_id = ?3) GROUP BY router_id"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(rusqlite::params![start_ms, end_ms, router], probe_row)?;
     rows.collect()
+}
+
+/// Probe figures of one router (or the whole fleet) per period of `step_ms` from `start_ms`,
+/// keyed by the period's start; periods without samples are absent.
+pub fn probe_buckets(
+    conn: &Connection,
+    router: Option<i64>,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+) -> rusqlite::Result<std::collections::HashMap<i64, ProbeFigures>> {
+    let sql = format!(
+        "SELECT ?1 + (ts_ms - ?1) / ?4 * ?4, {PROBE_SUMS} FROM probe_samples \
+         WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 IS NULL OR router_id = ?3) GROUP BY 1"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(
+        rusqlite::params![start_ms, end_ms, router, step_ms.max(1)],
+        probe_row,
+    )?;
+    rows.collect()
+}
+
+/// What a rate series shows of a router's link: its probe figures per period and its WAN IPv4
+/// address (the ISP routes' `latency_ms`, `packet_loss_percent`, `nas_ip`).
+#[derive(Debug, Default)]
+pub struct LinkSeries {
+    pub by_period: std::collections::HashMap<i64, ProbeFigures>,
+    pub nas_ip: Option<String>,
+}
+
+impl LinkSeries {
+    /// The figures of the period starting at `t`.
+    pub fn at(&self, t: i64) -> Option<&ProbeFigures> {
+        self.by_period.get(&t)
+    }
+}
+
+/// [`LinkSeries`] of one router (the fleet's probes and no address when None) for a series
+/// of `step_ms` periods from `start_ms`; hour steps are aligned to the hour as rollups are.
+pub fn probes_for_series(
+    conn: &Connection,
+    router: Option<i64>,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+) -> rusqlite::Result<LinkSeries> {
+    const HOUR_MS: i64 = 3_600_000;
+    let origin = if step_ms == HOUR_MS {
+        start_ms - start_ms.rem_euclid(HOUR_MS)
+    } else {
+        start_ms
+    };
+    let by_period = probe_buckets(conn, router, origin, end_ms, step_ms)?;
+    let nas_ip = match router {
+        Some(id) => wan_addresses(conn, Some(id))?
+            .remove(&id)
+            .and_then(|v| v.into_iter().find(WanAddr::is_ipv4))
+            .map(|a| a.ip().to_string()),
+        None => None,
+    };
+    Ok(LinkSeries { by_period, nas_ip })
 }
 
 /// One WAN address of a router (current state from its newest report).
@@ -297,7 +364,15 @@ pub fn wan_addresses(
          ORDER BY router_id, instr(addr, ':') > 0, device, addr",
     )?;
     let mut out: std::collections::HashMap<i64, Vec<WanAddr>> = std::collections::HashMap::new();
-    let rows = st.query_map([router], |r| Ok((r.get::<_, i64>(0)?, WanAddr { device: r.get(1)?, addr: r.get(2)? })))?;
+    let rows = st.query_map([router], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            WanAddr {
+                device: r.get(1)?,
+                addr: r.get(2)?,
+            },
+        ))
+    })?;
     for row in rows {
         let (id, a) = row?;
         out.entry(id).or_default().push(a);

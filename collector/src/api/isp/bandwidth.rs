@@ -75,11 +75,14 @@ pub struct RatePoint {
     pub download_mbps: f64,
     pub upload_mbps: f64,
     pub total_mbps: f64,
-    /// Always null: no latency source.
+    /// Mean round-trip time of the active probes (gateways and configured targets) of the
+    /// device (the whole fleet when no device is given) in the period; null without replies
+    /// (no probe samples: agents before active probes, or probes turned off).
     pub latency_ms: Option<f64>,
-    /// Always null here (see `/monitoring/quality` for Wi-Fi tx failures).
+    /// Share of those probes' echo requests lost in the period; null without probe samples
+    /// (see `/monitoring/quality` for Wi-Fi tx failures).
     pub packet_loss_percent: Option<f64>,
-    /// Always null: router addresses are not known.
+    /// The device's WAN IPv4 address (from its newest report); null without `device`.
     pub nas_ip: Option<String>,
     /// The user's DHCP lease address.
     pub user_ip: Option<String>,
@@ -691,6 +694,8 @@ pub async fn real_time(
         })()?;
         let name = who.user.as_ref().map(|u| u.username.clone());
         let ip = who.user.as_ref().and_then(|u| u.ip.clone());
+        let link = crate::api::fleet::probes_for_series(c, who.device.as_ref().map(|d| d.router.id), start, now, step)
+            .map_err(db)?;
         let data: Vec<RatePoint> = points
             .iter()
             .map(|&(t, d, u, db_, ub, n)| RatePoint {
@@ -699,9 +704,9 @@ pub async fn real_time(
                 download_mbps: mbps(d),
                 upload_mbps: mbps(u),
                 total_mbps: mbps(d + u),
-                latency_ms: None,
-                packet_loss_percent: None,
-                nas_ip: None,
+                latency_ms: link.at(t).and_then(|f| f.latency_ms),
+                packet_loss_percent: link.at(t).and_then(|f| f.loss_percent()),
+                nas_ip: link.nas_ip.clone(),
                 user_ip: ip.clone(),
                 download_bytes: db_,
                 upload_bytes: ub,
