@@ -34,8 +34,9 @@
 //! - Alerts (version 6): `alerts`, `alert_silences`, `alert_deliveries`; see `MIGRATION_6`.
 //! - `actions` (version 7): the fleet actions sent to routers, their state and result (the
 //!   audit trail of every write; see `crate::actions`).
-//! - Version 8: `probe_samples` (raw: one row per report and probed target, raw retention) and
-//!   `wan_addresses` (current state); see `MIGRATION_8`.
+//! - Version 8: `probe_samples` (raw: one row per report and probed target, raw retention),
+//!   `wan_addresses` (current state) and `alert_pending` (alert conditions waiting out their
+//!   for-duration, so a restart does not restart the wait); see `MIGRATION_8`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -556,6 +557,7 @@ CREATE INDEX actions_router ON actions(router_id, id);
 
 /// Active ICMP probes and WAN addresses (agents since model version 3). `target` is the probed
 /// address as text, `role` `gateway` or `target`; RTTs in microseconds, NULL without replies.
+/// `alert_pending`: the alert engine's pending conditions (since when each has held).
 const MIGRATION_8: &str = r#"
 CREATE TABLE probe_samples (
     router_id   INTEGER NOT NULL,
@@ -576,6 +578,13 @@ CREATE TABLE wan_addresses (
     addr        TEXT NOT NULL,
     updated_ms  INTEGER NOT NULL,
     PRIMARY KEY (router_id, device, addr)
+) WITHOUT ROWID;
+CREATE TABLE alert_pending (
+    rule        TEXT NOT NULL,
+    router_id   INTEGER NOT NULL,
+    subject     TEXT NOT NULL,
+    since_ms    INTEGER NOT NULL,
+    PRIMARY KEY (rule, router_id, subject)
 ) WITHOUT ROWID;
 "#;
 
