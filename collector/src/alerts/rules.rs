@@ -262,14 +262,19 @@ fn evaluate_router(
     if t.offline_intervals > 0 {
         let limit = cfg.report_interval.as_millis() as i64 * i64::from(t.offline_intervals);
         let silent = now_ms - seen;
-        if now_ms - seen.max(listening_since_ms) > limit {
+        if silent > limit {
+            // Silent for longer than the limit. Right after this collector started, silence
+            // while it was down is not judged yet: the condition then waits until the limit has
+            // passed since the start (a router already offline stays offline across the
+            // restart, without a false "back online"; a router that reports in time resolves).
+            let wait = (limit - (now_ms - listening_since_ms)).max(0);
             push(
                 "offline",
                 String::new(),
                 "critical",
                 format!("{} has sent no report for {}s", r.name, silent / 1000),
                 json!({"last_report_ms": seen, "silent_s": silent / 1000, "threshold_s": limit / 1000}),
-                Duration::ZERO,
+                Duration::from_millis(wait as u64),
                 Duration::ZERO,
             );
             out.hold.insert(r.id);
@@ -678,7 +683,9 @@ mod tests {
         assert_eq!(rules(&e), ["offline"]);
         assert!(e.hold.contains(&1));
         assert_eq!(e.conditions[0].values["silent_s"], 91);
-        // A collector that started listening 30 s ago waits for the agents to reconnect.
+        // A collector that started listening 30 s ago waits for the agents to reconnect: the
+        // condition holds but must wait the remaining 60 s before it can fire (an alert that
+        // was already firing before the restart is kept by it, without a false resolution).
         let mut r = router(now);
         r.last_seen_ms = Some(now - 3_600_000);
         let e = evaluate(
@@ -688,7 +695,8 @@ mod tests {
             now,
             now - 30_000,
         );
-        assert!(e.conditions.is_empty(), "{:?}", e.conditions);
+        assert_eq!(rules(&e), ["offline"]);
+        assert_eq!(e.conditions[0].for_, Duration::from_secs(60));
         let e = evaluate(
             &AlertsConfig::default(),
             &[r],
@@ -698,6 +706,7 @@ mod tests {
         );
         assert_eq!(rules(&e), ["offline"]);
         assert_eq!(e.conditions[0].values["silent_s"], 3661);
+        assert_eq!(e.conditions[0].for_, Duration::ZERO);
         // 89 s is under 3 x 30 s.
         let mut r = router(now);
         r.last_seen_ms = Some(now - 89_000);
