@@ -382,6 +382,16 @@ mod tests {
         assert!(cfg.set("probes", "maybe").is_err());
     }
 
+    /// The config file the package installs parses, and its probe settings are the defaults.
+    #[test]
+    fn packaged_default_config_parses() {
+        let text = include_str!("../../packaging/files/etc/config/routerstats");
+        let mut cfg = AgentConfig::default();
+        cfg.apply_uci(text, "packaging/files/etc/config/routerstats").unwrap();
+        assert!(cfg.sources.probes && cfg.sources.wan && cfg.probe.gateway);
+        assert_eq!(cfg.probe, ProbeConfig::default());
+    }
+
     #[test]
     fn durations() {
         assert_eq!(parse_duration("i", "45").unwrap(), Duration::from_secs(45));
