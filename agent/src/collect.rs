@@ -12,6 +12,7 @@ use routerstats_shared::{
 
 use crate::config::AgentConfig;
 use crate::probes::{self, routes, routes::DefaultRoute};
+use crate::sources::wan::IfAddr;
 use crate::sources::{self, proc_stat::CpuTimes, Parsed, SourceError};
 
 /// Version of this agent, reported in every report.
@@ -83,6 +84,23 @@ pub fn kernel_hostname(cfg: &AgentConfig) -> Option<String> {
 
 fn read_trimmed(path: PathBuf) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// The WAN source: the addresses of the default routes' devices.
+fn wan(
+    report: &mut Report,
+    st: &mut Vec<SourceStatus>,
+    routes: &Result<Vec<DefaultRoute>, String>,
+    addrs: &Result<Vec<IfAddr>, String>,
+) {
+    let state = match (routes, addrs) {
+        (Err(e), _) | (_, Err(e)) => SourceState::Error(e.clone()),
+        (Ok(r), Ok(a)) => {
+            report.wan = sources::wan::select(r, a);
+            SourceState::Ok
+        }
+    };
+    st.push(SourceStatus { kind: SourceKind::Wan, name: String::new(), state });
 }
 
 impl ReportBuilder {
@@ -173,9 +191,9 @@ impl ReportBuilder {
         }
 
         if cfg.sources.probes || cfg.sources.wan {
-            let routes = self.default_routes();
+            let (routes, addrs) = self.default_routes();
             if cfg.sources.wan {
-                self.wan(&mut report, &mut st, &routes);
+                wan(&mut report, &mut st, &routes, &addrs);
             } else {
                 disabled(&mut st, SourceKind::Wan);
             }
@@ -193,42 +211,37 @@ impl ReportBuilder {
         report
     }
 
-    /// The default routes of both families (IPv4 first), or why there are none. A missing
-    /// `/proc/net/ipv6_route` (a kernel without IPv6) is not an error.
-    fn default_routes(&self) -> Result<Vec<DefaultRoute>, String> {
-        let v4 = sources::read_text(&self.cfg.proc_path("net/route")).map_err(|e| e.to_string())?;
-        let mut all = routes::parse_ipv4(&v4).map_err(|e| format!("/proc/net/route: {e}"))?.value;
-        if let Ok(v6) = sources::read_text(&self.cfg.proc_path("net/ipv6_route")) {
-            all.extend(routes::parse_ipv6(&v6).value);
-        }
-        Ok(all)
-    }
-
-    fn wan(&self, report: &mut Report, st: &mut Vec<SourceStatus>, routes: &Result<Vec<DefaultRoute>, String>) {
-        let state = match routes {
-            Err(e) => SourceState::Error(e.clone()),
-            Ok(r) if r.is_empty() => SourceState::Error("no default route: no WAN device".into()),
-            Ok(r) => match sources::wan::interface_addresses() {
-                Ok(all) => {
-                    report.wan = sources::wan::select(r, &all);
-                    SourceState::Ok
-                }
-                Err(e) => SourceState::Error(format!("getifaddrs: {e}")),
-            },
+    /// The default routes of both families (IPv4 first), a route without a gateway given its
+    /// device's point-to-point peer, or why there are none; and the devices' addresses. A
+    /// missing `/proc/net/ipv6_route` (a kernel without IPv6) is not an error.
+    fn default_routes(&self) -> (Result<Vec<DefaultRoute>, String>, Result<Vec<IfAddr>, String>) {
+        let routes = (|| {
+            let v4 = sources::read_text(&self.cfg.proc_path("net/route")).map_err(|e| e.to_string())?;
+            let mut all = routes::parse_ipv4(&v4).map_err(|e| format!("/proc/net/route: {e}"))?.value;
+            if let Ok(v6) = sources::read_text(&self.cfg.proc_path("net/ipv6_route")) {
+                all.extend(routes::parse_ipv6(&v6).value);
+            }
+            if all.is_empty() {
+                return Err("no default route".to_string());
+            }
+            Ok(all)
+        })();
+        let Ok(mut routes) = routes else {
+            return (routes, Ok(Vec::new()));
         };
-        st.push(SourceStatus { kind: SourceKind::Wan, name: String::new(), state });
+        let addrs = sources::wan::interface_addresses().map_err(|e| format!("getifaddrs: {e}"));
+        if let Ok(a) = &addrs {
+            sources::wan::fill_peers(&mut routes, a);
+        }
+        (Ok(routes), addrs)
     }
 
     fn probes(&self, report: &mut Report, st: &mut Vec<SourceStatus>, routes: &Result<Vec<DefaultRoute>, String>) {
         let pc = &self.cfg.probe;
+        // A default route with neither a gateway nor a point-to-point peer (a WireGuard default
+        // route) has no next hop to probe: it is left out without a status.
         let gateways: &[DefaultRoute] = match routes {
-            Ok(r) if pc.gateway => {
-                if !r.iter().any(|r| r.gateway.is_some()) {
-                    let state = SourceState::Error("no default route with a gateway address".into());
-                    st.push(SourceStatus { kind: SourceKind::Probe, name: "gateway".into(), state });
-                }
-                r
-            }
+            Ok(r) if pc.gateway => r,
             Err(e) if pc.gateway => {
                 st.push(SourceStatus { kind: SourceKind::Probe, name: "gateway".into(), state: SourceState::Error(e.clone()) });
                 &[]

@@ -241,21 +241,25 @@ mod tests {
                 device: "wan".into(),
                 gateway: Some(gw4),
                 metric: 0,
+                ipv4: true,
             },
             DefaultRoute {
                 device: "wwan".into(),
                 gateway: Some(gw4),
                 metric: 5,
+                ipv4: true,
             },
             DefaultRoute {
                 device: "pppoe-wan".into(),
                 gateway: None,
                 metric: 9,
+                ipv4: true,
             },
             DefaultRoute {
                 device: "wan".into(),
                 gateway: Some(gw6),
                 metric: 0,
+                ipv4: false,
             },
         ];
         let configured = vec![

@@ -13,6 +13,8 @@ pub struct DefaultRoute {
     /// The next hop; None for a point-to-point default route (`pppoe-wan`, a tunnel).
     pub gateway: Option<IpAddr>,
     pub metric: u32,
+    /// From `/proc/net/route` (else `/proc/net/ipv6_route`).
+    pub ipv4: bool,
 }
 
 const RTF_UP: u32 = 0x0001;
@@ -61,6 +63,7 @@ pub fn parse_ipv4(text: &str) -> Result<Parsed<Vec<DefaultRoute>>, ParseError> {
             device: f[0].to_string(),
             gateway,
             metric,
+            ipv4: true,
         });
     }
     out.value.sort_by_key(|r| r.metric);
@@ -100,6 +103,7 @@ pub fn parse_ipv6(text: &str) -> Parsed<Vec<DefaultRoute>> {
             device: f[9].to_string(),
             gateway,
             metric,
+            ipv4: false,
         });
     }
     out.value.sort_by_key(|r| r.metric);
