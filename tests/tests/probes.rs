@@ -274,13 +274,40 @@ fn probe_figures_reach_the_gateway_api() {
     // The dashboard's router page: one row per target, and the WAN addresses.
     let d = get_json(collector.api, "/api/routers/ap-probe?duration=15m", &key);
     let probes = d["probes"].as_array().unwrap();
-    let row = |role: &str| probes.iter().find(|p| p["role"] == role).unwrap_or_else(|| panic!("{role}: {d}"));
-    assert_eq!((row("gateway")["target"].as_str(), row("gateway")["loss_percent"].as_f64()), (Some("127.0.0.1"), Some(0.0)));
-    assert_eq!((row("target")["name"].as_str(), row("target")["loss_percent"].as_f64()), (Some("lossy"), Some(50.0)));
-    assert_eq!(d["wan_addresses"][0]["addr"].as_str(), Some(format!("{}/30", peer.host_addr).as_str()));
+    let row = |role: &str| {
+        probes
+            .iter()
+            .find(|p| p["role"] == role)
+            .unwrap_or_else(|| panic!("{role}: {d}"))
+    };
+    assert_eq!(
+        (
+            row("gateway")["target"].as_str(),
+            row("gateway")["loss_percent"].as_f64()
+        ),
+        (Some("127.0.0.1"), Some(0.0))
+    );
+    assert_eq!(
+        (
+            row("target")["name"].as_str(),
+            row("target")["loss_percent"].as_f64()
+        ),
+        (Some("lossy"), Some(50.0))
+    );
+    assert_eq!(
+        d["wan_addresses"][0]["addr"].as_str(),
+        Some(format!("{}/30", peer.host_addr).as_str())
+    );
     // The ISP real-time series of the device: latency and loss per period, the NAS address.
-    let v = get_json(collector.api, "/api/bandwidth/usage/real-time?device=ap-probe&minutes=5", &key);
-    let points = v["data"]["bandwidth_data"].as_array().or(v["bandwidth_data"].as_array()).unwrap_or_else(|| panic!("{v}"));
+    let v = get_json(
+        collector.api,
+        "/api/bandwidth/usage/real-time?device=ap-probe&minutes=5",
+        &key,
+    );
+    let points = v["data"]["bandwidth_data"]
+        .as_array()
+        .or(v["bandwidth_data"].as_array())
+        .unwrap_or_else(|| panic!("{v}"));
     assert!(!points.is_empty(), "{v}");
     for p in points {
         assert_eq!(p["nas_ip"].as_str(), Some(peer.host_addr.as_str()), "{p}");

@@ -27,8 +27,12 @@ pub fn select(routes: &[DefaultRoute], all: &[IfAddr]) -> Vec<WanAddress> {
     let mut out: Vec<WanAddress> = Vec::new();
     for r in routes {
         for a in all.iter().filter(|a| a.device == r.device) {
-            let link_local = matches!(a.net.addr, IpAddr::V6(x) if (x.segments()[0] & 0xffc0) == 0xfe80);
-            let entry = WanAddress { device: a.device.clone(), addr: a.net };
+            let link_local =
+                matches!(a.net.addr, IpAddr::V6(x) if (x.segments()[0] & 0xffc0) == 0xfe80);
+            let entry = WanAddress {
+                device: a.device.clone(),
+                addr: a.net,
+            };
             if !link_local && !out.contains(&entry) {
                 out.push(entry);
             }
@@ -69,8 +73,15 @@ fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
     // SAFETY: a non-null sockaddr from getifaddrs; its family says which struct it is.
     unsafe {
         match i32::from((*sa).sa_family) {
-            libc::AF_INET => Some(IpAddr::V4(Ipv4Addr::from((*sa.cast::<libc::sockaddr_in>()).sin_addr.s_addr.to_ne_bytes()))),
-            libc::AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from((*sa.cast::<libc::sockaddr_in6>()).sin6_addr.s6_addr))),
+            libc::AF_INET => Some(IpAddr::V4(Ipv4Addr::from(
+                (*sa.cast::<libc::sockaddr_in>())
+                    .sin_addr
+                    .s_addr
+                    .to_ne_bytes(),
+            ))),
+            libc::AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(
+                (*sa.cast::<libc::sockaddr_in6>()).sin6_addr.s6_addr,
+            ))),
             _ => None,
         }
     }
@@ -100,11 +111,18 @@ pub fn interface_addresses() -> std::io::Result<Vec<IfAddr>> {
         if ifa.ifa_name.is_null() {
             continue;
         }
-        let Some(addr) = sockaddr_ip(ifa.ifa_addr) else { continue };
+        let Some(addr) = sockaddr_ip(ifa.ifa_addr) else {
+            continue;
+        };
         // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let device = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
+        let device = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        let net = IpNet { addr, prefix: sockaddr_prefix(ifa.ifa_netmask, max) };
+        let net = IpNet {
+            addr,
+            prefix: sockaddr_prefix(ifa.ifa_netmask, max),
+        };
         let p2p = ifa.ifa_flags & libc::IFF_POINTOPOINT as libc::c_uint != 0;
         let peer = if p2p { sockaddr_ip(ifa.ifa_ifu) } else { None };
         out.push(IfAddr { device, net, peer });
@@ -119,11 +137,20 @@ mod tests {
     use super::*;
 
     fn route(dev: &str) -> DefaultRoute {
-        DefaultRoute { device: dev.into(), gateway: None, metric: 0, ipv4: true }
+        DefaultRoute {
+            device: dev.into(),
+            gateway: None,
+            metric: 0,
+            ipv4: true,
+        }
     }
 
     fn addr(dev: &str, net: &str, peer: Option<&str>) -> IfAddr {
-        IfAddr { device: dev.into(), net: net.parse().unwrap(), peer: peer.map(|p| p.parse().unwrap()) }
+        IfAddr {
+            device: dev.into(),
+            net: net.parse().unwrap(),
+            peer: peer.map(|p| p.parse().unwrap()),
+        }
     }
 
     #[test]
@@ -160,10 +187,23 @@ mod tests {
 
     #[test]
     fn point_to_point_peers_become_gateways() {
-        let all = [addr("pppoe-wan", "198.51.100.2/32", Some("198.51.100.1")), addr("wg0", "10.9.0.2/24", None)];
-        let mut routes = vec![route("pppoe-wan"), route("wg0"), DefaultRoute { ipv4: false, ..route("pppoe-wan") }];
+        let all = [
+            addr("pppoe-wan", "198.51.100.2/32", Some("198.51.100.1")),
+            addr("wg0", "10.9.0.2/24", None),
+        ];
+        let mut routes = vec![
+            route("pppoe-wan"),
+            route("wg0"),
+            DefaultRoute {
+                ipv4: false,
+                ..route("pppoe-wan")
+            },
+        ];
         fill_peers(&mut routes, &all);
-        let gws: Vec<_> = routes.iter().map(|r| r.gateway.map(|g| g.to_string())).collect();
+        let gws: Vec<_> = routes
+            .iter()
+            .map(|r| r.gateway.map(|g| g.to_string()))
+            .collect();
         // An IPv6 default route does not take the IPv4 peer; a device without a peer has none.
         assert_eq!(gws, [Some("198.51.100.1".to_string()), None, None]);
     }
@@ -181,7 +221,9 @@ mod tests {
     fn loopback_address_is_listed() {
         let all = interface_addresses().unwrap();
         assert!(
-            all.iter().any(|a| a.device == "lo" && a.net.to_string() == "127.0.0.1/8" && a.peer.is_none()),
+            all.iter().any(|a| a.device == "lo"
+                && a.net.to_string() == "127.0.0.1/8"
+                && a.peer.is_none()),
             "{all:?}"
         );
     }
