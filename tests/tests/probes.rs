@@ -314,4 +314,9 @@ fn probe_figures_reach_the_gateway_api() {
         assert!(p["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{p}");
         assert_eq!(p["packet_loss_percent"].as_f64(), Some(25.0), "{p}");
     }
+    // The ISP quality route: each station's latency is its router's probe latency.
+    let v = get_json(collector.api, "/api/bandwidth/monitoring/quality?minutes=5", &key);
+    let stations = v["data"]["stations"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert!(!stations.is_empty(), "{v}");
+    assert!(stations.iter().all(|s| s["latency_ms"].as_f64().is_some_and(|ms| ms > 0.0)), "{v}");
 }

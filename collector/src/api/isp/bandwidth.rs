@@ -306,7 +306,8 @@ pub struct StationQuality {
     pub retry_rate_percent: Option<f64>,
     /// Failed per attempted packet: Wi-Fi frames dropped after all retries.
     pub packet_loss_percent: Option<f64>,
-    /// Always null: no latency source.
+    /// Mean round-trip time of the active probes of the station's router over the window (its
+    /// WAN path, not the Wi-Fi hop); null without probe samples.
     pub latency_ms: Option<f64>,
     /// From the signal: `excellent` (>= -55 dBm), `good` (>= -65), `fair` (>= -75), `poor`,
     /// or `unknown`.
@@ -1330,6 +1331,7 @@ pub async fn quality(
                     Some(t) if t < last_ts => stations_at(c, r.id, t)?,
                     _ => Vec::new(),
                 };
+                let link = crate::api::fleet::probe_figures(c, Some(r.id), start, now).map_err(db)?;
                 for s in last {
                     let before = first.iter().find(|f| f.mac == s.mac && f.iface == s.iface);
                     let counters = window_counters(before, &s, window);
@@ -1375,7 +1377,7 @@ pub async fn quality(
                         retry_rate_percent: counters.and_then(|c| percent(c.1, c.0)),
                         packet_loss_percent: counters
                             .and_then(|c| percent(c.2, c.0.saturating_add(c.2))),
-                        latency_ms: None,
+                        latency_ms: link.get(&r.id).and_then(|f| f.latency_ms),
                         quality: quality_of(sig).to_string(),
                     });
                 }
