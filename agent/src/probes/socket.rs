@@ -194,8 +194,7 @@ fn receive_all(p: &mut Probe, buf: &mut [u8]) {
         let Ok(reply) = icmp::parse_reply(p.family, &buf[..n as usize], p.raw) else {
             continue;
         };
-        // A datagram socket gets only its own replies, with the identifier the kernel chose.
-        if p.raw && reply.id != p.id {
+        if !is_ours(p.raw, p.id, reply) {
             continue;
         }
         if let Some(sent) = p.sent_at.get(usize::from(reply.seq)) {
@@ -204,6 +203,13 @@ fn receive_all(p: &mut Probe, buf: &mut [u8]) {
                 .reply(reply.seq, now.saturating_duration_since(*sent));
         }
     }
+}
+
+/// Whether a parsed echo reply answers this socket's requests: a raw socket sees every echo
+/// reply from its peer, so the identifier must be ours; a datagram socket gets only its own
+/// replies, with the identifier the kernel chose (not ours).
+fn is_ours(raw: bool, our_id: u16, reply: icmp::EchoReply) -> bool {
+    !raw || reply.id == our_id
 }
 
 fn open(t: &Target, id: u16) -> Result<Probe, ProbeError> {
@@ -259,22 +265,25 @@ fn socket(family: Family) -> Result<(OwnedFd, bool), ProbeError> {
         Family::V6 => (libc::AF_INET6, libc::IPPROTO_ICMPV6),
     };
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    for (ty, raw) in [(libc::SOCK_DGRAM, false), (libc::SOCK_RAW, true)] {
+    let open = |ty: libc::c_int| {
         // SAFETY: plain socket(2) call; a non-negative result is a new fd we own.
         let fd = unsafe { libc::socket(domain, ty | flags, proto) };
-        if fd >= 0 {
-            // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
-            return Ok((unsafe { OwnedFd::from_raw_fd(fd) }, raw));
-        }
-        let err = io::Error::last_os_error();
-        if raw {
-            return Err(match err.raw_os_error() {
+        // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    if let Some(fd) = open(libc::SOCK_DGRAM) {
+        return Ok((fd, false));
+    }
+    match open(libc::SOCK_RAW) {
+        Some(fd) => Ok((fd, true)),
+        None => {
+            let err = io::Error::last_os_error();
+            Err(match err.raw_os_error() {
                 Some(libc::EPERM) | Some(libc::EACCES) => ProbeError::NoPermission(err),
                 _ => ProbeError::Socket(err),
-            });
+            })
         }
     }
-    unreachable!("the raw attempt returns")
 }
 
 fn sockaddr(addr: IpAddr, scope: u32) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -346,6 +355,20 @@ mod tests {
                 Err(e) => assert!(matches!(e, ProbeError::NoPermission(_)), "{e}"),
             }
         }
+    }
+
+    #[test]
+    fn raw_sockets_take_only_replies_with_their_identifier() {
+        let reply = icmp::EchoReply { id: 7, seq: 0 };
+        assert!(is_ours(true, 7, reply));
+        assert!(
+            !is_ours(true, 8, reply),
+            "another process's ping on a raw socket"
+        );
+        assert!(
+            is_ours(false, 8, reply),
+            "datagram sockets: the kernel's identifier"
+        );
     }
 
     #[test]
