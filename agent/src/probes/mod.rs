@@ -150,7 +150,11 @@ impl Tally {
         if slot.is_some() {
             return Err(TallyError::Duplicate(seq));
         }
-        *slot = Some(rtt.as_micros().min(u128::from(u32::MAX)) as u32);
+        let us = rtt
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(rtt.subsec_micros()));
+        *slot = Some(u32::try_from(us).unwrap_or(u32::MAX));
         Ok(())
     }
 

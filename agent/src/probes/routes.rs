@@ -59,14 +59,16 @@ pub fn parse_ipv4(text: &str) -> Result<Parsed<Vec<DefaultRoute>>, ParseError> {
             continue;
         }
         let gateway = (gw != 0).then(|| IpAddr::V4(Ipv4Addr::from(gw.to_ne_bytes())));
-        out.value.push(DefaultRoute {
-            device: f[0].to_string(),
-            gateway,
-            metric,
-            ipv4: true,
-        });
+        insert_by_metric(
+            &mut out.value,
+            DefaultRoute {
+                device: f[0].to_string(),
+                gateway,
+                metric,
+                ipv4: true,
+            },
+        );
     }
-    out.value.sort_by_key(|r| r.metric);
     Ok(out)
 }
 
@@ -99,15 +101,24 @@ pub fn parse_ipv6(text: &str) -> Parsed<Vec<DefaultRoute>> {
             continue;
         }
         let gateway = (hop != 0).then(|| IpAddr::V6(Ipv6Addr::from(hop)));
-        out.value.push(DefaultRoute {
-            device: f[9].to_string(),
-            gateway,
-            metric,
-            ipv4: false,
-        });
+        insert_by_metric(
+            &mut out.value,
+            DefaultRoute {
+                device: f[9].to_string(),
+                gateway,
+                metric,
+                ipv4: false,
+            },
+        );
     }
-    out.value.sort_by_key(|r| r.metric);
     out
+}
+
+/// Keeps `routes` in metric order, equal metrics in table order (a binary search and an insert:
+/// no generic sort linked into the agent for a handful of routes).
+fn insert_by_metric(routes: &mut Vec<DefaultRoute>, r: DefaultRoute) {
+    let at = routes.partition_point(|x| x.metric <= r.metric);
+    routes.insert(at, r);
 }
 
 fn hex128(s: &str) -> Option<u128> {

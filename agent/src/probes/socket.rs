@@ -127,7 +127,12 @@ fn run(slots: &mut [Result<Probe, ProbeError>], opts: ProbeOptions) {
             return;
         }
         let wait = deadline.saturating_duration_since(now);
-        let ms = wait.as_micros().div_ceil(1000).clamp(1, i32::MAX as u128) as libc::c_int;
+        // Whole milliseconds, rounded up, in u64 arithmetic (u128 division is a libcall on MIPS).
+        let ms = wait
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(wait.subsec_nanos().div_ceil(1_000_000)));
+        let ms = ms.clamp(1, i32::MAX as u64) as libc::c_int;
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the whole call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
         if n <= 0 {
