@@ -608,6 +608,9 @@ mod tests {
             .unwrap();
         let mut expected = vec![
             "alert_deliveries",
+            "alert_pending",
+            "probe_samples",
+            "wan_addresses",
             "alert_silences",
             "alerts",
             "actions",
@@ -635,6 +638,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 7);
+        assert_eq!(SCHEMA_VERSION, 8);
     }
 }
