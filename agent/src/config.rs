@@ -25,11 +25,31 @@ pub struct Sources {
     pub openvpn: bool,
     pub system: bool,
     pub interfaces: bool,
+    /// Active ICMP probes (gateways and `probe_target`s).
+    pub probes: bool,
+    /// WAN device addresses.
+    pub wan: bool,
 }
 
 impl Default for Sources {
     fn default() -> Self {
-        Sources { wifi: true, dhcp: true, wireguard: true, openvpn: true, system: true, interfaces: true }
+        Sources { wifi: true, dhcp: true, wireguard: true, openvpn: true, system: true, interfaces: true, probes: true, wan: true }
+    }
+}
+
+/// What the active probes target and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// Probe the default gateways (`option probe_gateway`).
+    pub gateway: bool,
+    /// `list probe_target` (`addr` or `name=addr`).
+    pub targets: Vec<crate::probes::Target>,
+    pub options: crate::probes::ProbeOptions,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig { gateway: true, targets: Vec::new(), options: Default::default() }
     }
 }
 
@@ -61,6 +81,7 @@ pub struct AgentConfig {
     /// Mount points whose usage is reported.
     pub disks: Vec<String>,
     pub sources: Sources,
+    pub probe: ProbeConfig,
     /// Action families the collector may run here (`list allow_actions`); none by default.
     pub allow_actions: Vec<String>,
     /// The `uci` tool for actions, its config directory (`-c`) and change directory (`-t`).
@@ -92,6 +113,7 @@ impl Default for AgentConfig {
             openvpn_status: vec![PathBuf::from("/var/run")],
             disks: vec!["/overlay".into(), "/".into()],
             sources: Sources::default(),
+            probe: ProbeConfig::default(),
             allow_actions: Vec::new(),
             uci: "uci".into(),
             uci_confdir: None,
@@ -112,6 +134,8 @@ pub enum ConfigError {
     Invalid { path: String, reason: String },
     #[error("invalid value for {key}: {value:?} ({reason})")]
     Value { key: String, value: String, reason: &'static str },
+    #[error("invalid value for probe_target: {value:?} ({reason}; expected an address or name=address)")]
+    Target { value: String, reason: String },
 }
 
 fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
@@ -177,6 +201,27 @@ impl AgentConfig {
             "openvpn" => self.sources.openvpn = parse_bool(key, value)?,
             "system" => self.sources.system = parse_bool(key, value)?,
             "interfaces" => self.sources.interfaces = parse_bool(key, value)?,
+            "probes" => self.sources.probes = parse_bool(key, value)?,
+            "wan" => self.sources.wan = parse_bool(key, value)?,
+            "probe_gateway" => self.probe.gateway = parse_bool(key, value)?,
+            "probe_count" => {
+                let n = parse_count(key, value)?;
+                if !(1..=20).contains(&n) {
+                    return Err(ConfigError::Value { key: key.into(), value: value.into(), reason: "expected 1 to 20" });
+                }
+                self.probe.options.count = n as u16;
+            }
+            "probe_interval" | "probe_timeout" => {
+                let d = parse_duration(key, value)?;
+                if d > Duration::from_secs(10) {
+                    return Err(ConfigError::Value { key: key.into(), value: value.into(), reason: "at most 10 seconds" });
+                }
+                if key == "probe_interval" {
+                    self.probe.options.interval = d;
+                } else {
+                    self.probe.options.timeout = d;
+                }
+            }
             "uci" => self.uci = value.into(),
             "uci_confdir" => self.uci_confdir = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty()),
             "uci_savedir" => self.uci_savedir = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty()),
@@ -192,12 +237,21 @@ impl AgentConfig {
         Ok(())
     }
 
-    /// Replaces a list setting (`lease_file`, `openvpn_status`, `disk`, `allow_actions`).
+    /// Replaces a list setting (`lease_file`, `openvpn_status`, `disk`, `allow_actions`,
+    /// `probe_target`).
     pub fn set_list(&mut self, key: &str, values: Vec<String>) -> Result<(), ConfigError> {
         match key {
             "lease_file" => self.lease_files = values.into_iter().map(PathBuf::from).collect(),
             "openvpn_status" => self.openvpn_status = values.into_iter().map(PathBuf::from).collect(),
             "disk" => self.disks = values,
+            "probe_target" => {
+                let mut targets = Vec::with_capacity(values.len());
+                for v in &values {
+                    let t = crate::probes::parse_target(v).map_err(|reason| ConfigError::Target { value: v.clone(), reason })?;
+                    targets.push(t);
+                }
+                self.probe.targets = targets;
+            }
             "allow_actions" => {
                 for v in &values {
                     if !KNOWN_FAMILIES.contains(&v.as_str()) {
@@ -228,13 +282,13 @@ impl AgentConfig {
             return Err(invalid("no `config agent` section".into()));
         };
         for (k, v) in &section.options {
-            if matches!(k.as_str(), "lease_file" | "openvpn_status" | "disk" | "allow_actions") {
+            if matches!(k.as_str(), "lease_file" | "openvpn_status" | "disk" | "allow_actions" | "probe_target") {
                 self.set_list(k, vec![v.clone()])?;
             } else {
                 self.set(k, v)?;
             }
         }
-        for key in ["lease_file", "openvpn_status", "disk", "allow_actions"] {
+        for key in ["lease_file", "openvpn_status", "disk", "allow_actions", "probe_target"] {
             let values = section.list(key);
             if !values.is_empty() {
                 self.set_list(key, values.into_iter().map(String::from).collect())?;
@@ -308,6 +362,34 @@ mod tests {
         assert_eq!((cfg.uci.as_str(), cfg.uci_confdir.as_deref()), ("/usr/bin/uci", Some(Path::new("/r/etc/config"))));
         let err = cfg.apply_uci("config agent\n\tlist allow_actions 'everything'\n", "t").unwrap_err().to_string();
         assert!(err.contains("unknown action family"), "{err}");
+    }
+
+    #[test]
+    fn probe_settings() {
+        let text = "config agent 'main'\n\tlist probe_target 'dns=192.0.2.53'\n\tlist probe_target '2001:db8::1'\n\toption probe_count '5'\n\toption probe_timeout '500ms'\n\toption probe_gateway '0'\n";
+        let mut cfg = AgentConfig::default();
+        assert!(cfg.sources.probes && cfg.probe.gateway && cfg.probe.targets.is_empty());
+        cfg.apply_uci(text, "t").unwrap();
+        let names: Vec<_> = cfg.probe.targets.iter().map(|t| (t.name.as_str(), t.addr.to_string())).collect();
+        assert_eq!(names, [("dns", "192.0.2.53".to_string()), ("2001:db8::1", "2001:db8::1".to_string())]);
+        assert_eq!((cfg.probe.options.count, cfg.probe.options.timeout), (5, Duration::from_millis(500)));
+        assert!(!cfg.probe.gateway);
+        let err = cfg.apply_uci("config agent\n\tlist probe_target 'example.com'\n", "t").unwrap_err().to_string();
+        assert!(err.contains("probe_target") && err.contains("example.com"), "{err}");
+        assert!(cfg.set("probe_count", "0").is_err());
+        assert!(cfg.set("probe_count", "21").is_err());
+        assert!(cfg.set("probe_timeout", "11s").is_err());
+        assert!(cfg.set("probes", "maybe").is_err());
+    }
+
+    /// The config file the package installs parses, and its probe settings are the defaults.
+    #[test]
+    fn packaged_default_config_parses() {
+        let text = include_str!("../../packaging/files/etc/config/routerstats");
+        let mut cfg = AgentConfig::default();
+        cfg.apply_uci(text, "packaging/files/etc/config/routerstats").unwrap();
+        assert!(cfg.sources.probes && cfg.sources.wan && cfg.probe.gateway);
+        assert_eq!(cfg.probe, ProbeConfig::default());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod parse_cmd;
+pub mod probes;
 pub mod snapshot;
 pub mod sources;
 pub mod uci;

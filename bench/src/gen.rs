@@ -628,6 +628,9 @@ impl RouterText {
             wireguard: wg,
             openvpn: ovpn,
             sources,
+            // No probe or WAN source in the generated routers (they have no network to probe).
+            probes: Vec::new(),
+            wan: Vec::new(),
         })
     }
 

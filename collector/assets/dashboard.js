@@ -629,6 +629,22 @@
       h("td", { class: "num", text: fmtBytes(c.tx_bytes) }),
       h("td", { text: dash(c.cipher) }))) : [emptyRow(8, "No OpenVPN clients reported.")]));
 
+    // WAN link: addresses and active probes.
+    const fmtMs = (v) => v == null ? "–" : v.toFixed(v < 10 ? 2 : 1) + " ms";
+    $("#wan-addrs").textContent = (d.wan_addresses || []).length
+      ? "WAN addresses: " + d.wan_addresses.map((a) => a.addr + " on " + a.device).join(", ")
+      : "No WAN address reported.";
+    const probes = d.probes || [];
+    $("#probe-caption").textContent = "Active ICMP probes over the last " + w;
+    $("#probe-table tbody").replaceChildren(...(probes.length ? probes.map((p) => h("tr", { "data-target": p.target },
+      h("th", { scope: "row", text: p.target }),
+      h("td", { text: p.role }),
+      h("td", { text: p.name }),
+      h("td", { class: "num", text: String(p.sent) }),
+      h("td", { class: "num", text: p.loss_percent == null ? "–" : p.loss_percent.toFixed(1) + " %" }),
+      h("td", { class: "num", text: fmtMs(p.latency_ms) }),
+      h("td", { class: "num", text: fmtMs(p.max_latency_ms) }))) : [emptyRow(7, "No probe results in this window.")]));
+
     // Sources.
     $("#src-table tbody").replaceChildren(...(d.sources.length ? d.sources.map((x) => h("tr", null,
       h("th", { scope: "row", text: x.kind }),

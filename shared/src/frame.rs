@@ -45,19 +45,22 @@ pub enum MessageKind {
     /// A report as a patch of the previous report payload sent on the same connection
     /// (see [`crate::patch`]).
     ReportPatch = 10,
-    /// A report in the current model. A new kind rather than a new header version, so that old
-    /// agents keep talking to a new collector unchanged; a new agent talking to an old
-    /// collector is refused with "unknown message kind 11" (upgrade collectors first).
-    Report = 11,
+    /// A report in the version 2 model ([`crate::model_v2`]): agents before active probes and
+    /// WAN addresses. The collector decodes it and converts it to the current model.
+    ReportV2 = 11,
     /// Collector -> agent: a fleet action (see [`crate::action`]).
     Action = 12,
     /// Agent -> collector: the result of an action.
     ActionResult = 13,
+    /// A report in the current model. A new kind rather than a new header version, so that old
+    /// agents keep talking to a new collector unchanged; a new agent talking to an old
+    /// collector is refused with "unknown message kind 14" (upgrade collectors first).
+    Report = 14,
 }
 
 impl MessageKind {
     /// Every kind, in wire order.
-    pub const ALL: [MessageKind; 13] = [
+    pub const ALL: [MessageKind; 14] = [
         MessageKind::Hello,
         MessageKind::ReportV1,
         MessageKind::Ack,
@@ -68,9 +71,10 @@ impl MessageKind {
         MessageKind::Error,
         MessageKind::HelloAck,
         MessageKind::ReportPatch,
-        MessageKind::Report,
+        MessageKind::ReportV2,
         MessageKind::Action,
         MessageKind::ActionResult,
+        MessageKind::Report,
     ];
 
     pub fn from_u8(b: u8) -> Option<Self> {
@@ -79,7 +83,7 @@ impl MessageKind {
 
     /// Whether frames of this kind carry a whole report payload (of either model version).
     pub fn is_full_report(self) -> bool {
-        matches!(self, MessageKind::Report | MessageKind::ReportV1)
+        matches!(self, MessageKind::Report | MessageKind::ReportV2 | MessageKind::ReportV1)
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! - [`model`]: the `Report` an agent produces each cycle, with compact field types
 //!   (MAC addresses as 6 bytes, IP addresses binary, counters encoded as varints).
-//! - [`model_v1`]: the frozen report model of version 1 agents, decoded and converted.
+//! - [`model_v1`], [`model_v2`]: the frozen report models of older agents, decoded and converted.
 //! - [`frame`]: the frame header (magic, protocol version, message kind, length), the size limit
 //!   and the typed decode errors.
 //! - [`message`]: every message that crosses the wire (hello, report, ack, enrollment, renewal).
@@ -22,6 +22,7 @@ pub mod io;
 pub mod message;
 pub mod model;
 pub mod model_v1;
+pub mod model_v2;
 pub mod patch;
 pub mod token;
 

@@ -204,6 +204,10 @@ impl Message {
                 let v1: crate::model_v1::Report = codec::decode(payload).map_err(bad)?;
                 Message::Report(Box::new(v1.into()))
             }
+            MessageKind::ReportV2 => {
+                let v2: crate::model_v2::Report = codec::decode(payload).map_err(bad)?;
+                Message::Report(Box::new(v2.into()))
+            }
             MessageKind::EnrollRequest => Message::EnrollRequest(codec::decode(payload).map_err(bad)?),
             MessageKind::RenewRequest => Message::RenewRequest(codec::decode(payload).map_err(bad)?),
             MessageKind::ReportPatch => Message::ReportPatch(payload.to_vec()),
@@ -238,6 +242,7 @@ impl Message {
             MessageKind::Hello
             | MessageKind::Report
             | MessageKind::ReportV1
+            | MessageKind::ReportV2
             | MessageKind::EnrollRequest
             | MessageKind::RenewRequest
             | MessageKind::ReportPatch

@@ -164,6 +164,67 @@ pub struct Report {
     pub openvpn: Vec<OvpnInstance>,
     /// One entry per source read in this cycle, so a missing tool or a parse problem is visible.
     pub sources: Vec<SourceStatus>,
+    /// Active ICMP echo probes of this cycle: the default gateways and the configured targets.
+    /// A target that could not be probed at all (no route, no permission) has no entry here and
+    /// a [`SourceKind::Probe`] status instead. (Since model version 3, kind `Report` = 14.)
+    pub probes: Vec<ProbeResult>,
+    /// The addresses of the router's WAN devices (the devices its default routes leave by).
+    pub wan: Vec<WanAddress>,
+}
+
+/// Why a target was probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ProbeRole {
+    /// A next hop of a default route (`/proc/net/route`, `/proc/net/ipv6_route`).
+    #[default]
+    Gateway,
+    /// A target from the agent's configuration (`list probe_target`).
+    Target,
+}
+
+impl ProbeRole {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProbeRole::Gateway => "gateway",
+            ProbeRole::Target => "target",
+        }
+    }
+}
+
+/// The outcome of one cycle's ICMP echo probe of one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub role: ProbeRole,
+    /// The address probed.
+    pub target: IpAddr,
+    /// The configured name of a target (as written in the config), or the device of a gateway's
+    /// route (`eth0.2`, `pppoe-wan`).
+    pub name: String,
+    /// Echo requests sent and matching replies received (duplicates counted once).
+    pub sent: u32,
+    pub received: u32,
+    /// Round-trip times of the replies, microseconds; None when no reply came.
+    pub rtt_min_us: Option<u32>,
+    pub rtt_avg_us: Option<u32>,
+    pub rtt_max_us: Option<u32>,
+}
+
+impl ProbeResult {
+    /// Lost share of the requests sent, in percent (0 to 100); None when nothing was sent.
+    pub fn loss_percent(&self) -> Option<f64> {
+        (self.sent > 0).then(|| {
+            let lost = self.sent.saturating_sub(self.received.min(self.sent));
+            f64::from(lost) * 100.0 / f64::from(self.sent)
+        })
+    }
+}
+
+/// One address of a WAN device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WanAddress {
+    /// The kernel device (`eth0.2`, `pppoe-wan`, `wan`).
+    pub device: String,
+    pub addr: IpNet,
 }
 
 /// Facts about the router that rarely change.
@@ -626,6 +687,10 @@ pub enum SourceKind {
     NetDev,
     System,
     RouterFacts,
+    /// Active ICMP probes; one status per target (name: the address probed).
+    Probe,
+    /// WAN device addresses.
+    Wan,
 }
 
 impl SourceKind {
@@ -639,6 +704,8 @@ impl SourceKind {
             SourceKind::NetDev => "net_dev",
             SourceKind::System => "system",
             SourceKind::RouterFacts => "router_facts",
+            SourceKind::Probe => "probe",
+            SourceKind::Wan => "wan",
         }
     }
 }

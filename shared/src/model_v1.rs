@@ -135,6 +135,8 @@ impl From<Report> for model::Report {
             wireguard: r.wireguard,
             openvpn: r.openvpn.into_iter().map(Into::into).collect(),
             sources: r.sources,
+            probes: Vec::new(),
+            wan: Vec::new(),
         }
     }
 }
@@ -341,7 +343,7 @@ mod tests {
     fn current_reports_use_the_new_kind() {
         let m = Message::Report(Box::default());
         assert_eq!(m.kind(), MessageKind::Report);
-        assert_eq!(MessageKind::Report as u8, 11);
+        assert_eq!(MessageKind::Report as u8, 14);
         assert_eq!(MessageKind::ReportV1 as u8, 2);
         assert!(MessageKind::ReportV1.is_full_report() && MessageKind::Report.is_full_report());
         assert!(!MessageKind::ReportPatch.is_full_report());

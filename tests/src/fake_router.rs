@@ -52,6 +52,14 @@ impl FakeRouter {
             copy(&fx.join("proc").join(f), &root.join("proc").join(f))?;
         }
         copy(&fx.join("proc/net-dev"), &root.join("proc/net/dev"))?;
+        // The default route leaves by the PPPoE link of net/dev, with no gateway address (as a
+        // point-to-point route is listed): its peer would be the probe target, but this machine
+        // has no `pppoe-wan`, so the agent's probes send nothing and its WAN list stays empty.
+        fs::write(
+            root.join("proc/net/route"),
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+             pppoe-wan\t00000000\t00000000\t0001\t0\t0\t0\t00000000\t0\t0\t0\n",
+        )?;
         fs::write(root.join("proc/sys/kernel/hostname"), format!("{hostname}\n"))?;
         fs::write(root.join("proc/sys/kernel/osrelease"), "5.15.150\n")?;
         copy(&fx.join("etc/board.json"), &root.join("etc/board.json"))?;

@@ -79,7 +79,10 @@ fn read_request(stream: &mut TcpStream) -> Option<Hit> {
 
 impl HttpReceiver {
     fn start(mode: Mode) -> HttpReceiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), mode)
+    }
+
+    fn start_on(listener: TcpListener, mode: Mode) -> HttpReceiver {
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(Mutex::new(Vec::new()));
         let holding = Arc::new(AtomicUsize::new(0));
@@ -507,4 +510,65 @@ ca_file = "{ca}"
     // The processes are still up (no crash on the way).
     assert!(am.0.try_wait().unwrap().is_none());
     assert!(smtp.0.try_wait().unwrap().is_none());
+}
+
+/// A webhook delivery queued while its receiver is down survives a collector restart: the
+/// restarted collector sends it (once) when the receiver comes up.
+#[test]
+fn queued_webhook_delivery_resumes_after_a_collector_restart() {
+    let port = free_port();
+    let config = format!(
+        r#"
+[alerts]
+eval_interval = "1s"
+report_interval = "1s"
+retry_base = "200ms"
+retry_max = "500ms"
+send_timeout = "2s"
+max_attempts = 1000
+[alerts.fleet]
+offline_intervals = 2
+keep_firing_for = "0s"
+cert_days = 0
+[[alerts.receivers]]
+name = "late"
+kind = "webhook"
+url = "http://127.0.0.1:{port}/hook"
+secret = "{SECRET}"
+"#
+    );
+    let mut fleet = Fleet::start_with_config(&[("edge-r", "lab")], 2, Some(&config));
+    let wait = Duration::from_secs(60);
+    fleet.stop_agents();
+    // Offline fires; its delivery fails (nothing listens) and stays queued.
+    let (delivery, alert) = wait_for(wait, "a queued delivery with a failed attempt", || {
+        fleet.collector.db().query_row(
+            "SELECT id, alert_id FROM alert_deliveries WHERE receiver = 'late' AND attempts >= 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        )
+        .ok()
+    });
+    fleet.collector.restart();
+    // Still queued after the restart, then delivered once the receiver listens.
+    let queued: i64 = fleet.collector.db()
+        .query_row("SELECT count(*) FROM alert_deliveries WHERE id = ?1", [delivery], |r| r.get(0))
+        .unwrap();
+    assert_eq!(queued, 1, "the queued delivery is kept across the restart");
+    let late = HttpReceiver::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), Mode::Ok);
+    let (_, body) = wait_for(wait, "the queued firing event", || {
+        events(&late).into_iter().find(|(e, _)| e == "firing")
+    });
+    assert!(signature_ok(&late.hits()[0]), "signed with the configured secret");
+    assert_eq!((body["alert"]["id"].as_i64(), body["alert"]["rule"].as_str()), (Some(alert), Some("offline")), "{body}");
+    wait_for(wait, "the delivery leaves the queue", || {
+        let n: i64 = fleet.collector.db()
+            .query_row("SELECT count(*) FROM alert_deliveries WHERE id = ?1", [delivery], |r| r.get(0))
+            .unwrap();
+        (n == 0).then_some(())
+    });
+    // Sent once: the restarted collector did not fire the alert again.
+    std::thread::sleep(Duration::from_secs(2));
+    let seen: Vec<(String, i64)> = events(&late).into_iter().map(|(e, b)| (e, b["alert"]["id"].as_i64().unwrap_or(0))).collect();
+    assert_eq!(seen, [("firing".to_string(), alert)]);
 }

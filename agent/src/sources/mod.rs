@@ -20,6 +20,7 @@ pub mod proc_stat;
 pub mod station_dump;
 pub mod uci_network;
 pub mod uptime;
+pub mod wan;
 pub mod wireguard;
 
 use std::path::Path;

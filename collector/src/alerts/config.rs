@@ -67,6 +67,15 @@ pub struct Thresholds {
     /// A firing alert resolves only after its condition has been false this long (hold-down
     /// against flapping; the offline rule resolves at the first report).
     pub keep_firing_for: Duration,
+    /// A probed target's loss in the newest report above this percentage for `probe_for`
+    /// (0: off).
+    pub probe_loss_percent: f64,
+    /// A probed target's mean round-trip time in the newest report above this many
+    /// milliseconds for `probe_for` (0: off).
+    pub probe_latency_ms: f64,
+    pub probe_for: Duration,
+    /// The router's WAN addresses changed between two reports.
+    pub wan_address_change: bool,
 }
 
 impl Default for Thresholds {
@@ -92,6 +101,10 @@ impl Default for Thresholds {
             spool_drops: true,
             cert_days: 14,
             keep_firing_for: Duration::from_secs(120),
+            probe_loss_percent: 0.0,
+            probe_latency_ms: 0.0,
+            probe_for: Duration::from_secs(300),
+            wan_address_change: true,
         }
     }
 }
@@ -120,6 +133,10 @@ pub struct ThresholdOverrides {
     spool_drops: Option<bool>,
     cert_days: Option<u32>,
     keep_firing_for: Option<FileDuration>,
+    probe_loss_percent: Option<f64>,
+    probe_latency_ms: Option<f64>,
+    probe_for: Option<FileDuration>,
+    wan_address_change: Option<bool>,
 }
 
 impl ThresholdOverrides {
@@ -143,7 +160,10 @@ impl ThresholdOverrides {
             station_mbps,
             wan_mbps,
             spool_drops,
-            cert_days
+            cert_days,
+            probe_loss_percent,
+            probe_latency_ms,
+            wan_address_change
         );
         dur!(
             cpu_for,
@@ -153,12 +173,14 @@ impl ThresholdOverrides {
             wg_handshake_age,
             ovpn_lookback,
             rate_for,
-            keep_firing_for
+            keep_firing_for,
+            probe_for
         );
         for (k, v) in [
             ("cpu_percent", t.cpu_percent),
             ("memory_percent", t.memory_percent),
             ("disk_percent", t.disk_percent),
+            ("probe_loss_percent", t.probe_loss_percent),
         ] {
             if !(0.0..=100.0).contains(&v) {
                 return Err(format!(
@@ -166,7 +188,11 @@ impl ThresholdOverrides {
                 ));
             }
         }
-        for (k, v) in [("station_mbps", t.station_mbps), ("wan_mbps", t.wan_mbps)] {
+        for (k, v) in [
+            ("station_mbps", t.station_mbps),
+            ("wan_mbps", t.wan_mbps),
+            ("probe_latency_ms", t.probe_latency_ms),
+        ] {
             if !v.is_finite() || v < 0.0 {
                 return Err(format!("{k} must be 0 or more (0 turns the rule off)"));
             }

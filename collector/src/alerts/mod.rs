@@ -94,7 +94,8 @@ impl Evaluator {
                     self.mem.wan.insert(k.router_id, k.subject.clone());
                 }
             }
-            self.engine = Some(Engine::with_firing(firing));
+            let pending = state::load_pending(self.write.connection())?;
+            self.engine = Some(Engine::with_firing(firing).with_pending(pending));
         }
         let engine = self.engine.get_or_insert_with(Engine::default);
         let routers = snapshot::read(&self.read, &self.cfg, now_ms)?;
@@ -102,6 +103,9 @@ impl Evaluator {
         let eval = rules::evaluate(&self.cfg, &routers, &mut self.mem, now_ms, since);
         let conditions = eval.conditions.len();
         let transitions = engine.step(eval.conditions, &eval.hold, now_ms);
+        if engine.take_pending_changed() {
+            state::save_pending(self.write.connection(), engine.pending())?;
+        }
         let mut stats = EvalStats {
             routers: routers.len(),
             conditions,
@@ -348,6 +352,41 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(events, ["firing", "firing", "resolved", "resolved"]);
+    }
+
+    /// A condition waiting out its for-duration keeps its start across a restart: the CPU alert
+    /// fires 30 s after the condition first held, though the evaluator restarted in between.
+    #[test]
+    fn pending_for_duration_survives_a_restart() {
+        let (dir, mut store) = open_temp();
+        let path = dir.path().join("routerstats.db");
+        let router = enrolled_router(&mut store, "gw1");
+        let t0: i64 = 1_700_000_000_000;
+        ingest(&mut store, router.id, 1, t0, 995);
+        let v: toml::Value = toml::from_str("[fleet]\ncert_days = 0\ncpu_for = \"30s\"").unwrap();
+        let cfg = AlertsConfig::from_value(v).unwrap();
+        let mut ev = Evaluator::open(cfg.clone(), &path).unwrap();
+        assert_eq!(ev.run_once(t0 + 1_000).unwrap().fired, 0, "pending for 30 s");
+        drop(ev);
+        let mut ev = Evaluator::open(cfg.clone(), &path).unwrap();
+        ingest(&mut store, router.id, 2, t0 + 30_000, 990);
+        let s = ev.run_once(t0 + 31_000).unwrap();
+        assert_eq!(s.fired, 1, "30 s after the first evaluation, restart or not");
+        assert_eq!(states(&store), [("cpu".into(), "firing".into())]);
+        let started: i64 = store.connection().query_row("SELECT started_ms FROM alerts", [], |r| r.get(0)).unwrap();
+        assert_eq!(started, t0 + 1_000);
+        // Fired: no longer pending, in memory or on disk.
+        let left: i64 = store.connection().query_row("SELECT count(*) FROM alert_pending", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 0);
+        // A condition that stops holding is forgotten on disk too.
+        let router2 = enrolled_router(&mut store, "gw2");
+        ingest(&mut store, router2.id, 1, t0 + 40_000, 995);
+        ev.run_once(t0 + 41_000).unwrap();
+        let n = |s: &Store| -> i64 { s.connection().query_row("SELECT count(*) FROM alert_pending", [], |r| r.get(0)).unwrap() };
+        assert_eq!(n(&store), 1);
+        ingest(&mut store, router2.id, 2, t0 + 45_000, 100);
+        ev.run_once(t0 + 46_000).unwrap();
+        assert_eq!(n(&store), 0);
     }
 
     #[test]

@@ -20,8 +20,16 @@
 //! - `cert_renewal`: the client certificate expires within `cert_days` while the agent renews
 //!   from the last third of its validity, so renewal has been failing.
 //!
+//! - `probe_loss`, `probe_latency`: a target of the agent's active ICMP probes (a default
+//!   gateway or a configured target) lost more than a percentage of its echo requests, or
+//!   answered slower than a mean round-trip time, in the newest report, for `probe_for`.
+//! - `wan_address_change`: the router's WAN addresses (from its newest report) differ from
+//!   those of its previous report (an empty set, an old agent or no default route, is not a
+//!   change; WAN loss is `wan_down`). Seen between evaluations of one collector run: a change
+//!   while the collector was down is not reported.
+//!
 //! Rules on a router that is offline hold their state (neither refreshed nor resolved) until it
-//! reports again. Active probes do not exist yet, so there is no probe loss/latency rule.
+//! reports again.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -61,6 +69,19 @@ pub struct ReportSnap {
     pub wg_peers: Vec<WgPeerSnap>,
     /// OpenVPN clients seen within the lookback but not in this report.
     pub ovpn_gone: Vec<OvpnGoneSnap>,
+    /// The active probes of this report.
+    pub probes: Vec<ProbeSnap>,
+    /// The router's current WAN addresses (`address/prefix`), sorted.
+    pub wan_addrs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProbeSnap {
+    pub target: String,
+    pub name: String,
+    pub sent: i64,
+    pub received: i64,
+    pub rtt_avg_us: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -110,6 +131,9 @@ pub const RULES: &[&str] = &[
     "wan_rate",
     "spool_drops",
     "cert_renewal",
+    "probe_loss",
+    "probe_latency",
+    "wan_address_change",
 ];
 
 /// Identifies one alert: the same key is the same alert (deduplication).
@@ -144,6 +168,8 @@ pub struct RuleMemory {
     pub wan: HashMap<i64, String>,
     /// (boot id, dropped total) of each router's newest report at the last evaluation.
     pub drops: HashMap<i64, (Vec<u8>, i64)>,
+    /// The WAN addresses each router had at the last evaluation that saw some.
+    pub wan_addrs: HashMap<i64, Vec<String>>,
 }
 
 /// The result of one evaluation.
@@ -236,14 +262,19 @@ fn evaluate_router(
     if t.offline_intervals > 0 {
         let limit = cfg.report_interval.as_millis() as i64 * i64::from(t.offline_intervals);
         let silent = now_ms - seen;
-        if now_ms - seen.max(listening_since_ms) > limit {
+        if silent > limit {
+            // Silent for longer than the limit. Right after this collector started, silence
+            // while it was down is not judged yet: the condition then waits until the limit has
+            // passed since the start (a router already offline stays offline across the
+            // restart, without a false "back online"; a router that reports in time resolves).
+            let wait = (limit - (now_ms - listening_since_ms)).max(0);
             push(
                 "offline",
                 String::new(),
                 "critical",
                 format!("{} has sent no report for {}s", r.name, silent / 1000),
                 json!({"last_report_ms": seen, "silent_s": silent / 1000, "threshold_s": limit / 1000}),
-                Duration::ZERO,
+                Duration::from_millis(wait as u64),
                 Duration::ZERO,
             );
             out.hold.insert(r.id);
@@ -450,6 +481,50 @@ fn evaluate_router(
             );
         }
     }
+    // Active probes.
+    for p in rep.probes.iter().filter(|p| p.sent > 0) {
+        let loss = ((p.sent - p.received.min(p.sent)) as f64 * 1000.0 / p.sent as f64).round() / 10.0;
+        if t.probe_loss_percent > 0.0 && loss > t.probe_loss_percent {
+            push(
+                "probe_loss",
+                p.target.clone(),
+                "warning",
+                format!("{}: {}% of the echo requests to {} ({}) lost (above {}%)", r.name, loss, p.target, p.name, t.probe_loss_percent),
+                json!({"target": p.target, "name": p.name, "sent": p.sent, "received": p.received, "loss_percent": loss, "threshold": t.probe_loss_percent, "report_ms": rep.ts_ms}),
+                t.probe_for,
+                keep,
+            );
+        }
+        if let Some(avg) = p.rtt_avg_us {
+            let ms = (avg as f64 / 10.0).round() / 100.0;
+            if t.probe_latency_ms > 0.0 && ms > t.probe_latency_ms {
+                push(
+                    "probe_latency",
+                    p.target.clone(),
+                    "warning",
+                    format!("{}: round trip to {} ({}) {ms} ms (above {} ms)", r.name, p.target, p.name, t.probe_latency_ms),
+                    json!({"target": p.target, "name": p.name, "latency_ms": ms, "threshold_ms": t.probe_latency_ms, "report_ms": rep.ts_ms}),
+                    t.probe_for,
+                    keep,
+                );
+            }
+        }
+    }
+    // WAN addresses.
+    if !rep.wan_addrs.is_empty() {
+        let prev = mem.wan_addrs.insert(r.id, rep.wan_addrs.clone());
+        if let Some(prev) = prev.filter(|p| t.wan_address_change && *p != rep.wan_addrs) {
+            push(
+                "wan_address_change",
+                String::new(),
+                "info",
+                format!("{}: WAN address changed from {} to {}", r.name, prev.join(", "), rep.wan_addrs.join(", ")),
+                json!({"previous": prev, "current": rep.wan_addrs, "report_ms": rep.ts_ms}),
+                Duration::ZERO,
+                keep,
+            );
+        }
+    }
     // Agent spool.
     let prev = mem
         .drops
@@ -608,7 +683,9 @@ mod tests {
         assert_eq!(rules(&e), ["offline"]);
         assert!(e.hold.contains(&1));
         assert_eq!(e.conditions[0].values["silent_s"], 91);
-        // A collector that started listening 30 s ago waits for the agents to reconnect.
+        // A collector that started listening 30 s ago waits for the agents to reconnect: the
+        // condition holds but must wait the remaining 60 s before it can fire (an alert that
+        // was already firing before the restart is kept by it, without a false resolution).
         let mut r = router(now);
         r.last_seen_ms = Some(now - 3_600_000);
         let e = evaluate(
@@ -618,7 +695,8 @@ mod tests {
             now,
             now - 30_000,
         );
-        assert!(e.conditions.is_empty(), "{:?}", e.conditions);
+        assert_eq!(rules(&e), ["offline"]);
+        assert_eq!(e.conditions[0].for_, Duration::from_secs(60));
         let e = evaluate(
             &AlertsConfig::default(),
             &[r],
@@ -628,6 +706,7 @@ mod tests {
         );
         assert_eq!(rules(&e), ["offline"]);
         assert_eq!(e.conditions[0].values["silent_s"], 3661);
+        assert_eq!(e.conditions[0].for_, Duration::ZERO);
         // 89 s is under 3 x 30 s.
         let mut r = router(now);
         r.last_seen_ms = Some(now - 89_000);
@@ -683,6 +762,45 @@ mod tests {
         );
         // Same report again: no new drops; the WAN is still gone.
         assert_eq!(rules(&evaluate(&cfg, &[r], &mut mem, now, 0)), ["wan_down"]);
+    }
+
+    #[test]
+    fn probe_loss_latency_and_wan_address_change() {
+        let now = 1_700_000_000_000;
+        let v: toml::Value = toml::from_str(
+            "[fleet]\nprobe_loss_percent = 20\nprobe_latency_ms = 100\n[router.r1]\nprobe_for = \"1m\"",
+        )
+        .unwrap();
+        let cfg = AlertsConfig::from_value(v).unwrap();
+        let mut mem = RuleMemory::default();
+        let mut r = router(now);
+        let rep = r.report.as_mut().unwrap();
+        rep.probes = vec![
+            ProbeSnap { target: "192.0.2.1".into(), name: "wan".into(), sent: 4, received: 4, rtt_avg_us: Some(150_000) },
+            ProbeSnap { target: "192.0.2.53".into(), name: "dns".into(), sent: 4, received: 2, rtt_avg_us: Some(20_000) },
+            ProbeSnap { target: "192.0.2.99".into(), name: "gone".into(), sent: 0, received: 0, rtt_avg_us: None },
+        ];
+        rep.wan_addrs = vec!["203.0.113.7/24".into()];
+        let e = evaluate(&cfg, &[r.clone()], &mut mem, now, 0);
+        let got: Vec<(&str, &str)> = e.conditions.iter().map(|c| (c.key.rule, c.key.subject.as_str())).collect();
+        assert_eq!(got, [("probe_latency", "192.0.2.1"), ("probe_loss", "192.0.2.53")]);
+        let loss = e.conditions.iter().find(|c| c.key.rule == "probe_loss").unwrap();
+        assert_eq!((loss.values["loss_percent"].as_f64(), loss.for_), (Some(50.0), Duration::from_secs(60)));
+        // A new WAN address: one change condition; the same again is no change; none is no change.
+        let rep = r.report.as_mut().unwrap();
+        rep.probes.clear();
+        rep.wan_addrs = vec!["203.0.113.9/24".into()];
+        let e = evaluate(&cfg, &[r.clone()], &mut mem, now, 0);
+        assert_eq!(rules(&e), ["wan_address_change"]);
+        assert_eq!(e.conditions[0].values["previous"][0], "203.0.113.7/24");
+        assert!(evaluate(&cfg, &[r.clone()], &mut mem, now, 0).conditions.is_empty());
+        r.report.as_mut().unwrap().wan_addrs.clear();
+        assert!(evaluate(&cfg, &[r.clone()], &mut mem, now, 0).conditions.is_empty());
+        // Out-of-range thresholds are refused.
+        for bad in ["probe_loss_percent = 101", "probe_latency_ms = -1"] {
+            let v: toml::Value = toml::from_str(&format!("[fleet]\n{bad}")).unwrap();
+            assert!(AlertsConfig::from_value(v).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use rusqlite::Connection;
 
 use super::config::AlertsConfig;
-use super::rules::{IfaceSnap, OvpnGoneSnap, ReportSnap, RouterSnap, StationSnap, WgPeerSnap};
+use super::rules::{
+    IfaceSnap, OvpnGoneSnap, ProbeSnap, ReportSnap, RouterSnap, StationSnap, WgPeerSnap,
+};
 
 const ROUTERS_SQL: &str = "SELECT r.id, r.name, r.site, r.last_seen_ms, r.cert_not_after, \
      p.ts_ms, p.boot_id, p.dropped_reports, p.cpu_permille, p.mem_total_kb, p.mem_available_kb, \
@@ -33,6 +35,14 @@ const STATIONS_SQL: &str = "SELECT r.id, s.iface, s.mac, s.rx_bps, s.tx_bps FROM
 const WG_SQL: &str = "SELECT r.id, s.iface, s.public_key, s.name, s.latest_handshake FROM routers r \
      CROSS JOIN reports p ON p.id = r.last_report_id \
      CROSS JOIN wg_peer_samples s ON s.router_id = r.id AND s.ts_ms = p.ts_ms WHERE r.revoked_at IS NULL";
+
+const PROBES_SQL: &str = "SELECT r.id, s.target, s.name, s.sent, s.received, s.rtt_avg_us FROM routers r \
+     CROSS JOIN reports p ON p.id = r.last_report_id \
+     CROSS JOIN probe_samples s ON s.router_id = r.id AND s.ts_ms = p.ts_ms WHERE r.revoked_at IS NULL";
+
+/// Current WAN addresses (primary key `router_id, device, addr`).
+const WAN_SQL: &str = "SELECT w.router_id, w.addr FROM routers r \
+     CROSS JOIN wan_addresses w ON w.router_id = r.id WHERE r.revoked_at IS NULL ORDER BY w.router_id, w.addr";
 
 /// OpenVPN sessions' newest sample time per client, over the 1-hour buckets from ?1 on.
 const OVPN_SQL: &str =
@@ -118,6 +128,24 @@ pub fn read(
             Ok(())
         })?;
     }
+    if cfg.any_scope(|t| t.probe_loss_percent > 0.0 || t.probe_latency_ms > 0.0) {
+        with(PROBES_SQL, &[], &mut |rep, r| {
+            rep.probes.push(ProbeSnap {
+                target: r.get(1)?,
+                name: r.get(2)?,
+                sent: r.get(3)?,
+                received: r.get(4)?,
+                rtt_avg_us: r.get(5)?,
+            });
+            Ok(())
+        })?;
+    }
+    if cfg.any_scope(|t| t.wan_address_change) {
+        with(WAN_SQL, &[], &mut |rep, r| {
+            rep.wan_addrs.push(r.get(1)?);
+            Ok(())
+        })?;
+    }
     if cfg.any_scope(|t| !t.wg_handshake_age.is_zero()) {
         with(WG_SQL, &[], &mut |rep, r| {
             rep.wg_peers.push(WgPeerSnap {
@@ -189,6 +217,8 @@ mod tests {
             (STATIONS_SQL, 1),
             (WG_SQL, 0),
             (OVPN_SQL, 1),
+            (PROBES_SQL, 0),
+            (WAN_SQL, 0),
         ] {
             let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let plan: Vec<String> = st

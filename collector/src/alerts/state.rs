@@ -5,7 +5,8 @@
 //! [`apply`] writes them in one transaction: a new firing row (the partial unique index keeps
 //! one firing row per key), a resolution, and one queued delivery per receiver and event unless
 //! a silence matches. Firing alerts are loaded back at start ([`load_firing`]), so they survive
-//! a restart; pending conditions (not yet held for their `for` duration) start over.
+//! a restart; so are pending conditions (not yet held for their `for` duration, table
+//! `alert_pending`, [`load_pending`]/[`save_pending`]), so a restart does not restart their wait.
 
 use std::collections::{HashMap, HashSet};
 
@@ -44,6 +45,8 @@ pub struct Engine {
     /// Conditions that hold but not yet for their `for` duration: since when.
     pending: HashMap<AlertKey, i64>,
     firing: HashMap<AlertKey, Firing>,
+    /// `pending` changed since [`Engine::take_pending_changed`] was last called.
+    pending_changed: bool,
 }
 
 impl Engine {
@@ -52,7 +55,29 @@ impl Engine {
         Engine {
             pending: HashMap::new(),
             firing: firing.into_iter().collect(),
+            pending_changed: false,
         }
+    }
+
+    /// Adds the pending conditions of an earlier run (from [`load_pending`]); a key that is
+    /// already firing is not pending.
+    pub fn with_pending(mut self, pending: impl IntoIterator<Item = (AlertKey, i64)>) -> Self {
+        for (k, since) in pending {
+            if !self.firing.contains_key(&k) {
+                self.pending.insert(k, since);
+            }
+        }
+        self
+    }
+
+    /// Conditions waiting out their `for` duration, and since when.
+    pub fn pending(&self) -> &HashMap<AlertKey, i64> {
+        &self.pending
+    }
+
+    /// Whether the pending set changed since the last call (then it should be saved).
+    pub fn take_pending_changed(&mut self) -> bool {
+        std::mem::take(&mut self.pending_changed)
     }
 
     /// Alerts firing now.
@@ -78,16 +103,22 @@ impl Engine {
                 out.push(Transition::Update { id: f.id, cond: c });
                 continue;
             }
-            let since = *self.pending.entry(c.key.clone()).or_insert(now_ms);
+            let since = *self.pending.entry(c.key.clone()).or_insert_with(|| {
+                self.pending_changed = true;
+                now_ms
+            });
             if now_ms - since >= c.for_.as_millis() as i64 {
                 self.pending.remove(&c.key);
+                self.pending_changed = true;
                 out.push(Transition::Fire {
                     cond: c,
                     started_ms: since,
                 });
             }
         }
+        let before = self.pending.len();
         self.pending.retain(|k, _| seen.contains(k));
+        self.pending_changed |= self.pending.len() != before;
         for (key, f) in &mut self.firing {
             if seen.contains(key) {
                 continue;
@@ -173,6 +204,36 @@ pub fn load_firing(
         }
     }
     Ok(out)
+}
+
+/// The pending conditions saved by [`save_pending`] (rules this collector does not know are
+/// left out).
+pub fn load_pending(conn: &Connection) -> rusqlite::Result<Vec<(AlertKey, i64)>> {
+    let mut st = conn.prepare("SELECT rule, router_id, subject, since_ms FROM alert_pending")?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (rule, router_id, subject, since) = row?;
+        if let Some(rule) = rule_name(&rule) {
+            out.push((AlertKey { rule, router_id, subject }, since));
+        }
+    }
+    Ok(out)
+}
+
+/// Replaces the saved pending conditions with `pending`, in one transaction.
+pub fn save_pending(conn: &Connection, pending: &HashMap<AlertKey, i64>) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute("DELETE FROM alert_pending", [])?;
+    {
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO alert_pending (rule, router_id, subject, since_ms) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (k, since) in pending {
+            ins.execute(params![k.rule, k.router_id, k.subject, since])?;
+        }
+    }
+    tx.commit()
 }
 
 /// Whether an active silence matches this alert.

@@ -91,7 +91,9 @@ pub fn routes() -> Router<ApiState> {
         LeaseOut,
         WgPeerOut,
         OvpnClientOut,
-        SourceOut
+        SourceOut,
+        ProbeOut,
+        WanAddressOut
     )),
     tags((name = "dashboard", description = "The JSON the web dashboard at / reads"))
 )]
@@ -357,6 +359,33 @@ pub struct RouterDetail {
     pub wireguard: Vec<WgPeerOut>,
     pub openvpn: Vec<OvpnClientOut>,
     pub sources: Vec<SourceOut>,
+    /// The agent's active ICMP probes over the window, one row per target (gateways first);
+    /// empty for agents before active probes or with probes turned off.
+    pub probes: Vec<ProbeOut>,
+    /// WAN addresses (`address/prefix`, by device) from the newest report.
+    pub wan_addresses: Vec<WanAddressOut>,
+}
+
+/// One probed target of the router page.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProbeOut {
+    pub target: String,
+    /// `gateway` (a default route's next hop) or `target` (configured).
+    pub role: String,
+    pub name: String,
+    pub sent: i64,
+    pub received: i64,
+    pub loss_percent: Option<f64>,
+    /// Mean and largest round-trip time of the replies, ms.
+    pub latency_ms: Option<f64>,
+    pub max_latency_ms: Option<f64>,
+}
+
+/// One WAN address of the router page.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WanAddressOut {
+    pub device: String,
+    pub addr: String,
 }
 
 /// Facts of a router beyond the overview row.
@@ -1139,7 +1168,33 @@ pub fn detail_answer(
         wireguard,
         openvpn,
         sources: sources_of(conn, b.id)?,
+        probes: probes_of(conn, b.id, window, now)?,
+        wan_addresses: super::fleet::wan_addresses(conn, Some(b.id))
+            .map_err(db_err)?
+            .remove(&b.id)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| WanAddressOut { device: a.device, addr: a.addr })
+            .collect(),
     }))
+}
+
+fn probes_of(conn: &Connection, router_id: i64, window: Window, now: i64) -> Result<Vec<ProbeOut>, ApiError> {
+    let (start, end) = open_bounds(window, now);
+    let rows = super::fleet::probe_targets(conn, router_id, start, end).map_err(db_err)?;
+    Ok(rows
+        .into_iter()
+        .map(|t| ProbeOut {
+            loss_percent: t.figures.loss_percent(),
+            latency_ms: t.figures.latency_ms,
+            max_latency_ms: t.figures.max_latency_ms,
+            sent: t.figures.sent,
+            received: t.figures.received,
+            target: t.target,
+            role: t.role,
+            name: t.name,
+        })
+        .collect())
 }
 
 fn interfaces_of(

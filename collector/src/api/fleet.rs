@@ -17,6 +17,10 @@
 //! - [`is_connected`]: heard from within a fixed 5 minutes. The ISP middleware's contract
 //!   (docs/api/isp.md) defines "connected" that way, whatever the router's interval.
 //!
+//! Active probes and WAN addresses (agents since report model 3): [`probe_figures`] sums the
+//! `probe_samples` of a window (the ISP routes' `latency_ms`/`packet_loss_percent`, gateway
+//! WAN health, the dashboard), [`wan_addresses`] reads the current `wan_addresses`.
+//!
 //! The CLI's `routers` table reads `store::RouterRow` (certificates, enrollment), not these.
 
 use rusqlite::{Connection, OptionalExtension};
@@ -209,4 +213,193 @@ pub fn router_facts_by_name(
 ) -> rusqlite::Result<Option<RouterFacts>> {
     let mut st = conn.prepare_cached(&format!("{ROUTER_FACTS_SQL} WHERE r.name = ?1"))?;
     st.query_row([name], router_facts_from_row).optional()
+}
+
+/// Active-probe figures of a window: every probed target (gateways and configured targets).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProbeFigures {
+    /// Echo requests sent and replies received.
+    pub sent: i64,
+    pub received: i64,
+    /// Mean round-trip time of the replies, milliseconds (each cycle's average weighted by its
+    /// replies); None without replies.
+    pub latency_ms: Option<f64>,
+    /// Largest round-trip time seen, milliseconds.
+    pub max_latency_ms: Option<f64>,
+}
+
+impl ProbeFigures {
+    /// Lost share of the requests, percent, two decimals; None when nothing was sent.
+    pub fn loss_percent(&self) -> Option<f64> {
+        (self.sent > 0).then(|| {
+            let lost = (self.sent - self.received.min(self.sent)) as f64;
+            (lost * 10_000.0 / self.sent as f64).round() / 100.0
+        })
+    }
+}
+
+/// The sums `probe_figures` and `probe_buckets` select, after their group key.
+const PROBE_SUMS: &str = "sum(sent), sum(received), \
+     sum(rtt_avg_us * received) * 1.0 / nullif(sum(CASE WHEN rtt_avg_us IS NOT NULL THEN received END), 0), \
+     max(rtt_max_us)";
+
+fn probe_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, ProbeFigures)> {
+    let us_to_ms = |v: Option<f64>| v.map(|v| (v / 10.0).round() / 100.0);
+    Ok((
+        r.get::<_, i64>(0)?,
+        ProbeFigures {
+            sent: r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+            received: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+            latency_ms: us_to_ms(r.get(3)?),
+            max_latency_ms: us_to_ms(r.get::<_, Option<i64>>(4)?.map(|v| v as f64)),
+        },
+    ))
+}
+
+/// Probe figures per router over `[start_ms, end_ms)`; `router` limits it to one router.
+/// Routers without probe samples in the window are absent.
+pub fn probe_figures(
+    conn: &Connection,
+    router: Option<i64>,
+    start_ms: i64,
+    end_ms: i64,
+) -> rusqlite::Result<std::collections::HashMap<i64, ProbeFigures>> {
+    let sql = format!(
+        "SELECT router_id, {PROBE_SUMS} FROM probe_samples \
+         WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 IS NULL OR router_id = ?3) GROUP BY router_id"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(rusqlite::params![start_ms, end_ms, router], probe_row)?;
+    rows.collect()
+}
+
+/// Probe figures of one router (or the whole fleet) per period of `step_ms` from `start_ms`,
+/// keyed by the period's start; periods without samples are absent.
+pub fn probe_buckets(
+    conn: &Connection,
+    router: Option<i64>,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+) -> rusqlite::Result<std::collections::HashMap<i64, ProbeFigures>> {
+    let sql = format!(
+        "SELECT ?1 + (ts_ms - ?1) / ?4 * ?4, {PROBE_SUMS} FROM probe_samples \
+         WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 IS NULL OR router_id = ?3) GROUP BY 1"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(
+        rusqlite::params![start_ms, end_ms, router, step_ms.max(1)],
+        probe_row,
+    )?;
+    rows.collect()
+}
+
+/// One probed target of a router and its figures over a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetFigures {
+    pub target: String,
+    /// `gateway` or `target`.
+    pub role: String,
+    /// The configured name, or the gateway route's device.
+    pub name: String,
+    pub figures: ProbeFigures,
+}
+
+/// Probe figures of one router per target over `[start_ms, end_ms)`, gateways first.
+pub fn probe_targets(conn: &Connection, router: i64, start_ms: i64, end_ms: i64) -> rusqlite::Result<Vec<TargetFigures>> {
+    let sql = format!(
+        "SELECT 0, {PROBE_SUMS}, target, role, max(name) FROM probe_samples \
+         WHERE router_id = ?3 AND ts_ms >= ?1 AND ts_ms < ?2 GROUP BY target, role ORDER BY role, target"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(rusqlite::params![start_ms, end_ms, router], |r| {
+        Ok(TargetFigures { target: r.get(5)?, role: r.get(6)?, name: r.get(7)?, figures: probe_row(r)?.1 })
+    })?;
+    rows.collect()
+}
+
+/// What a rate series shows of a router's link: its probe figures per period and its WAN IPv4
+/// address (the ISP routes' `latency_ms`, `packet_loss_percent`, `nas_ip`).
+#[derive(Debug, Default)]
+pub struct LinkSeries {
+    pub by_period: std::collections::HashMap<i64, ProbeFigures>,
+    pub nas_ip: Option<String>,
+}
+
+impl LinkSeries {
+    /// The figures of the period starting at `t`.
+    pub fn at(&self, t: i64) -> Option<&ProbeFigures> {
+        self.by_period.get(&t)
+    }
+}
+
+/// [`LinkSeries`] of one router (the fleet's probes and no address when None) for a series
+/// of `step_ms` periods from `start_ms`; hour steps are aligned to the hour as rollups are.
+pub fn probes_for_series(
+    conn: &Connection,
+    router: Option<i64>,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+) -> rusqlite::Result<LinkSeries> {
+    const HOUR_MS: i64 = 3_600_000;
+    let origin = if step_ms == HOUR_MS {
+        start_ms - start_ms.rem_euclid(HOUR_MS)
+    } else {
+        start_ms
+    };
+    let by_period = probe_buckets(conn, router, origin, end_ms, step_ms)?;
+    let nas_ip = match router {
+        Some(id) => wan_addresses(conn, Some(id))?
+            .remove(&id)
+            .and_then(|v| v.into_iter().find(WanAddr::is_ipv4))
+            .map(|a| a.ip().to_string()),
+        None => None,
+    };
+    Ok(LinkSeries { by_period, nas_ip })
+}
+
+/// One WAN address of a router (current state from its newest report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WanAddr {
+    pub device: String,
+    /// `address/prefix`.
+    pub addr: String,
+}
+
+impl WanAddr {
+    /// The address without its prefix.
+    pub fn ip(&self) -> &str {
+        self.addr.split('/').next().unwrap_or(&self.addr)
+    }
+
+    pub fn is_ipv4(&self) -> bool {
+        !self.addr.contains(':')
+    }
+}
+
+/// The WAN addresses of every router (or one), IPv4 first, by device.
+pub fn wan_addresses(
+    conn: &Connection,
+    router: Option<i64>,
+) -> rusqlite::Result<std::collections::HashMap<i64, Vec<WanAddr>>> {
+    let mut st = conn.prepare_cached(
+        "SELECT router_id, device, addr FROM wan_addresses WHERE (?1 IS NULL OR router_id = ?1) \
+         ORDER BY router_id, instr(addr, ':') > 0, device, addr",
+    )?;
+    let mut out: std::collections::HashMap<i64, Vec<WanAddr>> = std::collections::HashMap::new();
+    let rows = st.query_map([router], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            WanAddr {
+                device: r.get(1)?,
+                addr: r.get(2)?,
+            },
+        ))
+    })?;
+    for row in rows {
+        let (id, a) = row?;
+        out.entry(id).or_default().push(a);
+    }
+    Ok(out)
 }

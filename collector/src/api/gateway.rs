@@ -36,7 +36,7 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{envelope, Envelope};
-use super::fleet::{find_router, load_routers, RouterInfo};
+use super::fleet::{self, find_router, load_routers, RouterInfo};
 use super::extract::bad_query;
 use super::monitor::to_u64;
 use super::readpool::db_err;
@@ -319,8 +319,11 @@ pub struct GatewayPort {
     /// No source (the agent reads no interface configuration): null.
     pub wan_name: Option<String>,
     pub description: Option<String>,
+    /// A WAN port's address and prefix length (`/24`), from the agent's WAN addresses (its
+    /// first IPv4, else IPv6); null on other ports.
     pub ip: Option<String>,
     pub netmask: Option<String>,
+    /// No source: null.
     pub gateway: Option<String>,
     #[serde(rename = "type")]
     pub ip_type: Option<String>,
@@ -348,9 +351,18 @@ pub struct Gateway {
     /// Seconds, from the latest report.
     pub uptime: Option<i64>,
     pub last_seen: Option<String>,
-    /// No source: null.
+    /// The first WAN IPv4 address (else IPv6) from the newest report; null for agents before
+    /// WAN addresses or a router without a default route.
     pub ip: Option<String>,
+    /// No source: null.
     pub mac: Option<String>,
+    /// WAN health from the agent's active probes (default gateways and configured targets)
+    /// over the window: mean round-trip time in ms (null without replies), lost share of the
+    /// echo requests in percent and requests sent (null / 0 without probe samples).
+    pub latency_ms: Option<f64>,
+    pub max_latency_ms: Option<f64>,
+    pub packet_loss_percent: Option<f64>,
+    pub probes_sent: i64,
     pub ports: Vec<GatewayPort>,
     pub num_ports: usize,
     /// Sums over the ports.
@@ -414,9 +426,18 @@ pub fn gateways_in_window(
             acc
         }
     };
+    let one = match selected.as_slice() {
+        [r] => Some(r.id),
+        _ => None,
+    };
+    let probes = fleet::probe_figures(conn, one, start, end).map_err(db_err)?;
+    let mut wan = fleet::wan_addresses(conn, one).map_err(db_err)?;
     let data = selected
         .into_iter()
-        .map(|r| gateway_entry(r, ports.remove(&r.id).unwrap_or_default(), &totals, now))
+        .map(|r| {
+            let link = (probes.get(&r.id).copied().unwrap_or_default(), wan.remove(&r.id).unwrap_or_default());
+            gateway_entry(r, ports.remove(&r.id).unwrap_or_default(), &totals, now, link)
+        })
         .collect();
     Ok(GatewaysResponse {
         success: true,
@@ -427,8 +448,16 @@ pub fn gateways_in_window(
     })
 }
 
-fn gateway_entry(r: &RouterInfo, ports: Vec<PortRow>, totals: &Totals, now: i64) -> Gateway {
+fn gateway_entry(
+    r: &RouterInfo,
+    ports: Vec<PortRow>,
+    totals: &Totals,
+    now: i64,
+    (probe, wan): (fleet::ProbeFigures, Vec<fleet::WanAddr>),
+) -> Gateway {
     let online = r.online(now);
+    // WAN addresses come IPv4 first: a port's first one is its IPv4 when it has one.
+    let port_addr = |name: &str| wan.iter().find(|a| a.device == name);
     let ports: Vec<GatewayPort> = ports
         .into_iter()
         .map(|p| {
@@ -448,8 +477,8 @@ fn gateway_entry(r: &RouterInfo, ports: Vec<PortRow>, totals: &Totals, now: i64)
                 tx_pkts: None,
                 wan_name: None,
                 description: None,
-                ip: None,
-                netmask: None,
+                ip: port_addr(&p.name).map(|a| a.ip().to_string()),
+                netmask: port_addr(&p.name).and_then(|a| a.addr.split_once('/')).map(|(_, n)| format!("/{n}")),
                 gateway: None,
                 ip_type: None,
                 vlan_id: None,
@@ -472,8 +501,12 @@ fn gateway_entry(r: &RouterInfo, ports: Vec<PortRow>, totals: &Totals, now: i64)
         status: gateway_status(r, now).to_string(),
         uptime: r.uptime_s,
         last_seen: r.last_seen_ms.map(iso_ms),
-        ip: None,
+        ip: wan.first().map(|a| a.ip().to_string()),
         mac: None,
+        latency_ms: probe.latency_ms,
+        max_latency_ms: probe.max_latency_ms,
+        packet_loss_percent: probe.loss_percent(),
+        probes_sent: probe.sent,
         num_ports: ports.len(),
         rx_bytes: ports.iter().fold(0u64, |a, p| a.saturating_add(p.rx_bytes)),
         tx_bytes: ports.iter().fold(0u64, |a, p| a.saturating_add(p.tx_bytes)),

@@ -737,21 +737,28 @@ mod tests {
     use super::*;
     use routerstats_shared::{codec, Report, MAX_FRAME_LEN};
 
-    /// A report without wireless, station or OpenVPN entries: its bytes are the same in the
-    /// version 1 model and the current one, so it stands in for an old agent's payload here
-    /// (the conversion of the other types is tested in `routerstats_shared::model_v1`).
+    /// A current-model report payload without wireless, station or OpenVPN entries.
     fn payload(seq: u64) -> Vec<u8> {
         let mut r = Report { seq, boot_id: [9; 16], ..Default::default() };
         r.router.hostname = "old-agent".into();
         codec::encode(&r).unwrap()
     }
 
+    /// The same report as a version 1 agent encodes it: the current bytes without the two
+    /// trailing empty lists (probes, WAN addresses: one length byte each) the v1 model lacks
+    /// (the conversion of the other types is tested in `routerstats_shared::model_v1`).
+    fn v1_payload(seq: u64) -> Vec<u8> {
+        let mut p = payload(seq);
+        assert_eq!(p.split_off(p.len() - 2), [0, 0]);
+        p
+    }
+
     #[test]
     fn patches_of_old_agents_apply_to_their_version_1_reports() {
         let mut base = ReportBase::default();
-        let first = base.decode(MessageKind::ReportV1, payload(1), MAX_FRAME_LEN).unwrap();
+        let first = base.decode(MessageKind::ReportV1, v1_payload(1), MAX_FRAME_LEN).unwrap();
         assert!(matches!(first, Message::Report(r) if r.seq == 1));
-        let p = patch::encode(&payload(1), &payload(2));
+        let p = patch::encode(&v1_payload(1), &v1_payload(2));
         let second = base.decode(MessageKind::ReportPatch, p, MAX_FRAME_LEN).unwrap();
         assert!(matches!(second, Message::Report(r) if r.seq == 2 && r.router.hostname == "old-agent"));
         // The base stays a version 1 payload: a patch on it is decoded as one.

@@ -23,7 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use routerstats_shared::model::{
     DhcpLease, MacAddr, Report, SourceState, SourceStatus, StationLink, StationLinkStats,
-    WgInterface, WifiLink, WirelessInterface,
+    WanAddress, WgInterface, WifiLink, WirelessInterface,
 };
 
 use super::delta::{pair_delta, station_reassociated, PairDelta, PrevSample, SampleOrigin, Width};
@@ -62,6 +62,7 @@ pub(crate) struct RouterCache {
     leases: Option<Vec<DhcpLease>>,
     sources: Option<Vec<SourceStatus>>,
     wg_ifaces: Option<Vec<WgIfaceRow>>,
+    wan: Option<Vec<WanAddress>>,
     reports_since_prune: u64,
 }
 
@@ -628,6 +629,7 @@ fn ingest_one<'a>(
     store_station_totals(tx, s, &station_totals)?;
     ingest_wg_peers(tx, rc, r, s, rollups)?;
     ingest_ovpn_clients(tx, rc, r, s, rollups)?;
+    ingest_probes(tx, r, s)?;
     if is_newest {
         make_current(tx, rc, item, s, report_id)?;
     } else {
@@ -1084,10 +1086,68 @@ fn make_current(
     sync_leases(tx, rc, rid, ts, &r.leases)?;
     sync_sources(tx, rc, rid, ts, &r.sources)?;
     sync_wg_interfaces(tx, rc, rid, ts, &r.wireguard)?;
+    sync_wan(tx, rc, rid, ts, &r.wan)?;
     update_facts(tx, item, report_id, ts)?;
     rc.last = Some(cur);
     rc.prune(cur.seq);
     Ok(())
+}
+
+/// One `probe_samples` row per probed target (a second report with the same time keeps the
+/// first one's rows, as for the other samples).
+fn ingest_probes(tx: &Transaction<'_>, r: &Report, s: ReportStep) -> Result<(), StoreError> {
+    for p in &r.probes {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO probe_samples (router_id, ts_ms, target, role, name, sent, received, \
+             rtt_min_us, rtt_avg_us, rtt_max_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            s.rid,
+            s.ts,
+            p.target.to_string(),
+            p.role.as_str(),
+            p.name,
+            p.sent,
+            p.received,
+            p.rtt_min_us,
+            p.rtt_avg_us,
+            p.rtt_max_us,
+        ])?;
+    }
+    Ok(())
+}
+
+/// The router's WAN addresses, replaced from its newest report (`updated_ms`: when each address
+/// first appeared).
+fn sync_wan(
+    tx: &Transaction<'_>,
+    rc: &mut RouterCache,
+    rid: i64,
+    ts: i64,
+    new: &[WanAddress],
+) -> Result<(), StoreError> {
+    sync_current(
+        &mut rc.wan,
+        new,
+        |w| (w.device.clone(), w.addr.to_string()),
+        || {
+            let mut st = tx.prepare_cached("SELECT device, addr FROM wan_addresses WHERE router_id = ?1")?;
+            let rows = st.query_map([rid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        },
+        |w| {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO wan_addresses (router_id, device, addr, updated_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![rid, w.device, w.addr.to_string(), ts])?;
+            Ok(())
+        },
+        |(device, addr)| {
+            tx.prepare_cached("DELETE FROM wan_addresses WHERE router_id = ?1 AND device = ?2 AND addr = ?3")?
+                .execute(params![rid, device, addr])?;
+            Ok(())
+        },
+    )
 }
 
 /// An older report only moves the router's last-seen time.
@@ -1466,6 +1526,50 @@ mod tests {
         "source_status",
         "wg_interfaces",
     ];
+
+    #[test]
+    fn probes_are_samples_and_wan_addresses_current_state() {
+        use routerstats_shared::{ProbeResult, ProbeRole};
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let probe = |target: &str, sent: u32, received: u32, avg: Option<u32>| ProbeResult {
+            role: ProbeRole::Gateway,
+            target: target.parse().unwrap(),
+            name: "eth0.2".into(),
+            sent,
+            received,
+            rtt_min_us: avg.map(|a| a / 2),
+            rtt_avg_us: avg,
+            rtt_max_us: avg.map(|a| a * 2),
+        };
+        let wan = |a: &str| WanAddress { device: "eth0.2".into(), addr: a.parse().unwrap() };
+        let mut first = Report { seq: 1, boot_id: BOOT_A, timestamp_ms: T0, ..Default::default() };
+        first.probes = vec![probe("192.0.2.1", 4, 4, Some(10_000)), probe("192.0.2.53", 4, 0, None)];
+        first.wan = vec![wan("203.0.113.7/24"), wan("2001:db8::7/64")];
+        assert_eq!(one(&mut store, r.id, &first), IngestOutcome::Stored);
+        let mut second = Report { seq: 2, boot_id: BOOT_A, timestamp_ms: T0 + 30_000, ..Default::default() };
+        second.probes = vec![probe("192.0.2.1", 4, 2, Some(40_000))];
+        second.wan = vec![wan("203.0.113.9/24"), wan("2001:db8::7/64")];
+        assert_eq!(one(&mut store, r.id, &second), IngestOutcome::Stored);
+        assert_eq!(count(&store, "probe_samples"), 3);
+        let f = crate::api::fleet::probe_figures(store.connection(), Some(r.id), 0, i64::MAX).unwrap()[&r.id];
+        // 12 sent, 6 received; latency weighted by replies: (4 x 10 ms + 2 x 40 ms) / 6 = 20 ms.
+        assert_eq!((f.sent, f.received, f.loss_percent()), (12, 6, Some(50.0)));
+        assert_eq!((f.latency_ms, f.max_latency_ms), (Some(20.0), Some(80.0)));
+        let later = crate::api::fleet::probe_figures(store.connection(), None, (T0 + 1) as i64, i64::MAX).unwrap();
+        assert_eq!(later[&r.id].loss_percent(), Some(50.0));
+        assert_eq!(later[&r.id].latency_ms, Some(40.0));
+        let w = &crate::api::fleet::wan_addresses(store.connection(), Some(r.id)).unwrap()[&r.id];
+        let addrs: Vec<&str> = w.iter().map(|a| a.addr.as_str()).collect();
+        assert_eq!(addrs, ["203.0.113.9/24", "2001:db8::7/64"]);
+        assert_eq!((w[0].ip(), w[0].is_ipv4(), w[1].is_ipv4()), ("203.0.113.9", true, false));
+        // The kept address keeps the time it first appeared.
+        assert_eq!(i64_query(&store, "SELECT updated_ms FROM wan_addresses WHERE addr LIKE '2001%'"), Some(T0 as i64));
+        // A report of an older agent (no probes, no WAN) empties the WAN state.
+        let third = Report { seq: 3, boot_id: BOOT_A, timestamp_ms: T0 + 60_000, ..Default::default() };
+        one(&mut store, r.id, &third);
+        assert_eq!(count(&store, "wan_addresses"), 0);
+    }
 
     #[test]
     fn rich_report_fills_every_table() {

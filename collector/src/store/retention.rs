@@ -39,7 +39,8 @@ impl Default for Retention {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetentionStats {
     pub reports: u64,
-    /// Raw interface, station, WireGuard and OpenVPN samples, and per-report station totals.
+    /// Raw interface, station, WireGuard, OpenVPN and probe samples, and per-report station
+    /// totals.
     pub samples: u64,
     pub rollup_5m: u64,
     /// Interface, station, WireGuard and OpenVPN 1-hour rollups, and fleet station hours.
@@ -56,6 +57,7 @@ pub const RAW_LEVEL_TABLES: &[&str] = &[
     "wg_peer_samples",
     "ovpn_client_samples",
     "station_report_totals",
+    "probe_samples",
     "station_rollup_5m",
 ];
 
@@ -67,6 +69,7 @@ const SAMPLE_TABLES: &[&str] = &[
     "wg_peer_samples",
     "ovpn_client_samples",
     "station_report_totals",
+    "probe_samples",
 ];
 const ROLLUP_1H_TABLES: &[&str] = &[
     "interface_rollup_1h",

@@ -34,6 +34,9 @@
 //! - Alerts (version 6): `alerts`, `alert_silences`, `alert_deliveries`; see `MIGRATION_6`.
 //! - `actions` (version 7): the fleet actions sent to routers, their state and result (the
 //!   audit trail of every write; see `crate::actions`).
+//! - Version 8: `probe_samples` (raw: one row per report and probed target, raw retention),
+//!   `wan_addresses` (current state) and `alert_pending` (alert conditions waiting out their
+//!   for-duration, so a restart does not restart the wait); see `MIGRATION_8`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -44,6 +47,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_5,
     MIGRATION_6,
     MIGRATION_7,
+    MIGRATION_8,
 ];
 
 /// The schema version this collector writes.
@@ -551,6 +555,39 @@ CREATE INDEX actions_open ON actions(router_id, state) WHERE state IN ('queued',
 CREATE INDEX actions_router ON actions(router_id, id);
 "#;
 
+/// Active ICMP probes and WAN addresses (agents since model version 3). `target` is the probed
+/// address as text, `role` `gateway` or `target`; RTTs in microseconds, NULL without replies.
+/// `alert_pending`: the alert engine's pending conditions (since when each has held).
+const MIGRATION_8: &str = r#"
+CREATE TABLE probe_samples (
+    router_id   INTEGER NOT NULL,
+    ts_ms       INTEGER NOT NULL,
+    target      TEXT NOT NULL,
+    role        TEXT NOT NULL CHECK (role IN ('gateway', 'target')),
+    name        TEXT NOT NULL,
+    sent        INTEGER NOT NULL CHECK (sent >= 0),
+    received    INTEGER NOT NULL CHECK (received >= 0),
+    rtt_min_us  INTEGER,
+    rtt_avg_us  INTEGER,
+    rtt_max_us  INTEGER,
+    PRIMARY KEY (router_id, ts_ms, target)
+) WITHOUT ROWID;
+CREATE TABLE wan_addresses (
+    router_id   INTEGER NOT NULL REFERENCES routers(id) ON DELETE CASCADE,
+    device      TEXT NOT NULL,
+    addr        TEXT NOT NULL,
+    updated_ms  INTEGER NOT NULL,
+    PRIMARY KEY (router_id, device, addr)
+) WITHOUT ROWID;
+CREATE TABLE alert_pending (
+    rule        TEXT NOT NULL,
+    router_id   INTEGER NOT NULL,
+    subject     TEXT NOT NULL,
+    since_ms    INTEGER NOT NULL,
+    PRIMARY KEY (rule, router_id, subject)
+) WITHOUT ROWID;
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,6 +608,9 @@ mod tests {
             .unwrap();
         let mut expected = vec![
             "alert_deliveries",
+            "alert_pending",
+            "probe_samples",
+            "wan_addresses",
             "alert_silences",
             "alerts",
             "actions",
@@ -598,6 +638,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 7);
+        assert_eq!(SCHEMA_VERSION, 8);
     }
 }

@@ -257,6 +257,8 @@ pub(crate) fn rich_report(boot_id: [u8; 16], seq: u64, ts_ms: u64, c: u64) -> Re
                 state: SourceState::ToolMissing("wg".into()),
             },
         ],
+        probes: Vec::new(),
+        wan: Vec::new(),
     }
 }
 

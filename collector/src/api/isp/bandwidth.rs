@@ -75,13 +75,17 @@ pub struct RatePoint {
     pub download_mbps: f64,
     pub upload_mbps: f64,
     pub total_mbps: f64,
-    /// Always null: no latency source.
+    /// Mean round-trip time of the active probes (gateways and configured targets) of the
+    /// device (`device`, else the user's last router; the whole fleet for the fleet-wide sum)
+    /// in the period; null without replies
+    /// (no probe samples: agents before active probes, or probes turned off).
     pub latency_ms: Option<f64>,
-    /// Always null here (see `/monitoring/quality` for Wi-Fi tx failures).
+    /// Share of those probes' echo requests lost in the period; null without probe samples
+    /// (see `/monitoring/quality` for Wi-Fi tx failures).
     pub packet_loss_percent: Option<f64>,
-    /// The address the device (the `device` asked for, else the one the user's station was
-    /// last seen on) connects to the collector from; null for the fleet-wide sum and while that
-    /// device is not connected.
+    /// The device's address (the `device` asked for, else the one the user's station was last
+    /// seen on): its WAN IPv4 address from its newest report, else the address it connects to
+    /// the collector from while connected; null for the fleet-wide sum.
     pub nas_ip: Option<String>,
     /// The user's DHCP lease address (the lease book the routers report); null for the
     /// fleet-wide sum and without a lease.
@@ -306,7 +310,8 @@ pub struct StationQuality {
     pub retry_rate_percent: Option<f64>,
     /// Failed per attempted packet: Wi-Fi frames dropped after all retries.
     pub packet_loss_percent: Option<f64>,
-    /// Always null: no latency source.
+    /// Mean round-trip time of the active probes of the station's router over the window (its
+    /// WAN path, not the Wi-Fi hop); null without probe samples.
     pub latency_ms: Option<f64>,
     /// From the signal: `excellent` (>= -55 dBm), `good` (>= -65), `fair` (>= -75), `poor`,
     /// or `unknown`.
@@ -738,9 +743,12 @@ pub async fn real_time(
         })()?;
         let name = who.user.as_ref().map(|u| u.username.clone());
         let ip = who.user.as_ref().and_then(|u| u.ip.clone());
-        let nas_ip = nas_router(c, &who)?
-            .and_then(|id| conns.addr_of(id))
-            .map(|a| a.to_string());
+        let nas = nas_router(c, &who)?;
+        let link = crate::api::fleet::probes_for_series(c, nas, start, now, step).map_err(db)?;
+        let nas_ip = link
+            .nas_ip
+            .clone()
+            .or_else(|| nas.and_then(|id| conns.addr_of(id)).map(|a| a.to_string()));
         let data: Vec<RatePoint> = points
             .iter()
             .map(|&(t, d, u, db_, ub, n)| RatePoint {
@@ -749,8 +757,8 @@ pub async fn real_time(
                 download_mbps: mbps(d),
                 upload_mbps: mbps(u),
                 total_mbps: mbps(d + u),
-                latency_ms: None,
-                packet_loss_percent: None,
+                latency_ms: link.at(t).and_then(|f| f.latency_ms),
+                packet_loss_percent: link.at(t).and_then(|f| f.loss_percent()),
                 nas_ip: nas_ip.clone(),
                 user_ip: ip.clone(),
                 download_bytes: db_,
@@ -1375,6 +1383,7 @@ pub async fn quality(
                     Some(t) if t < last_ts => stations_at(c, r.id, t)?,
                     _ => Vec::new(),
                 };
+                let link = crate::api::fleet::probe_figures(c, Some(r.id), start, now).map_err(db)?;
                 for s in last {
                     let before = first.iter().find(|f| f.mac == s.mac && f.iface == s.iface);
                     let counters = window_counters(before, &s, window);
@@ -1420,7 +1429,7 @@ pub async fn quality(
                         retry_rate_percent: counters.and_then(|c| percent(c.1, c.0)),
                         packet_loss_percent: counters
                             .and_then(|c| percent(c.2, c.0.saturating_add(c.2))),
-                        latency_ms: None,
+                        latency_ms: link.get(&r.id).and_then(|f| f.latency_ms),
                         quality: quality_of(sig).to_string(),
                     });
                 }
