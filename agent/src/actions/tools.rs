@@ -63,6 +63,67 @@ pub fn run_with(program: &str, args: &[&str], limit: Duration) -> Result<String,
     }
 }
 
+/// Runs `program args...` with extra environment variables; stdout is read while the tool runs
+/// (so a large output cannot block it) and kept up to `max` bytes. Its stdout on success, or a
+/// message with its status and stderr.
+pub fn run_env(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+    max: u64,
+) -> Result<String, String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let pipe = |r: Option<Box<dyn Read + Send>>, max: u64| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.by_ref().take(max).read_to_end(&mut buf);
+                // Drain the rest so the tool never blocks on a full pipe.
+                let _ = std::io::copy(&mut r, &mut std::io::sink());
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = pipe(child.stdout.take().map(|s| Box::new(s) as _), max);
+    let err = pipe(child.stderr.take().map(|s| Box::new(s) as _), MAX_STREAM);
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if started.elapsed() >= TOOL_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{program} did not finish within {} s; killed",
+                    TOOL_TIMEOUT.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(format!("waiting for {program}: {e}")),
+        }
+    };
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    if status.success() {
+        Ok(out)
+    } else {
+        let why = if err.trim().is_empty() {
+            out.trim()
+        } else {
+            err.trim()
+        };
+        let shown = args.first().copied().unwrap_or_default();
+        Err(format!("{program} {shown} failed ({status}): {why}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +145,16 @@ mod tests {
         assert!(run("false", &[]).unwrap_err().contains("failed"));
         let e = run_with("sleep", &["5"], Duration::from_millis(100)).unwrap_err();
         assert!(e.contains("killed"), "{e}");
+    }
+
+    #[test]
+    fn run_env_passes_variables_and_survives_large_output() {
+        let v = std::ffi::OsStr::new("x y;$(id)");
+        let out = run_env("sh", &["-c", "printf %s \"$RS_T\""], &[("RS_T", v)], 100).unwrap();
+        assert_eq!(out, "x y;$(id)");
+        // 1 MB of output (more than a pipe holds) is read, cut at the limit, and nothing blocks.
+        let out = run_env("head", &["-c", "1000000", "/dev/zero"], &[], 1000).unwrap();
+        assert_eq!(out.len(), 1000);
+        assert!(run_env("false", &[], &[], 10).unwrap_err().contains("failed"));
     }
 }
