@@ -5,6 +5,8 @@
 //! - [`devices`]: `/api/devices`, `/api/devices/status`, `/api/devices/{name}/currentstatus`,
 //!   `/api/interfaces`, `/api/users/active`, `/api/users/{name}/stats`
 //! - [`vpn`]: `/api/vpn/...` from the OpenVPN status files of every router
+//! - [`vpn_manage`]: `/api/vpn/server/...`, `/api/vpn/client/template`, client create, config,
+//!   revoke and disconnect: `openvpn` fleet actions on a router
 //! - [`bandwidth`]: `/api/bandwidth/...` from the Wi-Fi station counters
 //!
 //! Every answer uses the middleware's envelope: `{"success": true, "data": ..., "timestamp"}`,
@@ -16,7 +18,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
@@ -33,6 +35,7 @@ use crate::store::{bucket_start, BUCKET_1H_MS};
 pub mod bandwidth;
 pub mod devices;
 pub mod vpn;
+pub mod vpn_manage;
 
 #[cfg(test)]
 mod tests;
@@ -60,6 +63,23 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/vpn/clients/{name}/details", get(vpn::details))
         .route("/api/vpn/statistics/usage", get(vpn::usage))
         .route("/api/vpn/health", get(vpn::health))
+        .route("/api/vpn/server/logs", get(vpn_manage::server_logs))
+        .route("/api/vpn/server/config", get(vpn_manage::server_config))
+        .route("/api/vpn/server/ip", get(vpn_manage::server_ip))
+        .route("/api/vpn/client/template", get(vpn_manage::client_template))
+        .route("/api/vpn/clients/create", post(vpn_manage::create_client))
+        .route(
+            "/api/vpn/clients/{name}/config",
+            get(vpn_manage::client_config),
+        )
+        .route(
+            "/api/vpn/clients/{name}/revoke",
+            post(vpn_manage::revoke_client),
+        )
+        .route(
+            "/api/vpn/clients/{name}/disconnect",
+            post(vpn_manage::disconnect_client),
+        )
         .route("/api/bandwidth/usage/real-time", get(bandwidth::real_time))
         .route("/api/bandwidth/usage/peak", get(bandwidth::peak))
         .route(
@@ -91,6 +111,14 @@ pub fn routes() -> Router<ApiState> {
         vpn::details,
         vpn::usage,
         vpn::health,
+        vpn_manage::server_logs,
+        vpn_manage::server_config,
+        vpn_manage::server_ip,
+        vpn_manage::client_template,
+        vpn_manage::create_client,
+        vpn_manage::client_config,
+        vpn_manage::revoke_client,
+        vpn_manage::disconnect_client,
         bandwidth::real_time,
         bandwidth::peak,
         bandwidth::top_users,
@@ -99,7 +127,7 @@ pub fn routes() -> Router<ApiState> {
         bandwidth::quality,
         bandwidth::health,
     ),
-    components(schemas(ErrorEnvelope)),
+    components(schemas(ErrorEnvelope, vpn_manage::CreateClient, vpn_manage::ClientTarget, vpn_manage::ClientCreated)),
     tags((name = "isp", description = "ISP middleware routes: devices, users, VPN, bandwidth"))
 )]
 pub struct Doc;

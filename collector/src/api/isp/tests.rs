@@ -705,10 +705,12 @@ fn openapi_lists_every_route() {
     let doc = <Doc as utoipa::OpenApi>::openapi();
     let json = serde_json::to_value(&doc).unwrap();
     let paths = json["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 19, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 27, "{:?}", paths.keys().collect::<Vec<_>>());
     for p in [
         "/api/devices/{name}/currentstatus",
         "/api/vpn/statistics/usage",
+        "/api/vpn/server/logs",
+        "/api/vpn/clients/{name}/disconnect",
         "/api/bandwidth/monitoring/quality",
     ] {
         assert!(paths.contains_key(p), "{p}");
