@@ -18,7 +18,8 @@
 //!
 //! The router is `device` (GET) or `device_name` (POST body), else the fleet's only router.
 //! Every route takes `?wait=` (0-60 s, default 30): a router that has not answered by then gives
-//! 202 with the action id. Errors use the middleware's shape `{success: false, error, timestamp}`
+//! 202 with the action id. The four GET routes read the router now: a router that is not
+//! connected gives 503 at once (nothing is queued). Errors use the middleware's shape `{success: false, error, timestamp}`
 //! (plus `action_id` once an action exists): 400 bad input, a duplicate create or a router that
 //! failed (no openvpn/easy-rsa, no `crl-verify`...), 404 unknown device, client or session, 409
 //! the router's allow list has no `openvpn`, 504 no answer before the action's deadline.
@@ -195,6 +196,18 @@ async fn server_info(
 ) -> Result<Result<ServerInfo, Response>, IspError> {
     let caller = require_role(state, headers, Role::Read).await?;
     let router = router_of(state, device).await?;
+    // A read is wanted now: an offline router's is not queued for later.
+    let id = state
+        .actions
+        .router_id(router.clone())
+        .await
+        .map_err(crate::api::ApiError::from)?;
+    if state.actions.peer_ip(id).is_none() {
+        return Err(IspError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("router {router} is not connected; its OpenVPN server cannot be read now"),
+        ));
+    }
     let kind = ActionKind::OvpnServerInfo { log_lines };
     let row = match run(state, &caller, headers, router, kind, wait).await? {
         Ok(row) => row,
@@ -246,6 +259,7 @@ fn stamped_json(status: StatusCode, data: serde_json::Value) -> Response {
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
         (status = 409, description = "The router's allow list has no `openvpn`"),
+        (status = 503, description = "The router is not connected", body = ErrorEnvelope),
         (status = 504, description = "The router did not answer in time")))]
 pub async fn server_logs(
     State(state): State<ApiState>,
@@ -282,6 +296,7 @@ pub async fn server_logs(
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
         (status = 409, description = "The router's allow list has no `openvpn`"),
+        (status = 503, description = "The router is not connected", body = ErrorEnvelope),
         (status = 504, description = "The router did not answer in time")))]
 pub async fn server_config(
     State(state): State<ApiState>,
@@ -317,6 +332,7 @@ pub async fn server_config(
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
         (status = 409, description = "The router's allow list has no `openvpn`"),
+        (status = 503, description = "The router is not connected", body = ErrorEnvelope),
         (status = 504, description = "The router did not answer in time")))]
 pub async fn server_ip(
     State(state): State<ApiState>,
@@ -362,6 +378,7 @@ pub async fn server_ip(
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
         (status = 409, description = "The router's allow list has no `openvpn`"),
+        (status = 503, description = "The router is not connected", body = ErrorEnvelope),
         (status = 504, description = "The router did not answer in time")))]
 pub async fn client_template(
     State(state): State<ApiState>,
