@@ -240,7 +240,7 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
     let enrolled = plain.enroll(collector.ingest, &collector.token("ap-plain", &[]));
     assert!(enrolled.status.success(), "{}", String::from_utf8_lossy(&enrolled.stderr));
     // Not connected yet: a read is refused at once, nothing queued.
-    assert_error(&call(api, "GET", "/api/vpn/server/config?device=ap-plain", &reader, None), 503, "not connected");
+    assert_error(&call(api, "GET", "/api/vpn/server/config?device=ap-plain", &reader, None), 409, "not connected");
     let plain_arg = plain_conf.display().to_string();
     let _plain_agent = plain.run(collector.ingest, "1s", &["--config", &plain_arg]);
     wait_for(Duration::from_secs(30), "the second router's first report", || {

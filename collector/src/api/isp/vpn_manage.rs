@@ -19,7 +19,7 @@
 //! The router is `device` (GET) or `device_name` (POST body), else the fleet's only router.
 //! Every route takes `?wait=` (0-60 s, default 30): a router that has not answered by then gives
 //! 202 with the action id. The four GET routes read the router now: a router that is not
-//! connected gives 503 at once (nothing is queued). Errors use the middleware's shape `{success: false, error, timestamp}`
+//! connected gives 409 at once (nothing is queued). Errors use the middleware's shape `{success: false, error, timestamp}`
 //! (plus `action_id` once an action exists): 400 bad input, a duplicate create or a router that
 //! failed (no openvpn/easy-rsa, no `crl-verify`...), 404 unknown device, client or session, 409
 //! the router's allow list has no `openvpn`, 504 no answer before the action's deadline.
@@ -204,7 +204,7 @@ async fn server_info(
         .map_err(crate::api::ApiError::from)?;
     if state.actions.peer_ip(id).is_none() {
         return Err(IspError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::CONFLICT,
             format!("router {router} is not connected; its OpenVPN server cannot be read now"),
         ));
     }
@@ -258,8 +258,7 @@ fn stamped_json(status: StatusCode, data: serde_json::Value) -> Response {
         (status = 400, description = "Bad parameter, or the router has no OpenVPN server", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`"),
-        (status = 503, description = "The router is not connected", body = ErrorEnvelope),
+        (status = 409, description = "The router's allow list has no `openvpn`, or it is not connected"),
         (status = 504, description = "The router did not answer in time")))]
 pub async fn server_logs(
     State(state): State<ApiState>,
@@ -295,8 +294,7 @@ pub async fn server_logs(
         (status = 400, description = "Bad parameter, or the router has no OpenVPN server", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`"),
-        (status = 503, description = "The router is not connected", body = ErrorEnvelope),
+        (status = 409, description = "The router's allow list has no `openvpn`, or it is not connected"),
         (status = 504, description = "The router did not answer in time")))]
 pub async fn server_config(
     State(state): State<ApiState>,
@@ -331,8 +329,7 @@ pub async fn server_config(
         (status = 400, description = "Bad parameter, or the router has no OpenVPN server", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`"),
-        (status = 503, description = "The router is not connected", body = ErrorEnvelope),
+        (status = 409, description = "The router's allow list has no `openvpn`, or it is not connected"),
         (status = 504, description = "The router did not answer in time")))]
 pub async fn server_ip(
     State(state): State<ApiState>,
@@ -377,8 +374,7 @@ pub async fn server_ip(
         (status = 400, description = "Bad parameter, or the router has no OpenVPN server", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`"),
-        (status = 503, description = "The router is not connected", body = ErrorEnvelope),
+        (status = 409, description = "The router's allow list has no `openvpn`, or it is not connected"),
         (status = 504, description = "The router did not answer in time")))]
 pub async fn client_template(
     State(state): State<ApiState>,
