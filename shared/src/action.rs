@@ -308,25 +308,29 @@ pub enum ActionDetail {
         port: u16,
         proto: String,
     },
-    /// What the router knows about its OpenVPN server.
-    OvpnServer {
-        /// The server configuration file read.
-        config_file: String,
-        /// Its lines, inline key material and passwords replaced by `[redacted]`.
-        config: Vec<String>,
-        /// A client configuration template (no certificates); has a `remote` line when the
-        /// router knows its public address (`option openvpn_remote`).
-        template: String,
-        /// The public address from `option openvpn_remote`, if set.
-        remote: Option<String>,
-        port: u16,
-        proto: String,
-        /// The newest log lines (oldest first), and where they came from (a `log`/`log-append`
-        /// file, or `logread`); `log_error` says why there are none.
-        logs: Vec<String>,
-        log_source: String,
-        log_error: Option<String>,
-    },
+    /// What the router knows about its OpenVPN server (boxed: the largest detail).
+    OvpnServer(Box<OvpnServerDetail>),
+}
+
+/// [`ActionDetail::OvpnServer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OvpnServerDetail {
+    /// The server configuration file read.
+    pub config_file: String,
+    /// Its lines, inline key material and passwords replaced by `[redacted]`.
+    pub config: Vec<String>,
+    /// A client configuration template (no certificates); has a `remote` line when the
+    /// router knows its public address (`option openvpn_remote`).
+    pub template: String,
+    /// The public address from `option openvpn_remote`, if set.
+    pub remote: Option<String>,
+    pub port: u16,
+    pub proto: String,
+    /// The newest log lines (oldest first), and where they came from (a `log`/`log-append`
+    /// file, or `logread`); `log_error` says why there are none.
+    pub logs: Vec<String>,
+    pub log_source: String,
+    pub log_error: Option<String>,
 }
 
 /// The router's answer to an [`Action`].
@@ -500,15 +504,29 @@ mod tests {
         assert!(check_client_name("f2net_client1").is_ok());
         assert!(check_client_name(&"a".repeat(64)).is_ok());
         for bad in [
-            "", "-a", "a.b", "../x", "a b", "a'b", "a;b", "$(id)", "a\nb", "é", &"a".repeat(65),
+            "",
+            "-a",
+            "a.b",
+            "../x",
+            "a b",
+            "a'b",
+            "a;b",
+            "$(id)",
+            "a\nb",
+            "é",
+            &"a".repeat(65),
         ] {
             assert!(check_client_name(bad).is_err(), "{bad:?}");
         }
         let k = ActionKind::OvpnRevokeClient { name: "x y".into() };
         assert!(k.validate().unwrap_err().contains("client name"));
         assert_eq!(k.family(), FAMILY_OPENVPN);
-        assert!(ActionKind::OvpnServerInfo { log_lines: 1000 }.validate().is_ok());
-        assert!(ActionKind::OvpnServerInfo { log_lines: 1001 }.validate().is_err());
+        assert!(ActionKind::OvpnServerInfo { log_lines: 1000 }
+            .validate()
+            .is_ok());
+        assert!(ActionKind::OvpnServerInfo { log_lines: 1001 }
+            .validate()
+            .is_err());
         let r = ActionResult::new(
             1,
             ActionState::Done,

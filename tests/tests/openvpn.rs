@@ -76,9 +76,16 @@ fn easyrsa(tool: &Path, pki: &Path, args: &[&str]) {
     );
 }
 
-fn call(api: std::net::SocketAddr, method: &str, path: &str, key: &str, body: Option<&Value>) -> (u16, Value, String) {
+fn call(
+    api: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&Value>,
+) -> (u16, Value, String) {
     let b = body.map(|b| b.to_string());
-    let (status, text) = http_request(api, method, path, &[("X-API-Key", key)], b.as_deref()).unwrap();
+    let (status, text) =
+        http_request(api, method, path, &[("X-API-Key", key)], b.as_deref()).unwrap();
     let v = serde_json::from_str(&text).unwrap_or(Value::Null);
     (status, v, text)
 }
@@ -98,7 +105,13 @@ fn start_client(ns: &str, conf: &Path, log: &Path) -> Child {
     Command::new("ip")
         .args(["netns", "exec", ns, "openvpn", "--config"])
         .arg(conf)
-        .args(["--remap-usr1", "SIGTERM", "--connect-retry-max", "1", "--log"])
+        .args([
+            "--remap-usr1",
+            "SIGTERM",
+            "--connect-retry-max",
+            "1",
+            "--log",
+        ])
         .arg(log)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -115,7 +128,11 @@ fn connected(api: std::net::SocketAddr, key: &str) -> Vec<String> {
     let (_, v, _) = call(api, "GET", "/api/vpn/clients/connected", key, None);
     v["data"]["connected_clients"]
         .as_array()
-        .map(|a| a.iter().filter_map(|c| c["common_name"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["common_name"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -132,20 +149,51 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
         );
     }
     let tool = easyrsa_path().expect("easy-rsa is missing (scripts/test installs easy-rsa)");
-    assert!(Path::new("/dev/net/tun").exists(), "no /dev/net/tun: OpenVPN needs a tun device");
+    assert!(
+        Path::new("/dev/net/tun").exists(),
+        "no /dev/net/tun: OpenVPN needs a tun device"
+    );
 
     let tag = std::process::id() % 100_000;
     let (srv_ns, cli_ns) = (format!("ov{tag}srv"), format!("ov{tag}cli"));
     let (veth_s, veth_c) = (format!("ov{tag}vs"), format!("ov{tag}vc"));
-    let mut net = Net { names: vec![srv_ns.clone(), cli_ns.clone()], children: Vec::new() };
+    let mut net = Net {
+        names: vec![srv_ns.clone(), cli_ns.clone()],
+        children: Vec::new(),
+    };
     sh(&["ip", "netns", "add", &srv_ns]);
     sh(&["ip", "netns", "add", &cli_ns]);
-    sh(&["ip", "link", "add", &veth_s, "type", "veth", "peer", "name", &veth_c]);
+    sh(&[
+        "ip", "link", "add", &veth_s, "type", "veth", "peer", "name", &veth_c,
+    ]);
     sh(&["ip", "link", "set", &veth_s, "netns", &srv_ns]);
     sh(&["ip", "link", "set", &veth_c, "netns", &cli_ns]);
-    sh(&["ip", "-n", &srv_ns, "addr", "add", "192.168.78.1/24", "dev", &veth_s]);
-    sh(&["ip", "-n", &cli_ns, "addr", "add", "192.168.78.2/24", "dev", &veth_c]);
-    for (ns, dev) in [(&srv_ns, veth_s.as_str()), (&cli_ns, veth_c.as_str()), (&srv_ns, "lo"), (&cli_ns, "lo")] {
+    sh(&[
+        "ip",
+        "-n",
+        &srv_ns,
+        "addr",
+        "add",
+        "192.168.78.1/24",
+        "dev",
+        &veth_s,
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &cli_ns,
+        "addr",
+        "add",
+        "192.168.78.2/24",
+        "dev",
+        &veth_c,
+    ]);
+    for (ns, dev) in [
+        (&srv_ns, veth_s.as_str()),
+        (&cli_ns, veth_c.as_str()),
+        (&srv_ns, "lo"),
+        (&cli_ns, "lo"),
+    ] {
         sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
     }
 
@@ -153,8 +201,19 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
     let dir = tempfile::tempdir().unwrap();
     let collector = Collector::start(&dir.path().join("collector"));
     let key = |role: &str| {
-        let out = collector.cli(&["apikey", "create", "--role", role, "--name", &format!("t-{role}")]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = collector.cli(&[
+            "apikey",
+            "create",
+            "--role",
+            role,
+            "--name",
+            &format!("t-{role}"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let (admin, reader) = (key("admin"), key("read"));
@@ -169,13 +228,21 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
     std::fs::create_dir_all(&srv).unwrap();
     let pki = srv.join("pki");
     easyrsa(&tool, &pki, &["init-pki"]);
-    easyrsa(&tool, &pki, &["--req-cn=routerstats-test-ca", "build-ca", "nopass"]);
+    easyrsa(
+        &tool,
+        &pki,
+        &["--req-cn=routerstats-test-ca", "build-ca", "nopass"],
+    );
     easyrsa(&tool, &pki, &["build-server-full", "server", "nopass"]);
     easyrsa(&tool, &pki, &["gen-crl"]);
     let ta = srv.join("ta.key");
     sh(&["openvpn", "--genkey", "secret", ta.to_str().unwrap()]);
     let ta_text = read(&ta);
-    let ta_secret_line = ta_text.lines().find(|l| l.len() == 32 && !l.starts_with('#')).unwrap().to_string();
+    let ta_secret_line = ta_text
+        .lines()
+        .find(|l| l.len() == 32 && !l.starts_with('#'))
+        .unwrap()
+        .to_string();
     let mgmt = srv.join("mgmt.sock");
     let server_log = srv.join("openvpn.log");
     std::fs::write(
@@ -211,12 +278,18 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
             .expect("start the openvpn server"),
     );
     wait_for(Duration::from_secs(15), "the OpenVPN server", || {
-        read(&server_log).contains("Initialization Sequence Completed").then_some(())
+        read(&server_log)
+            .contains("Initialization Sequence Completed")
+            .then_some(())
     });
     assert!(mgmt.exists());
 
     let enrolled = setup.enroll(collector.ingest, &collector.token("ap-vpn", &[]));
-    assert!(enrolled.status.success(), "{}", String::from_utf8_lossy(&enrolled.stderr));
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
     let conf_arg = conf_path.display().to_string();
     let mut agent: RunningAgent = setup.run(collector.ingest, "1s", &["--config", &conf_arg]);
     wait_for(Duration::from_secs(30), "the router's first report", || {
@@ -238,70 +311,255 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
     )
     .unwrap();
     let enrolled = plain.enroll(collector.ingest, &collector.token("ap-plain", &[]));
-    assert!(enrolled.status.success(), "{}", String::from_utf8_lossy(&enrolled.stderr));
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
     // Not connected yet: a read is refused at once, nothing queued.
-    assert_error(&call(api, "GET", "/api/vpn/server/config?device=ap-plain", &reader, None), 409, "not connected");
+    assert_error(
+        &call(
+            api,
+            "GET",
+            "/api/vpn/server/config?device=ap-plain",
+            &reader,
+            None,
+        ),
+        409,
+        "not connected",
+    );
     let plain_arg = plain_conf.display().to_string();
     let _plain_agent = plain.run(collector.ingest, "1s", &["--config", &plain_arg]);
-    wait_for(Duration::from_secs(30), "the second router's first report", || {
-        (!collector.stored_seqs("ap-plain").is_empty()).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the second router's first report",
+        || (!collector.stored_seqs("ap-plain").is_empty()).then_some(()),
+    );
 
     // Server information (read key), keys redacted.
-    let r = call(api, "GET", "/api/vpn/server/config?device=ap-vpn", &reader, None);
+    let r = call(
+        api,
+        "GET",
+        "/api/vpn/server/config?device=ap-vpn",
+        &reader,
+        None,
+    );
     assert_eq!(r.0, 200, "{}\n{}", r.2, agent.log());
-    assert!(!r.2.contains(&ta_secret_line), "the tls-crypt key leaked: {}", r.2);
-    let lines: Vec<&str> = r.1["data"]["config"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(lines.contains(&"crl-verify pki/crl.pem") && lines.contains(&"[redacted]"), "{lines:?}");
-    let r = call(api, "GET", "/api/vpn/server/ip?device=ap-vpn", &reader, None);
-    assert_eq!((r.1["data"]["server_ip"].as_str(), r.1["data"]["port"].as_u64()), (Some("192.168.78.1"), Some(1194)), "{}", r.2);
-    let r = call(api, "GET", "/api/vpn/client/template?device=ap-vpn", &reader, None);
-    let template = r.1["data"]["template"].as_str().unwrap_or_default().to_string();
-    assert!(template.starts_with("client\ndev tun\nproto udp\nremote 192.168.78.1 1194\n"), "{}", r.2);
-    let r = call(api, "GET", "/api/vpn/server/logs?device=ap-vpn&lines=3", &reader, None);
+    assert!(
+        !r.2.contains(&ta_secret_line),
+        "the tls-crypt key leaked: {}",
+        r.2
+    );
+    let lines: Vec<&str> = r.1["data"]["config"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        lines.contains(&"crl-verify pki/crl.pem") && lines.contains(&"[redacted]"),
+        "{lines:?}"
+    );
+    let r = call(
+        api,
+        "GET",
+        "/api/vpn/server/ip?device=ap-vpn",
+        &reader,
+        None,
+    );
+    assert_eq!(
+        (
+            r.1["data"]["server_ip"].as_str(),
+            r.1["data"]["port"].as_u64()
+        ),
+        (Some("192.168.78.1"), Some(1194)),
+        "{}",
+        r.2
+    );
+    let r = call(
+        api,
+        "GET",
+        "/api/vpn/client/template?device=ap-vpn",
+        &reader,
+        None,
+    );
+    let template = r.1["data"]["template"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        template.starts_with("client\ndev tun\nproto udp\nremote 192.168.78.1 1194\n"),
+        "{}",
+        r.2
+    );
+    let r = call(
+        api,
+        "GET",
+        "/api/vpn/server/logs?device=ap-vpn&lines=3",
+        &reader,
+        None,
+    );
     assert_eq!(r.0, 200, "{}", r.2);
     let logs = r.1["data"]["logs"].as_array().unwrap();
     assert_eq!(logs.len(), 3, "{}", r.2);
-    assert!(read(&server_log).trim_end().ends_with(logs[2].as_str().unwrap()), "{}", r.2);
-    assert_error(&call(api, "GET", "/api/vpn/server/logs?device=ap-vpn&lines=1001", &reader, None), 400, "lines");
-    assert_error(&call(api, "GET", "/api/vpn/server/logs?lines=5", &reader, None), 400, "device");
-    assert_error(&call(api, "GET", "/api/vpn/server/config?device=nope", &reader, None), 404, "nope");
+    assert!(
+        read(&server_log)
+            .trim_end()
+            .ends_with(logs[2].as_str().unwrap()),
+        "{}",
+        r.2
+    );
+    assert_error(
+        &call(
+            api,
+            "GET",
+            "/api/vpn/server/logs?device=ap-vpn&lines=1001",
+            &reader,
+            None,
+        ),
+        400,
+        "lines",
+    );
+    assert_error(
+        &call(api, "GET", "/api/vpn/server/logs?lines=5", &reader, None),
+        400,
+        "device",
+    );
+    assert_error(
+        &call(
+            api,
+            "GET",
+            "/api/vpn/server/config?device=nope",
+            &reader,
+            None,
+        ),
+        404,
+        "nope",
+    );
 
     // Bad input, refused before any action exists.
-    let create = |body: Value, key: &str| call(api, "POST", "/api/vpn/clients/create", key, Some(&body));
+    let create =
+        |body: Value, key: &str| call(api, "POST", "/api/vpn/clients/create", key, Some(&body));
     for bad in ["a;reboot", "../etc", "$(id)", "a b", "x'y", ""] {
-        assert_error(&create(json!({"client_name": bad, "device_name": "ap-vpn"}), &admin), 400, "client name");
+        assert_error(
+            &create(json!({"client_name": bad, "device_name": "ap-vpn"}), &admin),
+            400,
+            "client name",
+        );
     }
-    assert_error(&create(json!({"client_name": "alice", "email": "not an email", "device_name": "ap-vpn"}), &admin), 400, "email");
-    assert_error(&create(json!({"name": "alice", "device_name": "ap-vpn"}), &admin), 400, "bad body");
-    assert_eq!(create(json!({"client_name": "alice", "device_name": "ap-vpn"}), &reader).0, 403);
-    let r = call(api, "GET", "/api/actions?router=ap-vpn&kind=ovpn_create_client", &admin, None);
+    assert_error(
+        &create(
+            json!({"client_name": "alice", "email": "not an email", "device_name": "ap-vpn"}),
+            &admin,
+        ),
+        400,
+        "email",
+    );
+    assert_error(
+        &create(json!({"name": "alice", "device_name": "ap-vpn"}), &admin),
+        400,
+        "bad body",
+    );
+    assert_eq!(
+        create(
+            json!({"client_name": "alice", "device_name": "ap-vpn"}),
+            &reader
+        )
+        .0,
+        403
+    );
+    let r = call(
+        api,
+        "GET",
+        "/api/actions?router=ap-vpn&kind=ovpn_create_client",
+        &admin,
+        None,
+    );
     assert_eq!(r.1["count"], 0, "{}", r.2);
     // The router without OpenVPN: a clear reason, nothing made.
-    assert_error(&create(json!({"client_name": "alice", "device_name": "ap-plain"}), &admin), 400, "no OpenVPN server config");
+    assert_error(
+        &create(
+            json!({"client_name": "alice", "device_name": "ap-plain"}),
+            &admin,
+        ),
+        400,
+        "no OpenVPN server config",
+    );
 
     // Issue alice.
-    let r = create(json!({"client_name": "alice", "email": "alice@example.com", "device_name": "ap-vpn"}), &admin);
+    let r = create(
+        json!({"client_name": "alice", "email": "alice@example.com", "device_name": "ap-vpn"}),
+        &admin,
+    );
     assert_eq!(r.0, 201, "{}\n{}", r.2, agent.log());
     let d = &r.1["data"];
-    assert_eq!((d["client_name"].as_str(), d["email"].as_str(), d["device_name"].as_str()), (Some("alice"), Some("alice@example.com"), Some("ap-vpn")));
-    assert!(d["serial"].as_str().is_some_and(|s| !s.is_empty()) && d["expires_at"].as_str().is_some_and(|s| s.ends_with('Z')), "{}", r.2);
+    assert_eq!(
+        (
+            d["client_name"].as_str(),
+            d["email"].as_str(),
+            d["device_name"].as_str()
+        ),
+        (Some("alice"), Some("alice@example.com"), Some("ap-vpn"))
+    );
+    assert!(
+        d["serial"].as_str().is_some_and(|s| !s.is_empty())
+            && d["expires_at"].as_str().is_some_and(|s| s.ends_with('Z')),
+        "{}",
+        r.2
+    );
     assert!(read(&pki.join("index.txt")).contains("/CN=alice"));
-    assert_error(&create(json!({"client_name": "alice", "device_name": "ap-vpn"}), &admin), 400, "already exists");
+    assert_error(
+        &create(
+            json!({"client_name": "alice", "device_name": "ap-vpn"}),
+            &admin,
+        ),
+        400,
+        "already exists",
+    );
 
     // The .ovpn: admin only, a 0600 file on the collector, in no log, row or audit answer.
-    assert_eq!(call(api, "GET", "/api/vpn/clients/alice/config", &reader, None).0, 403);
-    let (status, ovpn) = http_request(api, "GET", "/api/vpn/clients/alice/config", &[("X-API-Key", &admin)], None).unwrap();
+    assert_eq!(
+        call(api, "GET", "/api/vpn/clients/alice/config", &reader, None).0,
+        403
+    );
+    let (status, ovpn) = http_request(
+        api,
+        "GET",
+        "/api/vpn/clients/alice/config",
+        &[("X-API-Key", &admin)],
+        None,
+    )
+    .unwrap();
     assert_eq!(status, 200, "{ovpn}");
-    for part in ["<ca>", "<cert>", "<key>", "-----BEGIN PRIVATE KEY-----", "<tls-crypt>", "remote 192.168.78.1 1194"] {
+    for part in [
+        "<ca>",
+        "<cert>",
+        "<key>",
+        "-----BEGIN PRIVATE KEY-----",
+        "<tls-crypt>",
+        "remote 192.168.78.1 1194",
+    ] {
         assert!(ovpn.contains(part), "{part} missing from\n{ovpn}");
     }
-    let key_line = ovpn.lines().skip_while(|l| !l.starts_with("-----BEGIN PRIVATE KEY")).nth(1).unwrap().to_string();
+    let key_line = ovpn
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN PRIVATE KEY"))
+        .nth(1)
+        .unwrap()
+        .to_string();
     let stored = wait_for(Duration::from_secs(5), "the stored .ovpn", || {
         let dir = collector.data_dir.join("openvpn");
-        std::fs::read_dir(&dir).ok()?.filter_map(|e| e.ok()).map(|e| e.path().join("alice.ovpn")).find(|p| p.exists())
+        std::fs::read_dir(&dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("alice.ovpn"))
+            .find(|p| p.exists())
     });
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&stored).unwrap().permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&stored).unwrap().permissions())
+            & 0o777,
+        0o600
+    );
     let audit = call(api, "GET", "/api/actions?router=ap-vpn", &admin, None).2;
     let db_dump: String = collector
         .db()
@@ -316,8 +574,17 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
         .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .collect();
-    for (what, text) in [("audit", audit), ("database", db_dump), ("collector log", collector.log()), ("agent log", agent.log()), ("agent state", journal)] {
-        assert!(!text.contains(&key_line) && !text.contains(&ta_secret_line), "the client's key is in the {what}");
+    for (what, text) in [
+        ("audit", audit),
+        ("database", db_dump),
+        ("collector log", collector.log()),
+        ("agent log", agent.log()),
+        ("agent state", journal),
+    ] {
+        assert!(
+            !text.contains(&key_line) && !text.contains(&ta_secret_line),
+            "the client's key is in the {what}"
+        );
     }
 
     // The .ovpn connects a real client; the agent reports it.
@@ -326,7 +593,9 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
     let client_log = dir.path().join("client.log");
     let mut client = start_client(&cli_ns, &client_conf, &client_log);
     wait_for(Duration::from_secs(30), "the client's tunnel", || {
-        read(&client_log).contains("Initialization Sequence Completed").then_some(())
+        read(&client_log)
+            .contains("Initialization Sequence Completed")
+            .then_some(())
     });
     // Traffic through the tunnel: a TCP echo on the server's tunnel address.
     net.children.push(
@@ -336,45 +605,124 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
             .spawn()
             .expect("start the echo server"),
     );
-    let echoed = wait_for(Duration::from_secs(10), "traffic through the tunnel", || {
-        let out = Command::new("ip")
+    let echoed = wait_for(
+        Duration::from_secs(10),
+        "traffic through the tunnel",
+        || {
+            let out = Command::new("ip")
             .args(["netns", "exec", &cli_ns, "python3", "-c",
                 "import socket\ns = socket.create_connection(('10.88.0.1', 7777), timeout=3)\ns.sendall(b'hello through openvpn')\nprint(s.recv(100).decode())"])
             .output()
             .ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    });
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        },
+    );
     assert_eq!(echoed, "hello through openvpn");
-    wait_for(Duration::from_secs(20), "alice in the router's report", || {
-        connected(api, &reader).contains(&"alice".to_string()).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "alice in the router's report",
+        || {
+            connected(api, &reader)
+                .contains(&"alice".to_string())
+                .then_some(())
+        },
+    );
 
     // Disconnect: the server ends the session (the client's restart ends its process).
-    let r = call(api, "POST", "/api/vpn/clients/alice/disconnect", &admin, Some(&json!({"device_name": "ap-vpn"})));
+    let r = call(
+        api,
+        "POST",
+        "/api/vpn/clients/alice/disconnect",
+        &admin,
+        Some(&json!({"device_name": "ap-vpn"})),
+    );
     assert_eq!(r.0, 200, "{}", r.2);
-    assert_eq!(r.1["data"]["message"], "Client alice disconnected successfully");
+    assert_eq!(
+        r.1["data"]["message"],
+        "Client alice disconnected successfully"
+    );
     assert!(read(&server_log).contains("MANAGEMENT: CMD 'kill alice'"));
-    wait_for(Duration::from_secs(20), "alice gone from the router's report", || {
-        (!connected(api, &reader).contains(&"alice".to_string())).then_some(())
-    });
-    wait_for(Duration::from_secs(30), "the dropped client to stop", || client.try_wait().ok().flatten());
-    assert_error(&call(api, "POST", "/api/vpn/clients/alice/disconnect", &admin, Some(&json!({"device_name": "ap-vpn"}))), 404, "not connected");
+    wait_for(
+        Duration::from_secs(20),
+        "alice gone from the router's report",
+        || (!connected(api, &reader).contains(&"alice".to_string())).then_some(()),
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the dropped client to stop",
+        || client.try_wait().ok().flatten(),
+    );
+    assert_error(
+        &call(
+            api,
+            "POST",
+            "/api/vpn/clients/alice/disconnect",
+            &admin,
+            Some(&json!({"device_name": "ap-vpn"})),
+        ),
+        404,
+        "not connected",
+    );
 
     // Revoke: CRL made and read by the server; the stored .ovpn goes; the same .ovpn is refused.
-    let r = call(api, "POST", "/api/vpn/clients/alice/revoke", &admin, Some(&json!({"device_name": "ap-vpn"})));
+    let r = call(
+        api,
+        "POST",
+        "/api/vpn/clients/alice/revoke",
+        &admin,
+        Some(&json!({"device_name": "ap-vpn"})),
+    );
     assert_eq!(r.0, 200, "{}\n{}", r.2, agent.log());
-    assert!(read(&pki.join("index.txt")).lines().any(|l| l.starts_with('R') && l.ends_with("/CN=alice")));
-    assert_error(&call(api, "GET", "/api/vpn/clients/alice/config", &admin, None), 404, "no configuration");
-    assert_error(&call(api, "POST", "/api/vpn/clients/alice/revoke", &admin, Some(&json!({"device_name": "ap-vpn"}))), 404, "no client named alice");
-    assert_error(&call(api, "POST", "/api/vpn/clients/nobody/revoke", &admin, Some(&json!({"device_name": "ap-vpn"}))), 404, "no client named nobody");
+    assert!(read(&pki.join("index.txt"))
+        .lines()
+        .any(|l| l.starts_with('R') && l.ends_with("/CN=alice")));
+    assert_error(
+        &call(api, "GET", "/api/vpn/clients/alice/config", &admin, None),
+        404,
+        "no configuration",
+    );
+    assert_error(
+        &call(
+            api,
+            "POST",
+            "/api/vpn/clients/alice/revoke",
+            &admin,
+            Some(&json!({"device_name": "ap-vpn"})),
+        ),
+        404,
+        "no client named alice",
+    );
+    assert_error(
+        &call(
+            api,
+            "POST",
+            "/api/vpn/clients/nobody/revoke",
+            &admin,
+            Some(&json!({"device_name": "ap-vpn"})),
+        ),
+        404,
+        "no client named nobody",
+    );
     let before = read(&server_log).len();
     let retry_log = dir.path().join("client-retry.log");
     let mut retry = start_client(&cli_ns, &client_conf, &retry_log);
-    wait_for(Duration::from_secs(30), "the server to refuse the revoked certificate", || {
-        read(&server_log)[before..].contains("certificate revoked").then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "the server to refuse the revoked certificate",
+        || {
+            read(&server_log)[before..]
+                .contains("certificate revoked")
+                .then_some(())
+        },
+    );
     std::thread::sleep(Duration::from_secs(2));
-    assert!(!read(&retry_log).contains("Initialization Sequence Completed"), "a revoked client connected:\n{}", read(&retry_log));
+    assert!(
+        !read(&retry_log).contains("Initialization Sequence Completed"),
+        "a revoked client connected:\n{}",
+        read(&retry_log)
+    );
     let _ = retry.kill();
     let _ = retry.wait();
     agent.stop();

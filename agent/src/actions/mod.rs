@@ -146,8 +146,12 @@ impl Executor {
             ActionKind::WgReload { interface } => wireguard::reload(&self.cfg, interface),
             ActionKind::Backup {} => backup::create(&self.cfg, action.id),
             ActionKind::Status {} => Ok(status::read(&self.cfg)),
-            ActionKind::OvpnCreateClient { name } => openvpn::create_client(&self.cfg.openvpn, name),
-            ActionKind::OvpnRevokeClient { name } => openvpn::revoke_client(&self.cfg.openvpn, name),
+            ActionKind::OvpnCreateClient { name } => {
+                openvpn::create_client(&self.cfg.openvpn, name)
+            }
+            ActionKind::OvpnRevokeClient { name } => {
+                openvpn::revoke_client(&self.cfg.openvpn, name)
+            }
             ActionKind::OvpnDisconnectClient { name } => {
                 openvpn::disconnect_client(&self.cfg.openvpn, name)
             }

@@ -23,7 +23,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use routerstats_shared::action::{check_client_name, ActionDetail};
+use routerstats_shared::action::{check_client_name, ActionDetail, OvpnServerDetail};
 
 use super::tools;
 
@@ -234,8 +234,17 @@ impl ServerConf {
         if let Some(host) = remote {
             t.push_str(&format!("remote {host} {}\n", self.port()));
         }
-        t.push_str("resolv-retry infinite\nnobind\npersist-key\npersist-tun\nremote-cert-tls server\n");
-        for d in ["data-ciphers", "cipher", "auth", "compress", "comp-lzo", "tls-version-min"] {
+        t.push_str(
+            "resolv-retry infinite\nnobind\npersist-key\npersist-tun\nremote-cert-tls server\n",
+        );
+        for d in [
+            "data-ciphers",
+            "cipher",
+            "auth",
+            "compress",
+            "comp-lzo",
+            "tls-version-min",
+        ] {
             if let Some(args) = self.get(d) {
                 t.push_str(&format!("{d} {}\n", args.join(" ")).replace(" \n", "\n"));
             }
@@ -363,8 +372,12 @@ fn tls_wrap(cfg: &OvpnConfig, conf: &ServerConf) -> Result<String, String> {
         }
         if let Some(file) = conf.first_arg(name) {
             let path = resolve(cfg, conf, file);
-            let body = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read the server's {name} key {}: {e}", path.display()))?;
+            let body = std::fs::read_to_string(&path).map_err(|e| {
+                format!(
+                    "cannot read the server's {name} key {}: {e}",
+                    path.display()
+                )
+            })?;
             let body = pem_block(&body, "OpenVPN Static key V1")
                 .ok_or_else(|| format!("{} is not an OpenVPN static key", path.display()))?;
             return Ok(format!("<{name}>\n{body}</{name}>\n"));
@@ -387,7 +400,10 @@ pub fn create_client(
         cfg.pki.join("reqs").join(format!("{name}.req")),
     ];
     if valid_entry(cfg, name).is_some() || files.iter().any(|f| f.exists()) {
-        return Err(format!("client {name} already exists in {}", cfg.pki.display()));
+        return Err(format!(
+            "client {name} already exists in {}",
+            cfg.pki.display()
+        ));
     }
     let wrap = tls_wrap(cfg, &conf)?;
     let ca = std::fs::read_to_string(cfg.pki.join("ca.crt"))
@@ -491,7 +507,12 @@ fn mgmt_kill(cfg: &OvpnConfig, conf: &ServerConf, name: &str) -> Result<bool, St
             .map(|p| {
                 std::fs::read_to_string(p)
                     .map(|t| t.lines().next().unwrap_or_default().to_string())
-                    .map_err(|e| format!("cannot read the management password file {}: {e}", p.display()))
+                    .map_err(|e| {
+                        format!(
+                            "cannot read the management password file {}: {e}",
+                            p.display()
+                        )
+                    })
             })
             .transpose()
     };
@@ -563,26 +584,37 @@ pub fn revoke_client(
     };
     easyrsa(cfg, &["revoke", name])?;
     easyrsa(cfg, &["gen-crl"]).map_err(|e| {
-        format!("{name} is revoked in the PKI but the CRL was not made, so it can still connect: {e}")
+        format!(
+            "{name} is revoked in the PKI but the CRL was not made, so it can still connect: {e}"
+        )
     })?;
     let made = cfg.pki.join("crl.pem");
     let target = resolve(cfg, &conf, &crl[0]);
     let published = if crl.get(1).is_some_and(|f| f == "dir") {
         // Directory mode: a file named by the decimal serial marks it revoked.
-        let serial = u128::from_str_radix(&entry.serial, 16)
-            .map_err(|_| format!("serial {} does not fit the crl-verify directory mode", entry.serial))?;
+        let serial = u128::from_str_radix(&entry.serial, 16).map_err(|_| {
+            format!(
+                "serial {} does not fit the crl-verify directory mode",
+                entry.serial
+            )
+        })?;
         std::fs::write(target.join(serial.to_string()), b"")
     } else if target != made {
         let tmp = target.with_extension("rs-tmp");
         std::fs::copy(&made, &tmp)
-            .and_then(|_| std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644)))
+            .and_then(|_| {
+                std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            })
             .and_then(|_| std::fs::rename(&tmp, &target))
     } else {
         // easy-rsa writes it 0600; the server may read it after dropping privileges.
         std::fs::set_permissions(&made, std::os::unix::fs::PermissionsExt::from_mode(0o644))
     };
     published.map_err(|e| {
-        format!("{name} is revoked but the CRL could not be put at {}: {e}", target.display())
+        format!(
+            "{name} is revoked but the CRL could not be put at {}: {e}",
+            target.display()
+        )
     })?;
     let killed = match mgmt_kill(cfg, &conf, name) {
         Ok(true) => "; its sessions were ended".to_string(),
@@ -590,7 +622,10 @@ pub fn revoke_client(
         Err(e) => format!("; its sessions could not be ended: {e}"),
     };
     Ok((
-        format!("client {name} revoked (serial {}), CRL updated{killed}", entry.serial),
+        format!(
+            "client {name} revoked (serial {}), CRL updated{killed}",
+            entry.serial
+        ),
         None,
     ))
 }
@@ -615,7 +650,9 @@ pub fn server_info(
 ) -> Result<(String, Option<ActionDetail>), String> {
     let conf = load(cfg)?;
     let n = log_lines as usize;
-    let log_file = conf.first_arg("log-append").or_else(|| conf.first_arg("log"));
+    let log_file = conf
+        .first_arg("log-append")
+        .or_else(|| conf.first_arg("log"));
     let (logs, log_source, log_error) = if n == 0 {
         (Vec::new(), String::new(), None)
     } else if let Some(f) = log_file {
@@ -626,17 +663,25 @@ pub fn server_info(
                 let text = String::from_utf8_lossy(&b[start..]);
                 (tail(&text, n, |_| true), path.display().to_string(), None)
             }
-            Err(e) => (Vec::new(), path.display().to_string(), Some(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => (
+                Vec::new(),
+                path.display().to_string(),
+                Some(format!("cannot read {}: {e}", path.display())),
+            ),
         }
     } else {
         match tools::run_env(&cfg.logread, &["-e", "openvpn"], &[], MAX_LOG_BYTES) {
-            Ok(text) => (tail(&text, n, |l| l.contains("openvpn")), "logread".into(), None),
+            Ok(text) => (
+                tail(&text, n, |l| l.contains("openvpn")),
+                "logread".into(),
+                None,
+            ),
             Err(e) => (Vec::new(), "logread".into(), Some(e)),
         }
     };
     Ok((
         format!("OpenVPN server config {} read", cfg.config.display()),
-        Some(ActionDetail::OvpnServer {
+        Some(ActionDetail::OvpnServer(Box::new(OvpnServerDetail {
             config_file: cfg.config.display().to_string(),
             template: conf.template(cfg.remote.as_deref()),
             remote: cfg.remote.clone(),
@@ -646,7 +691,7 @@ pub fn server_info(
             logs,
             log_source,
             log_error,
-        }),
+        }))),
     ))
 }
 
@@ -662,16 +707,30 @@ mod tests {
         assert_eq!(c.port(), 1195);
         assert_eq!(c.client_proto(), "udp");
         assert_eq!(c.first_arg("log-append"), Some("/tmp/open vpn.log"));
-        assert_eq!(c.get("management").unwrap(), &["/var/run/openvpn.sock", "unix"]);
+        assert_eq!(
+            c.get("management").unwrap(),
+            &["/var/run/openvpn.sock", "unix"]
+        );
         let red = c.redacted.join("\n");
         assert!(!red.contains("SECRETKEY"), "{red}");
-        assert!(red.contains("<tls-crypt>\n[redacted]\n</tls-crypt>"), "{red}");
+        assert!(
+            red.contains("<tls-crypt>\n[redacted]\n</tls-crypt>"),
+            "{red}"
+        );
         assert!(red.contains("<dh>\n[2 lines]\n</dh>"), "{red}");
         let t = c.template(Some("vpn.example.net"));
-        assert!(t.starts_with("client\ndev tun\nproto udp\nremote vpn.example.net 1195\n"), "{t}");
-        assert!(t.contains("data-ciphers AES-256-GCM:CHACHA20-POLY1305\n"), "{t}");
+        assert!(
+            t.starts_with("client\ndev tun\nproto udp\nremote vpn.example.net 1195\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("data-ciphers AES-256-GCM:CHACHA20-POLY1305\n"),
+            "{t}"
+        );
         assert!(!c.template(None).contains("remote "));
-        assert!(parse_config("<key>\nx\n").unwrap_err().contains("never closed"));
+        assert!(parse_config("<key>\nx\n")
+            .unwrap_err()
+            .contains("never closed"));
         assert!(parse_config("ca \"x\n").unwrap_err().contains("line 1"));
         let tcp = parse_config("proto tcp-server\nport 443\ntls-auth ta.key 0\n").unwrap();
         assert_eq!(tcp.client_proto(), "tcp-client");
@@ -683,11 +742,17 @@ mod tests {
         let idx = "V\t270101000000Z\t\tA1B2\tunknown\t/CN=alice\nR\t270101000000Z\t250101000000Z\tC3\tunknown\t/CN=bob\nbroken line\nV\t280101000000Z\t\t0F\tunknown\t/C=US/CN=carol/emailAddress=c@x\n";
         let e = parse_index(idx);
         assert_eq!(e.len(), 3);
-        assert_eq!((e[0].status, e[0].serial.as_str(), e[0].cn.as_str()), ('V', "A1B2", "alice"));
+        assert_eq!(
+            (e[0].status, e[0].serial.as_str(), e[0].cn.as_str()),
+            ('V', "A1B2", "alice")
+        );
         assert_eq!((e[1].status, e[1].cn.as_str()), ('R', "bob"));
         assert_eq!(e[2].cn, "carol");
         let t = "Certificate:\n  Data: ...\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-        assert_eq!(pem_block(t, "CERTIFICATE").unwrap(), "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+        assert_eq!(
+            pem_block(t, "CERTIFICATE").unwrap(),
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        );
         assert!(pem_block("nothing", "CERTIFICATE").is_none());
     }
 
@@ -711,7 +776,10 @@ mod tests {
             disconnect_client(&c, "alice"),
             server_info(&c, 10),
         ] {
-            assert!(r.as_ref().unwrap_err().contains("no OpenVPN server config"), "{r:?}");
+            assert!(
+                r.as_ref().unwrap_err().contains("no OpenVPN server config"),
+                "{r:?}"
+            );
         }
         std::fs::write(&c.config, "dev tun\n").unwrap();
         let e = create_client(&c, "alice").unwrap_err();
@@ -724,9 +792,17 @@ mod tests {
         for d in ["pki/private", "pki/issued", "pki/reqs"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
-        std::fs::write(dir.path().join("pki/ca.crt"), "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+        std::fs::write(
+            dir.path().join("pki/ca.crt"),
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("pki/private/ca.key"), "k").unwrap();
-        std::fs::write(dir.path().join("pki/index.txt"), "V\t270101000000Z\t\tA1\tunknown\t/CN=bob\n").unwrap();
+        std::fs::write(
+            dir.path().join("pki/index.txt"),
+            "V\t270101000000Z\t\tA1\tunknown\t/CN=bob\n",
+        )
+        .unwrap();
         let e = create_client(&c, "alice").unwrap_err();
         assert!(e.contains("easy-rsa is not installed"), "{e}");
         assert!(!dir.path().join("pki/private/alice.key").exists());
@@ -742,15 +818,22 @@ mod tests {
         let e = disconnect_client(&c, "$(id)").unwrap_err();
         assert!(e.contains("client name"), "{e}");
         // The management socket is not there: a clear error.
-        std::fs::write(&c.config, format!("management {} unix\n", dir.path().join("none.sock").display())).unwrap();
+        std::fs::write(
+            &c.config,
+            format!(
+                "management {} unix\n",
+                dir.path().join("none.sock").display()
+            ),
+        )
+        .unwrap();
         let e = disconnect_client(&c, "bob").unwrap_err();
         assert!(e.contains("management interface at"), "{e}");
         // Logs from logread that is missing: the info still comes, with the reason.
         let (_, d) = server_info(&c, 5).unwrap();
         match d {
-            Some(ActionDetail::OvpnServer { log_error, logs, .. }) => {
-                assert!(logs.is_empty());
-                assert!(log_error.unwrap().contains("cannot run"));
+            Some(ActionDetail::OvpnServer(d)) => {
+                assert!(d.logs.is_empty());
+                assert!(d.log_error.unwrap().contains("cannot run"));
             }
             other => panic!("{other:?}"),
         }
@@ -765,7 +848,10 @@ mod tests {
         let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let server = std::thread::spawn(move || {
             let mut got = Vec::new();
-            for answer in ["SUCCESS: common name 'alice' found, 1 client(s) killed", "ERROR: common name 'zed' not found"] {
+            for answer in [
+                "SUCCESS: common name 'alice' found, 1 client(s) killed",
+                "ERROR: common name 'zed' not found",
+            ] {
                 let (s, _) = listener.accept().unwrap();
                 let mut w = s.try_clone().unwrap();
                 w.write_all(b"ENTER PASSWORD:").unwrap();
@@ -782,12 +868,22 @@ mod tests {
             got
         });
         let c = cfg(dir.path());
-        std::fs::write(&c.config, format!("management {} unix pw\n", sock.display())).unwrap();
-        assert_eq!(disconnect_client(&c, "alice").unwrap().0, "client alice disconnected");
+        std::fs::write(
+            &c.config,
+            format!("management {} unix pw\n", sock.display()),
+        )
+        .unwrap();
+        assert_eq!(
+            disconnect_client(&c, "alice").unwrap().0,
+            "client alice disconnected"
+        );
         let e = disconnect_client(&c, "zed").unwrap_err();
         assert!(e.contains("is not connected"), "{e}");
         let got = server.join().unwrap();
-        assert_eq!(got, vec!["s3cret\n", "kill alice\n", "s3cret\n", "kill zed\n"]);
+        assert_eq!(
+            got,
+            vec!["s3cret\n", "kill alice\n", "s3cret\n", "kill zed\n"]
+        );
     }
 
     #[test]
@@ -798,8 +894,10 @@ mod tests {
         std::fs::write(dir.path().join("vpn.log"), lines).unwrap();
         std::fs::write(&c.config, "log-append vpn.log\n").unwrap();
         let (_, d) = server_info(&c, 3).unwrap();
-        let Some(ActionDetail::OvpnServer { logs, log_source, .. }) = d else { panic!() };
-        assert_eq!(logs, vec!["line 48", "line 49", "line 50"]);
-        assert!(log_source.ends_with("vpn.log"));
+        let Some(ActionDetail::OvpnServer(d)) = d else {
+            panic!()
+        };
+        assert_eq!(d.logs, vec!["line 48", "line 49", "line 50"]);
+        assert!(d.log_source.ends_with("vpn.log"));
     }
 }

@@ -155,6 +155,8 @@ mod tests {
         // 1 MB of output (more than a pipe holds) is read, cut at the limit, and nothing blocks.
         let out = run_env("head", &["-c", "1000000", "/dev/zero"], &[], 1000).unwrap();
         assert_eq!(out.len(), 1000);
-        assert!(run_env("false", &[], &[], 10).unwrap_err().contains("failed"));
+        assert!(run_env("false", &[], &[], 10)
+            .unwrap_err()
+            .contains("failed"));
     }
 }

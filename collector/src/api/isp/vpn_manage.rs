@@ -31,7 +31,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use routerstats_shared::action::{check_client_name, ActionDetail, ActionKind};
+use routerstats_shared::action::{check_client_name, ActionDetail, ActionKind, OvpnServerDetail};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -134,7 +134,10 @@ fn not_done_answer(row: &ActionRow) -> Option<Response> {
 
 /// The router an action goes to: the given name, else the fleet's only router.
 async fn router_of(state: &ApiState, given: Option<String>) -> Result<String, IspError> {
-    if let Some(name) = given.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+    if let Some(name) = given
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+    {
         return Ok(name);
     }
     state
@@ -176,15 +179,7 @@ fn detail_of(row: &ActionRow) -> Option<ActionDetail> {
 /// What the router said about its server (the four GET routes).
 struct ServerInfo {
     row: ActionRow,
-    config_file: String,
-    config: Vec<String>,
-    template: String,
-    remote: Option<String>,
-    port: u16,
-    proto: String,
-    logs: Vec<String>,
-    log_source: String,
-    log_error: Option<String>,
+    d: OvpnServerDetail,
 }
 
 async fn server_info(
@@ -214,28 +209,7 @@ async fn server_info(
         Err(resp) => return Ok(Err(resp)),
     };
     match detail_of(&row) {
-        Some(ActionDetail::OvpnServer {
-            config_file,
-            config,
-            template,
-            remote,
-            port,
-            proto,
-            logs,
-            log_source,
-            log_error,
-        }) => Ok(Ok(ServerInfo {
-            row,
-            config_file,
-            config,
-            template,
-            remote,
-            port,
-            proto,
-            logs,
-            log_source,
-            log_error,
-        })),
+        Some(ActionDetail::OvpnServer(d)) => Ok(Ok(ServerInfo { row, d: *d })),
         _ => Err(IspError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the router's answer has no OpenVPN server details",
@@ -275,10 +249,10 @@ pub async fn server_logs(
         StatusCode::OK,
         json!({
             "device_name": info.row.router,
-            "lines": info.logs.len(),
-            "logs": info.logs,
-            "source": info.log_source,
-            "log_error": info.log_error,
+            "lines": info.d.logs.len(),
+            "logs": info.d.logs,
+            "source": info.d.log_source,
+            "log_error": info.d.log_error,
             "action_id": info.row.id,
         }),
     ))
@@ -310,10 +284,10 @@ pub async fn server_config(
         StatusCode::OK,
         json!({
             "device_name": info.row.router,
-            "config_file": info.config_file,
-            "port": info.port,
-            "proto": info.proto,
-            "config": info.config,
+            "config_file": info.d.config_file,
+            "port": info.d.port,
+            "proto": info.d.proto,
+            "config": info.d.config,
             "action_id": info.row.id,
         }),
     ))
@@ -341,7 +315,7 @@ pub async fn server_ip(
         Ok(i) => i,
         Err(resp) => return Ok(resp),
     };
-    let (ip, source) = match info.remote {
+    let (ip, source) = match info.d.remote {
         Some(r) => (Some(r), "template"),
         None => (
             state
@@ -356,8 +330,8 @@ pub async fn server_ip(
         json!({
             "device_name": info.row.router,
             "server_ip": ip,
-            "port": info.port,
-            "proto": info.proto,
+            "port": info.d.port,
+            "proto": info.d.proto,
             "source": source,
             "action_id": info.row.id,
         }),
@@ -386,11 +360,14 @@ pub async fn client_template(
         Ok(i) => i,
         Err(resp) => return Ok(resp),
     };
-    let template = match (&info.remote, state.actions.peer_ip(info.row.router_id)) {
-        (None, Some(ip)) => {
-            ovpn_clients::with_remote(&info.template, &ip.to_string(), info.port, &info.proto)
-        }
-        _ => info.template,
+    let template = match (&info.d.remote, state.actions.peer_ip(info.row.router_id)) {
+        (None, Some(ip)) => ovpn_clients::with_remote(
+            &info.d.template,
+            &ip.to_string(),
+            info.d.port,
+            &info.d.proto,
+        ),
+        _ => info.d.template,
     };
     Ok(stamped_json(
         StatusCode::OK,
@@ -468,7 +445,10 @@ pub async fn create_client(
     let q = WaitQuery::parse(q)?;
     let b = body(b)?;
     client_name(&b.client_name)?;
-    let email = b.email.map(|e| e.trim().to_string()).filter(|e| !e.is_empty());
+    let email = b
+        .email
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty());
     if let Some(e) = &email {
         check_email(e)?;
     }
@@ -560,7 +540,10 @@ pub async fn client_config(
     })?;
     Ok((
         [
-            (header::CONTENT_TYPE, "application/x-openvpn-profile".to_string()),
+            (
+                header::CONTENT_TYPE,
+                "application/x-openvpn-profile".to_string(),
+            ),
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{name}.ovpn\""),
@@ -662,10 +645,7 @@ mod tests {
 
     #[test]
     fn x509_times_and_emails() {
-        assert_eq!(
-            x509_time("270306151400Z").unwrap(),
-            "2027-03-06T15:14:00Z"
-        );
+        assert_eq!(x509_time("270306151400Z").unwrap(), "2027-03-06T15:14:00Z");
         assert_eq!(
             x509_time("20510101000000Z").unwrap(),
             "2051-01-01T00:00:00Z"
