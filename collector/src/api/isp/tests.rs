@@ -733,7 +733,7 @@ fn openapi_lists_every_route() {
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    assert_eq!(ids.len(), 19, "{ids:?}");
+    assert_eq!(ids.len(), 24, "{ids:?}");
     assert!(ids.iter().all(|i| i.starts_with("isp_")), "{ids:?}");
     assert!(ids.contains(&"isp_users_name_stats"), "{ids:?}");
     let schemas = json["components"]["schemas"].as_object().unwrap();

@@ -222,7 +222,7 @@ fn stamped_json(status: StatusCode, data: serde_json::Value) -> Response {
 }
 
 /// The newest OpenVPN log lines of a router (read key).
-#[utoipa::path(get, path = "/api/vpn/server/logs", tag = "isp",
+#[utoipa::path(get, path = "/api/vpn/server/logs", operation_id = "isp_vpn_server_logs", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     params(("lines" = Option<i64>, Query, description = "1-1000, default 100", minimum = 1, maximum = 1000),
            ("device" = Option<String>, Query, description = "Router (default: the only one)"),
@@ -259,7 +259,7 @@ pub async fn server_logs(
 }
 
 /// A router's OpenVPN server configuration, inline keys redacted (read key).
-#[utoipa::path(get, path = "/api/vpn/server/config", tag = "isp",
+#[utoipa::path(get, path = "/api/vpn/server/config", operation_id = "isp_vpn_server_config", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     params(("device" = Option<String>, Query, description = "Router (default: the only one)"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
@@ -294,7 +294,7 @@ pub async fn server_config(
 }
 
 /// The address clients connect to (read key).
-#[utoipa::path(get, path = "/api/vpn/server/ip", tag = "isp",
+#[utoipa::path(get, path = "/api/vpn/server/ip", operation_id = "isp_vpn_server_ip", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     params(("device" = Option<String>, Query, description = "Router (default: the only one)"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
@@ -339,7 +339,7 @@ pub async fn server_ip(
 }
 
 /// A client configuration template without certificates (read key).
-#[utoipa::path(get, path = "/api/vpn/client/template", tag = "isp",
+#[utoipa::path(get, path = "/api/vpn/client/template", operation_id = "isp_vpn_client_template", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     params(("device" = Option<String>, Query, description = "Router (default: the only one)"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
@@ -423,7 +423,7 @@ pub fn x509_time(t: &str) -> Option<String> {
 }
 
 /// Issues a client certificate on a router (admin).
-#[utoipa::path(post, path = "/api/vpn/clients/create", tag = "isp",
+#[utoipa::path(post, path = "/api/vpn/clients/create", operation_id = "isp_vpn_clients_create", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     request_body = CreateClient,
     params(("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
@@ -483,7 +483,7 @@ pub async fn create_client(
 }
 
 /// A client's `.ovpn` as a file download (admin; never logged).
-#[utoipa::path(get, path = "/api/vpn/clients/{name}/config", tag = "isp",
+#[utoipa::path(get, path = "/api/vpn/clients/{name}/config", operation_id = "isp_vpn_clients_name_config", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     params(("name" = String, Path, description = "Client name"),
            ("device" = Option<String>, Query, description = "Router (default: the one that issued it)")),
@@ -588,7 +588,7 @@ async fn client_action(
 }
 
 /// Revokes a client's certificate and reloads the CRL (admin).
-#[utoipa::path(post, path = "/api/vpn/clients/{name}/revoke", tag = "isp",
+#[utoipa::path(post, path = "/api/vpn/clients/{name}/revoke", operation_id = "isp_vpn_clients_name_revoke", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     request_body(content = Option<ClientTarget>, description = "Optional `{device_name}`"),
     params(("name" = String, Path, description = "Client name"),
@@ -613,7 +613,7 @@ pub async fn revoke_client(
 }
 
 /// Ends a client's sessions through the management interface (admin).
-#[utoipa::path(post, path = "/api/vpn/clients/{name}/disconnect", tag = "isp",
+#[utoipa::path(post, path = "/api/vpn/clients/{name}/disconnect", operation_id = "isp_vpn_clients_name_disconnect", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     request_body(content = Option<ClientTarget>, description = "Optional `{device_name}`"),
     params(("name" = String, Path, description = "Client name"),
