@@ -17,14 +17,49 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
 
 /// [`run`] with a time limit.
 pub fn run_with(program: &str, args: &[&str], limit: Duration) -> Result<String, String> {
+    run_inner(program, args, &[], MAX_STREAM, limit)
+}
+
+/// Runs `program args...` with extra environment variables; stdout is kept up to `max` bytes.
+pub fn run_env(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+    max: u64,
+) -> Result<String, String> {
+    run_inner(program, args, env, max, TOOL_TIMEOUT)
+}
+
+/// Both pipes are read while the tool runs (a large output cannot block it), each kept up to
+/// its limit and the rest drained.
+fn run_inner(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+    max: u64,
+    limit: Duration,
+) -> Result<String, String> {
     let shown = || format!("{program} {}", args.first().copied().unwrap_or_default());
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let pipe = |r: Option<Box<dyn Read + Send>>, max: u64| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.by_ref().take(max).read_to_end(&mut buf);
+                let _ = std::io::copy(&mut r, &mut std::io::sink());
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = pipe(child.stdout.take().map(|s| Box::new(s) as _), max);
+    let err = pipe(child.stderr.take().map(|s| Box::new(s) as _), MAX_STREAM);
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -42,73 +77,6 @@ pub fn run_with(program: &str, args: &[&str], limit: Duration) -> Result<String,
             Err(e) => return Err(format!("waiting for {program}: {e}")),
         }
     };
-    let read = |r: Option<&mut dyn Read>| {
-        let mut s = String::new();
-        if let Some(r) = r {
-            let _ = r.take(MAX_STREAM).read_to_string(&mut s);
-        }
-        s
-    };
-    let out = read(child.stdout.as_mut().map(|s| s as &mut dyn Read));
-    let err = read(child.stderr.as_mut().map(|s| s as &mut dyn Read));
-    if status.success() {
-        Ok(out)
-    } else {
-        let why = if err.trim().is_empty() {
-            out.trim()
-        } else {
-            err.trim()
-        };
-        Err(format!("{} failed ({status}): {why}", shown()))
-    }
-}
-
-/// Runs `program args...` with extra environment variables; stdout is read while the tool runs
-/// (so a large output cannot block it) and kept up to `max` bytes. Its stdout on success, or a
-/// message with its status and stderr.
-pub fn run_env(
-    program: &str,
-    args: &[&str],
-    env: &[(&str, &std::ffi::OsStr)],
-    max: u64,
-) -> Result<String, String> {
-    let mut child = Command::new(program)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let pipe = |r: Option<Box<dyn Read + Send>>, max: u64| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.by_ref().take(max).read_to_end(&mut buf);
-                // Drain the rest so the tool never blocks on a full pipe.
-                let _ = std::io::copy(&mut r, &mut std::io::sink());
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = pipe(child.stdout.take().map(|s| Box::new(s) as _), max);
-    let err = pipe(child.stderr.take().map(|s| Box::new(s) as _), MAX_STREAM);
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if started.elapsed() >= TOOL_TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{program} did not finish within {} s; killed",
-                    TOOL_TIMEOUT.as_secs()
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(format!("waiting for {program}: {e}")),
-        }
-    };
     let out = out.join().unwrap_or_default();
     let err = err.join().unwrap_or_default();
     if status.success() {
@@ -119,8 +87,7 @@ pub fn run_env(
         } else {
             err.trim()
         };
-        let shown = args.first().copied().unwrap_or_default();
-        Err(format!("{program} {shown} failed ({status}): {why}"))
+        Err(format!("{} failed ({status}): {why}", shown()))
     }
 }
 
