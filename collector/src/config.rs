@@ -80,6 +80,10 @@ pub struct Config {
     pub wireguard: crate::actions::WgDefaults,
     /// Backup archives kept per router.
     pub backup_keep: usize,
+    /// JWT bearer tokens (`[jwt]`); None: only API keys are accepted.
+    pub jwt: Option<crate::api::jwt::JwtConfig>,
+    /// Browser origins allowed to call the API (`cors_allowed_origins`); none by default.
+    pub cors: crate::api::cors::CorsOrigins,
 }
 
 impl Default for Config {
@@ -111,6 +115,8 @@ impl Default for Config {
             action_ttl: crate::actions::DEFAULT_TTL,
             wireguard: crate::actions::WgDefaults::default(),
             backup_keep: 10,
+            jwt: None,
+            cors: crate::api::cors::CorsOrigins::default(),
         }
     }
 }
@@ -186,6 +192,46 @@ struct FileConfig {
     action_ttl: Option<FileDuration>,
     backup_keep: Option<usize>,
     wireguard: Option<FileWireguard>,
+    jwt: Option<FileJwt>,
+    cors_allowed_origins: Option<Vec<String>>,
+}
+
+/// `[jwt]`: exactly one of `secret_file` (HS256) and `public_key_file` (ES256/RS256 PEM).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJwt {
+    secret_file: Option<PathBuf>,
+    public_key_file: Option<PathBuf>,
+    role_claim: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: Option<FileDuration>,
+}
+
+impl FileJwt {
+    fn resolve(self) -> Result<crate::api::jwt::JwtConfig, ConfigError> {
+        use crate::api::jwt::{JwtConfig, JwtKeySource};
+        let key = match (self.secret_file, self.public_key_file) {
+            (Some(s), None) => JwtKeySource::SecretFile(s),
+            (None, Some(p)) => JwtKeySource::PublicKeyFile(p),
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "jwt",
+                    reason: "set exactly one of secret_file (HS256) and public_key_file (ES256 or RS256 PEM)".into(),
+                })
+            }
+        };
+        let mut c = JwtConfig::new(key);
+        if let Some(v) = self.role_claim {
+            c.role_claim = v;
+        }
+        c.issuer = self.issuer;
+        c.audience = self.audience;
+        if let Some(v) = self.leeway {
+            c.leeway = v.resolve("jwt.leeway")?;
+        }
+        Ok(c)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -297,6 +343,16 @@ impl Config {
         if let Some(v) = file.backup_keep {
             c.backup_keep = v;
         }
+        if let Some(j) = file.jwt {
+            c.jwt = Some(j.resolve()?);
+        }
+        if let Some(o) = file.cors_allowed_origins {
+            c.cors =
+                crate::api::cors::CorsOrigins::parse(&o).map_err(|e| ConfigError::Invalid {
+                    key: "cors_allowed_origins",
+                    reason: e.to_string(),
+                })?;
+        }
         if let Some(w) = file.wireguard {
             c.wireguard.router = w.default_router.or(c.wireguard.router);
             c.wireguard.interface = w.default_interface.unwrap_or(c.wireguard.interface);
@@ -334,6 +390,14 @@ impl Config {
         }
         if self.backup_keep == 0 {
             return invalid("backup_keep", "must be at least 1");
+        }
+        if let Some(j) = &self.jwt {
+            if j.role_claim.is_empty() || j.role_claim.len() > 64 {
+                return invalid("jwt.role_claim", "must be 1-64 characters");
+            }
+            if j.leeway > Duration::from_secs(600) {
+                return invalid("jwt.leeway", "must be at most 10m");
+            }
         }
         if let Err(e) = routerstats_shared::action::check_iface(&self.wireguard.interface) {
             return invalid("wireguard.default_interface", &e);
@@ -571,6 +635,46 @@ mod tests {
                 "{key} not documented"
             );
         }
+    }
+
+    #[test]
+    fn jwt_and_cors_settings() {
+        let c = Config::from_toml(
+            r#"
+            cors_allowed_origins = ["https://vpn.example.net", "http://localhost:5173"]
+            [jwt]
+            public_key_file = "/etc/routerstats/jwt.pub.pem"
+            role_claim = "routerstats_role"
+            issuer = "https://idp.example.net"
+            audience = "routerstats"
+            leeway = "5s"
+            "#,
+        )
+        .unwrap();
+        let j = c.jwt.unwrap();
+        assert_eq!(
+            j.key,
+            crate::api::jwt::JwtKeySource::PublicKeyFile("/etc/routerstats/jwt.pub.pem".into())
+        );
+        assert_eq!(j.role_claim, "routerstats_role");
+        assert_eq!(j.issuer.as_deref(), Some("https://idp.example.net"));
+        assert_eq!(j.audience.as_deref(), Some("routerstats"));
+        assert_eq!(j.leeway, Duration::from_secs(5));
+        assert_eq!(c.cors.origins.len(), 2);
+        let c = Config::from_toml("[jwt]\nsecret_file = \"/s\"").unwrap();
+        assert_eq!(c.jwt.unwrap().role_claim, "role");
+        for bad in [
+            "[jwt]\nrole_claim = \"x\"",
+            "[jwt]\nsecret_file = \"/s\"\npublic_key_file = \"/p\"",
+            "[jwt]\nsecret_file = \"/s\"\nleeway = \"1h\"",
+            "cors_allowed_origins = [\"vpn.example.net/path\"]",
+        ] {
+            assert!(
+                matches!(Config::from_toml(bad), Err(ConfigError::Invalid { .. })),
+                "{bad}"
+            );
+        }
+        assert!(Config::from_toml("[jwt]\nsecret = \"inline\"").is_err());
     }
 
     #[test]

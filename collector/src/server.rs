@@ -43,6 +43,8 @@ pub enum ServeError {
     DataDirNotDir { path: PathBuf, reason: &'static str },
     #[error(transparent)]
     Pki(#[from] PkiError),
+    #[error(transparent)]
+    Jwt(#[from] crate::api::jwt::JwtSetupError),
     #[error("cannot open the database {}: {source}", path.display())]
     Store { path: PathBuf, source: StoreError },
     #[error("{what} port {addr} is already in use (is another collector running? choose another address with {flag})")]
@@ -441,6 +443,14 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     let _expirer = crate::actions::spawn_expirer(actions.clone(), shutdown_rx.clone());
     let accept_task = tokio::spawn(listener::accept_loop(ingest_listener, ctx.clone()));
 
+    let jwt = match &config.jwt {
+        Some(j) => {
+            let v = api::jwt::JwtVerifier::new(j)?;
+            tracing::info!(algorithm = v.algorithm(), role_claim = %j.role_claim, "JWT bearer tokens accepted");
+            Some(Arc::new(v))
+        }
+        None => None,
+    };
     let api_state = ApiState {
         store: Arc::new(Mutex::new(api_store)),
         ca_hash: pki.ca_hash(),
@@ -458,6 +468,8 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         started,
         readers: Arc::new(api::readpool::ReadPool::new(config.db_path(), 4)),
         actions,
+        jwt,
+        cors: config.cors.clone(),
     };
     let api_limits = HttpLimits {
         max_connections: config.api_max_connections,

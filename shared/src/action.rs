@@ -60,6 +60,9 @@ pub enum ActionKind {
     /// A fresh look at the router's system state (uptime, release, CPU, memory), read when the
     /// action runs rather than from the last report.
     Status {},
+    /// A round trip over the live session (`POST /api/health`): the agent answers `done` at
+    /// once. It reads and changes nothing, so it needs no `allow_actions` grant.
+    Ping {},
     /// Issue an OpenVPN client certificate from the router's easy-rsa PKI (`easyrsa
     /// build-client-full <name> nopass`) and return the client's `.ovpn` with inline
     /// certificates and key ([`ActionDetail::OvpnClient`]).
@@ -83,6 +86,8 @@ pub const FAMILY_WIREGUARD: &str = "wireguard";
 pub const FAMILY_BACKUP: &str = "backup";
 /// The on-demand status family (reads /proc and /etc only).
 pub const FAMILY_STATUS: &str = "status";
+/// The ping family: answered by every agent, no grant needed (see [`ActionKind::needs_grant`]).
+pub const FAMILY_PING: &str = "ping";
 /// The OpenVPN server family (easy-rsa client certificates, management interface, logs).
 pub const FAMILY_OPENVPN: &str = "openvpn";
 /// Longest OpenVPN client name (an X.509 common name has at most 64 characters).
@@ -100,6 +105,7 @@ impl ActionKind {
             ActionKind::Unsupported { .. } => "unsupported",
             ActionKind::Backup {} => "backup",
             ActionKind::Status {} => "status",
+            ActionKind::Ping {} => "ping",
             ActionKind::OvpnCreateClient { .. } => "ovpn_create_client",
             ActionKind::OvpnRevokeClient { .. } => "ovpn_revoke_client",
             ActionKind::OvpnDisconnectClient { .. } => "ovpn_disconnect_client",
@@ -116,6 +122,7 @@ impl ActionKind {
             ActionKind::Unsupported { .. } => "unsupported",
             ActionKind::Backup {} => FAMILY_BACKUP,
             ActionKind::Status {} => FAMILY_STATUS,
+            ActionKind::Ping {} => FAMILY_PING,
             ActionKind::OvpnCreateClient { .. }
             | ActionKind::OvpnRevokeClient { .. }
             | ActionKind::OvpnDisconnectClient { .. }
@@ -123,12 +130,21 @@ impl ActionKind {
         }
     }
 
+    /// Whether the router's `allow_actions` must name the family. A ping reads and changes
+    /// nothing on the router, so every agent answers it.
+    pub fn needs_grant(&self) -> bool {
+        !matches!(self, ActionKind::Ping {})
+    }
+
     /// Whether running it twice changes nothing on the router (a backup). The agent does not
     /// journal those (their results can be large) and simply runs a repeat again.
     pub fn is_read_only(&self) -> bool {
         matches!(
             self,
-            ActionKind::Backup {} | ActionKind::Status {} | ActionKind::OvpnServerInfo { .. }
+            ActionKind::Backup {}
+                | ActionKind::Status {}
+                | ActionKind::Ping {}
+                | ActionKind::OvpnServerInfo { .. }
         )
     }
 
@@ -150,7 +166,7 @@ impl ActionKind {
             }
             ActionKind::WgReload { interface } => check_iface(interface),
             ActionKind::Unsupported { reason } => Err(format!("unsupported action: {reason}")),
-            ActionKind::Backup {} | ActionKind::Status {} => Ok(()),
+            ActionKind::Backup {} | ActionKind::Status {} | ActionKind::Ping {} => Ok(()),
             ActionKind::OvpnCreateClient { name }
             | ActionKind::OvpnRevokeClient { name }
             | ActionKind::OvpnDisconnectClient { name } => check_client_name(name),
@@ -550,6 +566,17 @@ mod tests {
         let s = bound_output("é".repeat(MAX_OUTPUT));
         assert!(s.len() <= MAX_OUTPUT && s.ends_with("[output cut]"));
         assert_eq!(bound_output("short".into()), "short");
+    }
+
+    #[test]
+    fn ping_needs_no_grant_and_keeps_its_wire_index() {
+        let p = ActionKind::Ping {};
+        assert!(!p.needs_grant() && p.is_read_only() && p.validate().is_ok());
+        assert_eq!((p.name(), p.family()), ("ping", FAMILY_PING));
+        assert!(ActionKind::Status {}.needs_grant());
+        // Variants travel by index: Ping is the 7th (index 6); earlier indexes never move.
+        assert_eq!(codec::encode(&p).unwrap(), vec![6]);
+        assert_eq!(codec::encode(&ActionKind::Status {}).unwrap(), vec![5]);
     }
 
     #[test]

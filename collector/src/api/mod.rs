@@ -29,8 +29,13 @@
 //! - [`log_capture`] — the tracing layer behind `/api/logs`
 //!
 //! Keys are sent as `X-API-Key: <key>` or `Authorization: Bearer <key>` and looked up by their
-//! SHA-256. [`require_role`] is the reusable check: 401 for a missing or unknown key, 403 for a
-//! key whose role is too low. Database work runs on the blocking pool through [`with_store`].
+//! SHA-256; when the operator configures a JWT key, `Authorization: Bearer <jwt>` is accepted
+//! too ([`jwt`]). [`require_role`] is the reusable check: 401 for a missing or unknown key or a
+//! bad token, 403 for a key or token whose role is too low (or a token with no known role).
+//! Database work runs on the blocking pool through [`with_store`].
+//!
+//! Browsers on other origins (the WireGuard manager's frontend) are let in by [`cors`]: an
+//! operator-configured origin allow-list, none by default.
 //!
 //! - `GET /health` -> `{"status":"ok"|"degraded", "version", "database", "integrity",
 //!   "ingest_connections", "routers_connected", "uptime_s", "timestamp"}` (503 while database
@@ -59,6 +64,7 @@ pub mod actions;
 pub mod alerts;
 pub mod backups;
 pub mod cache;
+pub mod cors;
 pub mod dashboard;
 pub mod device_status;
 pub mod envelope;
@@ -66,6 +72,7 @@ pub(crate) mod extract;
 pub mod fleet;
 pub mod gateway;
 pub mod isp;
+pub mod jwt;
 pub mod log_capture;
 pub mod monitor;
 pub mod openapi;
@@ -104,6 +111,10 @@ pub struct ApiState {
     pub cache: Arc<cache::ResponseCache>,
     /// Fleet actions (the write routes).
     pub actions: crate::actions::Hub,
+    /// The JWT verifier, when JWTs are configured.
+    pub jwt: Option<Arc<jwt::JwtVerifier>>,
+    /// Origins allowed to call the API from a browser (empty: no CORS headers at all).
+    pub cors: cors::CorsOrigins,
 }
 
 /// An error answered as `{"error": message}` with a status.
@@ -184,12 +195,30 @@ where
     .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
 }
 
-/// The caller behind a valid API key.
+/// How a caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthVia {
+    ApiKey,
+    Jwt,
+}
+
+/// The caller behind a valid API key or JWT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub role: Role,
-    /// The key's id.
+    /// The key's id, or the JWT's subject (`sub`).
     pub key: String,
+    pub via: AuthVia,
+}
+
+impl Caller {
+    /// Who asked, as the actions audit records it: `key:<id>` or `jwt:<sub>`.
+    pub fn who(&self) -> String {
+        match self.via {
+            AuthVia::ApiKey => format!("key:{}", self.key),
+            AuthVia::Jwt => format!("jwt:{}", self.key),
+        }
+    }
 }
 
 /// The API key of a request, from `X-API-Key` or `Authorization: Bearer`.
@@ -211,30 +240,71 @@ fn role_of(pair: &(String, String)) -> Option<(Role, String)> {
     pair.1.parse::<Role>().ok().map(|r| (r, pair.0.clone()))
 }
 
-/// Checks the request's API key: 401 when missing or unknown, 403 when its role is below `min`.
+/// The JWT of a request: an `Authorization: Bearer` value shaped like a JWT (three dot-separated
+/// parts, not an `rsk_` API key). `X-API-Key` always carries an API key.
+fn bearer_jwt(headers: &HeaderMap) -> Option<String> {
+    if headers.contains_key("x-api-key") {
+        return None;
+    }
+    api_key_from_headers(headers).filter(|v| jwt::looks_like_jwt(v))
+}
+
+/// Verifies a bearer JWT into a caller (401, or 403 for a token with no known role).
+fn jwt_caller(state: &ApiState, token: &str) -> Result<Caller, ApiError> {
+    let verified = match &state.jwt {
+        Some(v) => v.verify(token),
+        None => Err(jwt::JwtError::Disabled),
+    };
+    match verified {
+        Ok(c) => Ok(Caller {
+            role: c.role,
+            key: c.subject,
+            via: AuthVia::Jwt,
+        }),
+        Err(e) if e.is_forbidden() => Err(ApiError::new(StatusCode::FORBIDDEN, e.to_string())),
+        Err(e) => Err(ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())),
+    }
+}
+
+/// Checks the request's API key or JWT: 401 when missing, unknown or invalid, 403 when its role
+/// is below `min` (or a JWT names no known role).
 pub async fn require_role(
     state: &ApiState,
     headers: &HeaderMap,
     min: Role,
 ) -> Result<Caller, ApiError> {
-    let key = api_key_from_headers(headers).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing API key (send X-API-Key or Authorization: Bearer)",
-        )
-    })?;
-    let hash = sha256(&key);
-    let found = with_store(state, move |s| Ok(s.api_key_role(&hash)?)).await?;
-    let Some((role, id)) = found.as_ref().and_then(role_of) else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown API key"));
+    let caller = match bearer_jwt(headers) {
+        Some(token) => jwt_caller(state, &token)?,
+        None => {
+            let key = api_key_from_headers(headers).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "missing API key (send X-API-Key or Authorization: Bearer with a key or a JWT)",
+                )
+            })?;
+            let hash = sha256(&key);
+            let found = with_store(state, move |s| Ok(s.api_key_role(&hash)?)).await?;
+            let Some((role, id)) = found.as_ref().and_then(role_of) else {
+                return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown API key"));
+            };
+            Caller {
+                role,
+                key: id,
+                via: AuthVia::ApiKey,
+            }
+        }
     };
-    if role < min {
+    if caller.role < min {
+        let what = match caller.via {
+            AuthVia::ApiKey => "API key",
+            AuthVia::Jwt => "token",
+        };
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            format!("this API key has role {role}; {min} is required"),
+            format!("this {what} has role {}; {min} is required", caller.role),
         ));
     }
-    Ok(Caller { role, key: id })
+    Ok(caller)
 }
 
 /// Runs a read-only query `f` on a pooled connection on the blocking pool.
@@ -259,7 +329,8 @@ pub fn router(state: ApiState) -> Router {
 pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) -> Router {
     let limiter = Arc::new(rate_limit::RateLimiter::new(limits));
     let stats = Arc::new(request_stats::RequestStats::default());
-    Router::new()
+    let cors = state.cors.layer();
+    let router = Router::new()
         .route("/health", get(health))
         .route("/api/admin/tokens", post(create_token_handler))
         .merge(openwrt::routes())
@@ -285,8 +356,12 @@ pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) 
             stats.clone(),
             request_stats::record_request,
         ))
-        .layer(axum::Extension(stats))
-        .with_state(state)
+        .layer(axum::Extension(stats));
+    // Outermost: preflights are answered before the rate limiter and the routes.
+    match cors {
+        Some(layer) => router.layer(layer).with_state(state),
+        None => router.with_state(state),
+    }
 }
 
 /// Collector health (open): database state, ingest connections, uptime.

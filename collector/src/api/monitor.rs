@@ -4,6 +4,10 @@
 //!   online/offline with last-seen (without a key only the collector part). A router is online
 //!   when its latest report arrived within `max(3 x its report interval, 90 s)` (see
 //!   [`super::fleet::is_online`]); the interval is estimated from its two latest reports.
+//! - `POST /api/health` (read key; the monitor's "test connection with custom parameters"): a
+//!   round trip to one router's agent over its live ingest connection (a `ping` fleet action,
+//!   which every agent answers without an `allow_actions` grant), with the measured latency.
+//!   Body `{router?, host?, timeout?}`; see [`health_test`].
 //! - `GET /api/performance`: API request counts and response times (from the
 //!   [`super::request_stats`] middleware), ingest rate (reports stored in the last 5 minutes) and uptime.
 //! - `GET /api/export`: every router's current data as a timestamped JSON download.
@@ -47,7 +51,7 @@ pub const LOG_COUNT_MAX: usize = LOG_CAPACITY;
 /// The routes of this group.
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/api/health", get(health))
+        .route("/api/health", get(health).post(health_test))
         .route("/api/performance", get(performance))
         .route("/api/export", get(export))
         .route("/api/logs", get(logs))
@@ -56,7 +60,10 @@ pub fn routes() -> Router<ApiState> {
 
 /// The OpenAPI description of this group's routes.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(health, performance, export, logs, pppoe_interfaces))]
+#[openapi(
+    paths(health, health_test, performance, export, logs, pppoe_interfaces),
+    components(schemas(HealthTest, HealthTestAnswer))
+)]
 pub struct Doc;
 
 // ---------------------------------------------------------------------------------------------
@@ -199,6 +206,159 @@ pub async fn health(
         ),
         routers: keyed.then_some(counts),
         router_status: keyed.then_some(router_status),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /api/health
+// ---------------------------------------------------------------------------------------------
+
+/// Default and longest wait for a router's answer to `POST /api/health`, in seconds.
+pub const HEALTH_TEST_TIMEOUT_S: u64 = 5;
+pub const HEALTH_TEST_TIMEOUT_MAX_S: u64 = 30;
+
+/// Body of `POST /api/health`. The RouterOS monitor's form also sends `username`, `password`,
+/// `port` and `use_ssl`: routers here are reached over their own mTLS session, so those are
+/// accepted, never read and never stored.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct HealthTest {
+    /// The router to test, by name or id. Default: `host`, else the fleet's only router.
+    #[schema(max_length = 64)]
+    pub router: Option<String>,
+    /// The monitor's router address field, taken as the router's name or id when `router` is absent.
+    #[schema(max_length = 64)]
+    pub host: Option<String>,
+    /// Seconds to wait for the answer, 1 to 30 (default 5).
+    #[schema(minimum = 1, maximum = 30)]
+    pub timeout: Option<u64>,
+}
+
+/// Answer of `POST /api/health` when the router answered.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HealthTestAnswer {
+    /// Always `success`.
+    pub status: String,
+    pub message: String,
+    pub router: String,
+    pub router_id: i64,
+    /// Always true (an offline router is 503).
+    pub connected: bool,
+    /// Milliseconds from queuing the ping to storing the agent's answer: the round trip over the
+    /// router's live session plus two small database writes on the collector.
+    pub latency_ms: f64,
+    /// The agent's answer: `done` (`refused` from an agent older than the `ping` action, which
+    /// still proves the round trip).
+    pub answer: String,
+    /// The `ping` row in the actions audit (`/api/actions`).
+    pub action_id: i64,
+    pub timestamp: String,
+}
+
+/// Round trip to one router's agent over its live connection, with the latency.
+#[utoipa::path(post, path = "/api/health", operation_id = "health_test", tag = "monitor",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body(content = HealthTest, description = "Which router, how long to wait; an empty body tests the fleet's only router"),
+    responses(
+        (status = 200, description = "The router answered over its live connection", body = HealthTestAnswer),
+        (status = 400, description = "Bad body, no router named (with several routers), or timeout out of 1-30"),
+        (status = 401, description = "Missing or unknown API key or invalid token"),
+        (status = 403, description = "Token without a known role"),
+        (status = 404, description = "Unknown router"),
+        (status = 503, description = "The router is offline (no live connection) or revoked"),
+        (status = 504, description = "The router is connected but did not answer within the timeout"),
+    ))]
+pub async fn health_test(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<HealthTestAnswer>, ApiError> {
+    use axum::http::StatusCode;
+    let caller = require_role(&state, &headers, Role::Read).await?;
+    let req: HealthTest = if body.iter().all(u8::is_ascii_whitespace) {
+        HealthTest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    let timeout = req.timeout.unwrap_or(HEALTH_TEST_TIMEOUT_S);
+    if !(1..=HEALTH_TEST_TIMEOUT_MAX_S).contains(&timeout) {
+        return Err(ApiError::bad_request(format!(
+            "timeout must be between 1 and {HEALTH_TEST_TIMEOUT_MAX_S} seconds"
+        )));
+    }
+    for (field, v) in [("router", &req.router), ("host", &req.host)] {
+        if v.as_ref().is_some_and(|v| v.chars().count() > crate::store::MAX_NAME_CHARS) {
+            return Err(ApiError::bad_request(format!(
+                "{field} must be at most {} characters",
+                crate::store::MAX_NAME_CHARS
+            )));
+        }
+    }
+    let target = match req.router.or(req.host).filter(|t| !t.trim().is_empty()) {
+        Some(t) => t,
+        None => state.actions.only_router().await?.ok_or_else(|| {
+            ApiError::bad_request("name the router to test: {\"router\": \"<name or id>\"}")
+        })?,
+    };
+    let router_id = state.actions.router_id(target.clone()).await?;
+    if !state.actions.is_live(router_id) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("router {target} is offline: it has no live connection to the collector"),
+        ));
+    }
+    let started = std::time::Instant::now();
+    let wait = std::time::Duration::from_secs(timeout);
+    let (row, _) = state
+        .actions
+        .request(crate::actions::Request {
+            router: router_id.to_string(),
+            kind: routerstats_shared::action::ActionKind::Ping {},
+            idempotency_key: None,
+            requested_by: caller.who(),
+            ttl: Some(wait),
+        })
+        .await?;
+    let row = if row.is_final() {
+        row
+    } else {
+        state.actions.wait(row.id, wait).await?.unwrap_or(row)
+    };
+    let latency_ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
+    // The hub refuses, without sending, an action for a revoked router.
+    let revoked = row.state == "refused"
+        && row
+            .output
+            .as_deref()
+            .is_some_and(|o| o.contains("is revoked"));
+    if revoked {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("router {} is revoked", row.router),
+        ));
+    }
+    if !matches!(row.state.as_str(), "done" | "refused" | "failed") {
+        return Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "router {} is connected but did not answer within {timeout} s",
+                row.router
+            ),
+        ));
+    }
+    Ok(Json(HealthTestAnswer {
+        status: "success".into(),
+        message: format!(
+            "router {} answered over its live connection in {latency_ms} ms",
+            row.router
+        ),
+        router: row.router.clone(),
+        router_id,
+        connected: true,
+        latency_ms,
+        answer: row.state.clone(),
+        action_id: row.id,
+        timestamp: iso_ms(now_ms()),
     }))
 }
 

@@ -273,6 +273,11 @@ families! {
     ovpn_rx: "routerstats_openvpn_client_receive_bytes_total", Counter, "Bytes the OpenVPN instance received from the client.";
     ovpn_tx: "routerstats_openvpn_client_transmit_bytes_total", Counter, "Bytes the OpenVPN instance sent to the client.";
     ovpn_since: "routerstats_openvpn_client_connected_since_seconds", Gauge, "Unix time the client connected.";
+    // The names, types and labels of prometheus_wireguard_exporter (MindFlavor), which existing
+    // Grafana dashboards query; the same samples as routerstats_wireguard_peer_*, plus `router`.
+    wge_sent: "wireguard_sent_bytes_total", Counter, "Bytes sent to the peer";
+    wge_received: "wireguard_received_bytes_total", Counter, "Bytes received from the peer";
+    wge_handshake: "wireguard_latest_handshake_seconds", Gauge, "Seconds from the last handshake";
 }
 
 fn s(v: &Option<String>) -> &str {
@@ -429,7 +434,7 @@ pub fn render_fleet(conn: &Connection, now_ms: i64) -> Result<String, ApiError> 
 
     each_row(
         conn,
-        "SELECT r.name, w.iface, w.public_key, w.name, w.rx_bytes, w.tx_bytes, w.latest_handshake \
+        "SELECT r.name, w.iface, w.public_key, w.name, w.rx_bytes, w.tx_bytes, w.latest_handshake, w.allowed_ips \
          FROM routers r CROSS JOIN wg_peer_samples w ON w.router_id = r.id AND w.ts_ms = r.last_report_ms \
          WHERE r.revoked_at IS NULL ORDER BY r.id, w.iface, w.public_key",
         |r| {
@@ -441,9 +446,25 @@ pub fn render_fleet(conn: &Connection, now_ms: i64) -> Result<String, ApiError> 
                 ("public_key", key.as_str()),
                 ("name", s(&name)),
             ];
-            f.wg_rx.int(&l, r.get(4)?);
-            f.wg_tx.int(&l, r.get(5)?);
-            f.wg_hs.int(&l, r.get::<_, Option<i64>>(6)?.unwrap_or(0));
+            let (rx, tx): (i64, i64) = (r.get(4)?, r.get(5)?);
+            let handshake = r.get::<_, Option<i64>>(6)?.unwrap_or(0);
+            f.wg_rx.int(&l, rx);
+            f.wg_tx.int(&l, tx);
+            f.wg_hs.int(&l, handshake);
+            // The exporter's label set: friendly_name only for named peers, as with its `-n`.
+            let allowed: String = r.get(7)?;
+            let mut e = vec![
+                ("interface", iface.as_str()),
+                ("public_key", key.as_str()),
+                ("allowed_ips", allowed.as_str()),
+            ];
+            if let Some(n) = name.as_deref().filter(|n| !n.is_empty()) {
+                e.push(("friendly_name", n));
+            }
+            e.push(("router", router.as_str()));
+            f.wge_sent.int(&e, tx);
+            f.wge_received.int(&e, rx);
+            f.wge_handshake.int(&e, handshake);
             Ok(())
         },
     )?;
@@ -633,7 +654,18 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for fam in &all {
             assert!(valid_name(fam.name), "{}", fam.name);
-            assert!(fam.name.starts_with("routerstats_"), "{}", fam.name);
+            // Our own names, or prometheus_wireguard_exporter's three.
+            assert!(
+                fam.name.starts_with("routerstats_")
+                    || [
+                        "wireguard_sent_bytes_total",
+                        "wireguard_received_bytes_total",
+                        "wireguard_latest_handshake_seconds"
+                    ]
+                    .contains(&fam.name),
+                "{}",
+                fam.name
+            );
             assert!(seen.insert(fam.name), "duplicate {}", fam.name);
             assert_eq!(
                 fam.kind == Kind::Counter,
