@@ -436,6 +436,13 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
         404,
         "nope",
     );
+    // No key: 401 before the query is even looked at.
+    assert_eq!(
+        http_request(api, "GET", "/api/vpn/server/logs?lines=abc", &[], None)
+            .unwrap()
+            .0,
+        401
+    );
 
     // Bad input, refused before any action exists.
     let create =

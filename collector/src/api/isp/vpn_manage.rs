@@ -183,13 +183,13 @@ struct ServerInfo {
 }
 
 async fn server_info(
+    caller: &Caller,
     state: &ApiState,
     headers: &HeaderMap,
     device: Option<String>,
     log_lines: u32,
     wait: Duration,
 ) -> Result<Result<ServerInfo, Response>, IspError> {
-    let caller = require_role(state, headers, Role::Read).await?;
     let router = router_of(state, device).await?;
     // A read is wanted now: an offline router's is not queued for later.
     let id = state
@@ -204,7 +204,7 @@ async fn server_info(
         ));
     }
     let kind = ActionKind::OvpnServerInfo { log_lines };
-    let row = match run(state, &caller, headers, router, kind, wait).await? {
+    let row = match run(state, caller, headers, router, kind, wait).await? {
         Ok(row) => row,
         Err(resp) => return Ok(Err(resp)),
     };
@@ -239,9 +239,10 @@ pub async fn server_logs(
     headers: HeaderMap,
     q: RawQuery,
 ) -> Result<Response, IspError> {
+    let caller = require_role(&state, &headers, Role::Read).await?;
     let q = LogsQuery::parse(q)?;
     let lines = u32::try_from(q.lines).unwrap_or(0);
-    let info = match server_info(&state, &headers, q.device, lines, q.wait).await? {
+    let info = match server_info(&caller, &state, &headers, q.device, lines, q.wait).await? {
         Ok(i) => i,
         Err(resp) => return Ok(resp),
     };
@@ -275,8 +276,9 @@ pub async fn server_config(
     headers: HeaderMap,
     q: RawQuery,
 ) -> Result<Response, IspError> {
+    let caller = require_role(&state, &headers, Role::Read).await?;
     let q = DeviceQuery::parse(q)?;
-    let info = match server_info(&state, &headers, q.device, 0, q.wait).await? {
+    let info = match server_info(&caller, &state, &headers, q.device, 0, q.wait).await? {
         Ok(i) => i,
         Err(resp) => return Ok(resp),
     };
@@ -310,8 +312,9 @@ pub async fn server_ip(
     headers: HeaderMap,
     q: RawQuery,
 ) -> Result<Response, IspError> {
+    let caller = require_role(&state, &headers, Role::Read).await?;
     let q = DeviceQuery::parse(q)?;
-    let info = match server_info(&state, &headers, q.device, 0, q.wait).await? {
+    let info = match server_info(&caller, &state, &headers, q.device, 0, q.wait).await? {
         Ok(i) => i,
         Err(resp) => return Ok(resp),
     };
@@ -355,8 +358,9 @@ pub async fn client_template(
     headers: HeaderMap,
     q: RawQuery,
 ) -> Result<Response, IspError> {
+    let caller = require_role(&state, &headers, Role::Read).await?;
     let q = DeviceQuery::parse(q)?;
-    let info = match server_info(&state, &headers, q.device, 0, q.wait).await? {
+    let info = match server_info(&caller, &state, &headers, q.device, 0, q.wait).await? {
         Ok(i) => i,
         Err(resp) => return Ok(resp),
     };
