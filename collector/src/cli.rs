@@ -67,7 +67,8 @@ pub enum Command {
 pub struct ServeArgs {
     #[command(flatten)]
     pub data_dir: DataDirArg,
-    /// TOML configuration file (see collector.example.toml); flags override it.
+    /// TOML configuration file (see collector.example.toml: listeners, retention, alerts, and
+    /// `[isp_rate_limits]`, the ISP routes' hourly limits per route and key); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address of the TLS listener for routers [default: 0.0.0.0:7443]

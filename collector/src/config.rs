@@ -74,12 +74,17 @@ pub struct Config {
     pub api_cache_max_bytes: usize,
     /// Alert rules, thresholds and receivers (`[alerts]`, see `crate::alerts::config`).
     pub alerts: crate::alerts::AlertsConfig,
+    /// Prometheus remote-write output (`[remote_write]`, see `crate::remote_write`); off without a URL.
+    pub remote_write: crate::remote_write::RemoteWriteConfig,
     /// How long an action waits for its router before it expires (requests may ask less).
     pub action_ttl: Duration,
     /// Defaults of the WireGuard manager's write routes (`[wireguard]` in the file).
     pub wireguard: crate::actions::WgDefaults,
     /// Backup archives kept per router.
     pub backup_keep: usize,
+    /// The ISP middleware routes' per-route limits (`[isp_rate_limits]`: `default_per_hour`, and
+    /// `[isp_rate_limits.routes]` with `"METHOD /path" = per_hour` entries).
+    pub isp_rate_limits: crate::api::rate_limit::RouteLimits,
     /// JWT bearer tokens (`[jwt]`); None: only API keys are accepted.
     pub jwt: Option<crate::api::jwt::JwtConfig>,
     /// Browser origins allowed to call the API (`cors_allowed_origins`); none by default.
@@ -112,9 +117,11 @@ impl Default for Config {
             api_cache_max_age: Duration::from_secs(10),
             api_cache_max_bytes: 256 * 1024 * 1024,
             alerts: crate::alerts::AlertsConfig::default(),
+            remote_write: crate::remote_write::RemoteWriteConfig::default(),
             action_ttl: crate::actions::DEFAULT_TTL,
             wireguard: crate::actions::WgDefaults::default(),
             backup_keep: 10,
+            isp_rate_limits: crate::api::rate_limit::RouteLimits::default(),
             jwt: None,
             cors: crate::api::cors::CorsOrigins::default(),
         }
@@ -189,11 +196,21 @@ struct FileConfig {
     api_cache_max_age: Option<FileDuration>,
     api_cache_max_bytes: Option<usize>,
     alerts: Option<toml::Value>,
+    remote_write: Option<toml::Value>,
     action_ttl: Option<FileDuration>,
     backup_keep: Option<usize>,
     wireguard: Option<FileWireguard>,
+    isp_rate_limits: Option<FileIspRateLimits>,
     jwt: Option<FileJwt>,
     cors_allowed_origins: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIspRateLimits {
+    default_per_hour: Option<u32>,
+    /// `"METHOD /path" = per_hour`.
+    routes: Option<std::collections::BTreeMap<String, u32>>,
 }
 
 /// `[jwt]`: exactly one of `secret_file` (HS256) and `public_key_file` (ES256/RS256 PEM).
@@ -337,6 +354,14 @@ impl Config {
                 }
             })?;
         }
+        if let Some(v) = file.remote_write {
+            c.remote_write = crate::remote_write::RemoteWriteConfig::from_value(v).map_err(|reason| {
+                ConfigError::Invalid {
+                    key: "remote_write",
+                    reason,
+                }
+            })?;
+        }
         if let Some(v) = file.action_ttl {
             c.action_ttl = v.resolve("action_ttl")?;
         }
@@ -358,6 +383,15 @@ impl Config {
             c.wireguard.interface = w.default_interface.unwrap_or(c.wireguard.interface);
             c.wireguard.endpoint = w.endpoint.or(c.wireguard.endpoint);
             c.wireguard.dns = w.dns.or(c.wireguard.dns);
+        }
+        if let Some(l) = file.isp_rate_limits {
+            let routes: Vec<(String, u32)> = l.routes.unwrap_or_default().into_iter().collect();
+            c.isp_rate_limits
+                .apply(l.default_per_hour, &routes)
+                .map_err(|e| ConfigError::Invalid {
+                    key: "isp_rate_limits",
+                    reason: e.to_string(),
+                })?;
         }
         if let Some(r) = file.retention {
             if let Some(v) = r.raw_days {
@@ -690,5 +724,47 @@ mod tests {
             matches!(&e, ConfigError::Parse { path, .. } if path == &bad),
             "{e}"
         );
+    }
+
+    #[test]
+    fn isp_rate_limits_from_the_file() {
+        let c = Config::from_toml(
+            "[isp_rate_limits]\ndefault_per_hour = 50\n[isp_rate_limits.routes]\n\"GET /api/mikrotik/devices\" = 7\n\"post /api/vpn/server/backup\" = 1\n",
+        )
+        .unwrap();
+        let l = &c.isp_rate_limits;
+        assert_eq!(l.default_per_hour, 50);
+        let per = |m: &str, p: &str| {
+            l.rules
+                .iter()
+                .find(|r| r.method.as_str() == m && r.path == p)
+                .map(|r| r.per_hour)
+        };
+        assert_eq!(per("GET", "/api/mikrotik/devices"), Some(7));
+        assert_eq!(per("POST", "/api/vpn/server/backup"), Some(1));
+        assert_eq!(
+            per("POST", "/api/mikrotik/backup/create"),
+            Some(5),
+            "defaults stay"
+        );
+        assert_eq!(Config::default().isp_rate_limits.default_per_hour, 1000);
+        for bad in [
+            "[isp_rate_limits]\ndefault_per_hour = 0\n",
+            "[isp_rate_limits.routes]\n\"/api/x\" = 3\n",
+            "[isp_rate_limits.routes]\n\"GET /api/x\" = 0\n",
+            "[isp_rate_limits]\nper_minute = 3\n",
+        ] {
+            let e = Config::from_toml(bad).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ConfigError::Invalid {
+                        key: "isp_rate_limits",
+                        ..
+                    } | ConfigError::Parse { .. }
+                ),
+                "{bad}: {e}"
+            );
+        }
     }
 }

@@ -82,6 +82,7 @@ pub struct ServeHandle {
     writer: Writer,
     _poller: Poller,
     alerts: Option<crate::alerts::AlertService>,
+    remote_write: Option<crate::remote_write::RemoteWrite>,
 }
 
 impl ServeHandle {
@@ -143,11 +144,15 @@ impl ServeHandle {
             writer,
             _poller,
             alerts,
+            remote_write,
             ..
         } = self;
         let _ = shutdown_tx.send(true);
         if let Some(alerts) = alerts {
             alerts.shutdown(SHUTDOWN_GRACE).await;
+        }
+        if let Some(rw) = remote_write {
+            rw.shutdown(SHUTDOWN_GRACE).await;
         }
         let _ = accept_task.await;
         // Every connection holds one permit: getting them all back means all are closed.
@@ -418,6 +423,9 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     } else {
         None
     };
+    // Prometheus remote-write output, when a URL is configured (see crate::remote_write).
+    let remote_write =
+        crate::remote_write::RemoteWrite::spawn(config.remote_write.clone(), &db_path);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let ctx = Arc::new(IngestCtx {
@@ -468,6 +476,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         started,
         readers: Arc::new(api::readpool::ReadPool::new(config.db_path(), 4)),
         actions,
+        isp_limits: config.isp_rate_limits.clone(),
         jwt,
         cors: config.cors.clone(),
     };
@@ -500,5 +509,6 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         writer,
         _poller: poller,
         alerts,
+        remote_write,
     })
 }

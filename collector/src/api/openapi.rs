@@ -161,7 +161,7 @@ fn clashes(doc: &Document, group: &str, fragment: &Document) -> Vec<String> {
 }
 
 /// The operations of a path item, mutably.
-fn operations_mut(
+pub(crate) fn operations_mut(
     item: &mut PathItem,
 ) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
     [
@@ -259,6 +259,7 @@ pub fn build() -> (Document, Vec<String>) {
         SecurityRequirement::new(BEARER_SCHEME, Vec::<String>::new()),
     ]);
     declare_auth_statuses(&mut doc);
+    super::isp::declare_group_answers(&mut doc);
     (doc, found)
 }
 
