@@ -14,7 +14,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/config/routerstats";
 
 /// Action families an agent knows (`list allow_actions` values).
 pub const KNOWN_FAMILIES: &[&str] =
-    &[routerstats_shared::action::FAMILY_WIREGUARD, routerstats_shared::action::FAMILY_BACKUP, routerstats_shared::action::FAMILY_STATUS];
+    &[routerstats_shared::action::FAMILY_WIREGUARD, routerstats_shared::action::FAMILY_BACKUP, routerstats_shared::action::FAMILY_STATUS, routerstats_shared::action::FAMILY_OPENVPN];
 
 /// Which sources a cycle reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +93,13 @@ pub struct AgentConfig {
     /// Makes configuration backups (`sysupgrade -b FILE`), written under `backup_dir`.
     pub sysupgrade: String,
     pub backup_dir: PathBuf,
+    /// The OpenVPN server the `openvpn` actions manage: its config file, easy-rsa and its PKI,
+    /// the public address written into client configurations, and the syslog reader.
+    pub openvpn_config: PathBuf,
+    pub easyrsa: String,
+    pub easyrsa_pki: PathBuf,
+    pub openvpn_remote: Option<String>,
+    pub logread: String,
 }
 
 impl Default for AgentConfig {
@@ -121,6 +128,11 @@ impl Default for AgentConfig {
             ifup: "ifup".into(),
             sysupgrade: "sysupgrade".into(),
             backup_dir: PathBuf::from("/tmp"),
+            openvpn_config: PathBuf::from("/etc/openvpn/server.conf"),
+            easyrsa: "easyrsa".into(),
+            easyrsa_pki: PathBuf::from("/etc/easy-rsa/pki"),
+            openvpn_remote: None,
+            logread: "logread".into(),
         }
     }
 }
@@ -228,6 +240,11 @@ impl AgentConfig {
             "ifup" => self.ifup = value.into(),
             "sysupgrade" => self.sysupgrade = value.into(),
             "backup_dir" => self.backup_dir = value.into(),
+            "openvpn_config" => self.openvpn_config = value.into(),
+            "easyrsa" => self.easyrsa = value.into(),
+            "easyrsa_pki" => self.easyrsa_pki = value.into(),
+            "openvpn_remote" => self.openvpn_remote = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "logread" => self.logread = value.into(),
             // Options the init script uses, not the agent.
             "enabled" | "token" | "name" => {}
             _ => {
@@ -255,7 +272,7 @@ impl AgentConfig {
             "allow_actions" => {
                 for v in &values {
                     if !KNOWN_FAMILIES.contains(&v.as_str()) {
-                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup, status)" });
+                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup, status, openvpn)" });
                     }
                 }
                 self.allow_actions = values;

@@ -63,6 +63,18 @@ pub enum ActionKind {
     /// A round trip over the live session (`POST /api/health`): the agent answers `done` at
     /// once. It reads and changes nothing, so it needs no `allow_actions` grant.
     Ping {},
+    /// Issue an OpenVPN client certificate from the router's easy-rsa PKI (`easyrsa
+    /// build-client-full <name> nopass`) and return the client's `.ovpn` with inline
+    /// certificates and key ([`ActionDetail::OvpnClient`]).
+    OvpnCreateClient { name: String },
+    /// Revoke a client's certificate (`easyrsa revoke`, `easyrsa gen-crl`), put the new CRL where
+    /// the server's `crl-verify` reads it, and end the client's sessions.
+    OvpnRevokeClient { name: String },
+    /// End a client's sessions through the server's management interface (`kill <name>`).
+    OvpnDisconnectClient { name: String },
+    /// Read the OpenVPN server's configuration (keys redacted), a client template and the last
+    /// `log_lines` lines of its log ([`ActionDetail::OvpnServer`]).
+    OvpnServerInfo { log_lines: u32 },
 }
 
 /// Largest backup archive an agent returns (bytes); it travels in one result frame.
@@ -76,6 +88,12 @@ pub const FAMILY_BACKUP: &str = "backup";
 pub const FAMILY_STATUS: &str = "status";
 /// The ping family: answered by every agent, no grant needed (see [`ActionKind::needs_grant`]).
 pub const FAMILY_PING: &str = "ping";
+/// The OpenVPN server family (easy-rsa client certificates, management interface, logs).
+pub const FAMILY_OPENVPN: &str = "openvpn";
+/// Longest OpenVPN client name (an X.509 common name has at most 64 characters).
+pub const MAX_CLIENT_NAME: usize = 64;
+/// Most log lines an [`ActionKind::OvpnServerInfo`] returns.
+pub const MAX_LOG_LINES: u32 = 1000;
 
 impl ActionKind {
     /// The kind's name in the API and the database (`wg_add_peer`...).
@@ -88,6 +106,10 @@ impl ActionKind {
             ActionKind::Backup {} => "backup",
             ActionKind::Status {} => "status",
             ActionKind::Ping {} => "ping",
+            ActionKind::OvpnCreateClient { .. } => "ovpn_create_client",
+            ActionKind::OvpnRevokeClient { .. } => "ovpn_revoke_client",
+            ActionKind::OvpnDisconnectClient { .. } => "ovpn_disconnect_client",
+            ActionKind::OvpnServerInfo { .. } => "ovpn_server_info",
         }
     }
 
@@ -101,6 +123,10 @@ impl ActionKind {
             ActionKind::Backup {} => FAMILY_BACKUP,
             ActionKind::Status {} => FAMILY_STATUS,
             ActionKind::Ping {} => FAMILY_PING,
+            ActionKind::OvpnCreateClient { .. }
+            | ActionKind::OvpnRevokeClient { .. }
+            | ActionKind::OvpnDisconnectClient { .. }
+            | ActionKind::OvpnServerInfo { .. } => FAMILY_OPENVPN,
         }
     }
 
@@ -115,7 +141,10 @@ impl ActionKind {
     pub fn is_read_only(&self) -> bool {
         matches!(
             self,
-            ActionKind::Backup {} | ActionKind::Status {} | ActionKind::Ping {}
+            ActionKind::Backup {}
+                | ActionKind::Status {}
+                | ActionKind::Ping {}
+                | ActionKind::OvpnServerInfo { .. }
         )
     }
 
@@ -138,8 +167,37 @@ impl ActionKind {
             ActionKind::WgReload { interface } => check_iface(interface),
             ActionKind::Unsupported { reason } => Err(format!("unsupported action: {reason}")),
             ActionKind::Backup {} | ActionKind::Status {} | ActionKind::Ping {} => Ok(()),
+            ActionKind::OvpnCreateClient { name }
+            | ActionKind::OvpnRevokeClient { name }
+            | ActionKind::OvpnDisconnectClient { name } => check_client_name(name),
+            ActionKind::OvpnServerInfo { log_lines } => {
+                if *log_lines > MAX_LOG_LINES {
+                    return Err(format!(
+                        "lines must be from 0 to {MAX_LOG_LINES} (got {log_lines})"
+                    ));
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// An OpenVPN client name (its certificate's common name and its easy-rsa file name): 1-64 of
+/// `[A-Za-z0-9_-]`, starting with a letter or digit. No dot, slash, space, quote or `$` can
+/// reach easy-rsa's file names, its shell code, the management interface or a UCI file.
+pub fn check_client_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_CLIENT_NAME
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !ok {
+        return Err(format!(
+            "client name must be 1-{MAX_CLIENT_NAME} characters of A-Z a-z 0-9 _ -, starting with a letter or digit (got {:?})",
+            clip(s)
+        ));
+    }
+    Ok(())
 }
 
 /// A WireGuard interface name: 1-15 of `[A-Za-z0-9_]` (UCI section names allow no more).
@@ -249,6 +307,46 @@ pub enum ActionDetail {
         mem_total_kb: Option<u64>,
         mem_available_kb: Option<u64>,
     },
+    /// A client certificate issued by the router's PKI. `ovpn` is secret (it holds the client's
+    /// private key): the collector writes it to a 0600 file and empties it before the result
+    /// reaches the database; the agent's journal keeps the result without it
+    /// ([`ActionResult::without_secrets`]).
+    OvpnClient {
+        name: String,
+        /// The client configuration with `<ca>`, `<cert>`, `<key>` (and the server's
+        /// `<tls-crypt>`/`<tls-auth>` key) inline. Without a `remote` line when the router does
+        /// not know its public address; the collector then adds one.
+        ovpn: String,
+        /// easy-rsa's serial (hex) and expiry (`YYMMDDHHMMSSZ`) from `index.txt`.
+        serial: Option<String>,
+        expires: Option<String>,
+        /// Server port and protocol, for a `remote` line the collector adds.
+        port: u16,
+        proto: String,
+    },
+    /// What the router knows about its OpenVPN server (boxed: the largest detail).
+    OvpnServer(Box<OvpnServerDetail>),
+}
+
+/// [`ActionDetail::OvpnServer`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OvpnServerDetail {
+    /// The server configuration file read.
+    pub config_file: String,
+    /// Its lines, inline key material and passwords replaced by `[redacted]`.
+    pub config: Vec<String>,
+    /// A client configuration template (no certificates); has a `remote` line when the
+    /// router knows its public address (`option openvpn_remote`).
+    pub template: String,
+    /// The public address from `option openvpn_remote`, if set.
+    pub remote: Option<String>,
+    pub port: u16,
+    pub proto: String,
+    /// The newest log lines (oldest first), and where they came from (a `log`/`log-append`
+    /// file, or `logread`); `log_error` says why there are none.
+    pub logs: Vec<String>,
+    pub log_source: String,
+    pub log_error: Option<String>,
 }
 
 /// The router's answer to an [`Action`].
@@ -275,6 +373,17 @@ impl ActionResult {
             output: bound_output(output.into()),
             detail,
         }
+    }
+}
+
+impl ActionResult {
+    /// The result without secret material (an issued client's `.ovpn`), for the agent's journal.
+    pub fn without_secrets(&self) -> ActionResult {
+        let mut r = self.clone();
+        if let Some(ActionDetail::OvpnClient { ovpn, .. }) = r.detail.as_mut() {
+            *ovpn = String::new();
+        }
+        r
     }
 }
 
@@ -404,6 +513,52 @@ mod tests {
             .family(),
             "wireguard"
         );
+    }
+
+    #[test]
+    fn openvpn_names_lines_and_secrets() {
+        assert!(check_client_name("f2net_client1").is_ok());
+        assert!(check_client_name(&"a".repeat(64)).is_ok());
+        for bad in [
+            "",
+            "-a",
+            "a.b",
+            "../x",
+            "a b",
+            "a'b",
+            "a;b",
+            "$(id)",
+            "a\nb",
+            "é",
+            &"a".repeat(65),
+        ] {
+            assert!(check_client_name(bad).is_err(), "{bad:?}");
+        }
+        let k = ActionKind::OvpnRevokeClient { name: "x y".into() };
+        assert!(k.validate().unwrap_err().contains("client name"));
+        assert_eq!(k.family(), FAMILY_OPENVPN);
+        assert!(ActionKind::OvpnServerInfo { log_lines: 1000 }
+            .validate()
+            .is_ok());
+        assert!(ActionKind::OvpnServerInfo { log_lines: 1001 }
+            .validate()
+            .is_err());
+        let r = ActionResult::new(
+            1,
+            ActionState::Done,
+            "ok",
+            Some(ActionDetail::OvpnClient {
+                name: "a".into(),
+                ovpn: "<key>SECRET</key>".into(),
+                serial: None,
+                expires: None,
+                port: 1194,
+                proto: "udp".into(),
+            }),
+        );
+        let clean = r.without_secrets();
+        assert!(!format!("{clean:?}").contains("SECRET"));
+        assert!(format!("{r:?}").contains("SECRET"));
     }
 
     #[test]

@@ -134,6 +134,16 @@ impl FakeRouter {
                 p("bin/sysupgrade"),
                 p("tmp")
             ));
+            // The OpenVPN family is allowed too, pointed inside the fake root, where no OpenVPN
+            // server is installed: its routes answer with that reason (tests/tests/openvpn.rs
+            // runs a real server).
+            text.push_str(&format!(
+                "\tlist allow_actions 'openvpn'\n\toption openvpn_config '{}'\n\toption easyrsa_pki '{}'\n\toption easyrsa '{}'\n\toption logread '{}'\n",
+                p("etc/openvpn/server.conf"),
+                p("etc/easy-rsa/pki"),
+                p("bin/easyrsa"),
+                p("bin/logread")
+            ));
         }
         let path = self.root.join("etc/config/routerstats");
         fs::write(&path, text)?;

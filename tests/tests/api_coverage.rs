@@ -30,6 +30,10 @@ const ROUTES: &[&str] = &[
     "/api/actions", "/api/actions/{}", "/add-peer", "/peer/{}/qr", "/reload-wireguard",
     "/api/mikrotik/backup/create", "/api/vpn/server/backup", "/api/backups", "/api/backups/{}",
     "/api/mikrotik/devices/{}/status",
+    // OpenVPN server and clients (issue 16).
+    "/api/vpn/server/logs", "/api/vpn/server/config", "/api/vpn/server/ip", "/api/vpn/client/template",
+    "/api/vpn/clients/create", "/api/vpn/clients/{}/config", "/api/vpn/clients/{}/revoke",
+    "/api/vpn/clients/{}/disconnect",
 ];
 
 /// `/a/{id}/b` -> `/a/{}/b`.

@@ -63,8 +63,7 @@ mod tests {
             journal: dir.join("j"),
             sysupgrade: tool.display().to_string(),
             backup_dir: dir.to_path_buf(),
-            proc_root: dir.to_path_buf(),
-            etc_root: dir.to_path_buf(),
+            ..crate::actions::tests_cfg(dir)
         }
     }
 

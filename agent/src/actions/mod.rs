@@ -14,6 +14,7 @@
 
 pub mod backup;
 pub mod journal;
+pub mod openvpn;
 pub mod status;
 pub mod tools;
 pub mod wireguard;
@@ -50,6 +51,8 @@ pub struct ActionConfig {
     /// Where the status action reads `/proc` and `/etc`.
     pub proc_root: PathBuf,
     pub etc_root: PathBuf,
+    /// The OpenVPN server of the `openvpn` family (see [`openvpn`]).
+    pub openvpn: openvpn::OvpnConfig,
 }
 
 impl ActionConfig {
@@ -66,6 +69,13 @@ impl ActionConfig {
             backup_dir: cfg.backup_dir.clone(),
             proc_root: cfg.proc_root.clone(),
             etc_root: cfg.etc_root.clone(),
+            openvpn: openvpn::OvpnConfig {
+                config: cfg.openvpn_config.clone(),
+                easyrsa: cfg.easyrsa.clone(),
+                pki: cfg.easyrsa_pki.clone(),
+                remote: cfg.openvpn_remote.clone(),
+                logread: cfg.logread.clone(),
+            },
         }
     }
 
@@ -138,6 +148,18 @@ impl Executor {
             ActionKind::Backup {} => backup::create(&self.cfg, action.id),
             ActionKind::Status {} => Ok(status::read(&self.cfg)),
             ActionKind::Ping {} => Ok(("pong".to_string(), None)),
+            ActionKind::OvpnCreateClient { name } => {
+                openvpn::create_client(&self.cfg.openvpn, name)
+            }
+            ActionKind::OvpnRevokeClient { name } => {
+                openvpn::revoke_client(&self.cfg.openvpn, name)
+            }
+            ActionKind::OvpnDisconnectClient { name } => {
+                openvpn::disconnect_client(&self.cfg.openvpn, name)
+            }
+            ActionKind::OvpnServerInfo { log_lines } => {
+                openvpn::server_info(&self.cfg.openvpn, *log_lines)
+            }
             ActionKind::Unsupported { reason } => Err(reason.clone()),
         };
         match outcome {
@@ -240,9 +262,12 @@ impl Executor {
 
     fn record(&self, r: &ActionResult, deadline: u64, collector_now: i64) -> Option<Vec<u8>> {
         let frame = Message::ActionResult(r.clone()).to_frame().ok()?;
+        // The journal never holds secrets (an issued client's key): a repeat gets the result
+        // without them.
+        let kept = Message::ActionResult(r.without_secrets()).to_frame().ok()?;
         let saved = self
             .journal()
-            .finished(r.id, deadline, &frame, now_u64(collector_now));
+            .finished(r.id, deadline, &kept, now_u64(collector_now));
         if let Err(e) = saved {
             log!("warn", "cannot journal the result of action {}: {e}", r.id);
         }
@@ -271,6 +296,13 @@ pub(crate) fn tests_cfg(dir: &std::path::Path) -> ActionConfig {
         backup_dir: dir.to_path_buf(),
         proc_root: dir.to_path_buf(),
         etc_root: dir.to_path_buf(),
+        openvpn: openvpn::OvpnConfig {
+            config: dir.join("openvpn/server.conf"),
+            easyrsa: "/nonexistent/easyrsa".into(),
+            pki: dir.join("pki"),
+            remote: None,
+            logread: "/nonexistent/logread".into(),
+        },
     }
 }
 

@@ -17,14 +17,49 @@ pub fn run(program: &str, args: &[&str]) -> Result<String, String> {
 
 /// [`run`] with a time limit.
 pub fn run_with(program: &str, args: &[&str], limit: Duration) -> Result<String, String> {
+    run_inner(program, args, &[], MAX_STREAM, limit)
+}
+
+/// Runs `program args...` with extra environment variables; stdout is kept up to `max` bytes.
+pub fn run_env(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+    max: u64,
+) -> Result<String, String> {
+    run_inner(program, args, env, max, TOOL_TIMEOUT)
+}
+
+/// Both pipes are read while the tool runs (a large output cannot block it), each kept up to
+/// its limit and the rest drained.
+fn run_inner(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+    max: u64,
+    limit: Duration,
+) -> Result<String, String> {
     let shown = || format!("{program} {}", args.first().copied().unwrap_or_default());
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let pipe = |r: Option<Box<dyn Read + Send>>, max: u64| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.by_ref().take(max).read_to_end(&mut buf);
+                let _ = std::io::copy(&mut r, &mut std::io::sink());
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = pipe(child.stdout.take().map(|s| Box::new(s) as _), max);
+    let err = pipe(child.stderr.take().map(|s| Box::new(s) as _), MAX_STREAM);
     let started = Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -42,15 +77,8 @@ pub fn run_with(program: &str, args: &[&str], limit: Duration) -> Result<String,
             Err(e) => return Err(format!("waiting for {program}: {e}")),
         }
     };
-    let read = |r: Option<&mut dyn Read>| {
-        let mut s = String::new();
-        if let Some(r) = r {
-            let _ = r.take(MAX_STREAM).read_to_string(&mut s);
-        }
-        s
-    };
-    let out = read(child.stdout.as_mut().map(|s| s as &mut dyn Read));
-    let err = read(child.stderr.as_mut().map(|s| s as &mut dyn Read));
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
     if status.success() {
         Ok(out)
     } else {
@@ -84,5 +112,18 @@ mod tests {
         assert!(run("false", &[]).unwrap_err().contains("failed"));
         let e = run_with("sleep", &["5"], Duration::from_millis(100)).unwrap_err();
         assert!(e.contains("killed"), "{e}");
+    }
+
+    #[test]
+    fn run_env_passes_variables_and_survives_large_output() {
+        let v = std::ffi::OsStr::new("x y;$(id)");
+        let out = run_env("sh", &["-c", "printf %s \"$RS_T\""], &[("RS_T", v)], 100).unwrap();
+        assert_eq!(out, "x y;$(id)");
+        // 1 MB of output (more than a pipe holds) is read, cut at the limit, and nothing blocks.
+        let out = run_env("head", &["-c", "1000000", "/dev/zero"], &[], 1000).unwrap();
+        assert_eq!(out.len(), 1000);
+        assert!(run_env("false", &[], &[], 10)
+            .unwrap_err()
+            .contains("failed"));
     }
 }

@@ -19,9 +19,11 @@
 //! 4. An expirer marks open actions past their deadline `expired` ([`spawn_expirer`]).
 //!
 //! [`wg_peers`] keeps the client configurations of WireGuard peers added through the API;
-//! [`backups`] keeps the routers' backup archives.
+//! [`backups`] keeps the routers' backup archives; [`ovpn_clients`] the `.ovpn` of OpenVPN
+//! clients issued by the routers' PKI.
 
 pub mod backups;
+pub mod ovpn_clients;
 pub mod wg_peers;
 
 use std::collections::HashMap;
@@ -301,6 +303,9 @@ impl Hub {
                 // A backup archive goes to its file before the row says done.
                 let result =
                     backups::receive(&settings.data_dir, router_id, result, settings.backup_keep);
+                // So does an issued OpenVPN client's configuration (with its key).
+                let peer = st.live.get(&router_id).map(|l| l.peer);
+                let result = ovpn_clients::receive(&settings.data_dir, router_id, result, peer);
                 let row = st.store.finish_action(router_id, &result, unix_now())?;
                 if let Some(row) = &row {
                     wg_peers::on_finished(
@@ -308,6 +313,7 @@ impl Hub {
                         row,
                         result.detail.as_ref(),
                     );
+                    ovpn_clients::on_finished(&settings.data_dir, row);
                 }
                 Ok(row)
             })

@@ -5,6 +5,8 @@
 //! - [`devices`]: `/api/devices`, `/api/devices/status`, `/api/devices/{name}/currentstatus`,
 //!   `/api/interfaces`, `/api/users/active`, `/api/users/{name}/stats`
 //! - [`vpn`]: `/api/vpn/...` from the OpenVPN status files of every router
+//! - [`vpn_manage`]: `/api/vpn/server/...`, `/api/vpn/client/template`, client create, config,
+//!   revoke and disconnect: `openvpn` fleet actions on a router
 //! - [`bandwidth`]: `/api/bandwidth/...` from the Wi-Fi station counters
 //!
 //! Every answer uses the middleware's envelope: `{"success": true, "data": ..., "timestamp"}`,
@@ -16,7 +18,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -34,6 +36,7 @@ pub mod bandwidth;
 pub mod config;
 pub mod devices;
 pub mod vpn;
+pub mod vpn_manage;
 
 #[cfg(test)]
 mod tests;
@@ -110,6 +113,23 @@ fn documented() -> Vec<(&'static str, MethodRouter<ApiState>)> {
         ("/api/vpn/clients/{name}/details", get(vpn::details)),
         ("/api/vpn/statistics/usage", get(vpn::usage)),
         ("/api/vpn/health", get(vpn::health)),
+        ("/api/vpn/server/logs", get(vpn_manage::server_logs)),
+        ("/api/vpn/server/config", get(vpn_manage::server_config)),
+        ("/api/vpn/server/ip", get(vpn_manage::server_ip)),
+        ("/api/vpn/client/template", get(vpn_manage::client_template)),
+        ("/api/vpn/clients/create", post(vpn_manage::create_client)),
+        (
+            "/api/vpn/clients/{name}/config",
+            get(vpn_manage::client_config),
+        ),
+        (
+            "/api/vpn/clients/{name}/revoke",
+            post(vpn_manage::revoke_client),
+        ),
+        (
+            "/api/vpn/clients/{name}/disconnect",
+            post(vpn_manage::disconnect_client),
+        ),
         ("/api/bandwidth/usage/real-time", get(bandwidth::real_time)),
         ("/api/bandwidth/usage/peak", get(bandwidth::peak)),
         (
@@ -160,6 +180,14 @@ pub fn routes() -> Router<ApiState> {
         vpn::details,
         vpn::usage,
         vpn::health,
+        vpn_manage::server_logs,
+        vpn_manage::server_config,
+        vpn_manage::server_ip,
+        vpn_manage::client_template,
+        vpn_manage::create_client,
+        vpn_manage::client_config,
+        vpn_manage::revoke_client,
+        vpn_manage::disconnect_client,
         bandwidth::real_time,
         bandwidth::peak,
         bandwidth::top_users,
@@ -168,7 +196,7 @@ pub fn routes() -> Router<ApiState> {
         bandwidth::quality,
         bandwidth::health,
     ),
-    components(schemas(ErrorEnvelope, RateLimitEnvelope, bandwidth::SortBy)),
+    components(schemas(ErrorEnvelope, RateLimitEnvelope, bandwidth::SortBy, vpn_manage::CreateClient, vpn_manage::ClientTarget, vpn_manage::ClientCreated)),
     modifiers(&DeprecatedAliases),
     tags((name = "isp", description = "ISP middleware routes (`../shared/api/isp-middleware.md`): MikroTik blueprint (devices, users, interfaces), VPN, bandwidth"))
 )]

@@ -703,8 +703,9 @@ fn openapi_lists_every_route() {
     let doc = <Doc as utoipa::OpenApi>::openapi();
     let json = serde_json::to_value(&doc).unwrap();
     let paths = json["paths"].as_object().unwrap();
-    // 21 documented routes and the 6 deprecated aliases.
-    assert_eq!(paths.len(), 27, "{:?}", paths.keys().collect::<Vec<_>>());
+    // 29 documented routes (8 of them the OpenVPN server and client routes) and the 6
+    // deprecated aliases.
+    assert_eq!(paths.len(), 35, "{:?}", paths.keys().collect::<Vec<_>>());
     for p in [
         "/api/mikrotik/devices",
         "/api/mikrotik/devices/status",
@@ -715,6 +716,8 @@ fn openapi_lists_every_route() {
         "/api/mikrotik/interfaces",
         "/api/mikrotik/health",
         "/api/vpn/statistics/usage",
+        "/api/vpn/server/logs",
+        "/api/vpn/clients/{name}/disconnect",
         "/api/bandwidth/monitoring/quality",
     ] {
         assert!(paths.contains_key(p), "{p}");
@@ -751,7 +754,7 @@ fn openapi_lists_every_route() {
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    assert_eq!(ids.len(), 27, "{ids:?}");
+    assert_eq!(ids.len(), 32, "{ids:?}");
     assert!(ids.iter().all(|i| i.starts_with("isp_")), "{ids:?}");
     assert!(ids.contains(&"isp_users_name_stats"), "{ids:?}");
     let schemas = json["components"]["schemas"].as_object().unwrap();
