@@ -13,8 +13,13 @@ use crate::uci;
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/config/routerstats";
 
 /// Action families an agent knows (`list allow_actions` values).
-pub const KNOWN_FAMILIES: &[&str] =
-    &[routerstats_shared::action::FAMILY_WIREGUARD, routerstats_shared::action::FAMILY_BACKUP, routerstats_shared::action::FAMILY_STATUS];
+pub const KNOWN_FAMILIES: &[&str] = &[
+    routerstats_shared::action::FAMILY_WIREGUARD,
+    routerstats_shared::action::FAMILY_BACKUP,
+    routerstats_shared::action::FAMILY_STATUS,
+    routerstats_shared::action::FAMILY_LIMITS,
+    routerstats_shared::action::FAMILY_ANTI_SHARING,
+];
 
 /// Which sources a cycle reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +77,13 @@ pub struct AgentConfig {
     /// Makes configuration backups (`sysupgrade -b FILE`), written under `backup_dir`.
     pub sysupgrade: String,
     pub backup_dir: PathBuf,
+    /// `tc` and `nft` (bandwidth limits and anti-sharing).
+    pub tc: String,
+    pub nft: String,
+    /// Devices the limits shape: downloads on the LAN side, uploads on the WAN side. None: the
+    /// `device` of UCI network's `lan` / `wan` interface (`br-lan` when `lan` has none).
+    pub limits_lan_device: Option<String>,
+    pub limits_wan_device: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -99,6 +111,10 @@ impl Default for AgentConfig {
             ifup: "ifup".into(),
             sysupgrade: "sysupgrade".into(),
             backup_dir: PathBuf::from("/tmp"),
+            tc: "tc".into(),
+            nft: "nft".into(),
+            limits_lan_device: None,
+            limits_wan_device: None,
         }
     }
 }
@@ -183,6 +199,10 @@ impl AgentConfig {
             "ifup" => self.ifup = value.into(),
             "sysupgrade" => self.sysupgrade = value.into(),
             "backup_dir" => self.backup_dir = value.into(),
+            "tc" => self.tc = value.into(),
+            "nft" => self.nft = value.into(),
+            "limits_lan_device" => self.limits_lan_device = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "limits_wan_device" => self.limits_wan_device = Some(value.to_string()).filter(|v| !v.is_empty()),
             // Options the init script uses, not the agent.
             "enabled" | "token" | "name" => {}
             _ => {
@@ -201,7 +221,7 @@ impl AgentConfig {
             "allow_actions" => {
                 for v in &values {
                     if !KNOWN_FAMILIES.contains(&v.as_str()) {
-                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup, status)" });
+                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup, status, limits, anti_sharing)" });
                     }
                 }
                 self.allow_actions = values;

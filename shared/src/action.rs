@@ -573,15 +573,33 @@ mod tests {
         };
         let mac = Some("aa:bb:cc:00:11:22");
         assert!(set("laptop-alice", mac, None, 5000, 2000).is_ok());
-        assert!(set("aa:bb:cc:00:11:22", None, Some("192.168.1.20"), 8, MAX_LIMIT_KBIT).is_ok());
-        for bad in ["", "a b", "x;reboot", "$(id)", "a'b", "a\nb", "-x", "a.b=c", "é"] {
-            assert!(set(bad, mac, None, 5000, 2000).unwrap_err().contains("username"), "{bad:?}");
+        assert!(set(
+            "aa:bb:cc:00:11:22",
+            None,
+            Some("192.168.1.20"),
+            8,
+            MAX_LIMIT_KBIT
+        )
+        .is_ok());
+        for bad in [
+            "", "a b", "x;reboot", "$(id)", "a'b", "a\nb", "-x", "a.b=c", "é",
+        ] {
+            assert!(
+                set(bad, mac, None, 5000, 2000)
+                    .unwrap_err()
+                    .contains("username"),
+                "{bad:?}"
+            );
         }
-        assert!(set("u", None, None, 5000, 2000).unwrap_err().contains("mac or ip"));
+        assert!(set("u", None, None, 5000, 2000)
+            .unwrap_err()
+            .contains("mac or ip"));
         assert!(set("u", Some("AA:BB:CC:00:11:22"), None, 5000, 2000).is_err());
         assert!(set("u", Some("aa:bb:cc:00:11"), None, 5000, 2000).is_err());
         assert!(set("u", None, Some("192.168.1.300"), 5000, 2000).is_err());
-        assert!(set("u", mac, None, 0, 2000).unwrap_err().contains("download"));
+        assert!(set("u", mac, None, 0, 2000)
+            .unwrap_err()
+            .contains("download"));
         assert!(set("u", mac, None, 5000, 7).unwrap_err().contains("upload"));
         assert!(set("u", mac, None, MAX_LIMIT_KBIT + 1, 2000).is_err());
         for ok in ["br-lan", "eth0.2", "wlan0", "phy0-ap0"] {

@@ -54,17 +54,8 @@ mod tests {
         std::fs::write(&tool, script).unwrap();
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
         ActionConfig {
-            allow: vec![],
-            uci: "uci".into(),
-            uci_confdir: None,
-            uci_savedir: None,
-            wg: "wg".into(),
-            ifup: "ifup".into(),
-            journal: dir.join("j"),
             sysupgrade: tool.display().to_string(),
-            backup_dir: dir.to_path_buf(),
-            proc_root: dir.to_path_buf(),
-            etc_root: dir.to_path_buf(),
+            ..crate::actions::tests_cfg(dir)
         }
     }
 

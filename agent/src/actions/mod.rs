@@ -13,6 +13,7 @@
 
 pub mod backup;
 pub mod journal;
+pub mod limits;
 pub mod status;
 pub mod tools;
 pub mod wireguard;
@@ -49,6 +50,13 @@ pub struct ActionConfig {
     /// Where the status action reads `/proc` and `/etc`.
     pub proc_root: PathBuf,
     pub etc_root: PathBuf,
+    /// `tc`, `nft`, the devices limits shape (see [`limits`]) and the lease files that say which
+    /// hosts are on the router.
+    pub tc: String,
+    pub nft: String,
+    pub limits_lan_device: Option<String>,
+    pub limits_wan_device: Option<String>,
+    pub lease_files: Vec<PathBuf>,
 }
 
 impl ActionConfig {
@@ -65,15 +73,25 @@ impl ActionConfig {
             backup_dir: cfg.backup_dir.clone(),
             proc_root: cfg.proc_root.clone(),
             etc_root: cfg.etc_root.clone(),
+            tc: cfg.tc.clone(),
+            nft: cfg.nft.clone(),
+            limits_lan_device: cfg.limits_lan_device.clone(),
+            limits_wan_device: cfg.limits_wan_device.clone(),
+            lease_files: cfg.lease_files.clone(),
         }
     }
 
     /// The UCI `network` file the executor reads.
     pub fn network_file(&self) -> PathBuf {
+        self.uci_file("network")
+    }
+
+    /// The file of a UCI package in the config directory.
+    pub fn uci_file(&self, package: &str) -> PathBuf {
         self.uci_confdir
             .clone()
             .unwrap_or_else(|| PathBuf::from("/etc/config"))
-            .join("network")
+            .join(package)
     }
 }
 
@@ -98,6 +116,22 @@ impl Executor {
             cfg,
             journal: Mutex::new(journal),
             running: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Applies the limits and anti-sharing rules kept in UCI (at agent start: tc and nftables
+    /// state does not survive a reboot), when the router allows those families.
+    pub fn restore(&self) {
+        let allowed = |f: &str| self.cfg.allow.iter().any(|a| a == f);
+        if !allowed(routerstats_shared::action::FAMILY_LIMITS)
+            && !allowed(routerstats_shared::action::FAMILY_ANTI_SHARING)
+        {
+            return;
+        }
+        match limits::restore(&self.cfg) {
+            Ok(Some(summary)) => log!("info", "restored from UCI: {summary}"),
+            Ok(None) => {}
+            Err(e) => log!("warn", "cannot restore limits from UCI: {e}"),
         }
     }
 
@@ -136,6 +170,9 @@ impl Executor {
             ActionKind::WgReload { interface } => wireguard::reload(&self.cfg, interface),
             ActionKind::Backup {} => backup::create(&self.cfg, action.id),
             ActionKind::Status {} => Ok(status::read(&self.cfg)),
+            ActionKind::LimitSet { .. }
+            | ActionKind::LimitRemove { .. }
+            | ActionKind::AntiSharing { .. } => limits::run(&self.cfg, &action.kind),
             ActionKind::Unsupported { reason } => Err(reason.clone()),
         };
         match outcome {
@@ -264,6 +301,11 @@ pub(crate) fn tests_cfg(dir: &std::path::Path) -> ActionConfig {
         backup_dir: dir.to_path_buf(),
         proc_root: dir.to_path_buf(),
         etc_root: dir.to_path_buf(),
+        tc: "/nonexistent/tc".into(),
+        nft: "/nonexistent/nft".into(),
+        limits_lan_device: None,
+        limits_wan_device: None,
+        lease_files: vec![],
     }
 }
 

@@ -3,8 +3,8 @@
 //! and restart an interface with `ifup`.
 //!
 //! The network file is read with the agent's own UCI parser; every change goes through the `uci`
-//! CLI (`set`, `add_list`, `delete`, `commit`), so OpenWrt's own code writes the file. A failed
-//! `uci` step reverts the uncommitted changes. A peer added by the collector gets a named section
+//! CLI (`set`, `add_list`, `delete`, `commit`; [`tools::uci_change`]), so OpenWrt's own code
+//! writes the file. A failed `uci` step reverts the uncommitted changes. A peer added by the collector gets a named section
 //! (`rs_<name>`, see [`routerstats_shared::action::peer_section`]) with `description` = its name.
 
 use std::net::Ipv4Addr;
@@ -16,52 +16,6 @@ use super::ActionConfig;
 use crate::uci::{self, Section};
 
 type Outcome = Result<(String, Option<ActionDetail>), String>;
-
-fn uci_args<'a>(
-    cfg: &'a ActionConfig,
-    confdir: &'a str,
-    savedir: &'a str,
-    rest: &[&'a str],
-) -> Vec<&'a str> {
-    let mut v = Vec::new();
-    if cfg.uci_confdir.is_some() {
-        v.extend(["-c", confdir]);
-    }
-    if cfg.uci_savedir.is_some() {
-        v.extend(["-t", savedir]);
-    }
-    v.extend_from_slice(rest);
-    v
-}
-
-/// Runs a sequence of `uci` commands, then `uci commit network`; reverts on a failure.
-fn uci_change(cfg: &ActionConfig, steps: &[Vec<String>]) -> Result<String, String> {
-    let confdir = cfg
-        .uci_confdir
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let savedir = cfg
-        .uci_savedir
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let mut log = String::new();
-    let commit = vec!["commit".to_string(), "network".to_string()];
-    for step in steps.iter().chain(std::iter::once(&commit)) {
-        let rest: Vec<&str> = step.iter().map(String::as_str).collect();
-        let args = uci_args(cfg, &confdir, &savedir, &rest);
-        log.push_str(&format!("uci {}\n", rest.join(" ")));
-        if let Err(e) = tools::run(&cfg.uci, &args) {
-            let _ = tools::run(
-                &cfg.uci,
-                &uci_args(cfg, &confdir, &savedir, &["revert", "network"]),
-            );
-            return Err(format!("{log}{e}; uncommitted changes reverted"));
-        }
-    }
-    Ok(log)
-}
 
 fn read_network(cfg: &ActionConfig) -> Result<Vec<Section>, String> {
     let path = cfg.network_file();
@@ -190,7 +144,7 @@ pub fn add_peer(cfg: &ActionConfig, iface: &str, name: &str, public_key: &str) -
         vec!["set".into(), format!("{sec}.public_key={public_key}")],
         vec!["add_list".into(), format!("{sec}.allowed_ips={address}")],
     ];
-    let mut out = uci_change(cfg, &steps)?;
+    let mut out = tools::uci_change(cfg, "network", &steps)?;
     match tools::run(
         &cfg.wg,
         &["set", iface, "peer", public_key, "allowed-ips", &address],
@@ -223,7 +177,7 @@ pub fn delete_peer(cfg: &ActionConfig, iface: &str, name: &str) -> Outcome {
         .find(|(_, s)| is_named(s, name))
         .ok_or_else(|| format!("no peer named '{name}' on {iface}"))?;
     let key = sec.option("public_key").map(String::from);
-    let mut out = uci_change(cfg, &[vec!["delete".into(), reference.clone()]])?;
+    let mut out = tools::uci_change(cfg, "network", &[vec!["delete".into(), reference.clone()]])?;
     if let Some(key) = key.filter(|k| routerstats_shared::action::check_wg_key(k).is_ok()) {
         match tools::run(&cfg.wg, &["set", iface, "peer", &key, "remove"]) {
             Ok(_) => out.push_str(&format!("wg set {iface} peer {key} remove\n")),
