@@ -22,14 +22,16 @@
 //! fails, the previous state is applied again and UCI is not changed; when `uci` fails, its
 //! uncommitted changes are reverted and the previous state is applied again):
 //! - nftables table `inet routerstats` (replaced atomically with `nft -f`): a `forward` chain at
-//!   mangle priority marks packets from and to each limited host with its own mark
-//!   (`0x5253xxxx`), and with anti-sharing on, sets the TTL (hop limit) of every packet
-//!   forwarded out of that interface to 1: a client's own host accepts it, a router the client
-//!   puts behind it (to share the connection) drops it.
+//!   mangle priority sets the priority of packets from and to each limited host to its HTB
+//!   class (`meta priority set 5253:<minor>`; HTB takes a packet whose priority names one of
+//!   its classes straight into that class, so no tc classifier module is needed and packet
+//!   marks stay free for the firewall), and with anti-sharing on, sets the TTL (hop limit) of
+//!   every packet forwarded out of that interface to 1: a client's own host accepts it, a router
+//!   the client puts behind it (to share the connection) drops it.
 //! - tc: an HTB qdisc `5253:` as the root of the LAN device (downloads) and of the WAN device
-//!   (uploads; marks survive NAT), one class per host with `rate` = `ceil` = its limit, fed by
-//!   a `fw` filter on its mark. Unmarked traffic passes HTB unclassified, unshaped. With no
-//!   limit left, the qdiscs are deleted (only ours: handle `5253:`).
+//!   (uploads; the priority is set before NAT rewrites the source and survives it), one class
+//!   per host with `rate` = `ceil` = its limit. Other traffic passes HTB unclassified,
+//!   unshaped. With no limit left, the qdiscs are deleted (only ours: handle `5253:`).
 
 use std::net::Ipv4Addr;
 
@@ -48,8 +50,6 @@ pub const PACKAGE: &str = "routerstats";
 pub const NFT_TABLE: &str = "routerstats";
 /// Major number of our HTB qdiscs ("RS").
 pub const HTB_MAJOR: &str = "5253";
-/// Marks are `MARK_BASE | class minor`.
-pub const MARK_BASE: u32 = 0x5253_0000;
 /// Minor number of the first class.
 const FIRST_CLASS: u32 = 0x10;
 /// Most limited hosts on one router.
@@ -220,19 +220,13 @@ fn devices(cfg: &ActionConfig) -> Result<(String, String), String> {
     Ok((lan, wan))
 }
 
-/// One shaped host: class minor, mark, address, (download, upload) kbit/s.
+/// One shaped host: its HTB class minor, address, (download, upload) kbit/s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Class {
     pub minor: u32,
     pub ip: Ipv4Addr,
     pub down: u32,
     pub up: u32,
-}
-
-impl Class {
-    pub fn mark(&self) -> u32 {
-        MARK_BASE | self.minor
-    }
 }
 
 /// What gets applied: the shaped hosts and the anti-sharing interfaces.
@@ -293,10 +287,10 @@ pub fn nft_script(p: &Plan) -> String {
         "table inet {NFT_TABLE} {{\n\tchain forward {{\n\t\ttype filter hook forward priority mangle; policy accept;\n"
     ));
     for c in &p.classes {
-        let m = c.mark();
         s.push_str(&format!(
-            "\t\tip saddr {ip} meta mark set 0x{m:08x}\n\t\tip daddr {ip} meta mark set 0x{m:08x}\n",
-            ip = c.ip
+            "\t\tip saddr {ip} meta priority set {HTB_MAJOR}:{m:x}\n\t\tip daddr {ip} meta priority set {HTB_MAJOR}:{m:x}\n",
+            ip = c.ip,
+            m = c.minor
         ));
     }
     for i in &p.anti_sharing {
@@ -308,7 +302,8 @@ pub fn nft_script(p: &Plan) -> String {
     s
 }
 
-/// The `tc` commands that build the HTB tree of one device (after ours was deleted); `down`
+/// The `tc` commands that build the HTB tree of one device (classes only: the nftables rules
+/// classify by priority) (after ours was deleted); `down`
 /// picks the download rates (LAN) or the upload rates (WAN).
 pub fn tc_build(dev: &str, classes: &[Class], down: bool) -> Vec<Vec<String>> {
     let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -323,23 +318,6 @@ pub fn tc_build(dev: &str, classes: &[Class], down: bool) -> Vec<Vec<String>> {
             "class", "add", "dev", dev, "parent", &root, "classid", &id, "htb", "rate", &rate,
             "ceil", &rate,
         ]));
-        out.push(v(&[
-            "filter",
-            "add",
-            "dev",
-            dev,
-            "parent",
-            &root,
-            "protocol",
-            "ip",
-            "prio",
-            "1",
-            "handle",
-            &format!("0x{:08x}", c.mark()),
-            "fw",
-            "classid",
-            &id,
-        ]));
     }
     out
 }
@@ -353,7 +331,7 @@ fn tc(cfg: &ActionConfig, args: &[String], log: &mut String) -> Result<String, S
 /// Deletes our HTB root of `dev` if it is there (another root qdisc is left alone).
 fn tc_clear(cfg: &ActionConfig, dev: &str, log: &mut String) -> Result<(), String> {
     let shown = tools::run(&cfg.tc, &["qdisc", "show", "dev", dev])
-        .map_err(|e| format!("{NOT_FOUND}network device {dev} on this router: {e}"))?;
+        .map_err(|e| format!("{NOT_FOUND}network device {dev} is not on this router ({e})"))?;
     if shown.contains(&format!("htb {HTB_MAJOR}: root")) {
         tc(
             cfg,
@@ -591,8 +569,9 @@ pub fn run(cfg: &ActionConfig, kind: &ActionKind) -> Outcome {
         enable: true,
     } = kind
     {
-        tools::run(&cfg.tc, &["qdisc", "show", "dev", interface])
-            .map_err(|e| format!("{NOT_FOUND}network device {interface} on this router ({e})"))?;
+        tools::run(&cfg.tc, &["qdisc", "show", "dev", interface]).map_err(|e| {
+            format!("{NOT_FOUND}network device {interface} is not on this router ({e})")
+        })?;
     }
     let new_plan = plan(&next, &leases, || devices(cfg))?;
     let old_plan = plan(&old, &leases, || devices(cfg)).unwrap_or_default();
@@ -666,11 +645,11 @@ mod tests {
         let nft = nft_script(&p);
         assert!(nft.starts_with("table inet routerstats\ndelete table inet routerstats\n"));
         assert!(
-            nft.contains("ip daddr 192.168.1.21 meta mark set 0x52530010\n"),
+            nft.contains("ip daddr 192.168.1.21 meta priority set 5253:10\n"),
             "{nft}"
         );
         assert!(
-            nft.contains("ip saddr 192.168.1.30 meta mark set 0x52530011\n"),
+            nft.contains("ip saddr 192.168.1.30 meta priority set 5253:11\n"),
             "{nft}"
         );
         assert!(nft.contains("oifname \"br-lan\" ip ttl set 1\n"), "{nft}");
@@ -683,11 +662,8 @@ mod tests {
             lan[1].join(" "),
             "class add dev br-lan parent 5253: classid 5253:10 htb rate 10000kbit ceil 10000kbit"
         );
-        assert_eq!(
-            lan[2].join(" "),
-            "filter add dev br-lan parent 5253: protocol ip prio 1 handle 0x52530010 fw classid 5253:10"
-        );
-        assert_eq!(tc_build("wan", &p.classes, false)[3][10], "200kbit");
+        assert_eq!(lan.len(), 3);
+        assert_eq!(tc_build("wan", &p.classes, false)[2][10], "200kbit");
         // Nothing left: only the table's deletion.
         assert_eq!(
             nft_script(&Plan::default()),
