@@ -54,8 +54,22 @@ mod tests {
         std::fs::write(&tool, script).unwrap();
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
         ActionConfig {
+            allow: vec![],
+            uci: "uci".into(),
+            uci_confdir: None,
+            uci_savedir: None,
+            wg: "wg".into(),
+            ifup: "ifup".into(),
+            journal: dir.join("j"),
             sysupgrade: tool.display().to_string(),
-            ..crate::actions::tests_cfg(dir)
+            backup_dir: dir.to_path_buf(),
+            proc_root: dir.to_path_buf(),
+            etc_root: dir.to_path_buf(),
+            tc: "tc".into(),
+            nft: "nft".into(),
+            limits_lan_device: None,
+            limits_wan_device: None,
+            lease_files: vec![],
         }
     }
 

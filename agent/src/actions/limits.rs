@@ -39,7 +39,7 @@ use routerstats_shared::action::{
     check_kbit, ActionDetail, ActionKind, LimitLayer, LimitMode, NOT_FOUND,
 };
 
-use super::{tools, ActionConfig};
+use super::{tools, uci_cli, ActionConfig};
 use crate::uci::{self, Section};
 
 type Outcome = Result<(String, Option<ActionDetail>), String>;
@@ -117,19 +117,10 @@ pub fn parse_state(text: &str) -> State {
         Err(_) => return State::default(),
     };
     let mut state = State::default();
-    let (mut n_limit, mut n_anti) = (0, 0);
-    for s in &sections {
-        let reference = |n: &mut usize| {
-            let r = match &s.name {
-                Some(name) => format!("{PACKAGE}.{name}"),
-                None => format!("{PACKAGE}.@{}[{n}]", s.kind),
-            };
-            *n += 1;
-            r
-        };
+    for (i, s) in sections.iter().enumerate() {
+        let reference = uci_cli::reference(PACKAGE, &sections, i);
         match s.kind.as_str() {
             "limit" => {
-                let reference = reference(&mut n_limit);
                 let Some(user) = s.option("user") else {
                     continue;
                 };
@@ -143,7 +134,6 @@ pub fn parse_state(text: &str) -> State {
                 });
             }
             "anti_sharing" => {
-                let reference = reference(&mut n_anti);
                 if let Some(i) = s.option("interface") {
                     state.anti_sharing.push((reference, i.to_string()));
                 }
@@ -155,7 +145,7 @@ pub fn parse_state(text: &str) -> State {
 }
 
 fn read_state(cfg: &ActionConfig) -> Result<State, String> {
-    let path = cfg.uci_file(PACKAGE);
+    let path = cfg.config_file(PACKAGE);
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(parse_state(&text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
@@ -195,7 +185,7 @@ fn host_ip(
 
 /// The devices limits shape: (LAN, WAN).
 fn devices(cfg: &ActionConfig) -> Result<(String, String), String> {
-    let net = std::fs::read_to_string(cfg.network_file())
+    let net = std::fs::read_to_string(cfg.config_file("network"))
         .ok()
         .and_then(|t| uci::parse(&t).ok())
         .map(|p| p.value)
@@ -588,7 +578,7 @@ pub fn run(cfg: &ActionConfig, kind: &ActionKind) -> Outcome {
         rollback(&mut msg);
         return Err(msg);
     }
-    match tools::uci_change(cfg, PACKAGE, &steps) {
+    match uci_cli::change(cfg, &[PACKAGE], &steps) {
         Ok(uci_log) => Ok((format!("{message}\n{log}{uci_log}"), None)),
         Err(e) => {
             let mut msg = format!("{e}\n");

@@ -16,6 +16,7 @@ pub mod journal;
 pub mod limits;
 pub mod status;
 pub mod tools;
+pub mod uci_cli;
 pub mod wireguard;
 
 use std::collections::HashSet;
@@ -81,17 +82,12 @@ impl ActionConfig {
         }
     }
 
-    /// The UCI `network` file the executor reads.
-    pub fn network_file(&self) -> PathBuf {
-        self.uci_file("network")
-    }
-
-    /// The file of a UCI package in the config directory.
-    pub fn uci_file(&self, package: &str) -> PathBuf {
+    /// The UCI file `name` the executor reads (`/etc/config/<name>` by default).
+    pub fn config_file(&self, name: &str) -> PathBuf {
         self.uci_confdir
             .clone()
             .unwrap_or_else(|| PathBuf::from("/etc/config"))
-            .join(package)
+            .join(name)
     }
 }
 

@@ -5,8 +5,6 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::ActionConfig;
-
 /// Time a tool may take before it is killed.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Output bytes kept per stream.
@@ -63,46 +61,6 @@ pub fn run_with(program: &str, args: &[&str], limit: Duration) -> Result<String,
         };
         Err(format!("{} failed ({status}): {why}", shown()))
     }
-}
-
-/// The `uci` arguments for `rest`, with the configured `-c`/`-t` directories.
-fn uci_args(cfg: &ActionConfig, rest: &[&str]) -> Vec<String> {
-    let mut v = Vec::new();
-    if let Some(d) = &cfg.uci_confdir {
-        v.extend(["-c".to_string(), d.display().to_string()]);
-    }
-    if let Some(d) = &cfg.uci_savedir {
-        v.extend(["-t".to_string(), d.display().to_string()]);
-    }
-    v.extend(rest.iter().map(|s| s.to_string()));
-    v
-}
-
-/// Runs `uci <rest...>` with the configured directories.
-pub fn uci(cfg: &ActionConfig, rest: &[&str]) -> Result<String, String> {
-    let args = uci_args(cfg, rest);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run(&cfg.uci, &args)
-}
-
-/// Runs a sequence of `uci` commands, then `uci commit <package>`; on a failure reverts the
-/// package's uncommitted changes. The commands run, one per line, or the error after them.
-pub fn uci_change(
-    cfg: &ActionConfig,
-    package: &str,
-    steps: &[Vec<String>],
-) -> Result<String, String> {
-    let mut log = String::new();
-    let commit = vec!["commit".to_string(), package.to_string()];
-    for step in steps.iter().chain(std::iter::once(&commit)) {
-        let rest: Vec<&str> = step.iter().map(String::as_str).collect();
-        log.push_str(&format!("uci {}\n", rest.join(" ")));
-        if let Err(e) = uci(cfg, &rest) {
-            let _ = uci(cfg, &["revert", package]);
-            return Err(format!("{log}{e}; uncommitted changes reverted"));
-        }
-    }
-    Ok(log)
 }
 
 #[cfg(test)]

@@ -3,26 +3,26 @@
 //! and restart an interface with `ifup`.
 //!
 //! The network file is read with the agent's own UCI parser; every change goes through the `uci`
-//! CLI (`set`, `add_list`, `delete`, `commit`; [`tools::uci_change`]), so OpenWrt's own code
-//! writes the file. A failed `uci` step reverts the uncommitted changes. A peer added by the collector gets a named section
+//! CLI (`set`, `add_list`, `delete`, `commit`), so OpenWrt's own code writes the file. A failed
+//! `uci` step reverts the uncommitted changes. A peer added by the collector gets a named section
 //! (`rs_<name>`, see [`routerstats_shared::action::peer_section`]) with `description` = its name.
 
 use std::net::Ipv4Addr;
 
 use routerstats_shared::action::{peer_section, ActionDetail};
 
-use super::tools;
-use super::ActionConfig;
-use crate::uci::{self, Section};
+use super::{tools, uci_cli, ActionConfig};
+use crate::uci::Section;
 
 type Outcome = Result<(String, Option<ActionDetail>), String>;
 
+/// Runs a sequence of `uci` commands, then `uci commit network`; reverts on a failure.
+fn uci_change(cfg: &ActionConfig, steps: &[Vec<String>]) -> Result<String, String> {
+    uci_cli::change(cfg, &["network"], steps)
+}
+
 fn read_network(cfg: &ActionConfig) -> Result<Vec<Section>, String> {
-    let path = cfg.network_file();
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let parsed = uci::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(parsed.value)
+    uci_cli::read(cfg, "network")
 }
 
 /// The peer sections of `iface` with the `uci` reference of each (`network.<name>` or
@@ -144,7 +144,7 @@ pub fn add_peer(cfg: &ActionConfig, iface: &str, name: &str, public_key: &str) -
         vec!["set".into(), format!("{sec}.public_key={public_key}")],
         vec!["add_list".into(), format!("{sec}.allowed_ips={address}")],
     ];
-    let mut out = tools::uci_change(cfg, "network", &steps)?;
+    let mut out = uci_change(cfg, &steps)?;
     match tools::run(
         &cfg.wg,
         &["set", iface, "peer", public_key, "allowed-ips", &address],
@@ -177,7 +177,7 @@ pub fn delete_peer(cfg: &ActionConfig, iface: &str, name: &str) -> Outcome {
         .find(|(_, s)| is_named(s, name))
         .ok_or_else(|| format!("no peer named '{name}' on {iface}"))?;
     let key = sec.option("public_key").map(String::from);
-    let mut out = tools::uci_change(cfg, "network", &[vec!["delete".into(), reference.clone()]])?;
+    let mut out = uci_change(cfg, &[vec!["delete".into(), reference.clone()]])?;
     if let Some(key) = key.filter(|k| routerstats_shared::action::check_wg_key(k).is_ok()) {
         match tools::run(&cfg.wg, &["set", iface, "peer", &key, "remove"]) {
             Ok(_) => out.push_str(&format!("wg set {iface} peer {key} remove\n")),
@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn peers_get_uci_references() {
         let text = "config interface 'wg0'\n\toption proto 'wireguard'\n\nconfig wireguard_wg0\n\toption description 'phone'\n\nconfig wireguard_wg0 'rs_laptop_alice'\n\toption description 'laptop-alice'\n\nconfig wireguard_wg1\n";
-        let secs = uci::parse(text).unwrap().value;
+        let secs = crate::uci::parse(text).unwrap().value;
         let p = peers(&secs, "wg0");
         assert_eq!(
             p.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(),
