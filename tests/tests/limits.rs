@@ -358,7 +358,15 @@ fn setup(lab: &Lab, name: &str) -> Bench {
         "enroll: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let agent_section = std::fs::read_to_string(&conf).unwrap();
+    // The harness allows every family; this test turns `limits` and `anti_sharing` on itself.
+    let agent_section: String = std::fs::read_to_string(&conf)
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            !l.contains("allow_actions 'limits'") && !l.contains("allow_actions 'anti_sharing'")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
     Bench {
         _dir: dir,
         collector,
