@@ -322,8 +322,7 @@ async fn send(
     wait: Option<u64>,
     device: String,
     kind: ActionKind,
-    message: String,
-    mut data: Value,
+    (message, mut data): (String, Value),
 ) -> Result<Response, IspError> {
     let wait = super::wg_writes::wait_of(wait)?;
     let row = request_and_wait(state, caller, headers, device, kind, wait).await?;
@@ -393,7 +392,13 @@ async fn set_limit(
         "limit_type": layer.as_str(),
     });
     send(
-        &state, &caller, &headers, wait, t.device, kind, message, data,
+        &state,
+        &caller,
+        &headers,
+        wait,
+        t.device,
+        kind,
+        (message, data),
     )
     .await
 }
@@ -419,7 +424,13 @@ async fn remove_limit(
     };
     let data = json!({"username": t.user, "device_name": t.device, "limit_type": layer.as_str()});
     send(
-        &state, &caller, &headers, wait, t.device, kind, message, data,
+        &state,
+        &caller,
+        &headers,
+        wait,
+        t.device,
+        kind,
+        (message, data),
     )
     .await
 }
@@ -634,7 +645,16 @@ pub async fn anti_sharing(
     };
     let message = format!("Anti-sharing enabled on {interface} of {device}");
     let data = json!({"interface": interface, "device_name": device, "ttl": 1});
-    send(&state, &caller, &headers, wait, device, kind, message, data).await
+    send(
+        &state,
+        &caller,
+        &headers,
+        wait,
+        device,
+        kind,
+        (message, data),
+    )
+    .await
 }
 
 #[cfg(test)]
