@@ -34,20 +34,18 @@ use axum::routing::{post, put};
 use axum::{Json, Router};
 use routerstats_shared::action::{
     check_netdev, check_user, ActionKind, LimitLayer, LimitMode, MAX_LIMIT_KBIT, MIN_LIMIT_KBIT,
-    NOT_FOUND,
 };
 use routerstats_shared::model::MacAddr;
 use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::actions::request_and_wait;
+use super::actions::{not_done_isp, request_and_wait};
 use super::backups::CreateQuery;
 use super::isp::{self, IspError};
 use super::times::iso_now;
 use super::{require_role, ApiState, Caller};
 use crate::pki::tokens::Role;
-use crate::store::ActionRow;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -278,42 +276,6 @@ async fn find_target(
     .await
 }
 
-/// The envelope of an action that did not end `done` (None when it did).
-pub fn not_done(row: &ActionRow) -> Option<(StatusCode, Value)> {
-    let output = row.output.clone().unwrap_or_default();
-    let err = |status, msg: String| {
-        Some((
-            status,
-            json!({"success": false, "error": msg, "action_id": row.id, "timestamp": iso_now()}),
-        ))
-    };
-    match row.state.as_str() {
-        "done" => None,
-        "queued" | "sent" => Some((
-            StatusCode::ACCEPTED,
-            json!({
-                "success": false,
-                "message": format!("{} requested; router {} has not answered yet", row.kind, row.router),
-                "action_id": row.id,
-                "state": row.state,
-                "timestamp": iso_now(),
-            }),
-        )),
-        "refused" => err(
-            StatusCode::CONFLICT,
-            format!("refused by router {}: {output}", row.router),
-        ),
-        "expired" => err(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("router {} did not answer in time", row.router),
-        ),
-        _ => match output.strip_prefix(NOT_FOUND) {
-            Some(rest) => err(StatusCode::NOT_FOUND, rest.to_string()),
-            None => err(StatusCode::BAD_REQUEST, output),
-        },
-    }
-}
-
 /// Sends the action and answers: `data` once it is done, else [`not_done`].
 async fn send(
     state: &ApiState,
@@ -326,7 +288,7 @@ async fn send(
 ) -> Result<Response, IspError> {
     let wait = super::wg_writes::wait_of(wait)?;
     let row = request_and_wait(state, caller, headers, device, kind, wait).await?;
-    if let Some((status, body)) = not_done(&row) {
+    if let Some((status, body)) = not_done_isp(&row) {
         return Ok((status, Json(body)).into_response());
     }
     data["action_id"] = json!(row.id);
@@ -352,13 +314,11 @@ fn wait_param(q: Result<Query<CreateQuery>, QueryRejection>) -> Result<Option<u6
     Ok(q.wait)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn set_limit(
     state: ApiState,
     headers: HeaderMap,
     wait: Option<u64>,
-    name: Option<String>,
-    device: Option<String>,
+    (name, device): (Option<String>, Option<String>),
     speeds: (Option<&Value>, Option<&Value>),
     layer: LimitLayer,
     mode: LimitMode,
@@ -454,6 +414,17 @@ pub async fn queue_create(
     q: Result<Query<CreateQuery>, QueryRejection>,
     b: Result<Json<QueueBody>, JsonRejection>,
 ) -> Result<Response, IspError> {
+    set_queue(state, headers, q, b, LimitMode::Create).await
+}
+
+/// The queue routes: the package's speeds, created or updated.
+async fn set_queue(
+    state: ApiState,
+    headers: HeaderMap,
+    q: Result<Query<CreateQuery>, QueryRejection>,
+    b: Result<Json<QueueBody>, JsonRejection>,
+    mode: LimitMode,
+) -> Result<Response, IspError> {
     let wait = wait_param(q)?;
     let b = body(b)?;
     let p = b.package_info.as_ref();
@@ -461,17 +432,8 @@ pub async fn queue_create(
         p.and_then(|p| p.download_speed.as_ref()),
         p.and_then(|p| p.upload_speed.as_ref()),
     );
-    set_limit(
-        state,
-        headers,
-        wait,
-        b.username,
-        b.device_name,
-        speeds,
-        LimitLayer::Queue,
-        LimitMode::Create,
-    )
-    .await
+    let who = (b.username, b.device_name);
+    set_limit(state, headers, wait, who, speeds, LimitLayer::Queue, mode).await
 }
 
 /// Changes a user's bandwidth queue (admin).
@@ -493,24 +455,7 @@ pub async fn queue_update(
     q: Result<Query<CreateQuery>, QueryRejection>,
     b: Result<Json<QueueBody>, JsonRejection>,
 ) -> Result<Response, IspError> {
-    let wait = wait_param(q)?;
-    let b = body(b)?;
-    let p = b.package_info.as_ref();
-    let speeds = (
-        p.and_then(|p| p.download_speed.as_ref()),
-        p.and_then(|p| p.upload_speed.as_ref()),
-    );
-    set_limit(
-        state,
-        headers,
-        wait,
-        b.username,
-        b.device_name,
-        speeds,
-        LimitLayer::Queue,
-        LimitMode::Update,
-    )
-    .await
+    set_queue(state, headers, q, b, LimitMode::Update).await
 }
 
 /// Removes a user's bandwidth queue (admin).
@@ -558,12 +503,12 @@ pub async fn throttle(
     let wait = wait_param(q)?;
     let b = body(b)?;
     let speeds = (b.download_speed.as_ref(), b.upload_speed.as_ref());
+    let who = (b.username, b.device_name);
     set_limit(
         state,
         headers,
         wait,
-        b.username,
-        b.device_name,
+        who,
         speeds,
         LimitLayer::Throttle,
         LimitMode::Set,
