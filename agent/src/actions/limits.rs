@@ -549,8 +549,12 @@ pub fn change(
     Ok((next, steps, message))
 }
 
+/// One limits change at a time: each reads the whole state, applies it and writes UCI.
+static APPLYING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs a limits or anti-sharing action (see the module doc for the rollback rules).
 pub fn run(cfg: &ActionConfig, kind: &ActionKind) -> Outcome {
+    let _one_at_a_time = APPLYING.lock().unwrap_or_else(|e| e.into_inner());
     let old = read_state(cfg)?;
     let leases = leases(cfg);
     let (next, steps, message) = change(&old, kind, &leases)?;
