@@ -811,4 +811,77 @@ mod tests {
             "rs_limit_a_b_2"
         );
     }
+
+    fn script(path: &std::path::Path, text: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    }
+
+    /// `uci` fails at `commit`: its changes are reverted, UCI keeps the old text, and the old
+    /// state is applied again after the new one (nftables saw the new rules, then the old).
+    #[test]
+    fn a_uci_failure_applies_the_previous_state_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("routerstats"), UCI).unwrap();
+        std::fs::write(
+            d.join("leases"),
+            "0 aa:bb:cc:00:00:01 192.168.1.21 laptop *\n0 aa:bb:cc:00:00:02 192.168.1.30 tv *\n0 aa:bb:cc:00:00:03 192.168.1.40 phone *\n",
+        )
+        .unwrap();
+        let log = d.join("calls.log");
+        let rec = format!("echo \"$(basename \"$0\") $*\" >> {}\n", log.display());
+        let cfg = ActionConfig {
+            uci: script(&d.join("uci"), &format!("#!/bin/sh\n{rec}case \"$*\" in *commit*) echo 'uci: I/O error' >&2; exit 1 ;; esac\n")),
+            tc: script(&d.join("tc"), &format!("#!/bin/sh\n{rec}")),
+            nft: script(
+                &d.join("nft"),
+                &format!("#!/bin/sh\n{rec}cat \"$2\" >> {}\n", d.join("nft.log").display()),
+            ),
+            limits_lan_device: Some("br-lan".into()),
+            limits_wan_device: Some("wan".into()),
+            lease_files: vec![d.join("leases")],
+            ..crate::actions::tests_cfg(d)
+        };
+        let kind = ActionKind::LimitSet {
+            user: "phone".into(),
+            mac: Some("aa:bb:cc:00:00:03".into()),
+            ip: None,
+            layer: LimitLayer::Queue,
+            mode: LimitMode::Create,
+            download_kbit: 3000,
+            upload_kbit: 1000,
+        };
+        let e = run(&cfg, &kind).unwrap_err();
+        assert!(
+            e.contains("uncommitted changes reverted")
+                && e.contains("the previous limits were applied again"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(d.join("routerstats")).unwrap(), UCI);
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            calls.contains("uci -c ") && calls.contains(" revert routerstats"),
+            "{calls}"
+        );
+        // The new class was built, then the old tree again (two classes, no third).
+        let tc: Vec<&str> = calls
+            .lines()
+            .filter(|l| l.starts_with("tc class add dev br-lan"))
+            .collect();
+        assert_eq!(tc.len(), 3 + 2, "{calls}");
+        assert!(tc[2].ends_with("rate 3000kbit ceil 3000kbit"), "{calls}");
+        let nft = std::fs::read_to_string(d.join("nft.log")).unwrap();
+        let runs: Vec<&str> = nft
+            .split("table inet routerstats\ndelete table inet routerstats\n")
+            .collect();
+        assert!(
+            runs.last().unwrap().contains("ip daddr 192.168.1.30")
+                && !runs.last().unwrap().contains("192.168.1.40"),
+            "{nft}"
+        );
+        assert!(nft.contains("192.168.1.40"), "{nft}");
+    }
 }
