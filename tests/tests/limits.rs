@@ -498,12 +498,26 @@ fn a_throttle_shapes_real_traffic_and_removing_it_restores_the_rate() {
     lab.in_router(&["nft", "delete", "table", "inet", "routerstats"]);
     lab.in_router(&["tc", "qdisc", "del", "dev", &lab.lan, "root"]);
     lab.in_router(&["tc", "qdisc", "del", "dev", &lab.wan, "root"]);
+    // And the WAN device comes up after the agent: the first attempt fails, a later one works.
+    let late = format!("{}x", lab.wan);
+    lab.in_router(&["ip", "link", "set", &lab.wan, "name", &late]);
     // From here on the agent reports once (at start): the collector keeps the lease it saw.
     b.start_agent(&tools_extra(&b, &lab, &["limits", "anti_sharing"]), "1h");
     assert!(
-        b.agent_log().contains("restored from UCI: 1 limit(s)"),
+        b.agent_log()
+            .contains("cannot restore limits from UCI (attempt 1)"),
         "{}",
         b.agent_log()
+    );
+    lab.in_router(&["ip", "link", "set", &late, "name", &lab.wan]);
+    wait_for(
+        Duration::from_secs(40),
+        "the restore's next attempt",
+        || {
+            b.agent_log()
+                .contains("restored from UCI: 1 limit(s)")
+                .then_some(())
+        },
     );
     let classes = lab.in_router(&["tc", "class", "show", "dev", &lab.wan]);
     assert!(classes.contains("rate 2Mbit"), "{classes}");

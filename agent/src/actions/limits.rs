@@ -369,8 +369,13 @@ fn used_devices(p: &Plan) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Attempts of [`restore`] at agent start, and the pause between them (ten minutes in all).
+pub const RESTORE_ATTEMPTS: u32 = 40;
+pub const RESTORE_RETRY: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Applies what UCI holds (agent start). A summary, None when UCI holds nothing.
 pub fn restore(cfg: &ActionConfig) -> Result<Option<String>, String> {
+    let _one_at_a_time = APPLYING.lock().unwrap_or_else(|e| e.into_inner());
     let state = read_state(cfg)?;
     if state.limits.is_empty() && state.anti_sharing.is_empty() {
         return Ok(None);

@@ -116,7 +116,8 @@ impl Executor {
     }
 
     /// Applies the limits and anti-sharing rules kept in UCI (at agent start: tc and nftables
-    /// state does not survive a reboot), when the router allows those families.
+    /// state does not survive a reboot), when the router allows those families; after a
+    /// failure (a device not up yet) again every [`limits::RESTORE_RETRY`] in the background.
     pub fn restore(&self) {
         let allowed = |f: &str| self.cfg.allow.iter().any(|a| a == f);
         if !allowed(routerstats_shared::action::FAMILY_LIMITS)
@@ -124,11 +125,30 @@ impl Executor {
         {
             return;
         }
-        match limits::restore(&self.cfg) {
-            Ok(Some(summary)) => log!("info", "restored from UCI: {summary}"),
-            Ok(None) => {}
-            Err(e) => log!("warn", "cannot restore limits from UCI: {e}"),
+        let cfg = self.cfg.clone();
+        let attempt = move |n: u32| match limits::restore(&cfg) {
+            Ok(Some(summary)) => {
+                log!("info", "restored from UCI: {summary}");
+                true
+            }
+            Ok(None) => true,
+            Err(e) => {
+                log!("warn", "cannot restore limits from UCI (attempt {n}): {e}");
+                false
+            }
+        };
+        if attempt(1) {
+            return;
         }
+        // At boot the WAN device may come up after the agent: try again for ten minutes.
+        std::thread::spawn(move || {
+            for n in 2..=limits::RESTORE_ATTEMPTS {
+                std::thread::sleep(limits::RESTORE_RETRY);
+                if attempt(n) {
+                    return;
+                }
+            }
+        });
     }
 
     fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
