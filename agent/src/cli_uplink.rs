@@ -146,6 +146,7 @@ pub fn run_options(cfg: &AgentConfig) -> RunOptions {
     opts.initial_jitter = cfg.initial_delay.unwrap_or(cfg.interval);
     opts.spool = SpoolConfig { max_reports: cfg.spool_reports, file: cfg.spool_file.clone(), ..SpoolConfig::default() };
     let executor = crate::actions::Executor::new(crate::actions::ActionConfig::from_agent(cfg));
+    executor.restore();
     opts.actions = Some(uplink::session::Runner(std::sync::Arc::new(executor)));
     opts
 }

@@ -13,8 +13,14 @@ use crate::uci;
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/config/routerstats";
 
 /// Action families an agent knows (`list allow_actions` values).
-pub const KNOWN_FAMILIES: &[&str] =
-    &[routerstats_shared::action::FAMILY_WIREGUARD, routerstats_shared::action::FAMILY_BACKUP, routerstats_shared::action::FAMILY_STATUS, routerstats_shared::action::FAMILY_OPENVPN];
+pub const KNOWN_FAMILIES: &[&str] = &[
+    routerstats_shared::action::FAMILY_WIREGUARD,
+    routerstats_shared::action::FAMILY_BACKUP,
+    routerstats_shared::action::FAMILY_STATUS,
+    routerstats_shared::action::FAMILY_LIMITS,
+    routerstats_shared::action::FAMILY_ANTI_SHARING,
+    routerstats_shared::action::FAMILY_OPENVPN,
+];
 
 /// Which sources a cycle reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +106,13 @@ pub struct AgentConfig {
     pub easyrsa_pki: PathBuf,
     pub openvpn_remote: Option<String>,
     pub logread: String,
+    /// `tc` and `nft` (bandwidth limits and anti-sharing).
+    pub tc: String,
+    pub nft: String,
+    /// Devices the limits shape: downloads on the LAN side, uploads on the WAN side. None: the
+    /// `device` of UCI network's `lan` / `wan` interface (`br-lan` when `lan` has none).
+    pub limits_lan_device: Option<String>,
+    pub limits_wan_device: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -133,6 +146,10 @@ impl Default for AgentConfig {
             easyrsa_pki: PathBuf::from("/etc/easy-rsa/pki"),
             openvpn_remote: None,
             logread: "logread".into(),
+            tc: "tc".into(),
+            nft: "nft".into(),
+            limits_lan_device: None,
+            limits_wan_device: None,
         }
     }
 }
@@ -245,6 +262,10 @@ impl AgentConfig {
             "easyrsa_pki" => self.easyrsa_pki = value.into(),
             "openvpn_remote" => self.openvpn_remote = Some(value.to_string()).filter(|v| !v.is_empty()),
             "logread" => self.logread = value.into(),
+            "tc" => self.tc = value.into(),
+            "nft" => self.nft = value.into(),
+            "limits_lan_device" => self.limits_lan_device = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "limits_wan_device" => self.limits_wan_device = Some(value.to_string()).filter(|v| !v.is_empty()),
             // Options the init script uses, not the agent.
             "enabled" | "token" | "name" => {}
             _ => {
@@ -272,7 +293,7 @@ impl AgentConfig {
             "allow_actions" => {
                 for v in &values {
                     if !KNOWN_FAMILIES.contains(&v.as_str()) {
-                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup, status, openvpn)" });
+                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup, status, limits, anti_sharing, openvpn)" });
                     }
                 }
                 self.allow_actions = values;

@@ -75,7 +75,68 @@ pub enum ActionKind {
     /// Read the OpenVPN server's configuration (keys redacted), a client template and the last
     /// `log_lines` lines of its log ([`ActionDetail::OvpnServer`]).
     OvpnServerInfo { log_lines: u32 },
+    /// Sets one layer (a queue: the user's package, or a throttle over it) of a user's
+    /// download/upload limit, kept in UCI (`routerstats`, `config limit`) and applied with tc
+    /// HTB classes fed by nftables marks. `mac`/`ip` say which host (at least one; the router
+    /// checks its own leases).
+    LimitSet {
+        user: String,
+        mac: Option<String>,
+        ip: Option<String>,
+        layer: LimitLayer,
+        mode: LimitMode,
+        download_kbit: u32,
+        upload_kbit: u32,
+    },
+    /// Removes one layer of a user's limit (the user named `user`, or the host with `mac`).
+    LimitRemove {
+        user: String,
+        mac: Option<String>,
+        layer: LimitLayer,
+    },
+    /// Sets (or with `enable: false` removes) the TTL of packets forwarded out of `interface`
+    /// to 1 (nftables, the project's own table), so clients cannot share their connection
+    /// through a router of their own.
+    AntiSharing { interface: String, enable: bool },
 }
+
+/// Which layer of a user's limit an action sets: the package (queue) or a throttle over it.
+/// The throttle wins while it is set; removing it brings the queue's limit back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitLayer {
+    Queue,
+    Throttle,
+}
+
+impl LimitLayer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitLayer::Queue => "queue",
+            LimitLayer::Throttle => "throttle",
+        }
+    }
+}
+
+/// How [`ActionKind::LimitSet`] treats an existing layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitMode {
+    /// The layer must not exist yet.
+    Create,
+    /// The layer must exist.
+    Update,
+    /// Either.
+    Set,
+}
+
+/// Smallest and largest limit (kbit/s): 8 kbit/s, 10 Gbit/s.
+pub const MIN_LIMIT_KBIT: u32 = 8;
+pub const MAX_LIMIT_KBIT: u32 = 10_000_000;
+/// Longest user name (a DHCP hostname or a MAC).
+pub const MAX_USER: usize = 63;
+/// An agent's failure output that starts with this means "no such thing" (the API's 404).
+pub const NOT_FOUND: &str = "not found: ";
 
 /// Largest backup archive an agent returns (bytes); it travels in one result frame.
 pub const MAX_BACKUP: usize = 512 * 1024;
@@ -94,6 +155,10 @@ pub const FAMILY_OPENVPN: &str = "openvpn";
 pub const MAX_CLIENT_NAME: usize = 64;
 /// Most log lines an [`ActionKind::OvpnServerInfo`] returns.
 pub const MAX_LOG_LINES: u32 = 1000;
+/// Per-user bandwidth limits (queues and throttles: tc HTB + nftables marks).
+pub const FAMILY_LIMITS: &str = "limits";
+/// The TTL rule against connection sharing (nftables).
+pub const FAMILY_ANTI_SHARING: &str = "anti_sharing";
 
 impl ActionKind {
     /// The kind's name in the API and the database (`wg_add_peer`...).
@@ -110,6 +175,9 @@ impl ActionKind {
             ActionKind::OvpnRevokeClient { .. } => "ovpn_revoke_client",
             ActionKind::OvpnDisconnectClient { .. } => "ovpn_disconnect_client",
             ActionKind::OvpnServerInfo { .. } => "ovpn_server_info",
+            ActionKind::LimitSet { .. } => "limit_set",
+            ActionKind::LimitRemove { .. } => "limit_remove",
+            ActionKind::AntiSharing { .. } => "anti_sharing",
         }
     }
 
@@ -127,6 +195,8 @@ impl ActionKind {
             | ActionKind::OvpnRevokeClient { .. }
             | ActionKind::OvpnDisconnectClient { .. }
             | ActionKind::OvpnServerInfo { .. } => FAMILY_OPENVPN,
+            ActionKind::LimitSet { .. } | ActionKind::LimitRemove { .. } => FAMILY_LIMITS,
+            ActionKind::AntiSharing { .. } => FAMILY_ANTI_SHARING,
         }
     }
 
@@ -178,6 +248,32 @@ impl ActionKind {
                 }
                 Ok(())
             }
+            ActionKind::LimitSet {
+                user,
+                mac,
+                ip,
+                download_kbit,
+                upload_kbit,
+                ..
+            } => {
+                check_user(user)?;
+                if mac.is_none() && ip.is_none() {
+                    return Err("a limit needs the host's mac or ip".into());
+                }
+                if let Some(m) = mac {
+                    check_mac(m)?;
+                }
+                if let Some(i) = ip {
+                    check_ipv4(i)?;
+                }
+                check_kbit("download", *download_kbit)?;
+                check_kbit("upload", *upload_kbit)
+            }
+            ActionKind::LimitRemove { user, mac, .. } => {
+                check_user(user)?;
+                mac.as_deref().map_or(Ok(()), check_mac)
+            }
+            ActionKind::AntiSharing { interface, .. } => check_netdev(interface),
         }
     }
 }
@@ -194,6 +290,77 @@ pub fn check_client_name(s: &str) -> Result<(), String> {
     if !ok {
         return Err(format!(
             "client name must be 1-{MAX_CLIENT_NAME} characters of A-Z a-z 0-9 _ -, starting with a letter or digit (got {:?})",
+            clip(s)
+        ));
+    }
+    Ok(())
+}
+
+/// A user name: 1-63 of `[A-Za-z0-9_.:-]`, starting with a letter or digit (a DHCP hostname
+/// or a MAC address); no shell, option or UCI syntax can pass.
+pub fn check_user(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_USER
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+    if !ok {
+        return Err(format!(
+            "username must be 1-{MAX_USER} characters of A-Z a-z 0-9 _ . : -, starting with a letter or digit (got {:?})",
+            clip(s)
+        ));
+    }
+    Ok(())
+}
+
+/// A MAC address as the agent writes it: `aa:bb:cc:dd:ee:ff`, lowercase.
+pub fn check_mac(s: &str) -> Result<(), String> {
+    let b = s.as_bytes();
+    let ok = b.len() == 17
+        && b.iter().enumerate().all(|(i, c)| {
+            if i % 3 == 2 {
+                *c == b':'
+            } else {
+                c.is_ascii_digit() || (b'a'..=b'f').contains(c)
+            }
+        });
+    if !ok {
+        return Err(format!(
+            "mac must be lowercase aa:bb:cc:dd:ee:ff (got {:?})",
+            clip(s)
+        ));
+    }
+    Ok(())
+}
+
+/// An IPv4 address in dotted form (the leases' addresses; limits are IPv4).
+pub fn check_ipv4(s: &str) -> Result<(), String> {
+    s.parse::<std::net::Ipv4Addr>()
+        .map(|_| ())
+        .map_err(|_| format!("ip must be an IPv4 address (got {:?})", clip(s)))
+}
+
+/// A limit in kbit/s: [`MIN_LIMIT_KBIT`] to [`MAX_LIMIT_KBIT`].
+pub fn check_kbit(what: &str, v: u32) -> Result<(), String> {
+    if !(MIN_LIMIT_KBIT..=MAX_LIMIT_KBIT).contains(&v) {
+        return Err(format!(
+            "{what} limit must be {MIN_LIMIT_KBIT} kbit/s to {MAX_LIMIT_KBIT} kbit/s (got {v} kbit/s)"
+        ));
+    }
+    Ok(())
+}
+
+/// A network device name (`br-lan`, `eth0.2`): 1-15 of `[A-Za-z0-9_.-]`, starting with a
+/// letter or digit.
+pub fn check_netdev(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_IFACE
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !ok {
+        return Err(format!(
+            "interface must be a device name of 1-{MAX_IFACE} characters of A-Z a-z 0-9 _ . -, starting with a letter or digit (got {:?})",
             clip(s)
         ));
     }
@@ -559,6 +726,64 @@ mod tests {
         let clean = r.without_secrets();
         assert!(!format!("{clean:?}").contains("SECRET"));
         assert!(format!("{r:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn limit_parameters_are_checked() {
+        let set = |user: &str, mac: Option<&str>, ip: Option<&str>, d: u32, u: u32| {
+            ActionKind::LimitSet {
+                user: user.into(),
+                mac: mac.map(String::from),
+                ip: ip.map(String::from),
+                layer: LimitLayer::Throttle,
+                mode: LimitMode::Set,
+                download_kbit: d,
+                upload_kbit: u,
+            }
+            .validate()
+        };
+        let mac = Some("aa:bb:cc:00:11:22");
+        assert!(set("laptop-alice", mac, None, 5000, 2000).is_ok());
+        assert!(set(
+            "aa:bb:cc:00:11:22",
+            None,
+            Some("192.168.1.20"),
+            8,
+            MAX_LIMIT_KBIT
+        )
+        .is_ok());
+        for bad in [
+            "", "a b", "x;reboot", "$(id)", "a'b", "a\nb", "-x", "a.b=c", "é",
+        ] {
+            assert!(
+                set(bad, mac, None, 5000, 2000)
+                    .unwrap_err()
+                    .contains("username"),
+                "{bad:?}"
+            );
+        }
+        assert!(set("u", None, None, 5000, 2000)
+            .unwrap_err()
+            .contains("mac or ip"));
+        assert!(set("u", Some("AA:BB:CC:00:11:22"), None, 5000, 2000).is_err());
+        assert!(set("u", Some("aa:bb:cc:00:11"), None, 5000, 2000).is_err());
+        assert!(set("u", None, Some("192.168.1.300"), 5000, 2000).is_err());
+        assert!(set("u", mac, None, 0, 2000)
+            .unwrap_err()
+            .contains("download"));
+        assert!(set("u", mac, None, 5000, 7).unwrap_err().contains("upload"));
+        assert!(set("u", mac, None, MAX_LIMIT_KBIT + 1, 2000).is_err());
+        for ok in ["br-lan", "eth0.2", "wlan0", "phy0-ap0"] {
+            assert!(check_netdev(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", "br lan", "br-lan;", "a/b", "abcdefghijklmnop"] {
+            assert!(check_netdev(bad).is_err(), "{bad:?}");
+        }
+        let k = ActionKind::AntiSharing {
+            interface: "br-lan".into(),
+            enable: true,
+        };
+        assert_eq!((k.family(), k.name()), ("anti_sharing", "anti_sharing"));
     }
 
     #[test]

@@ -96,6 +96,14 @@ impl FakeRouter {
         )?;
         // `ifup`: records the interfaces it was asked to restart in data/ifup.log.
         write_script(&root.join("bin/ifup"), "#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/../data/ifup.log\"\n")?;
+        // `tc` and `nft` (limits, anti-sharing): stand-ins that record their arguments (and the
+        // script `nft -f` reads) in data/tc.log and data/nft.log; tests/tests/limits.rs runs the
+        // real ones in a network namespace instead.
+        write_script(&root.join("bin/tc"), "#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/../data/tc.log\"\n")?;
+        write_script(
+            &root.join("bin/nft"),
+            "#!/bin/sh\nlog=\"$(dirname \"$0\")/../data/nft.log\"\necho \"$*\" >> \"$log\"\n[ \"$1\" = -f ] && cat \"$2\" >> \"$log\"\nexit 0\n",
+        )?;
         write_script(
             &root.join("bin/df"),
             "#!/bin/sh\necho 'Filesystem           1K-blocks      Used Available Use% Mounted on'\necho '/dev/root                 4352      4352         0 100% /rom'\necho 'overlayfs:/overlay      102400     23120     79280  23% /'\necho '/dev/mtdblock6          102400     23120     79280  23% /overlay'\n",
@@ -120,7 +128,8 @@ impl FakeRouter {
 
     /// Writes `etc/config/routerstats` for this root (an agent `--config` file). With a `uci`
     /// binary, every action family is allowed and the actions run against this root's
-    /// `etc/config` with that `uci`, this root's `wg` and `ifup`; without one, none is allowed.
+    /// `etc/config` with that `uci`, this root's `wg`, `ifup`, `tc` and `nft`; without one, none
+    /// is allowed.
     pub fn write_agent_config(&self, uci: Option<&Path>) -> io::Result<PathBuf> {
         let p = |rel: &str| self.root.join(rel).display().to_string();
         let mut text = String::from("config agent 'main'\n");
@@ -143,6 +152,11 @@ impl FakeRouter {
                 p("etc/easy-rsa/pki"),
                 p("bin/easyrsa"),
                 p("bin/logread")
+            ));
+            text.push_str(&format!(
+                "\tlist allow_actions 'limits'\n\tlist allow_actions 'anti_sharing'\n\toption tc '{}'\n\toption nft '{}'\n",
+                p("bin/tc"),
+                p("bin/nft")
             ));
         }
         let path = self.root.join("etc/config/routerstats");

@@ -15,8 +15,10 @@
 pub mod backup;
 pub mod journal;
 pub mod openvpn;
+pub mod limits;
 pub mod status;
 pub mod tools;
+pub mod uci_cli;
 pub mod wireguard;
 
 use std::collections::HashSet;
@@ -53,6 +55,13 @@ pub struct ActionConfig {
     pub etc_root: PathBuf,
     /// The OpenVPN server of the `openvpn` family (see [`openvpn`]).
     pub openvpn: openvpn::OvpnConfig,
+    /// `tc`, `nft`, the devices limits shape (see [`limits`]) and the lease files that say which
+    /// hosts are on the router.
+    pub tc: String,
+    pub nft: String,
+    pub limits_lan_device: Option<String>,
+    pub limits_wan_device: Option<String>,
+    pub lease_files: Vec<PathBuf>,
 }
 
 impl ActionConfig {
@@ -76,15 +85,20 @@ impl ActionConfig {
                 remote: cfg.openvpn_remote.clone(),
                 logread: cfg.logread.clone(),
             },
+            tc: cfg.tc.clone(),
+            nft: cfg.nft.clone(),
+            limits_lan_device: cfg.limits_lan_device.clone(),
+            limits_wan_device: cfg.limits_wan_device.clone(),
+            lease_files: cfg.lease_files.clone(),
         }
     }
 
-    /// The UCI `network` file the executor reads.
-    pub fn network_file(&self) -> PathBuf {
+    /// The UCI file `name` the executor reads (`/etc/config/<name>` by default).
+    pub fn config_file(&self, name: &str) -> PathBuf {
         self.uci_confdir
             .clone()
             .unwrap_or_else(|| PathBuf::from("/etc/config"))
-            .join("network")
+            .join(name)
     }
 }
 
@@ -110,6 +124,42 @@ impl Executor {
             journal: Mutex::new(journal),
             running: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Applies the limits and anti-sharing rules kept in UCI (at agent start: tc and nftables
+    /// state does not survive a reboot), when the router allows those families; after a
+    /// failure (a device not up yet) again every [`limits::RESTORE_RETRY`] in the background.
+    pub fn restore(&self) {
+        let allowed = |f: &str| self.cfg.allow.iter().any(|a| a == f);
+        if !allowed(routerstats_shared::action::FAMILY_LIMITS)
+            && !allowed(routerstats_shared::action::FAMILY_ANTI_SHARING)
+        {
+            return;
+        }
+        let cfg = self.cfg.clone();
+        let attempt = move |n: u32| match limits::restore(&cfg) {
+            Ok(Some(summary)) => {
+                log!("info", "restored from UCI: {summary}");
+                true
+            }
+            Ok(None) => true,
+            Err(e) => {
+                log!("warn", "cannot restore limits from UCI (attempt {n}): {e}");
+                false
+            }
+        };
+        if attempt(1) {
+            return;
+        }
+        // At boot the WAN device may come up after the agent: try again for ten minutes.
+        std::thread::spawn(move || {
+            for n in 2..=limits::RESTORE_ATTEMPTS {
+                std::thread::sleep(limits::RESTORE_RETRY);
+                if attempt(n) {
+                    return;
+                }
+            }
+        });
     }
 
     fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
@@ -160,6 +210,9 @@ impl Executor {
             ActionKind::OvpnServerInfo { log_lines } => {
                 openvpn::server_info(&self.cfg.openvpn, *log_lines)
             }
+            ActionKind::LimitSet { .. }
+            | ActionKind::LimitRemove { .. }
+            | ActionKind::AntiSharing { .. } => limits::run(&self.cfg, &action.kind),
             ActionKind::Unsupported { reason } => Err(reason.clone()),
         };
         match outcome {
@@ -303,6 +356,11 @@ pub(crate) fn tests_cfg(dir: &std::path::Path) -> ActionConfig {
             remote: None,
             logread: "/nonexistent/logread".into(),
         },
+        tc: "/nonexistent/tc".into(),
+        nft: "/nonexistent/nft".into(),
+        limits_lan_device: None,
+        limits_wan_device: None,
+        lease_files: vec![],
     }
 }
 

@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use routerstats_shared::action::ActionKind;
+use routerstats_shared::action::{ActionKind, NOT_FOUND};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -194,7 +194,8 @@ pub async fn request_and_wait(
 
 /// The answer of an action that did not end `done` (None when it did): 202 `{message,
 /// action_id, state}` while the router has not answered, else `{error, action_id}` with 409
-/// (refused), 504 (expired), 404 (no such peer) or 400 (failed).
+/// (refused), 504 (expired), 404 (no such peer, or an output marked [`NOT_FOUND`]) or 400
+/// (failed).
 pub fn not_done(row: &ActionRow) -> Option<(StatusCode, serde_json::Value)> {
     let output = row.output.clone().unwrap_or_default();
     let err = |status, msg: String| Some((status, json!({ "error": msg, "action_id": row.id })));
@@ -217,14 +218,20 @@ pub fn not_done(row: &ActionRow) -> Option<(StatusCode, serde_json::Value)> {
             format!("router {} did not answer in time", row.router),
         ),
         _ if output.contains("no peer named") => err(StatusCode::NOT_FOUND, output),
-        _ => err(StatusCode::BAD_REQUEST, output),
+        // The agent marks its "no such thing" failures (a host, a limit, a device) this way.
+        _ => match output.strip_prefix(NOT_FOUND) {
+            Some(rest) => err(StatusCode::NOT_FOUND, rest.to_string()),
+            None => err(StatusCode::BAD_REQUEST, output),
+        },
     }
 }
 
-/// [`not_done`] for the ISP middleware's routes, whose answers carry `success: false`.
+/// [`not_done`] for the ISP middleware's routes, whose answers carry `success: false` and a
+/// `timestamp` (the document's error shape).
 pub fn not_done_isp(row: &ActionRow) -> Option<(StatusCode, serde_json::Value)> {
     not_done(row).map(|(status, mut body)| {
         body["success"] = json!(false);
+        body["timestamp"] = json!(super::times::iso_now());
         (status, body)
     })
 }

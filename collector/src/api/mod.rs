@@ -11,6 +11,8 @@
 //! - [`actions`] — `/api/actions...` (the audit trail of fleet actions)
 //! - [`device_status`] — `POST /api/mikrotik/devices/{name}/status` (a fresh status)
 //! - [`backups`] — `POST /api/mikrotik/backup/create`, `POST /api/vpn/server/backup`, `/api/backups...`
+//! - [`limits`] — the middleware's queue, throttle and anti-sharing writes (`/api/mikrotik/users/queue/...`,
+//!   `/api/bandwidth/management/...`, `/api/mikrotik/anti-sharing/enable`)
 //! - [`prometheus`] — `/metrics`
 //! - [`alerts`] — `/api/alerts`, `/api/alerts/silences...`
 //! - [`series`] — `/api/routers/{id}/interfaces/{name}/series` (the dashboard chart, with gaps)
@@ -76,6 +78,7 @@ pub mod fleet;
 pub mod gateway;
 pub mod isp;
 pub mod jwt;
+pub mod limits;
 pub mod log_capture;
 pub mod monitor;
 pub mod openapi;
@@ -356,6 +359,7 @@ pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) 
         .merge(actions::routes())
         .merge(backups::routes())
         .merge(device_status::routes())
+        .merge(limits::routes())
         .merge(prometheus::routes())
         .merge(openapi::routes())
         .merge(dashboard::routes())

@@ -76,6 +76,7 @@ pub fn fragments() -> Vec<(&'static str, Document)> {
         ("actions", super::actions::Doc::openapi()),
         ("backups", super::backups::Doc::openapi()),
         ("device_status", super::device_status::Doc::openapi()),
+        ("limits", super::limits::Doc::openapi()),
         ("prometheus", super::prometheus::Doc::openapi()),
         ("dashboard", super::dashboard::Doc::openapi()),
         ("alerts", super::alerts::Doc::openapi()),
