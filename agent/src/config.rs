@@ -13,8 +13,14 @@ use crate::uci;
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/config/routerstats";
 
 /// Action families an agent knows (`list allow_actions` values).
-pub const KNOWN_FAMILIES: &[&str] =
-    &[routerstats_shared::action::FAMILY_WIREGUARD, routerstats_shared::action::FAMILY_BACKUP, routerstats_shared::action::FAMILY_STATUS];
+pub const KNOWN_FAMILIES: &[&str] = &[
+    routerstats_shared::action::FAMILY_WIREGUARD,
+    routerstats_shared::action::FAMILY_BACKUP,
+    routerstats_shared::action::FAMILY_STATUS,
+    routerstats_shared::action::FAMILY_HOTSPOT,
+    routerstats_shared::action::FAMILY_PPPOE,
+    routerstats_shared::action::FAMILY_BRIDGE,
+];
 
 /// Which sources a cycle reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +78,8 @@ pub struct AgentConfig {
     /// Makes configuration backups (`sysupgrade -b FILE`), written under `backup_dir`.
     pub sysupgrade: String,
     pub backup_dir: PathBuf,
+    /// openNDS's control tool (hotspot actions).
+    pub ndsctl: String,
 }
 
 impl Default for AgentConfig {
@@ -99,6 +107,7 @@ impl Default for AgentConfig {
             ifup: "ifup".into(),
             sysupgrade: "sysupgrade".into(),
             backup_dir: PathBuf::from("/tmp"),
+            ndsctl: "ndsctl".into(),
         }
     }
 }
@@ -183,6 +192,7 @@ impl AgentConfig {
             "ifup" => self.ifup = value.into(),
             "sysupgrade" => self.sysupgrade = value.into(),
             "backup_dir" => self.backup_dir = value.into(),
+            "ndsctl" => self.ndsctl = value.into(),
             // Options the init script uses, not the agent.
             "enabled" | "token" | "name" => {}
             _ => {
@@ -201,7 +211,7 @@ impl AgentConfig {
             "allow_actions" => {
                 for v in &values {
                     if !KNOWN_FAMILIES.contains(&v.as_str()) {
-                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup, status)" });
+                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup, status, hotspot, pppoe, bridge)" });
                     }
                 }
                 self.allow_actions = values;

@@ -60,6 +60,52 @@ pub enum ActionKind {
     /// A fresh look at the router's system state (uptime, release, CPU, memory), read when the
     /// action runs rather than from the last report.
     Status {},
+    /// Let a client through the openNDS captive portal: `ndsctl auth <mac> "" <up> <down> "" ""
+    /// <username>` (rates in kbit/s, 0 = unlimited).
+    HotspotAuthorize {
+        username: String,
+        mac: String,
+        ip: Option<String>,
+        download_kbps: u32,
+        upload_kbps: u32,
+    },
+    /// Send a client back to the portal: `ndsctl deauth <mac>`.
+    HotspotDeauthorize { username: String, mac: String },
+    /// openNDS's UCI section: the gateway interface and name, the idle timeout (minutes, 0 =
+    /// none), after checking that the address pool exists in UCI `dhcp`.
+    HotspotConfigure {
+        interface: String,
+        name: String,
+        address_pool: String,
+        idle_timeout_min: u32,
+    },
+    /// A PPPoE account in `/etc/ppp/chap-secrets` and `pap-secrets`.
+    PppoeSecretCreate { username: String, password: String },
+    /// Removes a PPPoE account from both secrets files.
+    PppoeSecretRemove { username: String },
+    /// rp-pppoe-server's UCI section (`pppoe.rs_<interface>`): interface, service name, local
+    /// address, first remote address (an address or a pool of UCI `dhcp`), session timeout.
+    PppoeServerConfigure {
+        interface: String,
+        service_name: String,
+        local_address: String,
+        remote: String,
+        timeout_s: u32,
+    },
+    /// A bridge device in UCI `network` (`config device`, `type bridge`), optionally with a MAC.
+    BridgeCreate { name: String, mac: Option<String> },
+    /// Adds a port (an interface of the router) to a bridge device made by [`Self::BridgeCreate`]
+    /// or already in UCI.
+    BridgeAddPort { bridge: String, port: String },
+    /// A bridge, a static interface on it with `address` (`a.b.c.d/len`) and a DHCP pool
+    /// `pool` from `start` to `end` in UCI `dhcp`.
+    NetworkSetup {
+        bridge: String,
+        pool: String,
+        address: String,
+        start: String,
+        end: String,
+    },
 }
 
 /// Largest backup archive an agent returns (bytes); it travels in one result frame.
@@ -71,6 +117,14 @@ pub const FAMILY_WIREGUARD: &str = "wireguard";
 pub const FAMILY_BACKUP: &str = "backup";
 /// The on-demand status family (reads /proc and /etc only).
 pub const FAMILY_STATUS: &str = "status";
+/// The captive portal family (openNDS).
+pub const FAMILY_HOTSPOT: &str = "hotspot";
+/// The PPPoE server family (rp-pppoe-server).
+pub const FAMILY_PPPOE: &str = "pppoe";
+/// Bridges, interfaces and address pools in UCI `network` and `dhcp`.
+pub const FAMILY_BRIDGE: &str = "bridge";
+/// Longest user name (hotspot, PPPoE) and password.
+pub const MAX_USER: usize = 64;
 
 impl ActionKind {
     /// The kind's name in the API and the database (`wg_add_peer`...).
@@ -82,6 +136,15 @@ impl ActionKind {
             ActionKind::Unsupported { .. } => "unsupported",
             ActionKind::Backup {} => "backup",
             ActionKind::Status {} => "status",
+            ActionKind::HotspotAuthorize { .. } => "hotspot_authorize",
+            ActionKind::HotspotDeauthorize { .. } => "hotspot_deauthorize",
+            ActionKind::HotspotConfigure { .. } => "hotspot_configure",
+            ActionKind::PppoeSecretCreate { .. } => "pppoe_secret_create",
+            ActionKind::PppoeSecretRemove { .. } => "pppoe_secret_remove",
+            ActionKind::PppoeServerConfigure { .. } => "pppoe_server_configure",
+            ActionKind::BridgeCreate { .. } => "bridge_create",
+            ActionKind::BridgeAddPort { .. } => "bridge_add_port",
+            ActionKind::NetworkSetup { .. } => "network_setup",
         }
     }
 
@@ -94,6 +157,15 @@ impl ActionKind {
             ActionKind::Unsupported { .. } => "unsupported",
             ActionKind::Backup {} => FAMILY_BACKUP,
             ActionKind::Status {} => FAMILY_STATUS,
+            ActionKind::HotspotAuthorize { .. }
+            | ActionKind::HotspotDeauthorize { .. }
+            | ActionKind::HotspotConfigure { .. } => FAMILY_HOTSPOT,
+            ActionKind::PppoeSecretCreate { .. }
+            | ActionKind::PppoeSecretRemove { .. }
+            | ActionKind::PppoeServerConfigure { .. } => FAMILY_PPPOE,
+            ActionKind::BridgeCreate { .. }
+            | ActionKind::BridgeAddPort { .. }
+            | ActionKind::NetworkSetup { .. } => FAMILY_BRIDGE,
         }
     }
 
@@ -122,8 +194,195 @@ impl ActionKind {
             ActionKind::WgReload { interface } => check_iface(interface),
             ActionKind::Unsupported { reason } => Err(format!("unsupported action: {reason}")),
             ActionKind::Backup {} | ActionKind::Status {} => Ok(()),
+            ActionKind::HotspotAuthorize {
+                username, mac, ip, ..
+            } => {
+                check_user(username)?;
+                check_mac(mac)?;
+                ip.as_deref()
+                    .map_or(Ok(()), |ip| check_ipv4("ip_address", ip))
+            }
+            ActionKind::HotspotDeauthorize { username, mac } => {
+                check_user(username)?;
+                check_mac(mac)
+            }
+            ActionKind::HotspotConfigure {
+                interface,
+                name,
+                address_pool,
+                idle_timeout_min,
+            } => {
+                check_device(interface)?;
+                check_name("hotspot_name", name)?;
+                check_name("address_pool", address_pool)?;
+                check_range("idle_timeout", *idle_timeout_min, 0, 10_080)
+            }
+            ActionKind::PppoeSecretCreate { username, password } => {
+                check_user(username)?;
+                check_password(password)
+            }
+            ActionKind::PppoeSecretRemove { username } => check_user(username),
+            ActionKind::PppoeServerConfigure {
+                interface,
+                service_name,
+                local_address,
+                remote,
+                timeout_s,
+            } => {
+                check_device(interface)?;
+                check_name("service_name", service_name)?;
+                check_ipv4("local_address", local_address)?;
+                if check_ipv4("remote_address", remote).is_err() {
+                    check_name("remote_address", remote).map_err(|_| {
+                        format!(
+                            "remote_address must be an IPv4 address or an address pool name (got {:?})",
+                            clip(remote)
+                        )
+                    })?;
+                }
+                check_range("keepalive_timeout", *timeout_s, 1, 86_400)
+            }
+            ActionKind::BridgeCreate { name, mac } => {
+                check_device(name)?;
+                mac.as_deref().map_or(Ok(()), check_mac)
+            }
+            ActionKind::BridgeAddPort { bridge, port } => {
+                check_device(bridge)?;
+                check_device(port)
+            }
+            ActionKind::NetworkSetup {
+                bridge,
+                pool,
+                address,
+                start,
+                end,
+            } => {
+                check_device(bridge)?;
+                check_name("pool", pool)?;
+                check_cidr(address)?;
+                check_ipv4("ip_pool_range", start)?;
+                check_ipv4("ip_pool_range", end)
+            }
         }
     }
+}
+
+/// What a redacted secret reads as.
+pub const REDACTED: &str = "********";
+
+/// A hotspot or PPPoE user name: 1-64 of `[A-Za-z0-9_.@-]`, starting with a letter or digit
+/// (no quote, space or `#`, which the secrets files would read as syntax).
+pub fn check_user(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_USER
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.@-".contains(&b));
+    if !ok {
+        return Err(format!(
+            "username must be 1-{MAX_USER} characters of A-Z a-z 0-9 _ . @ -, starting with a letter or digit (got {:?})",
+            clip(s)
+        ));
+    }
+    Ok(())
+}
+
+/// A PPPoE password: 1-64 printable ASCII characters without space, quotes, backslash or `#`
+/// (pppd's secrets files would read those as syntax).
+pub fn check_password(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_USER
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"\"'\\#".contains(&b));
+    if !ok {
+        // The password itself is never echoed.
+        return Err(format!(
+            "password must be 1-{MAX_USER} printable ASCII characters without space, quotes, backslash or #"
+        ));
+    }
+    Ok(())
+}
+
+/// A Linux device name (bridge, port, gateway interface): 1-15 of `[A-Za-z0-9_.-]`, starting
+/// with a letter or digit.
+pub fn check_device(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_IFACE
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !ok {
+        return Err(format!(
+            "interface names must be 1-{MAX_IFACE} characters of A-Z a-z 0-9 _ . -, starting with a letter or digit (got {:?})",
+            clip(s)
+        ));
+    }
+    Ok(())
+}
+
+/// A name that becomes part of a UCI section name (pools, hotspot and service names): 1-32 of
+/// `[A-Za-z0-9_-]`, starting with a letter or digit.
+pub fn check_name(what: &str, s: &str) -> Result<(), String> {
+    check_peer_name(s).map_err(|_| {
+        format!(
+            "{what} must be 1-{MAX_PEER_NAME} characters of A-Z a-z 0-9 _ -, starting with a letter or digit (got {:?})",
+            clip(s)
+        )
+    })
+}
+
+/// A MAC address `aa:bb:cc:dd:ee:ff` (either case).
+pub fn check_mac(s: &str) -> Result<(), String> {
+    let b = s.as_bytes();
+    let ok = b.len() == 17
+        && b.iter().enumerate().all(|(i, c)| {
+            if i % 3 == 2 {
+                *c == b':'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    if !ok {
+        return Err(format!(
+            "mac_address must look like 00:11:22:33:44:55 (got {:?})",
+            clip(s)
+        ));
+    }
+    Ok(())
+}
+
+/// A dotted IPv4 address.
+pub fn check_ipv4(what: &str, s: &str) -> Result<(), String> {
+    s.parse::<std::net::Ipv4Addr>()
+        .map(|_| ())
+        .map_err(|_| format!("{what} must be an IPv4 address (got {:?})", clip(s)))
+}
+
+/// `a.b.c.d/len` with a prefix of 8 to 30.
+pub fn check_cidr(s: &str) -> Result<(), String> {
+    let ok = s.split_once('/').is_some_and(|(ip, len)| {
+        ip.parse::<std::net::Ipv4Addr>().is_ok()
+            && len.parse::<u8>().is_ok_and(|l| (8..=30).contains(&l))
+    });
+    if !ok {
+        return Err(format!(
+            "network_address must be an IPv4 address with a prefix of 8 to 30, like 172.31.0.1/16 (got {:?})",
+            clip(s)
+        ));
+    }
+    Ok(())
+}
+
+fn check_range(what: &str, v: u32, min: u32, max: u32) -> Result<(), String> {
+    if v < min || v > max {
+        return Err(format!("{what} must be from {min} to {max} (got {v})"));
+    }
+    Ok(())
+}
+
+/// The UCI section name for a user-given name: `-` and `.` become `_` (UCI allows no others).
+pub fn uci_name(name: &str) -> String {
+    name.replace(['-', '.'], "_")
 }
 
 /// A WireGuard interface name: 1-15 of `[A-Za-z0-9_]` (UCI section names allow no more).
@@ -388,6 +647,64 @@ mod tests {
             .family(),
             "wireguard"
         );
+    }
+
+    #[test]
+    fn isp_parameters_are_checked_and_passwords_redacted() {
+        assert!(check_user("user123").is_ok() && check_user("a.b@c-d_e").is_ok());
+        for bad in [
+            "",
+            "-x",
+            "a b",
+            "a;b",
+            "$(id)",
+            "a\"b",
+            "a#b",
+            &"a".repeat(65),
+        ] {
+            assert!(check_user(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_password("s3cr.t-Pw!").is_ok());
+        for bad in [
+            "",
+            "a b",
+            "a\"b",
+            "a'b",
+            "a\\b",
+            "a#b",
+            "é",
+            &"a".repeat(65),
+        ] {
+            let e = check_password(bad).unwrap_err();
+            assert!(
+                bad.is_empty() || !e.contains(bad),
+                "the password is echoed: {e}"
+            );
+        }
+        assert!(check_device("bridge-local").is_ok() && check_device("br.x").is_ok());
+        for bad in ["", "x;y", "a b", "abcdefghijklmnop", "-a", "a'b"] {
+            assert!(check_device(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_mac("A4:83:e7:2b:91:0c").is_ok());
+        assert!(check_mac("a4-83-e7-2b-91-0c").is_err() && check_mac("a4:83:e7:2b:91").is_err());
+        assert!(check_cidr("172.31.0.1/16").is_ok());
+        for bad in ["172.31.0.1", "172.31.0.1/31", "x/16", "172.31.0.1/7"] {
+            assert!(check_cidr(bad).is_err(), "{bad:?}");
+        }
+        let k = ActionKind::PppoeSecretCreate {
+            username: "u".into(),
+            password: "pw".into(),
+        };
+        assert_eq!(k.family(), FAMILY_PPPOE);
+        let k = ActionKind::PppoeServerConfigure {
+            interface: "br-x".into(),
+            service_name: "svc".into(),
+            local_address: "10.0.0.1".into(),
+            remote: "pool;x".into(),
+            timeout_s: 60,
+        };
+        assert!(k.validate().unwrap_err().contains("remote_address"));
+        assert_eq!(uci_name("bridge-local.x"), "bridge_local_x");
     }
 
     #[test]

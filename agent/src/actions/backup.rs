@@ -65,6 +65,7 @@ mod tests {
             backup_dir: dir.to_path_buf(),
             proc_root: dir.to_path_buf(),
             etc_root: dir.to_path_buf(),
+            ndsctl: "ndsctl".into(),
         }
     }
 

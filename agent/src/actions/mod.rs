@@ -12,9 +12,11 @@
 //! 4. Otherwise it runs ([`wireguard`]), and the result is journaled before it is sent.
 
 pub mod backup;
+pub mod isp;
 pub mod journal;
 pub mod status;
 pub mod tools;
+pub mod uci_cli;
 pub mod wireguard;
 
 use std::collections::HashSet;
@@ -49,6 +51,8 @@ pub struct ActionConfig {
     /// Where the status action reads `/proc` and `/etc`.
     pub proc_root: PathBuf,
     pub etc_root: PathBuf,
+    /// openNDS's control tool (hotspot family).
+    pub ndsctl: String,
 }
 
 impl ActionConfig {
@@ -65,15 +69,21 @@ impl ActionConfig {
             backup_dir: cfg.backup_dir.clone(),
             proc_root: cfg.proc_root.clone(),
             etc_root: cfg.etc_root.clone(),
+            ndsctl: cfg.ndsctl.clone(),
         }
     }
 
-    /// The UCI `network` file the executor reads.
-    pub fn network_file(&self) -> PathBuf {
+    /// The UCI file `name` the executor reads (`/etc/config/<name>` by default).
+    pub fn config_file(&self, name: &str) -> PathBuf {
         self.uci_confdir
             .clone()
             .unwrap_or_else(|| PathBuf::from("/etc/config"))
-            .join("network")
+            .join(name)
+    }
+
+    /// An init script of the router (`/etc/init.d/<name>`).
+    pub fn init_script(&self, name: &str) -> PathBuf {
+        self.etc_root.join("init.d").join(name)
     }
 }
 
@@ -120,6 +130,9 @@ impl Executor {
                 "action family '{family}' is not allowed on this router (add `list allow_actions '{family}'` to /etc/config/routerstats)"
             ));
         }
+        if let Some(why) = isp::missing_package(&self.cfg, &action.kind) {
+            return Err(why);
+        }
         Ok(())
     }
 
@@ -137,6 +150,40 @@ impl Executor {
             ActionKind::Backup {} => backup::create(&self.cfg, action.id),
             ActionKind::Status {} => Ok(status::read(&self.cfg)),
             ActionKind::Unsupported { reason } => Err(reason.clone()),
+            ActionKind::HotspotAuthorize {
+                username,
+                mac,
+                download_kbps,
+                upload_kbps,
+                ..
+            } => isp::hotspot_authorize(&self.cfg, username, mac, *download_kbps, *upload_kbps),
+            ActionKind::HotspotDeauthorize { mac, .. } => isp::hotspot_deauthorize(&self.cfg, mac),
+            ActionKind::HotspotConfigure {
+                interface,
+                name,
+                address_pool,
+                idle_timeout_min,
+            } => isp::hotspot_configure(&self.cfg, interface, name, address_pool, *idle_timeout_min),
+            ActionKind::PppoeSecretCreate { username, password } => {
+                isp::pppoe_secret_create(&self.cfg, username, password)
+            }
+            ActionKind::PppoeSecretRemove { username } => isp::pppoe_secret_remove(&self.cfg, username),
+            ActionKind::PppoeServerConfigure {
+                interface,
+                service_name,
+                local_address,
+                remote,
+                timeout_s,
+            } => isp::pppoe_server_configure(&self.cfg, interface, service_name, local_address, remote, *timeout_s),
+            ActionKind::BridgeCreate { name, mac } => isp::bridge_create(&self.cfg, name, mac.as_deref()),
+            ActionKind::BridgeAddPort { bridge, port } => isp::bridge_add_port(&self.cfg, bridge, port),
+            ActionKind::NetworkSetup {
+                bridge,
+                pool,
+                address,
+                start,
+                end,
+            } => isp::network_setup(&self.cfg, bridge, pool, address, start, end),
         };
         match outcome {
             Ok((output, detail)) => ActionResult::new(action.id, ActionState::Done, output, detail),
@@ -264,6 +311,7 @@ pub(crate) fn tests_cfg(dir: &std::path::Path) -> ActionConfig {
         backup_dir: dir.to_path_buf(),
         proc_root: dir.to_path_buf(),
         etc_root: dir.to_path_buf(),
+        ndsctl: "/nonexistent/ndsctl".into(),
     }
 }
 

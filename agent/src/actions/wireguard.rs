@@ -11,64 +11,18 @@ use std::net::Ipv4Addr;
 
 use routerstats_shared::action::{peer_section, ActionDetail};
 
-use super::tools;
-use super::ActionConfig;
-use crate::uci::{self, Section};
+use super::{tools, uci_cli, ActionConfig};
+use crate::uci::Section;
 
 type Outcome = Result<(String, Option<ActionDetail>), String>;
 
-fn uci_args<'a>(
-    cfg: &'a ActionConfig,
-    confdir: &'a str,
-    savedir: &'a str,
-    rest: &[&'a str],
-) -> Vec<&'a str> {
-    let mut v = Vec::new();
-    if cfg.uci_confdir.is_some() {
-        v.extend(["-c", confdir]);
-    }
-    if cfg.uci_savedir.is_some() {
-        v.extend(["-t", savedir]);
-    }
-    v.extend_from_slice(rest);
-    v
-}
-
 /// Runs a sequence of `uci` commands, then `uci commit network`; reverts on a failure.
 fn uci_change(cfg: &ActionConfig, steps: &[Vec<String>]) -> Result<String, String> {
-    let confdir = cfg
-        .uci_confdir
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let savedir = cfg
-        .uci_savedir
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let mut log = String::new();
-    let commit = vec!["commit".to_string(), "network".to_string()];
-    for step in steps.iter().chain(std::iter::once(&commit)) {
-        let rest: Vec<&str> = step.iter().map(String::as_str).collect();
-        let args = uci_args(cfg, &confdir, &savedir, &rest);
-        log.push_str(&format!("uci {}\n", rest.join(" ")));
-        if let Err(e) = tools::run(&cfg.uci, &args) {
-            let _ = tools::run(
-                &cfg.uci,
-                &uci_args(cfg, &confdir, &savedir, &["revert", "network"]),
-            );
-            return Err(format!("{log}{e}; uncommitted changes reverted"));
-        }
-    }
-    Ok(log)
+    uci_cli::change(cfg, &["network"], steps)
 }
 
 fn read_network(cfg: &ActionConfig) -> Result<Vec<Section>, String> {
-    let path = cfg.network_file();
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let parsed = uci::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(parsed.value)
+    uci_cli::read(cfg, "network")
 }
 
 /// The peer sections of `iface` with the `uci` reference of each (`network.<name>` or
@@ -284,7 +238,7 @@ mod tests {
     #[test]
     fn peers_get_uci_references() {
         let text = "config interface 'wg0'\n\toption proto 'wireguard'\n\nconfig wireguard_wg0\n\toption description 'phone'\n\nconfig wireguard_wg0 'rs_laptop_alice'\n\toption description 'laptop-alice'\n\nconfig wireguard_wg1\n";
-        let secs = uci::parse(text).unwrap().value;
+        let secs = crate::uci::parse(text).unwrap().value;
         let p = peers(&secs, "wg0");
         assert_eq!(
             p.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(),

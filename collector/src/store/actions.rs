@@ -216,7 +216,20 @@ impl Store {
         if n == 0 {
             return Ok(None);
         }
+        self.forget_secrets()?;
         self.action(r.id)
+    }
+
+    /// Replaces the password of final PPPoE account actions by `********`: the router has it
+    /// (or never will), and the database keeps no copy.
+    fn forget_secrets(&self) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE actions SET params = json_set(params, '$.pppoe_secret_create.password', ?1) \
+             WHERE kind = 'pppoe_secret_create' AND state NOT IN ('queued', 'sent') \
+             AND json_extract(params, '$.pppoe_secret_create.password') IS NOT ?1",
+            [routerstats_shared::action::REDACTED],
+        )?;
+        Ok(())
     }
 
     /// The newest successful `wg_add_peer` of a peer name (which router and interface hold it).
@@ -243,12 +256,14 @@ impl Store {
         if due.is_none() {
             return Ok(0);
         }
-        Ok(self.conn.execute(
+        let n = self.conn.execute(
             "UPDATE actions SET state = 'expired', finished_at = ?1, \
              output = 'the deadline passed before the router answered' \
              WHERE state IN ('queued', 'sent') AND deadline <= ?1",
             [now],
-        )?)
+        )?;
+        self.forget_secrets()?;
+        Ok(n)
     }
 }
 

@@ -32,6 +32,7 @@ use crate::store::{bucket_start, BUCKET_1H_MS};
 
 pub mod bandwidth;
 pub mod devices;
+pub mod uci_writes;
 pub mod vpn;
 
 #[cfg(test)]
@@ -73,6 +74,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/bandwidth/monitoring/alerts", get(bandwidth::alerts))
         .route("/api/bandwidth/monitoring/quality", get(bandwidth::quality))
         .route("/api/bandwidth/health", get(bandwidth::health))
+        .merge(uci_writes::routes())
 }
 
 /// The OpenAPI description of this group's routes.
