@@ -45,8 +45,16 @@ pub fn missing_package(cfg: &ActionConfig, kind: &ActionKind) -> Option<String> 
     })
 }
 
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
+/// `uci set <r>.<key>=<value>` (`<r>=<value>` with an empty key: a section of that type).
+fn set(r: &str, key: &str, value: &str) -> Vec<String> {
+    let mut arg = String::from(r);
+    if !key.is_empty() {
+        arg.push('.');
+        arg.push_str(key);
+    }
+    arg.push('=');
+    arg.push_str(value);
+    vec!["set".to_string(), arg]
 }
 
 /// Runs `/etc/init.d/<script> <verb>`; the line to show.
@@ -144,10 +152,10 @@ pub fn hotspot_configure(
     }
     let r = uci_cli::reference("opennds", &nds, i);
     let steps = vec![
-        s(&["set", &format!("{r}.enabled=1")]),
-        s(&["set", &format!("{r}.gatewayinterface={interface}")]),
-        s(&["set", &format!("{r}.gatewayname={name}")]),
-        s(&["set", &format!("{r}.authidletimeout={idle_min}")]),
+        set(&r, "enabled", "1"),
+        set(&r, "gatewayinterface", &interface),
+        set(&r, "gatewayname", &name),
+        set(&r, "authidletimeout", &idle_min.to_string()),
     ];
     let mut out = uci_cli::change(cfg, &["opennds"], &steps)?;
     out.push_str(&service(cfg, "opennds", "restart")?);
@@ -337,19 +345,16 @@ pub fn pppoe_server_configure(
     };
     let sec = format!("pppoe.rs_{}", uci_name(interface));
     let mut steps = vec![
-        s(&["set", &format!("{sec}=pppoe_server")]),
-        s(&["set", &format!("{sec}.interface={interface}")]),
-        s(&["set", &format!("{sec}.service_name={service_name}")]),
-        s(&["set", &format!("{sec}.localip={local}")]),
-        s(&["set", &format!("{sec}.firstremoteip={first}")]),
-        s(&["set", &format!("{sec}.timeout={timeout_s}")]),
-        s(&[
-            "set",
-            &format!("{sec}.optionsfile=/etc/ppp/pppoe-server-options"),
-        ]),
+        set(&sec, "", "pppoe_server"),
+        set(&sec, "interface", &interface),
+        set(&sec, "service_name", &service_name),
+        set(&sec, "localip", &local),
+        set(&sec, "firstremoteip", &first.to_string()),
+        set(&sec, "timeout", &timeout_s.to_string()),
+        set(&sec, "optionsfile", "/etc/ppp/pppoe-server-options"),
     ];
     if let Some(n) = count {
-        steps.push(s(&["set", &format!("{sec}.maxsessions={n}")]));
+        steps.push(set(&sec, "maxsessions", &n.to_string()));
     }
     let mut out = uci_cli::change(cfg, &["pppoe"], &steps)?;
     out.push_str(&service(cfg, "pppoe-server", "reload")?);
@@ -361,16 +366,13 @@ pub fn pppoe_server_configure(
 fn bridge_steps(name: &str, mac: Option<&str>) -> (String, Vec<Vec<String>>) {
     let sec = format!("network.rs_{}", uci_name(name));
     let mut steps = vec![
-        s(&["set", &format!("{sec}=device")]),
-        s(&["set", &format!("{sec}.name={name}")]),
-        s(&["set", &format!("{sec}.type=bridge")]),
-        s(&["set", &format!("{sec}.bridge_empty=1")]),
+        set(&sec, "", "device"),
+        set(&sec, "name", &name),
+        set(&sec, "type", "bridge"),
+        set(&sec, "bridge_empty", "1"),
     ];
     if let Some(m) = mac {
-        steps.push(s(&[
-            "set",
-            &format!("{sec}.macaddr={}", m.to_ascii_lowercase()),
-        ]));
+        steps.push(set(&sec, "macaddr", &m.to_ascii_lowercase()));
     }
     (sec, steps)
 }
@@ -413,7 +415,7 @@ pub fn bridge_add_port(cfg: &ActionConfig, bridge: &str, port: &str) -> Outcome 
     let mut out = uci_cli::change(
         cfg,
         &["network"],
-        &[s(&["add_list", &format!("{r}.ports={port}")])],
+        &[vec!["add_list".to_string(), format!("{r}.ports={port}")]],
     )?;
     out.push_str(&service(cfg, "network", "reload")?);
     Ok((out, None))
@@ -466,21 +468,18 @@ pub fn network_setup(
     let (_, mut steps) = bridge_steps(bridge, None);
     let i = format!("network.{iface}");
     steps.extend([
-        s(&["set", &format!("{i}=interface")]),
-        s(&["set", &format!("{i}.device={bridge}")]),
-        s(&["set", &format!("{i}.proto=static")]),
-        s(&["set", &format!("{i}.ipaddr={address}")]),
+        set(&i, "", "interface"),
+        set(&i, "device", &bridge),
+        set(&i, "proto", "static"),
+        set(&i, "ipaddr", &address),
     ]);
     let p = format!("dhcp.{pool_sec}");
     steps.extend([
-        s(&["set", &format!("{p}=dhcp")]),
-        s(&["set", &format!("{p}.interface={iface}")]),
-        s(&["set", &format!("{p}.start={}", u32::from(a) - net)]),
-        s(&[
-            "set",
-            &format!("{p}.limit={}", u32::from(b) - u32::from(a) + 1),
-        ]),
-        s(&["set", &format!("{p}.leasetime=12h")]),
+        set(&p, "", "dhcp"),
+        set(&p, "interface", &iface),
+        set(&p, "start", &(u32::from(a) - net).to_string()),
+        set(&p, "limit", &(u32::from(b) - u32::from(a) + 1).to_string()),
+        set(&p, "leasetime", "12h"),
     ]);
     let mut out = uci_cli::change(cfg, &["network", "dhcp"], &steps)?;
     out.push_str(&service(cfg, "network", "reload")?);
@@ -492,6 +491,10 @@ pub fn network_setup(
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
 
     /// The real `uci` (`$ROUTERSTATS_UCI`, else what `scripts/build-uci` puts in target/uci).
     fn uci() -> String {
