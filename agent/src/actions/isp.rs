@@ -153,8 +153,8 @@ pub fn hotspot_configure(
     let r = uci_cli::reference("opennds", &nds, i);
     let steps = vec![
         set(&r, "enabled", "1"),
-        set(&r, "gatewayinterface", &interface),
-        set(&r, "gatewayname", &name),
+        set(&r, "gatewayinterface", interface),
+        set(&r, "gatewayname", name),
         set(&r, "authidletimeout", &idle_min.to_string()),
     ];
     let mut out = uci_cli::change(cfg, &["opennds"], &steps)?;
@@ -346,9 +346,9 @@ pub fn pppoe_server_configure(
     let sec = format!("pppoe.rs_{}", uci_name(interface));
     let mut steps = vec![
         set(&sec, "", "pppoe_server"),
-        set(&sec, "interface", &interface),
-        set(&sec, "service_name", &service_name),
-        set(&sec, "localip", &local),
+        set(&sec, "interface", interface),
+        set(&sec, "service_name", service_name),
+        set(&sec, "localip", local),
         set(&sec, "firstremoteip", &first.to_string()),
         set(&sec, "timeout", &timeout_s.to_string()),
         set(&sec, "optionsfile", "/etc/ppp/pppoe-server-options"),
@@ -367,7 +367,7 @@ fn bridge_steps(name: &str, mac: Option<&str>) -> (String, Vec<Vec<String>>) {
     let sec = format!("network.rs_{}", uci_name(name));
     let mut steps = vec![
         set(&sec, "", "device"),
-        set(&sec, "name", &name),
+        set(&sec, "name", name),
         set(&sec, "type", "bridge"),
         set(&sec, "bridge_empty", "1"),
     ];
@@ -469,9 +469,9 @@ pub fn network_setup(
     let i = format!("network.{iface}");
     steps.extend([
         set(&i, "", "interface"),
-        set(&i, "device", &bridge),
+        set(&i, "device", bridge),
         set(&i, "proto", "static"),
-        set(&i, "ipaddr", &address),
+        set(&i, "ipaddr", address),
     ]);
     let p = format!("dhcp.{pool_sec}");
     steps.extend([
