@@ -157,10 +157,7 @@ mod tests {
     fn trailing_bytes_are_an_error() {
         let mut bytes = encode(&7u32).unwrap();
         bytes.push(0);
-        assert!(matches!(
-            decode::<u32>(&bytes),
-            Err(CodecError::TrailingBytes(1))
-        ));
+        assert!(matches!(decode::<u32>(&bytes), Err(CodecError::TrailingBytes(1))));
     }
 
     #[test]

@@ -262,7 +262,7 @@ impl Executor {
                         format!("cannot write the action journal: {e}"),
                         None,
                     );
-                    return Message::ActionResult(r).to_frame().ok();
+                    return Message::ActionResult(r).to_request_frame().ok();
                 }
                 log!("info", "running action {id} ({})", action.kind.name());
                 let r = self.execute(&action);
@@ -279,7 +279,7 @@ impl Executor {
     }
 
     fn record(&self, r: &ActionResult, deadline: u64, collector_now: i64) -> Option<Vec<u8>> {
-        let frame = Message::ActionResult(r.clone()).to_frame().ok()?;
+        let frame = Message::ActionResult(r.clone()).to_request_frame().ok()?;
         let saved = self
             .journal()
             .finished(r.id, deadline, &frame, now_u64(collector_now));
