@@ -252,8 +252,7 @@ async fn act(
     router: String,
     kind: ActionKind,
     wait: Duration,
-    message: String,
-    extra: Value,
+    (message, extra): (String, Value),
 ) -> Result<Response, IspError> {
     kind.validate().map_err(IspError::bad_request)?;
     let row = request_and_wait(state, caller, headers, router, kind, wait).await?;
@@ -407,7 +406,13 @@ pub async fn hotspot_authorize(
         upload_kbps: up,
     };
     act(
-        &state, &caller, &headers, router, kind, wait, message, extra,
+        &state,
+        &caller,
+        &headers,
+        router,
+        kind,
+        wait,
+        (message, extra),
     )
     .await
 }
@@ -446,7 +451,13 @@ pub async fn hotspot_deauthorize(
         mac,
     };
     act(
-        &state, &caller, &headers, row.router, kind, wait, message, extra,
+        &state,
+        &caller,
+        &headers,
+        row.router,
+        kind,
+        wait,
+        (message, extra),
     )
     .await
 }
@@ -475,7 +486,13 @@ pub async fn hotspot_configure(
         idle_timeout_min: idle,
     };
     act(
-        &state, &caller, &headers, router, kind, wait, message, extra,
+        &state,
+        &caller,
+        &headers,
+        router,
+        kind,
+        wait,
+        (message, extra),
     )
     .await
 }
@@ -504,7 +521,13 @@ pub async fn pppoe_secret_create(
         password: b.password,
     };
     act(
-        &state, &caller, &headers, router, kind, wait, message, extra,
+        &state,
+        &caller,
+        &headers,
+        router,
+        kind,
+        wait,
+        (message, extra),
     )
     .await
 }
@@ -532,7 +555,13 @@ pub async fn pppoe_secret_remove(
         username: b.username,
     };
     act(
-        &state, &caller, &headers, router, kind, wait, message, extra,
+        &state,
+        &caller,
+        &headers,
+        router,
+        kind,
+        wait,
+        (message, extra),
     )
     .await
 }
@@ -566,7 +595,13 @@ pub async fn pppoe_server_configure(
         timeout_s: b.keepalive_timeout.unwrap_or(60),
     };
     act(
-        &state, &caller, &headers, router, kind, wait, message, extra,
+        &state,
+        &caller,
+        &headers,
+        router,
+        kind,
+        wait,
+        (message, extra),
     )
     .await
 }
@@ -593,7 +628,13 @@ pub async fn bridge_create(
         mac,
     };
     act(
-        &state, &caller, &headers, router, kind, wait, message, extra,
+        &state,
+        &caller,
+        &headers,
+        router,
+        kind,
+        wait,
+        (message, extra),
     )
     .await
 }
@@ -618,7 +659,13 @@ pub async fn bridge_add_port(
         port: b.interface,
     };
     act(
-        &state, &caller, &headers, router, kind, wait, message, extra,
+        &state,
+        &caller,
+        &headers,
+        router,
+        kind,
+        wait,
+        (message, extra),
     )
     .await
 }
@@ -653,7 +700,13 @@ pub async fn network_setup(
         end,
     };
     act(
-        &state, &caller, &headers, router, kind, wait, message, extra,
+        &state,
+        &caller,
+        &headers,
+        router,
+        kind,
+        wait,
+        (message, extra),
     )
     .await
 }
