@@ -705,11 +705,14 @@ fn openapi_lists_every_route() {
     let doc = <Doc as utoipa::OpenApi>::openapi();
     let json = serde_json::to_value(&doc).unwrap();
     let paths = json["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 19, "{:?}", paths.keys().collect::<Vec<_>>());
+    // 19 read routes and the 9 hotspot, PPPoE and bridge writes (uci_writes).
+    assert_eq!(paths.len(), 28, "{:?}", paths.keys().collect::<Vec<_>>());
     for p in [
         "/api/devices/{name}/currentstatus",
         "/api/vpn/statistics/usage",
         "/api/bandwidth/monitoring/quality",
+        "/api/mikrotik/hotspot/authorize",
+        "/api/mikrotik/network/setup",
     ] {
         assert!(paths.contains_key(p), "{p}");
     }

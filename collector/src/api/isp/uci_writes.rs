@@ -38,6 +38,7 @@ use serde_json::{json, Value};
 
 use super::{IspError, MAX_TEXT_CHARS};
 use crate::api::actions::request_and_wait;
+use crate::api::envelope::ErrorEnvelope;
 use crate::api::times::iso_now;
 use crate::api::wg_writes::{wait_of, WaitParam};
 use crate::api::{require_role, ApiState, Caller};
@@ -77,7 +78,7 @@ pub fn routes() -> Router<ApiState> {
 pub const MAX_SPEED_MBPS: f64 = 10_000.0;
 
 /// `package_info` of the hotspot and PPPoE bodies (speeds in Mbit/s).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct PackageInfo {
     pub download_speed: Option<f64>,
     pub upload_speed: Option<f64>,
@@ -87,7 +88,7 @@ pub struct PackageInfo {
     pub pppoe_profile: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Authorize {
     pub username: String,
     pub mac_address: String,
@@ -96,13 +97,13 @@ pub struct Authorize {
     pub device_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UserOnly {
     pub username: String,
     pub device_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SecretCreate {
     pub username: String,
     pub password: String,
@@ -110,7 +111,7 @@ pub struct SecretCreate {
     pub device_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct BridgeCreate {
     pub bridge_name: String,
     pub auto_mac: Option<bool>,
@@ -118,14 +119,14 @@ pub struct BridgeCreate {
     pub device_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct AddPort {
     pub bridge_name: String,
     pub interface: String,
     pub device_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PppoeServer {
     pub interface: String,
     pub service_name: String,
@@ -139,7 +140,7 @@ pub struct PppoeServer {
     pub device_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct HotspotServer {
     pub interface: String,
     pub hotspot_name: String,
@@ -157,7 +158,7 @@ pub struct HotspotServer {
 
 /// The body of `/network/setup`: `username`, `password`, `host` and `port` log in to a MikroTik
 /// and are ignored (the router is `device_name`, else the fleet's only router).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NetworkSetup {
     pub username: Option<String>,
     pub password: Option<String>,
@@ -371,7 +372,22 @@ fn check_len(what: &str, v: &str) -> Result<(), IspError> {
     Ok(())
 }
 
-/// `POST /api/mikrotik/hotspot/authorize`.
+/// Authorizes a client on the router's openNDS portal (admin).
+#[utoipa::path(post, path = "/api/mikrotik/hotspot/authorize",
+    operation_id = "isp_hotspot_authorize", tag = "isp",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body = Authorize,
+    params(WaitParam),
+    responses(
+        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
+        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
+        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
+        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
+        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
+    ))]
 pub async fn hotspot_authorize(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -417,7 +433,22 @@ pub async fn hotspot_authorize(
     .await
 }
 
-/// `POST /api/mikrotik/hotspot/deauthorize`.
+/// Sends a client authorized through this API back to the portal (admin).
+#[utoipa::path(post, path = "/api/mikrotik/hotspot/deauthorize",
+    operation_id = "isp_hotspot_deauthorize", tag = "isp",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body = UserOnly,
+    params(WaitParam),
+    responses(
+        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
+        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
+        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
+        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
+        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
+    ))]
 pub async fn hotspot_deauthorize(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -462,7 +493,22 @@ pub async fn hotspot_deauthorize(
     .await
 }
 
-/// `POST /api/mikrotik/hotspot/server/configure`.
+/// Sets openNDS's interface, name and idle timeout (admin).
+#[utoipa::path(post, path = "/api/mikrotik/hotspot/server/configure",
+    operation_id = "isp_hotspot_configure", tag = "isp",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body = HotspotServer,
+    params(WaitParam),
+    responses(
+        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
+        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
+        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
+        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
+        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
+    ))]
 pub async fn hotspot_configure(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -497,8 +543,22 @@ pub async fn hotspot_configure(
     .await
 }
 
-/// `POST /api/mikrotik/pppoe/secret/create`. The password goes to the router only; it is in no
-/// answer, log line or action listing.
+/// Adds a PPPoE account to chap-secrets and pap-secrets (admin).
+#[utoipa::path(post, path = "/api/mikrotik/pppoe/secret/create",
+    operation_id = "isp_pppoe_secret_create", tag = "isp",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body = SecretCreate,
+    params(WaitParam),
+    responses(
+        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
+        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
+        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
+        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
+        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
+    ))]
 pub async fn pppoe_secret_create(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -532,7 +592,22 @@ pub async fn pppoe_secret_create(
     .await
 }
 
-/// `POST /api/mikrotik/pppoe/secret/remove`.
+/// Removes a PPPoE account (admin).
+#[utoipa::path(post, path = "/api/mikrotik/pppoe/secret/remove",
+    operation_id = "isp_pppoe_secret_remove", tag = "isp",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body = UserOnly,
+    params(WaitParam),
+    responses(
+        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
+        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
+        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
+        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
+        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
+    ))]
 pub async fn pppoe_secret_remove(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -566,7 +641,22 @@ pub async fn pppoe_secret_remove(
     .await
 }
 
-/// `POST /api/mikrotik/pppoe/server/configure`.
+/// Sets rp-pppoe-server on an interface (admin).
+#[utoipa::path(post, path = "/api/mikrotik/pppoe/server/configure",
+    operation_id = "isp_pppoe_server_configure", tag = "isp",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body = PppoeServer,
+    params(WaitParam),
+    responses(
+        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
+        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
+        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
+        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
+        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
+    ))]
 pub async fn pppoe_server_configure(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -606,7 +696,22 @@ pub async fn pppoe_server_configure(
     .await
 }
 
-/// `POST /api/mikrotik/bridge/create`.
+/// Creates a bridge device in UCI network (admin).
+#[utoipa::path(post, path = "/api/mikrotik/bridge/create",
+    operation_id = "isp_bridge_create", tag = "isp",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body = BridgeCreate,
+    params(WaitParam),
+    responses(
+        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
+        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
+        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
+        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
+        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
+    ))]
 pub async fn bridge_create(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -639,7 +744,22 @@ pub async fn bridge_create(
     .await
 }
 
-/// `POST /api/mikrotik/bridge/add-port`.
+/// Adds an interface to a bridge (admin).
+#[utoipa::path(post, path = "/api/mikrotik/bridge/add-port",
+    operation_id = "isp_bridge_add_port", tag = "isp",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body = AddPort,
+    params(WaitParam),
+    responses(
+        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
+        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
+        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
+        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
+        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
+    ))]
 pub async fn bridge_add_port(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -670,7 +790,22 @@ pub async fn bridge_add_port(
     .await
 }
 
-/// `POST /api/mikrotik/network/setup`.
+/// Creates f2net_bridge with an address and the f2net_pool DHCP pool (admin).
+#[utoipa::path(post, path = "/api/mikrotik/network/setup",
+    operation_id = "isp_network_setup", tag = "isp",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body = NetworkSetup,
+    params(WaitParam),
+    responses(
+        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
+        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
+        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
+        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
+        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
+        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
+        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
+        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
+    ))]
 pub async fn network_setup(
     State(state): State<ApiState>,
     headers: HeaderMap,
