@@ -6,6 +6,8 @@
 //!   `/api/interfaces`, `/api/users/active`, `/api/users/{name}/stats`
 //! - [`vpn`]: `/api/vpn/...` from the OpenVPN status files of every router
 //! - [`bandwidth`]: `/api/bandwidth/...` from the Wi-Fi station counters
+//! - [`uci_writes`]: the hotspot, PPPoE and bridge writes (`POST /api/mikrotik/...`), each a
+//!   fleet action on a router (admin key)
 //!
 //! Every answer uses the middleware's envelope: `{"success": true, "data": ..., "timestamp"}`,
 //! or `{"success": false, "error": "...", "timestamp"}` with the status (400 bad input, 401/403
