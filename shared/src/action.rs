@@ -60,6 +60,9 @@ pub enum ActionKind {
     /// A fresh look at the router's system state (uptime, release, CPU, memory), read when the
     /// action runs rather than from the last report.
     Status {},
+    /// A round trip over the live session (`POST /api/health`): the agent answers `done` at
+    /// once. It reads and changes nothing, so it needs no `allow_actions` grant.
+    Ping {},
     /// Let a client through the openNDS captive portal: `ndsctl auth <mac> "" <up> <down> "" ""
     /// <username>` (rates in kbit/s, 0 = unlimited).
     HotspotAuthorize {
@@ -117,6 +120,8 @@ pub const FAMILY_WIREGUARD: &str = "wireguard";
 pub const FAMILY_BACKUP: &str = "backup";
 /// The on-demand status family (reads /proc and /etc only).
 pub const FAMILY_STATUS: &str = "status";
+/// The ping family: answered by every agent, no grant needed (see [`ActionKind::needs_grant`]).
+pub const FAMILY_PING: &str = "ping";
 /// The captive portal family (openNDS).
 pub const FAMILY_HOTSPOT: &str = "hotspot";
 /// The PPPoE server family (rp-pppoe-server).
@@ -136,6 +141,7 @@ impl ActionKind {
             ActionKind::Unsupported { .. } => "unsupported",
             ActionKind::Backup {} => "backup",
             ActionKind::Status {} => "status",
+            ActionKind::Ping {} => "ping",
             ActionKind::HotspotAuthorize { .. } => "hotspot_authorize",
             ActionKind::HotspotDeauthorize { .. } => "hotspot_deauthorize",
             ActionKind::HotspotConfigure { .. } => "hotspot_configure",
@@ -157,6 +163,7 @@ impl ActionKind {
             ActionKind::Unsupported { .. } => "unsupported",
             ActionKind::Backup {} => FAMILY_BACKUP,
             ActionKind::Status {} => FAMILY_STATUS,
+            ActionKind::Ping {} => FAMILY_PING,
             ActionKind::HotspotAuthorize { .. }
             | ActionKind::HotspotDeauthorize { .. }
             | ActionKind::HotspotConfigure { .. } => FAMILY_HOTSPOT,
@@ -169,10 +176,19 @@ impl ActionKind {
         }
     }
 
+    /// Whether the router's `allow_actions` must name the family. A ping reads and changes
+    /// nothing on the router, so every agent answers it.
+    pub fn needs_grant(&self) -> bool {
+        !matches!(self, ActionKind::Ping {})
+    }
+
     /// Whether running it twice changes nothing on the router (a backup). The agent does not
     /// journal those (their results can be large) and simply runs a repeat again.
     pub fn is_read_only(&self) -> bool {
-        matches!(self, ActionKind::Backup {} | ActionKind::Status {})
+        matches!(
+            self,
+            ActionKind::Backup {} | ActionKind::Status {} | ActionKind::Ping {}
+        )
     }
 
     /// Checks every parameter; the error names the bad one.
@@ -193,7 +209,7 @@ impl ActionKind {
             }
             ActionKind::WgReload { interface } => check_iface(interface),
             ActionKind::Unsupported { reason } => Err(format!("unsupported action: {reason}")),
-            ActionKind::Backup {} | ActionKind::Status {} => Ok(()),
+            ActionKind::Backup {} | ActionKind::Status {} | ActionKind::Ping {} => Ok(()),
             ActionKind::HotspotAuthorize {
                 username, mac, ip, ..
             } => {
@@ -292,46 +308,47 @@ impl ActionKind {
             },
             4 => ActionKind::Backup {},
             5 => ActionKind::Status {},
-            6 => ActionKind::HotspotAuthorize {
+            6 => ActionKind::Ping {},
+            7 => ActionKind::HotspotAuthorize {
                 username: r.string()?,
                 mac: r.string()?,
                 ip: r.opt_string()?,
                 download_kbps: r.u32()?,
                 upload_kbps: r.u32()?,
             },
-            7 => ActionKind::HotspotDeauthorize {
+            8 => ActionKind::HotspotDeauthorize {
                 username: r.string()?,
                 mac: r.string()?,
             },
-            8 => ActionKind::HotspotConfigure {
+            9 => ActionKind::HotspotConfigure {
                 interface: r.string()?,
                 name: r.string()?,
                 address_pool: r.string()?,
                 idle_timeout_min: r.u32()?,
             },
-            9 => ActionKind::PppoeSecretCreate {
+            10 => ActionKind::PppoeSecretCreate {
                 username: r.string()?,
                 password: r.string()?,
             },
-            10 => ActionKind::PppoeSecretRemove {
+            11 => ActionKind::PppoeSecretRemove {
                 username: r.string()?,
             },
-            11 => ActionKind::PppoeServerConfigure {
+            12 => ActionKind::PppoeServerConfigure {
                 interface: r.string()?,
                 service_name: r.string()?,
                 local_address: r.string()?,
                 remote: r.string()?,
                 timeout_s: r.u32()?,
             },
-            12 => ActionKind::BridgeCreate {
+            13 => ActionKind::BridgeCreate {
                 name: r.string()?,
                 mac: r.opt_string()?,
             },
-            13 => ActionKind::BridgeAddPort {
+            14 => ActionKind::BridgeAddPort {
                 bridge: r.string()?,
                 port: r.string()?,
             },
-            14 => ActionKind::NetworkSetup {
+            15 => ActionKind::NetworkSetup {
                 bridge: r.string()?,
                 pool: r.string()?,
                 address: r.string()?,
@@ -809,6 +826,7 @@ mod tests {
             ActionKind::Unsupported { reason: s("why") },
             ActionKind::Backup {},
             ActionKind::Status {},
+            ActionKind::Ping {},
             ActionKind::HotspotAuthorize {
                 username: s("u"),
                 mac: s("00:11:22:33:44:55"),
@@ -862,6 +880,7 @@ mod tests {
                 | ActionKind::Unsupported { .. }
                 | ActionKind::Backup {}
                 | ActionKind::Status {}
+                | ActionKind::Ping {}
                 | ActionKind::HotspotAuthorize { .. }
                 | ActionKind::HotspotDeauthorize { .. }
                 | ActionKind::HotspotConfigure { .. }
@@ -910,6 +929,17 @@ mod tests {
         let s = bound_output("é".repeat(MAX_OUTPUT));
         assert!(s.len() <= MAX_OUTPUT && s.ends_with("[output cut]"));
         assert_eq!(bound_output("short".into()), "short");
+    }
+
+    #[test]
+    fn ping_needs_no_grant_and_keeps_its_wire_index() {
+        let p = ActionKind::Ping {};
+        assert!(!p.needs_grant() && p.is_read_only() && p.validate().is_ok());
+        assert_eq!((p.name(), p.family()), ("ping", FAMILY_PING));
+        assert!(ActionKind::Status {}.needs_grant());
+        // Variants travel by index: Ping is the 7th (index 6); earlier indexes never move.
+        assert_eq!(codec::encode(&p).unwrap(), vec![6]);
+        assert_eq!(codec::encode(&ActionKind::Status {}).unwrap(), vec![5]);
     }
 
     #[test]

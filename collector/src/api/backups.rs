@@ -64,14 +64,15 @@ pub struct BackupView {
     pub download: String,
 }
 
-/// Query of the create routes.
+/// Query of the create routes (ISP middleware paths: other parameters, like cache busters, are
+/// ignored, as on the rest of that group).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct CreateQuery {
     /// Router name or id (optional when the fleet has one router).
     pub device: Option<String>,
     /// Seconds to wait for the router (0-60, default 30).
+    #[param(minimum = 0, maximum = 60)]
     pub wait: Option<u64>,
 }
 

@@ -29,8 +29,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use routerstats_shared::action::{check_mac, ActionKind};
 use rusqlite::OptionalExtension;
 use serde::Deserialize;
@@ -44,35 +43,6 @@ use crate::api::wg_writes::{wait_of, WaitParam};
 use crate::api::{require_role, ApiState, Caller};
 use crate::pki::tokens::Role;
 use crate::store::{ActionFilter, ActionRow};
-
-/// The routes of this module.
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/api/mikrotik/hotspot/authorize", post(hotspot_authorize))
-        .route(
-            "/api/mikrotik/hotspot/deauthorize",
-            post(hotspot_deauthorize),
-        )
-        .route(
-            "/api/mikrotik/hotspot/server/configure",
-            post(hotspot_configure),
-        )
-        .route(
-            "/api/mikrotik/pppoe/secret/create",
-            post(pppoe_secret_create),
-        )
-        .route(
-            "/api/mikrotik/pppoe/secret/remove",
-            post(pppoe_secret_remove),
-        )
-        .route(
-            "/api/mikrotik/pppoe/server/configure",
-            post(pppoe_server_configure),
-        )
-        .route("/api/mikrotik/bridge/create", post(bridge_create))
-        .route("/api/mikrotik/bridge/add-port", post(bridge_add_port))
-        .route("/api/mikrotik/network/setup", post(network_setup))
-}
 
 /// Fastest package speed accepted (Mbit/s).
 pub const MAX_SPEED_MBPS: f64 = 10_000.0;
