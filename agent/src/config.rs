@@ -20,6 +20,9 @@ pub const KNOWN_FAMILIES: &[&str] = &[
     routerstats_shared::action::FAMILY_LIMITS,
     routerstats_shared::action::FAMILY_ANTI_SHARING,
     routerstats_shared::action::FAMILY_OPENVPN,
+    routerstats_shared::action::FAMILY_HOTSPOT,
+    routerstats_shared::action::FAMILY_PPPOE,
+    routerstats_shared::action::FAMILY_BRIDGE,
 ];
 
 /// Which sources a cycle reads.
@@ -113,6 +116,8 @@ pub struct AgentConfig {
     /// `device` of UCI network's `lan` / `wan` interface (`br-lan` when `lan` has none).
     pub limits_lan_device: Option<String>,
     pub limits_wan_device: Option<String>,
+    /// openNDS's control tool (hotspot actions).
+    pub ndsctl: String,
 }
 
 impl Default for AgentConfig {
@@ -150,6 +155,7 @@ impl Default for AgentConfig {
             nft: "nft".into(),
             limits_lan_device: None,
             limits_wan_device: None,
+            ndsctl: "ndsctl".into(),
         }
     }
 }
@@ -266,6 +272,7 @@ impl AgentConfig {
             "nft" => self.nft = value.into(),
             "limits_lan_device" => self.limits_lan_device = Some(value.to_string()).filter(|v| !v.is_empty()),
             "limits_wan_device" => self.limits_wan_device = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "ndsctl" => self.ndsctl = value.into(),
             // Options the init script uses, not the agent.
             "enabled" | "token" | "name" => {}
             _ => {
@@ -293,7 +300,7 @@ impl AgentConfig {
             "allow_actions" => {
                 for v in &values {
                     if !KNOWN_FAMILIES.contains(&v.as_str()) {
-                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup, status, limits, anti_sharing, openvpn)" });
+                        return Err(ConfigError::Value { key: key.into(), value: v.clone(), reason: "unknown action family (known: wireguard, backup, status, limits, anti_sharing, openvpn, hotspot, pppoe, bridge)" });
                     }
                 }
                 self.allow_actions = values;

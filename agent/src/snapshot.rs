@@ -35,7 +35,7 @@ pub fn render(report: &Report, json: bool) -> Result<String, RenderError> {
     if json {
         return Ok(serde_json::to_string_pretty(report)?);
     }
-    let frame = Message::Report(Box::new(report.clone())).to_frame()?;
+    let frame = Message::Report(Box::new(report.clone())).to_request_frame()?;
     let r = &report.router;
     let mut s = String::new();
     let _ = writeln!(s, "router     {} ({})", r.hostname, r.model.as_deref().unwrap_or("unknown model"));

@@ -98,6 +98,52 @@ pub enum ActionKind {
     /// to 1 (nftables, the project's own table), so clients cannot share their connection
     /// through a router of their own.
     AntiSharing { interface: String, enable: bool },
+    /// Let a client through the openNDS captive portal: `ndsctl auth <mac> "" <up> <down> "" ""
+    /// <username>` (rates in kbit/s, 0 = unlimited).
+    HotspotAuthorize {
+        username: String,
+        mac: String,
+        ip: Option<String>,
+        download_kbps: u32,
+        upload_kbps: u32,
+    },
+    /// Send a client back to the portal: `ndsctl deauth <mac>`.
+    HotspotDeauthorize { username: String, mac: String },
+    /// openNDS's UCI section: the gateway interface and name, the idle timeout (minutes, 0 =
+    /// none), after checking that the address pool exists in UCI `dhcp`.
+    HotspotConfigure {
+        interface: String,
+        name: String,
+        address_pool: String,
+        idle_timeout_min: u32,
+    },
+    /// A PPPoE account in `/etc/ppp/chap-secrets` and `pap-secrets`.
+    PppoeSecretCreate { username: String, password: String },
+    /// Removes a PPPoE account from both secrets files.
+    PppoeSecretRemove { username: String },
+    /// rp-pppoe-server's UCI section (`pppoe.rs_<interface>`): interface, service name, local
+    /// address, first remote address (an address or a pool of UCI `dhcp`), session timeout.
+    PppoeServerConfigure {
+        interface: String,
+        service_name: String,
+        local_address: String,
+        remote: String,
+        timeout_s: u32,
+    },
+    /// A bridge device in UCI `network` (`config device`, `type bridge`), optionally with a MAC.
+    BridgeCreate { name: String, mac: Option<String> },
+    /// Adds a port (an interface of the router) to a bridge device made by [`Self::BridgeCreate`]
+    /// or already in UCI.
+    BridgeAddPort { bridge: String, port: String },
+    /// A bridge, a static interface on it with `address` (`a.b.c.d/len`) and a DHCP pool
+    /// `pool` from `start` to `end` in UCI `dhcp`.
+    NetworkSetup {
+        bridge: String,
+        pool: String,
+        address: String,
+        start: String,
+        end: String,
+    },
 }
 
 /// Which layer of a user's limit an action sets: the package (queue) or a throttle over it.
@@ -110,6 +156,15 @@ pub enum LimitLayer {
 }
 
 impl LimitLayer {
+    /// Reads the variant index [`codec::encode`] writes (see [`ActionKind::decode`]).
+    fn decode(r: &mut codec::Reader) -> Result<LimitLayer, codec::CodecError> {
+        match r.u32()? {
+            0 => Ok(LimitLayer::Queue),
+            1 => Ok(LimitLayer::Throttle),
+            n => Err(codec::CodecError::Decode(format!("unknown limit layer {n}"))),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             LimitLayer::Queue => "queue",
@@ -130,11 +185,23 @@ pub enum LimitMode {
     Set,
 }
 
+impl LimitMode {
+    /// Reads the variant index [`codec::encode`] writes (see [`ActionKind::decode`]).
+    fn decode(r: &mut codec::Reader) -> Result<LimitMode, codec::CodecError> {
+        match r.u32()? {
+            0 => Ok(LimitMode::Create),
+            1 => Ok(LimitMode::Update),
+            2 => Ok(LimitMode::Set),
+            n => Err(codec::CodecError::Decode(format!("unknown limit mode {n}"))),
+        }
+    }
+}
+
 /// Smallest and largest limit (kbit/s): 8 kbit/s, 10 Gbit/s.
 pub const MIN_LIMIT_KBIT: u32 = 8;
 pub const MAX_LIMIT_KBIT: u32 = 10_000_000;
-/// Longest user name (a DHCP hostname or a MAC).
-pub const MAX_USER: usize = 63;
+/// Longest user name (a DHCP hostname, a MAC, a hotspot or PPPoE login) and PPPoE password.
+pub const MAX_USER: usize = 64;
 /// An agent's failure output that starts with this means "no such thing" (the API's 404).
 pub const NOT_FOUND: &str = "not found: ";
 
@@ -159,6 +226,12 @@ pub const MAX_LOG_LINES: u32 = 1000;
 pub const FAMILY_LIMITS: &str = "limits";
 /// The TTL rule against connection sharing (nftables).
 pub const FAMILY_ANTI_SHARING: &str = "anti_sharing";
+/// The captive portal family (openNDS).
+pub const FAMILY_HOTSPOT: &str = "hotspot";
+/// The PPPoE server family (rp-pppoe-server).
+pub const FAMILY_PPPOE: &str = "pppoe";
+/// Bridges, interfaces and address pools in UCI `network` and `dhcp`.
+pub const FAMILY_BRIDGE: &str = "bridge";
 
 impl ActionKind {
     /// The kind's name in the API and the database (`wg_add_peer`...).
@@ -178,6 +251,15 @@ impl ActionKind {
             ActionKind::LimitSet { .. } => "limit_set",
             ActionKind::LimitRemove { .. } => "limit_remove",
             ActionKind::AntiSharing { .. } => "anti_sharing",
+            ActionKind::HotspotAuthorize { .. } => "hotspot_authorize",
+            ActionKind::HotspotDeauthorize { .. } => "hotspot_deauthorize",
+            ActionKind::HotspotConfigure { .. } => "hotspot_configure",
+            ActionKind::PppoeSecretCreate { .. } => "pppoe_secret_create",
+            ActionKind::PppoeSecretRemove { .. } => "pppoe_secret_remove",
+            ActionKind::PppoeServerConfigure { .. } => "pppoe_server_configure",
+            ActionKind::BridgeCreate { .. } => "bridge_create",
+            ActionKind::BridgeAddPort { .. } => "bridge_add_port",
+            ActionKind::NetworkSetup { .. } => "network_setup",
         }
     }
 
@@ -197,6 +279,15 @@ impl ActionKind {
             | ActionKind::OvpnServerInfo { .. } => FAMILY_OPENVPN,
             ActionKind::LimitSet { .. } | ActionKind::LimitRemove { .. } => FAMILY_LIMITS,
             ActionKind::AntiSharing { .. } => FAMILY_ANTI_SHARING,
+            ActionKind::HotspotAuthorize { .. }
+            | ActionKind::HotspotDeauthorize { .. }
+            | ActionKind::HotspotConfigure { .. } => FAMILY_HOTSPOT,
+            ActionKind::PppoeSecretCreate { .. }
+            | ActionKind::PppoeSecretRemove { .. }
+            | ActionKind::PppoeServerConfigure { .. } => FAMILY_PPPOE,
+            ActionKind::BridgeCreate { .. }
+            | ActionKind::BridgeAddPort { .. }
+            | ActionKind::NetworkSetup { .. } => FAMILY_BRIDGE,
         }
     }
 
@@ -261,19 +352,88 @@ impl ActionKind {
                     return Err("a limit needs the host's mac or ip".into());
                 }
                 if let Some(m) = mac {
-                    check_mac(m)?;
+                    check_mac_lowercase(m)?;
                 }
                 if let Some(i) = ip {
-                    check_ipv4(i)?;
+                    check_ipv4("ip", i)?;
                 }
                 check_kbit("download", *download_kbit)?;
                 check_kbit("upload", *upload_kbit)
             }
             ActionKind::LimitRemove { user, mac, .. } => {
                 check_user(user)?;
+                mac.as_deref().map_or(Ok(()), check_mac_lowercase)
+            }
+            ActionKind::AntiSharing { interface, .. } => check_device(interface),
+            ActionKind::HotspotAuthorize {
+                username, mac, ip, ..
+            } => {
+                check_user(username)?;
+                check_mac(mac)?;
+                ip.as_deref()
+                    .map_or(Ok(()), |ip| check_ipv4("ip_address", ip))
+            }
+            ActionKind::HotspotDeauthorize { username, mac } => {
+                check_user(username)?;
+                check_mac(mac)
+            }
+            ActionKind::HotspotConfigure {
+                interface,
+                name,
+                address_pool,
+                idle_timeout_min,
+            } => {
+                check_device(interface)?;
+                check_name("hotspot_name", name)?;
+                check_name("address_pool", address_pool)?;
+                check_range("idle_timeout", *idle_timeout_min, 0, 10_080)
+            }
+            ActionKind::PppoeSecretCreate { username, password } => {
+                check_user(username)?;
+                check_password(password)
+            }
+            ActionKind::PppoeSecretRemove { username } => check_user(username),
+            ActionKind::PppoeServerConfigure {
+                interface,
+                service_name,
+                local_address,
+                remote,
+                timeout_s,
+            } => {
+                check_device(interface)?;
+                check_name("service_name", service_name)?;
+                check_ipv4("local_address", local_address)?;
+                if check_ipv4("remote_address", remote).is_err() {
+                    check_name("remote_address", remote).map_err(|_| {
+                        format!(
+                            "remote_address must be an IPv4 address or an address pool name (got {:?})",
+                            clip(remote)
+                        )
+                    })?;
+                }
+                check_range("keepalive_timeout", *timeout_s, 1, 86_400)
+            }
+            ActionKind::BridgeCreate { name, mac } => {
+                check_device(name)?;
                 mac.as_deref().map_or(Ok(()), check_mac)
             }
-            ActionKind::AntiSharing { interface, .. } => check_netdev(interface),
+            ActionKind::BridgeAddPort { bridge, port } => {
+                check_device(bridge)?;
+                check_device(port)
+            }
+            ActionKind::NetworkSetup {
+                bridge,
+                pool,
+                address,
+                start,
+                end,
+            } => {
+                check_device(bridge)?;
+                check_name("pool", pool)?;
+                check_cidr(address)?;
+                check_ipv4("ip_pool_range", start)?;
+                check_ipv4("ip_pool_range", end)
+            }
         }
     }
 }
@@ -296,48 +456,148 @@ pub fn check_client_name(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A user name: 1-63 of `[A-Za-z0-9_.:-]`, starting with a letter or digit (a DHCP hostname
-/// or a MAC address); no shell, option or UCI syntax can pass.
+impl ActionKind {
+    /// Decodes a kind as [`codec::encode`] writes it (the variant index, then the fields in
+    /// order), by hand: serde's derived decoder for this enum cost ~850 bytes of code per variant
+    /// on mips_24kc. A new variant needs its arm here; `every_kind_decodes_by_hand` fails
+    /// until it has one.
+    pub fn decode(bytes: &[u8]) -> Result<ActionKind, codec::CodecError> {
+        let mut r = codec::Reader::new(bytes);
+        let k = match r.u32()? {
+            0 => ActionKind::WgAddPeer {
+                interface: r.string()?,
+                name: r.string()?,
+                public_key: r.string()?,
+            },
+            1 => ActionKind::WgDeletePeer {
+                interface: r.string()?,
+                name: r.string()?,
+            },
+            2 => ActionKind::WgReload {
+                interface: r.string()?,
+            },
+            3 => ActionKind::Unsupported {
+                reason: r.string()?,
+            },
+            4 => ActionKind::Backup {},
+            5 => ActionKind::Status {},
+            6 => ActionKind::Ping {},
+            7 => ActionKind::OvpnCreateClient { name: r.string()? },
+            8 => ActionKind::OvpnRevokeClient { name: r.string()? },
+            9 => ActionKind::OvpnDisconnectClient { name: r.string()? },
+            10 => ActionKind::OvpnServerInfo {
+                log_lines: r.u32()?,
+            },
+            11 => ActionKind::LimitSet {
+                user: r.string()?,
+                mac: r.opt_string()?,
+                ip: r.opt_string()?,
+                layer: LimitLayer::decode(&mut r)?,
+                mode: LimitMode::decode(&mut r)?,
+                download_kbit: r.u32()?,
+                upload_kbit: r.u32()?,
+            },
+            12 => ActionKind::LimitRemove {
+                user: r.string()?,
+                mac: r.opt_string()?,
+                layer: LimitLayer::decode(&mut r)?,
+            },
+            13 => ActionKind::AntiSharing {
+                interface: r.string()?,
+                enable: r.bool()?,
+            },
+            14 => ActionKind::HotspotAuthorize {
+                username: r.string()?,
+                mac: r.string()?,
+                ip: r.opt_string()?,
+                download_kbps: r.u32()?,
+                upload_kbps: r.u32()?,
+            },
+            15 => ActionKind::HotspotDeauthorize {
+                username: r.string()?,
+                mac: r.string()?,
+            },
+            16 => ActionKind::HotspotConfigure {
+                interface: r.string()?,
+                name: r.string()?,
+                address_pool: r.string()?,
+                idle_timeout_min: r.u32()?,
+            },
+            17 => ActionKind::PppoeSecretCreate {
+                username: r.string()?,
+                password: r.string()?,
+            },
+            18 => ActionKind::PppoeSecretRemove {
+                username: r.string()?,
+            },
+            19 => ActionKind::PppoeServerConfigure {
+                interface: r.string()?,
+                service_name: r.string()?,
+                local_address: r.string()?,
+                remote: r.string()?,
+                timeout_s: r.u32()?,
+            },
+            20 => ActionKind::BridgeCreate {
+                name: r.string()?,
+                mac: r.opt_string()?,
+            },
+            21 => ActionKind::BridgeAddPort {
+                bridge: r.string()?,
+                port: r.string()?,
+            },
+            22 => ActionKind::NetworkSetup {
+                bridge: r.string()?,
+                pool: r.string()?,
+                address: r.string()?,
+                start: r.string()?,
+                end: r.string()?,
+            },
+            n => {
+                return Err(codec::CodecError::Decode(format!(
+                    "unknown action kind {n}"
+                )))
+            }
+        };
+        r.finish()?;
+        Ok(k)
+    }
+}
+
+/// What a redacted secret reads as.
+pub const REDACTED: &str = "********";
+
+/// A user name (hotspot, PPPoE, limits): 1-64 of `[A-Za-z0-9_.:@-]`, starting with a letter or
+/// digit: a DHCP hostname, a MAC address or a login. No quote, space, `#`, `=` or `$`, which a
+/// shell, UCI or the secrets files would read as syntax.
 pub fn check_user(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= MAX_USER
         && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:@-".contains(&b));
     if !ok {
         return Err(format!(
-            "username must be 1-{MAX_USER} characters of A-Z a-z 0-9 _ . : -, starting with a letter or digit (got {:?})",
+            "username must be 1-{MAX_USER} characters of A-Z a-z 0-9 _ . : @ -, starting with a letter or digit (got {:?})",
             clip(s)
         ));
     }
     Ok(())
 }
 
-/// A MAC address as the agent writes it: `aa:bb:cc:dd:ee:ff`, lowercase.
-pub fn check_mac(s: &str) -> Result<(), String> {
-    let b = s.as_bytes();
-    let ok = b.len() == 17
-        && b.iter().enumerate().all(|(i, c)| {
-            if i % 3 == 2 {
-                *c == b':'
-            } else {
-                c.is_ascii_digit() || (b'a'..=b'f').contains(c)
-            }
-        });
+/// A PPPoE password: 1-64 printable ASCII characters without space, quotes, backslash or `#`
+/// (pppd's secrets files would read those as syntax).
+pub fn check_password(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_USER
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"\"'\\#".contains(&b));
     if !ok {
+        // The password itself is never echoed.
         return Err(format!(
-            "mac must be lowercase aa:bb:cc:dd:ee:ff (got {:?})",
-            clip(s)
+            "password must be 1-{MAX_USER} printable ASCII characters without space, quotes, backslash or #"
         ));
     }
     Ok(())
-}
-
-/// An IPv4 address in dotted form (the leases' addresses; limits are IPv4).
-pub fn check_ipv4(s: &str) -> Result<(), String> {
-    s.parse::<std::net::Ipv4Addr>()
-        .map(|_| ())
-        .map_err(|_| format!("ip must be an IPv4 address (got {:?})", clip(s)))
 }
 
 /// A limit in kbit/s: [`MIN_LIMIT_KBIT`] to [`MAX_LIMIT_KBIT`].
@@ -350,9 +610,9 @@ pub fn check_kbit(what: &str, v: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// A network device name (`br-lan`, `eth0.2`): 1-15 of `[A-Za-z0-9_.-]`, starting with a
-/// letter or digit.
-pub fn check_netdev(s: &str) -> Result<(), String> {
+/// A Linux device name (bridge, port, gateway interface): 1-15 of `[A-Za-z0-9_.-]`, starting
+/// with a letter or digit.
+pub fn check_device(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= MAX_IFACE
         && s.as_bytes()[0].is_ascii_alphanumeric()
@@ -360,11 +620,89 @@ pub fn check_netdev(s: &str) -> Result<(), String> {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if !ok {
         return Err(format!(
-            "interface must be a device name of 1-{MAX_IFACE} characters of A-Z a-z 0-9 _ . -, starting with a letter or digit (got {:?})",
+            "interface names must be 1-{MAX_IFACE} characters of A-Z a-z 0-9 _ . -, starting with a letter or digit (got {:?})",
             clip(s)
         ));
     }
     Ok(())
+}
+
+/// A name that becomes part of a UCI section name (pools, hotspot and service names): 1-32 of
+/// `[A-Za-z0-9_-]`, starting with a letter or digit.
+pub fn check_name(what: &str, s: &str) -> Result<(), String> {
+    check_peer_name(s).map_err(|_| {
+        format!(
+            "{what} must be 1-{MAX_PEER_NAME} characters of A-Z a-z 0-9 _ -, starting with a letter or digit (got {:?})",
+            clip(s)
+        )
+    })
+}
+
+/// A MAC address `aa:bb:cc:dd:ee:ff` (either case).
+pub fn check_mac(s: &str) -> Result<(), String> {
+    let b = s.as_bytes();
+    let ok = b.len() == 17
+        && b.iter().enumerate().all(|(i, c)| {
+            if i % 3 == 2 {
+                *c == b':'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    if !ok {
+        return Err(format!(
+            "mac_address must look like 00:11:22:33:44:55 (got {:?})",
+            clip(s)
+        ));
+    }
+    Ok(())
+}
+
+/// A MAC address as the agent's lease book writes it (lowercase): limits compare it with the
+/// leases byte for byte.
+pub fn check_mac_lowercase(s: &str) -> Result<(), String> {
+    check_mac(s)?;
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(format!("mac must be lowercase aa:bb:cc:dd:ee:ff (got {:?})", clip(s)));
+    }
+    Ok(())
+}
+
+/// A dotted IPv4 address.
+pub fn check_ipv4(what: &str, s: &str) -> Result<(), String> {
+    s.parse::<std::net::Ipv4Addr>()
+        .map(|_| ())
+        .map_err(|_| format!("{what} must be an IPv4 address (got {:?})", clip(s)))
+}
+
+/// `a.b.c.d/len` with a prefix of 8 to 30.
+pub fn check_cidr(s: &str) -> Result<(), String> {
+    let ok = s.split_once('/').is_some_and(|(ip, len)| {
+        ip.parse::<std::net::Ipv4Addr>().is_ok()
+            && len.parse::<u8>().is_ok_and(|l| (8..=30).contains(&l))
+    });
+    if !ok {
+        return Err(format!(
+            "network_address must be an IPv4 address with a prefix of 8 to 30, like 172.31.0.1/16 (got {:?})",
+            clip(s)
+        ));
+    }
+    Ok(())
+}
+
+fn check_range(what: &str, v: u32, min: u32, max: u32) -> Result<(), String> {
+    if v < min || v > max {
+        return Err(format!("{what} must be from {min} to {max} (got {v})"));
+    }
+    Ok(())
+}
+
+/// The UCI section name for a user-given name: every character but `[A-Za-z0-9_]` becomes `_`
+/// (UCI allows no others).
+pub fn uci_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 /// A WireGuard interface name: 1-15 of `[A-Za-z0-9_]` (UCI section names allow no more).
@@ -588,7 +926,7 @@ impl Action {
     /// [`ActionKind::Unsupported`] with the id kept, so the agent can answer it.
     pub(crate) fn decode(payload: &[u8]) -> Result<Action, codec::CodecError> {
         let w: ActionWire = codec::decode(payload)?;
-        let kind = codec::decode(&w.kind).unwrap_or_else(|e| ActionKind::Unsupported {
+        let kind = ActionKind::decode(&w.kind).unwrap_or_else(|e| ActionKind::Unsupported {
             reason: format!("unknown action kind for this agent ({e})"),
         });
         Ok(Action {
@@ -774,16 +1112,221 @@ mod tests {
         assert!(set("u", mac, None, 5000, 7).unwrap_err().contains("upload"));
         assert!(set("u", mac, None, MAX_LIMIT_KBIT + 1, 2000).is_err());
         for ok in ["br-lan", "eth0.2", "wlan0", "phy0-ap0"] {
-            assert!(check_netdev(ok).is_ok(), "{ok}");
+            assert!(check_device(ok).is_ok(), "{ok}");
         }
         for bad in ["", "-x", "br lan", "br-lan;", "a/b", "abcdefghijklmnop"] {
-            assert!(check_netdev(bad).is_err(), "{bad:?}");
+            assert!(check_device(bad).is_err(), "{bad:?}");
         }
         let k = ActionKind::AntiSharing {
             interface: "br-lan".into(),
             enable: true,
         };
         assert_eq!((k.family(), k.name()), ("anti_sharing", "anti_sharing"));
+    }
+
+    #[test]
+    fn isp_parameters_are_checked_and_passwords_redacted() {
+        assert!(check_user("user123").is_ok() && check_user("a.b@c-d_e").is_ok());
+        for bad in [
+            "",
+            "-x",
+            "a b",
+            "a;b",
+            "$(id)",
+            "a\"b",
+            "a#b",
+            &"a".repeat(65),
+        ] {
+            assert!(check_user(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_password("s3cr.t-Pw!").is_ok());
+        for bad in [
+            "",
+            "a b",
+            "a\"b",
+            "a'b",
+            "a\\b",
+            "a#b",
+            "é",
+            &"a".repeat(65),
+        ] {
+            let e = check_password(bad).unwrap_err();
+            assert!(
+                bad.is_empty() || !e.contains(bad),
+                "the password is echoed: {e}"
+            );
+        }
+        assert!(check_device("bridge-local").is_ok() && check_device("br.x").is_ok());
+        for bad in ["", "x;y", "a b", "abcdefghijklmnop", "-a", "a'b"] {
+            assert!(check_device(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_mac("A4:83:e7:2b:91:0c").is_ok());
+        assert!(check_mac("a4-83-e7-2b-91-0c").is_err() && check_mac("a4:83:e7:2b:91").is_err());
+        assert!(check_cidr("172.31.0.1/16").is_ok());
+        for bad in ["172.31.0.1", "172.31.0.1/31", "x/16", "172.31.0.1/7"] {
+            assert!(check_cidr(bad).is_err(), "{bad:?}");
+        }
+        let k = ActionKind::PppoeSecretCreate {
+            username: "u".into(),
+            password: "pw".into(),
+        };
+        assert_eq!(k.family(), FAMILY_PPPOE);
+        let k = ActionKind::PppoeServerConfigure {
+            interface: "br-x".into(),
+            service_name: "svc".into(),
+            local_address: "10.0.0.1".into(),
+            remote: "pool;x".into(),
+            timeout_s: 60,
+        };
+        assert!(k.validate().unwrap_err().contains("remote_address"));
+        assert_eq!(uci_name("bridge-local.x"), "bridge_local_x");
+    }
+
+    /// One value of every kind, in variant order (the match makes a new variant a compile error
+    /// here until it is added, and the test then checks its hand-written decoder).
+    fn one_of_each() -> Vec<ActionKind> {
+        let s = |v: &str| v.to_string();
+        let all = vec![
+            ActionKind::WgAddPeer {
+                interface: s("wg0"),
+                name: s("a"),
+                public_key: s(KEY),
+            },
+            ActionKind::WgDeletePeer {
+                interface: s("wg0"),
+                name: s("b"),
+            },
+            ActionKind::WgReload {
+                interface: s("wg1"),
+            },
+            ActionKind::Unsupported { reason: s("why") },
+            ActionKind::Backup {},
+            ActionKind::Status {},
+            ActionKind::Ping {},
+            ActionKind::OvpnCreateClient { name: s("c1") },
+            ActionKind::OvpnRevokeClient { name: s("c2") },
+            ActionKind::OvpnDisconnectClient { name: s("c3") },
+            ActionKind::OvpnServerInfo { log_lines: 1000 },
+            ActionKind::LimitSet {
+                user: s("laptop"),
+                mac: Some(s("aa:bb:cc:00:11:22")),
+                ip: None,
+                layer: LimitLayer::Throttle,
+                mode: LimitMode::Set,
+                download_kbit: 5000,
+                upload_kbit: MAX_LIMIT_KBIT,
+            },
+            ActionKind::LimitRemove {
+                user: s("laptop"),
+                mac: None,
+                layer: LimitLayer::Queue,
+            },
+            ActionKind::AntiSharing {
+                interface: s("br-lan"),
+                enable: true,
+            },
+            ActionKind::HotspotAuthorize {
+                username: s("u"),
+                mac: s("00:11:22:33:44:55"),
+                ip: Some(s("10.0.0.9")),
+                download_kbps: 300,
+                upload_kbps: 70_000,
+            },
+            ActionKind::HotspotDeauthorize {
+                username: s("u"),
+                mac: s("00:11:22:33:44:55"),
+            },
+            ActionKind::HotspotConfigure {
+                interface: s("br-x"),
+                name: s("h"),
+                address_pool: s("p"),
+                idle_timeout_min: 251,
+            },
+            ActionKind::PppoeSecretCreate {
+                username: s("u"),
+                password: s("pw"),
+            },
+            ActionKind::PppoeSecretRemove { username: s("u") },
+            ActionKind::PppoeServerConfigure {
+                interface: s("br-x"),
+                service_name: s("svc"),
+                local_address: s("10.0.0.1"),
+                remote: s("pool"),
+                timeout_s: 86_400,
+            },
+            ActionKind::BridgeCreate {
+                name: s("br-x"),
+                mac: None,
+            },
+            ActionKind::BridgeAddPort {
+                bridge: s("br-x"),
+                port: s("lan3"),
+            },
+            ActionKind::NetworkSetup {
+                bridge: s("b"),
+                pool: s("p"),
+                address: s("10.1.0.1/16"),
+                start: s("10.1.0.2"),
+                end: s("10.1.0.9"),
+            },
+        ];
+        for k in &all {
+            match k {
+                ActionKind::WgAddPeer { .. }
+                | ActionKind::WgDeletePeer { .. }
+                | ActionKind::WgReload { .. }
+                | ActionKind::Unsupported { .. }
+                | ActionKind::Backup {}
+                | ActionKind::Status {}
+                | ActionKind::Ping {}
+                | ActionKind::OvpnCreateClient { .. }
+                | ActionKind::OvpnRevokeClient { .. }
+                | ActionKind::OvpnDisconnectClient { .. }
+                | ActionKind::OvpnServerInfo { .. }
+                | ActionKind::LimitSet { .. }
+                | ActionKind::LimitRemove { .. }
+                | ActionKind::AntiSharing { .. }
+                | ActionKind::HotspotAuthorize { .. }
+                | ActionKind::HotspotDeauthorize { .. }
+                | ActionKind::HotspotConfigure { .. }
+                | ActionKind::PppoeSecretCreate { .. }
+                | ActionKind::PppoeSecretRemove { .. }
+                | ActionKind::PppoeServerConfigure { .. }
+                | ActionKind::BridgeCreate { .. }
+                | ActionKind::BridgeAddPort { .. }
+                | ActionKind::NetworkSetup { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_kind_decodes_by_hand() {
+        let all = one_of_each();
+        for (i, k) in all.iter().enumerate() {
+            let bytes = codec::encode(k).unwrap();
+            assert_eq!(
+                bytes[0] as usize, i,
+                "{k:?} is not variant {i}: keep one_of_each in order"
+            );
+            assert_eq!(&ActionKind::decode(&bytes).unwrap(), k);
+            // Cut anywhere, or with a byte more, it is an error, never a panic.
+            for n in 0..bytes.len() {
+                assert!(ActionKind::decode(&bytes[..n]).is_err(), "{k:?} cut at {n}");
+            }
+            let mut more = bytes.clone();
+            more.push(0);
+            assert!(ActionKind::decode(&more).is_err());
+        }
+        let with_mac = ActionKind::BridgeCreate {
+            name: "b".into(),
+            mac: Some("02:00:00:00:00:01".into()),
+        };
+        assert_eq!(
+            ActionKind::decode(&codec::encode(&with_mac).unwrap()).unwrap(),
+            with_mac
+        );
+        assert!(ActionKind::decode(&[all.len() as u8]).is_err());
     }
 
     #[test]

@@ -42,9 +42,118 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Reads bincode `standard()` values by hand, for payloads whose serde-derived decoder costs
+/// too much code on a router (see `action::ActionKind`'s decoder; packaging/README.md, Size):
+/// unsigned integers as varints (`< 251`: one byte; `251`/`252`/`253`: a little-endian
+/// u16/u32/u64 follows), strings as a varint length and UTF-8 bytes, `Option` as a `0`/`1` byte
+/// then the value, enum variants as a varint u32 index. Tests compare it with [`encode`].
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        if n > self.bytes.len() {
+            return Err(CodecError::Decode(format!(
+                "{n} bytes wanted, {} left",
+                self.bytes.len()
+            )));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    /// A varint of at most 64 bits.
+    pub fn u64(&mut self) -> Result<u64, CodecError> {
+        let b = self.take(1)?[0];
+        let le = |s: &[u8]| s.iter().rev().fold(0u64, |v, b| v << 8 | u64::from(*b));
+        Ok(match b {
+            0..=250 => u64::from(b),
+            251 => le(self.take(2)?),
+            252 => le(self.take(4)?),
+            253 => le(self.take(8)?),
+            _ => return Err(CodecError::Decode(format!("bad varint tag {b}"))),
+        })
+    }
+
+    pub fn u32(&mut self) -> Result<u32, CodecError> {
+        let v = self.u64()?;
+        u32::try_from(v).map_err(|_| CodecError::Decode(format!("{v} does not fit in a u32")))
+    }
+
+    pub fn string(&mut self) -> Result<String, CodecError> {
+        let n = usize::try_from(self.u64()?).unwrap_or(usize::MAX);
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| CodecError::Decode(e.to_string()))
+    }
+
+    pub fn opt_string(&mut self) -> Result<Option<String>, CodecError> {
+        match self.take(1)?[0] {
+            0 => Ok(None),
+            1 => Ok(Some(self.string()?)),
+            t => Err(CodecError::Decode(format!("bad Option tag {t}"))),
+        }
+    }
+
+    /// A `bool`: one byte, `0` or `1`.
+    pub fn bool(&mut self) -> Result<bool, CodecError> {
+        match self.take(1)?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            t => Err(CodecError::Decode(format!("bad bool byte {t}"))),
+        }
+    }
+
+    /// Ends the read: every byte must have been used.
+    pub fn finish(self) -> Result<(), CodecError> {
+        match self.bytes.len() {
+            0 => Ok(()),
+            n => Err(CodecError::TrailingBytes(n)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reader_reads_what_encode_writes() {
+        for v in [
+            0u64,
+            250,
+            251,
+            300,
+            65_535,
+            65_536,
+            u32::MAX as u64,
+            u32::MAX as u64 + 1,
+            u64::MAX,
+        ] {
+            let b = encode(&v).unwrap();
+            let mut r = Reader::new(&b);
+            assert_eq!(r.u64().unwrap(), v);
+            r.finish().unwrap();
+        }
+        let b = encode(&(u32::MAX as u64 + 1)).unwrap();
+        assert!(Reader::new(&b).u32().is_err());
+        for s in [None, Some(String::new()), Some("é".repeat(300))] {
+            let b = encode(&s).unwrap();
+            let mut r = Reader::new(&b);
+            assert_eq!(r.opt_string().unwrap(), s);
+            r.finish().unwrap();
+        }
+        assert!(Reader::new(&[5, b'a']).string().is_err());
+        assert!(Reader::new(&[2, 0xff, 0xfe]).string().is_err());
+        assert!(Reader::new(&[2]).opt_string().is_err());
+        assert!(Reader::new(&[254]).u64().is_err());
+        assert!(Reader::new(&[1, 2]).finish().is_err());
+    }
 
     #[test]
     fn small_counters_cost_one_byte() {

@@ -95,8 +95,17 @@ pub async fn read_frame_capped<R: AsyncRead + Unpin>(
 
 /// Writes one frame and flushes.
 pub async fn write_message<W: AsyncWrite + Unpin>(w: &mut W, msg: &Message) -> Result<(), IoError> {
-    let frame = msg.to_frame()?;
-    w.write_all(&frame).await?;
+    write_frame(w, &msg.to_frame()?).await
+}
+
+/// [`write_message`] for an agent: frames with [`Message::to_request_frame`] (only the messages
+/// an agent sends).
+pub async fn write_request<W: AsyncWrite + Unpin>(w: &mut W, msg: &Message) -> Result<(), IoError> {
+    write_frame(w, &msg.to_request_frame()?).await
+}
+
+async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> Result<(), IoError> {
+    w.write_all(frame).await?;
     w.flush().await?;
     Ok(())
 }

@@ -194,6 +194,30 @@ impl Message {
         frame_bytes(self.kind(), &payload)
     }
 
+    /// Encodes a frame an agent sends: `Hello`, `Report`, `ReportPatch`, `EnrollRequest`,
+    /// `RenewRequest` or `ActionResult`; any other message is [`FrameError::Unexpected`]. The
+    /// agent frames with this instead of [`Message::to_frame`], so its binary holds no encoder
+    /// for what only the collector sends (the mirror of [`Message::decode_reply`]; the
+    /// `Action` encoder alone is ~3 KB on MIPS). The bytes are those of `to_frame`.
+    pub fn to_request_frame(&self) -> Result<Vec<u8>, FrameError> {
+        let payload = match self {
+            Message::Hello(m) => codec::encode(m),
+            Message::Report(m) => codec::encode(m.as_ref()),
+            Message::EnrollRequest(m) => codec::encode(m),
+            Message::RenewRequest(m) => codec::encode(m),
+            Message::ReportPatch(p) => Ok(p.clone()),
+            Message::ActionResult(m) => codec::encode(m),
+            _ => {
+                return Err(FrameError::Unexpected {
+                    got: self.kind(),
+                    expected: "a message an agent sends",
+                })
+            }
+        }
+        .map_err(|e| FrameError::BadPayload { kind: self.kind(), reason: e.to_string() })?;
+        frame_bytes(self.kind(), &payload)
+    }
+
     /// Decodes a payload of the given kind.
     pub fn decode_payload(kind: MessageKind, payload: &[u8]) -> Result<Message, FrameError> {
         let bad = |e: codec::CodecError| FrameError::BadPayload { kind, reason: e.to_string() };
@@ -359,6 +383,8 @@ mod tests {
             let payload = m.encode_payload().unwrap();
             assert_eq!(Message::decode_reply(m.kind(), &payload).unwrap(), m);
             assert_eq!(Message::decode_payload(m.kind(), &payload).unwrap(), m);
+            // An agent does not frame what only the collector sends.
+            assert!(matches!(m.to_request_frame(), Err(FrameError::Unexpected { got, .. }) if got == m.kind()));
         }
         let sent = vec![
             Message::Hello(Hello { agent_version: "0.1".into(), hostname: "h".into(), boot_id: [1; 16], spooled: 3 }),
@@ -367,7 +393,10 @@ mod tests {
             Message::RenewRequest(RenewRequest { csr_pem: "c".into() }),
             Message::ActionResult(ActionResult::new(1, ActionState::Refused, "no", None)),
         ];
+        let patch = Message::ReportPatch(vec![1, 2, 3]);
+        assert_eq!(patch.to_request_frame().unwrap(), patch.to_frame().unwrap());
         for m in sent {
+            assert_eq!(m.to_request_frame().unwrap(), m.to_frame().unwrap());
             let payload = m.encode_payload().unwrap();
             assert!(matches!(
                 Message::decode_reply(m.kind(), &payload),

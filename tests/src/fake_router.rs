@@ -104,11 +104,47 @@ impl FakeRouter {
             &root.join("bin/nft"),
             "#!/bin/sh\nlog=\"$(dirname \"$0\")/../data/nft.log\"\necho \"$*\" >> \"$log\"\n[ \"$1\" = -f ] && cat \"$2\" >> \"$log\"\nexit 0\n",
         )?;
+        r.add_isp_packages()?;
         write_script(
             &root.join("bin/df"),
             "#!/bin/sh\necho 'Filesystem           1K-blocks      Used Available Use% Mounted on'\necho '/dev/root                 4352      4352         0 100% /rom'\necho 'overlayfs:/overlay      102400     23120     79280  23% /'\necho '/dev/mtdblock6          102400     23120     79280  23% /overlay'\n",
         )?;
         Ok(r)
+    }
+
+    /// What the ISP action families need: UCI `dhcp`, openNDS's `opennds` and rp-pppoe-server's
+    /// `pppoe` configs, pppd's secrets files (with the comment lines OpenWrt ships), and the
+    /// init scripts `network`, `dnsmasq`, `opennds`, `pppoe-server` as stand-ins that append
+    /// `<script> <verb>` to data/init.log (a router's real ones restart daemons). `bin/ndsctl` is
+    /// a stand-in too (openNDS is not in Debian): it appends its argument vector, one argument
+    /// per tab, to data/ndsctl.log. Removing `etc/init.d/opennds` or `etc/init.d/pppoe-server`
+    /// makes a router without that package.
+    pub fn add_isp_packages(&self) -> io::Result<()> {
+        let root = &self.root;
+        for d in ["etc/init.d", "etc/ppp"] {
+            fs::create_dir_all(root.join(d))?;
+        }
+        fs::write(
+            root.join("etc/config/dhcp"),
+            "config dnsmasq\n\toption domainneeded '1'\n\toption leasefile '/tmp/dhcp.leases'\n\nconfig dhcp 'lan'\n\toption interface 'lan'\n\toption start '100'\n\toption limit '150'\n\toption leasetime '12h'\n\nconfig dhcp 'wan'\n\toption interface 'wan'\n\toption ignore '1'\n",
+        )?;
+        fs::write(
+            root.join("etc/config/opennds"),
+            "config opennds 'setup'\n\toption enabled '0'\n\toption gatewayinterface 'br-lan'\n\toption gatewayname 'openNDS'\n\toption maxclients '250'\n\toption authidletimeout '120'\n",
+        )?;
+        fs::write(root.join("etc/config/pppoe"), "#config pppoe_server\n#\toption interface eth1\n")?;
+        fs::write(root.join("etc/ppp/chap-secrets"), "# Secrets for authentication using CHAP\n# client\tserver\tsecret\tIP addresses\n")?;
+        fs::write(root.join("etc/ppp/pap-secrets"), "# Secrets for authentication using PAP\n# client\tserver\tsecret\tIP addresses\n")?;
+        for name in ["network", "dnsmasq", "opennds", "pppoe-server"] {
+            write_script(
+                &root.join("etc/init.d").join(name),
+                &format!("#!/bin/sh\necho \"{name} $*\" >> \"$(dirname \"$0\")/../../data/init.log\"\n"),
+            )?;
+        }
+        write_script(
+            &root.join("bin/ndsctl"),
+            "#!/bin/sh\n# Stand-in for openNDS's ndsctl (not in Debian): records its argument vector.\nout=\"$(dirname \"$0\")/../data/ndsctl.log\"\nfirst=1\nfor a in \"$@\"; do\n  if [ $first = 1 ]; then first=0; else printf '\\t' >> \"$out\"; fi\n  printf '%s' \"$a\" >> \"$out\"\ndone\necho >> \"$out\"\necho \"ndsctl: $1 done\"\n",
+        )
     }
 
     /// The agent flags that point it at this root.
@@ -135,13 +171,14 @@ impl FakeRouter {
         let mut text = String::from("config agent 'main'\n");
         if let Some(uci) = uci {
             text.push_str(&format!(
-                "\tlist allow_actions 'wireguard'\n\tlist allow_actions 'backup'\n\tlist allow_actions 'status'\n\toption uci '{}'\n\toption uci_confdir '{}'\n\toption uci_savedir '{}'\n\toption ifup '{}'\n\toption sysupgrade '{}'\n\toption backup_dir '{}'\n",
+                "\tlist allow_actions 'wireguard'\n\tlist allow_actions 'backup'\n\tlist allow_actions 'status'\n\tlist allow_actions 'hotspot'\n\tlist allow_actions 'pppoe'\n\tlist allow_actions 'bridge'\n\toption uci '{}'\n\toption uci_confdir '{}'\n\toption uci_savedir '{}'\n\toption ifup '{}'\n\toption sysupgrade '{}'\n\toption backup_dir '{}'\n\toption ndsctl '{}'\n",
                 uci.display(),
                 p("etc/config"),
                 p("tmp/uci"),
                 p("bin/ifup"),
                 p("bin/sysupgrade"),
-                p("tmp")
+                p("tmp"),
+                p("bin/ndsctl")
             ));
             // The OpenVPN family is allowed too, pointed inside the fake root, where no OpenVPN
             // server is installed: its routes answer with that reason (tests/tests/openvpn.rs

@@ -205,7 +205,7 @@ fn devices(cfg: &ActionConfig) -> Result<(String, String), String> {
         "no WAN device to shape uploads on: set `option limits_wan_device` in /etc/config/routerstats or a device on network.wan",
     )?;
     for d in [&lan, &wan] {
-        routerstats_shared::action::check_netdev(d)?;
+        routerstats_shared::action::check_device(d)?;
     }
     Ok((lan, wan))
 }

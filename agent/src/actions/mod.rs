@@ -13,6 +13,7 @@
 //! 4. Otherwise it runs ([`wireguard`]), and the result is journaled before it is sent.
 
 pub mod backup;
+pub mod isp;
 pub mod journal;
 pub mod openvpn;
 pub mod limits;
@@ -62,6 +63,8 @@ pub struct ActionConfig {
     pub limits_lan_device: Option<String>,
     pub limits_wan_device: Option<String>,
     pub lease_files: Vec<PathBuf>,
+    /// openNDS's control tool (hotspot family).
+    pub ndsctl: String,
 }
 
 impl ActionConfig {
@@ -90,6 +93,7 @@ impl ActionConfig {
             limits_lan_device: cfg.limits_lan_device.clone(),
             limits_wan_device: cfg.limits_wan_device.clone(),
             lease_files: cfg.lease_files.clone(),
+            ndsctl: cfg.ndsctl.clone(),
         }
     }
 
@@ -99,6 +103,11 @@ impl ActionConfig {
             .clone()
             .unwrap_or_else(|| PathBuf::from("/etc/config"))
             .join(name)
+    }
+
+    /// An init script of the router (`/etc/init.d/<name>`).
+    pub fn init_script(&self, name: &str) -> PathBuf {
+        self.etc_root.join("init.d").join(name)
     }
 }
 
@@ -181,6 +190,9 @@ impl Executor {
                 "action family '{family}' is not allowed on this router (add `list allow_actions '{family}'` to /etc/config/routerstats)"
             ));
         }
+        if let Some(why) = isp::missing_package(&self.cfg, &action.kind) {
+            return Err(why);
+        }
         Ok(())
     }
 
@@ -214,6 +226,40 @@ impl Executor {
             | ActionKind::LimitRemove { .. }
             | ActionKind::AntiSharing { .. } => limits::run(&self.cfg, &action.kind),
             ActionKind::Unsupported { reason } => Err(reason.clone()),
+            ActionKind::HotspotAuthorize {
+                username,
+                mac,
+                download_kbps,
+                upload_kbps,
+                ..
+            } => isp::hotspot_authorize(&self.cfg, username, mac, *download_kbps, *upload_kbps),
+            ActionKind::HotspotDeauthorize { mac, .. } => isp::hotspot_deauthorize(&self.cfg, mac),
+            ActionKind::HotspotConfigure {
+                interface,
+                name,
+                address_pool,
+                idle_timeout_min,
+            } => isp::hotspot_configure(&self.cfg, interface, name, address_pool, *idle_timeout_min),
+            ActionKind::PppoeSecretCreate { username, password } => {
+                isp::pppoe_secret_create(&self.cfg, username, password)
+            }
+            ActionKind::PppoeSecretRemove { username } => isp::pppoe_secret_remove(&self.cfg, username),
+            ActionKind::PppoeServerConfigure {
+                interface,
+                service_name,
+                local_address,
+                remote,
+                timeout_s,
+            } => isp::pppoe_server_configure(&self.cfg, interface, service_name, local_address, remote, *timeout_s),
+            ActionKind::BridgeCreate { name, mac } => isp::bridge_create(&self.cfg, name, mac.as_deref()),
+            ActionKind::BridgeAddPort { bridge, port } => isp::bridge_add_port(&self.cfg, bridge, port),
+            ActionKind::NetworkSetup {
+                bridge,
+                pool,
+                address,
+                start,
+                end,
+            } => isp::network_setup(&self.cfg, bridge, pool, address, start, end),
         };
         match outcome {
             Ok((output, detail)) => ActionResult::new(action.id, ActionState::Done, output, detail),
@@ -297,7 +343,7 @@ impl Executor {
                         format!("cannot write the action journal: {e}"),
                         None,
                     );
-                    return Message::ActionResult(r).to_frame().ok();
+                    return Message::ActionResult(r).to_request_frame().ok();
                 }
                 log!("info", "running action {id} ({})", action.kind.name());
                 let r = self.execute(&action);
@@ -314,10 +360,10 @@ impl Executor {
     }
 
     fn record(&self, r: &ActionResult, deadline: u64, collector_now: i64) -> Option<Vec<u8>> {
-        let frame = Message::ActionResult(r.clone()).to_frame().ok()?;
+        let frame = Message::ActionResult(r.clone()).to_request_frame().ok()?;
         // The journal never holds secrets (an issued client's key): a repeat gets the result
         // without them.
-        let kept = Message::ActionResult(r.without_secrets()).to_frame().ok()?;
+        let kept = Message::ActionResult(r.without_secrets()).to_request_frame().ok()?;
         let saved = self
             .journal()
             .finished(r.id, deadline, &kept, now_u64(collector_now));
@@ -361,6 +407,7 @@ pub(crate) fn tests_cfg(dir: &std::path::Path) -> ActionConfig {
         limits_lan_device: None,
         limits_wan_device: None,
         lease_files: vec![],
+        ndsctl: "/nonexistent/ndsctl".into(),
     }
 }
 

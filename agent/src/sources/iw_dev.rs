@@ -361,8 +361,8 @@ fn parse_link_header(rest: &str) -> Result<WifiLink, String> {
 /// `20.00 dBm` -> 20.0.
 fn parse_power(value: &str) -> Result<f32, String> {
     let num = value.split_whitespace().next().unwrap_or("");
-    match num.parse::<f32>() {
-        Ok(p) if p.is_finite() => Ok(p),
+    match super::parse_decimal(num).map(|v| v as f32) {
+        Some(p) if p.is_finite() => Ok(p),
         _ => Err(format!("not a power: {:?}", short(value))),
     }
 }

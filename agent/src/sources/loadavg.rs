@@ -17,9 +17,8 @@ pub fn parse(text: &str) -> Result<Parsed<[f32; 3]>, ParseError> {
         let tok = toks
             .next()
             .ok_or_else(|| ParseError::Invalid(format!("only {i} of 3 load averages")))?;
-        *slot = tok
-            .parse::<f32>()
-            .ok()
+        *slot = super::parse_decimal(tok)
+            .map(|v| v as f32)
             .filter(|v| v.is_finite() && *v >= 0.0)
             .ok_or_else(|| {
                 let tok: String = tok.chars().take(40).collect();

@@ -473,7 +473,7 @@ fn parse_bytes(s: &str) -> Option<u64> {
     if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return None;
     }
-    let value: f64 = num.parse().ok()?;
+    let value = super::parse_decimal(num)?;
     let mult: f64 = match unit {
         "B" => 1.0,
         "KiB" => 1024.0,

@@ -21,7 +21,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use routerstats_shared::io::{read_reply, write_message, IoError};
+use routerstats_shared::io::{read_reply, write_request, IoError};
 use routerstats_shared::message::{EnrollRequest, ErrorCode};
 use routerstats_shared::token::{hex, EnrollToken};
 use routerstats_shared::{Message, MAX_FRAME_LEN};
@@ -408,7 +408,7 @@ async fn exchange(
             _ => EnrollError::Tls(e.to_string()),
         })?;
     let proto = |e: IoError| EnrollError::Protocol(e.to_string());
-    write_message(&mut stream, &Message::EnrollRequest(request))
+    write_request(&mut stream, &Message::EnrollRequest(request))
         .await
         .map_err(proto)?;
     match read_reply(&mut stream, MAX_FRAME_LEN)

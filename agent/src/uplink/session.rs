@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use routerstats_shared::frame::HEADER_LEN;
-use routerstats_shared::io::{read_reply, write_message, IoError};
+use routerstats_shared::io::{read_reply, write_request, IoError};
 use routerstats_shared::message::frame_bytes;
 use routerstats_shared::message::{ErrorCode, ErrorMsg, Hello, HelloAck, RenewRequest};
 use routerstats_shared::{patch, FrameHeader, Message, MessageKind, Report, MAX_FRAME_LEN};
@@ -392,7 +392,7 @@ where
             // A running total for this agent run (this boot id): whichever report gets through
             // tells the collector the whole count, and resends or lost acks cannot skew it.
             report.dropped_reports = sh.spool.dropped_total();
-            match Message::Report(Box::new(report)).to_frame() {
+            match Message::Report(Box::new(report)).to_request_frame() {
                 Ok(frame) => {
                     sh.spool.push(ctx.boot_id, seq, frame);
                 }
@@ -514,7 +514,7 @@ impl Drop for AbortOnDrop {
 type Writer = WriteHalf<TlsStream<TcpStream>>;
 
 async fn send(ctx: &Ctx, wr: &mut Writer, msg: &Message) -> Result<(), SessionError> {
-    timeout(ctx.io_timeout, write_message(wr, msg))
+    timeout(ctx.io_timeout, write_request(wr, msg))
         .await
         .map_err(|_| SessionError::Timeout("a write"))??;
     Ok(())
@@ -850,7 +850,7 @@ fn start_action(ctx: &Ctx, action: routerstats_shared::action::Action) {
             "this agent runs no actions",
             None,
         );
-        if let Ok(frame) = Message::ActionResult(r).to_frame() {
+        if let Ok(frame) = Message::ActionResult(r).to_request_frame() {
             let _ = tx.send(frame);
         }
         return;

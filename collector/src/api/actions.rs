@@ -79,8 +79,8 @@ impl From<ActionRow> for ActionView {
             id: r.id,
             router: r.router,
             router_id: r.router_id,
+            params: redact(&r.kind, r.params),
             kind: r.kind,
-            params: r.params,
             state: r.state,
             requested_by: r.requested_by,
             idempotency_key: r.idempotency_key,
@@ -93,6 +93,15 @@ impl From<ActionRow> for ActionView {
             result: r.result,
         }
     }
+}
+
+/// Parameters as shown: a PPPoE password reads as `********` (the store also forgets it once
+/// the action is final).
+fn redact(kind: &str, mut params: serde_json::Value) -> serde_json::Value {
+    if let Some(p) = params.get_mut(kind).and_then(|p| p.get_mut("password")) {
+        *p = json!(routerstats_shared::action::REDACTED);
+    }
+    params
 }
 
 /// `GET /api/actions`.

@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use axum::{Json, Router};
 use routerstats_shared::action::{
-    check_netdev, check_user, ActionKind, LimitLayer, LimitMode, MAX_LIMIT_KBIT, MIN_LIMIT_KBIT,
+    check_device, check_user, ActionKind, LimitLayer, LimitMode, MAX_LIMIT_KBIT, MIN_LIMIT_KBIT,
 };
 use routerstats_shared::model::MacAddr;
 use rusqlite::Connection;
@@ -566,7 +566,7 @@ pub async fn anti_sharing(
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| IspError::bad_request("interface is required"))?;
-    check_netdev(&interface).map_err(IspError::bad_request)?;
+    check_device(&interface).map_err(IspError::bad_request)?;
     let device = match b.device_name {
         Some(d) => d,
         None => state

@@ -130,6 +130,9 @@ impl Store {
             params![a.router_id, a.kind.name(), params, a.idempotency_key, a.requested_by, a.now, a.deadline, finished, state, output],
         )?;
         let id = self.conn.last_insert_rowid();
+        if a.refused.is_some() {
+            self.forget_secrets()?;
+        }
         Ok((
             self.action(id)?
                 .ok_or_else(|| StoreError::NotFound(format!("action {id}")))?,
@@ -216,7 +219,20 @@ impl Store {
         if n == 0 {
             return Ok(None);
         }
+        self.forget_secrets()?;
         self.action(r.id)
+    }
+
+    /// Replaces the password of final PPPoE account actions by `********`: the router has it
+    /// (or never will), and the database keeps no copy.
+    fn forget_secrets(&self) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE actions SET params = json_set(params, '$.pppoe_secret_create.password', ?1) \
+             WHERE kind = 'pppoe_secret_create' AND state NOT IN ('queued', 'sent') \
+             AND json_extract(params, '$.pppoe_secret_create.password') IS NOT ?1",
+            [routerstats_shared::action::REDACTED],
+        )?;
+        Ok(())
     }
 
     /// The newest successful `wg_add_peer` of a peer name (which router and interface hold it).
@@ -243,12 +259,14 @@ impl Store {
         if due.is_none() {
             return Ok(0);
         }
-        Ok(self.conn.execute(
+        let n = self.conn.execute(
             "UPDATE actions SET state = 'expired', finished_at = ?1, \
              output = 'the deadline passed before the router answered' \
              WHERE state IN ('queued', 'sent') AND deadline <= ?1",
             [now],
-        )?)
+        )?;
+        self.forget_secrets()?;
+        Ok(n)
     }
 }
 
@@ -256,7 +274,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::testutil::*;
-    use routerstats_shared::action::{ActionDetail, ActionState};
+    use routerstats_shared::action::{ActionDetail, ActionState, REDACTED};
 
     fn new<'a>(
         router_id: i64,
@@ -273,6 +291,48 @@ mod tests {
             deadline,
             refused: None,
         }
+    }
+
+    #[test]
+    fn pppoe_passwords_are_kept_only_while_the_action_is_open() {
+        let (_dir, mut store) = open_temp();
+        let rid = enrolled_router(&mut store, "ap1").id;
+        let kind = |pw: &str| ActionKind::PppoeSecretCreate {
+            username: "u".into(),
+            password: pw.into(),
+        };
+        let pw = |id: i64| match store.action(id).unwrap().unwrap().kind() {
+            Some(ActionKind::PppoeSecretCreate { password, .. }) => password,
+            other => panic!("{other:?}"),
+        };
+        let (done, _) = store
+            .insert_action(&new(rid, &kind("pw-done"), None, 200))
+            .unwrap();
+        let (late, _) = store
+            .insert_action(&new(rid, &kind("pw-late"), None, 120))
+            .unwrap();
+        let (open, _) = store
+            .insert_action(&new(rid, &kind("pw-open"), None, 900))
+            .unwrap();
+        // Queued and sent actions keep it: the router still needs it.
+        assert_eq!(store.take_deliverable(rid, 110, None).unwrap().len(), 3);
+        assert_eq!(pw(done.id), "pw-done");
+        let r = ActionResult::new(done.id, ActionState::Done, "ok", None);
+        store.finish_action(rid, &r, 115).unwrap().unwrap();
+        assert_eq!(store.expire_actions(130).unwrap(), 1);
+        assert_eq!(
+            (pw(done.id).as_str(), pw(late.id).as_str()),
+            (REDACTED, REDACTED)
+        );
+        assert_eq!(pw(open.id), "pw-open");
+        // Refused at creation (a revoked router): never kept.
+        let k = kind("pw-refused");
+        let refused = NewAction {
+            refused: Some("revoked"),
+            ..new(rid, &k, None, 900)
+        };
+        let (r, _) = store.insert_action(&refused).unwrap();
+        assert_eq!(pw(r.id), REDACTED);
     }
 
     #[test]

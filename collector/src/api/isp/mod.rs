@@ -8,6 +8,8 @@
 //! - [`vpn_manage`]: `/api/vpn/server/...`, `/api/vpn/client/template`, client create, config,
 //!   revoke and disconnect: `openvpn` fleet actions on a router
 //! - [`bandwidth`]: `/api/bandwidth/...` from the Wi-Fi station counters
+//! - [`uci_writes`]: the hotspot, PPPoE and bridge writes (`POST /api/mikrotik/...`), each a
+//!   fleet action on a router (admin key)
 //!
 //! Every answer uses the middleware's envelope: `{"success": true, "data": ..., "timestamp"}`,
 //! or `{"success": false, "error": "...", "timestamp"}` with the status (400 bad input, 401/403
@@ -35,6 +37,7 @@ use crate::store::{bucket_start, BUCKET_1H_MS};
 pub mod bandwidth;
 pub mod config;
 pub mod devices;
+pub mod uci_writes;
 pub mod vpn;
 pub mod vpn_manage;
 
@@ -143,6 +146,16 @@ fn documented() -> Vec<(&'static str, MethodRouter<ApiState>)> {
         ("/api/bandwidth/monitoring/alerts", get(bandwidth::alerts)),
         ("/api/bandwidth/monitoring/quality", get(bandwidth::quality)),
         ("/api/bandwidth/health", get(bandwidth::health)),
+        // Router configuration, each a fleet action (uci_writes).
+        ("/api/mikrotik/hotspot/authorize", post(uci_writes::hotspot_authorize)),
+        ("/api/mikrotik/hotspot/deauthorize", post(uci_writes::hotspot_deauthorize)),
+        ("/api/mikrotik/hotspot/server/configure", post(uci_writes::hotspot_configure)),
+        ("/api/mikrotik/pppoe/secret/create", post(uci_writes::pppoe_secret_create)),
+        ("/api/mikrotik/pppoe/secret/remove", post(uci_writes::pppoe_secret_remove)),
+        ("/api/mikrotik/pppoe/server/configure", post(uci_writes::pppoe_server_configure)),
+        ("/api/mikrotik/bridge/create", post(uci_writes::bridge_create)),
+        ("/api/mikrotik/bridge/add-port", post(uci_writes::bridge_add_port)),
+        ("/api/mikrotik/network/setup", post(uci_writes::network_setup)),
     ]
 }
 
@@ -195,6 +208,15 @@ pub fn routes() -> Router<ApiState> {
         bandwidth::alerts,
         bandwidth::quality,
         bandwidth::health,
+        uci_writes::hotspot_authorize,
+        uci_writes::hotspot_deauthorize,
+        uci_writes::hotspot_configure,
+        uci_writes::pppoe_secret_create,
+        uci_writes::pppoe_secret_remove,
+        uci_writes::pppoe_server_configure,
+        uci_writes::bridge_create,
+        uci_writes::bridge_add_port,
+        uci_writes::network_setup,
     ),
     components(schemas(ErrorEnvelope, RateLimitEnvelope, bandwidth::SortBy, vpn_manage::CreateClient, vpn_manage::ClientTarget, vpn_manage::ClientCreated)),
     modifiers(&DeprecatedAliases),

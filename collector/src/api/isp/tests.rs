@@ -703,9 +703,9 @@ fn openapi_lists_every_route() {
     let doc = <Doc as utoipa::OpenApi>::openapi();
     let json = serde_json::to_value(&doc).unwrap();
     let paths = json["paths"].as_object().unwrap();
-    // 29 documented routes (8 of them the OpenVPN server and client routes) and the 6
-    // deprecated aliases.
-    assert_eq!(paths.len(), 35, "{:?}", paths.keys().collect::<Vec<_>>());
+    // 29 documented routes (8 of them the OpenVPN server and client routes), the 6 deprecated
+    // aliases and the 9 hotspot, PPPoE and bridge writes (uci_writes).
+    assert_eq!(paths.len(), 44, "{:?}", paths.keys().collect::<Vec<_>>());
     for p in [
         "/api/mikrotik/devices",
         "/api/mikrotik/devices/status",
@@ -719,6 +719,8 @@ fn openapi_lists_every_route() {
         "/api/vpn/server/logs",
         "/api/vpn/clients/{name}/disconnect",
         "/api/bandwidth/monitoring/quality",
+        "/api/mikrotik/hotspot/authorize",
+        "/api/mikrotik/network/setup",
     ] {
         assert!(paths.contains_key(p), "{p}");
         assert!(paths[p]["get"].get("deprecated").is_none(), "{p}");
