@@ -69,9 +69,12 @@ pub struct BackupView {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CreateQuery {
-    /// Router name or id (optional when the fleet has one router).
+    /// Router name or id. Documented as required: it may be left out only when the fleet has
+    /// exactly one router (400 otherwise).
+    #[param(required = true)]
     pub device: Option<String>,
     /// Seconds to wait for the router (0-60, default 30).
+    #[param(minimum = 0, maximum = 60)]
     pub wait: Option<u64>,
 }
 

@@ -142,10 +142,13 @@ async fn asset(Path(file): Path<String>) -> Response {
 #[into_params(parameter_in = Query)]
 pub struct FleetQuery {
     /// Window of the WAN traffic sums: `15m`, `1h` (default), `1d` or `7d`.
+    #[param(schema_with = Window::schema_or_empty)]
     pub duration: Option<String>,
     /// Only routers of this site (exact, case-insensitive; at most 64 characters).
+    #[param(schema_with = super::openapi::pattern::text_64)]
     pub site: Option<String>,
     /// Only routers whose name or site contains this (case-insensitive; at most 64 characters).
+    #[param(schema_with = super::openapi::pattern::text_64)]
     pub q: Option<String>,
 }
 
@@ -154,6 +157,7 @@ pub struct FleetQuery {
 #[into_params(parameter_in = Query)]
 pub struct DetailQuery {
     /// Window of the per-interface traffic sums: `15m`, `1h` (default), `1d` or `7d`.
+    #[param(schema_with = Window::schema_or_empty)]
     pub duration: Option<String>,
 }
 
@@ -481,7 +485,7 @@ fn fleet_key(window: Window, site: Option<&str>, text: Option<&str>) -> String {
     operation_id = "dashboard_router_detail",
     tag = "dashboard",
     params(
-        ("id" = String, Path, description = "Router id, or its name (case-insensitive)"),
+        ("id" = String, Path, description = "Router id, or its name (case-insensitive)", pattern = "^(?=.*[^\\s])[^\\u0000-\\u001f\\u007f-\\u009f]{1,64}$"),
         DetailQuery
     ),
     responses(

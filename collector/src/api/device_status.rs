@@ -39,7 +39,7 @@ pub struct Doc;
     path = "/api/mikrotik/devices/{name}/status",
     tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
-    params(("name" = String, Path, description = "Device (router) name"), ("wait" = Option<u64>, Query, description = "Seconds to wait for the router (0-60, default 30)")),
+    params(("name" = String, Path, description = "Device (router) name"), ("wait" = Option<u64>, Query, description = "Seconds to wait for the router (0-60, default 30)", minimum = 0, maximum = 60)),
     responses(
         (status = 200, description = "`{success: true, data: {device_name, connected, system_resources, action_id}}`"),
         (status = 202, description = "Requested; the router has not answered yet"),

@@ -669,10 +669,13 @@ pub async fn export(
 #[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     /// Lines to return, newest last (1..=1000, default 100).
+    #[param(pattern = "^\\s*0*([1-9][0-9]{0,2}|1000)\\s*$")]
     pub count: Option<String>,
     /// Minimum level: `error`, `warn`, `info`, `debug` or `trace`.
+    #[param(pattern = "^\\s*([Ee][Rr][Rr][Oo][Rr]|[Ww][Aa][Rr][Nn]([Ii][Nn][Gg])?|[Ii][Nn][Ff][Oo]|[Dd][Ee][Bb][Uu][Gg]|[Tt][Rr][Aa][Cc][Ee])\\s*$")]
     pub level: Option<String>,
-    /// `true` empties the buffer (admin key required).
+    /// `true` empties the buffer (admin key required); also `1/yes/on`, `0/no/off`, any case.
+    #[param(pattern = "^\\s*([Tt][Rr][Uu][Ee]|1|[Yy][Ee][Ss]|[Oo][Nn]|[Ff][Aa][Ll][Ss][Ee]|0|[Nn][Oo]|[Oo][Ff][Ff]|)\\s*$")]
     pub clear: Option<String>,
 }
 

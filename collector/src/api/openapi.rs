@@ -19,7 +19,10 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
-use utoipa::openapi::{Components, InfoBuilder, OpenApi as Document, PathItem, Paths};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::{
+    Components, InfoBuilder, OpenApi as Document, PathItem, Paths, RefOr, Response,
+};
 use utoipa::OpenApi;
 
 use super::ApiState;
@@ -194,7 +197,124 @@ pub fn build() -> (Document, Vec<String>) {
         SecurityRequirement::new(API_KEY_SCHEME, Vec::<String>::new()),
         SecurityRequirement::new(BEARER_SCHEME, Vec::<String>::new()),
     ]);
+    for item in doc.paths.paths.values_mut() {
+        for op in operations_mut(item) {
+            add_common_responses(op);
+        }
+    }
     (doc, found)
+}
+
+/// Free text of at most 64 characters without control characters (`char::is_control`), as the
+/// filters of several routes take it (blank is the same as absent).
+pub const TEXT_64: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]{0,64}$";
+/// Like [`TEXT_64`], at most 256 characters.
+pub const TEXT_256: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]{0,256}$";
+/// 1-256 characters without control characters, at least one not white space.
+pub const NONBLANK_256: &str = "^(?=.*[^\\s])[^\\u0000-\\u001f\\u007f-\\u009f]{1,256}$";
+
+/// A router name as `crate::store::check_router_name` accepts it.
+pub const ROUTER_NAME: &str = "^(?![0-9]+$)[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+/// A `true`/`false` flag as the WireGuard routes parse it (any case, or `1`/`0`).
+pub const FLAG: &str = "^\\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)\\s*$";
+
+/// A string schema with `pattern`.
+pub fn string_pattern(pattern: &str) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(pattern))
+        .build()
+}
+
+/// Like [`string_pattern`], also allowing `null` (an optional body field).
+pub fn nullable_pattern(pattern: &str) -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(pattern))
+        .build()
+}
+
+/// Schemas of the patterns above, for `#[param(schema_with = ...)]` and `#[schema(schema_with = ...)]`.
+pub mod pattern {
+    use utoipa::openapi::Object;
+
+    pub fn text_64() -> Object {
+        super::string_pattern(super::TEXT_64)
+    }
+    pub fn text_256() -> Object {
+        super::string_pattern(super::TEXT_256)
+    }
+    pub fn nonblank_256() -> Object {
+        super::string_pattern(super::NONBLANK_256)
+    }
+    pub fn router_name() -> Object {
+        super::string_pattern(super::ROUTER_NAME)
+    }
+    pub fn flag() -> Object {
+        super::string_pattern(super::FLAG)
+    }
+    pub fn peer_name() -> Object {
+        super::string_pattern(routerstats_shared::action::PEER_NAME_PATTERN)
+    }
+    pub fn iface() -> Object {
+        super::string_pattern(routerstats_shared::action::IFACE_PATTERN)
+    }
+    pub fn iface_or_null() -> Object {
+        super::nullable_pattern(routerstats_shared::action::IFACE_PATTERN)
+    }
+    pub fn nonblank_256_or_null() -> Object {
+        super::nullable_pattern(super::NONBLANK_256)
+    }
+}
+
+/// A string schema allowing only `values` (for `#[param(schema_with = ...)]`).
+pub fn string_enum(values: &[&str]) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+}
+
+/// The operations of a path item, mutably.
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Declares the answers the API's shared layers give on every route, where the route's own
+/// annotation did not: 429 from the rate limiter (every route), 401 from the key check (every
+/// route that needs a key), and 400 from the query, path and body extractors (every route that
+/// takes a parameter or a body: a repeated or malformed parameter).
+fn add_common_responses(op: &mut Operation) {
+    let open = op
+        .security
+        .as_ref()
+        .is_some_and(|s| s.iter().any(|r| *r == SecurityRequirement::default()));
+    let takes_input = op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some();
+    let responses = &mut op.responses.responses;
+    let mut add = |code: &str, description: &str| {
+        responses
+            .entry(code.to_string())
+            .or_insert_with(|| RefOr::T(Response::new(description)));
+    };
+    add("429", "Rate limit exceeded for this key or client address (`Retry-After` says when to retry)");
+    if !open {
+        add("401", "Missing or unknown API key");
+    }
+    if takes_input {
+        add("400", "A parameter or the body is malformed or out of range");
+    }
 }
 
 /// The document, built on first use; clashes are logged.
