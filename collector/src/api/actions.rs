@@ -188,6 +188,8 @@ pub struct CreateAction {
     /// collector's `action_ttl`).
     #[schema(schema_with = ttl_schema)]
     pub ttl: Option<String>,
+    /// 1-128 characters without control characters.
+    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,128}$", nullable)]
     pub idempotency_key: Option<String>,
 }
 
@@ -265,15 +267,18 @@ pub fn not_done(row: &ActionRow) -> Option<(StatusCode, serde_json::Value)> {
             StatusCode::GATEWAY_TIMEOUT,
             format!("router {} did not answer in time", row.router),
         ),
-        _ if output.contains("no peer named") => err(StatusCode::NOT_FOUND, output),
+        _ if output.contains("no peer named") || output.contains("no WireGuard interface") => {
+            err(StatusCode::NOT_FOUND, output)
+        }
         _ => err(StatusCode::BAD_REQUEST, output),
     }
 }
 
-/// [`not_done`] for the ISP middleware's routes, whose answers carry `success: false`.
+/// [`not_done`] for the ISP middleware's routes, whose answers carry `success` and `timestamp`.
 pub fn not_done_isp(row: &ActionRow) -> Option<(StatusCode, serde_json::Value)> {
     not_done(row).map(|(status, mut body)| {
         body["success"] = json!(false);
+        body["timestamp"] = json!(super::times::iso_now());
         (status, body)
     })
 }

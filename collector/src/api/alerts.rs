@@ -102,6 +102,7 @@ fn rule_or_null_schema() -> utoipa::openapi::Schema {
 fn since_schema() -> utoipa::openapi::Schema {
     serde_json::from_value(serde_json::json!({"anyOf": [
         {"type": "string", "pattern": "^-?[0-9]{1,18}$"},
+        {"type": "string", "pattern": "^\\s*$", "description": "blank: no filter"},
         {"type": "string", "format": "date-time"},
     ]}))
     .expect("a valid schema")
@@ -160,6 +161,7 @@ pub struct NewSilence {
     /// How long from now, like `"2h"` (default `"1h"`).
     pub duration: Option<String>,
     /// Or until this Unix time (seconds).
+    #[serde(default, deserialize_with = "super::extract::opt_integer")]
     pub expires_at: Option<i64>,
 }
 

@@ -377,7 +377,7 @@ pub struct GatewaysQuery {
     #[param(schema_with = Window::schema)]
     pub duration: Option<String>,
     /// Only the routers of this site.
-    #[param(min_length = 1, max_length = 128)]
+    #[param(max_length = 128)]
     pub site_id: Option<String>,
 }
 

@@ -26,7 +26,6 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::extract::bad_query;
 use super::fleet::{load_routers, RouterInfo, ONLINE_FLOOR_MS, ONLINE_INTERVALS};
@@ -688,6 +687,24 @@ pub struct LogsResponse {
     pub capacity: usize,
 }
 
+/// Answer of `GET /api/logs?clear=true`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LogsCleared {
+    /// Lines removed.
+    pub cleared: usize,
+    pub message: String,
+    /// `success`.
+    pub status: String,
+}
+
+/// The two answers of `GET /api/logs` (for the document).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum LogsAnswer {
+    Lines(LogsResponse),
+    Cleared(LogsCleared),
+}
+
 fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -700,7 +717,7 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
 
 /// Recent collector log lines, or `?clear=true` (admin) to empty the buffer.
 #[utoipa::path(get, path = "/api/logs", tag = "monitor", params(LogsQuery),
-    responses((status = 200, description = "Log lines, or `{status, message, cleared}` after a clear", body = LogsResponse),
+    responses((status = 200, description = "Log lines, or `{status, message, cleared}` after a clear", body = LogsAnswer),
               (status = 400, description = "Bad count, level or clear value"),
               (status = 401, description = "Missing or unknown API key"),
               (status = 403, description = "Clearing needs an admin key")),
@@ -738,16 +755,18 @@ pub async fn logs(
         let caller = require_role(&state, &headers, Role::Admin).await?;
         let cleared = ring.clear();
         tracing::info!(by = %caller.key, cleared, "log buffer cleared via API");
-        return Ok(Json(
-            json!({ "status": "success", "message": "Logs cleared", "cleared": cleared }),
-        )
+        return Ok(Json(LogsAnswer::Cleared(LogsCleared {
+            cleared,
+            message: "Logs cleared".into(),
+            status: "success".into(),
+        }))
         .into_response());
     }
-    Ok(Json(LogsResponse {
+    Ok(Json(LogsAnswer::Lines(LogsResponse {
         logs: ring.recent(count, min),
         buffered: ring.len(),
         capacity: ring.capacity(),
-    })
+    }))
     .into_response())
 }
 

@@ -101,6 +101,7 @@ pub struct Target {
     /// Seconds to wait for the router (0-60, default 30).
     #[param(minimum = 0, maximum = 60)]
     #[schema(minimum = 0, maximum = 60)]
+    #[serde(default, deserialize_with = "super::extract::opt_integer")]
     pub wait: Option<u64>,
 }
 
@@ -341,11 +342,14 @@ pub async fn reload_wireguard(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Target>, QueryRejection>,
-    body: Option<Json<Target>>,
+    body: Result<Option<Json<Target>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = require_role(&state, &headers, Role::Admin).await?;
     let q = super::extract::query(q)?;
-    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let b = body
+        .map_err(|e| ApiError::bad_request(format!("bad body: {}", e.body_text())))?
+        .map(|Json(b)| b)
+        .unwrap_or_default();
     let wait = wait_of(q.wait.or(b.wait))?;
     let router = default_router(&state, q.router.or(b.router))?;
     let iface = interface(&state, q.interface.or(b.interface));
