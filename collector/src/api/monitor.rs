@@ -934,7 +934,7 @@ pub(crate) mod tests {
     use crate::api::fleet::{find_router, is_online, ROUTER_INFO_SQL};
     use crate::api::log_capture::LogCapture;
     use crate::store::schema::MIGRATIONS;
-    use serde_json::Value;
+    use serde_json::{json, Value};
 
     pub(crate) fn empty_db() -> Connection {
         let c = Connection::open_in_memory().unwrap();

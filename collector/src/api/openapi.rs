@@ -363,6 +363,70 @@ mod tests {
     }
 
     #[test]
+    fn every_operation_declares_the_shared_layers_answers() {
+        let json = serde_json::to_value(build().0).unwrap();
+        let mut seen = 0;
+        for (path, item) in json["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let codes = op["responses"].as_object().unwrap();
+                assert!(codes.contains_key("429"), "{method} {path}: no 429");
+                let open = op["security"] == serde_json::json!([{}]);
+                if !open {
+                    assert!(codes.contains_key("401"), "{method} {path}: no 401");
+                }
+                let takes_input = op["parameters"].as_array().is_some_and(|p| !p.is_empty())
+                    || op.get("requestBody").is_some();
+                if takes_input {
+                    assert!(codes.contains_key("400"), "{method} {path}: no 400");
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen > 50, "{seen} operations");
+    }
+
+    #[test]
+    fn written_out_patterns_are_the_shared_ones() {
+        // `params((...))` tuples take literal patterns only: they must equal the shared constants.
+        let json = serde_json::to_value(build().0).unwrap();
+        let param = |path: &str, method: &str, name: &str| {
+            json["paths"][path][method]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{method} {path} {name}"))["schema"]["pattern"]
+                .clone()
+        };
+        let peer = routerstats_shared::action::PEER_NAME_PATTERN;
+        assert_eq!(param("/peer/{name}", "delete", "name"), peer);
+        assert_eq!(param("/peer/{name}/qr", "get", "name"), peer);
+        assert_eq!(
+            param("/peer/{name}", "delete", "interface"),
+            routerstats_shared::action::IFACE_PATTERN
+        );
+        let body = &json["components"]["schemas"]["AddPeer"]["properties"];
+        assert_eq!(body["name"]["pattern"], peer);
+    }
+
+    #[test]
+    fn patterns_match_what_the_checks_accept() {
+        use routerstats_shared::action::{check_iface, check_peer_name, check_wg_key};
+        use routerstats_shared::action::{IFACE_PATTERN, PEER_NAME_PATTERN, WG_KEY_PATTERN};
+        let cases: [(&str, fn(&str) -> Result<(), String>, &[&str]); 3] = [
+            (IFACE_PATTERN, check_iface, &["wg0", "", "a_b", "wg-0", "abcdefghijklmno", "abcdefghijklmnop", "é"]),
+            (PEER_NAME_PATTERN, check_peer_name, &["laptop", "-x", "a-b_c", "", "x".repeat(32).leak(), "x".repeat(33).leak(), "a b"]),
+            (WG_KEY_PATTERN, check_wg_key, &["BlEJmBoZM4StM4bgBNJO2C6WNB5xEQs4+01sagkPbpE=", "BlEJmBoZM4StM4bgBNJO2C6WNB5xEQs4+01sagkPbpF=", "BlEJmBoZM4StM4bgBNJO2C6WNB5xEQs4+01sagkPbpE", "short="]),
+        ];
+        for (pattern, check, inputs) in cases {
+            let re = regex::Regex::new(pattern).unwrap();
+            for input in inputs {
+                assert_eq!(re.is_match(input), check(input).is_ok(), "{pattern} on {input:?}");
+            }
+        }
+    }
+
+    #[test]
     fn clashes_are_reported() {
         let (doc, _) = build();
         let again = super::super::wireguard::Doc::openapi();
