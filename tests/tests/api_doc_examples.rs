@@ -28,8 +28,20 @@ struct Row {
     pending: Option<&'static str>,
 }
 
-const fn row(doc: &'static str, method: &'static str, path: &'static str, shape: &'static str) -> Row {
-    Row { doc, method, path, body: None, shape, pending: None }
+const fn row(
+    doc: &'static str,
+    method: &'static str,
+    path: &'static str,
+    shape: &'static str,
+) -> Row {
+    Row {
+        doc,
+        method,
+        path,
+        body: None,
+        shape,
+        pending: None,
+    }
 }
 
 const fn pending(
@@ -39,7 +51,14 @@ const fn pending(
     shape: &'static str,
     why: &'static str,
 ) -> Row {
-    Row { doc, method, path, body: None, shape, pending: Some(why) }
+    Row {
+        doc,
+        method,
+        path,
+        body: None,
+        shape,
+        pending: Some(why),
+    }
 }
 
 const OPENWRT: &str = "openwrt-router-stats.md";
@@ -49,8 +68,10 @@ const ISP: &str = "isp-middleware.md";
 const WG: &str = "wireguard-manager.md";
 
 /// Pending work named in the rows (helpers' branches of issue 12 and the fleet-write issues).
-const SEEDISP: &str = "seedisp: ISP routes at the document's /api/mikrotik paths and top-level shapes";
-const SEEDWG: &str = "seedwg: GET / as {status, wireguard_config} JSON; POST /api/health round trip";
+const SEEDISP: &str =
+    "seedisp: ISP routes at the document's /api/mikrotik paths and top-level shapes";
+const SEEDWG: &str =
+    "seedwg: GET / as {status, wireguard_config} JSON; POST /api/health round trip";
 const WRITES_ISP: &str = "not served yet: router configuration routes (device config, queues, hotspot, PPPoE, bridges, throttle: shaping/ispuci helpers)";
 const WRITES_VPN: &str = "not served yet: OpenVPN server and client PKI routes (openvpn helper)";
 
@@ -207,7 +228,10 @@ fn mismatches(answer: &Value, shape: &str) -> Vec<String> {
 fn problems(answer: &Value, shape: &str) -> Vec<String> {
     let mut out = Vec::new();
     if !answer.is_object() {
-        out.push(format!("the answer is {}, not a JSON object", type_of(answer)));
+        out.push(format!(
+            "the answer is {}, not a JSON object",
+            type_of(answer)
+        ));
         return out;
     }
     for item in shape.split_whitespace() {
@@ -232,7 +256,9 @@ struct Ids {
 fn percent(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -240,13 +266,18 @@ fn percent(s: &str) -> String {
 
 fn first_str(v: &Value, array: &str, fields: &[&str]) -> Option<String> {
     let items = v.pointer(array)?.as_array()?;
-    items.iter().find_map(|i| fields.iter().find_map(|f| i.get(*f)?.as_str().map(str::to_string)))
+    items.iter().find_map(|i| {
+        fields
+            .iter()
+            .find_map(|f| i.get(*f)?.as_str().map(str::to_string))
+    })
 }
 
 impl Ids {
     fn find(fleet: &Fleet, router: &str) -> Ids {
         let (_, peers) = fleet.get("/api/metrics/peers");
-        let key = first_str(&peers, "/peers", &["public_key"]).expect("the fake router has WireGuard peers");
+        let key = first_str(&peers, "/peers", &["public_key"])
+            .expect("the fake router has WireGuard peers");
         let (_, wg) = fleet.get("/peers?metrics=false");
         let peer = first_str(&wg, "/peers", &["peer_name", "name"]).unwrap_or_else(|| key.clone());
         let (_, ports) = fleet.get(&format!("/api/gateway/{router}/ports"));
@@ -257,7 +288,13 @@ impl Ids {
         let vpnclient = first_str(&clients, "/data/clients", &["name"])
             .or_else(|| first_str(&clients, "/clients", &["name"]))
             .unwrap_or_else(|| "client1".into());
-        Ids { router: router.into(), key: percent(&key), peer: percent(&peer), port: percent(&port), vpnclient: percent(&vpnclient) }
+        Ids {
+            router: router.into(),
+            key: percent(&key),
+            peer: percent(&peer),
+            port: percent(&port),
+            vpnclient: percent(&vpnclient),
+        }
     }
 
     fn fill(&self, s: &str) -> String {
@@ -274,15 +311,26 @@ impl Ids {
 /// root), so the write routes' examples (WireGuard peers, backups, status) run end to end.
 fn run_with_actions(fleet: &Fleet) -> RunningAgent {
     let setup = &fleet.routers[0];
-    let conf = setup.router.write_agent_config(Some(uci_bin().as_path())).expect("agent config");
+    let conf = setup
+        .router
+        .write_agent_config(Some(uci_bin().as_path()))
+        .expect("agent config");
     let before = fleet.collector.stored_seqs(&setup.router.hostname).len();
-    let agent = setup.run(fleet.collector.ingest, "1s", &["--config", &conf.display().to_string()]);
+    let agent = setup.run(
+        fleet.collector.ingest,
+        "1s",
+        &["--config", &conf.display().to_string()],
+    );
     // Two reports of the new process: its rates (per-peer bandwidth) compare two samples.
-    wait_for(Duration::from_secs(30), "two reports from the router with actions allowed", || {
-        setup.router.tick(5).ok()?;
-        std::thread::sleep(Duration::from_millis(200));
-        (fleet.collector.stored_seqs(&setup.router.hostname).len() >= before + 2).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "two reports from the router with actions allowed",
+        || {
+            setup.router.tick(5).ok()?;
+            std::thread::sleep(Duration::from_millis(200));
+            (fleet.collector.stored_seqs(&setup.router.hostname).len() >= before + 2).then_some(())
+        },
+    );
     agent
 }
 
@@ -297,35 +345,73 @@ fn document_examples_answer_in_the_documents_shapes() {
     for r in ROWS {
         let path = ids.fill(r.path);
         let body = r.body.map(|b| ids.fill(b));
-        let headers = [("X-API-Key", fleet.admin_key.as_str()), ("Accept", "application/json")];
-        let (status, text) = http_request(fleet.collector.api, r.method, &path, &headers, body.as_deref())
-            .unwrap_or_else(|e| panic!("{} {path}: {e}", r.method));
+        let headers = [
+            ("X-API-Key", fleet.admin_key.as_str()),
+            ("Accept", "application/json"),
+        ];
+        let (status, text) = http_request(
+            fleet.collector.api,
+            r.method,
+            &path,
+            &headers,
+            body.as_deref(),
+        )
+        .unwrap_or_else(|e| panic!("{} {path}: {e}", r.method));
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let mut problems = if (200..300).contains(&status) {
+        let problems = if (200..300).contains(&status) {
             mismatches(&answer, r.shape)
         } else {
-            vec![format!("status {status}: {}", text.chars().take(160).collect::<String>())]
+            vec![format!(
+                "status {status}: {}",
+                text.chars().take(160).collect::<String>()
+            )]
         };
         match (r.pending, problems.is_empty()) {
             (None, true) => passed += 1,
-            (None, false) => failed.push(format!("{} {} {path}: {}", r.doc, r.method, problems.join("; "))),
-            (Some(why), false) => waiting.push(format!("{} {} {path} [{why}]: {}", r.doc, r.method, problems.join("; "))),
-            (Some(why), true) => failed.push(format!("{} {} {path} is marked pending ({why}) but passes: turn it on", r.doc, r.method)),
+            (None, false) => failed.push(format!(
+                "{} {} {path}: {}",
+                r.doc,
+                r.method,
+                problems.join("; ")
+            )),
+            (Some(why), false) => waiting.push(format!(
+                "{} {} {path} [{why}]: {}",
+                r.doc,
+                r.method,
+                problems.join("; ")
+            )),
+            (Some(why), true) => failed.push(format!(
+                "{} {} {path} is marked pending ({why}) but passes: turn it on",
+                r.doc, r.method
+            )),
         }
     }
     for w in &waiting {
         println!("pending: {w}");
     }
-    println!("document examples: {passed} passed, {} pending, {} failed, of {} rows", waiting.len(), failed.len(), ROWS.len());
-    assert!(failed.is_empty(), "routes not in their document's shape:\n{}", failed.join("\n"));
+    println!(
+        "document examples: {passed} passed, {} pending, {} failed, of {} rows",
+        waiting.len(),
+        failed.len(),
+        ROWS.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "routes not in their document's shape:\n{}",
+        failed.join("\n")
+    );
 }
 
 #[test]
 fn the_shape_checker_finds_missing_fields_and_wrong_types() {
-    let v: Value = serde_json::json!({"a": 1, "b": {"c": "x"}, "d": [{"e": true}, {"e": 3}], "n": null});
+    let v: Value =
+        serde_json::json!({"a": 1, "b": {"c": "x"}, "d": [{"e": true}, {"e": 3}], "n": null});
     assert!(mismatches(&v, "a:number b:object b.c:string n:string? d:array").is_empty());
     let found = mismatches(&v, "a:string b.z:any d[].e:bool n:string missing:any");
     assert_eq!(found.len(), 5, "{found:?}");
-    assert!(found.iter().any(|p| p.contains("d[1].e is number")), "{found:?}");
+    assert!(
+        found.iter().any(|p| p.contains("d[1].e is number")),
+        "{found:?}"
+    );
     assert!(!mismatches(&serde_json::json!([1]), "a:any").is_empty());
 }

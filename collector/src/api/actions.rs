@@ -129,7 +129,10 @@ fn action_schema() -> utoipa::openapi::Schema {
     let name = json!({"type": "string", "pattern": PEER_NAME_PATTERN});
     let key = json!({"type": "string", "pattern": WG_KEY_PATTERN});
     let kind = |kind: &str, params: serde_json::Value| {
-        let required: Vec<&String> = params.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+        let required: Vec<&String> = params
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
         json!({
             "type": "object",
             "required": [kind],
@@ -154,7 +157,8 @@ fn action_schema() -> utoipa::openapi::Schema {
 
 /// The `ttl`s documented: 1-99999 s, 1-9999 min, 1-168 h, 1-7 d or 1 w (all within
 /// [`crate::actions::MAX_TTL`]); the server also takes sums like `1h30m`.
-const TTL_PATTERN: &str = "^([1-9][0-9]{0,4}s|[1-9][0-9]{0,3}m|([1-9][0-9]?|1[0-5][0-9]|16[0-8])h|[1-7]d|1w)$";
+const TTL_PATTERN: &str =
+    "^([1-9][0-9]{0,4}s|[1-9][0-9]{0,3}m|([1-9][0-9]?|1[0-5][0-9]|16[0-8])h|[1-7]d|1w)$";
 
 fn ttl_schema() -> utoipa::openapi::Object {
     super::openapi::nullable_pattern(TTL_PATTERN)

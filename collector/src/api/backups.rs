@@ -128,7 +128,9 @@ async fn create(state: ApiState, headers: HeaderMap, q: CreateQuery) -> Result<R
         None => match view(&state, &row) {
             Some(b) => (
                 StatusCode::OK,
-                json!(super::envelope::stamped(json!({"message": format!("Backup of {} created", row.router), "backup": b}))),
+                json!(super::envelope::stamped(
+                    json!({"message": format!("Backup of {} created", row.router), "backup": b})
+                )),
             ),
             None => (
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -67,7 +67,6 @@ pub fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // GET /api/health
 // ---------------------------------------------------------------------------------------------
@@ -671,10 +670,14 @@ pub struct LogsQuery {
     #[param(pattern = "^\\s*0*([1-9][0-9]{0,2}|1000)\\s*$")]
     pub count: Option<String>,
     /// Minimum level: `error`, `warn`, `info`, `debug` or `trace`.
-    #[param(pattern = "^\\s*([Ee][Rr][Rr][Oo][Rr]|[Ww][Aa][Rr][Nn]([Ii][Nn][Gg])?|[Ii][Nn][Ff][Oo]|[Dd][Ee][Bb][Uu][Gg]|[Tt][Rr][Aa][Cc][Ee])\\s*$")]
+    #[param(
+        pattern = "^\\s*([Ee][Rr][Rr][Oo][Rr]|[Ww][Aa][Rr][Nn]([Ii][Nn][Gg])?|[Ii][Nn][Ff][Oo]|[Dd][Ee][Bb][Uu][Gg]|[Tt][Rr][Aa][Cc][Ee])\\s*$"
+    )]
     pub level: Option<String>,
     /// `true` empties the buffer (admin key required); also `1/yes/on`, `0/no/off`, any case.
-    #[param(pattern = "^\\s*([Tt][Rr][Uu][Ee]|1|[Yy][Ee][Ss]|[Oo][Nn]|[Ff][Aa][Ll][Ss][Ee]|0|[Nn][Oo]|[Oo][Ff][Ff]|)\\s*$")]
+    #[param(
+        pattern = "^\\s*([Tt][Rr][Uu][Ee]|1|[Yy][Ee][Ss]|[Oo][Nn]|[Ff][Aa][Ll][Ss][Ee]|0|[Nn][Oo]|[Oo][Ff][Ff]|)\\s*$"
+    )]
     pub clear: Option<String>,
 }
 

@@ -16,10 +16,10 @@ use std::sync::OnceLock;
 
 use axum::routing::get;
 use axum::{Json, Router};
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
-use utoipa::openapi::path::Operation;
 use utoipa::openapi::{
     Components, InfoBuilder, OpenApi as Document, PathItem, Paths, RefOr, Response,
 };
@@ -301,19 +301,26 @@ fn add_common_responses(op: &mut Operation) {
         .security
         .as_ref()
         .is_some_and(|s| s.iter().any(|r| *r == SecurityRequirement::default()));
-    let takes_input = op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some();
+    let takes_input =
+        op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some();
     let responses = &mut op.responses.responses;
     let mut add = |code: &str, description: &str| {
         responses
             .entry(code.to_string())
             .or_insert_with(|| RefOr::T(Response::new(description)));
     };
-    add("429", "Rate limit exceeded for this key or client address (`Retry-After` says when to retry)");
+    add(
+        "429",
+        "Rate limit exceeded for this key or client address (`Retry-After` says when to retry)",
+    );
     if !open {
         add("401", "Missing or unknown API key");
     }
     if takes_input {
-        add("400", "A parameter or the body is malformed or out of range");
+        add(
+            "400",
+            "A parameter or the body is malformed or out of range",
+        );
     }
 }
 
@@ -413,15 +420,53 @@ mod tests {
     fn patterns_match_what_the_checks_accept() {
         use routerstats_shared::action::{check_iface, check_peer_name, check_wg_key};
         use routerstats_shared::action::{IFACE_PATTERN, PEER_NAME_PATTERN, WG_KEY_PATTERN};
-        let cases: [(&str, fn(&str) -> Result<(), String>, &[&str]); 3] = [
-            (IFACE_PATTERN, check_iface, &["wg0", "", "a_b", "wg-0", "abcdefghijklmno", "abcdefghijklmnop", "é"]),
-            (PEER_NAME_PATTERN, check_peer_name, &["laptop", "-x", "a-b_c", "", "x".repeat(32).leak(), "x".repeat(33).leak(), "a b"]),
-            (WG_KEY_PATTERN, check_wg_key, &["BlEJmBoZM4StM4bgBNJO2C6WNB5xEQs4+01sagkPbpE=", "BlEJmBoZM4StM4bgBNJO2C6WNB5xEQs4+01sagkPbpF=", "BlEJmBoZM4StM4bgBNJO2C6WNB5xEQs4+01sagkPbpE", "short="]),
+        type Check = fn(&str) -> Result<(), String>;
+        let cases: [(&str, Check, &[&str]); 3] = [
+            (
+                IFACE_PATTERN,
+                check_iface,
+                &[
+                    "wg0",
+                    "",
+                    "a_b",
+                    "wg-0",
+                    "abcdefghijklmno",
+                    "abcdefghijklmnop",
+                    "é",
+                ],
+            ),
+            (
+                PEER_NAME_PATTERN,
+                check_peer_name,
+                &[
+                    "laptop",
+                    "-x",
+                    "a-b_c",
+                    "",
+                    "x".repeat(32).leak(),
+                    "x".repeat(33).leak(),
+                    "a b",
+                ],
+            ),
+            (
+                WG_KEY_PATTERN,
+                check_wg_key,
+                &[
+                    "BlEJmBoZM4StM4bgBNJO2C6WNB5xEQs4+01sagkPbpE=",
+                    "BlEJmBoZM4StM4bgBNJO2C6WNB5xEQs4+01sagkPbpF=",
+                    "BlEJmBoZM4StM4bgBNJO2C6WNB5xEQs4+01sagkPbpE",
+                    "short=",
+                ],
+            ),
         ];
         for (pattern, check, inputs) in cases {
             let re = regex::Regex::new(pattern).unwrap();
             for input in inputs {
-                assert_eq!(re.is_match(input), check(input).is_ok(), "{pattern} on {input:?}");
+                assert_eq!(
+                    re.is_match(input),
+                    check(input).is_ok(),
+                    "{pattern} on {input:?}"
+                );
             }
         }
     }
