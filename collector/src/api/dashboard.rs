@@ -485,7 +485,7 @@ fn fleet_key(window: Window, site: Option<&str>, text: Option<&str>) -> String {
     operation_id = "dashboard_router_detail",
     tag = "dashboard",
     params(
-        ("id" = String, Path, description = "Router id, or its name (case-insensitive)", pattern = "^(?=.*[^\\s])[^\\u0000-\\u001f\\u007f-\\u009f]{1,64}$"),
+        ("id" = String, Path, description = "Router id, or its name (case-insensitive)", pattern = "^[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]{0,63}[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$"),
         DetailQuery
     ),
     responses(

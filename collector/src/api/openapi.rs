@@ -206,12 +206,17 @@ pub fn build() -> (Document, Vec<String>) {
 }
 
 /// Free text of at most 64 characters without control characters (`char::is_control`), as the
-/// filters of several routes take it (blank is the same as absent).
-pub const TEXT_64: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]{0,64}$";
+/// filters of several routes take it: trimmed first (Unicode white space, which includes a few
+/// control characters such as tab), and blank is the same as absent.
+pub const TEXT_64: &str = "^[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u001f\\u007f-\\u009f]{0,64}[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
 /// Like [`TEXT_64`], at most 256 characters.
-pub const TEXT_256: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]{0,256}$";
-/// 1-256 characters without control characters, at least one not white space.
-pub const NONBLANK_256: &str = "^(?=.*[^\\s])[^\\u0000-\\u001f\\u007f-\\u009f]{1,256}$";
+pub const TEXT_256: &str = "^[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u001f\\u007f-\\u009f]{0,256}[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
+/// 1-256 characters without control characters once trimmed, the first not white space.
+pub const NONBLANK_256: &str = "^[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]{0,255}[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
+/// Like [`NONBLANK_256`], at most 64 characters: `dashboard::router_detail` writes it out (a
+/// `params((...))` pattern must be a literal); the tests check the two are equal.
+#[cfg(test)]
+pub const NONBLANK_64: &str = "^[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]{0,63}[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
 
 /// A router name as `crate::store::check_router_name` accepts it.
 pub const ROUTER_NAME: &str = "^(?![0-9]+$)[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
@@ -412,6 +417,10 @@ mod tests {
             param("/peer/{name}", "delete", "interface"),
             routerstats_shared::action::IFACE_PATTERN
         );
+        assert_eq!(
+            json["paths"]["/api/routers/{id}"]["get"]["parameters"][0]["schema"]["pattern"],
+            NONBLANK_64
+        );
         let body = &json["components"]["schemas"]["AddPeer"]["properties"];
         assert_eq!(body["name"]["pattern"], peer);
     }
@@ -465,6 +474,44 @@ mod tests {
                 assert_eq!(
                     re.is_match(input),
                     check(input).is_ok(),
+                    "{pattern} on {input:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn text_patterns_match_trim_then_check() {
+        // What the routes do: trim (Unicode white space), then at most N characters, none a
+        // control character; the non-blank ones also need something left after the trim.
+        let accepts = |s: &str, max: usize, nonblank: bool| {
+            let t = s.trim();
+            t.chars().count() <= max
+                && !t.chars().any(char::is_control)
+                && (!nonblank || !t.is_empty())
+        };
+        let long = format!("a{}b", " ".repeat(70));
+        let padded = format!("{}a", " ".repeat(70));
+        let inputs = [
+            "",
+            " ",
+            "\t[Y",
+            "a\tb",
+            " ok ",
+            "\u{85}x",
+            "x\u{7f}",
+            "\u{3000}y\u{3000}",
+            "\u{1c}z",
+            long.as_str(),
+            padded.as_str(),
+            "é日本",
+        ];
+        for (pattern, max, nonblank) in [(TEXT_64, 64, false), (NONBLANK_64, 64, true)] {
+            let re = regex::Regex::new(pattern).unwrap();
+            for input in inputs {
+                assert_eq!(
+                    re.is_match(input),
+                    accepts(input, max, nonblank),
                     "{pattern} on {input:?}"
                 );
             }
