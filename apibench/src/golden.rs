@@ -44,11 +44,13 @@ fn path_values(template: &str, param: &str) -> Vec<String> {
             "index.html".into(),
         ],
         (_, "public_key") => vec![pct_encode(&wg_key(1, 1)), pct_encode(&wg_key(4, 0))],
-        (t, "name") if t.starts_with("/api/users/") => vec![
-            station_host(1, 3),
-            station_mac(1, 4),
-            station_mac(5, 0).to_uppercase(),
-        ],
+        (t, "name") if t.starts_with("/api/users/") || t.starts_with("/api/mikrotik/users/") => {
+            vec![
+                station_host(1, 3),
+                station_mac(1, 4),
+                station_mac(5, 0).to_uppercase(),
+            ]
+        }
         (t, "name") if t.starts_with("/api/vpn/") => vec![ovpn_cn(1, 0), ovpn_cn(4, 1)],
         (t, "name") if t.starts_with("/peer/") => vec![wg_name(1, 1), wg_name(4, 0)],
         (t, "id") if t.starts_with("/api/routers/") => {
@@ -256,6 +258,22 @@ fn every_route_answers_as_recorded() {
         )
         .unwrap();
     }
+    // The real server compresses when asked (the requests above asked for no encoding).
+    let (_, _, plain) = client.get_full("/api/export", &keys[0]).expect("export");
+    let gz = get_gzip(handle.api_addr(), "/api/export", &keys[0]);
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped)
+        .expect("gzip body");
+    assert_eq!(
+        normalise("/api/export", "application/json", unzipped),
+        normalise("/api/export", "application/json", plain.clone())
+    );
+    assert!(
+        gz.len() * 4 < plain.len(),
+        "gzip {} of {} bytes",
+        gz.len(),
+        plain.len()
+    );
     rt.block_on(handle.shutdown());
     routerstats_collector::clock::pin_ms(None);
     if std::env::var_os("GOLDEN_KEEP").is_none() {
@@ -283,4 +301,41 @@ fn every_route_answers_as_recorded() {
         summary.lines().count(),
         changed.join("\n")
     );
+}
+
+/// The body of `GET path` asked with `Accept-Encoding: gzip`, which must be answered gzipped.
+fn get_gzip(addr: SocketAddr, path: &str, key: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {key}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("answer");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let mut body = &raw[split + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return body.to_vec();
+    }
+    let mut out = Vec::new();
+    loop {
+        let eol = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size");
+        let n = usize::from_str_radix(std::str::from_utf8(&body[..eol]).expect("hex").trim(), 16)
+            .expect("chunk size");
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[eol + 2..eol + 2 + n]);
+        body = &body[eol + 4 + n..];
+    }
 }

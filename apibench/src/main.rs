@@ -839,9 +839,9 @@ fn routes(o: &Opts) -> Vec<String> {
         "/api/pppoe_interfaces",
         "/api/organization",
         "/api/sites",
-        "/api/devices",
-        "/api/interfaces",
-        "/api/users/active",
+        "/api/mikrotik/devices",
+        "/api/mikrotik/interfaces",
+        "/api/mikrotik/users/active",
         "/api/vpn/status",
         "/api/vpn/clients",
         "/api/vpn/clients/connected",
@@ -879,16 +879,16 @@ fn routes(o: &Opts) -> Vec<String> {
     }
     v.extend([
         format!("/api/gateway/{name}/ports"),
-        format!("/api/devices/{name}/currentstatus"),
+        format!("/api/mikrotik/devices/{name}/currentstatus"),
         format!(
-            "/api/devices/status?identities={}",
+            "/api/mikrotik/devices/status?identities={}",
             (0..10)
                 .map(|i| router_name((r + i * 7) % o.routers))
                 .collect::<Vec<_>>()
                 .join(",")
         ),
-        format!("/api/users/{host}/stats"),
-        format!("/api/users/{mac}/stats"),
+        format!("/api/mikrotik/users/{host}/stats"),
+        format!("/api/mikrotik/users/{mac}/stats"),
         format!("/api/vpn/clients/{cn}/details"),
         format!("/api/metrics/peer/{key}"),
         format!("/api/metrics/peer/{key}/bandwidth"),

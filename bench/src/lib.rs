@@ -7,11 +7,15 @@
 //! - [`cproc`]: the real collector binary as a child process.
 //! - [`sim`]: simulated agents speaking the real protocol over real mutual TLS.
 //! - [`rawsql`]: the plain-SQLite baseline of the ingest benchmark.
+//! - [`storage`]: stored bytes per report, split by table with `dbstat`.
+//! - [`blocks`]: what a compressed per-router block layout would store for the same raw rows.
 
+pub mod blocks;
 pub mod cproc;
 pub mod gen;
 pub mod rawsql;
 pub mod sim;
+pub mod storage;
 pub mod sys;
 
 /// Why the command line could not be used.

@@ -67,7 +67,8 @@ pub enum Command {
 pub struct ServeArgs {
     #[command(flatten)]
     pub data_dir: DataDirArg,
-    /// TOML configuration file (see collector.example.toml); flags override it.
+    /// TOML configuration file (see collector.example.toml: listeners, retention, alerts, and
+    /// `[isp_rate_limits]`, the ISP routes' hourly limits per route and key); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address of the TLS listener for routers [default: 0.0.0.0:7443]
@@ -79,6 +80,75 @@ pub struct ServeArgs {
     /// Extra DNS name or IP address for the server certificate (repeatable; added to the file's).
     #[arg(long = "server-name", value_name = "NAME")]
     pub server_names: Vec<String>,
+    /// Accept `Authorization: Bearer <jwt>` signed HS256 with the secret in FILE (at least 32 bytes)
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ROUTERSTATS_JWT_SECRET_FILE",
+        conflicts_with = "jwt_public_key"
+    )]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Accept `Authorization: Bearer <jwt>` signed ES256 or RS256, verified with this PEM public key
+    #[arg(long, value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// JWT claim holding the role (`read` or `admin`) [default: role]
+    #[arg(long, value_name = "CLAIM")]
+    pub jwt_role_claim: Option<String>,
+    /// Accepted JWT issuer (`iss`); unchecked when unset
+    #[arg(long, value_name = "ISS")]
+    pub jwt_issuer: Option<String>,
+    /// This collector's JWT audience (`aud`); tokens with an `aud` are refused when unset
+    #[arg(long, value_name = "AUD")]
+    pub jwt_audience: Option<String>,
+    /// Browser origin allowed to call the API (CORS), like https://vpn.example.net; repeatable, `*` for any [default: none]
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+}
+
+impl ServeArgs {
+    /// Applies the JWT and CORS flags over the file's settings.
+    fn apply_auth(&self, config: &mut Config) -> Result<(), CliError> {
+        use crate::api::jwt::{JwtConfig, JwtKeySource};
+        let key = match (&self.jwt_secret_file, &self.jwt_public_key) {
+            (Some(f), _) => Some(JwtKeySource::SecretFile(f.clone())),
+            (None, Some(f)) => Some(JwtKeySource::PublicKeyFile(f.clone())),
+            (None, None) => None,
+        };
+        if let Some(key) = key {
+            match &mut config.jwt {
+                Some(j) => j.key = key,
+                None => config.jwt = Some(JwtConfig::new(key)),
+            }
+        }
+        let extra = [&self.jwt_role_claim, &self.jwt_issuer, &self.jwt_audience];
+        if config.jwt.is_none() && extra.iter().any(|v| v.is_some()) {
+            return Err(CliError::Runtime(
+                "--jwt-role-claim, --jwt-issuer and --jwt-audience need a JWT key (--jwt-secret-file or --jwt-public-key, or [jwt] in the config file)".into(),
+            ));
+        }
+        if let Some(j) = &mut config.jwt {
+            if let Some(v) = &self.jwt_role_claim {
+                j.role_claim = v.clone();
+            }
+            if let Some(v) = &self.jwt_issuer {
+                j.issuer = Some(v.clone());
+            }
+            if let Some(v) = &self.jwt_audience {
+                j.audience = Some(v.clone());
+            }
+        }
+        if !self.cors_origins.is_empty() {
+            let added = crate::api::cors::CorsOrigins::parse(&self.cors_origins)
+                .map_err(|e| CliError::Runtime(e.to_string()))?;
+            config.cors.any |= added.any;
+            for o in added.origins {
+                if !config.cors.origins.contains(&o) {
+                    config.cors.origins.push(o);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -380,6 +450,7 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    args.apply_auth(&mut config)?;
     if let Some(d) = args.data_dir.data_dir {
         config.data_dir = d;
     }
@@ -389,7 +460,9 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     if let Some(a) = args.api_listen {
         config.api_listen = a;
     }
-    config.server_names.extend(args.server_names);
+    config
+        .server_names
+        .extend(args.server_names.iter().cloned());
     config.validate()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -543,6 +616,59 @@ mod tests {
         assert!(
             matches!(ok.command, Command::Serve(ServeArgs { ref server_names, .. }) if server_names.len() == 2)
         );
+    }
+
+    #[test]
+    fn jwt_and_cors_flags_override_the_file() {
+        let parse = |extra: &[&str]| {
+            let cli = Cli::try_parse_from(
+                ["routerstats-collector", "serve"]
+                    .iter()
+                    .chain(extra.iter())
+                    .copied(),
+            )
+            .unwrap();
+            let Command::Serve(args) = cli.command else {
+                unreachable!("serve parses as serve")
+            };
+            let mut c = Config::default();
+            args.apply_auth(&mut c).map(|_| c)
+        };
+        let c = parse(&[
+            "--jwt-public-key",
+            "/k.pem",
+            "--jwt-role-claim",
+            "r",
+            "--jwt-audience",
+            "rs",
+            "--cors-origin",
+            "https://a.example",
+            "--cors-origin",
+            "https://b.example",
+        ])
+        .unwrap();
+        let j = c.jwt.unwrap();
+        assert_eq!(
+            j.key,
+            crate::api::jwt::JwtKeySource::PublicKeyFile("/k.pem".into())
+        );
+        assert_eq!(
+            (j.role_claim.as_str(), j.audience.as_deref()),
+            ("r", Some("rs"))
+        );
+        assert_eq!(c.cors.origins.len(), 2);
+        assert!(parse(&[]).unwrap().jwt.is_none());
+        assert!(parse(&["--jwt-issuer", "x"]).is_err());
+        assert!(parse(&["--cors-origin", "nope"]).is_err());
+        assert!(Cli::try_parse_from([
+            "routerstats-collector",
+            "serve",
+            "--jwt-secret-file",
+            "/s",
+            "--jwt-public-key",
+            "/p"
+        ])
+        .is_err());
     }
 
     #[test]

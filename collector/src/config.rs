@@ -74,12 +74,21 @@ pub struct Config {
     pub api_cache_max_bytes: usize,
     /// Alert rules, thresholds and receivers (`[alerts]`, see `crate::alerts::config`).
     pub alerts: crate::alerts::AlertsConfig,
+    /// Prometheus remote-write output (`[remote_write]`, see `crate::remote_write`); off without a URL.
+    pub remote_write: crate::remote_write::RemoteWriteConfig,
     /// How long an action waits for its router before it expires (requests may ask less).
     pub action_ttl: Duration,
     /// Defaults of the WireGuard manager's write routes (`[wireguard]` in the file).
     pub wireguard: crate::actions::WgDefaults,
     /// Backup archives kept per router.
     pub backup_keep: usize,
+    /// The ISP middleware routes' per-route limits (`[isp_rate_limits]`: `default_per_hour`, and
+    /// `[isp_rate_limits.routes]` with `"METHOD /path" = per_hour` entries).
+    pub isp_rate_limits: crate::api::rate_limit::RouteLimits,
+    /// JWT bearer tokens (`[jwt]`); None: only API keys are accepted.
+    pub jwt: Option<crate::api::jwt::JwtConfig>,
+    /// Browser origins allowed to call the API (`cors_allowed_origins`); none by default.
+    pub cors: crate::api::cors::CorsOrigins,
 }
 
 impl Default for Config {
@@ -108,9 +117,13 @@ impl Default for Config {
             api_cache_max_age: Duration::from_secs(10),
             api_cache_max_bytes: 256 * 1024 * 1024,
             alerts: crate::alerts::AlertsConfig::default(),
+            remote_write: crate::remote_write::RemoteWriteConfig::default(),
             action_ttl: crate::actions::DEFAULT_TTL,
             wireguard: crate::actions::WgDefaults::default(),
             backup_keep: 10,
+            isp_rate_limits: crate::api::rate_limit::RouteLimits::default(),
+            jwt: None,
+            cors: crate::api::cors::CorsOrigins::default(),
         }
     }
 }
@@ -183,9 +196,59 @@ struct FileConfig {
     api_cache_max_age: Option<FileDuration>,
     api_cache_max_bytes: Option<usize>,
     alerts: Option<toml::Value>,
+    remote_write: Option<toml::Value>,
     action_ttl: Option<FileDuration>,
     backup_keep: Option<usize>,
     wireguard: Option<FileWireguard>,
+    isp_rate_limits: Option<FileIspRateLimits>,
+    jwt: Option<FileJwt>,
+    cors_allowed_origins: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIspRateLimits {
+    default_per_hour: Option<u32>,
+    /// `"METHOD /path" = per_hour`.
+    routes: Option<std::collections::BTreeMap<String, u32>>,
+}
+
+/// `[jwt]`: exactly one of `secret_file` (HS256) and `public_key_file` (ES256/RS256 PEM).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJwt {
+    secret_file: Option<PathBuf>,
+    public_key_file: Option<PathBuf>,
+    role_claim: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: Option<FileDuration>,
+}
+
+impl FileJwt {
+    fn resolve(self) -> Result<crate::api::jwt::JwtConfig, ConfigError> {
+        use crate::api::jwt::{JwtConfig, JwtKeySource};
+        let key = match (self.secret_file, self.public_key_file) {
+            (Some(s), None) => JwtKeySource::SecretFile(s),
+            (None, Some(p)) => JwtKeySource::PublicKeyFile(p),
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "jwt",
+                    reason: "set exactly one of secret_file (HS256) and public_key_file (ES256 or RS256 PEM)".into(),
+                })
+            }
+        };
+        let mut c = JwtConfig::new(key);
+        if let Some(v) = self.role_claim {
+            c.role_claim = v;
+        }
+        c.issuer = self.issuer;
+        c.audience = self.audience;
+        if let Some(v) = self.leeway {
+            c.leeway = v.resolve("jwt.leeway")?;
+        }
+        Ok(c)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -291,17 +354,44 @@ impl Config {
                 }
             })?;
         }
+        if let Some(v) = file.remote_write {
+            c.remote_write = crate::remote_write::RemoteWriteConfig::from_value(v).map_err(|reason| {
+                ConfigError::Invalid {
+                    key: "remote_write",
+                    reason,
+                }
+            })?;
+        }
         if let Some(v) = file.action_ttl {
             c.action_ttl = v.resolve("action_ttl")?;
         }
         if let Some(v) = file.backup_keep {
             c.backup_keep = v;
         }
+        if let Some(j) = file.jwt {
+            c.jwt = Some(j.resolve()?);
+        }
+        if let Some(o) = file.cors_allowed_origins {
+            c.cors =
+                crate::api::cors::CorsOrigins::parse(&o).map_err(|e| ConfigError::Invalid {
+                    key: "cors_allowed_origins",
+                    reason: e.to_string(),
+                })?;
+        }
         if let Some(w) = file.wireguard {
             c.wireguard.router = w.default_router.or(c.wireguard.router);
             c.wireguard.interface = w.default_interface.unwrap_or(c.wireguard.interface);
             c.wireguard.endpoint = w.endpoint.or(c.wireguard.endpoint);
             c.wireguard.dns = w.dns.or(c.wireguard.dns);
+        }
+        if let Some(l) = file.isp_rate_limits {
+            let routes: Vec<(String, u32)> = l.routes.unwrap_or_default().into_iter().collect();
+            c.isp_rate_limits
+                .apply(l.default_per_hour, &routes)
+                .map_err(|e| ConfigError::Invalid {
+                    key: "isp_rate_limits",
+                    reason: e.to_string(),
+                })?;
         }
         if let Some(r) = file.retention {
             if let Some(v) = r.raw_days {
@@ -334,6 +424,14 @@ impl Config {
         }
         if self.backup_keep == 0 {
             return invalid("backup_keep", "must be at least 1");
+        }
+        if let Some(j) = &self.jwt {
+            if j.role_claim.is_empty() || j.role_claim.len() > 64 {
+                return invalid("jwt.role_claim", "must be 1-64 characters");
+            }
+            if j.leeway > Duration::from_secs(600) {
+                return invalid("jwt.leeway", "must be at most 10m");
+            }
         }
         if let Err(e) = routerstats_shared::action::check_iface(&self.wireguard.interface) {
             return invalid("wireguard.default_interface", &e);
@@ -574,6 +672,46 @@ mod tests {
     }
 
     #[test]
+    fn jwt_and_cors_settings() {
+        let c = Config::from_toml(
+            r#"
+            cors_allowed_origins = ["https://vpn.example.net", "http://localhost:5173"]
+            [jwt]
+            public_key_file = "/etc/routerstats/jwt.pub.pem"
+            role_claim = "routerstats_role"
+            issuer = "https://idp.example.net"
+            audience = "routerstats"
+            leeway = "5s"
+            "#,
+        )
+        .unwrap();
+        let j = c.jwt.unwrap();
+        assert_eq!(
+            j.key,
+            crate::api::jwt::JwtKeySource::PublicKeyFile("/etc/routerstats/jwt.pub.pem".into())
+        );
+        assert_eq!(j.role_claim, "routerstats_role");
+        assert_eq!(j.issuer.as_deref(), Some("https://idp.example.net"));
+        assert_eq!(j.audience.as_deref(), Some("routerstats"));
+        assert_eq!(j.leeway, Duration::from_secs(5));
+        assert_eq!(c.cors.origins.len(), 2);
+        let c = Config::from_toml("[jwt]\nsecret_file = \"/s\"").unwrap();
+        assert_eq!(c.jwt.unwrap().role_claim, "role");
+        for bad in [
+            "[jwt]\nrole_claim = \"x\"",
+            "[jwt]\nsecret_file = \"/s\"\npublic_key_file = \"/p\"",
+            "[jwt]\nsecret_file = \"/s\"\nleeway = \"1h\"",
+            "cors_allowed_origins = [\"vpn.example.net/path\"]",
+        ] {
+            assert!(
+                matches!(Config::from_toml(bad), Err(ConfigError::Invalid { .. })),
+                "{bad}"
+            );
+        }
+        assert!(Config::from_toml("[jwt]\nsecret = \"inline\"").is_err());
+    }
+
+    #[test]
     fn load_reports_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.toml");
@@ -586,5 +724,47 @@ mod tests {
             matches!(&e, ConfigError::Parse { path, .. } if path == &bad),
             "{e}"
         );
+    }
+
+    #[test]
+    fn isp_rate_limits_from_the_file() {
+        let c = Config::from_toml(
+            "[isp_rate_limits]\ndefault_per_hour = 50\n[isp_rate_limits.routes]\n\"GET /api/mikrotik/devices\" = 7\n\"post /api/vpn/server/backup\" = 1\n",
+        )
+        .unwrap();
+        let l = &c.isp_rate_limits;
+        assert_eq!(l.default_per_hour, 50);
+        let per = |m: &str, p: &str| {
+            l.rules
+                .iter()
+                .find(|r| r.method.as_str() == m && r.path == p)
+                .map(|r| r.per_hour)
+        };
+        assert_eq!(per("GET", "/api/mikrotik/devices"), Some(7));
+        assert_eq!(per("POST", "/api/vpn/server/backup"), Some(1));
+        assert_eq!(
+            per("POST", "/api/mikrotik/backup/create"),
+            Some(5),
+            "defaults stay"
+        );
+        assert_eq!(Config::default().isp_rate_limits.default_per_hour, 1000);
+        for bad in [
+            "[isp_rate_limits]\ndefault_per_hour = 0\n",
+            "[isp_rate_limits.routes]\n\"/api/x\" = 3\n",
+            "[isp_rate_limits.routes]\n\"GET /api/x\" = 0\n",
+            "[isp_rate_limits]\nper_minute = 3\n",
+        ] {
+            let e = Config::from_toml(bad).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ConfigError::Invalid {
+                        key: "isp_rate_limits",
+                        ..
+                    } | ConfigError::Parse { .. }
+                ),
+                "{bad}: {e}"
+            );
+        }
     }
 }

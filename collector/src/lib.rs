@@ -14,6 +14,7 @@ pub(crate) mod duration;
 pub(crate) mod http_server;
 pub(crate) mod ingest;
 pub mod pki;
+pub mod remote_write;
 pub mod server;
 pub mod store;
 

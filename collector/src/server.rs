@@ -43,6 +43,8 @@ pub enum ServeError {
     DataDirNotDir { path: PathBuf, reason: &'static str },
     #[error(transparent)]
     Pki(#[from] PkiError),
+    #[error(transparent)]
+    Jwt(#[from] crate::api::jwt::JwtSetupError),
     #[error("cannot open the database {}: {source}", path.display())]
     Store { path: PathBuf, source: StoreError },
     #[error("{what} port {addr} is already in use (is another collector running? choose another address with {flag})")]
@@ -80,6 +82,7 @@ pub struct ServeHandle {
     writer: Writer,
     _poller: Poller,
     alerts: Option<crate::alerts::AlertService>,
+    remote_write: Option<crate::remote_write::RemoteWrite>,
 }
 
 impl ServeHandle {
@@ -141,11 +144,15 @@ impl ServeHandle {
             writer,
             _poller,
             alerts,
+            remote_write,
             ..
         } = self;
         let _ = shutdown_tx.send(true);
         if let Some(alerts) = alerts {
             alerts.shutdown(SHUTDOWN_GRACE).await;
+        }
+        if let Some(rw) = remote_write {
+            rw.shutdown(SHUTDOWN_GRACE).await;
         }
         let _ = accept_task.await;
         // Every connection holds one permit: getting them all back means all are closed.
@@ -416,6 +423,9 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     } else {
         None
     };
+    // Prometheus remote-write output, when a URL is configured (see crate::remote_write).
+    let remote_write =
+        crate::remote_write::RemoteWrite::spawn(config.remote_write.clone(), &db_path);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let ctx = Arc::new(IngestCtx {
@@ -441,6 +451,14 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     let _expirer = crate::actions::spawn_expirer(actions.clone(), shutdown_rx.clone());
     let accept_task = tokio::spawn(listener::accept_loop(ingest_listener, ctx.clone()));
 
+    let jwt = match &config.jwt {
+        Some(j) => {
+            let v = api::jwt::JwtVerifier::new(j)?;
+            tracing::info!(algorithm = v.algorithm(), role_claim = %j.role_claim, "JWT bearer tokens accepted");
+            Some(Arc::new(v))
+        }
+        None => None,
+    };
     let api_state = ApiState {
         store: Arc::new(Mutex::new(api_store)),
         ca_hash: pki.ca_hash(),
@@ -458,6 +476,9 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         started,
         readers: Arc::new(api::readpool::ReadPool::new(config.db_path(), 4)),
         actions,
+        isp_limits: config.isp_rate_limits.clone(),
+        jwt,
+        cors: config.cors.clone(),
     };
     let api_limits = HttpLimits {
         max_connections: config.api_max_connections,
@@ -488,5 +509,6 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         writer,
         _poller: poller,
         alerts,
+        remote_write,
     })
 }

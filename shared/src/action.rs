@@ -60,6 +60,9 @@ pub enum ActionKind {
     /// A fresh look at the router's system state (uptime, release, CPU, memory), read when the
     /// action runs rather than from the last report.
     Status {},
+    /// A round trip over the live session (`POST /api/health`): the agent answers `done` at
+    /// once. It reads and changes nothing, so it needs no `allow_actions` grant.
+    Ping {},
 }
 
 /// Largest backup archive an agent returns (bytes); it travels in one result frame.
@@ -71,6 +74,8 @@ pub const FAMILY_WIREGUARD: &str = "wireguard";
 pub const FAMILY_BACKUP: &str = "backup";
 /// The on-demand status family (reads /proc and /etc only).
 pub const FAMILY_STATUS: &str = "status";
+/// The ping family: answered by every agent, no grant needed (see [`ActionKind::needs_grant`]).
+pub const FAMILY_PING: &str = "ping";
 
 impl ActionKind {
     /// The kind's name in the API and the database (`wg_add_peer`...).
@@ -82,6 +87,7 @@ impl ActionKind {
             ActionKind::Unsupported { .. } => "unsupported",
             ActionKind::Backup {} => "backup",
             ActionKind::Status {} => "status",
+            ActionKind::Ping {} => "ping",
         }
     }
 
@@ -94,13 +100,23 @@ impl ActionKind {
             ActionKind::Unsupported { .. } => "unsupported",
             ActionKind::Backup {} => FAMILY_BACKUP,
             ActionKind::Status {} => FAMILY_STATUS,
+            ActionKind::Ping {} => FAMILY_PING,
         }
+    }
+
+    /// Whether the router's `allow_actions` must name the family. A ping reads and changes
+    /// nothing on the router, so every agent answers it.
+    pub fn needs_grant(&self) -> bool {
+        !matches!(self, ActionKind::Ping {})
     }
 
     /// Whether running it twice changes nothing on the router (a backup). The agent does not
     /// journal those (their results can be large) and simply runs a repeat again.
     pub fn is_read_only(&self) -> bool {
-        matches!(self, ActionKind::Backup {} | ActionKind::Status {})
+        matches!(
+            self,
+            ActionKind::Backup {} | ActionKind::Status {} | ActionKind::Ping {}
+        )
     }
 
     /// Checks every parameter; the error names the bad one.
@@ -121,7 +137,7 @@ impl ActionKind {
             }
             ActionKind::WgReload { interface } => check_iface(interface),
             ActionKind::Unsupported { reason } => Err(format!("unsupported action: {reason}")),
-            ActionKind::Backup {} | ActionKind::Status {} => Ok(()),
+            ActionKind::Backup {} | ActionKind::Status {} | ActionKind::Ping {} => Ok(()),
         }
     }
 }
@@ -402,6 +418,17 @@ mod tests {
         let s = bound_output("é".repeat(MAX_OUTPUT));
         assert!(s.len() <= MAX_OUTPUT && s.ends_with("[output cut]"));
         assert_eq!(bound_output("short".into()), "short");
+    }
+
+    #[test]
+    fn ping_needs_no_grant_and_keeps_its_wire_index() {
+        let p = ActionKind::Ping {};
+        assert!(!p.needs_grant() && p.is_read_only() && p.validate().is_ok());
+        assert_eq!((p.name(), p.family()), ("ping", FAMILY_PING));
+        assert!(ActionKind::Status {}.needs_grant());
+        // Variants travel by index: Ping is the 7th (index 6); earlier indexes never move.
+        assert_eq!(codec::encode(&p).unwrap(), vec![6]);
+        assert_eq!(codec::encode(&ActionKind::Status {}).unwrap(), vec![5]);
     }
 
     #[test]

@@ -80,10 +80,11 @@ impl FakeRouter {
             &root.join("bin/wg"),
             "#!/bin/sh\nd=\"$(dirname \"$0\")/../data/wg\"\necho \"$*\" >> \"$d/calls.log\"\ncase \"$*\" in\n  \"show all dump\") exec cat \"$d/dump.txt\" ;;\n  \"show \"*\" public-key\") awk -v i=\"$2\" 'NF == 5 && $1 == i { print $3; exit }' \"$d/dump.txt\" ;;\n  \"show \"*\" listen-port\") awk -v i=\"$2\" 'NF == 5 && $1 == i { print $4; exit }' \"$d/dump.txt\" ;;\n  \"set \"*\" peer \"*\" allowed-ips \"*) printf '%s\\t%s\\t(none)\\t(none)\\t%s\\t0\\t0\\t0\\toff\\n' \"$2\" \"$4\" \"$6\" >> \"$d/dump.txt\" ;;\n  \"set \"*\" peer \"*\" remove\") grep -v -F \"$4\" \"$d/dump.txt\" > \"$d/dump.new\"; mv \"$d/dump.new\" \"$d/dump.txt\" ;;\n  *) echo \"fake wg: unsupported: $*\" >&2; exit 1 ;;\nesac\n",
         )?;
-        // `sysupgrade -b FILE`: an archive of the root's etc/config, as OpenWrt's would hold.
+        // `sysupgrade -b FILE`: an archive of the root's etc/config (and etc/openvpn when there
+        // is one: the openvpn package lists it for backups), as OpenWrt's would hold.
         write_script(
             &root.join("bin/sysupgrade"),
-            "#!/bin/sh\n[ \"$1\" = -b ] && [ -n \"$2\" ] || { echo \"fake sysupgrade: unsupported: $*\" >&2; exit 1; }\nexec tar -czf \"$2\" -C \"$(dirname \"$0\")/..\" etc/config\n",
+            "#!/bin/sh\n[ \"$1\" = -b ] && [ -n \"$2\" ] || { echo \"fake sysupgrade: unsupported: $*\" >&2; exit 1; }\ncd \"$(dirname \"$0\")/..\" || exit 1\nif [ -d etc/openvpn ]; then exec tar -czf \"$2\" etc/config etc/openvpn; fi\nexec tar -czf \"$2\" etc/config\n",
         )?;
         // `ifup`: records the interfaces it was asked to restart in data/ifup.log.
         write_script(&root.join("bin/ifup"), "#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/../data/ifup.log\"\n")?;

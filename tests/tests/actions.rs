@@ -396,6 +396,59 @@ fn add_peer_writes_uci_and_answers_in_the_managers_shape_then_delete_and_reload(
     );
 }
 
+/// `GET /api/mikrotik/devices/{name}/config`: the OpenVPN client profile of the device's newest
+/// backup, secrets redacted, admin only; a clear 404 before any backup and for a missing profile.
+#[test]
+fn device_config_is_the_newest_backups_client_profile_redacted() {
+    let b = Bench::new("ap-cfg", &["all"], 0);
+    let path = "/api/mikrotik/devices/ap-cfg/config";
+    let (status, body) = b.get(path);
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no backup of ap-cfg"),
+        "{body}"
+    );
+    let dir = b.root().join("etc/openvpn");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("ap-cfg.ovpn"),
+        "client\ndev tun\nremote vpn.example.net 1194\n<ca>\nTHE-CA\n</ca>\n<key>\nTHE-PRIVATE-KEY\n</key>\n<tls-crypt>\nTHE-STATIC-KEY\n</tls-crypt>\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("server.conf"), "server 10.8.0.0 255.255.255.0\n").unwrap();
+    let (status, made) = b.post("/api/mikrotik/backup/create?device=ap-cfg", json!({}));
+    assert_eq!(status, 200, "{made}\n{}", b.agent_log());
+    let (status, bytes) = http_raw(b.collector.api, "GET", path, Some(&b.admin));
+    let text = String::from_utf8(bytes).unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.starts_with("client\ndev tun\nremote vpn.example.net 1194\n"),
+        "{text}"
+    );
+    assert!(text.contains("THE-CA"), "{text}");
+    assert!(
+        !text.contains("THE-PRIVATE-KEY") && !text.contains("THE-STATIC-KEY"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<key>\n# redacted by routerstats: a secret\n</key>"),
+        "{text}"
+    );
+    // Read keys get the group's 403; an unknown profile and device are 404s.
+    let (status, body) = http(b.collector.api, "GET", path, Some(&b.read), None);
+    assert_eq!((status, &body["success"]), (403, &json!(false)), "{body}");
+    assert!(body["timestamp"].is_string(), "{body}");
+    let (status, body) = b.get(&format!("{path}?profile=nope"));
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("ap-cfg"), "{body}");
+    let (status, body) = b.get("/api/mikrotik/devices/nope/config");
+    assert_eq!((status, &body["success"]), (404, &json!(false)), "{body}");
+}
+
 #[test]
 fn backups_are_made_checked_stored_listed_and_downloaded() {
     let b = Bench::new("ap-bak", &["all"], 0);
@@ -469,8 +522,34 @@ fn backups_are_made_checked_stored_listed_and_downloaded() {
                                                        // The fake /proc/stat does not move during the 250 ms sample: no CPU figure, said as null.
     assert!(res["cpu_load"].is_null(), "{body}");
     assert!(!b.collector.log().contains("secret"));
-    let (status, _) = b.post("/api/mikrotik/devices/nope/status", json!({}));
+    // Beside the fresh look, from the newest report: the interfaces and the associated users
+    // (the fixture's wlan0/wlan1/mesh0 stations), as the document's status shows them.
+    let d = &body["data"];
+    let ifaces = d["interface_stats"].as_array().expect("interface_stats");
+    assert!(
+        ifaces
+            .iter()
+            .any(|i| i["name"] == "wlan0" && i["rx_bytes"].is_number()),
+        "{body}"
+    );
+    let users = d["active_users"].as_array().expect("active_users");
+    assert_eq!(
+        d["active_users_count"].as_u64(),
+        Some(users.len() as u64),
+        "{body}"
+    );
+    assert!(
+        !users.is_empty() && users.iter().all(|u| u["mac_address"].is_string()),
+        "{body}"
+    );
+    let (status, body) = b.post("/api/mikrotik/devices/nope/status", json!({}));
     assert_eq!(status, 404);
+    // The ISP group's error envelope, from the shared actions code too.
+    assert_eq!(body["success"], false, "{body}");
+    assert!(
+        body["timestamp"].is_string() && body["error"].is_string(),
+        "{body}"
+    );
     // Admin only.
     assert_eq!(
         http_raw(

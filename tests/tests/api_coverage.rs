@@ -12,6 +12,10 @@ const ROUTES: &[&str] = &[
     "/api/gateway/{}/port/{}/traffic",
     "/api/devices", "/api/devices/status", "/api/devices/{}/currentstatus", "/api/interfaces",
     "/api/users/active", "/api/users/{}/stats",
+    // The same at the ISP middleware's own paths (the ones above are deprecated aliases).
+    "/api/mikrotik/devices", "/api/mikrotik/devices/status", "/api/mikrotik/devices/{}/currentstatus",
+    "/api/mikrotik/devices/{}/config", "/api/mikrotik/interfaces", "/api/mikrotik/users/active",
+    "/api/mikrotik/users/{}/stats", "/api/mikrotik/health",
     "/api/vpn/status", "/api/vpn/clients", "/api/vpn/clients/connected", "/api/vpn/clients/{}/details",
     "/api/vpn/statistics/usage", "/api/vpn/health",
     "/api/bandwidth/usage/real-time", "/api/bandwidth/usage/peak", "/api/bandwidth/monitoring/top-users",

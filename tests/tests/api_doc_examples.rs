@@ -67,15 +67,11 @@ const GATEWAY: &str = "gateway-wan-stats.md";
 const ISP: &str = "isp-middleware.md";
 const WG: &str = "wireguard-manager.md";
 
-/// Pending work named in the rows (helpers' branches of issue 12 and the fleet-write issues).
-const SEEDISP: &str =
-    "seedisp: ISP routes at the document's /api/mikrotik paths and top-level shapes";
-const SEEDWG: &str =
-    "seedwg: GET / as {status, wireguard_config} JSON; POST /api/health round trip";
-const WRITES_ISP: &str = "not served yet: router configuration routes (device config, queues, hotspot, PPPoE, bridges, throttle: shaping/ispuci helpers)";
+/// Pending work named in the rows.
+const WRITES_ISP: &str = "not served yet: router configuration writes (queues, hotspot, PPPoE, bridges, throttle: shaping/ispuci helpers)";
 const WRITES_VPN: &str = "not served yet: OpenVPN server and client PKI routes (openvpn helper)";
 
-const DEVICE_STATUS: &str = "device_status: interface_stats, active_users_count and active_users (from the router's last report, beside the fresh system_resources) are not answered yet";
+const OVPN_FILE: &str = "answers a .ovpn file (not JSON) from a backup holding an OpenVPN client profile; the fake router's backups hold none (404)";
 
 const ENVELOPE: &str = "success:bool data:any timestamp:string";
 
@@ -87,7 +83,7 @@ const ROWS: &[Row] = &[
     row(OPENWRT, "GET", "/api/openwrt", "any:any"),
     // routeros-monitor.md
     row(ROUTEROS, "GET", "/api/health", "status:string"),
-    Row { doc: ROUTEROS, method: "POST", path: "/api/health", body: Some(r#"{"router": "{router}"}"#), shape: "status:string latency_ms:number", pending: Some(SEEDWG) },
+    Row { doc: ROUTEROS, method: "POST", path: "/api/health", body: Some(r#"{"router": "{router}"}"#), shape: "status:string latency_ms:number", pending: None },
     row(ROUTEROS, "GET", "/api/performance", "any:any"),
     row(ROUTEROS, "GET", "/api/export", "any:any"),
     row(ROUTEROS, "GET", "/api/logs", "logs:array"),
@@ -100,7 +96,7 @@ const ROWS: &[Row] = &[
     row(GATEWAY, "GET", "/api/gateway/{router}/ports", "any:any"),
     row(GATEWAY, "GET", "/api/gateway/{router}/port/{port}/traffic", "any:any"),
     // wireguard-manager.md (the peer added here is deleted by the table's last row)
-    pending(WG, "GET", "/", "status:any wireguard_config:any", SEEDWG),
+    row(WG, "GET", "/", "status:any wireguard_config:any"),
     Row { doc: WG, method: "POST", path: "/add-peer", body: Some(r#"{"name": "doc-phone"}"#), shape: "message:string peer_name:string ip_address:string public_key:string config_file:string directory:string", pending: None },
     row(WG, "GET", "/server-info", "server_public_key:string? publickey_server_exists:bool wg0_conf_exists:bool existing_peers_count:number wireguard_path:string?"),
     row(WG, "GET", "/peers?metrics=true", "peers:array count:number summary:object"),
@@ -115,16 +111,16 @@ const ROWS: &[Row] = &[
     row(WG, "GET", "/api/metrics/peer/{key}/bandwidth", "public_key:string sent_bytes_per_sec:number recv_bytes_per_sec:number total_bytes_per_sec:number sent_kbps:number recv_kbps:number sent_mbps:number recv_mbps:number"),
     row(WG, "GET", "/api/metrics/peer/{key}/history?hours=6", "public_key:string duration_hours:number history:array data_points:number"),
     // isp-middleware.md: MikroTik API
-    pending(ISP, "GET", "/api/mikrotik/devices", "success:bool devices:array devices[].name:string devices[].host:string devices[].port:number devices[].use_ssl:bool devices[].connected:bool devices[].system_info:object total_devices:number connected_devices:number", SEEDISP),
-    pending(ISP, "GET", "/api/mikrotik/devices/status?identities={router}", "success:bool data:array data[].device_name:string data[].connected:bool data[].vpn_connected:bool timestamp:string", SEEDISP),
-    pending(ISP, "GET", "/api/mikrotik/devices/{router}/currentstatus", "success:bool data:any timestamp:string", SEEDISP),
-    pending(ISP, "POST", "/api/mikrotik/devices/{router}/status", "success:bool data:object data.device_name:string data.connected:bool data.system_resources:object data.system_resources.uptime:string data.system_resources.version:string data.system_resources.cpu_load:string data.system_resources.free_memory:string data.system_resources.total_memory:string data.interface_stats:array data.active_users_count:number data.active_users:array", DEVICE_STATUS),
-    pending(ISP, "GET", "/api/mikrotik/devices/{router}/config", ENVELOPE, WRITES_ISP),
+    row(ISP, "GET", "/api/mikrotik/devices", "success:bool devices:array devices[].name:string devices[].host:string devices[].port:number? devices[].use_ssl:bool devices[].connected:bool devices[].system_info:object total_devices:number connected_devices:number"),
+    row(ISP, "GET", "/api/mikrotik/devices/status?identities={router}", "success:bool data:array data[].device_name:string data[].connected:bool data[].vpn_connected:bool timestamp:string"),
+    row(ISP, "GET", "/api/mikrotik/devices/{router}/currentstatus", "success:bool data:any timestamp:string"),
+    Row { doc: ISP, method: "POST", path: "/api/mikrotik/devices/{router}/status", body: None, shape: "success:bool data:object data.device_name:string data.connected:bool data.system_resources:object data.system_resources.uptime:string data.system_resources.version:string data.system_resources.cpu_load:string? data.system_resources.free_memory:string data.system_resources.total_memory:string data.interface_stats:array data.active_users_count:number data.active_users:array", pending: None },
+    pending(ISP, "GET", "/api/mikrotik/devices/{router}/config", ENVELOPE, OVPN_FILE),
     pending(ISP, "POST", "/api/mikrotik/users/queue/create", ENVELOPE, WRITES_ISP),
     pending(ISP, "POST", "/api/mikrotik/users/queue/remove", ENVELOPE, WRITES_ISP),
     pending(ISP, "PUT", "/api/mikrotik/users/queue/update", ENVELOPE, WRITES_ISP),
-    pending(ISP, "GET", "/api/mikrotik/users/{user}/stats", ENVELOPE, SEEDISP),
-    pending(ISP, "GET", "/api/mikrotik/users/active", ENVELOPE, SEEDISP),
+    row(ISP, "GET", "/api/mikrotik/users/{user}/stats", ENVELOPE),
+    row(ISP, "GET", "/api/mikrotik/users/active", ENVELOPE),
     pending(ISP, "POST", "/api/mikrotik/hotspot/authorize", ENVELOPE, WRITES_ISP),
     pending(ISP, "POST", "/api/mikrotik/hotspot/deauthorize", ENVELOPE, WRITES_ISP),
     pending(ISP, "POST", "/api/mikrotik/pppoe/secret/create", ENVELOPE, WRITES_ISP),
@@ -135,18 +131,18 @@ const ROWS: &[Row] = &[
     pending(ISP, "POST", "/api/mikrotik/hotspot/server/configure", ENVELOPE, WRITES_ISP),
     pending(ISP, "POST", "/api/mikrotik/network/setup", ENVELOPE, WRITES_ISP),
     pending(ISP, "POST", "/api/mikrotik/anti-sharing/enable", ENVELOPE, WRITES_ISP),
-    pending(ISP, "GET", "/api/mikrotik/interfaces", ENVELOPE, SEEDISP),
+    row(ISP, "GET", "/api/mikrotik/interfaces", ENVELOPE),
     row(ISP, "POST", "/api/mikrotik/backup/create?device={router}", ENVELOPE),
-    pending(ISP, "GET", "/api/mikrotik/health", "success:bool", SEEDISP),
+    row(ISP, "GET", "/api/mikrotik/health", "success:bool"),
     // isp-middleware.md: VPN API
-    pending(ISP, "GET", "/api/vpn/status", "success:bool server_status:object server_status.service_running:bool server_status.port_listening:bool server_status.connected_clients:number server_status.client_list:array server_status.health_score:number", SEEDISP),
+    row(ISP, "GET", "/api/vpn/status", "success:bool server_status:object server_status.service_running:bool server_status.port_listening:bool? server_status.connected_clients:number server_status.client_list:array server_status.health_score:number"),
     pending(ISP, "GET", "/api/vpn/server/logs?lines=100", ENVELOPE, WRITES_VPN),
     row(ISP, "POST", "/api/vpn/server/backup?device={router}", ENVELOPE),
     pending(ISP, "GET", "/api/vpn/server/config", ENVELOPE, WRITES_VPN),
     pending(ISP, "GET", "/api/vpn/server/ip", ENVELOPE, WRITES_VPN),
     pending(ISP, "GET", "/api/vpn/client/template", ENVELOPE, WRITES_VPN),
-    pending(ISP, "GET", "/api/vpn/clients", "success:bool clients:array clients[].name:string clients[].is_connected:bool statistics:object statistics.total_clients:number statistics.connected_clients:number statistics.valid_certificates:number", SEEDISP),
-    pending(ISP, "GET", "/api/vpn/clients/connected", "success:bool connected_clients:array connected_clients[].common_name:string connected_clients[].real_address:string connected_clients[].virtual_address:string connected_clients[].bytes_received:number connected_clients[].bytes_sent:number total_connected:number bandwidth_summary:object bandwidth_summary.total_mb_received:number bandwidth_summary.total_mb_sent:number", SEEDISP),
+    row(ISP, "GET", "/api/vpn/clients", "success:bool clients:array clients[].name:string clients[].is_connected:bool statistics:object statistics.total_clients:number statistics.connected_clients:number statistics.valid_certificates:number?"),
+    row(ISP, "GET", "/api/vpn/clients/connected", "success:bool connected_clients:array connected_clients[].common_name:string connected_clients[].real_address:string connected_clients[].virtual_address:string? connected_clients[].bytes_received:number connected_clients[].bytes_sent:number total_connected:number bandwidth_summary:object bandwidth_summary.total_mb_received:number bandwidth_summary.total_mb_sent:number"),
     pending(ISP, "POST", "/api/vpn/clients/create", ENVELOPE, WRITES_VPN),
     pending(ISP, "GET", "/api/vpn/clients/{user}/config", ENVELOPE, WRITES_VPN),
     row(ISP, "GET", "/api/vpn/clients/{vpnclient}/details", ENVELOPE),
@@ -155,7 +151,7 @@ const ROWS: &[Row] = &[
     row(ISP, "GET", "/api/vpn/statistics/usage?days=7", ENVELOPE),
     row(ISP, "GET", "/api/vpn/health", "success:bool"),
     // isp-middleware.md: Bandwidth API
-    pending(ISP, "GET", "/api/bandwidth/usage/real-time?minutes=60", "success:bool period_minutes:number bandwidth_data:array bandwidth_data[].timestamp:string bandwidth_data[].username:string bandwidth_data[].download_mbps:number bandwidth_data[].upload_mbps:number bandwidth_data[].total_mbps:number bandwidth_data[].latency_ms:number? bandwidth_data[].packet_loss_percent:number? bandwidth_data[].nas_ip:string? bandwidth_data[].user_ip:string? summary:object", SEEDISP),
+    row(ISP, "GET", "/api/bandwidth/usage/real-time?minutes=60", "success:bool period_minutes:number bandwidth_data:array bandwidth_data[].timestamp:string bandwidth_data[].username:string? bandwidth_data[].download_mbps:number bandwidth_data[].upload_mbps:number bandwidth_data[].total_mbps:number bandwidth_data[].latency_ms:number? bandwidth_data[].packet_loss_percent:number? bandwidth_data[].nas_ip:string? bandwidth_data[].user_ip:string? summary:object"),
     row(ISP, "GET", "/api/bandwidth/usage/peak?hours=24", ENVELOPE),
     row(ISP, "GET", "/api/bandwidth/monitoring/top-users?limit=20&sort_by=total&minutes=30", ENVELOPE),
     row(ISP, "GET", "/api/bandwidth/monitoring/network-summary?minutes=30", ENVELOPE),
@@ -251,6 +247,20 @@ struct Ids {
     peer: String,
     port: String,
     vpnclient: String,
+    user: String,
+}
+
+/// The first string under key `key` anywhere in `v` (depth first).
+fn find_key(v: &Value, key: &str) -> Option<String> {
+    match v {
+        Value::Object(m) => m
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| m.values().find_map(|x| find_key(x, key))),
+        Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
 }
 
 fn percent(s: &str) -> String {
@@ -288,7 +298,12 @@ impl Ids {
         let vpnclient = first_str(&clients, "/data/clients", &["name"])
             .or_else(|| first_str(&clients, "/clients", &["name"]))
             .unwrap_or_else(|| "client1".into());
+        let (_, users) = fleet.get("/api/mikrotik/users/active");
+        let user = find_key(&users, "username")
+            .or_else(|| find_key(&users, "name"))
+            .unwrap_or_else(|| "user1".into());
         Ids {
+            user: percent(&user),
             router: router.into(),
             key: percent(&key),
             peer: percent(&peer),
@@ -303,7 +318,7 @@ impl Ids {
             .replace("{peer}", &self.peer)
             .replace("{port}", &self.port)
             .replace("{vpnclient}", &self.vpnclient)
-            .replace("{user}", "user1")
+            .replace("{user}", &self.user)
     }
 }
 

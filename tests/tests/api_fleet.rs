@@ -849,9 +849,9 @@ fn cached_fleet_answers_follow_new_reports() {
     // The same for an ISP-envelope route (`bytes_uploaded` is the station's rx counter).
     let uploaded = wait_for(
         Duration::from_secs(3),
-        "/api/users/active to show it",
+        "/api/mikrotik/users/active to show it",
         || {
-            let doc = ok(&fleet, "/api/users/active");
+            let doc = ok(&fleet, "/api/mikrotik/users/active");
             doc["data"]["active_users"]
                 .as_array()
                 .and_then(|l| {

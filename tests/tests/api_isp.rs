@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use routerstats_tests::harness::{wait_for, Fleet};
+use routerstats_tests::harness::{http_exchange, wait_for, Fleet};
 use serde_json::Value;
 
 const KITCHEN: &str = "ap-kitchen";
@@ -42,6 +42,24 @@ fn data(fleet: &Fleet, path: &str) -> Value {
         "{path}: timestamp {ts:?}"
     );
     body["data"].clone()
+}
+
+/// Asserts a success answer whose fields are at the top level (the document's shapes for
+/// devices, VPN status/clients/connected and real-time bandwidth) and returns the whole body.
+fn flat(fleet: &Fleet, path: &str) -> Value {
+    let (status, body) = fleet.get(path);
+    assert_eq!(status, 200, "{path}: {body}");
+    assert_eq!(body["success"], true, "{path}: {body}");
+    assert!(
+        body.get("data").is_none(),
+        "{path}: no data wrapper: {body}"
+    );
+    let ts = body["timestamp"].as_str().unwrap_or_default();
+    assert!(
+        ts.len() == 24 && ts.ends_with('Z'),
+        "{path}: timestamp {ts:?}"
+    );
+    body
 }
 
 /// Asserts an error envelope with `status` (read key unless `key` says otherwise) and returns
@@ -213,7 +231,7 @@ fn isp_routes_over_a_live_fleet() {
 }
 
 fn devices_and_interfaces(fleet: &Fleet) {
-    let d = data(fleet, "/api/devices");
+    let d = flat(fleet, "/api/mikrotik/devices");
     assert_eq!(
         (d["total_devices"].as_u64(), d["connected_devices"].as_u64()),
         (Some(2), Some(2)),
@@ -250,7 +268,7 @@ fn devices_and_interfaces(fleet: &Fleet) {
 
     let s = data(
         fleet,
-        &format!("/api/devices/status?identities={OFFICE},{KITCHEN}"),
+        &format!("/api/mikrotik/devices/status?identities={OFFICE},{KITCHEN}"),
     );
     assert_eq!(names(&s, "device_name"), [OFFICE, KITCHEN]);
     let o = &s[0];
@@ -279,34 +297,52 @@ fn devices_and_interfaces(fleet: &Fleet) {
         (Some(false), true)
     );
 
-    let one = data(fleet, &format!("/api/devices/{OFFICE}/currentstatus"));
+    let one = data(
+        fleet,
+        &format!("/api/mikrotik/devices/{OFFICE}/currentstatus"),
+    );
     assert_eq!(
         (one["device_name"].as_str(), one["vpn_connected"].as_bool()),
         (Some(OFFICE), Some(true))
     );
     assert_eq!(one["vpn_connection_info"]["bytes_sent"], 8192);
-    let msg = error(fleet, "/api/devices/ap-garage/currentstatus", 404);
+    let msg = error(fleet, "/api/mikrotik/devices/ap-garage/currentstatus", 404);
     assert!(
         msg.contains("unknown device") && msg.contains("ap-garage"),
         "{msg}"
     );
-    let msg = error(
+    // An unknown name is answered in its own entry; the known ones as usual.
+    let mixed = data(
         fleet,
-        &format!("/api/devices/status?identities={KITCHEN},ap-garage"),
-        404,
+        &format!("/api/mikrotik/devices/status?identities={KITCHEN},ap-garage&_=123"),
     );
-    assert!(msg.contains("ap-garage") && !msg.contains(KITCHEN), "{msg}");
-    let msg = error(fleet, "/api/devices/status", 400);
+    assert_eq!(names(&mixed, "device_name"), [KITCHEN, "ap-garage"]);
+    assert_eq!(
+        (mixed[0]["connected"].as_bool(), mixed[0]["error"].is_null()),
+        (Some(true), true),
+        "{mixed}"
+    );
+    assert_eq!(
+        (
+            mixed[1]["connected"].as_bool(),
+            mixed[1]["vpn_connected"].as_bool(),
+            mixed[1]["vpn_connection_info"].is_null(),
+            mixed[1]["error"].as_str()
+        ),
+        (Some(false), Some(false), true, Some("unknown device")),
+        "{mixed}"
+    );
+    let msg = error(fleet, "/api/mikrotik/devices/status", 400);
     assert!(msg.contains("identities"), "{msg}");
-    error(fleet, "/api/devices/status?identities=,,", 400);
+    error(fleet, "/api/mikrotik/devices/status?identities=,,", 400);
     let many: Vec<String> = (0..101).map(|i| format!("r{i}")).collect();
     error(
         fleet,
-        &format!("/api/devices/status?identities={}", many.join(",")),
+        &format!("/api/mikrotik/devices/status?identities={}", many.join(",")),
         400,
     );
 
-    let i = data(fleet, &format!("/api/interfaces?device={KITCHEN}"));
+    let i = data(fleet, &format!("/api/mikrotik/interfaces?device={KITCHEN}"));
     let list = &i["interfaces"];
     assert_eq!(i["total_interfaces"].as_u64(), Some(13), "{i}");
     let by_name = |n: &str| {
@@ -337,14 +373,14 @@ fn devices_and_interfaces(fleet: &Fleet) {
     assert_eq!(by_name("lo")["rx_bytes"], 2847316);
     assert!(by_name("wan")["rx_drops"].as_i64().unwrap() >= 14);
     assert_eq!(
-        data(fleet, "/api/interfaces")["total_interfaces"].as_u64(),
+        data(fleet, "/api/mikrotik/interfaces")["total_interfaces"].as_u64(),
         Some(26)
     );
-    error(fleet, "/api/interfaces?device=nope", 404);
+    error(fleet, "/api/mikrotik/interfaces?device=nope", 404);
 }
 
 fn users(fleet: &Fleet) {
-    let a = data(fleet, "/api/users/active");
+    let a = data(fleet, "/api/mikrotik/users/active");
     assert_eq!(a["active_users_count"].as_u64(), Some(12), "{a}");
     let list = a["active_users"].as_array().unwrap();
     let macs: BTreeSet<&str> = list
@@ -387,15 +423,18 @@ fn users(fleet: &Fleet) {
         (mesh["interface"].as_str(), mesh["tx_bitrate_mbps"].as_f64()),
         (Some("mesh0"), Some(780.0))
     );
-    let office = data(fleet, &format!("/api/users/active?device={OFFICE}"));
+    let office = data(
+        fleet,
+        &format!("/api/mikrotik/users/active?device={OFFICE}"),
+    );
     assert_eq!(office["active_users_count"].as_u64(), Some(6));
     assert!(names(&office["active_users"], "device_name")
         .iter()
         .all(|d| d == OFFICE));
-    error(fleet, "/api/users/active?device=nope", 404);
+    error(fleet, "/api/mikrotik/users/active?device=nope", 404);
 
     let sums = station_sums(fleet);
-    let s = data(fleet, "/api/users/living-room-tv/stats");
+    let s = data(fleet, "/api/mikrotik/users/living-room-tv/stats");
     assert_eq!(
         (
             s["username"].as_str(),
@@ -420,7 +459,7 @@ fn users(fleet: &Fleet) {
     // Only the traffic through ap-office.
     let s = data(
         fleet,
-        &format!("/api/users/LIVING-ROOM-TV/stats?device={OFFICE}"),
+        &format!("/api/mikrotik/users/LIVING-ROOM-TV/stats?device={OFFICE}"),
     );
     let office_up = query_i64(
         fleet,
@@ -433,19 +472,19 @@ fn users(fleet: &Fleet) {
     assert!(office_up < BUMP as i64);
     assert_eq!(names(&s["sessions"], "device_name"), [OFFICE]);
 
-    let by_mac = data(fleet, "/api/users/6C-7E-67-A1-B2-C3/stats");
+    let by_mac = data(fleet, "/api/mikrotik/users/6C-7E-67-A1-B2-C3/stats");
     assert_eq!(
         (by_mac["username"].as_str(), by_mac["hostname"].as_str()),
         (Some("work-laptop"), Some("work-laptop"))
     );
-    let unnamed = data(fleet, "/api/users/f0:18:98:44:9a:21/stats");
+    let unnamed = data(fleet, "/api/mikrotik/users/f0:18:98:44:9a:21/stats");
     assert_eq!(
         (unnamed["username"].as_str(), unnamed["hostname"].is_null()),
         (Some("f0:18:98:44:9a:21"), true)
     );
     assert_eq!(unnamed["sessions"][0]["inactive_ms"], 920); // from agent/fixtures/iw/station-dump-wlan1.txt
-    // A lease-only host from the fixture leases: known, not associated, no traffic.
-    let alice = data(fleet, "/api/users/Alices-MacBook-Pro/stats");
+                                                            // A lease-only host from the fixture leases: known, not associated, no traffic.
+    let alice = data(fleet, "/api/mikrotik/users/Alices-MacBook-Pro/stats");
     assert_eq!(
         alice["mac_addresses"],
         serde_json::json!(["a4:83:e7:2b:91:0c"])
@@ -456,14 +495,18 @@ fn users(fleet: &Fleet) {
     );
     assert_eq!(alice["sessions"].as_array().map(Vec::len), Some(0));
     assert_eq!(alice["usage"]["last_7d"]["total_bytes"], 0);
-    let msg = error(fleet, "/api/users/nobody/stats", 404);
+    let msg = error(fleet, "/api/mikrotik/users/nobody/stats", 404);
     assert!(msg.contains("unknown user"), "{msg}");
-    error(fleet, "/api/users/02:00:00:00:00:99/stats", 404);
-    error(fleet, "/api/users/living-room-tv/stats?device=nope", 404);
+    error(fleet, "/api/mikrotik/users/02:00:00:00:00:99/stats", 404);
+    error(
+        fleet,
+        "/api/mikrotik/users/living-room-tv/stats?device=nope",
+        404,
+    );
 }
 
 fn vpn(fleet: &Fleet) {
-    let s = data(fleet, "/api/vpn/status");
+    let s = flat(fleet, "/api/vpn/status");
     let st = &s["server_status"];
     assert_eq!(
         (
@@ -508,7 +551,7 @@ fn vpn(fleet: &Fleet) {
     );
     assert_eq!(client["state"], "ok");
 
-    let c = data(fleet, "/api/vpn/clients");
+    let c = flat(fleet, "/api/vpn/clients");
     assert_eq!(c["statistics"]["total_clients"].as_u64(), Some(7), "{c}");
     assert_eq!(c["statistics"]["connected_clients"].as_u64(), Some(7));
     assert!(c["statistics"]["valid_certificates"].is_null());
@@ -532,7 +575,7 @@ fn vpn(fleet: &Fleet) {
         "2024-05-12 09:40:58"
     );
 
-    let con = data(fleet, "/api/vpn/clients/connected");
+    let con = flat(fleet, "/api/vpn/clients/connected");
     assert_eq!(con["total_connected"].as_u64(), Some(9));
     let sessions = con["connected_clients"].as_array().unwrap();
     let ben = sessions
@@ -855,7 +898,7 @@ fn series_peak_and_quality(fleet: &Fleet) {
     let down: i64 = sums.values().map(|s| s.1).sum();
     let up: i64 = sums.values().map(|s| s.0).sum();
 
-    let r = data(fleet, "/api/bandwidth/usage/real-time?username=work-laptop");
+    let r = flat(fleet, "/api/bandwidth/usage/real-time?username=work-laptop");
     assert_eq!(
         (
             r["username"].as_str(),
@@ -883,7 +926,7 @@ fn series_peak_and_quality(fleet: &Fleet) {
         .fold(0.0, f64::max);
     assert_eq!(r["summary"]["peak_download_mbps"].as_f64(), Some(peak));
 
-    let k = data(
+    let k = flat(
         fleet,
         &format!("/api/bandwidth/usage/real-time?device={KITCHEN}&minutes=15"),
     );
@@ -899,7 +942,7 @@ fn series_peak_and_quality(fleet: &Fleet) {
         (Some(KITCHEN), Some(kitchen_up))
     );
     assert!(k["bandwidth_data"][0]["username"].is_null());
-    let all = data(fleet, "/api/bandwidth/usage/real-time?minutes=60");
+    let all = flat(fleet, "/api/bandwidth/usage/real-time?minutes=60");
     assert_eq!(
         (
             all["source"].as_str(),
@@ -907,7 +950,7 @@ fn series_peak_and_quality(fleet: &Fleet) {
         ),
         (Some("station_samples"), Some(down))
     );
-    let long = data(fleet, "/api/bandwidth/usage/real-time?minutes=1440");
+    let long = flat(fleet, "/api/bandwidth/usage/real-time?minutes=1440");
     assert_eq!(
         (long["source"].as_str(), long["resolution_seconds"].as_i64()),
         (Some("station_rollup_1h"), Some(3600))
@@ -1035,12 +1078,12 @@ fn series_peak_and_quality(fleet: &Fleet) {
 
 /// Every read route of the group.
 const READ_ROUTES: [&str; 17] = [
-    "/api/devices",
-    "/api/devices/status?identities=ap-kitchen",
-    "/api/devices/ap-kitchen/currentstatus",
-    "/api/interfaces",
-    "/api/users/active",
-    "/api/users/living-room-tv/stats",
+    "/api/mikrotik/devices",
+    "/api/mikrotik/devices/status?identities=ap-kitchen",
+    "/api/mikrotik/devices/ap-kitchen/currentstatus",
+    "/api/mikrotik/interfaces",
+    "/api/mikrotik/users/active",
+    "/api/mikrotik/users/living-room-tv/stats",
     "/api/vpn/status",
     "/api/vpn/clients",
     "/api/vpn/clients/connected",
@@ -1066,8 +1109,22 @@ fn auth_and_bounds(fleet: &Fleet) {
             "{route}: {body}"
         );
     }
-    for open in ["/api/vpn/health", "/api/bandwidth/health"] {
+    for open in [
+        "/api/vpn/health",
+        "/api/bandwidth/health",
+        "/api/mikrotik/health",
+    ] {
         assert_eq!(fleet.get_as(open, None).0, 200, "{open}");
+    }
+    // Unknown parameters (cache busters, misspellings) are ignored on every read route.
+    for route in READ_ROUTES {
+        let sep = if route.contains('?') { '&' } else { '?' };
+        let (status, body) = fleet.get(&format!("{route}{sep}_=1700000000123&verbose=1"));
+        assert_eq!(
+            (status, body["success"].as_bool()),
+            (200, Some(true)),
+            "{route}: {body}"
+        );
     }
     let bad = [
         ("/api/bandwidth/usage/real-time?minutes=1441", "minutes"),
@@ -1102,8 +1159,6 @@ fn auth_and_bounds(fleet: &Fleet) {
             "/api/bandwidth/monitoring/quality?minutes=2&minutes=3",
             "more than once",
         ),
-        ("/api/devices?verbose=1", "unknown query parameter"),
-        ("/api/vpn/statistics/usage?day=3", "unknown query parameter"),
     ];
     for (path, word) in bad {
         let msg = error(fleet, path, 400);
@@ -1115,7 +1170,7 @@ fn auth_and_bounds(fleet: &Fleet) {
         &format!("/api/bandwidth/usage/real-time?username={long}"),
         400,
     );
-    error(fleet, &format!("/api/users/{long}/stats"), 400);
+    error(fleet, &format!("/api/mikrotik/users/{long}/stats"), 400);
     error(fleet, "/api/bandwidth/usage/real-time?username=nobody", 404);
     error(fleet, "/api/bandwidth/usage/real-time?device=nope", 404);
     error(fleet, "/api/bandwidth/usage/peak?username=nobody", 404);
@@ -1126,10 +1181,389 @@ fn auth_and_bounds(fleet: &Fleet) {
     );
 }
 
+/// One request with an optional key: (status, headers in lowercase, body as JSON or Null).
+fn raw(
+    fleet: &Fleet,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+) -> (u16, Vec<(String, String)>, Value) {
+    let headers: Vec<(&str, &str)> = key.map(|k| vec![("X-API-Key", k)]).unwrap_or_default();
+    let (status, headers, body) =
+        http_exchange(fleet.collector.api, method, path, &headers, None).expect("http request");
+    (
+        status,
+        headers,
+        serde_json::from_str(&body).unwrap_or(Value::Null),
+    )
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Asserts the group's error envelope: exactly `success: false`, a non-empty `error` string and
+/// an RFC 3339 `timestamp`.
+fn assert_error_envelope(what: &str, body: &Value) {
+    let o = body
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: not an object: {body}"));
+    let mut keys: Vec<&str> = o.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["error", "success", "timestamp"], "{what}: {body}");
+    assert_eq!(o["success"], false, "{what}");
+    assert!(
+        o["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{what}: {body}"
+    );
+    assert!(
+        o["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.len() == 24 && t.ends_with('Z')),
+        "{what}: {body}"
+    );
+}
+
+/// JSON type names of a value's fields, for shape checks.
+fn types(v: &Value) -> BTreeMap<String, &'static str> {
+    let name = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    v.as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), name(v))).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts that `v` has every `(field, type)` of `want` (other fields may sit beside them).
+fn assert_fields(what: &str, v: &Value, want: &[(&str, &str)]) {
+    let have = types(v);
+    for (field, ty) in want {
+        assert_eq!(have.get(*field).copied(), Some(*ty), "{what}.{field}: {v}");
+    }
+}
+
+/// The document's shapes by field names and JSON types, the group's error envelopes for
+/// 401/403/404/405 and a 400, the 429 shape and header under configured per-route limits, the
+/// deprecated aliases answering as their documented paths, and `nas_ip` from a live connection.
+#[test]
+fn documented_shapes_errors_limits_and_aliases() {
+    let config = r#"
+[isp_rate_limits]
+default_per_hour = 1000
+[isp_rate_limits.routes]
+"GET /api/vpn/health" = 3
+"GET /api/mikrotik/devices/{device}/currentstatus" = 2
+"#;
+    let fleet = Fleet::start_with_config(&[(KITCHEN, "home")], 3, Some(config));
+
+    // Shapes, field by field, as the document writes them.
+    let d = flat(&fleet, "/api/mikrotik/devices");
+    assert_fields(
+        "devices",
+        &d,
+        &[
+            ("success", "boolean"),
+            ("devices", "array"),
+            ("total_devices", "number"),
+            ("connected_devices", "number"),
+        ],
+    );
+    let dev = &d["devices"][0];
+    assert_fields(
+        "device",
+        dev,
+        &[
+            ("name", "string"),
+            ("host", "string"),
+            ("use_ssl", "boolean"),
+            ("connected", "boolean"),
+            ("system_info", "object"),
+        ],
+    );
+    // `port`: no management port here (the agent dials out), documented as null.
+    assert!(dev["port"].is_null(), "{dev}");
+    assert_fields(
+        "system_info",
+        &dev["system_info"],
+        &[
+            ("uptime", "string"),
+            ("version", "string"),
+            ("cpu_load", "string"),
+        ],
+    );
+    let s = flat(&fleet, "/api/vpn/status");
+    assert_fields(
+        "vpn status",
+        &s,
+        &[("success", "boolean"), ("server_status", "object")],
+    );
+    assert_fields(
+        "server_status",
+        &s["server_status"],
+        &[
+            ("service_running", "boolean"),
+            ("connected_clients", "number"),
+            ("client_list", "array"),
+            ("health_score", "number"),
+        ],
+    );
+    assert!(s["server_status"]
+        .as_object()
+        .unwrap()
+        .contains_key("port_listening"));
+    let c = flat(&fleet, "/api/vpn/clients");
+    assert_fields(
+        "vpn clients",
+        &c,
+        &[
+            ("success", "boolean"),
+            ("clients", "array"),
+            ("statistics", "object"),
+        ],
+    );
+    assert_fields(
+        "statistics",
+        &c["statistics"],
+        &[("total_clients", "number"), ("connected_clients", "number")],
+    );
+    assert_fields(
+        "client",
+        &c["clients"][0],
+        &[
+            ("name", "string"),
+            ("full_name", "string"),
+            ("is_connected", "boolean"),
+            ("connection_info", "object"),
+        ],
+    );
+    let con = flat(&fleet, "/api/vpn/clients/connected");
+    assert_fields(
+        "connected",
+        &con,
+        &[
+            ("success", "boolean"),
+            ("connected_clients", "array"),
+            ("total_connected", "number"),
+            ("bandwidth_summary", "object"),
+        ],
+    );
+    assert_fields(
+        "bandwidth_summary",
+        &con["bandwidth_summary"],
+        &[("total_mb_received", "number"), ("total_mb_sent", "number")],
+    );
+    assert_fields(
+        "session",
+        &con["connected_clients"][0],
+        &[
+            ("common_name", "string"),
+            ("real_address", "string"),
+            ("virtual_address", "string"),
+            ("bytes_received", "number"),
+            ("bytes_sent", "number"),
+            ("connected_since", "string"),
+        ],
+    );
+    let rt = flat(
+        &fleet,
+        &format!("/api/bandwidth/usage/real-time?device={KITCHEN}&minutes=60"),
+    );
+    assert_fields(
+        "real-time",
+        &rt,
+        &[
+            ("success", "boolean"),
+            ("period_minutes", "number"),
+            ("bandwidth_data", "array"),
+            ("summary", "object"),
+        ],
+    );
+    assert_fields(
+        "summary",
+        &rt["summary"],
+        &[
+            ("peak_download_mbps", "number"),
+            ("avg_download_mbps", "number"),
+            ("data_points", "number"),
+        ],
+    );
+    let point = &rt["bandwidth_data"][0];
+    assert_fields(
+        "point",
+        point,
+        &[
+            ("timestamp", "string"),
+            ("download_mbps", "number"),
+            ("upload_mbps", "number"),
+            ("total_mbps", "number"),
+        ],
+    );
+    // The agent is connected: the NAS address is the address its session comes from.
+    assert!(
+        rt["bandwidth_data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["nas_ip"] == "127.0.0.1"),
+        "{rt}"
+    );
+    // Routes whose document shows only the common envelope keep {success, data, timestamp}.
+    let st = data(
+        &fleet,
+        &format!("/api/mikrotik/devices/status?identities={KITCHEN}"),
+    );
+    assert_fields(
+        "device status",
+        &st[0],
+        &[
+            ("device_name", "string"),
+            ("connected", "boolean"),
+            ("vpn_connected", "boolean"),
+        ],
+    );
+    let h = data(&fleet, "/api/mikrotik/health");
+    assert_eq!(
+        (h["service"].as_str(), h["devices"].as_u64()),
+        (Some("mikrotik"), Some(1)),
+        "{h}"
+    );
+
+    // Deprecated aliases: the same handler, the same answer.
+    for (old, new) in [
+        ("/api/devices", "/api/mikrotik/devices"),
+        ("/api/interfaces", "/api/mikrotik/interfaces"),
+        ("/api/users/active", "/api/mikrotik/users/active"),
+    ] {
+        let (mut a, mut b) = (fleet.get(old).1, fleet.get(new).1);
+        a.as_object_mut().unwrap().remove("timestamp");
+        b.as_object_mut().unwrap().remove("timestamp");
+        assert_eq!(a, b, "{old} answers as {new}");
+    }
+
+    // Errors in the group's envelope, whoever answers them.
+    let (status, h, body) = raw(
+        &fleet,
+        "POST",
+        "/api/mikrotik/devices",
+        Some(&fleet.read_key),
+    );
+    assert_eq!(status, 405, "{body}");
+    assert_error_envelope("405", &body);
+    assert!(
+        header(&h, "allow").is_some_and(|a| a.contains("GET")),
+        "{h:?}"
+    );
+    let (status, _, body) = raw(&fleet, "DELETE", "/api/vpn/status", Some(&fleet.read_key));
+    assert_eq!(status, 405);
+    assert_error_envelope("405 vpn", &body);
+    let (status, _, body) = raw(
+        &fleet,
+        "GET",
+        "/api/mikrotik/no-such-route",
+        Some(&fleet.read_key),
+    );
+    assert_eq!(status, 404);
+    assert_error_envelope("404 fallback", &body);
+    let (status, h, body) = raw(&fleet, "GET", "/api/mikrotik/devices", None);
+    assert_eq!(status, 401);
+    assert_error_envelope("401", &body);
+    assert_eq!(header(&h, "www-authenticate"), Some("Bearer"));
+    let (status, _, body) = raw(
+        &fleet,
+        "GET",
+        &format!("/api/mikrotik/devices/{KITCHEN}/config"),
+        Some(&fleet.read_key),
+    );
+    assert_eq!(status, 403);
+    assert_error_envelope("403", &body);
+    let (status, _, body) = raw(
+        &fleet,
+        "GET",
+        "/api/mikrotik/devices/ap-garage/currentstatus",
+        Some(&fleet.read_key),
+    );
+    assert_eq!(status, 404);
+    assert_error_envelope("404", &body);
+    let (status, _, body) = raw(
+        &fleet,
+        "GET",
+        "/api/bandwidth/usage/peak?hours=999",
+        Some(&fleet.read_key),
+    );
+    assert_eq!(status, 400);
+    assert_error_envelope("400", &body);
+    // Other groups keep their own shape.
+    let (status, _, body) = raw(&fleet, "GET", "/no/such/route", None);
+    assert_eq!(status, 404);
+    assert!(
+        body.get("success").is_none() && body["error"].is_string(),
+        "{body}"
+    );
+
+    // Per-route limits from the config: 3 per hour on /api/vpn/health (open: per address).
+    for i in 0..3 {
+        assert_eq!(
+            raw(&fleet, "GET", "/api/vpn/health", None).0,
+            200,
+            "request {i}"
+        );
+    }
+    let (status, h, body) = raw(&fleet, "GET", "/api/vpn/health", None);
+    assert_eq!(status, 429, "{body}");
+    let o = body.as_object().unwrap();
+    let mut keys: Vec<&str> = o.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["error", "retry_after", "success"], "{body}");
+    assert_eq!(
+        (&o["success"], &o["error"]),
+        (&Value::Bool(false), &Value::from("Rate limit exceeded"))
+    );
+    let retry = o["retry_after"].as_str().expect("retry_after is a string");
+    // 3 per hour: one request back every 1200 s.
+    assert_eq!(retry, "1200", "{body}");
+    assert_eq!(header(&h, "retry-after"), Some(retry));
+    // Other routes have their own budget; 2 per hour per key on currentstatus, counted per route
+    // whatever the device name (the 404 for ap-garage above was the first).
+    assert_eq!(raw(&fleet, "GET", "/api/bandwidth/health", None).0, 200);
+    let cs = |dev: &str| {
+        raw(
+            &fleet,
+            "GET",
+            &format!("/api/mikrotik/devices/{dev}/currentstatus"),
+            Some(&fleet.read_key),
+        )
+    };
+    assert_eq!(cs(KITCHEN).0, 200);
+    let (status, h, body) = cs(KITCHEN);
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["retry_after"], "1800", "{body}");
+    assert_eq!(header(&h, "retry-after"), Some("1800"));
+    // Another key has its own bucket.
+    assert_eq!(cs_with(&fleet, KITCHEN, &fleet.admin_key), 200);
+}
+
+fn cs_with(fleet: &Fleet, dev: &str, key: &str) -> u16 {
+    raw(
+        fleet,
+        "GET",
+        &format!("/api/mikrotik/devices/{dev}/currentstatus"),
+        Some(key),
+    )
+    .0
+}
+
 #[test]
 fn empty_fleet_answers_empty() {
     let fleet = Fleet::start(&[], 0);
-    let d = data(&fleet, "/api/devices");
+    let d = flat(&fleet, "/api/mikrotik/devices");
     assert_eq!(
         (
             d["total_devices"].as_u64(),
@@ -1137,9 +1571,15 @@ fn empty_fleet_answers_empty() {
         ),
         (Some(0), Some(0))
     );
-    assert_eq!(data(&fleet, "/api/interfaces")["total_interfaces"], 0);
-    assert_eq!(data(&fleet, "/api/users/active")["active_users_count"], 0);
-    let v = data(&fleet, "/api/vpn/status");
+    assert_eq!(
+        data(&fleet, "/api/mikrotik/interfaces")["total_interfaces"],
+        0
+    );
+    assert_eq!(
+        data(&fleet, "/api/mikrotik/users/active")["active_users_count"],
+        0
+    );
+    let v = flat(&fleet, "/api/vpn/status");
     assert_eq!(
         (
             v["server_status"]["service_running"].as_bool(),
@@ -1148,11 +1588,11 @@ fn empty_fleet_answers_empty() {
         (Some(false), true)
     );
     assert_eq!(
-        data(&fleet, "/api/vpn/clients")["statistics"]["total_clients"],
+        flat(&fleet, "/api/vpn/clients")["statistics"]["total_clients"],
         0
     );
     assert_eq!(
-        data(&fleet, "/api/vpn/clients/connected")["total_connected"],
+        flat(&fleet, "/api/vpn/clients/connected")["total_connected"],
         0
     );
     let u = data(&fleet, "/api/vpn/statistics/usage?days=90");
@@ -1164,11 +1604,11 @@ fn empty_fleet_answers_empty() {
         (Some(0), Some(0))
     );
     assert_eq!(
-        data(&fleet, "/api/bandwidth/usage/real-time")["summary"]["data_points"],
+        flat(&fleet, "/api/bandwidth/usage/real-time")["summary"]["data_points"],
         0
     );
     assert_eq!(
-        data(&fleet, "/api/bandwidth/usage/real-time?minutes=1440")["bandwidth_data"],
+        flat(&fleet, "/api/bandwidth/usage/real-time?minutes=1440")["bandwidth_data"],
         serde_json::json!([])
     );
     assert_eq!(
@@ -1203,9 +1643,14 @@ fn empty_fleet_answers_empty() {
             "{h}"
         );
     }
-    error(&fleet, "/api/devices/status?identities=ap-kitchen", 404);
-    error(&fleet, "/api/devices/ap-kitchen/currentstatus", 404);
-    error(&fleet, "/api/users/anyone/stats", 404);
+    let st = data(&fleet, "/api/mikrotik/devices/status?identities=ap-kitchen");
+    assert_eq!(st[0]["error"], "unknown device", "{st}");
+    error(
+        &fleet,
+        "/api/mikrotik/devices/ap-kitchen/currentstatus",
+        404,
+    );
+    error(&fleet, "/api/mikrotik/users/anyone/stats", 404);
     error(&fleet, "/api/vpn/clients/anyone/details", 404);
-    error_as(&fleet, "/api/devices", None, 401);
+    error_as(&fleet, "/api/mikrotik/devices", None, 401);
 }

@@ -778,6 +778,68 @@ fn prometheus(fleet: &Fleet) {
                 &unnamed
             ) > 1.7e9
         );
+        // The same peers under prometheus_wireguard_exporter's names and labels (what Grafana
+        // dashboards built for that exporter query), plus the router label.
+        for (name, kind) in [
+            ("wireguard_sent_bytes_total", "counter"),
+            ("wireguard_received_bytes_total", "counter"),
+            ("wireguard_latest_handshake_seconds", "gauge"),
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "{name}");
+            assert_eq!(find(&samples, name, &r).len(), 6, "{name}");
+        }
+        let bob_wge = [
+            ("interface", "wg0"),
+            ("public_key", BOB),
+            ("allowed_ips", "10.77.0.3/32,fd77::3/128"),
+            ("friendly_name", "Bob's phone"),
+            ("router", router),
+        ];
+        assert_eq!(
+            one(&samples, "wireguard_sent_bytes_total", &bob_wge),
+            one(
+                &samples,
+                "routerstats_wireguard_peer_transmit_bytes_total",
+                &bob
+            )
+        );
+        assert_eq!(
+            one(&samples, "wireguard_received_bytes_total", &bob_wge),
+            one(
+                &samples,
+                "routerstats_wireguard_peer_receive_bytes_total",
+                &bob
+            )
+        );
+        assert_eq!(
+            one(&samples, "wireguard_latest_handshake_seconds", &bob_wge),
+            one(
+                &samples,
+                "routerstats_wireguard_peer_latest_handshake_seconds",
+                &bob
+            )
+        );
+        let carol_wge = [
+            ("public_key", CAROL),
+            ("allowed_ips", "10.77.0.4/32"),
+            ("router", router),
+        ];
+        assert_eq!(
+            one(&samples, "wireguard_latest_handshake_seconds", &carol_wge),
+            0.0
+        );
+        // A peer without a name has no friendly_name label (as the exporter without -n).
+        let unnamed_wge = find(
+            &samples,
+            "wireguard_sent_bytes_total",
+            &[("router", router), ("public_key", UNNAMED)],
+        );
+        assert_eq!(unnamed_wge.len(), 1);
+        assert!(
+            !unnamed_wge[0].1.contains_key("friendly_name"),
+            "{unnamed_wge:?}"
+        );
+        assert_eq!(unnamed_wge[0].1.len(), 4, "{unnamed_wge:?}");
         // OpenVPN: 4 clients of the server instance, laptop-anna twice (two addresses).
         assert_eq!(
             find(

@@ -114,7 +114,8 @@ fn raw_get(fleet: &Fleet, path: &str) -> (u16, Vec<String>, String) {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        // As a browser asks (`GET /` answers API clients without text/html with JSON).
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/html,*/*;q=0.8\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut buf = String::new();

@@ -64,7 +64,7 @@ fn mld_links_airtime_and_station_links_reach_the_api() {
     );
     fleet.stop_agents();
 
-    let ifaces = data(&fleet, &format!("/api/interfaces?device={ROUTER}"));
+    let ifaces = data(&fleet, &format!("/api/mikrotik/interfaces?device={ROUTER}"));
     let list = ifaces["interfaces"].as_array().unwrap();
     let mld = list
         .iter()
@@ -92,7 +92,10 @@ fn mld_links_airtime_and_station_links_reach_the_api() {
     assert_eq!(w["links"][1]["txpower_dbm"].as_f64(), Some(21.5));
     assert_eq!(w["links"][0]["addr"], "02:1c:55:40:01:24");
 
-    let users = data(&fleet, &format!("/api/users/active?device={ROUTER}"));
+    let users = data(
+        &fleet,
+        &format!("/api/mikrotik/users/active?device={ROUTER}"),
+    );
     let users = users["active_users"].as_array().unwrap();
     let user = |mac: &str| {
         users

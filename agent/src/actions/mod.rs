@@ -8,7 +8,8 @@
 //!    has no result (the agent died while running it) is answered `failed` without running again.
 //! 3. `refused` with the reason: the deadline passed (collector clock), the kind is unknown to
 //!    this agent, a parameter fails the shared checks, or its family is not in
-//!    `list allow_actions` of `/etc/config/routerstats` (none by default).
+//!    `list allow_actions` of `/etc/config/routerstats` (none by default; a `ping` needs no
+//!    grant: it reads and changes nothing).
 //! 4. Otherwise it runs ([`wireguard`]), and the result is journaled before it is sent.
 
 pub mod backup;
@@ -115,7 +116,7 @@ impl Executor {
         }
         action.kind.validate()?;
         let family = action.kind.family();
-        if !self.cfg.allow.iter().any(|f| f == family) {
+        if action.kind.needs_grant() && !self.cfg.allow.iter().any(|f| f == family) {
             return Err(format!(
                 "action family '{family}' is not allowed on this router (add `list allow_actions '{family}'` to /etc/config/routerstats)"
             ));
@@ -136,6 +137,7 @@ impl Executor {
             ActionKind::WgReload { interface } => wireguard::reload(&self.cfg, interface),
             ActionKind::Backup {} => backup::create(&self.cfg, action.id),
             ActionKind::Status {} => Ok(status::read(&self.cfg)),
+            ActionKind::Ping {} => Ok(("pong".to_string(), None)),
             ActionKind::Unsupported { reason } => Err(reason.clone()),
         };
         match outcome {
@@ -199,6 +201,11 @@ impl Executor {
                     action.kind.name()
                 );
                 ActionResult::new(id, ActionState::Refused, reason, None)
+            }
+            // A ping changes nothing and is answered at once, without writing the journal to
+            // the router's flash (a repeat simply pings again).
+            Ok(()) if matches!(action.kind, ActionKind::Ping {}) => {
+                return Message::ActionResult(self.execute(&action)).to_frame().ok();
             }
             Ok(()) => {
                 let started = self
@@ -316,6 +323,29 @@ mod tests {
             "{}",
             r.output
         );
+    }
+
+    #[test]
+    fn ping_is_answered_without_a_grant_and_not_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let ex = Executor::new(cfg(dir.path(), &[]));
+        let ping = Action {
+            id: 7,
+            deadline: deadline(),
+            kind: ActionKind::Ping {},
+        };
+        let r = result_of(&ex.handle(ping.clone(), now()).unwrap());
+        assert_eq!((r.state, r.output.as_str()), (ActionState::Done, "pong"));
+        assert!(
+            !dir.path().join("journal").exists()
+                || std::fs::read(dir.path().join("journal"))
+                    .unwrap()
+                    .is_empty(),
+            "a ping is not journaled"
+        );
+        // Past its deadline it is refused like any action.
+        let r = result_of(&ex.handle(ping, now() + 7200).unwrap());
+        assert_eq!(r.state, ActionState::Refused);
     }
 
     #[test]

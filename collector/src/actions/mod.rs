@@ -282,6 +282,11 @@ impl Hub {
         }
     }
 
+    /// Whether the router has a live ingest connection right now.
+    pub fn is_live(&self, router_id: i64) -> bool {
+        self.lock().live.contains_key(&router_id)
+    }
+
     /// The address a connected router talks to the collector from.
     pub fn peer_ip(&self, router_id: i64) -> Option<IpAddr> {
         self.lock().live.get(&router_id).map(|l| l.peer)

@@ -15,13 +15,13 @@ use crate::duration::parse_duration;
 /// A duration written as `"5m"` or a number of seconds.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
-enum FileDuration {
+pub(crate) enum FileDuration {
     Secs(u64),
     Text(String),
 }
 
 impl FileDuration {
-    fn resolve(&self, key: &str) -> Result<Duration, String> {
+    pub(crate) fn resolve(&self, key: &str) -> Result<Duration, String> {
         match self {
             FileDuration::Secs(s) => Ok(Duration::from_secs(*s)),
             FileDuration::Text(t) => parse_duration(t).map_err(|e| format!("{key}: {e}")),

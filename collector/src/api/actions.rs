@@ -210,9 +210,9 @@ impl From<HubError> for ApiError {
     }
 }
 
-/// Who asked, as stored in `requested_by`.
+/// Who asked, as stored in `requested_by`: `key:<API key id>` or `jwt:<subject>`.
 pub fn requested_by(caller: &Caller) -> String {
-    format!("key:{}", caller.key)
+    caller.who()
 }
 
 /// The `Idempotency-Key` header, if any.

@@ -64,10 +64,10 @@ pub struct BackupView {
     pub download: String,
 }
 
-/// Query of the create routes.
+/// Query of the create routes (ISP middleware paths: other parameters, like cache busters, are
+/// ignored, as on the rest of that group).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct CreateQuery {
     /// Router name or id. Documented as required: it may be left out only when the fleet has
     /// exactly one router (400 otherwise).

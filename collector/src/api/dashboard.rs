@@ -4,6 +4,9 @@
 //! - `GET /` and `GET /assets/{file}`: the page (HTML, CSS, JS, icon), embedded in the binary
 //!   with `include_str!`, no CDN, no login needed to load it (the page asks for an API key and
 //!   keeps it in `sessionStorage`). Served with a strict Content-Security-Policy.
+//!   `GET /` is also the WireGuard manager's "backend status" (`../shared/api/wireguard-manager.md`):
+//!   API clients (an `Accept` preferring `application/json`, any `Accept` without `text/html`,
+//!   or none) get `{status, wireguard_config}` as JSON ([`RootStatus`]); browsers get the page.
 //! - `GET /api/fleet?duration=15m|1h|1d|7d&site=&q=` (read key): one row per router (not
 //!   revoked) with online state, facts, system numbers from its newest report, wireless client
 //!   count and WAN traffic over the window, plus fleet totals.
@@ -73,8 +76,9 @@ pub fn routes() -> Router<ApiState> {
 /// The OpenAPI description of this group's routes.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(fleet, router_detail),
+    paths(index, fleet, router_detail),
     components(schemas(
+        RootStatus,
         FleetResponse,
         FleetTotals,
         FleetRouter,
@@ -120,8 +124,96 @@ fn with_page_headers(mut resp: Response, content_type: &'static str) -> Response
     resp
 }
 
-async fn index() -> Response {
-    with_page_headers(INDEX_HTML.into_response(), "text/html; charset=utf-8")
+/// `GET /` for API clients: the WireGuard manager's backend status.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RootStatus {
+    /// `running`: the collector answers (the manager's "backend is up").
+    pub status: String,
+    /// Where the WireGuard configuration lives. The manager answers its own config directory;
+    /// on this fleet each router keeps its WireGuard interfaces and peers in UCI, in
+    /// `/etc/config/network` (the file the write routes change through `uci`).
+    pub wireguard_config: String,
+    /// *(added)* `routerstats-collector`.
+    pub service: String,
+    /// *(added)* The collector's version.
+    pub version: String,
+}
+
+/// Where the routers keep their WireGuard configuration (UCI `network`).
+pub const WIREGUARD_CONFIG: &str = "/etc/config/network";
+
+/// The q-value of the first media range in `accept` matching `pred` (0 when none does).
+fn accept_q(accept: &str, pred: impl Fn(&str) -> bool) -> f32 {
+    accept
+        .split(',')
+        .find_map(|range| {
+            let mut parts = range.split(';');
+            let media = parts.next()?.trim().to_ascii_lowercase();
+            if !pred(&media) {
+                return None;
+            }
+            // No q: 1; an unreadable q: 0 (the range is ignored).
+            let q = parts
+                .find_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
+                .map_or(1.0, |q| q.trim().parse::<f32>().unwrap_or(0.0));
+            Some(if q.is_finite() {
+                q.clamp(0.0, 1.0)
+            } else {
+                0.0
+            })
+        })
+        .unwrap_or(0.0)
+}
+
+/// True when the client asked for the HTML page: its `Accept` names `text/html` with a
+/// q-value above 0 and at least that of `application/json`. No `Accept`, `*/*` alone or an
+/// `Accept` without `text/html` means an API client.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    let html = accept_q(&accept, |m| m == "text/html");
+    let json = accept_q(&accept, |m| m == "application/json");
+    html > 0.0 && html >= json
+}
+
+/// The dashboard page for browsers; `{status, wireguard_config}` for API clients (open).
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "root_status",
+    tag = "dashboard",
+    security(()),
+    params(("Accept" = Option<String>, Header, description = "`text/html` (preferred over `application/json`) gets the dashboard page; anything else, or none, the JSON status")),
+    responses(
+        (status = 200, description = "JSON `{status, wireguard_config}` for API clients (the WireGuard manager's backend status), the dashboard HTML for browsers; `Vary: Accept`",
+         content(
+            (RootStatus = "application/json"),
+            (String = "text/html")
+         )),
+    )
+)]
+pub async fn index(headers: HeaderMap) -> Response {
+    let mut resp = if wants_html(&headers) {
+        with_page_headers(INDEX_HTML.into_response(), "text/html; charset=utf-8")
+    } else {
+        let mut r = Json(RootStatus {
+            status: "running".into(),
+            wireguard_config: WIREGUARD_CONFIG.into(),
+            service: "routerstats-collector".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        })
+        .into_response();
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        r
+    };
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    resp
 }
 
 async fn asset(Path(file): Path<String>) -> Response {
@@ -1364,6 +1456,61 @@ fn sources_of(conn: &Connection, router_id: i64) -> Result<Vec<SourceOut>, ApiEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn accept(v: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(v) = v {
+            h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn root_negotiates_html_for_browsers_and_json_for_api_clients() {
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert!(wants_html(&accept(Some(browser))));
+        assert!(wants_html(&accept(Some("text/html"))));
+        assert!(wants_html(&accept(Some(
+            "application/json;q=0.5, text/html"
+        ))));
+        for api in [
+            None,
+            Some("application/json"),
+            Some("*/*"),
+            Some("application/json, text/html;q=0.9"),
+            Some("text/html;q=0"),
+            Some("text/plain"),
+            Some("text/html;q=nonsense, application/json"),
+        ] {
+            assert!(!wants_html(&accept(api)), "{api:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn root_answers_json_status_or_the_page() {
+        let r = index(accept(Some("application/json"))).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::VARY], "Accept");
+        assert!(r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["status"], "running");
+        assert_eq!(v["wireguard_config"], WIREGUARD_CONFIG);
+        let r = index(accept(Some("text/html"))).await;
+        assert!(r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(r.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+        let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        assert!(
+            body.starts_with(b"<!") || body.starts_with(b"<html"),
+            "not the page"
+        );
+    }
     // The window queries the dashboard read itself before it shared api::window with
     // /api/gateways, under their old names.
     use crate::api::window::{

@@ -6,10 +6,11 @@
 //! routers here are reached over their own mTLS session, so the body is not needed, not read and
 //! not stored. Answer: `{success: true, data: {device_name, connected: true, system_resources:
 //! {uptime, version, cpu_load, free_memory, total_memory}, action_id}}` (RouterOS-style strings:
-//! uptime like `2w3d4h15m10s`, CPU percent, memory in bytes). The middleware's
-//! `interface_stats` and `active_users` come from reports, not from this fresh look: they are
-//! served by `GET /api/interfaces?device=` and `GET /api/users/active`. A router that does not
-//! answer within `?wait=` (default 30 s) gives 202, one whose allow list has no `status` 409.
+//! uptime like `2w3d4h15m10s`, CPU percent, memory in bytes), and beside them, from the router's
+//! newest report (the fresh look reads only the system), `interface_stats` (the items of
+//! `GET /api/mikrotik/interfaces?device=`), `active_users_count` and `active_users` (those of
+//! `GET /api/mikrotik/users/active?device=`). A router that does not answer within `?wait=`
+//! (default 30 s) gives 202, one whose allow list has no `status` 409.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -41,8 +42,9 @@ pub struct Doc;
     security(("api_key" = []), ("bearer" = [])),
     params(("name" = String, Path, description = "Device (router) name"), ("wait" = Option<u64>, Query, description = "Seconds to wait for the router (0-60, default 30)", minimum = 0, maximum = 60)),
     responses(
-        (status = 200, description = "`{success: true, data: {device_name, connected, system_resources, action_id}}`"),
+        (status = 200, description = "`{success: true, data: {device_name, connected, system_resources, interface_stats, active_users_count, active_users, action_id}}`"),
         (status = 202, description = "Requested; the router has not answered yet"),
+        (status = 400, description = "Bad device name or `wait`, or a `device` parameter"),
         (status = 401, description = "Missing or unknown API key"),
         (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown device"),
@@ -84,6 +86,21 @@ pub async fn device_status(
             "the router's status answer is incomplete",
         ));
     };
+    let router_id = row.router_id;
+    let now = crate::clock::now_ms();
+    let (interfaces, users) = super::with_read(&state, move |c| {
+        let facts = super::fleet::load_router_facts(c)
+            .map_err(super::readpool::db_err)?
+            .into_iter()
+            .filter(|r| r.id == router_id)
+            .collect::<Vec<_>>();
+        let reported = |e: super::isp::IspError| ApiError::new(e.status, e.message);
+        Ok((
+            super::isp::devices::interfaces_of(c, &facts).map_err(reported)?,
+            super::isp::devices::active_users_of(c, &facts, now).map_err(reported)?,
+        ))
+    })
+    .await?;
     let data = json!({
         "device_name": row.router,
         "connected": true,
@@ -94,6 +111,9 @@ pub async fn device_status(
             "free_memory": mem_available_kb.map(|k| (k * 1024).to_string()),
             "total_memory": mem_total_kb.map(|k| (k * 1024).to_string()),
         },
+        "interface_stats": interfaces.interfaces,
+        "active_users_count": users.active_users_count,
+        "active_users": users.active_users,
         "action_id": row.id,
     });
     Ok((StatusCode::OK, Json(json!({"success": true, "data": data}))).into_response())

@@ -4,7 +4,8 @@
 //! - [`openwrt`] — `/api/openwrt` (the OpenWrt CGI-script stats tool this project replaces)
 //! - [`monitor`] — `/api/health`, `/api/performance`, `/api/export`, `/api/logs`, `/api/pppoe_interfaces`
 //! - [`gateway`] — `/api/organization`, `/api/sites`, `/api/gateways`, `/api/gateway/{id}/...`
-//! - [`isp`] — `/api/devices...`, `/api/users...`, `/api/vpn/...`, `/api/bandwidth/...`
+//! - [`isp`] — `/api/mikrotik/...`, `/api/vpn/...`, `/api/bandwidth/...` (and the deprecated
+//!   aliases `/api/devices...`, `/api/users...`, `/api/interfaces`)
 //! - [`wireguard`] — `/api/metrics/...`, `/peers`, `/peer/{name}...`, `/server-info`
 //! - [`wg_writes`] — `POST /add-peer`, `DELETE /peer/{name}`, `POST /reload-wireguard`, `/peer/{name}/qr`
 //! - [`actions`] — `/api/actions...` (the audit trail of fleet actions)
@@ -29,8 +30,13 @@
 //! - [`log_capture`] — the tracing layer behind `/api/logs`
 //!
 //! Keys are sent as `X-API-Key: <key>` or `Authorization: Bearer <key>` and looked up by their
-//! SHA-256. [`require_role`] is the reusable check: 401 for a missing or unknown key, 403 for a
-//! key whose role is too low. Database work runs on the blocking pool through [`with_store`].
+//! SHA-256; when the operator configures a JWT key, `Authorization: Bearer <jwt>` is accepted
+//! too ([`jwt`]). [`require_role`] is the reusable check: 401 for a missing or unknown key or a
+//! bad token, 403 for a key or token whose role is too low (or a token with no known role).
+//! Database work runs on the blocking pool through [`with_store`].
+//!
+//! Browsers on other origins (the WireGuard manager's frontend) are let in by [`cors`]: an
+//! operator-configured origin allow-list, none by default.
 //!
 //! - `GET /health` -> `{"status":"ok"|"degraded", "version", "database", "integrity",
 //!   "ingest_connections", "routers_connected", "uptime_s", "timestamp"}` (503 while database
@@ -38,7 +44,9 @@
 //!
 //! Every route is rate limited ([`rate_limit`]): a token bucket per API key, and per client IP
 //! for requests without a (valid) key; over the limit the answer is 429 with
-//! `{"error", "retry_after"}` and a `Retry-After` header.
+//! `{"error", "retry_after"}` and a `Retry-After` header. The ISP middleware's routes have
+//! per-route hourly limits besides, and answer every error in their own shape
+//! ([`envelope::shape_errors`]).
 //! - `POST /api/admin/tokens` (admin) with `{name, site?, ttl?, max_uses?}` -> 201
 //!   `{token, id, name, site, expires_at, max_uses}`.
 
@@ -59,6 +67,7 @@ pub mod actions;
 pub mod alerts;
 pub mod backups;
 pub mod cache;
+pub mod cors;
 pub mod dashboard;
 pub mod device_status;
 pub mod envelope;
@@ -66,10 +75,12 @@ pub(crate) mod extract;
 pub mod fleet;
 pub mod gateway;
 pub mod isp;
+pub mod jwt;
 pub mod log_capture;
 pub mod monitor;
 pub mod openapi;
 pub mod openwrt;
+pub mod paging;
 pub mod prometheus;
 pub mod rate_limit;
 pub mod readpool;
@@ -104,6 +115,12 @@ pub struct ApiState {
     pub cache: Arc<cache::ResponseCache>,
     /// Fleet actions (the write routes).
     pub actions: crate::actions::Hub,
+    /// The ISP group's per-route rate limits (`[isp_rate_limits]` in the config).
+    pub isp_limits: rate_limit::RouteLimits,
+    /// The JWT verifier, when JWTs are configured.
+    pub jwt: Option<Arc<jwt::JwtVerifier>>,
+    /// Origins allowed to call the API from a browser (empty: no CORS headers at all).
+    pub cors: cors::CorsOrigins,
 }
 
 /// An error answered as `{"error": message}` with a status.
@@ -135,6 +152,9 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        // The ISP group answers the same error in its own shape (envelope::shape_errors).
+        resp.extensions_mut()
+            .insert(envelope::ErrorText(self.message));
         resp
     }
 }
@@ -184,12 +204,30 @@ where
     .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
 }
 
-/// The caller behind a valid API key.
+/// How a caller authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthVia {
+    ApiKey,
+    Jwt,
+}
+
+/// The caller behind a valid API key or JWT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub role: Role,
-    /// The key's id.
+    /// The key's id, or the JWT's subject (`sub`).
     pub key: String,
+    pub via: AuthVia,
+}
+
+impl Caller {
+    /// Who asked, as the actions audit records it: `key:<id>` or `jwt:<sub>`.
+    pub fn who(&self) -> String {
+        match self.via {
+            AuthVia::ApiKey => format!("key:{}", self.key),
+            AuthVia::Jwt => format!("jwt:{}", self.key),
+        }
+    }
 }
 
 /// The API key of a request, from `X-API-Key` or `Authorization: Bearer`.
@@ -211,30 +249,71 @@ fn role_of(pair: &(String, String)) -> Option<(Role, String)> {
     pair.1.parse::<Role>().ok().map(|r| (r, pair.0.clone()))
 }
 
-/// Checks the request's API key: 401 when missing or unknown, 403 when its role is below `min`.
+/// The JWT of a request: an `Authorization: Bearer` value shaped like a JWT (three dot-separated
+/// parts, not an `rsk_` API key). `X-API-Key` always carries an API key.
+fn bearer_jwt(headers: &HeaderMap) -> Option<String> {
+    if headers.contains_key("x-api-key") {
+        return None;
+    }
+    api_key_from_headers(headers).filter(|v| jwt::looks_like_jwt(v))
+}
+
+/// Verifies a bearer JWT into a caller (401, or 403 for a token with no known role).
+fn jwt_caller(state: &ApiState, token: &str) -> Result<Caller, ApiError> {
+    let verified = match &state.jwt {
+        Some(v) => v.verify(token),
+        None => Err(jwt::JwtError::Disabled),
+    };
+    match verified {
+        Ok(c) => Ok(Caller {
+            role: c.role,
+            key: c.subject,
+            via: AuthVia::Jwt,
+        }),
+        Err(e) if e.is_forbidden() => Err(ApiError::new(StatusCode::FORBIDDEN, e.to_string())),
+        Err(e) => Err(ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())),
+    }
+}
+
+/// Checks the request's API key or JWT: 401 when missing, unknown or invalid, 403 when its role
+/// is below `min` (or a JWT names no known role).
 pub async fn require_role(
     state: &ApiState,
     headers: &HeaderMap,
     min: Role,
 ) -> Result<Caller, ApiError> {
-    let key = api_key_from_headers(headers).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing API key (send X-API-Key or Authorization: Bearer)",
-        )
-    })?;
-    let hash = sha256(&key);
-    let found = with_store(state, move |s| Ok(s.api_key_role(&hash)?)).await?;
-    let Some((role, id)) = found.as_ref().and_then(role_of) else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown API key"));
+    let caller = match bearer_jwt(headers) {
+        Some(token) => jwt_caller(state, &token)?,
+        None => {
+            let key = api_key_from_headers(headers).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "missing API key (send X-API-Key or Authorization: Bearer with a key or a JWT)",
+                )
+            })?;
+            let hash = sha256(&key);
+            let found = with_store(state, move |s| Ok(s.api_key_role(&hash)?)).await?;
+            let Some((role, id)) = found.as_ref().and_then(role_of) else {
+                return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unknown API key"));
+            };
+            Caller {
+                role,
+                key: id,
+                via: AuthVia::ApiKey,
+            }
+        }
     };
-    if role < min {
+    if caller.role < min {
+        let what = match caller.via {
+            AuthVia::ApiKey => "API key",
+            AuthVia::Jwt => "token",
+        };
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            format!("this API key has role {role}; {min} is required"),
+            format!("this {what} has role {}; {min} is required", caller.role),
         ));
     }
-    Ok(Caller { role, key: id })
+    Ok(caller)
 }
 
 /// Runs a read-only query `f` on a pooled connection on the blocking pool.
@@ -255,11 +334,17 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// The API routes with the given rate limits. Every request passes the request-stats middleware
-/// (read by `/api/performance`) and then the rate limiter.
+/// (read by `/api/performance`), the ISP group's error shaping (`envelope::shape_errors`), the
+/// rate limiter, and, once routed, the ISP group's per-route limits (`state.isp_limits`).
 pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) -> Router {
     let limiter = Arc::new(rate_limit::RateLimiter::new(limits));
+    let route_limiter = Arc::new(rate_limit::RouteLimiter::new(
+        state.isp_limits.clone(),
+        isp::is_group_path,
+    ));
     let stats = Arc::new(request_stats::RequestStats::default());
-    Router::new()
+    let cors = state.cors.layer();
+    let router = Router::new()
         .route("/health", get(health))
         .route("/api/admin/tokens", post(create_token_handler))
         .merge(openwrt::routes())
@@ -276,17 +361,38 @@ pub fn router_with_limits(state: ApiState, limits: rate_limit::RateLimitConfig) 
         .merge(dashboard::routes())
         .merge(alerts::routes())
         .merge(series::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            route_limiter,
+            rate_limit::route_limit,
+        ))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn_with_state(
             limiter,
             rate_limit::limit,
         ))
+        .layer(axum::middleware::from_fn(envelope::shape_errors))
         .layer(axum::middleware::from_fn_with_state(
             stats.clone(),
             request_stats::record_request,
         ))
         .layer(axum::Extension(stats))
-        .with_state(state)
+        .layer(compression());
+    // Outermost: preflights are answered before the rate limiter and the routes.
+    match cors {
+        Some(layer) => router.layer(layer).with_state(state),
+        None => router.with_state(state),
+    }
+}
+
+/// HTTP compression of every answer: gzip or brotli as the request's `Accept-Encoding` prefers,
+/// none without it. The fastest level: the whole-fleet answers are megabytes, compressed per
+/// request (the response cache keeps them uncompressed), and the fastest levels already take
+/// JSON to about a tenth. Bodies under 32 bytes, images and event streams go as they are.
+pub fn compression() -> tower_http::compression::CompressionLayer {
+    tower_http::compression::CompressionLayer::new()
+        .gzip(true)
+        .br(true)
+        .quality(tower_http::CompressionLevel::Fastest)
 }
 
 /// Collector health (open): database state, ingest connections, uptime.
@@ -456,5 +562,71 @@ mod tests {
             Some((Role::Read, "k2".into()))
         );
         assert_eq!(role_of(&("k3".into(), "root".into())), None);
+    }
+
+    /// The compression layer negotiates: gzip and brotli bodies decode to the very bytes sent
+    /// without `Accept-Encoding`, and are several times smaller on JSON.
+    #[tokio::test]
+    async fn answers_are_compressed_as_negotiated() {
+        use axum::body::Body;
+        use axum::http::Request;
+        use std::io::Read;
+        use tower::ServiceExt;
+
+        let json: String = (0..2000)
+            .map(|i| {
+                format!(
+                    "{{\"mac\":\"aa:bb:cc:00:{:02x}:{:02x}\",\"rx_bytes\":{}}},",
+                    i / 256,
+                    i % 256,
+                    i * 7919
+                )
+            })
+            .collect();
+        let app = Router::new()
+            .route("/x", get(move || async move { json }))
+            .layer(compression());
+        let fetch = |enc: Option<&'static str>| {
+            let app = app.clone();
+            async move {
+                let mut req = Request::builder().uri("/x");
+                if let Some(e) = enc {
+                    req = req.header(header::ACCEPT_ENCODING, e);
+                }
+                let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+                let ce = resp
+                    .headers()
+                    .get(header::CONTENT_ENCODING)
+                    .map(|v| v.to_str().unwrap().to_string());
+                let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                (ce, body.to_vec())
+            }
+        };
+        let (ce, plain) = fetch(None).await;
+        assert_eq!(ce, None);
+        let (ce, gz) = fetch(Some("gzip")).await;
+        assert_eq!(ce.as_deref(), Some("gzip"));
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, plain);
+        assert!(
+            gz.len() * 4 < plain.len(),
+            "{} of {}",
+            gz.len(),
+            plain.len()
+        );
+        let (ce, br) = fetch(Some("br;q=1.0, gzip;q=0.5")).await;
+        assert_eq!(ce.as_deref(), Some("br"));
+        let mut out = Vec::new();
+        brotli::Decompressor::new(&br[..], 4096)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, plain);
+        let (ce, same) = fetch(Some("identity")).await;
+        assert_eq!((ce, same), (None, plain));
     }
 }

@@ -4,6 +4,10 @@
 //!   online/offline with last-seen (without a key only the collector part). A router is online
 //!   when its latest report arrived within `max(3 x its report interval, 90 s)` (see
 //!   [`super::fleet::is_online`]); the interval is estimated from its two latest reports.
+//! - `POST /api/health` (read key; the monitor's "test connection with custom parameters"): a
+//!   round trip to one router's agent over its live ingest connection (a `ping` fleet action,
+//!   which every agent answers without an `allow_actions` grant), with the measured latency.
+//!   Body `{router?, host?, timeout?}`; see [`health_test`].
 //! - `GET /api/performance`: API request counts and response times (from the
 //!   [`super::request_stats`] middleware), ingest rate (reports stored in the last 5 minutes) and uptime.
 //! - `GET /api/export`: every router's current data as a timestamped JSON download.
@@ -30,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::bad_query;
 use super::fleet::{load_routers, RouterInfo, ONLINE_FLOOR_MS, ONLINE_INTERVALS};
 use super::log_capture::{log_ring, parse_level, LogLine, LOG_CAPACITY};
+use super::paging::Page;
 use super::readpool::db_err;
 use super::request_stats::{EndpointStats, RequestCounts, RequestStats};
 use super::times::{compact_utc, iso_ms};
@@ -46,7 +51,7 @@ pub const LOG_COUNT_MAX: usize = LOG_CAPACITY;
 /// The routes of this group.
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/api/health", get(health))
+        .route("/api/health", get(health).post(health_test))
         .route("/api/performance", get(performance))
         .route("/api/export", get(export))
         .route("/api/logs", get(logs))
@@ -55,7 +60,10 @@ pub fn routes() -> Router<ApiState> {
 
 /// The OpenAPI description of this group's routes.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(health, performance, export, logs, pppoe_interfaces))]
+#[openapi(
+    paths(health, health_test, performance, export, logs, pppoe_interfaces),
+    components(schemas(HealthTest, HealthTestAnswer))
+)]
 pub struct Doc;
 
 // ---------------------------------------------------------------------------------------------
@@ -201,6 +209,159 @@ pub async fn health(
 }
 
 // ---------------------------------------------------------------------------------------------
+// POST /api/health
+// ---------------------------------------------------------------------------------------------
+
+/// Default and longest wait for a router's answer to `POST /api/health`, in seconds.
+pub const HEALTH_TEST_TIMEOUT_S: u64 = 5;
+pub const HEALTH_TEST_TIMEOUT_MAX_S: u64 = 30;
+
+/// Body of `POST /api/health`. The RouterOS monitor's form also sends `username`, `password`,
+/// `port` and `use_ssl`: routers here are reached over their own mTLS session, so those are
+/// accepted, never read and never stored.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct HealthTest {
+    /// The router to test, by name or id. Default: `host`, else the fleet's only router.
+    #[schema(max_length = 64)]
+    pub router: Option<String>,
+    /// The monitor's router address field, taken as the router's name or id when `router` is absent.
+    #[schema(max_length = 64)]
+    pub host: Option<String>,
+    /// Seconds to wait for the answer, 1 to 30 (default 5).
+    #[schema(minimum = 1, maximum = 30)]
+    pub timeout: Option<u64>,
+}
+
+/// Answer of `POST /api/health` when the router answered.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HealthTestAnswer {
+    /// Always `success`.
+    pub status: String,
+    pub message: String,
+    pub router: String,
+    pub router_id: i64,
+    /// Always true (an offline router is 503).
+    pub connected: bool,
+    /// Milliseconds from queuing the ping to storing the agent's answer: the round trip over the
+    /// router's live session plus two small database writes on the collector.
+    pub latency_ms: f64,
+    /// The agent's answer: `done` (`refused` from an agent older than the `ping` action, which
+    /// still proves the round trip).
+    pub answer: String,
+    /// The `ping` row in the actions audit (`/api/actions`).
+    pub action_id: i64,
+    pub timestamp: String,
+}
+
+/// Round trip to one router's agent over its live connection, with the latency.
+#[utoipa::path(post, path = "/api/health", operation_id = "health_test", tag = "monitor",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body(content = HealthTest, description = "Which router, how long to wait; an empty body tests the fleet's only router"),
+    responses(
+        (status = 200, description = "The router answered over its live connection", body = HealthTestAnswer),
+        (status = 400, description = "Bad body, no router named (with several routers), or timeout out of 1-30"),
+        (status = 401, description = "Missing or unknown API key or invalid token"),
+        (status = 403, description = "Token without a known role"),
+        (status = 404, description = "Unknown router"),
+        (status = 503, description = "The router is offline (no live connection) or revoked"),
+        (status = 504, description = "The router is connected but did not answer within the timeout"),
+    ))]
+pub async fn health_test(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<HealthTestAnswer>, ApiError> {
+    use axum::http::StatusCode;
+    let caller = require_role(&state, &headers, Role::Read).await?;
+    let req: HealthTest = if body.iter().all(u8::is_ascii_whitespace) {
+        HealthTest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+    };
+    let timeout = req.timeout.unwrap_or(HEALTH_TEST_TIMEOUT_S);
+    if !(1..=HEALTH_TEST_TIMEOUT_MAX_S).contains(&timeout) {
+        return Err(ApiError::bad_request(format!(
+            "timeout must be between 1 and {HEALTH_TEST_TIMEOUT_MAX_S} seconds"
+        )));
+    }
+    for (field, v) in [("router", &req.router), ("host", &req.host)] {
+        if v.as_ref().is_some_and(|v| v.chars().count() > crate::store::MAX_NAME_CHARS) {
+            return Err(ApiError::bad_request(format!(
+                "{field} must be at most {} characters",
+                crate::store::MAX_NAME_CHARS
+            )));
+        }
+    }
+    let target = match req.router.or(req.host).filter(|t| !t.trim().is_empty()) {
+        Some(t) => t,
+        None => state.actions.only_router().await?.ok_or_else(|| {
+            ApiError::bad_request("name the router to test: {\"router\": \"<name or id>\"}")
+        })?,
+    };
+    let router_id = state.actions.router_id(target.clone()).await?;
+    if !state.actions.is_live(router_id) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("router {target} is offline: it has no live connection to the collector"),
+        ));
+    }
+    let started = std::time::Instant::now();
+    let wait = std::time::Duration::from_secs(timeout);
+    let (row, _) = state
+        .actions
+        .request(crate::actions::Request {
+            router: router_id.to_string(),
+            kind: routerstats_shared::action::ActionKind::Ping {},
+            idempotency_key: None,
+            requested_by: caller.who(),
+            ttl: Some(wait),
+        })
+        .await?;
+    let row = if row.is_final() {
+        row
+    } else {
+        state.actions.wait(row.id, wait).await?.unwrap_or(row)
+    };
+    let latency_ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
+    // The hub refuses, without sending, an action for a revoked router.
+    let revoked = row.state == "refused"
+        && row
+            .output
+            .as_deref()
+            .is_some_and(|o| o.contains("is revoked"));
+    if revoked {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("router {} is revoked", row.router),
+        ));
+    }
+    if !matches!(row.state.as_str(), "done" | "refused" | "failed") {
+        return Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "router {} is connected but did not answer within {timeout} s",
+                row.router
+            ),
+        ));
+    }
+    Ok(Json(HealthTestAnswer {
+        status: "success".into(),
+        message: format!(
+            "router {} answered over its live connection in {latency_ms} ms",
+            row.router
+        ),
+        router: row.router.clone(),
+        router_id,
+        connected: true,
+        latency_ms,
+        answer: row.state.clone(),
+        action_id: row.id,
+        timestamp: iso_ms(now_ms()),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
 // GET /api/performance
 // ---------------------------------------------------------------------------------------------
 
@@ -282,10 +443,11 @@ pub async fn performance(
 fn rows_by_router<T>(
     conn: &Connection,
     sql: &str,
+    ids: (i64, i64),
     row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<HashMap<i64, Vec<T>>, ApiError> {
     let mut st = conn.prepare_cached(sql).map_err(db_err)?;
-    let mut rows = st.query([]).map_err(db_err)?;
+    let mut rows = st.query([ids.0, ids.1]).map_err(db_err)?;
     let mut out: HashMap<i64, Vec<T>> = HashMap::new();
     while let Some(r) = rows.next().map_err(db_err)? {
         let id: i64 = r.get(0).map_err(db_err)?;
@@ -441,6 +603,8 @@ struct ExportDoc<'a> {
     collector: ExportCollector,
     exported_at: String,
     exported_at_ms: i64,
+    /// The `cursor` of the next page, `null` on the last one.
+    next_cursor: Option<String>,
     router_count: usize,
     routers: Vec<ExportRouter<'a>>,
 }
@@ -448,37 +612,53 @@ struct ExportDoc<'a> {
 /// Latest samples: each router's newest report, found through `routers.last_report_ms`.
 const EXPORT_IFACES_SQL: &str = "SELECT r.id, s.name, s.kind, s.rx_bytes, s.tx_bytes, s.rx_packets, s.tx_packets, \
      s.rx_errs, s.tx_errs, s.rx_drop, s.tx_drop, s.rx_bps, s.tx_bps \
-     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms ORDER BY r.id, s.name";
+     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.id, s.name";
 const EXPORT_STATIONS_SQL: &str = "SELECT r.id, s.iface, s.mac, s.ssid, s.signal_dbm, s.signal_avg_dbm, s.rx_bytes, \
      s.tx_bytes, s.rx_bps, s.tx_bps, s.connected_s, s.inactive_ms, s.tx_bitrate_kbps, s.rx_bitrate_kbps \
      FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
-     ORDER BY r.id, s.iface, s.mac";
+     WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.id, s.iface, s.mac";
 const EXPORT_WG_SQL: &str = "SELECT r.id, s.iface, s.public_key, s.name, s.endpoint, s.allowed_ips, \
      s.latest_handshake, s.rx_bytes, s.tx_bytes, s.rx_bps, s.tx_bps \
      FROM routers r CROSS JOIN wg_peer_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
-     ORDER BY r.id, s.iface, s.public_key";
+     WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.id, s.iface, s.public_key";
 const EXPORT_OVPN_SQL: &str = "SELECT r.id, s.instance, s.common_name, s.real_address, s.virtual_address, \
      s.virtual_ipv6, s.rx_bytes, s.tx_bytes, s.rx_bps, s.tx_bps, s.connected_since, s.username \
      FROM routers r CROSS JOIN ovpn_client_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
-     ORDER BY r.id, s.instance, s.common_name";
+     WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.id, s.instance, s.common_name";
 /// Current-state tables (one row set per router, replaced on each report).
 const EXPORT_WIRELESS_SQL: &str =
     "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, addr, links \
-     FROM wireless_interfaces ORDER BY router_id, name";
+     FROM wireless_interfaces WHERE router_id > ?1 AND router_id <= ?2 ORDER BY router_id, name";
 const EXPORT_LEASES_SQL: &str =
-    "SELECT router_id, ip, mac, hostname, client_id, expires FROM leases ORDER BY router_id, ip";
+    "SELECT router_id, ip, mac, hostname, client_id, expires FROM leases WHERE router_id > ?1 AND router_id <= ?2 ORDER BY router_id, ip";
 const EXPORT_SOURCES_SQL: &str =
-    "SELECT router_id, kind, name, state, skipped, detail, updated_ms FROM source_status ORDER BY router_id, kind, name";
+    "SELECT router_id, kind, name, state, skipped, detail, updated_ms FROM source_status WHERE router_id > ?1 AND router_id <= ?2 ORDER BY router_id, kind, name";
 /// The newest report row of each router (primary key lookups).
 const EXPORT_SYSTEM_SQL: &str =
     "SELECT r.id, p.ts_ms, p.uptime_s, p.load1, p.load5, p.load15, p.cpu_permille, \
      p.mem_total_kb, p.mem_available_kb, p.disk_mount, p.disk_used_bytes, p.disk_total_bytes \
-     FROM routers r CROSS JOIN reports p ON p.id = r.last_report_id ORDER BY r.id";
+     FROM routers r CROSS JOIN reports p ON p.id = r.last_report_id WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.id";
 
 /// The export document, pretty-printed.
-fn export_body(conn: &Connection, now: i64, uptime_s: u64) -> Result<Vec<u8>, ApiError> {
-    let routers = load_routers(conn)?;
-    let mut ifaces = rows_by_router(conn, EXPORT_IFACES_SQL, |r| {
+fn export_body(
+    conn: &Connection,
+    now: i64,
+    uptime_s: u64,
+    page: Page,
+) -> Result<Vec<u8>, ApiError> {
+    // The page: the routers with the next `limit` ids after the cursor, listed by name.
+    let mut routers = load_routers(conn)?;
+    let mut page_ids: Vec<i64> = routers
+        .iter()
+        .map(|r| r.id)
+        .filter(|&id| id > page.after)
+        .collect();
+    page_ids.sort_unstable();
+    page_ids.truncate(page.limit.saturating_add(1));
+    let next_cursor = page.cut(&mut page_ids, |&id| id);
+    let ids = (page.after, page_ids.last().copied().unwrap_or(page.after));
+    routers.retain(|r| r.id > ids.0 && r.id <= ids.1);
+    let mut ifaces = rows_by_router(conn, EXPORT_IFACES_SQL, ids, |r| {
         Ok(ExportIface {
             name: r.get(1)?,
             kind: r.get(2)?,
@@ -494,7 +674,7 @@ fn export_body(conn: &Connection, now: i64, uptime_s: u64) -> Result<Vec<u8>, Ap
             tx_bps: r.get(12)?,
         })
     })?;
-    let mut stations = rows_by_router(conn, EXPORT_STATIONS_SQL, |r| {
+    let mut stations = rows_by_router(conn, EXPORT_STATIONS_SQL, ids, |r| {
         Ok(ExportStation {
             interface: r.get(1)?,
             mac: r.get(2)?,
@@ -511,7 +691,7 @@ fn export_body(conn: &Connection, now: i64, uptime_s: u64) -> Result<Vec<u8>, Ap
             rx_bitrate_kbps: r.get(13)?,
         })
     })?;
-    let mut wg = rows_by_router(conn, EXPORT_WG_SQL, |r| {
+    let mut wg = rows_by_router(conn, EXPORT_WG_SQL, ids, |r| {
         Ok(ExportWgPeer {
             interface: r.get(1)?,
             public_key: r.get(2)?,
@@ -525,7 +705,7 @@ fn export_body(conn: &Connection, now: i64, uptime_s: u64) -> Result<Vec<u8>, Ap
             tx_bps: r.get(10)?,
         })
     })?;
-    let mut ovpn = rows_by_router(conn, EXPORT_OVPN_SQL, |r| {
+    let mut ovpn = rows_by_router(conn, EXPORT_OVPN_SQL, ids, |r| {
         Ok(ExportOvpnClient {
             instance: r.get(1)?,
             common_name: r.get(2)?,
@@ -540,7 +720,7 @@ fn export_body(conn: &Connection, now: i64, uptime_s: u64) -> Result<Vec<u8>, Ap
             username: r.get(11)?,
         })
     })?;
-    let mut wireless = rows_by_router(conn, EXPORT_WIRELESS_SQL, |r| {
+    let mut wireless = rows_by_router(conn, EXPORT_WIRELESS_SQL, ids, |r| {
         Ok(ExportWireless {
             name: r.get(1)?,
             kind: r.get(2)?,
@@ -556,7 +736,7 @@ fn export_body(conn: &Connection, now: i64, uptime_s: u64) -> Result<Vec<u8>, Ap
                 .collect(),
         })
     })?;
-    let mut leases = rows_by_router(conn, EXPORT_LEASES_SQL, |r| {
+    let mut leases = rows_by_router(conn, EXPORT_LEASES_SQL, ids, |r| {
         Ok(ExportLease {
             ip: r.get(1)?,
             mac: r.get(2)?,
@@ -565,7 +745,7 @@ fn export_body(conn: &Connection, now: i64, uptime_s: u64) -> Result<Vec<u8>, Ap
             expires: r.get(5)?,
         })
     })?;
-    let mut sources = rows_by_router(conn, EXPORT_SOURCES_SQL, |r| {
+    let mut sources = rows_by_router(conn, EXPORT_SOURCES_SQL, ids, |r| {
         Ok(ExportSource {
             kind: r.get(1)?,
             name: r.get(2)?,
@@ -575,7 +755,7 @@ fn export_body(conn: &Connection, now: i64, uptime_s: u64) -> Result<Vec<u8>, Ap
             updated: iso_ms(r.get(6)?),
         })
     })?;
-    let mut system = rows_by_router(conn, EXPORT_SYSTEM_SQL, |r| {
+    let mut system = rows_by_router(conn, EXPORT_SYSTEM_SQL, ids, |r| {
         Ok(ExportSystem {
             report_time: iso_ms(r.get(1)?),
             uptime_s: r.get(2)?,
@@ -615,6 +795,7 @@ fn export_body(conn: &Connection, now: i64, uptime_s: u64) -> Result<Vec<u8>, Ap
     let doc = ExportDoc {
         exported_at: iso_ms(now),
         exported_at_ms: now,
+        next_cursor,
         collector: ExportCollector {
             version: env!("CARGO_PKG_VERSION"),
             uptime_s,
@@ -628,22 +809,41 @@ fn export_body(conn: &Connection, now: i64, uptime_s: u64) -> Result<Vec<u8>, Ap
     Ok(body)
 }
 
-/// Every router's current data (latest report's samples and current state) as a JSON download.
-#[utoipa::path(get, path = "/api/export", tag = "monitor",
+/// Query of `GET /api/export`: one page of the fleet (see `super::paging`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// Routers per page (default 100; above 1000 means 1000).
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page (absent: the first page).
+    pub cursor: Option<String>,
+}
+
+/// Every router's current data (latest report's samples and current state) as a JSON download,
+/// a page of routers at a time (`limit`, `cursor`; `next_cursor` names the next page).
+#[utoipa::path(get, path = "/api/export", tag = "monitor", params(ExportQuery),
     responses((status = 200, description = "JSON document, served as an attachment `routerstats-export-<UTC time>.json`. \
+               One page of at most `limit` routers (default 100); `next_cursor` is \
+               the `cursor` of the next page, `null` on the last. \
                Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new \
                reports a cached answer is still served while one background task recomputes it; `exported_at` is when it was made",
                body = Object, content_type = "application/json"),
+              (status = 400, description = "Bad `limit` or `cursor`"),
               (status = 401, description = "Missing or unknown API key")),
     security(("api_key" = [])))]
 pub async fn export(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    q: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
+    let Query(q) = q.map_err(bad_query)?;
+    let page = Page::parse(q.limit.as_deref(), q.cursor.as_deref())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let started = state.started;
-    let mut resp = super::cache::cached(&state, "/api/export", "application/json", move |c| {
-        export_body(c, now_ms(), started.elapsed().as_secs()).map(Into::into)
+    let key = super::cache::key("/api/export", &[("page", &page)]);
+    let mut resp = super::cache::cached(&state, &key, "application/json", move |c| {
+        export_body(c, now_ms(), started.elapsed().as_secs(), page).map(Into::into)
     })
     .await?;
     // The file is named after the download time (`exported_at` in it is when it was made).
@@ -984,11 +1184,14 @@ pub(crate) mod tests {
             (format!("{ROUTER_INFO_SQL} ORDER BY r.name"), 0),
             (INGEST_SQL.to_string(), 1),
             (PPPOE_SQL.to_string(), 0),
-            (EXPORT_IFACES_SQL.to_string(), 0),
-            (EXPORT_STATIONS_SQL.to_string(), 0),
-            (EXPORT_WG_SQL.to_string(), 0),
-            (EXPORT_OVPN_SQL.to_string(), 0),
-            (EXPORT_SYSTEM_SQL.to_string(), 0),
+            (EXPORT_IFACES_SQL.to_string(), 2),
+            (EXPORT_STATIONS_SQL.to_string(), 2),
+            (EXPORT_WG_SQL.to_string(), 2),
+            (EXPORT_OVPN_SQL.to_string(), 2),
+            (EXPORT_SYSTEM_SQL.to_string(), 2),
+            (EXPORT_WIRELESS_SQL.to_string(), 2),
+            (EXPORT_LEASES_SQL.to_string(), 2),
+            (EXPORT_SOURCES_SQL.to_string(), 2),
         ] {
             let p = plan(&c, &sql, n);
             assert_no_big_scan(&p);
@@ -998,6 +1201,11 @@ pub(crate) mod tests {
             .contains("reports_router_ts"));
         assert!(plan(&c, INGEST_SQL, 1).contains("reports_router_ts"));
         assert!(plan(&c, PPPOE_SQL, 0).contains("PRIMARY KEY"));
+        // A page reads only its routers' range.
+        for sql in [EXPORT_STATIONS_SQL, EXPORT_LEASES_SQL] {
+            let p = plan(&c, sql, 2);
+            assert!(p.contains(">? AND") && p.contains("<?)"), "{p}");
+        }
     }
 
     #[test]
@@ -1107,8 +1315,10 @@ pub(crate) mod tests {
     #[test]
     fn export_of_an_empty_fleet() {
         let c = empty_db();
-        let doc: Value =
-            serde_json::from_slice(&export_body(&c, 1_700_000_000_000, 5).unwrap()).unwrap();
+        let doc: Value = serde_json::from_slice(
+            &export_body(&c, 1_700_000_000_000, 5, Page::default()).unwrap(),
+        )
+        .unwrap();
         assert_eq!(doc["router_count"], 0);
         assert_eq!(doc["routers"], json!([]));
         assert_eq!(doc["exported_at"], "2023-11-14T22:13:20.000Z");
@@ -1137,7 +1347,7 @@ pub(crate) mod tests {
              INSERT INTO source_status (router_id, kind, name, state, updated_ms) VALUES (1, 'openvpn', '/tmp/x.status', 'ok', 0);",
         )
         .unwrap();
-        let body = export_body(&c, 1_700_000_000_000, 5).unwrap();
+        let body = export_body(&c, 1_700_000_000_000, 5, Page::default()).unwrap();
         let as_map: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body, serde_json::to_vec_pretty(&as_map).unwrap());
         let r = &as_map["routers"][0];
@@ -1152,6 +1362,48 @@ pub(crate) mod tests {
         assert_eq!(r["sources"][0]["state"], "ok");
         assert_eq!(r["status"], "offline");
         assert_eq!(as_map["collector"]["uptime_s"], 5);
+    }
+
+    /// Pages partition the fleet by router id: every router once, each with only its own rows,
+    /// `next_cursor` chaining the pages and `null` on the last.
+    #[test]
+    fn export_pages_through_the_fleet() {
+        let c = empty_db();
+        for id in [3, 5, 9] {
+            c.execute_batch(&format!(
+                "INSERT INTO routers (id, name, hostname, cert_fingerprint, cert_not_after, enrolled_at, last_report_ms) \
+                 VALUES ({id}, 'ap-{id}', 'h', 'f{id}', 0, 0, 100); \
+                 INSERT INTO interface_samples (router_id, ts_ms, name, kind, rx_bytes, tx_bytes, rx_packets, tx_packets, \
+                 rx_errs, tx_errs, rx_drop, tx_drop) VALUES ({id}, 100, 'eth{id}', 'ethernet', 1, 2, 3, 4, 5, 6, 7, 8); \
+                 INSERT INTO leases (router_id, ip, mac, hostname, updated_ms) VALUES ({id}, '10.0.0.{id}', NULL, NULL, 0);"
+            ))
+            .unwrap();
+        }
+        let page = |limit: &str, cursor: Option<&str>| -> Value {
+            let p = Page::parse(Some(limit), cursor).unwrap();
+            serde_json::from_slice(&export_body(&c, 1_700_000_000_000, 5, p).unwrap()).unwrap()
+        };
+        let all = page("100", None);
+        assert_eq!(all["router_count"], 3);
+        assert_eq!(all["next_cursor"], Value::Null);
+        let mut cursor: Option<String> = None;
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let p = page("2", cursor.as_deref());
+            for r in p["routers"].as_array().unwrap() {
+                let id = r["id"].as_i64().unwrap();
+                assert_eq!(r["interfaces"][0]["name"], format!("eth{id}"));
+                assert_eq!(r["leases"].as_array().unwrap().len(), 1);
+                seen.push(id);
+            }
+            cursor = p["next_cursor"].as_str().map(String::from);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(seen, vec![3, 5, 9]);
+        assert_eq!(page("2", None)["next_cursor"], "r5");
+        assert_eq!(page("2", Some("r9"))["routers"], json!([]));
     }
 
     #[test]

@@ -163,6 +163,63 @@ fn clashes(doc: &Document, group: &str, fragment: &Document) -> Vec<String> {
     out
 }
 
+/// The operations of a path item, mutably.
+pub(crate) fn operations_mut(
+    item: &mut PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Whether an operation takes a key (its own `security`, or the document's when it has none):
+/// true unless every requirement it lists is the empty (open) one.
+fn takes_a_key(op: &utoipa::openapi::path::Operation) -> bool {
+    match &op.security {
+        None => true,
+        Some(reqs) => reqs.iter().any(|r| {
+            serde_json::to_value(r)
+                .ok()
+                .and_then(|v| v.as_object().map(|o| !o.is_empty()))
+                .unwrap_or(true)
+        }),
+    }
+}
+
+/// Declares on every operation that takes a key the answers [`super::require_role`] gives:
+/// 401 (missing or unknown key, invalid JWT) and 403 (too low a role, or a JWT without a known
+/// role), where the route's own annotation did not already.
+fn declare_auth_statuses(doc: &mut Document) {
+    use utoipa::openapi::{RefOr, Response};
+    for item in doc.paths.paths.values_mut() {
+        for op in operations_mut(item) {
+            if !takes_a_key(op) {
+                continue;
+            }
+            let r = &mut op.responses.responses;
+            r.entry("401".into()).or_insert_with(|| {
+                RefOr::T(Response::new(
+                    "Missing or unknown API key, or an invalid, expired or unsigned JWT",
+                ))
+            });
+            r.entry("403".into()).or_insert_with(|| {
+                RefOr::T(Response::new(
+                    "The key or token has too low a role, or the JWT names no known role",
+                ))
+            });
+        }
+    }
+}
+
 /// Builds the merged document and the clashes found while merging.
 pub fn build() -> (Document, Vec<String>) {
     let info = InfoBuilder::new()
@@ -170,7 +227,8 @@ pub fn build() -> (Document, Vec<String>) {
         .version(env!("CARGO_PKG_VERSION"))
         .description(Some(
             "The routerstats collector API over the fleet's data. Read routes need a read key, admin routes \
-             an admin key, sent as `X-API-Key: <key>` or `Authorization: Bearer <key>`; health routes are open.",
+             an admin key, sent as `X-API-Key: <key>` or `Authorization: Bearer <key>` (or a JWT as the bearer \
+             token when configured); health routes are open.",
         ))
         .build();
     let mut doc = Document::new(info, Paths::new());
@@ -189,7 +247,13 @@ pub fn build() -> (Document, Vec<String>) {
         SecurityScheme::Http(
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
-                .description(Some("The API key as a bearer token"))
+                .bearer_format("API key or JWT")
+                .description(Some(
+                    "An API key as a bearer token, or a JWT when the collector has a `[jwt]` key \
+                     configured (HS256 secret or ES256/RS256 public key; role from the configured \
+                     claim, caller from `sub`). An invalid, expired, unsigned or foreign-algorithm \
+                     token is 401; a valid token without a known role is 403.",
+                ))
                 .build(),
         ),
     );
@@ -197,6 +261,8 @@ pub fn build() -> (Document, Vec<String>) {
         SecurityRequirement::new(API_KEY_SCHEME, Vec::<String>::new()),
         SecurityRequirement::new(BEARER_SCHEME, Vec::<String>::new()),
     ]);
+    declare_auth_statuses(&mut doc);
+    super::isp::declare_group_answers(&mut doc);
     for item in doc.paths.paths.values_mut() {
         for op in operations_mut(item) {
             add_common_responses(op);
@@ -281,31 +347,11 @@ pub fn string_enum(values: &[&str]) -> utoipa::openapi::Object {
         .build()
 }
 
-/// The operations of a path item, mutably.
-fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    [
-        &mut item.get,
-        &mut item.put,
-        &mut item.post,
-        &mut item.delete,
-        &mut item.options,
-        &mut item.head,
-        &mut item.patch,
-        &mut item.trace,
-    ]
-    .into_iter()
-    .flatten()
-}
-
 /// Declares the answers the API's shared layers give on every route, where the route's own
-/// annotation did not: 429 from the rate limiter (every route), 401 from the key check (every
-/// route that needs a key), and 400 from the query, path and body extractors (every route that
-/// takes a parameter or a body: a repeated or malformed parameter).
+/// annotation (or [`declare_auth_statuses`], [`super::isp::declare_group_answers`]) did not: 429
+/// from the rate limiter (every route) and 400 from the query, path and body extractors (every
+/// route that takes a parameter or a body: a repeated or malformed parameter).
 fn add_common_responses(op: &mut Operation) {
-    let open = op
-        .security
-        .as_ref()
-        .is_some_and(|s| s.iter().any(|r| *r == SecurityRequirement::default()));
     let takes_input =
         op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some();
     let responses = &mut op.responses.responses;
@@ -318,9 +364,6 @@ fn add_common_responses(op: &mut Operation) {
         "429",
         "Rate limit exceeded for this key or client address (`Retry-After` says when to retry)",
     );
-    if !open {
-        add("401", "Missing or unknown API key");
-    }
     if takes_input {
         add(
             "400",
@@ -366,6 +409,29 @@ mod tests {
             "/api/metrics/summary",
         ] {
             assert!(json["paths"].get(path).is_some(), "{path} missing");
+        }
+        // GET / (JSON status or the page) and the POST /api/health round trip.
+        let root = &json["paths"]["/"]["get"]["responses"]["200"]["content"];
+        assert!(
+            root.get("application/json").is_some() && root.get("text/html").is_some(),
+            "{root}"
+        );
+        let ping = &json["paths"]["/api/health"]["post"]["responses"];
+        for status in ["200", "400", "401", "403", "404", "503", "504"] {
+            assert!(ping.get(status).is_some(), "POST /api/health {status}");
+        }
+        assert_eq!(schemes[BEARER_SCHEME]["bearerFormat"], "API key or JWT");
+        // Every keyed operation declares 401 and 403; open ones do not get them.
+        for (path, item) in json["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let open = op["security"] == serde_json::json!([{}]);
+                let r = &op["responses"];
+                assert_eq!(
+                    r.get("401").is_some() && r.get("403").is_some(),
+                    !open,
+                    "{method} {path}"
+                );
+            }
         }
         // Open routes override the document's security with an empty requirement.
         assert_eq!(

@@ -14,13 +14,16 @@
 use std::fmt::Write as _;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use rusqlite::{Connection, Row};
+use serde::Deserialize;
 
+use super::extract::bad_query;
 use super::readpool::db_err;
 use super::{require_role, ApiError, ApiState};
 use crate::pki::tokens::Role;
@@ -49,25 +52,88 @@ pub struct Doc;
     path = "/metrics",
     operation_id = "prometheus_metrics",
     tag = "prometheus",
+    params(MetricsQuery),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4. Served from the response cache \
          (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is \
          still served while one background task recomputes it",
          content_type = "text/plain; version=0.0.4", body = String),
+        (status = 400, description = "A `families` or `exclude` item is not a metric name prefix"),
         (status = 401, description = "Missing or unknown API key"),
     )
 )]
 pub async fn metrics(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    q: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    super::cache::cached(&state, "/metrics", CONTENT_TYPE, |c| {
+    let Query(q) = q.map_err(bad_query)?;
+    let filter = FamilyFilter::from_query(q.families.as_deref(), q.exclude.as_deref())
+        .map_err(ApiError::bad_request)?;
+    let key = super::cache::key("/metrics", &[("filter", &filter)]);
+    super::cache::cached(&state, &key, CONTENT_TYPE, move |c| {
         let now_ms = crate::clock::unix_now().saturating_mul(1000);
-        render_fleet(c, now_ms).map(Bytes::from)
+        render_fleet_filtered(c, now_ms, &filter).map(Bytes::from)
     })
     .await
+}
+
+/// Query of `GET /metrics`: which metric families to write.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsQuery {
+    /// Comma-separated metric name prefixes to write (absent: every family), e.g.
+    /// `routerstats_router_,routerstats_interface_`.
+    pub families: Option<String>,
+    /// Comma-separated metric name prefixes to leave out, e.g. `routerstats_station_` (the
+    /// per-station series: about half of them, 1 million at 10,000 routers).
+    pub exclude: Option<String>,
+}
+
+/// Which metric families are written: name prefixes to keep (none: all) and to leave out.
+/// Shared by `GET /metrics` and the remote-write output (`crate::remote_write`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct FamilyFilter {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl FamilyFilter {
+    /// Whether the family named `name` is written.
+    pub fn keeps(&self, name: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|p| name.starts_with(p.as_str())))
+            && !self.exclude.iter().any(|p| name.starts_with(p.as_str()))
+    }
+
+    /// From comma-separated prefix lists; a prefix holds only metric-name characters
+    /// (`[a-zA-Z0-9_:]`); empty items are ignored.
+    pub fn from_query(
+        include: Option<&str>,
+        exclude: Option<&str>,
+    ) -> Result<FamilyFilter, String> {
+        let list = |v: Option<&str>, key: &str| -> Result<Vec<String>, String> {
+            v.unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    if p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                    {
+                        Ok(p.to_string())
+                    } else {
+                        Err(format!("{key}: {p:?} is not a metric name prefix"))
+                    }
+                })
+                .collect()
+        };
+        Ok(FamilyFilter {
+            include: list(include, "families")?,
+            exclude: list(exclude, "exclude")?,
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,6 +339,11 @@ families! {
     ovpn_rx: "routerstats_openvpn_client_receive_bytes_total", Counter, "Bytes the OpenVPN instance received from the client.";
     ovpn_tx: "routerstats_openvpn_client_transmit_bytes_total", Counter, "Bytes the OpenVPN instance sent to the client.";
     ovpn_since: "routerstats_openvpn_client_connected_since_seconds", Gauge, "Unix time the client connected.";
+    // The names, types and labels of prometheus_wireguard_exporter (MindFlavor), which existing
+    // Grafana dashboards query; the same samples as routerstats_wireguard_peer_*, plus `router`.
+    wge_sent: "wireguard_sent_bytes_total", Counter, "Bytes sent to the peer";
+    wge_received: "wireguard_received_bytes_total", Counter, "Bytes received from the peer";
+    wge_handshake: "wireguard_latest_handshake_seconds", Gauge, "Seconds from the last handshake";
 }
 
 fn s(v: &Option<String>) -> &str {
@@ -360,9 +431,33 @@ fn each_row(
     Ok(())
 }
 
-/// The newest samples of every unrevoked router as an exposition. `now_ms` decides `up`.
+/// The newest samples of every unrevoked router as an exposition, every family (what the
+/// tests compare with). `now_ms` decides `up`.
+#[cfg(test)]
 pub fn render_fleet(conn: &Connection, now_ms: i64) -> Result<String, ApiError> {
+    render_fleet_filtered(conn, now_ms, &FamilyFilter::default())
+}
+
+/// The newest samples of every unrevoked router as an exposition with only the families
+/// `filter` keeps (a group of families whose every member is left out is not even read).
+/// `now_ms` decides `up`.
+pub fn render_fleet_filtered(
+    conn: &Connection,
+    now_ms: i64,
+    filter: &FamilyFilter,
+) -> Result<String, ApiError> {
     let mut f = Fleet::new();
+    let wants = |f: &Fleet, prefix: &str| {
+        f.all()
+            .iter()
+            .any(|fam| fam.name.starts_with(prefix) && filter.keeps(fam.name))
+    };
+    let (ifaces, stations, wg, ovpn) = (
+        wants(&f, "routerstats_interface_"),
+        wants(&f, "routerstats_station_"),
+        wants(&f, "routerstats_wireguard_"),
+        wants(&f, "routerstats_openvpn_"),
+    );
     let mut routers = 0i64;
     each_row(
         conn,
@@ -378,7 +473,8 @@ pub fn render_fleet(conn: &Connection, now_ms: i64) -> Result<String, ApiError> 
     )?;
     f.routers.int(&[], routers);
 
-    each_row(
+    if ifaces {
+        each_row(
         conn,
         "SELECT r.name, i.name, i.kind, i.rx_bytes, i.tx_bytes, i.rx_packets, i.tx_packets, i.rx_errs, \
          i.tx_errs, i.rx_drop, i.tx_drop \
@@ -402,8 +498,10 @@ pub fn render_fleet(conn: &Connection, now_ms: i64) -> Result<String, ApiError> 
             Ok(())
         },
     )?;
+    }
 
-    each_row(
+    if stations {
+        each_row(
         conn,
         "SELECT r.name, s.iface, s.mac, s.ssid, s.signal_dbm, s.signal_avg_dbm, s.rx_bytes, s.tx_bytes, \
          s.connected_s \
@@ -426,10 +524,12 @@ pub fn render_fleet(conn: &Connection, now_ms: i64) -> Result<String, ApiError> 
             Ok(())
         },
     )?;
+    }
 
-    each_row(
+    if wg {
+        each_row(
         conn,
-        "SELECT r.name, w.iface, w.public_key, w.name, w.rx_bytes, w.tx_bytes, w.latest_handshake \
+        "SELECT r.name, w.iface, w.public_key, w.name, w.rx_bytes, w.tx_bytes, w.latest_handshake, w.allowed_ips \
          FROM routers r CROSS JOIN wg_peer_samples w ON w.router_id = r.id AND w.ts_ms = r.last_report_ms \
          WHERE r.revoked_at IS NULL ORDER BY r.id, w.iface, w.public_key",
         |r| {
@@ -441,14 +541,32 @@ pub fn render_fleet(conn: &Connection, now_ms: i64) -> Result<String, ApiError> 
                 ("public_key", key.as_str()),
                 ("name", s(&name)),
             ];
-            f.wg_rx.int(&l, r.get(4)?);
-            f.wg_tx.int(&l, r.get(5)?);
-            f.wg_hs.int(&l, r.get::<_, Option<i64>>(6)?.unwrap_or(0));
+            let (rx, tx): (i64, i64) = (r.get(4)?, r.get(5)?);
+            let handshake = r.get::<_, Option<i64>>(6)?.unwrap_or(0);
+            f.wg_rx.int(&l, rx);
+            f.wg_tx.int(&l, tx);
+            f.wg_hs.int(&l, handshake);
+            // The exporter's label set: friendly_name only for named peers, as with its `-n`.
+            let allowed: String = r.get(7)?;
+            let mut e = vec![
+                ("interface", iface.as_str()),
+                ("public_key", key.as_str()),
+                ("allowed_ips", allowed.as_str()),
+            ];
+            if let Some(n) = name.as_deref().filter(|n| !n.is_empty()) {
+                e.push(("friendly_name", n));
+            }
+            e.push(("router", router.as_str()));
+            f.wge_sent.int(&e, tx);
+            f.wge_received.int(&e, rx);
+            f.wge_handshake.int(&e, handshake);
             Ok(())
         },
     )?;
+    }
 
-    each_row(
+    if ovpn {
+        each_row(
         conn,
         "SELECT r.name, o.instance, o.common_name, o.real_address, o.rx_bytes, o.tx_bytes, o.connected_since \
          FROM routers r CROSS JOIN ovpn_client_samples o ON o.router_id = r.id AND o.ts_ms = r.last_report_ms \
@@ -468,8 +586,14 @@ pub fn render_fleet(conn: &Connection, now_ms: i64) -> Result<String, ApiError> 
             Ok(())
         },
     )?;
+    }
 
-    Ok(render(&f.all()))
+    let kept: Vec<&Family> = f
+        .all()
+        .into_iter()
+        .filter(|fam| filter.keeps(fam.name))
+        .collect();
+    Ok(render(&kept))
 }
 
 #[cfg(test)]
@@ -633,7 +757,18 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for fam in &all {
             assert!(valid_name(fam.name), "{}", fam.name);
-            assert!(fam.name.starts_with("routerstats_"), "{}", fam.name);
+            // Our own names, or prometheus_wireguard_exporter's three.
+            assert!(
+                fam.name.starts_with("routerstats_")
+                    || [
+                        "wireguard_sent_bytes_total",
+                        "wireguard_received_bytes_total",
+                        "wireguard_latest_handshake_seconds"
+                    ]
+                    .contains(&fam.name),
+                "{}",
+                fam.name
+            );
             assert!(seen.insert(fam.name), "duplicate {}", fam.name);
             assert_eq!(
                 fam.kind == Kind::Counter,
@@ -656,5 +791,56 @@ mod tests {
         assert_eq!(samples[0].0, "routerstats_routers");
         assert_eq!(samples[0].2, 0.0);
         assert!(text.contains("# TYPE routerstats_wireguard_peer_receive_bytes_total counter"));
+    }
+
+    /// A filter leaves out exactly the families it names and nothing else; bad prefixes are
+    /// errors.
+    #[test]
+    fn family_filter_keeps_and_leaves_out() {
+        use crate::store::testutil::{enrolled_router, open_temp, rich_report};
+        let (_dir, mut store) = open_temp();
+        let id = enrolled_router(&mut store, "ap-1").id;
+        for seq in 1..=2 {
+            let r = rich_report([1; 16], seq, 1_700_000_000_000 + seq * 30_000, seq * 10);
+            store
+                .ingest(&[crate::store::IngestItem {
+                    router_id: id,
+                    received_at_ms: 0,
+                    report: &r,
+                }])
+                .unwrap();
+        }
+        let c = store.connection();
+        let all = render_fleet(c, 0).unwrap();
+        assert!(all.contains("routerstats_station_receive_bytes_total{"));
+        let no_sta = FamilyFilter::from_query(None, Some("routerstats_station_")).unwrap();
+        let cut = render_fleet_filtered(c, 0, &no_sta).unwrap();
+        let expected: Vec<&str> = all
+            .lines()
+            .filter(|l| !l.contains("routerstats_station_"))
+            .collect();
+        assert_eq!(cut.lines().collect::<Vec<_>>(), expected);
+        let only =
+            FamilyFilter::from_query(Some("routerstats_router_up, routerstats_routers"), None)
+                .unwrap();
+        let few = parse(&render_fleet_filtered(c, 0, &only).unwrap()).unwrap();
+        let names: Vec<&str> = few.iter().map(|s| s.0.as_str()).collect();
+        // Prefixes: `routerstats_router_up` also keeps `routerstats_router_uptime_seconds`.
+        assert_eq!(
+            names,
+            vec![
+                "routerstats_routers",
+                "routerstats_router_up",
+                "routerstats_router_uptime_seconds"
+            ]
+        );
+        assert_eq!(
+            FamilyFilter::from_query(Some(""), Some(",")).unwrap(),
+            FamilyFilter::default()
+        );
+        for bad in ["a b", "x{", "-1", "1.5", "é"] {
+            assert!(FamilyFilter::from_query(Some(bad), None).is_err(), "{bad}");
+            assert!(FamilyFilter::from_query(None, Some(bad)).is_err(), "{bad}");
+        }
     }
 }

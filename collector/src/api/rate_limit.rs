@@ -7,14 +7,25 @@
 //! server must be started with `into_make_service_with_connect_info::<SocketAddr>()`); without
 //! it every keyless client shares one bucket. The table of buckets is bounded: when full, idle
 //! (refilled) buckets are dropped, and new clients beyond it share one overflow bucket.
+//!
+//! The ISP middleware's routes have their own limits besides, per route and key, as its
+//! document gives them ([`RouteLimits`], `[isp_rate_limits]` in the collector config): by
+//! default 1000 requests per hour per route; `POST /api/mikrotik/backup/create` 5,
+//! `POST /api/vpn/server/backup` 2, `POST /api/vpn/clients/create` 10,
+//! `POST /api/vpn/clients/{name}/revoke` 20, `POST /api/vpn/clients/{name}/disconnect` 30
+//! (certificate and backup operations), `GET /api/bandwidth/usage/real-time` 3600 (real-time
+//! polling). Each is a bucket of that many requests refilled evenly over the hour
+//! ([`RouteLimiter`], hooked after routing so it sees the matched route). Over a limit the
+//! answer is 429 with `Retry-After`; the ISP group's routes answer it in their shape
+//! (`envelope::shape_errors`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -222,6 +233,12 @@ pub fn too_many_requests(retry_after: u64) -> Response {
 
 /// The middleware (hooked in [`super::router`]).
 pub async fn limit(State(limiter): State<Arc<RateLimiter>>, req: Request, next: Next) -> Response {
+    guarded(&limiter, None, req, next).await
+}
+
+/// Runs the request when `limiter` has a token for its key (and address), 429 otherwise; then
+/// records whether the key turned out valid.
+async fn guarded(limiter: &RateLimiter, route: Option<&str>, req: Request, next: Next) -> Response {
     let ip = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -231,6 +248,7 @@ pub async fn limit(State(limiter): State<Arc<RateLimiter>>, req: Request, next: 
         tracing::debug!(
             ?ip,
             keyed = key.is_some(),
+            route,
             retry,
             "API request rate limited"
         );
@@ -241,6 +259,189 @@ pub async fn limit(State(limiter): State<Arc<RateLimiter>>, req: Request, next: 
         limiter.settle(k, resp.status() != StatusCode::UNAUTHORIZED);
     }
     resp
+}
+
+/// A per-route limit: `per_hour` requests of `method` on `path` (a route template, `{x}` for a
+/// path parameter) per API key (per client address without a valid key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRule {
+    pub method: Method,
+    pub path: String,
+    pub per_hour: u32,
+}
+
+/// The ISP group's per-route limits (`[isp_rate_limits]` in the collector config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteLimits {
+    /// Requests per hour per route and key for a route without its own rule.
+    pub default_per_hour: u32,
+    /// Routes with their own limit.
+    pub rules: Vec<RouteRule>,
+}
+
+/// Largest per-hour figure accepted (one request per millisecond).
+pub const MAX_PER_HOUR: u32 = 3_600_000;
+
+impl Default for RouteLimits {
+    /// The middleware document's limits (see the module doc).
+    fn default() -> Self {
+        let rule = |method: Method, path: &str, per_hour| RouteRule {
+            method,
+            path: path.to_string(),
+            per_hour,
+        };
+        RouteLimits {
+            default_per_hour: 1000,
+            rules: vec![
+                rule(Method::POST, "/api/mikrotik/backup/create", 5),
+                rule(Method::POST, "/api/vpn/server/backup", 2),
+                rule(Method::POST, "/api/vpn/clients/create", 10),
+                rule(Method::POST, "/api/vpn/clients/{name}/revoke", 20),
+                rule(Method::POST, "/api/vpn/clients/{name}/disconnect", 30),
+                rule(Method::GET, "/api/bandwidth/usage/real-time", 3600),
+            ],
+        }
+    }
+}
+
+/// A bad `[isp_rate_limits]` setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteLimitError {
+    #[error("{0}: the limit must be from 1 to {MAX_PER_HOUR} requests per hour")]
+    Range(String),
+    #[error("route {0:?}: write it as \"METHOD /path\", like \"POST /api/vpn/clients/create\"")]
+    Route(String),
+}
+
+impl RouteLimits {
+    /// Sets the default and overrides (or adds) the rules of `routes` (`"METHOD /path"` -> per
+    /// hour), checking every figure.
+    pub fn apply(
+        &mut self,
+        default_per_hour: Option<u32>,
+        routes: &[(String, u32)],
+    ) -> Result<(), RouteLimitError> {
+        let check = |what: &str, n: u32| {
+            if (1..=MAX_PER_HOUR).contains(&n) {
+                Ok(n)
+            } else {
+                Err(RouteLimitError::Range(what.to_string()))
+            }
+        };
+        if let Some(d) = default_per_hour {
+            self.default_per_hour = check("default_per_hour", d)?;
+        }
+        for (route, n) in routes {
+            let n = check(route, *n)?;
+            let (m, path) = route
+                .trim()
+                .split_once(' ')
+                .ok_or_else(|| RouteLimitError::Route(route.clone()))?;
+            let method = Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes())
+                .map_err(|_| RouteLimitError::Route(route.clone()))?;
+            let path = path.trim();
+            if !path.starts_with('/') || path.contains(char::is_whitespace) {
+                return Err(RouteLimitError::Route(route.clone()));
+            }
+            match self
+                .rules
+                .iter_mut()
+                .find(|r| r.method == method && same_template(&r.path, path))
+            {
+                Some(r) => r.per_hour = n,
+                None => self.rules.push(RouteRule {
+                    method,
+                    path: path.to_string(),
+                    per_hour: n,
+                }),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// True when two route templates name the same route (`{a}` and `{b}` are both a parameter).
+fn same_template(a: &str, b: &str) -> bool {
+    let norm = |t: &str| -> Vec<String> {
+        t.split('/')
+            .map(|s| {
+                if s.starts_with('{') && s.ends_with('}') {
+                    "{}".to_string()
+                } else {
+                    s.to_string()
+                }
+            })
+            .collect()
+    };
+    norm(a) == norm(b)
+}
+
+/// The per-route limiters of a group: one [`RateLimiter`] per (method, route) in use, made on
+/// first use from the rule of that route or the default.
+#[derive(Debug)]
+pub struct RouteLimiter {
+    limits: RouteLimits,
+    /// Which matched routes (templates) the limits apply to.
+    applies: fn(&str) -> bool,
+    limiters: Mutex<HashMap<(Method, String), Arc<RateLimiter>>>,
+}
+
+impl RouteLimiter {
+    pub fn new(limits: RouteLimits, applies: fn(&str) -> bool) -> Self {
+        RouteLimiter {
+            limits,
+            applies,
+            limiters: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Requests per hour allowed on a route.
+    pub fn per_hour(&self, method: &Method, route: &str) -> u32 {
+        self.limits
+            .rules
+            .iter()
+            .find(|r| r.method == *method && same_template(&r.path, route))
+            .map_or(self.limits.default_per_hour, |r| r.per_hour)
+    }
+
+    /// The limiter of a route, or None when the limits do not apply to it.
+    fn limiter(&self, method: &Method, route: &str) -> Option<Arc<RateLimiter>> {
+        if !(self.applies)(route) {
+            return None;
+        }
+        let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+        let l = map
+            .entry((method.clone(), route.to_string()))
+            .or_insert_with(|| {
+                let n = f64::from(self.per_hour(method, route));
+                Arc::new(RateLimiter::new(RateLimitConfig {
+                    per_second: n / 3600.0,
+                    burst: n,
+                    max_tracked: RateLimitConfig::default().max_tracked,
+                }))
+            });
+        Some(l.clone())
+    }
+}
+
+/// The per-route middleware (hooked with `route_layer` in [`super::router_with_limits`], after
+/// routing: it reads the matched route).
+pub async fn route_limit(
+    State(limits): State<Arc<RouteLimiter>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    match route
+        .as_deref()
+        .and_then(|r| limits.limiter(req.method(), r))
+    {
+        Some(limiter) => guarded(&limiter, route.as_deref(), req, next).await,
+        None => next.run(req).await,
+    }
 }
 
 #[cfg(test)]
@@ -353,5 +554,60 @@ mod tests {
                 .and_then(|v| v.to_str().ok()),
             Some("3")
         );
+    }
+
+    #[test]
+    fn route_limits_default_and_overrides() {
+        let mut l = RouteLimits::default();
+        assert_eq!(l.default_per_hour, 1000);
+        l.apply(
+            Some(50),
+            &[
+                ("post /api/vpn/clients/{client}/revoke".into(), 7),
+                ("GET /api/mikrotik/devices".into(), 3),
+            ],
+        )
+        .unwrap();
+        let r = RouteLimiter::new(l, |p| p.starts_with("/api/"));
+        assert_eq!(
+            r.per_hour(&Method::POST, "/api/vpn/clients/{name}/revoke"),
+            7
+        );
+        assert_eq!(r.per_hour(&Method::POST, "/api/mikrotik/backup/create"), 5);
+        assert_eq!(r.per_hour(&Method::GET, "/api/mikrotik/devices"), 3);
+        assert_eq!(r.per_hour(&Method::GET, "/api/vpn/status"), 50);
+        assert!(r.limiter(&Method::GET, "/metrics").is_none());
+        // The bucket holds the hour's figure and refills evenly.
+        let g = r.limiter(&Method::GET, "/api/mikrotik/devices").unwrap();
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(g.check(None, IP1, t0), Ok(()));
+        }
+        assert_eq!(g.check(None, IP1, t0), Err(1200));
+        // Another route has its own bucket.
+        let v = r.limiter(&Method::GET, "/api/vpn/status").unwrap();
+        assert_eq!(v.check(None, IP1, t0), Ok(()));
+    }
+
+    #[test]
+    fn bad_route_limits_are_errors() {
+        let mut l = RouteLimits::default();
+        assert!(matches!(
+            l.apply(Some(0), &[]),
+            Err(RouteLimitError::Range(_))
+        ));
+        for bad in ["/api/x", "GET api/x", "G@T /api/x", "GET /api/x y"] {
+            assert!(
+                matches!(
+                    l.apply(None, &[(bad.into(), 1)]),
+                    Err(RouteLimitError::Route(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            l.apply(None, &[("GET /api/x".into(), MAX_PER_HOUR + 1)]),
+            Err(RouteLimitError::Range(_))
+        ));
     }
 }

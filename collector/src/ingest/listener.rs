@@ -582,6 +582,7 @@ impl Conn {
         self.preauth = None;
         self.authed.store(true, Ordering::Release);
         let mut guard = self.ctx.conns.register(row.id);
+        self.ctx.conns.note_addr(row.id, self.peer.ip());
         self.router = Some((row.id, row.name.clone()));
         let now = unix_now();
         let (not_before, not_after) = match cert_facts(&der) {

@@ -15,10 +15,12 @@ use tokio::sync::watch;
 
 use crate::store::Store;
 
-/// Routers with open ingest connections, each with a revocation signal.
+/// Routers with open ingest connections, each with a revocation signal, and the address each
+/// connects from (the NAS address of the ISP routes, `api::isp`).
 #[derive(Clone, Default)]
 pub struct OpenConns {
     inner: Arc<Mutex<HashMap<i64, watch::Sender<bool>>>>,
+    addrs: Arc<Mutex<HashMap<i64, std::net::IpAddr>>>,
 }
 
 /// Held by a connection while it serves a router; unregisters on drop.
@@ -57,6 +59,11 @@ impl Drop for ConnGuard {
             .is_some_and(|tx| tx.receiver_count() <= 1)
         {
             map.remove(&self.router_id);
+            self.conns
+                .addrs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.router_id);
         }
     }
 }
@@ -74,6 +81,23 @@ impl OpenConns {
             router_id,
             rx,
         }
+    }
+
+    /// Notes the address a router's (newest) connection comes from.
+    pub fn note_addr(&self, router_id: i64, addr: std::net::IpAddr) {
+        self.addrs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(router_id, addr);
+    }
+
+    /// The address a connected router's connection comes from; None while it has none.
+    pub fn addr_of(&self, router_id: i64) -> Option<std::net::IpAddr> {
+        self.addrs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&router_id)
+            .copied()
     }
 
     /// Signals the connections of every listed router; returns how many routers had some.
@@ -168,10 +192,15 @@ mod tests {
         let conns = OpenConns::default();
         let a = conns.register(7);
         let b = conns.register(7);
+        let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        conns.note_addr(7, ip);
+        assert_eq!(conns.addr_of(7), Some(ip));
         drop(a);
         assert_eq!(conns.routers(), 1);
+        assert_eq!(conns.addr_of(7), Some(ip), "one connection is still open");
         drop(b);
         assert_eq!(conns.routers(), 0);
+        assert_eq!(conns.addr_of(7), None);
         assert_eq!(conns.revoke(&[7]), 0);
     }
 }

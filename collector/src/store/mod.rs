@@ -35,7 +35,7 @@ pub use ingest::{bucket_start, wifi_links, BUCKET_1H_MS, BUCKET_5M_MS};
 pub use registry::{
     check_router_name, name_from_hostname, normalize_name, ApiKeyRow, MAX_NAME_CHARS,
 };
-pub use retention::{Retention, RetentionStats};
+pub use retention::{Retention, RetentionStats, RAW_LEVEL_TABLES};
 pub use schema::SCHEMA_VERSION;
 
 use schema::MIGRATIONS;

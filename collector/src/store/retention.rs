@@ -46,6 +46,19 @@ pub struct RetentionStats {
     pub rollup_1h: u64,
 }
 
+/// Every table deleted at `raw_days` (the raw level): `reports`, the sample tables and the
+/// 5-minute station rollup (for the storage benchmark's bytes per report).
+pub const RAW_LEVEL_TABLES: &[&str] = &[
+    "reports",
+    "interface_samples",
+    "station_samples",
+    "station_link_samples",
+    "wg_peer_samples",
+    "ovpn_client_samples",
+    "station_report_totals",
+    "station_rollup_5m",
+];
+
 /// Tables of raw samples, all with `router_id` and `ts_ms` leading their primary key.
 const SAMPLE_TABLES: &[&str] = &[
     "interface_samples",
@@ -145,6 +158,16 @@ mod tests {
     const DAY: u64 = 24 * HOUR;
     /// A day boundary: 2023-11-15T00:00:00Z.
     const T0: u64 = 1_700_006_400_000;
+
+    /// The raw level is what `run` deletes at `raw_days`: `reports`, the sample tables and the
+    /// 5-minute station rollup.
+    #[test]
+    fn raw_level_lists_what_raw_retention_deletes() {
+        let mut expected = vec!["reports"];
+        expected.extend(SAMPLE_TABLES);
+        expected.push("station_rollup_5m");
+        assert_eq!(RAW_LEVEL_TABLES, expected.as_slice());
+    }
 
     fn counts(store: &Store) -> Vec<(String, i64)> {
         [

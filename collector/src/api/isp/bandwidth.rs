@@ -20,13 +20,13 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::cached_envelope;
 use super::devices::{stations_at, StationRow};
 use super::{
     all_routers, auth, db, device_filter, isp_query, kbps_to_mbps, lease_for_mac, mbps, mib, ok,
     push_rows, read, resolve_user, round, router_names, username_of, ErrorEnvelope, IspError,
     IspResult, LeaseBook, LeaseInfo, NoQuery, Params, RawQuery, StampedEnvelope, StationTotal,
 };
+use super::{cached_envelope, cached_flat, FlatEnvelope};
 use crate::api::cache;
 use crate::api::times::iso_ms_opt;
 use crate::api::ApiState;
@@ -47,7 +47,7 @@ pub const MAX_THRESHOLD_MBPS: f64 = 100_000.0;
 const RAW_FLEET_MINUTES: i64 = 60;
 const MINUTE_MS: i64 = 60_000;
 
-/// `data` of `GET /api/bandwidth/usage/real-time`.
+/// `GET /api/bandwidth/usage/real-time`, its fields at the top level beside `success`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = isp::RealTimeUsage)]
 pub struct RealTimeUsage {
@@ -79,9 +79,12 @@ pub struct RatePoint {
     pub latency_ms: Option<f64>,
     /// Always null here (see `/monitoring/quality` for Wi-Fi tx failures).
     pub packet_loss_percent: Option<f64>,
-    /// Always null: router addresses are not known.
+    /// The address the device (the `device` asked for, else the one the user's station was
+    /// last seen on) connects to the collector from; null for the fleet-wide sum and while that
+    /// device is not connected.
     pub nas_ip: Option<String>,
-    /// The user's DHCP lease address.
+    /// The user's DHCP lease address (the lease book the routers report); null for the
+    /// fleet-wide sum and without a lease.
     pub user_ip: Option<String>,
     pub download_bytes: i64,
     pub upload_bytes: i64,
@@ -330,6 +333,33 @@ struct Who {
     device: Option<super::RouterFacts>,
 }
 
+/// The newest station sample of a MAC: its router.
+const NAS_OF_MAC_SQL: &str =
+    "SELECT router_id, ts_ms FROM station_samples WHERE mac = ?1 ORDER BY ts_ms DESC LIMIT 1";
+
+/// The router serving a series: the device asked for, else the one the user's stations were
+/// last seen on; None for the whole fleet.
+fn nas_router(c: &Connection, who: &Who) -> Result<Option<i64>, IspError> {
+    if let Some(d) = &who.device {
+        return Ok(Some(d.id));
+    }
+    let Some(user) = &who.user else {
+        return Ok(None);
+    };
+    let mut st = c.prepare_cached(NAS_OF_MAC_SQL).map_err(db)?;
+    let mut newest: Option<(i64, i64)> = None;
+    for mac in &user.macs {
+        let mut rows = st.query([mac]).map_err(db)?;
+        if let Some(r) = rows.next().map_err(db)? {
+            let (id, ts): (i64, i64) = (r.get(0).map_err(db)?, r.get(1).map_err(db)?);
+            if newest.is_none_or(|(_, t)| ts > t) {
+                newest = Some((id, ts));
+            }
+        }
+    }
+    Ok(newest.map(|(id, _)| id))
+}
+
 fn resolve(c: &Connection, username: Option<&str>, device: Option<&str>) -> Result<Who, IspError> {
     let device = device_filter(c, device)?;
     let user = username.map(|u| resolve_user(c, u)).transpose()?;
@@ -516,6 +546,7 @@ const SIGNAL_SQL: &str =
 #[cfg(test)]
 pub(crate) fn queries() -> Vec<(&'static str, String)> {
     vec![
+        ("nas_of_mac", NAS_OF_MAC_SQL.to_string()),
         ("series_mac", raw_series_sql(SeriesScope::Mac)),
         ("series_router", raw_series_sql(SeriesScope::Router)),
         ("series_fleet", raw_series_sql(SeriesScope::Fleet)),
@@ -607,12 +638,27 @@ isp_query! {
     }
 }
 
+/// The accepted `sort_by` values (any case).
+pub const SORT_BY: [&str; 3] = ["total", "download", "upload"];
+
+/// The orders of `/monitoring/top-users` (`sort_by`, parsed from [`SORT_BY`]), for the OpenAPI
+/// document (a test checks the two agree).
+#[allow(dead_code)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = isp::SortBy)]
+pub enum SortBy {
+    Total,
+    Download,
+    Upload,
+}
+
 isp_query! {
     /// The query of [`top_users`].
     TopUsersQuery {
         limit: i64 = |p: &Params| p.int("limit", 20, 1, MAX_LIMIT),
         sort_by: &'static str =
-            |p: &Params| p.choice("sort_by", &["total", "download", "upload"], "total"),
+            |p: &Params| p.choice("sort_by", &SORT_BY, "total"),
         minutes: i64 = |p: &Params| p.int("minutes", 30, 1, MAX_MINUTES_SHORT),
     }
 }
@@ -644,12 +690,12 @@ isp_query! {
 #[utoipa::path(get, path = "/api/bandwidth/usage/real-time",
     operation_id = "isp_bandwidth_usage_real_time", tag = "isp",
     params(
-        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
-        ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60"),
-        ("device" = Option<String>, Query, description = "Only this device"),
+        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent or empty; at most 253 characters", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
+        ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60", minimum = 1, maximum = 1440),
+        ("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
     ),
     responses(
-        (status = 200, description = "Rate series. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<RealTimeUsage>),
+        (status = 200, description = "`{success, period_minutes, bandwidth_data, summary, ..., timestamp}`: rate series. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = FlatEnvelope<RealTimeUsage>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user or device", body = ErrorEnvelope),
@@ -666,7 +712,8 @@ pub async fn real_time(
         device,
     } = RealTimeQuery::parse(q)?;
     let key = real_time_key(username.as_deref(), minutes, device.as_deref());
-    cached_envelope(&state, &key, move |c| {
+    let conns = state.conns.clone();
+    cached_flat(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
         let now = now_ms();
         let start = now - minutes * MINUTE_MS;
@@ -691,6 +738,9 @@ pub async fn real_time(
         })()?;
         let name = who.user.as_ref().map(|u| u.username.clone());
         let ip = who.user.as_ref().and_then(|u| u.ip.clone());
+        let nas_ip = nas_router(c, &who)?
+            .and_then(|id| conns.addr_of(id))
+            .map(|a| a.to_string());
         let data: Vec<RatePoint> = points
             .iter()
             .map(|&(t, d, u, db_, ub, n)| RatePoint {
@@ -701,7 +751,7 @@ pub async fn real_time(
                 total_mbps: mbps(d + u),
                 latency_ms: None,
                 packet_loss_percent: None,
-                nas_ip: None,
+                nas_ip: nas_ip.clone(),
                 user_ip: ip.clone(),
                 download_bytes: db_,
                 upload_bytes: ub,
@@ -749,8 +799,8 @@ pub async fn real_time(
 #[utoipa::path(get, path = "/api/bandwidth/usage/peak",
     operation_id = "isp_bandwidth_usage_peak", tag = "isp",
     params(
-        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
-        ("hours" = Option<i64>, Query, description = "1 to 168, default 24: the last N hour buckets, current included"),
+        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent or empty; at most 253 characters", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
+        ("hours" = Option<i64>, Query, description = "1 to 168, default 24: the last N hour buckets, current included", minimum = 1, maximum = 168),
     ),
     responses(
         (status = 200, description = "Peaks and hourly usage", body = StampedEnvelope<PeakUsage>),
@@ -983,9 +1033,9 @@ fn avg_mbps(bytes: i64, window_ms: i64) -> f64 {
 #[utoipa::path(get, path = "/api/bandwidth/monitoring/top-users",
     operation_id = "isp_bandwidth_monitoring_top_users", tag = "isp",
     params(
-        ("limit" = Option<i64>, Query, description = "1 to 100, default 20"),
-        ("sort_by" = Option<String>, Query, description = "total (default), download or upload"),
-        ("minutes" = Option<i64>, Query, description = "1 to 180, default 30"),
+        ("limit" = Option<i64>, Query, description = "1 to 100, default 20", minimum = 1, maximum = 100),
+        ("sort_by" = Option<SortBy>, Query, description = "total (default), download or upload (any case)"),
+        ("minutes" = Option<i64>, Query, description = "1 to 180, default 30", minimum = 1, maximum = 180),
     ),
     responses(
         (status = 200, description = "Users by traffic, largest first (ties by MAC). Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<TopUsers>),
@@ -1060,7 +1110,7 @@ pub async fn top_users(
 /// Station traffic of the whole network and per device.
 #[utoipa::path(get, path = "/api/bandwidth/monitoring/network-summary",
     operation_id = "isp_bandwidth_monitoring_network_summary", tag = "isp",
-    params(("minutes" = Option<i64>, Query, description = "1 to 180, default 30")),
+    params(("minutes" = Option<i64>, Query, description = "1 to 180, default 30", minimum = 1, maximum = 180)),
     responses(
         (status = 200, description = "Totals. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<NetworkSummary>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
@@ -1155,8 +1205,8 @@ pub async fn network_summary(
 #[utoipa::path(get, path = "/api/bandwidth/monitoring/alerts",
     operation_id = "isp_bandwidth_monitoring_alerts", tag = "isp",
     params(
-        ("threshold" = Option<f64>, Query, description = "Mbit/s, greater than 0 and at most 100000, default 50"),
-        ("minutes" = Option<i64>, Query, description = "1 to 180, default 30"),
+        ("threshold" = Option<f64>, Query, description = "Mbit/s, greater than 0 and at most 100000, default 50", exclusive_minimum = 0.0, maximum = 100000.0),
+        ("minutes" = Option<i64>, Query, description = "1 to 180, default 30", minimum = 1, maximum = 180),
     ),
     responses(
         (status = 200, description = "One alert per user and direction at or over the threshold. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<BandwidthAlerts>),
@@ -1268,8 +1318,8 @@ fn percent(part: i64, whole: i64) -> Option<f64> {
 #[utoipa::path(get, path = "/api/bandwidth/monitoring/quality",
     operation_id = "isp_bandwidth_monitoring_quality", tag = "isp",
     params(
-        ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60"),
-        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent"),
+        ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60", minimum = 1, maximum = 1440),
+        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent or empty; at most 253 characters", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
     ),
     responses(
         (status = 200, description = "Stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<QualityReport>),

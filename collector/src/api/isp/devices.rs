@@ -1,6 +1,9 @@
-//! Devices (routers) and users (client hosts): `/api/devices`, `/api/devices/status`,
-//! `/api/devices/{name}/currentstatus`, `/api/interfaces`, `/api/users/active`,
-//! `/api/users/{name}/stats`.
+//! The MikroTik blueprint's read routes over the fleet: devices (routers) and users (client
+//! hosts): `/api/mikrotik/devices`, `/api/mikrotik/devices/status`,
+//! `/api/mikrotik/devices/{name}/currentstatus`, `/api/mikrotik/interfaces`,
+//! `/api/mikrotik/users/active`, `/api/mikrotik/users/{name}/stats`, `/api/mikrotik/health`
+//! (the earlier `/api/devices...`, `/api/interfaces`, `/api/users...` are deprecated aliases of
+//! the same handlers, `super::ALIASES`).
 //!
 //! A device's "VPN connection" is an OpenVPN client session whose common name is the device's
 //! name, on any router's OpenVPN server (as a router dialling the middleware's VPN would be).
@@ -16,10 +19,10 @@ use utoipa::ToSchema;
 
 use super::cached_envelope;
 use super::{
-    all_routers, auth, db, device_filter, isp_query, kbps_to_mbps, lease_for_mac, mib, ok,
+    all_routers, auth, db, device_filter, isp_query, kbps_to_mbps, lease_for_mac, mib, ok, ok_flat,
     path_name, read, resolve_user, router_by_name, station_totals, username_of, ErrorEnvelope,
-    IspError, IspResult, NoQuery, Params, RawQuery, RouterFacts, Scope, StampedEnvelope,
-    MAX_IDENTITIES,
+    FlatEnvelope, IspError, IspFlatResult, IspResult, NoQuery, Params, RawQuery, RouterFacts,
+    Scope, StampedEnvelope, MAX_IDENTITIES,
 };
 use crate::api::cache;
 use crate::api::times::{iso_ms_opt, plain_datetime_s, routeros_uptime};
@@ -27,13 +30,15 @@ use crate::api::ApiState;
 use crate::clock::now_ms;
 use axum::response::Response;
 
-/// `data` of `GET /api/devices`.
+/// `GET /api/mikrotik/devices`, its fields at the top level beside `success`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = isp::DeviceList)]
 pub struct DeviceList {
     pub devices: Vec<Device>,
+    #[schema(minimum = 0)]
     pub total_devices: usize,
     /// Devices heard from within the last 5 minutes.
+    #[schema(minimum = 0)]
     pub connected_devices: usize,
 }
 
@@ -75,7 +80,7 @@ pub struct SystemInfo {
     pub total_memory: Option<String>,
 }
 
-/// VPN state of one device (`GET /api/devices/status`, `/currentstatus`).
+/// VPN state of one device (`GET /api/mikrotik/devices/status`, `/currentstatus`).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = isp::DeviceStatus)]
 pub struct DeviceStatus {
@@ -88,6 +93,9 @@ pub struct DeviceStatus {
     /// The newest such session (also when it has ended); null when none was ever seen.
     pub vpn_connection_info: Option<VpnConnectionInfo>,
     pub last_seen: Option<String>,
+    /// Null for an enrolled device; for a name of `identities` no device has, the reason
+    /// (`unknown device`), with `connected` and `vpn_connected` false.
+    pub error: Option<String>,
 }
 
 /// One OpenVPN session of a device, as its server reports it.
@@ -110,7 +118,7 @@ pub struct VpnConnectionInfo {
     pub last_seen: Option<String>,
 }
 
-/// `data` of `GET /api/interfaces`.
+/// `data` of `GET /api/mikrotik/interfaces`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = isp::InterfaceList)]
 pub struct InterfaceList {
@@ -210,7 +218,7 @@ pub struct StationLinkInfo {
     pub rx_duration_us: Option<i64>,
 }
 
-/// `data` of `GET /api/users/active`.
+/// `data` of `GET /api/mikrotik/users/active`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = isp::ActiveUsers)]
 pub struct ActiveUsers {
@@ -259,7 +267,7 @@ pub struct ActiveUser {
     pub last_seen: Option<String>,
 }
 
-/// `data` of `GET /api/users/{name}/stats`.
+/// `data` of `GET /api/mikrotik/users/{name}/stats`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = isp::UserStats)]
 pub struct UserStats {
@@ -296,6 +304,21 @@ pub struct Usage {
     /// Highest per-sample rate of any of the user's stations.
     pub peak_download_mbps: f64,
     pub peak_upload_mbps: f64,
+}
+
+/// `data` of `GET /api/mikrotik/health`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = isp::MikrotikHealth)]
+pub struct MikrotikHealth {
+    /// `healthy`, or `degraded` when no enrolled, unrevoked device is reporting.
+    #[schema(pattern = "^(healthy|degraded)$")]
+    pub status: String,
+    /// Always `mikrotik` (the blueprint's name).
+    pub service: String,
+    /// Enrolled devices, revoked ones included.
+    pub devices: usize,
+    /// Devices heard from within the last 5 minutes (not revoked).
+    pub devices_connected: usize,
 }
 
 /// A station sample row (the columns of [`STATION_COLS`]).
@@ -495,25 +518,24 @@ isp_query! {
 }
 
 /// List all devices (routers).
-#[utoipa::path(get, path = "/api/devices",
+#[utoipa::path(get, path = "/api/mikrotik/devices",
     operation_id = "isp_devices", tag = "isp",
     responses(
-        (status = 200, description = "Every enrolled router", body = StampedEnvelope<DeviceList>),
+        (status = 200, description = "Every enrolled router: `{success, devices, total_devices, connected_devices, timestamp}`", body = FlatEnvelope<DeviceList>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Key role too low", body = ErrorEnvelope),
     ))]
 pub async fn list(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: RawQuery,
-) -> IspResult<DeviceList> {
+) -> IspFlatResult<DeviceList> {
     auth(&state, &headers).await?;
     NoQuery::parse(q)?;
     let now = now_ms();
     let routers = read(&state, all_routers).await?;
     let devices: Vec<Device> = routers.iter().map(|r| device(r, now)).collect();
     let connected_devices = devices.iter().filter(|d| d.connected).count();
-    ok(DeviceList {
+    ok_flat(DeviceList {
         total_devices: devices.len(),
         connected_devices,
         devices,
@@ -582,18 +604,30 @@ fn device_status(
         vpn_connected,
         vpn_connection_info: info,
         last_seen: r.last_seen_ms.and_then(iso_ms_opt),
+        error: None,
     })
 }
 
+/// The entry of a name of `identities` that no device has.
+fn unknown_device(name: &str) -> DeviceStatus {
+    DeviceStatus {
+        device_name: name.to_string(),
+        connected: false,
+        vpn_connected: false,
+        vpn_connection_info: None,
+        last_seen: None,
+        error: Some("unknown device".to_string()),
+    }
+}
+
 /// VPN status of several devices.
-#[utoipa::path(get, path = "/api/devices/status",
+#[utoipa::path(get, path = "/api/mikrotik/devices/status",
     operation_id = "isp_devices_status", tag = "isp",
-    params(("identities" = String, Query, description = "Comma-separated device names (1 to 100)")),
+    params(("identities" = String, Query, description = "Comma-separated device names: 1 to 100 names (empty items are skipped, a name repeated is answered once), each at most 253 characters (the document declares at most 4096 characters in all, which keeps any such query under the HTTP server's 64 KiB request-target limit even percent-encoded)", min_length = 1, max_length = 4096, pattern = "^ *[^,\\s\\u0000-\\u001F\\u007F-\\u009F][^,\\u0000-\\u001F\\u007F-\\u009F]{0,252}(,[^,\\u0000-\\u001F\\u007F-\\u009F]{0,253}){0,99}$")),
     responses(
-        (status = 200, description = "One entry per named device, in the order given", body = StampedEnvelope<Vec<DeviceStatus>>),
+        (status = 200, description = "One entry per named device, in the order given; a name no device has is answered in its entry (`error: \"unknown device\"`, `connected: false`)", body = StampedEnvelope<Vec<DeviceStatus>>),
         (status = 400, description = "Missing or bad identities", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 404, description = "A named device is unknown", body = ErrorEnvelope),
     ))]
 pub async fn status(
     State(state): State<ApiState>,
@@ -627,24 +661,15 @@ pub async fn status(
     let now = now_ms();
     let out = read(&state, move |c| {
         let routers = all_routers(c)?;
-        let mut picked = Vec::new();
-        let mut unknown = Vec::new();
-        for n in &names {
-            match routers.iter().find(|r| r.name.eq_ignore_ascii_case(n)) {
-                Some(r) => picked.push(r.clone()),
-                None => unknown.push(n.clone()),
-            }
-        }
-        if !unknown.is_empty() {
-            return Err(IspError::not_found(format!(
-                "unknown device(s): {}",
-                unknown.join(", ")
-            )));
-        }
-        let by_id: HashMap<i64, RouterFacts> = routers.into_iter().map(|r| (r.id, r)).collect();
-        picked
+        let by_id: HashMap<i64, RouterFacts> = routers.iter().map(|r| (r.id, r.clone())).collect();
+        names
             .iter()
-            .map(|r| device_status(c, r, &by_id, now))
+            .map(
+                |n| match routers.iter().find(|r| r.name.eq_ignore_ascii_case(n)) {
+                    Some(r) => device_status(c, r, &by_id, now),
+                    None => Ok(unknown_device(n)),
+                },
+            )
             .collect::<Result<Vec<_>, _>>()
     })
     .await?;
@@ -652,11 +677,12 @@ pub async fn status(
 }
 
 /// VPN status of one device.
-#[utoipa::path(get, path = "/api/devices/{name}/currentstatus",
+#[utoipa::path(get, path = "/api/mikrotik/devices/{name}/currentstatus",
     operation_id = "isp_devices_name_currentstatus", tag = "isp",
-    params(("name" = String, Path, description = "Device (router) name")),
+    params(("name" = String, Path, description = "Device (router) name, 1 to 253 characters", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$")),
     responses(
         (status = 200, description = "The device's VPN state", body = StampedEnvelope<DeviceStatus>),
+        (status = 400, description = "Bad device name", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
@@ -684,11 +710,12 @@ const IFACES_SQL: &str = "SELECT name, kind, rx_bytes, tx_bytes, rx_packets, tx_
      tx_drop, rx_bps, tx_bps FROM interface_samples WHERE router_id = ?1 AND ts_ms = ?2 ORDER BY name";
 
 /// Interface counters of the newest report of each device (or of one).
-#[utoipa::path(get, path = "/api/interfaces",
+#[utoipa::path(get, path = "/api/mikrotik/interfaces",
     operation_id = "isp_interfaces", tag = "isp",
-    params(("device" = Option<String>, Query, description = "Only this device")),
+    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")),
     responses(
         (status = 200, description = "Interfaces by device and name. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<InterfaceList>),
+        (status = 400, description = "Bad device name, or `device` given twice", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
@@ -699,65 +726,70 @@ pub async fn interfaces(
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let InterfacesQuery { device } = InterfacesQuery::parse(q)?;
-    let key = cache::key("/api/interfaces", &[("device", &device)]);
+    let key = cache::key("/api/mikrotik/interfaces", &[("device", &device)]);
     cached_envelope(&state, &key, move |c| {
         let routers = match device_filter(c, device.as_deref())? {
             Some(r) => vec![r],
             None => all_routers(c)?,
         };
-        let fleet = routers.len() > 1;
-        // The whole fleet: two statements (every current wireless interface, every interface
-        // of every newest report) instead of two per router.
-        let mut wireless = if fleet {
-            wireless_of(c, None)?
-        } else {
-            HashMap::new()
-        };
-        let mut samples: HashMap<i64, Vec<InterfaceStat>> = HashMap::new();
-        if fleet {
-            let mut st = c.prepare_cached(ALL_IFACES_SQL).map_err(db)?;
-            let mut rows = st.query([]).map_err(db)?;
-            while let Some(i) = rows.next().map_err(db)? {
-                let id: i64 = i.get(0).map_err(db)?;
-                let ts: i64 = i.get(1).map_err(db)?;
-                samples
-                    .entry(id)
-                    .or_default()
-                    .push(interface_stat(i, 2, ts).map_err(db)?);
-            }
-        }
-        let mut ifaces = c.prepare_cached(IFACES_SQL).map_err(db)?;
-        let mut out = Vec::new();
-        for r in &routers {
-            let Some(ts) = r.last_report_ms else { continue };
-            let mut wifi = if fleet {
-                wireless.remove(&r.id).unwrap_or_default()
-            } else {
-                wireless_of(c, Some(r.id))?
-                    .remove(&r.id)
-                    .unwrap_or_default()
-            };
-            let rows = if fleet {
-                samples.remove(&r.id).unwrap_or_default()
-            } else {
-                ifaces
-                    .query_map(params![r.id, ts], |i| interface_stat(i, 0, ts))
-                    .map_err(db)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(db)?
-            };
-            for mut row in rows {
-                row.device_name.clone_from(&r.name);
-                row.wireless = wifi.remove(&row.name);
-                out.push(row);
-            }
-        }
-        Ok(InterfaceList {
-            total_interfaces: out.len(),
-            interfaces: out,
-        })
+        interfaces_of(c, &routers)
     })
     .await
+}
+
+/// The interfaces of the newest report of each of `routers`.
+pub fn interfaces_of(c: &Connection, routers: &[RouterFacts]) -> Result<InterfaceList, IspError> {
+    let fleet = routers.len() > 1;
+    // The whole fleet: two statements (every current wireless interface, every interface
+    // of every newest report) instead of two per router.
+    let mut wireless = if fleet {
+        wireless_of(c, None)?
+    } else {
+        HashMap::new()
+    };
+    let mut samples: HashMap<i64, Vec<InterfaceStat>> = HashMap::new();
+    if fleet {
+        let mut st = c.prepare_cached(ALL_IFACES_SQL).map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        while let Some(i) = rows.next().map_err(db)? {
+            let id: i64 = i.get(0).map_err(db)?;
+            let ts: i64 = i.get(1).map_err(db)?;
+            samples
+                .entry(id)
+                .or_default()
+                .push(interface_stat(i, 2, ts).map_err(db)?);
+        }
+    }
+    let mut ifaces = c.prepare_cached(IFACES_SQL).map_err(db)?;
+    let mut out = Vec::new();
+    for r in routers {
+        let Some(ts) = r.last_report_ms else { continue };
+        let mut wifi = if fleet {
+            wireless.remove(&r.id).unwrap_or_default()
+        } else {
+            wireless_of(c, Some(r.id))?
+                .remove(&r.id)
+                .unwrap_or_default()
+        };
+        let rows = if fleet {
+            samples.remove(&r.id).unwrap_or_default()
+        } else {
+            ifaces
+                .query_map(params![r.id, ts], |i| interface_stat(i, 0, ts))
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?
+        };
+        for mut row in rows {
+            row.device_name.clone_from(&r.name);
+            row.wireless = wifi.remove(&row.name);
+            out.push(row);
+        }
+    }
+    Ok(InterfaceList {
+        total_interfaces: out.len(),
+        interfaces: out,
+    })
 }
 
 /// Every interface of every router's newest report (primary-key lookup per router).
@@ -830,11 +862,12 @@ pub(super) fn wireless_of(
 }
 
 /// Stations associated now: those in the newest report of every connected device.
-#[utoipa::path(get, path = "/api/users/active",
+#[utoipa::path(get, path = "/api/mikrotik/users/active",
     operation_id = "isp_users_active", tag = "isp",
-    params(("device" = Option<String>, Query, description = "Only this device")),
+    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")),
     responses(
         (status = 200, description = "Associated stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<ActiveUsers>),
+        (status = 400, description = "Bad device name, or `device` given twice", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
@@ -845,51 +878,60 @@ pub async fn active_users(
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let ActiveUsersQuery { device } = ActiveUsersQuery::parse(q)?;
-    let key = cache::key("/api/users/active", &[("device", &device)]);
+    let key = cache::key("/api/mikrotik/users/active", &[("device", &device)]);
     cached_envelope(&state, &key, move |c| {
         let now = now_ms();
         let routers = match device_filter(c, device.as_deref())? {
             Some(r) => vec![r],
             None => all_routers(c)?,
         };
-        // The whole fleet: one pass over the leases instead of a lookup per station.
-        let book = if routers.len() > 1 {
-            Some(super::LeaseBook::load(c)?)
-        } else {
-            None
-        };
-        // ... and one statement for every router's newest stations instead of one per router.
-        let mut fleet_stations: HashMap<i64, Vec<StationRow>> = HashMap::new();
-        if book.is_some() {
-            let mut st = c.prepare_cached(&all_stations_sql()).map_err(db)?;
-            let mut rows = st.query([]).map_err(db)?;
-            while let Some(row) = rows.next().map_err(db)? {
-                let s = station_row(row).map_err(db)?;
-                fleet_stations.entry(s.router_id).or_default().push(s);
-            }
-        }
-        let mut out = Vec::new();
-        for r in routers.iter().filter(|r| r.connected(now)) {
-            let Some(ts) = r.last_report_ms else { continue };
-            let stations = if book.is_some() {
-                fleet_stations.remove(&r.id).unwrap_or_default()
-            } else {
-                stations_at(c, r.id, ts)?
-            };
-            for s in stations {
-                let lease = match &book {
-                    Some(b) => b.get(&s.mac, Some(r.id)),
-                    None => lease_for_mac(c, &s.mac, Some(r.id))?,
-                };
-                out.push(active_user(&s, &r.name, lease, true));
-            }
-        }
-        Ok(ActiveUsers {
-            active_users_count: out.len(),
-            active_users: out,
-        })
+        active_users_of(c, &routers, now)
     })
     .await
+}
+
+/// The stations in the newest report of each of `routers` that is connected at `now`.
+pub fn active_users_of(
+    c: &Connection,
+    routers: &[RouterFacts],
+    now: i64,
+) -> Result<ActiveUsers, IspError> {
+    // The whole fleet: one pass over the leases instead of a lookup per station.
+    let book = if routers.len() > 1 {
+        Some(super::LeaseBook::load(c)?)
+    } else {
+        None
+    };
+    // ... and one statement for every router's newest stations instead of one per router.
+    let mut fleet_stations: HashMap<i64, Vec<StationRow>> = HashMap::new();
+    if book.is_some() {
+        let mut st = c.prepare_cached(&all_stations_sql()).map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        while let Some(row) = rows.next().map_err(db)? {
+            let s = station_row(row).map_err(db)?;
+            fleet_stations.entry(s.router_id).or_default().push(s);
+        }
+    }
+    let mut out = Vec::new();
+    for r in routers.iter().filter(|r| r.connected(now)) {
+        let Some(ts) = r.last_report_ms else { continue };
+        let stations = if book.is_some() {
+            fleet_stations.remove(&r.id).unwrap_or_default()
+        } else {
+            stations_at(c, r.id, ts)?
+        };
+        for s in stations {
+            let lease = match &book {
+                Some(b) => b.get(&s.mac, Some(r.id)),
+                None => lease_for_mac(c, &s.mac, Some(r.id))?,
+            };
+            out.push(active_user(&s, &r.name, lease, true));
+        }
+    }
+    Ok(ActiveUsers {
+        active_users_count: out.len(),
+        active_users: out,
+    })
 }
 
 fn usage(totals: &[super::StationTotal]) -> Usage {
@@ -947,14 +989,15 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
 }
 
 /// Traffic and association of one user (hostname or MAC).
-#[utoipa::path(get, path = "/api/users/{name}/stats",
+#[utoipa::path(get, path = "/api/mikrotik/users/{name}/stats",
     operation_id = "isp_users_name_stats", tag = "isp",
     params(
-        ("name" = String, Path, description = "DHCP lease hostname (case-insensitive) or MAC address"),
-        ("device" = Option<String>, Query, description = "Only traffic through this device"),
+        ("name" = String, Path, description = "DHCP lease hostname (case-insensitive) or MAC address, 1 to 253 characters", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"),
+        ("device" = Option<String>, Query, description = "Only traffic through this device (at most 253 characters; empty means all)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
     ),
     responses(
         (status = 200, description = "The user's sessions and traffic", body = StampedEnvelope<UserStats>),
+        (status = 400, description = "Bad user name or device", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user or device", body = ErrorEnvelope),
     ))]
@@ -1024,4 +1067,27 @@ pub async fn user_stats(
     })
     .await?;
     ok(out)
+}
+
+/// Device service health (no key needed).
+#[utoipa::path(get, path = "/api/mikrotik/health",
+    operation_id = "isp_mikrotik_health", tag = "isp", security(()),
+    responses((status = 200, description = "Device counts", body = StampedEnvelope<MikrotikHealth>)))]
+pub async fn health(State(state): State<ApiState>, q: RawQuery) -> IspResult<MikrotikHealth> {
+    NoQuery::parse(q)?;
+    let now = now_ms();
+    let routers = read(&state, all_routers).await?;
+    let active = routers.iter().filter(|r| r.revoked_at.is_none()).count();
+    let connected = routers.iter().filter(|r| r.connected(now)).count();
+    ok(MikrotikHealth {
+        status: if active > 0 && connected == 0 {
+            "degraded"
+        } else {
+            "healthy"
+        }
+        .to_string(),
+        service: "mikrotik".to_string(),
+        devices: routers.len(),
+        devices_connected: connected,
+    })
 }

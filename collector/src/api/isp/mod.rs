@@ -14,23 +14,24 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::json;
 
 use routerstats_shared::model::MacAddr;
 
-use super::envelope::{stamped, ErrorEnvelope, StampedEnvelope};
+use super::envelope::{
+    flat, isp_error, stamped, ErrorEnvelope, FlatEnvelope, RateLimitEnvelope, StampedEnvelope,
+};
 use super::fleet::{self, RouterFacts};
-use super::times::iso_now;
 use super::{readpool, require_role, with_read, ApiError, ApiState};
 use crate::pki::tokens::Role;
 use crate::store::{bucket_start, BUCKET_1H_MS};
 
 pub mod bandwidth;
+pub mod config;
 pub mod devices;
 pub mod vpn;
 
@@ -42,37 +43,103 @@ pub const MAX_TEXT_CHARS: usize = 253;
 /// Most device names accepted by `identities`.
 pub const MAX_IDENTITIES: usize = 100;
 
-/// The routes of this group.
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/api/devices", get(devices::list))
-        .route("/api/devices/status", get(devices::status))
-        .route(
-            "/api/devices/{name}/currentstatus",
+/// Where the group's routes live: the document's three blueprints.
+pub const PREFIXES: &[&str] = &["/api/mikrotik", "/api/vpn", "/api/bandwidth"];
+
+/// Deprecated paths of earlier releases, each served by the very handler of the documented
+/// path it names (`(old, documented)`), and marked deprecated in the OpenAPI document.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("/api/devices", "/api/mikrotik/devices"),
+    ("/api/devices/status", "/api/mikrotik/devices/status"),
+    (
+        "/api/devices/{name}/currentstatus",
+        "/api/mikrotik/devices/{name}/currentstatus",
+    ),
+    ("/api/interfaces", "/api/mikrotik/interfaces"),
+    ("/api/users/active", "/api/mikrotik/users/active"),
+    (
+        "/api/users/{name}/stats",
+        "/api/mikrotik/users/{name}/stats",
+    ),
+];
+
+/// True when `path` (a request path) belongs to this group: under one of [`PREFIXES`], or one
+/// of the deprecated [`ALIASES`] (a `{..}` segment of a template matches any one segment).
+pub fn is_group_path(path: &str) -> bool {
+    let under = |p: &str| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    PREFIXES.iter().any(|p| under(p)) || ALIASES.iter().any(|(old, _)| template_matches(old, path))
+}
+
+/// True when `path` fits `template` segment by segment (`{x}` matches any non-empty segment).
+pub fn template_matches(template: &str, path: &str) -> bool {
+    let t: Vec<&str> = template.split('/').collect();
+    let p: Vec<&str> = path.split('/').collect();
+    t.len() == p.len()
+        && t.iter().zip(&p).all(|(t, p)| {
+            if t.starts_with('{') && t.ends_with('}') {
+                !p.is_empty()
+            } else {
+                t == p
+            }
+        })
+}
+
+/// The routes of this group at the document's paths (one handler per route).
+fn documented() -> Vec<(&'static str, MethodRouter<ApiState>)> {
+    vec![
+        ("/api/mikrotik/devices", get(devices::list)),
+        ("/api/mikrotik/devices/status", get(devices::status)),
+        (
+            "/api/mikrotik/devices/{name}/currentstatus",
             get(devices::current_status),
-        )
-        .route("/api/interfaces", get(devices::interfaces))
-        .route("/api/users/active", get(devices::active_users))
-        .route("/api/users/{name}/stats", get(devices::user_stats))
-        .route("/api/vpn/status", get(vpn::status))
-        .route("/api/vpn/clients", get(vpn::clients))
-        .route("/api/vpn/clients/connected", get(vpn::connected))
-        .route("/api/vpn/clients/{name}/details", get(vpn::details))
-        .route("/api/vpn/statistics/usage", get(vpn::usage))
-        .route("/api/vpn/health", get(vpn::health))
-        .route("/api/bandwidth/usage/real-time", get(bandwidth::real_time))
-        .route("/api/bandwidth/usage/peak", get(bandwidth::peak))
-        .route(
+        ),
+        (
+            "/api/mikrotik/devices/{name}/config",
+            get(config::device_config),
+        ),
+        ("/api/mikrotik/interfaces", get(devices::interfaces)),
+        ("/api/mikrotik/users/active", get(devices::active_users)),
+        ("/api/mikrotik/users/{name}/stats", get(devices::user_stats)),
+        ("/api/mikrotik/health", get(devices::health)),
+        ("/api/vpn/status", get(vpn::status)),
+        ("/api/vpn/clients", get(vpn::clients)),
+        ("/api/vpn/clients/connected", get(vpn::connected)),
+        ("/api/vpn/clients/{name}/details", get(vpn::details)),
+        ("/api/vpn/statistics/usage", get(vpn::usage)),
+        ("/api/vpn/health", get(vpn::health)),
+        ("/api/bandwidth/usage/real-time", get(bandwidth::real_time)),
+        ("/api/bandwidth/usage/peak", get(bandwidth::peak)),
+        (
             "/api/bandwidth/monitoring/top-users",
             get(bandwidth::top_users),
-        )
-        .route(
+        ),
+        (
             "/api/bandwidth/monitoring/network-summary",
             get(bandwidth::network_summary),
-        )
-        .route("/api/bandwidth/monitoring/alerts", get(bandwidth::alerts))
-        .route("/api/bandwidth/monitoring/quality", get(bandwidth::quality))
-        .route("/api/bandwidth/health", get(bandwidth::health))
+        ),
+        ("/api/bandwidth/monitoring/alerts", get(bandwidth::alerts)),
+        ("/api/bandwidth/monitoring/quality", get(bandwidth::quality)),
+        ("/api/bandwidth/health", get(bandwidth::health)),
+    ]
+}
+
+/// The routes of this group: the documented ones, then each alias of [`ALIASES`] bound to the
+/// same method router as the path it stands for.
+pub fn routes() -> Router<ApiState> {
+    let table = documented();
+    let mut router = Router::new();
+    for (path, methods) in &table {
+        router = router.route(path, methods.clone());
+    }
+    for (old, new) in ALIASES {
+        if let Some((_, methods)) = table.iter().find(|(p, _)| p == new) {
+            router = router.route(old, methods.clone());
+        }
+    }
+    router
 }
 
 /// The OpenAPI description of this group's routes.
@@ -82,9 +149,11 @@ pub fn routes() -> Router<ApiState> {
         devices::list,
         devices::status,
         devices::current_status,
+        config::device_config,
         devices::interfaces,
         devices::active_users,
         devices::user_stats,
+        devices::health,
         vpn::status,
         vpn::clients,
         vpn::connected,
@@ -99,10 +168,97 @@ pub fn routes() -> Router<ApiState> {
         bandwidth::quality,
         bandwidth::health,
     ),
-    components(schemas(ErrorEnvelope)),
-    tags((name = "isp", description = "ISP middleware routes: devices, users, VPN, bandwidth"))
+    components(schemas(ErrorEnvelope, RateLimitEnvelope, bandwidth::SortBy)),
+    modifiers(&DeprecatedAliases),
+    tags((name = "isp", description = "ISP middleware routes (`../shared/api/isp-middleware.md`): MikroTik blueprint (devices, users, interfaces), VPN, bandwidth"))
 )]
 pub struct Doc;
+
+/// Adds each of [`ALIASES`] to the document: the documented path's operations, deprecated,
+/// with `_deprecated_alias` appended to their operation ids.
+struct DeprecatedAliases;
+
+impl utoipa::Modify for DeprecatedAliases {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::Deprecated;
+        for (old, new) in ALIASES {
+            let Some(mut item) = doc.paths.paths.get(*new).cloned() else {
+                continue;
+            };
+            for op in super::openapi::operations_mut(&mut item) {
+                op.deprecated = Some(Deprecated::True);
+                op.operation_id = op
+                    .operation_id
+                    .take()
+                    .map(|id| format!("{id}_deprecated_alias"));
+                op.summary = Some(format!("Deprecated alias of {new}"));
+                op.description = Some(format!(
+                    "Deprecated: the same handler as `{new}` (the middleware's path); kept for clients of earlier releases."
+                ));
+            }
+            doc.paths.paths.insert((*old).to_string(), item);
+        }
+    }
+}
+
+/// Declares, on every operation of this group's paths in the merged document (whichever group
+/// documents it), the answers every such route can give: 405 (another method) in the
+/// [`ErrorEnvelope`], 429 in the [`RateLimitEnvelope`] with its `Retry-After` header; and the
+/// [`ErrorEnvelope`] as the body of every 4xx declared without one (`envelope::shape_errors`
+/// answers them so).
+pub fn declare_group_answers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        header::HeaderBuilder, ContentBuilder, Ref, RefOr, ResponseBuilder, Type,
+    };
+    let json = |schema: &str| {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(schema)))
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !is_group_path(path) {
+            continue;
+        }
+        for op in super::openapi::operations_mut(item) {
+            let responses = &mut op.responses.responses;
+            for (code, answer) in responses.iter_mut() {
+                if let (true, RefOr::T(r)) = (code.starts_with('4'), answer) {
+                    if r.content.is_empty() {
+                        r.content
+                            .insert("application/json".into(), json("isp.ErrorEnvelope"));
+                    }
+                }
+            }
+            responses.entry("405".into()).or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description("Method not allowed (`Allow` lists the route's methods)")
+                    .content("application/json", json("isp.ErrorEnvelope"))
+                    .build()
+                    .into()
+            });
+            responses.entry("429".into()).or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description(
+                        "Rate limit exceeded (the group's per-route limits, `isp_rate_limits` in the collector config)",
+                    )
+                    .content("application/json", json("isp.RateLimitEnvelope"))
+                    .header(
+                        "Retry-After",
+                        HeaderBuilder::new()
+                            .schema(
+                                utoipa::openapi::ObjectBuilder::new()
+                                    .schema_type(Type::Integer)
+                                    .minimum(Some(1)),
+                            )
+                            .description(Some("Seconds until a request is allowed again"))
+                            .build(),
+                    )
+                    .build()
+                    .into()
+            });
+        }
+    }
+}
 
 /// An error of this group, answered in the error envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,22 +294,24 @@ impl From<ApiError> for IspError {
 
 impl IntoResponse for IspError {
     fn into_response(self) -> Response {
-        let body = json!({ "success": false, "error": self.message, "timestamp": iso_now() });
-        let mut resp = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        resp
+        isp_error(self.status, &self.message)
     }
 }
 
 /// What a handler of this group returns.
 pub type IspResult<T> = Result<Json<StampedEnvelope<T>>, IspError>;
 
+/// What a handler of a route whose document shows top-level fields returns.
+pub type IspFlatResult<T> = Result<Json<FlatEnvelope<T>>, IspError>;
+
 /// Wraps `data` in the success envelope.
 pub fn ok<T>(data: T) -> IspResult<T> {
     Ok(Json(stamped(data)))
+}
+
+/// Answers `data`'s fields at the top level (`{"success": true, ..., "timestamp"}`).
+pub fn ok_flat<T>(data: T) -> IspFlatResult<T> {
+    Ok(Json(flat(data)))
 }
 
 /// Maps a query error to a 500 in the error envelope (details in the log only).
@@ -215,7 +373,7 @@ pub fn path_name(p: Result<Path<String>, PathRejection>, what: &str) -> Result<S
 }
 
 /// The query string of an ISP route as axum hands it over: every `(name, value)` pair, so that
-/// [`Params::parse`] can answer unknown and repeated names with the middleware's own 400s.
+/// [`Params::parse`] can answer repeated names with the middleware's own 400 and skip unknown ones.
 pub type RawQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// The query parameters of a request, checked against the names a route accepts.
@@ -223,8 +381,8 @@ pub type RawQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
 pub struct Params(Vec<(String, String)>);
 
 /// Declares the typed query of a route: a struct whose fields are the parameters the route
-/// accepts (their names, in this order, are the only ones accepted: anything else, or a name
-/// given twice, is a 400 from [`Params::parse`]), each read by its expression, in order. A route
+/// accepts (their names, in this order, are the only ones read: others are ignored, a name given
+/// twice is a 400 from [`Params::parse`]), each read by its expression, in order. A route
 /// without parameters declares a struct without fields.
 macro_rules! isp_query {
     ($(#[$meta:meta])* $name:ident { $($field:ident : $ty:ty = $read:expr),* $(,)? }) => {
@@ -266,23 +424,17 @@ fn echo(s: &str) -> String {
 }
 
 impl Params {
-    /// Parses the query string; 400 for malformed encoding, unknown or repeated parameters.
+    /// Parses the query string; 400 for malformed encoding or a parameter of `allowed` given
+    /// twice. Other names (cache busters like `_=123`) are ignored, as on the other groups.
     pub fn parse(q: RawQuery, allowed: &[&str]) -> Result<Params, IspError> {
         let Query(pairs) = q.map_err(|e| {
             IspError::bad_request(format!("invalid query string: {}", e.body_text()))
         })?;
+        let pairs: Vec<(String, String)> = pairs
+            .into_iter()
+            .filter(|(k, _)| allowed.contains(&k.as_str()))
+            .collect();
         for (i, (k, _)) in pairs.iter().enumerate() {
-            if !allowed.contains(&k.as_str()) {
-                let known = if allowed.is_empty() {
-                    "none".to_string()
-                } else {
-                    allowed.join(", ")
-                };
-                return Err(IspError::bad_request(format!(
-                    "unknown query parameter {:?}; this route accepts: {known}",
-                    echo(k)
-                )));
-            }
             if pairs.iter().take(i).any(|(p, _)| p == k) {
                 return Err(IspError::bad_request(format!(
                     "query parameter {k:?} is given more than once"
@@ -725,15 +877,37 @@ pub async fn cached_envelope<T, F>(
     data: F,
 ) -> Result<Response, IspError>
 where
-    T: serde::Serialize,
+    T: serde::Serialize + 'static,
+    F: Fn(&rusqlite::Connection) -> Result<T, IspError> + Clone + Send + Sync + 'static,
+{
+    cached_with(state, key, data, stamped).await
+}
+
+/// Like [`cached_envelope`], with `data`'s fields at the top level ([`FlatEnvelope`]).
+pub async fn cached_flat<T, F>(state: &ApiState, key: &str, data: F) -> Result<Response, IspError>
+where
+    T: serde::Serialize + 'static,
+    F: Fn(&rusqlite::Connection) -> Result<T, IspError> + Clone + Send + Sync + 'static,
+{
+    cached_with(state, key, data, flat).await
+}
+
+/// An answer through the cache: `wrap` stamps the body `data` makes when the cache needs one.
+async fn cached_with<T, E, F>(
+    state: &ApiState,
+    key: &str,
+    data: F,
+    wrap: fn(T) -> E,
+) -> Result<Response, IspError>
+where
+    T: 'static,
+    E: serde::Serialize + 'static,
     F: Fn(&rusqlite::Connection) -> Result<T, IspError> + Clone + Send + Sync + 'static,
 {
     super::cache::cached_json(state, key, move |c| {
-        Ok(StampedEnvelope {
-            success: true,
-            data: data(c).map_err(|e| ApiError::new(e.status, e.message))?,
-            timestamp: iso_now(),
-        })
+        Ok(wrap(
+            data(c).map_err(|e| ApiError::new(e.status, e.message))?,
+        ))
     })
     .await
     .map_err(IspError::from)

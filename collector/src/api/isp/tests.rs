@@ -42,13 +42,11 @@ fn params_check_names_bounds_and_types() {
         "download"
     );
 
-    let e = params(&[("minute", "5")], &["minutes"]).unwrap_err();
-    assert_eq!(e.status, StatusCode::BAD_REQUEST);
-    assert!(
-        e.message.contains("unknown query parameter") && e.message.contains("minutes"),
-        "{}",
-        e.message
-    );
+    // Unknown names (cache busters, misspellings) are ignored, as on the other groups.
+    let p = params(&[("minute", "5"), ("_", "123")], &["minutes"]).unwrap();
+    assert_eq!(p.int("minutes", 60, 1, 180).unwrap(), 60);
+    // ... also repeated: only the accepted names must be unique.
+    params(&[("_", "1"), ("_", "2"), ("minutes", "5")], &["minutes"]).unwrap();
     let e = params(&[("minutes", "5"), ("minutes", "6")], &["minutes"]).unwrap_err();
     assert!(e.message.contains("more than once"), "{}", e.message);
 
@@ -705,18 +703,40 @@ fn openapi_lists_every_route() {
     let doc = <Doc as utoipa::OpenApi>::openapi();
     let json = serde_json::to_value(&doc).unwrap();
     let paths = json["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 19, "{:?}", paths.keys().collect::<Vec<_>>());
+    // 21 documented routes and the 6 deprecated aliases.
+    assert_eq!(paths.len(), 27, "{:?}", paths.keys().collect::<Vec<_>>());
     for p in [
-        "/api/devices/{name}/currentstatus",
+        "/api/mikrotik/devices",
+        "/api/mikrotik/devices/status",
+        "/api/mikrotik/devices/{name}/currentstatus",
+        "/api/mikrotik/devices/{name}/config",
+        "/api/mikrotik/users/{name}/stats",
+        "/api/mikrotik/users/active",
+        "/api/mikrotik/interfaces",
+        "/api/mikrotik/health",
         "/api/vpn/statistics/usage",
         "/api/bandwidth/monitoring/quality",
     ] {
         assert!(paths.contains_key(p), "{p}");
+        assert!(paths[p]["get"].get("deprecated").is_none(), "{p}");
+    }
+    // Each alias: the same operation, deprecated, under its own operation id.
+    for (old, new) in ALIASES {
+        let a = &paths[*old]["get"];
+        let n = &paths[*new]["get"];
+        assert_eq!(a["deprecated"], true, "{old}");
+        assert_eq!(
+            a["operationId"].as_str().unwrap(),
+            format!("{}_deprecated_alias", n["operationId"].as_str().unwrap())
+        );
+        assert_eq!(a["responses"], n["responses"], "{old}");
+        assert_eq!(a["parameters"], n["parameters"], "{old}");
     }
     if std::env::var_os("ISP_PRINT_OPENAPI").is_some() {
         eprintln!(
             "{}",
-            serde_json::to_string_pretty(&json["paths"]["/api/devices"]).unwrap_or_default()
+            serde_json::to_string_pretty(&json["paths"]["/api/mikrotik/devices"])
+                .unwrap_or_default()
         );
         eprintln!(
             "{:?}",
@@ -731,7 +751,7 @@ fn openapi_lists_every_route() {
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    assert_eq!(ids.len(), 19, "{ids:?}");
+    assert_eq!(ids.len(), 27, "{ids:?}");
     assert!(ids.iter().all(|i| i.starts_with("isp_")), "{ids:?}");
     assert!(ids.contains(&"isp_users_name_stats"), "{ids:?}");
     let schemas = json["components"]["schemas"].as_object().unwrap();
@@ -772,4 +792,135 @@ async fn errors_use_the_envelope() {
     let resp = IspError::not_found("unknown device \"x\"").into_response();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert!(resp.headers().get("www-authenticate").is_none());
+}
+
+/// The OpenAPI document declares the bounds, enums and patterns the group's parameters enforce,
+/// and every route the statuses the group answers (405, 429 with `Retry-After`).
+#[test]
+fn openapi_declares_bounds_enums_patterns_and_statuses() {
+    let (doc, _) = crate::api::openapi::build();
+    let json = serde_json::to_value(&doc).unwrap();
+    let param = |path: &str, name: &str| -> serde_json::Value {
+        json["paths"][path]["get"]["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name).cloned())
+            .unwrap_or_else(|| panic!("{path} {name}"))
+    };
+    let schema = |path: &str, name: &str| param(path, name)["schema"].clone();
+    let minutes = schema("/api/bandwidth/usage/real-time", "minutes");
+    assert_eq!(
+        (minutes["minimum"].as_i64(), minutes["maximum"].as_i64()),
+        (Some(1), Some(1440)),
+        "{minutes}"
+    );
+    let m = schema("/api/bandwidth/monitoring/top-users", "minutes");
+    assert_eq!(m["maximum"].as_i64(), Some(180), "{m}");
+    assert_eq!(
+        schema("/api/bandwidth/usage/peak", "hours")["maximum"].as_i64(),
+        Some(168)
+    );
+    assert_eq!(
+        schema("/api/vpn/statistics/usage", "days")["maximum"].as_i64(),
+        Some(90)
+    );
+    assert_eq!(
+        schema("/api/bandwidth/monitoring/top-users", "limit")["maximum"].as_i64(),
+        Some(100)
+    );
+    let t = schema("/api/bandwidth/monitoring/alerts", "threshold");
+    assert_eq!(
+        (t["exclusiveMinimum"].as_f64(), t["maximum"].as_f64()),
+        (Some(0.0), Some(100000.0)),
+        "{t}"
+    );
+    // sort_by: an enum, the very values the parser accepts.
+    let sort = schema("/api/bandwidth/monitoring/top-users", "sort_by");
+    let reference = sort["$ref"]
+        .as_str()
+        .or_else(|| sort["oneOf"][0]["$ref"].as_str())
+        .or_else(|| sort["allOf"][0]["$ref"].as_str())
+        .unwrap_or_else(|| panic!("{sort}"));
+    let name = reference.rsplit('/').next().unwrap();
+    let values: Vec<&str> = json["components"]["schemas"][name]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(values, super::bandwidth::SORT_BY);
+    // Text and names: lengths and a pattern without control characters.
+    for (path, name) in [
+        ("/api/mikrotik/devices/{name}/currentstatus", "name"),
+        ("/api/mikrotik/users/{name}/stats", "name"),
+        ("/api/vpn/clients/{name}/details", "name"),
+        ("/api/mikrotik/interfaces", "device"),
+        ("/api/bandwidth/usage/real-time", "username"),
+        ("/api/mikrotik/devices/status", "identities"),
+    ] {
+        let s = schema(path, name);
+        assert!(s["maxLength"].as_u64().is_some(), "{path} {name}: {s}");
+        let pattern = s["pattern"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path} {name}: {s}"));
+        assert!(
+            pattern.contains("\\u0000-\\u001F"),
+            "{path} {name}: {pattern}"
+        );
+    }
+    assert_eq!(
+        param("/api/mikrotik/devices/status", "identities")["required"],
+        true
+    );
+    // Every operation on the group's paths (documented here or by another group) declares 405
+    // and 429 in the group's shapes; 429 with its header.
+    let mut seen = 0;
+    for (path, item) in json["paths"].as_object().unwrap() {
+        if !is_group_path(path) {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            if !["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {
+                continue;
+            }
+            seen += 1;
+            let r = &op["responses"];
+            if op["parameters"].as_array().is_some_and(|p| !p.is_empty()) {
+                assert!(
+                    r["400"].is_object(),
+                    "{method} {path}: parameters but no 400"
+                );
+            }
+            let body = |code: &str| {
+                r[code]["content"]["application/json"]["schema"]["$ref"]
+                    .as_str()
+                    .map(String::from)
+            };
+            assert_eq!(
+                body("405").as_deref(),
+                Some("#/components/schemas/isp.ErrorEnvelope"),
+                "{method} {path}"
+            );
+            assert_eq!(
+                body("429").as_deref(),
+                Some("#/components/schemas/isp.RateLimitEnvelope"),
+                "{method} {path}"
+            );
+            assert!(
+                r["429"]["headers"]["Retry-After"].is_object(),
+                "{method} {path}"
+            );
+            for (code, answer) in r.as_object().unwrap() {
+                if code.starts_with('4') {
+                    assert!(
+                        answer["content"]["application/json"].is_object(),
+                        "{method} {path} {code}: a body"
+                    );
+                }
+            }
+        }
+    }
+    // 21 documented GETs, 6 aliases, and the POSTs of backups and device status.
+    assert!(seen >= 30, "{seen}");
+    let rl = &json["components"]["schemas"]["isp.RateLimitEnvelope"];
+    assert_eq!(rl["properties"]["retry_after"]["type"], "string", "{rl}");
 }

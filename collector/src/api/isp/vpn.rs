@@ -16,11 +16,11 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::cached_envelope;
 use super::{
-    all_routers, auth, db, isp_query, mib, ok, path_name, read, ErrorEnvelope, IspError, IspResult,
-    NoQuery, Params, RawQuery, RouterFacts, StampedEnvelope,
+    all_routers, auth, db, isp_query, mib, ok, ok_flat, path_name, read, ErrorEnvelope, IspError,
+    IspFlatResult, IspResult, NoQuery, Params, RawQuery, RouterFacts, StampedEnvelope,
 };
+use super::{cached_envelope, cached_flat, FlatEnvelope};
 use crate::api::cache;
 use crate::api::times::{date_ms, iso_ms_opt, plain_datetime_s};
 use crate::api::ApiState;
@@ -33,7 +33,7 @@ pub const MAX_USAGE_DAYS: i64 = 90;
 const MAX_CLIENT_NAMES: usize = 100_000;
 const DAY_MS: i64 = 86_400_000;
 
-/// `data` of `GET /api/vpn/status`.
+/// `GET /api/vpn/status`, its fields at the top level beside `success`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = isp::VpnStatus)]
 pub struct VpnStatus {
@@ -112,7 +112,7 @@ pub struct VpnSession {
     pub last_seen: Option<String>,
 }
 
-/// `data` of `GET /api/vpn/clients`.
+/// `GET /api/vpn/clients`, its fields at the top level beside `success`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = isp::VpnClients)]
 pub struct VpnClients {
@@ -152,7 +152,7 @@ pub struct VpnClientStatistics {
     pub valid_certificates: Option<usize>,
 }
 
-/// `data` of `GET /api/vpn/clients/connected`.
+/// `GET /api/vpn/clients/connected`, its fields at the top level beside `success`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = isp::ConnectedClients)]
 pub struct ConnectedClients {
@@ -557,7 +557,7 @@ isp_query! {
 #[utoipa::path(get, path = "/api/vpn/status",
     operation_id = "isp_vpn_status", tag = "isp",
     responses(
-        (status = 200, description = "Fleet summary and every instance. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<VpnStatus>),
+        (status = 200, description = "`{success, server_status, servers, timestamp}`: fleet summary and every instance. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = FlatEnvelope<VpnStatus>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn status(
@@ -567,7 +567,7 @@ pub async fn status(
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     NoQuery::parse(q)?;
-    cached_envelope(&state, "/api/vpn/status", |c| {
+    cached_flat(&state, "/api/vpn/status", |c| {
         vpn_status(servers(c, &all_routers(c)?, now_ms())?)
     })
     .await
@@ -602,7 +602,7 @@ fn vpn_status(servers: Vec<VpnServer>) -> Result<VpnStatus, IspError> {
 #[utoipa::path(get, path = "/api/vpn/clients",
     operation_id = "isp_vpn_clients", tag = "isp",
     responses(
-        (status = 200, description = "Clients by name and router. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<VpnClients>),
+        (status = 200, description = "`{success, clients, statistics, timestamp}`: clients by name and router. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = FlatEnvelope<VpnClients>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn clients(
@@ -612,7 +612,7 @@ pub async fn clients(
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     NoQuery::parse(q)?;
-    cached_envelope(&state, "/api/vpn/clients", |c| {
+    cached_flat(&state, "/api/vpn/clients", |c| {
         let list = vpn_client_list(c, now_ms())?;
         let connected = list.iter().filter(|c| c.is_connected).count();
         Ok(VpnClients {
@@ -692,14 +692,14 @@ fn session_bytes(sessions: &[VpnSession]) -> (i64, i64) {
 #[utoipa::path(get, path = "/api/vpn/clients/connected",
     operation_id = "isp_vpn_clients_connected", tag = "isp",
     responses(
-        (status = 200, description = "Connected sessions by router, instance and name", body = StampedEnvelope<ConnectedClients>),
+        (status = 200, description = "`{success, connected_clients, total_connected, bandwidth_summary, timestamp}`: connected sessions by router, instance and name", body = FlatEnvelope<ConnectedClients>),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn connected(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: RawQuery,
-) -> IspResult<ConnectedClients> {
+) -> IspFlatResult<ConnectedClients> {
     auth(&state, &headers).await?;
     NoQuery::parse(q)?;
     let now = now_ms();
@@ -708,7 +708,7 @@ pub async fn connected(
     })
     .await?;
     let (rx, tx) = session_bytes(&list);
-    ok(ConnectedClients {
+    ok_flat(ConnectedClients {
         total_connected: list.len(),
         connected_clients: list,
         bandwidth_summary: BandwidthSummary {
@@ -721,9 +721,10 @@ pub async fn connected(
 /// One client (common name) across all routers.
 #[utoipa::path(get, path = "/api/vpn/clients/{name}/details",
     operation_id = "isp_vpn_clients_name_details", tag = "isp",
-    params(("name" = String, Path, description = "Common name (exact)")),
+    params(("name" = String, Path, description = "Common name (exact), 1 to 253 characters", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$")),
     responses(
         (status = 200, description = "Sessions and traffic of the client", body = StampedEnvelope<VpnClientDetails>),
+        (status = 400, description = "Bad common name", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "No stored session has this common name", body = ErrorEnvelope),
     ))]
@@ -826,7 +827,7 @@ pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<Usa
 /// VPN traffic over the last `days` days.
 #[utoipa::path(get, path = "/api/vpn/statistics/usage",
     operation_id = "isp_vpn_statistics_usage", tag = "isp",
-    params(("days" = Option<i64>, Query, description = "1 to 90, default 7")),
+    params(("days" = Option<i64>, Query, description = "1 to 90, default 7", minimum = 1, maximum = 90)),
     responses(
         (status = 200, description = "Traffic by client and by day. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<VpnUsage>),
         (status = 400, description = "days out of bounds", body = ErrorEnvelope),

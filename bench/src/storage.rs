@@ -1,0 +1,359 @@
+//! Stored bytes per report: a fleet of generated routers (20 stations over 2 SSIDs, 8
+//! interfaces, 3 WireGuard peers, 2 OpenVPN clients, 20 leases) reports every 30 s for a
+//! while through the collector's own ingest (`Store::ingest`, in process, one batch per
+//! round of the fleet), then the database is measured page by page with SQLite's `dbstat`
+//! virtual table (compiled into rusqlite's bundled SQLite with `SQLITE_ENABLE_DBSTAT_VTAB`).
+//!
+//! "Raw level" tables are those kept as long as the raw samples (the `reports` rows, the
+//! per-report samples and the per-report/5-minute summaries retention deletes with them);
+//! their bytes divided by the stored reports are the bytes per report. The rest (1-hour and
+//! 5-minute interface rollups, current state, registry) is printed apart.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use routerstats_collector::store::{IngestItem, Store};
+use routerstats_shared::Report;
+use rusqlite::Connection;
+
+use crate::gen::{steady_state_later, GenParseError, RouterText, Shape};
+
+/// The report of the storage target: 20 stations, 8 interfaces, 3 WireGuard peers,
+/// 2 OpenVPN clients.
+pub const SHAPE: Shape = Shape {
+    stations: 20,
+    ssids: 2,
+    leases: 20,
+    wg_peers: 3,
+    ovpn_clients: 2,
+    interfaces: 8,
+};
+
+/// Report interval of the simulated fleet.
+pub const INTERVAL_S: u64 = 30;
+
+/// Tables deleted by raw retention (kept as long as the raw samples): the collector's list.
+pub const RAW_LEVEL: &[&str] = routerstats_collector::store::RAW_LEVEL_TABLES;
+
+/// Why the measurement could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Gen(#[from] GenParseError),
+    #[error("store: {0}")]
+    Store(String),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Bytes of one table (its b-tree and those of its indexes).
+#[derive(Debug, Clone, Default)]
+pub struct TableBytes {
+    pub table: String,
+    /// Pages of the table's own b-tree, in bytes.
+    pub table_bytes: u64,
+    /// Pages of its indexes, in bytes.
+    pub index_bytes: u64,
+    /// Payload bytes (cell contents) of table and indexes.
+    pub payload: u64,
+    pub rows: u64,
+    /// Non-NULL column values stored.
+    pub values: u64,
+}
+
+impl TableBytes {
+    pub fn bytes(&self) -> u64 {
+        self.table_bytes + self.index_bytes
+    }
+}
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    pub routers: usize,
+    pub reports: u64,
+    pub ingest: Duration,
+    pub file_bytes: u64,
+    pub page_size: u64,
+    pub free_pages: u64,
+    pub tables: Vec<TableBytes>,
+}
+
+impl Figures {
+    fn raw(&self) -> impl Iterator<Item = &TableBytes> {
+        self.tables
+            .iter()
+            .filter(|t| RAW_LEVEL.contains(&t.table.as_str()))
+    }
+    /// Bytes of the raw-level tables (pages of tables and indexes).
+    pub fn raw_bytes(&self) -> u64 {
+        self.raw().map(TableBytes::bytes).sum()
+    }
+    /// Non-NULL values stored in the raw-level tables.
+    pub fn raw_values(&self) -> u64 {
+        self.raw().map(|t| t.values).sum()
+    }
+    pub fn bytes_per_report(&self) -> f64 {
+        self.raw_bytes() as f64 / self.reports.max(1) as f64
+    }
+    pub fn bytes_per_value(&self) -> f64 {
+        self.raw_bytes() as f64 / self.raw_values().max(1) as f64
+    }
+    /// Raw-level bytes one router stores per day at [`INTERVAL_S`].
+    pub fn bytes_per_router_day(&self) -> f64 {
+        self.bytes_per_report() * (86_400 / INTERVAL_S) as f64
+    }
+
+    /// The printed table.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} routers, {} reports stored in {:.1} s ({:.0} reports/s in process); file {} bytes, page {} B, {} free pages",
+            self.routers,
+            self.reports,
+            self.ingest.as_secs_f64(),
+            self.reports as f64 / self.ingest.as_secs_f64().max(1e-9),
+            self.file_bytes,
+            self.page_size,
+            self.free_pages
+        );
+        let _ = writeln!(
+            out,
+            "{:<24} {:>12} {:>12} {:>10} {:>11} {:>12} {:>9}",
+            "table", "table B", "index B", "rows", "values", "B/report", "B/value"
+        );
+        for t in &self.tables {
+            let raw = if RAW_LEVEL.contains(&t.table.as_str()) {
+                "*"
+            } else {
+                " "
+            };
+            let _ = writeln!(
+                out,
+                "{raw}{:<23} {:>12} {:>12} {:>10} {:>11} {:>12.1} {:>9.2}",
+                t.table,
+                t.table_bytes,
+                t.index_bytes,
+                t.rows,
+                t.values,
+                t.bytes() as f64 / self.reports.max(1) as f64,
+                t.bytes() as f64 / t.values.max(1) as f64
+            );
+        }
+        let _ = writeln!(
+            out,
+            "raw level (*): {} bytes = {:.0} bytes per report, {:.2} bytes per stored value ({:.0} values per report), {:.2} MB per router-day at {} s",
+            self.raw_bytes(),
+            self.bytes_per_report(),
+            self.bytes_per_value(),
+            self.raw_values() as f64 / self.reports.max(1) as f64,
+            self.bytes_per_router_day() / 1e6,
+            INTERVAL_S
+        );
+        out
+    }
+}
+
+/// Creates routers `bench-00000`.. directly in the registry table; returns their ids.
+fn add_routers(conn: &Connection, n: usize) -> Result<Vec<i64>, rusqlite::Error> {
+    let mut ids = Vec::with_capacity(n);
+    let mut st = conn.prepare(
+        "INSERT INTO routers (name, hostname, cert_fingerprint, cert_not_after, enrolled_at) VALUES (?1, ?1, ?2, 0, 0)",
+    )?;
+    for i in 0..n {
+        st.execute(rusqlite::params![
+            format!("bench-{i:05}"),
+            format!("{i:064x}")
+        ])?;
+        ids.push(conn.last_insert_rowid());
+    }
+    Ok(ids)
+}
+
+/// `steady_state_later` raises a station's bitrates by a tenth every other cycle (one step of a
+/// link getting better); over hours that compounds without bound (and overflows), so a bitrate
+/// that passed twice its first value goes back to it: a sawtooth in the generated link's range.
+fn settle_bitrates(r: &mut Report, base: &Report) {
+    for (s, b) in r.stations.iter_mut().zip(&base.stations) {
+        let (st, bs) = (&mut s.stats, &b.stats);
+        for (rate, first) in [
+            (st.tx_bitrate.as_mut(), bs.tx_bitrate.as_ref()),
+            (st.rx_bitrate.as_mut(), bs.rx_bitrate.as_ref()),
+        ] {
+            if let (Some(rate), Some(first)) = (rate, first) {
+                if rate.kbps > first.kbps.saturating_mul(2) {
+                    *rate = first.clone();
+                }
+            }
+        }
+        if let (Some(t), Some(first)) = (
+            st.expected_throughput_kbps.as_mut(),
+            bs.expected_throughput_kbps,
+        ) {
+            if *t > first.saturating_mul(2) {
+                *t = first;
+            }
+        }
+    }
+}
+
+/// Runs `routers` routers for `rounds` reports each (one batch per round) into a fresh
+/// database at `path`, then measures it.
+pub fn run(path: &Path, routers: usize, rounds: u64) -> Result<Figures, StorageError> {
+    let mut store = Store::open(path).map_err(|e| StorageError::Store(e.to_string()))?;
+    let ids = add_routers(store.connection(), routers)?;
+    let mut current: Vec<Report> = (0..routers)
+        .map(|i| RouterText::generate(SHAPE, i as u64 + 1).parse_report())
+        .collect::<Result<_, _>>()?;
+    let base = current.clone();
+    let start_ms = 1_767_225_600_000u64;
+    for (i, r) in current.iter_mut().enumerate() {
+        r.seq = 1;
+        r.timestamp_ms = start_ms + (i as u64 * INTERVAL_S * 1000) / routers.max(1) as u64;
+    }
+    let mut ingest = Duration::ZERO;
+    let mut reports = 0u64;
+    for round in 0..rounds {
+        if round > 0 {
+            for (i, r) in current.iter_mut().enumerate() {
+                *r = steady_state_later(r, INTERVAL_S, round * 1_000_003 + i as u64);
+                settle_bitrates(r, &base[i]);
+            }
+        }
+        let batch: Vec<IngestItem<'_>> = ids
+            .iter()
+            .zip(&current)
+            .map(|(&router_id, report)| IngestItem {
+                router_id,
+                received_at_ms: report.timestamp_ms as i64,
+                report,
+            })
+            .collect();
+        let t = Instant::now();
+        store
+            .ingest(&batch)
+            .map_err(|e| StorageError::Store(e.to_string()))?;
+        ingest += t.elapsed();
+        reports += batch.len() as u64;
+    }
+    let mut f = measure(store.connection())?;
+    f.routers = routers;
+    f.ingest = ingest;
+    f.file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let stored: u64 = store
+        .connection()
+        .query_row("SELECT count(*) FROM reports", [], |r| r.get(0))?;
+    debug_assert_eq!(stored, reports);
+    f.reports = stored;
+    Ok(f)
+}
+
+/// The table-by-table split of the database behind `conn` (after a checkpoint, so every
+/// page is in the main file).
+pub fn measure(conn: &Connection) -> Result<Figures, StorageError> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    let page_size: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let free_pages: u64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    // b-tree name -> owning table
+    let mut owner: BTreeMap<String, String> = BTreeMap::new();
+    let mut st = conn.prepare(
+        "SELECT name, tbl_name, type FROM sqlite_master WHERE type IN ('table', 'index')",
+    )?;
+    let objects: Vec<(String, String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut tables: BTreeMap<String, TableBytes> = BTreeMap::new();
+    for (name, tbl, kind) in &objects {
+        owner.insert(name.clone(), tbl.clone());
+        if kind == "table" && !name.starts_with("sqlite_") {
+            tables.entry(tbl.clone()).or_insert_with(|| TableBytes {
+                table: tbl.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    let mut st =
+        conn.prepare("SELECT name, sum(pgsize), sum(payload) FROM dbstat GROUP BY name")?;
+    let pages: Vec<(String, u64, u64)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (name, bytes, payload) in pages {
+        let tbl = owner.get(&name).cloned().unwrap_or_else(|| name.clone());
+        let is_table = objects.iter().any(|(n, _, k)| n == &name && k == "table");
+        let e = tables.entry(tbl.clone()).or_insert_with(|| TableBytes {
+            table: tbl,
+            ..Default::default()
+        });
+        if is_table || name.starts_with("sqlite_") {
+            e.table_bytes += bytes;
+        } else {
+            e.index_bytes += bytes;
+        }
+        e.payload += payload;
+    }
+    for t in tables.values_mut() {
+        if t.table.starts_with("sqlite_") {
+            continue;
+        }
+        let mut cols = Vec::new();
+        let mut st = conn.prepare(&format!(
+            "SELECT name FROM pragma_table_info('{}')",
+            t.table
+        ))?;
+        for c in st.query_map([], |r| r.get::<_, String>(0))? {
+            cols.push(format!("(\"{}\" IS NOT NULL)", c?));
+        }
+        if cols.is_empty() {
+            continue;
+        }
+        let (rows, values): (u64, Option<u64>) = conn.query_row(
+            &format!(
+                "SELECT count(*), sum({}) FROM \"{}\"",
+                cols.join(" + "),
+                t.table
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        t.rows = rows;
+        t.values = values.unwrap_or(0);
+    }
+    let mut tables: Vec<TableBytes> = tables.into_values().filter(|t| t.bytes() > 0).collect();
+    tables.sort_by_key(|t| std::cmp::Reverse(t.bytes()));
+    Ok(Figures {
+        routers: 0,
+        reports: 0,
+        ingest: Duration::ZERO,
+        file_bytes: 0,
+        page_size,
+        free_pages,
+        tables,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dbstat_split_adds_up_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let f = run(&path, 3, 4).unwrap();
+        assert_eq!(f.reports, 12);
+        let pages: u64 = f.tables.iter().map(TableBytes::bytes).sum();
+        // every page but the free ones belongs to some b-tree
+        assert_eq!(pages + f.free_pages * f.page_size, f.file_bytes);
+        let st = f
+            .tables
+            .iter()
+            .find(|t| t.table == "station_samples")
+            .unwrap();
+        assert_eq!(st.rows, 12 * 20);
+        assert!(st.values > st.rows * 10, "{st:?}");
+        assert!(f.bytes_per_report() > 0.0 && f.render().contains("bytes per report"));
+    }
+}
