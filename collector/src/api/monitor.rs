@@ -286,7 +286,9 @@ pub async fn health_test(
         )));
     }
     for (field, v) in [("router", &req.router), ("host", &req.host)] {
-        if v.as_ref().is_some_and(|v| v.chars().count() > crate::store::MAX_NAME_CHARS) {
+        if v.as_ref()
+            .is_some_and(|v| v.chars().count() > crate::store::MAX_NAME_CHARS)
+        {
             return Err(ApiError::bad_request(format!(
                 "{field} must be at most {} characters",
                 crate::store::MAX_NAME_CHARS
@@ -814,9 +816,24 @@ fn export_body(
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// Routers per page (default 100; above 1000 means 1000).
+    #[param(schema_with = export_limit_schema)]
     pub limit: Option<String>,
     /// The `next_cursor` of the previous page (absent: the first page).
+    #[param(schema_with = export_cursor_schema)]
     pub cursor: Option<String>,
+}
+
+/// `limit` as `super::paging::Page::parse` takes it: blank, or a whole number from 1 (at most
+/// 19 significant digits, so it fits a u64), trimmed.
+fn export_limit_schema() -> utoipa::openapi::Object {
+    let ws = super::openapi::TRIMMED;
+    super::openapi::string_pattern(&format!("^[{ws}]*(\\+?0*[1-9][0-9]{{0,18}})?[{ws}]*$"))
+}
+
+/// `cursor`: blank, or `r` and a router id (a previous page's `next_cursor`), trimmed.
+fn export_cursor_schema() -> utoipa::openapi::Object {
+    let ws = super::openapi::TRIMMED;
+    super::openapi::string_pattern(&format!("^[{ws}]*(r\\+?[0-9]{{1,18}})?[{ws}]*$"))
 }
 
 /// Every router's current data (latest report's samples and current state) as a JSON download,

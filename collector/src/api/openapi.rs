@@ -289,6 +289,10 @@ pub const ROUTER_NAME: &str = "^(?![0-9]+$)[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
 /// A `true`/`false` flag as the WireGuard routes parse it (any case, or `1`/`0`).
 pub const FLAG: &str = "^\\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)\\s*$";
 
+/// The characters `str::trim` removes (Unicode White_Space), as a regular-expression class body.
+pub const TRIMMED: &str =
+    "\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+
 /// A string schema with `pattern`.
 pub fn string_pattern(pattern: &str) -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
