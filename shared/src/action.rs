@@ -704,6 +704,12 @@ pub fn uci_name(name: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect()
 }
+/// What [`check_iface`] accepts, as an ECMA-262 regular expression (for API documents).
+pub const IFACE_PATTERN: &str = "^[A-Za-z0-9_]{1,15}$";
+/// What [`check_peer_name`] accepts, as an ECMA-262 regular expression.
+pub const PEER_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$";
+/// What [`check_wg_key`] accepts, as an ECMA-262 regular expression.
+pub const WG_KEY_PATTERN: &str = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$";
 
 /// A WireGuard interface name: 1-15 of `[A-Za-z0-9_]` (UCI section names allow no more).
 pub fn check_iface(s: &str) -> Result<(), String> {

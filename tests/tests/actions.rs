@@ -455,7 +455,7 @@ fn backups_are_made_checked_stored_listed_and_downloaded() {
     let (status, body) = b.post("/api/mikrotik/backup/create", json!({}));
     assert_eq!(status, 200, "{body}\n{}", b.agent_log());
     assert_eq!(body["success"], true);
-    let backup = &body["backup"];
+    let backup = &body["data"]["backup"];
     let (id, size, sha) = (
         backup["id"].as_i64().unwrap(),
         backup["size"].as_u64().unwrap(),

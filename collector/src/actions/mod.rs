@@ -207,7 +207,10 @@ impl Hub {
     pub async fn request(&self, req: Request) -> Result<(ActionRow, bool), HubError> {
         req.kind.validate().map_err(HubError::Invalid)?;
         if let Some(k) = &req.idempotency_key {
-            if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY || k.chars().any(char::is_control) {
+            if k.is_empty()
+                || k.chars().count() > MAX_IDEMPOTENCY_KEY
+                || k.chars().any(char::is_control)
+            {
                 return Err(HubError::Invalid(format!(
                     "idempotency key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters"
                 )));

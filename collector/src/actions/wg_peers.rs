@@ -210,8 +210,21 @@ pub fn on_finished(data_dir: &Path, row: &ActionRow, detail: Option<&ActionDetai
                 ),
             }
         }
-        (ActionKind::WgAddPeer { name, .. }, "failed" | "refused")
-        | (ActionKind::WgDeletePeer { name, .. }, "done") => {
+        // A failed add drops only its own pending key: the directory may hold the stored
+        // configuration of the peer already added under this name (the router refuses a second
+        // one) or another request's pending key; an emptied directory goes too.
+        (
+            ActionKind::WgAddPeer {
+                name, public_key, ..
+            },
+            "failed" | "refused",
+        ) => {
+            if let Some(dir) = peer_dir(data_dir, row.router_id, &name) {
+                let _ = std::fs::remove_file(pending_file(&dir, &public_key));
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+        (ActionKind::WgDeletePeer { name, .. }, "done") => {
             if let Some(dir) = peer_dir(data_dir, row.router_id, &name) {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -339,6 +352,47 @@ mod tests {
         );
         assert!(!path.with_file_name("pending-PUB.json").exists());
         assert!(qr_svg(&conf).unwrap().starts_with("<?xml"));
+        // Adding the same name again fails on the router ("already exists"): the failure drops
+        // that request's pending key and keeps the first peer's configuration (and a third
+        // request's pending key).
+        let again = PendingPeer {
+            private_key: "PRIV2".into(),
+            endpoint: None,
+            dns: None,
+        };
+        save_pending(dir.path(), 3, "laptop-alice", "SECOND", &again).unwrap();
+        save_pending(dir.path(), 3, "laptop-alice", "THIRD", &again).unwrap();
+        let second = ActionKind::WgAddPeer {
+            interface: "wg0".into(),
+            name: "laptop-alice".into(),
+            public_key: "SECOND".into(),
+        };
+        let failed = ActionRow {
+            params: serde_json::to_value(&second).unwrap(),
+            state: "failed".into(),
+            ..row.clone()
+        };
+        on_finished(dir.path(), &failed, None);
+        assert_eq!(
+            read_conf(dir.path(), 3, "laptop-alice").as_deref(),
+            Some(conf.as_str())
+        );
+        assert!(!path.with_file_name("pending-SECOND.json").exists());
+        assert!(path.with_file_name("pending-THIRD.json").exists());
+        // A failed add under a name with nothing else stored leaves no directory behind.
+        save_pending(dir.path(), 3, "phone", "ONLY", &again).unwrap();
+        let lone = ActionKind::WgAddPeer {
+            interface: "wg0".into(),
+            name: "phone".into(),
+            public_key: "ONLY".into(),
+        };
+        let failed = ActionRow {
+            params: serde_json::to_value(&lone).unwrap(),
+            state: "refused".into(),
+            ..row.clone()
+        };
+        on_finished(dir.path(), &failed, None);
+        assert!(!peer_dir(dir.path(), 3, "phone").unwrap().exists());
         let del = ActionKind::WgDeletePeer {
             interface: "wg0".into(),
             name: "laptop-alice".into(),

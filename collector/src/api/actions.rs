@@ -120,12 +120,62 @@ pub struct ActionList {
 pub struct ListQuery {
     /// Router name or id.
     pub router: Option<String>,
+    #[param(schema_with = state_schema)]
     pub state: Option<String>,
     pub kind: Option<String>,
     /// Only actions with a smaller id.
     pub before: Option<i64>,
     /// 1-500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+}
+
+/// The `action` of `POST /api/actions`: one object with a single key, the kind, whose value
+/// holds the kind's parameters with the bounds [`ActionKind::validate`] checks.
+fn action_schema() -> utoipa::openapi::Schema {
+    use routerstats_shared::action::{IFACE_PATTERN, PEER_NAME_PATTERN, WG_KEY_PATTERN};
+    let iface = json!({"type": "string", "pattern": IFACE_PATTERN});
+    let name = json!({"type": "string", "pattern": PEER_NAME_PATTERN});
+    let key = json!({"type": "string", "pattern": WG_KEY_PATTERN});
+    let kind = |kind: &str, params: serde_json::Value| {
+        let required: Vec<&String> = params
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        json!({
+            "type": "object",
+            "required": [kind],
+            "additionalProperties": false,
+            "properties": {kind: {
+                "type": "object",
+                "required": required,
+                "additionalProperties": false,
+                "properties": params,
+            }},
+        })
+    };
+    serde_json::from_value(json!({"oneOf": [
+        kind("wg_add_peer", json!({"interface": iface, "name": name, "public_key": key})),
+        kind("wg_delete_peer", json!({"interface": iface, "name": name})),
+        kind("wg_reload", json!({"interface": iface})),
+        kind("backup", json!({})),
+        kind("status", json!({})),
+    ]}))
+    .expect("the action schema is a valid schema")
+}
+
+/// The `ttl`s documented: 1-99999 s, 1-9999 min, 1-168 h, 1-7 d or 1 w (all within
+/// [`crate::actions::MAX_TTL`]); the server also takes sums like `1h30m`.
+const TTL_PATTERN: &str =
+    "^([1-9][0-9]{0,4}s|[1-9][0-9]{0,3}m|([1-9][0-9]?|1[0-5][0-9]|16[0-8])h|[1-7]d|1w)$";
+
+fn ttl_schema() -> utoipa::openapi::Object {
+    super::openapi::nullable_pattern(TTL_PATTERN)
+}
+
+/// `state`: one of [`STATES`].
+fn state_schema() -> utoipa::openapi::Object {
+    super::openapi::string_enum(STATES)
 }
 
 /// Query of `GET /api/actions/{id}`.
@@ -134,6 +184,7 @@ pub struct ListQuery {
 #[serde(deny_unknown_fields)]
 pub struct WaitQuery {
     /// Seconds to wait for a final state (0-60).
+    #[param(minimum = 0, maximum = 60)]
     pub wait: Option<u64>,
 }
 
@@ -144,10 +195,14 @@ pub struct CreateAction {
     /// Router name or id.
     pub router: String,
     /// The action, e.g. `{"wg_add_peer": {"interface": "wg0", "name": "laptop", "public_key": "..."}}`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = action_schema)]
     pub action: serde_json::Value,
-    /// Like `30s`, `5m` (default: the collector's `action_ttl`).
+    /// Like `30s`, `5m`, `2h`, `1d`: one number and unit, from 1 s to 7 days (default: the
+    /// collector's `action_ttl`).
+    #[schema(schema_with = ttl_schema)]
     pub ttl: Option<String>,
+    /// 1-128 characters without control characters.
+    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,128}$", nullable)]
     pub idempotency_key: Option<String>,
 }
 
@@ -226,7 +281,9 @@ pub fn not_done(row: &ActionRow) -> Option<(StatusCode, serde_json::Value)> {
             StatusCode::GATEWAY_TIMEOUT,
             format!("router {} did not answer in time", row.router),
         ),
-        _ if output.contains("no peer named") => err(StatusCode::NOT_FOUND, output),
+        _ if output.contains("no peer named") || output.contains("no WireGuard interface") => {
+            err(StatusCode::NOT_FOUND, output)
+        }
         // The agent marks its "no such thing" failures (a host, a limit, a device) this way.
         _ => match output.strip_prefix(NOT_FOUND) {
             Some(rest) => err(StatusCode::NOT_FOUND, rest.to_string()),

@@ -63,19 +63,49 @@ pub struct Doc;
 #[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
     /// `firing` or `resolved`.
+    #[param(schema_with = state_schema)]
     pub state: Option<String>,
     /// Router name (case-insensitive).
+    #[param(schema_with = super::openapi::pattern::text_256)]
     pub router: Option<String>,
     /// Site (exact).
+    #[param(schema_with = super::openapi::pattern::text_256)]
     pub site: Option<String>,
     /// Rule name (`offline`, `cpu`, ...).
+    #[param(schema_with = rule_schema)]
     pub rule: Option<String>,
     /// Alerts that started at or after this time (Unix seconds or RFC 3339).
+    #[param(schema_with = since_schema)]
     pub since: Option<String>,
-    /// Page size (default 100, at most 1000).
+    /// Page size (default 100; larger values are taken as 1000, 0 as 1).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub limit: Option<u32>,
     /// Alerts skipped (default 0).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub offset: Option<u32>,
+}
+
+fn state_schema() -> utoipa::openapi::Object {
+    super::openapi::string_enum(&["firing", "resolved"])
+}
+
+fn rule_schema() -> utoipa::openapi::Object {
+    super::openapi::string_enum(RULES)
+}
+
+fn rule_or_null_schema() -> utoipa::openapi::Schema {
+    serde_json::from_value(serde_json::json!({"oneOf": [{"type": "null"}, rule_schema()]}))
+        .expect("a valid schema")
+}
+
+/// `since`: Unix seconds or an RFC 3339 time.
+fn since_schema() -> utoipa::openapi::Schema {
+    serde_json::from_value(serde_json::json!({"anyOf": [
+        {"type": "string", "pattern": "^-?[0-9]{1,18}$"},
+        {"type": "string", "pattern": "^\\s*$", "description": "blank: no filter"},
+        {"type": "string", "format": "date-time"},
+    ]}))
+    .expect("a valid schema")
 }
 
 /// A page of alerts.
@@ -117,16 +147,21 @@ pub struct SilenceList {
 #[serde(deny_unknown_fields)]
 pub struct NewSilence {
     /// Only this rule.
+    #[schema(schema_with = rule_or_null_schema)]
     pub rule: Option<String>,
     /// Only this router (name, case-insensitive).
+    #[schema(schema_with = super::openapi::pattern::nonblank_256_or_null)]
     pub router: Option<String>,
     /// Only this site.
+    #[schema(schema_with = super::openapi::pattern::nonblank_256_or_null)]
     pub site: Option<String>,
     /// Why (required).
+    #[schema(schema_with = super::openapi::pattern::nonblank_256)]
     pub comment: String,
     /// How long from now, like `"2h"` (default `"1h"`).
     pub duration: Option<String>,
     /// Or until this Unix time (seconds).
+    #[serde(default, deserialize_with = "super::extract::opt_integer")]
     pub expires_at: Option<i64>,
 }
 
@@ -134,7 +169,7 @@ pub struct NewSilence {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SilencesQuery {
-    /// Also list expired silences.
+    /// Also list expired silences (`true` or `false`).
     pub expired: Option<bool>,
 }
 

@@ -69,7 +69,9 @@ pub struct BackupView {
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CreateQuery {
-    /// Router name or id (optional when the fleet has one router).
+    /// Router name or id. Documented as required: it may be left out only when the fleet has
+    /// exactly one router (400 otherwise).
+    #[param(required = true)]
     pub device: Option<String>,
     /// Seconds to wait for the router (0-60, default 30).
     #[param(minimum = 0, maximum = 60)]
@@ -126,11 +128,13 @@ async fn create(state: ApiState, headers: HeaderMap, q: CreateQuery) -> Result<R
         None => match view(&state, &row) {
             Some(b) => (
                 StatusCode::OK,
-                json!({"success": true, "message": format!("Backup of {} created", row.router), "backup": b}),
+                json!(super::envelope::stamped(
+                    json!({"message": format!("Backup of {} created", row.router), "backup": b})
+                )),
             ),
             None => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"success": false, "error": "the backup's record is incomplete", "action_id": row.id}),
+                json!({"success": false, "error": "the backup's record is incomplete", "action_id": row.id, "timestamp": super::times::iso_now()}),
             ),
         },
     };
@@ -145,7 +149,7 @@ async fn create(state: ApiState, headers: HeaderMap, q: CreateQuery) -> Result<R
     security(("api_key" = []), ("bearer" = [])),
     params(CreateQuery),
     responses(
-        (status = 200, description = "`{success: true, message, backup: Backup}`"),
+        (status = 200, description = "The ISP document's envelope: `{success: true, data: {message, backup: Backup}, timestamp}`"),
         (status = 202, description = "Requested; the router has not answered yet"),
         (status = 400, description = "Bad parameters, or the router failed"),
         (status = 401, description = "Missing or unknown API key"),
@@ -171,7 +175,7 @@ pub async fn create_backup(
     security(("api_key" = []), ("bearer" = [])),
     params(CreateQuery),
     responses(
-        (status = 200, description = "`{success: true, message, backup: Backup}`"),
+        (status = 200, description = "The ISP document's envelope: `{success: true, data: {message, backup: Backup}, timestamp}`"),
         (status = 202, description = "Requested; the router has not answered yet"),
         (status = 400, description = "Bad parameters, or the router failed"),
         (status = 401, description = "Missing or unknown API key"),

@@ -236,10 +236,13 @@ async fn asset(Path(file): Path<String>) -> Response {
 #[into_params(parameter_in = Query)]
 pub struct FleetQuery {
     /// Window of the WAN traffic sums: `15m`, `1h` (default), `1d` or `7d`.
+    #[param(schema_with = Window::schema_or_empty)]
     pub duration: Option<String>,
     /// Only routers of this site (exact, case-insensitive; at most 64 characters).
+    #[param(schema_with = super::openapi::pattern::text_64)]
     pub site: Option<String>,
     /// Only routers whose name or site contains this (case-insensitive; at most 64 characters).
+    #[param(schema_with = super::openapi::pattern::text_64)]
     pub q: Option<String>,
 }
 
@@ -248,6 +251,7 @@ pub struct FleetQuery {
 #[into_params(parameter_in = Query)]
 pub struct DetailQuery {
     /// Window of the per-interface traffic sums: `15m`, `1h` (default), `1d` or `7d`.
+    #[param(schema_with = Window::schema_or_empty)]
     pub duration: Option<String>,
 }
 
@@ -602,7 +606,7 @@ fn fleet_key(window: Window, site: Option<&str>, text: Option<&str>) -> String {
     operation_id = "dashboard_router_detail",
     tag = "dashboard",
     params(
-        ("id" = String, Path, description = "Router id, or its name (case-insensitive)"),
+        ("id" = String, Path, description = "Router id, or its name (case-insensitive)", pattern = "^[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]{0,63}[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$"),
         DetailQuery
     ),
     responses(

@@ -386,8 +386,10 @@ pub struct GatewaysResponse {
 #[into_params(parameter_in = Query)]
 pub struct GatewaysQuery {
     /// `15m`, `1h`, `1d` or `7d` (default `7d`).
+    #[param(schema_with = Window::schema)]
     pub duration: Option<String>,
     /// Only the routers of this site.
+    #[param(max_length = 128)]
     pub site_id: Option<String>,
 }
 
@@ -620,7 +622,7 @@ pub fn gateway_port_stats(conn: &Connection, id: &str, now: i64) -> Result<Gatew
 
 /// A gateway's ports with their latest counters.
 #[utoipa::path(get, path = "/api/gateway/{id}/ports", tag = "gateway",
-    params(("id" = String, Path, description = "Router id or name")),
+    params(("id" = String, Path, description = "Router id or name", min_length = 1, max_length = 128)),
     responses((status = 200, description = "Ports", body = Envelope<GatewayPorts>),
               (status = 400, description = "Oversized id"),
               (status = 401, description = "Missing or unknown API key"),
@@ -768,13 +770,14 @@ pub fn port_traffic_series(
 #[into_params(parameter_in = Query)]
 pub struct TrafficQuery {
     /// `15m`, `1h`, `1d` or `7d` (default `1h`).
+    #[param(schema_with = Window::schema)]
     pub duration: Option<String>,
 }
 
 /// A port's traffic as 20 points of `duration / 20`.
 #[utoipa::path(get, path = "/api/gateway/{id}/port/{port}/traffic", tag = "gateway",
-    params(("id" = String, Path, description = "Router id or name"),
-           ("port" = String, Path, description = "Interface name"), TrafficQuery),
+    params(("id" = String, Path, description = "Router id or name", min_length = 1, max_length = 128),
+           ("port" = String, Path, description = "Interface name", min_length = 1, max_length = 64), TrafficQuery),
     responses((status = 200, description = "Series", body = Envelope<TrafficSeries>),
               (status = 400, description = "Unknown duration or oversized id"),
               (status = 401, description = "Missing or unknown API key"),

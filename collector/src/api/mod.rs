@@ -449,11 +449,21 @@ async fn health(State(state): State<ApiState>) -> Response {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
+    #[schema(schema_with = openapi::pattern::router_name)]
     pub name: String,
+    /// 1-128 characters without control characters.
+    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,128}$", nullable)]
     pub site: Option<String>,
-    /// Like `24h`, `30m`, `7d`; default 24h.
+    /// Like `24h`, `30m`, `7d`: one number and unit, from 1 s to 365 days; default 24h (the
+    /// server also takes sums like `1h30m`).
+    #[schema(
+        nullable,
+        pattern = "^([1-9][0-9]{0,6}s|[1-9][0-9]{0,4}m|([1-9][0-9]{0,2}|[1-7][0-9]{3}|8[0-6][0-9]{2}|87[0-5][0-9]|8760)h|([1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-5])d)$"
+    )]
     pub ttl: Option<String>,
     /// Default 1.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 4294967295_i64)]
+    #[serde(default, deserialize_with = "extract::opt_integer")]
     pub max_uses: Option<u32>,
 }
 

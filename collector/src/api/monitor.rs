@@ -30,7 +30,6 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::extract::bad_query;
 use super::fleet::{load_routers, RouterInfo, ONLINE_FLOOR_MS, ONLINE_INTERVALS};
@@ -287,7 +286,9 @@ pub async fn health_test(
         )));
     }
     for (field, v) in [("router", &req.router), ("host", &req.host)] {
-        if v.as_ref().is_some_and(|v| v.chars().count() > crate::store::MAX_NAME_CHARS) {
+        if v.as_ref()
+            .is_some_and(|v| v.chars().count() > crate::store::MAX_NAME_CHARS)
+        {
             return Err(ApiError::bad_request(format!(
                 "{field} must be at most {} characters",
                 crate::store::MAX_NAME_CHARS
@@ -815,9 +816,24 @@ fn export_body(
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// Routers per page (default 100; above 1000 means 1000).
+    #[param(schema_with = export_limit_schema)]
     pub limit: Option<String>,
     /// The `next_cursor` of the previous page (absent: the first page).
+    #[param(schema_with = export_cursor_schema)]
     pub cursor: Option<String>,
+}
+
+/// `limit` as `super::paging::Page::parse` takes it: blank, or a whole number from 1 (at most
+/// 19 significant digits, so it fits a u64), trimmed.
+fn export_limit_schema() -> utoipa::openapi::Object {
+    let ws = super::openapi::TRIMMED;
+    super::openapi::string_pattern(&format!("^[{ws}]*(\\+?0*[1-9][0-9]{{0,18}})?[{ws}]*$"))
+}
+
+/// `cursor`: blank, or `r` and a router id (a previous page's `next_cursor`), trimmed.
+fn export_cursor_schema() -> utoipa::openapi::Object {
+    let ws = super::openapi::TRIMMED;
+    super::openapi::string_pattern(&format!("^[{ws}]*(r\\+?[0-9]{{1,18}})?[{ws}]*$"))
 }
 
 /// Every router's current data (latest report's samples and current state) as a JSON download,
@@ -868,10 +884,17 @@ pub async fn export(
 #[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     /// Lines to return, newest last (1..=1000, default 100).
+    #[param(pattern = "^\\s*0*([1-9][0-9]{0,2}|1000)\\s*$")]
     pub count: Option<String>,
     /// Minimum level: `error`, `warn`, `info`, `debug` or `trace`.
+    #[param(
+        pattern = "^\\s*([Ee][Rr][Rr][Oo][Rr]|[Ww][Aa][Rr][Nn]([Ii][Nn][Gg])?|[Ii][Nn][Ff][Oo]|[Dd][Ee][Bb][Uu][Gg]|[Tt][Rr][Aa][Cc][Ee])\\s*$"
+    )]
     pub level: Option<String>,
-    /// `true` empties the buffer (admin key required).
+    /// `true` empties the buffer (admin key required); also `1/yes/on`, `0/no/off`, any case.
+    #[param(
+        pattern = "^\\s*([Tt][Rr][Uu][Ee]|1|[Yy][Ee][Ss]|[Oo][Nn]|[Ff][Aa][Ll][Ss][Ee]|0|[Nn][Oo]|[Oo][Ff][Ff]|)\\s*$"
+    )]
     pub clear: Option<String>,
 }
 
@@ -882,6 +905,24 @@ pub struct LogsResponse {
     /// Lines in the buffer (all levels).
     pub buffered: usize,
     pub capacity: usize,
+}
+
+/// Answer of `GET /api/logs?clear=true`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LogsCleared {
+    /// Lines removed.
+    pub cleared: usize,
+    pub message: String,
+    /// `success`.
+    pub status: String,
+}
+
+/// The two answers of `GET /api/logs` (for the document).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum LogsAnswer {
+    Lines(LogsResponse),
+    Cleared(LogsCleared),
 }
 
 fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
@@ -896,7 +937,7 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, ApiError> {
 
 /// Recent collector log lines, or `?clear=true` (admin) to empty the buffer.
 #[utoipa::path(get, path = "/api/logs", tag = "monitor", params(LogsQuery),
-    responses((status = 200, description = "Log lines, or `{status, message, cleared}` after a clear", body = LogsResponse),
+    responses((status = 200, description = "Log lines, or `{status, message, cleared}` after a clear", body = LogsAnswer),
               (status = 400, description = "Bad count, level or clear value"),
               (status = 401, description = "Missing or unknown API key"),
               (status = 403, description = "Clearing needs an admin key")),
@@ -934,16 +975,18 @@ pub async fn logs(
         let caller = require_role(&state, &headers, Role::Admin).await?;
         let cleared = ring.clear();
         tracing::info!(by = %caller.key, cleared, "log buffer cleared via API");
-        return Ok(Json(
-            json!({ "status": "success", "message": "Logs cleared", "cleared": cleared }),
-        )
+        return Ok(Json(LogsAnswer::Cleared(LogsCleared {
+            cleared,
+            message: "Logs cleared".into(),
+            status: "success".into(),
+        }))
         .into_response());
     }
-    Ok(Json(LogsResponse {
+    Ok(Json(LogsAnswer::Lines(LogsResponse {
         logs: ring.recent(count, min),
         buffered: ring.len(),
         capacity: ring.capacity(),
-    })
+    }))
     .into_response())
 }
 
@@ -1111,7 +1154,7 @@ pub(crate) mod tests {
     use crate::api::fleet::{find_router, is_online, ROUTER_INFO_SQL};
     use crate::api::log_capture::LogCapture;
     use crate::store::schema::MIGRATIONS;
-    use serde_json::Value;
+    use serde_json::{json, Value};
 
     pub(crate) fn empty_db() -> Connection {
         let c = Connection::open_in_memory().unwrap();

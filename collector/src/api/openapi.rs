@@ -16,10 +16,13 @@ use std::sync::OnceLock;
 
 use axum::routing::get;
 use axum::{Json, Router};
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
-use utoipa::openapi::{Components, InfoBuilder, OpenApi as Document, PathItem, Paths};
+use utoipa::openapi::{
+    Components, InfoBuilder, OpenApi as Document, PathItem, Paths, RefOr, Response,
+};
 use utoipa::OpenApi;
 
 use super::ApiState;
@@ -261,7 +264,117 @@ pub fn build() -> (Document, Vec<String>) {
     ]);
     declare_auth_statuses(&mut doc);
     super::isp::declare_group_answers(&mut doc);
+    for item in doc.paths.paths.values_mut() {
+        for op in operations_mut(item) {
+            add_common_responses(op);
+        }
+    }
     (doc, found)
+}
+
+/// Free text of at most 64 characters without control characters (`char::is_control`), as the
+/// filters of several routes take it: trimmed first (Unicode white space, which includes a few
+/// control characters such as tab), and blank is the same as absent.
+pub const TEXT_64: &str = "^[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u001f\\u007f-\\u009f]{0,64}[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
+/// Like [`TEXT_64`], at most 256 characters.
+pub const TEXT_256: &str = "^[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u001f\\u007f-\\u009f]{0,256}[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
+/// 1-256 characters without control characters once trimmed, the first not white space.
+pub const NONBLANK_256: &str = "^[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]{0,255}[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
+/// Like [`NONBLANK_256`], at most 64 characters: `dashboard::router_detail` writes it out (a
+/// `params((...))` pattern must be a literal); the tests check the two are equal.
+#[cfg(test)]
+pub const NONBLANK_64: &str = "^[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]{0,63}[\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$";
+
+/// A router name as `crate::store::check_router_name` accepts it.
+pub const ROUTER_NAME: &str = "^(?![0-9]+$)[A-Za-z0-9][A-Za-z0-9._-]{0,63}$";
+/// A `true`/`false` flag as the WireGuard routes parse it (any case, or `1`/`0`).
+pub const FLAG: &str = "^\\s*([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)\\s*$";
+
+/// The characters `str::trim` removes (Unicode White_Space), as a regular-expression class body.
+pub const TRIMMED: &str =
+    "\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+
+/// A string schema with `pattern`.
+pub fn string_pattern(pattern: &str) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(pattern))
+        .build()
+}
+
+/// Like [`string_pattern`], also allowing `null` (an optional body field).
+pub fn nullable_pattern(pattern: &str) -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(pattern))
+        .build()
+}
+
+/// Schemas of the patterns above, for `#[param(schema_with = ...)]` and `#[schema(schema_with = ...)]`.
+pub mod pattern {
+    use utoipa::openapi::Object;
+
+    pub fn text_64() -> Object {
+        super::string_pattern(super::TEXT_64)
+    }
+    pub fn text_256() -> Object {
+        super::string_pattern(super::TEXT_256)
+    }
+    pub fn nonblank_256() -> Object {
+        super::string_pattern(super::NONBLANK_256)
+    }
+    pub fn router_name() -> Object {
+        super::string_pattern(super::ROUTER_NAME)
+    }
+    pub fn flag() -> Object {
+        super::string_pattern(super::FLAG)
+    }
+    pub fn peer_name() -> Object {
+        super::string_pattern(routerstats_shared::action::PEER_NAME_PATTERN)
+    }
+    pub fn iface() -> Object {
+        super::string_pattern(routerstats_shared::action::IFACE_PATTERN)
+    }
+    pub fn iface_or_null() -> Object {
+        super::nullable_pattern(routerstats_shared::action::IFACE_PATTERN)
+    }
+    pub fn nonblank_256_or_null() -> Object {
+        super::nullable_pattern(super::NONBLANK_256)
+    }
+}
+
+/// A string schema allowing only `values` (for `#[param(schema_with = ...)]`).
+pub fn string_enum(values: &[&str]) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+}
+
+/// Declares the answers the API's shared layers give on every route, where the route's own
+/// annotation (or [`declare_auth_statuses`], [`super::isp::declare_group_answers`]) did not: 429
+/// from the rate limiter (every route) and 400 from the query, path and body extractors (every
+/// route that takes a parameter or a body: a repeated or malformed parameter).
+fn add_common_responses(op: &mut Operation) {
+    let takes_input =
+        op.parameters.as_ref().is_some_and(|p| !p.is_empty()) || op.request_body.is_some();
+    let responses = &mut op.responses.responses;
+    let mut add = |code: &str, description: &str| {
+        responses
+            .entry(code.to_string())
+            .or_insert_with(|| RefOr::T(Response::new(description)));
+    };
+    add(
+        "429",
+        "Rate limit exceeded for this key or client address (`Retry-After` says when to retry)",
+    );
+    if takes_input {
+        add(
+            "400",
+            "A parameter or the body is malformed or out of range",
+        );
+    }
 }
 
 /// The document, built on first use; clashes are logged.
@@ -330,6 +443,150 @@ mod tests {
             json["paths"]["/health"]["get"]["security"],
             serde_json::json!([{}])
         );
+    }
+
+    #[test]
+    fn every_operation_declares_the_shared_layers_answers() {
+        let json = serde_json::to_value(build().0).unwrap();
+        let mut seen = 0;
+        for (path, item) in json["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let codes = op["responses"].as_object().unwrap();
+                assert!(codes.contains_key("429"), "{method} {path}: no 429");
+                let open = op["security"] == serde_json::json!([{}]);
+                if !open {
+                    assert!(codes.contains_key("401"), "{method} {path}: no 401");
+                }
+                let takes_input = op["parameters"].as_array().is_some_and(|p| !p.is_empty())
+                    || op.get("requestBody").is_some();
+                if takes_input {
+                    assert!(codes.contains_key("400"), "{method} {path}: no 400");
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen > 50, "{seen} operations");
+    }
+
+    #[test]
+    fn written_out_patterns_are_the_shared_ones() {
+        // `params((...))` tuples take literal patterns only: they must equal the shared constants.
+        let json = serde_json::to_value(build().0).unwrap();
+        let param = |path: &str, method: &str, name: &str| {
+            json["paths"][path][method]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{method} {path} {name}"))["schema"]["pattern"]
+                .clone()
+        };
+        let peer = routerstats_shared::action::PEER_NAME_PATTERN;
+        assert_eq!(param("/peer/{name}", "delete", "name"), peer);
+        assert_eq!(param("/peer/{name}/qr", "get", "name"), peer);
+        assert_eq!(
+            param("/peer/{name}", "delete", "interface"),
+            routerstats_shared::action::IFACE_PATTERN
+        );
+        assert_eq!(
+            json["paths"]["/api/routers/{id}"]["get"]["parameters"][0]["schema"]["pattern"],
+            NONBLANK_64
+        );
+        let body = &json["components"]["schemas"]["AddPeer"]["properties"];
+        assert_eq!(body["name"]["pattern"], peer);
+    }
+
+    #[test]
+    fn patterns_match_what_the_checks_accept() {
+        use routerstats_shared::action::{check_iface, check_peer_name, check_wg_key};
+        use routerstats_shared::action::{IFACE_PATTERN, PEER_NAME_PATTERN, WG_KEY_PATTERN};
+        type Check = fn(&str) -> Result<(), String>;
+        let cases: [(&str, Check, &[&str]); 3] = [
+            (
+                IFACE_PATTERN,
+                check_iface,
+                &[
+                    "wg0",
+                    "",
+                    "a_b",
+                    "wg-0",
+                    "abcdefghijklmno",
+                    "abcdefghijklmnop",
+                    "é",
+                ],
+            ),
+            (
+                PEER_NAME_PATTERN,
+                check_peer_name,
+                &[
+                    "laptop",
+                    "-x",
+                    "a-b_c",
+                    "",
+                    "x".repeat(32).leak(),
+                    "x".repeat(33).leak(),
+                    "a b",
+                ],
+            ),
+            (
+                WG_KEY_PATTERN,
+                check_wg_key,
+                &[
+                    "BlEJmBoZM4StM4bgBNJO2C6WNB5xEQs4+01sagkPbpE=",
+                    "BlEJmBoZM4StM4bgBNJO2C6WNB5xEQs4+01sagkPbpF=",
+                    "BlEJmBoZM4StM4bgBNJO2C6WNB5xEQs4+01sagkPbpE",
+                    "short=",
+                ],
+            ),
+        ];
+        for (pattern, check, inputs) in cases {
+            let re = regex::Regex::new(pattern).unwrap();
+            for input in inputs {
+                assert_eq!(
+                    re.is_match(input),
+                    check(input).is_ok(),
+                    "{pattern} on {input:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn text_patterns_match_trim_then_check() {
+        // What the routes do: trim (Unicode white space), then at most N characters, none a
+        // control character; the non-blank ones also need something left after the trim.
+        let accepts = |s: &str, max: usize, nonblank: bool| {
+            let t = s.trim();
+            t.chars().count() <= max
+                && !t.chars().any(char::is_control)
+                && (!nonblank || !t.is_empty())
+        };
+        let long = format!("a{}b", " ".repeat(70));
+        let padded = format!("{}a", " ".repeat(70));
+        let inputs = [
+            "",
+            " ",
+            "\t[Y",
+            "a\tb",
+            " ok ",
+            "\u{85}x",
+            "x\u{7f}",
+            "\u{3000}y\u{3000}",
+            "\u{1c}z",
+            long.as_str(),
+            padded.as_str(),
+            "é日本",
+        ];
+        for (pattern, max, nonblank) in [(TEXT_64, 64, false), (NONBLANK_64, 64, true)] {
+            let re = regex::Regex::new(pattern).unwrap();
+            for input in inputs {
+                assert_eq!(
+                    re.is_match(input),
+                    accepts(input, max, nonblank),
+                    "{pattern} on {input:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -86,10 +86,20 @@ pub async fn metrics(
 pub struct MetricsQuery {
     /// Comma-separated metric name prefixes to write (absent: every family), e.g.
     /// `routerstats_router_,routerstats_interface_`.
+    #[param(schema_with = prefix_list_schema)]
     pub families: Option<String>,
     /// Comma-separated metric name prefixes to leave out, e.g. `routerstats_station_` (the
     /// per-station series: about half of them, 1 million at 10,000 routers).
+    #[param(schema_with = prefix_list_schema)]
     pub exclude: Option<String>,
+}
+
+/// `families` / `exclude`: comma-separated items of `[A-Za-z0-9_:]`, each trimmed, empty ones
+/// ignored ([`FamilyFilter::from_query`]).
+fn prefix_list_schema() -> utoipa::openapi::Object {
+    let ws = super::openapi::TRIMMED;
+    let item = format!("[{ws}]*[A-Za-z0-9_:]*[{ws}]*");
+    super::openapi::string_pattern(&format!("^{item}(,{item})*$"))
 }
 
 /// Which metric families are written: name prefixes to keep (none: all) and to leave out.

@@ -147,8 +147,8 @@ pub fn gap_series(
     operation_id = "series_interface",
     tag = "series",
     params(
-        ("id" = String, Path, description = "Router id or name"),
-        ("name" = String, Path, description = "Interface name"),
+        ("id" = String, Path, description = "Router id or name", min_length = 1, max_length = 128),
+        ("name" = String, Path, description = "Interface name", min_length = 1, max_length = 64),
         TrafficQuery
     ),
     responses(

@@ -61,10 +61,12 @@ pub struct Doc;
 #[serde(deny_unknown_fields)]
 pub struct AddPeer {
     /// 1-32 of A-Z a-z 0-9 _ -.
+    #[schema(schema_with = super::openapi::pattern::peer_name)]
     pub name: String,
     /// Router name or id (default: `[wireguard] default_router`).
     pub router: Option<String>,
     /// Default: `[wireguard] default_interface` (wg0).
+    #[schema(schema_with = super::openapi::pattern::iface_or_null)]
     pub interface: Option<String>,
     /// `host` or `host:port` for the client's Endpoint.
     pub endpoint: Option<String>,
@@ -93,8 +95,13 @@ pub struct AddPeerAnswer {
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub router: Option<String>,
+    #[param(schema_with = super::openapi::pattern::iface)]
+    #[schema(schema_with = super::openapi::pattern::iface_or_null)]
     pub interface: Option<String>,
     /// Seconds to wait for the router (0-60, default 30).
+    #[param(minimum = 0, maximum = 60)]
+    #[schema(minimum = 0, maximum = 60)]
+    #[serde(default, deserialize_with = "super::extract::opt_integer")]
     pub wait: Option<u64>,
 }
 
@@ -104,6 +111,7 @@ pub struct Target {
 #[serde(deny_unknown_fields)]
 pub struct WaitParam {
     /// Seconds to wait for the router (0-60, default 30).
+    #[param(minimum = 0, maximum = 60)]
     pub wait: Option<u64>,
 }
 
@@ -266,7 +274,7 @@ fn peer_name(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError>
     path = "/peer/{name}",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
-    params(("name" = String, Path, description = "Peer name"), Target),
+    params(("name" = String, Path, description = "Peer name", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"), Target),
     responses(
         (status = 200, description = "`{message}`"),
         (status = 202, description = "Requested; the router has not answered yet"),
@@ -334,11 +342,14 @@ pub async fn reload_wireguard(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Result<Query<Target>, QueryRejection>,
-    body: Option<Json<Target>>,
+    body: Result<Option<Json<Target>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let caller = require_role(&state, &headers, Role::Admin).await?;
     let q = super::extract::query(q)?;
-    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let b = body
+        .map_err(|e| ApiError::bad_request(format!("bad body: {}", e.body_text())))?
+        .map(|Json(b)| b)
+        .unwrap_or_default();
     let wait = wait_of(q.wait.or(b.wait))?;
     let router = default_router(&state, q.router.or(b.router))?;
     let iface = interface(&state, q.interface.or(b.interface));
@@ -369,7 +380,7 @@ pub async fn stored_config(state: &ApiState, headers: &HeaderMap, name: &str) ->
     path = "/peer/{name}/qr",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
-    params(("name" = String, Path, description = "Peer name")),
+    params(("name" = String, Path, description = "Peer name", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")),
     responses(
         (status = 200, description = "SVG image", content_type = "image/svg+xml"),
         (status = 400, description = "Bad name"),

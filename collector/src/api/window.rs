@@ -59,6 +59,16 @@ impl Window {
     }
 
     /// Parses `15m`, `1h`, `1d` or `7d`; anything else is a 400.
+    /// The `duration` parameter's schema: one of the window names.
+    pub fn schema() -> utoipa::openapi::Object {
+        super::openapi::string_enum(&["15m", "1h", "1d", "7d"])
+    }
+
+    /// Like [`Window::schema`], also allowing `""` (the default), as [`parse_duration`] does.
+    pub fn schema_or_empty() -> utoipa::openapi::Object {
+        super::openapi::string_enum(&["", "15m", "1h", "1d", "7d"])
+    }
+
     pub fn parse(s: &str) -> Result<Window, ApiError> {
         Window::named(s)
             .ok_or_else(|| ApiError::bad_request("duration must be one of 15m, 1h, 1d, 7d"))

@@ -441,7 +441,7 @@ pub struct HoursQuery {
 #[into_params(parameter_in = Query)]
 pub struct MetricsQuery {
     /// `true` or `false` (default `true` for `/peers`, `false` for `/peer/{name}`).
-    #[param(value_type = Option<bool>)]
+    #[param(schema_with = super::openapi::pattern::flag)]
     pub metrics: Option<String>,
 }
 
@@ -500,9 +500,9 @@ pub fn normalize_key(raw: &str) -> Result<String, ApiError> {
 
 
 fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
         return Err(ApiError::bad_request(format!(
-            "peer name must be 1 to {MAX_NAME_LEN} bytes"
+            "peer name must be 1 to {MAX_NAME_LEN} characters"
         )));
     }
     Ok(())
@@ -1014,7 +1014,7 @@ pub async fn metrics_active_peers(
     operation_id = "wg_metrics_peer",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
-    params(("public_key" = String, Path, description = "Base64 public key, percent-encoded (+ %2B, / %2F, = %3D)")),
+    params(("public_key" = String, Path, description = "Base64 public key, percent-encoded (+ %2B, / %2F, = %3D); the URL-safe alphabet and a missing `=` are accepted", pattern = "^[A-Za-z0-9+/_-][A-Za-z0-9+/_ -]{41}[AEIMQUYcgkosw048]=*$", max_length = 128)),
     responses(
         (status = 200, description = "The peer", body = WgPeerDetail),
         (status = 400, description = "Malformed key"),
@@ -1069,7 +1069,7 @@ pub async fn metrics_bandwidth(
     operation_id = "wg_metrics_peer_bandwidth",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
-    params(("public_key" = String, Path, description = "Base64 public key, percent-encoded")),
+    params(("public_key" = String, Path, description = "Base64 public key, percent-encoded", pattern = "^[A-Za-z0-9+/_-][A-Za-z0-9+/_ -]{41}[AEIMQUYcgkosw048]=*$", max_length = 128)),
     responses(
         (status = 200, description = "The peer's bandwidth", body = WgPeerBandwidthDetail),
         (status = 400, description = "Malformed key"),
@@ -1098,7 +1098,7 @@ pub async fn metrics_peer_bandwidth(
     operation_id = "wg_metrics_peer_history",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
-    params(("public_key" = String, Path, description = "Base64 public key, percent-encoded"), HoursQuery),
+    params(("public_key" = String, Path, description = "Base64 public key, percent-encoded", pattern = "^[A-Za-z0-9+/_-][A-Za-z0-9+/_ -]{41}[AEIMQUYcgkosw048]=*$", max_length = 128), HoursQuery),
     responses(
         (status = 200, description = "Bandwidth points, oldest first", body = WgKeyHistory),
         (status = 400, description = "Malformed key or hours outside 1-24"),
@@ -1169,7 +1169,7 @@ pub async fn peers(
     operation_id = "wg_peer",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
-    params(("name" = String, Path, description = "Peer description (percent-encoded) or public key"), MetricsQuery),
+    params(("name" = String, Path, description = "Peer description (percent-encoded) or public key", min_length = 1, max_length = 256), MetricsQuery),
     responses(
         (status = 200, description = "The peer on every router holding it", body = WgPeerConfig),
         (status = 400, description = "Bad name or metrics flag"),
@@ -1226,7 +1226,7 @@ pub async fn peer(
     operation_id = "wg_peer_metrics",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
-    params(("name" = String, Path, description = "Peer description (percent-encoded) or public key"), HoursQuery),
+    params(("name" = String, Path, description = "Peer description (percent-encoded) or public key", min_length = 1, max_length = 256), HoursQuery),
     responses(
         (status = 200, description = "Stats, bandwidth and history", body = WgPeerMetrics),
         (status = 400, description = "Bad name or hours outside 1-24"),

@@ -1,0 +1,432 @@
+//! Every route of the five documents in `../shared/api/`, replayed from the document's own example
+//! request against a collector with a reporting fleet on loopback, checking that the answer has
+//! the document's field names with the document's JSON types. One table, [`ROWS`], written from
+//! the documents; a row with a `pending` reason names the work that brings the route to its
+//! document path or shape: the test prints those rows (and what they answer today) instead of
+//! failing on them, and fails if a pending row already passes (so it gets turned on).
+//!
+//! Shape syntax: space-separated `path:type` items. `path` is a field name, `a.b` for a nested
+//! field, `a[].b` for a field of the array's elements (checked on every element; an empty array
+//! passes). Types: `string`, `number`, `bool`, `array`, `object`, `any` (present, any value);
+//! a trailing `?` also allows `null` (the document shows null, or the value has no source here:
+//! see docs/api/).
+
+use std::time::Duration;
+
+use routerstats_tests::harness::{http_request, uci_bin, wait_for, Fleet, RunningAgent};
+use serde_json::Value;
+
+/// One documented route: document, method, example request path (with placeholders, see
+/// [`Ids`]), example body, the answer's shape, and the pending work if the route is not at its
+/// document path or shape yet.
+struct Row {
+    doc: &'static str,
+    method: &'static str,
+    path: &'static str,
+    body: Option<&'static str>,
+    shape: &'static str,
+    pending: Option<&'static str>,
+}
+
+const fn row(
+    doc: &'static str,
+    method: &'static str,
+    path: &'static str,
+    shape: &'static str,
+) -> Row {
+    Row {
+        doc,
+        method,
+        path,
+        body: None,
+        shape,
+        pending: None,
+    }
+}
+
+const fn pending(
+    doc: &'static str,
+    method: &'static str,
+    path: &'static str,
+    shape: &'static str,
+    why: &'static str,
+) -> Row {
+    Row {
+        doc,
+        method,
+        path,
+        body: None,
+        shape,
+        pending: Some(why),
+    }
+}
+
+const OPENWRT: &str = "openwrt-router-stats.md";
+const ROUTEROS: &str = "routeros-monitor.md";
+const GATEWAY: &str = "gateway-wan-stats.md";
+const ISP: &str = "isp-middleware.md";
+const WG: &str = "wireguard-manager.md";
+
+/// Pending work named in the rows.
+const WRITES_ISP: &str = "not served yet: router configuration writes (queues, hotspot, PPPoE, bridges, throttle: shaping/ispuci helpers)";
+const WRITES_VPN: &str = "not served yet: OpenVPN server and client PKI routes (openvpn helper)";
+
+const OVPN_FILE: &str = "answers a .ovpn file (not JSON) from a backup holding an OpenVPN client profile; the fake router's backups hold none (404)";
+
+const ENVELOPE: &str = "success:bool data:any timestamp:string";
+
+const ROWS: &[Row] = &[
+    // openwrt-router-stats.md: one route; its answer aggregates info.cgi (iw dev, station dumps,
+    // uptime) and dhcp.cgi (leases) per router.
+    // The document shows no field of the answer ("a JSON object containing aggregated
+    // statistics"): the row checks that the example request answers a JSON object.
+    row(OPENWRT, "GET", "/api/openwrt", "any:any"),
+    // routeros-monitor.md
+    row(ROUTEROS, "GET", "/api/health", "status:string"),
+    Row { doc: ROUTEROS, method: "POST", path: "/api/health", body: Some(r#"{"router": "{router}"}"#), shape: "status:string latency_ms:number", pending: None },
+    row(ROUTEROS, "GET", "/api/performance", "any:any"),
+    row(ROUTEROS, "GET", "/api/export", "any:any"),
+    row(ROUTEROS, "GET", "/api/logs", "logs:array"),
+    row(ROUTEROS, "GET", "/api/pppoe_interfaces", "any:any"),
+    // gateway-wan-stats.md
+    row(GATEWAY, "GET", "/health", "status:string"),
+    row(GATEWAY, "GET", "/api/organization", "any:any"),
+    row(GATEWAY, "GET", "/api/sites", "any:any"),
+    row(GATEWAY, "GET", "/api/gateways?duration=1h", "any:any"),
+    row(GATEWAY, "GET", "/api/gateway/{router}/ports", "any:any"),
+    row(GATEWAY, "GET", "/api/gateway/{router}/port/{port}/traffic", "any:any"),
+    // wireguard-manager.md (the peer added here is deleted by the table's last row)
+    row(WG, "GET", "/", "status:any wireguard_config:any"),
+    Row { doc: WG, method: "POST", path: "/add-peer", body: Some(r#"{"name": "doc-phone"}"#), shape: "message:string peer_name:string ip_address:string public_key:string config_file:string directory:string", pending: None },
+    row(WG, "GET", "/server-info", "server_public_key:string? publickey_server_exists:bool wg0_conf_exists:bool existing_peers_count:number wireguard_path:string?"),
+    row(WG, "GET", "/peers?metrics=true", "peers:array count:number summary:object"),
+    row(WG, "GET", "/peer/{peer}?metrics=true", "peer_name:string config:any"),
+    row(WG, "GET", "/peer/{peer}/metrics?hours=6", "peer_name:string public_key:string stats:any bandwidth:any history:any"),
+    row(WG, "GET", "/api/metrics/summary", "total_peers:number active_peers:number inactive_peers:number total_sent_gb:number total_received_gb:number total_traffic_gb:number"),
+    row(WG, "GET", "/api/metrics/health", "api_status:string prometheus_status:string prometheus_url:string?"),
+    row(WG, "GET", "/api/metrics/peers", "peers:array count:number"),
+    row(WG, "GET", "/api/metrics/peers/active", "active_peers:array count:number"),
+    row(WG, "GET", "/api/metrics/peer/{key}", "public_key:string interface:string allowed_ips:any sent_bytes:number received_bytes:number total_bytes:number sent_mb:number received_mb:number total_mb:number last_handshake:any time_since_handshake:any is_active:bool status:string"),
+    row(WG, "GET", "/api/metrics/bandwidth", "bandwidth:array count:number"),
+    row(WG, "GET", "/api/metrics/peer/{key}/bandwidth", "public_key:string sent_bytes_per_sec:number recv_bytes_per_sec:number total_bytes_per_sec:number sent_kbps:number recv_kbps:number sent_mbps:number recv_mbps:number"),
+    row(WG, "GET", "/api/metrics/peer/{key}/history?hours=6", "public_key:string duration_hours:number history:array data_points:number"),
+    // isp-middleware.md: MikroTik API
+    row(ISP, "GET", "/api/mikrotik/devices", "success:bool devices:array devices[].name:string devices[].host:string devices[].port:number? devices[].use_ssl:bool devices[].connected:bool devices[].system_info:object total_devices:number connected_devices:number"),
+    row(ISP, "GET", "/api/mikrotik/devices/status?identities={router}", "success:bool data:array data[].device_name:string data[].connected:bool data[].vpn_connected:bool timestamp:string"),
+    row(ISP, "GET", "/api/mikrotik/devices/{router}/currentstatus", "success:bool data:any timestamp:string"),
+    Row { doc: ISP, method: "POST", path: "/api/mikrotik/devices/{router}/status", body: None, shape: "success:bool data:object data.device_name:string data.connected:bool data.system_resources:object data.system_resources.uptime:string data.system_resources.version:string data.system_resources.cpu_load:string? data.system_resources.free_memory:string data.system_resources.total_memory:string data.interface_stats:array data.active_users_count:number data.active_users:array", pending: None },
+    pending(ISP, "GET", "/api/mikrotik/devices/{router}/config", ENVELOPE, OVPN_FILE),
+    pending(ISP, "POST", "/api/mikrotik/users/queue/create", ENVELOPE, WRITES_ISP),
+    pending(ISP, "POST", "/api/mikrotik/users/queue/remove", ENVELOPE, WRITES_ISP),
+    pending(ISP, "PUT", "/api/mikrotik/users/queue/update", ENVELOPE, WRITES_ISP),
+    row(ISP, "GET", "/api/mikrotik/users/{user}/stats", ENVELOPE),
+    row(ISP, "GET", "/api/mikrotik/users/active", ENVELOPE),
+    pending(ISP, "POST", "/api/mikrotik/hotspot/authorize", ENVELOPE, WRITES_ISP),
+    pending(ISP, "POST", "/api/mikrotik/hotspot/deauthorize", ENVELOPE, WRITES_ISP),
+    pending(ISP, "POST", "/api/mikrotik/pppoe/secret/create", ENVELOPE, WRITES_ISP),
+    pending(ISP, "POST", "/api/mikrotik/pppoe/secret/remove", ENVELOPE, WRITES_ISP),
+    pending(ISP, "POST", "/api/mikrotik/bridge/create", ENVELOPE, WRITES_ISP),
+    pending(ISP, "POST", "/api/mikrotik/bridge/add-port", ENVELOPE, WRITES_ISP),
+    pending(ISP, "POST", "/api/mikrotik/pppoe/server/configure", ENVELOPE, WRITES_ISP),
+    pending(ISP, "POST", "/api/mikrotik/hotspot/server/configure", ENVELOPE, WRITES_ISP),
+    pending(ISP, "POST", "/api/mikrotik/network/setup", ENVELOPE, WRITES_ISP),
+    pending(ISP, "POST", "/api/mikrotik/anti-sharing/enable", ENVELOPE, WRITES_ISP),
+    row(ISP, "GET", "/api/mikrotik/interfaces", ENVELOPE),
+    row(ISP, "POST", "/api/mikrotik/backup/create?device={router}", ENVELOPE),
+    row(ISP, "GET", "/api/mikrotik/health", "success:bool"),
+    // isp-middleware.md: VPN API
+    row(ISP, "GET", "/api/vpn/status", "success:bool server_status:object server_status.service_running:bool server_status.port_listening:bool? server_status.connected_clients:number server_status.client_list:array server_status.health_score:number"),
+    pending(ISP, "GET", "/api/vpn/server/logs?lines=100", ENVELOPE, WRITES_VPN),
+    row(ISP, "POST", "/api/vpn/server/backup?device={router}", ENVELOPE),
+    pending(ISP, "GET", "/api/vpn/server/config", ENVELOPE, WRITES_VPN),
+    pending(ISP, "GET", "/api/vpn/server/ip", ENVELOPE, WRITES_VPN),
+    pending(ISP, "GET", "/api/vpn/client/template", ENVELOPE, WRITES_VPN),
+    row(ISP, "GET", "/api/vpn/clients", "success:bool clients:array clients[].name:string clients[].is_connected:bool statistics:object statistics.total_clients:number statistics.connected_clients:number statistics.valid_certificates:number?"),
+    row(ISP, "GET", "/api/vpn/clients/connected", "success:bool connected_clients:array connected_clients[].common_name:string connected_clients[].real_address:string connected_clients[].virtual_address:string? connected_clients[].bytes_received:number connected_clients[].bytes_sent:number total_connected:number bandwidth_summary:object bandwidth_summary.total_mb_received:number bandwidth_summary.total_mb_sent:number"),
+    pending(ISP, "POST", "/api/vpn/clients/create", ENVELOPE, WRITES_VPN),
+    pending(ISP, "GET", "/api/vpn/clients/{user}/config", ENVELOPE, WRITES_VPN),
+    row(ISP, "GET", "/api/vpn/clients/{vpnclient}/details", ENVELOPE),
+    pending(ISP, "POST", "/api/vpn/clients/{user}/revoke", ENVELOPE, WRITES_VPN),
+    pending(ISP, "POST", "/api/vpn/clients/{user}/disconnect", ENVELOPE, WRITES_VPN),
+    row(ISP, "GET", "/api/vpn/statistics/usage?days=7", ENVELOPE),
+    row(ISP, "GET", "/api/vpn/health", "success:bool"),
+    // isp-middleware.md: Bandwidth API
+    row(ISP, "GET", "/api/bandwidth/usage/real-time?minutes=60", "success:bool period_minutes:number bandwidth_data:array bandwidth_data[].timestamp:string bandwidth_data[].username:string? bandwidth_data[].download_mbps:number bandwidth_data[].upload_mbps:number bandwidth_data[].total_mbps:number bandwidth_data[].latency_ms:number? bandwidth_data[].packet_loss_percent:number? bandwidth_data[].nas_ip:string? bandwidth_data[].user_ip:string? summary:object"),
+    row(ISP, "GET", "/api/bandwidth/usage/peak?hours=24", ENVELOPE),
+    row(ISP, "GET", "/api/bandwidth/monitoring/top-users?limit=20&sort_by=total&minutes=30", ENVELOPE),
+    row(ISP, "GET", "/api/bandwidth/monitoring/network-summary?minutes=30", ENVELOPE),
+    row(ISP, "GET", "/api/bandwidth/monitoring/alerts", ENVELOPE),
+    row(ISP, "GET", "/api/bandwidth/monitoring/quality", ENVELOPE),
+    pending(ISP, "POST", "/api/bandwidth/management/throttle", ENVELOPE, WRITES_ISP),
+    pending(ISP, "POST", "/api/bandwidth/management/remove-throttle", ENVELOPE, WRITES_ISP),
+    row(ISP, "GET", "/api/bandwidth/health", "success:bool"),
+    // wireguard-manager.md, last: removes the peer POST /add-peer created, then restarts wg0.
+    row(WG, "DELETE", "/peer/doc-phone", "message:string"),
+    row(WG, "POST", "/reload-wireguard", "message:string"),
+];
+
+/// JSON type name of a value.
+fn type_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Checks `path` (`a.b`, `a[].b`) of `v` against `want`; problems go to `out`.
+fn check(v: &Value, path: &str, want: &str, at: &str, out: &mut Vec<String>) {
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    let (name, each) = match head.strip_suffix("[]") {
+        Some(n) => (n, true),
+        None => (head, false),
+    };
+    let here = format!("{at}{name}");
+    let Some(field) = v.get(name) else {
+        out.push(format!("{here} missing"));
+        return;
+    };
+    match (rest, each) {
+        (Some(rest), true) => match field.as_array() {
+            Some(items) => items
+                .iter()
+                .enumerate()
+                .for_each(|(i, item)| check(item, rest, want, &format!("{here}[{i}]."), out)),
+            None => out.push(format!("{here} is {}, not an array", type_of(field))),
+        },
+        (Some(rest), false) => check(field, rest, want, &format!("{here}."), out),
+        (None, _) => {
+            let (ty, nullable) = match want.strip_suffix('?') {
+                Some(t) => (t, true),
+                None => (want, false),
+            };
+            let got = type_of(field);
+            if !(ty == "any" || got == ty || (nullable && got == "null")) {
+                out.push(format!("{here} is {got}, the document says {want}"));
+            }
+        }
+    }
+}
+
+/// Problems of `answer` against `shape` (empty: it matches), each once.
+fn mismatches(answer: &Value, shape: &str) -> Vec<String> {
+    let mut out = problems(answer, shape);
+    out.dedup();
+    out
+}
+
+fn problems(answer: &Value, shape: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if !answer.is_object() {
+        out.push(format!(
+            "the answer is {}, not a JSON object",
+            type_of(answer)
+        ));
+        return out;
+    }
+    for item in shape.split_whitespace() {
+        let (path, want) = item.split_once(':').expect("shape item is path:type");
+        if path == "any" {
+            continue;
+        }
+        check(answer, path, want, "", &mut out);
+    }
+    out
+}
+
+/// Identifiers of the fleet the example paths' placeholders stand for.
+struct Ids {
+    router: String,
+    key: String,
+    peer: String,
+    port: String,
+    vpnclient: String,
+    user: String,
+}
+
+/// The first string under key `key` anywhere in `v` (depth first).
+fn find_key(v: &Value, key: &str) -> Option<String> {
+    match v {
+        Value::Object(m) => m
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| m.values().find_map(|x| find_key(x, key))),
+        Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
+        _ => None,
+    }
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn first_str(v: &Value, array: &str, fields: &[&str]) -> Option<String> {
+    let items = v.pointer(array)?.as_array()?;
+    items.iter().find_map(|i| {
+        fields
+            .iter()
+            .find_map(|f| i.get(*f)?.as_str().map(str::to_string))
+    })
+}
+
+impl Ids {
+    fn find(fleet: &Fleet, router: &str) -> Ids {
+        let (_, peers) = fleet.get("/api/metrics/peers");
+        let key = first_str(&peers, "/peers", &["public_key"])
+            .expect("the fake router has WireGuard peers");
+        let (_, wg) = fleet.get("/peers?metrics=false");
+        let peer = first_str(&wg, "/peers", &["peer_name", "name"]).unwrap_or_else(|| key.clone());
+        let (_, ports) = fleet.get(&format!("/api/gateway/{router}/ports"));
+        let port = first_str(&ports, "/data/ports", &["port_id", "id", "name"])
+            .or_else(|| first_str(&ports, "/data", &["port_id", "id", "name"]))
+            .unwrap_or_else(|| "wan".into());
+        let (_, clients) = fleet.get("/api/vpn/clients");
+        let vpnclient = first_str(&clients, "/data/clients", &["name"])
+            .or_else(|| first_str(&clients, "/clients", &["name"]))
+            .unwrap_or_else(|| "client1".into());
+        let (_, users) = fleet.get("/api/mikrotik/users/active");
+        let user = find_key(&users, "username")
+            .or_else(|| find_key(&users, "name"))
+            .unwrap_or_else(|| "user1".into());
+        Ids {
+            user: percent(&user),
+            router: router.into(),
+            key: percent(&key),
+            peer: percent(&peer),
+            port: percent(&port),
+            vpnclient: percent(&vpnclient),
+        }
+    }
+
+    fn fill(&self, s: &str) -> String {
+        s.replace("{router}", &self.router)
+            .replace("{key}", &self.key)
+            .replace("{peer}", &self.peer)
+            .replace("{port}", &self.port)
+            .replace("{vpnclient}", &self.vpnclient)
+            .replace("{user}", &self.user)
+    }
+}
+
+/// Runs the fleet's router again with every action family allowed (its real `uci` on the fake
+/// root), so the write routes' examples (WireGuard peers, backups, status) run end to end.
+fn run_with_actions(fleet: &Fleet) -> RunningAgent {
+    let setup = &fleet.routers[0];
+    let conf = setup
+        .router
+        .write_agent_config(Some(uci_bin().as_path()))
+        .expect("agent config");
+    let before = fleet.collector.stored_seqs(&setup.router.hostname).len();
+    let agent = setup.run(
+        fleet.collector.ingest,
+        "1s",
+        &["--config", &conf.display().to_string()],
+    );
+    // Two reports of the new process: its rates (per-peer bandwidth) compare two samples.
+    wait_for(
+        Duration::from_secs(30),
+        "two reports from the router with actions allowed",
+        || {
+            setup.router.tick(5).ok()?;
+            std::thread::sleep(Duration::from_millis(200));
+            (fleet.collector.stored_seqs(&setup.router.hostname).len() >= before + 2).then_some(())
+        },
+    );
+    agent
+}
+
+#[test]
+fn document_examples_answer_in_the_documents_shapes() {
+    let config = "[wireguard]\ndefault_router = \"ap-doc\"\n";
+    let mut fleet = Fleet::start_with_config(&[("ap-doc", "home")], 3, Some(config));
+    fleet.stop_agents();
+    let _agent = run_with_actions(&fleet);
+    let ids = Ids::find(&fleet, "ap-doc");
+    let (mut passed, mut waiting, mut failed) = (0, Vec::new(), Vec::new());
+    for r in ROWS {
+        let path = ids.fill(r.path);
+        let body = r.body.map(|b| ids.fill(b));
+        let headers = [
+            ("X-API-Key", fleet.admin_key.as_str()),
+            ("Accept", "application/json"),
+        ];
+        let (status, text) = http_request(
+            fleet.collector.api,
+            r.method,
+            &path,
+            &headers,
+            body.as_deref(),
+        )
+        .unwrap_or_else(|e| panic!("{} {path}: {e}", r.method));
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let problems = if (200..300).contains(&status) {
+            mismatches(&answer, r.shape)
+        } else {
+            vec![format!(
+                "status {status}: {}",
+                text.chars().take(160).collect::<String>()
+            )]
+        };
+        match (r.pending, problems.is_empty()) {
+            (None, true) => passed += 1,
+            (None, false) => failed.push(format!(
+                "{} {} {path}: {}",
+                r.doc,
+                r.method,
+                problems.join("; ")
+            )),
+            (Some(why), false) => waiting.push(format!(
+                "{} {} {path} [{why}]: {}",
+                r.doc,
+                r.method,
+                problems.join("; ")
+            )),
+            (Some(why), true) => failed.push(format!(
+                "{} {} {path} is marked pending ({why}) but passes: turn it on",
+                r.doc, r.method
+            )),
+        }
+    }
+    for w in &waiting {
+        println!("pending: {w}");
+    }
+    println!(
+        "document examples: {passed} passed, {} pending, {} failed, of {} rows",
+        waiting.len(),
+        failed.len(),
+        ROWS.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "routes not in their document's shape:\n{}",
+        failed.join("\n")
+    );
+}
+
+#[test]
+fn the_shape_checker_finds_missing_fields_and_wrong_types() {
+    let v: Value =
+        serde_json::json!({"a": 1, "b": {"c": "x"}, "d": [{"e": true}, {"e": 3}], "n": null});
+    assert!(mismatches(&v, "a:number b:object b.c:string n:string? d:array").is_empty());
+    let found = mismatches(&v, "a:string b.z:any d[].e:bool n:string missing:any");
+    assert_eq!(found.len(), 5, "{found:?}");
+    assert!(
+        found.iter().any(|p| p.contains("d[1].e is number")),
+        "{found:?}"
+    );
+    assert!(!mismatches(&serde_json::json!([1]), "a:any").is_empty());
+}
