@@ -408,17 +408,17 @@ fn bridges_pools_pppoe_and_hotspot_through_real_uci_with_errors_and_nothing_half
         (
             json!({"username": "u", "mac_address": "a4:83:e7:2b:91:0c", "package_info": {"download_speed": 0, "upload_speed": 1}}),
             400,
-            "download_speed must be more than 0",
+            "download_speed must be a number of Mbit/s greater than 0",
         ),
         (
             json!({"username": "u", "mac_address": "a4:83:e7:2b:91:0c", "package_info": {"download_speed": -5, "upload_speed": 1}}),
             400,
-            "download_speed must be more than 0",
+            "download_speed must be a number of Mbit/s greater than 0",
         ),
         (
             json!({"username": "u", "mac_address": "a4:83:e7:2b:91:0c", "package_info": {"download_speed": 1, "upload_speed": 1e12}}),
             400,
-            "upload_speed must be more than 0",
+            "upload_speed must be a number of Mbit/s greater than 0",
         ),
         (
             json!({"username": "u;id", "mac_address": "a4:83:e7:2b:91:0c", "package_info": {"download_speed": 1, "upload_speed": 1}}),

@@ -77,8 +77,10 @@ pub struct Doc;
 /// Largest accepted speed (Mbit/s).
 pub const MAX_MBPS: f64 = MAX_LIMIT_KBIT as f64 / 1000.0;
 
-/// `package_info` of the queue routes.
+/// `package_info` of the queue routes (speeds as numbers or numeric strings; the hotspot and
+/// PPPoE routes' `package_info` is `isp::uci_writes::PackageInfo`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = QueuePackageInfo)]
 pub struct PackageInfo {
     /// Mbit/s, more than 0, at most 10000.
     #[schema(value_type = f64)]

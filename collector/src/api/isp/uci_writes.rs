@@ -44,8 +44,6 @@ use crate::api::{require_role, ApiState, Caller};
 use crate::pki::tokens::Role;
 use crate::store::{ActionFilter, ActionRow};
 
-/// Fastest package speed accepted (Mbit/s).
-pub const MAX_SPEED_MBPS: f64 = 10_000.0;
 
 /// `package_info` of the hotspot and PPPoE bodies (speeds in Mbit/s).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -178,17 +176,13 @@ async fn router_or_only(state: &ApiState, given: Option<String>) -> Result<Strin
         })
 }
 
-/// A speed of `package_info` in kbit/s: more than 0 and at most [`MAX_SPEED_MBPS`] Mbit/s.
+/// A speed of `package_info` in kbit/s (the limits routes' rule: more than 0 and at most
+/// [`crate::api::limits::MAX_MBPS`] Mbit/s).
 fn kbps(what: &str, v: Option<f64>) -> Result<u32, IspError> {
-    let v = v.ok_or_else(|| {
-        IspError::bad_request(format!("package_info.{what} is required (Mbit/s)"))
-    })?;
-    if !v.is_finite() || v <= 0.0 || v > MAX_SPEED_MBPS {
-        return Err(IspError::bad_request(format!(
-            "package_info.{what} must be more than 0 and at most {MAX_SPEED_MBPS} Mbit/s (got {v})"
-        )));
-    }
-    Ok(((v * 1000.0).round() as u32).max(1))
+    crate::api::limits::speed_kbit(
+        &format!("package_info.{what}"),
+        v.map(serde_json::Value::from).as_ref(),
+    )
 }
 
 /// A MikroTik duration (`none`, `30s`, `2m`, `1h`, `1d`, or bare seconds) in whole minutes,
