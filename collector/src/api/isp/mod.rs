@@ -408,15 +408,17 @@ pub fn path_name(p: Result<Path<String>, PathRejection>, what: &str) -> Result<S
     let Path(name) = p.map_err(|e| {
         IspError::bad_request(format!("invalid {what} in the path: {}", e.body_text()))
     })?;
+    // Length and control characters are checked before trimming, as the OpenAPI pattern
+    // states them (U+0085 is both white space and a control character).
+    if name.chars().count() > MAX_TEXT_CHARS || name.chars().any(char::is_control) {
+        return Err(IspError::bad_request(format!(
+            "the {what} must be at most {MAX_TEXT_CHARS} characters without control characters"
+        )));
+    }
     let name = name.trim().to_string();
     if name.is_empty() {
         return Err(IspError::bad_request(format!(
             "the {what} must not be empty"
-        )));
-    }
-    if name.chars().count() > MAX_TEXT_CHARS || name.chars().any(char::is_control) {
-        return Err(IspError::bad_request(format!(
-            "the {what} must be at most {MAX_TEXT_CHARS} characters without control characters"
         )));
     }
     Ok(name)
@@ -549,12 +551,14 @@ impl Params {
         let Some(v) = self.raw(name) else {
             return Ok(None);
         };
-        let v = v.trim();
+        // Checked before trimming, as the OpenAPI pattern states it (U+0085 is both white
+        // space and a control character).
         if v.chars().count() > max || v.chars().any(char::is_control) {
             return Err(IspError::bad_request(format!(
                 "{name} must be at most {max} characters without control characters"
             )));
         }
+        let v = v.trim();
         Ok((!v.is_empty()).then(|| v.to_string()))
     }
 

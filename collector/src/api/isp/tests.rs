@@ -45,6 +45,13 @@ fn params_check_names_bounds_and_types() {
     // Unknown names (cache busters, misspellings) are ignored, as on the other groups.
     let p = params(&[("minute", "5"), ("_", "123")], &["minutes"]).unwrap();
     assert_eq!(p.int("minutes", 60, 1, 180).unwrap(), 60);
+    // Text is checked as the OpenAPI pattern states it: before trimming, so U+0085 (white
+    // space and a control character) is a 400, not an empty (absent) filter; blanks are absent.
+    let p = params(&[("device", "\u{85}"), ("username", " \t")], &["device", "username"]).unwrap();
+    assert!(p.text("device").is_err());
+    assert!(p.text("username").is_err());
+    let p = params(&[("device", "  ")], &["device"]).unwrap();
+    assert_eq!(p.text("device").unwrap(), None);
     // ... also repeated: only the accepted names must be unique.
     params(&[("_", "1"), ("_", "2"), ("minutes", "5")], &["minutes"]).unwrap();
     let e = params(&[("minutes", "5"), ("minutes", "6")], &["minutes"]).unwrap_err();
