@@ -229,6 +229,18 @@ impl Collector {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Creates an API key with `role` called `name` (`apikey create`): the key.
+    pub fn api_key(&self, role: &str, name: &str) -> String {
+        let out = self.cli(&["apikey", "create", "--role", role, "--name", name]);
+        assert!(out.status.success(), "apikey create: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Waits (30 s at most) until more than `seen` reports of `router` are stored.
+    pub fn wait_for_reports(&self, router: &str, seen: usize, what: &str) {
+        wait_for(Duration::from_secs(30), what, || (self.stored_seqs(router).len() > seen).then_some(()));
+    }
+
     /// A read-only connection to the collector's database.
     pub fn db(&self) -> rusqlite::Connection {
         let c = rusqlite::Connection::open_with_flags(
@@ -279,6 +291,13 @@ impl AgentSetup {
     /// `routerstats-agent enroll`.
     pub fn enroll(&self, collector: SocketAddr, token: &str) -> Output {
         self.command().args(["--collector", &collector.to_string(), "--token", token, "enroll"]).output().unwrap()
+    }
+
+    /// Enrolls this router as `name` at `collector` with a fresh token; fails the test if the
+    /// agent refuses or the collector does.
+    pub fn enroll_at(&self, collector: &Collector, name: &str) {
+        let out = self.enroll(collector.ingest, &collector.token(name, &[]));
+        assert!(out.status.success(), "enroll: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// `routerstats-agent enroll --token-file -` with the token written to its standard input;
