@@ -35,6 +35,12 @@ pub fn require_tools(tools: &[&str], installs: &str) {
     }
 }
 
+/// A number that keeps this test process's namespace and device names apart from those of
+/// other test processes running at the same time (interface names have at most 15 bytes).
+pub fn tag() -> u32 {
+    std::process::id() % 100_000
+}
+
 /// Runs `args[0]` with the rest as arguments: its stdout, or the command and its stderr.
 pub fn try_sh(args: &[&str]) -> Result<String, String> {
     let out = Command::new(args[0])
@@ -95,6 +101,21 @@ impl Netns {
             sh(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
             sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
+    }
+
+    /// A server and a client namespace, `<prefix><tag>srv` and `<prefix><tag>cli` (tag: this
+    /// process's [`tag`]), joined by a veth pair with `<subnet>.1/24` on the server side and
+    /// `<subnet>.2/24` on the client side: (server namespace, client namespace).
+    pub fn server_and_client(&mut self, prefix: &str, subnet: &str) -> (String, String) {
+        let tag = tag();
+        let (srv, cli) = (format!("{prefix}{tag}srv"), format!("{prefix}{tag}cli"));
+        self.add(&srv);
+        self.add(&cli);
+        self.veth(
+            (&srv, &format!("{prefix}{tag}vs"), &format!("{subnet}.1/24")),
+            (&cli, &format!("{prefix}{tag}vc"), &format!("{subnet}.2/24")),
+        );
+        (srv, cli)
     }
 
     /// Keeps `child` (killed and reaped on drop).

@@ -743,17 +743,10 @@ fn a_peer_added_through_the_api_passes_traffic_over_real_wireguard() {
         &["ip", "wireguard-go", "wg", "python3"],
         "wireguard-go and wireguard-tools",
     );
-    let tag = std::process::id() % 100_000;
-    let (srv_ns, cli_ns) = (format!("rs{tag}srv"), format!("rs{tag}cli"));
+    let tag = netns::tag();
     let (srv_if, cli_if) = (format!("rs{tag}s"), format!("rs{tag}c"));
-    let (veth_s, veth_c) = (format!("rs{tag}vs"), format!("rs{tag}vc"));
     let mut net = Netns::new();
-    net.add(&srv_ns);
-    net.add(&cli_ns);
-    net.veth(
-        (&srv_ns, &veth_s, "192.168.77.1/24"),
-        (&cli_ns, &veth_c, "192.168.77.2/24"),
-    );
+    let (srv_ns, cli_ns) = net.server_and_client("rs", "192.168.77");
 
     // The router's WireGuard interface: 10.99.0.1/24, port 51820.
     let dir = tempfile::tempdir().unwrap();

@@ -327,6 +327,19 @@ cert_days = 0
     )
 }
 
+/// A `[[alerts.receivers]]` webhook table called `name` posting to `url`, signed with [`SECRET`].
+fn signed_webhook(name: &str, url: &str) -> String {
+    format!(
+        r#"
+[[alerts.receivers]]
+name = "{name}"
+kind = "webhook"
+url = "{url}"
+secret = "{SECRET}"
+"#
+    )
+}
+
 #[test]
 fn alerts_reach_real_receivers_and_bad_receivers_block_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -338,13 +351,9 @@ fn alerts_reach_real_receivers_and_bad_receivers_block_nothing() {
     let flaky = HttpReceiver::start(Mode::FailFirst(2));
     let slow = HttpReceiver::start(Mode::Hang(Duration::from_secs(6)));
     let down = format!("http://127.0.0.1:{}/nothing-here", free_port());
-    let receivers = format!(
-        r#"
-[[alerts.receivers]]
-name = "signed"
-kind = "webhook"
-url = "{signed}"
-secret = "{SECRET}"
+    let receivers = signed_webhook("signed", &signed.url())
+        + &format!(
+            r#"
 [[alerts.receivers]]
 name = "chat"
 kind = "slack"
@@ -375,13 +384,12 @@ from = "routerstats@example.net"
 to = ["noc@example.net"]
 ca_file = "{ca}"
 "#,
-        signed = signed.url(),
-        chat = chat.url(),
-        flaky = flaky.url(),
-        slow = slow.url(),
-        smtp_port = smtp_addr.port(),
-        ca = ca.display(),
-    );
+            chat = chat.url(),
+            flaky = flaky.url(),
+            slow = slow.url(),
+            smtp_port = smtp_addr.port(),
+            ca = ca.display(),
+        );
     let config = fast_alerts("1s", "4s", &receivers);
     let mut fleet = Fleet::start_with_config(&[("edge-m", "lab")], 2, Some(&config));
     let wait = Duration::from_secs(60);
@@ -528,15 +536,7 @@ ca_file = "{ca}"
 #[test]
 fn queued_webhook_delivery_resumes_after_a_collector_restart() {
     let port = free_port();
-    let receivers = format!(
-        r#"
-[[alerts.receivers]]
-name = "late"
-kind = "webhook"
-url = "http://127.0.0.1:{port}/hook"
-secret = "{SECRET}"
-"#
-    );
+    let receivers = signed_webhook("late", &format!("http://127.0.0.1:{port}/hook"));
     let config = fast_alerts("500ms", "2s", &receivers);
     let mut fleet = Fleet::start_with_config(&[("edge-r", "lab")], 2, Some(&config));
     let wait = Duration::from_secs(60);

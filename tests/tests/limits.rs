@@ -39,7 +39,7 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
-        let tag = std::process::id() % 100_000;
+        let tag = netns::tag();
         let mut lab = Lab {
             client: format!("rs{tag}cl"),
             router: format!("rs{tag}rt"),

@@ -118,16 +118,8 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
         "no /dev/net/tun: OpenVPN needs a tun device"
     );
 
-    let tag = std::process::id() % 100_000;
-    let (srv_ns, cli_ns) = (format!("ov{tag}srv"), format!("ov{tag}cli"));
-    let (veth_s, veth_c) = (format!("ov{tag}vs"), format!("ov{tag}vc"));
     let mut net = Netns::new();
-    net.add(&srv_ns);
-    net.add(&cli_ns);
-    net.veth(
-        (&srv_ns, &veth_s, "192.168.78.1/24"),
-        (&cli_ns, &veth_c, "192.168.78.2/24"),
-    );
+    let (srv_ns, cli_ns) = net.server_and_client("ov", "192.168.78");
 
     // The router: a collector-enrolled agent whose OpenVPN server is real.
     let dir = tempfile::tempdir().unwrap();
