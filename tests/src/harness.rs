@@ -76,6 +76,20 @@ pub fn http_request(
     http_exchange(addr, method, path, headers, body).map(|(status, _, body)| (status, body))
 }
 
+/// A request to the collector's API with `X-API-Key: key` and an optional JSON body (10 s read
+/// timeout): (status, the answer as JSON or `Null` when it is not JSON, the raw answer).
+pub fn api_call(
+    api: SocketAddr,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value, String) {
+    let b = body.map(|b| b.to_string());
+    let (status, text) = http_request(api, method, path, &[("X-API-Key", key)], b.as_deref()).unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null), text)
+}
+
 /// Response headers: (name in lowercase, value), in order.
 pub type Headers = Vec<(String, String)>;
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use routerstats_tests::harness::{
-    http_request, uci_bin, wait_for, AgentSetup, Collector, RunningAgent,
+    api_call, http_request, uci_bin, wait_for, AgentSetup, Collector, RunningAgent,
 };
 use serde_json::{json, Value};
 
@@ -65,15 +65,12 @@ impl Bench {
 
     /// POSTs `body` to `/api/mikrotik/<route>?wait=8`; (status, JSON answer, raw text).
     fn post(&self, route: &str, body: Value) -> (u16, Value, String) {
-        let (status, text) = self.send(
+        api_call(
+            self.collector.api,
             "POST",
             &format!("/api/mikrotik/{route}?wait=8"),
+            &self.admin,
             Some(&body),
-        );
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
         )
     }
 

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use routerstats_tests::harness::{http_request, wait_for, AgentSetup, Collector, RunningAgent};
+use routerstats_tests::harness::{
+    api_call as call, http_request, wait_for, AgentSetup, Collector, RunningAgent,
+};
 use routerstats_tests::netns::{self, exchange, sh, Netns};
 use serde_json::{json, Value};
 
@@ -44,20 +46,6 @@ fn easyrsa(tool: &Path, pki: &Path, args: &[&str]) {
         "easyrsa {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn call(
-    api: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    key: &str,
-    body: Option<&Value>,
-) -> (u16, Value, String) {
-    let b = body.map(|b| b.to_string());
-    let (status, text) =
-        http_request(api, method, path, &[("X-API-Key", key)], b.as_deref()).unwrap();
-    let v = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (status, v, text)
 }
 
 /// Asserts the middleware's error shape and that the message contains `needle`.
