@@ -76,6 +76,20 @@ pub fn http_request(
     http_exchange(addr, method, path, headers, body).map(|(status, _, body)| (status, body))
 }
 
+/// A request to the collector's API with `X-API-Key: key` and an optional JSON body (10 s read
+/// timeout): (status, the answer as JSON or `Null` when it is not JSON, the raw answer).
+pub fn api_call(
+    api: SocketAddr,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value, String) {
+    let b = body.map(|b| b.to_string());
+    let (status, text) = http_request(api, method, path, &[("X-API-Key", key)], b.as_deref()).unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null), text)
+}
+
 /// Response headers: (name in lowercase, value), in order.
 pub type Headers = Vec<(String, String)>;
 
@@ -229,6 +243,18 @@ impl Collector {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Creates an API key with `role` called `name` (`apikey create`): the key.
+    pub fn api_key(&self, role: &str, name: &str) -> String {
+        let out = self.cli(&["apikey", "create", "--role", role, "--name", name]);
+        assert!(out.status.success(), "apikey create: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Waits (30 s at most) until more than `seen` reports of `router` are stored.
+    pub fn wait_for_reports(&self, router: &str, seen: usize, what: &str) {
+        wait_for(Duration::from_secs(30), what, || (self.stored_seqs(router).len() > seen).then_some(()));
+    }
+
     /// A read-only connection to the collector's database.
     pub fn db(&self) -> rusqlite::Connection {
         let c = rusqlite::Connection::open_with_flags(
@@ -279,6 +305,13 @@ impl AgentSetup {
     /// `routerstats-agent enroll`.
     pub fn enroll(&self, collector: SocketAddr, token: &str) -> Output {
         self.command().args(["--collector", &collector.to_string(), "--token", token, "enroll"]).output().unwrap()
+    }
+
+    /// Enrolls this router as `name` at `collector` with a fresh token; fails the test if the
+    /// agent refuses or the collector does.
+    pub fn enroll_at(&self, collector: &Collector, name: &str) {
+        let out = self.enroll(collector.ingest, &collector.token(name, &[]));
+        assert!(out.status.success(), "enroll: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// `routerstats-agent enroll --token-file -` with the token written to its standard input;

@@ -1,8 +1,10 @@
-//! End-to-end test support: fake router roots, and helpers that start the real collector and
-//! agent binaries on ephemeral loopback ports in temporary directories.
+//! End-to-end test support: fake router roots, helpers that start the real collector and
+//! agent binaries on ephemeral loopback ports in temporary directories, and network namespaces
+//! for the tests that need real network stacks.
 
 pub mod fake_router;
 pub mod harness;
+pub mod netns;
 pub mod webdriver;
 
 use std::path::PathBuf;

@@ -12,11 +12,12 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use routerstats_tests::harness::{uci_bin, wait_for, AgentSetup, Collector, RunningAgent};
+use routerstats_tests::netns::{self, exchange, sh, Netns};
 use serde_json::{json, Value};
 
 /// One HTTP/1.1 request on loopback; (status, raw body). The body must not be chunked.
@@ -117,23 +118,10 @@ impl Bench {
         let uci = uci_bin();
         let dir = tempfile::tempdir().unwrap();
         let collector = Collector::start(&dir.path().join("collector"));
-        let key = |role: &str| {
-            let out = collector.cli(&[
-                "apikey",
-                "create",
-                "--role",
-                role,
-                "--name",
-                &format!("t-{role}"),
-            ]);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
-        let (admin, read) = (key("admin"), key("read"));
+        let (admin, read) = (
+            collector.api_key("admin", "t-admin"),
+            collector.api_key("read", "t-read"),
+        );
         let setup = AgentSetup::new(&dir.path().join(name), name);
         let root = setup.router.root.clone();
         if ifup_delay > 0 {
@@ -151,13 +139,7 @@ impl Bench {
             "the fake root allows every family or none"
         );
         let _ = conf;
-        let token = collector.token(name, &[]);
-        let out = setup.enroll(collector.ingest, &token);
-        assert!(
-            out.status.success(),
-            "enroll: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        setup.enroll_at(&collector, name);
         let mut b = Bench {
             _dir: dir,
             collector,
@@ -183,10 +165,8 @@ impl Bench {
             self.setup
                 .run(self.collector.ingest, "1s", &["--config", &conf]),
         );
-        let name = self.name.clone();
-        wait_for(Duration::from_secs(30), "the router's first report", || {
-            (!self.collector.stored_seqs(&name).is_empty()).then_some(())
-        });
+        self.collector
+            .wait_for_reports(&self.name, 0, "the router's first report");
     }
 
     fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -748,77 +728,6 @@ fn collector_killed_mid_action_then_agent_killed_mid_action_nothing_runs_twice()
     assert_eq!(b.read_log("data/ifup.log"), "wg0\nwg0\n");
 }
 
-/// Network namespaces, veth links and `wireguard-go` processes of one test, removed on drop.
-struct Netns {
-    names: Vec<String>,
-    children: Vec<std::process::Child>,
-    sockets: Vec<PathBuf>,
-}
-
-impl Netns {
-    fn sh(args: &[&str]) -> String {
-        let out = Command::new(args[0])
-            .args(&args[1..])
-            .output()
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `wireguard-go <iface>` in the foreground inside `ns`, waiting for its UAPI socket.
-    fn wireguard_go(&mut self, ns: &str, iface: &str) {
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, "wireguard-go", iface])
-            .env("WG_PROCESS_FOREGROUND", "1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start wireguard-go");
-        self.children.push(child);
-        let sock = PathBuf::from(format!("/var/run/wireguard/{iface}.sock"));
-        wait_for(Duration::from_secs(10), "wireguard-go's socket", || {
-            sock.exists().then_some(())
-        });
-        self.sockets.push(sock);
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for n in &self.names {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-        // A killed wireguard-go leaves its UAPI socket behind.
-        for s in &self.sockets {
-            let _ = std::fs::remove_file(s);
-        }
-    }
-}
-
-/// A TCP exchange from the client namespace to `addr`: the echoed text, or why it failed.
-fn exchange(ns: &str, addr: &str, port: u16) -> Result<String, String> {
-    let code = format!(
-        "import socket\ns = socket.create_connection(('{addr}', {port}), timeout=3)\ns.sendall(b'hello through wireguard')\nprint(s.recv(100).decode())"
-    );
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "python3", "-c", &code])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
-
 /// The real WireGuard proof: the router side is a real userspace WireGuard interface
 /// (`wireguard-go` + `wg`) in a network namespace; the agent adds a peer through the real `uci`
 /// and `wg set`; the returned client configuration, used with `wg` in a second namespace,
@@ -827,61 +736,17 @@ fn exchange(ns: &str, addr: &str, port: u16) -> Result<String, String> {
 /// `ROUTERSTATS_SKIP_NETNS=1` skips it on machines without them (and says so).
 #[test]
 fn a_peer_added_through_the_api_passes_traffic_over_real_wireguard() {
-    if std::env::var("ROUTERSTATS_SKIP_NETNS").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED: ROUTERSTATS_SKIP_NETNS=1");
+    if netns::skipped() {
         return;
     }
-    for tool in ["ip", "wireguard-go", "wg", "python3"] {
-        assert!(
-            Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success()),
-            "{tool} is missing (scripts/test installs wireguard-go and wireguard-tools; ROUTERSTATS_SKIP_NETNS=1 skips this test)"
-        );
-    }
-    let tag = std::process::id() % 100_000;
-    let (srv_ns, cli_ns) = (format!("rs{tag}srv"), format!("rs{tag}cli"));
+    netns::require_tools(
+        &["ip", "wireguard-go", "wg", "python3"],
+        "wireguard-go and wireguard-tools",
+    );
+    let tag = netns::tag();
     let (srv_if, cli_if) = (format!("rs{tag}s"), format!("rs{tag}c"));
-    let (veth_s, veth_c) = (format!("rs{tag}vs"), format!("rs{tag}vc"));
-    let mut net = Netns {
-        names: vec![srv_ns.clone(), cli_ns.clone()],
-        children: Vec::new(),
-        sockets: Vec::new(),
-    };
-    let sh = Netns::sh;
-    sh(&["ip", "netns", "add", &srv_ns]);
-    sh(&["ip", "netns", "add", &cli_ns]);
-    sh(&[
-        "ip", "link", "add", &veth_s, "type", "veth", "peer", "name", &veth_c,
-    ]);
-    sh(&["ip", "link", "set", &veth_s, "netns", &srv_ns]);
-    sh(&["ip", "link", "set", &veth_c, "netns", &cli_ns]);
-    sh(&[
-        "ip",
-        "-n",
-        &srv_ns,
-        "addr",
-        "add",
-        "192.168.77.1/24",
-        "dev",
-        &veth_s,
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &cli_ns,
-        "addr",
-        "add",
-        "192.168.77.2/24",
-        "dev",
-        &veth_c,
-    ]);
-    for (ns, dev) in [
-        (&srv_ns, &veth_s),
-        (&cli_ns, &veth_c),
-        (&srv_ns, &"lo".to_string()),
-        (&cli_ns, &"lo".to_string()),
-    ] {
-        sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
-    }
+    let mut net = Netns::new();
+    let (srv_ns, cli_ns) = net.server_and_client("rs", "192.168.77");
 
     // The router's WireGuard interface: 10.99.0.1/24, port 51820.
     let dir = tempfile::tempdir().unwrap();
@@ -908,12 +773,7 @@ fn a_peer_added_through_the_api_passes_traffic_over_real_wireguard() {
         &srv_if,
     ]);
     sh(&["ip", "-n", &srv_ns, "link", "set", &srv_if, "up"]);
-    let echo = Command::new("ip")
-        .args(["netns", "exec", &srv_ns, "python3", "-c",
-            "import socket\nl = socket.socket()\nl.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\nl.bind(('10.99.0.1', 7777))\nl.listen(8)\nwhile True:\n    c, _ = l.accept()\n    c.sendall(c.recv(100))\n    c.close()\n"])
-        .spawn()
-        .expect("start the echo server");
-    net.children.push(echo);
+    net.echo_server(&srv_ns, "10.99.0.1", 7777);
 
     // The agent's router: UCI knows the interface; `wg` is the real one (its UAPI socket is
     // reachable from the host namespace).
@@ -981,7 +841,7 @@ fn a_peer_added_through_the_api_passes_traffic_over_real_wireguard() {
     let echoed = wait_for(
         Duration::from_secs(30),
         "traffic through the tunnel",
-        || exchange(&cli_ns, "10.99.0.1", 7777).ok(),
+        || exchange(&cli_ns, "10.99.0.1", 7777, "hello through wireguard").ok(),
     );
     assert_eq!(echoed, "hello through wireguard");
     let handshakes = sh(&["wg", "show", &srv_if, "latest-handshakes"]);
@@ -1003,7 +863,7 @@ fn a_peer_added_through_the_api_passes_traffic_over_real_wireguard() {
     assert_eq!(status, 200, "{body}");
     assert!(!sh(&["wg", "show", &srv_if, "peers"]).contains(&peer_key));
     assert!(!b.network().contains(&peer_key));
-    let after = exchange(&cli_ns, "10.99.0.1", 7777);
+    let after = exchange(&cli_ns, "10.99.0.1", 7777, "hello through wireguard");
     assert!(
         after.is_err(),
         "traffic still passes after the delete: {after:?}"

@@ -306,6 +306,40 @@ fn am_active_for(addr: SocketAddr, router: &str) -> bool {
     })
 }
 
+/// Collector configuration with 1 s evaluation, a router offline after two missed 1 s reports,
+/// delivery retries from 200 ms up to `retry_max`, each send cut after `send_timeout`, and
+/// `receivers` (`[[alerts.receivers]]` tables) appended.
+fn fast_alerts(retry_max: &str, send_timeout: &str, receivers: &str) -> String {
+    format!(
+        r#"
+[alerts]
+eval_interval = "1s"
+report_interval = "1s"
+retry_base = "200ms"
+retry_max = "{retry_max}"
+send_timeout = "{send_timeout}"
+max_attempts = 1000
+[alerts.fleet]
+offline_intervals = 2
+keep_firing_for = "0s"
+cert_days = 0
+{receivers}"#
+    )
+}
+
+/// A `[[alerts.receivers]]` webhook table called `name` posting to `url`, signed with [`SECRET`].
+fn signed_webhook(name: &str, url: &str) -> String {
+    format!(
+        r#"
+[[alerts.receivers]]
+name = "{name}"
+kind = "webhook"
+url = "{url}"
+secret = "{SECRET}"
+"#
+    )
+}
+
 #[test]
 fn alerts_reach_real_receivers_and_bad_receivers_block_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -317,24 +351,9 @@ fn alerts_reach_real_receivers_and_bad_receivers_block_nothing() {
     let flaky = HttpReceiver::start(Mode::FailFirst(2));
     let slow = HttpReceiver::start(Mode::Hang(Duration::from_secs(6)));
     let down = format!("http://127.0.0.1:{}/nothing-here", free_port());
-    let config = format!(
-        r#"
-[alerts]
-eval_interval = "1s"
-report_interval = "1s"
-retry_base = "200ms"
-retry_max = "1s"
-send_timeout = "4s"
-max_attempts = 1000
-[alerts.fleet]
-offline_intervals = 2
-keep_firing_for = "0s"
-cert_days = 0
-[[alerts.receivers]]
-name = "signed"
-kind = "webhook"
-url = "{signed}"
-secret = "{SECRET}"
+    let receivers = signed_webhook("signed", &signed.url())
+        + &format!(
+            r#"
 [[alerts.receivers]]
 name = "chat"
 kind = "slack"
@@ -365,13 +384,13 @@ from = "routerstats@example.net"
 to = ["noc@example.net"]
 ca_file = "{ca}"
 "#,
-        signed = signed.url(),
-        chat = chat.url(),
-        flaky = flaky.url(),
-        slow = slow.url(),
-        smtp_port = smtp_addr.port(),
-        ca = ca.display(),
-    );
+            chat = chat.url(),
+            flaky = flaky.url(),
+            slow = slow.url(),
+            smtp_port = smtp_addr.port(),
+            ca = ca.display(),
+        );
+    let config = fast_alerts("1s", "4s", &receivers);
     let mut fleet = Fleet::start_with_config(&[("edge-m", "lab")], 2, Some(&config));
     let wait = Duration::from_secs(60);
 
@@ -517,26 +536,8 @@ ca_file = "{ca}"
 #[test]
 fn queued_webhook_delivery_resumes_after_a_collector_restart() {
     let port = free_port();
-    let config = format!(
-        r#"
-[alerts]
-eval_interval = "1s"
-report_interval = "1s"
-retry_base = "200ms"
-retry_max = "500ms"
-send_timeout = "2s"
-max_attempts = 1000
-[alerts.fleet]
-offline_intervals = 2
-keep_firing_for = "0s"
-cert_days = 0
-[[alerts.receivers]]
-name = "late"
-kind = "webhook"
-url = "http://127.0.0.1:{port}/hook"
-secret = "{SECRET}"
-"#
-    );
+    let receivers = signed_webhook("late", &format!("http://127.0.0.1:{port}/hook"));
+    let config = fast_alerts("500ms", "2s", &receivers);
     let mut fleet = Fleet::start_with_config(&[("edge-r", "lab")], 2, Some(&config));
     let wait = Duration::from_secs(60);
     fleet.stop_agents();
@@ -551,22 +552,19 @@ secret = "{SECRET}"
     });
     fleet.collector.restart();
     // Still queued after the restart, then delivered once the receiver listens.
-    let queued: i64 = fleet.collector.db()
-        .query_row("SELECT count(*) FROM alert_deliveries WHERE id = ?1", [delivery], |r| r.get(0))
-        .unwrap();
-    assert_eq!(queued, 1, "the queued delivery is kept across the restart");
+    let queued = |fleet: &Fleet| -> i64 {
+        fleet.collector.db()
+            .query_row("SELECT count(*) FROM alert_deliveries WHERE id = ?1", [delivery], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(queued(&fleet), 1, "the queued delivery is kept across the restart");
     let late = HttpReceiver::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), Mode::Ok);
     let (_, body) = wait_for(wait, "the queued firing event", || {
         events(&late).into_iter().find(|(e, _)| e == "firing")
     });
     assert!(signature_ok(&late.hits()[0]), "signed with the configured secret");
     assert_eq!((body["alert"]["id"].as_i64(), body["alert"]["rule"].as_str()), (Some(alert), Some("offline")), "{body}");
-    wait_for(wait, "the delivery leaves the queue", || {
-        let n: i64 = fleet.collector.db()
-            .query_row("SELECT count(*) FROM alert_deliveries WHERE id = ?1", [delivery], |r| r.get(0))
-            .unwrap();
-        (n == 0).then_some(())
-    });
+    wait_for(wait, "the delivery leaves the queue", || (queued(&fleet) == 0).then_some(()));
     // Sent once: the restarted collector did not fire the alert again.
     std::thread::sleep(Duration::from_secs(2));
     let seen: Vec<(String, i64)> = events(&late).into_iter().map(|(e, b)| (e, b["alert"]["id"].as_i64().unwrap_or(0))).collect();

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use routerstats_tests::harness::{
-    http_request, uci_bin, wait_for, AgentSetup, Collector, RunningAgent,
+    api_call, http_request, uci_bin, wait_for, AgentSetup, Collector, RunningAgent,
 };
 use serde_json::{json, Value};
 
@@ -28,24 +28,13 @@ impl Bench {
     fn new(name: &str) -> Bench {
         let dir = tempfile::tempdir().unwrap();
         let collector = Collector::start(&dir.path().join("collector"));
-        let out = collector.cli(&["apikey", "create", "--role", "admin", "--name", "t-admin"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let admin = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let admin = collector.api_key("admin", "t-admin");
         let setup = AgentSetup::new(&dir.path().join(name), name);
         let conf = setup
             .router
             .write_agent_config(Some(uci_bin().as_path()))
             .unwrap();
-        let out = setup.enroll(collector.ingest, &collector.token(name, &[]));
-        assert!(
-            out.status.success(),
-            "enroll: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        setup.enroll_at(&collector, name);
         let agent = setup.run(
             collector.ingest,
             "1s",
@@ -76,15 +65,12 @@ impl Bench {
 
     /// POSTs `body` to `/api/mikrotik/<route>?wait=8`; (status, JSON answer, raw text).
     fn post(&self, route: &str, body: Value) -> (u16, Value, String) {
-        let (status, text) = self.send(
+        api_call(
+            self.collector.api,
             "POST",
             &format!("/api/mikrotik/{route}?wait=8"),
+            &self.admin,
             Some(&body),
-        );
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
         )
     }
 
@@ -480,22 +466,16 @@ fn bridges_pools_pppoe_and_hotspot_through_real_uci_with_errors_and_nothing_half
 fn families_are_refused_until_the_router_allows_them() {
     let dir = tempfile::tempdir().unwrap();
     let collector = Collector::start(&dir.path().join("collector"));
-    let out = collector.cli(&["apikey", "create", "--role", "admin", "--name", "t-admin"]);
-    let admin = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let admin = collector.api_key("admin", "t-admin");
     let setup = AgentSetup::new(&dir.path().join("plain"), "plain");
     let conf = setup.router.write_agent_config(None).unwrap();
-    assert!(setup
-        .enroll(collector.ingest, &collector.token("plain", &[]))
-        .status
-        .success());
+    setup.enroll_at(&collector, "plain");
     let agent = setup.run(
         collector.ingest,
         "1s",
         &["--config", &conf.display().to_string()],
     );
-    wait_for(Duration::from_secs(30), "the first report", || {
-        (!collector.stored_seqs("plain").is_empty()).then_some(())
-    });
+    collector.wait_for_reports("plain", 0, "the first report");
     let before = std::fs::read_to_string(setup.router.root.join("etc/config/network")).unwrap();
     for (route, body, family) in [
         ("bridge/create", json!({"bridge_name": "br-x"}), "bridge"),

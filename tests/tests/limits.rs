@@ -13,31 +13,19 @@
 //! `ROUTERSTATS_SKIP_NETNS=1` skips it on machines without them (and says so).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use routerstats_tests::harness::{
     http_request, uci_bin, wait_for, AgentSetup, Collector, RunningAgent,
 };
+use routerstats_tests::netns::{self, sh, sh_in, Netns};
 use serde_json::{json, Value};
 
 /// The throttle the issue measures: 5 Mbit/s down, 2 up.
 const DOWN_MBPS: f64 = 5.0;
 const UP_MBPS: f64 = 2.0;
 const CLIENT_MAC: &str = "02:00:00:66:01:02";
-
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The namespaces and the iperf3 server, removed on drop.
 struct Lab {
@@ -46,55 +34,32 @@ struct Lab {
     server: String,
     lan: String,
     wan: String,
-    children: Vec<Child>,
+    net: Netns,
 }
 
 impl Lab {
     fn new() -> Lab {
-        let tag = std::process::id() % 100_000;
-        let lab = Lab {
+        let tag = netns::tag();
+        let mut lab = Lab {
             client: format!("rs{tag}cl"),
             router: format!("rs{tag}rt"),
             server: format!("rs{tag}sv"),
             lan: format!("rs{tag}lan"),
             wan: format!("rs{tag}wan"),
-            children: Vec::new(),
+            net: Netns::new(),
         };
         for ns in [&lab.client, &lab.router, &lab.server] {
-            sh(&["ip", "netns", "add", ns]);
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            lab.net.add(ns);
         }
         let (cl_if, sv_if) = (format!("rs{tag}c0"), format!("rs{tag}s0"));
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            &lab.lan,
-            "netns",
-            &lab.router,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &cl_if,
-            "netns",
-            &lab.client,
-        ]);
-        sh(&[
-            "ip",
-            "link",
-            "add",
-            &lab.wan,
-            "netns",
-            &lab.router,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &sv_if,
-            "netns",
-            &lab.server,
-        ]);
+        lab.net.veth(
+            (&lab.router, &lab.lan, "10.66.1.1/24"),
+            (&lab.client, &cl_if, "10.66.1.2/24"),
+        );
+        lab.net.veth(
+            (&lab.router, &lab.wan, "10.66.2.1/24"),
+            (&lab.server, &sv_if, "10.66.2.2/24"),
+        );
         sh(&[
             "ip",
             "-n",
@@ -105,15 +70,6 @@ impl Lab {
             "address",
             CLIENT_MAC,
         ]);
-        for (ns, dev, addr) in [
-            (&lab.client, &cl_if, "10.66.1.2/24"),
-            (&lab.router, &lab.lan, "10.66.1.1/24"),
-            (&lab.router, &lab.wan, "10.66.2.1/24"),
-            (&lab.server, &sv_if, "10.66.2.2/24"),
-        ] {
-            sh(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
-            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
-        }
         sh(&[
             "ip",
             "-n",
@@ -124,15 +80,7 @@ impl Lab {
             "via",
             "10.66.1.1",
         ]);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &lab.router,
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ]);
+        sh_in(&lab.router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         // NAT on the WAN, as on a real router: the server has no route back to the LAN, so only
         // masqueraded traffic works, and upload marks must survive the address rewrite.
         let nat = format!(
@@ -141,15 +89,7 @@ impl Lab {
         );
         let dir = std::env::temp_dir().join(format!("{}-nat.nft", lab.router));
         std::fs::write(&dir, nat).unwrap();
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &lab.router,
-            "nft",
-            "-f",
-            dir.to_str().unwrap(),
-        ]);
+        sh_in(&lab.router, &["nft", "-f", dir.to_str().unwrap()]);
         let _ = std::fs::remove_file(dir);
         lab
     }
@@ -169,13 +109,11 @@ impl Lab {
             .stderr(Stdio::null())
             .spawn()
             .expect("start iperf3 -s");
-        self.children.push(child);
+        self.net.keep(child);
     }
 
     fn in_router(&self, args: &[&str]) -> String {
-        let mut v = vec!["ip", "netns", "exec", &self.router];
-        v.extend_from_slice(args);
-        sh(&v)
+        sh_in(&self.router, args)
     }
 
     /// Mbit/s the client receives (`reverse`: download) or sends (upload), as the receiving
@@ -210,34 +148,11 @@ impl Lab {
 
     /// The TTL of the replies the client gets to a ping of the server.
     fn reply_ttl(&self) -> String {
-        let out = sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.client,
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "2",
-            "10.66.2.2",
-        ]);
+        let out = sh_in(&self.client, &["ping", "-c", "1", "-W", "2", "10.66.2.2"]);
         out.split_whitespace()
             .find_map(|w| w.strip_prefix("ttl="))
             .unwrap_or_else(|| panic!("no ttl in {out}"))
             .to_string()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in [&self.client, &self.router, &self.server] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
     }
 }
 
@@ -306,11 +221,9 @@ impl Bench {
             self.setup
                 .run(self.collector.ingest, interval, &["--config", &conf]),
         );
-        let name = self.name.clone();
-        let n = self.collector.stored_seqs(&name).len();
-        wait_for(Duration::from_secs(30), "a report from the agent", || {
-            (self.collector.stored_seqs(&name).len() > n).then_some(())
-        });
+        let n = self.collector.stored_seqs(&self.name).len();
+        self.collector
+            .wait_for_reports(&self.name, n, "a report from the agent");
     }
 
     fn agent_log(&self) -> String {
@@ -321,13 +234,7 @@ impl Bench {
 fn setup(lab: &Lab, name: &str) -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let collector = Collector::start(&dir.path().join("collector"));
-    let out = collector.cli(&["apikey", "create", "--role", "admin", "--name", "t-admin"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let admin = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let admin = collector.api_key("admin", "t-admin");
     let setup = AgentSetup::new(&dir.path().join(name), name);
     let root = setup.router.root.clone();
     // The client's lease, and `tc`/`nft` that run inside the router namespace.
@@ -351,13 +258,7 @@ fn setup(lab: &Lab, name: &str) -> Bench {
         );
     }
     let conf = setup.router.write_agent_config(Some(&uci_bin())).unwrap();
-    let token = collector.token(name, &[]);
-    let out = setup.enroll(collector.ingest, &token);
-    assert!(
-        out.status.success(),
-        "enroll: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    setup.enroll_at(&collector, name);
     // The harness allows every family; this test turns `limits` and `anti_sharing` on itself.
     let agent_section: String = std::fs::read_to_string(&conf)
         .unwrap()
@@ -405,16 +306,10 @@ fn assert_err(r: &(u16, Value), status: u16, needle: &str) {
 
 #[test]
 fn a_throttle_shapes_real_traffic_and_removing_it_restores_the_rate() {
-    if std::env::var("ROUTERSTATS_SKIP_NETNS").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED: ROUTERSTATS_SKIP_NETNS=1");
+    if netns::skipped() {
         return;
     }
-    for tool in ["ip", "tc", "nft", "iperf3", "ping"] {
-        assert!(
-            Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success()),
-            "{tool} is missing (scripts/test installs iperf3; ROUTERSTATS_SKIP_NETNS=1 skips this test)"
-        );
-    }
+    netns::require_tools(&["ip", "tc", "nft", "iperf3", "ping"], "iperf3");
     let mut lab = Lab::new();
     lab.start_iperf_server();
     let mut b = setup(&lab, "ap-shape");

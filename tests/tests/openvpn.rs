@@ -14,39 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use routerstats_tests::harness::{http_request, wait_for, AgentSetup, Collector, RunningAgent};
+use routerstats_tests::harness::{
+    api_call as call, http_request, wait_for, AgentSetup, Collector, RunningAgent,
+};
+use routerstats_tests::netns::{self, exchange, sh, Netns};
 use serde_json::{json, Value};
-
-/// Network namespaces and processes of the test, removed on drop.
-struct Net {
-    names: Vec<String>,
-    children: Vec<Child>,
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for n in &self.names {
-            let _ = Command::new("ip").args(["netns", "del", n]).status();
-        }
-    }
-}
-
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// easy-rsa: on PATH (OpenWrt, some distributions) or where Debian puts it.
 fn easyrsa_path() -> Option<PathBuf> {
@@ -74,20 +46,6 @@ fn easyrsa(tool: &Path, pki: &Path, args: &[&str]) {
         "easyrsa {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn call(
-    api: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    key: &str,
-    body: Option<&Value>,
-) -> (u16, Value, String) {
-    let b = body.map(|b| b.to_string());
-    let (status, text) =
-        http_request(api, method, path, &[("X-API-Key", key)], b.as_deref()).unwrap();
-    let v = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (status, v, text)
 }
 
 /// Asserts the middleware's error shape and that the message contains `needle`.
@@ -138,64 +96,18 @@ fn connected(api: std::net::SocketAddr, key: &str) -> Vec<String> {
 
 #[test]
 fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_refused() {
-    if std::env::var("ROUTERSTATS_SKIP_NETNS").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED: ROUTERSTATS_SKIP_NETNS=1");
+    if netns::skipped() {
         return;
     }
-    for tool in ["ip", "openvpn"] {
-        assert!(
-            Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success()),
-            "{tool} is missing (scripts/test installs openvpn; ROUTERSTATS_SKIP_NETNS=1 skips this test)"
-        );
-    }
+    netns::require_tools(&["ip", "openvpn"], "openvpn");
     let tool = easyrsa_path().expect("easy-rsa is missing (scripts/test installs easy-rsa)");
     assert!(
         Path::new("/dev/net/tun").exists(),
         "no /dev/net/tun: OpenVPN needs a tun device"
     );
 
-    let tag = std::process::id() % 100_000;
-    let (srv_ns, cli_ns) = (format!("ov{tag}srv"), format!("ov{tag}cli"));
-    let (veth_s, veth_c) = (format!("ov{tag}vs"), format!("ov{tag}vc"));
-    let mut net = Net {
-        names: vec![srv_ns.clone(), cli_ns.clone()],
-        children: Vec::new(),
-    };
-    sh(&["ip", "netns", "add", &srv_ns]);
-    sh(&["ip", "netns", "add", &cli_ns]);
-    sh(&[
-        "ip", "link", "add", &veth_s, "type", "veth", "peer", "name", &veth_c,
-    ]);
-    sh(&["ip", "link", "set", &veth_s, "netns", &srv_ns]);
-    sh(&["ip", "link", "set", &veth_c, "netns", &cli_ns]);
-    sh(&[
-        "ip",
-        "-n",
-        &srv_ns,
-        "addr",
-        "add",
-        "192.168.78.1/24",
-        "dev",
-        &veth_s,
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &cli_ns,
-        "addr",
-        "add",
-        "192.168.78.2/24",
-        "dev",
-        &veth_c,
-    ]);
-    for (ns, dev) in [
-        (&srv_ns, veth_s.as_str()),
-        (&cli_ns, veth_c.as_str()),
-        (&srv_ns, "lo"),
-        (&cli_ns, "lo"),
-    ] {
-        sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
-    }
+    let mut net = Netns::new();
+    let (srv_ns, cli_ns) = net.server_and_client("ov", "192.168.78");
 
     // The router: a collector-enrolled agent whose OpenVPN server is real.
     let dir = tempfile::tempdir().unwrap();
@@ -204,23 +116,10 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
         &dir.path().join("collector"),
         "[isp_rate_limits.routes]\n\"POST /api/vpn/clients/create\" = 100\n",
     );
-    let key = |role: &str| {
-        let out = collector.cli(&[
-            "apikey",
-            "create",
-            "--role",
-            role,
-            "--name",
-            &format!("t-{role}"),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let (admin, reader) = (key("admin"), key("read"));
+    let (admin, reader) = (
+        collector.api_key("admin", "t-admin"),
+        collector.api_key("read", "t-read"),
+    );
     let setup = AgentSetup::new(&dir.path().join("ap-vpn"), "ap-vpn");
     let root = setup.router.root.clone();
     // Only this server's status file (not the fixtures) in the status directory.
@@ -271,7 +170,7 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
         ),
     )
     .unwrap();
-    net.children.push(
+    net.keep(
         Command::new("ip")
             .args(["netns", "exec", &srv_ns, "openvpn", "--cd"])
             .arg(&srv)
@@ -288,17 +187,10 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
     });
     assert!(mgmt.exists());
 
-    let enrolled = setup.enroll(collector.ingest, &collector.token("ap-vpn", &[]));
-    assert!(
-        enrolled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&enrolled.stderr)
-    );
+    setup.enroll_at(&collector, "ap-vpn");
     let conf_arg = conf_path.display().to_string();
     let mut agent: RunningAgent = setup.run(collector.ingest, "1s", &["--config", &conf_arg]);
-    wait_for(Duration::from_secs(30), "the router's first report", || {
-        (!collector.stored_seqs("ap-vpn").is_empty()).then_some(())
-    });
+    collector.wait_for_reports("ap-vpn", 0, "the router's first report");
     let api = collector.api;
 
     // A second router with the family allowed but no OpenVPN installed.
@@ -314,12 +206,7 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
         ),
     )
     .unwrap();
-    let enrolled = plain.enroll(collector.ingest, &collector.token("ap-plain", &[]));
-    assert!(
-        enrolled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&enrolled.stderr)
-    );
+    plain.enroll_at(&collector, "ap-plain");
     // Not connected yet: a read is refused at once, nothing queued.
     assert_error(
         &call(
@@ -334,11 +221,7 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
     );
     let plain_arg = plain_conf.display().to_string();
     let _plain_agent = plain.run(collector.ingest, "1s", &["--config", &plain_arg]);
-    wait_for(
-        Duration::from_secs(30),
-        "the second router's first report",
-        || (!collector.stored_seqs("ap-plain").is_empty()).then_some(()),
-    );
+    collector.wait_for_reports("ap-plain", 0, "the second router's first report");
 
     // Server information (read key), keys redacted.
     let r = call(
@@ -609,26 +492,11 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
             .then_some(())
     });
     // Traffic through the tunnel: a TCP echo on the server's tunnel address.
-    net.children.push(
-        Command::new("ip")
-            .args(["netns", "exec", &srv_ns, "python3", "-c",
-                "import socket\nl = socket.socket()\nl.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\nl.bind(('10.88.0.1', 7777))\nl.listen(8)\nwhile True:\n    c, _ = l.accept()\n    c.sendall(c.recv(100))\n    c.close()\n"])
-            .spawn()
-            .expect("start the echo server"),
-    );
+    net.echo_server(&srv_ns, "10.88.0.1", 7777);
     let echoed = wait_for(
         Duration::from_secs(10),
         "traffic through the tunnel",
-        || {
-            let out = Command::new("ip")
-            .args(["netns", "exec", &cli_ns, "python3", "-c",
-                "import socket\ns = socket.create_connection(('10.88.0.1', 7777), timeout=3)\ns.sendall(b'hello through openvpn')\nprint(s.recv(100).decode())"])
-            .output()
-            .ok()?;
-            out.status
-                .success()
-                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-        },
+        || exchange(&cli_ns, "10.88.0.1", 7777, "hello through openvpn").ok(),
     );
     assert_eq!(echoed, "hello through openvpn");
     wait_for(

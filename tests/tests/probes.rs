@@ -14,24 +14,9 @@ use std::time::Duration;
 
 use routerstats_tests::bin_path;
 use routerstats_tests::harness::{http_get, wait_for, AgentSetup, Collector};
+use routerstats_tests::netns::{self, try_sh};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn sh(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{}: {e}", args[0]))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 /// A namespace at the end of a veth pair: host side `10.231.<n>.1/30`, namespace side `.2`,
 /// where every second echo request is dropped. Removed on drop.
@@ -53,12 +38,12 @@ impl LossyPeer {
             host_addr: format!("10.231.{n}.1"),
             peer: format!("10.231.{n}.2"),
         };
-        sh(&["ip", "netns", "add", &ns])?;
-        sh(&[
+        try_sh(&["ip", "netns", "add", &ns])?;
+        try_sh(&[
             "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
         ])?;
-        sh(&["ip", "link", "set", &ns_if, "netns", &ns])?;
-        sh(&[
+        try_sh(&["ip", "link", "set", &ns_if, "netns", &ns])?;
+        try_sh(&[
             "ip",
             "addr",
             "add",
@@ -66,11 +51,11 @@ impl LossyPeer {
             "dev",
             &host_if,
         ])?;
-        sh(&["ip", "link", "set", &host_if, "up"])?;
+        try_sh(&["ip", "link", "set", &host_if, "up"])?;
         let inns = |args: &[&str]| {
             let mut full = vec!["ip", "netns", "exec", ns.as_str()];
             full.extend_from_slice(args);
-            sh(&full)
+            try_sh(&full)
         };
         inns(&[
             "ip",
@@ -97,8 +82,8 @@ impl LossyPeer {
 
 impl Drop for LossyPeer {
     fn drop(&mut self) {
-        let _ = sh(&["ip", "link", "del", &self.host_if]);
-        let _ = sh(&["ip", "netns", "del", &self.ns]);
+        let _ = try_sh(&["ip", "link", "del", &self.host_if]);
+        let _ = try_sh(&["ip", "netns", "del", &self.ns]);
     }
 }
 
@@ -115,8 +100,7 @@ fn get_json(api: SocketAddr, path: &str, key: &str) -> serde_json::Value {
 
 #[test]
 fn probe_figures_reach_the_gateway_api() {
-    if std::env::var("ROUTERSTATS_SKIP_NETNS").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED: ROUTERSTATS_SKIP_NETNS=1");
+    if netns::skipped() {
         return;
     }
     let peer = LossyPeer::create().unwrap_or_else(|e| {
@@ -230,13 +214,7 @@ fn probe_figures_reach_the_gateway_api() {
         .unwrap();
     assert_eq!(status, "ok");
 
-    let out = collector.cli(&["apikey", "create", "--role", "read", "--name", "probes"]);
-    assert!(
-        out.status.success(),
-        "apikey create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let key = collector.api_key("read", "probes");
     let v = get_json(collector.api, "/api/gateways?duration=15m", &key);
     let g = &v["data"][0];
     // 8 requests per cycle, 2 lost: 25%, whatever the number of cycles in the window.
