@@ -36,14 +36,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{IspError, MAX_TEXT_CHARS};
-use crate::api::actions::request_and_wait;
 use crate::api::envelope::ErrorEnvelope;
+use crate::api::fleet_action::{not_done_isp, submit, IspActionAnswers};
 use crate::api::times::iso_now;
 use crate::api::wg_writes::{wait_of, WaitParam};
 use crate::api::{require_role, ApiState, Caller};
 use crate::pki::tokens::Role;
 use crate::store::{ActionFilter, ActionRow};
-
 
 /// `package_info` of the hotspot and PPPoE bodies (speeds in Mbit/s).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -217,48 +216,37 @@ async fn act(
     router: String,
     kind: ActionKind,
     wait: Duration,
-    (message, extra): (String, Value),
+    (message, mut extra): (String, Value),
 ) -> Result<Response, IspError> {
     kind.validate().map_err(IspError::bad_request)?;
-    let row = request_and_wait(state, caller, headers, router, kind, wait).await?;
-    Ok(answer(&row, message, extra))
+    let row = match submit(state, caller, headers, router, kind, wait, not_done_answer).await? {
+        Ok(row) => row,
+        Err(answer) => return Ok(answer),
+    };
+    extra["message"] = json!(message);
+    extra["router"] = json!(row.router);
+    extra["action_id"] = json!(row.id);
+    extra["output"] = json!(row.output.unwrap_or_default());
+    Ok(Json(json!({"success": true, "data": extra, "timestamp": iso_now()})).into_response())
 }
 
-fn answer(row: &ActionRow, message: String, mut extra: Value) -> Response {
-    let output = row.output.clone().unwrap_or_default();
-    let err = |status: StatusCode, msg: String| {
-        (status, Json(json!({"success": false, "error": msg, "action_id": row.id, "timestamp": iso_now()}))).into_response()
-    };
-    match row.state.as_str() {
-        "done" => {
-            extra["message"] = json!(message);
-            extra["router"] = json!(row.router);
-            extra["action_id"] = json!(row.id);
-            extra["output"] = json!(output);
-            Json(json!({"success": true, "data": extra, "timestamp": iso_now()})).into_response()
-        }
-        "queued" | "sent" => (
-            StatusCode::ACCEPTED,
-            Json(json!({
-                "success": false,
-                "message": format!("{} requested; router {} has not answered yet", row.kind, row.router),
-                "action_id": row.id,
-                "state": row.state,
-                "timestamp": iso_now(),
-            })),
-        )
-            .into_response(),
-        "refused" => err(StatusCode::CONFLICT, format!("refused by router {}: {output}", row.router)),
-        "expired" => err(StatusCode::GATEWAY_TIMEOUT, format!("router {} did not answer in time", row.router)),
-        _ => {
-            let last = output.lines().last().unwrap_or_default().to_string();
-            if last.contains("does not exist") {
-                err(StatusCode::NOT_FOUND, last)
-            } else {
-                err(StatusCode::BAD_REQUEST, output)
-            }
-        }
+/// [`not_done_isp`], but a failure is 404 when the router's last line says something "does not
+/// exist" (with that line as the error), else 400 with the router's whole output.
+fn not_done_answer(row: &ActionRow) -> Option<Response> {
+    let (mut status, mut body) = not_done_isp(row)?;
+    if !matches!(
+        row.state.as_str(),
+        "queued" | "sent" | "refused" | "expired"
+    ) {
+        let output = row.output.clone().unwrap_or_default();
+        let last = output.lines().last().unwrap_or_default();
+        (status, body["error"]) = if last.contains("does not exist") {
+            (StatusCode::NOT_FOUND, json!(last))
+        } else {
+            (StatusCode::BAD_REQUEST, json!(output))
+        };
     }
+    Some((status, Json(body)).into_response())
 }
 
 const MAC_ROUTER_SQL: &str = "SELECT r.name, l.ip FROM leases l JOIN routers r ON r.id = l.router_id \
@@ -329,6 +317,29 @@ async fn last_done(
         .find(|r| r.params[kind]["username"] == user))
 }
 
+/// The answers of this group's routes besides [`IspActionAnswers`] (OpenAPI).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description for the document, never built
+enum UciWriteAnswers {
+    #[response(
+        status = 200,
+        description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"
+    )]
+    Done,
+    #[response(status = 400, description = "Bad input or a duplicate")]
+    BadInput(ErrorEnvelope),
+    #[response(
+        status = 404,
+        description = "Unknown router, user, MAC, bridge, pool or interface"
+    )]
+    Unknown(ErrorEnvelope),
+    #[response(
+        status = 409,
+        description = "Refused by the router: family not allowed or package not installed"
+    )]
+    Refused(ErrorEnvelope),
+}
+
 fn check_len(what: &str, v: &str) -> Result<(), IspError> {
     if v.chars().count() > MAX_TEXT_CHARS {
         return Err(IspError::bad_request(format!("{what} is too long")));
@@ -342,16 +353,7 @@ fn check_len(what: &str, v: &str) -> Result<(), IspError> {
     security(("api_key" = []), ("bearer" = [])),
     request_body = Authorize,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn hotspot_authorize(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -403,16 +405,7 @@ pub async fn hotspot_authorize(
     security(("api_key" = []), ("bearer" = [])),
     request_body = UserOnly,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn hotspot_deauthorize(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -463,16 +456,7 @@ pub async fn hotspot_deauthorize(
     security(("api_key" = []), ("bearer" = [])),
     request_body = HotspotServer,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn hotspot_configure(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -513,16 +497,7 @@ pub async fn hotspot_configure(
     security(("api_key" = []), ("bearer" = [])),
     request_body = SecretCreate,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn pppoe_secret_create(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -562,16 +537,7 @@ pub async fn pppoe_secret_create(
     security(("api_key" = []), ("bearer" = [])),
     request_body = UserOnly,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn pppoe_secret_remove(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -611,16 +577,7 @@ pub async fn pppoe_secret_remove(
     security(("api_key" = []), ("bearer" = [])),
     request_body = PppoeServer,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn pppoe_server_configure(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -666,16 +623,7 @@ pub async fn pppoe_server_configure(
     security(("api_key" = []), ("bearer" = [])),
     request_body = BridgeCreate,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn bridge_create(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -714,16 +662,7 @@ pub async fn bridge_create(
     security(("api_key" = []), ("bearer" = [])),
     request_body = AddPort,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn bridge_add_port(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -760,16 +699,7 @@ pub async fn bridge_add_port(
     security(("api_key" = []), ("bearer" = [])),
     request_body = NetworkSetup,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn network_setup(
     State(state): State<ApiState>,
     headers: HeaderMap,

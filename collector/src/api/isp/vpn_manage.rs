@@ -38,7 +38,7 @@ use utoipa::ToSchema;
 
 use super::{isp_query, path_name, stamped, IspError, Params, RawQuery};
 use crate::actions::ovpn_clients;
-use crate::api::actions::{not_done, request_and_wait};
+use crate::api::fleet_action::{not_done, submit, IspActionAnswers};
 use crate::api::times::iso_now;
 use crate::api::{require_role, ApiState, Caller};
 use crate::pki::tokens::Role;
@@ -152,24 +152,6 @@ async fn router_of(state: &ApiState, given: Option<String>) -> Result<String, Is
         })
 }
 
-/// Requests an action and waits; the row when done, else the response to give.
-async fn run(
-    state: &ApiState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    router: String,
-    kind: ActionKind,
-    wait: Duration,
-) -> Result<Result<ActionRow, Response>, IspError> {
-    let row = request_and_wait(state, caller, headers, router, kind, wait)
-        .await
-        .map_err(IspError::from)?;
-    Ok(match not_done_answer(&row) {
-        None => Ok(row),
-        Some(resp) => Err(resp),
-    })
-}
-
 fn detail_of(row: &ActionRow) -> Option<ActionDetail> {
     row.result
         .clone()
@@ -204,7 +186,7 @@ async fn server_info(
         ));
     }
     let kind = ActionKind::OvpnServerInfo { log_lines };
-    let row = match run(state, caller, headers, router, kind, wait).await? {
+    let row = match submit(state, caller, headers, router, kind, wait, not_done_answer).await? {
         Ok(row) => row,
         Err(resp) => return Ok(Err(resp)),
     };
@@ -431,14 +413,10 @@ pub fn x509_time(t: &str) -> Option<String> {
     security(("api_key" = []), ("bearer" = [])),
     request_body = CreateClient,
     params(("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 201, description = "Issued: `{client_name, email, device_name, serial, expires_at, config_url, action_id}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
+    responses(IspActionAnswers, (status = 201, description = "Issued: `{client_name, email, device_name, serial, expires_at, config_url, action_id}`"),
         (status = 400, description = "Bad name or e-mail, the client exists, or the router cannot issue (no easy-rsa PKI...)", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`"),
-        (status = 504, description = "The router did not answer in time")))]
+        (status = 409, description = "The router's allow list has no `openvpn`")))]
 pub async fn create_client(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -460,7 +438,17 @@ pub async fn create_client(
     let kind = ActionKind::OvpnCreateClient {
         name: b.client_name.clone(),
     };
-    let row = match run(&state, &caller, &headers, router, kind, q.wait).await? {
+    let row = match submit(
+        &state,
+        &caller,
+        &headers,
+        router,
+        kind,
+        q.wait,
+        not_done_answer,
+    )
+    .await?
+    {
         Ok(row) => row,
         Err(resp) => return Ok(resp),
     };
@@ -575,7 +563,17 @@ async fn client_action(
     let q = WaitQuery::parse(q)?;
     let b = b.map(|Json(b)| b).unwrap_or_default();
     let router = router_of(state, b.device_name).await?;
-    let row = match run(state, &caller, headers, router, make(name.clone()), q.wait).await? {
+    let row = match submit(
+        state,
+        &caller,
+        headers,
+        router,
+        make(name.clone()),
+        q.wait,
+        not_done_answer,
+    )
+    .await?
+    {
         Ok(row) => row,
         Err(resp) => return Ok(resp),
     };
@@ -597,14 +595,10 @@ async fn client_action(
     request_body(content = Option<ClientTarget>, description = "Optional `{device_name}`"),
     params(("name" = String, Path, description = "Client name"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 200, description = "`{message, client_name, device_name, detail, action_id}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
+    responses(IspActionAnswers, (status = 200, description = "`{message, client_name, device_name, detail, action_id}`"),
         (status = 400, description = "Bad name, or the router cannot revoke (no crl-verify...)", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device, or no valid certificate of this name"),
-        (status = 409, description = "The router's allow list has no `openvpn`"),
-        (status = 504, description = "The router did not answer in time")))]
+        (status = 409, description = "The router's allow list has no `openvpn`")))]
 pub async fn revoke_client(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -622,14 +616,10 @@ pub async fn revoke_client(
     request_body(content = Option<ClientTarget>, description = "Optional `{device_name}`"),
     params(("name" = String, Path, description = "Client name"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 200, description = "`{message, client_name, device_name, detail, action_id}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
+    responses(IspActionAnswers, (status = 200, description = "`{message, client_name, device_name, detail, action_id}`"),
         (status = 400, description = "Bad name, or the server has no management interface", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device, or the client is not connected"),
-        (status = 409, description = "The router's allow list has no `openvpn`"),
-        (status = 504, description = "The router did not answer in time")))]
+        (status = 409, description = "The router's allow list has no `openvpn`")))]
 pub async fn disconnect_client(
     State(state): State<ApiState>,
     headers: HeaderMap,
