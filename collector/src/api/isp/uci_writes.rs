@@ -208,26 +208,62 @@ pub fn minutes(what: &str, v: Option<&str>) -> Result<u32, IspError> {
     u32::try_from(secs.div_ceil(60)).map_err(|_| bad())
 }
 
-/// Sends `kind` to `router` and answers in the document's shape (see the module doc).
-async fn act(
-    state: &ApiState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    router: String,
-    kind: ActionKind,
+/// An admin's write request, checked: who asks, with its `?wait=`.
+struct Write {
+    state: ApiState,
+    caller: Caller,
+    headers: HeaderMap,
     wait: Duration,
-    (message, mut extra): (String, Value),
-) -> Result<Response, IspError> {
-    kind.validate().map_err(IspError::bad_request)?;
-    let row = match submit(state, caller, headers, router, kind, wait, not_done_answer).await? {
-        Ok(row) => row,
-        Err(answer) => return Ok(answer),
+}
+
+/// Checks the admin key, then `?wait=`, then the body (in that order: the first error answers).
+async fn begin<T>(
+    state: ApiState,
+    headers: HeaderMap,
+    q: Wait,
+    b: Body<T>,
+) -> Result<(Write, T), IspError> {
+    let caller = admin(&state, &headers).await?;
+    let (wait, b) = (wait(q)?, body(b)?);
+    let w = Write {
+        state,
+        caller,
+        headers,
+        wait,
     };
-    extra["message"] = json!(message);
-    extra["router"] = json!(row.router);
-    extra["action_id"] = json!(row.id);
-    extra["output"] = json!(row.output.unwrap_or_default());
-    Ok(Json(json!({"success": true, "data": extra, "timestamp": iso_now()})).into_response())
+    Ok((w, b))
+}
+
+impl Write {
+    /// Sends `kind` to `router` and answers in the document's shape (see the module doc).
+    async fn act(
+        &self,
+        router: String,
+        kind: ActionKind,
+        (message, mut extra): (String, Value),
+    ) -> Result<Response, IspError> {
+        kind.validate().map_err(IspError::bad_request)?;
+        let (state, caller, headers) = (&self.state, &self.caller, &self.headers);
+        let row = match submit(
+            state,
+            caller,
+            headers,
+            router,
+            kind,
+            self.wait,
+            not_done_answer,
+        )
+        .await?
+        {
+            Ok(row) => row,
+            Err(answer) => return Ok(answer),
+        };
+        extra["message"] = json!(message);
+        extra["router"] = json!(row.router);
+        extra["action_id"] = json!(row.id);
+        extra["output"] = json!(row.output.unwrap_or_default());
+        Ok(Json(json!({"success": true, "data": extra, "timestamp": iso_now()})).into_response())
+    }
 }
 
 /// [`not_done_isp`], but a failure is 404 when the router's last line says something "does not
@@ -360,8 +396,7 @@ pub async fn hotspot_authorize(
     q: Wait,
     b: Body<Authorize>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     routerstats_shared::action::check_user(&b.username).map_err(IspError::bad_request)?;
     check_mac(&b.mac_address).map_err(IspError::bad_request)?;
     let mac = b.mac_address.to_ascii_lowercase();
@@ -370,7 +405,7 @@ pub async fn hotspot_authorize(
         kbps("download_speed", pkg.download_speed)?,
         kbps("upload_speed", pkg.upload_speed)?,
     );
-    let (router, lease_ip) = router_of_mac(&state, mac.clone(), b.device_name).await?;
+    let (router, lease_ip) = router_of_mac(&w.state, mac.clone(), b.device_name).await?;
     if let (Some(given), Some(leased)) = (&b.ip_address, &lease_ip) {
         if given != leased {
             return Err(IspError::bad_request(format!(
@@ -387,16 +422,7 @@ pub async fn hotspot_authorize(
         download_kbps: down,
         upload_kbps: up,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Sends a client authorized through this API back to the portal (admin).
@@ -412,10 +438,9 @@ pub async fn hotspot_deauthorize(
     q: Wait,
     b: Body<UserOnly>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     routerstats_shared::action::check_user(&b.username).map_err(IspError::bad_request)?;
-    let row = last_done(&state, "hotspot_authorize", &b.username)
+    let row = last_done(&w.state, "hotspot_authorize", &b.username)
         .await?
         .filter(|r| {
             b.device_name
@@ -438,16 +463,7 @@ pub async fn hotspot_deauthorize(
         username: b.username,
         mac,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        row.router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(row.router, kind, (message, extra)).await
 }
 
 /// Sets openNDS's interface, name and idle timeout (admin).
@@ -463,11 +479,10 @@ pub async fn hotspot_configure(
     q: Wait,
     b: Body<HotspotServer>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     let idle = minutes("idle_timeout", b.idle_timeout.as_deref())?;
     minutes("keepalive_timeout", b.keepalive_timeout.as_deref())?;
-    let router = router_or_only(&state, b.device_name).await?;
+    let router = router_or_only(&w.state, b.device_name).await?;
     let message = format!(
         "Hotspot server {} configured on {}",
         b.hotspot_name, b.interface
@@ -479,16 +494,7 @@ pub async fn hotspot_configure(
         address_pool: b.address_pool,
         idle_timeout_min: idle,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Adds a PPPoE account to chap-secrets and pap-secrets (admin).
@@ -504,31 +510,21 @@ pub async fn pppoe_secret_create(
     q: Wait,
     b: Body<SecretCreate>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     if let Some(p) = &b.package_info {
         check_len(
             "package_info.pppoe_profile",
             p.pppoe_profile.as_deref().unwrap_or_default(),
         )?;
     }
-    let router = router_or_only(&state, b.device_name).await?;
+    let router = router_or_only(&w.state, b.device_name).await?;
     let message = format!("PPPoE secret {} created", b.username);
     let extra = json!({"username": b.username});
     let kind = ActionKind::PppoeSecretCreate {
         username: b.username,
         password: b.password,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Removes a PPPoE account (admin).
@@ -544,14 +540,13 @@ pub async fn pppoe_secret_remove(
     q: Wait,
     b: Body<UserOnly>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     routerstats_shared::action::check_user(&b.username).map_err(IspError::bad_request)?;
     let router = match b.device_name {
         Some(d) => d,
-        None => match last_done(&state, "pppoe_secret_create", &b.username).await? {
+        None => match last_done(&w.state, "pppoe_secret_create", &b.username).await? {
             Some(r) => r.router,
-            None => router_or_only(&state, None).await?,
+            None => router_or_only(&w.state, None).await?,
         },
     };
     let message = format!("PPPoE secret {} removed", b.username);
@@ -559,16 +554,7 @@ pub async fn pppoe_secret_remove(
     let kind = ActionKind::PppoeSecretRemove {
         username: b.username,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Sets rp-pppoe-server on an interface (admin).
@@ -584,8 +570,7 @@ pub async fn pppoe_server_configure(
     q: Wait,
     b: Body<PppoeServer>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     if let Some(a) = &b.authentication {
         for m in a.split(',').map(str::trim) {
             if !["pap", "chap", "mschap1", "mschap2"].contains(&m) {
@@ -595,7 +580,7 @@ pub async fn pppoe_server_configure(
             }
         }
     }
-    let router = router_or_only(&state, b.device_name).await?;
+    let router = router_or_only(&w.state, b.device_name).await?;
     let message = format!("PPPoE server configured on {}", b.interface);
     let extra = json!({"interface": b.interface, "service_name": b.service_name});
     let kind = ActionKind::PppoeServerConfigure {
@@ -605,16 +590,7 @@ pub async fn pppoe_server_configure(
         remote: b.remote_address,
         timeout_s: b.keepalive_timeout.unwrap_or(60),
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Creates a bridge device in UCI network (admin).
@@ -630,30 +606,20 @@ pub async fn bridge_create(
     q: Wait,
     b: Body<BridgeCreate>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     // auto_mac false with an admin MAC sets the bridge's MAC; the all-zero MAC means none.
     let mac = match (b.auto_mac, b.admin_mac) {
         (Some(false), Some(m)) if m != "00:00:00:00:00:00" => Some(m),
         _ => None,
     };
-    let router = router_or_only(&state, b.device_name).await?;
+    let router = router_or_only(&w.state, b.device_name).await?;
     let message = format!("Bridge {} created", b.bridge_name);
     let extra = json!({"bridge_name": b.bridge_name});
     let kind = ActionKind::BridgeCreate {
         name: b.bridge_name,
         mac,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Adds an interface to a bridge (admin).
@@ -669,9 +635,8 @@ pub async fn bridge_add_port(
     q: Wait,
     b: Body<AddPort>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
-    let router = router_or_only(&state, b.device_name).await?;
+    let (w, b) = begin(state, headers, q, b).await?;
+    let router = router_or_only(&w.state, b.device_name).await?;
     let message = format!(
         "Interface {} added to bridge {}",
         b.interface, b.bridge_name
@@ -681,16 +646,7 @@ pub async fn bridge_add_port(
         bridge: b.bridge_name,
         port: b.interface,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Creates f2net_bridge with an address and the f2net_pool DHCP pool (admin).
@@ -706,8 +662,7 @@ pub async fn network_setup(
     q: Wait,
     b: Body<NetworkSetup>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     let _ignored = (&b.username, &b.password, &b.host, b.port);
     let (start, end) = b
         .ip_pool_range
@@ -718,7 +673,7 @@ pub async fn network_setup(
                 "ip_pool_range must be FIRST-LAST, like 172.31.0.2-172.31.255.254",
             )
         })?;
-    let router = router_or_only(&state, b.device_name).await?;
+    let router = router_or_only(&w.state, b.device_name).await?;
     let message = format!("Bridge {SETUP_BRIDGE} and address pool {SETUP_POOL} created");
     let extra = json!({"bridge_name": SETUP_BRIDGE, "pool_name": SETUP_POOL, "ip_pool_range": b.ip_pool_range, "network_address": b.network_address});
     let kind = ActionKind::NetworkSetup {
@@ -728,16 +683,7 @@ pub async fn network_setup(
         start,
         end,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 #[cfg(test)]

@@ -115,6 +115,33 @@ pub struct ClientCreated {
     pub action_id: i64,
 }
 
+/// The answers of the four GET routes besides their 200 (OpenAPI).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description for the document, never built
+enum ServerReadAnswers {
+    #[response(
+        status = 202,
+        description = "Requested; the router has not answered yet"
+    )]
+    Pending,
+    #[response(
+        status = 400,
+        description = "Bad parameter, or the router has no OpenVPN server"
+    )]
+    BadInput(ErrorEnvelope),
+    #[response(status = 401, description = "Missing or unknown API key")]
+    Unauthorized(ErrorEnvelope),
+    #[response(status = 404, description = "Unknown device")]
+    Unknown(ErrorEnvelope),
+    #[response(
+        status = 409,
+        description = "The router's allow list has no `openvpn`, or it is not connected"
+    )]
+    NotAllowed,
+    #[response(status = 504, description = "The router did not answer in time")]
+    Expired,
+}
+
 /// The answer of an action that did not end `done`, in the middleware's error shape (202 while
 /// the router has not answered).
 fn not_done_answer(row: &ActionRow) -> Option<Response> {
@@ -209,13 +236,7 @@ fn stamped_json(status: StatusCode, data: serde_json::Value) -> Response {
     params(("lines" = Option<i64>, Query, description = "1-1000, default 100", minimum = 1, maximum = 1000),
            ("device" = Option<String>, Query, description = "Router (default: the only one)"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait for the router (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 200, description = "`{device_name, lines, logs, source, log_error, action_id}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
-        (status = 400, description = "Bad parameter, or the router has no OpenVPN server", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`, or it is not connected"),
-        (status = 504, description = "The router did not answer in time")))]
+    responses(ServerReadAnswers, (status = 200, description = "`{device_name, lines, logs, source, log_error, action_id}`")))]
 pub async fn server_logs(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -246,13 +267,7 @@ pub async fn server_logs(
     security(("api_key" = []), ("bearer" = [])),
     params(("device" = Option<String>, Query, description = "Router (default: the only one)"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 200, description = "`{device_name, config_file, port, proto, config: [lines], action_id}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
-        (status = 400, description = "Bad parameter, or the router has no OpenVPN server", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`, or it is not connected"),
-        (status = 504, description = "The router did not answer in time")))]
+    responses(ServerReadAnswers, (status = 200, description = "`{device_name, config_file, port, proto, config: [lines], action_id}`")))]
 pub async fn server_config(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -282,13 +297,7 @@ pub async fn server_config(
     security(("api_key" = []), ("bearer" = [])),
     params(("device" = Option<String>, Query, description = "Router (default: the only one)"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 200, description = "`{device_name, server_ip, port, proto, source}`; source `template` (the router's openvpn_remote) or `collector` (the address it connects from)"),
-        (status = 202, description = "Requested; the router has not answered yet"),
-        (status = 400, description = "Bad parameter, or the router has no OpenVPN server", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`, or it is not connected"),
-        (status = 504, description = "The router did not answer in time")))]
+    responses(ServerReadAnswers, (status = 200, description = "`{device_name, server_ip, port, proto, source}`; source `template` (the router's openvpn_remote) or `collector` (the address it connects from)")))]
 pub async fn server_ip(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -328,13 +337,7 @@ pub async fn server_ip(
     security(("api_key" = []), ("bearer" = [])),
     params(("device" = Option<String>, Query, description = "Router (default: the only one)"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 200, description = "`{device_name, template, action_id}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
-        (status = 400, description = "Bad parameter, or the router has no OpenVPN server", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`, or it is not connected"),
-        (status = 504, description = "The router did not answer in time")))]
+    responses(ServerReadAnswers, (status = 200, description = "`{device_name, template, action_id}`")))]
 pub async fn client_template(
     State(state): State<ApiState>,
     headers: HeaderMap,
