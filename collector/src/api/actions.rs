@@ -19,11 +19,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use routerstats_shared::action::{ActionKind, NOT_FOUND};
+use routerstats_shared::action::ActionKind;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{require_role, ApiError, ApiState, Caller};
+use super::fleet_action::{idempotency_header, requested_by};
+use super::{require_role, ApiError, ApiState};
 use crate::actions::{HubError, Request};
 use crate::pki::tokens::Role;
 use crate::store::{ActionFilter, ActionRow};
@@ -217,89 +218,6 @@ impl From<HubError> for ApiError {
             HubError::Internal(m) => ApiError::internal(m),
         }
     }
-}
-
-/// Who asked, as stored in `requested_by`: `key:<API key id>` or `jwt:<subject>`.
-pub fn requested_by(caller: &Caller) -> String {
-    caller.who()
-}
-
-/// The `Idempotency-Key` header, if any.
-pub fn idempotency_header(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_string())
-}
-
-/// Requests an action for the caller and waits up to `wait` for it to be final (the write
-/// routes' common step).
-pub async fn request_and_wait(
-    state: &ApiState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    router: String,
-    kind: ActionKind,
-    wait: Duration,
-) -> Result<ActionRow, ApiError> {
-    let req = Request {
-        router,
-        kind,
-        idempotency_key: idempotency_header(headers),
-        requested_by: requested_by(caller),
-        ttl: None,
-    };
-    let (row, _) = state.actions.request(req).await?;
-    if row.is_final() || wait.is_zero() {
-        return Ok(row);
-    }
-    Ok(state.actions.wait(row.id, wait).await?.unwrap_or(row))
-}
-
-/// The answer of an action that did not end `done` (None when it did): 202 `{message,
-/// action_id, state}` while the router has not answered, else `{error, action_id}` with 409
-/// (refused), 504 (expired), 404 (no such peer, or an output marked [`NOT_FOUND`]) or 400
-/// (failed).
-pub fn not_done(row: &ActionRow) -> Option<(StatusCode, serde_json::Value)> {
-    let output = row.output.clone().unwrap_or_default();
-    let err = |status, msg: String| Some((status, json!({ "error": msg, "action_id": row.id })));
-    match row.state.as_str() {
-        "done" => None,
-        "queued" | "sent" => Some((
-            StatusCode::ACCEPTED,
-            json!({
-                "message": format!("{} requested; router {} has not answered yet", row.kind, row.router),
-                "action_id": row.id,
-                "state": row.state,
-            }),
-        )),
-        "refused" => err(
-            StatusCode::CONFLICT,
-            format!("refused by router {}: {output}", row.router),
-        ),
-        "expired" => err(
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("router {} did not answer in time", row.router),
-        ),
-        _ if output.contains("no peer named") || output.contains("no WireGuard interface") => {
-            err(StatusCode::NOT_FOUND, output)
-        }
-        // The agent marks its "no such thing" failures (a host, a limit, a device) this way.
-        _ => match output.strip_prefix(NOT_FOUND) {
-            Some(rest) => err(StatusCode::NOT_FOUND, rest.to_string()),
-            None => err(StatusCode::BAD_REQUEST, output),
-        },
-    }
-}
-
-/// [`not_done`] for the ISP middleware's routes, whose answers carry `success: false` and a
-/// `timestamp` (the document's error shape).
-pub fn not_done_isp(row: &ActionRow) -> Option<(StatusCode, serde_json::Value)> {
-    not_done(row).map(|(status, mut body)| {
-        body["success"] = json!(false);
-        body["timestamp"] = json!(super::times::iso_now());
-        (status, body)
-    })
 }
 
 /// Lists actions (admin).

@@ -24,8 +24,8 @@ use routerstats_shared::action::{ActionDetail, ActionKind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::actions::{not_done_isp, request_and_wait};
 use super::extract::query;
+use super::fleet_action::{not_done_isp, request_and_wait, IspActionAnswers};
 use super::{require_role, ApiError, ApiState};
 use crate::actions::backups;
 use crate::pki::tokens::Role;
@@ -149,14 +149,11 @@ async fn create(state: ApiState, headers: HeaderMap, q: CreateQuery) -> Result<R
     security(("api_key" = []), ("bearer" = [])),
     params(CreateQuery),
     responses(
+        IspActionAnswers,
         (status = 200, description = "The ISP document's envelope: `{success: true, data: {message, backup: Backup}, timestamp}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
         (status = 400, description = "Bad parameters, or the router failed"),
-        (status = 401, description = "Missing or unknown API key"),
-        (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown router"),
         (status = 409, description = "The router's allow list has no `backup`, or it is revoked"),
-        (status = 504, description = "The router did not answer in time"),
     )
 )]
 pub async fn create_backup(
@@ -175,14 +172,11 @@ pub async fn create_backup(
     security(("api_key" = []), ("bearer" = [])),
     params(CreateQuery),
     responses(
+        IspActionAnswers,
         (status = 200, description = "The ISP document's envelope: `{success: true, data: {message, backup: Backup}, timestamp}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
         (status = 400, description = "Bad parameters, or the router failed"),
-        (status = 401, description = "Missing or unknown API key"),
-        (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown router"),
         (status = 409, description = "The router's allow list has no `backup`, or it is revoked"),
-        (status = 504, description = "The router did not answer in time"),
     )
 )]
 pub async fn create_vpn_backup(

@@ -21,8 +21,8 @@ use axum::{Json, Router};
 use routerstats_shared::action::{ActionDetail, ActionKind};
 use serde_json::json;
 
-use super::actions::{not_done_isp, request_and_wait};
 use super::backups::CreateQuery;
+use super::fleet_action::{isp_not_done, submit, IspActionAnswers};
 use super::{require_role, ApiError, ApiState};
 use crate::pki::tokens::Role;
 
@@ -42,14 +42,11 @@ pub struct Doc;
     security(("api_key" = []), ("bearer" = [])),
     params(("name" = String, Path, description = "Device (router) name"), ("wait" = Option<u64>, Query, description = "Seconds to wait for the router (0-60, default 30)", minimum = 0, maximum = 60)),
     responses(
+        IspActionAnswers,
         (status = 200, description = "`{success: true, data: {device_name, connected, system_resources, interface_stats, active_users_count, active_users, action_id}}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
         (status = 400, description = "Bad device name or `wait`, or a `device` parameter"),
-        (status = 401, description = "Missing or unknown API key"),
-        (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown device"),
         (status = 409, description = "The router's allow list has no `status`, or it is revoked"),
-        (status = 504, description = "The router did not answer in time"),
     )
 )]
 pub async fn device_status(
@@ -65,11 +62,11 @@ pub async fn device_status(
         return Err(ApiError::bad_request("the device is the path's {name}"));
     }
     let wait = super::wg_writes::wait_of(q.wait)?;
-    let row =
-        request_and_wait(&state, &caller, &headers, name, ActionKind::Status {}, wait).await?;
-    if let Some((status, body)) = not_done_isp(&row) {
-        return Ok((status, Json(body)).into_response());
-    }
+    let kind = ActionKind::Status {};
+    let row = match submit(&state, &caller, &headers, name, kind, wait, isp_not_done).await? {
+        Ok(row) => row,
+        Err(answer) => return Ok(answer),
+    };
     let detail: Option<ActionDetail> = row
         .result
         .clone()

@@ -40,8 +40,8 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::actions::{not_done_isp, request_and_wait};
 use super::backups::CreateQuery;
+use super::fleet_action::{isp_not_done, submit, IspActionAnswers};
 use super::isp::{self, IspError};
 use super::times::iso_now;
 use super::{require_role, ApiState, Caller};
@@ -278,7 +278,7 @@ async fn find_target(
     .await
 }
 
-/// Sends the action and answers: `data` once it is done, else [`not_done`].
+/// Sends the action and answers: `data` once it is done, else [`isp_not_done`].
 async fn send(
     state: &ApiState,
     caller: &Caller,
@@ -289,10 +289,10 @@ async fn send(
     (message, mut data): (String, Value),
 ) -> Result<Response, IspError> {
     let wait = super::wg_writes::wait_of(wait)?;
-    let row = request_and_wait(state, caller, headers, device, kind, wait).await?;
-    if let Some((status, body)) = not_done_isp(&row) {
-        return Ok((status, Json(body)).into_response());
-    }
+    let row = match submit(state, caller, headers, device, kind, wait, isp_not_done).await? {
+        Ok(row) => row,
+        Err(answer) => return Ok(answer),
+    };
     data["action_id"] = json!(row.id);
     Ok(
         Json(json!({"success": true, "message": message, "data": data, "timestamp": iso_now()}))
@@ -401,14 +401,11 @@ async fn remove_limit(
 #[utoipa::path(post, path = "/api/mikrotik/users/queue/create", tag = "isp",
     security(("api_key" = []), ("bearer" = [])), request_body = QueueBody, params(CreateQuery),
     responses(
+        IspActionAnswers,
         (status = 200, description = "`{success: true, message, data: {username, device_name, mac_address, ip_address, download_speed, upload_speed, limit_type, action_id}, timestamp}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
         (status = 400, description = "Bad body or speeds, or the user already has a queue"),
-        (status = 401, description = "Missing or unknown API key"),
-        (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown user or device, or the host is not on the router"),
         (status = 409, description = "The router's allow list has no `limits`"),
-        (status = 504, description = "The router did not answer in time"),
     ))]
 pub async fn queue_create(
     State(state): State<ApiState>,
@@ -442,14 +439,11 @@ async fn set_queue(
 #[utoipa::path(put, path = "/api/mikrotik/users/queue/update", tag = "isp",
     security(("api_key" = []), ("bearer" = [])), request_body = QueueBody, params(CreateQuery),
     responses(
+        IspActionAnswers,
         (status = 200, description = "`{success: true, message, data, timestamp}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
         (status = 400, description = "Bad body or speeds"),
-        (status = 401, description = "Missing or unknown API key"),
-        (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown user or device, or the user has no queue"),
         (status = 409, description = "The router's allow list has no `limits`"),
-        (status = 504, description = "The router did not answer in time"),
     ))]
 pub async fn queue_update(
     State(state): State<ApiState>,
@@ -464,14 +458,11 @@ pub async fn queue_update(
 #[utoipa::path(post, path = "/api/mikrotik/users/queue/remove", tag = "isp",
     security(("api_key" = []), ("bearer" = [])), request_body = UserBody, params(CreateQuery),
     responses(
+        IspActionAnswers,
         (status = 200, description = "`{success: true, message, data, timestamp}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
         (status = 400, description = "Bad body"),
-        (status = 401, description = "Missing or unknown API key"),
-        (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown user or device, or the user has no queue"),
         (status = 409, description = "The router's allow list has no `limits`"),
-        (status = 504, description = "The router did not answer in time"),
     ))]
 pub async fn queue_remove(
     State(state): State<ApiState>,
@@ -487,14 +478,11 @@ pub async fn queue_remove(
 #[utoipa::path(post, path = "/api/bandwidth/management/throttle", tag = "isp",
     security(("api_key" = []), ("bearer" = [])), request_body = ThrottleBody, params(CreateQuery),
     responses(
+        IspActionAnswers,
         (status = 200, description = "`{success: true, message, data, timestamp}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
         (status = 400, description = "Bad body or speeds"),
-        (status = 401, description = "Missing or unknown API key"),
-        (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown user or device, or the host is not on the router"),
         (status = 409, description = "The router's allow list has no `limits`"),
-        (status = 504, description = "The router did not answer in time"),
     ))]
 pub async fn throttle(
     State(state): State<ApiState>,
@@ -522,14 +510,11 @@ pub async fn throttle(
 #[utoipa::path(post, path = "/api/bandwidth/management/remove-throttle", tag = "isp",
     security(("api_key" = []), ("bearer" = [])), request_body = UserBody, params(CreateQuery),
     responses(
+        IspActionAnswers,
         (status = 200, description = "`{success: true, message, data, timestamp}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
         (status = 400, description = "Bad body"),
-        (status = 401, description = "Missing or unknown API key"),
-        (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown user or device, or the user is not throttled"),
         (status = 409, description = "The router's allow list has no `limits`"),
-        (status = 504, description = "The router did not answer in time"),
     ))]
 pub async fn remove_throttle(
     State(state): State<ApiState>,
@@ -545,14 +530,11 @@ pub async fn remove_throttle(
 #[utoipa::path(post, path = "/api/mikrotik/anti-sharing/enable", tag = "isp",
     security(("api_key" = []), ("bearer" = [])), request_body = AntiSharingBody, params(CreateQuery),
     responses(
+        IspActionAnswers,
         (status = 200, description = "`{success: true, message, data: {interface, device_name, ttl, action_id}, timestamp}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
         (status = 400, description = "Bad interface name, or already enabled"),
-        (status = 401, description = "Missing or unknown API key"),
-        (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown device, or no such interface on the router"),
         (status = 409, description = "The router's allow list has no `anti_sharing`"),
-        (status = 504, description = "The router did not answer in time"),
     ))]
 pub async fn anti_sharing(
     State(state): State<ApiState>,

@@ -75,6 +75,7 @@ pub mod device_status;
 pub mod envelope;
 pub(crate) mod extract;
 pub mod fleet;
+pub mod fleet_action;
 pub mod gateway;
 pub mod isp;
 pub mod jwt;

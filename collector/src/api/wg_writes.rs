@@ -31,11 +31,11 @@ use routerstats_shared::action::{check_peer_name, ActionDetail, ActionKind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::actions::{not_done, request_and_wait, MAX_WAIT};
-use super::{require_role, ApiError, ApiState, Caller};
+use super::actions::MAX_WAIT;
+use super::fleet_action::{plain_not_done, submit, ActionAnswers};
+use super::{require_role, ApiError, ApiState};
 use crate::actions::wg_peers;
 use crate::pki::tokens::Role;
-use crate::store::ActionRow;
 
 /// Default wait of the write routes.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
@@ -127,22 +127,6 @@ pub fn wait_of(w: Option<u64>) -> Result<Duration, ApiError> {
     Ok(d)
 }
 
-/// Sends an action and waits; a final non-`done` state or a timeout as its response.
-async fn run(
-    state: &ApiState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    router: String,
-    kind: ActionKind,
-    wait: Duration,
-) -> Result<Result<ActionRow, Response>, ApiError> {
-    let row = request_and_wait(state, caller, headers, router, kind, wait).await?;
-    Ok(match not_done(&row) {
-        None => Ok(row),
-        Some((status, body)) => Err((status, Json(body)).into_response()),
-    })
-}
-
 fn default_router(state: &ApiState, given: Option<String>) -> Result<String, ApiError> {
     given
         .or_else(|| state.actions.settings().wg.router.clone())
@@ -166,14 +150,11 @@ fn interface(state: &ApiState, given: Option<String>) -> String {
     request_body = AddPeer,
     params(WaitParam),
     responses(
+        ActionAnswers,
         (status = 200, description = "Peer created", body = AddPeerAnswer),
-        (status = 202, description = "Requested; the router has not answered yet (`{message, action_id, state}`)"),
         (status = 400, description = "Invalid parameters, or the peer already exists"),
-        (status = 401, description = "Missing or unknown API key"),
-        (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown router"),
         (status = 409, description = "The router's allow list refuses WireGuard actions, or it is revoked"),
-        (status = 504, description = "The router did not answer before the action's deadline"),
     )
 )]
 pub async fn add_peer(
@@ -214,7 +195,16 @@ pub async fn add_peer(
         name: body.name.clone(),
         public_key: public_key.clone(),
     };
-    let outcome = run(&state, &caller, &headers, router_id.to_string(), kind, wait).await;
+    let outcome = submit(
+        &state,
+        &caller,
+        &headers,
+        router_id.to_string(),
+        kind,
+        wait,
+        plain_not_done,
+    )
+    .await;
     let row = match outcome {
         Ok(Ok(row)) => row,
         Ok(Err(resp)) => return Ok(resp),
@@ -276,14 +266,11 @@ fn peer_name(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError>
     security(("api_key" = []), ("bearer" = [])),
     params(("name" = String, Path, description = "Peer name", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"), Target),
     responses(
+        ActionAnswers,
         (status = 200, description = "`{message}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
         (status = 400, description = "Bad name"),
-        (status = 401, description = "Missing or unknown API key"),
-        (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown router, or no such peer on it"),
         (status = 409, description = "Refused by the router"),
-        (status = 504, description = "The router did not answer in time"),
     )
 )]
 pub async fn delete_peer(
@@ -312,7 +299,17 @@ pub async fn delete_peer(
         name: name.clone(),
     };
     Ok(
-        match run(&state, &caller, &headers, router, kind, wait).await? {
+        match submit(
+            &state,
+            &caller,
+            &headers,
+            router,
+            kind,
+            wait,
+            plain_not_done,
+        )
+        .await?
+        {
             Ok(_) => Json(json!({ "message": format!("Peer {name} deleted successfully") }))
                 .into_response(),
             Err(resp) => resp,
@@ -328,14 +325,11 @@ pub async fn delete_peer(
     security(("api_key" = []), ("bearer" = [])),
     params(Target),
     responses(
+        ActionAnswers,
         (status = 200, description = "`{message}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
         (status = 400, description = "Bad parameters, or the router failed (`{error}`)"),
-        (status = 401, description = "Missing or unknown API key"),
-        (status = 403, description = "Not an admin key"),
         (status = 404, description = "Unknown router"),
         (status = 409, description = "Refused by the router"),
-        (status = 504, description = "The router did not answer in time"),
     )
 )]
 pub async fn reload_wireguard(
@@ -356,7 +350,7 @@ pub async fn reload_wireguard(
     let kind = ActionKind::WgReload {
         interface: iface.clone(),
     };
-    Ok(match run(&state, &caller, &headers, router, kind, wait).await? {
+    Ok(match submit(&state, &caller, &headers, router, kind, wait, plain_not_done).await? {
         Ok(row) => Json(json!({ "message": format!("WireGuard interface {iface} reloaded on {}", row.router) })).into_response(),
         Err(resp) => resp,
     })

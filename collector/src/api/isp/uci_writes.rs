@@ -36,14 +36,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{IspError, MAX_TEXT_CHARS};
-use crate::api::actions::request_and_wait;
 use crate::api::envelope::ErrorEnvelope;
+use crate::api::fleet_action::{not_done_isp, submit, IspActionAnswers};
 use crate::api::times::iso_now;
 use crate::api::wg_writes::{wait_of, WaitParam};
 use crate::api::{require_role, ApiState, Caller};
 use crate::pki::tokens::Role;
 use crate::store::{ActionFilter, ActionRow};
-
 
 /// `package_info` of the hotspot and PPPoE bodies (speeds in Mbit/s).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -209,56 +208,81 @@ pub fn minutes(what: &str, v: Option<&str>) -> Result<u32, IspError> {
     u32::try_from(secs.div_ceil(60)).map_err(|_| bad())
 }
 
-/// Sends `kind` to `router` and answers in the document's shape (see the module doc).
-async fn act(
-    state: &ApiState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    router: String,
-    kind: ActionKind,
+/// An admin's write request, checked: who asks, with its `?wait=`.
+struct Write {
+    state: ApiState,
+    caller: Caller,
+    headers: HeaderMap,
     wait: Duration,
-    (message, extra): (String, Value),
-) -> Result<Response, IspError> {
-    kind.validate().map_err(IspError::bad_request)?;
-    let row = request_and_wait(state, caller, headers, router, kind, wait).await?;
-    Ok(answer(&row, message, extra))
 }
 
-fn answer(row: &ActionRow, message: String, mut extra: Value) -> Response {
-    let output = row.output.clone().unwrap_or_default();
-    let err = |status: StatusCode, msg: String| {
-        (status, Json(json!({"success": false, "error": msg, "action_id": row.id, "timestamp": iso_now()}))).into_response()
+/// Checks the admin key, then `?wait=`, then the body (in that order: the first error answers).
+async fn begin<T>(
+    state: ApiState,
+    headers: HeaderMap,
+    q: Wait,
+    b: Body<T>,
+) -> Result<(Write, T), IspError> {
+    let caller = admin(&state, &headers).await?;
+    let (wait, b) = (wait(q)?, body(b)?);
+    let w = Write {
+        state,
+        caller,
+        headers,
+        wait,
     };
-    match row.state.as_str() {
-        "done" => {
-            extra["message"] = json!(message);
-            extra["router"] = json!(row.router);
-            extra["action_id"] = json!(row.id);
-            extra["output"] = json!(output);
-            Json(json!({"success": true, "data": extra, "timestamp": iso_now()})).into_response()
-        }
-        "queued" | "sent" => (
-            StatusCode::ACCEPTED,
-            Json(json!({
-                "success": false,
-                "message": format!("{} requested; router {} has not answered yet", row.kind, row.router),
-                "action_id": row.id,
-                "state": row.state,
-                "timestamp": iso_now(),
-            })),
+    Ok((w, b))
+}
+
+impl Write {
+    /// Sends `kind` to `router` and answers in the document's shape (see the module doc).
+    async fn act(
+        &self,
+        router: String,
+        kind: ActionKind,
+        (message, mut extra): (String, Value),
+    ) -> Result<Response, IspError> {
+        kind.validate().map_err(IspError::bad_request)?;
+        let (state, caller, headers) = (&self.state, &self.caller, &self.headers);
+        let row = match submit(
+            state,
+            caller,
+            headers,
+            router,
+            kind,
+            self.wait,
+            not_done_answer,
         )
-            .into_response(),
-        "refused" => err(StatusCode::CONFLICT, format!("refused by router {}: {output}", row.router)),
-        "expired" => err(StatusCode::GATEWAY_TIMEOUT, format!("router {} did not answer in time", row.router)),
-        _ => {
-            let last = output.lines().last().unwrap_or_default().to_string();
-            if last.contains("does not exist") {
-                err(StatusCode::NOT_FOUND, last)
-            } else {
-                err(StatusCode::BAD_REQUEST, output)
-            }
-        }
+        .await?
+        {
+            Ok(row) => row,
+            Err(answer) => return Ok(answer),
+        };
+        extra["message"] = json!(message);
+        extra["router"] = json!(row.router);
+        extra["action_id"] = json!(row.id);
+        extra["output"] = json!(row.output.unwrap_or_default());
+        Ok(Json(json!({"success": true, "data": extra, "timestamp": iso_now()})).into_response())
     }
+}
+
+/// [`not_done_isp`], but a failure is 404 when the router's last line says something "does not
+/// exist" (with that line as the error), else 400 with the router's whole output.
+fn not_done_answer(row: &ActionRow) -> Option<Response> {
+    let (mut status, mut body) = not_done_isp(row)?;
+    if !matches!(
+        row.state.as_str(),
+        "queued" | "sent" | "refused" | "expired"
+    ) {
+        let output = row.output.clone().unwrap_or_default();
+        let last = output.lines().last().unwrap_or_default();
+        (status, body["error"]) = if last.contains("does not exist") {
+            (StatusCode::NOT_FOUND, json!(last))
+        } else {
+            (StatusCode::BAD_REQUEST, json!(output))
+        };
+    }
+    Some((status, Json(body)).into_response())
 }
 
 const MAC_ROUTER_SQL: &str = "SELECT r.name, l.ip FROM leases l JOIN routers r ON r.id = l.router_id \
@@ -329,6 +353,29 @@ async fn last_done(
         .find(|r| r.params[kind]["username"] == user))
 }
 
+/// The answers of this group's routes besides [`IspActionAnswers`] (OpenAPI).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description for the document, never built
+enum UciWriteAnswers {
+    #[response(
+        status = 200,
+        description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"
+    )]
+    Done,
+    #[response(status = 400, description = "Bad input or a duplicate")]
+    BadInput(ErrorEnvelope),
+    #[response(
+        status = 404,
+        description = "Unknown router, user, MAC, bridge, pool or interface"
+    )]
+    Unknown(ErrorEnvelope),
+    #[response(
+        status = 409,
+        description = "Refused by the router: family not allowed or package not installed"
+    )]
+    Refused(ErrorEnvelope),
+}
+
 fn check_len(what: &str, v: &str) -> Result<(), IspError> {
     if v.chars().count() > MAX_TEXT_CHARS {
         return Err(IspError::bad_request(format!("{what} is too long")));
@@ -342,24 +389,14 @@ fn check_len(what: &str, v: &str) -> Result<(), IspError> {
     security(("api_key" = []), ("bearer" = [])),
     request_body = Authorize,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn hotspot_authorize(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Wait,
     b: Body<Authorize>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     routerstats_shared::action::check_user(&b.username).map_err(IspError::bad_request)?;
     check_mac(&b.mac_address).map_err(IspError::bad_request)?;
     let mac = b.mac_address.to_ascii_lowercase();
@@ -368,7 +405,7 @@ pub async fn hotspot_authorize(
         kbps("download_speed", pkg.download_speed)?,
         kbps("upload_speed", pkg.upload_speed)?,
     );
-    let (router, lease_ip) = router_of_mac(&state, mac.clone(), b.device_name).await?;
+    let (router, lease_ip) = router_of_mac(&w.state, mac.clone(), b.device_name).await?;
     if let (Some(given), Some(leased)) = (&b.ip_address, &lease_ip) {
         if given != leased {
             return Err(IspError::bad_request(format!(
@@ -385,16 +422,7 @@ pub async fn hotspot_authorize(
         download_kbps: down,
         upload_kbps: up,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Sends a client authorized through this API back to the portal (admin).
@@ -403,26 +431,16 @@ pub async fn hotspot_authorize(
     security(("api_key" = []), ("bearer" = [])),
     request_body = UserOnly,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn hotspot_deauthorize(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Wait,
     b: Body<UserOnly>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     routerstats_shared::action::check_user(&b.username).map_err(IspError::bad_request)?;
-    let row = last_done(&state, "hotspot_authorize", &b.username)
+    let row = last_done(&w.state, "hotspot_authorize", &b.username)
         .await?
         .filter(|r| {
             b.device_name
@@ -445,16 +463,7 @@ pub async fn hotspot_deauthorize(
         username: b.username,
         mac,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        row.router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(row.router, kind, (message, extra)).await
 }
 
 /// Sets openNDS's interface, name and idle timeout (admin).
@@ -463,27 +472,17 @@ pub async fn hotspot_deauthorize(
     security(("api_key" = []), ("bearer" = [])),
     request_body = HotspotServer,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn hotspot_configure(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Wait,
     b: Body<HotspotServer>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     let idle = minutes("idle_timeout", b.idle_timeout.as_deref())?;
     minutes("keepalive_timeout", b.keepalive_timeout.as_deref())?;
-    let router = router_or_only(&state, b.device_name).await?;
+    let router = router_or_only(&w.state, b.device_name).await?;
     let message = format!(
         "Hotspot server {} configured on {}",
         b.hotspot_name, b.interface
@@ -495,16 +494,7 @@ pub async fn hotspot_configure(
         address_pool: b.address_pool,
         idle_timeout_min: idle,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Adds a PPPoE account to chap-secrets and pap-secrets (admin).
@@ -513,47 +503,28 @@ pub async fn hotspot_configure(
     security(("api_key" = []), ("bearer" = [])),
     request_body = SecretCreate,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn pppoe_secret_create(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Wait,
     b: Body<SecretCreate>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     if let Some(p) = &b.package_info {
         check_len(
             "package_info.pppoe_profile",
             p.pppoe_profile.as_deref().unwrap_or_default(),
         )?;
     }
-    let router = router_or_only(&state, b.device_name).await?;
+    let router = router_or_only(&w.state, b.device_name).await?;
     let message = format!("PPPoE secret {} created", b.username);
     let extra = json!({"username": b.username});
     let kind = ActionKind::PppoeSecretCreate {
         username: b.username,
         password: b.password,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Removes a PPPoE account (admin).
@@ -562,30 +533,20 @@ pub async fn pppoe_secret_create(
     security(("api_key" = []), ("bearer" = [])),
     request_body = UserOnly,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn pppoe_secret_remove(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Wait,
     b: Body<UserOnly>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     routerstats_shared::action::check_user(&b.username).map_err(IspError::bad_request)?;
     let router = match b.device_name {
         Some(d) => d,
-        None => match last_done(&state, "pppoe_secret_create", &b.username).await? {
+        None => match last_done(&w.state, "pppoe_secret_create", &b.username).await? {
             Some(r) => r.router,
-            None => router_or_only(&state, None).await?,
+            None => router_or_only(&w.state, None).await?,
         },
     };
     let message = format!("PPPoE secret {} removed", b.username);
@@ -593,16 +554,7 @@ pub async fn pppoe_secret_remove(
     let kind = ActionKind::PppoeSecretRemove {
         username: b.username,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Sets rp-pppoe-server on an interface (admin).
@@ -611,24 +563,14 @@ pub async fn pppoe_secret_remove(
     security(("api_key" = []), ("bearer" = [])),
     request_body = PppoeServer,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn pppoe_server_configure(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Wait,
     b: Body<PppoeServer>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     if let Some(a) = &b.authentication {
         for m in a.split(',').map(str::trim) {
             if !["pap", "chap", "mschap1", "mschap2"].contains(&m) {
@@ -638,7 +580,7 @@ pub async fn pppoe_server_configure(
             }
         }
     }
-    let router = router_or_only(&state, b.device_name).await?;
+    let router = router_or_only(&w.state, b.device_name).await?;
     let message = format!("PPPoE server configured on {}", b.interface);
     let extra = json!({"interface": b.interface, "service_name": b.service_name});
     let kind = ActionKind::PppoeServerConfigure {
@@ -648,16 +590,7 @@ pub async fn pppoe_server_configure(
         remote: b.remote_address,
         timeout_s: b.keepalive_timeout.unwrap_or(60),
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Creates a bridge device in UCI network (admin).
@@ -666,46 +599,27 @@ pub async fn pppoe_server_configure(
     security(("api_key" = []), ("bearer" = [])),
     request_body = BridgeCreate,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn bridge_create(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Wait,
     b: Body<BridgeCreate>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     // auto_mac false with an admin MAC sets the bridge's MAC; the all-zero MAC means none.
     let mac = match (b.auto_mac, b.admin_mac) {
         (Some(false), Some(m)) if m != "00:00:00:00:00:00" => Some(m),
         _ => None,
     };
-    let router = router_or_only(&state, b.device_name).await?;
+    let router = router_or_only(&w.state, b.device_name).await?;
     let message = format!("Bridge {} created", b.bridge_name);
     let extra = json!({"bridge_name": b.bridge_name});
     let kind = ActionKind::BridgeCreate {
         name: b.bridge_name,
         mac,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Adds an interface to a bridge (admin).
@@ -714,25 +628,15 @@ pub async fn bridge_create(
     security(("api_key" = []), ("bearer" = [])),
     request_body = AddPort,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn bridge_add_port(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Wait,
     b: Body<AddPort>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
-    let router = router_or_only(&state, b.device_name).await?;
+    let (w, b) = begin(state, headers, q, b).await?;
+    let router = router_or_only(&w.state, b.device_name).await?;
     let message = format!(
         "Interface {} added to bridge {}",
         b.interface, b.bridge_name
@@ -742,16 +646,7 @@ pub async fn bridge_add_port(
         bridge: b.bridge_name,
         port: b.interface,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 /// Creates f2net_bridge with an address and the f2net_pool DHCP pool (admin).
@@ -760,24 +655,14 @@ pub async fn bridge_add_port(
     security(("api_key" = []), ("bearer" = [])),
     request_body = NetworkSetup,
     params(WaitParam),
-    responses(
-        (status = 200, description = "Done: `{success: true, data: {message, router, action_id, output, ...}, timestamp}`"),
-        (status = 202, description = "The router has not answered within `wait`: `{success: false, message, action_id, state, timestamp}`"),
-        (status = 400, description = "Bad input or a duplicate", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown router, user, MAC, bridge, pool or interface", body = ErrorEnvelope),
-        (status = 409, description = "Refused by the router: family not allowed or package not installed", body = ErrorEnvelope),
-        (status = 504, description = "No answer before the action's deadline", body = ErrorEnvelope),
-    ))]
+    responses(IspActionAnswers, UciWriteAnswers))]
 pub async fn network_setup(
     State(state): State<ApiState>,
     headers: HeaderMap,
     q: Wait,
     b: Body<NetworkSetup>,
 ) -> Result<Response, IspError> {
-    let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (w, b) = begin(state, headers, q, b).await?;
     let _ignored = (&b.username, &b.password, &b.host, b.port);
     let (start, end) = b
         .ip_pool_range
@@ -788,7 +673,7 @@ pub async fn network_setup(
                 "ip_pool_range must be FIRST-LAST, like 172.31.0.2-172.31.255.254",
             )
         })?;
-    let router = router_or_only(&state, b.device_name).await?;
+    let router = router_or_only(&w.state, b.device_name).await?;
     let message = format!("Bridge {SETUP_BRIDGE} and address pool {SETUP_POOL} created");
     let extra = json!({"bridge_name": SETUP_BRIDGE, "pool_name": SETUP_POOL, "ip_pool_range": b.ip_pool_range, "network_address": b.network_address});
     let kind = ActionKind::NetworkSetup {
@@ -798,16 +683,7 @@ pub async fn network_setup(
         start,
         end,
     };
-    act(
-        &state,
-        &caller,
-        &headers,
-        router,
-        kind,
-        wait,
-        (message, extra),
-    )
-    .await
+    w.act(router, kind, (message, extra)).await
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ use utoipa::ToSchema;
 
 use super::{isp_query, path_name, stamped, IspError, Params, RawQuery};
 use crate::actions::ovpn_clients;
-use crate::api::actions::{not_done, request_and_wait};
+use crate::api::fleet_action::{not_done, submit, IspActionAnswers};
 use crate::api::times::iso_now;
 use crate::api::{require_role, ApiState, Caller};
 use crate::pki::tokens::Role;
@@ -115,6 +115,33 @@ pub struct ClientCreated {
     pub action_id: i64,
 }
 
+/// The answers of the four GET routes besides their 200 (OpenAPI).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a description for the document, never built
+enum ServerReadAnswers {
+    #[response(
+        status = 202,
+        description = "Requested; the router has not answered yet"
+    )]
+    Pending,
+    #[response(
+        status = 400,
+        description = "Bad parameter, or the router has no OpenVPN server"
+    )]
+    BadInput(ErrorEnvelope),
+    #[response(status = 401, description = "Missing or unknown API key")]
+    Unauthorized(ErrorEnvelope),
+    #[response(status = 404, description = "Unknown device")]
+    Unknown(ErrorEnvelope),
+    #[response(
+        status = 409,
+        description = "The router's allow list has no `openvpn`, or it is not connected"
+    )]
+    NotAllowed,
+    #[response(status = 504, description = "The router did not answer in time")]
+    Expired,
+}
+
 /// The answer of an action that did not end `done`, in the middleware's error shape (202 while
 /// the router has not answered).
 fn not_done_answer(row: &ActionRow) -> Option<Response> {
@@ -152,24 +179,6 @@ async fn router_of(state: &ApiState, given: Option<String>) -> Result<String, Is
         })
 }
 
-/// Requests an action and waits; the row when done, else the response to give.
-async fn run(
-    state: &ApiState,
-    caller: &Caller,
-    headers: &HeaderMap,
-    router: String,
-    kind: ActionKind,
-    wait: Duration,
-) -> Result<Result<ActionRow, Response>, IspError> {
-    let row = request_and_wait(state, caller, headers, router, kind, wait)
-        .await
-        .map_err(IspError::from)?;
-    Ok(match not_done_answer(&row) {
-        None => Ok(row),
-        Some(resp) => Err(resp),
-    })
-}
-
 fn detail_of(row: &ActionRow) -> Option<ActionDetail> {
     row.result
         .clone()
@@ -204,7 +213,7 @@ async fn server_info(
         ));
     }
     let kind = ActionKind::OvpnServerInfo { log_lines };
-    let row = match run(state, caller, headers, router, kind, wait).await? {
+    let row = match submit(state, caller, headers, router, kind, wait, not_done_answer).await? {
         Ok(row) => row,
         Err(resp) => return Ok(Err(resp)),
     };
@@ -227,13 +236,7 @@ fn stamped_json(status: StatusCode, data: serde_json::Value) -> Response {
     params(("lines" = Option<i64>, Query, description = "1-1000, default 100", minimum = 1, maximum = 1000),
            ("device" = Option<String>, Query, description = "Router (default: the only one)"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait for the router (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 200, description = "`{device_name, lines, logs, source, log_error, action_id}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
-        (status = 400, description = "Bad parameter, or the router has no OpenVPN server", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`, or it is not connected"),
-        (status = 504, description = "The router did not answer in time")))]
+    responses(ServerReadAnswers, (status = 200, description = "`{device_name, lines, logs, source, log_error, action_id}`")))]
 pub async fn server_logs(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -264,13 +267,7 @@ pub async fn server_logs(
     security(("api_key" = []), ("bearer" = [])),
     params(("device" = Option<String>, Query, description = "Router (default: the only one)"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 200, description = "`{device_name, config_file, port, proto, config: [lines], action_id}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
-        (status = 400, description = "Bad parameter, or the router has no OpenVPN server", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`, or it is not connected"),
-        (status = 504, description = "The router did not answer in time")))]
+    responses(ServerReadAnswers, (status = 200, description = "`{device_name, config_file, port, proto, config: [lines], action_id}`")))]
 pub async fn server_config(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -300,13 +297,7 @@ pub async fn server_config(
     security(("api_key" = []), ("bearer" = [])),
     params(("device" = Option<String>, Query, description = "Router (default: the only one)"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 200, description = "`{device_name, server_ip, port, proto, source}`; source `template` (the router's openvpn_remote) or `collector` (the address it connects from)"),
-        (status = 202, description = "Requested; the router has not answered yet"),
-        (status = 400, description = "Bad parameter, or the router has no OpenVPN server", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`, or it is not connected"),
-        (status = 504, description = "The router did not answer in time")))]
+    responses(ServerReadAnswers, (status = 200, description = "`{device_name, server_ip, port, proto, source}`; source `template` (the router's openvpn_remote) or `collector` (the address it connects from)")))]
 pub async fn server_ip(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -346,13 +337,7 @@ pub async fn server_ip(
     security(("api_key" = []), ("bearer" = [])),
     params(("device" = Option<String>, Query, description = "Router (default: the only one)"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 200, description = "`{device_name, template, action_id}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
-        (status = 400, description = "Bad parameter, or the router has no OpenVPN server", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`, or it is not connected"),
-        (status = 504, description = "The router did not answer in time")))]
+    responses(ServerReadAnswers, (status = 200, description = "`{device_name, template, action_id}`")))]
 pub async fn client_template(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -431,14 +416,10 @@ pub fn x509_time(t: &str) -> Option<String> {
     security(("api_key" = []), ("bearer" = [])),
     request_body = CreateClient,
     params(("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 201, description = "Issued: `{client_name, email, device_name, serial, expires_at, config_url, action_id}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
+    responses(IspActionAnswers, (status = 201, description = "Issued: `{client_name, email, device_name, serial, expires_at, config_url, action_id}`"),
         (status = 400, description = "Bad name or e-mail, the client exists, or the router cannot issue (no easy-rsa PKI...)", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`"),
-        (status = 504, description = "The router did not answer in time")))]
+        (status = 409, description = "The router's allow list has no `openvpn`")))]
 pub async fn create_client(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -460,7 +441,17 @@ pub async fn create_client(
     let kind = ActionKind::OvpnCreateClient {
         name: b.client_name.clone(),
     };
-    let row = match run(&state, &caller, &headers, router, kind, q.wait).await? {
+    let row = match submit(
+        &state,
+        &caller,
+        &headers,
+        router,
+        kind,
+        q.wait,
+        not_done_answer,
+    )
+    .await?
+    {
         Ok(row) => row,
         Err(resp) => return Ok(resp),
     };
@@ -575,7 +566,17 @@ async fn client_action(
     let q = WaitQuery::parse(q)?;
     let b = b.map(|Json(b)| b).unwrap_or_default();
     let router = router_of(state, b.device_name).await?;
-    let row = match run(state, &caller, headers, router, make(name.clone()), q.wait).await? {
+    let row = match submit(
+        state,
+        &caller,
+        headers,
+        router,
+        make(name.clone()),
+        q.wait,
+        not_done_answer,
+    )
+    .await?
+    {
         Ok(row) => row,
         Err(resp) => return Ok(resp),
     };
@@ -597,14 +598,10 @@ async fn client_action(
     request_body(content = Option<ClientTarget>, description = "Optional `{device_name}`"),
     params(("name" = String, Path, description = "Client name"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 200, description = "`{message, client_name, device_name, detail, action_id}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
+    responses(IspActionAnswers, (status = 200, description = "`{message, client_name, device_name, detail, action_id}`"),
         (status = 400, description = "Bad name, or the router cannot revoke (no crl-verify...)", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device, or no valid certificate of this name"),
-        (status = 409, description = "The router's allow list has no `openvpn`"),
-        (status = 504, description = "The router did not answer in time")))]
+        (status = 409, description = "The router's allow list has no `openvpn`")))]
 pub async fn revoke_client(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -622,14 +619,10 @@ pub async fn revoke_client(
     request_body(content = Option<ClientTarget>, description = "Optional `{device_name}`"),
     params(("name" = String, Path, description = "Client name"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
-    responses((status = 200, description = "`{message, client_name, device_name, detail, action_id}`"),
-        (status = 202, description = "Requested; the router has not answered yet"),
+    responses(IspActionAnswers, (status = 200, description = "`{message, client_name, device_name, detail, action_id}`"),
         (status = 400, description = "Bad name, or the server has no management interface", body = ErrorEnvelope),
-        (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
-        (status = 403, description = "Not an admin key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device, or the client is not connected"),
-        (status = 409, description = "The router's allow list has no `openvpn`"),
-        (status = 504, description = "The router did not answer in time")))]
+        (status = 409, description = "The router's allow list has no `openvpn`")))]
 pub async fn disconnect_client(
     State(state): State<ApiState>,
     headers: HeaderMap,
