@@ -40,7 +40,7 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::backups::CreateQuery;
+use super::wg_writes::WaitParam;
 use super::fleet_action::{isp_not_done, submit, IspActionAnswers};
 use super::isp::{self, IspError};
 use super::times::iso_now;
@@ -306,14 +306,9 @@ async fn admin(state: &ApiState, headers: &HeaderMap) -> Result<Caller, IspError
         .map_err(IspError::from)
 }
 
-fn wait_param(q: Result<Query<CreateQuery>, QueryRejection>) -> Result<Option<u64>, IspError> {
-    let q = super::extract::query(q)?;
-    if q.device.is_some() {
-        return Err(IspError::bad_request(
-            "the device is the body's device_name",
-        ));
-    }
-    Ok(q.wait)
+fn wait_param(q: Result<Query<WaitParam>, QueryRejection>) -> Result<Option<u64>, IspError> {
+    // The router is the body's `device_name` (as the document writes these bodies).
+    Ok(super::extract::query(q)?.wait)
 }
 
 async fn set_limit(
@@ -399,7 +394,7 @@ async fn remove_limit(
 
 /// Creates a user's bandwidth queue (admin).
 #[utoipa::path(post, path = "/api/mikrotik/users/queue/create", tag = "isp",
-    security(("api_key" = []), ("bearer" = [])), request_body = QueueBody, params(CreateQuery),
+    security(("api_key" = []), ("bearer" = [])), request_body = QueueBody, params(WaitParam),
     responses(
         IspActionAnswers,
         (status = 200, description = "`{success: true, message, data: {username, device_name, mac_address, ip_address, download_speed, upload_speed, limit_type, action_id}, timestamp}`"),
@@ -410,7 +405,7 @@ async fn remove_limit(
 pub async fn queue_create(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<CreateQuery>, QueryRejection>,
+    q: Result<Query<WaitParam>, QueryRejection>,
     b: Result<Json<QueueBody>, JsonRejection>,
 ) -> Result<Response, IspError> {
     set_queue(state, headers, q, b, LimitMode::Create).await
@@ -420,7 +415,7 @@ pub async fn queue_create(
 async fn set_queue(
     state: ApiState,
     headers: HeaderMap,
-    q: Result<Query<CreateQuery>, QueryRejection>,
+    q: Result<Query<WaitParam>, QueryRejection>,
     b: Result<Json<QueueBody>, JsonRejection>,
     mode: LimitMode,
 ) -> Result<Response, IspError> {
@@ -437,7 +432,7 @@ async fn set_queue(
 
 /// Changes a user's bandwidth queue (admin).
 #[utoipa::path(put, path = "/api/mikrotik/users/queue/update", tag = "isp",
-    security(("api_key" = []), ("bearer" = [])), request_body = QueueBody, params(CreateQuery),
+    security(("api_key" = []), ("bearer" = [])), request_body = QueueBody, params(WaitParam),
     responses(
         IspActionAnswers,
         (status = 200, description = "`{success: true, message, data, timestamp}`"),
@@ -448,7 +443,7 @@ async fn set_queue(
 pub async fn queue_update(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<CreateQuery>, QueryRejection>,
+    q: Result<Query<WaitParam>, QueryRejection>,
     b: Result<Json<QueueBody>, JsonRejection>,
 ) -> Result<Response, IspError> {
     set_queue(state, headers, q, b, LimitMode::Update).await
@@ -456,7 +451,7 @@ pub async fn queue_update(
 
 /// Removes a user's bandwidth queue (admin).
 #[utoipa::path(post, path = "/api/mikrotik/users/queue/remove", tag = "isp",
-    security(("api_key" = []), ("bearer" = [])), request_body = UserBody, params(CreateQuery),
+    security(("api_key" = []), ("bearer" = [])), request_body = UserBody, params(WaitParam),
     responses(
         IspActionAnswers,
         (status = 200, description = "`{success: true, message, data, timestamp}`"),
@@ -467,7 +462,7 @@ pub async fn queue_update(
 pub async fn queue_remove(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<CreateQuery>, QueryRejection>,
+    q: Result<Query<WaitParam>, QueryRejection>,
     b: Result<Json<UserBody>, JsonRejection>,
 ) -> Result<Response, IspError> {
     let wait = wait_param(q)?;
@@ -476,7 +471,7 @@ pub async fn queue_remove(
 
 /// Throttles a user (admin): a limit over the user's queue until it is removed.
 #[utoipa::path(post, path = "/api/bandwidth/management/throttle", tag = "isp",
-    security(("api_key" = []), ("bearer" = [])), request_body = ThrottleBody, params(CreateQuery),
+    security(("api_key" = []), ("bearer" = [])), request_body = ThrottleBody, params(WaitParam),
     responses(
         IspActionAnswers,
         (status = 200, description = "`{success: true, message, data, timestamp}`"),
@@ -487,7 +482,7 @@ pub async fn queue_remove(
 pub async fn throttle(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<CreateQuery>, QueryRejection>,
+    q: Result<Query<WaitParam>, QueryRejection>,
     b: Result<Json<ThrottleBody>, JsonRejection>,
 ) -> Result<Response, IspError> {
     let wait = wait_param(q)?;
@@ -508,7 +503,7 @@ pub async fn throttle(
 
 /// Removes a user's throttle (admin); the queue, if any, applies again.
 #[utoipa::path(post, path = "/api/bandwidth/management/remove-throttle", tag = "isp",
-    security(("api_key" = []), ("bearer" = [])), request_body = UserBody, params(CreateQuery),
+    security(("api_key" = []), ("bearer" = [])), request_body = UserBody, params(WaitParam),
     responses(
         IspActionAnswers,
         (status = 200, description = "`{success: true, message, data, timestamp}`"),
@@ -519,7 +514,7 @@ pub async fn throttle(
 pub async fn remove_throttle(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<CreateQuery>, QueryRejection>,
+    q: Result<Query<WaitParam>, QueryRejection>,
     b: Result<Json<UserBody>, JsonRejection>,
 ) -> Result<Response, IspError> {
     let wait = wait_param(q)?;
@@ -528,7 +523,7 @@ pub async fn remove_throttle(
 
 /// Turns on TTL-based anti-sharing on a router's client interface (admin).
 #[utoipa::path(post, path = "/api/mikrotik/anti-sharing/enable", tag = "isp",
-    security(("api_key" = []), ("bearer" = [])), request_body = AntiSharingBody, params(CreateQuery),
+    security(("api_key" = []), ("bearer" = [])), request_body = AntiSharingBody, params(WaitParam),
     responses(
         IspActionAnswers,
         (status = 200, description = "`{success: true, message, data: {interface, device_name, ttl, action_id}, timestamp}`"),
@@ -539,7 +534,7 @@ pub async fn remove_throttle(
 pub async fn anti_sharing(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<CreateQuery>, QueryRejection>,
+    q: Result<Query<WaitParam>, QueryRejection>,
     b: Result<Json<AntiSharingBody>, JsonRejection>,
 ) -> Result<Response, IspError> {
     let caller = admin(&state, &headers).await?;

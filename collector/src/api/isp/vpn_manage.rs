@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{isp_query, path_name, stamped, IspError, Params, RawQuery};
+use super::{isp_query, stamped, IspError, Params, RawQuery};
 use crate::actions::ovpn_clients;
 use crate::api::fleet_action::{not_done, submit, IspActionAnswers};
 use crate::api::times::iso_now;
@@ -234,7 +234,7 @@ fn stamped_json(status: StatusCode, data: serde_json::Value) -> Response {
 #[utoipa::path(get, path = "/api/vpn/server/logs", operation_id = "isp_vpn_server_logs", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     params(("lines" = Option<i64>, Query, description = "1-1000, default 100", minimum = 1, maximum = 1000),
-           ("device" = Option<String>, Query, description = "Router (default: the only one)"),
+           ("device" = String, Query, description = "Router name, 1 to 253 characters. Documented as required: it may be left out only when the fleet has exactly one router (400 otherwise)", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait for the router (0-60, default 30)", minimum = 0, maximum = 60)),
     responses(ServerReadAnswers, (status = 200, description = "`{device_name, lines, logs, source, log_error, action_id}`")))]
 pub async fn server_logs(
@@ -265,7 +265,7 @@ pub async fn server_logs(
 /// A router's OpenVPN server configuration, inline keys redacted (read key).
 #[utoipa::path(get, path = "/api/vpn/server/config", operation_id = "isp_vpn_server_config", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
-    params(("device" = Option<String>, Query, description = "Router (default: the only one)"),
+    params(("device" = String, Query, description = "Router name, 1 to 253 characters. Documented as required: it may be left out only when the fleet has exactly one router (400 otherwise)", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
     responses(ServerReadAnswers, (status = 200, description = "`{device_name, config_file, port, proto, config: [lines], action_id}`")))]
 pub async fn server_config(
@@ -295,7 +295,7 @@ pub async fn server_config(
 /// The address clients connect to (read key).
 #[utoipa::path(get, path = "/api/vpn/server/ip", operation_id = "isp_vpn_server_ip", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
-    params(("device" = Option<String>, Query, description = "Router (default: the only one)"),
+    params(("device" = String, Query, description = "Router name, 1 to 253 characters. Documented as required: it may be left out only when the fleet has exactly one router (400 otherwise)", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
     responses(ServerReadAnswers, (status = 200, description = "`{device_name, server_ip, port, proto, source}`; source `template` (the router's openvpn_remote) or `collector` (the address it connects from)")))]
 pub async fn server_ip(
@@ -335,7 +335,7 @@ pub async fn server_ip(
 /// A client configuration template without certificates (read key).
 #[utoipa::path(get, path = "/api/vpn/client/template", operation_id = "isp_vpn_client_template", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
-    params(("device" = Option<String>, Query, description = "Router (default: the only one)"),
+    params(("device" = String, Query, description = "Router name, 1 to 253 characters. Documented as required: it may be left out only when the fleet has exactly one router (400 otherwise)", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
     responses(ServerReadAnswers, (status = 200, description = "`{device_name, template, action_id}`")))]
 pub async fn client_template(
@@ -371,6 +371,16 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, IspError> {
 
 fn client_name(name: &str) -> Result<(), IspError> {
     check_client_name(name).map_err(IspError::bad_request)
+}
+
+/// The `{name}` of a client route, checked as it stands (no trimming), as the routes' OpenAPI pattern
+/// declares it.
+fn client_path(p: Result<Path<String>, PathRejection>) -> Result<String, IspError> {
+    let Path(name) = p.map_err(|e| {
+        IspError::bad_request(format!("invalid client name in the path: {}", e.body_text()))
+    })?;
+    client_name(&name)?;
+    Ok(name)
 }
 
 fn check_email(e: &str) -> Result<(), IspError> {
@@ -480,7 +490,7 @@ pub async fn create_client(
 /// A client's `.ovpn` as a file download (admin; never logged).
 #[utoipa::path(get, path = "/api/vpn/clients/{name}/config", operation_id = "isp_vpn_clients_name_config", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
-    params(("name" = String, Path, description = "Client name"),
+    params(("name" = String, Path, description = "Client name: 1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"),
            ("device" = Option<String>, Query, description = "Router (default: the one that issued it)")),
     responses((status = 200, description = "The `.ovpn` with inline certificates and key", content_type = "application/x-openvpn-profile"),
         (status = 400, description = "Bad name, or several routers issued this name: give device", body = ErrorEnvelope),
@@ -494,8 +504,7 @@ pub async fn client_config(
     q: RawQuery,
 ) -> Result<Response, IspError> {
     require_role(&state, &headers, Role::Admin).await?;
-    let name = path_name(name, "client name")?;
-    client_name(&name)?;
+    let name = client_path(name)?;
     let q = DeviceQuery::parse(q)?;
     let data_dir = state.actions.settings().data_dir.clone();
     let router_id = match q.device {
@@ -556,15 +565,14 @@ async fn client_action(
     headers: &HeaderMap,
     name: Result<Path<String>, PathRejection>,
     q: RawQuery,
-    b: Option<Json<ClientTarget>>,
+    b: Option<Json<Option<ClientTarget>>>,
     make: fn(String) -> ActionKind,
     done: &str,
 ) -> Result<Response, IspError> {
     let caller = require_role(state, headers, Role::Admin).await?;
-    let name = path_name(name, "client name")?;
-    client_name(&name)?;
+    let name = client_path(name)?;
     let q = WaitQuery::parse(q)?;
-    let b = b.map(|Json(b)| b).unwrap_or_default();
+    let b = b.and_then(|Json(b)| b).unwrap_or_default();
     let router = router_of(state, b.device_name).await?;
     let row = match submit(
         state,
@@ -596,7 +604,7 @@ async fn client_action(
 #[utoipa::path(post, path = "/api/vpn/clients/{name}/revoke", operation_id = "isp_vpn_clients_name_revoke", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     request_body(content = Option<ClientTarget>, description = "Optional `{device_name}`"),
-    params(("name" = String, Path, description = "Client name"),
+    params(("name" = String, Path, description = "Client name: 1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
     responses(IspActionAnswers, (status = 200, description = "`{message, client_name, device_name, detail, action_id}`"),
         (status = 400, description = "Bad name, or the router cannot revoke (no crl-verify...)", body = ErrorEnvelope),
@@ -607,7 +615,7 @@ pub async fn revoke_client(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
     q: RawQuery,
-    b: Option<Json<ClientTarget>>,
+    b: Option<Json<Option<ClientTarget>>>,
 ) -> Result<Response, IspError> {
     let make = |name| ActionKind::OvpnRevokeClient { name };
     client_action(&state, &headers, name, q, b, make, "revoked").await
@@ -617,7 +625,7 @@ pub async fn revoke_client(
 #[utoipa::path(post, path = "/api/vpn/clients/{name}/disconnect", operation_id = "isp_vpn_clients_name_disconnect", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     request_body(content = Option<ClientTarget>, description = "Optional `{device_name}`"),
-    params(("name" = String, Path, description = "Client name"),
+    params(("name" = String, Path, description = "Client name: 1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"),
            ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
     responses(IspActionAnswers, (status = 200, description = "`{message, client_name, device_name, detail, action_id}`"),
         (status = 400, description = "Bad name, or the server has no management interface", body = ErrorEnvelope),
@@ -628,7 +636,7 @@ pub async fn disconnect_client(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
     q: RawQuery,
-    b: Option<Json<ClientTarget>>,
+    b: Option<Json<Option<ClientTarget>>>,
 ) -> Result<Response, IspError> {
     let make = |name| ActionKind::OvpnDisconnectClient { name };
     client_action(&state, &headers, name, q, b, make, "disconnected").await
