@@ -376,7 +376,7 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
             json!({"client_name": "alice", "device_name": "ap-plain"}),
             &admin,
         ),
-        400,
+        409,
         "no OpenVPN server config",
     );
 

@@ -197,6 +197,21 @@ pub async fn shape_errors(req: Request, next: Next) -> Response {
     }
     let text = resp.extensions().get::<ErrorText>().map(|t| t.0.clone());
     let empty = axum::body::HttpBody::size_hint(resp.body()).exact() == Some(0);
+    // axum's 422 for a JSON body it cannot read (an unknown field, a wrong type): the group's
+    // document knows no 422, so it is its 400 with axum's text as the error.
+    if text.is_none() && status == StatusCode::UNPROCESSABLE_ENTITY {
+        let (mut parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+        let message = String::from_utf8_lossy(&bytes).into_owned();
+        let (new_parts, body) = isp_error(StatusCode::BAD_REQUEST, &message).into_parts();
+        parts.status = StatusCode::BAD_REQUEST;
+        for (name, value) in &new_parts.headers {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.extensions.insert(IspShaped);
+        return Response::from_parts(parts, Body::new(body));
+    }
     let message = match text {
         Some(t) => t,
         None if empty => default_message(status, resp.headers().get(header::ALLOW)),
@@ -247,6 +262,13 @@ mod tests {
             .route(
                 "/api/vpn/limited",
                 get(|| async { crate::api::rate_limit::too_many_requests(7) }),
+            )
+            .route(
+                "/api/vpn/unreadable",
+                // axum's own 422 (a JSON body rejection), with its text body.
+                get(|| async {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "unknown field `x`").into_response()
+                }),
             )
             .route(
                 "/api/gateways",
@@ -307,6 +329,10 @@ mod tests {
             serde_json::json!({"success": false, "error": "Rate limit exceeded", "retry_after": "7"})
         );
         assert_eq!(h.get(header::RETRY_AFTER).unwrap(), "7");
+        // axum's 422 for an unreadable body is the document's 400, its text kept.
+        let (s, _, v) = call("GET", "/api/vpn/unreadable").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_isp_error(&v, "unknown field `x`");
         // Successes pass unchanged.
         let (s, _, _) = call("GET", "/api/mikrotik/devices").await;
         assert_eq!(s, StatusCode::OK);

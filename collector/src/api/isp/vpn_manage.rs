@@ -126,7 +126,7 @@ enum ServerReadAnswers {
     Pending,
     #[response(
         status = 400,
-        description = "Bad parameter, or the router has no OpenVPN server"
+        description = "Bad parameter"
     )]
     BadInput(ErrorEnvelope),
     #[response(status = 401, description = "Missing or unknown API key")]
@@ -135,7 +135,7 @@ enum ServerReadAnswers {
     Unknown(ErrorEnvelope),
     #[response(
         status = 409,
-        description = "The router's allow list has no `openvpn`, or it is not connected"
+        description = "The router's allow list has no `openvpn`, it is not connected, or it has no OpenVPN server config or easy-rsa"
     )]
     NotAllowed,
     #[response(status = 504, description = "The router did not answer in time")]
@@ -150,6 +150,10 @@ fn not_done_answer(row: &ActionRow) -> Option<Response> {
         let out = row.output.as_deref().unwrap_or_default();
         status = if out.contains("no client named") || out.contains("is not connected") {
             StatusCode::NOT_FOUND
+        } else if out.contains("no OpenVPN server config") || out.contains("is not installed") {
+            // The router cannot do it as it stands (as the other families' "package not
+            // installed"): the request itself was fine.
+            StatusCode::CONFLICT
         } else {
             StatusCode::BAD_REQUEST
         };
@@ -429,7 +433,7 @@ pub fn x509_time(t: &str) -> Option<String> {
     responses(IspActionAnswers, (status = 201, description = "Issued: `{client_name, email, device_name, serial, expires_at, config_url, action_id}`"),
         (status = 400, description = "Bad name or e-mail, the client exists, or the router cannot issue (no easy-rsa PKI...)", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
-        (status = 409, description = "The router's allow list has no `openvpn`")))]
+        (status = 409, description = "The router's allow list has no `openvpn`, or it has no OpenVPN server config or easy-rsa")))]
 pub async fn create_client(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -491,7 +495,7 @@ pub async fn create_client(
 #[utoipa::path(get, path = "/api/vpn/clients/{name}/config", operation_id = "isp_vpn_clients_name_config", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     params(("name" = String, Path, description = "Client name: 1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"),
-           ("device" = Option<String>, Query, description = "Router (default: the one that issued it)")),
+           ("device" = Option<String>, Query, description = "Router (default: the one that issued it); at most 253 characters", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")),
     responses((status = 200, description = "The `.ovpn` with inline certificates and key", content_type = "application/x-openvpn-profile"),
         (status = 400, description = "Bad name, or several routers issued this name: give device", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
@@ -609,7 +613,7 @@ async fn client_action(
     responses(IspActionAnswers, (status = 200, description = "`{message, client_name, device_name, detail, action_id}`"),
         (status = 400, description = "Bad name, or the router cannot revoke (no crl-verify...)", body = ErrorEnvelope),
         (status = 404, description = "Unknown device, or no valid certificate of this name"),
-        (status = 409, description = "The router's allow list has no `openvpn`")))]
+        (status = 409, description = "The router's allow list has no `openvpn`, or it has no OpenVPN server config or easy-rsa")))]
 pub async fn revoke_client(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -630,7 +634,7 @@ pub async fn revoke_client(
     responses(IspActionAnswers, (status = 200, description = "`{message, client_name, device_name, detail, action_id}`"),
         (status = 400, description = "Bad name, or the server has no management interface", body = ErrorEnvelope),
         (status = 404, description = "Unknown device, or the client is not connected"),
-        (status = 409, description = "The router's allow list has no `openvpn`")))]
+        (status = 409, description = "The router's allow list has no `openvpn`, or it has no OpenVPN server config or easy-rsa")))]
 pub async fn disconnect_client(
     State(state): State<ApiState>,
     headers: HeaderMap,
