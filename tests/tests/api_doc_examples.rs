@@ -44,6 +44,23 @@ const fn row(
     }
 }
 
+const fn body(
+    doc: &'static str,
+    method: &'static str,
+    path: &'static str,
+    body: &'static str,
+    shape: &'static str,
+) -> Row {
+    Row {
+        doc,
+        method,
+        path,
+        body: Some(body),
+        shape,
+        pending: None,
+    }
+}
+
 const fn pending(
     doc: &'static str,
     method: &'static str,
@@ -68,7 +85,6 @@ const ISP: &str = "isp-middleware.md";
 const WG: &str = "wireguard-manager.md";
 
 /// Pending work named in the rows.
-const WRITES_ISP: &str = "not served yet: router configuration writes (queues, hotspot, PPPoE, bridges, throttle: shaping/ispuci helpers)";
 const WRITES_VPN: &str = "not served yet: OpenVPN server and client PKI routes (openvpn helper)";
 
 const OVPN_FILE: &str = "answers a .ovpn file (not JSON) from a backup holding an OpenVPN client profile; the fake router's backups hold none (404)";
@@ -116,21 +132,30 @@ const ROWS: &[Row] = &[
     row(ISP, "GET", "/api/mikrotik/devices/{router}/currentstatus", "success:bool data:any timestamp:string"),
     Row { doc: ISP, method: "POST", path: "/api/mikrotik/devices/{router}/status", body: None, shape: "success:bool data:object data.device_name:string data.connected:bool data.system_resources:object data.system_resources.uptime:string data.system_resources.version:string data.system_resources.cpu_load:string? data.system_resources.free_memory:string data.system_resources.total_memory:string data.interface_stats:array data.active_users_count:number data.active_users:array", pending: None },
     pending(ISP, "GET", "/api/mikrotik/devices/{router}/config", ENVELOPE, OVPN_FILE),
-    pending(ISP, "POST", "/api/mikrotik/users/queue/create", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/users/queue/remove", ENVELOPE, WRITES_ISP),
-    pending(ISP, "PUT", "/api/mikrotik/users/queue/update", ENVELOPE, WRITES_ISP),
+    // The queue rows run in the order create, update, remove (the document lists remove before
+    // update; an update after the remove has no queue to change). `user123` has no lease on the
+    // fleet: the user is the fake router's lease hostname `Alices-MacBook-Pro`, and
+    // `core_router` is the fleet's router.
+    body(ISP, "POST", "/api/mikrotik/users/queue/create", r#"{"username": "Alices-MacBook-Pro", "package_info": {"download_speed": 10, "upload_speed": 5}, "device_name": "{router}"}"#, ENVELOPE),
+    body(ISP, "PUT", "/api/mikrotik/users/queue/update", r#"{"username": "Alices-MacBook-Pro", "package_info": {"download_speed": 20, "upload_speed": 10}}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/users/queue/remove", r#"{"username": "Alices-MacBook-Pro", "device_name": "{router}"}"#, ENVELOPE),
     row(ISP, "GET", "/api/mikrotik/users/{user}/stats", ENVELOPE),
     row(ISP, "GET", "/api/mikrotik/users/active", ENVELOPE),
-    pending(ISP, "POST", "/api/mikrotik/hotspot/authorize", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/hotspot/deauthorize", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/pppoe/secret/create", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/pppoe/secret/remove", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/bridge/create", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/bridge/add-port", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/pppoe/server/configure", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/hotspot/server/configure", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/network/setup", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/anti-sharing/enable", ENVELOPE, WRITES_ISP),
+    // Hotspot: the document's MAC and address have no lease on the fleet; the fake router's
+    // lease `a4:83:e7:2b:91:0c` / `192.168.1.142` stands in.
+    body(ISP, "POST", "/api/mikrotik/hotspot/authorize", r#"{"username": "user123", "mac_address": "a4:83:e7:2b:91:0c", "ip_address": "192.168.1.142", "package_info": {"download_speed": 10, "upload_speed": 5, "hotspot_profile": "default"}}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/hotspot/deauthorize", r#"{"username": "user123"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/pppoe/secret/create", r#"{"username": "user123", "password": "userpass", "package_info": {"download_speed": 10, "upload_speed": 5, "pppoe_profile": "default"}}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/pppoe/secret/remove", r#"{"username": "user123"}"#, ENVELOPE),
+    // Network infrastructure: `network/setup` first (as docs/api/isp.md's walk-through does), so
+    // the pool `f2net_pool` it creates stands in for the document's `hotspot-pool`, which the
+    // fleet does not have; `ether2` (a MikroTik name) is the fake router's free port `lan3`.
+    body(ISP, "POST", "/api/mikrotik/network/setup", r#"{"username": "admin", "password": "mikrotik_password", "host": "192.168.1.1", "port": 8728, "ip_pool_range": "172.31.0.2-172.31.255.254", "network_address": "172.31.0.1/16"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/bridge/create", r#"{"bridge_name": "bridge-local", "auto_mac": false, "admin_mac": "00:00:00:00:00:00", "device_name": "{router}"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/bridge/add-port", r#"{"bridge_name": "bridge-local", "interface": "lan3", "device_name": "{router}"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/pppoe/server/configure", r#"{"interface": "bridge-local", "service_name": "service", "local_address": "172.31.0.1", "remote_address": "f2net_pool", "use_encryption": true, "authentication": "pap,chap,mschap1,mschap2", "keepalive_timeout": 60, "device_name": "{router}"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/hotspot/server/configure", r#"{"interface": "bridge-local", "hotspot_name": "hotspot1", "address_pool": "f2net_pool", "profile": "hotspot-profile", "addresses_per_mac": 1, "idle_timeout": "none", "keepalive_timeout": "2m", "device_name": "{router}"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/anti-sharing/enable", r#"{"interface": "bridge-local", "device_name": "{router}"}"#, ENVELOPE),
     row(ISP, "GET", "/api/mikrotik/interfaces", ENVELOPE),
     row(ISP, "POST", "/api/mikrotik/backup/create?device={router}", ENVELOPE),
     row(ISP, "GET", "/api/mikrotik/health", "success:bool"),
@@ -157,8 +182,9 @@ const ROWS: &[Row] = &[
     row(ISP, "GET", "/api/bandwidth/monitoring/network-summary?minutes=30", ENVELOPE),
     row(ISP, "GET", "/api/bandwidth/monitoring/alerts", ENVELOPE),
     row(ISP, "GET", "/api/bandwidth/monitoring/quality", ENVELOPE),
-    pending(ISP, "POST", "/api/bandwidth/management/throttle", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/bandwidth/management/remove-throttle", ENVELOPE, WRITES_ISP),
+    // The user is the fake router's lease hostname (the document's `user123` has no lease).
+    body(ISP, "POST", "/api/bandwidth/management/throttle", r#"{"username": "Alices-MacBook-Pro", "download_speed": 5, "upload_speed": 2, "device_name": "{router}"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/bandwidth/management/remove-throttle", r#"{"username": "Alices-MacBook-Pro", "device_name": "{router}"}"#, ENVELOPE),
     row(ISP, "GET", "/api/bandwidth/health", "success:bool"),
     // wireguard-manager.md, last: removes the peer POST /add-peer created, then restarts wg0.
     row(WG, "DELETE", "/peer/doc-phone", "message:string"),
