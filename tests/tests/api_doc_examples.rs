@@ -9,7 +9,8 @@
 //! field, `a[].b` for a field of the array's elements (checked on every element; an empty array
 //! passes). Types: `string`, `number`, `bool`, `array`, `object`, `any` (present, any value);
 //! a trailing `?` also allows `null` (the document shows null, or the value has no source here:
-//! see docs/api/).
+//! see docs/api/). The shape `file:ovpn` ([`OVPN_DOWNLOAD`]) is the document's ".ovpn file
+//! download" instead: checked by its headers and its `client` directive, not as JSON.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -581,4 +582,22 @@ fn the_shape_checker_finds_missing_fields_and_wrong_types() {
         "{found:?}"
     );
     assert!(!mismatches(&serde_json::json!([1]), "a:any").is_empty());
+}
+
+#[test]
+fn the_download_checker_wants_an_ovpn_attachment_with_a_client_directive() {
+    let good = vec![
+        (
+            "content-disposition".to_string(),
+            "attachment; filename=\"a.ovpn\"".to_string(),
+        ),
+        (
+            "content-type".to_string(),
+            "application/x-openvpn-profile".to_string(),
+        ),
+    ];
+    assert!(download_problems(&good, "client\ndev tun\n").is_empty());
+    assert_eq!(download_problems(&good, "dev tun\n").len(), 1);
+    let found = download_problems(&[], "{\"success\": true}");
+    assert_eq!(found.len(), 3, "{found:?}");
 }
