@@ -87,8 +87,6 @@ const GATEWAY: &str = "gateway-wan-stats.md";
 const ISP: &str = "isp-middleware.md";
 const WG: &str = "wireguard-manager.md";
 
-/// Pending work named in the rows.
-
 const ENVELOPE: &str = "success:bool data:any timestamp:string";
 
 /// The document's "File download (.ovpn)": a 200 with `Content-Disposition: attachment` naming a
@@ -96,6 +94,7 @@ const ENVELOPE: &str = "success:bool data:any timestamp:string";
 /// directive (not JSON).
 const OVPN_DOWNLOAD: &str = "file:ovpn";
 
+/// Why the one pending row waits.
 const NO_CLIENT: &str = "needs a connected OpenVPN client: the test fleet runs no OpenVPN server (its server.conf and PKI are files only), so `kill` on the management interface fails (400); tests/tests/openvpn.rs disconnects a real client from a real server";
 
 const ROWS: &[Row] = &[
