@@ -384,6 +384,11 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, IspError> {
         .map_err(|e| IspError::bad_request(format!("bad body: {}", e.body_text())))
 }
 
+fn body_opt<T>(b: Result<Option<Json<T>>, JsonRejection>) -> Result<Option<T>, IspError> {
+    b.map(|b| b.map(|Json(b)| b))
+        .map_err(|e| IspError::bad_request(format!("bad body: {}", e.body_text())))
+}
+
 fn client_name(name: &str) -> Result<(), IspError> {
     check_client_name(name).map_err(IspError::bad_request)
 }
@@ -565,7 +570,7 @@ async fn client_action(
     headers: &HeaderMap,
     name: Result<Path<String>, PathRejection>,
     q: RawQuery,
-    b: Option<Json<ClientTarget>>,
+    b: Result<Option<Json<ClientTarget>>, JsonRejection>,
     make: fn(String) -> ActionKind,
     done: &str,
 ) -> Result<Response, IspError> {
@@ -573,7 +578,8 @@ async fn client_action(
     let name = path_name(name, "client name")?;
     client_name(&name)?;
     let q = WaitQuery::parse(q)?;
-    let b = b.map(|Json(b)| b).unwrap_or_default();
+    // No body (or no JSON content type) is `{}`; a JSON body that is not the object is a 400.
+    let b = body_opt(b)?.unwrap_or_default();
     let router = router_of(state, b.device_name).await?;
     let row = match run(state, &caller, headers, router, make(name.clone()), q.wait).await? {
         Ok(row) => row,
@@ -610,7 +616,7 @@ pub async fn revoke_client(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
     q: RawQuery,
-    b: Option<Json<ClientTarget>>,
+    b: Result<Option<Json<ClientTarget>>, JsonRejection>,
 ) -> Result<Response, IspError> {
     let make = |name| ActionKind::OvpnRevokeClient { name };
     client_action(&state, &headers, name, q, b, make, "revoked").await
@@ -635,7 +641,7 @@ pub async fn disconnect_client(
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
     q: RawQuery,
-    b: Option<Json<ClientTarget>>,
+    b: Result<Option<Json<ClientTarget>>, JsonRejection>,
 ) -> Result<Response, IspError> {
     let make = |name| ActionKind::OvpnDisconnectClient { name };
     client_action(&state, &headers, name, q, b, make, "disconnected").await
