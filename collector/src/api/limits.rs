@@ -399,7 +399,7 @@ async fn remove_limit(
 
 /// Creates a user's bandwidth queue (admin).
 #[utoipa::path(post, path = "/api/mikrotik/users/queue/create", tag = "isp",
-    security(("api_key" = []), ("bearer" = [])), request_body = QueueBody, params(CreateQuery),
+    security(("api_key" = []), ("bearer" = [])), request_body = QueueBody, params(("wait" = Option<i64>, Query, description = "Seconds to wait for the router (0-60, default 30); the router is the body's `device_name` (a `device` query parameter is refused)", minimum = 0, maximum = 60)),
     responses(
         (status = 200, description = "`{success: true, message, data: {username, device_name, mac_address, ip_address, download_speed, upload_speed, limit_type, action_id}, timestamp}`"),
         (status = 202, description = "Requested; the router has not answered yet"),
@@ -440,7 +440,7 @@ async fn set_queue(
 
 /// Changes a user's bandwidth queue (admin).
 #[utoipa::path(put, path = "/api/mikrotik/users/queue/update", tag = "isp",
-    security(("api_key" = []), ("bearer" = [])), request_body = QueueBody, params(CreateQuery),
+    security(("api_key" = []), ("bearer" = [])), request_body = QueueBody, params(("wait" = Option<i64>, Query, description = "Seconds to wait for the router (0-60, default 30); the router is the body's `device_name` (a `device` query parameter is refused)", minimum = 0, maximum = 60)),
     responses(
         (status = 200, description = "`{success: true, message, data, timestamp}`"),
         (status = 202, description = "Requested; the router has not answered yet"),
@@ -462,7 +462,7 @@ pub async fn queue_update(
 
 /// Removes a user's bandwidth queue (admin).
 #[utoipa::path(post, path = "/api/mikrotik/users/queue/remove", tag = "isp",
-    security(("api_key" = []), ("bearer" = [])), request_body = UserBody, params(CreateQuery),
+    security(("api_key" = []), ("bearer" = [])), request_body = UserBody, params(("wait" = Option<i64>, Query, description = "Seconds to wait for the router (0-60, default 30); the router is the body's `device_name` (a `device` query parameter is refused)", minimum = 0, maximum = 60)),
     responses(
         (status = 200, description = "`{success: true, message, data, timestamp}`"),
         (status = 202, description = "Requested; the router has not answered yet"),
@@ -485,7 +485,7 @@ pub async fn queue_remove(
 
 /// Throttles a user (admin): a limit over the user's queue until it is removed.
 #[utoipa::path(post, path = "/api/bandwidth/management/throttle", tag = "isp",
-    security(("api_key" = []), ("bearer" = [])), request_body = ThrottleBody, params(CreateQuery),
+    security(("api_key" = []), ("bearer" = [])), request_body = ThrottleBody, params(("wait" = Option<i64>, Query, description = "Seconds to wait for the router (0-60, default 30); the router is the body's `device_name` (a `device` query parameter is refused)", minimum = 0, maximum = 60)),
     responses(
         (status = 200, description = "`{success: true, message, data, timestamp}`"),
         (status = 202, description = "Requested; the router has not answered yet"),
@@ -520,7 +520,7 @@ pub async fn throttle(
 
 /// Removes a user's throttle (admin); the queue, if any, applies again.
 #[utoipa::path(post, path = "/api/bandwidth/management/remove-throttle", tag = "isp",
-    security(("api_key" = []), ("bearer" = [])), request_body = UserBody, params(CreateQuery),
+    security(("api_key" = []), ("bearer" = [])), request_body = UserBody, params(("wait" = Option<i64>, Query, description = "Seconds to wait for the router (0-60, default 30); the router is the body's `device_name` (a `device` query parameter is refused)", minimum = 0, maximum = 60)),
     responses(
         (status = 200, description = "`{success: true, message, data, timestamp}`"),
         (status = 202, description = "Requested; the router has not answered yet"),
@@ -543,7 +543,7 @@ pub async fn remove_throttle(
 
 /// Turns on TTL-based anti-sharing on a router's client interface (admin).
 #[utoipa::path(post, path = "/api/mikrotik/anti-sharing/enable", tag = "isp",
-    security(("api_key" = []), ("bearer" = [])), request_body = AntiSharingBody, params(CreateQuery),
+    security(("api_key" = []), ("bearer" = [])), request_body = AntiSharingBody, params(("wait" = Option<i64>, Query, description = "Seconds to wait for the router (0-60, default 30); the router is the body's `device_name` (a `device` query parameter is refused)", minimum = 0, maximum = 60)),
     responses(
         (status = 200, description = "`{success: true, message, data: {interface, device_name, ttl, action_id}, timestamp}`"),
         (status = 202, description = "Requested; the router has not answered yet"),
