@@ -495,7 +495,7 @@ pub async fn create_client(
 #[utoipa::path(get, path = "/api/vpn/clients/{name}/config", operation_id = "isp_vpn_clients_name_config", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     params(("name" = String, Path, description = "Client name", pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"),
-           ("device" = Option<String>, Query, description = "Router (default: the one that issued it)")),
+           ("device" = Option<String>, Query, description = "Router (default: the one that issued it); at most 253 characters", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")),
     responses((status = 200, description = "The `.ovpn` with inline certificates and key", content_type = "application/x-openvpn-profile"),
         (status = 400, description = "Bad name, or several routers issued this name: give device", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
