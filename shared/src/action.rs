@@ -708,6 +708,8 @@ pub fn uci_name(name: &str) -> String {
 pub const IFACE_PATTERN: &str = "^[A-Za-z0-9_]{1,15}$";
 /// What [`check_peer_name`] accepts, as an ECMA-262 regular expression.
 pub const PEER_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$";
+/// What [`check_client_name`] accepts (`MAX_CLIENT_NAME` = 64), as an ECMA-262 regular expression.
+pub const CLIENT_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$";
 /// What [`check_wg_key`] accepts, as an ECMA-262 regular expression.
 pub const WG_KEY_PATTERN: &str = "^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$";
 

@@ -9,11 +9,14 @@
 //! field, `a[].b` for a field of the array's elements (checked on every element; an empty array
 //! passes). Types: `string`, `number`, `bool`, `array`, `object`, `any` (present, any value);
 //! a trailing `?` also allows `null` (the document shows null, or the value has no source here:
-//! see docs/api/).
+//! see docs/api/). The shape `file:ovpn` ([`OVPN_DOWNLOAD`]) is the document's ".ovpn file
+//! download" instead: checked by its headers and its `client` directive, not as JSON.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
-use routerstats_tests::harness::{http_request, uci_bin, wait_for, Fleet, RunningAgent};
+use routerstats_tests::harness::{http_exchange, uci_bin, wait_for, Fleet, RunningAgent};
 use serde_json::Value;
 
 /// One documented route: document, method, example request path (with placeholders, see
@@ -44,6 +47,23 @@ const fn row(
     }
 }
 
+const fn body(
+    doc: &'static str,
+    method: &'static str,
+    path: &'static str,
+    body: &'static str,
+    shape: &'static str,
+) -> Row {
+    Row {
+        doc,
+        method,
+        path,
+        body: Some(body),
+        shape,
+        pending: None,
+    }
+}
+
 const fn pending(
     doc: &'static str,
     method: &'static str,
@@ -67,13 +87,15 @@ const GATEWAY: &str = "gateway-wan-stats.md";
 const ISP: &str = "isp-middleware.md";
 const WG: &str = "wireguard-manager.md";
 
-/// Pending work named in the rows.
-const WRITES_ISP: &str = "not served yet: router configuration writes (queues, hotspot, PPPoE, bridges, throttle: shaping/ispuci helpers)";
-const WRITES_VPN: &str = "not served yet: OpenVPN server and client PKI routes (openvpn helper)";
-
-const OVPN_FILE: &str = "answers a .ovpn file (not JSON) from a backup holding an OpenVPN client profile; the fake router's backups hold none (404)";
-
 const ENVELOPE: &str = "success:bool data:any timestamp:string";
+
+/// The document's "File download (.ovpn)": a 200 with `Content-Disposition: attachment` naming a
+/// `.ovpn` file, `Content-Type: application/x-openvpn-profile`, and a body with a `client`
+/// directive (not JSON).
+const OVPN_DOWNLOAD: &str = "file:ovpn";
+
+/// Why the one pending row waits.
+const NO_CLIENT: &str = "needs a connected OpenVPN client: the test fleet runs no OpenVPN server (its server.conf and PKI are files only), so `kill` on the management interface fails (400); tests/tests/openvpn.rs disconnects a real client from a real server";
 
 const ROWS: &[Row] = &[
     // openwrt-router-stats.md: one route; its answer aggregates info.cgi (iw dev, station dumps,
@@ -115,39 +137,52 @@ const ROWS: &[Row] = &[
     row(ISP, "GET", "/api/mikrotik/devices/status?identities={router}", "success:bool data:array data[].device_name:string data[].connected:bool data[].vpn_connected:bool timestamp:string"),
     row(ISP, "GET", "/api/mikrotik/devices/{router}/currentstatus", "success:bool data:any timestamp:string"),
     Row { doc: ISP, method: "POST", path: "/api/mikrotik/devices/{router}/status", body: None, shape: "success:bool data:object data.device_name:string data.connected:bool data.system_resources:object data.system_resources.uptime:string data.system_resources.version:string data.system_resources.cpu_load:string? data.system_resources.free_memory:string data.system_resources.total_memory:string data.interface_stats:array data.active_users_count:number data.active_users:array", pending: None },
-    pending(ISP, "GET", "/api/mikrotik/devices/{router}/config", ENVELOPE, OVPN_FILE),
-    pending(ISP, "POST", "/api/mikrotik/users/queue/create", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/users/queue/remove", ENVELOPE, WRITES_ISP),
-    pending(ISP, "PUT", "/api/mikrotik/users/queue/update", ENVELOPE, WRITES_ISP),
+    // The queue rows run in the order create, update, remove (the document lists remove before
+    // update; an update after the remove has no queue to change). `user123` has no lease on the
+    // fleet: the user is the fake router's lease hostname `Alices-MacBook-Pro`, and
+    // `core_router` is the fleet's router.
+    body(ISP, "POST", "/api/mikrotik/users/queue/create", r#"{"username": "Alices-MacBook-Pro", "package_info": {"download_speed": 10, "upload_speed": 5}, "device_name": "{router}"}"#, ENVELOPE),
+    body(ISP, "PUT", "/api/mikrotik/users/queue/update", r#"{"username": "Alices-MacBook-Pro", "package_info": {"download_speed": 20, "upload_speed": 10}}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/users/queue/remove", r#"{"username": "Alices-MacBook-Pro", "device_name": "{router}"}"#, ENVELOPE),
     row(ISP, "GET", "/api/mikrotik/users/{user}/stats", ENVELOPE),
     row(ISP, "GET", "/api/mikrotik/users/active", ENVELOPE),
-    pending(ISP, "POST", "/api/mikrotik/hotspot/authorize", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/hotspot/deauthorize", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/pppoe/secret/create", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/pppoe/secret/remove", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/bridge/create", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/bridge/add-port", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/pppoe/server/configure", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/hotspot/server/configure", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/network/setup", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/mikrotik/anti-sharing/enable", ENVELOPE, WRITES_ISP),
+    // Hotspot: the document's MAC and address have no lease on the fleet; the fake router's
+    // lease `a4:83:e7:2b:91:0c` / `192.168.1.142` stands in.
+    body(ISP, "POST", "/api/mikrotik/hotspot/authorize", r#"{"username": "user123", "mac_address": "a4:83:e7:2b:91:0c", "ip_address": "192.168.1.142", "package_info": {"download_speed": 10, "upload_speed": 5, "hotspot_profile": "default"}}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/hotspot/deauthorize", r#"{"username": "user123"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/pppoe/secret/create", r#"{"username": "user123", "password": "userpass", "package_info": {"download_speed": 10, "upload_speed": 5, "pppoe_profile": "default"}}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/pppoe/secret/remove", r#"{"username": "user123"}"#, ENVELOPE),
+    // Network infrastructure: `network/setup` first (as docs/api/isp.md's walk-through does), so
+    // the pool `f2net_pool` it creates stands in for the document's `hotspot-pool`, which the
+    // fleet does not have; `ether2` (a MikroTik name) is the fake router's free port `lan3`.
+    body(ISP, "POST", "/api/mikrotik/network/setup", r#"{"username": "admin", "password": "mikrotik_password", "host": "192.168.1.1", "port": 8728, "ip_pool_range": "172.31.0.2-172.31.255.254", "network_address": "172.31.0.1/16"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/bridge/create", r#"{"bridge_name": "bridge-local", "auto_mac": false, "admin_mac": "00:00:00:00:00:00", "device_name": "{router}"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/bridge/add-port", r#"{"bridge_name": "bridge-local", "interface": "lan3", "device_name": "{router}"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/pppoe/server/configure", r#"{"interface": "bridge-local", "service_name": "service", "local_address": "172.31.0.1", "remote_address": "f2net_pool", "use_encryption": true, "authentication": "pap,chap,mschap1,mschap2", "keepalive_timeout": 60, "device_name": "{router}"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/hotspot/server/configure", r#"{"interface": "bridge-local", "hotspot_name": "hotspot1", "address_pool": "f2net_pool", "profile": "hotspot-profile", "addresses_per_mac": 1, "idle_timeout": "none", "keepalive_timeout": "2m", "device_name": "{router}"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/mikrotik/anti-sharing/enable", r#"{"interface": "bridge-local", "device_name": "{router}"}"#, ENVELOPE),
     row(ISP, "GET", "/api/mikrotik/interfaces", ENVELOPE),
     row(ISP, "POST", "/api/mikrotik/backup/create?device={router}", ENVELOPE),
+    // After the backup above (the route serves the newest backup's client profile: the fake
+    // root's etc/openvpn/ap-doc.conf, see [`add_openvpn`]).
+    row(ISP, "GET", "/api/mikrotik/devices/{router}/config", OVPN_DOWNLOAD),
     row(ISP, "GET", "/api/mikrotik/health", "success:bool"),
     // isp-middleware.md: VPN API
     row(ISP, "GET", "/api/vpn/status", "success:bool server_status:object server_status.service_running:bool server_status.port_listening:bool? server_status.connected_clients:number server_status.client_list:array server_status.health_score:number"),
-    pending(ISP, "GET", "/api/vpn/server/logs?lines=100", ENVELOPE, WRITES_VPN),
+    row(ISP, "GET", "/api/vpn/server/logs?lines=100", ENVELOPE),
     row(ISP, "POST", "/api/vpn/server/backup?device={router}", ENVELOPE),
-    pending(ISP, "GET", "/api/vpn/server/config", ENVELOPE, WRITES_VPN),
-    pending(ISP, "GET", "/api/vpn/server/ip", ENVELOPE, WRITES_VPN),
-    pending(ISP, "GET", "/api/vpn/client/template", ENVELOPE, WRITES_VPN),
+    row(ISP, "GET", "/api/vpn/server/config", ENVELOPE),
+    row(ISP, "GET", "/api/vpn/server/ip", ENVELOPE),
+    row(ISP, "GET", "/api/vpn/client/template", ENVELOPE),
     row(ISP, "GET", "/api/vpn/clients", "success:bool clients:array clients[].name:string clients[].is_connected:bool statistics:object statistics.total_clients:number statistics.connected_clients:number statistics.valid_certificates:number?"),
     row(ISP, "GET", "/api/vpn/clients/connected", "success:bool connected_clients:array connected_clients[].common_name:string connected_clients[].real_address:string connected_clients[].virtual_address:string? connected_clients[].bytes_received:number connected_clients[].bytes_sent:number total_connected:number bandwidth_summary:object bandwidth_summary.total_mb_received:number bandwidth_summary.total_mb_sent:number"),
-    pending(ISP, "POST", "/api/vpn/clients/create", ENVELOPE, WRITES_VPN),
-    pending(ISP, "GET", "/api/vpn/clients/{user}/config", ENVELOPE, WRITES_VPN),
+    // The client the document's example creates (real easy-rsa on the fake root's PKI), then
+    // its profile, revocation and disconnection.
+    body(ISP, "POST", "/api/vpn/clients/create", r#"{"client_name": "new_client", "email": "client@example.com"}"#, ENVELOPE),
+    row(ISP, "GET", "/api/vpn/clients/new_client/config", OVPN_DOWNLOAD),
     row(ISP, "GET", "/api/vpn/clients/{vpnclient}/details", ENVELOPE),
-    pending(ISP, "POST", "/api/vpn/clients/{user}/revoke", ENVELOPE, WRITES_VPN),
-    pending(ISP, "POST", "/api/vpn/clients/{user}/disconnect", ENVELOPE, WRITES_VPN),
+    row(ISP, "POST", "/api/vpn/clients/new_client/revoke", ENVELOPE),
+    pending(ISP, "POST", "/api/vpn/clients/new_client/disconnect", ENVELOPE, NO_CLIENT),
     row(ISP, "GET", "/api/vpn/statistics/usage?days=7", ENVELOPE),
     row(ISP, "GET", "/api/vpn/health", "success:bool"),
     // isp-middleware.md: Bandwidth API
@@ -157,8 +192,9 @@ const ROWS: &[Row] = &[
     row(ISP, "GET", "/api/bandwidth/monitoring/network-summary?minutes=30", ENVELOPE),
     row(ISP, "GET", "/api/bandwidth/monitoring/alerts", ENVELOPE),
     row(ISP, "GET", "/api/bandwidth/monitoring/quality", ENVELOPE),
-    pending(ISP, "POST", "/api/bandwidth/management/throttle", ENVELOPE, WRITES_ISP),
-    pending(ISP, "POST", "/api/bandwidth/management/remove-throttle", ENVELOPE, WRITES_ISP),
+    // The user is the fake router's lease hostname (the document's `user123` has no lease).
+    body(ISP, "POST", "/api/bandwidth/management/throttle", r#"{"username": "Alices-MacBook-Pro", "download_speed": 5, "upload_speed": 2, "device_name": "{router}"}"#, ENVELOPE),
+    body(ISP, "POST", "/api/bandwidth/management/remove-throttle", r#"{"username": "Alices-MacBook-Pro", "device_name": "{router}"}"#, ENVELOPE),
     row(ISP, "GET", "/api/bandwidth/health", "success:bool"),
     // wireguard-manager.md, last: removes the peer POST /add-peer created, then restarts wg0.
     row(WG, "DELETE", "/peer/doc-phone", "message:string"),
@@ -322,6 +358,119 @@ impl Ids {
     }
 }
 
+/// Problems of a file download against [`OVPN_DOWNLOAD`] (empty: it matches).
+fn download_problems(headers: &[(String, String)], text: &str) -> Vec<String> {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    let mut out = Vec::new();
+    let disposition = header("content-disposition");
+    if !(disposition.starts_with("attachment") && disposition.contains(".ovpn")) {
+        out.push(format!(
+            "Content-Disposition is {disposition:?}, not an attachment named *.ovpn"
+        ));
+    }
+    let ty = header("content-type");
+    if !ty.starts_with("application/x-openvpn-profile") {
+        out.push(format!(
+            "Content-Type is {ty:?}, not application/x-openvpn-profile"
+        ));
+    }
+    if !text.lines().any(|l| l.trim() == "client") {
+        out.push("the file has no `client` directive".into());
+    }
+    out
+}
+
+/// easy-rsa: on PATH (OpenWrt, some distributions) or where Debian puts it.
+fn easyrsa_path() -> PathBuf {
+    let on_path = Command::new("sh")
+        .args(["-c", "command -v easyrsa"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    on_path
+        .or_else(|| {
+            let p = PathBuf::from("/usr/share/easy-rsa/easyrsa");
+            p.exists().then_some(p)
+        })
+        .expect("easy-rsa is missing (scripts/test installs easy-rsa)")
+}
+
+fn easyrsa(tool: &Path, pki: &Path, args: &[&str]) {
+    let out = Command::new(tool)
+        .args(args)
+        .env("EASYRSA_PKI", pki)
+        .env("EASYRSA_BATCH", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("easyrsa {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "easyrsa {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Gives the fake root what the OpenVPN rows need, where the agent config of
+/// `write_agent_config` looks for it: a real easy-rsa PKI (CA, server certificate, CRL) at
+/// etc/easy-rsa/pki with bin/easyrsa running the real easy-rsa, a server config at
+/// etc/openvpn/server.conf using them, its log file (two lines as OpenVPN 2.6 writes them: no
+/// server runs here, so the log is a fixture), and a client profile etc/openvpn/ap-doc.conf that
+/// the router's backups then hold (`GET /api/mikrotik/devices/{name}/config`).
+fn add_openvpn(root: &Path) {
+    let tool = easyrsa_path();
+    let pki = root.join("etc/easy-rsa/pki");
+    std::fs::create_dir_all(pki.parent().expect("pki has a parent")).expect("etc/easy-rsa");
+    easyrsa(&tool, &pki, &["init-pki"]);
+    easyrsa(
+        &tool,
+        &pki,
+        &["--req-cn=routerstats-doc-ca", "build-ca", "nopass"],
+    );
+    easyrsa(&tool, &pki, &["build-server-full", "server", "nopass"]);
+    easyrsa(&tool, &pki, &["gen-crl"]);
+    let wrapper = root.join("bin/easyrsa");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nexec '{}' \"$@\"\n", tool.display()),
+    )
+    .expect("bin/easyrsa");
+    std::fs::set_permissions(
+        &wrapper,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .expect("chmod bin/easyrsa");
+    let ovpn = root.join("etc/openvpn");
+    std::fs::create_dir_all(&ovpn).expect("etc/openvpn");
+    let log = root.join("tmp/openvpn.log");
+    std::fs::write(
+        &log,
+        "2026-12-06 10:00:00 OpenVPN 2.6.3 x86_64-pc-linux-gnu [SSL (OpenSSL)] [LZO] [LZ4] [EPOLL]\n\
+         2026-12-06 10:00:01 Initialization Sequence Completed\n",
+    )
+    .expect("openvpn log");
+    let p = pki.display();
+    std::fs::write(
+        ovpn.join("server.conf"),
+        format!(
+            "port 1194\nproto udp\ndev tun\ntopology subnet\nserver 10.88.0.0 255.255.255.0\nca {p}/ca.crt\ncert {p}/issued/server.crt\nkey {p}/private/server.key\ndh none\ncrl-verify {p}/crl.pem\nmanagement {} unix\nlog-append {}\nkeepalive 10 60\nverb 3\n",
+            root.join("var/run/openvpn-mgmt.sock").display(),
+            log.display()
+        ),
+    )
+    .expect("server.conf");
+    std::fs::write(
+        ovpn.join("ap-doc.conf"),
+        "client\ndev tun\nproto udp\nremote 192.168.1.1 1194\nnobind\nremote-cert-tls server\n",
+    )
+    .expect("client profile");
+}
+
 /// Runs the fleet's router again with every action family allowed (its real `uci` on the fake
 /// root), so the write routes' examples (WireGuard peers, backups, status) run end to end.
 fn run_with_actions(fleet: &Fleet) -> RunningAgent {
@@ -354,6 +503,7 @@ fn document_examples_answer_in_the_documents_shapes() {
     let config = "[wireguard]\ndefault_router = \"ap-doc\"\n";
     let mut fleet = Fleet::start_with_config(&[("ap-doc", "home")], 3, Some(config));
     fleet.stop_agents();
+    add_openvpn(&fleet.routers[0].router.root);
     let _agent = run_with_actions(&fleet);
     let ids = Ids::find(&fleet, "ap-doc");
     let (mut passed, mut waiting, mut failed) = (0, Vec::new(), Vec::new());
@@ -364,7 +514,7 @@ fn document_examples_answer_in_the_documents_shapes() {
             ("X-API-Key", fleet.admin_key.as_str()),
             ("Accept", "application/json"),
         ];
-        let (status, text) = http_request(
+        let (status, got_headers, text) = http_exchange(
             fleet.collector.api,
             r.method,
             &path,
@@ -373,13 +523,15 @@ fn document_examples_answer_in_the_documents_shapes() {
         )
         .unwrap_or_else(|e| panic!("{} {path}: {e}", r.method));
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let problems = if (200..300).contains(&status) {
-            mismatches(&answer, r.shape)
-        } else {
+        let problems = if !(200..300).contains(&status) {
             vec![format!(
                 "status {status}: {}",
                 text.chars().take(160).collect::<String>()
             )]
+        } else if r.shape == OVPN_DOWNLOAD {
+            download_problems(&got_headers, &text)
+        } else {
+            mismatches(&answer, r.shape)
         };
         match (r.pending, problems.is_empty()) {
             (None, true) => passed += 1,
@@ -429,4 +581,22 @@ fn the_shape_checker_finds_missing_fields_and_wrong_types() {
         "{found:?}"
     );
     assert!(!mismatches(&serde_json::json!([1]), "a:any").is_empty());
+}
+
+#[test]
+fn the_download_checker_wants_an_ovpn_attachment_with_a_client_directive() {
+    let good = vec![
+        (
+            "content-disposition".to_string(),
+            "attachment; filename=\"a.ovpn\"".to_string(),
+        ),
+        (
+            "content-type".to_string(),
+            "application/x-openvpn-profile".to_string(),
+        ),
+    ];
+    assert!(download_problems(&good, "client\ndev tun\n").is_empty());
+    assert_eq!(download_problems(&good, "dev tun\n").len(), 1);
+    let found = download_problems(&[], "{\"success\": true}");
+    assert_eq!(found.len(), 3, "{found:?}");
 }

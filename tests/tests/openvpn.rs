@@ -354,6 +354,16 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
         400,
         "bad body",
     );
+    // The optional body of revoke and disconnect: JSON that is not the object is a 400 in the
+    // envelope (axum's bare 422 before).
+    for verb in ["revoke", "disconnect"] {
+        let path = format!("/api/vpn/clients/alice/{verb}");
+        assert_error(
+            &call(api, "POST", &path, &admin, Some(&Value::Null)),
+            400,
+            "bad body",
+        );
+    }
     assert_eq!(
         create(
             json!({"client_name": "alice", "device_name": "ap-vpn"}),

@@ -494,14 +494,43 @@ mod tests {
         );
         let body = &json["components"]["schemas"]["AddPeer"]["properties"];
         assert_eq!(body["name"]["pattern"], peer);
+        for (path, method) in [
+            ("/api/vpn/clients/{name}/config", "get"),
+            ("/api/vpn/clients/{name}/revoke", "post"),
+            ("/api/vpn/clients/{name}/disconnect", "post"),
+        ] {
+            assert_eq!(
+                param(path, method, "name"),
+                routerstats_shared::action::CLIENT_NAME_PATTERN,
+                "{method} {path}"
+            );
+        }
     }
 
     #[test]
     fn patterns_match_what_the_checks_accept() {
-        use routerstats_shared::action::{check_iface, check_peer_name, check_wg_key};
-        use routerstats_shared::action::{IFACE_PATTERN, PEER_NAME_PATTERN, WG_KEY_PATTERN};
+        use routerstats_shared::action::{
+            check_client_name, check_iface, check_peer_name, check_wg_key,
+        };
+        use routerstats_shared::action::{
+            CLIENT_NAME_PATTERN, IFACE_PATTERN, PEER_NAME_PATTERN, WG_KEY_PATTERN,
+        };
         type Check = fn(&str) -> Result<(), String>;
-        let cases: [(&str, Check, &[&str]); 3] = [
+        let cases: [(&str, Check, &[&str]); 4] = [
+            (
+                CLIENT_NAME_PATTERN,
+                check_client_name,
+                &[
+                    "new_client",
+                    "0",
+                    "_x",
+                    "a b",
+                    "",
+                    "x".repeat(64).leak(),
+                    "x".repeat(65).leak(),
+                    "a.b",
+                ],
+            ),
             (
                 IFACE_PATTERN,
                 check_iface,
