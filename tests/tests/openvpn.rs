@@ -354,14 +354,20 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
         400,
         "bad body",
     );
-    // The optional body of revoke and disconnect: JSON that is not the object is a 400 in the
-    // envelope (axum's bare 422 before).
+    // The optional body of revoke and disconnect: `null` is no body (so, with two routers, the
+    // router must be named); JSON that is not the object is a 400 in the envelope (axum's bare
+    // 422 before).
     for verb in ["revoke", "disconnect"] {
         let path = format!("/api/vpn/clients/alice/{verb}");
         assert_error(
             &call(api, "POST", &path, &admin, Some(&Value::Null)),
             400,
-            "bad body",
+            "give the router",
+        );
+        assert_error(
+            &call(api, "POST", &path, &admin, Some(&json!({"device_name": 42}))),
+            400,
+            "device_name",
         );
     }
     assert_eq!(
