@@ -197,14 +197,25 @@ pub async fn shape_errors(req: Request, next: Next) -> Response {
     }
     let text = resp.extensions().get::<ErrorText>().map(|t| t.0.clone());
     let empty = axum::body::HttpBody::size_hint(resp.body()).exact() == Some(0);
-    // axum's 422 for a JSON body it cannot read (an unknown field, a wrong type): the group's
-    // document knows no 422, so it is its 400 with axum's text as the error.
-    if text.is_none() && status == StatusCode::UNPROCESSABLE_ENTITY {
+    // axum's own rejections answer in plain text: 400 for a body that is not JSON, 415 for a
+    // missing JSON content type, 422 for JSON of the wrong shape (the group's document knows no
+    // 422: its 400). Their text becomes the envelope's error.
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if text.is_none() && !empty && plain {
+        let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+            StatusCode::BAD_REQUEST
+        } else {
+            status
+        };
         let (mut parts, body) = resp.into_parts();
         let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
         let message = String::from_utf8_lossy(&bytes).into_owned();
-        let (new_parts, body) = isp_error(StatusCode::BAD_REQUEST, &message).into_parts();
-        parts.status = StatusCode::BAD_REQUEST;
+        let (new_parts, body) = isp_error(status, &message).into_parts();
+        parts.status = status;
         for (name, value) in &new_parts.headers {
             parts.headers.insert(name.clone(), value.clone());
         }
@@ -268,7 +279,8 @@ mod tests {
                 // axum's own 422 (a JSON body rejection), with its text body.
                 get(|| async {
                     (StatusCode::UNPROCESSABLE_ENTITY, "unknown field `x`").into_response()
-                }),
+                })
+                .post(|| async { (StatusCode::BAD_REQUEST, "trailing characters").into_response() }),
             )
             .route(
                 "/api/gateways",
@@ -333,6 +345,9 @@ mod tests {
         let (s, _, v) = call("GET", "/api/vpn/unreadable").await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert_isp_error(&v, "unknown field `x`");
+        let (s, _, v) = call("POST", "/api/vpn/unreadable").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_isp_error(&v, "trailing characters");
         // Successes pass unchanged.
         let (s, _, _) = call("GET", "/api/mikrotik/devices").await;
         assert_eq!(s, StatusCode::OK);

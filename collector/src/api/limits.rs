@@ -83,18 +83,18 @@ pub const MAX_MBPS: f64 = MAX_LIMIT_KBIT as f64 / 1000.0;
 #[schema(as = QueuePackageInfo)]
 pub struct PackageInfo {
     /// Mbit/s, more than 0, at most 10000.
-    #[schema(value_type = f64, required = true)]
+    #[schema(value_type = f64, required = true, nullable = false)]
     pub download_speed: Option<Value>,
-    #[schema(value_type = f64, required = true)]
+    #[schema(value_type = f64, required = true, nullable = false)]
     pub upload_speed: Option<Value>,
 }
 
 /// Body of `POST /users/queue/create` and `PUT /users/queue/update`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct QueueBody {
-    #[schema(required = true, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\\s*$")]
+    #[schema(required = true, nullable = false, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\\s*$")]
     pub username: Option<String>,
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false)]
     pub package_info: Option<PackageInfo>,
     pub device_name: Option<String>,
 }
@@ -102,11 +102,11 @@ pub struct QueueBody {
 /// Body of `POST /management/throttle`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ThrottleBody {
-    #[schema(required = true, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\\s*$")]
+    #[schema(required = true, nullable = false, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\\s*$")]
     pub username: Option<String>,
-    #[schema(value_type = f64, required = true)]
+    #[schema(value_type = f64, required = true, nullable = false)]
     pub download_speed: Option<Value>,
-    #[schema(value_type = f64, required = true)]
+    #[schema(value_type = f64, required = true, nullable = false)]
     pub upload_speed: Option<Value>,
     pub device_name: Option<String>,
 }
@@ -114,7 +114,7 @@ pub struct ThrottleBody {
 /// Body of the remove routes.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UserBody {
-    #[schema(required = true, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\\s*$")]
+    #[schema(required = true, nullable = false, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\\s*$")]
     pub username: Option<String>,
     pub device_name: Option<String>,
 }
@@ -123,7 +123,7 @@ pub struct UserBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct AntiSharingBody {
     /// The OpenWrt device clients are on (`br-lan`).
-    #[schema(required = true, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.-]{0,14}\\s*$")]
+    #[schema(required = true, nullable = false, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.-]{0,14}\\s*$")]
     pub interface: Option<String>,
     pub device_name: Option<String>,
 }
