@@ -83,9 +83,9 @@ pub const MAX_MBPS: f64 = MAX_LIMIT_KBIT as f64 / 1000.0;
 #[schema(as = QueuePackageInfo)]
 pub struct PackageInfo {
     /// Mbit/s, more than 0, at most 10000.
-    #[schema(value_type = f64, required = true, nullable = false)]
+    #[schema(value_type = f64, required = true, nullable = false, minimum = 0.008, maximum = 10000)]
     pub download_speed: Option<Value>,
-    #[schema(value_type = f64, required = true, nullable = false)]
+    #[schema(value_type = f64, required = true, nullable = false, minimum = 0.008, maximum = 10000)]
     pub upload_speed: Option<Value>,
 }
 
@@ -104,9 +104,9 @@ pub struct QueueBody {
 pub struct ThrottleBody {
     #[schema(required = true, nullable = false, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\\s*$")]
     pub username: Option<String>,
-    #[schema(value_type = f64, required = true, nullable = false)]
+    #[schema(value_type = f64, required = true, nullable = false, minimum = 0.008, maximum = 10000)]
     pub download_speed: Option<Value>,
-    #[schema(value_type = f64, required = true, nullable = false)]
+    #[schema(value_type = f64, required = true, nullable = false, minimum = 0.008, maximum = 10000)]
     pub upload_speed: Option<Value>,
     pub device_name: Option<String>,
 }

@@ -47,7 +47,10 @@ use crate::store::{ActionFilter, ActionRow};
 /// `package_info` of the hotspot and PPPoE bodies (speeds in Mbit/s).
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct PackageInfo {
+    /// Mbit/s, at least 0.008, at most 10000 (`limits::speed_kbit`).
+    #[schema(minimum = 0.008, maximum = 10000)]
     pub download_speed: Option<f64>,
+    #[schema(minimum = 0.008, maximum = 10000)]
     pub upload_speed: Option<f64>,
     /// Accepted, not applied on OpenWrt (docs/api/isp.md).
     #[allow(dead_code)]
