@@ -234,12 +234,26 @@ fn stamped_json(status: StatusCode, data: serde_json::Value) -> Response {
     (status, Json(stamped(data))).into_response()
 }
 
+/// The router and wait of the OpenVPN server reads (for the document; the handlers parse them
+/// with `DeviceQuery`/`LogsQuery`, which also take the ISP group's cache busters).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // a description for the document, never built
+struct ServerReadQuery {
+    /// Router name, 1 to 253 characters. Documented as required: it may be left out only when
+    /// the fleet has exactly one router (400 otherwise)
+    #[param(min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    device: String,
+    /// Seconds to wait for the router (0-60, default 30)
+    #[param(minimum = 0, maximum = 60)]
+    wait: Option<i64>,
+}
+
 /// The newest OpenVPN log lines of a router (read key).
 #[utoipa::path(get, path = "/api/vpn/server/logs", operation_id = "isp_vpn_server_logs", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
     params(("lines" = Option<i64>, Query, description = "1-1000, default 100", minimum = 1, maximum = 1000),
-           ("device" = String, Query, description = "Router name, 1 to 253 characters. Documented as required: it may be left out only when the fleet has exactly one router (400 otherwise)", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"),
-           ("wait" = Option<i64>, Query, description = "Seconds to wait for the router (0-60, default 30)", minimum = 0, maximum = 60)),
+           ServerReadQuery),
     responses(ServerReadAnswers, (status = 200, description = "`{device_name, lines, logs, source, log_error, action_id}`")))]
 pub async fn server_logs(
     State(state): State<ApiState>,
@@ -269,8 +283,7 @@ pub async fn server_logs(
 /// A router's OpenVPN server configuration, inline keys redacted (read key).
 #[utoipa::path(get, path = "/api/vpn/server/config", operation_id = "isp_vpn_server_config", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
-    params(("device" = String, Query, description = "Router name, 1 to 253 characters. Documented as required: it may be left out only when the fleet has exactly one router (400 otherwise)", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"),
-           ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
+    params(ServerReadQuery),
     responses(ServerReadAnswers, (status = 200, description = "`{device_name, config_file, port, proto, config: [lines], action_id}`")))]
 pub async fn server_config(
     State(state): State<ApiState>,
@@ -299,8 +312,7 @@ pub async fn server_config(
 /// The address clients connect to (read key).
 #[utoipa::path(get, path = "/api/vpn/server/ip", operation_id = "isp_vpn_server_ip", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
-    params(("device" = String, Query, description = "Router name, 1 to 253 characters. Documented as required: it may be left out only when the fleet has exactly one router (400 otherwise)", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"),
-           ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
+    params(ServerReadQuery),
     responses(ServerReadAnswers, (status = 200, description = "`{device_name, server_ip, port, proto, source}`; source `template` (the router's openvpn_remote) or `collector` (the address it connects from)")))]
 pub async fn server_ip(
     State(state): State<ApiState>,
@@ -339,8 +351,7 @@ pub async fn server_ip(
 /// A client configuration template without certificates (read key).
 #[utoipa::path(get, path = "/api/vpn/client/template", operation_id = "isp_vpn_client_template", tag = "isp",
     security(("api_key" = []), ("bearer" = [])),
-    params(("device" = String, Query, description = "Router name, 1 to 253 characters. Documented as required: it may be left out only when the fleet has exactly one router (400 otherwise)", min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"),
-           ("wait" = Option<i64>, Query, description = "Seconds to wait (0-60, default 30)", minimum = 0, maximum = 60)),
+    params(ServerReadQuery),
     responses(ServerReadAnswers, (status = 200, description = "`{device_name, template, action_id}`")))]
 pub async fn client_template(
     State(state): State<ApiState>,
