@@ -116,6 +116,8 @@ impl CorsOrigins {
                     header::RETRY_AFTER,
                     header::CONTENT_DISPOSITION,
                     header::WWW_AUTHENTICATE,
+                    header::LINK,
+                    super::paging::NEXT_CURSOR,
                 ])
                 .max_age(PREFLIGHT_MAX_AGE),
         )

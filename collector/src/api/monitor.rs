@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::bad_query;
 use super::fleet::{load_routers, RouterInfo, ONLINE_FLOOR_MS, ONLINE_INTERVALS};
 use super::log_capture::{log_ring, parse_level, LogLine, LOG_CAPACITY};
-use super::paging::Page;
+use super::paging::{bounds, set_next_headers, Page};
 use super::readpool::db_err;
 use super::request_stats::{EndpointStats, RequestCounts, RequestStats};
 use super::times::{compact_utc, iso_ms};
@@ -646,19 +646,12 @@ fn export_body(
     conn: &Connection,
     now: i64,
     uptime_s: u64,
-    page: Page,
+    page: &super::paging::PageBounds,
 ) -> Result<Vec<u8>, ApiError> {
     // The page: the routers with the next `limit` ids after the cursor, listed by name.
     let mut routers = load_routers(conn)?;
-    let mut page_ids: Vec<i64> = routers
-        .iter()
-        .map(|r| r.id)
-        .filter(|&id| id > page.after)
-        .collect();
-    page_ids.sort_unstable();
-    page_ids.truncate(page.limit.saturating_add(1));
-    let next_cursor = page.cut(&mut page_ids, |&id| id);
-    let ids = (page.after, page_ids.last().copied().unwrap_or(page.after));
+    let next_cursor = page.next_cursor.clone();
+    let ids = (page.after, page.last);
     routers.retain(|r| r.id > ids.0 && r.id <= ids.1);
     let mut ifaces = rows_by_router(conn, EXPORT_IFACES_SQL, ids, |r| {
         Ok(ExportIface {
@@ -816,24 +809,11 @@ fn export_body(
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// Routers per page (default 100; above 1000 means 1000).
-    #[param(schema_with = export_limit_schema)]
+    #[param(schema_with = super::paging::limit_schema)]
     pub limit: Option<String>,
     /// The `next_cursor` of the previous page (absent: the first page).
-    #[param(schema_with = export_cursor_schema)]
+    #[param(schema_with = super::paging::cursor_schema)]
     pub cursor: Option<String>,
-}
-
-/// `limit` as `super::paging::Page::parse` takes it: blank, or a whole number from 1 (at most
-/// 19 significant digits, so it fits a u64), trimmed.
-fn export_limit_schema() -> utoipa::openapi::Object {
-    let ws = super::openapi::TRIMMED;
-    super::openapi::string_pattern(&format!("^[{ws}]*(\\+?0*[1-9][0-9]{{0,18}})?[{ws}]*$"))
-}
-
-/// `cursor`: blank, or `r` and a router id (a previous page's `next_cursor`), trimmed.
-fn export_cursor_schema() -> utoipa::openapi::Object {
-    let ws = super::openapi::TRIMMED;
-    super::openapi::string_pattern(&format!("^[{ws}]*(r\\+?[0-9]{{1,18}})?[{ws}]*$"))
 }
 
 /// Every router's current data (latest report's samples and current state) as a JSON download,
@@ -841,7 +821,7 @@ fn export_cursor_schema() -> utoipa::openapi::Object {
 #[utoipa::path(get, path = "/api/export", tag = "monitor", params(ExportQuery),
     responses((status = 200, description = "JSON document, served as an attachment `routerstats-export-<UTC time>.json`. \
                One page of at most `limit` routers (default 100); `next_cursor` is \
-               the `cursor` of the next page, `null` on the last. \
+               the `cursor` of the next page, `null` on the last (also in the `Link` (rel=\"next\") and `X-Next-Cursor` headers). \
                Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new \
                reports a cached answer is still served while one background task recomputes it; `exported_at` is when it was made",
                body = Object, content_type = "application/json"),
@@ -851,6 +831,7 @@ fn export_cursor_schema() -> utoipa::openapi::Object {
 pub async fn export(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     q: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
@@ -858,11 +839,14 @@ pub async fn export(
     let page = Page::parse(q.limit.as_deref(), q.cursor.as_deref())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let started = state.started;
-    let key = super::cache::key("/api/export", &[("page", &page)]);
+    let bounds = super::with_read(&state, move |c| bounds(c, page).map_err(db_err)).await?;
+    let key = super::cache::key("/api/export", &[("page", &bounds)]);
+    let next = bounds.next_cursor.clone();
     let mut resp = super::cache::cached(&state, &key, "application/json", move |c| {
-        export_body(c, now_ms(), started.elapsed().as_secs(), page).map(Into::into)
+        export_body(c, now_ms(), started.elapsed().as_secs(), &bounds).map(Into::into)
     })
     .await?;
+    set_next_headers(&mut resp, &uri, next.as_deref());
     // The file is named after the download time (`exported_at` in it is when it was made).
     let name = format!(
         "attachment; filename=\"routerstats-export-{}.json\"",
@@ -1333,7 +1317,7 @@ pub(crate) mod tests {
     fn export_of_an_empty_fleet() {
         let c = empty_db();
         let doc: Value = serde_json::from_slice(
-            &export_body(&c, 1_700_000_000_000, 5, Page::default()).unwrap(),
+            &export_body(&c, 1_700_000_000_000, 5, &bounds(&c, Page::default()).unwrap()).unwrap(),
         )
         .unwrap();
         assert_eq!(doc["router_count"], 0);
@@ -1364,7 +1348,7 @@ pub(crate) mod tests {
              INSERT INTO source_status (router_id, kind, name, state, updated_ms) VALUES (1, 'openvpn', '/tmp/x.status', 'ok', 0);",
         )
         .unwrap();
-        let body = export_body(&c, 1_700_000_000_000, 5, Page::default()).unwrap();
+        let body = export_body(&c, 1_700_000_000_000, 5, &bounds(&c, Page::default()).unwrap()).unwrap();
         let as_map: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body, serde_json::to_vec_pretty(&as_map).unwrap());
         let r = &as_map["routers"][0];
@@ -1398,7 +1382,7 @@ pub(crate) mod tests {
         }
         let page = |limit: &str, cursor: Option<&str>| -> Value {
             let p = Page::parse(Some(limit), cursor).unwrap();
-            serde_json::from_slice(&export_body(&c, 1_700_000_000_000, 5, p).unwrap()).unwrap()
+            serde_json::from_slice(&export_body(&c, 1_700_000_000_000, 5, &bounds(&c, p).unwrap()).unwrap()).unwrap()
         };
         let all = page("100", None);
         assert_eq!(all["router_count"], 3);

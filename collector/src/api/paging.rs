@@ -3,6 +3,23 @@
 //! returned as its next cursor (today the last router id of that page, in router id order).
 //! A page holds the routers with an id above the cursor, in id order, so a router enrolled
 //! while a client pages through is seen on a later page and none is seen twice.
+//!
+//! One home for every paged route:
+//! - [`Page::parse`] reads the `limit` and `cursor` query values; [`limit_schema`] and
+//!   [`cursor_schema`] declare them in the OpenAPI document (`#[param(schema_with = ...)]`);
+//! - [`bounds`] turns a page into the router id range it covers, counted over the `routers`
+//!   table (every enrolled router, revoked or not), so the next cursor is known before the
+//!   answer is computed and a cached answer keyed by the page needs no extra state; a route
+//!   filters its rows with `r.id > after AND r.id <= last` and may show fewer entries than
+//!   `limit` (revoked or offline routers, routers without the item);
+//! - [`set_next_headers`] names the next page in the response headers (`Link: <...>;
+//!   rel="next"` with the request's query and the new cursor, and `X-Next-Cursor`), for the
+//!   routes whose documented JSON has no field for it (the seed tools' bare arrays and fixed
+//!   objects); a route with its own document field (`/api/export`'s `next_cursor`) may set both.
+
+use axum::http::{HeaderName, HeaderValue, Uri};
+use axum::response::Response;
+use rusqlite::{params, Connection};
 
 /// Routers per page when `limit` is not given: keeps a whole-fleet answer at about 2 MB.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -56,21 +73,84 @@ impl Page {
         };
         Ok(Page { after, limit })
     }
-
-    /// Cuts `items` (ascending by id, at least `limit + 1` of them when another page follows)
-    /// to the page and returns the next page's cursor, if another page follows.
-    pub fn cut<T>(&self, items: &mut Vec<T>, id: impl Fn(&T) -> i64) -> Option<String> {
-        if items.len() <= self.limit {
-            return None;
-        }
-        items.truncate(self.limit);
-        items.last().map(|t| cursor_of(id(t)))
-    }
 }
 
 /// The cursor naming the page after router `id`.
 pub fn cursor_of(id: i64) -> String {
     format!("r{id}")
+}
+
+/// The router id range of one page: routers with `after < id <= last`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageBounds {
+    pub after: i64,
+    /// The last router id of the page (`i64::MAX` on the last page).
+    pub last: i64,
+    /// The cursor of the next page, `None` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// The id range [`Page`] covers in the `routers` table (an index range on its primary key,
+/// `limit + 1` rows at most).
+pub fn bounds(conn: &Connection, page: Page) -> rusqlite::Result<PageBounds> {
+    let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
+    let mut st =
+        conn.prepare_cached("SELECT id FROM routers WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+    let ids = st
+        .query_map(params![page.after, limit.saturating_add(1)], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(match ids.get(page.limit.saturating_sub(1)) {
+        Some(&last) if ids.len() > page.limit => PageBounds {
+            after: page.after,
+            last,
+            next_cursor: Some(cursor_of(last)),
+        },
+        _ => PageBounds {
+            after: page.after,
+            last: i64::MAX,
+            next_cursor: None,
+        },
+    })
+}
+
+/// The `X-Next-Cursor` header.
+pub const NEXT_CURSOR: HeaderName = HeaderName::from_static("x-next-cursor");
+
+/// Names the next page in `resp`'s headers: `Link: <path?query>; rel="next"` (the request's
+/// query with `cursor` replaced) and `X-Next-Cursor`. Nothing on the last page.
+pub fn set_next_headers(resp: &mut Response, uri: &Uri, next_cursor: Option<&str>) {
+    let Some(cursor) = next_cursor else { return };
+    let mut query: Vec<String> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty() && kv.split('=').next() != Some("cursor"))
+        .map(str::to_string)
+        .collect();
+    // Cursors are `r` and digits: nothing to percent-encode.
+    query.push(format!("cursor={cursor}"));
+    let link = format!("<{}?{}>; rel=\"next\"", uri.path(), query.join("&"));
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&link) {
+        h.insert(axum::http::header::LINK, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(cursor) {
+        h.insert(NEXT_CURSOR, v);
+    }
+}
+
+/// OpenAPI schema of `limit` as [`Page::parse`] takes it: blank, or a whole number from 1 (at
+/// most 19 significant digits, so it fits a u64), trimmed.
+pub fn limit_schema() -> utoipa::openapi::Object {
+    let ws = super::openapi::TRIMMED;
+    super::openapi::string_pattern(&format!("^[{ws}]*(\\+?0*[1-9][0-9]{{0,18}})?[{ws}]*$"))
+}
+
+/// OpenAPI schema of `cursor`: blank, or `r` and a router id (a previous page's next cursor),
+/// trimmed.
+pub fn cursor_schema() -> utoipa::openapi::Object {
+    let ws = super::openapi::TRIMMED;
+    super::openapi::string_pattern(&format!("^[{ws}]*(r\\+?[0-9]{{1,18}})?[{ws}]*$"))
 }
 
 #[cfg(test)]
@@ -105,15 +185,36 @@ mod tests {
     }
 
     #[test]
-    fn cut_keeps_the_page_and_names_the_next() {
-        let p = Page { after: 0, limit: 2 };
-        let mut v = vec![4, 7, 9];
-        assert_eq!(p.cut(&mut v, |&i| i), Some("r7".into()));
-        assert_eq!(v, vec![4, 7]);
-        let after = Page::parse(Some("2"), Some("r7")).unwrap();
-        assert_eq!(after.after, 7);
-        let mut last = vec![9];
-        assert_eq!(after.cut(&mut last, |&i| i), None);
-        assert_eq!(last, vec![9]);
+    fn bounds_count_every_router_and_name_the_next_page() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE routers (id INTEGER PRIMARY KEY); \
+             INSERT INTO routers (id) VALUES (2), (3), (5), (8), (13);",
+        )
+        .unwrap();
+        let b = bounds(&c, Page { after: 0, limit: 2 }).unwrap();
+        assert_eq!((b.after, b.last, b.next_cursor.as_deref()), (0, 3, Some("r3")));
+        let b = bounds(&c, Page { after: 3, limit: 3 }).unwrap();
+        assert_eq!((b.after, b.last, b.next_cursor), (3, i64::MAX, None));
+        let b = bounds(&c, Page { after: 3, limit: 2 }).unwrap();
+        assert_eq!((b.last, b.next_cursor.as_deref()), (8, Some("r8")));
+        let b = bounds(&c, Page { after: 13, limit: 2 }).unwrap();
+        assert_eq!((b.last, b.next_cursor), (i64::MAX, None));
+    }
+
+    #[test]
+    fn next_headers_keep_the_query_and_replace_the_cursor() {
+        let mut resp = Response::new(axum::body::Body::empty());
+        let uri: Uri = "/api/users/active?limit=2&cursor=r3&x=1".parse().unwrap();
+        set_next_headers(&mut resp, &uri, Some("r8"));
+        assert_eq!(
+            resp.headers()["link"],
+            "</api/users/active?limit=2&x=1&cursor=r8>; rel=\"next\""
+        );
+        assert_eq!(resp.headers()["x-next-cursor"], "r8");
+        let mut last = Response::new(axum::body::Body::empty());
+        set_next_headers(&mut last, &uri, None);
+        assert!(last.headers().get("link").is_none());
+        assert!(last.headers().get("x-next-cursor").is_none());
     }
 }
