@@ -6,6 +6,7 @@ pub mod cli_uplink;
 pub mod clock;
 pub mod collect;
 pub mod config;
+pub mod json;
 pub mod parse_cmd;
 pub mod probes;
 pub mod snapshot;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use routerstats_agent::config::{AgentConfig, ConfigError};
-use routerstats_agent::{cli_uplink, collect, parse_cmd, snapshot};
+use routerstats_agent::{cli_uplink, collect, json, parse_cmd, snapshot};
 
 const USAGE: &str = "\
 routerstats-agent: collects OpenWrt router statistics and pushes them to a routerstats collector
@@ -197,7 +197,7 @@ fn main() -> ExitCode {
             };
             match parse_cmd::parse_text(kind, &text, file) {
                 Ok(v) => {
-                    out(&serde_json::to_string_pretty(&v).unwrap_or_default());
+                    out(&json::to_string_pretty(&v));
                     ExitCode::SUCCESS
                 }
                 Err(e @ parse_cmd::ParseCmdError::UnknownKind(_)) => usage_error(e),

@@ -25,7 +25,7 @@ pub fn take(cfg: AgentConfig) -> Report {
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("cannot render JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(#[from] crate::json::JsonError),
     #[error("report does not fit in a frame: {0}")]
     Frame(#[from] routerstats_shared::FrameError),
 }
@@ -33,7 +33,7 @@ pub enum RenderError {
 /// Renders a report: pretty JSON, or a summary with the encoded frame size.
 pub fn render(report: &Report, json: bool) -> Result<String, RenderError> {
     if json {
-        return Ok(serde_json::to_string_pretty(report)?);
+        return Ok(crate::json::to_string_pretty(&crate::json::to_value_in_order(report)?));
     }
     let frame = Message::Report(Box::new(report.clone())).to_request_frame()?;
     let r = &report.router;
@@ -83,4 +83,68 @@ pub fn render(report: &Report, json: bool) -> Result<String, RenderError> {
     }
     let _ = write!(s, "frame      {} bytes", frame.len());
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources;
+    use crate::testutil::own_fixture;
+    use routerstats_shared::model::*;
+
+    /// A report with every part filled from the agent's fixtures, odd floats and text included.
+    fn full_report() -> Report {
+        let mut r = Report {
+            seq: 1,
+            boot_id: [0xab; 16],
+            timestamp_ms: 1_765_000_000_123,
+            dropped_reports: 2,
+            router: RouterFacts {
+                hostname: "ap-\"1\"\n\u{1}é".into(),
+                model: Some("D-Link DIR-878 A1".into()),
+                release: Some(sources::openwrt_release::parse(&own_fixture("etc/openwrt_release")).unwrap().value),
+                agent_version: "0.1.0".into(),
+                arch: "mips_24kc".into(),
+                ..Default::default()
+            },
+            system: Some(SystemStats {
+                uptime_s: 12345,
+                load: [0.05, 20.125, 1e-7],
+                cpu_busy_permille: Some(415),
+                mem_total_kb: 125_000,
+                mem_available_kb: 80_000,
+                disks: sources::disk::parse_df("Filesystem 1K-blocks Used Available Use% Mounted on\n/dev/root 4096 4096 0 100% /rom\n").unwrap().value,
+                ..Default::default()
+            }),
+            interfaces: sources::net_dev::parse(&own_fixture("proc/net-dev")).unwrap().value,
+            wireless: sources::iw_dev::parse(&own_fixture("iw/iw-dev.txt")).unwrap().value,
+            stations: sources::station_dump::parse(&own_fixture("iw/station-dump-wlan0.txt"), "wlan0").unwrap().value,
+            leases: sources::dhcp_leases::parse(&own_fixture("dhcp/dhcp.leases")).unwrap().value,
+            wireguard: sources::wireguard::parse_dump(&own_fixture("wg/wg-show-all-dump.txt")).unwrap().value,
+            openvpn: vec![sources::openvpn::parse(&own_fixture("openvpn/server-v3.status"), "server").unwrap().value],
+            sources: vec![
+                SourceStatus { kind: SourceKind::IwDev, name: String::new(), state: SourceState::Ok },
+                SourceStatus {
+                    kind: SourceKind::StationDump,
+                    name: "wlan0".into(),
+                    state: SourceState::Partial { skipped: 1, first_error: "line 3: bad".into() },
+                },
+                SourceStatus { kind: SourceKind::DhcpLeases, name: "x".into(), state: SourceState::Error("gone".into()) },
+            ],
+            probes: vec![],
+            wan: vec![],
+        };
+        r.stations.extend(sources::station_dump::parse(&own_fixture("iw/station-dump-mlo-wlan2.txt"), "wlan2").unwrap().value);
+        r
+    }
+
+    /// `snapshot --json` prints byte-for-byte what it printed with serde_json.
+    #[test]
+    fn json_is_what_serde_json_printed() {
+        let r = full_report();
+        assert!(!r.stations.is_empty() && !r.wireguard.is_empty() && !r.openvpn[0].clients.is_empty());
+        assert_eq!(render(&r, true).unwrap(), serde_json::to_string_pretty(&r).unwrap());
+        let empty = Report::default();
+        assert_eq!(render(&empty, true).unwrap(), serde_json::to_string_pretty(&empty).unwrap());
+    }
 }

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use crate::json::{self, Value};
 
 use super::{read_text, ParseError, Parsed, SourceError};
 
@@ -24,22 +24,23 @@ pub struct BoardInfo {
     pub network: Vec<(String, Vec<String>)>,
 }
 
-/// Parses the text of `/etc/board.json`. Invalid JSON is [`ParseError::Invalid`] carrying
-/// serde's message; a document with neither a model nor a usable network is also invalid.
+/// Parses the text of `/etc/board.json`. Invalid JSON is [`ParseError::Invalid`] carrying the
+/// reader's message and position; a document with neither a model nor a usable network is also
+/// invalid. A repeated key counts once, with its last value; roles are taken in name order.
 pub fn parse(text: &str) -> Result<Parsed<BoardInfo>, ParseError> {
     if text.trim().is_empty() {
         return Err(ParseError::Empty);
     }
-    let root: Value = serde_json::from_str(text).map_err(|e| ParseError::Invalid(e.to_string()))?;
-    let Value::Object(root) = root else {
+    let root = json::parse(text).map_err(|e| ParseError::Invalid(e.to_string()))?;
+    if !matches!(root, Value::Object(_)) {
         return Err(ParseError::Invalid(
             "board.json is not a JSON object".to_string(),
         ));
-    };
+    }
     let mut out = Parsed::new(BoardInfo::default());
     match root.get("model") {
         None => {}
-        Some(Value::Object(model)) => {
+        Some(model @ Value::Object(_)) => {
             out.value.model_id = string_field(model, "model.id", "id", &mut out.skipped);
             out.value.model_name = string_field(model, "model.name", "name", &mut out.skipped);
         }
@@ -47,10 +48,10 @@ pub fn parse(text: &str) -> Result<Parsed<BoardInfo>, ParseError> {
     }
     match root.get("network") {
         None => {}
-        Some(Value::Object(network)) => {
-            for (role, section) in network {
+        Some(network @ Value::Object(_)) => {
+            for (role, section) in network.sorted_members() {
                 if let Some(names) = devices(role, section, &mut out.skipped) {
-                    out.value.network.push((role.clone(), names));
+                    out.value.network.push((role.to_string(), names));
                 }
             }
         }
@@ -65,7 +66,7 @@ pub fn parse(text: &str) -> Result<Parsed<BoardInfo>, ParseError> {
 
 /// A string member of `obj`; anything else is noted and dropped.
 fn string_field(
-    obj: &Map<String, Value>,
+    obj: &Value,
     what: &str,
     key: &str,
     skipped: &mut Vec<super::Skipped>,
@@ -87,10 +88,10 @@ fn string_field(
 /// The device names of one network role, or None (noted) when it names none.
 fn devices(role: &str, section: &Value, skipped: &mut Vec<super::Skipped>) -> Option<Vec<String>> {
     let mut note = |reason: String| skipped.push(super::Skipped { line: 0, reason, unused: false });
-    let Value::Object(section) = section else {
+    if !matches!(section, Value::Object(_)) {
         note(format!("network.{role} is not an object"));
         return None;
-    };
+    }
     let mut names: Vec<String> = Vec::new();
     let mut add = |name: &str| {
         if !name.is_empty() && !names.iter().any(|n| n == name) {
@@ -215,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn invalid_json_carries_serde_message() {
+    fn invalid_json_carries_the_readers_message() {
         let err = parse("{\n\t\"model\": {\n\t\t\"id\": \"a\",\n").unwrap_err();
         match err {
             ParseError::Invalid(m) => assert!(m.contains("EOF") && m.contains("line 4"), "{m}"),

@@ -25,9 +25,10 @@ use routerstats_shared::io::{read_reply, write_request, IoError};
 use routerstats_shared::message::{EnrollRequest, ErrorCode};
 use routerstats_shared::token::{hex, EnrollToken};
 use routerstats_shared::{Message, MAX_FRAME_LEN};
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+
+use crate::json::{self, Value};
 
 use super::tls::{self, CollectorAddr, PinOutcome, TlsError, Validity};
 use super::{log, unix_now, write_atomic};
@@ -101,11 +102,41 @@ pub enum EnrollError {
 }
 
 /// The contents of `enrollment.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrollmentFile {
     pub router_id: i64,
     pub name: String,
     pub collector: String,
+}
+
+impl EnrollmentFile {
+    /// The file's text: a pretty JSON object with `router_id`, `name` and `collector`.
+    pub fn to_json(&self) -> String {
+        json::to_string_pretty(&Value::Object(vec![
+            ("router_id".to_string(), Value::Number(self.router_id.to_string())),
+            ("name".to_string(), Value::String(self.name.clone())),
+            ("collector".to_string(), Value::String(self.collector.clone())),
+        ]))
+    }
+
+    /// Reads the file's text. The three members must be there with their types (`router_id` an
+    /// integer); other members are ignored.
+    pub fn from_json(text: &str) -> Result<EnrollmentFile, String> {
+        let doc = json::parse(text).map_err(|e| e.to_string())?;
+        if !matches!(doc, Value::Object(_)) {
+            return Err(format!("expected a JSON object, found {}", doc.kind()));
+        }
+        let member = |key: &str| doc.get(key).ok_or_else(|| format!("missing field `{key}`"));
+        let string = |key: &str| match member(key)? {
+            Value::String(s) => Ok(s.clone()),
+            other => Err(format!("`{key}` is {}, expected a string", other.kind())),
+        };
+        let router_id = match member("router_id")? {
+            Value::Number(n) => n.parse::<i64>().map_err(|_| format!("`router_id` {n} is not a 64-bit integer"))?,
+            other => return Err(format!("`router_id` is {}, expected an integer", other.kind())),
+        };
+        Ok(EnrollmentFile { router_id, name: string("name")?, collector: string("collector")? })
+    }
 }
 
 /// Everything the agent needs to connect with mutual TLS, read from the config directory.
@@ -185,13 +216,12 @@ pub fn load_identity(config_dir: &Path) -> Result<Identity, EnrollError> {
     ] {
         super::tighten_mode(&p, mode).map_err(io_err(&p))?;
     }
-    let meta: EnrollmentFile =
-        serde_json::from_str(&read_file(&enrollment_path)?).map_err(|e| {
-            EnrollError::BadIdentity {
-                path: enrollment_path.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+    let meta = EnrollmentFile::from_json(&read_file(&enrollment_path)?).map_err(|reason| {
+        EnrollError::BadIdentity {
+            path: enrollment_path.clone(),
+            reason,
+        }
+    })?;
     let bad = |file: &str, e: TlsError| EnrollError::BadIdentity {
         path: config_dir.join(file),
         reason: e.to_string(),
@@ -358,13 +388,12 @@ pub async fn enroll(opts: EnrollOptions) -> Result<Enrollment, EnrollError> {
         name: response.router_name.clone(),
         collector: opts.collector.trim().to_string(),
     };
-    let json =
-        serde_json::to_vec_pretty(&meta).map_err(|e| EnrollError::Protocol(e.to_string()))?;
+    let json = meta.to_json();
     for (file, data, mode) in [
         (KEY_FILE, key_pem.as_bytes(), 0o600),
         (CERT_FILE, response.cert_pem.as_bytes(), 0o644),
         (CA_FILE, response.ca_pem.as_bytes(), 0o644),
-        (ENROLLMENT_FILE, json.as_slice(), 0o644),
+        (ENROLLMENT_FILE, json.as_bytes(), 0o644),
     ] {
         let path = dir.join(file);
         write_atomic(&path, data, mode).map_err(io_err(&path))?;
@@ -437,6 +466,41 @@ mod tests {
     use super::*;
     use crate::uplink::fake::{FakeCollector, Script};
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn enrollment_file_is_what_serde_json_wrote_and_reads_back() {
+        let meta = EnrollmentFile { router_id: -7, name: "ap \"kitchen\"\n".into(), collector: "[::1]:7443".into() };
+        let text = meta.to_json();
+        // What the agent wrote with serde_json: its derived Serialize, fields in this order.
+        #[derive(serde::Serialize)]
+        struct Old<'a> {
+            router_id: i64,
+            name: &'a str,
+            collector: &'a str,
+        }
+        let by_serde = Old { router_id: -7, name: &meta.name, collector: &meta.collector };
+        assert_eq!(text, serde_json::to_string_pretty(&by_serde).unwrap());
+        assert_eq!(EnrollmentFile::from_json(&text), Ok(meta.clone()));
+        // Members in any order, unknown ones ignored, as serde's derived reader took them.
+        let other = r#"{"collector":"[::1]:7443","extra":[1,{}],"name":"ap \"kitchen\"\n","router_id":-7}"#;
+        assert_eq!(EnrollmentFile::from_json(other), Ok(meta));
+    }
+
+    #[test]
+    fn bad_enrollment_files_are_errors() {
+        for (text, want) in [
+            ("", "EOF while parsing a value at line 1 column 0"),
+            ("[]", "expected a JSON object, found an array"),
+            (r#"{"router_id":1,"name":"a"}"#, "missing field `collector`"),
+            (r#"{"router_id":"1","name":"a","collector":"c"}"#, "`router_id` is a string, expected an integer"),
+            (r#"{"router_id":1.5,"name":"a","collector":"c"}"#, "`router_id` 1.5 is not a 64-bit integer"),
+            (r#"{"router_id":9223372036854775808,"name":"a","collector":"c"}"#, "`router_id` 9223372036854775808 is not a 64-bit integer"),
+            (r#"{"router_id":1,"name":null,"collector":"c"}"#, "`name` is null, expected a string"),
+            (r#"{"router_id":1,"name":"a","collector":"c"}x"#, "trailing characters at line 1 column 43"),
+        ] {
+            assert_eq!(EnrollmentFile::from_json(text), Err(want.to_string()), "{text}");
+        }
+    }
 
     fn options(fake: &FakeCollector, dir: &Path) -> EnrollOptions {
         EnrollOptions {
