@@ -290,6 +290,7 @@ struct MapBuilder {
 }
 
 impl Serializer {
+    #[inline(never)]
     fn object(self, members: Vec<(String, Value)>) -> Value {
         if !self.sorted {
             return Value::Object(members);
@@ -304,6 +305,7 @@ impl Serializer {
         Value::Object(out)
     }
 
+    #[inline(never)]
     fn wrap(self, variant: Option<&'static str>, v: Value) -> Value {
         match variant {
             Some(name) => self.object(vec![(name.to_string(), v)]),
@@ -335,6 +337,7 @@ impl ser::Serializer for Serializer {
     fn serialize_i32(self, v: i32) -> Result<Value, JsonError> {
         self.serialize_i64(v.into())
     }
+    #[inline(never)]
     fn serialize_i64(self, v: i64) -> Result<Value, JsonError> {
         Ok(Value::Number(v.to_string()))
     }
@@ -354,6 +357,7 @@ impl ser::Serializer for Serializer {
     fn serialize_u32(self, v: u32) -> Result<Value, JsonError> {
         self.serialize_u64(v.into())
     }
+    #[inline(never)]
     fn serialize_u64(self, v: u64) -> Result<Value, JsonError> {
         Ok(Value::Number(v.to_string()))
     }
@@ -363,15 +367,18 @@ impl ser::Serializer for Serializer {
         }
         Ok(Value::Number(v.to_string()))
     }
+    #[inline(never)]
     fn serialize_f32(self, v: f32) -> Result<Value, JsonError> {
         Ok(if self.sorted { f64_value(v.into()) } else { f32_value(v) })
     }
+    #[inline(never)]
     fn serialize_f64(self, v: f64) -> Result<Value, JsonError> {
         Ok(f64_value(v))
     }
     fn serialize_char(self, v: char) -> Result<Value, JsonError> {
         Ok(Value::String(v.to_string()))
     }
+    #[inline(never)]
     fn serialize_str(self, v: &str) -> Result<Value, JsonError> {
         Ok(Value::String(v.to_string()))
     }
@@ -390,6 +397,7 @@ impl ser::Serializer for Serializer {
     fn serialize_unit_struct(self, _name: &'static str) -> Result<Value, JsonError> {
         Ok(Value::Null)
     }
+    #[inline(never)]
     fn serialize_unit_variant(
         self,
         _name: &'static str,
@@ -415,6 +423,7 @@ impl ser::Serializer for Serializer {
         let v = value.serialize(self)?;
         Ok(self.wrap(Some(variant), v))
     }
+    #[inline(never)]
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqBuilder, JsonError> {
         Ok(SeqBuilder { ser: self, items: Vec::with_capacity(len.unwrap_or(0)), variant: None })
     }
@@ -433,6 +442,7 @@ impl ser::Serializer for Serializer {
     ) -> Result<SeqBuilder, JsonError> {
         Ok(SeqBuilder { ser: self, items: Vec::with_capacity(len), variant: Some(variant) })
     }
+    #[inline(never)]
     fn serialize_map(self, len: Option<usize>) -> Result<MapBuilder, JsonError> {
         Ok(MapBuilder {
             ser: self,
@@ -459,8 +469,14 @@ impl ser::Serializer for Serializer {
 
 impl SeqBuilder {
     fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
-        self.items.push(value.serialize(self.ser)?);
+        let v = value.serialize(self.ser)?;
+        self.push_value(v);
         Ok(())
+    }
+    // Out of line, like the other non-generic steps: one copy instead of one per element type.
+    #[inline(never)]
+    fn push_value(&mut self, v: Value) {
+        self.items.push(v);
     }
     fn finish(self) -> Result<Value, JsonError> {
         Ok(self.ser.wrap(self.variant, Value::Array(self.items)))
@@ -513,8 +529,13 @@ impl ser::SerializeTupleVariant for SeqBuilder {
 
 impl MapBuilder {
     fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), JsonError> {
-        self.members.push((key.to_string(), value.serialize(self.ser)?));
+        let v = value.serialize(self.ser)?;
+        self.push_member(key, v);
         Ok(())
+    }
+    #[inline(never)]
+    fn push_member(&mut self, key: &str, v: Value) {
+        self.members.push((key.to_string(), v));
     }
     fn finish(self) -> Result<Value, JsonError> {
         let obj = self.ser.object(self.members);

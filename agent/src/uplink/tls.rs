@@ -14,11 +14,11 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::ParsedCertificate;
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
@@ -170,52 +170,41 @@ impl PinHandle {
     }
 }
 
-/// Verifies the collector during enrollment by the CA hash of the token (see module docs).
+/// Verifies the collector's certificate chain against fixed roots and the dialed name: what
+/// rustls's `WebPkiServerVerifier` does without revocation lists (the agent has none), through
+/// the same rustls functions and so with the same errors. Written out because the builder of
+/// `WebPkiServerVerifier` links CRL parsing the agent never uses (packaging/README.md, "Size").
 #[derive(Debug)]
-pub struct CaPinVerifier {
-    ca_hash: [u8; 32],
+pub struct CollectorVerifier {
+    roots: RootCertStore,
     provider: Arc<CryptoProvider>,
-    pin: PinHandle,
 }
 
-impl CaPinVerifier {
-    pub fn new(ca_hash: [u8; 32], provider: Arc<CryptoProvider>) -> Self {
-        CaPinVerifier {
-            ca_hash,
-            provider,
-            pin: PinHandle::default(),
-        }
-    }
-
-    pub fn pin(&self) -> PinHandle {
-        self.pin.clone()
+impl CollectorVerifier {
+    pub fn new(roots: RootCertStore, provider: Arc<CryptoProvider>) -> Self {
+        CollectorVerifier { roots, provider }
     }
 }
 
-impl ServerCertVerifier for CaPinVerifier {
+impl ServerCertVerifier for CollectorVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
+        _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let found = std::iter::once(end_entity)
-            .chain(intermediates.iter())
-            .find(|c| sha256(c.as_ref()) == self.ca_hash);
-        let Some(ca) = found else {
-            self.pin.set(PinOutcome::Mismatch);
-            return Err(rustls::Error::General(CA_MISMATCH.to_string()));
-        };
-        self.pin.set(PinOutcome::Matched(ca.as_ref().to_vec()));
-        let mut roots = RootCertStore::empty();
-        roots.add(ca.clone().into_owned())?;
-        let inner =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-                .build()
-                .map_err(|e| rustls::Error::General(e.to_string()))?;
-        inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.provider.signature_verification_algorithms.all,
+        )?;
+        verify_server_name(&cert, server_name)?;
+        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -250,6 +239,76 @@ impl ServerCertVerifier for CaPinVerifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// Verifies the collector during enrollment by the CA hash of the token (see module docs).
+#[derive(Debug)]
+pub struct CaPinVerifier {
+    ca_hash: [u8; 32],
+    /// Verifies the handshake signatures; the chain is checked by one made per handshake with the
+    /// matching certificate as its root.
+    signatures: CollectorVerifier,
+    pin: PinHandle,
+}
+
+impl CaPinVerifier {
+    pub fn new(ca_hash: [u8; 32], provider: Arc<CryptoProvider>) -> Self {
+        CaPinVerifier {
+            ca_hash,
+            signatures: CollectorVerifier::new(RootCertStore::empty(), provider),
+            pin: PinHandle::default(),
+        }
+    }
+
+    pub fn pin(&self) -> PinHandle {
+        self.pin.clone()
+    }
+}
+
+impl ServerCertVerifier for CaPinVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let found = std::iter::once(end_entity)
+            .chain(intermediates.iter())
+            .find(|c| sha256(c.as_ref()) == self.ca_hash);
+        let Some(ca) = found else {
+            self.pin.set(PinOutcome::Mismatch);
+            return Err(rustls::Error::General(CA_MISMATCH.to_string()));
+        };
+        self.pin.set(PinOutcome::Matched(ca.as_ref().to_vec()));
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.clone().into_owned())?;
+        let inner = CollectorVerifier::new(roots, self.signatures.provider.clone());
+        inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.signatures.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.signatures.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.signatures.supported_verify_schemes()
     }
 }
 
@@ -289,8 +348,11 @@ pub fn mtls_client_config(
     }
     let chain = parse_certs_pem(cert_pem, "cert.pem")?;
     let key = parse_key_pem(key_pem)?;
-    let config = tls13_builder(provider())?
-        .with_root_certificates(roots)
+    let provider = provider();
+    let verifier = Arc::new(CollectorVerifier::new(roots, provider.clone()));
+    let config = tls13_builder(provider)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(chain, key)
         .map_err(|e| TlsError::Certificate(format!("cert.pem/key.pem: {e}")))?;
     Ok(Arc::new(config))
@@ -336,6 +398,8 @@ pub fn check_key_matches(cert_pem: &str, key_pem: &str) -> Result<(), TlsError> 
 
 /// Checks that the client certificate chain in `cert_pem` was issued by the CA `ca_der` and is
 /// currently valid for client authentication (what the collector will check in the handshake).
+/// webpki directly, as rustls's `WebPkiClientVerifier` calls it without revocation lists (its
+/// builder links CRL parsing), with rustls's error for each outcome ([`pki_error`]).
 pub fn check_client_cert(ca_der: &[u8], cert_pem: &str) -> Result<(), TlsError> {
     let chain = parse_certs_pem(cert_pem, "certificate")?;
     let (end_entity, intermediates) = chain
@@ -345,13 +409,66 @@ pub fn check_client_cert(ca_der: &[u8], cert_pem: &str) -> Result<(), TlsError> 
     roots
         .add(CertificateDer::from(ca_der.to_vec()))
         .map_err(|e| TlsError::Certificate(format!("CA: {e}")))?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .build()
-        .map_err(|e| TlsError::Config(e.to_string()))?;
-    verifier
-        .verify_client_cert(end_entity, intermediates, UnixTime::now())
-        .map(|_| ())
-        .map_err(|e| TlsError::Certificate(e.to_string()))
+    let cert = webpki::EndEntityCert::try_from(end_entity)
+        .map_err(|e| TlsError::Certificate(pki_error(e).to_string()))?;
+    cert.verify_for_usage(
+        provider().signature_verification_algorithms.all,
+        &roots.roots,
+        intermediates,
+        UnixTime::now(),
+        webpki::KeyUsage::client_auth(),
+        None,
+        None,
+    )
+    .map(|_| ())
+    .map_err(|e| TlsError::Certificate(pki_error(e).to_string()))
+}
+
+/// The rustls error rustls's verifiers make of a webpki error (rustls keeps its own mapping
+/// private): the same variants for every outcome of a check without revocation lists, and
+/// `Other` for the rest, as rustls does.
+fn pki_error(error: webpki::Error) -> rustls::Error {
+    use rustls::{CertificateError as C, ExtendedKeyPurpose, OtherError};
+    use webpki::Error::*;
+    let purpose = |values: Vec<usize>| match values.as_slice() {
+        webpki::KeyUsage::CLIENT_AUTH_REPR => ExtendedKeyPurpose::ClientAuth,
+        webpki::KeyUsage::SERVER_AUTH_REPR => ExtendedKeyPurpose::ServerAuth,
+        _ => ExtendedKeyPurpose::Other(values),
+    };
+    #[allow(deprecated)]
+    let e = match error {
+        BadDer | BadDerTime | TrailingData(_) => C::BadEncoding,
+        CertNotValidYet { time, not_before } => C::NotValidYetContext { time, not_before },
+        CertExpired { time, not_after } => C::ExpiredContext { time, not_after },
+        InvalidCertValidity => C::Expired,
+        UnknownIssuer => C::UnknownIssuer,
+        CertNotValidForName(webpki::InvalidNameContext { expected, presented }) => {
+            C::NotValidForNameContext { expected, presented }
+        }
+        InvalidSignatureForPublicKey => C::BadSignature,
+        UnsupportedSignatureAlgorithm | UnsupportedSignatureAlgorithmForPublicKey => {
+            C::UnsupportedSignatureAlgorithm
+        }
+        UnsupportedSignatureAlgorithmContext(cx) => C::UnsupportedSignatureAlgorithmContext {
+            signature_algorithm_id: cx.signature_algorithm_id,
+            supported_algorithms: cx.supported_algorithms,
+        },
+        UnsupportedSignatureAlgorithmForPublicKeyContext(cx) => {
+            C::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                signature_algorithm_id: cx.signature_algorithm_id,
+                public_key_algorithm_id: cx.public_key_algorithm_id,
+            }
+        }
+        RequiredEkuNotFound => C::InvalidPurpose,
+        RequiredEkuNotFoundContext(webpki::RequiredEkuNotFoundContext { required, present }) => {
+            C::InvalidPurposeContext {
+                required: purpose(required.oid_values().collect()),
+                presented: present.into_iter().map(purpose).collect(),
+            }
+        }
+        other => C::Other(OtherError(Arc::new(other))),
+    };
+    e.into()
 }
 
 /// A certificate's validity period, in Unix seconds.
@@ -477,7 +594,115 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use rustls::client::WebPkiServerVerifier as WebPkiServerVerifierForTest;
     use rcgen::{date_time_ymd, CertificateParams, KeyPair};
+
+    /// [`check_client_cert`] gives the answers (and errors) of rustls's `WebPkiClientVerifier`.
+    #[test]
+    fn client_cert_check_answers_as_rustls_client_verifier() {
+        use rcgen::{BasicConstraints, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa};
+        let ca = |name: &str| {
+            let mut p = CertificateParams::default();
+            p.distinguished_name.push(rcgen::DnType::CommonName, name);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+        };
+        let (ours_ca, other_ca) = (ca("ca"), ca("other"));
+        let leaf = |eku: Vec<ExtendedKeyUsagePurpose>, from: (i32, u8, u8), to: (i32, u8, u8)| {
+            let mut p = CertificateParams::new(vec!["router-1".to_string()]).unwrap();
+            p.extended_key_usages = eku;
+            p.not_before = date_time_ymd(from.0, from.1, from.2);
+            p.not_after = date_time_ymd(to.0, to.1, to.2);
+            p.signed_by(&KeyPair::generate().unwrap(), &ours_ca).unwrap().pem()
+        };
+        let client = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cases = [
+            leaf(client.clone(), (2020, 1, 1), (2090, 1, 1)),
+            leaf(vec![], (2020, 1, 1), (2090, 1, 1)),
+            leaf(client.clone(), (2020, 1, 1), (2021, 1, 1)),
+            leaf(client, (2080, 1, 1), (2090, 1, 1)),
+            leaf(vec![ExtendedKeyUsagePurpose::ServerAuth], (2020, 1, 1), (2090, 1, 1)),
+            leaf(vec![ExtendedKeyUsagePurpose::Other(vec![1, 2, 3, 4])], (2020, 1, 1), (2090, 1, 1)),
+        ];
+        let mut outcomes = Vec::new();
+        for root in [&ours_ca, &other_ca] {
+            let mut roots = RootCertStore::empty();
+            roots.add(root.der().clone()).unwrap();
+            let theirs = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .unwrap();
+            for pem in &cases {
+                let chain = parse_certs_pem(pem, "certificate").unwrap();
+                let want = theirs
+                    .verify_client_cert(&chain[0], &[], UnixTime::now())
+                    .map(|_| ())
+                    .map_err(|e| TlsError::Certificate(e.to_string()));
+                let got = check_client_cert(root.der(), pem);
+                assert_eq!(got, want);
+                outcomes.push(got.map_err(|e| e.to_string()));
+            }
+        }
+        // Passes, expired, not yet valid, wrong purpose, unknown issuer: all seen.
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 2, "{outcomes:#?}");
+        let text = format!("{outcomes:?}");
+        for what in ["expired", "not valid yet", "extended key usage", "UnknownIssuer"] {
+            assert!(text.contains(what), "{what}: {text}");
+        }
+        let garbage = "-----BEGIN CERTIFICATE-----\nMAMBAgM=\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            check_client_cert(ours_ca.der(), garbage),
+            Err(TlsError::Certificate(rustls::Error::from(rustls::CertificateError::BadEncoding).to_string()))
+        );
+    }
+
+    /// [`CollectorVerifier`] gives the answers (and errors) of rustls's own verifier built with
+    /// the same roots and no revocation lists.
+    #[test]
+    fn collector_verifier_answers_as_rustls_webpki_verifier() {
+        use rcgen::{BasicConstraints, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa};
+        let ca = |name: &str| {
+            let mut p = CertificateParams::default();
+            p.distinguished_name.push(rcgen::DnType::CommonName, name);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+        };
+        let (ours_ca, other_ca) = (ca("ca"), ca("other"));
+        let mut p = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let leaf = p.signed_by(&KeyPair::generate().unwrap(), &ours_ca).unwrap();
+        let mut client_only = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        client_only.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let client_leaf = client_only.signed_by(&KeyPair::generate().unwrap(), &ours_ca).unwrap();
+
+        let now = UnixTime::now();
+        let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(300_000_000_000));
+        let garbage = CertificateDer::from(vec![0x30, 0x03, 1, 2, 3]);
+        let name = |n: &str| ServerName::try_from(n.to_string()).unwrap();
+        let mut checked = 0;
+        for root in [&ours_ca, &other_ca] {
+            let mut roots = RootCertStore::empty();
+            roots.add(root.der().clone()).unwrap();
+            let theirs = WebPkiServerVerifierForTest::builder_with_provider(Arc::new(roots.clone()), provider())
+                .build()
+                .unwrap();
+            let ours = CollectorVerifier::new(roots, provider());
+            for (ee, chain, server, at) in [
+                (leaf.der(), vec![], name("localhost"), now),
+                (leaf.der(), vec![root.der().clone()], name("127.0.0.1"), now),
+                (leaf.der(), vec![], name("collector.example"), now),
+                (leaf.der(), vec![], name("localhost"), later),
+                (client_leaf.der(), vec![], name("localhost"), now),
+                (&garbage, vec![], name("localhost"), now),
+            ] {
+                let a = ours.verify_server_cert(ee, &chain, &server, &[], at).map(|_| ());
+                let b = theirs.verify_server_cert(ee, &chain, &server, &[], at).map(|_| ());
+                assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                checked += usize::from(a.is_ok());
+            }
+            assert_eq!(ours.supported_verify_schemes(), theirs.supported_verify_schemes());
+        }
+        assert_eq!(checked, 2, "the good chain passes, under its own root only");
+    }
 
     #[test]
     fn collector_addresses_parse() {
