@@ -79,7 +79,11 @@ impl Value {
 pub enum JsonError {
     /// A document is not valid JSON: what was wrong and where (1-based line and byte column).
     #[error("{msg} at line {line} column {column}")]
-    Syntax { msg: &'static str, line: usize, column: usize },
+    Syntax {
+        msg: &'static str,
+        line: usize,
+        column: usize,
+    },
     /// A value cannot be written as JSON (a map key that is not a string, number or bool), or
     /// a `Serialize` impl failed.
     #[error("{0}")]
@@ -184,7 +188,12 @@ fn write_string(out: &mut String, s: &str) {
 /// decimal exponent is in `fixed` (f64: -5..=15, f32: -6..=12), otherwise `1.5e+16`, `1e-7`.
 /// `sci` is Rust's shortest `{:e}` form of the same value (`-1.234e-7`), which has the same
 /// digits. Non-finite values are `null`, as serde_json prints them.
-fn float_text(finite: bool, sci: String, exact: f64, fixed: std::ops::RangeInclusive<i32>) -> Value {
+fn float_text(
+    finite: bool,
+    sci: String,
+    exact: f64,
+    fixed: std::ops::RangeInclusive<i32>,
+) -> Value {
     if !finite {
         return Value::Null;
     }
@@ -228,7 +237,12 @@ fn float_text(finite: bool, sci: String, exact: f64, fixed: std::ops::RangeInclu
             s.push('.');
             s.push_str(more);
         }
-        let _ = write!(s, "e{}{}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs());
+        let _ = write!(
+            s,
+            "e{}{}",
+            if exp < 0 { '-' } else { '+' },
+            exp.unsigned_abs()
+        );
     }
     Value::Number(s)
 }
@@ -249,7 +263,9 @@ fn f32_value(v: f32) -> Value {
 fn half_to_even(digits: String, exp: i32, exact: f64) -> String {
     let n = digits.len();
     let full = format!("{:.800e}", exact.abs());
-    let Some((m, e)) = full.split_once('e') else { return digits };
+    let Some((m, e)) = full.split_once('e') else {
+        return digits;
+    };
     if e.parse::<i32>().ok() != Some(exp) {
         return digits;
     }
@@ -369,7 +385,11 @@ impl ser::Serializer for Serializer {
     }
     #[inline(never)]
     fn serialize_f32(self, v: f32) -> Result<Value, JsonError> {
-        Ok(if self.sorted { f64_value(v.into()) } else { f32_value(v) })
+        Ok(if self.sorted {
+            f64_value(v.into())
+        } else {
+            f32_value(v)
+        })
     }
     #[inline(never)]
     fn serialize_f64(self, v: f64) -> Result<Value, JsonError> {
@@ -383,7 +403,9 @@ impl ser::Serializer for Serializer {
         Ok(Value::String(v.to_string()))
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<Value, JsonError> {
-        Ok(Value::Array(v.iter().map(|b| Value::Number(b.to_string())).collect()))
+        Ok(Value::Array(
+            v.iter().map(|b| Value::Number(b.to_string())).collect(),
+        ))
     }
     fn serialize_none(self) -> Result<Value, JsonError> {
         Ok(Value::Null)
@@ -425,12 +447,20 @@ impl ser::Serializer for Serializer {
     }
     #[inline(never)]
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqBuilder, JsonError> {
-        Ok(SeqBuilder { ser: self, items: Vec::with_capacity(len.unwrap_or(0)), variant: None })
+        Ok(SeqBuilder {
+            ser: self,
+            items: Vec::with_capacity(len.unwrap_or(0)),
+            variant: None,
+        })
     }
     fn serialize_tuple(self, len: usize) -> Result<SeqBuilder, JsonError> {
         self.serialize_seq(Some(len))
     }
-    fn serialize_tuple_struct(self, _name: &'static str, len: usize) -> Result<SeqBuilder, JsonError> {
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<SeqBuilder, JsonError> {
         self.serialize_seq(Some(len))
     }
     fn serialize_tuple_variant(
@@ -440,7 +470,11 @@ impl ser::Serializer for Serializer {
         variant: &'static str,
         len: usize,
     ) -> Result<SeqBuilder, JsonError> {
-        Ok(SeqBuilder { ser: self, items: Vec::with_capacity(len), variant: Some(variant) })
+        Ok(SeqBuilder {
+            ser: self,
+            items: Vec::with_capacity(len),
+            variant: Some(variant),
+        })
     }
     #[inline(never)]
     fn serialize_map(self, len: Option<usize>) -> Result<MapBuilder, JsonError> {
@@ -556,7 +590,10 @@ impl ser::SerializeMap for MapBuilder {
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
-        let key = self.next_key.take().ok_or_else(|| JsonError::Serialize("map value without a key".to_string()))?;
+        let key = self
+            .next_key
+            .take()
+            .ok_or_else(|| JsonError::Serialize("map value without a key".to_string()))?;
         self.field(&key, value)
     }
     fn end(self) -> Result<Value, JsonError> {
@@ -567,7 +604,11 @@ impl ser::SerializeMap for MapBuilder {
 impl ser::SerializeStruct for MapBuilder {
     type Ok = Value;
     type Error = JsonError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), JsonError> {
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), JsonError> {
         self.field(key, value)
     }
     fn end(self) -> Result<Value, JsonError> {
@@ -578,7 +619,11 @@ impl ser::SerializeStruct for MapBuilder {
 impl ser::SerializeStructVariant for MapBuilder {
     type Ok = Value;
     type Error = JsonError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), JsonError> {
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), JsonError> {
         self.field(key, value)
     }
     fn end(self) -> Result<Value, JsonError> {
@@ -594,7 +639,11 @@ const MAX_DEPTH: usize = 128;
 
 /// Reads one JSON document (surrounding whitespace allowed, nothing else after it).
 pub fn parse(text: &str) -> Result<Value, JsonError> {
-    let mut r = Reader { s: text.as_bytes(), pos: 0, depth: 0 };
+    let mut r = Reader {
+        s: text.as_bytes(),
+        pos: 0,
+        depth: 0,
+    };
     let v = r.value()?;
     r.skip_ws();
     if r.pos < r.s.len() {
@@ -720,7 +769,11 @@ impl Reader<'_> {
                 self.pos += 1;
                 Ok(true)
             }
-            None => Err(self.err(if close == b']' { "EOF while parsing a list" } else { "EOF while parsing an object" })),
+            None => Err(self.err(if close == b']' {
+                "EOF while parsing a list"
+            } else {
+                "EOF while parsing an object"
+            })),
             Some(_) => Err(self.err(msg)),
         }
     }
@@ -770,12 +823,18 @@ impl Reader<'_> {
             self.digits();
         }
         // ASCII only, so slicing on these byte positions is on char boundaries.
-        Ok(Value::Number(String::from_utf8_lossy(&self.s[start..self.pos]).into_owned()))
+        Ok(Value::Number(
+            String::from_utf8_lossy(&self.s[start..self.pos]).into_owned(),
+        ))
     }
 
     /// A digit was expected: the input ended, or something else came.
     fn number_err(&self) -> JsonError {
-        self.err(if self.pos < self.s.len() { "invalid number" } else { "EOF while parsing a value" })
+        self.err(if self.pos < self.s.len() {
+            "invalid number"
+        } else {
+            "EOF while parsing a value"
+        })
     }
 
     fn digits(&mut self) {
@@ -796,7 +855,8 @@ impl Reader<'_> {
                 b'"' => {
                     self.pos += 1;
                     // The input is a &str and escapes add whole chars: always UTF-8.
-                    return String::from_utf8(out).map_err(|_| self.err("invalid unicode code point"));
+                    return String::from_utf8(out)
+                        .map_err(|_| self.err("invalid unicode code point"));
                 }
                 b'\\' => {
                     self.pos += 1;
@@ -823,7 +883,8 @@ impl Reader<'_> {
                     out.push(c as u8);
                 }
                 0..=0x1f => {
-                    return Err(self.err("control character (\\u0000-\\u001F) found while parsing a string"))
+                    return Err(self
+                        .err("control character (\\u0000-\\u001F) found while parsing a string"))
                 }
                 _ => {
                     out.push(b);
@@ -848,7 +909,9 @@ impl Reader<'_> {
                 }
                 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
             }
-            0xDC00..=0xDFFF => return Err(self.err_after("lone leading surrogate in hex escape", 0)),
+            0xDC00..=0xDFFF => {
+                return Err(self.err_after("lone leading surrogate in hex escape", 0))
+            }
             c => c,
         };
         char::from_u32(code).ok_or_else(|| self.err("invalid unicode code point"))
@@ -861,7 +924,9 @@ impl Reader<'_> {
         }
         let mut v = 0;
         for _ in 0..4 {
-            let d = (self.s[self.pos] as char).to_digit(16).ok_or_else(|| self.err("invalid escape"))?;
+            let d = (self.s[self.pos] as char)
+                .to_digit(16)
+                .ok_or_else(|| self.err("invalid escape"))?;
             v = v * 16 + d;
             self.pos += 1;
         }
@@ -881,15 +946,42 @@ mod tests {
     #[test]
     fn floats_print_as_serde_json_prints_them() {
         let f64s = [
-            0.0, -0.0, 1.0, -1.5, 0.1, 1e15, 1e16, 1.5e16, 123456789012345680.0, 1e-5, 1.2e-5,
-            1e-6, 1.5e-7, 5e-324, f64::MAX, f64::MIN_POSITIVE, 100.0, 0.3, 2.5e-300,
+            0.0,
+            -0.0,
+            1.0,
+            -1.5,
+            0.1,
+            1e15,
+            1e16,
+            1.5e16,
+            123456789012345680.0,
+            1e-5,
+            1.2e-5,
+            1e-6,
+            1.5e-7,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            100.0,
+            0.3,
+            2.5e-300,
         ];
         for f in f64s {
-            assert_eq!(to_string_pretty(&f64_value(f)), serde_json::to_string(&f).unwrap(), "{f:e}");
+            assert_eq!(
+                to_string_pretty(&f64_value(f)),
+                serde_json::to_string(&f).unwrap(),
+                "{f:e}"
+            );
         }
-        let f32s = [0.0f32, 1.0, 0.1, 1e12, 1e13, 1.5e13, 1e-6, 1e-7, 3.4e38, 1e-45, 20.5];
+        let f32s = [
+            0.0f32, 1.0, 0.1, 1e12, 1e13, 1.5e13, 1e-6, 1e-7, 3.4e38, 1e-45, 20.5,
+        ];
         for f in f32s {
-            assert_eq!(to_string_pretty(&f32_value(f)), serde_json::to_string(&f).unwrap(), "{f:e}");
+            assert_eq!(
+                to_string_pretty(&f32_value(f)),
+                serde_json::to_string(&f).unwrap(),
+                "{f:e}"
+            );
         }
         for f in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             assert_eq!(to_string_pretty(&f64_value(f)), "null");
@@ -995,14 +1087,22 @@ mod tests {
             "{\"a\":1 \"b\":2}",
         ] {
             let ours = parse(text).unwrap_err().to_string();
-            let theirs = serde_json::from_str::<serde_json::Value>(text).unwrap_err().to_string();
+            let theirs = serde_json::from_str::<serde_json::Value>(text)
+                .unwrap_err()
+                .to_string();
             if ours != theirs {
                 wrong.push(format!("{text:?}: {ours} | serde_json: {theirs}"));
             }
         }
         assert!(wrong.is_empty(), "{wrong:#?}");
         let deep = "[".repeat(MAX_DEPTH + 1);
-        assert!(matches!(parse(&deep), Err(JsonError::Syntax { msg: "recursion limit exceeded", .. })));
+        assert!(matches!(
+            parse(&deep),
+            Err(JsonError::Syntax {
+                msg: "recursion limit exceeded",
+                ..
+            })
+        ));
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(parse(&ok).is_ok());
         // Far too deep for any stack: still an error.
@@ -1049,7 +1149,12 @@ mod tests {
     #[test]
     fn every_serde_shape_prints_as_serde_json() {
         let s = S {
-            zeta: vec![E::Unit, E::New(7), E::Tuple(-3, "x\ny".into()), E::Struct { z: 0.1, a: None }],
+            zeta: vec![
+                E::Unit,
+                E::New(7),
+                E::Tuple(-3, "x\ny".into()),
+                E::Struct { z: 0.1, a: None },
+            ],
             alpha: [(2, ()), (10, ())].into_iter().collect(),
             bytes: ('é', [1, 255]),
             unit: (),
@@ -1064,7 +1169,10 @@ mod tests {
         // serde_json's Value holds no number beyond 64 bits; its writer does.
         assert!(to_value(&s).is_err() && serde_json::to_value(&s).is_err());
         let s = S { big: 1, ..s };
-        assert_eq!(to_string_pretty(&to_value(&s).unwrap()), via_serde(&serde_json::to_value(&s).unwrap()));
+        assert_eq!(
+            to_string_pretty(&to_value(&s).unwrap()),
+            via_serde(&serde_json::to_value(&s).unwrap())
+        );
         // A key serde_json refuses is refused here too.
         let bad: std::collections::BTreeMap<Vec<u8>, u8> = [(vec![1], 1)].into_iter().collect();
         assert!(to_value(&bad).is_err() && serde_json::to_value(&bad).is_err());

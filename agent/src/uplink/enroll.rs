@@ -113,9 +113,15 @@ impl EnrollmentFile {
     /// The file's text: a pretty JSON object with `router_id`, `name` and `collector`.
     pub fn to_json(&self) -> String {
         json::to_string_pretty(&Value::Object(vec![
-            ("router_id".to_string(), Value::Number(self.router_id.to_string())),
+            (
+                "router_id".to_string(),
+                Value::Number(self.router_id.to_string()),
+            ),
             ("name".to_string(), Value::String(self.name.clone())),
-            ("collector".to_string(), Value::String(self.collector.clone())),
+            (
+                "collector".to_string(),
+                Value::String(self.collector.clone()),
+            ),
         ]))
     }
 
@@ -132,10 +138,21 @@ impl EnrollmentFile {
             other => Err(format!("`{key}` is {}, expected a string", other.kind())),
         };
         let router_id = match member("router_id")? {
-            Value::Number(n) => n.parse::<i64>().map_err(|_| format!("`router_id` {n} is not a 64-bit integer"))?,
-            other => return Err(format!("`router_id` is {}, expected an integer", other.kind())),
+            Value::Number(n) => n
+                .parse::<i64>()
+                .map_err(|_| format!("`router_id` {n} is not a 64-bit integer"))?,
+            other => {
+                return Err(format!(
+                    "`router_id` is {}, expected an integer",
+                    other.kind()
+                ))
+            }
         };
-        Ok(EnrollmentFile { router_id, name: string("name")?, collector: string("collector")? })
+        Ok(EnrollmentFile {
+            router_id,
+            name: string("name")?,
+            collector: string("collector")?,
+        })
     }
 }
 
@@ -469,7 +486,11 @@ mod tests {
 
     #[test]
     fn enrollment_file_is_what_serde_json_wrote_and_reads_back() {
-        let meta = EnrollmentFile { router_id: -7, name: "ap \"kitchen\"\n".into(), collector: "[::1]:7443".into() };
+        let meta = EnrollmentFile {
+            router_id: -7,
+            name: "ap \"kitchen\"\n".into(),
+            collector: "[::1]:7443".into(),
+        };
         let text = meta.to_json();
         // What the agent wrote with serde_json: its derived Serialize, fields in this order.
         #[derive(serde::Serialize)]
@@ -478,11 +499,16 @@ mod tests {
             name: &'a str,
             collector: &'a str,
         }
-        let by_serde = Old { router_id: -7, name: &meta.name, collector: &meta.collector };
+        let by_serde = Old {
+            router_id: -7,
+            name: &meta.name,
+            collector: &meta.collector,
+        };
         assert_eq!(text, serde_json::to_string_pretty(&by_serde).unwrap());
         assert_eq!(EnrollmentFile::from_json(&text), Ok(meta.clone()));
         // Members in any order, unknown ones ignored, as serde's derived reader took them.
-        let other = r#"{"collector":"[::1]:7443","extra":[1,{}],"name":"ap \"kitchen\"\n","router_id":-7}"#;
+        let other =
+            r#"{"collector":"[::1]:7443","extra":[1,{}],"name":"ap \"kitchen\"\n","router_id":-7}"#;
         assert_eq!(EnrollmentFile::from_json(other), Ok(meta));
     }
 
@@ -492,13 +518,32 @@ mod tests {
             ("", "EOF while parsing a value at line 1 column 0"),
             ("[]", "expected a JSON object, found an array"),
             (r#"{"router_id":1,"name":"a"}"#, "missing field `collector`"),
-            (r#"{"router_id":"1","name":"a","collector":"c"}"#, "`router_id` is a string, expected an integer"),
-            (r#"{"router_id":1.5,"name":"a","collector":"c"}"#, "`router_id` 1.5 is not a 64-bit integer"),
-            (r#"{"router_id":9223372036854775808,"name":"a","collector":"c"}"#, "`router_id` 9223372036854775808 is not a 64-bit integer"),
-            (r#"{"router_id":1,"name":null,"collector":"c"}"#, "`name` is null, expected a string"),
-            (r#"{"router_id":1,"name":"a","collector":"c"}x"#, "trailing characters at line 1 column 43"),
+            (
+                r#"{"router_id":"1","name":"a","collector":"c"}"#,
+                "`router_id` is a string, expected an integer",
+            ),
+            (
+                r#"{"router_id":1.5,"name":"a","collector":"c"}"#,
+                "`router_id` 1.5 is not a 64-bit integer",
+            ),
+            (
+                r#"{"router_id":9223372036854775808,"name":"a","collector":"c"}"#,
+                "`router_id` 9223372036854775808 is not a 64-bit integer",
+            ),
+            (
+                r#"{"router_id":1,"name":null,"collector":"c"}"#,
+                "`name` is null, expected a string",
+            ),
+            (
+                r#"{"router_id":1,"name":"a","collector":"c"}x"#,
+                "trailing characters at line 1 column 43",
+            ),
         ] {
-            assert_eq!(EnrollmentFile::from_json(text), Err(want.to_string()), "{text}");
+            assert_eq!(
+                EnrollmentFile::from_json(text),
+                Err(want.to_string()),
+                "{text}"
+            );
         }
     }
 

@@ -442,9 +442,13 @@ fn pki_error(error: webpki::Error) -> rustls::Error {
         CertExpired { time, not_after } => C::ExpiredContext { time, not_after },
         InvalidCertValidity => C::Expired,
         UnknownIssuer => C::UnknownIssuer,
-        CertNotValidForName(webpki::InvalidNameContext { expected, presented }) => {
-            C::NotValidForNameContext { expected, presented }
-        }
+        CertNotValidForName(webpki::InvalidNameContext {
+            expected,
+            presented,
+        }) => C::NotValidForNameContext {
+            expected,
+            presented,
+        },
         InvalidSignatureForPublicKey => C::BadSignature,
         UnsupportedSignatureAlgorithm | UnsupportedSignatureAlgorithmForPublicKey => {
             C::UnsupportedSignatureAlgorithm
@@ -594,8 +598,8 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use rustls::client::WebPkiServerVerifier as WebPkiServerVerifierForTest;
     use rcgen::{date_time_ymd, CertificateParams, KeyPair};
+    use rustls::client::WebPkiServerVerifier as WebPkiServerVerifierForTest;
 
     /// [`check_client_cert`] gives the answers (and errors) of rustls's `WebPkiClientVerifier`.
     #[test]
@@ -613,7 +617,9 @@ mod tests {
             p.extended_key_usages = eku;
             p.not_before = date_time_ymd(from.0, from.1, from.2);
             p.not_after = date_time_ymd(to.0, to.1, to.2);
-            p.signed_by(&KeyPair::generate().unwrap(), &ours_ca).unwrap().pem()
+            p.signed_by(&KeyPair::generate().unwrap(), &ours_ca)
+                .unwrap()
+                .pem()
         };
         let client = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let cases = [
@@ -621,16 +627,27 @@ mod tests {
             leaf(vec![], (2020, 1, 1), (2090, 1, 1)),
             leaf(client.clone(), (2020, 1, 1), (2021, 1, 1)),
             leaf(client, (2080, 1, 1), (2090, 1, 1)),
-            leaf(vec![ExtendedKeyUsagePurpose::ServerAuth], (2020, 1, 1), (2090, 1, 1)),
-            leaf(vec![ExtendedKeyUsagePurpose::Other(vec![1, 2, 3, 4])], (2020, 1, 1), (2090, 1, 1)),
+            leaf(
+                vec![ExtendedKeyUsagePurpose::ServerAuth],
+                (2020, 1, 1),
+                (2090, 1, 1),
+            ),
+            leaf(
+                vec![ExtendedKeyUsagePurpose::Other(vec![1, 2, 3, 4])],
+                (2020, 1, 1),
+                (2090, 1, 1),
+            ),
         ];
         let mut outcomes = Vec::new();
         for root in [&ours_ca, &other_ca] {
             let mut roots = RootCertStore::empty();
             roots.add(root.der().clone()).unwrap();
-            let theirs = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                .build()
-                .unwrap();
+            let theirs = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .build()
+            .unwrap();
             for pem in &cases {
                 let chain = parse_certs_pem(pem, "certificate").unwrap();
                 let want = theirs
@@ -643,15 +660,26 @@ mod tests {
             }
         }
         // Passes, expired, not yet valid, wrong purpose, unknown issuer: all seen.
-        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 2, "{outcomes:#?}");
+        assert_eq!(
+            outcomes.iter().filter(|o| o.is_ok()).count(),
+            2,
+            "{outcomes:#?}"
+        );
         let text = format!("{outcomes:?}");
-        for what in ["expired", "not valid yet", "extended key usage", "UnknownIssuer"] {
+        for what in [
+            "expired",
+            "not valid yet",
+            "extended key usage",
+            "UnknownIssuer",
+        ] {
             assert!(text.contains(what), "{what}: {text}");
         }
         let garbage = "-----BEGIN CERTIFICATE-----\nMAMBAgM=\n-----END CERTIFICATE-----\n";
         assert_eq!(
             check_client_cert(ours_ca.der(), garbage),
-            Err(TlsError::Certificate(rustls::Error::from(rustls::CertificateError::BadEncoding).to_string()))
+            Err(TlsError::Certificate(
+                rustls::Error::from(rustls::CertificateError::BadEncoding).to_string()
+            ))
         );
     }
 
@@ -667,12 +695,17 @@ mod tests {
             CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
         };
         let (ours_ca, other_ca) = (ca("ca"), ca("other"));
-        let mut p = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let mut p =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let leaf = p.signed_by(&KeyPair::generate().unwrap(), &ours_ca).unwrap();
+        let leaf = p
+            .signed_by(&KeyPair::generate().unwrap(), &ours_ca)
+            .unwrap();
         let mut client_only = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
         client_only.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let client_leaf = client_only.signed_by(&KeyPair::generate().unwrap(), &ours_ca).unwrap();
+        let client_leaf = client_only
+            .signed_by(&KeyPair::generate().unwrap(), &ours_ca)
+            .unwrap();
 
         let now = UnixTime::now();
         let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(300_000_000_000));
@@ -682,9 +715,12 @@ mod tests {
         for root in [&ours_ca, &other_ca] {
             let mut roots = RootCertStore::empty();
             roots.add(root.der().clone()).unwrap();
-            let theirs = WebPkiServerVerifierForTest::builder_with_provider(Arc::new(roots.clone()), provider())
-                .build()
-                .unwrap();
+            let theirs = WebPkiServerVerifierForTest::builder_with_provider(
+                Arc::new(roots.clone()),
+                provider(),
+            )
+            .build()
+            .unwrap();
             let ours = CollectorVerifier::new(roots, provider());
             for (ee, chain, server, at) in [
                 (leaf.der(), vec![], name("localhost"), now),
@@ -694,12 +730,19 @@ mod tests {
                 (client_leaf.der(), vec![], name("localhost"), now),
                 (&garbage, vec![], name("localhost"), now),
             ] {
-                let a = ours.verify_server_cert(ee, &chain, &server, &[], at).map(|_| ());
-                let b = theirs.verify_server_cert(ee, &chain, &server, &[], at).map(|_| ());
+                let a = ours
+                    .verify_server_cert(ee, &chain, &server, &[], at)
+                    .map(|_| ());
+                let b = theirs
+                    .verify_server_cert(ee, &chain, &server, &[], at)
+                    .map(|_| ());
                 assert_eq!(format!("{a:?}"), format!("{b:?}"));
                 checked += usize::from(a.is_ok());
             }
-            assert_eq!(ours.supported_verify_schemes(), theirs.supported_verify_schemes());
+            assert_eq!(
+                ours.supported_verify_schemes(),
+                theirs.supported_verify_schemes()
+            );
         }
         assert_eq!(checked, 2, "the good chain passes, under its own root only");
     }
