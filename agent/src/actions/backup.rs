@@ -4,7 +4,6 @@
 
 use routerstats_shared::action::{ActionDetail, MAX_BACKUP};
 use routerstats_shared::token::hex;
-use sha2::{Digest, Sha256};
 
 use super::{tools, ActionConfig};
 
@@ -26,7 +25,7 @@ pub fn create(cfg: &ActionConfig, id: i64) -> Result<(String, Option<ActionDetai
             ));
         }
         let data = std::fs::read(&path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-        let sha256 = hex(&Sha256::digest(&data));
+        let sha256 = hex(&crate::uplink::tls::sha256(&data));
         Ok((
             format!(
                 "{} -b: {} bytes, sha256 {sha256}\n",
@@ -79,7 +78,7 @@ mod tests {
             panic!()
         };
         assert_eq!((size, data.as_slice()), (7, b"archive".as_slice()));
-        assert_eq!(sha256, hex(&Sha256::digest(b"archive")));
+        assert_eq!(sha256, hex(&<sha2::Sha256 as sha2::Digest>::digest(b"archive")));
         assert!(!dir.path().join("routerstats-backup-7.tar.gz").exists());
     }
 

@@ -30,7 +30,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sha2::{Digest, Sha256};
 
 pub use enroll::{enroll, load_identity, EnrollError, EnrollOptions, Enrollment, Identity};
 pub use session::{run, RunError, RunOptions, RunStats};
@@ -107,13 +106,13 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
             .map(|d| d.as_nanos())
             .unwrap_or(0);
         for (block, chunk) in out.chunks_mut(32).enumerate() {
-            let mut h = Sha256::new();
-            h.update(nanos.to_le_bytes());
-            h.update(std::process::id().to_le_bytes());
-            h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-            h.update((block as u64).to_le_bytes());
-            let digest = h.finalize();
-            for (o, d) in chunk.iter_mut().zip(digest.iter()) {
+            let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+            h.update(&nanos.to_le_bytes());
+            h.update(&std::process::id().to_le_bytes());
+            h.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+            h.update(&(block as u64).to_le_bytes());
+            let digest = h.finish();
+            for (o, d) in chunk.iter_mut().zip(digest.as_ref()) {
                 *o = *d;
             }
         }
