@@ -275,7 +275,7 @@ fn half_to_even(digits: String, exp: i32, exact: f64) -> String {
         return digits;
     }
     let lower = &all[..n];
-    if lower[n - 1] % 2 == 0 {
+    if lower[n - 1].is_multiple_of(2) {
         // The even one is the lower: the exact value's first n digits.
         return String::from_utf8_lossy(lower).into_owned();
     }
