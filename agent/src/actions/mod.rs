@@ -22,7 +22,6 @@ pub mod tools;
 pub mod uci_cli;
 pub mod wireguard;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -119,7 +118,8 @@ fn now_u64(t: i64) -> u64 {
 pub struct Executor {
     cfg: ActionConfig,
     journal: Mutex<Journal>,
-    running: Mutex<HashSet<i64>>,
+    /// Ids being run by this process (a few at most: a list, not a hash set, for code size).
+    running: Mutex<Vec<i64>>,
 }
 
 impl Executor {
@@ -131,7 +131,7 @@ impl Executor {
         Executor {
             cfg,
             journal: Mutex::new(journal),
-            running: Mutex::new(HashSet::new()),
+            running: Mutex::new(Vec::new()),
         }
     }
 
@@ -271,19 +271,18 @@ impl Executor {
     pub fn handle(&self, action: Action, collector_now: i64) -> Option<Vec<u8>> {
         let id = action.id;
         // Claim the id first: while this process runs it, a redelivery waits for its result.
-        if !self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id)
         {
-            return None;
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            if running.contains(&id) {
+                return None;
+            }
+            running.push(id);
         }
         let frame = self.handle_claimed(action, collector_now);
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+            .retain(|r| *r != id);
         frame
     }
 

@@ -5,7 +5,6 @@
 //! `MemAvailable`; it is then estimated as `MemFree + Buffers + Cached + SReclaimable - Shmem`
 //! (missing terms count as 0, capped at `MemTotal`) and flagged as derived.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use super::{read_text, ParseError, Parsed, SourceError};
@@ -29,7 +28,8 @@ pub fn parse(text: &str) -> Result<Parsed<MemInfo>, ParseError> {
         return Err(ParseError::Empty);
     }
     let mut out = Parsed::new(MemInfo::default());
-    let mut values: HashMap<&str, u64> = HashMap::new();
+    // A list rather than a hash map: some fifty keys, and less code on the router.
+    let mut values: Vec<(&str, u64)> = Vec::new();
     for (idx, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() {
@@ -37,16 +37,16 @@ pub fn parse(text: &str) -> Result<Parsed<MemInfo>, ParseError> {
         }
         match parse_line(line) {
             Ok((key, value)) => {
-                if values.contains_key(key) {
+                if values.iter().any(|(k, _)| *k == key) {
                     out.skip(idx + 1, format!("repeated key {key}"));
                 } else {
-                    values.insert(key, value);
+                    values.push((key, value));
                 }
             }
             Err(reason) => out.skip(idx + 1, reason),
         }
     }
-    let get = |k: &str| values.get(k).copied();
+    let get = |k: &str| values.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
     let Some(total_kb) = get("MemTotal") else {
         return Err(out.nothing_usable("no MemTotal"));
     };
