@@ -37,6 +37,10 @@ impl ReadPool {
             ApiError::internal("database unavailable; see the collector log")
         })?;
         let _ = conn.busy_timeout(Duration::from_secs(5));
+        crate::store::register_raw_tables(&conn).map_err(|e| {
+            tracing::error!(error = %e, "cannot register the raw-sample virtual tables");
+            ApiError::internal("database unavailable; see the collector log")
+        })?;
         Ok(conn)
     }
 

@@ -13,11 +13,13 @@
 //!   second.
 
 mod actions;
+pub mod blocks;
 pub mod delta;
 mod ingest;
 mod registry;
 mod retention;
 pub mod schema;
+pub mod sealed;
 #[cfg(test)]
 pub(crate) mod testutil;
 
@@ -37,6 +39,7 @@ pub use registry::{
 };
 pub use retention::{Retention, RetentionStats, RAW_LEVEL_TABLES};
 pub use schema::SCHEMA_VERSION;
+pub use sealed::{register as register_raw_tables, SealStats};
 
 use schema::MIGRATIONS;
 
@@ -177,6 +180,7 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     cache: HashMap<i64, ingest::RouterCache>,
+    seal: sealed::SealState,
 }
 
 impl Store {
@@ -213,10 +217,12 @@ impl Store {
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn, path)?;
+        sealed::register(&conn)?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),
             cache: HashMap::new(),
+            seal: sealed::SealState::default(),
         })
     }
 

@@ -59,6 +59,8 @@ pub const RAW_LEVEL_TABLES: &[&str] = &[
     "station_report_totals",
     "probe_samples",
     "station_rollup_5m",
+    "raw_blocks",
+    "raw_block_keys",
 ];
 
 /// Tables of raw samples, all with `router_id` and `ts_ms` leading their primary key.
@@ -110,7 +112,9 @@ impl Store {
                 stats.samples += tx.prepare_cached(&sql)?.execute(params![id, raw_cut])? as u64;
             }
             tx.commit()?;
+            stats.samples += self.delete_old_blocks(id, raw_cut)?;
         }
+        self.delete_old_block_keys(raw_cut)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -135,7 +139,7 @@ impl Store {
     /// skipping along each table's leading `router_id` key: a few seeks per router.
     fn router_ids_with_data(&self) -> Result<BTreeSet<i64>, StoreError> {
         let mut ids = BTreeSet::new();
-        for table in std::iter::once(&"reports").chain(SAMPLE_TABLES) {
+        for table in ["reports", "raw_blocks"].iter().chain(SAMPLE_TABLES) {
             let sql = format!(
                 "WITH RECURSIVE r(id) AS (SELECT min(router_id) FROM {table} \
                  UNION ALL SELECT (SELECT min(router_id) FROM {table} WHERE router_id > r.id) FROM r \
@@ -168,7 +172,7 @@ mod tests {
     fn raw_level_lists_what_raw_retention_deletes() {
         let mut expected = vec!["reports"];
         expected.extend(SAMPLE_TABLES);
-        expected.push("station_rollup_5m");
+        expected.extend(["station_rollup_5m", "raw_blocks", "raw_block_keys"]);
         assert_eq!(RAW_LEVEL_TABLES, expected.as_slice());
     }
 
