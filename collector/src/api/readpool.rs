@@ -18,6 +18,7 @@ pub struct ReadPool {
 
 impl ReadPool {
     pub fn new(path: PathBuf, max_idle: usize) -> Self {
+        crate::store::install_raw_tables();
         ReadPool {
             path,
             idle: Mutex::new(Vec::new()),
@@ -37,10 +38,6 @@ impl ReadPool {
             ApiError::internal("database unavailable; see the collector log")
         })?;
         let _ = conn.busy_timeout(Duration::from_secs(5));
-        crate::store::register_raw_tables(&conn).map_err(|e| {
-            tracing::error!(error = %e, "cannot register the raw-sample virtual tables");
-            ApiError::internal("database unavailable; see the collector log")
-        })?;
         Ok(conn)
     }
 

@@ -39,7 +39,7 @@ pub use registry::{
 };
 pub use retention::{Retention, RetentionStats, RAW_LEVEL_TABLES};
 pub use schema::SCHEMA_VERSION;
-pub use sealed::{register as register_raw_tables, SealStats};
+pub use sealed::{install as install_raw_tables, SealStats};
 
 use schema::MIGRATIONS;
 
@@ -193,6 +193,7 @@ impl Store {
     /// some other program's database ([`StoreError::NotADatabase`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         create_private(path)?;
+        sealed::install();
         let not_a_db = |e: rusqlite::Error| not_a_database(path, e);
         let mut conn = Connection::open(path).map_err(not_a_db)?;
         conn.busy_timeout(Duration::from_secs(5))?;
@@ -217,7 +218,6 @@ impl Store {
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate(&mut conn, path)?;
-        sealed::register(&conn)?;
         Ok(Store {
             conn,
             path: path.to_path_buf(),

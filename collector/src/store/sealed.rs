@@ -335,8 +335,34 @@ fn seal_group(conn: &mut Connection, cols: &[BlockColumns], router: i64, hour: i
     Ok(Some((moved, blocks)))
 }
 
+/// Registers the `<table>_all` virtual tables on every SQLite connection this process opens
+/// from now on (an SQLite auto-extension; idempotent). [`Store::open`] and the API's read pool
+/// call it, so every connection of the collector has them.
+pub fn install() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `auto_register` neither opens nor closes a connection and does not touch the
+        // list of auto-extensions.
+        if let Err(e) = unsafe { rusqlite::auto_extension::register_auto_extension(auto_register) } {
+            tracing::error!(error = %e, "cannot register the raw-sample virtual tables");
+        }
+    });
+}
+
+unsafe extern "C" fn auto_register(
+    db: *mut ffi::sqlite3,
+    err: *mut *mut std::ffi::c_char,
+    _: *const ffi::sqlite3_api_routines,
+) -> c_int {
+    fn init(c: Connection) -> rusqlite::Result<()> {
+        register(&c)
+    }
+    // SAFETY: called by SQLite with the connection being opened.
+    unsafe { rusqlite::auto_extension::init_auto_extension(db, err, init) }
+}
+
 /// Registers the `<table>_all` virtual tables on `conn` (every connection that reads raw
-/// samples beyond the hot window needs them).
+/// samples beyond the hot window needs them; see [`install`]).
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     for (i, t) in SEALED.iter().enumerate() {
         conn.create_module(format!("{}_all", t.name).as_str(), eponymous_only_module::<AllTab>(), Some(i))?;
