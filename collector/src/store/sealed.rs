@@ -19,6 +19,8 @@
 //!   router or key it decodes every block of the table in the time range. A block that does not
 //!   decode is logged and skipped (the other blocks are served).
 //! - Retention deletes a block once all of its hour is older than `raw_days`.
+//! - `station_report_totals` (per-report station sums, read only by fleet series of up to an
+//!   hour) is kept for the hot window only: sealing an hour deletes its rows.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::ffi::c_int;
@@ -331,6 +333,9 @@ fn seal_group(conn: &mut Connection, cols: &[BlockColumns], router: i64, hour: i
         tx.prepare_cached(&del)?.execute(params![router, hour, hour + HOUR_MS])?;
         blocks += 1;
     }
+    // The per-report station sums only serve fleet series of up to an hour (the hot window).
+    tx.prepare_cached("DELETE FROM station_report_totals WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3")?
+        .execute(params![router, hour, hour + HOUR_MS])?;
     tx.commit()?;
     Ok(Some((moved, blocks)))
 }
