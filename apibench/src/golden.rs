@@ -240,11 +240,7 @@ fn every_route_answers_as_recorded() {
     assert_eq!(status, 200);
     let doc: Value = serde_json::from_slice(&doc).expect("openapi json");
     let list = requests(&doc);
-    assert!(
-        KEYS / 2 * PER_KEY >= list.len(),
-        "{} requests",
-        list.len()
-    );
+    assert!(KEYS / 2 * PER_KEY >= list.len(), "{} requests", list.len());
 
     let mut dump = |first_key: usize| {
         let mut summary = String::new();
@@ -284,7 +280,11 @@ fn every_route_answers_as_recorded() {
             .filter(|(a, b)| a != b)
             .map(|(a, b)| format!("  rows   {a}\n  sealed {b}"))
             .collect();
-        panic!("{} answers changed when sealed (bodies in {BODIES}):\n{}", changed.len(), changed.join("\n"));
+        panic!(
+            "{} answers changed when sealed (bodies in {BODIES}):\n{}",
+            changed.len(),
+            changed.join("\n")
+        );
     }
     // The real server compresses when asked (the requests above asked for no encoding).
     let (_, _, plain) = client.get_full("/api/export", &keys[0]).expect("export");

@@ -504,7 +504,11 @@ mod tests {
         let sealed = f.sealed_bytes_per_report().unwrap();
         let rows = run(&dir.path().join("r.db"), 2, 5 * 120, false).unwrap();
         assert_eq!(rows.sealed_reports, 0);
-        assert!(sealed * 3.0 < rows.bytes_per_report(), "{sealed} vs {}", rows.bytes_per_report());
+        assert!(
+            sealed * 3.0 < rows.bytes_per_report(),
+            "{sealed} vs {}",
+            rows.bytes_per_report()
+        );
         assert!(f.render().contains("steady state"));
     }
 }

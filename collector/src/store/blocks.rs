@@ -63,7 +63,9 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 fn get_varint(inp: &[u8], pos: &mut usize) -> Result<u64, BlockError> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
-        let b = *inp.get(*pos).ok_or(BlockError::Corrupt("truncated varint"))?;
+        let b = *inp
+            .get(*pos)
+            .ok_or(BlockError::Corrupt("truncated varint"))?;
         *pos += 1;
         v |= u64::from(b & 0x7f) << shift;
         if b < 0x80 {
@@ -209,7 +211,8 @@ impl BlockColumns {
         }
         self.sort(&mut rows);
         let raw = self.encode_sorted(&rows);
-        let mut e = flate2::write::DeflateEncoder::new(vec![FORMAT_DEFLATE], flate2::Compression::new(6));
+        let mut e =
+            flate2::write::DeflateEncoder::new(vec![FORMAT_DEFLATE], flate2::Compression::new(6));
         e.write_all(&raw).map_err(BlockError::Compress)?;
         e.finish().map_err(BlockError::Compress)
     }
@@ -378,8 +381,12 @@ pub fn cmp_value(a: &Value, b: &Value) -> std::cmp::Ordering {
     }
     match (a, b) {
         (Value::Integer(x), Value::Integer(y)) => x.cmp(y),
-        (Value::Integer(x), Value::Real(y)) => (*x as f64).partial_cmp(y).unwrap_or(Ordering::Equal),
-        (Value::Real(x), Value::Integer(y)) => x.partial_cmp(&(*y as f64)).unwrap_or(Ordering::Equal),
+        (Value::Integer(x), Value::Real(y)) => {
+            (*x as f64).partial_cmp(y).unwrap_or(Ordering::Equal)
+        }
+        (Value::Real(x), Value::Integer(y)) => {
+            x.partial_cmp(&(*y as f64)).unwrap_or(Ordering::Equal)
+        }
         (Value::Real(x), Value::Real(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
         (Value::Text(x), Value::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
         (Value::Blob(x), Value::Blob(y)) => x.cmp(y),
@@ -392,9 +399,11 @@ mod tests {
     use super::*;
 
     fn cols() -> BlockColumns {
-        let names = ["ts_ms", "iface", "mac", "rx_bytes", "rx_delta", "rx_bps", "load", "ssid", "blob"]
-            .map(String::from)
-            .to_vec();
+        let names = [
+            "ts_ms", "iface", "mac", "rx_bytes", "rx_delta", "rx_bps", "load", "ssid", "blob",
+        ]
+        .map(String::from)
+        .to_vec();
         BlockColumns::new(names, &["iface", "mac"]).unwrap()
     }
 
@@ -403,7 +412,11 @@ mod tests {
         for (m, mac) in ["aa:bb", "cc:dd", "ee:ff"].iter().enumerate() {
             let mut bytes = 1_000i64 * m as i64;
             for t in 0..40i64 {
-                let delta = if t == 0 { None } else { Some(100 + t * 7 + m as i64) };
+                let delta = if t == 0 {
+                    None
+                } else {
+                    Some(100 + t * 7 + m as i64)
+                };
                 bytes += delta.unwrap_or(0);
                 rows.push(vec![
                     Value::Integer(1_700_000_000_000 + t * 30_000),
@@ -413,7 +426,11 @@ mod tests {
                     delta.map_or(Value::Null, Value::Integer),
                     delta.map_or(Value::Null, |d| Value::Integer(d * 8000 / 30_000)),
                     Value::Real(0.25 * t as f64),
-                    if t % 3 == 0 { Value::Null } else { Value::Text(format!("ssid-{}", t % 2)) },
+                    if t % 3 == 0 {
+                        Value::Null
+                    } else {
+                        Value::Text(format!("ssid-{}", t % 2))
+                    },
                     Value::Blob(vec![t as u8, 0xff]),
                 ]);
             }
@@ -439,7 +456,9 @@ mod tests {
             o => format!("{o:?}"),
         };
         a.len() == b.len()
-            && a.iter().zip(b).all(|(x, y)| x.iter().map(key).eq(y.iter().map(key)))
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.iter().map(key).eq(y.iter().map(key)))
     }
 
     #[test]
@@ -466,7 +485,9 @@ mod tests {
         assert!(same(&got, &want), "{got:?}");
         // Predicted counters compress: far fewer bytes than values.
         assert!(blob.len() < 121 * 9, "{}", blob.len());
-        assert!(c.encode(vec![]).is_ok_and(|b| c.decode(&b).unwrap().is_empty()));
+        assert!(c
+            .encode(vec![])
+            .is_ok_and(|b| c.decode(&b).unwrap().is_empty()));
     }
 
     #[test]
@@ -475,12 +496,17 @@ mod tests {
         let narrow = BlockColumns::new(c.names()[..4].to_vec(), &["iface", "mac"]).unwrap();
         let rows: Vec<Vec<Value>> = rows().into_iter().map(|r| r[..4].to_vec()).collect();
         let got = c.decode(&narrow.encode(rows).unwrap()).unwrap();
-        assert!(got.iter().all(|r| r.len() == 9 && r[4..].iter().all(|v| *v == Value::Null)));
+        assert!(got
+            .iter()
+            .all(|r| r.len() == 9 && r[4..].iter().all(|v| *v == Value::Null)));
         assert!(matches!(
             narrow.decode(&c.encode(vec![]).unwrap()),
             Err(BlockError::Columns { found: 9, table: 4 })
         ));
-        assert!(matches!(c.encode(vec![vec![Value::Null]]), Err(BlockError::RowWidth { .. })));
+        assert!(matches!(
+            c.encode(vec![vec![Value::Null]]),
+            Err(BlockError::RowWidth { .. })
+        ));
     }
 
     #[test]
@@ -503,11 +529,16 @@ mod tests {
         for len in 0..300 {
             let payload: Vec<u8> = (0..len)
                 .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     (seed >> 56) as u8
                 })
                 .collect();
-            let mut e = flate2::write::DeflateEncoder::new(vec![FORMAT_DEFLATE], flate2::Compression::fast());
+            let mut e = flate2::write::DeflateEncoder::new(
+                vec![FORMAT_DEFLATE],
+                flate2::Compression::fast(),
+            );
             e.write_all(&payload).unwrap();
             let _ = c.decode(&e.finish().unwrap());
         }

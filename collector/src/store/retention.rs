@@ -2,7 +2,9 @@
 //! ended more than their days ago (one transaction per router, then one for the rollups).
 //!
 //! Raw tables are clustered by `(router_id, ts_ms, ...)`, so the delete runs as one range per
-//! router; rollups have an index on `bucket_start_ms`.
+//! router; rollups have an index on `bucket_start_ms`. Sealed blocks (`store::sealed`) are
+//! deleted whole, per router, once all of their hour is older than `raw_days` (so up to an hour
+//! more than the rows is kept), and their keys by one range of `raw_block_keys`.
 
 use std::collections::BTreeSet;
 

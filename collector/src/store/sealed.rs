@@ -113,7 +113,10 @@ fn table_info(conn: &Connection, table: &str) -> rusqlite::Result<Vec<(String, S
 }
 
 /// The block columns of a sealed table: its columns without `router_id`.
-fn block_columns(conn: &Connection, t: &SealedTable) -> Result<(Vec<(String, String)>, BlockColumns), StoreError> {
+fn block_columns(
+    conn: &Connection,
+    t: &SealedTable,
+) -> Result<(Vec<(String, String)>, BlockColumns), StoreError> {
     let info = table_info(conn, t.name)?;
     let names: Vec<String> = info
         .iter()
@@ -156,7 +159,11 @@ impl Store {
     /// Seals up to [`SEAL_GROUPS_PER_STEP`] closed (router, hour) groups older than the hot
     /// window at `now_ms`, each in its own transaction. Cheap when there is nothing to do.
     pub fn seal_step(&mut self, now_ms: i64) -> Result<SealStats, StoreError> {
-        self.seal_groups(hot_start(now_ms), SEAL_GROUPS_PER_STEP, Some(SEAL_STEP_BUDGET))
+        self.seal_groups(
+            hot_start(now_ms),
+            SEAL_GROUPS_PER_STEP,
+            Some(SEAL_STEP_BUDGET),
+        )
     }
 
     /// Seals everything sealable at `now_ms` (tests, benchmarks, a one-off after an upgrade).
@@ -181,7 +188,12 @@ impl Store {
         }
     }
 
-    fn seal_groups(&mut self, hot_start: i64, max: usize, budget: Option<Duration>) -> Result<SealStats, StoreError> {
+    fn seal_groups(
+        &mut self,
+        hot_start: i64,
+        max: usize,
+        budget: Option<Duration>,
+    ) -> Result<SealStats, StoreError> {
         let started = Instant::now();
         let st = &mut self.seal;
         if st.cols.is_none() {
@@ -202,14 +214,21 @@ impl Store {
         }
         let mut scanned = 0;
         while st.pending.len() < max.min(64) && scanned < SCAN_ROUTERS_PER_STEP {
-            let Some((id, before)) = st.scan.pop_front() else { break };
+            let Some((id, before)) = st.scan.pop_front() else {
+                break;
+            };
             scanned += 1;
             let mut hours = BTreeSet::new();
             for t in SEALED {
-                let sql = format!("SELECT min(ts_ms) FROM {} WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3", t.name);
+                let sql = format!(
+                    "SELECT min(ts_ms) FROM {} WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
+                    t.name
+                );
                 let mut q = self.conn.prepare_cached(&sql)?;
                 let mut from = i64::MIN;
-                while let Some(ts) = q.query_row(params![id, from, before], |r| r.get::<_, Option<i64>>(0))? {
+                while let Some(ts) =
+                    q.query_row(params![id, from, before], |r| r.get::<_, Option<i64>>(0))?
+                {
                     let h = floor_hour(ts);
                     hours.insert(h);
                     from = h + HOUR_MS;
@@ -219,8 +238,15 @@ impl Store {
         }
         let mut stats = SealStats::default();
         while (stats.groups + stats.skipped) < max as u64 {
-            let Some((id, hour)) = self.seal.pending.pop_front() else { break };
-            let cols = self.seal.cols.as_ref().map(|c| c.to_vec()).unwrap_or_default();
+            let Some((id, hour)) = self.seal.pending.pop_front() else {
+                break;
+            };
+            let cols = self
+                .seal
+                .cols
+                .as_ref()
+                .map(|c| c.to_vec())
+                .unwrap_or_default();
             match seal_group(&mut self.conn, &cols, id, hour)? {
                 Some((rows, blocks)) => {
                     stats.groups += 1;
@@ -239,16 +265,24 @@ impl Store {
 
     /// Deletes the blocks whose hour ended at or before `raw_cut` (retention); returns the
     /// number of sealed rows they held.
-    pub(crate) fn delete_old_blocks(&mut self, router_id: i64, raw_cut: i64) -> Result<u64, StoreError> {
+    pub(crate) fn delete_old_blocks(
+        &mut self,
+        router_id: i64,
+        raw_cut: i64,
+    ) -> Result<u64, StoreError> {
         let last_hour = raw_cut.saturating_sub(HOUR_MS);
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut rows = 0u64;
         for tbl in 0..SEALED.len() as i64 {
             rows += tx
                 .prepare_cached("SELECT coalesce(sum(rows), 0) FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms <= ?3")?
                 .query_row(params![router_id, tbl, last_hour], |r| r.get::<_, i64>(0))? as u64;
-            tx.prepare_cached("DELETE FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms <= ?3")?
-                .execute(params![router_id, tbl, last_hour])?;
+            tx.prepare_cached(
+                "DELETE FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms <= ?3",
+            )?
+            .execute(params![router_id, tbl, last_hour])?;
         }
         tx.commit()?;
         Ok(rows)
@@ -265,11 +299,21 @@ impl Store {
 
 /// Seals one router's hour in every sealed table, in one transaction. `None` when a block of
 /// the hour exists but does not decode (the rows then stay rows, and the error is logged).
-fn seal_group(conn: &mut Connection, cols: &[BlockColumns], router: i64, hour: i64) -> Result<Option<(u64, u64)>, StoreError> {
+fn seal_group(
+    conn: &mut Connection,
+    cols: &[BlockColumns],
+    router: i64,
+    hour: i64,
+) -> Result<Option<(u64, u64)>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (mut moved, mut blocks) = (0u64, 0u64);
     for (tbl, (t, c)) in SEALED.iter().zip(cols).enumerate() {
-        let list = c.names().iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
+        let list = c
+            .names()
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
             "SELECT {list} FROM {} WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
             t.name
@@ -278,7 +322,9 @@ fn seal_group(conn: &mut Connection, cols: &[BlockColumns], router: i64, hour: i
             let mut q = tx.prepare_cached(&sql)?;
             let n = c.names().len();
             let r = q.query_map(params![router, hour, hour + HOUR_MS], |r| {
-                (0..n).map(|i| r.get::<_, Value>(i)).collect::<rusqlite::Result<Vec<_>>>()
+                (0..n)
+                    .map(|i| r.get::<_, Value>(i))
+                    .collect::<rusqlite::Result<Vec<_>>>()
             })?;
             r.collect::<rusqlite::Result<_>>()?
         };
@@ -287,7 +333,9 @@ fn seal_group(conn: &mut Connection, cols: &[BlockColumns], router: i64, hour: i
         }
         moved += rows.len() as u64;
         let old: Option<Vec<u8>> = tx
-            .prepare_cached("SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3")?
+            .prepare_cached(
+                "SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
+            )?
             .query_row(params![router, tbl as i64, hour], |r| r.get(0))
             .optional()?;
         if let Some(old) = old {
@@ -296,7 +344,12 @@ fn seal_group(conn: &mut Connection, cols: &[BlockColumns], router: i64, hour: i
                     // The block's rows win over late rows with the same key (first stored wins).
                     let key = |r: &Vec<Value>| {
                         let mut k = vec![r[c.ts()].clone()];
-                        k.extend(t.series.iter().filter_map(|s| c.names().iter().position(|n| n == s)).map(|i| r[i].clone()));
+                        k.extend(
+                            t.series
+                                .iter()
+                                .filter_map(|s| c.names().iter().position(|n| n == s))
+                                .map(|i| r[i].clone()),
+                        );
                         format!("{k:?}")
                     };
                     let have: std::collections::HashSet<String> = sealed.iter().map(key).collect();
@@ -311,7 +364,8 @@ fn seal_group(conn: &mut Connection, cols: &[BlockColumns], router: i64, hour: i
             }
         }
         let count = rows.len() as i64;
-        let keys: BTreeSet<String> = match t.key.and_then(|k| c.names().iter().position(|n| n == k)) {
+        let keys: BTreeSet<String> = match t.key.and_then(|k| c.names().iter().position(|n| n == k))
+        {
             Some(i) => rows
                 .iter()
                 .filter_map(|r| match &r[i] {
@@ -321,7 +375,9 @@ fn seal_group(conn: &mut Connection, cols: &[BlockColumns], router: i64, hour: i
                 .collect(),
             None => BTreeSet::new(),
         };
-        let blob = c.encode(rows).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+        let blob = c
+            .encode(rows)
+            .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
         tx.prepare_cached("INSERT OR REPLACE INTO raw_blocks (router_id, tbl, hour_ms, rows, data) VALUES (?1, ?2, ?3, ?4, ?5)")?
             .execute(params![router, tbl as i64, hour, count, blob])?;
         let mut ins = tx.prepare_cached("INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id) VALUES (?1, ?2, ?3, ?4)")?;
@@ -329,13 +385,19 @@ fn seal_group(conn: &mut Connection, cols: &[BlockColumns], router: i64, hour: i
             ins.execute(params![hour, tbl as i64, k, router])?;
         }
         drop(ins);
-        let del = format!("DELETE FROM {} WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3", t.name);
-        tx.prepare_cached(&del)?.execute(params![router, hour, hour + HOUR_MS])?;
+        let del = format!(
+            "DELETE FROM {} WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
+            t.name
+        );
+        tx.prepare_cached(&del)?
+            .execute(params![router, hour, hour + HOUR_MS])?;
         blocks += 1;
     }
     // The per-report station sums only serve fleet series of up to an hour (the hot window).
-    tx.prepare_cached("DELETE FROM station_report_totals WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3")?
-        .execute(params![router, hour, hour + HOUR_MS])?;
+    tx.prepare_cached(
+        "DELETE FROM station_report_totals WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
+    )?
+    .execute(params![router, hour, hour + HOUR_MS])?;
     tx.commit()?;
     Ok(Some((moved, blocks)))
 }
@@ -348,7 +410,8 @@ pub fn install() {
     ONCE.call_once(|| {
         // SAFETY: `auto_register` neither opens nor closes a connection and does not touch the
         // list of auto-extensions.
-        if let Err(e) = unsafe { rusqlite::auto_extension::register_auto_extension(auto_register) } {
+        if let Err(e) = unsafe { rusqlite::auto_extension::register_auto_extension(auto_register) }
+        {
             tracing::error!(error = %e, "cannot register the raw-sample virtual tables");
         }
     });
@@ -370,7 +433,11 @@ unsafe extern "C" fn auto_register(
 /// samples beyond the hot window needs them; see [`install`]).
 pub fn register(conn: &Connection) -> rusqlite::Result<()> {
     for (i, t) in SEALED.iter().enumerate() {
-        conn.create_module(format!("{}_all", t.name).as_str(), eponymous_only_module::<AllTab>(), Some(i))?;
+        conn.create_module(
+            format!("{}_all", t.name).as_str(),
+            eponymous_only_module::<AllTab>(),
+            Some(i),
+        )?;
     }
     Ok(())
 }
@@ -428,20 +495,31 @@ unsafe impl<'vtab> VTab<'vtab> for AllTab {
     type Aux = usize;
     type Cursor = AllCursor<'vtab>;
 
-    fn connect(db: &mut VTabConnection, aux: Option<&usize>, _args: &[&[u8]]) -> rusqlite::Result<(String, Self)> {
+    fn connect(
+        db: &mut VTabConnection,
+        aux: Option<&usize>,
+        _args: &[&[u8]],
+    ) -> rusqlite::Result<(String, Self)> {
         let tbl = aux.copied().unwrap_or(0);
-        let t = SEALED.get(tbl).ok_or_else(|| rusqlite::Error::ModuleError("unknown sealed table".into()))?;
+        let t = SEALED
+            .get(tbl)
+            .ok_or_else(|| rusqlite::Error::ModuleError("unknown sealed table".into()))?;
         // SAFETY: the handle is the connection this virtual table lives in; the borrowed
         // `Connection` does not close it and only runs nested read statements.
         let handle = unsafe { db.handle() };
         let conn = unsafe { Connection::from_handle(handle) }?;
-        let (info, cols) = block_columns(&conn, t).map_err(|e| rusqlite::Error::ModuleError(e.to_string()))?;
+        let (info, cols) =
+            block_columns(&conn, t).map_err(|e| rusqlite::Error::ModuleError(e.to_string()))?;
         let names: Vec<String> = info.iter().map(|(n, _)| n.clone()).collect();
         let pos = |n: &str| names.iter().position(|c| c == n);
-        let router_col = pos("router_id").ok_or_else(|| rusqlite::Error::ModuleError("no router_id".into()))?;
+        let router_col =
+            pos("router_id").ok_or_else(|| rusqlite::Error::ModuleError("no router_id".into()))?;
         let ts_col = pos("ts_ms").ok_or_else(|| rusqlite::Error::ModuleError("no ts_ms".into()))?;
         let key_col = t.key.and_then(pos);
-        let order = [router_col, ts_col].into_iter().chain(t.series.iter().filter_map(|s| pos(s))).collect();
+        let order = [router_col, ts_col]
+            .into_iter()
+            .chain(t.series.iter().filter_map(|s| pos(s)))
+            .collect();
         let decl = info
             .iter()
             .map(|(n, ty)| format!("\"{n}\" {ty}"))
@@ -464,7 +542,8 @@ unsafe impl<'vtab> VTab<'vtab> for AllTab {
     }
 
     fn best_index(&self, info: &mut IndexInfo) -> rusqlite::Result<()> {
-        let eq = |op: &IndexConstraintOp| matches!(op, IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ);
+        let eq =
+            |op: &IndexConstraintOp| matches!(op, IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ);
         let mut used: Vec<(usize, char)> = Vec::new();
         for (i, c) in info.constraints().enumerate() {
             if !c.is_usable() {
@@ -562,7 +641,12 @@ impl AllCursor<'_> {
         let conn = &t.conn;
         let mut out: Vec<Vec<Value>> = Vec::new();
         // Rows.
-        let list = t.names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
+        let list = t
+            .names
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut sql = format!("SELECT {list} FROM main.\"{}\" WHERE 1", SEALED[t.tbl].name);
         for &c in codes {
             sql.push_str(" AND ");
@@ -572,7 +656,9 @@ impl AllCursor<'_> {
             let mut st = conn.prepare_cached(&sql)?;
             let n = t.names.len();
             let rows = st.query_map(params_from_iter(args.iter()), |r| {
-                (0..n).map(|i| r.get::<_, Value>(i)).collect::<rusqlite::Result<Vec<_>>>()
+                (0..n)
+                    .map(|i| r.get::<_, Value>(i))
+                    .collect::<rusqlite::Result<Vec<_>>>()
             })?;
             for r in rows {
                 out.push(r?);
@@ -597,7 +683,9 @@ impl AllCursor<'_> {
             let mut found: Vec<(i64, i64, Vec<u8>)> = Vec::new();
             if let Some(r) = router {
                 let mut st = conn.prepare_cached("SELECT hour_ms, data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms BETWEEN ?3 AND ?4")?;
-                let rows = st.query_map(params![r, tbl, lo_h, hi_h], |x| Ok((r, x.get(0)?, x.get(1)?)))?;
+                let rows = st.query_map(params![r, tbl, lo_h, hi_h], |x| {
+                    Ok((r, x.get(0)?, x.get(1)?))
+                })?;
                 for x in rows {
                     found.push(x?);
                 }
@@ -614,7 +702,9 @@ impl AllCursor<'_> {
                 }
             } else {
                 let mut st = conn.prepare_cached("SELECT router_id, hour_ms, data FROM raw_blocks WHERE tbl = ?1 AND hour_ms BETWEEN ?2 AND ?3")?;
-                let rows = st.query_map(params![tbl, lo_h, hi_h], |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?)))?;
+                let rows = st.query_map(params![tbl, lo_h, hi_h], |x| {
+                    Ok((x.get(0)?, x.get(1)?, x.get(2)?))
+                })?;
                 for x in rows {
                     found.push(x?);
                 }
@@ -672,11 +762,20 @@ fn log_corrupt(table: &str, router: i64, hour: i64, e: &BlockError) {
 }
 
 unsafe impl VTabCursor for AllCursor<'_> {
-    fn filter(&mut self, _idx_num: c_int, idx_str: Option<&str>, args: &Filters<'_>) -> rusqlite::Result<()> {
+    fn filter(
+        &mut self,
+        _idx_num: c_int,
+        idx_str: Option<&str>,
+        args: &Filters<'_>,
+    ) -> rusqlite::Result<()> {
         let codes: Vec<char> = idx_str.unwrap_or("").chars().collect();
-        let vals: Vec<Value> = (0..args.len()).map(|i| args.get::<Value>(i)).collect::<rusqlite::Result<_>>()?;
+        let vals: Vec<Value> = (0..args.len())
+            .map(|i| args.get::<Value>(i))
+            .collect::<rusqlite::Result<_>>()?;
         if vals.len() != codes.len() {
-            return Err(rusqlite::Error::ModuleError("constraint count mismatch".into()));
+            return Err(rusqlite::Error::ModuleError(
+                "constraint count mismatch".into(),
+            ));
         }
         self.load(&codes, &vals).map_err(|e| match e {
             StoreError::Sqlite(e) => e,
@@ -720,19 +819,33 @@ mod tests {
     /// Two routers reporting every 5 minutes for 6 hours (a third one stops after 2 hours).
     fn filled() -> (tempfile::TempDir, Store, Vec<i64>) {
         let (dir, mut store) = open_temp();
-        let ids: Vec<i64> = ["a", "b", "c"].iter().map(|n| enrolled_router(&mut store, n).id).collect();
+        let ids: Vec<i64> = ["a", "b", "c"]
+            .iter()
+            .map(|n| enrolled_router(&mut store, n).id)
+            .collect();
         for i in 0..72i64 {
             let ts = T0 + i * STEP + 1_234;
             let reports: Vec<_> = ids
                 .iter()
                 .enumerate()
                 .filter(|(k, _)| *k < 2 || i < 24)
-                .map(|(k, _)| rich_report([k as u8 + 1; 16], 2 * i as u64 + 2, ts as u64, (i as u64 + 1) * (k as u64 + 3)))
+                .map(|(k, _)| {
+                    rich_report(
+                        [k as u8 + 1; 16],
+                        2 * i as u64 + 2,
+                        ts as u64,
+                        (i as u64 + 1) * (k as u64 + 3),
+                    )
+                })
                 .collect();
             let items: Vec<IngestItem<'_>> = reports
                 .iter()
                 .zip(&ids)
-                .map(|(r, &id)| IngestItem { router_id: id, received_at_ms: ts, report: r })
+                .map(|(r, &id)| IngestItem {
+                    router_id: id,
+                    received_at_ms: ts,
+                    report: r,
+                })
                 .collect();
             store.ingest(&items).unwrap();
         }
@@ -744,7 +857,10 @@ mod tests {
         let n = st.column_count();
         let rows = st
             .query_map(params_from_iter(p.iter()), |r| {
-                Ok((0..n).map(|i| format!("{:?}", r.get::<_, Value>(i).unwrap())).collect::<Vec<_>>().join("|"))
+                Ok((0..n)
+                    .map(|i| format!("{:?}", r.get::<_, Value>(i).unwrap()))
+                    .collect::<Vec<_>>()
+                    .join("|"))
             })
             .unwrap();
         rows.map(Result::unwrap).collect()
@@ -753,19 +869,39 @@ mod tests {
     /// Queries of the shapes the API uses (router, key and time constraints, joins, aggregates).
     fn answers(c: &Connection, ids: &[i64]) -> Vec<Vec<String>> {
         let mac = Value::Text(crate::store::testutil::mac(1).to_string());
-        let (r, from, to) = (Value::Integer(ids[0]), Value::Integer(T0 + 1_800_000), Value::Integer(T0 + 4 * 3_600_000));
+        let (r, from, to) = (
+            Value::Integer(ids[0]),
+            Value::Integer(T0 + 1_800_000),
+            Value::Integer(T0 + 4 * 3_600_000),
+        );
         let mut out = Vec::new();
         for t in SEALED {
             let all = format!("{}_all", t.name);
-            out.push(dump(c, &format!("SELECT * FROM {all} ORDER BY 1, 2, 3, 4, 5"), &[]));
-            out.push(dump(c, &format!("SELECT * FROM {all} WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3"), &[r.clone(), from.clone(), to.clone()]));
+            out.push(dump(
+                c,
+                &format!("SELECT * FROM {all} ORDER BY 1, 2, 3, 4, 5"),
+                &[],
+            ));
+            out.push(dump(
+                c,
+                &format!("SELECT * FROM {all} WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3"),
+                &[r.clone(), from.clone(), to.clone()],
+            ));
             out.push(dump(c, &format!("SELECT count(*), min(ts_ms), max(ts_ms) FROM {all} WHERE ts_ms > ?1 AND ts_ms <= ?2"), &[from.clone(), to.clone()]));
             out.push(dump(c, &format!("SELECT r.id, count(*) FROM routers r CROSS JOIN {all} s ON s.router_id = r.id AND s.ts_ms BETWEEN ?1 AND ?2 GROUP BY r.id"), &[from.clone(), to.clone()]));
-            out.push(dump(c, &format!("SELECT * FROM {all} WHERE ts_ms = ?1"), &[Value::Integer(T0 + 12 * STEP + 1_234)]));
+            out.push(dump(
+                c,
+                &format!("SELECT * FROM {all} WHERE ts_ms = ?1"),
+                &[Value::Integer(T0 + 12 * STEP + 1_234)],
+            ));
             if let Some(k) = t.key {
-                out.push(dump(c, &format!("SELECT * FROM {all} WHERE {k} = ?1 AND ts_ms >= ?2"), &[mac.clone(), from.clone()]));
-                out.push(dump(c, &format!("SELECT router_id, ts_ms FROM {all} WHERE {k} = ?1 ORDER BY ts_ms DESC LIMIT 1"), &[mac.clone()]));
-                out.push(dump(c, &format!("SELECT EXISTS (SELECT 1 FROM {all} WHERE {k} = ?1), EXISTS (SELECT 1 FROM {all} WHERE {k} = 'nobody')"), &[mac.clone()]));
+                out.push(dump(
+                    c,
+                    &format!("SELECT * FROM {all} WHERE {k} = ?1 AND ts_ms >= ?2"),
+                    &[mac.clone(), from.clone()],
+                ));
+                out.push(dump(c, &format!("SELECT router_id, ts_ms FROM {all} WHERE {k} = ?1 ORDER BY ts_ms DESC LIMIT 1"), std::slice::from_ref(&mac)));
+                out.push(dump(c, &format!("SELECT EXISTS (SELECT 1 FROM {all} WHERE {k} = ?1), EXISTS (SELECT 1 FROM {all} WHERE {k} = 'nobody')"), std::slice::from_ref(&mac)));
             }
         }
         out
@@ -778,8 +914,16 @@ mod tests {
         // With everything still rows, `<table>_all` is the table.
         for t in SEALED {
             assert_eq!(
-                dump(c, &format!("SELECT * FROM {} ORDER BY 1, 2, 3, 4, 5", t.name), &[]),
-                dump(c, &format!("SELECT * FROM {}_all ORDER BY 1, 2, 3, 4, 5", t.name), &[]),
+                dump(
+                    c,
+                    &format!("SELECT * FROM {} ORDER BY 1, 2, 3, 4, 5", t.name),
+                    &[]
+                ),
+                dump(
+                    c,
+                    &format!("SELECT * FROM {}_all ORDER BY 1, 2, 3, 4, 5", t.name),
+                    &[]
+                ),
                 "{}",
                 t.name
             );
@@ -788,7 +932,12 @@ mod tests {
         assert!(before.iter().filter(|a| !a.is_empty()).count() > 30);
         let rows_before: i64 = SEALED
             .iter()
-            .map(|t| c.query_row(&format!("SELECT count(*) FROM {}", t.name), [], |r| r.get::<_, i64>(0)).unwrap())
+            .map(|t| {
+                c.query_row(&format!("SELECT count(*) FROM {}", t.name), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap()
+            })
             .sum();
 
         let now = T0 + 6 * 3_600_000;
@@ -797,14 +946,26 @@ mod tests {
         assert_eq!(s.groups, 2 * 4 + 1, "{s:?}");
         assert_eq!(s.skipped, 0);
         let c = store.connection();
-        let sealed: i64 = c.query_row("SELECT coalesce(sum(rows), 0) FROM raw_blocks", [], |r| r.get(0)).unwrap();
+        let sealed: i64 = c
+            .query_row("SELECT coalesce(sum(rows), 0) FROM raw_blocks", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
         let rows_after: i64 = SEALED
             .iter()
-            .map(|t| c.query_row(&format!("SELECT count(*) FROM {}", t.name), [], |r| r.get::<_, i64>(0)).unwrap())
+            .map(|t| {
+                c.query_row(&format!("SELECT count(*) FROM {}", t.name), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap()
+            })
             .sum();
         assert_eq!(s.rows as i64, sealed);
         assert_eq!(rows_after + sealed, rows_before);
-        assert!(sealed > rows_after, "most rows sealed: {sealed} of {rows_before}");
+        assert!(
+            sealed > rows_after,
+            "most rows sealed: {sealed} of {rows_before}"
+        );
         assert_eq!(answers(c, &ids), before, "sealed answers differ");
         // Nothing left to seal; the newest report is still rows.
         assert_eq!(store.seal_all(now).unwrap().groups, 0);
@@ -813,7 +974,13 @@ mod tests {
 
         // A late report for a sealed hour is merged into that hour's block.
         let late = rich_report([1; 16], 5, (T0 + 3 * 60_000) as u64, 7);
-        store.ingest(&[IngestItem { router_id: ids[0], received_at_ms: now, report: &late }]).unwrap();
+        store
+            .ingest(&[IngestItem {
+                router_id: ids[0],
+                received_at_ms: now,
+                report: &late,
+            }])
+            .unwrap();
         let with_late = answers(store.connection(), &ids);
         store.seal_step(now).unwrap();
         let s = store.seal_all(now).unwrap();
@@ -821,8 +988,13 @@ mod tests {
         assert_eq!(answers(store.connection(), &ids), with_late);
 
         // Retention deletes whole blocks older than raw_days (and their keys).
-        let policy = Retention { raw_days: 1, ..Retention::default() };
-        let stats = store.apply_retention(T0 + 86_400_000 + 2 * 3_600_000, &policy).unwrap();
+        let policy = Retention {
+            raw_days: 1,
+            ..Retention::default()
+        };
+        let stats = store
+            .apply_retention(T0 + 86_400_000 + 2 * 3_600_000, &policy)
+            .unwrap();
         let c = store.connection();
         let hours: Vec<i64> = c
             .prepare("SELECT DISTINCT hour_ms FROM raw_blocks ORDER BY 1")
@@ -831,8 +1003,18 @@ mod tests {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        assert_eq!(hours, vec![T0 + 2 * 3_600_000, T0 + 3 * 3_600_000], "blocks of hours 0 and 1 deleted");
-        let keys: i64 = c.query_row("SELECT count(*) FROM raw_block_keys WHERE hour_ms < ?1", [T0 + 2 * 3_600_000], |r| r.get(0)).unwrap();
+        assert_eq!(
+            hours,
+            vec![T0 + 2 * 3_600_000, T0 + 3 * 3_600_000],
+            "blocks of hours 0 and 1 deleted"
+        );
+        let keys: i64 = c
+            .query_row(
+                "SELECT count(*) FROM raw_block_keys WHERE hour_ms < ?1",
+                [T0 + 2 * 3_600_000],
+                |r| r.get(0),
+            )
+            .unwrap();
         assert_eq!(keys, 0);
         assert!(stats.samples > 0);
     }
@@ -842,21 +1024,41 @@ mod tests {
         let (_dir, mut store, ids) = filled();
         store.seal_all(T0 + 6 * 3_600_000).unwrap();
         let c = store.connection();
-        let count = |c: &Connection| -> i64 { c.query_row("SELECT count(*) FROM station_samples_all WHERE router_id = ?1", [ids[0]], |r| r.get(0)).unwrap() };
+        let count = |c: &Connection| -> i64 {
+            c.query_row(
+                "SELECT count(*) FROM station_samples_all WHERE router_id = ?1",
+                [ids[0]],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
         let all = count(c);
         let bad: i64 = c
-            .query_row("SELECT rows FROM raw_blocks WHERE router_id = ?1 AND tbl = 1 AND hour_ms = ?2", params![ids[0], T0], |r| r.get(0))
+            .query_row(
+                "SELECT rows FROM raw_blocks WHERE router_id = ?1 AND tbl = 1 AND hour_ms = ?2",
+                params![ids[0], T0],
+                |r| r.get(0),
+            )
             .unwrap();
         for garbage in [&b"\x01\xff\x00\x13"[..], b"", b"\x07zstd?", b"\x01"] {
-            c.execute("UPDATE raw_blocks SET data = ?3 WHERE router_id = ?1 AND tbl = 1 AND hour_ms = ?2", params![ids[0], T0, garbage])
-                .unwrap();
+            c.execute(
+                "UPDATE raw_blocks SET data = ?3 WHERE router_id = ?1 AND tbl = 1 AND hour_ms = ?2",
+                params![ids[0], T0, garbage],
+            )
+            .unwrap();
             let cols = block_columns(c, &SEALED[1]).unwrap().1;
             assert!(cols.decode(garbage).is_err());
             assert_eq!(count(c), all - bad, "the other blocks are still served");
         }
         // Late rows for the corrupt hour stay rows (the block is not overwritten).
         let late = rich_report([1; 16], 5, (T0 + 3 * 60_000) as u64, 7);
-        store.ingest(&[IngestItem { router_id: ids[0], received_at_ms: T0, report: &late }]).unwrap();
+        store
+            .ingest(&[IngestItem {
+                router_id: ids[0],
+                received_at_ms: T0,
+                report: &late,
+            }])
+            .unwrap();
         let s = store.seal_all(T0 + 6 * 3_600_000).unwrap();
         assert_eq!((s.groups, s.skipped), (0, 1), "{s:?}");
         let c = store.connection();
