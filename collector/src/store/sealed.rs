@@ -1085,4 +1085,53 @@ mod tests {
         // The work list is built once per hour: a step in the same hour finds nothing new.
         assert_eq!(store.seal_step(now).unwrap(), SealStats::default());
     }
+
+    /// The database writer seals a database's old hours by itself (as after an upgrade), in
+    /// steps between (and without) batches.
+    #[test]
+    fn the_writer_seals_old_hours_lazily() {
+        use crate::ingest::writer::{Writer, WriterConfig};
+        let (dir, mut store) = open_temp();
+        let id = enrolled_router(&mut store, "w").id;
+        let now = crate::clock::now_ms();
+        for i in 0..72i64 {
+            let ts = now - 6 * 3_600_000 + i * STEP;
+            let r = rich_report([3; 16], i as u64 + 1, ts as u64, i as u64 + 1);
+            store
+                .ingest(&[IngestItem {
+                    router_id: id,
+                    received_at_ms: ts,
+                    report: &r,
+                }])
+                .unwrap();
+        }
+        let cfg = WriterConfig::new(
+            16,
+            Duration::from_millis(5),
+            Retention::default(),
+            Duration::from_secs(3600),
+        );
+        let writer = Writer::spawn(store, cfg).unwrap();
+        let reader = Connection::open(dir.path().join("routerstats.db")).unwrap();
+        let sealable = |c: &Connection| -> i64 {
+            c.query_row(
+                "SELECT count(*) FROM station_samples WHERE ts_ms < ?1",
+                [hot_start(crate::clock::now_ms())],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sealable(&reader) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(sealable(&reader), 0, "old hours still rows");
+        let blocks: i64 = reader
+            .query_row("SELECT count(*) FROM raw_blocks WHERE tbl = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(blocks >= 3, "{blocks}");
+        writer.join(Duration::from_secs(5));
+    }
 }
