@@ -44,6 +44,17 @@ pub const INTERVAL_S: u64 = 30;
 /// Tables deleted by raw retention (kept as long as the raw samples): the collector's list.
 pub const RAW_LEVEL: &[&str] = routerstats_collector::store::RAW_LEVEL_TABLES;
 
+/// The row tables holding only the hot window once sealing runs.
+const HOT_TABLES: [&str; 7] = [
+    "station_report_totals",
+    "interface_samples",
+    "station_samples",
+    "station_link_samples",
+    "wg_peer_samples",
+    "ovpn_client_samples",
+    "probe_samples",
+];
+
 /// Why the measurement could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -143,17 +154,24 @@ impl Figures {
         Some(blocks / self.sealed_reports as f64 + kept / self.reports.max(1) as f64)
     }
 
+    /// Values one report stores: those of the sample rows per report still in rows (the hot
+    /// window), plus those of the rows every report keeps.
+    pub fn values_per_report(&self) -> f64 {
+        let values = |names: &[&str]| -> u64 {
+            self.tables
+                .iter()
+                .filter(|t| names.contains(&t.table.as_str()))
+                .map(|t| t.values)
+                .sum()
+        };
+        let hot = self.reports.saturating_sub(self.sealed_reports).max(1) as f64;
+        values(&HOT_TABLES) as f64 / hot
+            + values(&["reports", "station_rollup_5m"]) as f64 / self.reports.max(1) as f64
+    }
+
     /// Bytes of the hot window's rows per router (the sample tables' rows left unsealed).
     pub fn hot_bytes_per_router(&self) -> f64 {
-        let rows = self.bytes_of(&[
-            "station_report_totals",
-            "interface_samples",
-            "station_samples",
-            "station_link_samples",
-            "wg_peer_samples",
-            "ovpn_client_samples",
-            "probe_samples",
-        ]);
+        let rows = self.bytes_of(&HOT_TABLES);
         rows as f64 / self.routers.max(1) as f64
     }
 
@@ -206,7 +224,7 @@ impl Figures {
             INTERVAL_S
         );
         if let Some(b) = self.sealed_bytes_per_report() {
-            let values = self.raw_values() as f64 / self.reports.max(1) as f64;
+            let values = self.values_per_report();
             let _ = writeln!(
                 out,
                 "sealed: {} of {} reports in {} (router, hour) groups; steady state {:.0} bytes per report, {:.2} bytes per value, {:.2} MB per router-day; hot window rows {:.2} MB per router (constant)",
