@@ -594,6 +594,10 @@ unsafe impl<'vtab> VTab<'vtab> for AllTab {
             tab: self,
             rows: Vec::new(),
             i: 0,
+            routers: VecDeque::new(),
+            codes: Vec::new(),
+            args: Vec::new(),
+            base_rowid: 0,
         })
     }
 }
@@ -606,6 +610,14 @@ struct AllCursor<'vtab> {
     tab: &'vtab AllTab,
     rows: Vec<Vec<Value>>,
     i: usize,
+    /// Without a router or key constraint: the routers still to read, one at a time (so a
+    /// fleet-wide scan holds one router's rows in memory, not the fleet's), with the
+    /// constraints to read them with.
+    routers: VecDeque<i64>,
+    codes: Vec<char>,
+    args: Vec<Value>,
+    /// Rows yielded before the current batch (a unique rowid).
+    base_rowid: i64,
 }
 
 /// The `ts_ms` range `[lo, hi]` the integer/real constraints allow (others do not narrow).
@@ -740,6 +752,45 @@ impl AllCursor<'_> {
         self.finish(out)
     }
 
+    /// Loads the next router that has matching rows (or none are left).
+    fn advance(&mut self) -> Result<(), StoreError> {
+        self.base_rowid += self.rows.len() as i64;
+        self.rows.clear();
+        self.i = 0;
+        while let Some(r) = self.routers.pop_front() {
+            let (codes, mut args) = (self.codes.clone(), self.args.clone());
+            args.push(Value::Integer(r));
+            self.load(&codes, &args)?;
+            if !self.rows.is_empty() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Router ids with rows or blocks of this table, ascending (skipping along the leading
+    /// `router_id` of the row table's and the block table's keys).
+    fn router_ids(&self) -> Result<Vec<i64>, StoreError> {
+        let t = self.tab;
+        let mut ids = BTreeSet::new();
+        let tables = [
+            format!("main.\"{}\"", SEALED[t.tbl].name),
+            "main.raw_blocks".to_string(),
+        ];
+        for table in tables {
+            let sql = format!(
+                "WITH RECURSIVE r(id) AS (SELECT min(router_id) FROM {table} \
+                 UNION ALL SELECT (SELECT min(router_id) FROM {table} WHERE router_id > r.id) FROM r \
+                 WHERE r.id IS NOT NULL) SELECT id FROM r WHERE id IS NOT NULL"
+            );
+            let mut st = t.conn.prepare_cached(&sql)?;
+            for id in st.query_map([], |r| r.get::<_, i64>(0))? {
+                ids.insert(id?);
+            }
+        }
+        Ok(ids.into_iter().collect())
+    }
+
     fn finish(&mut self, mut out: Vec<Vec<Value>>) -> Result<(), StoreError> {
         let order = &self.tab.order;
         out.sort_by(|a, b| {
@@ -777,7 +828,22 @@ unsafe impl VTabCursor for AllCursor<'_> {
                 "constraint count mismatch".into(),
             ));
         }
-        self.load(&codes, &vals).map_err(|e| match e {
+        self.rows.clear();
+        self.i = 0;
+        self.base_rowid = 0;
+        self.routers.clear();
+        let result = if codes.contains(&'r') || codes.contains(&'k') {
+            self.load(&codes, &vals)
+        } else {
+            // Router by router: the routers with rows or blocks of this table.
+            self.codes = codes.into_iter().chain(['r']).collect();
+            self.args = vals;
+            self.router_ids().and_then(|ids| {
+                self.routers = ids.into();
+                self.advance()
+            })
+        };
+        result.map_err(|e| match e {
             StoreError::Sqlite(e) => e,
             e => rusqlite::Error::ModuleError(e.to_string()),
         })
@@ -785,6 +851,12 @@ unsafe impl VTabCursor for AllCursor<'_> {
 
     fn next(&mut self) -> rusqlite::Result<()> {
         self.i += 1;
+        if self.i >= self.rows.len() && !self.routers.is_empty() {
+            self.advance().map_err(|e| match e {
+                StoreError::Sqlite(e) => e,
+                e => rusqlite::Error::ModuleError(e.to_string()),
+            })?;
+        }
         Ok(())
     }
 
@@ -802,7 +874,7 @@ unsafe impl VTabCursor for AllCursor<'_> {
     }
 
     fn rowid(&self) -> rusqlite::Result<i64> {
-        Ok(self.i as i64)
+        Ok(self.base_rowid + self.i as i64)
     }
 }
 
