@@ -142,16 +142,7 @@ impl Store {
     fn router_ids_with_data(&self) -> Result<BTreeSet<i64>, StoreError> {
         let mut ids = BTreeSet::new();
         for table in ["reports", "raw_blocks"].iter().chain(SAMPLE_TABLES) {
-            let sql = format!(
-                "WITH RECURSIVE r(id) AS (SELECT min(router_id) FROM {table} \
-                 UNION ALL SELECT (SELECT min(router_id) FROM {table} WHERE router_id > r.id) FROM r \
-                 WHERE r.id IS NOT NULL) SELECT id FROM r WHERE id IS NOT NULL"
-            );
-            let mut st = self.conn.prepare_cached(&sql)?;
-            let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
-            for id in rows {
-                ids.insert(id?);
-            }
+            super::sealed::router_ids_in(&self.conn, table, &mut ids)?;
         }
         Ok(ids)
     }

@@ -100,6 +100,25 @@ fn floor_hour(ms: i64) -> i64 {
     ms.div_euclid(HOUR_MS) * HOUR_MS
 }
 
+/// Adds the router ids present in `table` (whose key starts with `router_id`) to `ids`, by
+/// skipping along the key: a few seeks per router.
+pub(crate) fn router_ids_in(
+    conn: &Connection,
+    table: &str,
+    ids: &mut BTreeSet<i64>,
+) -> rusqlite::Result<()> {
+    let sql = format!(
+        "WITH RECURSIVE r(id) AS (SELECT min(router_id) FROM {table} \
+         UNION ALL SELECT (SELECT min(router_id) FROM {table} WHERE router_id > r.id) FROM r \
+         WHERE r.id IS NOT NULL) SELECT id FROM r WHERE id IS NOT NULL"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    for id in st.query_map([], |r| r.get::<_, i64>(0))? {
+        ids.insert(id?);
+    }
+    Ok(())
+}
+
 /// The first hour of the hot window at `now_ms`: hours before it may be sealed.
 pub fn hot_start(now_ms: i64) -> i64 {
     floor_hour(now_ms) - HOT_CLOSED_HOURS * HOUR_MS
@@ -773,20 +792,9 @@ impl AllCursor<'_> {
     fn router_ids(&self) -> Result<Vec<i64>, StoreError> {
         let t = self.tab;
         let mut ids = BTreeSet::new();
-        let tables = [
-            format!("main.\"{}\"", SEALED[t.tbl].name),
-            "main.raw_blocks".to_string(),
-        ];
-        for table in tables {
-            let sql = format!(
-                "WITH RECURSIVE r(id) AS (SELECT min(router_id) FROM {table} \
-                 UNION ALL SELECT (SELECT min(router_id) FROM {table} WHERE router_id > r.id) FROM r \
-                 WHERE r.id IS NOT NULL) SELECT id FROM r WHERE id IS NOT NULL"
-            );
-            let mut st = t.conn.prepare_cached(&sql)?;
-            for id in st.query_map([], |r| r.get::<_, i64>(0))? {
-                ids.insert(id?);
-            }
+        let table = format!("main.\"{}\"", SEALED[t.tbl].name);
+        for table in [table.as_str(), "main.raw_blocks"] {
+            router_ids_in(&t.conn, table, &mut ids)?;
         }
         Ok(ids.into_iter().collect())
     }
@@ -979,6 +987,17 @@ mod tests {
         out
     }
 
+    /// Rows left in the sealed tables.
+    fn row_count(c: &Connection) -> i64 {
+        SEALED
+            .iter()
+            .map(|t| {
+                let sql = format!("SELECT count(*) FROM {}", t.name);
+                c.query_row(&sql, [], |r| r.get::<_, i64>(0)).unwrap()
+            })
+            .sum()
+    }
+
     #[test]
     fn sealed_hours_answer_like_rows_and_retention_deletes_blocks() {
         let (_dir, mut store, ids) = filled();
@@ -1002,15 +1021,7 @@ mod tests {
         }
         let before = answers(c, &ids);
         assert!(before.iter().filter(|a| !a.is_empty()).count() > 30);
-        let rows_before: i64 = SEALED
-            .iter()
-            .map(|t| {
-                c.query_row(&format!("SELECT count(*) FROM {}", t.name), [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .unwrap()
-            })
-            .sum();
+        let rows_before = row_count(c);
 
         let now = T0 + 6 * 3_600_000;
         let s = store.seal_all(now).unwrap();
@@ -1023,15 +1034,7 @@ mod tests {
                 r.get(0)
             })
             .unwrap();
-        let rows_after: i64 = SEALED
-            .iter()
-            .map(|t| {
-                c.query_row(&format!("SELECT count(*) FROM {}", t.name), [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .unwrap()
-            })
-            .sum();
+        let rows_after = row_count(c);
         assert_eq!(s.rows as i64, sealed);
         assert_eq!(rows_after + sealed, rows_before);
         assert!(
