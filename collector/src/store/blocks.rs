@@ -105,8 +105,9 @@ enum Predict {
     Rate(usize),
 }
 
-/// Predictors of `cols`; a column only depends on columns before it (decoding order).
-fn predictors(cols: &[String]) -> Vec<Predict> {
+/// Predictors of `cols` (`ts`: the time column); a column only depends on columns before it
+/// (decoding order).
+fn predictors(cols: &[String], ts: usize) -> Vec<Predict> {
     let find = |n: &str, before: usize| cols[..before].iter().position(|c| c == n);
     cols.iter()
         .enumerate()
@@ -117,7 +118,7 @@ fn predictors(cols: &[String]) -> Vec<Predict> {
                 }
             }
             if let Some(dir) = c.strip_suffix("_bps") {
-                if let Some(j) = find(&format!("{dir}_delta"), i) {
+                if let Some(j) = find(&format!("{dir}_delta"), i).filter(|_| ts < i) {
                     return Predict::Rate(j);
                 }
             }
@@ -172,7 +173,7 @@ impl BlockColumns {
             .map(|k| names.iter().position(|c| c == k))
             .collect::<Option<Vec<_>>>()?;
         Some(BlockColumns {
-            pred: predictors(&names),
+            pred: predictors(&names, ts),
             names,
             series,
             ts,
@@ -488,6 +489,26 @@ mod tests {
         assert!(c
             .encode(vec![])
             .is_ok_and(|b| c.decode(&b).unwrap().is_empty()));
+    }
+
+    #[test]
+    fn time_after_the_rate_columns_still_round_trips() {
+        let names = ["rx_bytes", "rx_delta", "rx_bps", "ts_ms", "mac"]
+            .map(String::from)
+            .to_vec();
+        let c = BlockColumns::new(names, &["mac"]).unwrap();
+        let rows: Vec<Vec<Value>> = (0..10i64)
+            .map(|t| {
+                vec![
+                    Value::Integer(t * 1000),
+                    Value::Integer(1000),
+                    Value::Integer(266),
+                    Value::Integer(t * 30_000),
+                    Value::Text("m".into()),
+                ]
+            })
+            .collect();
+        assert_eq!(c.decode(&c.encode(rows.clone()).unwrap()).unwrap(), rows);
     }
 
     #[test]
