@@ -8,9 +8,7 @@
 //! - [`sim`]: simulated agents speaking the real protocol over real mutual TLS.
 //! - [`rawsql`]: the plain-SQLite baseline of the ingest benchmark.
 //! - [`storage`]: stored bytes per report, split by table with `dbstat`.
-//! - [`blocks`]: what a compressed per-router block layout would store for the same raw rows.
 
-pub mod blocks;
 pub mod cproc;
 pub mod gen;
 pub mod rawsql;

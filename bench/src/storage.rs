@@ -5,9 +5,17 @@
 //! virtual table (compiled into rusqlite's bundled SQLite with `SQLITE_ENABLE_DBSTAT_VTAB`).
 //!
 //! "Raw level" tables are those kept as long as the raw samples (the `reports` rows, the
-//! per-report samples and the per-report/5-minute summaries retention deletes with them);
-//! their bytes divided by the stored reports are the bytes per report. The rest (1-hour and
-//! 5-minute interface rollups, current state, registry) is printed apart.
+//! per-report samples and the per-report/5-minute summaries retention deletes with them, and
+//! the sealed blocks `raw_blocks`/`raw_block_keys`); their bytes divided by the stored reports
+//! are the bytes per report. The rest (1-hour and 5-minute interface rollups, current state,
+//! registry) is printed apart.
+//!
+//! Sealing runs as in the collector's writer: after every batch one `Store::seal_step` at the
+//! batch's (simulated) time, so closed hours older than the hot window move into blocks while
+//! the fleet reports; its time is measured apart from the ingest time. The hot window (the
+//! current hour and the two closed hours before it) stays rows: a constant per router, not a
+//! cost per report, so the steady-state figure is the sealed part's bytes per sealed report
+//! plus the row tables every report keeps (`reports` and the two summaries) per report.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,6 +43,17 @@ pub const INTERVAL_S: u64 = 30;
 
 /// Tables deleted by raw retention (kept as long as the raw samples): the collector's list.
 pub const RAW_LEVEL: &[&str] = routerstats_collector::store::RAW_LEVEL_TABLES;
+
+/// The row tables holding only the hot window once sealing runs.
+const HOT_TABLES: [&str; 7] = [
+    "station_report_totals",
+    "interface_samples",
+    "station_samples",
+    "station_link_samples",
+    "wg_peer_samples",
+    "ovpn_client_samples",
+    "probe_samples",
+];
 
 /// Why the measurement could not run.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +93,15 @@ pub struct Figures {
     pub routers: usize,
     pub reports: u64,
     pub ingest: Duration,
+    /// Thread CPU time spent in `Store::seal_step` and what it sealed.
+    pub seal: Duration,
+    /// Thread CPU time of `Store::ingest`.
+    pub ingest_cpu: Duration,
+    /// Per sealed table: blob bytes (before SQLite pages).
+    pub block_bytes: Vec<(String, u64)>,
+    pub sealed_groups: u64,
+    /// Reports whose samples are in blocks.
+    pub sealed_reports: u64,
     pub file_bytes: u64,
     pub page_size: u64,
     pub free_pages: u64,
@@ -103,6 +131,48 @@ impl Figures {
     /// Raw-level bytes one router stores per day at [`INTERVAL_S`].
     pub fn bytes_per_router_day(&self) -> f64 {
         self.bytes_per_report() * (86_400 / INTERVAL_S) as f64
+    }
+
+    fn bytes_of(&self, names: &[&str]) -> u64 {
+        self.tables
+            .iter()
+            .filter(|t| names.contains(&t.table.as_str()))
+            .map(TableBytes::bytes)
+            .sum()
+    }
+
+    /// Bytes per report once sealed: blocks and their keys per sealed report, plus the row
+    /// tables kept for every report (`reports`, `station_rollup_5m`) per report. None when
+    /// nothing was sealed.
+    pub fn sealed_bytes_per_report(&self) -> Option<f64> {
+        if self.sealed_reports == 0 {
+            return None;
+        }
+        let blocks = self.bytes_of(&["raw_blocks", "raw_block_keys"]) as f64;
+        // `station_report_totals` is kept for the hot window only (sealing deletes it).
+        let kept = self.bytes_of(&["reports", "station_rollup_5m"]) as f64;
+        Some(blocks / self.sealed_reports as f64 + kept / self.reports.max(1) as f64)
+    }
+
+    /// Values one report stores: those of the sample rows per report still in rows (the hot
+    /// window), plus those of the rows every report keeps.
+    pub fn values_per_report(&self) -> f64 {
+        let values = |names: &[&str]| -> u64 {
+            self.tables
+                .iter()
+                .filter(|t| names.contains(&t.table.as_str()))
+                .map(|t| t.values)
+                .sum()
+        };
+        let hot = self.reports.saturating_sub(self.sealed_reports).max(1) as f64;
+        values(&HOT_TABLES) as f64 / hot
+            + values(&["reports", "station_rollup_5m"]) as f64 / self.reports.max(1) as f64
+    }
+
+    /// Bytes of the hot window's rows per router (the sample tables' rows left unsealed).
+    pub fn hot_bytes_per_router(&self) -> f64 {
+        let rows = self.bytes_of(&HOT_TABLES);
+        rows as f64 / self.routers.max(1) as f64
     }
 
     /// The printed table.
@@ -145,7 +215,7 @@ impl Figures {
         }
         let _ = writeln!(
             out,
-            "raw level (*): {} bytes = {:.0} bytes per report, {:.2} bytes per stored value ({:.0} values per report), {:.2} MB per router-day at {} s",
+            "raw level (*): {} bytes = {:.0} bytes per report, {:.2} bytes per stored value ({:.0} values per report), {:.2} MB per router-day at {} s (hot rows included)",
             self.raw_bytes(),
             self.bytes_per_report(),
             self.bytes_per_value(),
@@ -153,8 +223,49 @@ impl Figures {
             self.bytes_per_router_day() / 1e6,
             INTERVAL_S
         );
+        if let Some(b) = self.sealed_bytes_per_report() {
+            let values = self.values_per_report();
+            let _ = writeln!(
+                out,
+                "sealed: {} of {} reports in {} (router, hour) groups; steady state {:.0} bytes per report, {:.2} bytes per value, {:.2} MB per router-day; hot window rows {:.2} MB per router (constant)",
+                self.sealed_reports,
+                self.reports,
+                self.sealed_groups,
+                b,
+                b / values.max(1.0),
+                b * (86_400 / INTERVAL_S) as f64 / 1e6,
+                self.hot_bytes_per_router() / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "sealing: {:.1} s thread CPU in seal_step = {:.0} us per sealed report; ingest {:.0} us thread CPU per report (same process, this build)",
+                self.seal.as_secs_f64(),
+                self.seal.as_secs_f64() * 1e6 / self.sealed_reports.max(1) as f64,
+                self.ingest_cpu.as_secs_f64() * 1e6 / self.reports.max(1) as f64
+            );
+            for (t, b) in &self.block_bytes {
+                let _ = writeln!(
+                    out,
+                    "  blocks of {t:<22} {:>8.1} B per sealed report (deflated blob bytes)",
+                    *b as f64 / self.sealed_reports.max(1) as f64
+                );
+            }
+        }
         out
     }
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid pointer to a timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Creates routers `bench-00000`.. directly in the registry table; returns their ids.
@@ -201,8 +312,9 @@ fn settle_bitrates(r: &mut Report, base: &Report) {
 }
 
 /// Runs `routers` routers for `rounds` reports each (one batch per round) into a fresh
-/// database at `path`, then measures it.
-pub fn run(path: &Path, routers: usize, rounds: u64) -> Result<Figures, StorageError> {
+/// database at `path`, sealing after each batch when `seal` (as the collector's writer does),
+/// then measures it.
+pub fn run(path: &Path, routers: usize, rounds: u64, seal: bool) -> Result<Figures, StorageError> {
     let mut store = Store::open(path).map_err(|e| StorageError::Store(e.to_string()))?;
     let ids = add_routers(store.connection(), routers)?;
     let mut current: Vec<Report> = (0..routers)
@@ -215,6 +327,8 @@ pub fn run(path: &Path, routers: usize, rounds: u64) -> Result<Figures, StorageE
         r.timestamp_ms = start_ms + (i as u64 * INTERVAL_S * 1000) / routers.max(1) as u64;
     }
     let mut ingest = Duration::ZERO;
+    let mut ingest_cpu = Duration::ZERO;
+    let (mut seal_time, mut sealed_groups) = (Duration::ZERO, 0u64);
     let mut reports = 0u64;
     for round in 0..rounds {
         if round > 0 {
@@ -233,15 +347,50 @@ pub fn run(path: &Path, routers: usize, rounds: u64) -> Result<Figures, StorageE
             })
             .collect();
         let t = Instant::now();
+        let c = thread_cpu();
         store
             .ingest(&batch)
             .map_err(|e| StorageError::Store(e.to_string()))?;
         ingest += t.elapsed();
+        ingest_cpu += thread_cpu().saturating_sub(c);
         reports += batch.len() as u64;
+        if seal {
+            let now = current.iter().map(|r| r.timestamp_ms).max().unwrap_or(0) as i64;
+            let c = thread_cpu();
+            let s = store
+                .seal_step(now)
+                .map_err(|e| StorageError::Store(e.to_string()))?;
+            seal_time += thread_cpu().saturating_sub(c);
+            sealed_groups += s.groups;
+        }
     }
     let mut f = measure(store.connection())?;
     f.routers = routers;
     f.ingest = ingest;
+    f.seal = seal_time;
+    f.ingest_cpu = ingest_cpu;
+    let mut st = store
+        .connection()
+        .prepare("SELECT tbl, sum(length(data)) FROM raw_blocks GROUP BY tbl ORDER BY tbl")?;
+    f.block_bytes = st
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+        .map(|r| {
+            r.map(|(t, b)| {
+                let name = routerstats_collector::store::sealed::SEALED
+                    .get(t as usize)
+                    .map_or("?", |s| s.name);
+                (name.to_string(), b as u64)
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    drop(st);
+    f.sealed_groups = sealed_groups;
+    f.sealed_reports = store.connection().query_row(
+        "SELECT count(*) FROM reports p WHERE EXISTS (SELECT 1 FROM raw_blocks b \
+         WHERE b.router_id = p.router_id AND b.tbl = 0 AND b.hour_ms = p.ts_ms / 3600000 * 3600000)",
+        [],
+        |r| r.get(0),
+    )?;
     f.file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let stored: u64 = store
         .connection()
@@ -327,6 +476,11 @@ pub fn measure(conn: &Connection) -> Result<Figures, StorageError> {
         routers: 0,
         reports: 0,
         ingest: Duration::ZERO,
+        seal: Duration::ZERO,
+        ingest_cpu: Duration::ZERO,
+        block_bytes: Vec::new(),
+        sealed_groups: 0,
+        sealed_reports: 0,
         file_bytes: 0,
         page_size,
         free_pages,
@@ -342,8 +496,9 @@ mod tests {
     fn dbstat_split_adds_up_to_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
-        let f = run(&path, 3, 4).unwrap();
+        let f = run(&path, 3, 4, true).unwrap();
         assert_eq!(f.reports, 12);
+        assert_eq!(f.sealed_reports, 0, "nothing older than the hot window");
         let pages: u64 = f.tables.iter().map(TableBytes::bytes).sum();
         // every page but the free ones belongs to some b-tree
         assert_eq!(pages + f.free_pages * f.page_size, f.file_bytes);
@@ -355,5 +510,23 @@ mod tests {
         assert_eq!(st.rows, 12 * 20);
         assert!(st.values > st.rows * 10, "{st:?}");
         assert!(f.bytes_per_report() > 0.0 && f.render().contains("bytes per report"));
+    }
+
+    /// Five hours of 2 routers: the writer's sealing steps move the closed hours before the hot
+    /// window into blocks, far smaller than the rows.
+    #[test]
+    fn sealing_while_reporting_moves_old_hours_into_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = run(&dir.path().join("s.db"), 2, 5 * 120, true).unwrap();
+        assert!(f.sealed_reports >= 2 * 120, "{f:?}");
+        let sealed = f.sealed_bytes_per_report().unwrap();
+        let rows = run(&dir.path().join("r.db"), 2, 5 * 120, false).unwrap();
+        assert_eq!(rows.sealed_reports, 0);
+        assert!(
+            sealed * 3.0 < rows.bytes_per_report(),
+            "{sealed} vs {}",
+            rows.bytes_per_report()
+        );
+        assert!(f.render().contains("steady state"));
     }
 }

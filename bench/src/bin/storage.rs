@@ -2,15 +2,16 @@
 //! table-by-table split from SQLite's `dbstat` (see `routerstats_bench::storage`).
 //!
 //! `--routers N` (default 200) routers report every 30 s for `--hours H` (default 2) through
-//! the collector's own ingest into a database in `--dir PATH` (default: a temp dir). Then what a
-//! compressed block layout would store for the same rows (`--no-blocks` skips it), and with
+//! the collector's own ingest into a database in `--dir PATH` (default: a temp dir), sealing
+//! closed hours into blocks after each batch as the collector's writer does (`--no-blocks`:
+//! the row layout, nothing sealed, for a baseline), and with
 //! `--metrics` the size and time of `/metrics` and of one remote-write snapshot (`--reuse` with
 //! `--dir` measures those on the database an earlier run left there).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use routerstats_bench::{blocks, flag, flags, storage};
+use routerstats_bench::{flag, flags, storage};
 
 const USAGE: &str =
     "bench-storage [--routers N] [--hours H] [--dir PATH] [--no-blocks] [--metrics] [--reuse]";
@@ -63,14 +64,14 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    match storage::run(&db, routers, rounds) {
+    match storage::run(&db, routers, rounds, with_blocks) {
         Ok(f) => {
             print!("{}", f.render());
             if with_metrics {
                 metrics(&db);
             }
             if with_blocks {
-                block_layout(&db, &dir.join("blocks.db"), &f);
+                month(&f);
             }
             ExitCode::SUCCESS
         }
@@ -81,42 +82,24 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints what the block layout (`routerstats_bench::blocks`) would store for the same rows,
-/// next to the row layout's bytes.
-fn block_layout(db: &std::path::Path, scratch: &std::path::Path, rows: &storage::Figures) {
-    let conn = match rusqlite::Connection::open(db) {
-        Ok(c) => c,
-        Err(e) => return eprintln!("block layout: {e}"),
+/// A month of history for 10,000 routers at the default retention, from the measured figures:
+/// 8 days of raw level at the steady-state bytes per report, the hot window's rows, and the
+/// rollups (about 0.22 MB per router-day, section "Scale model" of BENCHMARKS.md) for 30 days.
+fn month(f: &storage::Figures) {
+    let Some(per_report) = f.sealed_bytes_per_report() else {
+        return println!("a month at 10,000 routers: nothing sealed yet (run longer than 3 h)");
     };
-    let b = match blocks::measure(&conn, scratch) {
-        Ok(b) => b,
-        Err(e) => return eprintln!("block layout: {e}"),
-    };
-    let reports = rows.reports.max(1) as f64;
-    // The per-report summaries stay row tables next to the blocks (fleet queries read them).
-    let kept: u64 = rows
-        .tables
-        .iter()
-        .filter(|t| t.table == "station_report_totals" || t.table == "station_rollup_5m")
-        .map(|t| t.bytes())
-        .sum();
+    let routers = 10_000.0;
+    let per_day = 86_400.0 / storage::INTERVAL_S as f64;
+    let raw = per_report * per_day * 8.0 * routers;
+    let hot = f.hot_bytes_per_router() * routers;
+    let rollups = 0.22e6 * 30.0 * routers;
     println!(
-        "block layout (measured, not the store): {} blocks (router x table x hour), {} B encoded -> {} B deflated, {} B of SQLite pages",
-        b.blocks, b.encoded, b.compressed, b.pages
-    );
-    for (t, bytes) in &b.per_table {
-        println!(
-            "  {t:<22} {:>8.1} B/report deflated",
-            *bytes as f64 / reports
-        );
-    }
-    println!(
-        "  = {:.0} B per report in blocks + {:.0} B of per-report summaries kept as rows = {:.0} B per report ({:.2} B per value, {:.2} MB per router-day)",
-        b.pages as f64 / reports,
-        kept as f64 / reports,
-        (b.pages + kept) as f64 / reports,
-        b.pages as f64 / b.values.max(1) as f64,
-        (b.pages + kept) as f64 / reports * (86_400 / storage::INTERVAL_S) as f64 / 1e6
+        "a month of history for 10,000 routers (8 days raw, rollups 0.22 MB per router-day): raw {:.0} GB + hot rows {:.0} GB + rollups {:.0} GB = {:.0} GB",
+        raw / 1e9,
+        hot / 1e9,
+        rollups / 1e9,
+        (raw + hot + rollups) / 1e9
     );
 }
 

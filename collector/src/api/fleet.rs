@@ -265,7 +265,7 @@ pub fn probe_figures(
     end_ms: i64,
 ) -> rusqlite::Result<std::collections::HashMap<i64, ProbeFigures>> {
     let sql = format!(
-        "SELECT router_id, {PROBE_SUMS} FROM probe_samples \
+        "SELECT router_id, {PROBE_SUMS} FROM probe_samples_all \
          WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 IS NULL OR router_id = ?3) GROUP BY router_id"
     );
     let mut st = conn.prepare_cached(&sql)?;
@@ -283,7 +283,7 @@ pub fn probe_buckets(
     step_ms: i64,
 ) -> rusqlite::Result<std::collections::HashMap<i64, ProbeFigures>> {
     let sql = format!(
-        "SELECT ?1 + (ts_ms - ?1) / ?4 * ?4, {PROBE_SUMS} FROM probe_samples \
+        "SELECT ?1 + (ts_ms - ?1) / ?4 * ?4, {PROBE_SUMS} FROM probe_samples_all \
          WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 IS NULL OR router_id = ?3) GROUP BY 1"
     );
     let mut st = conn.prepare_cached(&sql)?;
@@ -308,7 +308,7 @@ pub struct TargetFigures {
 /// Probe figures of one router per target over `[start_ms, end_ms)`, gateways first.
 pub fn probe_targets(conn: &Connection, router: i64, start_ms: i64, end_ms: i64) -> rusqlite::Result<Vec<TargetFigures>> {
     let sql = format!(
-        "SELECT 0, {PROBE_SUMS}, target, role, max(name) FROM probe_samples \
+        "SELECT 0, {PROBE_SUMS}, target, role, max(name) FROM probe_samples_all \
          WHERE router_id = ?3 AND ts_ms >= ?1 AND ts_ms < ?2 GROUP BY target, role ORDER BY role, target"
     );
     let mut st = conn.prepare_cached(&sql)?;

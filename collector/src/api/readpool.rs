@@ -18,6 +18,7 @@ pub struct ReadPool {
 
 impl ReadPool {
     pub fn new(path: PathBuf, max_idle: usize) -> Self {
+        crate::store::install_raw_tables();
         ReadPool {
             path,
             idle: Mutex::new(Vec::new()),

@@ -803,7 +803,7 @@ fn history(
             // occurrence: a router has few peers, and no index on the key alone is kept.
             let mut st = conn
                 .prepare_cached(
-                    "SELECT ts_ms, tx_bps, rx_bps FROM wg_peer_samples \
+                    "SELECT ts_ms, tx_bps, rx_bps FROM wg_peer_samples_all \
                      WHERE router_id = ?1 AND ts_ms >= ?2 AND iface = ?3 AND public_key = ?4 \
                      ORDER BY ts_ms",
                 )

@@ -6,7 +6,9 @@
 //! each job's [`Ack`] to its connection. When the commit fails (disk full, read-only file system,
 //! ...) nothing is acknowledged: the writer records the failure in [`DbHealth`] (connections then
 //! refuse new reports with `Unavailable`, so agents keep them spooled), retries the same batch with
-//! backoff, and resumes when the database works again. It also runs retention periodically.
+//! backoff, and resumes when the database works again. It also runs retention periodically,
+//! and after each commit (and while idle, until done) seals a few closed hours of raw samples
+//! into blocks (`store::sealed`), each in its own small transaction after the acks were sent.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::clock::now_ms;
-use crate::store::{IngestItem, IngestOutcome, Retention, RetentionStats, Store, StoreError};
+use crate::store::{
+    IngestItem, IngestOutcome, Retention, RetentionStats, SealStats, Store, StoreError,
+};
 
 /// One report on its way to the database.
 #[derive(Debug)]
@@ -48,6 +52,10 @@ pub trait IngestSink: Send + 'static {
         now_ms: i64,
         policy: &Retention,
     ) -> Result<RetentionStats, StoreError>;
+    /// Seals a bounded number of closed hours of raw samples (none by default).
+    fn seal_step(&mut self, _now_ms: i64) -> Result<SealStats, StoreError> {
+        Ok(SealStats::default())
+    }
 }
 
 impl IngestSink for Store {
@@ -60,6 +68,9 @@ impl IngestSink for Store {
         policy: &Retention,
     ) -> Result<RetentionStats, StoreError> {
         Store::apply_retention(self, now_ms, policy)
+    }
+    fn seal_step(&mut self, now_ms: i64) -> Result<SealStats, StoreError> {
+        Store::seal_step(self, now_ms)
     }
 }
 
@@ -248,6 +259,8 @@ async fn run<S: IngestSink>(
     let interval = cfg.retention_interval.max(Duration::from_secs(1));
     let mut next_retention = Instant::now() + interval.min(Duration::from_secs(60));
     let mut stopping = false;
+    // Sealing work may be waiting from the start (a database from before the block layout).
+    let mut seal_more = true;
     loop {
         let first = tokio::select! {
             job = rx.recv() => match job {
@@ -263,6 +276,11 @@ async fn run<S: IngestSink>(
             _ = tokio::time::sleep_until(next_retention) => {
                 run_retention(&mut sink, &cfg.retention);
                 next_retention = Instant::now() + interval;
+                seal_more = true;
+                continue;
+            }
+            _ = tokio::time::sleep(SEAL_IDLE), if seal_more && !stopping => {
+                seal_more = run_seal(&mut sink, &health);
                 continue;
             }
         };
@@ -281,8 +299,35 @@ async fn run<S: IngestSink>(
             }
         }
         commit(&mut sink, batch, &cfg, &health, &mut stop).await;
+        if !stopping {
+            seal_more = run_seal(&mut sink, &health) || seal_more;
+        }
     }
     tracing::debug!("database writer stopped");
+}
+
+/// How long the writer waits idle before sealing more while sealing work is waiting.
+const SEAL_IDLE: Duration = Duration::from_millis(20);
+
+/// One sealing step; returns whether more work is waiting. Failures are logged and retried at
+/// the next step (the rows stay rows meanwhile, so nothing is lost).
+fn run_seal<S: IngestSink>(sink: &mut S, health: &DbHealth) -> bool {
+    if health.is_failing() {
+        return false;
+    }
+    match sink.seal_step(now_ms()) {
+        Ok(s) => {
+            // Sealing changes no answer, so the API's cached answers stay valid.
+            if s.groups > 0 {
+                tracing::debug!(groups = s.groups, rows = s.rows, blocks = s.blocks, "sealed raw samples");
+            }
+            s.more
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "sealing raw samples failed; will try again");
+            false
+        }
+    }
 }
 
 fn run_retention<S: IngestSink>(sink: &mut S, policy: &Retention) {

@@ -13,11 +13,13 @@
 //!   second.
 
 mod actions;
+pub mod blocks;
 pub mod delta;
 mod ingest;
 mod registry;
 mod retention;
 pub mod schema;
+pub mod sealed;
 #[cfg(test)]
 pub(crate) mod testutil;
 
@@ -37,6 +39,7 @@ pub use registry::{
 };
 pub use retention::{Retention, RetentionStats, RAW_LEVEL_TABLES};
 pub use schema::SCHEMA_VERSION;
+pub use sealed::{install as install_raw_tables, SealStats};
 
 use schema::MIGRATIONS;
 
@@ -177,6 +180,7 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     cache: HashMap<i64, ingest::RouterCache>,
+    seal: sealed::SealState,
 }
 
 impl Store {
@@ -189,6 +193,7 @@ impl Store {
     /// some other program's database ([`StoreError::NotADatabase`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         create_private(path)?;
+        sealed::install();
         let not_a_db = |e: rusqlite::Error| not_a_database(path, e);
         let mut conn = Connection::open(path).map_err(not_a_db)?;
         conn.busy_timeout(Duration::from_secs(5))?;
@@ -217,6 +222,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             cache: HashMap::new(),
+            seal: sealed::SealState::default(),
         })
     }
 

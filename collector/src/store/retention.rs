@@ -2,7 +2,9 @@
 //! ended more than their days ago (one transaction per router, then one for the rollups).
 //!
 //! Raw tables are clustered by `(router_id, ts_ms, ...)`, so the delete runs as one range per
-//! router; rollups have an index on `bucket_start_ms`.
+//! router; rollups have an index on `bucket_start_ms`. Sealed blocks (`store::sealed`) are
+//! deleted whole, per router, once all of their hour is older than `raw_days` (so up to an hour
+//! more than the rows is kept), and their keys by one range of `raw_block_keys`.
 
 use std::collections::BTreeSet;
 
@@ -59,6 +61,8 @@ pub const RAW_LEVEL_TABLES: &[&str] = &[
     "station_report_totals",
     "probe_samples",
     "station_rollup_5m",
+    "raw_blocks",
+    "raw_block_keys",
 ];
 
 /// Tables of raw samples, all with `router_id` and `ts_ms` leading their primary key.
@@ -110,7 +114,9 @@ impl Store {
                 stats.samples += tx.prepare_cached(&sql)?.execute(params![id, raw_cut])? as u64;
             }
             tx.commit()?;
+            stats.samples += self.delete_old_blocks(id, raw_cut)?;
         }
+        self.delete_old_block_keys(raw_cut)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -135,17 +141,8 @@ impl Store {
     /// skipping along each table's leading `router_id` key: a few seeks per router.
     fn router_ids_with_data(&self) -> Result<BTreeSet<i64>, StoreError> {
         let mut ids = BTreeSet::new();
-        for table in std::iter::once(&"reports").chain(SAMPLE_TABLES) {
-            let sql = format!(
-                "WITH RECURSIVE r(id) AS (SELECT min(router_id) FROM {table} \
-                 UNION ALL SELECT (SELECT min(router_id) FROM {table} WHERE router_id > r.id) FROM r \
-                 WHERE r.id IS NOT NULL) SELECT id FROM r WHERE id IS NOT NULL"
-            );
-            let mut st = self.conn.prepare_cached(&sql)?;
-            let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
-            for id in rows {
-                ids.insert(id?);
-            }
+        for table in ["reports", "raw_blocks"].iter().chain(SAMPLE_TABLES) {
+            super::sealed::router_ids_in(&self.conn, table, &mut ids)?;
         }
         Ok(ids)
     }
@@ -168,7 +165,7 @@ mod tests {
     fn raw_level_lists_what_raw_retention_deletes() {
         let mut expected = vec!["reports"];
         expected.extend(SAMPLE_TABLES);
-        expected.push("station_rollup_5m");
+        expected.extend(["station_rollup_5m", "raw_blocks", "raw_block_keys"]);
         assert_eq!(RAW_LEVEL_TABLES, expected.as_slice());
     }
 

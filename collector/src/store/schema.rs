@@ -37,6 +37,13 @@
 //! - Version 8: `probe_samples` (raw: one row per report and probed target, raw retention),
 //!   `wan_addresses` (current state) and `alert_pending` (alert conditions waiting out their
 //!   for-duration, so a restart does not restart the wait); see `MIGRATION_8`.
+//! - Version 9: sealed raw samples. Closed hours of the raw sample tables (interface, station,
+//!   station link, WireGuard, OpenVPN and probe samples) older than the hot window move into
+//!   `raw_blocks` (one compressed block per router, table and hour; `store::blocks`,
+//!   `store::sealed`), with `raw_block_keys` (MAC / public key / common name -> router and hour)
+//!   for lookups across routers. The row tables keep the hot window (the current hour, the two
+//!   closed hours before it and every router's newest hour); readers of older samples read
+//!   `<table>_all`. `reports`, `station_report_totals` and `station_rollup_5m` stay rows.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -48,6 +55,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_6,
     MIGRATION_7,
     MIGRATION_8,
+    MIGRATION_9,
 ];
 
 /// The schema version this collector writes.
@@ -588,6 +596,36 @@ CREATE TABLE alert_pending (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 9: sealed raw samples (see `store::sealed`; the rows stay in their tables until the
+/// database writer seals them, a few router-hours at a time).
+/// - `raw_blocks`: one block per router, sealed table (`tbl`, the index in
+///   `store::sealed::SEALED`: 0 interface, 1 station, 2 station link, 3 WireGuard peer,
+///   4 OpenVPN client, 5 probe samples) and hour (`hour_ms`, a multiple of one hour), with the
+///   number of rows it holds; `data` is the block codec's output (`store::blocks`). Deleted by
+///   retention once all of its hour is older than `raw_days`.
+/// - `raw_block_keys`: the keys in each block of the tables looked up across routers (station
+///   and station link samples: `mac`; WireGuard: `public_key`; OpenVPN: `common_name`),
+///   clustered by hour so retention deletes one range, with an index by key (one range per
+///   key lookup; the distinct keys of a table in order, for listing OpenVPN common names).
+const MIGRATION_9: &str = r#"
+CREATE TABLE raw_blocks (
+    router_id  INTEGER NOT NULL,
+    tbl        INTEGER NOT NULL,
+    hour_ms    INTEGER NOT NULL,
+    rows       INTEGER NOT NULL,
+    data       BLOB NOT NULL,
+    PRIMARY KEY (router_id, tbl, hour_ms)
+) WITHOUT ROWID;
+CREATE TABLE raw_block_keys (
+    hour_ms    INTEGER NOT NULL,
+    tbl        INTEGER NOT NULL,
+    key        TEXT NOT NULL,
+    router_id  INTEGER NOT NULL,
+    PRIMARY KEY (hour_ms, tbl, key, router_id)
+) WITHOUT ROWID;
+CREATE INDEX raw_block_keys_key ON raw_block_keys(tbl, key);
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -610,6 +648,8 @@ mod tests {
             "alert_deliveries",
             "alert_pending",
             "probe_samples",
+            "raw_blocks",
+            "raw_block_keys",
             "wan_addresses",
             "alert_silences",
             "alerts",
@@ -638,6 +678,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 8);
+        assert_eq!(SCHEMA_VERSION, 9);
     }
 }

@@ -340,7 +340,7 @@ struct Who {
 
 /// The newest station sample of a MAC: its router.
 const NAS_OF_MAC_SQL: &str =
-    "SELECT router_id, ts_ms FROM station_samples WHERE mac = ?1 ORDER BY ts_ms DESC LIMIT 1";
+    "SELECT router_id, ts_ms FROM station_samples_all WHERE mac = ?1 ORDER BY ts_ms DESC LIMIT 1";
 
 /// The router serving a series: the device asked for, else the one the user's stations were
 /// last seen on; None for the whole fleet.
@@ -408,11 +408,11 @@ fn raw_series_sql(scope: SeriesScope) -> String {
     let group = "GROUP BY b";
     match scope {
         SeriesScope::Mac => format!(
-            "SELECT {cols} FROM station_samples s WHERE s.mac = ?4 AND s.ts_ms >= ?1 AND s.ts_ms <= ?3 \
+            "SELECT {cols} FROM station_samples_all s WHERE s.mac = ?4 AND s.ts_ms >= ?1 AND s.ts_ms <= ?3 \
              AND (?5 IS NULL OR s.router_id = ?5) {group}"
         ),
         SeriesScope::Router => format!(
-            "SELECT {cols} FROM station_samples s WHERE s.router_id = ?4 AND s.ts_ms >= ?1 AND s.ts_ms <= ?3 {group}"
+            "SELECT {cols} FROM station_samples_all s WHERE s.router_id = ?4 AND s.ts_ms >= ?1 AND s.ts_ms <= ?3 {group}"
         ),
         // One row per report (`station_report_totals` holds each report's station sums and
         // delta counts), not one per station; not grouped here ([`points_from_raw`] sums the
@@ -542,9 +542,9 @@ pub(super) fn peak_fleet_rows(c: &Connection, first: i64, now: i64) -> Vec<PeakR
 }
 
 const FIRST_TS_SQL: &str =
-    "SELECT min(ts_ms) FROM station_samples WHERE router_id = ?1 AND ts_ms >= ?2";
+    "SELECT min(ts_ms) FROM station_samples_all WHERE router_id = ?1 AND ts_ms >= ?2";
 const SIGNAL_SQL: &str =
-    "SELECT min(signal_dbm), max(signal_dbm), avg(signal_dbm) FROM station_samples \
+    "SELECT min(signal_dbm), max(signal_dbm), avg(signal_dbm) FROM station_samples_all \
      WHERE mac = ?1 AND ts_ms >= ?2 AND +router_id = ?3 AND +iface = ?4";
 
 /// The queries of this module, for plan checks.
@@ -907,7 +907,7 @@ pub async fn peak(
 /// Raw station rows of every device in `[?1, ?2)`, in the shape of the rollup rows.
 const FLEET_RAW_SQL: &str =
     "SELECT s.router_id, s.mac, coalesce(s.rx_delta, 0), coalesce(s.tx_delta, 0), \
-     s.rx_bps, s.tx_bps, 1 FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
+     s.rx_bps, s.tx_bps, 1 FROM routers r CROSS JOIN station_samples_all s ON s.router_id = r.id \
      AND s.ts_ms >= ?1 AND s.ts_ms < ?2";
 /// Station rollup rows of every device with `bucket_start_ms` in `[?1, ?2]` (primary-key range).
 const FLEET_ROLLUP_SQL: &str =

@@ -364,6 +364,12 @@ pub const STATION_COLS: &str = "s.router_id, s.ts_ms, s.iface, s.mac, s.ssid, s.
      FROM station_link_samples l WHERE l.router_id = s.router_id AND l.ts_ms = s.ts_ms \
      AND l.iface = s.iface AND l.mac = s.mac)";
 
+/// [`STATION_COLS`] for samples that may be sealed (older than the hot window): links read
+/// from `station_link_samples_all`.
+fn station_cols_all() -> String {
+    STATION_COLS.replace("FROM station_link_samples l", "FROM station_link_samples_all l")
+}
+
 /// The links JSON of [`STATION_COLS`]; a malformed value (never written by the collector)
 /// reads as no links.
 fn links_from_json(text: Option<String>) -> Vec<StationLinkInfo> {
@@ -403,7 +409,10 @@ pub fn station_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StationRow> {
 }
 
 fn stations_at_sql() -> String {
-    format!("SELECT {STATION_COLS} FROM station_samples s WHERE s.router_id = ?1 AND s.ts_ms = ?2 ORDER BY s.iface, s.mac")
+    format!(
+        "SELECT {} FROM station_samples_all s WHERE s.router_id = ?1 AND s.ts_ms = ?2 ORDER BY s.iface, s.mac",
+        station_cols_all()
+    )
 }
 
 /// The stations of every router's newest report, by router and in [`stations_at`] order.
@@ -544,8 +553,8 @@ pub async fn list(
 
 const VPN_LINK_SQL: &str =
     "SELECT router_id, ts_ms, instance, real_address, virtual_address, rx_bytes, tx_bytes, \
-     connected_since FROM ovpn_client_samples WHERE common_name = ?1 \
-     AND ts_ms = (SELECT max(ts_ms) FROM ovpn_client_samples WHERE common_name = ?1) \
+     connected_since FROM ovpn_client_samples_all WHERE common_name = ?1 \
+     AND ts_ms = (SELECT max(ts_ms) FROM ovpn_client_samples_all WHERE common_name = ?1) \
      ORDER BY connected_since DESC, router_id LIMIT 1";
 
 /// The newest OpenVPN session whose common name is `name`, and whether it is connected now.
@@ -967,8 +976,9 @@ fn user_now_sql() -> String {
 /// The newest sample of a MAC: `?1` MAC, `?2` router id or NULL.
 fn user_last_sql() -> String {
     format!(
-        "SELECT {STATION_COLS} FROM station_samples s WHERE s.mac = ?1 AND (?2 IS NULL OR s.router_id = ?2) \
-         ORDER BY s.ts_ms DESC LIMIT 1"
+        "SELECT {} FROM station_samples_all s WHERE s.mac = ?1 AND (?2 IS NULL OR s.router_id = ?2) \
+         ORDER BY s.ts_ms DESC LIMIT 1",
+        station_cols_all()
     )
 }
 

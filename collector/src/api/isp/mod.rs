@@ -726,7 +726,7 @@ pub fn username_of(mac: &str, lease: &LeaseInfo) -> String {
     lease.hostname.clone().unwrap_or_else(|| mac.to_string())
 }
 
-const MAC_SEEN_SQL: &str = "SELECT EXISTS (SELECT 1 FROM station_samples WHERE mac = ?1) \
+const MAC_SEEN_SQL: &str = "SELECT EXISTS (SELECT 1 FROM station_samples_all WHERE mac = ?1) \
      OR EXISTS (SELECT 1 FROM leases WHERE mac = ?1)";
 const HOSTNAME_SQL: &str =
     "SELECT mac, hostname, ip FROM leases WHERE hostname = ?1 COLLATE NOCASE \
@@ -843,13 +843,13 @@ pub fn totals_sql(scope: &Scope<'_>) -> String {
     let (raw, rollup) = match scope {
         Scope::Fleet => (
             format!(
-                "SELECT {cols_raw} FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
+                "SELECT {cols_raw} FROM routers r CROSS JOIN station_samples_all s ON s.router_id = r.id \
                  AND s.ts_ms >= ?1 AND s.ts_ms < ?2"
             ),
             format!("SELECT {cols_rollup} FROM station_rollup_1h u WHERE u.bucket_start_ms >= ?3 AND u.bucket_start_ms <= ?4"),
         ),
         Scope::Router(_) => (
-            format!("SELECT {cols_raw} FROM station_samples s WHERE s.router_id = ?5 AND s.ts_ms >= ?1 AND s.ts_ms < ?2"),
+            format!("SELECT {cols_raw} FROM station_samples_all s WHERE s.router_id = ?5 AND s.ts_ms >= ?1 AND s.ts_ms < ?2"),
             format!(
                 "SELECT {cols_rollup} FROM station_rollup_1h u WHERE u.bucket_start_ms >= ?3 AND u.bucket_start_ms <= ?4 \
                  AND u.router_id = ?5"
@@ -857,7 +857,7 @@ pub fn totals_sql(scope: &Scope<'_>) -> String {
         ),
         Scope::Macs(..) => (
             format!(
-                "SELECT {cols_raw} FROM station_samples s WHERE s.mac = ?6 AND s.ts_ms >= ?1 AND s.ts_ms < ?2 \
+                "SELECT {cols_raw} FROM station_samples_all s WHERE s.mac = ?6 AND s.ts_ms >= ?1 AND s.ts_ms < ?2 \
                  AND (?5 IS NULL OR s.router_id = ?5)"
             ),
             format!(

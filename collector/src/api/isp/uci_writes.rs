@@ -291,7 +291,7 @@ fn not_done_answer(row: &ActionRow) -> Option<Response> {
 const MAC_ROUTER_SQL: &str = "SELECT r.name, l.ip FROM leases l JOIN routers r ON r.id = l.router_id \
      WHERE l.mac = ?1 AND (?2 IS NULL OR r.name = ?2 COLLATE NOCASE) ORDER BY l.updated_ms DESC LIMIT 1";
 const MAC_STATION_SQL: &str =
-    "SELECT r.name FROM station_samples s JOIN routers r ON r.id = s.router_id \
+    "SELECT r.name FROM station_samples_all s JOIN routers r ON r.id = s.router_id \
      WHERE s.mac = ?1 AND (?2 IS NULL OR r.name = ?2 COLLATE NOCASE) ORDER BY s.ts_ms DESC LIMIT 1";
 
 /// The router that has `mac` (a DHCP lease, else a Wi-Fi station), restricted to `device` when

@@ -328,13 +328,16 @@ fn connected_sql() -> String {
 /// The newest sample time of a common name and its sessions then: `?1` common name.
 fn last_sighting_sql() -> String {
     format!(
-        "SELECT {SESSION_COLS} FROM ovpn_client_samples o WHERE o.common_name = ?1 AND o.ts_ms = \
-         (SELECT max(ts_ms) FROM ovpn_client_samples WHERE common_name = ?1) ORDER BY o.router_id, o.real_address"
+        "SELECT {SESSION_COLS} FROM ovpn_client_samples_all o WHERE o.common_name = ?1 AND o.ts_ms = \
+         (SELECT max(ts_ms) FROM ovpn_client_samples_all WHERE common_name = ?1) ORDER BY o.router_id, o.real_address"
     )
 }
 
-const CN_FIRST_SQL: &str = "SELECT min(common_name) FROM ovpn_client_samples";
-const CN_NEXT_SQL: &str = "SELECT min(common_name) FROM ovpn_client_samples WHERE common_name > ?1";
+// Sealed samples' common names are in `raw_block_keys` (table 4, index by key).
+const CN_FIRST_SQL: &str = "SELECT min(c) FROM (SELECT min(common_name) AS c FROM ovpn_client_samples \
+     UNION ALL SELECT min(key) FROM raw_block_keys WHERE tbl = 4)";
+const CN_NEXT_SQL: &str = "SELECT min(c) FROM (SELECT min(common_name) AS c FROM ovpn_client_samples \
+     WHERE common_name > ?1 UNION ALL SELECT min(key) FROM raw_block_keys WHERE tbl = 4 AND key > ?1)";
 /// The OpenVPN status files (not disabled) of every router, by router and name.
 const ALL_SOURCES_SQL: &str =
     "SELECT router_id, name, state, detail, updated_ms FROM source_status \
@@ -344,14 +347,14 @@ const ALL_CLIENTS_AT_SQL: &str = "SELECT r.id, o.ts_ms, o.instance, o.common_nam
      CROSS JOIN ovpn_client_samples o ON o.router_id = r.id AND o.ts_ms = r.last_report_ms \
      ORDER BY r.id, o.instance, o.common_name";
 const SPAN_SQL: &str =
-    "SELECT min(ts_ms), max(ts_ms) FROM ovpn_client_samples WHERE common_name = ?1";
+    "SELECT min(ts_ms), max(ts_ms) FROM ovpn_client_samples_all WHERE common_name = ?1";
 const CN_USAGE_SQL: &str =
-    "SELECT coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0) FROM ovpn_client_samples \
+    "SELECT coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0) FROM ovpn_client_samples_all \
      WHERE common_name = ?1 AND ts_ms >= ?2";
 /// Raw part of the usage window: samples in `[?1, ?2)` (at most the first partial hour).
 const USAGE_SQL: &str = "SELECT o.router_id, o.common_name, o.ts_ms / 86400000, o.connected_since, o.instance, \
      o.real_address, coalesce(sum(o.rx_delta), 0), coalesce(sum(o.tx_delta), 0), max(o.ts_ms) \
-     FROM routers r CROSS JOIN ovpn_client_samples o ON o.router_id = r.id AND o.ts_ms >= ?1 AND o.ts_ms < ?2 \
+     FROM routers r CROSS JOIN ovpn_client_samples_all o ON o.router_id = r.id AND o.ts_ms >= ?1 AND o.ts_ms < ?2 \
      GROUP BY o.router_id, o.common_name, o.ts_ms / 86400000, o.connected_since, o.instance, o.real_address";
 /// Rollup part of the usage window: whole hour buckets starting in `[?1, ?2]` (the current
 /// hour's bucket holds the samples so far), in the shape of [`USAGE_SQL`]'s rows.

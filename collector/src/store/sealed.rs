@@ -1,0 +1,1212 @@
+//! Sealed raw samples: closed hours of the raw sample tables moved into compressed blocks
+//! (`raw_blocks`, one per router, table and hour; codec in [`super::blocks`]), and the
+//! read-only virtual tables `<table>_all` that serve rows and blocks as one table.
+//!
+//! - Hot window: rows of the current hour and of the [`HOT_CLOSED_HOURS`] closed hours before
+//!   it stay rows, and so does every hour at or after the hour of a router's newest report
+//!   (`routers.last_report_ms`): "newest report" reads, the ingest's previous-sample lookups and
+//!   fleet-wide windows of up to an hour read the row tables unchanged.
+//! - Sealing ([`Store::seal_step`]): the database writer seals older hours after its commits,
+//!   a bounded number of (router, hour) groups per step, each in its own transaction that writes
+//!   the blocks, their keys in `raw_block_keys` and deletes the sealed rows. Rows that arrive
+//!   later for a sealed hour (a spool replayed after an outage) are merged into the hour's
+//!   block the next time that hour is found (the work list is rebuilt once per hour).
+//!   Databases from before migration 9 are sealed the same way, a few groups per step.
+//! - Reading: `<table>_all` (an eponymous virtual table, registered on every connection by
+//!   [`register`]) has the columns of `<table>` and yields its rows plus the decoded rows of its
+//!   blocks, in primary-key order. It uses `router_id =`, the key column `=` (MAC, public key,
+//!   common name: through `raw_block_keys`) and `ts_ms` ranges to pick the blocks; without a
+//!   router or key it decodes every block of the table in the time range. A block that does not
+//!   decode is logged and skipped (the other blocks are served).
+//! - Retention deletes a block once all of its hour is older than `raw_days`.
+//! - `station_report_totals` (per-report station sums, read only by fleet series of up to an
+//!   hour) is kept for the hot window only: sealing an hour deletes its rows.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::ffi::c_int;
+use std::time::{Duration, Instant};
+
+use rusqlite::types::Value;
+use rusqlite::vtab::{
+    eponymous_only_module, Context, Filters, IndexConstraintOp, IndexInfo, VTab, VTabConnection,
+    VTabCursor,
+};
+use rusqlite::{ffi, params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
+
+use super::blocks::{cmp_value, BlockColumns, BlockError};
+use super::{Store, StoreError};
+
+/// One hour in milliseconds: the span of a block.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// Closed hours kept as rows before the current one (besides a router's newest hour).
+pub const HOT_CLOSED_HOURS: i64 = 2;
+
+/// (router, hour) groups sealed per [`Store::seal_step`] at most.
+pub const SEAL_GROUPS_PER_STEP: usize = 4;
+
+/// Time budget of one [`Store::seal_step`] (it stops after the group that passes it).
+const SEAL_STEP_BUDGET: Duration = Duration::from_millis(20);
+
+/// Routers whose hours are listed per step while the work list is being rebuilt.
+const SCAN_ROUTERS_PER_STEP: usize = 64;
+
+/// A raw table stored in blocks.
+#[derive(Debug, Clone, Copy)]
+pub struct SealedTable {
+    /// The row table (the virtual table is `<name>_all`).
+    pub name: &'static str,
+    /// Columns naming one series of a router (its primary key after `ts_ms`).
+    pub series: &'static [&'static str],
+    /// The column looked up across routers (`raw_block_keys.key`), if any.
+    pub key: Option<&'static str>,
+}
+
+/// The sealed tables; `raw_blocks.tbl` is the index in this list (never reorder it).
+pub const SEALED: &[SealedTable] = &[
+    SealedTable {
+        name: "interface_samples",
+        series: &["name"],
+        key: None,
+    },
+    SealedTable {
+        name: "station_samples",
+        series: &["iface", "mac"],
+        key: Some("mac"),
+    },
+    SealedTable {
+        name: "station_link_samples",
+        series: &["iface", "mac", "link_id"],
+        key: Some("mac"),
+    },
+    SealedTable {
+        name: "wg_peer_samples",
+        series: &["iface", "public_key"],
+        key: Some("public_key"),
+    },
+    SealedTable {
+        name: "ovpn_client_samples",
+        series: &["instance", "common_name", "real_address"],
+        key: Some("common_name"),
+    },
+    SealedTable {
+        name: "probe_samples",
+        series: &["target"],
+        key: None,
+    },
+];
+
+fn floor_hour(ms: i64) -> i64 {
+    ms.div_euclid(HOUR_MS) * HOUR_MS
+}
+
+/// Adds the router ids present in `table` (whose key starts with `router_id`) to `ids`, by
+/// skipping along the key: a few seeks per router.
+pub(crate) fn router_ids_in(
+    conn: &Connection,
+    table: &str,
+    ids: &mut BTreeSet<i64>,
+) -> rusqlite::Result<()> {
+    let sql = format!(
+        "WITH RECURSIVE r(id) AS (SELECT min(router_id) FROM {table} \
+         UNION ALL SELECT (SELECT min(router_id) FROM {table} WHERE router_id > r.id) FROM r \
+         WHERE r.id IS NOT NULL) SELECT id FROM r WHERE id IS NOT NULL"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    for id in st.query_map([], |r| r.get::<_, i64>(0))? {
+        ids.insert(id?);
+    }
+    Ok(())
+}
+
+/// The first hour of the hot window at `now_ms`: hours before it may be sealed.
+pub fn hot_start(now_ms: i64) -> i64 {
+    floor_hour(now_ms) - HOT_CLOSED_HOURS * HOUR_MS
+}
+
+/// A table's columns (in order) and declared types.
+fn table_info(conn: &Connection, table: &str) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut st = conn.prepare("SELECT name, type FROM pragma_table_info(?1) ORDER BY cid")?;
+    let rows = st.query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// The block columns of a sealed table: its columns without `router_id`.
+fn block_columns(
+    conn: &Connection,
+    t: &SealedTable,
+) -> Result<(Vec<(String, String)>, BlockColumns), StoreError> {
+    let info = table_info(conn, t.name)?;
+    let names: Vec<String> = info
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| n != "router_id")
+        .collect();
+    let cols = BlockColumns::new(names, t.series)
+        .ok_or_else(|| StoreError::InvalidInput(format!("{} lacks its key columns", t.name)))?;
+    Ok((info, cols))
+}
+
+/// What one [`Store::seal_step`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SealStats {
+    /// (router, hour) groups sealed.
+    pub groups: u64,
+    /// Rows moved into blocks.
+    pub rows: u64,
+    /// Blocks written.
+    pub blocks: u64,
+    /// Groups left as rows because their existing block does not decode.
+    pub skipped: u64,
+    /// Whether more work is waiting (call again soon).
+    pub more: bool,
+}
+
+/// The writer's sealing work list (kept in the [`Store`]).
+#[derive(Debug, Default)]
+pub struct SealState {
+    /// The hot window start the work list was built for.
+    built_for: Option<i64>,
+    /// Routers still to be listed: (id, seal hours before this).
+    scan: VecDeque<(i64, i64)>,
+    /// (router, hour) groups to seal.
+    pending: VecDeque<(i64, i64)>,
+    cols: Option<Vec<BlockColumns>>,
+}
+
+impl Store {
+    /// Seals up to [`SEAL_GROUPS_PER_STEP`] closed (router, hour) groups older than the hot
+    /// window at `now_ms`, each in its own transaction. Cheap when there is nothing to do.
+    pub fn seal_step(&mut self, now_ms: i64) -> Result<SealStats, StoreError> {
+        self.seal_groups(
+            hot_start(now_ms),
+            SEAL_GROUPS_PER_STEP,
+            Some(SEAL_STEP_BUDGET),
+        )
+    }
+
+    /// Seals everything sealable at `now_ms` (tests, benchmarks, a one-off after an upgrade).
+    pub fn seal_all(&mut self, now_ms: i64) -> Result<SealStats, StoreError> {
+        self.seal_all_before(hot_start(now_ms))
+    }
+
+    /// Seals every hour that starts before `before_ms` (rounded down to an hour), except each
+    /// router's newest hour (tests and benchmarks: a hot window of any size).
+    pub fn seal_all_before(&mut self, before_ms: i64) -> Result<SealStats, StoreError> {
+        let mut total = SealStats::default();
+        self.seal = SealState::default();
+        loop {
+            let s = self.seal_groups(floor_hour(before_ms), usize::MAX, None)?;
+            total.groups += s.groups;
+            total.rows += s.rows;
+            total.blocks += s.blocks;
+            total.skipped += s.skipped;
+            if !s.more {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn seal_groups(
+        &mut self,
+        hot_start: i64,
+        max: usize,
+        budget: Option<Duration>,
+    ) -> Result<SealStats, StoreError> {
+        let started = Instant::now();
+        let st = &mut self.seal;
+        if st.cols.is_none() {
+            let cols = SEALED
+                .iter()
+                .map(|t| block_columns(&self.conn, t).map(|c| c.1))
+                .collect::<Result<Vec<_>, _>>()?;
+            st.cols = Some(cols);
+        }
+        if st.pending.is_empty() && st.scan.is_empty() && st.built_for != Some(hot_start) {
+            let mut q = self.conn.prepare_cached("SELECT id, last_report_ms FROM routers WHERE last_report_ms IS NOT NULL ORDER BY id")?;
+            let rows = q.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            for r in rows {
+                let (id, last) = r?;
+                st.scan.push_back((id, hot_start.min(floor_hour(last))));
+            }
+            st.built_for = Some(hot_start);
+        }
+        let mut scanned = 0;
+        while st.pending.len() < max.min(64) && scanned < SCAN_ROUTERS_PER_STEP {
+            let Some((id, before)) = st.scan.pop_front() else {
+                break;
+            };
+            scanned += 1;
+            let mut hours = BTreeSet::new();
+            for t in SEALED {
+                let sql = format!(
+                    "SELECT min(ts_ms) FROM {} WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
+                    t.name
+                );
+                let mut q = self.conn.prepare_cached(&sql)?;
+                let mut from = i64::MIN;
+                while let Some(ts) =
+                    q.query_row(params![id, from, before], |r| r.get::<_, Option<i64>>(0))?
+                {
+                    let h = floor_hour(ts);
+                    hours.insert(h);
+                    from = h + HOUR_MS;
+                }
+            }
+            st.pending.extend(hours.into_iter().map(|h| (id, h)));
+        }
+        let mut stats = SealStats::default();
+        while (stats.groups + stats.skipped) < max as u64 {
+            let Some((id, hour)) = self.seal.pending.pop_front() else {
+                break;
+            };
+            let cols = self
+                .seal
+                .cols
+                .as_ref()
+                .map(|c| c.to_vec())
+                .unwrap_or_default();
+            match seal_group(&mut self.conn, &cols, id, hour)? {
+                Some((rows, blocks)) => {
+                    stats.groups += 1;
+                    stats.rows += rows;
+                    stats.blocks += blocks;
+                }
+                None => stats.skipped += 1,
+            }
+            if budget.is_some_and(|b| started.elapsed() >= b) {
+                break;
+            }
+        }
+        stats.more = !self.seal.pending.is_empty() || !self.seal.scan.is_empty();
+        Ok(stats)
+    }
+
+    /// Deletes the blocks whose hour ended at or before `raw_cut` (retention); returns the
+    /// number of sealed rows they held.
+    pub(crate) fn delete_old_blocks(
+        &mut self,
+        router_id: i64,
+        raw_cut: i64,
+    ) -> Result<u64, StoreError> {
+        let last_hour = raw_cut.saturating_sub(HOUR_MS);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut rows = 0u64;
+        for tbl in 0..SEALED.len() as i64 {
+            rows += tx
+                .prepare_cached("SELECT coalesce(sum(rows), 0) FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms <= ?3")?
+                .query_row(params![router_id, tbl, last_hour], |r| r.get::<_, i64>(0))? as u64;
+            tx.prepare_cached(
+                "DELETE FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms <= ?3",
+            )?
+            .execute(params![router_id, tbl, last_hour])?;
+        }
+        tx.commit()?;
+        Ok(rows)
+    }
+
+    /// Deletes the block keys of hours that ended at or before `raw_cut`.
+    pub(crate) fn delete_old_block_keys(&mut self, raw_cut: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM raw_block_keys WHERE hour_ms <= ?1")?
+            .execute([raw_cut.saturating_sub(HOUR_MS)])?;
+        Ok(())
+    }
+}
+
+/// Seals one router's hour in every sealed table, in one transaction. `None` when a block of
+/// the hour exists but does not decode (the rows then stay rows, and the error is logged).
+fn seal_group(
+    conn: &mut Connection,
+    cols: &[BlockColumns],
+    router: i64,
+    hour: i64,
+) -> Result<Option<(u64, u64)>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (mut moved, mut blocks) = (0u64, 0u64);
+    for (tbl, (t, c)) in SEALED.iter().zip(cols).enumerate() {
+        let list = c
+            .names()
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {list} FROM {} WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
+            t.name
+        );
+        let mut rows: Vec<Vec<Value>> = {
+            let mut q = tx.prepare_cached(&sql)?;
+            let n = c.names().len();
+            let r = q.query_map(params![router, hour, hour + HOUR_MS], |r| {
+                (0..n)
+                    .map(|i| r.get::<_, Value>(i))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })?;
+            r.collect::<rusqlite::Result<_>>()?
+        };
+        if rows.is_empty() {
+            continue;
+        }
+        moved += rows.len() as u64;
+        let old: Option<Vec<u8>> = tx
+            .prepare_cached(
+                "SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
+            )?
+            .query_row(params![router, tbl as i64, hour], |r| r.get(0))
+            .optional()?;
+        if let Some(old) = old {
+            match c.decode(&old) {
+                Ok(mut sealed) => {
+                    // The block's rows win over late rows with the same key (first stored wins).
+                    let key = |r: &Vec<Value>| {
+                        let mut k = vec![r[c.ts()].clone()];
+                        k.extend(
+                            t.series
+                                .iter()
+                                .filter_map(|s| c.names().iter().position(|n| n == s))
+                                .map(|i| r[i].clone()),
+                        );
+                        format!("{k:?}")
+                    };
+                    let have: std::collections::HashSet<String> = sealed.iter().map(key).collect();
+                    rows.retain(|r| !have.contains(&key(r)));
+                    sealed.append(&mut rows);
+                    rows = sealed;
+                }
+                Err(e) => {
+                    tracing::error!(router_id = router, table = t.name, hour_ms = hour, error = %e, "sealed block does not decode; its hour's new rows stay rows");
+                    return Ok(None);
+                }
+            }
+        }
+        let count = rows.len() as i64;
+        let keys: BTreeSet<String> = match t.key.and_then(|k| c.names().iter().position(|n| n == k))
+        {
+            Some(i) => rows
+                .iter()
+                .filter_map(|r| match &r[i] {
+                    Value::Text(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+            None => BTreeSet::new(),
+        };
+        let blob = c
+            .encode(rows)
+            .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+        tx.prepare_cached("INSERT OR REPLACE INTO raw_blocks (router_id, tbl, hour_ms, rows, data) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![router, tbl as i64, hour, count, blob])?;
+        let mut ins = tx.prepare_cached("INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id) VALUES (?1, ?2, ?3, ?4)")?;
+        for k in keys {
+            ins.execute(params![hour, tbl as i64, k, router])?;
+        }
+        drop(ins);
+        let del = format!(
+            "DELETE FROM {} WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
+            t.name
+        );
+        tx.prepare_cached(&del)?
+            .execute(params![router, hour, hour + HOUR_MS])?;
+        blocks += 1;
+    }
+    // The per-report station sums only serve fleet series of up to an hour (the hot window).
+    tx.prepare_cached(
+        "DELETE FROM station_report_totals WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
+    )?
+    .execute(params![router, hour, hour + HOUR_MS])?;
+    tx.commit()?;
+    Ok(Some((moved, blocks)))
+}
+
+/// Registers the `<table>_all` virtual tables on every SQLite connection this process opens
+/// from now on (an SQLite auto-extension; idempotent). [`Store::open`] and the API's read pool
+/// call it, so every connection of the collector has them.
+pub fn install() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `auto_register` neither opens nor closes a connection and does not touch the
+        // list of auto-extensions.
+        if let Err(e) = unsafe { rusqlite::auto_extension::register_auto_extension(auto_register) }
+        {
+            tracing::error!(error = %e, "cannot register the raw-sample virtual tables");
+        }
+    });
+}
+
+unsafe extern "C" fn auto_register(
+    db: *mut ffi::sqlite3,
+    err: *mut *mut std::ffi::c_char,
+    _: *const ffi::sqlite3_api_routines,
+) -> c_int {
+    fn init(c: Connection) -> rusqlite::Result<()> {
+        register(&c)
+    }
+    // SAFETY: called by SQLite with the connection being opened.
+    unsafe { rusqlite::auto_extension::init_auto_extension(db, err, init) }
+}
+
+/// Registers the `<table>_all` virtual tables on `conn` (every connection that reads raw
+/// samples beyond the hot window needs them; see [`install`]).
+pub fn register(conn: &Connection) -> rusqlite::Result<()> {
+    for (i, t) in SEALED.iter().enumerate() {
+        conn.create_module(
+            format!("{}_all", t.name).as_str(),
+            eponymous_only_module::<AllTab>(),
+            Some(i),
+        )?;
+    }
+    Ok(())
+}
+
+/// The virtual table `<table>_all`.
+#[repr(C)]
+struct AllTab {
+    /// Base class, must be first.
+    base: ffi::sqlite3_vtab,
+    /// The connection this table lives in (borrowed: never closed here), for the nested reads
+    /// of rows and blocks; its statement cache lasts as long as the table.
+    conn: Connection,
+    tbl: usize,
+    /// The table's columns in order.
+    names: Vec<String>,
+    cols: BlockColumns,
+    router_col: usize,
+    ts_col: usize,
+    key_col: Option<usize>,
+    /// Primary-key order: router, time, series columns (indexes into `names`).
+    order: Vec<usize>,
+}
+
+/// The code of a usable constraint passed from `best_index` to `filter` (`idx_str`):
+/// `r` router =, `k` key =, and for `ts_ms`: `=`, `>`, `g` (>=), `<`, `l` (<=).
+fn ts_code(op: IndexConstraintOp) -> Option<char> {
+    use IndexConstraintOp as C;
+    Some(match op {
+        C::SQLITE_INDEX_CONSTRAINT_EQ => '=',
+        C::SQLITE_INDEX_CONSTRAINT_GT => '>',
+        C::SQLITE_INDEX_CONSTRAINT_GE => 'g',
+        C::SQLITE_INDEX_CONSTRAINT_LT => '<',
+        C::SQLITE_INDEX_CONSTRAINT_LE => 'l',
+        _ => return None,
+    })
+}
+
+fn sql_of(code: char, names: &[String], t: &AllTab) -> String {
+    let col = match code {
+        'r' => &names[t.router_col],
+        'k' => &names[t.key_col.unwrap_or(t.router_col)],
+        _ => &names[t.ts_col],
+    };
+    let op = match code {
+        'r' | 'k' | '=' => "=",
+        '>' => ">",
+        'g' => ">=",
+        '<' => "<",
+        _ => "<=",
+    };
+    format!("\"{col}\" {op} ?")
+}
+
+unsafe impl<'vtab> VTab<'vtab> for AllTab {
+    type Aux = usize;
+    type Cursor = AllCursor<'vtab>;
+
+    fn connect(
+        db: &mut VTabConnection,
+        aux: Option<&usize>,
+        _args: &[&[u8]],
+    ) -> rusqlite::Result<(String, Self)> {
+        let tbl = aux.copied().unwrap_or(0);
+        let t = SEALED
+            .get(tbl)
+            .ok_or_else(|| rusqlite::Error::ModuleError("unknown sealed table".into()))?;
+        // SAFETY: the handle is the connection this virtual table lives in; the borrowed
+        // `Connection` does not close it and only runs nested read statements.
+        let handle = unsafe { db.handle() };
+        let conn = unsafe { Connection::from_handle(handle) }?;
+        let (info, cols) =
+            block_columns(&conn, t).map_err(|e| rusqlite::Error::ModuleError(e.to_string()))?;
+        let names: Vec<String> = info.iter().map(|(n, _)| n.clone()).collect();
+        let pos = |n: &str| names.iter().position(|c| c == n);
+        let router_col =
+            pos("router_id").ok_or_else(|| rusqlite::Error::ModuleError("no router_id".into()))?;
+        let ts_col = pos("ts_ms").ok_or_else(|| rusqlite::Error::ModuleError("no ts_ms".into()))?;
+        let key_col = t.key.and_then(pos);
+        let order = [router_col, ts_col]
+            .into_iter()
+            .chain(t.series.iter().filter_map(|s| pos(s)))
+            .collect();
+        let decl = info
+            .iter()
+            .map(|(n, ty)| format!("\"{n}\" {ty}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok((
+            format!("CREATE TABLE x({decl})"),
+            AllTab {
+                base: ffi::sqlite3_vtab::default(),
+                conn,
+                tbl,
+                names,
+                cols,
+                router_col,
+                ts_col,
+                key_col,
+                order,
+            },
+        ))
+    }
+
+    fn best_index(&self, info: &mut IndexInfo) -> rusqlite::Result<()> {
+        let eq =
+            |op: &IndexConstraintOp| matches!(op, IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ);
+        let mut used: Vec<(usize, char)> = Vec::new();
+        for (i, c) in info.constraints().enumerate() {
+            if !c.is_usable() {
+                continue;
+            }
+            let col = c.column() as usize;
+            let op = c.operator();
+            let code = if col == self.router_col && eq(&op) {
+                'r'
+            } else if Some(col) == self.key_col && eq(&op) {
+                'k'
+            } else if col == self.ts_col {
+                match ts_code(op) {
+                    Some(c) => c,
+                    None => continue,
+                }
+            } else {
+                continue;
+            };
+            if used.iter().any(|(_, u)| *u == code) {
+                continue;
+            }
+            used.push((i, code));
+        }
+        let mut cost = 1e7;
+        let mut codes = String::new();
+        for (n, (i, code)) in used.iter().enumerate() {
+            let mut u = info.constraint_usage(*i);
+            u.set_argv_index(n as c_int + 1);
+            u.set_omit(false);
+            codes.push(*code);
+            cost /= match code {
+                'r' => 1000.0,
+                'k' => 500.0,
+                '=' => 100.0,
+                _ => 4.0,
+            };
+        }
+        info.set_idx_str(&codes);
+        info.set_estimated_cost(cost);
+        info.set_estimated_rows(cost as i64);
+        Ok(())
+    }
+
+    fn open(&'vtab mut self) -> rusqlite::Result<AllCursor<'vtab>> {
+        Ok(AllCursor {
+            base: ffi::sqlite3_vtab_cursor::default(),
+            tab: self,
+            rows: Vec::new(),
+            i: 0,
+            routers: VecDeque::new(),
+            codes: Vec::new(),
+            args: Vec::new(),
+            base_rowid: 0,
+        })
+    }
+}
+
+/// A cursor of `<table>_all`: the matching rows, materialized by `filter`.
+#[repr(C)]
+struct AllCursor<'vtab> {
+    /// Base class, must be first.
+    base: ffi::sqlite3_vtab_cursor,
+    tab: &'vtab AllTab,
+    rows: Vec<Vec<Value>>,
+    i: usize,
+    /// Without a router or key constraint: the routers still to read, one at a time (so a
+    /// fleet-wide scan holds one router's rows in memory, not the fleet's), with the
+    /// constraints to read them with.
+    routers: VecDeque<i64>,
+    codes: Vec<char>,
+    args: Vec<Value>,
+    /// Rows yielded before the current batch (a unique rowid).
+    base_rowid: i64,
+}
+
+/// The `ts_ms` range `[lo, hi]` the integer/real constraints allow (others do not narrow).
+fn ts_range(codes: &[char], args: &[Value]) -> (i64, i64) {
+    let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+    for (c, v) in codes.iter().zip(args) {
+        let (f, fl, ce) = match v {
+            Value::Integer(i) => (*i as f64, *i, *i),
+            Value::Real(r) if r.is_finite() => (*r, r.floor() as i64, r.ceil() as i64),
+            _ => continue,
+        };
+        let _ = f;
+        match c {
+            '=' => {
+                lo = lo.max(ce);
+                hi = hi.min(fl);
+            }
+            '>' => lo = lo.max(fl.saturating_add(1)),
+            'g' => lo = lo.max(ce),
+            '<' => hi = hi.min(ce.saturating_sub(1)),
+            'l' => hi = hi.min(fl),
+            _ => {}
+        }
+    }
+    (lo, hi)
+}
+
+impl AllCursor<'_> {
+    fn load(&mut self, codes: &[char], args: &[Value]) -> Result<(), StoreError> {
+        let t = self.tab;
+        // Nested statements on the same connection read the same snapshot as the statement
+        // using this cursor.
+        let conn = &t.conn;
+        let mut out: Vec<Vec<Value>> = Vec::new();
+        // Rows.
+        let list = t
+            .names
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut sql = format!("SELECT {list} FROM main.\"{}\" WHERE 1", SEALED[t.tbl].name);
+        for &c in codes {
+            sql.push_str(" AND ");
+            sql.push_str(&sql_of(c, &t.names, t));
+        }
+        {
+            let mut st = conn.prepare_cached(&sql)?;
+            let n = t.names.len();
+            let rows = st.query_map(params_from_iter(args.iter()), |r| {
+                (0..n)
+                    .map(|i| r.get::<_, Value>(i))
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        // Blocks.
+        let (lo, hi) = ts_range(codes, args);
+        if lo <= hi {
+            let find = |code: char| codes.iter().position(|&c| c == code).map(|i| &args[i]);
+            let router = match find('r') {
+                Some(Value::Integer(r)) => Some(*r),
+                Some(Value::Null) => return self.finish(out),
+                _ => None,
+            };
+            let key = match find('k') {
+                Some(Value::Text(k)) => Some(k.clone()),
+                Some(Value::Null) => return self.finish(out),
+                _ => None,
+            };
+            let (lo_h, hi_h) = (floor_hour(lo.max(i64::MIN + HOUR_MS)), hi);
+            let tbl = t.tbl as i64;
+            let mut found: Vec<(i64, i64, Vec<u8>)> = Vec::new();
+            if let Some(r) = router {
+                let mut st = conn.prepare_cached("SELECT hour_ms, data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms BETWEEN ?3 AND ?4")?;
+                let rows = st.query_map(params![r, tbl, lo_h, hi_h], |x| {
+                    Ok((r, x.get(0)?, x.get(1)?))
+                })?;
+                for x in rows {
+                    found.push(x?);
+                }
+            } else if let (Some(k), Some(_)) = (&key, t.key_col) {
+                let mut keys = conn.prepare_cached("SELECT router_id, hour_ms FROM raw_block_keys WHERE tbl = ?1 AND key = ?2 AND hour_ms BETWEEN ?3 AND ?4")?;
+                let at: Vec<(i64, i64)> = keys
+                    .query_map(params![tbl, k, lo_h, hi_h], |x| Ok((x.get(0)?, x.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut blk = conn.prepare_cached("SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3")?;
+                for (r, h) in at {
+                    if let Some(d) = blk.query_row(params![r, tbl, h], |x| x.get(0)).optional()? {
+                        found.push((r, h, d));
+                    }
+                }
+            } else {
+                let mut st = conn.prepare_cached("SELECT router_id, hour_ms, data FROM raw_blocks WHERE tbl = ?1 AND hour_ms BETWEEN ?2 AND ?3")?;
+                let rows = st.query_map(params![tbl, lo_h, hi_h], |x| {
+                    Ok((x.get(0)?, x.get(1)?, x.get(2)?))
+                })?;
+                for x in rows {
+                    found.push(x?);
+                }
+            }
+            let ts_in_block = t.cols.ts();
+            let key_in_block = t.key_col.map(|k| if k > t.router_col { k - 1 } else { k });
+            for (r, h, data) in found {
+                let rows = match t.cols.decode(&data) {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        log_corrupt(SEALED[t.tbl].name, r, h, &e);
+                        continue;
+                    }
+                };
+                for mut row in rows {
+                    let ts = match row[ts_in_block] {
+                        Value::Integer(v) => v,
+                        _ => continue,
+                    };
+                    if ts < lo || ts > hi {
+                        continue;
+                    }
+                    if let (Some(k), Some(ki)) = (&key, key_in_block) {
+                        if !matches!(&row[ki], Value::Text(s) if s == k) {
+                            continue;
+                        }
+                    }
+                    row.insert(t.router_col, Value::Integer(r));
+                    out.push(row);
+                }
+            }
+        }
+        self.finish(out)
+    }
+
+    /// Loads the next router that has matching rows (or none are left).
+    fn advance(&mut self) -> Result<(), StoreError> {
+        self.base_rowid += self.rows.len() as i64;
+        self.rows.clear();
+        self.i = 0;
+        while let Some(r) = self.routers.pop_front() {
+            let (codes, mut args) = (self.codes.clone(), self.args.clone());
+            args.push(Value::Integer(r));
+            self.load(&codes, &args)?;
+            if !self.rows.is_empty() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Router ids with rows or blocks of this table, ascending (skipping along the leading
+    /// `router_id` of the row table's and the block table's keys).
+    fn router_ids(&self) -> Result<Vec<i64>, StoreError> {
+        let t = self.tab;
+        let mut ids = BTreeSet::new();
+        let table = format!("main.\"{}\"", SEALED[t.tbl].name);
+        for table in [table.as_str(), "main.raw_blocks"] {
+            router_ids_in(&t.conn, table, &mut ids)?;
+        }
+        Ok(ids.into_iter().collect())
+    }
+
+    fn finish(&mut self, mut out: Vec<Vec<Value>>) -> Result<(), StoreError> {
+        let order = &self.tab.order;
+        out.sort_by(|a, b| {
+            for &k in order {
+                let o = cmp_value(&a[k], &b[k]);
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            std::cmp::Ordering::Equal
+        });
+        self.rows = out;
+        self.i = 0;
+        Ok(())
+    }
+}
+
+fn log_corrupt(table: &str, router: i64, hour: i64, e: &BlockError) {
+    tracing::error!(table, router_id = router, hour_ms = hour, error = %e, "sealed block does not decode; skipped");
+}
+
+unsafe impl VTabCursor for AllCursor<'_> {
+    fn filter(
+        &mut self,
+        _idx_num: c_int,
+        idx_str: Option<&str>,
+        args: &Filters<'_>,
+    ) -> rusqlite::Result<()> {
+        let codes: Vec<char> = idx_str.unwrap_or("").chars().collect();
+        let vals: Vec<Value> = (0..args.len())
+            .map(|i| args.get::<Value>(i))
+            .collect::<rusqlite::Result<_>>()?;
+        if vals.len() != codes.len() {
+            return Err(rusqlite::Error::ModuleError(
+                "constraint count mismatch".into(),
+            ));
+        }
+        self.rows.clear();
+        self.i = 0;
+        self.base_rowid = 0;
+        self.routers.clear();
+        let result = if codes.contains(&'r') || codes.contains(&'k') {
+            self.load(&codes, &vals)
+        } else {
+            // Router by router: the routers with rows or blocks of this table.
+            self.codes = codes.into_iter().chain(['r']).collect();
+            self.args = vals;
+            self.router_ids().and_then(|ids| {
+                self.routers = ids.into();
+                self.advance()
+            })
+        };
+        result.map_err(|e| match e {
+            StoreError::Sqlite(e) => e,
+            e => rusqlite::Error::ModuleError(e.to_string()),
+        })
+    }
+
+    fn next(&mut self) -> rusqlite::Result<()> {
+        self.i += 1;
+        if self.i >= self.rows.len() && !self.routers.is_empty() {
+            self.advance().map_err(|e| match e {
+                StoreError::Sqlite(e) => e,
+                e => rusqlite::Error::ModuleError(e.to_string()),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn eof(&self) -> bool {
+        self.i >= self.rows.len()
+    }
+
+    fn column(&self, ctx: &mut Context, i: c_int) -> rusqlite::Result<()> {
+        let v = self
+            .rows
+            .get(self.i)
+            .and_then(|r| r.get(i as usize))
+            .unwrap_or(&Value::Null);
+        ctx.set_result(v)
+    }
+
+    fn rowid(&self) -> rusqlite::Result<i64> {
+        Ok(self.base_rowid + self.i as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testutil::{enrolled_router, open_temp, rich_report};
+    use crate::store::{IngestItem, Retention};
+
+    /// An hour boundary: 2023-11-15T00:00:00Z.
+    const T0: i64 = 1_700_006_400_000;
+    const STEP: i64 = 300_000;
+
+    /// Two routers reporting every 5 minutes for 6 hours (a third one stops after 2 hours).
+    fn filled() -> (tempfile::TempDir, Store, Vec<i64>) {
+        let (dir, mut store) = open_temp();
+        let ids: Vec<i64> = ["a", "b", "c"]
+            .iter()
+            .map(|n| enrolled_router(&mut store, n).id)
+            .collect();
+        for i in 0..72i64 {
+            let ts = T0 + i * STEP + 1_234;
+            let reports: Vec<_> = ids
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| *k < 2 || i < 24)
+                .map(|(k, _)| {
+                    rich_report(
+                        [k as u8 + 1; 16],
+                        2 * i as u64 + 2,
+                        ts as u64,
+                        (i as u64 + 1) * (k as u64 + 3),
+                    )
+                })
+                .collect();
+            let items: Vec<IngestItem<'_>> = reports
+                .iter()
+                .zip(&ids)
+                .map(|(r, &id)| IngestItem {
+                    router_id: id,
+                    received_at_ms: ts,
+                    report: r,
+                })
+                .collect();
+            store.ingest(&items).unwrap();
+        }
+        (dir, store, ids)
+    }
+
+    fn dump(c: &Connection, sql: &str, p: &[Value]) -> Vec<String> {
+        let mut st = c.prepare(sql).unwrap();
+        let n = st.column_count();
+        let rows = st
+            .query_map(params_from_iter(p.iter()), |r| {
+                Ok((0..n)
+                    .map(|i| format!("{:?}", r.get::<_, Value>(i).unwrap()))
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    /// Queries of the shapes the API uses (router, key and time constraints, joins, aggregates).
+    fn answers(c: &Connection, ids: &[i64]) -> Vec<Vec<String>> {
+        let mac = Value::Text(crate::store::testutil::mac(1).to_string());
+        let (r, from, to) = (
+            Value::Integer(ids[0]),
+            Value::Integer(T0 + 1_800_000),
+            Value::Integer(T0 + 4 * 3_600_000),
+        );
+        let mut out = Vec::new();
+        for t in SEALED {
+            let all = format!("{}_all", t.name);
+            out.push(dump(
+                c,
+                &format!("SELECT * FROM {all} ORDER BY 1, 2, 3, 4, 5"),
+                &[],
+            ));
+            out.push(dump(
+                c,
+                &format!("SELECT * FROM {all} WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3"),
+                &[r.clone(), from.clone(), to.clone()],
+            ));
+            out.push(dump(c, &format!("SELECT count(*), min(ts_ms), max(ts_ms) FROM {all} WHERE ts_ms > ?1 AND ts_ms <= ?2"), &[from.clone(), to.clone()]));
+            out.push(dump(c, &format!("SELECT r.id, count(*) FROM routers r CROSS JOIN {all} s ON s.router_id = r.id AND s.ts_ms BETWEEN ?1 AND ?2 GROUP BY r.id"), &[from.clone(), to.clone()]));
+            out.push(dump(
+                c,
+                &format!("SELECT * FROM {all} WHERE ts_ms = ?1"),
+                &[Value::Integer(T0 + 12 * STEP + 1_234)],
+            ));
+            if let Some(k) = t.key {
+                out.push(dump(
+                    c,
+                    &format!("SELECT * FROM {all} WHERE {k} = ?1 AND ts_ms >= ?2"),
+                    &[mac.clone(), from.clone()],
+                ));
+                out.push(dump(c, &format!("SELECT router_id, ts_ms FROM {all} WHERE {k} = ?1 ORDER BY ts_ms DESC LIMIT 1"), std::slice::from_ref(&mac)));
+                out.push(dump(c, &format!("SELECT EXISTS (SELECT 1 FROM {all} WHERE {k} = ?1), EXISTS (SELECT 1 FROM {all} WHERE {k} = 'nobody')"), std::slice::from_ref(&mac)));
+            }
+        }
+        out
+    }
+
+    /// Rows left in the sealed tables.
+    fn row_count(c: &Connection) -> i64 {
+        SEALED
+            .iter()
+            .map(|t| {
+                let sql = format!("SELECT count(*) FROM {}", t.name);
+                c.query_row(&sql, [], |r| r.get::<_, i64>(0)).unwrap()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn sealed_hours_answer_like_rows_and_retention_deletes_blocks() {
+        let (_dir, mut store, ids) = filled();
+        let c = store.connection();
+        // With everything still rows, `<table>_all` is the table.
+        for t in SEALED {
+            assert_eq!(
+                dump(
+                    c,
+                    &format!("SELECT * FROM {} ORDER BY 1, 2, 3, 4, 5", t.name),
+                    &[]
+                ),
+                dump(
+                    c,
+                    &format!("SELECT * FROM {}_all ORDER BY 1, 2, 3, 4, 5", t.name),
+                    &[]
+                ),
+                "{}",
+                t.name
+            );
+        }
+        let before = answers(c, &ids);
+        assert!(before.iter().filter(|a| !a.is_empty()).count() > 30);
+        let rows_before = row_count(c);
+
+        let now = T0 + 6 * 3_600_000;
+        let s = store.seal_all(now).unwrap();
+        // Hours 0-3 of a and b (4 and 5 are hot); router c's newest hour (1) stays rows.
+        assert_eq!(s.groups, 2 * 4 + 1, "{s:?}");
+        assert_eq!(s.skipped, 0);
+        let c = store.connection();
+        let sealed: i64 = c
+            .query_row("SELECT coalesce(sum(rows), 0) FROM raw_blocks", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let rows_after = row_count(c);
+        assert_eq!(s.rows as i64, sealed);
+        assert_eq!(rows_after + sealed, rows_before);
+        assert!(
+            sealed > rows_after,
+            "most rows sealed: {sealed} of {rows_before}"
+        );
+        assert_eq!(answers(c, &ids), before, "sealed answers differ");
+        // Nothing left to seal; the newest report is still rows.
+        assert_eq!(store.seal_all(now).unwrap().groups, 0);
+        let last: i64 = store.connection().query_row("SELECT count(*) FROM station_samples s JOIN routers r ON r.id = s.router_id AND s.ts_ms = r.last_report_ms", [], |r| r.get(0)).unwrap();
+        assert!(last > 0);
+
+        // A late report for a sealed hour is merged into that hour's block.
+        let late = rich_report([1; 16], 5, (T0 + 3 * 60_000) as u64, 7);
+        store
+            .ingest(&[IngestItem {
+                router_id: ids[0],
+                received_at_ms: now,
+                report: &late,
+            }])
+            .unwrap();
+        let with_late = answers(store.connection(), &ids);
+        store.seal_step(now).unwrap();
+        let s = store.seal_all(now).unwrap();
+        assert_eq!(s.groups, 1, "{s:?}");
+        assert_eq!(answers(store.connection(), &ids), with_late);
+
+        // Retention deletes whole blocks older than raw_days (and their keys).
+        let policy = Retention {
+            raw_days: 1,
+            ..Retention::default()
+        };
+        let stats = store
+            .apply_retention(T0 + 86_400_000 + 2 * 3_600_000, &policy)
+            .unwrap();
+        let c = store.connection();
+        let hours: Vec<i64> = c
+            .prepare("SELECT DISTINCT hour_ms FROM raw_blocks ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            hours,
+            vec![T0 + 2 * 3_600_000, T0 + 3 * 3_600_000],
+            "blocks of hours 0 and 1 deleted"
+        );
+        let keys: i64 = c
+            .query_row(
+                "SELECT count(*) FROM raw_block_keys WHERE hour_ms < ?1",
+                [T0 + 2 * 3_600_000],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(keys, 0);
+        assert!(stats.samples > 0);
+    }
+
+    #[test]
+    fn a_corrupt_block_is_an_error_and_the_other_blocks_are_served() {
+        let (_dir, mut store, ids) = filled();
+        store.seal_all(T0 + 6 * 3_600_000).unwrap();
+        let c = store.connection();
+        let count = |c: &Connection| -> i64 {
+            c.query_row(
+                "SELECT count(*) FROM station_samples_all WHERE router_id = ?1",
+                [ids[0]],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let all = count(c);
+        let bad: i64 = c
+            .query_row(
+                "SELECT rows FROM raw_blocks WHERE router_id = ?1 AND tbl = 1 AND hour_ms = ?2",
+                params![ids[0], T0],
+                |r| r.get(0),
+            )
+            .unwrap();
+        for garbage in [&b"\x01\xff\x00\x13"[..], b"", b"\x07zstd?", b"\x01"] {
+            c.execute(
+                "UPDATE raw_blocks SET data = ?3 WHERE router_id = ?1 AND tbl = 1 AND hour_ms = ?2",
+                params![ids[0], T0, garbage],
+            )
+            .unwrap();
+            let cols = block_columns(c, &SEALED[1]).unwrap().1;
+            assert!(cols.decode(garbage).is_err());
+            assert_eq!(count(c), all - bad, "the other blocks are still served");
+        }
+        // Late rows for the corrupt hour stay rows (the block is not overwritten).
+        let late = rich_report([1; 16], 5, (T0 + 3 * 60_000) as u64, 7);
+        store
+            .ingest(&[IngestItem {
+                router_id: ids[0],
+                received_at_ms: T0,
+                report: &late,
+            }])
+            .unwrap();
+        let s = store.seal_all(T0 + 6 * 3_600_000).unwrap();
+        assert_eq!((s.groups, s.skipped), (0, 1), "{s:?}");
+        let c = store.connection();
+        assert!(count(c) > all - bad);
+    }
+
+    #[test]
+    fn sealing_is_bounded_per_step_and_resumes() {
+        let (_dir, mut store, _) = filled();
+        let now = T0 + 6 * 3_600_000;
+        let mut steps = 0;
+        let mut groups = 0;
+        loop {
+            let s = store.seal_step(now).unwrap();
+            assert!(s.groups <= SEAL_GROUPS_PER_STEP as u64);
+            groups += s.groups;
+            steps += 1;
+            if !s.more {
+                break;
+            }
+        }
+        assert_eq!(groups, 9);
+        assert!(steps >= 2);
+        // The work list is built once per hour: a step in the same hour finds nothing new.
+        assert_eq!(store.seal_step(now).unwrap(), SealStats::default());
+    }
+
+    /// The database writer seals a database's old hours by itself (as after an upgrade), in
+    /// steps between (and without) batches.
+    #[test]
+    fn the_writer_seals_old_hours_lazily() {
+        use crate::ingest::writer::{Writer, WriterConfig};
+        let (dir, mut store) = open_temp();
+        let id = enrolled_router(&mut store, "w").id;
+        let now = crate::clock::now_ms();
+        for i in 0..72i64 {
+            let ts = now - 6 * 3_600_000 + i * STEP;
+            let r = rich_report([3; 16], i as u64 + 1, ts as u64, i as u64 + 1);
+            store
+                .ingest(&[IngestItem {
+                    router_id: id,
+                    received_at_ms: ts,
+                    report: &r,
+                }])
+                .unwrap();
+        }
+        let cfg = WriterConfig::new(
+            16,
+            Duration::from_millis(5),
+            Retention::default(),
+            Duration::from_secs(3600),
+        );
+        let writer = Writer::spawn(store, cfg).unwrap();
+        let reader = Connection::open(dir.path().join("routerstats.db")).unwrap();
+        let sealable = |c: &Connection| -> i64 {
+            c.query_row(
+                "SELECT count(*) FROM station_samples WHERE ts_ms < ?1",
+                [hot_start(crate::clock::now_ms())],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sealable(&reader) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(sealable(&reader), 0, "old hours still rows");
+        let blocks: i64 = reader
+            .query_row("SELECT count(*) FROM raw_blocks WHERE tbl = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(blocks >= 3, "{blocks}");
+        writer.join(Duration::from_secs(5));
+    }
+}
