@@ -89,6 +89,9 @@ pub struct Config {
     pub jwt: Option<crate::api::jwt::JwtConfig>,
     /// Browser origins allowed to call the API (`cors_allowed_origins`); none by default.
     pub cors: crate::api::cors::CorsOrigins,
+    /// Whether `GET /metrics` writes the per-station families when its query does not say
+    /// (`[metrics] stations`; default false: 1 million series at 10,000 routers).
+    pub metrics_stations: bool,
 }
 
 impl Default for Config {
@@ -124,6 +127,7 @@ impl Default for Config {
             isp_rate_limits: crate::api::rate_limit::RouteLimits::default(),
             jwt: None,
             cors: crate::api::cors::CorsOrigins::default(),
+            metrics_stations: false,
         }
     }
 }
@@ -203,6 +207,14 @@ struct FileConfig {
     isp_rate_limits: Option<FileIspRateLimits>,
     jwt: Option<FileJwt>,
     cors_allowed_origins: Option<Vec<String>>,
+    metrics: Option<FileMetrics>,
+}
+
+/// `[metrics]`: defaults of `GET /metrics`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    stations: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -371,6 +383,9 @@ impl Config {
         if let Some(j) = file.jwt {
             c.jwt = Some(j.resolve()?);
         }
+        if let Some(m) = file.metrics {
+            c.metrics_stations = m.stations.unwrap_or(c.metrics_stations);
+        }
         if let Some(o) = file.cors_allowed_origins {
             c.cors =
                 crate::api::cors::CorsOrigins::parse(&o).map_err(|e| ConfigError::Invalid {
@@ -530,6 +545,20 @@ mod tests {
         assert_eq!(c.api_listen.to_string(), "0.0.0.0:8080");
         assert_eq!(c.read_timeout, Duration::from_secs(120));
         assert_eq!(c.max_frame, MAX_FRAME_LEN);
+    }
+
+    /// `[metrics] stations` turns the per-station series of `GET /metrics` on by default; an
+    /// unknown key or a non-boolean is an error naming it.
+    #[test]
+    fn metrics_station_default() {
+        assert!(!Config::default().metrics_stations);
+        assert!(Config::from_toml("[metrics]\nstations = true").unwrap().metrics_stations);
+        assert!(!Config::from_toml("[metrics]\nstations = false").unwrap().metrics_stations);
+        assert!(!Config::from_toml("[metrics]").unwrap().metrics_stations);
+        for bad in ["[metrics]\nstations = \"yes\"", "[metrics]\nstation = true"] {
+            let e = Config::from_toml(bad).unwrap_err().to_string();
+            assert!(e.contains("station"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -137,6 +137,8 @@ impl RemoteWriteConfig {
         FamilyFilter {
             include: self.families.clone(),
             exclude: self.exclude.clone(),
+            // Pushed snapshots carry the per-station series unless `exclude` names them.
+            stations: true,
         }
     }
 
