@@ -692,6 +692,7 @@ mod tests {
             "raw_days",
             "rollup_5m_days",
             "rollup_1h_days",
+            "stations",
         ] {
             assert!(
                 uncommented.contains(&format!("{key} = ")),

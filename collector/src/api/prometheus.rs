@@ -105,7 +105,7 @@ pub struct MetricsQuery {
     /// Comma-separated router names: only these routers (unknown names select nothing).
     #[param(schema_with = router_list_schema)]
     pub router: Option<String>,
-    /// Only the routers of this site (exact match; unknown sites select nothing).
+    /// Only the routers of this site (exact match after trimming; unknown sites select nothing).
     pub site: Option<String>,
 }
 
@@ -279,7 +279,7 @@ impl RouterSelector {
                 routers.len()
             ));
         }
-        let site = site.filter(|s| !s.is_empty()).map(str::to_string);
+        let site = site.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
         Ok(RouterSelector {
             shard,
             routers,
