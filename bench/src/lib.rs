@@ -8,11 +8,13 @@
 //! - [`sim`]: simulated agents speaking the real protocol over real mutual TLS.
 //! - [`rawsql`]: the plain-SQLite baseline of the ingest benchmark.
 //! - [`storage`]: stored bytes per report, split by table with `dbstat`.
+//! - [`metrics`]: size and time of `/metrics` and of a remote-write snapshot on a stored fleet.
 //! - [`blocks`]: what a compressed per-router block layout would store for the same raw rows.
 
 pub mod blocks;
 pub mod cproc;
 pub mod gen;
+pub mod metrics;
 pub mod rawsql;
 pub mod sim;
 pub mod storage;
