@@ -22,12 +22,24 @@ use crate::sys::cpu_self;
 pub const SCRAPES: &[(&str, &str)] = &[
     ("default (no per-station series)", ""),
     ("?stations=true (every family)", "stations=true"),
-    ("?families=routerstats_router_ (per router only)", "families=routerstats_router_"),
-    ("?exclude=wireguard_ (no exporter copies)", "exclude=wireguard_"),
+    (
+        "?families=routerstats_router_ (per router only)",
+        "families=routerstats_router_",
+    ),
+    (
+        "?exclude=wireguard_ (no exporter copies)",
+        "exclude=wireguard_",
+    ),
     ("?shard=0/4 (a quarter of the fleet)", "shard=0/4"),
     ("?shard=0/4&stations=true", "shard=0/4&stations=true"),
-    ("?families=routerstats_station_&shard=0/4", "families=routerstats_station_&shard=0/4"),
-    ("?router=<one router>&stations=true", "router={first}&stations=true"),
+    (
+        "?families=routerstats_station_&shard=0/4",
+        "families=routerstats_station_&shard=0/4",
+    ),
+    (
+        "?router=<one router>&stations=true",
+        "router={first}&stations=true",
+    ),
 ];
 
 /// One measured scrape or snapshot.
@@ -116,7 +128,10 @@ pub fn remote_write(
         .map(|b| wire::encode(b.to_vec()).len())
         .sum();
     Ok(Figure {
-        what: format!("remote-write snapshot, {what} ({} samples per request)", cfg.batch_samples),
+        what: format!(
+            "remote-write snapshot, {what} ({} samples per request)",
+            cfg.batch_samples
+        ),
         series: series.len(),
         bytes,
         gzip_bytes: 0,
@@ -137,7 +152,11 @@ pub fn run(db: &Path) -> Result<Vec<Figure>, String> {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .map_err(|e| e.to_string())?;
-    println!("/metrics on {routers} routers ({}), load average {:.1} at start", db.display(), load1());
+    println!(
+        "/metrics on {routers} routers ({}), load average {:.1} at start",
+        db.display(),
+        load1()
+    );
     // A first pass warms SQLite's page cache, as the scrapes of a running collector find it.
     scrape(&conn, "warm-up", "stations=true", now)?;
     let mut out = Vec::new();
@@ -148,7 +167,10 @@ pub fn run(db: &Path) -> Result<Vec<Figure>, String> {
         out.push(f);
     }
     for (what, cfg) in [
-        ("every family (the output's default)", RemoteWriteConfig::default()),
+        (
+            "every family (the output's default)",
+            RemoteWriteConfig::default(),
+        ),
         (
             "exclude = [\"routerstats_station_\"]",
             RemoteWriteConfig {
@@ -198,7 +220,10 @@ mod tests {
             let qs = qs.replace("{first}", "bench-00000");
             assert!(query(&qs).resolve(false).is_ok(), "{what}: {qs}");
         }
-        assert_eq!(query("stations=true&shard=0/4").shard.as_deref(), Some("0/4"));
+        assert_eq!(
+            query("stations=true&shard=0/4").shard.as_deref(),
+            Some("0/4")
+        );
     }
 
     /// On a small stored fleet the default scrape is smaller than the full one and the figures
@@ -211,7 +236,10 @@ mod tests {
         let figs = run(&db).unwrap();
         assert_eq!(figs.len(), SCRAPES.len() + 2);
         let (default, all) = (&figs[0], &figs[1]);
-        assert!(default.series > 0 && default.series < all.series, "{figs:?}");
+        assert!(
+            default.series > 0 && default.series < all.series,
+            "{figs:?}"
+        );
         assert!(default.gzip_bytes > 0 && default.gzip_bytes < default.bytes);
         let rw_all = &figs[SCRAPES.len()];
         assert_eq!(rw_all.series, all.series, "the output sends every family");

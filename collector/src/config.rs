@@ -552,9 +552,10 @@ mod tests {
     #[test]
     fn metrics_station_default() {
         assert!(!Config::default().metrics_stations);
-        assert!(Config::from_toml("[metrics]\nstations = true").unwrap().metrics_stations);
-        assert!(!Config::from_toml("[metrics]\nstations = false").unwrap().metrics_stations);
-        assert!(!Config::from_toml("[metrics]").unwrap().metrics_stations);
+        let stations = |text: &str| Config::from_toml(text).unwrap().metrics_stations;
+        assert!(stations("[metrics]\nstations = true"));
+        assert!(!stations("[metrics]\nstations = false"));
+        assert!(!stations("[metrics]"));
         for bad in ["[metrics]\nstations = \"yes\"", "[metrics]\nstation = true"] {
             let e = Config::from_toml(bad).unwrap_err().to_string();
             assert!(e.contains("station"), "{bad}: {e}");

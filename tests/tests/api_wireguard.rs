@@ -633,12 +633,7 @@ fn one(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 
 fn prometheus(fleet: &Fleet) {
     let get = |path: &str| {
-        http_get(
-            fleet.collector.api,
-            path,
-            &[("X-API-Key", &fleet.read_key)],
-        )
-        .unwrap()
+        http_get(fleet.collector.api, path, &[("X-API-Key", &fleet.read_key)]).unwrap()
     };
     // Every family, the per-station ones asked for (they are off by default).
     let (s, text) = get("/metrics?stations=true");
@@ -673,10 +668,7 @@ fn prometheus(fleet: &Fleet) {
     );
     let (a, b) = (get("/metrics?shard=0/2").1, get("/metrics?shard=1/2").1);
     assert!(routers_in(&a).is_disjoint(&routers_in(&b)));
-    assert_eq!(
-        routers_in(&a).union(&routers_in(&b)).count(),
-        ROUTERS.len()
-    );
+    assert_eq!(routers_in(&a).union(&routers_in(&b)).count(), ROUTERS.len());
     // Bad values: a 400 that names the parameter.
     for (q, word) in [
         ("stations=maybe", "stations"),

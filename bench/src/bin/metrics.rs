@@ -45,7 +45,10 @@ fn main() -> ExitCode {
         std::path::Path::new(&dir).join("storage.db")
     };
     if !db.exists() {
-        eprintln!("bench-metrics: {} does not exist (run bench-storage --dir first)", db.display());
+        eprintln!(
+            "bench-metrics: {} does not exist (run bench-storage --dir first)",
+            db.display()
+        );
         return ExitCode::FAILURE;
     }
     match metrics::run(&db) {

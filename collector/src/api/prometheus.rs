@@ -112,8 +112,12 @@ pub struct MetricsQuery {
 impl MetricsQuery {
     /// The families and routers asked for; `stations_default` is the collector's setting.
     /// Errors name the parameter.
-    pub fn resolve(&self, stations_default: bool) -> Result<(FamilyFilter, RouterSelector), String> {
-        let mut filter = FamilyFilter::from_query(self.families.as_deref(), self.exclude.as_deref())?;
+    pub fn resolve(
+        &self,
+        stations_default: bool,
+    ) -> Result<(FamilyFilter, RouterSelector), String> {
+        let mut filter =
+            FamilyFilter::from_query(self.families.as_deref(), self.exclude.as_deref())?;
         let asked = filter
             .include
             .iter()
@@ -279,7 +283,10 @@ impl RouterSelector {
                 routers.len()
             ));
         }
-        let site = site.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let site = site
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         Ok(RouterSelector {
             shard,
             routers,
@@ -1037,7 +1044,12 @@ mod tests {
         for k in 1..=n {
             let id = enrolled_router(&mut store, &format!("ap-{k}")).id;
             for seq in 1..=2 {
-                let r = rich_report([k as u8; 16], seq, 1_700_000_000_000 + seq * 30_000, seq * 10);
+                let r = rich_report(
+                    [k as u8; 16],
+                    seq,
+                    1_700_000_000_000 + seq * 30_000,
+                    seq * 10,
+                );
                 store
                     .ingest(&[crate::store::IngestItem {
                         router_id: id,
@@ -1083,7 +1095,9 @@ mod tests {
         let c = store.connection();
         let all = render_fleet(c, 0).unwrap();
         assert_eq!(
-            all.lines().filter(|l| l.starts_with("routerstats_station_")).count(),
+            all.lines()
+                .filter(|l| l.starts_with("routerstats_station_"))
+                .count(),
             2 * 2 * 5,
             "2 routers x 2 stations x 5 families: {all}"
         );
@@ -1107,10 +1121,17 @@ mod tests {
             parse(&only).unwrap().into_iter().map(|s| s.0).collect();
         assert_eq!(
             names.into_iter().collect::<Vec<_>>(),
-            ["routerstats_station_signal_avg_dbm", "routerstats_station_signal_dbm"]
+            [
+                "routerstats_station_signal_avg_dbm",
+                "routerstats_station_signal_dbm"
+            ]
         );
         // `stations=false` with a station family asked for: nothing of theirs, no error.
-        let none = scrape(c, &[("families", "routerstats_station_"), ("stations", "false")], false);
+        let none = scrape(
+            c,
+            &[("families", "routerstats_station_"), ("stations", "false")],
+            false,
+        );
         assert!(parse(&none).unwrap().is_empty(), "{none}");
     }
 
@@ -1160,7 +1181,10 @@ mod tests {
         assert_eq!(series(&nobody), Vec::<String>::new());
         assert!(nobody.contains("routerstats_routers 0\n"));
         let combined = scrape(c, &[("site", "site-a"), ("router", "ap-3,ap-5")], false);
-        assert_eq!(routers_of(&combined).into_iter().collect::<Vec<_>>(), ["ap-5"]);
+        assert_eq!(
+            routers_of(&combined).into_iter().collect::<Vec<_>>(),
+            ["ap-5"]
+        );
         let wge = scrape(c, &[("families", "wireguard_")], false);
         let wge_lines = series(&wge);
         assert!(!wge_lines.is_empty());
@@ -1196,12 +1220,18 @@ mod tests {
             assert!(e.starts_with(k), "{k}={v}: {e}");
         }
         let many: Vec<String> = (0..=MAX_ROUTER_NAMES).map(|i| format!("r{i}")).collect();
-        let e = query(&[("router", &many.join(","))]).resolve(false).unwrap_err();
+        let e = query(&[("router", &many.join(","))])
+            .resolve(false)
+            .unwrap_err();
         assert!(e.contains("at most"), "{e}");
-        let (_, sel) = query(&[("shard", " 2 / 4 "), ("router", ",ap-1,")]).resolve(false).unwrap();
+        let (_, sel) = query(&[("shard", " 2 / 4 "), ("router", ",ap-1,")])
+            .resolve(false)
+            .unwrap();
         assert_eq!(sel.shard, Some((2, 4)));
         assert_eq!(sel.routers, ["ap-1"]);
-        let (f, sel) = query(&[("shard", ""), ("site", ""), ("stations", "")]).resolve(false).unwrap();
+        let (f, sel) = query(&[("shard", ""), ("site", ""), ("stations", "")])
+            .resolve(false)
+            .unwrap();
         assert_eq!(sel, RouterSelector::default());
         assert!(!f.stations);
     }

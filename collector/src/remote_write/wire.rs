@@ -138,7 +138,10 @@ fn parse_line(line: &str) -> Result<Point, &'static str> {
             }
             // Most values have no escapes: take them as one slice.
             let body = &r[eq + 2..];
-            if let Some(q) = body.find(['"', '\\']).filter(|&q| body.as_bytes()[q] == b'"') {
+            if let Some(q) = body
+                .find(['"', '\\'])
+                .filter(|&q| body.as_bytes()[q] == b'"')
+            {
                 labels.push((key.to_string(), body[..q].to_string()));
                 r = &body[q + 1..];
                 continue;
