@@ -74,14 +74,17 @@ sleep "$secs"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 i=0
 for p in "$@"; do
-  echo "job j$i: GET /metrics?$p"
+  echo "job j$i: GET /metrics?$p (every scrape in the run, oldest first)"
   for m in up scrape_duration_seconds scrape_samples_scraped scrape_body_size_bytes; do
-    v=$(curl -s "http://$prom/api/v1/query" --data-urlencode "query=$m{job=\"j$i\"}" |
-      sed -n 's/.*"value":\[[0-9.]*,"\([^"]*\)"\].*/\1/p')
+    v=$(curl -s "http://$prom/api/v1/query" --data-urlencode "query=$m{job=\"j$i\"}[10m]" |
+      grep -o '"[0-9.e+-]*"' | tr -d '"' | tr '\n' ' ')
     echo "  $m = $v"
   done
   i=$((i + 1))
 done
+echo "per-scrape history: curl 'http://$prom/api/v1/query?query=scrape_duration_seconds[5m]' (while running)"
 kill $ppid $cpid 2>/dev/null || true
 wait $ppid $cpid 2>/dev/null || true
+# The logs stay in DIR (the database link and Prometheus' data go).
+cp "$work/collector.log" "$work/prometheus.log" "$dir/" 2>/dev/null || true
 rm -rf "$work"
