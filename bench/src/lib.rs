@@ -8,9 +8,11 @@
 //! - [`sim`]: simulated agents speaking the real protocol over real mutual TLS.
 //! - [`rawsql`]: the plain-SQLite baseline of the ingest benchmark.
 //! - [`storage`]: stored bytes per report, split by table with `dbstat`.
+//! - [`metrics`]: size and time of `/metrics` and of a remote-write snapshot on a stored fleet.
 
 pub mod cproc;
 pub mod gen;
+pub mod metrics;
 pub mod rawsql;
 pub mod sim;
 pub mod storage;

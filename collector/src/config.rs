@@ -89,6 +89,9 @@ pub struct Config {
     pub jwt: Option<crate::api::jwt::JwtConfig>,
     /// Browser origins allowed to call the API (`cors_allowed_origins`); none by default.
     pub cors: crate::api::cors::CorsOrigins,
+    /// Whether `GET /metrics` writes the per-station families when its query does not say
+    /// (`[metrics] stations`; default false: 1 million series at 10,000 routers).
+    pub metrics_stations: bool,
 }
 
 impl Default for Config {
@@ -124,6 +127,7 @@ impl Default for Config {
             isp_rate_limits: crate::api::rate_limit::RouteLimits::default(),
             jwt: None,
             cors: crate::api::cors::CorsOrigins::default(),
+            metrics_stations: false,
         }
     }
 }
@@ -203,6 +207,14 @@ struct FileConfig {
     isp_rate_limits: Option<FileIspRateLimits>,
     jwt: Option<FileJwt>,
     cors_allowed_origins: Option<Vec<String>>,
+    metrics: Option<FileMetrics>,
+}
+
+/// `[metrics]`: defaults of `GET /metrics`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMetrics {
+    stations: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -371,6 +383,9 @@ impl Config {
         if let Some(j) = file.jwt {
             c.jwt = Some(j.resolve()?);
         }
+        if let Some(m) = file.metrics {
+            c.metrics_stations = m.stations.unwrap_or(c.metrics_stations);
+        }
         if let Some(o) = file.cors_allowed_origins {
             c.cors =
                 crate::api::cors::CorsOrigins::parse(&o).map_err(|e| ConfigError::Invalid {
@@ -532,6 +547,21 @@ mod tests {
         assert_eq!(c.max_frame, MAX_FRAME_LEN);
     }
 
+    /// `[metrics] stations` turns the per-station series of `GET /metrics` on by default; an
+    /// unknown key or a non-boolean is an error naming it.
+    #[test]
+    fn metrics_station_default() {
+        assert!(!Config::default().metrics_stations);
+        let stations = |text: &str| Config::from_toml(text).unwrap().metrics_stations;
+        assert!(stations("[metrics]\nstations = true"));
+        assert!(!stations("[metrics]\nstations = false"));
+        assert!(!stations("[metrics]"));
+        for bad in ["[metrics]\nstations = \"yes\"", "[metrics]\nstation = true"] {
+            let e = Config::from_toml(bad).unwrap_err().to_string();
+            assert!(e.contains("station"), "{bad}: {e}");
+        }
+    }
+
     #[test]
     fn every_key_is_read() {
         let c = Config::from_toml(
@@ -663,6 +693,7 @@ mod tests {
             "raw_days",
             "rollup_5m_days",
             "rollup_1h_days",
+            "stations",
         ] {
             assert!(
                 uncommented.contains(&format!("{key} = ")),

@@ -18,6 +18,8 @@ pub mod remote_write;
 pub mod server;
 pub mod store;
 
+/// The `/metrics` exposition (its options and selectors), for the benchmarks.
+pub use api::prometheus;
 pub use config::Config;
 pub use server::{serve, ServeError, ServeHandle};
 

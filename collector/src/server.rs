@@ -479,6 +479,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         isp_limits: config.isp_rate_limits.clone(),
         jwt,
         cors: config.cors.clone(),
+        metrics_stations: config.metrics_stations,
     };
     let api_limits = HttpLimits {
         max_connections: config.api_max_connections,

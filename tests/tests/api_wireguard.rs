@@ -632,13 +632,55 @@ fn one(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 fn prometheus(fleet: &Fleet) {
-    let (s, text) = http_get(
-        fleet.collector.api,
-        "/metrics",
-        &[("X-API-Key", &fleet.read_key)],
-    )
-    .unwrap();
+    let get = |path: &str| {
+        http_get(fleet.collector.api, path, &[("X-API-Key", &fleet.read_key)]).unwrap()
+    };
+    // Every family, the per-station ones asked for (they are off by default).
+    let (s, text) = get("/metrics?stations=true");
     assert_eq!(s, 200, "{text}");
+    // The default answer: the same lines without the per-station families.
+    let (s, default) = get("/metrics");
+    assert_eq!(s, 200, "{default}");
+    assert!(!default.contains("routerstats_station_"), "{default}");
+    assert_eq!(
+        default.lines().collect::<Vec<_>>(),
+        text.lines()
+            .filter(|l| !l.contains("routerstats_station_"))
+            .collect::<Vec<_>>()
+    );
+    // Selectors: one router, and two shards that together are the fleet.
+    let (s, one_router) = get(&format!("/metrics?router={}", ROUTERS[0].0));
+    assert_eq!(s, 200, "{one_router}");
+    let routers_in = |text: &str| -> std::collections::BTreeSet<String> {
+        parse_exposition(text)
+            .into_iter()
+            .filter_map(|(_, l, _)| l.get("router").cloned())
+            .collect()
+    };
+    assert_eq!(
+        routers_in(&one_router).into_iter().collect::<Vec<_>>(),
+        [ROUTERS[0].0]
+    );
+    let office = get(&format!("/metrics?site={}", ROUTERS[1].1)).1;
+    assert_eq!(
+        routers_in(&office).into_iter().collect::<Vec<_>>(),
+        [ROUTERS[1].0]
+    );
+    let (a, b) = (get("/metrics?shard=0/2").1, get("/metrics?shard=1/2").1);
+    assert!(routers_in(&a).is_disjoint(&routers_in(&b)));
+    assert_eq!(routers_in(&a).union(&routers_in(&b)).count(), ROUTERS.len());
+    // Bad values: a 400 that names the parameter.
+    for (q, word) in [
+        ("stations=maybe", "stations"),
+        ("shard=2/2", "shard"),
+        ("shard=x", "shard"),
+        ("router=no%20such", "router"),
+        ("families=a%20b", "families"),
+    ] {
+        let (s, body) = get(&format!("/metrics?{q}"));
+        assert_eq!(s, 400, "{q}: {body}");
+        assert!(body.contains(word), "{q}: {body}");
+    }
     let samples = parse_exposition(&text);
     assert_eq!(one(&samples, "routerstats_routers", &[]), 2.0);
     for (router, site) in ROUTERS {

@@ -125,6 +125,9 @@ pub struct ApiState {
     pub jwt: Option<Arc<jwt::JwtVerifier>>,
     /// Origins allowed to call the API from a browser (empty: no CORS headers at all).
     pub cors: cors::CorsOrigins,
+    /// Whether `GET /metrics` writes the per-station families when the query does not say
+    /// (`[metrics] stations` in the config).
+    pub metrics_stations: bool,
 }
 
 /// An error answered as `{"error": message}` with a status.

@@ -137,6 +137,8 @@ impl RemoteWriteConfig {
         FamilyFilter {
             include: self.families.clone(),
             exclude: self.exclude.clone(),
+            // Pushed snapshots carry the per-station series unless `exclude` names them.
+            stations: true,
         }
     }
 
@@ -262,7 +264,7 @@ pub fn snapshot(
 ) -> Result<Vec<TimeSeries>, String> {
     let text = exposition(conn, now_ms, cfg)?;
     let points: Vec<Point> = wire::parse_exposition(&text).map_err(|e| e.to_string())?;
-    Ok(points.iter().map(|p| p.to_series(now_ms)).collect())
+    Ok(points.into_iter().map(|p| p.into_series(now_ms)).collect())
 }
 
 /// The running output: a snapshot task and a sender task.

@@ -239,11 +239,21 @@ fn prometheus_answers_what_the_api_serves() {
     let out = rt
         .block_on(async { RemoteWrite::spawn(cfg.clone(), &path) })
         .expect("url set");
-    // The output's snapshots land in Prometheus; take the newest sample time there.
+    // What the route serves for the same database (it does not change while the output runs).
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let served =
+        exposition(&crate::api::prometheus::render_fleet(&conn, crate::clock::now_ms()).unwrap());
+    let expected: BTreeMap<_, _> = served
+        .iter()
+        .filter(|((name, _), _)| cfg.sends(name))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    // The output's snapshots land in Prometheus, a batch of 7 at a time: wait until a whole
+    // snapshot is there (a loaded machine may be between batches at any moment).
     let t = Instant::now();
     let got = loop {
         let q = prom.query_all(crate::clock::now_ms() as f64 / 1000.0);
-        if q.len() > 20 {
+        if q.len() >= expected.len() {
             break q;
         }
         assert!(
@@ -256,14 +266,6 @@ fn prometheus_answers_what_the_api_serves() {
     rt.block_on(out.shutdown(Duration::from_secs(2)));
     assert!(pending <= cfg.max_pending_samples);
 
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let served =
-        exposition(&crate::api::prometheus::render_fleet(&conn, crate::clock::now_ms()).unwrap());
-    let expected: BTreeMap<_, _> = served
-        .iter()
-        .filter(|((name, _), _)| cfg.sends(name))
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
     assert!(
         expected.len() > 20 && expected.len() < served.len(),
         "{}",

@@ -64,20 +64,22 @@ impl Point {
     /// The protocol's series: `__name__` plus the labels, sorted by name (empty values left
     /// out: in Prometheus an empty label is the same as no label), one sample at `ts_ms`.
     pub fn to_series(&self, ts_ms: i64) -> TimeSeries {
-        let mut labels: Vec<Label> = std::iter::once(Label {
+        self.clone().into_series(ts_ms)
+    }
+
+    /// [`Point::to_series`] without copying the strings.
+    pub fn into_series(self, ts_ms: i64) -> TimeSeries {
+        let mut labels: Vec<Label> = Vec::with_capacity(self.labels.len() + 1);
+        labels.push(Label {
             name: "__name__".into(),
-            value: self.name.clone(),
-        })
-        .chain(
+            value: self.name,
+        });
+        labels.extend(
             self.labels
-                .iter()
+                .into_iter()
                 .filter(|(_, v)| !v.is_empty())
-                .map(|(k, v)| Label {
-                    name: k.clone(),
-                    value: v.clone(),
-                }),
-        )
-        .collect();
+                .map(|(name, value)| Label { name, value }),
+        );
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         TimeSeries {
             labels,
@@ -133,6 +135,16 @@ fn parse_line(line: &str) -> Result<Point, &'static str> {
             let key = r[..eq].trim_start_matches(',');
             if key.is_empty() {
                 return Err("empty label name");
+            }
+            // Most values have no escapes: take them as one slice.
+            let body = &r[eq + 2..];
+            if let Some(q) = body
+                .find(['"', '\\'])
+                .filter(|&q| body.as_bytes()[q] == b'"')
+            {
+                labels.push((key.to_string(), body[..q].to_string()));
+                r = &body[q + 1..];
+                continue;
             }
             let mut value = String::new();
             let mut chars = r[eq + 2..].char_indices();
