@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     let db = if dir.is_empty() {
         let db = tmp.path().join("storage.db");
         println!("bench-metrics: generating {routers} routers x 2 reports");
-        if let Err(e) = storage::run(&db, routers, 2) {
+        if let Err(e) = storage::run(&db, routers, 2, false) {
             eprintln!("bench-metrics: {e}");
             return ExitCode::FAILURE;
         }
