@@ -232,7 +232,7 @@ mod tests {
     fn figures_on_a_small_fleet() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("storage.db");
-        crate::storage::run(&db, 3, 2).unwrap();
+        crate::storage::run(&db, 3, 2, false).unwrap();
         let figs = run(&db).unwrap();
         assert_eq!(figs.len(), SCRAPES.len() + 2);
         let (default, all) = (&figs[0], &figs[1]);
