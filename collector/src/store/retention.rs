@@ -125,6 +125,8 @@ impl Store {
             let sql = format!("DELETE FROM {table} WHERE bucket_start_ms <= ?1");
             stats.rollup_1h += tx.prepare_cached(&sql)?.execute([cut_1h])? as u64;
         }
+        stats.rollup_1h +=
+            super::fleetagg::apply_retention(&tx, cutoff(now_ms, policy.rollup_1h_days))?;
         tx.commit()?;
         // Keep the planner's statistics fresh; cheap when nothing changed much.
         self.conn.execute_batch("PRAGMA optimize")?;

@@ -37,6 +37,8 @@
 //! - Version 8: `probe_samples` (raw: one row per report and probed target, raw retention),
 //!   `wan_addresses` (current state) and `alert_pending` (alert conditions waiting out their
 //!   for-duration, so a restart does not restart the wait); see `MIGRATION_8`.
+//! - Version 10: fleet-wide aggregates kept at ingest (`ovpn_rollup_1d`); see `MIGRATION_10`
+//!   and `super::fleetagg`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -48,6 +50,8 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_6,
     MIGRATION_7,
     MIGRATION_8,
+    // MIGRATION_9 (branch `blocks`: the block layout of raw samples) goes here.
+    MIGRATION_10,
 ];
 
 /// The schema version this collector writes.
@@ -588,6 +592,46 @@ CREATE TABLE alert_pending (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 10 (after version 9, the block layout of raw samples), fleet-wide aggregates kept at
+/// ingest (see `super::fleetagg`):
+/// - `ovpn_rollup_1d`: `ovpn_rollup_1h` summed per UTC day (same key and columns,
+///   `bucket_start_ms` a multiple of a day); 1-hour rollup retention (a day goes once it ended
+///   by the cutoff). Backfilled from the hourly rows (floor division, so a bucket before 1970
+///   lands in its own day like at ingest; sums as floating point, exact below 2^53 bytes).
+pub(super) const MIGRATION_10: &str = r#"
+CREATE TABLE ovpn_rollup_1d (
+    bucket_start_ms  INTEGER NOT NULL,
+    router_id        INTEGER NOT NULL,
+    instance         TEXT NOT NULL,
+    common_name      TEXT NOT NULL,
+    real_address     TEXT NOT NULL,
+    connected_since  INTEGER NOT NULL,
+    rx_bytes         INTEGER NOT NULL,
+    tx_bytes         INTEGER NOT NULL,
+    last_ts_ms       INTEGER NOT NULL,
+    samples          INTEGER NOT NULL,
+    PRIMARY KEY (bucket_start_ms, router_id, instance, common_name, real_address, connected_since)
+) WITHOUT ROWID;
+
+INSERT INTO ovpn_rollup_1d (bucket_start_ms, router_id, instance, common_name, real_address,
+    connected_since, rx_bytes, tx_bytes, last_ts_ms, samples)
+SELECT bucket_start_ms - ((bucket_start_ms % 86400000) + 86400000) % 86400000, router_id, instance,
+       common_name, real_address, connected_since, CAST(total(rx_bytes) AS INTEGER),
+       CAST(total(tx_bytes) AS INTEGER), max(last_ts_ms),
+       CAST(total(samples) AS INTEGER)
+FROM ovpn_rollup_1h
+GROUP BY 1, router_id, instance, common_name, real_address, connected_since;
+"#;
+
+/// The statements of [`MIGRATION_10`] that fill its tables from the rollups they summarize (the
+/// migration's backfill), for a database whose rollup rows were written directly (the API
+/// benchmark's generator) and for tests. Run on empty version-10 tables.
+pub fn fleet_aggregates_backfill() -> &'static str {
+    MIGRATION_10
+        .find("INSERT INTO")
+        .map_or("", |i| &MIGRATION_10[i..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -620,6 +664,7 @@ mod tests {
             "interface_samples",
             "leases",
             "ovpn_client_samples",
+            "ovpn_rollup_1d",
             "ovpn_rollup_1h",
             "reports",
             "routers",
@@ -638,6 +683,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 8);
+        assert_eq!(SCHEMA_VERSION, 9);
     }
 }

@@ -47,7 +47,11 @@ fn params_check_names_bounds_and_types() {
     assert_eq!(p.int("minutes", 60, 1, 180).unwrap(), 60);
     // Text is checked as the OpenAPI pattern states it: before trimming, so U+0085 (white
     // space and a control character) is a 400, not an empty (absent) filter; blanks are absent.
-    let p = params(&[("device", "\u{85}"), ("username", " \t")], &["device", "username"]).unwrap();
+    let p = params(
+        &[("device", "\u{85}"), ("username", " \t")],
+        &["device", "username"],
+    )
+    .unwrap();
     assert!(p.text("device").is_err());
     assert!(p.text("username").is_err());
     let p = params(&[("device", "  ")], &["device"]).unwrap();
@@ -467,7 +471,7 @@ fn rich_filled() -> (tempfile::TempDir, Connection) {
 }
 
 /// The fleet rate series from `station_report_totals` and the VPN usage from `ovpn_rollup_1h`
-/// (raw samples for the first partial hour) equal the straightforward queries over the raw
+/// and `ovpn_rollup_1d` (raw samples for the first partial hour) equal the straightforward queries over the raw
 /// samples.
 #[test]
 fn fleet_series_and_vpn_usage_equal_raw_queries() {
@@ -503,9 +507,10 @@ fn fleet_series_and_vpn_usage_equal_raw_queries() {
             checked += old.len();
         }
     }
-    // VPN usage over 1 and 2 days, summed per session and day, at times after the last sample
-    // (the current hour's bucket holds every sample of that hour, so the raw query has to see
-    // all of them too).
+    // VPN usage over 1, 2 and 3 days (the data spans two UTC midnights: hourly buckets up to
+    // the first whole day, `ovpn_rollup_1d` from it on), summed per session and day, at times
+    // after the last sample (the current hour's and day's buckets hold every sample of that
+    // hour and day, so the raw query has to see all of them too).
     let last: i64 = c
         .query_row("SELECT max(ts_ms) FROM ovpn_client_samples", [], |r| {
             r.get(0)
@@ -513,7 +518,7 @@ fn fleet_series_and_vpn_usage_equal_raw_queries() {
         .unwrap();
     for offset_min in [0, 1, 17, 59, 60, 61, 89] {
         let now = last + offset_min * 60_000 + 300;
-        for days in [1, 2] {
+        for days in [1, 2, 3] {
             let start = now - days * 86_400_000;
             let mut new: BTreeMap<Key, (i64, i64, i64)> = BTreeMap::new();
             for (router, cn, day, since, inst, real, rx, tx, last) in
