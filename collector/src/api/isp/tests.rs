@@ -47,11 +47,7 @@ fn params_check_names_bounds_and_types() {
     assert_eq!(p.int("minutes", 60, 1, 180).unwrap(), 60);
     // Text is checked as the OpenAPI pattern states it: before trimming, so U+0085 (white
     // space and a control character) is a 400, not an empty (absent) filter; blanks are absent.
-    let p = params(
-        &[("device", "\u{85}"), ("username", " \t")],
-        &["device", "username"],
-    )
-    .unwrap();
+    let p = params(&[("device", "\u{85}"), ("username", " \t")], &["device", "username"]).unwrap();
     assert!(p.text("device").is_err());
     assert!(p.text("username").is_err());
     let p = params(&[("device", "  ")], &["device"]).unwrap();
@@ -471,8 +467,8 @@ fn rich_filled() -> (tempfile::TempDir, Connection) {
 }
 
 /// The fleet rate series from `station_report_totals` and the VPN usage from `ovpn_rollup_1h`
-/// and `ovpn_rollup_1d` (raw samples for the first partial hour) equal the straightforward queries over the raw
-/// samples.
+/// and `ovpn_rollup_1d` (raw samples for the first partial hour) equal the straightforward
+/// queries over the raw samples.
 #[test]
 fn fleet_series_and_vpn_usage_equal_raw_queries() {
     let (_dir, c) = rich_filled();
