@@ -37,8 +37,8 @@
 //! - Version 8: `probe_samples` (raw: one row per report and probed target, raw retention),
 //!   `wan_addresses` (current state) and `alert_pending` (alert conditions waiting out their
 //!   for-duration, so a restart does not restart the wait); see `MIGRATION_8`.
-//! - Version 10: fleet-wide aggregates kept at ingest (`ovpn_rollup_1d`); see `MIGRATION_10`
-//!   and `super::fleetagg`.
+//! - Version 10: fleet-wide aggregates kept at ingest (`ovpn_rollup_1d`, `fleet_totals_1s`);
+//!   see `MIGRATION_10` and `super::fleetagg`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -594,6 +594,12 @@ CREATE TABLE alert_pending (
 
 /// Version 10 (after version 9, the block layout of raw samples), fleet-wide aggregates kept at
 /// ingest (see `super::fleetagg`):
+/// - `fleet_totals_1s`: per second of report time (`second` = `ts_ms` floored to whole
+///   seconds), the sums over the whole fleet of the `station_report_totals` rows (station
+///   deltas and how many are known) and of the `probe_samples` rows made in it (`probes` rows:
+///   requests sent, replies received, `rtt_avg_us * received` and `received` of the rows with
+///   an average, largest `rtt_max_us`); raw retention. Fleet-wide rate series and probe figures
+///   read at most one row per second, however many routers report.
 /// - `ovpn_rollup_1d`: `ovpn_rollup_1h` summed per UTC day (same key and columns,
 ///   `bucket_start_ms` a multiple of a day); 1-hour rollup retention (a day goes once it ended
 ///   by the cutoff). Backfilled from the hourly rows (floor division, so a bucket before 1970
@@ -613,6 +619,20 @@ CREATE TABLE ovpn_rollup_1d (
     PRIMARY KEY (bucket_start_ms, router_id, instance, common_name, real_address, connected_since)
 ) WITHOUT ROWID;
 
+CREATE TABLE fleet_totals_1s (
+    second              INTEGER PRIMARY KEY NOT NULL,
+    rx_bytes            INTEGER NOT NULL,
+    tx_bytes            INTEGER NOT NULL,
+    rx_deltas           INTEGER NOT NULL,
+    tx_deltas           INTEGER NOT NULL,
+    probes              INTEGER NOT NULL,
+    probe_sent          INTEGER NOT NULL,
+    probe_received      INTEGER NOT NULL,
+    probe_rtt_weighted  INTEGER NOT NULL,
+    probe_rtt_received  INTEGER NOT NULL,
+    probe_rtt_max_us    INTEGER
+);
+
 INSERT INTO ovpn_rollup_1d (bucket_start_ms, router_id, instance, common_name, real_address,
     connected_since, rx_bytes, tx_bytes, last_ts_ms, samples)
 SELECT bucket_start_ms - ((bucket_start_ms % 86400000) + 86400000) % 86400000, router_id, instance,
@@ -621,6 +641,23 @@ SELECT bucket_start_ms - ((bucket_start_ms % 86400000) + 86400000) % 86400000, r
        CAST(total(samples) AS INTEGER)
 FROM ovpn_rollup_1h
 GROUP BY 1, router_id, instance, common_name, real_address, connected_since;
+
+INSERT INTO fleet_totals_1s (second, rx_bytes, tx_bytes, rx_deltas, tx_deltas, probes, probe_sent,
+    probe_received, probe_rtt_weighted, probe_rtt_received, probe_rtt_max_us)
+SELECT s, CAST(total(rx) AS INTEGER), CAST(total(tx) AS INTEGER), CAST(total(rxn) AS INTEGER),
+       CAST(total(txn) AS INTEGER), CAST(total(n) AS INTEGER), CAST(total(sent) AS INTEGER),
+       CAST(total(recv) AS INTEGER), CAST(total(w) AS INTEGER), CAST(total(wr) AS INTEGER), max(mx)
+FROM (
+    SELECT (ts_ms - ((ts_ms % 1000) + 1000) % 1000) / 1000 AS s, rx_bytes AS rx, tx_bytes AS tx,
+           rx_deltas AS rxn, tx_deltas AS txn, 0 AS n, 0 AS sent, 0 AS recv, 0 AS w, 0 AS wr, NULL AS mx
+    FROM station_report_totals
+    UNION ALL
+    SELECT (ts_ms - ((ts_ms % 1000) + 1000) % 1000) / 1000, 0, 0, 0, 0, 1, sent, received,
+           coalesce(rtt_avg_us * received, 0), CASE WHEN rtt_avg_us IS NOT NULL THEN received ELSE 0 END,
+           rtt_max_us
+    FROM probe_samples
+)
+GROUP BY s;
 "#;
 
 /// The statements of [`MIGRATION_10`] that fill its tables from the rollups they summarize (the
@@ -664,6 +701,7 @@ mod tests {
             "interface_samples",
             "leases",
             "ovpn_client_samples",
+            "fleet_totals_1s",
             "ovpn_rollup_1d",
             "ovpn_rollup_1h",
             "reports",

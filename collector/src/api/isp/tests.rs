@@ -466,8 +466,8 @@ fn rich_filled() -> (tempfile::TempDir, Connection) {
     (dir, conn)
 }
 
-/// The fleet rate series from `station_report_totals` and the VPN usage from `ovpn_rollup_1h`
-/// and `ovpn_rollup_1d` (raw samples for the first partial hour) equal the straightforward
+/// The fleet rate series from `fleet_totals_1s` and the VPN usage from `ovpn_rollup_1h` and
+/// `ovpn_rollup_1d` (raw samples for the first partial hour) equal the straightforward
 /// queries over the raw samples.
 #[test]
 fn fleet_series_and_vpn_usage_equal_raw_queries() {
@@ -482,9 +482,10 @@ fn fleet_series_and_vpn_usage_equal_raw_queries() {
     let mut checked = 0;
     for offset_min in [0, 1, 59, 60, 61, 137, 600, 1000, 1619] {
         let now = T0 + 1234 + 90_000 + offset_min * 60_000 + 500;
-        // Rate series of 1 to 60 minutes.
+        // Rate series of 1 to 60 minutes (`fleet_totals_1s` counts whole seconds: the route
+        // starts the fleet-wide window on a whole second).
         for minutes in [1, 7, 30, 60] {
-            let start = now - minutes * 60_000;
+            let start = crate::store::bucket_start(now - minutes * 60_000, 1000);
             let step = (minutes * 1000).max(60_000);
             let mut new: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
             for (b, tx, rx, n) in bandwidth::fleet_raw_series(&c, start, now, step).unwrap() {
