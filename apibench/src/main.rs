@@ -657,6 +657,14 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
         "  1-hour rollups (interface, station, wg, ovpn, fleet stations): {n1} rows in {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    // The fleet-wide aggregates of schema version 10 (`ovpn_rollup_1d`), summed from the rollup
+    // rows above by the migration's own backfill statements, as ingest keeps them.
+    let t = Instant::now();
+    conn.execute_batch(routerstats_collector::store::schema::fleet_aggregates_backfill())?;
+    eprintln!(
+        "  fleet aggregates (ovpn_rollup_1d from ovpn_rollup_1h): {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     conn.execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")?;
     eprintln!("  ANALYZE + checkpoint: {:.1} s", t.elapsed().as_secs_f64());
@@ -997,6 +1005,7 @@ fn main() {
             "station_report_totals",
             "ovpn_rollup_1h",
             "station_fleet_1h",
+            "ovpn_rollup_1d",
             "station_rollup_5m",
             "leases",
             "wg_interfaces",

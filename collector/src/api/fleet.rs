@@ -282,10 +282,20 @@ pub fn probe_buckets(
     end_ms: i64,
     step_ms: i64,
 ) -> rusqlite::Result<std::collections::HashMap<i64, ProbeFigures>> {
-    let sql = format!(
-        "SELECT ?1 + (ts_ms - ?1) / ?4 * ?4, {PROBE_SUMS} FROM probe_samples_all \
-         WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 IS NULL OR router_id = ?3) GROUP BY 1"
-    );
+    // The whole fleet from its per-second sums (`fleet_totals_1s`, one row per second of
+    // report time instead of one per router and target): each second counts at its start, so
+    // `start_ms` and `step_ms` should be whole seconds, and the last second is read whole.
+    let sql = match router {
+        Some(_) => format!(
+            "SELECT ?1 + (ts_ms - ?1) / ?4 * ?4, {PROBE_SUMS} FROM probe_samples_all \
+             WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 IS NULL OR router_id = ?3) GROUP BY 1"
+        ),
+        None => "SELECT ?1 + (second * 1000 - ?1) / ?4 * ?4, sum(probe_sent), sum(probe_received), \
+             sum(probe_rtt_weighted) * 1.0 / nullif(sum(probe_rtt_received), 0), max(probe_rtt_max_us) \
+             FROM fleet_totals_1s WHERE second >= (?1 + 999) / 1000 AND second < (?2 + 999) / 1000 \
+             AND probes > 0 AND ?3 IS NULL GROUP BY 1"
+            .to_string(),
+    };
     let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map(
         rusqlite::params![start_ms, end_ms, router, step_ms.max(1)],

@@ -284,6 +284,8 @@ struct Rollups<'a> {
     wg_1h: HashMap<(i64, i64, &'a str, &'a str), Acc>,
     /// (bucket, router, instance, common name, real address, connected since or -1)
     ovpn_1h: HashMap<OvpnKey<'a>, OvpnAcc>,
+    /// `fleet_totals_1s` contributions.
+    fleet: super::fleetagg::FleetSeconds,
 }
 
 /// Key of an `ovpn_rollup_1h` row.
@@ -457,6 +459,13 @@ impl<'a> Rollups<'a> {
                 sat(a.samples)
             ])?;
         }
+        super::fleetagg::flush_ovpn_days(
+            tx,
+            self.ovpn_1h
+                .iter()
+                .map(|(k, a)| (*k, (sat(a.rx), sat(a.tx), a.last_ts_ms, sat(a.samples)))),
+        )?;
+        self.fleet.flush(tx)?;
         Ok(())
     }
 }
@@ -627,9 +636,14 @@ fn ingest_one<'a>(
     ingest_interfaces(tx, rc, r, s, rollups)?;
     let station_totals = ingest_stations(tx, rc, r, s, rollups)?;
     store_station_totals(tx, s, &station_totals)?;
+    if station_totals.stations > 0 {
+        let t = &station_totals;
+        let [rx, txb, rxn, txn] = [t.rx, t.tx, t.rx_deltas, t.tx_deltas].map(sat);
+        rollups.fleet.add_stations(ts, rx, txb, rxn, txn);
+    }
     ingest_wg_peers(tx, rc, r, s, rollups)?;
     ingest_ovpn_clients(tx, rc, r, s, rollups)?;
-    ingest_probes(tx, r, s)?;
+    ingest_probes(tx, r, s, &mut rollups.fleet)?;
     if is_newest {
         make_current(tx, rc, item, s, report_id)?;
     } else {
@@ -1095,9 +1109,14 @@ fn make_current(
 
 /// One `probe_samples` row per probed target (a second report with the same time keeps the
 /// first one's rows, as for the other samples).
-fn ingest_probes(tx: &Transaction<'_>, r: &Report, s: ReportStep) -> Result<(), StoreError> {
+fn ingest_probes(
+    tx: &Transaction<'_>,
+    r: &Report,
+    s: ReportStep,
+    fleet: &mut super::fleetagg::FleetSeconds,
+) -> Result<(), StoreError> {
     for p in &r.probes {
-        tx.prepare_cached(
+        let inserted = tx.prepare_cached(
             "INSERT OR IGNORE INTO probe_samples (router_id, ts_ms, target, role, name, sent, received, \
              rtt_min_us, rtt_avg_us, rtt_max_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
@@ -1113,6 +1132,9 @@ fn ingest_probes(tx: &Transaction<'_>, r: &Report, s: ReportStep) -> Result<(), 
             p.rtt_avg_us,
             p.rtt_max_us,
         ])?;
+        if inserted > 0 {
+            fleet.add_probe(s.ts, p.sent, p.received, p.rtt_avg_us, p.rtt_max_us);
+        }
     }
     Ok(())
 }

@@ -15,6 +15,7 @@
 mod actions;
 pub mod blocks;
 pub mod delta;
+mod fleetagg;
 mod ingest;
 mod registry;
 mod retention;
@@ -33,6 +34,7 @@ use serde::Serialize;
 use routerstats_shared::model::Report;
 
 pub use actions::{ActionFilter, ActionRow, NewAction};
+pub use fleetagg::BUCKET_1D_MS;
 pub use ingest::{bucket_start, wifi_links, BUCKET_1H_MS, BUCKET_5M_MS};
 pub use registry::{
     check_router_name, name_from_hostname, normalize_name, ApiKeyRow, MAX_NAME_CHARS,

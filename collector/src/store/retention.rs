@@ -131,6 +131,10 @@ impl Store {
             let sql = format!("DELETE FROM {table} WHERE bucket_start_ms <= ?1");
             stats.rollup_1h += tx.prepare_cached(&sql)?.execute([cut_1h])? as u64;
         }
+        let (days, seconds) =
+            super::fleetagg::apply_retention(&tx, cutoff(now_ms, policy.rollup_1h_days), raw_cut)?;
+        stats.rollup_1h += days;
+        stats.samples += seconds;
         tx.commit()?;
         // Keep the planner's statistics fresh; cheap when nothing changed much.
         self.conn.execute_batch("PRAGMA optimize")?;
@@ -258,8 +262,8 @@ mod tests {
             assert_eq!(min_ts(&store, table, "ts_ms"), raw_cut, "{table}");
         }
         // Two interfaces, two stations, the two links of the MLO station, one peer, one client
-        // and one station total per report.
-        assert_eq!(stats.samples, (160 - 32) * 9);
+        // and one station total per report, and its second of `fleet_totals_1s`.
+        assert_eq!(stats.samples, (160 - 32) * 10);
         // 5-minute buckets that ended by now - 35 days are gone; the bucket at the cutoff stays.
         let cut_5m = (now - 35 * DAY) as i64;
         assert_eq!(

@@ -44,6 +44,8 @@
 //!   for lookups across routers. The row tables keep the hot window (the current hour, the two
 //!   closed hours before it and every router's newest hour); readers of older samples read
 //!   `<table>_all`. `reports`, `station_report_totals` and `station_rollup_5m` stay rows.
+//! - Version 10: fleet-wide aggregates kept at ingest (`ovpn_rollup_1d`, `fleet_totals_1s`);
+//!   see `MIGRATION_10` and `super::fleetagg`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -56,6 +58,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_7,
     MIGRATION_8,
     MIGRATION_9,
+    MIGRATION_10,
 ];
 
 /// The schema version this collector writes.
@@ -626,6 +629,83 @@ CREATE TABLE raw_block_keys (
 CREATE INDEX raw_block_keys_key ON raw_block_keys(tbl, key);
 "#;
 
+/// Version 10 (after version 9, the block layout of raw samples), fleet-wide aggregates kept at
+/// ingest (see `super::fleetagg`):
+/// - `fleet_totals_1s`: per second of report time (`second` = `ts_ms` floored to whole
+///   seconds), the sums over the whole fleet of the `station_report_totals` rows (station
+///   deltas and how many are known) and of the `probe_samples` rows made in it (`probes` rows:
+///   requests sent, replies received, `rtt_avg_us * received` and `received` of the rows with
+///   an average, largest `rtt_max_us`); raw retention. Fleet-wide rate series and probe figures
+///   read at most one row per second, however many routers report.
+/// - `ovpn_rollup_1d`: `ovpn_rollup_1h` summed per UTC day (same key and columns,
+///   `bucket_start_ms` a multiple of a day); 1-hour rollup retention (a day goes once it ended
+///   by the cutoff). Backfilled from the hourly rows (floor division, so a bucket before 1970
+///   lands in its own day like at ingest; sums as floating point, exact below 2^53 bytes).
+pub(super) const MIGRATION_10: &str = r#"
+CREATE TABLE ovpn_rollup_1d (
+    bucket_start_ms  INTEGER NOT NULL,
+    router_id        INTEGER NOT NULL,
+    instance         TEXT NOT NULL,
+    common_name      TEXT NOT NULL,
+    real_address     TEXT NOT NULL,
+    connected_since  INTEGER NOT NULL,
+    rx_bytes         INTEGER NOT NULL,
+    tx_bytes         INTEGER NOT NULL,
+    last_ts_ms       INTEGER NOT NULL,
+    samples          INTEGER NOT NULL,
+    PRIMARY KEY (bucket_start_ms, router_id, instance, common_name, real_address, connected_since)
+) WITHOUT ROWID;
+
+CREATE TABLE fleet_totals_1s (
+    second              INTEGER PRIMARY KEY NOT NULL,
+    rx_bytes            INTEGER NOT NULL,
+    tx_bytes            INTEGER NOT NULL,
+    rx_deltas           INTEGER NOT NULL,
+    tx_deltas           INTEGER NOT NULL,
+    probes              INTEGER NOT NULL,
+    probe_sent          INTEGER NOT NULL,
+    probe_received      INTEGER NOT NULL,
+    probe_rtt_weighted  INTEGER NOT NULL,
+    probe_rtt_received  INTEGER NOT NULL,
+    probe_rtt_max_us    INTEGER
+);
+
+INSERT INTO ovpn_rollup_1d (bucket_start_ms, router_id, instance, common_name, real_address,
+    connected_since, rx_bytes, tx_bytes, last_ts_ms, samples)
+SELECT bucket_start_ms - ((bucket_start_ms % 86400000) + 86400000) % 86400000, router_id, instance,
+       common_name, real_address, connected_since, CAST(total(rx_bytes) AS INTEGER),
+       CAST(total(tx_bytes) AS INTEGER), max(last_ts_ms),
+       CAST(total(samples) AS INTEGER)
+FROM ovpn_rollup_1h
+GROUP BY 1, router_id, instance, common_name, real_address, connected_since;
+
+INSERT INTO fleet_totals_1s (second, rx_bytes, tx_bytes, rx_deltas, tx_deltas, probes, probe_sent,
+    probe_received, probe_rtt_weighted, probe_rtt_received, probe_rtt_max_us)
+SELECT s, CAST(total(rx) AS INTEGER), CAST(total(tx) AS INTEGER), CAST(total(rxn) AS INTEGER),
+       CAST(total(txn) AS INTEGER), CAST(total(n) AS INTEGER), CAST(total(sent) AS INTEGER),
+       CAST(total(recv) AS INTEGER), CAST(total(w) AS INTEGER), CAST(total(wr) AS INTEGER), max(mx)
+FROM (
+    SELECT (ts_ms - ((ts_ms % 1000) + 1000) % 1000) / 1000 AS s, rx_bytes AS rx, tx_bytes AS tx,
+           rx_deltas AS rxn, tx_deltas AS txn, 0 AS n, 0 AS sent, 0 AS recv, 0 AS w, 0 AS wr, NULL AS mx
+    FROM station_report_totals
+    UNION ALL
+    SELECT (ts_ms - ((ts_ms % 1000) + 1000) % 1000) / 1000, 0, 0, 0, 0, 1, sent, received,
+           coalesce(rtt_avg_us * received, 0), CASE WHEN rtt_avg_us IS NOT NULL THEN received ELSE 0 END,
+           rtt_max_us
+    FROM probe_samples
+)
+GROUP BY s;
+"#;
+
+/// The statements of [`MIGRATION_10`] that fill its tables from the rollups they summarize (the
+/// migration's backfill), for a database whose rollup rows were written directly (the API
+/// benchmark's generator) and for tests. Run on empty version-10 tables.
+pub fn fleet_aggregates_backfill() -> &'static str {
+    MIGRATION_10
+        .find("INSERT INTO")
+        .map_or("", |i| &MIGRATION_10[i..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,6 +740,8 @@ mod tests {
             "interface_samples",
             "leases",
             "ovpn_client_samples",
+            "fleet_totals_1s",
+            "ovpn_rollup_1d",
             "ovpn_rollup_1h",
             "reports",
             "routers",
@@ -678,6 +760,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 9);
+        assert_eq!(SCHEMA_VERSION, 10);
     }
 }

@@ -414,12 +414,14 @@ fn raw_series_sql(scope: SeriesScope) -> String {
         SeriesScope::Router => format!(
             "SELECT {cols} FROM station_samples_all s WHERE s.router_id = ?4 AND s.ts_ms >= ?1 AND s.ts_ms <= ?3 {group}"
         ),
-        // One row per report (`station_report_totals` holds each report's station sums and
-        // delta counts), not one per station; not grouped here ([`points_from_raw`] sums the
-        // rows of a period, which spares sorting them).
-        SeriesScope::Fleet => "SELECT (t.ts_ms - ?1) / ?2, t.tx_bytes, t.rx_bytes, \
-             t.tx_deltas + t.rx_deltas FROM routers r CROSS JOIN station_report_totals t \
-             ON t.router_id = r.id AND t.ts_ms >= ?1 AND t.ts_ms <= ?3"
+        // One row per second of report time (`fleet_totals_1s` holds the fleet's station sums
+        // and delta counts of the reports made in it), not one per report or station, each
+        // counted at the start of its second: `?1` must be a whole second (the fleet-wide
+        // window starts on one, see [`real_time`]), and the last second is read whole (a
+        // report stamped after `now` within it counts too). Not grouped here
+        // ([`points_from_raw`] sums the rows of a period, which spares sorting them).
+        SeriesScope::Fleet => "SELECT (second * 1000 - ?1) / ?2, tx_bytes, rx_bytes, \
+             tx_deltas + rx_deltas FROM fleet_totals_1s WHERE second >= ?1 / 1000 AND second <= ?3 / 1000"
             .to_string(),
     }
 }
@@ -721,17 +723,26 @@ pub async fn real_time(
     cached_flat(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
         let now = now_ms();
-        let start = now - minutes * MINUTE_MS;
-        let (who, points, step, source) = (|| -> Result<_, IspError> {
+        let (who, points, step, source, start) = (|| -> Result<_, IspError> {
             let who = resolve(c, username.as_deref(), device.as_deref())?;
-            if who.user.is_none() && who.device.is_none() && minutes > RAW_FLEET_MINUTES {
+            let fleet = who.user.is_none() && who.device.is_none();
+            let start = now - minutes * MINUTE_MS;
+            if fleet && minutes > RAW_FLEET_MINUTES {
                 return Ok((
                     who,
                     rollup_series(c, start, now)?,
                     BUCKET_1H_MS,
                     "station_rollup_1h",
+                    start,
                 ));
             }
+            // The fleet-wide series sums whole seconds (`fleet_totals_1s`): its periods start
+            // on a whole second (the window start rounded down, at most 999 ms earlier).
+            let start = if fleet {
+                bucket_start(start, 1000)
+            } else {
+                start
+            };
             let step = (minutes * 1000).max(MINUTE_MS);
             let rows = raw_series(c, &who, start, now, step)?;
             Ok((
@@ -739,6 +750,7 @@ pub async fn real_time(
                 points_from_raw(rows, start, now, step),
                 step,
                 "station_samples",
+                start,
             ))
         })()?;
         let name = who.user.as_ref().map(|u| u.username.clone());

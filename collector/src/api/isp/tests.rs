@@ -466,9 +466,9 @@ fn rich_filled() -> (tempfile::TempDir, Connection) {
     (dir, conn)
 }
 
-/// The fleet rate series from `station_report_totals` and the VPN usage from `ovpn_rollup_1h`
-/// (raw samples for the first partial hour) equal the straightforward queries over the raw
-/// samples.
+/// The fleet rate series from `fleet_totals_1s` and the VPN usage from `ovpn_rollup_1h` and
+/// `ovpn_rollup_1d` (raw samples for the first partial hour) equal the straightforward
+/// queries over the raw samples.
 #[test]
 fn fleet_series_and_vpn_usage_equal_raw_queries() {
     let (_dir, c) = rich_filled();
@@ -482,9 +482,10 @@ fn fleet_series_and_vpn_usage_equal_raw_queries() {
     let mut checked = 0;
     for offset_min in [0, 1, 59, 60, 61, 137, 600, 1000, 1619] {
         let now = T0 + 1234 + 90_000 + offset_min * 60_000 + 500;
-        // Rate series of 1 to 60 minutes.
+        // Rate series of 1 to 60 minutes (`fleet_totals_1s` counts whole seconds: the route
+        // starts the fleet-wide window on a whole second).
         for minutes in [1, 7, 30, 60] {
-            let start = now - minutes * 60_000;
+            let start = crate::store::bucket_start(now - minutes * 60_000, 1000);
             let step = (minutes * 1000).max(60_000);
             let mut new: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
             for (b, tx, rx, n) in bandwidth::fleet_raw_series(&c, start, now, step).unwrap() {
@@ -503,9 +504,10 @@ fn fleet_series_and_vpn_usage_equal_raw_queries() {
             checked += old.len();
         }
     }
-    // VPN usage over 1 and 2 days, summed per session and day, at times after the last sample
-    // (the current hour's bucket holds every sample of that hour, so the raw query has to see
-    // all of them too).
+    // VPN usage over 1, 2 and 3 days (the data spans two UTC midnights: hourly buckets up to
+    // the first whole day, `ovpn_rollup_1d` from it on), summed per session and day, at times
+    // after the last sample (the current hour's and day's buckets hold every sample of that
+    // hour and day, so the raw query has to see all of them too).
     let last: i64 = c
         .query_row("SELECT max(ts_ms) FROM ovpn_client_samples", [], |r| {
             r.get(0)
@@ -513,7 +515,7 @@ fn fleet_series_and_vpn_usage_equal_raw_queries() {
         .unwrap();
     for offset_min in [0, 1, 17, 59, 60, 61, 89] {
         let now = last + offset_min * 60_000 + 300;
-        for days in [1, 2] {
+        for days in [1, 2, 3] {
             let start = now - days * 86_400_000;
             let mut new: BTreeMap<Key, (i64, i64, i64)> = BTreeMap::new();
             for (router, cn, day, since, inst, real, rx, tx, last) in

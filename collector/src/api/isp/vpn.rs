@@ -356,11 +356,17 @@ const USAGE_SQL: &str = "SELECT o.router_id, o.common_name, o.ts_ms / 86400000, 
      o.real_address, coalesce(sum(o.rx_delta), 0), coalesce(sum(o.tx_delta), 0), max(o.ts_ms) \
      FROM routers r CROSS JOIN ovpn_client_samples_all o ON o.router_id = r.id AND o.ts_ms >= ?1 AND o.ts_ms < ?2 \
      GROUP BY o.router_id, o.common_name, o.ts_ms / 86400000, o.connected_since, o.instance, o.real_address";
-/// Rollup part of the usage window: whole hour buckets starting in `[?1, ?2]` (the current
+/// Hourly part of the usage window: whole hour buckets starting in `[?1, ?2]` (the current
 /// hour's bucket holds the samples so far), in the shape of [`USAGE_SQL`]'s rows.
 const USAGE_ROLLUP_SQL: &str = "SELECT router_id, common_name, bucket_start_ms / 86400000, \
      nullif(connected_since, -1), instance, real_address, rx_bytes, tx_bytes, last_ts_ms \
      FROM ovpn_rollup_1h WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2";
+/// Daily part of the usage window: whole UTC days starting in `[?1, ?2]` (`ovpn_rollup_1d`, the
+/// sums of each day's hourly rows; the current day's holds the samples so far), in the shape of
+/// [`USAGE_SQL`]'s rows.
+const USAGE_DAILY_SQL: &str = "SELECT router_id, common_name, bucket_start_ms / 86400000, \
+     nullif(connected_since, -1), instance, real_address, rx_bytes, tx_bytes, last_ts_ms \
+     FROM ovpn_rollup_1d WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2";
 
 /// The queries of this module, for plan checks.
 #[cfg(test)]
@@ -376,6 +382,7 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ("cn_usage", CN_USAGE_SQL.to_string()),
         ("usage", USAGE_SQL.to_string()),
         ("usage_rollup", USAGE_ROLLUP_SQL.to_string()),
+        ("usage_daily", USAGE_DAILY_SQL.to_string()),
     ]
 }
 
@@ -797,12 +804,19 @@ pub async fn details(
 pub(super) type UsageRow = (i64, String, i64, Option<i64>, String, String, i64, i64, i64);
 
 /// Per-session usage rows of `[start, now]`: raw samples before the first whole hour, the
-/// hourly rollup (`ovpn_rollup_1h`) from it on, so a window reads at most an hour of raw
-/// samples. The current hour's bucket holds the samples so far (also one stamped after `now`
-/// by an agent whose clock runs ahead). A session's rows of one day may come from both parts;
-/// the caller sums them (and takes the newest sample time).
+/// hourly rollup (`ovpn_rollup_1h`) from it up to the first whole UTC day, the daily rollup
+/// (`ovpn_rollup_1d`) from that day on, so a window reads at most an hour of raw samples,
+/// 23 hourly buckets and one bucket per day and session, however long it is. The current
+/// hour's (day's) bucket holds the samples so far (also one stamped after `now` by an agent
+/// whose clock runs ahead: the daily bucket holds those of the rest of the day too). A
+/// session's rows of one day may come from several parts; the caller sums them (and takes the
+/// newest sample time).
 pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<UsageRow>, IspError> {
     let (raw_end, boundary) = super::split_window(start, now);
+    let day = crate::store::bucket_start(
+        boundary.saturating_add(DAY_MS - 1),
+        crate::store::BUCKET_1D_MS,
+    );
     let map = |r: &rusqlite::Row<'_>| {
         Ok((
             r.get(0)?,
@@ -819,8 +833,12 @@ pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<Usa
     let mut rows: Vec<UsageRow> = Vec::new();
     for (sql, lo, hi) in [
         (USAGE_SQL, start, raw_end),
-        (USAGE_ROLLUP_SQL, boundary, now),
+        (USAGE_ROLLUP_SQL, boundary, now.min(day.saturating_sub(1))),
+        (USAGE_DAILY_SQL, day, now),
     ] {
+        if lo > hi {
+            continue;
+        }
         let mut st = c.prepare_cached(sql).map_err(db)?;
         super::push_rows(&mut st, params![lo, hi], map, &mut rows)?;
     }
