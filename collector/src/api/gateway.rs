@@ -425,6 +425,8 @@ pub fn gateways_in_window(
     // A site's totals are summed for its routers only; the page's routers in one pass
     // otherwise.
     let totals = match site {
+        // A page holding the whole fleet reads each table's bucket range once.
+        None if ids == (0, i64::MAX) => window_totals(conn, window, start, end, SumScope::Fleet)?,
         None => window_totals(conn, window, start, end, SumScope::Routers(ids.0, ids.1))?,
         Some(_) => {
             let mut acc = Totals::new();
