@@ -969,6 +969,12 @@ fn main() {
     let mut route_list = routes(&o);
     if !o.only.is_empty() {
         route_list.retain(|r| o.only.contains(r));
+        // A path not in the table (another query of a listed route, e.g. a page size) too.
+        for r in &o.only {
+            if r.starts_with('/') && !route_list.contains(r) {
+                route_list.push(r.to_string());
+            }
+        }
     }
     // serve() uses the default rate limit (20/s, burst 100 per key): one admin key per route keeps
     // each route's batch inside the burst.

@@ -1,6 +1,6 @@
 // routerstats dashboard: a single page over the collector's JSON API.
 //
-// Reads /api/fleet, /api/routers/{id}, /api/routers/{id}/interfaces/{name}/series and /api/alerts
+// Reads /api/fleet (every page), /api/routers/{id}, /api/routers/{id}/interfaces/{name}/series and /api/alerts
 // (and creates/expires silences), and on a router's page its fleet actions (/api/actions) and,
 // with an admin key, WireGuard peer writes (POST /add-peer, DELETE /peer/{name}), with the API key
 // the operator typed, kept in sessionStorage (this tab only) and sent as X-API-Key; never in a
@@ -226,7 +226,8 @@
   }
 
   // GET `path`, or `opts.method` with `opts.body` as JSON. The answer's JSON, or its text with
-  // `opts.text`.
+  // `opts.text`, or `{ body, next }` with `opts.next` (`next`: the `X-Next-Cursor` header of a
+  // paged answer, null on the last page).
   async function api(path, opts) {
     const o = opts || {};
     const headers = { "X-API-Key": state.key || "", Accept: "application/json" };
@@ -255,7 +256,34 @@
       const msg = body && typeof body.error === "string" ? body.error : "HTTP " + res.status;
       throw new ApiError(res.status, msg);
     }
+    if (o.next) return { body, next: res.headers.get("X-Next-Cursor") };
     return body;
+  }
+
+  // The whole fleet's overview: /api/fleet is paged by router (at most 1000 a page), so the
+  // pages are read in turn by their `X-Next-Cursor` and merged: routers by name, totals summed
+  // (each page's totals are its own routers').
+  async function fleetAll(duration) {
+    const base = "/api/fleet?duration=" + encodeURIComponent(duration) + "&limit=1000";
+    let merged = null;
+    let cursor = null;
+    const seen = new Set();
+    for (;;) {
+      const { body, next } = await api(cursor ? base + "&cursor=" + encodeURIComponent(cursor) : base, { next: true });
+      if (!merged) {
+        merged = body;
+      } else {
+        merged.routers = merged.routers.concat(body.routers);
+        for (const k of Object.keys(merged.totals)) {
+          if (typeof body.totals[k] === "number") merged.totals[k] += body.totals[k];
+        }
+      }
+      if (!next || seen.has(next)) break;
+      seen.add(next);
+      cursor = next;
+    }
+    merged.routers.sort((a, b) => a.name.toLowerCase().localeCompare(b.name.toLowerCase()));
+    return merged;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -1131,7 +1159,7 @@
     const d = state.duration;
     if (route.view === "overview") {
       const [f, al] = await Promise.all([
-        api("/api/fleet?duration=" + encodeURIComponent(d)),
+        fleetAll(d),
         Promise.all([api("/api/alerts?state=firing&limit=200"), api("/api/alerts/silences")])
           .then(([firing, silences]) => ({ firing, silences }), (err) => ({ err })),
       ]);
@@ -1302,7 +1330,7 @@
       $("#login-submit").disabled = true;
       state.key = key;
       try {
-        state.fleet = await api("/api/fleet?duration=" + encodeURIComponent(state.duration));
+        state.fleet = await fleetAll(state.duration);
         try {
           sessionStorage.setItem(KEY_STORE, key);
         } catch (_) {

@@ -236,3 +236,42 @@ fn openapi_document_is_valid_and_lists_our_routes() {
         "{metrics}"
     );
 }
+
+/// The whole-fleet lists of the WireGuard manager, gateway, dashboard and RouterOS monitor groups
+/// declare `limit` and `cursor` (query, optional, the shared paging schemas) and keep their other
+/// parameters.
+#[test]
+fn paged_lists_declare_limit_and_cursor() {
+    let fleet = Fleet::start(&[], 0);
+    let (status, doc) = fleet.get_as("/api/openapi.json", None);
+    assert_eq!(status, 200, "{doc}");
+    let routes: [(&str, &[&str]); 10] = [
+        ("/api/metrics/peers", &[]),
+        ("/api/metrics/peers/active", &[]),
+        ("/api/metrics/bandwidth", &[]),
+        ("/peers", &["metrics"]),
+        ("/server-info", &[]),
+        ("/api/gateways", &["duration", "site_id"]),
+        ("/api/fleet", &["duration", "site", "q"]),
+        ("/api/health", &[]),
+        ("/api/pppoe_interfaces", &[]),
+        ("/api/export", &[]),
+    ];
+    for (path, others) in routes {
+        let params = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: no parameters"));
+        let by_name = |n: &str| params.iter().find(|p| p["name"] == n);
+        for name in ["limit", "cursor"] {
+            let p = by_name(name).unwrap_or_else(|| panic!("{path}: no {name} parameter"));
+            assert_eq!(p["in"], "query", "{path} {name}");
+            assert_ne!(p["required"], true, "{path} {name}");
+            let pattern = p["schema"]["pattern"].as_str().unwrap_or_default();
+            let marker = if name == "limit" { "[1-9]" } else { "(r" };
+            assert!(pattern.contains(marker), "{path} {name}: {p}");
+        }
+        for name in others.iter() {
+            assert!(by_name(name).is_some(), "{path}: lost {name}");
+        }
+    }
+}

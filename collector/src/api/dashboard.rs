@@ -244,6 +244,13 @@ pub struct FleetQuery {
     /// Only routers whose name or site contains this (case-insensitive; at most 64 characters).
     #[param(schema_with = super::openapi::pattern::text_64)]
     pub q: Option<String>,
+    /// Routers per page (default 100; above 1000 means 1000).
+    #[param(schema_with = super::paging::limit_schema)]
+    pub limit: Option<String>,
+    /// The cursor of the next page, from the previous page's `X-Next-Cursor` header (or its
+    /// `Link` rel="next"); absent: the first page.
+    #[param(schema_with = super::paging::cursor_schema)]
+    pub cursor: Option<String>,
 }
 
 /// Query of `GET /api/routers/{id}`.
@@ -287,11 +294,11 @@ pub struct FleetResponse {
     pub totals: FleetTotals,
     /// Every site of the (unfiltered) fleet, sorted; routers without a site are not listed.
     pub sites: Vec<String>,
-    /// Routers, by name.
+    /// The routers of this page (`limit`/`cursor`, see the route), by name.
     pub routers: Vec<FleetRouter>,
 }
 
-/// Sums over the routers listed.
+/// Sums over the routers listed (those of this page).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct FleetTotals {
     pub routers: u64,
@@ -564,11 +571,15 @@ pub struct SourceOut {
     tag = "dashboard",
     params(FleetQuery),
     responses(
-        (status = 200, description = "Routers and totals. Served from the response cache (see `X-Cache`): \
+        (status = 200, description = "Routers and totals: one page of routers in router id order (`limit`, default \
+            100, at most 1000; `cursor`), filtered by `site` and `q` (a page may then hold fewer or none), listed by \
+            name; `totals` sum this page's routers, `sites` lists the whole fleet's. The next page's cursor is in the \
+            `X-Next-Cursor` and `Link` (rel=\"next\") headers, absent on the last page. \
+            Served from the response cache (see `X-Cache`): \
             at most `api_cache_max_age` (default 10 s) old, so the window's end and the online states may lag \
             the request by that much; after new reports a cached answer is still served while one background \
             task recomputes it; a revocation, rename or enrollment shows at once.", body = FleetResponse),
-        (status = 400, description = "Bad duration, site or q"),
+        (status = 400, description = "Bad duration, site, q, limit or cursor"),
         (status = 401, description = "Missing or unknown API key")
     ),
     security(("api_key" = []))
@@ -576,6 +587,7 @@ pub struct SourceOut {
 pub async fn fleet(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     query: Result<Query<FleetQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
@@ -583,19 +595,33 @@ pub async fn fleet(
     let window = parse_duration(q.duration.as_deref())?;
     let site = filter_arg("site", q.site.as_deref())?;
     let text = filter_arg("q", q.q.as_deref())?;
-    let key = fleet_key(window, site.as_deref(), text.as_deref());
-    super::cache::cached_json(&state, &key, move |conn| {
-        // The window ends when the answer is computed (possibly in a background refresh).
-        fleet_answer(conn, now_ms(), window, site.as_deref(), text.as_deref())
+    let page = super::paging::page_arg(q.limit.as_deref(), q.cursor.as_deref())?;
+    let page = super::with_read(&state, move |c| {
+        super::paging::bounds(c, page).map_err(db_err)
     })
-    .await
+    .await?;
+    let key = fleet_key(window, site.as_deref(), text.as_deref(), &page);
+    let next = page.next_cursor.clone();
+    let mut resp = super::cache::cached_json(&state, &key, move |conn| {
+        // The window ends when the answer is computed (possibly in a background refresh).
+        fleet_answer(conn, now_ms(), window, site.as_deref(), text.as_deref(), &page)
+    })
+    .await?;
+    super::paging::set_next_headers(&mut resp, &uri, next.as_deref());
+    Ok(resp)
 }
 
-/// The response-cache key of `/api/fleet`: the parsed window and the normalized filters.
-fn fleet_key(window: Window, site: Option<&str>, text: Option<&str>) -> String {
+/// The response-cache key of `/api/fleet`: the parsed window, the normalized filters and the
+/// page.
+fn fleet_key(
+    window: Window,
+    site: Option<&str>,
+    text: Option<&str>,
+    page: &super::paging::PageBounds,
+) -> String {
     super::cache::key(
         "/api/fleet",
-        &[("duration", &window), ("site", &site), ("q", &text)],
+        &[("duration", &window), ("site", &site), ("q", &text), ("page", page)],
     )
 }
 
@@ -965,15 +991,18 @@ fn fleet_row(b: &Base, x: RouterExtras, now: i64) -> FleetRouter {
 /// ([`fleet_extras`]) instead of a few keyed queries per router ([`router_extras`]).
 const FLEET_BATCH_MIN: usize = 64;
 
-/// Every router's newest-report interfaces.
+/// The newest-report interfaces of the routers with `?1 < id <= ?2`.
 const LATEST_IFACES_ALL_SQL: &str = "SELECT r.id, s.name, s.kind, s.rx_bps, s.tx_bps \
-     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms";
-/// Every router's newest-report stations, counted per interface.
+     FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
+     WHERE r.id > ?1 AND r.id <= ?2";
+/// The newest-report stations of the routers with `?1 < id <= ?2`, counted per interface.
 const STATIONS_ALL_SQL: &str = "SELECT r.id, s.iface, count(*) \
      FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
-     GROUP BY r.id, s.iface";
-const WIRELESS_TYPES_SQL: &str = "SELECT router_id, name, type FROM wireless_interfaces";
-/// [`RouterExtras`] of `selected` routers, with one query per table for the whole fleet.
+     WHERE r.id > ?1 AND r.id <= ?2 GROUP BY r.id, s.iface";
+const WIRELESS_TYPES_SQL: &str =
+    "SELECT router_id, name, type FROM wireless_interfaces WHERE router_id > ?1 AND router_id <= ?2";
+/// [`RouterExtras`] of `selected` routers, with one query per table for the id range they span
+/// (one page of routers, or the whole fleet).
 ///
 /// The WAN window sums come from [`window_sums`] over the whole fleet, the function
 /// `/api/gateways` reads; a raw window whose 5-minute buckets hold 0 bytes and whose raw edge
@@ -985,6 +1014,10 @@ fn fleet_extras(
     now: i64,
 ) -> Result<HashMap<i64, RouterExtras>, ApiError> {
     let mut out: HashMap<i64, RouterExtras> = HashMap::with_capacity(selected.len());
+    let ids = match (selected.iter().map(|b| b.id).min(), selected.iter().map(|b| b.id).max()) {
+        (Some(lo), Some(hi)) => [lo.saturating_sub(1), hi],
+        _ => return Ok(out),
+    };
     for b in selected {
         let interval = report_interval_ms(conn, b.id)?;
         out.insert(
@@ -996,7 +1029,7 @@ fn fleet_extras(
         );
     }
     let mut st = conn.prepare_cached(LATEST_IFACES_ALL_SQL).map_err(db_err)?;
-    let mut rows = st.query([]).map_err(db_err)?;
+    let mut rows = st.query(ids).map_err(db_err)?;
     while let Some(r) = rows.next().map_err(db_err)? {
         if let Some(x) = out.get_mut(&r.get::<_, i64>(0).map_err(db_err)?) {
             x.ifaces.push(LatestIface {
@@ -1013,7 +1046,7 @@ fn fleet_extras(
     // Client counts: stations on AP interfaces, or interfaces `iw dev` did not list.
     let mut types: HashMap<(i64, String), String> = HashMap::new();
     let mut st = conn.prepare_cached(WIRELESS_TYPES_SQL).map_err(db_err)?;
-    let mut rows = st.query([]).map_err(db_err)?;
+    let mut rows = st.query(ids).map_err(db_err)?;
     while let Some(r) = rows.next().map_err(db_err)? {
         types.insert(
             (r.get(0).map_err(db_err)?, r.get(1).map_err(db_err)?),
@@ -1021,7 +1054,7 @@ fn fleet_extras(
         );
     }
     let mut st = conn.prepare_cached(STATIONS_ALL_SQL).map_err(db_err)?;
-    let mut rows = st.query([]).map_err(db_err)?;
+    let mut rows = st.query(ids).map_err(db_err)?;
     while let Some(r) = rows.next().map_err(db_err)? {
         let id: i64 = r.get(0).map_err(db_err)?;
         let iface: String = r.get(1).map_err(db_err)?;
@@ -1062,17 +1095,22 @@ fn nonneg(v: Option<i64>) -> u64 {
     v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
 }
 
-/// The overview: every router not revoked, filtered by `site` (exact) and `text` (substring of
-/// name or site), both lower-case.
+/// The overview: the routers of one page not revoked, filtered by `site` (exact) and `text`
+/// (substring of name or site), both lower-case.
 pub fn fleet_answer(
     conn: &Connection,
     now: i64,
     window: Window,
     site: Option<&str>,
     text: Option<&str>,
+    page: &super::paging::PageBounds,
 ) -> Result<FleetResponse, ApiError> {
-    fleet_answer_with(conn, now, window, site, text, None)
+    fleet_answer_with(conn, now, window, (site, text), page, None)
 }
+
+/// Every site of the fleet's routers not revoked, sorted and deduplicated case-insensitively.
+const SITES_SQL: &str =
+    "SELECT DISTINCT site FROM routers WHERE revoked_at IS NULL AND site IS NOT NULL ORDER BY site";
 
 /// [`fleet_answer`]; `batch` forces the fleet-wide reads (true) or the per-router ones
 /// (false), None picks by the number of routers.
@@ -1080,18 +1118,25 @@ fn fleet_answer_with(
     conn: &Connection,
     now: i64,
     window: Window,
-    site: Option<&str>,
-    text: Option<&str>,
+    (site, text): (Option<&str>, Option<&str>),
+    page: &super::paging::PageBounds,
     batch: Option<bool>,
 ) -> Result<FleetResponse, ApiError> {
-    let sql = format!("{BASE_SQL} WHERE r.revoked_at IS NULL ORDER BY r.name");
+    let sql = format!(
+        "{BASE_SQL} WHERE r.revoked_at IS NULL AND r.id > ?1 AND r.id <= ?2 ORDER BY r.name"
+    );
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
     let bases: Vec<Base> = st
-        .query_map([], base_from_row)
+        .query_map([page.after, page.last], base_from_row)
         .map_err(db_err)?
         .collect::<Result<_, _>>()
         .map_err(db_err)?;
-    let mut sites: Vec<String> = bases.iter().filter_map(|b| b.site.clone()).collect();
+    let mut st = conn.prepare_cached(SITES_SQL).map_err(db_err)?;
+    let mut sites: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .map_err(db_err)?
+        .collect::<Result<_, _>>()
+        .map_err(db_err)?;
     sites.sort_by_key(|s| s.to_lowercase());
     sites.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
     let selected: Vec<&Base> = bases
@@ -1581,6 +1626,7 @@ mod tests {
                 parse_duration(d).unwrap(),
                 filter_arg("site", site).unwrap().as_deref(),
                 filter_arg("q", q).unwrap().as_deref(),
+                &every(),
             )
         };
         // Defaults and spelling variants of the same query share a key.
@@ -1602,6 +1648,27 @@ mod tests {
             })
             .collect();
         assert_eq!(keys.len(), 16);
+        // Every page is a key of its own.
+        let page = |after: i64, last: i64| crate::api::paging::PageBounds {
+            after,
+            last,
+            next_cursor: (last < i64::MAX).then(|| crate::api::paging::cursor_of(last)),
+        };
+        let d = parse_duration(None).unwrap();
+        assert_ne!(
+            fleet_key(d, None, None, &page(0, 100)),
+            fleet_key(d, None, None, &page(100, i64::MAX))
+        );
+        assert_ne!(fleet_key(d, None, None, &page(0, 100)), k(None, None, None));
+    }
+
+    /// Every router on one page.
+    fn every() -> crate::api::paging::PageBounds {
+        crate::api::paging::PageBounds {
+            after: 0,
+            last: i64::MAX,
+            next_cursor: None,
+        }
     }
     use crate::store::schema::MIGRATIONS;
 
@@ -1741,6 +1808,14 @@ mod tests {
                 "{p}"
             );
         }
+        // A page of routers: one key range of the page's routers per bucket.
+        for table in ["interface_rollup_5m", "interface_rollup_1h"] {
+            let p = plan(&c, &crate::api::window::ROLLUP_IDS_SQL.replace("{table}", table));
+            assert!(
+                p.contains("PRIMARY KEY (bucket_start_ms=? AND router_id>? AND router_id<?)"),
+                "{p}"
+            );
+        }
         // Raw windows: a range of one router's samples, by the clustered key or the per-name index.
         let raw = plan(&c, WINDOW_RAW_SQL);
         assert!(
@@ -1782,7 +1857,7 @@ mod tests {
             .iter()
             .filter_map(|p| p["name"].as_str())
             .collect();
-        assert_eq!(names, vec!["duration", "site", "q"]);
+        assert_eq!(names, vec!["duration", "site", "q", "limit", "cursor"]);
     }
 
     #[test]
@@ -1874,7 +1949,7 @@ mod tests {
         ))
         .unwrap();
 
-        let f = fleet_answer(&c, NOW, Window::M15, None, None).unwrap();
+        let f = fleet_answer(&c, NOW, Window::M15, None, None, &every()).unwrap();
         assert_eq!(f.routers.len(), 2);
         assert_eq!(f.sites, vec!["home".to_string(), "Office".to_string()]);
         let k = &f.routers[0];
@@ -1906,17 +1981,17 @@ mod tests {
             "offline routers have no current rate"
         );
 
-        let h = fleet_answer(&c, NOW, Window::H1, None, None).unwrap();
+        let h = fleet_answer(&c, NOW, Window::H1, None, None, &every()).unwrap();
         assert_eq!(h.routers[0].wan_rx_bytes, Some(51_100));
 
         assert_eq!(
-            fleet_answer(&c, NOW, Window::H1, Some("office"), None)
+            fleet_answer(&c, NOW, Window::H1, Some("office"), None, &every())
                 .unwrap()
                 .routers
                 .len(),
             1
         );
-        let q = fleet_answer(&c, NOW, Window::H1, None, Some("kitch")).unwrap();
+        let q = fleet_answer(&c, NOW, Window::H1, None, Some("kitch"), &every()).unwrap();
         assert_eq!(q.routers.len(), 1);
         assert_eq!(q.totals.routers, 1);
         assert_eq!(q.sites.len(), 2, "sites list the whole fleet");
@@ -1925,7 +2000,7 @@ mod tests {
         c.execute("UPDATE routers SET revoked_at = 5 WHERE id = 2", [])
             .unwrap();
         assert_eq!(
-            fleet_answer(&c, NOW, Window::H1, None, None)
+            fleet_answer(&c, NOW, Window::H1, None, None, &every())
                 .unwrap()
                 .routers
                 .len(),
@@ -1979,8 +2054,8 @@ mod tests {
         for offset in [0, 1, 150_001, 299_999, 1_234_567] {
             let now = NOW + offset;
             for w in [Window::M15, Window::H1, Window::D1, Window::D7] {
-                let per_router = fleet_answer_with(&c, now, w, None, None, Some(false)).unwrap();
-                let batched = fleet_answer_with(&c, now, w, None, None, Some(true)).unwrap();
+                let per_router = fleet_answer_with(&c, now, w, (None, None), &every(), Some(false)).unwrap();
+                let batched = fleet_answer_with(&c, now, w, (None, None), &every(), Some(true)).unwrap();
                 assert_eq!(
                     serde_json::to_value(&batched).unwrap(),
                     serde_json::to_value(&per_router).unwrap(),
@@ -1995,7 +2070,7 @@ mod tests {
         }
         assert!(some > 20, "{some}");
         // The zero-traffic router has known zero sums, not nulls.
-        let f = fleet_answer_with(&c, NOW, Window::M15, None, None, Some(true)).unwrap();
+        let f = fleet_answer_with(&c, NOW, Window::M15, (None, None), &every(), Some(true)).unwrap();
         let zero = f.routers.iter().find(|r| r.name == "r-c").unwrap();
         assert_eq!((zero.wan_rx_bytes, zero.clients), (Some(0), 2));
     }
@@ -2031,9 +2106,9 @@ mod tests {
             params![NOW - 24 * HOUR_MS - 600_000],
         )
         .unwrap();
-        let d = fleet_answer(&c, NOW, Window::D1, None, None).unwrap();
+        let d = fleet_answer(&c, NOW, Window::D1, None, None, &every()).unwrap();
         assert_eq!(d.routers[0].wan_rx_bytes, Some(1110));
-        let w = fleet_answer(&c, NOW, Window::D7, None, None).unwrap();
+        let w = fleet_answer(&c, NOW, Window::D7, None, None, &every()).unwrap();
         assert_eq!(w.routers[0].wan_rx_bytes, Some(11_110));
     }
 
@@ -2165,7 +2240,7 @@ mod tests {
     #[test]
     fn empty_fleet_and_router_without_reports() {
         let c = db();
-        let f = fleet_answer(&c, NOW, Window::H1, None, None).unwrap();
+        let f = fleet_answer(&c, NOW, Window::H1, None, None, &every()).unwrap();
         assert!(f.routers.is_empty() && f.sites.is_empty());
         assert_eq!(f.totals.routers, 0);
         c.execute(
@@ -2174,7 +2249,7 @@ mod tests {
             [],
         )
         .unwrap();
-        let f = fleet_answer(&c, NOW, Window::H1, None, None).unwrap();
+        let f = fleet_answer(&c, NOW, Window::H1, None, None, &every()).unwrap();
         assert_eq!(f.routers[0].status, "never");
         assert_eq!(f.routers[0].wan_interface, None);
         let d = detail_answer(&c, NOW, Window::D7, "fresh")

@@ -136,6 +136,19 @@ pub fn load_routers(conn: &Connection) -> Result<Vec<RouterInfo>, ApiError> {
     rows.collect::<Result<_, _>>().map_err(db_err)
 }
 
+/// The routers of one page (`after < id <= last`, see `super::paging`), by name.
+pub fn load_routers_of(
+    conn: &Connection,
+    page: &super::paging::PageBounds,
+) -> Result<Vec<RouterInfo>, ApiError> {
+    let sql = format!("{ROUTER_INFO_SQL} WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.name");
+    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+    let rows = st
+        .query_map([page.after, page.last], router_info_from_row)
+        .map_err(db_err)?;
+    rows.collect::<Result<_, _>>().map_err(db_err)
+}
+
 /// A router by numeric id (when one has that id) or else by name (case-insensitive).
 pub fn find_router(conn: &Connection, id_or_name: &str) -> Result<Option<RouterInfo>, ApiError> {
     if let Ok(id) = id_or_name.parse::<i64>() {
@@ -273,6 +286,23 @@ pub fn probe_figures(
     rows.collect()
 }
 
+/// [`probe_figures`] of the routers with `after < id <= last` (one page of routers, see
+/// `super::paging`): one primary-key range per router.
+pub fn probe_figures_of(
+    conn: &Connection,
+    (after, last): (i64, i64),
+    start_ms: i64,
+    end_ms: i64,
+) -> rusqlite::Result<std::collections::HashMap<i64, ProbeFigures>> {
+    let sql = format!(
+        "SELECT r.id, {PROBE_SUMS} FROM routers r CROSS JOIN probe_samples_all \
+         ON router_id = r.id AND ts_ms >= ?1 AND ts_ms < ?2 WHERE r.id > ?3 AND r.id <= ?4 GROUP BY r.id"
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(rusqlite::params![start_ms, end_ms, after, last], probe_row)?;
+    rows.collect()
+}
+
 /// Probe figures of one router (or the whole fleet) per period of `step_ms` from `start_ms`,
 /// keyed by the period's start; periods without samples are absent.
 pub fn probe_buckets(
@@ -393,12 +423,23 @@ pub fn wan_addresses(
     conn: &Connection,
     router: Option<i64>,
 ) -> rusqlite::Result<std::collections::HashMap<i64, Vec<WanAddr>>> {
+    match router {
+        Some(id) => wan_addresses_of(conn, (id.saturating_sub(1), id)),
+        None => wan_addresses_of(conn, (i64::MIN, i64::MAX)),
+    }
+}
+
+/// [`wan_addresses`] of the routers with `after < id <= last` (one primary-key range).
+pub fn wan_addresses_of(
+    conn: &Connection,
+    (after, last): (i64, i64),
+) -> rusqlite::Result<std::collections::HashMap<i64, Vec<WanAddr>>> {
     let mut st = conn.prepare_cached(
-        "SELECT router_id, device, addr FROM wan_addresses WHERE (?1 IS NULL OR router_id = ?1) \
+        "SELECT router_id, device, addr FROM wan_addresses WHERE router_id > ?1 AND router_id <= ?2 \
          ORDER BY router_id, instr(addr, ':') > 0, device, addr",
     )?;
     let mut out: std::collections::HashMap<i64, Vec<WanAddr>> = std::collections::HashMap::new();
-    let rows = st.query_map([router], |r| {
+    let rows = st.query_map([after, last], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             WanAddr {

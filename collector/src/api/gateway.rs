@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -41,7 +41,8 @@ use super::extract::bad_query;
 use super::monitor::to_u64;
 use super::readpool::db_err;
 use super::times::iso_ms;
-use super::window::{window_bounds, window_totals, Source, Totals, Window, POINTS};
+use super::paging::{bounds, page_arg, set_next_headers, PageBounds};
+use super::window::{window_bounds, window_totals, Source, SumScope, Totals, Window, POINTS};
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::clock::now_ms;
 use crate::pki::tokens::Role;
@@ -101,15 +102,13 @@ struct PortRow {
     tx_bps: Option<u64>,
 }
 
-/// Ports by router id (all routers, or only `router`), each router's ports by name.
+/// Ports by router id of the routers with `after < id <= last` (one page, or one router as
+/// `(id - 1, id)`), each router's ports by name.
 fn load_ports(
     conn: &Connection,
-    router: Option<i64>,
+    (after, last): (i64, i64),
 ) -> Result<HashMap<i64, Vec<PortRow>>, ApiError> {
-    let sql = match router {
-        Some(_) => format!("{PORTS_SQL} AND r.id = ?1 ORDER BY s.name"),
-        None => format!("{PORTS_SQL} ORDER BY r.id, s.name"),
-    };
+    let sql = format!("{PORTS_SQL} AND r.id > ?1 AND r.id <= ?2 ORDER BY r.id, s.name");
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
     let map_row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(i64, PortRow)> {
         Ok((
@@ -128,11 +127,7 @@ fn load_ports(
             },
         ))
     };
-    let rows = match router {
-        Some(id) => st.query_map([id], map_row),
-        None => st.query_map([], map_row),
-    }
-    .map_err(db_err)?;
+    let rows = st.query_map([after, last], map_row).map_err(db_err)?;
     let mut out: HashMap<i64, Vec<PortRow>> = HashMap::new();
     for row in rows {
         let (id, port) = row.map_err(db_err)?;
@@ -391,49 +386,58 @@ pub struct GatewaysQuery {
     /// Only the routers of this site.
     #[param(max_length = 128)]
     pub site_id: Option<String>,
+    /// Routers per page (default 100; above 1000 means 1000).
+    #[param(schema_with = super::paging::limit_schema)]
+    pub limit: Option<String>,
+    /// The cursor of the next page, from the previous page's `X-Next-Cursor` header (or its
+    /// `Link` rel="next"); absent: the first page.
+    #[param(schema_with = super::paging::cursor_schema)]
+    pub cursor: Option<String>,
 }
 
-/// Every gateway with its ports' RX/TX totals over the window.
+/// The gateways of one page of routers (of the site, if one is given) with their ports'
+/// RX/TX totals over the window.
 pub fn gateways_in_window(
     conn: &Connection,
     window: Window,
     now: i64,
     site: Option<&str>,
+    page: &PageBounds,
 ) -> Result<GatewaysResponse, ApiError> {
     let (start, end) = window_bounds(window, now);
-    let routers = load_routers(conn)?;
+    let ids = (page.after, page.last);
+    let routers = fleet::load_routers_of(conn, page)?;
     let selected: Vec<&RouterInfo> = routers
         .iter()
         .filter(|r| site.is_none_or(|s| r.site.as_deref() == Some(s)))
         .collect();
-    // The whole fleet's ports in one query, a site's router by router.
+    // The page's ports in one query, a site's router by router.
     let mut ports = match site {
-        None => load_ports(conn, None)?,
+        None => load_ports(conn, ids)?,
         Some(_) => {
             let mut m = HashMap::new();
             for r in &selected {
-                m.extend(load_ports(conn, Some(r.id))?);
+                m.extend(load_ports(conn, (r.id.saturating_sub(1), r.id))?);
             }
             m
         }
     };
-    // A site's totals are summed for its routers only; the whole fleet in one pass otherwise.
+    // A site's totals are summed for its routers only; the page's routers in one pass
+    // otherwise.
     let totals = match site {
-        None => window_totals(conn, window, start, end, None)?,
+        // A page holding the whole fleet reads each table's bucket range once.
+        None if ids == (0, i64::MAX) => window_totals(conn, window, start, end, SumScope::Fleet)?,
+        None => window_totals(conn, window, start, end, SumScope::Routers(ids.0, ids.1))?,
         Some(_) => {
             let mut acc = Totals::new();
             for r in &selected {
-                acc.extend(window_totals(conn, window, start, end, Some(r.id))?);
+                acc.extend(window_totals(conn, window, start, end, SumScope::Router(r.id))?);
             }
             acc
         }
     };
-    let one = match selected.as_slice() {
-        [r] => Some(r.id),
-        _ => None,
-    };
-    let probes = fleet::probe_figures(conn, one, start, end).map_err(db_err)?;
-    let mut wan = fleet::wan_addresses(conn, one).map_err(db_err)?;
+    let probes = fleet::probe_figures_of(conn, ids, start, end).map_err(db_err)?;
+    let mut wan = fleet::wan_addresses_of(conn, ids).map_err(db_err)?;
     let data = selected
         .into_iter()
         .map(|r| {
@@ -516,26 +520,30 @@ fn gateway_entry(
     }
 }
 
-/// The response-cache key of `/api/gateways`: the parsed window and site.
-fn gateways_key(window: Window, site: Option<&str>) -> String {
+/// The response-cache key of `/api/gateways`: the parsed window, site and page.
+fn gateways_key(window: Window, site: Option<&str>, page: &PageBounds) -> String {
     super::cache::key(
         "/api/gateways",
-        &[("duration", &window), ("site_id", &site)],
+        &[("duration", &window), ("site_id", &site), ("page", page)],
     )
 }
 
-/// Every router with windowed per-port RX/TX totals.
+/// Every router with windowed per-port RX/TX totals, a page of routers at a time.
 #[utoipa::path(get, path = "/api/gateways", tag = "gateway", params(GatewaysQuery),
-    responses((status = 200, description = "Gateways with window totals. Served from the response cache \
+    responses((status = 200, description = "Gateways with window totals: one page of routers in router id order \
+        (`limit`, default 100, at most 1000; `cursor`), those of `site_id` when given (a page may then hold fewer \
+        or none); the next page's cursor is in the `X-Next-Cursor` and `Link` (rel=\"next\") headers, absent on \
+        the last page. Served from the response cache \
         (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window's end (`end`) may lag \
         the request by that much; after new reports a cached answer is still served while one background \
         task recomputes it.", body = GatewaysResponse),
-              (status = 400, description = "Unknown duration or oversized site_id"),
+              (status = 400, description = "Unknown duration, oversized site_id, bad limit or cursor"),
               (status = 401, description = "Missing or unknown API key")),
     security(("api_key" = [])))]
 pub async fn gateways(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    uri: Uri,
     q: Result<Query<GatewaysQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
@@ -545,12 +553,17 @@ pub async fn gateways(
     if let Some(s) = &site {
         check_len("site_id", s, MAX_ID_CHARS)?;
     }
-    let key = gateways_key(window, site.as_deref());
-    super::cache::cached_json(&state, &key, move |c| {
+    let page = page_arg(q.limit.as_deref(), q.cursor.as_deref())?;
+    let page = with_read(&state, move |c| bounds(c, page).map_err(db_err)).await?;
+    let key = gateways_key(window, site.as_deref(), &page);
+    let next = page.next_cursor.clone();
+    let mut resp = super::cache::cached_json(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
-        gateways_in_window(c, window, now_ms(), site.as_deref())
+        gateways_in_window(c, window, now_ms(), site.as_deref(), &page)
     })
-    .await
+    .await?;
+    set_next_headers(&mut resp, &uri, next.as_deref());
+    Ok(resp)
 }
 
 /// One port of `/api/gateway/{id}/ports`: latest cumulative counters and rates.
@@ -588,7 +601,7 @@ pub struct GatewayPorts {
 pub fn gateway_port_stats(conn: &Connection, id: &str, now: i64) -> Result<GatewayPorts, ApiError> {
     let r = resolve_gateway(conn, id)?;
     let online = r.online(now);
-    let ports = load_ports(conn, Some(r.id))?
+    let ports = load_ports(conn, (r.id.saturating_sub(1), r.id))?
         .remove(&r.id)
         .unwrap_or_default();
     Ok(GatewayPorts {
@@ -688,7 +701,7 @@ pub fn port_traffic_series(
 ) -> Result<TrafficSeries, ApiError> {
     check_len("port id", port, MAX_PORT_CHARS)?;
     let r = resolve_gateway(conn, gateway)?;
-    let ports = load_ports(conn, Some(r.id))?
+    let ports = load_ports(conn, (r.id.saturating_sub(1), r.id))?
         .remove(&r.id)
         .unwrap_or_default();
     if !ports.iter().any(|p| p.name == port) {
@@ -814,21 +827,30 @@ mod tests {
     /// A day boundary (2023-11-15T00:00:00Z).
     const T0: i64 = 1_700_006_400_000;
 
+    /// Every router on one page.
+    fn every() -> PageBounds {
+        PageBounds {
+            after: 0,
+            last: i64::MAX,
+            next_cursor: None,
+        }
+    }
+
     #[test]
     fn gateways_cache_key_normalizes_the_query() {
         let parsed = |d: Option<&str>| Window::from_query(d, Window::D7).unwrap();
         // No duration is the default window.
         assert_eq!(
-            gateways_key(parsed(None), None),
-            gateways_key(parsed(Some("7d")), None)
+            gateways_key(parsed(None), None, &every()),
+            gateways_key(parsed(Some("7d")), None, &every())
         );
         let keys: std::collections::HashSet<String> = ["15m", "1h", "1d", "7d"]
             .into_iter()
             .flat_map(|d| {
                 [
-                    gateways_key(parsed(Some(d)), None),
-                    gateways_key(parsed(Some(d)), Some("s1")),
-                    gateways_key(parsed(Some(d)), Some("s2")),
+                    gateways_key(parsed(Some(d)), None, &every()),
+                    gateways_key(parsed(Some(d)), Some("s1"), &every()),
+                    gateways_key(parsed(Some(d)), Some("s2"), &every()),
                 ]
             })
             .collect();
@@ -978,7 +1000,7 @@ mod tests {
         // The 1-hour rows hold the sums of their 5-minute rows; the middle one is read from here.
         let r1 = [(T0 + 20 * HOUR, 7, 70)];
         seed(&c, end, &[], &r5, &r1);
-        let t = window_totals(&c, Window::D1, start, end, None).unwrap();
+        let t = window_totals(&c, Window::D1, start, end, SumScope::Fleet).unwrap();
         assert_eq!(t.get(&(1, "eth0".into())), Some(&(108, 1080)));
         // The series agrees with the totals, point by point and in sum.
         let s = port_traffic_series(&c, "gw", "eth0", Window::D1, now).unwrap();
@@ -1010,7 +1032,7 @@ mod tests {
         ];
         seed(&c, end, &raw, &[], &[]);
         derive_rollups(&c);
-        let t = window_totals(&c, Window::M15, start, end, Some(1)).unwrap();
+        let t = window_totals(&c, Window::M15, start, end, SumScope::Router(1)).unwrap();
         assert_eq!(t.get(&(1, "eth0".into())), Some(&(1111, 2222)));
         let s = port_traffic_series(&c, "gw", "eth0", Window::M15, now).unwrap();
         let rx: Vec<u64> = s.points.iter().map(|p| p.rx_bytes).collect();
@@ -1020,7 +1042,7 @@ mod tests {
         assert_eq!(rx.last(), Some(&1000));
         assert_eq!(rx.iter().sum::<u64>(), 1111);
         assert_eq!(s.points.iter().filter(|p| p.rx_bytes == 0).count(), 17);
-        let g = gateways_in_window(&c, Window::M15, now, None).unwrap();
+        let g = gateways_in_window(&c, Window::M15, now, None, &every()).unwrap();
         let gw = g.data.first().unwrap();
         // `lo` is not a port.
         assert_eq!(
@@ -1028,7 +1050,7 @@ mod tests {
             ["eth0"]
         );
         assert_eq!((gw.rx_bytes, gw.tx_bytes), (1111, 2222));
-        assert!(gateways_in_window(&c, Window::M15, now, Some("office"))
+        assert!(gateways_in_window(&c, Window::M15, now, Some("office"), &every())
             .unwrap()
             .data
             .is_empty());
@@ -1137,10 +1159,10 @@ mod tests {
                     Source::Rollup5m => sums("SELECT router_id, name, sum(rx_bytes), sum(tx_bytes) FROM interface_rollup_5m WHERE bucket_start_ms BETWEEN ?1 AND ?2 GROUP BY 1, 2", start, end),
                     Source::Rollup1h => sums("SELECT router_id, name, sum(rx_bytes), sum(tx_bytes) FROM interface_rollup_1h WHERE bucket_start_ms BETWEEN ?1 AND ?2 GROUP BY 1, 2", start, end),
                 };
-                let fleet = window_totals(&c, w, start, end, None).unwrap();
+                let fleet = window_totals(&c, w, start, end, SumScope::Fleet).unwrap();
                 let mut per_router = Totals::new();
                 for id in [a, b] {
-                    per_router.extend(window_totals(&c, w, start, end, Some(id)).unwrap());
+                    per_router.extend(window_totals(&c, w, start, end, SumScope::Router(id)).unwrap());
                 }
                 let keys: std::collections::BTreeSet<&(i64, String)> = expected
                     .keys()
@@ -1195,7 +1217,7 @@ mod tests {
     fn empty_fleet() {
         let c = empty_db();
         for w in Window::ALL {
-            let g = gateways_in_window(&c, w, T0, None).unwrap();
+            let g = gateways_in_window(&c, w, T0, None, &every()).unwrap();
             assert!(g.data.is_empty());
         }
         assert!(site_counts(&[], T0).is_empty());

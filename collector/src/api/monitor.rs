@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::bad_query;
 use super::fleet::{load_routers, RouterInfo, ONLINE_FLOOR_MS, ONLINE_INTERVALS};
 use super::log_capture::{log_ring, parse_level, LogLine, LOG_CAPACITY};
-use super::paging::{bounds, set_next_headers, Page};
+use super::paging::{bounds, paged_json, set_next_headers, Page, PageQuery};
 use super::readpool::db_err;
 use super::request_stats::{EndpointStats, RequestCounts, RequestStats};
 use super::times::{compact_utc, iso_ms};
@@ -96,7 +96,7 @@ pub struct RouterHealth {
     pub report_interval_s: Option<f64>,
 }
 
-/// Router counts of `/api/health`.
+/// Router counts of `/api/health`: of the routers in `router_status` (this page).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RouterCounts {
     pub total: usize,
@@ -130,29 +130,41 @@ pub struct HealthResponse {
     /// With a read key only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routers: Option<RouterCounts>,
-    /// With a read key only.
+    /// With a read key only: one page of routers (`limit`, `cursor`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub router_status: Option<Vec<RouterHealth>>,
 }
 
-/// Collector status; with a read key also every router online/offline with last-seen. Without
-/// a key only the collector's own health is answered (router names, sites and last-seen times
-/// are not for anonymous callers); an unknown key is 401.
+/// Collector status; with a read key also every router online/offline with last-seen, a page
+/// of routers at a time. Without a key only the collector's own health is answered (router
+/// names, sites and last-seen times are not for anonymous callers); an unknown key is 401.
 #[utoipa::path(get, path = "/api/health", tag = "monitor", security((), ("api_key" = []), ("bearer" = [])),
-    responses((status = 200, description = "Collector status (and router status with a key)", body = HealthResponse),
+    params(PageQuery),
+    responses((status = 200, description = "Collector status (and router status with a key). `router_status` is one page \
+        of routers in router id order (`limit`, default 100, at most 1000; `cursor`), listed by name, and `routers` counts \
+        that page; the next page's cursor is in the `X-Next-Cursor` and `Link` (rel=\"next\") headers (with a key), \
+        absent on the last page", body = HealthResponse),
+        (status = 400, description = "Bad limit or cursor"),
         (status = 401, description = "Unknown API key")))]
 pub async fn health(
     State(state): State<ApiState>,
     headers: axum::http::HeaderMap,
-) -> Result<Json<HealthResponse>, ApiError> {
+    uri: axum::http::Uri,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let keyed = crate::api::api_key_from_headers(&headers).is_some();
     if keyed {
         require_role(&state, &headers, Role::Read).await?;
     }
-    let routers = if keyed {
-        with_read(&state, load_routers).await?
+    let page = q.map_err(bad_query)?.0.page()?;
+    let (routers, next) = if keyed {
+        with_read(&state, move |c| {
+            let b = bounds(c, page).map_err(db_err)?;
+            Ok((super::fleet::load_routers_of(c, &b)?, b.next_cursor))
+        })
+        .await?
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     let now = now_ms();
     let failing = state.health.is_failing();
@@ -188,7 +200,7 @@ pub async fn health(
             }
         })
         .collect();
-    Ok(Json(HealthResponse {
+    let body = HealthResponse {
         status: if failing { "degraded" } else { "healthy" }.to_string(),
         timestamp: iso_ms(now),
         collector: CollectorHealth {
@@ -205,7 +217,8 @@ pub async fn health(
         ),
         routers: keyed.then_some(counts),
         router_status: keyed.then_some(router_status),
-    }))
+    };
+    Ok(paged_json(&body, &uri, next.as_deref()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1004,7 +1017,7 @@ pub struct PppoeInterface {
     pub last_update: Option<String>,
 }
 
-/// Totals of `/api/pppoe_interfaces`.
+/// Totals of `/api/pppoe_interfaces`: over the interfaces listed (this page's routers).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PppoeAggregate {
     /// PPP accounts (secrets) have no source on OpenWrt: null.
@@ -1034,27 +1047,35 @@ pub struct PppoeResponse {
     pub success: bool,
 }
 
-/// The PPPoE interfaces of every non-revoked router's newest report.
+/// The PPPoE interfaces of the newest report of the non-revoked routers with `?1 < id <= ?2`.
 const PPPOE_SQL: &str = "SELECT r.id, s.name, s.rx_bytes, s.tx_bytes, s.rx_packets, s.tx_packets, s.rx_bps, s.tx_bps, s.ts_ms \
      FROM routers r CROSS JOIN interface_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
-     WHERE r.revoked_at IS NULL AND s.kind = 'pppoe' ORDER BY r.name, s.name";
+     WHERE r.revoked_at IS NULL AND s.kind = 'pppoe' AND r.id > ?1 AND r.id <= ?2 ORDER BY r.name, s.name";
 
-/// PPPoE interfaces of every router with their latest counters and rates.
-#[utoipa::path(get, path = "/api/pppoe_interfaces", tag = "monitor",
-    responses((status = 200, description = "PPPoE interfaces and totals", body = PppoeResponse),
+/// PPPoE interfaces of every router with their latest counters and rates, a page of routers
+/// at a time.
+#[utoipa::path(get, path = "/api/pppoe_interfaces", tag = "monitor", params(PageQuery),
+    responses((status = 200, description = "PPPoE interfaces and totals: the interfaces of one page of routers in router \
+        id order (`limit`, default 100, at most 1000; `cursor`), listed by router name; `aggregate_stats` sums this page; \
+        the next page's cursor is in the `X-Next-Cursor` and `Link` (rel=\"next\") headers, absent on the last page", body = PppoeResponse),
+              (status = 400, description = "Bad limit or cursor"),
               (status = 401, description = "Missing or unknown API key")),
     security(("api_key" = [])))]
 pub async fn pppoe_interfaces(
     State(state): State<ApiState>,
     headers: HeaderMap,
-) -> Result<Json<PppoeResponse>, ApiError> {
+    uri: axum::http::Uri,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
+    let page = q.map_err(bad_query)?.0.page()?;
     let now = now_ms();
-    let (routers, rows) = with_read(&state, |c| {
-        let routers = load_routers(c)?;
+    let (routers, rows, next) = with_read(&state, move |c| {
+        let b = bounds(c, page).map_err(db_err)?;
+        let routers = super::fleet::load_routers_of(c, &b)?;
         let mut st = c.prepare_cached(PPPOE_SQL).map_err(db_err)?;
         let rows = st
-            .query_map([], |r| {
+            .query_map([b.after, b.last], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
@@ -1072,7 +1093,7 @@ pub async fn pppoe_interfaces(
             .map_err(db_err)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(db_err)?;
-        Ok((routers, rows))
+        Ok((routers, rows, b.next_cursor))
     })
     .await?;
     let by_id: HashMap<i64, &RouterInfo> = routers.iter().map(|r| (r.id, r)).collect();
@@ -1124,12 +1145,13 @@ pub async fn pppoe_interfaces(
             last_update: Some(iso_ms(ts)),
         });
     }
-    Ok(Json(PppoeResponse {
+    let body = PppoeResponse {
         pppoe_interfaces: list,
         aggregate_stats: agg,
         current_time: iso_ms(now),
         success: true,
-    }))
+    };
+    Ok(paged_json(&body, &uri, next.as_deref()))
 }
 
 #[cfg(test)]
@@ -1184,7 +1206,7 @@ pub(crate) mod tests {
         for (sql, n) in [
             (format!("{ROUTER_INFO_SQL} ORDER BY r.name"), 0),
             (INGEST_SQL.to_string(), 1),
-            (PPPOE_SQL.to_string(), 0),
+            (PPPOE_SQL.to_string(), 2),
             (EXPORT_IFACES_SQL.to_string(), 2),
             (EXPORT_STATIONS_SQL.to_string(), 2),
             (EXPORT_WG_SQL.to_string(), 2),
@@ -1201,7 +1223,7 @@ pub(crate) mod tests {
         assert!(plan(&c, &format!("{ROUTER_INFO_SQL} ORDER BY r.name"), 0)
             .contains("reports_router_ts"));
         assert!(plan(&c, INGEST_SQL, 1).contains("reports_router_ts"));
-        assert!(plan(&c, PPPOE_SQL, 0).contains("PRIMARY KEY"));
+        assert!(plan(&c, PPPOE_SQL, 2).contains("PRIMARY KEY"));
         // A page reads only its routers' range.
         for sql in [EXPORT_STATIONS_SQL, EXPORT_LEASES_SQL] {
             let p = plan(&c, sql, 2);

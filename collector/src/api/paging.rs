@@ -153,6 +153,44 @@ pub fn cursor_schema() -> utoipa::openapi::Object {
     super::openapi::string_pattern(&format!("^[{ws}]*(r\\+?[0-9]{{1,18}})?[{ws}]*$"))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Shared by the paged routes of the WireGuard, gateway, dashboard and monitor groups.
+
+/// `limit` and `cursor`: the whole query of a paged route without other parameters (a route
+/// with others declares these two fields in its own query type, with the same schemas and
+/// [`page_arg`]: utoipa's `IntoParams` cannot flatten one type into another).
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Routers per page (default 100; above 1000 means 1000).
+    #[param(schema_with = limit_schema)]
+    pub limit: Option<String>,
+    /// The cursor of the next page, from the previous page's `X-Next-Cursor` header (or its
+    /// `Link` rel="next"); absent: the first page.
+    #[param(schema_with = cursor_schema)]
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// [`Page::parse`], a bad value as a 400.
+    pub fn page(&self) -> Result<Page, super::ApiError> {
+        page_arg(self.limit.as_deref(), self.cursor.as_deref())
+    }
+}
+
+/// [`Page::parse`], a bad value as a 400.
+pub fn page_arg(limit: Option<&str>, cursor: Option<&str>) -> Result<Page, super::ApiError> {
+    Page::parse(limit, cursor).map_err(|e| super::ApiError::bad_request(e.to_string()))
+}
+
+/// A JSON answer for one page, the next page named in its headers ([`set_next_headers`]).
+pub fn paged_json<T: serde::Serialize>(body: &T, uri: &Uri, next_cursor: Option<&str>) -> Response {
+    use axum::response::IntoResponse;
+    let mut resp = axum::Json(body).into_response();
+    set_next_headers(&mut resp, uri, next_cursor);
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

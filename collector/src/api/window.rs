@@ -191,9 +191,13 @@ pub(crate) const ROLLUP_PORT_SUM_SQL: &str =
 pub enum SumScope<'a> {
     /// Every interface of every router.
     Fleet,
-    /// Every router, only the one interface named for it (the same queries as `Fleet`, rows of
-    /// other interfaces skipped before their values are read).
+    /// The routers named, only the one interface named for each (the queries of `Routers`
+    /// over the id range the map covers, rows of other interfaces skipped before their values
+    /// are read).
     FleetPorts(&'a HashMap<i64, String>),
+    /// Every interface of the routers with `after < id <= last` (one page, see
+    /// `super::paging`): the queries of `Fleet`, each bucket's rows one key range.
+    Routers(i64, i64),
     /// One router: every interface with samples (raw windows) or its current ports (rollup
     /// windows).
     Router(i64),
@@ -218,7 +222,19 @@ pub struct WindowSum {
 impl SumScope<'_> {
     /// Whether the scope reads the whole fleet (one range query per table).
     fn is_fleet(&self) -> bool {
-        matches!(self, SumScope::Fleet | SumScope::FleetPorts(_))
+        matches!(self, SumScope::Fleet | SumScope::FleetPorts(_) | SumScope::Routers(..))
+    }
+
+    /// The router id range `(after, last]` a fleet-like scope reads (None: every router).
+    fn ids(&self) -> Option<(i64, i64)> {
+        match self {
+            SumScope::Routers(after, last) => Some((*after, *last)),
+            SumScope::FleetPorts(ports) => Some(match (ports.keys().min(), ports.keys().max()) {
+                (Some(lo), Some(hi)) => (lo.saturating_sub(1), *hi),
+                _ => (0, 0),
+            }),
+            _ => None,
+        }
     }
 
     /// The one interface per router that `FleetPorts` keeps.
@@ -328,9 +344,15 @@ fn add_raw_sums(
     }
     let mut sums = RouterSums::default();
     match scope {
-        SumScope::Fleet | SumScope::FleetPorts(_) => {
+        SumScope::Fleet => {
             let mut st = conn.prepare_cached(RAW_ROWS_SQL).map_err(db_err)?;
-            sums.add_rows(&mut st, params![lo, hi], false, scope.only())?;
+            sums.add_rows(&mut st, params![lo, hi], false, None)?;
+        }
+        SumScope::FleetPorts(_) | SumScope::Routers(..) => {
+            let (after, last) = scope.ids().unwrap_or((0, 0));
+            let sql = format!("{RAW_ROWS_SQL} WHERE r.id > ?3 AND r.id <= ?4");
+            let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+            sums.add_rows(&mut st, params![lo, hi, after, last], false, scope.only())?;
         }
         SumScope::Router(id) => {
             let mut st = conn.prepare_cached(RAW_ROUTER_ROWS_SQL).map_err(db_err)?;
@@ -345,24 +367,57 @@ fn add_raw_sums(
     Ok(())
 }
 
-/// Adds the rollup rows of every router with `bucket_start_ms` in `[lo, hi]` of `table` into
-/// `acc`: one primary-key range (the rollups are clustered by bucket).
+/// Adds the rollup rows of the scope's routers with `bucket_start_ms` in `[lo, hi]` of `table`
+/// into `acc`: every router: one primary-key range (the rollups are clustered by bucket); an
+/// id range ([`SumScope::ids`]): one primary-key range per bucket ([`ROLLUP_IDS_SQL`]), so a
+/// page of routers reads its own rows only.
 fn add_rollup_range(
     conn: &Connection,
     table: &str,
     lo: i64,
     hi: i64,
-    only: Option<&HashMap<i64, String>>,
+    scope: SumScope<'_>,
     acc: &mut RouterSums,
 ) -> Result<(), ApiError> {
     if lo > hi {
         return Ok(());
     }
-    let mut st = conn
-        .prepare_cached(&ROLLUP_RANGE_SQL.replace("{table}", table))
+    let Some((after, last)) = scope.ids() else {
+        let mut st = conn
+            .prepare_cached(&ROLLUP_RANGE_SQL.replace("{table}", table))
+            .map_err(db_err)?;
+        return acc.add_rows(&mut st, params![lo, hi], true, None);
+    };
+    // Buckets start at whole multiples of their length.
+    let len = if table.ends_with("_1h") {
+        BUCKET_1H_MS
+    } else {
+        BUCKET_5M_MS
+    };
+    // The newest bucket bounds the walk (an open window ends at i64::MAX).
+    let newest: Option<i64> = conn
+        .prepare_cached(&format!("SELECT max(bucket_start_ms) FROM {table}"))
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
         .map_err(db_err)?;
-    acc.add_rows(&mut st, params![lo, hi], true, only)
+    let Some(hi) = newest.map(|n| n.min(hi)) else {
+        return Ok(());
+    };
+    let first = ceil_to(lo, len);
+    if first > hi {
+        return Ok(());
+    }
+    let mut st = conn
+        .prepare_cached(&ROLLUP_IDS_SQL.replace("{table}", table))
+        .map_err(db_err)?;
+    acc.add_rows(&mut st, params![first, hi, after, last, len], true, scope.only())
 }
+
+/// The rollup rows of the buckets starting at ?1, ?1 + ?5, ... up to ?2, of the routers with
+/// `?3 < router_id <= ?4`: one primary-key range `(bucket_start_ms, router_id)` per bucket.
+pub(crate) const ROLLUP_IDS_SQL: &str =
+    "WITH RECURSIVE b(t) AS (SELECT ?1 UNION ALL SELECT t + ?5 FROM b WHERE t + ?5 <= ?2) \
+     SELECT x.router_id, x.name, x.rx_bytes, x.tx_bytes FROM b CROSS JOIN {table} x \
+     ON x.bucket_start_ms = b.t AND x.router_id > ?3 AND x.router_id <= ?4";
 
 /// `v` rounded up to a multiple of `len` (> 0).
 pub(crate) fn ceil_to(v: i64, len: i64) -> i64 {
@@ -461,25 +516,17 @@ pub fn window_sums(
         add_raw_sums(conn, r0.0, r0.1, scope, &mut acc)?;
         add_raw_sums(conn, r1.0, r1.1, scope, &mut acc)?;
         let mut sums = RouterSums::default();
-        add_rollup_range(
-            conn,
-            "interface_rollup_5m",
-            b.0,
-            b.1,
-            scope.only(),
-            &mut sums,
-        )?;
+        add_rollup_range(conn, "interface_rollup_5m", b.0, b.1, scope, &mut sums)?;
         sums.into_sums(&mut acc);
         return Ok(acc);
     }
     let [a, b, c] = rollup_ranges(window, start, end);
     let keys = match scope {
-        SumScope::Fleet | SumScope::FleetPorts(_) => {
-            let only = scope.only();
+        SumScope::Fleet | SumScope::FleetPorts(_) | SumScope::Routers(..) => {
             let mut sums = RouterSums::default();
-            add_rollup_range(conn, "interface_rollup_5m", a.0, a.1, only, &mut sums)?;
-            add_rollup_range(conn, "interface_rollup_1h", b.0, b.1, only, &mut sums)?;
-            add_rollup_range(conn, "interface_rollup_5m", c.0, c.1, only, &mut sums)?;
+            add_rollup_range(conn, "interface_rollup_5m", a.0, a.1, scope, &mut sums)?;
+            add_rollup_range(conn, "interface_rollup_1h", b.0, b.1, scope, &mut sums)?;
+            add_rollup_range(conn, "interface_rollup_5m", c.0, c.1, scope, &mut sums)?;
             sums.into_sums(&mut acc);
             return Ok(acc);
         }
@@ -520,9 +567,8 @@ pub fn window_totals(
     window: Window,
     start: i64,
     end: i64,
-    router: Option<i64>,
+    scope: SumScope<'_>,
 ) -> Result<Totals, ApiError> {
-    let scope = router.map_or(SumScope::Fleet, SumScope::Router);
     Ok(window_sums(conn, window, start, end, scope)?
         .into_iter()
         .map(|(k, s)| (k, (s.rx, s.tx)))

@@ -21,7 +21,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{path, query};
+use super::paging::{bounds, paged_json, PageBounds, PageQuery};
 use super::readpool::db_err;
 use super::times::{human_age, iso_utc};
 use super::{require_role, with_read, ApiError, ApiState};
@@ -445,6 +447,22 @@ pub struct MetricsQuery {
     pub metrics: Option<String>,
 }
 
+/// Query of `GET /peers`: `metrics` and the page.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PeersQuery {
+    /// `true` or `false` (default `true`).
+    #[param(schema_with = super::openapi::pattern::flag)]
+    pub metrics: Option<String>,
+    /// Routers per page (default 100; above 1000 means 1000).
+    #[param(schema_with = super::paging::limit_schema)]
+    pub limit: Option<String>,
+    /// The cursor of the next page, from the previous page's `X-Next-Cursor` header (or its
+    /// `Link` rel="next"); absent: the first page.
+    #[param(schema_with = super::paging::cursor_schema)]
+    pub cursor: Option<String>,
+}
+
 /// Parses `hours`: 1..=24, default 1.
 pub fn parse_hours(raw: Option<&str>) -> Result<u32, ApiError> {
     let Some(raw) = raw else { return Ok(1) };
@@ -534,6 +552,8 @@ pub(crate) struct PeerRow {
 #[derive(Debug, Clone, Copy)]
 enum PeerFilter<'a> {
     All,
+    /// The routers of one page (`after < id <= last`).
+    Page(i64, i64),
     Key(&'a str),
     NameOrKey(&'a str),
 }
@@ -567,6 +587,12 @@ fn peer_row(r: &Row<'_>) -> rusqlite::Result<PeerRow> {
 fn latest_peers(conn: &Connection, filter: PeerFilter<'_>) -> Result<Vec<PeerRow>, ApiError> {
     let (sql, arg) = match filter {
         PeerFilter::All => (format!("{LATEST_PEERS_SQL} ORDER BY r.name, w.iface, w.public_key"), None),
+        PeerFilter::Page(after, last) => {
+            let sql = format!("{LATEST_PEERS_SQL} AND r.id > ?1 AND r.id <= ?2 ORDER BY r.name, w.iface, w.public_key");
+            let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
+            let rows = st.query_map([after, last], peer_row).map_err(db_err)?;
+            return rows.collect::<Result<Vec<_>, _>>().map_err(db_err);
+        }
         PeerFilter::Key(k) => (format!("{LATEST_PEERS_SQL} AND w.public_key = ?1 ORDER BY r.name, w.iface"), Some(k)),
         PeerFilter::NameOrKey(n) => (
             format!("{LATEST_PEERS_SQL} AND (w.name = ?1 OR w.public_key = ?1) ORDER BY r.name, w.iface"),
@@ -898,6 +924,19 @@ fn name_rows(conn: &Connection, name: &str) -> Result<(Vec<PeerRow>, usize), Api
     Ok((rows, p))
 }
 
+/// The newest peers of the routers of one page, and the page's next cursor.
+async fn peer_page(
+    state: &ApiState,
+    q: PageQuery,
+) -> Result<(Vec<PeerRow>, Option<String>), ApiError> {
+    let page = q.page()?;
+    with_read(state, move |c| {
+        let b = bounds(c, page).map_err(db_err)?;
+        Ok((latest_peers(c, PeerFilter::Page(b.after, b.last))?, b.next_cursor))
+    })
+    .await
+}
+
 fn pick(rows: &[PeerRow], i: usize) -> Result<&PeerRow, ApiError> {
     rows.get(i)
         .ok_or_else(|| ApiError::internal("peer lookup failed"))
@@ -958,23 +997,28 @@ pub async fn health(State(state): State<ApiState>) -> Json<WgHealth> {
     operation_id = "wg_metrics_peers",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "One entry per router, interface and peer", body = WgPeerList),
+        (status = 200, description = "One entry per router, interface and peer. One page of routers in router id order (`limit`, default 100, at most 1000; `cursor`): the next page's cursor is in the `X-Next-Cursor` and `Link` (rel=\"next\") headers, absent on the last page; `count` is the entries of this page", body = WgPeerList),
+        (status = 400, description = "Bad limit or cursor"),
         (status = 401, description = "Missing or unknown API key"),
     )
 )]
 pub async fn metrics_peers(
     State(state): State<ApiState>,
     headers: HeaderMap,
-) -> Result<Json<WgPeerList>, ApiError> {
+    uri: Uri,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let now = crate::clock::unix_now();
-    let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
+    let (rows, next) = peer_page(&state, query(q)?).await?;
     let peers: Vec<WgPeerStats> = rows.iter().map(|r| r.stats(now)).collect();
-    Ok(Json(WgPeerList {
+    let body = WgPeerList {
         count: peers.len(),
         peers,
-    }))
+    };
+    Ok(paged_json(&body, &uri, next.as_deref()))
 }
 
 /// Peers whose latest handshake is at most 180 s old.
@@ -984,27 +1028,32 @@ pub async fn metrics_peers(
     operation_id = "wg_metrics_active_peers",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "The active peers", body = WgActivePeerList),
+        (status = 200, description = "The active peers. One page of routers in router id order (`limit`, default 100, at most 1000; `cursor`): the next page's cursor is in the `X-Next-Cursor` and `Link` (rel=\"next\") headers, absent on the last page; `count` is the active peers of this page; a page may hold none while later pages do", body = WgActivePeerList),
+        (status = 400, description = "Bad limit or cursor"),
         (status = 401, description = "Missing or unknown API key"),
     )
 )]
 pub async fn metrics_active_peers(
     State(state): State<ApiState>,
     headers: HeaderMap,
-) -> Result<Json<WgActivePeerList>, ApiError> {
+    uri: Uri,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let now = crate::clock::unix_now();
-    let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
+    let (rows, next) = peer_page(&state, query(q)?).await?;
     let active: Vec<WgPeerStats> = rows
         .iter()
         .filter(|r| is_active(r.latest_handshake, now))
         .map(|r| r.stats(now))
         .collect();
-    Ok(Json(WgActivePeerList {
+    let body = WgActivePeerList {
         count: active.len(),
         active_peers: active,
-    }))
+    };
+    Ok(paged_json(&body, &uri, next.as_deref()))
 }
 
 /// Complete stats of one peer by public key, on every router holding it.
@@ -1044,22 +1093,27 @@ pub async fn metrics_peer(
     operation_id = "wg_metrics_bandwidth",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "Rates of each peer's newest sample", body = WgBandwidthList),
+        (status = 200, description = "Rates of each peer's newest sample. One page of routers in router id order (`limit`, default 100, at most 1000; `cursor`): the next page's cursor is in the `X-Next-Cursor` and `Link` (rel=\"next\") headers, absent on the last page; `count` is the entries of this page", body = WgBandwidthList),
+        (status = 400, description = "Bad limit or cursor"),
         (status = 401, description = "Missing or unknown API key"),
     )
 )]
 pub async fn metrics_bandwidth(
     State(state): State<ApiState>,
     headers: HeaderMap,
-) -> Result<Json<WgBandwidthList>, ApiError> {
+    uri: Uri,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
+    let (rows, next) = peer_page(&state, query(q)?).await?;
     let bandwidth: Vec<WgPeerBandwidth> = rows.iter().map(PeerRow::bandwidth).collect();
-    Ok(Json(WgBandwidthList {
+    let body = WgBandwidthList {
         count: bandwidth.len(),
         bandwidth,
-    }))
+    };
+    Ok(paged_json(&body, &uri, next.as_deref()))
 }
 
 /// Current bandwidth of one peer by public key.
@@ -1138,28 +1192,35 @@ pub async fn metrics_peer_history(
     operation_id = "wg_peers",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
-    params(MetricsQuery),
+    params(PeersQuery),
     responses(
-        (status = 200, description = "One entry per router, interface and peer", body = WgPeersResponse),
-        (status = 400, description = "metrics is not true or false"),
+        (status = 200, description = "One entry per router, interface and peer. One page of routers in router id order (`limit`, default 100, at most 1000; `cursor`): the next page's cursor is in the `X-Next-Cursor` and `Link` (rel=\"next\") headers, absent on the last page; `count` and `summary` count the peers of this page (fleet-wide: `/api/metrics/summary`)", body = WgPeersResponse),
+        (status = 400, description = "metrics is not true or false, or a bad limit or cursor"),
         (status = 401, description = "Missing or unknown API key"),
     )
 )]
 pub async fn peers(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    q: Result<Query<MetricsQuery>, QueryRejection>,
-) -> Result<Json<WgPeersResponse>, ApiError> {
+    uri: Uri,
+    q: Result<Query<PeersQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let with_metrics = parse_flag(query(q)?.metrics.as_deref(), true)?;
+    let q = query(q)?;
+    let with_metrics = parse_flag(q.metrics.as_deref(), true)?;
     let now = crate::clock::unix_now();
-    let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let (rows, next) = peer_page(&state, page).await?;
     let peers: Vec<WgPeerEntry> = rows.iter().map(|r| r.entry(now, with_metrics)).collect();
-    Ok(Json(WgPeersResponse {
+    let body = WgPeersResponse {
         count: peers.len(),
         peers,
         summary: counts(&rows, now),
-    }))
+    };
+    Ok(paged_json(&body, &uri, next.as_deref()))
 }
 
 /// One peer by name (its description on the router, or its public key when it has none).
@@ -1272,13 +1333,19 @@ pub async fn peer_metrics(
 /// The stored WireGuard interfaces of every unrevoked router (one primary-key range per router).
 const WG_INTERFACES_SQL: &str =
     "SELECT r.name, r.site, w.name, w.public_key, w.listen_port, w.fwmark \
-     FROM routers r CROSS JOIN wg_interfaces w ON w.router_id = r.id WHERE r.revoked_at IS NULL";
+     FROM routers r CROSS JOIN wg_interfaces w ON w.router_id = r.id WHERE r.revoked_at IS NULL \
+     AND r.id > ?1 AND r.id <= ?2";
 
 /// The WireGuard interfaces of every unrevoked router: its `wg_interfaces` rows (key, port,
 /// fwmark), interfaces of kind `wireguard` in its newest `/proc/net/dev` sample (counters), and
 /// interfaces that only appear through their peers.
-fn server_interfaces(conn: &Connection, now: i64) -> Result<ServerInterfaces, ApiError> {
-    let peers = latest_peers(conn, PeerFilter::All)?;
+fn server_interfaces(
+    conn: &Connection,
+    now: i64,
+    page: &PageBounds,
+) -> Result<ServerInterfaces, ApiError> {
+    let ids = [page.after, page.last];
+    let peers = latest_peers(conn, PeerFilter::Page(page.after, page.last))?;
     // (router name, interface) -> entry; BTreeMap keeps a stable order.
     let mut map: BTreeMap<(String, String), WgServerInterface> = BTreeMap::new();
     let blank = |router: &str, site: Option<String>, iface: &str| WgServerInterface {
@@ -1294,7 +1361,7 @@ fn server_interfaces(conn: &Connection, now: i64) -> Result<ServerInterfaces, Ap
         tx_bytes: None,
     };
     let mut st = conn.prepare_cached(WG_INTERFACES_SQL).map_err(db_err)?;
-    let mut rows = st.query([]).map_err(db_err)?;
+    let mut rows = st.query(ids).map_err(db_err)?;
     let mut stored = 0usize;
     while let Some(r) = rows.next().map_err(db_err)? {
         let router: String = r.get(0).map_err(db_err)?;
@@ -1318,10 +1385,10 @@ fn server_interfaces(conn: &Connection, now: i64) -> Result<ServerInterfaces, Ap
         .prepare_cached(
             "SELECT r.name, r.site, i.name, i.rx_bytes, i.tx_bytes \
              FROM routers r CROSS JOIN interface_samples i ON i.router_id = r.id AND i.ts_ms = r.last_report_ms \
-             WHERE r.revoked_at IS NULL AND i.kind = 'wireguard'",
+             WHERE r.revoked_at IS NULL AND i.kind = 'wireguard' AND r.id > ?1 AND r.id <= ?2",
         )
         .map_err(db_err)?;
-    let mut rows = st.query([]).map_err(db_err)?;
+    let mut rows = st.query(ids).map_err(db_err)?;
     while let Some(r) = rows.next().map_err(db_err)? {
         let router: String = r.get(0).map_err(db_err)?;
         let iface: String = r.get(2).map_err(db_err)?;
@@ -1401,19 +1468,28 @@ impl ServerInterfaces {
     operation_id = "wg_server_info",
     tag = "wireguard",
     security(("api_key" = []), ("bearer" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "Every router's WireGuard interfaces", body = WgServerInfo),
+        (status = 200, description = "Every router's WireGuard interfaces. One page of routers in router id order (`limit`, default 100, at most 1000; `cursor`): the next page's cursor is in the `X-Next-Cursor` and `Link` (rel=\"next\") headers, absent on the last page; `interfaces` and the fields above it (`server_public_key`, `publickey_server_exists`, `wg0_conf_exists`, `existing_peers_count`) describe the routers of this page (fleet-wide peer counts: `/api/metrics/summary`)", body = WgServerInfo),
+        (status = 400, description = "Bad limit or cursor"),
         (status = 401, description = "Missing or unknown API key"),
     )
 )]
 pub async fn server_info(
     State(state): State<ApiState>,
     headers: HeaderMap,
-) -> Result<Json<WgServerInfo>, ApiError> {
+    uri: Uri,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
+    let page = query(q)?.page()?;
     let now = crate::clock::unix_now();
-    let found = with_read(&state, move |c| server_interfaces(c, now)).await?;
-    Ok(Json(found.info()))
+    let (found, next) = with_read(&state, move |c| {
+        let b = bounds(c, page).map_err(db_err)?;
+        Ok((server_interfaces(c, now, &b)?, b.next_cursor))
+    })
+    .await?;
+    Ok(paged_json(&found.info(), &uri, next.as_deref()))
 }
 
 #[cfg(test)]
@@ -1596,10 +1672,19 @@ mod tests {
         c
     }
 
+    /// Every router on one page.
+    fn all() -> PageBounds {
+        PageBounds {
+            after: 0,
+            last: i64::MAX,
+            next_cursor: None,
+        }
+    }
+
     #[test]
     fn server_info_reads_the_stored_interfaces() {
         let c = fleet();
-        let info = server_interfaces(&c, 1000).unwrap().info();
+        let info = server_interfaces(&c, 1000, &all()).unwrap().info();
         type Keyed<'a> = (&'a str, &'a str, Option<&'a str>, Option<u16>, Option<u32>);
         let by_name: Vec<Keyed<'_>> = info
             .interfaces
@@ -1646,7 +1731,7 @@ mod tests {
              VALUES (2, 'wg0', 'otherkey', 51821, NULL, 0, 100)",
         )
         .unwrap();
-        let info = server_interfaces(&c, 1000).unwrap().info();
+        let info = server_interfaces(&c, 1000, &all()).unwrap().info();
         assert_eq!(info.server_public_key, None);
         assert_eq!(info.publickey_server_exists, Some(true));
         assert_eq!(info.interfaces[0].listen_port, Some(51821));
@@ -1655,10 +1740,10 @@ mod tests {
         // wg0 without keys: false (wg1's key does not count); no stored interface: unknown.
         c.execute_batch("UPDATE wg_interfaces SET public_key = NULL WHERE name = 'wg0'")
             .unwrap();
-        let info = server_interfaces(&c, 1000).unwrap().info();
+        let info = server_interfaces(&c, 1000, &all()).unwrap().info();
         assert_eq!(info.publickey_server_exists, Some(false));
         c.execute_batch("DELETE FROM wg_interfaces").unwrap();
-        let info = server_interfaces(&c, 1000).unwrap().info();
+        let info = server_interfaces(&c, 1000, &all()).unwrap().info();
         assert_eq!(info.publickey_server_exists, None);
         assert_eq!(info.server_public_key, None);
         assert_eq!(
@@ -1671,7 +1756,7 @@ mod tests {
     #[test]
     fn stored_interfaces_are_read_without_a_table_scan() {
         let c = empty_db();
-        let p = plan(&c, WG_INTERFACES_SQL, 0);
+        let p = plan(&c, WG_INTERFACES_SQL, 2);
         assert!(
             p.contains("SEARCH w USING PRIMARY KEY (router_id=?)"),
             "{p}"
