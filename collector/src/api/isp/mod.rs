@@ -18,7 +18,7 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
@@ -30,6 +30,7 @@ use super::envelope::{
     flat, isp_error, stamped, ErrorEnvelope, FlatEnvelope, RateLimitEnvelope, StampedEnvelope,
 };
 use super::fleet::{self, RouterFacts};
+use super::paging::{self, Page, PageBounds};
 use super::{readpool, require_role, with_read, ApiError, ApiState};
 use crate::pki::tokens::Role;
 use crate::store::{bucket_start, BUCKET_1H_MS};
@@ -147,15 +148,42 @@ fn documented() -> Vec<(&'static str, MethodRouter<ApiState>)> {
         ("/api/bandwidth/monitoring/quality", get(bandwidth::quality)),
         ("/api/bandwidth/health", get(bandwidth::health)),
         // Router configuration, each a fleet action (uci_writes).
-        ("/api/mikrotik/hotspot/authorize", post(uci_writes::hotspot_authorize)),
-        ("/api/mikrotik/hotspot/deauthorize", post(uci_writes::hotspot_deauthorize)),
-        ("/api/mikrotik/hotspot/server/configure", post(uci_writes::hotspot_configure)),
-        ("/api/mikrotik/pppoe/secret/create", post(uci_writes::pppoe_secret_create)),
-        ("/api/mikrotik/pppoe/secret/remove", post(uci_writes::pppoe_secret_remove)),
-        ("/api/mikrotik/pppoe/server/configure", post(uci_writes::pppoe_server_configure)),
-        ("/api/mikrotik/bridge/create", post(uci_writes::bridge_create)),
-        ("/api/mikrotik/bridge/add-port", post(uci_writes::bridge_add_port)),
-        ("/api/mikrotik/network/setup", post(uci_writes::network_setup)),
+        (
+            "/api/mikrotik/hotspot/authorize",
+            post(uci_writes::hotspot_authorize),
+        ),
+        (
+            "/api/mikrotik/hotspot/deauthorize",
+            post(uci_writes::hotspot_deauthorize),
+        ),
+        (
+            "/api/mikrotik/hotspot/server/configure",
+            post(uci_writes::hotspot_configure),
+        ),
+        (
+            "/api/mikrotik/pppoe/secret/create",
+            post(uci_writes::pppoe_secret_create),
+        ),
+        (
+            "/api/mikrotik/pppoe/secret/remove",
+            post(uci_writes::pppoe_secret_remove),
+        ),
+        (
+            "/api/mikrotik/pppoe/server/configure",
+            post(uci_writes::pppoe_server_configure),
+        ),
+        (
+            "/api/mikrotik/bridge/create",
+            post(uci_writes::bridge_create),
+        ),
+        (
+            "/api/mikrotik/bridge/add-port",
+            post(uci_writes::bridge_add_port),
+        ),
+        (
+            "/api/mikrotik/network/setup",
+            post(uci_writes::network_setup),
+        ),
     ]
 }
 
@@ -466,6 +494,66 @@ isp_query! {
     NoQuery {}
 }
 
+/// `limit` of a paged route's query (see [`Params::page`]).
+pub fn page_limit(p: &Params) -> Result<usize, IspError> {
+    p.page().map(|g| g.limit)
+}
+
+/// `cursor` of a paged route's query: the router id the page starts after.
+pub fn page_after(p: &Params) -> Result<i64, IspError> {
+    p.page().map(|g| g.after)
+}
+
+isp_query! {
+    /// The query of a paged route without other parameters.
+    PageQuery {
+        limit: usize = page_limit,
+        cursor: i64 = page_after,
+    }
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Page {
+        Page {
+            after: self.cursor,
+            limit: self.limit,
+        }
+    }
+}
+
+/// `resp` with the next page named in its headers (`paging::set_next_headers`).
+pub fn with_next(resp: impl IntoResponse, uri: &Uri, next: Option<&str>) -> Response {
+    let mut resp = resp.into_response();
+    paging::set_next_headers(&mut resp, uri, next);
+    resp
+}
+
+/// The page a route with a `device` parameter answers: none when a device is named (its one
+/// router is the answer), else the router id range of `page`.
+pub async fn device_page(
+    state: &ApiState,
+    device: &Option<String>,
+    page: Page,
+) -> Result<Option<PageBounds>, IspError> {
+    match device {
+        Some(_) => Ok(None),
+        None => page_bounds(state, page).await.map(Some),
+    }
+}
+
+/// The routers such a route answers: the named device, else the page's routers.
+pub fn device_or_page(
+    conn: &Connection,
+    device: Option<&str>,
+    page: Option<&PageBounds>,
+) -> Result<Vec<RouterFacts>, IspError> {
+    match (device_filter(conn, device)?, page) {
+        (Some(r), _) => Ok(vec![r]),
+        (None, Some(b)) => routers_in(conn, b),
+        (None, None) => all_routers(conn),
+    }
+}
+
 /// Cuts user input for echoing it in an error message.
 fn echo(s: &str) -> String {
     let mut out: String = s.chars().take(40).collect();
@@ -501,6 +589,12 @@ impl Params {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The page named by `limit` and `cursor` (see `paging`): 400 when either is bad.
+    pub fn page(&self) -> Result<Page, IspError> {
+        Page::parse(self.raw("limit"), self.raw("cursor"))
+            .map_err(|e| IspError::bad_request(e.to_string()))
     }
 
     /// An integer parameter in `min..=max`, `default` when absent.
@@ -612,6 +706,16 @@ pub fn all_routers(conn: &Connection) -> Result<Vec<RouterFacts>, IspError> {
     fleet::load_router_facts(conn).map_err(db)
 }
 
+/// The routers of one page (see `paging::bounds`), by name.
+pub fn routers_in(conn: &Connection, b: &PageBounds) -> Result<Vec<RouterFacts>, IspError> {
+    fleet::load_router_facts_in(conn, b.after, b.last).map_err(db)
+}
+
+/// The router id range `page` covers (read before a paged answer, so its cache key names it).
+pub async fn page_bounds(state: &ApiState, page: Page) -> Result<PageBounds, IspError> {
+    read(state, move |c| paging::bounds(c, page).map_err(db)).await
+}
+
 /// The router called `name` (case-insensitive), or 404.
 pub fn router_by_name(conn: &Connection, name: &str) -> Result<RouterFacts, IspError> {
     fleet::router_facts_by_name(conn, name)
@@ -662,32 +766,38 @@ pub fn lease_for_mac(
     Ok(row.unwrap_or_default())
 }
 
-/// Every lease with a MAC, loaded once for routes that look up many stations (one pass over
-/// `leases`, a current-state table, instead of a lookup per station).
+/// The leases of many MACs, loaded once for routes that look up many stations (one indexed
+/// lookup per distinct MAC of a page's stations, instead of one per station).
 #[derive(Debug, Default)]
 pub struct LeaseBook {
     /// MAC -> (router id, lease, updated_ms)
     by_mac: std::collections::HashMap<String, Vec<(i64, LeaseInfo, i64)>>,
 }
 
-const ALL_LEASES_SQL: &str =
-    "SELECT router_id, mac, ip, hostname, updated_ms FROM leases WHERE mac IS NOT NULL";
+const MAC_LEASES_SQL: &str =
+    "SELECT router_id, ip, hostname, updated_ms FROM leases WHERE mac = ?1";
 
 impl LeaseBook {
-    pub fn load(conn: &Connection) -> Result<LeaseBook, IspError> {
-        let mut st = conn.prepare_cached(ALL_LEASES_SQL).map_err(db)?;
-        let mut rows = st.query([]).map_err(db)?;
+    /// The leases of every MAC of `macs` (lowercase `aa:bb:..`; repeats are read once).
+    pub fn for_macs<'a>(
+        conn: &Connection,
+        macs: impl IntoIterator<Item = &'a str>,
+    ) -> Result<LeaseBook, IspError> {
+        let mut st = conn.prepare_cached(MAC_LEASES_SQL).map_err(db)?;
         let mut book = LeaseBook::default();
-        while let Some(r) = rows.next().map_err(db)? {
-            let lease = LeaseInfo {
-                ip: r.get(2).map_err(db)?,
-                hostname: r.get(3).map_err(db)?,
-            };
-            book.by_mac.entry(r.get(1).map_err(db)?).or_default().push((
-                r.get(0).map_err(db)?,
-                lease,
-                r.get(4).map_err(db)?,
-            ));
+        for mac in macs {
+            if book.by_mac.contains_key(mac) {
+                continue;
+            }
+            let list = book.by_mac.entry(mac.to_string()).or_default();
+            let mut rows = st.query([mac]).map_err(db)?;
+            while let Some(r) = rows.next().map_err(db)? {
+                let lease = LeaseInfo {
+                    ip: r.get(1).map_err(db)?,
+                    hostname: r.get(2).map_err(db)?,
+                };
+                list.push((r.get(0).map_err(db)?, lease, r.get(3).map_err(db)?));
+            }
         }
         Ok(book)
     }
@@ -825,6 +935,7 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
             format!("{} WHERE r.name = ?1", fleet::ROUTER_FACTS_SQL),
         ),
         ("lease", LEASE_SQL.to_string()),
+        ("mac_leases", MAC_LEASES_SQL.to_string()),
         ("mac_seen", MAC_SEEN_SQL.to_string()),
         ("hostname", HOSTNAME_SQL.to_string()),
         ("totals_fleet", totals_sql(&Scope::Fleet)),
