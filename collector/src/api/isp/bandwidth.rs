@@ -1399,8 +1399,7 @@ pub async fn quality(
                     Some(t) if t < last_ts => stations_at(c, r.id, t)?,
                     _ => Vec::new(),
                 };
-                let link =
-                    crate::api::fleet::probe_figures(c, Some(r.id), start, now).map_err(db)?;
+                let link = crate::api::fleet::probe_figures(c, Some(r.id), start, now).map_err(db)?;
                 for s in last {
                     let before = first.iter().find(|f| f.mac == s.mac && f.iface == s.iface);
                     let counters = window_counters(before, &s, window);

@@ -148,42 +148,15 @@ fn documented() -> Vec<(&'static str, MethodRouter<ApiState>)> {
         ("/api/bandwidth/monitoring/quality", get(bandwidth::quality)),
         ("/api/bandwidth/health", get(bandwidth::health)),
         // Router configuration, each a fleet action (uci_writes).
-        (
-            "/api/mikrotik/hotspot/authorize",
-            post(uci_writes::hotspot_authorize),
-        ),
-        (
-            "/api/mikrotik/hotspot/deauthorize",
-            post(uci_writes::hotspot_deauthorize),
-        ),
-        (
-            "/api/mikrotik/hotspot/server/configure",
-            post(uci_writes::hotspot_configure),
-        ),
-        (
-            "/api/mikrotik/pppoe/secret/create",
-            post(uci_writes::pppoe_secret_create),
-        ),
-        (
-            "/api/mikrotik/pppoe/secret/remove",
-            post(uci_writes::pppoe_secret_remove),
-        ),
-        (
-            "/api/mikrotik/pppoe/server/configure",
-            post(uci_writes::pppoe_server_configure),
-        ),
-        (
-            "/api/mikrotik/bridge/create",
-            post(uci_writes::bridge_create),
-        ),
-        (
-            "/api/mikrotik/bridge/add-port",
-            post(uci_writes::bridge_add_port),
-        ),
-        (
-            "/api/mikrotik/network/setup",
-            post(uci_writes::network_setup),
-        ),
+        ("/api/mikrotik/hotspot/authorize", post(uci_writes::hotspot_authorize)),
+        ("/api/mikrotik/hotspot/deauthorize", post(uci_writes::hotspot_deauthorize)),
+        ("/api/mikrotik/hotspot/server/configure", post(uci_writes::hotspot_configure)),
+        ("/api/mikrotik/pppoe/secret/create", post(uci_writes::pppoe_secret_create)),
+        ("/api/mikrotik/pppoe/secret/remove", post(uci_writes::pppoe_secret_remove)),
+        ("/api/mikrotik/pppoe/server/configure", post(uci_writes::pppoe_server_configure)),
+        ("/api/mikrotik/bridge/create", post(uci_writes::bridge_create)),
+        ("/api/mikrotik/bridge/add-port", post(uci_writes::bridge_add_port)),
+        ("/api/mikrotik/network/setup", post(uci_writes::network_setup)),
     ]
 }
 

@@ -47,11 +47,7 @@ fn params_check_names_bounds_and_types() {
     assert_eq!(p.int("minutes", 60, 1, 180).unwrap(), 60);
     // Text is checked as the OpenAPI pattern states it: before trimming, so U+0085 (white
     // space and a control character) is a 400, not an empty (absent) filter; blanks are absent.
-    let p = params(
-        &[("device", "\u{85}"), ("username", " \t")],
-        &["device", "username"],
-    )
-    .unwrap();
+    let p = params(&[("device", "\u{85}"), ("username", " \t")], &["device", "username"]).unwrap();
     assert!(p.text("device").is_err());
     assert!(p.text("username").is_err());
     let p = params(&[("device", "  ")], &["device"]).unwrap();
