@@ -961,6 +961,12 @@ fn main() {
     let mut route_list = routes(&o);
     if !o.only.is_empty() {
         route_list.retain(|r| o.only.contains(r));
+        // A route with a query of its own (`/api/openwrt?limit=1000`) is measured as given.
+        for r in &o.only {
+            if r.contains('?') && !route_list.contains(r) {
+                route_list.push(r.clone());
+            }
+        }
     }
     // serve() uses the default rate limit (20/s, burst 100 per key): one admin key per route keeps
     // each route's batch inside the burst.
