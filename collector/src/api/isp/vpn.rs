@@ -265,6 +265,9 @@ pub struct VpnHealth {
 const SESSION_COLS: &str = "o.router_id, o.ts_ms, o.instance, o.common_name, o.real_address, o.virtual_address, \
      o.virtual_ipv6, o.rx_bytes, o.tx_bytes, o.connected_since, o.username, o.cipher, o.rx_bps, o.tx_bps";
 
+/// A session with its router id, sample time and connect time.
+type Sighting = (i64, i64, Option<i64>, VpnSession);
+
 /// A session row read with [`SESSION_COLS`], before the router name is known.
 struct SessionRow {
     router_id: i64,
@@ -302,11 +305,7 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
 
 impl SessionRow {
     /// (router id, sample time, connect time, session).
-    fn finish(
-        mut self,
-        routers: &HashMap<i64, RouterFacts>,
-        now: i64,
-    ) -> (i64, i64, Option<i64>, VpnSession) {
+    fn finish(mut self, routers: &HashMap<i64, RouterFacts>, now: i64) -> Sighting {
         let router = routers.get(&self.router_id);
         self.session.device_name = router.map(|r| r.name.clone()).unwrap_or_default();
         self.session.is_connected =
@@ -445,7 +444,7 @@ fn last_sighting(
     routers: &HashMap<i64, RouterFacts>,
     common_name: &str,
     now: i64,
-) -> Result<Vec<(i64, i64, Option<i64>, VpnSession)>, IspError> {
+) -> Result<Vec<Sighting>, IspError> {
     let mut st = conn.prepare_cached(&last_sighting_sql()).map_err(db)?;
     let rows = st.query_map([common_name], session_row).map_err(db)?;
     let mut out = Vec::new();
