@@ -110,10 +110,12 @@ const STATIONS_SQL: &str = "SELECT r.id, r.name, r.site, s.iface, s.mac, s.ssid,
      FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
      WHERE r.id > ?1 AND r.id <= ?2 AND r.revoked_at IS NULL ORDER BY r.name, s.iface, s.mac";
 
-/// The leases of a MAC held by non-revoked routers, with each router's site (`leases_mac`
-/// lookup, once per distinct MAC of the page).
-const LEASES_SQL: &str = "SELECT lr.site, l.router_id, l.ip, l.hostname, l.expires FROM leases l \
-     CROSS JOIN routers lr ON lr.id = l.router_id WHERE l.mac = ?1 AND lr.revoked_at IS NULL";
+/// The leases held by non-revoked routers of the MACs of the page's stations, with each
+/// router's site: one statement (`leases_mac` probes inside SQLite, once per distinct MAC).
+const LEASES_SQL: &str = "SELECT lr.site, l.mac, l.router_id, l.ip, l.hostname, l.expires FROM leases l \
+     CROSS JOIN routers lr ON lr.id = l.router_id WHERE lr.revoked_at IS NULL AND l.mac IN \
+     (SELECT s.mac FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
+      AND s.ts_ms = r.last_report_ms WHERE r.id > ?1 AND r.id <= ?2 AND r.revoked_at IS NULL)";
 
 /// A lease found for a station.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,34 +143,30 @@ fn best_lease(leases: &[Lease], own: i64) -> Option<&Lease> {
     })
 }
 
-/// Leases by MAC, then site (None: routers without a site), read once per MAC.
+/// Leases by MAC, then site (None: routers without a site).
 type LeaseIndex = HashMap<String, HashMap<Option<String>, Vec<Lease>>>;
 
-/// The leases of `mac` by site (from `index`, else read into it).
-fn leases_of<'a>(
-    conn: &Connection,
-    index: &'a mut LeaseIndex,
-    mac: &str,
-) -> Result<&'a HashMap<Option<String>, Vec<Lease>>, ApiError> {
-    if !index.contains_key(mac) {
-        let mut st = conn.prepare_cached(LEASES_SQL).map_err(db_err)?;
-        let mut rows = st.query([mac]).map_err(db_err)?;
-        let mut by_site: HashMap<Option<String>, Vec<Lease>> = HashMap::new();
-        while let Some(r) = rows.next().map_err(db_err)? {
-            let lease = Lease {
-                router_id: r.get(1).map_err(db_err)?,
-                ip: r.get(2).map_err(db_err)?,
-                hostname: r.get(3).map_err(db_err)?,
-                expires: r.get(4).map_err(db_err)?,
-            };
-            by_site
-                .entry(r.get(0).map_err(db_err)?)
-                .or_default()
-                .push(lease);
-        }
-        index.insert(mac.to_string(), by_site);
+/// The leases of the MACs of the page's stations (see [`LEASES_SQL`]).
+fn load_leases(conn: &Connection, page: &PageBounds) -> Result<LeaseIndex, ApiError> {
+    let mut st = conn.prepare_cached(LEASES_SQL).map_err(db_err)?;
+    let mut rows = st.query(params![page.after, page.last]).map_err(db_err)?;
+    let mut out: LeaseIndex = HashMap::new();
+    while let Some(r) = rows.next().map_err(db_err)? {
+        let site: Option<String> = r.get(0).map_err(db_err)?;
+        let mac: String = r.get(1).map_err(db_err)?;
+        let lease = Lease {
+            router_id: r.get(2).map_err(db_err)?,
+            ip: r.get(3).map_err(db_err)?,
+            hostname: r.get(4).map_err(db_err)?,
+            expires: r.get(5).map_err(db_err)?,
+        };
+        out.entry(mac)
+            .or_default()
+            .entry(site)
+            .or_default()
+            .push(lease);
     }
-    Ok(&index[mac])
+    Ok(out)
 }
 
 /// One client in the tool's shape plus the raw values. Fields are in alphabetical order, the
@@ -225,7 +223,7 @@ pub fn openwrt_body(conn: &Connection, page: &PageBounds) -> Result<Bytes, ApiEr
             ssids.insert(ssid_key(Some(&s.map_err(db_err)?)));
         }
     }
-    let mut leases = LeaseIndex::new();
+    let leases = load_leases(conn, page)?;
     let mut by_ssid: BTreeMap<String, Vec<Client>> = BTreeMap::new();
     let mut total = 0usize;
     let mut st = conn.prepare_cached(STATIONS_SQL).map_err(db_err)?;
@@ -240,8 +238,9 @@ pub fn openwrt_body(conn: &Connection, page: &PageBounds) -> Result<Bytes, ApiEr
         let rx = row.get::<_, Option<i64>>(6).map_err(db_err)?.map(to_u64);
         let tx = row.get::<_, Option<i64>>(7).map_err(db_err)?.map(to_u64);
         let connected = row.get::<_, Option<i64>>(8).map_err(db_err)?.map(to_u64);
-        let lease = leases_of(conn, &mut leases, &mac)?
-            .get(&site)
+        let lease = leases
+            .get(mac.as_str())
+            .and_then(|m| m.get(&site))
             .and_then(|l| best_lease(l, rid));
         let ip = lease.map(|l| l.ip.clone());
         let hostname = lease
@@ -400,7 +399,7 @@ mod tests {
         assert_no_big_scan(&plan(&c, SSIDS_SQL, 2));
         assert_no_big_scan(&plan(&c, ROUTERS_SQL, 2));
         // A MAC's leases by index, each joined to its router by primary key.
-        let p = plan(&c, LEASES_SQL, 1);
+        let p = plan(&c, LEASES_SQL, 2);
         assert!(
             p.contains("USING INDEX leases_mac") || p.contains("USING COVERING INDEX leases_mac"),
             "{p}"

@@ -917,13 +917,13 @@ pub fn active_users_of(
     routers: &[RouterFacts],
     now: i64,
 ) -> Result<ActiveUsers, IspError> {
-    // Several routers (a page of the fleet): the leases of their stations' MACs in one book
-    // instead of a lookup per station...
+    // Several routers (a page of the fleet): the leases of their stations' MACs read with one
+    // statement instead of a lookup per station...
     let fleet = routers.len() > 1;
     // ... and one statement over their id range for their newest stations instead of one per router.
     let mut fleet_stations: HashMap<i64, Vec<StationRow>> = HashMap::new();
+    let span = id_span(routers.iter().map(|r| r.id));
     if fleet {
-        let span = id_span(routers.iter().map(|r| r.id));
         let mut st = c.prepare_cached(&all_stations_sql()).map_err(db)?;
         let mut rows = st.query(params![span.0, span.1]).map_err(db)?;
         while let Some(row) = rows.next().map_err(db)? {
@@ -932,8 +932,7 @@ pub fn active_users_of(
         }
     }
     let book = if fleet {
-        let macs = fleet_stations.values().flatten().map(|s| s.mac.as_str());
-        Some(super::LeaseBook::for_macs(c, macs)?)
+        Some(super::LeaseBook::for_page(c, span)?)
     } else {
         None
     };

@@ -749,8 +749,33 @@ pub struct LeaseBook {
 
 const MAC_LEASES_SQL: &str =
     "SELECT router_id, ip, hostname, updated_ms FROM leases WHERE mac = ?1";
+/// The leases of the MACs of the stations in the newest reports of the routers with
+/// `?1 < id <= ?2` (one page), in one statement (`leases_mac` probes inside SQLite).
+const PAGE_LEASES_SQL: &str = "SELECT router_id, ip, hostname, updated_ms, mac FROM leases WHERE mac IN \
+     (SELECT s.mac FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
+      AND s.ts_ms = r.last_report_ms WHERE r.id > ?1 AND r.id <= ?2)";
 
 impl LeaseBook {
+    /// The leases of every station MAC of the newest reports of the routers in the id range
+    /// `span` (`paging::id_span`), read with one statement.
+    pub fn for_page(conn: &Connection, span: (i64, i64)) -> Result<LeaseBook, IspError> {
+        let mut st = conn.prepare_cached(PAGE_LEASES_SQL).map_err(db)?;
+        let mut rows = st.query(params![span.0, span.1]).map_err(db)?;
+        let mut book = LeaseBook::default();
+        while let Some(r) = rows.next().map_err(db)? {
+            let lease = LeaseInfo {
+                ip: r.get(1).map_err(db)?,
+                hostname: r.get(2).map_err(db)?,
+            };
+            book.by_mac.entry(r.get(4).map_err(db)?).or_default().push((
+                r.get(0).map_err(db)?,
+                lease,
+                r.get(3).map_err(db)?,
+            ));
+        }
+        Ok(book)
+    }
+
     /// The leases of every MAC of `macs` (lowercase `aa:bb:..`; repeats are read once).
     pub fn for_macs<'a>(
         conn: &Connection,
@@ -909,6 +934,7 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ),
         ("lease", LEASE_SQL.to_string()),
         ("mac_leases", MAC_LEASES_SQL.to_string()),
+        ("page_leases", PAGE_LEASES_SQL.to_string()),
         ("mac_seen", MAC_SEEN_SQL.to_string()),
         ("hostname", HOSTNAME_SQL.to_string()),
         ("totals_fleet", totals_sql(&Scope::Fleet)),
