@@ -112,7 +112,8 @@ const STATIONS_SQL: &str = "SELECT r.id, r.name, r.site, s.iface, s.mac, s.ssid,
 
 /// The leases held by non-revoked routers of the MACs of the page's stations, with each
 /// router's site: one statement (`leases_mac` probes inside SQLite, once per distinct MAC).
-const LEASES_SQL: &str = "SELECT lr.site, l.mac, l.router_id, l.ip, l.hostname, l.expires FROM leases l \
+const LEASES_SQL: &str =
+    "SELECT lr.site, l.mac, l.router_id, l.ip, l.hostname, l.expires FROM leases l \
      CROSS JOIN routers lr ON lr.id = l.router_id WHERE lr.revoked_at IS NULL AND l.mac IN \
      (SELECT s.mac FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
       AND s.ts_ms = r.last_report_ms WHERE r.id > ?1 AND r.id <= ?2 AND r.revoked_at IS NULL)";

@@ -739,16 +739,14 @@ pub fn lease_for_mac(
     Ok(row.unwrap_or_default())
 }
 
-/// The leases of many MACs, loaded once for routes that look up many stations (one indexed
-/// lookup per distinct MAC of a page's stations, instead of one per station).
+/// The leases of many MACs, loaded once for routes that look up many stations (the MACs of a
+/// page's stations, with one statement, instead of a lookup per station).
 #[derive(Debug, Default)]
 pub struct LeaseBook {
     /// MAC -> (router id, lease, updated_ms)
     by_mac: std::collections::HashMap<String, Vec<(i64, LeaseInfo, i64)>>,
 }
 
-const MAC_LEASES_SQL: &str =
-    "SELECT router_id, ip, hostname, updated_ms FROM leases WHERE mac = ?1";
 /// The leases of the MACs of the stations in the newest reports of the routers with
 /// `?1 < id <= ?2` (one page), in one statement (`leases_mac` probes inside SQLite).
 const PAGE_LEASES_SQL: &str = "SELECT router_id, ip, hostname, updated_ms, mac FROM leases WHERE mac IN \
@@ -772,30 +770,6 @@ impl LeaseBook {
                 lease,
                 r.get(3).map_err(db)?,
             ));
-        }
-        Ok(book)
-    }
-
-    /// The leases of every MAC of `macs` (lowercase `aa:bb:..`; repeats are read once).
-    pub fn for_macs<'a>(
-        conn: &Connection,
-        macs: impl IntoIterator<Item = &'a str>,
-    ) -> Result<LeaseBook, IspError> {
-        let mut st = conn.prepare_cached(MAC_LEASES_SQL).map_err(db)?;
-        let mut book = LeaseBook::default();
-        for mac in macs {
-            if book.by_mac.contains_key(mac) {
-                continue;
-            }
-            let list = book.by_mac.entry(mac.to_string()).or_default();
-            let mut rows = st.query([mac]).map_err(db)?;
-            while let Some(r) = rows.next().map_err(db)? {
-                let lease = LeaseInfo {
-                    ip: r.get(1).map_err(db)?,
-                    hostname: r.get(2).map_err(db)?,
-                };
-                list.push((r.get(0).map_err(db)?, lease, r.get(3).map_err(db)?));
-            }
         }
         Ok(book)
     }
@@ -933,7 +907,6 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
             format!("{} WHERE r.name = ?1", fleet::ROUTER_FACTS_SQL),
         ),
         ("lease", LEASE_SQL.to_string()),
-        ("mac_leases", MAC_LEASES_SQL.to_string()),
         ("page_leases", PAGE_LEASES_SQL.to_string()),
         ("mac_seen", MAC_SEEN_SQL.to_string()),
         ("hostname", HOSTNAME_SQL.to_string()),
