@@ -219,6 +219,19 @@ pub fn load_router_facts(conn: &Connection) -> rusqlite::Result<Vec<RouterFacts>
     rows.collect()
 }
 
+/// The routers with `after < id <= last` (one page of `paging::bounds`), by name.
+pub fn load_router_facts_in(
+    conn: &Connection,
+    after: i64,
+    last: i64,
+) -> rusqlite::Result<Vec<RouterFacts>> {
+    let mut st = conn.prepare_cached(&format!(
+        "{ROUTER_FACTS_SQL} WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.name"
+    ))?;
+    let rows = st.query_map(rusqlite::params![after, last], router_facts_from_row)?;
+    rows.collect()
+}
+
 /// The router called `name` (case-insensitive) with its newest report's facts.
 pub fn router_facts_by_name(
     conn: &Connection,

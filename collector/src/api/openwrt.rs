@@ -12,21 +12,27 @@
 //! site form one group), preferring the station's own router, then a lease with a hostname, then
 //! the latest expiry. Like the tool, `hostname` falls back to the IP, then to the MAC. Stations on
 //! interfaces without an SSID (mesh points) are under `unknown_ssid`.
+//!
+//! The answer covers one page of routers (`limit`, `cursor`: see `super::paging`): the uptimes,
+//! SSID counts, `total clients` and `clients` of that page; the next page is named in the
+//! `Link` and `X-Next-Cursor` headers (the document's object has no field for it).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use rusqlite::Connection;
-use serde::Serialize;
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
 
 use super::cache::{self, json_bytes};
-use super::fleet::load_routers;
+use super::extract::bad_query;
 use super::monitor::to_u64;
+use super::paging::{bounds, set_next_headers, Page, PageBounds};
 use super::readpool::db_err;
 use super::{require_role, ApiError, ApiState};
 use crate::pki::tokens::Role;
@@ -88,20 +94,29 @@ pub fn ssid_key(ssid: Option<&str>) -> String {
     }
 }
 
-/// SSIDs of the current wireless interfaces of non-revoked routers (a current-state table).
+/// Names and uptimes of the non-revoked routers with `?1 < id <= ?2` (one page).
+const ROUTERS_SQL: &str =
+    "SELECT name, uptime_s FROM routers WHERE id > ?1 AND id <= ?2 AND revoked_at IS NULL";
+
+/// SSIDs of the current wireless interfaces of the page's non-revoked routers (a current-state
+/// table).
 const SSIDS_SQL: &str =
     "SELECT w.ssid FROM routers r CROSS JOIN wireless_interfaces w ON w.router_id = r.id \
-     WHERE r.revoked_at IS NULL AND w.ssid IS NOT NULL";
+     WHERE r.id > ?1 AND r.id <= ?2 AND r.revoked_at IS NULL AND w.ssid IS NOT NULL";
 
-/// Stations of each non-revoked router's newest report (primary-key range per router).
+/// Stations of the newest report of each of the page's non-revoked routers (primary-key range
+/// per router).
 const STATIONS_SQL: &str = "SELECT r.id, r.name, r.site, s.iface, s.mac, s.ssid, s.rx_bytes, s.tx_bytes, s.connected_s \
      FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
-     WHERE r.revoked_at IS NULL ORDER BY r.name, s.iface, s.mac";
+     WHERE r.id > ?1 AND r.id <= ?2 AND r.revoked_at IS NULL ORDER BY r.name, s.iface, s.mac";
 
-/// Every lease held by a non-revoked router, with that router's site (one pass; grouped by site
-/// and MAC in memory instead of one `leases_mac` lookup per station).
-const LEASES_SQL: &str = "SELECT lr.site, l.mac, l.router_id, l.ip, l.hostname, l.expires FROM leases l \
-     CROSS JOIN routers lr ON lr.id = l.router_id WHERE lr.revoked_at IS NULL AND l.mac IS NOT NULL";
+/// The leases held by non-revoked routers of the MACs of the page's stations, with each
+/// router's site: one statement (`leases_mac` probes inside SQLite, once per distinct MAC).
+const LEASES_SQL: &str =
+    "SELECT lr.site, l.mac, l.router_id, l.ip, l.hostname, l.expires FROM leases l \
+     CROSS JOIN routers lr ON lr.id = l.router_id WHERE lr.revoked_at IS NULL AND l.mac IN \
+     (SELECT s.mac FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
+      AND s.ts_ms = r.last_report_ms WHERE r.id > ?1 AND r.id <= ?2 AND r.revoked_at IS NULL)";
 
 /// A lease found for a station.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,12 +144,13 @@ fn best_lease(leases: &[Lease], own: i64) -> Option<&Lease> {
     })
 }
 
-/// Leases by site (None: routers without a site) and MAC.
-type LeaseIndex = HashMap<Option<String>, HashMap<String, Vec<Lease>>>;
+/// Leases by MAC, then site (None: routers without a site).
+type LeaseIndex = HashMap<String, HashMap<Option<String>, Vec<Lease>>>;
 
-fn load_leases(conn: &Connection) -> Result<LeaseIndex, ApiError> {
+/// The leases of the MACs of the page's stations (see [`LEASES_SQL`]).
+fn load_leases(conn: &Connection, page: &PageBounds) -> Result<LeaseIndex, ApiError> {
     let mut st = conn.prepare_cached(LEASES_SQL).map_err(db_err)?;
-    let mut rows = st.query([]).map_err(db_err)?;
+    let mut rows = st.query(params![page.after, page.last]).map_err(db_err)?;
     let mut out: LeaseIndex = HashMap::new();
     while let Some(r) = rows.next().map_err(db_err)? {
         let site: Option<String> = r.get(0).map_err(db_err)?;
@@ -145,9 +161,9 @@ fn load_leases(conn: &Connection) -> Result<LeaseIndex, ApiError> {
             hostname: r.get(4).map_err(db_err)?,
             expires: r.get(5).map_err(db_err)?,
         };
-        out.entry(site)
+        out.entry(mac)
             .or_default()
-            .entry(mac)
+            .entry(site)
             .or_default()
             .push(lease);
     }
@@ -181,31 +197,38 @@ enum Item {
     Clients(BTreeMap<String, Vec<Client>>),
 }
 
-/// Builds the `/api/openwrt` document, serialized (keys in alphabetical order).
-pub fn openwrt_body(conn: &Connection) -> Result<Bytes, ApiError> {
-    let routers = load_routers(conn)?;
+/// Builds the `/api/openwrt` document of one page of routers, serialized (keys in alphabetical
+/// order).
+pub fn openwrt_body(conn: &Connection, page: &PageBounds) -> Result<Bytes, ApiError> {
+    let range = params![page.after, page.last];
     let mut out: BTreeMap<String, Item> = BTreeMap::new();
-    for r in routers.iter().filter(|r| r.revoked_at.is_none()) {
-        out.insert(
-            format!("{} uptime", r.name),
-            Item::Text(format_secs(r.uptime_s.map(to_u64))),
-        );
+    {
+        let mut st = conn.prepare_cached(ROUTERS_SQL).map_err(db_err)?;
+        let mut rows = st.query(range).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let name: String = r.get(0).map_err(db_err)?;
+            let uptime: Option<i64> = r.get(1).map_err(db_err)?;
+            out.insert(
+                format!("{name} uptime"),
+                Item::Text(format_secs(uptime.map(to_u64))),
+            );
+        }
     }
     let mut ssids: BTreeSet<String> = BTreeSet::new();
     {
         let mut st = conn.prepare_cached(SSIDS_SQL).map_err(db_err)?;
         let rows = st
-            .query_map([], |r| r.get::<_, String>(0))
+            .query_map(range, |r| r.get::<_, String>(0))
             .map_err(db_err)?;
         for s in rows {
             ssids.insert(ssid_key(Some(&s.map_err(db_err)?)));
         }
     }
-    let leases = load_leases(conn)?;
+    let leases = load_leases(conn, page)?;
     let mut by_ssid: BTreeMap<String, Vec<Client>> = BTreeMap::new();
     let mut total = 0usize;
     let mut st = conn.prepare_cached(STATIONS_SQL).map_err(db_err)?;
-    let mut rows = st.query([]).map_err(db_err)?;
+    let mut rows = st.query(range).map_err(db_err)?;
     while let Some(row) = rows.next().map_err(db_err)? {
         let rid: i64 = row.get(0).map_err(db_err)?;
         let router: String = row.get(1).map_err(db_err)?;
@@ -217,8 +240,8 @@ pub fn openwrt_body(conn: &Connection) -> Result<Bytes, ApiError> {
         let tx = row.get::<_, Option<i64>>(7).map_err(db_err)?.map(to_u64);
         let connected = row.get::<_, Option<i64>>(8).map_err(db_err)?.map(to_u64);
         let lease = leases
-            .get(&site)
-            .and_then(|m| m.get(mac.as_str()))
+            .get(mac.as_str())
+            .and_then(|m| m.get(&site))
             .and_then(|l| best_lease(l, rid));
         let ip = lease.map(|l| l.ip.clone());
         let hostname = lease
@@ -255,20 +278,49 @@ pub fn openwrt_body(conn: &Connection) -> Result<Bytes, ApiError> {
     json_bytes(&out)
 }
 
-/// Router uptimes and connected wireless clients grouped by SSID, with hostnames from DHCP.
-#[utoipa::path(get, path = "/api/openwrt", tag = "openwrt",
-    responses((status = 200, description = "Served from the response cache (see `X-Cache`): at most `api_cache_max_age` \
+/// Query of `GET /api/openwrt`: one page of the fleet (see `super::paging`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OpenwrtQuery {
+    /// Routers per page (default 100; above 1000 means 1000); pages are in router id order.
+    #[param(schema_with = super::paging::limit_schema)]
+    pub limit: Option<String>,
+    /// The `X-Next-Cursor` of the previous page (absent: the first page).
+    #[param(schema_with = super::paging::cursor_schema)]
+    pub cursor: Option<String>,
+}
+
+/// Router uptimes and connected wireless clients grouped by SSID, with hostnames from DHCP; a
+/// page of routers at a time.
+#[utoipa::path(get, path = "/api/openwrt", tag = "openwrt", params(OpenwrtQuery),
+    responses((status = 200, description = "One page of routers (`limit`, default 100, in router id order): their uptimes, \
+        the SSID counts, `total clients` and `clients` of that page; the next page is named in the `Link` (rel=\"next\") \
+        and `X-Next-Cursor` headers, absent on the last page. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` \
         (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it. `{\"<router> uptime\": \"3d4h5m\", \"<ssid>\": \"[n]\", \"total clients\": n, \
         \"clients\": {\"<ssid>\": [{hostname, \"rx/tx\", uptime, mac, ip, interface, router, site, rx_bytes, tx_bytes, connected_time}]}}`",
         body = Object),
+              (status = 400, description = "Bad `limit` or `cursor`"),
               (status = 401, description = "Missing or unknown API key")),
     security(("api_key" = [])))]
 pub async fn openwrt_stats(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    uri: Uri,
+    q: Result<Query<OpenwrtQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    cache::cached(&state, "/api/openwrt", "application/json", openwrt_body).await
+    let Query(q) = q.map_err(bad_query)?;
+    let page = Page::parse(q.limit.as_deref(), q.cursor.as_deref())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let b = super::with_read(&state, move |c| bounds(c, page).map_err(db_err)).await?;
+    let key = cache::key("/api/openwrt", &[("page", &b)]);
+    let next = b.next_cursor.clone();
+    let mut resp = cache::cached(&state, &key, "application/json", move |c| {
+        openwrt_body(c, &b)
+    })
+    .await?;
+    set_next_headers(&mut resp, &uri, next.as_deref());
+    Ok(resp)
 }
 
 #[cfg(test)]
@@ -278,7 +330,7 @@ mod tests {
     use serde_json::{json, Value};
 
     fn openwrt_document(c: &Connection) -> Result<Value, ApiError> {
-        let body = openwrt_body(c)?;
+        let body = openwrt_body(c, &bounds(c, Page::default()).unwrap())?;
         serde_json::from_slice(&body).map_err(|e| ApiError::internal(e.to_string()))
     }
 
@@ -344,9 +396,15 @@ mod tests {
     #[test]
     fn queries_use_indexes() {
         let c = empty_db();
-        assert_no_big_scan(&plan(&c, STATIONS_SQL, 0));
-        // One pass over the leases, each joined to its router by primary key.
-        let p = plan(&c, LEASES_SQL, 0);
+        assert_no_big_scan(&plan(&c, STATIONS_SQL, 2));
+        assert_no_big_scan(&plan(&c, SSIDS_SQL, 2));
+        assert_no_big_scan(&plan(&c, ROUTERS_SQL, 2));
+        // A MAC's leases by index, each joined to its router by primary key.
+        let p = plan(&c, LEASES_SQL, 2);
+        assert!(
+            p.contains("USING INDEX leases_mac") || p.contains("USING COVERING INDEX leases_mac"),
+            "{p}"
+        );
         assert!(p.contains("USING INTEGER PRIMARY KEY"), "{p}");
     }
 
@@ -373,7 +431,12 @@ mod tests {
         )
         .unwrap();
         // Byte-exact shape (keys in the order the answer always had).
-        let text = String::from_utf8(openwrt_body(&c).unwrap().to_vec()).unwrap();
+        let text = String::from_utf8(
+            openwrt_body(&c, &bounds(&c, Page::default()).unwrap())
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
         assert!(text.starts_with(r#"{"ap-a uptime":"1d1h1m","ap-b uptime":"1m","ap-c uptime":"N/A","clients":{"home_net":[{"connected_time":5123,"hostname":"tablet","interface":"wlan0","ip":"192.168.1.50","mac":"aa:aa:aa:aa:aa:01","router":"ap-b","rx/tx":"17.4 MB / 2.0 KB","rx_bytes":18234567,"site":"home","tx_bytes":2048,"uptime":"1h25m"}]"#), "{text}");
         let doc = openwrt_document(&c).unwrap();
         assert_eq!(doc["ap-a uptime"], "1d1h1m");

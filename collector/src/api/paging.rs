@@ -256,3 +256,41 @@ mod tests {
         assert!(last.headers().get("x-next-cursor").is_none());
     }
 }
+
+/// The `limit` and `cursor` query parameters of a paged route, for routes whose handler reads
+/// its query otherwise (the ISP group's `isp_query!`): `params(PageParams, ...)` declares them.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+// Only declares the parameters: the handlers read them with `Page::parse`.
+#[allow(dead_code)]
+pub struct PageParams {
+    /// Routers per page (default 100; above 1000 means 1000); pages are in router id order.
+    #[param(schema_with = limit_schema)]
+    pub limit: Option<String>,
+    /// The `X-Next-Cursor` of the previous page (absent: the first page).
+    #[param(schema_with = cursor_schema)]
+    pub cursor: Option<String>,
+}
+
+/// The `(after, last)` id range covering `ids` (`after < id <= last`): the range a fleet-wide
+/// statement reads when it serves these routers only (a page's routers, or one router).
+/// `(0, 0)` (nothing) without ids.
+pub fn id_span(ids: impl IntoIterator<Item = i64>) -> (i64, i64) {
+    ids.into_iter()
+        .fold(None, |acc: Option<(i64, i64)>, id| {
+            Some(acc.map_or((id, id), |(lo, hi)| (lo.min(id), hi.max(id))))
+        })
+        .map_or((0, 0), |(lo, hi)| (lo.saturating_sub(1), hi))
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::id_span;
+
+    #[test]
+    fn span_covers_exactly_the_ids() {
+        assert_eq!(id_span([5, 2, 9]), (1, 9));
+        assert_eq!(id_span([7]), (6, 7));
+        assert_eq!(id_span([]), (0, 0));
+    }
+}

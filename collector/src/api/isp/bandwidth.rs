@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -22,12 +22,14 @@ use utoipa::ToSchema;
 
 use super::devices::{stations_at, StationRow};
 use super::{
-    all_routers, auth, db, device_filter, isp_query, kbps_to_mbps, lease_for_mac, mbps, mib, ok,
-    push_rows, read, resolve_user, round, router_names, username_of, ErrorEnvelope, IspError,
-    IspResult, LeaseBook, LeaseInfo, NoQuery, Params, RawQuery, StampedEnvelope, StationTotal,
+    all_routers, auth, db, device_filter, device_or_page, device_page, isp_query, kbps_to_mbps,
+    lease_for_mac, mbps, mib, ok, page_after, page_limit, push_rows, read, resolve_user, round,
+    router_names, username_of, with_next, ErrorEnvelope, IspError, IspResult, LeaseInfo, NoQuery,
+    Params, RawQuery, StampedEnvelope, StationTotal,
 };
 use super::{cached_envelope, cached_flat, FlatEnvelope};
 use crate::api::cache;
+use crate::api::paging::{Page, PageParams};
 use crate::api::times::iso_ms_opt;
 use crate::api::ApiState;
 use crate::clock::now_ms;
@@ -690,6 +692,8 @@ isp_query! {
     QualityQuery {
         minutes: i64 = |p: &Params| p.int("minutes", 60, 1, MAX_MINUTES_LONG),
         username: Option<String> = |p: &Params| p.text("username"),
+        limit: usize = page_limit,
+        cursor: i64 = page_after,
     }
 }
 
@@ -1339,10 +1343,12 @@ fn percent(part: i64, whole: i64) -> Option<f64> {
     operation_id = "isp_bandwidth_monitoring_quality", tag = "isp",
     params(
         ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60", minimum = 1, maximum = 1440),
-        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent or empty; at most 253 characters", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
+        ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent or empty (when given, `limit` and `cursor` do not apply: every router is searched); at most 253 characters", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
+        PageParams,
     ),
     responses(
-        (status = 200, description = "Stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<QualityReport>),
+        (status = 200, description = "Stations by device, interface and MAC, of one page of routers without `username` (`limit`, default 100, in router id order; \
+            `summary` describes the page); the next page is named in the `Link` (rel=\"next\") and `X-Next-Cursor` headers, absent on the last page. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<QualityReport>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown user", body = ErrorEnvelope),
@@ -1350,15 +1356,27 @@ fn percent(part: i64, whole: i64) -> Option<f64> {
 pub async fn quality(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    uri: Uri,
     q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let QualityQuery { minutes, username } = QualityQuery::parse(q)?;
+    let QualityQuery {
+        minutes,
+        username,
+        limit,
+        cursor,
+    } = QualityQuery::parse(q)?;
+    let page = Page {
+        after: cursor,
+        limit,
+    };
+    let b = device_page(&state, &username, page).await?;
     let key = cache::key(
         "/api/bandwidth/monitoring/quality",
-        &[("minutes", &minutes), ("username", &username)],
+        &[("minutes", &minutes), ("username", &username), ("page", &b)],
     );
-    cached_envelope(&state, &key, move |c| {
+    let next = b.as_ref().and_then(|b| b.next_cursor.clone());
+    let resp = cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
         let now = now_ms();
         let window = minutes * MINUTE_MS;
@@ -1371,13 +1389,11 @@ pub async fn quality(
             let mut first_ts = c.prepare_cached(FIRST_TS_SQL).map_err(db)?;
             let mut signal = c.prepare_cached(SIGNAL_SQL).map_err(db)?;
             let mut out = Vec::new();
-            // Without a user: every station of the fleet, so one pass over the leases.
-            let book = if user.is_none() {
-                Some(LeaseBook::load(c)?)
-            } else {
-                None
-            };
-            for r in all_routers(c)?.iter().filter(|r| r.connected(now)) {
+            // A user: every router; else the page's routers.
+            for r in device_or_page(c, None, b.as_ref())?
+                .iter()
+                .filter(|r| r.connected(now))
+            {
                 let Some(last_ts) = r.last_report_ms else {
                     continue;
                 };
@@ -1412,10 +1428,7 @@ pub async fn quality(
                     } else {
                         (None, None, None)
                     };
-                    let lease = match &book {
-                        Some(b) => b.get(&s.mac, Some(r.id)),
-                        None => lease_for_mac(c, &s.mac, Some(r.id))?,
-                    };
+                    let lease = lease_for_mac(c, &s.mac, Some(r.id))?;
                     let sig = s.signal_avg_dbm.or(s.signal_dbm);
                     out.push(StationQuality {
                         username: username_of(&s.mac, &lease),
@@ -1484,7 +1497,8 @@ pub async fn quality(
             stations,
         })
     })
-    .await
+    .await?;
+    Ok(with_next(resp, &uri, next.as_deref()))
 }
 
 /// Bandwidth service health (no key needed).

@@ -12,19 +12,21 @@ use std::collections::HashMap;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::cached_envelope;
 use super::{
-    all_routers, auth, db, device_filter, isp_query, kbps_to_mbps, lease_for_mac, mib, ok, ok_flat,
-    path_name, read, resolve_user, router_by_name, station_totals, username_of, ErrorEnvelope,
-    FlatEnvelope, IspError, IspFlatResult, IspResult, NoQuery, Params, RawQuery, RouterFacts,
-    Scope, StampedEnvelope, MAX_IDENTITIES,
+    all_routers, auth, db, device_filter, device_or_page, device_page, isp_query, kbps_to_mbps,
+    lease_for_mac, mib, ok, ok_flat, page_after, page_limit, path_name, read, resolve_user,
+    router_by_name, routers_in, station_totals, username_of, with_next, ErrorEnvelope,
+    FlatEnvelope, IspError, IspResult, NoQuery, PageQuery, Params, RawQuery, RouterFacts, Scope,
+    StampedEnvelope, MAX_IDENTITIES,
 };
 use crate::api::cache;
+use crate::api::paging::{self, id_span, Page, PageParams};
 use crate::api::times::{iso_ms_opt, plain_datetime_s, routeros_uptime};
 use crate::api::ApiState;
 use crate::clock::now_ms;
@@ -415,11 +417,12 @@ fn stations_at_sql() -> String {
     )
 }
 
-/// The stations of every router's newest report, by router and in [`stations_at`] order.
+/// The stations of the newest report of every router with `?1 < id <= ?2`, by router and in
+/// [`stations_at`] order.
 fn all_stations_sql() -> String {
     format!(
         "SELECT {STATION_COLS} FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
-         AND s.ts_ms = r.last_report_ms ORDER BY r.id, s.iface, s.mac"
+         AND s.ts_ms = r.last_report_ms WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.id, s.iface, s.mac"
     )
 }
 
@@ -506,16 +509,20 @@ isp_query! {
 }
 
 isp_query! {
-    /// The query of [`interfaces`].
-    InterfacesQuery {
+    /// The query of [`interfaces`] and [`active_users`]: one device, or a page of the fleet.
+    DeviceOrPageQuery {
         device: Option<String> = |p: &Params| p.text("device"),
+        limit: usize = page_limit,
+        cursor: i64 = page_after,
     }
 }
 
-isp_query! {
-    /// The query of [`active_users`].
-    ActiveUsersQuery {
-        device: Option<String> = |p: &Params| p.text("device"),
+impl DeviceOrPageQuery {
+    fn page(&self) -> Page {
+        Page {
+            after: self.cursor,
+            limit: self.limit,
+        }
     }
 }
 
@@ -526,29 +533,38 @@ isp_query! {
     }
 }
 
-/// List all devices (routers).
+/// List the enrolled routers, a page at a time.
 #[utoipa::path(get, path = "/api/mikrotik/devices",
-    operation_id = "isp_devices", tag = "isp",
+    operation_id = "isp_devices", tag = "isp", params(PageParams),
     responses(
-        (status = 200, description = "Every enrolled router: `{success, devices, total_devices, connected_devices, timestamp}`", body = FlatEnvelope<DeviceList>),
+        (status = 200, description = "One page of the enrolled routers (`limit`, default 100, in router id order; by name within the page): \
+            `{success, devices, total_devices, connected_devices, timestamp}`; the counts describe the page. \
+            The next page is named in the `Link` (rel=\"next\") and `X-Next-Cursor` headers, absent on the last page.", body = FlatEnvelope<DeviceList>),
+        (status = 400, description = "Bad `limit` or `cursor`", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn list(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    uri: Uri,
     q: RawQuery,
-) -> IspFlatResult<DeviceList> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    NoQuery::parse(q)?;
+    let page = PageQuery::parse(q)?.page();
     let now = now_ms();
-    let routers = read(&state, all_routers).await?;
+    let (routers, next) = read(&state, move |c| {
+        let b = paging::bounds(c, page).map_err(db)?;
+        Ok((routers_in(c, &b)?, b.next_cursor))
+    })
+    .await?;
     let devices: Vec<Device> = routers.iter().map(|r| device(r, now)).collect();
     let connected_devices = devices.iter().filter(|d| d.connected).count();
-    ok_flat(DeviceList {
+    let resp = ok_flat(DeviceList {
         total_devices: devices.len(),
         connected_devices,
         devices,
-    })
+    })?;
+    Ok(with_next(resp, &uri, next.as_deref()))
 }
 
 const VPN_LINK_SQL: &str =
@@ -718,48 +734,54 @@ pub async fn current_status(
 const IFACES_SQL: &str = "SELECT name, kind, rx_bytes, tx_bytes, rx_packets, tx_packets, rx_errs, tx_errs, rx_drop, \
      tx_drop, rx_bps, tx_bps FROM interface_samples WHERE router_id = ?1 AND ts_ms = ?2 ORDER BY name";
 
-/// Interface counters of the newest report of each device (or of one).
+/// Interface counters of the newest report of each device of a page (or of one device).
 #[utoipa::path(get, path = "/api/mikrotik/interfaces",
     operation_id = "isp_interfaces", tag = "isp",
-    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")),
+    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all; when given, `limit` and `cursor` do not apply)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"), PageParams),
     responses(
-        (status = 200, description = "Interfaces by device and name. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<InterfaceList>),
-        (status = 400, description = "Bad device name, or `device` given twice", body = ErrorEnvelope),
+        (status = 200, description = "Interfaces by device and name, of one page of routers (`limit`, default 100, in router id order; \
+            `total_interfaces` counts the page); the next page is named in the `Link` (rel=\"next\") and `X-Next-Cursor` headers, absent on the last page. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<InterfaceList>),
+        (status = 400, description = "Bad device name, bad `limit` or `cursor`, or a parameter given twice", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
 pub async fn interfaces(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    uri: Uri,
     q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let InterfacesQuery { device } = InterfacesQuery::parse(q)?;
-    let key = cache::key("/api/mikrotik/interfaces", &[("device", &device)]);
-    cached_envelope(&state, &key, move |c| {
-        let routers = match device_filter(c, device.as_deref())? {
-            Some(r) => vec![r],
-            None => all_routers(c)?,
-        };
-        interfaces_of(c, &routers)
+    let q = DeviceOrPageQuery::parse(q)?;
+    let b = device_page(&state, &q.device, q.page()).await?;
+    let key = cache::key(
+        "/api/mikrotik/interfaces",
+        &[("device", &q.device), ("page", &b)],
+    );
+    let next = b.as_ref().and_then(|b| b.next_cursor.clone());
+    let device = q.device;
+    let resp = cached_envelope(&state, &key, move |c| {
+        interfaces_of(c, &device_or_page(c, device.as_deref(), b.as_ref())?)
     })
-    .await
+    .await?;
+    Ok(with_next(resp, &uri, next.as_deref()))
 }
 
 /// The interfaces of the newest report of each of `routers`.
 pub fn interfaces_of(c: &Connection, routers: &[RouterFacts]) -> Result<InterfaceList, IspError> {
     let fleet = routers.len() > 1;
-    // The whole fleet: two statements (every current wireless interface, every interface
-    // of every newest report) instead of two per router.
+    // Several routers (a page of the fleet): two statements over their id range (every current
+    // wireless interface, every interface of every newest report) instead of two per router.
+    let span = id_span(routers.iter().map(|r| r.id));
     let mut wireless = if fleet {
-        wireless_of(c, None)?
+        wireless_in(c, span)?
     } else {
         HashMap::new()
     };
     let mut samples: HashMap<i64, Vec<InterfaceStat>> = HashMap::new();
     if fleet {
         let mut st = c.prepare_cached(ALL_IFACES_SQL).map_err(db)?;
-        let mut rows = st.query([]).map_err(db)?;
+        let mut rows = st.query(params![span.0, span.1]).map_err(db)?;
         while let Some(i) = rows.next().map_err(db)? {
             let id: i64 = i.get(0).map_err(db)?;
             let ts: i64 = i.get(1).map_err(db)?;
@@ -776,7 +798,7 @@ pub fn interfaces_of(c: &Connection, routers: &[RouterFacts]) -> Result<Interfac
         let mut wifi = if fleet {
             wireless.remove(&r.id).unwrap_or_default()
         } else {
-            wireless_of(c, Some(r.id))?
+            wireless_in(c, id_span([r.id]))?
                 .remove(&r.id)
                 .unwrap_or_default()
         };
@@ -801,15 +823,17 @@ pub fn interfaces_of(c: &Connection, routers: &[RouterFacts]) -> Result<Interfac
     })
 }
 
-/// Every interface of every router's newest report (primary-key lookup per router).
-const ALL_IFACES_SQL: &str = "SELECT r.id, r.last_report_ms, i.name, i.kind, i.rx_bytes, i.tx_bytes, i.rx_packets, \
+/// Every interface of the newest report of every router with `?1 < id <= ?2` (primary-key
+/// lookup per router).
+const ALL_IFACES_SQL: &str =
+    "SELECT r.id, r.last_report_ms, i.name, i.kind, i.rx_bytes, i.tx_bytes, i.rx_packets, \
      i.tx_packets, i.rx_errs, i.tx_errs, i.rx_drop, i.tx_drop, i.rx_bps, i.tx_bps FROM routers r \
-     CROSS JOIN interface_samples i ON i.router_id = r.id AND i.ts_ms = r.last_report_ms ORDER BY r.id, i.name";
+     CROSS JOIN interface_samples i ON i.router_id = r.id AND i.ts_ms = r.last_report_ms \
+     WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.id, i.name";
+/// The current wireless interfaces of the routers with `?1 < router_id <= ?2`.
 const ALL_WIFI_SQL: &str =
-    "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, links FROM wireless_interfaces";
-const ONE_WIFI_SQL: &str =
     "SELECT router_id, name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, links \
-     FROM wireless_interfaces WHERE router_id = ?1";
+     FROM wireless_interfaces WHERE router_id > ?1 AND router_id <= ?2";
 
 /// An interface row (the columns of [`IFACES_SQL`] from column `at` on), without its device name.
 fn interface_stat(i: &rusqlite::Row<'_>, at: usize, ts: i64) -> rusqlite::Result<InterfaceStat> {
@@ -832,23 +856,14 @@ fn interface_stat(i: &rusqlite::Row<'_>, at: usize, ts: i64) -> rusqlite::Result
     })
 }
 
-/// Current wireless interfaces by router id and name (of one router, or of all).
-pub(super) fn wireless_of(
+/// Current wireless interfaces by router id and name, of the routers in the id range `span`
+/// (`paging::id_span`).
+pub(super) fn wireless_in(
     c: &Connection,
-    router: Option<i64>,
+    span: (i64, i64),
 ) -> Result<HashMap<i64, HashMap<String, WirelessInfo>>, IspError> {
-    let mut st = c
-        .prepare_cached(if router.is_some() {
-            ONE_WIFI_SQL
-        } else {
-            ALL_WIFI_SQL
-        })
-        .map_err(db)?;
-    let mut rows = match router {
-        Some(id) => st.query([id]),
-        None => st.query([]),
-    }
-    .map_err(db)?;
+    let mut st = c.prepare_cached(ALL_WIFI_SQL).map_err(db)?;
+    let mut rows = st.query(params![span.0, span.1]).map_err(db)?;
     let mut out: HashMap<i64, HashMap<String, WirelessInfo>> = HashMap::new();
     while let Some(w) = rows.next().map_err(db)? {
         let info = WirelessInfo {
@@ -870,33 +885,39 @@ pub(super) fn wireless_of(
     Ok(out)
 }
 
-/// Stations associated now: those in the newest report of every connected device.
+/// Stations associated now: those in the newest report of every connected device of a page (or
+/// of one device).
 #[utoipa::path(get, path = "/api/mikrotik/users/active",
     operation_id = "isp_users_active", tag = "isp",
-    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")),
+    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all; when given, `limit` and `cursor` do not apply)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"), PageParams),
     responses(
-        (status = 200, description = "Associated stations by device, interface and MAC. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<ActiveUsers>),
-        (status = 400, description = "Bad device name, or `device` given twice", body = ErrorEnvelope),
+        (status = 200, description = "Associated stations by device, interface and MAC, of one page of routers (`limit`, default 100, in router id order; \
+            `active_users_count` counts the page); the next page is named in the `Link` (rel=\"next\") and `X-Next-Cursor` headers, absent on the last page. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<ActiveUsers>),
+        (status = 400, description = "Bad device name, bad `limit` or `cursor`, or a parameter given twice", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
         (status = 404, description = "Unknown device", body = ErrorEnvelope),
     ))]
 pub async fn active_users(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    uri: Uri,
     q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let ActiveUsersQuery { device } = ActiveUsersQuery::parse(q)?;
-    let key = cache::key("/api/mikrotik/users/active", &[("device", &device)]);
-    cached_envelope(&state, &key, move |c| {
+    let q = DeviceOrPageQuery::parse(q)?;
+    let b = device_page(&state, &q.device, q.page()).await?;
+    let key = cache::key(
+        "/api/mikrotik/users/active",
+        &[("device", &q.device), ("page", &b)],
+    );
+    let next = b.as_ref().and_then(|b| b.next_cursor.clone());
+    let device = q.device;
+    let resp = cached_envelope(&state, &key, move |c| {
         let now = now_ms();
-        let routers = match device_filter(c, device.as_deref())? {
-            Some(r) => vec![r],
-            None => all_routers(c)?,
-        };
-        active_users_of(c, &routers, now)
+        active_users_of(c, &device_or_page(c, device.as_deref(), b.as_ref())?, now)
     })
-    .await
+    .await?;
+    Ok(with_next(resp, &uri, next.as_deref()))
 }
 
 /// The stations in the newest report of each of `routers` that is connected at `now`.
@@ -905,26 +926,29 @@ pub fn active_users_of(
     routers: &[RouterFacts],
     now: i64,
 ) -> Result<ActiveUsers, IspError> {
-    // The whole fleet: one pass over the leases instead of a lookup per station.
-    let book = if routers.len() > 1 {
-        Some(super::LeaseBook::load(c)?)
-    } else {
-        None
-    };
-    // ... and one statement for every router's newest stations instead of one per router.
+    // Several routers (a page of the fleet): the leases of their stations' MACs read with one
+    // statement instead of a lookup per station...
+    let fleet = routers.len() > 1;
+    // ... and one statement over their id range for their newest stations instead of one per router.
     let mut fleet_stations: HashMap<i64, Vec<StationRow>> = HashMap::new();
-    if book.is_some() {
+    let span = id_span(routers.iter().map(|r| r.id));
+    if fleet {
         let mut st = c.prepare_cached(&all_stations_sql()).map_err(db)?;
-        let mut rows = st.query([]).map_err(db)?;
+        let mut rows = st.query(params![span.0, span.1]).map_err(db)?;
         while let Some(row) = rows.next().map_err(db)? {
             let s = station_row(row).map_err(db)?;
             fleet_stations.entry(s.router_id).or_default().push(s);
         }
     }
+    let book = if fleet {
+        Some(super::LeaseBook::for_page(c, span)?)
+    } else {
+        None
+    };
     let mut out = Vec::new();
     for r in routers.iter().filter(|r| r.connected(now)) {
         let Some(ts) = r.last_report_ms else { continue };
-        let stations = if book.is_some() {
+        let stations = if fleet {
             fleet_stations.remove(&r.id).unwrap_or_default()
         } else {
             stations_at(c, r.id, ts)?
@@ -992,7 +1016,6 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ("interfaces", IFACES_SQL.to_string()),
         ("all_interfaces", ALL_IFACES_SQL.to_string()),
         ("all_wireless", ALL_WIFI_SQL.to_string()),
-        ("one_wireless", ONE_WIFI_SQL.to_string()),
         ("user_now", user_now_sql()),
         ("user_last", user_last_sql()),
     ]

@@ -18,7 +18,7 @@
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
@@ -30,6 +30,7 @@ use super::envelope::{
     flat, isp_error, stamped, ErrorEnvelope, FlatEnvelope, RateLimitEnvelope, StampedEnvelope,
 };
 use super::fleet::{self, RouterFacts};
+use super::paging::{self, Page, PageBounds};
 use super::{readpool, require_role, with_read, ApiError, ApiState};
 use crate::pki::tokens::Role;
 use crate::store::{bucket_start, BUCKET_1H_MS};
@@ -466,6 +467,66 @@ isp_query! {
     NoQuery {}
 }
 
+/// `limit` of a paged route's query (see [`Params::page`]).
+pub fn page_limit(p: &Params) -> Result<usize, IspError> {
+    p.page().map(|g| g.limit)
+}
+
+/// `cursor` of a paged route's query: the router id the page starts after.
+pub fn page_after(p: &Params) -> Result<i64, IspError> {
+    p.page().map(|g| g.after)
+}
+
+isp_query! {
+    /// The query of a paged route without other parameters.
+    PageQuery {
+        limit: usize = page_limit,
+        cursor: i64 = page_after,
+    }
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Page {
+        Page {
+            after: self.cursor,
+            limit: self.limit,
+        }
+    }
+}
+
+/// `resp` with the next page named in its headers (`paging::set_next_headers`).
+pub fn with_next(resp: impl IntoResponse, uri: &Uri, next: Option<&str>) -> Response {
+    let mut resp = resp.into_response();
+    paging::set_next_headers(&mut resp, uri, next);
+    resp
+}
+
+/// The page a route with a `device` parameter answers: none when a device is named (its one
+/// router is the answer), else the router id range of `page`.
+pub async fn device_page(
+    state: &ApiState,
+    device: &Option<String>,
+    page: Page,
+) -> Result<Option<PageBounds>, IspError> {
+    match device {
+        Some(_) => Ok(None),
+        None => page_bounds(state, page).await.map(Some),
+    }
+}
+
+/// The routers such a route answers: the named device, else the page's routers.
+pub fn device_or_page(
+    conn: &Connection,
+    device: Option<&str>,
+    page: Option<&PageBounds>,
+) -> Result<Vec<RouterFacts>, IspError> {
+    match (device_filter(conn, device)?, page) {
+        (Some(r), _) => Ok(vec![r]),
+        (None, Some(b)) => routers_in(conn, b),
+        (None, None) => all_routers(conn),
+    }
+}
+
 /// Cuts user input for echoing it in an error message.
 fn echo(s: &str) -> String {
     let mut out: String = s.chars().take(40).collect();
@@ -501,6 +562,12 @@ impl Params {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The page named by `limit` and `cursor` (see `paging`): 400 when either is bad.
+    pub fn page(&self) -> Result<Page, IspError> {
+        Page::parse(self.raw("limit"), self.raw("cursor"))
+            .map_err(|e| IspError::bad_request(e.to_string()))
     }
 
     /// An integer parameter in `min..=max`, `default` when absent.
@@ -612,6 +679,16 @@ pub fn all_routers(conn: &Connection) -> Result<Vec<RouterFacts>, IspError> {
     fleet::load_router_facts(conn).map_err(db)
 }
 
+/// The routers of one page (see `paging::bounds`), by name.
+pub fn routers_in(conn: &Connection, b: &PageBounds) -> Result<Vec<RouterFacts>, IspError> {
+    fleet::load_router_facts_in(conn, b.after, b.last).map_err(db)
+}
+
+/// The router id range `page` covers (read before a paged answer, so its cache key names it).
+pub async fn page_bounds(state: &ApiState, page: Page) -> Result<PageBounds, IspError> {
+    read(state, move |c| paging::bounds(c, page).map_err(db)).await
+}
+
 /// The router called `name` (case-insensitive), or 404.
 pub fn router_by_name(conn: &Connection, name: &str) -> Result<RouterFacts, IspError> {
     fleet::router_facts_by_name(conn, name)
@@ -662,31 +739,36 @@ pub fn lease_for_mac(
     Ok(row.unwrap_or_default())
 }
 
-/// Every lease with a MAC, loaded once for routes that look up many stations (one pass over
-/// `leases`, a current-state table, instead of a lookup per station).
+/// The leases of many MACs, loaded once for routes that look up many stations (the MACs of a
+/// page's stations, with one statement, instead of a lookup per station).
 #[derive(Debug, Default)]
 pub struct LeaseBook {
     /// MAC -> (router id, lease, updated_ms)
     by_mac: std::collections::HashMap<String, Vec<(i64, LeaseInfo, i64)>>,
 }
 
-const ALL_LEASES_SQL: &str =
-    "SELECT router_id, mac, ip, hostname, updated_ms FROM leases WHERE mac IS NOT NULL";
+/// The leases of the MACs of the stations in the newest reports of the routers with
+/// `?1 < id <= ?2` (one page), in one statement (`leases_mac` probes inside SQLite).
+const PAGE_LEASES_SQL: &str = "SELECT router_id, ip, hostname, updated_ms, mac FROM leases WHERE mac IN \
+     (SELECT s.mac FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
+      AND s.ts_ms = r.last_report_ms WHERE r.id > ?1 AND r.id <= ?2)";
 
 impl LeaseBook {
-    pub fn load(conn: &Connection) -> Result<LeaseBook, IspError> {
-        let mut st = conn.prepare_cached(ALL_LEASES_SQL).map_err(db)?;
-        let mut rows = st.query([]).map_err(db)?;
+    /// The leases of every station MAC of the newest reports of the routers in the id range
+    /// `span` (`paging::id_span`), read with one statement.
+    pub fn for_page(conn: &Connection, span: (i64, i64)) -> Result<LeaseBook, IspError> {
+        let mut st = conn.prepare_cached(PAGE_LEASES_SQL).map_err(db)?;
+        let mut rows = st.query(params![span.0, span.1]).map_err(db)?;
         let mut book = LeaseBook::default();
         while let Some(r) = rows.next().map_err(db)? {
             let lease = LeaseInfo {
-                ip: r.get(2).map_err(db)?,
-                hostname: r.get(3).map_err(db)?,
+                ip: r.get(1).map_err(db)?,
+                hostname: r.get(2).map_err(db)?,
             };
-            book.by_mac.entry(r.get(1).map_err(db)?).or_default().push((
+            book.by_mac.entry(r.get(4).map_err(db)?).or_default().push((
                 r.get(0).map_err(db)?,
                 lease,
-                r.get(4).map_err(db)?,
+                r.get(3).map_err(db)?,
             ));
         }
         Ok(book)
@@ -825,6 +907,7 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
             format!("{} WHERE r.name = ?1", fleet::ROUTER_FACTS_SQL),
         ),
         ("lease", LEASE_SQL.to_string()),
+        ("page_leases", PAGE_LEASES_SQL.to_string()),
         ("mac_seen", MAC_SEEN_SQL.to_string()),
         ("hostname", HOSTNAME_SQL.to_string()),
         ("totals_fleet", totals_sql(&Scope::Fleet)),

@@ -11,17 +11,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    all_routers, auth, db, isp_query, mib, ok, ok_flat, path_name, read, ErrorEnvelope, IspError,
-    IspFlatResult, IspResult, NoQuery, Params, RawQuery, RouterFacts, StampedEnvelope,
+    all_routers, auth, db, isp_query, mib, ok, ok_flat, page_bounds, path_name, read, routers_in,
+    with_next, ErrorEnvelope, IspError, IspResult, NoQuery, PageQuery, Params, RawQuery,
+    RouterFacts, StampedEnvelope,
 };
 use super::{cached_envelope, cached_flat, FlatEnvelope};
 use crate::api::cache;
+use crate::api::paging::{self, id_span, PageBounds, PageParams};
 use crate::api::times::{date_ms, iso_ms_opt, plain_datetime_s};
 use crate::api::ApiState;
 use crate::clock::now_ms;
@@ -263,6 +265,9 @@ pub struct VpnHealth {
 const SESSION_COLS: &str = "o.router_id, o.ts_ms, o.instance, o.common_name, o.real_address, o.virtual_address, \
      o.virtual_ipv6, o.rx_bytes, o.tx_bytes, o.connected_since, o.username, o.cipher, o.rx_bps, o.tx_bps";
 
+/// A session with its router id, sample time and connect time.
+type Sighting = (i64, i64, Option<i64>, VpnSession);
+
 /// A session row read with [`SESSION_COLS`], before the router name is known.
 struct SessionRow {
     router_id: i64,
@@ -299,16 +304,18 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
 }
 
 impl SessionRow {
-    fn finish(
-        mut self,
-        routers: &HashMap<i64, RouterFacts>,
-        now: i64,
-    ) -> (i64, Option<i64>, VpnSession) {
+    /// (router id, sample time, connect time, session).
+    fn finish(mut self, routers: &HashMap<i64, RouterFacts>, now: i64) -> Sighting {
         let router = routers.get(&self.router_id);
         self.session.device_name = router.map(|r| r.name.clone()).unwrap_or_default();
         self.session.is_connected =
             router.is_some_and(|r| r.connected(now) && r.last_report_ms == Some(self.ts_ms));
-        (self.ts_ms, self.connected_since, self.session)
+        (
+            self.router_id,
+            self.ts_ms,
+            self.connected_since,
+            self.session,
+        )
     }
 }
 
@@ -316,14 +323,20 @@ fn by_id(routers: Vec<RouterFacts>) -> HashMap<i64, RouterFacts> {
     routers.into_iter().map(|r| (r.id, r)).collect()
 }
 
-/// Sessions in the newest reports: `?1` common name or NULL, `?2` oldest `last_seen_ms` counted.
+/// Sessions in the newest reports: `?1` common name or NULL, `?2` oldest `last_seen_ms` counted,
+/// routers with `?3 < id <= ?4`.
 fn connected_sql() -> String {
     format!(
         "SELECT {SESSION_COLS} FROM routers r CROSS JOIN ovpn_client_samples o ON o.router_id = r.id \
          AND o.ts_ms = r.last_report_ms WHERE (?1 IS NULL OR +o.common_name = ?1) AND r.revoked_at IS NULL \
-         AND r.last_seen_ms >= ?2"
+         AND r.last_seen_ms >= ?2 AND r.id > ?3 AND r.id <= ?4"
     )
 }
+
+/// The common names connected now anywhere (in the newest report of a connected router):
+/// `?1` oldest `last_seen_ms` counted.
+const CONNECTED_NAMES_SQL: &str = "SELECT DISTINCT o.common_name FROM routers r CROSS JOIN ovpn_client_samples o \
+     ON o.router_id = r.id AND o.ts_ms = r.last_report_ms WHERE r.revoked_at IS NULL AND r.last_seen_ms >= ?1";
 
 /// The newest sample time of a common name and its sessions then: `?1` common name.
 fn last_sighting_sql() -> String {
@@ -338,14 +351,16 @@ const CN_FIRST_SQL: &str = "SELECT min(c) FROM (SELECT min(common_name) AS c FRO
      UNION ALL SELECT min(key) FROM raw_block_keys WHERE tbl = 4)";
 const CN_NEXT_SQL: &str = "SELECT min(c) FROM (SELECT min(common_name) AS c FROM ovpn_client_samples \
      WHERE common_name > ?1 UNION ALL SELECT min(key) FROM raw_block_keys WHERE tbl = 4 AND key > ?1)";
-/// The OpenVPN status files (not disabled) of every router, by router and name.
+/// The OpenVPN status files (not disabled) of every router with `?1 < id <= ?2`, by router and name.
 const ALL_SOURCES_SQL: &str =
     "SELECT router_id, name, state, detail, updated_ms FROM source_status \
-     WHERE kind = 'openvpn' AND state != 'disabled' ORDER BY router_id, name";
-/// The OpenVPN sessions of every router's newest report, by router, instance and name.
+     WHERE router_id > ?1 AND router_id <= ?2 AND kind = 'openvpn' AND state != 'disabled' \
+     ORDER BY router_id, name";
+/// The OpenVPN sessions of the newest report of every router with `?1 < id <= ?2`, by router,
+/// instance and name.
 const ALL_CLIENTS_AT_SQL: &str = "SELECT r.id, o.ts_ms, o.instance, o.common_name FROM routers r \
      CROSS JOIN ovpn_client_samples o ON o.router_id = r.id AND o.ts_ms = r.last_report_ms \
-     ORDER BY r.id, o.instance, o.common_name";
+     WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.id, o.instance, o.common_name";
 const SPAN_SQL: &str =
     "SELECT min(ts_ms), max(ts_ms) FROM ovpn_client_samples_all WHERE common_name = ?1";
 const CN_USAGE_SQL: &str =
@@ -373,6 +388,7 @@ const USAGE_DAILY_SQL: &str = "SELECT router_id, common_name, bucket_start_ms / 
 pub(crate) fn queries() -> Vec<(&'static str, String)> {
     vec![
         ("connected", connected_sql()),
+        ("connected_names", CONNECTED_NAMES_SQL.to_string()),
         ("last_sighting", last_sighting_sql()),
         ("cn_first", CN_FIRST_SQL.to_string()),
         ("cn_next", CN_NEXT_SQL.to_string()),
@@ -386,7 +402,8 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Sessions in the newest report of every connected router (only `common_name` when given).
+/// Sessions in the newest report of each connected router of `routers` (only `common_name`
+/// when given).
 fn connected_sessions(
     conn: &Connection,
     routers: &HashMap<i64, RouterFacts>,
@@ -394,15 +411,21 @@ fn connected_sessions(
     now: i64,
 ) -> Result<Vec<VpnSession>, IspError> {
     let mut st = conn.prepare_cached(&connected_sql()).map_err(db)?;
+    let (after, last) = id_span(routers.keys().copied());
     let rows = st
         .query_map(
-            params![common_name, now - crate::api::fleet::ONLINE_WINDOW_MS],
+            params![
+                common_name,
+                now - crate::api::fleet::ONLINE_WINDOW_MS,
+                after,
+                last
+            ],
             session_row,
         )
         .map_err(db)?;
     let mut out = Vec::new();
     for row in rows {
-        let (_, _, s) = row.map_err(db)?.finish(routers, now);
+        let (_, _, _, s) = row.map_err(db)?.finish(routers, now);
         if s.is_connected {
             out.push(s);
         }
@@ -424,13 +447,14 @@ fn connected_sessions(
     Ok(out)
 }
 
-/// The sessions of `common_name` in its newest sample time (one router's report).
+/// The sessions of `common_name` in its newest sample time (one router's report), as
+/// [`SessionRow::finish`] returns them.
 fn last_sighting(
     conn: &Connection,
     routers: &HashMap<i64, RouterFacts>,
     common_name: &str,
     now: i64,
-) -> Result<Vec<(i64, Option<i64>, VpnSession)>, IspError> {
+) -> Result<Vec<Sighting>, IspError> {
     let mut st = conn.prepare_cached(&last_sighting_sql()).map_err(db)?;
     let rows = st.query_map([common_name], session_row).map_err(db)?;
     let mut out = Vec::new();
@@ -438,6 +462,15 @@ fn last_sighting(
         out.push(row.map_err(db)?.finish(routers, now));
     }
     Ok(out)
+}
+
+/// The common names connected now on any router (see [`CONNECTED_NAMES_SQL`]).
+fn connected_names(conn: &Connection, now: i64) -> Result<BTreeSet<String>, IspError> {
+    let mut st = conn.prepare_cached(CONNECTED_NAMES_SQL).map_err(db)?;
+    let rows = st
+        .query_map([now - crate::api::fleet::ONLINE_WINDOW_MS], |r| r.get(0))
+        .map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
 }
 
 /// Every distinct common name with stored samples, walking the `(common_name, ts_ms)` index one
@@ -481,10 +514,11 @@ fn servers(
     // Two statements for the whole fleet (status files, sessions of the newest reports) instead
     // of two per router.
     type Source = (String, String, Option<String>, i64);
+    let (after, last) = id_span(routers.iter().map(|r| r.id));
     let mut sources: HashMap<i64, Vec<Source>> = HashMap::new();
     {
         let mut st = conn.prepare_cached(ALL_SOURCES_SQL).map_err(db)?;
-        let mut rows = st.query([]).map_err(db)?;
+        let mut rows = st.query(params![after, last]).map_err(db)?;
         while let Some(x) = rows.next().map_err(db)? {
             sources.entry(x.get(0).map_err(db)?).or_default().push((
                 x.get(1).map_err(db)?,
@@ -497,7 +531,7 @@ fn servers(
     let mut sessions: HashMap<(i64, i64), Vec<(String, String)>> = HashMap::new();
     {
         let mut st = conn.prepare_cached(ALL_CLIENTS_AT_SQL).map_err(db)?;
-        let mut rows = st.query([]).map_err(db)?;
+        let mut rows = st.query(params![after, last]).map_err(db)?;
         while let Some(x) = rows.next().map_err(db)? {
             sessions
                 .entry((x.get(0).map_err(db)?, x.get(1).map_err(db)?))
@@ -563,24 +597,30 @@ isp_query! {
     }
 }
 
-/// OpenVPN servers of the fleet.
+/// OpenVPN servers of the fleet, a page of routers at a time.
 #[utoipa::path(get, path = "/api/vpn/status",
-    operation_id = "isp_vpn_status", tag = "isp",
+    operation_id = "isp_vpn_status", tag = "isp", params(PageParams),
     responses(
-        (status = 200, description = "`{success, server_status, servers, timestamp}`: fleet summary and every instance. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = FlatEnvelope<VpnStatus>),
+        (status = 200, description = "`{success, server_status, servers, timestamp}`: every instance of one page of routers (`limit`, default 100, in router id order) \
+            and `server_status`, the summary of that page; the next page is named in the `Link` (rel=\"next\") and `X-Next-Cursor` headers, absent on the last page. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = FlatEnvelope<VpnStatus>),
+        (status = 400, description = "Bad `limit` or `cursor`", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn status(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    uri: Uri,
     q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    NoQuery::parse(q)?;
-    cached_flat(&state, "/api/vpn/status", |c| {
-        vpn_status(servers(c, &all_routers(c)?, now_ms())?)
+    let b = page_bounds(&state, PageQuery::parse(q)?.page()).await?;
+    let key = cache::key("/api/vpn/status", &[("page", &b)]);
+    let next = b.next_cursor.clone();
+    let resp = cached_flat(&state, &key, move |c| {
+        vpn_status(servers(c, &routers_in(c, &b)?, now_ms())?)
     })
-    .await
+    .await?;
+    Ok(with_next(resp, &uri, next.as_deref()))
 }
 
 /// The `/api/vpn/status` summary of every OpenVPN instance.
@@ -608,22 +648,30 @@ fn vpn_status(servers: Vec<VpnServer>) -> Result<VpnStatus, IspError> {
     })
 }
 
-/// Every client: connected ones per router, others at their last sighting.
+/// Every client: connected ones per router, others at their last sighting; a page of routers at
+/// a time.
 #[utoipa::path(get, path = "/api/vpn/clients",
-    operation_id = "isp_vpn_clients", tag = "isp",
+    operation_id = "isp_vpn_clients", tag = "isp", params(PageParams),
     responses(
-        (status = 200, description = "`{success, clients, statistics, timestamp}`: clients by name and router. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = FlatEnvelope<VpnClients>),
+        (status = 200, description = "`{success, clients, statistics, timestamp}`: clients by name and router, of one page of routers \
+            (`limit`, default 100, in router id order): a client connected now is listed on the page of each router it is connected to, \
+            another on the page of the router of its last sighting; `statistics` counts the page. The next page is named in the \
+            `Link` (rel=\"next\") and `X-Next-Cursor` headers, absent on the last page. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = FlatEnvelope<VpnClients>),
+        (status = 400, description = "Bad `limit` or `cursor`", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn clients(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    uri: Uri,
     q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    NoQuery::parse(q)?;
-    cached_flat(&state, "/api/vpn/clients", |c| {
-        let list = vpn_client_list(c, now_ms())?;
+    let b = page_bounds(&state, PageQuery::parse(q)?.page()).await?;
+    let key = cache::key("/api/vpn/clients", &[("page", &b)]);
+    let next = b.next_cursor.clone();
+    let resp = cached_flat(&state, &key, move |c| {
+        let list = vpn_client_list(c, &b, now_ms())?;
         let connected = list.iter().filter(|c| c.is_connected).count();
         Ok(VpnClients {
             statistics: VpnClientStatistics {
@@ -634,14 +682,16 @@ pub async fn clients(
             clients: list,
         })
     })
-    .await
+    .await?;
+    Ok(with_next(resp, &uri, next.as_deref()))
 }
 
-/// Every client of `/api/vpn/clients`: connected sessions grouped by name and router, others
-/// at their last sighting.
-fn vpn_client_list(c: &Connection, now: i64) -> Result<Vec<VpnClient>, IspError> {
+/// The clients of one page of `/api/vpn/clients`: sessions connected to the page's routers
+/// grouped by name and router, and the clients connected nowhere whose last sighting is on one
+/// of the page's routers.
+fn vpn_client_list(c: &Connection, b: &PageBounds, now: i64) -> Result<Vec<VpnClient>, IspError> {
     {
-        let routers = by_id(all_routers(c)?);
+        let routers = by_id(routers_in(c, b)?);
         // (name, device) -> sessions
         let mut groups: BTreeMap<(String, String), Vec<VpnSession>> = BTreeMap::new();
         for s in connected_sessions(c, &routers, None, now)? {
@@ -650,15 +700,13 @@ fn vpn_client_list(c: &Connection, now: i64) -> Result<Vec<VpnClient>, IspError>
                 .or_default()
                 .push(s);
         }
+        let connected = connected_names(c, now)?;
         for name in common_names(c)? {
-            if groups
-                .range((name.clone(), String::new())..)
-                .next()
-                .is_some_and(|((n, _), _)| *n == name)
-            {
+            if connected.contains(&name) {
                 continue;
             }
-            for (_, _, s) in last_sighting(c, &routers, &name, now)?.into_iter().take(1) {
+            let sighting = last_sighting(c, &routers, &name, now)?.into_iter().take(1);
+            for (_, _, _, s) in sighting.filter(|(rid, ..)| b.after < *rid && *rid <= b.last) {
                 groups
                     .entry((name.clone(), s.device_name.clone()))
                     .or_default()
@@ -698,34 +746,41 @@ fn session_bytes(sessions: &[VpnSession]) -> (i64, i64) {
     })
 }
 
-/// Sessions connected now.
+/// Sessions connected now, a page of routers at a time.
 #[utoipa::path(get, path = "/api/vpn/clients/connected",
-    operation_id = "isp_vpn_clients_connected", tag = "isp",
+    operation_id = "isp_vpn_clients_connected", tag = "isp", params(PageParams),
     responses(
-        (status = 200, description = "`{success, connected_clients, total_connected, bandwidth_summary, timestamp}`: connected sessions by router, instance and name", body = FlatEnvelope<ConnectedClients>),
+        (status = 200, description = "`{success, connected_clients, total_connected, bandwidth_summary, timestamp}`: connected sessions by router, instance and name, \
+            of one page of routers (`limit`, default 100, in router id order); `total_connected` and `bandwidth_summary` describe the page. \
+            The next page is named in the `Link` (rel=\"next\") and `X-Next-Cursor` headers, absent on the last page.", body = FlatEnvelope<ConnectedClients>),
+        (status = 400, description = "Bad `limit` or `cursor`", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn connected(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    uri: Uri,
     q: RawQuery,
-) -> IspFlatResult<ConnectedClients> {
+) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    NoQuery::parse(q)?;
+    let page = PageQuery::parse(q)?.page();
     let now = now_ms();
-    let list = read(&state, move |c| {
-        connected_sessions(c, &by_id(all_routers(c)?), None, now)
+    let (list, next) = read(&state, move |c| {
+        let b = paging::bounds(c, page).map_err(db)?;
+        let list = connected_sessions(c, &by_id(routers_in(c, &b)?), None, now)?;
+        Ok((list, b.next_cursor))
     })
     .await?;
     let (rx, tx) = session_bytes(&list);
-    ok_flat(ConnectedClients {
+    let resp = ok_flat(ConnectedClients {
         total_connected: list.len(),
         connected_clients: list,
         bandwidth_summary: BandwidthSummary {
             total_mb_received: mib(rx),
             total_mb_sent: mib(tx),
         },
-    })
+    })?;
+    Ok(with_next(resp, &uri, next.as_deref()))
 }
 
 /// One client (common name) across all routers.
@@ -763,7 +818,7 @@ pub async fn details(
         if sessions.is_empty() {
             sessions = last_sighting(c, &routers, &name, now)?
                 .into_iter()
-                .map(|(_, _, s)| s)
+                .map(|(.., s)| s)
                 .collect();
         }
         let usage: (i64, i64) = c
