@@ -156,9 +156,11 @@ pub fn cursor_schema() -> utoipa::openapi::Object {
 // ---------------------------------------------------------------------------------------------
 // Shared by the paged routes of the WireGuard, gateway, dashboard and monitor groups.
 
-/// `limit` and `cursor`: the whole query of a paged route without other parameters (a route
-/// with others declares these two fields in its own query type, with the same schemas and
-/// [`page_arg`]: utoipa's `IntoParams` cannot flatten one type into another).
+/// `limit` and `cursor`: the whole query of a paged route without other parameters, and the
+/// OpenAPI declaration of both for every paged route (`params(PageQuery, ...)`; a route whose
+/// handler reads its query otherwise, like the ISP group's `isp_query!`, declares them with
+/// this type and reads them with [`Page::parse`]: utoipa's `IntoParams` cannot flatten one
+/// type into another).
 #[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
@@ -189,6 +191,17 @@ pub fn paged_json<T: serde::Serialize>(body: &T, uri: &Uri, next_cursor: Option<
     let mut resp = axum::Json(body).into_response();
     set_next_headers(&mut resp, uri, next_cursor);
     resp
+}
+
+/// The `(after, last)` id range covering `ids` (`after < id <= last`): the range a fleet-wide
+/// statement reads when it serves these routers only (a page's routers, or one router).
+/// `(0, 0)` (nothing) without ids.
+pub fn id_span(ids: impl IntoIterator<Item = i64>) -> (i64, i64) {
+    ids.into_iter()
+        .fold(None, |acc: Option<(i64, i64)>, id| {
+            Some(acc.map_or((id, id), |(lo, hi)| (lo.min(id), hi.max(id))))
+        })
+        .map_or((0, 0), |(lo, hi)| (lo.saturating_sub(1), hi))
 }
 
 #[cfg(test)]
@@ -255,32 +268,6 @@ mod tests {
         assert!(last.headers().get("link").is_none());
         assert!(last.headers().get("x-next-cursor").is_none());
     }
-}
-
-/// The `limit` and `cursor` query parameters of a paged route, for routes whose handler reads
-/// its query otherwise (the ISP group's `isp_query!`): `params(PageParams, ...)` declares them.
-#[derive(Debug, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-// Only declares the parameters: the handlers read them with `Page::parse`.
-#[allow(dead_code)]
-pub struct PageParams {
-    /// Routers per page (default 100; above 1000 means 1000); pages are in router id order.
-    #[param(schema_with = limit_schema)]
-    pub limit: Option<String>,
-    /// The `X-Next-Cursor` of the previous page (absent: the first page).
-    #[param(schema_with = cursor_schema)]
-    pub cursor: Option<String>,
-}
-
-/// The `(after, last)` id range covering `ids` (`after < id <= last`): the range a fleet-wide
-/// statement reads when it serves these routers only (a page's routers, or one router).
-/// `(0, 0)` (nothing) without ids.
-pub fn id_span(ids: impl IntoIterator<Item = i64>) -> (i64, i64) {
-    ids.into_iter()
-        .fold(None, |acc: Option<(i64, i64)>, id| {
-            Some(acc.map_or((id, id), |(lo, hi)| (lo.min(id), hi.max(id))))
-        })
-        .map_or((0, 0), |(lo, hi)| (lo.saturating_sub(1), hi))
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use super::{
 };
 use super::{cached_envelope, cached_flat, FlatEnvelope};
 use crate::api::cache;
-use crate::api::paging::{Page, PageParams};
+use crate::api::paging::{self, Page};
 use crate::api::times::iso_ms_opt;
 use crate::api::ApiState;
 use crate::clock::now_ms;
@@ -1344,7 +1344,7 @@ fn percent(part: i64, whole: i64) -> Option<f64> {
     params(
         ("minutes" = Option<i64>, Query, description = "1 to 1440, default 60", minimum = 1, maximum = 1440),
         ("username" = Option<String>, Query, description = "DHCP hostname or MAC; all users when absent or empty (when given, `limit` and `cursor` do not apply: every router is searched); at most 253 characters", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"),
-        PageParams,
+        paging::PageQuery,
     ),
     responses(
         (status = 200, description = "Stations by device, interface and MAC, of one page of routers without `username` (`limit`, default 100, in router id order; \

@@ -26,7 +26,7 @@ use super::{
     StampedEnvelope, MAX_IDENTITIES,
 };
 use crate::api::cache;
-use crate::api::paging::{self, id_span, Page, PageParams};
+use crate::api::paging::{self, id_span, Page};
 use crate::api::times::{iso_ms_opt, plain_datetime_s, routeros_uptime};
 use crate::api::ApiState;
 use crate::clock::now_ms;
@@ -535,7 +535,7 @@ isp_query! {
 
 /// List the enrolled routers, a page at a time.
 #[utoipa::path(get, path = "/api/mikrotik/devices",
-    operation_id = "isp_devices", tag = "isp", params(PageParams),
+    operation_id = "isp_devices", tag = "isp", params(paging::PageQuery),
     responses(
         (status = 200, description = "One page of the enrolled routers (`limit`, default 100, in router id order; by name within the page): \
             `{success, devices, total_devices, connected_devices, timestamp}`; the counts describe the page. \
@@ -737,7 +737,7 @@ const IFACES_SQL: &str = "SELECT name, kind, rx_bytes, tx_bytes, rx_packets, tx_
 /// Interface counters of the newest report of each device of a page (or of one device).
 #[utoipa::path(get, path = "/api/mikrotik/interfaces",
     operation_id = "isp_interfaces", tag = "isp",
-    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all; when given, `limit` and `cursor` do not apply)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"), PageParams),
+    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all; when given, `limit` and `cursor` do not apply)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"), paging::PageQuery),
     responses(
         (status = 200, description = "Interfaces by device and name, of one page of routers (`limit`, default 100, in router id order; \
             `total_interfaces` counts the page); the next page is named in the `Link` (rel=\"next\") and `X-Next-Cursor` headers, absent on the last page. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<InterfaceList>),
@@ -889,7 +889,7 @@ pub(super) fn wireless_in(
 /// of one device).
 #[utoipa::path(get, path = "/api/mikrotik/users/active",
     operation_id = "isp_users_active", tag = "isp",
-    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all; when given, `limit` and `cursor` do not apply)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"), PageParams),
+    params(("device" = Option<String>, Query, description = "Only this device (at most 253 characters; empty means all; when given, `limit` and `cursor` do not apply)", max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"), paging::PageQuery),
     responses(
         (status = 200, description = "Associated stations by device, interface and MAC, of one page of routers (`limit`, default 100, in router id order; \
             `active_users_count` counts the page); the next page is named in the `Link` (rel=\"next\") and `X-Next-Cursor` headers, absent on the last page. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<ActiveUsers>),

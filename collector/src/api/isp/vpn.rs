@@ -23,7 +23,7 @@ use super::{
 };
 use super::{cached_envelope, cached_flat, FlatEnvelope};
 use crate::api::cache;
-use crate::api::paging::{self, id_span, PageBounds, PageParams};
+use crate::api::paging::{self, id_span, PageBounds};
 use crate::api::times::{date_ms, iso_ms_opt, plain_datetime_s};
 use crate::api::ApiState;
 use crate::clock::now_ms;
@@ -599,7 +599,7 @@ isp_query! {
 
 /// OpenVPN servers of the fleet, a page of routers at a time.
 #[utoipa::path(get, path = "/api/vpn/status",
-    operation_id = "isp_vpn_status", tag = "isp", params(PageParams),
+    operation_id = "isp_vpn_status", tag = "isp", params(paging::PageQuery),
     responses(
         (status = 200, description = "`{success, server_status, servers, timestamp}`: every instance of one page of routers (`limit`, default 100, in router id order) \
             and `server_status`, the summary of that page; the next page is named in the `Link` (rel=\"next\") and `X-Next-Cursor` headers, absent on the last page. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = FlatEnvelope<VpnStatus>),
@@ -651,7 +651,7 @@ fn vpn_status(servers: Vec<VpnServer>) -> Result<VpnStatus, IspError> {
 /// Every client: connected ones per router, others at their last sighting; a page of routers at
 /// a time.
 #[utoipa::path(get, path = "/api/vpn/clients",
-    operation_id = "isp_vpn_clients", tag = "isp", params(PageParams),
+    operation_id = "isp_vpn_clients", tag = "isp", params(paging::PageQuery),
     responses(
         (status = 200, description = "`{success, clients, statistics, timestamp}`: clients by name and router, of one page of routers \
             (`limit`, default 100, in router id order): a client connected now is listed on the page of each router it is connected to, \
@@ -748,7 +748,7 @@ fn session_bytes(sessions: &[VpnSession]) -> (i64, i64) {
 
 /// Sessions connected now, a page of routers at a time.
 #[utoipa::path(get, path = "/api/vpn/clients/connected",
-    operation_id = "isp_vpn_clients_connected", tag = "isp", params(PageParams),
+    operation_id = "isp_vpn_clients_connected", tag = "isp", params(paging::PageQuery),
     responses(
         (status = 200, description = "`{success, connected_clients, total_connected, bandwidth_summary, timestamp}`: connected sessions by router, instance and name, \
             of one page of routers (`limit`, default 100, in router id order); `total_connected` and `bandwidth_summary` describe the page. \
