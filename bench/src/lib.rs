@@ -7,9 +7,11 @@
 //! - [`cproc`]: the real collector binary as a child process.
 //! - [`sim`]: simulated agents speaking the real protocol over real mutual TLS.
 //! - [`rawsql`]: the plain-SQLite baseline of the ingest benchmark.
+//! - [`apiload`]: the API benchmark's route mix read while another benchmark runs.
 //! - [`storage`]: stored bytes per report, split by table with `dbstat`.
 //! - [`blocks`]: what a compressed per-router block layout would store for the same raw rows.
 
+pub mod apiload;
 pub mod blocks;
 pub mod cproc;
 pub mod gen;
