@@ -69,20 +69,37 @@ pub struct ApiLoad {
     threads: Vec<JoinHandle<LoadStats>>,
 }
 
-/// Starts `clients` threads requesting `targets` at `addr` until `stop_at`; client `i` starts
-/// at route `i * len / clients`. Requests answered between `measure_from` and `stop_at` count.
+/// How the clients read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    pub clients: usize,
+    /// Requests per second per client (None: each sends its next request as soon as the last
+    /// one is answered).
+    pub per_client_rps: Option<f64>,
+}
+
+/// Starts `pace.clients` threads requesting `targets` at `addr` until `stop_at`; client `i`
+/// starts at route `i * len / clients`. Requests answered between `measure_from` and `stop_at`
+/// count.
 pub fn start(
     addr: SocketAddr,
     targets: Arc<Vec<Target>>,
-    clients: usize,
+    pace: Pace,
     measure_from: Instant,
     stop_at: Instant,
 ) -> ApiLoad {
-    let threads = (0..clients.max(1))
+    let clients = pace.clients.max(1);
+    let gap = pace
+        .per_client_rps
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(1.0 / r));
+    let threads = (0..clients)
         .map(|i| {
             let targets = targets.clone();
-            let first = i * targets.len() / clients.max(1);
-            std::thread::spawn(move || client_loop(addr, &targets, first, measure_from, stop_at))
+            let first = i * targets.len() / clients;
+            std::thread::spawn(move || {
+                client_loop(addr, &targets, first, gap, measure_from, stop_at)
+            })
         })
         .collect();
     ApiLoad { threads }
@@ -113,6 +130,7 @@ fn client_loop(
     addr: SocketAddr,
     targets: &[Target],
     first: usize,
+    gap: Option<Duration>,
     measure_from: Instant,
     stop_at: Instant,
 ) -> LoadStats {
@@ -128,7 +146,19 @@ fn client_loop(
     };
     let mut client = None;
     let mut i = first;
+    let mut next = Instant::now();
     while Instant::now() < stop_at {
+        if let Some(gap) = gap {
+            // A fixed schedule: a slow answer is not followed by a burst to catch up.
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep((next - now).min(stop_at.saturating_duration_since(now)));
+            }
+            next = next.max(now) + gap;
+            if Instant::now() >= stop_at {
+                break;
+            }
+        }
         let c = match client.take() {
             Some(c) => c,
             None => match Client::connect(addr) {
@@ -204,10 +234,14 @@ mod tests {
         };
         let targets = Arc::new(vec![t("/api/vpn/status"), t("/peer/gone"), t("/metrics")]);
         let now = Instant::now();
+        let unpaced = Pace {
+            clients: 2,
+            per_client_rps: None,
+        };
         let stats = start(
             addr,
             targets,
-            2,
+            unpaced,
             now + Duration::from_millis(50),
             now + Duration::from_millis(400),
         )
@@ -239,9 +273,34 @@ mod tests {
             route: "/health".into(),
             key: "k".into(),
         }]);
-        let stats = start(addr, targets, 1, now, now + Duration::from_millis(200)).join();
+        let one = Pace {
+            clients: 1,
+            per_client_rps: None,
+        };
+        let stats = start(addr, targets, one, now, now + Duration::from_millis(200)).join();
         assert_eq!(stats.requests, 0);
         assert!(stats.io_errors > 0);
         assert!(stats.first_error.is_some_and(|e| e.starts_with("connect")));
+    }
+
+    #[test]
+    fn paced_clients_keep_to_their_rate() {
+        let addr = tiny_server();
+        let targets = Arc::new(vec![Target {
+            route: "/health".into(),
+            key: "k".into(),
+        }]);
+        let now = Instant::now();
+        let pace = Pace {
+            clients: 2,
+            per_client_rps: Some(20.0),
+        };
+        let stats = start(addr, targets, pace, now, now + Duration::from_millis(500)).join();
+        // 2 clients x 20/s x 0.5 s = 20 requests at most (one each at the start, then every 50 ms).
+        assert!(
+            stats.requests >= 4 && stats.requests <= 22,
+            "{}",
+            stats.requests
+        );
     }
 }

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use routerstats_apibench::routes::{group, route_mix, RouteIds};
-use routerstats_bench::apiload::{self, LoadStats, Target};
+use routerstats_bench::apiload::{self, LoadStats, Pace, Target};
 use routerstats_bench::cproc::{collector_bin, fs_type, CollectorProc};
 use routerstats_bench::gen::{RouterText, Shape};
 use routerstats_bench::sim::{self, ReportMaker};
@@ -54,6 +54,8 @@ struct Opts {
     /// Also measure ingest while the API route mix is read, by this many clients.
     api_load: bool,
     api_clients: usize,
+    /// Requests per second per API client (None: unpaced).
+    api_rps: Option<f64>,
     /// The collector's `batch_max` (None: its default).
     batch_max: Option<usize>,
 }
@@ -114,10 +116,10 @@ struct Driven {
     api: Option<LoadStats>,
 }
 
-/// The API read during a drive: the routes with their keys, and how many clients.
+/// The API read during a drive: the routes with their keys, and how the clients read them.
 struct ApiPlan {
     targets: Arc<Vec<Target>>,
-    clients: usize,
+    pace: Pace,
 }
 
 /// Connects every agent (boot ids from `boot_base`) and has each send reports as fast as acks
@@ -159,7 +161,7 @@ async fn drive_fleet(
         apiload::start(
             col.api,
             a.targets.clone(),
-            a.clients,
+            a.pace,
             measure_from.into_std(),
             stop_at.into_std(),
         )
@@ -253,9 +255,11 @@ fn route_ids(
             .collect(),
         station_host,
         station_mac,
+        // Without peers: a well-formed key no router has (32 zero bytes), so the routes answer
+        // "unknown peer" rather than "malformed key".
         wg_key: peer
             .map(|p| p.public_key.clone())
-            .unwrap_or_else(|| "not-sent".into()),
+            .unwrap_or_else(|| format!("{}=", "A".repeat(43))),
         wg_peer: peer
             .and_then(|p| p.name.clone())
             .unwrap_or_else(|| "not-sent".into()),
@@ -267,7 +271,7 @@ fn route_ids(
 
 /// The API benchmark's routes with one admin key each (made through the collector's CLI, as
 /// `routerstats-apibench` makes one per route: the per-key rate limit).
-fn api_plan(col: &CollectorProc, ids: &RouteIds, clients: usize) -> Result<ApiPlan, String> {
+fn api_plan(col: &CollectorProc, ids: &RouteIds, pace: Pace) -> Result<ApiPlan, String> {
     let targets = route_mix(ids)
         .into_iter()
         .enumerate()
@@ -280,7 +284,7 @@ fn api_plan(col: &CollectorProc, ids: &RouteIds, clients: usize) -> Result<ApiPl
         .collect::<Result<Vec<_>, String>>()?;
     Ok(ApiPlan {
         targets: Arc::new(targets),
-        clients,
+        pace,
     })
 }
 
@@ -288,8 +292,12 @@ fn api_plan(col: &CollectorProc, ids: &RouteIds, clients: usize) -> Result<ApiPl
 fn print_api(stats: &LoadStats, plan: &ApiPlan, secs: u64) {
     let routes_in = |g: &str| plan.targets.iter().filter(|t| group(&t.route) == g).count();
     println!(
-        "  API read meanwhile: {} clients, one request at a time each, over the {} routes of the API benchmark: {} requests in {secs} s ({:.1} requests/s), {} failed below HTTP{}",
-        plan.clients,
+        "  API read meanwhile: {} clients, one request at a time each ({}), over the {} routes of the API benchmark: {} requests in {secs} s ({:.1} requests/s), {} failed below HTTP{}",
+        plan.pace.clients,
+        plan.pace
+            .per_client_rps
+            .map(|r| format!("{r} requests/s each"))
+            .unwrap_or_else(|| "the next as soon as the last is answered".into()),
         plan.targets.len(),
         stats.requests,
         stats.requests as f64 / secs.max(1) as f64,
@@ -494,7 +502,11 @@ async fn bench(o: Opts) -> Result<(), String> {
     let mut loaded = None;
     if o.api_load {
         let ids = route_ids(&col.data_dir.join("routerstats.db"), &agents, &template)?;
-        let plan = api_plan(&col, &ids, o.api_clients)?;
+        let pace = Pace {
+            clients: o.api_clients,
+            per_client_rps: o.api_rps,
+        };
+        let plan = api_plan(&col, &ids, pace)?;
         let d = drive_fleet(&col, &agents, &template, &o, 1_500_000, Some(&plan)).await?;
         let log = col.log();
         let m = print_drive(
@@ -705,7 +717,7 @@ const USAGE: &str = "bench-ingest: the collector's durable ingest rate against p
 connected agent (see BENCHMARKS.md).
 
 Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--api-load BOOL] [--api-clients C]
-                    [--batch-max N] [--alert-rules BOOL] [--raw-reports R] [--dir PATH] [--collector-bin PATH]
+                    [--api-rps R] [--batch-max N] [--alert-rules BOOL] [--raw-reports R] [--dir PATH] [--collector-bin PATH]
   --agents N           simulated routers (default 1000)
   --secs S             measuring window (default 20)
   --warmup S           warm-up before it (default 5)
@@ -713,6 +725,8 @@ Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--api-loa
   --api-load BOOL      drive the fleet a second time while C clients read the API benchmark's
                        route mix, and print both rates and the API latencies (default true)
   --api-clients C      API clients, one request at a time each (default 2)
+  --api-rps R          requests per second per API client (default: none, the next request as
+                       soon as the last is answered, as routerstats-apibench does)
   --batch-max N        the collector's batch_max (default: its default, 2048)
   --alert-rules BOOL   also measure ingest with alert rules off and all on (default true)
   --raw-reports R      reports the plain-SQLite baseline inserts (default: as many as acked, at least 20000)
@@ -744,6 +758,16 @@ fn main() -> ExitCode {
             alert_rules: flag(&f, "alert-rules", true)?,
             api_load: flag(&f, "api-load", true)?,
             api_clients: flag(&f, "api-clients", 2usize)?.max(1),
+            api_rps: f
+                .iter()
+                .find(|(n, _)| n == "api-rps")
+                .map(|(_, v)| match v.parse::<f64>() {
+                    Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+                    _ => Err(format!(
+                        "--api-rps: {v:?} (a positive number of requests per second)"
+                    )),
+                })
+                .transpose()?,
             batch_max: f
                 .iter()
                 .find(|(n, _)| n == "batch-max")
