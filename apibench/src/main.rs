@@ -16,15 +16,20 @@
 //! column is the warm-up request: for the cached fleet-wide routes it is the uncached (cold)
 //! computation; `--cache-max-age 0` disables the response cache so every request is uncached.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use routerstats_apibench::client::Client;
 use routerstats_collector::config::Config;
 use routerstats_collector::pki::tokens::{create_api_key, Role};
+// The golden test (`mod golden`, `use super::*`) uses these too.
+#[cfg(test)]
+use routerstats_apibench::client::pct_encode;
+use routerstats_apibench::routes::{route_mix, RouteIds};
 use routerstats_collector::store::Store;
 use rusqlite::{params, Connection};
+#[cfg(test)]
+use std::net::{SocketAddr, TcpStream};
 
 const STEP_MS: i64 = 30_000;
 const STATIONS: usize = 20;
@@ -684,95 +689,6 @@ fn refresh_last_seen(conn: &Connection, routers: usize) {
     .expect("refresh last_seen_ms");
 }
 
-/// Minimal keep-alive HTTP/1.1 client.
-struct Client {
-    addr: SocketAddr,
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> std::io::Result<Client> {
-        let s = TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        Ok(Client {
-            addr,
-            reader: BufReader::new(s.try_clone()?),
-            writer: s,
-        })
-    }
-
-    /// (status, body length, the body's first 160 bytes)
-    fn get(&mut self, path: &str, key: &str) -> std::io::Result<(u16, usize, String)> {
-        let (status, _, body) = self.get_full(path, key)?;
-        let snippet = String::from_utf8_lossy(&body[..body.len().min(160)]).into_owned();
-        Ok((status, body.len(), snippet))
-    }
-
-    /// (status, content type, body)
-    fn get_full(&mut self, path: &str, key: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nX-API-Key: {key}\r\nConnection: keep-alive\r\n\r\n",
-            self.addr
-        );
-        self.writer.write_all(req.as_bytes())?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let mut len: Option<usize> = None;
-        let mut content_type = String::new();
-        let mut chunked = false;
-        let mut close = false;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line)?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            let (k, v) = l.split_once(':').unwrap_or((l, ""));
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_ascii_lowercase());
-            match k.as_str() {
-                "content-length" => len = v.parse().ok(),
-                "transfer-encoding" => chunked = v.contains("chunked"),
-                "connection" => close = v == "close",
-                "content-type" => content_type = v,
-                _ => {}
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line)?;
-                let n = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
-                    .unwrap_or(0);
-                let mut buf = vec![0; n + 2];
-                self.reader.read_exact(&mut buf)?;
-                body.extend_from_slice(&buf[..n]);
-                if n == 0 {
-                    break;
-                }
-            }
-        } else if let Some(n) = len {
-            body.resize(n, 0);
-            self.reader.read_exact(&mut body)?;
-        } else {
-            self.reader.read_to_end(&mut body)?;
-            close = true;
-        }
-        if close {
-            *self = Client::connect(self.addr)?;
-        }
-        Ok((status, content_type, body))
-    }
-}
-
 /// A runtime and the real collector served on it from `config`.
 fn start_server(
     config: Config,
@@ -788,19 +704,6 @@ fn start_server(
         .block_on(routerstats_collector::server::serve(config))
         .expect("serve");
     (rt, handle)
-}
-
-fn pct_encode(s: &str) -> String {
-    let mut o = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                o.push(b as char)
-            }
-            _ => o.push_str(&format!("%{b:02X}")),
-        }
-    }
-    o
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -829,84 +732,23 @@ fn dir_size(p: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The route mix on the generated fleet: ids of the middle router.
 fn routes(o: &Opts) -> Vec<String> {
     let r = o.routers / 2;
-    let name = router_name(r);
-    let host = station_host(r, 3);
-    let mac = station_mac(r, 4);
-    let key = pct_encode(&wg_key(r, 1));
-    let peer = wg_name(r, 1);
-    let cn = ovpn_cn(r, 0);
-    let site = site_name(r);
-    let mut v: Vec<String> = [
-        "/health",
-        "/api/health",
-        "/api/openwrt",
-        "/api/performance",
-        "/api/logs",
-        "/api/pppoe_interfaces",
-        "/api/organization",
-        "/api/sites",
-        "/api/mikrotik/devices",
-        "/api/mikrotik/interfaces",
-        "/api/mikrotik/users/active",
-        "/api/vpn/status",
-        "/api/vpn/clients",
-        "/api/vpn/clients/connected",
-        "/api/vpn/statistics/usage",
-        "/api/vpn/health",
-        "/api/bandwidth/usage/real-time",
-        "/api/bandwidth/usage/peak",
-        "/api/bandwidth/monitoring/top-users",
-        "/api/bandwidth/monitoring/network-summary",
-        "/api/bandwidth/monitoring/alerts",
-        "/api/bandwidth/monitoring/quality",
-        "/api/bandwidth/health",
-        "/api/metrics/summary",
-        "/api/metrics/health",
-        "/api/metrics/peers",
-        "/api/metrics/peers/active",
-        "/api/metrics/bandwidth",
-        "/peers",
-        "/server-info",
-        "/metrics",
-        "/api/openapi.json",
-        "/api/export",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for w in ["15m", "1h", "1d", "7d"] {
-        v.push(format!("/api/gateways?duration={w}"));
-        v.push(format!("/api/gateways?duration={w}&site_id={site}"));
-        v.push(format!(
-            "/api/gateway/{name}/port/pppoe-wan/traffic?duration={w}"
-        ));
-        v.push(format!("/api/fleet?duration={w}"));
-        v.push(format!("/api/fleet?duration={w}&site={site}"));
-    }
-    v.extend([
-        format!("/api/gateway/{name}/ports"),
-        format!("/api/mikrotik/devices/{name}/currentstatus"),
-        format!(
-            "/api/mikrotik/devices/status?identities={}",
-            (0..10)
-                .map(|i| router_name((r + i * 7) % o.routers))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        format!("/api/mikrotik/users/{host}/stats"),
-        format!("/api/mikrotik/users/{mac}/stats"),
-        format!("/api/vpn/clients/{cn}/details"),
-        format!("/api/metrics/peer/{key}"),
-        format!("/api/metrics/peer/{key}/bandwidth"),
-        format!("/api/metrics/peer/{key}/history"),
-        format!("/peer/{peer}"),
-        format!("/peer/{peer}/metrics"),
-        format!("/api/routers/{name}"),
-        format!("/api/routers/{}", r + 1),
-    ]);
-    v
+    route_mix(&RouteIds {
+        router: router_name(r),
+        router_id: r as i64 + 1,
+        site: site_name(r),
+        wan_port: "pppoe-wan".to_string(),
+        identities: (0..10)
+            .map(|i| router_name((r + i * 7) % o.routers))
+            .collect(),
+        station_host: station_host(r, 3),
+        station_mac: station_mac(r, 4),
+        wg_key: wg_key(r, 1),
+        wg_peer: wg_name(r, 1),
+        ovpn_cn: ovpn_cn(r, 0),
+    })
 }
 
 struct Row {

@@ -139,10 +139,34 @@ impl CollectorProc {
 
     /// An enrollment token for `uses` routers.
     pub fn token(&self, name: &str, uses: usize) -> Result<String, CollectorError> {
+        self.token_at_site(name, uses, None)
+    }
+
+    /// An enrollment token for `uses` routers of `site`.
+    pub fn token_at_site(
+        &self,
+        name: &str,
+        uses: usize,
+        site: Option<&str>,
+    ) -> Result<String, CollectorError> {
         let uses = uses.to_string();
-        let args = [
+        let mut args = vec![
             "token", "create", "--name", name, "--uses", &uses, "--ttl", "2h",
         ];
+        if let Some(site) = site {
+            args.extend(["--site", site]);
+        }
+        self.cli(&args)
+    }
+
+    /// A new API key with `role` (`read` or `admin`), made by `routerstats-collector apikey
+    /// create` (the path an operator takes).
+    pub fn api_key(&self, role: &str, name: &str) -> Result<String, CollectorError> {
+        self.cli(&["apikey", "create", "--role", role, "--name", name])
+    }
+
+    /// Runs `bin ARGS --data-dir DIR` and returns its trimmed stdout.
+    fn cli(&self, args: &[&str]) -> Result<String, CollectorError> {
         let out = Command::new(&self.bin)
             .args(args)
             .arg("--data-dir")

@@ -7,9 +7,11 @@
 //! - [`cproc`]: the real collector binary as a child process.
 //! - [`sim`]: simulated agents speaking the real protocol over real mutual TLS.
 //! - [`rawsql`]: the plain-SQLite baseline of the ingest benchmark.
+//! - [`apiload`]: the API benchmark's route mix read while another benchmark runs.
 //! - [`storage`]: stored bytes per report, split by table with `dbstat`.
 //! - [`metrics`]: size and time of `/metrics` and of a remote-write snapshot on a stored fleet.
 
+pub mod apiload;
 pub mod cproc;
 pub mod gen;
 pub mod metrics;

@@ -17,12 +17,19 @@ use rusqlite::{params, Connection, TransactionBehavior};
 pub struct RawRun {
     pub reports: u64,
     pub elapsed: Duration,
+    /// CPU time (user + system) of the inserting thread.
+    pub cpu: Duration,
     pub batch: usize,
 }
 
 impl RawRun {
     pub fn per_second(&self) -> f64 {
         self.reports as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// CPU time per report, in microseconds.
+    pub fn cpu_us_per_report(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.reports.max(1) as f64
     }
 }
 
@@ -82,6 +89,7 @@ pub fn run(
     let base_ts = 1_700_000_000_000i64;
 
     let started = Instant::now();
+    let cpu0 = crate::sys::cpu_this_thread();
     let mut done = 0u64;
     while done < reports {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -212,6 +220,7 @@ pub fn run(
     Ok(RawRun {
         reports: done,
         elapsed: started.elapsed(),
+        cpu: crate::sys::cpu_this_thread().saturating_sub(cpu0),
         batch,
     })
 }
@@ -230,6 +239,7 @@ mod tests {
             .unwrap();
         let run = run(&path, &report, 3, 10, 4).unwrap();
         assert_eq!(run.reports, 10);
+        assert!(run.cpu > Duration::ZERO && run.cpu_us_per_report() > 0.0);
         let c = Connection::open(&path).unwrap();
         let n = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
         assert_eq!(n("SELECT COUNT(*) FROM reports"), 10);

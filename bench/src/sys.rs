@@ -39,13 +39,34 @@ pub fn mem_self() -> Mem {
 /// User plus system CPU time of `pid` from `/proc/<pid>/stat` (clock ticks, assumed 100 Hz:
 /// 10 ms resolution).
 pub fn cpu_of(pid: u32) -> std::io::Result<Duration> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    Ok(stat_cpu(&std::fs::read_to_string(format!(
+        "/proc/{pid}/stat"
+    ))?))
+}
+
+/// CPU time of the threads of `pid` named `name` (`/proc/<pid>/task/*/comm`), like
+/// [`cpu_of`]; None when no thread has that name.
+pub fn cpu_of_thread(pid: u32, name: &str) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut found = None;
+    for t in tasks.filter_map(|t| t.ok()) {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == name {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            found = Some(found.unwrap_or(Duration::ZERO) + stat_cpu(&stat));
+        }
+    }
+    found
+}
+
+/// utime + stime of a `/proc/.../stat` line.
+fn stat_cpu(text: &str) -> Duration {
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
     // rest[0] is field 3 (state); utime is field 14, stime field 15.
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    Ok(Duration::from_millis((ticks(11) + ticks(12)) * 10))
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 #[repr(C)]
@@ -78,6 +99,7 @@ extern "C" {
 
 const RUSAGE_SELF: i32 = 0;
 const RUSAGE_CHILDREN: i32 = -1;
+const RUSAGE_THREAD: i32 = 1;
 const RLIMIT_NOFILE: i32 = 7;
 
 fn rusage(who: i32) -> Duration {
@@ -94,6 +116,18 @@ fn rusage(who: i32) -> Duration {
 /// CPU time (user + system) this process has used, with microsecond resolution.
 pub fn cpu_self() -> Duration {
     rusage(RUSAGE_SELF)
+}
+
+/// CPU time (user + system) the calling thread has used, with microsecond resolution.
+pub fn cpu_this_thread() -> Duration {
+    rusage(RUSAGE_THREAD)
+}
+
+/// The load averages over 1, 5 and 15 minutes (`/proc/loadavg`), as printed there.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// CPU time (user + system) of this process's children that have been waited for.
@@ -192,6 +226,36 @@ mod tests {
         assert!(x > 0);
         assert!(cpu_self() > before);
         assert!(cpu_of(std::process::id()).is_ok());
+    }
+
+    #[test]
+    fn a_named_thread_has_its_own_cpu_time() {
+        let (spun_tx, spun_rx) = std::sync::mpsc::channel();
+        let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::Builder::new()
+            .name("bench-spin".into())
+            .spawn(move || {
+                let start = cpu_this_thread();
+                let mut x = 0u64;
+                while cpu_this_thread() - start < Duration::from_millis(60) {
+                    x = x.wrapping_add(std::hint::black_box(x) | 1);
+                }
+                let _ = spun_tx.send(());
+                let _ = end_rx.recv();
+                x
+            })
+            .unwrap();
+        spun_rx.recv().unwrap();
+        let spun = cpu_of_thread(std::process::id(), "bench-spin");
+        end_tx.send(()).unwrap();
+        assert!(t.join().unwrap() > 0);
+        // /proc counts in 10 ms ticks: 60 ms of spinning shows as at least 40 ms.
+        assert!(
+            spun.is_some_and(|d| d >= Duration::from_millis(40)),
+            "{spun:?}"
+        );
+        assert_eq!(cpu_of_thread(std::process::id(), "no-such-thread"), None);
+        assert_eq!(loadavg().split(' ').count(), 3);
     }
 
     #[test]

@@ -9,8 +9,14 @@
 //!    unacked per connection, default 4) for `--secs S` (default 20) after `--warmup S`
 //!    (default 5): acked reports per second (an ack is sent only after the SQLite commit,
 //!    `synchronous=FULL`), ack latency, collector CPU per report;
+//!    Then (unless `--api-load false`) drives the fleet again while `--api-clients C` clients
+//!    (default 2) read the API benchmark's GET route mix (`routerstats_apibench::routes`, ids
+//!    taken from what the simulated agents sent, one API key per route made with the CLI):
+//!    both ingest rates, API requests/s and p50/p99 per route group;
 //! 3. after stopping the collector, inserts the same rows with plain rusqlite in transactions
-//!    of the collector's mean batch size (and of 512): the raw SQLite rate, and the ratio.
+//!    of the collector's mean batch sizes (and of 512): the raw SQLite rate, and the ratios, in
+//!    reports/s and in CPU per report (the collector's database writer thread against the
+//!    inserting thread), which a loaded machine distorts less.
 //!
 //! 4. restarts the collector on the same data twice and drives the fleet again, alert rules off
 //!    (`[alerts] enabled = false`) then every rule on with thresholds every router crosses,
@@ -21,10 +27,13 @@
 //! because fsync on tmpfs is free). `--raw-reports R` sizes the baseline (default: as many as the
 //! collector stored in the window, at least 20,000).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
+use routerstats_apibench::routes::{group, route_mix, RouteIds};
+use routerstats_bench::apiload::{self, LoadStats, Pace, Target};
 use routerstats_bench::cproc::{collector_bin, fs_type, CollectorProc};
 use routerstats_bench::gen::{RouterText, Shape};
 use routerstats_bench::sim::{self, ReportMaker};
@@ -42,6 +51,24 @@ struct Opts {
     collector: Option<PathBuf>,
     /// Also measure ingest with alert rules off and all on.
     alert_rules: bool,
+    /// Also measure ingest while the API route mix is read, by this many clients.
+    api_load: bool,
+    api_clients: usize,
+    /// Requests per second per API client (None: unpaced).
+    api_rps: Option<f64>,
+    /// The collector's `batch_max` (None: its default).
+    batch_max: Option<usize>,
+}
+
+impl Opts {
+    /// The collector config every run of this benchmark starts from.
+    fn base_toml(&self) -> String {
+        let mut t = format!("max_connections = {}\n", (self.agents * 2 + 256).max(4096));
+        if let Some(b) = self.batch_max {
+            t.push_str(&format!("batch_max = {b}\n"));
+        }
+        t
+    }
 }
 
 /// `text` without ANSI colour sequences (`ESC [ ... m`).
@@ -83,16 +110,27 @@ struct Driven {
     bench_cpu: Duration,
     /// The collector's CPU time inside the measuring window.
     col_cpu: Duration,
+    /// Its database writer thread's CPU time inside the window (None: no such thread found).
+    writer_cpu: Option<Duration>,
+    /// What the API clients measured, when the API was read during the drive.
+    api: Option<LoadStats>,
+}
+
+/// The API read during a drive: the routes with their keys, and how the clients read them.
+struct ApiPlan {
+    targets: Arc<Vec<Target>>,
+    pace: Pace,
 }
 
 /// Connects every agent (boot ids from `boot_base`) and has each send reports as fast as acks
-/// come back for `o.warmup + o.secs` seconds.
+/// come back for `o.warmup + o.secs` seconds; with `api`, the API is read all that time too.
 async fn drive_fleet(
     col: &CollectorProc,
     agents: &[sim::SimAgent],
     template: &routerstats_shared::model::Report,
     o: &Opts,
     boot_base: u64,
+    api: Option<&ApiPlan>,
 ) -> Result<Driven, String> {
     let mut conns = Vec::with_capacity(agents.len());
     for (i, a) in agents.iter().enumerate() {
@@ -119,12 +157,27 @@ async fn drive_fleet(
             stop_at,
         )));
     }
+    let load = api.map(|a| {
+        apiload::start(
+            col.api,
+            a.targets.clone(),
+            a.pace,
+            measure_from.into_std(),
+            stop_at.into_std(),
+        )
+    });
     let pid = col.pid();
     let cpu_probe = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from).await;
         let c0 = sys::cpu_of(pid).unwrap_or_default();
+        let w0 = sys::cpu_of_thread(pid, "db-writer");
         tokio::time::sleep_until(stop_at).await;
-        sys::cpu_of(pid).unwrap_or_default().saturating_sub(c0)
+        let w1 = sys::cpu_of_thread(pid, "db-writer");
+        let writer = w0.zip(w1).map(|(a, b)| b.saturating_sub(a));
+        (
+            sys::cpu_of(pid).unwrap_or_default().saturating_sub(c0),
+            writer,
+        )
     });
     let bench_cpu0 = sys::cpu_self();
     let mut stats = Vec::with_capacity(tasks.len());
@@ -132,12 +185,202 @@ async fn drive_fleet(
         stats.push(t.await.map_err(|e| e.to_string())?);
     }
     let bench_cpu = sys::cpu_self() - bench_cpu0;
-    let col_cpu = cpu_probe.await.map_err(|e| e.to_string())?;
+    let (col_cpu, writer_cpu) = cpu_probe.await.map_err(|e| e.to_string())?;
+    let api = match load {
+        Some(l) => Some(
+            tokio::task::spawn_blocking(move || l.join())
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
     Ok(Driven {
         stats,
         bench_cpu,
         col_cpu,
+        writer_cpu,
+        api,
     })
+}
+
+/// Route ids from what the simulated agents send: the middle router (its name, id and site),
+/// every 7th router after it, the template report's WAN interface, a station's MAC and a lease's
+/// hostname, and WireGuard peers and OpenVPN clients when the template has any (the ingest
+/// shape has none: those routes then ask for an unknown peer or client).
+fn route_ids(
+    db: &Path,
+    agents: &[sim::SimAgent],
+    template: &routerstats_shared::model::Report,
+) -> Result<RouteIds, String> {
+    let n = agents.len().max(1);
+    let r = agents.len() / 2;
+    let name = agents.get(r).map(|a| a.name.clone()).unwrap_or_default();
+    let (router_id, site): (i64, Option<String>) = rusqlite::Connection::open(db)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT id, site FROM routers WHERE name = ?1",
+                [&name],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+        })
+        .map_err(|e| format!("router {name:?} in the database: {e}"))?;
+    let wan = template
+        .interfaces
+        .iter()
+        .find(|i| i.name == "pppoe-wan")
+        .or_else(|| template.interfaces.first())
+        .map(|i| i.name.clone())
+        .unwrap_or_else(|| "wan".into());
+    let station_mac = template
+        .stations
+        .get(4)
+        .or_else(|| template.stations.first())
+        .map(|s| s.mac.to_string())
+        .unwrap_or_else(|| "02:00:00:00:00:00".into());
+    let station_host = template
+        .leases
+        .iter()
+        .filter_map(|l| l.hostname.clone())
+        .nth(3)
+        .unwrap_or_else(|| station_mac.clone());
+    let peer = template.wireguard.iter().flat_map(|w| &w.peers).next();
+    let ovpn = template.openvpn.iter().flat_map(|o| &o.clients).next();
+    Ok(RouteIds {
+        router: name,
+        router_id,
+        site: site.unwrap_or_else(|| "none".into()),
+        wan_port: wan,
+        identities: (0..10)
+            .filter_map(|i| agents.get((r + i * 7) % n).map(|a| a.name.clone()))
+            .collect(),
+        station_host,
+        station_mac,
+        // Without peers: a well-formed key no router has (32 zero bytes), so the routes answer
+        // "unknown peer" rather than "malformed key".
+        wg_key: peer
+            .map(|p| p.public_key.clone())
+            .unwrap_or_else(|| format!("{}=", "A".repeat(43))),
+        wg_peer: peer
+            .and_then(|p| p.name.clone())
+            .unwrap_or_else(|| "not-sent".into()),
+        ovpn_cn: ovpn
+            .map(|c| c.common_name.clone())
+            .unwrap_or_else(|| "not-sent".into()),
+    })
+}
+
+/// The API benchmark's routes with one admin key each (made through the collector's CLI, as
+/// `routerstats-apibench` makes one per route: the per-key rate limit).
+fn api_plan(col: &CollectorProc, ids: &RouteIds, pace: Pace) -> Result<ApiPlan, String> {
+    let targets = route_mix(ids)
+        .into_iter()
+        .enumerate()
+        .map(|(i, route)| {
+            let key = col
+                .api_key("admin", &format!("bench-ingest-{i}"))
+                .map_err(|e| e.to_string())?;
+            Ok(Target { route, key })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(ApiPlan {
+        targets: Arc::new(targets),
+        pace,
+    })
+}
+
+/// Prints what the API clients measured: per route group and in all.
+fn print_api(stats: &LoadStats, plan: &ApiPlan, secs: u64) {
+    let routes_in = |g: &str| plan.targets.iter().filter(|t| group(&t.route) == g).count();
+    println!(
+        "  API read meanwhile: {} clients, one request at a time each ({}), over the {} routes of the API benchmark: {} requests in {secs} s ({:.1} requests/s), {} failed below HTTP{}",
+        plan.pace.clients,
+        plan.pace
+            .per_client_rps
+            .map(|r| format!("{r} requests/s each"))
+            .unwrap_or_else(|| "the next as soon as the last is answered".into()),
+        plan.targets.len(),
+        stats.requests,
+        stats.requests as f64 / secs.max(1) as f64,
+        stats.io_errors,
+        stats
+            .first_error
+            .as_deref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default()
+    );
+    println!("  | route group | routes | requests | p50 | p99 | max | statuses |");
+    println!("  |---|---:|---:|---:|---:|---:|---|");
+    for (g, s) in &stats.groups {
+        let statuses: Vec<String> = s
+            .statuses
+            .iter()
+            .map(|(k, v)| format!("{k} x{v}"))
+            .collect();
+        println!(
+            "  | {g} | {} | {} | {} | {} | {} | {} |",
+            routes_in(g),
+            s.latencies.len(),
+            percentile(&s.latencies, 0.5).map(ms).unwrap_or_default(),
+            percentile(&s.latencies, 0.99).map(ms).unwrap_or_default(),
+            s.latencies.last().copied().map(ms).unwrap_or_default(),
+            statuses.join(", ")
+        );
+    }
+    let limited = stats.with_status(429);
+    if limited > 0 {
+        println!("  ({limited} answers were 429: a rate limit, not the database, refused them)");
+    }
+}
+
+/// What one drive measured, for the summary.
+struct Measured {
+    rate: f64,
+    mean_batch: f64,
+    col_us: f64,
+    writer_us: Option<f64>,
+}
+
+/// Prints one drive's ingest figures (section 2 and its API-load twin).
+fn print_drive(label: &str, d: &Driven, o: &Opts, log: &str) -> Measured {
+    let (acked, lat, errors) = sim::merge(&d.stats);
+    let rate = acked as f64 / o.secs.max(1) as f64;
+    let (mean_batch, batches) = batch_sizes(log);
+    let per_report = |c: Duration| c.as_secs_f64() * 1e6 / acked.max(1) as f64;
+    println!(
+        "  {label}: {acked} reports acked in {} s: {rate:.0} reports/s (target >= 5,000: {}); load average {}",
+        o.secs,
+        if rate >= 5000.0 { "met" } else { "MISSED" },
+        sys::loadavg()
+    );
+    println!(
+        "    ack latency p50 {}, p99 {}, max {}; writer: {batches} transactions, {mean_batch:.1} reports per transaction",
+        percentile(&lat, 0.5).map(ms).unwrap_or_default(),
+        percentile(&lat, 0.99).map(ms).unwrap_or_default(),
+        lat.last().copied().map(ms).unwrap_or_default()
+    );
+    println!(
+        "    collector CPU {:.1} s in the window ({:.0} us per report), of it the database writer thread {} ; load generator CPU {:.1} s (all share the {} cores)",
+        d.col_cpu.as_secs_f64(),
+        per_report(d.col_cpu),
+        d.writer_cpu
+            .map(|w| format!("{:.1} s ({:.0} us per report)", w.as_secs_f64(), per_report(w)))
+            .unwrap_or_else(|| "unknown".into()),
+        d.bench_cpu.as_secs_f64(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    if !errors.is_empty() {
+        println!(
+            "    {} connections ended early; first: {}",
+            errors.len(),
+            errors.first().map(|e| e.to_string()).unwrap_or_default()
+        );
+    }
+    Measured {
+        rate,
+        mean_batch,
+        col_us: per_report(d.col_cpu),
+        writer_us: d.writer_cpu.map(per_report),
+    }
 }
 
 async fn bench(o: Opts) -> Result<(), String> {
@@ -159,7 +402,7 @@ async fn bench(o: Opts) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     let bin = collector_bin(o.collector.clone()).map_err(|e| e.to_string())?;
-    let toml = format!("max_connections = {}\n", (o.agents * 2 + 256).max(4096));
+    let toml = o.base_toml();
     let mut col = CollectorProc::start(
         &bin,
         &parent.path().join("data"),
@@ -176,7 +419,10 @@ async fn bench(o: Opts) -> Result<(), String> {
     );
 
     // Enrollment through the real path.
-    let token = col.token("bench", o.agents).map_err(|e| e.to_string())?;
+    // One site for the fleet: the API's site-filtered routes then have a site to filter on.
+    let token = col
+        .token_at_site("bench", o.agents, Some("bench-site"))
+        .map_err(|e| e.to_string())?;
     let t = Instant::now();
     let agents = sim::enroll_fleet(
         col.ingest,
@@ -232,7 +478,7 @@ async fn bench(o: Opts) -> Result<(), String> {
     drop(idle);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // 2. Sustained ingest.
+    // 2. Sustained ingest, without the API read and then with it.
     let template = RouterText::generate(Shape::INGEST, 7)
         .parse_report()
         .map_err(|e| e.to_string())?;
@@ -240,99 +486,121 @@ async fn bench(o: Opts) -> Result<(), String> {
         .to_frame()
         .map(|f| f.len())
         .unwrap_or(0);
-    let Driven {
-        stats,
-        bench_cpu,
-        col_cpu,
-    } = drive_fleet(&col, &agents, &template, &o, 1_000_000).await?;
-    let (acked, lat, errors) = sim::merge(&stats);
-    let total_acked: u64 = stats.iter().map(|s| s.acked).sum();
-    let rate = acked as f64 / o.secs.max(1) as f64;
+    println!();
+    println!(
+        "sustained ingest: {} agents, {} stations + {} interfaces per report ({frame_len} byte frame), window {} unacked per agent, {} s after {} s of warm-up",
+        agents.len(),
+        template.stations.len(),
+        template.interfaces.len(),
+        o.window,
+        o.secs,
+        o.warmup
+    );
+    let quiet = drive_fleet(&col, &agents, &template, &o, 1_000_000, None).await?;
+    let log_quiet = col.log();
+    let m_quiet = print_drive("without API load", &quiet, &o, &log_quiet);
+    let mut loaded = None;
+    if o.api_load {
+        let ids = route_ids(&col.data_dir.join("routerstats.db"), &agents, &template)?;
+        let pace = Pace {
+            clients: o.api_clients,
+            per_client_rps: o.api_rps,
+        };
+        let plan = api_plan(&col, &ids, pace)?;
+        let d = drive_fleet(&col, &agents, &template, &o, 1_500_000, Some(&plan)).await?;
+        let log = col.log();
+        let m = print_drive(
+            "with API load   ",
+            &d,
+            &o,
+            log.get(log_quiet.len()..).unwrap_or(""),
+        );
+        if let Some(a) = &d.api {
+            print_api(a, &plan, o.secs);
+        }
+        if template.wireguard.is_empty() && template.openvpn.is_empty() {
+            println!("  (the simulated agents send no WireGuard peers or OpenVPN clients: the routes naming one ask for an unknown one)");
+        }
+        loaded = Some((m, d));
+    }
+    let total_acked: u64 = quiet
+        .stats
+        .iter()
+        .chain(loaded.iter().flat_map(|(_, d)| d.stats.iter()))
+        .map(|s| s.acked)
+        .sum();
     let stored: i64 = {
         let db = rusqlite::Connection::open(col.data_dir.join("routerstats.db"))
             .map_err(|e| e.to_string())?;
         db.query_row("SELECT COUNT(*) FROM reports", [], |r| r.get(0))
             .map_err(|e| e.to_string())?
     };
-    let (mean_batch, batches) = batch_sizes(&col.log());
     let mem = col.mem();
     col.kill();
-    println!();
-    println!(
-        "sustained ingest: {} agents, {} stations + {} interfaces per report ({frame_len} byte frame), window {} unacked per agent",
-        stats.len(),
-        template.stations.len(),
-        template.interfaces.len(),
-        o.window
-    );
-    println!(
-        "  {acked} reports acked in {} s: {rate:.0} reports/s (target >= 5,000: {})",
-        o.secs,
-        if rate >= 5000.0 { "met" } else { "MISSED" }
-    );
-    println!(
-        "  ack latency p50 {}, p99 {}, max {}",
-        percentile(&lat, 0.5).map(ms).unwrap_or_default(),
-        percentile(&lat, 0.99).map(ms).unwrap_or_default(),
-        lat.last().copied().map(ms).unwrap_or_default()
-    );
     println!(
         "  durable: {stored} reports rows in the database, {total_acked} acked in all (every ack followed its commit: {})",
         if stored as u64 >= total_acked { "yes" } else { "NO" }
     );
     println!(
-        "  writer: {batches} transactions, {mean_batch:.1} reports per transaction on average"
-    );
-    println!(
-        "  collector CPU {:.1} s in the window ({:.0} us per report); load generator CPU {:.1} s (both share the {} cores)",
-        col_cpu.as_secs_f64(),
-        col_cpu.as_secs_f64() * 1e6 / acked.max(1) as f64,
-        bench_cpu.as_secs_f64(),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
-    );
-    println!(
         "  collector VmRSS {} kB at the end, VmHWM {} kB",
         mem.rss_kb, mem.hwm_kb
     );
-    if !errors.is_empty() {
-        println!(
-            "  {} connections ended early; first: {}",
-            errors.len(),
-            errors.first().map(|e| e.to_string()).unwrap_or_default()
-        );
-    }
 
-    // 3. Plain SQLite with the same rows.
+    // 3. Plain SQLite with the same rows, at the batch sizes the collector used.
     let raw_reports = o.raw_reports.unwrap_or((stored as u64).max(20_000));
     println!();
-    println!("plain rusqlite baseline: the same rows ({raw_reports} reports), same schema and settings, no TLS/decoding/deltas/rollups");
-    let mut raw_rates = Vec::new();
-    let mut batches = vec![mean_batch.round().max(1.0) as usize];
-    if !batches.contains(&512) {
-        batches.push(512);
+    println!("plain rusqlite baseline: the same rows ({raw_reports} reports), same schema and settings, no TLS/decoding/deltas/rollups; load average {}", sys::loadavg());
+    let batch_of = |m: &Measured| m.mean_batch.round().max(1.0) as usize;
+    let mut batches = vec![batch_of(&m_quiet)];
+    if let Some((m, _)) = &loaded {
+        batches.push(batch_of(m));
     }
+    batches.push(512);
+    batches.dedup();
+    let mut raw = Vec::new();
     for batch in batches {
+        if raw.iter().any(|(b, _)| *b == batch) {
+            continue;
+        }
         let path = parent.path().join(format!("raw-{batch}.db"));
         let run = rawsql::run(&path, &template, o.agents, raw_reports, batch)
             .map_err(|e| e.to_string())?;
         println!(
-            "  batch {:>4}: {:.0} reports/s ({} transactions) -> the collector reaches {:.0}% of it",
-            batch,
+            "  batch {batch:>4}: {:.0} reports/s ({} transactions), {:.0} us CPU per report",
             run.per_second(),
             raw_reports.div_ceil(batch as u64),
-            rate / run.per_second() * 100.0
+            run.cpu_us_per_report()
         );
-        raw_rates.push(run.per_second());
+        raw.push((batch, run));
     }
-    let same_batch = raw_rates.first().copied().unwrap_or(f64::INFINITY);
-    println!(
-        "  target >= 50% of the raw rate at the collector's batch size: {}",
-        if rate / same_batch >= 0.5 {
-            "met"
-        } else {
-            "MISSED"
-        }
-    );
+    let raw_at = |m: &Measured| raw.iter().find(|(b, _)| *b == batch_of(m)).map(|(_, r)| *r);
+    println!("collector against plain SQLite at the same batch size (same process run):");
+    let summary = |label: &str, m: &Measured| {
+        let Some(r) = raw_at(m) else {
+            return;
+        };
+        let ratio = m.rate / r.per_second() * 100.0;
+        println!(
+            "  {label}: {:.0} vs {:.0} reports/s at batch {}: {ratio:.0}% (target >= 95%: {}); CPU per report: plain SQLite {:.0} us, collector writer thread {}, whole collector {:.0} us",
+            m.rate,
+            r.per_second(),
+            batch_of(m),
+            if ratio >= 95.0 { "met" } else { "MISSED" },
+            r.cpu_us_per_report(),
+            m.writer_us
+                .map(|w| format!("{w:.0} us (plain SQLite / writer: {:.0}%)", r.cpu_us_per_report() / w.max(1e-9) * 100.0))
+                .unwrap_or_else(|| "unknown".into()),
+            m.col_us,
+        );
+    };
+    summary("without API load", &m_quiet);
+    if let Some((m, _)) = &loaded {
+        summary("with API load   ", m);
+        println!(
+            "  ingest with the API read: {:.0}% of the rate without (the second run starts on a larger database)",
+            m.rate / m_quiet.rate.max(1.0) * 100.0
+        );
+    }
 
     // 4. Alert rules off vs all on, same fleet and data directory.
     if o.alert_rules {
@@ -385,7 +653,7 @@ async fn alert_rules(
     println!(
         "alert rules: the collector restarted on the same data: rules off, then every rule on with thresholds every router crosses, evaluated every 15 s (the default), then every 1 s"
     );
-    let base = format!("max_connections = {}\n", (o.agents * 2 + 256).max(4096));
+    let base = o.base_toml();
     let mut rates = Vec::new();
     let every = |s: &str| format!("[alerts]\neval_interval = \"{s}\"\n{ALL_RULES}");
     let runs = [
@@ -404,7 +672,15 @@ async fn alert_rules(
             "warn,routerstats_collector::alerts=debug",
         )
         .map_err(|e| e.to_string())?;
-        let d = drive_fleet(&col, agents, template, o, 2_000_000 + 1_000_000 * i as u64).await?;
+        let d = drive_fleet(
+            &col,
+            agents,
+            template,
+            o,
+            2_000_000 + 1_000_000 * i as u64,
+            None,
+        )
+        .await?;
         let (acked, lat, _) = sim::merge(&d.stats);
         let rate = acked as f64 / o.secs.max(1) as f64;
         let evals = eval_times(&col.log());
@@ -440,11 +716,19 @@ async fn alert_rules(
 const USAGE: &str = "bench-ingest: the collector's durable ingest rate against plain SQLite, and memory per idle
 connected agent (see BENCHMARKS.md).
 
-Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--raw-reports R] [--dir PATH] [--collector-bin PATH]
+Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--api-load BOOL] [--api-clients C]
+                    [--api-rps R] [--batch-max N] [--alert-rules BOOL] [--raw-reports R] [--dir PATH] [--collector-bin PATH]
   --agents N           simulated routers (default 1000)
   --secs S             measuring window (default 20)
   --warmup S           warm-up before it (default 5)
   --window W           unacked reports per connection (default 4)
+  --api-load BOOL      drive the fleet a second time while C clients read the API benchmark's
+                       route mix, and print both rates and the API latencies (default true)
+  --api-clients C      API clients, one request at a time each (default 2)
+  --api-rps R          requests per second per API client (default: none, the next request as
+                       soon as the last is answered, as routerstats-apibench does)
+  --batch-max N        the collector's batch_max (default: its default, 2048)
+  --alert-rules BOOL   also measure ingest with alert rules off and all on (default true)
   --raw-reports R      reports the plain-SQLite baseline inserts (default: as many as acked, at least 20000)
   --dir PATH           where the collector's data dir is made (default: a temp dir)
   --collector-bin PATH collector binary (default: routerstats-collector next to this one)
@@ -472,6 +756,23 @@ fn main() -> ExitCode {
                 .find(|(n, _)| n == "collector-bin")
                 .map(|(_, v)| PathBuf::from(v)),
             alert_rules: flag(&f, "alert-rules", true)?,
+            api_load: flag(&f, "api-load", true)?,
+            api_clients: flag(&f, "api-clients", 2usize)?.max(1),
+            api_rps: f
+                .iter()
+                .find(|(n, _)| n == "api-rps")
+                .map(|(_, v)| match v.parse::<f64>() {
+                    Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+                    _ => Err(format!(
+                        "--api-rps: {v:?} (a positive number of requests per second)"
+                    )),
+                })
+                .transpose()?,
+            batch_max: f
+                .iter()
+                .find(|(n, _)| n == "batch-max")
+                .map(|(_, v)| v.parse().map_err(|_| format!("--batch-max: {v:?}")))
+                .transpose()?,
         })
     };
     routerstats_bench::run_async(parse(), bench)

@@ -18,6 +18,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+use std::sync::LazyLock;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -906,16 +907,19 @@ fn store_station_totals(
     s: ReportStep,
     station_totals: &StationReportTotals,
 ) -> Result<(), StoreError> {
-    let ReportStep { rid, ts, .. } = s;
-    if station_totals.stations > 0 {
+    // Built once: this runs for every report.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
         let [rx, txb, rxn, txn, n] = ["rx_bytes", "tx_bytes", "rx_deltas", "tx_deltas", "stations"]
             .map(|c| SAT_SUM.replace("{c}", c));
-        tx.prepare_cached(&format!(
+        format!(
             "INSERT INTO station_report_totals (router_id, ts_ms, rx_bytes, tx_bytes, rx_deltas, tx_deltas, stations) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (router_id, ts_ms) DO UPDATE SET \
              rx_bytes = {rx}, tx_bytes = {txb}, rx_deltas = {rxn}, tx_deltas = {txn}, stations = {n}"
-        ))?
-        .execute(params![
+        )
+    });
+    let ReportStep { rid, ts, .. } = s;
+    if station_totals.stations > 0 {
+        tx.prepare_cached(&SQL)?.execute(params![
             rid,
             ts,
             sat(station_totals.rx),
@@ -1235,9 +1239,12 @@ where
     T: PartialEq + Clone,
     K: Eq + Hash,
 {
+    // The common case (nothing changed) costs one comparison, no key allocations.
+    if cached.as_deref() == Some(new) {
+        return Ok(());
+    }
     let new_keys: HashSet<K> = new.iter().map(&key).collect();
     match cached.as_deref() {
-        Some(old) if old == new => return Ok(()),
         Some(old) => {
             let old_by_key: HashMap<K, &T> = old.iter().map(|t| (key(t), t)).collect();
             for t in new {
