@@ -612,6 +612,23 @@ pub fn all_routers(conn: &Connection) -> Result<Vec<RouterFacts>, IspError> {
     fleet::load_router_facts(conn).map_err(db)
 }
 
+/// Routers looked up by id when first needed, each once: for routes about one user, client or
+/// device that name a few routers (loading every router is O(fleet): 10,000 rows at 10,000
+/// routers).
+#[derive(Debug, Default)]
+pub struct RouterCache(std::collections::HashMap<i64, Option<RouterFacts>>);
+
+impl RouterCache {
+    /// The router with this id (None: no such router).
+    pub fn get(&mut self, conn: &Connection, id: i64) -> Result<Option<&RouterFacts>, IspError> {
+        if !self.0.contains_key(&id) {
+            let facts = fleet::router_facts_by_id(conn, id).map_err(db)?;
+            self.0.insert(id, facts);
+        }
+        Ok(self.0.get(&id).and_then(Option::as_ref))
+    }
+}
+
 /// The router called `name` (case-insensitive), or 404.
 pub fn router_by_name(conn: &Connection, name: &str) -> Result<RouterFacts, IspError> {
     fleet::router_facts_by_name(conn, name)
@@ -823,6 +840,10 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         (
             "router_by_name",
             format!("{} WHERE r.name = ?1", fleet::ROUTER_FACTS_SQL),
+        ),
+        (
+            "router_by_id",
+            format!("{} WHERE r.id = ?1", fleet::ROUTER_FACTS_SQL),
         ),
         ("lease", LEASE_SQL.to_string()),
         ("mac_seen", MAC_SEEN_SQL.to_string()),
