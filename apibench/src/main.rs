@@ -856,6 +856,20 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// CPU time (user + system, all threads) this process has used so far, seconds, from
+/// `/proc/self/stat` (USER_HZ = 100 ticks per second, fixed by the Linux ABI); None elsewhere.
+/// Load on a shared machine stretches wall time far more than CPU time.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: indexes 11 and 12 after the name
+    // (field 3, the state, is index 0).
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 fn dir_size(p: &std::path::Path) -> u64 {
     std::fs::read_dir(p)
         .map(|rd| {
@@ -1039,9 +1053,11 @@ fn main() {
     let gen_s = t.elapsed().as_secs_f64();
     let db_bytes = dir_size(&o.dir);
     println!(
-        "generation: {gen_s:.1} s, database {:.0} MiB ({})",
+        "generation: {gen_s:.1} s, database {:.0} MiB ({}); CPU time so far {} s, load average {}",
         db_bytes as f64 / 1_048_576.0,
-        db_path.display()
+        db_path.display(),
+        cpu_seconds().map_or("?".to_string(), |c| format!("{c:.1}")),
+        loadavg()
     );
     {
         let c = Connection::open(&db_path).unwrap();
