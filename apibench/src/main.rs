@@ -1027,7 +1027,10 @@ fn main() {
             std::process::exit(2);
         }
         if n as usize != o.routers {
-            println!("reused database has {n} routers (not --routers {}): using {n}", o.routers);
+            println!(
+                "reused database has {n} routers (not --routers {}): using {n}",
+                o.routers
+            );
             o.routers = n as usize;
         }
     } else {

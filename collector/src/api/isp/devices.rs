@@ -664,10 +664,12 @@ pub async fn status(
         let mut routers = RouterCache::default();
         let mut out = Vec::with_capacity(names.len());
         for n in &names {
-            out.push(match crate::api::fleet::router_facts_by_name(c, n).map_err(db)? {
-                Some(r) => device_status(c, &r, &mut routers, now)?,
-                None => unknown_device(n),
-            });
+            out.push(
+                match crate::api::fleet::router_facts_by_name(c, n).map_err(db)? {
+                    Some(r) => device_status(c, &r, &mut routers, now)?,
+                    None => unknown_device(n),
+                },
+            );
         }
         Ok(out)
     })

@@ -727,14 +727,29 @@ fn per_user_and_per_client_lookups_do_not_visit_every_router() {
     all.extend(vpn::queries());
     all.extend(queries());
     for (name, index) in [
-        ("user_now", "SEARCH s USING INDEX station_samples_mac (mac=?"),
-        ("client_connected", "SEARCH o USING INDEX ovpn_client_samples_cn (common_name=?"),
-        ("router_by_id", "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"),
+        (
+            "user_now",
+            "SEARCH s USING INDEX station_samples_mac (mac=?",
+        ),
+        (
+            "client_connected",
+            "SEARCH o USING INDEX ovpn_client_samples_cn (common_name=?",
+        ),
+        (
+            "router_by_id",
+            "SEARCH r USING INTEGER PRIMARY KEY (rowid=?)",
+        ),
     ] {
         let (_, sql) = all.iter().find(|(n, _)| *n == name).unwrap();
         let plan = plan_details(&c, sql);
-        assert!(plan.iter().any(|d| d.starts_with(index)), "{name}: {plan:?}");
-        assert!(!plan.iter().any(|d| d.starts_with("SCAN")), "{name}: {plan:?}");
+        assert!(
+            plan.iter().any(|d| d.starts_with(index)),
+            "{name}: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|d| d.starts_with("SCAN")),
+            "{name}: {plan:?}"
+        );
     }
 }
 

@@ -451,7 +451,9 @@ fn finish_rows(
     let mut routers = HashMap::new();
     for row in &rows {
         if !routers.contains_key(&row.router_id) {
-            if let Some(f) = crate::api::fleet::router_facts_by_id(conn, row.router_id).map_err(db)? {
+            if let Some(f) =
+                crate::api::fleet::router_facts_by_id(conn, row.router_id).map_err(db)?
+            {
                 routers.insert(row.router_id, f);
             }
         }
