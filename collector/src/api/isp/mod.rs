@@ -621,11 +621,18 @@ pub struct RouterCache(std::collections::HashMap<i64, Option<RouterFacts>>);
 impl RouterCache {
     /// The router with this id (None: no such router).
     pub fn get(&mut self, conn: &Connection, id: i64) -> Result<Option<&RouterFacts>, IspError> {
-        if !self.0.contains_key(&id) {
-            let facts = fleet::router_facts_by_id(conn, id).map_err(db)?;
-            self.0.insert(id, facts);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.0.entry(id) {
+            e.insert(fleet::router_facts_by_id(conn, id).map_err(db)?);
         }
         Ok(self.0.get(&id).and_then(Option::as_ref))
+    }
+
+    /// The routers found so far, by id.
+    pub fn into_found(self) -> std::collections::HashMap<i64, RouterFacts> {
+        self.0
+            .into_iter()
+            .filter_map(|(id, f)| f.map(|f| (id, f)))
+            .collect()
     }
 }
 

@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 
 use super::{
     all_routers, auth, db, isp_query, mib, ok, ok_flat, path_name, read, ErrorEnvelope, IspError,
-    IspFlatResult, IspResult, NoQuery, Params, RawQuery, RouterFacts, StampedEnvelope,
+    IspFlatResult, IspResult, NoQuery, Params, RawQuery, RouterCache, RouterFacts, StampedEnvelope,
 };
 use super::{cached_envelope, cached_flat, FlatEnvelope};
 use crate::api::cache;
@@ -448,16 +448,11 @@ fn finish_rows(
     rows: Vec<SessionRow>,
     now: i64,
 ) -> Result<Vec<(i64, Option<i64>, VpnSession)>, IspError> {
-    let mut routers = HashMap::new();
+    let mut cache = RouterCache::default();
     for row in &rows {
-        if !routers.contains_key(&row.router_id) {
-            if let Some(f) =
-                crate::api::fleet::router_facts_by_id(conn, row.router_id).map_err(db)?
-            {
-                routers.insert(row.router_id, f);
-            }
-        }
+        cache.get(conn, row.router_id)?;
     }
+    let routers = cache.into_found();
     Ok(rows.into_iter().map(|r| r.finish(&routers, now)).collect())
 }
 
