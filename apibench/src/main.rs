@@ -91,7 +91,7 @@ fn parse_opts() -> Opts {
                 println!(
                     "routerstats-apibench [--routers 1000] [--raw-hours 2] [--days 7] [--requests 30] [--dir PATH] [--keep] [--reuse] [--cache-max-age SECS] [--only ROUTE,ROUTE]\n\
                      --keep: leave --dir in place at the end\n\
-                     --reuse: serve the database already in --dir instead of generating one (generated when there is none); implies --keep"
+                     --reuse: serve the database already in --dir instead of generating one (generated when there is none; the fleet size is the database's); implies --keep"
                 );
                 std::process::exit(0);
             }
