@@ -232,6 +232,12 @@ pub fn load_router_facts_in(
     rows.collect()
 }
 
+/// The router with this id with its newest report's facts (None: no such router).
+pub fn router_facts_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<RouterFacts>> {
+    let mut st = conn.prepare_cached(&format!("{ROUTER_FACTS_SQL} WHERE r.id = ?1"))?;
+    st.query_row([id], router_facts_from_row).optional()
+}
+
 /// The router called `name` (case-insensitive) with its newest report's facts.
 pub fn router_facts_by_name(
     conn: &Connection,

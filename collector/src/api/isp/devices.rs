@@ -22,8 +22,8 @@ use super::{
     all_routers, auth, db, device_filter, device_or_page, device_page, isp_query, kbps_to_mbps,
     lease_for_mac, mib, ok, ok_flat, page_after, page_limit, path_name, read, resolve_user,
     router_by_name, routers_in, station_totals, username_of, with_next, ErrorEnvelope,
-    FlatEnvelope, IspError, IspResult, NoQuery, PageQuery, Params, RawQuery, RouterFacts, Scope,
-    StampedEnvelope, MAX_IDENTITIES,
+    FlatEnvelope, IspError, IspResult, NoQuery, PageQuery, Params, RawQuery,
+    RouterCache, RouterFacts, Scope, StampedEnvelope, MAX_IDENTITIES,
 };
 use crate::api::cache;
 use crate::api::paging::{self, id_span, Page};
@@ -577,7 +577,7 @@ const VPN_LINK_SQL: &str =
 fn vpn_link(
     conn: &Connection,
     name: &str,
-    routers: &HashMap<i64, RouterFacts>,
+    routers: &mut RouterCache,
     now: i64,
 ) -> Result<(bool, Option<VpnConnectionInfo>), IspError> {
     let mut st = conn.prepare_cached(VPN_LINK_SQL).map_err(db)?;
@@ -601,7 +601,7 @@ fn vpn_link(
     let Some((router_id, ts, instance, real_address, virtual_address, rx, tx, since)) = row else {
         return Ok((false, None));
     };
-    let server = routers.get(&router_id);
+    let server = routers.get(conn, router_id)?;
     let connected = server.is_some_and(|s| s.connected(now) && s.last_report_ms == Some(ts));
     let info = VpnConnectionInfo {
         real_address,
@@ -619,7 +619,7 @@ fn vpn_link(
 fn device_status(
     conn: &Connection,
     r: &RouterFacts,
-    routers: &HashMap<i64, RouterFacts>,
+    routers: &mut RouterCache,
     now: i64,
 ) -> Result<DeviceStatus, IspError> {
     let (vpn_connected, info) = vpn_link(conn, &r.name, routers, now)?;
@@ -685,17 +685,18 @@ pub async fn status(
     }
     let now = now_ms();
     let out = read(&state, move |c| {
-        let routers = all_routers(c)?;
-        let by_id: HashMap<i64, RouterFacts> = routers.iter().map(|r| (r.id, r.clone())).collect();
-        names
-            .iter()
-            .map(
-                |n| match routers.iter().find(|r| r.name.eq_ignore_ascii_case(n)) {
-                    Some(r) => device_status(c, r, &by_id, now),
-                    None => Ok(unknown_device(n)),
+        // The named routers only (routers.name is UNIQUE COLLATE NOCASE: ASCII case-insensitive).
+        let mut routers = RouterCache::default();
+        let mut out = Vec::with_capacity(names.len());
+        for n in &names {
+            out.push(
+                match crate::api::fleet::router_facts_by_name(c, n).map_err(db)? {
+                    Some(r) => device_status(c, &r, &mut routers, now)?,
+                    None => unknown_device(n),
                 },
-            )
-            .collect::<Result<Vec<_>, _>>()
+            );
+        }
+        Ok(out)
     })
     .await?;
     ok(out)
@@ -723,9 +724,7 @@ pub async fn current_status(
     let now = now_ms();
     let out = read(&state, move |c| {
         let r = router_by_name(c, &name)?;
-        let routers: HashMap<i64, RouterFacts> =
-            all_routers(c)?.into_iter().map(|r| (r.id, r)).collect();
-        device_status(c, &r, &routers, now)
+        device_status(c, &r, &mut RouterCache::default(), now)
     })
     .await?;
     ok(out)
@@ -989,11 +988,13 @@ fn usage(totals: &[super::StationTotal]) -> Usage {
     }
 }
 
-/// A MAC in the newest report of every router: `?1` MAC, `?2` router id or NULL.
+/// A MAC in the newest report of every router: `?1` MAC, `?2` router id or NULL. Read through
+/// the MAC index (the MAC's own samples, each checked against its router's newest report),
+/// not by visiting every router's newest report.
 fn user_now_sql() -> String {
     format!(
-        "SELECT {STATION_COLS} FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
-         AND s.ts_ms = r.last_report_ms WHERE +s.mac = ?1 AND (?2 IS NULL OR r.id = ?2) ORDER BY r.name, s.iface"
+        "SELECT {STATION_COLS} FROM station_samples s CROSS JOIN routers r ON r.id = s.router_id \
+         WHERE s.mac = ?1 AND s.ts_ms = r.last_report_ms AND (?2 IS NULL OR r.id = ?2) ORDER BY r.name, s.iface"
     )
 }
 
@@ -1047,12 +1048,10 @@ pub async fn user_stats(
     let out = read(&state, move |c| {
         let filter = device_filter(c, device.as_deref())?;
         let user = resolve_user(c, &name)?;
-        let routers = all_routers(c)?;
-        let names = super::router_names(&routers);
+        let mut routers = RouterCache::default();
         let router_id = filter.as_ref().map(|r| r.id);
         let mut now_st = c.prepare_cached(&user_now_sql()).map_err(db)?;
         let mut last_st = c.prepare_cached(&user_last_sql()).map_err(db)?;
-        let online: HashMap<i64, bool> = routers.iter().map(|r| (r.id, r.connected(now))).collect();
         let mut sessions = Vec::new();
         for mac in &user.macs {
             let current: Vec<StationRow> = now_st
@@ -1060,10 +1059,15 @@ pub async fn user_stats(
                 .map_err(db)?
                 .collect::<Result<_, _>>()
                 .map_err(db)?;
-            let active: Vec<StationRow> = current
-                .into_iter()
-                .filter(|s| online.get(&s.router_id).copied().unwrap_or(false))
-                .collect();
+            let mut active = Vec::new();
+            for s in current {
+                if routers
+                    .get(c, s.router_id)?
+                    .is_some_and(|r| r.connected(now))
+                {
+                    active.push(s);
+                }
+            }
             let (rows, is_active) = if active.is_empty() {
                 let last: Vec<StationRow> = last_st
                     .query_map(params![mac, router_id], station_row)
@@ -1076,7 +1080,10 @@ pub async fn user_stats(
             };
             for s in rows {
                 let lease = lease_for_mac(c, &s.mac, Some(s.router_id))?;
-                let dev = names.get(&s.router_id).cloned().unwrap_or_default();
+                let dev = routers
+                    .get(c, s.router_id)?
+                    .map(|r| r.name.clone())
+                    .unwrap_or_default();
                 sessions.push(active_user(&s, &dev, lease, is_active));
             }
         }

@@ -689,6 +689,30 @@ pub async fn page_bounds(state: &ApiState, page: Page) -> Result<PageBounds, Isp
     read(state, move |c| paging::bounds(c, page).map_err(db)).await
 }
 
+/// Routers looked up by id when first needed, each once: for routes about one user, client or
+/// device that name a few routers (loading every router is O(fleet): 10,000 rows at 10,000
+/// routers).
+#[derive(Debug, Default)]
+pub struct RouterCache(std::collections::HashMap<i64, Option<RouterFacts>>);
+
+impl RouterCache {
+    /// The router with this id (None: no such router).
+    pub fn get(&mut self, conn: &Connection, id: i64) -> Result<Option<&RouterFacts>, IspError> {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.0.entry(id) {
+            e.insert(fleet::router_facts_by_id(conn, id).map_err(db)?);
+        }
+        Ok(self.0.get(&id).and_then(Option::as_ref))
+    }
+
+    /// The routers found so far, by id.
+    pub fn into_found(self) -> std::collections::HashMap<i64, RouterFacts> {
+        self.0
+            .into_iter()
+            .filter_map(|(id, f)| f.map(|f| (id, f)))
+            .collect()
+    }
+}
+
 /// The router called `name` (case-insensitive), or 404.
 pub fn router_by_name(conn: &Connection, name: &str) -> Result<RouterFacts, IspError> {
     fleet::router_facts_by_name(conn, name)
@@ -905,6 +929,10 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         (
             "router_by_name",
             format!("{} WHERE r.name = ?1", fleet::ROUTER_FACTS_SQL),
+        ),
+        (
+            "router_by_id",
+            format!("{} WHERE r.id = ?1", fleet::ROUTER_FACTS_SQL),
         ),
         ("lease", LEASE_SQL.to_string()),
         ("page_leases", PAGE_LEASES_SQL.to_string()),

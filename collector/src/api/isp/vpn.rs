@@ -18,8 +18,8 @@ use utoipa::ToSchema;
 
 use super::{
     all_routers, auth, db, isp_query, mib, ok, ok_flat, page_bounds, path_name, read, routers_in,
-    with_next, ErrorEnvelope, IspError, IspResult, NoQuery, PageQuery, Params, RawQuery,
-    RouterFacts, StampedEnvelope,
+    with_next, ErrorEnvelope, IspError, IspResult, NoQuery, PageQuery, Params,
+    RawQuery, RouterCache, RouterFacts, StampedEnvelope,
 };
 use super::{cached_envelope, cached_flat, FlatEnvelope};
 use crate::api::cache;
@@ -337,6 +337,15 @@ fn connected_sql() -> String {
 /// `?1` oldest `last_seen_ms` counted.
 const CONNECTED_NAMES_SQL: &str = "SELECT DISTINCT o.common_name FROM routers r CROSS JOIN ovpn_client_samples o \
      ON o.router_id = r.id AND o.ts_ms = r.last_report_ms WHERE r.revoked_at IS NULL AND r.last_seen_ms >= ?1";
+/// [`connected_sql`] for one common name `?1`, read through its `(common_name, ts_ms)` index
+/// (its own samples, each checked against its router's newest report).
+fn client_connected_sql() -> String {
+    format!(
+        "SELECT {SESSION_COLS} FROM ovpn_client_samples o CROSS JOIN routers r ON r.id = o.router_id \
+         WHERE o.common_name = ?1 AND o.ts_ms = r.last_report_ms AND r.revoked_at IS NULL \
+         AND r.last_seen_ms >= ?2"
+    )
+}
 
 /// The newest sample time of a common name and its sessions then: `?1` common name.
 fn last_sighting_sql() -> String {
@@ -389,6 +398,7 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
     vec![
         ("connected", connected_sql()),
         ("connected_names", CONNECTED_NAMES_SQL.to_string()),
+        ("client_connected", client_connected_sql()),
         ("last_sighting", last_sighting_sql()),
         ("cn_first", CN_FIRST_SQL.to_string()),
         ("cn_next", CN_NEXT_SQL.to_string()),
@@ -430,7 +440,13 @@ fn connected_sessions(
             out.push(s);
         }
     }
-    out.sort_by(|a, b| {
+    sort_sessions(&mut out);
+    Ok(out)
+}
+
+/// Sessions by device, instance, common name and real address.
+fn sort_sessions(sessions: &mut [VpnSession]) {
+    sessions.sort_by(|a, b| {
         (
             a.device_name.as_str(),
             a.instance.as_str(),
@@ -444,6 +460,52 @@ fn connected_sessions(
                 b.real_address.as_str(),
             ))
     });
+}
+
+/// The rows of a [`SESSION_COLS`] query.
+fn session_rows<P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+) -> Result<Vec<SessionRow>, IspError> {
+    let mut st = conn.prepare_cached(sql).map_err(db)?;
+    let rows = st.query_map(params, session_row).map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
+}
+
+/// [`SessionRow::finish`] with the facts of only the routers these rows name (one lookup per
+/// router instead of loading the fleet: for routes about one client).
+fn finish_rows(
+    conn: &Connection,
+    rows: Vec<SessionRow>,
+    now: i64,
+) -> Result<Vec<Sighting>, IspError> {
+    let mut cache = RouterCache::default();
+    for row in &rows {
+        cache.get(conn, row.router_id)?;
+    }
+    let routers = cache.into_found();
+    Ok(rows.into_iter().map(|r| r.finish(&routers, now)).collect())
+}
+
+/// The connected sessions of one common name (as [`connected_sessions`] with a name), found
+/// through the `(common_name, ts_ms)` index instead of every router's newest report.
+fn client_connected_sessions(
+    conn: &Connection,
+    common_name: &str,
+    now: i64,
+) -> Result<Vec<VpnSession>, IspError> {
+    let rows = session_rows(
+        conn,
+        &client_connected_sql(),
+        params![common_name, now - crate::api::fleet::ONLINE_WINDOW_MS],
+    )?;
+    let mut out: Vec<VpnSession> = finish_rows(conn, rows, now)?
+        .into_iter()
+        .map(|(.., s)| s)
+        .filter(|s| s.is_connected)
+        .collect();
+    sort_sessions(&mut out);
     Ok(out)
 }
 
@@ -804,7 +866,6 @@ pub async fn details(
     NoQuery::parse(q)?;
     let now = now_ms();
     let out = read(&state, move |c| {
-        let routers = by_id(all_routers(c)?);
         let (first, last): (Option<i64>, Option<i64>) = c
             .prepare_cached(SPAN_SQL)
             .and_then(|mut st| st.query_row([&name], |r| Ok((r.get(0)?, r.get(1)?))))
@@ -814,9 +875,10 @@ pub async fn details(
                 "unknown VPN client {name:?}: no stored session has this common name"
             )));
         };
-        let mut sessions = connected_sessions(c, &routers, Some(&name), now)?;
+        let mut sessions = client_connected_sessions(c, &name, now)?;
         if sessions.is_empty() {
-            sessions = last_sighting(c, &routers, &name, now)?
+            let rows = session_rows(c, &last_sighting_sql(), [&name])?;
+            sessions = finish_rows(c, rows, now)?
                 .into_iter()
                 .map(|(.., s)| s)
                 .collect();
