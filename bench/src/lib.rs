@@ -76,31 +76,6 @@ pub fn switch(flags: &[(String, String)], name: &str) -> bool {
     flags.iter().any(|(n, _)| n == name)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flags_take_values_both_ways_and_switches() {
-        let args = ["--agents", "200", "--secs=5", "--quick", "--window", "2"].map(String::from);
-        let f = parse_flags(args).unwrap();
-        assert_eq!(flag(&f, "agents", 0usize).unwrap(), 200);
-        assert_eq!(flag(&f, "secs", 0u64).unwrap(), 5);
-        assert_eq!(flag(&f, "window", 0usize).unwrap(), 2);
-        assert!(switch(&f, "quick"));
-        assert!(flag(&f, "quick", 1usize).is_err());
-        assert_eq!(flag(&f, "missing", 7u8).unwrap(), 7);
-        assert!(parse_flags(["stray".to_string()]).is_err());
-    }
-
-    #[test]
-    fn help_is_recognised_anywhere() {
-        assert!(wants_help(&["--agents".into(), "5".into(), "--help".into()]));
-        assert!(wants_help(&["-h".into()]));
-        assert!(!wants_help(&["--agents".into(), "5".into()]));
-    }
-}
-
 /// Runs an async benchmark on a multi-threaded runtime with its parsed options, mapping the
 /// outcome to the exit codes every benchmark uses: 2 for bad flags, 1 for a failed run.
 pub fn run_async<O, F, Fut>(opts: Result<O, String>, bench: F) -> std::process::ExitCode
@@ -129,5 +104,30 @@ where
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_take_values_both_ways_and_switches() {
+        let args = ["--agents", "200", "--secs=5", "--quick", "--window", "2"].map(String::from);
+        let f = parse_flags(args).unwrap();
+        assert_eq!(flag(&f, "agents", 0usize).unwrap(), 200);
+        assert_eq!(flag(&f, "secs", 0u64).unwrap(), 5);
+        assert_eq!(flag(&f, "window", 0usize).unwrap(), 2);
+        assert!(switch(&f, "quick"));
+        assert!(flag(&f, "quick", 1usize).is_err());
+        assert_eq!(flag(&f, "missing", 7u8).unwrap(), 7);
+        assert!(parse_flags(["stray".to_string()]).is_err());
+    }
+
+    #[test]
+    fn help_is_recognised_anywhere() {
+        assert!(wants_help(&["--agents".into(), "5".into(), "--help".into()]));
+        assert!(wants_help(&["-h".into()]));
+        assert!(!wants_help(&["--agents".into(), "5".into()]));
     }
 }
