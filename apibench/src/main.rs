@@ -9,7 +9,7 @@
 //! connection; p50/p99/max latency per route is printed.
 //!
 //! Usage: `routerstats-apibench [--routers N] [--raw-hours H] [--days D] [--requests R]
-//! [--dir PATH] [--keep] [--reuse] [--cache-max-age SECS] [--only ROUTE,ROUTE]`
+//! [--dir PATH] [--keep] [--reuse] [--cache-max-age SECS] [--only ROUTE,ROUTE] [--seal]`
 //!
 //! `--reuse` serves an existing database in `--dir` instead of generating one, and keeps `--dir`
 //! at the end (like `--keep`) so the database can be reused again. The "first"
@@ -61,6 +61,7 @@ struct Opts {
     cache_max_age: Option<Duration>,
     /// Only routes equal to one of these (all when empty).
     only: Vec<String>,
+    seal: bool,
 }
 
 fn parse_opts() -> Opts {
@@ -74,6 +75,7 @@ fn parse_opts() -> Opts {
         reuse: false,
         cache_max_age: None,
         only: Vec::new(),
+        seal: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -85,6 +87,7 @@ fn parse_opts() -> Opts {
             "--requests" => o.requests = val().parse().expect("--requests"),
             "--dir" => o.dir = PathBuf::from(val()),
             "--keep" => o.keep = true,
+            "--seal" => o.seal = true,
             "--reuse" => o.reuse = true,
             "--only" => o.only = val().split(',').map(str::to_string).collect(),
             "--cache-max-age" => {
@@ -94,9 +97,10 @@ fn parse_opts() -> Opts {
             }
             "-h" | "--help" => {
                 println!(
-                    "routerstats-apibench [--routers 1000] [--raw-hours 2] [--days 7] [--requests 30] [--dir PATH] [--keep] [--reuse] [--cache-max-age SECS] [--only ROUTE,ROUTE]\n\
+                    "routerstats-apibench [--routers 1000] [--raw-hours 2] [--days 7] [--requests 30] [--dir PATH] [--keep] [--reuse] [--cache-max-age SECS] [--only ROUTE,ROUTE] [--seal]\n\
                      --keep: leave --dir in place at the end\n\
-                     --reuse: serve the database already in --dir instead of generating one (generated when there is none; the fleet size is the database's); implies --keep"
+                     --reuse: serve the database already in --dir instead of generating one (generated when there is none; the fleet size is the database's); implies --keep\n\
+                     --seal: before measuring, seal every raw hour outside the hot window into blocks (what the collector's writer does a few router-hours at a time; prints the time it took)"
                 );
                 std::process::exit(0);
             }
@@ -860,7 +864,7 @@ fn main() {
 
     // Generate.
     let t = Instant::now();
-    let store = Store::open(&db_path).expect("open store");
+    let mut store = Store::open(&db_path).expect("open store");
     if reuse {
         println!(
             "reusing {} (generated earlier: its newest reports are as old as that run)",
@@ -885,6 +889,19 @@ fn main() {
         }
     } else {
         generate(&store, &o, now).expect("generate");
+    }
+    if o.seal {
+        let t = Instant::now();
+        let s = store.seal_all(now_ms()).expect("seal");
+        println!(
+            "sealed {} router-hours ({} rows into {} blocks, {} left as rows) in {:.1} s (load {})",
+            s.groups,
+            s.rows,
+            s.blocks,
+            s.skipped,
+            t.elapsed().as_secs_f64(),
+            loadavg()
+        );
     }
     let mut route_list = routes(&o);
     if !o.only.is_empty() {
