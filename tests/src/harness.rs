@@ -93,6 +93,30 @@ pub fn api_call(
 /// Response headers: (name in lowercase, value), in order.
 pub type Headers = Vec<(String, String)>;
 
+/// A GET by [`http_exchange`] that waits out rate limiting as a polite client does: on a 429 it
+/// sleeps what the answer's `Retry-After` header says (1 to 5 s) and asks again, at most five
+/// times. For tests that send more requests with one key than its burst (100, then 20/s).
+pub fn http_get_patient(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, Headers, String)> {
+    let mut tries = 0;
+    loop {
+        let (status, h, body) = http_exchange(addr, "GET", path, headers, None)?;
+        tries += 1;
+        if status != 429 || tries > 5 {
+            return Ok((status, h, body));
+        }
+        let wait: u64 = h
+            .iter()
+            .find(|(k, _)| k == "retry-after")
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(1);
+        std::thread::sleep(std::time::Duration::from_millis(wait.clamp(1, 5) * 1000 + 100));
+    }
+}
+
 /// [`http_request`] that also returns the response headers.
 pub fn http_exchange(
     addr: SocketAddr,
