@@ -145,6 +145,7 @@ fn golden_opts(dir: std::path::PathBuf) -> Opts {
         reuse: false,
         cache_max_age: None,
         only: Vec::new(),
+        seal: false,
     }
 }
 
