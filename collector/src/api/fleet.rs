@@ -296,9 +296,16 @@ pub fn probe_figures(
     start_ms: i64,
     end_ms: i64,
 ) -> rusqlite::Result<std::collections::HashMap<i64, ProbeFigures>> {
+    // One router: `router_id = ?3` reaches `probe_samples_all` as a constraint, so it reads that
+    // router's rows and blocks only (an `(?3 IS NULL OR router_id = ?3)` filter would not, and
+    // the virtual table would read every router's).
+    let filter = match router {
+        Some(_) => "router_id = ?3",
+        None => "?3 IS NULL",
+    };
     let sql = format!(
         "SELECT router_id, {PROBE_SUMS} FROM probe_samples_all \
-         WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 IS NULL OR router_id = ?3) GROUP BY router_id"
+         WHERE ts_ms >= ?1 AND ts_ms < ?2 AND {filter} GROUP BY router_id"
     );
     let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map(rusqlite::params![start_ms, end_ms, router], probe_row)?;
@@ -337,7 +344,7 @@ pub fn probe_buckets(
     let sql = match router {
         Some(_) => format!(
             "SELECT ?1 + (ts_ms - ?1) / ?4 * ?4, {PROBE_SUMS} FROM probe_samples_all \
-             WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 IS NULL OR router_id = ?3) GROUP BY 1"
+             WHERE ts_ms >= ?1 AND ts_ms < ?2 AND router_id = ?3 GROUP BY 1"
         ),
         None => "SELECT ?1 + (second * 1000 - ?1) / ?4 * ?4, sum(probe_sent), sum(probe_received), \
              sum(probe_rtt_weighted) * 1.0 / nullif(sum(probe_rtt_received), 0), max(probe_rtt_max_us) \
