@@ -672,7 +672,7 @@ fn prometheus(fleet: &Fleet) {
     // Bad values: a 400 that names the parameter.
     for (q, word) in [
         ("stations=maybe", "stations"),
-        ("shard=2/2", "shard"),
+        ("shard=2/0", "shard"),
         ("shard=x", "shard"),
         ("router=no%20such", "router"),
         ("families=a%20b", "families"),

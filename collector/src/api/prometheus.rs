@@ -99,7 +99,8 @@ pub struct MetricsQuery {
     #[param(schema_with = bool_schema)]
     pub stations: Option<String>,
     /// `I/N` (`0 <= I < N <= 65536`): only the routers whose id modulo `N` is `I`, so `N` scrape
-    /// jobs split the fleet (`routerstats_routers` then counts the shard's routers).
+    /// jobs split the fleet (`routerstats_routers` then counts the shard's routers); `I >= N`
+    /// selects no router.
     #[param(schema_with = shard_schema)]
     pub shard: Option<String>,
     /// Comma-separated router names: only these routers (unknown names select nothing).
@@ -151,10 +152,12 @@ fn bool_schema() -> utoipa::openapi::Object {
     super::openapi::string_pattern(&format!("^[{ws}]*(true|false|1|0)?[{ws}]*$"))
 }
 
-/// `shard`: `I/N` in decimal.
+/// `shard`: `I/N` in decimal, `0 <= I < 65536`, `1 <= N <= 65536` (leading zeros allowed).
 fn shard_schema() -> utoipa::openapi::Object {
     let ws = super::openapi::TRIMMED;
-    super::openapi::string_pattern(&format!("^[{ws}]*([0-9]+/[0-9]+)?[{ws}]*$"))
+    let i = "0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})";
+    let n = "0*(6553[0-6]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})";
+    super::openapi::string_pattern(&format!("^[{ws}]*({i}/{n})?[{ws}]*$"))
 }
 
 /// `router`: comma-separated router names (`crate::store::check_router_name`), empty items
@@ -254,13 +257,17 @@ impl RouterSelector {
         let shard = match shard.map(str::trim).filter(|v| !v.is_empty()) {
             None => None,
             Some(v) => {
-                let bad = || format!("shard: {v:?} is not I/N with 0 <= I < N <= {MAX_SHARDS}");
+                let bad = || {
+                    format!("shard: {v:?} is not I/N with 0 <= I < {MAX_SHARDS} and 1 <= N <= {MAX_SHARDS}")
+                };
                 let (i, n) = v.split_once('/').ok_or_else(bad)?;
                 let (i, n): (u32, u32) = (
                     i.trim().parse().map_err(|_| bad())?,
                     n.trim().parse().map_err(|_| bad())?,
                 );
-                if n == 0 || n > MAX_SHARDS || i >= n {
+                // `I >= N` selects no router (as Prometheus' `hashmod` keeps nothing for such a
+                // shard); `N` out of range is an error.
+                if n == 0 || n > MAX_SHARDS || i >= MAX_SHARDS {
                     return Err(bad());
                 }
                 Some((i, n))
@@ -1180,6 +1187,10 @@ mod tests {
         let nobody = scrape(c, &[("site", "nowhere")], false);
         assert_eq!(series(&nobody), Vec::<String>::new());
         assert!(nobody.contains("routerstats_routers 0\n"));
+        // A shard I >= N holds no router (Prometheus' hashmod semantics), not an error.
+        let beyond = scrape(c, &[("shard", "3/3")], false);
+        assert_eq!(series(&beyond), Vec::<String>::new());
+        assert!(beyond.contains("routerstats_routers 0\n"));
         let combined = scrape(c, &[("site", "site-a"), ("router", "ap-3,ap-5")], false);
         assert_eq!(
             routers_of(&combined).into_iter().collect::<Vec<_>>(),
@@ -1205,7 +1216,6 @@ mod tests {
             ("stations", "2"),
             ("shard", "1"),
             ("shard", "1/0"),
-            ("shard", "3/3"),
             ("shard", "-1/2"),
             ("shard", "a/b"),
             ("shard", "0/65537"),
