@@ -164,7 +164,10 @@ fn shard_schema() -> utoipa::openapi::Object {
 /// ignored.
 fn router_list_schema() -> utoipa::openapi::Object {
     let ws = super::openapi::TRIMMED;
-    let item = format!("[{ws}]*[A-Za-z0-9._-]*[{ws}]*");
+    // A name as `openapi::ROUTER_NAME` (not only digits, 1-64 characters), or an empty item.
+    let item = format!(
+        "[{ws}]*((?![0-9]+[{ws}]*(,|$))[A-Za-z0-9][A-Za-z0-9._-]{{0,63}})?[{ws}]*"
+    );
     super::openapi::string_pattern(&format!("^{item}(,{item})*$"))
 }
 
