@@ -45,7 +45,8 @@ pub const INTERVAL_S: u64 = 30;
 pub const RAW_LEVEL: &[&str] = routerstats_collector::store::RAW_LEVEL_TABLES;
 
 /// The row tables holding only the hot window once sealing runs.
-const HOT_TABLES: [&str; 7] = [
+const HOT_TABLES: [&str; 8] = [
+    "reports",
     "station_report_totals",
     "interface_samples",
     "station_samples",
@@ -65,6 +66,9 @@ pub enum StorageError {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
+
+/// The row tables kept for every report (not sealed).
+const KEPT_TABLES: [&str; 1] = ["station_rollup_5m"];
 
 /// Bytes of one table (its b-tree and those of its indexes).
 #[derive(Debug, Clone, Default)]
@@ -150,7 +154,7 @@ impl Figures {
         }
         let blocks = self.bytes_of(&["raw_blocks", "raw_block_keys"]) as f64;
         // `station_report_totals` is kept for the hot window only (sealing deletes it).
-        let kept = self.bytes_of(&["reports", "station_rollup_5m"]) as f64;
+        let kept = self.bytes_of(&KEPT_TABLES) as f64;
         Some(blocks / self.sealed_reports as f64 + kept / self.reports.max(1) as f64)
     }
 
@@ -166,7 +170,7 @@ impl Figures {
         };
         let hot = self.reports.saturating_sub(self.sealed_reports).max(1) as f64;
         values(&HOT_TABLES) as f64 / hot
-            + values(&["reports", "station_rollup_5m"]) as f64 / self.reports.max(1) as f64
+            + values(&KEPT_TABLES) as f64 / self.reports.max(1) as f64
     }
 
     /// Bytes of the hot window's rows per router (the sample tables' rows left unsealed).
@@ -386,7 +390,7 @@ pub fn run(path: &Path, routers: usize, rounds: u64, seal: bool) -> Result<Figur
     drop(st);
     f.sealed_groups = sealed_groups;
     f.sealed_reports = store.connection().query_row(
-        "SELECT count(*) FROM reports p WHERE EXISTS (SELECT 1 FROM raw_blocks b \
+        "SELECT count(*) FROM reports_all p WHERE EXISTS (SELECT 1 FROM raw_blocks b \
          WHERE b.router_id = p.router_id AND b.tbl = 0 AND b.hour_ms = p.ts_ms / 3600000 * 3600000)",
         [],
         |r| r.get(0),
@@ -394,7 +398,7 @@ pub fn run(path: &Path, routers: usize, rounds: u64, seal: bool) -> Result<Figur
     f.file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let stored: u64 = store
         .connection()
-        .query_row("SELECT count(*) FROM reports", [], |r| r.get(0))?;
+        .query_row("SELECT count(*) FROM reports_all", [], |r| r.get(0))?;
     debug_assert_eq!(stored, reports);
     f.reports = stored;
     Ok(f)

@@ -706,6 +706,12 @@ const LATEST_IFACES_SQL: &str = "SELECT name, kind, rx_bps, tx_bps FROM interfac
      WHERE router_id = ?1 AND ts_ms = ?2 ORDER BY name";
 const INTERVAL_SQL: &str =
     "SELECT ts_ms FROM reports WHERE router_id = ?1 ORDER BY ts_ms DESC LIMIT 2";
+/// [`INTERVAL_SQL`] when the rows hold fewer than two reports (the router was silent for longer
+/// than the hot window): the rows and the router's latest sealed `reports` block (`tbl` 6,
+/// `store::sealed::REPORTS_TBL`), which together hold its two newest reports.
+const INTERVAL_SEALED_SQL: &str = "SELECT ts_ms FROM reports_all WHERE router_id = ?1 \
+     AND ts_ms >= (SELECT max(hour_ms) FROM raw_blocks WHERE router_id = ?1 AND tbl = 6) \
+     ORDER BY ts_ms DESC LIMIT 2";
 const CLIENT_COUNT_SQL: &str =
     "SELECT count(*) FROM station_samples s WHERE s.router_id = ?1 AND s.ts_ms = ?2 \
      AND coalesce((SELECT w.type FROM wireless_interfaces w \
@@ -859,12 +865,19 @@ fn as_i64((rx, tx): (Option<u64>, Option<u64>)) -> (Option<i64>, Option<i64>) {
 
 /// Milliseconds between the router's two newest reports.
 fn report_interval_ms(conn: &Connection, router_id: i64) -> Result<Option<i64>, ApiError> {
-    let mut st = conn.prepare_cached(INTERVAL_SQL).map_err(db_err)?;
-    let ts: Vec<i64> = st
-        .query_map([router_id], |r| r.get(0))
-        .map_err(db_err)?
-        .collect::<Result<_, _>>()
-        .map_err(db_err)?;
+    let newest = |sql: &str| -> Result<Vec<i64>, ApiError> {
+        let mut st = conn.prepare_cached(sql).map_err(db_err)?;
+        let ts = st
+            .query_map([router_id], |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        Ok(ts)
+    };
+    let mut ts = newest(INTERVAL_SQL)?;
+    if ts.len() < 2 {
+        ts = newest(INTERVAL_SEALED_SQL)?;
+    }
     Ok(match ts.as_slice() {
         [a, b] => Some(a.saturating_sub(*b).max(0)),
         _ => None,
@@ -1762,6 +1775,7 @@ mod tests {
             WINDOW_5M_SQL,
             WINDOW_1H_SQL,
             INTERVAL_SQL,
+            INTERVAL_SEALED_SQL,
             CLIENT_COUNT_SQL,
             IFACES_SQL,
             IFACE_WINDOW_SUMS_SQL,

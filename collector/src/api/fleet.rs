@@ -96,13 +96,18 @@ impl RouterInfo {
 }
 
 /// The columns of [`RouterInfo`] (`r`: `routers`); the interval comes from the
-/// `reports_router_ts` index.
+/// `reports_router_ts` index, or when the report before the newest is no longer a row (the
+/// router was silent for longer than the hot window), from the router's latest sealed
+/// `reports` block (`tbl` 6, `store::sealed::REPORTS_TBL`) through `reports_all`.
 macro_rules! router_info_columns {
     () => {
         "r.id, r.name, r.site, r.hostname, r.model, r.release, r.agent_version, \
      r.last_seen_ms, r.last_report_ms, r.last_report_id, r.revoked_at, r.uptime_s, \
-     r.last_report_ms - (SELECT p.ts_ms FROM reports p WHERE p.router_id = r.id AND p.ts_ms < r.last_report_ms \
-                         ORDER BY p.ts_ms DESC LIMIT 1)"
+     r.last_report_ms - coalesce((SELECT p.ts_ms FROM reports p WHERE p.router_id = r.id AND p.ts_ms < r.last_report_ms \
+                         ORDER BY p.ts_ms DESC LIMIT 1), \
+       (SELECT max(a.ts_ms) FROM reports_all a WHERE a.router_id = r.id AND a.ts_ms < r.last_report_ms \
+        AND a.ts_ms >= (SELECT max(b.hour_ms) FROM raw_blocks b WHERE b.router_id = r.id AND b.tbl = 6 \
+                        AND b.hour_ms < r.last_report_ms)))"
     };
 }
 

@@ -8,9 +8,11 @@
 //! series' interval, the collector's own formula), text and blobs as an index into the block's
 //! dictionary, reals as their 8 bytes. The encoded bytes are then deflate-compressed.
 //!
-//! Blob layout: a format byte ([`FORMAT_DEFLATE`]), then the deflate stream of: varint rows,
-//! varint columns, one series-start byte per row, and per column the row tags, a varint length
-//! and the column's values. A block stores the columns the table had when it was sealed; a
+//! Blob layout: a format byte, then the compressed stream ([`FORMAT_ZSTD`]: a zstd frame, what
+//! [`BlockColumns::encode`] writes; [`FORMAT_DEFLATE`]: a raw deflate stream, what blocks
+//! sealed before schema 11 hold, still decoded) of: varint rows, varint columns, one
+//! series-start byte per row, and per column the row tags, a varint length and the column's
+//! values. A block stores the columns the table had when it was sealed; a
 //! block with fewer columns than the table (a column added later) decodes with NULL in the
 //! missing trailing columns. Decoding never panics: a corrupt blob is a [`BlockError`].
 
@@ -19,8 +21,15 @@ use std::io::{Read, Write};
 
 use rusqlite::types::Value;
 
-/// Format byte of a deflate-compressed block.
+/// Format byte of a deflate-compressed block (blocks sealed before schema 11).
 pub const FORMAT_DEFLATE: u8 = 1;
+
+/// Format byte of a zstd-compressed block (one zstd frame, no dictionary).
+pub const FORMAT_ZSTD: u8 = 2;
+
+/// zstd level of new blocks: sealing is off the acknowledgement path and a block is written
+/// once and read many times, so a high level pays (see BENCHMARKS.md, stored bytes).
+const ZSTD_LEVEL: i32 = 19;
 
 /// Largest decoded block accepted (a guard against a corrupt or hostile blob).
 const MAX_DECODED: u64 = 256 * 1024 * 1024;
@@ -212,10 +221,7 @@ impl BlockColumns {
         }
         self.sort(&mut rows);
         let raw = self.encode_sorted(&rows);
-        let mut e =
-            flate2::write::DeflateEncoder::new(vec![FORMAT_DEFLATE], flate2::Compression::new(6));
-        e.write_all(&raw).map_err(BlockError::Compress)?;
-        e.finish().map_err(BlockError::Compress)
+        compress(FORMAT_ZSTD, &raw)
     }
 
     fn encode_sorted(&self, rows: &[Vec<Value>]) -> Vec<u8> {
@@ -263,16 +269,7 @@ impl BlockColumns {
     /// Decodes a block into rows (series order), each with every column of `names` (NULL in
     /// columns the block does not have).
     pub fn decode(&self, blob: &[u8]) -> Result<Vec<Vec<Value>>, BlockError> {
-        let (&format, body) = blob.split_first().ok_or(BlockError::Empty)?;
-        if format != FORMAT_DEFLATE {
-            return Err(BlockError::Format(format));
-        }
-        let mut raw = Vec::new();
-        flate2::read::DeflateDecoder::new(body)
-            .take(MAX_DECODED)
-            .read_to_end(&mut raw)
-            .map_err(BlockError::Decompress)?;
-        self.decode_raw(&raw)
+        self.decode_raw(&decompress(blob, MAX_DECODED)?)
     }
 
     fn decode_raw(&self, buf: &[u8]) -> Result<Vec<Vec<Value>>, BlockError> {
@@ -353,6 +350,56 @@ impl BlockColumns {
         }
         Ok(rows)
     }
+}
+
+/// `raw` compressed in `format`, behind its format byte.
+fn compress(format: u8, raw: &[u8]) -> Result<Vec<u8>, BlockError> {
+    match format {
+        FORMAT_DEFLATE => {
+            let mut e = flate2::write::DeflateEncoder::new(
+                vec![FORMAT_DEFLATE],
+                flate2::Compression::new(6),
+            );
+            e.write_all(raw).map_err(BlockError::Compress)?;
+            e.finish().map_err(BlockError::Compress)
+        }
+        FORMAT_ZSTD => {
+            let mut out = vec![FORMAT_ZSTD];
+            let mut e = zstd::stream::write::Encoder::new(&mut out, ZSTD_LEVEL)
+                .map_err(BlockError::Compress)?;
+            // The decoded size in the frame header (what a reader could allocate up front).
+            e.set_pledged_src_size(Some(raw.len() as u64))
+                .map_err(BlockError::Compress)?;
+            e.include_contentsize(true).map_err(BlockError::Compress)?;
+            e.include_checksum(false).map_err(BlockError::Compress)?;
+            e.write_all(raw).map_err(BlockError::Compress)?;
+            e.finish().map_err(BlockError::Compress)?;
+            Ok(out)
+        }
+        other => Err(BlockError::Format(other)),
+    }
+}
+
+/// The encoded bytes of a blob of any known format; more than `max` of them is an error.
+fn decompress(blob: &[u8], max: u64) -> Result<Vec<u8>, BlockError> {
+    let (&format, body) = blob.split_first().ok_or(BlockError::Empty)?;
+    let mut raw = Vec::new();
+    match format {
+        FORMAT_DEFLATE => flate2::read::DeflateDecoder::new(body)
+            .take(max.saturating_add(1))
+            .read_to_end(&mut raw),
+        FORMAT_ZSTD => zstd::stream::read::Decoder::with_buffer(body)
+            .map_err(BlockError::Decompress)?
+            .single_frame()
+            .take(max.saturating_add(1))
+            .read_to_end(&mut raw),
+        other => return Err(BlockError::Format(other)),
+    }
+    .map_err(BlockError::Decompress)?;
+    if raw.len() as u64 > max {
+        return Err(BlockError::Corrupt("decodes to more than a block may hold"));
+    }
+    Ok(raw)
 }
 
 fn dict_value<'a>(vals: &mut Vec<u8>, dict: &mut HashMap<&'a [u8], u64>, t: &'a [u8]) {
@@ -492,6 +539,21 @@ mod tests {
     }
 
     #[test]
+    fn new_blocks_are_zstd_and_deflate_blocks_still_decode() {
+        let c = cols();
+        let mut want = rows();
+        c.sort(&mut want);
+        let blob = c.encode(rows()).unwrap();
+        assert_eq!(blob[0], FORMAT_ZSTD);
+        // A block sealed before schema 11: the same encoding, deflated.
+        let old = compress(FORMAT_DEFLATE, &c.encode_sorted(&want)).unwrap();
+        assert_eq!(old[0], FORMAT_DEFLATE);
+        assert!(same(&c.decode(&old).unwrap(), &want));
+        assert!(same(&c.decode(&blob).unwrap(), &want));
+        assert!(matches!(compress(7, b"x"), Err(BlockError::Format(7))));
+    }
+
+    #[test]
     fn time_after_the_rate_columns_still_round_trips() {
         let names = ["rx_bytes", "rx_delta", "rx_bps", "ts_ms", "mac"]
             .map(String::from)
@@ -562,6 +624,40 @@ mod tests {
             );
             e.write_all(&payload).unwrap();
             let _ = c.decode(&e.finish().unwrap());
+        }
+        // Valid zstd frames around garbage payloads, garbage after the format byte, and a
+        // frame that decodes to more than a block may hold.
+        for len in 0..300 {
+            let payload: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (seed >> 56) as u8
+                })
+                .collect();
+            let _ = c.decode(&compress(FORMAT_ZSTD, &payload).unwrap());
+            let mut raw = vec![FORMAT_ZSTD];
+            raw.extend_from_slice(&payload);
+            assert!(c.decode(&raw).is_err());
+        }
+        let zblob = c.encode(rows()).unwrap();
+        for cut in [1, 2, 5, zblob.len() / 2, zblob.len() - 1] {
+            assert!(c.decode(&zblob[..cut]).is_err(), "zstd cut at {cut}");
+        }
+        for i in 1..zblob.len() {
+            let mut b = zblob.clone();
+            b[i] ^= 0x5a;
+            let _ = c.decode(&b);
+        }
+        let zeros = vec![0u8; 5_000];
+        for format in [FORMAT_ZSTD, FORMAT_DEFLATE] {
+            let blob = compress(format, &zeros).unwrap();
+            assert!(matches!(
+                decompress(&blob, 4_999),
+                Err(BlockError::Corrupt(_))
+            ));
+            assert_eq!(decompress(&blob, 5_000).unwrap(), zeros);
         }
         // A length far beyond the block is refused before allocating.
         let mut raw = Vec::new();

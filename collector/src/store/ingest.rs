@@ -547,6 +547,10 @@ fn insert_report(
     let load = |i: usize| sys.and_then(|s| s.load.get(i).copied());
     let wg_peers: usize = r.wireguard.iter().map(|w| w.peers.len()).sum();
     let ovpn_clients: usize = r.openvpn.iter().map(|o| o.clients.len()).sum();
+    // The UNIQUE key only sees the rows: a report of a sealed hour is looked up in its block.
+    if super::sealed::sealed_report_exists(tx, item.router_id, &r.boot_id, sat(r.seq), ts_ms)? {
+        return Ok(None);
+    }
     let mut st = tx.prepare_cached(
         "INSERT INTO reports (router_id, boot_id, seq, ts_ms, received_ms, dropped_reports, uptime_s, \
          load1, load5, load15, cpu_permille, mem_total_kb, mem_available_kb, mem_available_derived, \

@@ -114,7 +114,9 @@ impl Store {
                 stats.samples += tx.prepare_cached(&sql)?.execute(params![id, raw_cut])? as u64;
             }
             tx.commit()?;
-            stats.samples += self.delete_old_blocks(id, raw_cut)?;
+            let (reports, samples) = self.delete_old_blocks(id, raw_cut)?;
+            stats.reports += reports;
+            stats.samples += samples;
         }
         self.delete_old_block_keys(raw_cut)?;
         let tx = self

@@ -60,6 +60,10 @@ pub struct SealedTable {
     pub series: &'static [&'static str],
     /// The column looked up across routers (`raw_block_keys.key`), if any.
     pub key: Option<&'static str>,
+    /// The columns that make a row unique within a router, when not `ts_ms` and the series
+    /// columns (`reports`: `boot_id`, `seq`): late rows merged into a block are dropped when
+    /// the block has a row with the same values (the first stored wins).
+    pub unique: &'static [&'static str],
 }
 
 /// The sealed tables; `raw_blocks.tbl` is the index in this list (never reorder it).
@@ -68,33 +72,50 @@ pub const SEALED: &[SealedTable] = &[
         name: "interface_samples",
         series: &["name"],
         key: None,
+        unique: &[],
     },
     SealedTable {
         name: "station_samples",
         series: &["iface", "mac"],
         key: Some("mac"),
+        unique: &[],
     },
     SealedTable {
         name: "station_link_samples",
         series: &["iface", "mac", "link_id"],
         key: Some("mac"),
+        unique: &[],
     },
     SealedTable {
         name: "wg_peer_samples",
         series: &["iface", "public_key"],
         key: Some("public_key"),
+        unique: &[],
     },
     SealedTable {
         name: "ovpn_client_samples",
         series: &["instance", "common_name", "real_address"],
         key: Some("common_name"),
+        unique: &[],
     },
     SealedTable {
         name: "probe_samples",
         series: &["target"],
         key: None,
+        unique: &[],
+    },
+    // One row per report (the report's system figures and counts): one series per router, in
+    // time order; a report is unique by its agent boot and sequence number.
+    SealedTable {
+        name: "reports",
+        series: &[],
+        key: None,
+        unique: &["boot_id", "seq"],
     },
 ];
+
+/// `raw_blocks.tbl` of `reports` (its index in [`SEALED`]).
+pub const REPORTS_TBL: i64 = 6;
 
 fn floor_hour(ms: i64) -> i64 {
     ms.div_euclid(HOUR_MS) * HOUR_MS
@@ -283,19 +304,24 @@ impl Store {
     }
 
     /// Deletes the blocks whose hour ended at or before `raw_cut` (retention); returns the
-    /// number of sealed rows they held.
+    /// number of sealed rows they held: (reports, samples).
     pub(crate) fn delete_old_blocks(
         &mut self,
         router_id: i64,
         raw_cut: i64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(u64, u64), StoreError> {
         let last_hour = raw_cut.saturating_sub(HOUR_MS);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut rows = 0u64;
+        let (mut reports, mut samples) = (0u64, 0u64);
         for tbl in 0..SEALED.len() as i64 {
-            rows += tx
+            let rows = if tbl == REPORTS_TBL {
+                &mut reports
+            } else {
+                &mut samples
+            };
+            *rows += tx
                 .prepare_cached("SELECT coalesce(sum(rows), 0) FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms <= ?3")?
                 .query_row(params![router_id, tbl, last_hour], |r| r.get::<_, i64>(0))? as u64;
             tx.prepare_cached(
@@ -304,7 +330,7 @@ impl Store {
             .execute(params![router_id, tbl, last_hour])?;
         }
         tx.commit()?;
-        Ok(rows)
+        Ok((reports, samples))
     }
 
     /// Deletes the block keys of hours that ended at or before `raw_cut`.
@@ -361,14 +387,22 @@ fn seal_group(
             match c.decode(&old) {
                 Ok(mut sealed) => {
                     // The block's rows win over late rows with the same key (first stored wins).
+                    let unique: Vec<usize> = if t.unique.is_empty() {
+                        std::iter::once(c.ts())
+                            .chain(
+                                t.series
+                                    .iter()
+                                    .filter_map(|s| c.names().iter().position(|n| n == s)),
+                            )
+                            .collect()
+                    } else {
+                        t.unique
+                            .iter()
+                            .filter_map(|s| c.names().iter().position(|n| n == s))
+                            .collect()
+                    };
                     let key = |r: &Vec<Value>| {
-                        let mut k = vec![r[c.ts()].clone()];
-                        k.extend(
-                            t.series
-                                .iter()
-                                .filter_map(|s| c.names().iter().position(|n| n == s))
-                                .map(|i| r[i].clone()),
-                        );
+                        let k: Vec<&Value> = unique.iter().map(|&i| &r[i]).collect();
                         format!("{k:?}")
                     };
                     let have: std::collections::HashSet<String> = sealed.iter().map(key).collect();
@@ -816,6 +850,45 @@ impl AllCursor<'_> {
     }
 }
 
+/// Whether report (`boot_id`, `seq`) of `router`, made at `ts_ms`, is stored in the sealed
+/// `reports` block of its hour: a retransmit of a report whose hour was sealed since it was
+/// first stored (an agent replaying its spool after a lost acknowledgement and a long outage).
+/// One primary-key lookup when the hour has no block (every hot hour); the block is decoded
+/// only when it exists. A block that does not decode is logged and counts as not holding it.
+pub(crate) fn sealed_report_exists(
+    conn: &Connection,
+    router: i64,
+    boot_id: &[u8],
+    seq: i64,
+    ts_ms: i64,
+) -> Result<bool, StoreError> {
+    let hour = floor_hour(ts_ms);
+    let data: Option<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
+        )?
+        .query_row(params![router, REPORTS_TBL, hour], |r| r.get(0))
+        .optional()?;
+    let Some(data) = data else {
+        return Ok(false);
+    };
+    let (_, cols) = block_columns(conn, &SEALED[REPORTS_TBL as usize])?;
+    let pos = |n: &str| cols.names().iter().position(|c| c == n);
+    let (Some(b), Some(s)) = (pos("boot_id"), pos("seq")) else {
+        return Ok(false);
+    };
+    match cols.decode(&data) {
+        Ok(rows) => Ok(rows.iter().any(|r| {
+            matches!(&r[b], Value::Blob(x) if x.as_slice() == boot_id)
+                && r[s] == Value::Integer(seq)
+        })),
+        Err(e) => {
+            log_corrupt("reports", router, hour, &e);
+            Ok(false)
+        }
+    }
+}
+
 fn log_corrupt(table: &str, router: i64, hour: i64, e: &BlockError) {
     tracing::error!(table, router_id = router, hour_ms = hour, error = %e, "sealed block does not decode; skipped");
 }
@@ -1092,6 +1165,94 @@ mod tests {
             .unwrap();
         assert_eq!(keys, 0);
         assert!(stats.samples > 0);
+    }
+
+    /// A retransmit of a report whose hour was sealed since (its `reports` row is in a block,
+    /// so the UNIQUE key no longer sees it) is a duplicate: nothing is stored twice, no rollup
+    /// counts it again; a new report of the same hour is stored and merged into the block.
+    #[test]
+    fn a_retransmit_into_a_sealed_hour_is_a_duplicate() {
+        use crate::store::IngestOutcome;
+        let (_dir, mut store, ids) = filled();
+        let now = T0 + 6 * 3_600_000;
+        store.seal_all(now).unwrap();
+        let c = store.connection();
+        let sealed_reports: i64 = c
+            .query_row(
+                "SELECT sum(rows) FROM raw_blocks WHERE tbl = ?1",
+                [REPORTS_TBL],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sealed_reports >= 2 * 48, "{sealed_reports}");
+        let snapshot = |c: &Connection| {
+            [
+                "SELECT count(*), sum(seq), sum(uptime_s) FROM reports_all",
+                "SELECT count(*), sum(rx_bytes) FROM station_samples_all",
+                "SELECT count(*), sum(rx_bytes), sum(samples) FROM station_rollup_1h",
+                "SELECT count(*), sum(rx_bytes), sum(samples) FROM station_rollup_5m",
+                "SELECT count(*), sum(rx_bytes) FROM interface_rollup_1h",
+                "SELECT count(*) FROM reports",
+            ]
+            .map(|q| dump(c, q, &[]))
+        };
+        let before = snapshot(c);
+        // Router a's report of hour 1 (i = 14), exactly as first sent.
+        let i = 14i64;
+        let ts = T0 + i * STEP + 1_234;
+        assert!(ts < hot_start(now));
+        let again = rich_report([1; 16], 2 * i as u64 + 2, ts as u64, (i as u64 + 1) * 3);
+        let item = IngestItem {
+            router_id: ids[0],
+            received_at_ms: now,
+            report: &again,
+        };
+        assert_eq!(
+            store.ingest(&[item]).unwrap(),
+            vec![IngestOutcome::Duplicate]
+        );
+        assert_eq!(snapshot(store.connection()), before, "stored twice");
+        // A new sequence number in the sealed hour is stored (as a row, merged later).
+        let new = rich_report([1; 16], 2 * i as u64 + 3, ts as u64 + 1, (i as u64 + 1) * 3);
+        let outcomes = store
+            .ingest(&[IngestItem {
+                router_id: ids[0],
+                received_at_ms: now,
+                report: &new,
+            }])
+            .unwrap();
+        assert_eq!(outcomes, vec![IngestOutcome::Stored]);
+        // Once merged into the block, its retransmit is a duplicate too.
+        store.seal_all(now).unwrap();
+        let merged = snapshot(store.connection());
+        assert_ne!(merged, before);
+        let outcomes = store
+            .ingest(&[
+                item,
+                IngestItem {
+                    router_id: ids[0],
+                    received_at_ms: now,
+                    report: &new,
+                },
+            ])
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            vec![IngestOutcome::Duplicate, IngestOutcome::Duplicate]
+        );
+        assert_eq!(snapshot(store.connection()), merged);
+        // A corrupt reports block does not stop ingest: the report is stored as a row.
+        store
+            .connection()
+            .execute(
+                "UPDATE raw_blocks SET data = x'01ff' WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
+                params![ids[0], REPORTS_TBL, floor_hour(ts)],
+            )
+            .unwrap();
+        assert_eq!(
+            store.ingest(&[item]).unwrap(),
+            vec![IngestOutcome::Stored]
+        );
     }
 
     #[test]
