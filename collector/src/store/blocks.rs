@@ -176,7 +176,12 @@ impl BlockColumns {
     /// `names`: the stored columns in order (not `router_id`); `series`: the columns naming one
     /// series (besides the router). `ts_ms` must be among `names`.
     pub fn new(names: Vec<String>, series: &[&str]) -> Option<BlockColumns> {
-        let ts = names.iter().position(|c| c == "ts_ms")?;
+        Self::with_time(names, "ts_ms", series)
+    }
+
+    /// [`BlockColumns::new`] with another time column (`bucket_start_ms` of a rollup).
+    pub fn with_time(names: Vec<String>, time: &str, series: &[&str]) -> Option<BlockColumns> {
+        let ts = names.iter().position(|c| c == time)?;
         let series = series
             .iter()
             .map(|k| names.iter().position(|c| c == k))
@@ -193,7 +198,7 @@ impl BlockColumns {
         &self.names
     }
 
-    /// Index of `ts_ms`.
+    /// Index of the time column.
     pub fn ts(&self) -> usize {
         self.ts
     }

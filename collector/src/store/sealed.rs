@@ -117,6 +117,233 @@ pub const SEALED: &[SealedTable] = &[
 /// `raw_blocks.tbl` of `reports` (its index in [`SEALED`]).
 pub const REPORTS_TBL: i64 = 6;
 
+/// `raw_blocks.tbl` of the blocks of `station_rollup_5m` (not a row table of [`SEALED`]: its
+/// key leads with the bucket, and it is read fleet-wide only, by
+/// [`for_each_sealed_station_5m`]). One block per router and hour, sealed with the hour's
+/// samples; `raw_block_keys` has one entry (`key` '') per block, so a fleet read of an hour
+/// finds its routers in one range.
+pub const STATION_5M_TBL: i64 = 7;
+
+/// The columns of a `station_rollup_5m` block, in order (the table's, without `router_id`).
+const STATION_5M_COLUMNS: [&str; 7] = [
+    "mac",
+    "bucket_start_ms",
+    "rx_bytes",
+    "tx_bytes",
+    "max_rx_bps",
+    "max_tx_bps",
+    "samples",
+];
+
+/// Five-minute buckets of an hour.
+const BUCKETS_PER_HOUR: i64 = HOUR_MS / super::ingest::BUCKET_5M_MS;
+
+fn station_5m_columns() -> Result<BlockColumns, StoreError> {
+    BlockColumns::with_time(
+        STATION_5M_COLUMNS.map(String::from).to_vec(),
+        "bucket_start_ms",
+        &["mac"],
+    )
+    .ok_or_else(|| StoreError::InvalidInput("station_rollup_5m block columns".into()))
+}
+
+/// The `IN (...)` list of an hour's bucket starts, as parameters `?2` to `?13`.
+fn bucket_params() -> String {
+    (0..BUCKETS_PER_HOUR)
+        .map(|i| format!("?{}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One (MAC, 5-minute bucket) of a sealed `station_rollup_5m` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Station5m {
+    pub mac: String,
+    pub bucket_start_ms: i64,
+    pub rx_bytes: i64,
+    pub tx_bytes: i64,
+    pub max_rx_bps: Option<i64>,
+    pub max_tx_bps: Option<i64>,
+    pub samples: i64,
+}
+
+impl Station5m {
+    fn from_row(r: &[Value]) -> Option<Station5m> {
+        let int = |v: &Value| match v {
+            Value::Integer(i) => Some(*i),
+            _ => None,
+        };
+        Some(Station5m {
+            mac: match r.first()? {
+                Value::Text(t) => t.clone(),
+                _ => return None,
+            },
+            bucket_start_ms: int(r.get(1)?)?,
+            rx_bytes: int(r.get(2)?)?,
+            tx_bytes: int(r.get(3)?)?,
+            max_rx_bps: int(r.get(4)?),
+            max_tx_bps: int(r.get(5)?),
+            samples: int(r.get(6)?)?,
+        })
+    }
+
+    fn row(&self) -> Vec<Value> {
+        let opt = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
+        vec![
+            Value::Text(self.mac.clone()),
+            Value::Integer(self.bucket_start_ms),
+            Value::Integer(self.rx_bytes),
+            Value::Integer(self.tx_bytes),
+            opt(self.max_rx_bps),
+            opt(self.max_tx_bps),
+            Value::Integer(self.samples),
+        ]
+    }
+
+    /// Adds `o` (the same MAC and bucket) as the API sums buckets: sums, and the larger peak.
+    fn add(&mut self, o: &Station5m) {
+        self.rx_bytes = self.rx_bytes.saturating_add(o.rx_bytes);
+        self.tx_bytes = self.tx_bytes.saturating_add(o.tx_bytes);
+        self.max_rx_bps = self.max_rx_bps.max(o.max_rx_bps);
+        self.max_tx_bps = self.max_tx_bps.max(o.max_tx_bps);
+        self.samples = self.samples.saturating_add(o.samples);
+    }
+}
+
+/// Seals `router`'s `station_rollup_5m` rows of `hour` into its block (merged with the rows of
+/// an existing block: late rows of a sealed hour are added to the bucket's sums), in the
+/// caller's transaction. Returns the rows moved; `None` when the existing block does not
+/// decode (the rows then stay rows, and the error is logged).
+fn seal_station_5m(
+    tx: &Connection,
+    cols: &BlockColumns,
+    router: i64,
+    hour: i64,
+) -> Result<Option<u64>, StoreError> {
+    let mut args = vec![router];
+    args.extend((0..BUCKETS_PER_HOUR).map(|i| hour + i * super::ingest::BUCKET_5M_MS));
+    let sql = format!(
+        "SELECT {} FROM station_rollup_5m WHERE router_id = ?1 AND bucket_start_ms IN ({})",
+        STATION_5M_COLUMNS.join(", "),
+        bucket_params()
+    );
+    let new: Vec<Station5m> = {
+        let mut q = tx.prepare_cached(&sql)?;
+        let rows = q.query_map(params_from_iter(args.iter()), |r| {
+            (0..STATION_5M_COLUMNS.len())
+                .map(|i| r.get::<_, Value>(i))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let r = r?;
+            out.push(Station5m::from_row(&r).ok_or_else(|| {
+                StoreError::InvalidInput(format!("station_rollup_5m row of router {router}: {r:?}"))
+            })?);
+        }
+        out
+    };
+    if new.is_empty() {
+        return Ok(Some(0));
+    }
+    let moved = new.len() as u64;
+    let old: Option<Vec<u8>> = tx
+        .prepare_cached(
+            "SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
+        )?
+        .query_row(params![router, STATION_5M_TBL, hour], |r| r.get(0))
+        .optional()?;
+    let mut all: Vec<Station5m> = match old.map(|b| cols.decode(&b)) {
+        None => Vec::new(),
+        Some(Ok(rows)) => rows.iter().filter_map(|r| Station5m::from_row(r)).collect(),
+        Some(Err(e)) => {
+            tracing::error!(router_id = router, table = "station_rollup_5m", hour_ms = hour, error = %e, "sealed block does not decode; its hour's new rows stay rows");
+            return Ok(None);
+        }
+    };
+    let mut at: std::collections::HashMap<(String, i64), usize> = all
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.mac.clone(), r.bucket_start_ms), i))
+        .collect();
+    for r in new {
+        match at.get(&(r.mac.clone(), r.bucket_start_ms)) {
+            Some(&i) => all[i].add(&r),
+            None => {
+                at.insert((r.mac.clone(), r.bucket_start_ms), all.len());
+                all.push(r);
+            }
+        }
+    }
+    let count = all.len() as i64;
+    let blob = cols
+        .encode(all.iter().map(Station5m::row).collect())
+        .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+    tx.prepare_cached("INSERT OR REPLACE INTO raw_blocks (router_id, tbl, hour_ms, rows, data) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![router, STATION_5M_TBL, hour, count, blob])?;
+    tx.prepare_cached("INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id) VALUES (?1, ?2, '', ?3)")?
+        .execute(params![hour, STATION_5M_TBL, router])?;
+    let del = format!(
+        "DELETE FROM station_rollup_5m WHERE router_id = ?1 AND bucket_start_ms IN ({})",
+        bucket_params()
+    );
+    tx.prepare_cached(&del)?
+        .execute(params_from_iter(args.iter()))?;
+    Ok(Some(moved))
+}
+
+/// Calls `f` with every sealed `station_rollup_5m` row of a bucket in `[lo, hi]` and its
+/// router (the hours' routers from `raw_block_keys`, then one block each). A block that does
+/// not decode is logged and skipped. Rows of the same (router, MAC, bucket) may also be rows of
+/// `station_rollup_5m` (a late report of a sealed hour, not merged yet): readers add them up.
+pub fn for_each_sealed_station_5m(
+    conn: &Connection,
+    lo: i64,
+    hi: i64,
+    mut f: impl FnMut(i64, Station5m),
+) -> rusqlite::Result<()> {
+    if lo > hi {
+        return Ok(());
+    }
+    let cols = match station_5m_columns() {
+        Ok(c) => c,
+        Err(e) => return Err(rusqlite::Error::ModuleError(e.to_string())),
+    };
+    let mut keys = conn.prepare_cached(
+        "SELECT hour_ms, router_id FROM raw_block_keys WHERE hour_ms BETWEEN ?1 AND ?2 AND tbl = ?3 AND key = ''",
+    )?;
+    let at: Vec<(i64, i64)> = keys
+        .query_map(
+            params![floor_hour(lo.max(i64::MIN + HOUR_MS)), hi, STATION_5M_TBL],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut blk = conn.prepare_cached(
+        "SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
+    )?;
+    for (hour, router) in at {
+        let Some(data) = blk
+            .query_row(params![router, STATION_5M_TBL, hour], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
+            .optional()?
+        else {
+            continue;
+        };
+        match cols.decode(&data) {
+            Ok(rows) => {
+                for r in rows.iter().filter_map(|r| Station5m::from_row(r)) {
+                    if (lo..=hi).contains(&r.bucket_start_ms) {
+                        f(router, r);
+                    }
+                }
+            }
+            Err(e) => log_corrupt("station_rollup_5m", router, hour, &e),
+        }
+    }
+    Ok(())
+}
+
 fn floor_hour(ms: i64) -> i64 {
     ms.div_euclid(HOUR_MS) * HOUR_MS
 }
@@ -173,7 +400,7 @@ fn block_columns(
 pub struct SealStats {
     /// (router, hour) groups sealed.
     pub groups: u64,
-    /// Rows moved into blocks.
+    /// Rows of the [`SEALED`] tables moved into blocks (not counting `station_rollup_5m`).
     pub rows: u64,
     /// Blocks written.
     pub blocks: u64,
@@ -277,6 +504,7 @@ impl Store {
             st.pending.extend(hours.into_iter().map(|h| (id, h)));
         }
         let mut stats = SealStats::default();
+        let station_5m = station_5m_columns()?;
         while (stats.groups + stats.skipped) < max as u64 {
             let Some((id, hour)) = self.seal.pending.pop_front() else {
                 break;
@@ -287,7 +515,7 @@ impl Store {
                 .as_ref()
                 .map(|c| c.to_vec())
                 .unwrap_or_default();
-            match seal_group(&mut self.conn, &cols, id, hour)? {
+            match seal_group(&mut self.conn, &cols, &station_5m, id, hour)? {
                 Some((rows, blocks)) => {
                     stats.groups += 1;
                     stats.rows += rows;
@@ -315,7 +543,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (mut reports, mut samples) = (0u64, 0u64);
-        for tbl in 0..SEALED.len() as i64 {
+        for tbl in (0..SEALED.len() as i64).chain([STATION_5M_TBL]) {
             let rows = if tbl == REPORTS_TBL {
                 &mut reports
             } else {
@@ -347,6 +575,7 @@ impl Store {
 fn seal_group(
     conn: &mut Connection,
     cols: &[BlockColumns],
+    station_5m: &BlockColumns,
     router: i64,
     hour: i64,
 ) -> Result<Option<(u64, u64)>, StoreError> {
@@ -445,6 +674,12 @@ fn seal_group(
         tx.prepare_cached(&del)?
             .execute(params![router, hour, hour + HOUR_MS])?;
         blocks += 1;
+    }
+    match seal_station_5m(&tx, station_5m, router, hour)? {
+        // Rows of the rollup are not counted in `moved` (rows of the `SEALED` tables).
+        Some(n) if n > 0 => blocks += 1,
+        Some(_) => {}
+        None => return Ok(None),
     }
     // The per-report station sums only serve fleet series of up to an hour (the hot window).
     tx.prepare_cached(
@@ -1057,7 +1292,54 @@ mod tests {
                 out.push(dump(c, &format!("SELECT EXISTS (SELECT 1 FROM {all} WHERE {k} = ?1), EXISTS (SELECT 1 FROM {all} WHERE {k} = 'nobody')"), std::slice::from_ref(&mac)));
             }
         }
+        for (lo, hi) in [
+            (i64::MIN, i64::MAX),
+            (T0 + 1_800_000, T0 + 2 * 3_600_000 - STEP),
+            (T0 + 3_600_000 + 600_000, T0 + 3_600_000 + 600_000),
+            (T0 + 5 * 3_600_000, T0 + 9 * 3_600_000),
+        ] {
+            out.push(station_5m(c, lo, hi));
+        }
         out
+    }
+
+    /// The station 5-minute buckets in `[lo, hi]`, rows and sealed blocks, summed per
+    /// (router, MAC, bucket) as the API does.
+    fn station_5m(c: &Connection, lo: i64, hi: i64) -> Vec<String> {
+        let mut by: std::collections::BTreeMap<(i64, String, i64), Station5m> =
+            Default::default();
+        let mut add = |router: i64, s: Station5m| {
+            let k = (router, s.mac.clone(), s.bucket_start_ms);
+            match by.get_mut(&k) {
+                Some(t) => t.add(&s),
+                None => {
+                    by.insert(k, s);
+                }
+            }
+        };
+        let mut st = c
+            .prepare(
+                "SELECT router_id, mac, bucket_start_ms, rx_bytes, tx_bytes, max_rx_bps, \
+                 max_tx_bps, samples FROM station_rollup_5m WHERE bucket_start_ms BETWEEN ?1 AND ?2",
+            )
+            .unwrap();
+        let rows: Vec<(i64, Vec<Value>)> = st
+            .query_map([lo, hi], |r| {
+                Ok((
+                    r.get(0)?,
+                    (1..8)
+                        .map(|i| r.get::<_, Value>(i))
+                        .collect::<rusqlite::Result<_>>()?,
+                ))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for (router, row) in rows {
+            add(router, Station5m::from_row(&row).unwrap());
+        }
+        for_each_sealed_station_5m(c, lo, hi, &mut add).unwrap();
+        by.iter().map(|(k, v)| format!("{k:?} {v:?}")).collect()
     }
 
     /// Rows left in the sealed tables.
@@ -1103,9 +1385,11 @@ mod tests {
         assert_eq!(s.skipped, 0);
         let c = store.connection();
         let sealed: i64 = c
-            .query_row("SELECT coalesce(sum(rows), 0) FROM raw_blocks", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT coalesce(sum(rows), 0) FROM raw_blocks WHERE tbl != ?1",
+                [STATION_5M_TBL],
+                |r| r.get(0),
+            )
             .unwrap();
         let rows_after = row_count(c);
         assert_eq!(s.rows as i64, sealed);
@@ -1115,6 +1399,17 @@ mod tests {
             "most rows sealed: {sealed} of {rows_before}"
         );
         assert_eq!(answers(c, &ids), before, "sealed answers differ");
+        // The 5-minute station rollup of the sealed hours is in blocks too.
+        let (blocks_5m, rows_5m): (i64, i64) = c
+            .query_row(
+                "SELECT (SELECT count(*) FROM raw_blocks WHERE tbl = ?1), \
+                 (SELECT count(*) FROM station_rollup_5m WHERE bucket_start_ms < ?2)",
+                params![STATION_5M_TBL, T0 + 4 * 3_600_000],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((blocks_5m, rows_5m > 0), (2 * 4 + 1, true), "router c's newest hour stays");
+        assert!(station_5m(c, T0, T0 + 3_600_000).len() >= 2 * 12);
         // Nothing left to seal; the newest report is still rows.
         assert_eq!(store.seal_all(now).unwrap().groups, 0);
         let last: i64 = store.connection().query_row("SELECT count(*) FROM station_samples s JOIN routers r ON r.id = s.router_id AND s.ts_ms = r.last_report_ms", [], |r| r.get(0)).unwrap();

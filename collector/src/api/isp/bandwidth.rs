@@ -972,32 +972,65 @@ pub(super) fn fleet_station_totals(
         let hi = if i == 0 { hi.saturating_add(1) } else { *hi };
         let mut rows = st.query(params![lo, hi]).map_err(db)?;
         while let Some(r) = rows.next().map_err(db)? {
-            let router: i64 = r.get(0).map_err(db)?;
             let mac = r
                 .get_ref(1)
                 .and_then(|v| v.as_str().map_err(Into::into))
                 .map_err(db)?;
-            let macs = by.entry(router).or_default();
-            if !macs.contains_key(mac) {
-                macs.insert(
-                    mac.to_string(),
-                    StationTotal {
-                        router_id: router,
-                        mac: mac.to_string(),
-                        ..StationTotal::default()
-                    },
+            add_station_total(
+                &mut by,
+                r.get(0).map_err(db)?,
+                mac,
+                [r.get(2).map_err(db)?, r.get(3).map_err(db)?],
+                [r.get(4).map_err(db)?, r.get(5).map_err(db)?],
+                r.get(6).map_err(db)?,
+            );
+        }
+        if i == 1 {
+            // Hours older than the hot window: their 5-minute buckets are sealed blocks.
+            crate::store::sealed::for_each_sealed_station_5m(c, *lo, hi, |router, s| {
+                add_station_total(
+                    &mut by,
+                    router,
+                    &s.mac,
+                    [s.rx_bytes, s.tx_bytes],
+                    [s.max_rx_bps, s.max_tx_bps],
+                    s.samples,
                 );
-            }
-            if let Some(t) = macs.get_mut(mac) {
-                t.upload_bytes = t.upload_bytes.saturating_add(r.get(2).map_err(db)?);
-                t.download_bytes = t.download_bytes.saturating_add(r.get(3).map_err(db)?);
-                t.max_upload_bps = t.max_upload_bps.max(r.get(4).map_err(db)?);
-                t.max_download_bps = t.max_download_bps.max(r.get(5).map_err(db)?);
-                t.samples = t.samples.saturating_add(r.get(6).map_err(db)?);
-            }
+            })
+            .map_err(db)?;
         }
     }
     Ok(by.into_values().flat_map(HashMap::into_values).collect())
+}
+
+/// Adds one row of station sums (upload/download bytes, their peaks, samples) to `by`
+/// (router -> MAC -> totals).
+fn add_station_total(
+    by: &mut HashMap<i64, HashMap<String, StationTotal>>,
+    router: i64,
+    mac: &str,
+    bytes: [i64; 2],
+    peaks: [Option<i64>; 2],
+    samples: i64,
+) {
+    let macs = by.entry(router).or_default();
+    if !macs.contains_key(mac) {
+        macs.insert(
+            mac.to_string(),
+            StationTotal {
+                router_id: router,
+                mac: mac.to_string(),
+                ..StationTotal::default()
+            },
+        );
+    }
+    if let Some(t) = macs.get_mut(mac) {
+        t.upload_bytes = t.upload_bytes.saturating_add(bytes[0]);
+        t.download_bytes = t.download_bytes.saturating_add(bytes[1]);
+        t.max_upload_bps = t.max_upload_bps.max(peaks[0]);
+        t.max_download_bps = t.max_download_bps.max(peaks[1]);
+        t.samples = t.samples.saturating_add(samples);
+    }
 }
 
 /// Station totals merged per MAC across devices.
