@@ -45,8 +45,9 @@ pub const INTERVAL_S: u64 = 30;
 pub const RAW_LEVEL: &[&str] = routerstats_collector::store::RAW_LEVEL_TABLES;
 
 /// The row tables holding only the hot window once sealing runs.
-const HOT_TABLES: [&str; 8] = [
+const HOT_TABLES: [&str; 9] = [
     "reports",
+    "station_rollup_5m",
     "station_report_totals",
     "interface_samples",
     "station_samples",
@@ -66,9 +67,6 @@ pub enum StorageError {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
-
-/// The row tables kept for every report (not sealed).
-const KEPT_TABLES: [&str; 1] = ["station_rollup_5m"];
 
 /// Bytes of one table (its b-tree and those of its indexes).
 #[derive(Debug, Clone, Default)]
@@ -145,32 +143,27 @@ impl Figures {
             .sum()
     }
 
-    /// Bytes per report once sealed: blocks and their keys per sealed report, plus the row
-    /// tables kept for every report (`reports`, `station_rollup_5m`) per report. None when
-    /// nothing was sealed.
+    /// Bytes per report once sealed: blocks and their keys per sealed report (since schema 11
+    /// every raw-level table, `reports` and `station_rollup_5m` too, keeps rows for the hot
+    /// window only). None when nothing was sealed.
     pub fn sealed_bytes_per_report(&self) -> Option<f64> {
         if self.sealed_reports == 0 {
             return None;
         }
         let blocks = self.bytes_of(&["raw_blocks", "raw_block_keys"]) as f64;
-        // `station_report_totals` is kept for the hot window only (sealing deletes it).
-        let kept = self.bytes_of(&KEPT_TABLES) as f64;
-        Some(blocks / self.sealed_reports as f64 + kept / self.reports.max(1) as f64)
+        Some(blocks / self.sealed_reports as f64)
     }
 
-    /// Values one report stores: those of the sample rows per report still in rows (the hot
-    /// window), plus those of the rows every report keeps.
+    /// Values one report stores: those of the rows per report still in rows (the hot window).
     pub fn values_per_report(&self) -> f64 {
-        let values = |names: &[&str]| -> u64 {
-            self.tables
-                .iter()
-                .filter(|t| names.contains(&t.table.as_str()))
-                .map(|t| t.values)
-                .sum()
-        };
+        let values: u64 = self
+            .tables
+            .iter()
+            .filter(|t| HOT_TABLES.contains(&t.table.as_str()))
+            .map(|t| t.values)
+            .sum();
         let hot = self.reports.saturating_sub(self.sealed_reports).max(1) as f64;
-        values(&HOT_TABLES) as f64 / hot
-            + values(&KEPT_TABLES) as f64 / self.reports.max(1) as f64
+        values as f64 / hot
     }
 
     /// Bytes of the hot window's rows per router (the sample tables' rows left unsealed).
@@ -250,7 +243,7 @@ impl Figures {
             for (t, b) in &self.block_bytes {
                 let _ = writeln!(
                     out,
-                    "  blocks of {t:<22} {:>8.1} B per sealed report (deflated blob bytes)",
+                    "  blocks of {t:<22} {:>8.1} B per sealed report (compressed blob bytes)",
                     *b as f64 / self.sealed_reports.max(1) as f64
                 );
             }
@@ -382,7 +375,16 @@ pub fn run(path: &Path, routers: usize, rounds: u64, seal: bool) -> Result<Figur
             r.map(|(t, b)| {
                 let name = routerstats_collector::store::sealed::SEALED
                     .get(t as usize)
-                    .map_or("?", |s| s.name);
+                    .map_or_else(
+                        || {
+                            if t == routerstats_collector::store::sealed::STATION_5M_TBL {
+                                "station_rollup_5m"
+                            } else {
+                                "?"
+                            }
+                        },
+                        |s| s.name,
+                    );
                 (name.to_string(), b as u64)
             })
         })

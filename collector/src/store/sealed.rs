@@ -1550,6 +1550,44 @@ mod tests {
         );
     }
 
+    /// A router silent for longer than the hot window: its report before the newest is only in
+    /// a sealed `reports` block, and the fleet's report interval still finds it.
+    #[test]
+    fn the_interval_of_a_router_back_after_hours_reads_its_sealed_reports() {
+        let (_dir, mut store, ids) = filled();
+        // Router c reported every 5 minutes for 2 hours; it comes back at hour 6.
+        let ts = T0 + 6 * 3_600_000 + 1_234;
+        let r = rich_report([3; 16], 2 * 24 + 2, ts as u64, 25 * 5);
+        store
+            .ingest(&[IngestItem {
+                router_id: ids[2],
+                received_at_ms: ts,
+                report: &r,
+            }])
+            .unwrap();
+        let interval = |c: &Connection| {
+            crate::api::fleet::load_routers(c)
+                .unwrap()
+                .into_iter()
+                .find(|r| r.id == ids[2])
+                .unwrap()
+                .interval_ms
+        };
+        let before = interval(store.connection());
+        assert_eq!(before, Some(ts - (T0 + 23 * STEP + 1_234)));
+        store.seal_all(T0 + 9 * 3_600_000).unwrap();
+        let rows: i64 = store
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM reports WHERE router_id = ?1",
+                [ids[2]],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 1, "only the newest report is a row");
+        assert_eq!(interval(store.connection()), before);
+    }
+
     #[test]
     fn a_corrupt_block_is_an_error_and_the_other_blocks_are_served() {
         let (_dir, mut store, ids) = filled();
