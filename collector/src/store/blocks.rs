@@ -6,7 +6,8 @@
 //! prediction (the previous row's value of the same series; for a `*_delta` column the
 //! difference of its counter `*_bytes`; for a `*_bps` column the rate of its delta over the
 //! series' interval, the collector's own formula), text and blobs as an index into the block's
-//! dictionary, reals as their 8 bytes. The encoded bytes are then deflate-compressed.
+//! dictionary, reals as their 8 bytes. The encoded bytes are then compressed (zstd since
+//! schema 11, deflate before).
 //!
 //! Blob layout: a format byte, then the compressed stream ([`FORMAT_ZSTD`]: a zstd frame, what
 //! [`BlockColumns::encode`] writes; [`FORMAT_DEFLATE`]: a raw deflate stream, what blocks

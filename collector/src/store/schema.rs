@@ -46,6 +46,8 @@
 //!   `<table>_all`. `reports`, `station_report_totals` and `station_rollup_5m` stay rows.
 //! - Version 10: fleet-wide aggregates kept at ingest (`ovpn_rollup_1d`, `fleet_totals_1s`);
 //!   see `MIGRATION_10` and `super::fleetagg`.
+//! - Version 11: no table changes; `reports` (`tbl` 6) and `station_rollup_5m` (`tbl` 7) are
+//!   sealed too and new blocks are zstd (format byte 2); see `MIGRATION_11`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -59,6 +61,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_8,
     MIGRATION_9,
     MIGRATION_10,
+    MIGRATION_11,
 ];
 
 /// The schema version this collector writes.
@@ -603,7 +606,8 @@ CREATE TABLE alert_pending (
 /// database writer seals them, a few router-hours at a time).
 /// - `raw_blocks`: one block per router, sealed table (`tbl`, the index in
 ///   `store::sealed::SEALED`: 0 interface, 1 station, 2 station link, 3 WireGuard peer,
-///   4 OpenVPN client, 5 probe samples) and hour (`hour_ms`, a multiple of one hour), with the
+///   4 OpenVPN client, 5 probe samples; since version 11 also 6 reports and 7
+///   `station_rollup_5m`) and hour (`hour_ms`, a multiple of one hour), with the
 ///   number of rows it holds; `data` is the block codec's output (`store::blocks`). Deleted by
 ///   retention once all of its hour is older than `raw_days`.
 /// - `raw_block_keys`: the keys in each block of the tables looked up across routers (station
@@ -697,6 +701,18 @@ FROM (
 GROUP BY s;
 "#;
 
+/// Version 11 (after version 10): no table changes, a new version so that a collector from
+/// before it refuses the database instead of misreading it (the writer keeps sealing the same
+/// way, lazily, a few router-hours per step; nothing is converted here, so it takes no time on a
+/// database of any size):
+/// - `reports` rows are sealed into `raw_blocks` like the sample tables (`tbl` 6, read through
+///   `reports_all`; a retransmit of a report of a sealed hour is found in its block).
+/// - `station_rollup_5m` rows are sealed per router and hour (`tbl` 7, one `raw_block_keys`
+///   entry with `key` '' per block; read by `store::sealed::for_each_sealed_station_5m`).
+/// - New blocks are zstd-compressed (format byte 2); blocks sealed before keep deflate (format
+///   byte 1) and still decode.
+const MIGRATION_11: &str = "-- version 11: see the comment of MIGRATION_11 in schema.rs";
+
 /// The statements of [`MIGRATION_10`] that fill its tables from the rollups they summarize (the
 /// migration's backfill), for a database whose rollup rows were written directly (the API
 /// benchmark's generator) and for tests. Run on empty version-10 tables.
@@ -760,6 +776,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 10);
+        assert_eq!(SCHEMA_VERSION, 11);
     }
 }

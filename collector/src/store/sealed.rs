@@ -21,6 +21,11 @@
 //! - Retention deletes a block once all of its hour is older than `raw_days`.
 //! - `station_report_totals` (per-report station sums, read only by fleet series of up to an
 //!   hour) is kept for the hot window only: sealing an hour deletes its rows.
+//! - `reports` (schema 11) is a sealed table like the samples (`reports_all`); the
+//!   `(router, boot_id, seq)` key only sees the rows, so the ingest looks a report of a sealed
+//!   hour up in that hour's block ([`sealed_report_exists`]).
+//! - `station_rollup_5m` (schema 11) is sealed with each (router, hour) group into a block of its
+//!   own ([`STATION_5M_TBL`]), read fleet-wide by [`for_each_sealed_station_5m`].
 
 use std::collections::{BTreeSet, VecDeque};
 use std::ffi::c_int;
@@ -1306,8 +1311,7 @@ mod tests {
     /// The station 5-minute buckets in `[lo, hi]`, rows and sealed blocks, summed per
     /// (router, MAC, bucket) as the API does.
     fn station_5m(c: &Connection, lo: i64, hi: i64) -> Vec<String> {
-        let mut by: std::collections::BTreeMap<(i64, String, i64), Station5m> =
-            Default::default();
+        let mut by: std::collections::BTreeMap<(i64, String, i64), Station5m> = Default::default();
         let mut add = |router: i64, s: Station5m| {
             let k = (router, s.mac.clone(), s.bucket_start_ms);
             match by.get_mut(&k) {
@@ -1408,7 +1412,11 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
-        assert_eq!((blocks_5m, rows_5m > 0), (2 * 4 + 1, true), "router c's newest hour stays");
+        assert_eq!(
+            (blocks_5m, rows_5m > 0),
+            (2 * 4 + 1, true),
+            "router c's newest hour stays"
+        );
         assert!(station_5m(c, T0, T0 + 3_600_000).len() >= 2 * 12);
         // Nothing left to seal; the newest report is still rows.
         assert_eq!(store.seal_all(now).unwrap().groups, 0);
@@ -1544,10 +1552,7 @@ mod tests {
                 params![ids[0], REPORTS_TBL, floor_hour(ts)],
             )
             .unwrap();
-        assert_eq!(
-            store.ingest(&[item]).unwrap(),
-            vec![IngestOutcome::Stored]
-        );
+        assert_eq!(store.ingest(&[item]).unwrap(), vec![IngestOutcome::Stored]);
     }
 
     /// A router silent for longer than the hot window: its report before the newest is only in
