@@ -86,7 +86,10 @@ pub fn run_sync<O>(
     bench: impl FnOnce(O) -> Result<(), String>,
 ) -> std::process::ExitCode {
     use std::process::ExitCode;
-    let opts = match flags(usage).map_err(|e| e.to_string()).and_then(|f| parse(&f)) {
+    let opts = match flags(usage)
+        .map_err(|e| e.to_string())
+        .and_then(|f| parse(&f))
+    {
         Ok(o) => o,
         Err(e) => {
             eprintln!("{e}\nusage: {usage}");
@@ -104,9 +107,7 @@ pub fn run_sync<O>(
 
 /// The directory `--dir` names, or a new temporary one when it is empty (kept until the
 /// returned guard is dropped).
-pub fn dir_or_temp(
-    dir: &str,
-) -> Result<(std::path::PathBuf, Option<tempfile::TempDir>), String> {
+pub fn dir_or_temp(dir: &str) -> Result<(std::path::PathBuf, Option<tempfile::TempDir>), String> {
     if !dir.is_empty() {
         return Ok((std::path::PathBuf::from(dir), None));
     }
