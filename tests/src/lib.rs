@@ -2,6 +2,7 @@
 //! agent binaries on ephemeral loopback ports in temporary directories, and network namespaces
 //! for the tests that need real network stacks.
 
+pub mod easyrsa;
 pub mod fake_router;
 pub mod harness;
 pub mod netns;
