@@ -258,19 +258,29 @@ impl Collector {
             .expect("run collector cli")
     }
 
+    /// [`Collector::cli`] that must succeed (a panic with its stderr otherwise): its output.
+    pub fn cli_ok(&self, args: &[&str]) -> Output {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// Creates an enrollment token for `name` (extra args like `--ttl`, `--uses` appended).
     pub fn token(&self, name: &str, extra: &[&str]) -> String {
         let mut args = vec!["token", "create", "--name", name];
         args.extend_from_slice(extra);
-        let out = self.cli(&args);
-        assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.cli_ok(&args);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// Creates an API key with `role` called `name` (`apikey create`): the key.
     pub fn api_key(&self, role: &str, name: &str) -> String {
-        let out = self.cli(&["apikey", "create", "--role", role, "--name", name]);
-        assert!(out.status.success(), "apikey create: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.cli_ok(&["apikey", "create", "--role", role, "--name", name]);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -537,11 +547,7 @@ impl Fleet {
             Some(text) => Collector::start_with_config(&dir.path().join("collector"), text),
             None => Collector::start(&dir.path().join("collector")),
         };
-        let key = |role: &str| {
-            let out = collector.cli(&["apikey", "create", "--role", role, "--name", &format!("test-{role}")]);
-            assert!(out.status.success(), "apikey create: {}", String::from_utf8_lossy(&out.stderr));
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
+        let key = |role: &str| collector.api_key(role, &format!("test-{role}"));
         let (read_key, admin_key) = (key("read"), key("admin"));
         let mut setups = Vec::new();
         let mut agents = Vec::new();

@@ -111,13 +111,7 @@ impl Bench {
             secret.display()
         );
         let collector = Collector::start_with_config(&dir.path().join("collector"), &toml);
-        let out = collector.cli(&["apikey", "create", "--role", "read", "--name", "grafana"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let read_key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let read_key = collector.api_key("read", "grafana");
         let setup = AgentSetup::new(&dir.path().join("ap-ping"), "ap-ping");
         let tok = collector.token("ap-ping", &[]);
         let out = setup.enroll(collector.ingest, &tok);
