@@ -125,8 +125,28 @@ pub fn http_exchange(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> std::io::Result<(u16, Headers, String)> {
+    http_exchange_within(addr, method, path, headers, body, Duration::from_secs(10))
+}
+
+/// The response headers as the answer's head wrote them, one `name: value` line each (for
+/// tests that look for a header line).
+pub fn head_text(headers: &Headers) -> String {
+    let lines: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    lines.join("\r\n")
+}
+
+/// [`http_exchange`] that waits up to `read_timeout` for the answer (the action routes can
+/// wait a minute for a router).
+pub fn http_exchange_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    read_timeout: Duration,
+) -> std::io::Result<(u16, Headers, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_read_timeout(Some(read_timeout))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
