@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use routerstats_tests::easyrsa;
 use routerstats_tests::harness::{http_exchange, uci_bin, wait_for, Fleet, RunningAgent};
+use routerstats_tests::percent_encode as percent;
 use serde_json::Value;
 
 /// One documented route: document, method, example request path (with placeholders, see
@@ -297,17 +298,6 @@ fn find_key(v: &Value, key: &str) -> Option<String> {
         Value::Array(a) => a.iter().find_map(|x| find_key(x, key)),
         _ => None,
     }
-}
-
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn first_str(v: &Value, array: &str, fields: &[&str]) -> Option<String> {
