@@ -173,7 +173,15 @@ macro_rules! unit_enums {
     )*};
 }
 
-unit_enums!(ProbeRole, IfKind, WifiStandard, Preamble, OvpnFormat, SourceKind, ActionState);
+unit_enums!(
+    ProbeRole,
+    IfKind,
+    WifiStandard,
+    Preamble,
+    OvpnFormat,
+    SourceKind,
+    ActionState
+);
 
 /// A struct: its fields in declaration order, nothing else.
 macro_rules! structs {
@@ -286,7 +294,10 @@ impl Encode for SourceState {
     fn encode(&self, w: &mut Writer) {
         match self {
             SourceState::Ok => w.u64(0),
-            SourceState::Partial { skipped, first_error } => {
+            SourceState::Partial {
+                skipped,
+                first_error,
+            } => {
                 w.u64(1);
                 skipped.encode(w);
                 w.str(first_error);
@@ -329,7 +340,13 @@ impl Encode for ActionDetail {
                 w.u64(data.len() as u64);
                 w.raw(data);
             }
-            ActionDetail::Status { uptime_s, release, cpu_permille, mem_total_kb, mem_available_kb } => {
+            ActionDetail::Status {
+                uptime_s,
+                release,
+                cpu_permille,
+                mem_total_kb,
+                mem_available_kb,
+            } => {
                 w.u64(2);
                 uptime_s.encode(w);
                 release.encode(w);
@@ -337,7 +354,14 @@ impl Encode for ActionDetail {
                 mem_total_kb.encode(w);
                 mem_available_kb.encode(w);
             }
-            ActionDetail::OvpnClient { name, ovpn, serial, expires, port, proto } => {
+            ActionDetail::OvpnClient {
+                name,
+                ovpn,
+                serial,
+                expires,
+                port,
+                proto,
+            } => {
                 w.u64(3);
                 name.encode(w);
                 ovpn.encode(w);
@@ -415,12 +439,30 @@ mod tests {
         for seed in 0..2_000 {
             let d: Option<ActionDetail> = random(seed);
             if let Some(d) = d {
-                seen.insert(format!("{d:?}").split([' ', '(']).next().unwrap().to_string());
+                seen.insert(
+                    format!("{d:?}")
+                        .split([' ', '('])
+                        .next()
+                        .unwrap()
+                        .to_string(),
+                );
             }
             let s: SourceState = random(seed);
-            seen.insert(format!("{s:?}").split([' ', '(']).next().unwrap().to_string());
+            seen.insert(
+                format!("{s:?}")
+                    .split([' ', '('])
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            );
             let t: WifiIfType = random(seed);
-            seen.insert(format!("{t:?}").split([' ', '(']).next().unwrap().to_string());
+            seen.insert(
+                format!("{t:?}")
+                    .split([' ', '('])
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            );
             let a: SocketAddr = random(seed);
             seen.insert(if a.is_ipv4() { "SocketV4" } else { "SocketV6" }.to_string());
         }
@@ -440,7 +482,11 @@ mod tests {
                 Message::ReportPatch(random(seed)),
             ];
             for m in msgs {
-                assert_eq!(m.to_request_frame().unwrap(), m.to_frame().unwrap(), "{m:?}");
+                assert_eq!(
+                    m.to_request_frame().unwrap(),
+                    m.to_frame().unwrap(),
+                    "{m:?}"
+                );
             }
         }
     }

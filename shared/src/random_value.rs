@@ -16,7 +16,9 @@ type Error = de::value::Error;
 
 impl Random {
     fn new(seed: u64) -> Random {
-        Random { state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1 }
+        Random {
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        }
     }
 
     fn next(&mut self) -> u64 {
@@ -33,8 +35,20 @@ impl Random {
 
     /// Mostly small, often at a varint step, sometimes anything.
     fn int(&mut self) -> u64 {
-        const STEPS: [u64; 12] =
-            [0, 1, 250, 251, 252, 253, 255, 65_535, 65_536, 4_294_967_295, 4_294_967_296, u64::MAX];
+        const STEPS: [u64; 12] = [
+            0,
+            1,
+            250,
+            251,
+            252,
+            253,
+            255,
+            65_535,
+            65_536,
+            4_294_967_295,
+            4_294_967_296,
+            u64::MAX,
+        ];
         match self.below(5) {
             0 => self.below(251),
             1 => STEPS[self.below(STEPS.len() as u64) as usize],
@@ -50,7 +64,9 @@ impl Random {
             0 => 251 + self.below(300),
             _ => self.below(12),
         };
-        (0..n).map(|_| CHARS[self.below(CHARS.len() as u64) as usize]).collect()
+        (0..n)
+            .map(|_| CHARS[self.below(CHARS.len() as u64) as usize])
+            .collect()
     }
 }
 
@@ -61,7 +77,10 @@ struct Items<'a> {
 
 impl<'de> de::SeqAccess<'de> for Items<'_> {
     type Error = Error;
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
         if self.left == 0 {
             return Ok(None);
         }
@@ -78,7 +97,10 @@ struct Variant<'a> {
 impl<'de, 'a> de::EnumAccess<'de> for Variant<'a> {
     type Error = Error;
     type Variant = Variant<'a>;
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Variant<'a>), Error> {
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Variant<'a>), Error> {
         let index = self.r.below(self.count as u64) as u32;
         let v = seed.deserialize(index.into_deserializer())?;
         Ok((v, self))
@@ -94,10 +116,20 @@ impl<'de> de::VariantAccess<'de> for Variant<'_> {
         seed.deserialize(self.r)
     }
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_seq(Items { r: self.r, left: len })
+        visitor.visit_seq(Items {
+            r: self.r,
+            left: len,
+        })
     }
-    fn struct_variant<V: Visitor<'de>>(self, fields: &'static [&'static str], visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_seq(Items { r: self.r, left: fields.len() })
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        visitor.visit_seq(Items {
+            r: self.r,
+            left: fields.len(),
+        })
     }
 }
 
@@ -108,7 +140,9 @@ impl<'de> de::Deserializer<'de> for &mut Random {
         false
     }
     fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
-        Err(de::Error::custom("the generator needs the type (no deserialize_any)"))
+        Err(de::Error::custom(
+            "the generator needs the type (no deserialize_any)",
+        ))
     }
     fn deserialize_bool<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
         v.visit_bool(self.below(2) == 1)
@@ -133,11 +167,19 @@ impl<'de> de::Deserializer<'de> for &mut Random {
     }
     fn deserialize_i32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
         let n = self.int() as i32;
-        v.visit_i32(if self.below(2) == 0 { n } else { n.wrapping_neg() })
+        v.visit_i32(if self.below(2) == 0 {
+            n
+        } else {
+            n.wrapping_neg()
+        })
     }
     fn deserialize_i64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
         let n = self.int() as i64;
-        v.visit_i64(if self.below(2) == 0 { n } else { n.wrapping_neg() })
+        v.visit_i64(if self.below(2) == 0 {
+            n
+        } else {
+            n.wrapping_neg()
+        })
     }
     fn deserialize_f32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
         v.visit_f32(f32::from_bits(self.next() as u32))
@@ -171,10 +213,18 @@ impl<'de> de::Deserializer<'de> for &mut Random {
     fn deserialize_unit<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
         v.visit_unit()
     }
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, v: V) -> Result<V::Value, Error> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        v: V,
+    ) -> Result<V::Value, Error> {
         v.visit_unit()
     }
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, v: V) -> Result<V::Value, Error> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        v: V,
+    ) -> Result<V::Value, Error> {
         v.visit_newtype_struct(self)
     }
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
@@ -188,17 +238,38 @@ impl<'de> de::Deserializer<'de> for &mut Random {
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value, Error> {
         v.visit_seq(Items { r: self, left: len })
     }
-    fn deserialize_tuple_struct<V: Visitor<'de>>(self, _: &'static str, len: usize, v: V) -> Result<V::Value, Error> {
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        len: usize,
+        v: V,
+    ) -> Result<V::Value, Error> {
         v.visit_seq(Items { r: self, left: len })
     }
     fn deserialize_map<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
         Err(de::Error::custom("no map in the wire model"))
     }
-    fn deserialize_struct<V: Visitor<'de>>(self, _: &'static str, fields: &'static [&'static str], v: V) -> Result<V::Value, Error> {
-        v.visit_seq(Items { r: self, left: fields.len() })
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, Error> {
+        v.visit_seq(Items {
+            r: self,
+            left: fields.len(),
+        })
     }
-    fn deserialize_enum<V: Visitor<'de>>(self, _: &'static str, variants: &'static [&'static str], v: V) -> Result<V::Value, Error> {
-        v.visit_enum(Variant { r: self, count: variants.len() })
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        variants: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, Error> {
+        v.visit_enum(Variant {
+            r: self,
+            count: variants.len(),
+        })
     }
     fn deserialize_identifier<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
         v.visit_u64(0)
