@@ -30,52 +30,28 @@ pub fn to_payload<T: Encode + ?Sized>(value: &T) -> Vec<u8> {
     w.into_bytes()
 }
 
-impl Encode for u8 {
-    fn encode(&self, w: &mut Writer) {
-        w.u8(*self);
-    }
+/// A primitive: the `Writer` method that writes it (`u16`/`u32` widened to the u64 varint,
+/// which is the same bytes).
+macro_rules! primitives {
+    ($($ty:ty => |$w:ident, $v:ident| $body:expr;)*) => {$(
+        impl Encode for $ty {
+            fn encode(&self, $w: &mut Writer) {
+                let $v = *self;
+                $body
+            }
+        }
+    )*};
 }
 
-impl Encode for bool {
-    fn encode(&self, w: &mut Writer) {
-        w.bool(*self);
-    }
-}
-
-impl Encode for u16 {
-    fn encode(&self, w: &mut Writer) {
-        w.u64(u64::from(*self));
-    }
-}
-
-impl Encode for u32 {
-    fn encode(&self, w: &mut Writer) {
-        w.u64(u64::from(*self));
-    }
-}
-
-impl Encode for u64 {
-    fn encode(&self, w: &mut Writer) {
-        w.u64(*self);
-    }
-}
-
-impl Encode for i32 {
-    fn encode(&self, w: &mut Writer) {
-        w.i32(*self);
-    }
-}
-
-impl Encode for i64 {
-    fn encode(&self, w: &mut Writer) {
-        w.i64(*self);
-    }
-}
-
-impl Encode for f32 {
-    fn encode(&self, w: &mut Writer) {
-        w.f32(*self);
-    }
+primitives! {
+    u8 => |w, v| w.u8(v);
+    bool => |w, v| w.bool(v);
+    u16 => |w, v| w.u64(u64::from(v));
+    u32 => |w, v| w.u64(u64::from(v));
+    u64 => |w, v| w.u64(v);
+    i32 => |w, v| w.i32(v);
+    i64 => |w, v| w.i64(v);
+    f32 => |w, v| w.f32(v);
 }
 
 impl Encode for String {
@@ -436,35 +412,24 @@ mod tests {
     #[test]
     fn the_generator_reaches_every_variant() {
         let mut seen = std::collections::BTreeSet::new();
+        // The variant's name: what `Debug` prints before a space or parenthesis.
+        let mut variant = |debug: String| {
+            seen.insert(
+                debug
+                    .split([' ', '('])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        };
         for seed in 0..2_000 {
-            let d: Option<ActionDetail> = random(seed);
-            if let Some(d) = d {
-                seen.insert(
-                    format!("{d:?}")
-                        .split([' ', '('])
-                        .next()
-                        .unwrap()
-                        .to_string(),
-                );
+            if let Some(d) = random::<Option<ActionDetail>>(seed) {
+                variant(format!("{d:?}"));
             }
-            let s: SourceState = random(seed);
-            seen.insert(
-                format!("{s:?}")
-                    .split([' ', '('])
-                    .next()
-                    .unwrap()
-                    .to_string(),
-            );
-            let t: WifiIfType = random(seed);
-            seen.insert(
-                format!("{t:?}")
-                    .split([' ', '('])
-                    .next()
-                    .unwrap()
-                    .to_string(),
-            );
+            variant(format!("{:?}", random::<SourceState>(seed)));
+            variant(format!("{:?}", random::<WifiIfType>(seed)));
             let a: SocketAddr = random(seed);
-            seen.insert(if a.is_ipv4() { "SocketV4" } else { "SocketV6" }.to_string());
+            variant(if a.is_ipv4() { "SocketV4" } else { "SocketV6" }.to_string());
         }
         // 5 ActionDetail + 5 SourceState + 13 WifiIfType + 2 SocketAddr.
         assert_eq!(seen.len(), 25, "{seen:?}");
