@@ -138,6 +138,40 @@ mod tests {
         r
     }
 
+    /// The frames the agent sends are encoded by hand (`routerstats_shared::encode`): on a
+    /// report of every part of the agent's fixtures, and on reports made from every file of
+    /// `../shared/fixtures` by every parser that accepts it, they are byte-for-byte the frames of
+    /// the serde/bincode encoder the collector decodes with.
+    #[test]
+    fn frames_are_the_serde_encoders_on_every_fixture() {
+        let same = |r: Report| {
+            let m = Message::Report(Box::new(r));
+            let frame = m.to_request_frame().unwrap();
+            assert_eq!(frame, m.to_frame().unwrap(), "{m:?}");
+            frame.len()
+        };
+        assert!(same(full_report()) > 2_000);
+        let mut filled = 0;
+        for dir in ["iw", "dhcp", "openvpn", "proc", "wg"] {
+            for (file, text) in crate::testutil::shared_fixtures_in(dir) {
+                let mut r = Report { seq: 7, boot_id: [3; 16], timestamp_ms: 1_765_000_000_123, ..Default::default() };
+                r.wireless = sources::iw_dev::parse(&text).map(|p| p.value).unwrap_or_default();
+                r.stations = sources::station_dump::parse(&text, "wlan0").map(|p| p.value).unwrap_or_default();
+                r.leases = sources::dhcp_leases::parse(&text).map(|p| p.value).unwrap_or_default();
+                r.wireguard = sources::wireguard::parse(&text, "wg0").map(|p| p.value).unwrap_or_default();
+                r.openvpn = sources::openvpn::parse(&text, &file).map(|p| vec![p.value]).unwrap_or_default();
+                r.interfaces = sources::net_dev::parse(&text).map(|p| p.value).unwrap_or_default();
+                if let Ok(load) = sources::loadavg::parse(&text) {
+                    r.system = Some(SystemStats { load: load.value, ..Default::default() });
+                }
+                let parts = r.wireless.len() + r.stations.len() + r.leases.len() + r.wireguard.len() + r.openvpn.len() + r.interfaces.len();
+                filled += usize::from(parts > 0);
+                same(r);
+            }
+        }
+        assert!(filled > 20, "{filled}");
+    }
+
     /// `snapshot --json` prints byte-for-byte what it printed with serde_json.
     #[test]
     fn json_is_what_serde_json_printed() {

@@ -76,6 +76,45 @@ pub fn switch(flags: &[(String, String)], name: &str) -> bool {
     flags.iter().any(|(n, _)| n == name)
 }
 
+/// Runs a benchmark that needs no runtime: `parse` reads its flags (on an error: the error and
+/// `usage` on stderr, exit status 2), then `bench` runs with them (on an error: `name: error` on
+/// stderr, exit status 1).
+pub fn run_sync<O>(
+    name: &str,
+    usage: &str,
+    parse: impl FnOnce(&[(String, String)]) -> Result<O, String>,
+    bench: impl FnOnce(O) -> Result<(), String>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let opts = match flags(usage)
+        .map_err(|e| e.to_string())
+        .and_then(|f| parse(&f))
+    {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}\nusage: {usage}");
+            return ExitCode::from(2);
+        }
+    };
+    match bench(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The directory `--dir` names, or a new temporary one when it is empty (kept until the
+/// returned guard is dropped).
+pub fn dir_or_temp(dir: &str) -> Result<(std::path::PathBuf, Option<tempfile::TempDir>), String> {
+    if !dir.is_empty() {
+        return Ok((std::path::PathBuf::from(dir), None));
+    }
+    let tmp = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    Ok((tmp.path().to_path_buf(), Some(tmp)))
+}
+
 /// Runs an async benchmark on a multi-threaded runtime with its parsed options, mapping the
 /// outcome to the exit codes every benchmark uses: 2 for bad flags, 1 for a failed run.
 pub fn run_async<O, F, Fut>(opts: Result<O, String>, bench: F) -> std::process::ExitCode
@@ -122,6 +161,17 @@ mod tests {
         assert!(flag(&f, "quick", 1usize).is_err());
         assert_eq!(flag(&f, "missing", 7u8).unwrap(), 7);
         assert!(parse_flags(["stray".to_string()]).is_err());
+    }
+
+    #[test]
+    fn dir_is_the_given_one_or_a_temporary_one_kept_by_its_guard() {
+        let (dir, guard) = dir_or_temp("some/where").unwrap();
+        assert_eq!(dir, std::path::PathBuf::from("some/where"));
+        assert!(guard.is_none());
+        let (dir, guard) = dir_or_temp("").unwrap();
+        assert!(dir.is_dir() && guard.is_some());
+        drop(guard);
+        assert!(!dir.exists(), "the temporary directory goes with its guard");
     }
 
     #[test]

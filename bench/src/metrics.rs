@@ -144,6 +144,9 @@ pub fn remote_write(
 /// Every scrape of [`SCRAPES`] and two remote-write snapshots on the database at `db`,
 /// printed as they finish (with the load average) and returned.
 pub fn run(db: &Path) -> Result<Vec<Figure>, String> {
+    // The `<table>_all` virtual tables (`reports_all`, ...) on this connection, as the
+    // collector's own connections have them.
+    routerstats_collector::store::install_raw_tables();
     let conn = Connection::open(db).map_err(|e| format!("{}: {e}", db.display()))?;
     let (now, routers, first): (i64, i64, String) = conn
         .query_row(

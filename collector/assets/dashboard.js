@@ -72,9 +72,10 @@
   // ------------------------------------------------------------------------------------------
   // Formatting
 
-  function fmtBytes(v) {
+  // `v` in the largest of `units` (each 1000 times the one before) that keeps it at least 1,
+  // rounded to three significant digits past the first unit; "–" for no value.
+  function fmtUnits(v, units) {
     if (v == null || !isFinite(v)) return "–";
-    const units = ["B", "kB", "MB", "GB", "TB", "PB"];
     let i = 0;
     let x = Math.max(0, Number(v));
     while (x >= 1000 && i < units.length - 1) {
@@ -84,16 +85,12 @@
     return (i === 0 ? String(Math.round(x)) : x.toFixed(x >= 100 ? 0 : x >= 10 ? 1 : 2)) + " " + units[i];
   }
 
+  function fmtBytes(v) {
+    return fmtUnits(v, ["B", "kB", "MB", "GB", "TB", "PB"]);
+  }
+
   function fmtBps(v) {
-    if (v == null || !isFinite(v)) return "–";
-    const units = ["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"];
-    let i = 0;
-    let x = Math.max(0, Number(v));
-    while (x >= 1000 && i < units.length - 1) {
-      x /= 1000;
-      i++;
-    }
-    return (i === 0 ? String(Math.round(x)) : x.toFixed(x >= 100 ? 0 : x >= 10 ? 1 : 2)) + " " + units[i];
+    return fmtUnits(v, ["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"]);
   }
 
   function fmtKbps(v) {

@@ -510,6 +510,41 @@ async fn smaller_configured_frame_cap_is_enforced() {
     assert!(msg.contains("2048"), "{msg}");
 }
 
+/// A client identity `name` with `key`: a client-auth certificate `issuer` signs, after `edit`
+/// (validity dates, say) changed its parameters.
+fn client_identity(
+    issuer: &rcgen::Issuer<'_, KeyPair>,
+    name: &str,
+    key: KeyPair,
+    edit: impl FnOnce(&mut CertificateParams),
+) -> Identity {
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, name);
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    edit(&mut leaf);
+    let cert = leaf.signed_by(&key, issuer).unwrap();
+    Identity {
+        router_id: 0,
+        name: name.into(),
+        cert_der: cert.der().clone(),
+        key,
+    }
+}
+
+/// Connecting with `id` is refused: at the handshake or, since in TLS 1.3 the client may finish
+/// its side first, at the first read (`what` names the identity in the panic).
+async fn assert_refused(h: &Harness, id: &Identity, what: &str) {
+    match h.connect_with(h.client_config(Some(id)), "localhost").await {
+        Err(_) => {}
+        Ok(mut s) => {
+            let _ = write_message(&mut s, &hello()).await;
+            if let Ok(m) = recv(&mut s).await {
+                panic!("{what} got an answer: {m:?}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn certificate_from_another_ca_is_refused_at_handshake() {
     let h = start().await;
@@ -523,32 +558,9 @@ async fn certificate_from_another_ca_is_refused_at_handshake() {
     let ca_key = KeyPair::generate().unwrap();
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, "ap-a");
-    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let cert = leaf.signed_by(&key, &issuer).unwrap();
     let _ = ca_cert;
-    let id = Identity {
-        router_id: 0,
-        name: "ap-a".into(),
-        cert_der: cert.der().clone(),
-        key,
-    };
-    // In TLS 1.3 the client may finish its side first; the server's refusal shows on first read.
-    match h
-        .connect_with(h.client_config(Some(&id)), "localhost")
-        .await
-    {
-        Err(_) => {}
-        Ok(mut s) => {
-            let _ = write_message(&mut s, &hello()).await;
-            match recv(&mut s).await {
-                Err(_) => {}
-                Ok(m) => panic!("a foreign certificate got an answer: {m:?}"),
-            }
-        }
-    }
+    let id = client_identity(&issuer, "ap-a", KeyPair::generate().unwrap(), |_| {});
+    assert_refused(&h, &id, "a foreign certificate").await;
     // The collector still serves its own routers.
     let ok = h.enroll("ap-b").await;
     let (mut s, _) = h.ingest(&ok).await;
@@ -564,30 +576,11 @@ async fn expired_certificate_from_our_ca_is_refused_at_handshake() {
     let ca_pem = std::fs::read_to_string(h.data.join(CA_CERT_FILE)).unwrap();
     let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, "ap-old");
-    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    leaf.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    leaf.not_after = rcgen::date_time_ymd(2021, 1, 1);
-    let cert = leaf.signed_by(&key, &issuer).unwrap();
-    let id = Identity {
-        router_id: 0,
-        name: "ap-old".into(),
-        cert_der: cert.der().clone(),
-        key,
-    };
-    match h
-        .connect_with(h.client_config(Some(&id)), "localhost")
-        .await
-    {
-        Err(_) => {}
-        Ok(mut s) => {
-            let _ = write_message(&mut s, &hello()).await;
-            if let Ok(m) = recv(&mut s).await {
-                panic!("an expired certificate got an answer: {m:?}");
-            }
-        }
-    }
+    let id = client_identity(&issuer, "ap-old", key, |leaf| {
+        leaf.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        leaf.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
+    assert_refused(&h, &id, "an expired certificate").await;
 }
 
 #[tokio::test]

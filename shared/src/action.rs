@@ -932,16 +932,18 @@ impl Action {
 
     /// Decodes an action payload; an unknown or malformed kind becomes
     /// [`ActionKind::Unsupported`] with the id kept, so the agent can answer it.
+    /// The outer `ActionWire` is read by hand as well (what `codec::decode::<ActionWire>` reads:
+    /// `id`, `deadline`, the kind's length and bytes), so the agent links no serde decoder.
     pub(crate) fn decode(payload: &[u8]) -> Result<Action, codec::CodecError> {
-        let w: ActionWire = codec::decode(payload)?;
-        let kind = ActionKind::decode(&w.kind).unwrap_or_else(|e| ActionKind::Unsupported {
+        let mut r = codec::Reader::new(payload);
+        let id = r.i64()?;
+        let deadline = r.u64()?;
+        let kind_bytes = r.bytes()?;
+        r.finish()?;
+        let kind = ActionKind::decode(kind_bytes).unwrap_or_else(|e| ActionKind::Unsupported {
             reason: format!("unknown action kind for this agent ({e})"),
         });
-        Ok(Action {
-            id: w.id,
-            deadline: w.deadline,
-            kind,
-        })
+        Ok(Action { id, deadline, kind })
     }
 
     /// An action whose kind bytes are given as is (tests of unknown kinds).
@@ -1306,6 +1308,46 @@ mod tests {
             }
         }
         all
+    }
+
+    /// The outer action (`id`, `deadline`, kind bytes) read by hand is what serde reads: random
+    /// actions of every kind, random kind bytes, and random payloads (accepted and refused alike).
+    #[test]
+    fn action_payloads_are_read_as_serde_reads_them() {
+        use crate::random_value::random;
+        let kinds = one_of_each();
+        for seed in 0..3_000u64 {
+            let (id, deadline, junk): (i64, u64, Vec<u8>) = random(seed);
+            let kind = if seed % 2 == 0 { codec::encode(&kinds[seed as usize / 2 % kinds.len()]).unwrap() } else { junk };
+            let payload = codec::encode(&ActionWire { id, deadline, kind: kind.clone() }).unwrap();
+            let a = Action::decode(&payload).unwrap();
+            assert_eq!((a.id, a.deadline), (id, deadline));
+            match ActionKind::decode(&kind) {
+                Ok(k) => assert_eq!(a.kind, k),
+                Err(_) => assert!(matches!(a.kind, ActionKind::Unsupported { .. })),
+            }
+            // Any cut of it, and anything after it, is refused by both.
+            let cut = (seed as usize * 7) % payload.len();
+            assert!(Action::decode(&payload[..cut]).is_err());
+            assert!(codec::decode::<ActionWire>(&payload[..cut]).is_err());
+            let mut longer = payload.clone();
+            longer.push(1);
+            assert!(Action::decode(&longer).is_err() && codec::decode::<ActionWire>(&longer).is_err());
+        }
+        let forms: [&[u8]; 8] = [&[0], &[7], &[251, 1, 1], &[252, 1, 0, 0, 0], &[253, 1, 0, 0, 0, 0, 0, 0, 0], &[254], &[255], &[2, 6, 1]];
+        for a in forms {
+            for b in forms {
+                for c in forms {
+                    let bytes = [a, b, c].concat();
+                    let ours = Action::decode(&bytes).map(|x| (x.id, x.deadline));
+                    let theirs = codec::decode::<ActionWire>(&bytes).map(|w| (w.id, w.deadline));
+                    assert_eq!(ours.is_ok(), theirs.is_ok(), "{bytes:?}");
+                    if let (Ok(x), Ok(y)) = (ours, theirs) {
+                        assert_eq!(x, y, "{bytes:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

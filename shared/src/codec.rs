@@ -81,14 +81,37 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A varint of at most 32 bits (also an enum variant index). As bincode, refuses the 64-bit
+    /// form (tag `253`) even for a value that would fit.
     pub fn u32(&mut self) -> Result<u32, CodecError> {
+        if self.bytes.first() == Some(&253) {
+            return Err(CodecError::Decode("a 64-bit varint where a u32 was expected".into()));
+        }
         let v = self.u64()?;
         u32::try_from(v).map_err(|_| CodecError::Decode(format!("{v} does not fit in a u32")))
     }
 
-    pub fn string(&mut self) -> Result<String, CodecError> {
+    /// An `i64`: a zigzagged varint.
+    pub fn i64(&mut self) -> Result<i64, CodecError> {
+        let v = self.u64()?;
+        Ok((v >> 1) as i64 ^ -((v & 1) as i64))
+    }
+
+    /// A fixed-size byte array: its bytes, no length.
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    /// A byte string (`Vec<u8>`): a varint length, then the bytes.
+    pub fn bytes(&mut self) -> Result<&'a [u8], CodecError> {
         let n = usize::try_from(self.u64()?).unwrap_or(usize::MAX);
-        let bytes = self.take(n)?;
+        self.take(n)
+    }
+
+    pub fn string(&mut self) -> Result<String, CodecError> {
+        let bytes = self.bytes()?;
         String::from_utf8(bytes.to_vec()).map_err(|e| CodecError::Decode(e.to_string()))
     }
 
@@ -115,6 +138,79 @@ impl<'a> Reader<'a> {
             0 => Ok(()),
             n => Err(CodecError::TrailingBytes(n)),
         }
+    }
+}
+
+/// Writes bincode `standard()` values by hand, the mirror of [`Reader`], for the payloads an
+/// agent sends ([`crate::encode`]): serde's derived encoders instantiated for bincode cost the
+/// agent ~30 KB of code on MIPS (packaging/README.md, Size). Unsigned integers as varints (`< 251`:
+/// one byte; else `251`/`252`/`253` and the value as a little-endian u16/u32/u64), signed ones
+/// zigzagged first, `u8` and `bool` as one byte, floats as their little-endian bits, lengths as
+/// varints. Tests compare every message with [`encode`].
+#[derive(Debug, Default)]
+pub struct Writer {
+    out: Vec<u8>,
+}
+
+impl Writer {
+    pub fn new() -> Writer {
+        Writer::default()
+    }
+
+    /// The bytes written so far.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.out
+    }
+
+    pub fn u8(&mut self, v: u8) {
+        self.out.push(v);
+    }
+
+    pub fn bool(&mut self, v: bool) {
+        self.out.push(u8::from(v));
+    }
+
+    /// Any unsigned integer (u16, u32, u64, usize, an enum variant index) as a varint.
+    #[inline(never)]
+    pub fn u64(&mut self, v: u64) {
+        if v < 251 {
+            self.out.push(v as u8);
+        } else if v <= u64::from(u16::MAX) {
+            self.out.push(251);
+            self.out.extend_from_slice(&(v as u16).to_le_bytes());
+        } else if v <= u64::from(u32::MAX) {
+            self.out.push(252);
+            self.out.extend_from_slice(&(v as u32).to_le_bytes());
+        } else {
+            self.out.push(253);
+            self.out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
+    /// An `i64`, zigzagged (0, -1, 1, -2... -> 0, 1, 2, 3...) then as a varint.
+    pub fn i64(&mut self, v: i64) {
+        self.u64(((v << 1) ^ (v >> 63)) as u64);
+    }
+
+    /// An `i32`, zigzagged in 32 bits then as a varint.
+    pub fn i32(&mut self, v: i32) {
+        self.u64(u64::from(((v << 1) ^ (v >> 31)) as u32));
+    }
+
+    pub fn f32(&mut self, v: f32) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// Bytes as they are, without a length (fixed-size arrays, the inside of a string).
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// A string: its length in bytes as a varint, then its UTF-8 bytes.
+    #[inline(never)]
+    pub fn str(&mut self, s: &str) {
+        self.u64(s.len() as u64);
+        self.raw(s.as_bytes());
     }
 }
 

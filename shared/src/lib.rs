@@ -10,11 +10,13 @@
 //! - [`patch`]: binary patches of a payload against the previous one (`ReportPatch` frames).
 //! - [`token`]: the enrollment token format (`rs1.<id>.<secret>.<ca-hash>`).
 //! - [`codec`]: the one place that knows the payload encoding (bincode 2.0.1 in serde mode).
+//! - [`encode`]: the payloads an agent sends, encoded by hand in the same bytes (smaller code).
 //! - [`io`] (feature `io`): async helpers that read and write whole frames on tokio streams.
 //! - [`filemode`]: tightening the mode of private files and directories (both sides).
 
 pub mod action;
 pub mod codec;
+pub mod encode;
 pub mod filemode;
 pub mod frame;
 #[cfg(feature = "io")]
@@ -24,6 +26,8 @@ pub mod model;
 pub mod model_v1;
 pub mod model_v2;
 pub mod patch;
+#[cfg(test)]
+mod random_value;
 pub mod token;
 
 pub use frame::{

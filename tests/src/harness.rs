@@ -125,8 +125,28 @@ pub fn http_exchange(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> std::io::Result<(u16, Headers, String)> {
+    http_exchange_within(addr, method, path, headers, body, Duration::from_secs(10))
+}
+
+/// The response headers as the answer's head wrote them, one `name: value` line each (for
+/// tests that look for a header line).
+pub fn head_text(headers: &Headers) -> String {
+    let lines: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    lines.join("\r\n")
+}
+
+/// [`http_exchange`] that waits up to `read_timeout` for the answer (the action routes can
+/// wait a minute for a router).
+pub fn http_exchange_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    read_timeout: Duration,
+) -> std::io::Result<(u16, Headers, String)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_read_timeout(Some(read_timeout))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -258,19 +278,29 @@ impl Collector {
             .expect("run collector cli")
     }
 
+    /// [`Collector::cli`] that must succeed (a panic with its stderr otherwise): its output.
+    pub fn cli_ok(&self, args: &[&str]) -> Output {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// Creates an enrollment token for `name` (extra args like `--ttl`, `--uses` appended).
     pub fn token(&self, name: &str, extra: &[&str]) -> String {
         let mut args = vec!["token", "create", "--name", name];
         args.extend_from_slice(extra);
-        let out = self.cli(&args);
-        assert!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.cli_ok(&args);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// Creates an API key with `role` called `name` (`apikey create`): the key.
     pub fn api_key(&self, role: &str, name: &str) -> String {
-        let out = self.cli(&["apikey", "create", "--role", role, "--name", name]);
-        assert!(out.status.success(), "apikey create: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.cli_ok(&["apikey", "create", "--role", role, "--name", name]);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -537,11 +567,7 @@ impl Fleet {
             Some(text) => Collector::start_with_config(&dir.path().join("collector"), text),
             None => Collector::start(&dir.path().join("collector")),
         };
-        let key = |role: &str| {
-            let out = collector.cli(&["apikey", "create", "--role", role, "--name", &format!("test-{role}")]);
-            assert!(out.status.success(), "apikey create: {}", String::from_utf8_lossy(&out.stderr));
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
+        let key = |role: &str| collector.api_key(role, &format!("test-{role}"));
         let (read_key, admin_key) = (key("read"), key("admin"));
         let mut setups = Vec::new();
         let mut agents = Vec::new();

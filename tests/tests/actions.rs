@@ -16,7 +16,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use routerstats_tests::harness::{uci_bin, wait_for, AgentSetup, Collector, RunningAgent};
+use routerstats_tests::harness::{
+    http_exchange_within, uci_bin, wait_for, AgentSetup, Collector, RunningAgent,
+};
 use routerstats_tests::netns::{self, exchange, sh, Netns};
 use serde_json::{json, Value};
 
@@ -48,7 +50,8 @@ fn http_raw(addr: SocketAddr, method: &str, path: &str, key: Option<&str>) -> (u
     (status, buf[end..].to_vec())
 }
 
-/// One HTTP/1.1 request on loopback; (status, body as JSON or Null).
+/// One HTTP/1.1 request on loopback, waiting up to 90 s (the action routes wait for routers);
+/// (status, body as JSON, or as a string when it is not JSON).
 fn http(
     addr: SocketAddr,
     method: &str,
@@ -56,34 +59,17 @@ fn http(
     key: Option<&str>,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        payload.len()
-    );
-    if body.is_some() {
-        req.push_str("Content-Type: application/json\r\n");
-    }
-    if let Some(k) = key {
-        req.push_str(&format!("X-API-Key: {k}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(&payload);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let auth: Vec<(&str, &str)> = key.map(|k| ("X-API-Key", k)).into_iter().collect();
+    let payload = body.map(|b| b.to_string());
+    let (status, _, body) = http_exchange_within(
+        addr,
+        method,
+        path,
+        &auth,
+        payload.as_deref(),
+        Duration::from_secs(90),
+    )
+    .unwrap();
     (
         status,
         serde_json::from_str(&body).unwrap_or(Value::String(body)),
@@ -618,12 +604,7 @@ fn refused_invalid_unknown_and_revoked() {
     );
 
     // A revoked router: stored as refused with the reason, never sent.
-    let out = b.collector.cli(&["router", "revoke", "ap-closed"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    b.collector.cli_ok(&["router", "revoke", "ap-closed"]);
     let (status, body) = b.post(
         "/api/actions",
         json!({"router": "ap-closed", "action": {"wg_reload": {"interface": "wg0"}}}),

@@ -12,11 +12,12 @@
 //! see docs/api/). The shape `file:ovpn` ([`OVPN_DOWNLOAD`]) is the document's ".ovpn file
 //! download" instead: checked by its headers and its `client` directive, not as JSON.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
+use routerstats_tests::easyrsa;
 use routerstats_tests::harness::{http_exchange, uci_bin, wait_for, Fleet, RunningAgent};
+use routerstats_tests::percent_encode as percent;
 use serde_json::Value;
 
 /// One documented route: document, method, example request path (with placeholders, see
@@ -299,17 +300,6 @@ fn find_key(v: &Value, key: &str) -> Option<String> {
     }
 }
 
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn first_str(v: &Value, array: &str, fields: &[&str]) -> Option<String> {
     let items = v.pointer(array)?.as_array()?;
     items.iter().find_map(|i| {
@@ -386,36 +376,6 @@ fn download_problems(headers: &[(String, String)], text: &str) -> Vec<String> {
     out
 }
 
-/// easy-rsa: on PATH (OpenWrt, some distributions) or where Debian puts it.
-fn easyrsa_path() -> PathBuf {
-    let on_path = Command::new("sh")
-        .args(["-c", "command -v easyrsa"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    on_path
-        .or_else(|| {
-            let p = PathBuf::from("/usr/share/easy-rsa/easyrsa");
-            p.exists().then_some(p)
-        })
-        .expect("easy-rsa is missing (scripts/test installs easy-rsa)")
-}
-
-fn easyrsa(tool: &Path, pki: &Path, args: &[&str]) {
-    let out = Command::new(tool)
-        .args(args)
-        .env("EASYRSA_PKI", pki)
-        .env("EASYRSA_BATCH", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("easyrsa {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "easyrsa {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Gives the fake root what the OpenVPN rows need, where the agent config of
 /// `write_agent_config` looks for it: a real easy-rsa PKI (CA, server certificate, CRL) at
 /// etc/easy-rsa/pki with bin/easyrsa running the real easy-rsa, a server config at
@@ -423,17 +383,10 @@ fn easyrsa(tool: &Path, pki: &Path, args: &[&str]) {
 /// server runs here, so the log is a fixture), and a client profile etc/openvpn/ap-doc.conf that
 /// the router's backups then hold (`GET /api/mikrotik/devices/{name}/config`).
 fn add_openvpn(root: &Path) {
-    let tool = easyrsa_path();
+    let tool = easyrsa::required();
     let pki = root.join("etc/easy-rsa/pki");
     std::fs::create_dir_all(pki.parent().expect("pki has a parent")).expect("etc/easy-rsa");
-    easyrsa(&tool, &pki, &["init-pki"]);
-    easyrsa(
-        &tool,
-        &pki,
-        &["--req-cn=routerstats-doc-ca", "build-ca", "nopass"],
-    );
-    easyrsa(&tool, &pki, &["build-server-full", "server", "nopass"]);
-    easyrsa(&tool, &pki, &["gen-crl"]);
+    easyrsa::server_pki(&tool, &pki, "routerstats-doc-ca");
     let wrapper = root.join("bin/easyrsa");
     std::fs::write(
         &wrapper,

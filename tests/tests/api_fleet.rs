@@ -3,11 +3,10 @@
 //! `/api/pppoe_interfaces`), the gateway routes (`/api/organization`, `/api/sites`,
 //! `/api/gateways`, `/api/gateway/{id}/...`), and the rate limiter.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use routerstats_tests::harness::{wait_for, Fleet};
+use routerstats_tests::harness::{head_text, http_exchange_within, wait_for, Fleet};
 use serde_json::Value;
 
 /// The fixture's pppoe-wan counters (agent/fixtures/proc/net-dev) before any tick.
@@ -17,31 +16,12 @@ const PPPOE_TX_BASE: u64 = 6_553_120_911;
 const TABLET_MAC: &str = "3c:22:fb:7a:10:01";
 const PHONE_MAC: &str = "f0:18:98:44:9a:21";
 
-/// GET returning status, header block and body.
+/// GET returning status, header lines and body.
 fn raw_get(addr: SocketAddr, path: &str, key: Option<&str>) -> (u16, String, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let auth = key
-        .map(|k| format!("X-API-Key: {k}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}\r\n"
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .map(|(h, b)| (h.to_string(), b.to_string()))
-        .unwrap_or_default();
-    (status, head, body)
+    let auth: Vec<(&str, &str)> = key.map(|k| ("X-API-Key", k)).into_iter().collect();
+    let (status, headers, body) =
+        http_exchange_within(addr, "GET", path, &auth, None, Duration::from_secs(20)).unwrap();
+    (status, head_text(&headers), body)
 }
 
 /// GET with a key; a 429 is waited out (the limiter is tested on its own below).
@@ -572,12 +552,7 @@ fn fleet_routes_serve_real_values() {
         head.contains("x-cache: hit") || head.contains("x-cache: stale"),
         "{head}"
     );
-    let out = fleet.collector.cli(&["router", "revoke", "ap-office"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fleet.collector.cli_ok(&["router", "revoke", "ap-office"]);
     let health = get_key(&fleet, "/api/health", Some(&fleet.read_key)).1;
     assert_eq!(
         (

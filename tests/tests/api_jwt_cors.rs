@@ -3,18 +3,19 @@
 //! and a real agent on a fake router over mTLS. The agent has no `allow_actions` grant at all:
 //! the `ping` behind `POST /api/health` needs none.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use routerstats_tests::harness::{wait_for, AgentSetup, Collector};
+use routerstats_tests::harness::{
+    head_text, http_exchange_within, wait_for, AgentSetup, Collector,
+};
 use serde_json::{json, Value};
 
 const SECRET: &str = "e2e-secret-0123456789abcdef0123456789";
 const FRONTEND: &str = "http://localhost:5173";
 
-/// One raw HTTP/1.1 exchange: (status, lower-cased response head, body).
+/// One HTTP/1.1 exchange: (status, lower-cased header lines, body).
 fn exchange(
     addr: SocketAddr,
     method: &str,
@@ -22,25 +23,9 @@ fn exchange(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> (u16, String, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    let body = body.unwrap_or("");
-    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_string())
+    let (status, h, body) =
+        http_exchange_within(addr, method, path, headers, body, Duration::from_secs(40)).unwrap();
+    (status, head_text(&h).to_ascii_lowercase(), body)
 }
 
 fn json_of(body: &str) -> Value {
@@ -111,13 +96,7 @@ impl Bench {
             secret.display()
         );
         let collector = Collector::start_with_config(&dir.path().join("collector"), &toml);
-        let out = collector.cli(&["apikey", "create", "--role", "read", "--name", "grafana"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let read_key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let read_key = collector.api_key("read", "grafana");
         let setup = AgentSetup::new(&dir.path().join("ap-ping"), "ap-ping");
         let tok = collector.token("ap-ping", &[]);
         let out = setup.enroll(collector.ingest, &tok);

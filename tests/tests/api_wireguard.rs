@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use routerstats_tests::harness::{http_get, wait_for, Fleet};
+use routerstats_tests::percent_encode as enc;
 use serde_json::Value;
 
 const ALICE: &str = "osLnROAeI/bSVcmSkwREDfqR9tlRUumi48+CGm3bf2s=";
@@ -28,18 +29,6 @@ const STRANGER: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 const ALICE_RX0: u64 = 48_213_377;
 const ALICE_TX0: u64 = 912_345_678;
 const ROUTERS: [(&str, &str); 2] = [("ap-kitchen", "home"), ("ap-office", "office")];
-
-/// Percent-encodes everything but unreserved characters.
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 fn ok(fleet: &Fleet, path: &str) -> Value {
     let (s, body) = fleet.get(path);

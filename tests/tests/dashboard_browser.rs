@@ -617,8 +617,11 @@ fn browse(fleet: &Fleet, driver: &ChromeDriver) -> WdResult<()> {
     assert_eq!(statuses, vec!["online"; 3]);
     let clients = texts(&s, "#fleet-body td[data-label=Clients]")?;
     assert_eq!(clients, vec!["5"; 3]);
-    let updated = s.text(&s.find("#updated")?)?;
-    assert!(updated.starts_with("Updated "), "{updated}");
+    // "Updated" is set when the whole load() finishes, which may be a moment after the totals.
+    s.wait(WAIT, "the updated time", |s| {
+        let updated = s.text(&s.find("#updated")?)?;
+        Ok(updated.starts_with("Updated ").then_some(()))
+    })?;
     save(s.full_screenshot(1366, 2400), "overview");
 
     // Search and site filter.

@@ -134,12 +134,7 @@ fn enrollment_names_follow_the_cli_rule() {
         .enroll(collector.ingest, &collector.token("ap-good", &[]))
         .status
         .success());
-    let by_name = collector.cli(&["router", "show", "name:ap-good"]);
-    assert!(
-        by_name.status.success(),
-        "{}",
-        String::from_utf8_lossy(&by_name.stderr)
-    );
+    let by_name = collector.cli_ok(&["router", "show", "name:ap-good"]);
     let shown = String::from_utf8_lossy(&by_name.stdout).into_owned();
     assert!(shown.contains("ap-good"), "{shown}");
 }

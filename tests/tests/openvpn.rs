@@ -10,43 +10,16 @@
 //! /usr/share/easy-rsa/easyrsa) and /dev/net/tun (scripts/test installs openvpn and easy-rsa);
 //! `ROUTERSTATS_SKIP_NETNS=1` skips it on machines without them (and says so).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use routerstats_tests::easyrsa;
 use routerstats_tests::harness::{
     api_call as call, http_request, wait_for, AgentSetup, Collector, RunningAgent,
 };
 use routerstats_tests::netns::{self, exchange, sh, Netns};
 use serde_json::{json, Value};
-
-/// easy-rsa: on PATH (OpenWrt, some distributions) or where Debian puts it.
-fn easyrsa_path() -> Option<PathBuf> {
-    let on_path = Command::new("sh")
-        .args(["-c", "command -v easyrsa"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    on_path.or_else(|| {
-        let p = PathBuf::from("/usr/share/easy-rsa/easyrsa");
-        p.exists().then_some(p)
-    })
-}
-
-fn easyrsa(tool: &Path, pki: &Path, args: &[&str]) {
-    let out = Command::new(tool)
-        .args(args)
-        .env("EASYRSA_PKI", pki)
-        .env("EASYRSA_BATCH", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "easyrsa {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Asserts the middleware's error shape and that the message contains `needle`.
 fn assert_error(r: &(u16, Value, String), status: u16, needle: &str) {
@@ -100,7 +73,7 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
         return;
     }
     netns::require_tools(&["ip", "openvpn"], "openvpn");
-    let tool = easyrsa_path().expect("easy-rsa is missing (scripts/test installs easy-rsa)");
+    let tool = easyrsa::required();
     assert!(
         Path::new("/dev/net/tun").exists(),
         "no /dev/net/tun: OpenVPN needs a tun device"
@@ -130,14 +103,7 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
     let srv = dir.path().join("server");
     std::fs::create_dir_all(&srv).unwrap();
     let pki = srv.join("pki");
-    easyrsa(&tool, &pki, &["init-pki"]);
-    easyrsa(
-        &tool,
-        &pki,
-        &["--req-cn=routerstats-test-ca", "build-ca", "nopass"],
-    );
-    easyrsa(&tool, &pki, &["build-server-full", "server", "nopass"]);
-    easyrsa(&tool, &pki, &["gen-crl"]);
+    easyrsa::server_pki(&tool, &pki, "routerstats-test-ca");
     let ta = srv.join("ta.key");
     sh(&["openvpn", "--genkey", "secret", ta.to_str().unwrap()]);
     let ta_text = read(&ta);

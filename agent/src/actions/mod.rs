@@ -325,7 +325,7 @@ impl Executor {
             // A ping changes nothing and is answered at once, without writing the journal to
             // the router's flash (a repeat simply pings again).
             Ok(()) if matches!(action.kind, ActionKind::Ping {}) => {
-                return Message::ActionResult(self.execute(&action)).to_frame().ok();
+                return Message::ActionResult(self.execute(&action)).to_request_frame().ok();
             }
             Ok(()) => {
                 let started = self

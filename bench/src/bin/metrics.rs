@@ -8,54 +8,30 @@
 
 use std::process::ExitCode;
 
-use routerstats_bench::{flag, flags, metrics, storage};
+use routerstats_bench::{dir_or_temp, flag, metrics, run_sync, storage};
 
 const USAGE: &str = "bench-metrics [--dir PATH (a bench-storage --dir)] [--routers N]";
 
 fn main() -> ExitCode {
-    let opts = flags(USAGE).map_err(|e| e.to_string()).and_then(|f| {
+    let parse = |f: &[(String, String)]| {
         Ok((
-            flag::<String>(&f, "dir", String::new())?,
-            flag(&f, "routers", 200usize)?,
+            flag::<String>(f, "dir", String::new())?,
+            flag(f, "routers", 200usize)?,
         ))
-    });
-    let (dir, routers) = match opts {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}\nusage: {USAGE}");
-            return ExitCode::from(2);
-        }
     };
-    let tmp = match tempfile::tempdir() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("temp dir: {e}");
-            return ExitCode::FAILURE;
+    run_sync("bench-metrics", USAGE, parse, |(dir, routers)| {
+        let generate = dir.is_empty();
+        let (dir, _tmp) = dir_or_temp(&dir)?;
+        let db = dir.join("storage.db");
+        if generate {
+            println!("bench-metrics: generating {routers} routers x 2 reports");
+            storage::run(&db, routers, 2, false).map_err(|e| e.to_string())?;
+        } else if !db.exists() {
+            return Err(format!(
+                "{} does not exist (run bench-storage --dir first)",
+                db.display()
+            ));
         }
-    };
-    let db = if dir.is_empty() {
-        let db = tmp.path().join("storage.db");
-        println!("bench-metrics: generating {routers} routers x 2 reports");
-        if let Err(e) = storage::run(&db, routers, 2, false) {
-            eprintln!("bench-metrics: {e}");
-            return ExitCode::FAILURE;
-        }
-        db
-    } else {
-        std::path::Path::new(&dir).join("storage.db")
-    };
-    if !db.exists() {
-        eprintln!(
-            "bench-metrics: {} does not exist (run bench-storage --dir first)",
-            db.display()
-        );
-        return ExitCode::FAILURE;
-    }
-    match metrics::run(&db) {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench-metrics: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        metrics::run(&db).map(drop)
+    })
 }

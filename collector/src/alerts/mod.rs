@@ -251,19 +251,12 @@ impl Drop for AlertService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testutil::{enrolled_router, open_temp, rich_report};
-    use crate::store::IngestItem;
+    use crate::store::testutil::{enrolled_router, ingest_one, open_temp, rich_report};
 
     fn ingest(store: &mut Store, router_id: i64, seq: u64, ts_ms: i64, cpu_permille: u16) {
         let mut r = rich_report([4; 16], seq, ts_ms as u64, seq + 1);
         r.system.as_mut().unwrap().cpu_busy_permille = Some(cpu_permille);
-        store
-            .ingest(&[IngestItem {
-                router_id,
-                received_at_ms: ts_ms,
-                report: &r,
-            }])
-            .unwrap();
+        ingest_one(store, router_id, ts_ms, &r);
     }
 
     fn states(store: &Store) -> Vec<(String, String)> {

@@ -208,6 +208,9 @@ mod tests {
     #[test]
     fn queries_read_by_keys() {
         let c = Connection::open_in_memory().unwrap();
+        // `reports_all` and the other `<table>_all` virtual tables, as every collector
+        // connection has them.
+        crate::store::sealed::register(&c).unwrap();
         for m in MIGRATIONS {
             c.execute_batch(m).unwrap();
         }
@@ -237,8 +240,7 @@ mod tests {
 
     #[test]
     fn snapshot_of_a_stored_report() {
-        use crate::store::testutil::{enrolled_router, open_temp, rich_report};
-        use crate::store::IngestItem;
+        use crate::store::testutil::{enrolled_router, ingest_one, open_temp, rich_report};
         let (_dir, mut store) = open_temp();
         let r = enrolled_router(&mut store, "gw");
         let now = 1_700_000_000_000i64;
@@ -247,13 +249,7 @@ mod tests {
             if seq == 2 {
                 rep.openvpn.clear();
             }
-            store
-                .ingest(&[IngestItem {
-                    router_id: r.id,
-                    received_at_ms: ts,
-                    report: &rep,
-                }])
-                .unwrap();
+            ingest_one(&mut store, r.id, ts, &rep);
         }
         let mut cfg = AlertsConfig::default();
         cfg.fleet.station_mbps = 0.000001;

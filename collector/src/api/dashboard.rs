@@ -803,24 +803,32 @@ struct LatestIface {
     tx_bps: Option<i64>,
 }
 
+/// Every row `sql` gives with `params`, each made by `map`.
+fn rows_of<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, ApiError> {
+    let mut st = conn.prepare_cached(sql).map_err(db_err)?;
+    let rows = st.query_map(params, map).map_err(db_err)?;
+    rows.collect::<Result<_, _>>().map_err(db_err)
+}
+
 /// The newest sample of each interface.
 fn latest_interfaces(
     conn: &Connection,
     router_id: i64,
     ts_ms: i64,
 ) -> Result<Vec<LatestIface>, ApiError> {
-    let mut st = conn.prepare_cached(LATEST_IFACES_SQL).map_err(db_err)?;
-    let rows = st
-        .query_map(params![router_id, ts_ms], |r| {
-            Ok(LatestIface {
-                name: r.get(0)?,
-                kind: r.get(1)?,
-                rx_bps: r.get(2)?,
-                tx_bps: r.get(3)?,
-            })
+    rows_of(conn, LATEST_IFACES_SQL, params![router_id, ts_ms], |r| {
+        Ok(LatestIface {
+            name: r.get(0)?,
+            kind: r.get(1)?,
+            rx_bps: r.get(2)?,
+            tx_bps: r.get(3)?,
         })
-        .map_err(db_err)?;
-    rows.collect::<Result<_, _>>().map_err(db_err)
+    })
 }
 
 /// Picks the WAN interface among `(name, kind)` pairs: the first PPPoE interface, else `wan`,
@@ -865,18 +873,9 @@ fn as_i64((rx, tx): (Option<u64>, Option<u64>)) -> (Option<i64>, Option<i64>) {
 
 /// Milliseconds between the router's two newest reports.
 fn report_interval_ms(conn: &Connection, router_id: i64) -> Result<Option<i64>, ApiError> {
-    let newest = |sql: &str| -> Result<Vec<i64>, ApiError> {
-        let mut st = conn.prepare_cached(sql).map_err(db_err)?;
-        let ts = st
-            .query_map([router_id], |r| r.get(0))
-            .map_err(db_err)?
-            .collect::<Result<_, _>>()
-            .map_err(db_err)?;
-        Ok(ts)
-    };
-    let mut ts = newest(INTERVAL_SQL)?;
+    let mut ts: Vec<i64> = rows_of(conn, INTERVAL_SQL, [router_id], |r| r.get(0))?;
     if ts.len() < 2 {
-        ts = newest(INTERVAL_SEALED_SQL)?;
+        ts = rows_of(conn, INTERVAL_SEALED_SQL, [router_id], |r| r.get(0))?;
     }
     Ok(match ts.as_slice() {
         [a, b] => Some(a.saturating_sub(*b).max(0)),
@@ -1138,18 +1137,8 @@ fn fleet_answer_with(
     let sql = format!(
         "{BASE_SQL} WHERE r.revoked_at IS NULL AND r.id > ?1 AND r.id <= ?2 ORDER BY r.name"
     );
-    let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
-    let bases: Vec<Base> = st
-        .query_map([page.after, page.last], base_from_row)
-        .map_err(db_err)?
-        .collect::<Result<_, _>>()
-        .map_err(db_err)?;
-    let mut st = conn.prepare_cached(SITES_SQL).map_err(db_err)?;
-    let mut sites: Vec<String> = st
-        .query_map([], |r| r.get(0))
-        .map_err(db_err)?
-        .collect::<Result<_, _>>()
-        .map_err(db_err)?;
+    let bases: Vec<Base> = rows_of(conn, &sql, [page.after, page.last], base_from_row)?;
+    let mut sites: Vec<String> = rows_of(conn, SITES_SQL, [], |r| r.get(0))?;
     sites.sort_by_key(|s| s.to_lowercase());
     sites.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
     let selected: Vec<&Base> = bases
@@ -1267,29 +1256,24 @@ fn interfaces_of(
     now: i64,
     wan: Option<&str>,
 ) -> Result<Vec<InterfaceOut>, ApiError> {
-    let mut st = conn.prepare_cached(IFACES_SQL).map_err(db_err)?;
-    let mut out: Vec<InterfaceOut> = st
-        .query_map(params![router_id, ts], |r| {
-            let name: String = r.get(0)?;
-            Ok(InterfaceOut {
-                wan: wan == Some(name.as_str()),
-                name,
-                kind: r.get(1)?,
-                rx_bytes: r.get(2)?,
-                tx_bytes: r.get(3)?,
-                rx_bps: r.get(4)?,
-                tx_bps: r.get(5)?,
-                window_rx_bytes: None,
-                window_tx_bytes: None,
-                rx_errs: r.get(6)?,
-                tx_errs: r.get(7)?,
-                rx_drop: r.get(8)?,
-                tx_drop: r.get(9)?,
-            })
+    let mut out: Vec<InterfaceOut> = rows_of(conn, IFACES_SQL, params![router_id, ts], |r| {
+        let name: String = r.get(0)?;
+        Ok(InterfaceOut {
+            wan: wan == Some(name.as_str()),
+            name,
+            kind: r.get(1)?,
+            rx_bytes: r.get(2)?,
+            tx_bytes: r.get(3)?,
+            rx_bps: r.get(4)?,
+            tx_bps: r.get(5)?,
+            window_rx_bytes: None,
+            window_tx_bytes: None,
+            rx_errs: r.get(6)?,
+            tx_errs: r.get(7)?,
+            rx_drop: r.get(8)?,
+            tx_drop: r.get(9)?,
         })
-        .map_err(db_err)?
-        .collect::<Result<_, _>>()
-        .map_err(db_err)?;
+    })?;
     if window.uses_rollup() {
         for i in &mut out {
             (i.window_rx_bytes, i.window_tx_bytes) =
@@ -1310,22 +1294,17 @@ fn interfaces_of(
 
 fn leases_of(conn: &Connection, router_id: i64, now: i64) -> Result<Vec<LeaseOut>, ApiError> {
     let now_s = now / 1000;
-    let mut st = conn.prepare_cached(LEASES_SQL).map_err(db_err)?;
-    let mut out: Vec<LeaseOut> = st
-        .query_map([router_id], |r| {
-            let expires: Option<i64> = r.get(4)?;
-            Ok(LeaseOut {
-                ip: r.get(0)?,
-                mac: r.get(1)?,
-                hostname: r.get(2)?,
-                client_id: r.get(3)?,
-                expires,
-                expires_in_s: expires.map(|e| e.saturating_sub(now_s)),
-            })
+    let mut out: Vec<LeaseOut> = rows_of(conn, LEASES_SQL, [router_id], |r| {
+        let expires: Option<i64> = r.get(4)?;
+        Ok(LeaseOut {
+            ip: r.get(0)?,
+            mac: r.get(1)?,
+            hostname: r.get(2)?,
+            client_id: r.get(3)?,
+            expires,
+            expires_in_s: expires.map(|e| e.saturating_sub(now_s)),
         })
-        .map_err(db_err)?
-        .collect::<Result<_, _>>()
-        .map_err(db_err)?;
+    })?;
     // IPv4 before IPv6, numerically; unparsable addresses last, as text.
     out.sort_by(
         |a, b| match (a.ip.parse::<IpAddr>(), b.ip.parse::<IpAddr>()) {
@@ -1357,9 +1336,8 @@ fn ssids_of(
     ts: i64,
     leases: &[LeaseOut],
 ) -> Result<Vec<SsidGroup>, ApiError> {
-    let mut st = conn.prepare_cached(WIRELESS_SQL).map_err(db_err)?;
-    let ifaces: Vec<(Option<String>, WirelessInterfaceOut)> = st
-        .query_map([router_id], |r| {
+    let ifaces: Vec<(Option<String>, WirelessInterfaceOut)> =
+        rows_of(conn, WIRELESS_SQL, [router_id], |r| {
             Ok((
                 r.get(2)?,
                 WirelessInterfaceOut {
@@ -1372,10 +1350,7 @@ fn ssids_of(
                     links: crate::store::wifi_links(r.get(7)?),
                 },
             ))
-        })
-        .map_err(db_err)?
-        .collect::<Result<_, _>>()
-        .map_err(db_err)?;
+        })?;
 
     // Leases by MAC: an IPv4 lease with a hostname wins.
     let mut by_mac: HashMap<&str, &LeaseOut> = HashMap::new();
@@ -1392,9 +1367,8 @@ fn ssids_of(
         }
     }
 
-    let mut st = conn.prepare_cached(STATIONS_SQL).map_err(db_err)?;
-    let stations: Vec<(Option<String>, WirelessClient)> = st
-        .query_map(params![router_id, ts], |r| {
+    let stations: Vec<(Option<String>, WirelessClient)> =
+        rows_of(conn, STATIONS_SQL, params![router_id, ts], |r| {
             Ok((
                 r.get(2)?,
                 WirelessClient {
@@ -1416,10 +1390,7 @@ fn ssids_of(
                     airtime_permille: r.get(14)?,
                 },
             ))
-        })
-        .map_err(db_err)?
-        .collect::<Result<_, _>>()
-        .map_err(db_err)?;
+        })?;
 
     // Group key: the SSID, or the interface name for interfaces without one.
     #[derive(PartialEq, Eq, PartialOrd, Ord, Clone)]
@@ -1490,33 +1461,29 @@ pub fn wg_status(handshake: Option<i64>, age_s: Option<i64>) -> &'static str {
 
 fn wg_peers_of(conn: &Connection, router_id: i64, ts: i64) -> Result<Vec<WgPeerOut>, ApiError> {
     let report_s = ts / 1000;
-    let mut st = conn.prepare_cached(WG_SQL).map_err(db_err)?;
-    let rows = st
-        .query_map(params![router_id, ts], |r| {
-            let handshake: Option<i64> = r.get::<_, Option<i64>>(5)?.filter(|h| *h > 0);
-            let age = handshake.map(|h| report_s.saturating_sub(h).max(0));
-            let allowed: String = r.get(4)?;
-            Ok(WgPeerOut {
-                interface: r.get(0)?,
-                public_key: r.get(1)?,
-                name: r.get(2)?,
-                endpoint: r.get(3)?,
-                allowed_ips: allowed
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-                latest_handshake: handshake,
-                handshake_age_s: age,
-                status: wg_status(handshake, age).to_string(),
-                rx_bytes: r.get(6)?,
-                tx_bytes: r.get(7)?,
-                rx_bps: r.get(8)?,
-                tx_bps: r.get(9)?,
-            })
+    rows_of(conn, WG_SQL, params![router_id, ts], |r| {
+        let handshake: Option<i64> = r.get::<_, Option<i64>>(5)?.filter(|h| *h > 0);
+        let age = handshake.map(|h| report_s.saturating_sub(h).max(0));
+        let allowed: String = r.get(4)?;
+        Ok(WgPeerOut {
+            interface: r.get(0)?,
+            public_key: r.get(1)?,
+            name: r.get(2)?,
+            endpoint: r.get(3)?,
+            allowed_ips: allowed
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            latest_handshake: handshake,
+            handshake_age_s: age,
+            status: wg_status(handshake, age).to_string(),
+            rx_bytes: r.get(6)?,
+            tx_bytes: r.get(7)?,
+            rx_bps: r.get(8)?,
+            tx_bps: r.get(9)?,
         })
-        .map_err(db_err)?;
-    rows.collect::<Result<_, _>>().map_err(db_err)
+    })
 }
 
 fn ovpn_clients_of(
@@ -1525,45 +1492,37 @@ fn ovpn_clients_of(
     ts: i64,
 ) -> Result<Vec<OvpnClientOut>, ApiError> {
     let report_s = ts / 1000;
-    let mut st = conn.prepare_cached(OVPN_SQL).map_err(db_err)?;
-    let rows = st
-        .query_map(params![router_id, ts], |r| {
-            let since: Option<i64> = r.get(9)?;
-            Ok(OvpnClientOut {
-                instance: r.get(0)?,
-                common_name: r.get(1)?,
-                real_address: r.get(2)?,
-                virtual_address: r.get(3)?,
-                virtual_ipv6: r.get(4)?,
-                rx_bytes: r.get(5)?,
-                tx_bytes: r.get(6)?,
-                rx_bps: r.get(7)?,
-                tx_bps: r.get(8)?,
-                connected_since: since,
-                connected_s: since.map(|s| report_s.saturating_sub(s).max(0)),
-                username: r.get(10)?,
-                cipher: r.get(11)?,
-            })
+    rows_of(conn, OVPN_SQL, params![router_id, ts], |r| {
+        let since: Option<i64> = r.get(9)?;
+        Ok(OvpnClientOut {
+            instance: r.get(0)?,
+            common_name: r.get(1)?,
+            real_address: r.get(2)?,
+            virtual_address: r.get(3)?,
+            virtual_ipv6: r.get(4)?,
+            rx_bytes: r.get(5)?,
+            tx_bytes: r.get(6)?,
+            rx_bps: r.get(7)?,
+            tx_bps: r.get(8)?,
+            connected_since: since,
+            connected_s: since.map(|s| report_s.saturating_sub(s).max(0)),
+            username: r.get(10)?,
+            cipher: r.get(11)?,
         })
-        .map_err(db_err)?;
-    rows.collect::<Result<_, _>>().map_err(db_err)
+    })
 }
 
 fn sources_of(conn: &Connection, router_id: i64) -> Result<Vec<SourceOut>, ApiError> {
-    let mut st = conn.prepare_cached(SOURCES_SQL).map_err(db_err)?;
-    let rows = st
-        .query_map([router_id], |r| {
-            Ok(SourceOut {
-                kind: r.get(0)?,
-                name: r.get(1)?,
-                state: r.get(2)?,
-                skipped: r.get(3)?,
-                detail: r.get(4)?,
-                updated_ms: r.get(5)?,
-            })
+    rows_of(conn, SOURCES_SQL, [router_id], |r| {
+        Ok(SourceOut {
+            kind: r.get(0)?,
+            name: r.get(1)?,
+            state: r.get(2)?,
+            skipped: r.get(3)?,
+            detail: r.get(4)?,
+            updated_ms: r.get(5)?,
         })
-        .map_err(db_err)?;
-    rows.collect::<Result<_, _>>().map_err(db_err)
+    })
 }
 
 #[cfg(test)]
@@ -1689,6 +1648,9 @@ mod tests {
 
     fn db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
+        // `reports_all` and the other `<table>_all` virtual tables, as every collector
+        // connection has them.
+        crate::store::sealed::register(&c).unwrap();
         for m in MIGRATIONS {
             c.execute_batch(m).unwrap();
         }

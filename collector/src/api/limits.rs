@@ -42,10 +42,9 @@ use serde_json::{json, Value};
 
 use super::wg_writes::WaitParam;
 use super::fleet_action::{isp_not_done, submit, IspActionAnswers};
-use super::isp::{self, IspError};
+use super::isp::{self, admin, IspError};
 use super::times::iso_now;
-use super::{require_role, ApiState, Caller};
-use crate::pki::tokens::Role;
+use super::{ApiState, Caller};
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -303,12 +302,6 @@ async fn send(
         Json(json!({"success": true, "message": message, "data": data, "timestamp": iso_now()}))
             .into_response(),
     )
-}
-
-async fn admin(state: &ApiState, headers: &HeaderMap) -> Result<Caller, IspError> {
-    require_role(state, headers, Role::Admin)
-        .await
-        .map_err(IspError::from)
 }
 
 fn wait_param(q: Result<Query<WaitParam>, QueryRejection>) -> Result<Option<u64>, IspError> {

@@ -1164,6 +1164,9 @@ pub(crate) mod tests {
 
     pub(crate) fn empty_db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
+        // `reports_all` and the other `<table>_all` virtual tables, as every collector
+        // connection has them.
+        crate::store::sealed::register(&c).unwrap();
         for m in MIGRATIONS {
             c.execute_batch(m).unwrap();
         }

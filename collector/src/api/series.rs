@@ -181,8 +181,7 @@ pub async fn interface_series(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testutil::{enrolled_router, open_temp, rich_report};
-    use crate::store::IngestItem;
+    use crate::store::testutil::{enrolled_router, ingest_one, open_temp, rich_report};
 
     #[test]
     fn intervals_without_samples_are_null_not_zero() {
@@ -192,13 +191,7 @@ mod tests {
         // Two reports 60 s apart, 10 minutes ago: the first has no delta (no previous sample).
         for (seq, ts, c) in [(1u64, now - 600_000, 10u64), (2, now - 540_000, 20)] {
             let rep = rich_report([1; 16], seq, ts as u64, c);
-            store
-                .ingest(&[IngestItem {
-                    router_id: r.id,
-                    received_at_ms: ts,
-                    report: &rep,
-                }])
-                .unwrap();
+            ingest_one(&mut store, r.id, ts, &rep);
         }
         let s = gap_series(store.connection(), "gw", "eth0", Window::H1, now).unwrap();
         assert_eq!(s.points.len(), POINTS);

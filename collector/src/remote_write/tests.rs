@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use super::wire::{Label, Sample};
 use super::*;
-use crate::store::testutil::{enrolled_router, open_temp, rich_report};
-use crate::store::IngestItem;
+use crate::store::testutil::{enrolled_router, ingest_one, open_temp, rich_report};
 
 #[test]
 fn config_from_the_file_table() {
@@ -212,13 +211,7 @@ fn prometheus_answers_what_the_api_serves() {
         for seq in 1..=2u64 {
             let ts = now - 60_000 + seq as i64 * 30_000;
             let r = rich_report([i as u8 + 1; 16], seq, ts as u64, seq * 1000 + i as u64);
-            store
-                .ingest(&[IngestItem {
-                    router_id: id,
-                    received_at_ms: ts,
-                    report: &r,
-                }])
-                .unwrap();
+            ingest_one(&mut store, id, ts, &r);
         }
     }
     let path = store.path().to_path_buf();

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use routerstats_shared::model::*;
 
-use super::{CertInfo, NewToken, RouterRow, Store};
+use super::{CertInfo, IngestItem, NewToken, RouterRow, Store};
 
 /// A fresh store in a temporary directory (keep the directory alive while using the store).
 pub(crate) fn open_temp() -> (tempfile::TempDir, Store) {
@@ -41,6 +41,17 @@ pub(crate) fn enrolled_router(store: &mut Store, name: &str) -> RouterRow {
             })
         })
         .unwrap()
+}
+
+/// Stores one `report` of router `router_id`, received at `received_at_ms`.
+pub(crate) fn ingest_one(store: &mut Store, router_id: i64, received_at_ms: i64, report: &Report) {
+    store
+        .ingest(&[IngestItem {
+            router_id,
+            received_at_ms,
+            report,
+        }])
+        .unwrap();
 }
 
 pub(crate) fn mac(last: u8) -> MacAddr {

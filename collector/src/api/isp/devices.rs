@@ -752,18 +752,32 @@ pub async fn interfaces(
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let q = DeviceOrPageQuery::parse(q)?;
-    let b = device_page(&state, &q.device, q.page()).await?;
-    let key = cache::key(
-        "/api/mikrotik/interfaces",
-        &[("device", &q.device), ("page", &b)],
-    );
+    cached_device_or_page(&state, &uri, "/api/mikrotik/interfaces", q, interfaces_of).await
+}
+
+/// The answer of a route with a `device` or a page of the fleet ([`DeviceOrPageQuery`]) through
+/// the cache: `data` of the routers it names, keyed by `route` and the query, with the next page
+/// in the headers.
+async fn cached_device_or_page<T, F>(
+    state: &ApiState,
+    uri: &Uri,
+    route: &str,
+    q: DeviceOrPageQuery,
+    data: F,
+) -> Result<Response, IspError>
+where
+    T: Serialize + 'static,
+    F: Fn(&Connection, &[RouterFacts]) -> Result<T, IspError> + Clone + Send + Sync + 'static,
+{
+    let b = device_page(state, &q.device, q.page()).await?;
+    let key = cache::key(route, &[("device", &q.device), ("page", &b)]);
     let next = b.as_ref().and_then(|b| b.next_cursor.clone());
     let device = q.device;
-    let resp = cached_envelope(&state, &key, move |c| {
-        interfaces_of(c, &device_or_page(c, device.as_deref(), b.as_ref())?)
+    let resp = cached_envelope(state, &key, move |c| {
+        data(c, &device_or_page(c, device.as_deref(), b.as_ref())?)
     })
     .await?;
-    Ok(with_next(resp, &uri, next.as_deref()))
+    Ok(with_next(resp, uri, next.as_deref()))
 }
 
 /// The interfaces of the newest report of each of `routers`.
@@ -904,19 +918,10 @@ pub async fn active_users(
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
     let q = DeviceOrPageQuery::parse(q)?;
-    let b = device_page(&state, &q.device, q.page()).await?;
-    let key = cache::key(
-        "/api/mikrotik/users/active",
-        &[("device", &q.device), ("page", &b)],
-    );
-    let next = b.as_ref().and_then(|b| b.next_cursor.clone());
-    let device = q.device;
-    let resp = cached_envelope(&state, &key, move |c| {
-        let now = now_ms();
-        active_users_of(c, &device_or_page(c, device.as_deref(), b.as_ref())?, now)
+    cached_device_or_page(&state, &uri, "/api/mikrotik/users/active", q, |c, r| {
+        active_users_of(c, r, now_ms())
     })
-    .await?;
-    Ok(with_next(resp, &uri, next.as_deref()))
+    .await
 }
 
 /// The stations in the newest report of each of `routers` that is connected at `now`.

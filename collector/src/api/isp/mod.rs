@@ -16,7 +16,7 @@
 //! authentication, 404 unknown device/user/client, 500 database trouble). Health routes are open;
 //! the others need a read key. docs/api/isp.md describes fields, sources and gaps.
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -393,6 +393,20 @@ pub async fn auth(state: &ApiState, headers: &HeaderMap) -> Result<(), IspError>
         .await
         .map(|_| ())
         .map_err(IspError::from)
+}
+
+/// Checks for an admin key (401/403 in the error envelope): the caller, whom a write's action
+/// names.
+pub async fn admin(state: &ApiState, headers: &HeaderMap) -> Result<super::Caller, IspError> {
+    require_role(state, headers, Role::Admin)
+        .await
+        .map_err(IspError::from)
+}
+
+/// The JSON body of a write route, or 400 `bad body: ...`.
+pub fn json_body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, IspError> {
+    b.map(|Json(v)| v)
+        .map_err(|e| IspError::bad_request(format!("bad body: {}", e.body_text())))
 }
 
 /// Runs a read-only query on a pooled connection, with this group's error type.

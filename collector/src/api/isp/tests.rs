@@ -303,13 +303,7 @@ fn mld_links_airtime_and_station_links_reach_the_api_rows() {
     };
     for seq in 1..=2 {
         let r = at(seq);
-        store
-            .ingest(&[IngestItem {
-                router_id: id,
-                received_at_ms: 0,
-                report: &r,
-            }])
-            .unwrap();
+        crate::store::testutil::ingest_one(&mut store, id, 0, &r);
     }
     let c = Connection::open(&path).unwrap();
     let rows = super::devices::stations_at(&c, id, T0 + 120_000).unwrap();

@@ -35,13 +35,12 @@ use rusqlite::OptionalExtension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{IspError, MAX_TEXT_CHARS};
+use super::{admin, json_body, IspError, MAX_TEXT_CHARS};
 use crate::api::envelope::ErrorEnvelope;
 use crate::api::fleet_action::{not_done_isp, submit, IspActionAnswers};
 use crate::api::times::iso_now;
 use crate::api::wg_writes::{wait_of, WaitParam};
-use crate::api::{require_role, ApiState, Caller};
-use crate::pki::tokens::Role;
+use crate::api::{ApiState, Caller};
 use crate::store::{ActionFilter, ActionRow};
 
 /// `package_info` of the hotspot and PPPoE bodies (speeds in Mbit/s).
@@ -146,17 +145,6 @@ pub const SETUP_POOL: &str = "f2net_pool";
 type Body<T> = Result<Json<T>, JsonRejection>;
 type Wait = Result<Query<WaitParam>, QueryRejection>;
 
-fn body<T>(b: Body<T>) -> Result<T, IspError> {
-    b.map(|Json(v)| v)
-        .map_err(|e| IspError::bad_request(format!("bad body: {}", e.body_text())))
-}
-
-async fn admin(state: &ApiState, headers: &HeaderMap) -> Result<Caller, IspError> {
-    require_role(state, headers, Role::Admin)
-        .await
-        .map_err(IspError::from)
-}
-
 fn wait(q: Wait) -> Result<Duration, IspError> {
     let Query(q) =
         q.map_err(|e| IspError::bad_request(format!("invalid query string: {}", e.body_text())))?;
@@ -227,7 +215,7 @@ async fn begin<T>(
     b: Body<T>,
 ) -> Result<(Write, T), IspError> {
     let caller = admin(&state, &headers).await?;
-    let (wait, b) = (wait(q)?, body(b)?);
+    let (wait, b) = (wait(q)?, json_body(b)?);
     let w = Write {
         state,
         caller,

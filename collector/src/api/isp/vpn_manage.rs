@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{isp_query, stamped, IspError, Params, RawQuery};
+use super::{isp_query, json_body, stamped, IspError, Params, RawQuery};
 use crate::actions::ovpn_clients;
 use crate::api::fleet_action::{not_done, submit, IspActionAnswers};
 use crate::api::times::iso_now;
@@ -234,6 +234,53 @@ fn stamped_json(status: StatusCode, data: serde_json::Value) -> Response {
     (status, Json(stamped(data))).into_response()
 }
 
+/// What the four GET routes read from their query: the router, the log lines wanted, the wait.
+struct ServerRead {
+    device: Option<String>,
+    log_lines: u32,
+    wait: Duration,
+}
+
+impl ServerRead {
+    /// `/api/vpn/server/logs`' query ([`LogsQuery`]).
+    fn logs(q: RawQuery) -> Result<ServerRead, IspError> {
+        let q = LogsQuery::parse(q)?;
+        Ok(ServerRead {
+            device: q.device,
+            log_lines: u32::try_from(q.lines).unwrap_or(0),
+            wait: q.wait,
+        })
+    }
+
+    /// The other GET routes' query ([`DeviceQuery`]): no log lines.
+    fn device(q: RawQuery) -> Result<ServerRead, IspError> {
+        let q = DeviceQuery::parse(q)?;
+        Ok(ServerRead {
+            device: q.device,
+            log_lines: 0,
+            wait: q.wait,
+        })
+    }
+}
+
+/// One of the four GET routes (read key): its query parsed by `parse`, the router's server
+/// read, and `answer`'s JSON of it in the stamped envelope (or the pending/failed answer).
+async fn server_read(
+    state: &ApiState,
+    headers: &HeaderMap,
+    q: RawQuery,
+    parse: fn(RawQuery) -> Result<ServerRead, IspError>,
+    answer: impl FnOnce(&ApiState, ServerInfo) -> serde_json::Value,
+) -> Result<Response, IspError> {
+    let caller = require_role(state, headers, Role::Read).await?;
+    let r = parse(q)?;
+    let info = match server_info(&caller, state, headers, r.device, r.log_lines, r.wait).await? {
+        Ok(i) => i,
+        Err(resp) => return Ok(resp),
+    };
+    Ok(stamped_json(StatusCode::OK, answer(state, info)))
+}
+
 /// The router and wait of the OpenVPN server reads (for the document; the handlers parse them
 /// with `DeviceQuery`/`LogsQuery`, which also take the ISP group's cache busters).
 #[derive(utoipa::IntoParams)]
@@ -260,15 +307,7 @@ pub async fn server_logs(
     headers: HeaderMap,
     q: RawQuery,
 ) -> Result<Response, IspError> {
-    let caller = require_role(&state, &headers, Role::Read).await?;
-    let q = LogsQuery::parse(q)?;
-    let lines = u32::try_from(q.lines).unwrap_or(0);
-    let info = match server_info(&caller, &state, &headers, q.device, lines, q.wait).await? {
-        Ok(i) => i,
-        Err(resp) => return Ok(resp),
-    };
-    Ok(stamped_json(
-        StatusCode::OK,
+    server_read(&state, &headers, q, ServerRead::logs, |_, info| {
         json!({
             "device_name": info.row.router,
             "lines": info.d.logs.len(),
@@ -276,8 +315,9 @@ pub async fn server_logs(
             "source": info.d.log_source,
             "log_error": info.d.log_error,
             "action_id": info.row.id,
-        }),
-    ))
+        })
+    })
+    .await
 }
 
 /// A router's OpenVPN server configuration, inline keys redacted (read key).
@@ -290,14 +330,7 @@ pub async fn server_config(
     headers: HeaderMap,
     q: RawQuery,
 ) -> Result<Response, IspError> {
-    let caller = require_role(&state, &headers, Role::Read).await?;
-    let q = DeviceQuery::parse(q)?;
-    let info = match server_info(&caller, &state, &headers, q.device, 0, q.wait).await? {
-        Ok(i) => i,
-        Err(resp) => return Ok(resp),
-    };
-    Ok(stamped_json(
-        StatusCode::OK,
+    server_read(&state, &headers, q, ServerRead::device, |_, info| {
         json!({
             "device_name": info.row.router,
             "config_file": info.d.config_file,
@@ -305,8 +338,9 @@ pub async fn server_config(
             "proto": info.d.proto,
             "config": info.d.config,
             "action_id": info.row.id,
-        }),
-    ))
+        })
+    })
+    .await
 }
 
 /// The address clients connect to (read key).
@@ -319,24 +353,17 @@ pub async fn server_ip(
     headers: HeaderMap,
     q: RawQuery,
 ) -> Result<Response, IspError> {
-    let caller = require_role(&state, &headers, Role::Read).await?;
-    let q = DeviceQuery::parse(q)?;
-    let info = match server_info(&caller, &state, &headers, q.device, 0, q.wait).await? {
-        Ok(i) => i,
-        Err(resp) => return Ok(resp),
-    };
-    let (ip, source) = match info.d.remote {
-        Some(r) => (Some(r), "template"),
-        None => (
-            state
-                .actions
-                .peer_ip(info.row.router_id)
-                .map(|ip| ip.to_string()),
-            "collector",
-        ),
-    };
-    Ok(stamped_json(
-        StatusCode::OK,
+    server_read(&state, &headers, q, ServerRead::device, |state, info| {
+        let (ip, source) = match info.d.remote {
+            Some(r) => (Some(r), "template"),
+            None => (
+                state
+                    .actions
+                    .peer_ip(info.row.router_id)
+                    .map(|ip| ip.to_string()),
+                "collector",
+            ),
+        };
         json!({
             "device_name": info.row.router,
             "server_ip": ip,
@@ -344,8 +371,9 @@ pub async fn server_ip(
             "proto": info.d.proto,
             "source": source,
             "action_id": info.row.id,
-        }),
-    ))
+        })
+    })
+    .await
 }
 
 /// A client configuration template without certificates (read key).
@@ -358,30 +386,19 @@ pub async fn client_template(
     headers: HeaderMap,
     q: RawQuery,
 ) -> Result<Response, IspError> {
-    let caller = require_role(&state, &headers, Role::Read).await?;
-    let q = DeviceQuery::parse(q)?;
-    let info = match server_info(&caller, &state, &headers, q.device, 0, q.wait).await? {
-        Ok(i) => i,
-        Err(resp) => return Ok(resp),
-    };
-    let template = match (&info.d.remote, state.actions.peer_ip(info.row.router_id)) {
-        (None, Some(ip)) => ovpn_clients::with_remote(
-            &info.d.template,
-            &ip.to_string(),
-            info.d.port,
-            &info.d.proto,
-        ),
-        _ => info.d.template,
-    };
-    Ok(stamped_json(
-        StatusCode::OK,
-        json!({ "device_name": info.row.router, "template": template, "action_id": info.row.id }),
-    ))
-}
-
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, IspError> {
-    b.map(|Json(b)| b)
-        .map_err(|e| IspError::bad_request(format!("bad body: {}", e.body_text())))
+    server_read(&state, &headers, q, ServerRead::device, |state, info| {
+        let template = match (&info.d.remote, state.actions.peer_ip(info.row.router_id)) {
+            (None, Some(ip)) => ovpn_clients::with_remote(
+                &info.d.template,
+                &ip.to_string(),
+                info.d.port,
+                &info.d.proto,
+            ),
+            _ => info.d.template,
+        };
+        json!({ "device_name": info.row.router, "template": template, "action_id": info.row.id })
+    })
+    .await
 }
 
 fn client_name(name: &str) -> Result<(), IspError> {
@@ -453,7 +470,7 @@ pub async fn create_client(
 ) -> Result<Response, IspError> {
     let caller = require_role(&state, &headers, Role::Admin).await?;
     let q = WaitQuery::parse(q)?;
-    let b = body(b)?;
+    let b = json_body(b)?;
     client_name(&b.client_name)?;
     let email = b
         .email
