@@ -466,6 +466,12 @@ impl<'a> Rollups<'a> {
                 .iter()
                 .map(|(k, a)| (*k, (sat(a.rx), sat(a.tx), a.last_ts_ms, sat(a.samples)))),
         )?;
+        super::vpnstate::flush_client_names(
+            tx,
+            self.ovpn_1h
+                .iter()
+                .map(|((_, router, _, cn, ..), a)| (*router, *cn, a.last_ts_ms)),
+        )?;
         self.fleet.flush(tx)?;
         Ok(())
     }

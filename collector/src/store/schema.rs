@@ -46,6 +46,8 @@
 //!   `<table>_all`. `reports`, `station_report_totals` and `station_rollup_5m` stay rows.
 //! - Version 10: fleet-wide aggregates kept at ingest (`ovpn_rollup_1d`, `fleet_totals_1s`);
 //!   see `MIGRATION_10` and `super::fleetagg`.
+//! - Version 14: `ovpn_client_names` (router, common name -> newest sample time), kept at
+//!   ingest for `/api/vpn/clients`; see `super::vpnstate`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -59,6 +61,9 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_8,
     MIGRATION_9,
     MIGRATION_10,
+    // Version 14 once the lead merges versions 11-13 (the session's numbering); the next after
+    // 10 on this branch.
+    super::vpnstate::MIGRATION_14,
 ];
 
 /// The schema version this collector writes.
@@ -740,6 +745,7 @@ mod tests {
             "interface_samples",
             "leases",
             "ovpn_client_samples",
+            "ovpn_client_names",
             "fleet_totals_1s",
             "ovpn_rollup_1d",
             "ovpn_rollup_1h",
@@ -760,6 +766,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 10);
+        assert_eq!(SCHEMA_VERSION, 11);
     }
 }
