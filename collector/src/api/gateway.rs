@@ -1266,9 +1266,10 @@ mod tests {
     #[test]
     fn site_counts_are_those_of_every_routers_status() {
         let c = empty_db();
-        // (id, site, last seen, revoked, report times)
+        /// (id, site, last seen, revoked, report times)
+        type Row<'a> = (i64, Option<&'a str>, Option<i64>, Option<i64>, &'a [i64]);
         #[rustfmt::skip]
-        let fleet: [(i64, Option<&str>, Option<i64>, Option<i64>, &[i64]); 7] = [
+        let fleet: [Row<'_>; 7] = [
             (1, Some("home"), Some(T0), None, &[T0 - 30_000, T0]),
             (2, Some("home"), Some(T0 - 80_000), None, &[T0 - 140_000, T0 - 80_000]),
             (3, Some("office"), Some(T0 - 250_000), None, &[T0 - 350_000, T0 - 250_000]),
