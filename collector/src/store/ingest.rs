@@ -650,6 +650,9 @@ fn ingest_one<'a>(
     }
     ingest_wg_peers(tx, rc, r, s, rollups)?;
     ingest_ovpn_clients(tx, rc, r, s, rollups)?;
+    if is_newest {
+        super::vpnstate::set_instance_sessions(tx, rid, ts)?;
+    }
     ingest_probes(tx, r, s, &mut rollups.fleet)?;
     if is_newest {
         make_current(tx, rc, item, s, report_id)?;

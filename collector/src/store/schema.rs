@@ -46,8 +46,9 @@
 //!   `<table>_all`. `reports`, `station_report_totals` and `station_rollup_5m` stay rows.
 //! - Version 10: fleet-wide aggregates kept at ingest (`ovpn_rollup_1d`, `fleet_totals_1s`);
 //!   see `MIGRATION_10` and `super::fleetagg`.
-//! - Version 14: `ovpn_client_names` (router, common name -> newest sample time), kept at
-//!   ingest for `/api/vpn/clients`; see `super::vpnstate`.
+//! - Version 14: `ovpn_client_names` (router, common name -> newest sample time) and
+//!   `ovpn_instance_sessions` (router, OpenVPN instance -> sessions of the newest report), kept
+//!   at ingest for `/api/vpn/clients` and `/api/vpn/health`; see `super::vpnstate`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -746,6 +747,7 @@ mod tests {
             "leases",
             "ovpn_client_samples",
             "ovpn_client_names",
+            "ovpn_instance_sessions",
             "fleet_totals_1s",
             "ovpn_rollup_1d",
             "ovpn_rollup_1h",

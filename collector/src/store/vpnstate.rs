@@ -7,7 +7,13 @@
 //!   common_name)`: a page of routers is one range, and a batch dirties about one page per router
 //!   (like the raw samples), no secondary index.
 //!
-//! Filled in the ingest transaction from the batch's hourly OpenVPN contributions
+//! - `ovpn_instance_sessions`: per router and OpenVPN instance, the sessions its newest report
+//!   lists (current state, replaced from each newest report: [`set_instance_sessions`], from the
+//!   rows just stored, so it is the stored samples' count exactly). `/api/vpn/health` counts the
+//!   fleet from it (one narrow row per router and instance) instead of reading every router's
+//!   newest `ovpn_client_samples` rows.
+//!
+//! `ovpn_client_names` is filled in the ingest transaction from the batch's hourly OpenVPN contributions
 //! ([`flush_client_names`], one UPSERT per router and name of the batch), backfilled by the
 //! migration from `ovpn_rollup_1d` (the daily sums: their `last_ts_ms` is the newest sample of
 //! the day; [`backfill`]), deleted by retention with the raw samples ([`apply_retention`]): a
@@ -20,8 +26,10 @@ use rusqlite::{params, Transaction};
 
 use super::StoreError;
 
-/// Version 14: `ovpn_client_names` (see the module documentation), backfilled from
-/// `ovpn_rollup_1d` (one row per session and day: about 20,000 x 8 rows at 10,000 routers).
+/// Version 14: `ovpn_client_names` and `ovpn_instance_sessions` (see the module
+/// documentation), backfilled from `ovpn_rollup_1d` (one row per session and day: about
+/// 20,000 x 8 rows at 10,000 routers) and from each router's newest report (one primary-key
+/// range per router).
 pub(super) const MIGRATION_14: &str = r#"
 CREATE TABLE ovpn_client_names (
     router_id    INTEGER NOT NULL,
@@ -30,9 +38,21 @@ CREATE TABLE ovpn_client_names (
     PRIMARY KEY (router_id, common_name)
 ) WITHOUT ROWID;
 
+CREATE TABLE ovpn_instance_sessions (
+    router_id  INTEGER NOT NULL,
+    instance   TEXT NOT NULL,
+    sessions   INTEGER NOT NULL,
+    PRIMARY KEY (router_id, instance)
+) WITHOUT ROWID;
+
 INSERT INTO ovpn_client_names (router_id, common_name, last_ts_ms)
 SELECT router_id, common_name, max(last_ts_ms) FROM ovpn_rollup_1d
 GROUP BY router_id, common_name;
+
+INSERT INTO ovpn_instance_sessions (router_id, instance, sessions)
+SELECT r.id, o.instance, count(*) FROM routers r
+CROSS JOIN ovpn_client_samples o ON o.router_id = r.id AND o.ts_ms = r.last_report_ms
+GROUP BY r.id, o.instance;
 "#;
 
 /// The statement of [`MIGRATION_14`] that fills `ovpn_client_names` from `ovpn_rollup_1d` (the
@@ -66,6 +86,24 @@ pub(super) fn flush_client_names<'a>(
     for ((router, cn), ts) in newest {
         st.execute(params![router, cn, ts])?;
     }
+    Ok(())
+}
+
+/// Replaces router `router_id`'s `ovpn_instance_sessions` rows with the sessions per instance
+/// of its samples at `ts_ms` (its newest report, just stored).
+pub(super) fn set_instance_sessions(
+    tx: &Transaction<'_>,
+    router_id: i64,
+    ts_ms: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM ovpn_instance_sessions WHERE router_id = ?1")?
+        .execute([router_id])?;
+    tx.prepare_cached(
+        "INSERT INTO ovpn_instance_sessions (router_id, instance, sessions) \
+         SELECT router_id, instance, count(*) FROM ovpn_client_samples \
+         WHERE router_id = ?1 AND ts_ms = ?2 GROUP BY instance",
+    )?
+    .execute(params![router_id, ts_ms])?;
     Ok(())
 }
 

@@ -378,10 +378,11 @@ const HEALTH_ROUTERS_SQL: &str =
 const HEALTH_SOURCES_SQL: &str = "SELECT router_id, name, state FROM source_status \
      WHERE kind = 'openvpn' AND state != 'disabled' ORDER BY router_id, kind, name";
 /// Sessions per instance in the newest report of every connected router (`?1` as in
-/// [`HEALTH_ROUTERS_SQL`]), grouped along the primary key.
-const HEALTH_SESSIONS_SQL: &str = "SELECT r.id, o.instance, count(*) FROM routers r \
-     CROSS JOIN ovpn_client_samples o ON o.router_id = r.id AND o.ts_ms = r.last_report_ms \
-     WHERE r.revoked_at IS NULL AND r.last_seen_ms >= ?1 GROUP BY r.id, o.ts_ms, o.instance";
+/// [`HEALTH_ROUTERS_SQL`]): `ovpn_instance_sessions`, kept at ingest (`store::vpnstate`), one
+/// narrow row per router and instance instead of the newest report's sample rows.
+const HEALTH_SESSIONS_SQL: &str = "SELECT r.id, s.instance, s.sessions FROM routers r \
+     CROSS JOIN ovpn_instance_sessions s ON s.router_id = r.id \
+     WHERE r.revoked_at IS NULL AND r.last_seen_ms >= ?1";
 const SPAN_SQL: &str =
     "SELECT min(ts_ms), max(ts_ms) FROM ovpn_client_samples_all WHERE common_name = ?1";
 const CN_USAGE_SQL: &str =
@@ -1345,8 +1346,35 @@ mod tests {
             kept.contains(&(ids[1], "bob".to_string(), T + MIN / 2)),
             "{kept:?}"
         );
-        c.execute_batch("DELETE FROM ovpn_client_names").unwrap();
+        let sessions = |c: &Connection| -> Vec<(i64, String, i64)> {
+            let mut st = c
+                .prepare("SELECT router_id, instance, sessions FROM ovpn_instance_sessions ORDER BY 1, 2")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let kept_sessions = sessions(&c);
+        // r1 (alice), r2 (carol), r3 (erin, alice), r4 (dave): the newest reports' sessions.
+        let server = |id: i64, n: i64| (id, "server".to_string(), n);
+        assert_eq!(
+            kept_sessions,
+            vec![
+                server(ids[0], 1),
+                server(ids[1], 1),
+                server(ids[2], 2),
+                server(ids[3], 1)
+            ]
+        );
+        c.execute_batch("DELETE FROM ovpn_client_names; DELETE FROM ovpn_instance_sessions")
+            .unwrap();
         c.execute_batch(crate::store::vpnstate::backfill()).unwrap();
+        assert_eq!(
+            sessions(&c),
+            kept_sessions,
+            "the backfill from the newest reports"
+        );
         assert_eq!(
             read(&c),
             kept,
