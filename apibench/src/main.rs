@@ -681,6 +681,13 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
         "  fleet aggregates (ovpn_rollup_1d from ovpn_rollup_1h): {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    // Schema version 12's OpenVPN names per router, from `ovpn_rollup_1d` like its migration.
+    let t = Instant::now();
+    conn.execute_batch(routerstats_collector::store::vpnstate::backfill())?;
+    eprintln!(
+        "  OpenVPN client names (ovpn_client_names from ovpn_rollup_1d): {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     // Index builds sort every row: let the sorter spill to temporary files (not memory: the
     // biggest index is GBs at 10,000 routers) and use a helper thread.

@@ -109,6 +109,12 @@ fn vpn_clients(v: &Value) -> (Vec<String>, Option<u64>) {
 fn vpn_connected(v: &Value) -> (Vec<String>, Option<u64>) {
     (list(&v["connected_clients"]), v["total_connected"].as_u64())
 }
+fn vpn_usage(v: &Value) -> (Vec<String>, Option<u64>) {
+    (
+        list(&v["data"]["clients"]),
+        v["data"]["total_sessions"].as_u64(),
+    )
+}
 fn quality(v: &Value) -> (Vec<String>, Option<u64>) {
     (
         list(&v["data"]["stations"]),
@@ -128,6 +134,8 @@ const ROUTES: &[(&str, Entries, bool)] = &[
     ("/api/vpn/status", vpn_status, true),
     ("/api/vpn/clients", vpn_clients, true),
     ("/api/vpn/clients/connected", vpn_connected, true),
+    ("/api/vpn/statistics/usage", vpn_usage, true),
+    ("/api/vpn/statistics/usage?days=1", vpn_usage, true),
     ("/api/bandwidth/monitoring/quality", quality, true),
     (
         "/api/bandwidth/monitoring/quality?minutes=30",

@@ -36,7 +36,7 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{envelope, Envelope};
-use super::fleet::{self, find_router, load_routers, RouterInfo};
+use super::fleet::{self, find_router, RouterInfo};
 use super::extract::bad_query;
 use super::monitor::to_u64;
 use super::readpool::db_err;
@@ -212,17 +212,53 @@ fn ok<T>(data: T) -> Json<Envelope<T>> {
     Json(envelope(data))
 }
 
-/// The sites: distinct `site` values, `None` for routers without one.
-fn site_counts(routers: &[RouterInfo], now: i64) -> BTreeMap<Option<String>, (usize, usize)> {
-    let mut m: BTreeMap<Option<String>, (usize, usize)> = BTreeMap::new();
-    for r in routers {
-        let e = m.entry(r.site.clone()).or_default();
-        e.0 += 1;
-        if r.online(now) {
-            e.1 += 1;
-        }
+/// Per router what [`RouterInfo::online`] needs, and its site: site, revoked, last seen and the
+/// report interval, the latter looked up (one `reports_router_ts` seek) only for an unrevoked
+/// router not seen since `?1` (now minus [`fleet::ONLINE_FLOOR_MS`]): one seen since is online
+/// whatever its interval. No names, no sort: the fleet in one pass over `routers`.
+const SITE_FACTS_SQL: &str = "SELECT r.site, r.revoked_at IS NOT NULL, r.last_seen_ms, \
+     CASE WHEN r.revoked_at IS NULL AND r.last_seen_ms < ?1 THEN r.last_report_ms - \
+     (SELECT p.ts_ms FROM reports p WHERE p.router_id = r.id AND p.ts_ms < r.last_report_ms \
+     ORDER BY p.ts_ms DESC LIMIT 1) END FROM routers r";
+
+/// The fleet by site: router and online counts per distinct `site` value (`None` for routers
+/// without one), and how many routers are revoked.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct SiteCounts {
+    /// site -> (routers, online)
+    sites: BTreeMap<Option<String>, (usize, usize)>,
+    revoked: usize,
+}
+
+impl SiteCounts {
+    fn routers(&self) -> usize {
+        self.sites.values().map(|(n, _)| n).sum()
     }
-    m
+
+    fn online(&self) -> usize {
+        self.sites.values().map(|(_, on)| on).sum()
+    }
+}
+
+/// [`SiteCounts`] of every router at `now` (see [`SITE_FACTS_SQL`]).
+fn site_counts(conn: &Connection, now: i64) -> Result<SiteCounts, ApiError> {
+    let mut st = conn.prepare_cached(SITE_FACTS_SQL).map_err(db_err)?;
+    let mut rows = st
+        .query([now.saturating_sub(fleet::ONLINE_FLOOR_MS)])
+        .map_err(db_err)?;
+    let mut out = SiteCounts::default();
+    while let Some(r) = rows.next().map_err(db_err)? {
+        let site: Option<String> = r.get(0).map_err(db_err)?;
+        let revoked: bool = r.get(1).map_err(db_err)?;
+        let seen: Option<i64> = r.get(2).map_err(db_err)?;
+        let interval: Option<i64> = r.get(3).map_err(db_err)?;
+        let online = !revoked && fleet::is_online(now, seen, interval);
+        out.revoked += usize::from(revoked);
+        let e = out.sites.entry(site).or_default();
+        e.0 += 1;
+        e.1 += usize::from(online);
+    }
+    Ok(out)
 }
 
 /// The collector as the organization: name, id and counts.
@@ -235,17 +271,17 @@ pub async fn organization(
     headers: HeaderMap,
 ) -> Result<Json<Envelope<Organization>>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let routers = with_read(&state, load_routers).await?;
     let now = now_ms();
+    let counts = with_read(&state, move |c| site_counts(c, now)).await?;
     Ok(ok(Organization {
         org_id: routerstats_shared::token::hex(&state.ca_hash),
         org_name: ORG_NAME.to_string(),
         created_time: None,
         updated_time: None,
-        num_sites: site_counts(&routers, now).len(),
-        num_gateways: routers.len(),
-        num_gateways_online: routers.iter().filter(|r| r.online(now)).count(),
-        num_gateways_revoked: routers.iter().filter(|r| r.revoked_at.is_some()).count(),
+        num_sites: counts.sites.len(),
+        num_gateways: counts.routers(),
+        num_gateways_online: counts.online(),
+        num_gateways_revoked: counts.revoked,
     }))
 }
 
@@ -273,9 +309,10 @@ pub async fn sites(
     headers: HeaderMap,
 ) -> Result<Json<Envelope<Vec<Site>>>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
-    let routers = with_read(&state, load_routers).await?;
     let now = now_ms();
-    let list = site_counts(&routers, now)
+    let list = with_read(&state, move |c| site_counts(c, now))
+        .await?
+        .sites
         .into_iter()
         .map(|(site, (n, online))| Site {
             id: site.clone(),
@@ -1220,7 +1257,70 @@ mod tests {
             let g = gateways_in_window(&c, w, T0, None, &every()).unwrap();
             assert!(g.data.is_empty());
         }
-        assert!(site_counts(&[], T0).is_empty());
+        assert_eq!(site_counts(&c, T0).unwrap(), SiteCounts::default());
+    }
+
+    /// The narrow counts equal those of every router's [`RouterInfo`]: routers seen just now,
+    /// within the online floor, later but within 3 report intervals, too long ago, never,
+    /// revoked, with and without a site.
+    #[test]
+    fn site_counts_are_those_of_every_routers_status() {
+        let c = empty_db();
+        /// (id, site, last seen, revoked, report times)
+        type Row<'a> = (i64, Option<&'a str>, Option<i64>, Option<i64>, &'a [i64]);
+        #[rustfmt::skip]
+        let fleet: [Row<'_>; 7] = [
+            (1, Some("home"), Some(T0), None, &[T0 - 30_000, T0]),
+            (2, Some("home"), Some(T0 - 80_000), None, &[T0 - 140_000, T0 - 80_000]),
+            (3, Some("office"), Some(T0 - 250_000), None, &[T0 - 350_000, T0 - 250_000]),
+            (4, Some("office"), Some(T0 - 250_000), None, &[T0 - 280_000, T0 - 250_000]),
+            (5, None, None, None, &[]),
+            (6, None, Some(T0), Some(5), &[T0 - 30_000, T0]),
+            (7, None, Some(T0 - 100_000), None, &[T0 - 100_000]),
+        ];
+        for (id, site, seen, revoked, reports) in fleet {
+            let last = reports.last().copied();
+            c.execute(
+                "INSERT INTO routers (id, name, site, hostname, cert_fingerprint, cert_not_after, \
+                 enrolled_at, last_seen_ms, last_report_ms, revoked_at) \
+                 VALUES (?1, ?2, ?3, 'h', ?2, 0, 0, ?4, ?5, ?6)",
+                rusqlite::params![id, format!("r{id}"), site, seen, last, revoked],
+            )
+            .unwrap();
+            for (seq, ts) in reports.iter().enumerate() {
+                c.execute(
+                    "INSERT INTO reports (router_id, boot_id, seq, ts_ms, received_ms, dropped_reports, \
+                     uptime_s, load1, load5, load15, mem_total_kb, mem_available_kb, \
+                     mem_available_derived, interface_count, station_count, lease_count, \
+                     wg_peer_count, ovpn_client_count) \
+                     VALUES (?1, x'00', ?2, ?3, ?3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+                    rusqlite::params![id, seq as i64, ts],
+                )
+                .unwrap();
+            }
+        }
+        for now in [T0, T0 + 20_000, T0 + 100_000, T0 + 400_000] {
+            let routers = fleet::load_routers(&c).unwrap();
+            let mut want = SiteCounts::default();
+            for r in &routers {
+                let e = want.sites.entry(r.site.clone()).or_default();
+                e.0 += 1;
+                e.1 += usize::from(r.online(now));
+                want.revoked += usize::from(r.revoked_at.is_some());
+            }
+            assert_eq!(site_counts(&c, now).unwrap(), want, "at {now}");
+        }
+        // At T0: 1 and 2 (within the floor), 3 (within 3 x 100 s); not 4 (3 x 30 s), 5, 6, 7.
+        let at = site_counts(&c, T0).unwrap();
+        assert_eq!((at.routers(), at.online(), at.revoked), (7, 3, 1));
+    }
+
+    #[test]
+    fn site_counts_look_up_intervals_by_key() {
+        let c = empty_db();
+        let p = plan(&c, SITE_FACTS_SQL, 1);
+        assert!(p.contains("reports_router_ts"), "{p}");
+        assert_no_big_scan(&p);
     }
 
     #[test]

@@ -516,7 +516,6 @@ pub fn normalize_key(raw: &str) -> Result<String, ApiError> {
     Ok(STANDARD.encode(bytes))
 }
 
-
 fn check_name(name: &str) -> Result<(), ApiError> {
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
         return Err(ApiError::bad_request(format!(
@@ -551,7 +550,6 @@ pub(crate) struct PeerRow {
 /// Which peers to load.
 #[derive(Debug, Clone, Copy)]
 enum PeerFilter<'a> {
-    All,
     /// The routers of one page (`after < id <= last`).
     Page(i64, i64),
     Key(&'a str),
@@ -586,7 +584,6 @@ fn peer_row(r: &Row<'_>) -> rusqlite::Result<PeerRow> {
 
 fn latest_peers(conn: &Connection, filter: PeerFilter<'_>) -> Result<Vec<PeerRow>, ApiError> {
     let (sql, arg) = match filter {
-        PeerFilter::All => (format!("{LATEST_PEERS_SQL} ORDER BY r.name, w.iface, w.public_key"), None),
         PeerFilter::Page(after, last) => {
             let sql = format!("{LATEST_PEERS_SQL} AND r.id > ?1 AND r.id <= ?2 ORDER BY r.name, w.iface, w.public_key");
             let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
@@ -758,6 +755,9 @@ fn counts(rows: &[PeerRow], now: i64) -> WgPeersCount {
     }
 }
 
+/// `/api/metrics/summary` of `rows`, row by row: the definition [`fleet_summary`] computes in
+/// SQL (its tests compare the two).
+#[cfg(test)]
 fn summarize(rows: &[PeerRow], now: i64) -> WgSummary {
     let c = counts(rows, now);
     let sent: f64 = rows.iter().map(|r| non_negative(r.tx_bytes) as f64).sum();
@@ -963,8 +963,61 @@ pub async fn summary(
 ) -> Result<Json<WgSummary>, ApiError> {
     require_role(&state, &headers, Role::Read).await?;
     let now = crate::clock::unix_now();
-    let rows = with_read(&state, |c| latest_peers(c, PeerFilter::All)).await?;
-    Ok(Json(summarize(&rows, now)))
+    Ok(Json(
+        with_read(&state, move |c| fleet_summary(c, now)).await?,
+    ))
+}
+
+/// The sums and counts of [`summarize`] over the newest peers of every unrevoked router
+/// ([`LATEST_PEERS_SQL`]'s rows), computed by SQLite in one pass without reading the peers'
+/// names, keys and addresses or sorting them. The byte and rate sums are of integers below
+/// 2^53 in practice, so their floating-point totals are exact in any order (as `summarize`'s).
+const SUMMARY_SQL: &str = "SELECT count(*), \
+     coalesce(sum(w.latest_handshake IS NOT NULL AND ?1 - w.latest_handshake <= ?2), 0), \
+     total(max(w.tx_bytes, 0)), total(max(w.rx_bytes, 0)), total(max(w.tx_bps, 0)), \
+     total(max(w.rx_bps, 0)), count(DISTINCT r.id) \
+     FROM routers r CROSS JOIN wg_peer_samples w ON w.router_id = r.id AND w.ts_ms = r.last_report_ms \
+     WHERE r.revoked_at IS NULL";
+
+/// `/api/metrics/summary` at `now` (Unix s), from [`SUMMARY_SQL`].
+fn fleet_summary(conn: &Connection, now: i64) -> Result<WgSummary, ApiError> {
+    let (total, active, sent, recv, sent_bps, recv_bps, routers): (
+        i64,
+        i64,
+        f64,
+        f64,
+        f64,
+        f64,
+        i64,
+    ) = conn
+        .prepare_cached(SUMMARY_SQL)
+        .and_then(|mut st| {
+            st.query_row(params![now, ACTIVE_WITHIN_S], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+        })
+        .map_err(db_err)?;
+    let (total, active) = (non_negative(total), non_negative(active));
+    Ok(WgSummary {
+        total_peers: total,
+        active_peers: active,
+        inactive_peers: total.saturating_sub(active),
+        total_sent_gb: round(sent / GIB, 2),
+        total_received_gb: round(recv / GIB, 2),
+        total_traffic_gb: round((sent + recv) / GIB, 2),
+        current_bandwidth_sent_mbps: round(sent_bps / 1e6, 3),
+        current_bandwidth_recv_mbps: round(recv_bps / 1e6, 3),
+        current_bandwidth_total_mbps: round((sent_bps + recv_bps) / 1e6, 3),
+        routers: non_negative(routers),
+    })
 }
 
 /// API and metrics-store health (open).
@@ -1672,6 +1725,36 @@ mod tests {
         c
     }
 
+    /// The SQL summary equals [`summarize`] of the rows it sums, for peers active, inactive and
+    /// never handshaken, negative counters and rates, several routers and a revoked one.
+    #[test]
+    fn fleet_summary_is_the_summary_of_the_newest_peers() {
+        let c = fleet();
+        c.execute_batch(
+            "INSERT INTO wg_peer_samples (router_id, ts_ms, iface, public_key, allowed_ips, latest_handshake, \
+             rx_bytes, tx_bytes, rx_bps, tx_bps) VALUES \
+             (1, 100, 'wg1', 'k2', '10.0.0.3/32', NULL, 5000000000, -7, 8000, NULL), \
+             (2, 100, 'wg0', 'k3', '10.0.0.4/32', 1170, 123456789, 987654321, -5, 4000000), \
+             (2, 90, 'wg0', 'k4', '10.0.0.5/32', 1175, 999, 999, 999, 999), \
+             (3, 100, 'wg0', 'k5', '10.0.0.6/32', 1175, 999, 999, 999, 999);",
+        )
+        .unwrap();
+        let rows = latest_peers(&c, PeerFilter::Page(0, i64::MAX)).unwrap();
+        assert_eq!(
+            rows.len(),
+            3,
+            "router 2's older sample and revoked router 3 are left out"
+        );
+        for now in [0, 1000, 1180, 1200, 1351, 10_000] {
+            let s = fleet_summary(&c, now).unwrap();
+            assert_eq!(s, summarize(&rows, now), "at {now}");
+        }
+        let s = fleet_summary(&c, 1180).unwrap();
+        assert_eq!((s.total_peers, s.active_peers, s.routers), (3, 2, 2));
+        let empty = empty_db();
+        assert_eq!(fleet_summary(&empty, 0).unwrap(), summarize(&[], 0));
+    }
+
     /// Every router on one page.
     fn all() -> PageBounds {
         PageBounds {
@@ -1751,6 +1834,17 @@ mod tests {
             2,
             "counters and peers still list interfaces"
         );
+    }
+
+    #[test]
+    fn fleet_summary_reads_each_routers_newest_peers_by_key() {
+        let c = empty_db();
+        let p = plan(&c, SUMMARY_SQL, 2);
+        assert!(
+            p.contains("SEARCH w USING PRIMARY KEY (router_id=? AND ts_ms=?)"),
+            "{p}"
+        );
+        assert_no_big_scan(&p);
     }
 
     #[test]

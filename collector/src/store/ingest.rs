@@ -466,6 +466,12 @@ impl<'a> Rollups<'a> {
                 .iter()
                 .map(|(k, a)| (*k, (sat(a.rx), sat(a.tx), a.last_ts_ms, sat(a.samples)))),
         )?;
+        super::vpnstate::flush_client_names(
+            tx,
+            self.ovpn_1h
+                .iter()
+                .map(|((_, router, _, cn, ..), a)| (*router, *cn, a.last_ts_ms)),
+        )?;
         self.fleet.flush(tx)?;
         Ok(())
     }
@@ -648,6 +654,9 @@ fn ingest_one<'a>(
     }
     ingest_wg_peers(tx, rc, r, s, rollups)?;
     ingest_ovpn_clients(tx, rc, r, s, rollups)?;
+    if is_newest {
+        super::vpnstate::set_instance_sessions(tx, rid, ts)?;
+    }
     ingest_probes(tx, r, s, &mut rollups.fleet)?;
     if is_newest {
         make_current(tx, rc, item, s, report_id)?;

@@ -21,6 +21,7 @@ mod registry;
 mod retention;
 pub mod schema;
 pub mod sealed;
+pub mod vpnstate;
 #[cfg(test)]
 pub(crate) mod testutil;
 

@@ -137,6 +137,8 @@ impl Store {
             super::fleetagg::apply_retention(&tx, cutoff(now_ms, policy.rollup_1h_days), raw_cut)?;
         stats.rollup_1h += days;
         stats.samples += seconds;
+        // Names (current state, not samples): not counted in the stats.
+        super::vpnstate::apply_retention(&tx, raw_cut)?;
         tx.commit()?;
         // Keep the planner's statistics fresh; cheap when nothing changed much.
         self.conn.execute_batch("PRAGMA optimize")?;

@@ -48,6 +48,9 @@
 //!   see `MIGRATION_10` and `super::fleetagg`.
 //! - Version 11: no table changes; `reports` (`tbl` 6) and `station_rollup_5m` (`tbl` 7) are
 //!   sealed too and new blocks are zstd (format byte 2); see `MIGRATION_11`.
+//! - Version 12: `ovpn_client_names` (router, common name -> newest sample time) and
+//!   `ovpn_instance_sessions` (router, OpenVPN instance -> sessions of the newest report), kept
+//!   at ingest for `/api/vpn/clients` and `/api/vpn/health`; see `super::vpnstate`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -62,6 +65,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_9,
     MIGRATION_10,
     MIGRATION_11,
+    super::vpnstate::MIGRATION_12,
 ];
 
 /// The schema version this collector writes.
@@ -756,6 +760,8 @@ mod tests {
             "interface_samples",
             "leases",
             "ovpn_client_samples",
+            "ovpn_client_names",
+            "ovpn_instance_sessions",
             "fleet_totals_1s",
             "ovpn_rollup_1d",
             "ovpn_rollup_1h",
@@ -776,6 +782,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 11);
+        assert_eq!(SCHEMA_VERSION, 12);
     }
 }

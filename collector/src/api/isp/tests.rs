@@ -513,7 +513,7 @@ fn fleet_series_and_vpn_usage_equal_raw_queries() {
             let start = now - days * 86_400_000;
             let mut new: BTreeMap<Key, (i64, i64, i64)> = BTreeMap::new();
             for (router, cn, day, since, inst, real, rx, tx, last) in
-                vpn::usage_rows(&c, start, now).unwrap()
+                vpn::usage_rows(&c, start, now, (0, i64::MAX)).unwrap()
             {
                 let e = new.entry((router, cn, day, since, inst, real)).or_default();
                 e.0 += rx;

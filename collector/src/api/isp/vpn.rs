@@ -17,13 +17,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    all_routers, auth, db, isp_query, mib, ok, ok_flat, page_bounds, path_name, read, routers_in,
-    with_next, ErrorEnvelope, IspError, IspResult, NoQuery, PageQuery, Params,
+    auth, db, isp_query, mib, ok, ok_flat, page_after, page_bounds, page_limit, path_name, read,
+    routers_in, with_next, ErrorEnvelope, IspError, IspResult, NoQuery, PageQuery, Params,
     RawQuery, RouterCache, RouterFacts, StampedEnvelope,
 };
 use super::{cached_envelope, cached_flat, FlatEnvelope};
 use crate::api::cache;
-use crate::api::paging::{self, id_span, PageBounds};
+use crate::api::paging::{self, id_span, Page, PageBounds};
 use crate::api::times::{date_ms, iso_ms_opt, plain_datetime_s};
 use crate::api::ApiState;
 use crate::clock::now_ms;
@@ -31,8 +31,6 @@ use axum::response::Response;
 
 /// Longest accepted `days` of `/api/vpn/statistics/usage`.
 pub const MAX_USAGE_DAYS: i64 = 90;
-/// Most distinct common names `/api/vpn/clients` walks.
-const MAX_CLIENT_NAMES: usize = 100_000;
 const DAY_MS: i64 = 86_400_000;
 
 /// `GET /api/vpn/status`, its fields at the top level beside `success`.
@@ -333,10 +331,12 @@ fn connected_sql() -> String {
     )
 }
 
-/// The common names connected now anywhere (in the newest report of a connected router):
-/// `?1` oldest `last_seen_ms` counted.
-const CONNECTED_NAMES_SQL: &str = "SELECT DISTINCT o.common_name FROM routers r CROSS JOIN ovpn_client_samples o \
-     ON o.router_id = r.id AND o.ts_ms = r.last_report_ms WHERE r.revoked_at IS NULL AND r.last_seen_ms >= ?1";
+/// Whether common name `?1` is connected now anywhere (listed in the newest report of a
+/// connected router, `?2` the oldest `last_seen_ms` counted), read through its `(common_name,
+/// ts_ms)` index.
+const NAME_CONNECTED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM ovpn_client_samples o CROSS JOIN routers r \
+     ON r.id = o.router_id WHERE o.common_name = ?1 AND o.ts_ms = r.last_report_ms AND r.revoked_at IS NULL \
+     AND r.last_seen_ms >= ?2)";
 /// [`connected_sql`] for one common name `?1`, read through its `(common_name, ts_ms)` index
 /// (its own samples, each checked against its router's newest report).
 fn client_connected_sql() -> String {
@@ -355,11 +355,10 @@ fn last_sighting_sql() -> String {
     )
 }
 
-// Sealed samples' common names are in `raw_block_keys` (table 4, index by key).
-const CN_FIRST_SQL: &str = "SELECT min(c) FROM (SELECT min(common_name) AS c FROM ovpn_client_samples \
-     UNION ALL SELECT min(key) FROM raw_block_keys WHERE tbl = 4)";
-const CN_NEXT_SQL: &str = "SELECT min(c) FROM (SELECT min(common_name) AS c FROM ovpn_client_samples \
-     WHERE common_name > ?1 UNION ALL SELECT min(key) FROM raw_block_keys WHERE tbl = 4 AND key > ?1)";
+/// The common names with stored samples on the routers with `?1 < id <= ?2`
+/// (`ovpn_client_names`, kept at ingest: `store::vpnstate`), each once.
+const PAGE_NAMES_SQL: &str = "SELECT DISTINCT common_name FROM ovpn_client_names \
+     WHERE router_id > ?1 AND router_id <= ?2 ORDER BY common_name";
 /// The OpenVPN status files (not disabled) of every router with `?1 < id <= ?2`, by router and name.
 const ALL_SOURCES_SQL: &str =
     "SELECT router_id, name, state, detail, updated_ms FROM source_status \
@@ -370,41 +369,64 @@ const ALL_SOURCES_SQL: &str =
 const ALL_CLIENTS_AT_SQL: &str = "SELECT r.id, o.ts_ms, o.instance, o.common_name FROM routers r \
      CROSS JOIN ovpn_client_samples o ON o.router_id = r.id AND o.ts_ms = r.last_report_ms \
      WHERE r.id > ?1 AND r.id <= ?2 ORDER BY r.id, o.instance, o.common_name";
+/// Every router's id and whether it is connected (`?1` the oldest `last_seen_ms` counted, as
+/// [`RouterFacts::connected`]): the narrow facts `/api/vpn/health` needs.
+const HEALTH_ROUTERS_SQL: &str =
+    "SELECT id, revoked_at IS NULL AND last_seen_ms >= ?1 FROM routers";
+/// The OpenVPN status files (not disabled) of every router: router, path, state (in the order
+/// of [`ALL_SOURCES_SQL`]).
+const HEALTH_SOURCES_SQL: &str = "SELECT router_id, name, state FROM source_status \
+     WHERE kind = 'openvpn' AND state != 'disabled' ORDER BY router_id, kind, name";
+/// Sessions per instance in the newest report of every connected router (`?1` as in
+/// [`HEALTH_ROUTERS_SQL`]): `ovpn_instance_sessions`, kept at ingest (`store::vpnstate`), one
+/// narrow row per router and instance instead of the newest report's sample rows.
+const HEALTH_SESSIONS_SQL: &str = "SELECT r.id, s.instance, s.sessions FROM routers r \
+     CROSS JOIN ovpn_instance_sessions s ON s.router_id = r.id \
+     WHERE r.revoked_at IS NULL AND r.last_seen_ms >= ?1";
 const SPAN_SQL: &str =
     "SELECT min(ts_ms), max(ts_ms) FROM ovpn_client_samples_all WHERE common_name = ?1";
 const CN_USAGE_SQL: &str =
     "SELECT coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0) FROM ovpn_client_samples_all \
      WHERE common_name = ?1 AND ts_ms >= ?2";
-/// Raw part of the usage window: samples in `[?1, ?2)` (at most the first partial hour).
+/// Raw part of the usage window: samples in `[?1, ?2)` (at most the first partial hour) of the
+/// routers with `?3 < id <= ?4`.
 const USAGE_SQL: &str = "SELECT o.router_id, o.common_name, o.ts_ms / 86400000, o.connected_since, o.instance, \
      o.real_address, coalesce(sum(o.rx_delta), 0), coalesce(sum(o.tx_delta), 0), max(o.ts_ms) \
      FROM routers r CROSS JOIN ovpn_client_samples_all o ON o.router_id = r.id AND o.ts_ms >= ?1 AND o.ts_ms < ?2 \
-     GROUP BY o.router_id, o.common_name, o.ts_ms / 86400000, o.connected_since, o.instance, o.real_address";
-/// Hourly part of the usage window: whole hour buckets starting in `[?1, ?2]` (the current
-/// hour's bucket holds the samples so far), in the shape of [`USAGE_SQL`]'s rows.
-const USAGE_ROLLUP_SQL: &str = "SELECT router_id, common_name, bucket_start_ms / 86400000, \
+     WHERE r.id > ?3 AND r.id <= ?4 GROUP BY o.router_id, o.common_name, o.ts_ms / 86400000, o.connected_since, o.instance, o.real_address";
+/// Hourly part of the usage window: whole hour buckets starting in `[?1, ?2]` (`?1` a bucket
+/// start; the current hour's bucket holds the samples so far) of the routers with
+/// `?3 < id <= ?4`, in the shape of [`USAGE_SQL`]'s rows. The buckets are listed (`IN`), so each
+/// is one range of the primary key `(bucket_start_ms, router_id, ...)`: a page of routers reads
+/// its own rows only.
+const USAGE_ROLLUP_SQL: &str = "WITH RECURSIVE b(x) AS (SELECT ?1 UNION ALL SELECT x + 3600000 FROM b \
+     WHERE x + 3600000 <= ?2) SELECT router_id, common_name, bucket_start_ms / 86400000, \
      nullif(connected_since, -1), instance, real_address, rx_bytes, tx_bytes, last_ts_ms \
-     FROM ovpn_rollup_1h WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2";
-/// Daily part of the usage window: whole UTC days starting in `[?1, ?2]` (`ovpn_rollup_1d`, the
-/// sums of each day's hourly rows; the current day's holds the samples so far), in the shape of
-/// [`USAGE_SQL`]'s rows.
-const USAGE_DAILY_SQL: &str = "SELECT router_id, common_name, bucket_start_ms / 86400000, \
+     FROM ovpn_rollup_1h WHERE bucket_start_ms IN (SELECT x FROM b) AND router_id > ?3 AND router_id <= ?4";
+/// Daily part of the usage window: whole UTC days starting in `[?1, ?2]` (`?1` a day start;
+/// `ovpn_rollup_1d`, the sums of each day's hourly rows; the current day's holds the samples so
+/// far) of the routers with `?3 < id <= ?4`, in the shape of [`USAGE_SQL`]'s rows (days listed
+/// like [`USAGE_ROLLUP_SQL`]'s hours).
+const USAGE_DAILY_SQL: &str = "WITH RECURSIVE b(x) AS (SELECT ?1 UNION ALL SELECT x + 86400000 FROM b \
+     WHERE x + 86400000 <= ?2) SELECT router_id, common_name, bucket_start_ms / 86400000, \
      nullif(connected_since, -1), instance, real_address, rx_bytes, tx_bytes, last_ts_ms \
-     FROM ovpn_rollup_1d WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2";
+     FROM ovpn_rollup_1d WHERE bucket_start_ms IN (SELECT x FROM b) AND router_id > ?3 AND router_id <= ?4";
 
 /// The queries of this module, for plan checks.
 #[cfg(test)]
 pub(crate) fn queries() -> Vec<(&'static str, String)> {
     vec![
         ("connected", connected_sql()),
-        ("connected_names", CONNECTED_NAMES_SQL.to_string()),
+        ("name_connected", NAME_CONNECTED_SQL.to_string()),
         ("client_connected", client_connected_sql()),
         ("last_sighting", last_sighting_sql()),
-        ("cn_first", CN_FIRST_SQL.to_string()),
-        ("cn_next", CN_NEXT_SQL.to_string()),
+        ("page_names", PAGE_NAMES_SQL.to_string()),
         ("all_sources", ALL_SOURCES_SQL.to_string()),
         ("all_clients_at", ALL_CLIENTS_AT_SQL.to_string()),
         ("span", SPAN_SQL.to_string()),
+        ("health_routers", HEALTH_ROUTERS_SQL.to_string()),
+        ("health_sources", HEALTH_SOURCES_SQL.to_string()),
+        ("health_sessions", HEALTH_SESSIONS_SQL.to_string()),
         ("cn_usage", CN_USAGE_SQL.to_string()),
         ("usage", USAGE_SQL.to_string()),
         ("usage_rollup", USAGE_ROLLUP_SQL.to_string()),
@@ -526,30 +548,24 @@ fn last_sighting(
     Ok(out)
 }
 
-/// The common names connected now on any router (see [`CONNECTED_NAMES_SQL`]).
-fn connected_names(conn: &Connection, now: i64) -> Result<BTreeSet<String>, IspError> {
-    let mut st = conn.prepare_cached(CONNECTED_NAMES_SQL).map_err(db)?;
-    let rows = st
-        .query_map([now - crate::api::fleet::ONLINE_WINDOW_MS], |r| r.get(0))
-        .map_err(db)?;
-    rows.collect::<Result<_, _>>().map_err(db)
+/// Whether `name` is connected now on any router (see [`NAME_CONNECTED_SQL`]).
+fn name_connected(conn: &Connection, name: &str, now: i64) -> Result<bool, IspError> {
+    let mut st = conn.prepare_cached(NAME_CONNECTED_SQL).map_err(db)?;
+    st.query_row(
+        params![name, now - crate::api::fleet::ONLINE_WINDOW_MS],
+        |r| r.get(0),
+    )
+    .map_err(db)
 }
 
-/// Every distinct common name with stored samples, walking the `(common_name, ts_ms)` index one
-/// seek per name.
-fn common_names(conn: &Connection) -> Result<Vec<String>, IspError> {
-    let mut st = conn.prepare_cached(CN_NEXT_SQL).map_err(db)?;
-    let mut out: Vec<String> = Vec::new();
-    let first: Option<String> = conn.query_row(CN_FIRST_SQL, [], |r| r.get(0)).map_err(db)?;
-    let mut next = first;
-    while let Some(name) = next {
-        if out.len() >= MAX_CLIENT_NAMES {
-            break;
-        }
-        next = st.query_row([&name], |r| r.get(0)).map_err(db)?;
-        out.push(name);
-    }
-    Ok(out)
+/// The common names with stored samples on the routers of page `b` (see [`PAGE_NAMES_SQL`]):
+/// every client whose last sighting is on one of them is among these.
+fn page_names(conn: &Connection, b: &PageBounds) -> Result<Vec<String>, IspError> {
+    let mut st = conn.prepare_cached(PAGE_NAMES_SQL).map_err(db)?;
+    let rows = st
+        .query_map(params![b.after, b.last], |r| r.get(0))
+        .map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
 }
 
 fn instance_name(path: &str) -> String {
@@ -653,9 +669,11 @@ fn servers(
 }
 
 isp_query! {
-    /// The query of [`usage`].
+    /// The query of [`usage`]: the window and a page of routers.
     UsageQuery {
         days: i64 = |p: &Params| p.int("days", 7, 1, MAX_USAGE_DAYS),
+        limit: usize = page_limit,
+        cursor: i64 = page_after,
     }
 }
 
@@ -762,9 +780,12 @@ fn vpn_client_list(c: &Connection, b: &PageBounds, now: i64) -> Result<Vec<VpnCl
                 .or_default()
                 .push(s);
         }
-        let connected = connected_names(c, now)?;
-        for name in common_names(c)? {
-            if connected.contains(&name) {
+        // Clients connected nowhere: of the names seen on the page's routers, those not
+        // connected on them nor anywhere else, placed by their last sighting (O(page), not a
+        // walk over every name of the fleet).
+        let connected_here: BTreeSet<String> = groups.keys().map(|(n, _)| n.clone()).collect();
+        for name in page_names(c, b)? {
+            if connected_here.contains(&name) || name_connected(c, &name, now)? {
                 continue;
             }
             let sighting = last_sighting(c, &routers, &name, now)?.into_iter().take(1);
@@ -927,8 +948,14 @@ pub(super) type UsageRow = (i64, String, i64, Option<i64>, String, String, i64, 
 /// hour's (day's) bucket holds the samples so far (also one stamped after `now` by an agent
 /// whose clock runs ahead: the daily bucket holds those of the rest of the day too). A
 /// session's rows of one day may come from several parts; the caller sums them (and takes the
-/// newest sample time).
-pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<UsageRow>, IspError> {
+/// newest sample time). Only the routers with `after < id <= last` (a page; `(0, i64::MAX)`:
+/// every router).
+pub(super) fn usage_rows(
+    c: &Connection,
+    start: i64,
+    now: i64,
+    (after, last): (i64, i64),
+) -> Result<Vec<UsageRow>, IspError> {
     let (raw_end, boundary) = super::split_window(start, now);
     let day = crate::store::bucket_start(
         boundary.saturating_add(DAY_MS - 1),
@@ -957,7 +984,7 @@ pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<Usa
             continue;
         }
         let mut st = c.prepare_cached(sql).map_err(db)?;
-        super::push_rows(&mut st, params![lo, hi], map, &mut rows)?;
+        super::push_rows(&mut st, params![lo, hi, after, last], map, &mut rows)?;
     }
     Ok(rows)
 }
@@ -965,26 +992,49 @@ pub(super) fn usage_rows(c: &Connection, start: i64, now: i64) -> Result<Vec<Usa
 /// VPN traffic over the last `days` days.
 #[utoipa::path(get, path = "/api/vpn/statistics/usage",
     operation_id = "isp_vpn_statistics_usage", tag = "isp",
-    params(("days" = Option<i64>, Query, description = "1 to 90, default 7", minimum = 1, maximum = 90)),
+    params(("days" = Option<i64>, Query, description = "1 to 90, default 7", minimum = 1, maximum = 90), paging::PageQuery),
     responses(
-        (status = 200, description = "Traffic by client and by day. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<VpnUsage>),
-        (status = 400, description = "days out of bounds", body = ErrorEnvelope),
+        (status = 200, description = "Traffic by client and by day of one page of routers (`limit`, default 100, in router id order): \
+            `clients` lists the clients of the page's routers, and the totals, `unique_clients`, `total_sessions` and `daily` describe the page. \
+            The next page is named in the `Link` (rel=\"next\") and `X-Next-Cursor` headers, absent on the last page. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<VpnUsage>),
+        (status = 400, description = "days out of bounds, bad `limit` or `cursor`", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
 pub async fn usage(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    uri: Uri,
     q: RawQuery,
 ) -> Result<Response, IspError> {
     auth(&state, &headers).await?;
-    let UsageQuery { days } = UsageQuery::parse(q)?;
-    let key = cache::key("/api/vpn/statistics/usage", &[("days", &days)]);
-    cached_envelope(&state, &key, move |c| {
+    let UsageQuery {
+        days,
+        limit,
+        cursor,
+    } = UsageQuery::parse(q)?;
+    let b = page_bounds(
+        &state,
+        Page {
+            after: cursor,
+            limit,
+        },
+    )
+    .await?;
+    let key = cache::key(
+        "/api/vpn/statistics/usage",
+        &[("days", &days), ("page", &b)],
+    );
+    let next = b.next_cursor.clone();
+    let resp = cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
         let now = now_ms();
         let start = now - days * DAY_MS;
-        let (rows, routers) =
-            (|| -> Result<_, IspError> { Ok((usage_rows(c, start, now)?, all_routers(c)?)) })()?;
+        let (rows, routers) = (|| -> Result<_, IspError> {
+            Ok((
+                usage_rows(c, start, now, (b.after, b.last))?,
+                routers_in(c, &b)?,
+            ))
+        })()?;
         let names = super::router_names(&routers);
         #[derive(Default)]
         struct Acc {
@@ -1058,7 +1108,8 @@ pub async fn usage(
             daily,
         })
     })
-    .await
+    .await?;
+    Ok(with_next(resp, &uri, next.as_deref()))
 }
 
 /// VPN service health (no key needed).
@@ -1068,25 +1119,79 @@ pub async fn usage(
 pub async fn health(State(state): State<ApiState>, q: RawQuery) -> IspResult<VpnHealth> {
     NoQuery::parse(q)?;
     let now = now_ms();
-    let (servers, reporting) = read(&state, move |c| {
-        let routers = all_routers(c)?;
-        let reporting = routers.iter().filter(|r| r.connected(now)).count();
-        Ok((servers(c, &routers, now)?, reporting))
-    })
-    .await?;
-    let failing = servers
-        .iter()
-        .any(|s| s.device_connected && !s.service_running);
-    ok(VpnHealth {
+    let counts = read(&state, move |c| health_counts(c, now)).await?;
+    ok(counts)
+}
+
+/// The fleet counts of `/api/vpn/health`: the instances [`servers`] lists for every router
+/// (status files by instance name, plus the instances only the sessions of a connected
+/// router's newest report name), counted from three narrow statements (router ids and
+/// connectivity, status file states, sessions per instance) instead of building every
+/// router's facts and servers.
+fn health_counts(c: &Connection, now: i64) -> Result<VpnHealth, IspError> {
+    let since = now - crate::api::fleet::ONLINE_WINDOW_MS;
+    // router -> (connected, instance -> running)
+    let mut routers: HashMap<i64, (bool, BTreeMap<String, bool>)> = HashMap::new();
+    {
+        let mut st = c.prepare_cached(HEALTH_ROUTERS_SQL).map_err(db)?;
+        let mut rows = st.query([since]).map_err(db)?;
+        while let Some(x) = rows.next().map_err(db)? {
+            let online: Option<bool> = x.get(1).map_err(db)?;
+            routers.insert(
+                x.get(0).map_err(db)?,
+                (online.unwrap_or(false), BTreeMap::new()),
+            );
+        }
+    }
+    {
+        let mut st = c.prepare_cached(HEALTH_SOURCES_SQL).map_err(db)?;
+        let mut rows = st.query([]).map_err(db)?;
+        while let Some(x) = rows.next().map_err(db)? {
+            let id: i64 = x.get(0).map_err(db)?;
+            let Some((online, instances)) = routers.get_mut(&id) else {
+                continue;
+            };
+            let path: String = x.get(1).map_err(db)?;
+            let state: String = x.get(2).map_err(db)?;
+            // As in `servers`: a later file of the same instance name replaces an earlier one.
+            instances.insert(
+                instance_name(&path),
+                *online && (state == "ok" || state == "partial"),
+            );
+        }
+    }
+    let mut connected_clients = 0usize;
+    {
+        let mut st = c.prepare_cached(HEALTH_SESSIONS_SQL).map_err(db)?;
+        let mut rows = st.query([since]).map_err(db)?;
+        while let Some(x) = rows.next().map_err(db)? {
+            let id: i64 = x.get(0).map_err(db)?;
+            let Some((_, instances)) = routers.get_mut(&id) else {
+                continue;
+            };
+            let instance: String = x.get(1).map_err(db)?;
+            let n: i64 = x.get(2).map_err(db)?;
+            // An instance only the sessions name is running.
+            if *instances.entry(instance).or_insert(true) {
+                connected_clients += usize::try_from(n).unwrap_or(0);
+            }
+        }
+    }
+    let (mut instances, mut running, mut failing, mut reporting) = (0, 0, false, 0);
+    for (online, list) in routers.values() {
+        reporting += usize::from(*online);
+        instances += list.len();
+        for run in list.values() {
+            running += usize::from(*run);
+            failing |= *online && !run;
+        }
+    }
+    Ok(VpnHealth {
         status: if failing { "degraded" } else { "healthy" }.to_string(),
         service: "vpn".to_string(),
-        instances: servers.len(),
-        instances_running: servers.iter().filter(|s| s.service_running).count(),
-        connected_clients: servers
-            .iter()
-            .filter(|s| s.service_running)
-            .map(|s| s.connected_clients)
-            .sum(),
+        instances,
+        instances_running: running,
+        connected_clients,
         devices_reporting: reporting,
     })
 }
@@ -1113,6 +1218,233 @@ mod tests {
             is_connected: true,
             last_seen: None,
         }
+    }
+
+    use crate::store::testutil::{enrolled_router, rich_report};
+    use crate::store::{IngestItem, Store};
+    use routerstats_shared::model::{OvpnClient, SourceKind, SourceState, SourceStatus};
+
+    const T: i64 = 1_700_000_000_000;
+    const MIN: i64 = 60_000;
+
+    /// One report of the router at `ts` (received then) with these OpenVPN clients of instance
+    /// `server` and its OpenVPN status file in `state`.
+    fn ingest(store: &mut Store, id: i64, seq: u64, ts: i64, clients: &[&str], state: SourceState) {
+        let mut r = rich_report([id as u8; 16], seq, ts as u64, seq * 1000);
+        let template = r.openvpn[0].clients[0].clone();
+        r.openvpn[0].clients = clients
+            .iter()
+            .map(|cn| OvpnClient {
+                common_name: cn.to_string(),
+                ..template.clone()
+            })
+            .collect();
+        r.sources.retain(|s| s.kind != SourceKind::OpenVpn);
+        r.sources.push(SourceStatus {
+            kind: SourceKind::OpenVpn,
+            name: "/var/run/openvpn.server.status".into(),
+            state,
+        });
+        store
+            .ingest(&[IngestItem {
+                router_id: id,
+                received_at_ms: ts,
+                report: &r,
+            }])
+            .unwrap();
+    }
+
+    /// Routers r1..r4 (ids in that order): r1 and r2 report up to `T + 1.5 min` (bob leaves r1,
+    /// then r2); r3 reported an hour earlier (erin, and alice, connected on r1 now); r4 is
+    /// revoked and its status file fails (dave).
+    fn fleet() -> (tempfile::TempDir, Connection, [i64; 4]) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("routerstats.db");
+        let mut store = Store::open(&path).unwrap();
+        let ids = ["r1", "r2", "r3", "r4"].map(|n| enrolled_router(&mut store, n).id);
+        let ok = || SourceState::Ok;
+        let err = || SourceState::Error("unreadable".into());
+        ingest(
+            &mut store,
+            ids[2],
+            1,
+            T - 60 * MIN,
+            &["erin", "alice"],
+            ok(),
+        );
+        ingest(&mut store, ids[3], 1, T, &["dave"], err());
+        ingest(&mut store, ids[0], 1, T, &["alice", "bob"], ok());
+        ingest(&mut store, ids[1], 1, T + MIN / 2, &["bob", "carol"], err());
+        ingest(&mut store, ids[0], 2, T + MIN, &["alice"], ok());
+        ingest(&mut store, ids[1], 2, T + 3 * MIN / 2, &["carol"], err());
+        store.revoke_router("r4", T / 1000).unwrap();
+        (dir, Connection::open(&path).unwrap(), ids)
+    }
+
+    fn page(after: i64, last: i64) -> PageBounds {
+        PageBounds {
+            after,
+            last,
+            next_cursor: None,
+        }
+    }
+
+    fn listed(list: &[VpnClient]) -> Vec<(String, String, bool)> {
+        list.iter()
+            .map(|c| (c.name.clone(), c.device_name.clone(), c.is_connected))
+            .collect()
+    }
+
+    #[test]
+    fn clients_connected_nowhere_are_listed_on_the_page_of_their_last_sighting() {
+        let (_dir, c, ids) = fleet();
+        let now = T + 2 * MIN;
+        let own = |n: &str, d: &str, on: bool| (n.to_string(), d.to_string(), on);
+        let all = listed(&vpn_client_list(&c, &page(0, i64::MAX), now).unwrap());
+        assert_eq!(
+            all,
+            vec![
+                own("alice", "r1", true),
+                own("bob", "r2", false),
+                own("carol", "r2", true),
+                own("dave", "r4", false),
+                own("erin", "r3", false),
+            ]
+        );
+        // One router per page: each client on exactly one page, the same entries.
+        let mut union = Vec::new();
+        let mut after = 0;
+        for id in ids {
+            union.extend(listed(&vpn_client_list(&c, &page(after, id), now).unwrap()));
+            after = id;
+        }
+        union.sort();
+        assert_eq!(union, all);
+        // Once r1 and r2 are offline too, nobody is connected; alice's last sighting is r1's.
+        let later = listed(&vpn_client_list(&c, &page(0, i64::MAX), now + 10 * MIN).unwrap());
+        assert!(later.iter().all(|(.., on)| !on), "{later:?}");
+        assert!(later.contains(&own("alice", "r1", false)), "{later:?}");
+        assert_eq!(later.len(), 5);
+    }
+
+    #[test]
+    fn client_names_kept_at_ingest_equal_the_backfill_and_go_with_retention() {
+        let (_dir, c, ids) = fleet();
+        let read = |c: &Connection| -> Vec<(i64, String, i64)> {
+            let mut st = c
+                .prepare("SELECT router_id, common_name, last_ts_ms FROM ovpn_client_names ORDER BY 1, 2")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let kept = read(&c);
+        assert_eq!(kept.len(), 7, "{kept:?}");
+        assert!(kept.contains(&(ids[0], "bob".to_string(), T)), "{kept:?}");
+        assert!(
+            kept.contains(&(ids[1], "bob".to_string(), T + MIN / 2)),
+            "{kept:?}"
+        );
+        let sessions = |c: &Connection| -> Vec<(i64, String, i64)> {
+            let mut st = c
+                .prepare("SELECT router_id, instance, sessions FROM ovpn_instance_sessions ORDER BY 1, 2")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let kept_sessions = sessions(&c);
+        // r1 (alice), r2 (carol), r3 (erin, alice), r4 (dave): the newest reports' sessions.
+        let server = |id: i64, n: i64| (id, "server".to_string(), n);
+        assert_eq!(
+            kept_sessions,
+            vec![
+                server(ids[0], 1),
+                server(ids[1], 1),
+                server(ids[2], 2),
+                server(ids[3], 1)
+            ]
+        );
+        c.execute_batch("DELETE FROM ovpn_client_names; DELETE FROM ovpn_instance_sessions")
+            .unwrap();
+        c.execute_batch(crate::store::vpnstate::backfill()).unwrap();
+        assert_eq!(
+            sessions(&c),
+            kept_sessions,
+            "the backfill from the newest reports"
+        );
+        assert_eq!(
+            read(&c),
+            kept,
+            "the migration's backfill from ovpn_rollup_1d"
+        );
+        drop(c);
+        // Raw retention (1 day) at T + 1 day - 30 min: only r3's names (an hour older) go.
+        let path = _dir.path().join("routerstats.db");
+        let mut store = Store::open(&path).unwrap();
+        let policy = crate::store::Retention {
+            raw_days: 1,
+            ..Default::default()
+        };
+        store
+            .apply_retention(T + 24 * 60 * MIN - 30 * MIN, &policy)
+            .unwrap();
+        let left = read(store.connection());
+        assert_eq!(left.len(), 5, "{left:?}");
+        assert!(left.iter().all(|(r, ..)| *r != ids[2]), "{left:?}");
+    }
+
+    #[test]
+    fn health_counts_are_those_of_every_routers_servers() {
+        let (_dir, c, _) = fleet();
+        for now in [
+            T - 50 * MIN,
+            T + 2 * MIN,
+            T + 5 * MIN + MIN / 2,
+            T + 20 * MIN,
+        ] {
+            let servers = servers(&c, &crate::api::isp::all_routers(&c).unwrap(), now).unwrap();
+            let running: Vec<&VpnServer> = servers.iter().filter(|s| s.service_running).collect();
+            let failing = servers
+                .iter()
+                .any(|s| s.device_connected && !s.service_running);
+            let want = (
+                if failing { "degraded" } else { "healthy" },
+                servers.len(),
+                running.len(),
+                running.iter().map(|s| s.connected_clients).sum::<usize>(),
+            );
+            let got = health_counts(&c, now).unwrap();
+            assert_eq!(
+                (
+                    got.status.as_str(),
+                    got.instances,
+                    got.instances_running,
+                    got.connected_clients
+                ),
+                want,
+                "at {now}"
+            );
+            let reporting = crate::api::isp::all_routers(&c)
+                .unwrap()
+                .iter()
+                .filter(|r| r.connected(now))
+                .count();
+            assert_eq!(got.devices_reporting, reporting, "at {now}");
+        }
+        // At T + 2 min r1 (ok) and r2 (unreadable file, carol's session in `server`) report.
+        let h = health_counts(&c, T + 2 * MIN).unwrap();
+        assert_eq!(
+            (
+                h.status.as_str(),
+                h.instances,
+                h.instances_running,
+                h.connected_clients
+            ),
+            ("degraded", 6, 3, 2)
+        );
     }
 
     #[test]
