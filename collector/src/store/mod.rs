@@ -21,6 +21,7 @@ mod registry;
 mod retention;
 pub mod schema;
 pub mod sealed;
+mod station_peaks;
 #[cfg(test)]
 pub(crate) mod testutil;
 

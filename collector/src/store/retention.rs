@@ -135,6 +135,7 @@ impl Store {
             super::fleetagg::apply_retention(&tx, cutoff(now_ms, policy.rollup_1h_days), raw_cut)?;
         stats.rollup_1h += days;
         stats.samples += seconds;
+        stats.rollup_5m += super::station_peaks::apply_retention(&tx, now_ms)?;
         tx.commit()?;
         // Keep the planner's statistics fresh; cheap when nothing changed much.
         self.conn.execute_batch("PRAGMA optimize")?;

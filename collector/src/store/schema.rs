@@ -46,6 +46,9 @@
 //!   `<table>_all`. `reports`, `station_report_totals` and `station_rollup_5m` stay rows.
 //! - Version 10: fleet-wide aggregates kept at ingest (`ovpn_rollup_1d`, `fleet_totals_1s`);
 //!   see `MIGRATION_10` and `super::fleetagg`.
+//! - Migration 13 (session 6 numbering; the next version after the ones before it): per-router
+//!   station peak rates per 5 minutes (`station_peak_5m`) for the fleet-wide bandwidth alerts;
+//!   see `MIGRATION_13` and `super::station_peaks`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -59,6 +62,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_8,
     MIGRATION_9,
     MIGRATION_10,
+    MIGRATION_13,
 ];
 
 /// The schema version this collector writes.
@@ -706,6 +710,37 @@ pub fn fleet_aggregates_backfill() -> &'static str {
         .map_or("", |i| &MIGRATION_10[i..])
 }
 
+/// Per 5-minute bucket and router, the highest station rate in either direction (the largest
+/// `max_rx_bps`/`max_tx_bps` of its `station_rollup_5m` rows; no row without any), kept at ingest
+/// by `super::station_peaks`, with an index to find a bucket's routers at or over a rate.
+/// Backfilled from `station_rollup_5m` over the 4 hours (`station_peaks::KEEP_MS`) before its
+/// newest bucket: one range of the rollup's primary key, grouped in key order (no sort).
+pub(super) const MIGRATION_13: &str = r#"
+CREATE TABLE station_peak_5m (
+    bucket_start_ms  INTEGER NOT NULL,
+    router_id        INTEGER NOT NULL,
+    peak_bps         INTEGER NOT NULL,
+    PRIMARY KEY (bucket_start_ms, router_id)
+) WITHOUT ROWID;
+CREATE INDEX station_peak_5m_peak ON station_peak_5m(bucket_start_ms, peak_bps);
+
+INSERT INTO station_peak_5m (bucket_start_ms, router_id, peak_bps)
+SELECT bucket_start_ms, router_id, max(max(coalesce(max_rx_bps, -1), coalesce(max_tx_bps, -1))) AS p
+FROM station_rollup_5m
+WHERE bucket_start_ms >= (SELECT max(bucket_start_ms) FROM station_rollup_5m) - 14400000
+GROUP BY bucket_start_ms, router_id
+HAVING p >= 0;
+"#;
+
+/// The statement of [`MIGRATION_13`] that fills `station_peak_5m` from `station_rollup_5m`,
+/// for a database whose rollup rows were written directly (the API benchmark's generator) and
+/// for tests. Run on an empty table.
+pub fn station_peaks_backfill() -> &'static str {
+    MIGRATION_13
+        .find("INSERT INTO")
+        .map_or("", |i| &MIGRATION_13[i..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -748,6 +783,7 @@ mod tests {
             "source_status",
             "station_fleet_1h",
             "station_link_samples",
+            "station_peak_5m",
             "station_report_totals",
             "station_rollup_1h",
             "station_rollup_5m",
@@ -760,6 +796,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 10);
+        assert_eq!(SCHEMA_VERSION, 11);
     }
 }
