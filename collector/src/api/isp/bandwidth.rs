@@ -24,8 +24,8 @@ use super::devices::{stations_at, StationRow};
 use super::{
     all_routers, auth, db, device_filter, device_or_page, device_page, isp_query, kbps_to_mbps,
     lease_for_mac, mbps, mib, ok, page_after, page_limit, push_rows, read, resolve_user, round,
-    router_names, username_of, with_next, ErrorEnvelope, IspError, IspResult, LeaseInfo, NoQuery,
-    Params, RawQuery, StampedEnvelope, StationTotal,
+    username_of, with_next, ErrorEnvelope, IspError, IspResult, LeaseInfo, NoQuery, Params,
+    RawQuery, StampedEnvelope, StationTotal,
 };
 use super::{cached_envelope, cached_flat, FlatEnvelope};
 use crate::api::cache;
@@ -1204,14 +1204,21 @@ fn lease_of(c: &Connection, m: &MacTotal) -> Result<LeaseInfo, IspError> {
     lease_for_mac(c, &m.mac, main)
 }
 
-fn device_list(m: &MacTotal, names: &HashMap<i64, String>) -> Vec<String> {
-    let mut v: Vec<String> = m
-        .routers
-        .keys()
-        .filter_map(|id| names.get(id).cloned())
-        .collect();
+/// The names of the devices a merged station was seen on, sorted (each device read once per
+/// answer, not the whole fleet's list).
+fn device_list(
+    c: &Connection,
+    routers: &mut super::RouterCache,
+    m: &MacTotal,
+) -> Result<Vec<String>, IspError> {
+    let mut v = Vec::new();
+    for &id in m.routers.keys() {
+        if let Some(r) = routers.get(c, id)? {
+            v.push(r.router.name.clone());
+        }
+    }
     v.sort_unstable();
-    v
+    Ok(v)
 }
 
 fn avg_mbps(bytes: i64, window_ms: i64) -> f64 {
@@ -1248,7 +1255,7 @@ pub async fn top_users(
         let now = now_ms();
         let window = minutes * MINUTE_MS;
         let (total_users, top) = (|| -> Result<_, IspError> {
-            let names = router_names(&all_routers(c)?);
+            let mut routers = super::RouterCache::default();
             let mut all = merge_by_mac(fleet_station_totals(c, now - window, now)?);
             let key = |m: &MacTotal| match sort_by {
                 "download" => m.download,
@@ -1271,7 +1278,7 @@ pub async fn top_users(
                     hostname: lease.hostname,
                     mac_address: m.mac.clone(),
                     ip_address: lease.ip,
-                    devices: device_list(m, &names),
+                    devices: device_list(c, &mut routers, m)?,
                     download_bytes: m.download,
                     upload_bytes: m.upload,
                     total_bytes,
@@ -1434,12 +1441,7 @@ pub async fn alerts(
                     continue;
                 }
                 let lease = lease_of(c, &m)?;
-                let mut names = HashMap::new();
-                for &id in m.routers.keys() {
-                    if let Some(r) = routers.get(c, id)? {
-                        names.insert(id, r.router.name.clone());
-                    }
-                }
+                let devices = device_list(c, &mut routers, &m)?;
                 for (dir, peak, bytes) in hits {
                     let peak_mbps = mbps(peak as f64);
                     let severity = if peak as f64 >= 2.0 * limit_bps { "critical" } else { "warning" };
@@ -1450,7 +1452,7 @@ pub async fn alerts(
                         hostname: lease.hostname.clone(),
                         mac_address: m.mac.clone(),
                         ip_address: lease.ip.clone(),
-                        devices: device_list(&m, &names),
+                        devices: devices.clone(),
                         direction: dir.to_string(),
                         peak_mbps,
                         avg_mbps: avg_mbps(bytes, window),

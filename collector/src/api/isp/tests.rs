@@ -709,8 +709,9 @@ fn users_resolve_by_hostname_or_mac() {
 }
 
 /// Tables whose full scan would grow with history.
-const BIG_TABLES: [&str; 13] = [
+const BIG_TABLES: [&str; 14] = [
     "station_samples",
+    "station_peak_5m",
     "station_link_samples",
     "ovpn_client_samples",
     "interface_samples",
