@@ -63,7 +63,7 @@ pub(super) fn apply_retention(tx: &Transaction<'_>, now_ms: i64) -> Result<u64, 
 
 #[cfg(test)]
 mod tests {
-    use crate::store::testutil::{enrolled_router, open_temp, rich_report};
+    use crate::store::testutil::{assert_same_rows, enrolled_router, open_temp, rich_report};
     use crate::store::{IngestItem, Retention, Store};
 
     /// A 5-minute boundary: 2023-11-15T00:00:00Z.
@@ -80,13 +80,7 @@ mod tests {
     }
 
     fn assert_peaks_equal_rollup(store: &Store, what: &str) {
-        for (a, b) in [(PEAKS_FROM_ROLLUP, PEAKS), (PEAKS, PEAKS_FROM_ROLLUP)] {
-            assert_eq!(
-                count(store, &format!("SELECT count(*) FROM ({a} EXCEPT {b})")),
-                0,
-                "{what}: {a} EXCEPT {b}"
-            );
-        }
+        assert_same_rows(store, PEAKS_FROM_ROLLUP, PEAKS, what);
     }
 
     /// Two routers report every 40 s for an hour, in batches of 4 reports per router (several
