@@ -225,7 +225,7 @@ pub(super) fn apply_retention(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testutil::{enrolled_router, open_temp, rich_report};
+    use crate::store::testutil::{assert_same_rows, enrolled_router, open_temp, rich_report};
     use crate::store::{IngestItem, Retention, Store};
     use routerstats_shared::model::{ProbeResult, ProbeRole, Report};
     use rusqlite::params;
@@ -248,13 +248,7 @@ mod tests {
          rx_bytes, tx_bytes, last_ts_ms, samples FROM ovpn_rollup_1d";
 
     fn assert_days_equal_hours(store: &Store, what: &str) {
-        for (a, b) in [(DAYS_FROM_HOURS, DAYS), (DAYS, DAYS_FROM_HOURS)] {
-            assert_eq!(
-                i64_query(store, &format!("SELECT count(*) FROM ({a} EXCEPT {b})")),
-                0,
-                "{what}: {a} EXCEPT {b}"
-            );
-        }
+        assert_same_rows(store, DAYS_FROM_HOURS, DAYS, what);
     }
 
     /// Two routers report every 50 minutes for 40 hours (across two day boundaries), in batches
@@ -355,13 +349,7 @@ mod tests {
          probe_received, probe_rtt_weighted, probe_rtt_received, probe_rtt_max_us FROM fleet_totals_1s";
 
     fn assert_seconds_equal_rows(store: &Store, what: &str) {
-        for (a, b) in [(SECONDS_FROM_ROWS, SECONDS), (SECONDS, SECONDS_FROM_ROWS)] {
-            assert_eq!(
-                i64_query(store, &format!("SELECT count(*) FROM ({a} EXCEPT {b})")),
-                0,
-                "{what}: {a} EXCEPT {b}"
-            );
-        }
+        assert_same_rows(store, SECONDS_FROM_ROWS, SECONDS, what);
     }
 
     fn probe(target: &str, sent: u32, received: u32, avg: Option<u32>) -> ProbeResult {

@@ -396,6 +396,12 @@ impl<'a> Rollups<'a> {
                 n
             ])?;
         }
+        super::station_peaks::flush(
+            tx,
+            self.st_5m
+                .iter()
+                .map(|((b, router, _), a)| (*b, *router, sat_opt(a.max_rx.max(a.max_tx)))),
+        )?;
         // The station rows return their new sample count: equal to this batch's, the row is
         // new (an existing row has at least one sample), which `station_fleet_1h` counts.
         let mut st = tx.prepare_cached(&format!(

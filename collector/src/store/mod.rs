@@ -22,6 +22,7 @@ mod retention;
 pub mod schema;
 pub mod sealed;
 pub mod vpnstate;
+mod station_peaks;
 #[cfg(test)]
 pub(crate) mod testutil;
 

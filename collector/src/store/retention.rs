@@ -139,6 +139,7 @@ impl Store {
         stats.samples += seconds;
         // Names (current state, not samples): not counted in the stats.
         super::vpnstate::apply_retention(&tx, raw_cut)?;
+        stats.rollup_5m += super::station_peaks::apply_retention(&tx, now_ms)?;
         tx.commit()?;
         // Keep the planner's statistics fresh; cheap when nothing changed much.
         self.conn.execute_batch("PRAGMA optimize")?;

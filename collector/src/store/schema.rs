@@ -51,6 +51,8 @@
 //! - Version 12: `ovpn_client_names` (router, common name -> newest sample time) and
 //!   `ovpn_instance_sessions` (router, OpenVPN instance -> sessions of the newest report), kept
 //!   at ingest for `/api/vpn/clients` and `/api/vpn/health`; see `super::vpnstate`.
+//! - Version 13: per-router station peak rates per 5 minutes (`station_peak_5m`) for the
+//!   fleet-wide bandwidth alerts; see `MIGRATION_13` and `super::station_peaks`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -66,6 +68,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_10,
     MIGRATION_11,
     super::vpnstate::MIGRATION_12,
+    MIGRATION_13,
 ];
 
 /// The schema version this collector writes.
@@ -726,6 +729,37 @@ pub fn fleet_aggregates_backfill() -> &'static str {
         .map_or("", |i| &MIGRATION_10[i..])
 }
 
+/// Per 5-minute bucket and router, the highest station rate in either direction (the largest
+/// `max_rx_bps`/`max_tx_bps` of its `station_rollup_5m` rows; no row without any), kept at ingest
+/// by `super::station_peaks`, with an index to find a bucket's routers at or over a rate.
+/// Backfilled from `station_rollup_5m` over the 4 hours (`station_peaks::KEEP_MS`) before its
+/// newest bucket: one range of the rollup's primary key, grouped in key order (no sort).
+pub(super) const MIGRATION_13: &str = r#"
+CREATE TABLE station_peak_5m (
+    bucket_start_ms  INTEGER NOT NULL,
+    router_id        INTEGER NOT NULL,
+    peak_bps         INTEGER NOT NULL,
+    PRIMARY KEY (bucket_start_ms, router_id)
+) WITHOUT ROWID;
+CREATE INDEX station_peak_5m_peak ON station_peak_5m(bucket_start_ms, peak_bps);
+
+INSERT INTO station_peak_5m (bucket_start_ms, router_id, peak_bps)
+SELECT bucket_start_ms, router_id, max(max(coalesce(max_rx_bps, -1), coalesce(max_tx_bps, -1))) AS p
+FROM station_rollup_5m
+WHERE bucket_start_ms >= (SELECT max(bucket_start_ms) FROM station_rollup_5m) - 14400000
+GROUP BY bucket_start_ms, router_id
+HAVING p >= 0;
+"#;
+
+/// The statement of [`MIGRATION_13`] that fills `station_peak_5m` from `station_rollup_5m`,
+/// for a database whose rollup rows were written directly (the API benchmark's generator) and
+/// for tests. Run on an empty table.
+pub fn station_peaks_backfill() -> &'static str {
+    MIGRATION_13
+        .find("INSERT INTO")
+        .map_or("", |i| &MIGRATION_13[i..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -770,6 +804,7 @@ mod tests {
             "source_status",
             "station_fleet_1h",
             "station_link_samples",
+            "station_peak_5m",
             "station_report_totals",
             "station_rollup_1h",
             "station_rollup_5m",
@@ -782,6 +817,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 12);
+        assert_eq!(SCHEMA_VERSION, 13);
     }
 }

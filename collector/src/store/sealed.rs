@@ -298,13 +298,15 @@ fn seal_station_5m(
 }
 
 /// Calls `f` with every sealed `station_rollup_5m` row of a bucket in `[lo, hi]` and its
-/// router (the hours' routers from `raw_block_keys`, then one block each). A block that does
-/// not decode is logged and skipped. Rows of the same (router, MAC, bucket) may also be rows of
-/// `station_rollup_5m` (a late report of a sealed hour, not merged yet): readers add them up.
+/// router, of every router (the hours' routers from `raw_block_keys`, then one block each) or
+/// of `router` only (its blocks by primary key). A block that does not decode is logged and
+/// skipped. Rows of the same (router, MAC, bucket) may also be rows of `station_rollup_5m` (a
+/// late report of a sealed hour, not merged yet): readers add them up.
 pub fn for_each_sealed_station_5m(
     conn: &Connection,
     lo: i64,
     hi: i64,
+    router: Option<i64>,
     mut f: impl FnMut(i64, Station5m),
 ) -> rusqlite::Result<()> {
     if lo > hi {
@@ -314,15 +316,25 @@ pub fn for_each_sealed_station_5m(
         Ok(c) => c,
         Err(e) => return Err(rusqlite::Error::ModuleError(e.to_string())),
     };
-    let mut keys = conn.prepare_cached(
-        "SELECT hour_ms, router_id FROM raw_block_keys WHERE hour_ms BETWEEN ?1 AND ?2 AND tbl = ?3 AND key = ''",
-    )?;
-    let at: Vec<(i64, i64)> = keys
-        .query_map(
-            params![floor_hour(lo.max(i64::MIN + HOUR_MS)), hi, STATION_5M_TBL],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?
-        .collect::<rusqlite::Result<_>>()?;
+    let first_hour = floor_hour(lo.max(i64::MIN + HOUR_MS));
+    let at: Vec<(i64, i64)> = match router {
+        None => conn
+            .prepare_cached(
+                "SELECT hour_ms, router_id FROM raw_block_keys WHERE hour_ms BETWEEN ?1 AND ?2 AND tbl = ?3 AND key = ''",
+            )?
+            .query_map(params![first_hour, hi, STATION_5M_TBL], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?,
+        Some(id) => conn
+            .prepare_cached(
+                "SELECT hour_ms, router_id FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms BETWEEN ?3 AND ?4",
+            )?
+            .query_map(params![id, STATION_5M_TBL, first_hour, hi], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?,
+    };
     let mut blk = conn.prepare_cached(
         "SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
     )?;
@@ -1342,7 +1354,7 @@ mod tests {
         for (router, row) in rows {
             add(router, Station5m::from_row(&row).unwrap());
         }
-        for_each_sealed_station_5m(c, lo, hi, &mut add).unwrap();
+        for_each_sealed_station_5m(c, lo, hi, None, &mut add).unwrap();
         by.iter().map(|(k, v)| format!("{k:?} {v:?}")).collect()
     }
 

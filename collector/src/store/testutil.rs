@@ -54,6 +54,19 @@ pub(crate) fn ingest_one(store: &mut Store, router_id: i64, received_at_ms: i64,
         .unwrap();
 }
 
+/// Asserts that two queries return the same rows (as sets: each one `EXCEPT` the other is empty).
+pub(crate) fn assert_same_rows(store: &Store, a: &str, b: &str, what: &str) {
+    for (x, y) in [(a, b), (b, a)] {
+        let n: i64 = store
+            .connection()
+            .query_row(&format!("SELECT count(*) FROM ({x} EXCEPT {y})"), [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 0, "{what}: {x} EXCEPT {y}");
+    }
+}
+
 pub(crate) fn mac(last: u8) -> MacAddr {
     MacAddr([0x02, 0x11, 0x22, 0x33, 0x44, last])
 }

@@ -24,8 +24,8 @@ use super::devices::{stations_at, StationRow};
 use super::{
     all_routers, auth, db, device_filter, device_or_page, device_page, isp_query, kbps_to_mbps,
     lease_for_mac, mbps, mib, ok, page_after, page_limit, push_rows, read, resolve_user, round,
-    router_names, username_of, with_next, ErrorEnvelope, IspError, IspResult, LeaseInfo, NoQuery,
-    Params, RawQuery, StampedEnvelope, StationTotal,
+    username_of, with_next, ErrorEnvelope, IspError, IspResult, LeaseInfo, NoQuery, Params,
+    RawQuery, StampedEnvelope, StationTotal,
 };
 use super::{cached_envelope, cached_flat, FlatEnvelope};
 use crate::api::cache;
@@ -573,6 +573,17 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
             FLEET_ROLLUP_SQL.replace("{table}", "station_rollup_1h"),
         ),
         ("signal", SIGNAL_SQL.to_string()),
+        ("router_raw", ROUTER_RAW_SQL.to_string()),
+        (
+            "router_5m",
+            ROUTER_ROLLUP_SQL.replace("{table}", "station_rollup_5m"),
+        ),
+        (
+            "router_1h",
+            ROUTER_ROLLUP_SQL.replace("{table}", "station_rollup_1h"),
+        ),
+        ("peak_routers", PEAK_ROUTERS_SQL.to_string()),
+        ("mac_routers", MAC_ROUTERS_SQL.to_string()),
     ]
 }
 
@@ -930,6 +941,64 @@ const FLEET_ROLLUP_SQL: &str =
     "SELECT router_id, mac, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples \
      FROM {table} WHERE bucket_start_ms >= ?1 AND bucket_start_ms <= ?2";
 
+/// The three parts of a fleet-wide window `[start_ms, now_ms]` (see [`fleet_station_totals`]):
+/// raw samples in `raw` (`[lo, hi)`), `station_rollup_5m` buckets starting in `five` and
+/// `station_rollup_1h` buckets starting in `hour` (`[lo, hi]`; empty when `lo > hi`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WindowParts {
+    raw: (i64, i64),
+    five: (i64, i64),
+    hour: (i64, i64),
+}
+
+impl WindowParts {
+    fn of(start_ms: i64, now_ms: i64) -> Self {
+        let (_, hour) = super::split_window(start_ms, now_ms);
+        let five = bucket_start(start_ms.saturating_add(BUCKET_5M_MS - 1), BUCKET_5M_MS).min(hour);
+        let raw_end = five.min(now_ms.saturating_add(1));
+        let five_last = hour.saturating_sub(BUCKET_5M_MS).min(now_ms);
+        WindowParts {
+            raw: (start_ms, raw_end),
+            five: (five, five_last),
+            hour: (hour, now_ms),
+        }
+    }
+
+    /// The 5-minute buckets holding every sample the parts count: from the one `start_ms` is in
+    /// to the last one of the newest bucket read (the current hour's, when whole hours are read).
+    fn five_minute_buckets(&self) -> impl Iterator<Item = i64> {
+        let first = bucket_start(self.raw.0, BUCKET_5M_MS);
+        let last = if self.hour.0 <= self.hour.1 {
+            bucket_start(self.hour.1, BUCKET_1H_MS).saturating_add(BUCKET_1H_MS - BUCKET_5M_MS)
+        } else {
+            bucket_start(self.five.1.max(self.raw.0), BUCKET_5M_MS)
+        };
+        buckets(first, last, BUCKET_5M_MS)
+    }
+}
+
+/// Bucket starts `first, first + len, ...` up to `last`.
+fn buckets(first: i64, last: i64, len: i64) -> impl Iterator<Item = i64> {
+    std::iter::successors(Some(first), move |b| b.checked_add(len)).take_while(move |b| *b <= last)
+}
+
+/// Adds one row in the shape of [`FLEET_RAW_SQL`] / [`FLEET_ROLLUP_SQL`] to per-device,
+/// per-MAC totals.
+fn add_station_row(
+    by: &mut HashMap<i64, HashMap<String, StationTotal>>,
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<()> {
+    add_station_total(
+        by,
+        r.get(0)?,
+        r.get_ref(1)?.as_str()?,
+        [r.get(2)?, r.get(3)?],
+        [r.get(4)?, r.get(5)?],
+        r.get(6)?,
+    );
+    Ok(())
+}
+
 /// [`super::station_totals`] of the whole fleet over `[start_ms, now_ms]`, read in three parts and
 /// summed here per (device, MAC): raw samples before the first whole 5-minute bucket,
 /// `station_rollup_5m` up to the first whole hour, `station_rollup_1h` from it on (each bucket
@@ -941,53 +1010,32 @@ pub(super) fn fleet_station_totals(
     start_ms: i64,
     now_ms: i64,
 ) -> Result<Vec<StationTotal>, IspError> {
-    let (_, hour) = super::split_window(start_ms, now_ms);
-    let five = bucket_start(start_ms.saturating_add(BUCKET_5M_MS - 1), BUCKET_5M_MS).min(hour);
-    let raw_end = five.min(now_ms.saturating_add(1));
-    let five_last = hour.saturating_sub(BUCKET_5M_MS).min(now_ms);
+    let w = WindowParts::of(start_ms, now_ms);
     let mut by: HashMap<i64, HashMap<String, StationTotal>> = HashMap::new();
     let parts = [
-        (
-            FLEET_RAW_SQL.to_string(),
-            start_ms,
-            raw_end.saturating_sub(1),
-        ),
+        (FLEET_RAW_SQL.to_string(), w.raw),
         (
             FLEET_ROLLUP_SQL.replace("{table}", "station_rollup_5m"),
-            five,
-            five_last,
+            w.five,
         ),
         (
             FLEET_ROLLUP_SQL.replace("{table}", "station_rollup_1h"),
-            hour,
-            now_ms,
+            w.hour,
         ),
     ];
-    for (i, (sql, lo, hi)) in parts.iter().enumerate() {
-        if lo > hi {
+    for (i, (sql, (lo, hi))) in parts.iter().enumerate() {
+        // The raw part's bound is exclusive.
+        if (i == 0 && lo >= hi) || lo > hi {
             continue;
         }
         let mut st = c.prepare_cached(sql).map_err(db)?;
-        // The raw part's bound is exclusive.
-        let hi = if i == 0 { hi.saturating_add(1) } else { *hi };
         let mut rows = st.query(params![lo, hi]).map_err(db)?;
         while let Some(r) = rows.next().map_err(db)? {
-            let mac = r
-                .get_ref(1)
-                .and_then(|v| v.as_str().map_err(Into::into))
-                .map_err(db)?;
-            add_station_total(
-                &mut by,
-                r.get(0).map_err(db)?,
-                mac,
-                [r.get(2).map_err(db)?, r.get(3).map_err(db)?],
-                [r.get(4).map_err(db)?, r.get(5).map_err(db)?],
-                r.get(6).map_err(db)?,
-            );
+            add_station_row(&mut by, r).map_err(db)?;
         }
         if i == 1 {
             // Hours older than the hot window: their 5-minute buckets are sealed blocks.
-            crate::store::sealed::for_each_sealed_station_5m(c, *lo, hi, |router, s| {
+            crate::store::sealed::for_each_sealed_station_5m(c, *lo, *hi, None, |router, s| {
                 add_station_total(
                     &mut by,
                     router,
@@ -997,6 +1045,82 @@ pub(super) fn fleet_station_totals(
                     s.samples,
                 );
             })
+            .map_err(db)?;
+        }
+    }
+    Ok(by.into_values().flat_map(HashMap::into_values).collect())
+}
+
+/// Raw station rows of one device (`?3`) in `[?1, ?2)`, in the shape of [`FLEET_RAW_SQL`].
+const ROUTER_RAW_SQL: &str =
+    "SELECT s.router_id, s.mac, coalesce(s.rx_delta, 0), coalesce(s.tx_delta, 0), \
+     s.rx_bps, s.tx_bps, 1 FROM routers r CROSS JOIN station_samples_all s ON s.router_id = r.id \
+     AND s.ts_ms >= ?1 AND s.ts_ms < ?2 WHERE r.id = ?3";
+/// Station rollup rows of one device (`?2`) and bucket (`?1`): a primary-key prefix.
+const ROUTER_ROLLUP_SQL: &str =
+    "SELECT router_id, mac, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples \
+     FROM {table} WHERE bucket_start_ms = ?1 AND router_id = ?2";
+/// The devices whose stations reached `?2` bit/s in the 5-minute bucket `?1`.
+const PEAK_ROUTERS_SQL: &str =
+    "SELECT router_id FROM station_peak_5m WHERE bucket_start_ms = ?1 AND peak_bps >= ?2";
+/// The devices a MAC (`?1`) has hourly station rows on from hour `?2` to `?3`.
+const MAC_ROUTERS_SQL: &str = "SELECT DISTINCT router_id FROM station_rollup_1h \
+     WHERE mac = ?1 AND bucket_start_ms >= ?2 AND bucket_start_ms <= ?3";
+
+/// Devices past which [`alert_station_totals`] gives up (summing the fleet is cheaper then).
+const MAX_ALERT_ROUTERS: usize = 200;
+
+/// [`fleet_station_totals`]'s rows of the devices `routers`, with the same three parts read per
+/// device: raw samples, then one primary-key lookup per device and rollup bucket.
+fn routers_station_totals(
+    c: &Connection,
+    routers: &BTreeSet<i64>,
+    w: &WindowParts,
+) -> Result<Vec<StationTotal>, IspError> {
+    let mut by: HashMap<i64, HashMap<String, StationTotal>> = HashMap::new();
+    let mut raw = c.prepare_cached(ROUTER_RAW_SQL).map_err(db)?;
+    let mut five = c
+        .prepare_cached(&ROUTER_ROLLUP_SQL.replace("{table}", "station_rollup_5m"))
+        .map_err(db)?;
+    let mut hour = c
+        .prepare_cached(&ROUTER_ROLLUP_SQL.replace("{table}", "station_rollup_1h"))
+        .map_err(db)?;
+    for &id in routers {
+        if w.raw.0 < w.raw.1 {
+            let mut rows = raw.query(params![w.raw.0, w.raw.1, id]).map_err(db)?;
+            while let Some(r) = rows.next().map_err(db)? {
+                add_station_row(&mut by, r).map_err(db)?;
+            }
+        }
+        for (st, (lo, hi), len) in [
+            (&mut five, w.five, BUCKET_5M_MS),
+            (&mut hour, w.hour, BUCKET_1H_MS),
+        ] {
+            for b in buckets(lo, hi, len) {
+                let mut rows = st.query(params![b, id]).map_err(db)?;
+                while let Some(r) = rows.next().map_err(db)? {
+                    add_station_row(&mut by, r).map_err(db)?;
+                }
+            }
+        }
+        if w.five.0 <= w.five.1 {
+            // The device's sealed hours of 5-minute buckets, as in the fleet-wide read.
+            crate::store::sealed::for_each_sealed_station_5m(
+                c,
+                w.five.0,
+                w.five.1,
+                Some(id),
+                |router, s| {
+                    add_station_total(
+                        &mut by,
+                        router,
+                        &s.mac,
+                        [s.rx_bytes, s.tx_bytes],
+                        [s.max_rx_bps, s.max_tx_bps],
+                        s.samples,
+                    );
+                },
+            )
             .map_err(db)?;
         }
     }
@@ -1031,6 +1155,66 @@ fn add_station_total(
         t.max_download_bps = t.max_download_bps.max(peaks[1]);
         t.samples = t.samples.saturating_add(samples);
     }
+}
+
+/// The window totals of every station (all its devices) of the MACs whose rate may have
+/// reached `min_bps` over `[start_ms, now_ms]`, or None when too many devices would have to be
+/// read ([`MAX_ALERT_ROUTERS`]; then [`fleet_station_totals`] is the cheaper way).
+///
+/// 1. The devices with a `station_peak_5m` row at or over `min_bps` in a 5-minute bucket of the
+///    window (one index seek per bucket): a station's rate can only have reached it on those.
+/// 2. Their stations' window totals; the MACs among them whose peak reached `min_bps`.
+/// 3. The other devices those MACs were seen on in the window (`station_rollup_1h` by MAC),
+///    and those MACs' totals there.
+///
+/// Every MAC that [`fleet_station_totals`] shows at or over `min_bps` on some device is in the
+/// answer with the same per-device totals; the answer holds no other MAC.
+pub(super) fn alert_station_totals(
+    c: &Connection,
+    start_ms: i64,
+    now_ms: i64,
+    min_bps: i64,
+) -> Result<Option<Vec<StationTotal>>, IspError> {
+    let w = WindowParts::of(start_ms, now_ms);
+    let mut routers = BTreeSet::new();
+    let mut st = c.prepare_cached(PEAK_ROUTERS_SQL).map_err(db)?;
+    for b in w.five_minute_buckets() {
+        let mut rows = st.query(params![b, min_bps]).map_err(db)?;
+        while let Some(r) = rows.next().map_err(db)? {
+            routers.insert(r.get::<_, i64>(0).map_err(db)?);
+        }
+        if routers.len() > MAX_ALERT_ROUTERS {
+            return Ok(None);
+        }
+    }
+    let reached = |t: &StationTotal| {
+        t.max_download_bps.is_some_and(|p| p >= min_bps)
+            || t.max_upload_bps.is_some_and(|p| p >= min_bps)
+    };
+    let mut totals = routers_station_totals(c, &routers, &w)?;
+    let macs: BTreeSet<String> = totals
+        .iter()
+        .filter(|&t| reached(t))
+        .map(|t| t.mac.clone())
+        .collect();
+    let mut others = BTreeSet::new();
+    let mut st = c.prepare_cached(MAC_ROUTERS_SQL).map_err(db)?;
+    for mac in &macs {
+        let first_hour = bucket_start(start_ms, BUCKET_1H_MS);
+        let mut rows = st.query(params![mac, first_hour, now_ms]).map_err(db)?;
+        while let Some(r) = rows.next().map_err(db)? {
+            let id: i64 = r.get(0).map_err(db)?;
+            if !routers.contains(&id) {
+                others.insert(id);
+            }
+        }
+    }
+    if routers.len() + others.len() > MAX_ALERT_ROUTERS {
+        return Ok(None);
+    }
+    totals.extend(routers_station_totals(c, &others, &w)?);
+    totals.retain(|t| macs.contains(&t.mac));
+    Ok(Some(totals))
 }
 
 /// Station totals merged per MAC across devices.
@@ -1072,14 +1256,21 @@ fn lease_of(c: &Connection, m: &MacTotal) -> Result<LeaseInfo, IspError> {
     lease_for_mac(c, &m.mac, main)
 }
 
-fn device_list(m: &MacTotal, names: &HashMap<i64, String>) -> Vec<String> {
-    let mut v: Vec<String> = m
-        .routers
-        .keys()
-        .filter_map(|id| names.get(id).cloned())
-        .collect();
+/// The names of the devices a merged station was seen on, sorted (each device read once per
+/// answer, not the whole fleet's list).
+fn device_list(
+    c: &Connection,
+    routers: &mut super::RouterCache,
+    m: &MacTotal,
+) -> Result<Vec<String>, IspError> {
+    let mut v = Vec::new();
+    for &id in m.routers.keys() {
+        if let Some(r) = routers.get(c, id)? {
+            v.push(r.router.name.clone());
+        }
+    }
     v.sort_unstable();
-    v
+    Ok(v)
 }
 
 fn avg_mbps(bytes: i64, window_ms: i64) -> f64 {
@@ -1116,7 +1307,7 @@ pub async fn top_users(
         let now = now_ms();
         let window = minutes * MINUTE_MS;
         let (total_users, top) = (|| -> Result<_, IspError> {
-            let names = router_names(&all_routers(c)?);
+            let mut routers = super::RouterCache::default();
             let mut all = merge_by_mac(fleet_station_totals(c, now - window, now)?);
             let key = |m: &MacTotal| match sort_by {
                 "download" => m.download,
@@ -1139,7 +1330,7 @@ pub async fn top_users(
                     hostname: lease.hostname,
                     mac_address: m.mac.clone(),
                     ip_address: lease.ip,
-                    devices: device_list(m, &names),
+                    devices: device_list(c, &mut routers, m)?,
                     download_bytes: m.download,
                     upload_bytes: m.upload,
                     total_bytes,
@@ -1284,9 +1475,16 @@ pub async fn alerts(
         let window = minutes * MINUTE_MS;
         let limit_bps = threshold * 1_000_000.0;
         let mut alerts = (|| -> Result<_, IspError> {
-            let names = router_names(&all_routers(c)?);
+            // The stations that may have reached the threshold (found by index seeks), or the
+            // whole fleet's when too many devices did; the same alerts either way.
+            let min_bps = limit_bps.ceil() as i64;
+            let totals = match alert_station_totals(c, now - window, now, min_bps)? {
+                Some(t) => t,
+                None => fleet_station_totals(c, now - window, now)?,
+            };
+            let mut routers = super::RouterCache::default();
             let mut out = Vec::new();
-            for m in merge_by_mac(fleet_station_totals(c, now - window, now)?) {
+            for m in merge_by_mac(totals) {
                 let hits: Vec<(&str, i64, i64)> = [("download", m.max_down, m.download), ("upload", m.max_up, m.upload)]
                     .into_iter()
                     .filter_map(|(dir, peak, bytes)| peak.filter(|p| *p as f64 >= limit_bps).map(|p| (dir, p, bytes)))
@@ -1295,6 +1493,7 @@ pub async fn alerts(
                     continue;
                 }
                 let lease = lease_of(c, &m)?;
+                let devices = device_list(c, &mut routers, &m)?;
                 for (dir, peak, bytes) in hits {
                     let peak_mbps = mbps(peak as f64);
                     let severity = if peak as f64 >= 2.0 * limit_bps { "critical" } else { "warning" };
@@ -1305,7 +1504,7 @@ pub async fn alerts(
                         hostname: lease.hostname.clone(),
                         mac_address: m.mac.clone(),
                         ip_address: lease.ip.clone(),
-                        devices: device_list(&m, &names),
+                        devices: devices.clone(),
                         direction: dir.to_string(),
                         peak_mbps,
                         avg_mbps: avg_mbps(bytes, window),
@@ -1444,7 +1643,8 @@ pub async fn quality(
                     Some(t) if t < last_ts => stations_at(c, r.id, t)?,
                     _ => Vec::new(),
                 };
-                let link = crate::api::fleet::probe_figures(c, Some(r.id), start, now).map_err(db)?;
+                let link =
+                    crate::api::fleet::probe_figures(c, Some(r.id), start, now).map_err(db)?;
                 for s in last {
                     let before = first.iter().find(|f| f.mac == s.mac && f.iface == s.iface);
                     let counters = window_counters(before, &s, window);

@@ -588,6 +588,122 @@ fn fleet_series_and_vpn_usage_equal_raw_queries() {
     }
 }
 
+/// The alert candidates found through `station_peak_5m` (index seeks per 5-minute bucket, then
+/// the devices' stations) are exactly the stations of the MACs that `fleet_station_totals`
+/// shows at or over the threshold, with the same totals on every device they were seen on
+/// (the two routers share their stations' MACs), for windows of 1 to 180 minutes at several
+/// times and thresholds from below the lowest to above the highest peak of the window.
+#[test]
+fn alert_candidates_equal_the_fleet_stations_over_the_threshold() {
+    let (_dir, c) = rich_filled();
+    let last: i64 = c
+        .query_row("SELECT max(ts_ms) FROM station_samples", [], |r| r.get(0))
+        .unwrap();
+    let key = |t: &StationTotal| (t.router_id, t.mac.clone());
+    let (mut compared, mut empty, mut roaming) = (0, 0, 0);
+    for offset_min in [-600, -61, -7, 0, 1, 4, 59, 61, 179] {
+        let now = last + offset_min * 60_000 + 300;
+        for minutes in [1, 3, 7, 30, 61, 95, 180] {
+            let start = now - minutes * 60_000;
+            let fleet = bandwidth::fleet_station_totals(&c, start, now).unwrap();
+            let mut peaks: Vec<i64> = fleet
+                .iter()
+                .flat_map(|t| [t.max_download_bps, t.max_upload_bps])
+                .flatten()
+                .collect();
+            peaks.sort_unstable();
+            let mut thresholds = vec![1];
+            if let (Some(lo), Some(hi)) = (peaks.first(), peaks.last()) {
+                thresholds.extend([*lo, peaks[peaks.len() / 2], *hi, hi + 1]);
+            }
+            for min_bps in thresholds {
+                let reached = |t: &StationTotal| {
+                    t.max_download_bps.is_some_and(|p| p >= min_bps)
+                        || t.max_upload_bps.is_some_and(|p| p >= min_bps)
+                };
+                let macs: BTreeSet<&str> = fleet
+                    .iter()
+                    .filter(|&t| reached(t))
+                    .map(|t| t.mac.as_str())
+                    .collect();
+                let mut old: Vec<StationTotal> = fleet
+                    .iter()
+                    .filter(|t| macs.contains(t.mac.as_str()))
+                    .cloned()
+                    .collect();
+                old.sort_by_key(key);
+                let mut new = bandwidth::alert_station_totals(&c, start, now, min_bps)
+                    .unwrap()
+                    .expect("two routers are under the limit");
+                new.sort_by_key(key);
+                assert_eq!(
+                    new, old,
+                    "{minutes} min at {offset_min:+} min, {min_bps} bit/s"
+                );
+                compared += old.len();
+                empty += usize::from(old.is_empty());
+                roaming += usize::from(old.iter().any(|t| t.router_id != old[0].router_id));
+            }
+        }
+    }
+    assert!(
+        compared > 200 && empty > 20 && roaming > 20,
+        "{compared} {empty} {roaming}"
+    );
+}
+
+/// The alert candidates and the fleet totals read the same figures once the older hours are
+/// sealed (raw samples and 5-minute buckets in blocks) as they did from rows.
+#[test]
+fn alert_candidates_are_the_same_after_sealing() {
+    let (dir, c) = rich_filled();
+    let last: i64 = c
+        .query_row("SELECT max(ts_ms) FROM station_samples", [], |r| r.get(0))
+        .unwrap();
+    let key = |t: &StationTotal| (t.router_id, t.mac.clone());
+    let sorted = |mut v: Vec<StationTotal>| {
+        v.sort_by_key(key);
+        v
+    };
+    let mut cases = Vec::new();
+    for offset_min in [-600, -301, -125, -61] {
+        let now = last + offset_min * 60_000 + 300;
+        for minutes in [7, 61, 180] {
+            let start = now - minutes * 60_000;
+            let fleet = sorted(bandwidth::fleet_station_totals(&c, start, now).unwrap());
+            let min_bps = fleet
+                .iter()
+                .filter_map(|t| t.max_download_bps)
+                .max()
+                .unwrap_or(1);
+            let alert = bandwidth::alert_station_totals(&c, start, now, min_bps)
+                .unwrap()
+                .map(sorted);
+            cases.push((start, now, min_bps, fleet, alert));
+        }
+    }
+    let mut store = Store::open(&dir.path().join("routerstats.db")).unwrap();
+    let sealed = store.seal_all_before(last - 2 * 3_600_000).unwrap();
+    assert!(sealed.groups > 0, "{sealed:?}");
+    let blocks: i64 = c
+        .query_row("SELECT count(*) FROM raw_blocks WHERE tbl = 7", [], |r| r.get(0))
+        .unwrap();
+    assert!(blocks > 0, "5-minute station buckets were sealed");
+    for (start, now, min_bps, fleet, alert) in cases {
+        assert!(!fleet.is_empty());
+        assert_eq!(
+            sorted(bandwidth::fleet_station_totals(&c, start, now).unwrap()),
+            fleet,
+            "fleet {start}..{now}"
+        );
+        let after = bandwidth::alert_station_totals(&c, start, now, min_bps)
+            .unwrap()
+            .map(sorted);
+        assert!(after.as_ref().is_some_and(|v| !v.is_empty()));
+        assert_eq!(after, alert, "alerts {start}..{now} at {min_bps}");
+    }
+}
+
 #[test]
 fn users_resolve_by_hostname_or_mac() {
     let (_dir, c, a, b) = filled();
@@ -639,8 +755,9 @@ fn users_resolve_by_hostname_or_mac() {
 }
 
 /// Tables whose full scan would grow with history.
-const BIG_TABLES: [&str; 13] = [
+const BIG_TABLES: [&str; 14] = [
     "station_samples",
+    "station_peak_5m",
     "station_link_samples",
     "ovpn_client_samples",
     "interface_samples",
