@@ -183,6 +183,8 @@ pub struct Store {
     path: PathBuf,
     cache: HashMap<i64, ingest::RouterCache>,
     seal: sealed::SealState,
+    /// Rollup sums held in memory across batches (see `ingest::Held`).
+    held: ingest::Held,
 }
 
 impl Store {
@@ -225,6 +227,7 @@ impl Store {
             path: path.to_path_buf(),
             cache: HashMap::new(),
             seal: sealed::SealState::default(),
+            held: ingest::Held::default(),
         })
     }
 

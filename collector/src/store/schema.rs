@@ -46,6 +46,9 @@
 //!   `<table>_all`. `reports`, `station_report_totals` and `station_rollup_5m` stay rows.
 //! - Version 10: fleet-wide aggregates kept at ingest (`ovpn_rollup_1d`, `fleet_totals_1s`);
 //!   see `MIGRATION_10` and `super::fleetagg`.
+//! - Version 11 (session 6's migration 15; the lead renumbers on merge): `rollup_flushed`, the
+//!   highest `reports.id` whose rollup contributions are in the rollup tables (the writer holds
+//!   rollup sums in memory across batches; see `MIGRATION_15` and `super::ingest`).
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -59,6 +62,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_8,
     MIGRATION_9,
     MIGRATION_10,
+    MIGRATION_15,
 ];
 
 /// The schema version this collector writes.
@@ -697,6 +701,21 @@ FROM (
 GROUP BY s;
 "#;
 
+/// Migration 15 of session 6 (the lead renumbers it on merge): `rollup_flushed`, one row, the
+/// highest `reports.id` whose contributions to the rollup tables (`interface_rollup_*`,
+/// `station_rollup_*`, `station_fleet_1h`, `wg_rollup_1h`, `ovpn_rollup_1h`/`_1d`,
+/// `fleet_totals_1s`) have been written. The database writer may hold the sums of later reports
+/// in memory (`super::ingest`); after a crash it rebuilds them from the raw rows of the reports
+/// above this mark. Every report of an existing database is counted already: the mark starts
+/// at the highest id (one primary-key lookup, instant at any size).
+const MIGRATION_15: &str = r#"
+CREATE TABLE rollup_flushed (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    report_id  INTEGER NOT NULL
+);
+INSERT INTO rollup_flushed (id, report_id) VALUES (1, coalesce((SELECT max(id) FROM reports), 0));
+"#;
+
 /// The statements of [`MIGRATION_10`] that fill its tables from the rollups they summarize (the
 /// migration's backfill), for a database whose rollup rows were written directly (the API
 /// benchmark's generator) and for tests. Run on empty version-10 tables.
@@ -744,6 +763,7 @@ mod tests {
             "ovpn_rollup_1d",
             "ovpn_rollup_1h",
             "reports",
+            "rollup_flushed",
             "routers",
             "source_status",
             "station_fleet_1h",
@@ -760,6 +780,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 10);
+        assert_eq!(SCHEMA_VERSION, 11);
     }
 }
