@@ -78,6 +78,10 @@ pub trait IngestSink: Send + 'static {
     fn flush_rollups(&mut self) -> Result<bool, StoreError> {
         Ok(false)
     }
+    /// Writes the held rollup sums if their time has come (hold passed, another bucket).
+    fn flush_due_rollups(&mut self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 impl IngestSink for Store {
@@ -105,6 +109,9 @@ impl IngestSink for Store {
     }
     fn flush_rollups(&mut self) -> Result<bool, StoreError> {
         Store::flush_rollups(self)
+    }
+    fn flush_due_rollups(&mut self) -> Result<bool, StoreError> {
+        Store::flush_due_rollups(self)
     }
 }
 
@@ -392,6 +399,14 @@ async fn run<S: IngestSink>(
                 flush_rollups(&mut sink, &health);
                 continue;
             }
+            // Idle with held sums: write them once their time has come.
+            _ = tokio::time::sleep(ROLLUP_IDLE_CHECK), if !stopping && sink.rollups_pending() => {
+                if let Err(e) = sink.flush_due_rollups() {
+                    tracing::warn!(error = %e, "writing the held rollup sums failed; will try again");
+                }
+                health.set_rollups_pending(sink.rollups_pending());
+                continue;
+            }
             _ = stop.changed(), if !stopping => {
                 // Give-up time: take no more jobs, write what is queued and exit.
                 stopping = true;
@@ -446,6 +461,9 @@ fn flush_rollups<S: IngestSink>(sink: &mut S, health: &DbHealth) {
     }
     health.set_rollups_pending(sink.rollups_pending());
 }
+
+/// How often an idle writer holding rollup sums checks whether to write them.
+const ROLLUP_IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// How long the writer waits idle before sealing more while sealing work is waiting.
 const SEAL_IDLE: Duration = Duration::from_millis(20);

@@ -12,7 +12,8 @@
 //!   per second of its window (at most 3,600 for an hour; 86,400 for the longest, a day, of
 //!   probe figures) instead of one per report and router.
 //!
-//! Filled in the ingest transaction: the daily rows from the batch's hourly contributions
+//! Filled with the other rollup sums when they are written (`super::ingest::Held`): the daily
+//! rows from the hourly contributions
 //! ([`flush_ovpn_days`]), the per-second rows from each stored report's station totals and
 //! probe rows ([`FleetSeconds`]). Backfilled from the rows they summarize by the migration
 //! ([`super::schema::fleet_aggregates_backfill`]), deleted by retention ([`apply_retention`]):
@@ -124,8 +125,8 @@ struct SecondSums {
     rtt_max_us: Option<i64>,
 }
 
-/// A batch's contributions to `fleet_totals_1s`, by second, UPSERTed once per second at the
-/// end of the batch ([`FleetSeconds::flush`]).
+/// Contributions to `fleet_totals_1s`, by second, UPSERTed once per second when the rollup
+/// sums they belong to are written (`super::ingest::Held`; [`FleetSeconds::flush`]).
 #[derive(Debug, Default)]
 pub(super) struct FleetSeconds(HashMap<i64, SecondSums>);
 

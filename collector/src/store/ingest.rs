@@ -2,8 +2,9 @@
 //!
 //! Per report: the `reports` row (dedup on `(router_id, boot_id, seq)`; a duplicate writes
 //! nothing else), raw samples with deltas and rates against the previous sample of the same
-//! counter, rollup contributions (summed in memory over the batch, then UPSERTed once per
-//! bucket), and, when the report is the router's newest, the current-state tables
+//! counter, rollup contributions (summed in memory, then UPSERTed once per bucket: with the
+//! batch, or, with a rollup hold, together with later batches; see [`Held`]), and, when the
+//! report is the router's newest, the current-state tables
 //! (`wireless_interfaces`, `leases`, `source_status`, `wg_interfaces`) and the router's facts.
 //!
 //! The previous samples live in an in-memory cache per router ([`RouterCache`]); a router not in
@@ -854,6 +855,18 @@ impl Store {
             self.flush_rollups()?;
         }
         Ok(())
+    }
+
+    /// Writes the held rollup sums if their time has come ([`Held`]: the hold passed, the wall
+    /// clock entered another 5-minute bucket, ...), in its own transaction. Returns whether
+    /// anything was written.
+    pub fn flush_due_rollups(&mut self) -> Result<bool, StoreError> {
+        let due = self.held.sums.as_ref().is_none_or(|s| self.held.due(s));
+        if due {
+            self.flush_rollups()
+        } else {
+            Ok(false)
+        }
     }
 
     /// Writes every held rollup sum now, in its own transaction (rebuilding them from the raw
