@@ -297,8 +297,11 @@ pub(crate) struct Rollups {
     min_report_id: Option<i64>,
     /// The earliest report time among them.
     min_ts_ms: Option<i64>,
-    /// One of them is not later than its router's newest stored report (a late or same-time
-    /// report: its raw rows may share a `(router_id, ts_ms)` with rows already written).
+    /// Router -> the latest report time among them.
+    latest: HashMap<i64, i64>,
+    /// One of them may share its `(router_id, ts_ms)`, and so its raw rows, with a report whose
+    /// sums were written already (the rebuild would count those rows twice): it is earlier
+    /// than its router's newest report, or at the same time while that one's sums are written.
     out_of_order: bool,
 }
 
@@ -390,13 +393,15 @@ impl Rollups {
         self.reports == 0
     }
 
-    /// A stored report (its row `report_id`, made at `ts_ms`; `last_ts_ms` of the router's
-    /// newest report before it) whose contributions follow.
-    fn add_report(&mut self, report_id: i64, ts_ms: i64, last_ts_ms: Option<i64>) {
+    /// A stored report of `router_id` (its row `report_id`, made at `ts_ms`; `last_ts_ms` of
+    /// the router's newest report before it) whose contributions follow.
+    fn add_report(&mut self, router_id: i64, report_id: i64, ts_ms: i64, last_ts_ms: Option<i64>) {
         self.reports += 1;
         self.min_report_id = Some(self.min_report_id.map_or(report_id, |m| m.min(report_id)));
         self.min_ts_ms = Some(self.min_ts_ms.map_or(ts_ms, |m| m.min(ts_ms)));
-        self.out_of_order |= last_ts_ms.is_some_and(|l| ts_ms <= l);
+        let latest = self.latest.entry(router_id).or_insert(i64::MIN);
+        self.out_of_order |= last_ts_ms.is_some_and(|l| ts_ms < l || (ts_ms == l && *latest < l));
+        *latest = (*latest).max(ts_ms);
     }
 
     fn add_interface(&mut self, router_id: i64, name: &str, ts_ms: i64, d: &PairDelta) {
@@ -729,7 +734,7 @@ fn replay(tx: &Transaction<'_>, mark: i64) -> Result<Rollups, StoreError> {
          WHERE router_id = ?1 AND ts_ms = ?2",
     )?;
     for (id, rid, ts) in keys {
-        sums.add_report(id, ts, None);
+        sums.add_report(rid, id, ts, None);
         // Two reports of a router at the same time share their rows: read them once.
         if !seen.insert((rid, ts)) {
             continue;
@@ -1009,7 +1014,7 @@ fn ingest_one(
     let Some(report_id) = insert_report(tx, item, ts)? else {
         return Ok(IngestOutcome::Duplicate);
     };
-    rollups.add_report(report_id, ts, rc.last.map(|l| l.ts_ms));
+    rollups.add_report(rid, report_id, ts, rc.last.map(|l| l.ts_ms));
     let is_newest = rc
         .last
         .is_none_or(|l| l.boot_id != cur.boot_id || cur.seq > l.seq);
@@ -3127,6 +3132,17 @@ mod held_tests {
             if chunk == 30 {
                 batch.push((ids[1], rich_report([9; 16], 1, T0 + 600_000, 5)));
             }
+            // Another boot at the time of the router's newest report: in this batch, and in
+            // the next one (after that report's sums were written, chunk 9).
+            let newest = T0 + 500 + (chunk * 4 + 4) * 40_000 + 14_000;
+            if chunk == 8 || chunk == 16 {
+                batch.push((ids[2], rich_report([8; 16], chunk, newest, 3)));
+            }
+            if chunk == 9 || chunk == 21 {
+                // First in its batch: right after that router's newest report.
+                let prev = T0 + 500 + (chunk * 4) * 40_000 + 14_000;
+                batch.insert(0, (ids[2], rich_report([8; 16], chunk, prev, 3)));
+            }
             out.push(batch);
         }
         out
@@ -3174,7 +3190,8 @@ mod held_tests {
         // Part 1: some batches, a flush in the middle, more batches held, then a crash.
         for (i, b) in all[..12].iter().enumerate() {
             ingest(&mut held, b).unwrap();
-            if i == 5 {
+            // Written after batches 6 and 9 (batch 10 has a report at the time of one in 9).
+            if i == 5 || i == 8 {
                 assert!(held.flush_rollups().unwrap());
                 assert!(!held.rollups_pending());
             }
