@@ -494,6 +494,7 @@ fn killed_between_rollup_writes_loses_no_rollup_sum() {
     // 1. Sums are held: the rollups count fewer samples than the raw rows.
     run(&collector, 15);
     let (raw, rolled) = counted(&collector.db());
+   
     assert!(raw > 0 && rolled < raw, "held: {rolled} of {raw} samples in the rollups");
     // An API read has them written first.
     let (status, _) = http_get(
@@ -505,7 +506,8 @@ fn killed_between_rollup_writes_loses_no_rollup_sum() {
     assert_eq!(status, 200);
     assert_eq!(rollup_mismatches(&collector.db()), 0, "after an API read");
 
-    // 2. More reports, held; SIGKILL before any write.
+    // 2. More reports, held (once no reader read for 5 s); SIGKILL before any write.
+    std::thread::sleep(Duration::from_secs(6));
     run(&collector, 15);
     let (raw2, rolled2) = counted(&collector.db());
     assert!(raw2 > raw && rolled2 < raw2, "held: {rolled2} of {raw2}");

@@ -658,6 +658,14 @@ impl Held {
         if !force && !self.due(sums) {
             return Ok(false);
         }
+        tracing::debug!(
+            reports = sums.reports,
+            rows = sums.rows(),
+            forced = force,
+            reader = self.flush_next,
+            out_of_order = sums.out_of_order,
+            "writing held rollup sums"
+        );
         sums.write(tx)?;
         self.mark = tx.query_row(
             "UPDATE rollup_flushed SET report_id = (SELECT coalesce(max(id), 0) FROM reports) \
