@@ -578,6 +578,10 @@ pub(crate) struct Held {
     since: Option<(Instant, i64)>,
     /// Write the sums with the next batch (a reader is waiting or reading).
     flush_next: bool,
+    /// This is the collector's writer ([`Store::set_rollup_hold`] was called): unknown sums
+    /// are rebuilt from the raw rows. Other stores (tests, tools that load databases in bulk
+    /// and set the mark themselves, [`mark_rollups_written`]) start from empty sums.
+    rebuild: bool,
 }
 
 /// Held sums are written once they cover this many rollup rows (memory bound: about 100 bytes
@@ -633,7 +637,11 @@ impl Held {
         if self.sums.is_none() {
             let mark: i64 =
                 tx.query_row("SELECT report_id FROM rollup_flushed", [], |r| r.get(0))?;
-            let sums = replay(tx, mark)?;
+            let sums = if self.rebuild {
+                replay(tx, mark)?
+            } else {
+                Rollups::default()
+            };
             if !sums.is_empty() {
                 tracing::info!(
                     reports = sums.reports,
@@ -696,6 +704,17 @@ impl Held {
     fn pending(&self) -> bool {
         self.sums.as_ref().is_none_or(|s| !s.is_empty())
     }
+}
+
+/// Records that every stored report's rollup sums are in the rollup tables (for tools that
+/// write reports and their rollups in bulk, without [`Store::ingest`]), so the collector's
+/// writer has none to rebuild.
+pub fn mark_rollups_written(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE rollup_flushed SET report_id = (SELECT coalesce(max(id), 0) FROM reports)",
+        [],
+    )?;
+    Ok(())
 }
 
 /// The rollup contributions of the reports above `mark` (`rollup_flushed.report_id`), read from
@@ -837,6 +856,7 @@ impl Store {
     /// batch.
     pub fn set_rollup_hold(&mut self, hold: Duration) {
         self.held.hold = hold;
+        self.held.rebuild = true;
     }
 
     /// Whether rollup sums may be held across batches (a non-zero hold).

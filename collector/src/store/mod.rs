@@ -35,7 +35,7 @@ use routerstats_shared::model::Report;
 
 pub use actions::{ActionFilter, ActionRow, NewAction};
 pub use fleetagg::BUCKET_1D_MS;
-pub use ingest::{bucket_start, wifi_links, BUCKET_1H_MS, BUCKET_5M_MS};
+pub use ingest::{bucket_start, mark_rollups_written, wifi_links, BUCKET_1H_MS, BUCKET_5M_MS};
 pub use registry::{
     check_router_name, name_from_hostname, normalize_name, ApiKeyRow, MAX_NAME_CHARS,
 };
