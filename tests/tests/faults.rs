@@ -421,7 +421,12 @@ fn rollup_mismatches(c: &rusqlite::Connection) -> i64 {
     let mut total = 0;
     for (rollup, raw, key, len) in [
         ("interface_rollup_5m", "interface_samples", "name", 300_000),
-        ("interface_rollup_1h", "interface_samples", "name", 3_600_000),
+        (
+            "interface_rollup_1h",
+            "interface_samples",
+            "name",
+            3_600_000,
+        ),
         ("station_rollup_5m", "station_samples", "mac", 300_000),
         ("station_rollup_1h", "station_samples", "mac", 3_600_000),
     ] {
@@ -434,7 +439,9 @@ fn rollup_mismatches(c: &rusqlite::Connection) -> i64 {
         );
         for (a, b) in [(&from_raw, &from_rollup), (&from_rollup, &from_raw)] {
             let n: i64 = c
-                .query_row(&format!("SELECT count(*) FROM ({a} EXCEPT {b})"), [], |r| r.get(0))
+                .query_row(&format!("SELECT count(*) FROM ({a} EXCEPT {b})"), [], |r| {
+                    r.get(0)
+                })
                 .unwrap();
             total += n;
         }
@@ -494,8 +501,11 @@ fn killed_between_rollup_writes_loses_no_rollup_sum() {
     // 1. Sums are held: the rollups count fewer samples than the raw rows.
     run(&collector, 15);
     let (raw, rolled) = counted(&collector.db());
-   
-    assert!(raw > 0 && rolled < raw, "held: {rolled} of {raw} samples in the rollups");
+
+    assert!(
+        raw > 0 && rolled < raw,
+        "held: {rolled} of {raw} samples in the rollups"
+    );
     // An API read has them written first.
     let (status, _) = http_get(
         collector.api,
@@ -513,7 +523,11 @@ fn killed_between_rollup_writes_loses_no_rollup_sum() {
     assert!(raw2 > raw && rolled2 < raw2, "held: {rolled2} of {raw2}");
     collector.kill();
     let db = collector.db();
-    assert_eq!(counted(&db), (raw2, rolled2), "nothing moved while it was down");
+    assert_eq!(
+        counted(&db),
+        (raw2, rolled2),
+        "nothing moved while it was down"
+    );
     assert!(rollup_mismatches(&db) > 0);
     drop(db);
 
