@@ -712,6 +712,8 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
         "UPDATE routers SET last_report_id = (SELECT max(id) FROM reports WHERE reports.router_id = routers.id)",
         [],
     )?;
+    // The rollups above hold every generated report: nothing for the collector to rebuild.
+    routerstats_collector::store::mark_rollups_written(&conn)?;
     conn.execute_batch("PRAGMA foreign_keys = ON;")?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if mode != "wal" {

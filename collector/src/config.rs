@@ -62,6 +62,8 @@ pub struct Config {
     pub batch_max: usize,
     /// How long the writer waits to fill a batch after its first report.
     pub batch_latency: Duration,
+    /// How long the writer may hold rollup sums in memory (zero: write them with every batch).
+    pub rollup_hold: Duration,
     /// How often the database is polled for revoked routers.
     pub revocation_poll: Duration,
     /// How often retention runs.
@@ -114,6 +116,7 @@ impl Default for Config {
             max_frame: MAX_FRAME_LEN,
             batch_max: 2048,
             batch_latency: Duration::from_millis(20),
+            rollup_hold: Duration::from_secs(10),
             revocation_poll: Duration::from_millis(250),
             retention_interval: Duration::from_secs(3600),
             retention: Retention::default(),
@@ -194,6 +197,7 @@ struct FileConfig {
     max_frame: Option<u32>,
     batch_max: Option<usize>,
     batch_latency: Option<FileDuration>,
+    rollup_hold: Option<FileDuration>,
     revocation_poll: Option<FileDuration>,
     retention_interval: Option<FileDuration>,
     retention: Option<FileRetention>,
@@ -345,6 +349,9 @@ impl Config {
         }
         if let Some(v) = file.batch_latency {
             c.batch_latency = v.resolve("batch_latency")?;
+        }
+        if let Some(v) = file.rollup_hold {
+            c.rollup_hold = v.resolve("rollup_hold")?;
         }
         if let Some(v) = file.revocation_poll {
             c.revocation_poll = v.resolve("revocation_poll")?;
@@ -501,6 +508,9 @@ impl Config {
         }
         if self.batch_latency > Duration::from_secs(5) {
             return invalid("batch_latency", "must be at most 5s (agents wait for acks)");
+        }
+        if self.rollup_hold > Duration::from_secs(300) {
+            return invalid("rollup_hold", "must be at most 5m");
         }
         if self.revocation_poll.is_zero() || self.revocation_poll > Duration::from_secs(60) {
             return invalid("revocation_poll", "must be between 1ms and 60s");
@@ -688,6 +698,7 @@ mod tests {
             "max_frame",
             "batch_max",
             "batch_latency",
+            "rollup_hold",
             "revocation_poll",
             "retention_interval",
             "raw_days",

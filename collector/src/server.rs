@@ -369,7 +369,8 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     tighten_data_dir(&config.data_dir);
     let db_path = config.db_path();
     // The first open creates and migrates the database; the others just connect.
-    let writer_store = open_store(&db_path)?;
+    let mut writer_store = open_store(&db_path)?;
+    writer_store.set_rollup_hold(config.rollup_hold);
     let control_store = open_store(&db_path)?;
     let poller_store = open_store(&db_path)?;
     let api_store = open_store(&db_path)?;
@@ -474,7 +475,9 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         max_connections: config.max_connections,
         conns,
         started,
-        readers: Arc::new(api::readpool::ReadPool::new(config.db_path(), 4)),
+        readers: Arc::new(
+            api::readpool::ReadPool::new(config.db_path(), 4).with_gate(writer.health()),
+        ),
         actions,
         isp_limits: config.isp_rate_limits.clone(),
         jwt,

@@ -58,6 +58,8 @@ struct Opts {
     api_rps: Option<f64>,
     /// The collector's `batch_max` (None: its default).
     batch_max: Option<usize>,
+    /// The collector's `rollup_hold`, e.g. `0s` (None: its default).
+    rollup_hold: Option<String>,
 }
 
 impl Opts {
@@ -66,6 +68,9 @@ impl Opts {
         let mut t = format!("max_connections = {}\n", (self.agents * 2 + 256).max(4096));
         if let Some(b) = self.batch_max {
             t.push_str(&format!("batch_max = {b}\n"));
+        }
+        if let Some(h) = &self.rollup_hold {
+            t.push_str(&format!("rollup_hold = {h:?}\n"));
         }
         t
     }
@@ -411,11 +416,12 @@ async fn bench(o: Opts) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     println!(
-        "collector {} (pid {}), data on {} ({})",
+        "collector {} (pid {}), data on {} ({}), rollup_hold {}",
         bin.display(),
         col.pid(),
         col.data_dir.display(),
-        fs_type(&col.data_dir)
+        fs_type(&col.data_dir),
+        o.rollup_hold.as_deref().unwrap_or("default (10s)")
     );
 
     // Enrollment through the real path.
@@ -717,7 +723,7 @@ const USAGE: &str = "bench-ingest: the collector's durable ingest rate against p
 connected agent (see BENCHMARKS.md).
 
 Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--api-load BOOL] [--api-clients C]
-                    [--api-rps R] [--batch-max N] [--alert-rules BOOL] [--raw-reports R] [--dir PATH] [--collector-bin PATH]
+                    [--api-rps R] [--batch-max N] [--rollup-hold D] [--alert-rules BOOL] [--raw-reports R] [--dir PATH] [--collector-bin PATH]
   --agents N           simulated routers (default 1000)
   --secs S             measuring window (default 20)
   --warmup S           warm-up before it (default 5)
@@ -728,6 +734,7 @@ Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--api-loa
   --api-rps R          requests per second per API client (default: none, the next request as
                        soon as the last is answered, as routerstats-apibench does)
   --batch-max N        the collector's batch_max (default: its default, 2048)
+  --rollup-hold D      the collector's rollup_hold, e.g. 0s (default: its default, 10s)
   --alert-rules BOOL   also measure ingest with alert rules off and all on (default true)
   --raw-reports R      reports the plain-SQLite baseline inserts (default: as many as acked, at least 20000)
   --dir PATH           where the collector's data dir is made (default: a temp dir)
@@ -773,6 +780,10 @@ fn main() -> ExitCode {
                 .find(|(n, _)| n == "batch-max")
                 .map(|(_, v)| v.parse().map_err(|_| format!("--batch-max: {v:?}")))
                 .transpose()?,
+            rollup_hold: f
+                .iter()
+                .find(|(n, _)| n == "rollup-hold")
+                .map(|(_, v)| v.clone()),
         })
     };
     routerstats_bench::run_async(parse(), bench)

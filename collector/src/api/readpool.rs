@@ -1,19 +1,25 @@
 //! A small pool of read-only SQLite connections for the API, so queries do not queue behind one
 //! another or behind the writer (WAL lets readers and the writer work at the same time).
+//!
+//! With a gate ([`ReadPool::with_gate`], the writer's [`DbHealth`]) each read runs in one read
+//! transaction whose snapshot holds the rollup sums of every committed report: when the writer
+//! holds some in memory, the read first has it write them (`DbHealth::settle_for_read`).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
 use super::ApiError;
+use crate::ingest::writer::{DbHealth, READ_WAIT};
 
 /// Read-only connections, opened lazily and reused.
 pub struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     max_idle: usize,
+    gate: Option<Arc<DbHealth>>,
 }
 
 impl ReadPool {
@@ -23,7 +29,14 @@ impl ReadPool {
             path,
             idle: Mutex::new(Vec::new()),
             max_idle,
+            gate: None,
         }
+    }
+
+    /// Reads see the rollup sums the writer (of `health`) holds in memory: see the module doc.
+    pub fn with_gate(mut self, health: Arc<DbHealth>) -> Self {
+        self.gate = Some(health);
+        self
     }
 
     fn open(&self) -> Result<Connection, ApiError> {
@@ -51,13 +64,40 @@ impl ReadPool {
             Some(c) => c,
             None => self.open()?,
         };
-        let out = f(&conn);
+        let out = match &self.gate {
+            Some(gate) => gated(&conn, gate, f),
+            None => f(&conn),
+        };
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < self.max_idle {
             idle.push(conn);
         }
         out
     }
+}
+
+/// Runs `f` in a read transaction whose snapshot began while no rollup sums were pending (at
+/// most a few tries: a writer that keeps failing leaves the last one without them).
+fn gated<T>(
+    conn: &Connection,
+    gate: &DbHealth,
+    f: impl FnOnce(&Connection) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    for _ in 0..3 {
+        let before = gate.settle_for_read(READ_WAIT);
+        conn.execute_batch("BEGIN").map_err(db_err)?;
+        // The first read starts the snapshot.
+        let pinned = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        if pinned.is_ok() && before & 1 == 0 && gate.rollup_state() == before {
+            let out = f(conn);
+            let _ = conn.execute_batch("COMMIT");
+            return out;
+        }
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    f(conn)
 }
 
 /// Maps a query error to a 500 with the details in the log only.

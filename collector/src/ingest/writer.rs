@@ -9,9 +9,17 @@
 //! backoff, and resumes when the database works again. It also runs retention periodically,
 //! and after each commit (and while idle, until done) seals a few closed hours of raw samples
 //! into blocks (`store::sealed`), each in its own small transaction after the acks were sent.
+//!
+//! Rollup sums: a store with a rollup hold (`Store::set_rollup_hold`) keeps the rollup sums of
+//! committed reports in memory and writes them with a later batch. API readers must see them:
+//! while a reader read within [`READ_QUIET`] the writer writes them with every batch; otherwise
+//! it marks them pending in [`DbHealth`] before committing, and a reader that finds them
+//! pending asks the writer to write them and waits ([`DbHealth::settle_for_read`], used by the
+//! API's read pool). At start the writer first writes whatever a crash left unwritten (the store
+//! rebuilds it from the raw rows), and at shutdown whatever it holds.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::Duration;
 
 use routerstats_shared::message::{Ack, ErrorCode, ErrorMsg};
@@ -56,6 +64,24 @@ pub trait IngestSink: Send + 'static {
     fn seal_step(&mut self, _now_ms: i64) -> Result<SealStats, StoreError> {
         Ok(SealStats::default())
     }
+    /// Whether rollup sums may be held across batches (none by default).
+    fn holds_rollups(&self) -> bool {
+        false
+    }
+    /// Whether some committed reports' rollup sums are not in the rollup tables yet.
+    fn rollups_pending(&self) -> bool {
+        false
+    }
+    /// Write the held rollup sums with the next batch.
+    fn flush_rollups_next_batch(&mut self) {}
+    /// Writes the held rollup sums now.
+    fn flush_rollups(&mut self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    /// Writes the held rollup sums if their time has come (hold passed, another bucket).
+    fn flush_due_rollups(&mut self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 impl IngestSink for Store {
@@ -72,6 +98,36 @@ impl IngestSink for Store {
     fn seal_step(&mut self, now_ms: i64) -> Result<SealStats, StoreError> {
         Store::seal_step(self, now_ms)
     }
+    fn holds_rollups(&self) -> bool {
+        Store::holds_rollups(self)
+    }
+    fn rollups_pending(&self) -> bool {
+        Store::rollups_pending(self)
+    }
+    fn flush_rollups_next_batch(&mut self) {
+        Store::flush_rollups_next_batch(self)
+    }
+    fn flush_rollups(&mut self) -> Result<bool, StoreError> {
+        Store::flush_rollups(self)
+    }
+    fn flush_due_rollups(&mut self) -> Result<bool, StoreError> {
+        Store::flush_due_rollups(self)
+    }
+}
+
+/// The writer holds rollup sums across batches only when no API reader read for this long.
+pub const READ_QUIET: Duration = Duration::from_secs(5);
+
+/// How long a reader waits for pending rollup sums to be written before it reads anyway (the
+/// database is failing, or the writer is stuck in a long commit).
+pub const READ_WAIT: Duration = Duration::from_secs(10);
+
+/// Milliseconds since the first call (the clock of [`DbHealth`]'s read times).
+fn mono_ms() -> u64 {
+    static START: LazyLock<std::time::Instant> = LazyLock::new(std::time::Instant::now);
+    u64::try_from(START.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
 }
 
 /// Whether the writer can currently commit, shared with connections and the API.
@@ -83,6 +139,17 @@ pub struct DbHealth {
     generation: AtomicU64,
     /// Result of the integrity check at start: None until it ran.
     integrity: Mutex<Option<Integrity>>,
+    /// Rollup sums for readers: `epoch << 1 | pending`. The writer sets `pending` (in a new
+    /// epoch) before a commit whose rollup sums it may hold, and clears it once they are
+    /// written; a reader whose read snapshot began and ended in the same epoch, not pending,
+    /// saw every committed report's rollup sums.
+    rollups: AtomicU64,
+    /// When a reader last read ([`mono_ms`]; 0: never).
+    last_read_ms: AtomicU64,
+    /// A reader waits for the pending sums.
+    flush_wanted: AtomicBool,
+    wake_writer: tokio::sync::Notify,
+    rollups_written: (Mutex<()>, Condvar),
 }
 
 /// What the quick integrity check at start found.
@@ -142,6 +209,65 @@ impl DbHealth {
     /// Marks that new data was committed.
     pub fn bump_generation(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The rollup state (`epoch << 1 | pending`), see [`DbHealth::settle_for_read`].
+    pub fn rollup_state(&self) -> u64 {
+        self.rollups.load(Ordering::SeqCst)
+    }
+
+    /// Writer: rollup sums of committed reports are (or may be, from the next commit on) held
+    /// in memory, or are all written.
+    pub fn set_rollups_pending(&self, pending: bool) {
+        let s = self.rollups.load(Ordering::SeqCst);
+        if pending && s & 1 == 0 {
+            self.rollups
+                .store(((s >> 1) + 1) << 1 | 1, Ordering::SeqCst);
+        } else if !pending && s & 1 == 1 {
+            let _guard = self
+                .rollups_written
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            self.rollups.store(s & !1, Ordering::SeqCst);
+            self.rollups_written.1.notify_all();
+        }
+    }
+
+    /// Reader, before it reads rollup tables: notes the read (the writer then writes the sums
+    /// with every batch for [`READ_QUIET`]) and, when sums are pending, asks the writer to write
+    /// them and waits up to `wait`. Returns the state to read in: the read is complete when
+    /// its snapshot began while [`DbHealth::rollup_state`] still equals it (even, not pending).
+    pub fn settle_for_read(&self, wait: Duration) -> u64 {
+        self.last_read_ms.store(mono_ms(), Ordering::Relaxed);
+        let s = self.rollup_state();
+        if s & 1 == 0 {
+            return s;
+        }
+        self.flush_wanted.store(true, Ordering::SeqCst);
+        self.wake_writer.notify_one();
+        let guard = self
+            .rollups_written
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (_guard, timeout) = self
+            .rollups_written
+            .1
+            .wait_timeout_while(guard, wait, |_| self.rollup_state() & 1 == 1)
+            .unwrap_or_else(|e| e.into_inner());
+        if timeout.timed_out() {
+            tracing::debug!("rollup sums still pending after the read wait; reading without them");
+        }
+        self.rollup_state()
+    }
+
+    /// Whether a reader read within `within`, or one waits.
+    fn readers_active(&self, within: Duration) -> bool {
+        let last = self.last_read_ms.load(Ordering::Relaxed);
+        let within = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
+        self.flush_wanted.swap(false, Ordering::SeqCst)
+            || (last > 0 && mono_ms().saturating_sub(last) <= within)
     }
 }
 
@@ -261,12 +387,26 @@ async fn run<S: IngestSink>(
     let mut stopping = false;
     // Sealing work may be waiting from the start (a database from before the block layout).
     let mut seal_more = true;
+    // Rollup sums a crash left unwritten: rebuilt from the raw rows and written first.
+    flush_rollups(&mut sink, &health);
     loop {
         let first = tokio::select! {
             job = rx.recv() => match job {
                 Some(j) => j,
                 None => break,
             },
+            _ = health.wake_writer.notified() => {
+                flush_rollups(&mut sink, &health);
+                continue;
+            }
+            // Idle with held sums: write them once their time has come.
+            _ = tokio::time::sleep(ROLLUP_IDLE_CHECK), if !stopping && sink.rollups_pending() => {
+                if let Err(e) = sink.flush_due_rollups() {
+                    tracing::warn!(error = %e, "writing the held rollup sums failed; will try again");
+                }
+                health.set_rollups_pending(sink.rollups_pending());
+                continue;
+            }
             _ = stop.changed(), if !stopping => {
                 // Give-up time: take no more jobs, write what is queued and exit.
                 stopping = true;
@@ -298,13 +438,32 @@ async fn run<S: IngestSink>(
                 }
             }
         }
+        if health.readers_active(READ_QUIET) {
+            sink.flush_rollups_next_batch();
+        } else if sink.holds_rollups() {
+            health.set_rollups_pending(true);
+        }
         commit(&mut sink, batch, &cfg, &health, &mut stop).await;
+        health.set_rollups_pending(sink.rollups_pending());
         if !stopping {
             seal_more = run_seal(&mut sink, &health) || seal_more;
         }
     }
+    flush_rollups(&mut sink, &health);
     tracing::debug!("database writer stopped");
 }
+
+/// Writes the held rollup sums; a failure is logged (the sums stay pending and are rebuilt
+/// from the raw rows at the next try).
+fn flush_rollups<S: IngestSink>(sink: &mut S, health: &DbHealth) {
+    if let Err(e) = sink.flush_rollups() {
+        tracing::warn!(error = %e, "writing the held rollup sums failed; will try again");
+    }
+    health.set_rollups_pending(sink.rollups_pending());
+}
+
+/// How often an idle writer holding rollup sums checks whether to write them.
+const ROLLUP_IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// How long the writer waits idle before sealing more while sealing work is waiting.
 const SEAL_IDLE: Duration = Duration::from_millis(20);

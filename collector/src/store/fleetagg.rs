@@ -12,7 +12,8 @@
 //!   per second of its window (at most 3,600 for an hour; 86,400 for the longest, a day, of
 //!   probe figures) instead of one per report and router.
 //!
-//! Filled in the ingest transaction: the daily rows from the batch's hourly contributions
+//! Filled with the other rollup sums when they are written (`super::ingest::Held`): the daily
+//! rows from the hourly contributions
 //! ([`flush_ovpn_days`]), the per-second rows from each stored report's station totals and
 //! probe rows ([`FleetSeconds`]). Backfilled from the rows they summarize by the migration
 //! ([`super::schema::fleet_aggregates_backfill`]), deleted by retention ([`apply_retention`]):
@@ -35,16 +36,54 @@ pub(super) type OvpnHour<'a> = ((i64, i64, &'a str, &'a str, &'a str, i64), Ovpn
 /// Sums of one OpenVPN rollup bucket: (rx bytes, tx bytes, newest sample time, samples).
 pub(super) type OvpnSums = (i64, i64, i64, i64);
 
-/// `{c} + excluded.{c}`, saturating at `i64::MAX` (SQLite would turn an overflow into a REAL).
-fn sat_sum(c: &str) -> String {
-    format!(
-        "CASE WHEN {c} > 9223372036854775807 - excluded.{c} THEN 9223372036854775807 \
-         ELSE {c} + excluded.{c} END"
-    )
+use super::ingest::{max_nullable, sat_sum};
+
+/// UPSERTs OpenVPN session sums into `table` (`ovpn_rollup_1h` or `ovpn_rollup_1d`, the same
+/// key and columns): sums added, the newest sample time kept.
+pub(super) fn flush_ovpn_hours<'a>(
+    tx: &Transaction<'_>,
+    table: &str,
+    rows: impl IntoIterator<Item = OvpnHour<'a>>,
+) -> Result<(), StoreError> {
+    let (rx, txb, n) = (sat_sum("rx_bytes"), sat_sum("tx_bytes"), sat_sum("samples"));
+    let mut st = tx.prepare_cached(&format!(
+        "INSERT INTO {table} (bucket_start_ms, router_id, instance, common_name, real_address, \
+         connected_since, rx_bytes, tx_bytes, last_ts_ms, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         ON CONFLICT (bucket_start_ms, router_id, instance, common_name, real_address, connected_since) \
+         DO UPDATE SET rx_bytes = {rx}, tx_bytes = {txb}, last_ts_ms = max(last_ts_ms, excluded.last_ts_ms), \
+         samples = {n}"
+    ))?;
+    for ((bucket, router, inst, cn, real, since), (rx, txb, last, n)) in rows {
+        st.execute(params![
+            bucket, router, inst, cn, real, since, rx, txb, last, n
+        ])?;
+    }
+    Ok(())
 }
 
-/// UPSERTs the batch's hourly OpenVPN contributions into their days of `ovpn_rollup_1d` (one
-/// statement per day and session of the batch).
+/// UPSERTs the station sums of whole hours into `station_fleet_1h`: per hour, the sums
+/// `[rx bytes, tx bytes, samples, new station rows]` and maxima `[rx, tx]` of the
+/// `station_rollup_1h` rows just written.
+pub(super) fn flush_station_hours(
+    tx: &Transaction<'_>,
+    hours: impl IntoIterator<Item = (i64, [i64; 4], [Option<i64>; 2])>,
+) -> Result<(), StoreError> {
+    let [rx, txb, n, stations] = ["rx_bytes", "tx_bytes", "samples", "stations"].map(sat_sum);
+    let [max_rx, max_tx] = ["max_rx_bps", "max_tx_bps"].map(max_nullable);
+    let mut st = tx.prepare_cached(&format!(
+        "INSERT INTO station_fleet_1h (bucket_start_ms, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples, \
+         stations) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (bucket_start_ms) DO UPDATE SET \
+         rx_bytes = {rx}, tx_bytes = {txb}, max_rx_bps = {max_rx}, max_tx_bps = {max_tx}, samples = {n}, \
+         stations = {stations}"
+    ))?;
+    for (bucket, [rx, txb, n, new_rows], [mrx, mtx]) in hours {
+        st.execute(params![bucket, rx, txb, mrx, mtx, n, new_rows])?;
+    }
+    Ok(())
+}
+
+/// UPSERTs hourly OpenVPN contributions into their days of `ovpn_rollup_1d` (one
+/// statement per day and session).
 pub(super) fn flush_ovpn_days<'a>(
     tx: &Transaction<'_>,
     hours: impl IntoIterator<Item = OvpnHour<'a>>,
@@ -68,20 +107,7 @@ pub(super) fn flush_ovpn_days<'a>(
     if days.is_empty() {
         return Ok(());
     }
-    let (rx, txb, n) = (sat_sum("rx_bytes"), sat_sum("tx_bytes"), sat_sum("samples"));
-    let mut st = tx.prepare_cached(&format!(
-        "INSERT INTO ovpn_rollup_1d (bucket_start_ms, router_id, instance, common_name, real_address, \
-         connected_since, rx_bytes, tx_bytes, last_ts_ms, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-         ON CONFLICT (bucket_start_ms, router_id, instance, common_name, real_address, connected_since) \
-         DO UPDATE SET rx_bytes = {rx}, tx_bytes = {txb}, last_ts_ms = max(last_ts_ms, excluded.last_ts_ms), \
-         samples = {n}"
-    ))?;
-    for ((day, router, inst, cn, real, since), (rx, txb, last, n)) in days {
-        st.execute(params![
-            day, router, inst, cn, real, since, rx, txb, last, n
-        ])?;
-    }
-    Ok(())
+    flush_ovpn_hours(tx, "ovpn_rollup_1d", days)
 }
 
 /// Sums of one second of `fleet_totals_1s`.
@@ -99,8 +125,8 @@ struct SecondSums {
     rtt_max_us: Option<i64>,
 }
 
-/// A batch's contributions to `fleet_totals_1s`, by second, UPSERTed once per second at the
-/// end of the batch ([`FleetSeconds::flush`]).
+/// Contributions to `fleet_totals_1s`, by second, UPSERTed once per second when the rollup
+/// sums they belong to are written (`super::ingest::Held`; [`FleetSeconds::flush`]).
 #[derive(Debug, Default)]
 pub(super) struct FleetSeconds(HashMap<i64, SecondSums>);
 
@@ -176,11 +202,10 @@ impl FleetSeconds {
         let mut st = tx.prepare_cached(&format!(
             "INSERT INTO fleet_totals_1s (second, {}, probe_rtt_max_us) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (second) DO UPDATE SET {}, \
-             probe_rtt_max_us = CASE WHEN excluded.probe_rtt_max_us IS NULL THEN probe_rtt_max_us \
-             WHEN probe_rtt_max_us IS NULL THEN excluded.probe_rtt_max_us \
-             ELSE max(probe_rtt_max_us, excluded.probe_rtt_max_us) END",
+             probe_rtt_max_us = {}",
             cols.join(", "),
-            sums.join(", ")
+            sums.join(", "),
+            max_nullable("probe_rtt_max_us")
         ))?;
         for (second, s) in &self.0 {
             st.execute(params![

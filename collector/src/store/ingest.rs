@@ -2,8 +2,9 @@
 //!
 //! Per report: the `reports` row (dedup on `(router_id, boot_id, seq)`; a duplicate writes
 //! nothing else), raw samples with deltas and rates against the previous sample of the same
-//! counter, rollup contributions (summed in memory over the batch, then UPSERTed once per
-//! bucket), and, when the report is the router's newest, the current-state tables
+//! counter, rollup contributions (summed in memory, then UPSERTed once per bucket: with the
+//! batch, or, with a rollup hold, together with later batches; see [`Held`]), and, when the
+//! report is the router's newest, the current-state tables
 //! (`wireless_interfaces`, `leases`, `source_status`, `wg_interfaces`) and the router's facts.
 //!
 //! The previous samples live in an in-memory cache per router ([`RouterCache`]); a router not in
@@ -19,6 +20,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
@@ -272,25 +274,39 @@ impl Acc {
     }
 }
 
-/// Rollup contributions of a batch, written at its end (keys borrow from the batch's reports).
+/// Rollup contributions summed in memory (keys owned, looked up without allocating when
+/// present): the batch's, and those the writer holds across batches ([`Held`]), UPSERTed by
+/// [`Rollups::write`].
 #[derive(Debug, Default)]
-struct Rollups<'a> {
-    /// (bucket, router, interface)
-    if_5m: HashMap<(i64, i64, &'a str), Acc>,
-    if_1h: HashMap<(i64, i64, &'a str), Acc>,
+pub(crate) struct Rollups {
+    /// (bucket, router) -> interface -> sums
+    if_5m: HashMap<(i64, i64), HashMap<String, Acc>>,
+    if_1h: HashMap<(i64, i64), HashMap<String, Acc>>,
     /// (bucket, router, mac)
     st_1h: HashMap<(i64, i64, MacAddr), Acc>,
     st_5m: HashMap<(i64, i64, MacAddr), Acc>,
-    /// (bucket, router, interface, public key)
-    wg_1h: HashMap<(i64, i64, &'a str, &'a str), Acc>,
+    /// (bucket, router) -> interface -> public key -> sums
+    wg_1h: HashMap<(i64, i64), HashMap<String, HashMap<String, Acc>>>,
     /// (bucket, router, instance, common name, real address, connected since or -1)
-    ovpn_1h: HashMap<OvpnKey<'a>, OvpnAcc>,
+    ovpn_1h: HashMap<OvpnKey, OvpnAcc>,
     /// `fleet_totals_1s` contributions.
     fleet: super::fleetagg::FleetSeconds,
+    /// Reports whose contributions are in here.
+    reports: u64,
+    /// The lowest `reports.id` among them.
+    min_report_id: Option<i64>,
+    /// The earliest report time among them.
+    min_ts_ms: Option<i64>,
+    /// Router -> the latest report time among them.
+    latest: HashMap<i64, i64>,
+    /// One of them may share its `(router_id, ts_ms)`, and so its raw rows, with a report whose
+    /// sums were written already (the rebuild would count those rows twice): it is earlier
+    /// than its router's newest report, or at the same time while that one's sums are written.
+    out_of_order: bool,
 }
 
 /// Key of an `ovpn_rollup_1h` row.
-type OvpnKey<'a> = (i64, i64, &'a str, &'a str, &'a str, i64);
+type OvpnKey = (i64, i64, String, String, String, i64);
 
 /// Sums of one `ovpn_rollup_1h` bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -299,6 +315,19 @@ struct OvpnAcc {
     tx: u64,
     last_ts_ms: i64,
     samples: u64,
+}
+
+impl OvpnAcc {
+    fn add(&mut self, ts_ms: i64, d: &PairDelta) {
+        self.rx = self.rx.saturating_add(d.rx_delta.unwrap_or(0));
+        self.tx = self.tx.saturating_add(d.tx_delta.unwrap_or(0));
+        self.last_ts_ms = if self.samples == 0 {
+            ts_ms
+        } else {
+            self.last_ts_ms.max(ts_ms)
+        };
+        self.samples += 1;
+    }
 }
 
 /// One report's `station_report_totals` row.
@@ -321,20 +350,26 @@ impl StationReportTotals {
     }
 }
 
-/// `max` of two nullable rates in SQL, NULL only when both are.
-const MAX_RATE: &str =
-    "CASE WHEN excluded.{c} IS NULL THEN {c} WHEN {c} IS NULL THEN excluded.{c} \
-                        ELSE max({c}, excluded.{c}) END";
+/// `max({c}, excluded.{c})` of two nullable values in SQL, NULL only when both are.
+pub(super) fn max_nullable(c: &str) -> String {
+    format!(
+        "CASE WHEN excluded.{c} IS NULL THEN {c} WHEN {c} IS NULL THEN excluded.{c} \
+         ELSE max({c}, excluded.{c}) END"
+    )
+}
 
 /// `{c} + excluded.{c}`, saturating at `i64::MAX` (SQLite would turn an overflow into a REAL).
-const SAT_SUM: &str =
-    "CASE WHEN {c} > 9223372036854775807 - excluded.{c} THEN 9223372036854775807 \
-                       ELSE {c} + excluded.{c} END";
+pub(super) fn sat_sum(c: &str) -> String {
+    format!(
+        "CASE WHEN {c} > 9223372036854775807 - excluded.{c} THEN 9223372036854775807 \
+         ELSE {c} + excluded.{c} END"
+    )
+}
 
 fn upsert_sql(table: &str, key_cols: &str) -> String {
-    let max_rx = MAX_RATE.replace("{c}", "max_rx_bps");
-    let max_tx = MAX_RATE.replace("{c}", "max_tx_bps");
-    let [rx, tx, n] = ["rx_bytes", "tx_bytes", "samples"].map(|c| SAT_SUM.replace("{c}", c));
+    let max_rx = max_nullable("max_rx_bps");
+    let max_tx = max_nullable("max_tx_bps");
+    let [rx, tx, n] = ["rx_bytes", "tx_bytes", "samples"].map(sat_sum);
     let n_keys = key_cols.split(',').count();
     let placeholders: Vec<String> = (1..=n_keys + 5).map(|i| format!("?{i}")).collect();
     format!(
@@ -345,19 +380,88 @@ fn upsert_sql(table: &str, key_cols: &str) -> String {
     )
 }
 
-impl<'a> Rollups<'a> {
-    fn add_interface(&mut self, router_id: i64, name: &'a str, ts_ms: i64, d: &PairDelta) {
+/// The value under the string key `key`, created when missing (allocates the key only then).
+fn slot<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> Option<&'m mut V> {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key)
+}
+
+impl Rollups {
+    fn is_empty(&self) -> bool {
+        self.reports == 0
+    }
+
+    /// A stored report of `router_id` (its row `report_id`, made at `ts_ms`; `last_ts_ms` of
+    /// the router's newest report before it) whose contributions follow.
+    fn add_report(&mut self, router_id: i64, report_id: i64, ts_ms: i64, last_ts_ms: Option<i64>) {
+        self.reports += 1;
+        self.min_report_id = Some(self.min_report_id.map_or(report_id, |m| m.min(report_id)));
+        self.min_ts_ms = Some(self.min_ts_ms.map_or(ts_ms, |m| m.min(ts_ms)));
+        let latest = self.latest.entry(router_id).or_insert(i64::MIN);
+        self.out_of_order |= last_ts_ms.is_some_and(|l| ts_ms < l || (ts_ms == l && *latest < l));
+        *latest = (*latest).max(ts_ms);
+    }
+
+    fn add_interface(&mut self, router_id: i64, name: &str, ts_ms: i64, d: &PairDelta) {
         for (map, len) in [
             (&mut self.if_5m, BUCKET_5M_MS),
             (&mut self.if_1h, BUCKET_1H_MS),
         ] {
-            map.entry((bucket_start(ts_ms, len), router_id, name))
+            let by_name = map
+                .entry((bucket_start(ts_ms, len), router_id))
+                .or_default();
+            if let Some(a) = slot(by_name, name) {
+                a.add(d);
+            }
+        }
+    }
+
+    fn add_station(&mut self, router_id: i64, mac: MacAddr, ts_ms: i64, d: &PairDelta) {
+        for (map, len) in [
+            (&mut self.st_1h, BUCKET_1H_MS),
+            (&mut self.st_5m, BUCKET_5M_MS),
+        ] {
+            map.entry((bucket_start(ts_ms, len), router_id, mac))
                 .or_default()
                 .add(d);
         }
     }
 
-    fn flush(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+    fn add_wg(&mut self, router_id: i64, iface: &str, key: &str, ts_ms: i64, d: &PairDelta) {
+        let by_iface = self
+            .wg_1h
+            .entry((bucket_start(ts_ms, BUCKET_1H_MS), router_id))
+            .or_default();
+        if let Some(a) = slot(by_iface, iface).and_then(|m| slot(m, key)) {
+            a.add(d);
+        }
+    }
+
+    /// An OpenVPN client sample: `session` is (instance, common name, real address, connected
+    /// since or -1).
+    fn add_ovpn(
+        &mut self,
+        router_id: i64,
+        session: (&str, &str, &str, i64),
+        ts_ms: i64,
+        d: &PairDelta,
+    ) {
+        let (inst, cn, real, since) = session;
+        let key = (
+            bucket_start(ts_ms, BUCKET_1H_MS),
+            router_id,
+            inst.to_string(),
+            cn.to_string(),
+            real.to_string(),
+            since,
+        );
+        self.ovpn_1h.entry(key).or_default().add(ts_ms, d);
+    }
+
+    /// UPSERTs every sum into its rollup table (and the fleet aggregates), in `tx`.
+    fn write(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
         let acc_params = |a: &Acc| {
             (
                 sat(a.rx),
@@ -373,9 +477,11 @@ impl<'a> Rollups<'a> {
         ] {
             let mut st =
                 tx.prepare_cached(&upsert_sql(table, "bucket_start_ms, router_id, name"))?;
-            for ((bucket, router, name), a) in map {
-                let (rx, txb, mrx, mtx, n) = acc_params(a);
-                st.execute(params![bucket, router, name, rx, txb, mrx, mtx, n])?;
+            for ((bucket, router), by_name) in map {
+                for (name, a) in by_name {
+                    let (rx, txb, mrx, mtx, n) = acc_params(a);
+                    st.execute(params![bucket, router, name, rx, txb, mrx, mtx, n])?;
+                }
             }
         }
         let mut st = tx.prepare_cached(&upsert_sql(
@@ -402,13 +508,12 @@ impl<'a> Rollups<'a> {
                 .iter()
                 .map(|((b, router, _), a)| (*b, *router, sat_opt(a.max_rx.max(a.max_tx)))),
         )?;
-        // The station rows return their new sample count: equal to this batch's, the row is
+        // The station rows return their new sample count: equal to these sums', the row is
         // new (an existing row has at least one sample), which `station_fleet_1h` counts.
         let mut st = tx.prepare_cached(&format!(
             "{} RETURNING samples",
             upsert_sql("station_rollup_1h", "bucket_start_ms, router_id, mac")
         ))?;
-        let mut mac_buf = MacText::default();
         let mut fleet: HashMap<i64, (Acc, u64)> = HashMap::new();
         for ((bucket, router, mac), a) in &self.st_1h {
             let (rx, txb, mrx, mtx, n) = acc_params(a);
@@ -420,67 +525,301 @@ impl<'a> Rollups<'a> {
             f.0.merge(a);
             f.1 += u64::from(total == n);
         }
-        let [rx, txb, n, stations] =
-            ["rx_bytes", "tx_bytes", "samples", "stations"].map(|c| SAT_SUM.replace("{c}", c));
-        let (max_rx, max_tx) = (
-            MAX_RATE.replace("{c}", "max_rx_bps"),
-            MAX_RATE.replace("{c}", "max_tx_bps"),
-        );
-        let mut st = tx.prepare_cached(&format!(
-            "INSERT INTO station_fleet_1h (bucket_start_ms, rx_bytes, tx_bytes, max_rx_bps, max_tx_bps, samples, \
-             stations) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (bucket_start_ms) DO UPDATE SET \
-             rx_bytes = {rx}, tx_bytes = {txb}, max_rx_bps = {max_rx}, max_tx_bps = {max_tx}, samples = {n}, \
-             stations = {stations}"
-        ))?;
-        for (bucket, (a, new_rows)) in &fleet {
-            let (rx, txb, mrx, mtx, n) = acc_params(a);
-            st.execute(params![bucket, rx, txb, mrx, mtx, n, sat(*new_rows)])?;
-        }
+        super::fleetagg::flush_station_hours(
+            tx,
+            fleet.iter().map(|(bucket, (a, new_rows))| {
+                let (rx, txb, mrx, mtx, n) = acc_params(a);
+                (*bucket, [rx, txb, n, sat(*new_rows)], [mrx, mtx])
+            }),
+        )?;
         let mut st = tx.prepare_cached(&upsert_sql(
             "wg_rollup_1h",
             "bucket_start_ms, router_id, iface, public_key",
         ))?;
-        for ((bucket, router, iface, key), a) in &self.wg_1h {
-            let (rx, txb, mrx, mtx, n) = acc_params(a);
-            st.execute(params![bucket, router, iface, key, rx, txb, mrx, mtx, n])?;
+        for ((bucket, router), by_iface) in &self.wg_1h {
+            for (iface, by_key) in by_iface {
+                for (key, a) in by_key {
+                    let (rx, txb, mrx, mtx, n) = acc_params(a);
+                    st.execute(params![bucket, router, iface, key, rx, txb, mrx, mtx, n])?;
+                }
+            }
         }
-        let [rx, txb, n] = ["rx_bytes", "tx_bytes", "samples"].map(|c| SAT_SUM.replace("{c}", c));
-        let mut st = tx.prepare_cached(&format!(
-            "INSERT INTO ovpn_rollup_1h (bucket_start_ms, router_id, instance, common_name, real_address, \
-             connected_since, rx_bytes, tx_bytes, last_ts_ms, samples) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-             ON CONFLICT (bucket_start_ms, router_id, instance, common_name, real_address, connected_since) \
-             DO UPDATE SET rx_bytes = {rx}, tx_bytes = {txb}, last_ts_ms = max(last_ts_ms, excluded.last_ts_ms), \
-             samples = {n}"
-        ))?;
-        for ((bucket, router, inst, cn, real, since), a) in &self.ovpn_1h {
-            st.execute(params![
-                bucket,
-                router,
-                inst,
-                cn,
-                real,
-                since,
-                sat(a.rx),
-                sat(a.tx),
-                a.last_ts_ms,
-                sat(a.samples)
-            ])?;
-        }
-        super::fleetagg::flush_ovpn_days(
-            tx,
+        let hours = || {
             self.ovpn_1h
                 .iter()
-                .map(|(k, a)| (*k, (sat(a.rx), sat(a.tx), a.last_ts_ms, sat(a.samples)))),
-        )?;
+                .map(|((b, r, inst, cn, real, since), a)| {
+                    (
+                        (*b, *r, inst.as_str(), cn.as_str(), real.as_str(), *since),
+                        (sat(a.rx), sat(a.tx), a.last_ts_ms, sat(a.samples)),
+                    )
+                })
+        };
+        super::fleetagg::flush_ovpn_hours(tx, "ovpn_rollup_1h", hours())?;
+        super::fleetagg::flush_ovpn_days(tx, hours())?;
         super::vpnstate::flush_client_names(
             tx,
             self.ovpn_1h
                 .iter()
-                .map(|((_, router, _, cn, ..), a)| (*router, *cn, a.last_ts_ms)),
+                .map(|((_, router, _, cn, ..), a)| (*router, cn.as_str(), a.last_ts_ms)),
         )?;
         self.fleet.flush(tx)?;
         Ok(())
     }
+}
+
+/// Rollup sums the database writer holds in memory across batches, and when it writes them.
+///
+/// Each batch's raw rows are written and committed (then acked) as they come; their rollup
+/// contributions are added here and UPSERTed together (in the transaction of a later batch, or
+/// of [`Store::flush_rollups`]) when the hold time has passed, the wall clock entered another
+/// 5-minute bucket, a reader asked for them, the sums grew past [`HELD_ROWS_MAX`] rows, or
+/// before sealing and retention. The same transaction moves the mark in `rollup_flushed` to the
+/// highest `reports.id`, so the reports above the mark are exactly those whose contributions
+/// are only in memory. Whenever the sums are not known (a new `Store`: after a restart or a
+/// crash; a failed batch, whose contributions were added before it rolled back) they are
+/// rebuilt from the raw rows of those reports ([`replay`]) before they are used.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    /// How long sums may be held; zero writes them with every batch.
+    hold: Duration,
+    /// None: not known, rebuilt from the raw rows before use.
+    sums: Option<Rollups>,
+    /// `rollup_flushed.report_id`, as last read or written.
+    mark: i64,
+    /// When the oldest held contribution was committed, and its wall-clock 5-minute bucket.
+    since: Option<(Instant, i64)>,
+    /// Write the sums with the next batch (a reader is waiting or reading).
+    flush_next: bool,
+    /// This is the collector's writer ([`Store::set_rollup_hold`] was called): unknown sums
+    /// are rebuilt from the raw rows. Other stores (tests, tools that load databases in bulk
+    /// and set the mark themselves, [`mark_rollups_written`]) start from empty sums.
+    rebuild: bool,
+}
+
+/// Held sums are written once they cover this many rollup rows (memory bound: about 100 bytes
+/// each).
+pub const HELD_ROWS_MAX: usize = 500_000;
+
+impl Rollups {
+    /// Rows the sums would write (an upper bound of the memory they use, in rows).
+    fn rows(&self) -> usize {
+        let nested = |m: &HashMap<(i64, i64), HashMap<String, Acc>>| -> usize {
+            m.values().map(HashMap::len).sum()
+        };
+        nested(&self.if_5m)
+            + nested(&self.if_1h)
+            + self.st_1h.len()
+            + self.st_5m.len()
+            + self
+                .wg_1h
+                .values()
+                .flat_map(HashMap::values)
+                .map(HashMap::len)
+                .sum::<usize>()
+            + self.ovpn_1h.len()
+    }
+}
+
+/// The wall clock's 5-minute bucket.
+fn wall_bucket() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    bucket_start(now, BUCKET_5M_MS)
+}
+
+impl Held {
+    /// Whether the held sums (after a batch added to them) are to be written now.
+    fn due(&self, sums: &Rollups) -> bool {
+        if sums.is_empty() {
+            return false;
+        }
+        self.hold.is_zero()
+            || self.flush_next
+            || sums.out_of_order
+            || sums.min_report_id.is_some_and(|id| id <= self.mark)
+            || self
+                .since
+                .is_some_and(|(t, b)| t.elapsed() >= self.hold || b != wall_bucket())
+            || sums.rows() > HELD_ROWS_MAX
+    }
+
+    /// The sums, rebuilt from the raw rows when they are not known.
+    fn sums(&mut self, tx: &Transaction<'_>) -> Result<&mut Rollups, StoreError> {
+        if self.sums.is_none() {
+            let mark: i64 =
+                tx.query_row("SELECT report_id FROM rollup_flushed", [], |r| r.get(0))?;
+            let sums = if self.rebuild {
+                replay(tx, mark)?
+            } else {
+                Rollups::default()
+            };
+            if !sums.is_empty() {
+                tracing::info!(
+                    reports = sums.reports,
+                    rows = sums.rows(),
+                    "rebuilt the rollup sums of reports not yet in the rollup tables from their raw rows"
+                );
+                self.since = Some((Instant::now(), wall_bucket()));
+            }
+            self.mark = mark;
+            self.sums = Some(sums);
+        }
+        Ok(self.sums.get_or_insert_with(Rollups::default))
+    }
+
+    /// Writes the sums if [`Held::due`] (or `force`), moving the mark, in `tx`. Returns whether
+    /// it wrote: the caller then calls [`Held::written`] once `tx` committed.
+    fn write_if_due(&mut self, tx: &Transaction<'_>, force: bool) -> Result<bool, StoreError> {
+        self.sums(tx)?;
+        let Some(sums) = self.sums.as_ref().filter(|s| !s.is_empty()) else {
+            return Ok(false);
+        };
+        if !force && !self.due(sums) {
+            return Ok(false);
+        }
+        tracing::debug!(
+            reports = sums.reports,
+            rows = sums.rows(),
+            forced = force,
+            reader = self.flush_next,
+            out_of_order = sums.out_of_order,
+            "writing held rollup sums"
+        );
+        sums.write(tx)?;
+        self.mark = tx.query_row(
+            "UPDATE rollup_flushed SET report_id = (SELECT coalesce(max(id), 0) FROM reports) \
+             RETURNING report_id",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(true)
+    }
+
+    /// After a commit: `wrote` (the sums are in the tables now) or not (they are held).
+    fn committed(&mut self, wrote: bool) {
+        if wrote {
+            self.sums = Some(Rollups::default());
+            self.since = None;
+            self.flush_next = false;
+        } else if self.since.is_none() && self.sums.as_ref().is_some_and(|s| !s.is_empty()) {
+            self.since = Some((Instant::now(), wall_bucket()));
+        }
+    }
+
+    /// A transaction that may have added to the sums rolled back: rebuild them before use.
+    fn forget(&mut self) {
+        self.sums = None;
+    }
+
+    /// Whether some reports' rollup contributions may not be in the tables (held, or not known).
+    fn pending(&self) -> bool {
+        self.sums.as_ref().is_none_or(|s| !s.is_empty())
+    }
+}
+
+/// Records that every stored report's rollup sums are in the rollup tables (for tools that
+/// write reports and their rollups in bulk, without [`Store::ingest`]), so the collector's
+/// writer has none to rebuild.
+pub fn mark_rollups_written(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE rollup_flushed SET report_id = (SELECT coalesce(max(id), 0) FROM reports)",
+        [],
+    )?;
+    Ok(())
+}
+
+/// The rollup contributions of the reports above `mark` (`rollup_flushed.report_id`), read from
+/// their raw rows, which hold exactly what ingest added (a sample row's deltas and rates; one
+/// contribution per row written). The rows are still in the row tables: the held sums are
+/// written before any sealing.
+fn replay(tx: &Transaction<'_>, mark: i64) -> Result<Rollups, StoreError> {
+    let mut sums = Rollups::default();
+    let keys: Vec<(i64, i64, i64)> = tx
+        .prepare("SELECT id, router_id, ts_ms FROM reports WHERE id > ?1 ORDER BY id")?
+        .query_map([mark], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut seen = HashSet::new();
+    let pair = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<PairDelta> {
+        Ok(PairDelta {
+            rx_delta: to_u64(r.get(i)?),
+            tx_delta: to_u64(r.get(i + 1)?),
+            rx_bps: to_u64(r.get(i + 2)?),
+            tx_bps: to_u64(r.get(i + 3)?),
+        })
+    };
+    let mut ifaces = tx.prepare(
+        "SELECT name, rx_delta, tx_delta, rx_bps, tx_bps FROM interface_samples \
+         WHERE router_id = ?1 AND ts_ms = ?2",
+    )?;
+    let mut stations = tx.prepare(
+        "SELECT mac, rx_delta, tx_delta, rx_bps, tx_bps FROM station_samples \
+         WHERE router_id = ?1 AND ts_ms = ?2",
+    )?;
+    let mut totals = tx.prepare(
+        "SELECT rx_bytes, tx_bytes, rx_deltas, tx_deltas FROM station_report_totals \
+         WHERE router_id = ?1 AND ts_ms = ?2",
+    )?;
+    let mut wg = tx.prepare(
+        "SELECT iface, public_key, rx_delta, tx_delta, rx_bps, tx_bps FROM wg_peer_samples \
+         WHERE router_id = ?1 AND ts_ms = ?2",
+    )?;
+    let mut ovpn = tx.prepare(
+        "SELECT instance, common_name, real_address, coalesce(connected_since, -1), rx_delta, \
+         tx_delta, rx_bps, tx_bps FROM ovpn_client_samples WHERE router_id = ?1 AND ts_ms = ?2",
+    )?;
+    let mut probes = tx.prepare(
+        "SELECT sent, received, rtt_avg_us, rtt_max_us FROM probe_samples \
+         WHERE router_id = ?1 AND ts_ms = ?2",
+    )?;
+    for (id, rid, ts) in keys {
+        sums.add_report(rid, id, ts, None);
+        // Two reports of a router at the same time share their rows: read them once.
+        if !seen.insert((rid, ts)) {
+            continue;
+        }
+        let mut rows = ifaces.query(params![rid, ts])?;
+        while let Some(r) = rows.next()? {
+            let name: String = r.get(0)?;
+            sums.add_interface(rid, &name, ts, &pair(r, 1)?);
+        }
+        let mut rows = stations.query(params![rid, ts])?;
+        while let Some(r) = rows.next()? {
+            let mac: String = r.get(0)?;
+            let Ok(mac) = mac.parse::<MacAddr>() else {
+                tracing::warn!(
+                    router_id = rid,
+                    ts_ms = ts,
+                    mac,
+                    "unreadable MAC in station_samples; left out of the rebuilt rollups"
+                );
+                continue;
+            };
+            sums.add_station(rid, mac, ts, &pair(r, 1)?);
+        }
+        let mut rows = totals.query(params![rid, ts])?;
+        while let Some(r) = rows.next()? {
+            sums.fleet
+                .add_stations(ts, r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        }
+        let mut rows = wg.query(params![rid, ts])?;
+        while let Some(r) = rows.next()? {
+            let (iface, key): (String, String) = (r.get(0)?, r.get(1)?);
+            sums.add_wg(rid, &iface, &key, ts, &pair(r, 2)?);
+        }
+        let mut rows = ovpn.query(params![rid, ts])?;
+        while let Some(r) = rows.next()? {
+            let (inst, cn, real, since): (String, String, String, i64) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            sums.add_ovpn(rid, (&inst, &cn, &real, since), ts, &pair(r, 4)?);
+        }
+        let mut rows = probes.query(params![rid, ts])?;
+        while let Some(r) = rows.next()? {
+            sums.fleet
+                .add_probe(ts, r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        }
+    }
+    Ok(sums)
 }
 
 /// Formats MAC addresses as `aa:bb:cc:dd:ee:ff` without allocating.
@@ -514,32 +853,113 @@ impl Store {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let result = ingest_batch(&mut self.conn, &mut self.cache, batch);
+        let result = ingest_batch(&mut self.conn, &mut self.cache, &mut self.held, batch);
         if result.is_err() {
-            // The transaction rolled back: cached state may describe rows that do not exist.
+            // The transaction rolled back: cached state may describe rows that do not exist,
+            // and the held rollup sums may hold contributions of rows that do not exist.
             self.cache.clear();
+            self.held.forget();
         }
         result
+    }
+
+    /// How long the rollup sums of committed reports may be held in memory before they are
+    /// written to the rollup tables (see [`Held`]); zero (the default) writes them with every
+    /// batch.
+    pub fn set_rollup_hold(&mut self, hold: Duration) {
+        self.held.hold = hold;
+        self.held.rebuild = true;
+    }
+
+    /// Whether rollup sums may be held across batches (a non-zero hold).
+    pub fn holds_rollups(&self) -> bool {
+        !self.held.hold.is_zero()
+    }
+
+    /// Whether some committed reports' rollup contributions may not be in the rollup tables
+    /// yet (held in memory, or not known since the store was opened or a batch failed).
+    pub fn rollups_pending(&self) -> bool {
+        self.held.pending()
+    }
+
+    /// Writes the held rollup sums with the next batch (a reader is active).
+    pub fn flush_rollups_next_batch(&mut self) {
+        self.held.flush_next = true;
+    }
+
+    /// Writes the held rollup sums when one of them comes from a report made before `ts_ms`
+    /// (raw rows before it are sealed or deleted next; the sums are rebuilt from them) or they
+    /// are not known.
+    pub(super) fn flush_rollups_before(&mut self, ts_ms: i64) -> Result<(), StoreError> {
+        let known_later = self
+            .held
+            .sums
+            .as_ref()
+            .is_some_and(|s| s.min_ts_ms.is_none_or(|t| t >= ts_ms));
+        if !known_later {
+            self.flush_rollups()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the held rollup sums if their time has come ([`Held`]: the hold passed, the wall
+    /// clock entered another 5-minute bucket, ...), in its own transaction. Returns whether
+    /// anything was written.
+    pub fn flush_due_rollups(&mut self) -> Result<bool, StoreError> {
+        let due = self.held.sums.as_ref().is_none_or(|s| self.held.due(s));
+        if due {
+            self.flush_rollups()
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Writes every held rollup sum now, in its own transaction (rebuilding them from the raw
+    /// rows first when they are not known). Returns whether anything was written.
+    pub fn flush_rollups(&mut self) -> Result<bool, StoreError> {
+        if !self.held.pending() {
+            return Ok(false);
+        }
+        let result = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let wrote = self.held.write_if_due(&tx, true)?;
+            tx.commit()?;
+            Ok(wrote)
+        })();
+        match result {
+            Ok(wrote) => {
+                self.held.committed(true);
+                Ok(wrote)
+            }
+            Err(e) => {
+                self.held.forget();
+                Err(e)
+            }
+        }
     }
 }
 
 fn ingest_batch(
     conn: &mut Connection,
     cache: &mut HashMap<i64, RouterCache>,
+    held: &mut Held,
     batch: &[IngestItem<'_>],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut rollups = Rollups::default();
+    let rollups = held.sums(&tx)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for item in batch {
         let rc = match cache.entry(item.router_id) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => e.insert(load_router_cache(&tx, item.router_id)?),
         };
-        outcomes.push(ingest_one(&tx, rc, item, &mut rollups)?);
+        outcomes.push(ingest_one(&tx, rc, item, rollups)?);
     }
-    rollups.flush(&tx)?;
+    let wrote = held.write_if_due(&tx, false)?;
     tx.commit()?;
+    held.committed(wrote);
     Ok(outcomes)
 }
 
@@ -621,11 +1041,11 @@ struct ReportStep {
 }
 
 /// Stores one report: its row, then one step per part of it, all in the caller's transaction.
-fn ingest_one<'a>(
+fn ingest_one(
     tx: &Transaction<'_>,
     rc: &mut RouterCache,
-    item: &IngestItem<'a>,
-    rollups: &mut Rollups<'a>,
+    item: &IngestItem<'_>,
+    rollups: &mut Rollups,
 ) -> Result<IngestOutcome, StoreError> {
     let r = item.report;
     let rid = item.router_id;
@@ -638,6 +1058,7 @@ fn ingest_one<'a>(
     let Some(report_id) = insert_report(tx, item, ts)? else {
         return Ok(IngestOutcome::Duplicate);
     };
+    rollups.add_report(rid, report_id, ts, rc.last.map(|l| l.ts_ms));
     let is_newest = rc
         .last
         .is_none_or(|l| l.boot_id != cur.boot_id || cur.seq > l.seq);
@@ -673,12 +1094,12 @@ fn ingest_one<'a>(
 }
 
 /// Interface counter samples, their deltas and rollups.
-fn ingest_interfaces<'a>(
+fn ingest_interfaces(
     tx: &Transaction<'_>,
     rc: &mut RouterCache,
-    r: &'a Report,
+    r: &Report,
     s: ReportStep,
-    rollups: &mut Rollups<'a>,
+    rollups: &mut Rollups,
 ) -> Result<(), StoreError> {
     let ReportStep {
         rid,
@@ -739,12 +1160,12 @@ fn ingest_interfaces<'a>(
 }
 
 /// Station samples (with their MLO link samples), deltas and rollups; returns the station totals.
-fn ingest_stations<'a>(
+fn ingest_stations(
     tx: &Transaction<'_>,
     rc: &mut RouterCache,
-    r: &'a Report,
+    r: &Report,
     s: ReportStep,
-    rollups: &mut Rollups<'a>,
+    rollups: &mut Rollups,
 ) -> Result<StationReportTotals, StoreError> {
     let ReportStep {
         rid,
@@ -882,16 +1303,7 @@ fn ingest_stations<'a>(
                     sat_opt(ls.rx_duration_us),
                 ])?;
             }
-            rollups
-                .st_1h
-                .entry((bucket_start(ts, BUCKET_1H_MS), rid, sta.mac))
-                .or_default()
-                .add(&d);
-            rollups
-                .st_5m
-                .entry((bucket_start(ts, BUCKET_5M_MS), rid, sta.mac))
-                .or_default()
-                .add(&d);
+            rollups.add_station(rid, sta.mac, ts, &d);
             station_totals.add(&d);
         }
         if is_newest {
@@ -928,8 +1340,8 @@ fn store_station_totals(
 ) -> Result<(), StoreError> {
     // Built once: this runs for every report.
     static SQL: LazyLock<String> = LazyLock::new(|| {
-        let [rx, txb, rxn, txn, n] = ["rx_bytes", "tx_bytes", "rx_deltas", "tx_deltas", "stations"]
-            .map(|c| SAT_SUM.replace("{c}", c));
+        let [rx, txb, rxn, txn, n] =
+            ["rx_bytes", "tx_bytes", "rx_deltas", "tx_deltas", "stations"].map(sat_sum);
         format!(
             "INSERT INTO station_report_totals (router_id, ts_ms, rx_bytes, tx_bytes, rx_deltas, tx_deltas, stations) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (router_id, ts_ms) DO UPDATE SET \
@@ -952,12 +1364,12 @@ fn store_station_totals(
 }
 
 /// WireGuard peer samples, their deltas and rollups.
-fn ingest_wg_peers<'a>(
+fn ingest_wg_peers(
     tx: &Transaction<'_>,
     rc: &mut RouterCache,
-    r: &'a Report,
+    r: &Report,
     s: ReportStep,
-    rollups: &mut Rollups<'a>,
+    rollups: &mut Rollups,
 ) -> Result<(), StoreError> {
     let ReportStep {
         rid,
@@ -996,13 +1408,7 @@ fn ingest_wg_peers<'a>(
                 sat_opt(d.tx_bps),
             ])?;
             if n > 0 {
-                let key = (
-                    bucket_start(ts, BUCKET_1H_MS),
-                    rid,
-                    wif.name.as_str(),
-                    p.public_key.as_str(),
-                );
-                rollups.wg_1h.entry(key).or_default().add(&d);
+                rollups.add_wg(rid, &wif.name, &p.public_key, ts, &d);
             }
             if is_newest {
                 if let Some(m) = inner(&mut rc.wg, &wif.name) {
@@ -1024,12 +1430,12 @@ fn ingest_wg_peers<'a>(
 }
 
 /// OpenVPN client samples (rx = received by the server from the client), deltas and rollups.
-fn ingest_ovpn_clients<'a>(
+fn ingest_ovpn_clients(
     tx: &Transaction<'_>,
     rc: &mut RouterCache,
-    r: &'a Report,
+    r: &Report,
     s: ReportStep,
-    rollups: &mut Rollups<'a>,
+    rollups: &mut Rollups,
 ) -> Result<(), StoreError> {
     let ReportStep {
         rid,
@@ -1073,23 +1479,13 @@ fn ingest_ovpn_clients<'a>(
                 c.cipher,
             ])?;
             if n > 0 {
-                let key = (
-                    bucket_start(ts, BUCKET_1H_MS),
-                    rid,
+                let session = (
                     inst.name.as_str(),
                     c.common_name.as_str(),
                     c.real_address.as_deref().unwrap_or(""),
                     c.connected_since.map_or(-1, sat),
                 );
-                let a = rollups.ovpn_1h.entry(key).or_default();
-                a.rx = a.rx.saturating_add(d.rx_delta.unwrap_or(0));
-                a.tx = a.tx.saturating_add(d.tx_delta.unwrap_or(0));
-                a.last_ts_ms = if a.samples == 0 {
-                    ts
-                } else {
-                    a.last_ts_ms.max(ts)
-                };
-                a.samples += 1;
+                rollups.add_ovpn(rid, session, ts, &d);
             }
             if is_newest {
                 if let Some(m) = inner(&mut rc.ovpn, &inst.name) {
@@ -2689,5 +3085,243 @@ mod bench {
         run(100, 1);
         run(100, 5);
         run(10, 50);
+    }
+}
+
+/// Rollup sums held across batches ([`Held`]): after crashes (a `Store` dropped without writing
+/// them) and a failed batch, the rollup tables end up exactly as when every batch writes them.
+#[cfg(test)]
+mod held_tests {
+    use super::*;
+    use crate::store::testutil::{enrolled_router, open_temp, rich_report};
+    use routerstats_shared::model::{ProbeResult, ProbeRole};
+
+    const T0: u64 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000;
+    const HOLD: Duration = Duration::from_secs(3600);
+
+    /// Every table the rollup sums are written to, and the per-report totals beside them.
+    const TABLES: [&str; 12] = [
+        "interface_rollup_5m",
+        "interface_rollup_1h",
+        "station_rollup_5m",
+        "station_rollup_1h",
+        "station_fleet_1h",
+        "wg_rollup_1h",
+        "ovpn_rollup_1h",
+        "ovpn_rollup_1d",
+        "fleet_totals_1s",
+        "station_report_totals",
+        "station_peak_5m",
+        "ovpn_client_names",
+    ];
+
+    /// Every row of `table`, as text, sorted.
+    fn dump(store: &Store, table: &str) -> Vec<String> {
+        let mut st = store
+            .connection()
+            .prepare(&format!("SELECT * FROM {table}"))
+            .unwrap();
+        let n = st.column_count();
+        let mut rows: Vec<String> = st
+            .query_map([], |r| {
+                (0..n)
+                    .map(|i| {
+                        r.get::<_, rusqlite::types::Value>(i)
+                            .map(|v| format!("{v:?}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|v| v.join("|"))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.sort();
+        rows
+    }
+
+    fn assert_same_rollups(held: &Store, reference: &Store, what: &str) {
+        for table in TABLES {
+            let (a, b) = (dump(held, table), dump(reference, table));
+            assert!(!b.is_empty(), "{what}: {table} is empty in the reference");
+            assert_eq!(a, b, "{what}: {table}");
+        }
+    }
+
+    fn probe(received: u32) -> ProbeResult {
+        ProbeResult {
+            role: ProbeRole::Gateway,
+            target: "192.0.2.1".parse().unwrap(),
+            name: "wan".into(),
+            sent: 4,
+            received,
+            rtt_min_us: Some(900),
+            rtt_avg_us: (received > 0).then_some(1000),
+            rtt_max_us: Some(2000),
+        }
+    }
+
+    /// Batches of 3 routers x 4 reports, every 40 s for about 2.4 hours (crossing hour and
+    /// 5-minute buckets), with a counter reset, probes, and one late report of another boot
+    /// whose time is before the router's newest.
+    fn batches(ids: [i64; 3]) -> Vec<Vec<(i64, Report)>> {
+        let mut c = 1000;
+        let mut out = Vec::new();
+        for chunk in 0..54u64 {
+            let mut batch = Vec::new();
+            for k in 0..4 {
+                let seq = chunk * 4 + k + 1;
+                c = if seq == 90 { 7 } else { c + seq * 13 };
+                for (i, id) in ids.iter().enumerate() {
+                    let ts = T0 + 500 + seq * 40_000 + i as u64 * 7_000;
+                    let mut r = rich_report([i as u8 + 1; 16], seq, ts, c + i as u64);
+                    r.probes = vec![probe(if seq % 9 == 0 { 0 } else { 4 })];
+                    batch.push((*id, r));
+                }
+            }
+            if chunk == 30 {
+                batch.push((ids[1], rich_report([9; 16], 1, T0 + 600_000, 5)));
+            }
+            // Another boot at the time of the router's newest report: in this batch, and in
+            // the next one (after that report's sums were written, chunk 9).
+            let newest = T0 + 500 + (chunk * 4 + 4) * 40_000 + 14_000;
+            if chunk == 8 || chunk == 16 {
+                batch.push((ids[2], rich_report([8; 16], chunk, newest, 3)));
+            }
+            if chunk == 9 || chunk == 21 {
+                // First in its batch: right after that router's newest report.
+                let prev = T0 + 500 + (chunk * 4) * 40_000 + 14_000;
+                batch.insert(0, (ids[2], rich_report([8; 16], chunk, prev, 3)));
+            }
+            out.push(batch);
+        }
+        out
+    }
+
+    fn ingest(store: &mut Store, batch: &[(i64, Report)]) -> Result<(), StoreError> {
+        let items: Vec<IngestItem<'_>> = batch
+            .iter()
+            .map(|(router_id, report)| IngestItem {
+                router_id: *router_id,
+                received_at_ms: 0,
+                report,
+            })
+            .collect();
+        store.ingest(&items).map(|_| ())
+    }
+
+    fn rx_sum(store: &Store) -> i64 {
+        store
+            .connection()
+            .query_row(
+                "SELECT coalesce(sum(rx_bytes), 0) FROM interface_rollup_5m",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn held_sums_are_rebuilt_after_crashes_and_failed_batches() {
+        let (_dir_ref, mut reference) = open_temp();
+        let (dir, mut held) = open_temp();
+        let path = held.path().to_path_buf();
+        let mut ids = [0; 3];
+        for (i, name) in ["gw", "ap1", "ap2"].iter().enumerate() {
+            ids[i] = enrolled_router(&mut reference, name).id;
+            assert_eq!(enrolled_router(&mut held, name).id, ids[i]);
+        }
+        held.set_rollup_hold(HOLD);
+        let all = batches(ids);
+        for b in &all {
+            ingest(&mut reference, b).unwrap();
+        }
+
+        // Part 1: some batches, a flush in the middle, more batches held, then a crash.
+        for (i, b) in all[..12].iter().enumerate() {
+            ingest(&mut held, b).unwrap();
+            // Written after batches 6 and 9 (batch 10 has a report at the time of one in 9).
+            if i == 5 || i == 8 {
+                assert!(held.flush_rollups().unwrap());
+                assert!(!held.rollups_pending());
+            }
+        }
+        assert!(held.rollups_pending());
+        let written = rx_sum(&held);
+        assert!(written > 0, "the flush after batch 6 wrote sums");
+        drop(held);
+
+        // Part 2: a new store (as after a restart) ingests on: its first batch rebuilds the
+        // sums of batches 7-12 from their raw rows. A failed batch (unknown router) in
+        // between drops the sums, which the next batch rebuilds again. Then another crash.
+        let mut held = Store::open(&path).unwrap();
+        held.set_rollup_hold(HOLD);
+        for (i, b) in all[12..40].iter().enumerate() {
+            ingest(&mut held, b).unwrap();
+            if i == 3 {
+                let mut bad = b.clone();
+                bad.truncate(2);
+                for (id, r) in &mut bad {
+                    *id = 999;
+                    r.seq += 10_000;
+                }
+                assert!(ingest(&mut held, &bad).is_err());
+                assert!(
+                    held.rollups_pending(),
+                    "the sums are not known after a failed batch"
+                );
+            }
+        }
+        assert!(held.rollups_pending());
+        drop(held);
+
+        // Part 3: the writer's start: rebuild and write; then the rest, sealed at the end
+        // (sealing writes held sums first: they are rebuilt from row tables).
+        let mut held = Store::open(&path).unwrap();
+        held.set_rollup_hold(HOLD);
+        assert!(held.flush_rollups().unwrap(), "unwritten sums were rebuilt");
+        assert!(!held.rollups_pending());
+        assert!(rx_sum(&held) > written);
+        for b in &all[40..] {
+            ingest(&mut held, b).unwrap();
+        }
+        assert!(held.rollups_pending());
+        let far = (T0 + 30 * 3_600_000) as i64;
+        held.seal_all(far).unwrap();
+        reference.seal_all(far).unwrap();
+        assert!(!held.rollups_pending(), "sealing wrote the held sums first");
+        assert_same_rollups(
+            &held,
+            &reference,
+            "after crashes, a failed batch and sealing",
+        );
+        drop(dir);
+    }
+
+    /// While sums are held, the rollup tables lag the raw rows; a hold of zero writes them with
+    /// every batch, and the wall clock's 5-minute bucket or a reader's request writes them.
+    #[test]
+    fn hold_policy() {
+        let (_dir, mut store) = open_temp();
+        let id = enrolled_router(&mut store, "gw").id;
+        let all = batches([id, id, id]);
+        // hold 0: written with the batch.
+        ingest(&mut store, &all[0][..3]).unwrap();
+        assert!(!store.rollups_pending());
+        assert!(rx_sum(&store) >= 0);
+        store.set_rollup_hold(HOLD);
+        let before = dump(&store, "interface_rollup_5m");
+        ingest(&mut store, &all[1][..3]).unwrap();
+        assert!(store.rollups_pending());
+        assert_eq!(
+            dump(&store, "interface_rollup_5m"),
+            before,
+            "held, not written"
+        );
+        store.flush_rollups_next_batch();
+        ingest(&mut store, &all[2][..3]).unwrap();
+        assert!(!store.rollups_pending(), "a reader's request wrote them");
+        assert_ne!(dump(&store, "interface_rollup_5m"), before);
+        // Nothing held: nothing to write.
+        assert!(!store.flush_rollups().unwrap());
     }
 }

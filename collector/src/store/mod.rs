@@ -37,7 +37,7 @@ use routerstats_shared::model::Report;
 
 pub use actions::{ActionFilter, ActionRow, NewAction};
 pub use fleetagg::BUCKET_1D_MS;
-pub use ingest::{bucket_start, wifi_links, BUCKET_1H_MS, BUCKET_5M_MS};
+pub use ingest::{bucket_start, mark_rollups_written, wifi_links, BUCKET_1H_MS, BUCKET_5M_MS};
 pub use registry::{
     check_router_name, name_from_hostname, normalize_name, ApiKeyRow, MAX_NAME_CHARS,
 };
@@ -185,6 +185,8 @@ pub struct Store {
     path: PathBuf,
     cache: HashMap<i64, ingest::RouterCache>,
     seal: sealed::SealState,
+    /// Rollup sums held in memory across batches (see `ingest::Held`).
+    held: ingest::Held,
 }
 
 impl Store {
@@ -227,6 +229,7 @@ impl Store {
             path: path.to_path_buf(),
             cache: HashMap::new(),
             seal: sealed::SealState::default(),
+            held: ingest::Held::default(),
         })
     }
 

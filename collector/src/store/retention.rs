@@ -95,6 +95,8 @@ impl Store {
         now_ms: i64,
         policy: &Retention,
     ) -> Result<RetentionStats, StoreError> {
+        // Held rollup sums are rebuilt from raw rows and add to rollup rows: write them first.
+        self.flush_rollups_before(i64::MAX)?;
         let raw_cut = cutoff(now_ms, policy.raw_days);
         // A bucket is deleted once all of it is older than the cutoff.
         let cut_5m = cutoff(now_ms, policy.rollup_5m_days).saturating_sub(BUCKET_5M_MS);

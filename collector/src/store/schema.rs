@@ -53,6 +53,9 @@
 //!   at ingest for `/api/vpn/clients` and `/api/vpn/health`; see `super::vpnstate`.
 //! - Version 13: per-router station peak rates per 5 minutes (`station_peak_5m`) for the
 //!   fleet-wide bandwidth alerts; see `MIGRATION_13` and `super::station_peaks`.
+//! - Version 14: `rollup_flushed`, the highest `reports.id` whose rollup contributions are in
+//!   the rollup tables (the writer holds rollup sums in memory across batches; see
+//!   `MIGRATION_14` and `super::ingest`).
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -69,6 +72,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_11,
     super::vpnstate::MIGRATION_12,
     MIGRATION_13,
+    MIGRATION_14,
 ];
 
 /// The schema version this collector writes.
@@ -720,6 +724,21 @@ GROUP BY s;
 ///   byte 1) and still decode.
 const MIGRATION_11: &str = "-- version 11: see the comment of MIGRATION_11 in schema.rs";
 
+/// Version 14: `rollup_flushed`, one row, the
+/// highest `reports.id` whose contributions to the rollup tables (`interface_rollup_*`,
+/// `station_rollup_*`, `station_fleet_1h`, `wg_rollup_1h`, `ovpn_rollup_1h`/`_1d`,
+/// `fleet_totals_1s`) have been written. The database writer may hold the sums of later reports
+/// in memory (`super::ingest`); after a crash it rebuilds them from the raw rows of the reports
+/// above this mark. Every report of an existing database is counted already: the mark starts
+/// at the highest id (one primary-key lookup, instant at any size).
+const MIGRATION_14: &str = r#"
+CREATE TABLE rollup_flushed (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    report_id  INTEGER NOT NULL
+);
+INSERT INTO rollup_flushed (id, report_id) VALUES (1, coalesce((SELECT max(id) FROM reports), 0));
+"#;
+
 /// The statements of [`MIGRATION_10`] that fill its tables from the rollups they summarize (the
 /// migration's backfill), for a database whose rollup rows were written directly (the API
 /// benchmark's generator) and for tests. Run on empty version-10 tables.
@@ -800,6 +819,7 @@ mod tests {
             "ovpn_rollup_1d",
             "ovpn_rollup_1h",
             "reports",
+            "rollup_flushed",
             "routers",
             "source_status",
             "station_fleet_1h",
@@ -817,6 +837,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 13);
+        assert_eq!(SCHEMA_VERSION, 14);
     }
 }

@@ -443,6 +443,8 @@ impl Store {
     /// Seals up to [`SEAL_GROUPS_PER_STEP`] closed (router, hour) groups older than the hot
     /// window at `now_ms`, each in its own transaction. Cheap when there is nothing to do.
     pub fn seal_step(&mut self, now_ms: i64) -> Result<SealStats, StoreError> {
+        // Held rollup sums are rebuilt from row tables: write them before their rows move.
+        self.flush_rollups_before(hot_start(now_ms))?;
         self.seal_groups(
             hot_start(now_ms),
             SEAL_GROUPS_PER_STEP,
@@ -458,6 +460,7 @@ impl Store {
     /// Seals every hour that starts before `before_ms` (rounded down to an hour), except each
     /// router's newest hour (tests and benchmarks: a hot window of any size).
     pub fn seal_all_before(&mut self, before_ms: i64) -> Result<SealStats, StoreError> {
+        self.flush_rollups_before(before_ms)?;
         let mut total = SealStats::default();
         self.seal = SealState::default();
         loop {
