@@ -681,6 +681,14 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
         "  fleet aggregates (ovpn_rollup_1d from ovpn_rollup_1h): {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    // The newest report's WireGuard peers (`wg_peers`, schema 12), as ingest keeps them, by the
+    // migration's own backfill statement.
+    let t = Instant::now();
+    conn.execute_batch(routerstats_collector::store::schema::wg_peers_backfill())?;
+    eprintln!(
+        "  current WireGuard peers (wg_peers from the newest samples): {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     // Index builds sort every row: let the sorter spill to temporary files (not memory: the
     // biggest index is GBs at 10,000 routers) and use a helper thread.
@@ -954,6 +962,7 @@ fn main() {
             "station_rollup_5m",
             "leases",
             "wg_interfaces",
+            "wg_peers",
         ] {
             let n: i64 = c
                 .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))

@@ -298,13 +298,19 @@ pub fn probe_figures(
 ) -> rusqlite::Result<std::collections::HashMap<i64, ProbeFigures>> {
     // One router: `router_id = ?3` reaches `probe_samples_all` as a constraint, so it reads that
     // router's rows and blocks only (an `(?3 IS NULL OR router_id = ?3)` filter would not, and
-    // the virtual table would read every router's).
-    let filter = match router {
-        Some(_) => "router_id = ?3",
-        None => "?3 IS NULL",
+    // the virtual table would read every router's); when the window touches none of its sealed
+    // hours, the row table alone (SQLite sums a primary-key range, nothing is materialized).
+    // Callers reading several routers hold one read transaction (the check and the read then
+    // see the same sealed state).
+    let (filter, src) = match router {
+        Some(id) => (
+            "router_id = ?3",
+            crate::store::sealed::router_source(conn, "probe_samples", id, start_ms, end_ms.saturating_sub(1))?,
+        ),
+        None => ("?3 IS NULL", "probe_samples_all".into()),
     };
     let sql = format!(
-        "SELECT router_id, {PROBE_SUMS} FROM probe_samples_all \
+        "SELECT router_id, {PROBE_SUMS} FROM {src} \
          WHERE ts_ms >= ?1 AND ts_ms < ?2 AND {filter} GROUP BY router_id"
     );
     let mut st = conn.prepare_cached(&sql)?;

@@ -46,6 +46,10 @@
 //!   `<table>_all`. `reports`, `station_report_totals` and `station_rollup_5m` stay rows.
 //! - Version 10: fleet-wide aggregates kept at ingest (`ovpn_rollup_1d`, `fleet_totals_1s`);
 //!   see `MIGRATION_10` and `super::fleetagg`.
+//! - Version 12 (session numbering: it follows 11; on a branch without 11 it is the 11th entry):
+//!   `wg_peers`, the WireGuard peers of each router's newest report (current state, kept at
+//!   ingest like `wg_interfaces`), indexed by public key and by name, so a peer is found
+//!   without visiting every router; see `MIGRATION_12`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -59,6 +63,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_8,
     MIGRATION_9,
     MIGRATION_10,
+    MIGRATION_12,
 ];
 
 /// The schema version this collector writes.
@@ -697,6 +702,39 @@ FROM (
 GROUP BY s;
 "#;
 
+/// Version 12: `wg_peers`, the peers (interface, public key, name) of each router's newest
+/// report: current state, replaced at ingest from the newest report like `wg_interfaces`
+/// (`store::ingest`), so it changes only when a router's peer set or a peer's name changes.
+/// The per-peer routes (`/api/metrics/peer/{key}`, `/peer/{name}`) find a key's or a name's
+/// routers through its indexes (`wg_peers_key`, and `wg_peers_name` over named peers) and then
+/// read each occurrence's newest sample by the primary key of `wg_peer_samples`, instead of
+/// visiting the newest samples of every router. Backfilled from the newest samples (one
+/// primary-key range per router: seconds at 10,000 routers).
+pub(super) const MIGRATION_12: &str = r#"
+CREATE TABLE wg_peers (
+    router_id   INTEGER NOT NULL REFERENCES routers(id) ON DELETE CASCADE,
+    iface       TEXT NOT NULL,
+    public_key  TEXT NOT NULL,
+    name        TEXT,
+    PRIMARY KEY (router_id, iface, public_key)
+) WITHOUT ROWID;
+CREATE INDEX wg_peers_key ON wg_peers(public_key);
+CREATE INDEX wg_peers_name ON wg_peers(name) WHERE name IS NOT NULL;
+
+INSERT INTO wg_peers (router_id, iface, public_key, name)
+SELECT w.router_id, w.iface, w.public_key, w.name
+FROM routers r CROSS JOIN wg_peer_samples w ON w.router_id = r.id AND w.ts_ms = r.last_report_ms;
+"#;
+
+/// The statement of [`MIGRATION_12`] that fills `wg_peers` from the newest samples, for a
+/// database whose samples were written directly (the API benchmark's generator). Run on an
+/// empty `wg_peers`.
+pub fn wg_peers_backfill() -> &'static str {
+    MIGRATION_12
+        .find("INSERT INTO")
+        .map_or("", |i| &MIGRATION_12[i..])
+}
+
 /// The statements of [`MIGRATION_10`] that fill its tables from the rollups they summarize (the
 /// migration's backfill), for a database whose rollup rows were written directly (the API
 /// benchmark's generator) and for tests. Run on empty version-10 tables.
@@ -755,11 +793,12 @@ mod tests {
             "tokens",
             "wg_interfaces",
             "wg_peer_samples",
+            "wg_peers",
             "wg_rollup_1h",
             "wireless_interfaces",
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 10);
+        assert_eq!(SCHEMA_VERSION, 11);
     }
 }

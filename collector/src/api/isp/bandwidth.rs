@@ -545,8 +545,11 @@ pub(super) fn peak_fleet_rows(c: &Connection, first: i64, now: i64) -> Vec<PeakR
     rows.map(Result::unwrap).collect()
 }
 
+/// The time of a router's first station sample at or after `?2`, from `{src}`:
+/// `station_samples` (a primary-key seek) when the window touches none of the router's sealed
+/// hours, else `station_samples_all` (see `store::sealed::router_source`).
 const FIRST_TS_SQL: &str =
-    "SELECT min(ts_ms) FROM station_samples_all WHERE router_id = ?1 AND ts_ms >= ?2";
+    "SELECT min(ts_ms) FROM {src} WHERE router_id = ?1 AND ts_ms >= ?2";
 const SIGNAL_SQL: &str =
     "SELECT min(signal_dbm), max(signal_dbm), avg(signal_dbm) FROM station_samples_all \
      WHERE mac = ?1 AND ts_ms >= ?2 AND +router_id = ?3 AND +iface = ?4";
@@ -562,7 +565,8 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ("rollup_series", ROLLUP_SERIES_SQL.to_string()),
         ("peak_mac", peak_mac_sql()),
         ("peak_fleet", peak_fleet_sql()),
-        ("first_ts", FIRST_TS_SQL.to_string()),
+        ("first_ts", FIRST_TS_SQL.replace("{src}", "station_samples")),
+        ("first_ts_all", FIRST_TS_SQL.replace("{src}", "station_samples_all")),
         ("fleet_raw", FLEET_RAW_SQL.to_string()),
         (
             "fleet_5m",
@@ -1386,7 +1390,9 @@ pub async fn quality(
                 .as_deref()
                 .map(|u| resolve_user(c, u))
                 .transpose()?;
-            let mut first_ts = c.prepare_cached(FIRST_TS_SQL).map_err(db)?;
+            // One snapshot for every read of the answer: the choice between rows and blocks
+            // (`router_source`) and the read it picks see the same sealed state.
+            let snapshot = c.unchecked_transaction().map_err(db)?;
             let mut signal = c.prepare_cached(SIGNAL_SQL).map_err(db)?;
             let mut out = Vec::new();
             // A user: every router; else the page's routers.
@@ -1404,8 +1410,11 @@ pub async fn quality(
                 if last.is_empty() {
                     continue;
                 }
-                let first_at: Option<i64> = first_ts
-                    .query_row(params![r.id, start], |x| x.get(0))
+                let src = crate::store::sealed::router_source(c, "station_samples", r.id, start, i64::MAX)
+                    .map_err(db)?;
+                let first_at: Option<i64> = c
+                    .prepare_cached(&FIRST_TS_SQL.replace("{src}", &src))
+                    .and_then(|mut st| st.query_row(params![r.id, start], |x| x.get(0)))
                     .map_err(db)?;
                 let first: Vec<StationRow> = match first_at {
                     Some(t) if t < last_ts => stations_at(c, r.id, t)?,
@@ -1459,6 +1468,7 @@ pub async fn quality(
                     });
                 }
             }
+            drop(snapshot);
             Ok((user.map(|u| u.username), out))
         })()?;
         let signals: Vec<i64> = stations
