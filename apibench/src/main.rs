@@ -998,6 +998,9 @@ fn main() {
         let t = Instant::now();
         let _ = client.get(route, key);
         let first = t.elapsed().as_secs_f64() * 1000.0;
+        // CPU time of the whole process (server and client) over the timed requests: on a
+        // loaded machine it stretches far less than wall time.
+        let cpu_before = cpu_seconds();
         for _ in 0..o.requests {
             let t = Instant::now();
             match client.get(route, key) {
@@ -1015,6 +1018,9 @@ fn main() {
                 }
             }
         }
+        let cpu_ms = cpu_before
+            .zip(cpu_seconds())
+            .map(|(a, b)| (b - a) * 1000.0 / o.requests as f64);
         times.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let row = Row {
             route: route.clone(),
@@ -1027,8 +1033,13 @@ fn main() {
             err,
         };
         eprintln!(
-            "  {:<62} {:>4} p50 {:>8.2} p99 {:>8.2} first {:>8.2}",
-            row.route, row.status, row.p50, row.p99, row.first
+            "  {:<62} {:>4} p50 {:>8.2} p99 {:>8.2} first {:>8.2} cpu/req {}",
+            row.route,
+            row.status,
+            row.p50,
+            row.p99,
+            row.first,
+            cpu_ms.map_or("?".to_string(), |c| format!("{c:.1} ms"))
         );
         rows.push(row);
     }

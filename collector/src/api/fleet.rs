@@ -300,8 +300,8 @@ pub fn probe_figures(
     // router's rows and blocks only (an `(?3 IS NULL OR router_id = ?3)` filter would not, and
     // the virtual table would read every router's); when the window touches none of its sealed
     // hours, the row table alone (SQLite sums a primary-key range, nothing is materialized).
-    // Callers reading several routers hold one read transaction (the check and the read then
-    // see the same sealed state).
+    // The check and the read see the same sealed state (`read_snapshot`).
+    let _snapshot = crate::store::sealed::read_snapshot(conn)?;
     let (filter, src) = match router {
         Some(id) => (
             "router_id = ?3",

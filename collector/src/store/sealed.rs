@@ -150,6 +150,16 @@ pub fn router_source(
     })
 }
 
+/// A read transaction for a [`router_source`] check and the read it picks (so both see the
+/// same sealed state), unless the caller already holds one (then None: theirs serves).
+pub fn read_snapshot(conn: &Connection) -> rusqlite::Result<Option<rusqlite::Transaction<'_>>> {
+    if conn.is_autocommit() {
+        conn.unchecked_transaction().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// The first hour of the hot window at `now_ms`: hours before it may be sealed.
 pub fn hot_start(now_ms: i64) -> i64 {
     floor_hour(now_ms) - HOT_CLOSED_HOURS * HOUR_MS

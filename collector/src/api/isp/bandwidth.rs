@@ -1392,21 +1392,33 @@ pub async fn quality(
                 .transpose()?;
             // One snapshot for every read of the answer: the choice between rows and blocks
             // (`router_source`) and the read it picks see the same sealed state.
-            let snapshot = c.unchecked_transaction().map_err(db)?;
+            let snapshot = crate::store::sealed::read_snapshot(c).map_err(db)?;
             let mut signal = c.prepare_cached(SIGNAL_SQL).map_err(db)?;
             let mut out = Vec::new();
-            // A user: every router; else the page's routers.
-            for r in device_or_page(c, None, b.as_ref())?
-                .iter()
-                .filter(|r| r.connected(now))
-            {
+            // A user: every router; else the page's routers, whose newest stations and their
+            // leases are read with one statement each (not one per router and per station).
+            let routers = device_or_page(c, None, b.as_ref())?;
+            let page = b.as_ref().filter(|_| user.is_none()).map(|_| {
+                paging::id_span(routers.iter().map(|r| r.id))
+            });
+            let (mut newest, book) = match page {
+                Some(span) => (
+                    super::devices::newest_stations_in(c, span)?,
+                    Some(super::LeaseBook::for_page(c, span)?),
+                ),
+                None => (HashMap::new(), None),
+            };
+            for r in routers.iter().filter(|r| r.connected(now)) {
                 let Some(last_ts) = r.last_report_ms else {
                     continue;
                 };
-                let last: Vec<StationRow> = stations_at(c, r.id, last_ts)?
-                    .into_iter()
-                    .filter(|s| user.as_ref().is_none_or(|u| u.macs.contains(&s.mac)))
-                    .collect();
+                let last: Vec<StationRow> = match page {
+                    Some(_) => newest.remove(&r.id).unwrap_or_default(),
+                    None => stations_at(c, r.id, last_ts)?,
+                }
+                .into_iter()
+                .filter(|s| user.as_ref().is_none_or(|u| u.macs.contains(&s.mac)))
+                .collect();
                 if last.is_empty() {
                     continue;
                 }
@@ -1437,7 +1449,10 @@ pub async fn quality(
                     } else {
                         (None, None, None)
                     };
-                    let lease = lease_for_mac(c, &s.mac, Some(r.id))?;
+                    let lease = match &book {
+                        Some(book) => book.get(&s.mac, Some(r.id)),
+                        None => lease_for_mac(c, &s.mac, Some(r.id))?,
+                    };
                     let sig = s.signal_avg_dbm.or(s.signal_dbm);
                     out.push(StationQuality {
                         username: username_of(&s.mac, &lease),
