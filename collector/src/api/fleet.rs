@@ -305,7 +305,13 @@ pub fn probe_figures(
     let (filter, src) = match router {
         Some(id) => (
             "router_id = ?3",
-            crate::store::sealed::router_source(conn, "probe_samples", id, start_ms, end_ms.saturating_sub(1))?,
+            crate::store::sealed::router_source(
+                conn,
+                "probe_samples",
+                id,
+                start_ms,
+                end_ms.saturating_sub(1),
+            )?,
         ),
         None => ("?3 IS NULL", "probe_samples_all".into()),
     };

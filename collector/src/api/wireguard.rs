@@ -571,7 +571,8 @@ const LATEST_PEERS_SQL: &str = "SELECT r.id, r.name, r.site, w.iface, w.public_k
 /// The sample must match too, so a `wg_peers` row that ingest has not yet replaced (or one
 /// whose samples retention deleted) never shows a wrong peer. `{filter}`: the condition on
 /// `c` (the `wg_peers` row) and `w` (the sample).
-const PEER_BY_SQL: &str = "SELECT r.id, r.name, r.site, w.iface, w.public_key, w.name, w.endpoint, \
+const PEER_BY_SQL: &str =
+    "SELECT r.id, r.name, r.site, w.iface, w.public_key, w.name, w.endpoint, \
      w.allowed_ips, w.latest_handshake, w.rx_bytes, w.tx_bytes, w.rx_bps, w.tx_bps, w.ts_ms \
      FROM wg_peers c CROSS JOIN routers r ON r.id = c.router_id \
      CROSS JOIN wg_peer_samples w ON w.router_id = c.router_id AND w.ts_ms = r.last_report_ms \
@@ -580,7 +581,8 @@ const PEER_BY_SQL: &str = "SELECT r.id, r.name, r.site, w.iface, w.public_key, w
 /// [`PEER_BY_SQL`]'s filter for one public key.
 const BY_KEY: &str = "c.public_key = ?1";
 /// [`PEER_BY_SQL`]'s filter for a name, or the key of a peer without one.
-const BY_NAME_OR_KEY: &str = "(c.name = ?1 OR c.public_key = ?1) AND (w.name = ?1 OR w.public_key = ?1)";
+const BY_NAME_OR_KEY: &str =
+    "(c.name = ?1 OR c.public_key = ?1) AND (w.name = ?1 OR w.public_key = ?1)";
 
 fn peer_row(r: &Row<'_>) -> rusqlite::Result<PeerRow> {
     Ok(PeerRow {
@@ -1793,7 +1795,10 @@ mod tests {
         .unwrap();
         let (rows, p) = key_rows(&c, "peerkey").unwrap();
         assert_eq!((rows.len(), p), (1, 0));
-        assert_eq!((rows[0].router.as_str(), rows[0].allowed_ips.as_str()), ("gw", "10.0.0.2/32"));
+        assert_eq!(
+            (rows[0].router.as_str(), rows[0].allowed_ips.as_str()),
+            ("gw", "10.0.0.2/32")
+        );
         assert_eq!(name_rows(&c, "Bob").unwrap().0, rows);
         assert_eq!(name_rows(&c, "peerkey").unwrap().0, rows);
         assert!(key_rows(&c, "otherkey").is_err());
@@ -1828,5 +1833,4 @@ mod tests {
             assert_no_big_scan(&p);
         }
     }
-
 }

@@ -140,7 +140,12 @@ pub fn router_source(
              AND hour_ms BETWEEN ?3 AND ?4)",
         )?
         .query_row(
-            params![router_id, tbl as i64, floor_hour(lo_ms.max(i64::MIN + HOUR_MS)), hi_ms],
+            params![
+                router_id,
+                tbl as i64,
+                floor_hour(lo_ms.max(i64::MIN + HOUR_MS)),
+                hi_ms
+            ],
             |r| r.get(0),
         )?;
     Ok(if sealed {
@@ -1167,22 +1172,47 @@ mod tests {
         };
         let before = read(store.connection());
         assert!(before.iter().all(|(src, ..)| src == "station_samples"));
-        assert!(before.iter().filter(|(_, first, ..)| first.is_some()).count() > 20);
+        assert!(
+            before
+                .iter()
+                .filter(|(_, first, ..)| first.is_some())
+                .count()
+                > 20
+        );
         store.seal_all(T0 + 6 * 3_600_000).unwrap();
         let after = read(store.connection());
         let strip = |v: &[(String, Option<i64>, i64, i64)]| -> Vec<(Option<i64>, i64, i64)> {
             v.iter().map(|(_, f, n, s)| (*f, *n, *s)).collect()
         };
-        assert_eq!(strip(&after), strip(&before), "same figures from rows and blocks");
+        assert_eq!(
+            strip(&after),
+            strip(&before),
+            "same figures from rows and blocks"
+        );
         // Router a: hours 0-3 sealed. A window in hour 4 or later reads the rows only; one
         // that touches hours 0-3 (or starts before them) reads rows and blocks.
         let a = ids[0];
-        assert_eq!(window_of(store.connection(), a, T0 + 4 * 3_600_000, i64::MAX).0, "station_samples");
-        assert_eq!(window_of(store.connection(), a, T0 + 3 * 3_600_000 + 1, i64::MAX).0, "station_samples_all");
-        assert_eq!(window_of(store.connection(), a, T0 - 3_600_000, T0 - 1).0, "station_samples");
-        assert_eq!(window_of(store.connection(), a, T0 - 3_600_000, T0).0, "station_samples_all");
+        assert_eq!(
+            window_of(store.connection(), a, T0 + 4 * 3_600_000, i64::MAX).0,
+            "station_samples"
+        );
+        assert_eq!(
+            window_of(store.connection(), a, T0 + 3 * 3_600_000 + 1, i64::MAX).0,
+            "station_samples_all"
+        );
+        assert_eq!(
+            window_of(store.connection(), a, T0 - 3_600_000, T0 - 1).0,
+            "station_samples"
+        );
+        assert_eq!(
+            window_of(store.connection(), a, T0 - 3_600_000, T0).0,
+            "station_samples_all"
+        );
         // A table that is not sealed is read as it is.
-        assert_eq!(router_source(store.connection(), "reports", a, 0, i64::MAX).unwrap(), "reports");
+        assert_eq!(
+            router_source(store.connection(), "reports", a, 0, i64::MAX).unwrap(),
+            "reports"
+        );
     }
 
     #[test]

@@ -548,11 +548,41 @@ pub(super) fn peak_fleet_rows(c: &Connection, first: i64, now: i64) -> Vec<PeakR
 /// The time of a router's first station sample at or after `?2`, from `{src}`:
 /// `station_samples` (a primary-key seek) when the window touches none of the router's sealed
 /// hours, else `station_samples_all` (see `store::sealed::router_source`).
-const FIRST_TS_SQL: &str =
-    "SELECT min(ts_ms) FROM {src} WHERE router_id = ?1 AND ts_ms >= ?2";
+const FIRST_TS_SQL: &str = "SELECT min(ts_ms) FROM {src} WHERE router_id = ?1 AND ts_ms >= ?2";
 const SIGNAL_SQL: &str =
     "SELECT min(signal_dbm), max(signal_dbm), avg(signal_dbm) FROM station_samples_all \
      WHERE mac = ?1 AND ts_ms >= ?2 AND +router_id = ?3 AND +iface = ?4";
+
+/// The columns [`window_counters`] compares, of a router's stations at one time (`{src}`: as
+/// in [`FIRST_TS_SQL`]).
+const FIRST_COUNTERS_SQL: &str =
+    "SELECT iface, mac, connected_s, tx_packets, tx_retries, tx_failed \
+     FROM {src} WHERE router_id = ?1 AND ts_ms = ?2";
+
+/// The stations of router `rid` at `ts` with only the fields [`window_counters`] reads (the
+/// window's first report: no links, no other figures).
+fn first_counters(c: &Connection, rid: i64, ts: i64) -> Result<Vec<StationRow>, IspError> {
+    let src = crate::store::sealed::router_source(c, "station_samples", rid, ts, ts).map_err(db)?;
+    let mut st = c
+        .prepare_cached(&FIRST_COUNTERS_SQL.replace("{src}", &src))
+        .map_err(db)?;
+    let rows = st
+        .query_map(params![rid, ts], |r| {
+            Ok(StationRow {
+                router_id: rid,
+                ts_ms: ts,
+                iface: r.get(0)?,
+                mac: r.get(1)?,
+                connected_s: r.get(2)?,
+                tx_packets: r.get(3)?,
+                tx_retries: r.get(4)?,
+                tx_failed: r.get(5)?,
+                ..StationRow::default()
+            })
+        })
+        .map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
+}
 
 /// The queries of this module, for plan checks.
 #[cfg(test)]
@@ -566,7 +596,18 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ("peak_mac", peak_mac_sql()),
         ("peak_fleet", peak_fleet_sql()),
         ("first_ts", FIRST_TS_SQL.replace("{src}", "station_samples")),
-        ("first_ts_all", FIRST_TS_SQL.replace("{src}", "station_samples_all")),
+        (
+            "first_ts_all",
+            FIRST_TS_SQL.replace("{src}", "station_samples_all"),
+        ),
+        (
+            "first_counters",
+            FIRST_COUNTERS_SQL.replace("{src}", "station_samples"),
+        ),
+        (
+            "first_counters_all",
+            FIRST_COUNTERS_SQL.replace("{src}", "station_samples_all"),
+        ),
         ("fleet_raw", FLEET_RAW_SQL.to_string()),
         (
             "fleet_5m",
@@ -1398,9 +1439,10 @@ pub async fn quality(
             // A user: every router; else the page's routers, whose newest stations and their
             // leases are read with one statement each (not one per router and per station).
             let routers = device_or_page(c, None, b.as_ref())?;
-            let page = b.as_ref().filter(|_| user.is_none()).map(|_| {
-                paging::id_span(routers.iter().map(|r| r.id))
-            });
+            let page = b
+                .as_ref()
+                .filter(|_| user.is_none())
+                .map(|_| paging::id_span(routers.iter().map(|r| r.id)));
             let (mut newest, book) = match page {
                 Some(span) => (
                     super::devices::newest_stations_in(c, span)?,
@@ -1422,14 +1464,20 @@ pub async fn quality(
                 if last.is_empty() {
                     continue;
                 }
-                let src = crate::store::sealed::router_source(c, "station_samples", r.id, start, i64::MAX)
-                    .map_err(db)?;
+                let src = crate::store::sealed::router_source(
+                    c,
+                    "station_samples",
+                    r.id,
+                    start,
+                    i64::MAX,
+                )
+                .map_err(db)?;
                 let first_at: Option<i64> = c
                     .prepare_cached(&FIRST_TS_SQL.replace("{src}", &src))
                     .and_then(|mut st| st.query_row(params![r.id, start], |x| x.get(0)))
                     .map_err(db)?;
                 let first: Vec<StationRow> = match first_at {
-                    Some(t) if t < last_ts => stations_at(c, r.id, t)?,
+                    Some(t) if t < last_ts => first_counters(c, r.id, t)?,
                     _ => Vec::new(),
                 };
                 let link = crate::api::fleet::probe_figures(c, Some(r.id), start, now).map_err(db)?;
