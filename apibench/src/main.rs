@@ -696,6 +696,14 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
         "  station peaks (station_peak_5m from station_rollup_5m): {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    // The newest report's WireGuard peers (`wg_peers`, schema 15), as ingest keeps them, by the
+    // migration's own backfill statement.
+    let t = Instant::now();
+    conn.execute_batch(routerstats_collector::store::schema::wg_peers_backfill())?;
+    eprintln!(
+        "  current WireGuard peers (wg_peers from the newest samples): {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     // Index builds sort every row: let the sorter spill to temporary files (not memory: the
     // biggest index is GBs at 10,000 routers) and use a helper thread.
@@ -971,6 +979,7 @@ fn main() {
             "station_rollup_5m",
             "leases",
             "wg_interfaces",
+            "wg_peers",
         ] {
             let n: i64 = c
                 .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
@@ -1006,6 +1015,9 @@ fn main() {
         let t = Instant::now();
         let _ = client.get(route, key);
         let first = t.elapsed().as_secs_f64() * 1000.0;
+        // CPU time of the whole process (server and client) over the timed requests: on a
+        // loaded machine it stretches far less than wall time.
+        let cpu_before = cpu_seconds();
         for _ in 0..o.requests {
             let t = Instant::now();
             match client.get(route, key) {
@@ -1023,6 +1035,9 @@ fn main() {
                 }
             }
         }
+        let cpu_ms = cpu_before
+            .zip(cpu_seconds())
+            .map(|(a, b)| (b - a) * 1000.0 / o.requests as f64);
         times.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let row = Row {
             route: route.clone(),
@@ -1035,8 +1050,13 @@ fn main() {
             err,
         };
         eprintln!(
-            "  {:<62} {:>4} p50 {:>8.2} p99 {:>8.2} first {:>8.2}",
-            row.route, row.status, row.p50, row.p99, row.first
+            "  {:<62} {:>4} p50 {:>8.2} p99 {:>8.2} first {:>8.2} cpu/req {}",
+            row.route,
+            row.status,
+            row.p50,
+            row.p99,
+            row.first,
+            cpu_ms.map_or("?".to_string(), |c| format!("{c:.1} ms"))
         );
         rows.push(row);
     }

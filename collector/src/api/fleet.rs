@@ -3,7 +3,7 @@
 //! OpenWrt stats, ISP, WireGuard) instead of a copy per group.
 //!
 //! One row, read two ways:
-//! - [`RouterInfo`] ([`load_routers`], [`find_router`]): identity, last seen, revocation and the
+//! - [`RouterInfo`] ([`load_routers_of`], [`find_router`]): identity, last seen, revocation and the
 //!   estimated report interval; monitor, gateway, OpenWrt stats and (through its own query) the
 //!   dashboard.
 //! - [`RouterFacts`] ([`load_router_facts`], [`router_facts_by_name`]): the same [`RouterInfo`]
@@ -133,7 +133,8 @@ fn router_info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RouterInfo> {
     })
 }
 
-/// Every router, by name.
+/// Every router, by name (tests; the routes read a page of routers: [`load_routers_of`]).
+#[cfg(test)]
 pub fn load_routers(conn: &Connection) -> Result<Vec<RouterInfo>, ApiError> {
     let sql = format!("{ROUTER_INFO_SQL} ORDER BY r.name");
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
@@ -303,13 +304,25 @@ pub fn probe_figures(
 ) -> rusqlite::Result<std::collections::HashMap<i64, ProbeFigures>> {
     // One router: `router_id = ?3` reaches `probe_samples_all` as a constraint, so it reads that
     // router's rows and blocks only (an `(?3 IS NULL OR router_id = ?3)` filter would not, and
-    // the virtual table would read every router's).
-    let filter = match router {
-        Some(_) => "router_id = ?3",
-        None => "?3 IS NULL",
+    // the virtual table would read every router's); when the window touches none of its sealed
+    // hours, the row table alone (SQLite sums a primary-key range, nothing is materialized).
+    // The check and the read see the same sealed state (`read_snapshot`).
+    let _snapshot = crate::store::sealed::read_snapshot(conn)?;
+    let (filter, src) = match router {
+        Some(id) => (
+            "router_id = ?3",
+            crate::store::sealed::router_source(
+                conn,
+                "probe_samples",
+                id,
+                start_ms,
+                end_ms.saturating_sub(1),
+            )?,
+        ),
+        None => ("?3 IS NULL", "probe_samples_all".into()),
     };
     let sql = format!(
-        "SELECT router_id, {PROBE_SUMS} FROM probe_samples_all \
+        "SELECT router_id, {PROBE_SUMS} FROM {src} \
          WHERE ts_ms >= ?1 AND ts_ms < ?2 AND {filter} GROUP BY router_id"
     );
     let mut st = conn.prepare_cached(&sql)?;

@@ -563,6 +563,25 @@ const LATEST_PEERS_SQL: &str = "SELECT r.id, r.name, r.site, w.iface, w.public_k
      FROM routers r CROSS JOIN wg_peer_samples w ON w.router_id = r.id AND w.ts_ms = r.last_report_ms \
      WHERE r.revoked_at IS NULL";
 
+/// The newest samples of one key's or one name's occurrences: `wg_peers` (the newest report's
+/// peers, indexed by key and name) names the routers and interfaces, then each occurrence's
+/// newest sample is one primary-key lookup: the cost follows the occurrences, not the fleet.
+/// The sample must match too, so a `wg_peers` row that ingest has not yet replaced (or one
+/// whose samples retention deleted) never shows a wrong peer. `{filter}`: the condition on
+/// `c` (the `wg_peers` row) and `w` (the sample).
+const PEER_BY_SQL: &str =
+    "SELECT r.id, r.name, r.site, w.iface, w.public_key, w.name, w.endpoint, \
+     w.allowed_ips, w.latest_handshake, w.rx_bytes, w.tx_bytes, w.rx_bps, w.tx_bps, w.ts_ms \
+     FROM wg_peers c CROSS JOIN routers r ON r.id = c.router_id \
+     CROSS JOIN wg_peer_samples w ON w.router_id = c.router_id AND w.ts_ms = r.last_report_ms \
+     AND w.iface = c.iface AND w.public_key = c.public_key \
+     WHERE r.revoked_at IS NULL AND {filter} ORDER BY r.name, w.iface";
+/// [`PEER_BY_SQL`]'s filter for one public key.
+const BY_KEY: &str = "c.public_key = ?1";
+/// [`PEER_BY_SQL`]'s filter for a name, or the key of a peer without one.
+const BY_NAME_OR_KEY: &str =
+    "(c.name = ?1 OR c.public_key = ?1) AND (w.name = ?1 OR w.public_key = ?1)";
+
 fn peer_row(r: &Row<'_>) -> rusqlite::Result<PeerRow> {
     Ok(PeerRow {
         router_id: r.get(0)?,
@@ -590,11 +609,8 @@ fn latest_peers(conn: &Connection, filter: PeerFilter<'_>) -> Result<Vec<PeerRow
             let rows = st.query_map([after, last], peer_row).map_err(db_err)?;
             return rows.collect::<Result<Vec<_>, _>>().map_err(db_err);
         }
-        PeerFilter::Key(k) => (format!("{LATEST_PEERS_SQL} AND w.public_key = ?1 ORDER BY r.name, w.iface"), Some(k)),
-        PeerFilter::NameOrKey(n) => (
-            format!("{LATEST_PEERS_SQL} AND (w.name = ?1 OR w.public_key = ?1) ORDER BY r.name, w.iface"),
-            Some(n),
-        ),
+        PeerFilter::Key(k) => (PEER_BY_SQL.replace("{filter}", BY_KEY), Some(k)),
+        PeerFilter::NameOrKey(n) => (PEER_BY_SQL.replace("{filter}", BY_NAME_OR_KEY), Some(n)),
     };
     let mut st = conn.prepare_cached(&sql).map_err(db_err)?;
     let rows = match arg {
@@ -1856,5 +1872,59 @@ mod tests {
             "{p}"
         );
         assert_no_big_scan(&p);
+    }
+
+    #[test]
+    fn one_peer_is_found_through_wg_peers() {
+        let c = fleet();
+        // The peer of the newest report (router 1), one stale `wg_peers` row whose sample is
+        // gone (router 2: not shown) and a revoked router's peer (router 3: not shown).
+        c.execute_batch(
+            "UPDATE wg_peer_samples SET name = 'Bob'; \
+             INSERT INTO wg_peer_samples (router_id, ts_ms, iface, public_key, allowed_ips, \
+             latest_handshake, rx_bytes, tx_bytes) VALUES (3, 100, 'wg0', 'peerkey', '10.0.0.9/32', 1, 1, 1); \
+             INSERT INTO wg_peers (router_id, iface, public_key, name) VALUES \
+             (1, 'wg0', 'peerkey', 'Bob'), (2, 'wg0', 'peerkey', 'Bob'), (3, 'wg0', 'peerkey', 'Bob');",
+        )
+        .unwrap();
+        let (rows, p) = key_rows(&c, "peerkey").unwrap();
+        assert_eq!((rows.len(), p), (1, 0));
+        assert_eq!(
+            (rows[0].router.as_str(), rows[0].allowed_ips.as_str()),
+            ("gw", "10.0.0.2/32")
+        );
+        assert_eq!(name_rows(&c, "Bob").unwrap().0, rows);
+        assert_eq!(name_rows(&c, "peerkey").unwrap().0, rows);
+        assert!(key_rows(&c, "otherkey").is_err());
+        assert!(name_rows(&c, "Alice").is_err());
+        // The same rows as the fleet-wide newest samples.
+        let all: Vec<PeerRow> = latest_peers(&c, PeerFilter::Page(i64::MIN, i64::MAX))
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.public_key == "peerkey")
+            .collect();
+        assert_eq!(all, rows);
+    }
+
+    #[test]
+    fn one_peer_is_read_without_visiting_every_router() {
+        let c = empty_db();
+        for (filter, index) in [
+            (BY_KEY, "USING COVERING INDEX wg_peers_key (public_key=?)"),
+            (BY_NAME_OR_KEY, "wg_peers_name (name=?)"),
+        ] {
+            let p = plan(&c, &PEER_BY_SQL.replace("{filter}", filter), 1);
+            assert!(p.contains(index), "{p}");
+            assert!(
+                p.contains("SEARCH r USING INTEGER PRIMARY KEY (rowid=?)"),
+                "{p}"
+            );
+            assert!(
+                p.contains("SEARCH w USING PRIMARY KEY (router_id=? AND ts_ms=? AND iface=? AND public_key=?)"),
+                "{p}"
+            );
+            assert!(!p.lines().any(|l| l.starts_with("SCAN")), "{p}");
+            assert_no_big_scan(&p);
+        }
     }
 }

@@ -65,6 +65,7 @@ pub(crate) struct RouterCache {
     leases: Option<Vec<DhcpLease>>,
     sources: Option<Vec<SourceStatus>>,
     wg_ifaces: Option<Vec<WgIfaceRow>>,
+    wg_peers: Option<Vec<WgPeerRow>>,
     wan: Option<Vec<WanAddress>>,
     reports_since_prune: u64,
 }
@@ -77,6 +78,35 @@ struct WgIfaceRow {
     listen_port: Option<u16>,
     fwmark: Option<u32>,
     peers: i64,
+}
+
+/// A `wg_peers` row without its router: a peer of the newest report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WgPeerRow {
+    iface: String,
+    public_key: String,
+    name: Option<String>,
+}
+
+impl WgPeerRow {
+    /// The peers of a report, each (interface, key) once: the first occurrence, as in
+    /// `wg_peer_samples` (its insert keeps the first row of a key).
+    fn of_report(ifaces: &[WgInterface]) -> Vec<WgPeerRow> {
+        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        let mut out = Vec::new();
+        for wif in ifaces {
+            for p in &wif.peers {
+                if seen.insert((wif.name.as_str(), p.public_key.as_str())) {
+                    out.push(WgPeerRow {
+                        iface: wif.name.clone(),
+                        public_key: p.public_key.clone(),
+                        name: p.name.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
 }
 
 impl WgIfaceRow {
@@ -1519,6 +1549,7 @@ fn make_current(
     sync_leases(tx, rc, rid, ts, &r.leases)?;
     sync_sources(tx, rc, rid, ts, &r.sources)?;
     sync_wg_interfaces(tx, rc, rid, ts, &r.wireguard)?;
+    sync_wg_peers(tx, rc, rid, &r.wireguard)?;
     sync_wan(tx, rc, rid, ts, &r.wan)?;
     update_facts(tx, item, report_id, ts)?;
     rc.last = Some(cur);
@@ -1850,6 +1881,46 @@ fn sync_wg_interfaces(
         |name| {
             tx.prepare_cached("DELETE FROM wg_interfaces WHERE router_id = ?1 AND name = ?2")?
                 .execute(params![rid, name])?;
+            Ok(())
+        },
+    )
+}
+
+/// `wg_peers` follows the newest report's peers (rows change only when the peer set or a
+/// peer's name does). Known gap: a newer report with the very same `ts_ms` as the previous one
+/// replaces the set, while `wg_peer_samples` keeps the first report's rows at that time, so a
+/// peer only the first one had is not found by key or name until the router's next report
+/// (the readers join the samples, so nothing wrong is shown).
+fn sync_wg_peers(
+    tx: &Transaction<'_>,
+    rc: &mut RouterCache,
+    rid: i64,
+    ifaces: &[WgInterface],
+) -> Result<(), StoreError> {
+    let new = WgPeerRow::of_report(ifaces);
+    sync_current(
+        &mut rc.wg_peers,
+        &new,
+        |p| (p.iface.clone(), p.public_key.clone()),
+        || {
+            let mut st =
+                tx.prepare_cached("SELECT iface, public_key FROM wg_peers WHERE router_id = ?1")?;
+            let rows = st.query_map([rid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        },
+        |p| {
+            tx.prepare_cached(
+                "INSERT INTO wg_peers (router_id, iface, public_key, name) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (router_id, iface, public_key) DO UPDATE SET name = excluded.name",
+            )?
+            .execute(params![rid, p.iface, p.public_key, p.name])?;
+            Ok(())
+        },
+        |(iface, key)| {
+            tx.prepare_cached(
+                "DELETE FROM wg_peers WHERE router_id = ?1 AND iface = ?2 AND public_key = ?3",
+            )?
+            .execute(params![rid, iface, key])?;
             Ok(())
         },
     )
@@ -2787,6 +2858,99 @@ mod tests {
             })
             .unwrap();
         rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    /// `(iface, public_key, name)` of a router's `wg_peers` rows, in key order.
+    fn wg_peer_rows(store: &Store, router_id: i64) -> Vec<(String, String, Option<String>)> {
+        let mut st = store
+            .connection()
+            .prepare(
+                "SELECT iface, public_key, name FROM wg_peers WHERE router_id = ?1 \
+                 ORDER BY iface, public_key",
+            )
+            .unwrap();
+        let rows = st
+            .query_map([router_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    /// The same rows as the newest samples of the router (what `wg_peers` stands for).
+    fn newest_peer_samples(store: &Store, router_id: i64) -> Vec<(String, String, Option<String>)> {
+        let mut st = store
+            .connection()
+            .prepare(
+                "SELECT w.iface, w.public_key, w.name FROM routers r JOIN wg_peer_samples w \
+                 ON w.router_id = r.id AND w.ts_ms = r.last_report_ms WHERE r.id = ?1 \
+                 ORDER BY w.iface, w.public_key",
+            )
+            .unwrap();
+        let rows = st
+            .query_map([router_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn wireguard_peers_are_current_state() {
+        use routerstats_shared::model::WgPeer;
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        let other = enrolled_router(&mut store, "ap");
+        let row =
+            |k: &str, n: Option<&str>| ("wg0".to_string(), k.to_string(), n.map(String::from));
+        let mut first = rich_report(BOOT_A, 1, T0, 1000);
+        let mut laptop: WgPeer = first.wireguard[0].peers[0].clone();
+        laptop.public_key = "PEERKEY2=".into();
+        laptop.name = None;
+        first.wireguard[0].peers.push(laptop.clone());
+        // The same key twice on one interface: the first occurrence counts, as in the samples.
+        let mut dup = laptop.clone();
+        dup.name = Some("shadow".into());
+        first.wireguard[0].peers.push(dup);
+        one(&mut store, r.id, &first);
+        one(&mut store, other.id, &rich_report(BOOT_B, 1, T0, 1000));
+        let expect = vec![row("PEERKEY1=", Some("phone")), row("PEERKEY2=", None)];
+        assert_eq!(wg_peer_rows(&store, r.id), expect);
+        assert_eq!(newest_peer_samples(&store, r.id), expect);
+        assert_eq!(
+            wg_peer_rows(&store, other.id),
+            vec![row("PEERKEY1=", Some("phone"))]
+        );
+
+        // Renamed and removed peers follow the newest report.
+        let mut second = rich_report(BOOT_A, 2, T0 + 30_000, 1100);
+        second.wireguard[0].peers[0].name = Some("phone-2".into());
+        one(&mut store, r.id, &second);
+        let expect = vec![row("PEERKEY1=", Some("phone-2"))];
+        assert_eq!(wg_peer_rows(&store, r.id), expect);
+        assert_eq!(newest_peer_samples(&store, r.id), expect);
+
+        // A late (older) report changes nothing.
+        let mut late = rich_report(BOOT_A, 0, T0 - 30_000, 900);
+        late.wireguard[0].peers.push(laptop.clone());
+        one(&mut store, r.id, &late);
+        assert_eq!(wg_peer_rows(&store, r.id), expect);
+
+        // A cold cache still removes peers that are gone and adds new ones.
+        store.cache.clear();
+        let mut third = rich_report(BOOT_A, 3, T0 + 60_000, 1200);
+        third.wireguard[0].peers = vec![laptop];
+        one(&mut store, r.id, &third);
+        let expect = vec![row("PEERKEY2=", None)];
+        assert_eq!(wg_peer_rows(&store, r.id), expect);
+        assert_eq!(newest_peer_samples(&store, r.id), expect);
+
+        // No WireGuard at all empties them; deleting a router deletes its rows.
+        let mut fourth = rich_report(BOOT_A, 4, T0 + 90_000, 1300);
+        fourth.wireguard.clear();
+        one(&mut store, r.id, &fourth);
+        assert!(wg_peer_rows(&store, r.id).is_empty());
+        store
+            .connection()
+            .execute("DELETE FROM routers WHERE id = ?1", [other.id])
+            .unwrap();
+        assert_eq!(count(&store, "wg_peers"), 0);
     }
 
     #[test]

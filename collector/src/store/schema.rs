@@ -56,6 +56,9 @@
 //! - Version 14: `rollup_flushed`, the highest `reports.id` whose rollup contributions are in
 //!   the rollup tables (the writer holds rollup sums in memory across batches; see
 //!   `MIGRATION_14` and `super::ingest`).
+//! - Version 15: `wg_peers`, the WireGuard peers of each router's newest report (current
+//!   state, kept at ingest like `wg_interfaces`), indexed by public key and by name, so a peer is
+//!   found without visiting every router; see `MIGRATION_15`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -73,6 +76,7 @@ pub const MIGRATIONS: &[&str] = &[
     super::vpnstate::MIGRATION_12,
     MIGRATION_13,
     MIGRATION_14,
+    MIGRATION_15,
 ];
 
 /// The schema version this collector writes.
@@ -739,6 +743,39 @@ CREATE TABLE rollup_flushed (
 INSERT INTO rollup_flushed (id, report_id) VALUES (1, coalesce((SELECT max(id) FROM reports), 0));
 "#;
 
+/// Version 15: `wg_peers`, the peers (interface, public key, name) of each router's newest
+/// report: current state, replaced at ingest from the newest report like `wg_interfaces`
+/// (`store::ingest`), so it changes only when a router's peer set or a peer's name changes.
+/// The per-peer routes (`/api/metrics/peer/{key}`, `/peer/{name}`) find a key's or a name's
+/// routers through its indexes (`wg_peers_key`, and `wg_peers_name` over named peers) and then
+/// read each occurrence's newest sample by the primary key of `wg_peer_samples`, instead of
+/// visiting the newest samples of every router. Backfilled from the newest samples (one
+/// primary-key range per router: seconds at 10,000 routers).
+pub(super) const MIGRATION_15: &str = r#"
+CREATE TABLE wg_peers (
+    router_id   INTEGER NOT NULL REFERENCES routers(id) ON DELETE CASCADE,
+    iface       TEXT NOT NULL,
+    public_key  TEXT NOT NULL,
+    name        TEXT,
+    PRIMARY KEY (router_id, iface, public_key)
+) WITHOUT ROWID;
+CREATE INDEX wg_peers_key ON wg_peers(public_key);
+CREATE INDEX wg_peers_name ON wg_peers(name) WHERE name IS NOT NULL;
+
+INSERT INTO wg_peers (router_id, iface, public_key, name)
+SELECT w.router_id, w.iface, w.public_key, w.name
+FROM routers r CROSS JOIN wg_peer_samples w ON w.router_id = r.id AND w.ts_ms = r.last_report_ms;
+"#;
+
+/// The statement of [`MIGRATION_15`] that fills `wg_peers` from the newest samples, for a
+/// database whose samples were written directly (the API benchmark's generator). Run on an
+/// empty `wg_peers`.
+pub fn wg_peers_backfill() -> &'static str {
+    MIGRATION_15
+        .find("INSERT INTO")
+        .map_or("", |i| &MIGRATION_15[i..])
+}
+
 /// The statements of [`MIGRATION_10`] that fill its tables from the rollups they summarize (the
 /// migration's backfill), for a database whose rollup rows were written directly (the API
 /// benchmark's generator) and for tests. Run on empty version-10 tables.
@@ -832,11 +869,12 @@ mod tests {
             "tokens",
             "wg_interfaces",
             "wg_peer_samples",
+            "wg_peers",
             "wg_rollup_1h",
             "wireless_interfaces",
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 14);
+        assert_eq!(SCHEMA_VERSION, 15);
     }
 }

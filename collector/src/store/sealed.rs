@@ -384,6 +384,52 @@ pub(crate) fn router_ids_in(
     Ok(())
 }
 
+/// The source a read of one router's samples of `table` in `[lo_ms, hi_ms]` needs: the row
+/// table itself when that router has no block of the table in any hour the range touches (the
+/// usual case for a window inside the hot window), so the read is a plain SQL range of the
+/// primary key (SQLite's own `min()`, sums and grouping, nothing materialized), else the
+/// virtual table `<table>_all` (rows and blocks). One indexed probe of `raw_blocks`.
+pub fn router_source(
+    conn: &Connection,
+    table: &'static str,
+    router_id: i64,
+    lo_ms: i64,
+    hi_ms: i64,
+) -> rusqlite::Result<std::borrow::Cow<'static, str>> {
+    let Some(tbl) = SEALED.iter().position(|t| t.name == table) else {
+        return Ok(table.into());
+    };
+    let sealed: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 \
+             AND hour_ms BETWEEN ?3 AND ?4)",
+        )?
+        .query_row(
+            params![
+                router_id,
+                tbl as i64,
+                floor_hour(lo_ms.max(i64::MIN + HOUR_MS)),
+                hi_ms
+            ],
+            |r| r.get(0),
+        )?;
+    Ok(if sealed {
+        format!("{table}_all").into()
+    } else {
+        table.into()
+    })
+}
+
+/// A read transaction for a [`router_source`] check and the read it picks (so both see the
+/// same sealed state), unless the caller already holds one (then None: theirs serves).
+pub fn read_snapshot(conn: &Connection) -> rusqlite::Result<Option<rusqlite::Transaction<'_>>> {
+    if conn.is_autocommit() {
+        conn.unchecked_transaction().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// The first hour of the hot window at `now_ms`: hours before it may be sealed.
 pub fn hot_start(now_ms: i64) -> i64 {
     floor_hour(now_ms) - HOT_CLOSED_HOURS * HOUR_MS
@@ -1606,6 +1652,85 @@ mod tests {
             .unwrap();
         assert_eq!(rows, 1, "only the newest report is a row");
         assert_eq!(interval(store.connection()), before);
+    }
+
+    /// `(first ts at or after lo, sample count, sum of rx bytes)` of a router's station
+    /// samples in `[lo, hi]`, read from the source [`router_source`] picks.
+    fn window_of(c: &Connection, id: i64, lo: i64, hi: i64) -> (String, Option<i64>, i64, i64) {
+        let src = router_source(c, "station_samples", id, lo, hi).unwrap();
+        let (first, n, sum) = c
+            .query_row(
+                &format!(
+                    "SELECT min(ts_ms), count(*), coalesce(sum(rx_bytes), 0) FROM {src} \
+                     WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms <= ?3"
+                ),
+                params![id, lo, hi],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        (src.into_owned(), first, n, sum)
+    }
+
+    #[test]
+    fn a_router_window_reads_rows_unless_it_touches_a_sealed_hour() {
+        let (_dir, mut store, ids) = filled();
+        let windows: Vec<(i64, i64)> = (0..12)
+            .map(|k| (T0 + k * 1_800_000 + 1_000, T0 + k * 1_800_000 + 3_600_000))
+            .chain([(T0 - 3_600_000, i64::MAX), (T0 + 5 * 3_600_000, i64::MAX)])
+            .collect();
+        let read = |c: &Connection| -> Vec<(String, Option<i64>, i64, i64)> {
+            ids.iter()
+                .flat_map(|&id| windows.iter().map(move |&(lo, hi)| (id, lo, hi)))
+                .map(|(id, lo, hi)| window_of(c, id, lo, hi))
+                .collect()
+        };
+        let before = read(store.connection());
+        assert!(before.iter().all(|(src, ..)| src == "station_samples"));
+        assert!(
+            before
+                .iter()
+                .filter(|(_, first, ..)| first.is_some())
+                .count()
+                > 20
+        );
+        store.seal_all(T0 + 6 * 3_600_000).unwrap();
+        let after = read(store.connection());
+        let strip = |v: &[(String, Option<i64>, i64, i64)]| -> Vec<(Option<i64>, i64, i64)> {
+            v.iter().map(|(_, f, n, s)| (*f, *n, *s)).collect()
+        };
+        assert_eq!(
+            strip(&after),
+            strip(&before),
+            "same figures from rows and blocks"
+        );
+        // Router a: hours 0-3 sealed. A window in hour 4 or later reads the rows only; one
+        // that touches hours 0-3 (or starts before them) reads rows and blocks.
+        let a = ids[0];
+        assert_eq!(
+            window_of(store.connection(), a, T0 + 4 * 3_600_000, i64::MAX).0,
+            "station_samples"
+        );
+        assert_eq!(
+            window_of(store.connection(), a, T0 + 3 * 3_600_000 + 1, i64::MAX).0,
+            "station_samples_all"
+        );
+        assert_eq!(
+            window_of(store.connection(), a, T0 - 3_600_000, T0 - 1).0,
+            "station_samples"
+        );
+        assert_eq!(
+            window_of(store.connection(), a, T0 - 3_600_000, T0).0,
+            "station_samples_all"
+        );
+        // A table that is not sealed is read as it is; `reports` is sealed too (schema 11).
+        assert_eq!(
+            router_source(store.connection(), "station_report_totals", a, 0, i64::MAX).unwrap(),
+            "station_report_totals"
+        );
+        assert_eq!(
+            router_source(store.connection(), "reports", a, 0, i64::MAX).unwrap(),
+            "reports_all"
+        );
     }
 
     #[test]

@@ -545,11 +545,44 @@ pub(super) fn peak_fleet_rows(c: &Connection, first: i64, now: i64) -> Vec<PeakR
     rows.map(Result::unwrap).collect()
 }
 
-const FIRST_TS_SQL: &str =
-    "SELECT min(ts_ms) FROM station_samples_all WHERE router_id = ?1 AND ts_ms >= ?2";
+/// The time of a router's first station sample at or after `?2`, from `{src}`:
+/// `station_samples` (a primary-key seek) when the window touches none of the router's sealed
+/// hours, else `station_samples_all` (see `store::sealed::router_source`).
+const FIRST_TS_SQL: &str = "SELECT min(ts_ms) FROM {src} WHERE router_id = ?1 AND ts_ms >= ?2";
 const SIGNAL_SQL: &str =
     "SELECT min(signal_dbm), max(signal_dbm), avg(signal_dbm) FROM station_samples_all \
      WHERE mac = ?1 AND ts_ms >= ?2 AND +router_id = ?3 AND +iface = ?4";
+
+/// The columns [`window_counters`] compares, of a router's stations at one time (`{src}`: as
+/// in [`FIRST_TS_SQL`]).
+const FIRST_COUNTERS_SQL: &str =
+    "SELECT iface, mac, connected_s, tx_packets, tx_retries, tx_failed \
+     FROM {src} WHERE router_id = ?1 AND ts_ms = ?2";
+
+/// The stations of router `rid` at `ts` with only the fields [`window_counters`] reads (the
+/// window's first report: no links, no other figures).
+fn first_counters(c: &Connection, rid: i64, ts: i64) -> Result<Vec<StationRow>, IspError> {
+    let src = crate::store::sealed::router_source(c, "station_samples", rid, ts, ts).map_err(db)?;
+    let mut st = c
+        .prepare_cached(&FIRST_COUNTERS_SQL.replace("{src}", &src))
+        .map_err(db)?;
+    let rows = st
+        .query_map(params![rid, ts], |r| {
+            Ok(StationRow {
+                router_id: rid,
+                ts_ms: ts,
+                iface: r.get(0)?,
+                mac: r.get(1)?,
+                connected_s: r.get(2)?,
+                tx_packets: r.get(3)?,
+                tx_retries: r.get(4)?,
+                tx_failed: r.get(5)?,
+                ..StationRow::default()
+            })
+        })
+        .map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
+}
 
 /// The queries of this module, for plan checks.
 #[cfg(test)]
@@ -562,7 +595,19 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ("rollup_series", ROLLUP_SERIES_SQL.to_string()),
         ("peak_mac", peak_mac_sql()),
         ("peak_fleet", peak_fleet_sql()),
-        ("first_ts", FIRST_TS_SQL.to_string()),
+        ("first_ts", FIRST_TS_SQL.replace("{src}", "station_samples")),
+        (
+            "first_ts_all",
+            FIRST_TS_SQL.replace("{src}", "station_samples_all"),
+        ),
+        (
+            "first_counters",
+            FIRST_COUNTERS_SQL.replace("{src}", "station_samples"),
+        ),
+        (
+            "first_counters_all",
+            FIRST_COUNTERS_SQL.replace("{src}", "station_samples_all"),
+        ),
         ("fleet_raw", FLEET_RAW_SQL.to_string()),
         (
             "fleet_5m",
@@ -1618,29 +1663,53 @@ pub async fn quality(
                 .as_deref()
                 .map(|u| resolve_user(c, u))
                 .transpose()?;
-            let mut first_ts = c.prepare_cached(FIRST_TS_SQL).map_err(db)?;
+            // One snapshot for every read of the answer: the choice between rows and blocks
+            // (`router_source`) and the read it picks see the same sealed state.
+            let snapshot = crate::store::sealed::read_snapshot(c).map_err(db)?;
             let mut signal = c.prepare_cached(SIGNAL_SQL).map_err(db)?;
             let mut out = Vec::new();
-            // A user: every router; else the page's routers.
-            for r in device_or_page(c, None, b.as_ref())?
-                .iter()
-                .filter(|r| r.connected(now))
-            {
+            // A user: every router; else the page's routers, whose newest stations and their
+            // leases are read with one statement each (not one per router and per station).
+            let routers = device_or_page(c, None, b.as_ref())?;
+            let page = b
+                .as_ref()
+                .filter(|_| user.is_none())
+                .map(|_| paging::id_span(routers.iter().map(|r| r.id)));
+            let (mut newest, book) = match page {
+                Some(span) => (
+                    super::devices::newest_stations_in(c, span)?,
+                    Some(super::LeaseBook::for_page(c, span)?),
+                ),
+                None => (HashMap::new(), None),
+            };
+            for r in routers.iter().filter(|r| r.connected(now)) {
                 let Some(last_ts) = r.last_report_ms else {
                     continue;
                 };
-                let last: Vec<StationRow> = stations_at(c, r.id, last_ts)?
-                    .into_iter()
-                    .filter(|s| user.as_ref().is_none_or(|u| u.macs.contains(&s.mac)))
-                    .collect();
+                let last: Vec<StationRow> = match page {
+                    Some(_) => newest.remove(&r.id).unwrap_or_default(),
+                    None => stations_at(c, r.id, last_ts)?,
+                }
+                .into_iter()
+                .filter(|s| user.as_ref().is_none_or(|u| u.macs.contains(&s.mac)))
+                .collect();
                 if last.is_empty() {
                     continue;
                 }
-                let first_at: Option<i64> = first_ts
-                    .query_row(params![r.id, start], |x| x.get(0))
+                let src = crate::store::sealed::router_source(
+                    c,
+                    "station_samples",
+                    r.id,
+                    start,
+                    i64::MAX,
+                )
+                .map_err(db)?;
+                let first_at: Option<i64> = c
+                    .prepare_cached(&FIRST_TS_SQL.replace("{src}", &src))
+                    .and_then(|mut st| st.query_row(params![r.id, start], |x| x.get(0)))
                     .map_err(db)?;
                 let first: Vec<StationRow> = match first_at {
-                    Some(t) if t < last_ts => stations_at(c, r.id, t)?,
+                    Some(t) if t < last_ts => first_counters(c, r.id, t)?,
                     _ => Vec::new(),
                 };
                 let link =
@@ -1661,7 +1730,10 @@ pub async fn quality(
                     } else {
                         (None, None, None)
                     };
-                    let lease = lease_for_mac(c, &s.mac, Some(r.id))?;
+                    let lease = match &book {
+                        Some(book) => book.get(&s.mac, Some(r.id)),
+                        None => lease_for_mac(c, &s.mac, Some(r.id))?,
+                    };
                     let sig = s.signal_avg_dbm.or(s.signal_dbm);
                     out.push(StationQuality {
                         username: username_of(&s.mac, &lease),
@@ -1692,6 +1764,7 @@ pub async fn quality(
                     });
                 }
             }
+            drop(snapshot);
             Ok((user.map(|u| u.username), out))
         })()?;
         let signals: Vec<i64> = stations

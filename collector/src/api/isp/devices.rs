@@ -432,11 +432,50 @@ pub fn stations_at(
     router_id: i64,
     ts_ms: i64,
 ) -> Result<Vec<StationRow>, IspError> {
-    let mut st = conn.prepare_cached(&stations_at_sql()).map_err(db)?;
+    // The row tables when neither the stations nor their links of that time are sealed (the
+    // newest report, windows inside the hot window): plain primary-key reads, instead of the
+    // virtual tables (one for the stations plus one per station for its links, each
+    // materializing its rows).
+    use crate::store::sealed::{read_snapshot, router_source};
+    let _snapshot = read_snapshot(conn).map_err(db)?;
+    let rows_only = router_source(conn, "station_samples", router_id, ts_ms, ts_ms).map_err(db)?
+        == "station_samples"
+        && router_source(conn, "station_link_samples", router_id, ts_ms, ts_ms).map_err(db)?
+            == "station_link_samples";
+    let sql = if rows_only {
+        rows_stations_at_sql()
+    } else {
+        stations_at_sql()
+    };
+    let mut st = conn.prepare_cached(&sql).map_err(db)?;
     let rows = st
         .query_map(params![router_id, ts_ms], station_row)
         .map_err(db)?;
     rows.collect::<Result<_, _>>().map_err(db)
+}
+
+/// [`stations_at_sql`] from the row tables only (nothing of that time sealed).
+fn rows_stations_at_sql() -> String {
+    format!(
+        "SELECT {STATION_COLS} FROM station_samples s WHERE s.router_id = ?1 AND s.ts_ms = ?2 ORDER BY s.iface, s.mac"
+    )
+}
+
+/// The stations of the newest report of every router in the id range `span`
+/// (`paging::id_span`), by router, each router's in [`stations_at`] order: one statement for
+/// a page of routers instead of one per router.
+pub fn newest_stations_in(
+    conn: &Connection,
+    span: (i64, i64),
+) -> Result<HashMap<i64, Vec<StationRow>>, IspError> {
+    let mut out: HashMap<i64, Vec<StationRow>> = HashMap::new();
+    let mut st = conn.prepare_cached(&all_stations_sql()).map_err(db)?;
+    let mut rows = st.query(params![span.0, span.1]).map_err(db)?;
+    while let Some(row) = rows.next().map_err(db)? {
+        let s = station_row(row).map_err(db)?;
+        out.entry(s.router_id).or_default().push(s);
+    }
+    Ok(out)
 }
 
 /// An [`ActiveUser`] from a station row, its lease and its router's name.
@@ -934,16 +973,12 @@ pub fn active_users_of(
     // statement instead of a lookup per station...
     let fleet = routers.len() > 1;
     // ... and one statement over their id range for their newest stations instead of one per router.
-    let mut fleet_stations: HashMap<i64, Vec<StationRow>> = HashMap::new();
     let span = id_span(routers.iter().map(|r| r.id));
-    if fleet {
-        let mut st = c.prepare_cached(&all_stations_sql()).map_err(db)?;
-        let mut rows = st.query(params![span.0, span.1]).map_err(db)?;
-        while let Some(row) = rows.next().map_err(db)? {
-            let s = station_row(row).map_err(db)?;
-            fleet_stations.entry(s.router_id).or_default().push(s);
-        }
-    }
+    let mut fleet_stations = if fleet {
+        newest_stations_in(c, span)?
+    } else {
+        HashMap::new()
+    };
     let book = if fleet {
         Some(super::LeaseBook::for_page(c, span)?)
     } else {
@@ -1017,6 +1052,7 @@ fn user_last_sql() -> String {
 pub(crate) fn queries() -> Vec<(&'static str, String)> {
     vec![
         ("stations_at", stations_at_sql()),
+        ("stations_at_rows", rows_stations_at_sql()),
         ("all_stations", all_stations_sql()),
         ("vpn_link", VPN_LINK_SQL.to_string()),
         ("interfaces", IFACES_SQL.to_string()),
