@@ -16,7 +16,9 @@ use crate::uplink::{self, EnrollOptions, RunOptions, SpoolConfig};
 pub const ENROLL_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 /// The router's hostname as the kernel knows it (under the configured proc root).
@@ -35,14 +37,20 @@ const TOKEN_FILE_MAX: u64 = 4096;
 /// The enrollment token from `--token TOKEN` or `--token-file FILE` (`-`: standard input).
 /// A file or a pipe keeps the token out of the process list (`/proc/<pid>/cmdline`), where
 /// `--token` shows it to every user of the router. The first non-empty line is the token.
-pub fn token_argument(token: Option<String>, file: Option<&Path>) -> Result<Option<String>, String> {
+pub fn token_argument(
+    token: Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<String>, String> {
     let path = match (token, file) {
         (Some(_), Some(_)) => return Err("give --token or --token-file, not both".into()),
         (token, None) => return Ok(token),
         (None, Some(path)) => path,
     };
     let (what, read) = if path == Path::new("-") {
-        ("standard input".to_string(), read_token_text(std::io::stdin().lock()))
+        (
+            "standard input".to_string(),
+            read_token_text(std::io::stdin().lock()),
+        )
     } else {
         let what = path.display().to_string();
         let read = std::fs::File::open(path).and_then(read_token_text);
@@ -58,15 +66,24 @@ pub fn token_argument(token: Option<String>, file: Option<&Path>) -> Result<Opti
 fn read_token_text(r: impl Read) -> std::io::Result<String> {
     let mut buf = Vec::new();
     r.take(TOKEN_FILE_MAX).read_to_end(&mut buf)?;
-    String::from_utf8(buf).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+    String::from_utf8(buf)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 /// `routerstats-agent enroll`. Exit status 2 for what no retry can fix without a change of the
 /// configuration (no collector, a malformed token), 3 when the collector refused the token
 /// (unknown, expired, used, or for another CA), 1 for other failures (unreachable, timeouts).
-pub fn enroll(cfg: AgentConfig, token: Option<String>, name: Option<String>, force: bool) -> ExitCode {
+pub fn enroll(
+    cfg: AgentConfig,
+    token: Option<String>,
+    name: Option<String>,
+    force: bool,
+) -> ExitCode {
     let Some(collector) = cfg.collector.clone() else {
-        return fail(2, "enroll needs --collector HOST:PORT (or `option collector` in the config file)");
+        return fail(
+            2,
+            "enroll needs --collector HOST:PORT (or `option collector` in the config file)",
+        );
     };
     let Some(token) = token else {
         return fail(2, "enroll needs --token-file FILE or --token TOKEN (printed by `routerstats-collector token create`)");
@@ -140,11 +157,19 @@ async fn shutdown_signal() {
 
 /// The uplink options for a configuration.
 pub fn run_options(cfg: &AgentConfig) -> RunOptions {
-    let mut opts = RunOptions::new(cfg.config_dir.clone(), hostname(cfg), AGENT_VERSION.to_string());
+    let mut opts = RunOptions::new(
+        cfg.config_dir.clone(),
+        hostname(cfg),
+        AGENT_VERSION.to_string(),
+    );
     opts.collector = cfg.collector.clone().unwrap_or_default();
     opts.interval = cfg.interval;
     opts.initial_jitter = cfg.initial_delay.unwrap_or(cfg.interval);
-    opts.spool = SpoolConfig { max_reports: cfg.spool_reports, file: cfg.spool_file.clone(), ..SpoolConfig::default() };
+    opts.spool = SpoolConfig {
+        max_reports: cfg.spool_reports,
+        file: cfg.spool_file.clone(),
+        ..SpoolConfig::default()
+    };
     let executor = crate::actions::Executor::new(crate::actions::ActionConfig::from_agent(cfg));
     executor.restore();
     opts.actions = Some(uplink::session::Runner(std::sync::Arc::new(executor)));
@@ -161,7 +186,11 @@ pub fn run(cfg: AgentConfig) -> ExitCode {
         Err(e) => return fail(1, format!("cannot start the runtime: {e}")),
     };
     // uplink::run logs the stop summary itself.
-    match rt.block_on(uplink::run(opts, move || collector.collect(), shutdown_signal())) {
+    match rt.block_on(uplink::run(
+        opts,
+        move || collector.collect(),
+        shutdown_signal(),
+    )) {
         Ok(_stats) => ExitCode::SUCCESS,
         Err(e) => fail(1, e),
     }
@@ -176,8 +205,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("token");
         std::fs::write(&f, "\n  rs1.abc  \nignored\n").unwrap();
-        assert_eq!(token_argument(None, Some(&f)).unwrap().as_deref(), Some("rs1.abc"));
-        assert_eq!(token_argument(Some("rs1.x".into()), None).unwrap().as_deref(), Some("rs1.x"));
+        assert_eq!(
+            token_argument(None, Some(&f)).unwrap().as_deref(),
+            Some("rs1.abc")
+        );
+        assert_eq!(
+            token_argument(Some("rs1.x".into()), None)
+                .unwrap()
+                .as_deref(),
+            Some("rs1.x")
+        );
         assert_eq!(token_argument(None, None).unwrap(), None);
     }
 
@@ -190,12 +227,17 @@ mod tests {
         assert!(e.contains("no token in") && e.contains("empty"), "{e}");
         let missing = dir.path().join("missing");
         let e = token_argument(None, Some(&missing)).unwrap_err();
-        assert!(e.contains("cannot read the token from") && e.contains("missing"), "{e}");
+        assert!(
+            e.contains("cannot read the token from") && e.contains("missing"),
+            "{e}"
+        );
         let e = token_argument(Some("t".into()), Some(&empty)).unwrap_err();
         assert!(e.contains("not both"), "{e}");
         let binary = dir.path().join("binary");
         std::fs::write(&binary, [0xff, 0xfe, 0]).unwrap();
-        assert!(token_argument(None, Some(&binary)).unwrap_err().contains("UTF-8"));
+        assert!(token_argument(None, Some(&binary))
+            .unwrap_err()
+            .contains("UTF-8"));
     }
 
     #[test]

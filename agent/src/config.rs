@@ -42,7 +42,16 @@ pub struct Sources {
 
 impl Default for Sources {
     fn default() -> Self {
-        Sources { wifi: true, dhcp: true, wireguard: true, openvpn: true, system: true, interfaces: true, probes: true, wan: true }
+        Sources {
+            wifi: true,
+            dhcp: true,
+            wireguard: true,
+            openvpn: true,
+            system: true,
+            interfaces: true,
+            probes: true,
+            wan: true,
+        }
     }
 }
 
@@ -58,7 +67,11 @@ pub struct ProbeConfig {
 
 impl Default for ProbeConfig {
     fn default() -> Self {
-        ProbeConfig { gateway: true, targets: Vec::new(), options: Default::default() }
+        ProbeConfig {
+            gateway: true,
+            targets: Vec::new(),
+            options: Default::default(),
+        }
     }
 }
 
@@ -168,8 +181,14 @@ pub enum ConfigError {
     #[error("config file {path}: {reason}")]
     Invalid { path: String, reason: String },
     #[error("invalid value for {key}: {value:?} ({reason})")]
-    Value { key: String, value: String, reason: &'static str },
-    #[error("invalid value for probe_target: {value:?} ({reason}; expected an address or name=address)")]
+    Value {
+        key: String,
+        value: String,
+        reason: &'static str,
+    },
+    #[error(
+        "invalid value for probe_target: {value:?} ({reason}; expected an address or name=address)"
+    )]
     Target { value: String, reason: String },
 }
 
@@ -177,15 +196,26 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ConfigError> {
     match v {
         "1" | "yes" | "on" | "true" | "enabled" => Ok(true),
         "0" | "no" | "off" | "false" | "disabled" => Ok(false),
-        _ => Err(ConfigError::Value { key: key.into(), value: v.into(), reason: "expected 0 or 1" }),
+        _ => Err(ConfigError::Value {
+            key: key.into(),
+            value: v.into(),
+            reason: "expected 0 or 1",
+        }),
     }
 }
 
 /// Parses a duration in seconds, or with a unit suffix: `30`, `30s`, `5m`, `1h`, `500ms`.
 pub fn parse_duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
-    let bad = |reason| ConfigError::Value { key: key.into(), value: v.into(), reason };
+    let bad = |reason| ConfigError::Value {
+        key: key.into(),
+        value: v.into(),
+        reason,
+    };
     if let Some(ms) = v.strip_suffix("ms") {
-        let ms: u64 = ms.trim().parse().map_err(|_| bad("expected seconds, or a number with ms/s/m/h"))?;
+        let ms: u64 = ms
+            .trim()
+            .parse()
+            .map_err(|_| bad("expected seconds, or a number with ms/s/m/h"))?;
         if ms == 0 {
             return Err(bad("must be more than 0"));
         }
@@ -201,7 +231,10 @@ pub fn parse_duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
             },
         },
     };
-    let n: u64 = num.trim().parse().map_err(|_| bad("expected seconds, or a number with ms/s/m/h"))?;
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| bad("expected seconds, or a number with ms/s/m/h"))?;
     let secs = n.checked_mul(mult).ok_or_else(|| bad("too large"))?;
     if secs == 0 {
         return Err(bad("must be at least 1 second"));
@@ -210,7 +243,11 @@ pub fn parse_duration(key: &str, v: &str) -> Result<Duration, ConfigError> {
 }
 
 fn parse_count(key: &str, v: &str) -> Result<usize, ConfigError> {
-    v.parse().map_err(|_| ConfigError::Value { key: key.into(), value: v.into(), reason: "expected a whole number" })
+    v.parse().map_err(|_| ConfigError::Value {
+        key: key.into(),
+        value: v.into(),
+        reason: "expected a whole number",
+    })
 }
 
 impl AgentConfig {
@@ -221,10 +258,16 @@ impl AgentConfig {
             "config_dir" => self.config_dir = value.into(),
             "interval" => self.interval = parse_duration(key, value)?,
             "initial_delay" => {
-                self.initial_delay = Some(if value == "0" { Duration::ZERO } else { parse_duration(key, value)? })
+                self.initial_delay = Some(if value == "0" {
+                    Duration::ZERO
+                } else {
+                    parse_duration(key, value)?
+                })
             }
             "spool_reports" | "spool_size" => self.spool_reports = parse_count(key, value)?.max(1),
-            "spool_file" => self.spool_file = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty()),
+            "spool_file" => {
+                self.spool_file = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty())
+            }
             "proc_root" => self.proc_root = value.into(),
             "etc_root" => self.etc_root = value.into(),
             "iw" => self.iw = value.into(),
@@ -242,14 +285,22 @@ impl AgentConfig {
             "probe_count" => {
                 let n = parse_count(key, value)?;
                 if !(1..=20).contains(&n) {
-                    return Err(ConfigError::Value { key: key.into(), value: value.into(), reason: "expected 1 to 20" });
+                    return Err(ConfigError::Value {
+                        key: key.into(),
+                        value: value.into(),
+                        reason: "expected 1 to 20",
+                    });
                 }
                 self.probe.options.count = n as u16;
             }
             "probe_interval" | "probe_timeout" => {
                 let d = parse_duration(key, value)?;
                 if d > Duration::from_secs(10) {
-                    return Err(ConfigError::Value { key: key.into(), value: value.into(), reason: "at most 10 seconds" });
+                    return Err(ConfigError::Value {
+                        key: key.into(),
+                        value: value.into(),
+                        reason: "at most 10 seconds",
+                    });
                 }
                 if key == "probe_interval" {
                     self.probe.options.interval = d;
@@ -258,25 +309,39 @@ impl AgentConfig {
                 }
             }
             "uci" => self.uci = value.into(),
-            "uci_confdir" => self.uci_confdir = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty()),
-            "uci_savedir" => self.uci_savedir = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty()),
+            "uci_confdir" => {
+                self.uci_confdir = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty())
+            }
+            "uci_savedir" => {
+                self.uci_savedir = Some(PathBuf::from(value)).filter(|p| !p.as_os_str().is_empty())
+            }
             "ifup" => self.ifup = value.into(),
             "sysupgrade" => self.sysupgrade = value.into(),
             "backup_dir" => self.backup_dir = value.into(),
             "openvpn_config" => self.openvpn_config = value.into(),
             "easyrsa" => self.easyrsa = value.into(),
             "easyrsa_pki" => self.easyrsa_pki = value.into(),
-            "openvpn_remote" => self.openvpn_remote = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "openvpn_remote" => {
+                self.openvpn_remote = Some(value.to_string()).filter(|v| !v.is_empty())
+            }
             "logread" => self.logread = value.into(),
             "tc" => self.tc = value.into(),
             "nft" => self.nft = value.into(),
-            "limits_lan_device" => self.limits_lan_device = Some(value.to_string()).filter(|v| !v.is_empty()),
-            "limits_wan_device" => self.limits_wan_device = Some(value.to_string()).filter(|v| !v.is_empty()),
+            "limits_lan_device" => {
+                self.limits_lan_device = Some(value.to_string()).filter(|v| !v.is_empty())
+            }
+            "limits_wan_device" => {
+                self.limits_wan_device = Some(value.to_string()).filter(|v| !v.is_empty())
+            }
             "ndsctl" => self.ndsctl = value.into(),
             // Options the init script uses, not the agent.
             "enabled" | "token" | "name" => {}
             _ => {
-                return Err(ConfigError::Value { key: key.into(), value: value.into(), reason: "unknown setting" })
+                return Err(ConfigError::Value {
+                    key: key.into(),
+                    value: value.into(),
+                    reason: "unknown setting",
+                })
             }
         }
         Ok(())
@@ -287,12 +352,18 @@ impl AgentConfig {
     pub fn set_list(&mut self, key: &str, values: Vec<String>) -> Result<(), ConfigError> {
         match key {
             "lease_file" => self.lease_files = values.into_iter().map(PathBuf::from).collect(),
-            "openvpn_status" => self.openvpn_status = values.into_iter().map(PathBuf::from).collect(),
+            "openvpn_status" => {
+                self.openvpn_status = values.into_iter().map(PathBuf::from).collect()
+            }
             "disk" => self.disks = values,
             "probe_target" => {
                 let mut targets = Vec::with_capacity(values.len());
                 for v in &values {
-                    let t = crate::probes::parse_target(v).map_err(|reason| ConfigError::Target { value: v.clone(), reason })?;
+                    let t =
+                        crate::probes::parse_target(v).map_err(|reason| ConfigError::Target {
+                            value: v.clone(),
+                            reason,
+                        })?;
                     targets.push(t);
                 }
                 self.probe.targets = targets;
@@ -306,7 +377,11 @@ impl AgentConfig {
                 self.allow_actions = values;
             }
             _ => {
-                return Err(ConfigError::Value { key: key.into(), value: values.join(" "), reason: "unknown list" })
+                return Err(ConfigError::Value {
+                    key: key.into(),
+                    value: values.join(" "),
+                    reason: "unknown list",
+                })
             }
         }
         Ok(())
@@ -314,7 +389,10 @@ impl AgentConfig {
 
     /// Applies the `config agent` section of UCI text.
     pub fn apply_uci(&mut self, text: &str, path: &str) -> Result<(), ConfigError> {
-        let invalid = |reason: String| ConfigError::Invalid { path: path.into(), reason };
+        let invalid = |reason: String| ConfigError::Invalid {
+            path: path.into(),
+            reason,
+        };
         if text.trim().is_empty() {
             // An empty file configures nothing: the defaults stand.
             return Ok(());
@@ -327,13 +405,22 @@ impl AgentConfig {
             return Err(invalid("no `config agent` section".into()));
         };
         for (k, v) in &section.options {
-            if matches!(k.as_str(), "lease_file" | "openvpn_status" | "disk" | "allow_actions" | "probe_target") {
+            if matches!(
+                k.as_str(),
+                "lease_file" | "openvpn_status" | "disk" | "allow_actions" | "probe_target"
+            ) {
                 self.set_list(k, vec![v.clone()])?;
             } else {
                 self.set(k, v)?;
             }
         }
-        for key in ["lease_file", "openvpn_status", "disk", "allow_actions", "probe_target"] {
+        for key in [
+            "lease_file",
+            "openvpn_status",
+            "disk",
+            "allow_actions",
+            "probe_target",
+        ] {
             let values = section.list(key);
             if !values.is_empty() {
                 self.set_list(key, values.into_iter().map(String::from).collect())?;
@@ -353,7 +440,12 @@ impl AgentConfig {
         match std::fs::read_to_string(&path) {
             Ok(text) => cfg.apply_uci(&text, &path.display().to_string())?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {}
-            Err(err) => return Err(ConfigError::Read { path: path.display().to_string(), err }),
+            Err(err) => {
+                return Err(ConfigError::Read {
+                    path: path.display().to_string(),
+                    err,
+                })
+            }
         }
         Ok(cfg)
     }
@@ -382,8 +474,14 @@ mod tests {
         assert_eq!(cfg.interval, Duration::from_secs(10));
         assert!(!cfg.sources.wireguard);
         assert!(cfg.sources.wifi);
-        assert_eq!(cfg.lease_files, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
-        assert_eq!(cfg.proc_path("net/dev"), PathBuf::from("/fake/proc/net/dev"));
+        assert_eq!(
+            cfg.lease_files,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+        assert_eq!(
+            cfg.proc_path("net/dev"),
+            PathBuf::from("/fake/proc/net/dev")
+        );
     }
 
     #[test]
@@ -392,8 +490,16 @@ mod tests {
         let err = cfg.set("interval", "soon").unwrap_err().to_string();
         assert!(err.contains("interval") && err.contains("soon"), "{err}");
         assert!(cfg.set("wifi", "maybe").is_err());
-        assert!(cfg.set("nonsense", "1").unwrap_err().to_string().contains("unknown setting"));
-        assert!(cfg.apply_uci("config other 'x'\n", "f").unwrap_err().to_string().contains("no `config agent`"));
+        assert!(cfg
+            .set("nonsense", "1")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown setting"));
+        assert!(cfg
+            .apply_uci("config other 'x'\n", "f")
+            .unwrap_err()
+            .to_string()
+            .contains("no `config agent`"));
         assert!(cfg.apply_uci("config agent\n\toption x 'y\n", "f").is_err());
     }
 
@@ -404,8 +510,14 @@ mod tests {
         assert!(cfg.allow_actions.is_empty());
         cfg.apply_uci(text, "t").unwrap();
         assert_eq!(cfg.allow_actions, vec!["wireguard".to_string()]);
-        assert_eq!((cfg.uci.as_str(), cfg.uci_confdir.as_deref()), ("/usr/bin/uci", Some(Path::new("/r/etc/config"))));
-        let err = cfg.apply_uci("config agent\n\tlist allow_actions 'everything'\n", "t").unwrap_err().to_string();
+        assert_eq!(
+            (cfg.uci.as_str(), cfg.uci_confdir.as_deref()),
+            ("/usr/bin/uci", Some(Path::new("/r/etc/config")))
+        );
+        let err = cfg
+            .apply_uci("config agent\n\tlist allow_actions 'everything'\n", "t")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown action family"), "{err}");
     }
 
@@ -415,12 +527,32 @@ mod tests {
         let mut cfg = AgentConfig::default();
         assert!(cfg.sources.probes && cfg.probe.gateway && cfg.probe.targets.is_empty());
         cfg.apply_uci(text, "t").unwrap();
-        let names: Vec<_> = cfg.probe.targets.iter().map(|t| (t.name.as_str(), t.addr.to_string())).collect();
-        assert_eq!(names, [("dns", "192.0.2.53".to_string()), ("2001:db8::1", "2001:db8::1".to_string())]);
-        assert_eq!((cfg.probe.options.count, cfg.probe.options.timeout), (5, Duration::from_millis(500)));
+        let names: Vec<_> = cfg
+            .probe
+            .targets
+            .iter()
+            .map(|t| (t.name.as_str(), t.addr.to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("dns", "192.0.2.53".to_string()),
+                ("2001:db8::1", "2001:db8::1".to_string())
+            ]
+        );
+        assert_eq!(
+            (cfg.probe.options.count, cfg.probe.options.timeout),
+            (5, Duration::from_millis(500))
+        );
         assert!(!cfg.probe.gateway);
-        let err = cfg.apply_uci("config agent\n\tlist probe_target 'example.com'\n", "t").unwrap_err().to_string();
-        assert!(err.contains("probe_target") && err.contains("example.com"), "{err}");
+        let err = cfg
+            .apply_uci("config agent\n\tlist probe_target 'example.com'\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("probe_target") && err.contains("example.com"),
+            "{err}"
+        );
         assert!(cfg.set("probe_count", "0").is_err());
         assert!(cfg.set("probe_count", "21").is_err());
         assert!(cfg.set("probe_timeout", "11s").is_err());
@@ -432,7 +564,8 @@ mod tests {
     fn packaged_default_config_parses() {
         let text = include_str!("../../packaging/files/etc/config/routerstats");
         let mut cfg = AgentConfig::default();
-        cfg.apply_uci(text, "packaging/files/etc/config/routerstats").unwrap();
+        cfg.apply_uci(text, "packaging/files/etc/config/routerstats")
+            .unwrap();
         assert!(cfg.sources.probes && cfg.sources.wan && cfg.probe.gateway);
         assert_eq!(cfg.probe, ProbeConfig::default());
     }
@@ -441,8 +574,14 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("i", "45").unwrap(), Duration::from_secs(45));
         assert_eq!(parse_duration("i", "2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("i", "1h").unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_duration("i", "250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_duration("i", "1h").unwrap(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            parse_duration("i", "250ms").unwrap(),
+            Duration::from_millis(250)
+        );
         assert!(parse_duration("i", "0ms").is_err());
         assert!(parse_duration("i", "0").is_err());
         assert!(parse_duration("i", "-1").is_err());
@@ -451,6 +590,9 @@ mod tests {
     #[test]
     fn missing_default_file_is_fine_but_named_file_is_not() {
         assert!(AgentConfig::load(Some(Path::new("/nonexistent/routerstats"))).is_err());
-        assert_eq!(AgentConfig::load(Some(Path::new("/dev/null"))).unwrap(), AgentConfig::default());
+        assert_eq!(
+            AgentConfig::load(Some(Path::new("/dev/null"))).unwrap(),
+            AgentConfig::default()
+        );
     }
 }

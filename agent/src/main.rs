@@ -60,7 +60,8 @@ struct Cli {
 
 fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::Error> {
     use lexopt::prelude::*;
-    let mut p = lexopt::Parser::from_iter(std::iter::once(OsString::from("routerstats-agent")).chain(args));
+    let mut p =
+        lexopt::Parser::from_iter(std::iter::once(OsString::from("routerstats-agent")).chain(args));
     let mut cli = Cli {
         config_file: None,
         settings: Vec::new(),
@@ -72,11 +73,12 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::E
         name: None,
         force: false,
     };
-    let push_list = |lists: &mut Vec<(String, Vec<String>)>, key: &str, v: String| {
-        match lists.iter_mut().find(|(k, _)| k == key) {
-            Some((_, vs)) => vs.push(v),
-            None => lists.push((key.to_string(), vec![v])),
-        }
+    let push_list = |lists: &mut Vec<(String, Vec<String>)>, key: &str, v: String| match lists
+        .iter_mut()
+        .find(|(k, _)| k == key)
+    {
+        Some((_, vs)) => vs.push(v),
+        None => lists.push((key.to_string(), vec![v])),
     };
     while let Some(arg) = p.next()? {
         match arg {
@@ -93,13 +95,17 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, lexopt::E
             Long("token") => cli.token = Some(p.value()?.string()?),
             Long("token-file") => cli.token_file = Some(p.value()?.into()),
             Long("name") => cli.name = Some(p.value()?.string()?),
-            Long(key @ ("collector" | "config-dir" | "interval" | "initial-delay" | "spool-size" | "spool-file" | "proc-root"
-            | "etc-root" | "iw" | "wg" | "df")) => {
+            Long(
+                key @ ("collector" | "config-dir" | "interval" | "initial-delay" | "spool-size"
+                | "spool-file" | "proc-root" | "etc-root" | "iw" | "wg" | "df"),
+            ) => {
                 let key = key.replace('-', "_");
                 cli.settings.push((key, p.value()?.string()?));
             }
             Long("lease-file") => push_list(&mut cli.lists, "lease_file", p.value()?.string()?),
-            Long("openvpn-status") => push_list(&mut cli.lists, "openvpn_status", p.value()?.string()?),
+            Long("openvpn-status") => {
+                push_list(&mut cli.lists, "openvpn_status", p.value()?.string()?)
+            }
             Long("disk") => push_list(&mut cli.lists, "disk", p.value()?.string()?),
             Long("disable") => {
                 let src = p.value()?.string()?;
@@ -150,7 +156,11 @@ fn main() -> ExitCode {
     let command: Vec<&str> = cli.command.iter().map(String::as_str).collect();
     if let ["help"] | [] = command.as_slice() {
         out(USAGE);
-        return if command.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        return if command.is_empty() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
     }
     let cfg = match build_config(&cli) {
         Ok(c) => c,
@@ -177,7 +187,11 @@ fn main() -> ExitCode {
                 help.push_str(&format!("\n  {k:<16} {d}"));
             }
             out(&help);
-            if command.len() == 1 { ExitCode::from(2) } else { ExitCode::SUCCESS }
+            if command.len() == 1 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         ["parse", kind, _] if !parse_cmd::KINDS.iter().any(|(k, _)| k == kind) => {
             usage_error(parse_cmd::ParseCmdError::UnknownKind(kind.to_string()))

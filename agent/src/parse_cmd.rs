@@ -14,10 +14,19 @@ use crate::uci;
 /// The parser kinds, with a one-line description each (shown in `--help`).
 pub const KINDS: &[(&str, &str)] = &[
     ("iw-dev", "output of `iw dev`"),
-    ("station-dump", "output of `iw dev <if> station dump` (or `station get`)"),
+    (
+        "station-dump",
+        "output of `iw dev <if> station dump` (or `station get`)",
+    ),
     ("leases", "a dnsmasq lease file (dhcp.leases)"),
-    ("wg-dump", "output of `wg show all dump`, `wg show <if> dump` (named by the file name) or `wg show`"),
-    ("openvpn", "an OpenVPN status file (v1, v2, v3 or client STATISTICS)"),
+    (
+        "wg-dump",
+        "output of `wg show all dump`, `wg show <if> dump` (named by the file name) or `wg show`",
+    ),
+    (
+        "openvpn",
+        "an OpenVPN status file (v1, v2, v3 or client STATISTICS)",
+    ),
     ("net-dev", "/proc/net/dev"),
     ("meminfo", "/proc/meminfo"),
     ("stat", "/proc/stat"),
@@ -25,7 +34,10 @@ pub const KINDS: &[(&str, &str)] = &[
     ("uptime", "/proc/uptime"),
     ("board", "/etc/board.json"),
     ("openwrt-release", "/etc/openwrt_release"),
-    ("uci-network", "/etc/config/network (WireGuard peer descriptions)"),
+    (
+        "uci-network",
+        "/etc/config/network (WireGuard peer descriptions)",
+    ),
     ("uci", "any UCI config file"),
     ("df", "output of `df -k`"),
 ];
@@ -55,8 +67,14 @@ impl Render for JsonOutput {
     fn render<T: Serialize>(&self, kind: &str, value: &T, skipped: Vec<String>) -> Value {
         Value::Object(vec![
             ("kind".to_string(), Value::String(kind.to_string())),
-            ("skipped".to_string(), Value::Array(skipped.into_iter().map(Value::String).collect())),
-            ("value".to_string(), json::to_value(value).unwrap_or(Value::Null)),
+            (
+                "skipped".to_string(),
+                Value::Array(skipped.into_iter().map(Value::String).collect()),
+            ),
+            (
+                "value".to_string(),
+                json::to_value(value).unwrap_or(Value::Null),
+            ),
         ])
     }
 }
@@ -67,7 +85,10 @@ fn render<R: Render, T: Serialize>(
     res: Result<Parsed<T>, ParseError>,
     file: &str,
 ) -> Result<R::Out, ParseCmdError> {
-    let parsed = res.map_err(|err| ParseCmdError::Parse { file: file.to_string(), err })?;
+    let parsed = res.map_err(|err| ParseCmdError::Parse {
+        file: file.to_string(),
+        err,
+    })?;
     let skipped = parsed.skipped.iter().map(|s| s.to_string()).collect();
     Ok(r.render(kind, &parsed.value, skipped))
 }
@@ -77,14 +98,27 @@ pub fn parse_text(kind: &str, text: &str, file: &str) -> Result<Value, ParseCmdE
     parse_with(&JsonOutput, kind, text, file)
 }
 
-fn parse_with<R: Render>(r: &R, kind: &str, text: &str, file: &str) -> Result<R::Out, ParseCmdError> {
-    let stem = Path::new(file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+fn parse_with<R: Render>(
+    r: &R,
+    kind: &str,
+    text: &str,
+    file: &str,
+) -> Result<R::Out, ParseCmdError> {
+    let stem = Path::new(file)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match kind {
         "iw-dev" => render(r, kind, sources::iw_dev::parse(text), file),
         "station-dump" => render(r, kind, sources::station_dump::parse(text, ""), file),
         "leases" => render(r, kind, sources::dhcp_leases::parse(text), file),
         // A per-interface dump does not name its interface: the file name does (`wg0.txt`).
-        "wg-dump" => render(r, kind, sources::wireguard::parse(text, stdin_or(&stem)), file),
+        "wg-dump" => render(
+            r,
+            kind,
+            sources::wireguard::parse(text, stdin_or(&stem)),
+            file,
+        ),
         "openvpn" => render(r, kind, sources::openvpn::parse(text, &stem), file),
         "net-dev" => render(r, kind, sources::net_dev::parse(text), file),
         "meminfo" => render(r, kind, sources::meminfo::parse(text), file),
@@ -102,7 +136,11 @@ fn parse_with<R: Render>(r: &R, kind: &str, text: &str, file: &str) -> Result<R:
 
 /// `stem`, or `(stdin)` for input read from standard input (`-`).
 fn stdin_or(stem: &str) -> &str {
-    if stem.is_empty() || stem == "-" { "(stdin)" } else { stem }
+    if stem.is_empty() || stem == "-" {
+        "(stdin)"
+    } else {
+        stem
+    }
 }
 
 #[cfg(test)]
@@ -116,7 +154,10 @@ mod tests {
             let res = parse_text(kind, "", "x");
             assert!(!matches!(res, Err(ParseCmdError::UnknownKind(_))), "{kind}");
         }
-        assert!(matches!(parse_text("nope", "", "x"), Err(ParseCmdError::UnknownKind(_))));
+        assert!(matches!(
+            parse_text("nope", "", "x"),
+            Err(ParseCmdError::UnknownKind(_))
+        ));
     }
 
     /// The output as serde_json reads it back, for indexing in assertions.
@@ -149,19 +190,30 @@ mod tests {
             inputs.extend(crate::testutil::shared_fixtures_in(dir));
         }
         for dir in ["etc", "iw", "dhcp", "openvpn", "proc", "wg", "uci"] {
-            let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(dir);
+            let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures")
+                .join(dir);
             for e in std::fs::read_dir(&d).unwrap() {
                 let p = e.unwrap().path();
-                inputs.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
+                inputs.push((
+                    p.display().to_string(),
+                    std::fs::read_to_string(&p).unwrap(),
+                ));
             }
         }
-        for bad in ["", "\0\u{1}\t\n", "{\"model\": {\"id\": \"\\u00e9\\n\"}, \"network\": 5}", "x\ty\tz\n\"é\"\n"] {
+        for bad in [
+            "",
+            "\0\u{1}\t\n",
+            "{\"model\": {\"id\": \"\\u00e9\\n\"}, \"network\": 5}",
+            "x\ty\tz\n\"é\"\n",
+        ] {
             inputs.push(("bad".to_string(), bad.to_string()));
         }
         let mut compared = 0;
         for (file, text) in &inputs {
             for (kind, _) in KINDS {
-                let ours = parse_with(&JsonOutput, kind, text, file).map(|v| json::to_string_pretty(&v));
+                let ours =
+                    parse_with(&JsonOutput, kind, text, file).map(|v| json::to_string_pretty(&v));
                 let theirs = parse_with(&SerdeJsonOutput, kind, text, file);
                 match (ours, theirs) {
                     (Ok(a), Ok(b)) => {

@@ -33,14 +33,28 @@ pub enum RenderError {
 /// Renders a report: pretty JSON, or a summary with the encoded frame size.
 pub fn render(report: &Report, json: bool) -> Result<String, RenderError> {
     if json {
-        return Ok(crate::json::to_string_pretty(&crate::json::to_value_in_order(report)?));
+        return Ok(crate::json::to_string_pretty(
+            &crate::json::to_value_in_order(report)?,
+        ));
     }
     let frame = Message::Report(Box::new(report.clone())).to_request_frame()?;
     let r = &report.router;
     let mut s = String::new();
-    let _ = writeln!(s, "router     {} ({})", r.hostname, r.model.as_deref().unwrap_or("unknown model"));
+    let _ = writeln!(
+        s,
+        "router     {} ({})",
+        r.hostname,
+        r.model.as_deref().unwrap_or("unknown model")
+    );
     if let Some(rel) = &r.release {
-        let _ = writeln!(s, "release    {}", rel.description.as_deref().or(rel.release.as_deref()).unwrap_or("?"));
+        let _ = writeln!(
+            s,
+            "release    {}",
+            rel.description
+                .as_deref()
+                .or(rel.release.as_deref())
+                .unwrap_or("?")
+        );
     }
     if let Some(sys) = &report.system {
         let _ = writeln!(
@@ -50,12 +64,18 @@ pub fn render(report: &Report, json: bool) -> Result<String, RenderError> {
             sys.load[0],
             sys.load[1],
             sys.load[2],
-            sys.cpu_busy_permille.map(|p| format!("{:.1}%", p as f32 / 10.0)).unwrap_or_else(|| "?".into()),
+            sys.cpu_busy_permille
+                .map(|p| format!("{:.1}%", p as f32 / 10.0))
+                .unwrap_or_else(|| "?".into()),
             sys.mem_available_kb,
             sys.mem_total_kb
         );
         for d in &sys.disks {
-            let _ = writeln!(s, "disk       {} {}/{} bytes used", d.mount, d.used_bytes, d.total_bytes);
+            let _ = writeln!(
+                s,
+                "disk       {} {}/{} bytes used",
+                d.mount, d.used_bytes, d.total_bytes
+            );
         }
     }
     let peers: usize = report.wireguard.iter().map(|w| w.peers.len()).sum();
@@ -71,10 +91,17 @@ pub fn render(report: &Report, json: bool) -> Result<String, RenderError> {
         clients
     );
     for src in &report.sources {
-        let name = if src.name.is_empty() { String::new() } else { format!(" {}", src.name) };
+        let name = if src.name.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", src.name)
+        };
         let state = match &src.state {
             SourceState::Ok => "ok".to_string(),
-            SourceState::Partial { skipped, first_error } => format!("partial: {skipped} skipped ({first_error})"),
+            SourceState::Partial {
+                skipped,
+                first_error,
+            } => format!("partial: {skipped} skipped ({first_error})"),
             SourceState::Error(e) => format!("error: {e}"),
             SourceState::ToolMissing(t) => format!("tool missing: {t}"),
             SourceState::Disabled => "disabled".into(),
@@ -134,7 +161,11 @@ mod tests {
             probes: vec![],
             wan: vec![],
         };
-        r.stations.extend(sources::station_dump::parse(&own_fixture("iw/station-dump-mlo-wlan2.txt"), "wlan2").unwrap().value);
+        r.stations.extend(
+            sources::station_dump::parse(&own_fixture("iw/station-dump-mlo-wlan2.txt"), "wlan2")
+                .unwrap()
+                .value,
+        );
         r
     }
 
@@ -154,17 +185,42 @@ mod tests {
         let mut filled = 0;
         for dir in ["iw", "dhcp", "openvpn", "proc", "wg"] {
             for (file, text) in crate::testutil::shared_fixtures_in(dir) {
-                let mut r = Report { seq: 7, boot_id: [3; 16], timestamp_ms: 1_765_000_000_123, ..Default::default() };
-                r.wireless = sources::iw_dev::parse(&text).map(|p| p.value).unwrap_or_default();
-                r.stations = sources::station_dump::parse(&text, "wlan0").map(|p| p.value).unwrap_or_default();
-                r.leases = sources::dhcp_leases::parse(&text).map(|p| p.value).unwrap_or_default();
-                r.wireguard = sources::wireguard::parse(&text, "wg0").map(|p| p.value).unwrap_or_default();
-                r.openvpn = sources::openvpn::parse(&text, &file).map(|p| vec![p.value]).unwrap_or_default();
-                r.interfaces = sources::net_dev::parse(&text).map(|p| p.value).unwrap_or_default();
+                let mut r = Report {
+                    seq: 7,
+                    boot_id: [3; 16],
+                    timestamp_ms: 1_765_000_000_123,
+                    ..Default::default()
+                };
+                r.wireless = sources::iw_dev::parse(&text)
+                    .map(|p| p.value)
+                    .unwrap_or_default();
+                r.stations = sources::station_dump::parse(&text, "wlan0")
+                    .map(|p| p.value)
+                    .unwrap_or_default();
+                r.leases = sources::dhcp_leases::parse(&text)
+                    .map(|p| p.value)
+                    .unwrap_or_default();
+                r.wireguard = sources::wireguard::parse(&text, "wg0")
+                    .map(|p| p.value)
+                    .unwrap_or_default();
+                r.openvpn = sources::openvpn::parse(&text, &file)
+                    .map(|p| vec![p.value])
+                    .unwrap_or_default();
+                r.interfaces = sources::net_dev::parse(&text)
+                    .map(|p| p.value)
+                    .unwrap_or_default();
                 if let Ok(load) = sources::loadavg::parse(&text) {
-                    r.system = Some(SystemStats { load: load.value, ..Default::default() });
+                    r.system = Some(SystemStats {
+                        load: load.value,
+                        ..Default::default()
+                    });
                 }
-                let parts = r.wireless.len() + r.stations.len() + r.leases.len() + r.wireguard.len() + r.openvpn.len() + r.interfaces.len();
+                let parts = r.wireless.len()
+                    + r.stations.len()
+                    + r.leases.len()
+                    + r.wireguard.len()
+                    + r.openvpn.len()
+                    + r.interfaces.len();
                 filled += usize::from(parts > 0);
                 same(r);
             }
@@ -176,9 +232,17 @@ mod tests {
     #[test]
     fn json_is_what_serde_json_printed() {
         let r = full_report();
-        assert!(!r.stations.is_empty() && !r.wireguard.is_empty() && !r.openvpn[0].clients.is_empty());
-        assert_eq!(render(&r, true).unwrap(), serde_json::to_string_pretty(&r).unwrap());
+        assert!(
+            !r.stations.is_empty() && !r.wireguard.is_empty() && !r.openvpn[0].clients.is_empty()
+        );
+        assert_eq!(
+            render(&r, true).unwrap(),
+            serde_json::to_string_pretty(&r).unwrap()
+        );
         let empty = Report::default();
-        assert_eq!(render(&empty, true).unwrap(), serde_json::to_string_pretty(&empty).unwrap());
+        assert_eq!(
+            render(&empty, true).unwrap(),
+            serde_json::to_string_pretty(&empty).unwrap()
+        );
     }
 }

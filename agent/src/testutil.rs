@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 /// Path of a file under the repository's sibling `../shared/fixtures/` directory.
 pub fn shared_fixture_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures")
+        .join(rel)
 }
 
 /// Every file in one `../shared/fixtures/<kind>/` directory, sorted. Panics (failing the test)
@@ -36,6 +38,8 @@ pub fn shared_fixture(rel: &str) -> String {
 
 /// Contents of one of the project's own fixtures, by path relative to `agent/fixtures`.
 pub fn own_fixture(rel: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
 }

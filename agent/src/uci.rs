@@ -25,12 +25,20 @@ pub struct Section {
 impl Section {
     /// The last value of an option.
     pub fn option(&self, key: &str) -> Option<&str> {
-        self.options.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.options
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a list (and of a same-named option, which UCI also allows).
     pub fn list(&self, key: &str) -> Vec<&str> {
-        self.lists.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.lists
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
@@ -96,7 +104,11 @@ pub fn parse(text: &str) -> Result<Parsed<Vec<Section>>, ParseError> {
         match w.as_slice() {
             [] => {}
             [kw, kind, rest @ ..] if kw == "config" && rest.len() <= 1 => {
-                parsed.value.push(Section { kind: kind.clone(), name: rest.first().cloned(), ..Default::default() });
+                parsed.value.push(Section {
+                    kind: kind.clone(),
+                    name: rest.first().cloned(),
+                    ..Default::default()
+                });
             }
             [kw, key, value] if kw == "option" || kw == "list" => match parsed.value.last_mut() {
                 Some(s) if kw == "option" => s.options.push((key.clone(), value.clone())),
@@ -133,13 +145,17 @@ mod tests {
 
     #[test]
     fn bad_lines_are_skipped_with_reasons() {
-        let p = parse("option x y\nconfig a 'b'\noption k 'unterminated\nweird line here\n").unwrap();
+        let p =
+            parse("option x y\nconfig a 'b'\noption k 'unterminated\nweird line here\n").unwrap();
         let reasons: Vec<String> = p.skipped.iter().map(|s| s.to_string()).collect();
-        assert_eq!(reasons, vec![
-            "line 1: option outside a config section",
-            "line 3: unterminated quote",
-            "line 4: not a config/option/list line",
-        ]);
+        assert_eq!(
+            reasons,
+            vec![
+                "line 1: option outside a config section",
+                "line 3: unterminated quote",
+                "line 4: not a config/option/list line",
+            ]
+        );
         assert_eq!(parse("  \n"), Err(ParseError::Empty));
     }
 }

@@ -130,7 +130,10 @@ where
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");
@@ -176,7 +179,11 @@ mod tests {
 
     #[test]
     fn help_is_recognised_anywhere() {
-        assert!(wants_help(&["--agents".into(), "5".into(), "--help".into()]));
+        assert!(wants_help(&[
+            "--agents".into(),
+            "5".into(),
+            "--help".into()
+        ]));
         assert!(wants_help(&["-h".into()]));
         assert!(!wants_help(&["--agents".into(), "5".into()]));
     }

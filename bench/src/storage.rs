@@ -398,9 +398,10 @@ pub fn run(path: &Path, routers: usize, rounds: u64, seal: bool) -> Result<Figur
         |r| r.get(0),
     )?;
     f.file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let stored: u64 = store
-        .connection()
-        .query_row("SELECT count(*) FROM reports_all", [], |r| r.get(0))?;
+    let stored: u64 =
+        store
+            .connection()
+            .query_row("SELECT count(*) FROM reports_all", [], |r| r.get(0))?;
     debug_assert_eq!(stored, reports);
     f.reports = stored;
     Ok(f)

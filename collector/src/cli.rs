@@ -709,7 +709,10 @@ mod tests {
         let token: routerstats_shared::token::EnrollToken = out.trim().parse().unwrap();
         assert_eq!(token.ca_hash, ca_hash_in(dir.path()).unwrap());
         assert!(
-            err.contains("echo rs1.") && err.contains("| routerstats-agent enroll --collector stats.example:7443 --token-file -"),
+            err.contains("echo rs1.")
+                && err.contains(
+                    "| routerstats-agent enroll --collector stats.example:7443 --token-file -"
+                ),
             "{err}"
         );
         let (r, out, _) = run_args(&["token", "list", "--data-dir", d]);

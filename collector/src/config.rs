@@ -374,12 +374,13 @@ impl Config {
             })?;
         }
         if let Some(v) = file.remote_write {
-            c.remote_write = crate::remote_write::RemoteWriteConfig::from_value(v).map_err(|reason| {
-                ConfigError::Invalid {
-                    key: "remote_write",
-                    reason,
-                }
-            })?;
+            c.remote_write =
+                crate::remote_write::RemoteWriteConfig::from_value(v).map_err(|reason| {
+                    ConfigError::Invalid {
+                        key: "remote_write",
+                        reason,
+                    }
+                })?;
         }
         if let Some(v) = file.action_ttl {
             c.action_ttl = v.resolve("action_ttl")?;

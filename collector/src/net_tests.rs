@@ -22,11 +22,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::Config;
 use crate::clock::unix_now;
+use crate::config::Config;
+use crate::pki::tokens::{create_api_key, create_token, sha256, Role};
 use crate::pki::{cert_facts, cert_fingerprint, pem_certs, CA_CERT_FILE};
 use crate::store::{NewToken, Store};
-use crate::pki::tokens::{create_api_key, create_token, sha256, Role};
 use crate::{serve, ServeError, ServeHandle};
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -16,15 +16,15 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{self, ApiState};
-use crate::http_server::{self, HttpLimits};
 use crate::config::Config;
+use crate::http_server::{self, HttpLimits};
 use crate::ingest::control::Control;
 use crate::ingest::guard::{EnrollLimiter, EnrollLimits, PreAuthPool};
 use crate::ingest::listener::{self, IngestCtx, IngestSettings, TlsSetupError};
-use crate::pki::{Pki, PkiError};
 use crate::ingest::revocation::{spawn_poller, OpenConns, Poller};
-use crate::store::{Store, StoreError};
 use crate::ingest::writer::{Writer, WriterConfig, WriterSpawnError};
+use crate::pki::{Pki, PkiError};
+use crate::store::{Store, StoreError};
 
 /// How long shutdown waits for open connections and for the writer to flush.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -400,8 +400,13 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
             let result = quick_check(&path, INTEGRITY_CHECK_LIMIT);
             match &result {
                 crate::ingest::writer::Integrity::Ok => tracing::debug!("database quick check: ok"),
-                crate::ingest::writer::Integrity::Unfinished => tracing::info!(limit_s = INTEGRITY_CHECK_LIMIT.as_secs(), "database quick check did not finish in time; not checked"),
-                crate::ingest::writer::Integrity::Failed(why) => tracing::error!(problem = %why, "database quick check found corruption; restore a backup or run `sqlite3 routerstats.db .recover`"),
+                crate::ingest::writer::Integrity::Unfinished => tracing::info!(
+                    limit_s = INTEGRITY_CHECK_LIMIT.as_secs(),
+                    "database quick check did not finish in time; not checked"
+                ),
+                crate::ingest::writer::Integrity::Failed(why) => {
+                    tracing::error!(problem = %why, "database quick check found corruption; restore a backup or run `sqlite3 routerstats.db .recover`")
+                }
             }
             health.set_integrity(result);
         });
@@ -417,9 +422,12 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     // Alerts: their own thread and connections, off the ingest path (see crate::alerts).
     let alerts = if config.alerts.enabled {
         Some(
-            crate::alerts::AlertService::spawn(config.alerts.clone(), &db_path).map_err(|source| {
-                ServeError::Store { path: db_path.clone(), source }
-            })?,
+            crate::alerts::AlertService::spawn(config.alerts.clone(), &db_path).map_err(
+                |source| ServeError::Store {
+                    path: db_path.clone(),
+                    source,
+                },
+            )?,
         )
     } else {
         None

@@ -161,7 +161,9 @@ impl LimitLayer {
         match r.u32()? {
             0 => Ok(LimitLayer::Queue),
             1 => Ok(LimitLayer::Throttle),
-            n => Err(codec::CodecError::Decode(format!("unknown limit layer {n}"))),
+            n => Err(codec::CodecError::Decode(format!(
+                "unknown limit layer {n}"
+            ))),
         }
     }
 
@@ -663,7 +665,10 @@ pub fn check_mac(s: &str) -> Result<(), String> {
 pub fn check_mac_lowercase(s: &str) -> Result<(), String> {
     check_mac(s)?;
     if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(format!("mac must be lowercase aa:bb:cc:dd:ee:ff (got {:?})", clip(s)));
+        return Err(format!(
+            "mac must be lowercase aa:bb:cc:dd:ee:ff (got {:?})",
+            clip(s)
+        ));
     }
     Ok(())
 }
@@ -1318,8 +1323,17 @@ mod tests {
         let kinds = one_of_each();
         for seed in 0..3_000u64 {
             let (id, deadline, junk): (i64, u64, Vec<u8>) = random(seed);
-            let kind = if seed % 2 == 0 { codec::encode(&kinds[seed as usize / 2 % kinds.len()]).unwrap() } else { junk };
-            let payload = codec::encode(&ActionWire { id, deadline, kind: kind.clone() }).unwrap();
+            let kind = if seed % 2 == 0 {
+                codec::encode(&kinds[seed as usize / 2 % kinds.len()]).unwrap()
+            } else {
+                junk
+            };
+            let payload = codec::encode(&ActionWire {
+                id,
+                deadline,
+                kind: kind.clone(),
+            })
+            .unwrap();
             let a = Action::decode(&payload).unwrap();
             assert_eq!((a.id, a.deadline), (id, deadline));
             match ActionKind::decode(&kind) {
@@ -1332,9 +1346,20 @@ mod tests {
             assert!(codec::decode::<ActionWire>(&payload[..cut]).is_err());
             let mut longer = payload.clone();
             longer.push(1);
-            assert!(Action::decode(&longer).is_err() && codec::decode::<ActionWire>(&longer).is_err());
+            assert!(
+                Action::decode(&longer).is_err() && codec::decode::<ActionWire>(&longer).is_err()
+            );
         }
-        let forms: [&[u8]; 8] = [&[0], &[7], &[251, 1, 1], &[252, 1, 0, 0, 0], &[253, 1, 0, 0, 0, 0, 0, 0, 0], &[254], &[255], &[2, 6, 1]];
+        let forms: [&[u8]; 8] = [
+            &[0],
+            &[7],
+            &[251, 1, 1],
+            &[252, 1, 0, 0, 0],
+            &[253, 1, 0, 0, 0, 0, 0, 0, 0],
+            &[254],
+            &[255],
+            &[2, 6, 1],
+        ];
         for a in forms {
             for b in forms {
                 for c in forms {

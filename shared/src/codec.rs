@@ -85,7 +85,9 @@ impl<'a> Reader<'a> {
     /// form (tag `253`) even for a value that would fit.
     pub fn u32(&mut self) -> Result<u32, CodecError> {
         if self.bytes.first() == Some(&253) {
-            return Err(CodecError::Decode("a 64-bit varint where a u32 was expected".into()));
+            return Err(CodecError::Decode(
+                "a 64-bit varint where a u32 was expected".into(),
+            ));
         }
         let v = self.u64()?;
         u32::try_from(v).map_err(|_| CodecError::Decode(format!("{v} does not fit in a u32")))
@@ -262,7 +264,10 @@ mod tests {
     fn trailing_bytes_are_an_error() {
         let mut bytes = encode(&7u32).unwrap();
         bytes.push(0);
-        assert!(matches!(decode::<u32>(&bytes), Err(CodecError::TrailingBytes(1))));
+        assert!(matches!(
+            decode::<u32>(&bytes),
+            Err(CodecError::TrailingBytes(1))
+        ));
     }
 
     #[test]

@@ -83,7 +83,10 @@ impl MessageKind {
 
     /// Whether frames of this kind carry a whole report payload (of either model version).
     pub fn is_full_report(self) -> bool {
-        matches!(self, MessageKind::Report | MessageKind::ReportV2 | MessageKind::ReportV1)
+        matches!(
+            self,
+            MessageKind::Report | MessageKind::ReportV2 | MessageKind::ReportV1
+        )
     }
 }
 
@@ -103,7 +106,10 @@ pub enum FrameError {
     #[error("bad {kind:?} payload: {reason}")]
     BadPayload { kind: MessageKind, reason: String },
     #[error("unexpected {got:?} message, expected {expected}")]
-    Unexpected { got: MessageKind, expected: &'static str },
+    Unexpected {
+        got: MessageKind,
+        expected: &'static str,
+    },
 }
 
 /// A parsed frame header.
@@ -116,7 +122,11 @@ pub struct FrameHeader {
 
 impl FrameHeader {
     pub fn new(kind: MessageKind, len: u32) -> Self {
-        Self { version: PROTOCOL_VERSION, kind, len }
+        Self {
+            version: PROTOCOL_VERSION,
+            kind,
+            len,
+        }
     }
 
     /// Writes the header bytes.
@@ -132,7 +142,10 @@ impl FrameHeader {
     /// Parses and validates a header against `max_len` (at most [`MAX_FRAME_LEN`]).
     pub fn parse(bytes: &[u8], max_len: u32) -> Result<Self, FrameError> {
         if bytes.len() < HEADER_LEN {
-            return Err(FrameError::Truncated { need: HEADER_LEN, have: bytes.len() });
+            return Err(FrameError::Truncated {
+                need: HEADER_LEN,
+                have: bytes.len(),
+            });
         }
         let magic = [bytes[0], bytes[1]];
         if magic != MAGIC {
@@ -147,7 +160,11 @@ impl FrameHeader {
         if len > max {
             return Err(FrameError::TooLarge { len, max });
         }
-        Ok(Self { version: bytes[2], kind, len })
+        Ok(Self {
+            version: bytes[2],
+            kind,
+            len,
+        })
     }
 }
 
@@ -166,7 +183,10 @@ mod tests {
         let good = FrameHeader::new(MessageKind::Ack, 10).to_bytes();
         let mut b = good;
         b[0] = b'X';
-        assert!(matches!(FrameHeader::parse(&b, MAX_FRAME_LEN), Err(FrameError::BadMagic(_))));
+        assert!(matches!(
+            FrameHeader::parse(&b, MAX_FRAME_LEN),
+            Err(FrameError::BadMagic(_))
+        ));
         let mut b = good;
         b[2] = 99;
         assert_eq!(
@@ -175,11 +195,23 @@ mod tests {
         );
         let mut b = good;
         b[3] = 200;
-        assert_eq!(FrameHeader::parse(&b, MAX_FRAME_LEN), Err(FrameError::UnknownKind(200)));
+        assert_eq!(
+            FrameHeader::parse(&b, MAX_FRAME_LEN),
+            Err(FrameError::UnknownKind(200))
+        );
         let big = FrameHeader::new(MessageKind::Report, MAX_FRAME_LEN + 1).to_bytes();
-        assert!(matches!(FrameHeader::parse(&big, MAX_FRAME_LEN), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            FrameHeader::parse(&big, MAX_FRAME_LEN),
+            Err(FrameError::TooLarge { .. })
+        ));
         let small_cap = FrameHeader::new(MessageKind::Report, 100).to_bytes();
-        assert!(matches!(FrameHeader::parse(&small_cap, 99), Err(FrameError::TooLarge { len: 100, max: 99 })));
-        assert!(matches!(FrameHeader::parse(&good[..5], MAX_FRAME_LEN), Err(FrameError::Truncated { .. })));
+        assert!(matches!(
+            FrameHeader::parse(&small_cap, 99),
+            Err(FrameError::TooLarge { len: 100, max: 99 })
+        ));
+        assert!(matches!(
+            FrameHeader::parse(&good[..5], MAX_FRAME_LEN),
+            Err(FrameError::Truncated { .. })
+        ));
     }
 }

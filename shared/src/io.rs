@@ -22,7 +22,10 @@ pub enum IoError {
 }
 
 /// Reads one frame. Returns [`IoError::Closed`] on a clean end of stream before a header.
-pub async fn read_message<R: AsyncRead + Unpin>(r: &mut R, max_len: u32) -> Result<Message, IoError> {
+pub async fn read_message<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max_len: u32,
+) -> Result<Message, IoError> {
     read_with(r, max_len, Message::decode_payload).await
 }
 
@@ -69,7 +72,11 @@ pub async fn read_frame_capped<R: AsyncRead + Unpin>(
             return if got == 0 {
                 Err(IoError::Closed)
             } else {
-                Err(FrameError::Truncated { need: HEADER_LEN, have: got }.into())
+                Err(FrameError::Truncated {
+                    need: HEADER_LEN,
+                    have: got,
+                }
+                .into())
             };
         }
         got += n;
@@ -86,7 +93,11 @@ pub async fn read_frame_capped<R: AsyncRead + Unpin>(
         }
         let n = r.read(&mut payload[have..]).await?;
         if n == 0 {
-            return Err(FrameError::Truncated { need: HEADER_LEN + len, have: HEADER_LEN + have }.into());
+            return Err(FrameError::Truncated {
+                need: HEADER_LEN + len,
+                have: HEADER_LEN + have,
+            }
+            .into());
         }
         have += n;
     }
@@ -119,17 +130,26 @@ mod tests {
     #[tokio::test]
     async fn round_trip_over_a_pipe() {
         let (mut a, mut b) = tokio::io::duplex(1024);
-        let m = Message::Ack(Ack { boot_id: [3; 16], seq: 7 });
+        let m = Message::Ack(Ack {
+            boot_id: [3; 16],
+            seq: 7,
+        });
         write_message(&mut a, &m).await.unwrap();
         drop(a);
         assert_eq!(read_message(&mut b, MAX_FRAME_LEN).await.unwrap(), m);
-        assert!(matches!(read_message(&mut b, MAX_FRAME_LEN).await, Err(IoError::Closed)));
+        assert!(matches!(
+            read_message(&mut b, MAX_FRAME_LEN).await,
+            Err(IoError::Closed)
+        ));
     }
 
     #[tokio::test]
     async fn read_reply_takes_replies_and_refuses_agent_messages() {
         let (mut a, mut b) = tokio::io::duplex(4096);
-        let ack = Message::Ack(Ack { boot_id: [3; 16], seq: 7 });
+        let ack = Message::Ack(Ack {
+            boot_id: [3; 16],
+            seq: 7,
+        });
         let hello = Message::Hello(crate::message::Hello {
             agent_version: "0.1".into(),
             hostname: "h".into(),
@@ -142,9 +162,15 @@ mod tests {
         assert_eq!(read_reply(&mut b, MAX_FRAME_LEN).await.unwrap(), ack);
         assert!(matches!(
             read_reply(&mut b, MAX_FRAME_LEN).await,
-            Err(IoError::Frame(FrameError::Unexpected { got: MessageKind::Hello, .. }))
+            Err(IoError::Frame(FrameError::Unexpected {
+                got: MessageKind::Hello,
+                ..
+            }))
         ));
-        assert!(matches!(read_reply(&mut b, MAX_FRAME_LEN).await, Err(IoError::Closed)));
+        assert!(matches!(
+            read_reply(&mut b, MAX_FRAME_LEN).await,
+            Err(IoError::Closed)
+        ));
     }
 
     #[tokio::test]
@@ -153,7 +179,13 @@ mod tests {
         let h = FrameHeader::new(crate::MessageKind::Report, 10_000).to_bytes();
         a.write_all(&h).await.unwrap();
         let err = read_message(&mut b, 1000).await.unwrap_err();
-        assert!(matches!(err, IoError::Frame(FrameError::TooLarge { len: 10_000, max: 1000 })));
+        assert!(matches!(
+            err,
+            IoError::Frame(FrameError::TooLarge {
+                len: 10_000,
+                max: 1000
+            })
+        ));
     }
 
     /// Largest single allocation made on this thread since the last reset (test allocator).
@@ -205,8 +237,14 @@ mod tests {
         alloc_probe::reset();
         let err = read_frame(&mut b, MAX_FRAME_LEN).await.unwrap_err();
         let largest = alloc_probe::largest();
-        assert!(matches!(err, IoError::Frame(FrameError::Truncated { have: 108, .. })), "{err:?}");
-        assert!(largest <= READ_CHUNK, "allocated {largest} bytes for 100 received");
+        assert!(
+            matches!(err, IoError::Frame(FrameError::Truncated { have: 108, .. })),
+            "{err:?}"
+        );
+        assert!(
+            largest <= READ_CHUNK,
+            "allocated {largest} bytes for 100 received"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -214,7 +252,9 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(4096);
         let len = 300_000u32;
         let writer = tokio::spawn(async move {
-            a.write_all(&FrameHeader::new(crate::MessageKind::Report, len).to_bytes()).await.unwrap();
+            a.write_all(&FrameHeader::new(crate::MessageKind::Report, len).to_bytes())
+                .await
+                .unwrap();
             let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             for piece in body.chunks(7001) {
                 a.write_all(piece).await.unwrap();
@@ -225,7 +265,10 @@ mod tests {
         let (kind, payload) = read_frame(&mut b, MAX_FRAME_LEN).await.unwrap();
         assert_eq!(kind, crate::MessageKind::Report);
         assert_eq!(payload.len(), len as usize);
-        assert!(payload.iter().enumerate().all(|(i, &v)| v == (i % 251) as u8));
+        assert!(payload
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| v == (i % 251) as u8));
         // Not a byte past the frame was consumed.
         let _a = writer.await.unwrap();
         let mut rest = [0u8; 4];
@@ -236,24 +279,48 @@ mod tests {
     #[tokio::test]
     async fn cap_is_asked_after_the_header() {
         let (mut a, mut b) = tokio::io::duplex(1024);
-        a.write_all(&FrameHeader::new(crate::MessageKind::Report, 5000).to_bytes()).await.unwrap();
-        let err = read_frame_capped(&mut b, || crate::MAX_PREAUTH_FRAME_LEN.min(4096)).await.unwrap_err();
-        assert!(matches!(err, IoError::Frame(FrameError::TooLarge { len: 5000, max: 4096 })), "{err:?}");
+        a.write_all(&FrameHeader::new(crate::MessageKind::Report, 5000).to_bytes())
+            .await
+            .unwrap();
+        let err = read_frame_capped(&mut b, || crate::MAX_PREAUTH_FRAME_LEN.min(4096))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                IoError::Frame(FrameError::TooLarge {
+                    len: 5000,
+                    max: 4096
+                })
+            ),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
     async fn garbage_is_refused() {
         let (mut a, mut b) = tokio::io::duplex(1024);
         a.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-        assert!(matches!(read_message(&mut b, MAX_FRAME_LEN).await, Err(IoError::Frame(FrameError::BadMagic(_)))));
+        assert!(matches!(
+            read_message(&mut b, MAX_FRAME_LEN).await,
+            Err(IoError::Frame(FrameError::BadMagic(_)))
+        ));
     }
 
     #[tokio::test]
     async fn body_cut_short_is_truncated() {
         let (mut a, mut b) = tokio::io::duplex(1024);
-        let frame = Message::Ack(Ack { boot_id: [3; 16], seq: 7 }).to_frame().unwrap();
+        let frame = Message::Ack(Ack {
+            boot_id: [3; 16],
+            seq: 7,
+        })
+        .to_frame()
+        .unwrap();
         a.write_all(&frame[..frame.len() - 2]).await.unwrap();
         drop(a);
-        assert!(matches!(read_message(&mut b, MAX_FRAME_LEN).await, Err(IoError::Frame(FrameError::Truncated { .. }))));
+        assert!(matches!(
+            read_message(&mut b, MAX_FRAME_LEN).await,
+            Err(IoError::Frame(FrameError::Truncated { .. }))
+        ));
     }
 }

@@ -153,7 +153,10 @@ impl HelloAck {
 impl Ack {
     pub fn decode(payload: &[u8]) -> Result<Ack, codec::CodecError> {
         let mut r = codec::Reader::new(payload);
-        let m = Ack { boot_id: r.array()?, seq: r.u64()? };
+        let m = Ack {
+            boot_id: r.array()?,
+            seq: r.u64()?,
+        };
         r.finish()?;
         Ok(m)
     }
@@ -176,7 +179,9 @@ impl EnrollResponse {
 impl RenewResponse {
     pub fn decode(payload: &[u8]) -> Result<RenewResponse, codec::CodecError> {
         let mut r = codec::Reader::new(payload);
-        let m = RenewResponse { cert_pem: r.string()? };
+        let m = RenewResponse {
+            cert_pem: r.string()?,
+        };
         r.finish()?;
         Ok(m)
     }
@@ -196,7 +201,10 @@ impl ErrorMsg {
             7 => ErrorCode::Unavailable,
             n => return Err(codec::CodecError::Decode(format!("unknown error code {n}"))),
         };
-        let m = ErrorMsg { code, message: r.string()? };
+        let m = ErrorMsg {
+            code,
+            message: r.string()?,
+        };
         r.finish()?;
         Ok(m)
     }
@@ -293,7 +301,10 @@ impl Message {
 
     /// Decodes a payload of the given kind.
     pub fn decode_payload(kind: MessageKind, payload: &[u8]) -> Result<Message, FrameError> {
-        let bad = |e: codec::CodecError| FrameError::BadPayload { kind, reason: e.to_string() };
+        let bad = |e: codec::CodecError| FrameError::BadPayload {
+            kind,
+            reason: e.to_string(),
+        };
         Ok(match kind {
             MessageKind::Hello => Message::Hello(codec::decode(payload).map_err(bad)?),
             MessageKind::Report => Message::Report(Box::new(codec::decode(payload).map_err(bad)?)),
@@ -305,10 +316,16 @@ impl Message {
                 let v2: crate::model_v2::Report = codec::decode(payload).map_err(bad)?;
                 Message::Report(Box::new(v2.into()))
             }
-            MessageKind::EnrollRequest => Message::EnrollRequest(codec::decode(payload).map_err(bad)?),
-            MessageKind::RenewRequest => Message::RenewRequest(codec::decode(payload).map_err(bad)?),
+            MessageKind::EnrollRequest => {
+                Message::EnrollRequest(codec::decode(payload).map_err(bad)?)
+            }
+            MessageKind::RenewRequest => {
+                Message::RenewRequest(codec::decode(payload).map_err(bad)?)
+            }
             MessageKind::ReportPatch => Message::ReportPatch(payload.to_vec()),
-            MessageKind::ActionResult => Message::ActionResult(codec::decode(payload).map_err(bad)?),
+            MessageKind::ActionResult => {
+                Message::ActionResult(codec::decode(payload).map_err(bad)?)
+            }
             MessageKind::Action
             | MessageKind::HelloAck
             | MessageKind::Ack
@@ -325,7 +342,10 @@ impl Message {
     /// decoder for the messages it only sends (the `Report` decoder alone is ~50 KB on MIPS);
     /// the replies are decoded by hand (`HelloAck::decode`...), so it holds no serde decoder.
     pub fn decode_reply(kind: MessageKind, payload: &[u8]) -> Result<Message, FrameError> {
-        let bad = |e: codec::CodecError| FrameError::BadPayload { kind, reason: e.to_string() };
+        let bad = |e: codec::CodecError| FrameError::BadPayload {
+            kind,
+            reason: e.to_string(),
+        };
         Ok(match kind {
             MessageKind::HelloAck => Message::HelloAck(HelloAck::decode(payload).map_err(bad)?),
             MessageKind::Ack => Message::Ack(Ack::decode(payload).map_err(bad)?),
@@ -345,7 +365,10 @@ impl Message {
             | MessageKind::RenewRequest
             | MessageKind::ReportPatch
             | MessageKind::ActionResult => {
-                return Err(FrameError::Unexpected { got: kind, expected: "a collector reply" })
+                return Err(FrameError::Unexpected {
+                    got: kind,
+                    expected: "a collector reply",
+                })
             }
         })
     }
@@ -355,9 +378,15 @@ impl Message {
         let header = FrameHeader::parse(bytes, max_len)?;
         let end = HEADER_LEN + header.len as usize;
         if bytes.len() < end {
-            return Err(FrameError::Truncated { need: end, have: bytes.len() });
+            return Err(FrameError::Truncated {
+                need: end,
+                have: bytes.len(),
+            });
         }
-        Ok((Self::decode_payload(header.kind, &bytes[HEADER_LEN..end])?, end))
+        Ok((
+            Self::decode_payload(header.kind, &bytes[HEADER_LEN..end])?,
+            end,
+        ))
     }
 }
 
@@ -365,7 +394,10 @@ impl Message {
 pub fn frame_bytes(kind: MessageKind, payload: &[u8]) -> Result<Vec<u8>, FrameError> {
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     if len > MAX_FRAME_LEN {
-        return Err(FrameError::TooLarge { len, max: MAX_FRAME_LEN });
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME_LEN,
+        });
     }
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&FrameHeader::new(kind, len).to_bytes());
@@ -380,10 +412,18 @@ mod tests {
         let e = ErrorMsg::unavailable_retry("collector is shutting down", 2);
         assert_eq!(e.message, "collector is shutting down; retry in 2 s");
         assert_eq!(e.retry_after(), Some(std::time::Duration::from_secs(2)));
-        for no in ["try again later", "retry in x s", "retry in 5", "retry in -1 s"] {
+        for no in [
+            "try again later",
+            "retry in x s",
+            "retry in 5",
+            "retry in -1 s",
+        ] {
             assert_eq!(retry_hint(no), None, "{no}");
         }
-        assert_eq!(retry_hint("retry in 99999999 s"), Some(std::time::Duration::from_secs(86_400)));
+        assert_eq!(
+            retry_hint("retry in 99999999 s"),
+            Some(std::time::Duration::from_secs(86_400))
+        );
     }
 
     use super::*;
@@ -396,11 +436,23 @@ mod tests {
             seq: 42,
             boot_id: [7; 16],
             timestamp_ms: 1_700_000_000_000,
-            router: RouterFacts { hostname: "ap-1".into(), agent_version: "0.1.0".into(), arch: "mips".into(), ..Default::default() },
+            router: RouterFacts {
+                hostname: "ap-1".into(),
+                agent_version: "0.1.0".into(),
+                arch: "mips".into(),
+                ..Default::default()
+            },
             stations: vec![Station {
                 mac: "00:11:22:33:44:55".parse().unwrap(),
                 interface: "wlan0".into(),
-                stats: StationLinkStats { rx_bytes: Some(4_574_667_204), signal: Some(Signal { dbm: -60, chains: vec![-61, -62] }), ..Default::default() },
+                stats: StationLinkStats {
+                    rx_bytes: Some(4_574_667_204),
+                    signal: Some(Signal {
+                        dbm: -60,
+                        chains: vec![-61, -62],
+                    }),
+                    ..Default::default()
+                },
                 ..Default::default()
             }],
             wireguard: vec![WgInterface {
@@ -420,20 +472,66 @@ mod tests {
     #[test]
     fn every_message_round_trips() {
         let msgs = vec![
-            Message::Hello(Hello { agent_version: "0.1".into(), hostname: "h".into(), boot_id: [1; 16], spooled: 3 }),
-            Message::HelloAck(HelloAck { router_id: 5, router_name: "r".into(), server_time: 9, cert_not_after: 10, renew_now: false }),
+            Message::Hello(Hello {
+                agent_version: "0.1".into(),
+                hostname: "h".into(),
+                boot_id: [1; 16],
+                spooled: 3,
+            }),
+            Message::HelloAck(HelloAck {
+                router_id: 5,
+                router_name: "r".into(),
+                server_time: 9,
+                cert_not_after: 10,
+                renew_now: false,
+            }),
             Message::Report(Box::new(sample_report())),
-            Message::Ack(Ack { boot_id: [2; 16], seq: 99 }),
-            Message::EnrollRequest(EnrollRequest { token: "t".into(), csr_pem: "c".into(), name: None, hostname: "h".into() }),
-            Message::EnrollResponse(EnrollResponse { router_id: 1, router_name: "r".into(), cert_pem: "c".into(), ca_pem: "a".into() }),
-            Message::RenewRequest(RenewRequest { csr_pem: "c".into() }),
-            Message::RenewResponse(RenewResponse { cert_pem: "c".into() }),
-            Message::Error(ErrorMsg { code: ErrorCode::UsedToken, message: "used".into() }),
+            Message::Ack(Ack {
+                boot_id: [2; 16],
+                seq: 99,
+            }),
+            Message::EnrollRequest(EnrollRequest {
+                token: "t".into(),
+                csr_pem: "c".into(),
+                name: None,
+                hostname: "h".into(),
+            }),
+            Message::EnrollResponse(EnrollResponse {
+                router_id: 1,
+                router_name: "r".into(),
+                cert_pem: "c".into(),
+                ca_pem: "a".into(),
+            }),
+            Message::RenewRequest(RenewRequest {
+                csr_pem: "c".into(),
+            }),
+            Message::RenewResponse(RenewResponse {
+                cert_pem: "c".into(),
+            }),
+            Message::Error(ErrorMsg {
+                code: ErrorCode::UsedToken,
+                message: "used".into(),
+            }),
             Message::ReportPatch(vec![3, 1, 2, 3]),
-            Message::Action(Action { id: 7, deadline: 99, kind: ActionKind::WgReload { interface: "wg0".into() } }),
-            Message::ActionResult(ActionResult::new(7, ActionState::Done, "ok", Some(ActionDetail::WgPeer {
-                interface: "wg0".into(), address: "10.0.3.2/32".into(), router_public_key: None, listen_port: Some(51820), interface_addresses: vec!["10.0.3.1/24".into()],
-            }))),
+            Message::Action(Action {
+                id: 7,
+                deadline: 99,
+                kind: ActionKind::WgReload {
+                    interface: "wg0".into(),
+                },
+            }),
+            Message::ActionResult(ActionResult::new(
+                7,
+                ActionState::Done,
+                "ok",
+                Some(ActionDetail::WgPeer {
+                    interface: "wg0".into(),
+                    address: "10.0.3.2/32".into(),
+                    router_public_key: None,
+                    listen_port: Some(51820),
+                    interface_addresses: vec!["10.0.3.1/24".into()],
+                }),
+            )),
         ];
         for m in msgs {
             let frame = m.to_frame().unwrap();
@@ -446,25 +544,65 @@ mod tests {
     #[test]
     fn replies_decode_and_agent_messages_are_refused_as_replies() {
         let replies = vec![
-            Message::HelloAck(HelloAck { router_id: 5, router_name: "r".into(), server_time: 9, cert_not_after: 10, renew_now: true }),
-            Message::Ack(Ack { boot_id: [2; 16], seq: 99 }),
-            Message::EnrollResponse(EnrollResponse { router_id: 1, router_name: "r".into(), cert_pem: "c".into(), ca_pem: "a".into() }),
-            Message::RenewResponse(RenewResponse { cert_pem: "c".into() }),
-            Message::Error(ErrorMsg { code: ErrorCode::Revoked, message: "no".into() }),
-            Message::Action(Action { id: 1, deadline: 2, kind: ActionKind::WgDeletePeer { interface: "wg0".into(), name: "a".into() } }),
+            Message::HelloAck(HelloAck {
+                router_id: 5,
+                router_name: "r".into(),
+                server_time: 9,
+                cert_not_after: 10,
+                renew_now: true,
+            }),
+            Message::Ack(Ack {
+                boot_id: [2; 16],
+                seq: 99,
+            }),
+            Message::EnrollResponse(EnrollResponse {
+                router_id: 1,
+                router_name: "r".into(),
+                cert_pem: "c".into(),
+                ca_pem: "a".into(),
+            }),
+            Message::RenewResponse(RenewResponse {
+                cert_pem: "c".into(),
+            }),
+            Message::Error(ErrorMsg {
+                code: ErrorCode::Revoked,
+                message: "no".into(),
+            }),
+            Message::Action(Action {
+                id: 1,
+                deadline: 2,
+                kind: ActionKind::WgDeletePeer {
+                    interface: "wg0".into(),
+                    name: "a".into(),
+                },
+            }),
         ];
         for m in replies {
             let payload = m.encode_payload().unwrap();
             assert_eq!(Message::decode_reply(m.kind(), &payload).unwrap(), m);
             assert_eq!(Message::decode_payload(m.kind(), &payload).unwrap(), m);
             // An agent does not frame what only the collector sends.
-            assert!(matches!(m.to_request_frame(), Err(FrameError::Unexpected { got, .. }) if got == m.kind()));
+            assert!(
+                matches!(m.to_request_frame(), Err(FrameError::Unexpected { got, .. }) if got == m.kind())
+            );
         }
         let sent = vec![
-            Message::Hello(Hello { agent_version: "0.1".into(), hostname: "h".into(), boot_id: [1; 16], spooled: 3 }),
+            Message::Hello(Hello {
+                agent_version: "0.1".into(),
+                hostname: "h".into(),
+                boot_id: [1; 16],
+                spooled: 3,
+            }),
             Message::Report(Box::new(sample_report())),
-            Message::EnrollRequest(EnrollRequest { token: "t".into(), csr_pem: "c".into(), name: None, hostname: "h".into() }),
-            Message::RenewRequest(RenewRequest { csr_pem: "c".into() }),
+            Message::EnrollRequest(EnrollRequest {
+                token: "t".into(),
+                csr_pem: "c".into(),
+                name: None,
+                hostname: "h".into(),
+            }),
+            Message::RenewRequest(RenewRequest {
+                csr_pem: "c".into(),
+            }),
             Message::ActionResult(ActionResult::new(1, ActionState::Refused, "no", None)),
         ];
         let patch = Message::ReportPatch(vec![1, 2, 3]);
@@ -479,26 +617,48 @@ mod tests {
             assert_eq!(Message::decode_payload(m.kind(), &payload).unwrap(), m);
         }
         // A reply kind with a payload of another kind is a typed error, not a panic.
-        let ack = Message::Ack(Ack { boot_id: [0; 16], seq: 1 }).encode_payload().unwrap();
+        let ack = Message::Ack(Ack {
+            boot_id: [0; 16],
+            seq: 1,
+        })
+        .encode_payload()
+        .unwrap();
         assert!(matches!(
             Message::decode_reply(MessageKind::EnrollResponse, &ack),
-            Err(FrameError::BadPayload { kind: MessageKind::EnrollResponse, .. })
+            Err(FrameError::BadPayload {
+                kind: MessageKind::EnrollResponse,
+                ..
+            })
         ));
     }
 
     #[test]
     fn payload_of_wrong_kind_is_a_typed_error() {
-        let frame = Message::Ack(Ack { boot_id: [0; 16], seq: 1 }).to_frame().unwrap();
+        let frame = Message::Ack(Ack {
+            boot_id: [0; 16],
+            seq: 1,
+        })
+        .to_frame()
+        .unwrap();
         let mut bad = frame.clone();
         bad[3] = MessageKind::EnrollResponse as u8;
-        assert!(matches!(Message::from_frame(&bad, MAX_FRAME_LEN), Err(FrameError::BadPayload { .. })));
-        assert!(matches!(Message::from_frame(&frame[..frame.len() - 1], MAX_FRAME_LEN), Err(FrameError::Truncated { .. })));
+        assert!(matches!(
+            Message::from_frame(&bad, MAX_FRAME_LEN),
+            Err(FrameError::BadPayload { .. })
+        ));
+        assert!(matches!(
+            Message::from_frame(&frame[..frame.len() - 1], MAX_FRAME_LEN),
+            Err(FrameError::Truncated { .. })
+        ));
     }
 
     #[test]
     fn oversized_payload_is_refused_on_encode() {
         let big = vec![0u8; MAX_FRAME_LEN as usize + 1];
-        assert!(matches!(frame_bytes(MessageKind::Report, &big), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            frame_bytes(MessageKind::Report, &big),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     /// The hand decoders of the replies read what serde's decoders read: random values of
@@ -530,7 +690,10 @@ mod tests {
 
     /// On any bytes, a hand decoder accepts exactly what serde's decoder accepts, with the same
     /// value.
-    fn same_as_serde<T>(bytes: &[u8], hand: fn(&[u8]) -> Result<T, codec::CodecError>) -> Result<(), TestCaseError>
+    fn same_as_serde<T>(
+        bytes: &[u8],
+        hand: fn(&[u8]) -> Result<T, codec::CodecError>,
+    ) -> Result<(), TestCaseError>
     where
         T: for<'de> Deserialize<'de> + PartialEq + std::fmt::Debug,
     {

@@ -20,7 +20,11 @@ pub struct MacAddr(pub [u8; 6]);
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 
@@ -372,7 +376,10 @@ impl WifiIfType {
 
     /// Whether `iw dev <if> station dump` should be read for this interface.
     pub fn has_stations(&self) -> bool {
-        matches!(self, WifiIfType::Ap | WifiIfType::ApVlan | WifiIfType::MeshPoint | WifiIfType::P2pGo)
+        matches!(
+            self,
+            WifiIfType::Ap | WifiIfType::ApVlan | WifiIfType::MeshPoint | WifiIfType::P2pGo
+        )
     }
 
     pub fn as_str(&self) -> &str {
@@ -715,7 +722,10 @@ impl SourceKind {
 pub enum SourceState {
     Ok,
     /// Parsed, but `skipped` lines or records were malformed; `first_error` says what.
-    Partial { skipped: u32, first_error: String },
+    Partial {
+        skipped: u32,
+        first_error: String,
+    },
     /// The source could not be read or parsed at all.
     Error(String),
     /// The command is not installed (e.g. no `wg` on a router without WireGuard).
@@ -743,7 +753,14 @@ mod tests {
         assert_eq!(m.0, [0x1a, 0x61, 0xb4, 0x51, 0x77, 0xf0]);
         assert_eq!(m.to_string(), "1a:61:b4:51:77:f0");
         assert_eq!("1a-61-b4-51-77-f0".parse::<MacAddr>().unwrap(), m);
-        for bad in ["", "1a:61:b4:51:77", "1a:61:b4:51:77:f0:00", "zz:61:b4:51:77:f0", "1a:61:b4:51:77:f00", "1a::b4:51:77:f0"] {
+        for bad in [
+            "",
+            "1a:61:b4:51:77",
+            "1a:61:b4:51:77:f0:00",
+            "zz:61:b4:51:77:f0",
+            "1a:61:b4:51:77:f00",
+            "1a::b4:51:77:f0",
+        ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
     }
@@ -775,6 +792,9 @@ mod tests {
         assert_eq!(WifiIfType::from_iw("AP"), WifiIfType::Ap);
         assert!(WifiIfType::from_iw("AP").has_stations());
         assert!(!WifiIfType::from_iw("managed").has_stations());
-        assert_eq!(WifiIfType::from_iw("weird"), WifiIfType::Other("weird".into()));
+        assert_eq!(
+            WifiIfType::from_iw("weird"),
+            WifiIfType::Other("weird".into())
+        );
     }
 }

@@ -214,7 +214,11 @@ impl From<Station> for model::Station {
             links: s
                 .links
                 .into_iter()
-                .map(|l| model::StationLink { link_id: l.link_id, addr: l.addr, stats: l.stats.into() })
+                .map(|l| model::StationLink {
+                    link_id: l.link_id,
+                    addr: l.addr,
+                    stats: l.stats.into(),
+                })
                 .collect(),
         }
     }
@@ -252,10 +256,17 @@ mod tests {
             tx_failed: None,
             beacon_loss: None,
             rx_drop_misc: None,
-            signal: Some(Signal { dbm: -50, chains: vec![-51, -52] }),
+            signal: Some(Signal {
+                dbm: -50,
+                chains: vec![-51, -52],
+            }),
             signal_avg: None,
             last_ack_signal_dbm: None,
-            tx_bitrate: Some(Bitrate { kbps: 866_700, width_mhz: Some(80), ..Bitrate::default() }),
+            tx_bitrate: Some(Bitrate {
+                kbps: 866_700,
+                width_mhz: Some(80),
+                ..Bitrate::default()
+            }),
             rx_bitrate: None,
             expected_throughput_kbps: Some(500_000),
         }
@@ -268,7 +279,11 @@ mod tests {
             boot_id: [3; 16],
             timestamp_ms: 1_700_000_000_000,
             dropped_reports: 1,
-            router: RouterFacts { hostname: "old-ap".into(), agent_version: "0.1.0".into(), ..Default::default() },
+            router: RouterFacts {
+                hostname: "old-ap".into(),
+                agent_version: "0.1.0".into(),
+                ..Default::default()
+            },
             system: None,
             interfaces: vec![],
             wireless: vec![WirelessInterface {
@@ -298,9 +313,18 @@ mod tests {
                 mfp: None,
                 tdls_peer: None,
                 preamble: Some(Preamble::Short),
-                mesh: Some(MeshPeer { llid: Some(1), plid: Some(2), plink: Some("ESTAB".into()), airtime_metric: Some(99) }),
+                mesh: Some(MeshPeer {
+                    llid: Some(1),
+                    plid: Some(2),
+                    plink: Some("ESTAB".into()),
+                    airtime_metric: Some(99),
+                }),
                 associated_at_ms: Some(1_699_999_999_000),
-                links: vec![StationLink { link_id: 1, addr: None, stats: stats(40) }],
+                links: vec![StationLink {
+                    link_id: 1,
+                    addr: None,
+                    stats: stats(40),
+                }],
             }],
             leases: vec![],
             wireguard: vec![],
@@ -326,14 +350,32 @@ mod tests {
         };
         assert_eq!((r.seq, r.router.hostname.as_str()), (7, "old-ap"));
         let w = &r.wireless[0];
-        assert_eq!((w.name.as_str(), w.channel, w.width_mhz, w.txpower_dbm), ("wlan1", Some(36), Some(80), Some(23.0)));
+        assert_eq!(
+            (w.name.as_str(), w.channel, w.width_mhz, w.txpower_dbm),
+            ("wlan1", Some(36), Some(80), Some(23.0))
+        );
         assert!(w.links.is_empty());
         let st = &r.stations[0];
-        assert_eq!((st.stats.rx_bytes, st.stats.tx_duration_us, st.current_time_ms), (Some(100), None, None));
-        assert_eq!(st.mesh.as_ref().map(|m| (m.airtime_metric, m.connected_to_gate)), Some((Some(99), None)));
+        assert_eq!(
+            (
+                st.stats.rx_bytes,
+                st.stats.tx_duration_us,
+                st.current_time_ms
+            ),
+            (Some(100), None, None)
+        );
+        assert_eq!(
+            st.mesh
+                .as_ref()
+                .map(|m| (m.airtime_metric, m.connected_to_gate)),
+            Some((Some(99), None))
+        );
         assert_eq!(st.links[0].stats.rx_bytes, Some(40));
         assert_eq!(st.stats.tx_bitrate.as_ref().map(|b| b.kbps), Some(866_700));
-        assert_eq!((r.openvpn[0].updated, r.openvpn[0].global.clone()), (Some(5), None));
+        assert_eq!(
+            (r.openvpn[0].updated, r.openvpn[0].global.clone()),
+            (Some(5), None)
+        );
         // The same bytes are not a current-model report: the kind tells the two apart.
         let wrong = crate::message::frame_bytes(MessageKind::Report, &payload).unwrap();
         assert!(Message::from_frame(&wrong, MAX_FRAME_LEN).is_err());

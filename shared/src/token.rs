@@ -25,13 +25,22 @@ pub struct EnrollToken {
 impl fmt::Debug for EnrollToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the secret in logs.
-        f.debug_struct("EnrollToken").field("id", &self.id).field("secret", &"<redacted>").finish()
+        f.debug_struct("EnrollToken")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 
 impl fmt::Display for EnrollToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{TOKEN_PREFIX}.{}.{}.{}", self.id, self.secret, hex(&self.ca_hash))
+        write!(
+            f,
+            "{TOKEN_PREFIX}.{}.{}.{}",
+            self.id,
+            self.secret,
+            hex(&self.ca_hash)
+        )
     }
 }
 
@@ -49,16 +58,22 @@ pub enum TokenParseError {
 }
 
 fn is_token_chars(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 impl FromStr for EnrollToken {
     type Err = TokenParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut parts = s.trim().split('.');
-        let (Some(prefix), Some(id), Some(secret), Some(hash), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(prefix), Some(id), Some(secret), Some(hash), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(TokenParseError::Format);
         };
         if prefix != TOKEN_PREFIX {
@@ -71,7 +86,11 @@ impl FromStr for EnrollToken {
             return Err(TokenParseError::Secret);
         }
         let ca_hash = parse_hex32(hash).ok_or(TokenParseError::Hash)?;
-        Ok(EnrollToken { id: id.to_string(), secret: secret.to_string(), ca_hash })
+        Ok(EnrollToken {
+            id: id.to_string(),
+            secret: secret.to_string(),
+            ca_hash,
+        })
     }
 }
 
@@ -103,7 +122,11 @@ mod tests {
     use super::*;
 
     fn sample() -> EnrollToken {
-        EnrollToken { id: "abcd1234".into(), secret: "0123456789abcdefghijklmnopqrstuv".into(), ca_hash: [0xab; 32] }
+        EnrollToken {
+            id: "abcd1234".into(),
+            secret: "0123456789abcdefghijklmnopqrstuv".into(),
+            ca_hash: [0xab; 32],
+        }
     }
 
     #[test]
@@ -119,13 +142,32 @@ mod tests {
     fn malformed_tokens_have_specific_errors() {
         let good = sample().to_string();
         assert_eq!("".parse::<EnrollToken>(), Err(TokenParseError::Format));
-        assert_eq!(good.replace("rs1", "rs2").parse::<EnrollToken>(), Err(TokenParseError::Format));
-        assert_eq!(good.replace("abcd1234", "ABCD1234").parse::<EnrollToken>(), Err(TokenParseError::Id));
-        assert_eq!(good.replace("0123456789", "012345678").parse::<EnrollToken>(), Err(TokenParseError::Secret));
+        assert_eq!(
+            good.replace("rs1", "rs2").parse::<EnrollToken>(),
+            Err(TokenParseError::Format)
+        );
+        assert_eq!(
+            good.replace("abcd1234", "ABCD1234").parse::<EnrollToken>(),
+            Err(TokenParseError::Id)
+        );
+        assert_eq!(
+            good.replace("0123456789", "012345678")
+                .parse::<EnrollToken>(),
+            Err(TokenParseError::Secret)
+        );
         let mut short_hash = good.clone();
         short_hash.pop();
-        assert_eq!(short_hash.parse::<EnrollToken>(), Err(TokenParseError::Hash));
-        assert_eq!(format!("{good}.x").parse::<EnrollToken>(), Err(TokenParseError::Format));
-        assert_eq!(good.replace("abab", "zzab").parse::<EnrollToken>(), Err(TokenParseError::Hash));
+        assert_eq!(
+            short_hash.parse::<EnrollToken>(),
+            Err(TokenParseError::Hash)
+        );
+        assert_eq!(
+            format!("{good}.x").parse::<EnrollToken>(),
+            Err(TokenParseError::Format)
+        );
+        assert_eq!(
+            good.replace("abab", "zzab").parse::<EnrollToken>(),
+            Err(TokenParseError::Hash)
+        );
     }
 }

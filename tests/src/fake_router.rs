@@ -26,7 +26,12 @@ fn copy(from: &Path, to: &Path) -> io::Result<()> {
     if let Some(dir) = to.parent() {
         fs::create_dir_all(dir)?;
     }
-    fs::copy(from, to).map(|_| ()).map_err(|e| io::Error::new(e.kind(), format!("copy {} -> {}: {e}", from.display(), to.display())))
+    fs::copy(from, to).map(|_| ()).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("copy {} -> {}: {e}", from.display(), to.display()),
+        )
+    })
 }
 
 fn write_script(path: &Path, body: &str) -> io::Result<()> {
@@ -37,15 +42,30 @@ fn write_script(path: &Path, body: &str) -> io::Result<()> {
 
 /// A small deterministic number from a name, so routers differ but runs repeat.
 fn seed(name: &str) -> u64 {
-    name.bytes().fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211)) % 7 + 1
+    name.bytes().fold(1469598103934665603u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(1099511628211)
+    }) % 7
+        + 1
 }
 
 impl FakeRouter {
     /// Builds a fake root at `root` for a router called `hostname`.
     pub fn create(root: &Path, hostname: &str) -> io::Result<FakeRouter> {
         let fx = fixtures_dir();
-        let r = FakeRouter { root: root.to_path_buf(), hostname: hostname.to_string() };
-        for d in ["proc/net", "proc/sys/kernel", "etc/config", "tmp", "var/run/openvpn", "bin", "data/iw", "data/wg"] {
+        let r = FakeRouter {
+            root: root.to_path_buf(),
+            hostname: hostname.to_string(),
+        };
+        for d in [
+            "proc/net",
+            "proc/sys/kernel",
+            "etc/config",
+            "tmp",
+            "var/run/openvpn",
+            "bin",
+            "data/iw",
+            "data/wg",
+        ] {
             fs::create_dir_all(root.join(d))?;
         }
         for f in ["meminfo", "stat", "loadavg", "uptime"] {
@@ -60,23 +80,38 @@ impl FakeRouter {
             "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
              pppoe-wan\t00000000\t00000000\t0001\t0\t0\t0\t00000000\t0\t0\t0\n",
         )?;
-        fs::write(root.join("proc/sys/kernel/hostname"), format!("{hostname}\n"))?;
+        fs::write(
+            root.join("proc/sys/kernel/hostname"),
+            format!("{hostname}\n"),
+        )?;
         fs::write(root.join("proc/sys/kernel/osrelease"), "5.15.150\n")?;
         copy(&fx.join("etc/board.json"), &root.join("etc/board.json"))?;
-        copy(&fx.join("etc/openwrt_release"), &root.join("etc/openwrt_release"))?;
+        copy(
+            &fx.join("etc/openwrt_release"),
+            &root.join("etc/openwrt_release"),
+        )?;
         copy(&fx.join("uci/network"), &root.join("etc/config/network"))?;
         copy(&fx.join("dhcp/dhcp.leases"), &root.join("tmp/dhcp.leases"))?;
         // A server instance and a client instance, as a router running both would have.
         for f in ["server.status", "client.status"] {
-            copy(&fx.join("openvpn").join(f), &root.join("var/run/openvpn").join(f))?;
+            copy(
+                &fx.join("openvpn").join(f),
+                &root.join("var/run/openvpn").join(f),
+            )?;
         }
         for entry in fs::read_dir(fx.join("iw"))? {
             let p = entry?.path();
             if p.is_file() {
-                copy(&p, &root.join("data/iw").join(p.file_name().unwrap_or_default()))?;
+                copy(
+                    &p,
+                    &root.join("data/iw").join(p.file_name().unwrap_or_default()),
+                )?;
             }
         }
-        copy(&fx.join("wg/wg-show-all-dump.txt"), &root.join("data/wg/dump.txt"))?;
+        copy(
+            &fx.join("wg/wg-show-all-dump.txt"),
+            &root.join("data/wg/dump.txt"),
+        )?;
         write_script(
             &root.join("bin/iw"),
             "#!/bin/sh\nd=\"$(dirname \"$0\")/../data/iw\"\ncase \"$*\" in\n  dev) exec cat \"$d/iw-dev.txt\" ;;\n  \"dev \"*\" station dump\") set -- $*; f=\"$d/station-dump-$2.txt\"; [ -f \"$f\" ] && exec cat \"$f\"; exit 0 ;;\n  *) echo \"fake iw: unsupported: $*\" >&2; exit 1 ;;\nesac\n",
@@ -95,11 +130,17 @@ impl FakeRouter {
             "#!/bin/sh\n[ \"$1\" = -b ] && [ -n \"$2\" ] || { echo \"fake sysupgrade: unsupported: $*\" >&2; exit 1; }\ncd \"$(dirname \"$0\")/..\" || exit 1\nif [ -d etc/openvpn ]; then exec tar -czf \"$2\" etc/config etc/openvpn; fi\nexec tar -czf \"$2\" etc/config\n",
         )?;
         // `ifup`: records the interfaces it was asked to restart in data/ifup.log.
-        write_script(&root.join("bin/ifup"), "#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/../data/ifup.log\"\n")?;
+        write_script(
+            &root.join("bin/ifup"),
+            "#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/../data/ifup.log\"\n",
+        )?;
         // `tc` and `nft` (limits, anti-sharing): stand-ins that record their arguments (and the
         // script `nft -f` reads) in data/tc.log and data/nft.log; tests/tests/limits.rs runs the
         // real ones in a network namespace instead.
-        write_script(&root.join("bin/tc"), "#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/../data/tc.log\"\n")?;
+        write_script(
+            &root.join("bin/tc"),
+            "#!/bin/sh\necho \"$*\" >> \"$(dirname \"$0\")/../data/tc.log\"\n",
+        )?;
         write_script(
             &root.join("bin/nft"),
             "#!/bin/sh\nlog=\"$(dirname \"$0\")/../data/nft.log\"\necho \"$*\" >> \"$log\"\n[ \"$1\" = -f ] && cat \"$2\" >> \"$log\"\nexit 0\n",
@@ -132,13 +173,24 @@ impl FakeRouter {
             root.join("etc/config/opennds"),
             "config opennds 'setup'\n\toption enabled '0'\n\toption gatewayinterface 'br-lan'\n\toption gatewayname 'openNDS'\n\toption maxclients '250'\n\toption authidletimeout '120'\n",
         )?;
-        fs::write(root.join("etc/config/pppoe"), "#config pppoe_server\n#\toption interface eth1\n")?;
-        fs::write(root.join("etc/ppp/chap-secrets"), "# Secrets for authentication using CHAP\n# client\tserver\tsecret\tIP addresses\n")?;
-        fs::write(root.join("etc/ppp/pap-secrets"), "# Secrets for authentication using PAP\n# client\tserver\tsecret\tIP addresses\n")?;
+        fs::write(
+            root.join("etc/config/pppoe"),
+            "#config pppoe_server\n#\toption interface eth1\n",
+        )?;
+        fs::write(
+            root.join("etc/ppp/chap-secrets"),
+            "# Secrets for authentication using CHAP\n# client\tserver\tsecret\tIP addresses\n",
+        )?;
+        fs::write(
+            root.join("etc/ppp/pap-secrets"),
+            "# Secrets for authentication using PAP\n# client\tserver\tsecret\tIP addresses\n",
+        )?;
         for name in ["network", "dnsmasq", "opennds", "pppoe-server"] {
             write_script(
                 &root.join("etc/init.d").join(name),
-                &format!("#!/bin/sh\necho \"{name} $*\" >> \"$(dirname \"$0\")/../../data/init.log\"\n"),
+                &format!(
+                    "#!/bin/sh\necho \"{name} $*\" >> \"$(dirname \"$0\")/../../data/init.log\"\n"
+                ),
             )?;
         }
         write_script(
@@ -151,14 +203,22 @@ impl FakeRouter {
     pub fn agent_args(&self) -> Vec<String> {
         let p = |rel: &str| self.root.join(rel).display().to_string();
         vec![
-            "--proc-root".into(), p("proc"),
-            "--etc-root".into(), p("etc"),
-            "--iw".into(), p("bin/iw"),
-            "--wg".into(), p("bin/wg"),
-            "--df".into(), p("bin/df"),
-            "--lease-file".into(), p("tmp/dhcp.leases"),
-            "--openvpn-status".into(), p("var/run/openvpn"),
-            "--disk".into(), "/overlay".into(),
+            "--proc-root".into(),
+            p("proc"),
+            "--etc-root".into(),
+            p("etc"),
+            "--iw".into(),
+            p("bin/iw"),
+            "--wg".into(),
+            p("bin/wg"),
+            "--df".into(),
+            p("bin/df"),
+            "--lease-file".into(),
+            p("tmp/dhcp.leases"),
+            "--openvpn-status".into(),
+            p("var/run/openvpn"),
+            "--disk".into(),
+            "/overlay".into(),
         ]
     }
 
@@ -205,15 +265,29 @@ impl FakeRouter {
     pub fn tick(&self, secs: u64) -> io::Result<()> {
         let k = seed(&self.hostname) * secs.max(1);
         self.edit("proc/net/dev", |line, _| tick_net_dev(line, k))?;
-        self.edit("proc/uptime", |line, i| if i == 0 { add_to_words(line, &[(0, secs)]) } else { line.to_string() })?;
+        self.edit("proc/uptime", |line, i| {
+            if i == 0 {
+                add_to_words(line, &[(0, secs)])
+            } else {
+                line.to_string()
+            }
+        })?;
         self.edit("proc/stat", |line, _| {
-            if line.starts_with("cpu") { add_to_words(line, &[(1, 30 * k), (3, 10 * k), (4, 60 * secs)]) } else { line.to_string() }
+            if line.starts_with("cpu") {
+                add_to_words(line, &[(1, 30 * k), (3, 10 * k), (4, 60 * secs)])
+            } else {
+                line.to_string()
+            }
         })?;
         for entry in fs::read_dir(self.root.join("data/iw"))? {
             let p = entry?.path();
-            if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("station-dump")) {
+            if p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("station-dump"))
+            {
                 let rel = p.strip_prefix(&self.root).unwrap_or(&p).to_path_buf();
-                self.edit(&rel.to_string_lossy(), |line, _| tick_station_line(line, k, secs))?;
+                self.edit(&rel.to_string_lossy(), |line, _| {
+                    tick_station_line(line, k, secs)
+                })?;
             }
         }
         self.edit("data/wg/dump.txt", |line, _| {
@@ -221,11 +295,30 @@ impl FakeRouter {
             if f.len() != 9 {
                 return line.to_string();
             }
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            let bump = |s: &str, by: u64| s.parse::<u64>().map(|v| (v + by).to_string()).unwrap_or_else(|_| s.to_string());
-            let handshake = if f[5] == "0" { "0".to_string() } else { now.saturating_sub(20).to_string() };
-            let rx = if f[5] == "0" { f[6].to_string() } else { bump(f[6], 3000 * k) };
-            let tx = if f[5] == "0" { f[7].to_string() } else { bump(f[7], 9000 * k) };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let bump = |s: &str, by: u64| {
+                s.parse::<u64>()
+                    .map(|v| (v + by).to_string())
+                    .unwrap_or_else(|_| s.to_string())
+            };
+            let handshake = if f[5] == "0" {
+                "0".to_string()
+            } else {
+                now.saturating_sub(20).to_string()
+            };
+            let rx = if f[5] == "0" {
+                f[6].to_string()
+            } else {
+                bump(f[6], 3000 * k)
+            };
+            let tx = if f[5] == "0" {
+                f[7].to_string()
+            } else {
+                bump(f[7], 9000 * k)
+            };
             [f[0], f[1], f[2], f[3], f[4], &handshake, &rx, &tx, f[8]].join("\t")
         })
     }
@@ -233,7 +326,11 @@ impl FakeRouter {
     fn edit(&self, rel: &str, f: impl Fn(&str, usize) -> String) -> io::Result<()> {
         let path = self.root.join(rel);
         let text = fs::read_to_string(&path)?;
-        let mut out: String = text.lines().enumerate().map(|(i, l)| f(l, i) + "\n").collect();
+        let mut out: String = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| f(l, i) + "\n")
+            .collect();
         if !text.ends_with('\n') {
             out.pop();
         }
@@ -250,8 +347,14 @@ fn add_to_words(line: &str, adds: &[(usize, u64)]) -> String {
         .enumerate()
         .map(|(i, w)| match adds.iter().find(|(j, _)| *j == i) {
             Some((_, by)) => match w.split_once('.') {
-                Some((int, frac)) => int.parse::<u64>().map(|v| format!("{}.{frac}", v + by)).unwrap_or_else(|_| w.to_string()),
-                None => w.parse::<u64>().map(|v| (v + by).to_string()).unwrap_or_else(|_| w.to_string()),
+                Some((int, frac)) => int
+                    .parse::<u64>()
+                    .map(|v| format!("{}.{frac}", v + by))
+                    .unwrap_or_else(|_| w.to_string()),
+                None => w
+                    .parse::<u64>()
+                    .map(|v| (v + by).to_string())
+                    .unwrap_or_else(|_| w.to_string()),
             },
             None => w.to_string(),
         })
@@ -260,7 +363,9 @@ fn add_to_words(line: &str, adds: &[(usize, u64)]) -> String {
 }
 
 fn tick_net_dev(line: &str, k: u64) -> String {
-    let Some((name, rest)) = line.rsplit_once(':') else { return line.to_string() };
+    let Some((name, rest)) = line.rsplit_once(':') else {
+        return line.to_string();
+    };
     let nums: Vec<&str> = rest.split_whitespace().collect();
     if nums.len() != 16 || nums.iter().any(|n| n.parse::<u64>().is_err()) {
         return line.to_string();
@@ -272,11 +377,20 @@ fn tick_net_dev(line: &str, k: u64) -> String {
         n if n.starts_with("br-") || n.starts_with("wlan") => 25,
         _ => 5,
     };
-    let adds = [(0usize, 50_000 * weight * k), (1, 40 * weight * k), (8, 12_000 * weight * k), (9, 20 * weight * k)];
+    let adds = [
+        (0usize, 50_000 * weight * k),
+        (1, 40 * weight * k),
+        (8, 12_000 * weight * k),
+        (9, 20 * weight * k),
+    ];
     let mut out = format!("{name}:");
     for (i, n) in nums.iter().enumerate() {
         let v: u64 = n.parse().unwrap_or(0);
-        let by = adds.iter().find(|(j, _)| *j == i).map(|(_, b)| *b).unwrap_or(0);
+        let by = adds
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map(|(_, b)| *b)
+            .unwrap_or(0);
         out.push_str(&format!(" {}", v + by));
     }
     out
@@ -296,7 +410,9 @@ fn tick_station_line(line: &str, k: u64, secs: u64) -> String {
         return line.to_string();
     };
     // "\trx bytes:\t1234" -> bump the first number after the colon.
-    let Some((key, value)) = line.split_once(':') else { return line.to_string() };
+    let Some((key, value)) = line.split_once(':') else {
+        return line.to_string();
+    };
     let v = value.trim();
     let (num, unit) = v.split_once(' ').unwrap_or((v, ""));
     match num.parse::<u64>() {
@@ -314,7 +430,13 @@ mod tests {
     fn net_dev_tick_adds_bytes_and_keeps_shape() {
         let line = "pppoe-wan:48318382117 100 0 0 0 0 0 0 2000 50 0 0 0 0 0 0";
         let out = tick_net_dev(line, 1);
-        let nums: Vec<u64> = out.split_once(':').unwrap().1.split_whitespace().map(|n| n.parse().unwrap()).collect();
+        let nums: Vec<u64> = out
+            .split_once(':')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
         assert_eq!(nums.len(), 16);
         assert_eq!(nums[0], 48318382117 + 50_000 * 40);
         assert_eq!(nums[8], 2000 + 12_000 * 40);
@@ -323,9 +445,18 @@ mod tests {
 
     #[test]
     fn station_tick_bumps_counters() {
-        assert_eq!(tick_station_line("\trx bytes:\t100", 1, 5), "\trx bytes:\t20100");
-        assert_eq!(tick_station_line("\tconnected time:\t10 seconds", 1, 5), "\tconnected time:\t15 seconds");
-        assert_eq!(tick_station_line("\tsignal:  \t-41 dBm", 1, 5), "\tsignal:  \t-41 dBm");
+        assert_eq!(
+            tick_station_line("\trx bytes:\t100", 1, 5),
+            "\trx bytes:\t20100"
+        );
+        assert_eq!(
+            tick_station_line("\tconnected time:\t10 seconds", 1, 5),
+            "\tconnected time:\t15 seconds"
+        );
+        assert_eq!(
+            tick_station_line("\tsignal:  \t-41 dBm", 1, 5),
+            "\tsignal:  \t-41 dBm"
+        );
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub fn uci_bin() -> PathBuf {
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Polls `check` every 50 ms until it returns Some, or panics with `what` after `timeout`.
@@ -60,7 +63,11 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
 }
 
 /// A minimal HTTP/1.1 GET on loopback; returns (status, body).
-pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, String)> {
+pub fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
     http_request(addr, "GET", path, headers, None)
 }
 
@@ -86,8 +93,13 @@ pub fn api_call(
     body: Option<&serde_json::Value>,
 ) -> (u16, serde_json::Value, String) {
     let b = body.map(|b| b.to_string());
-    let (status, text) = http_request(api, method, path, &[("X-API-Key", key)], b.as_deref()).unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null), text)
+    let (status, text) =
+        http_request(api, method, path, &[("X-API-Key", key)], b.as_deref()).unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        text,
+    )
 }
 
 /// Response headers: (name in lowercase, value), in order.
@@ -113,7 +125,9 @@ pub fn http_get_patient(
             .find(|(k, _)| k == "retry-after")
             .and_then(|(_, v)| v.trim().parse().ok())
             .unwrap_or(1);
-        std::thread::sleep(std::time::Duration::from_millis(wait.clamp(1, 5) * 1000 + 100));
+        std::thread::sleep(std::time::Duration::from_millis(
+            wait.clamp(1, 5) * 1000 + 100,
+        ));
     }
 }
 
@@ -152,7 +166,10 @@ pub fn http_exchange_within(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     match body {
-        Some(b) => req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}", b.len())),
+        Some(b) => req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )),
         None if method == "GET" => req.push_str("\r\n"),
         None => req.push_str("Content-Length: 0\r\n\r\n"),
     }
@@ -162,7 +179,11 @@ pub fn http_exchange_within(
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -198,7 +219,14 @@ impl Collector {
     pub fn start(data_dir: &Path) -> Collector {
         let ingest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut c = Collector { data_dir: data_dir.to_path_buf(), ingest, api, child: None, log: data_dir.join("collector.log"), config: None };
+        let mut c = Collector {
+            data_dir: data_dir.to_path_buf(),
+            ingest,
+            api,
+            child: None,
+            log: data_dir.join("collector.log"),
+            config: None,
+        };
         c.spawn();
         c
     }
@@ -210,7 +238,14 @@ impl Collector {
         std::fs::create_dir_all(data_dir).unwrap();
         let config = data_dir.with_extension("toml");
         std::fs::write(&config, toml).unwrap();
-        let mut c = Collector { data_dir: data_dir.to_path_buf(), ingest, api, child: None, log: data_dir.join("collector.log"), config: Some(config) };
+        let mut c = Collector {
+            data_dir: data_dir.to_path_buf(),
+            ingest,
+            api,
+            child: None,
+            log: data_dir.join("collector.log"),
+            config: Some(config),
+        };
         c.spawn();
         c
     }
@@ -222,7 +257,11 @@ impl Collector {
 
     fn spawn(&mut self) {
         std::fs::create_dir_all(&self.data_dir).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let mut cmd = Command::new(bin_path("routerstats-collector"));
         cmd.arg("serve");
         if let Some(config) = &self.config {
@@ -231,7 +270,12 @@ impl Collector {
         let child = cmd
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--ingest-listen", &self.ingest.to_string(), "--api-listen", &self.api.to_string()])
+            .args([
+                "--ingest-listen",
+                &self.ingest.to_string(),
+                "--api-listen",
+                &self.api.to_string(),
+            ])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -243,7 +287,10 @@ impl Collector {
         let child = self.child.as_mut().unwrap();
         wait_for(Duration::from_secs(30), "collector /health", || {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("collector exited early ({status}); log:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+                panic!(
+                    "collector exited early ({status}); log:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
+                );
             }
             matches!(http_get(api, "/health", &[]), Ok((200, _))).then_some(())
         });
@@ -306,7 +353,9 @@ impl Collector {
 
     /// Waits (30 s at most) until more than `seen` reports of `router` are stored.
     pub fn wait_for_reports(&self, router: &str, seen: usize, what: &str) {
-        wait_for(Duration::from_secs(30), what, || (self.stored_seqs(router).len() > seen).then_some(()));
+        wait_for(Duration::from_secs(30), what, || {
+            (self.stored_seqs(router).len() > seen).then_some(())
+        });
     }
 
     /// A read-only connection to the collector's database.
@@ -326,7 +375,10 @@ impl Collector {
         let mut st = db
             .prepare("SELECT r.seq FROM reports r JOIN routers t ON t.id = r.router_id WHERE t.name = ?1 ORDER BY r.seq")
             .unwrap();
-        st.query_map([router], |row| row.get::<_, i64>(0)).unwrap().map(|r| r.unwrap() as u64).collect()
+        st.query_map([router], |row| row.get::<_, i64>(0))
+            .unwrap()
+            .map(|r| r.unwrap() as u64)
+            .collect()
     }
 }
 
@@ -346,26 +398,45 @@ impl AgentSetup {
     /// A fake router called `hostname` under `dir`.
     pub fn new(dir: &Path, hostname: &str) -> AgentSetup {
         let router = FakeRouter::create(&dir.join("root"), hostname).unwrap();
-        AgentSetup { router, config_dir: dir.join("identity") }
+        AgentSetup {
+            router,
+            config_dir: dir.join("identity"),
+        }
     }
 
     /// The agent command with this router's sources and identity directory.
     pub fn command(&self) -> Command {
         let mut c = Command::new(bin_path("routerstats-agent"));
-        c.args(["--config", "/dev/null"]).args(self.router.agent_args()).arg("--config-dir").arg(&self.config_dir);
+        c.args(["--config", "/dev/null"])
+            .args(self.router.agent_args())
+            .arg("--config-dir")
+            .arg(&self.config_dir);
         c
     }
 
     /// `routerstats-agent enroll`.
     pub fn enroll(&self, collector: SocketAddr, token: &str) -> Output {
-        self.command().args(["--collector", &collector.to_string(), "--token", token, "enroll"]).output().unwrap()
+        self.command()
+            .args([
+                "--collector",
+                &collector.to_string(),
+                "--token",
+                token,
+                "enroll",
+            ])
+            .output()
+            .unwrap()
     }
 
     /// Enrolls this router as `name` at `collector` with a fresh token; fails the test if the
     /// agent refuses or the collector does.
     pub fn enroll_at(&self, collector: &Collector, name: &str) {
         let out = self.enroll(collector.ingest, &collector.token(name, &[]));
-        assert!(out.status.success(), "enroll: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "enroll: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `routerstats-agent enroll --token-file -` with the token written to its standard input;
@@ -374,7 +445,13 @@ impl AgentSetup {
         use std::io::Write;
         let mut child = self
             .command()
-            .args(["--collector", &collector.to_string(), "enroll", "--token-file", "-"])
+            .args([
+                "--collector",
+                &collector.to_string(),
+                "enroll",
+                "--token-file",
+                "-",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -393,7 +470,10 @@ impl AgentSetup {
         let mut stdin = child.stdin.take().unwrap();
         writeln!(stdin, "{token}").unwrap();
         drop(stdin);
-        (child.wait_with_output().unwrap(), String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        (
+            child.wait_with_output().unwrap(),
+            String::from_utf8_lossy(&cmdline).replace('\0', " "),
+        )
     }
 
     /// `routerstats-agent run` in the background, reporting every `interval`.
@@ -402,7 +482,14 @@ impl AgentSetup {
         let file = std::fs::File::create(&log).unwrap();
         let child = self
             .command()
-            .args(["--collector", &collector.to_string(), "--interval", interval, "--initial-delay", "0"])
+            .args([
+                "--collector",
+                &collector.to_string(),
+                "--interval",
+                interval,
+                "--initial-delay",
+                "0",
+            ])
             .args(extra)
             .arg("run")
             // Info lines go to stdout, warnings and errors to stderr: one log for both.
@@ -410,7 +497,10 @@ impl AgentSetup {
             .stderr(file)
             .spawn()
             .unwrap();
-        RunningAgent { child: Some(child), log }
+        RunningAgent {
+            child: Some(child),
+            log,
+        }
     }
 }
 
@@ -424,7 +514,9 @@ impl RunningAgent {
     /// Stops it with SIGTERM and returns its log.
     pub fn stop(&mut self) -> String {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -443,7 +535,9 @@ impl RunningAgent {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 }
 
@@ -483,7 +577,9 @@ impl CutProxy {
                     drop(inbound);
                     continue;
                 }
-                let Ok(outbound) = TcpStream::connect(target) else { continue };
+                let Ok(outbound) = TcpStream::connect(target) else {
+                    continue;
+                };
                 let mut list = conns2.lock().unwrap();
                 for s in [&inbound, &outbound] {
                     if let Ok(c) = s.try_clone() {
@@ -502,7 +598,12 @@ impl CutProxy {
                 }
             }
         });
-        CutProxy { addr, up, conns, stop }
+        CutProxy {
+            addr,
+            up,
+            conns,
+            stop,
+        }
     }
 
     /// Cuts the link: closes every open connection and refuses new ones.
@@ -561,7 +662,11 @@ impl Fleet {
     }
 
     /// [`Fleet::start`] with a collector config file (TOML text).
-    pub fn start_with_config(routers: &[(&str, &str)], cycles: usize, config: Option<&str>) -> Fleet {
+    pub fn start_with_config(
+        routers: &[(&str, &str)],
+        cycles: usize,
+        config: Option<&str>,
+    ) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
         let collector = match config {
             Some(text) => Collector::start_with_config(&dir.path().join("collector"), text),
@@ -575,7 +680,11 @@ impl Fleet {
             let setup = AgentSetup::new(&dir.path().join(name), name);
             let token = collector.token(name, &["--site", site]);
             let out = setup.enroll(collector.ingest, &token);
-            assert!(out.status.success(), "enroll {name}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "enroll {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             agents.push(setup.run(collector.ingest, "200ms", &[]));
             setups.push(setup);
         }
@@ -584,9 +693,19 @@ impl Fleet {
                 s.router.tick(30).unwrap();
             }
             std::thread::sleep(Duration::from_millis(100));
-            setups.iter().all(|s| collector.stored_seqs(&s.router.hostname).len() >= cycles).then_some(())
+            setups
+                .iter()
+                .all(|s| collector.stored_seqs(&s.router.hostname).len() >= cycles)
+                .then_some(())
         });
-        Fleet { dir, collector, routers: setups, agents, read_key, admin_key }
+        Fleet {
+            dir,
+            collector,
+            routers: setups,
+            agents,
+            read_key,
+            admin_key,
+        }
     }
 
     /// Stops every agent (their data stays), so answers no longer change under a test.
@@ -608,14 +727,28 @@ impl Fleet {
     /// Starts the agents again (after [`Fleet::stop_agents`]), reporting every 200 ms.
     pub fn restart_agents(&mut self) {
         self.stop_agents();
-        self.agents = self.routers.iter().map(|s| s.run(self.collector.ingest, "200ms", &[])).collect();
+        self.agents = self
+            .routers
+            .iter()
+            .map(|s| s.run(self.collector.ingest, "200ms", &[]))
+            .collect();
     }
 
     /// A request with a JSON body and an optional API key; returns the status and the parsed body.
-    pub fn send_as(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> (u16, serde_json::Value) {
+    pub fn send_as(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let headers: Vec<(&str, &str)> = key.map(|k| vec![("X-API-Key", k)]).unwrap_or_default();
-        let (status, body) = http_request(self.collector.api, method, path, &headers, body).expect("http request");
-        (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+        let (status, body) =
+            http_request(self.collector.api, method, path, &headers, body).expect("http request");
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// GET with an optional API key; returns the status and the body parsed as JSON (Null when
@@ -623,7 +756,10 @@ impl Fleet {
     pub fn get_as(&self, path: &str, key: Option<&str>) -> (u16, serde_json::Value) {
         let headers: Vec<(&str, &str)> = key.map(|k| vec![("X-API-Key", k)]).unwrap_or_default();
         let (status, body) = http_get(self.collector.api, path, &headers).expect("http get");
-        (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     /// GET with the read key.

@@ -30,9 +30,16 @@ pub fn percent_encode(s: &str) -> String {
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test-binary> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target profile dir");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile dir");
     let p = dir.join(name);
-    assert!(p.exists(), "{} is not built: run `cargo build --workspace --bins` (scripts/test does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace --bins` (scripts/test does)",
+        p.display()
+    );
     p
 }
 

@@ -553,20 +553,42 @@ fn queued_webhook_delivery_resumes_after_a_collector_restart() {
     fleet.collector.restart();
     // Still queued after the restart, then delivered once the receiver listens.
     let queued = |fleet: &Fleet| -> i64 {
-        fleet.collector.db()
-            .query_row("SELECT count(*) FROM alert_deliveries WHERE id = ?1", [delivery], |r| r.get(0))
+        fleet
+            .collector
+            .db()
+            .query_row(
+                "SELECT count(*) FROM alert_deliveries WHERE id = ?1",
+                [delivery],
+                |r| r.get(0),
+            )
             .unwrap()
     };
-    assert_eq!(queued(&fleet), 1, "the queued delivery is kept across the restart");
+    assert_eq!(
+        queued(&fleet),
+        1,
+        "the queued delivery is kept across the restart"
+    );
     let late = HttpReceiver::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), Mode::Ok);
     let (_, body) = wait_for(wait, "the queued firing event", || {
         events(&late).into_iter().find(|(e, _)| e == "firing")
     });
-    assert!(signature_ok(&late.hits()[0]), "signed with the configured secret");
-    assert_eq!((body["alert"]["id"].as_i64(), body["alert"]["rule"].as_str()), (Some(alert), Some("offline")), "{body}");
-    wait_for(wait, "the delivery leaves the queue", || (queued(&fleet) == 0).then_some(()));
+    assert!(
+        signature_ok(&late.hits()[0]),
+        "signed with the configured secret"
+    );
+    assert_eq!(
+        (body["alert"]["id"].as_i64(), body["alert"]["rule"].as_str()),
+        (Some(alert), Some("offline")),
+        "{body}"
+    );
+    wait_for(wait, "the delivery leaves the queue", || {
+        (queued(&fleet) == 0).then_some(())
+    });
     // Sent once: the restarted collector did not fire the alert again.
     std::thread::sleep(Duration::from_secs(2));
-    let seen: Vec<(String, i64)> = events(&late).into_iter().map(|(e, b)| (e, b["alert"]["id"].as_i64().unwrap_or(0))).collect();
+    let seen: Vec<(String, i64)> = events(&late)
+        .into_iter()
+        .map(|(e, b)| (e, b["alert"]["id"].as_i64().unwrap_or(0)))
+        .collect();
     assert_eq!(seen, [("firing".to_string(), alert)]);
 }

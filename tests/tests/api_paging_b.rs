@@ -27,20 +27,65 @@ struct Paged {
 }
 
 const PAGED: [Paged; 10] = [
-    Paged { path: "/api/metrics/peers", list: &["peers"], id: &["router", "interface", "public_key"] },
-    Paged { path: "/api/metrics/peers/active", list: &["active_peers"], id: &["router", "interface", "public_key"] },
-    Paged { path: "/api/metrics/bandwidth", list: &["bandwidth"], id: &["router", "interface", "public_key"] },
-    Paged { path: "/peers?metrics=true", list: &["peers"], id: &["router", "interface", "public_key"] },
-    Paged { path: "/server-info", list: &["interfaces"], id: &["router", "interface"] },
-    Paged { path: "/api/gateways?duration=1h", list: &["data"], id: &["id"] },
-    Paged { path: "/api/gateways?duration=7d&site_id=office", list: &["data"], id: &["id"] },
-    Paged { path: "/api/fleet?duration=15m", list: &["routers"], id: &["id"] },
-    Paged { path: "/api/health", list: &["router_status"], id: &["id"] },
-    Paged { path: "/api/pppoe_interfaces", list: &["pppoe_interfaces"], id: &["router_id", "name"] },
+    Paged {
+        path: "/api/metrics/peers",
+        list: &["peers"],
+        id: &["router", "interface", "public_key"],
+    },
+    Paged {
+        path: "/api/metrics/peers/active",
+        list: &["active_peers"],
+        id: &["router", "interface", "public_key"],
+    },
+    Paged {
+        path: "/api/metrics/bandwidth",
+        list: &["bandwidth"],
+        id: &["router", "interface", "public_key"],
+    },
+    Paged {
+        path: "/peers?metrics=true",
+        list: &["peers"],
+        id: &["router", "interface", "public_key"],
+    },
+    Paged {
+        path: "/server-info",
+        list: &["interfaces"],
+        id: &["router", "interface"],
+    },
+    Paged {
+        path: "/api/gateways?duration=1h",
+        list: &["data"],
+        id: &["id"],
+    },
+    Paged {
+        path: "/api/gateways?duration=7d&site_id=office",
+        list: &["data"],
+        id: &["id"],
+    },
+    Paged {
+        path: "/api/fleet?duration=15m",
+        list: &["routers"],
+        id: &["id"],
+    },
+    Paged {
+        path: "/api/health",
+        list: &["router_status"],
+        id: &["id"],
+    },
+    Paged {
+        path: "/api/pppoe_interfaces",
+        list: &["pppoe_interfaces"],
+        id: &["router_id", "name"],
+    },
 ];
 
 /// Fields that move with the clock between two requests (ages), left out of the comparison.
-const MOVING: [&str; 4] = ["time_since_handshake", "seconds_since_seen", "last_seen_age_s", "last_update"];
+const MOVING: [&str; 4] = [
+    "time_since_handshake",
+    "seconds_since_seen",
+    "last_seen_age_s",
+    "last_update",
+];
 
 fn strip(v: &mut Value) {
     match v {
@@ -65,13 +110,18 @@ fn with(path: &str, extra: &str) -> String {
 /// burst): status, headers, JSON body.
 fn get(fleet: &Fleet, path: &str) -> (u16, Vec<(String, String)>, Value) {
     let (status, headers, body) =
-        http_get_patient(fleet.collector.api, path, &[("X-API-Key", &fleet.read_key)]).expect("http");
-    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
+        http_get_patient(fleet.collector.api, path, &[("X-API-Key", &fleet.read_key)])
+            .expect("http");
+    let json =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body}"));
     (status, headers, json)
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn entries<'a>(route: &Paged, doc: &'a Value) -> &'a Vec<Value> {
@@ -79,11 +129,17 @@ fn entries<'a>(route: &Paged, doc: &'a Value) -> &'a Vec<Value> {
     for k in route.list {
         v = &v[*k];
     }
-    v.as_array().unwrap_or_else(|| panic!("{}: no list {:?} in {doc}", route.path, route.list))
+    v.as_array()
+        .unwrap_or_else(|| panic!("{}: no list {:?} in {doc}", route.path, route.list))
 }
 
 fn key(route: &Paged, e: &Value) -> String {
-    route.id.iter().map(|f| e[*f].to_string()).collect::<Vec<_>>().join("|")
+    route
+        .id
+        .iter()
+        .map(|f| e[*f].to_string())
+        .collect::<Vec<_>>()
+        .join("|")
 }
 
 /// Walks every page of `route` with `limit`: (the entries by key, how many pages). Panics when
@@ -100,21 +156,36 @@ fn walk(fleet: &Fleet, route: &Paged, limit: usize) -> (BTreeMap<String, Value>,
         let (status, headers, doc) = get(fleet, &path);
         assert_eq!(status, 200, "{path}: {doc}");
         pages += 1;
-        assert!(pages <= ROUTERS.len() + 1, "{path}: more pages than routers");
+        assert!(
+            pages <= ROUTERS.len() + 1,
+            "{path}: more pages than routers"
+        );
         for e in entries(route, &doc) {
             let mut e = e.clone();
             strip(&mut e);
             let k = key(route, &e);
-            assert!(seen.insert(k.clone(), e).is_none(), "{path}: {k} listed twice");
+            assert!(
+                seen.insert(k.clone(), e).is_none(),
+                "{path}: {k} listed twice"
+            );
         }
         let next = header(&headers, "x-next-cursor").map(str::to_string);
         match (&next, header(&headers, "link")) {
             (Some(c), Some(link)) => {
                 // The Link names the same page: the request's parameters, the new cursor.
                 let target = link.trim_start_matches('<').split('>').next().unwrap_or("");
-                assert!(target.ends_with(&format!("cursor={c}")), "{path}: Link {link}");
-                assert!(target.contains(&format!("limit={limit}")), "{path}: Link {link}");
-                assert!(target.starts_with(route.path.split('?').next().unwrap()), "{path}: Link {link}");
+                assert!(
+                    target.ends_with(&format!("cursor={c}")),
+                    "{path}: Link {link}"
+                );
+                assert!(
+                    target.contains(&format!("limit={limit}")),
+                    "{path}: Link {link}"
+                );
+                assert!(
+                    target.starts_with(route.path.split('?').next().unwrap()),
+                    "{path}: Link {link}"
+                );
                 if let Some((_, q)) = route.path.split_once('?') {
                     assert!(target.contains(q), "{path}: Link {link} lost {q}");
                 }
@@ -138,15 +209,31 @@ fn whole_fleet_lists_page_by_router() {
         assert_eq!(status, 200, "{}: {all}", route.path);
         assert_eq!(header(&headers, "x-next-cursor"), None, "{}", route.path);
         strip(&mut all);
-        let unpaged: BTreeMap<String, Value> =
-            entries(route, &all).iter().map(|e| (key(route, e), e.clone())).collect();
-        assert_eq!(unpaged.len(), entries(route, &all).len(), "{}: duplicate keys", route.path);
-        assert!(!unpaged.is_empty(), "{}: nothing to page through: {all}", route.path);
+        let unpaged: BTreeMap<String, Value> = entries(route, &all)
+            .iter()
+            .map(|e| (key(route, e), e.clone()))
+            .collect();
+        assert_eq!(
+            unpaged.len(),
+            entries(route, &all).len(),
+            "{}: duplicate keys",
+            route.path
+        );
+        assert!(
+            !unpaged.is_empty(),
+            "{}: nothing to page through: {all}",
+            route.path
+        );
         // The default limit (100) holds this fleet too.
         let (_, headers, mut default) = get(&fleet, route.path);
         assert_eq!(header(&headers, "x-next-cursor"), None, "{}", route.path);
         strip(&mut default);
-        assert_eq!(entries(route, &default).len(), unpaged.len(), "{}", route.path);
+        assert_eq!(
+            entries(route, &default).len(),
+            unpaged.len(),
+            "{}",
+            route.path
+        );
 
         for limit in [1, 3] {
             let (paged, pages) = walk(&fleet, route, limit);
@@ -156,9 +243,18 @@ fn whole_fleet_lists_page_by_router() {
                 "{} limit={limit}: the pages do not hold the same entries",
                 route.path
             );
-            assert_eq!(paged, unpaged, "{} limit={limit}: entries differ", route.path);
+            assert_eq!(
+                paged, unpaged,
+                "{} limit={limit}: entries differ",
+                route.path
+            );
             // Pages are of routers: ceil(4 / limit) of them (the last without a next cursor).
-            assert_eq!(pages, ROUTERS.len().div_ceil(limit), "{} limit={limit}", route.path);
+            assert_eq!(
+                pages,
+                ROUTERS.len().div_ceil(limit),
+                "{} limit={limit}",
+                route.path
+            );
         }
 
         // Bad values: a 400 with the group's `{"error": ...}`, naming the parameter.
@@ -172,7 +268,9 @@ fn whole_fleet_lists_page_by_router() {
         ] {
             let (status, _, doc) = get(&fleet, &with(route.path, bad));
             assert_eq!(status, 400, "{} {bad}: {doc}", route.path);
-            let msg = doc["error"].as_str().unwrap_or_else(|| panic!("{} {bad}: {doc}", route.path));
+            let msg = doc["error"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{} {bad}: {doc}", route.path));
             assert!(msg.contains(word), "{} {bad}: {msg}", route.path);
         }
     }
@@ -184,7 +282,11 @@ fn whole_fleet_lists_page_by_router() {
     let mut cursor = String::new();
     loop {
         let (_, headers, page) = get(&fleet, &format!("/peers?limit=1{cursor}"));
-        assert_eq!(page["count"], page["peers"].as_array().unwrap().len(), "{page}");
+        assert_eq!(
+            page["count"],
+            page["peers"].as_array().unwrap().len(),
+            "{page}"
+        );
         assert_eq!(page["summary"]["total_peers"], page["count"], "{page}");
         total += page["count"].as_u64().unwrap();
         match header(&headers, "x-next-cursor") {
@@ -198,7 +300,11 @@ fn whole_fleet_lists_page_by_router() {
     // `/api/fleet` totals sum the page's routers; `sites` lists the whole fleet on every page.
     let (_, headers, first) = get(&fleet, "/api/fleet?duration=15m&limit=1");
     assert_eq!(first["totals"]["routers"], 1, "{first}");
-    assert_eq!(first["sites"], serde_json::json!(["home", "office"]), "{first}");
+    assert_eq!(
+        first["sites"],
+        serde_json::json!(["home", "office"]),
+        "{first}"
+    );
     assert!(header(&headers, "x-next-cursor").is_some());
     // `/api/health` without a key: the collector part only, no router page.
     let (status, headers, body) =

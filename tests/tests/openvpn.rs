@@ -331,7 +331,13 @@ fn a_client_issued_through_the_api_connects_is_disconnected_and_after_revoke_is_
             "give the router",
         );
         assert_error(
-            &call(api, "POST", &path, &admin, Some(&json!({"device_name": 42}))),
+            &call(
+                api,
+                "POST",
+                &path,
+                &admin,
+                Some(&json!({"device_name": 42})),
+            ),
             400,
             "device_name",
         );

@@ -78,7 +78,10 @@ mod tests {
             panic!()
         };
         assert_eq!((size, data.as_slice()), (7, b"archive".as_slice()));
-        assert_eq!(sha256, hex(&<sha2::Sha256 as sha2::Digest>::digest(b"archive")));
+        assert_eq!(
+            sha256,
+            hex(&<sha2::Sha256 as sha2::Digest>::digest(b"archive"))
+        );
         assert!(!dir.path().join("routerstats-backup-7.tar.gz").exists());
     }
 

@@ -15,8 +15,8 @@
 pub mod backup;
 pub mod isp;
 pub mod journal;
-pub mod openvpn;
 pub mod limits;
+pub mod openvpn;
 pub mod status;
 pub mod tools;
 pub mod uci_cli;
@@ -239,20 +239,35 @@ impl Executor {
                 name,
                 address_pool,
                 idle_timeout_min,
-            } => isp::hotspot_configure(&self.cfg, interface, name, address_pool, *idle_timeout_min),
+            } => {
+                isp::hotspot_configure(&self.cfg, interface, name, address_pool, *idle_timeout_min)
+            }
             ActionKind::PppoeSecretCreate { username, password } => {
                 isp::pppoe_secret_create(&self.cfg, username, password)
             }
-            ActionKind::PppoeSecretRemove { username } => isp::pppoe_secret_remove(&self.cfg, username),
+            ActionKind::PppoeSecretRemove { username } => {
+                isp::pppoe_secret_remove(&self.cfg, username)
+            }
             ActionKind::PppoeServerConfigure {
                 interface,
                 service_name,
                 local_address,
                 remote,
                 timeout_s,
-            } => isp::pppoe_server_configure(&self.cfg, interface, service_name, local_address, remote, *timeout_s),
-            ActionKind::BridgeCreate { name, mac } => isp::bridge_create(&self.cfg, name, mac.as_deref()),
-            ActionKind::BridgeAddPort { bridge, port } => isp::bridge_add_port(&self.cfg, bridge, port),
+            } => isp::pppoe_server_configure(
+                &self.cfg,
+                interface,
+                service_name,
+                local_address,
+                remote,
+                *timeout_s,
+            ),
+            ActionKind::BridgeCreate { name, mac } => {
+                isp::bridge_create(&self.cfg, name, mac.as_deref())
+            }
+            ActionKind::BridgeAddPort { bridge, port } => {
+                isp::bridge_add_port(&self.cfg, bridge, port)
+            }
             ActionKind::NetworkSetup {
                 bridge,
                 pool,
@@ -325,7 +340,9 @@ impl Executor {
             // A ping changes nothing and is answered at once, without writing the journal to
             // the router's flash (a repeat simply pings again).
             Ok(()) if matches!(action.kind, ActionKind::Ping {}) => {
-                return Message::ActionResult(self.execute(&action)).to_request_frame().ok();
+                return Message::ActionResult(self.execute(&action))
+                    .to_request_frame()
+                    .ok();
             }
             Ok(()) => {
                 let started = self
@@ -362,7 +379,9 @@ impl Executor {
         let frame = Message::ActionResult(r.clone()).to_request_frame().ok()?;
         // The journal never holds secrets (an issued client's key): a repeat gets the result
         // without them.
-        let kept = Message::ActionResult(r.without_secrets()).to_request_frame().ok()?;
+        let kept = Message::ActionResult(r.without_secrets())
+            .to_request_frame()
+            .ok()?;
         let saved = self
             .journal()
             .finished(r.id, deadline, &kept, now_u64(collector_now));

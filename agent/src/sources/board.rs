@@ -87,7 +87,13 @@ fn string_field(
 
 /// The device names of one network role, or None (noted) when it names none.
 fn devices(role: &str, section: &Value, skipped: &mut Vec<super::Skipped>) -> Option<Vec<String>> {
-    let mut note = |reason: String| skipped.push(super::Skipped { line: 0, reason, unused: false });
+    let mut note = |reason: String| {
+        skipped.push(super::Skipped {
+            line: 0,
+            reason,
+            unused: false,
+        })
+    };
     if !matches!(section, Value::Object(_)) {
         note(format!("network.{role} is not an object"));
         return None;

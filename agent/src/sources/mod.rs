@@ -26,7 +26,7 @@ pub mod wireguard;
 use std::path::Path;
 use std::process::Command;
 
-use routerstats_shared::{SourceState};
+use routerstats_shared::SourceState;
 
 /// What a parser produced: the well-formed records, plus what it had to skip.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -37,17 +37,28 @@ pub struct Parsed<T> {
 
 impl<T> Parsed<T> {
     pub fn new(value: T) -> Self {
-        Parsed { value, skipped: Vec::new() }
+        Parsed {
+            value,
+            skipped: Vec::new(),
+        }
     }
 
     /// Records that `line` (1-based; 0 when not tied to a line) was not understood.
     pub fn skip(&mut self, line: usize, reason: impl Into<String>) {
-        self.skipped.push(Skipped { line, reason: reason.into(), unused: false });
+        self.skipped.push(Skipped {
+            line,
+            reason: reason.into(),
+            unused: false,
+        });
     }
 
     /// Records that `line` is well formed but not used: `what` names it (never the whole line).
     pub fn unused(&mut self, line: usize, what: impl std::fmt::Display) {
-        self.skipped.push(Skipped { line, reason: format!("not used: {what}"), unused: true });
+        self.skipped.push(Skipped {
+            line,
+            reason: format!("not used: {what}"),
+            unused: true,
+        });
     }
 
     /// The malformed entries of `skipped` (those that are not [`Parsed::unused`] notes).
@@ -110,7 +121,11 @@ pub enum ReadError {
     #[error("command not found: {0}")]
     ToolMissing(String),
     #[error("{cmd} exited with {status}: {stderr}")]
-    Failed { cmd: String, status: String, stderr: String },
+    Failed {
+        cmd: String,
+        status: String,
+        stderr: String,
+    },
     #[error("cannot read {path}: {err}")]
     File { path: String, err: std::io::Error },
     #[error("cannot run {cmd}: {err}")]
@@ -142,7 +157,12 @@ pub const MAX_INPUT_BYTES: u64 = 8 * 1024 * 1024;
 /// Runs a command (program plus arguments) and returns its stdout as text (lossy UTF-8).
 /// A program that does not exist is [`ReadError::ToolMissing`].
 pub fn run_command(program: &str, args: &[&str]) -> Result<String, ReadError> {
-    let cmd = || std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
+    let cmd = || {
+        std::iter::once(program)
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let out = match Command::new(program).args(args).output() {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -166,10 +186,15 @@ pub fn run_command(program: &str, args: &[&str]) -> Result<String, ReadError> {
 /// Reads a text file (lossy UTF-8, capped at [`MAX_INPUT_BYTES`]).
 pub fn read_text(path: &Path) -> Result<String, ReadError> {
     use std::io::Read;
-    let file_err = |err| ReadError::File { path: path.display().to_string(), err };
+    let file_err = |err| ReadError::File {
+        path: path.display().to_string(),
+        err,
+    };
     let f = std::fs::File::open(path).map_err(file_err)?;
     let mut buf = Vec::new();
-    f.take(MAX_INPUT_BYTES).read_to_end(&mut buf).map_err(file_err)?;
+    f.take(MAX_INPUT_BYTES)
+        .read_to_end(&mut buf)
+        .map_err(file_err)?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
@@ -196,7 +221,13 @@ mod tests {
         assert_eq!(p.state(), SourceState::Ok);
         p.skip(4, "bad mac");
         p.skip(9, "bad ip");
-        assert_eq!(p.state(), SourceState::Partial { skipped: 2, first_error: "line 4: bad mac".into() });
+        assert_eq!(
+            p.state(),
+            SourceState::Partial {
+                skipped: 2,
+                first_error: "line 4: bad mac".into()
+            }
+        );
     }
 
     #[test]
@@ -204,9 +235,18 @@ mod tests {
         let mut p = Parsed::new(());
         p.unused(3, "beacon interval");
         assert_eq!(p.state(), SourceState::Ok);
-        assert_eq!(p.skipped[0].to_string(), "line 3: not used: beacon interval");
+        assert_eq!(
+            p.skipped[0].to_string(),
+            "line 3: not used: beacon interval"
+        );
         p.skip(5, "bad mac");
-        assert_eq!(p.state(), SourceState::Partial { skipped: 1, first_error: "line 5: bad mac".into() });
+        assert_eq!(
+            p.state(),
+            SourceState::Partial {
+                skipped: 1,
+                first_error: "line 5: bad mac".into()
+            }
+        );
         assert_eq!(p.malformed().count(), 1);
     }
 }
@@ -229,7 +269,10 @@ pub fn parse_decimal(s: &str) -> Option<f64> {
     {
         return None;
     }
-    let mantissa: u64 = int.bytes().chain(frac.bytes()).fold(0, |m, b| m * 10 + u64::from(b - b'0'));
+    let mantissa: u64 = int
+        .bytes()
+        .chain(frac.bytes())
+        .fold(0, |m, b| m * 10 + u64::from(b - b'0'));
     let v = mantissa as f64 / 10f64.powi(frac.len() as i32);
     Some(if neg { -v } else { v })
 }
@@ -240,11 +283,40 @@ mod decimal_tests {
 
     #[test]
     fn same_as_core_for_what_routers_print() {
-        for s in ["0", "0.42", "20.00", "-3.00", "13.88", "866.7", "1234567.891", "0.001", "3.", ".5", "100000000000000"] {
+        for s in [
+            "0",
+            "0.42",
+            "20.00",
+            "-3.00",
+            "13.88",
+            "866.7",
+            "1234567.891",
+            "0.001",
+            "3.",
+            ".5",
+            "100000000000000",
+        ] {
             assert_eq!(parse_decimal(s), Some(s.parse::<f64>().unwrap()), "{s}");
-            assert_eq!(parse_decimal(s).map(|v| v as f32), Some(s.parse::<f32>().unwrap()), "{s}");
+            assert_eq!(
+                parse_decimal(s).map(|v| v as f32),
+                Some(s.parse::<f32>().unwrap()),
+                "{s}"
+            );
         }
-        for bad in ["", "-", ".", "1e5", "inf", "nan", "+1", "1.2.3", "1,5", " 1", "--1", "12345678901234567890"] {
+        for bad in [
+            "",
+            "-",
+            ".",
+            "1e5",
+            "inf",
+            "nan",
+            "+1",
+            "1.2.3",
+            "1,5",
+            " 1",
+            "--1",
+            "12345678901234567890",
+        ] {
             assert_eq!(parse_decimal(bad), None, "{bad}");
         }
     }

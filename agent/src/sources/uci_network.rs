@@ -311,9 +311,10 @@ mod tests {
 
     #[test]
     fn own_fixtures_together_name_the_dump_peers() {
-        let mut ifaces = crate::sources::wireguard::parse(&own_fixture("wg/wg-show-all-dump.txt"), "wg0")
-            .unwrap()
-            .value;
+        let mut ifaces =
+            crate::sources::wireguard::parse(&own_fixture("wg/wg-show-all-dump.txt"), "wg0")
+                .unwrap()
+                .value;
         let names = parse(&own_fixture("uci/network")).unwrap().value;
         apply_names(&mut ifaces, &names);
         let named: Vec<Option<&str>> = ifaces

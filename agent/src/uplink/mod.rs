@@ -30,7 +30,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-
 pub use enroll::{enroll, load_identity, EnrollError, EnrollOptions, Enrollment, Identity};
 pub use session::{run, RunError, RunOptions, RunStats};
 pub use spool::{Spool, SpoolConfig};

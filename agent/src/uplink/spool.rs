@@ -414,8 +414,7 @@ fn decode_v1(bytes: &[u8]) -> Result<Decoded, SpoolError> {
         }
         let frame = r.take(len)?.to_vec();
         match FrameHeader::parse(&frame, MAX_FRAME_LEN) {
-            Ok(h)
-                if h.kind.is_full_report() && h.len as usize + HEADER_LEN == frame.len() => {}
+            Ok(h) if h.kind.is_full_report() && h.len as usize + HEADER_LEN == frame.len() => {}
             _ => return Err(SpoolError::Corrupt("entry is not a report frame")),
         }
         out.push((boot_id, seq, frame));
@@ -687,7 +686,11 @@ mod tests {
     fn spooled_version_1_reports_survive_an_upgrade() {
         // A spool image written by an agent that sent the version 1 model (kind ReportV1).
         let payload = Message::Report(Box::default()).encode_payload().unwrap();
-        let old = routerstats_shared::message::frame_bytes(routerstats_shared::MessageKind::ReportV1, &payload).unwrap();
+        let old = routerstats_shared::message::frame_bytes(
+            routerstats_shared::MessageKind::ReportV1,
+            &payload,
+        )
+        .unwrap();
         let mut s = Spool::new(cfg(10));
         s.push(BOOT, 1, old.clone());
         s.push(BOOT, 2, frame(2));

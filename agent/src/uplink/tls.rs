@@ -608,7 +608,11 @@ mod tests {
         use sha2::Digest;
         for len in [0, 1, 55, 56, 63, 64, 65, 1000] {
             let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
-            assert_eq!(sha256(&data), <[u8; 32]>::from(sha2::Sha256::digest(&data)), "{len}");
+            assert_eq!(
+                sha256(&data),
+                <[u8; 32]>::from(sha2::Sha256::digest(&data)),
+                "{len}"
+            );
         }
     }
 

@@ -359,23 +359,40 @@ mod tests {
         let v: toml::Value = toml::from_str("[fleet]\ncert_days = 0\ncpu_for = \"30s\"").unwrap();
         let cfg = AlertsConfig::from_value(v).unwrap();
         let mut ev = Evaluator::open(cfg.clone(), &path).unwrap();
-        assert_eq!(ev.run_once(t0 + 1_000).unwrap().fired, 0, "pending for 30 s");
+        assert_eq!(
+            ev.run_once(t0 + 1_000).unwrap().fired,
+            0,
+            "pending for 30 s"
+        );
         drop(ev);
         let mut ev = Evaluator::open(cfg.clone(), &path).unwrap();
         ingest(&mut store, router.id, 2, t0 + 30_000, 990);
         let s = ev.run_once(t0 + 31_000).unwrap();
-        assert_eq!(s.fired, 1, "30 s after the first evaluation, restart or not");
+        assert_eq!(
+            s.fired, 1,
+            "30 s after the first evaluation, restart or not"
+        );
         assert_eq!(states(&store), [("cpu".into(), "firing".into())]);
-        let started: i64 = store.connection().query_row("SELECT started_ms FROM alerts", [], |r| r.get(0)).unwrap();
+        let started: i64 = store
+            .connection()
+            .query_row("SELECT started_ms FROM alerts", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(started, t0 + 1_000);
         // Fired: no longer pending, in memory or on disk.
-        let left: i64 = store.connection().query_row("SELECT count(*) FROM alert_pending", [], |r| r.get(0)).unwrap();
+        let left: i64 = store
+            .connection()
+            .query_row("SELECT count(*) FROM alert_pending", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(left, 0);
         // A condition that stops holding is forgotten on disk too.
         let router2 = enrolled_router(&mut store, "gw2");
         ingest(&mut store, router2.id, 1, t0 + 40_000, 995);
         ev.run_once(t0 + 41_000).unwrap();
-        let n = |s: &Store| -> i64 { s.connection().query_row("SELECT count(*) FROM alert_pending", [], |r| r.get(0)).unwrap() };
+        let n = |s: &Store| -> i64 {
+            s.connection()
+                .query_row("SELECT count(*) FROM alert_pending", [], |r| r.get(0))
+                .unwrap()
+        };
         assert_eq!(n(&store), 1);
         ingest(&mut store, router2.id, 2, t0 + 45_000, 100);
         ev.run_once(t0 + 46_000).unwrap();

@@ -483,13 +483,17 @@ fn evaluate_router(
     }
     // Active probes.
     for p in rep.probes.iter().filter(|p| p.sent > 0) {
-        let loss = ((p.sent - p.received.min(p.sent)) as f64 * 1000.0 / p.sent as f64).round() / 10.0;
+        let loss =
+            ((p.sent - p.received.min(p.sent)) as f64 * 1000.0 / p.sent as f64).round() / 10.0;
         if t.probe_loss_percent > 0.0 && loss > t.probe_loss_percent {
             push(
                 "probe_loss",
                 p.target.clone(),
                 "warning",
-                format!("{}: {}% of the echo requests to {} ({}) lost (above {}%)", r.name, loss, p.target, p.name, t.probe_loss_percent),
+                format!(
+                    "{}: {}% of the echo requests to {} ({}) lost (above {}%)",
+                    r.name, loss, p.target, p.name, t.probe_loss_percent
+                ),
                 json!({"target": p.target, "name": p.name, "sent": p.sent, "received": p.received, "loss_percent": loss, "threshold": t.probe_loss_percent, "report_ms": rep.ts_ms}),
                 t.probe_for,
                 keep,
@@ -502,7 +506,10 @@ fn evaluate_router(
                     "probe_latency",
                     p.target.clone(),
                     "warning",
-                    format!("{}: round trip to {} ({}) {ms} ms (above {} ms)", r.name, p.target, p.name, t.probe_latency_ms),
+                    format!(
+                        "{}: round trip to {} ({}) {ms} ms (above {} ms)",
+                        r.name, p.target, p.name, t.probe_latency_ms
+                    ),
                     json!({"target": p.target, "name": p.name, "latency_ms": ms, "threshold_ms": t.probe_latency_ms, "report_ms": rep.ts_ms}),
                     t.probe_for,
                     keep,
@@ -518,7 +525,12 @@ fn evaluate_router(
                 "wan_address_change",
                 String::new(),
                 "info",
-                format!("{}: WAN address changed from {} to {}", r.name, prev.join(", "), rep.wan_addrs.join(", ")),
+                format!(
+                    "{}: WAN address changed from {} to {}",
+                    r.name,
+                    prev.join(", "),
+                    rep.wan_addrs.join(", ")
+                ),
                 json!({"previous": prev, "current": rep.wan_addrs, "report_ms": rep.ts_ms}),
                 Duration::ZERO,
                 keep,
@@ -776,16 +788,48 @@ mod tests {
         let mut r = router(now);
         let rep = r.report.as_mut().unwrap();
         rep.probes = vec![
-            ProbeSnap { target: "192.0.2.1".into(), name: "wan".into(), sent: 4, received: 4, rtt_avg_us: Some(150_000) },
-            ProbeSnap { target: "192.0.2.53".into(), name: "dns".into(), sent: 4, received: 2, rtt_avg_us: Some(20_000) },
-            ProbeSnap { target: "192.0.2.99".into(), name: "gone".into(), sent: 0, received: 0, rtt_avg_us: None },
+            ProbeSnap {
+                target: "192.0.2.1".into(),
+                name: "wan".into(),
+                sent: 4,
+                received: 4,
+                rtt_avg_us: Some(150_000),
+            },
+            ProbeSnap {
+                target: "192.0.2.53".into(),
+                name: "dns".into(),
+                sent: 4,
+                received: 2,
+                rtt_avg_us: Some(20_000),
+            },
+            ProbeSnap {
+                target: "192.0.2.99".into(),
+                name: "gone".into(),
+                sent: 0,
+                received: 0,
+                rtt_avg_us: None,
+            },
         ];
         rep.wan_addrs = vec!["203.0.113.7/24".into()];
         let e = evaluate(&cfg, &[r.clone()], &mut mem, now, 0);
-        let got: Vec<(&str, &str)> = e.conditions.iter().map(|c| (c.key.rule, c.key.subject.as_str())).collect();
-        assert_eq!(got, [("probe_latency", "192.0.2.1"), ("probe_loss", "192.0.2.53")]);
-        let loss = e.conditions.iter().find(|c| c.key.rule == "probe_loss").unwrap();
-        assert_eq!((loss.values["loss_percent"].as_f64(), loss.for_), (Some(50.0), Duration::from_secs(60)));
+        let got: Vec<(&str, &str)> = e
+            .conditions
+            .iter()
+            .map(|c| (c.key.rule, c.key.subject.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("probe_latency", "192.0.2.1"), ("probe_loss", "192.0.2.53")]
+        );
+        let loss = e
+            .conditions
+            .iter()
+            .find(|c| c.key.rule == "probe_loss")
+            .unwrap();
+        assert_eq!(
+            (loss.values["loss_percent"].as_f64(), loss.for_),
+            (Some(50.0), Duration::from_secs(60))
+        );
         // A new WAN address: one change condition; the same again is no change; none is no change.
         let rep = r.report.as_mut().unwrap();
         rep.probes.clear();
@@ -793,9 +837,13 @@ mod tests {
         let e = evaluate(&cfg, &[r.clone()], &mut mem, now, 0);
         assert_eq!(rules(&e), ["wan_address_change"]);
         assert_eq!(e.conditions[0].values["previous"][0], "203.0.113.7/24");
-        assert!(evaluate(&cfg, &[r.clone()], &mut mem, now, 0).conditions.is_empty());
+        assert!(evaluate(&cfg, &[r.clone()], &mut mem, now, 0)
+            .conditions
+            .is_empty());
         r.report.as_mut().unwrap().wan_addrs.clear();
-        assert!(evaluate(&cfg, &[r.clone()], &mut mem, now, 0).conditions.is_empty());
+        assert!(evaluate(&cfg, &[r.clone()], &mut mem, now, 0)
+            .conditions
+            .is_empty());
         // Out-of-range thresholds are refused.
         for bad in ["probe_loss_percent = 101", "probe_latency_ms = -1"] {
             let v: toml::Value = toml::from_str(&format!("[fleet]\n{bad}")).unwrap();

@@ -210,12 +210,21 @@ pub fn load_firing(
 /// left out).
 pub fn load_pending(conn: &Connection) -> rusqlite::Result<Vec<(AlertKey, i64)>> {
     let mut st = conn.prepare("SELECT rule, router_id, subject, since_ms FROM alert_pending")?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let rows = st.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         let (rule, router_id, subject, since) = row?;
         if let Some(rule) = rule_name(&rule) {
-            out.push((AlertKey { rule, router_id, subject }, since));
+            out.push((
+                AlertKey {
+                    rule,
+                    router_id,
+                    subject,
+                },
+                since,
+            ));
         }
     }
     Ok(out)

@@ -604,7 +604,14 @@ pub async fn fleet(
     let next = page.next_cursor.clone();
     let mut resp = super::cache::cached_json(&state, &key, move |conn| {
         // The window ends when the answer is computed (possibly in a background refresh).
-        fleet_answer(conn, now_ms(), window, site.as_deref(), text.as_deref(), &page)
+        fleet_answer(
+            conn,
+            now_ms(),
+            window,
+            site.as_deref(),
+            text.as_deref(),
+            &page,
+        )
     })
     .await?;
     super::paging::set_next_headers(&mut resp, &uri, next.as_deref());
@@ -621,7 +628,12 @@ fn fleet_key(
 ) -> String {
     super::cache::key(
         "/api/fleet",
-        &[("duration", &window), ("site", &site), ("q", &text), ("page", page)],
+        &[
+            ("duration", &window),
+            ("site", &site),
+            ("q", &text),
+            ("page", page),
+        ],
     )
 }
 
@@ -721,7 +733,8 @@ const IFACES_SQL: &str = "SELECT name, kind, rx_bytes, tx_bytes, rx_bps, tx_bps,
 const LEASES_SQL: &str =
     "SELECT ip, mac, hostname, client_id, expires FROM leases WHERE router_id = ?1";
 const LEASE_BY_MAC_SQL: &str = "SELECT hostname, ip FROM leases WHERE mac = ?1 ORDER BY hostname IS NULL, updated_ms DESC LIMIT 1";
-const WIRELESS_SQL: &str = "SELECT name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, links \
+const WIRELESS_SQL: &str =
+    "SELECT name, type, ssid, channel, freq_mhz, width_mhz, txpower_dbm, links \
      FROM wireless_interfaces WHERE router_id = ?1 ORDER BY name";
 const STATIONS_SQL: &str =
     "SELECT iface, mac, ssid, signal_dbm, signal_avg_dbm, tx_bitrate_kbps, rx_bitrate_kbps, \
@@ -1026,7 +1039,10 @@ fn fleet_extras(
     now: i64,
 ) -> Result<HashMap<i64, RouterExtras>, ApiError> {
     let mut out: HashMap<i64, RouterExtras> = HashMap::with_capacity(selected.len());
-    let ids = match (selected.iter().map(|b| b.id).min(), selected.iter().map(|b| b.id).max()) {
+    let ids = match (
+        selected.iter().map(|b| b.id).min(),
+        selected.iter().map(|b| b.id).max(),
+    ) {
         (Some(lo), Some(hi)) => [lo.saturating_sub(1), hi],
         _ => return Ok(out),
     };
@@ -1225,12 +1241,20 @@ pub fn detail_answer(
             .remove(&b.id)
             .unwrap_or_default()
             .into_iter()
-            .map(|a| WanAddressOut { device: a.device, addr: a.addr })
+            .map(|a| WanAddressOut {
+                device: a.device,
+                addr: a.addr,
+            })
             .collect(),
     }))
 }
 
-fn probes_of(conn: &Connection, router_id: i64, window: Window, now: i64) -> Result<Vec<ProbeOut>, ApiError> {
+fn probes_of(
+    conn: &Connection,
+    router_id: i64,
+    window: Window,
+    now: i64,
+) -> Result<Vec<ProbeOut>, ApiError> {
     let (start, end) = open_bounds(window, now);
     let rows = super::fleet::probe_targets(conn, router_id, start, end).map_err(db_err)?;
     Ok(rows
@@ -1755,8 +1779,12 @@ mod tests {
                 for t in sample_tables {
                     // `<table>_all` constrained by router (`r` in its index string) reads
                     // that router's rows and blocks only.
-                    let keyed_vtab = line.starts_with(&format!("SCAN {t}_all VIRTUAL TABLE INDEX "))
-                        && line.rsplit(':').next().is_some_and(|codes| codes.contains('r'));
+                    let keyed_vtab = line
+                        .starts_with(&format!("SCAN {t}_all VIRTUAL TABLE INDEX "))
+                        && line
+                            .rsplit(':')
+                            .next()
+                            .is_some_and(|codes| codes.contains('r'));
                     let full_scan = !keyed_vtab
                         && (line.starts_with(&format!("SCAN {t}"))
                             || (line.starts_with("SCAN ")
@@ -1791,7 +1819,10 @@ mod tests {
         }
         // A page of routers: one key range of the page's routers per bucket.
         for table in ["interface_rollup_5m", "interface_rollup_1h"] {
-            let p = plan(&c, &crate::api::window::ROLLUP_IDS_SQL.replace("{table}", table));
+            let p = plan(
+                &c,
+                &crate::api::window::ROLLUP_IDS_SQL.replace("{table}", table),
+            );
             assert!(
                 p.contains("PRIMARY KEY (bucket_start_ms=? AND router_id>? AND router_id<?)"),
                 "{p}"
@@ -2035,8 +2066,10 @@ mod tests {
         for offset in [0, 1, 150_001, 299_999, 1_234_567] {
             let now = NOW + offset;
             for w in [Window::M15, Window::H1, Window::D1, Window::D7] {
-                let per_router = fleet_answer_with(&c, now, w, (None, None), &every(), Some(false)).unwrap();
-                let batched = fleet_answer_with(&c, now, w, (None, None), &every(), Some(true)).unwrap();
+                let per_router =
+                    fleet_answer_with(&c, now, w, (None, None), &every(), Some(false)).unwrap();
+                let batched =
+                    fleet_answer_with(&c, now, w, (None, None), &every(), Some(true)).unwrap();
                 assert_eq!(
                     serde_json::to_value(&batched).unwrap(),
                     serde_json::to_value(&per_router).unwrap(),
@@ -2051,7 +2084,8 @@ mod tests {
         }
         assert!(some > 20, "{some}");
         // The zero-traffic router has known zero sums, not nulls.
-        let f = fleet_answer_with(&c, NOW, Window::M15, (None, None), &every(), Some(true)).unwrap();
+        let f =
+            fleet_answer_with(&c, NOW, Window::M15, (None, None), &every(), Some(true)).unwrap();
         let zero = f.routers.iter().find(|r| r.name == "r-c").unwrap();
         assert_eq!((zero.wan_rx_bytes, zero.clients), (Some(0), 2));
     }
@@ -2112,9 +2146,18 @@ mod tests {
         let d = detail_answer(&c, NOW, Window::H1, "1").unwrap().unwrap();
         let g = &d.ssids[0];
         let links = &g.interfaces[0].links;
-        let widths: Vec<_> = links.iter().map(|l| (l.link_id, l.freq_mhz, l.width_mhz)).collect();
-        assert_eq!(widths, [(1, Some(5180), Some(160)), (2, Some(6135), Some(320))]);
-        assert_eq!(links[1].addr.map(|a| a.to_string()).as_deref(), Some("02:00:00:00:00:62"));
+        let widths: Vec<_> = links
+            .iter()
+            .map(|l| (l.link_id, l.freq_mhz, l.width_mhz))
+            .collect();
+        assert_eq!(
+            widths,
+            [(1, Some(5180), Some(160)), (2, Some(6135), Some(320))]
+        );
+        assert_eq!(
+            links[1].addr.map(|a| a.to_string()).as_deref(),
+            Some("02:00:00:00:00:62")
+        );
         assert_eq!(g.clients[0].airtime_permille, Some(125));
     }
 

@@ -212,7 +212,9 @@ pub async fn shape_errors(req: Request, next: Next) -> Response {
             status
         };
         let (mut parts, body) = resp.into_parts();
-        let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .unwrap_or_default();
         let message = String::from_utf8_lossy(&bytes).into_owned();
         let (new_parts, body) = isp_error(status, &message).into_parts();
         parts.status = status;
@@ -280,7 +282,9 @@ mod tests {
                 get(|| async {
                     (StatusCode::UNPROCESSABLE_ENTITY, "unknown field `x`").into_response()
                 })
-                .post(|| async { (StatusCode::BAD_REQUEST, "trailing characters").into_response() }),
+                .post(|| async {
+                    (StatusCode::BAD_REQUEST, "trailing characters").into_response()
+                }),
             )
             .route(
                 "/api/gateways",

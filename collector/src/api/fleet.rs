@@ -390,14 +390,24 @@ pub struct TargetFigures {
 }
 
 /// Probe figures of one router per target over `[start_ms, end_ms)`, gateways first.
-pub fn probe_targets(conn: &Connection, router: i64, start_ms: i64, end_ms: i64) -> rusqlite::Result<Vec<TargetFigures>> {
+pub fn probe_targets(
+    conn: &Connection,
+    router: i64,
+    start_ms: i64,
+    end_ms: i64,
+) -> rusqlite::Result<Vec<TargetFigures>> {
     let sql = format!(
         "SELECT 0, {PROBE_SUMS}, target, role, max(name) FROM probe_samples_all \
          WHERE router_id = ?3 AND ts_ms >= ?1 AND ts_ms < ?2 GROUP BY target, role ORDER BY role, target"
     );
     let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map(rusqlite::params![start_ms, end_ms, router], |r| {
-        Ok(TargetFigures { target: r.get(5)?, role: r.get(6)?, name: r.get(7)?, figures: probe_row(r)?.1 })
+        Ok(TargetFigures {
+            target: r.get(5)?,
+            role: r.get(6)?,
+            name: r.get(7)?,
+            figures: probe_row(r)?.1,
+        })
     })?;
     rows.collect()
 }

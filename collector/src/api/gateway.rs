@@ -36,12 +36,12 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::envelope::{envelope, Envelope};
-use super::fleet::{self, find_router, RouterInfo};
 use super::extract::bad_query;
+use super::fleet::{self, find_router, RouterInfo};
 use super::monitor::to_u64;
+use super::paging::{bounds, page_arg, set_next_headers, PageBounds};
 use super::readpool::db_err;
 use super::times::iso_ms;
-use super::paging::{bounds, page_arg, set_next_headers, PageBounds};
 use super::window::{window_bounds, window_totals, Source, SumScope, Totals, Window, POINTS};
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::clock::now_ms;
@@ -468,7 +468,13 @@ pub fn gateways_in_window(
         Some(_) => {
             let mut acc = Totals::new();
             for r in &selected {
-                acc.extend(window_totals(conn, window, start, end, SumScope::Router(r.id))?);
+                acc.extend(window_totals(
+                    conn,
+                    window,
+                    start,
+                    end,
+                    SumScope::Router(r.id),
+                )?);
             }
             acc
         }
@@ -478,8 +484,17 @@ pub fn gateways_in_window(
     let data = selected
         .into_iter()
         .map(|r| {
-            let link = (probes.get(&r.id).copied().unwrap_or_default(), wan.remove(&r.id).unwrap_or_default());
-            gateway_entry(r, ports.remove(&r.id).unwrap_or_default(), &totals, now, link)
+            let link = (
+                probes.get(&r.id).copied().unwrap_or_default(),
+                wan.remove(&r.id).unwrap_or_default(),
+            );
+            gateway_entry(
+                r,
+                ports.remove(&r.id).unwrap_or_default(),
+                &totals,
+                now,
+                link,
+            )
         })
         .collect();
     Ok(GatewaysResponse {
@@ -521,7 +536,9 @@ fn gateway_entry(
                 wan_name: None,
                 description: None,
                 ip: port_addr(&p.name).map(|a| a.ip().to_string()),
-                netmask: port_addr(&p.name).and_then(|a| a.addr.split_once('/')).map(|(_, n)| format!("/{n}")),
+                netmask: port_addr(&p.name)
+                    .and_then(|a| a.addr.split_once('/'))
+                    .map(|(_, n)| format!("/{n}")),
                 gateway: None,
                 ip_type: None,
                 vlan_id: None,
@@ -1087,10 +1104,12 @@ mod tests {
             ["eth0"]
         );
         assert_eq!((gw.rx_bytes, gw.tx_bytes), (1111, 2222));
-        assert!(gateways_in_window(&c, Window::M15, now, Some("office"), &every())
-            .unwrap()
-            .data
-            .is_empty());
+        assert!(
+            gateways_in_window(&c, Window::M15, now, Some("office"), &every())
+                .unwrap()
+                .data
+                .is_empty()
+        );
     }
 
     /// Rebuilds `interface_rollup_5m` and `interface_rollup_1h` from the raw samples (what
@@ -1199,7 +1218,8 @@ mod tests {
                 let fleet = window_totals(&c, w, start, end, SumScope::Fleet).unwrap();
                 let mut per_router = Totals::new();
                 for id in [a, b] {
-                    per_router.extend(window_totals(&c, w, start, end, SumScope::Router(id)).unwrap());
+                    per_router
+                        .extend(window_totals(&c, w, start, end, SumScope::Router(id)).unwrap());
                 }
                 let keys: std::collections::BTreeSet<&(i64, String)> = expected
                     .keys()

@@ -40,10 +40,10 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::wg_writes::WaitParam;
 use super::fleet_action::{isp_not_done, submit, IspActionAnswers};
 use super::isp::{self, admin, IspError};
 use super::times::iso_now;
+use super::wg_writes::WaitParam;
 use super::{ApiState, Caller};
 
 pub fn routes() -> Router<ApiState> {
@@ -91,7 +91,11 @@ pub struct PackageInfo {
 /// Body of `POST /users/queue/create` and `PUT /users/queue/update`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct QueueBody {
-    #[schema(required = true, nullable = false, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\\s*$")]
+    #[schema(
+        required = true,
+        nullable = false,
+        pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\\s*$"
+    )]
     pub username: Option<String>,
     #[schema(required = true, nullable = false)]
     pub package_info: Option<PackageInfo>,
@@ -101,7 +105,11 @@ pub struct QueueBody {
 /// Body of `POST /management/throttle`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ThrottleBody {
-    #[schema(required = true, nullable = false, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\\s*$")]
+    #[schema(
+        required = true,
+        nullable = false,
+        pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\\s*$"
+    )]
     pub username: Option<String>,
     #[schema(value_type = f64, required = true, nullable = false, minimum = 0.008, maximum = 10000)]
     pub download_speed: Option<Value>,
@@ -113,7 +121,11 @@ pub struct ThrottleBody {
 /// Body of the remove routes.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UserBody {
-    #[schema(required = true, nullable = false, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\\s*$")]
+    #[schema(
+        required = true,
+        nullable = false,
+        pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}\\s*$"
+    )]
     pub username: Option<String>,
     pub device_name: Option<String>,
 }
@@ -122,7 +134,11 @@ pub struct UserBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct AntiSharingBody {
     /// The OpenWrt device clients are on (`br-lan`).
-    #[schema(required = true, nullable = false, pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.-]{0,14}\\s*$")]
+    #[schema(
+        required = true,
+        nullable = false,
+        pattern = "^\\s*[A-Za-z0-9][A-Za-z0-9_.-]{0,14}\\s*$"
+    )]
     pub interface: Option<String>,
     pub device_name: Option<String>,
 }

@@ -1343,7 +1343,13 @@ pub(crate) mod tests {
     fn export_of_an_empty_fleet() {
         let c = empty_db();
         let doc: Value = serde_json::from_slice(
-            &export_body(&c, 1_700_000_000_000, 5, &bounds(&c, Page::default()).unwrap()).unwrap(),
+            &export_body(
+                &c,
+                1_700_000_000_000,
+                5,
+                &bounds(&c, Page::default()).unwrap(),
+            )
+            .unwrap(),
         )
         .unwrap();
         assert_eq!(doc["router_count"], 0);
@@ -1374,7 +1380,13 @@ pub(crate) mod tests {
              INSERT INTO source_status (router_id, kind, name, state, updated_ms) VALUES (1, 'openvpn', '/tmp/x.status', 'ok', 0);",
         )
         .unwrap();
-        let body = export_body(&c, 1_700_000_000_000, 5, &bounds(&c, Page::default()).unwrap()).unwrap();
+        let body = export_body(
+            &c,
+            1_700_000_000_000,
+            5,
+            &bounds(&c, Page::default()).unwrap(),
+        )
+        .unwrap();
         let as_map: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body, serde_json::to_vec_pretty(&as_map).unwrap());
         let r = &as_map["routers"][0];
@@ -1408,7 +1420,10 @@ pub(crate) mod tests {
         }
         let page = |limit: &str, cursor: Option<&str>| -> Value {
             let p = Page::parse(Some(limit), cursor).unwrap();
-            serde_json::from_slice(&export_body(&c, 1_700_000_000_000, 5, &bounds(&c, p).unwrap()).unwrap()).unwrap()
+            serde_json::from_slice(
+                &export_body(&c, 1_700_000_000_000, 5, &bounds(&c, p).unwrap()).unwrap(),
+            )
+            .unwrap()
         };
         let all = page("100", None);
         assert_eq!(all["router_count"], 3);

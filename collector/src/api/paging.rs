@@ -97,7 +97,9 @@ pub fn bounds(conn: &Connection, page: Page) -> rusqlite::Result<PageBounds> {
     let mut st =
         conn.prepare_cached("SELECT id FROM routers WHERE id > ?1 ORDER BY id LIMIT ?2")?;
     let ids = st
-        .query_map(params![page.after, limit.saturating_add(1)], |r| r.get::<_, i64>(0))?
+        .query_map(params![page.after, limit.saturating_add(1)], |r| {
+            r.get::<_, i64>(0)
+        })?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
     Ok(match ids.get(page.limit.saturating_sub(1)) {
         Some(&last) if ids.len() > page.limit => PageBounds {
@@ -244,12 +246,22 @@ mod tests {
         )
         .unwrap();
         let b = bounds(&c, Page { after: 0, limit: 2 }).unwrap();
-        assert_eq!((b.after, b.last, b.next_cursor.as_deref()), (0, 3, Some("r3")));
+        assert_eq!(
+            (b.after, b.last, b.next_cursor.as_deref()),
+            (0, 3, Some("r3"))
+        );
         let b = bounds(&c, Page { after: 3, limit: 3 }).unwrap();
         assert_eq!((b.after, b.last, b.next_cursor), (3, i64::MAX, None));
         let b = bounds(&c, Page { after: 3, limit: 2 }).unwrap();
         assert_eq!((b.last, b.next_cursor.as_deref()), (8, Some("r8")));
-        let b = bounds(&c, Page { after: 13, limit: 2 }).unwrap();
+        let b = bounds(
+            &c,
+            Page {
+                after: 13,
+                limit: 2,
+            },
+        )
+        .unwrap();
         assert_eq!((b.last, b.next_cursor), (i64::MAX, None));
     }
 

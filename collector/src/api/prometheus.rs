@@ -156,7 +156,8 @@ fn bool_schema() -> utoipa::openapi::Object {
 fn shard_schema() -> utoipa::openapi::Object {
     let ws = super::openapi::TRIMMED;
     let i = "0*(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})";
-    let n = "0*(6553[0-6]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})";
+    let n =
+        "0*(6553[0-6]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})";
     super::openapi::string_pattern(&format!("^[{ws}]*({i}/{n})?[{ws}]*$"))
 }
 
@@ -165,9 +166,7 @@ fn shard_schema() -> utoipa::openapi::Object {
 fn router_list_schema() -> utoipa::openapi::Object {
     let ws = super::openapi::TRIMMED;
     // A name as `openapi::ROUTER_NAME` (not only digits, 1-64 characters), or an empty item.
-    let item = format!(
-        "[{ws}]*((?![0-9]+[{ws}]*(,|$))[A-Za-z0-9][A-Za-z0-9._-]{{0,63}})?[{ws}]*"
-    );
+    let item = format!("[{ws}]*((?![0-9]+[{ws}]*(,|$))[A-Za-z0-9][A-Za-z0-9._-]{{0,63}})?[{ws}]*");
     super::openapi::string_pattern(&format!("^{item}(,{item})*$"))
 }
 

@@ -17,8 +17,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::gateway::{port_traffic_series, TrafficQuery};
-use super::window::{Window, POINTS};
 use super::readpool::db_err;
+use super::window::{Window, POINTS};
 use super::{require_role, with_read, ApiError, ApiState};
 use crate::alerts::now_ms;
 use crate::pki::tokens::Role;

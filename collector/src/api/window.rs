@@ -222,7 +222,10 @@ pub struct WindowSum {
 impl SumScope<'_> {
     /// Whether the scope reads the whole fleet (one range query per table).
     fn is_fleet(&self) -> bool {
-        matches!(self, SumScope::Fleet | SumScope::FleetPorts(_) | SumScope::Routers(..))
+        matches!(
+            self,
+            SumScope::Fleet | SumScope::FleetPorts(_) | SumScope::Routers(..)
+        )
     }
 
     /// The router id range `(after, last]` a fleet-like scope reads (None: every router).
@@ -409,7 +412,12 @@ fn add_rollup_range(
     let mut st = conn
         .prepare_cached(&ROLLUP_IDS_SQL.replace("{table}", table))
         .map_err(db_err)?;
-    acc.add_rows(&mut st, params![first, hi, after, last, len], true, scope.only())
+    acc.add_rows(
+        &mut st,
+        params![first, hi, after, last, len],
+        true,
+        scope.only(),
+    )
 }
 
 /// The rollup rows of the buckets starting at ?1, ?1 + ?5, ... up to ?2, of the routers with

@@ -948,7 +948,10 @@ async fn peer_page(
     let page = q.page()?;
     with_read(state, move |c| {
         let b = bounds(c, page).map_err(db_err)?;
-        Ok((latest_peers(c, PeerFilter::Page(b.after, b.last))?, b.next_cursor))
+        Ok((
+            latest_peers(c, PeerFilter::Page(b.after, b.last))?,
+            b.next_cursor,
+        ))
     })
     .await
 }

@@ -15,9 +15,9 @@ use routerstats_shared::token::EnrollToken;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::unix_now;
+use crate::pki::tokens::sha256;
 use crate::pki::{Pki, SignedCert};
 use crate::store::{CertInfo, EnrollError, RouterRow, Store, StoreError};
-use crate::pki::tokens::sha256;
 
 /// Longest hostname kept from an enrollment request.
 const MAX_HOSTNAME_LEN: usize = 253;

@@ -43,12 +43,12 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::ingest::control::Control;
 use crate::clock::{now_ms, unix_now};
+use crate::ingest::control::Control;
 use crate::ingest::guard::{EnrollLimiter, PreAuthPool, PreAuthSlot, Refusal};
-use crate::pki::{cert_facts, cert_fingerprint, Pki};
 use crate::ingest::revocation::{ConnGuard, OpenConns};
 use crate::ingest::writer::{DbHealth, IngestJob, WriterReply};
+use crate::pki::{cert_facts, cert_fingerprint, Pki};
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -615,7 +615,8 @@ impl Conn {
                 None
             }
         };
-        self.ingest_loop(&mut guard, actions.as_mut().map(|c| &mut c.rx)).await;
+        self.ingest_loop(&mut guard, actions.as_mut().map(|c| &mut c.rx))
+            .await;
         if let Some(c) = actions {
             self.ctx.actions.disconnect(row.id, c.conn);
         }
@@ -739,7 +740,11 @@ mod tests {
 
     /// A current-model report payload without wireless, station or OpenVPN entries.
     fn payload(seq: u64) -> Vec<u8> {
-        let mut r = Report { seq, boot_id: [9; 16], ..Default::default() };
+        let mut r = Report {
+            seq,
+            boot_id: [9; 16],
+            ..Default::default()
+        };
         r.router.hostname = "old-agent".into();
         codec::encode(&r).unwrap()
     }
@@ -756,14 +761,22 @@ mod tests {
     #[test]
     fn patches_of_old_agents_apply_to_their_version_1_reports() {
         let mut base = ReportBase::default();
-        let first = base.decode(MessageKind::ReportV1, v1_payload(1), MAX_FRAME_LEN).unwrap();
+        let first = base
+            .decode(MessageKind::ReportV1, v1_payload(1), MAX_FRAME_LEN)
+            .unwrap();
         assert!(matches!(first, Message::Report(r) if r.seq == 1));
         let p = patch::encode(&v1_payload(1), &v1_payload(2));
-        let second = base.decode(MessageKind::ReportPatch, p, MAX_FRAME_LEN).unwrap();
-        assert!(matches!(second, Message::Report(r) if r.seq == 2 && r.router.hostname == "old-agent"));
+        let second = base
+            .decode(MessageKind::ReportPatch, p, MAX_FRAME_LEN)
+            .unwrap();
+        assert!(
+            matches!(second, Message::Report(r) if r.seq == 2 && r.router.hostname == "old-agent")
+        );
         // The base stays a version 1 payload: a patch on it is decoded as one.
         assert!(matches!(base.prev, Some((MessageKind::ReportV1, _))));
-        let third = base.decode(MessageKind::Report, payload(3), MAX_FRAME_LEN).unwrap();
+        let third = base
+            .decode(MessageKind::Report, payload(3), MAX_FRAME_LEN)
+            .unwrap();
         assert!(matches!(third, Message::Report(r) if r.seq == 3));
         assert!(matches!(base.prev, Some((MessageKind::Report, _))));
     }

@@ -478,7 +478,12 @@ fn run_seal<S: IngestSink>(sink: &mut S, health: &DbHealth) -> bool {
         Ok(s) => {
             // Sealing changes no answer, so the API's cached answers stay valid.
             if s.groups > 0 {
-                tracing::debug!(groups = s.groups, rows = s.rows, blocks = s.blocks, "sealed raw samples");
+                tracing::debug!(
+                    groups = s.groups,
+                    rows = s.rows,
+                    blocks = s.blocks,
+                    "sealed raw samples"
+                );
             }
             s.more
         }

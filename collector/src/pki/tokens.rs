@@ -90,7 +90,8 @@ fn check_ttl(d: Duration) -> Result<(), TokenError> {
 
 /// Checks a router name against the one rule ([`crate::store::check_router_name`]).
 pub fn validate_router_name(name: &str) -> Result<(), TokenError> {
-    crate::store::check_router_name(name).map_err(|_| TokenError::Name(name.chars().take(80).collect()))
+    crate::store::check_router_name(name)
+        .map_err(|_| TokenError::Name(name.chars().take(80).collect()))
 }
 
 fn validate_site(site: &str) -> Result<(), TokenError> {
@@ -287,7 +288,15 @@ mod tests {
             Err(TokenError::Uses)
         ));
         assert!(matches!(
-            create_token(&store, [3; 32], "ap", None, Duration::from_millis(500), 1, 0),
+            create_token(
+                &store,
+                [3; 32],
+                "ap",
+                None,
+                Duration::from_millis(500),
+                1,
+                0
+            ),
             Err(TokenError::TtlRange)
         ));
     }

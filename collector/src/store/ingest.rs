@@ -1603,7 +1603,8 @@ fn sync_wan(
         new,
         |w| (w.device.clone(), w.addr.to_string()),
         || {
-            let mut st = tx.prepare_cached("SELECT device, addr FROM wan_addresses WHERE router_id = ?1")?;
+            let mut st =
+                tx.prepare_cached("SELECT device, addr FROM wan_addresses WHERE router_id = ?1")?;
             let rows = st.query_map([rid], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<Result<_, _>>()?)
         },
@@ -1615,8 +1616,10 @@ fn sync_wan(
             Ok(())
         },
         |(device, addr)| {
-            tx.prepare_cached("DELETE FROM wan_addresses WHERE router_id = ?1 AND device = ?2 AND addr = ?3")?
-                .execute(params![rid, device, addr])?;
+            tx.prepare_cached(
+                "DELETE FROM wan_addresses WHERE router_id = ?1 AND device = ?2 AND addr = ?3",
+            )?
+            .execute(params![rid, device, addr])?;
             Ok(())
         },
     )
@@ -2057,31 +2060,64 @@ mod tests {
             rtt_avg_us: avg,
             rtt_max_us: avg.map(|a| a * 2),
         };
-        let wan = |a: &str| WanAddress { device: "eth0.2".into(), addr: a.parse().unwrap() };
-        let mut first = Report { seq: 1, boot_id: BOOT_A, timestamp_ms: T0, ..Default::default() };
-        first.probes = vec![probe("192.0.2.1", 4, 4, Some(10_000)), probe("192.0.2.53", 4, 0, None)];
+        let wan = |a: &str| WanAddress {
+            device: "eth0.2".into(),
+            addr: a.parse().unwrap(),
+        };
+        let mut first = Report {
+            seq: 1,
+            boot_id: BOOT_A,
+            timestamp_ms: T0,
+            ..Default::default()
+        };
+        first.probes = vec![
+            probe("192.0.2.1", 4, 4, Some(10_000)),
+            probe("192.0.2.53", 4, 0, None),
+        ];
         first.wan = vec![wan("203.0.113.7/24"), wan("2001:db8::7/64")];
         assert_eq!(one(&mut store, r.id, &first), IngestOutcome::Stored);
-        let mut second = Report { seq: 2, boot_id: BOOT_A, timestamp_ms: T0 + 30_000, ..Default::default() };
+        let mut second = Report {
+            seq: 2,
+            boot_id: BOOT_A,
+            timestamp_ms: T0 + 30_000,
+            ..Default::default()
+        };
         second.probes = vec![probe("192.0.2.1", 4, 2, Some(40_000))];
         second.wan = vec![wan("203.0.113.9/24"), wan("2001:db8::7/64")];
         assert_eq!(one(&mut store, r.id, &second), IngestOutcome::Stored);
         assert_eq!(count(&store, "probe_samples"), 3);
-        let f = crate::api::fleet::probe_figures(store.connection(), Some(r.id), 0, i64::MAX).unwrap()[&r.id];
+        let f = crate::api::fleet::probe_figures(store.connection(), Some(r.id), 0, i64::MAX)
+            .unwrap()[&r.id];
         // 12 sent, 6 received; latency weighted by replies: (4 x 10 ms + 2 x 40 ms) / 6 = 20 ms.
         assert_eq!((f.sent, f.received, f.loss_percent()), (12, 6, Some(50.0)));
         assert_eq!((f.latency_ms, f.max_latency_ms), (Some(20.0), Some(80.0)));
-        let later = crate::api::fleet::probe_figures(store.connection(), None, (T0 + 1) as i64, i64::MAX).unwrap();
+        let later =
+            crate::api::fleet::probe_figures(store.connection(), None, (T0 + 1) as i64, i64::MAX)
+                .unwrap();
         assert_eq!(later[&r.id].loss_percent(), Some(50.0));
         assert_eq!(later[&r.id].latency_ms, Some(40.0));
         let w = &crate::api::fleet::wan_addresses(store.connection(), Some(r.id)).unwrap()[&r.id];
         let addrs: Vec<&str> = w.iter().map(|a| a.addr.as_str()).collect();
         assert_eq!(addrs, ["203.0.113.9/24", "2001:db8::7/64"]);
-        assert_eq!((w[0].ip(), w[0].is_ipv4(), w[1].is_ipv4()), ("203.0.113.9", true, false));
+        assert_eq!(
+            (w[0].ip(), w[0].is_ipv4(), w[1].is_ipv4()),
+            ("203.0.113.9", true, false)
+        );
         // The kept address keeps the time it first appeared.
-        assert_eq!(i64_query(&store, "SELECT updated_ms FROM wan_addresses WHERE addr LIKE '2001%'"), Some(T0 as i64));
+        assert_eq!(
+            i64_query(
+                &store,
+                "SELECT updated_ms FROM wan_addresses WHERE addr LIKE '2001%'"
+            ),
+            Some(T0 as i64)
+        );
         // A report of an older agent (no probes, no WAN) empties the WAN state.
-        let third = Report { seq: 3, boot_id: BOOT_A, timestamp_ms: T0 + 60_000, ..Default::default() };
+        let third = Report {
+            seq: 3,
+            boot_id: BOOT_A,
+            timestamp_ms: T0 + 60_000,
+            ..Default::default()
+        };
         one(&mut store, r.id, &third);
         assert_eq!(count(&store, "wan_addresses"), 0);
     }

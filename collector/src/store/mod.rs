@@ -21,10 +21,10 @@ mod registry;
 mod retention;
 pub mod schema;
 pub mod sealed;
-pub mod vpnstate;
 mod station_peaks;
 #[cfg(test)]
 pub(crate) mod testutil;
+pub mod vpnstate;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -13,25 +13,46 @@ use routerstats_tests::fake_router::FakeRouter;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let hostname_of = |root: &str| {
-        std::fs::read_to_string(Path::new(root).join("proc/sys/kernel/hostname")).map(|s| s.trim().to_string())
+        std::fs::read_to_string(Path::new(root).join("proc/sys/kernel/hostname"))
+            .map(|s| s.trim().to_string())
     };
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["create", root, hostname] => FakeRouter::create(Path::new(root), hostname).map(|_| ()),
         ["tick", root, secs] => match secs.parse::<u64>() {
-            Ok(s) => hostname_of(root).and_then(|h| FakeRouter { root: root.into(), hostname: h }.tick(s)),
+            Ok(s) => hostname_of(root).and_then(|h| {
+                FakeRouter {
+                    root: root.into(),
+                    hostname: h,
+                }
+                .tick(s)
+            }),
             Err(_) => {
                 eprintln!("error: SECS must be a whole number");
                 return ExitCode::from(2);
             }
         },
         ["args", root] => hostname_of(root).map(|h| {
-            for a in (FakeRouter { root: root.into(), hostname: h }).agent_args() {
+            for a in (FakeRouter {
+                root: root.into(),
+                hostname: h,
+            })
+            .agent_args()
+            {
                 println!("{a}");
             }
         }),
         ["config", root, rest @ ..] if rest.len() <= 1 => hostname_of(root).and_then(|h| {
-            let r = FakeRouter { root: root.into(), hostname: h };
-            r.write_agent_config(rest.first().map(Path::new)).map(|p| println!("{}", p.display()))
+            let r = FakeRouter {
+                root: root.into(),
+                hostname: h,
+            };
+            r.write_agent_config(rest.first().map(Path::new))
+                .map(|p| println!("{}", p.display()))
         }),
         _ => {
             eprintln!("usage: fake-router create ROOT HOSTNAME | tick ROOT SECS | args ROOT | config ROOT [UCI]");

@@ -22,8 +22,8 @@ use super::{
     all_routers, auth, db, device_filter, device_or_page, device_page, isp_query, kbps_to_mbps,
     lease_for_mac, mib, ok, ok_flat, page_after, page_limit, path_name, read, resolve_user,
     router_by_name, routers_in, station_totals, username_of, with_next, ErrorEnvelope,
-    FlatEnvelope, IspError, IspResult, NoQuery, PageQuery, Params, RawQuery,
-    RouterCache, RouterFacts, Scope, StampedEnvelope, MAX_IDENTITIES,
+    FlatEnvelope, IspError, IspResult, NoQuery, PageQuery, Params, RawQuery, RouterCache,
+    RouterFacts, Scope, StampedEnvelope, MAX_IDENTITIES,
 };
 use crate::api::cache;
 use crate::api::paging::{self, id_span, Page};
@@ -369,7 +369,10 @@ pub const STATION_COLS: &str = "s.router_id, s.ts_ms, s.iface, s.mac, s.ssid, s.
 /// [`STATION_COLS`] for samples that may be sealed (older than the hot window): links read
 /// from `station_link_samples_all`.
 fn station_cols_all() -> String {
-    STATION_COLS.replace("FROM station_link_samples l", "FROM station_link_samples_all l")
+    STATION_COLS.replace(
+        "FROM station_link_samples l",
+        "FROM station_link_samples_all l",
+    )
 }
 
 /// The links JSON of [`STATION_COLS`]; a malformed value (never written by the collector)

@@ -148,15 +148,42 @@ fn documented() -> Vec<(&'static str, MethodRouter<ApiState>)> {
         ("/api/bandwidth/monitoring/quality", get(bandwidth::quality)),
         ("/api/bandwidth/health", get(bandwidth::health)),
         // Router configuration, each a fleet action (uci_writes).
-        ("/api/mikrotik/hotspot/authorize", post(uci_writes::hotspot_authorize)),
-        ("/api/mikrotik/hotspot/deauthorize", post(uci_writes::hotspot_deauthorize)),
-        ("/api/mikrotik/hotspot/server/configure", post(uci_writes::hotspot_configure)),
-        ("/api/mikrotik/pppoe/secret/create", post(uci_writes::pppoe_secret_create)),
-        ("/api/mikrotik/pppoe/secret/remove", post(uci_writes::pppoe_secret_remove)),
-        ("/api/mikrotik/pppoe/server/configure", post(uci_writes::pppoe_server_configure)),
-        ("/api/mikrotik/bridge/create", post(uci_writes::bridge_create)),
-        ("/api/mikrotik/bridge/add-port", post(uci_writes::bridge_add_port)),
-        ("/api/mikrotik/network/setup", post(uci_writes::network_setup)),
+        (
+            "/api/mikrotik/hotspot/authorize",
+            post(uci_writes::hotspot_authorize),
+        ),
+        (
+            "/api/mikrotik/hotspot/deauthorize",
+            post(uci_writes::hotspot_deauthorize),
+        ),
+        (
+            "/api/mikrotik/hotspot/server/configure",
+            post(uci_writes::hotspot_configure),
+        ),
+        (
+            "/api/mikrotik/pppoe/secret/create",
+            post(uci_writes::pppoe_secret_create),
+        ),
+        (
+            "/api/mikrotik/pppoe/secret/remove",
+            post(uci_writes::pppoe_secret_remove),
+        ),
+        (
+            "/api/mikrotik/pppoe/server/configure",
+            post(uci_writes::pppoe_server_configure),
+        ),
+        (
+            "/api/mikrotik/bridge/create",
+            post(uci_writes::bridge_create),
+        ),
+        (
+            "/api/mikrotik/bridge/add-port",
+            post(uci_writes::bridge_add_port),
+        ),
+        (
+            "/api/mikrotik/network/setup",
+            post(uci_writes::network_setup),
+        ),
     ]
 }
 
@@ -787,7 +814,8 @@ pub struct LeaseBook {
 
 /// The leases of the MACs of the stations in the newest reports of the routers with
 /// `?1 < id <= ?2` (one page), in one statement (`leases_mac` probes inside SQLite).
-const PAGE_LEASES_SQL: &str = "SELECT router_id, ip, hostname, updated_ms, mac FROM leases WHERE mac IN \
+const PAGE_LEASES_SQL: &str =
+    "SELECT router_id, ip, hostname, updated_ms, mac FROM leases WHERE mac IN \
      (SELECT s.mac FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
       AND s.ts_ms = r.last_report_ms WHERE r.id > ?1 AND r.id <= ?2)";
 

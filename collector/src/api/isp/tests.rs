@@ -47,7 +47,11 @@ fn params_check_names_bounds_and_types() {
     assert_eq!(p.int("minutes", 60, 1, 180).unwrap(), 60);
     // Text is checked as the OpenAPI pattern states it: before trimming, so U+0085 (white
     // space and a control character) is a 400, not an empty (absent) filter; blanks are absent.
-    let p = params(&[("device", "\u{85}"), ("username", " \t")], &["device", "username"]).unwrap();
+    let p = params(
+        &[("device", "\u{85}"), ("username", " \t")],
+        &["device", "username"],
+    )
+    .unwrap();
     assert!(p.text("device").is_err());
     assert!(p.text("username").is_err());
     let p = params(&[("device", "  ")], &["device"]).unwrap();
@@ -686,7 +690,9 @@ fn alert_candidates_are_the_same_after_sealing() {
     let sealed = store.seal_all_before(last - 2 * 3_600_000).unwrap();
     assert!(sealed.groups > 0, "{sealed:?}");
     let blocks: i64 = c
-        .query_row("SELECT count(*) FROM raw_blocks WHERE tbl = 7", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM raw_blocks WHERE tbl = 7", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert!(blocks > 0, "5-minute station buckets were sealed");
     for (start, now, min_bps, fleet, alert) in cases {

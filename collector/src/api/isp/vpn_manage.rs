@@ -124,10 +124,7 @@ enum ServerReadAnswers {
         description = "Requested; the router has not answered yet"
     )]
     Pending,
-    #[response(
-        status = 400,
-        description = "Bad parameter"
-    )]
+    #[response(status = 400, description = "Bad parameter")]
     BadInput(ErrorEnvelope),
     #[response(status = 401, description = "Missing or unknown API key")]
     Unauthorized(ErrorEnvelope),
@@ -289,7 +286,11 @@ async fn server_read(
 struct ServerReadQuery {
     /// Router name, 1 to 253 characters. Documented as required: it may be left out only when
     /// the fleet has exactly one router (400 otherwise)
-    #[param(min_length = 1, max_length = 253, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    #[param(
+        min_length = 1,
+        max_length = 253,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     device: String,
     /// Seconds to wait for the router (0-60, default 30)
     #[param(minimum = 0, maximum = 60)]
@@ -409,7 +410,10 @@ fn client_name(name: &str) -> Result<(), IspError> {
 /// declares it.
 fn client_path(p: Result<Path<String>, PathRejection>) -> Result<String, IspError> {
     let Path(name) = p.map_err(|e| {
-        IspError::bad_request(format!("invalid client name in the path: {}", e.body_text()))
+        IspError::bad_request(format!(
+            "invalid client name in the path: {}",
+            e.body_text()
+        ))
     })?;
     client_name(&name)?;
     Ok(name)
