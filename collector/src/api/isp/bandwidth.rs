@@ -1080,17 +1080,7 @@ pub(super) fn fleet_station_totals(
         }
         if i == 1 {
             // Hours older than the hot window: their 5-minute buckets are sealed blocks.
-            crate::store::sealed::for_each_sealed_station_5m(c, *lo, *hi, None, |router, s| {
-                add_station_total(
-                    &mut by,
-                    router,
-                    &s.mac,
-                    [s.rx_bytes, s.tx_bytes],
-                    [s.max_rx_bps, s.max_tx_bps],
-                    s.samples,
-                );
-            })
-            .map_err(db)?;
+            add_sealed_station_5m(c, *lo, *hi, None, &mut by)?;
         }
     }
     Ok(by.into_values().flat_map(HashMap::into_values).collect())
@@ -1150,26 +1140,32 @@ fn routers_station_totals(
         }
         if w.five.0 <= w.five.1 {
             // The device's sealed hours of 5-minute buckets, as in the fleet-wide read.
-            crate::store::sealed::for_each_sealed_station_5m(
-                c,
-                w.five.0,
-                w.five.1,
-                Some(id),
-                |router, s| {
-                    add_station_total(
-                        &mut by,
-                        router,
-                        &s.mac,
-                        [s.rx_bytes, s.tx_bytes],
-                        [s.max_rx_bps, s.max_tx_bps],
-                        s.samples,
-                    );
-                },
-            )
-            .map_err(db)?;
+            add_sealed_station_5m(c, w.five.0, w.five.1, Some(id), &mut by)?;
         }
     }
     Ok(by.into_values().flat_map(HashMap::into_values).collect())
+}
+
+/// Adds the sealed 5-minute station buckets in `[lo, hi]` (of every device, or of `router`) to
+/// `by`: the hours older than the hot window, whose `station_rollup_5m` rows are blocks.
+fn add_sealed_station_5m(
+    c: &Connection,
+    lo: i64,
+    hi: i64,
+    router: Option<i64>,
+    by: &mut HashMap<i64, HashMap<String, StationTotal>>,
+) -> Result<(), IspError> {
+    crate::store::sealed::for_each_sealed_station_5m(c, lo, hi, router, |router, s| {
+        add_station_total(
+            by,
+            router,
+            &s.mac,
+            [s.rx_bytes, s.tx_bytes],
+            [s.max_rx_bps, s.max_tx_bps],
+            s.samples,
+        );
+    })
+    .map_err(db)
 }
 
 /// Adds one row of station sums (upload/download bytes, their peaks, samples) to `by`
