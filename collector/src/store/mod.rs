@@ -352,6 +352,19 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8; 32]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// The largest value of each key in `items` (the rows of a batch, once per key, for an UPSERT
+/// that keeps the larger value).
+pub(crate) fn max_per_key<K: std::hash::Hash + Eq>(
+    items: impl IntoIterator<Item = (K, i64)>,
+) -> HashMap<K, i64> {
+    let mut max: HashMap<K, i64> = HashMap::new();
+    for (k, v) in items {
+        let e = max.entry(k).or_insert(v);
+        *e = (*e).max(v);
+    }
+    max
+}
+
 /// A u64 as an SQLite integer, saturating at `i64::MAX` (bogus input never fails a batch).
 pub(crate) fn sat(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)

@@ -16,8 +16,6 @@
 //! and deleted by retention once older than [`KEEP_MS`] ([`apply_retention`]): the alerts
 //! window is at most 180 minutes.
 
-use std::collections::HashMap;
-
 use rusqlite::{params, Transaction};
 
 use super::StoreError;
@@ -32,13 +30,11 @@ pub(super) fn flush(
     tx: &Transaction<'_>,
     stations: impl IntoIterator<Item = (i64, i64, Option<i64>)>,
 ) -> Result<(), StoreError> {
-    let mut peaks: HashMap<(i64, i64), i64> = HashMap::new();
-    for (bucket, router, peak) in stations {
-        if let Some(p) = peak {
-            let e = peaks.entry((bucket, router)).or_insert(p);
-            *e = (*e).max(p);
-        }
-    }
+    let peaks = super::max_per_key(
+        stations
+            .into_iter()
+            .filter_map(|(bucket, router, peak)| Some(((bucket, router), peak?))),
+    );
     if peaks.is_empty() {
         return Ok(());
     }

@@ -20,8 +20,6 @@
 //! name whose samples on a router are all older than the raw cutoff is no longer listed there.
 //! A row is a candidate: readers confirm a client's last sighting from the samples themselves.
 
-use std::collections::HashMap;
-
 use rusqlite::{params, Transaction};
 
 use super::StoreError;
@@ -70,11 +68,7 @@ pub(super) fn flush_client_names<'a>(
     tx: &Transaction<'_>,
     names: impl IntoIterator<Item = (i64, &'a str, i64)>,
 ) -> Result<(), StoreError> {
-    let mut newest: HashMap<(i64, &str), i64> = HashMap::new();
-    for (router, cn, ts) in names {
-        let e = newest.entry((router, cn)).or_insert(ts);
-        *e = (*e).max(ts);
-    }
+    let newest = super::max_per_key(names.into_iter().map(|(router, cn, ts)| ((router, cn), ts)));
     if newest.is_empty() {
         return Ok(());
     }
