@@ -304,17 +304,9 @@ mod tests {
     fn the_evaluator_sees_the_rollup_sums_the_writer_holds() {
         use crate::ingest::writer::{IngestJob, Writer, WriterConfig, WriterReply};
         use crate::store::Retention;
-        let (dir, mut store) = open_temp();
-        let path = dir.path().join("routerstats.db");
-        let router = enrolled_router(&mut store, "gw1");
         let now: i64 = 1_700_000_000_000;
-        ingest_one(
-            &mut store,
-            router.id,
-            now - 60_000,
-            &rich_report([4; 16], 1, (now - 60_000) as u64, 2),
-        );
-        store.set_rollup_hold(Duration::from_secs(300));
+        let (dir, store, router) = crate::store::testutil::store_holding_rollups(4, now);
+        let path = dir.path().join("routerstats.db");
         let writer = Writer::spawn(
             store,
             WriterConfig::new(
@@ -330,7 +322,7 @@ mod tests {
             .sender()
             .unwrap()
             .blocking_send(IngestJob {
-                router_id: router.id,
+                router_id: router,
                 received_at_ms: now - 30_000,
                 report: Box::new(rich_report([4; 16], 2, (now - 30_000) as u64, 3)),
                 reply,

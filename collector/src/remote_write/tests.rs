@@ -303,20 +303,12 @@ fn prometheus_answers_what_the_api_serves() {
 /// family gives the same text (and the rollup tables did change in between).
 #[test]
 fn the_snapshot_does_not_depend_on_held_rollup_sums() {
-    let (dir, mut store) = open_temp();
-    let path = dir.path().join("routerstats.db");
-    let r = enrolled_router(&mut store, "gw1");
     let now = 1_700_000_000_000i64;
+    let (dir, mut store, router) = crate::store::testutil::store_holding_rollups(5, now);
+    let path = dir.path().join("routerstats.db");
     ingest_one(
         &mut store,
-        r.id,
-        now - 60_000,
-        &rich_report([5; 16], 1, (now - 60_000) as u64, 2),
-    );
-    store.set_rollup_hold(Duration::from_secs(300));
-    ingest_one(
-        &mut store,
-        r.id,
+        router,
         now - 30_000,
         &rich_report([5; 16], 2, (now - 30_000) as u64, 3),
     );
