@@ -479,7 +479,18 @@ pub fn gateways_in_window(
             acc
         }
     };
-    let probes = fleet::probe_figures_of(conn, ids, start, end).map_err(db_err)?;
+    // A site's routers one by one (a site is a few of the page's routers), the page in one pass.
+    let probes = match site {
+        None => fleet::probe_figures_of(conn, ids, start, end).map_err(db_err)?,
+        Some(_) => {
+            let mut m = HashMap::new();
+            for r in &selected {
+                let one = (r.id.saturating_sub(1), r.id);
+                m.extend(fleet::probe_figures_of(conn, one, start, end).map_err(db_err)?);
+            }
+            m
+        }
+    };
     let mut wan = fleet::wan_addresses_of(conn, ids).map_err(db_err)?;
     let data = selected
         .into_iter()

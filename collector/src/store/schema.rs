@@ -62,6 +62,8 @@
 //! - Version 16: `report_seq_runs`, the (boot_id, seq) runs of each sealed `reports` block, so a
 //!   retransmit into a sealed hour is found without decoding the block (and also when the block
 //!   is corrupt); see `MIGRATION_16` and `super::sealed`.
+//! - Version 17: per-router probe rollups (`probe_rollup_5m`, `probe_rollup_1h`) kept at ingest,
+//!   complete from `probe_rollup_start.start_ms` on; see `super::probe_rollup`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -81,6 +83,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_14,
     MIGRATION_15,
     MIGRATION_16,
+    super::probe_rollup::MIGRATION_17,
 ];
 
 /// The schema version this collector writes.
@@ -861,6 +864,9 @@ mod tests {
             "alert_deliveries",
             "alert_pending",
             "probe_samples",
+            "probe_rollup_1h",
+            "probe_rollup_5m",
+            "probe_rollup_start",
             "raw_blocks",
             "raw_block_keys",
             "wan_addresses",
@@ -899,6 +905,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 16);
+        assert_eq!(SCHEMA_VERSION, 17);
     }
 }
