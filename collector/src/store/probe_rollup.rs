@@ -402,15 +402,15 @@ mod tests {
                         "192.0.2.1",
                         ProbeRole::Gateway,
                         3,
-                        3 - u32::from(k % 7 == 0),
+                        3 - u32::from(k.is_multiple_of(7)),
                         Some(900 + k * 37 % 5000),
                     ),
                     probe(
                         "2001:db8::1",
                         ProbeRole::Target,
                         4,
-                        if k % 11 == 0 { 0 } else { 4 },
-                        (k % 11 != 0).then_some(20_000 + k * 101 % 7919),
+                        if k.is_multiple_of(11) { 0 } else { 4 },
+                        (!k.is_multiple_of(11)).then_some(20_000 + k * 101 % 7919),
                     ),
                 ];
                 ingest_one(&mut store, *id, 0, &r);
