@@ -515,6 +515,68 @@ mod tests {
         assert_rollups_give_the_raw_figures(&store, ids, "sealed");
     }
 
+    /// Retention deletes 5-minute probe buckets with the interface ones (`rollup_5m_days`) and
+    /// hour buckets with the other hour rollups (`rollup_1h_days`).
+    #[test]
+    fn retention_deletes_old_probe_rollups() {
+        use crate::store::Retention;
+        const DAY: i64 = 24 * H;
+        let (_dir, mut store) = open_temp();
+        let id = enrolled_router(&mut store, "gw").id;
+        // One report every 6 hours over 40 days.
+        for i in 0..160u64 {
+            let ts = T0 + i as i64 * 6 * H;
+            let mut r = rich_report([1; 16], i + 1, ts as u64, 1000 + i * 100);
+            r.probes = vec![probe("192.0.2.1", ProbeRole::Gateway, 3, 3, Some(1000))];
+            ingest_one(&mut store, id, 0, &r);
+        }
+        let count = |store: &Store, t: &str| -> i64 {
+            store
+                .connection()
+                .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(
+            (
+                count(&store, "probe_rollup_5m"),
+                count(&store, "probe_rollup_1h")
+            ),
+            (160, 160)
+        );
+        let now = T0 + 40 * DAY;
+        let policy = Retention {
+            raw_days: 8,
+            rollup_5m_days: 35,
+            rollup_1h_days: 400,
+        };
+        store.apply_retention(now, &policy).unwrap();
+        // Buckets that ended by now - 35 days are gone (the first 5 days, 4 reports a day).
+        let min5: i64 = store
+            .connection()
+            .query_row(
+                "SELECT min(bucket_start_ms) FROM probe_rollup_5m",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(min5, now - 35 * DAY);
+        assert_eq!(count(&store, "probe_rollup_5m"), 160 - 20);
+        assert_eq!(count(&store, "probe_rollup_1h"), 160);
+        let all = Retention {
+            raw_days: 0,
+            rollup_5m_days: 0,
+            rollup_1h_days: 0,
+        };
+        store.apply_retention(now + DAY, &all).unwrap();
+        assert_eq!(
+            (
+                count(&store, "probe_rollup_5m"),
+                count(&store, "probe_rollup_1h")
+            ),
+            (0, 0)
+        );
+    }
+
     /// A database migrated with data (rollups empty before their start): windows reaching
     /// before the start read that part from the raw rows and are still right.
     #[test]
