@@ -3,7 +3,9 @@
 //! Generates what the store would hold for `--routers` routers with 20 wireless clients each
 //! after 7 days of 30-second reports: raw reports and samples for the last `--raw-hours`,
 //! 5-minute and 1-hour rollups for the full 7 days, current leases / wireless interfaces /
-//! WireGuard interfaces (`wg0`) / source status. The rows are written directly with rusqlite, in big transactions, into a
+//! WireGuard interfaces (`wg0`) / source status / WAN addresses, and with every raw report the
+//! agent's active probes in its default shape (its default gateways, IPv4 and IPv6 over
+//! `pppoe-wan`, 3 echo requests each; see [`probe_gateways`]). The rows are written directly with rusqlite, in big transactions, into a
 //! database created (and migrated) by `Store::open`. Then the real server is started in-process
 //! (`server::serve`) and every GET route is requested sequentially over one keep-alive HTTP/1.1
 //! connection; p50/p99/max latency per route is printed.
@@ -170,7 +172,43 @@ fn ovpn_cn(r: usize, c: usize) -> String {
 /// Per-router counters carried across generated samples.
 struct Gen {
     rng: Rng,
+    /// The probe samples' own stream (see `generate`).
+    probe_rng: Rng,
 }
+
+/// The targets the agent probes by default (`probe_gateway` on, no `probe_target`): the
+/// router's default gateways, here an IPv4 and an IPv6 (link-local) next hop over the PPPoE
+/// link, each `(target, role, name)` as `probe_samples` stores them.
+fn probe_gateways(r: usize) -> [(String, &'static str, &'static str); 2] {
+    [
+        (
+            format!("100.{}.{}.1", 64 + (r / 256) % 64, r % 256),
+            "gateway",
+            "pppoe-wan",
+        ),
+        ("fe80::1".to_string(), "gateway", "pppoe-wan"),
+    ]
+}
+
+/// The router's WAN addresses (`wan_addresses`: device, address with prefix length).
+fn wan_addrs(r: usize) -> [(&'static str, String); 2] {
+    [
+        (
+            "pppoe-wan",
+            format!("198.18.{}.{}/32", (r / 250) % 256, r % 250 + 1),
+        ),
+        (
+            "pppoe-wan",
+            format!(
+                "{}/64",
+                std::net::Ipv6Addr::new(0x2001, 0xdb8, r as u16, 0, 0, 0, 0, 1)
+            ),
+        ),
+    ]
+}
+
+/// Echo requests per probed target per report (the agent's default `probe_count`).
+const PROBE_COUNT: i64 = 3;
 
 fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
     let conn = store.connection();
@@ -190,6 +228,7 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
     }
     let mut g = Gen {
         rng: Rng(0x9E37_79B9_7F4A_7C15),
+        probe_rng: Rng(0xD1B5_4A32_D192_ED03),
     };
     let raw_steps = ((o.raw_hours * 3_600_000.0) / STEP_MS as f64).round() as i64;
     // The newest report of every router is a few seconds old (router r reports at offset r*30/N s).
@@ -224,6 +263,9 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
         let mut wgif = conn.prepare(
             "INSERT INTO wg_interfaces (router_id, name, public_key, listen_port, fwmark, peers, updated_ms) \
              VALUES (?1, 'wg0', ?2, 51820, NULL, ?3, ?4)",
+        )?;
+        let mut wan = conn.prepare(
+            "INSERT INTO wan_addresses (router_id, device, addr, updated_ms) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for r in 0..o.routers {
             let id = r as i64 + 1;
@@ -286,6 +328,9 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                 src.execute(params![id, kind, name, last])?;
             }
             wgif.execute(params![id, wg_server_key(r), WG_PEERS as i64, last])?;
+            for (device, addr) in wan_addrs(r) {
+                wan.execute(params![id, device, addr, first_raw(r)])?;
+            }
         }
     }
     conn.execute_batch("COMMIT")?;
@@ -336,6 +381,10 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                  virtual_address, virtual_ipv6, rx_bytes, tx_bytes, rx_delta, tx_delta, rx_bps, tx_bps, \
                  connected_since, username, cipher) VALUES (?1, ?2, 'server', ?3, ?4, ?5, NULL, ?6, ?7, ?8, \
                  ?9, ?10, ?11, ?12, NULL, 'AES-256-GCM')",
+            )?;
+            let mut probe = conn.prepare_cached(
+                "INSERT INTO probe_samples (router_id, ts_ms, target, role, name, sent, received, \
+                 rtt_min_us, rtt_avg_us, rtt_max_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             let end = (step + chunk).min(raw_steps);
             for k in step..end {
@@ -452,6 +501,38 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                             d_tx,
                             b_rx,
                             b_tx
+                        ])?;
+                        rows += 1;
+                    }
+                    // Probes draw from their own generator, so the other rows are the same
+                    // as without them.
+                    for (target, role, name) in probe_gateways(r) {
+                        let roll = g.probe_rng.range(0, 1000);
+                        // Mostly all replies; 1% one lost, 0.2% the link down (none back).
+                        let received = match roll {
+                            0..=1 => 0,
+                            2..=11 => PROBE_COUNT - 1,
+                            _ => PROBE_COUNT,
+                        };
+                        let (min, avg, max) = if received == 0 {
+                            (None, None, None)
+                        } else {
+                            let min = g.probe_rng.range(2_000, 12_000);
+                            let avg = min + g.probe_rng.range(0, 3_000);
+                            let max = avg + g.probe_rng.range(0, 20_000);
+                            (Some(min), Some(avg), Some(max))
+                        };
+                        probe.execute(params![
+                            id,
+                            ts,
+                            target,
+                            role,
+                            name,
+                            PROBE_COUNT,
+                            received,
+                            min,
+                            avg,
+                            max
                         ])?;
                         rows += 1;
                     }

@@ -143,14 +143,15 @@ impl Figures {
             .sum()
     }
 
-    /// Bytes per report once sealed: blocks and their keys per sealed report (since schema 11
-    /// every raw-level table, `reports` and `station_rollup_5m` too, keeps rows for the hot
-    /// window only). None when nothing was sealed.
+    /// Bytes per report once sealed: blocks, their keys and the `reports` blocks' sequence
+    /// runs per sealed report (since schema 11 every raw-level table, `reports` and
+    /// `station_rollup_5m` too, keeps rows for the hot window only). None when nothing was
+    /// sealed.
     pub fn sealed_bytes_per_report(&self) -> Option<f64> {
         if self.sealed_reports == 0 {
             return None;
         }
-        let blocks = self.bytes_of(&["raw_blocks", "raw_block_keys"]) as f64;
+        let blocks = self.bytes_of(&["raw_blocks", "raw_block_keys", "report_seq_runs"]) as f64;
         Some(blocks / self.sealed_reports as f64)
     }
 
@@ -308,6 +309,9 @@ fn settle_bitrates(r: &mut Report, base: &Report) {
     }
 }
 
+/// The time of the first report of [`run`] (2026-01-01T00:00:00Z).
+pub const START_MS: u64 = 1_767_225_600_000;
+
 /// Runs `routers` routers for `rounds` reports each (one batch per round) into a fresh
 /// database at `path`, sealing after each batch when `seal` (as the collector's writer does),
 /// then measures it.
@@ -318,7 +322,7 @@ pub fn run(path: &Path, routers: usize, rounds: u64, seal: bool) -> Result<Figur
         .map(|i| RouterText::generate(SHAPE, i as u64 + 1).parse_report())
         .collect::<Result<_, _>>()?;
     let base = current.clone();
-    let start_ms = 1_767_225_600_000u64;
+    let start_ms = START_MS;
     for (i, r) in current.iter_mut().enumerate() {
         r.seq = 1;
         r.timestamp_ms = start_ms + (i as u64 * INTERVAL_S * 1000) / routers.max(1) as u64;
@@ -536,4 +540,94 @@ mod tests {
         );
         assert!(f.render().contains("steady state"));
     }
+}
+
+/// What re-sealing a database upgraded from schema 10 cost (see [`upgrade`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Upgrade {
+    /// (router, hour) groups whose `reports` and `station_rollup_5m` rows were sealed.
+    pub groups: u64,
+    /// `Store::seal_step` calls it took.
+    pub steps: u64,
+    /// Their wall time and thread CPU time.
+    pub wall: Duration,
+    pub cpu: Duration,
+}
+
+/// The writer's pause between two sealing steps while it is idle and work is waiting
+/// (`SEAL_IDLE` in the collector's `ingest::writer`); while reports arrive it also seals a
+/// step after every batch.
+pub const WRITER_SEAL_IDLE: Duration = Duration::from_millis(20);
+
+impl Upgrade {
+    /// Wall seconds per 1,000 router-hours at the pace of an idle writer: each step's own time
+    /// plus [`WRITER_SEAL_IDLE`] between steps.
+    pub fn idle_writer_s_per_1000(&self) -> f64 {
+        let wall = self.wall + WRITER_SEAL_IDLE * self.steps as u32;
+        wall.as_secs_f64() * 1000.0 / self.groups.max(1) as f64
+    }
+
+    pub fn render(&self, routers_days: &[(u64, u64)]) -> String {
+        let per = |d: Duration| d.as_secs_f64() * 1000.0 / self.groups.max(1) as f64;
+        let mut out = format!(
+            "upgrade from schema 10: {} router-hours of reports and 5-minute rows re-sealed in {} steps: \
+             {:.2} s wall, {:.2} s thread CPU = {:.2} s CPU per 1,000 router-hours; at an idle writer's pace \
+             (a step every {} ms) {:.1} s per 1,000 router-hours\n",
+            self.groups,
+            self.steps,
+            self.wall.as_secs_f64(),
+            self.cpu.as_secs_f64(),
+            per(self.cpu),
+            WRITER_SEAL_IDLE.as_millis(),
+            self.idle_writer_s_per_1000(),
+        );
+        for &(routers, days) in routers_days {
+            let hours = (routers * days * 24) as f64;
+            out.push_str(&format!(
+                "  {routers} routers x {days} days of raw data ({hours:.0} router-hours): {:.1} h at an idle writer's pace\n",
+                hours / 1000.0 * self.idle_writer_s_per_1000() / 3600.0
+            ));
+        }
+        out
+    }
+}
+
+/// The upgrade of a schema-10 database, rebuilt from the database at `path` (a run of
+/// [`run`] with sealing, everything sealable at `now_ms` sealed first): its sealed `reports`
+/// and `station_rollup_5m` blocks go back to rows
+/// (`Store::rebuild_schema10_layout`, the layout schema 10 had), then `Store::seal_step` runs
+/// as the writer runs it, at `now_ms`, until nothing is left, timed.
+pub fn upgrade(path: &Path, now_ms: i64) -> Result<Upgrade, StorageError> {
+    let store_err =
+        |e: routerstats_collector::store::StoreError| StorageError::Store(e.to_string());
+    let mut store = Store::open(path).map_err(store_err)?;
+    // Everything sealable sealed first (the writer may have been behind at the end of the
+    // run), so the steps below do the upgrade's work only.
+    store.seal_all(now_ms).map_err(store_err)?;
+    let groups = store.rebuild_schema10_layout().map_err(store_err)?;
+    let mut u = Upgrade {
+        groups,
+        ..Upgrade::default()
+    };
+    let (t, c) = (Instant::now(), thread_cpu());
+    loop {
+        let s = store.seal_step(now_ms).map_err(store_err)?;
+        u.steps += 1;
+        if !s.more {
+            break;
+        }
+    }
+    u.wall = t.elapsed();
+    u.cpu = thread_cpu().saturating_sub(c);
+    let left: i64 = store.connection().query_row(
+        "SELECT count(*) FROM raw_blocks WHERE tbl = ?1",
+        [routerstats_collector::store::sealed::REPORTS_TBL],
+        |r| r.get(0),
+    )?;
+    if left as u64 != groups {
+        return Err(StorageError::Store(format!(
+            "re-sealed {left} reports blocks of {groups}"
+        )));
+    }
+    Ok(u)
 }

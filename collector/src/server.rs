@@ -422,12 +422,15 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     // Alerts: their own thread and connections, off the ingest path (see crate::alerts).
     let alerts = if config.alerts.enabled {
         Some(
-            crate::alerts::AlertService::spawn(config.alerts.clone(), &db_path).map_err(
-                |source| ServeError::Store {
-                    path: db_path.clone(),
-                    source,
-                },
-            )?,
+            crate::alerts::AlertService::spawn(
+                config.alerts.clone(),
+                &db_path,
+                Some(writer.health()),
+            )
+            .map_err(|source| ServeError::Store {
+                path: db_path.clone(),
+                source,
+            })?,
         )
     } else {
         None

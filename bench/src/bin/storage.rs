@@ -7,14 +7,16 @@
 //! the row layout, nothing sealed, for a baseline), and with
 //! `--metrics` the size and time of `/metrics` and of the remote-write snapshots, measured as
 //! `bench-metrics` measures them (`routerstats_bench::metrics`; `--reuse` with `--dir` measures
-//! those on the database an earlier run left there).
+//! those on the database an earlier run left there). `--upgrade` (also with `--reuse` and the run's `--hours`): then the upgrade of a
+//! schema-10 database (its `reports` and 5-minute rows sealed by the writer's steps after
+//! migration 11), rebuilt from this one and timed (`routerstats_bench::storage::upgrade`).
 
 use std::process::ExitCode;
 
 use routerstats_bench::{dir_or_temp, flag, metrics, run_sync, storage, switch};
 
 const USAGE: &str =
-    "bench-storage [--routers N] [--hours H] [--dir PATH] [--no-blocks] [--metrics] [--reuse]";
+    "bench-storage [--routers N] [--hours H] [--dir PATH] [--no-blocks] [--metrics] [--reuse] [--upgrade]";
 
 fn main() -> ExitCode {
     let parse = |f: &[(String, String)]| {
@@ -25,22 +27,29 @@ fn main() -> ExitCode {
             !switch(f, "no-blocks"),
             switch(f, "metrics"),
             switch(f, "reuse"),
+            switch(f, "upgrade"),
         ))
     };
     run_sync("bench-storage", USAGE, parse, |opts| {
-        let (routers, hours, dir, with_blocks, with_metrics, reuse) = opts;
+        let (routers, hours, dir, with_blocks, with_metrics, reuse, with_upgrade) = opts;
         let (dir, _tmp) = dir_or_temp(&dir)?;
         let rounds = ((hours * 3600.0) / storage::INTERVAL_S as f64)
             .round()
             .max(1.0) as u64;
         let db = dir.join("storage.db");
+        let now = storage::START_MS as i64 + rounds as i64 * storage::INTERVAL_S as i64 * 1000;
+        let upgrade = |db: &std::path::Path| -> Result<(), String> {
+            let u = storage::upgrade(db, now).map_err(|e| e.to_string())?;
+            print!("{}", u.render(&[(1_000, 8), (10_000, 8)]));
+            Ok(())
+        };
         if reuse {
-            // Measure the database an earlier run left in --dir (/metrics only).
-            return if with_metrics {
-                metrics::run(&db).map(drop)
-            } else {
-                Ok(())
-            };
+            // Measure the database an earlier run left in --dir (/metrics, the upgrade; give
+            // the same --hours).
+            if with_metrics {
+                metrics::run(&db)?;
+            }
+            return if with_upgrade { upgrade(&db) } else { Ok(()) };
         }
         println!(
             "bench-storage: {routers} routers x {rounds} reports ({hours} h at {} s), report shape {:?}",
@@ -54,6 +63,9 @@ fn main() -> ExitCode {
         }
         if with_blocks {
             month(&f);
+        }
+        if with_upgrade && with_blocks {
+            upgrade(&db)?;
         }
         Ok(())
     })

@@ -11,7 +11,9 @@
 //! Off the ingest hot path: the evaluator is a thread of its own, at a lower priority (nice 10),
 //! with its own read-only connection for the snapshot and its own connection for the (small)
 //! alert writes; delivery is a tokio task with its own connection. Ingest never waits for either beyond SQLite's single
-//! write lock for the few rows an evaluation changes.
+//! write lock for the few rows an evaluation changes. When the OpenVPN client rule is on, the
+//! snapshot reads `ovpn_rollup_1h`: it then has the writer write the rollup sums it holds in
+//! memory first, like an API read (`crate::api::readpool::gated`).
 
 pub mod config;
 pub mod delivery;
@@ -30,6 +32,7 @@ use tokio::sync::Notify;
 
 pub use config::AlertsConfig;
 
+use crate::ingest::writer::DbHealth;
 use crate::store::{Store, StoreError};
 use rules::RuleMemory;
 use state::{Engine, Transition};
@@ -56,6 +59,9 @@ pub struct Evaluator {
     last_refresh: Instant,
     /// The first evaluation's time: the collector listens for reports since about then.
     started_ms: Option<i64>,
+    /// The database writer's health: snapshots that read rollup tables first have it write the
+    /// rollup sums it holds in memory (like the API's reads; see `crate::api::readpool`).
+    gate: Option<Arc<DbHealth>>,
 }
 
 /// Wall clock in Unix milliseconds: the collector's one clock.
@@ -81,7 +87,14 @@ impl Evaluator {
             last_prune: None,
             last_refresh: Instant::now(),
             started_ms: None,
+            gate: None,
         })
+    }
+
+    /// Snapshots see the rollup sums the writer (of `health`) holds in memory.
+    pub fn with_gate(mut self, health: Option<Arc<DbHealth>>) -> Self {
+        self.gate = health;
+        self
     }
 
     /// One evaluation at `now_ms`.
@@ -98,7 +111,15 @@ impl Evaluator {
             self.engine = Some(Engine::with_firing(firing).with_pending(pending));
         }
         let engine = self.engine.get_or_insert_with(Engine::default);
-        let routers = snapshot::read(&self.read, &self.cfg, now_ms)?;
+        let routers = match &self.gate {
+            // Only the OpenVPN rule reads a rollup table (`ovpn_rollup_1h`).
+            Some(gate) if snapshot::reads_rollups(&self.cfg) => {
+                crate::api::readpool::gated(&self.read, gate, |c| {
+                    snapshot::read(c, &self.cfg, now_ms)
+                })?
+            }
+            _ => snapshot::read(&self.read, &self.cfg, now_ms)?,
+        };
         let since = *self.started_ms.get_or_insert(now_ms);
         let eval = rules::evaluate(&self.cfg, &routers, &mut self.mem, now_ms, since);
         let conditions = eval.conditions.len();
@@ -180,8 +201,13 @@ pub struct AlertService {
 
 impl AlertService {
     /// Starts the evaluator thread and the delivery task (must run inside a tokio runtime).
-    pub fn spawn(cfg: AlertsConfig, path: &Path) -> Result<AlertService, StoreError> {
-        let mut evaluator = Evaluator::open(cfg.clone(), path)?;
+    /// `gate`: the database writer's health, so that snapshots see the rollup sums it holds.
+    pub fn spawn(
+        cfg: AlertsConfig,
+        path: &Path,
+        gate: Option<Arc<DbHealth>>,
+    ) -> Result<AlertService, StoreError> {
+        let mut evaluator = Evaluator::open(cfg.clone(), path)?.with_gate(gate);
         let deliverer = delivery::Deliverer::open(cfg.clone(), path)?;
         let wake = Arc::new(Notify::new());
         let (stop_delivery, stop_rx) = tokio::sync::watch::channel(false);
@@ -268,6 +294,69 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap()
+    }
+
+    /// The writer holds the rollup sums of the newest report (`rollup_hold`): `ovpn_rollup_1h`
+    /// still says the OpenVPN clients were last seen in the report before. Read as it is, the
+    /// client rule sees them gone from the newest report (a false alert); the evaluator with
+    /// the writer's gate has the sums written first and sees them in it.
+    #[test]
+    fn the_evaluator_sees_the_rollup_sums_the_writer_holds() {
+        use crate::ingest::writer::{IngestJob, Writer, WriterConfig, WriterReply};
+        use crate::store::Retention;
+        let now: i64 = 1_700_000_000_000;
+        let (dir, store, router) = crate::store::testutil::store_holding_rollups(4, now);
+        let path = dir.path().join("routerstats.db");
+        let writer = Writer::spawn(
+            store,
+            WriterConfig::new(
+                16,
+                Duration::from_millis(1),
+                Retention::default(),
+                Duration::from_secs(3600),
+            ),
+        )
+        .unwrap();
+        let (reply, mut replies) = tokio::sync::mpsc::unbounded_channel();
+        writer
+            .sender()
+            .unwrap()
+            .blocking_send(IngestJob {
+                router_id: router,
+                received_at_ms: now - 30_000,
+                report: Box::new(rich_report([4; 16], 2, (now - 30_000) as u64, 3)),
+                reply,
+            })
+            .unwrap();
+        assert!(matches!(replies.blocking_recv(), Some(WriterReply::Ack(_))));
+        assert!(writer.health().rollup_state() & 1 == 1, "sums held");
+        let cfg = AlertsConfig::from_value(
+            toml::from_str("[fleet]\ncert_days = 0\novpn_client_gone = true").unwrap(),
+        )
+        .unwrap();
+        let gone = |ev: &Evaluator| -> usize {
+            snapshot::read(&ev.read, &ev.cfg, now).unwrap()[0]
+                .report
+                .as_ref()
+                .unwrap()
+                .ovpn_gone
+                .len()
+        };
+        // Without the gate: the held sums are not seen, the clients look gone.
+        let ungated = Evaluator::open(cfg.clone(), &path).unwrap();
+        assert!(gone(&ungated) > 0, "the test needs sums held");
+        drop(ungated);
+        // With it: no client is gone, nothing fires.
+        let mut ev = Evaluator::open(cfg, &path)
+            .unwrap()
+            .with_gate(Some(writer.health()));
+        let s = ev.run_once(now).unwrap();
+        assert_eq!((s.conditions, s.fired), (0, 0), "{s:?}");
+        assert_eq!(writer.health().rollup_state() & 1, 0, "sums written");
+        assert_eq!(gone(&ev), 0);
+        assert!(states(&ev.write).is_empty());
+        drop(ev);
+        writer.join(Duration::from_secs(5));
     }
 
     #[test]

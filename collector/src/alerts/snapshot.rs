@@ -157,7 +157,7 @@ pub fn read(
             Ok(())
         })?;
     }
-    if cfg.any_scope(|t| t.ovpn_client_gone) {
+    if reads_rollups(cfg) {
         // Clients seen within the lookback whose newest sample is older than the router's
         // newest report: gone from it.
         let since = now_ms - longest_ovpn_lookback(cfg);
@@ -186,6 +186,14 @@ fn lowest_station_bps(cfg: &AlertsConfig) -> i64 {
         false
     });
     (lowest * 1e6) as i64
+}
+
+/// Whether [`read`] reads a rollup table (whose newest sums the database writer may hold in
+/// memory): `ovpn_rollup_1h`, when some scope turns on the OpenVPN client rule. The other
+/// queries read `routers`, `reports`, raw samples and `wan_addresses`, which every commit
+/// writes in full.
+pub fn reads_rollups(cfg: &AlertsConfig) -> bool {
+    cfg.any_scope(|t| t.ovpn_client_gone)
 }
 
 fn longest_ovpn_lookback(cfg: &AlertsConfig) -> i64 {

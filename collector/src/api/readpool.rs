@@ -77,15 +77,20 @@ impl ReadPool {
 }
 
 /// Runs `f` in a read transaction whose snapshot began while no rollup sums were pending (at
-/// most a few tries: a writer that keeps failing leaves the last one without them).
-fn gated<T>(
+/// most a few tries: a writer that keeps failing leaves the last one without them). Also used
+/// by the readers outside the API that read rollup tables (the alert evaluator).
+pub(crate) fn gated<T, E>(
     conn: &Connection,
     gate: &DbHealth,
-    f: impl FnOnce(&Connection) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
     for _ in 0..3 {
         let before = gate.settle_for_read(READ_WAIT);
-        conn.execute_batch("BEGIN").map_err(db_err)?;
+        if conn.execute_batch("BEGIN").is_err() {
+            // Cannot happen on an open connection outside a transaction; `f` reports its own
+            // errors on the last try.
+            continue;
+        }
         // The first read starts the snapshot.
         let pinned = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
             r.get::<_, i64>(0)

@@ -15,7 +15,8 @@
 //! while a reader read within [`READ_QUIET`] the writer writes them with every batch; otherwise
 //! it marks them pending in [`DbHealth`] before committing, and a reader that finds them
 //! pending asks the writer to write them and waits ([`DbHealth::settle_for_read`], used by the
-//! API's read pool). At start the writer first writes whatever a crash left unwritten (the store
+//! API's read pool and by the alert evaluator's OpenVPN client rule, the one reader outside the
+//! API that reads a rollup table; the remote-write output reads only raw rows). At start the writer first writes whatever a crash left unwritten (the store
 //! rebuilds it from the raw rows), and at shutdown whatever it holds.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -17,6 +17,7 @@ pub mod blocks;
 pub mod delta;
 mod fleetagg;
 mod ingest;
+mod legacy_layout;
 mod registry;
 mod retention;
 pub mod schema;

@@ -59,6 +59,9 @@
 //! - Version 15: `wg_peers`, the WireGuard peers of each router's newest report (current
 //!   state, kept at ingest like `wg_interfaces`), indexed by public key and by name, so a peer is
 //!   found without visiting every router; see `MIGRATION_15`.
+//! - Version 16: `report_seq_runs`, the (boot_id, seq) runs of each sealed `reports` block, so a
+//!   retransmit into a sealed hour is found without decoding the block (and also when the block
+//!   is corrupt); see `MIGRATION_16` and `super::sealed`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -77,6 +80,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_13,
     MIGRATION_14,
     MIGRATION_15,
+    MIGRATION_16,
 ];
 
 /// The schema version this collector writes.
@@ -767,6 +771,25 @@ SELECT w.router_id, w.iface, w.public_key, w.name
 FROM routers r CROSS JOIN wg_peer_samples w ON w.router_id = r.id AND w.ts_ms = r.last_report_ms;
 "#;
 
+/// Version 16: `report_seq_runs`, per sealed `reports` block (router, hour), its reports as runs
+/// of consecutive sequence numbers per agent boot (`seq_lo..=seq_hi`; one run per boot and hour
+/// for an agent that lost nothing). Written with the block by the sealing (rewritten when late
+/// rows are merged into it), deleted with it by retention. The ingest's duplicate lookup for a
+/// report of a sealed hour reads these runs instead of decoding the block, so a corrupt block
+/// cannot make a retransmit count twice (`super::sealed::sealed_report_exists`). Blocks sealed
+/// before this version have no runs: their lookups decode the block as before, until retention
+/// deletes them (nothing is converted here, so it takes no time on a database of any size).
+const MIGRATION_16: &str = r#"
+CREATE TABLE report_seq_runs (
+    router_id  INTEGER NOT NULL,
+    hour_ms    INTEGER NOT NULL,
+    boot_id    BLOB NOT NULL,
+    seq_lo     INTEGER NOT NULL,
+    seq_hi     INTEGER NOT NULL,
+    PRIMARY KEY (router_id, hour_ms, boot_id, seq_lo)
+) WITHOUT ROWID;
+"#;
+
 /// The statement of [`MIGRATION_15`] that fills `wg_peers` from the newest samples, for a
 /// database whose samples were written directly (the API benchmark's generator). Run on an
 /// empty `wg_peers`.
@@ -856,6 +879,7 @@ mod tests {
             "ovpn_rollup_1d",
             "ovpn_rollup_1h",
             "reports",
+            "report_seq_runs",
             "rollup_flushed",
             "routers",
             "source_status",
@@ -875,6 +899,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 15);
+        assert_eq!(SCHEMA_VERSION, 16);
     }
 }

@@ -23,7 +23,8 @@
 //!   hour) is kept for the hot window only: sealing an hour deletes its rows.
 //! - `reports` (schema 11) is a sealed table like the samples (`reports_all`); the
 //!   `(router, boot_id, seq)` key only sees the rows, so the ingest looks a report of a sealed
-//!   hour up in that hour's block ([`sealed_report_exists`]).
+//!   hour up in the (boot_id, seq) runs kept beside that hour's block (`report_seq_runs`,
+//!   schema 16: no decode, and a corrupt block still answers; [`sealed_report_exists`]).
 //! - `station_rollup_5m` (schema 11) is sealed with each (router, hour) group into a block of its
 //!   own ([`STATION_5M_TBL`]), read fleet-wide by [`for_each_sealed_station_5m`].
 
@@ -521,6 +522,18 @@ impl Store {
         }
     }
 
+    /// Seals at most `max` (router, hour) groups of the hours that start before `before_ms`
+    /// (rounded down to an hour), except each router's newest hour: part of the work, as the
+    /// writer leaves it between two steps (tests and benchmarks of a half-done upgrade).
+    pub fn seal_some_before(
+        &mut self,
+        before_ms: i64,
+        max: usize,
+    ) -> Result<SealStats, StoreError> {
+        self.flush_rollups_before(before_ms)?;
+        self.seal_groups(floor_hour(before_ms), max, None)
+    }
+
     fn seal_groups(
         &mut self,
         hot_start: i64,
@@ -623,6 +636,8 @@ impl Store {
             )?
             .execute(params![router_id, tbl, last_hour])?;
         }
+        tx.prepare_cached("DELETE FROM report_seq_runs WHERE router_id = ?1 AND hour_ms <= ?2")?
+            .execute(params![router_id, last_hour])?;
         tx.commit()?;
         Ok((reports, samples))
     }
@@ -723,6 +738,12 @@ fn seal_group(
                 .collect(),
             None => BTreeSet::new(),
         };
+        if tbl as i64 == REPORTS_TBL {
+            let pos = |n: &str| c.names().iter().position(|x| x == n);
+            if let (Some(b), Some(s)) = (pos("boot_id"), pos("seq")) {
+                write_report_runs(&tx, router, hour, &rows, b, s)?;
+            }
+        }
         let blob = c
             .encode(rows)
             .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
@@ -1151,11 +1172,19 @@ impl AllCursor<'_> {
     }
 }
 
+/// Whether (router ?1, hour ?2) has a run holding report (boot ?3, seq ?4): 1 or 0, NULL
+/// when the hour has no runs.
+const RUN_LOOKUP_SQL: &str = "SELECT max(boot_id = ?3 AND seq_lo <= ?4 AND seq_hi >= ?4) \
+     FROM report_seq_runs WHERE router_id = ?1 AND hour_ms = ?2";
+
 /// Whether report (`boot_id`, `seq`) of `router`, made at `ts_ms`, is stored in the sealed
 /// `reports` block of its hour: a retransmit of a report whose hour was sealed since it was
 /// first stored (an agent replaying its spool after a lost acknowledgement and a long outage).
-/// One primary-key lookup when the hour has no block (every hot hour); the block is decoded
-/// only when it exists. A block that does not decode is logged and counts as not holding it.
+/// One primary-key range of `report_seq_runs` (the block's (boot_id, seq) runs, written with
+/// it): no decode, and a corrupt block still answers. Only a block sealed before those runs
+/// existed (schema 16) is decoded; if it does not decode either, nothing can tell, so the
+/// report is stored (it is then readable again as a row, but the rollups may count it twice)
+/// and the error is logged.
 pub(crate) fn sealed_report_exists(
     conn: &Connection,
     router: i64,
@@ -1164,6 +1193,13 @@ pub(crate) fn sealed_report_exists(
     ts_ms: i64,
 ) -> Result<bool, StoreError> {
     let hour = floor_hour(ts_ms);
+    // NULL when the hour has no runs (no block, or one sealed before the runs were kept).
+    let found: Option<bool> = conn
+        .prepare_cached(RUN_LOOKUP_SQL)?
+        .query_row(params![router, hour, boot_id, seq], |r| r.get(0))?;
+    if let Some(found) = found {
+        return Ok(found);
+    }
     let data: Option<Vec<u8>> = conn
         .prepare_cached(
             "SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
@@ -1184,10 +1220,49 @@ pub(crate) fn sealed_report_exists(
                 && r[s] == Value::Integer(seq)
         })),
         Err(e) => {
-            log_corrupt("reports", router, hour, &e);
+            tracing::error!(router_id = router, hour_ms = hour, seq, error = %e,
+                "sealed reports block without sequence runs does not decode: a report of its hour is stored, though it may be a retransmit (its rollups may count twice)");
             Ok(false)
         }
     }
+}
+
+/// Rewrites the (boot_id, seq) runs of the `reports` block of (`router`, `hour`) from the
+/// block's rows (`boot`, `seq`: their column positions), in the sealing transaction.
+fn write_report_runs(
+    tx: &Connection,
+    router: i64,
+    hour: i64,
+    rows: &[Vec<Value>],
+    boot: usize,
+    seq: usize,
+) -> Result<(), StoreError> {
+    let mut pairs: Vec<(&[u8], i64)> = rows
+        .iter()
+        .filter_map(|r| match (&r[boot], &r[seq]) {
+            (Value::Blob(b), Value::Integer(s)) => Some((b.as_slice(), *s)),
+            _ => None,
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    tx.prepare_cached("DELETE FROM report_seq_runs WHERE router_id = ?1 AND hour_ms = ?2")?
+        .execute(params![router, hour])?;
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO report_seq_runs (router_id, hour_ms, boot_id, seq_lo, seq_hi) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut i = 0;
+    while i < pairs.len() {
+        let (b, lo) = pairs[i];
+        let mut hi = lo;
+        while i + 1 < pairs.len() && pairs[i + 1].0 == b && pairs[i + 1].1 == hi.saturating_add(1) {
+            i += 1;
+            hi = pairs[i].1;
+        }
+        ins.execute(params![router, hour, b, lo, hi])?;
+        i += 1;
+    }
+    Ok(())
 }
 
 fn log_corrupt(table: &str, router: i64, hour: i64, e: &BlockError) {
@@ -1520,6 +1595,14 @@ mod tests {
             vec![T0 + 2 * 3_600_000, T0 + 3 * 3_600_000],
             "blocks of hours 0 and 1 deleted"
         );
+        let run_hours: Vec<i64> = c
+            .prepare("SELECT DISTINCT hour_ms FROM report_seq_runs ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(run_hours, hours, "the runs go with their blocks");
         let keys: i64 = c
             .query_row(
                 "SELECT count(*) FROM raw_block_keys WHERE hour_ms < ?1",
@@ -1605,15 +1688,136 @@ mod tests {
             vec![IngestOutcome::Duplicate, IngestOutcome::Duplicate]
         );
         assert_eq!(snapshot(store.connection()), merged);
-        // A corrupt reports block does not stop ingest: the report is stored as a row.
+        // A block sealed before the runs were kept (schema 16) is decoded instead.
         store
             .connection()
-            .execute(
-                "UPDATE raw_blocks SET data = x'01ff' WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
-                params![ids[0], REPORTS_TBL, floor_hour(ts)],
+            .execute("DELETE FROM report_seq_runs", [])
+            .unwrap();
+        assert_eq!(
+            store.ingest(&[item]).unwrap(),
+            vec![IngestOutcome::Duplicate]
+        );
+        assert_eq!(snapshot(store.connection()), merged);
+    }
+
+    /// Consecutive sequence numbers of one boot make one run; a gap or another boot starts a
+    /// new one; repeated pairs count once.
+    #[test]
+    fn report_runs_are_consecutive_sequence_numbers_per_boot() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE report_seq_runs (router_id INTEGER, hour_ms INTEGER, boot_id BLOB, \
+             seq_lo INTEGER, seq_hi INTEGER, PRIMARY KEY (router_id, hour_ms, boot_id, seq_lo)) WITHOUT ROWID",
+        )
+        .unwrap();
+        let row = |b: u8, s: i64| vec![Value::Blob(vec![b; 16]), Value::Integer(s)];
+        let rows: Vec<Vec<Value>> = [(1, 7), (1, 5), (1, 6), (2, 8), (1, 9), (1, 9), (2, 9)]
+            .iter()
+            .map(|&(b, s)| row(b, s))
+            .collect();
+        write_report_runs(&c, 3, T0, &rows, 0, 1).unwrap();
+        let runs = dump(
+            &c,
+            "SELECT hex(substr(boot_id, 1, 1)) || '|' || seq_lo || '|' || seq_hi FROM report_seq_runs ORDER BY boot_id, seq_lo",
+            &[],
+        );
+        assert_eq!(
+            runs,
+            [
+                r#"Text("01|5|7")"#,
+                r#"Text("01|9|9")"#,
+                r#"Text("02|8|9")"#
+            ]
+        );
+        for (boot, seq, stored) in [
+            (1, 4, false),
+            (1, 5, true),
+            (1, 8, false),
+            (2, 9, true),
+            (3, 5, false),
+        ] {
+            let found: bool = c
+                .query_row(
+                    RUN_LOOKUP_SQL,
+                    params![3, T0, vec![boot as u8; 16], seq],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(found, stored, "{boot} {seq}");
+        }
+    }
+
+    /// A corrupt `reports` block: a retransmit of a report it holds is still a duplicate (the
+    /// block's (boot_id, seq) runs are kept beside it, so no decode is needed), nothing is
+    /// counted twice in the rollups, and a new report of that hour is stored.
+    #[test]
+    fn a_retransmit_into_a_corrupt_sealed_hour_is_still_a_duplicate() {
+        use crate::store::IngestOutcome;
+        let (_dir, mut store, ids) = filled();
+        let now = T0 + 6 * 3_600_000;
+        store.seal_all(now).unwrap();
+        let i = 14i64;
+        let ts = T0 + i * STEP + 1_234;
+        let rollups = |c: &Connection| {
+            [
+                "SELECT count(*), sum(rx_bytes), sum(samples) FROM station_rollup_1h",
+                "SELECT count(*), sum(rx_bytes), sum(samples) FROM station_rollup_5m",
+                "SELECT count(*), sum(rx_bytes) FROM interface_rollup_1h",
+                "SELECT count(*), sum(rx_bytes) FROM wg_rollup_1h",
+                "SELECT count(*) FROM reports",
+            ]
+            .map(|q| dump(c, q, &[]))
+        };
+        // Router a's sequence numbers step by 2: one run per report; router b's hour 1 too.
+        let runs: i64 = store
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM report_seq_runs WHERE router_id = ?1 AND hour_ms = ?2",
+                params![ids[0], floor_hour(ts)],
+                |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(store.ingest(&[item]).unwrap(), vec![IngestOutcome::Stored]);
+        assert_eq!(runs, 12);
+        let before = rollups(store.connection());
+        for garbage in [&b"\x01\xff"[..], b"", b"\x02zstd?"] {
+            store
+                .connection()
+                .execute(
+                    "UPDATE raw_blocks SET data = ?4 WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
+                    params![ids[0], REPORTS_TBL, floor_hour(ts), garbage],
+                )
+                .unwrap();
+            let again = rich_report([1; 16], 2 * i as u64 + 2, ts as u64, (i as u64 + 1) * 3);
+            let outcomes = store
+                .ingest(&[IngestItem {
+                    router_id: ids[0],
+                    received_at_ms: now,
+                    report: &again,
+                }])
+                .unwrap();
+            assert_eq!(outcomes, vec![IngestOutcome::Duplicate], "{garbage:?}");
+            store.flush_rollups_before(i64::MAX).unwrap();
+            assert_eq!(rollups(store.connection()), before, "counted twice");
+        }
+        // Another boot's report, and a sequence number between two stored ones (never
+        // stored): both new, both stored.
+        let other_boot = rich_report([9; 16], 2 * i as u64 + 2, ts as u64 + 5, 1);
+        let between = rich_report([1; 16], 2 * i as u64 + 3, ts as u64 + 7, 1);
+        let outcomes = store
+            .ingest(&[
+                IngestItem {
+                    router_id: ids[0],
+                    received_at_ms: now,
+                    report: &other_boot,
+                },
+                IngestItem {
+                    router_id: ids[0],
+                    received_at_ms: now,
+                    report: &between,
+                },
+            ])
+            .unwrap();
+        assert_eq!(outcomes, vec![IngestOutcome::Stored, IngestOutcome::Stored]);
     }
 
     /// A router silent for longer than the hot window: its report before the newest is only in
@@ -1777,6 +1981,66 @@ mod tests {
         assert_eq!((s.groups, s.skipped), (0, 1), "{s:?}");
         let c = store.connection();
         assert!(count(c) > all - bad);
+    }
+
+    /// The upgrade of a schema-10 database (samples sealed, `reports` and `station_rollup_5m`
+    /// still rows): the writer seals those rows a few router-hours per step, and every answer
+    /// is the same before, at each step of the way, and after.
+    #[test]
+    fn answers_are_the_same_while_a_schema_10_upgrade_is_half_done() {
+        let (_dir, mut store, ids) = filled();
+        let now = T0 + 6 * 3_600_000;
+        store.seal_all(now).unwrap();
+        let sealed = answers(store.connection(), &ids);
+        let reports_rows = |c: &Connection| -> (i64, i64) {
+            c.query_row(
+                "SELECT (SELECT count(*) FROM reports WHERE ts_ms < ?1), \
+                 (SELECT count(*) FROM raw_blocks WHERE tbl IN (?2, ?3))",
+                params![hot_start(now), REPORTS_TBL, STATION_5M_TBL],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        let groups = store.rebuild_schema10_layout().unwrap();
+        assert_eq!(groups, 2 * 4 + 1, "routers a, b: hours 0-3; c: hour 0");
+        let (rows, blocks) = reports_rows(store.connection());
+        assert!(
+            rows >= 2 * 36 && blocks == 0,
+            "{rows} rows, {blocks} blocks"
+        );
+        assert_eq!(
+            answers(store.connection(), &ids),
+            sealed,
+            "schema-10 layout"
+        );
+        let mut steps = 0;
+        loop {
+            let s = store.seal_some_before(hot_start(now), 2).unwrap();
+            steps += 1;
+            assert_eq!(
+                answers(store.connection(), &ids),
+                sealed,
+                "after step {steps}: {s:?}"
+            );
+            if !s.more {
+                break;
+            }
+            assert!(s.groups > 0, "{s:?}");
+        }
+        assert!(steps >= 3, "{steps} steps");
+        let (rows, blocks) = reports_rows(store.connection());
+        assert_eq!(rows, 12, "only router c's newest hour stays rows");
+        assert!(blocks >= 2 * groups as i64, "{blocks}");
+        // The sequence runs came back with the blocks.
+        let runs: i64 = store
+            .connection()
+            .query_row(
+                "SELECT count(DISTINCT hour_ms) FROM report_seq_runs",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(runs, 4);
     }
 
     #[test]

@@ -13,6 +13,23 @@ pub(crate) fn open_temp() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// A store with router `gw1` whose report of `now_ms - 60 s` (boot `boot`, seq 1) is written
+/// with its rollup sums, and a rollup hold of 5 minutes set: the rollup sums of the reports
+/// ingested next are held in memory. Returns the router's id too.
+pub(crate) fn store_holding_rollups(boot: u8, now_ms: i64) -> (tempfile::TempDir, Store, i64) {
+    let (dir, mut store) = open_temp();
+    let router = enrolled_router(&mut store, "gw1").id;
+    let ts = now_ms - 60_000;
+    ingest_one(
+        &mut store,
+        router,
+        ts,
+        &rich_report([boot; 16], 1, ts as u64, 2),
+    );
+    store.set_rollup_hold(std::time::Duration::from_secs(300));
+    (dir, store, router)
+}
+
 /// A token for site `site-a`, created at 0, expiring at 100_000.
 pub(crate) fn new_token(id: &str, secret_hash: [u8; 32], name: &str, max_uses: u32) -> NewToken {
     NewToken {
