@@ -1550,6 +1550,7 @@ fn make_current(
     sync_sources(tx, rc, rid, ts, &r.sources)?;
     sync_wg_interfaces(tx, rc, rid, ts, &r.wireguard)?;
     sync_wg_peers(tx, rc, rid, &r.wireguard)?;
+    super::wg_latest::refresh(tx, rid, ts)?;
     sync_wan(tx, rc, rid, ts, &r.wan)?;
     update_facts(tx, item, report_id, ts)?;
     rc.last = Some(cur);

@@ -59,6 +59,9 @@
 //! - Version 15: `wg_peers`, the WireGuard peers of each router's newest report (current
 //!   state, kept at ingest like `wg_interfaces`), indexed by public key and by name, so a peer is
 //!   found without visiting every router; see `MIGRATION_15`.
+//! - Version 18 of the session plan (the 16th entry of [`MIGRATIONS`] on this branch; renumbered
+//!   on merge): the newest sample values of each `wg_peers` row (`ts_ms`, handshake, counters,
+//!   rates), kept at ingest, for the fleet-wide WireGuard summary; see `super::wg_latest`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -77,6 +80,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_13,
     MIGRATION_14,
     MIGRATION_15,
+    super::wg_latest::MIGRATION_18,
 ];
 
 /// The schema version this collector writes.
@@ -875,6 +879,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 15);
+        assert_eq!(SCHEMA_VERSION, 16);
     }
 }
