@@ -1765,7 +1765,8 @@ mod tests {
         // `wg_peers` and its newest values as ingest keeps them, by the migrations' backfills.
         c.execute_batch(crate::store::schema::wg_peers_backfill())
             .unwrap();
-        c.execute_batch(crate::store::wg_latest::backfill()).unwrap();
+        c.execute_batch(crate::store::wg_latest::backfill())
+            .unwrap();
         let rows = latest_peers(&c, PeerFilter::Page(0, i64::MAX)).unwrap();
         assert_eq!(
             rows.len(),
@@ -1867,7 +1868,10 @@ mod tests {
     fn fleet_summary_reads_the_current_peers_not_the_samples() {
         let c = empty_db();
         let p = plan(&c, SUMMARY_SQL, 2);
-        assert!(p.contains("SEARCH w USING PRIMARY KEY (router_id=?)"), "{p}");
+        assert!(
+            p.contains("SEARCH w USING PRIMARY KEY (router_id=?)"),
+            "{p}"
+        );
         assert!(!p.contains("wg_peer_samples"), "{p}");
         assert_no_big_scan(&p);
     }

@@ -140,12 +140,19 @@ mod tests {
         // A newer report with the very same time: its samples are not stored (the first one's
         // stay), and the kept values stay those samples'.
         let mut same_time = rich_report(BOOT, 3, T0 + 30_000, 5000);
-        same_time.wireguard[0].peers.push(second.wireguard[0].peers[1].clone());
+        same_time.wireguard[0]
+            .peers
+            .push(second.wireguard[0].peers[1].clone());
         ingest_one(&mut store, a, ts(T0 + 30_000), &same_time);
         check(&store, "same time", 3, 1);
 
         // A late (older) report changes nothing; revoking a router drops it from both.
-        ingest_one(&mut store, a, ts(T0), &rich_report(BOOT, 0, T0 - 30_000, 900));
+        ingest_one(
+            &mut store,
+            a,
+            ts(T0),
+            &rich_report(BOOT, 0, T0 - 30_000, 900),
+        );
         check(&store, "late report", 3, 1);
         store
             .connection()
@@ -160,7 +167,12 @@ mod tests {
         // After a restart (cold caches), the peer set and values follow the next report.
         drop(store);
         let mut store = Store::open(&path).unwrap();
-        ingest_one(&mut store, a, ts(T0 + DAY), &rich_report(BOOT, 4, T0 + DAY, 2000));
+        ingest_one(
+            &mut store,
+            a,
+            ts(T0 + DAY),
+            &rich_report(BOOT, 4, T0 + DAY, 2000),
+        );
         check(&store, "after restart", 2, 1);
 
         // Retention deletes `b`'s newest samples (older than 8 days), not `a`'s.
@@ -179,7 +191,10 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(kept, 0, "retention cleared the values of b's deleted samples");
+        assert_eq!(
+            kept, 0,
+            "retention cleared the values of b's deleted samples"
+        );
 
         // The migration's backfill computes the same values from the samples.
         store
