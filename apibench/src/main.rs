@@ -781,8 +781,10 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
     // migration's own backfill statement.
     let t = Instant::now();
     conn.execute_batch(routerstats_collector::store::schema::wg_peers_backfill())?;
+    // And their newest values (`store::wg_latest`), as ingest keeps them.
+    conn.execute_batch(routerstats_collector::store::wg_latest::backfill())?;
     eprintln!(
-        "  current WireGuard peers (wg_peers from the newest samples): {:.1} s",
+        "  current WireGuard peers (wg_peers and their values from the newest samples): {:.1} s",
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();

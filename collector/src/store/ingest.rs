@@ -1550,6 +1550,7 @@ fn make_current(
     sync_sources(tx, rc, rid, ts, &r.sources)?;
     sync_wg_interfaces(tx, rc, rid, ts, &r.wireguard)?;
     sync_wg_peers(tx, rc, rid, &r.wireguard)?;
+    super::wg_latest::refresh(tx, rid, ts)?;
     sync_wan(tx, rc, rid, ts, &r.wan)?;
     update_facts(tx, item, report_id, ts)?;
     rc.last = Some(cur);
@@ -1889,8 +1890,9 @@ fn sync_wg_interfaces(
     )
 }
 
-/// `wg_peers` follows the newest report's peers (rows change only when the peer set or a
-/// peer's name does). Known gap: a newer report with the very same `ts_ms` as the previous one
+/// `wg_peers` follows the newest report's peers (rows are added, renamed or deleted only when
+/// the peer set or a peer's name changes; their value columns are rewritten for every newest
+/// report by `super::wg_latest::refresh`). Known gap: a newer report with the very same `ts_ms` as the previous one
 /// replaces the set, while `wg_peer_samples` keeps the first report's rows at that time, so a
 /// peer only the first one had is not found by key or name until the router's next report
 /// (the readers join the samples, so nothing wrong is shown).

@@ -26,6 +26,7 @@ mod station_peaks;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod vpnstate;
+pub mod wg_latest;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

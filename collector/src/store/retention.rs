@@ -116,6 +116,7 @@ impl Store {
                 let sql = format!("DELETE FROM {table} WHERE router_id = ?1 AND ts_ms < ?2");
                 stats.samples += tx.prepare_cached(&sql)?.execute(params![id, raw_cut])? as u64;
             }
+            super::wg_latest::apply_retention(&tx, id, raw_cut)?;
             tx.commit()?;
             let (reports, samples) = self.delete_old_blocks(id, raw_cut)?;
             stats.reports += reports;

@@ -62,6 +62,8 @@
 //! - Version 16: `report_seq_runs`, the (boot_id, seq) runs of each sealed `reports` block, so a
 //!   retransmit into a sealed hour is found without decoding the block (and also when the block
 //!   is corrupt); see `MIGRATION_16` and `super::sealed`.
+//! - Version 17: the newest sample values of each `wg_peers` row (`ts_ms`, handshake, counters,
+//!   rates), kept at ingest, for the fleet-wide WireGuard summary; see `super::wg_latest`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -81,6 +83,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_14,
     MIGRATION_15,
     MIGRATION_16,
+    super::wg_latest::MIGRATION_17,
 ];
 
 /// The schema version this collector writes.
@@ -899,6 +902,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 16);
+        assert_eq!(SCHEMA_VERSION, 17);
     }
 }

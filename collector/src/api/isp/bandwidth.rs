@@ -321,7 +321,7 @@ pub struct StationQuality {
 }
 
 /// `data` of `GET /api/bandwidth/health`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
 #[schema(as = isp::BandwidthHealth)]
 pub struct BandwidthHealth {
     /// `healthy`, or `degraded` when devices are enrolled but none is reporting.
@@ -1810,27 +1810,44 @@ pub async fn quality(
 pub async fn health(State(state): State<ApiState>, q: RawQuery) -> IspResult<BandwidthHealth> {
     NoQuery::parse(q)?;
     let now = now_ms();
-    let routers = read(&state, all_routers).await?;
-    let reporting: Vec<&super::RouterFacts> = routers.iter().filter(|r| r.connected(now)).collect();
-    ok(BandwidthHealth {
-        status: if !routers.is_empty() && reporting.is_empty() {
+    ok(read(&state, move |c| health_counts(c, now)).await?)
+}
+
+/// The fleet counts of `/api/bandwidth/health` in one aggregate over `routers` and each one's
+/// newest report row (`?1`: the oldest `last_seen_ms` that counts as connected, as
+/// [`crate::api::fleet::is_connected`]): every enrolled router, the unrevoked connected ones
+/// and the station counts of their newest reports, and the newest report time of any router.
+/// No router's facts are built or sorted.
+const HEALTH_SQL: &str = "SELECT count(*), \
+     coalesce(sum(r.revoked_at IS NULL AND r.last_seen_ms >= ?1), 0), \
+     coalesce(sum(CASE WHEN r.revoked_at IS NULL AND r.last_seen_ms >= ?1 THEN n.station_count END), 0), \
+     max(r.last_report_ms) \
+     FROM routers r LEFT JOIN reports n ON n.id = r.last_report_id";
+
+/// `/api/bandwidth/health` at `now` (Unix ms), from [`HEALTH_SQL`].
+fn health_counts(c: &Connection, now: i64) -> Result<BandwidthHealth, IspError> {
+    let since = now.saturating_sub(crate::api::fleet::ONLINE_WINDOW_MS);
+    let (total, reporting, stations, latest): (i64, i64, i64, Option<i64>) = c
+        .prepare_cached(HEALTH_SQL)
+        .and_then(|mut st| {
+            st.query_row([since], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+        })
+        .map_err(db)?;
+    let count = |n: i64| usize::try_from(n).unwrap_or(0);
+    Ok(BandwidthHealth {
+        status: if total > 0 && reporting == 0 {
             "degraded"
         } else {
             "healthy"
         }
         .to_string(),
         service: "bandwidth".to_string(),
-        devices_total: routers.len(),
-        devices_reporting: reporting.len(),
-        active_stations: reporting
-            .iter()
-            .filter_map(|r| r.station_count)
-            .fold(0, i64::saturating_add),
-        latest_report_at: routers
-            .iter()
-            .filter_map(|r| r.last_report_ms)
-            .max()
-            .and_then(iso_ms_opt),
+        devices_total: count(total),
+        devices_reporting: count(reporting),
+        active_stations: stations,
+        latest_report_at: latest.and_then(iso_ms_opt),
     })
 }
 
@@ -1838,6 +1855,69 @@ pub async fn health(State(state): State<ApiState>, q: RawQuery) -> IspResult<Ban
 mod tests {
     use super::*;
     use axum::extract::Query;
+
+    /// The counts of [`health_counts`] as the route computed them before: from every router's
+    /// facts.
+    fn health_from_facts(c: &Connection, now: i64) -> BandwidthHealth {
+        let routers = super::super::all_routers(c).unwrap();
+        let reporting: Vec<_> = routers.iter().filter(|r| r.connected(now)).collect();
+        BandwidthHealth {
+            status: if !routers.is_empty() && reporting.is_empty() {
+                "degraded"
+            } else {
+                "healthy"
+            }
+            .to_string(),
+            service: "bandwidth".to_string(),
+            devices_total: routers.len(),
+            devices_reporting: reporting.len(),
+            active_stations: reporting
+                .iter()
+                .filter_map(|r| r.station_count)
+                .fold(0, i64::saturating_add),
+            latest_report_at: routers
+                .iter()
+                .filter_map(|r| r.last_report_ms)
+                .max()
+                .and_then(iso_ms_opt),
+        }
+    }
+
+    /// Connected, offline, revoked and never-reporting routers, one whose newest report row is
+    /// missing (`quiet`: no station count), and an empty fleet: the one aggregate equals the count over every
+    /// router's facts at every time.
+    #[test]
+    fn health_counts_equal_the_counts_over_every_routers_facts() {
+        let c = crate::api::monitor::tests::empty_db();
+        assert_eq!(health_counts(&c, 0).unwrap(), health_from_facts(&c, 0));
+        c.execute_batch(
+            "INSERT INTO routers (id, name, hostname, cert_fingerprint, cert_not_after, enrolled_at, \
+             last_seen_ms, last_report_id, last_report_ms, revoked_at) VALUES \
+             (1, 'up', 'h1', 'f1', 0, 0, 1000000, 11, 990000, NULL), \
+             (2, 'late', 'h2', 'f2', 0, 0, 500000, 12, 2000000, NULL), \
+             (3, 'gone', 'h3', 'f3', 0, 0, 1000000, 13, 1000000, 7), \
+             (4, 'new', 'h4', 'f4', 0, 0, NULL, NULL, NULL, NULL), \
+             (5, 'quiet', 'h5', 'f5', 0, 0, 1000000, 15, 995000, NULL); \
+             INSERT INTO reports (id, router_id, boot_id, seq, ts_ms, received_ms, dropped_reports, \
+             interface_count, station_count, lease_count, wg_peer_count, ovpn_client_count) VALUES \
+             (11, 1, x'00', 1, 990000, 1000000, 0, 1, 7, 0, 0, 0), \
+             (12, 2, x'00', 1, 2000000, 500000, 0, 1, 5, 0, 0, 0), \
+             (13, 3, x'00', 1, 1000000, 1000000, 0, 1, 9, 0, 0, 0);",
+        )
+        .unwrap();
+        for now in [
+            0, 500_000, 800_000, 1_000_000, 1_300_000, 1_300_001, 5_000_000,
+        ] {
+            let h = health_counts(&c, now).unwrap();
+            assert_eq!(h, health_from_facts(&c, now), "at {now}");
+        }
+        let h = health_counts(&c, 1_000_000).unwrap();
+        assert_eq!(
+            (h.devices_total, h.devices_reporting, h.active_stations),
+            (5, 2, 7)
+        );
+        assert_eq!(health_counts(&c, 5_000_000).unwrap().status, "degraded");
+    }
 
     fn params(q: &[(&str, &str)], allowed: &[&str]) -> Params {
         let pairs = q
