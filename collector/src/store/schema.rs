@@ -59,6 +59,8 @@
 //! - Version 15: `wg_peers`, the WireGuard peers of each router's newest report (current
 //!   state, kept at ingest like `wg_interfaces`), indexed by public key and by name, so a peer is
 //!   found without visiting every router; see `MIGRATION_15`.
+//! - Version 16: no table changes; new blocks are in bit lengths (format byte 3, see
+//!   `super::blocks`); see `MIGRATION_16`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -77,6 +79,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_13,
     MIGRATION_14,
     MIGRATION_15,
+    MIGRATION_16,
 ];
 
 /// The schema version this collector writes.
@@ -728,6 +731,15 @@ GROUP BY s;
 ///   byte 1) and still decode.
 const MIGRATION_11: &str = "-- version 11: see the comment of MIGRATION_11 in schema.rs";
 
+/// Version 16 (after version 15): no table changes, a new version so that a collector from
+/// before it refuses the database instead of skipping the blocks it cannot read. New blocks
+/// are format byte 3 (`super::blocks::FORMAT_BITS`: per column the cheapest predictor, integer
+/// residuals as varints or as bit lengths plus raw low bits, type tags once per column when
+/// constant); blocks of formats 1 (deflate) and 2 (zstd) keep their bytes and still decode, so
+/// nothing is converted here (instant at any size); a block is re-encoded only when late rows
+/// are merged into it.
+const MIGRATION_16: &str = "-- version 16: see the comment of MIGRATION_16 in schema.rs";
+
 /// Version 14: `rollup_flushed`, one row, the
 /// highest `reports.id` whose contributions to the rollup tables (`interface_rollup_*`,
 /// `station_rollup_*`, `station_fleet_1h`, `wg_rollup_1h`, `ovpn_rollup_1h`/`_1d`,
@@ -875,6 +887,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 15);
+        assert_eq!(SCHEMA_VERSION, 16);
     }
 }
