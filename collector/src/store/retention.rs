@@ -63,6 +63,7 @@ pub const RAW_LEVEL_TABLES: &[&str] = &[
     "station_rollup_5m",
     "raw_blocks",
     "raw_block_keys",
+    "raw_block_tails",
 ];
 
 /// Tables of raw samples, all with `router_id` and `ts_ms` leading their primary key.
@@ -176,7 +177,12 @@ mod tests {
     fn raw_level_lists_what_raw_retention_deletes() {
         let mut expected = vec!["reports"];
         expected.extend(SAMPLE_TABLES);
-        expected.extend(["station_rollup_5m", "raw_blocks", "raw_block_keys"]);
+        expected.extend([
+            "station_rollup_5m",
+            "raw_blocks",
+            "raw_block_keys",
+            "raw_block_tails",
+        ]);
         assert_eq!(RAW_LEVEL_TABLES, expected.as_slice());
     }
 

@@ -59,8 +59,8 @@
 //! - Version 15: `wg_peers`, the WireGuard peers of each router's newest report (current
 //!   state, kept at ingest like `wg_interfaces`), indexed by public key and by name, so a peer is
 //!   found without visiting every router; see `MIGRATION_15`.
-//! - Version 16: no table changes; new blocks are in bit lengths (format byte 3, see
-//!   `super::blocks`); see `MIGRATION_16`.
+//! - Version 16: new blocks are format byte 3 (`super::blocks`), and the end of a block too
+//!   large for its leaf page goes to `raw_block_tails`; see `MIGRATION_16`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -731,14 +731,27 @@ GROUP BY s;
 ///   byte 1) and still decode.
 const MIGRATION_11: &str = "-- version 11: see the comment of MIGRATION_11 in schema.rs";
 
-/// Version 16 (after version 15): no table changes, a new version so that a collector from
-/// before it refuses the database instead of skipping the blocks it cannot read. New blocks
-/// are format byte 3 (`super::blocks::FORMAT_BITS`: per column the cheapest predictor, integer
+/// Version 16 (after version 15): `raw_block_tails`, and a new version so that a collector
+/// from before it refuses the database instead of skipping the blocks it cannot read.
+/// - `raw_block_tails`: the end of a block too large for its leaf page, in records that stay in
+///   leaf pages (`part` 0, 1, ... in order); `raw_blocks.data` keeps the head, cut where its
+///   overflow pages are full (see `super::sealed`; a block of about 2 KB took 4.6 KB of pages
+///   as one record). Blocks stored before keep their one record (no tail rows).
+/// - New blocks are format byte 3 (`super::blocks::FORMAT_BITS`: per column the cheapest predictor, integer
 /// residuals as varints or as bit lengths plus raw low bits, type tags once per column when
 /// constant); blocks of formats 1 (deflate) and 2 (zstd) keep their bytes and still decode, so
 /// nothing is converted here (instant at any size); a block is re-encoded only when late rows
 /// are merged into it.
-const MIGRATION_16: &str = "-- version 16: see the comment of MIGRATION_16 in schema.rs";
+const MIGRATION_16: &str = r#"
+CREATE TABLE raw_block_tails (
+    router_id  INTEGER NOT NULL,
+    tbl        INTEGER NOT NULL,
+    hour_ms    INTEGER NOT NULL,
+    part       INTEGER NOT NULL,
+    data       BLOB NOT NULL,
+    PRIMARY KEY (router_id, tbl, hour_ms, part)
+) WITHOUT ROWID;
+"#;
 
 /// Version 14: `rollup_flushed`, one row, the
 /// highest `reports.id` whose contributions to the rollup tables (`interface_rollup_*`,
@@ -852,6 +865,7 @@ mod tests {
             "probe_samples",
             "raw_blocks",
             "raw_block_keys",
+            "raw_block_tails",
             "wan_addresses",
             "alert_silences",
             "alerts",
