@@ -6,7 +6,7 @@
 //!
 //! "Raw level" tables are those kept as long as the raw samples (the `reports` rows, the
 //! per-report samples and the per-report/5-minute summaries retention deletes with them, and
-//! the sealed blocks `raw_blocks`/`raw_block_keys`); their bytes divided by the stored reports
+//! the sealed blocks `raw_blocks`/`raw_block_keys`/`raw_block_tails`); their bytes divided by the stored reports
 //! are the bytes per report. The rest (1-hour and 5-minute interface rollups, current state,
 //! registry) is printed apart.
 //!

@@ -868,7 +868,7 @@ impl<'a> BitReader<'a> {
 
     /// Every byte read, and the padding bits of the last one zero.
     fn end(&self) -> Result<(), BlockError> {
-        let pad_ok = self.at % 8 == 0 || self.inp[self.at / 8] >> (self.at % 8) == 0;
+        let pad_ok = self.at.is_multiple_of(8) || self.inp[self.at / 8] >> (self.at % 8) == 0;
         if self.inp.len() != self.at.div_ceil(8) || !pad_ok {
             return Err(BlockError::Corrupt("trailing residual bits"));
         }

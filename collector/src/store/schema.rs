@@ -737,11 +737,11 @@ const MIGRATION_11: &str = "-- version 11: see the comment of MIGRATION_11 in sc
 ///   leaf pages (`part` 0, 1, ... in order); `raw_blocks.data` keeps the head, cut where its
 ///   overflow pages are full (see `super::sealed`; a block of about 2 KB took 4.6 KB of pages
 ///   as one record). Blocks stored before keep their one record (no tail rows).
-/// - New blocks are format byte 3 (`super::blocks::FORMAT_BITS`: per column the cheapest predictor, integer
-/// residuals as varints or as bit lengths plus raw low bits, type tags once per column when
-/// constant); blocks of formats 1 (deflate) and 2 (zstd) keep their bytes and still decode, so
-/// nothing is converted here (instant at any size); a block is re-encoded only when late rows
-/// are merged into it.
+/// - New blocks are format byte 3 (`super::blocks::FORMAT_BITS`: per column the cheapest
+///   predictor, integer residuals as varints or as bit lengths plus raw low bits, type tags
+///   once per column when constant); blocks of formats 1 (deflate) and 2 (zstd) keep their
+///   bytes and still decode, so nothing is converted here (instant at any size); a block is
+///   re-encoded only when late rows are merged into it.
 const MIGRATION_16: &str = r#"
 CREATE TABLE raw_block_tails (
     router_id  INTEGER NOT NULL,
