@@ -18,7 +18,11 @@
 //!   common name: through `raw_block_keys`) and `ts_ms` ranges to pick the blocks; without a
 //!   router or key it decodes every block of the table in the time range. A block that does not
 //!   decode is logged and skipped (the other blocks are served).
-//! - Retention deletes a block once all of its hour is older than `raw_days`.
+//! - Storage of a block (schema 16, [`write_block`]): a block larger than a leaf page's share
+//!   keeps its head in `raw_blocks.data`, cut where the head's overflow pages are full, and its
+//!   end in `raw_block_tails` (records that stay in leaf pages); readers append the tails in
+//!   `part` order ([`read_block`]). Blocks stored before, and small ones, have no tails.
+//! - Retention deletes a block (and its tails) once all of its hour is older than `raw_days`.
 //! - `station_report_totals` (per-report station sums, read only by fleet series of up to an
 //!   hour) is kept for the hot window only: sealing an hour deletes its rows.
 //! - `reports` (schema 11) is a sealed table like the samples (`reports_all`); the
