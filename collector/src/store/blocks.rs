@@ -482,17 +482,7 @@ impl BlockColumns {
         let mut bits = BitReader::new(&body[pos..]);
         let buf = head.as_slice();
         let mut pos = 0;
-        let n = get_len(buf, &mut pos)?;
-        let ncols = usize::try_from(get_varint(buf, &mut pos)?).unwrap_or(usize::MAX);
-        if ncols > self.names.len() {
-            return Err(BlockError::Columns {
-                found: ncols,
-                table: self.names.len(),
-            });
-        }
-        if ncols <= self.ts {
-            return Err(BlockError::Corrupt("block without its time column"));
-        }
+        let (n, ncols) = self.counts(buf, &mut pos)?;
         if n.saturating_mul(self.names.len()) > MAX_CELLS {
             return Err(BlockError::Corrupt("more values than a block may hold"));
         }
@@ -567,17 +557,7 @@ impl BlockColumns {
             let mut dict: Vec<&[u8]> = Vec::new();
             for i in 0..n {
                 let v = match tags[i] {
-                    2 => {
-                        let b = take(vals, &mut vp, 8)?;
-                        let mut a = [0u8; 8];
-                        a.copy_from_slice(b);
-                        Value::Real(f64::from_le_bytes(a))
-                    }
-                    3 => Value::Text(
-                        String::from_utf8(dict_get(vals, &mut vp, &mut dict)?.to_vec())
-                            .map_err(|_| BlockError::Corrupt("text is not UTF-8"))?,
-                    ),
-                    4 => Value::Blob(dict_get(vals, &mut vp, &mut dict)?.to_vec()),
+                    t @ 2..=4 => other_value(t, vals, &mut vp, &mut dict)?,
                     _ => continue,
                 };
                 rows[i][col] = v;
@@ -602,10 +582,10 @@ impl BlockColumns {
         self.decode_raw(&decompress(blob, MAX_DECODED)?)
     }
 
-    fn decode_raw(&self, buf: &[u8]) -> Result<Vec<Vec<Value>>, BlockError> {
-        let mut pos = 0;
-        let n = get_len(buf, &mut pos)?;
-        let ncols = usize::try_from(get_varint(buf, &mut pos)?).unwrap_or(usize::MAX);
+    /// A block's row and column counts (the start of every format), checked against the table.
+    fn counts(&self, buf: &[u8], pos: &mut usize) -> Result<(usize, usize), BlockError> {
+        let n = get_len(buf, pos)?;
+        let ncols = usize::try_from(get_varint(buf, pos)?).unwrap_or(usize::MAX);
         if ncols > self.names.len() {
             return Err(BlockError::Columns {
                 found: ncols,
@@ -615,6 +595,12 @@ impl BlockColumns {
         if ncols <= self.ts {
             return Err(BlockError::Corrupt("block without its time column"));
         }
+        Ok((n, ncols))
+    }
+
+    fn decode_raw(&self, buf: &[u8]) -> Result<Vec<Vec<Value>>, BlockError> {
+        let mut pos = 0;
+        let (n, ncols) = self.counts(buf, &mut pos)?;
         if n.saturating_mul(ncols.saturating_add(1)) > buf.len() {
             return Err(BlockError::Corrupt("more rows than the block has bytes"));
         }
@@ -639,34 +625,7 @@ impl BlockColumns {
                         let p = predicted(self.pred[col], col, &tail[0], prev, self.ts);
                         Value::Integer(r.wrapping_add(p))
                     }
-                    2 => {
-                        let b = take(vals, &mut vp, 8)?;
-                        let mut a = [0u8; 8];
-                        a.copy_from_slice(b);
-                        Value::Real(f64::from_le_bytes(a))
-                    }
-                    t @ (3 | 4) => {
-                        let k = get_varint(vals, &mut vp)?;
-                        let bytes = if k == 0 {
-                            let l = get_len(vals, &mut vp)?;
-                            let b = take(vals, &mut vp, l)?;
-                            dict.push(b);
-                            b
-                        } else {
-                            let idx = usize::try_from(k - 1).unwrap_or(usize::MAX);
-                            dict.get(idx)
-                                .copied()
-                                .ok_or(BlockError::Corrupt("dictionary index"))?
-                        };
-                        if t == 3 {
-                            Value::Text(
-                                String::from_utf8(bytes.to_vec())
-                                    .map_err(|_| BlockError::Corrupt("text is not UTF-8"))?,
-                            )
-                        } else {
-                            Value::Blob(bytes.to_vec())
-                        }
-                    }
+                    t @ 2..=4 => other_value(t, vals, &mut vp, &mut dict)?,
                     _ => return Err(BlockError::Corrupt("unknown value tag")),
                 };
                 rows[i][col] = v;
@@ -799,6 +758,28 @@ fn dict_get<'a>(
             .copied()
             .ok_or(BlockError::Corrupt("dictionary index"))
     }
+}
+
+/// The next real (tag 2: 8 bytes), text (3) or blob (4, both through the column's dictionary)
+/// of a column's values.
+fn other_value<'a>(
+    tag: u8,
+    vals: &'a [u8],
+    vp: &mut usize,
+    dict: &mut Vec<&'a [u8]>,
+) -> Result<Value, BlockError> {
+    Ok(match tag {
+        2 => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(take(vals, vp, 8)?);
+            Value::Real(f64::from_le_bytes(a))
+        }
+        3 => Value::Text(
+            String::from_utf8(dict_get(vals, vp, dict)?.to_vec())
+                .map_err(|_| BlockError::Corrupt("text is not UTF-8"))?,
+        ),
+        _ => Value::Blob(dict_get(vals, vp, dict)?.to_vec()),
+    })
 }
 
 /// Bits packed least significant first.
