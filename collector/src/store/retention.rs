@@ -64,6 +64,7 @@ pub const RAW_LEVEL_TABLES: &[&str] = &[
     "raw_blocks",
     "raw_block_keys",
     "report_seq_runs",
+    "raw_block_tails",
 ];
 
 /// Tables of raw samples, all with `router_id` and `ts_ms` leading their primary key.
@@ -183,6 +184,7 @@ mod tests {
             "raw_blocks",
             "raw_block_keys",
             "report_seq_runs",
+            "raw_block_tails",
         ]);
         assert_eq!(RAW_LEVEL_TABLES, expected.as_slice());
     }
