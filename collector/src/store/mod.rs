@@ -20,6 +20,7 @@ mod ingest;
 mod registry;
 mod retention;
 pub mod schema;
+pub mod recent;
 pub mod sealed;
 mod station_peaks;
 #[cfg(test)]
@@ -187,6 +188,8 @@ pub struct Store {
     seal: sealed::SealState,
     /// Rollup sums held in memory across batches (see `ingest::Held`).
     held: ingest::Held,
+    /// The in-memory index of recent station traffic this store feeds after each commit.
+    recent: Option<std::sync::Arc<recent::RecentStations>>,
 }
 
 impl Store {
@@ -230,7 +233,14 @@ impl Store {
             cache: HashMap::new(),
             seal: sealed::SealState::default(),
             held: ingest::Held::default(),
+            recent: None,
         })
+    }
+
+    /// Feeds `index` with the station samples of every batch this store commits (the
+    /// collector's writer; see [`recent`]).
+    pub fn set_recent_stations(&mut self, index: std::sync::Arc<recent::RecentStations>) {
+        self.recent = Some(index);
     }
 
     /// The schema version recorded in the database (`PRAGMA user_version`).

@@ -33,6 +33,7 @@ use crate::api::paging::{self, Page};
 use crate::api::times::iso_ms_opt;
 use crate::api::ApiState;
 use crate::clock::now_ms;
+use crate::store::recent::{window_start, FleetWindow, RankBy, RecentStations};
 use crate::store::{bucket_start, BUCKET_1H_MS, BUCKET_5M_MS};
 
 /// Bounds of `minutes` on `/usage/real-time` and `/monitoring/quality`.
@@ -1343,26 +1344,18 @@ pub async fn top_users(
         minutes,
     } = TopUsersQuery::parse(q)?;
     let key = top_users_key(limit, sort_by, minutes);
+    let recent = state.recent.clone();
     cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
         let now = now_ms();
         let window = minutes * MINUTE_MS;
+        let start = window_start(now, minutes);
+        let limit = usize::try_from(limit).unwrap_or(20);
         let (total_users, top) = (|| -> Result<_, IspError> {
             let mut routers = super::RouterCache::default();
-            let mut all = merge_by_mac(fleet_station_totals(c, now - window, now)?);
-            let key = |m: &MacTotal| match sort_by {
-                "download" => m.download,
-                "upload" => m.upload,
-                _ => m.download.saturating_add(m.upload),
-            };
-            all.sort_by(|a, b| key(b).cmp(&key(a)).then_with(|| a.mac.cmp(&b.mac)));
-            let total = all.len();
+            let (total, ranked) = top_macs(c, &recent, start, now, sort_by, limit)?;
             let mut out = Vec::new();
-            for (i, m) in all
-                .iter()
-                .take(usize::try_from(limit).unwrap_or(20))
-                .enumerate()
-            {
+            for (i, m) in ranked.iter().enumerate() {
                 let lease = lease_of(c, m)?;
                 let total_bytes = m.download.saturating_add(m.upload);
                 out.push(UserTraffic {
@@ -1396,6 +1389,84 @@ pub async fn top_users(
     .await
 }
 
+/// The MACs seen over `[start_ms, now_ms]` (how many) and the `limit` with the most traffic by
+/// `sort_by`, largest first, ties by MAC: from the recent-traffic index when it covers the
+/// window, else summed from the database.
+fn top_macs(
+    c: &Connection,
+    recent: &RecentStations,
+    start_ms: i64,
+    now_ms: i64,
+    sort_by: &str,
+    limit: usize,
+) -> Result<(usize, Vec<MacTotal>), IspError> {
+    let by = match sort_by {
+        "download" => RankBy::Download,
+        "upload" => RankBy::Upload,
+        _ => RankBy::Total,
+    };
+    if let Some(t) = recent.top(start_ms, now_ms, by, limit) {
+        let top = t
+            .top
+            .into_iter()
+            .map(|stations| {
+                let mut m = MacTotal::default();
+                for s in stations {
+                    m.mac = s.mac.to_string();
+                    m.download = m.download.saturating_add(s.download);
+                    m.upload = m.upload.saturating_add(s.upload);
+                    m.max_down = m.max_down.max(s.max_download_bps);
+                    m.max_up = m.max_up.max(s.max_upload_bps);
+                    let r = m.routers.entry(s.router_id).or_default();
+                    *r = r.saturating_add(s.download.saturating_add(s.upload));
+                }
+                m
+            })
+            .collect();
+        return Ok((t.total, top));
+    }
+    let mut all = merge_by_mac(fleet_station_totals(c, start_ms, now_ms)?);
+    let key = |m: &MacTotal| match by {
+        RankBy::Download => m.download,
+        RankBy::Upload => m.upload,
+        RankBy::Total => m.download.saturating_add(m.upload),
+    };
+    all.sort_by(|a, b| key(b).cmp(&key(a)).then_with(|| a.mac.cmp(&b.mac)));
+    let total = all.len();
+    all.truncate(limit);
+    Ok((total, all))
+}
+
+/// The fleet's station totals over `[start_ms, now_ms]`: from the recent-traffic index when it
+/// covers the window, else summed from the database.
+fn fleet_window(
+    c: &Connection,
+    recent: &RecentStations,
+    start_ms: i64,
+    now_ms: i64,
+) -> Result<FleetWindow, IspError> {
+    if let Some(f) = recent.fleet(start_ms, now_ms) {
+        return Ok(f);
+    }
+    let totals = fleet_station_totals(c, start_ms, now_ms)?;
+    let mut f = FleetWindow::default();
+    let mut users = BTreeSet::new();
+    for t in &totals {
+        let e = f.per_router.entry(t.router_id).or_default();
+        e.0 = e.0.saturating_add(t.download_bytes);
+        e.1 = e.1.saturating_add(t.upload_bytes);
+        // One total per (device, MAC).
+        e.2 += 1;
+        f.download = f.download.saturating_add(t.download_bytes);
+        f.upload = f.upload.saturating_add(t.upload_bytes);
+        f.max_download_bps = f.max_download_bps.max(t.max_download_bps);
+        f.max_upload_bps = f.max_upload_bps.max(t.max_upload_bps);
+        users.insert(t.mac.as_str());
+    }
+    f.active_users = users.len();
+    Ok(f)
+}
+
 /// Station traffic of the whole network and per device.
 #[utoipa::path(get, path = "/api/bandwidth/monitoring/network-summary",
     operation_id = "isp_bandwidth_monitoring_network_summary", tag = "isp",
@@ -1416,27 +1487,19 @@ pub async fn network_summary(
         "/api/bandwidth/monitoring/network-summary",
         &[("minutes", &minutes)],
     );
+    let recent = state.recent.clone();
     cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
         let now = now_ms();
         let window = minutes * MINUTE_MS;
-        let (routers, totals) = (|| -> Result<_, IspError> {
-            Ok((all_routers(c)?, fleet_station_totals(c, now - window, now)?))
+        let start = window_start(now, minutes);
+        let (routers, f) = (|| -> Result<_, IspError> {
+            Ok((all_routers(c)?, fleet_window(c, &recent, start, now)?))
         })()?;
-        let mut per_router: HashMap<i64, (i64, i64, BTreeSet<&str>)> = HashMap::new();
-        for t in &totals {
-            let e = per_router.entry(t.router_id).or_default();
-            e.0 = e.0.saturating_add(t.download_bytes);
-            e.1 = e.1.saturating_add(t.upload_bytes);
-            e.2.insert(t.mac.as_str());
-        }
         let devices: Vec<DeviceTraffic> = routers
             .iter()
             .map(|r| {
-                let (d, u, users) = per_router
-                    .get(&r.id)
-                    .map(|e| (e.0, e.1, e.2.len()))
-                    .unwrap_or_default();
+                let (d, u, users) = f.per_router.get(&r.id).copied().unwrap_or_default();
                 DeviceTraffic {
                     device_name: r.name.clone(),
                     connected: r.connected(now),
@@ -1449,15 +1512,7 @@ pub async fn network_summary(
                 }
             })
             .collect();
-        let down = totals
-            .iter()
-            .map(|t| t.download_bytes)
-            .fold(0, i64::saturating_add);
-        let up = totals
-            .iter()
-            .map(|t| t.upload_bytes)
-            .fold(0, i64::saturating_add);
-        let users: BTreeSet<&str> = totals.iter().map(|t| t.mac.as_str()).collect();
+        let (down, up) = (f.download, f.upload);
         Ok(NetworkSummary {
             period_minutes: minutes,
             total_download_bytes: down,
@@ -1467,21 +1522,9 @@ pub async fn network_summary(
             total_upload_mb: mib(up),
             avg_download_mbps: avg_mbps(down, window),
             avg_upload_mbps: avg_mbps(up, window),
-            peak_user_download_mbps: mbps(
-                totals
-                    .iter()
-                    .filter_map(|t| t.max_download_bps)
-                    .max()
-                    .unwrap_or(0) as f64,
-            ),
-            peak_user_upload_mbps: mbps(
-                totals
-                    .iter()
-                    .filter_map(|t| t.max_upload_bps)
-                    .max()
-                    .unwrap_or(0) as f64,
-            ),
-            active_users: users.len(),
+            peak_user_download_mbps: mbps(f.max_download_bps.unwrap_or(0) as f64),
+            peak_user_upload_mbps: mbps(f.max_upload_bps.unwrap_or(0) as f64),
+            active_users: f.active_users,
             devices_total: routers.len(),
             devices_connected: routers.iter().filter(|r| r.connected(now)).count(),
             devices,
