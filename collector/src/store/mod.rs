@@ -17,10 +17,10 @@ pub mod blocks;
 pub mod delta;
 mod fleetagg;
 mod ingest;
+pub mod recent;
 mod registry;
 mod retention;
 pub mod schema;
-pub mod recent;
 pub mod sealed;
 mod station_peaks;
 #[cfg(test)]

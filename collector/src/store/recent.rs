@@ -485,7 +485,8 @@ impl RecentStations {
 
     /// Stops a running rebuild after its current step (the collector shuts down).
     pub fn cancel_rebuild(&self) {
-        self.cancel.store(true, std::sync::atomic::Ordering::Release);
+        self.cancel
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Stations tracked (for the memory figure).
@@ -566,11 +567,7 @@ impl RecentStations {
         }
         ranked.truncate(limit);
         ranked.sort_unstable_by(order);
-        let pos: HashMap<u32, usize> = ranked
-            .iter()
-            .enumerate()
-            .map(|(k, r)| (r.2, k))
-            .collect();
+        let pos: HashMap<u32, usize> = ranked.iter().enumerate().map(|(k, r)| (r.2, k)).collect();
         let mut top: Vec<Vec<StationWindow>> = vec![Vec::new(); ranked.len()];
         for (i, b) in stations {
             if let Some(&k) = pos.get(&g.stations[i].mac_id) {
@@ -657,7 +654,10 @@ impl RecentStations {
                 let first = next.peek().map_or(head, |m| m.minute.min(head));
                 for m in first..=head {
                     while let Some(e) = next.next_if(|e| e.minute.min(head) <= m) {
-                        run = [run[0].wrapping_add(e.bytes[0]), run[1].wrapping_add(e.bytes[1])];
+                        run = [
+                            run[0].wrapping_add(e.bytes[0]),
+                            run[1].wrapping_add(e.bytes[1]),
+                        ];
                     }
                     if m > head - SLOTS as i64 && run != [0, 0] {
                         if let Some(c) = g.cols[slot(m)].get_mut(i) {
@@ -705,9 +705,8 @@ fn raw_floor_minute(c: &Connection, from_ms: i64) -> rusqlite::Result<i64> {
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let mut rows = c.prepare("SELECT min(ts_ms) FROM station_samples WHERE router_id = ?1")?;
-    let mut blocks = c.prepare(
-        "SELECT min(hour_ms) FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2",
-    )?;
+    let mut blocks =
+        c.prepare("SELECT min(hour_ms) FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2")?;
     let tbl = super::sealed::SEALED
         .iter()
         .position(|t| t.name == "station_samples")

@@ -1328,7 +1328,7 @@ fn avg_mbps(bytes: i64, window_ms: i64) -> f64 {
         ("minutes" = Option<i64>, Query, description = "1 to 180, default 30", minimum = 1, maximum = 180),
     ),
     responses(
-        (status = 200, description = "Users by traffic, largest first (ties by MAC). Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<TopUsers>),
+        (status = 200, description = "Users by traffic, largest first (ties by MAC), over the window starting on the minute boundary at or before now - minutes. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<TopUsers>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
@@ -1472,7 +1472,7 @@ fn fleet_window(
     operation_id = "isp_bandwidth_monitoring_network_summary", tag = "isp",
     params(("minutes" = Option<i64>, Query, description = "1 to 180, default 30", minimum = 1, maximum = 180)),
     responses(
-        (status = 200, description = "Totals. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<NetworkSummary>),
+        (status = 200, description = "Totals over the window starting on the minute boundary at or before now - minutes. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<NetworkSummary>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
@@ -2054,7 +2054,10 @@ mod tests {
         assert!(rebuilt.rebuilt() && stats.rows > 0, "{stats:?}");
         for (name, index) in [("live", &*live), ("rebuilt", &rebuilt)] {
             for minutes in WINDOWS {
-                assert!(index.serves(window_start(now, minutes), now), "{name} {minutes}");
+                assert!(
+                    index.serves(window_start(now, minutes), now),
+                    "{name} {minutes}"
+                );
             }
             let got = answers(&c, index, now);
             for (k, minutes) in WINDOWS.iter().enumerate() {
