@@ -862,6 +862,18 @@ fn start_server(
     let handle = rt
         .block_on(routerstats_collector::server::serve(config))
         .expect("serve");
+    // The monitoring routes read the database until the collector's recent station traffic
+    // index is rebuilt (in the background after a start): measure them once it is.
+    let t = Instant::now();
+    while !handle.recent_rebuilt() && t.elapsed() < Duration::from_secs(900) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "recent station traffic index rebuilt {:.1} s after the start (CPU time so far {} s, load average {})",
+        t.elapsed().as_secs_f64(),
+        cpu_seconds().map_or("?".to_string(), |c| format!("{c:.1}")),
+        loadavg()
+    );
     (rt, handle)
 }
 

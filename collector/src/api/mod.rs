@@ -128,6 +128,8 @@ pub struct ApiState {
     /// Whether `GET /metrics` writes the per-station families when the query does not say
     /// (`[metrics] stations` in the config).
     pub metrics_stations: bool,
+    /// Recent station traffic, kept by the writer (the monitoring routes' windows).
+    pub recent: Arc<crate::store::recent::RecentStations>,
 }
 
 /// An error answered as `{"error": message}` with a status.
