@@ -5,13 +5,13 @@
 //! by column. Integers are stored as their difference from a prediction: the table's (the
 //! previous row's value of the same series; for a `*_delta` column the difference of its
 //! counter `*_bytes`; for a `*_bps` column the rate of its delta over the series' interval,
-//! the collector's own formula) and, since schema 16, per column whichever of that, no
+//! the collector's own formula) and, since schema 18, per column whichever of that, no
 //! prediction (a gauge) or the linear extrapolation of the two previous values (a constant
 //! step) needs the fewest bits; text and blobs are an index into the column's dictionary,
 //! reals their 8 bytes.
 //!
 //! Blob layout: a format byte, then
-//! - [`FORMAT_BITS`] (schema 16, what [`BlockColumns::encode`] writes): a varint length and a
+//! - [`FORMAT_BITS`] (schema 18, what [`BlockColumns::encode`] writes): a varint length and a
 //!   zstd frame of varint rows, varint columns, one series-start byte per row and per column
 //!   its tag (one byte when every row has the same type, else [`MIXED_TAGS`] and one per row),
 //!   for integers a flags byte (predictor, unsigned, form) and either a varint length and the
@@ -40,7 +40,7 @@ pub const FORMAT_DEFLATE: u8 = 1;
 /// Format byte of a zstd-compressed block (one zstd frame, no dictionary).
 pub const FORMAT_ZSTD: u8 = 2;
 
-/// Format byte of a block of schema 16: a varint length, a zstd frame of the block's structure
+/// Format byte of a block of schema 18: a varint length, a zstd frame of the block's structure
 /// (row count, series starts, per column its tags (once when constant), its predictor and its
 /// integer residuals as varints or as bit lengths, then its text/blob/real values), then the
 /// bits below the leading one of the residuals in bit-length form, packed raw (they are close
@@ -271,7 +271,7 @@ impl BlockColumns {
         self.encode_bits(&rows, ZSTD_LEVEL)
     }
 
-    /// The encoding of [`FORMAT_DEFLATE`] and [`FORMAT_ZSTD`] blocks (before schema 16), kept
+    /// The encoding of [`FORMAT_DEFLATE`] and [`FORMAT_ZSTD`] blocks (before schema 18), kept
     /// for the tests that prove such blocks still decode.
     #[cfg(test)]
     fn encode_sorted(&self, rows: &[Vec<Value>]) -> Vec<u8> {
@@ -641,7 +641,7 @@ impl BlockColumns {
     }
 }
 
-/// `raw` compressed in `format`, behind its format byte (the blocks sealed before schema 16;
+/// `raw` compressed in `format`, behind its format byte (the blocks sealed before schema 18;
 /// only the tests still write them).
 #[cfg(test)]
 fn compress(format: u8, raw: &[u8]) -> Result<Vec<u8>, BlockError> {
@@ -987,7 +987,7 @@ mod tests {
         c.sort(&mut want);
         let blob = c.encode(rows()).unwrap();
         assert_eq!(blob[0], FORMAT_BITS);
-        // Blocks sealed before schema 16 (zstd) and before schema 11 (deflate): the row
+        // Blocks sealed before schema 18 (zstd) and before schema 11 (deflate): the row
         // encoding of those versions.
         let zstd = compress(FORMAT_ZSTD, &c.encode_sorted(&want)).unwrap();
         let old = compress(FORMAT_DEFLATE, &c.encode_sorted(&want)).unwrap();

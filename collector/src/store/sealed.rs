@@ -18,7 +18,7 @@
 //!   common name: through `raw_block_keys`) and `ts_ms` ranges to pick the blocks; without a
 //!   router or key it decodes every block of the table in the time range. A block that does not
 //!   decode is logged and skipped (the other blocks are served).
-//! - Storage of a block (schema 16, [`write_block`]): a block larger than a leaf page's share
+//! - Storage of a block (schema 18, [`write_block`]): a block larger than a leaf page's share
 //!   keeps its head in `raw_blocks.data`, cut where the head's overflow pages are full, and its
 //!   end in `raw_block_tails` (records that stay in leaf pages); readers append the tails in
 //!   `part` order ([`read_block`]). Blocks stored before, and small ones, have no tails.
