@@ -542,7 +542,9 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         conns,
         started,
         readers: Arc::new(
-            api::readpool::ReadPool::new(config.db_path(), 4).with_gate(writer.health()),
+            api::readpool::ReadPool::new(config.db_path(), config.api_read_threads)
+                .with_gate(writer.health())
+                .with_threads(config.api_read_threads, config.api_read_nice),
         ),
         actions,
         isp_limits: config.isp_rate_limits.clone(),
