@@ -32,6 +32,8 @@ pub struct GroupStats {
 #[derive(Debug, Default, Clone)]
 pub struct LoadStats {
     pub groups: BTreeMap<&'static str, GroupStats>,
+    /// Request-to-last-byte times per route (sorted once merged): which route of a group is slow.
+    pub routes: BTreeMap<String, Vec<Duration>>,
     /// Requests answered inside the window.
     pub requests: u64,
     /// Requests that failed below HTTP (connection errors, timeouts), and the first such error.
@@ -47,6 +49,9 @@ impl LoadStats {
             for (status, n) in s.statuses {
                 *mine.statuses.entry(status).or_default() += n;
             }
+        }
+        for (r, l) in other.routes {
+            self.routes.entry(r).or_default().extend(l);
         }
         self.requests += other.requests;
         self.io_errors += other.io_errors;
@@ -122,6 +127,9 @@ impl ApiLoad {
         for g in all.groups.values_mut() {
             g.latencies.sort();
         }
+        for l in all.routes.values_mut() {
+            l.sort();
+        }
         all
     }
 }
@@ -180,6 +188,10 @@ fn client_loop(
                     let g = st.groups.entry(group(&t.route)).or_default();
                     g.latencies.push(done - sent);
                     *g.statuses.entry(status).or_default() += 1;
+                    st.routes
+                        .entry(t.route.clone())
+                        .or_default()
+                        .push(done - sent);
                     st.requests += 1;
                 }
                 client = Some(c);
@@ -259,6 +271,13 @@ mod tests {
             .map(|g| g.latencies.len() as u64)
             .sum();
         assert_eq!(counted, stats.requests);
+        let by_route: usize = stats.routes.values().map(Vec::len).sum();
+        assert_eq!(by_route as u64, stats.requests);
+        assert!(stats.routes.contains_key("/peer/gone"));
+        assert!(stats
+            .routes
+            .values()
+            .all(|l| l.windows(2).all(|w| w[0] <= w[1])));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! "Raw level" tables are those kept as long as the raw samples (the `reports` rows, the
 //! per-report samples and the per-report/5-minute summaries retention deletes with them, and
-//! the sealed blocks `raw_blocks`/`raw_block_keys`); their bytes divided by the stored reports
+//! the sealed blocks `raw_blocks`/`raw_block_keys`/`raw_block_tails`); their bytes divided by the stored reports
 //! are the bytes per report. The rest (1-hour and 5-minute interface rollups, current state,
 //! registry) is printed apart.
 //!
@@ -151,7 +151,7 @@ impl Figures {
         if self.sealed_reports == 0 {
             return None;
         }
-        let blocks = self.bytes_of(&["raw_blocks", "raw_block_keys", "report_seq_runs"]) as f64;
+        let blocks = self.bytes_of(&["raw_blocks", "raw_block_keys", "report_seq_runs", "raw_block_tails"]) as f64;
         Some(blocks / self.sealed_reports as f64)
     }
 
@@ -372,7 +372,7 @@ pub fn run(path: &Path, routers: usize, rounds: u64, seal: bool) -> Result<Figur
     f.ingest_cpu = ingest_cpu;
     let mut st = store
         .connection()
-        .prepare("SELECT tbl, sum(length(data)) FROM raw_blocks GROUP BY tbl ORDER BY tbl")?;
+        .prepare("SELECT tbl, sum(length(data)) FROM (SELECT tbl, data FROM raw_blocks UNION ALL SELECT tbl, data FROM raw_block_tails) GROUP BY tbl ORDER BY tbl")?;
     f.block_bytes = st
         .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
         .map(|r| {

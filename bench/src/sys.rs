@@ -59,6 +59,22 @@ pub fn cpu_of_thread(pid: u32, name: &str) -> Option<Duration> {
     found
 }
 
+/// CPU time of the live threads of `pid` by thread name (`/proc/<pid>/task/*/comm`; threads that
+/// already exited are not counted), like [`cpu_of`].
+pub fn cpu_by_thread_name(pid: u32) -> std::collections::BTreeMap<String, Duration> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.filter_map(|t| t.ok()) {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        *out.entry(comm.trim_end().to_string())
+            .or_insert(Duration::ZERO) += stat_cpu(&stat);
+    }
+    out
+}
+
 /// utime + stime of a `/proc/.../stat` line.
 fn stat_cpu(text: &str) -> Duration {
     // Fields after the command name (which may hold spaces) start after the last ')'.

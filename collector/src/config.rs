@@ -74,6 +74,10 @@ pub struct Config {
     pub api_cache_max_age: Duration,
     /// Total body bytes the API response cache holds at most.
     pub api_cache_max_bytes: usize,
+    /// Threads that run the API's database reads (at most this many reads at once).
+    pub api_read_threads: usize,
+    /// Nice value of those threads (0 to 19; 0: the process's priority): ingest first when busy.
+    pub api_read_nice: i32,
     /// Alert rules, thresholds and receivers (`[alerts]`, see `crate::alerts::config`).
     pub alerts: crate::alerts::AlertsConfig,
     /// Prometheus remote-write output (`[remote_write]`, see `crate::remote_write`); off without a URL.
@@ -122,6 +126,8 @@ impl Default for Config {
             retention: Retention::default(),
             api_cache_max_age: Duration::from_secs(10),
             api_cache_max_bytes: 256 * 1024 * 1024,
+            api_read_threads: 4,
+            api_read_nice: 10,
             alerts: crate::alerts::AlertsConfig::default(),
             remote_write: crate::remote_write::RemoteWriteConfig::default(),
             action_ttl: crate::actions::DEFAULT_TTL,
@@ -203,6 +209,8 @@ struct FileConfig {
     retention: Option<FileRetention>,
     api_cache_max_age: Option<FileDuration>,
     api_cache_max_bytes: Option<usize>,
+    api_read_threads: Option<usize>,
+    api_read_nice: Option<i32>,
     alerts: Option<toml::Value>,
     remote_write: Option<toml::Value>,
     action_ttl: Option<FileDuration>,
@@ -365,6 +373,12 @@ impl Config {
         if let Some(v) = file.api_cache_max_bytes {
             c.api_cache_max_bytes = v;
         }
+        if let Some(v) = file.api_read_threads {
+            c.api_read_threads = v;
+        }
+        if let Some(v) = file.api_read_nice {
+            c.api_read_nice = v;
+        }
         if let Some(v) = file.alerts {
             c.alerts = crate::alerts::AlertsConfig::from_value(v).map_err(|reason| {
                 ConfigError::Invalid {
@@ -513,6 +527,12 @@ impl Config {
         if self.rollup_hold > Duration::from_secs(300) {
             return invalid("rollup_hold", "must be at most 5m");
         }
+        if self.api_read_threads == 0 || self.api_read_threads > 64 {
+            return invalid("api_read_threads", "must be between 1 and 64");
+        }
+        if !(0..=19).contains(&self.api_read_nice) {
+            return invalid("api_read_nice", "must be between 0 and 19");
+        }
         if self.revocation_poll.is_zero() || self.revocation_poll > Duration::from_secs(60) {
             return invalid("revocation_poll", "must be between 1ms and 60s");
         }
@@ -592,6 +612,8 @@ mod tests {
             retention_interval = "30m"
             api_cache_max_age = "3s"
             api_cache_max_bytes = 1000000
+            api_read_threads = 2
+            api_read_nice = 5
             [retention]
             raw_days = 3
             rollup_5m_days = 10
@@ -614,6 +636,7 @@ mod tests {
         assert_eq!(c.retention_interval, Duration::from_secs(1800));
         assert_eq!(c.api_cache_max_age, Duration::from_secs(3));
         assert_eq!(c.api_cache_max_bytes, 1_000_000);
+        assert_eq!((c.api_read_threads, c.api_read_nice), (2, 5));
         assert_eq!(
             c.retention,
             Retention {
@@ -662,6 +685,18 @@ mod tests {
                 ..
             }
         ));
+        for (bad, key) in [
+            ("api_read_threads = 0", "api_read_threads"),
+            ("api_read_threads = 65", "api_read_threads"),
+            ("api_read_nice = -1", "api_read_nice"),
+            ("api_read_nice = 20", "api_read_nice"),
+        ] {
+            let e = Config::from_toml(bad).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::Invalid { key: k, .. } if k == key),
+                "{bad}: {e}"
+            );
+        }
         let e = Config::from_toml("ingest_listen = \"nonsense\"").unwrap_err();
         assert!(matches!(e, ConfigError::Parse { .. }));
         let e = Config::from_toml("[retention]\nraw_days = 0").unwrap_err();
@@ -700,6 +735,8 @@ mod tests {
             "batch_max",
             "batch_latency",
             "rollup_hold",
+            "api_read_threads",
+            "api_read_nice",
             "revocation_poll",
             "retention_interval",
             "raw_days",

@@ -83,9 +83,16 @@ pub struct ServeHandle {
     _poller: Poller,
     alerts: Option<crate::alerts::AlertService>,
     remote_write: Option<crate::remote_write::RemoteWrite>,
+    recent: Arc<crate::store::recent::RecentStations>,
 }
 
 impl ServeHandle {
+    /// Whether the recent station traffic index finished its rebuild after the start (the
+    /// monitoring routes read the database until it covers their window).
+    pub fn recent_rebuilt(&self) -> bool {
+        self.recent.rebuilt()
+    }
+
     /// The bound ingest (TLS) address.
     pub fn ingest_addr(&self) -> SocketAddr {
         self.ingest_addr
@@ -145,9 +152,11 @@ impl ServeHandle {
             _poller,
             alerts,
             remote_write,
+            recent,
             ..
         } = self;
         let _ = shutdown_tx.send(true);
+        recent.cancel_rebuild();
         if let Some(alerts) = alerts {
             alerts.shutdown(SHUTDOWN_GRACE).await;
         }
@@ -330,6 +339,43 @@ pub fn open_store(path: &Path) -> Result<Store, ServeError> {
     })
 }
 
+/// Opens the read transaction the recent-traffic index is rebuilt from (its snapshot starts
+/// at its first read, here).
+fn recent_snapshot(store: &Store) -> Result<(), crate::store::StoreError> {
+    let c = store.connection();
+    c.execute_batch("BEGIN")?;
+    let _: i64 = c.query_row("SELECT count(*) FROM routers", [], |r| r.get(0))?;
+    Ok(())
+}
+
+/// Rebuilds the recent-traffic index from `store`'s snapshot on a thread of its own.
+fn spawn_recent_rebuild(
+    store: Store,
+    recent: Arc<crate::store::recent::RecentStations>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("recent-rebuild".into())
+        .spawn(move || {
+            let t = Instant::now();
+            match recent.rebuild(store.connection(), crate::clock::now_ms()) {
+                Ok(s) => tracing::info!(
+                    rows = s.rows,
+                    stations = recent.stations(),
+                    complete_from_ms = s.complete_from_ms,
+                    took_ms = t.elapsed().as_millis() as u64,
+                    "rebuilt the recent station traffic index"
+                ),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "rebuilding the recent station traffic index failed; the monitoring routes \
+                     read the database for windows it does not cover"
+                ),
+            }
+            let _ = store.connection().execute_batch("COMMIT");
+        })
+        .map(|_| ())
+}
+
 async fn bind(
     addr: SocketAddr,
     what: &'static str,
@@ -371,6 +417,14 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     // The first open creates and migrates the database; the others just connect.
     let mut writer_store = open_store(&db_path)?;
     writer_store.set_rollup_hold(config.rollup_hold);
+    let recent = Arc::new(crate::store::recent::RecentStations::new());
+    writer_store.set_recent_stations(recent.clone());
+    // The rebuild's snapshot: taken before the writer commits anything (see store::recent).
+    let rebuild_store = open_store(&db_path)?;
+    recent_snapshot(&rebuild_store).map_err(|source| ServeError::Store {
+        path: db_path.clone(),
+        source,
+    })?;
     let control_store = open_store(&db_path)?;
     let poller_store = open_store(&db_path)?;
     let api_store = open_store(&db_path)?;
@@ -411,6 +465,7 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
             health.set_integrity(result);
         });
     }
+    spawn_recent_rebuild(rebuild_store, recent.clone()).map_err(ServeError::Thread)?;
     let writer_tx = writer
         .sender()
         .ok_or_else(|| ServeError::Thread(std::io::Error::other("writer closed at start")))?;
@@ -487,13 +542,16 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         conns,
         started,
         readers: Arc::new(
-            api::readpool::ReadPool::new(config.db_path(), 4).with_gate(writer.health()),
+            api::readpool::ReadPool::new(config.db_path(), config.api_read_threads)
+                .with_gate(writer.health())
+                .with_threads(config.api_read_threads, config.api_read_nice),
         ),
         actions,
         isp_limits: config.isp_rate_limits.clone(),
         jwt,
         cors: config.cors.clone(),
         metrics_stations: config.metrics_stations,
+        recent: recent.clone(),
     };
     let api_limits = HttpLimits {
         max_connections: config.api_max_connections,
@@ -525,5 +583,6 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
         _poller: poller,
         alerts,
         remote_write,
+        recent,
     })
 }

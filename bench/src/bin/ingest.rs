@@ -60,6 +60,8 @@ struct Opts {
     batch_max: Option<usize>,
     /// The collector's `rollup_hold`, e.g. `0s` (None: its default).
     rollup_hold: Option<String>,
+    /// The collector's `api_read_nice` (None: its default).
+    api_read_nice: Option<i32>,
 }
 
 impl Opts {
@@ -71,6 +73,9 @@ impl Opts {
         }
         if let Some(h) = &self.rollup_hold {
             t.push_str(&format!("rollup_hold = {h:?}\n"));
+        }
+        if let Some(n) = self.api_read_nice {
+            t.push_str(&format!("api_read_nice = {n}\n"));
         }
         t
     }
@@ -117,6 +122,8 @@ struct Driven {
     col_cpu: Duration,
     /// Its database writer thread's CPU time inside the window (None: no such thread found).
     writer_cpu: Option<Duration>,
+    /// The collector's CPU time inside the window by thread name (live threads only).
+    threads_cpu: Vec<(String, Duration)>,
     /// What the API clients measured, when the API was read during the drive.
     api: Option<LoadStats>,
 }
@@ -176,12 +183,22 @@ async fn drive_fleet(
         tokio::time::sleep_until(measure_from).await;
         let c0 = sys::cpu_of(pid).unwrap_or_default();
         let w0 = sys::cpu_of_thread(pid, "db-writer");
+        let t0 = sys::cpu_by_thread_name(pid);
         tokio::time::sleep_until(stop_at).await;
         let w1 = sys::cpu_of_thread(pid, "db-writer");
+        let t1 = sys::cpu_by_thread_name(pid);
         let writer = w0.zip(w1).map(|(a, b)| b.saturating_sub(a));
+        let threads: Vec<(String, Duration)> = t1
+            .into_iter()
+            .map(|(name, c)| {
+                let before = t0.get(&name).copied().unwrap_or_default();
+                (name, c.saturating_sub(before))
+            })
+            .collect();
         (
             sys::cpu_of(pid).unwrap_or_default().saturating_sub(c0),
             writer,
+            threads,
         )
     });
     let bench_cpu0 = sys::cpu_self();
@@ -190,7 +207,7 @@ async fn drive_fleet(
         stats.push(t.await.map_err(|e| e.to_string())?);
     }
     let bench_cpu = sys::cpu_self() - bench_cpu0;
-    let (col_cpu, writer_cpu) = cpu_probe.await.map_err(|e| e.to_string())?;
+    let (col_cpu, writer_cpu, threads_cpu) = cpu_probe.await.map_err(|e| e.to_string())?;
     let api = match load {
         Some(l) => Some(
             tokio::task::spawn_blocking(move || l.join())
@@ -204,6 +221,7 @@ async fn drive_fleet(
         bench_cpu,
         col_cpu,
         writer_cpu,
+        threads_cpu,
         api,
     })
 }
@@ -331,6 +349,19 @@ fn print_api(stats: &LoadStats, plan: &ApiPlan, secs: u64) {
             statuses.join(", ")
         );
     }
+    // The slowest routes, by p99: which route makes a group slow.
+    let mut slow: Vec<(&String, &Vec<Duration>)> = stats.routes.iter().collect();
+    slow.sort_by_key(|(_, l)| std::cmp::Reverse(percentile(l, 0.99)));
+    println!("  slowest routes by p99: route, requests, p50 / p99 / max");
+    for (route, l) in slow.iter().take(8) {
+        println!(
+            "    {route}: {}, {} / {} / {}",
+            l.len(),
+            percentile(l, 0.5).map(ms).unwrap_or_default(),
+            percentile(l, 0.99).map(ms).unwrap_or_default(),
+            l.last().copied().map(ms).unwrap_or_default()
+        );
+    }
     let limited = stats.with_status(429);
     if limited > 0 {
         println!("  ({limited} answers were 429: a rate limit, not the database, refused them)");
@@ -372,6 +403,16 @@ fn print_drive(label: &str, d: &Driven, o: &Opts, log: &str) -> Measured {
             .unwrap_or_else(|| "unknown".into()),
         d.bench_cpu.as_secs_f64(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    let threads: Vec<String> = d
+        .threads_cpu
+        .iter()
+        .filter(|(_, c)| !c.is_zero())
+        .map(|(name, c)| format!("{name} {:.0} us", per_report(*c)))
+        .collect();
+    println!(
+        "    collector CPU per report by thread name (live threads): {}",
+        threads.join(", ")
     );
     if !errors.is_empty() {
         println!(
@@ -416,12 +457,15 @@ async fn bench(o: Opts) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     println!(
-        "collector {} (pid {}), data on {} ({}), rollup_hold {}",
+        "collector {} (pid {}), data on {} ({}), rollup_hold {}, api_read_nice {}",
         bin.display(),
         col.pid(),
         col.data_dir.display(),
         fs_type(&col.data_dir),
-        o.rollup_hold.as_deref().unwrap_or("default (10s)")
+        o.rollup_hold.as_deref().unwrap_or("default (10s)"),
+        o.api_read_nice
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "default (10)".into())
     );
 
     // Enrollment through the real path.
@@ -723,7 +767,7 @@ const USAGE: &str = "bench-ingest: the collector's durable ingest rate against p
 connected agent (see BENCHMARKS.md).
 
 Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--api-load BOOL] [--api-clients C]
-                    [--api-rps R] [--batch-max N] [--rollup-hold D] [--alert-rules BOOL] [--raw-reports R] [--dir PATH] [--collector-bin PATH]
+                    [--api-rps R] [--batch-max N] [--rollup-hold D] [--api-read-nice N] [--alert-rules BOOL] [--raw-reports R] [--dir PATH] [--collector-bin PATH]
   --agents N           simulated routers (default 1000)
   --secs S             measuring window (default 20)
   --warmup S           warm-up before it (default 5)
@@ -735,6 +779,7 @@ Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--api-loa
                        soon as the last is answered, as routerstats-apibench does)
   --batch-max N        the collector's batch_max (default: its default, 2048)
   --rollup-hold D      the collector's rollup_hold, e.g. 0s (default: its default, 10s)
+  --api-read-nice N    the collector's api_read_nice, 0 to 19 (default: its default, 10)
   --alert-rules BOOL   also measure ingest with alert rules off and all on (default true)
   --raw-reports R      reports the plain-SQLite baseline inserts (default: as many as acked, at least 20000)
   --dir PATH           where the collector's data dir is made (default: a temp dir)
@@ -784,6 +829,14 @@ fn main() -> ExitCode {
                 .iter()
                 .find(|(n, _)| n == "rollup-hold")
                 .map(|(_, v)| v.clone()),
+            api_read_nice: f
+                .iter()
+                .find(|(n, _)| n == "api-read-nice")
+                .map(|(_, v)| match v.parse::<i32>() {
+                    Ok(n) if (0..=19).contains(&n) => Ok(n),
+                    _ => Err(format!("--api-read-nice: {v:?} (0 to 19)")),
+                })
+                .transpose()?,
         })
     };
     routerstats_bench::run_async(parse(), bench)

@@ -128,6 +128,8 @@ pub struct ApiState {
     /// Whether `GET /metrics` writes the per-station families when the query does not say
     /// (`[metrics] stations` in the config).
     pub metrics_stations: bool,
+    /// Recent station traffic, kept by the writer (the monitoring routes' windows).
+    pub recent: Arc<crate::store::recent::RecentStations>,
 }
 
 /// An error answered as `{"error": message}` with a status.
@@ -323,16 +325,13 @@ pub async fn require_role(
     Ok(caller)
 }
 
-/// Runs a read-only query `f` on a pooled connection on the blocking pool.
+/// Runs a read-only query `f` on a pooled connection on a read thread ([`readpool::ReadPool::run`]).
 pub async fn with_read<T, F>(state: &ApiState, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&rusqlite::Connection) -> Result<T, ApiError> + Send + 'static,
 {
-    let pool = state.readers.clone();
-    tokio::task::spawn_blocking(move || pool.with(f))
-        .await
-        .map_err(|e| ApiError::internal(format!("database task failed: {e}")))?
+    state.readers.run(f).await
 }
 
 /// The API routes, with the default rate limits.

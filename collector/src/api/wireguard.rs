@@ -988,14 +988,18 @@ pub async fn summary(
 }
 
 /// The sums and counts of [`summarize`] over the newest peers of every unrevoked router
-/// ([`LATEST_PEERS_SQL`]'s rows), computed by SQLite in one pass without reading the peers'
-/// names, keys and addresses or sorting them. The byte and rate sums are of integers below
-/// 2^53 in practice, so their floating-point totals are exact in any order (as `summarize`'s).
+/// ([`LATEST_PEERS_SQL`]'s rows), computed by SQLite in one pass over `wg_peers`, where ingest
+/// keeps each current peer's newest sample values (`store::wg_latest`): one narrow row per
+/// peer, clustered by router, instead of a primary-key probe per router into `wg_peer_samples`.
+/// A row counts where its values are of the router's newest report (`ts_ms = last_report_ms`),
+/// the rows the join over the newest samples found. The byte and rate sums are of integers
+/// below 2^53 in practice, so their floating-point totals are exact in any order (as
+/// `summarize`'s).
 const SUMMARY_SQL: &str = "SELECT count(*), \
      coalesce(sum(w.latest_handshake IS NOT NULL AND ?1 - w.latest_handshake <= ?2), 0), \
      total(max(w.tx_bytes, 0)), total(max(w.rx_bytes, 0)), total(max(w.tx_bps, 0)), \
      total(max(w.rx_bps, 0)), count(DISTINCT r.id) \
-     FROM routers r CROSS JOIN wg_peer_samples w ON w.router_id = r.id AND w.ts_ms = r.last_report_ms \
+     FROM routers r CROSS JOIN wg_peers w ON w.router_id = r.id AND w.ts_ms = r.last_report_ms \
      WHERE r.revoked_at IS NULL";
 
 /// `/api/metrics/summary` at `now` (Unix s), from [`SUMMARY_SQL`].
@@ -1758,6 +1762,11 @@ mod tests {
              (3, 100, 'wg0', 'k5', '10.0.0.6/32', 1175, 999, 999, 999, 999);",
         )
         .unwrap();
+        // `wg_peers` and its newest values as ingest keeps them, by the migrations' backfills.
+        c.execute_batch(crate::store::schema::wg_peers_backfill())
+            .unwrap();
+        c.execute_batch(crate::store::wg_latest::backfill())
+            .unwrap();
         let rows = latest_peers(&c, PeerFilter::Page(0, i64::MAX)).unwrap();
         assert_eq!(
             rows.len(),
@@ -1856,13 +1865,14 @@ mod tests {
     }
 
     #[test]
-    fn fleet_summary_reads_each_routers_newest_peers_by_key() {
+    fn fleet_summary_reads_the_current_peers_not_the_samples() {
         let c = empty_db();
         let p = plan(&c, SUMMARY_SQL, 2);
         assert!(
-            p.contains("SEARCH w USING PRIMARY KEY (router_id=? AND ts_ms=?)"),
+            p.contains("SEARCH w USING PRIMARY KEY (router_id=?)"),
             "{p}"
         );
+        assert!(!p.contains("wg_peer_samples"), "{p}");
         assert_no_big_scan(&p);
     }
 

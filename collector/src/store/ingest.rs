@@ -331,6 +331,9 @@ pub(crate) struct Rollups {
     min_ts_ms: Option<i64>,
     /// Router -> the latest report time among them.
     latest: HashMap<i64, i64>,
+    /// The station samples of the current batch, for the in-memory index of recent traffic
+    /// (`super::recent`; None when the store feeds none). Taken after the commit.
+    recent: Option<Vec<super::recent::StationSample>>,
     /// One of them may share its `(router_id, ts_ms)`, and so its raw rows, with a report whose
     /// sums were written already (the rebuild would count those rows twice): it is earlier
     /// than its router's newest report, or at the same time while that one's sums are written.
@@ -458,6 +461,21 @@ impl Rollups {
             map.entry((bucket_start(ts_ms, len), router_id, mac))
                 .or_default()
                 .add(d);
+        }
+    }
+
+    /// Keeps a stored station sample for the recent-traffic index, when one is fed.
+    fn note_recent(&mut self, router_id: i64, mac: MacAddr, ts_ms: i64, d: &PairDelta) {
+        if let Some(v) = &mut self.recent {
+            v.push(super::recent::StationSample {
+                router_id,
+                mac,
+                ts_ms,
+                download: d.tx_delta.unwrap_or(0),
+                upload: d.rx_delta.unwrap_or(0),
+                download_bps: d.tx_bps,
+                upload_bps: d.rx_bps,
+            });
         }
     }
 
@@ -888,7 +906,13 @@ impl Store {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let result = ingest_batch(&mut self.conn, &mut self.cache, &mut self.held, batch);
+        let result = ingest_batch(
+            &mut self.conn,
+            &mut self.cache,
+            &mut self.held,
+            self.recent.as_deref(),
+            batch,
+        );
         if result.is_err() {
             // The transaction rolled back: cached state may describe rows that do not exist,
             // and the held rollup sums may hold contributions of rows that do not exist.
@@ -980,10 +1004,12 @@ fn ingest_batch(
     conn: &mut Connection,
     cache: &mut HashMap<i64, RouterCache>,
     held: &mut Held,
+    recent: Option<&super::recent::RecentStations>,
     batch: &[IngestItem<'_>],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let rollups = held.sums(&tx)?;
+    rollups.recent = recent.map(|_| Vec::new());
     let mut outcomes = Vec::with_capacity(batch.len());
     for item in batch {
         let rc = match cache.entry(item.router_id) {
@@ -994,8 +1020,17 @@ fn ingest_batch(
     }
     let wrote = held.write_if_due(&tx, false)?;
     tx.commit()?;
+    feed_recent(held, recent);
     held.committed(wrote);
     Ok(outcomes)
+}
+
+/// After a commit: hands the batch's station samples to the recent-traffic index.
+fn feed_recent(held: &mut Held, recent: Option<&super::recent::RecentStations>) {
+    let samples = held.sums.as_mut().and_then(|s| s.recent.take());
+    if let (Some(index), Some(samples)) = (recent, samples) {
+        index.apply(&samples, crate::clock::now_ms());
+    }
 }
 
 fn count(n: usize) -> i64 {
@@ -1339,6 +1374,7 @@ fn ingest_stations(
                 ])?;
             }
             rollups.add_station(rid, sta.mac, ts, &d);
+            rollups.note_recent(rid, sta.mac, ts, &d);
             station_totals.add(&d);
         }
         if is_newest {
@@ -1555,6 +1591,7 @@ fn make_current(
     sync_sources(tx, rc, rid, ts, &r.sources)?;
     sync_wg_interfaces(tx, rc, rid, ts, &r.wireguard)?;
     sync_wg_peers(tx, rc, rid, &r.wireguard)?;
+    super::wg_latest::refresh(tx, rid, ts)?;
     sync_wan(tx, rc, rid, ts, &r.wan)?;
     update_facts(tx, item, report_id, ts)?;
     rc.last = Some(cur);
@@ -1903,8 +1940,9 @@ fn sync_wg_interfaces(
     )
 }
 
-/// `wg_peers` follows the newest report's peers (rows change only when the peer set or a
-/// peer's name does). Known gap: a newer report with the very same `ts_ms` as the previous one
+/// `wg_peers` follows the newest report's peers (rows are added, renamed or deleted only when
+/// the peer set or a peer's name changes; their value columns are rewritten for every newest
+/// report by `super::wg_latest::refresh`). Known gap: a newer report with the very same `ts_ms` as the previous one
 /// replaces the set, while `wg_peer_samples` keeps the first report's rows at that time, so a
 /// peer only the first one had is not found by key or name until the router's next report
 /// (the readers join the samples, so nothing wrong is shown).

@@ -31,6 +31,7 @@ impl Store {
         // a block row: the id keeps one).
         tx.execute_batch("CREATE TEMP TABLE schema10_reports AS SELECT * FROM reports_all;")?;
         tx.execute("DELETE FROM raw_blocks WHERE tbl = ?1", [REPORTS_TBL])?;
+        tx.execute("DELETE FROM raw_block_tails WHERE tbl = ?1", [REPORTS_TBL])?;
         tx.execute_batch(
             "DELETE FROM report_seq_runs;
              INSERT OR IGNORE INTO reports SELECT * FROM temp.schema10_reports;
@@ -65,6 +66,7 @@ impl Store {
             }
         }
         tx.execute("DELETE FROM raw_blocks WHERE tbl = ?1", [STATION_5M_TBL])?;
+        tx.execute("DELETE FROM raw_block_tails WHERE tbl = ?1", [STATION_5M_TBL])?;
         tx.execute(
             "DELETE FROM raw_block_keys WHERE tbl = ?1",
             [STATION_5M_TBL],

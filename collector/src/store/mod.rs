@@ -19,6 +19,7 @@ mod fleetagg;
 mod ingest;
 mod legacy_layout;
 pub mod probe_rollup;
+pub mod recent;
 mod registry;
 mod retention;
 pub mod schema;
@@ -27,6 +28,7 @@ mod station_peaks;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub mod vpnstate;
+pub mod wg_latest;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -189,6 +191,8 @@ pub struct Store {
     seal: sealed::SealState,
     /// Rollup sums held in memory across batches (see `ingest::Held`).
     held: ingest::Held,
+    /// The in-memory index of recent station traffic this store feeds after each commit.
+    recent: Option<std::sync::Arc<recent::RecentStations>>,
 }
 
 impl Store {
@@ -232,7 +236,14 @@ impl Store {
             cache: HashMap::new(),
             seal: sealed::SealState::default(),
             held: ingest::Held::default(),
+            recent: None,
         })
+    }
+
+    /// Feeds `index` with the station samples of every batch this store commits (the
+    /// collector's writer; see [`recent`]).
+    pub fn set_recent_stations(&mut self, index: std::sync::Arc<recent::RecentStations>) {
+        self.recent = Some(index);
     }
 
     /// The schema version recorded in the database (`PRAGMA user_version`).

@@ -1,4 +1,4 @@
-//! Per-router probe rollups (`probe_rollup_5m`, `probe_rollup_1h`, schema version 17): the sums
+//! Per-router probe rollups (`probe_rollup_5m`, `probe_rollup_1h`, schema version 19): the sums
 //! of each router's `probe_samples` rows per 5-minute and per 1-hour bucket (rows, echo
 //! requests sent, replies received, the RTT average weighted by its replies and the replies
 //! that carried an average, the largest RTT), kept at ingest with the other rollup sums (held
@@ -21,8 +21,8 @@ use rusqlite::{params, Connection, Transaction};
 
 use super::ingest::{bucket_start, max_nullable, sat_sum, BUCKET_1H_MS, BUCKET_5M_MS};
 
-/// Version 17: the probe rollups and the time from which they are complete.
-pub(super) const MIGRATION_17: &str = r#"
+/// Version 19: the probe rollups and the time from which they are complete.
+pub(super) const MIGRATION_19: &str = r#"
 CREATE TABLE probe_rollup_5m (
     bucket_start_ms  INTEGER NOT NULL,
     router_id        INTEGER NOT NULL,
@@ -608,7 +608,8 @@ mod tests {
     #[test]
     fn migration_marks_the_start_after_the_newest_report() {
         let conn = Connection::open_in_memory().unwrap();
-        let before = &super::super::schema::MIGRATIONS[..16];
+        let migrations = super::super::schema::MIGRATIONS;
+        let before = &migrations[..migrations.len() - 1];
         for m in before {
             conn.execute_batch(m).unwrap();
         }
@@ -619,7 +620,7 @@ mod tests {
              VALUES (2, 1700007300000, '192.0.2.1', 'gateway', 'wan', 3, 3);",
         )
         .unwrap();
-        conn.execute_batch(MIGRATION_17).unwrap();
+        conn.execute_batch(MIGRATION_19).unwrap();
         // The newest probe row (1700007300000) is 15 minutes into its hour: the next one starts at
         // 1700010000000.
         assert_eq!(rollup_start(&conn).unwrap(), 1_700_010_000_000);

@@ -64,6 +64,7 @@ pub const RAW_LEVEL_TABLES: &[&str] = &[
     "raw_blocks",
     "raw_block_keys",
     "report_seq_runs",
+    "raw_block_tails",
 ];
 
 /// Tables of raw samples, all with `router_id` and `ts_ms` leading their primary key.
@@ -117,6 +118,7 @@ impl Store {
                 let sql = format!("DELETE FROM {table} WHERE router_id = ?1 AND ts_ms < ?2");
                 stats.samples += tx.prepare_cached(&sql)?.execute(params![id, raw_cut])? as u64;
             }
+            super::wg_latest::apply_retention(&tx, id, raw_cut)?;
             tx.commit()?;
             let (reports, samples) = self.delete_old_blocks(id, raw_cut)?;
             stats.reports += reports;
@@ -186,6 +188,7 @@ mod tests {
             "raw_blocks",
             "raw_block_keys",
             "report_seq_runs",
+            "raw_block_tails",
         ]);
         assert_eq!(RAW_LEVEL_TABLES, expected.as_slice());
     }

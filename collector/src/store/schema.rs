@@ -62,7 +62,11 @@
 //! - Version 16: `report_seq_runs`, the (boot_id, seq) runs of each sealed `reports` block, so a
 //!   retransmit into a sealed hour is found without decoding the block (and also when the block
 //!   is corrupt); see `MIGRATION_16` and `super::sealed`.
-//! - Version 17: per-router probe rollups (`probe_rollup_5m`, `probe_rollup_1h`) kept at ingest,
+//! - Version 17: the newest sample values of each `wg_peers` row (`ts_ms`, handshake, counters,
+//!   rates), kept at ingest, for the fleet-wide WireGuard summary; see `super::wg_latest`.
+//! - Version 18: new blocks are format byte 3 (`super::blocks`), and the end of a block too
+//!   large for its leaf page goes to `raw_block_tails`; see `MIGRATION_18`.
+//! - Version 19: per-router probe rollups (`probe_rollup_5m`, `probe_rollup_1h`) kept at ingest,
 //!   complete from `probe_rollup_start.start_ms` on; see `super::probe_rollup`.
 
 /// The migrations, in order.
@@ -83,7 +87,9 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_14,
     MIGRATION_15,
     MIGRATION_16,
-    super::probe_rollup::MIGRATION_17,
+    super::wg_latest::MIGRATION_17,
+    MIGRATION_18,
+    super::probe_rollup::MIGRATION_19,
 ];
 
 /// The schema version this collector writes.
@@ -735,6 +741,28 @@ GROUP BY s;
 ///   byte 1) and still decode.
 const MIGRATION_11: &str = "-- version 11: see the comment of MIGRATION_11 in schema.rs";
 
+/// Version 18: `raw_block_tails`, and a new version so that a collector
+/// from before it refuses the database instead of skipping the blocks it cannot read.
+/// - `raw_block_tails`: the end of a block too large for its leaf page, in records that stay in
+///   leaf pages (`part` 0, 1, ... in order); `raw_blocks.data` keeps the head, cut where its
+///   overflow pages are full (see `super::sealed`; a block of about 2 KB took 4.6 KB of pages
+///   as one record). Blocks stored before keep their one record (no tail rows).
+/// - New blocks are format byte 3 (`super::blocks::FORMAT_BITS`: per column the cheapest
+///   predictor, integer residuals as varints or as bit lengths plus raw low bits, type tags
+///   once per column when constant); blocks of formats 1 (deflate) and 2 (zstd) keep their
+///   bytes and still decode, so nothing is converted here (instant at any size); a block is
+///   re-encoded only when late rows are merged into it.
+const MIGRATION_18: &str = r#"
+CREATE TABLE raw_block_tails (
+    router_id  INTEGER NOT NULL,
+    tbl        INTEGER NOT NULL,
+    hour_ms    INTEGER NOT NULL,
+    part       INTEGER NOT NULL,
+    data       BLOB NOT NULL,
+    PRIMARY KEY (router_id, tbl, hour_ms, part)
+) WITHOUT ROWID;
+"#;
+
 /// Version 14: `rollup_flushed`, one row, the
 /// highest `reports.id` whose contributions to the rollup tables (`interface_rollup_*`,
 /// `station_rollup_*`, `station_fleet_1h`, `wg_rollup_1h`, `ovpn_rollup_1h`/`_1d`,
@@ -869,6 +897,7 @@ mod tests {
             "probe_rollup_start",
             "raw_blocks",
             "raw_block_keys",
+            "raw_block_tails",
             "wan_addresses",
             "alert_silences",
             "alerts",
@@ -905,6 +934,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 17);
+        assert_eq!(SCHEMA_VERSION, 19);
     }
 }

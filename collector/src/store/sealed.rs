@@ -18,7 +18,11 @@
 //!   common name: through `raw_block_keys`) and `ts_ms` ranges to pick the blocks; without a
 //!   router or key it decodes every block of the table in the time range. A block that does not
 //!   decode is logged and skipped (the other blocks are served).
-//! - Retention deletes a block once all of its hour is older than `raw_days`.
+//! - Storage of a block (schema 18, [`write_block`]): a block larger than a leaf page's share
+//!   keeps its head in `raw_blocks.data`, cut where the head's overflow pages are full, and its
+//!   end in `raw_block_tails` (records that stay in leaf pages); readers append the tails in
+//!   `part` order ([`read_block`]). Blocks stored before, and small ones, have no tails.
+//! - Retention deletes a block (and its tails) once all of its hour is older than `raw_days`.
 //! - `station_report_totals` (per-report station sums, read only by fleet series of up to an
 //!   hour) is kept for the hot window only: sealing an hour deletes its rows.
 //! - `reports` (schema 11) is a sealed table like the samples (`reports_all`); the
@@ -253,12 +257,7 @@ fn seal_station_5m(
         return Ok(Some(0));
     }
     let moved = new.len() as u64;
-    let old: Option<Vec<u8>> = tx
-        .prepare_cached(
-            "SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
-        )?
-        .query_row(params![router, STATION_5M_TBL, hour], |r| r.get(0))
-        .optional()?;
+    let old = read_block(tx, router, STATION_5M_TBL, hour)?;
     let mut all: Vec<Station5m> = match old.map(|b| cols.decode(&b)) {
         None => Vec::new(),
         Some(Ok(rows)) => rows.iter().filter_map(|r| Station5m::from_row(r)).collect(),
@@ -285,8 +284,7 @@ fn seal_station_5m(
     let blob = cols
         .encode(all.iter().map(Station5m::row).collect())
         .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
-    tx.prepare_cached("INSERT OR REPLACE INTO raw_blocks (router_id, tbl, hour_ms, rows, data) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![router, STATION_5M_TBL, hour, count, blob])?;
+    write_block(tx, router, STATION_5M_TBL, hour, count, &blob)?;
     tx.prepare_cached("INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id) VALUES (?1, ?2, '', ?3)")?
         .execute(params![hour, STATION_5M_TBL, router])?;
     let del = format!(
@@ -336,16 +334,8 @@ pub fn for_each_sealed_station_5m(
             })?
             .collect::<rusqlite::Result<_>>()?,
     };
-    let mut blk = conn.prepare_cached(
-        "SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
-    )?;
     for (hour, router) in at {
-        let Some(data) = blk
-            .query_row(params![router, STATION_5M_TBL, hour], |r| {
-                r.get::<_, Vec<u8>>(0)
-            })
-            .optional()?
-        else {
+        let Some(data) = read_block(conn, router, STATION_5M_TBL, hour)? else {
             continue;
         };
         match cols.decode(&data) {
@@ -457,6 +447,131 @@ fn block_columns(
     let cols = BlockColumns::new(names, t.series)
         .ok_or_else(|| StoreError::InvalidInput(format!("{} lacks its key columns", t.name)))?;
     Ok((info, cols))
+}
+
+/// Bytes of a record of `raw_blocks` or `raw_block_tails` besides its data (header and key
+/// integers), an upper estimate: the split below leaves room for a misestimate either way.
+const BLOCK_RECORD_OVERHEAD: usize = 24;
+
+/// How many bytes the head of a split block leaves beyond whole overflow pages: SQLite keeps
+/// such a small rest in the leaf cell instead of starting another overflow page.
+const HEAD_LEAF_REST: usize = 100;
+
+/// Bytes of a block kept in `raw_blocks.data`; the rest goes to `raw_block_tails`. Both tables
+/// are `WITHOUT ROWID` b-trees: a record of up to `max_local` bytes stays in its leaf page,
+/// a larger one keeps `min_local` (plus a rest below `max_local - min_local`) there and the
+/// remainder in whole overflow pages, the last one partly empty. A block of about 2 KB thus took
+/// 4.6 KB of pages, one of 34 KB about 2 KB of slack. The head is cut where its overflow pages
+/// are full; the tail (up to a page) goes in records small enough to stay in leaf pages.
+fn head_len(len: usize, page_size: usize) -> usize {
+    let usable = page_size.max(512);
+    let max_local = (usable - 12) * 64 / 255 - 23;
+    let min_local = (usable - 12) * 32 / 255 - 23;
+    if len + BLOCK_RECORD_OVERHEAD <= max_local {
+        return len;
+    }
+    let over = usable - 4;
+    let base = min_local + HEAD_LEAF_REST - BLOCK_RECORD_OVERHEAD;
+    let pages = len.saturating_sub(base) / over;
+    (base + pages * over).min(len)
+}
+
+/// Bytes of one `raw_block_tails` record's data (it stays in its leaf page).
+fn tail_chunk(page_size: usize) -> usize {
+    let usable = page_size.max(512);
+    (usable - 12) * 64 / 255 - 23 - 2 * BLOCK_RECORD_OVERHEAD
+}
+
+fn page_size(conn: &Connection) -> rusqlite::Result<usize> {
+    let n: i64 = conn
+        .prepare_cached("SELECT page_size FROM pragma_page_size()")?
+        .query_row([], |r| r.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(4096))
+}
+
+/// Stores block `blob` of (`router`, `tbl`, `hour`) holding `rows` rows, replacing the one
+/// there: its head in `raw_blocks`, the rest (if any) in `raw_block_tails` (see [`head_len`]).
+fn write_block(
+    conn: &Connection,
+    router: i64,
+    tbl: i64,
+    hour: i64,
+    rows: i64,
+    blob: &[u8],
+) -> rusqlite::Result<()> {
+    let ps = page_size(conn)?;
+    write_block_parts(
+        conn,
+        (router, tbl, hour),
+        rows,
+        blob,
+        head_len(blob.len(), ps),
+        tail_chunk(ps),
+    )
+}
+
+/// [`write_block`] with the head's length and the tail records' size given.
+fn write_block_parts(
+    conn: &Connection,
+    (router, tbl, hour): (i64, i64, i64),
+    rows: i64,
+    blob: &[u8],
+    head: usize,
+    chunk: usize,
+) -> rusqlite::Result<()> {
+    let (head, tail) = blob.split_at(head.min(blob.len()));
+    conn.prepare_cached("INSERT OR REPLACE INTO raw_blocks (router_id, tbl, hour_ms, rows, data) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![router, tbl, hour, rows, head])?;
+    conn.prepare_cached(
+        "DELETE FROM raw_block_tails WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
+    )?
+    .execute(params![router, tbl, hour])?;
+    let mut ins = conn.prepare_cached(
+        "INSERT INTO raw_block_tails (router_id, tbl, hour_ms, part, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (part, chunk) in tail.chunks(chunk.max(1)).enumerate() {
+        ins.execute(params![router, tbl, hour, part as i64, chunk])?;
+    }
+    Ok(())
+}
+
+/// Appends the tail of block (`router`, `tbl`, `hour`) to its head `data` (nothing for a
+/// block stored whole).
+fn append_tail(
+    conn: &Connection,
+    router: i64,
+    tbl: i64,
+    hour: i64,
+    data: &mut Vec<u8>,
+) -> rusqlite::Result<()> {
+    let mut st = conn.prepare_cached(
+        "SELECT data FROM raw_block_tails WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3 ORDER BY part",
+    )?;
+    let mut rows = st.query(params![router, tbl, hour])?;
+    while let Some(r) = rows.next()? {
+        data.extend_from_slice(&r.get::<_, Vec<u8>>(0)?);
+    }
+    Ok(())
+}
+
+/// The whole block (`router`, `tbl`, `hour`), if there is one.
+fn read_block(
+    conn: &Connection,
+    router: i64,
+    tbl: i64,
+    hour: i64,
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    let head: Option<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
+        )?
+        .query_row(params![router, tbl, hour], |r| r.get(0))
+        .optional()?;
+    let Some(mut data) = head else {
+        return Ok(None);
+    };
+    append_tail(conn, router, tbl, hour, &mut data)?;
+    Ok(Some(data))
 }
 
 /// What one [`Store::seal_step`] did.
@@ -635,6 +750,10 @@ impl Store {
                 "DELETE FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms <= ?3",
             )?
             .execute(params![router_id, tbl, last_hour])?;
+            tx.prepare_cached(
+                "DELETE FROM raw_block_tails WHERE router_id = ?1 AND tbl = ?2 AND hour_ms <= ?3",
+            )?
+            .execute(params![router_id, tbl, last_hour])?;
         }
         tx.prepare_cached("DELETE FROM report_seq_runs WHERE router_id = ?1 AND hour_ms <= ?2")?
             .execute(params![router_id, last_hour])?;
@@ -687,12 +806,7 @@ fn seal_group(
             continue;
         }
         moved += rows.len() as u64;
-        let old: Option<Vec<u8>> = tx
-            .prepare_cached(
-                "SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
-            )?
-            .query_row(params![router, tbl as i64, hour], |r| r.get(0))
-            .optional()?;
+        let old = read_block(&tx, router, tbl as i64, hour)?;
         if let Some(old) = old {
             match c.decode(&old) {
                 Ok(mut sealed) => {
@@ -747,8 +861,7 @@ fn seal_group(
         let blob = c
             .encode(rows)
             .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
-        tx.prepare_cached("INSERT OR REPLACE INTO raw_blocks (router_id, tbl, hour_ms, rows, data) VALUES (?1, ?2, ?3, ?4, ?5)")?
-            .execute(params![router, tbl as i64, hour, count, blob])?;
+        write_block(&tx, router, tbl as i64, hour, count, &blob)?;
         let mut ins = tx.prepare_cached("INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id) VALUES (?1, ?2, ?3, ?4)")?;
         for k in keys {
             ins.execute(params![hour, tbl as i64, k, router])?;
@@ -1096,6 +1209,9 @@ impl AllCursor<'_> {
                     found.push(x?);
                 }
             }
+            for (r, h, data) in found.iter_mut() {
+                append_tail(conn, *r, tbl, *h, data)?;
+            }
             let ts_in_block = t.cols.ts();
             let key_in_block = t.key_col.map(|k| if k > t.router_col { k - 1 } else { k });
             for (r, h, data) in found {
@@ -1200,13 +1316,7 @@ pub(crate) fn sealed_report_exists(
     if let Some(found) = found {
         return Ok(found);
     }
-    let data: Option<Vec<u8>> = conn
-        .prepare_cached(
-            "SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3",
-        )?
-        .query_row(params![router, REPORTS_TBL, hour], |r| r.get(0))
-        .optional()?;
-    let Some(data) = data else {
+    let Some(data) = read_block(conn, router, REPORTS_TBL, hour)? else {
         return Ok(false);
     };
     let (_, cols) = block_columns(conn, &SEALED[REPORTS_TBL as usize])?;
@@ -1539,6 +1649,32 @@ mod tests {
             "most rows sealed: {sealed} of {rows_before}"
         );
         assert_eq!(answers(c, &ids), before, "sealed answers differ");
+        // Blocks split into a head and tail records answer the same: these blocks are too
+        // small to be split (under a leaf page's 1,002 bytes), so split every one of them at
+        // 10 bytes into tails of 7: `answers` reads them by router, by key and fleet-wide, and
+        // the checks below read them too (the 5-minute rollup, the retransmit lookup and the
+        // merge of a late report, retention).
+        let all: Vec<(i64, i64, i64, i64, Vec<u8>)> = c
+            .prepare("SELECT router_id, tbl, hour_ms, rows, data FROM raw_blocks")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        for (r, t, h, n, data) in &all {
+            write_block_parts(c, (*r, *t, *h), *n, data, 10, 7).unwrap();
+        }
+        let split: i64 = c
+            .query_row(
+                "SELECT count(DISTINCT router_id || '/' || tbl || '/' || hour_ms) FROM raw_block_tails",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(split as usize, all.len(), "every block split");
+        assert_eq!(answers(c, &ids), before, "answers of split blocks differ");
         // The 5-minute station rollup of the sealed hours is in blocks too.
         let (blocks_5m, rows_5m): (i64, i64) = c
             .query_row(
@@ -1611,6 +1747,14 @@ mod tests {
             )
             .unwrap();
         assert_eq!(keys, 0);
+        let tails: i64 = c
+            .query_row(
+                "SELECT count(*) FROM raw_block_tails WHERE hour_ms < ?1",
+                [T0 + 2 * 3_600_000],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tails, 0, "tails of the deleted blocks");
         assert!(stats.samples > 0);
     }
 
@@ -2111,5 +2255,110 @@ mod tests {
             .unwrap();
         assert!(blocks >= 3, "{blocks}");
         writer.join(Duration::from_secs(5));
+    }
+
+    /// The head of a split block ends where its overflow pages are full, whatever the record's
+    /// exact overhead; a tail record and a block stored whole stay in their leaf page.
+    #[test]
+    fn block_heads_fill_their_overflow_pages() {
+        for page in [1024usize, 4096, 65536] {
+            let usable = page;
+            let max_local = (usable - 12) * 64 / 255 - 23;
+            let min_local = (usable - 12) * 32 / 255 - 23;
+            assert!(tail_chunk(page) + 2 * BLOCK_RECORD_OVERHEAD <= max_local);
+            for len in (0..300_000).step_by(97) {
+                let head = head_len(len, page);
+                assert!(head <= len);
+                if len + BLOCK_RECORD_OVERHEAD <= max_local {
+                    assert_eq!(head, len);
+                    continue;
+                }
+                // Any record overhead from 8 to 40 bytes: SQLite keeps the rest beyond whole
+                // overflow pages in the leaf (no partly used overflow page).
+                for ovh in 8..=40 {
+                    let p = head + ovh;
+                    if p > max_local {
+                        let k = min_local + (p - min_local) % (usable - 4);
+                        assert!(k <= max_local, "page {page} len {len} ovh {ovh}");
+                    }
+                }
+                // The tail is less than an overflow page plus a leaf's worth.
+                assert!(len - head < usable + max_local, "page {page} len {len}");
+            }
+        }
+    }
+
+    /// A large block is stored as a head and tail records, read back whole, replaced by a
+    /// smaller one without stale tails, and deleted with its tails by retention; the head's
+    /// overflow pages are full (dbstat).
+    #[test]
+    fn split_blocks_read_back_whole_and_leave_no_partial_overflow_page() {
+        let (_dir, mut store) = open_temp();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut bytes = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        let conn = store.connection();
+        let sizes = [100usize, 1_500, 2_900, 4_700, 9_000, 34_567];
+        let blobs: Vec<Vec<u8>> = sizes.iter().map(|&n| bytes(n)).collect();
+        for (i, b) in blobs.iter().enumerate() {
+            write_block(conn, 7, 1, i as i64 * HOUR_MS, 1, b).unwrap();
+        }
+        for (i, b) in blobs.iter().enumerate() {
+            assert_eq!(
+                read_block(conn, 7, 1, i as i64 * HOUR_MS).unwrap().as_ref(),
+                Some(b)
+            );
+        }
+        assert_eq!(read_block(conn, 7, 1, 99 * HOUR_MS).unwrap(), None);
+        let tails: i64 = conn
+            .query_row("SELECT count(*) FROM raw_block_tails", [], |r| r.get(0))
+            .unwrap();
+        assert!(tails >= 5, "{tails}");
+        let (unused, pages): (i64, i64) = conn
+            .query_row(
+                "SELECT coalesce(sum(unused), 0), count(*) FROM dbstat WHERE name = 'raw_blocks' AND pagetype = 'overflow'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(pages >= 8, "{pages}");
+        assert_eq!(unused, 0, "partly used overflow pages");
+        // Replaced by a small block: its old tails go.
+        write_block(conn, 7, 1, 5 * HOUR_MS, 1, &blobs[0]).unwrap();
+        assert_eq!(
+            read_block(conn, 7, 1, 5 * HOUR_MS).unwrap().as_ref(),
+            Some(&blobs[0])
+        );
+        // Retention deletes blocks and tails of the hours before the cut.
+        store.delete_old_blocks(7, 3 * HOUR_MS).unwrap();
+        let conn = store.connection();
+        let left: Vec<i64> = conn
+            .prepare("SELECT DISTINCT hour_ms FROM raw_block_tails ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(left.iter().all(|&h| h >= 3 * HOUR_MS), "{left:?}");
+        assert_eq!(
+            read_block(conn, 7, 1, 4 * HOUR_MS).unwrap().as_ref(),
+            Some(&blobs[4])
+        );
+        // A tail that is not there any more is a decode error of the block, not a panic.
+        conn.execute(
+            "DELETE FROM raw_block_tails WHERE hour_ms = ?1",
+            [4 * HOUR_MS],
+        )
+        .unwrap();
+        let cut = read_block(conn, 7, 1, 4 * HOUR_MS).unwrap().unwrap();
+        assert!(cut.len() < blobs[4].len());
     }
 }

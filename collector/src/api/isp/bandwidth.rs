@@ -22,10 +22,10 @@ use utoipa::ToSchema;
 
 use super::devices::{stations_at, StationRow};
 use super::{
-    all_routers, auth, db, device_filter, device_or_page, device_page, isp_query, kbps_to_mbps,
-    lease_for_mac, mbps, mib, ok, page_after, page_limit, push_rows, read, resolve_user, round,
-    username_of, with_next, ErrorEnvelope, IspError, IspResult, LeaseInfo, NoQuery, Params,
-    RawQuery, StampedEnvelope, StationTotal,
+    auth, db, device_filter, device_or_page, device_page, isp_query, kbps_to_mbps, lease_for_mac,
+    mbps, mib, ok, page_after, page_limit, push_rows, read, resolve_user, round, username_of,
+    with_next, ErrorEnvelope, IspError, IspResult, LeaseInfo, NoQuery, Params, RawQuery,
+    StampedEnvelope, StationTotal,
 };
 use super::{cached_envelope, cached_flat, FlatEnvelope};
 use crate::api::cache;
@@ -33,6 +33,7 @@ use crate::api::paging::{self, Page};
 use crate::api::times::iso_ms_opt;
 use crate::api::ApiState;
 use crate::clock::now_ms;
+use crate::store::recent::{window_start, FleetWindow, RankBy, RecentStations};
 use crate::store::{bucket_start, BUCKET_1H_MS, BUCKET_5M_MS};
 
 /// Bounds of `minutes` on `/usage/real-time` and `/monitoring/quality`.
@@ -321,7 +322,7 @@ pub struct StationQuality {
 }
 
 /// `data` of `GET /api/bandwidth/health`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
 #[schema(as = isp::BandwidthHealth)]
 pub struct BandwidthHealth {
     /// `healthy`, or `degraded` when devices are enrolled but none is reporting.
@@ -1259,7 +1260,7 @@ pub(super) fn alert_station_totals(
 }
 
 /// Station totals merged per MAC across devices.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct MacTotal {
     mac: String,
     download: i64,
@@ -1327,7 +1328,7 @@ fn avg_mbps(bytes: i64, window_ms: i64) -> f64 {
         ("minutes" = Option<i64>, Query, description = "1 to 180, default 30", minimum = 1, maximum = 180),
     ),
     responses(
-        (status = 200, description = "Users by traffic, largest first (ties by MAC). Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<TopUsers>),
+        (status = 200, description = "Users by traffic, largest first (ties by MAC), over the window starting on the minute boundary at or before now - minutes. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<TopUsers>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
@@ -1343,26 +1344,18 @@ pub async fn top_users(
         minutes,
     } = TopUsersQuery::parse(q)?;
     let key = top_users_key(limit, sort_by, minutes);
+    let recent = state.recent.clone();
     cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
         let now = now_ms();
         let window = minutes * MINUTE_MS;
+        let start = window_start(now, minutes);
+        let limit = usize::try_from(limit).unwrap_or(20);
         let (total_users, top) = (|| -> Result<_, IspError> {
             let mut routers = super::RouterCache::default();
-            let mut all = merge_by_mac(fleet_station_totals(c, now - window, now)?);
-            let key = |m: &MacTotal| match sort_by {
-                "download" => m.download,
-                "upload" => m.upload,
-                _ => m.download.saturating_add(m.upload),
-            };
-            all.sort_by(|a, b| key(b).cmp(&key(a)).then_with(|| a.mac.cmp(&b.mac)));
-            let total = all.len();
+            let (total, ranked) = top_macs(c, &recent, start, now, sort_by, limit)?;
             let mut out = Vec::new();
-            for (i, m) in all
-                .iter()
-                .take(usize::try_from(limit).unwrap_or(20))
-                .enumerate()
-            {
+            for (i, m) in ranked.iter().enumerate() {
                 let lease = lease_of(c, m)?;
                 let total_bytes = m.download.saturating_add(m.upload);
                 out.push(UserTraffic {
@@ -1396,12 +1389,90 @@ pub async fn top_users(
     .await
 }
 
+/// The MACs seen over `[start_ms, now_ms]` (how many) and the `limit` with the most traffic by
+/// `sort_by`, largest first, ties by MAC: from the recent-traffic index when it covers the
+/// window, else summed from the database.
+fn top_macs(
+    c: &Connection,
+    recent: &RecentStations,
+    start_ms: i64,
+    now_ms: i64,
+    sort_by: &str,
+    limit: usize,
+) -> Result<(usize, Vec<MacTotal>), IspError> {
+    let by = match sort_by {
+        "download" => RankBy::Download,
+        "upload" => RankBy::Upload,
+        _ => RankBy::Total,
+    };
+    if let Some(t) = recent.top(start_ms, now_ms, by, limit) {
+        let top = t
+            .top
+            .into_iter()
+            .map(|stations| {
+                let mut m = MacTotal::default();
+                for s in stations {
+                    m.mac = s.mac.to_string();
+                    m.download = m.download.saturating_add(s.download);
+                    m.upload = m.upload.saturating_add(s.upload);
+                    m.max_down = m.max_down.max(s.max_download_bps);
+                    m.max_up = m.max_up.max(s.max_upload_bps);
+                    let r = m.routers.entry(s.router_id).or_default();
+                    *r = r.saturating_add(s.download.saturating_add(s.upload));
+                }
+                m
+            })
+            .collect();
+        return Ok((t.total, top));
+    }
+    let mut all = merge_by_mac(fleet_station_totals(c, start_ms, now_ms)?);
+    let key = |m: &MacTotal| match by {
+        RankBy::Download => m.download,
+        RankBy::Upload => m.upload,
+        RankBy::Total => m.download.saturating_add(m.upload),
+    };
+    all.sort_by(|a, b| key(b).cmp(&key(a)).then_with(|| a.mac.cmp(&b.mac)));
+    let total = all.len();
+    all.truncate(limit);
+    Ok((total, all))
+}
+
+/// The fleet's station totals over `[start_ms, now_ms]`: from the recent-traffic index when it
+/// covers the window, else summed from the database.
+fn fleet_window(
+    c: &Connection,
+    recent: &RecentStations,
+    start_ms: i64,
+    now_ms: i64,
+) -> Result<FleetWindow, IspError> {
+    if let Some(f) = recent.fleet(start_ms, now_ms) {
+        return Ok(f);
+    }
+    let totals = fleet_station_totals(c, start_ms, now_ms)?;
+    let mut f = FleetWindow::default();
+    let mut users = BTreeSet::new();
+    for t in &totals {
+        let e = f.per_router.entry(t.router_id).or_default();
+        e.0 = e.0.saturating_add(t.download_bytes);
+        e.1 = e.1.saturating_add(t.upload_bytes);
+        // One total per (device, MAC).
+        e.2 += 1;
+        f.download = f.download.saturating_add(t.download_bytes);
+        f.upload = f.upload.saturating_add(t.upload_bytes);
+        f.max_download_bps = f.max_download_bps.max(t.max_download_bps);
+        f.max_upload_bps = f.max_upload_bps.max(t.max_upload_bps);
+        users.insert(t.mac.as_str());
+    }
+    f.active_users = users.len();
+    Ok(f)
+}
+
 /// Station traffic of the whole network and per device.
 #[utoipa::path(get, path = "/api/bandwidth/monitoring/network-summary",
     operation_id = "isp_bandwidth_monitoring_network_summary", tag = "isp",
     params(("minutes" = Option<i64>, Query, description = "1 to 180, default 30", minimum = 1, maximum = 180)),
     responses(
-        (status = 200, description = "Totals. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<NetworkSummary>),
+        (status = 200, description = "Totals over the window starting on the minute boundary at or before now - minutes. Served from the response cache (see `X-Cache`): at most `api_cache_max_age` (default 10 s) old, so the window may end up to that much before the request; after new reports a cached answer is still served while one background task recomputes it; `timestamp` is when the answer was made.", body = StampedEnvelope<NetworkSummary>),
         (status = 400, description = "Bad parameter", body = ErrorEnvelope),
         (status = 401, description = "Missing or unknown API key", body = ErrorEnvelope),
     ))]
@@ -1416,30 +1487,25 @@ pub async fn network_summary(
         "/api/bandwidth/monitoring/network-summary",
         &[("minutes", &minutes)],
     );
+    let recent = state.recent.clone();
     cached_envelope(&state, &key, move |c| {
         // The window ends when the answer is computed (possibly in a background refresh).
         let now = now_ms();
         let window = minutes * MINUTE_MS;
-        let (routers, totals) = (|| -> Result<_, IspError> {
-            Ok((all_routers(c)?, fleet_station_totals(c, now - window, now)?))
+        let start = window_start(now, minutes);
+        let (routers, f) = (|| -> Result<_, IspError> {
+            Ok((
+                device_states(c, now)?,
+                fleet_window(c, &recent, start, now)?,
+            ))
         })()?;
-        let mut per_router: HashMap<i64, (i64, i64, BTreeSet<&str>)> = HashMap::new();
-        for t in &totals {
-            let e = per_router.entry(t.router_id).or_default();
-            e.0 = e.0.saturating_add(t.download_bytes);
-            e.1 = e.1.saturating_add(t.upload_bytes);
-            e.2.insert(t.mac.as_str());
-        }
         let devices: Vec<DeviceTraffic> = routers
             .iter()
             .map(|r| {
-                let (d, u, users) = per_router
-                    .get(&r.id)
-                    .map(|e| (e.0, e.1, e.2.len()))
-                    .unwrap_or_default();
+                let (d, u, users) = f.per_router.get(&r.id).copied().unwrap_or_default();
                 DeviceTraffic {
                     device_name: r.name.clone(),
-                    connected: r.connected(now),
+                    connected: r.connected,
                     download_bytes: d,
                     upload_bytes: u,
                     total_bytes: d.saturating_add(u),
@@ -1449,15 +1515,7 @@ pub async fn network_summary(
                 }
             })
             .collect();
-        let down = totals
-            .iter()
-            .map(|t| t.download_bytes)
-            .fold(0, i64::saturating_add);
-        let up = totals
-            .iter()
-            .map(|t| t.upload_bytes)
-            .fold(0, i64::saturating_add);
-        let users: BTreeSet<&str> = totals.iter().map(|t| t.mac.as_str()).collect();
+        let (down, up) = (f.download, f.upload);
         Ok(NetworkSummary {
             period_minutes: minutes,
             total_download_bytes: down,
@@ -1467,27 +1525,42 @@ pub async fn network_summary(
             total_upload_mb: mib(up),
             avg_download_mbps: avg_mbps(down, window),
             avg_upload_mbps: avg_mbps(up, window),
-            peak_user_download_mbps: mbps(
-                totals
-                    .iter()
-                    .filter_map(|t| t.max_download_bps)
-                    .max()
-                    .unwrap_or(0) as f64,
-            ),
-            peak_user_upload_mbps: mbps(
-                totals
-                    .iter()
-                    .filter_map(|t| t.max_upload_bps)
-                    .max()
-                    .unwrap_or(0) as f64,
-            ),
-            active_users: users.len(),
+            peak_user_download_mbps: mbps(f.max_download_bps.unwrap_or(0) as f64),
+            peak_user_upload_mbps: mbps(f.max_upload_bps.unwrap_or(0) as f64),
+            active_users: f.active_users,
             devices_total: routers.len(),
-            devices_connected: routers.iter().filter(|r| r.connected(now)).count(),
+            devices_connected: routers.iter().filter(|r| r.connected).count(),
             devices,
         })
     })
     .await
+}
+
+/// One device of network-summary's list.
+struct DeviceState {
+    id: i64,
+    name: String,
+    /// Not revoked and heard from recently (`RouterFacts::connected`).
+    connected: bool,
+}
+
+/// Every device's id, name and connectivity, by name: the narrow read of network-summary's
+/// device list (no report facts, which cost a lookup or two per device).
+fn device_states(c: &Connection, now: i64) -> Result<Vec<DeviceState>, IspError> {
+    let mut st = c
+        .prepare_cached("SELECT id, name, revoked_at, last_seen_ms FROM routers r ORDER BY r.name")
+        .map_err(db)?;
+    let rows = st
+        .query_map([], |r| {
+            let revoked: Option<i64> = r.get(2)?;
+            Ok(DeviceState {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                connected: revoked.is_none() && crate::api::fleet::is_connected(now, r.get(3)?),
+            })
+        })
+        .map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
 }
 
 /// Users whose rate reached a threshold.
@@ -1810,27 +1883,44 @@ pub async fn quality(
 pub async fn health(State(state): State<ApiState>, q: RawQuery) -> IspResult<BandwidthHealth> {
     NoQuery::parse(q)?;
     let now = now_ms();
-    let routers = read(&state, all_routers).await?;
-    let reporting: Vec<&super::RouterFacts> = routers.iter().filter(|r| r.connected(now)).collect();
-    ok(BandwidthHealth {
-        status: if !routers.is_empty() && reporting.is_empty() {
+    ok(read(&state, move |c| health_counts(c, now)).await?)
+}
+
+/// The fleet counts of `/api/bandwidth/health` in one aggregate over `routers` and each one's
+/// newest report row (`?1`: the oldest `last_seen_ms` that counts as connected, as
+/// [`crate::api::fleet::is_connected`]): every enrolled router, the unrevoked connected ones
+/// and the station counts of their newest reports, and the newest report time of any router.
+/// No router's facts are built or sorted.
+const HEALTH_SQL: &str = "SELECT count(*), \
+     coalesce(sum(r.revoked_at IS NULL AND r.last_seen_ms >= ?1), 0), \
+     coalesce(sum(CASE WHEN r.revoked_at IS NULL AND r.last_seen_ms >= ?1 THEN n.station_count END), 0), \
+     max(r.last_report_ms) \
+     FROM routers r LEFT JOIN reports n ON n.id = r.last_report_id";
+
+/// `/api/bandwidth/health` at `now` (Unix ms), from [`HEALTH_SQL`].
+fn health_counts(c: &Connection, now: i64) -> Result<BandwidthHealth, IspError> {
+    let since = now.saturating_sub(crate::api::fleet::ONLINE_WINDOW_MS);
+    let (total, reporting, stations, latest): (i64, i64, i64, Option<i64>) = c
+        .prepare_cached(HEALTH_SQL)
+        .and_then(|mut st| {
+            st.query_row([since], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+        })
+        .map_err(db)?;
+    let count = |n: i64| usize::try_from(n).unwrap_or(0);
+    Ok(BandwidthHealth {
+        status: if total > 0 && reporting == 0 {
             "degraded"
         } else {
             "healthy"
         }
         .to_string(),
         service: "bandwidth".to_string(),
-        devices_total: routers.len(),
-        devices_reporting: reporting.len(),
-        active_stations: reporting
-            .iter()
-            .filter_map(|r| r.station_count)
-            .fold(0, i64::saturating_add),
-        latest_report_at: routers
-            .iter()
-            .filter_map(|r| r.last_report_ms)
-            .max()
-            .and_then(iso_ms_opt),
+        devices_total: count(total),
+        devices_reporting: count(reporting),
+        active_stations: stations,
+        latest_report_at: latest.and_then(iso_ms_opt),
     })
 }
 
@@ -1838,6 +1928,69 @@ pub async fn health(State(state): State<ApiState>, q: RawQuery) -> IspResult<Ban
 mod tests {
     use super::*;
     use axum::extract::Query;
+
+    /// The counts of [`health_counts`] as the route computed them before: from every router's
+    /// facts.
+    fn health_from_facts(c: &Connection, now: i64) -> BandwidthHealth {
+        let routers = super::super::all_routers(c).unwrap();
+        let reporting: Vec<_> = routers.iter().filter(|r| r.connected(now)).collect();
+        BandwidthHealth {
+            status: if !routers.is_empty() && reporting.is_empty() {
+                "degraded"
+            } else {
+                "healthy"
+            }
+            .to_string(),
+            service: "bandwidth".to_string(),
+            devices_total: routers.len(),
+            devices_reporting: reporting.len(),
+            active_stations: reporting
+                .iter()
+                .filter_map(|r| r.station_count)
+                .fold(0, i64::saturating_add),
+            latest_report_at: routers
+                .iter()
+                .filter_map(|r| r.last_report_ms)
+                .max()
+                .and_then(iso_ms_opt),
+        }
+    }
+
+    /// Connected, offline, revoked and never-reporting routers, one whose newest report row is
+    /// missing (`quiet`: no station count), and an empty fleet: the one aggregate equals the count over every
+    /// router's facts at every time.
+    #[test]
+    fn health_counts_equal_the_counts_over_every_routers_facts() {
+        let c = crate::api::monitor::tests::empty_db();
+        assert_eq!(health_counts(&c, 0).unwrap(), health_from_facts(&c, 0));
+        c.execute_batch(
+            "INSERT INTO routers (id, name, hostname, cert_fingerprint, cert_not_after, enrolled_at, \
+             last_seen_ms, last_report_id, last_report_ms, revoked_at) VALUES \
+             (1, 'up', 'h1', 'f1', 0, 0, 1000000, 11, 990000, NULL), \
+             (2, 'late', 'h2', 'f2', 0, 0, 500000, 12, 2000000, NULL), \
+             (3, 'gone', 'h3', 'f3', 0, 0, 1000000, 13, 1000000, 7), \
+             (4, 'new', 'h4', 'f4', 0, 0, NULL, NULL, NULL, NULL), \
+             (5, 'quiet', 'h5', 'f5', 0, 0, 1000000, 15, 995000, NULL); \
+             INSERT INTO reports (id, router_id, boot_id, seq, ts_ms, received_ms, dropped_reports, \
+             interface_count, station_count, lease_count, wg_peer_count, ovpn_client_count) VALUES \
+             (11, 1, x'00', 1, 990000, 1000000, 0, 1, 7, 0, 0, 0), \
+             (12, 2, x'00', 1, 2000000, 500000, 0, 1, 5, 0, 0, 0), \
+             (13, 3, x'00', 1, 1000000, 1000000, 0, 1, 9, 0, 0, 0);",
+        )
+        .unwrap();
+        for now in [
+            0, 500_000, 800_000, 1_000_000, 1_300_000, 1_300_001, 5_000_000,
+        ] {
+            let h = health_counts(&c, now).unwrap();
+            assert_eq!(h, health_from_facts(&c, now), "at {now}");
+        }
+        let h = health_counts(&c, 1_000_000).unwrap();
+        assert_eq!(
+            (h.devices_total, h.devices_reporting, h.active_stations),
+            (5, 2, 7)
+        );
+        assert_eq!(health_counts(&c, 5_000_000).unwrap().status, "degraded");
+    }
 
     fn params(q: &[(&str, &str)], allowed: &[&str]) -> Params {
         let pairs = q
@@ -1900,5 +2053,157 @@ mod tests {
         );
         assert_ne!(rt(&[]), rt(&[("minutes", "61")]));
         assert_ne!(rt(&[("username", "a")]), rt(&[("device", "a")]));
+    }
+
+    /// A fleet reporting through the real ingest every 30 s for 200 minutes up to the wall
+    /// clock (the index's ring follows it): 4 devices x 5 stations with uneven traffic and
+    /// rates, one MAC roaming over two devices, one station leaving an hour ago, one joining
+    /// 20 minutes ago; the store feeds `recent`.
+    fn recent_fleet(
+        recent: &std::sync::Arc<RecentStations>,
+    ) -> (tempfile::TempDir, Connection, std::path::PathBuf) {
+        use crate::store::testutil::{enrolled_router, open_temp};
+        use crate::store::IngestItem;
+        use routerstats_shared::model::{MacAddr, Report, Station, StationLinkStats};
+        let (dir, mut store) = open_temp();
+        store.set_recent_stations(recent.clone());
+        // A collector started on an empty database: nothing to rebuild, complete from now on.
+        recent.rebuild(store.connection(), now_ms()).unwrap();
+        let ids: Vec<i64> = (0..4)
+            .map(|r| enrolled_router(&mut store, &format!("ap-{r}")).id)
+            .collect();
+        let now = now_ms();
+        let steps = 400u64;
+        let mut seed = 11u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let mut counters = [[0u64; 2]; 20];
+        for seq in 1..=steps {
+            let mut reports = Vec::new();
+            for (r, _) in ids.iter().enumerate() {
+                let ts = now - i64::try_from(steps - seq).unwrap() * 30_000 - r as i64 * 1_700;
+                let mut stations = Vec::new();
+                for s in 0..5 {
+                    let k = r * 5 + s;
+                    let away = (k == 3 && seq > steps - 120) || (k == 7 && seq < steps - 40);
+                    if away {
+                        continue;
+                    }
+                    counters[k][0] += next(5_000_000) * (1 + k as u64 % 3);
+                    counters[k][1] += next(800_000);
+                    // Station 0 of device 1 is the roaming MAC of device 0's station 0.
+                    let m = if k == 5 { 0 } else { k as u8 };
+                    stations.push(Station {
+                        mac: MacAddr([2, 0, 0, 0, 1, m]),
+                        interface: "wlan0".into(),
+                        connected_s: Some(seq * 30 + 5),
+                        stats: StationLinkStats {
+                            rx_bytes: Some(counters[k][1]),
+                            tx_bytes: Some(counters[k][0]),
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    });
+                }
+                reports.push(Report {
+                    seq,
+                    boot_id: [3; 16],
+                    timestamp_ms: u64::try_from(ts).unwrap(),
+                    stations,
+                    ..Default::default()
+                });
+            }
+            let batch: Vec<IngestItem<'_>> = reports
+                .iter()
+                .zip(&ids)
+                .map(|(report, &router_id)| IngestItem {
+                    router_id,
+                    received_at_ms: now,
+                    report,
+                })
+                .collect();
+            store.ingest(&batch).unwrap();
+        }
+        let path = store.path().to_path_buf();
+        let conn = Connection::open(&path).unwrap();
+        (dir, conn, path)
+    }
+
+    const WINDOWS: [i64; 11] = [1, 2, 5, 29, 30, 31, 60, 61, 119, 179, 180];
+
+    /// Both paths of both routes, for every window of [`WINDOWS`].
+    fn answers(
+        c: &Connection,
+        recent: &RecentStations,
+        now: i64,
+    ) -> Vec<(usize, Vec<MacTotal>, FleetWindow)> {
+        WINDOWS
+            .iter()
+            .map(|&minutes| {
+                let start = window_start(now, minutes);
+                let (n, top) = top_macs(c, recent, start, now, "total", 100).unwrap();
+                (n, top, fleet_window(c, recent, start, now).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_index_answers_like_the_database_cold_warm_and_rebuilt() {
+        let live = std::sync::Arc::new(RecentStations::new());
+        let (_dir, c, _) = recent_fleet(&live);
+        let now = now_ms();
+        // Cold (a collector whose rebuild has not run yet): the database path.
+        let from_db = answers(&c, &RecentStations::new(), now);
+        // A rebuild from the database (a restart), then the live index marked complete.
+        let rebuilt = RecentStations::new();
+        let stats = rebuilt.rebuild(&c, now).unwrap();
+        assert!(rebuilt.rebuilt() && stats.rows > 0, "{stats:?}");
+        for (name, index) in [("live", &*live), ("rebuilt", &rebuilt)] {
+            for minutes in WINDOWS {
+                assert!(
+                    index.serves(window_start(now, minutes), now),
+                    "{name} {minutes}"
+                );
+            }
+            let got = answers(&c, index, now);
+            for (k, minutes) in WINDOWS.iter().enumerate() {
+                assert_eq!(got[k], from_db[k], "{name}: {minutes} minutes");
+            }
+        }
+        // The checks can fail: totals, several devices, peaks and both leavers are there.
+        let (n, top, f) = &from_db[WINDOWS.len() - 1];
+        assert_eq!(*n, 19, "20 stations, one MAC on two devices");
+        assert!(top.iter().any(|m| m.routers.len() == 2));
+        assert!(top.iter().all(|m| m.max_down.is_some_and(|p| p > 0)));
+        assert_eq!(f.per_router.len(), 4);
+        assert!(f.download > 0 && f.upload > 0);
+        let (n, _, _) = &from_db[4];
+        assert_eq!(*n, 18, "30 minutes: one left an hour ago");
+        let (n, _, _) = &from_db[0];
+        assert_eq!(*n, 18, "1 minute");
+    }
+
+    #[test]
+    fn raw_rows_deleted_by_retention_limit_what_a_rebuild_serves() {
+        let live = std::sync::Arc::new(RecentStations::new());
+        let (_dir, c, _) = recent_fleet(&live);
+        let now = now_ms();
+        // As if raw retention had deleted everything older than 100 minutes.
+        c.execute(
+            "DELETE FROM station_samples WHERE ts_ms < ?1",
+            [now - 100 * 60_000],
+        )
+        .unwrap();
+        let rebuilt = RecentStations::new();
+        rebuilt.rebuild(&c, now).unwrap();
+        assert!(rebuilt.serves(window_start(now, 60), now));
+        assert!(!rebuilt.serves(window_start(now, 120), now));
+        let with = answers(&c, &rebuilt, now);
+        let cold = answers(&c, &RecentStations::new(), now);
+        assert_eq!(with, cold, "the database path where the rows are missing");
     }
 }

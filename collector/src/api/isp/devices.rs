@@ -1031,15 +1031,24 @@ fn usage(totals: &[super::StationTotal]) -> Usage {
     }
 }
 
-/// A MAC in the newest report of every router: `?1` MAC, `?2` router id or NULL. Read through
-/// the MAC index (the MAC's own samples, each checked against its router's newest report),
-/// not by visiting every router's newest report.
+/// A MAC in the newest report of every router: `?1` MAC, `?2` router id or NULL, `?3` the
+/// oldest newest report of a connected router ([`CONNECTED_OLDEST_SQL`]). Read through the MAC
+/// index (the MAC's own samples since `?3`, each checked against its router's newest report),
+/// not by visiting every router's newest report; `?3` keeps a MAC seen in many reports (a
+/// station of many routers, or of one router over hours) from reading all of them.
 fn user_now_sql() -> String {
     format!(
         "SELECT {STATION_COLS} FROM station_samples s CROSS JOIN routers r ON r.id = s.router_id \
-         WHERE s.mac = ?1 AND s.ts_ms = r.last_report_ms AND (?2 IS NULL OR r.id = ?2) ORDER BY r.name, s.iface"
+         WHERE s.mac = ?1 AND s.ts_ms >= ?3 AND s.ts_ms = r.last_report_ms AND (?2 IS NULL OR r.id = ?2) \
+         ORDER BY r.name, s.iface"
     )
 }
+
+/// The time of the oldest newest report among the routers connected at `?1` minus the online
+/// window (not revoked, seen since): no connected router's newest report is older. NULL when
+/// none is connected.
+const CONNECTED_OLDEST_SQL: &str = "SELECT min(last_report_ms) FROM routers \
+     WHERE revoked_at IS NULL AND last_seen_ms >= ?1";
 
 /// The newest sample of a MAC: `?1` MAC, `?2` router id or NULL.
 fn user_last_sql() -> String {
@@ -1062,6 +1071,7 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ("all_interfaces", ALL_IFACES_SQL.to_string()),
         ("all_wireless", ALL_WIFI_SQL.to_string()),
         ("user_now", user_now_sql()),
+        ("connected_oldest", CONNECTED_OLDEST_SQL.to_string()),
         ("user_last", user_last_sql()),
     ]
 }
@@ -1096,13 +1106,28 @@ pub async fn user_stats(
         let router_id = filter.as_ref().map(|r| r.id);
         let mut now_st = c.prepare_cached(&user_now_sql()).map_err(db)?;
         let mut last_st = c.prepare_cached(&user_last_sql()).map_err(db)?;
+        // Only the newest reports of connected routers can hold an active session.
+        let since: Option<i64> = c
+            .prepare_cached(CONNECTED_OLDEST_SQL)
+            .and_then(|mut st| {
+                st.query_row(
+                    [now.saturating_sub(crate::api::fleet::ONLINE_WINDOW_MS)],
+                    |r| r.get(0),
+                )
+            })
+            .map_err(db)?;
+        // The user's leases, read once (a station of many routers has a lease on each).
+        let leases = super::LeaseBook::for_macs(c, &user.macs)?;
         let mut sessions = Vec::new();
         for mac in &user.macs {
-            let current: Vec<StationRow> = now_st
-                .query_map(params![mac, router_id], station_row)
-                .map_err(db)?
-                .collect::<Result<_, _>>()
-                .map_err(db)?;
+            let current: Vec<StationRow> = match since {
+                Some(since) => now_st
+                    .query_map(params![mac, router_id, since], station_row)
+                    .map_err(db)?
+                    .collect::<Result<_, _>>()
+                    .map_err(db)?,
+                None => Vec::new(),
+            };
             let mut active = Vec::new();
             for s in current {
                 if routers
@@ -1123,7 +1148,7 @@ pub async fn user_stats(
                 (active, true)
             };
             for s in rows {
-                let lease = lease_for_mac(c, &s.mac, Some(s.router_id))?;
+                let lease = leases.get(&s.mac, Some(s.router_id));
                 let dev = routers
                     .get(c, s.router_id)?
                     .map(|r| r.name.clone())

@@ -819,13 +819,34 @@ const PAGE_LEASES_SQL: &str =
      (SELECT s.mac FROM routers r CROSS JOIN station_samples s ON s.router_id = r.id \
       AND s.ts_ms = r.last_report_ms WHERE r.id > ?1 AND r.id <= ?2)";
 
+/// Every lease of MAC `?1`.
+const MAC_LEASES_SQL: &str =
+    "SELECT router_id, ip, hostname, updated_ms, mac FROM leases WHERE mac = ?1";
+
 impl LeaseBook {
     /// The leases of every station MAC of the newest reports of the routers in the id range
     /// `span` (`paging::id_span`), read with one statement.
     pub fn for_page(conn: &Connection, span: (i64, i64)) -> Result<LeaseBook, IspError> {
         let mut st = conn.prepare_cached(PAGE_LEASES_SQL).map_err(db)?;
-        let mut rows = st.query(params![span.0, span.1]).map_err(db)?;
         let mut book = LeaseBook::default();
+        book.add(st.query(params![span.0, span.1]).map_err(db)?)?;
+        Ok(book)
+    }
+
+    /// Every lease of `macs`, read once: for a station seen on many routers (one lookup per
+    /// router would read all its leases each time).
+    pub fn for_macs(conn: &Connection, macs: &[String]) -> Result<LeaseBook, IspError> {
+        let mut st = conn.prepare_cached(MAC_LEASES_SQL).map_err(db)?;
+        let mut book = LeaseBook::default();
+        for mac in macs {
+            book.add(st.query([mac]).map_err(db)?)?;
+        }
+        Ok(book)
+    }
+
+    /// Adds rows of `router_id, ip, hostname, updated_ms, mac`.
+    fn add(&mut self, mut rows: rusqlite::Rows<'_>) -> Result<(), IspError> {
+        let book = self;
         while let Some(r) = rows.next().map_err(db)? {
             let lease = LeaseInfo {
                 ip: r.get(1).map_err(db)?,
@@ -837,7 +858,7 @@ impl LeaseBook {
                 r.get(3).map_err(db)?,
             ));
         }
-        Ok(book)
+        Ok(())
     }
 
     /// Like [`lease_for_mac`]: preferably on `router_id`, then with a hostname, then newest.
@@ -978,6 +999,7 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ),
         ("lease", LEASE_SQL.to_string()),
         ("page_leases", PAGE_LEASES_SQL.to_string()),
+        ("mac_leases", MAC_LEASES_SQL.to_string()),
         ("mac_seen", MAC_SEEN_SQL.to_string()),
         ("hostname", HOSTNAME_SQL.to_string()),
         ("totals_fleet", totals_sql(&Scope::Fleet)),
