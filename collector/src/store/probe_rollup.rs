@@ -3,7 +3,8 @@
 //! requests sent, replies received, the RTT average weighted by its replies and the replies
 //! that carried an average, the largest RTT), kept at ingest with the other rollup sums (held
 //! across batches by the writer, rebuilt from the raw rows after a crash, see
-//! `super::ingest::Held`) and deleted by retention with the interface rollups of their length.
+//! `super::ingest::Held`) and deleted by retention: the 5-minute rows with the raw samples (at
+//! least 8 days, the longest window and its edge), the 1-hour rows with the other hour rollups.
 //!
 //! Every figure is a sum or a maximum, so a window's probe figures are the rollup rows of its
 //! whole hours, the 5-minute rows of the whole 5-minute buckets at its edges and the raw rows
@@ -515,8 +516,9 @@ mod tests {
         assert_rollups_give_the_raw_figures(&store, ids, "sealed");
     }
 
-    /// Retention deletes 5-minute probe buckets with the interface ones (`rollup_5m_days`) and
-    /// hour buckets with the other hour rollups (`rollup_1h_days`).
+    /// Retention deletes 5-minute probe buckets with the raw samples (`raw_days`, at least 8
+    /// days: they serve the edges of windows of up to 7 days) and hour buckets with the other
+    /// hour rollups (`rollup_1h_days`).
     #[test]
     fn retention_deletes_old_probe_rollups() {
         use crate::store::Retention;
@@ -550,7 +552,8 @@ mod tests {
             rollup_1h_days: 400,
         };
         store.apply_retention(now, &policy).unwrap();
-        // Buckets that ended by now - 35 days are gone (the first 5 days, 4 reports a day).
+        // Buckets that ended by now - 8 days (raw retention) are gone (the first 32 days, 4
+        // reports a day).
         let min5: i64 = store
             .connection()
             .query_row(
@@ -559,15 +562,30 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(min5, now - 35 * DAY);
-        assert_eq!(count(&store, "probe_rollup_5m"), 160 - 20);
+        assert_eq!(min5, now - 8 * DAY);
+        assert_eq!(count(&store, "probe_rollup_5m"), 160 - 128);
+        // Kept at least 8 days when raw samples are kept less.
+        let (_dir2, mut short) = open_temp();
+        let id2 = enrolled_router(&mut short, "gw").id;
+        for i in 0..160u64 {
+            let ts = T0 + i as i64 * 6 * H;
+            let mut r = rich_report([1; 16], i + 1, ts as u64, 1000 + i * 100);
+            r.probes = vec![probe("192.0.2.1", ProbeRole::Gateway, 3, 3, Some(1000))];
+            ingest_one(&mut short, id2, 0, &r);
+        }
+        let two_days = Retention {
+            raw_days: 2,
+            ..policy
+        };
+        short.apply_retention(now, &two_days).unwrap();
+        assert_eq!(count(&short, "probe_rollup_5m"), 32);
         assert_eq!(count(&store, "probe_rollup_1h"), 160);
         let all = Retention {
             raw_days: 0,
             rollup_5m_days: 0,
             rollup_1h_days: 0,
         };
-        store.apply_retention(now + DAY, &all).unwrap();
+        store.apply_retention(now + 9 * DAY, &all).unwrap();
         assert_eq!(
             (
                 count(&store, "probe_rollup_5m"),

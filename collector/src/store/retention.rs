@@ -131,9 +131,12 @@ impl Store {
         stats.rollup_5m += tx
             .prepare_cached("DELETE FROM interface_rollup_5m WHERE bucket_start_ms <= ?1")?
             .execute([cut_5m])? as u64;
+        // Probe 5-minute buckets only serve the edges of windows of at most 7 days: kept as
+        // long as raw samples, and at least 8 days.
+        let probe_cut = raw_cut.min(now_ms.saturating_sub(8 * DAY_MS));
         stats.rollup_5m += tx
             .prepare_cached("DELETE FROM probe_rollup_5m WHERE bucket_start_ms <= ?1")?
-            .execute([cut_5m])? as u64;
+            .execute([probe_cut.saturating_sub(BUCKET_5M_MS)])? as u64;
         // Station 5-minute buckets only serve sub-hour parts of recent windows: raw retention.
         stats.rollup_5m += tx
             .prepare_cached("DELETE FROM station_rollup_5m WHERE bucket_start_ms <= ?1")?
