@@ -777,6 +777,14 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
         "  station peaks (station_peak_5m from station_rollup_5m): {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    // The per-router probe rollups of schema 17 (`probe_rollup_5m`/`_1h`, complete from the
+    // start), summed from the raw probe rows above, as ingest keeps them.
+    let t = Instant::now();
+    conn.execute_batch(routerstats_collector::store::probe_rollup::backfill())?;
+    eprintln!(
+        "  probe rollups (probe_rollup_5m/_1h from probe_samples): {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     // The newest report's WireGuard peers (`wg_peers`, schema 15), as ingest keeps them, by the
     // migration's own backfill statement.
     let t = Instant::now();

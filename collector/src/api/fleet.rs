@@ -331,20 +331,39 @@ pub fn probe_figures(
 }
 
 /// [`probe_figures`] of the routers with `after < id <= last` (one page of routers, see
-/// `super::paging`): one primary-key range per router.
+/// `super::paging`, or one router as `(id - 1, id)`): the probe rollups of the window's whole
+/// hours and 5-minute buckets and the raw rows of its partial buckets (and of any part before
+/// the rollups are complete), so the cost does not grow with the window
+/// (`store::probe_rollup::window_probe_sums`). Same figures as the raw rows give.
 pub fn probe_figures_of(
     conn: &Connection,
-    (after, last): (i64, i64),
+    ids: (i64, i64),
     start_ms: i64,
     end_ms: i64,
 ) -> rusqlite::Result<std::collections::HashMap<i64, ProbeFigures>> {
-    let sql = format!(
-        "SELECT r.id, {PROBE_SUMS} FROM routers r CROSS JOIN probe_samples_all \
-         ON router_id = r.id AND ts_ms >= ?1 AND ts_ms < ?2 WHERE r.id > ?3 AND r.id <= ?4 GROUP BY r.id"
-    );
-    let mut st = conn.prepare_cached(&sql)?;
-    let rows = st.query_map(rusqlite::params![start_ms, end_ms, after, last], probe_row)?;
-    rows.collect()
+    // The rollups, the start mark and the raw rows (and blocks) are read in one state.
+    let _snapshot = crate::store::sealed::read_snapshot(conn)?;
+    let sums = crate::store::probe_rollup::window_probe_sums(conn, ids, start_ms, end_ms)?;
+    Ok(sums
+        .into_iter()
+        .map(|(id, s)| (id, ProbeFigures::from_sums(&s)))
+        .collect())
+}
+
+impl ProbeFigures {
+    /// The figures of some probe rows' sums, as [`PROBE_SUMS`] computes them in SQL (the same
+    /// floating-point operations: the weighted sum over the replies, then microseconds to
+    /// milliseconds with two decimals).
+    pub fn from_sums(s: &crate::store::probe_rollup::ProbeSums) -> ProbeFigures {
+        let us_to_ms = |v: f64| (v / 10.0).round() / 100.0;
+        ProbeFigures {
+            sent: s.sent,
+            received: s.received,
+            latency_ms: (s.rtt_received != 0)
+                .then(|| us_to_ms(s.rtt_weighted as f64 / s.rtt_received as f64)),
+            max_latency_ms: s.rtt_max_us.map(|v| us_to_ms(v as f64)),
+        }
+    }
 }
 
 /// Probe figures of one router (or the whole fleet) per period of `step_ms` from `start_ms`,

@@ -12,7 +12,9 @@
 //!   and the 5-minute rollups of the whole buckets inside, which hold the same sums); 1d sums
 //!   the 5-minute rollups (1-hour rollups for the whole hours inside the window, which hold the
 //!   same sums); 7d sums the 1-hour rollups. The whole fleet is read with one bucket-range query
-//!   per table, a site's routers port by port through the per-key indexes.
+//!   per table, a site's routers port by port through the per-key indexes. The WAN-health
+//!   figures (probes) come from the per-router probe rollups and the raw probe samples of the
+//!   partial edges (`fleet::probe_figures_of`); with `site_id` only the site's routers are read.
 //! - `GET /api/gateway/{id}/ports`: each port's latest cumulative counters and rates.
 //! - `GET /api/gateway/{id}/port/{port}/traffic?duration=`: exactly [`POINTS`] points of
 //!   `duration / 20` each (45 s, 180 s, 4320 s, 30240 s); see [`port_traffic_series`].
@@ -479,7 +481,18 @@ pub fn gateways_in_window(
             acc
         }
     };
-    let probes = fleet::probe_figures_of(conn, ids, start, end).map_err(db_err)?;
+    // A site's routers one by one (a site is a few of the page's routers), the page in one pass.
+    let probes = match site {
+        None => fleet::probe_figures_of(conn, ids, start, end).map_err(db_err)?,
+        Some(_) => {
+            let mut m = HashMap::new();
+            for r in &selected {
+                let one = (r.id.saturating_sub(1), r.id);
+                m.extend(fleet::probe_figures_of(conn, one, start, end).map_err(db_err)?);
+            }
+            m
+        }
+    };
     let mut wan = fleet::wan_addresses_of(conn, ids).map_err(db_err)?;
     let data = selected
         .into_iter()

@@ -321,6 +321,8 @@ pub(crate) struct Rollups {
     ovpn_1h: HashMap<OvpnKey, OvpnAcc>,
     /// `fleet_totals_1s` contributions.
     fleet: super::fleetagg::FleetSeconds,
+    /// `probe_rollup_5m` / `_1h` contributions.
+    probes: super::probe_rollup::ProbeRollups,
     /// Reports whose contributions are in here.
     reports: u64,
     /// The lowest `reports.id` among them.
@@ -611,6 +613,7 @@ impl Rollups {
                 .map(|((_, router, _, cn, ..), a)| (*router, cn.as_str(), a.last_ts_ms)),
         )?;
         self.fleet.flush(tx)?;
+        self.probes.write(tx)?;
         Ok(())
     }
 }
@@ -665,6 +668,7 @@ impl Rollups {
                 .map(HashMap::len)
                 .sum::<usize>()
             + self.ovpn_1h.len()
+            + self.probes.rows()
     }
 }
 
@@ -863,8 +867,9 @@ fn replay(tx: &Transaction<'_>, mark: i64) -> Result<Rollups, StoreError> {
         }
         let mut rows = probes.query(params![rid, ts])?;
         while let Some(r) = rows.next()? {
-            sums.fleet
-                .add_probe(ts, r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            let (sent, received, avg, max) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            sums.fleet.add_probe(ts, sent, received, avg, max);
+            sums.probes.add(rid, ts, (sent, received), avg, max);
         }
     }
     Ok(sums)
@@ -1149,7 +1154,7 @@ fn ingest_one(
     if is_newest {
         super::vpnstate::set_instance_sessions(tx, rid, ts)?;
     }
-    ingest_probes(tx, r, s, &mut rollups.fleet)?;
+    ingest_probes(tx, r, s, rollups)?;
     if is_newest {
         make_current(tx, rc, item, s, report_id)?;
     } else {
@@ -1600,7 +1605,7 @@ fn ingest_probes(
     tx: &Transaction<'_>,
     r: &Report,
     s: ReportStep,
-    fleet: &mut super::fleetagg::FleetSeconds,
+    rollups: &mut Rollups,
 ) -> Result<(), StoreError> {
     for p in &r.probes {
         let inserted = tx.prepare_cached(
@@ -1620,7 +1625,16 @@ fn ingest_probes(
             p.rtt_max_us,
         ])?;
         if inserted > 0 {
-            fleet.add_probe(s.ts, p.sent, p.received, p.rtt_avg_us, p.rtt_max_us);
+            rollups
+                .fleet
+                .add_probe(s.ts, p.sent, p.received, p.rtt_avg_us, p.rtt_max_us);
+            rollups.probes.add(
+                s.rid,
+                s.ts,
+                (p.sent, p.received),
+                p.rtt_avg_us,
+                p.rtt_max_us,
+            );
         }
     }
     Ok(())
@@ -3338,7 +3352,7 @@ mod held_tests {
     const HOLD: Duration = Duration::from_secs(3600);
 
     /// Every table the rollup sums are written to, and the per-report totals beside them.
-    const TABLES: [&str; 12] = [
+    const TABLES: [&str; 14] = [
         "interface_rollup_5m",
         "interface_rollup_1h",
         "station_rollup_5m",
@@ -3351,6 +3365,8 @@ mod held_tests {
         "station_report_totals",
         "station_peak_5m",
         "ovpn_client_names",
+        "probe_rollup_5m",
+        "probe_rollup_1h",
     ];
 
     /// Every row of `table`, as text, sorted.

@@ -18,6 +18,7 @@ pub mod delta;
 mod fleetagg;
 mod ingest;
 mod legacy_layout;
+pub mod probe_rollup;
 pub mod recent;
 mod registry;
 mod retention;

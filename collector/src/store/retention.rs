@@ -45,7 +45,7 @@ pub struct RetentionStats {
     /// totals.
     pub samples: u64,
     pub rollup_5m: u64,
-    /// Interface, station, WireGuard and OpenVPN 1-hour rollups, and fleet station hours.
+    /// Interface, station, WireGuard, OpenVPN and probe 1-hour rollups, and fleet station hours.
     pub rollup_1h: u64,
 }
 
@@ -83,6 +83,7 @@ const ROLLUP_1H_TABLES: &[&str] = &[
     "wg_rollup_1h",
     "ovpn_rollup_1h",
     "station_fleet_1h",
+    "probe_rollup_1h",
 ];
 
 fn cutoff(now_ms: i64, days: u32) -> i64 {
@@ -130,6 +131,12 @@ impl Store {
         stats.rollup_5m += tx
             .prepare_cached("DELETE FROM interface_rollup_5m WHERE bucket_start_ms <= ?1")?
             .execute([cut_5m])? as u64;
+        // Probe 5-minute buckets only serve the edges of windows of at most 7 days: kept as
+        // long as raw samples, and at least 8 days.
+        let probe_cut = raw_cut.min(now_ms.saturating_sub(8 * DAY_MS));
+        stats.rollup_5m += tx
+            .prepare_cached("DELETE FROM probe_rollup_5m WHERE bucket_start_ms <= ?1")?
+            .execute([probe_cut.saturating_sub(BUCKET_5M_MS)])? as u64;
         // Station 5-minute buckets only serve sub-hour parts of recent windows: raw retention.
         stats.rollup_5m += tx
             .prepare_cached("DELETE FROM station_rollup_5m WHERE bucket_start_ms <= ?1")?

@@ -66,6 +66,8 @@
 //!   rates), kept at ingest, for the fleet-wide WireGuard summary; see `super::wg_latest`.
 //! - Version 18: new blocks are format byte 3 (`super::blocks`), and the end of a block too
 //!   large for its leaf page goes to `raw_block_tails`; see `MIGRATION_18`.
+//! - Version 19: per-router probe rollups (`probe_rollup_5m`, `probe_rollup_1h`) kept at ingest,
+//!   complete from `probe_rollup_start.start_ms` on; see `super::probe_rollup`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -87,6 +89,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_16,
     super::wg_latest::MIGRATION_17,
     MIGRATION_18,
+    super::probe_rollup::MIGRATION_19,
 ];
 
 /// The schema version this collector writes.
@@ -889,6 +892,9 @@ mod tests {
             "alert_deliveries",
             "alert_pending",
             "probe_samples",
+            "probe_rollup_1h",
+            "probe_rollup_5m",
+            "probe_rollup_start",
             "raw_blocks",
             "raw_block_keys",
             "raw_block_tails",
@@ -928,6 +934,6 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 18);
+        assert_eq!(SCHEMA_VERSION, 19);
     }
 }
