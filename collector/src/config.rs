@@ -72,8 +72,6 @@ pub struct Config {
     pub retention: Retention,
     /// Longest age of a cached fleet-wide API answer (see `api::cache`); zero disables the cache.
     pub api_cache_max_age: Duration,
-    /// Age below which new reports do not start a background recompute of a cached answer.
-    pub api_cache_refresh: Duration,
     /// Total body bytes the API response cache holds at most.
     pub api_cache_max_bytes: usize,
     /// Threads that run the API's database reads (at most this many reads at once).
@@ -127,7 +125,6 @@ impl Default for Config {
             retention_interval: Duration::from_secs(3600),
             retention: Retention::default(),
             api_cache_max_age: Duration::from_secs(10),
-            api_cache_refresh: Duration::from_secs(1),
             api_cache_max_bytes: 256 * 1024 * 1024,
             api_read_threads: 4,
             api_read_nice: 10,
@@ -211,7 +208,6 @@ struct FileConfig {
     retention_interval: Option<FileDuration>,
     retention: Option<FileRetention>,
     api_cache_max_age: Option<FileDuration>,
-    api_cache_refresh: Option<FileDuration>,
     api_cache_max_bytes: Option<usize>,
     api_read_threads: Option<usize>,
     api_read_nice: Option<i32>,
@@ -373,9 +369,6 @@ impl Config {
         }
         if let Some(v) = file.api_cache_max_age {
             c.api_cache_max_age = v.resolve("api_cache_max_age")?;
-        }
-        if let Some(v) = file.api_cache_refresh {
-            c.api_cache_refresh = v.resolve("api_cache_refresh")?;
         }
         if let Some(v) = file.api_cache_max_bytes {
             c.api_cache_max_bytes = v;
@@ -552,9 +545,6 @@ impl Config {
                 "must be at most 1h (0 disables the cache)",
             );
         }
-        if self.api_cache_refresh > Duration::from_secs(3600) {
-            return invalid("api_cache_refresh", "must be at most 1h");
-        }
         if let Err(reason) = self.alerts.validate() {
             return Err(ConfigError::Invalid {
                 key: "alerts",
@@ -621,7 +611,6 @@ mod tests {
             revocation_poll = "100ms"
             retention_interval = "30m"
             api_cache_max_age = "3s"
-            api_cache_refresh = "250ms"
             api_cache_max_bytes = 1000000
             api_read_threads = 2
             api_read_nice = 5
@@ -646,7 +635,6 @@ mod tests {
         assert_eq!(c.revocation_poll, Duration::from_millis(100));
         assert_eq!(c.retention_interval, Duration::from_secs(1800));
         assert_eq!(c.api_cache_max_age, Duration::from_secs(3));
-        assert_eq!(c.api_cache_refresh, Duration::from_millis(250));
         assert_eq!(c.api_cache_max_bytes, 1_000_000);
         assert_eq!((c.api_read_threads, c.api_read_nice), (2, 5));
         assert_eq!(
@@ -678,13 +666,6 @@ mod tests {
             Config::from_toml("api_cache_max_age = \"2h\"").unwrap_err(),
             ConfigError::Invalid {
                 key: "api_cache_max_age",
-                ..
-            }
-        ));
-        assert!(matches!(
-            Config::from_toml("api_cache_refresh = \"2h\"").unwrap_err(),
-            ConfigError::Invalid {
-                key: "api_cache_refresh",
                 ..
             }
         ));

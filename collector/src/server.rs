@@ -529,16 +529,13 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     let api_state = ApiState {
         store: Arc::new(Mutex::new(api_store)),
         ca_hash: pki.ca_hash(),
-        cache: Arc::new(
-            api::cache::ResponseCache::new(
-                config.api_cache_max_age,
-                api::cache::MAX_ENTRIES,
-                config.api_cache_max_bytes,
-                writer.health(),
-                Some(config.db_path()),
-            )
-            .with_refresh_after(config.api_cache_refresh),
-        ),
+        cache: Arc::new(api::cache::ResponseCache::new(
+            config.api_cache_max_age,
+            api::cache::MAX_ENTRIES,
+            config.api_cache_max_bytes,
+            writer.health(),
+            Some(config.db_path()),
+        )),
         health: writer.health(),
         permits,
         max_connections: config.max_connections,

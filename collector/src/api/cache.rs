@@ -15,10 +15,7 @@
 //!   process commits to the database (SQLite's `PRAGMA data_version` on a connection of the
 //!   cache's own: `router revoke`, renames, enrollment, retention);
 //! - an entry younger than `max_age` with reports committed since is still served
-//!   (`X-Cache: stale`) while exactly one background task per key recomputes it, once the
-//!   entry is at least `refresh_after` old (`api_cache_refresh`, default 1 s): under a steady
-//!   stream of reports (a commit every few hundred ms) each key is then recomputed at most
-//!   about once per `refresh_after` instead of after every commit;
+//!   (`X-Cache: stale`) while exactly one background task per key recomputes it;
 //! - after any other change (only `data_version` moved: a revocation, a rename...) the entry is
 //!   recomputed before answering, so such changes show at once;
 //! - an entry `max_age` old or older (or none) is recomputed before answering (`X-Cache: miss`);
@@ -109,8 +106,6 @@ impl Slot {
 /// The cache (one per API server).
 pub struct ResponseCache {
     max_age: Duration,
-    /// Age below which new reports do not start a background recompute.
-    refresh_after: Duration,
     max_entries: usize,
     max_bytes: usize,
     data: Arc<DbHealth>,
@@ -148,7 +143,6 @@ impl ResponseCache {
     ) -> Self {
         ResponseCache {
             max_age,
-            refresh_after: Duration::ZERO,
             max_entries,
             max_bytes,
             data,
@@ -156,13 +150,6 @@ impl ResponseCache {
             version_conn: Mutex::new((None, 0)),
             slots: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// New reports start a background recompute of an entry only once it is `refresh_after`
-    /// old (zero, the default of [`ResponseCache::new`]: after every commit).
-    pub fn with_refresh_after(mut self, refresh_after: Duration) -> Self {
-        self.refresh_after = refresh_after;
-        self
     }
 
     /// The current data generation. When `data_version` cannot be read, the last value read
@@ -235,11 +222,10 @@ impl ResponseCache {
                     return Ok((e.body.clone(), CacheStatus::Hit));
                 }
                 // Only reports were committed since (the writer's count moved): serve it while
-                // one background task recomputes it (once it is `refresh_after` old).
+                // one background task recomputes it.
                 if young && e.generation.0 != generation.0 {
                     let body = e.body.clone();
-                    let due = now.duration_since(e.computed) >= self.refresh_after;
-                    if due && !slot.refreshing {
+                    if !slot.refreshing {
                         slot.refreshing = true;
                         self.spawn_refresh(key.to_string(), compute, slot.lock.clone());
                     }
@@ -538,40 +524,6 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2, "single flight");
         assert_eq!(get(&c, "a", &calls).await, ("v2".into(), CacheStatus::Hit));
         assert_eq!(c.usage().0, 1);
-    }
-
-    #[tokio::test]
-    async fn new_data_refreshes_an_entry_only_once_it_is_refresh_after_old() {
-        let data = Arc::new(DbHealth::default());
-        let refresh_after = Duration::from_secs(2);
-        let c = Arc::new(
-            ResponseCache::new(Duration::from_secs(60), 8, 1 << 20, data.clone(), None)
-                .with_refresh_after(refresh_after),
-        );
-        let calls = Arc::new(AtomicUsize::new(0));
-        let first = Instant::now();
-        assert_eq!(get(&c, "a", &calls).await.0, "v1");
-        // Reports committed while the entry is young: served, no recompute starts.
-        for _ in 0..5 {
-            data.bump_generation();
-            assert_eq!(
-                get(&c, "a", &calls).await,
-                ("v1".into(), CacheStatus::Stale)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        if first.elapsed() < refresh_after {
-            assert_eq!(calls.load(Ordering::SeqCst), 1, "no recompute while young");
-        }
-        // Once it is refresh_after old, the next request starts the one recompute.
-        tokio::time::sleep_until(first + refresh_after).await;
-        assert_eq!(
-            get(&c, "a", &calls).await,
-            ("v1".into(), CacheStatus::Stale)
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
-        assert_eq!(get(&c, "a", &calls).await, ("v2".into(), CacheStatus::Hit));
     }
 
     #[tokio::test]
