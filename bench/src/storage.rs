@@ -151,7 +151,12 @@ impl Figures {
         if self.sealed_reports == 0 {
             return None;
         }
-        let blocks = self.bytes_of(&["raw_blocks", "raw_block_keys", "report_seq_runs", "raw_block_tails"]) as f64;
+        let blocks = self.bytes_of(&[
+            "raw_blocks",
+            "raw_block_keys",
+            "report_seq_runs",
+            "raw_block_tails",
+        ]) as f64;
         Some(blocks / self.sealed_reports as f64)
     }
 

@@ -66,7 +66,10 @@ impl Store {
             }
         }
         tx.execute("DELETE FROM raw_blocks WHERE tbl = ?1", [STATION_5M_TBL])?;
-        tx.execute("DELETE FROM raw_block_tails WHERE tbl = ?1", [STATION_5M_TBL])?;
+        tx.execute(
+            "DELETE FROM raw_block_tails WHERE tbl = ?1",
+            [STATION_5M_TBL],
+        )?;
         tx.execute(
             "DELETE FROM raw_block_keys WHERE tbl = ?1",
             [STATION_5M_TBL],
