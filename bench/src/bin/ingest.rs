@@ -158,8 +158,8 @@ async fn drive_fleet(
     let measure_from = start + Duration::from_secs(o.warmup);
     let stop_at = measure_from + Duration::from_secs(o.secs);
     let mut tasks = Vec::with_capacity(conns.len());
-    for (conn, boot) in conns {
-        let maker = ReportMaker::new(template.clone(), boot);
+    for (i, (conn, boot)) in conns.into_iter().enumerate() {
+        let maker = ReportMaker::new(own_macs(template, i), boot);
         tasks.push(tokio::spawn(sim::drive(
             conn,
             maker,
@@ -226,6 +226,34 @@ async fn drive_fleet(
     })
 }
 
+/// The template as simulated router `i` sends it: its stations' (and their leases') MACs made
+/// its own, as each real router has its own clients (bytes 3 and 4 XORed with `i`, so the MACs
+/// stay distinct within a router), and its lease host names suffixed with `-i`. Without this every router would report the same 20 MACs,
+/// and a per-user route would answer for 1,000 simultaneous sessions of one client.
+fn own_macs(
+    template: &routerstats_shared::model::Report,
+    i: usize,
+) -> routerstats_shared::model::Report {
+    let mut r = template.clone();
+    let [hi, lo] = u16::try_from(i).unwrap_or(u16::MAX).to_be_bytes();
+    let own = |m: &mut routerstats_shared::model::MacAddr| {
+        m.0[3] ^= hi;
+        m.0[4] ^= lo;
+    };
+    for s in &mut r.stations {
+        own(&mut s.mac);
+    }
+    for l in &mut r.leases {
+        if let Some(m) = &mut l.mac {
+            own(m);
+        }
+        if let Some(h) = &mut l.hostname {
+            h.push_str(&format!("-{i}"));
+        }
+    }
+    r
+}
+
 /// Route ids from what the simulated agents send: the middle router (its name, id and site),
 /// every 7th router after it, the template report's WAN interface, a station's MAC and a lease's
 /// hostname, and WireGuard peers and OpenVPN clients when the template has any (the ingest
@@ -254,13 +282,14 @@ fn route_ids(
         .or_else(|| template.interfaces.first())
         .map(|i| i.name.clone())
         .unwrap_or_else(|| "wan".into());
-    let station_mac = template
+    let own = own_macs(template, r);
+    let station_mac = own
         .stations
         .get(4)
         .or_else(|| template.stations.first())
         .map(|s| s.mac.to_string())
         .unwrap_or_else(|| "02:00:00:00:00:00".into());
-    let station_host = template
+    let station_host = own
         .leases
         .iter()
         .filter_map(|l| l.hostname.clone())
