@@ -208,6 +208,7 @@ impl Store {
         sealed::install();
         let not_a_db = |e: rusqlite::Error| not_a_database(path, e);
         let mut conn = Connection::open(path).map_err(not_a_db)?;
+        warn_on_shared_page_cache(&conn);
         conn.busy_timeout(Duration::from_secs(5))?;
         // The first read of the header: garbage and corrupt files fail here.
         let _: i64 = conn
@@ -393,9 +394,57 @@ pub(crate) fn is_constraint(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
 }
 
+/// The compile options of the linked SQLite that slow the writer down while the API reads:
+/// `ENABLE_MEMORY_MANAGEMENT` (one page cache, one mutex and one LRU for every connection of the
+/// process) and memory statistics left on (a global lock on every allocation). The workspace's
+/// `.cargo/config.toml` builds the bundled SQLite without both.
+pub fn shared_sqlite_options(conn: &Connection) -> Vec<String> {
+    let options: Vec<String> = conn
+        .prepare("PRAGMA compile_options")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap_or_default();
+    let mut found: Vec<String> = options
+        .iter()
+        .filter(|o| o.as_str() == "ENABLE_MEMORY_MANAGEMENT")
+        .cloned()
+        .collect();
+    if !options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0") {
+        found.push("DEFAULT_MEMSTATUS (not 0)".into());
+    }
+    found
+}
+
+/// Logs (once per process) when [`shared_sqlite_options`] finds any: a build made outside the
+/// workspace's cargo settings still works, with slower ingest while the API is read.
+fn warn_on_shared_page_cache(conn: &Connection) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let found = shared_sqlite_options(conn);
+        if !found.is_empty() {
+            tracing::warn!(
+                options = %found.join(", "),
+                "this SQLite shares one page cache (or one allocation lock) between the writer \
+                 and the API readers; build with the workspace's .cargo/config.toml \
+                 (LIBSQLITE3_FLAGS) for full ingest speed while the API is read"
+            );
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The workspace builds SQLite with a page cache per connection and no allocation counting
+    /// (`.cargo/config.toml`): see [`shared_sqlite_options`].
+    #[test]
+    fn sqlite_connections_have_private_page_caches() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert_eq!(shared_sqlite_options(&conn), Vec::<String>::new());
+    }
 
     fn db_path(dir: &tempfile::TempDir) -> PathBuf {
         dir.path().join("routerstats.db")
