@@ -812,7 +812,7 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
         [],
     )?;
     // The rollups above hold every generated report: nothing for the collector to rebuild.
-    routerstats_collector::store::mark_rollups_written(&conn)?;
+    routerstats_collector::store::mark_rollups_written(conn)?;
     conn.execute_batch("PRAGMA foreign_keys = ON;")?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if mode != "wal" {
@@ -863,6 +863,7 @@ fn start_server(
     tokio::runtime::Runtime,
     routerstats_collector::server::ServeHandle,
 ) {
+    let rss_before = rss_kib();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -882,7 +883,22 @@ fn start_server(
         cpu_seconds().map_or("?".to_string(), |c| format!("{c:.1}")),
         loadavg()
     );
+    let (stations, bytes) = handle.recent_memory();
+    println!(
+        "recent station traffic index: {stations} stations, {:.1} MB on the heap (from its containers' capacities; {} bytes per station); process VmRSS {} -> {} MB over the start and the rebuild (SQLite caches and freed buffers included)",
+        bytes as f64 / 1e6,
+        bytes / stations.max(1),
+        rss_before.map_or("?".into(), |k| format!("{:.0}", k as f64 / 1024.0)),
+        rss_kib().map_or("?".into(), |k| format!("{:.0}", k as f64 / 1024.0)),
+    );
     (rt, handle)
+}
+
+/// This process's resident set (`VmRSS` in `/proc/self/status`), KiB; None elsewhere.
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

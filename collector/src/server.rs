@@ -93,6 +93,11 @@ impl ServeHandle {
         self.recent.rebuilt()
     }
 
+    /// The recent station traffic index's stations and heap bytes (`RecentStations::heap_bytes`).
+    pub fn recent_memory(&self) -> (usize, usize) {
+        (self.recent.stations(), self.recent.heap_bytes())
+    }
+
     /// The bound ingest (TLS) address.
     pub fn ingest_addr(&self) -> SocketAddr {
         self.ingest_addr

@@ -15,8 +15,9 @@
 //! - Peaks (`max_*_bps`): per station and for the fleet, the suffix maxima (minute, rate), each
 //!   rate greater than every rate after it: the peak since minute `s` is the first entry at or
 //!   after `s`. Typically a handful of entries per station.
-//! - Memory: 182 x 12 bytes of sums per station plus its key and peak entries: about 2.5 KB
-//!   per station, 50 KB per router with 20 stations (50 MB per 1,000 routers). A station is
+//! - Memory: 182 x 12 bytes of sums per station plus its key and peak entries and the
+//!   columns' growth slack ([`RecentStations::heap_bytes`]): measured by apibench at 10,000
+//!   routers x 20 stations, 654 MB, 3.3 KB per station (65 MB per 1,000 routers). A station is
 //!   dropped once its newest sample is older than any window.
 //! - Updated by the database writer after each commit ([`RecentStations::apply`], from
 //!   `Store::ingest`), with every stored station sample (the rows the rollups count).
@@ -494,6 +495,38 @@ impl RecentStations {
         self.read().stations.len()
     }
 
+    /// Bytes the index holds on the heap, from its containers' capacities (hash maps counted
+    /// at their bucket count, one control byte per bucket): what apibench prints as the
+    /// index's memory, next to the process's resident-set growth.
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        fn map_bytes<K, V>(m: &HashMap<K, V>) -> usize {
+            let buckets = if m.capacity() == 0 {
+                0
+            } else {
+                (m.capacity() * 8 / 7).next_power_of_two()
+            };
+            buckets * (size_of::<(K, V)>() + 1)
+        }
+        let g = self.read();
+        let cols = g.cols.capacity() * size_of::<Vec<Cum>>()
+            + g.cols
+                .iter()
+                .map(|c| c.capacity() * size_of::<Cum>())
+                .sum::<usize>();
+        let stations = g.stations.capacity() * size_of::<Station>()
+            + g.stations
+                .iter()
+                .flat_map(|st| st.peaks.iter())
+                .map(|p| p.0.capacity() * size_of::<(i64, u64)>())
+                .sum::<usize>();
+        cols + stations
+            + map_bytes(&g.by_key)
+            + map_bytes(&g.macs)
+            + g.free_mac_ids.capacity() * size_of::<u32>()
+            + g.mac_list.capacity() * size_of::<MacAddr>()
+    }
+
     /// The fleet's totals over `[start_ms, now_ms]`, or None when not [`Self::serves`].
     pub fn fleet(&self, start_ms: i64, now_ms: i64) -> Option<FleetWindow> {
         let g = self.read();
@@ -806,6 +839,30 @@ mod tests {
             download_bps: Some(bps),
             upload_bps: None,
         }
+    }
+
+    /// The heap figure counts every station's minute columns: it grows by at least
+    /// SLOTS x 12 bytes per station, and by at most twice that (the columns' growth slack)
+    /// plus a kilobyte of key, map and peak entries.
+    #[test]
+    fn heap_bytes_count_the_minute_columns_of_every_station() {
+        let r = RecentStations::new();
+        let now = 1_767_227_833_500;
+        let empty = r.heap_bytes();
+        let samples: Vec<StationSample> = (0..200)
+            .map(|i| StationSample {
+                mac: MacAddr([2, 0, 0, 0, (i / 256) as u8, (i % 256) as u8]),
+                ..sample(1 + i64::from(i % 10), 0, now, 1_000, 100, 5_000)
+            })
+            .collect();
+        r.apply(&samples, now);
+        assert_eq!(r.stations(), 200);
+        let per_station = (r.heap_bytes() - empty) / 200;
+        assert!(per_station >= SLOTS * 12, "{per_station} bytes per station");
+        assert!(
+            per_station <= 2 * SLOTS * 12 + 1024,
+            "{per_station} bytes per station"
+        );
     }
 
     #[test]
