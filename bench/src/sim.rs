@@ -183,6 +183,7 @@ impl ReportMaker {
     pub fn new(mut template: Report, boot: [u8; 16]) -> ReportMaker {
         template.boot_id = boot;
         template.seq = 0;
+        template.timestamp_ms = 0;
         ReportMaker { report: template }
     }
 
@@ -190,10 +191,15 @@ impl ReportMaker {
     pub fn next_frame(&mut self) -> (u64, Vec<u8>) {
         let r = &mut self.report;
         r.seq += 1;
-        r.timestamp_ms = SystemTime::now()
+        // The current time, but always after the previous report's: reports sent back to back
+        // (a window of several unacked) would otherwise share a millisecond, and the collector
+        // keeps one sample per router, time and interface or station (the samples of the others
+        // would be dropped as duplicates, and the benchmark would store less than it claims).
+        let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
+        r.timestamp_ms = now.max(r.timestamp_ms.saturating_add(1));
         for s in &mut r.stations {
             s.stats.rx_bytes = s.stats.rx_bytes.map(|v| v + 15_000);
             s.stats.tx_bytes = s.stats.tx_bytes.map(|v| v + 90_000);
@@ -216,6 +222,8 @@ impl ReportMaker {
 /// What one simulated agent saw while reporting.
 #[derive(Debug, Default, Clone)]
 pub struct DriveStats {
+    /// Reports acked before the measuring window (the warm-up).
+    pub acked_before_window: u64,
     /// Reports acked inside the measuring window.
     pub acked_in_window: u64,
     /// Reports acked in all.
@@ -287,7 +295,9 @@ pub async fn drive(
                     while let Some((seq, sent_at)) = inflight.pop_front() {
                         if seq == ack.seq {
                             st.acked += 1;
-                            if now >= measure_from && now <= stop_at {
+                            if now < measure_from {
+                                st.acked_before_window += 1;
+                            } else if now <= stop_at {
                                 st.acked_in_window += 1;
                                 st.latencies.push(now - sent_at);
                             }
@@ -367,4 +377,80 @@ pub fn merge(stats: &[DriveStats]) -> (u64, Vec<Duration>, Vec<SimError>) {
     lat.sort();
     let errors = stats.iter().filter_map(|s| s.error.clone()).collect();
     (acked, lat, errors)
+}
+
+/// The template as simulated router `i` sends it: its stations' (and their leases') MACs made
+/// its own, as each real router has its own clients, and its lease host names suffixed with
+/// `-i`. A MAC keeps its vendor prefix (bytes 0-2); bytes 3-4 become the router's index and
+/// byte 5 the template MAC's byte 4, which the generator numbers its stations by
+/// (`gen::mac_of`), so the MACs of all routers are distinct (for up to 65,536 routers of up to
+/// 256 stations). Without this every router would report the same 20 MACs, and a per-user
+/// route would answer for 1,000 simultaneous sessions of one client. The plain-SQLite baseline
+/// (`crate::rawsql`) inserts the same MACs.
+pub fn own_macs(template: &Report, i: usize) -> Report {
+    let mut r = template.clone();
+    let [hi, lo] = u16::try_from(i).unwrap_or(u16::MAX).to_be_bytes();
+    let own = |m: &mut routerstats_shared::model::MacAddr| {
+        m.0[5] = m.0[4];
+        m.0[3] = hi;
+        m.0[4] = lo;
+    };
+    for s in &mut r.stations {
+        own(&mut s.mac);
+    }
+    for l in &mut r.leases {
+        if let Some(m) = &mut l.mac {
+            own(m);
+        }
+        if let Some(h) = &mut l.hostname {
+            h.push_str(&format!("-{i}"));
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gen::{RouterText, Shape};
+
+    fn timestamp(frame: &[u8]) -> u64 {
+        match Message::from_frame(frame, MAX_FRAME_LEN).unwrap().0 {
+            Message::Report(r) => r.timestamp_ms,
+            other => panic!("not a report: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reports_sent_back_to_back_have_distinct_times() {
+        let template = RouterText::generate(Shape::INGEST, 1)
+            .parse_report()
+            .unwrap();
+        let mut maker = ReportMaker::new(template, [7; 16]);
+        let times: Vec<u64> = (0..50).map(|_| timestamp(&maker.next_frame().1)).collect();
+        assert!(times.windows(2).all(|w| w[1] > w[0]), "{times:?}");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        // Near the current time: at most one millisecond ahead per report.
+        assert!(
+            times[0] + 60_000 > now && times[49] <= now + 50,
+            "{times:?} vs {now}"
+        );
+    }
+
+    #[test]
+    fn own_macs_differ_between_routers_and_within_one() {
+        let template = RouterText::generate(Shape::INGEST, 1)
+            .parse_report()
+            .unwrap();
+        let mut all = std::collections::HashSet::new();
+        for i in 0..300 {
+            for s in own_macs(&template, i).stations {
+                assert!(all.insert(s.mac), "router {i} repeats {:?}", s.mac);
+            }
+        }
+        assert_eq!(all.len(), 300 * template.stations.len());
+    }
 }

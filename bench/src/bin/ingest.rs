@@ -24,8 +24,12 @@
 //!    (`--alert-rules false` skips this).
 //!
 //! `--dir PATH` puts the data there (default: the system temp dir; its file system is printed,
-//! because fsync on tmpfs is free). `--raw-reports R` sizes the baseline (default: as many as the
-//! collector stored in the window, at least 20,000).
+//! because fsync on tmpfs is free). The baseline grows one database as the collector's grew and
+//! measures the same windows: before each window it inserts, unmeasured, as many reports as the
+//! collector had acked before that window began, then measures as many as it acked in it
+//! (with 20,000 distinct stations the `station_samples_mac` index outgrows the page cache, so
+//! the cost per report depends on the database's size). `--raw-reports R` instead measures R
+//! reports on a fresh database, against both windows.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -159,7 +163,7 @@ async fn drive_fleet(
     let stop_at = measure_from + Duration::from_secs(o.secs);
     let mut tasks = Vec::with_capacity(conns.len());
     for (i, (conn, boot)) in conns.into_iter().enumerate() {
-        let maker = ReportMaker::new(own_macs(template, i), boot);
+        let maker = ReportMaker::new(sim::own_macs(template, i), boot);
         tasks.push(tokio::spawn(sim::drive(
             conn,
             maker,
@@ -226,34 +230,6 @@ async fn drive_fleet(
     })
 }
 
-/// The template as simulated router `i` sends it: its stations' (and their leases') MACs made
-/// its own, as each real router has its own clients (bytes 3 and 4 XORed with `i`, so the MACs
-/// stay distinct within a router), and its lease host names suffixed with `-i`. Without this every router would report the same 20 MACs,
-/// and a per-user route would answer for 1,000 simultaneous sessions of one client.
-fn own_macs(
-    template: &routerstats_shared::model::Report,
-    i: usize,
-) -> routerstats_shared::model::Report {
-    let mut r = template.clone();
-    let [hi, lo] = u16::try_from(i).unwrap_or(u16::MAX).to_be_bytes();
-    let own = |m: &mut routerstats_shared::model::MacAddr| {
-        m.0[3] ^= hi;
-        m.0[4] ^= lo;
-    };
-    for s in &mut r.stations {
-        own(&mut s.mac);
-    }
-    for l in &mut r.leases {
-        if let Some(m) = &mut l.mac {
-            own(m);
-        }
-        if let Some(h) = &mut l.hostname {
-            h.push_str(&format!("-{i}"));
-        }
-    }
-    r
-}
-
 /// Route ids from what the simulated agents send: the middle router (its name, id and site),
 /// every 7th router after it, the template report's WAN interface, a station's MAC and a lease's
 /// hostname, and WireGuard peers and OpenVPN clients when the template has any (the ingest
@@ -282,7 +258,7 @@ fn route_ids(
         .or_else(|| template.interfaces.first())
         .map(|i| i.name.clone())
         .unwrap_or_else(|| "wan".into());
-    let own = own_macs(template, r);
+    let own = sim::own_macs(template, r);
     let station_mac = own
         .stations
         .get(4)
@@ -608,11 +584,17 @@ async fn bench(o: Opts) -> Result<(), String> {
         .chain(loaded.iter().flat_map(|(_, d)| d.stats.iter()))
         .map(|s| s.acked)
         .sum();
-    let stored: i64 = {
+    let (stored, station_rows): (i64, i64) = {
         let db = rusqlite::Connection::open(col.data_dir.join("routerstats.db"))
             .map_err(|e| e.to_string())?;
-        db.query_row("SELECT COUNT(*) FROM reports", [], |r| r.get(0))
-            .map_err(|e| e.to_string())?
+        let count = |sql: &str| {
+            db.query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map_err(|e| e.to_string())
+        };
+        (
+            count("SELECT COUNT(*) FROM reports")?,
+            count("SELECT COUNT(*) FROM station_samples")?,
+        )
     };
     let mem = col.mem();
     col.kill();
@@ -620,15 +602,67 @@ async fn bench(o: Opts) -> Result<(), String> {
         "  durable: {stored} reports rows in the database, {total_acked} acked in all (every ack followed its commit: {})",
         if stored as u64 >= total_acked { "yes" } else { "NO" }
     );
+    // Every report's station samples are rows (none dropped as a duplicate of another
+    // report's): the work the baseline below repeats.
+    let want_rows = stored.saturating_mul(template.stations.len() as i64);
+    println!(
+        "  station samples: {station_rows} rows for {stored} reports of {} stations ({})",
+        template.stations.len(),
+        if station_rows == want_rows {
+            "all stored".to_string()
+        } else {
+            format!("{} MISSING", want_rows - station_rows)
+        }
+    );
     println!(
         "  collector VmRSS {} kB at the end, VmHWM {} kB",
         mem.rss_kb, mem.hwm_kb
     );
 
-    // 3. Plain SQLite with the same rows, at the batch sizes the collector used.
-    let raw_reports = o.raw_reports.unwrap_or((stored as u64).max(20_000));
+    // 3. Plain SQLite with the same rows, at the batch sizes the collector used, on a database
+    //    that grows as the collector's did: each measuring window's baseline starts after as
+    //    many reports as the collector had stored when that window began.
+    let phase = |stats: &[sim::DriveStats]| {
+        let before: u64 = stats.iter().map(|s| s.acked_before_window).sum();
+        let window: u64 = stats.iter().map(|s| s.acked_in_window).sum();
+        let all: u64 = stats.iter().map(|s| s.acked).sum();
+        (before, window, all.saturating_sub(before + window))
+    };
+    let segments: Vec<rawsql::Segment> = match o.raw_reports {
+        Some(r) => vec![rawsql::Segment {
+            skip: 0,
+            measure: r,
+        }],
+        None => {
+            let (w1, a1, d1) = phase(&quiet.stats);
+            let mut v = vec![rawsql::Segment {
+                skip: w1,
+                measure: a1.max(1),
+            }];
+            if let Some((_, d)) = &loaded {
+                let (w2, a2, _) = phase(&d.stats);
+                v.push(rawsql::Segment {
+                    skip: d1 + w2,
+                    measure: a2.max(1),
+                });
+            }
+            v
+        }
+    };
     println!();
-    println!("plain rusqlite baseline: the same rows ({raw_reports} reports), same schema and settings, no TLS/decoding/deltas/rollups; load average {}", sys::loadavg());
+    println!(
+        "plain rusqlite baseline: the same rows, same schema and writer settings, no TLS/decoding/deltas/rollups; {}; load average {}",
+        if o.raw_reports.is_some() {
+            format!("{} reports on a fresh database", segments[0].measure)
+        } else {
+            format!(
+                "measured over {} (after {} unmeasured: the database the collector's windows started on)",
+                segments.iter().map(|g| g.measure.to_string()).collect::<Vec<_>>().join(" then "),
+                segments.iter().map(|g| g.skip.to_string()).collect::<Vec<_>>().join(" then "),
+            )
+        },
+        sys::loadavg()
+    );
     let batch_of = |m: &Measured| m.mean_batch.round().max(1.0) as usize;
     let mut batches = vec![batch_of(&m_quiet)];
     if let Some((m, _)) = &loaded {
@@ -636,26 +670,39 @@ async fn bench(o: Opts) -> Result<(), String> {
     }
     batches.push(512);
     batches.dedup();
-    let mut raw = Vec::new();
+    // Per batch size, one run per segment (the first: without the API's window, the second:
+    // with it).
+    let mut raw: Vec<(usize, Vec<rawsql::RawRun>)> = Vec::new();
     for batch in batches {
         if raw.iter().any(|(b, _)| *b == batch) {
             continue;
         }
         let path = parent.path().join(format!("raw-{batch}.db"));
-        let run = rawsql::run(&path, &template, o.agents, raw_reports, batch)
+        let runs = rawsql::run_segments(&path, &template, o.agents, &segments, batch)
             .map_err(|e| e.to_string())?;
-        println!(
-            "  batch {batch:>4}: {:.0} reports/s ({} transactions), {:.0} us CPU per report",
-            run.per_second(),
-            raw_reports.div_ceil(batch as u64),
-            run.cpu_us_per_report()
-        );
-        raw.push((batch, run));
+        let figures: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:.0} reports/s ({} transactions), {:.0} us CPU per report",
+                    r.per_second(),
+                    r.reports.div_ceil(batch as u64),
+                    r.cpu_us_per_report()
+                )
+            })
+            .collect();
+        println!("  batch {batch:>4}: {}", figures.join("; then "));
+        raw.push((batch, runs));
     }
-    let raw_at = |m: &Measured| raw.iter().find(|(b, _)| *b == batch_of(m)).map(|(_, r)| *r);
-    println!("collector against plain SQLite at the same batch size (same process run):");
-    let summary = |label: &str, m: &Measured| {
-        let Some(r) = raw_at(m) else {
+    // The baseline of a window: its segment (the last one when `--raw-reports` made one).
+    let raw_at = |m: &Measured, seg: usize| {
+        raw.iter()
+            .find(|(b, _)| *b == batch_of(m))
+            .and_then(|(_, runs)| runs.get(seg).or(runs.last()).copied())
+    };
+    println!("collector against plain SQLite at the same batch size and database size (same process run):");
+    let summary = |label: &str, m: &Measured, seg: usize| {
+        let Some(r) = raw_at(m, seg) else {
             return;
         };
         let ratio = m.rate / r.per_second() * 100.0;
@@ -672,9 +719,9 @@ async fn bench(o: Opts) -> Result<(), String> {
             m.col_us,
         );
     };
-    summary("without API load", &m_quiet);
+    summary("without API load", &m_quiet, 0);
     if let Some((m, _)) = &loaded {
-        summary("with API load   ", m);
+        summary("with API load   ", m, 1);
         println!(
             "  ingest with the API read: {:.0}% of the rate without (the second run starts on a larger database)",
             m.rate / m_quiet.rate.max(1.0) * 100.0
@@ -810,7 +857,8 @@ Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--api-loa
   --rollup-hold D      the collector's rollup_hold, e.g. 0s (default: its default, 10s)
   --api-read-nice N    the collector's api_read_nice, 0 to 19 (default: its default, 10)
   --alert-rules BOOL   also measure ingest with alert rules off and all on (default true)
-  --raw-reports R      reports the plain-SQLite baseline inserts (default: as many as acked, at least 20000)
+  --raw-reports R      the plain-SQLite baseline measures R reports on a fresh database (default: the
+                       collector's windows, on a database grown as the collector's was)
   --dir PATH           where the collector's data dir is made (default: a temp dir)
   --collector-bin PATH collector binary (default: routerstats-collector next to this one)
   -h, --help           print this help";
