@@ -627,7 +627,8 @@ mod tests {
     fn migration_marks_the_start_after_the_newest_report() {
         let conn = Connection::open_in_memory().unwrap();
         let migrations = super::super::schema::MIGRATIONS;
-        let before = &migrations[..migrations.len() - 1];
+        // Up to version 18: MIGRATION_19 is the one tested.
+        let before = &migrations[..18];
         for m in before {
             conn.execute_batch(m).unwrap();
         }

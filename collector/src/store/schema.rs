@@ -68,6 +68,9 @@
 //!   large for its leaf page goes to `raw_block_tails`; see `MIGRATION_18`.
 //! - Version 19: per-router probe rollups (`probe_rollup_5m`, `probe_rollup_1h`) kept at ingest,
 //!   complete from `probe_rollup_start.start_ms` on; see `super::probe_rollup`.
+//! - Version 20: `station_samples` loses its index by MAC (`station_samples_mac`); a trigger
+//!   lists each (hour, MAC, router) in `raw_block_keys` instead, and lookups by MAC go through
+//!   it (`store::sealed`); see `MIGRATION_20`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -90,6 +93,7 @@ pub const MIGRATIONS: &[&str] = &[
     super::wg_latest::MIGRATION_17,
     MIGRATION_18,
     super::probe_rollup::MIGRATION_19,
+    MIGRATION_20,
 ];
 
 /// The schema version this collector writes.
@@ -763,6 +767,28 @@ CREATE TABLE raw_block_tails (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 20: the index `station_samples_mac` goes. With 20 stations per router each of a
+/// batch's station rows was an insert at its own place in it (20,000 MACs at 1,000 routers):
+/// most of the database writer's time, and of its page cache, went into that index (plain
+/// SQLite inserting the benchmark's rows: 210-311 us per report with it, 86-98 without). A
+/// trigger lists each (hour, MAC, router) of the row table in `raw_block_keys` instead, as
+/// sealing does for blocks: one new entry per station and hour (the others are a lookup in
+/// the current hour's few pages), and a lookup by MAC reads the listed routers' hours by
+/// primary key (`store::sealed`, `station_samples_all`). The rows already stored are listed
+/// here (one pass over the hot window).
+/// The hour is `ts_ms` rounded down (also below zero), as `sealed::floor_hour`.
+const MIGRATION_20: &str = r#"
+DROP INDEX station_samples_mac;
+INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id)
+SELECT DISTINCT (ts_ms / 3600000 - (ts_ms < 0 AND ts_ms % 3600000 != 0)) * 3600000, 1, mac, router_id
+FROM station_samples;
+CREATE TRIGGER station_samples_key AFTER INSERT ON station_samples BEGIN
+    INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id)
+    VALUES ((NEW.ts_ms / 3600000 - (NEW.ts_ms < 0 AND NEW.ts_ms % 3600000 != 0)) * 3600000, 1,
+            NEW.mac, NEW.router_id);
+END;
+"#;
+
 /// Version 14: `rollup_flushed`, one row, the
 /// highest `reports.id` whose contributions to the rollup tables (`interface_rollup_*`,
 /// `station_rollup_*`, `station_fleet_1h`, `wg_rollup_1h`, `ovpn_rollup_1h`/`_1d`,
@@ -934,6 +960,100 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 19);
+        assert_eq!(SCHEMA_VERSION, 20);
+    }
+
+    /// Version 20: the MAC index goes, the stored station rows' (hour, MAC, router) are listed
+    /// in `raw_block_keys`, and the trigger lists every new one (hours rounded down, also
+    /// before 1970); a lookup by MAC still finds the rows.
+    #[test]
+    fn migration_20_lists_station_keys_instead_of_an_index() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for m in &MIGRATIONS[..19] {
+            conn.execute_batch(m).unwrap();
+        }
+        let h = 3_600_000i64;
+        conn.execute_batch(&format!(
+            "INSERT INTO routers (id, name, hostname, cert_fingerprint, cert_not_after, enrolled_at) \
+             VALUES (1, 'a', 'a', 'f1', 0, 0), (2, 'b', 'b', 'f2', 0, 0); \
+             INSERT INTO station_samples (router_id, ts_ms, iface, mac, ssid) VALUES \
+             (1, {t1}, 'wlan0', 'aa:00:00:00:00:01', 's'), (1, {t2}, 'wlan0', 'aa:00:00:00:00:01', 's'), \
+             (1, {t3}, 'wlan0', 'aa:00:00:00:00:01', 's'), (2, {t3}, 'wlan1', 'aa:00:00:00:00:02', 's');",
+            t1 = 400 * h + 5,
+            t2 = 400 * h + 60_000,
+            t3 = 401 * h + 1,
+        ))
+        .unwrap();
+        conn.execute_batch(MIGRATION_20).unwrap();
+        let keys = |conn: &rusqlite::Connection| -> Vec<(i64, String, i64)> {
+            conn.prepare(
+                "SELECT hour_ms, key, router_id FROM raw_block_keys WHERE tbl = 1 ORDER BY 1, 2, 3",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        };
+        let a = "aa:00:00:00:00:01".to_string();
+        let b = "aa:00:00:00:00:02".to_string();
+        assert_eq!(
+            keys(&conn),
+            vec![
+                (400 * h, a.clone(), 1),
+                (401 * h, a.clone(), 1),
+                (401 * h, b.clone(), 2)
+            ]
+        );
+        let index: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'station_samples_mac'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(index, 0);
+        // New rows: a new hour (and one before 1970) is listed once, a known one not again.
+        conn.execute_batch(&format!(
+            "INSERT INTO station_samples (router_id, ts_ms, iface, mac) VALUES \
+             (2, {t4}, 'wlan1', 'aa:00:00:00:00:02'), (2, {t5}, 'wlan1', 'aa:00:00:00:00:02'), \
+             (1, -1, 'wlan0', 'aa:00:00:00:00:01');",
+            t4 = 401 * h + 30_000,
+            t5 = 402 * h,
+        ))
+        .unwrap();
+        assert_eq!(
+            keys(&conn),
+            vec![
+                (-h, a.clone(), 1),
+                (400 * h, a.clone(), 1),
+                (401 * h, a.clone(), 1),
+                (401 * h, b.clone(), 2),
+                (402 * h, b.clone(), 2)
+            ]
+        );
+        // Found by MAC through the keys (the virtual table reads their hours by primary key).
+        crate::store::sealed::register(&conn).unwrap();
+        let found: Vec<(i64, i64)> = conn
+            .prepare(
+                "SELECT router_id, ts_ms FROM station_samples_all WHERE mac = ?1 ORDER BY ts_ms",
+            )
+            .unwrap()
+            .query_map([&b], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            found,
+            vec![(2, 401 * h + 1), (2, 401 * h + 30_000), (2, 402 * h)]
+        );
+        let in_hour: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM station_samples_all WHERE mac = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
+                rusqlite::params![a, 400 * h + 10, 401 * h + 2],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(in_hour, 2);
     }
 }

@@ -74,6 +74,10 @@ pub struct SealedTable {
     /// columns (`reports`: `boot_id`, `seq`): late rows merged into a block are dropped when
     /// the block has a row with the same values (the first stored wins).
     pub unique: &'static [&'static str],
+    /// Whether `raw_block_keys` also lists the keys of the row table's hours (schema 20:
+    /// `station_samples` has a trigger instead of an index by key), so a lookup by key finds
+    /// its rows through the (router, hour) pairs there.
+    pub hot_keys: bool,
 }
 
 /// The sealed tables; `raw_blocks.tbl` is the index in this list (never reorder it).
@@ -83,36 +87,42 @@ pub const SEALED: &[SealedTable] = &[
         series: &["name"],
         key: None,
         unique: &[],
+        hot_keys: false,
     },
     SealedTable {
         name: "station_samples",
         series: &["iface", "mac"],
         key: Some("mac"),
         unique: &[],
+        hot_keys: true,
     },
     SealedTable {
         name: "station_link_samples",
         series: &["iface", "mac", "link_id"],
         key: Some("mac"),
         unique: &[],
+        hot_keys: false,
     },
     SealedTable {
         name: "wg_peer_samples",
         series: &["iface", "public_key"],
         key: Some("public_key"),
         unique: &[],
+        hot_keys: false,
     },
     SealedTable {
         name: "ovpn_client_samples",
         series: &["instance", "common_name", "real_address"],
         key: Some("common_name"),
         unique: &[],
+        hot_keys: false,
     },
     SealedTable {
         name: "probe_samples",
         series: &["target"],
         key: None,
         unique: &[],
+        hot_keys: false,
     },
     // One row per report (the report's system figures and counts): one series per router, in
     // time order; a report is unique by its agent boot and sequence number.
@@ -121,8 +131,12 @@ pub const SEALED: &[SealedTable] = &[
         series: &[],
         key: None,
         unique: &["boot_id", "seq"],
+        hot_keys: false,
     },
 ];
+
+/// `raw_block_keys.tbl` of `station_samples` (its index in [`SEALED`]).
+pub const STATION_TBL: i64 = 1;
 
 /// `raw_blocks.tbl` of `reports` (its index in [`SEALED`]).
 pub const REPORTS_TBL: i64 = 6;
@@ -1133,6 +1147,26 @@ fn ts_range(codes: &[char], args: &[Value]) -> (i64, i64) {
     (lo, hi)
 }
 
+/// The (router, hour) pairs `raw_block_keys` lists for `key` in table `tbl` whose hours touch
+/// `[lo, hi]`.
+fn key_pairs(
+    conn: &Connection,
+    tbl: usize,
+    key: &str,
+    lo: i64,
+    hi: i64,
+) -> rusqlite::Result<Vec<(i64, i64)>> {
+    let lo_h = floor_hour(lo.max(i64::MIN + HOUR_MS));
+    conn.prepare_cached(
+        "SELECT router_id, hour_ms FROM raw_block_keys WHERE tbl = ?1 AND key = ?2 \
+         AND hour_ms BETWEEN ?3 AND ?4",
+    )?
+    .query_map(params![tbl as i64, key, lo_h, hi], |x| {
+        Ok((x.get(0)?, x.get(1)?))
+    })?
+    .collect()
+}
+
 impl AllCursor<'_> {
     fn load(&mut self, codes: &[char], args: &[Value]) -> Result<(), StoreError> {
         let t = self.tab;
@@ -1152,9 +1186,36 @@ impl AllCursor<'_> {
             sql.push_str(" AND ");
             sql.push_str(&sql_of(c, &t.names, t));
         }
-        {
+        let n = t.names.len();
+        let key_only = codes.contains(&'k') && !codes.contains(&'r');
+        if SEALED[t.tbl].hot_keys && key_only {
+            // No index by key on the row table: its rows of the (router, hour) pairs that
+            // `raw_block_keys` lists for the key, each a primary-key range.
+            let (lo, hi) = ts_range(codes, args);
+            let key = codes
+                .iter()
+                .position(|&c| c == 'k')
+                .map(|i| args[i].clone());
+            if let (Some(Value::Text(k)), true) = (key, lo <= hi) {
+                sql.push_str(" AND router_id = ? AND ts_ms >= ? AND ts_ms <= ?");
+                let mut st = conn.prepare_cached(&sql)?;
+                for (r, h) in key_pairs(conn, t.tbl, &k, lo, hi)? {
+                    let mut a: Vec<Value> = args.to_vec();
+                    a.push(Value::Integer(r));
+                    a.push(Value::Integer(h.max(lo)));
+                    a.push(Value::Integer(h.saturating_add(HOUR_MS - 1).min(hi)));
+                    let rows = st.query_map(params_from_iter(a.iter()), |r| {
+                        (0..n)
+                            .map(|i| r.get::<_, Value>(i))
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })?;
+                    for r in rows {
+                        out.push(r?);
+                    }
+                }
+            }
+        } else {
             let mut st = conn.prepare_cached(&sql)?;
-            let n = t.names.len();
             let rows = st.query_map(params_from_iter(args.iter()), |r| {
                 (0..n)
                     .map(|i| r.get::<_, Value>(i))
@@ -1190,10 +1251,7 @@ impl AllCursor<'_> {
                     found.push(x?);
                 }
             } else if let (Some(k), Some(_)) = (&key, t.key_col) {
-                let mut keys = conn.prepare_cached("SELECT router_id, hour_ms FROM raw_block_keys WHERE tbl = ?1 AND key = ?2 AND hour_ms BETWEEN ?3 AND ?4")?;
-                let at: Vec<(i64, i64)> = keys
-                    .query_map(params![tbl, k, lo_h, hi_h], |x| Ok((x.get(0)?, x.get(1)?)))?
-                    .collect::<rusqlite::Result<_>>()?;
+                let at = key_pairs(conn, t.tbl, k, lo, hi)?;
                 let mut blk = conn.prepare_cached("SELECT data FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2 AND hour_ms = ?3")?;
                 for (r, h) in at {
                     if let Some(d) = blk.query_row(params![r, tbl, h], |x| x.get(0)).optional()? {

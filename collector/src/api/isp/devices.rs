@@ -1032,15 +1032,19 @@ fn usage(totals: &[super::StationTotal]) -> Usage {
 }
 
 /// A MAC in the newest report of every router: `?1` MAC, `?2` router id or NULL, `?3` the
-/// oldest newest report of a connected router ([`CONNECTED_OLDEST_SQL`]). Read through the MAC
-/// index (the MAC's own samples since `?3`, each checked against its router's newest report),
-/// not by visiting every router's newest report; `?3` keeps a MAC seen in many reports (a
-/// station of many routers, or of one router over hours) from reading all of them.
+/// oldest newest report of a connected router ([`CONNECTED_OLDEST_SQL`]). Read through the
+/// MAC's (hour, router) entries in `raw_block_keys` since `?3`'s hour (schema 20), then each
+/// such router's newest report by primary key, not by visiting every router's newest report;
+/// `?3` keeps a MAC seen in many hours or at many routers from reading all of them.
 fn user_now_sql() -> String {
     format!(
-        "SELECT {STATION_COLS} FROM station_samples s CROSS JOIN routers r ON r.id = s.router_id \
-         WHERE s.mac = ?1 AND s.ts_ms >= ?3 AND s.ts_ms = r.last_report_ms AND (?2 IS NULL OR r.id = ?2) \
-         ORDER BY r.name, s.iface"
+        "SELECT {STATION_COLS} FROM routers r CROSS JOIN station_samples s \
+         ON s.router_id = r.id AND s.ts_ms = r.last_report_ms \
+         WHERE r.id IN (SELECT router_id FROM raw_block_keys WHERE tbl = {tbl} AND key = ?1 \
+         AND hour_ms >= ?3 - 3600000) \
+         AND s.mac = ?1 AND r.last_report_ms >= ?3 AND (?2 IS NULL OR r.id = ?2) \
+         ORDER BY r.name, s.iface",
+        tbl = crate::store::sealed::STATION_TBL
     )
 }
 

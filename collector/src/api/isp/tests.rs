@@ -853,11 +853,17 @@ fn per_user_and_per_client_lookups_do_not_visit_every_router() {
     all.extend(vpn::queries());
     all.extend(queries());
     for (name, index) in [
-        // Only the MAC's samples since the oldest newest report of a connected router: not
-        // every report a station of many routers (or of one router for hours) was in.
+        // Only the routers whose hours since the oldest newest report of a connected router
+        // list the MAC (schema 20: `raw_block_keys`, no index by MAC on the row table), each
+        // read at its newest report by primary key: not every report a station of many
+        // routers (or of one router for hours) was in.
         (
             "user_now",
-            "SEARCH s USING INDEX station_samples_mac (mac=? AND ts_ms>?",
+            "SEARCH raw_block_keys USING COVERING INDEX raw_block_keys_key (tbl=? AND key=? AND hour_ms>?)",
+        ),
+        (
+            "user_now",
+            "SEARCH s USING PRIMARY KEY (router_id=? AND ts_ms=?)",
         ),
         (
             "client_connected",
