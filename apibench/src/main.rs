@@ -791,6 +791,9 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
     conn.execute_batch(routerstats_collector::store::schema::wg_peers_backfill())?;
     // And their newest values (`store::wg_latest`), as ingest keeps them.
     conn.execute_batch(routerstats_collector::store::wg_latest::backfill())?;
+    // The (hour, MAC, router) of the station rows, which lookups by MAC go through (schema 20),
+    // as the ingest lists them.
+    conn.execute_batch(routerstats_collector::store::schema::station_keys_backfill())?;
     eprintln!(
         "  current WireGuard peers (wg_peers and their values from the newest samples): {:.1} s",
         t.elapsed().as_secs_f64()

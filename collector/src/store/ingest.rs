@@ -68,6 +68,39 @@ pub(crate) struct RouterCache {
     wg_peers: Option<Vec<WgPeerRow>>,
     wan: Option<Vec<WanAddress>>,
     reports_since_prune: u64,
+    /// The station MACs listed in `raw_block_keys` for this router's newest hour of station
+    /// rows (schema 20: lookups by MAC go through those entries).
+    station_keys: StationKeys,
+}
+
+/// MACs whose (hour, MAC, router) entry is in `raw_block_keys`, for one hour.
+#[derive(Debug, Default)]
+struct StationKeys {
+    /// The hour (None: nothing listed yet).
+    hour: Option<i64>,
+    macs: std::collections::HashSet<MacAddr>,
+}
+
+impl StationKeys {
+    /// Whether the entry of `mac` at `ts` may be missing: not known as listed.
+    fn needs(&self, mac: &MacAddr, ts: i64) -> bool {
+        self.hour != Some(super::sealed::floor_hour(ts)) || !self.macs.contains(mac)
+    }
+
+    /// Notes the entry of `mac` at `ts` as listed (older hours than the newest are not kept:
+    /// a late row costs one `INSERT OR IGNORE`).
+    fn listed(&mut self, mac: MacAddr, ts: i64) {
+        let hour = super::sealed::floor_hour(ts);
+        match self.hour {
+            Some(h) if h > hour => return,
+            Some(h) if h == hour => {}
+            _ => {
+                self.hour = Some(hour);
+                self.macs.clear();
+            }
+        }
+        self.macs.insert(mac);
+    }
 }
 
 /// The stored part of a WireGuard interface (a `wg_interfaces` row without router and time).
@@ -1376,6 +1409,19 @@ fn ingest_stations(
             rollups.add_station(rid, sta.mac, ts, &d);
             rollups.note_recent(rid, sta.mac, ts, &d);
             station_totals.add(&d);
+            if rc.station_keys.needs(&sta.mac, ts) {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    super::sealed::floor_hour(ts),
+                    super::sealed::STATION_TBL,
+                    mac_buf.format(&sta.mac),
+                    rid
+                ])?;
+                rc.station_keys.listed(sta.mac, ts);
+            }
         }
         if is_newest {
             let sample = PrevSample {
@@ -2074,6 +2120,71 @@ mod tests {
 
     fn i64_query(store: &Store, sql: &str) -> Option<i64> {
         store.connection().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// Schema 20: the ingest lists each (hour, MAC, router) of its station rows in
+    /// `raw_block_keys` once: not again for later reports of the hour, again in a new hour,
+    /// and for a late report of an earlier hour; a lookup by MAC finds the rows through them.
+    #[test]
+    fn station_rows_are_listed_by_mac_once_per_hour() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw1");
+        let keys = |store: &Store| -> Vec<(i64, String)> {
+            store
+                .connection()
+                .prepare("SELECT hour_ms, key FROM raw_block_keys WHERE tbl = 1 AND router_id = ?1 ORDER BY 1, 2")
+                .unwrap()
+                .query_map([r.id], |x| Ok((x.get(0)?, x.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let h = 3_600_000i64;
+        let t0 = T0 as i64;
+        let first = rich_report(BOOT_A, 1, T0 + 1, 1000);
+        let macs: Vec<String> = {
+            let mut m: Vec<String> = first.stations.iter().map(|s| s.mac.to_string()).collect();
+            m.sort();
+            m.dedup();
+            m
+        };
+        assert!(!macs.is_empty());
+        one(&mut store, r.id, &first);
+        let hour0: Vec<(i64, String)> = macs.iter().map(|m| (t0, m.clone())).collect();
+        assert_eq!(keys(&store), hour0);
+        // Later in the hour: nothing new.
+        one(&mut store, r.id, &rich_report(BOOT_A, 2, T0 + 30_000, 2000));
+        assert_eq!(keys(&store), hour0);
+        // The next hour, then a late report of the first hour after its entries went.
+        one(
+            &mut store,
+            r.id,
+            &rich_report(BOOT_A, 3, T0 + 3_600_000, 3000),
+        );
+        let mut both = hour0.clone();
+        both.extend(macs.iter().map(|m| (t0 + h, m.clone())));
+        assert_eq!(keys(&store), both);
+        store
+            .connection()
+            .execute("DELETE FROM raw_block_keys WHERE hour_ms = ?1", [t0])
+            .unwrap();
+        one(&mut store, r.id, &rich_report(BOOT_A, 4, T0 + 60_000, 1500));
+        assert_eq!(keys(&store), both);
+        // Found by MAC alone, in both hours.
+        let found: i64 = store
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM station_samples_all WHERE mac = ?1",
+                [&macs[0]],
+                |x| x.get(0),
+            )
+            .unwrap();
+        let per_report = first
+            .stations
+            .iter()
+            .filter(|s| s.mac.to_string() == macs[0])
+            .count() as i64;
+        assert_eq!(found, 4 * per_report);
     }
 
     const ALL_TABLES: &[&str] = &[

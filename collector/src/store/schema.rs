@@ -68,7 +68,7 @@
 //!   large for its leaf page goes to `raw_block_tails`; see `MIGRATION_18`.
 //! - Version 19: per-router probe rollups (`probe_rollup_5m`, `probe_rollup_1h`) kept at ingest,
 //!   complete from `probe_rollup_start.start_ms` on; see `super::probe_rollup`.
-//! - Version 20: `station_samples` loses its index by MAC (`station_samples_mac`); a trigger
+//! - Version 20: `station_samples` loses its index by MAC (`station_samples_mac`); the writer
 //!   lists each (hour, MAC, router) in `raw_block_keys` instead, and lookups by MAC go through
 //!   it (`store::sealed`); see `MIGRATION_20`.
 
@@ -767,27 +767,34 @@ CREATE TABLE raw_block_tails (
 ) WITHOUT ROWID;
 "#;
 
+/// The (hour, MAC, router) of every `station_samples` row, listed in `raw_block_keys` (hours
+/// rounded down, also below zero, as `sealed::floor_hour`): migration 20 and
+/// [`station_keys_backfill`] (bulk writers).
+macro_rules! list_station_keys_sql {
+    () => {
+        "INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id)
+SELECT DISTINCT (ts_ms / 3600000 - (ts_ms < 0 AND ts_ms % 3600000 != 0)) * 3600000, 1, mac, router_id
+FROM station_samples"
+    };
+}
+
 /// Version 20: the index `station_samples_mac` goes. With 20 stations per router each of a
 /// batch's station rows was an insert at its own place in it (20,000 MACs at 1,000 routers):
 /// most of the database writer's time, and of its page cache, went into that index (plain
-/// SQLite inserting the benchmark's rows: 210-311 us per report with it, 86-98 without). A
-/// trigger lists each (hour, MAC, router) of the row table in `raw_block_keys` instead, as
-/// sealing does for blocks: one new entry per station and hour (the others are a lookup in
-/// the current hour's few pages), and a lookup by MAC reads the listed routers' hours by
-/// primary key (`store::sealed`, `station_samples_all`). The rows already stored are listed
-/// here (one pass over the hot window).
-/// The hour is `ts_ms` rounded down (also below zero), as `sealed::floor_hour`.
-const MIGRATION_20: &str = r#"
-DROP INDEX station_samples_mac;
-INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id)
-SELECT DISTINCT (ts_ms / 3600000 - (ts_ms < 0 AND ts_ms % 3600000 != 0)) * 3600000, 1, mac, router_id
-FROM station_samples;
-CREATE TRIGGER station_samples_key AFTER INSERT ON station_samples BEGIN
-    INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id)
-    VALUES ((NEW.ts_ms / 3600000 - (NEW.ts_ms < 0 AND NEW.ts_ms % 3600000 != 0)) * 3600000, 1,
-            NEW.mac, NEW.router_id);
-END;
-"#;
+/// SQLite inserting the benchmark's rows: 210-311 us per report with it, 86-98 without).
+/// The database writer lists each (hour, MAC, router) of the rows it inserts in
+/// `raw_block_keys` instead, as sealing does for blocks, remembering per router the current
+/// hour's MACs so that it writes one entry per station and hour and looks nothing up otherwise
+/// (`super::ingest`; a trigger did the same for 15-20 us more per report); a lookup by MAC
+/// reads the listed routers' hours by primary key (`super::sealed`, `station_samples_all`).
+/// Writers of rows that bypass the ingest (the API benchmark's generator) run
+/// [`station_keys_backfill`]. The rows already stored are listed here (one pass over
+/// the hot window).
+const MIGRATION_20: &str = concat!(
+    "DROP INDEX station_samples_mac;\n",
+    list_station_keys_sql!(),
+    ";\n"
+);
 
 /// Version 14: `rollup_flushed`, one row, the
 /// highest `reports.id` whose contributions to the rollup tables (`interface_rollup_*`,
@@ -846,6 +853,14 @@ CREATE TABLE report_seq_runs (
     PRIMARY KEY (router_id, hour_ms, boot_id, seq_lo)
 ) WITHOUT ROWID;
 "#;
+
+/// The statement of [`MIGRATION_20`] that lists the (hour, MAC, router) of every
+/// `station_samples` row in `raw_block_keys` (lookups by MAC go through them), for a database
+/// whose samples were written around the ingest (the API benchmark's generator; the ingest lists
+/// its own). Adds only what is missing.
+pub fn station_keys_backfill() -> &'static str {
+    list_station_keys_sql!()
+}
 
 /// The statement of [`MIGRATION_15`] that fills `wg_peers` from the newest samples, for a
 /// database whose samples were written directly (the API benchmark's generator). Run on an
@@ -964,8 +979,8 @@ mod tests {
     }
 
     /// Version 20: the MAC index goes, the stored station rows' (hour, MAC, router) are listed
-    /// in `raw_block_keys`, and the trigger lists every new one (hours rounded down, also
-    /// before 1970); a lookup by MAC still finds the rows.
+    /// in `raw_block_keys` (hours rounded down, also before 1970), and a lookup by MAC still
+    /// finds the rows.
     #[test]
     fn migration_20_lists_station_keys_instead_of_an_index() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
@@ -1013,7 +1028,8 @@ mod tests {
             )
             .unwrap();
         assert_eq!(index, 0);
-        // New rows: a new hour (and one before 1970) is listed once, a known one not again.
+        // Rows written around the ingest are listed by `station_keys_backfill`: a new hour
+        // (and one before 1970) once, a known one not again.
         conn.execute_batch(&format!(
             "INSERT INTO station_samples (router_id, ts_ms, iface, mac) VALUES \
              (2, {t4}, 'wlan1', 'aa:00:00:00:00:02'), (2, {t5}, 'wlan1', 'aa:00:00:00:00:02'), \
@@ -1022,6 +1038,8 @@ mod tests {
             t5 = 402 * h,
         ))
         .unwrap();
+        assert_eq!(keys(&conn).len(), 3);
+        conn.execute_batch(station_keys_backfill()).unwrap();
         assert_eq!(
             keys(&conn),
             vec![

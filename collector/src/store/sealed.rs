@@ -16,7 +16,11 @@
 //!   [`register`]) has the columns of `<table>` and yields its rows plus the decoded rows of its
 //!   blocks, in primary-key order. It uses `router_id =`, the key column `=` (MAC, public key,
 //!   common name: through `raw_block_keys`) and `ts_ms` ranges to pick the blocks; without a
-//!   router or key it decodes every block of the table in the time range. A block that does not
+//!   router or key it decodes every block of the table in the time range. `station_samples`
+//!   has no index by MAC (schema 20): the ingest lists the (hour, MAC, router) of its rows in
+//!   `raw_block_keys` too (bulk writers run [`super::schema::station_keys_backfill`]), and a lookup by MAC
+//!   alone reads the rows of the listed routers' hours by primary key
+//!   ([`SealedTable::hot_keys`]). A block that does not
 //!   decode is logged and skipped (the other blocks are served).
 //! - Storage of a block (schema 18, [`write_block`]): a block larger than a leaf page's share
 //!   keeps its head in `raw_blocks.data`, cut where the head's overflow pages are full, and its
@@ -75,8 +79,8 @@ pub struct SealedTable {
     /// the block has a row with the same values (the first stored wins).
     pub unique: &'static [&'static str],
     /// Whether `raw_block_keys` also lists the keys of the row table's hours (schema 20:
-    /// `station_samples` has a trigger instead of an index by key), so a lookup by key finds
-    /// its rows through the (router, hour) pairs there.
+    /// written by the ingest for `station_samples`, which has no index by key), so a lookup by
+    /// key finds its rows through the (router, hour) pairs there.
     pub hot_keys: bool,
 }
 
@@ -366,7 +370,7 @@ pub fn for_each_sealed_station_5m(
     Ok(())
 }
 
-fn floor_hour(ms: i64) -> i64 {
+pub(crate) fn floor_hour(ms: i64) -> i64 {
     ms.div_euclid(HOUR_MS) * HOUR_MS
 }
 
