@@ -104,6 +104,10 @@ pub struct Figures {
     pub sealed_groups: u64,
     /// Reports whose samples are in blocks.
     pub sealed_reports: u64,
+    /// `raw_block_keys` entries of hours still in rows (schema 20: the ingest lists the MACs
+    /// of the station rows it stores); their share of the table's bytes counts for the hot
+    /// window, not for the sealed reports.
+    pub hot_key_rows: u64,
     pub file_bytes: u64,
     pub page_size: u64,
     pub free_pages: u64,
@@ -151,13 +155,23 @@ impl Figures {
         if self.sealed_reports == 0 {
             return None;
         }
-        let blocks = self.bytes_of(&[
-            "raw_blocks",
-            "raw_block_keys",
-            "report_seq_runs",
-            "raw_block_tails",
-        ]) as f64;
-        Some(blocks / self.sealed_reports as f64)
+        let blocks = self.bytes_of(&["raw_blocks", "report_seq_runs", "raw_block_tails"]) as f64;
+        let keys = self.key_bytes().0;
+        Some((blocks + keys) / self.sealed_reports as f64)
+    }
+
+    /// Bytes of `raw_block_keys` split by its entries' hours: (sealed, still rows).
+    fn key_bytes(&self) -> (f64, f64) {
+        let Some(t) = self.tables.iter().find(|t| t.table == "raw_block_keys") else {
+            return (0.0, 0.0);
+        };
+        let hot = if t.rows == 0 {
+            0.0
+        } else {
+            self.hot_key_rows.min(t.rows) as f64 / t.rows as f64
+        };
+        let bytes = t.bytes() as f64;
+        (bytes * (1.0 - hot), bytes * hot)
     }
 
     /// Values one report stores: those of the rows per report still in rows (the hot window).
@@ -172,10 +186,11 @@ impl Figures {
         values as f64 / hot
     }
 
-    /// Bytes of the hot window's rows per router (the sample tables' rows left unsealed).
+    /// Bytes of the hot window's rows per router (the sample tables' rows left unsealed, and
+    /// the key entries of their hours).
     pub fn hot_bytes_per_router(&self) -> f64 {
-        let rows = self.bytes_of(&HOT_TABLES);
-        rows as f64 / self.routers.max(1) as f64
+        let rows = self.bytes_of(&HOT_TABLES) as f64 + self.key_bytes().1;
+        rows / self.routers.max(1) as f64
     }
 
     /// The printed table.
@@ -406,6 +421,12 @@ pub fn run(path: &Path, routers: usize, rounds: u64, seal: bool) -> Result<Figur
         [],
         |r| r.get(0),
     )?;
+    f.hot_key_rows = store.connection().query_row(
+        "SELECT count(*) FROM raw_block_keys k WHERE NOT EXISTS (SELECT 1 FROM raw_blocks b \
+         WHERE b.router_id = k.router_id AND b.tbl = k.tbl AND b.hour_ms = k.hour_ms)",
+        [],
+        |r| r.get(0),
+    )?;
     f.file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let stored: u64 =
         store
@@ -497,6 +518,7 @@ pub fn measure(conn: &Connection) -> Result<Figures, StorageError> {
         block_bytes: Vec::new(),
         sealed_groups: 0,
         sealed_reports: 0,
+        hot_key_rows: 0,
         file_bytes: 0,
         page_size,
         free_pages,
@@ -507,6 +529,46 @@ pub fn measure(conn: &Connection) -> Result<Figures, StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key entries of hours still in rows count for the hot window, the others for the
+    /// sealed reports.
+    #[test]
+    fn key_bytes_split_by_their_hours() {
+        let keys = TableBytes {
+            table: "raw_block_keys".into(),
+            table_bytes: 600,
+            index_bytes: 400,
+            payload: 0,
+            rows: 100,
+            values: 400,
+        };
+        let blocks = TableBytes {
+            table: "raw_blocks".into(),
+            table_bytes: 9_000,
+            index_bytes: 0,
+            payload: 0,
+            rows: 10,
+            values: 50,
+        };
+        let f = Figures {
+            routers: 2,
+            reports: 20,
+            ingest: Duration::ZERO,
+            seal: Duration::ZERO,
+            ingest_cpu: Duration::ZERO,
+            block_bytes: Vec::new(),
+            sealed_groups: 1,
+            sealed_reports: 10,
+            hot_key_rows: 25,
+            file_bytes: 0,
+            page_size: 4096,
+            free_pages: 0,
+            tables: vec![keys, blocks],
+        };
+        assert_eq!(f.key_bytes(), (750.0, 250.0));
+        assert_eq!(f.sealed_bytes_per_report(), Some((9_000.0 + 750.0) / 10.0));
+        assert_eq!(f.hot_bytes_per_router(), 250.0 / 2.0);
+    }
 
     #[test]
     fn dbstat_split_adds_up_to_the_file() {
