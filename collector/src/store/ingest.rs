@@ -406,6 +406,8 @@ struct StationReportTotals {
     rx_deltas: u64,
     tx_deltas: u64,
     stations: u64,
+    /// Station samples not stored: the router already has one of that station at that time.
+    kept_first: usize,
 }
 
 impl StationReportTotals {
@@ -1174,8 +1176,20 @@ fn ingest_one(
         cur,
         is_newest,
     };
-    ingest_interfaces(tx, rc, r, s, rollups)?;
+    let kept_first = ingest_interfaces(tx, rc, r, s, rollups)?;
     let station_totals = ingest_stations(tx, rc, r, s, rollups)?;
+    if kept_first + station_totals.kept_first > 0 {
+        // Another report of this router (another boot or sequence number) has the same time:
+        // the samples stored first stay, and this report's are not stored.
+        tracing::warn!(
+            router_id = rid,
+            seq = r.seq,
+            ts_ms = ts,
+            interfaces = kept_first,
+            stations = station_totals.kept_first,
+            "some of this report's samples have the router, time and interface or station of stored ones (another report with the same time); the first stored stay, these were not stored"
+        );
+    }
     store_station_totals(tx, s, &station_totals)?;
     if station_totals.stations > 0 {
         let t = &station_totals;
@@ -1196,14 +1210,15 @@ fn ingest_one(
     Ok(IngestOutcome::Stored)
 }
 
-/// Interface counter samples, their deltas and rollups.
+/// Interface counter samples, their deltas and rollups; returns how many were not stored
+/// because the router already has a sample of that interface at that time.
 fn ingest_interfaces(
     tx: &Transaction<'_>,
     rc: &mut RouterCache,
     r: &Report,
     s: ReportStep,
     rollups: &mut Rollups,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let ReportStep {
         rid,
         ts,
@@ -1215,6 +1230,7 @@ fn ingest_interfaces(
          tx_bytes, tx_packets, tx_errs, tx_drop, rx_delta, tx_delta, rx_bps, tx_bps) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT DO NOTHING",
     )?;
+    let mut kept_first = 0;
     for i in &r.interfaces {
         let (rx, txb) = (Some(i.rx_bytes), Some(i.tx_bytes));
         let d = pair_delta(
@@ -1245,6 +1261,8 @@ fn ingest_interfaces(
         ])?;
         if n > 0 {
             rollups.add_interface(rid, &i.name, ts, &d);
+        } else {
+            kept_first += 1;
         }
         if is_newest {
             remember(
@@ -1259,7 +1277,7 @@ fn ingest_interfaces(
             );
         }
     }
-    Ok(())
+    Ok(kept_first)
 }
 
 /// Station samples (with their MLO link samples), deltas and rollups; returns the station totals.
@@ -1422,6 +1440,8 @@ fn ingest_stations(
                 ])?;
                 rc.station_keys.listed(sta.mac, ts);
             }
+        } else {
+            station_totals.kept_first += 1;
         }
         if is_newest {
             let sample = PrevSample {
@@ -2120,6 +2140,51 @@ mod tests {
 
     fn i64_query(store: &Store, sql: &str) -> Option<i64> {
         store.connection().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// Two reports of a router with the same time (another sequence number): the samples
+    /// stored first stay, the second report is stored (its `reports` row) and a warning says
+    /// which of its samples were not.
+    #[test]
+    fn samples_at_a_stored_time_keep_the_first_and_say_so() {
+        use crate::api::log_capture::{log_ring, LogCapture, LOG_CAPACITY};
+        use tracing_subscriber::layer::SubscriberExt;
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw1");
+        let first = rich_report(BOOT_A, 1, T0, 1000);
+        let same_time = rich_report(BOOT_A, 7_777, T0, 5000);
+        assert_eq!(one(&mut store, r.id, &first), IngestOutcome::Stored);
+        let subscriber = tracing_subscriber::registry().with(LogCapture);
+        let out =
+            tracing::subscriber::with_default(subscriber, || one(&mut store, r.id, &same_time));
+        assert_eq!(out, IngestOutcome::Stored);
+        assert_eq!(count(&store, "reports"), 2);
+        assert_eq!(
+            count(&store, "station_samples"),
+            first.stations.len() as i64
+        );
+        assert_eq!(
+            i64_query(&store, "SELECT max(rx_bytes) FROM interface_samples"),
+            first.interfaces.iter().map(|i| i.rx_bytes as i64).max()
+        );
+        let line = log_ring()
+            .recent(LOG_CAPACITY, 1)
+            .into_iter()
+            .find(|l| l.message.contains("seq=7777"))
+            .expect("a warning for the report");
+        assert_eq!(line.level, "WARN");
+        assert!(
+            line.message
+                .contains(&format!("stations={}", first.stations.len())),
+            "{}",
+            line.message
+        );
+        assert!(
+            line.message
+                .contains(&format!("interfaces={}", first.interfaces.len())),
+            "{}",
+            line.message
+        );
     }
 
     /// Schema 20: the ingest lists each (hour, MAC, router) of its station rows in
