@@ -1428,16 +1428,13 @@ fn ingest_stations(
             rollups.note_recent(rid, sta.mac, ts, &d);
             station_totals.add(&d);
             if rc.station_keys.needs(&sta.mac, ts) {
-                tx.prepare_cached(
-                    "INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![
-                    super::sealed::floor_hour(ts),
-                    super::sealed::STATION_TBL,
-                    mac_buf.format(&sta.mac),
-                    rid
-                ])?;
+                tx.prepare_cached(super::sealed::INSERT_KEY_SQL)?
+                    .execute(params![
+                        super::sealed::floor_hour(ts),
+                        super::sealed::STATION_TBL,
+                        mac_buf.format(&sta.mac),
+                        rid
+                    ])?;
                 rc.station_keys.listed(sta.mac, ts);
             }
         } else {

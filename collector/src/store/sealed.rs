@@ -139,6 +139,11 @@ pub const SEALED: &[SealedTable] = &[
     },
 ];
 
+/// Lists (hour ?1, table ?2, key ?3, router ?4) in `raw_block_keys` unless it is there: by
+/// sealing for a block's keys, and by the ingest for the station rows of a hot hour.
+pub(crate) const INSERT_KEY_SQL: &str =
+    "INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id) VALUES (?1, ?2, ?3, ?4)";
+
 /// `raw_block_keys.tbl` of `station_samples` (its index in [`SEALED`]).
 pub const STATION_TBL: i64 = 1;
 
@@ -880,7 +885,7 @@ fn seal_group(
             .encode(rows)
             .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
         write_block(&tx, router, tbl as i64, hour, count, &blob)?;
-        let mut ins = tx.prepare_cached("INSERT OR IGNORE INTO raw_block_keys (hour_ms, tbl, key, router_id) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut ins = tx.prepare_cached(INSERT_KEY_SQL)?;
         for k in keys {
             ins.execute(params![hour, tbl as i64, k, router])?;
         }
@@ -1191,46 +1196,44 @@ impl AllCursor<'_> {
             sql.push_str(&sql_of(c, &t.names, t));
         }
         let n = t.names.len();
+        let (lo, hi) = ts_range(codes, args);
+        // The parameter sets to read the row table with: the constraints as given, or, for a
+        // key alone where the row table has no index by key, one primary-key range per
+        // (router, hour) pair that `raw_block_keys` lists for the key.
         let key_only = codes.contains(&'k') && !codes.contains(&'r');
-        if SEALED[t.tbl].hot_keys && key_only {
-            // No index by key on the row table: its rows of the (router, hour) pairs that
-            // `raw_block_keys` lists for the key, each a primary-key range.
-            let (lo, hi) = ts_range(codes, args);
-            let key = codes
-                .iter()
-                .position(|&c| c == 'k')
-                .map(|i| args[i].clone());
-            if let (Some(Value::Text(k)), true) = (key, lo <= hi) {
-                sql.push_str(" AND router_id = ? AND ts_ms >= ? AND ts_ms <= ?");
-                let mut st = conn.prepare_cached(&sql)?;
-                for (r, h) in key_pairs(conn, t.tbl, &k, lo, hi)? {
-                    let mut a: Vec<Value> = args.to_vec();
-                    a.push(Value::Integer(r));
-                    a.push(Value::Integer(h.max(lo)));
-                    a.push(Value::Integer(h.saturating_add(HOUR_MS - 1).min(hi)));
-                    let rows = st.query_map(params_from_iter(a.iter()), |r| {
-                        (0..n)
-                            .map(|i| r.get::<_, Value>(i))
-                            .collect::<rusqlite::Result<Vec<_>>>()
-                    })?;
-                    for r in rows {
-                        out.push(r?);
-                    }
-                }
+        let reads: Vec<Vec<Value>> = if SEALED[t.tbl].hot_keys && key_only {
+            sql.push_str(" AND router_id = ? AND ts_ms >= ? AND ts_ms <= ?");
+            let key = codes.iter().position(|&c| c == 'k').map(|i| &args[i]);
+            match key {
+                Some(Value::Text(k)) if lo <= hi => key_pairs(conn, t.tbl, k, lo, hi)?
+                    .into_iter()
+                    .map(|(r, h)| {
+                        let mut a = args.to_vec();
+                        a.push(Value::Integer(r));
+                        a.push(Value::Integer(h.max(lo)));
+                        a.push(Value::Integer(h.saturating_add(HOUR_MS - 1).min(hi)));
+                        a
+                    })
+                    .collect(),
+                _ => Vec::new(),
             }
         } else {
+            vec![args.to_vec()]
+        };
+        if !reads.is_empty() {
             let mut st = conn.prepare_cached(&sql)?;
-            let rows = st.query_map(params_from_iter(args.iter()), |r| {
-                (0..n)
-                    .map(|i| r.get::<_, Value>(i))
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })?;
-            for r in rows {
-                out.push(r?);
+            for a in &reads {
+                let rows = st.query_map(params_from_iter(a.iter()), |r| {
+                    (0..n)
+                        .map(|i| r.get::<_, Value>(i))
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })?;
+                for r in rows {
+                    out.push(r?);
+                }
             }
         }
         // Blocks.
-        let (lo, hi) = ts_range(codes, args);
         if lo <= hi {
             let find = |code: char| codes.iter().position(|&c| c == code).map(|i| &args[i]);
             let router = match find('r') {
