@@ -64,6 +64,9 @@ pub struct Config {
     pub batch_latency: Duration,
     /// How long the writer may hold rollup sums in memory (zero: write them with every batch).
     pub rollup_hold: Duration,
+    /// While the writer has a backlog and the API is read, how stale the rollup sums that API
+    /// reads see may be (zero: every read waits for every acked report's sums).
+    pub rollup_read_lag: Duration,
     /// How often the database is polled for revoked routers.
     pub revocation_poll: Duration,
     /// How often retention runs.
@@ -121,6 +124,7 @@ impl Default for Config {
             batch_max: 2048,
             batch_latency: Duration::from_millis(20),
             rollup_hold: Duration::from_secs(10),
+            rollup_read_lag: Duration::from_secs(1),
             revocation_poll: Duration::from_millis(250),
             retention_interval: Duration::from_secs(3600),
             retention: Retention::default(),
@@ -204,6 +208,7 @@ struct FileConfig {
     batch_max: Option<usize>,
     batch_latency: Option<FileDuration>,
     rollup_hold: Option<FileDuration>,
+    rollup_read_lag: Option<FileDuration>,
     revocation_poll: Option<FileDuration>,
     retention_interval: Option<FileDuration>,
     retention: Option<FileRetention>,
@@ -360,6 +365,9 @@ impl Config {
         }
         if let Some(v) = file.rollup_hold {
             c.rollup_hold = v.resolve("rollup_hold")?;
+        }
+        if let Some(v) = file.rollup_read_lag {
+            c.rollup_read_lag = v.resolve("rollup_read_lag")?;
         }
         if let Some(v) = file.revocation_poll {
             c.revocation_poll = v.resolve("revocation_poll")?;
@@ -527,6 +535,9 @@ impl Config {
         if self.rollup_hold > Duration::from_secs(300) {
             return invalid("rollup_hold", "must be at most 5m");
         }
+        if self.rollup_read_lag > Duration::from_secs(60) {
+            return invalid("rollup_read_lag", "must be at most 1m");
+        }
         if self.api_read_threads == 0 || self.api_read_threads > 64 {
             return invalid("api_read_threads", "must be between 1 and 64");
         }
@@ -608,6 +619,7 @@ mod tests {
             max_frame = 65536
             batch_max = 64
             batch_latency = "5ms"
+            rollup_read_lag = "250ms"
             revocation_poll = "100ms"
             retention_interval = "30m"
             api_cache_max_age = "3s"
@@ -632,6 +644,7 @@ mod tests {
         assert_eq!(c.max_frame, 65536);
         assert_eq!(c.batch_max, 64);
         assert_eq!(c.batch_latency, Duration::from_millis(5));
+        assert_eq!(c.rollup_read_lag, Duration::from_millis(250));
         assert_eq!(c.revocation_poll, Duration::from_millis(100));
         assert_eq!(c.retention_interval, Duration::from_secs(1800));
         assert_eq!(c.api_cache_max_age, Duration::from_secs(3));
@@ -690,6 +703,8 @@ mod tests {
             ("api_read_threads = 65", "api_read_threads"),
             ("api_read_nice = -1", "api_read_nice"),
             ("api_read_nice = 20", "api_read_nice"),
+            ("rollup_read_lag = \"2m\"", "rollup_read_lag"),
+            ("rollup_read_lag = \"soon\"", "rollup_read_lag"),
         ] {
             let e = Config::from_toml(bad).unwrap_err();
             assert!(
@@ -735,6 +750,7 @@ mod tests {
             "batch_max",
             "batch_latency",
             "rollup_hold",
+            "rollup_read_lag",
             "api_read_threads",
             "api_read_nice",
             "revocation_poll",

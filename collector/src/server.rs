@@ -444,15 +444,14 @@ pub async fn serve(config: Config) -> Result<ServeHandle, ServeError> {
     );
 
     let tls = listener::tls_server_config(&pki)?;
-    let writer = Writer::spawn(
-        writer_store,
-        WriterConfig::new(
-            config.batch_max,
-            config.batch_latency,
-            config.retention,
-            config.retention_interval,
-        ),
-    )?;
+    let mut writer_config = WriterConfig::new(
+        config.batch_max,
+        config.batch_latency,
+        config.retention,
+        config.retention_interval,
+    );
+    writer_config.read_lag = config.rollup_read_lag;
+    let writer = Writer::spawn(writer_store, writer_config)?;
     {
         let (health, path) = (writer.health(), db_path.clone());
         tokio::task::spawn_blocking(move || {

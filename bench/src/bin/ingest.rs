@@ -64,6 +64,8 @@ struct Opts {
     batch_max: Option<usize>,
     /// The collector's `rollup_hold`, e.g. `0s` (None: its default).
     rollup_hold: Option<String>,
+    /// The collector's `rollup_read_lag`, e.g. `0s` (None: its default).
+    rollup_read_lag: Option<String>,
     /// The collector's `api_read_nice` (None: its default).
     api_read_nice: Option<i32>,
 }
@@ -77,6 +79,9 @@ impl Opts {
         }
         if let Some(h) = &self.rollup_hold {
             t.push_str(&format!("rollup_hold = {h:?}\n"));
+        }
+        if let Some(l) = &self.rollup_read_lag {
+            t.push_str(&format!("rollup_read_lag = {l:?}\n"));
         }
         if let Some(n) = self.api_read_nice {
             t.push_str(&format!("api_read_nice = {n}\n"));
@@ -462,12 +467,13 @@ async fn bench(o: Opts) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     println!(
-        "collector {} (pid {}), data on {} ({}), rollup_hold {}, api_read_nice {}",
+        "collector {} (pid {}), data on {} ({}), rollup_hold {}, rollup_read_lag {}, api_read_nice {}",
         bin.display(),
         col.pid(),
         col.data_dir.display(),
         fs_type(&col.data_dir),
         o.rollup_hold.as_deref().unwrap_or("default (10s)"),
+        o.rollup_read_lag.as_deref().unwrap_or("default (1s)"),
         o.api_read_nice
             .map(|n| n.to_string())
             .unwrap_or_else(|| "default (10)".into())
@@ -843,7 +849,7 @@ const USAGE: &str = "bench-ingest: the collector's durable ingest rate against p
 connected agent (see BENCHMARKS.md).
 
 Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--api-load BOOL] [--api-clients C]
-                    [--api-rps R] [--batch-max N] [--rollup-hold D] [--api-read-nice N] [--alert-rules BOOL] [--raw-reports R] [--dir PATH] [--collector-bin PATH]
+                    [--api-rps R] [--batch-max N] [--rollup-hold D] [--rollup-read-lag D] [--api-read-nice N] [--alert-rules BOOL] [--raw-reports R] [--dir PATH] [--collector-bin PATH]
   --agents N           simulated routers (default 1000)
   --secs S             measuring window (default 20)
   --warmup S           warm-up before it (default 5)
@@ -855,6 +861,7 @@ Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--api-loa
                        soon as the last is answered, as routerstats-apibench does)
   --batch-max N        the collector's batch_max (default: its default, 2048)
   --rollup-hold D      the collector's rollup_hold, e.g. 0s (default: its default, 10s)
+  --rollup-read-lag D  the collector's rollup_read_lag, e.g. 0s (default: its default, 1s)
   --api-read-nice N    the collector's api_read_nice, 0 to 19 (default: its default, 10)
   --alert-rules BOOL   also measure ingest with alert rules off and all on (default true)
   --raw-reports R      the plain-SQLite baseline measures R reports on a fresh database (default: the
@@ -905,6 +912,10 @@ fn main() -> ExitCode {
             rollup_hold: f
                 .iter()
                 .find(|(n, _)| n == "rollup-hold")
+                .map(|(_, v)| v.clone()),
+            rollup_read_lag: f
+                .iter()
+                .find(|(n, _)| n == "rollup-read-lag")
                 .map(|(_, v)| v.clone()),
             api_read_nice: f
                 .iter()

@@ -3,7 +3,9 @@
 //!
 //! With a gate ([`ReadPool::with_gate`], the writer's [`DbHealth`]) each read runs in one read
 //! transaction whose snapshot holds the rollup sums of every committed report: when the writer
-//! holds some in memory, the read first has it write them (`DbHealth::settle_for_read`).
+//! holds some in memory, the read first has it write them (`DbHealth::settle_for_read`), but
+//! under a backlog, where the writer allows reads to lag by up to its `read_lag` (the config's
+//! `rollup_read_lag`).
 //!
 //! With read threads ([`ReadPool::with_threads`], the collector's `api_read_threads` and
 //! `api_read_nice`), [`ReadPool::run`] runs the reads on that many threads of their own
@@ -164,7 +166,8 @@ impl ReadPool {
     }
 }
 
-/// Runs `f` in a read transaction whose snapshot began while no rollup sums were pending (at
+/// Runs `f` in a read transaction whose snapshot began while no rollup sums were pending, or
+/// while the writer allowed reads to lag (under a backlog, by at most its `read_lag`; at
 /// most a few tries: a writer that keeps failing leaves the last one without them). Also used
 /// by the readers outside the API that read rollup tables (the alert evaluator).
 pub(crate) fn gated<T, E>(
@@ -183,7 +186,10 @@ pub(crate) fn gated<T, E>(
         let pinned = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
             r.get::<_, i64>(0)
         });
-        if pinned.is_ok() && before & 1 == 0 && gate.rollup_state() == before {
+        // Complete (no sums pending from before the snapshot to now), or pending sums the
+        // writer allows reads to lag behind (`DbHealth::allow_lagging_reads`).
+        let complete = before & 1 == 0 && gate.rollup_state() == before;
+        if pinned.is_ok() && (complete || gate.lagging_read_ok()) {
             let out = f(conn);
             let _ = conn.execute_batch("COMMIT");
             return out;

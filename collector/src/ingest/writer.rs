@@ -12,12 +12,20 @@
 //!
 //! Rollup sums: a store with a rollup hold (`Store::set_rollup_hold`) keeps the rollup sums of
 //! committed reports in memory and writes them with a later batch. API readers must see them:
-//! while a reader read within [`READ_QUIET`] the writer writes them with every batch; otherwise
+//! while a reader read within [`READ_QUIET`] the writer writes them with every batch (but with a
+//! backlog, see below); otherwise
 //! it marks them pending in [`DbHealth`] before committing, and a reader that finds them
 //! pending asks the writer to write them and waits ([`DbHealth::settle_for_read`], used by the
 //! API's read pool and by the alert evaluator's OpenVPN client rule, the one reader outside the
 //! API that reads a rollup table; the remote-write output reads only raw rows). At start the writer first writes whatever a crash left unwritten (the store
 //! rebuilds it from the raw rows), and at shutdown whatever it holds.
+//!
+//! Under a backlog (more jobs wait when the writer takes a batch) with readers active and a
+//! non-zero [`WriterConfig::read_lag`], the writer writes the sums only when they are older than
+//! half the lag, and allows reads while they are pending until the lag has passed since the
+//! last write ([`DbHealth::allow_lagging_reads`]): such a read sees the rollup sums of every
+//! report acked more than `read_lag` ago. Writing ~28 rollup rows per report with every batch
+//! cost the writer about a quarter of its time per report under reads (BENCHMARKS.md).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
@@ -151,6 +159,10 @@ pub struct DbHealth {
     flush_wanted: AtomicBool,
     wake_writer: tokio::sync::Notify,
     rollups_written: (Mutex<()>, Condvar),
+    /// When the sums were last all written ([`mono_ms`]).
+    written_ms: AtomicU64,
+    /// Until when ([`mono_ms`]) a reader may read while sums are pending (0: never).
+    lag_until_ms: AtomicU64,
 }
 
 /// What the quick integrity check at start found.
@@ -224,7 +236,10 @@ impl DbHealth {
         if pending && s & 1 == 0 {
             self.rollups
                 .store(((s >> 1) + 1) << 1 | 1, Ordering::SeqCst);
-        } else if !pending && s & 1 == 1 {
+        } else if !pending {
+            self.written_ms.store(mono_ms(), Ordering::SeqCst);
+        }
+        if !pending && s & 1 == 1 {
             let _guard = self
                 .rollups_written
                 .0
@@ -235,14 +250,42 @@ impl DbHealth {
         }
     }
 
+    /// Writer, before a commit whose sums it holds: reads may go on without them until
+    /// `lag` has passed since they were last all written (zero: not at all).
+    pub fn allow_lagging_reads(&self, lag: Duration) {
+        let until = if lag.is_zero() {
+            0
+        } else {
+            let lag = u64::try_from(lag.as_millis()).unwrap_or(u64::MAX);
+            self.written_ms.load(Ordering::SeqCst).saturating_add(lag)
+        };
+        self.lag_until_ms.store(until, Ordering::SeqCst);
+    }
+
+    /// Whether a read may go on now while sums are pending ([`DbHealth::allow_lagging_reads`]):
+    /// its snapshot then holds the sums of every report acked before the last write.
+    pub fn lagging_read_ok(&self) -> bool {
+        mono_ms() <= self.lag_until_ms.load(Ordering::SeqCst)
+    }
+
+    /// Milliseconds since the rollup sums were last all written (0 when none are pending).
+    pub fn rollups_age_ms(&self) -> u64 {
+        if self.rollup_state() & 1 == 0 {
+            return 0;
+        }
+        mono_ms().saturating_sub(self.written_ms.load(Ordering::SeqCst))
+    }
+
     /// Reader, before it reads rollup tables: notes the read (the writer then writes the sums
     /// with every batch for [`READ_QUIET`]) and, when sums are pending, asks the writer to write
-    /// them and waits up to `wait`. Returns the state to read in: the read is complete when
-    /// its snapshot began while [`DbHealth::rollup_state`] still equals it (even, not pending).
+    /// them and waits up to `wait` (unless a lagging read is allowed). Returns the state to read
+    /// in: the read is complete when its snapshot began while [`DbHealth::rollup_state`] still
+    /// equals it (even, not pending), or lags by at most the writer's `read_lag` when
+    /// [`DbHealth::lagging_read_ok`].
     pub fn settle_for_read(&self, wait: Duration) -> u64 {
         self.last_read_ms.store(mono_ms(), Ordering::Relaxed);
         let s = self.rollup_state();
-        if s & 1 == 0 {
+        if s & 1 == 0 || self.lagging_read_ok() {
             return s;
         }
         self.flush_wanted.store(true, Ordering::SeqCst);
@@ -263,13 +306,29 @@ impl DbHealth {
         self.rollup_state()
     }
 
-    /// Whether a reader read within `within`, or one waits.
-    fn readers_active(&self, within: Duration) -> bool {
+    /// Whether a reader waits for the sums, or one read within `within`.
+    fn readers(&self, within: Duration) -> Readers {
         let last = self.last_read_ms.load(Ordering::Relaxed);
         let within = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
-        self.flush_wanted.swap(false, Ordering::SeqCst)
-            || (last > 0 && mono_ms().saturating_sub(last) <= within)
+        if self.flush_wanted.swap(false, Ordering::SeqCst) {
+            Readers::Waiting
+        } else if last > 0 && mono_ms().saturating_sub(last) <= within {
+            Readers::Active
+        } else {
+            Readers::Quiet
+        }
     }
+}
+
+/// What the writer knows of the readers before a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Readers {
+    /// None read within [`READ_QUIET`].
+    Quiet,
+    /// One read within [`READ_QUIET`].
+    Active,
+    /// One waits for the pending sums.
+    Waiting,
 }
 
 /// Writer settings.
@@ -284,6 +343,9 @@ pub struct WriterConfig {
     pub retry_max: Duration,
     /// Capacity of the job channel.
     pub queue: usize,
+    /// With a backlog and readers active, how far the rollup sums readers see may lag (see the
+    /// module doc; zero: they are written with every batch while readers are active).
+    pub read_lag: Duration,
 }
 
 impl WriterConfig {
@@ -302,6 +364,7 @@ impl WriterConfig {
             retry_min: Duration::from_millis(250),
             retry_max: Duration::from_secs(10),
             queue: batch_max.max(1).saturating_mul(2),
+            read_lag: Duration::ZERO,
         }
     }
 }
@@ -439,7 +502,12 @@ async fn run<S: IngestSink>(
                 }
             }
         }
-        if health.readers_active(READ_QUIET) {
+        let readers = health.readers(READ_QUIET);
+        if sink.holds_rollups() && readers == Readers::Active && may_lag(&cfg, &health, &rx) {
+            health.allow_lagging_reads(cfg.read_lag);
+            health.set_rollups_pending(true);
+        } else if readers != Readers::Quiet {
+            // (A lag allowed before still holds: the written sums are as old as it says.)
             sink.flush_rollups_next_batch();
         } else if sink.holds_rollups() {
             health.set_rollups_pending(true);
@@ -452,6 +520,14 @@ async fn run<S: IngestSink>(
     }
     flush_rollups(&mut sink, &health);
     tracing::debug!("database writer stopped");
+}
+
+/// Whether the batch about to be written may leave its rollup sums held while readers are
+/// active: a backlog waits (more jobs are queued), a lag is allowed, and the sums written last
+/// are younger than half of it (reads made during this batch's commit then lag by less than it).
+fn may_lag(cfg: &WriterConfig, health: &DbHealth, rx: &mpsc::Receiver<IngestJob>) -> bool {
+    let half = u64::try_from(cfg.read_lag.as_millis() / 2).unwrap_or(u64::MAX);
+    !cfg.read_lag.is_zero() && !rx.is_empty() && health.rollups_age_ms() < half
 }
 
 /// Writes the held rollup sums; a failure is logged (the sums stay pending and are rebuilt
@@ -766,6 +842,137 @@ mod tests {
         tokio::task::spawn_blocking(move || writer.join(Duration::from_secs(1)))
             .await
             .unwrap();
+    }
+
+    /// A sink that holds rollup sums like the store: it writes them with a batch only when
+    /// asked (`flush_rollups_next_batch`), and records per committed batch whether it did.
+    #[derive(Clone, Default)]
+    struct HoldingSink {
+        wrote: Arc<Mutex<Vec<bool>>>,
+        flush_next: bool,
+        pending: bool,
+        /// How long each batch takes.
+        delay: Duration,
+    }
+
+    impl IngestSink for HoldingSink {
+        fn ingest(&mut self, items: &[IngestItem<'_>]) -> Result<Vec<IngestOutcome>, StoreError> {
+            std::thread::sleep(self.delay);
+            let wrote = std::mem::take(&mut self.flush_next);
+            self.pending = !wrote;
+            self.wrote.lock().unwrap().push(wrote);
+            Ok(items.iter().map(|_| IngestOutcome::Stored).collect())
+        }
+        fn apply_retention(&mut self, _: i64, _: &Retention) -> Result<RetentionStats, StoreError> {
+            Ok(RetentionStats::default())
+        }
+        fn holds_rollups(&self) -> bool {
+            true
+        }
+        fn rollups_pending(&self) -> bool {
+            self.pending
+        }
+        fn flush_rollups_next_batch(&mut self) {
+            self.flush_next = true;
+        }
+        fn flush_rollups(&mut self) -> Result<bool, StoreError> {
+            Ok(std::mem::take(&mut self.pending))
+        }
+    }
+
+    /// Runs 20 one-report batches of 20 ms each, queued at once, while a reader reads; checks
+    /// a read in the middle of the backlog. Returns per batch whether it wrote the sums.
+    async fn backlog_with_reader(read_lag: Duration) -> Vec<bool> {
+        let sink = HoldingSink {
+            delay: Duration::from_millis(20),
+            ..Default::default()
+        };
+        let mut c = cfg(1, 0);
+        c.queue = 64;
+        c.read_lag = read_lag;
+        let writer = Writer::spawn(sink.clone(), c).unwrap();
+        let health = writer.health();
+        health.settle_for_read(Duration::from_secs(5));
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let tx = writer.sender().unwrap();
+        for seq in 1..=20 {
+            tx.send(job(seq, &ack_tx)).await.unwrap();
+        }
+        for seq in 1..=20 {
+            assert_eq!(next_ack(&mut ack_rx).await.seq, seq);
+            if seq == 8 {
+                let h = health.clone();
+                let started = std::time::Instant::now();
+                let state = tokio::task::spawn_blocking(move || h.settle_for_read(READ_WAIT))
+                    .await
+                    .unwrap();
+                if read_lag.is_zero() {
+                    assert_eq!(state & 1, 0, "every batch wrote its sums: none pending");
+                } else {
+                    assert_eq!(state & 1, 1, "sums held under the backlog");
+                    assert!(health.lagging_read_ok(), "the read may lag");
+                    assert!(
+                        started.elapsed() < Duration::from_secs(5),
+                        "the read did not wait"
+                    );
+                }
+            }
+        }
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.join(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        let wrote = sink.wrote.lock().unwrap().clone();
+        assert_eq!(wrote.len(), 20);
+        wrote
+    }
+
+    #[tokio::test]
+    async fn under_a_backlog_readers_may_lag_instead_of_a_write_per_batch() {
+        let wrote = backlog_with_reader(Duration::from_secs(60)).await;
+        // The first batch may find the queue still empty; the backlog's batches hold the sums
+        // (the last written less than 30 s ago), the last one, with nothing queued, writes them.
+        assert!(
+            wrote[1..19].iter().all(|w| !w),
+            "held under the backlog: {wrote:?}"
+        );
+        assert!(wrote[19], "written once the backlog is gone: {wrote:?}");
+    }
+
+    #[tokio::test]
+    async fn without_a_read_lag_every_batch_writes_the_sums_while_read() {
+        let wrote = backlog_with_reader(Duration::ZERO).await;
+        assert!(wrote.iter().all(|w| *w), "{wrote:?}");
+    }
+
+    #[test]
+    fn a_lagging_read_is_allowed_until_the_lag_passed_since_the_last_write() {
+        let h = DbHealth::default();
+        h.set_rollups_pending(false);
+        assert!(!h.lagging_read_ok(), "no allowance yet");
+        h.allow_lagging_reads(Duration::from_secs(60));
+        h.set_rollups_pending(true);
+        assert!(h.lagging_read_ok());
+        let before = std::time::Instant::now();
+        let state = h.settle_for_read(Duration::from_secs(30));
+        assert_eq!(state & 1, 1, "read with the sums pending");
+        assert!(
+            before.elapsed() < Duration::from_secs(30),
+            "without waiting"
+        );
+        assert!(
+            !h.flush_wanted.load(Ordering::SeqCst),
+            "nor asking the writer"
+        );
+        // An allowance of 1 ms from a write that long ago has passed.
+        h.allow_lagging_reads(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!h.lagging_read_ok());
+        assert!(h.rollups_age_ms() >= 5);
+        h.allow_lagging_reads(Duration::ZERO);
+        assert!(!h.lagging_read_ok(), "zero: no lag");
+        h.set_rollups_pending(false);
+        assert_eq!(h.rollups_age_ms(), 0);
     }
 
     #[tokio::test]
