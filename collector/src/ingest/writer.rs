@@ -25,7 +25,7 @@
 //! half the lag, and allows reads while they are pending until the lag has passed since the
 //! last write ([`DbHealth::allow_lagging_reads`]): such a read sees the rollup sums of every
 //! report acked more than `read_lag` ago. Writing ~28 rollup rows per report with every batch
-//! cost the writer about a quarter of its time per report under reads (BENCHMARKS.md).
+//! cost the writer 16% of its time per report under reads (BENCHMARKS.md).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
