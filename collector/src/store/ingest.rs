@@ -16,8 +16,8 @@
 //! spooled reports in order, so a new boot comes after the old one), or a later `seq` of the same
 //! boot. An older `seq` arriving late is stored, without deltas, and changes no current state.
 
+use super::{FastMap as HashMap, FastSet as HashSet};
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -78,7 +78,7 @@ pub(crate) struct RouterCache {
 struct StationKeys {
     /// The hour (None: nothing listed yet).
     hour: Option<i64>,
-    macs: std::collections::HashSet<MacAddr>,
+    macs: HashSet<MacAddr>,
 }
 
 impl StationKeys {
@@ -125,7 +125,7 @@ impl WgPeerRow {
     /// The peers of a report, each (interface, key) once: the first occurrence, as in
     /// `wg_peer_samples` (its insert keeps the first row of a key).
     fn of_report(ifaces: &[WgInterface]) -> Vec<WgPeerRow> {
-        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        let mut seen: HashSet<(&str, &str)> = HashSet::default();
         let mut out = Vec::new();
         for wif in ifaces {
             for p in &wif.peers {
@@ -206,7 +206,7 @@ fn inner<'m, K, V>(
     key: &str,
 ) -> Option<&'m mut HashMap<K, V>> {
     if !map.contains_key(key) {
-        map.insert(key.to_string(), HashMap::new());
+        map.insert(key.to_string(), HashMap::default());
     }
     map.get_mut(key)
 }
@@ -599,7 +599,7 @@ impl Rollups {
             "{} RETURNING samples",
             upsert_sql("station_rollup_1h", "bucket_start_ms, router_id, mac")
         ))?;
-        let mut fleet: HashMap<i64, (Acc, u64)> = HashMap::new();
+        let mut fleet: HashMap<i64, (Acc, u64)> = HashMap::default();
         for ((bucket, router, mac), a) in &self.st_1h {
             let (rx, txb, mrx, mtx, n) = acc_params(a);
             let total: i64 = st.query_row(
@@ -826,7 +826,7 @@ fn replay(tx: &Transaction<'_>, mark: i64) -> Result<Rollups, StoreError> {
         .prepare("SELECT id, router_id, ts_ms FROM reports WHERE id > ?1 ORDER BY id")?
         .query_map([mark], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     let pair = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<PairDelta> {
         Ok(PairDelta {
             rx_delta: to_u64(r.get(i)?),

@@ -182,12 +182,20 @@ pub enum IngestOutcome {
     Duplicate,
 }
 
+/// Hash map of the database writer's hot path (per-router caches of the previous samples, the
+/// rollup sums, the recent-traffic index): foldhash, seeded per process, instead of std's
+/// SipHash, which was about 6% of the writer's time under ingest (perf; BENCHMARKS.md). The keys
+/// (interface names, MACs, router ids) come from enrolled routers only.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// The set of [`FastMap`].
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 /// The SQLite store. One ingesting `Store` per database file (its caches assume it is the only
 /// writer of samples); other processes may open it for the CLI's router/token commands.
 pub struct Store {
     conn: Connection,
     path: PathBuf,
-    cache: HashMap<i64, ingest::RouterCache>,
+    cache: FastMap<i64, ingest::RouterCache>,
     seal: sealed::SealState,
     /// Rollup sums held in memory across batches (see `ingest::Held`).
     held: ingest::Held,
@@ -249,7 +257,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
-            cache: HashMap::new(),
+            cache: FastMap::default(),
             seal: sealed::SealState::default(),
             held: ingest::Held::default(),
             recent: None,

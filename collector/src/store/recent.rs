@@ -170,9 +170,9 @@ struct Inner {
     /// Column of minute m at `slot(m)`, one entry per station.
     cols: Vec<Vec<Cum>>,
     stations: Vec<Station>,
-    by_key: HashMap<(i64, MacAddr), u32>,
+    by_key: super::FastMap<(i64, MacAddr), u32>,
     /// MAC -> (dense id, stations with it).
-    macs: HashMap<MacAddr, (u32, u32)>,
+    macs: super::FastMap<MacAddr, (u32, u32)>,
     free_mac_ids: Vec<u32>,
     /// MAC of each dense id (stale for free ids).
     mac_list: Vec<MacAddr>,
@@ -500,7 +500,7 @@ impl RecentStations {
     /// index's memory, next to the process's resident-set growth.
     pub fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        fn map_bytes<K, V>(m: &HashMap<K, V>) -> usize {
+        fn map_bytes<K, V, S>(m: &HashMap<K, V, S>) -> usize {
             let buckets = if m.capacity() == 0 {
                 0
             } else {
