@@ -464,8 +464,16 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         .server_names
         .extend(args.server_names.iter().cloned());
     config.validate()?;
+    // The runtime's threads yield to the database writer, which `serve` starts on this thread
+    // (the one `block_on` runs on) at the process's own priority.
+    let nice = config.network_nice;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(move || {
+            if let Err(e) = crate::thread_priority::set_this_thread_nice(nice) {
+                tracing::warn!(error = %e, nice, "cannot lower the priority of a network thread");
+            }
+        })
         .build()
         .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(async move {

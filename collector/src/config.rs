@@ -81,6 +81,9 @@ pub struct Config {
     pub api_read_threads: usize,
     /// Nice value of those threads (0 to 19; 0: the process's priority): ingest first when busy.
     pub api_read_nice: i32,
+    /// Nice value of the network runtime's threads (TLS, frames, acks, HTTP; 0 to 19; 0: the
+    /// process's priority): the database writer first when the CPU is contended.
+    pub network_nice: i32,
     /// Alert rules, thresholds and receivers (`[alerts]`, see `crate::alerts::config`).
     pub alerts: crate::alerts::AlertsConfig,
     /// Prometheus remote-write output (`[remote_write]`, see `crate::remote_write`); off without a URL.
@@ -132,6 +135,7 @@ impl Default for Config {
             api_cache_max_bytes: 256 * 1024 * 1024,
             api_read_threads: 4,
             api_read_nice: 10,
+            network_nice: 5,
             alerts: crate::alerts::AlertsConfig::default(),
             remote_write: crate::remote_write::RemoteWriteConfig::default(),
             action_ttl: crate::actions::DEFAULT_TTL,
@@ -216,6 +220,7 @@ struct FileConfig {
     api_cache_max_bytes: Option<usize>,
     api_read_threads: Option<usize>,
     api_read_nice: Option<i32>,
+    network_nice: Option<i32>,
     alerts: Option<toml::Value>,
     remote_write: Option<toml::Value>,
     action_ttl: Option<FileDuration>,
@@ -387,6 +392,9 @@ impl Config {
         if let Some(v) = file.api_read_nice {
             c.api_read_nice = v;
         }
+        if let Some(v) = file.network_nice {
+            c.network_nice = v;
+        }
         if let Some(v) = file.alerts {
             c.alerts = crate::alerts::AlertsConfig::from_value(v).map_err(|reason| {
                 ConfigError::Invalid {
@@ -544,6 +552,9 @@ impl Config {
         if !(0..=19).contains(&self.api_read_nice) {
             return invalid("api_read_nice", "must be between 0 and 19");
         }
+        if !(0..=19).contains(&self.network_nice) {
+            return invalid("network_nice", "must be between 0 and 19");
+        }
         if self.revocation_poll.is_zero() || self.revocation_poll > Duration::from_secs(60) {
             return invalid("revocation_poll", "must be between 1ms and 60s");
         }
@@ -626,6 +637,7 @@ mod tests {
             api_cache_max_bytes = 1000000
             api_read_threads = 2
             api_read_nice = 5
+            network_nice = 0
             [retention]
             raw_days = 3
             rollup_5m_days = 10
@@ -650,6 +662,7 @@ mod tests {
         assert_eq!(c.api_cache_max_age, Duration::from_secs(3));
         assert_eq!(c.api_cache_max_bytes, 1_000_000);
         assert_eq!((c.api_read_threads, c.api_read_nice), (2, 5));
+        assert_eq!(c.network_nice, 0);
         assert_eq!(
             c.retention,
             Retention {
@@ -703,6 +716,8 @@ mod tests {
             ("api_read_threads = 65", "api_read_threads"),
             ("api_read_nice = -1", "api_read_nice"),
             ("api_read_nice = 20", "api_read_nice"),
+            ("network_nice = -1", "network_nice"),
+            ("network_nice = 20", "network_nice"),
             ("rollup_read_lag = \"2m\"", "rollup_read_lag"),
             ("rollup_read_lag = \"soon\"", "rollup_read_lag"),
         ] {
@@ -753,6 +768,7 @@ mod tests {
             "rollup_read_lag",
             "api_read_threads",
             "api_read_nice",
+            "network_nice",
             "revocation_poll",
             "retention_interval",
             "raw_days",

@@ -17,6 +17,7 @@ pub mod pki;
 pub mod remote_write;
 pub mod server;
 pub mod store;
+pub mod thread_priority;
 
 /// The `/metrics` exposition (its options and selectors), for the benchmarks.
 pub use api::prometheus;

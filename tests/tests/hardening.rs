@@ -138,3 +138,55 @@ fn enrollment_names_follow_the_cli_rule() {
     let shown = String::from_utf8_lossy(&by_name.stdout).into_owned();
     assert!(shown.contains("ap-good"), "{shown}");
 }
+
+/// The nice value of each thread of process `pid`, by thread name (Linux).
+fn thread_nices(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // "tid (comm) state ..." ; the nice value is field 19, the 17th after the name.
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let name = head.split_once(" (").map_or("", |(_, n)| n).to_string();
+        if let Some(nice) = rest.split(' ').nth(16).and_then(|n| n.parse().ok()) {
+            out.push((name, nice));
+        }
+    }
+    out
+}
+
+/// Under CPU contention the database writer (the ingest's critical path) is not kept waiting
+/// behind the collector's busy threads: they run at the configured nice values, it at the
+/// process's own.
+#[test]
+#[cfg(target_os = "linux")]
+fn the_writer_keeps_the_process_priority_and_busy_threads_yield() {
+    let own = thread_nices(std::process::id())[0].1;
+    let (network, api) = ((own + 3).min(19), (own + 7).min(19));
+    let dir = tempfile::tempdir().unwrap();
+    let collector = Collector::start_with_config(
+        &dir.path().join("c"),
+        &format!("network_nice = {network}\napi_read_nice = {api}\n"),
+    );
+    // The API's read threads start with the server; read once so that every kind is running.
+    let _ = http_get(collector.api, "/api/routers", &[]);
+    let nices = thread_nices(collector.pid());
+    let of = |name: &str| -> Vec<i32> {
+        nices
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    assert_eq!(of("db-writer"), vec![own], "{nices:?}");
+    let workers = of("tokio-rt-worker");
+    assert!(!workers.is_empty(), "{nices:?}");
+    assert!(workers.iter().all(|n| *n == network), "{nices:?}");
+    let readers = of("api-read");
+    assert!(!readers.is_empty(), "{nices:?}");
+    assert!(readers.iter().all(|n| *n == api), "{nices:?}");
+}

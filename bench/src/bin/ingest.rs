@@ -68,6 +68,8 @@ struct Opts {
     rollup_read_lag: Option<String>,
     /// The collector's `api_read_nice` (None: its default).
     api_read_nice: Option<i32>,
+    /// The collector's `network_nice` (None: its default).
+    network_nice: Option<i32>,
 }
 
 impl Opts {
@@ -85,6 +87,9 @@ impl Opts {
         }
         if let Some(n) = self.api_read_nice {
             t.push_str(&format!("api_read_nice = {n}\n"));
+        }
+        if let Some(n) = self.network_nice {
+            t.push_str(&format!("network_nice = {n}\n"));
         }
         t
     }
@@ -467,7 +472,7 @@ async fn bench(o: Opts) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     println!(
-        "collector {} (pid {}), data on {} ({}), rollup_hold {}, rollup_read_lag {}, api_read_nice {}",
+        "collector {} (pid {}), data on {} ({}), rollup_hold {}, rollup_read_lag {}, api_read_nice {}, network_nice {}",
         bin.display(),
         col.pid(),
         col.data_dir.display(),
@@ -476,7 +481,10 @@ async fn bench(o: Opts) -> Result<(), String> {
         o.rollup_read_lag.as_deref().unwrap_or("default (1s)"),
         o.api_read_nice
             .map(|n| n.to_string())
-            .unwrap_or_else(|| "default (10)".into())
+            .unwrap_or_else(|| "default (10)".into()),
+        o.network_nice
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "default (5)".into())
     );
 
     // Enrollment through the real path.
@@ -849,7 +857,8 @@ const USAGE: &str = "bench-ingest: the collector's durable ingest rate against p
 connected agent (see BENCHMARKS.md).
 
 Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--api-load BOOL] [--api-clients C]
-                    [--api-rps R] [--batch-max N] [--rollup-hold D] [--rollup-read-lag D] [--api-read-nice N] [--alert-rules BOOL] [--raw-reports R] [--dir PATH] [--collector-bin PATH]
+                    [--api-rps R] [--batch-max N] [--rollup-hold D] [--rollup-read-lag D] [--api-read-nice N]
+                    [--network-nice N] [--alert-rules BOOL] [--raw-reports R] [--dir PATH] [--collector-bin PATH]
   --agents N           simulated routers (default 1000)
   --secs S             measuring window (default 20)
   --warmup S           warm-up before it (default 5)
@@ -863,6 +872,7 @@ Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--api-loa
   --rollup-hold D      the collector's rollup_hold, e.g. 0s (default: its default, 10s)
   --rollup-read-lag D  the collector's rollup_read_lag, e.g. 0s (default: its default, 1s)
   --api-read-nice N    the collector's api_read_nice, 0 to 19 (default: its default, 10)
+  --network-nice N     the collector's network_nice, 0 to 19 (default: its default, 5)
   --alert-rules BOOL   also measure ingest with alert rules off and all on (default true)
   --raw-reports R      the plain-SQLite baseline measures R reports on a fresh database (default: the
                        collector's windows, on a database grown as the collector's was)
@@ -923,6 +933,14 @@ fn main() -> ExitCode {
                 .map(|(_, v)| match v.parse::<i32>() {
                     Ok(n) if (0..=19).contains(&n) => Ok(n),
                     _ => Err(format!("--api-read-nice: {v:?} (0 to 19)")),
+                })
+                .transpose()?,
+            network_nice: f
+                .iter()
+                .find(|(n, _)| n == "network-nice")
+                .map(|(_, v)| match v.parse::<i32>() {
+                    Ok(n) if (0..=19).contains(&n) => Ok(n),
+                    _ => Err(format!("--network-nice: {v:?} (0 to 19)")),
                 })
                 .transpose()?,
         })

@@ -185,8 +185,7 @@ const EVAL_NICE: i32 = 10;
 /// Lowers the calling thread's scheduling priority to [`EVAL_NICE`] (Linux keeps a nice value
 /// per thread); a failure is only logged.
 fn lower_priority() {
-    let tid = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(tid), EVAL_NICE) {
+    if let Err(e) = crate::thread_priority::set_this_thread_nice(EVAL_NICE) {
         tracing::debug!(error = %e, "cannot lower the alert evaluator's priority");
     }
 }

@@ -199,31 +199,12 @@ pub(crate) fn gated<T, E>(
     f(conn)
 }
 
-/// Raises the calling thread's nice value to `nice` (Linux: `setpriority` on the thread id;
-/// elsewhere, or for 0, nothing). A failure is logged; the thread then reads at the normal
-/// priority.
+/// Sets the calling read thread's nice value to `nice` ([`crate::thread_priority`]); a failure
+/// is logged, and the thread then reads at the priority it has.
 fn lower_priority(nice: i32) {
-    if nice <= 0 {
-        return;
+    if let Err(e) = crate::thread_priority::set_this_thread_nice(nice) {
+        tracing::warn!(error = %e, nice, "cannot lower the priority of an API read thread");
     }
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: gettid has no preconditions; setpriority only reads its integer arguments.
-        let rc = unsafe {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS as _, tid as libc::id_t, nice)
-        };
-        if rc != 0 {
-            tracing::warn!(error = %std::io::Error::last_os_error(), nice, "cannot lower the priority of an API read thread");
-        }
-    }
-}
-
-/// This thread's nice value (Linux), for tests.
-#[cfg(all(test, target_os = "linux"))]
-fn current_nice() -> i32 {
-    // SAFETY: as in `lower_priority`.
-    unsafe { libc::getpriority(libc::PRIO_PROCESS as _, libc::gettid() as libc::id_t) }
 }
 
 /// Maps a query error to a 500 with the details in the log only.
@@ -269,7 +250,7 @@ mod tests {
         let (_dir, path) = db(10);
         // Above this process's own nice value (which an unprivileged thread cannot go below).
         #[cfg(target_os = "linux")]
-        let want = (current_nice() + 3).min(19);
+        let want = (crate::thread_priority::this_thread_nice() + 3).min(19);
         #[cfg(not(target_os = "linux"))]
         let want = 3;
         let pool = Arc::new(ReadPool::new(path, 2).with_threads(2, want));
@@ -279,7 +260,7 @@ mod tests {
                     .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
                     .map_err(db_err)?;
                 #[cfg(target_os = "linux")]
-                let nice = current_nice();
+                let nice = crate::thread_priority::this_thread_nice();
                 #[cfg(not(target_os = "linux"))]
                 let nice = 0;
                 Ok((n, std::thread::current().name().map(String::from), nice))
