@@ -439,6 +439,48 @@ impl Drop for Writer {
     }
 }
 
+/// Nice value of the thread that frees committed batches ([`Release`]).
+const RELEASE_NICE: i32 = 5;
+
+/// Batches waiting for the release thread at most; beyond, the writer frees them itself.
+const RELEASE_QUEUE: usize = 4;
+
+/// Frees committed batches (the decoded reports: their strings and vectors) on a thread of
+/// their own at a lower priority: freeing them was about 4% of the writer's time per report
+/// (perf; BENCHMARKS.md), and the writer is the ingest's critical path.
+struct Release<T: Send + 'static>(Option<std::sync::mpsc::SyncSender<T>>);
+
+impl<T: Send + 'static> Release<T> {
+    /// Starts the release thread; without one (it could not start) values are dropped in place.
+    fn start() -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<T>(RELEASE_QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("db-release".into())
+            .spawn(move || {
+                let _ = crate::thread_priority::set_this_thread_nice(RELEASE_NICE);
+                for value in rx {
+                    drop(value);
+                }
+            });
+        match spawned {
+            Ok(_) => Release(Some(tx)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the release thread; the writer frees its batches itself");
+                Release(None)
+            }
+        }
+    }
+
+    /// Hands `value` to the release thread (dropped here when its queue is full or it is gone).
+    fn give(&self, value: T) {
+        if let Some(tx) = &self.0 {
+            if let Err(e) = tx.try_send(value) {
+                drop(e);
+            }
+        }
+    }
+}
+
 async fn run<S: IngestSink>(
     mut sink: S,
     mut rx: mpsc::Receiver<IngestJob>,
@@ -453,6 +495,7 @@ async fn run<S: IngestSink>(
     let mut seal_more = true;
     // Rollup sums a crash left unwritten: rebuilt from the raw rows and written first.
     flush_rollups(&mut sink, &health);
+    let release = Release::start();
     loop {
         let first = tokio::select! {
             job = rx.recv() => match job {
@@ -512,7 +555,7 @@ async fn run<S: IngestSink>(
         } else if sink.holds_rollups() {
             health.set_rollups_pending(true);
         }
-        commit(&mut sink, batch, &cfg, &health, &mut stop).await;
+        commit(&mut sink, batch, &cfg, &health, &mut stop, &release).await;
         health.set_rollups_pending(sink.rollups_pending());
         if !stopping {
             seal_more = run_seal(&mut sink, &health) || seal_more;
@@ -652,6 +695,7 @@ async fn commit<S: IngestSink>(
     cfg: &WriterConfig,
     health: &DbHealth,
     stop: &mut watch::Receiver<bool>,
+    release: &Release<Vec<IngestJob>>,
 ) {
     let mut delay = cfg.retry_min;
     loop {
@@ -675,6 +719,7 @@ async fn commit<S: IngestSink>(
                     "batch committed"
                 );
                 batch.iter().for_each(ack);
+                release.give(batch);
                 return;
             }
             Err(e) if !is_transient(&e) => {
@@ -732,6 +777,30 @@ mod tests {
 
     /// A report the fake database always refuses.
     const POISON: u64 = 666;
+
+    /// Sends the name of the thread it is dropped on.
+    struct DropProbe(std::sync::mpsc::Sender<Option<String>>);
+
+    impl Drop for DropProbe {
+        fn drop(&mut self) {
+            let _ = self.0.send(std::thread::current().name().map(String::from));
+        }
+    }
+
+    #[test]
+    fn committed_batches_are_freed_on_the_release_thread() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let release = Release::start();
+        release.give(vec![DropProbe(tx.clone()), DropProbe(tx.clone())]);
+        for _ in 0..2 {
+            let on = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(on.as_deref(), Some("db-release"));
+        }
+        // Without a release thread (it could not start) the value is dropped in place.
+        Release(None).give(vec![DropProbe(tx)]);
+        let here = std::thread::current().name().map(String::from);
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), here);
+    }
 
     /// (router id, seq) of every report of one committed batch.
     type Batch = Vec<(i64, u64)>;
