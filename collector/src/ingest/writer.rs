@@ -2,7 +2,8 @@
 //!
 //! Connections send [`IngestJob`]s through a bounded channel. The writer (its own thread, owning
 //! the ingesting [`Store`]) takes the first job, then whatever else arrives within the batch
-//! latency up to the batch size, writes them in one transaction, and only after the commit sends
+//! latency up to the batch size (without waiting once it holds an eighth of the batch size and
+//! nothing more is queued), writes them in one transaction, and only after the commit sends
 //! each job's [`Ack`] to its connection. When the commit fails (disk full, read-only file system,
 //! ...) nothing is acknowledged: the writer records the failure in [`DbHealth`] (connections then
 //! refuse new reports with `Unavailable`, so agents keep them spooled), retries the same batch with
@@ -439,6 +440,12 @@ impl Drop for Writer {
     }
 }
 
+/// The batch size from which the writer stops waiting `batch_latency` for more reports when
+/// none is queued: an eighth of `batch_max` (256 by default).
+fn full_enough(cfg: &WriterConfig) -> usize {
+    cfg.batch_max.div_ceil(8)
+}
+
 /// Nice value of the thread that frees committed batches ([`Release`]).
 const RELEASE_NICE: i32 = 5;
 
@@ -537,6 +544,10 @@ async fn run<S: IngestSink>(
             match rx.try_recv() {
                 Ok(j) => batch.push(j),
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
+                // Nothing more waiting. A batch that already shares its commit among many
+                // reports is written at once: waiting would idle the writer, the ingest's
+                // critical path, while a backlog builds up behind it (BENCHMARKS.md).
+                Err(mpsc::error::TryRecvError::Empty) if batch.len() >= full_enough(&cfg) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     match tokio::time::timeout_at(deadline, rx.recv()).await {
                         Ok(Some(j)) => batch.push(j),
@@ -906,6 +917,54 @@ mod tests {
         assert!(
             batches < 10,
             "100 quick reports should need few transactions, took {batches}"
+        );
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.join(Duration::from_secs(1)))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_batch_large_enough_is_written_without_waiting_for_more() {
+        let sink = FakeSink::default();
+        // batch_max 64: from 8 reports on, an empty queue ends the batch; the latency is long.
+        let writer = Writer::spawn(sink.clone(), cfg(64, 60_000)).unwrap();
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let tx = writer.sender().unwrap();
+        for seq in 1..=20 {
+            tx.send(job(seq, &ack_tx)).await.unwrap();
+        }
+        // Waiting out the latency would take a minute.
+        for seq in 1..=20 {
+            let ack = tokio::time::timeout(Duration::from_secs(20), next_ack(&mut ack_rx))
+                .await
+                .expect("the writer waited for more reports with a batch large enough");
+            assert_eq!(ack.seq, seq);
+        }
+        // Below that size it still waits for more: two reports, then two more within the
+        // latency, all in one batch.
+        let before = sink.batches.lock().unwrap().len();
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.join(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        assert!(before >= 1);
+        let sink = FakeSink::default();
+        let writer = Writer::spawn(sink.clone(), cfg(64, 2_000)).unwrap();
+        let tx = writer.sender().unwrap();
+        for seq in 1..=2 {
+            tx.send(job(seq, &ack_tx)).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for seq in 3..=4 {
+            tx.send(job(seq, &ack_tx)).await.unwrap();
+        }
+        for _ in 1..=4 {
+            next_ack(&mut ack_rx).await;
+        }
+        assert_eq!(
+            *sink.batches.lock().unwrap(),
+            vec![(1..=4).map(|s| (1, s)).collect::<Batch>()]
         );
         drop(tx);
         tokio::task::spawn_blocking(move || writer.join(Duration::from_secs(1)))
