@@ -212,17 +212,18 @@ pub fn writer_settings(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // 64 MiB page cache: the sample tables' index pages stay hot during ingest.
     conn.pragma_update(None, "cache_size", -65536)?;
-    // Checkpoint every 32768 pages (128 MiB of WAL) instead of 1000: a page rewritten by many
+    // Checkpoint every 65536 pages (256 MiB of WAL) instead of 1000: a page rewritten by many
     // batches (rollup and current-state rows, the tails of the sample tables) is copied into
     // the database once. 8192 halved ingest CPU against 1000; 32768 took the writer from 131 to
-    // 120-128 us per report (148-153 from 161 under API reads; BENCHMARKS.md).
-    conn.pragma_update(None, "wal_autocheckpoint", 32768)?;
-    // Keep up to 256 MiB of WAL file after a checkpoint, more than it grows to between two
-    // (128 MiB and the batch that crosses it): frames are then written over blocks the file
+    // 120-128 us per report (148-153 from 161 under API reads); 65536 the durable rate from
+    // 9,885 to 10,533 reports/s (plain SQLite gains little from it; BENCHMARKS.md).
+    conn.pragma_update(None, "wal_autocheckpoint", 65536)?;
+    // Keep up to 512 MiB of WAL file after a checkpoint, more than it grows to between two
+    // (256 MiB and the batch that crosses it): frames are then written over blocks the file
     // already has. With 64 MiB, every cycle truncated the file and grew it again, and ext4
     // allocated and zeroed its blocks under each partial-page frame write (8% of the writer's
     // CPU; the WAL's frame writes fell from 25% to 16% of it, BENCHMARKS.md).
-    conn.pragma_update(None, "journal_size_limit", 256 * 1024 * 1024)?;
+    conn.pragma_update(None, "journal_size_limit", 512 * 1024 * 1024)?;
     Ok(())
 }
 
