@@ -3,8 +3,8 @@
 //! station, with each router's own station MACs as the simulated agents send them
 //! ([`crate::sim::own_macs`]), and the `routers` update), inserted with plain rusqlite prepared statements in
 //! batched transactions, on the collector's own schema and with its writer's settings (WAL and
-//! [`routerstats_collector::store::writer_settings`]: `synchronous=FULL`, 64 MiB page cache, a
-//! checkpoint every 8192 pages). What the baseline leaves out is the collector's own work: decoding,
+//! [`routerstats_collector::store::writer_settings`]: `synchronous=FULL`, 64 MiB page cache, its
+//! checkpoint interval and WAL size limit). What the baseline leaves out is the collector's own work: decoding,
 //! TLS, the per-counter deltas and rates, rollup upserts and current-state diffs.
 
 use std::path::Path;

@@ -880,6 +880,17 @@ Usage: bench-ingest [--agents N] [--secs S] [--warmup S] [--window W] [--api-loa
   --collector-bin PATH collector binary (default: routerstats-collector next to this one)
   -h, --help           print this help";
 
+/// The nice value given as `--name N` (0 to 19), if given.
+fn nice_flag(f: &[(String, String)], name: &str) -> Result<Option<i32>, String> {
+    f.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| match v.parse::<i32>() {
+            Ok(n) if (0..=19).contains(&n) => Ok(n),
+            _ => Err(format!("--{name}: {v:?} (0 to 19)")),
+        })
+        .transpose()
+}
+
 fn main() -> ExitCode {
     let parse = || -> Result<Opts, String> {
         let f = flags(USAGE).map_err(|e| e.to_string())?;
@@ -927,22 +938,8 @@ fn main() -> ExitCode {
                 .iter()
                 .find(|(n, _)| n == "rollup-read-lag")
                 .map(|(_, v)| v.clone()),
-            api_read_nice: f
-                .iter()
-                .find(|(n, _)| n == "api-read-nice")
-                .map(|(_, v)| match v.parse::<i32>() {
-                    Ok(n) if (0..=19).contains(&n) => Ok(n),
-                    _ => Err(format!("--api-read-nice: {v:?} (0 to 19)")),
-                })
-                .transpose()?,
-            network_nice: f
-                .iter()
-                .find(|(n, _)| n == "network-nice")
-                .map(|(_, v)| match v.parse::<i32>() {
-                    Ok(n) if (0..=19).contains(&n) => Ok(n),
-                    _ => Err(format!("--network-nice: {v:?} (0 to 19)")),
-                })
-                .transpose()?,
+            api_read_nice: nice_flag(&f, "api-read-nice")?,
+            network_nice: nice_flag(&f, "network-nice")?,
         })
     };
     routerstats_bench::run_async(parse(), bench)

@@ -481,9 +481,8 @@ impl<T: Send + 'static> Release<T> {
     /// Hands `value` to the release thread (dropped here when its queue is full or it is gone).
     fn give(&self, value: T) {
         if let Some(tx) = &self.0 {
-            if let Err(e) = tx.try_send(value) {
-                drop(e);
-            }
+            // A full queue or a gone thread hands the value back in the error, dropped here.
+            let _ = tx.try_send(value);
         }
     }
 }
