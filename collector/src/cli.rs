@@ -470,8 +470,12 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_start(move || {
+            // Told once: the runtime starts blocking-pool threads again and again.
+            static TOLD: std::sync::Once = std::sync::Once::new();
             if let Err(e) = crate::thread_priority::set_this_thread_nice(nice) {
-                tracing::warn!(error = %e, nice, "cannot lower the priority of a network thread");
+                TOLD.call_once(|| {
+                    tracing::warn!(error = %e, nice, "cannot lower the priority of the network threads");
+                });
             }
         })
         .build()
