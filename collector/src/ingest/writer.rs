@@ -556,7 +556,10 @@ async fn run<S: IngestSink>(
             }
         }
         let readers = health.readers(READ_QUIET);
-        if sink.holds_rollups() && readers == Readers::Active && may_lag(&cfg, &health, &rx) {
+        if sink.holds_rollups()
+            && readers == Readers::Active
+            && may_lag(&cfg, &health, &rx, batch.len())
+        {
             health.allow_lagging_reads(cfg.read_lag);
             health.set_rollups_pending(true);
         } else if readers != Readers::Quiet {
@@ -576,11 +579,22 @@ async fn run<S: IngestSink>(
 }
 
 /// Whether the batch about to be written may leave its rollup sums held while readers are
-/// active: a backlog waits (more jobs are queued), a lag is allowed, and the sums written last
+/// active: the writer is working through a backlog, a lag is allowed, and the sums written last
 /// are younger than half of it (reads made during this batch's commit then lag by less than it).
-fn may_lag(cfg: &WriterConfig, health: &DbHealth, rx: &mpsc::Receiver<IngestJob>) -> bool {
+///
+/// A backlog: more jobs are queued, or the batch found at least [`full_enough`] of them queued
+/// at once (a batch of one never counts). The second matters since batches stop waiting at that
+/// size: agents send their next reports once acked, so under a backlog the queue is often empty
+/// for the moment the writer looks.
+fn may_lag(
+    cfg: &WriterConfig,
+    health: &DbHealth,
+    rx: &mpsc::Receiver<IngestJob>,
+    batch_len: usize,
+) -> bool {
     let half = u64::try_from(cfg.read_lag.as_millis() / 2).unwrap_or(u64::MAX);
-    !cfg.read_lag.is_zero() && !rx.is_empty() && health.rollups_age_ms() < half
+    let backlog = !rx.is_empty() || batch_len >= full_enough(cfg).max(2);
+    !cfg.read_lag.is_zero() && backlog && health.rollups_age_ms() < half
 }
 
 /// Writes the held rollup sums; a failure is logged (the sums stay pending and are rebuilt
@@ -1064,6 +1078,31 @@ mod tests {
             "held under the backlog: {wrote:?}"
         );
         assert!(wrote[19], "written once the backlog is gone: {wrote:?}");
+    }
+
+    #[test]
+    fn a_batch_that_found_many_reports_queued_is_a_backlog_even_with_the_queue_empty() {
+        let mut c = cfg(64, 20);
+        c.read_lag = Duration::from_secs(60);
+        let health = DbHealth::default();
+        let (tx, rx) = mpsc::channel::<IngestJob>(4);
+        // full_enough(64) = 8: the writer stopped waiting for more at that size.
+        assert!(may_lag(&c, &health, &rx, 8));
+        assert!(
+            !may_lag(&c, &health, &rx, 7),
+            "a small batch with nothing queued"
+        );
+        let (ack_tx, _ack_rx) = mpsc::unbounded_channel();
+        tx.try_send(job(1, &ack_tx)).unwrap();
+        assert!(may_lag(&c, &health, &rx, 1), "more reports queued");
+        // A batch of one alone is never a backlog (batch_max 1: full_enough is 1).
+        let mut one = cfg(1, 20);
+        one.read_lag = Duration::from_secs(60);
+        let (_tx, empty) = mpsc::channel::<IngestJob>(4);
+        assert!(!may_lag(&one, &health, &empty, 1));
+        // No lag configured: never.
+        c.read_lag = Duration::ZERO;
+        assert!(!may_lag(&c, &health, &rx, 64));
     }
 
     #[tokio::test]
