@@ -52,10 +52,8 @@ pub(crate) struct RouterCache {
     /// The router's newest stored report.
     last: Option<SampleOrigin>,
     ifaces: HashMap<String, PrevSample>,
-    /// interface -> station MAC -> previous sample.
-    stations: HashMap<String, HashMap<MacAddr, PrevSample>>,
-    /// interface -> station MAC -> previous airtime counters (rx/tx duration, microseconds).
-    airtime: HashMap<String, HashMap<MacAddr, PrevSample>>,
+    /// interface -> station MAC -> previous samples.
+    stations: HashMap<String, HashMap<MacAddr, StationPrev>>,
     /// interface -> peer public key -> previous sample.
     wg: HashMap<String, HashMap<String, PrevSample>>,
     /// instance -> (common name, real address) -> previous sample.
@@ -71,6 +69,14 @@ pub(crate) struct RouterCache {
     /// The station MACs listed in `raw_block_keys` for this router's newest hour of station
     /// rows (schema 20: lookups by MAC go through those entries).
     station_keys: StationKeys,
+}
+
+/// A station's previous sample: its byte counters, and its airtime counters (rx/tx duration,
+/// microseconds) from the newest sample that had them.
+#[derive(Debug, Clone, Copy)]
+struct StationPrev {
+    bytes: PrevSample,
+    airtime: Option<PrevSample>,
 }
 
 /// MACs whose (hour, MAC, router) entry is in `raw_block_keys`, for one hour.
@@ -158,7 +164,6 @@ impl RouterCache {
     fn clear_samples(&mut self) {
         self.ifaces.clear();
         self.stations.clear();
-        self.airtime.clear();
         self.wg.clear();
         self.ovpn.clear();
     }
@@ -173,13 +178,14 @@ impl RouterCache {
         let keep = |p: &PrevSample| p.origin.seq.saturating_add(CACHE_KEEP_REPORTS) >= seq;
         self.ifaces.retain(|_, p| keep(p));
         for m in self.stations.values_mut() {
-            m.retain(|_, p| keep(p));
+            m.retain(|_, p| {
+                if p.airtime.as_ref().is_some_and(|a| !keep(a)) {
+                    p.airtime = None;
+                }
+                keep(&p.bytes)
+            });
         }
         self.stations.retain(|_, m| !m.is_empty());
-        for m in self.airtime.values_mut() {
-            m.retain(|_, p| keep(p));
-        }
-        self.airtime.retain(|_, m| !m.is_empty());
         for m in self.wg.values_mut() {
             m.retain(|_, p| keep(p));
         }
@@ -268,15 +274,11 @@ fn load_router_cache(tx: &Transaction<'_>, router_id: i64) -> Result<RouterCache
         let Ok(mac) = mac.parse::<MacAddr>() else {
             continue;
         };
-        let p = prev(r.get(2)?, r.get(3)?, r.get(4)?);
-        if let Some(m) = inner(&mut cache.stations, &iface) {
-            m.insert(mac, p);
-        }
+        let bytes = prev(r.get(2)?, r.get(3)?, r.get(4)?);
         let a = prev(r.get(5)?, r.get(6)?, r.get(4)?);
-        if a.rx.is_some() || a.tx.is_some() {
-            if let Some(m) = inner(&mut cache.airtime, &iface) {
-                m.insert(mac, a);
-            }
+        let airtime = (a.rx.is_some() || a.tx.is_some()).then_some(a);
+        if let Some(m) = inner(&mut cache.stations, &iface) {
+            m.insert(mac, StationPrev { bytes, airtime });
         }
     }
 
@@ -340,13 +342,14 @@ impl Acc {
 /// Rollup contributions summed in memory (keys owned, looked up without allocating when
 /// present): the batch's, and those the writer holds across batches ([`Held`]), UPSERTed by
 /// [`Rollups::write`].
+///
+/// Interfaces and stations are summed per 5 minutes only: their hourly rows are the sums of
+/// the 5-minute ones ([`hourly`]), made when written, so each sample costs one map entry.
 #[derive(Debug, Default)]
 pub(crate) struct Rollups {
-    /// (bucket, router) -> interface -> sums
+    /// (5-minute bucket, router) -> interface -> sums
     if_5m: HashMap<(i64, i64), HashMap<String, Acc>>,
-    if_1h: HashMap<(i64, i64), HashMap<String, Acc>>,
-    /// (bucket, router, mac)
-    st_1h: HashMap<(i64, i64, MacAddr), Acc>,
+    /// (5-minute bucket, router, mac)
     st_5m: HashMap<(i64, i64, MacAddr), Acc>,
     /// (bucket, router) -> interface -> public key -> sums
     wg_1h: HashMap<(i64, i64), HashMap<String, HashMap<String, Acc>>>,
@@ -450,6 +453,21 @@ fn upsert_sql(table: &str, key_cols: &str) -> String {
     )
 }
 
+/// Hourly sums from 5-minute ones: each `(bucket, router, what)` key's sums merged into those
+/// of `(hour of bucket, router, what)`.
+fn hourly<'a, W: Eq + std::hash::Hash>(
+    five_minutes: impl Iterator<Item = ((i64, i64, W), &'a Acc)>,
+) -> HashMap<(i64, i64, W), Acc> {
+    let mut hours: HashMap<(i64, i64, W), Acc> = HashMap::default();
+    for ((bucket, router, what), a) in five_minutes {
+        hours
+            .entry((bucket_start(bucket, BUCKET_1H_MS), router, what))
+            .or_default()
+            .merge(a);
+    }
+    hours
+}
+
 /// The value under the string key `key`, created when missing (allocates the key only then).
 fn slot<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> Option<&'m mut V> {
     if !map.contains_key(key) {
@@ -475,28 +493,20 @@ impl Rollups {
     }
 
     fn add_interface(&mut self, router_id: i64, name: &str, ts_ms: i64, d: &PairDelta) {
-        for (map, len) in [
-            (&mut self.if_5m, BUCKET_5M_MS),
-            (&mut self.if_1h, BUCKET_1H_MS),
-        ] {
-            let by_name = map
-                .entry((bucket_start(ts_ms, len), router_id))
-                .or_default();
-            if let Some(a) = slot(by_name, name) {
-                a.add(d);
-            }
+        let by_name = self
+            .if_5m
+            .entry((bucket_start(ts_ms, BUCKET_5M_MS), router_id))
+            .or_default();
+        if let Some(a) = slot(by_name, name) {
+            a.add(d);
         }
     }
 
     fn add_station(&mut self, router_id: i64, mac: MacAddr, ts_ms: i64, d: &PairDelta) {
-        for (map, len) in [
-            (&mut self.st_1h, BUCKET_1H_MS),
-            (&mut self.st_5m, BUCKET_5M_MS),
-        ] {
-            map.entry((bucket_start(ts_ms, len), router_id, mac))
-                .or_default()
-                .add(d);
-        }
+        self.st_5m
+            .entry((bucket_start(ts_ms, BUCKET_5M_MS), router_id, mac))
+            .or_default()
+            .add(d);
     }
 
     /// Keeps a stored station sample for the recent-traffic index, when one is fed.
@@ -556,18 +566,28 @@ impl Rollups {
                 sat(a.samples),
             )
         };
-        for (table, map) in [
-            ("interface_rollup_5m", &self.if_5m),
-            ("interface_rollup_1h", &self.if_1h),
-        ] {
-            let mut st =
-                tx.prepare_cached(&upsert_sql(table, "bucket_start_ms, router_id, name"))?;
-            for ((bucket, router), by_name) in map {
-                for (name, a) in by_name {
-                    let (rx, txb, mrx, mtx, n) = acc_params(a);
-                    st.execute(params![bucket, router, name, rx, txb, mrx, mtx, n])?;
-                }
+        let if_1h = hourly(self.if_5m.iter().flat_map(|((bucket, router), by_name)| {
+            by_name
+                .iter()
+                .map(move |(name, a)| ((*bucket, *router, name.as_str()), a))
+        }));
+        let mut st = tx.prepare_cached(&upsert_sql(
+            "interface_rollup_5m",
+            "bucket_start_ms, router_id, name",
+        ))?;
+        for ((bucket, router), by_name) in &self.if_5m {
+            for (name, a) in by_name {
+                let (rx, txb, mrx, mtx, n) = acc_params(a);
+                st.execute(params![bucket, router, name, rx, txb, mrx, mtx, n])?;
             }
+        }
+        let mut st = tx.prepare_cached(&upsert_sql(
+            "interface_rollup_1h",
+            "bucket_start_ms, router_id, name",
+        ))?;
+        for ((bucket, router, name), a) in &if_1h {
+            let (rx, txb, mrx, mtx, n) = acc_params(a);
+            st.execute(params![bucket, router, name, rx, txb, mrx, mtx, n])?;
         }
         let mut st = tx.prepare_cached(&upsert_sql(
             "station_rollup_5m",
@@ -599,8 +619,13 @@ impl Rollups {
             "{} RETURNING samples",
             upsert_sql("station_rollup_1h", "bucket_start_ms, router_id, mac")
         ))?;
+        let st_1h = hourly(
+            self.st_5m
+                .iter()
+                .map(|((bucket, router, mac), a)| ((*bucket, *router, *mac), a)),
+        );
         let mut fleet: HashMap<i64, (Acc, u64)> = HashMap::default();
-        for ((bucket, router, mac), a) in &self.st_1h {
+        for ((bucket, router, mac), a) in &st_1h {
             let (rx, txb, mrx, mtx, n) = acc_params(a);
             let total: i64 = st.query_row(
                 params![bucket, router, mac_buf.format(mac), rx, txb, mrx, mtx, n],
@@ -687,15 +712,11 @@ pub(crate) struct Held {
 pub const HELD_ROWS_MAX: usize = 500_000;
 
 impl Rollups {
-    /// Rows the sums would write (an upper bound of the memory they use, in rows).
+    /// Rows the sums would write at most (an upper bound of the memory they and the hourly
+    /// sums made when they are written use, in rows).
     fn rows(&self) -> usize {
-        let nested = |m: &HashMap<(i64, i64), HashMap<String, Acc>>| -> usize {
-            m.values().map(HashMap::len).sum()
-        };
-        nested(&self.if_5m)
-            + nested(&self.if_1h)
-            + self.st_1h.len()
-            + self.st_5m.len()
+        let interfaces: usize = self.if_5m.values().map(HashMap::len).sum();
+        2 * (interfaces + self.st_5m.len())
             + self
                 .wg_1h
                 .values()
@@ -1315,10 +1336,12 @@ fn ingest_stations(
         let l = &sta.links;
         let rx = s.rx_bytes.or_else(|| sum_links(l, |x| x.rx_bytes));
         let txb = s.tx_bytes.or_else(|| sum_links(l, |x| x.tx_bytes));
-        let prev = rc
+        let known = rc
             .stations
             .get(sta.interface.as_str())
-            .and_then(|m| m.get(&sta.mac));
+            .and_then(|m| m.get(&sta.mac))
+            .copied();
+        let prev = known.as_ref().map(|k| &k.bytes);
         let reset = prev
             .is_some_and(|p| station_reassociated(p.session, p.origin.ts_ms, sta.connected_s, ts));
         let d = pair_delta(prev, &cur, rx, txb, Width::MayWrap32, reset);
@@ -1329,10 +1352,7 @@ fn ingest_stations(
         let tx_dur = s
             .tx_duration_us
             .or_else(|| sum_links(l, |x| x.tx_duration_us));
-        let prev_air = rc
-            .airtime
-            .get(sta.interface.as_str())
-            .and_then(|m| m.get(&sta.mac));
+        let prev_air = known.as_ref().and_then(|k| k.airtime.as_ref());
         let air_reset = prev_air
             .is_some_and(|p| station_reassociated(p.session, p.origin.ts_ms, sta.connected_s, ts));
         let air = pair_delta(prev_air, &cur, rx_dur, tx_dur, Width::Only64, air_reset);
@@ -1441,24 +1461,32 @@ fn ingest_stations(
             station_totals.kept_first += 1;
         }
         if is_newest {
-            let sample = PrevSample {
+            let bytes = PrevSample {
                 origin: cur,
                 rx,
                 tx: txb,
                 session: sta.connected_s,
             };
-            if let Some(m) = inner(&mut rc.stations, &sta.interface) {
-                m.insert(sta.mac, sample);
-            }
-            if rx_dur.is_some() || tx_dur.is_some() {
-                let sample = PrevSample {
+            // A sample without airtime counters keeps the previous ones.
+            let airtime = if rx_dur.is_some() || tx_dur.is_some() {
+                Some(PrevSample {
                     origin: cur,
                     rx: rx_dur,
                     tx: tx_dur,
                     session: sta.connected_s,
-                };
-                if let Some(m) = inner(&mut rc.airtime, &sta.interface) {
-                    m.insert(sta.mac, sample);
+                })
+            } else {
+                known.and_then(|k| k.airtime)
+            };
+            let p = StationPrev { bytes, airtime };
+            match rc.stations.get_mut(sta.interface.as_str()) {
+                Some(m) => {
+                    m.insert(sta.mac, p);
+                }
+                None => {
+                    let mut m = HashMap::default();
+                    m.insert(sta.mac, p);
+                    rc.stations.insert(sta.interface.clone(), m);
                 }
             }
         }
@@ -2641,6 +2669,35 @@ mod tests {
             T0 + 30_000
         );
         assert_eq!(i64_query(&store, &q), Some(100_000));
+    }
+
+    #[test]
+    fn a_sample_without_airtime_counters_keeps_the_previous_ones_for_the_next() {
+        let (_dir, mut store) = open_temp();
+        let r = enrolled_router(&mut store, "gw");
+        one(&mut store, r.id, &airtime_report(1, T0, 1000));
+        // The second report's first station has byte counters but no airtime counters.
+        let mut second = airtime_report(2, T0 + 30_000, 1100);
+        second.stations[0].stats.tx_duration_us = None;
+        second.stations[0].stats.rx_duration_us = None;
+        one(&mut store, r.id, &second);
+        one(&mut store, r.id, &airtime_report(3, T0 + 60_000, 1300));
+        let q = |ts: u64| {
+            format!(
+                "SELECT tx_airtime_us FROM station_samples WHERE mac = '{}' AND ts_ms = {ts}",
+                mac(1)
+            )
+        };
+        assert_eq!(i64_query(&store, &q(T0 + 30_000)), None);
+        // Against the first report's counters (1,000 -> 1,300 ms), not unknown.
+        assert_eq!(i64_query(&store, &q(T0 + 60_000)), Some(300_000));
+        // The byte deltas went on from the second report.
+        let rx_delta = format!(
+            "SELECT rx_delta FROM station_samples WHERE mac = '{}' AND ts_ms = {}",
+            mac(1),
+            T0 + 60_000
+        );
+        assert!(i64_query(&store, &rx_delta).is_some_and(|d| d > 0));
     }
 
     #[test]
