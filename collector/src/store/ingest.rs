@@ -65,6 +65,9 @@ pub(crate) struct RouterCache {
     wg_ifaces: Option<Vec<WgIfaceRow>>,
     wg_peers: Option<Vec<WgPeerRow>>,
     wan: Option<Vec<WanAddress>>,
+    /// Whether `ovpn_instance_sessions` has rows of this router, as last written (None:
+    /// unknown).
+    ovpn_sessions: Option<bool>,
     reports_since_prune: u64,
     /// The station MACs listed in `raw_block_keys` for this router's newest hour of station
     /// rows (schema 20: lookups by MAC go through those entries).
@@ -1220,7 +1223,12 @@ fn ingest_one(
     ingest_wg_peers(tx, rc, r, s, rollups)?;
     ingest_ovpn_clients(tx, rc, r, s, rollups)?;
     if is_newest {
-        super::vpnstate::set_instance_sessions(tx, rid, ts)?;
+        // Routers without OpenVPN skip the statements once their rows are known to be gone.
+        let no_clients = r.openvpn.iter().all(|i| i.clients.is_empty());
+        if !(no_clients && rc.ovpn_sessions == Some(false)) {
+            let rows = super::vpnstate::set_instance_sessions(tx, rid, ts)?;
+            rc.ovpn_sessions = Some(rows > 0);
+        }
     }
     ingest_probes(tx, r, s, rollups)?;
     if is_newest {
@@ -1682,7 +1690,10 @@ fn make_current(
     sync_sources(tx, rc, rid, ts, &r.sources)?;
     sync_wg_interfaces(tx, rc, rid, ts, &r.wireguard)?;
     sync_wg_peers(tx, rc, rid, &r.wireguard)?;
-    super::wg_latest::refresh(tx, rid, ts)?;
+    // `wg_peers` now holds exactly this report's peers: none, nothing to refresh.
+    if r.wireguard.iter().any(|w| !w.peers.is_empty()) {
+        super::wg_latest::refresh(tx, rid, ts)?;
+    }
     sync_wan(tx, rc, rid, ts, &r.wan)?;
     update_facts(tx, item, report_id, ts)?;
     rc.last = Some(cur);

@@ -84,21 +84,22 @@ pub(super) fn flush_client_names<'a>(
 }
 
 /// Replaces router `router_id`'s `ovpn_instance_sessions` rows with the sessions per instance
-/// of its samples at `ts_ms` (its newest report, just stored).
+/// of its samples at `ts_ms` (its newest report, just stored); returns the rows it wrote.
 pub(super) fn set_instance_sessions(
     tx: &Transaction<'_>,
     router_id: i64,
     ts_ms: i64,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     tx.prepare_cached("DELETE FROM ovpn_instance_sessions WHERE router_id = ?1")?
         .execute([router_id])?;
-    tx.prepare_cached(
-        "INSERT INTO ovpn_instance_sessions (router_id, instance, sessions) \
-         SELECT router_id, instance, count(*) FROM ovpn_client_samples \
-         WHERE router_id = ?1 AND ts_ms = ?2 GROUP BY instance",
-    )?
-    .execute(params![router_id, ts_ms])?;
-    Ok(())
+    let rows = tx
+        .prepare_cached(
+            "INSERT INTO ovpn_instance_sessions (router_id, instance, sessions) \
+             SELECT router_id, instance, count(*) FROM ovpn_client_samples \
+             WHERE router_id = ?1 AND ts_ms = ?2 GROUP BY instance",
+        )?
+        .execute(params![router_id, ts_ms])?;
+    Ok(rows)
 }
 
 /// Deletes the names whose newest sample on their router is older than `raw_cutoff_ms` (raw
@@ -108,4 +109,61 @@ pub(super) fn apply_retention(tx: &Transaction<'_>, raw_cutoff_ms: i64) -> Resul
         .prepare_cached("DELETE FROM ovpn_client_names WHERE last_ts_ms < ?1")?
         .execute([raw_cutoff_ms])?;
     Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::testutil::{enrolled_router, ingest_one, open_temp, rich_report};
+    use crate::store::Store;
+
+    const BOOT: [u8; 16] = [9; 16];
+    /// 2023-11-15T00:00:00Z.
+    const T0: u64 = 1_700_006_400_000;
+
+    fn sessions(store: &Store, router_id: i64) -> Vec<(String, i64)> {
+        let mut st = store
+            .connection()
+            .prepare(
+                "SELECT instance, sessions FROM ovpn_instance_sessions WHERE router_id = ?1 \
+                 ORDER BY instance",
+            )
+            .unwrap();
+        st.query_map([router_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn instance_sessions_follow_the_newest_report_with_and_without_clients() {
+        let (dir, mut store) = open_temp();
+        let gw = enrolled_router(&mut store, "gw");
+        let plain = enrolled_router(&mut store, "plain");
+        let with = |seq: u64| rich_report(BOOT, seq, T0 + seq * 30_000, seq * 100);
+        let without = |seq: u64| {
+            let mut r = with(seq);
+            r.openvpn.clear();
+            r
+        };
+        let at = |seq: u64| i64::try_from(T0 + seq * 30_000).unwrap();
+        ingest_one(&mut store, gw.id, at(1), &with(1));
+        ingest_one(&mut store, plain.id, at(1), &without(1));
+        assert_eq!(sessions(&store, gw.id), [("server".to_string(), 1)]);
+        assert!(sessions(&store, plain.id).is_empty());
+        // The clients are gone: so are the rows, and they stay gone while none come back.
+        for seq in 2..=3 {
+            ingest_one(&mut store, gw.id, at(seq), &without(seq));
+            ingest_one(&mut store, plain.id, at(seq), &without(seq));
+            assert!(sessions(&store, gw.id).is_empty(), "report {seq}");
+            assert!(sessions(&store, plain.id).is_empty(), "report {seq}");
+        }
+        ingest_one(&mut store, gw.id, at(4), &with(4));
+        assert_eq!(sessions(&store, gw.id), [("server".to_string(), 1)]);
+        // A restarted writer does not know what is stored: a report without clients still
+        // clears the rows.
+        drop(store);
+        let mut store = Store::open(&dir.path().join("routerstats.db")).unwrap();
+        ingest_one(&mut store, gw.id, at(5), &without(5));
+        assert!(sessions(&store, gw.id).is_empty());
+    }
 }
