@@ -220,6 +220,26 @@ fn inner<'m, K, V>(
     map.get_mut(key)
 }
 
+/// Inserts `value` under `key` in the inner map under `outer`, created when missing (one
+/// lookup of `outer` when it exists; allocates it only when it does not).
+fn insert_inner<K: Eq + Hash, V>(
+    map: &mut HashMap<String, HashMap<K, V>>,
+    outer: &str,
+    key: K,
+    value: V,
+) {
+    match map.get_mut(outer) {
+        Some(m) => {
+            m.insert(key, value);
+        }
+        None => {
+            let mut m = HashMap::default();
+            m.insert(key, value);
+            map.insert(outer.to_string(), m);
+        }
+    }
+}
+
 fn to_u64(v: Option<i64>) -> Option<u64> {
     v.and_then(|v| u64::try_from(v).ok())
 }
@@ -280,9 +300,12 @@ fn load_router_cache(tx: &Transaction<'_>, router_id: i64) -> Result<RouterCache
         let bytes = prev(r.get(2)?, r.get(3)?, r.get(4)?);
         let a = prev(r.get(5)?, r.get(6)?, r.get(4)?);
         let airtime = (a.rx.is_some() || a.tx.is_some()).then_some(a);
-        if let Some(m) = inner(&mut cache.stations, &iface) {
-            m.insert(mac, StationPrev { bytes, airtime });
-        }
+        insert_inner(
+            &mut cache.stations,
+            &iface,
+            mac,
+            StationPrev { bytes, airtime },
+        );
     }
 
     let mut st =
@@ -292,9 +315,7 @@ fn load_router_cache(tx: &Transaction<'_>, router_id: i64) -> Result<RouterCache
         let iface: String = r.get(0)?;
         let key: String = r.get(1)?;
         let p = prev(r.get(2)?, r.get(3)?, None);
-        if let Some(m) = inner(&mut cache.wg, &iface) {
-            m.insert(key, p);
-        }
+        insert_inner(&mut cache.wg, &iface, key, p);
     }
 
     let mut st = tx.prepare_cached(
@@ -306,9 +327,7 @@ fn load_router_cache(tx: &Transaction<'_>, router_id: i64) -> Result<RouterCache
         let instance: String = r.get(0)?;
         let key: (String, String) = (r.get(1)?, r.get(2)?);
         let p = prev(r.get(3)?, r.get(4)?, r.get(5)?);
-        if let Some(m) = inner(&mut cache.ovpn, &instance) {
-            m.insert(key, p);
-        }
+        insert_inner(&mut cache.ovpn, &instance, key, p);
     }
     Ok(cache)
 }
@@ -456,6 +475,31 @@ fn upsert_sql(table: &str, key_cols: &str) -> String {
     )
 }
 
+/// An `upsert_sql` statement's parameters after the key: the sums and maxima of `a`.
+fn acc_params(a: &Acc) -> (i64, i64, Option<i64>, Option<i64>, i64) {
+    (
+        sat(a.rx),
+        sat(a.tx),
+        sat_opt(a.max_rx),
+        sat_opt(a.max_tx),
+        sat(a.samples),
+    )
+}
+
+/// UPSERTs interface sums keyed (bucket, router, interface) into `table`.
+fn upsert_interface_rows<'a>(
+    tx: &Transaction<'_>,
+    table: &str,
+    rows: impl Iterator<Item = ((i64, i64, &'a str), &'a Acc)>,
+) -> Result<(), StoreError> {
+    let mut st = tx.prepare_cached(&upsert_sql(table, "bucket_start_ms, router_id, name"))?;
+    for ((bucket, router, name), a) in rows {
+        let (rx, txb, mrx, mtx, n) = acc_params(a);
+        st.execute(params![bucket, router, name, rx, txb, mrx, mtx, n])?;
+    }
+    Ok(())
+}
+
 /// Hourly sums from 5-minute ones: each `(bucket, router, what)` key's sums merged into those
 /// of `(hour of bucket, router, what)`.
 fn hourly<'a, W: Eq + std::hash::Hash>(
@@ -560,38 +604,20 @@ impl Rollups {
 
     /// UPSERTs every sum into its rollup table (and the fleet aggregates), in `tx`.
     fn write(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
-        let acc_params = |a: &Acc| {
-            (
-                sat(a.rx),
-                sat(a.tx),
-                sat_opt(a.max_rx),
-                sat_opt(a.max_tx),
-                sat(a.samples),
-            )
+        let if_5m = || {
+            self.if_5m.iter().flat_map(|((bucket, router), by_name)| {
+                by_name
+                    .iter()
+                    .map(move |(name, a)| ((*bucket, *router, name.as_str()), a))
+            })
         };
-        let if_1h = hourly(self.if_5m.iter().flat_map(|((bucket, router), by_name)| {
-            by_name
-                .iter()
-                .map(move |(name, a)| ((*bucket, *router, name.as_str()), a))
-        }));
-        let mut st = tx.prepare_cached(&upsert_sql(
-            "interface_rollup_5m",
-            "bucket_start_ms, router_id, name",
-        ))?;
-        for ((bucket, router), by_name) in &self.if_5m {
-            for (name, a) in by_name {
-                let (rx, txb, mrx, mtx, n) = acc_params(a);
-                st.execute(params![bucket, router, name, rx, txb, mrx, mtx, n])?;
-            }
-        }
-        let mut st = tx.prepare_cached(&upsert_sql(
+        let if_1h = hourly(if_5m());
+        upsert_interface_rows(tx, "interface_rollup_5m", if_5m())?;
+        upsert_interface_rows(
+            tx,
             "interface_rollup_1h",
-            "bucket_start_ms, router_id, name",
-        ))?;
-        for ((bucket, router, name), a) in &if_1h {
-            let (rx, txb, mrx, mtx, n) = acc_params(a);
-            st.execute(params![bucket, router, name, rx, txb, mrx, mtx, n])?;
-        }
+            if_1h.iter().map(|(key, a)| (*key, a)),
+        )?;
         let mut st = tx.prepare_cached(&upsert_sql(
             "station_rollup_5m",
             "bucket_start_ms, router_id, mac",
@@ -1486,17 +1512,12 @@ fn ingest_stations(
             } else {
                 known.and_then(|k| k.airtime)
             };
-            let p = StationPrev { bytes, airtime };
-            match rc.stations.get_mut(sta.interface.as_str()) {
-                Some(m) => {
-                    m.insert(sta.mac, p);
-                }
-                None => {
-                    let mut m = HashMap::default();
-                    m.insert(sta.mac, p);
-                    rc.stations.insert(sta.interface.clone(), m);
-                }
-            }
+            insert_inner(
+                &mut rc.stations,
+                &sta.interface,
+                sta.mac,
+                StationPrev { bytes, airtime },
+            );
         }
     }
     Ok(station_totals)
@@ -1658,17 +1679,13 @@ fn ingest_ovpn_clients(
                 rollups.add_ovpn(rid, session, ts, &d);
             }
             if is_newest {
-                if let Some(m) = inner(&mut rc.ovpn, &inst.name) {
-                    m.insert(
-                        key,
-                        PrevSample {
-                            origin: cur,
-                            rx,
-                            tx: txb,
-                            session: c.connected_since,
-                        },
-                    );
-                }
+                let p = PrevSample {
+                    origin: cur,
+                    rx,
+                    tx: txb,
+                    session: c.connected_since,
+                };
+                insert_inner(&mut rc.ovpn, &inst.name, key, p);
             }
         }
     }
