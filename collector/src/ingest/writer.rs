@@ -900,6 +900,17 @@ mod tests {
         }
     }
 
+    /// Sends a job of each sequence number, in order, replying on `reply`.
+    async fn send_jobs(
+        tx: &mpsc::Sender<IngestJob>,
+        seqs: impl IntoIterator<Item = u64>,
+        reply: &mpsc::UnboundedSender<WriterReply>,
+    ) {
+        for seq in seqs {
+            tx.send(job(seq, reply)).await.unwrap();
+        }
+    }
+
     /// Closes the test's sender and waits for the writer to finish.
     async fn stop(writer: Writer, tx: mpsc::Sender<IngestJob>) {
         drop(tx);
@@ -926,9 +937,7 @@ mod tests {
         let writer = Writer::spawn(sink.clone(), cfg(512, 50)).unwrap();
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         let tx = writer.sender().unwrap();
-        for seq in 1..=100 {
-            tx.send(job(seq, &ack_tx)).await.unwrap();
-        }
+        send_jobs(&tx, 1..=100, &ack_tx).await;
         for seq in 1..=100 {
             let ack = next_ack(&mut ack_rx).await;
             assert_eq!(ack.seq, seq);
@@ -949,9 +958,7 @@ mod tests {
         let writer = Writer::spawn(sink.clone(), cfg(64, 60_000)).unwrap();
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         let tx = writer.sender().unwrap();
-        for seq in 1..=20 {
-            tx.send(job(seq, &ack_tx)).await.unwrap();
-        }
+        send_jobs(&tx, 1..=20, &ack_tx).await;
         // Waiting out the latency would take a minute; `next_ack` gives up after 5 s.
         for seq in 1..=20 {
             assert_eq!(next_ack(&mut ack_rx).await.seq, seq);
@@ -962,13 +969,9 @@ mod tests {
         let sink = FakeSink::default();
         let writer = Writer::spawn(sink.clone(), cfg(64, 2_000)).unwrap();
         let tx = writer.sender().unwrap();
-        for seq in 1..=2 {
-            tx.send(job(seq, &ack_tx)).await.unwrap();
-        }
+        send_jobs(&tx, 1..=2, &ack_tx).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        for seq in 3..=4 {
-            tx.send(job(seq, &ack_tx)).await.unwrap();
-        }
+        send_jobs(&tx, 3..=4, &ack_tx).await;
         for _ in 1..=4 {
             next_ack(&mut ack_rx).await;
         }
@@ -1030,9 +1033,7 @@ mod tests {
         health.settle_for_read(Duration::from_secs(5));
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         let tx = writer.sender().unwrap();
-        for seq in 1..=20 {
-            tx.send(job(seq, &ack_tx)).await.unwrap();
-        }
+        send_jobs(&tx, 1..=20, &ack_tx).await;
         for seq in 1..=20 {
             assert_eq!(next_ack(&mut ack_rx).await.seq, seq);
             if seq == 8 {
@@ -1138,9 +1139,7 @@ mod tests {
         let writer = Writer::spawn(sink.clone(), cfg(3, 200)).unwrap();
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         let tx = writer.sender().unwrap();
-        for seq in 1..=7 {
-            tx.send(job(seq, &ack_tx)).await.unwrap();
-        }
+        send_jobs(&tx, 1..=7, &ack_tx).await;
         for _ in 1..=7 {
             next_ack(&mut ack_rx).await;
         }
@@ -1226,9 +1225,7 @@ mod tests {
         let health = writer.health();
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
         let tx = writer.sender().unwrap();
-        for seq in [1, 2, POISON, 4, 5] {
-            tx.send(job(seq, &ack_tx)).await.unwrap();
-        }
+        send_jobs(&tx, [1, 2, POISON, 4, 5], &ack_tx).await;
         let mut acked = Vec::new();
         let mut rejected = Vec::new();
         for _ in 0..5 {

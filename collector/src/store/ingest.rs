@@ -502,7 +502,7 @@ fn upsert_interface_rows<'a>(
 
 /// Hourly sums from 5-minute ones: each `(bucket, router, what)` key's sums merged into those
 /// of `(hour of bucket, router, what)`.
-fn hourly<'a, W: Eq + std::hash::Hash>(
+fn hourly<'a, W: Eq + Hash>(
     five_minutes: impl Iterator<Item = ((i64, i64, W), &'a Acc)>,
 ) -> HashMap<(i64, i64, W), Acc> {
     let mut hours: HashMap<(i64, i64, W), Acc> = HashMap::default();
