@@ -367,10 +367,6 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                  VALUES (?1, ?2, ?3, ?4, 'HomeNet', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 3, 0, 40, ?15, \
                  866700, 780000, 500000)",
             )?;
-            let mut srt = conn.prepare_cached(
-                "INSERT INTO station_report_totals (router_id, ts_ms, rx_bytes, tx_bytes, rx_deltas, \
-                 tx_deltas, stations) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-            )?;
             let mut wg = conn.prepare_cached(
                 "INSERT INTO wg_peer_samples (router_id, ts_ms, iface, public_key, name, endpoint, allowed_ips, \
                  latest_handshake, rx_bytes, tx_bytes, rx_delta, tx_delta, rx_bps, tx_bps) \
@@ -442,7 +438,6 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                         ])?;
                         rows += 1;
                     }
-                    let (mut sum_rx, mut sum_tx) = (0i64, 0i64);
                     for s in 0..STATIONS {
                         let rxd = g.rng.range(1_000, 1_500_000);
                         let txd = g.rng.range(5_000, 6_000_000);
@@ -470,15 +465,8 @@ fn generate(store: &Store, o: &Opts, now: i64) -> rusqlite::Result<()> {
                             b_tx,
                             3_600 + k * 30
                         ])?;
-                        if !first {
-                            sum_rx += rxd;
-                            sum_tx += txd;
-                        }
                         rows += 1;
                     }
-                    let known = if first { 0 } else { STATIONS as i64 };
-                    srt.execute(params![id, ts, sum_rx, sum_tx, known, STATIONS as i64])?;
-                    rows += 1;
                     for p in 0..WG_PEERS {
                         let rxd = g.rng.range(100, 400_000);
                         let txd = g.rng.range(100, 900_000);
@@ -1097,7 +1085,6 @@ fn main() {
             "interface_rollup_1h",
             "station_rollup_1h",
             "wg_rollup_1h",
-            "station_report_totals",
             "ovpn_rollup_1h",
             "station_fleet_1h",
             "ovpn_rollup_1d",

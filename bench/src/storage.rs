@@ -45,10 +45,9 @@ pub const INTERVAL_S: u64 = 30;
 pub const RAW_LEVEL: &[&str] = routerstats_collector::store::RAW_LEVEL_TABLES;
 
 /// The row tables holding only the hot window once sealing runs.
-const HOT_TABLES: [&str; 9] = [
+const HOT_TABLES: [&str; 8] = [
     "reports",
     "station_rollup_5m",
-    "station_report_totals",
     "interface_samples",
     "station_samples",
     "station_link_samples",

@@ -6,8 +6,8 @@
 //!   days (`/api/vpn/statistics/usage`) reads at most one hour of raw samples, up to 23 hourly
 //!   buckets and `d + 1` daily buckets per session instead of `24 d` hourly ones.
 //!
-//! - `fleet_totals_1s`: per second of report time, the fleet's station delta sums (its
-//!   `station_report_totals` rows) and probe sums (its `probe_samples` rows). The fleet-wide
+//! - `fleet_totals_1s`: per second of report time, the fleet's station delta sums (those of
+//!   its `station_samples` rows) and probe sums (its `probe_samples` rows). The fleet-wide
 //!   real-time series (`/api/bandwidth/usage/real-time` without a user or device) reads one row
 //!   per second of its window (at most 3,600 for an hour; 86,400 for the longest, a day, of
 //!   probe figures) instead of one per report and router.
@@ -135,7 +135,7 @@ impl FleetSeconds {
         self.0.entry(ts_ms.div_euclid(1000)).or_default()
     }
 
-    /// A `station_report_totals` row written (or added to) for a report made at `ts_ms`.
+    /// The sums of a report's stored station samples, for a report made at `ts_ms`.
     pub(super) fn add_stations(
         &mut self,
         ts_ms: i64,
@@ -362,12 +362,14 @@ mod tests {
         assert_eq!(left, vec![T0 as i64 + BUCKET_1D_MS]);
     }
 
-    /// `station_report_totals` and `probe_samples` summed per second, in `fleet_totals_1s`'s
-    /// shape (seconds without probes have a NULL maximum).
+    /// `station_samples` and `probe_samples` summed per second, in `fleet_totals_1s`'s shape
+    /// (seconds without probes have a NULL maximum). Written apart from the backfill statement
+    /// (`schema::fleet_aggregates_backfill`), which is checked against it.
     const SECONDS_FROM_ROWS: &str = "SELECT s, sum(rx), sum(tx), sum(rxn), sum(txn), sum(n), sum(sent), \
          sum(recv), sum(w), sum(wr), max(mx) FROM ( \
-         SELECT ts_ms / 1000 AS s, rx_bytes AS rx, tx_bytes AS tx, rx_deltas AS rxn, tx_deltas AS txn, 0 AS n, \
-         0 AS sent, 0 AS recv, 0 AS w, 0 AS wr, NULL AS mx FROM station_report_totals UNION ALL \
+         SELECT ts_ms / 1000 AS s, ifnull(rx_delta, 0) AS rx, ifnull(tx_delta, 0) AS tx, \
+         iif(rx_delta IS NULL, 0, 1) AS rxn, iif(tx_delta IS NULL, 0, 1) AS txn, 0 AS n, \
+         0 AS sent, 0 AS recv, 0 AS w, 0 AS wr, NULL AS mx FROM station_samples UNION ALL \
          SELECT ts_ms / 1000, 0, 0, 0, 0, 1, sent, received, coalesce(rtt_avg_us * received, 0), \
          CASE WHEN rtt_avg_us IS NOT NULL THEN received ELSE 0 END, rtt_max_us FROM probe_samples) GROUP BY s";
     const SECONDS: &str = "SELECT second, rx_bytes, tx_bytes, rx_deltas, tx_deltas, probes, probe_sent, \
@@ -439,8 +441,11 @@ mod tests {
             store.ingest(&batch).unwrap();
         }
         let seconds = i64_query(&store, "SELECT count(*) FROM fleet_totals_1s");
-        let reports = i64_query(&store, "SELECT count(*) FROM station_report_totals");
-        assert_eq!(seconds, 80, "two seconds per cycle ({reports} report rows)");
+        let reports = i64_query(&store, "SELECT count(DISTINCT ts_ms) FROM station_samples");
+        assert_eq!(
+            seconds, 80,
+            "two seconds per cycle ({reports} report times)"
+        );
         let with_rtt = i64_query(
             &store,
             "SELECT count(*) FROM fleet_totals_1s WHERE probe_rtt_received > 0",

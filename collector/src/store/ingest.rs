@@ -19,7 +19,6 @@
 use super::{FastMap as HashMap, FastSet as HashSet};
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -423,7 +422,8 @@ impl OvpnAcc {
     }
 }
 
-/// One report's `station_report_totals` row.
+/// The sums of one report's stored station samples (their deltas, how many deltas are known
+/// and how many rows), added to the fleet's per-second sums (`super::fleetagg`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct StationReportTotals {
     rx: u64,
@@ -442,6 +442,14 @@ impl StationReportTotals {
         self.rx_deltas += u64::from(d.rx_delta.is_some());
         self.tx_deltas += u64::from(d.tx_delta.is_some());
         self.stations += 1;
+    }
+
+    /// Adds these sums to the fleet's second of `ts_ms`, when any station sample was stored.
+    fn add_to_fleet(&self, fleet: &mut super::fleetagg::FleetSeconds, ts_ms: i64) {
+        if self.stations > 0 {
+            let [rx, tx, rxn, txn] = [self.rx, self.tx, self.rx_deltas, self.tx_deltas].map(sat);
+            fleet.add_stations(ts_ms, rx, tx, rxn, txn);
+        }
     }
 }
 
@@ -893,10 +901,6 @@ fn replay(tx: &Transaction<'_>, mark: i64) -> Result<Rollups, StoreError> {
         "SELECT mac, rx_delta, tx_delta, rx_bps, tx_bps FROM station_samples \
          WHERE router_id = ?1 AND ts_ms = ?2",
     )?;
-    let mut totals = tx.prepare(
-        "SELECT rx_bytes, tx_bytes, rx_deltas, tx_deltas FROM station_report_totals \
-         WHERE router_id = ?1 AND ts_ms = ?2",
-    )?;
     let mut wg = tx.prepare(
         "SELECT iface, public_key, rx_delta, tx_delta, rx_bps, tx_bps FROM wg_peer_samples \
          WHERE router_id = ?1 AND ts_ms = ?2",
@@ -920,8 +924,13 @@ fn replay(tx: &Transaction<'_>, mark: i64) -> Result<Rollups, StoreError> {
             let name: String = r.get(0)?;
             sums.add_interface(rid, &name, ts, &pair(r, 1)?);
         }
+        // The report's station sums for the fleet's seconds: those of its stored rows, as the
+        // ingest added them.
+        let mut totals = StationReportTotals::default();
         let mut rows = stations.query(params![rid, ts])?;
         while let Some(r) = rows.next()? {
+            let d = pair(r, 1)?;
+            totals.add(&d);
             let mac: String = r.get(0)?;
             let Ok(mac) = mac.parse::<MacAddr>() else {
                 tracing::warn!(
@@ -932,13 +941,9 @@ fn replay(tx: &Transaction<'_>, mark: i64) -> Result<Rollups, StoreError> {
                 );
                 continue;
             };
-            sums.add_station(rid, mac, ts, &pair(r, 1)?);
+            sums.add_station(rid, mac, ts, &d);
         }
-        let mut rows = totals.query(params![rid, ts])?;
-        while let Some(r) = rows.next()? {
-            sums.fleet
-                .add_stations(ts, r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-        }
+        totals.add_to_fleet(&mut sums.fleet, ts);
         let mut rows = wg.query(params![rid, ts])?;
         while let Some(r) = rows.next()? {
             let (iface, key): (String, String) = (r.get(0)?, r.get(1)?);
@@ -1240,12 +1245,7 @@ fn ingest_one(
             "some of this report's samples have the router, time and interface or station of stored ones (another report with the same time); the first stored stay, these were not stored"
         );
     }
-    store_station_totals(tx, s, &station_totals)?;
-    if station_totals.stations > 0 {
-        let t = &station_totals;
-        let [rx, txb, rxn, txn] = [t.rx, t.tx, t.rx_deltas, t.tx_deltas].map(sat);
-        rollups.fleet.add_stations(ts, rx, txb, rxn, txn);
-    }
+    station_totals.add_to_fleet(&mut rollups.fleet, ts);
     ingest_wg_peers(tx, rc, r, s, rollups)?;
     ingest_ovpn_clients(tx, rc, r, s, rollups)?;
     if is_newest {
@@ -1521,37 +1521,6 @@ fn ingest_stations(
         }
     }
     Ok(station_totals)
-}
-
-/// The report's station totals row, when any station sample was stored.
-fn store_station_totals(
-    tx: &Transaction<'_>,
-    s: ReportStep,
-    station_totals: &StationReportTotals,
-) -> Result<(), StoreError> {
-    // Built once: this runs for every report.
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        let [rx, txb, rxn, txn, n] =
-            ["rx_bytes", "tx_bytes", "rx_deltas", "tx_deltas", "stations"].map(sat_sum);
-        format!(
-            "INSERT INTO station_report_totals (router_id, ts_ms, rx_bytes, tx_bytes, rx_deltas, tx_deltas, stations) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (router_id, ts_ms) DO UPDATE SET \
-             rx_bytes = {rx}, tx_bytes = {txb}, rx_deltas = {rxn}, tx_deltas = {txn}, stations = {n}"
-        )
-    });
-    let ReportStep { rid, ts, .. } = s;
-    if station_totals.stations > 0 {
-        tx.prepare_cached(&SQL)?.execute(params![
-            rid,
-            ts,
-            sat(station_totals.rx),
-            sat(station_totals.tx),
-            sat(station_totals.rx_deltas),
-            sat(station_totals.tx_deltas),
-            sat(station_totals.stations)
-        ])?;
-    }
-    Ok(())
 }
 
 /// WireGuard peer samples, their deltas and rollups.
@@ -2316,7 +2285,6 @@ mod tests {
         "interface_rollup_1h",
         "station_rollup_1h",
         "wg_rollup_1h",
-        "station_report_totals",
         "ovpn_rollup_1h",
         "station_fleet_1h",
         "station_rollup_5m",
@@ -3056,13 +3024,8 @@ mod tests {
         }
         // The version-3 summaries equal the aggregates of their raw rows, as written at ingest
         // and as the migration computes them from the raw rows.
+        // (`station_report_totals`, dropped in version 21, is left out of the backfill.)
         let summaries = [
-            (
-                "SELECT router_id, ts_ms, coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0), \
-                 count(rx_delta), count(tx_delta), count(*) FROM station_samples GROUP BY router_id, ts_ms",
-                "SELECT router_id, ts_ms, rx_bytes, tx_bytes, rx_deltas, tx_deltas, stations FROM station_report_totals",
-                "station_report_totals",
-            ),
             (
                 "SELECT (ts_ms / 3600000) * 3600000, router_id, instance, common_name, real_address, \
                  coalesce(connected_since, -1), coalesce(sum(rx_delta), 0), coalesce(sum(tx_delta), 0), max(ts_ms), \
@@ -3079,17 +3042,21 @@ mod tests {
                 "station_fleet_1h",
             ),
         ];
-        let backfill = super::super::schema::MIGRATIONS
+        let backfill: String = super::super::schema::MIGRATIONS
             .get(2)
             .and_then(|m| m.find("INSERT INTO station_rollup_5m").map(|i| &m[i..]))
-            .unwrap();
+            .unwrap()
+            .split_inclusive(';')
+            .filter(|st| !st.contains("INSERT INTO station_report_totals"))
+            .collect();
+        assert_eq!(backfill.matches("INSERT INTO").count(), 3, "{backfill}");
         for pass in ["ingest", "migration"] {
             if pass == "migration" {
                 store
                     .connection()
                     .execute_batch(&format!(
-                        "DELETE FROM station_report_totals; DELETE FROM ovpn_rollup_1h; \
-                         DELETE FROM station_fleet_1h; DELETE FROM station_rollup_5m; {backfill}"
+                        "DELETE FROM ovpn_rollup_1h; DELETE FROM station_fleet_1h; \
+                         DELETE FROM station_rollup_5m; {backfill}"
                     ))
                     .unwrap();
             }
@@ -3609,8 +3576,8 @@ mod held_tests {
     const T0: u64 = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000;
     const HOLD: Duration = Duration::from_secs(3600);
 
-    /// Every table the rollup sums are written to, and the per-report totals beside them.
-    const TABLES: [&str; 14] = [
+    /// Every table the rollup sums are written to, and the state kept beside them.
+    const TABLES: [&str; 13] = [
         "interface_rollup_5m",
         "interface_rollup_1h",
         "station_rollup_5m",
@@ -3620,7 +3587,6 @@ mod held_tests {
         "ovpn_rollup_1h",
         "ovpn_rollup_1d",
         "fleet_totals_1s",
-        "station_report_totals",
         "station_peak_5m",
         "ovpn_client_names",
         "probe_rollup_5m",

@@ -58,7 +58,6 @@ pub const RAW_LEVEL_TABLES: &[&str] = &[
     "station_link_samples",
     "wg_peer_samples",
     "ovpn_client_samples",
-    "station_report_totals",
     "probe_samples",
     "station_rollup_5m",
     "raw_blocks",
@@ -74,7 +73,6 @@ const SAMPLE_TABLES: &[&str] = &[
     "station_link_samples",
     "wg_peer_samples",
     "ovpn_client_samples",
-    "station_report_totals",
     "probe_samples",
 ];
 const ROLLUP_1H_TABLES: &[&str] = &[
@@ -207,7 +205,6 @@ mod tests {
             "interface_rollup_1h",
             "station_rollup_1h",
             "wg_rollup_1h",
-            "station_report_totals",
             "ovpn_rollup_1h",
             "station_fleet_1h",
             "station_rollup_5m",
@@ -280,13 +277,12 @@ mod tests {
             "station_link_samples",
             "wg_peer_samples",
             "ovpn_client_samples",
-            "station_report_totals",
         ] {
             assert_eq!(min_ts(&store, table, "ts_ms"), raw_cut, "{table}");
         }
-        // Two interfaces, two stations, the two links of the MLO station, one peer, one client
-        // and one station total per report, and its second of `fleet_totals_1s`.
-        assert_eq!(stats.samples, (160 - 32) * 10);
+        // Two interfaces, two stations, the two links of the MLO station, one peer and one
+        // client per report, and its second of `fleet_totals_1s`.
+        assert_eq!(stats.samples, (160 - 32) * 9);
         // 5-minute buckets that ended by now - 35 days are gone; the bucket at the cutoff stays.
         let cut_5m = (now - 35 * DAY) as i64;
         assert_eq!(

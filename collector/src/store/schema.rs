@@ -23,7 +23,7 @@
 //!   and the per-key index (`(router_id, name, ...)`, `(mac, ...)`, `(public_key, ...)`) is only
 //!   written when a bucket row is created.
 //! - Fleet-window summaries (version 3): `station_report_totals` (station deltas summed per
-//!   report, raw retention), `ovpn_rollup_1h` (OpenVPN deltas per hour and session) and
+//!   report, raw retention; dropped in version 21), `ovpn_rollup_1h` (OpenVPN deltas per hour and session) and
 //!   `station_fleet_1h` (`station_rollup_1h` summed over the fleet per hour), and
 //!   `station_rollup_5m` (raw retention); see `MIGRATION_3`.
 //! - Current state, replaced from the newest report of each router: `wireless_interfaces`,
@@ -43,7 +43,9 @@
 //!   `store::sealed`), with `raw_block_keys` (MAC / public key / common name -> router and hour)
 //!   for lookups across routers. The row tables keep the hot window (the current hour, the two
 //!   closed hours before it and every router's newest hour); readers of older samples read
-//!   `<table>_all`. `reports`, `station_report_totals` and `station_rollup_5m` stay rows.
+//!   `<table>_all`. `reports`, `station_report_totals` and `station_rollup_5m` stay rows
+//!   (`reports` and `station_rollup_5m` are sealed from version 11 on; `station_report_totals`
+//!   is dropped in version 21).
 //! - Version 10: fleet-wide aggregates kept at ingest (`ovpn_rollup_1d`, `fleet_totals_1s`);
 //!   see `MIGRATION_10` and `super::fleetagg`.
 //! - Version 11: no table changes; `reports` (`tbl` 6) and `station_rollup_5m` (`tbl` 7) are
@@ -71,6 +73,8 @@
 //! - Version 20: `station_samples` loses its index by MAC (`station_samples_mac`); the writer
 //!   lists each (hour, MAC, router) in `raw_block_keys` instead, and lookups by MAC go through
 //!   it (`store::sealed`); see `MIGRATION_20`.
+//! - Version 21: `station_report_totals` goes (the fleet's per-second sums come from the
+//!   ingest's own sums and, rebuilt, from the station rows); see `MIGRATION_21`.
 
 /// The migrations, in order.
 pub const MIGRATIONS: &[&str] = &[
@@ -94,6 +98,7 @@ pub const MIGRATIONS: &[&str] = &[
     MIGRATION_18,
     super::probe_rollup::MIGRATION_19,
     MIGRATION_20,
+    MIGRATION_21,
 ];
 
 /// The schema version this collector writes.
@@ -871,14 +876,52 @@ pub fn wg_peers_backfill() -> &'static str {
         .map_or("", |i| &MIGRATION_15[i..])
 }
 
-/// The statements of [`MIGRATION_10`] that fill its tables from the rollups they summarize (the
-/// migration's backfill), for a database whose rollup rows were written directly (the API
-/// benchmark's generator) and for tests. Run on empty version-10 tables.
+/// The statements that fill [`MIGRATION_10`]'s tables from the rows they summarize, for a
+/// database whose rows were written directly (the API benchmark's generator) and for tests. Run
+/// on empty version-10 tables. `ovpn_rollup_1d` as the migration fills it; `fleet_totals_1s`
+/// from the station rows ([`FLEET_SECONDS_BACKFILL`]: the migration read
+/// `station_report_totals`, which version 21 dropped).
 pub fn fleet_aggregates_backfill() -> &'static str {
-    MIGRATION_10
-        .find("INSERT INTO")
-        .map_or("", |i| &MIGRATION_10[i..])
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let ovpn = MIGRATION_10
+            .find("INSERT INTO ovpn_rollup_1d")
+            .zip(MIGRATION_10.find("INSERT INTO fleet_totals_1s"))
+            .map_or("", |(a, b)| &MIGRATION_10[a..b]);
+        format!("{ovpn}{FLEET_SECONDS_BACKFILL}")
+    });
+    &SQL
 }
+
+/// `fleet_totals_1s` from the rows it sums: per second of report time, the station rows'
+/// deltas and how many are known, and the probe rows' figures (as [`MIGRATION_10`] fills it,
+/// reading station rows instead of their per-report sums; sums as floating point, exact below
+/// 2^53 bytes).
+const FLEET_SECONDS_BACKFILL: &str = r#"
+INSERT INTO fleet_totals_1s (second, rx_bytes, tx_bytes, rx_deltas, tx_deltas, probes, probe_sent,
+    probe_received, probe_rtt_weighted, probe_rtt_received, probe_rtt_max_us)
+SELECT s, CAST(total(rx) AS INTEGER), CAST(total(tx) AS INTEGER), CAST(total(rxn) AS INTEGER),
+       CAST(total(txn) AS INTEGER), CAST(total(n) AS INTEGER), CAST(total(sent) AS INTEGER),
+       CAST(total(recv) AS INTEGER), CAST(total(w) AS INTEGER), CAST(total(wr) AS INTEGER), max(mx)
+FROM (
+    SELECT (ts_ms - ((ts_ms % 1000) + 1000) % 1000) / 1000 AS s, coalesce(rx_delta, 0) AS rx,
+           coalesce(tx_delta, 0) AS tx, rx_delta IS NOT NULL AS rxn, tx_delta IS NOT NULL AS txn,
+           0 AS n, 0 AS sent, 0 AS recv, 0 AS w, 0 AS wr, NULL AS mx
+    FROM station_samples
+    UNION ALL
+    SELECT (ts_ms - ((ts_ms % 1000) + 1000) % 1000) / 1000, 0, 0, 0, 0, 1, sent, received,
+           coalesce(rtt_avg_us * received, 0), CASE WHEN rtt_avg_us IS NOT NULL THEN received ELSE 0 END,
+           rtt_max_us
+    FROM probe_samples
+)
+GROUP BY s;
+"#;
+
+/// Version 21: `station_report_totals` goes. Its rows (one per report: the sums of the report's
+/// stored station deltas) fed only `fleet_totals_1s`, which the database writer keeps from the
+/// same sums in memory (`super::fleetagg`); a rebuild after a crash sums the report's station
+/// rows, which it reads anyway (`super::ingest`). One insert per report at its own place in a
+/// table clustered by router (a page per router per commit) is saved.
+const MIGRATION_21: &str = "DROP TABLE station_report_totals;";
 
 /// Per 5-minute bucket and router, the highest station rate in either direction (the largest
 /// `max_rx_bps`/`max_tx_bps` of its `station_rollup_5m` rows; no row without any), kept at ingest
@@ -962,7 +1005,6 @@ mod tests {
             "station_fleet_1h",
             "station_link_samples",
             "station_peak_5m",
-            "station_report_totals",
             "station_rollup_1h",
             "station_rollup_5m",
             "station_samples",
@@ -975,12 +1017,53 @@ mod tests {
         ];
         expected.sort_unstable();
         assert_eq!(tables, expected);
-        assert_eq!(SCHEMA_VERSION, 20);
+        assert_eq!(SCHEMA_VERSION, 21);
     }
 
     /// Version 20: the MAC index goes, the stored station rows' (hour, MAC, router) are listed
     /// in `raw_block_keys` (hours rounded down, also before 1970), and a lookup by MAC still
     /// finds the rows.
+    /// Version 21 drops `station_report_totals` and nothing else: the fleet's seconds it fed
+    /// stay as they were.
+    #[test]
+    fn migration_21_drops_the_per_report_station_totals_only() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for m in &MIGRATIONS[..20] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO routers (id, name, hostname, cert_fingerprint, cert_not_after, enrolled_at) \
+             VALUES (1, 'a', 'a', 'f1', 0, 0); \
+             INSERT INTO station_report_totals (router_id, ts_ms, rx_bytes, tx_bytes, rx_deltas, tx_deltas, stations) \
+             VALUES (1, 30000, 5, 7, 1, 1, 2); \
+             INSERT INTO fleet_totals_1s (second, rx_bytes, tx_bytes, rx_deltas, tx_deltas, probes, probe_sent, \
+             probe_received, probe_rtt_weighted, probe_rtt_received) VALUES (30, 5, 7, 1, 1, 0, 0, 0, 0, 0);",
+        )
+        .unwrap();
+        let objects = |conn: &rusqlite::Connection| -> Vec<String> {
+            conn.prepare("SELECT name FROM sqlite_master ORDER BY name")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let mut before = objects(&conn);
+        conn.execute_batch(MIGRATION_21).unwrap();
+        before.retain(|n| {
+            !n.starts_with("station_report_totals") && !n.contains("_station_report_totals")
+        });
+        assert_eq!(objects(&conn), before);
+        let fleet: (i64, i64, i64) = conn
+            .query_row(
+                "SELECT second, rx_bytes, tx_bytes FROM fleet_totals_1s",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(fleet, (30, 5, 7));
+    }
+
     #[test]
     fn migration_20_lists_station_keys_instead_of_an_index() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();

@@ -27,8 +27,6 @@
 //!   end in `raw_block_tails` (records that stay in leaf pages); readers append the tails in
 //!   `part` order ([`read_block`]). Blocks stored before, and small ones, have no tails.
 //! - Retention deletes a block (and its tails) once all of its hour is older than `raw_days`.
-//! - `station_report_totals` (per-report station sums, read only by fleet series of up to an
-//!   hour) is kept for the hot window only: sealing an hour deletes its rows.
 //! - `reports` (schema 11) is a sealed table like the samples (`reports_all`); the
 //!   `(router, boot_id, seq)` key only sees the rows, so the ingest looks a report of a sealed
 //!   hour up in the (boot_id, seq) runs kept beside that hour's block (`report_seq_runs`,
@@ -904,11 +902,6 @@ fn seal_group(
         Some(_) => {}
         None => return Ok(None),
     }
-    // The per-report station sums only serve fleet series of up to an hour (the hot window).
-    tx.prepare_cached(
-        "DELETE FROM station_report_totals WHERE router_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
-    )?
-    .execute(params![router, hour, hour + HOUR_MS])?;
     tx.commit()?;
     Ok(Some((moved, blocks)))
 }
@@ -2137,8 +2130,8 @@ mod tests {
         );
         // A table that is not sealed is read as it is; `reports` is sealed too (schema 11).
         assert_eq!(
-            router_source(store.connection(), "station_report_totals", a, 0, i64::MAX).unwrap(),
-            "station_report_totals"
+            router_source(store.connection(), "wg_peers", a, 0, i64::MAX).unwrap(),
+            "wg_peers"
         );
         assert_eq!(
             router_source(store.connection(), "reports", a, 0, i64::MAX).unwrap(),

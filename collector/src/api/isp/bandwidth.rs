@@ -8,8 +8,8 @@
 //! hourly station rollup for whole hours (see [`super::station_totals`]); fleet-wide
 //! (`top-users`, `network-summary`, `alerts`) the 5-minute station rollup covers the sub-hour
 //! part down to the first whole 5-minute bucket ([`fleet_station_totals`]). The fleet-wide
-//! real-time series (up to [`RAW_FLEET_MINUTES`]) sums `station_report_totals`, one row per
-//! report with its stations' delta sums and counts, instead of one row per station.
+//! real-time series (up to [`RAW_FLEET_MINUTES`]) reads `fleet_totals_1s`, one row per second
+//! with the fleet's station delta sums and counts, instead of one row per station.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
