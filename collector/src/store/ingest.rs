@@ -71,6 +71,11 @@ pub(crate) struct RouterCache {
     /// The station MACs listed in `raw_block_keys` for this router's newest hour of station
     /// rows (schema 20: lookups by MAC go through those entries).
     station_keys: StationKeys,
+    /// Every sealed `reports` block of this router is of an hour before this (`i64::MIN`:
+    /// none; None: unknown). A report made at or after it cannot be in a sealed hour: its
+    /// duplicate check needs only the `reports` key, not the sealed hour's runs. Raised by
+    /// sealing ([`RouterCache::sealed_hour`]); retention only deletes blocks.
+    sealed_reports_before: Option<i64>,
 }
 
 /// A station's previous sample: its byte counters, and its airtime counters (rx/tx duration,
@@ -163,6 +168,19 @@ impl WgIfaceRow {
 }
 
 impl RouterCache {
+    /// Sealing wrote this router's blocks of the hour starting at `hour_ms`.
+    pub(super) fn sealed_hour(&mut self, hour_ms: i64) {
+        if let Some(b) = &mut self.sealed_reports_before {
+            *b = (*b).max(hour_ms.saturating_add(super::sealed::HOUR_MS));
+        }
+    }
+
+    /// Whether a report made at `ts_ms` may be in one of this router's sealed hours.
+    fn may_be_sealed(&self, ts_ms: i64) -> bool {
+        // Hours start at multiples of an hour: an hour before `b` ends by `b`.
+        self.sealed_reports_before.is_none_or(|b| ts_ms < b)
+    }
+
     fn clear_samples(&mut self) {
         self.ifaces.clear();
         self.stations.clear();
@@ -258,7 +276,10 @@ fn load_router_cache(tx: &Transaction<'_>, router_id: i64) -> Result<RouterCache
     let Some((boot, seq, ts)) = row else {
         return Err(StoreError::NotFound(format!("router {router_id}")));
     };
-    let mut cache = RouterCache::default();
+    let mut cache = RouterCache {
+        sealed_reports_before: Some(super::sealed::sealed_reports_before(tx, router_id)?),
+        ..RouterCache::default()
+    };
     let (Some(boot), Some(seq), Some(ts_ms)) = (boot, to_u64(seq), ts) else {
         return Ok(cache);
     };
@@ -1127,11 +1148,13 @@ fn count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Inserts the `reports` row; None when it is a duplicate.
+/// Inserts the `reports` row; None when it is a duplicate (`may_be_sealed`: its hour may be in
+/// a sealed block of the router, which the `reports` key does not see).
 fn insert_report(
     tx: &Transaction<'_>,
     item: &IngestItem<'_>,
     ts_ms: i64,
+    may_be_sealed: bool,
 ) -> Result<Option<i64>, StoreError> {
     let r = item.report;
     let sys = r.system.as_ref();
@@ -1140,7 +1163,9 @@ fn insert_report(
     let wg_peers: usize = r.wireguard.iter().map(|w| w.peers.len()).sum();
     let ovpn_clients: usize = r.openvpn.iter().map(|o| o.clients.len()).sum();
     // The UNIQUE key only sees the rows: a report of a sealed hour is looked up in its block.
-    if super::sealed::sealed_report_exists(tx, item.router_id, &r.boot_id, sat(r.seq), ts_ms)? {
+    if may_be_sealed
+        && super::sealed::sealed_report_exists(tx, item.router_id, &r.boot_id, sat(r.seq), ts_ms)?
+    {
         return Ok(None);
     }
     let mut st = tx.prepare_cached(
@@ -1215,7 +1240,7 @@ fn ingest_one(
         seq: r.seq,
         ts_ms: ts,
     };
-    let Some(report_id) = insert_report(tx, item, ts)? else {
+    let Some(report_id) = insert_report(tx, item, ts, rc.may_be_sealed(ts))? else {
         return Ok(IngestOutcome::Duplicate);
     };
     rollups.add_report(rid, report_id, ts, rc.last.map(|l| l.ts_ms));

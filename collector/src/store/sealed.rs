@@ -30,7 +30,10 @@
 //! - `reports` (schema 11) is a sealed table like the samples (`reports_all`); the
 //!   `(router, boot_id, seq)` key only sees the rows, so the ingest looks a report of a sealed
 //!   hour up in the (boot_id, seq) runs kept beside that hour's block (`report_seq_runs`,
-//!   schema 16: no decode, and a corrupt block still answers; [`sealed_report_exists`]).
+//!   schema 16: no decode, and a corrupt block still answers; [`sealed_report_exists`]). It
+//!   does so only for a report made before the end of the router's newest sealed `reports`
+//!   hour, which the writer keeps per router ([`sealed_reports_before`] when it first meets
+//!   the router, raised as it seals): a report of the hot window costs no lookup there.
 //! - `station_rollup_5m` (schema 11) is sealed with each (router, hour) group into a block of its
 //!   own ([`STATION_5M_TBL`]), read fleet-wide by [`for_each_sealed_station_5m`].
 
@@ -732,6 +735,10 @@ impl Store {
                 .unwrap_or_default();
             match seal_group(&mut self.conn, &cols, &station_5m, id, hour)? {
                 Some((rows, blocks)) => {
+                    // The ingest's duplicate check looks reports of this hour up in the block.
+                    if let Some(rc) = self.cache.get_mut(&id) {
+                        rc.sealed_hour(hour);
+                    }
                     stats.groups += 1;
                     stats.rows += rows;
                     stats.blocks += blocks;
@@ -1346,6 +1353,15 @@ impl AllCursor<'_> {
     }
 }
 
+/// The end of the newest hour of `router`'s sealed `reports` blocks (`i64::MIN` without any):
+/// a report made at or after it is in no sealed hour (see [`sealed_report_exists`]).
+pub(crate) fn sealed_reports_before(conn: &Connection, router: i64) -> Result<i64, StoreError> {
+    let newest: Option<i64> = conn
+        .prepare_cached("SELECT max(hour_ms) FROM raw_blocks WHERE router_id = ?1 AND tbl = ?2")?
+        .query_row(params![router, REPORTS_TBL], |r| r.get(0))?;
+    Ok(newest.map_or(i64::MIN, |h| h.saturating_add(HOUR_MS)))
+}
+
 /// Whether (router ?1, hour ?2) has a run holding report (boot ?3, seq ?4): 1 or 0, NULL
 /// when the hour has no runs.
 const RUN_LOOKUP_SQL: &str = "SELECT max(boot_id = ?3 AND seq_lo <= ?4 AND seq_hi >= ?4) \
@@ -1819,10 +1835,12 @@ mod tests {
     /// A retransmit of a report whose hour was sealed since (its `reports` row is in a block,
     /// so the UNIQUE key no longer sees it) is a duplicate: nothing is stored twice, no rollup
     /// counts it again; a new report of the same hour is stored and merged into the block.
+    /// The writer that sealed the hour knows it (its router caches were loaded before), and so
+    /// does one started on the sealed database.
     #[test]
     fn a_retransmit_into_a_sealed_hour_is_a_duplicate() {
         use crate::store::IngestOutcome;
-        let (_dir, mut store, ids) = filled();
+        let (dir, mut store, ids) = filled();
         let now = T0 + 6 * 3_600_000;
         store.seal_all(now).unwrap();
         let c = store.connection();
@@ -1888,6 +1906,14 @@ mod tests {
         assert_eq!(
             outcomes,
             vec![IngestOutcome::Duplicate, IngestOutcome::Duplicate]
+        );
+        assert_eq!(snapshot(store.connection()), merged);
+        // A writer started on the sealed database: its router caches start from the blocks.
+        drop(store);
+        let mut store = Store::open(&dir.path().join("routerstats.db")).unwrap();
+        assert_eq!(
+            store.ingest(&[item]).unwrap(),
+            vec![IngestOutcome::Duplicate]
         );
         assert_eq!(snapshot(store.connection()), merged);
         // A block sealed before the runs were kept (schema 16) is decoded instead.
