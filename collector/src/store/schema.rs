@@ -670,6 +670,36 @@ CREATE TABLE raw_block_keys (
 CREATE INDEX raw_block_keys_key ON raw_block_keys(tbl, key);
 "#;
 
+/// The statement that fills `fleet_totals_1s` (per second of report time) from the station
+/// sums of `$stations` (a SELECT of `s` (the second), `rx`, `tx`, `rxn`, `txn` and zeros for
+/// the probe columns) and the `probe_samples` rows; sums as floating point, exact below 2^53
+/// bytes: [`MIGRATION_10`] (from `station_report_totals`) and [`fleet_aggregates_backfill`]
+/// (from `station_samples`, schema 21).
+macro_rules! fleet_seconds_backfill_sql {
+    ($stations:expr) => {
+        concat!(
+            "
+INSERT INTO fleet_totals_1s (second, rx_bytes, tx_bytes, rx_deltas, tx_deltas, probes, probe_sent,
+    probe_received, probe_rtt_weighted, probe_rtt_received, probe_rtt_max_us)
+SELECT s, CAST(total(rx) AS INTEGER), CAST(total(tx) AS INTEGER), CAST(total(rxn) AS INTEGER),
+       CAST(total(txn) AS INTEGER), CAST(total(n) AS INTEGER), CAST(total(sent) AS INTEGER),
+       CAST(total(recv) AS INTEGER), CAST(total(w) AS INTEGER), CAST(total(wr) AS INTEGER), max(mx)
+FROM (
+",
+            $stations,
+            "
+    UNION ALL
+    SELECT (ts_ms - ((ts_ms % 1000) + 1000) % 1000) / 1000, 0, 0, 0, 0, 1, sent, received,
+           coalesce(rtt_avg_us * received, 0), CASE WHEN rtt_avg_us IS NOT NULL THEN received ELSE 0 END,
+           rtt_max_us
+    FROM probe_samples
+)
+GROUP BY s;
+"
+        )
+    };
+}
+
 /// Version 10 (after version 9, the block layout of raw samples), fleet-wide aggregates kept at
 /// ingest (see `super::fleetagg`):
 /// - `fleet_totals_1s`: per second of report time (`second` = `ts_ms` floored to whole
@@ -682,7 +712,8 @@ CREATE INDEX raw_block_keys_key ON raw_block_keys(tbl, key);
 ///   `bucket_start_ms` a multiple of a day); 1-hour rollup retention (a day goes once it ended
 ///   by the cutoff). Backfilled from the hourly rows (floor division, so a bucket before 1970
 ///   lands in its own day like at ingest; sums as floating point, exact below 2^53 bytes).
-pub(super) const MIGRATION_10: &str = r#"
+pub(super) const MIGRATION_10: &str = concat!(
+    r#"
 CREATE TABLE ovpn_rollup_1d (
     bucket_start_ms  INTEGER NOT NULL,
     router_id        INTEGER NOT NULL,
@@ -719,24 +750,13 @@ SELECT bucket_start_ms - ((bucket_start_ms % 86400000) + 86400000) % 86400000, r
        CAST(total(samples) AS INTEGER)
 FROM ovpn_rollup_1h
 GROUP BY 1, router_id, instance, common_name, real_address, connected_since;
-
-INSERT INTO fleet_totals_1s (second, rx_bytes, tx_bytes, rx_deltas, tx_deltas, probes, probe_sent,
-    probe_received, probe_rtt_weighted, probe_rtt_received, probe_rtt_max_us)
-SELECT s, CAST(total(rx) AS INTEGER), CAST(total(tx) AS INTEGER), CAST(total(rxn) AS INTEGER),
-       CAST(total(txn) AS INTEGER), CAST(total(n) AS INTEGER), CAST(total(sent) AS INTEGER),
-       CAST(total(recv) AS INTEGER), CAST(total(w) AS INTEGER), CAST(total(wr) AS INTEGER), max(mx)
-FROM (
-    SELECT (ts_ms - ((ts_ms % 1000) + 1000) % 1000) / 1000 AS s, rx_bytes AS rx, tx_bytes AS tx,
+"#,
+    fleet_seconds_backfill_sql!(
+        "    SELECT (ts_ms - ((ts_ms % 1000) + 1000) % 1000) / 1000 AS s, rx_bytes AS rx, tx_bytes AS tx,
            rx_deltas AS rxn, tx_deltas AS txn, 0 AS n, 0 AS sent, 0 AS recv, 0 AS w, 0 AS wr, NULL AS mx
-    FROM station_report_totals
-    UNION ALL
-    SELECT (ts_ms - ((ts_ms % 1000) + 1000) % 1000) / 1000, 0, 0, 0, 0, 1, sent, received,
-           coalesce(rtt_avg_us * received, 0), CASE WHEN rtt_avg_us IS NOT NULL THEN received ELSE 0 END,
-           rtt_max_us
-    FROM probe_samples
-)
-GROUP BY s;
-"#;
+    FROM station_report_totals"
+    )
+);
 
 /// Version 11 (after version 10): no table changes, a new version so that a collector from
 /// before it refuses the database instead of misreading it (the writer keeps sealing the same
@@ -892,29 +912,14 @@ pub fn fleet_aggregates_backfill() -> &'static str {
     &SQL
 }
 
-/// `fleet_totals_1s` from the rows it sums: per second of report time, the station rows'
-/// deltas and how many are known, and the probe rows' figures (as [`MIGRATION_10`] fills it,
-/// reading station rows instead of their per-report sums; sums as floating point, exact below
-/// 2^53 bytes).
-const FLEET_SECONDS_BACKFILL: &str = r#"
-INSERT INTO fleet_totals_1s (second, rx_bytes, tx_bytes, rx_deltas, tx_deltas, probes, probe_sent,
-    probe_received, probe_rtt_weighted, probe_rtt_received, probe_rtt_max_us)
-SELECT s, CAST(total(rx) AS INTEGER), CAST(total(tx) AS INTEGER), CAST(total(rxn) AS INTEGER),
-       CAST(total(txn) AS INTEGER), CAST(total(n) AS INTEGER), CAST(total(sent) AS INTEGER),
-       CAST(total(recv) AS INTEGER), CAST(total(w) AS INTEGER), CAST(total(wr) AS INTEGER), max(mx)
-FROM (
-    SELECT (ts_ms - ((ts_ms % 1000) + 1000) % 1000) / 1000 AS s, coalesce(rx_delta, 0) AS rx,
+/// `fleet_totals_1s` from the rows it sums, as [`MIGRATION_10`] fills it, reading the station
+/// rows instead of their per-report sums (`station_report_totals`, dropped by version 21).
+const FLEET_SECONDS_BACKFILL: &str = fleet_seconds_backfill_sql!(
+    "    SELECT (ts_ms - ((ts_ms % 1000) + 1000) % 1000) / 1000 AS s, coalesce(rx_delta, 0) AS rx,
            coalesce(tx_delta, 0) AS tx, rx_delta IS NOT NULL AS rxn, tx_delta IS NOT NULL AS txn,
            0 AS n, 0 AS sent, 0 AS recv, 0 AS w, 0 AS wr, NULL AS mx
-    FROM station_samples
-    UNION ALL
-    SELECT (ts_ms - ((ts_ms % 1000) + 1000) % 1000) / 1000, 0, 0, 0, 0, 1, sent, received,
-           coalesce(rtt_avg_us * received, 0), CASE WHEN rtt_avg_us IS NOT NULL THEN received ELSE 0 END,
-           rtt_max_us
-    FROM probe_samples
-)
-GROUP BY s;
-"#;
+    FROM station_samples"
+);
 
 /// Version 21: `station_report_totals` goes. Its rows (one per report: the sums of the report's
 /// stored station deltas) fed only `fleet_totals_1s`, which the database writer keeps from the
