@@ -10,9 +10,9 @@
 //! - `ovpn_instance_sessions`: per router and OpenVPN instance, the sessions its newest report
 //!   lists (current state, replaced from each newest report: [`set_instance_sessions`], from the
 //!   rows just stored, so it is the stored samples' count exactly; the writer skips it for a
-//!   report without clients once it knows the router has no rows left). `/api/vpn/health` counts the
-//!   fleet from it (one narrow row per router and instance) instead of reading every router's
-//!   newest `ovpn_client_samples` rows.
+//!   report without clients once it knows the router has no rows left). `/api/vpn/health`
+//!   counts the fleet from it (one narrow row per router and instance) instead of reading every
+//!   router's newest `ovpn_client_samples` rows.
 //!
 //! `ovpn_client_names` is filled in the ingest transaction from the batch's hourly OpenVPN contributions
 //! ([`flush_client_names`], one UPSERT per router and name of the batch), backfilled by the
